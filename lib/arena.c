@@ -1,0 +1,108 @@
+/* arena.c -- bump allocator with an inline first block and malloc'd overflow chunks. */
+#include "arena.h"
+
+#include <assert.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ARENA_CHUNK_BYTES 16384
+
+struct arena_chunk {
+    arena_chunk_t *next;
+    size_t cap;
+    size_t used;
+    _Alignas(16) unsigned char data[];
+};
+
+static void *arena_pb_alloc(void *data, size_t n) {
+    return arena_alloc(data, n);
+}
+
+static void arena_pb_free(void *data, void *p) {
+    (void)data;
+    (void)p; /* released with the arena */
+}
+
+void arena_init(arena_t *a) {
+    a->head = NULL;
+    a->bytes_total = 0;
+    a->inline_used = 0;
+    a->pb.alloc = arena_pb_alloc;
+    a->pb.free = arena_pb_free;
+    a->pb.allocator_data = a;
+}
+
+void arena_free(arena_t *a) {
+    arena_chunk_t *c = a->head;
+    while (c != NULL) {
+        arena_chunk_t *next = c->next;
+        free(c);
+        c = next;
+    }
+    a->head = NULL;
+    a->inline_used = 0;
+    a->bytes_total = 0;
+}
+
+static size_t arena_round(size_t n) {
+    return (n + 15u) & ~(size_t)15u;
+}
+
+void *arena_alloc(arena_t *a, size_t n) {
+    size_t need = arena_round(n ? n : 1);
+    assert(need >= n);
+    a->bytes_total += need;
+    if (a->inline_used + need <= ARENA_INLINE_BYTES) {
+        void *p = a->inline_buf + a->inline_used;
+        a->inline_used += need;
+        memset(p, 0, need);
+        return p;
+    }
+    if (a->head == NULL || a->head->used + need > a->head->cap) {
+        size_t cap = need > ARENA_CHUNK_BYTES ? need : ARENA_CHUNK_BYTES;
+        arena_chunk_t *c = malloc(sizeof *c + cap);
+        if (c == NULL) {
+            fprintf(stderr, "arena: out of memory allocating %zu bytes\n", cap);
+            abort();
+        }
+        c->cap = cap;
+        c->used = 0;
+        c->next = a->head;
+        a->head = c;
+    }
+    void *p = a->head->data + a->head->used;
+    a->head->used += need;
+    memset(p, 0, need);
+    return p;
+}
+
+char *arena_strndup(arena_t *a, const char *s, size_t n) {
+    char *p = arena_alloc(a, n + 1);
+    memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
+char *arena_strdup(arena_t *a, const char *s) {
+    return arena_strndup(a, s, strlen(s));
+}
+
+char *arena_printf(arena_t *a, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    assert(n >= 0);
+    char *p = arena_alloc(a, (size_t)n + 1);
+    va_start(ap, fmt);
+    vsnprintf(p, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return p;
+}
+
+ProtobufCAllocator *arena_pb_allocator(arena_t *a) {
+    return &a->pb;
+}

@@ -1,0 +1,13 @@
+/* auth.h -- bearer-token check for incoming calls (DESIGN §4). */
+#ifndef LOYALTY_AUTH_H
+#define LOYALTY_AUTH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/** True when header[0..header_len) is exactly "Bearer <expected>". The comparison takes the
+ *  same time whatever the content, so the token cannot be guessed byte by byte. NULL header is
+ *  false. */
+bool auth_bearer_matches(const char *expected, const char *header, size_t header_len);
+
+#endif

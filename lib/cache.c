@@ -1,0 +1,276 @@
+/* cache.c -- hiredis connection with lazy reconnect, outage logging and pending deletes. */
+#include "cache.h"
+
+#include "log.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+#define CACHE_HOST_MAX 256
+#define CACHE_PASSWORD_MAX 256
+#define CACHE_TIMEOUT_MS 250
+#define CACHE_RETRY_MS 1000
+#define CACHE_PENDING_DELETES_MAX 1024
+#define CACHE_KEY_MAX 512
+
+struct cache {
+    bool enabled;
+    char host[CACHE_HOST_MAX];
+    int port;
+    char password[CACHE_PASSWORD_MAX];
+    int db;
+    int64_t default_ttl_s;
+    redisContext *ctx;
+    int64_t retry_at_ms;
+    char *pending[CACHE_PENDING_DELETES_MAX]; /* keys whose delete could not be sent */
+    int pending_count;
+};
+
+/* One process-wide state so that N workers losing Redis at once produce one log line. */
+static atomic_int g_redis_down;
+
+static int64_t cache_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+bool cache_parse_url(const char *url, char *host, size_t host_cap, int *port, char *password,
+                     size_t password_cap, int *db) {
+    const char *prefix = "redis://";
+    if (strncmp(url, prefix, strlen(prefix)) != 0) {
+        return false;
+    }
+    const char *p = url + strlen(prefix);
+    password[0] = '\0';
+    *port = 6379;
+    *db = 0;
+    const char *at = strchr(p, '@');
+    if (at != NULL) {
+        const char *colon = memchr(p, ':', (size_t)(at - p));
+        const char *pw = colon ? colon + 1 : p;
+        size_t n = (size_t)(at - pw);
+        if (n >= password_cap) {
+            return false;
+        }
+        memcpy(password, pw, n);
+        password[n] = '\0';
+        p = at + 1;
+    }
+    size_t host_len = strcspn(p, ":/");
+    if (host_len == 0 || host_len >= host_cap) {
+        return false;
+    }
+    memcpy(host, p, host_len);
+    host[host_len] = '\0';
+    p += host_len;
+    if (*p == ':') {
+        char *end;
+        long v = strtol(p + 1, &end, 10);
+        if (end == p + 1 || v <= 0 || v > 65535) {
+            return false;
+        }
+        *port = (int)v;
+        p = end;
+    }
+    if (*p == '/') {
+        if (p[1] != '\0') {
+            char *end;
+            long v = strtol(p + 1, &end, 10);
+            if (end == p + 1 || *end != '\0' || v < 0 || v > 15) {
+                return false;
+            }
+            *db = (int)v;
+        }
+    } else if (*p != '\0') {
+        return false;
+    }
+    return true;
+}
+
+cache_t *cache_create(const char *url, int64_t default_ttl_s) {
+    cache_t *c = calloc(1, sizeof *c);
+    if (c == NULL) {
+        abort();
+    }
+    c->default_ttl_s = default_ttl_s;
+    if (url != NULL && url[0] != '\0') {
+        c->enabled = cache_parse_url(url, c->host, sizeof c->host, &c->port, c->password,
+                                     sizeof c->password, &c->db);
+        if (!c->enabled) {
+            log_msg(LOG_ERROR, "LOYALTY_REDIS_URL is malformed; caching disabled");
+        }
+    }
+    return c;
+}
+
+static void cache_disconnect(cache_t *c) {
+    if (c->ctx != NULL) {
+        redisFree(c->ctx);
+        c->ctx = NULL;
+    }
+}
+
+void cache_destroy(cache_t *c) {
+    if (c == NULL) {
+        return;
+    }
+    cache_disconnect(c);
+    for (int i = 0; i < c->pending_count; i++) {
+        free(c->pending[i]);
+    }
+    free(c);
+}
+
+void cache_mark_broken(cache_t *c) {
+    cache_disconnect(c);
+    c->retry_at_ms = cache_now_ms() + CACHE_RETRY_MS;
+    if (atomic_exchange(&g_redis_down, 1) == 0) {
+        log_msg(LOG_WARN, "redis unreachable; serving from postgresql without cache");
+    }
+}
+
+/* Sends a command and returns its reply, or NULL after marking the connection broken. */
+static redisReply *cache_command(cache_t *c, int argc, const char **argv, const size_t *lens) {
+    redisReply *r = redisCommandArgv(c->ctx, argc, argv, lens);
+    if (r == NULL) {
+        cache_mark_broken(c);
+    }
+    return r;
+}
+
+static bool cache_authenticate(cache_t *c) {
+    if (c->password[0]) {
+        const char *argv[] = {"AUTH", c->password};
+        size_t lens[] = {4, strlen(c->password)};
+        redisReply *r = cache_command(c, 2, argv, lens);
+        bool ok = r && r->type != REDIS_REPLY_ERROR;
+        freeReplyObject(r);
+        if (!ok) {
+            return false;
+        }
+    }
+    if (c->db != 0) {
+        char db[8];
+        snprintf(db, sizeof db, "%d", c->db);
+        const char *argv[] = {"SELECT", db};
+        size_t lens[] = {6, strlen(db)};
+        redisReply *r = cache_command(c, 2, argv, lens);
+        bool ok = r && r->type != REDIS_REPLY_ERROR;
+        freeReplyObject(r);
+        return ok;
+    }
+    return true;
+}
+
+static void cache_replay_deletes(cache_t *c) {
+    while (c->pending_count > 0 && c->ctx != NULL) {
+        char *key = c->pending[c->pending_count - 1];
+        const char *argv[] = {"DEL", key};
+        size_t lens[] = {3, strlen(key)};
+        redisReply *r = cache_command(c, 2, argv, lens);
+        if (r == NULL) {
+            return;
+        }
+        freeReplyObject(r);
+        free(key);
+        c->pending_count--;
+    }
+}
+
+redisContext *cache_conn(cache_t *c) {
+    if (!c->enabled) {
+        return NULL;
+    }
+    if (c->ctx != NULL) {
+        return c->ctx;
+    }
+    if (cache_now_ms() < c->retry_at_ms) {
+        return NULL;
+    }
+    struct timeval tv = {0, CACHE_TIMEOUT_MS * 1000};
+    c->ctx = redisConnectWithTimeout(c->host, c->port, tv);
+    if (c->ctx == NULL || c->ctx->err) {
+        cache_mark_broken(c);
+        return NULL;
+    }
+    redisSetTimeout(c->ctx, tv);
+    if (!cache_authenticate(c)) {
+        cache_mark_broken(c);
+        return NULL;
+    }
+    if (atomic_exchange(&g_redis_down, 0) == 1) {
+        log_msg(LOG_INFO, "redis reachable again");
+    }
+    cache_replay_deletes(c);
+    return c->ctx;
+}
+
+bool cache_is_up(const cache_t *c) {
+    return c->enabled && c->ctx != NULL;
+}
+
+bool cache_get(cache_t *c, arena_t *a, const char *key, unsigned char **value, size_t *len) {
+    if (cache_conn(c) == NULL) {
+        return false;
+    }
+    const char *argv[] = {"GET", key};
+    size_t lens[] = {3, strlen(key)};
+    redisReply *r = cache_command(c, 2, argv, lens);
+    bool hit = r != NULL && r->type == REDIS_REPLY_STRING;
+    if (hit) {
+        *value = arena_alloc(a, r->len + 1);
+        memcpy(*value, r->str, r->len);
+        *len = r->len;
+    }
+    freeReplyObject(r);
+    return hit;
+}
+
+void cache_set(cache_t *c, const char *key, const void *value, size_t len, int64_t ttl_s) {
+    if (cache_conn(c) == NULL) {
+        return;
+    }
+    char ttl[24];
+    snprintf(ttl, sizeof ttl, "%lld", (long long)(ttl_s > 0 ? ttl_s : c->default_ttl_s));
+    const char *argv[] = {"SET", key, value, "EX", ttl};
+    size_t lens[] = {3, strlen(key), len, 2, strlen(ttl)};
+    freeReplyObject(cache_command(c, 5, argv, lens));
+}
+
+static void cache_remember_delete(cache_t *c, const char *key) {
+    if (c->pending_count == CACHE_PENDING_DELETES_MAX) {
+        /* Dropping the oldest is bounded staleness: it still expires by its TTL. */
+        log_msg(LOG_WARN, "too many cache deletes pending during redis outage; oldest dropped");
+        free(c->pending[0]);
+        memmove(c->pending, c->pending + 1, sizeof(char *) * (CACHE_PENDING_DELETES_MAX - 1));
+        c->pending_count--;
+    }
+    char *copy = strdup(key);
+    if (copy == NULL) {
+        abort();
+    }
+    c->pending[c->pending_count++] = copy;
+}
+
+void cache_del(cache_t *c, const char *key) {
+    if (!c->enabled) {
+        return;
+    }
+    if (cache_conn(c) == NULL) {
+        cache_remember_delete(c, key);
+        return;
+    }
+    const char *argv[] = {"DEL", key};
+    size_t lens[] = {3, strlen(key)};
+    redisReply *r = cache_command(c, 2, argv, lens);
+    if (r == NULL) {
+        cache_remember_delete(c, key);
+        return;
+    }
+    freeReplyObject(r);
+}

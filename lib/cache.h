@@ -1,0 +1,43 @@
+/* cache.h -- Redis access for one thread: get/set/delete with TTL for read-through caches, and
+ * raw commands for streams. Redis is never the source of truth (DESIGN §3): when it is
+ * unreachable every call behaves as a miss or a no-op, the outage is logged once per process,
+ * and reconnection is attempted at most once a second. Deletes that could not be sent are
+ * remembered and replayed on reconnection, so an entry changed during an outage cannot
+ * outlive it. Not thread-safe: every worker owns its own cache_t. */
+#ifndef LOYALTY_CACHE_H
+#define LOYALTY_CACHE_H
+
+#include "arena.h"
+
+#include <hiredis/hiredis.h>
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct cache cache_t;
+
+/** A handle for `url` ("redis://[:password@]host[:port][/db]"); an empty url gives a handle
+ *  that always misses. Connects on first use. Destroy with cache_destroy. */
+cache_t *cache_create(const char *url, int64_t default_ttl_s);
+void cache_destroy(cache_t *c);
+
+/** Parses a redis:// URL; false when malformed. `password` may come back empty. */
+bool cache_parse_url(const char *url, char *host, size_t host_cap, int *port, char *password,
+                     size_t password_cap, int *db);
+
+/** On a hit, copies the value into arena memory and returns true. */
+bool cache_get(cache_t *c, arena_t *a, const char *key, unsigned char **value, size_t *len);
+/** Stores a value for ttl_s seconds (0 = the default TTL). Failures are ignored (a miss later). */
+void cache_set(cache_t *c, const char *key, const void *value, size_t len, int64_t ttl_s);
+void cache_del(cache_t *c, const char *key);
+
+/** The live connection for other commands (streams), or NULL while Redis is unreachable. After
+ *  a command fails with an I/O error the caller reports it with cache_mark_broken. */
+redisContext *cache_conn(cache_t *c);
+void cache_mark_broken(cache_t *c);
+
+/** True when Redis answered the last attempt. */
+bool cache_is_up(const cache_t *c);
+
+#endif

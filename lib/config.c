@@ -1,0 +1,162 @@
+/* config.c -- the configuration table and its parser. */
+#include "config.h"
+
+#include "log.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum { CFG_STR, CFG_INT } cfg_type_t;
+
+typedef struct cfg_entry {
+    const char *env;
+    cfg_type_t type;
+    size_t offset;
+    size_t size; /* for strings: the buffer size */
+    const char *default_value;
+    int64_t min, max; /* for integers */
+    bool secret;
+} cfg_entry_t;
+
+#define STR(env, field, def, secret)                                                               \
+    {env, CFG_STR, offsetof(config_t, field), sizeof(((config_t *)0)->field), def, 0, 0, secret}
+#define INT(env, field, def, lo, hi)                                                               \
+    {env, CFG_INT, offsetof(config_t, field), sizeof(int64_t), def, lo, hi, false}
+
+static const cfg_entry_t cfg_table[] = {
+    STR("LISTEN_ADDR", listen_addr, NULL, false),
+    STR("LOYALTY_PG_DSN", pg_dsn, "host=127.0.0.1 port=5432 dbname=loyalty user=loyalty", true),
+    STR("LOYALTY_REDIS_URL", redis_url, "redis://127.0.0.1:6379/0", false),
+    STR("LOYALTY_AUTH_TOKEN", auth_token, "", true),
+    STR("LOYALTY_TLS_CERT", tls_cert_path, "", false),
+    STR("LOYALTY_TLS_KEY", tls_key_path, "", false),
+    STR("LOYALTY_TLS_CA", tls_ca_path, "", false),
+    STR("LOG_LEVEL", log_level, "info", false),
+    INT("RPC_WORKERS", workers, "16", 1, 512),
+    INT("RPC_COMPLETION_QUEUES", completion_queues, "0", 0, 64),
+    INT("RPC_MAX_MESSAGE_BYTES", max_message_bytes, "4194304", 1024, 67108864),
+    INT("RPC_CLIENT_TIMEOUT_MS", client_timeout_ms, "5000", 1, 600000),
+    INT("SHUTDOWN_GRACE_MS", shutdown_grace_ms, "10000", 0, 600000),
+    INT("SHUTDOWN_DRAIN_MS", shutdown_drain_ms, "0", 0, 600000),
+    INT("CACHE_TTL_S", cache_ttl_s, "300", 1, 86400),
+    INT("JOB_INTERVAL_S", job_interval_s, "60", 0, 86400),
+    INT("DB_STATEMENT_TIMEOUT_MS", db_statement_timeout_ms, "10000", 0, 3600000),
+    STR("MEMBER_SVC_ADDR", member_svc_addr, "127.0.0.1:50051", false),
+    STR("POINTS_SVC_ADDR", points_svc_addr, "127.0.0.1:50052", false),
+    STR("WALLET_SVC_ADDR", wallet_svc_addr, "127.0.0.1:50053", false),
+    STR("REFERRAL_SVC_ADDR", referral_svc_addr, "127.0.0.1:50054", false),
+    STR("PROMO_SVC_ADDR", promo_svc_addr, "127.0.0.1:50055", false),
+};
+
+#define CFG_COUNT (sizeof cfg_table / sizeof cfg_table[0])
+
+bool config_parse_int(const char *text, int64_t min, int64_t max, int64_t *out) {
+    if (text == NULL || *text == '\0') {
+        return false;
+    }
+    errno = 0;
+    char *end = NULL;
+    long long v = strtoll(text, &end, 10);
+    if (errno != 0 || end == text || *end != '\0' || v < min || v > max) {
+        return false;
+    }
+    *out = (int64_t)v;
+    return true;
+}
+
+static status_t cfg_apply(config_t *cfg, const cfg_entry_t *e, const char *value) {
+    char *field = (char *)cfg + e->offset;
+    if (e->type == CFG_STR) {
+        size_t n = strlen(value);
+        if (n >= e->size) {
+            return status_make(STATUS_INVALID_ARGUMENT, "INVALID_CONFIG",
+                               "%s: longer than %zu characters", e->env, e->size - 1);
+        }
+        memcpy(field, value, n + 1);
+        return status_ok();
+    }
+    int64_t v;
+    if (!config_parse_int(value, e->min, e->max, &v)) {
+        return status_make(STATUS_INVALID_ARGUMENT, "INVALID_CONFIG",
+                           "%s: expected an integer in [%lld, %lld]", e->env, (long long)e->min,
+                           (long long)e->max);
+    }
+    memcpy(field, &v, sizeof v);
+    return status_ok();
+}
+
+status_t config_load(config_t *cfg, const char *service, int default_port,
+                     config_lookup_fn lookup, void *lookup_arg) {
+    memset(cfg, 0, sizeof *cfg);
+    snprintf(cfg->service, sizeof cfg->service, "%s", service);
+    char listen_default[64];
+    snprintf(listen_default, sizeof listen_default, "0.0.0.0:%d", default_port);
+    for (size_t i = 0; i < CFG_COUNT; i++) {
+        const cfg_entry_t *e = &cfg_table[i];
+        const char *def = e->default_value ? e->default_value : listen_default;
+        status_t st = cfg_apply(cfg, e, def);
+        if (!status_is_ok(&st)) {
+            return st;
+        }
+        const char *value = lookup ? lookup(e->env, lookup_arg) : NULL;
+        if (value != NULL) {
+            st = cfg_apply(cfg, e, value);
+            if (!status_is_ok(&st)) {
+                return st;
+            }
+        }
+    }
+    log_level_t level;
+    if (!log_level_parse(cfg->log_level, &level)) {
+        return status_make(STATUS_INVALID_ARGUMENT, "INVALID_CONFIG",
+                           "LOG_LEVEL: expected debug, info, warn or error");
+    }
+    if ((cfg->tls_cert_path[0] == '\0') != (cfg->tls_key_path[0] == '\0')) {
+        return status_make(STATUS_INVALID_ARGUMENT, "INVALID_CONFIG",
+                           "LOYALTY_TLS_CERT and LOYALTY_TLS_KEY must be set together");
+    }
+    return status_ok();
+}
+
+/* Copies a libpq DSN with the value of password=... replaced, for logging. */
+static void cfg_mask_dsn(const char *dsn, char *out, size_t cap) {
+    snprintf(out, cap, "%s", dsn);
+    char *p = strstr(out, "password=");
+    if (p != NULL) {
+        char *v = p + strlen("password=");
+        char *end = strchr(v, ' ');
+        char rest[CONFIG_STR_MAX];
+        snprintf(rest, sizeof rest, "%s", end ? end : "");
+        snprintf(v, cap - (size_t)(v - out), "***%s", rest);
+    }
+    char *at = strstr(out, "://");
+    char *cred_end = at ? strchr(at + 3, '@') : NULL;
+    if (cred_end != NULL) { /* URI form: hide user:password@ */
+        char rest[CONFIG_STR_MAX];
+        snprintf(rest, sizeof rest, "%s", cred_end);
+        snprintf(at + 3, cap - (size_t)(at + 3 - out), "***%s", rest);
+    }
+}
+
+void config_log(const config_t *cfg) {
+    for (size_t i = 0; i < CFG_COUNT; i++) {
+        const cfg_entry_t *e = &cfg_table[i];
+        const char *field = (const char *)cfg + e->offset;
+        if (e->type == CFG_INT) {
+            int64_t v;
+            memcpy(&v, field, sizeof v);
+            log_msg(LOG_DEBUG, "config %s=%lld", e->env, (long long)v);
+        } else if (strcmp(e->env, "LOYALTY_PG_DSN") == 0) {
+            char masked[CONFIG_STR_MAX];
+            cfg_mask_dsn(field, masked, sizeof masked);
+            log_msg(LOG_DEBUG, "config %s=%s", e->env, masked);
+        } else if (e->secret) {
+            log_msg(LOG_DEBUG, "config %s=%s", e->env, field[0] ? "(set)" : "(unset)");
+        } else {
+            log_msg(LOG_DEBUG, "config %s=%s", e->env, field);
+        }
+    }
+}

@@ -1,0 +1,87 @@
+/* db.h -- PostgreSQL access for one thread: a lazily (re)connected libpq connection bound to a
+ * service's schema, parameterized queries through transparently prepared statements, error
+ * mapping to status_t, and a transaction helper that retries conflicts. Not thread-safe: every
+ * worker thread owns its own db_t. */
+#ifndef LOYALTY_DB_H
+#define LOYALTY_DB_H
+
+#include "embed.h"
+#include "status.h"
+
+#include <libpq-fe.h>
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct db db_t;
+
+/** A handle for `dsn` whose search_path is `schema` (lowercase letters and '_'). Connects on
+ *  first use; never fails here. Destroy with db_destroy. */
+db_t *db_create(const char *dsn, const char *schema, const char *application_name,
+                int64_t statement_timeout_ms);
+void db_destroy(db_t *db);
+
+/** True when the connection is up (connecting now if it is not). */
+bool db_ping(db_t *db);
+
+#define DB_PARAMS_MAX 64
+#define DB_NUM_MAX 24
+
+/** Query parameters. Text values are borrowed: they must live until the query has run. */
+typedef struct db_params {
+    int n;
+    const char *values[DB_PARAMS_MAX];
+    int lengths[DB_PARAMS_MAX];
+    int formats[DB_PARAMS_MAX];
+    char numbers[DB_PARAMS_MAX][DB_NUM_MAX];
+} db_params_t;
+
+void db_params_init(db_params_t *p);
+/** Appends a text parameter; NULL is SQL NULL. */
+void db_param_text(db_params_t *p, const char *s);
+void db_param_int(db_params_t *p, int64_t v);
+void db_param_bool(db_params_t *p, bool v);
+/** Appends a binary (bytea) parameter; the bytes are borrowed. */
+void db_param_bytes(db_params_t *p, const void *data, size_t len);
+void db_param_null(db_params_t *p);
+
+/** Runs one parameterized statement (params may be NULL). On success and when `out` is not
+ *  NULL, *out receives the result, which the caller PQclears. Statements are prepared once per
+ *  connection and reused, keyed by their text. Errors: ALREADY_EXISTS (unique violation; see
+ *  db_last_constraint), FAILED_PRECONDITION (check/foreign-key violation), ABORTED with reason
+ *  CONCURRENCY_CONFLICT (serialization failure, deadlock, lock timeout), DEADLINE_EXCEEDED
+ *  (statement timeout), UNAVAILABLE (connection lost), INTERNAL (anything else, logged). */
+status_t db_exec(db_t *db, const char *sql, const db_params_t *params, PGresult **out);
+
+/** Runs a script of several statements without parameters (migrations only). */
+status_t db_exec_script(db_t *db, const char *sql);
+
+/** Name of the constraint behind the last ALREADY_EXISTS / FAILED_PRECONDITION, or "". */
+const char *db_last_constraint(const db_t *db);
+
+/** Accessors for result cells: NULL reads as "" / 0 / false. */
+const char *db_get_str(const PGresult *r, int row, int col);
+int64_t db_get_int(const PGresult *r, int row, int col);
+bool db_get_bool(const PGresult *r, int row, int col);
+bool db_is_null(const PGresult *r, int row, int col);
+
+typedef status_t (*db_tx_fn)(db_t *db, void *arg);
+
+#define DB_TX_ATTEMPTS_MAX 8
+
+/** Runs fn inside BEGIN .. COMMIT (READ COMMITTED). Rolls back when fn fails. Retries the whole
+ *  transaction, up to DB_TX_ATTEMPTS_MAX times with jittered backoff, when it fails with
+ *  CONCURRENCY_CONFLICT, or once when the connection was lost, so fn must be re-runnable and
+ *  must not act outside the database. Nested calls join the outer transaction. */
+status_t db_tx(db_t *db, db_tx_fn fn, void *arg);
+
+bool db_in_tx(const db_t *db);
+
+/** Applies the embedded migrations not yet recorded in <schema>.schema_migrations, in table
+ *  order (runtime's first, then the service's), each in its own transaction, all under a
+ *  PostgreSQL advisory lock so that replicas never race. Either table may be NULL. */
+status_t db_migrate(db_t *db, const embed_file_t *runtime_migrations,
+                    const embed_file_t *service_migrations);
+
+#endif

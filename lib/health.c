@@ -1,0 +1,64 @@
+/* health.c -- serving state and the grpc.health.v1 Check handler. */
+#include "health.h"
+
+#include "grpc/health/v1/health.pb-c.h"
+
+#include <stdatomic.h>
+#include <string.h>
+
+static atomic_bool g_migrated;
+static atomic_bool g_db_reachable;
+static atomic_bool g_shutting_down;
+static const char *g_services[HEALTH_SERVICES_MAX];
+static int g_service_count;
+
+void health_set_migrated(bool v) {
+    atomic_store(&g_migrated, v);
+}
+
+void health_set_db_reachable(bool v) {
+    atomic_store(&g_db_reachable, v);
+}
+
+void health_set_shutting_down(bool v) {
+    atomic_store(&g_shutting_down, v);
+}
+
+bool health_is_migrated(void) {
+    return atomic_load(&g_migrated);
+}
+
+bool health_is_serving(void) {
+    return atomic_load(&g_migrated) && atomic_load(&g_db_reachable) &&
+           !atomic_load(&g_shutting_down);
+}
+
+void health_register_service(const char *full_name) {
+    if (g_service_count < HEALTH_SERVICES_MAX) {
+        g_services[g_service_count++] = full_name;
+    }
+}
+
+status_t health_check(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg, ProtobufCMessage *resp_msg) {
+    (void)ctx;
+    const Grpc__Health__V1__HealthCheckRequest *req =
+        (const Grpc__Health__V1__HealthCheckRequest *)req_msg;
+    Grpc__Health__V1__HealthCheckResponse *resp = (Grpc__Health__V1__HealthCheckResponse *)resp_msg;
+    bool known = req->service[0] == '\0';
+    for (int i = 0; i < g_service_count && !known; i++) {
+        known = strcmp(req->service, g_services[i]) == 0;
+    }
+    if (!known) {
+        return status_make(STATUS_NOT_FOUND, "UNKNOWN_SERVICE", "unknown service");
+    }
+    resp->status = health_is_serving() ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
+                                       : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING;
+    return status_ok();
+}
+
+static const rpc_method_t health_methods[] = {
+    {"Check", health_check, RPC_READ},
+    {NULL, NULL, RPC_READ},
+};
+
+const rpc_service_t health_service = {&grpc__health__v1__health__descriptor, health_methods};

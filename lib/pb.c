@@ -1,0 +1,71 @@
+/* pb.c -- protobuf-c <-> byte buffer glue. */
+#include "pb.h"
+
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/slice.h>
+
+#include <assert.h>
+#include <string.h>
+
+ProtobufCMessage *pb_from_byte_buffer(arena_t *a, const ProtobufCMessageDescriptor *desc,
+                                      grpc_byte_buffer *bb) {
+    grpc_byte_buffer_reader reader;
+    if (!grpc_byte_buffer_reader_init(&reader, bb)) {
+        return NULL;
+    }
+    grpc_slice s = grpc_byte_buffer_reader_readall(&reader);
+    grpc_byte_buffer_reader_destroy(&reader);
+    ProtobufCMessage *m = protobuf_c_message_unpack(desc, arena_pb_allocator(a),
+                                                    GRPC_SLICE_LENGTH(s), GRPC_SLICE_START_PTR(s));
+    grpc_slice_unref(s);
+    return m;
+}
+
+grpc_byte_buffer *pb_to_byte_buffer(const ProtobufCMessage *m) {
+    size_t n = protobuf_c_message_get_packed_size(m);
+    grpc_slice s = grpc_slice_malloc(n);
+    size_t packed = protobuf_c_message_pack(m, GRPC_SLICE_START_PTR(s));
+    assert(packed == n);
+    (void)packed;
+    grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&s, 1);
+    grpc_slice_unref(s);
+    return bb;
+}
+
+unsigned char *pb_pack_arena(arena_t *a, const ProtobufCMessage *m, size_t *len_out) {
+    size_t n = protobuf_c_message_get_packed_size(m);
+    unsigned char *buf = arena_alloc(a, n ? n : 1);
+    size_t packed = protobuf_c_message_pack(m, buf);
+    assert(packed == n);
+    *len_out = packed;
+    return buf;
+}
+
+ProtobufCMessage *pb_unpack_arena(arena_t *a, const ProtobufCMessageDescriptor *desc,
+                                  const unsigned char *data, size_t len) {
+    return protobuf_c_message_unpack(desc, arena_pb_allocator(a), len, data);
+}
+
+void *pb_new(arena_t *a, const ProtobufCMessageDescriptor *desc) {
+    ProtobufCMessage *m = arena_alloc(a, desc->sizeof_message);
+    protobuf_c_message_init(desc, m);
+    return m;
+}
+
+const char *pb_get_string_field(const ProtobufCMessage *m, const char *name) {
+    const ProtobufCFieldDescriptor *f =
+        protobuf_c_message_descriptor_get_field_by_name(m->descriptor, name);
+    if (f == NULL || f->type != PROTOBUF_C_TYPE_STRING || f->label == PROTOBUF_C_LABEL_REPEATED) {
+        return NULL;
+    }
+    if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
+        uint32_t which;
+        memcpy(&which, (const char *)m + f->quantifier_offset, sizeof which);
+        if (which != f->id) {
+            return "";
+        }
+    }
+    const char *v;
+    memcpy(&v, (const char *)m + f->offset, sizeof v);
+    return v ? v : "";
+}

@@ -1,0 +1,90 @@
+/* pgarray.c -- text[] literal encoding and decoding. */
+#include "pgarray.h"
+
+#include <string.h>
+
+char *pgarray_encode(arena_t *a, char *const *items, size_t n) {
+    size_t cap = 3;
+    for (size_t i = 0; i < n; i++) {
+        cap += 2 * strlen(items[i]) + 3;
+    }
+    char *out = arena_alloc(a, cap);
+    size_t o = 0;
+    out[o++] = '{';
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0) {
+            out[o++] = ',';
+        }
+        out[o++] = '"';
+        for (const char *p = items[i]; *p; p++) {
+            if (*p == '"' || *p == '\\') {
+                out[o++] = '\\';
+            }
+            out[o++] = *p;
+        }
+        out[o++] = '"';
+    }
+    out[o++] = '}';
+    out[o] = '\0';
+    return out;
+}
+
+bool pgarray_decode(arena_t *a, const char *literal, char ***items, size_t *n) {
+    *items = NULL;
+    *n = 0;
+    size_t len = strlen(literal);
+    if (len < 2 || literal[0] != '{' || literal[len - 1] != '}') {
+        return false;
+    }
+    size_t count = 0;
+    if (len > 2) { /* upper bound on elements: commas + 1 */
+        count = 1;
+        for (size_t i = 1; i + 1 < len; i++) {
+            count += literal[i] == ',';
+        }
+    }
+    char **out = arena_alloc(a, (count ? count : 1) * sizeof *out);
+    char *buf = arena_alloc(a, len + 1);
+    size_t k = 0;
+    const char *p = literal + 1;
+    const char *end = literal + len - 1;
+    while (p < end) {
+        char *start = buf;
+        size_t w = 0;
+        if (*p == '"') {
+            p++;
+            while (p < end && *p != '"') {
+                if (*p == '\\' && p + 1 < end) {
+                    p++;
+                }
+                start[w++] = *p++;
+            }
+            if (p >= end) {
+                return false;
+            }
+            p++; /* closing quote */
+        } else {
+            while (p < end && *p != ',') {
+                start[w++] = *p++;
+            }
+            if (w == 4 && memcmp(start, "NULL", 4) == 0) {
+                w = 0;
+            }
+        }
+        start[w] = '\0';
+        buf += w + 1;
+        if (k == count) {
+            return false;
+        }
+        out[k++] = start;
+        if (p < end) {
+            if (*p != ',') {
+                return false;
+            }
+            p++;
+        }
+    }
+    *items = out;
+    *n = k;
+    return true;
+}

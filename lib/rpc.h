@@ -1,0 +1,86 @@
+/* rpc.h -- what a service supplies to the shared server and what its handlers receive: a table
+ * of plain C handler functions per protobuf-c service descriptor, and the per-call context
+ * (arena, this worker's database and cache connections, request id, merchant). */
+#ifndef LOYALTY_RPC_H
+#define LOYALTY_RPC_H
+
+#include "arena.h"
+#include "cache.h"
+#include "config.h"
+#include "db.h"
+#include "embed.h"
+#include "status.h"
+
+#include <grpc/support/time.h>
+#include <protobuf-c/protobuf-c.h>
+
+#include <stdint.h>
+
+#define RPC_INVALIDATIONS_MAX 16
+#define REQUEST_ID_MAX 64
+
+/** Everything a handler may use while serving one call. All memory from `arena` lives until
+ *  the call completes; handlers never free request or response memory. */
+typedef struct rpc_ctx {
+    arena_t *arena;
+    db_t *db;       /* this worker's connection, bound to the service's schema */
+    cache_t *cache; /* this worker's Redis connection (may be down: then every get misses) */
+    const config_t *config;
+    void *service_state;     /* rpc_server_options.service_state */
+    const char *method;      /* "/loyalty.v1.MemberService/GetMember" */
+    const char *request_id;  /* from x-request-id or generated */
+    const char *merchant_id; /* the request's merchant_id, validated; "" when it has none */
+    gpr_timespec deadline;   /* the caller's deadline (monotonic clock) */
+    int64_t now_s;           /* unix seconds when the call started */
+    const char *invalidations[RPC_INVALIDATIONS_MAX];
+    int invalidation_count;
+} rpc_ctx_t;
+
+/** Handlers: decode nothing, the runtime did; validate, call rules and store, fill `resp` (an
+ *  initialised message of the method's output type). A non-OK status discards `resp`. */
+typedef status_t (*rpc_handler_fn)(rpc_ctx_t *ctx, const ProtobufCMessage *req,
+                                   ProtobufCMessage *resp);
+
+typedef enum rpc_kind {
+    RPC_READ,    /* no transaction opened by the runtime */
+    RPC_TX,      /* runs inside one transaction, retried on conflicts */
+    RPC_MUTATE,  /* RPC_TX + the request's idempotency_key (required): the same key and request
+                    replay the stored response; the same key with another request fails
+                    ALREADY_EXISTS (DESIGN §4) */
+} rpc_kind_t;
+
+typedef struct rpc_method {
+    const char *name; /* as in the .proto: "GetMember" */
+    rpc_handler_fn handler;
+    rpc_kind_t kind;
+} rpc_method_t;
+
+typedef struct rpc_service {
+    const ProtobufCServiceDescriptor *descriptor;
+    const rpc_method_t *methods; /* ends with an entry whose name is NULL */
+} rpc_service_t;
+
+/** Background work run on a timer by the runtime's job thread with its own connections; `ctx`
+ *  has no merchant, method is the job's name. Jobs must be safe to run on several replicas at
+ *  once (row locks with SKIP LOCKED, or idempotent updates). */
+typedef status_t (*rpc_job_fn)(rpc_ctx_t *ctx);
+
+typedef struct rpc_job {
+    const char *name;
+    rpc_job_fn fn;
+    int64_t interval_s; /* 0 = JOB_INTERVAL_S from the configuration */
+} rpc_job_t;
+
+/** Registers `key` for deletion from the cache once the call's transaction has ended (after
+ *  commit, so that no reader can refill it with the old row). The key is borrowed: allocate it
+ *  in ctx->arena. */
+void rpc_ctx_invalidate(rpc_ctx_t *ctx, const char *key);
+
+/** Milliseconds left before the caller's deadline (INT64_MAX when there is none). */
+int64_t rpc_ctx_remaining_ms(const rpc_ctx_t *ctx);
+
+/** The context of the call this thread is serving, or NULL; the client uses it to propagate
+ *  the request id and the deadline. */
+const rpc_ctx_t *rpc_ctx_current(void);
+
+#endif

@@ -1,0 +1,935 @@
+/* rpc_server.c -- the shared gRPC server on the core C API.
+ *
+ * Threads: W workers spread over K completion queues; each worker owns a PostgreSQL and a Redis
+ * connection and serves whole calls (decode, handler, encode). Every registered method keeps
+ * one pending request per worker of each queue, re-armed as soon as a call arrives, plus one
+ * unregistered request per queue that answers UNIMPLEMENTED. A monitor thread applies the
+ * migrations and probes PostgreSQL; a job thread runs the service's timers. The main thread
+ * waits for SIGTERM/SIGINT and runs the shutdown sequence: NOT_SERVING, drain delay, stop
+ * listening, grace period for in-flight calls, cancel the rest, wait until every call context
+ * is freed, then tear down in reverse order. */
+#include "rpc_server.h"
+
+#include "auth.h"
+#include "health.h"
+#include "idem.h"
+#include "ids.h"
+#include "log.h"
+#include "pb.h"
+#include "rpc_client.h"
+#include "validate.h"
+
+#include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
+#include <grpc/support/alloc.h>
+
+#include <assert.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SRV_METHODS_MAX 128
+#define SRV_WORKERS_MAX 512
+#define SRV_CQS_MAX 64
+#define SRV_PATH_MAX 160
+#define IDEMPOTENCY_RETENTION_DAYS 30
+#define IDEMPOTENCY_PURGE_BATCH 1000
+#define MONITOR_PROBE_MS 2000
+
+typedef struct srv_method {
+    const rpc_method_t *m;
+    const ProtobufCMethodDescriptor *md;
+    char path[SRV_PATH_MAX];
+    void *handle;
+    bool is_health;
+    bool has_merchant; /* the request has a top-level merchant_id */
+} srv_method_t;
+
+typedef struct srv_cq {
+    grpc_completion_queue *cq;
+    int workers;
+} srv_cq_t;
+
+typedef struct worker {
+    pthread_t thread;
+    srv_cq_t *q;
+    db_t *db;
+    cache_t *cache;
+} worker_t;
+
+typedef enum call_phase { CALL_NEW, CALL_UNKNOWN_NEW, CALL_FINISH } call_phase_t;
+
+/* One accepted (or pending) call. Freed by call_free as the last step of its life. */
+typedef struct call {
+    call_phase_t phase;
+    const srv_method_t *method; /* NULL for the unregistered-method request */
+    srv_cq_t *q;
+    grpc_call *call;
+    gpr_timespec deadline;
+    grpc_metadata_array req_md;
+    grpc_call_details details; /* unregistered requests only */
+    grpc_byte_buffer *req_bb;
+    grpc_byte_buffer *resp_bb;
+    int cancelled;
+    grpc_metadata initial_md[1];
+    grpc_metadata trailing_md[1];
+    char request_id[REQUEST_ID_MAX + 1];
+    char reason[STATUS_REASON_MAX];
+    arena_t arena;
+} call_t;
+
+static struct {
+    const rpc_server_options_t *opts;
+    config_t config;
+    grpc_server *server;
+    srv_cq_t cqs[SRV_CQS_MAX];
+    int cq_count;
+    worker_t *workers;
+    int worker_count;
+    srv_method_t methods[SRV_METHODS_MAX];
+    int method_count;
+    void *service_state;
+    atomic_bool shutting_down;
+    atomic_long live_calls;
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    bool shutdown_tag_seen;
+    bool stop_background;
+    int shutdown_tag;
+    pthread_t monitor_thread;
+    pthread_t job_thread;
+    bool job_thread_started;
+} g_srv = {.mu = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+
+static __thread rpc_ctx_t *t_current_ctx;
+
+const rpc_ctx_t *rpc_ctx_current(void) {
+    return t_current_ctx;
+}
+
+void rpc_ctx_invalidate(rpc_ctx_t *ctx, const char *key) {
+    if (ctx->invalidation_count == RPC_INVALIDATIONS_MAX) {
+        /* A handler touching more cache keys than this is a design bug, not bad input. */
+        assert(!"too many cache invalidations in one call");
+        return;
+    }
+    ctx->invalidations[ctx->invalidation_count++] = key;
+}
+
+int64_t rpc_ctx_remaining_ms(const rpc_ctx_t *ctx) {
+    gpr_timespec now = gpr_now(ctx->deadline.clock_type);
+    if (gpr_time_cmp(ctx->deadline, gpr_inf_future(ctx->deadline.clock_type)) == 0) {
+        return INT64_MAX;
+    }
+    gpr_timespec left = gpr_time_sub(ctx->deadline, now);
+    int64_t ms = (int64_t)left.tv_sec * 1000 + left.tv_nsec / 1000000;
+    return ms < 0 ? 0 : ms;
+}
+
+static int64_t now_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* ---- call lifecycle ---- */
+
+static call_t *call_new(call_phase_t phase, const srv_method_t *m, srv_cq_t *q) {
+    call_t *c = calloc(1, sizeof *c);
+    if (c == NULL) {
+        abort();
+    }
+    atomic_fetch_add(&g_srv.live_calls, 1);
+    c->phase = phase;
+    c->method = m;
+    c->q = q;
+    grpc_metadata_array_init(&c->req_md);
+    arena_init(&c->arena);
+    return c;
+}
+
+static void call_free(call_t *c) {
+    grpc_metadata_array_destroy(&c->req_md);
+    if (c->phase == CALL_UNKNOWN_NEW || (c->phase == CALL_FINISH && c->method == NULL)) {
+        grpc_call_details_destroy(&c->details);
+    }
+    if (c->req_bb) {
+        grpc_byte_buffer_destroy(c->req_bb);
+    }
+    if (c->resp_bb) {
+        grpc_byte_buffer_destroy(c->resp_bb);
+    }
+    if (c->call) {
+        grpc_call_unref(c->call);
+    }
+    arena_free(&c->arena);
+    free(c);
+    atomic_fetch_sub(&g_srv.live_calls, 1);
+}
+
+static void call_request(const srv_method_t *m, srv_cq_t *q) {
+    call_t *c = call_new(CALL_NEW, m, q);
+    grpc_call_error err = grpc_server_request_registered_call(
+        g_srv.server, m->handle, &c->call, &c->deadline, &c->req_md, &c->req_bb, q->cq, q->cq, c);
+    if (err != GRPC_CALL_OK) {
+        log_msg(LOG_ERROR, "cannot request a call for %s: %d", m->path, (int)err);
+        call_free(c);
+    }
+}
+
+static void call_request_unknown(srv_cq_t *q) {
+    call_t *c = call_new(CALL_UNKNOWN_NEW, NULL, q);
+    grpc_call_details_init(&c->details);
+    grpc_call_error err =
+        grpc_server_request_call(g_srv.server, &c->call, &c->details, &c->req_md, q->cq, q->cq, c);
+    if (err != GRPC_CALL_OK) {
+        log_msg(LOG_ERROR, "cannot request an unregistered call: %d", (int)err);
+        call_free(c);
+    }
+}
+
+/* Sends status (and the response when OK) and moves the call to CALL_FINISH; the completion of
+ * that batch frees it. */
+static void call_finish(call_t *c, const status_t *st) {
+    grpc_op ops[4];
+    memset(ops, 0, sizeof ops);
+    size_t n = 0;
+    c->initial_md[0].key = grpc_slice_from_static_string("x-request-id");
+    c->initial_md[0].value = grpc_slice_from_static_string(c->request_id);
+    ops[n].op = GRPC_OP_SEND_INITIAL_METADATA;
+    ops[n].data.send_initial_metadata.count = c->request_id[0] ? 1 : 0;
+    ops[n].data.send_initial_metadata.metadata = c->initial_md;
+    n++;
+    if (st->code == STATUS_OK && c->resp_bb != NULL) {
+        ops[n].op = GRPC_OP_SEND_MESSAGE;
+        ops[n].data.send_message.send_message = c->resp_bb;
+        n++;
+    }
+    size_t trailing = 0;
+    if (st->reason[0]) {
+        snprintf(c->reason, sizeof c->reason, "%s", st->reason);
+        c->trailing_md[0].key = grpc_slice_from_static_string("loyalty-error-reason");
+        c->trailing_md[0].value = grpc_slice_from_static_string(c->reason);
+        trailing = 1;
+    }
+    grpc_slice details = grpc_slice_from_copied_string(st->message);
+    ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+    ops[n].data.send_status_from_server.status = (grpc_status_code)st->code;
+    ops[n].data.send_status_from_server.status_details = st->message[0] ? &details : NULL;
+    ops[n].data.send_status_from_server.trailing_metadata_count = trailing;
+    ops[n].data.send_status_from_server.trailing_metadata = c->trailing_md;
+    n++;
+    ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+    ops[n].data.recv_close_on_server.cancelled = &c->cancelled;
+    n++;
+    c->phase = CALL_FINISH;
+    grpc_call_error err = grpc_call_start_batch(c->call, ops, n, c, NULL);
+    grpc_slice_unref(details);
+    if (err != GRPC_CALL_OK) {
+        log_msg(LOG_ERROR, "cannot finish call: %d", (int)err);
+        call_free(c);
+    }
+}
+
+/* ---- serving one call ---- */
+
+static bool request_id_valid(const char *s, size_t n) {
+    if (n == 0 || n > REQUEST_ID_MAX) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i];
+        bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+                  ch == '-' || ch == '_' || ch == '.' || ch == ':';
+        if (!ok) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Reads x-request-id and authorization from the request metadata. */
+static void call_read_metadata(call_t *c, const char **auth, size_t *auth_len) {
+    *auth = NULL;
+    *auth_len = 0;
+    c->request_id[0] = '\0';
+    for (size_t i = 0; i < c->req_md.count; i++) {
+        const grpc_metadata *md = &c->req_md.metadata[i];
+        const char *v = (const char *)GRPC_SLICE_START_PTR(md->value);
+        size_t vn = GRPC_SLICE_LENGTH(md->value);
+        if (grpc_slice_str_cmp(md->key, "x-request-id") == 0 && request_id_valid(v, vn)) {
+            memcpy(c->request_id, v, vn);
+            c->request_id[vn] = '\0';
+        } else if (grpc_slice_str_cmp(md->key, "authorization") == 0) {
+            *auth = v;
+            *auth_len = vn;
+        }
+    }
+    if (c->request_id[0] == '\0') {
+        id_random_token("0123456789abcdef", 20, c->request_id);
+    }
+}
+
+typedef struct tx_call {
+    rpc_ctx_t *ctx;
+    const srv_method_t *m;
+    const ProtobufCMessage *req;
+    ProtobufCMessage *resp; /* may be replaced by a replayed response */
+    const unsigned char *req_bytes;
+    size_t req_len;
+    const char *idempotency_key;
+} tx_call_t;
+
+static status_t call_run_in_tx(db_t *db, void *arg) {
+    tx_call_t *t = arg;
+    const ProtobufCMessageDescriptor *out = t->m->md->output;
+    protobuf_c_message_init(out, t->resp); /* a retried attempt starts from scratch */
+    t->ctx->invalidation_count = 0;
+    if (t->m->m->kind == RPC_MUTATE) {
+        unsigned char *replay = NULL;
+        size_t replay_len = 0;
+        status_t st = idem_claim(db, t->ctx->arena, t->ctx->merchant_id, t->idempotency_key,
+                                 t->m->path, t->req_bytes, t->req_len, &replay, &replay_len);
+        if (!status_is_ok(&st)) {
+            return st;
+        }
+        if (replay != NULL) {
+            ProtobufCMessage *prev = pb_unpack_arena(t->ctx->arena, out, replay, replay_len);
+            if (prev == NULL) {
+                return status_make(STATUS_INTERNAL, "DATABASE_ERROR",
+                                   "cannot decode a stored response");
+            }
+            t->resp = prev;
+            return status_ok();
+        }
+    }
+    status_t st = t->m->m->handler(t->ctx, t->req, t->resp);
+    if (status_is_ok(&st) && t->m->m->kind == RPC_MUTATE) {
+        size_t len = 0;
+        unsigned char *bytes = pb_pack_arena(t->ctx->arena, t->resp, &len);
+        st = idem_store(db, t->ctx->merchant_id, t->idempotency_key, bytes, len);
+    }
+    return st;
+}
+
+/* Checks done before decoding: authentication, deadline, readiness. */
+static status_t call_admit(const call_t *c, const char *auth, size_t auth_len) {
+    const srv_method_t *m = c->method;
+    if (!m->is_health && g_srv.config.auth_token[0] &&
+        !auth_bearer_matches(g_srv.config.auth_token, auth, auth_len)) {
+        return status_make(STATUS_UNAUTHENTICATED, "UNAUTHENTICATED",
+                           "missing or invalid bearer token");
+    }
+    if (gpr_time_cmp(c->deadline, gpr_now(c->deadline.clock_type)) < 0) {
+        return status_make(STATUS_DEADLINE_EXCEEDED, "DEADLINE_EXCEEDED",
+                           "deadline passed before the call was served");
+    }
+    if (!m->is_health && !health_is_migrated()) {
+        return status_make(STATUS_UNAVAILABLE, "STARTING", "service is starting");
+    }
+    return status_ok();
+}
+
+static status_t call_dispatch(call_t *c, rpc_ctx_t *ctx, ProtobufCMessage **resp_out) {
+    const srv_method_t *m = c->method;
+    if (c->req_bb == NULL) {
+        return status_make(STATUS_INVALID_ARGUMENT, "MALFORMED_REQUEST", "missing request message");
+    }
+    ProtobufCMessage *req = pb_from_byte_buffer(&c->arena, m->md->input, c->req_bb);
+    if (req == NULL) {
+        return status_make(STATUS_INVALID_ARGUMENT, "MALFORMED_REQUEST",
+                           "request is not a valid %s", m->md->input->name);
+    }
+    if (m->has_merchant) {
+        ctx->merchant_id = pb_get_string_field(req, "merchant_id");
+        status_t st = validate_merchant_id(ctx->merchant_id);
+        if (!status_is_ok(&st)) {
+            return st;
+        }
+    }
+    ProtobufCMessage *resp = pb_new(&c->arena, m->md->output);
+    *resp_out = resp;
+    if (m->m->kind == RPC_READ) {
+        return m->m->handler(ctx, req, resp);
+    }
+    tx_call_t t = {.ctx = ctx, .m = m, .req = req, .resp = resp};
+    if (m->m->kind == RPC_MUTATE) {
+        t.idempotency_key = pb_get_string_field(req, "idempotency_key");
+        assert(t.idempotency_key != NULL); /* checked at registration */
+        status_t st = validate_idempotency_key(t.idempotency_key);
+        if (!status_is_ok(&st)) {
+            return st;
+        }
+        t.req_bytes = pb_pack_arena(&c->arena, req, &t.req_len);
+    }
+    status_t st = db_tx(ctx->db, call_run_in_tx, &t);
+    *resp_out = t.resp;
+    return st;
+}
+
+static void call_serve(worker_t *w, call_t *c) {
+    int64_t start = now_us();
+    const char *auth;
+    size_t auth_len;
+    call_read_metadata(c, &auth, &auth_len);
+    rpc_ctx_t ctx = {
+        .arena = &c->arena,
+        .db = w->db,
+        .cache = w->cache,
+        .config = &g_srv.config,
+        .service_state = g_srv.service_state,
+        .method = c->method->path,
+        .request_id = c->request_id,
+        .merchant_id = "",
+        .deadline = c->deadline,
+        .now_s = (int64_t)time(NULL),
+    };
+    t_current_ctx = &ctx;
+    log_bind_request(c->request_id, c->method->path);
+    ProtobufCMessage *resp = NULL;
+    status_t st = call_admit(c, auth, auth_len);
+    if (status_is_ok(&st)) {
+        st = call_dispatch(c, &ctx, &resp);
+    }
+    for (int i = 0; i < ctx.invalidation_count; i++) {
+        cache_del(w->cache, ctx.invalidations[i]);
+    }
+    if (status_is_ok(&st)) {
+        c->resp_bb = pb_to_byte_buffer(resp);
+    }
+    if (!c->method->is_health || !status_is_ok(&st)) {
+        log_rpc(c->method->path, c->request_id, ctx.merchant_id, st.code, st.reason, st.message,
+                now_us() - start);
+    }
+    log_bind_request(NULL, NULL);
+    t_current_ctx = NULL;
+    call_finish(c, &st);
+}
+
+static void call_serve_unknown(call_t *c) {
+    char *method = grpc_slice_to_c_string(c->details.method);
+    snprintf(c->request_id, sizeof c->request_id, "%s", "");
+    status_t st = status_make(STATUS_UNIMPLEMENTED, "UNKNOWN_METHOD", "unknown method");
+    log_rpc(method, "", "", st.code, st.reason, st.message, 0);
+    gpr_free(method);
+    call_finish(c, &st);
+}
+
+/* ---- threads ---- */
+
+static void *worker_main(void *arg) {
+    worker_t *w = arg;
+    for (;;) {
+        grpc_event ev = grpc_completion_queue_next(w->q->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC),
+                                                   NULL);
+        if (ev.type == GRPC_QUEUE_SHUTDOWN) {
+            break;
+        }
+        if (ev.type != GRPC_OP_COMPLETE) {
+            continue;
+        }
+        if (ev.tag == &g_srv.shutdown_tag) {
+            pthread_mutex_lock(&g_srv.mu);
+            g_srv.shutdown_tag_seen = true;
+            pthread_cond_broadcast(&g_srv.cond);
+            pthread_mutex_unlock(&g_srv.mu);
+            continue;
+        }
+        call_t *c = ev.tag;
+        bool stopping = atomic_load(&g_srv.shutting_down);
+        switch (c->phase) {
+        case CALL_NEW:
+            if (!ev.success) {
+                call_free(c);
+                break;
+            }
+            if (!stopping) {
+                call_request(c->method, c->q); /* re-arm before serving */
+            }
+            call_serve(w, c);
+            break;
+        case CALL_UNKNOWN_NEW:
+            if (!ev.success) {
+                call_free(c);
+                break;
+            }
+            if (!stopping) {
+                call_request_unknown(c->q);
+            }
+            call_serve_unknown(c);
+            break;
+        case CALL_FINISH:
+            call_free(c);
+            break;
+        }
+    }
+    rpc_client_thread_cleanup();
+    return NULL;
+}
+
+/* Sleeps up to ms unless the background threads are told to stop; true when stopping. */
+static bool background_sleep(int64_t ms) {
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += ms / 1000;
+    until.tv_nsec += (ms % 1000) * 1000000;
+    if (until.tv_nsec >= 1000000000) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000;
+    }
+    pthread_mutex_lock(&g_srv.mu);
+    while (!g_srv.stop_background) {
+        if (pthread_cond_timedwait(&g_srv.cond, &g_srv.mu, &until) == ETIMEDOUT) {
+            break;
+        }
+    }
+    bool stop = g_srv.stop_background;
+    pthread_mutex_unlock(&g_srv.mu);
+    return stop;
+}
+
+static db_t *srv_db_create(void) {
+    return db_create(g_srv.config.pg_dsn, g_srv.opts->db_schema, g_srv.opts->service_name,
+                     g_srv.config.db_statement_timeout_ms);
+}
+
+/* Applies migrations until they succeed, then probes PostgreSQL for the health state. */
+static void *monitor_main(void *arg) {
+    (void)arg;
+    db_t *db = srv_db_create();
+    do {
+        if (!health_is_migrated()) {
+            status_t st = db_migrate(db, runtime_migrations, g_srv.opts->migrations);
+            if (status_is_ok(&st)) {
+                health_set_migrated(true);
+                health_set_db_reachable(true);
+                log_msg(LOG_INFO, "migrations applied; serving");
+            } else {
+                log_msg(LOG_WARN, "migrations not applied yet: %s", st.message);
+            }
+        } else {
+            health_set_db_reachable(db_ping(db));
+        }
+    } while (!background_sleep(health_is_migrated() ? MONITOR_PROBE_MS : 1000));
+    db_destroy(db);
+    rpc_client_thread_cleanup();
+    return NULL;
+}
+
+static status_t job_purge_idempotency(rpc_ctx_t *ctx) {
+    int64_t deleted = 0;
+    status_t st = idem_purge(ctx->db, IDEMPOTENCY_RETENTION_DAYS, IDEMPOTENCY_PURGE_BATCH, &deleted);
+    if (status_is_ok(&st) && deleted > 0) {
+        log_msg(LOG_INFO, "purged %lld idempotency keys", (long long)deleted);
+    }
+    return st;
+}
+
+static const rpc_job_t runtime_jobs[] = {
+    {"purge-idempotency-keys", job_purge_idempotency, 3600},
+    {NULL, NULL, 0},
+};
+
+static void job_run(const rpc_job_t *job, db_t *db, cache_t *cache) {
+    arena_t arena;
+    arena_init(&arena);
+    char request_id[REQUEST_ID_MAX + 1];
+    snprintf(request_id, sizeof request_id, "job-");
+    id_random_token("0123456789abcdef", 16, request_id + 4);
+    rpc_ctx_t ctx = {
+        .arena = &arena,
+        .db = db,
+        .cache = cache,
+        .config = &g_srv.config,
+        .service_state = g_srv.service_state,
+        .method = job->name,
+        .request_id = request_id,
+        .merchant_id = "",
+        .deadline = gpr_inf_future(GPR_CLOCK_MONOTONIC),
+        .now_s = (int64_t)time(NULL),
+    };
+    t_current_ctx = &ctx;
+    log_bind_request(request_id, job->name);
+    int64_t start = now_us();
+    status_t st = job->fn(&ctx);
+    for (int i = 0; i < ctx.invalidation_count; i++) {
+        cache_del(cache, ctx.invalidations[i]);
+    }
+    if (!status_is_ok(&st)) {
+        log_msg(LOG_WARN, "job %s failed after %lld us: %s", job->name,
+                (long long)(now_us() - start), st.message);
+    }
+    log_bind_request(NULL, NULL);
+    t_current_ctx = NULL;
+    arena_free(&arena);
+}
+
+static void *job_main(void *arg) {
+    (void)arg;
+    db_t *db = srv_db_create();
+    cache_t *cache = cache_create(g_srv.config.redis_url, g_srv.config.cache_ttl_s);
+    const rpc_job_t *tables[2] = {runtime_jobs, g_srv.opts->jobs};
+    int64_t next_due[2][64];
+    memset(next_due, 0, sizeof next_due);
+    do {
+        if (!health_is_migrated()) {
+            continue;
+        }
+        int64_t now = (int64_t)time(NULL);
+        for (int t = 0; t < 2; t++) {
+            for (int i = 0; tables[t] && tables[t][i].name && i < 64; i++) {
+                const rpc_job_t *job = &tables[t][i];
+                int64_t every = job->interval_s ? job->interval_s : g_srv.config.job_interval_s;
+                if (every <= 0 || now < next_due[t][i]) {
+                    continue;
+                }
+                next_due[t][i] = now + every;
+                job_run(job, db, cache);
+            }
+        }
+    } while (!background_sleep(1000));
+    cache_destroy(cache);
+    db_destroy(db);
+    rpc_client_thread_cleanup();
+    return NULL;
+}
+
+/* ---- setup ---- */
+
+static status_t srv_add_service(const rpc_service_t *svc, bool is_health) {
+    const ProtobufCServiceDescriptor *sd = svc->descriptor;
+    health_register_service(sd->name);
+    for (const rpc_method_t *m = svc->methods; m->name; m++) {
+        const ProtobufCMethodDescriptor *md =
+            protobuf_c_service_descriptor_get_method_by_name(sd, m->name);
+        if (md == NULL) {
+            return status_make(STATUS_INTERNAL, "BAD_SERVICE_TABLE", "%s has no method %s",
+                               sd->name, m->name);
+        }
+        if (g_srv.method_count == SRV_METHODS_MAX) {
+            return status_make(STATUS_INTERNAL, "BAD_SERVICE_TABLE", "too many methods");
+        }
+        srv_method_t *sm = &g_srv.methods[g_srv.method_count++];
+        sm->m = m;
+        sm->md = md;
+        sm->is_health = is_health;
+        snprintf(sm->path, sizeof sm->path, "/%s/%s", sd->name, md->name);
+        const ProtobufCFieldDescriptor *mf =
+            protobuf_c_message_descriptor_get_field_by_name(md->input, "merchant_id");
+        sm->has_merchant = mf != NULL && mf->type == PROTOBUF_C_TYPE_STRING;
+        if (m->kind == RPC_MUTATE && (!sm->has_merchant ||
+                                      protobuf_c_message_descriptor_get_field_by_name(
+                                          md->input, "idempotency_key") == NULL)) {
+            return status_make(STATUS_INTERNAL, "BAD_SERVICE_TABLE",
+                               "%s is RPC_MUTATE without merchant_id and idempotency_key",
+                               sm->path);
+        }
+        sm->handle = grpc_server_register_method(g_srv.server, sm->path, NULL,
+                                                 GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
+        if (sm->handle == NULL) {
+            return status_make(STATUS_INTERNAL, "BAD_SERVICE_TABLE", "cannot register %s",
+                               sm->path);
+        }
+    }
+    for (size_t i = 0; i < sd->n_methods; i++) {
+        bool served = false;
+        for (const rpc_method_t *m = svc->methods; m->name && !served; m++) {
+            served = strcmp(m->name, sd->methods[i].name) == 0;
+        }
+        if (!served && !is_health) {
+            log_msg(LOG_WARN, "%s/%s has no handler; it answers UNIMPLEMENTED", sd->name,
+                    sd->methods[i].name);
+        }
+    }
+    return status_ok();
+}
+
+static char *srv_read_file(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        return NULL;
+    }
+    char *buf = NULL;
+    size_t cap = 0, len = 0;
+    for (;;) {
+        if (len + 4096 + 1 > cap) {
+            cap = cap ? cap * 2 : 8192;
+            char *nb = realloc(buf, cap);
+            if (nb == NULL) {
+                free(buf);
+                fclose(f);
+                return NULL;
+            }
+            buf = nb;
+        }
+        size_t got = fread(buf + len, 1, 4096, f);
+        len += got;
+        if (got < 4096) {
+            break;
+        }
+    }
+    fclose(f);
+    buf[len] = '\0';
+    return buf;
+}
+
+static grpc_server_credentials *srv_credentials(status_t *st) {
+    const config_t *cfg = &g_srv.config;
+    if (cfg->tls_cert_path[0] == '\0') {
+        return grpc_insecure_server_credentials_create();
+    }
+    char *cert = srv_read_file(cfg->tls_cert_path);
+    char *key = srv_read_file(cfg->tls_key_path);
+    if (cert == NULL || key == NULL) {
+        free(cert);
+        free(key);
+        *st = status_make(STATUS_INVALID_ARGUMENT, "INVALID_CONFIG",
+                          "cannot read LOYALTY_TLS_CERT or LOYALTY_TLS_KEY");
+        return NULL;
+    }
+    grpc_ssl_pem_key_cert_pair pair = {key, cert};
+    grpc_server_credentials *creds = grpc_ssl_server_credentials_create_ex(
+        NULL, &pair, 1, GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE, NULL);
+    free(cert);
+    free(key);
+    return creds;
+}
+
+static status_t srv_start(void) {
+    const config_t *cfg = &g_srv.config;
+    grpc_arg args[2];
+    memset(args, 0, sizeof args);
+    args[0].type = GRPC_ARG_INTEGER;
+    args[0].key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
+    args[0].value.integer = (int)cfg->max_message_bytes;
+    args[1].type = GRPC_ARG_INTEGER;
+    args[1].key = (char *)GRPC_ARG_MAX_SEND_MESSAGE_LENGTH;
+    args[1].value.integer = (int)cfg->max_message_bytes;
+    grpc_channel_args channel_args = {2, args};
+    g_srv.server = grpc_server_create(&channel_args, NULL);
+
+    g_srv.worker_count = (int)cfg->workers;
+    int cqs = (int)cfg->completion_queues;
+    if (cqs == 0) {
+        cqs = g_srv.worker_count >= 4 ? g_srv.worker_count / 4 : 1;
+    }
+    if (cqs > g_srv.worker_count) {
+        cqs = g_srv.worker_count;
+    }
+    if (cqs > SRV_CQS_MAX) {
+        cqs = SRV_CQS_MAX;
+    }
+    g_srv.cq_count = cqs;
+    for (int i = 0; i < cqs; i++) {
+        g_srv.cqs[i].cq = grpc_completion_queue_create_for_next(NULL);
+        grpc_server_register_completion_queue(g_srv.server, g_srv.cqs[i].cq, NULL);
+    }
+
+    status_t st = srv_add_service(&health_service, true);
+    for (size_t i = 0; status_is_ok(&st) && i < g_srv.opts->service_count; i++) {
+        st = srv_add_service(&g_srv.opts->services[i], false);
+    }
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    grpc_server_credentials *creds = srv_credentials(&st);
+    if (creds == NULL) {
+        return st;
+    }
+    int port = grpc_server_add_http2_port(g_srv.server, cfg->listen_addr, creds);
+    grpc_server_credentials_release(creds);
+    if (port == 0) {
+        return status_make(STATUS_UNAVAILABLE, "LISTEN_FAILED", "cannot listen on %s",
+                           cfg->listen_addr);
+    }
+    grpc_server_start(g_srv.server);
+
+    g_srv.workers = calloc((size_t)g_srv.worker_count, sizeof *g_srv.workers);
+    if (g_srv.workers == NULL) {
+        abort();
+    }
+    for (int i = 0; i < g_srv.worker_count; i++) {
+        worker_t *w = &g_srv.workers[i];
+        w->q = &g_srv.cqs[i % cqs];
+        w->q->workers++;
+        w->db = srv_db_create();
+        w->cache = cache_create(cfg->redis_url, cfg->cache_ttl_s);
+    }
+    for (int q = 0; q < cqs; q++) {
+        call_request_unknown(&g_srv.cqs[q]);
+        for (int k = 0; k < g_srv.cqs[q].workers; k++) {
+            for (int m = 0; m < g_srv.method_count; m++) {
+                call_request(&g_srv.methods[m], &g_srv.cqs[q]);
+            }
+        }
+    }
+    for (int i = 0; i < g_srv.worker_count; i++) {
+        if (pthread_create(&g_srv.workers[i].thread, NULL, worker_main, &g_srv.workers[i]) != 0) {
+            abort();
+        }
+    }
+    if (pthread_create(&g_srv.monitor_thread, NULL, monitor_main, NULL) != 0) {
+        abort();
+    }
+    if (pthread_create(&g_srv.job_thread, NULL, job_main, NULL) != 0) {
+        abort();
+    }
+    g_srv.job_thread_started = true;
+    log_msg(LOG_INFO, "listening on %s (port %d), %d workers on %d completion queues",
+            cfg->listen_addr, port, g_srv.worker_count, cqs);
+    return status_ok();
+}
+
+static void srv_wait_shutdown_tag(int64_t grace_ms) {
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += grace_ms / 1000;
+    until.tv_nsec += (grace_ms % 1000) * 1000000;
+    if (until.tv_nsec >= 1000000000) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000;
+    }
+    pthread_mutex_lock(&g_srv.mu);
+    while (!g_srv.shutdown_tag_seen) {
+        if (pthread_cond_timedwait(&g_srv.cond, &g_srv.mu, &until) == ETIMEDOUT) {
+            break;
+        }
+    }
+    bool seen = g_srv.shutdown_tag_seen;
+    pthread_mutex_unlock(&g_srv.mu);
+    if (!seen) {
+        log_msg(LOG_WARN, "grace period over; cancelling the calls still in flight");
+        grpc_server_cancel_all_calls(g_srv.server);
+    }
+}
+
+static void srv_stop(void) {
+    const config_t *cfg = &g_srv.config;
+    health_set_shutting_down(true);
+    log_msg(LOG_INFO, "shutting down: not serving, draining for %lld ms",
+            (long long)cfg->shutdown_drain_ms);
+    if (cfg->shutdown_drain_ms > 0) {
+        struct timespec ts = {cfg->shutdown_drain_ms / 1000, (cfg->shutdown_drain_ms % 1000) * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    atomic_store(&g_srv.shutting_down, true);
+    grpc_server_shutdown_and_notify(g_srv.server, g_srv.cqs[0].cq, &g_srv.shutdown_tag);
+    srv_wait_shutdown_tag(cfg->shutdown_grace_ms);
+    /* The shutdown tag does not wait for calls a worker still holds: wait for every context. */
+    while (atomic_load(&g_srv.live_calls) > 0) {
+        struct timespec ts = {0, 5 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    pthread_mutex_lock(&g_srv.mu);
+    g_srv.stop_background = true;
+    pthread_cond_broadcast(&g_srv.cond);
+    pthread_mutex_unlock(&g_srv.mu);
+    for (int q = 0; q < g_srv.cq_count; q++) {
+        grpc_completion_queue_shutdown(g_srv.cqs[q].cq);
+    }
+    for (int i = 0; i < g_srv.worker_count; i++) {
+        pthread_join(g_srv.workers[i].thread, NULL);
+    }
+    pthread_join(g_srv.monitor_thread, NULL);
+    if (g_srv.job_thread_started) {
+        pthread_join(g_srv.job_thread, NULL);
+    }
+    for (int i = 0; i < g_srv.worker_count; i++) {
+        db_destroy(g_srv.workers[i].db);
+        cache_destroy(g_srv.workers[i].cache);
+    }
+    free(g_srv.workers);
+    grpc_server_destroy(g_srv.server);
+    for (int q = 0; q < g_srv.cq_count; q++) {
+        grpc_completion_queue_destroy(g_srv.cqs[q].cq);
+    }
+}
+
+static const char *env_lookup(const char *name, void *arg) {
+    (void)arg;
+    return getenv(name);
+}
+
+static int srv_migrate_only(void) {
+    db_t *db = srv_db_create();
+    status_t st = db_migrate(db, runtime_migrations, g_srv.opts->migrations);
+    db_destroy(db);
+    if (!status_is_ok(&st)) {
+        log_msg(LOG_ERROR, "migrations failed: %s", st.message);
+        return 1;
+    }
+    log_msg(LOG_INFO, "migrations applied");
+    return 0;
+}
+
+int rpc_server_main(const rpc_server_options_t *opts, int argc, char **argv) {
+    bool migrate_only = false;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--migrate") == 0) {
+            migrate_only = true;
+        } else if (strcmp(argv[i], "--help") == 0) {
+            printf("usage: %s [--migrate]\n"
+                   "Serves %s over gRPC; configured by environment variables (see README).\n"
+                   "  --migrate  apply the database migrations and exit\n",
+                   argv[0], opts->service_name);
+            return 0;
+        } else {
+            fprintf(stderr, "%s: unknown flag %s\n", argv[0], argv[i]);
+            return 2;
+        }
+    }
+    g_srv.opts = opts;
+    status_t st = config_load(&g_srv.config, opts->service_name, opts->default_port, env_lookup,
+                              NULL);
+    log_level_t level = LOG_INFO;
+    (void)log_level_parse(g_srv.config.log_level, &level);
+    log_init(opts->service_name, level);
+    if (!status_is_ok(&st)) {
+        log_msg(LOG_ERROR, "bad configuration: %s", st.message);
+        return 1;
+    }
+    config_log(&g_srv.config);
+    if (migrate_only) {
+        return srv_migrate_only();
+    }
+
+    /* Signals go to the main thread only: block them before any thread starts. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    grpc_init();
+    rpc_client_init(&g_srv.config);
+    if (opts->on_start) {
+        st = opts->on_start(&g_srv.config, &g_srv.service_state);
+    } else {
+        g_srv.service_state = opts->service_state;
+    }
+    if (status_is_ok(&st)) {
+        st = srv_start();
+    }
+    if (!status_is_ok(&st)) {
+        log_msg(LOG_ERROR, "cannot start: %s", st.message);
+        return 1;
+    }
+    int sig = 0;
+    sigwait(&sigs, &sig);
+    log_msg(LOG_INFO, "received %s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    srv_stop();
+    if (opts->on_stop) {
+        opts->on_stop(g_srv.service_state);
+    }
+    rpc_client_shutdown();
+    grpc_shutdown();
+    log_msg(LOG_INFO, "stopped");
+    return 0;
+}

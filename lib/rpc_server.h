@@ -1,0 +1,35 @@
+/* rpc_server.h -- the gRPC server every service runs: generic registration of protobuf-c
+ * service descriptors on the core C API, a pool of worker threads each with its own PostgreSQL
+ * and Redis connection, grpc.health.v1, bearer-token auth, idempotency, JSON access logs,
+ * migrations before SERVING, background jobs, graceful shutdown on SIGTERM/SIGINT. */
+#ifndef LOYALTY_RPC_SERVER_H
+#define LOYALTY_RPC_SERVER_H
+
+#include "rpc.h"
+
+#include <stddef.h>
+
+typedef struct rpc_server_options {
+    const char *service_name;    /* "member-svc": logs, application_name */
+    int default_port;            /* DESIGN §4 */
+    const char *db_schema;       /* "member" */
+    const embed_file_t *migrations;
+    const rpc_service_t *services; /* the service's own; Health is added by the runtime */
+    size_t service_count;
+    const rpc_job_t *jobs; /* ends with an entry whose name is NULL; may be NULL */
+    void *service_state;   /* handed to handlers as ctx->service_state */
+    /* Called once after configuration is loaded and before serving (may be NULL): services
+     * create their clients here. A non-OK status stops the program. */
+    status_t (*on_start)(const config_t *cfg, void **service_state);
+    void (*on_stop)(void *service_state);
+} rpc_server_options_t;
+
+/** Runs the service until SIGTERM or SIGINT, then shuts down gracefully. Accepts the flags
+ *  `--migrate` (apply migrations and exit) and `--help`. Returns the process exit code: 0 after
+ *  a graceful shutdown, 1 on a configuration or startup error, 2 on bad flags. */
+int rpc_server_main(const rpc_server_options_t *opts, int argc, char **argv);
+
+/** The runtime's own migrations (the idempotency table), applied before the service's. */
+extern const embed_file_t runtime_migrations[];
+
+#endif

@@ -1,0 +1,129 @@
+/* member_rpc.c -- MemberService handlers: decode-level validation, rules, store, response. */
+#include "member_rpc.h"
+
+#include "member_cache.h"
+#include "member_rules.h"
+#include "member_store.h"
+#include "ids.h"
+#include "validate.h"
+
+#include <string.h>
+
+/* Today in days since 1970, plus one so that a member born "today" in a time zone ahead of UTC
+ * is not refused. */
+static int64_t member_today_days(const rpc_ctx_t *ctx) {
+    return ctx->now_s / 86400 + 1;
+}
+
+static status_t rpc_create_member(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
+                                  ProtobufCMessage *resp_msg) {
+    const Loyalty__V1__CreateMemberRequest *req = (const void *)req_msg;
+    Loyalty__V1__CreateMemberResponse *resp = (void *)resp_msg;
+    status_t st = member_rules_check_external_id(req->external_id);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    Loyalty__V1__MemberProfile profile = LOYALTY__V1__MEMBER_PROFILE__INIT;
+    st = member_rules_normalize_profile(ctx->arena, req->profile, MEMBER_FIELD_ALL,
+                                        member_today_days(ctx), &profile);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    char id[ID_MAX];
+    id_generate("mbr", id);
+    return member_store_insert(ctx->db, ctx->arena, ctx->merchant_id, id, req->external_id,
+                               &profile, &resp->member);
+}
+
+static status_t rpc_get_member(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
+                               ProtobufCMessage *resp_msg) {
+    const Loyalty__V1__GetMemberRequest *req = (const void *)req_msg;
+    Loyalty__V1__GetMemberResponse *resp = (void *)resp_msg;
+    char normalized[EMAIL_MAX + 1];
+    status_t st = status_ok();
+    switch (req->lookup_case) {
+    case LOYALTY__V1__GET_MEMBER_REQUEST__LOOKUP_MEMBER_ID:
+        st = validate_token("member_id", req->member_id, ID_MAX);
+        if (!status_is_ok(&st)) {
+            return st;
+        }
+        if (member_cache_get(ctx, req->member_id, &resp->member)) {
+            return st;
+        }
+        st = member_store_get(ctx->db, ctx->arena, ctx->merchant_id, MEMBER_BY_ID,
+                              req->member_id, false, &resp->member);
+        if (status_is_ok(&st)) {
+            member_cache_put(ctx, resp->member);
+        }
+        return st;
+    case LOYALTY__V1__GET_MEMBER_REQUEST__LOOKUP_PHONE:
+        st = validate_phone("phone", req->phone, normalized);
+        if (!status_is_ok(&st)) {
+            return st;
+        }
+        return member_store_get(ctx->db, ctx->arena, ctx->merchant_id, MEMBER_BY_PHONE,
+                                normalized, false, &resp->member);
+    case LOYALTY__V1__GET_MEMBER_REQUEST__LOOKUP_EMAIL:
+        st = validate_email("email", req->email, normalized);
+        if (!status_is_ok(&st)) {
+            return st;
+        }
+        return member_store_get(ctx->db, ctx->arena, ctx->merchant_id, MEMBER_BY_EMAIL,
+                                normalized, false, &resp->member);
+    case LOYALTY__V1__GET_MEMBER_REQUEST__LOOKUP_EXTERNAL_ID:
+        st = validate_token("external_id", req->external_id, MEMBER_EXTERNAL_ID_MAX);
+        if (!status_is_ok(&st)) {
+            return st;
+        }
+        return member_store_get(ctx->db, ctx->arena, ctx->merchant_id, MEMBER_BY_EXTERNAL_ID,
+                                req->external_id, false, &resp->member);
+    default:
+        return status_invalid_field("lookup",
+                                    "one of member_id, phone, email or external_id is required");
+    }
+}
+
+static status_t rpc_update_member(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
+                                  ProtobufCMessage *resp_msg) {
+    const Loyalty__V1__UpdateMemberRequest *req = (const void *)req_msg;
+    Loyalty__V1__UpdateMemberResponse *resp = (void *)resp_msg;
+    status_t st = validate_token("member_id", req->member_id, ID_MAX);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    unsigned mask = 0;
+    st = member_rules_parse_mask(req->update_mask, req->n_update_mask, &mask);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    Loyalty__V1__Member *current = NULL;
+    st = member_store_get(ctx->db, ctx->arena, ctx->merchant_id, MEMBER_BY_ID, req->member_id,
+                          true, &current);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    if (req->_expected_version_case ==
+            LOYALTY__V1__UPDATE_MEMBER_REQUEST___EXPECTED_VERSION_EXPECTED_VERSION &&
+        req->expected_version != current->version) {
+        return status_make(STATUS_ABORTED, "VERSION_MISMATCH",
+                           "member changed since version %lld (now %lld); re-read and retry",
+                           (long long)req->expected_version, (long long)current->version);
+    }
+    st = member_rules_normalize_profile(ctx->arena, req->profile, mask, member_today_days(ctx),
+                                        current->profile);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    member_cache_invalidate(ctx, current->id);
+    return member_store_update_profile(ctx->db, ctx->arena, ctx->merchant_id, current->id,
+                                       current->profile, &resp->member);
+}
+
+static const rpc_method_t member_methods[] = {
+    {"CreateMember", rpc_create_member, RPC_MUTATE},
+    {"GetMember", rpc_get_member, RPC_READ},
+    {"UpdateMember", rpc_update_member, RPC_MUTATE},
+    {NULL, NULL, RPC_READ},
+};
+
+const rpc_service_t member_service = {&loyalty__v1__member_service__descriptor, member_methods};

@@ -1,0 +1,203 @@
+/* member_store.c -- member profile rows <-> Loyalty__V1__Member. */
+#include "member_store.h"
+
+#include "pb.h"
+#include "pgarray.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* The columns every read returns, in the order member_from_row expects. Custom attributes come
+ * back as two arrays (keys, values) in key order. */
+#define MEMBER_COLUMNS                                                                             \
+    "id, coalesce(external_id, ''), name, coalesce(phone, ''), coalesce(email, ''), "             \
+    "coalesce(to_char(birthday, 'YYYY-MM-DD'), ''), gender, has_address, address_line1, "         \
+    "address_line2, address_city, address_region, address_postal_code, address_country_code, "    \
+    "occupation, interests, "                                                                      \
+    "(SELECT coalesce(array_agg(k ORDER BY k), '{}') FROM jsonb_object_keys(custom_attributes) k), " \
+    "(SELECT coalesce(array_agg(v ORDER BY k), '{}') FROM jsonb_each_text(custom_attributes) e(k, v)), " \
+    "tags, version, extract(epoch FROM created_at)::bigint, extract(epoch FROM updated_at)::bigint, " \
+    "merchant_id"
+
+static char *col(arena_t *a, const PGresult *r, int c) {
+    return arena_strdup(a, db_get_str(r, 0, c));
+}
+
+static char **col_array(arena_t *a, const PGresult *r, int c, size_t *n) {
+    char **items = NULL;
+    if (!pgarray_decode(a, db_get_str(r, 0, c), &items, n)) {
+        *n = 0;
+    }
+    return items;
+}
+
+static Loyalty__V1__Member *member_from_row(arena_t *a, const PGresult *r) {
+    Loyalty__V1__Member *m = pb_new(a, &loyalty__v1__member__descriptor);
+    Loyalty__V1__MemberProfile *p = pb_new(a, &loyalty__v1__member_profile__descriptor);
+    m->profile = p;
+    m->id = col(a, r, 0);
+    m->external_id = col(a, r, 1);
+    p->name = col(a, r, 2);
+    p->phone = col(a, r, 3);
+    p->email = col(a, r, 4);
+    p->birthday = col(a, r, 5);
+    p->gender = (Loyalty__V1__Gender)db_get_int(r, 0, 6);
+    if (db_get_bool(r, 0, 7)) {
+        Loyalty__V1__Address *addr = pb_new(a, &loyalty__v1__address__descriptor);
+        addr->line1 = col(a, r, 8);
+        addr->line2 = col(a, r, 9);
+        addr->city = col(a, r, 10);
+        addr->region = col(a, r, 11);
+        addr->postal_code = col(a, r, 12);
+        addr->country_code = col(a, r, 13);
+        p->address = addr;
+    }
+    p->occupation = col(a, r, 14);
+    p->interests = col_array(a, r, 15, &p->n_interests);
+    size_t nk = 0, nv = 0;
+    char **keys = col_array(a, r, 16, &nk);
+    char **vals = col_array(a, r, 17, &nv);
+    size_t n = nk < nv ? nk : nv;
+    p->custom_attributes = arena_alloc(a, (n ? n : 1) * sizeof *p->custom_attributes);
+    for (size_t i = 0; i < n; i++) {
+        Loyalty__V1__MemberProfile__CustomAttributesEntry *e =
+            pb_new(a, &loyalty__v1__member_profile__custom_attributes_entry__descriptor);
+        e->key = keys[i];
+        e->value = vals[i];
+        p->custom_attributes[i] = e;
+    }
+    p->n_custom_attributes = n;
+    p->tags = col_array(a, r, 18, &p->n_tags);
+    m->version = db_get_int(r, 0, 19);
+    m->created_at = db_get_int(r, 0, 20);
+    m->updated_at = db_get_int(r, 0, 21);
+    m->merchant_id = col(a, r, 22);
+    return m;
+}
+
+/* Appends the profile columns as parameters $k.. in the order of the INSERT/UPDATE below. */
+static void profile_params(arena_t *a, db_params_t *p, const Loyalty__V1__MemberProfile *pr) {
+    const Loyalty__V1__Address *addr = pr->address;
+    db_param_text(p, pr->name);
+    db_param_text(p, pr->phone[0] ? pr->phone : NULL);
+    db_param_text(p, pr->email[0] ? pr->email : NULL);
+    db_param_text(p, pr->birthday[0] ? pr->birthday : NULL);
+    db_param_int(p, pr->gender);
+    db_param_bool(p, addr != NULL);
+    db_param_text(p, addr ? addr->line1 : "");
+    db_param_text(p, addr ? addr->line2 : "");
+    db_param_text(p, addr ? addr->city : "");
+    db_param_text(p, addr ? addr->region : "");
+    db_param_text(p, addr ? addr->postal_code : "");
+    db_param_text(p, addr ? addr->country_code : "");
+    db_param_text(p, pr->occupation);
+    db_param_text(p, pgarray_encode(a, pr->interests, pr->n_interests));
+    char **keys = arena_alloc(a, (pr->n_custom_attributes + 1) * sizeof *keys);
+    char **vals = arena_alloc(a, (pr->n_custom_attributes + 1) * sizeof *vals);
+    for (size_t i = 0; i < pr->n_custom_attributes; i++) {
+        keys[i] = pr->custom_attributes[i]->key;
+        vals[i] = pr->custom_attributes[i]->value;
+    }
+    db_param_text(p, pgarray_encode(a, keys, pr->n_custom_attributes));
+    db_param_text(p, pgarray_encode(a, vals, pr->n_custom_attributes));
+    db_param_text(p, pgarray_encode(a, pr->tags, pr->n_tags));
+}
+
+/* Turns a unique violation into the reason naming the value that is taken. */
+static status_t member_duplicate(const db_t *db, status_t st) {
+    if (st.code != STATUS_ALREADY_EXISTS) {
+        return st;
+    }
+    const char *c = db_last_constraint(db);
+    if (strcmp(c, "members_phone_key") == 0) {
+        return status_make(STATUS_ALREADY_EXISTS, "PHONE_TAKEN",
+                           "another member already has this phone number");
+    }
+    if (strcmp(c, "members_email_key") == 0) {
+        return status_make(STATUS_ALREADY_EXISTS, "EMAIL_TAKEN",
+                           "another member already has this e-mail address");
+    }
+    if (strcmp(c, "members_external_id_key") == 0) {
+        return status_make(STATUS_ALREADY_EXISTS, "EXTERNAL_ID_TAKEN",
+                           "another member already has this external id");
+    }
+    return st;
+}
+
+static status_t member_one_row(db_t *db, arena_t *a, const char *sql, const db_params_t *p,
+                               Loyalty__V1__Member **out) {
+    PGresult *r = NULL;
+    status_t st = db_exec(db, sql, p, &r);
+    if (!status_is_ok(&st)) {
+        return member_duplicate(db, st);
+    }
+    if (PQntuples(r) != 1) {
+        PQclear(r);
+        return status_make(STATUS_NOT_FOUND, "MEMBER_NOT_FOUND", "member not found");
+    }
+    *out = member_from_row(a, r);
+    PQclear(r);
+    return status_ok();
+}
+
+status_t member_store_insert(db_t *db, arena_t *a, const char *merchant_id, const char *id,
+                             const char *external_id, const Loyalty__V1__MemberProfile *profile,
+                             Loyalty__V1__Member **out) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_text(&p, id);
+    db_param_text(&p, external_id[0] ? external_id : NULL);
+    profile_params(a, &p, profile);
+    return member_one_row(
+        db, a,
+        "INSERT INTO members (merchant_id, id, external_id, name, phone, email, birthday, gender, "
+        " has_address, address_line1, address_line2, address_city, address_region, "
+        " address_postal_code, address_country_code, occupation, interests, custom_attributes, "
+        " tags) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7::date, $8, $9, $10, $11, $12, $13, $14, $15, $16, "
+        " $17::text[], jsonb_object($18::text[], $19::text[]), $20::text[]) "
+        "RETURNING " MEMBER_COLUMNS,
+        &p, out);
+}
+
+status_t member_store_get(db_t *db, arena_t *a, const char *merchant_id, member_lookup_t by,
+                          const char *value, bool for_update, Loyalty__V1__Member **out) {
+    static const char *const sql[4][2] = {
+        {"SELECT " MEMBER_COLUMNS " FROM members WHERE merchant_id = $1 AND id = $2",
+         "SELECT " MEMBER_COLUMNS " FROM members WHERE merchant_id = $1 AND id = $2 FOR UPDATE"},
+        {"SELECT " MEMBER_COLUMNS " FROM members WHERE merchant_id = $1 AND phone = $2",
+         "SELECT " MEMBER_COLUMNS " FROM members WHERE merchant_id = $1 AND phone = $2 FOR UPDATE"},
+        {"SELECT " MEMBER_COLUMNS " FROM members WHERE merchant_id = $1 AND email = $2",
+         "SELECT " MEMBER_COLUMNS " FROM members WHERE merchant_id = $1 AND email = $2 FOR UPDATE"},
+        {"SELECT " MEMBER_COLUMNS " FROM members WHERE merchant_id = $1 AND external_id = $2",
+         "SELECT " MEMBER_COLUMNS
+         " FROM members WHERE merchant_id = $1 AND external_id = $2 FOR UPDATE"},
+    };
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_text(&p, value);
+    return member_one_row(db, a, sql[by][for_update ? 1 : 0], &p, out);
+}
+
+status_t member_store_update_profile(db_t *db, arena_t *a, const char *merchant_id,
+                                     const char *id, const Loyalty__V1__MemberProfile *profile,
+                                     Loyalty__V1__Member **out) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_text(&p, id);
+    profile_params(a, &p, profile);
+    return member_one_row(
+        db, a,
+        "UPDATE members SET name = $3, phone = $4, email = $5, birthday = $6::date, gender = $7, "
+        " has_address = $8, address_line1 = $9, address_line2 = $10, address_city = $11, "
+        " address_region = $12, address_postal_code = $13, address_country_code = $14, "
+        " occupation = $15, interests = $16::text[], "
+        " custom_attributes = jsonb_object($17::text[], $18::text[]), tags = $19::text[], "
+        " version = version + 1, updated_at = now() "
+        "WHERE merchant_id = $1 AND id = $2 "
+        "RETURNING " MEMBER_COLUMNS,
+        &p, out);
+}

@@ -1,0 +1,105 @@
+# scripts/lib.sh -- shared by scripts/up, scripts/down and scripts/test: installs the Debian
+# packages the suite needs, and starts or stops a private PostgreSQL and Redis on loopback with
+# their data under a folder of the repository. Sourced, not run.
+
+LOYALTY_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+LOYALTY_PACKAGES=(cmake gcc make pkg-config libgrpc-dev libprotobuf-c-dev protobuf-c-compiler
+  protobuf-compiler libpq-dev libhiredis-dev libcriterion-dev postgresql redis-server
+  python3-grpcio python3-protobuf nghttp2-client postgresql-contrib)
+
+log() { printf '[loyalty] %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+    die "need root (or sudo) to run: $*"; fi
+}
+
+# Installs the packages that are missing; does nothing when all are present.
+deps_install() {
+  local missing=()
+  for p in "${LOYALTY_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "installing: ${missing[*]}"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}" >/dev/null
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+pg_bindir() {
+  ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1
+}
+
+# PostgreSQL refuses to run as root: when we are root, its commands run as the unprivileged
+# `postgres` user the Debian package creates, in a data directory that user owns.
+pg_run() {
+  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+# stack_start DIR [fast]: starts (or reuses) PostgreSQL and Redis with state in DIR and writes
+# DIR/env with LOYALTY_PG_DSN and LOYALTY_REDIS_URL. "fast" turns off fsync (tests only).
+stack_start() {
+  local dir=$1 mode=${2:-}
+  mkdir -p "$dir"
+  dir=$(cd "$dir" && pwd)
+  if [ -f "$dir/env" ] && stack_alive "$dir"; then
+    log "reusing PostgreSQL and Redis in $dir"
+    return 0
+  fi
+  stack_stop "$dir" >/dev/null 2>&1 || true
+  local bin; bin=$(pg_bindir); [ -n "$bin" ] || die "PostgreSQL server binaries not found"
+  local pg_port redis_port
+  pg_port=$(free_port); redis_port=$(free_port)
+  while [ "$redis_port" = "$pg_port" ]; do redis_port=$(free_port); done
+  mkdir -p "$dir/pg" "$dir/redis"
+  [ "$(id -u)" -eq 0 ] && chown postgres "$dir/pg"
+  if [ ! -f "$dir/pg/data/PG_VERSION" ]; then
+    pg_run "$bin/initdb" -D "$dir/pg/data" -U loyalty --auth=trust -E UTF8 --locale=C.UTF-8 >"$dir/pg/initdb.log" 2>&1 \
+      || { cat "$dir/pg/initdb.log" >&2; die "initdb failed"; }
+  fi
+  local opts="-c listen_addresses=127.0.0.1 -p $pg_port -k $dir/pg -c max_connections=400"
+  [ "$mode" = fast ] && opts="$opts -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+  pg_run "$bin/pg_ctl" -D "$dir/pg/data" -l "$dir/pg/server.log" -o "$opts" -w -t 60 start >/dev/null \
+    || { tail -20 "$dir/pg/server.log" >&2; die "PostgreSQL did not start"; }
+  "$bin/psql" -h 127.0.0.1 -p "$pg_port" -U loyalty -d postgres -qAt \
+    -c "SELECT 1 FROM pg_database WHERE datname = 'loyalty'" | grep -q 1 \
+    || "$bin/createdb" -h 127.0.0.1 -p "$pg_port" -U loyalty loyalty
+  redis-server --port "$redis_port" --bind 127.0.0.1 --daemonize yes --save '' --appendonly no \
+    --dir "$dir/redis" --pidfile "$dir/redis/redis.pid" --logfile "$dir/redis/redis.log" >/dev/null
+  for _ in $(seq 50); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+  redis-cli -p "$redis_port" ping >/dev/null 2>&1 || die "Redis did not start"
+  cat >"$dir/env" <<ENV
+export LOYALTY_PG_DSN='host=127.0.0.1 port=$pg_port dbname=loyalty user=loyalty'
+export LOYALTY_REDIS_URL='redis://127.0.0.1:$redis_port/0'
+export LOYALTY_PG_PORT=$pg_port
+export LOYALTY_REDIS_PORT=$redis_port
+ENV
+  log "PostgreSQL on 127.0.0.1:$pg_port, Redis on 127.0.0.1:$redis_port (state in $dir)"
+}
+
+stack_alive() {
+  local dir=$1
+  # shellcheck disable=SC1091
+  (. "$dir/env" && pg_isready -q -h 127.0.0.1 -p "$LOYALTY_PG_PORT" &&
+    redis-cli -p "$LOYALTY_REDIS_PORT" ping >/dev/null 2>&1)
+}
+
+stack_stop() {
+  local dir=$1
+  [ -d "$dir" ] || return 0
+  local bin; bin=$(pg_bindir)
+  if [ -f "$dir/pg/data/postmaster.pid" ]; then
+    pg_run "$bin/pg_ctl" -D "$dir/pg/data" -m fast -w stop >/dev/null 2>&1 || true
+  fi
+  if [ -f "$dir/redis/redis.pid" ]; then
+    kill "$(cat "$dir/redis/redis.pid")" 2>/dev/null || true
+    rm -f "$dir/redis/redis.pid"
+  fi
+  rm -f "$dir/env"
+}

@@ -1,0 +1,73 @@
+/* loyalty_health.c -- `loyalty-health ADDR [SERVICE] [--wait SECONDS]`: calls
+ * grpc.health.v1.Health/Check and exits 0 when the server reports SERVING, 1 otherwise. Used by
+ * scripts/up, container health checks and operators. */
+#include "arena.h"
+#include "grpc/health/v1/health.pb-c.h"
+#include "rpc_client.h"
+
+#include <grpc/grpc.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static int check_once(const char *addr, const char *service, bool quiet) {
+    arena_t arena;
+    arena_init(&arena);
+    Grpc__Health__V1__HealthCheckRequest req = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
+    req.service = (char *)service;
+    ProtobufCMessage *resp = NULL;
+    rpc_call_opts_t opts = {.timeout_ms = 1000};
+    status_t st = rpc_call(rpc_channel_get(addr), &grpc__health__v1__health__descriptor, "Check",
+                           &req.base, &arena, &resp, &opts);
+    int rc = 1;
+    if (status_is_ok(&st)) {
+        int s = ((Grpc__Health__V1__HealthCheckResponse *)resp)->status;
+        rc = s == GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING ? 0 : 1;
+        if (!quiet) {
+            printf("%s\n", rc == 0 ? "SERVING" : "NOT_SERVING");
+        }
+    } else if (!quiet) {
+        printf("%s: %s\n", status_code_name(st.code), st.message);
+    }
+    arena_free(&arena);
+    return rc;
+}
+
+int main(int argc, char **argv) {
+    const char *addr = NULL;
+    const char *service = "";
+    long wait_s = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--wait") == 0 && i + 1 < argc) {
+            wait_s = strtol(argv[++i], NULL, 10);
+        } else if (addr == NULL) {
+            addr = argv[i];
+        } else {
+            service = argv[i];
+        }
+    }
+    if (addr == NULL) {
+        fprintf(stderr, "usage: loyalty-health HOST:PORT [SERVICE] [--wait SECONDS]\n");
+        return 2;
+    }
+    grpc_init();
+    time_t until = time(NULL) + wait_s;
+    int rc;
+    for (;;) {
+        bool last = time(NULL) >= until;
+        rc = check_once(addr, service, !last);
+        if (rc == 0 || last) {
+            break;
+        }
+        struct timespec ts = {0, 200 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    if (rc == 0 && wait_s > 0) {
+        printf("SERVING\n");
+    }
+    rpc_client_shutdown();
+    grpc_shutdown();
+    return rc;
+}
