@@ -122,7 +122,7 @@ rpc_channel_t *rpc_channel_get(const char *target) {
         }
         snprintf(ch->target, sizeof ch->target, "%s", target);
         pthread_mutex_init(&ch->mu, NULL);
-        grpc_arg args[2];
+        grpc_arg args[4];
         memset(args, 0, sizeof args);
         args[0].type = GRPC_ARG_INTEGER;
         args[0].key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
@@ -130,7 +130,15 @@ rpc_channel_t *rpc_channel_get(const char *target) {
         args[1].type = GRPC_ARG_INTEGER;
         args[1].key = (char *)GRPC_ARG_MAX_SEND_MESSAGE_LENGTH;
         args[1].value.integer = (int)g_cli.max_message_bytes;
-        grpc_channel_args channel_args = {2, args};
+        /* A restarted service (rolling update, crash) is reachable again within a second or
+         * two; gRPC's default back-off would wait up to two minutes. */
+        args[2].type = GRPC_ARG_INTEGER;
+        args[2].key = (char *)GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS;
+        args[2].value.integer = 100;
+        args[3].type = GRPC_ARG_INTEGER;
+        args[3].key = (char *)GRPC_ARG_MAX_RECONNECT_BACKOFF_MS;
+        args[3].value.integer = 2000;
+        grpc_channel_args channel_args = {4, args};
         grpc_channel_credentials *creds =
             g_cli.tls ? grpc_ssl_credentials_create(g_cli.tls_roots, NULL, NULL, NULL)
                       : grpc_insecure_credentials_create();

@@ -786,27 +786,43 @@ static status_t srv_start(void) {
     return status_ok();
 }
 
-static void srv_wait_shutdown_tag(int64_t grace_ms) {
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += grace_ms / 1000;
-    until.tv_nsec += (grace_ms % 1000) * 1000000;
-    if (until.tv_nsec >= 1000000000) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000;
+static bool srv_shutdown_tag_seen(void) {
+    pthread_mutex_lock(&g_srv.mu);
+    bool seen = g_srv.shutdown_tag_seen;
+    pthread_mutex_unlock(&g_srv.mu);
+    return seen;
+}
+
+/* Lets in-flight calls finish within the grace period, then closes what is left: the shutdown
+ * tag also waits for idle client connections to go away, which a client that is not polling
+ * never does, so once no call of ours is in flight the remaining connections are cut. */
+static void srv_drain_calls(int64_t grace_ms) {
+    struct timespec start;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
+        if (srv_shutdown_tag_seen()) {
+            return;
+        }
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        int64_t elapsed_ms = (int64_t)(now.tv_sec - start.tv_sec) * 1000 +
+                             (now.tv_nsec - start.tv_nsec) / 1000000;
+        long live = atomic_load(&g_srv.live_calls);
+        if (live == 0 || elapsed_ms >= grace_ms) {
+            if (live > 0) {
+                log_msg(LOG_WARN, "grace period over; cancelling %ld calls still in flight", live);
+            }
+            grpc_server_cancel_all_calls(g_srv.server);
+            break;
+        }
+        struct timespec ts = {0, 5 * 1000000};
+        nanosleep(&ts, NULL);
     }
     pthread_mutex_lock(&g_srv.mu);
     while (!g_srv.shutdown_tag_seen) {
-        if (pthread_cond_timedwait(&g_srv.cond, &g_srv.mu, &until) == ETIMEDOUT) {
-            break;
-        }
+        pthread_cond_wait(&g_srv.cond, &g_srv.mu);
     }
-    bool seen = g_srv.shutdown_tag_seen;
     pthread_mutex_unlock(&g_srv.mu);
-    if (!seen) {
-        log_msg(LOG_WARN, "grace period over; cancelling the calls still in flight");
-        grpc_server_cancel_all_calls(g_srv.server);
-    }
 }
 
 static void srv_stop(void) {
@@ -820,7 +836,8 @@ static void srv_stop(void) {
     }
     atomic_store(&g_srv.shutting_down, true);
     grpc_server_shutdown_and_notify(g_srv.server, g_srv.cqs[0].cq, &g_srv.shutdown_tag);
-    srv_wait_shutdown_tag(cfg->shutdown_grace_ms);
+    srv_drain_calls(cfg->shutdown_grace_ms);
+    log_msg(LOG_DEBUG, "listeners closed and calls done");
     /* The shutdown tag does not wait for calls a worker still holds: wait for every context. */
     while (atomic_load(&g_srv.live_calls) > 0) {
         struct timespec ts = {0, 5 * 1000000};
@@ -836,6 +853,7 @@ static void srv_stop(void) {
     for (int i = 0; i < g_srv.worker_count; i++) {
         pthread_join(g_srv.workers[i].thread, NULL);
     }
+    log_msg(LOG_DEBUG, "workers joined");
     pthread_join(g_srv.monitor_thread, NULL);
     if (g_srv.job_thread_started) {
         pthread_join(g_srv.job_thread, NULL);
@@ -845,6 +863,7 @@ static void srv_stop(void) {
         cache_destroy(g_srv.workers[i].cache);
     }
     free(g_srv.workers);
+    log_msg(LOG_DEBUG, "background threads joined");
     grpc_server_destroy(g_srv.server);
     for (int q = 0; q < g_srv.cq_count; q++) {
         grpc_completion_queue_destroy(g_srv.cqs[q].cq);
@@ -929,6 +948,7 @@ int rpc_server_main(const rpc_server_options_t *opts, int argc, char **argv) {
         opts->on_stop(g_srv.service_state);
     }
     rpc_client_shutdown();
+    log_msg(LOG_DEBUG, "server destroyed");
     grpc_shutdown();
     log_msg(LOG_INFO, "stopped");
     return 0;

@@ -1,0 +1,270 @@
+/* harness.c -- child processes for services and Redis, health waits, unique names. */
+#include "harness.h"
+
+#include "grpc/health/v1/health.pb-c.h"
+#include "ids.h"
+
+#include <criterion/criterion.h>
+#include <grpc/grpc.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+/* Strings handed out by harness_merchant/harness_key, freed by harness_fini. */
+#define HARNESS_STRINGS_MAX 4096
+static char *g_strings[HARNESS_STRINGS_MAX];
+static int g_string_count;
+
+static char *harness_string(size_t n) {
+    cr_assert(g_string_count < HARNESS_STRINGS_MAX, "too many harness strings");
+    char *s = malloc(n);
+    cr_assert(s != NULL);
+    g_strings[g_string_count++] = s;
+    return s;
+}
+
+void harness_init(void) {
+    grpc_init();
+    rpc_client_init(NULL);
+}
+
+void harness_fini(void) {
+    rpc_client_shutdown();
+    grpc_shutdown();
+    for (int i = 0; i < g_string_count; i++) {
+        free(g_strings[i]);
+    }
+    g_string_count = 0;
+}
+
+int harness_free_port(void) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert(fd >= 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert(bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0);
+    socklen_t len = sizeof sa;
+    cr_assert(getsockname(fd, (struct sockaddr *)&sa, &len) == 0);
+    close(fd);
+    return ntohs(sa.sin_port);
+}
+
+const char *harness_pg_dsn(void) {
+    const char *dsn = getenv("LOYALTY_PG_DSN");
+    cr_assert(dsn != NULL, "LOYALTY_PG_DSN is not set: run the tests through scripts/test");
+    return dsn;
+}
+
+static void sleep_ms(long ms) {
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
+    nanosleep(&ts, NULL);
+}
+
+bool harness_is_serving(const char *addr) {
+    arena_t arena;
+    arena_init(&arena);
+    Grpc__Health__V1__HealthCheckRequest req = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
+    ProtobufCMessage *resp = NULL;
+    rpc_call_opts_t opts = {.timeout_ms = 500};
+    status_t st = rpc_call(rpc_channel_get(addr), &grpc__health__v1__health__descriptor, "Check",
+                           &req.base, &arena, &resp, &opts);
+    bool serving = status_is_ok(&st) &&
+                   ((Grpc__Health__V1__HealthCheckResponse *)resp)->status ==
+                       GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
+    arena_free(&arena);
+    return serving;
+}
+
+static pid_t spawn(const char *path, char *const argv[], const char *const *env,
+                   const char *log_path) {
+    pid_t pid = fork();
+    cr_assert(pid >= 0, "fork: %s", strerror(errno));
+    if (pid == 0) {
+        int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd >= 0) {
+            dup2(fd, STDOUT_FILENO);
+            dup2(fd, STDERR_FILENO);
+            close(fd);
+        }
+        for (int i = 0; env && env[i]; i++) {
+            putenv((char *)env[i]);
+        }
+        execv(path, argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+/* True once something accepts TCP connections on 127.0.0.1:port. Probing TCP before gRPC keeps
+ * the test's channel out of reconnect back-off while the service is still starting. */
+static bool port_accepts(int port) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bool ok = connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+    close(fd);
+    return ok;
+}
+
+static void harness_launch(svc_proc_t *p) {
+    char bin[512];
+    snprintf(bin, sizeof bin, "%s/%s/%s", LOYALTY_BUILD_DIR, p->name, p->name);
+    static char listen[HARNESS_ENV_MAX][80];
+    static int listen_slot;
+    char *listen_env = listen[listen_slot++ % HARNESS_ENV_MAX];
+    snprintf(listen_env, 80, "LISTEN_ADDR=%s", p->addr);
+    const char *env[HARNESS_ENV_MAX + 4];
+    int n = 0;
+    env[n++] = listen_env;
+    env[n++] = "RPC_WORKERS=8";
+    for (int i = 0; p->env[i] && n < HARNESS_ENV_MAX + 2; i++) {
+        env[n++] = p->env[i];
+    }
+    env[n] = NULL;
+    char *argv[] = {bin, NULL};
+    p->pid = spawn(bin, argv, env, p->log_path);
+    time_t until = time(NULL) + 60;
+    while (!port_accepts(p->port) || !harness_is_serving(p->addr)) {
+        int status;
+        if (waitpid(p->pid, &status, WNOHANG) == p->pid) {
+            cr_assert_fail("%s exited during start (status %d); see %s", p->name, status,
+                           p->log_path);
+        }
+        cr_assert(time(NULL) < until, "%s did not become SERVING; see %s", p->name, p->log_path);
+        sleep_ms(50);
+    }
+}
+
+void harness_start(svc_proc_t *p, const char *name, const char *const *env) {
+    memset(p, 0, sizeof *p);
+    snprintf(p->name, sizeof p->name, "%s", name);
+    p->port = harness_free_port();
+    snprintf(p->addr, sizeof p->addr, "127.0.0.1:%d", p->port);
+    char dir[256];
+    snprintf(dir, sizeof dir, "%s/test-logs", LOYALTY_BUILD_DIR);
+    mkdir(dir, 0755);
+    snprintf(p->log_path, sizeof p->log_path, "%s/%s-%d-%d.log", dir, name, (int)getpid(),
+             p->port);
+    for (int i = 0; env && env[i] && i < HARNESS_ENV_MAX; i++) {
+        p->env[i] = env[i];
+    }
+    harness_launch(p);
+}
+
+void harness_restart(svc_proc_t *p) {
+    harness_launch(p);
+}
+
+int harness_wait(svc_proc_t *p) {
+    int status = 0;
+    pid_t got;
+    do {
+        got = waitpid(p->pid, &status, 0);
+    } while (got < 0 && errno == EINTR);
+    p->pid = 0;
+    if (WIFEXITED(status)) {
+        return WEXITSTATUS(status);
+    }
+    return WIFSIGNALED(status) ? -WTERMSIG(status) : -1;
+}
+
+void harness_signal_term(svc_proc_t *p) {
+    cr_assert(p->pid > 0);
+    kill(p->pid, SIGTERM);
+}
+
+int harness_stop(svc_proc_t *p) {
+    if (p->pid <= 0) {
+        return 0;
+    }
+    kill(p->pid, SIGTERM);
+    return harness_wait(p);
+}
+
+void harness_kill(svc_proc_t *p) {
+    if (p->pid <= 0) {
+        return;
+    }
+    kill(p->pid, SIGKILL);
+    (void)harness_wait(p);
+}
+
+static void redis_launch(redis_proc_t *r) {
+    char port[16];
+    snprintf(port, sizeof port, "%d", r->port);
+    char *argv[] = {"/usr/bin/redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "",
+                    "--appendonly", "no", NULL};
+    char log_path[512];
+    snprintf(log_path, sizeof log_path, "%s/test-logs/redis-%d.log", LOYALTY_BUILD_DIR, r->port);
+    char dir[256];
+    snprintf(dir, sizeof dir, "%s/test-logs", LOYALTY_BUILD_DIR);
+    mkdir(dir, 0755);
+    r->pid = spawn(argv[0], argv, NULL, log_path);
+    for (int i = 0; i < 100; i++) {
+        if (port_accepts(r->port)) {
+            return;
+        }
+        sleep_ms(50);
+    }
+    cr_assert_fail("redis-server did not start on port %d", r->port);
+}
+
+void harness_redis_start(redis_proc_t *r) {
+    r->port = harness_free_port();
+    snprintf(r->url, sizeof r->url, "redis://127.0.0.1:%d/0", r->port);
+    redis_launch(r);
+}
+
+void harness_redis_restart(redis_proc_t *r) {
+    redis_launch(r);
+}
+
+void harness_redis_stop(redis_proc_t *r) {
+    if (r->pid > 0) {
+        kill(r->pid, SIGTERM);
+        waitpid(r->pid, NULL, 0);
+        r->pid = 0;
+    }
+}
+
+const char *harness_merchant(const char *prefix) {
+    char token[13];
+    id_random_token("abcdefghijklmnopqrstuvwxyz0123456789", 12, token);
+    char *out = harness_string(strlen(prefix) + 14);
+    sprintf(out, "%s-%s", prefix, token);
+    return out;
+}
+
+const char *harness_key(void) {
+    char *out = harness_string(24);
+    memcpy(out, "key-", 4);
+    id_random_token("abcdefghijklmnopqrstuvwxyz0123456789", 16, out + 4);
+    return out;
+}
+
+bool harness_file_contains(const char *path, const char *text) {
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        return false;
+    }
+    char line[8192];
+    bool found = false;
+    while (!found && fgets(line, sizeof line, f)) {
+        found = strstr(line, text) != NULL;
+    }
+    fclose(f);
+    return found;
+}

@@ -1,0 +1,74 @@
+/* harness.h -- integration-test support: start and stop the real service binaries (and private
+ * Redis servers) as child processes on free loopback ports, wait for their health checks, make
+ * unique merchant ids, and check call outcomes. PostgreSQL and Redis come from the environment
+ * scripts/test sets up (LOYALTY_PG_DSN, LOYALTY_REDIS_URL). */
+#ifndef LOYALTY_TEST_HARNESS_H
+#define LOYALTY_TEST_HARNESS_H
+
+#include "arena.h"
+#include "rpc_client.h"
+#include "status.h"
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#define HARNESS_ENV_MAX 16
+
+typedef struct svc_proc {
+    char name[32];
+    pid_t pid;
+    int port;
+    char addr[64];
+    char log_path[512];
+    const char *env[HARNESS_ENV_MAX + 1]; /* extra "KEY=VALUE" for restarts */
+} svc_proc_t;
+
+/** Called from each suite's init: grpc_init and client defaults. */
+void harness_init(void);
+/** Called from each suite's fini: closes channels, grpc_shutdown. */
+void harness_fini(void);
+
+/** Starts build/<name>/<name> on a free port with `env` ("KEY=VALUE", NULL-terminated, may be
+ *  NULL) added to the environment, and waits up to 60 s for Health SERVING. Aborts the test
+ *  on failure. Its output goes to a log file under the build tree. */
+void harness_start(svc_proc_t *p, const char *name, const char *const *env);
+/** Starts again with the same port and environment (after a stop or kill). */
+void harness_restart(svc_proc_t *p);
+/** SIGTERM and wait; returns the exit status (0 after a graceful shutdown), or -signal. */
+int harness_stop(svc_proc_t *p);
+/** SIGKILL and wait. */
+void harness_kill(svc_proc_t *p);
+/** Sends SIGTERM without waiting. */
+void harness_signal_term(svc_proc_t *p);
+/** Waits for a child to exit; returns its status as harness_stop does. */
+int harness_wait(svc_proc_t *p);
+
+/** Health/Check of a running service; true when SERVING. */
+bool harness_is_serving(const char *addr);
+
+/** A private Redis server on a free port (for tests that stop Redis). */
+typedef struct redis_proc {
+    pid_t pid;
+    int port;
+    char url[64];
+} redis_proc_t;
+void harness_redis_start(redis_proc_t *r);
+void harness_redis_restart(redis_proc_t *r);
+void harness_redis_stop(redis_proc_t *r);
+
+/** A merchant id no other test uses: "<prefix>-<random>"; valid until harness_fini.
+ *  Not thread-safe: call from the test's main thread. */
+const char *harness_merchant(const char *prefix);
+/** A fresh idempotency key. */
+const char *harness_key(void);
+
+/** A free TCP port on 127.0.0.1. */
+int harness_free_port(void);
+
+/** True when the file contains the text. */
+bool harness_file_contains(const char *path, const char *text);
+
+/** The LOYALTY_PG_DSN the tests run against. */
+const char *harness_pg_dsn(void);
+
+#endif

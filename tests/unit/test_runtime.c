@@ -1,0 +1,239 @@
+/* test_runtime.c -- unit tests of the runtime's pure pieces: status mapping, configuration
+ * parsing, JSON log writing, text[] literals, bearer-token comparison, ids. */
+#include "auth.h"
+#include "cache.h"
+#include "config.h"
+#include "ids.h"
+#include "jsonw.h"
+#include "pgarray.h"
+#include "status.h"
+
+#include <criterion/criterion.h>
+
+#include <string.h>
+
+Test(status, codes_map_one_to_one_to_grpc) {
+    /* Goal: every code keeps gRPC's number and name; out-of-range numbers are UNKNOWN. */
+    cr_assert_eq(STATUS_OK, 0);
+    cr_assert_eq(STATUS_INVALID_ARGUMENT, 3);
+    cr_assert_eq(STATUS_FAILED_PRECONDITION, 9);
+    cr_assert_eq(STATUS_ABORTED, 10);
+    cr_assert_eq(STATUS_UNAVAILABLE, 14);
+    cr_assert_eq(STATUS_UNAUTHENTICATED, 16);
+    cr_assert_str_eq(status_code_name(STATUS_NOT_FOUND), "NOT_FOUND");
+    cr_assert_str_eq(status_code_name(STATUS_UNAUTHENTICATED), "UNAUTHENTICATED");
+    cr_assert_str_eq(status_code_name(17), "UNKNOWN");
+    cr_assert_str_eq(status_code_name(-1), "UNKNOWN");
+    for (int c = 0; c <= STATUS_CODE_MAX; c++) {
+        cr_assert_eq((int)status_code_from_int(c), c);
+    }
+    cr_assert_eq(status_code_from_int(99), STATUS_UNKNOWN);
+}
+
+Test(status, make_formats_and_truncates) {
+    status_t s = status_make(STATUS_FAILED_PRECONDITION, "INSUFFICIENT_POINTS", "need %d more", 5);
+    cr_assert_eq(s.code, STATUS_FAILED_PRECONDITION);
+    cr_assert_str_eq(s.reason, "INSUFFICIENT_POINTS");
+    cr_assert_str_eq(s.message, "need 5 more");
+    char long_text[1000];
+    memset(long_text, 'x', sizeof long_text - 1);
+    long_text[sizeof long_text - 1] = '\0';
+    s = status_make(STATUS_INTERNAL, long_text, "%s", long_text);
+    cr_assert_eq(strlen(s.message), STATUS_MESSAGE_MAX - 1);
+    cr_assert_eq(strlen(s.reason), STATUS_REASON_MAX - 1);
+    s = status_make(STATUS_NOT_FOUND, NULL, "gone");
+    cr_assert_str_eq(s.reason, "");
+    cr_assert(status_is_ok(&(status_t){.code = STATUS_OK}));
+}
+
+Test(status, invalid_field_names_the_field) {
+    status_t s = status_invalid_field("profile.address.country_code", "expected %s", "SG");
+    cr_assert_eq(s.code, STATUS_INVALID_ARGUMENT);
+    cr_assert_str_eq(s.reason, "INVALID_PROFILE_ADDRESS_COUNTRY_CODE");
+    cr_assert_str_eq(s.message, "profile.address.country_code: expected SG");
+    s = status_invalid_field("lines[3].qty", "must be positive");
+    cr_assert_str_eq(s.reason, "INVALID_LINES_3__QTY");
+}
+
+Test(status, transient_is_only_unavailable_and_deadline) {
+    status_t s = status_make(STATUS_UNAVAILABLE, NULL, "x");
+    cr_assert(status_is_transient(&s));
+    s.code = STATUS_DEADLINE_EXCEEDED;
+    cr_assert(status_is_transient(&s));
+    s.code = STATUS_ABORTED;
+    cr_assert_not(status_is_transient(&s));
+    s.code = STATUS_FAILED_PRECONDITION;
+    cr_assert_not(status_is_transient(&s));
+}
+
+typedef struct fake_env {
+    const char *names[8];
+    const char *values[8];
+} fake_env_t;
+
+static const char *fake_lookup(const char *name, void *arg) {
+    fake_env_t *e = arg;
+    for (int i = 0; i < 8 && e->names[i]; i++) {
+        if (strcmp(e->names[i], name) == 0) {
+            return e->values[i];
+        }
+    }
+    return NULL;
+}
+
+Test(config, defaults_follow_design) {
+    /* Goal: with no environment the service listens on its DESIGN §4 port with sane limits. */
+    config_t cfg;
+    fake_env_t env = {{NULL}, {NULL}};
+    status_t st = config_load(&cfg, "points-svc", 50052, fake_lookup, &env);
+    cr_assert(status_is_ok(&st), "%s", st.message);
+    cr_assert_str_eq(cfg.listen_addr, "0.0.0.0:50052");
+    cr_assert_str_eq(cfg.service, "points-svc");
+    cr_assert_eq(cfg.workers, 16);
+    cr_assert_eq(cfg.max_message_bytes, 4194304);
+    cr_assert_str_eq(cfg.auth_token, "");
+    cr_assert_str_eq(cfg.member_svc_addr, "127.0.0.1:50051");
+    cr_assert_str_eq(cfg.promo_svc_addr, "127.0.0.1:50055");
+    cr_assert_str_eq(cfg.log_level, "info");
+}
+
+Test(config, environment_overrides) {
+    config_t cfg;
+    fake_env_t env = {{"LISTEN_ADDR", "RPC_WORKERS", "LOYALTY_AUTH_TOKEN", "LOG_LEVEL"},
+                      {"127.0.0.1:9000", "4", "t0ken", "warn"}};
+    status_t st = config_load(&cfg, "member-svc", 50051, fake_lookup, &env);
+    cr_assert(status_is_ok(&st), "%s", st.message);
+    cr_assert_str_eq(cfg.listen_addr, "127.0.0.1:9000");
+    cr_assert_eq(cfg.workers, 4);
+    cr_assert_str_eq(cfg.auth_token, "t0ken");
+}
+
+Test(config, bad_values_name_the_variable) {
+    /* Goal: malformed or out-of-bounds values stop the service with the variable's name. */
+    config_t cfg;
+    const char *bad[][2] = {{"RPC_WORKERS", "0"},         {"RPC_WORKERS", "513"},
+                            {"RPC_WORKERS", "8x"},        {"RPC_WORKERS", ""},
+                            {"CACHE_TTL_S", "-5"},        {"LOG_LEVEL", "loud"},
+                            {"RPC_MAX_MESSAGE_BYTES", "1023"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        fake_env_t env = {{bad[i][0]}, {bad[i][1]}};
+        status_t st = config_load(&cfg, "member-svc", 50051, fake_lookup, &env);
+        cr_assert_eq(st.code, STATUS_INVALID_ARGUMENT, "%s=%s accepted", bad[i][0], bad[i][1]);
+        if (strcmp(bad[i][0], "LOG_LEVEL") != 0) {
+            cr_assert(strstr(st.message, bad[i][0]) != NULL, "%s", st.message);
+        }
+    }
+    /* Boundaries: exactly the limits are accepted. */
+    fake_env_t lo = {{"RPC_WORKERS", "RPC_MAX_MESSAGE_BYTES"}, {"1", "1024"}};
+    cr_assert(status_is_ok(&(status_t){config_load(&cfg, "m", 1, fake_lookup, &lo).code}));
+    fake_env_t hi = {{"RPC_WORKERS"}, {"512"}};
+    cr_assert_eq(config_load(&cfg, "m", 1, fake_lookup, &hi).code, STATUS_OK);
+    fake_env_t tls = {{"LOYALTY_TLS_CERT"}, {"/etc/cert.pem"}};
+    cr_assert_eq(config_load(&cfg, "m", 1, fake_lookup, &tls).code, STATUS_INVALID_ARGUMENT,
+                 "a certificate without its key is refused");
+    char too_long[CONFIG_ADDR_MAX + 10];
+    memset(too_long, 'a', sizeof too_long - 1);
+    too_long[sizeof too_long - 1] = '\0';
+    fake_env_t longer = {{"LISTEN_ADDR"}, {too_long}};
+    cr_assert_eq(config_load(&cfg, "m", 1, fake_lookup, &longer).code, STATUS_INVALID_ARGUMENT);
+}
+
+Test(config, parse_int_is_strict) {
+    int64_t v;
+    cr_assert(config_parse_int("42", 0, 100, &v) && v == 42);
+    cr_assert(config_parse_int("-3", -5, 5, &v) && v == -3);
+    cr_assert_not(config_parse_int("42 ", 0, 100, &v));
+    cr_assert_not(config_parse_int("0x10", 0, 100, &v));
+    cr_assert_not(config_parse_int("101", 0, 100, &v));
+    cr_assert_not(config_parse_int("99999999999999999999", 0, INT64_MAX, &v));
+    cr_assert_not(config_parse_int(NULL, 0, 1, &v));
+}
+
+Test(jsonw, escapes_strings_and_bounds_output) {
+    char buf[128];
+    jsonw_t w;
+    jsonw_begin(&w, buf, sizeof buf);
+    jsonw_str(&w, "msg", "say \"hi\"\n\\ \x01");
+    jsonw_int(&w, "n", -42);
+    jsonw_bool(&w, "ok", true);
+    jsonw_end(&w);
+    cr_assert_str_eq(buf, "{\"msg\":\"say \\\"hi\\\"\\n\\\\ \\u0001\",\"n\":-42,\"ok\":true}");
+    char small[16];
+    jsonw_begin(&w, small, sizeof small);
+    jsonw_str(&w, "key", "a long value that does not fit");
+    size_t n = jsonw_end(&w);
+    cr_assert(w.overflow);
+    cr_assert_eq(n, strlen(small));
+    cr_assert(n < sizeof small);
+    cr_assert_eq(small[n - 1], '}');
+}
+
+Test(pgarray, round_trips_quotes_and_backslashes) {
+    arena_t a;
+    arena_init(&a);
+    char *items[] = {"plain", "with \"quotes\"", "back\\slash", "", "a,b", "{braces}", "NULL"};
+    char *lit = pgarray_encode(&a, items, 7);
+    char **out = NULL;
+    size_t n = 0;
+    cr_assert(pgarray_decode(&a, lit, &out, &n));
+    cr_assert_eq(n, 7);
+    for (size_t i = 0; i < n; i++) {
+        cr_assert_str_eq(out[i], items[i]);
+    }
+    cr_assert(pgarray_decode(&a, "{}", &out, &n) && n == 0);
+    cr_assert(pgarray_decode(&a, "{a,b,NULL}", &out, &n) && n == 3);
+    cr_assert_str_eq(out[1], "b");
+    cr_assert_str_eq(out[2], "");
+    cr_assert_not(pgarray_decode(&a, "a,b", &out, &n));
+    cr_assert_not(pgarray_decode(&a, "{\"open}", &out, &n));
+    cr_assert_str_eq(pgarray_encode(&a, NULL, 0), "{}");
+    arena_free(&a);
+}
+
+Test(auth, bearer_token_must_match_exactly) {
+    const char *ok = "Bearer abc123";
+    cr_assert(auth_bearer_matches("abc123", ok, strlen(ok)));
+    const char *cases[] = {"Bearer abc12", "Bearer abc1234", "bearer abc123", "abc123",
+                           "Bearer  abc123", "Bearer abc124", ""};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cr_assert_not(auth_bearer_matches("abc123", cases[i], strlen(cases[i])), "%s", cases[i]);
+    }
+    cr_assert_not(auth_bearer_matches("abc123", NULL, 0));
+    cr_assert_not(auth_bearer_matches("", "Bearer ", 7), "an empty token never matches");
+}
+
+Test(ids, are_prefixed_sortable_and_distinct) {
+    char a[ID_MAX], b[ID_MAX];
+    id_generate("mbr", a);
+    cr_assert_eq(strlen(a), 4 + 26);
+    cr_assert(strncmp(a, "mbr_", 4) == 0);
+    for (int i = 0; i < 1000; i++) {
+        id_generate("mbr", b);
+        cr_assert(strcmp(a, b) != 0);
+        cr_assert(strcmp(a, b) < 0 || strncmp(a, b, 4 + 10) == 0,
+                  "ids sort by creation time: %s then %s", a, b);
+    }
+    char tok[9];
+    id_random_token("AB", 8, tok);
+    cr_assert_eq(strlen(tok), 8);
+    cr_assert_eq(strspn(tok, "AB"), 8);
+}
+
+Test(cache, parses_redis_urls) {
+    char host[64], pw[64];
+    int port, db;
+    cr_assert(cache_parse_url("redis://127.0.0.1:6380/2", host, sizeof host, &port, pw, sizeof pw,
+                              &db));
+    cr_assert_str_eq(host, "127.0.0.1");
+    cr_assert_eq(port, 6380);
+    cr_assert_eq(db, 2);
+    cr_assert_str_eq(pw, "");
+    cr_assert(cache_parse_url("redis://:p%40ss@redis.internal", host, sizeof host, &port, pw,
+                              sizeof pw, &db));
+    cr_assert_str_eq(host, "redis.internal");
+    cr_assert_eq(port, 6379);
+    cr_assert_str_eq(pw, "p%40ss");
+    cr_assert_not(cache_parse_url("http://x", host, sizeof host, &port, pw, sizeof pw, &db));
+    cr_assert_not(cache_parse_url("redis://h:0", host, sizeof host, &port, pw, sizeof pw, &db));
+    cr_assert_not(cache_parse_url("redis://h:1/16", host, sizeof host, &port, pw, sizeof pw, &db));
+}
