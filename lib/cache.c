@@ -1,7 +1,9 @@
 /* cache.c -- hiredis connection with lazy reconnect, outage logging and pending deletes. */
 #include "cache.h"
 
+#include "ids.h"
 #include "log.h"
+#include "near_cache.h"
 
 #include <stdatomic.h>
 #include <stdio.h>
@@ -16,6 +18,16 @@
 #define CACHE_RETRY_MS 1000
 #define CACHE_PENDING_DELETES_MAX 1024
 #define CACHE_KEY_MAX 512
+#define CACHE_LEASE_MS 10000
+#define CACHE_LEASE_TOKEN_LEN 16
+
+/* Fills a key only if this reader's lease is still there: a writer's cache_del removes the
+ * lease with the value, so a reader that fetched the row before the write cannot store it
+ * after the delete. KEYS[1] value key, KEYS[2] lease key; ARGV value, token, ttl seconds. */
+static const char cache_fill_script[] =
+    "if redis.call('GET', KEYS[2]) == ARGV[2] then "
+    "redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3]); redis.call('DEL', KEYS[2]); return 1 "
+    "end return 0";
 
 struct cache {
     bool enabled;
@@ -28,6 +40,10 @@ struct cache {
     int64_t retry_at_ms;
     char *pending[CACHE_PENDING_DELETES_MAX]; /* keys whose delete could not be sent */
     int pending_count;
+    /* The lease taken by the last miss: cache_set of that key fills only under it. */
+    char lease_key[CACHE_KEY_MAX];
+    char lease_token[CACHE_LEASE_TOKEN_LEN + 1];
+    uint64_t lease_epoch; /* near-cache epoch before the miss */
 };
 
 /* One process-wide state so that N workers losing Redis at once produce one log line. */
@@ -167,16 +183,14 @@ static bool cache_authenticate(cache_t *c) {
     return true;
 }
 
+static bool cache_send_delete(cache_t *c, const char *key);
+
 static void cache_replay_deletes(cache_t *c) {
     while (c->pending_count > 0 && c->ctx != NULL) {
         char *key = c->pending[c->pending_count - 1];
-        const char *argv[] = {"DEL", key};
-        size_t lens[] = {3, strlen(key)};
-        redisReply *r = cache_command(c, 2, argv, lens);
-        if (r == NULL) {
+        if (!cache_send_delete(c, key)) {
             return;
         }
-        freeReplyObject(r);
         free(key);
         c->pending_count--;
     }
@@ -214,7 +228,37 @@ bool cache_is_up(const cache_t *c) {
     return c->enabled && c->ctx != NULL;
 }
 
+/* Takes a fill lease for `key` after a miss; at most one reader holds it at a time. */
+static void cache_take_lease(cache_t *c, const char *key, uint64_t epoch) {
+    c->lease_key[0] = '\0';
+    char lease[CACHE_KEY_MAX + 8];
+    if (snprintf(lease, sizeof lease, "%s:lease", key) >= (int)sizeof lease) {
+        return;
+    }
+    char token[CACHE_LEASE_TOKEN_LEN + 1];
+    id_random_token("0123456789abcdefghijklmnopqrstuvwxyz", CACHE_LEASE_TOKEN_LEN, token);
+    char px[16];
+    snprintf(px, sizeof px, "%d", CACHE_LEASE_MS);
+    const char *argv[] = {"SET", lease, token, "NX", "PX", px};
+    size_t lens[] = {3, strlen(lease), strlen(token), 2, 2, strlen(px)};
+    redisReply *r = cache_command(c, 6, argv, lens);
+    bool taken = r != NULL && r->type == REDIS_REPLY_STATUS;
+    freeReplyObject(r);
+    if (taken) {
+        snprintf(c->lease_key, sizeof c->lease_key, "%s", key);
+        memcpy(c->lease_token, token, sizeof token);
+        c->lease_epoch = epoch;
+    }
+}
+
 bool cache_get(cache_t *c, arena_t *a, const char *key, unsigned char **value, size_t *len) {
+    if (!c->enabled) {
+        return false;
+    }
+    if (near_cache_get(key, a, value, len)) {
+        return true;
+    }
+    uint64_t epoch = near_cache_epoch();
     if (cache_conn(c) == NULL) {
         return false;
     }
@@ -226,8 +270,12 @@ bool cache_get(cache_t *c, arena_t *a, const char *key, unsigned char **value, s
         *value = arena_alloc(a, r->len + 1);
         memcpy(*value, r->str, r->len);
         *len = r->len;
+        near_cache_put(key, r->str, r->len, epoch);
     }
     freeReplyObject(r);
+    if (!hit && c->ctx != NULL) {
+        cache_take_lease(c, key, epoch);
+    }
     return hit;
 }
 
@@ -237,9 +285,23 @@ void cache_set(cache_t *c, const char *key, const void *value, size_t len, int64
     }
     char ttl[24];
     snprintf(ttl, sizeof ttl, "%lld", (long long)(ttl_s > 0 ? ttl_s : c->default_ttl_s));
-    const char *argv[] = {"SET", key, value, "EX", ttl};
-    size_t lens[] = {3, strlen(key), len, 2, strlen(ttl)};
-    freeReplyObject(cache_command(c, 5, argv, lens));
+    if (c->lease_key[0] == '\0' || strcmp(c->lease_key, key) != 0) {
+        const char *argv[] = {"SET", key, value, "EX", ttl};
+        size_t lens[] = {3, strlen(key), len, 2, strlen(ttl)};
+        freeReplyObject(cache_command(c, 5, argv, lens));
+        return;
+    }
+    c->lease_key[0] = '\0';
+    char lease[CACHE_KEY_MAX + 8];
+    snprintf(lease, sizeof lease, "%s:lease", key);
+    const char *argv[] = {"EVAL", cache_fill_script, "2", key, lease, value, c->lease_token, ttl};
+    size_t lens[] = {4, strlen(cache_fill_script), 1, strlen(key), strlen(lease), len,
+                     strlen(c->lease_token), strlen(ttl)};
+    redisReply *r = cache_command(c, 8, argv, lens);
+    if (r != NULL && r->type == REDIS_REPLY_INTEGER && r->integer == 1) {
+        near_cache_put(key, value, len, c->lease_epoch);
+    }
+    freeReplyObject(r);
 }
 
 static void cache_remember_delete(cache_t *c, const char *key) {
@@ -257,20 +319,39 @@ static void cache_remember_delete(cache_t *c, const char *key) {
     c->pending[c->pending_count++] = copy;
 }
 
+/* Deletes the value and its fill lease and tells the other replicas, in one round trip; false
+ * when Redis could not be reached. */
+static bool cache_send_delete(cache_t *c, const char *key) {
+    char lease[CACHE_KEY_MAX + 8];
+    snprintf(lease, sizeof lease, "%s:lease", key);
+    const char *del_argv[] = {"DEL", key, lease};
+    size_t del_lens[] = {3, strlen(key), strlen(lease)};
+    redisAppendCommandArgv(c->ctx, 3, del_argv, del_lens);
+    const char *channel = near_cache_channel();
+    int replies = 1;
+    if (channel != NULL) {
+        const char *pub_argv[] = {"PUBLISH", channel, key};
+        size_t pub_lens[] = {7, strlen(channel), strlen(key)};
+        redisAppendCommandArgv(c->ctx, 3, pub_argv, pub_lens);
+        replies = 2;
+    }
+    for (int i = 0; i < replies; i++) {
+        void *reply = NULL;
+        if (redisGetReply(c->ctx, &reply) != REDIS_OK) {
+            cache_mark_broken(c);
+            return false;
+        }
+        freeReplyObject(reply);
+    }
+    return true;
+}
+
 void cache_del(cache_t *c, const char *key) {
     if (!c->enabled) {
         return;
     }
-    if (cache_conn(c) == NULL) {
+    near_cache_remove(key);
+    if (cache_conn(c) == NULL || !cache_send_delete(c, key)) {
         cache_remember_delete(c, key);
-        return;
     }
-    const char *argv[] = {"DEL", key};
-    size_t lens[] = {3, strlen(key)};
-    redisReply *r = cache_command(c, 2, argv, lens);
-    if (r == NULL) {
-        cache_remember_delete(c, key);
-        return;
-    }
-    freeReplyObject(r);
 }

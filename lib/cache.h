@@ -26,10 +26,19 @@ void cache_destroy(cache_t *c);
 bool cache_parse_url(const char *url, char *host, size_t host_cap, int *port, char *password,
                      size_t password_cap, int *db);
 
-/** On a hit, copies the value into arena memory and returns true. */
+/** On a hit, copies the value into arena memory and returns true. Looks in the process's near
+ *  cache first (near_cache.h), then in Redis. A miss takes a short fill lease on the key for this
+ *  handle, so that the cache_set that follows stores the value only if no cache_del of the key
+ *  happened in between (a reader that fetched the old row can never store it after a writer's
+ *  delete). */
 bool cache_get(cache_t *c, arena_t *a, const char *key, unsigned char **value, size_t *len);
-/** Stores a value for ttl_s seconds (0 = the default TTL). Failures are ignored (a miss later). */
+/** Stores a value for ttl_s seconds (0 = the default TTL). After a cache_get miss of the same
+ *  key it stores only under that miss's lease; otherwise it stores unconditionally (use that only
+ *  for values read inside an already committed change). Failures are ignored (a miss later). */
 void cache_set(cache_t *c, const char *key, const void *value, size_t len, int64_t ttl_s);
+/** Deletes the key (and its lease) in Redis, drops it from this process's near cache and
+ *  publishes it so every other replica drops it too. Deletes that cannot be sent during an
+ *  outage are replayed on reconnection. */
 void cache_del(cache_t *c, const char *key);
 
 /** The live connection for other commands (streams), or NULL while Redis is unreachable. After

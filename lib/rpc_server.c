@@ -15,6 +15,7 @@
 #include "idem.h"
 #include "ids.h"
 #include "log.h"
+#include "near_cache.h"
 #include "pb.h"
 #include "rpc_client.h"
 #include "validate.h"
@@ -750,6 +751,13 @@ static status_t srv_start(void) {
     }
     grpc_server_start(g_srv.server);
 
+    char channel[128];
+    snprintf(channel, sizeof channel, "loyalty:invalidate:%s", g_srv.opts->service_name);
+    if (near_cache_start(cfg->redis_url, channel, cfg->near_cache_entries,
+                         cfg->near_cache_ttl_ms)) {
+        log_msg(LOG_INFO, "near cache on: %lld entries, %lld ms, invalidations on %s",
+                (long long)cfg->near_cache_entries, (long long)cfg->near_cache_ttl_ms, channel);
+    }
     g_srv.workers = calloc((size_t)g_srv.worker_count, sizeof *g_srv.workers);
     if (g_srv.workers == NULL) {
         abort();
@@ -864,6 +872,7 @@ static void srv_stop(void) {
     }
     free(g_srv.workers);
     log_msg(LOG_DEBUG, "background threads joined");
+    near_cache_stop();
     grpc_server_destroy(g_srv.server);
     for (int q = 0; q < g_srv.cq_count; q++) {
         grpc_completion_queue_destroy(g_srv.cqs[q].cq);
