@@ -243,11 +243,8 @@ static const char *db_stmt_name(db_t *db, const char *sql, int nparams, status_t
     return NULL;
 }
 
-status_t db_exec(db_t *db, const char *sql, const db_params_t *params, PGresult **out) {
-    if (out) {
-        *out = NULL;
-    }
-    db->last_constraint[0] = '\0';
+static status_t db_exec_once(db_t *db, const char *sql, const db_params_t *params,
+                             PGresult **out) {
     if (db->conn == NULL || PQstatus(db->conn) != CONNECTION_OK) {
         if (db->tx_depth > 0) { /* the transaction died with the old connection */
             return status_make(STATUS_UNAVAILABLE, "DATABASE_UNAVAILABLE", "database unavailable");
@@ -282,6 +279,23 @@ status_t db_exec(db_t *db, const char *sql, const db_params_t *params, PGresult 
         PQclear(r);
     }
     return status_ok();
+}
+
+status_t db_exec(db_t *db, const char *sql, const db_params_t *params, PGresult **out) {
+    if (out) {
+        *out = NULL;
+    }
+    db->last_constraint[0] = '\0';
+    bool in_tx = db->tx_depth > 0;
+    status_t st = db_exec_once(db, sql, params, out);
+    /* Outside a transaction a statement is a read (writes always run in db_tx), so after a
+     * lost connection (server restart, idle timeout, failover) it is safe to run it once more
+     * on a new connection. Inside one, db_tx retries the whole transaction instead. */
+    if (!in_tx && st.code == STATUS_UNAVAILABLE && strcmp(st.reason, "DATABASE_UNAVAILABLE") == 0 &&
+        strcmp(sql, "BEGIN") != 0 && strcmp(sql, "COMMIT") != 0) {
+        st = db_exec_once(db, sql, params, out);
+    }
+    return st;
 }
 
 status_t db_exec_script(db_t *db, const char *sql) {
@@ -386,6 +400,7 @@ static status_t db_migrate_table(db_t *db, const embed_file_t *table, const char
             continue;
         }
         st = db_exec(db, "BEGIN", NULL, NULL);
+        db->tx_depth = 1; /* so that nothing below is retried outside the transaction */
         if (status_is_ok(&st)) {
             st = db_exec_script(db, (const char *)m->data);
         }
@@ -395,6 +410,7 @@ static status_t db_migrate_table(db_t *db, const embed_file_t *table, const char
         if (status_is_ok(&st)) {
             st = db_exec(db, "COMMIT", NULL, NULL);
         }
+        db->tx_depth = 0;
         if (!status_is_ok(&st)) {
             log_msg(LOG_ERROR, "migration %s failed: %s", id, st.message);
             if (db->conn) {

@@ -1,0 +1,123 @@
+/* test_runtime_server.c -- the shared server's life cycle seen from outside, with member-svc
+ * as the vehicle: NOT_SERVING while PostgreSQL is unreachable and UNAVAILABLE calls, NOT_SERVING
+ * during the shutdown drain, and recovery after PostgreSQL drops every connection. */
+#include "harness.h"
+#include "loyalty/v1/member.pb-c.h"
+
+#include <criterion/criterion.h>
+#include <libpq-fe.h>
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static arena_t arena;
+
+static void setup(void) {
+    harness_init();
+    arena_init(&arena);
+}
+
+static void teardown(void) {
+    arena_free(&arena);
+    harness_fini();
+}
+
+TestSuite(runtime_server, .init = setup, .fini = teardown, .timeout = 120);
+
+static status_t get_by_phone(const char *addr, const char *merchant, const char *phone) {
+    Loyalty__V1__GetMemberRequest req = LOYALTY__V1__GET_MEMBER_REQUEST__INIT;
+    req.merchant_id = (char *)merchant;
+    req.lookup_case = LOYALTY__V1__GET_MEMBER_REQUEST__LOOKUP_PHONE;
+    req.phone = (char *)phone;
+    return rpc_call(rpc_channel_get(addr), &loyalty__v1__member_service__descriptor, "GetMember",
+                    &req.base, &arena, NULL, NULL);
+}
+
+Test(runtime_server, not_serving_until_postgresql_is_reachable) {
+    /* Goal: with PostgreSQL unreachable the server listens but reports NOT_SERVING and answers
+     * RPCs UNAVAILABLE; it never crashes and exits 0 on SIGTERM. */
+    int port = harness_free_port();
+    int dead_pg = harness_free_port();
+    char listen[64], dsn[160], log_path[256];
+    snprintf(listen, sizeof listen, "LISTEN_ADDR=127.0.0.1:%d", port);
+    snprintf(dsn, sizeof dsn, "LOYALTY_PG_DSN=host=127.0.0.1 port=%d dbname=x user=x", dead_pg);
+    snprintf(log_path, sizeof log_path, "/tmp/loyalty-nopg-%d.log", (int)getpid());
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        freopen(log_path, "w", stdout);
+        putenv(listen);
+        putenv(dsn);
+        execl(LOYALTY_TEST_BUILD_DIR "/member-svc/member-svc", "member-svc", (char *)NULL);
+        _exit(127);
+    }
+    char addr[64];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
+    sleep(2);
+    cr_assert_not(harness_is_serving(addr), "must not be SERVING without PostgreSQL");
+    status_t st = get_by_phone(addr, "m", "+6591234567");
+    cr_assert_eq(st.code, STATUS_UNAVAILABLE, "got %s", status_code_name(st.code));
+    cr_assert_str_eq(st.reason, "STARTING");
+    kill(pid, SIGTERM);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "exit status %d", status);
+    unlink(log_path);
+}
+
+Test(runtime_server, not_serving_during_shutdown_drain) {
+    /* Goal: after SIGTERM, health turns NOT_SERVING at once and calls are still answered
+     * during SHUTDOWN_DRAIN_MS, so load balancers drain before listeners close. */
+    const char *env[] = {"SHUTDOWN_DRAIN_MS=1500", NULL};
+    svc_proc_t svc;
+    harness_start(&svc, "member-svc", env);
+    harness_signal_term(&svc);
+    usleep(300 * 1000);
+    cr_assert_not(harness_is_serving(svc.addr), "NOT_SERVING while draining");
+    status_t st = get_by_phone(svc.addr, harness_merchant("drain"), "+6591234567");
+    cr_assert_eq(st.code, STATUS_NOT_FOUND, "still answering during the drain: %s",
+                 status_code_name(st.code));
+    cr_assert_eq(harness_wait(&svc), 0);
+}
+
+Test(runtime_server, recovers_after_postgresql_drops_connections) {
+    /* Goal: when PostgreSQL terminates every connection of the service (restart, failover),
+     * the next calls reconnect and succeed; none of them fails. */
+    svc_proc_t svc;
+    harness_start(&svc, "member-svc", NULL);
+    const char *m = harness_merchant("reconn");
+    Loyalty__V1__MemberProfile profile = LOYALTY__V1__MEMBER_PROFILE__INIT;
+    profile.name = "Reconnect";
+    profile.phone = "+6597770001";
+    Loyalty__V1__CreateMemberRequest req = LOYALTY__V1__CREATE_MEMBER_REQUEST__INIT;
+    req.merchant_id = (char *)m;
+    req.idempotency_key = (char *)harness_key();
+    req.profile = &profile;
+    status_t st = rpc_call(rpc_channel_get(svc.addr), &loyalty__v1__member_service__descriptor,
+                           "CreateMember", &req.base, &arena, NULL, NULL);
+    cr_assert(status_is_ok(&st), "%s", st.message);
+    for (int i = 0; i < 20; i++) { /* open connections on several workers */
+        cr_assert_eq(get_by_phone(svc.addr, m, "+6597770001").code, STATUS_OK);
+    }
+    PGconn *pg = PQconnectdb(harness_pg_dsn());
+    cr_assert_eq(PQstatus(pg), CONNECTION_OK);
+    PGresult *r = PQexec(pg, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                             "WHERE application_name = 'member-svc' AND pid <> pg_backend_pid()");
+    cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK);
+    PQclear(r);
+    PQfinish(pg);
+    for (int i = 0; i < 40; i++) {
+        st = get_by_phone(svc.addr, m, "+6597770001");
+        cr_assert_eq(st.code, STATUS_OK, "call %d after the drop: %s %s", i,
+                     status_code_name(st.code), st.message);
+    }
+    req.idempotency_key = (char *)harness_key();
+    profile.phone = "+6597770002";
+    st = rpc_call(rpc_channel_get(svc.addr), &loyalty__v1__member_service__descriptor,
+                  "CreateMember", &req.base, &arena, NULL, NULL);
+    cr_assert(status_is_ok(&st), "a write after the drop: %s", st.message);
+    cr_assert_eq(harness_stop(&svc), 0);
+}
