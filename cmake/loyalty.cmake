@@ -26,6 +26,20 @@ function(loyalty_protoc_c target)
   set_target_properties(${target} PROPERTIES POSITION_INDEPENDENT_CODE ON)
 endfunction()
 
+# loyalty_descriptor_set(<out.desc> <root> <proto files...>): the serialized FileDescriptorSet
+# of the files and everything they import, with names relative to <root> (as the files import
+# each other), for grpc.reflection.
+function(loyalty_descriptor_set out root)
+  get_filename_component(dir ${out} DIRECTORY)
+  add_custom_command(
+    OUTPUT ${out}
+    COMMAND ${CMAKE_COMMAND} -E make_directory ${dir}
+    COMMAND ${PROTOC} -I${root} --include_imports --descriptor_set_out=${out} ${ARGN}
+    DEPENDS ${ARGN}
+    COMMENT "protoc: descriptor set for reflection"
+    VERBATIM)
+endfunction()
+
 # loyalty_embed(<out.c> <symbol> <files...>): a C file defining
 #   const embed_file_t <symbol>[] = {{"name", bytes, len}, ..., {0}};
 # so that migrations travel inside the binary (containers need no SQL files on disk).

@@ -18,6 +18,10 @@
 
 #define RPC_INVALIDATIONS_MAX 16
 #define REQUEST_ID_MAX 64
+#define RPC_STREAM_SENDS_MAX 64       /* responses one handler run may queue on a stream */
+#define RPC_STREAM_MESSAGES_MAX 10000 /* request messages one stream may carry */
+
+typedef struct rpc_stream rpc_stream_t;
 
 /** Everything a handler may use while serving one call. All memory from `arena` lives until
  *  the call completes; handlers never free request or response memory. */
@@ -34,6 +38,7 @@ typedef struct rpc_ctx {
     int64_t now_s;           /* unix seconds when the call started */
     const char *invalidations[RPC_INVALIDATIONS_MAX];
     int invalidation_count;
+    rpc_stream_t *stream; /* the call's outgoing messages (RPC_STREAM only), else NULL */
 } rpc_ctx_t;
 
 /** Handlers: decode nothing, the runtime did; validate, call rules and store, fill `resp` (an
@@ -47,6 +52,12 @@ typedef enum rpc_kind {
     RPC_MUTATE,  /* RPC_TX + the request's idempotency_key (required): the same key and request
                     replay the stored response; the same key with another request fails
                     ALREADY_EXISTS (DESIGN §4) */
+    RPC_STREAM,  /* server-streaming or bidi (the .proto must say `stream`): the handler runs
+                    once per request message, in order, with no transaction, and answers with
+                    rpc_stream_send (any number of messages; `resp` is a fresh message it may
+                    fill and send). The stream ends OK when the client half-closes, or with the
+                    first non-OK status a handler returns, after what it queued is sent. The
+                    arena is emptied after each request message. */
 } rpc_kind_t;
 
 typedef struct rpc_method {
@@ -75,6 +86,11 @@ typedef struct rpc_job {
  *  commit, so that no reader can refill it with the old row). The key is borrowed: allocate it
  *  in ctx->arena. */
 void rpc_ctx_invalidate(rpc_ctx_t *ctx, const char *key);
+
+/** Queues `msg`, a message of the method's output type, to be sent on the stream once the
+ *  handler returns (it is encoded now: it may live in the arena). RESOURCE_EXHAUSTED past
+ *  RPC_STREAM_SENDS_MAX messages for one request message; INTERNAL outside an RPC_STREAM call. */
+status_t rpc_stream_send(rpc_ctx_t *ctx, const ProtobufCMessage *msg);
 
 /** Milliseconds left before the caller's deadline (INT64_MAX when there is none). */
 int64_t rpc_ctx_remaining_ms(const rpc_ctx_t *ctx);

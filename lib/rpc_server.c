@@ -3,9 +3,11 @@
  * Threads: W workers spread over K completion queues; each worker owns a PostgreSQL and a Redis
  * connection and serves whole calls (decode, handler, encode). Every registered method keeps
  * one pending request per worker of each queue, re-armed as soon as a call arrives, plus one
- * unregistered request per queue that answers UNIMPLEMENTED. A monitor thread applies the
- * migrations and probes PostgreSQL; a job thread runs the service's timers. The main thread
- * waits for SIGTERM/SIGINT and runs the shutdown sequence: NOT_SERVING, drain delay, stop
+ * unregistered request per queue that answers UNIMPLEMENTED. Streaming methods (RPC_STREAM) keep
+ * exactly one batch in flight per call (receive, then each send, then the next receive), so a
+ * stream holds a worker only while its handler runs and never needs a lock. A monitor thread
+ * applies the migrations and probes PostgreSQL; a job thread runs the service's timers. The main
+ * thread waits for SIGTERM/SIGINT and runs the shutdown sequence: NOT_SERVING, drain delay, stop
  * listening, grace period for in-flight calls, cancel the rest, wait until every call context
  * is freed, then tear down in reverse order. */
 #include "rpc_server.h"
@@ -17,6 +19,7 @@
 #include "log.h"
 #include "near_cache.h"
 #include "pb.h"
+#include "reflection.h"
 #include "rpc_client.h"
 #include "validate.h"
 
@@ -50,6 +53,7 @@ typedef struct srv_method {
     void *handle;
     bool is_health;
     bool has_merchant; /* the request has a top-level merchant_id */
+    bool streaming;    /* RPC_STREAM: registered without payload, read with RECV_MESSAGE */
 } srv_method_t;
 
 typedef struct srv_cq {
@@ -64,7 +68,28 @@ typedef struct worker {
     cache_t *cache;
 } worker_t;
 
-typedef enum call_phase { CALL_NEW, CALL_UNKNOWN_NEW, CALL_FINISH } call_phase_t;
+typedef enum call_phase {
+    CALL_NEW,
+    CALL_UNKNOWN_NEW,
+    CALL_STREAM_NEW,  /* a pending request of a streaming method */
+    CALL_STREAM_RECV, /* a stream waits for its next request message */
+    CALL_STREAM_SEND, /* a stream sends one queued response */
+    CALL_FINISH,
+} call_phase_t;
+
+/* The outgoing side of one stream: what the handler queued for the last request message, and
+ * how the stream ends once that is sent. */
+struct rpc_stream {
+    const ProtobufCMessageDescriptor *output;
+    grpc_byte_buffer *out[RPC_STREAM_SENDS_MAX];
+    int out_count;
+    int out_next; /* the one in flight, or the next to send */
+    bool ending;  /* finish with `end` once the queue is sent */
+    status_t end;
+    long messages; /* request messages received */
+    int64_t start_us;
+    char merchant_id[MERCHANT_ID_MAX + 1]; /* the first one seen, for the log line */
+};
 
 /* One accepted (or pending) call. Freed by call_free as the last step of its life. */
 typedef struct call {
@@ -78,6 +103,8 @@ typedef struct call {
     grpc_byte_buffer *req_bb;
     grpc_byte_buffer *resp_bb;
     int cancelled;
+    bool initial_md_sent; /* streams send it with their first receive */
+    rpc_stream_t *stream; /* RPC_STREAM calls once accepted, else NULL */
     grpc_metadata initial_md[1];
     grpc_metadata trailing_md[1];
     char request_id[REQUEST_ID_MAX + 1];
@@ -169,15 +196,22 @@ static void call_free(call_t *c) {
     if (c->call) {
         grpc_call_unref(c->call);
     }
+    if (c->stream) {
+        for (int i = c->stream->out_next; i < c->stream->out_count; i++) {
+            grpc_byte_buffer_destroy(c->stream->out[i]);
+        }
+        free(c->stream);
+    }
     arena_free(&c->arena);
     free(c);
     atomic_fetch_sub(&g_srv.live_calls, 1);
 }
 
 static void call_request(const srv_method_t *m, srv_cq_t *q) {
-    call_t *c = call_new(CALL_NEW, m, q);
+    call_t *c = call_new(m->streaming ? CALL_STREAM_NEW : CALL_NEW, m, q);
     grpc_call_error err = grpc_server_request_registered_call(
-        g_srv.server, m->handle, &c->call, &c->deadline, &c->req_md, &c->req_bb, q->cq, q->cq, c);
+        g_srv.server, m->handle, &c->call, &c->deadline, &c->req_md,
+        m->streaming ? NULL : &c->req_bb, q->cq, q->cq, c);
     if (err != GRPC_CALL_OK) {
         log_msg(LOG_ERROR, "cannot request a call for %s: %d", m->path, (int)err);
         call_free(c);
@@ -201,12 +235,14 @@ static void call_finish(call_t *c, const status_t *st) {
     grpc_op ops[4];
     memset(ops, 0, sizeof ops);
     size_t n = 0;
-    c->initial_md[0].key = grpc_slice_from_static_string("x-request-id");
-    c->initial_md[0].value = grpc_slice_from_static_string(c->request_id);
-    ops[n].op = GRPC_OP_SEND_INITIAL_METADATA;
-    ops[n].data.send_initial_metadata.count = c->request_id[0] ? 1 : 0;
-    ops[n].data.send_initial_metadata.metadata = c->initial_md;
-    n++;
+    if (!c->initial_md_sent) {
+        c->initial_md[0].key = grpc_slice_from_static_string("x-request-id");
+        c->initial_md[0].value = grpc_slice_from_static_string(c->request_id);
+        ops[n].op = GRPC_OP_SEND_INITIAL_METADATA;
+        ops[n].data.send_initial_metadata.count = c->request_id[0] ? 1 : 0;
+        ops[n].data.send_initial_metadata.metadata = c->initial_md;
+        n++;
+    }
     if (st->code == STATUS_OK && c->resp_bb != NULL) {
         ops[n].op = GRPC_OP_SEND_MESSAGE;
         ops[n].data.send_message.send_message = c->resp_bb;
@@ -422,6 +458,187 @@ static void call_serve_unknown(call_t *c) {
     call_finish(c, &st);
 }
 
+/* ---- serving a stream (RPC_STREAM): one batch in flight per call ---- */
+
+status_t rpc_stream_send(rpc_ctx_t *ctx, const ProtobufCMessage *msg) {
+    rpc_stream_t *s = ctx->stream;
+    if (s == NULL) {
+        return status_make(STATUS_INTERNAL, "NOT_A_STREAM", "rpc_stream_send outside a stream");
+    }
+    assert(msg->descriptor == s->output);
+    if (s->out_count == RPC_STREAM_SENDS_MAX) {
+        return status_make(STATUS_RESOURCE_EXHAUSTED, "STREAM_BACKLOG",
+                           "more than %d responses to one message", RPC_STREAM_SENDS_MAX);
+    }
+    s->out[s->out_count++] = pb_to_byte_buffer(msg);
+    return status_ok();
+}
+
+/* Starts `n` ops as the call's only batch in flight, in `phase`; frees the call when core
+ * refuses the batch (then no completion will come). */
+static void call_stream_batch(call_t *c, call_phase_t phase, const grpc_op *ops, size_t n) {
+    c->phase = phase;
+    grpc_call_error err = grpc_call_start_batch(c->call, ops, n, c, NULL);
+    if (err != GRPC_CALL_OK) {
+        log_msg(LOG_ERROR, "cannot continue stream %s: %d", c->method->path, (int)err);
+        call_free(c);
+    }
+}
+
+static void call_stream_end(call_t *c, const status_t *st) {
+    rpc_stream_t *s = c->stream;
+    log_rpc(c->method->path, c->request_id, s->merchant_id, st->code, st->reason, st->message,
+            now_us() - s->start_us);
+    call_finish(c, st);
+}
+
+/* Asks for the next request message; the first receive also sends the initial metadata. */
+static void call_stream_recv(call_t *c) {
+    grpc_op ops[2];
+    memset(ops, 0, sizeof ops);
+    size_t n = 0;
+    if (!c->initial_md_sent) {
+        c->initial_md[0].key = grpc_slice_from_static_string("x-request-id");
+        c->initial_md[0].value = grpc_slice_from_static_string(c->request_id);
+        ops[n].op = GRPC_OP_SEND_INITIAL_METADATA;
+        ops[n].data.send_initial_metadata.count = 1;
+        ops[n].data.send_initial_metadata.metadata = c->initial_md;
+        n++;
+        c->initial_md_sent = true;
+    }
+    ops[n].op = GRPC_OP_RECV_MESSAGE;
+    ops[n].data.recv_message.recv_message = &c->req_bb;
+    n++;
+    call_stream_batch(c, CALL_STREAM_RECV, ops, n);
+}
+
+/* Sends the next queued response, or, once the queue is empty, reads on or ends the stream. */
+static void call_stream_pump(call_t *c) {
+    rpc_stream_t *s = c->stream;
+    if (s->out_next < s->out_count) {
+        grpc_op op;
+        memset(&op, 0, sizeof op);
+        op.op = GRPC_OP_SEND_MESSAGE;
+        op.data.send_message.send_message = s->out[s->out_next];
+        call_stream_batch(c, CALL_STREAM_SEND, &op, 1);
+        return;
+    }
+    s->out_count = 0;
+    s->out_next = 0;
+    if (s->ending) {
+        call_stream_end(c, &s->end);
+    } else {
+        call_stream_recv(c);
+    }
+}
+
+/* Runs the handler on the request message just received, on this worker's connections. */
+static status_t call_stream_handle(worker_t *w, call_t *c) {
+    const srv_method_t *m = c->method;
+    rpc_stream_t *s = c->stream;
+    rpc_ctx_t ctx = {
+        .arena = &c->arena,
+        .db = w->db,
+        .cache = w->cache,
+        .config = &g_srv.config,
+        .service_state = g_srv.service_state,
+        .method = m->path,
+        .request_id = c->request_id,
+        .merchant_id = "",
+        .deadline = c->deadline,
+        .now_s = (int64_t)time(NULL),
+        .stream = s,
+    };
+    ProtobufCMessage *req = pb_from_byte_buffer(&c->arena, m->md->input, c->req_bb);
+    if (req == NULL) {
+        return status_make(STATUS_INVALID_ARGUMENT, "MALFORMED_REQUEST",
+                           "request is not a valid %s", m->md->input->name);
+    }
+    if (m->has_merchant) {
+        ctx.merchant_id = pb_get_string_field(req, "merchant_id");
+        status_t st = validate_merchant_id(ctx.merchant_id);
+        if (!status_is_ok(&st)) {
+            return st;
+        }
+        if (s->merchant_id[0] == '\0') {
+            snprintf(s->merchant_id, sizeof s->merchant_id, "%s", ctx.merchant_id);
+        }
+    }
+    t_current_ctx = &ctx;
+    log_bind_request(c->request_id, m->path);
+    status_t st = m->m->handler(&ctx, req, pb_new(&c->arena, m->md->output));
+    for (int i = 0; i < ctx.invalidation_count; i++) {
+        cache_del(w->cache, ctx.invalidations[i]);
+    }
+    log_bind_request(NULL, NULL);
+    t_current_ctx = NULL;
+    return st;
+}
+
+/* A request message arrived (`bb` set), the client half-closed (success, no message) or the
+ * call broke (no success: cancelled, deadline, shutdown). */
+static void call_stream_received(worker_t *w, call_t *c, bool success) {
+    rpc_stream_t *s = c->stream;
+    if (!success || c->req_bb == NULL) {
+        s->ending = true;
+        s->end =
+            success ? status_ok() : status_make(STATUS_CANCELLED, "CANCELLED", "stream cancelled");
+        call_stream_pump(c);
+        return;
+    }
+    status_t st = ++s->messages > RPC_STREAM_MESSAGES_MAX
+                      ? status_make(STATUS_RESOURCE_EXHAUSTED, "STREAM_TOO_LONG",
+                                    "more than %d messages on one stream", RPC_STREAM_MESSAGES_MAX)
+                      : call_stream_handle(w, c);
+    grpc_byte_buffer_destroy(c->req_bb);
+    c->req_bb = NULL;
+    /* The responses are encoded: what the handler allocated can go before the next message. */
+    arena_free(&c->arena);
+    arena_init(&c->arena);
+    if (!status_is_ok(&st)) {
+        s->ending = true;
+        s->end = st;
+    }
+    call_stream_pump(c);
+}
+
+static void call_stream_sent(call_t *c, bool success) {
+    rpc_stream_t *s = c->stream;
+    grpc_byte_buffer_destroy(s->out[s->out_next]);
+    s->out[s->out_next++] = NULL;
+    if (!success) { /* the client is gone: drop the rest */
+        for (int i = s->out_next; i < s->out_count; i++) {
+            grpc_byte_buffer_destroy(s->out[i]);
+        }
+        s->out_next = s->out_count;
+        s->ending = true;
+        s->end = status_make(STATUS_CANCELLED, "CANCELLED", "stream cancelled");
+    }
+    call_stream_pump(c);
+}
+
+/* A streaming call was accepted: admit it as a unary call would be, then read. */
+static void call_stream_start(call_t *c) {
+    const char *auth;
+    size_t auth_len;
+    int64_t start = now_us();
+    call_read_metadata(c, &auth, &auth_len);
+    status_t st = call_admit(c, auth, auth_len);
+    if (!status_is_ok(&st)) {
+        log_rpc(c->method->path, c->request_id, "", st.code, st.reason, st.message,
+                now_us() - start);
+        call_finish(c, &st);
+        return;
+    }
+    c->stream = calloc(1, sizeof *c->stream);
+    if (c->stream == NULL) {
+        abort();
+    }
+    c->stream->output = c->method->md->output;
+    c->stream->start_us = start;
+    call_stream_recv(c);
+}
+
 /* ---- threads ---- */
 
 static void *worker_main(void *arg) {
@@ -464,6 +681,22 @@ static void *worker_main(void *arg) {
                 call_request_unknown(c->q);
             }
             call_serve_unknown(c);
+            break;
+        case CALL_STREAM_NEW:
+            if (!ev.success) {
+                call_free(c);
+                break;
+            }
+            if (!stopping) {
+                call_request(c->method, c->q);
+            }
+            call_stream_start(c);
+            break;
+        case CALL_STREAM_RECV:
+            call_stream_received(w, c, ev.success);
+            break;
+        case CALL_STREAM_SEND:
+            call_stream_sent(c, ev.success);
             break;
         case CALL_FINISH:
             call_free(c);
@@ -606,6 +839,7 @@ static void *job_main(void *arg) {
 static status_t srv_add_service(const rpc_service_t *svc, bool is_health) {
     const ProtobufCServiceDescriptor *sd = svc->descriptor;
     health_register_service(sd->name);
+    reflection_register_service(sd->name);
     for (const rpc_method_t *m = svc->methods; m->name; m++) {
         const ProtobufCMethodDescriptor *md =
             protobuf_c_service_descriptor_get_method_by_name(sd, m->name);
@@ -631,8 +865,16 @@ static status_t srv_add_service(const rpc_service_t *svc, bool is_health) {
                                "%s is RPC_MUTATE without merchant_id and idempotency_key",
                                sm->path);
         }
-        sm->handle = grpc_server_register_method(g_srv.server, sm->path, NULL,
-                                                 GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
+        /* protobuf-c does not say which methods stream; the embedded descriptors do. */
+        sm->streaming = m->kind == RPC_STREAM;
+        int streams = reflection_method_streaming(sm->path);
+        if (streams >= 0 && streams != sm->streaming) {
+            return status_make(STATUS_INTERNAL, "BAD_SERVICE_TABLE", "%s is %s in the .proto",
+                               sm->path, streams ? "streaming" : "unary");
+        }
+        sm->handle = grpc_server_register_method(
+            g_srv.server, sm->path, NULL,
+            sm->streaming ? GRPC_SRM_PAYLOAD_NONE : GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
         if (sm->handle == NULL) {
             return status_make(STATUS_INTERNAL, "BAD_SERVICE_TABLE", "cannot register %s",
                                sm->path);
@@ -732,7 +974,18 @@ static status_t srv_start(void) {
         grpc_server_register_completion_queue(g_srv.server, g_srv.cqs[i].cq, NULL);
     }
 
-    status_t st = srv_add_service(&health_service, true);
+    const embed_file_t *set = &runtime_descriptor_set[0];
+    status_t st = reflection_init(set->data, set->len);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    st = srv_add_service(&health_service, true);
+    if (status_is_ok(&st)) {
+        st = srv_add_service(&reflection_v1_service, false);
+    }
+    if (status_is_ok(&st)) {
+        st = srv_add_service(&reflection_v1alpha_service, false);
+    }
     for (size_t i = 0; status_is_ok(&st) && i < g_srv.opts->service_count; i++) {
         st = srv_add_service(&g_srv.opts->services[i], false);
     }
@@ -877,6 +1130,7 @@ static void srv_stop(void) {
     for (int q = 0; q < g_srv.cq_count; q++) {
         grpc_completion_queue_destroy(g_srv.cqs[q].cq);
     }
+    reflection_dispose();
 }
 
 static const char *env_lookup(const char *name, void *arg) {
