@@ -1,0 +1,18 @@
+/* main.c -- promo-svc: promotions, promo codes, coupons, the explained cart quote and the
+ * checkout reservations of promotion usages and coupons (DESIGN §2 "Promotions and coupons"). */
+#include "promo_rpc.h"
+#include "rpc_server.h"
+
+extern const embed_file_t promo_svc_migrations[];
+
+int main(int argc, char **argv) {
+    const rpc_server_options_t opts = {
+        .service_name = "promo-svc",
+        .default_port = 50055,
+        .db_schema = "promo",
+        .migrations = promo_svc_migrations,
+        .services = &promo_service,
+        .service_count = 1,
+    };
+    return rpc_server_main(&opts, argc, argv);
+}
