@@ -39,6 +39,7 @@ typedef struct rpc_ctx {
     const char *invalidations[RPC_INVALIDATIONS_MAX];
     int invalidation_count;
     rpc_stream_t *stream; /* the call's outgoing messages (RPC_STREAM only), else NULL */
+    int outbox_emitted;   /* entries recorded by outbox_emit during this call */
 } rpc_ctx_t;
 
 /** Handlers: decode nothing, the runtime did; validate, call rules and store, fill `resp` (an

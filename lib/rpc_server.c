@@ -18,6 +18,7 @@
 #include "ids.h"
 #include "log.h"
 #include "near_cache.h"
+#include "outbox.h"
 #include "pb.h"
 #include "reflection.h"
 #include "rpc_client.h"
@@ -133,6 +134,7 @@ static struct {
     pthread_t monitor_thread;
     pthread_t job_thread;
     bool job_thread_started;
+    pthread_t outbox_thread;
 } g_srv = {.mu = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
 
 static __thread rpc_ctx_t *t_current_ctx;
@@ -328,6 +330,7 @@ static status_t call_run_in_tx(db_t *db, void *arg) {
     const ProtobufCMessageDescriptor *out = t->m->md->output;
     protobuf_c_message_init(out, t->resp); /* a retried attempt starts from scratch */
     t->ctx->invalidation_count = 0;
+    t->ctx->outbox_emitted = 0;
     if (t->m->m->kind == RPC_MUTATE) {
         unsigned char *replay = NULL;
         size_t replay_len = 0;
@@ -436,6 +439,9 @@ static void call_serve(worker_t *w, call_t *c) {
     }
     for (int i = 0; i < ctx.invalidation_count; i++) {
         cache_del(w->cache, ctx.invalidations[i]);
+    }
+    if (status_is_ok(&st) && ctx.outbox_emitted > 0) {
+        outbox_kick();
     }
     if (status_is_ok(&st)) {
         c->resp_bb = pb_to_byte_buffer(resp);
@@ -765,10 +771,39 @@ static status_t job_purge_idempotency(rpc_ctx_t *ctx) {
     return st;
 }
 
+static status_t job_purge_outbox(rpc_ctx_t *ctx) {
+    int64_t deleted = 0;
+    return outbox_purge(ctx->db, ctx->config->outbox_retention_days, IDEMPOTENCY_PURGE_BATCH,
+                        &deleted);
+}
+
 static const rpc_job_t runtime_jobs[] = {
     {"purge-idempotency-keys", job_purge_idempotency, 3600},
+    {"purge-published-outbox", job_purge_outbox, 3600},
     {NULL, NULL, 0},
 };
+
+/* Publishes outbox entries soon after the transactions that wrote them commit (woken by
+ * outbox_kick), and every second anyway for entries left behind by an outage or a crash. */
+static void *outbox_main(void *arg) {
+    (void)arg;
+    db_t *db = srv_db_create();
+    cache_t *cache = cache_create(g_srv.config.redis_url, g_srv.config.cache_ttl_s);
+    bool backlog = true;
+    while (outbox_wait(backlog ? 0 : 1000)) {
+        backlog = false;
+        if (!health_is_migrated() || g_srv.config.redis_url[0] == '\0') {
+            continue;
+        }
+        int64_t published = 0;
+        status_t st = outbox_publish_batch(db, cache, g_srv.opts->service_name, 500,
+                                           g_srv.config.events_stream_maxlen, &published);
+        backlog = status_is_ok(&st) && published == 500;
+    }
+    cache_destroy(cache);
+    db_destroy(db);
+    return NULL;
+}
 
 static void job_run(const rpc_job_t *job, db_t *db, cache_t *cache) {
     arena_t arena;
@@ -794,6 +829,9 @@ static void job_run(const rpc_job_t *job, db_t *db, cache_t *cache) {
     status_t st = job->fn(&ctx);
     for (int i = 0; i < ctx.invalidation_count; i++) {
         cache_del(cache, ctx.invalidations[i]);
+    }
+    if (ctx.outbox_emitted > 0) {
+        outbox_kick();
     }
     if (!status_is_ok(&st)) {
         log_msg(LOG_WARN, "job %s failed after %lld us: %s", job->name,
@@ -1042,6 +1080,9 @@ static status_t srv_start(void) {
         abort();
     }
     g_srv.job_thread_started = true;
+    if (pthread_create(&g_srv.outbox_thread, NULL, outbox_main, NULL) != 0) {
+        abort();
+    }
     log_msg(LOG_INFO, "listening on %s (port %d), %d workers on %d completion queues",
             cfg->listen_addr, port, g_srv.worker_count, cqs);
     return status_ok();
@@ -1118,6 +1159,8 @@ static void srv_stop(void) {
     pthread_join(g_srv.monitor_thread, NULL);
     if (g_srv.job_thread_started) {
         pthread_join(g_srv.job_thread, NULL);
+        outbox_stop();
+        pthread_join(g_srv.outbox_thread, NULL);
     }
     for (int i = 0; i < g_srv.worker_count; i++) {
         db_destroy(g_srv.workers[i].db);

@@ -1,0 +1,217 @@
+/* outbox.c -- recording outbox entries and publishing them to Redis streams. */
+#include "outbox.h"
+
+#include "ids.h"
+#include "log.h"
+#include "pgarray.h"
+
+#include <hiredis/hiredis.h>
+
+#include <assert.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define OUTBOX_BATCH_MAX 1000
+
+status_t outbox_emit(rpc_ctx_t *ctx, const char *merchant_id, const char *stream,
+                     const char *type, const char *subject_id, const char *payload_json,
+                     char *event_id_out) {
+    assert(db_in_tx(ctx->db)); /* an event must commit or roll back with its change */
+    assert(strlen(type) > 0 && strlen(type) < OUTBOX_TYPE_MAX);
+    if (strlen(payload_json) > OUTBOX_PAYLOAD_MAX) {
+        return status_make(STATUS_INTERNAL, "EVENT_TOO_LARGE", "event payload too large");
+    }
+    char id[ID_MAX];
+    id_generate("evt", id);
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id && merchant_id[0] ? merchant_id : ctx->merchant_id);
+    db_param_text(&p, id);
+    db_param_text(&p, stream);
+    db_param_text(&p, type);
+    db_param_text(&p, subject_id ? subject_id : "");
+    db_param_text(&p, payload_json);
+    status_t st = db_exec(ctx->db,
+                          "INSERT INTO outbox (merchant_id, id, stream, type, subject_id, payload) "
+                          "VALUES ($1, $2, $3, $4, $5, $6)",
+                          &p, NULL);
+    if (status_is_ok(&st)) {
+        ctx->outbox_emitted++;
+        if (event_id_out) {
+            memcpy(event_id_out, id, strlen(id) + 1);
+        }
+    }
+    return st;
+}
+
+/* XADDs every selected row in one pipeline; false when Redis failed (nothing is marked). */
+static bool outbox_xadd_all(cache_t *cache, const PGresult *r, const char *service,
+                            int64_t stream_maxlen) {
+    redisContext *conn = cache_conn(cache);
+    if (conn == NULL) {
+        return false;
+    }
+    int rows = PQntuples(r);
+    char maxlen[24];
+    snprintf(maxlen, sizeof maxlen, "%lld", (long long)stream_maxlen);
+    for (int i = 0; i < rows; i++) {
+        const char *argv[] = {"XADD",       db_get_str(r, i, 2), "MAXLEN",
+                              "~",          maxlen,              "*",
+                              "event_id",   db_get_str(r, i, 1), "type",
+                              db_get_str(r, i, 3), "merchant_id", db_get_str(r, i, 0),
+                              "subject_id", db_get_str(r, i, 4), "occurred_at",
+                              db_get_str(r, i, 6), "service",     service,
+                              "payload",    db_get_str(r, i, 5)};
+        size_t lens[20];
+        for (int k = 0; k < 20; k++) {
+            lens[k] = strlen(argv[k]);
+        }
+        if (redisAppendCommandArgv(conn, 20, argv, lens) != REDIS_OK) {
+            cache_mark_broken(cache);
+            return false;
+        }
+    }
+    bool ok = true;
+    for (int i = 0; i < rows; i++) {
+        void *reply = NULL;
+        if (redisGetReply(conn, &reply) != REDIS_OK) {
+            cache_mark_broken(cache);
+            return false;
+        }
+        redisReply *rr = reply;
+        if (rr->type == REDIS_REPLY_ERROR) {
+            log_msg(LOG_ERROR, "XADD refused: %s", rr->str);
+            ok = false;
+        }
+        freeReplyObject(rr);
+    }
+    return ok;
+}
+
+typedef struct publish_arg {
+    cache_t *cache;
+    const char *service;
+    int64_t batch_max;
+    int64_t stream_maxlen;
+    int64_t published;
+} publish_arg_t;
+
+static status_t outbox_publish_tx(db_t *db, void *arg) {
+    publish_arg_t *a = arg;
+    a->published = 0;
+    db_params_t p;
+    db_params_init(&p);
+    db_param_int(&p, a->batch_max);
+    PGresult *r = NULL;
+    status_t st = db_exec(db,
+                          "SELECT merchant_id, id, stream, type, subject_id, payload, "
+                          " extract(epoch FROM created_at)::bigint "
+                          "FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1 "
+                          "FOR UPDATE SKIP LOCKED",
+                          &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    int rows = PQntuples(r);
+    if (rows == 0) {
+        PQclear(r);
+        return st;
+    }
+    if (!outbox_xadd_all(a->cache, r, a->service, a->stream_maxlen)) {
+        PQclear(r);
+        return status_make(STATUS_UNAVAILABLE, "REDIS_UNAVAILABLE", "events stream unavailable");
+    }
+    arena_t arena;
+    arena_init(&arena);
+    char **merchants = arena_alloc(&arena, (size_t)rows * sizeof *merchants);
+    char **ids = arena_alloc(&arena, (size_t)rows * sizeof *ids);
+    for (int i = 0; i < rows; i++) {
+        merchants[i] = arena_strdup(&arena, db_get_str(r, i, 0));
+        ids[i] = arena_strdup(&arena, db_get_str(r, i, 1));
+    }
+    PQclear(r);
+    db_params_init(&p);
+    db_param_text(&p, pgarray_encode(&arena, merchants, (size_t)rows));
+    db_param_text(&p, pgarray_encode(&arena, ids, (size_t)rows));
+    st = db_exec(db,
+                 "UPDATE outbox SET published_at = now() "
+                 "WHERE (merchant_id, id) IN (SELECT * FROM unnest($1::text[], $2::text[]))",
+                 &p, NULL);
+    arena_free(&arena);
+    if (status_is_ok(&st)) {
+        a->published = rows;
+    }
+    return st;
+}
+
+status_t outbox_publish_batch(db_t *db, cache_t *cache, const char *service, int64_t batch_max,
+                              int64_t stream_maxlen, int64_t *published) {
+    publish_arg_t a = {cache, service,
+                       batch_max > 0 && batch_max <= OUTBOX_BATCH_MAX ? batch_max : OUTBOX_BATCH_MAX,
+                       stream_maxlen, 0};
+    status_t st = db_tx(db, outbox_publish_tx, &a);
+    *published = status_is_ok(&st) ? a.published : 0;
+    return st;
+}
+
+status_t outbox_purge(db_t *db, int64_t retention_days, int64_t batch, int64_t *deleted) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_int(&p, retention_days);
+    db_param_int(&p, batch);
+    PGresult *r = NULL;
+    status_t st = db_exec(db,
+                          "DELETE FROM outbox WHERE ctid IN (SELECT ctid FROM outbox "
+                          " WHERE published_at < now() - make_interval(days => $1::int) LIMIT $2)",
+                          &p, &r);
+    if (status_is_ok(&st)) {
+        *deleted = strtoll(PQcmdTuples(r), NULL, 10);
+        PQclear(r);
+    }
+    return st;
+}
+
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    bool kicked;
+    bool stop;
+} g_kick = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, false};
+
+void outbox_kick(void) {
+    pthread_mutex_lock(&g_kick.mu);
+    g_kick.kicked = true;
+    pthread_cond_signal(&g_kick.cond);
+    pthread_mutex_unlock(&g_kick.mu);
+}
+
+bool outbox_wait(int64_t timeout_ms) {
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += timeout_ms / 1000;
+    until.tv_nsec += (timeout_ms % 1000) * 1000000;
+    if (until.tv_nsec >= 1000000000) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000;
+    }
+    pthread_mutex_lock(&g_kick.mu);
+    while (!g_kick.kicked && !g_kick.stop) {
+        if (pthread_cond_timedwait(&g_kick.cond, &g_kick.mu, &until) != 0) {
+            break;
+        }
+    }
+    g_kick.kicked = false;
+    bool running = !g_kick.stop;
+    pthread_mutex_unlock(&g_kick.mu);
+    return running;
+}
+
+void outbox_stop(void) {
+    pthread_mutex_lock(&g_kick.mu);
+    g_kick.stop = true;
+    pthread_cond_broadcast(&g_kick.cond);
+    pthread_mutex_unlock(&g_kick.mu);
+}

@@ -1,0 +1,195 @@
+/* test_runtime_outbox.c -- the transactional outbox against real PostgreSQL and Redis: only
+ * committed events are published, an outage delays but loses nothing, nothing is published
+ * twice, and two publishers racing publish every event exactly once. */
+#include "cache.h"
+#include "db.h"
+#include "harness.h"
+#include "ids.h"
+#include "outbox.h"
+#include "rpc_server.h"
+
+#include <criterion/criterion.h>
+#include <hiredis/hiredis.h>
+
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+static redis_proc_t redis;
+static arena_t arena;
+static db_t *db;
+static cache_t *cache;
+
+static void setup(void) {
+    harness_init();
+    arena_init(&arena);
+    harness_redis_start(&redis);
+    db = db_create(harness_pg_dsn(), "runtime_test", "outbox-test", 10000);
+    status_t st = db_migrate(db, runtime_migrations, NULL);
+    cr_assert(status_is_ok(&st), "%s", st.message);
+    cache = cache_create(redis.url, 60);
+}
+
+static void teardown(void) {
+    cache_destroy(cache);
+    db_destroy(db);
+    harness_redis_stop(&redis);
+    arena_free(&arena);
+    harness_fini();
+}
+
+TestSuite(runtime_outbox, .init = setup, .fini = teardown, .timeout = 60);
+
+typedef struct emit_arg {
+    rpc_ctx_t *ctx;
+    int count;
+    bool fail;
+    char ids[256][ID_MAX];
+} emit_arg_t;
+
+static status_t emit_tx(db_t *d, void *p) {
+    (void)d;
+    emit_arg_t *a = p;
+    for (int i = 0; i < a->count; i++) {
+        char payload[64];
+        snprintf(payload, sizeof payload, "{\"n\":%d}", i);
+        status_t st = outbox_emit(a->ctx, NULL, OUTBOX_EVENTS_STREAM, "test.happened", "subject-1",
+                                  payload, a->ids[i]);
+        if (!status_is_ok(&st)) {
+            return st;
+        }
+    }
+    return a->fail ? status_make(STATUS_FAILED_PRECONDITION, "NO", "roll back") : status_ok();
+}
+
+static void emit(const char *merchant, int count, bool fail, emit_arg_t *a) {
+    rpc_ctx_t ctx = {.arena = &arena, .db = db, .cache = cache, .merchant_id = merchant};
+    memset(a, 0, sizeof *a);
+    a->ctx = &ctx;
+    a->count = count;
+    a->fail = fail;
+    status_t st = db_tx(db, emit_tx, a);
+    cr_assert_eq(st.code, fail ? STATUS_FAILED_PRECONDITION : STATUS_OK, "%s", st.message);
+}
+
+/* Event ids of `merchant` in the events stream, in stream order. */
+static int stream_ids(const char *merchant, char ids[][ID_MAX], int max) {
+    redisContext *c = redisConnect("127.0.0.1", redis.port);
+    cr_assert(c && !c->err);
+    redisReply *r = redisCommand(c, "XRANGE %s - +", OUTBOX_EVENTS_STREAM);
+    cr_assert(r && r->type == REDIS_REPLY_ARRAY);
+    int n = 0;
+    for (size_t i = 0; i < r->elements; i++) {
+        redisReply *fields = r->element[i]->element[1];
+        const char *id = NULL, *m = NULL;
+        for (size_t k = 0; k + 1 < fields->elements; k += 2) {
+            if (strcmp(fields->element[k]->str, "event_id") == 0) {
+                id = fields->element[k + 1]->str;
+            } else if (strcmp(fields->element[k]->str, "merchant_id") == 0) {
+                m = fields->element[k + 1]->str;
+            }
+        }
+        if (id && m && strcmp(m, merchant) == 0 && n < max) {
+            snprintf(ids[n++], ID_MAX, "%s", id);
+        }
+    }
+    freeReplyObject(r);
+    redisFree(c);
+    return n;
+}
+
+static int64_t publish_all(cache_t *c, db_t *d) {
+    int64_t total = 0, n = 0;
+    do {
+        status_t st = outbox_publish_batch(d, c, "outbox-test", 50, 100000, &n);
+        cr_assert(status_is_ok(&st), "%s", st.message);
+        total += n;
+    } while (n > 0);
+    return total;
+}
+
+Test(runtime_outbox, only_committed_events_are_published_once) {
+    /* Goal: events of a committed transaction reach the stream in order with their ids; those of
+     * a rolled-back one never do; publishing again publishes nothing. */
+    const char *m = harness_merchant("obx");
+    emit_arg_t kept, dropped;
+    emit(m, 3, false, &kept);
+    emit(m, 2, true, &dropped);
+    publish_all(cache, db);
+    char ids[16][ID_MAX];
+    cr_assert_eq(stream_ids(m, ids, 16), 3);
+    for (int i = 0; i < 3; i++) {
+        cr_assert_str_eq(ids[i], kept.ids[i]);
+    }
+    publish_all(cache, db);
+    cr_assert_eq(stream_ids(m, ids, 16), 3, "nothing is published twice");
+}
+
+Test(runtime_outbox, redis_outage_delays_but_loses_nothing) {
+    /* Goal: while Redis is down publishing fails and the entries wait; after it returns every
+     * entry is published exactly once. */
+    const char *m = harness_merchant("obxdown");
+    harness_redis_stop(&redis);
+    emit_arg_t a;
+    emit(m, 4, false, &a);
+    int64_t n = 0;
+    status_t st = outbox_publish_batch(db, cache, "outbox-test", 50, 100000, &n);
+    cr_assert_eq(st.code, STATUS_UNAVAILABLE);
+    cr_assert_eq(n, 0);
+    harness_redis_restart(&redis);
+    usleep(1100 * 1000); /* past the reconnect back-off */
+    cr_assert_geq(publish_all(cache, db), 4);
+    char ids[16][ID_MAX];
+    cr_assert_eq(stream_ids(m, ids, 16), 4);
+    for (int i = 0; i < 4; i++) {
+        cr_assert_str_eq(ids[i], a.ids[i]);
+    }
+}
+
+typedef struct racer {
+    int64_t published;
+} racer_t;
+
+static void *racer_main(void *p) {
+    racer_t *r = p;
+    db_t *d = db_create(harness_pg_dsn(), "runtime_test", "outbox-test", 10000);
+    cache_t *c = cache_create(redis.url, 60);
+    int64_t n = 0;
+    for (int round = 0; round < 50; round++) {
+        status_t st = outbox_publish_batch(d, c, "outbox-test", 7, 100000, &n);
+        if (status_is_ok(&st)) {
+            r->published += n;
+        }
+    }
+    cache_destroy(c);
+    db_destroy(d);
+    return NULL;
+}
+
+Test(runtime_outbox, racing_publishers_publish_each_event_once) {
+    /* Goal: two publishers (two replicas) working the same outbox publish every one of 200
+     * events exactly once. */
+    const char *m = harness_merchant("obxrace");
+    for (int i = 0; i < 4; i++) {
+        emit_arg_t a;
+        emit(m, 50, false, &a);
+    }
+    racer_t racers[2] = {{0}, {0}};
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(pthread_create(&t[i], NULL, racer_main, &racers[i]), 0);
+    }
+    for (int i = 0; i < 2; i++) {
+        pthread_join(t[i], NULL);
+    }
+    publish_all(cache, db);
+    static char ids[400][ID_MAX];
+    int n = stream_ids(m, ids, 400);
+    cr_assert_eq(n, 200, "got %d stream entries", n);
+    for (int i = 0; i < n; i++) {
+        for (int k = 0; k < i; k++) {
+            cr_assert(strcmp(ids[i], ids[k]) != 0, "event %s published twice", ids[i]);
+        }
+    }
+}
