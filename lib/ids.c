@@ -25,6 +25,12 @@ void id_random_bytes(void *buf, size_t n) {
     }
 }
 
+/* Per thread, ids are strictly increasing: within one millisecond (or if the clock steps back)
+ * the previous id's random part is incremented instead of drawn again, so rows written by one
+ * call in sequence keep their order when sorted by id. */
+static __thread uint64_t t_last_ms;
+static __thread unsigned char t_last_random[10];
+
 void id_generate(const char *prefix, char out[ID_MAX]) {
     size_t plen = strlen(prefix);
     assert(plen >= 1 && plen <= ID_PREFIX_MAX);
@@ -32,10 +38,22 @@ void id_generate(const char *prefix, char out[ID_MAX]) {
     clock_gettime(CLOCK_REALTIME, &ts);
     uint64_t ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
     unsigned char bytes[16];
+    if (ms <= t_last_ms) {
+        ms = t_last_ms;
+        for (int i = 9; i >= 0; i--) { /* +1 with carry; 2^80 ids per ms cannot overflow */
+            if (++t_last_random[i] != 0) {
+                break;
+            }
+        }
+    } else {
+        id_random_bytes(t_last_random, sizeof t_last_random);
+        t_last_random[0] &= 0x7f; /* headroom for increments */
+        t_last_ms = ms;
+    }
     for (int i = 0; i < 6; i++) {
         bytes[i] = (unsigned char)(ms >> (40 - 8 * i));
     }
-    id_random_bytes(bytes + 6, 10);
+    memcpy(bytes + 6, t_last_random, sizeof t_last_random);
     memcpy(out, prefix, plen);
     out[plen] = '_';
     char *p = out + plen + 1;
