@@ -44,6 +44,12 @@ status_t health_check(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg, ProtobufC
     const Grpc__Health__V1__HealthCheckRequest *req =
         (const Grpc__Health__V1__HealthCheckRequest *)req_msg;
     Grpc__Health__V1__HealthCheckResponse *resp = (Grpc__Health__V1__HealthCheckResponse *)resp_msg;
+    if (strcmp(req->service, HEALTH_LIVENESS) == 0) {
+        /* Answered at all means alive: a liveness probe must not restart a pod because
+         * PostgreSQL is away or because it is draining. */
+        resp->status = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
+        return status_ok();
+    }
     bool known = req->service[0] == '\0';
     for (int i = 0; i < g_service_count && !known; i++) {
         known = strcmp(req->service, g_services[i]) == 0;

@@ -20,6 +20,11 @@ bool health_is_migrated(void);
 #define HEALTH_SERVICES_MAX 8
 void health_register_service(const char *full_name);
 
+/** The service name Check always answers SERVING for while the server answers at all (not
+ *  only when it can serve): for liveness probes, which must not restart a process that is
+ *  waiting for PostgreSQL or draining. "" gives readiness. */
+#define HEALTH_LIVENESS "liveness"
+
 /** The Check handler; unknown service names fail NOT_FOUND. */
 status_t health_check(rpc_ctx_t *ctx, const ProtobufCMessage *req, ProtobufCMessage *resp);
 

@@ -1,6 +1,8 @@
-/* loyalty_health.c -- `loyalty-health ADDR [SERVICE] [--wait SECONDS]`: calls
+/* loyalty_health.c -- `loyalty-health [ADDR [SERVICE]] [--wait SECONDS]`: calls
  * grpc.health.v1.Health/Check and exits 0 when the server reports SERVING, 1 otherwise. Used by
- * scripts/up, container health checks and operators. */
+ * scripts/up, container health checks and operators. Without ADDR it checks the port of
+ * LISTEN_ADDR on 127.0.0.1, so a container's health check follows the service's own
+ * configuration. */
 #include "arena.h"
 #include "grpc/health/v1/health.pb-c.h"
 #include "rpc_client.h"
@@ -48,8 +50,16 @@ int main(int argc, char **argv) {
             service = argv[i];
         }
     }
+    char local[64];
+    const char *listen = getenv("LISTEN_ADDR");
+    const char *port = listen ? strrchr(listen, ':') : NULL;
+    if (addr == NULL && port != NULL && port[1] != '\0' &&
+        (size_t)snprintf(local, sizeof local, "127.0.0.1%s", port) < sizeof local) {
+        addr = local;
+    }
     if (addr == NULL) {
-        fprintf(stderr, "usage: loyalty-health HOST:PORT [SERVICE] [--wait SECONDS]\n");
+        fprintf(stderr, "usage: loyalty-health [HOST:PORT [SERVICE]] [--wait SECONDS]\n"
+                        "(without HOST:PORT, LISTEN_ADDR's port on 127.0.0.1)\n");
         return 2;
     }
     grpc_init();
