@@ -29,6 +29,29 @@ deps_install() {
     "${missing[@]}" >/dev/null
 }
 
+# Node.js and npm for the Node checks and client: the machine's own when present (it may come
+# from another repository than Debian's, with npm inside), else Debian's packages.
+node_install() {
+  command -v node >/dev/null && command -v npm >/dev/null && return 0
+  log "installing: nodejs npm"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    nodejs npm >/dev/null
+}
+
+# node_deps SRC DEST: installs the npm packages locked in SRC/package-lock.json into
+# DEST/node_modules (npm ci), and does it again only when the lock file changed.
+node_deps() {
+  local src=$1 dest=$2
+  mkdir -p "$dest"
+  if [ -d "$dest/node_modules" ] && cmp -s "$src/package-lock.json" "$dest/package-lock.json"; then
+    return 0
+  fi
+  cp "$src/package.json" "$src/package-lock.json" "$dest/"
+  (cd "$dest" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) ||
+    die "npm ci failed for $src"
+}
+
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
