@@ -15,8 +15,7 @@ static void setup(void) {
 
 static void teardown(void) {
     if (svc.pid > 0) {
-        cr_expect_eq(harness_stop(&svc), 0, "promo-svc did not exit cleanly; see %s",
-                     svc.log_path);
+        cr_expect_eq(harness_stop(&svc), 0, "promo-svc did not exit cleanly; see %s", svc.log_path);
     }
     arena_free(&arena);
     harness_fini();
