@@ -32,7 +32,7 @@ typedef enum status_code {
 } status_code_t;
 
 #define STATUS_CODE_MAX 16
-#define STATUS_REASON_MAX 48
+#define STATUS_REASON_MAX 64
 #define STATUS_MESSAGE_MAX 240
 
 /** Returned by value from every fallible function. `reason` is an UPPER_SNAKE token such as
