@@ -1,2 +1,846 @@
-/* referral_store.c -- programme, tree and reward rows. */
+/* referral_store.c -- programme, tree and reward rows <-> C structs and protobuf messages. */
 #include "referral_store.h"
+
+#include "ids.h"
+#include "pb.h"
+#include "pgarray.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static char *col(arena_t *a, const PGresult *r, int row, int c) {
+    return arena_strdup(a, db_get_str(r, row, c));
+}
+
+static void param_opt_text(db_params_t *p, const char *s) {
+    db_param_text(p, s[0] ? s : NULL);
+}
+
+/* ---- programme ---- */
+
+#define PROGRAM_SQL                                                                                \
+    "SELECT p.enabled, p.levels, p.welcome_points, p.purchase_hold_days, p.share_url_template, "   \
+    " p.share_message_template, p.version, extract(epoch FROM p.updated_at)::bigint, "             \
+    " l.level, l.enabled, l.registration_points, l.purchase_reward_kind, "                         \
+    " l.purchase_fixed_points, l.purchase_bps, l.purchase_cap_points, l.purchase_first_n, "        \
+    " l.purchase_within_days "                                                                     \
+    "FROM programs p LEFT JOIN program_levels l "                                                  \
+    " ON l.merchant_id = p.merchant_id AND l.level <= p.levels "                                   \
+    "WHERE p.merchant_id = $1 ORDER BY l.level"
+
+static Loyalty__V1__ReferralLevelRule *level_from_row(arena_t *a, const PGresult *r, int row) {
+    Loyalty__V1__ReferralLevelRule *l = pb_new(a, &loyalty__v1__referral_level_rule__descriptor);
+    l->level = (int32_t)db_get_int(r, row, 8);
+    l->enabled = db_get_bool(r, row, 9);
+    l->registration_points = db_get_int(r, row, 10);
+    l->purchase_reward_kind = (Loyalty__V1__ReferralPurchaseRewardKind)db_get_int(r, row, 11);
+    l->purchase_fixed_points = db_get_int(r, row, 12);
+    l->purchase_bps = (int32_t)db_get_int(r, row, 13);
+    l->purchase_cap_points = db_get_int(r, row, 14);
+    l->purchase_first_n = (int32_t)db_get_int(r, row, 15);
+    l->purchase_within_days = (int32_t)db_get_int(r, row, 16);
+    return l;
+}
+
+status_t referral_store_program_get(db_t *db, arena_t *a, const char *merchant_id,
+                                    Loyalty__V1__ReferralProgram **out) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    PGresult *r = NULL;
+    status_t st = db_exec(db, PROGRAM_SQL, &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    Loyalty__V1__ReferralProgram *prog = pb_new(a, &loyalty__v1__referral_program__descriptor);
+    int rows = PQntuples(r);
+    if (rows > 0) {
+        prog->enabled = db_get_bool(r, 0, 0);
+        prog->levels = (int32_t)db_get_int(r, 0, 1);
+        prog->welcome_points = db_get_int(r, 0, 2);
+        prog->purchase_hold_days = (int32_t)db_get_int(r, 0, 3);
+        prog->share_url_template = col(a, r, 0, 4);
+        prog->share_message_template = col(a, r, 0, 5);
+        prog->version = db_get_int(r, 0, 6);
+        prog->updated_at = db_get_int(r, 0, 7);
+        prog->level_rules = arena_alloc(a, REFERRAL_LEVELS_MAX * sizeof *prog->level_rules);
+        for (int i = 0; i < rows && i < REFERRAL_LEVELS_MAX; i++) {
+            if (!db_is_null(r, i, 8)) {
+                prog->level_rules[prog->n_level_rules++] = level_from_row(a, r, i);
+            }
+        }
+    }
+    PQclear(r);
+    *out = prog;
+    return status_ok();
+}
+
+/* Claims the next version of the programme row, honouring expected_version. */
+static status_t program_bump(db_t *db, const char *merchant_id,
+                             const Loyalty__V1__ReferralProgram *pr, bool has_expected,
+                             int64_t expected_version, int64_t now_s) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    PGresult *r = NULL;
+    status_t st =
+        db_exec(db, "SELECT version FROM programs WHERE merchant_id = $1 FOR UPDATE", &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    int64_t current = PQntuples(r) == 1 ? db_get_int(r, 0, 0) : 0;
+    PQclear(r);
+    if (has_expected && expected_version != current) {
+        return status_make(STATUS_ABORTED, "VERSION_MISMATCH",
+                           "programme changed since version %lld (now %lld); re-read and retry",
+                           (long long)expected_version, (long long)current);
+    }
+    db_param_bool(&p, pr->enabled);
+    db_param_int(&p, pr->levels);
+    db_param_int(&p, pr->welcome_points);
+    db_param_int(&p, pr->purchase_hold_days);
+    db_param_text(&p, pr->share_url_template);
+    db_param_text(&p, pr->share_message_template);
+    db_param_int(&p, current + 1);
+    db_param_int(&p, now_s);
+    return db_exec(db,
+                   "INSERT INTO programs (merchant_id, enabled, levels, welcome_points, "
+                   " purchase_hold_days, share_url_template, share_message_template, version, "
+                   " updated_at) "
+                   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, to_timestamp($9)) "
+                   "ON CONFLICT (merchant_id) DO UPDATE SET enabled = $2, levels = $3, "
+                   " welcome_points = $4, purchase_hold_days = $5, share_url_template = $6, "
+                   " share_message_template = $7, version = $8, updated_at = to_timestamp($9)",
+                   &p, NULL);
+}
+
+status_t referral_store_program_put(db_t *db, arena_t *a, const char *merchant_id,
+                                    const Loyalty__V1__ReferralProgram *pr, bool has_expected,
+                                    int64_t expected_version, int64_t now_s,
+                                    Loyalty__V1__ReferralProgram **out) {
+    status_t st = program_bump(db, merchant_id, pr, has_expected, expected_version, now_s);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    st = db_exec(db, "DELETE FROM program_levels WHERE merchant_id = $1", &p, NULL);
+    for (size_t i = 0; status_is_ok(&st) && i < pr->n_level_rules; i++) {
+        const Loyalty__V1__ReferralLevelRule *l = pr->level_rules[i];
+        db_params_init(&p);
+        db_param_text(&p, merchant_id);
+        db_param_int(&p, l->level);
+        db_param_bool(&p, l->enabled);
+        db_param_int(&p, l->registration_points);
+        db_param_int(&p, l->purchase_reward_kind);
+        db_param_int(&p, l->purchase_fixed_points);
+        db_param_int(&p, l->purchase_bps);
+        db_param_int(&p, l->purchase_cap_points);
+        db_param_int(&p, l->purchase_first_n);
+        db_param_int(&p, l->purchase_within_days);
+        st = db_exec(db,
+                     "INSERT INTO program_levels (merchant_id, level, enabled, "
+                     " registration_points, purchase_reward_kind, purchase_fixed_points, "
+                     " purchase_bps, purchase_cap_points, purchase_first_n, purchase_within_days) "
+                     "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                     &p, NULL);
+    }
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    return referral_store_program_get(db, a, merchant_id, out);
+}
+
+/* ---- members ---- */
+
+#define MEMBER_COLUMNS                                                                             \
+    "member_id, code, coalesce(referrer_id, ''), coalesce(ancestor_2, ''), "                       \
+    "coalesce(ancestor_3, ''), root_id, coalesce(attach_id, ''), coalesce(registration_ref, ''), " \
+    "coalesce(extract(epoch FROM attached_at)::bigint, 0), purchase_count"
+
+static void member_from_row(arena_t *a, const PGresult *r, int row, referral_member_row_t *m) {
+    m->member_id = col(a, r, row, 0);
+    m->code = col(a, r, row, 1);
+    m->referrer_id = col(a, r, row, 2);
+    m->ancestor_2 = col(a, r, row, 3);
+    m->ancestor_3 = col(a, r, row, 4);
+    m->root_id = col(a, r, row, 5);
+    m->attach_id = col(a, r, row, 6);
+    m->registration_ref = col(a, r, row, 7);
+    m->attached_at = db_get_int(r, row, 8);
+    m->purchase_count = db_get_int(r, row, 9);
+}
+
+referral_node_t referral_store_node(const referral_member_row_t *row) {
+    referral_node_t n = {.member_id = row->member_id,
+                         .referrer_id = row->referrer_id,
+                         .ancestor_2 = row->ancestor_2,
+                         .ancestor_3 = row->ancestor_3,
+                         .root_id = row->root_id};
+    return n;
+}
+
+/* Runs a query returning at most one member row. */
+static status_t member_one(db_t *db, arena_t *a, const char *sql, const db_params_t *p,
+                           referral_member_row_t *out, bool *found) {
+    PGresult *r = NULL;
+    status_t st = db_exec(db, sql, p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    *found = PQntuples(r) == 1;
+    if (*found) {
+        member_from_row(a, r, 0, out);
+    }
+    PQclear(r);
+    return status_ok();
+}
+
+status_t referral_store_member_get(db_t *db, arena_t *a, const char *merchant_id,
+                                   const char *member_id, bool for_update,
+                                   referral_member_row_t *out, bool *found) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_text(&p, member_id);
+    const char *sql = for_update ? "SELECT " MEMBER_COLUMNS " FROM referral_members "
+                                   "WHERE merchant_id = $1 AND member_id = $2 FOR UPDATE"
+                                 : "SELECT " MEMBER_COLUMNS " FROM referral_members "
+                                   "WHERE merchant_id = $1 AND member_id = $2";
+    return member_one(db, a, sql, &p, out, found);
+}
+
+status_t referral_store_member_ensure(db_t *db, arena_t *a, const char *merchant_id,
+                                      const char *member_id, int64_t now_s,
+                                      referral_member_row_t *out) {
+    for (int attempt = 0; attempt < REFERRAL_CODE_ATTEMPTS_MAX; attempt++) {
+        bool found = false;
+        status_t st = referral_store_member_get(db, a, merchant_id, member_id, false, out, &found);
+        if (!status_is_ok(&st) || found) {
+            return st;
+        }
+        char code[REFERRAL_CODE_LEN + 1];
+        referral_code_generate(code);
+        db_params_t p;
+        db_params_init(&p);
+        db_param_text(&p, merchant_id);
+        db_param_text(&p, member_id);
+        db_param_text(&p, code);
+        db_param_int(&p, now_s);
+        /* ON CONFLICT without a target covers both the member (a concurrent creator, whose
+         * row the next read sees) and the code (a collision: draw another). */
+        st = member_one(db, a,
+                        "INSERT INTO referral_members (merchant_id, member_id, code, root_id, "
+                        " created_at) VALUES ($1, $2, $3, $2, to_timestamp($4)) "
+                        "ON CONFLICT DO NOTHING RETURNING " MEMBER_COLUMNS,
+                        &p, out, &found);
+        if (!status_is_ok(&st) || found) {
+            return st;
+        }
+    }
+    return status_make(STATUS_ABORTED, "CODE_COLLISION",
+                       "could not draw a unique referral code; safe to retry");
+}
+
+status_t referral_store_member_by_code(db_t *db, arena_t *a, const char *merchant_id,
+                                       const char *code, referral_member_row_t *out, bool *found) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_text(&p, code);
+    return member_one(db, a,
+                      "SELECT " MEMBER_COLUMNS " FROM referral_members "
+                      "WHERE merchant_id = $1 AND code = $2",
+                      &p, out, found);
+}
+
+status_t referral_store_lock_pair(db_t *db, arena_t *a, const char *merchant_id, const char *id_a,
+                                  const char *id_b, referral_member_row_t *out_a,
+                                  referral_member_row_t *out_b) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_text(&p, id_a);
+    db_param_text(&p, id_b);
+    PGresult *r = NULL;
+    status_t st = db_exec(db,
+                          "SELECT " MEMBER_COLUMNS " FROM referral_members "
+                          "WHERE merchant_id = $1 AND member_id IN ($2, $3) "
+                          "ORDER BY member_id COLLATE \"C\" FOR UPDATE",
+                          &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    int got = 0;
+    for (int i = 0; i < PQntuples(r); i++) {
+        const char *id = db_get_str(r, i, 0);
+        if (strcmp(id, id_a) == 0) {
+            member_from_row(a, r, i, out_a);
+            got |= 1;
+        } else if (strcmp(id, id_b) == 0) {
+            member_from_row(a, r, i, out_b);
+            got |= 2;
+        }
+    }
+    PQclear(r);
+    if (got != 3) {
+        return status_make(STATUS_ABORTED, "CONCURRENCY_CONFLICT",
+                           "a referral row vanished; safe to retry");
+    }
+    return status_ok();
+}
+
+status_t referral_store_has_downline(db_t *db, const char *merchant_id, const char *member_id,
+                                     bool *out) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_text(&p, member_id);
+    PGresult *r = NULL;
+    status_t st = db_exec(db,
+                          "SELECT EXISTS (SELECT 1 FROM referral_members "
+                          " WHERE merchant_id = $1 AND referrer_id = $2)",
+                          &p, &r);
+    if (status_is_ok(&st)) {
+        *out = db_get_bool(r, 0, 0);
+        PQclear(r);
+    }
+    return st;
+}
+
+status_t referral_store_attach(db_t *db, const char *merchant_id, const char *referee_id,
+                               const referral_attach_plan_t *plan, const char *attach_id,
+                               int64_t now_s) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_text(&p, referee_id);
+    param_opt_text(&p, plan->ancestors[0]);
+    param_opt_text(&p, plan->ancestors[1]);
+    param_opt_text(&p, plan->ancestors[2]);
+    db_param_text(&p, plan->root_id);
+    db_param_text(&p, attach_id);
+    db_param_int(&p, now_s);
+    PGresult *r = NULL;
+    status_t st = db_exec(db,
+                          "UPDATE referral_members SET referrer_id = $3, ancestor_2 = $4, "
+                          " ancestor_3 = $5, root_id = $6, attach_id = $7, "
+                          " attached_at = to_timestamp($8) "
+                          "WHERE merchant_id = $1 AND member_id = $2 AND referrer_id IS NULL",
+                          &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    bool updated = strcmp(PQcmdTuples(r), "1") == 0;
+    PQclear(r);
+    if (!updated) { /* the row is locked by the caller, so this is a bug, not a race */
+        return status_make(STATUS_INTERNAL, "ATTACH_LOST", "the referee's row changed under lock");
+    }
+    /* Counters in level order: every transaction that touches several counters takes them in
+     * this order, so they never deadlock on each other. */
+    for (int level = 1; status_is_ok(&st) && level <= plan->n_ancestors; level++) {
+        db_params_init(&p);
+        db_param_text(&p, merchant_id);
+        db_param_text(&p, plan->ancestors[level - 1]);
+        db_param_int(&p, level);
+        st = db_exec(db,
+                     "INSERT INTO downline_stats (merchant_id, member_id, level, members) "
+                     "VALUES ($1, $2, $3, 1) ON CONFLICT (merchant_id, member_id, level) "
+                     "DO UPDATE SET members = downline_stats.members + 1",
+                     &p, NULL);
+    }
+    return st;
+}
+
+status_t referral_store_level_counts(db_t *db, arena_t *a, const char *merchant_id,
+                                     const char *member_id,
+                                     Loyalty__V1__ReferralLevelCount ***out) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_text(&p, member_id);
+    PGresult *r = NULL;
+    status_t st = db_exec(db,
+                          "SELECT level, members, reward_points, reversed_points "
+                          "FROM downline_stats WHERE merchant_id = $1 AND member_id = $2",
+                          &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    Loyalty__V1__ReferralLevelCount **counts = arena_alloc(a, REFERRAL_LEVELS_MAX * sizeof *counts);
+    for (int i = 0; i < REFERRAL_LEVELS_MAX; i++) {
+        counts[i] = pb_new(a, &loyalty__v1__referral_level_count__descriptor);
+        counts[i]->level = i + 1;
+    }
+    for (int i = 0; i < PQntuples(r); i++) {
+        int64_t level = db_get_int(r, i, 0);
+        if (level >= 1 && level <= REFERRAL_LEVELS_MAX) {
+            Loyalty__V1__ReferralLevelCount *c = counts[level - 1];
+            c->members = db_get_int(r, i, 1);
+            c->reward_points = db_get_int(r, i, 2);
+            c->reversed_points = db_get_int(r, i, 3);
+        }
+    }
+    PQclear(r);
+    *out = counts;
+    return status_ok();
+}
+
+/* The downline queries, [level - 1][has cursor]: one index range each, newest first. */
+#define DOWNLINE_SQL(column, cursor)                                                               \
+    "SELECT member_id, referrer_id, attach_id, extract(epoch FROM attached_at)::bigint "           \
+    "FROM referral_members WHERE merchant_id = $1 AND " column " = $2" cursor                      \
+    " ORDER BY attach_id DESC LIMIT $3"
+static const char *const downline_sql[REFERRAL_LEVELS_MAX][2] = {
+    {DOWNLINE_SQL("referrer_id", ""), DOWNLINE_SQL("referrer_id", " AND attach_id < $4")},
+    {DOWNLINE_SQL("ancestor_2", ""), DOWNLINE_SQL("ancestor_2", " AND attach_id < $4")},
+    {DOWNLINE_SQL("ancestor_3", ""), DOWNLINE_SQL("ancestor_3", " AND attach_id < $4")},
+};
+
+/* Fills what each listed downline member brought `member_id` (one indexed aggregate). */
+static status_t downline_rewards(db_t *db, arena_t *a, const char *merchant_id,
+                                 const char *member_id, Loyalty__V1__ReferralDownlineMember **rows,
+                                 size_t n) {
+    if (n == 0) {
+        return status_ok();
+    }
+    char **ids = arena_alloc(a, n * sizeof *ids);
+    for (size_t i = 0; i < n; i++) {
+        ids[i] = rows[i]->member_id;
+    }
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_text(&p, member_id);
+    db_param_text(&p, pgarray_encode(a, ids, n));
+    PGresult *r = NULL;
+    status_t st = db_exec(db,
+                          "SELECT source_member_id, count(*), sum(points), sum(reversed_points) "
+                          "FROM rewards WHERE merchant_id = $1 AND beneficiary_id = $2 "
+                          " AND source_member_id = ANY ($3::text[]) GROUP BY source_member_id",
+                          &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    for (int k = 0; k < PQntuples(r); k++) {
+        const char *source = db_get_str(r, k, 0);
+        for (size_t i = 0; i < n; i++) {
+            if (strcmp(rows[i]->member_id, source) == 0) {
+                rows[i]->reward_count = db_get_int(r, k, 1);
+                rows[i]->reward_points = db_get_int(r, k, 2);
+                rows[i]->reversed_points = db_get_int(r, k, 3);
+            }
+        }
+    }
+    PQclear(r);
+    return status_ok();
+}
+
+status_t referral_store_downline_page(db_t *db, arena_t *a, const char *merchant_id,
+                                      const char *member_id, int level, const char *after,
+                                      int32_t limit, Loyalty__V1__ReferralDownlineMember ***out,
+                                      size_t *n, const char **next) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_text(&p, member_id);
+    db_param_int(&p, (int64_t)limit + 1);
+    if (after[0]) {
+        db_param_text(&p, after);
+    }
+    PGresult *r = NULL;
+    status_t st = db_exec(db, downline_sql[level - 1][after[0] ? 1 : 0], &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    int rows = PQntuples(r);
+    size_t count = rows > limit ? (size_t)limit : (size_t)rows;
+    Loyalty__V1__ReferralDownlineMember **list = arena_alloc(a, (count + 1) * sizeof *list);
+    for (size_t i = 0; i < count; i++) {
+        Loyalty__V1__ReferralDownlineMember *m =
+            pb_new(a, &loyalty__v1__referral_downline_member__descriptor);
+        m->member_id = col(a, r, (int)i, 0);
+        m->level = level;
+        m->referrer_member_id = col(a, r, (int)i, 1);
+        m->attached_at = db_get_int(r, (int)i, 3);
+        list[i] = m;
+    }
+    *next = rows > limit ? col(a, r, (int)count - 1, 2) : "";
+    PQclear(r);
+    *out = list;
+    *n = count;
+    return downline_rewards(db, a, merchant_id, member_id, list, count);
+}
+
+status_t referral_store_member_set_purchases(db_t *db, const char *merchant_id,
+                                             const char *member_id, int64_t count) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_text(&p, member_id);
+    db_param_int(&p, count);
+    return db_exec(db,
+                   "UPDATE referral_members SET purchase_count = $3 "
+                   "WHERE merchant_id = $1 AND member_id = $2",
+                   &p, NULL);
+}
+
+status_t referral_store_member_set_registration(db_t *db, const char *merchant_id,
+                                                const char *member_id, const char *reference) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_text(&p, member_id);
+    db_param_text(&p, reference);
+    return db_exec(db,
+                   "UPDATE referral_members SET registration_ref = $3 "
+                   "WHERE merchant_id = $1 AND member_id = $2",
+                   &p, NULL);
+}
+
+/* ---- events ---- */
+
+status_t referral_store_event_get(db_t *db, arena_t *a, const char *merchant_id, int event,
+                                  const char *reference, bool for_update, referral_event_row_t *out,
+                                  bool *found) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_int(&p, event);
+    db_param_text(&p, reference);
+    PGresult *r = NULL;
+    const char *sql = for_update
+                          ? "SELECT member_id, paid_cents, purchase_number, program_version, "
+                            " reversed_share_bps FROM reward_events "
+                            "WHERE merchant_id = $1 AND event = $2 AND reference = $3 FOR UPDATE"
+                          : "SELECT member_id, paid_cents, purchase_number, program_version, "
+                            " reversed_share_bps FROM reward_events "
+                            "WHERE merchant_id = $1 AND event = $2 AND reference = $3";
+    status_t st = db_exec(db, sql, &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    *found = PQntuples(r) == 1;
+    if (*found) {
+        out->event = event;
+        out->reference = arena_strdup(a, reference);
+        out->member_id = col(a, r, 0, 0);
+        out->paid_cents = db_get_int(r, 0, 1);
+        out->purchase_number = db_get_int(r, 0, 2);
+        out->program_version = db_get_int(r, 0, 3);
+        out->reversed_share_bps = (int32_t)db_get_int(r, 0, 4);
+    }
+    PQclear(r);
+    return status_ok();
+}
+
+status_t referral_store_event_insert(db_t *db, const char *merchant_id,
+                                     const referral_event_row_t *ev, int64_t now_s,
+                                     bool *inserted) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_int(&p, ev->event);
+    db_param_text(&p, ev->reference);
+    db_param_text(&p, ev->member_id);
+    db_param_int(&p, ev->paid_cents);
+    db_param_int(&p, ev->purchase_number);
+    db_param_int(&p, ev->program_version);
+    db_param_int(&p, now_s);
+    PGresult *r = NULL;
+    status_t st = db_exec(db,
+                          "INSERT INTO reward_events (merchant_id, event, reference, member_id, "
+                          " paid_cents, purchase_number, program_version, created_at) "
+                          "VALUES ($1, $2, $3, $4, $5, $6, $7, to_timestamp($8)) "
+                          "ON CONFLICT DO NOTHING RETURNING 1",
+                          &p, &r);
+    if (status_is_ok(&st)) {
+        *inserted = PQntuples(r) == 1;
+        PQclear(r);
+    }
+    return st;
+}
+
+status_t referral_store_event_set_share(db_t *db, const char *merchant_id, int event,
+                                        const char *reference, int32_t share_bps) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_int(&p, event);
+    db_param_text(&p, reference);
+    db_param_int(&p, share_bps);
+    return db_exec(db,
+                   "UPDATE reward_events SET reversed_share_bps = $4 "
+                   "WHERE merchant_id = $1 AND event = $2 AND reference = $3",
+                   &p, NULL);
+}
+
+/* ---- rewards ---- */
+
+#define REWARD_COLUMNS                                                                             \
+    "id, event, reference, source_member_id, beneficiary_id, level, rule, points, base_cents, "    \
+    "rule_bps, capped, grant_now, state, coalesce(extract(epoch FROM held_until)::bigint, 0), "    \
+    "granted_points, reversed_points, clawed_back_points, extract(epoch FROM "                     \
+    "created_at)::bigint, "                                                                        \
+    "coalesce(extract(epoch FROM granted_at)::bigint, 0)"
+
+static Loyalty__V1__ReferralReward *reward_from_row(arena_t *a, const PGresult *r, int row) {
+    Loyalty__V1__ReferralReward *w = pb_new(a, &loyalty__v1__referral_reward__descriptor);
+    w->id = col(a, r, row, 0);
+    w->event = (Loyalty__V1__ReferralEvent)db_get_int(r, row, 1);
+    w->reference = col(a, r, row, 2);
+    w->source_member_id = col(a, r, row, 3);
+    w->beneficiary_member_id = col(a, r, row, 4);
+    w->level = (int32_t)db_get_int(r, row, 5);
+    w->rule = (Loyalty__V1__ReferralRewardRule)db_get_int(r, row, 6);
+    w->points = db_get_int(r, row, 7);
+    w->base_cents = db_get_int(r, row, 8);
+    w->rule_bps = (int32_t)db_get_int(r, row, 9);
+    w->capped = db_get_bool(r, row, 10);
+    w->grant_now = db_get_bool(r, row, 11);
+    w->state = (Loyalty__V1__ReferralRewardState)db_get_int(r, row, 12);
+    w->held_until_at = db_get_int(r, row, 13);
+    w->granted_points = db_get_int(r, row, 14);
+    w->reversed_points = db_get_int(r, row, 15);
+    w->clawed_back_points = db_get_int(r, row, 16);
+    w->created_at = db_get_int(r, row, 17);
+    w->granted_at = db_get_int(r, row, 18);
+    return w;
+}
+
+/* Runs a query of reward rows into an arena array (of at least one slot). */
+static status_t reward_rows(db_t *db, arena_t *a, const char *sql, const db_params_t *p,
+                            Loyalty__V1__ReferralReward ***out, size_t *n) {
+    PGresult *r = NULL;
+    status_t st = db_exec(db, sql, p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    int rows = PQntuples(r);
+    Loyalty__V1__ReferralReward **list = arena_alloc(a, ((size_t)rows + 1) * sizeof *list);
+    for (int i = 0; i < rows; i++) {
+        list[i] = reward_from_row(a, r, i);
+    }
+    PQclear(r);
+    *out = list;
+    *n = (size_t)rows;
+    return status_ok();
+}
+
+/* Adds a reward's points to the beneficiary's counter of its level (levels 1..3; the welcome
+ * is not brought by a downline). The row exists once the downline member was attached; the
+ * upsert only guards against a missing one. */
+static status_t stats_add_reward(db_t *db, const char *merchant_id, const char *member_id,
+                                 int level, int64_t points) {
+    if (level < 1) {
+        return status_ok();
+    }
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_text(&p, member_id);
+    db_param_int(&p, level);
+    db_param_int(&p, points);
+    return db_exec(db,
+                   "INSERT INTO downline_stats (merchant_id, member_id, level, reward_points) "
+                   "VALUES ($1, $2, $3, $4) ON CONFLICT (merchant_id, member_id, level) "
+                   "DO UPDATE SET reward_points = downline_stats.reward_points + $4",
+                   &p, NULL);
+}
+
+/* Adds reversed points to the counter the reward's points went to (so the row exists). */
+static status_t stats_add_reversed(db_t *db, const char *merchant_id, const char *member_id,
+                                   int level, int64_t points) {
+    if (level < 1) {
+        return status_ok();
+    }
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_text(&p, member_id);
+    db_param_int(&p, level);
+    db_param_int(&p, points);
+    return db_exec(db,
+                   "UPDATE downline_stats SET reversed_points = reversed_points + $4 "
+                   "WHERE merchant_id = $1 AND member_id = $2 AND level = $3",
+                   &p, NULL);
+}
+
+status_t referral_store_reward_insert(db_t *db, arena_t *a, const char *merchant_id,
+                                      const referral_event_row_t *ev,
+                                      const referral_reward_spec_t *spec, int64_t held_until_s,
+                                      int64_t now_s, Loyalty__V1__ReferralReward **out) {
+    char id[ID_MAX];
+    id_generate("rwd", id);
+    bool grant_now = held_until_s == 0;
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_text(&p, id);
+    db_param_int(&p, ev->event);
+    db_param_text(&p, ev->reference);
+    db_param_text(&p, ev->member_id);
+    db_param_text(&p, spec->beneficiary_id);
+    db_param_int(&p, spec->level);
+    db_param_int(&p, spec->rule);
+    db_param_int(&p, spec->points);
+    db_param_int(&p, spec->base_cents);
+    db_param_int(&p, spec->rule_bps);
+    db_param_bool(&p, spec->capped);
+    db_param_bool(&p, grant_now);
+    db_param_int(&p, grant_now ? REFERRAL_STATE_GRANTED : REFERRAL_STATE_HELD);
+    if (grant_now) {
+        db_param_null(&p);
+    } else {
+        db_param_int(&p, held_until_s);
+    }
+    db_param_int(&p, grant_now ? spec->points : 0);
+    db_param_int(&p, now_s);
+    Loyalty__V1__ReferralReward **rows = NULL;
+    size_t n = 0;
+    status_t st = reward_rows(
+        db, a,
+        "INSERT INTO rewards (merchant_id, id, event, reference, source_member_id, "
+        " beneficiary_id, level, rule, points, base_cents, rule_bps, capped, grant_now, state, "
+        " held_until, granted_points, created_at, granted_at) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, "
+        " to_timestamp($15), $16, to_timestamp($17), "
+        " CASE WHEN $13 THEN to_timestamp($17) END) "
+        "RETURNING " REWARD_COLUMNS,
+        &p, &rows, &n);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    *out = rows[0];
+    return stats_add_reward(db, merchant_id, spec->beneficiary_id, spec->level, spec->points);
+}
+
+status_t referral_store_event_rewards(db_t *db, arena_t *a, const char *merchant_id, int event,
+                                      const char *reference, bool for_update,
+                                      Loyalty__V1__ReferralReward ***out, size_t *n) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_int(&p, event);
+    db_param_text(&p, reference);
+    const char *sql = for_update ? "SELECT " REWARD_COLUMNS " FROM rewards WHERE merchant_id = $1 "
+                                   "AND event = $2 AND reference = $3 ORDER BY level FOR UPDATE"
+                                 : "SELECT " REWARD_COLUMNS " FROM rewards WHERE merchant_id = $1 "
+                                   "AND event = $2 AND reference = $3 ORDER BY level";
+    return reward_rows(db, a, sql, &p, out, n);
+}
+
+status_t referral_store_reward_reverse(db_t *db, const char *merchant_id,
+                                       const Loyalty__V1__ReferralReward *w, int64_t reversed_delta,
+                                       int64_t clawback, const char *reversal_id, int64_t now_s) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_text(&p, w->id);
+    db_param_int(&p, w->state);
+    db_param_int(&p, w->reversed_points);
+    db_param_int(&p, w->clawed_back_points);
+    status_t st = db_exec(db,
+                          "UPDATE rewards SET state = $3, reversed_points = $4, "
+                          " clawed_back_points = $5 WHERE merchant_id = $1 AND id = $2",
+                          &p, NULL);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_text(&p, reversal_id);
+    db_param_text(&p, w->id);
+    db_param_int(&p, reversed_delta);
+    db_param_int(&p, clawback);
+    db_param_int(&p, now_s);
+    st = db_exec(db,
+                 "INSERT INTO reward_reversals (merchant_id, id, reward_id, reversed_points, "
+                 " clawback_points, created_at) VALUES ($1, $2, $3, $4, $5, to_timestamp($6))",
+                 &p, NULL);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    return stats_add_reversed(db, merchant_id, w->beneficiary_member_id, w->level, reversed_delta);
+}
+
+status_t referral_store_due_rewards(db_t *db, arena_t *a, const char *merchant_id, int64_t now_s,
+                                    int32_t limit, Loyalty__V1__ReferralReward ***out, size_t *n,
+                                    bool *more) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_int(&p, now_s);
+    db_param_int(&p, (int64_t)limit + 1);
+    status_t st = reward_rows(db, a,
+                              "SELECT " REWARD_COLUMNS " FROM rewards WHERE merchant_id = $1 "
+                              " AND state = 1 AND held_until <= to_timestamp($2) "
+                              "ORDER BY held_until, id LIMIT $3 FOR UPDATE SKIP LOCKED",
+                              &p, out, n);
+    if (status_is_ok(&st)) {
+        *more = *n > (size_t)limit;
+        if (*more) {
+            *n = (size_t)limit;
+        }
+    }
+    return st;
+}
+
+status_t referral_store_rewards_released(db_t *db, arena_t *a, const char *merchant_id,
+                                         Loyalty__V1__ReferralReward *const *rewards, size_t n,
+                                         int64_t now_s) {
+    if (n == 0) {
+        return status_ok();
+    }
+    char **ids = arena_alloc(a, n * sizeof *ids);
+    char **states = arena_alloc(a, n * sizeof *states);
+    char **granted = arena_alloc(a, n * sizeof *granted);
+    for (size_t i = 0; i < n; i++) {
+        ids[i] = rewards[i]->id;
+        states[i] = arena_printf(a, "%d", (int)rewards[i]->state);
+        granted[i] = arena_printf(a, "%lld", (long long)rewards[i]->granted_points);
+    }
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_text(&p, pgarray_encode(a, ids, n));
+    db_param_text(&p, pgarray_encode(a, states, n));
+    db_param_text(&p, pgarray_encode(a, granted, n));
+    db_param_int(&p, now_s);
+    return db_exec(db,
+                   "UPDATE rewards r SET state = u.state, granted_points = u.granted, "
+                   " granted_at = CASE WHEN u.state = 2 THEN to_timestamp($5) END "
+                   "FROM unnest($2::text[], $3::smallint[], $4::bigint[]) AS u(id, state, granted) "
+                   "WHERE r.merchant_id = $1 AND r.id = u.id AND r.state = 1",
+                   &p, NULL);
+}
+
+status_t referral_store_rewards_page(db_t *db, arena_t *a, const char *merchant_id,
+                                     const char *beneficiary_id, const char *after, int32_t limit,
+                                     Loyalty__V1__ReferralReward ***out, size_t *n,
+                                     const char **next) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_text(&p, beneficiary_id);
+    db_param_int(&p, (int64_t)limit + 1);
+    if (after[0]) {
+        db_param_text(&p, after);
+    }
+    const char *sql = after[0] ? "SELECT " REWARD_COLUMNS " FROM rewards WHERE merchant_id = $1 "
+                                 "AND beneficiary_id = $2 AND id < $4 ORDER BY id DESC LIMIT $3"
+                               : "SELECT " REWARD_COLUMNS " FROM rewards WHERE merchant_id = $1 "
+                                 "AND beneficiary_id = $2 ORDER BY id DESC LIMIT $3";
+    status_t st = reward_rows(db, a, sql, &p, out, n);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    *next = "";
+    if (*n > (size_t)limit) {
+        *n = (size_t)limit;
+        *next = (*out)[*n - 1]->id;
+    }
+    return status_ok();
+}
