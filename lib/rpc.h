@@ -16,7 +16,9 @@
 
 #include <stdint.h>
 
-#define RPC_INVALIDATIONS_MAX 16
+/* Cache keys one call may invalidate: a batch RPC (an import of opening balances, an expiry run)
+ * touches one entry per member it changes. */
+#define RPC_INVALIDATIONS_MAX 1024
 #define REQUEST_ID_MAX 64
 #define RPC_STREAM_SENDS_MAX 64       /* responses one handler run may queue on a stream */
 #define RPC_STREAM_MESSAGES_MAX 10000 /* request messages one stream may carry */
@@ -85,7 +87,7 @@ typedef struct rpc_job {
 
 /** Registers `key` for deletion from the cache once the call's transaction has ended (after
  *  commit, so that no reader can refill it with the old row). The key is borrowed: allocate it
- *  in ctx->arena. */
+ *  in ctx->arena. A key already registered by the call is not added twice. */
 void rpc_ctx_invalidate(rpc_ctx_t *ctx, const char *key);
 
 /** Queues `msg`, a message of the method's output type, to be sent on the stream once the

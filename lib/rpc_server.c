@@ -144,6 +144,11 @@ const rpc_ctx_t *rpc_ctx_current(void) {
 }
 
 void rpc_ctx_invalidate(rpc_ctx_t *ctx, const char *key) {
+    for (int i = 0; i < ctx->invalidation_count; i++) {
+        if (strcmp(ctx->invalidations[i], key) == 0) {
+            return;
+        }
+    }
     if (ctx->invalidation_count == RPC_INVALIDATIONS_MAX) {
         /* A handler touching more cache keys than this is a design bug, not bad input. */
         assert(!"too many cache invalidations in one call");
