@@ -1,5 +1,6 @@
 /* main.c -- points-svc: points lots, earn rules and campaigns, cash redemption with two-phase
  * holds, growth value, history, reversal, import and expiry (DESIGN §2 "Points and growth"). */
+#include "points_jobs.h"
 #include "points_rpc.h"
 #include "rpc_server.h"
 
@@ -13,6 +14,7 @@ int main(int argc, char **argv) {
         .migrations = points_svc_migrations,
         .services = &points_service,
         .service_count = 1,
+        .jobs = points_jobs,
     };
     return rpc_server_main(&opts, argc, argv);
 }

@@ -1,36 +1,1109 @@
-/* points_rpc.c -- PointsService handlers (skeleton: every method answers UNIMPLEMENTED until
- * its increment lands). */
+/* points_rpc.c -- PointsService member handlers (earn, check-in, balance, lists, holds,
+ * adjustments, reversal, import, expiry, verification) and the handler table. Mutations open the
+ * member's ledger (row lock + settle), move points, close it (save + invalidate), and answer
+ * with the new balance. */
 #include "points_rpc.h"
 
-#include "loyalty/v1/points.pb-c.h"
+#include "cursor.h"
+#include "ids.h"
+#include "pb.h"
+#include "points_cache.h"
+#include "points_handlers.h"
+#include "points_ledger.h"
+#include "points_rules.h"
+#include "points_store.h"
+#include "validate.h"
 
-static status_t rpc_not_yet(rpc_ctx_t *ctx, const ProtobufCMessage *req, ProtobufCMessage *resp) {
-    return status_make(STATUS_UNIMPLEMENTED, "NOT_IMPLEMENTED", "not implemented yet");
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define POINTS_EXPIRE_BATCH_MAX 1000
+
+/* ---- shared steps ---- */
+
+/* The balance after a mutation (lg closed). */
+static status_t ledger_balance(points_ledger_t *lg, Loyalty__V1__PointsBalance **out) {
+    int64_t valid_until = 0;
+    return points_balance_build(lg->db, lg->a, lg->merchant, lg->member, &lg->acct, lg->now, out,
+                                &valid_until);
+}
+
+typedef struct settle_call {
+    rpc_ctx_t *ctx;
+    const char *member;
+    points_account_t acct;
+} settle_call_t;
+
+static status_t settle_tx(db_t *db, void *arg) {
+    settle_call_t *s = arg;
+    points_ledger_t lg;
+    status_t st = points_ledger_open(&lg, s->ctx, db, s->ctx->arena, s->ctx->merchant_id, s->member,
+                                     s->ctx->now_s, false);
+    if (!status_is_ok(&st) || !lg.found) {
+        return st;
+    }
+    st = points_ledger_close(&lg);
+    s->acct = lg.acct;
+    return st;
+}
+
+/* Reads paths settle lazily: when something fell due for the member (hold TTL, end of a
+ * pending window, a lot expiry), settle it in a short transaction first. *acct and *found
+ * receive the account as of now. */
+static status_t settle_if_due(rpc_ctx_t *ctx, const char *member, points_account_t *acct,
+                              bool *found) {
+    status_t st =
+        points_store_account_get(ctx->db, ctx->merchant_id, member, false, false, acct, found);
+    if (!status_is_ok(&st) || !*found || !acct->has_due || acct->next_due_at > ctx->now_s) {
+        return st;
+    }
+    settle_call_t s = {.ctx = ctx, .member = member};
+    st = db_tx(ctx->db, settle_tx, &s);
+    if (status_is_ok(&st)) {
+        *acct = s.acct;
+    }
+    return st;
+}
+
+/* The balance for reads: cache, else PostgreSQL (settling lazily), then cached. */
+static status_t read_balance(rpc_ctx_t *ctx, const char *member, Loyalty__V1__PointsBalance **out) {
+    if (points_cache_get_balance(ctx, member, out)) {
+        return status_ok();
+    }
+    points_account_t acct;
+    bool found = false;
+    status_t st = settle_if_due(ctx, member, &acct, &found);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    int64_t valid_until = 0;
+    st = points_balance_build(ctx->db, ctx->arena, ctx->merchant_id, member, &acct, ctx->now_s, out,
+                              &valid_until);
+    if (status_is_ok(&st)) {
+        points_cache_put_balance(ctx, *out, valid_until);
+    }
+    return st;
+}
+
+static status_t load_settings(rpc_ctx_t *ctx, Loyalty__V1__PointsSettings **s) {
+    return points_store_get_settings(ctx->db, ctx->arena, ctx->merchant_id, s);
+}
+
+/* Expiry of points that become available on `available_day`: an explicit last day (which may
+ * not precede it) or the policy. */
+static status_t lot_expiry(const Loyalty__V1__PointsSettings *s, const char *field,
+                           const char *expiry_date, int64_t available_day, bool *has,
+                           int64_t *day) {
+    if (expiry_date[0] == '\0') {
+        *has = points_rules_expiry_day(s, available_day, day);
+        return status_ok();
+    }
+    status_t st = points_rules_parse_day(field, expiry_date, day);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    if (*day < available_day) {
+        return status_invalid_field(field, "before the day the points become available");
+    }
+    *has = true;
+    return status_ok();
+}
+
+/* ---- earning ---- */
+
+static bool earn_source_ok(int source) {
+    switch (source) {
+    case LOYALTY__V1__POINTS_SOURCE__POINTS_SOURCE_ORDER:
+    case LOYALTY__V1__POINTS_SOURCE__POINTS_SOURCE_EVENT:
+    case LOYALTY__V1__POINTS_SOURCE__POINTS_SOURCE_REFERRAL:
+    case LOYALTY__V1__POINTS_SOURCE__POINTS_SOURCE_PROMOTION:
+    case LOYALTY__V1__POINTS_SOURCE__POINTS_SOURCE_OTHER:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* Validates an Earn request and resolves its source; the amount is checked by the caller. */
+static status_t check_earn(const Loyalty__V1__PointsEarnRequest *req, int *source) {
+    status_t st = points_check_member("member_id", req->member_id);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    int src = req->source;
+    switch (req->amount_case) {
+    case LOYALTY__V1__POINTS_EARN_REQUEST__AMOUNT_ORDER:
+        src = src ? src : LOYALTY__V1__POINTS_SOURCE__POINTS_SOURCE_ORDER;
+        if (src != LOYALTY__V1__POINTS_SOURCE__POINTS_SOURCE_ORDER) {
+            return status_invalid_field("source", "an order earns with source ORDER");
+        }
+        break;
+    case LOYALTY__V1__POINTS_EARN_REQUEST__AMOUNT_EVENT:
+        src = src ? src : LOYALTY__V1__POINTS_SOURCE__POINTS_SOURCE_EVENT;
+        st = points_check_event("event", req->event, false);
+        break;
+    case LOYALTY__V1__POINTS_EARN_REQUEST__AMOUNT_POINTS:
+        src = src ? src : LOYALTY__V1__POINTS_SOURCE__POINTS_SOURCE_OTHER;
+        if (req->points < 1 || req->points > POINTS_MAX) {
+            return status_invalid_field("points", "must be between 1 and %lld",
+                                        (long long)POINTS_MAX);
+        }
+        break;
+    default:
+        return status_invalid_field("amount", "one of points, order or event is required");
+    }
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    if (!earn_source_ok(src)) {
+        return status_invalid_field("source", "ORDER, EVENT, REFERRAL, PROMOTION or OTHER");
+    }
+    if (req->growth < 0 || req->growth > POINTS_MAX ||
+        (req->growth != 0 && req->amount_case != LOYALTY__V1__POINTS_EARN_REQUEST__AMOUNT_POINTS)) {
+        return status_invalid_field("growth", "0..10^12, and only with points");
+    }
+    st = points_check_reference("reference", req->reference,
+                                src == LOYALTY__V1__POINTS_SOURCE__POINTS_SOURCE_ORDER);
+    if (status_is_ok(&st) &&
+        req->_pending_days_case == LOYALTY__V1__POINTS_EARN_REQUEST___PENDING_DAYS_PENDING_DAYS &&
+        (req->pending_days < 0 || req->pending_days > POINTS_PENDING_DAYS_MAX)) {
+        st = status_invalid_field("pending_days", "must be between 0 and %d",
+                                  POINTS_PENDING_DAYS_MAX);
+    }
+    if (status_is_ok(&st)) {
+        st = validate_text("note", req->note, 0, POINTS_REASON_MAX);
+    }
+    *source = src;
+    return st;
+}
+
+/* Fills the breakdown of an Earn request. */
+static status_t earn_breakdown(rpc_ctx_t *ctx, const Loyalty__V1__PointsSettings *s,
+                               const Loyalty__V1__PointsEarnRequest *req,
+                               Loyalty__V1__PointsEarnBreakdown *b) {
+    switch (req->amount_case) {
+    case LOYALTY__V1__POINTS_EARN_REQUEST__AMOUNT_ORDER:
+        return points_compute_order_earn(ctx, s, "order", req->order, b);
+    case LOYALTY__V1__POINTS_EARN_REQUEST__AMOUNT_EVENT:
+        points_rules_earn_event(s, req->event, b);
+        return status_ok();
+    default:
+        b->points = req->points;
+        b->growth = req->growth;
+        b->campaign_id = "";
+        return status_ok();
+    }
+}
+
+/* Credits `points` (if any) as a lot starting now, pending for pending_days. */
+static status_t credit_now(points_ledger_t *lg, const Loyalty__V1__PointsSettings *s, int kind,
+                           int source, const char *reference, int64_t points, int32_t pending_days,
+                           const char *expiry_date, bool lifetime, const char *reason,
+                           const char *operator_name, Loyalty__V1__PointsLot **lot,
+                           Loyalty__V1__PointsEntry **entry) {
+    *lot = NULL;
+    if (points <= 0) {
+        return status_ok();
+    }
+    points_local_clock_t clock;
+    status_t st = points_store_local_clock(lg->db, s->time_zone, lg->now, pending_days, &clock);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    points_credit_t c = {.kind = kind,
+                         .source = source,
+                         .reference = reference,
+                         .points = points,
+                         .pending = pending_days > 0,
+                         .earned_at = lg->now,
+                         .available_at = pending_days > 0 ? clock.later_at_s : lg->now,
+                         .time_zone = s->time_zone,
+                         .lifetime = lifetime,
+                         .reason = reason,
+                         .operator_name = operator_name};
+    st = lot_expiry(s, "expiry_date", expiry_date, clock.later_day, &c.has_expiry, &c.expiry_day);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    return points_ledger_credit(lg, &c, lot, entry);
+}
+
+static status_t rpc_earn(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
+                         ProtobufCMessage *resp_msg) {
+    const Loyalty__V1__PointsEarnRequest *req = (const void *)req_msg;
+    Loyalty__V1__PointsEarnResponse *resp = (void *)resp_msg;
+    int source = 0;
+    status_t st = check_earn(req, &source);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    Loyalty__V1__PointsSettings *s = NULL;
+    st = load_settings(ctx, &s);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    Loyalty__V1__PointsEarnBreakdown *b =
+        pb_new(ctx->arena, &loyalty__v1__points_earn_breakdown__descriptor);
+    st = earn_breakdown(ctx, s, req, b);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    bool is_order = source == LOYALTY__V1__POINTS_SOURCE__POINTS_SOURCE_ORDER;
+    int32_t pending_days =
+        req->_pending_days_case == LOYALTY__V1__POINTS_EARN_REQUEST___PENDING_DAYS_PENDING_DAYS
+            ? req->pending_days
+            : (is_order ? s->pending_days : 0);
+    b->pending_days = pending_days;
+    points_ledger_t lg;
+    st = points_ledger_open(&lg, ctx, ctx->db, ctx->arena, ctx->merchant_id, req->member_id,
+                            ctx->now_s, true);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    st = credit_now(&lg, s, LOYALTY__V1__POINTS_ENTRY_KIND__POINTS_ENTRY_KIND_EARN, source,
+                    req->reference, b->points, pending_days, req->expiry_date, true, req->note, "",
+                    &resp->lot, NULL);
+    if (status_is_ok(&st)) {
+        st = points_ledger_growth(&lg, LOYALTY__V1__POINTS_GROWTH_KIND__POINTS_GROWTH_KIND_EARN,
+                                  b->growth, source, req->reference, req->note);
+    }
+    const char *lot_id = resp->lot ? resp->lot->id : "";
+    if (status_is_ok(&st) && req->reference[0]) {
+        st = points_store_claim_earn(ctx->db, ctx->merchant_id, source, req->reference,
+                                     req->member_id, lot_id, b->points, b->growth, ctx->now_s);
+    }
+    if (status_is_ok(&st) && is_order) {
+        st = points_store_order_add(ctx->db, ctx->merchant_id, req->reference, req->member_id,
+                                    b->points, b->growth, lot_id, 0);
+    }
+    if (status_is_ok(&st)) {
+        st = points_ledger_close(&lg);
+    }
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    resp->points = b->points;
+    resp->growth_delta = b->growth;
+    resp->breakdown = b;
+    return ledger_balance(&lg, &resp->balance);
+}
+
+static status_t rpc_check_in(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
+                             ProtobufCMessage *resp_msg) {
+    const Loyalty__V1__PointsCheckInRequest *req = (const void *)req_msg;
+    Loyalty__V1__PointsCheckInResponse *resp = (void *)resp_msg;
+    status_t st = points_check_member("member_id", req->member_id);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    int64_t asked = 0;
+    if (req->date[0] != '\0') {
+        st = points_rules_parse_day("date", req->date, &asked);
+        if (!status_is_ok(&st)) {
+            return st;
+        }
+    }
+    Loyalty__V1__PointsSettings *s = NULL;
+    st = load_settings(ctx, &s);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    points_local_clock_t clock;
+    st = points_store_local_clock(ctx->db, s->time_zone, ctx->now_s, 0, &clock);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    char today[11];
+    points_rules_format_day(clock.day, today);
+    if (req->date[0] != '\0' && asked != clock.day) {
+        return status_make(STATUS_FAILED_PRECONDITION, "CHECK_IN_DATE_NOT_TODAY",
+                           "today is %s in the merchant's time zone", today);
+    }
+    Loyalty__V1__PointsEarnBreakdown b = LOYALTY__V1__POINTS_EARN_BREAKDOWN__INIT;
+    points_rules_earn_event(s, LOYALTY__V1__POINTS_EVENT_KIND__POINTS_EVENT_KIND_CHECK_IN, &b);
+    points_ledger_t lg;
+    st = points_ledger_open(&lg, ctx, ctx->db, ctx->arena, ctx->merchant_id, req->member_id,
+                            ctx->now_s, true);
+    if (status_is_ok(&st)) {
+        st = points_store_insert_check_in(ctx->db, ctx->merchant_id, req->member_id, clock.day,
+                                          b.points, ctx->now_s);
+    }
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    const char *reference = arena_printf(ctx->arena, "check-in:%s", today);
+    lg.acct.check_in_streak = points_rules_streak(lg.acct.has_check_in, lg.acct.last_check_in_day,
+                                                  lg.acct.check_in_streak, clock.day);
+    lg.acct.has_check_in = true;
+    lg.acct.last_check_in_day = clock.day;
+    st = credit_now(&lg, s, LOYALTY__V1__POINTS_ENTRY_KIND__POINTS_ENTRY_KIND_EARN,
+                    LOYALTY__V1__POINTS_SOURCE__POINTS_SOURCE_CHECK_IN, reference, b.points, 0, "",
+                    true, "", "", &resp->lot, NULL);
+    if (status_is_ok(&st)) {
+        st = points_ledger_growth(&lg, LOYALTY__V1__POINTS_GROWTH_KIND__POINTS_GROWTH_KIND_EARN,
+                                  b.growth, LOYALTY__V1__POINTS_SOURCE__POINTS_SOURCE_CHECK_IN,
+                                  reference, "");
+    }
+    if (status_is_ok(&st)) {
+        st = points_ledger_close(&lg);
+    }
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    resp->date = arena_strdup(ctx->arena, today);
+    resp->points = b.points;
+    resp->growth_delta = b.growth;
+    resp->streak_days = lg.acct.check_in_streak;
+    return ledger_balance(&lg, &resp->balance);
+}
+
+/* ---- balance and lists ---- */
+
+static status_t rpc_get_balance(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
+                                ProtobufCMessage *resp_msg) {
+    const Loyalty__V1__PointsGetBalanceRequest *req = (const void *)req_msg;
+    Loyalty__V1__PointsGetBalanceResponse *resp = (void *)resp_msg;
+    status_t st = points_check_member("member_id", req->member_id);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    return read_balance(ctx, req->member_id, &resp->balance);
+}
+
+static status_t rpc_list_lots(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
+                              ProtobufCMessage *resp_msg) {
+    const Loyalty__V1__PointsListLotsRequest *req = (const void *)req_msg;
+    Loyalty__V1__PointsListLotsResponse *resp = (void *)resp_msg;
+    status_t st = points_check_member("member_id", req->member_id);
+    int32_t size = 0;
+    char *key = NULL, *after = NULL;
+    if (status_is_ok(&st)) {
+        st = points_page(ctx, req->page, &size, &key, &after);
+    }
+    points_account_t acct;
+    bool found = false;
+    if (status_is_ok(&st)) {
+        st = settle_if_due(ctx, req->member_id, &acct, &found);
+    }
+    if (status_is_ok(&st)) {
+        st = points_store_list_lots(ctx->db, ctx->arena, ctx->merchant_id, req->member_id, key,
+                                    after, size + 1, req->include_closed, &resp->lots,
+                                    &resp->n_lots);
+    }
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    resp->page_info = pb_new(ctx->arena, &loyalty__v1__page_info__descriptor);
+    if (resp->n_lots > (size_t)size) {
+        /* The key of the last row returned, not of the extra one. */
+        Loyalty__V1__PointsLot *l = resp->lots[size - 1];
+        resp->n_lots = (size_t)size;
+        long long k1 = l->expires_at ? l->expires_at : 9000000000000000LL;
+        resp->page_info->next_cursor = cursor_encode(
+            ctx->arena, arena_printf(ctx->arena, "%lld:%lld", k1, (long long)l->earned_at), l->id);
+    }
+    return status_ok();
+}
+
+static status_t history_kinds(const Loyalty__V1__PointsListHistoryRequest *req, int *kinds) {
+    if (req->n_kinds > POINTS_HISTORY_KINDS_MAX) {
+        return status_invalid_field("kinds", "at most %d kinds", POINTS_HISTORY_KINDS_MAX);
+    }
+    for (size_t i = 0; i < req->n_kinds; i++) {
+        int k = req->kinds[i];
+        if (k < 1 || k > LOYALTY__V1__POINTS_ENTRY_KIND__POINTS_ENTRY_KIND_DEBT_REPAY) {
+            return status_invalid_field("kinds", "unknown entry kind %d", k);
+        }
+        kinds[i] = k;
+    }
+    return status_ok();
+}
+
+/* A seq cursor: the key is the decimal seq of the last entry returned. */
+static status_t seq_cursor(const char *key, int64_t *seq) {
+    *seq = 0;
+    if (key[0] == '\0') {
+        return status_ok();
+    }
+    char *end = NULL;
+    long long v = strtoll(key, &end, 10);
+    if (end == key || *end != '\0' || v <= 0) {
+        return status_invalid_field("page.cursor", "malformed cursor");
+    }
+    *seq = v;
+    return status_ok();
+}
+
+static status_t rpc_list_history(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
+                                 ProtobufCMessage *resp_msg) {
+    const Loyalty__V1__PointsListHistoryRequest *req = (const void *)req_msg;
+    Loyalty__V1__PointsListHistoryResponse *resp = (void *)resp_msg;
+    int kinds[POINTS_HISTORY_KINDS_MAX];
+    status_t st = points_check_member("member_id", req->member_id);
+    if (status_is_ok(&st)) {
+        st = history_kinds(req, kinds);
+    }
+    int32_t size = 0;
+    char *key = NULL, *after = NULL;
+    int64_t before = 0;
+    if (status_is_ok(&st)) {
+        st = points_page(ctx, req->page, &size, &key, &after);
+    }
+    if (status_is_ok(&st)) {
+        st = seq_cursor(key, &before);
+    }
+    points_account_t acct;
+    bool found = false;
+    if (status_is_ok(&st)) {
+        st = settle_if_due(ctx, req->member_id, &acct, &found);
+    }
+    int64_t last_seq = 0;
+    if (status_is_ok(&st)) {
+        st = points_store_list_entries(ctx->db, ctx->arena, ctx->merchant_id, req->member_id,
+                                       before, size, kinds, req->n_kinds, &resp->entries,
+                                       &resp->n_entries, &last_seq);
+    }
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    resp->page_info = pb_new(ctx->arena, &loyalty__v1__page_info__descriptor);
+    if (resp->n_entries == (size_t)size && last_seq > 1) {
+        resp->page_info->next_cursor =
+            cursor_encode(ctx->arena, arena_printf(ctx->arena, "%lld", (long long)last_seq), "");
+    }
+    return status_ok();
+}
+
+static status_t rpc_list_growth_history(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
+                                        ProtobufCMessage *resp_msg) {
+    const Loyalty__V1__PointsListGrowthHistoryRequest *req = (const void *)req_msg;
+    Loyalty__V1__PointsListGrowthHistoryResponse *resp = (void *)resp_msg;
+    status_t st = points_check_member("member_id", req->member_id);
+    int32_t size = 0;
+    char *key = NULL, *after = NULL;
+    int64_t before = 0;
+    if (status_is_ok(&st)) {
+        st = points_page(ctx, req->page, &size, &key, &after);
+    }
+    if (status_is_ok(&st)) {
+        st = seq_cursor(key, &before);
+    }
+    int64_t last_seq = 0;
+    if (status_is_ok(&st)) {
+        st = points_store_list_growth(ctx->db, ctx->arena, ctx->merchant_id, req->member_id, before,
+                                      size, &resp->entries, &resp->n_entries, &last_seq);
+    }
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    resp->page_info = pb_new(ctx->arena, &loyalty__v1__page_info__descriptor);
+    if (resp->n_entries == (size_t)size && last_seq > 1) {
+        resp->page_info->next_cursor =
+            cursor_encode(ctx->arena, arena_printf(ctx->arena, "%lld", (long long)last_seq), "");
+    }
+    return status_ok();
+}
+
+/* ---- redemption ---- */
+
+static status_t rpc_quote_redeem(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
+                                 ProtobufCMessage *resp_msg) {
+    const Loyalty__V1__PointsQuoteRedeemRequest *req = (const void *)req_msg;
+    Loyalty__V1__PointsQuoteRedeemResponse *resp = (void *)resp_msg;
+    status_t st = points_check_member("member_id", req->member_id);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    if (req->order_total_cents < 0 || req->order_total_cents > POINTS_CENTS_MAX) {
+        return status_invalid_field("order_total_cents", "must be between 0 and 10^13");
+    }
+    Loyalty__V1__PointsSettings *s = NULL;
+    st = load_settings(ctx, &s);
+    Loyalty__V1__PointsBalance *b = NULL;
+    if (status_is_ok(&st)) {
+        st = read_balance(ctx, req->member_id, &b);
+    }
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    points_redeem_quote_t q;
+    points_rules_quote_redeem(s, b->available, req->order_total_cents, &q);
+    resp->points = q.points;
+    resp->cash_value_cents = q.cash_value_cents;
+    resp->available = b->available;
+    resp->max_cash_cents = q.max_cash_cents;
+    resp->redeem_points = s->redeem_points;
+    resp->redeem_value_cents = s->redeem_value_cents;
+    resp->min_points = s->redeem_min_points;
+    resp->reason = (char *)q.reason;
+    return status_ok();
+}
+
+static status_t rpc_hold(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
+                         ProtobufCMessage *resp_msg) {
+    const Loyalty__V1__PointsHoldRequest *req = (const void *)req_msg;
+    Loyalty__V1__PointsHoldResponse *resp = (void *)resp_msg;
+    status_t st = points_check_member("member_id", req->member_id);
+    if (status_is_ok(&st) && (req->points < 1 || req->points > POINTS_MAX)) {
+        st = status_invalid_field("points", "must be between 1 and 10^12");
+    }
+    if (status_is_ok(&st)) {
+        st = points_check_reference("reference", req->reference, true);
+    }
+    int64_t ttl = 0;
+    if (status_is_ok(&st)) {
+        st = points_rules_hold_ttl(req->ttl_s, &ttl);
+    }
+    bool for_order = req->_order_total_cents_case ==
+                     LOYALTY__V1__POINTS_HOLD_REQUEST___ORDER_TOTAL_CENTS_ORDER_TOTAL_CENTS;
+    if (status_is_ok(&st) && for_order &&
+        (req->order_total_cents < 0 || req->order_total_cents > POINTS_CENTS_MAX)) {
+        st = status_invalid_field("order_total_cents", "must be between 0 and 10^13");
+    }
+    Loyalty__V1__PointsSettings *s = NULL;
+    if (status_is_ok(&st)) {
+        st = load_settings(ctx, &s);
+    }
+    if (status_is_ok(&st) && for_order) {
+        st = points_rules_check_redemption(s, req->points, req->order_total_cents);
+    }
+    points_ledger_t lg;
+    if (status_is_ok(&st)) {
+        st = points_ledger_open(&lg, ctx, ctx->db, ctx->arena, ctx->merchant_id, req->member_id,
+                                ctx->now_s, false);
+    }
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    char id[ID_MAX];
+    id_generate("hld", id);
+    st = points_ledger_hold(&lg, id, req->reference, req->points,
+                            points_rules_cash_value(s, req->points), ctx->now_s + ttl, &resp->hold);
+    if (status_is_ok(&st)) {
+        st = points_ledger_close(&lg);
+    }
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    return ledger_balance(&lg, &resp->balance);
+}
+
+/* Finds a hold by id or reference (the request's `target` oneof). */
+static status_t hold_target(rpc_ctx_t *ctx, int target_case, int by_id_case, const char *hold_id,
+                            const char *reference, Loyalty__V1__PointsHold **out) {
+    if (target_case == 0) {
+        return status_invalid_field("target", "one of hold_id or reference is required");
+    }
+    bool by_id = target_case == by_id_case;
+    status_t st = by_id ? validate_token("hold_id", hold_id, ID_MAX)
+                        : points_check_reference("reference", reference, true);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    return points_store_get_hold(ctx->db, ctx->arena, ctx->merchant_id, by_id ? hold_id : NULL,
+                                 by_id ? NULL : reference, out);
+}
+
+/* Opens the ledger of a hold's member (settling it: the hold may expire here) and re-reads
+ * the hold under the lock. */
+static status_t open_for_hold(rpc_ctx_t *ctx, points_ledger_t *lg, Loyalty__V1__PointsHold **h) {
+    status_t st = points_ledger_open(lg, ctx, ctx->db, ctx->arena, ctx->merchant_id,
+                                     (*h)->member_id, ctx->now_s, true);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    return points_store_get_hold(ctx->db, ctx->arena, ctx->merchant_id, (*h)->id, NULL, h);
+}
+
+static status_t hold_finish(points_ledger_t *lg, rpc_ctx_t *ctx, const char *hold_id,
+                            Loyalty__V1__PointsHold **hold, Loyalty__V1__PointsBalance **balance) {
+    status_t st = points_ledger_close(lg);
+    if (status_is_ok(&st)) {
+        st = points_store_get_hold(ctx->db, ctx->arena, ctx->merchant_id, hold_id, NULL, hold);
+    }
+    if (status_is_ok(&st)) {
+        st = ledger_balance(lg, balance);
+    }
+    return st;
+}
+
+static status_t rpc_commit_hold(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
+                                ProtobufCMessage *resp_msg) {
+    const Loyalty__V1__PointsCommitHoldRequest *req = (const void *)req_msg;
+    Loyalty__V1__PointsCommitHoldResponse *resp = (void *)resp_msg;
+    Loyalty__V1__PointsHold *h = NULL;
+    status_t st =
+        hold_target(ctx, req->target_case, LOYALTY__V1__POINTS_COMMIT_HOLD_REQUEST__TARGET_HOLD_ID,
+                    req->hold_id, req->reference, &h);
+    points_ledger_t lg;
+    if (status_is_ok(&st)) {
+        st = open_for_hold(ctx, &lg, &h);
+    }
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    switch (h->status) {
+    case LOYALTY__V1__POINTS_HOLD_STATUS__POINTS_HOLD_STATUS_ACTIVE:
+        st = points_ledger_commit(&lg, h);
+        break;
+    case LOYALTY__V1__POINTS_HOLD_STATUS__POINTS_HOLD_STATUS_COMMITTED:
+        break; /* committing twice answers the committed hold */
+    case LOYALTY__V1__POINTS_HOLD_STATUS__POINTS_HOLD_STATUS_EXPIRED:
+        return status_make(STATUS_FAILED_PRECONDITION, "HOLD_EXPIRED",
+                           "the hold expired (its TTL passed) and its points were released");
+    default:
+        return status_make(STATUS_FAILED_PRECONDITION, "HOLD_RELEASED",
+                           "the hold was released; hold the points again");
+    }
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    return hold_finish(&lg, ctx, h->id, &resp->hold, &resp->balance);
+}
+
+static status_t rpc_release_hold(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
+                                 ProtobufCMessage *resp_msg) {
+    const Loyalty__V1__PointsReleaseHoldRequest *req = (const void *)req_msg;
+    Loyalty__V1__PointsReleaseHoldResponse *resp = (void *)resp_msg;
+    Loyalty__V1__PointsHold *h = NULL;
+    status_t st =
+        hold_target(ctx, req->target_case, LOYALTY__V1__POINTS_RELEASE_HOLD_REQUEST__TARGET_HOLD_ID,
+                    req->hold_id, req->reference, &h);
+    points_ledger_t lg;
+    if (status_is_ok(&st)) {
+        st = open_for_hold(ctx, &lg, &h);
+    }
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    if (h->status == LOYALTY__V1__POINTS_HOLD_STATUS__POINTS_HOLD_STATUS_COMMITTED) {
+        return status_make(STATUS_FAILED_PRECONDITION, "HOLD_COMMITTED",
+                           "the hold was committed; reverse the order to give points back");
+    }
+    if (h->status == LOYALTY__V1__POINTS_HOLD_STATUS__POINTS_HOLD_STATUS_ACTIVE) {
+        st = points_ledger_release(&lg, h, false);
+        if (!status_is_ok(&st)) {
+            return st;
+        }
+    }
+    return hold_finish(&lg, ctx, h->id, &resp->hold, &resp->balance);
+}
+
+static status_t rpc_get_hold(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
+                             ProtobufCMessage *resp_msg) {
+    const Loyalty__V1__PointsGetHoldRequest *req = (const void *)req_msg;
+    Loyalty__V1__PointsGetHoldResponse *resp = (void *)resp_msg;
+    status_t st =
+        hold_target(ctx, req->target_case, LOYALTY__V1__POINTS_GET_HOLD_REQUEST__TARGET_HOLD_ID,
+                    req->hold_id, req->reference, &resp->hold);
+    if (!status_is_ok(&st) ||
+        resp->hold->status != LOYALTY__V1__POINTS_HOLD_STATUS__POINTS_HOLD_STATUS_ACTIVE ||
+        resp->hold->expires_at > ctx->now_s) {
+        return st;
+    }
+    /* Its TTL passed: release it now rather than show a stale ACTIVE hold. */
+    points_account_t acct;
+    bool found = false;
+    st = settle_if_due(ctx, resp->hold->member_id, &acct, &found);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    return points_store_get_hold(ctx->db, ctx->arena, ctx->merchant_id, resp->hold->id, NULL,
+                                 &resp->hold);
+}
+
+/* ---- corrections ---- */
+
+static status_t check_adjust(const Loyalty__V1__PointsAdjustRequest *req) {
+    status_t st = points_check_member("member_id", req->member_id);
+    if (status_is_ok(&st) && (req->points < -POINTS_MAX || req->points > POINTS_MAX)) {
+        st = status_invalid_field("points", "must be between -10^12 and 10^12");
+    }
+    if (status_is_ok(&st) && (req->growth < -POINTS_MAX || req->growth > POINTS_MAX)) {
+        st = status_invalid_field("growth", "must be between -10^12 and 10^12");
+    }
+    if (status_is_ok(&st) && req->points == 0 && req->growth == 0) {
+        st = status_invalid_field("points", "points and growth may not both be 0");
+    }
+    if (status_is_ok(&st)) {
+        st = validate_text("reason", req->reason, 1, POINTS_REASON_MAX);
+    }
+    if (status_is_ok(&st)) {
+        st = validate_text("operator", req->operator_, 1, POINTS_OPERATOR_MAX);
+    }
+    if (status_is_ok(&st) && req->expiry_date[0] != '\0' && req->points <= 0) {
+        st = status_invalid_field("expiry_date", "only for positive adjustments");
+    }
+    return st;
+}
+
+static status_t rpc_adjust(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
+                           ProtobufCMessage *resp_msg) {
+    const Loyalty__V1__PointsAdjustRequest *req = (const void *)req_msg;
+    Loyalty__V1__PointsAdjustResponse *resp = (void *)resp_msg;
+    status_t st = check_adjust(req);
+    Loyalty__V1__PointsSettings *s = NULL;
+    if (status_is_ok(&st)) {
+        st = load_settings(ctx, &s);
+    }
+    points_ledger_t lg;
+    if (status_is_ok(&st)) {
+        st = points_ledger_open(&lg, ctx, ctx->db, ctx->arena, ctx->merchant_id, req->member_id,
+                                ctx->now_s, true);
+    }
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    if (lg.acct.growth + req->growth < 0) {
+        return status_make(STATUS_FAILED_PRECONDITION, "INSUFFICIENT_GROWTH",
+                           "growth would fall below 0 (it is %lld)", (long long)lg.acct.growth);
+    }
+    const int kind = LOYALTY__V1__POINTS_ENTRY_KIND__POINTS_ENTRY_KIND_ADJUST;
+    const int source = LOYALTY__V1__POINTS_SOURCE__POINTS_SOURCE_ADJUSTMENT;
+    if (req->points > 0) {
+        Loyalty__V1__PointsLot *lot = NULL;
+        st = credit_now(&lg, s, kind, source, "", req->points, 0, req->expiry_date, false,
+                        req->reason, req->operator_, &lot, &resp->entry);
+    } else if (req->points < 0) {
+        points_debit_t d = {.kind = kind,
+                            .source = source,
+                            .reference = "",
+                            .points = -req->points,
+                            .first_lot = "",
+                            .reason = req->reason,
+                            .operator_name = req->operator_};
+        int64_t debt = 0;
+        st = points_ledger_debit(&lg, &d, &debt, &resp->entry);
+    }
+    if (status_is_ok(&st)) {
+        st = points_ledger_growth(&lg, LOYALTY__V1__POINTS_GROWTH_KIND__POINTS_GROWTH_KIND_ADJUST,
+                                  req->growth, source, "", req->reason);
+    }
+    if (status_is_ok(&st)) {
+        st = points_ledger_close(&lg);
+    }
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    resp->growth_delta = req->growth;
+    return ledger_balance(&lg, &resp->balance);
+}
+
+/* Claws back `claw` earned points of the order: a pending lot is cancelled, an active one is
+ * taken from first and then the soonest-expiring lots, the rest becomes debt. */
+static status_t claw_back(points_ledger_t *lg, const points_order_t *o, const char *reference,
+                          int64_t claw, const char *reason,
+                          Loyalty__V1__PointsReverseOrderResponse *resp) {
+    if (claw <= 0) {
+        return status_ok();
+    }
+    if (o->earn_lot_id[0]) {
+        Loyalty__V1__PointsLot *lot = NULL;
+        status_t st = points_store_get_lot(lg->db, lg->a, lg->merchant, o->earn_lot_id, &lot);
+        if (!status_is_ok(&st)) {
+            return st;
+        }
+        if (lot && lot->status == LOYALTY__V1__POINTS_LOT_STATUS__POINTS_LOT_STATUS_PENDING) {
+            int64_t x = claw < lot->remaining ? claw : lot->remaining;
+            st = points_ledger_cancel_pending(lg, lot->id, x, reference, reason);
+            if (!status_is_ok(&st)) {
+                return st;
+            }
+            resp->pending_cancelled = x;
+            claw -= x;
+        }
+    }
+    if (claw <= 0) {
+        return status_ok();
+    }
+    points_debit_t d = {.kind = LOYALTY__V1__POINTS_ENTRY_KIND__POINTS_ENTRY_KIND_REVERSE_EARN,
+                        .source = LOYALTY__V1__POINTS_SOURCE__POINTS_SOURCE_ORDER,
+                        .reference = reference,
+                        .points = claw,
+                        .first_lot = o->earn_lot_id,
+                        .allow_debt = true,
+                        .lifetime = true,
+                        .reason = reason};
+    resp->points_clawed_back = claw;
+    return points_ledger_debit(lg, &d, &resp->debt_added, NULL);
+}
+
+static status_t rpc_reverse_order(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
+                                  ProtobufCMessage *resp_msg) {
+    const Loyalty__V1__PointsReverseOrderRequest *req = (const void *)req_msg;
+    Loyalty__V1__PointsReverseOrderResponse *resp = (void *)resp_msg;
+    status_t st = points_check_reference("reference", req->reference, true);
+    if (status_is_ok(&st) && (req->share_bps < 1 || req->share_bps > 10000)) {
+        st = status_invalid_field("share_bps", "must be between 1 and 10000");
+    }
+    if (status_is_ok(&st)) {
+        st = validate_text("reason", req->reason, 0, POINTS_REASON_MAX);
+    }
+    points_order_t o;
+    if (status_is_ok(&st)) { /* unlocked, to learn the member: the account is locked first */
+        st = points_store_order_get(ctx->db, ctx->arena, ctx->merchant_id, req->reference, false,
+                                    &o);
+    }
+    points_ledger_t lg;
+    if (status_is_ok(&st)) {
+        st = points_ledger_open(&lg, ctx, ctx->db, ctx->arena, ctx->merchant_id, o.member_id,
+                                ctx->now_s, true);
+    }
+    if (status_is_ok(&st)) {
+        st =
+            points_store_order_get(ctx->db, ctx->arena, ctx->merchant_id, req->reference, true, &o);
+    }
+    int64_t after = 0;
+    if (status_is_ok(&st)) {
+        st = points_rules_reversal_bps(o.reversed_bps, req->share_bps, &after);
+    }
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    int64_t claw = points_rules_reversal_amount(o.earned_points, after, o.clawed_points);
+    int64_t growth = points_rules_reversal_amount(o.earned_growth, after, o.clawed_growth);
+    int64_t restore = points_rules_reversal_amount(o.redeemed_points, after, o.restored_points);
+    /* Restore first, so that a claw-back can take the restored points rather than make debt. */
+    int64_t restored = 0;
+    st = points_ledger_restore(&lg, req->reference, restore, req->reason, &restored);
+    if (status_is_ok(&st)) {
+        st = claw_back(&lg, &o, req->reference, claw, req->reason, resp);
+    }
+    if (status_is_ok(&st)) {
+        st = points_ledger_growth(&lg, LOYALTY__V1__POINTS_GROWTH_KIND__POINTS_GROWTH_KIND_REVERSE,
+                                  -growth, LOYALTY__V1__POINTS_SOURCE__POINTS_SOURCE_ORDER,
+                                  req->reference, req->reason);
+    }
+    if (status_is_ok(&st)) {
+        o.reversed_bps = after;
+        o.clawed_points += claw;
+        o.clawed_growth += growth;
+        o.restored_points += restored;
+        st = points_store_order_reversed(ctx->db, ctx->merchant_id, req->reference, &o);
+    }
+    if (status_is_ok(&st)) {
+        st = points_ledger_close(&lg);
+    }
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    resp->reference = req->reference;
+    resp->member_id = (char *)o.member_id;
+    resp->share_bps = req->share_bps;
+    resp->reversed_bps_total = after;
+    resp->points_restored = restored;
+    resp->growth_delta = -growth;
+    return ledger_balance(&lg, &resp->balance);
+}
+
+/* ---- import ---- */
+
+static status_t check_import_lot(const Loyalty__V1__PointsImportLot *l, int64_t today, size_t i) {
+    status_t st = points_check_member("lots.member_id", l->member_id);
+    if (status_is_ok(&st) && (l->points < 1 || l->points > POINTS_MAX)) {
+        st = status_invalid_field("lots.points", "item %zu: must be between 1 and 10^12", i);
+    }
+    if (status_is_ok(&st) && (l->growth < 0 || l->growth > POINTS_MAX)) {
+        st = status_invalid_field("lots.growth", "item %zu: must be between 0 and 10^12", i);
+    }
+    if (status_is_ok(&st)) {
+        st = points_check_reference("lots.external_reference", l->external_reference, false);
+    }
+    int64_t day = today;
+    if (status_is_ok(&st) && l->earned_date[0]) {
+        st = points_rules_parse_day("lots.earned_date", l->earned_date, &day);
+        if (status_is_ok(&st) && day > today) {
+            st = status_invalid_field("lots.earned_date", "item %zu: in the future", i);
+        }
+    }
+    if (status_is_ok(&st) && l->expiry_date[0]) {
+        st = points_rules_parse_day("lots.expiry_date", l->expiry_date, &day);
+        if (status_is_ok(&st) && day < today) {
+            st = status_invalid_field("lots.expiry_date", "item %zu: already expired", i);
+        }
+    }
+    if (!status_is_ok(&st) && strstr(st.message, "item ") == NULL) {
+        /* Say which item: keep the reason, prefix the message. */
+        return status_make(st.code, st.reason, "item %zu: %.200s", i, st.message);
+    }
+    return st;
+}
+
+static status_t import_one(rpc_ctx_t *ctx, const Loyalty__V1__PointsSettings *s,
+                           const char *batch_id, const Loyalty__V1__PointsImportLot *l,
+                           int64_t today) {
+    int64_t earned_day = today, earned_at = ctx->now_s;
+    status_t st = status_ok();
+    if (l->earned_date[0]) {
+        st = points_rules_parse_day("lots.earned_date", l->earned_date, &earned_day);
+        if (status_is_ok(&st) && earned_day < today) {
+            st = points_store_day_start(ctx->db, s->time_zone, earned_day, &earned_at);
+        }
+    }
+    points_credit_t c = {.kind = LOYALTY__V1__POINTS_ENTRY_KIND__POINTS_ENTRY_KIND_IMPORT,
+                         .source = LOYALTY__V1__POINTS_SOURCE__POINTS_SOURCE_IMPORT,
+                         .reference = l->external_reference,
+                         .points = l->points,
+                         .earned_at = earned_at,
+                         .available_at = earned_at,
+                         .time_zone = s->time_zone,
+                         .lifetime = true,
+                         .reason = batch_id};
+    if (status_is_ok(&st)) {
+        st = lot_expiry(s, "lots.expiry_date", l->expiry_date, earned_day, &c.has_expiry,
+                        &c.expiry_day);
+    }
+    if (status_is_ok(&st) && c.has_expiry && c.expiry_day < today) {
+        /* By policy from an old earned date: it would already be expired. Keep it for today. */
+        c.expiry_day = today;
+    }
+    points_ledger_t lg;
+    if (status_is_ok(&st)) {
+        st = points_ledger_open(&lg, ctx, ctx->db, ctx->arena, ctx->merchant_id, l->member_id,
+                                ctx->now_s, true);
+    }
+    if (status_is_ok(&st)) {
+        st = points_ledger_credit(&lg, &c, NULL, NULL);
+    }
+    if (status_is_ok(&st)) {
+        st = points_ledger_growth(&lg, LOYALTY__V1__POINTS_GROWTH_KIND__POINTS_GROWTH_KIND_IMPORT,
+                                  l->growth, LOYALTY__V1__POINTS_SOURCE__POINTS_SOURCE_IMPORT,
+                                  l->external_reference, batch_id);
+    }
+    if (status_is_ok(&st)) {
+        st = points_ledger_close(&lg);
+    }
+    return st;
+}
+
+static status_t rpc_import_lots(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
+                                ProtobufCMessage *resp_msg) {
+    const Loyalty__V1__PointsImportLotsRequest *req = (const void *)req_msg;
+    Loyalty__V1__PointsImportLotsResponse *resp = (void *)resp_msg;
+    status_t st = points_check_reference("batch_id", req->batch_id, true);
+    if (status_is_ok(&st) && (req->n_lots < 1 || req->n_lots > POINTS_IMPORT_LOTS_MAX)) {
+        st = status_invalid_field("lots", "1 to %d lots per call", POINTS_IMPORT_LOTS_MAX);
+    }
+    Loyalty__V1__PointsSettings *s = NULL;
+    if (status_is_ok(&st)) {
+        st = load_settings(ctx, &s);
+    }
+    points_local_clock_t clock;
+    if (status_is_ok(&st)) {
+        st = points_store_local_clock(ctx->db, s->time_zone, ctx->now_s, 0, &clock);
+    }
+    for (size_t i = 0; i < req->n_lots && status_is_ok(&st); i++) {
+        st = check_import_lot(req->lots[i], clock.day, i);
+    }
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    /* The batch's identity is its id and lots, whatever idempotency key carried it. */
+    Loyalty__V1__PointsImportLotsRequest content = LOYALTY__V1__POINTS_IMPORT_LOTS_REQUEST__INIT;
+    content.batch_id = req->batch_id;
+    content.lots = req->lots;
+    content.n_lots = req->n_lots;
+    size_t len = 0;
+    unsigned char *bytes = pb_pack_arena(ctx->arena, &content.base, &len);
+    bool found = false, same = false;
+    resp->batch_id = req->batch_id;
+    st = points_store_get_batch(ctx->db, ctx->merchant_id, req->batch_id, bytes, len, &found, &same,
+                                resp);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    if (found) {
+        if (!same) {
+            return status_make(STATUS_ALREADY_EXISTS, "BATCH_REUSED",
+                               "this batch id was imported with other lots");
+        }
+        resp->replayed = true;
+        return status_ok();
+    }
+    for (size_t i = 0; i < req->n_lots && status_is_ok(&st); i++) {
+        st = import_one(ctx, s, req->batch_id, req->lots[i], clock.day);
+        resp->lots_imported++;
+        resp->points_imported += req->lots[i]->points;
+        resp->growth_imported += req->lots[i]->growth;
+    }
+    if (status_is_ok(&st)) {
+        st = points_store_insert_batch(ctx->db, ctx->merchant_id, req->batch_id, bytes, len, resp,
+                                       ctx->now_s);
+    }
+    return st;
+}
+
+/* ---- expiry and verification ---- */
+
+static status_t rpc_expire_points(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
+                                  ProtobufCMessage *resp_msg) {
+    const Loyalty__V1__PointsExpirePointsRequest *req = (const void *)req_msg;
+    Loyalty__V1__PointsExpirePointsResponse *resp = (void *)resp_msg;
+    int64_t as_of = ctx->now_s;
+    if (req->_as_of_at_case == LOYALTY__V1__POINTS_EXPIRE_POINTS_REQUEST___AS_OF_AT_AS_OF_AT) {
+        if (req->as_of_at < 0 || req->as_of_at > ctx->now_s) {
+            return status_invalid_field("as_of_at", "must not be in the future");
+        }
+        as_of = req->as_of_at;
+    }
+    char **merchants = NULL, **members = NULL;
+    int n = 0;
+    status_t st = points_store_due_accounts(ctx->db, ctx->arena, ctx->merchant_id, as_of,
+                                            POINTS_EXPIRE_BATCH_MAX, &merchants, &members, &n);
+    for (int i = 0; i < n && status_is_ok(&st); i++) {
+        points_ledger_t lg;
+        st = points_ledger_open(&lg, ctx, ctx->db, ctx->arena, ctx->merchant_id, members[i], as_of,
+                                false);
+        if (status_is_ok(&st) && lg.found) {
+            st = points_ledger_close(&lg);
+            resp->members_settled++;
+            resp->lots_expired += lg.stats.lots_expired;
+            resp->points_expired += lg.stats.points_expired;
+            resp->holds_expired += lg.stats.holds_expired;
+            resp->lots_matured += lg.stats.lots_matured;
+        }
+    }
+    resp->more = n == POINTS_EXPIRE_BATCH_MAX;
+    return st;
+}
+
+static status_t rpc_verify_ledger(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
+                                  ProtobufCMessage *resp_msg) {
+    const Loyalty__V1__PointsVerifyLedgerRequest *req = (const void *)req_msg;
+    Loyalty__V1__PointsVerifyLedgerResponse *resp = (void *)resp_msg;
+    if (req->member_id[0]) {
+        status_t st = points_check_member("member_id", req->member_id);
+        if (!status_is_ok(&st)) {
+            return st;
+        }
+    }
+    return points_store_verify(ctx->db, ctx->arena, ctx->merchant_id, req->member_id, 100, resp);
 }
 
 static const rpc_method_t points_methods[] = {
-    {"GetSettings", rpc_not_yet, RPC_READ},
-    {"UpdateSettings", rpc_not_yet, RPC_MUTATE},
-    {"CreateCampaign", rpc_not_yet, RPC_MUTATE},
-    {"ListCampaigns", rpc_not_yet, RPC_READ},
-    {"EndCampaign", rpc_not_yet, RPC_MUTATE},
-    {"QuoteEarn", rpc_not_yet, RPC_READ},
-    {"Earn", rpc_not_yet, RPC_MUTATE},
-    {"CheckIn", rpc_not_yet, RPC_MUTATE},
-    {"GetBalance", rpc_not_yet, RPC_READ},
-    {"ListLots", rpc_not_yet, RPC_READ},
-    {"ListHistory", rpc_not_yet, RPC_READ},
-    {"ListGrowthHistory", rpc_not_yet, RPC_READ},
-    {"QuoteRedeem", rpc_not_yet, RPC_READ},
-    {"Hold", rpc_not_yet, RPC_MUTATE},
-    {"CommitHold", rpc_not_yet, RPC_MUTATE},
-    {"ReleaseHold", rpc_not_yet, RPC_MUTATE},
-    {"GetHold", rpc_not_yet, RPC_READ},
-    {"Adjust", rpc_not_yet, RPC_MUTATE},
-    {"ReverseOrder", rpc_not_yet, RPC_MUTATE},
-    {"ImportLots", rpc_not_yet, RPC_MUTATE},
-    {"ExpirePoints", rpc_not_yet, RPC_MUTATE},
-    {"VerifyLedger", rpc_not_yet, RPC_READ},
+    {"GetSettings", points_rpc_get_settings, RPC_READ},
+    {"UpdateSettings", points_rpc_update_settings, RPC_MUTATE},
+    {"CreateCampaign", points_rpc_create_campaign, RPC_MUTATE},
+    {"ListCampaigns", points_rpc_list_campaigns, RPC_READ},
+    {"EndCampaign", points_rpc_end_campaign, RPC_MUTATE},
+    {"QuoteEarn", points_rpc_quote_earn, RPC_READ},
+    {"Earn", rpc_earn, RPC_MUTATE},
+    {"CheckIn", rpc_check_in, RPC_MUTATE},
+    {"GetBalance", rpc_get_balance, RPC_READ},
+    {"ListLots", rpc_list_lots, RPC_READ},
+    {"ListHistory", rpc_list_history, RPC_READ},
+    {"ListGrowthHistory", rpc_list_growth_history, RPC_READ},
+    {"QuoteRedeem", rpc_quote_redeem, RPC_READ},
+    {"Hold", rpc_hold, RPC_MUTATE},
+    {"CommitHold", rpc_commit_hold, RPC_MUTATE},
+    {"ReleaseHold", rpc_release_hold, RPC_MUTATE},
+    {"GetHold", rpc_get_hold, RPC_READ},
+    {"Adjust", rpc_adjust, RPC_MUTATE},
+    {"ReverseOrder", rpc_reverse_order, RPC_MUTATE},
+    {"ImportLots", rpc_import_lots, RPC_MUTATE},
+    {"ExpirePoints", rpc_expire_points, RPC_MUTATE},
+    {"VerifyLedger", rpc_verify_ledger, RPC_READ},
     {NULL, NULL, RPC_READ},
 };
 

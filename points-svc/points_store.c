@@ -1,0 +1,1571 @@
+/* points_store.c -- SQL of the points schema (see points_store.h). Lists of lots and amounts
+ * travel as text[]/bigint[] parameters unnested in one statement, so that a change of many
+ * lots is one round trip. */
+#include "points_store.h"
+
+#include "ids.h"
+#include "pb.h"
+#include "pgarray.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define EPOCH(col) "floor(extract(epoch FROM " col "))::bigint"
+#define DAY_TEXT(col) "coalesce(to_char(" col ", 'YYYY-MM-DD'), '')"
+
+static char *cell(arena_t *a, const PGresult *r, int row, int c) {
+    return arena_strdup(a, db_get_str(r, row, c));
+}
+
+/* "{1,-2,3}" for a bigint[] parameter. */
+static char *int_array(arena_t *a, const int64_t *v, int n) {
+    char *out = arena_alloc(a, (size_t)n * 21 + 3);
+    size_t o = 0;
+    out[o++] = '{';
+    for (int i = 0; i < n; i++) {
+        o += (size_t)sprintf(out + o, i ? ",%" PRId64 : "%" PRId64, v[i]);
+    }
+    out[o++] = '}';
+    out[o] = '\0';
+    return out;
+}
+
+static void share_params(arena_t *a, db_params_t *p, const points_share_t *s, int n) {
+    char **ids = arena_alloc(a, ((size_t)n + 1) * sizeof *ids);
+    int64_t *pts = arena_alloc(a, ((size_t)n + 1) * sizeof *pts);
+    for (int i = 0; i < n; i++) {
+        ids[i] = (char *)s[i].lot_id;
+        pts[i] = s[i].points;
+    }
+    db_param_text(p, pgarray_encode(a, ids, (size_t)n));
+    db_param_text(p, int_array(a, pts, n));
+}
+
+static status_t expect_rows(const char *what, PGresult *r, int want) {
+    int got = atoi(PQcmdTuples(r));
+    if (got != want) {
+        return status_make(STATUS_INTERNAL, "LEDGER_MISMATCH", "%s touched %d rows, expected %d",
+                           what, got, want);
+    }
+    return status_ok();
+}
+
+/* ---- settings ---- */
+
+#define SETTINGS_COLUMNS                                                                           \
+    "time_zone, earn_unit_cents, earn_points_per_unit, event_points::text, expiry_policy, "        \
+    "expiry_days, expiry_months, pending_days, redeem_points, redeem_value_cents, "                \
+    "redeem_min_points, redeem_max_order_share_bps, growth_per_point_bps, growth_per_unit, "       \
+    "version, " EPOCH("updated_at")
+
+static Loyalty__V1__PointsSettings *settings_from_row(arena_t *a, const PGresult *r) {
+    Loyalty__V1__PointsSettings *s = pb_new(a, &loyalty__v1__points_settings__descriptor);
+    s->time_zone = cell(a, r, 0, 0);
+    s->earn_unit_cents = db_get_int(r, 0, 1);
+    s->earn_points_per_unit = db_get_int(r, 0, 2);
+    char **items = NULL;
+    size_t n = 0;
+    if (!pgarray_decode(a, db_get_str(r, 0, 3), &items, &n)) {
+        n = 0;
+    }
+    s->event_rules = arena_alloc(a, (n + 1) * sizeof *s->event_rules);
+    for (size_t i = 0; i < n && i < POINTS_EVENT_KIND_MAX; i++) {
+        int64_t points = strtoll(items[i], NULL, 10);
+        if (points <= 0) {
+            continue;
+        }
+        Loyalty__V1__PointsEventRule *rule = pb_new(a, &loyalty__v1__points_event_rule__descriptor);
+        rule->kind = (Loyalty__V1__PointsEventKind)(i + 1);
+        rule->points = points;
+        s->event_rules[s->n_event_rules++] = rule;
+    }
+    s->expiry_policy = (Loyalty__V1__PointsExpiryPolicy)db_get_int(r, 0, 4);
+    s->expiry_days = (int32_t)db_get_int(r, 0, 5);
+    s->expiry_months = (int32_t)db_get_int(r, 0, 6);
+    s->pending_days = (int32_t)db_get_int(r, 0, 7);
+    s->redeem_points = db_get_int(r, 0, 8);
+    s->redeem_value_cents = db_get_int(r, 0, 9);
+    s->redeem_min_points = db_get_int(r, 0, 10);
+    s->redeem_max_order_share_bps = db_get_int(r, 0, 11);
+    s->growth_per_point_bps = db_get_int(r, 0, 12);
+    s->growth_per_unit = db_get_int(r, 0, 13);
+    s->version = db_get_int(r, 0, 14);
+    s->updated_at = db_get_int(r, 0, 15);
+    return s;
+}
+
+status_t points_store_get_settings(db_t *db, arena_t *a, const char *merchant,
+                                   Loyalty__V1__PointsSettings **out) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant);
+    PGresult *r = NULL;
+    status_t st =
+        db_exec(db, "SELECT " SETTINGS_COLUMNS " FROM settings WHERE merchant_id = $1", &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    if (PQntuples(r) == 1) {
+        *out = settings_from_row(a, r);
+    } else {
+        *out = pb_new(a, &loyalty__v1__points_settings__descriptor);
+        points_rules_default_settings(*out);
+    }
+    PQclear(r);
+    return status_ok();
+}
+
+status_t points_store_put_settings(db_t *db, arena_t *a, const char *merchant,
+                                   const Loyalty__V1__PointsSettings *s, bool has_expected,
+                                   int64_t expected, Loyalty__V1__PointsSettings **out) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant);
+    PGresult *r = NULL;
+    status_t st =
+        db_exec(db, "SELECT version FROM settings WHERE merchant_id = $1 FOR UPDATE", &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    int64_t current = PQntuples(r) == 1 ? db_get_int(r, 0, 0) : 0;
+    PQclear(r);
+    if (has_expected && current != expected) {
+        return status_make(STATUS_ABORTED, "SETTINGS_VERSION_MISMATCH",
+                           "settings are at version %lld, not %lld; re-read and retry",
+                           (long long)current, (long long)expected);
+    }
+    int64_t events[POINTS_EVENT_KIND_MAX] = {0};
+    for (size_t i = 0; i < s->n_event_rules; i++) {
+        events[s->event_rules[i]->kind - 1] = s->event_rules[i]->points;
+    }
+    db_param_text(&p, s->time_zone);
+    db_param_int(&p, s->earn_unit_cents);
+    db_param_int(&p, s->earn_points_per_unit);
+    db_param_text(&p, int_array(a, events, POINTS_EVENT_KIND_MAX));
+    db_param_int(&p, s->expiry_policy);
+    db_param_int(&p, s->expiry_days);
+    db_param_int(&p, s->expiry_months);
+    db_param_int(&p, s->pending_days);
+    db_param_int(&p, s->redeem_points);
+    db_param_int(&p, s->redeem_value_cents);
+    db_param_int(&p, s->redeem_min_points);
+    db_param_int(&p, s->redeem_max_order_share_bps);
+    db_param_int(&p, s->growth_per_point_bps);
+    db_param_int(&p, s->growth_per_unit);
+    db_param_int(&p, current);
+    /* The WHERE guards against a concurrent first insert between our SELECT and this upsert. */
+    st = db_exec(db,
+                 "INSERT INTO settings (merchant_id, time_zone, earn_unit_cents, "
+                 " earn_points_per_unit, event_points, expiry_policy, expiry_days, expiry_months, "
+                 " pending_days, redeem_points, redeem_value_cents, redeem_min_points, "
+                 " redeem_max_order_share_bps, growth_per_point_bps, growth_per_unit) "
+                 "VALUES ($1, $2, $3, $4, $5::bigint[], $6, $7, $8, $9, $10, $11, $12, $13, $14, "
+                 " $15) "
+                 "ON CONFLICT (merchant_id) DO UPDATE SET time_zone = EXCLUDED.time_zone, "
+                 " earn_unit_cents = EXCLUDED.earn_unit_cents, "
+                 " earn_points_per_unit = EXCLUDED.earn_points_per_unit, "
+                 " event_points = EXCLUDED.event_points, expiry_policy = EXCLUDED.expiry_policy, "
+                 " expiry_days = EXCLUDED.expiry_days, expiry_months = EXCLUDED.expiry_months, "
+                 " pending_days = EXCLUDED.pending_days, redeem_points = EXCLUDED.redeem_points, "
+                 " redeem_value_cents = EXCLUDED.redeem_value_cents, "
+                 " redeem_min_points = EXCLUDED.redeem_min_points, "
+                 " redeem_max_order_share_bps = EXCLUDED.redeem_max_order_share_bps, "
+                 " growth_per_point_bps = EXCLUDED.growth_per_point_bps, "
+                 " growth_per_unit = EXCLUDED.growth_per_unit, version = settings.version + 1, "
+                 " updated_at = now() "
+                 "WHERE settings.version = $16 "
+                 "RETURNING " SETTINGS_COLUMNS,
+                 &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    if (PQntuples(r) != 1) {
+        PQclear(r);
+        return status_make(STATUS_ABORTED, "CONCURRENCY_CONFLICT",
+                           "settings changed concurrently, safe to retry");
+    }
+    *out = settings_from_row(a, r);
+    PQclear(r);
+    return status_ok();
+}
+
+status_t points_store_time_zone_exists(db_t *db, const char *tz, bool *exists) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, tz);
+    PGresult *r = NULL;
+    /* pg_timezone_names never raises, unlike AT TIME ZONE with an unknown name (which would
+     * abort the surrounding transaction). */
+    status_t st =
+        db_exec(db, "SELECT EXISTS (SELECT 1 FROM pg_timezone_names WHERE name = $1)", &p, &r);
+    if (status_is_ok(&st)) {
+        *exists = db_get_bool(r, 0, 0);
+        PQclear(r);
+    }
+    return st;
+}
+
+status_t points_store_local_clock(db_t *db, const char *tz, int64_t at_s, int64_t add_days,
+                                  points_local_clock_t *out) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_int(&p, at_s);
+    db_param_text(&p, tz);
+    db_param_int(&p, add_days);
+    PGresult *r = NULL;
+    status_t st = db_exec(
+        db,
+        "SELECT ((to_timestamp($1::bigint) AT TIME ZONE $2)::date - date '1970-01-01'), "
+        " " EPOCH("((to_timestamp($1::bigint) AT TIME ZONE $2) + make_interval(days => $3::int)) "
+                  "AT TIME ZONE $2") ", "
+                                     " (((to_timestamp($1::bigint) AT TIME ZONE $2) + "
+                                     "make_interval(days => $3::int))::date "
+                                     "  - date '1970-01-01')",
+        &p, &r);
+    if (status_is_ok(&st)) {
+        out->day = db_get_int(r, 0, 0);
+        out->later_at_s = db_get_int(r, 0, 1);
+        out->later_day = db_get_int(r, 0, 2);
+        PQclear(r);
+    }
+    return st;
+}
+
+status_t points_store_day_start(db_t *db, const char *tz, int64_t day, int64_t *at_s) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, tz);
+    db_param_int(&p, day);
+    PGresult *r = NULL;
+    status_t st = db_exec(
+        db, "SELECT " EPOCH("(date '1970-01-01' + $2::int)::timestamp AT TIME ZONE $1"), &p, &r);
+    if (status_is_ok(&st)) {
+        *at_s = db_get_int(r, 0, 0);
+        PQclear(r);
+    }
+    return st;
+}
+
+/* ---- campaigns ---- */
+
+#define CAMPAIGN_COLUMNS                                                                           \
+    "id, name, multiplier_bps, to_char(start_date, 'YYYY-MM-DD'), "                                \
+    "to_char(end_date, 'YYYY-MM-DD'), tier_ids::text, active, " EPOCH("created_at")
+
+static Loyalty__V1__PointsCampaign *campaign_from_row(arena_t *a, const PGresult *r, int row) {
+    Loyalty__V1__PointsCampaign *c = pb_new(a, &loyalty__v1__points_campaign__descriptor);
+    c->id = cell(a, r, row, 0);
+    c->name = cell(a, r, row, 1);
+    c->multiplier_bps = db_get_int(r, row, 2);
+    c->start_date = cell(a, r, row, 3);
+    c->end_date = cell(a, r, row, 4);
+    if (!pgarray_decode(a, db_get_str(r, row, 5), &c->tier_ids, &c->n_tier_ids)) {
+        c->n_tier_ids = 0;
+    }
+    c->active = db_get_bool(r, row, 6);
+    c->created_at = db_get_int(r, row, 7);
+    return c;
+}
+
+static status_t campaign_one(db_t *db, arena_t *a, const char *sql, const db_params_t *p,
+                             Loyalty__V1__PointsCampaign **out) {
+    PGresult *r = NULL;
+    status_t st = db_exec(db, sql, p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    if (PQntuples(r) != 1) {
+        PQclear(r);
+        return status_make(STATUS_NOT_FOUND, "CAMPAIGN_NOT_FOUND", "campaign not found");
+    }
+    *out = campaign_from_row(a, r, 0);
+    PQclear(r);
+    return status_ok();
+}
+
+status_t points_store_insert_campaign(db_t *db, arena_t *a, const char *merchant, const char *id,
+                                      const Loyalty__V1__PointsCampaign *c,
+                                      Loyalty__V1__PointsCampaign **out) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant);
+    db_param_text(&p, id);
+    db_param_text(&p, c->name);
+    db_param_int(&p, c->multiplier_bps);
+    db_param_text(&p, c->start_date);
+    db_param_text(&p, c->end_date);
+    db_param_text(&p, pgarray_encode(a, c->tier_ids, c->n_tier_ids));
+    return campaign_one(db, a,
+                        "INSERT INTO campaigns (merchant_id, id, name, multiplier_bps, start_date, "
+                        " end_date, tier_ids) VALUES ($1, $2, $3, $4, $5::date, $6::date, "
+                        " $7::text[]) RETURNING " CAMPAIGN_COLUMNS,
+                        &p, out);
+}
+
+status_t points_store_end_campaign(db_t *db, arena_t *a, const char *merchant, const char *id,
+                                   Loyalty__V1__PointsCampaign **out) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant);
+    db_param_text(&p, id);
+    return campaign_one(db, a,
+                        "UPDATE campaigns SET active = false WHERE merchant_id = $1 AND id = $2 "
+                        "RETURNING " CAMPAIGN_COLUMNS,
+                        &p, out);
+}
+
+status_t points_store_list_campaigns(db_t *db, arena_t *a, const char *merchant,
+                                     const char *after_id, int32_t limit, bool include_inactive,
+                                     Loyalty__V1__PointsCampaign ***out, size_t *n) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant);
+    db_param_text(&p, after_id);
+    db_param_bool(&p, include_inactive);
+    db_param_int(&p, limit);
+    PGresult *r = NULL;
+    status_t st = db_exec(db,
+                          "SELECT " CAMPAIGN_COLUMNS " FROM campaigns WHERE merchant_id = $1 "
+                          " AND ($2 = '' OR id < $2) AND ($3 OR active) "
+                          "ORDER BY id DESC LIMIT $4",
+                          &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    int rows = PQntuples(r);
+    *out = arena_alloc(a, ((size_t)rows + 1) * sizeof **out);
+    for (int i = 0; i < rows; i++) {
+        (*out)[i] = campaign_from_row(a, r, i);
+    }
+    *n = (size_t)rows;
+    PQclear(r);
+    return status_ok();
+}
+
+status_t points_store_campaigns_on(db_t *db, arena_t *a, const char *merchant, int64_t day,
+                                   points_campaign_window_t **out, size_t *n) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant);
+    db_param_int(&p, day);
+    PGresult *r = NULL;
+    status_t st = db_exec(db,
+                          "SELECT id, multiplier_bps, start_date - date '1970-01-01', "
+                          " end_date - date '1970-01-01', tier_ids::text FROM campaigns "
+                          "WHERE merchant_id = $1 AND active "
+                          " AND start_date <= date '1970-01-01' + $2::int "
+                          " AND end_date >= date '1970-01-01' + $2::int "
+                          "ORDER BY id LIMIT 1000",
+                          &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    int rows = PQntuples(r);
+    *out = arena_alloc(a, ((size_t)rows + 1) * sizeof **out);
+    for (int i = 0; i < rows; i++) {
+        points_campaign_window_t *c = &(*out)[i];
+        c->id = cell(a, r, i, 0);
+        c->multiplier_bps = db_get_int(r, i, 1);
+        c->start_day = db_get_int(r, i, 2);
+        c->end_day = db_get_int(r, i, 3);
+        if (!pgarray_decode(a, db_get_str(r, i, 4), &c->tier_ids, &c->n_tier_ids)) {
+            c->n_tier_ids = 0;
+        }
+        c->active = true;
+    }
+    *n = (size_t)rows;
+    PQclear(r);
+    return status_ok();
+}
+
+/* ---- accounts ---- */
+
+#define ACCOUNT_COLUMNS                                                                            \
+    "lots_points, held, pending, debt, lifetime_earned, growth, next_due_at IS NOT NULL, "         \
+    "coalesce(" EPOCH(                                                                             \
+        "next_due_at") ", 0), last_check_in IS NOT NULL, "                                         \
+                       "coalesce(last_check_in - date '1970-01-01', 0), check_in_streak, version"
+
+static void account_from_row(const PGresult *r, points_account_t *a) {
+    a->lots_points = db_get_int(r, 0, 0);
+    a->held = db_get_int(r, 0, 1);
+    a->pending = db_get_int(r, 0, 2);
+    a->debt = db_get_int(r, 0, 3);
+    a->lifetime_earned = db_get_int(r, 0, 4);
+    a->growth = db_get_int(r, 0, 5);
+    a->has_due = db_get_bool(r, 0, 6);
+    a->next_due_at = db_get_int(r, 0, 7);
+    a->has_check_in = db_get_bool(r, 0, 8);
+    a->last_check_in_day = db_get_int(r, 0, 9);
+    a->check_in_streak = (int32_t)db_get_int(r, 0, 10);
+    a->version = db_get_int(r, 0, 11);
+}
+
+status_t points_store_account_get(db_t *db, const char *merchant, const char *member, bool lock,
+                                  bool create, points_account_t *out, bool *found) {
+    memset(out, 0, sizeof *out);
+    *found = false;
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant);
+    db_param_text(&p, member);
+    status_t st;
+    if (create) {
+        st = db_exec(db,
+                     "INSERT INTO accounts (merchant_id, member_id) VALUES ($1, $2) "
+                     "ON CONFLICT DO NOTHING",
+                     &p, NULL);
+        if (!status_is_ok(&st)) {
+            return st;
+        }
+    }
+    PGresult *r = NULL;
+    st = db_exec(db,
+                 lock ? "SELECT " ACCOUNT_COLUMNS " FROM accounts WHERE merchant_id = $1 "
+                        " AND member_id = $2 FOR UPDATE"
+                      : "SELECT " ACCOUNT_COLUMNS " FROM accounts WHERE merchant_id = $1 "
+                        " AND member_id = $2",
+                 &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    if (PQntuples(r) == 1) {
+        account_from_row(r, out);
+        *found = true;
+    }
+    PQclear(r);
+    return status_ok();
+}
+
+status_t points_store_account_save(db_t *db, const char *merchant, const char *member, int64_t now,
+                                   points_account_t *acct) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant);
+    db_param_text(&p, member);
+    db_param_int(&p, acct->lots_points);
+    db_param_int(&p, acct->held);
+    db_param_int(&p, acct->pending);
+    db_param_int(&p, acct->debt);
+    db_param_int(&p, acct->lifetime_earned);
+    db_param_int(&p, acct->growth);
+    if (acct->has_check_in) {
+        db_param_int(&p, acct->last_check_in_day);
+    } else {
+        db_param_null(&p);
+    }
+    db_param_int(&p, acct->check_in_streak);
+    db_param_int(&p, now);
+    PGresult *r = NULL;
+    status_t st = db_exec(
+        db,
+        "UPDATE accounts SET lots_points = $3, held = $4, pending = $5, debt = $6, "
+        " lifetime_earned = $7, growth = $8, last_check_in = date '1970-01-01' + $9::int, "
+        " check_in_streak = $10, version = version + 1, updated_at = to_timestamp($11::bigint), "
+        " next_due_at = least("
+        "  (SELECT min(expires_at) FROM holds WHERE merchant_id = $1 AND member_id = $2 "
+        "    AND status = 1), "
+        "  (SELECT min(available_at) FROM lots WHERE merchant_id = $1 AND member_id = $2 "
+        "    AND status = 1), "
+        "  (SELECT min(expires_at) FROM lots WHERE merchant_id = $1 AND member_id = $2 "
+        "    AND status = 2 AND remaining > 0)) "
+        "WHERE merchant_id = $1 AND member_id = $2 "
+        "RETURNING next_due_at IS NOT NULL, coalesce(" EPOCH("next_due_at") ", 0), version",
+        &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    if (PQntuples(r) != 1) {
+        PQclear(r);
+        return status_make(STATUS_INTERNAL, "LEDGER_MISMATCH", "account row vanished");
+    }
+    acct->has_due = db_get_bool(r, 0, 0);
+    acct->next_due_at = db_get_int(r, 0, 1);
+    acct->version = db_get_int(r, 0, 2);
+    PQclear(r);
+    return status_ok();
+}
+
+status_t points_store_due_accounts(db_t *db, arena_t *a, const char *merchant, int64_t now,
+                                   int limit, char ***merchants, char ***members, int *n) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_int(&p, now);
+    db_param_int(&p, limit);
+    PGresult *r = NULL;
+    status_t st;
+    if (merchant != NULL) {
+        db_param_text(&p, merchant);
+        st = db_exec(db,
+                     "SELECT merchant_id, member_id FROM accounts WHERE merchant_id = $3 "
+                     " AND next_due_at <= to_timestamp($1::bigint) ORDER BY next_due_at "
+                     "LIMIT $2 FOR UPDATE SKIP LOCKED",
+                     &p, &r);
+    } else {
+        st = db_exec(db,
+                     "SELECT merchant_id, member_id FROM accounts "
+                     "WHERE next_due_at <= to_timestamp($1::bigint) ORDER BY next_due_at "
+                     "LIMIT $2 FOR UPDATE SKIP LOCKED",
+                     &p, &r);
+    }
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    int rows = PQntuples(r);
+    *merchants = arena_alloc(a, ((size_t)rows + 1) * sizeof **merchants);
+    *members = arena_alloc(a, ((size_t)rows + 1) * sizeof **members);
+    for (int i = 0; i < rows; i++) {
+        (*merchants)[i] = cell(a, r, i, 0);
+        (*members)[i] = cell(a, r, i, 1);
+    }
+    *n = rows;
+    PQclear(r);
+    return status_ok();
+}
+
+/* ---- lots ---- */
+
+#define LOT_COLUMNS                                                                                \
+    "id, member_id, source, reference, points, remaining, status, " EPOCH("earned_at") ", " EPOCH( \
+        "available_at") ", " DAY_TEXT("expiry_date") ", coalesce(" EPOCH("expires_at") ", 0)"
+
+static Loyalty__V1__PointsLot *lot_from_row(arena_t *a, const PGresult *r, int row) {
+    Loyalty__V1__PointsLot *l = pb_new(a, &loyalty__v1__points_lot__descriptor);
+    l->id = cell(a, r, row, 0);
+    l->member_id = cell(a, r, row, 1);
+    l->source = (Loyalty__V1__PointsSource)db_get_int(r, row, 2);
+    l->reference = cell(a, r, row, 3);
+    l->points = db_get_int(r, row, 4);
+    l->remaining = db_get_int(r, row, 5);
+    l->status = (Loyalty__V1__PointsLotStatus)db_get_int(r, row, 6);
+    l->earned_at = db_get_int(r, row, 7);
+    l->available_at = db_get_int(r, row, 8);
+    l->expiry_date = cell(a, r, row, 9);
+    l->expires_at = db_get_int(r, row, 10);
+    return l;
+}
+
+status_t points_store_insert_lot(db_t *db, arena_t *a, const char *merchant,
+                                 const points_new_lot_t *lot, Loyalty__V1__PointsLot **out) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant);
+    db_param_text(&p, lot->id);
+    db_param_text(&p, lot->member_id);
+    db_param_int(&p, lot->source);
+    db_param_text(&p, lot->reference);
+    db_param_int(&p, lot->points);
+    db_param_int(&p, lot->pending ? LOYALTY__V1__POINTS_LOT_STATUS__POINTS_LOT_STATUS_PENDING
+                                  : LOYALTY__V1__POINTS_LOT_STATUS__POINTS_LOT_STATUS_ACTIVE);
+    db_param_int(&p, lot->earned_at);
+    db_param_int(&p, lot->available_at);
+    if (lot->has_expiry) {
+        db_param_int(&p, lot->expiry_day);
+    } else {
+        db_param_null(&p);
+    }
+    db_param_text(&p, lot->time_zone);
+    PGresult *r = NULL;
+    /* A lot is valid through its expiry day and expires at the next local midnight. */
+    status_t st =
+        db_exec(db,
+                "INSERT INTO lots (merchant_id, id, member_id, source, reference, points, "
+                " remaining, status, earned_at, available_at, expiry_date, expires_at) "
+                "VALUES ($1, $2, $3, $4, $5, $6, $6, $7, to_timestamp($8::bigint), "
+                " to_timestamp($9::bigint), date '1970-01-01' + $10::int, "
+                " (date '1970-01-01' + ($10::int + 1))::timestamp AT TIME ZONE $11) "
+                "RETURNING " LOT_COLUMNS,
+                &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    *out = lot_from_row(a, r, 0);
+    PQclear(r);
+    return status_ok();
+}
+
+status_t points_store_get_lot(db_t *db, arena_t *a, const char *merchant, const char *lot_id,
+                              Loyalty__V1__PointsLot **out) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant);
+    db_param_text(&p, lot_id);
+    PGresult *r = NULL;
+    status_t st =
+        db_exec(db, "SELECT " LOT_COLUMNS " FROM lots WHERE merchant_id = $1 AND id = $2", &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    *out = PQntuples(r) == 1 ? lot_from_row(a, r, 0) : NULL;
+    PQclear(r);
+    return status_ok();
+}
+
+static status_t shares_from_result(arena_t *a, PGresult *r, points_share_t **out, int *n) {
+    int rows = PQntuples(r);
+    *out = arena_alloc(a, ((size_t)rows + 1) * sizeof **out);
+    for (int i = 0; i < rows; i++) {
+        (*out)[i].lot_id = cell(a, r, i, 0);
+        (*out)[i].points = db_get_int(r, i, 1);
+        (*out)[i].expiry_date = cell(a, r, i, 2);
+    }
+    *n = rows;
+    PQclear(r);
+    return status_ok();
+}
+
+status_t points_store_spendable_lots(db_t *db, arena_t *a, const char *merchant, const char *member,
+                                     int64_t need, const char *except_lot, points_share_t **lots,
+                                     int *n) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant);
+    db_param_text(&p, member);
+    db_param_int(&p, need);
+    db_param_text(&p, except_lot);
+    PGresult *r = NULL;
+    /* A running total in spending order: keep the lots until the one that covers the need. */
+    status_t st = db_exec(
+        db,
+        "SELECT id, remaining, " DAY_TEXT(
+            "expiry_date") " FROM ("
+                           " SELECT id, remaining, expiry_date, expires_at, earned_at, "
+                           "  sum(remaining) OVER (ORDER BY expires_at, earned_at, id) AS running "
+                           " FROM lots WHERE merchant_id = $1 AND member_id = $2 AND status = 2 "
+                           "AND remaining > 0 "
+                           "  AND id <> $4) s "
+                           "WHERE running - remaining < $3::bigint ORDER BY expires_at, earned_at, "
+                           "id",
+        &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    return shares_from_result(a, r, lots, n);
+}
+
+status_t points_store_add_to_lots(db_t *db, arena_t *a, const char *merchant,
+                                  const points_share_t *shares, int n) {
+    if (n == 0) {
+        return status_ok();
+    }
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant);
+    share_params(a, &p, shares, n);
+    PGresult *r = NULL;
+    status_t st = db_exec(db,
+                          "UPDATE lots l SET remaining = l.remaining + v.d, status = CASE "
+                          "  WHEN l.status = 3 AND l.remaining + v.d > 0 THEN 2 "
+                          "  WHEN l.status = 1 AND l.remaining + v.d = 0 THEN 4 "
+                          "  ELSE l.status END "
+                          "FROM unnest($2::text[], $3::bigint[]) AS v(id, d) "
+                          "WHERE l.merchant_id = $1 AND l.id = v.id",
+                          &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    st = expect_rows("lot update", r, n);
+    PQclear(r);
+    return st;
+}
+
+status_t points_store_mature_lots(db_t *db, arena_t *a, const char *merchant, const char *member,
+                                  int64_t now, Loyalty__V1__PointsLot ***out, int *n) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant);
+    db_param_text(&p, member);
+    db_param_int(&p, now);
+    PGresult *r = NULL;
+    status_t st = db_exec(db,
+                          "UPDATE lots SET status = 2 WHERE merchant_id = $1 AND member_id = $2 "
+                          " AND status = 1 AND available_at <= to_timestamp($3::bigint) "
+                          "RETURNING " LOT_COLUMNS,
+                          &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    int rows = PQntuples(r);
+    *out = arena_alloc(a, ((size_t)rows + 1) * sizeof **out);
+    for (int i = 0; i < rows; i++) {
+        (*out)[i] = lot_from_row(a, r, i);
+    }
+    *n = rows;
+    PQclear(r);
+    return status_ok();
+}
+
+status_t points_store_expire_lots(db_t *db, arena_t *a, const char *merchant, const char *member,
+                                  int64_t now, points_share_t **out, int *n) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant);
+    db_param_text(&p, member);
+    db_param_int(&p, now);
+    PGresult *r = NULL;
+    status_t st = db_exec(
+        db,
+        "WITH x AS (SELECT id, remaining FROM lots WHERE merchant_id = $1 AND member_id = $2 "
+        "  AND status = 2 AND remaining > 0 AND expires_at <= to_timestamp($3::bigint) "
+        "  FOR UPDATE) "
+        "UPDATE lots l SET status = 3, remaining = 0 FROM x "
+        "WHERE l.merchant_id = $1 AND l.id = x.id "
+        "RETURNING l.id, x.remaining, " DAY_TEXT("l.expiry_date"),
+        &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    return shares_from_result(a, r, out, n);
+}
+
+status_t points_store_list_lots(db_t *db, arena_t *a, const char *merchant, const char *member,
+                                const char *after_key, const char *after_id, int32_t limit,
+                                bool include_closed, Loyalty__V1__PointsLot ***out, size_t *n) {
+    long long k1 = -1, k2 = -1;
+    if (after_key[0] != '\0' && sscanf(after_key, "%lld:%lld", &k1, &k2) != 2) {
+        return status_invalid_field("page.cursor", "malformed cursor");
+    }
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant);
+    db_param_text(&p, member);
+    db_param_bool(&p, include_closed);
+    db_param_int(&p, k1);
+    db_param_int(&p, k2);
+    db_param_text(&p, after_id);
+    db_param_int(&p, limit);
+    PGresult *r = NULL;
+    /* Never-expiring lots sort last: their key is far in the future. */
+    status_t st = db_exec(
+        db,
+        "SELECT " LOT_COLUMNS ", k1, k2 FROM ("
+        " SELECT *, coalesce(" EPOCH(
+            "expires_at") ", 9000000000000000) AS k1, "
+                          "  " EPOCH(
+                              "earned_at") " AS k2 FROM lots "
+                                           " WHERE merchant_id = $1 AND member_id = $2 "
+                                           "  AND ($3 OR (status IN (1, 2) AND remaining > 0))) l "
+                                           "WHERE (k1, k2, id) > ($4::bigint, $5::bigint, $6) "
+                                           "ORDER BY k1, k2, id LIMIT $7",
+        &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    int rows = PQntuples(r);
+    *out = arena_alloc(a, ((size_t)rows + 1) * sizeof **out);
+    for (int i = 0; i < rows; i++) {
+        (*out)[i] = lot_from_row(a, r, i);
+    }
+    *n = (size_t)rows;
+    PQclear(r);
+    return status_ok();
+}
+
+status_t points_store_expiring(db_t *db, arena_t *a, const char *merchant, const char *member,
+                               int64_t now, points_expiring_t *out) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant);
+    db_param_text(&p, member);
+    db_param_int(&p, now + (int64_t)POINTS_EXPIRING_WINDOW_DAYS * 86400);
+    PGresult *r = NULL;
+    status_t st = db_exec(
+        db,
+        "WITH l AS (SELECT remaining, expiry_date, expires_at FROM lots WHERE merchant_id = $1 "
+        "  AND member_id = $2 AND status = 2 AND remaining > 0 AND expires_at IS NOT NULL) "
+        "SELECT coalesce((SELECT sum(remaining) FROM l "
+        "   WHERE expires_at <= to_timestamp($3::bigint)), 0)::bigint, "
+        " coalesce((SELECT to_char(min(expiry_date), 'YYYY-MM-DD') FROM l), ''), "
+        " coalesce((SELECT sum(remaining) FROM l "
+        "   WHERE expiry_date = (SELECT min(expiry_date) FROM l)), 0)::bigint, "
+        " coalesce((SELECT " EPOCH(
+            "min(expires_at)") " FROM l "
+                               "   WHERE expires_at > to_timestamp($3::bigint)), 0)",
+        &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    out->within_window = db_get_int(r, 0, 0);
+    out->next_date = cell(a, r, 0, 1);
+    out->next_points = db_get_int(r, 0, 2);
+    int64_t next_outside = db_get_int(r, 0, 3);
+    out->window_changes_at =
+        next_outside ? next_outside - (int64_t)POINTS_EXPIRING_WINDOW_DAYS * 86400 : 0;
+    PQclear(r);
+    return status_ok();
+}
+
+/* ---- holds ---- */
+
+#define HOLD_COLUMNS                                                                               \
+    "id, member_id, reference, points, cash_value_cents, status, " EPOCH("created_at") ", " EPOCH( \
+        "expires_at") ", coalesce(" EPOCH("finished_at") ", 0)"
+
+status_t points_store_insert_hold(db_t *db, const char *merchant, const char *id,
+                                  const char *member, const char *reference, int64_t points,
+                                  int64_t cash_value_cents, int64_t now, int64_t expires_at,
+                                  const points_share_t *shares, int n) {
+    arena_t scratch;
+    arena_init(&scratch);
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant);
+    db_param_text(&p, id);
+    db_param_text(&p, member);
+    db_param_text(&p, reference);
+    db_param_int(&p, points);
+    db_param_int(&p, cash_value_cents);
+    db_param_int(&p, now);
+    db_param_int(&p, expires_at);
+    share_params(&scratch, &p, shares, n);
+    status_t st = db_exec(
+        db,
+        "WITH h AS (INSERT INTO holds (merchant_id, id, member_id, reference, points, "
+        "  cash_value_cents, status, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, 1, "
+        "  to_timestamp($7::bigint), to_timestamp($8::bigint)) RETURNING id) "
+        "INSERT INTO hold_lots (merchant_id, hold_id, lot_id, points) "
+        "SELECT $1, h.id, v.lot, -v.pts FROM h, unnest($9::text[], $10::bigint[]) AS v(lot, pts)",
+        &p, NULL);
+    arena_free(&scratch);
+    if (st.code == STATUS_ALREADY_EXISTS &&
+        strcmp(db_last_constraint(db), "holds_live_reference") == 0) {
+        return status_make(STATUS_ALREADY_EXISTS, "HOLD_EXISTS",
+                           "an active or committed hold already uses this reference");
+    }
+    return st;
+}
+
+status_t points_store_get_hold(db_t *db, arena_t *a, const char *merchant, const char *hold_id,
+                               const char *reference, Loyalty__V1__PointsHold **out) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant);
+    db_param_text(&p, hold_id ? hold_id : reference);
+    PGresult *r = NULL;
+    status_t st = db_exec(
+        db,
+        hold_id ? "SELECT " HOLD_COLUMNS " FROM holds WHERE merchant_id = $1 AND id = $2"
+                : "SELECT " HOLD_COLUMNS " FROM holds WHERE merchant_id = $1 AND reference = $2 "
+                  "ORDER BY (status IN (1, 2)) DESC, created_at DESC, id DESC "
+                  "LIMIT 1",
+        &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    if (PQntuples(r) != 1) {
+        PQclear(r);
+        return status_make(STATUS_NOT_FOUND, "HOLD_NOT_FOUND", "hold not found");
+    }
+    Loyalty__V1__PointsHold *h = pb_new(a, &loyalty__v1__points_hold__descriptor);
+    h->id = cell(a, r, 0, 0);
+    h->member_id = cell(a, r, 0, 1);
+    h->reference = cell(a, r, 0, 2);
+    h->points = db_get_int(r, 0, 3);
+    h->cash_value_cents = db_get_int(r, 0, 4);
+    h->status = (Loyalty__V1__PointsHoldStatus)db_get_int(r, 0, 5);
+    h->created_at = db_get_int(r, 0, 6);
+    h->expires_at = db_get_int(r, 0, 7);
+    h->finished_at = db_get_int(r, 0, 8);
+    PQclear(r);
+    db_params_init(&p);
+    db_param_text(&p, merchant);
+    db_param_text(&p, h->id);
+    st = db_exec(
+        db,
+        "SELECT hl.lot_id, -hl.points, " DAY_TEXT(
+            "l.expiry_date") " FROM hold_lots hl "
+                             "JOIN lots l ON l.merchant_id = hl.merchant_id AND l.id = hl.lot_id "
+                             "WHERE hl.merchant_id = $1 AND hl.hold_id = $2 "
+                             "ORDER BY l.expires_at, l.earned_at, l.id",
+        &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    int rows = PQntuples(r);
+    h->lots = arena_alloc(a, ((size_t)rows + 1) * sizeof *h->lots);
+    for (int i = 0; i < rows; i++) {
+        Loyalty__V1__PointsLotShare *s = pb_new(a, &loyalty__v1__points_lot_share__descriptor);
+        s->lot_id = cell(a, r, i, 0);
+        s->points = db_get_int(r, i, 1);
+        s->expiry_date = cell(a, r, i, 2);
+        h->lots[i] = s;
+    }
+    h->n_lots = (size_t)rows;
+    PQclear(r);
+    *out = h;
+    return status_ok();
+}
+
+status_t points_store_finish_hold(db_t *db, const char *merchant, const char *hold_id, int status,
+                                  int64_t now) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant);
+    db_param_text(&p, hold_id);
+    db_param_int(&p, status);
+    db_param_int(&p, now);
+    PGresult *r = NULL;
+    status_t st = db_exec(db,
+                          "UPDATE holds SET status = $3, finished_at = to_timestamp($4::bigint) "
+                          "WHERE merchant_id = $1 AND id = $2 AND status = 1",
+                          &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    st = expect_rows("hold update", r, 1);
+    PQclear(r);
+    return st;
+}
+
+status_t points_store_expired_holds(db_t *db, arena_t *a, const char *merchant, const char *member,
+                                    int64_t now, char ***ids, int *n) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant);
+    db_param_text(&p, member);
+    db_param_int(&p, now);
+    PGresult *r = NULL;
+    status_t st = db_exec(db,
+                          "SELECT id FROM holds WHERE merchant_id = $1 AND member_id = $2 "
+                          " AND status = 1 AND expires_at <= to_timestamp($3::bigint) "
+                          "ORDER BY expires_at, id",
+                          &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    int rows = PQntuples(r);
+    *ids = arena_alloc(a, ((size_t)rows + 1) * sizeof **ids);
+    for (int i = 0; i < rows; i++) {
+        (*ids)[i] = cell(a, r, i, 0);
+    }
+    *n = rows;
+    PQclear(r);
+    return status_ok();
+}
+
+status_t points_store_restorable(db_t *db, arena_t *a, const char *merchant, const char *reference,
+                                 points_share_t **shares, const char ***hold_ids, int *n) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant);
+    db_param_text(&p, reference);
+    PGresult *r = NULL;
+    status_t st = db_exec(
+        db,
+        "SELECT hl.lot_id, hl.points - hl.restored, " DAY_TEXT(
+            "l.expiry_date") ", hl.hold_id "
+                             "FROM holds h JOIN hold_lots hl ON hl.merchant_id = h.merchant_id AND "
+                             "hl.hold_id = h.id "
+                             "JOIN lots l ON l.merchant_id = hl.merchant_id AND l.id = hl.lot_id "
+                             "WHERE h.merchant_id = $1 AND h.reference = $2 AND h.status = 2 "
+                             " AND hl.points > hl.restored "
+                             "ORDER BY l.expires_at DESC NULLS FIRST, l.earned_at DESC, l.id DESC",
+        &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    int rows = PQntuples(r);
+    *hold_ids = arena_alloc(a, ((size_t)rows + 1) * sizeof **hold_ids);
+    for (int i = 0; i < rows; i++) {
+        (*hold_ids)[i] = cell(a, r, i, 3);
+    }
+    return shares_from_result(a, r, shares, n);
+}
+
+status_t points_store_mark_restored(db_t *db, const char *merchant, const char *hold_id,
+                                    const char *lot_id, int64_t points) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant);
+    db_param_text(&p, hold_id);
+    db_param_text(&p, lot_id);
+    db_param_int(&p, points);
+    return db_exec(db,
+                   "UPDATE hold_lots SET restored = restored + $4 WHERE merchant_id = $1 "
+                   " AND hold_id = $2 AND lot_id = $3",
+                   &p, NULL);
+}
+
+/* ---- history ---- */
+
+static Loyalty__V1__PointsLotShare **share_messages(arena_t *a, const points_share_t *s, int n) {
+    Loyalty__V1__PointsLotShare **out = arena_alloc(a, ((size_t)n + 1) * sizeof *out);
+    for (int i = 0; i < n; i++) {
+        out[i] = pb_new(a, &loyalty__v1__points_lot_share__descriptor);
+        out[i]->lot_id = (char *)s[i].lot_id;
+        out[i]->points = s[i].points;
+        out[i]->expiry_date = (char *)(s[i].expiry_date ? s[i].expiry_date : "");
+    }
+    return out;
+}
+
+status_t points_store_insert_entry(db_t *db, arena_t *a, const char *merchant,
+                                   const points_new_entry_t *e, Loyalty__V1__PointsEntry **out) {
+    char id[ID_MAX];
+    id_generate("pen", id);
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant);
+    db_param_text(&p, id);
+    db_param_text(&p, e->member_id);
+    db_param_int(&p, e->kind);
+    db_param_int(&p, e->available_delta);
+    db_param_int(&p, e->held_delta);
+    db_param_int(&p, e->pending_delta);
+    db_param_int(&p, e->available_after);
+    db_param_int(&p, e->source);
+    db_param_text(&p, e->reference ? e->reference : "");
+    db_param_text(&p, e->hold_id ? e->hold_id : "");
+    db_param_text(&p, e->reason ? e->reason : "");
+    db_param_text(&p, e->operator_name ? e->operator_name : "");
+    db_param_int(&p, e->now);
+    share_params(a, &p, e->shares, e->n_shares);
+    /* The entry and its lot shares in one statement (a data-modifying CTE always runs). */
+    status_t st = db_exec(
+        db,
+        "WITH e AS (INSERT INTO entries (merchant_id, id, member_id, kind, available_delta, "
+        "  held_delta, pending_delta, available_after, source, reference, hold_id, reason, "
+        "  operator, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, "
+        "  to_timestamp($14::bigint)) RETURNING id) "
+        "INSERT INTO entry_lots (merchant_id, entry_id, lot_id, points) "
+        "SELECT $1, e.id, v.lot, v.pts FROM e, unnest($15::text[], $16::bigint[]) AS v(lot, pts)",
+        &p, NULL);
+    if (!status_is_ok(&st) || out == NULL) {
+        return st;
+    }
+    Loyalty__V1__PointsEntry *m = pb_new(a, &loyalty__v1__points_entry__descriptor);
+    m->id = arena_strdup(a, id);
+    m->member_id = (char *)e->member_id;
+    m->kind = (Loyalty__V1__PointsEntryKind)e->kind;
+    m->available_delta = e->available_delta;
+    m->held_delta = e->held_delta;
+    m->pending_delta = e->pending_delta;
+    m->available_after = e->available_after;
+    m->source = (Loyalty__V1__PointsSource)e->source;
+    m->reference = (char *)(e->reference ? e->reference : "");
+    m->hold_id = (char *)(e->hold_id ? e->hold_id : "");
+    m->reason = (char *)(e->reason ? e->reason : "");
+    m->operator_ = (char *)(e->operator_name ? e->operator_name : "");
+    m->lots = share_messages(a, e->shares, e->n_shares);
+    m->n_lots = (size_t)e->n_shares;
+    m->created_at = e->now;
+    *out = m;
+    return status_ok();
+}
+
+status_t points_store_insert_growth(db_t *db, const char *merchant, const char *member, int kind,
+                                    int64_t growth, int64_t growth_after, int source,
+                                    const char *reference, const char *reason, int64_t now) {
+    char id[ID_MAX];
+    id_generate("grw", id);
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant);
+    db_param_text(&p, id);
+    db_param_text(&p, member);
+    db_param_int(&p, kind);
+    db_param_int(&p, growth);
+    db_param_int(&p, growth_after);
+    db_param_int(&p, source);
+    db_param_text(&p, reference ? reference : "");
+    db_param_text(&p, reason ? reason : "");
+    db_param_int(&p, now);
+    return db_exec(db,
+                   "INSERT INTO growth_entries (merchant_id, id, member_id, kind, growth, "
+                   " growth_after, source, reference, reason, created_at) VALUES ($1, $2, $3, $4, "
+                   " $5, $6, $7, $8, $9, to_timestamp($10::bigint))",
+                   &p, NULL);
+}
+
+#define ENTRY_COLUMNS                                                                              \
+    "seq, id, member_id, kind, available_delta, held_delta, pending_delta, available_after, "      \
+    "source, reference, hold_id, reason, operator, " EPOCH("created_at")
+
+/* Attaches the lot shares of the listed entries (one query for the page). */
+static status_t attach_shares(db_t *db, arena_t *a, const char *merchant,
+                              Loyalty__V1__PointsEntry **entries, size_t n) {
+    if (n == 0) {
+        return status_ok();
+    }
+    char **ids = arena_alloc(a, n * sizeof *ids);
+    for (size_t i = 0; i < n; i++) {
+        ids[i] = entries[i]->id;
+        entries[i]->lots = arena_alloc(a, 8 * sizeof *entries[i]->lots);
+    }
+    size_t *caps = arena_alloc(a, n * sizeof *caps);
+    for (size_t i = 0; i < n; i++) {
+        caps[i] = 8;
+    }
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant);
+    db_param_text(&p, pgarray_encode(a, ids, n));
+    PGresult *r = NULL;
+    status_t st = db_exec(
+        db,
+        "SELECT el.entry_id, el.lot_id, el.points, " DAY_TEXT(
+            "l.expiry_date") " FROM entry_lots el JOIN lots l ON l.merchant_id = el.merchant_id "
+                             " AND l.id = el.lot_id WHERE el.merchant_id = $1 "
+                             " AND el.entry_id = ANY($2::text[]) "
+                             "ORDER BY el.entry_id, l.expires_at, l.earned_at, l.id",
+        &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    int rows = PQntuples(r);
+    for (int i = 0; i < rows; i++) {
+        const char *eid = db_get_str(r, i, 0);
+        for (size_t k = 0; k < n; k++) {
+            Loyalty__V1__PointsEntry *e = entries[k];
+            if (strcmp(e->id, eid) != 0) {
+                continue;
+            }
+            if (e->n_lots == caps[k]) { /* grow: arena memory is never freed, copy */
+                Loyalty__V1__PointsLotShare **bigger = arena_alloc(a, caps[k] * 2 * sizeof *bigger);
+                memcpy(bigger, e->lots, caps[k] * sizeof *bigger);
+                e->lots = bigger;
+                caps[k] *= 2;
+            }
+            Loyalty__V1__PointsLotShare *s = pb_new(a, &loyalty__v1__points_lot_share__descriptor);
+            s->lot_id = cell(a, r, i, 1);
+            s->points = db_get_int(r, i, 2);
+            s->expiry_date = cell(a, r, i, 3);
+            e->lots[e->n_lots++] = s;
+            break;
+        }
+    }
+    PQclear(r);
+    return status_ok();
+}
+
+status_t points_store_list_entries(db_t *db, arena_t *a, const char *merchant, const char *member,
+                                   int64_t before_seq, int32_t limit, const int *kinds,
+                                   size_t n_kinds, Loyalty__V1__PointsEntry ***out, size_t *n,
+                                   int64_t *last_seq) {
+    int64_t k64[POINTS_HISTORY_KINDS_MAX];
+    for (size_t i = 0; i < n_kinds && i < POINTS_HISTORY_KINDS_MAX; i++) {
+        k64[i] = kinds[i];
+    }
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant);
+    db_param_text(&p, member);
+    db_param_int(&p, before_seq);
+    db_param_text(&p, int_array(a, k64, (int)n_kinds));
+    db_param_int(&p, limit);
+    PGresult *r = NULL;
+    status_t st = db_exec(db,
+                          "SELECT " ENTRY_COLUMNS " FROM entries WHERE merchant_id = $1 "
+                          " AND member_id = $2 AND ($3::bigint = 0 OR seq < $3::bigint) "
+                          " AND (cardinality($4::smallint[]) = 0 OR kind = ANY($4::smallint[])) "
+                          "ORDER BY seq DESC LIMIT $5",
+                          &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    int rows = PQntuples(r);
+    *out = arena_alloc(a, ((size_t)rows + 1) * sizeof **out);
+    for (int i = 0; i < rows; i++) {
+        Loyalty__V1__PointsEntry *e = pb_new(a, &loyalty__v1__points_entry__descriptor);
+        e->id = cell(a, r, i, 1);
+        e->member_id = cell(a, r, i, 2);
+        e->kind = (Loyalty__V1__PointsEntryKind)db_get_int(r, i, 3);
+        e->available_delta = db_get_int(r, i, 4);
+        e->held_delta = db_get_int(r, i, 5);
+        e->pending_delta = db_get_int(r, i, 6);
+        e->available_after = db_get_int(r, i, 7);
+        e->source = (Loyalty__V1__PointsSource)db_get_int(r, i, 8);
+        e->reference = cell(a, r, i, 9);
+        e->hold_id = cell(a, r, i, 10);
+        e->reason = cell(a, r, i, 11);
+        e->operator_ = cell(a, r, i, 12);
+        e->created_at = db_get_int(r, i, 13);
+        (*out)[i] = e;
+    }
+    *n = (size_t)rows;
+    *last_seq = rows ? db_get_int(r, rows - 1, 0) : 0;
+    PQclear(r);
+    return attach_shares(db, a, merchant, *out, *n);
+}
+
+status_t points_store_list_growth(db_t *db, arena_t *a, const char *merchant, const char *member,
+                                  int64_t before_seq, int32_t limit,
+                                  Loyalty__V1__PointsGrowthEntry ***out, size_t *n,
+                                  int64_t *last_seq) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant);
+    db_param_text(&p, member);
+    db_param_int(&p, before_seq);
+    db_param_int(&p, limit);
+    PGresult *r = NULL;
+    status_t st = db_exec(
+        db,
+        "SELECT seq, id, member_id, kind, growth, growth_after, source, "
+        " reference, reason, " EPOCH(
+            "created_at") " FROM growth_entries "
+                          "WHERE merchant_id = $1 AND member_id = $2 "
+                          " AND ($3::bigint = 0 OR seq < $3::bigint) ORDER BY seq DESC LIMIT $4",
+        &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    int rows = PQntuples(r);
+    *out = arena_alloc(a, ((size_t)rows + 1) * sizeof **out);
+    for (int i = 0; i < rows; i++) {
+        Loyalty__V1__PointsGrowthEntry *g =
+            pb_new(a, &loyalty__v1__points_growth_entry__descriptor);
+        g->id = cell(a, r, i, 1);
+        g->member_id = cell(a, r, i, 2);
+        g->kind = (Loyalty__V1__PointsGrowthKind)db_get_int(r, i, 3);
+        g->growth = db_get_int(r, i, 4);
+        g->growth_after = db_get_int(r, i, 5);
+        g->source = (Loyalty__V1__PointsSource)db_get_int(r, i, 6);
+        g->reference = cell(a, r, i, 7);
+        g->reason = cell(a, r, i, 8);
+        g->created_at = db_get_int(r, i, 9);
+        (*out)[i] = g;
+    }
+    *n = (size_t)rows;
+    *last_seq = rows ? db_get_int(r, rows - 1, 0) : 0;
+    PQclear(r);
+    return status_ok();
+}
+
+/* ---- earns, orders, check-ins, imports ---- */
+
+status_t points_store_claim_earn(db_t *db, const char *merchant, int source, const char *reference,
+                                 const char *member, const char *lot_id, int64_t points,
+                                 int64_t growth, int64_t now) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant);
+    db_param_int(&p, source);
+    db_param_text(&p, reference);
+    db_param_text(&p, member);
+    db_param_text(&p, lot_id);
+    db_param_int(&p, points);
+    db_param_int(&p, growth);
+    db_param_int(&p, now);
+    PGresult *r = NULL;
+    status_t st = db_exec(db,
+                          "INSERT INTO earn_refs (merchant_id, source, reference, member_id, "
+                          " lot_id, points, growth, created_at) VALUES ($1, $2, $3, $4, $5, $6, "
+                          " $7, to_timestamp($8::bigint)) ON CONFLICT DO NOTHING RETURNING 1",
+                          &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    bool claimed = PQntuples(r) == 1;
+    PQclear(r);
+    if (!claimed) {
+        return status_make(STATUS_ALREADY_EXISTS, "ALREADY_EARNED",
+                           "points were already earned for this source and reference");
+    }
+    return status_ok();
+}
+
+status_t points_store_order_add(db_t *db, const char *merchant, const char *reference,
+                                const char *member, int64_t earned_points, int64_t earned_growth,
+                                const char *earn_lot_id, int64_t redeemed_points) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant);
+    db_param_text(&p, reference);
+    db_param_text(&p, member);
+    db_param_int(&p, earned_points);
+    db_param_int(&p, earned_growth);
+    db_param_text(&p, earn_lot_id);
+    db_param_int(&p, redeemed_points);
+    PGresult *r = NULL;
+    status_t st =
+        db_exec(db,
+                "INSERT INTO orders AS o (merchant_id, reference, member_id, earned_points, "
+                " earned_growth, earn_lot_id, redeemed_points) VALUES ($1, $2, $3, $4, $5, $6, $7) "
+                "ON CONFLICT (merchant_id, reference) DO UPDATE SET "
+                " earned_points = o.earned_points + EXCLUDED.earned_points, "
+                " earned_growth = o.earned_growth + EXCLUDED.earned_growth, "
+                " earn_lot_id = CASE WHEN EXCLUDED.earn_lot_id <> '' THEN EXCLUDED.earn_lot_id "
+                "  ELSE o.earn_lot_id END, "
+                " redeemed_points = o.redeemed_points + EXCLUDED.redeemed_points "
+                "WHERE o.member_id = EXCLUDED.member_id RETURNING 1",
+                &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    bool ok = PQntuples(r) == 1;
+    PQclear(r);
+    if (!ok) {
+        return status_make(STATUS_FAILED_PRECONDITION, "REFERENCE_MEMBER_MISMATCH",
+                           "this reference belongs to another member");
+    }
+    return status_ok();
+}
+
+status_t points_store_order_get(db_t *db, arena_t *a, const char *merchant, const char *reference,
+                                bool lock, points_order_t *out) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant);
+    db_param_text(&p, reference);
+    PGresult *r = NULL;
+    status_t st = db_exec(db,
+                          lock ? "SELECT member_id, earned_points, earned_growth, earn_lot_id, "
+                                 " redeemed_points, reversed_bps, clawed_points, clawed_growth, "
+                                 " restored_points FROM orders WHERE merchant_id = $1 "
+                                 " AND reference = $2 FOR UPDATE"
+                               : "SELECT member_id, earned_points, earned_growth, earn_lot_id, "
+                                 " redeemed_points, reversed_bps, clawed_points, clawed_growth, "
+                                 " restored_points FROM orders WHERE merchant_id = $1 "
+                                 " AND reference = $2",
+                          &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    if (PQntuples(r) != 1) {
+        PQclear(r);
+        return status_make(STATUS_NOT_FOUND, "ORDER_NOT_FOUND",
+                           "nothing was earned or redeemed with this reference");
+    }
+    out->member_id = cell(a, r, 0, 0);
+    out->earned_points = db_get_int(r, 0, 1);
+    out->earned_growth = db_get_int(r, 0, 2);
+    out->earn_lot_id = cell(a, r, 0, 3);
+    out->redeemed_points = db_get_int(r, 0, 4);
+    out->reversed_bps = db_get_int(r, 0, 5);
+    out->clawed_points = db_get_int(r, 0, 6);
+    out->clawed_growth = db_get_int(r, 0, 7);
+    out->restored_points = db_get_int(r, 0, 8);
+    PQclear(r);
+    return status_ok();
+}
+
+status_t points_store_order_reversed(db_t *db, const char *merchant, const char *reference,
+                                     const points_order_t *o) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant);
+    db_param_text(&p, reference);
+    db_param_int(&p, o->reversed_bps);
+    db_param_int(&p, o->clawed_points);
+    db_param_int(&p, o->clawed_growth);
+    db_param_int(&p, o->restored_points);
+    return db_exec(db,
+                   "UPDATE orders SET reversed_bps = $3, clawed_points = $4, clawed_growth = $5, "
+                   " restored_points = $6 WHERE merchant_id = $1 AND reference = $2",
+                   &p, NULL);
+}
+
+status_t points_store_insert_check_in(db_t *db, const char *merchant, const char *member,
+                                      int64_t day, int64_t points, int64_t now) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant);
+    db_param_text(&p, member);
+    db_param_int(&p, day);
+    db_param_int(&p, points);
+    db_param_int(&p, now);
+    PGresult *r = NULL;
+    status_t st = db_exec(db,
+                          "INSERT INTO check_ins (merchant_id, member_id, day, points, created_at) "
+                          "VALUES ($1, $2, date '1970-01-01' + $3::int, $4, "
+                          " to_timestamp($5::bigint)) ON CONFLICT DO NOTHING RETURNING 1",
+                          &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    bool ok = PQntuples(r) == 1;
+    PQclear(r);
+    if (!ok) {
+        return status_make(STATUS_ALREADY_EXISTS, "ALREADY_CHECKED_IN",
+                           "the member already checked in on this day");
+    }
+    return status_ok();
+}
+
+status_t points_store_get_batch(db_t *db, const char *merchant, const char *batch_id,
+                                const unsigned char *request, size_t request_len, bool *found,
+                                bool *same, Loyalty__V1__PointsImportLotsResponse *out) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant);
+    db_param_text(&p, batch_id);
+    db_param_bytes(&p, request, request_len);
+    PGresult *r = NULL;
+    /* Locked so that two concurrent imports of one batch serialize here. */
+    status_t st = db_exec(db,
+                          "SELECT request_hash = sha256($3), lots, points, growth "
+                          "FROM import_batches WHERE merchant_id = $1 AND batch_id = $2 "
+                          "FOR UPDATE",
+                          &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    *found = PQntuples(r) == 1;
+    *same = *found && db_get_bool(r, 0, 0);
+    if (*found) {
+        out->lots_imported = db_get_int(r, 0, 1);
+        out->points_imported = db_get_int(r, 0, 2);
+        out->growth_imported = db_get_int(r, 0, 3);
+    }
+    PQclear(r);
+    return status_ok();
+}
+
+status_t points_store_insert_batch(db_t *db, const char *merchant, const char *batch_id,
+                                   const unsigned char *request, size_t request_len,
+                                   const Loyalty__V1__PointsImportLotsResponse *res, int64_t now) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant);
+    db_param_text(&p, batch_id);
+    db_param_bytes(&p, request, request_len);
+    db_param_int(&p, res->lots_imported);
+    db_param_int(&p, res->points_imported);
+    db_param_int(&p, res->growth_imported);
+    db_param_int(&p, now);
+    status_t st = db_exec(db,
+                          "INSERT INTO import_batches (merchant_id, batch_id, request_hash, lots, "
+                          " points, growth, created_at) VALUES ($1, $2, sha256($3), $4, $5, $6, "
+                          " to_timestamp($7::bigint))",
+                          &p, NULL);
+    if (st.code == STATUS_ALREADY_EXISTS) {
+        /* A concurrent import of the same batch committed first: let the caller retry, and
+         * the retry replays or refuses it. */
+        return status_make(STATUS_ABORTED, "CONCURRENCY_CONFLICT",
+                           "the batch was imported concurrently, safe to retry");
+    }
+    return st;
+}
+
+/* ---- verification ---- */
+
+/* One check: every row returned is a difference (member, subject, expected, actual). */
+typedef struct verify_check {
+    const char *name;
+    const char *sql;
+} verify_check_t;
+
+static const verify_check_t verify_checks[] = {
+    {"ACCOUNT_LOTS_VS_LOTS",
+     "SELECT a.member_id, '', coalesce(l.s, 0), a.lots_points FROM accounts a LEFT JOIN ("
+     " SELECT member_id, sum(remaining) s FROM lots WHERE merchant_id = $1 AND status = 2 "
+     " GROUP BY member_id) l USING (member_id) "
+     "WHERE a.merchant_id = $1 AND ($2 = '' OR a.member_id = $2) "
+     " AND a.lots_points <> coalesce(l.s, 0)"},
+    {"PENDING_VS_LOTS",
+     "SELECT a.member_id, '', coalesce(l.s, 0), a.pending FROM accounts a LEFT JOIN ("
+     " SELECT member_id, sum(remaining) s FROM lots WHERE merchant_id = $1 AND status = 1 "
+     " GROUP BY member_id) l USING (member_id) "
+     "WHERE a.merchant_id = $1 AND ($2 = '' OR a.member_id = $2) AND a.pending <> coalesce(l.s, "
+     "0)"},
+    {"HELD_VS_HOLDS",
+     "SELECT a.member_id, '', coalesce(h.s, 0), a.held FROM accounts a LEFT JOIN ("
+     " SELECT member_id, sum(points) s FROM holds WHERE merchant_id = $1 AND status = 1 "
+     " GROUP BY member_id) h USING (member_id) "
+     "WHERE a.merchant_id = $1 AND ($2 = '' OR a.member_id = $2) AND a.held <> coalesce(h.s, 0)"},
+    {"AVAILABLE_VS_HISTORY",
+     "SELECT a.member_id, '', coalesce(e.s, 0), a.lots_points - a.debt FROM accounts a LEFT JOIN ("
+     " SELECT member_id, sum(available_delta) s FROM entries WHERE merchant_id = $1 "
+     " GROUP BY member_id) e USING (member_id) "
+     "WHERE a.merchant_id = $1 AND ($2 = '' OR a.member_id = $2) "
+     " AND a.lots_points - a.debt <> coalesce(e.s, 0)"},
+    {"HELD_VS_HISTORY",
+     "SELECT a.member_id, '', coalesce(e.s, 0), a.held FROM accounts a LEFT JOIN ("
+     " SELECT member_id, sum(held_delta) s FROM entries WHERE merchant_id = $1 "
+     " GROUP BY member_id) e USING (member_id) "
+     "WHERE a.merchant_id = $1 AND ($2 = '' OR a.member_id = $2) AND a.held <> coalesce(e.s, 0)"},
+    {"PENDING_VS_HISTORY",
+     "SELECT a.member_id, '', coalesce(e.s, 0), a.pending FROM accounts a LEFT JOIN ("
+     " SELECT member_id, sum(pending_delta) s FROM entries WHERE merchant_id = $1 "
+     " GROUP BY member_id) e USING (member_id) "
+     "WHERE a.merchant_id = $1 AND ($2 = '' OR a.member_id = $2) AND a.pending <> coalesce(e.s, "
+     "0)"},
+    {"LIFETIME_VS_HISTORY",
+     "SELECT a.member_id, '', coalesce(e.s, 0), a.lifetime_earned FROM accounts a LEFT JOIN ("
+     " SELECT member_id, sum(available_delta + pending_delta) s FROM entries "
+     " WHERE merchant_id = $1 AND kind IN (1, 9, 10, 12) GROUP BY member_id) e USING (member_id) "
+     "WHERE a.merchant_id = $1 AND ($2 = '' OR a.member_id = $2) "
+     " AND a.lifetime_earned <> coalesce(e.s, 0)"},
+    {"GROWTH_VS_HISTORY",
+     "SELECT a.member_id, '', coalesce(g.s, 0), a.growth FROM accounts a LEFT JOIN ("
+     " SELECT member_id, sum(growth) s FROM growth_entries WHERE merchant_id = $1 "
+     " GROUP BY member_id) g USING (member_id) "
+     "WHERE a.merchant_id = $1 AND ($2 = '' OR a.member_id = $2) AND a.growth <> coalesce(g.s, 0)"},
+    {"LAST_ENTRY_AVAILABLE",
+     "SELECT a.member_id, '', e.available_after, a.lots_points - a.debt FROM accounts a "
+     "JOIN LATERAL (SELECT available_after FROM entries WHERE merchant_id = $1 "
+     " AND member_id = a.member_id ORDER BY seq DESC LIMIT 1) e ON true "
+     "WHERE a.merchant_id = $1 AND ($2 = '' OR a.member_id = $2) "
+     " AND e.available_after <> a.lots_points - a.debt"},
+    {"DEBT_WITH_SPENDABLE_POINTS",
+     "SELECT member_id, '', 0, lots_points FROM accounts WHERE merchant_id = $1 "
+     " AND ($2 = '' OR member_id = $2) AND debt > 0 AND lots_points > 0"},
+    {"NEGATIVE_TOTAL",
+     "SELECT member_id, '', 0, least(lots_points, held, pending, debt) FROM accounts "
+     "WHERE merchant_id = $1 AND ($2 = '' OR member_id = $2) "
+     " AND least(lots_points, held, pending, debt) < 0"},
+    {"LOT_OUT_OF_RANGE",
+     "SELECT member_id, id, points, remaining FROM lots WHERE merchant_id = $1 "
+     " AND ($2 = '' OR member_id = $2) AND (remaining < 0 OR remaining > points)"},
+    {"CLOSED_LOT_NOT_EMPTY",
+     "SELECT member_id, id, 0, remaining FROM lots WHERE merchant_id = $1 "
+     " AND ($2 = '' OR member_id = $2) AND status IN (3, 4) AND remaining <> 0"},
+    {"LOT_REMAINING_VS_HISTORY",
+     "SELECT l.member_id, l.id, coalesce(s.s, 0), l.remaining FROM lots l LEFT JOIN ("
+     " SELECT lot_id, sum(points) s FROM entry_lots WHERE merchant_id = $1 GROUP BY lot_id) s "
+     " ON s.lot_id = l.id "
+     "WHERE l.merchant_id = $1 AND ($2 = '' OR l.member_id = $2) "
+     " AND l.remaining <> coalesce(s.s, 0)"},
+    {"HOLD_VS_LOT_SHARES",
+     "SELECT h.member_id, h.id, coalesce(s.s, 0), h.points FROM holds h LEFT JOIN ("
+     " SELECT hold_id, sum(points) s FROM hold_lots WHERE merchant_id = $1 GROUP BY hold_id) s "
+     " ON s.hold_id = h.id "
+     "WHERE h.merchant_id = $1 AND ($2 = '' OR h.member_id = $2) AND h.points <> coalesce(s.s, 0)"},
+};
+
+status_t points_store_verify(db_t *db, arena_t *a, const char *merchant, const char *member,
+                             size_t max, Loyalty__V1__PointsVerifyLedgerResponse *out) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant);
+    db_param_text(&p, member);
+    PGresult *r = NULL;
+    status_t st = db_exec(db,
+                          "SELECT (SELECT count(*) FROM accounts WHERE merchant_id = $1 "
+                          "  AND ($2 = '' OR member_id = $2)), "
+                          " (SELECT count(*) FROM lots WHERE merchant_id = $1 "
+                          "  AND ($2 = '' OR member_id = $2))",
+                          &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    out->members_checked = db_get_int(r, 0, 0);
+    out->lots_checked = db_get_int(r, 0, 1);
+    PQclear(r);
+    out->differences = arena_alloc(a, (max + 1) * sizeof *out->differences);
+    out->n_differences = 0;
+    size_t n_checks = sizeof verify_checks / sizeof verify_checks[0];
+    for (size_t c = 0; c < n_checks; c++) {
+        st = db_exec(db, verify_checks[c].sql, &p, &r);
+        if (!status_is_ok(&st)) {
+            return st;
+        }
+        int rows = PQntuples(r);
+        for (int i = 0; i < rows && out->n_differences < max; i++) {
+            Loyalty__V1__PointsLedgerDifference *d =
+                pb_new(a, &loyalty__v1__points_ledger_difference__descriptor);
+            d->check = (char *)verify_checks[c].name;
+            d->member_id = cell(a, r, i, 0);
+            d->subject_id = cell(a, r, i, 1);
+            d->expected = db_get_int(r, i, 2);
+            d->actual = db_get_int(r, i, 3);
+            out->differences[out->n_differences++] = d;
+        }
+        PQclear(r);
+    }
+    out->ok = out->n_differences == 0;
+    return status_ok();
+}

@@ -1,0 +1,269 @@
+/* points_store.h -- SQL of the `points` schema: settings, campaigns, accounts, lots, holds,
+ * history, order references, check-ins and import batches. Every function takes the merchant
+ * and never touches another merchant's rows; results are built in the arena. Instants are unix
+ * seconds; local days are days since 1970-01-01 in the merchant's time zone. */
+#ifndef POINTS_STORE_H
+#define POINTS_STORE_H
+
+#include "arena.h"
+#include "db.h"
+#include "loyalty/v1/points.pb-c.h"
+#include "points_rules.h"
+#include "status.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* ---- settings and campaigns ---- */
+
+/** The merchant's settings, or the defaults when it never set any. */
+status_t points_store_get_settings(db_t *db, arena_t *a, const char *merchant,
+                                   Loyalty__V1__PointsSettings **out);
+
+/** Replaces the settings (validated) and bumps the version; with has_expected, only when the
+ *  stored version (0 = defaults) equals `expected` (else ABORTED SETTINGS_VERSION_MISMATCH). */
+status_t points_store_put_settings(db_t *db, arena_t *a, const char *merchant,
+                                   const Loyalty__V1__PointsSettings *s, bool has_expected,
+                                   int64_t expected, Loyalty__V1__PointsSettings **out);
+
+/** Whether PostgreSQL knows the IANA time zone name. */
+status_t points_store_time_zone_exists(db_t *db, const char *tz, bool *exists);
+
+/** The local clock of `at_s` in `tz`: its local day, and the instant and local day `add_days`
+ *  local days later (the end of a pending window). */
+typedef struct points_local_clock {
+    int64_t day;
+    int64_t later_at_s;
+    int64_t later_day;
+} points_local_clock_t;
+status_t points_store_local_clock(db_t *db, const char *tz, int64_t at_s, int64_t add_days,
+                                  points_local_clock_t *out);
+
+/** Local midnight (in tz) at the start of `day`, as unix seconds. */
+status_t points_store_day_start(db_t *db, const char *tz, int64_t day, int64_t *at_s);
+
+status_t points_store_insert_campaign(db_t *db, arena_t *a, const char *merchant, const char *id,
+                                      const Loyalty__V1__PointsCampaign *c,
+                                      Loyalty__V1__PointsCampaign **out);
+status_t points_store_end_campaign(db_t *db, arena_t *a, const char *merchant, const char *id,
+                                   Loyalty__V1__PointsCampaign **out);
+/** Newest first, after the cursor id ("" = from the start). */
+status_t points_store_list_campaigns(db_t *db, arena_t *a, const char *merchant,
+                                     const char *after_id, int32_t limit, bool include_inactive,
+                                     Loyalty__V1__PointsCampaign ***out, size_t *n);
+/** Active campaigns whose window contains `day`. */
+status_t points_store_campaigns_on(db_t *db, arena_t *a, const char *merchant, int64_t day,
+                                   points_campaign_window_t **out, size_t *n);
+
+/* ---- accounts ---- */
+
+typedef struct points_account {
+    int64_t lots_points; /* ACTIVE lots' remaining: available + debt */
+    int64_t held;
+    int64_t pending;
+    int64_t debt;
+    int64_t lifetime_earned;
+    int64_t growth;
+    bool has_due;
+    int64_t next_due_at;
+    bool has_check_in;
+    int64_t last_check_in_day;
+    int32_t check_in_streak;
+    int64_t version;
+} points_account_t;
+
+/** Reads a member's account; *found false (and zeros) when the member has none. With lock the
+ *  row is locked FOR UPDATE; with create a missing row is created first (then always found). */
+status_t points_store_account_get(db_t *db, const char *merchant, const char *member, bool lock,
+                                  bool create, points_account_t *out, bool *found);
+
+/** Writes the totals and recomputes next_due_at from the member's holds and lots; the account's
+ *  has_due/next_due_at receive the new value. */
+status_t points_store_account_save(db_t *db, const char *merchant, const char *member, int64_t now,
+                                   points_account_t *acct);
+
+/** Locks up to `limit` accounts due at `now` (merchant NULL = every merchant), skipping rows
+ *  locked by others. */
+status_t points_store_due_accounts(db_t *db, arena_t *a, const char *merchant, int64_t now,
+                                   int limit, char ***merchants, char ***members, int *n);
+
+/* ---- lots ---- */
+
+/** A share of a lot moved by an entry or a hold. */
+typedef struct points_share {
+    const char *lot_id;
+    int64_t points;
+    const char *expiry_date; /* "" when the lot never expires */
+} points_share_t;
+
+typedef struct points_new_lot {
+    const char *id;
+    const char *member_id;
+    int source;
+    const char *reference;
+    int64_t points;
+    bool pending;
+    int64_t earned_at;
+    int64_t available_at;
+    bool has_expiry;
+    int64_t expiry_day;
+    const char *time_zone;
+} points_new_lot_t;
+
+status_t points_store_insert_lot(db_t *db, arena_t *a, const char *merchant,
+                                 const points_new_lot_t *lot, Loyalty__V1__PointsLot **out);
+
+status_t points_store_get_lot(db_t *db, arena_t *a, const char *merchant, const char *lot_id,
+                              Loyalty__V1__PointsLot **out);
+
+/** The member's ACTIVE lots with points left, in spending order, up to the ones needed to
+ *  cover `need`, leaving out `except_lot` ("" = none). remaining[i] is what lot i holds. */
+status_t points_store_spendable_lots(db_t *db, arena_t *a, const char *merchant, const char *member,
+                                     int64_t need, const char *except_lot, points_share_t **lots,
+                                     int *n);
+
+/** Adds shares[i].points (negative: takes) to each lot's remaining; EXPIRED lots that receive
+ *  points become ACTIVE again (the next settle expires them with an entry); PENDING lots that
+ *  reach 0 become CANCELLED. */
+status_t points_store_add_to_lots(db_t *db, arena_t *a, const char *merchant,
+                                  const points_share_t *shares, int n);
+
+/** PENDING lots whose window ended by `now` become ACTIVE; returns them. */
+status_t points_store_mature_lots(db_t *db, arena_t *a, const char *merchant, const char *member,
+                                  int64_t now, Loyalty__V1__PointsLot ***out, int *n);
+
+/** ACTIVE lots with points left whose expiry passed by `now` become EXPIRED with nothing left;
+ *  returns the points each lost. */
+status_t points_store_expire_lots(db_t *db, arena_t *a, const char *merchant, const char *member,
+                                  int64_t now, points_share_t **out, int *n);
+
+/** Lots in spending order after the cursor (key "<expires_at or 9e15>:<earned_at>", id; ""
+ *  = from the start), open ones only unless include_closed. */
+status_t points_store_list_lots(db_t *db, arena_t *a, const char *merchant, const char *member,
+                                const char *after_key, const char *after_id, int32_t limit,
+                                bool include_closed, Loyalty__V1__PointsLot ***out, size_t *n);
+
+/** Expiring figures of the balance: points expiring by now + 30 days, the soonest expiry date
+ *  and its points, and when the 30-day window will next take in another lot (0 = never). */
+typedef struct points_expiring {
+    int64_t within_window;
+    const char *next_date;
+    int64_t next_points;
+    int64_t window_changes_at;
+} points_expiring_t;
+status_t points_store_expiring(db_t *db, arena_t *a, const char *merchant, const char *member,
+                               int64_t now, points_expiring_t *out);
+
+/* ---- holds ---- */
+
+status_t points_store_insert_hold(db_t *db, const char *merchant, const char *id,
+                                  const char *member, const char *reference, int64_t points,
+                                  int64_t cash_value_cents, int64_t now, int64_t expires_at,
+                                  const points_share_t *shares, int n);
+
+/** By id, or by reference (its ACTIVE or COMMITTED hold, else its latest). NOT_FOUND
+ *  HOLD_NOT_FOUND. The lots are filled in. */
+status_t points_store_get_hold(db_t *db, arena_t *a, const char *merchant, const char *hold_id,
+                               const char *reference, Loyalty__V1__PointsHold **out);
+
+status_t points_store_finish_hold(db_t *db, const char *merchant, const char *hold_id, int status,
+                                  int64_t now);
+
+/** The member's ACTIVE holds whose TTL passed by `now`. */
+status_t points_store_expired_holds(db_t *db, arena_t *a, const char *merchant, const char *member,
+                                    int64_t now, char ***ids, int *n);
+
+/** What the COMMITTED holds of a reference may still give back, lot by lot, latest-expiring
+ *  lots first (lots without expiry first of all). hold_ids[i] is the hold of share i. */
+status_t points_store_restorable(db_t *db, arena_t *a, const char *merchant, const char *reference,
+                                 points_share_t **shares, const char ***hold_ids, int *n);
+
+status_t points_store_mark_restored(db_t *db, const char *merchant, const char *hold_id,
+                                    const char *lot_id, int64_t points);
+
+/* ---- history ---- */
+
+typedef struct points_new_entry {
+    const char *member_id;
+    int kind;
+    int64_t available_delta, held_delta, pending_delta;
+    int64_t available_after;
+    int source;
+    const char *reference;
+    const char *hold_id;
+    const char *reason;
+    const char *operator_name;
+    int64_t now;
+    const points_share_t *shares;
+    int n_shares;
+} points_new_entry_t;
+
+/** Appends an entry and its lot shares; *out (may be NULL) receives it as a message. */
+status_t points_store_insert_entry(db_t *db, arena_t *a, const char *merchant,
+                                   const points_new_entry_t *e, Loyalty__V1__PointsEntry **out);
+
+status_t points_store_insert_growth(db_t *db, const char *merchant, const char *member, int kind,
+                                    int64_t growth, int64_t growth_after, int source,
+                                    const char *reference, const char *reason, int64_t now);
+
+/** Newest first, before the cursor seq (0 = from the newest); kinds filter may be empty. */
+status_t points_store_list_entries(db_t *db, arena_t *a, const char *merchant, const char *member,
+                                   int64_t before_seq, int32_t limit, const int *kinds,
+                                   size_t n_kinds, Loyalty__V1__PointsEntry ***out, size_t *n,
+                                   int64_t *last_seq);
+
+status_t points_store_list_growth(db_t *db, arena_t *a, const char *merchant, const char *member,
+                                  int64_t before_seq, int32_t limit,
+                                  Loyalty__V1__PointsGrowthEntry ***out, size_t *n,
+                                  int64_t *last_seq);
+
+/* ---- earns, orders, check-ins, imports ---- */
+
+/** Claims (source, reference) for an earn: ALREADY_EXISTS ALREADY_EARNED when taken. */
+status_t points_store_claim_earn(db_t *db, const char *merchant, int source, const char *reference,
+                                 const char *member, const char *lot_id, int64_t points,
+                                 int64_t growth, int64_t now);
+
+typedef struct points_order {
+    const char *member_id;
+    int64_t earned_points, earned_growth;
+    const char *earn_lot_id;
+    int64_t redeemed_points;
+    int64_t reversed_bps;
+    int64_t clawed_points, clawed_growth, restored_points;
+} points_order_t;
+
+/** Adds to an order reference's earned or redeemed figures (creating it). FAILED_PRECONDITION
+ *  REFERENCE_MEMBER_MISMATCH when the reference belongs to another member. */
+status_t points_store_order_add(db_t *db, const char *merchant, const char *reference,
+                                const char *member, int64_t earned_points, int64_t earned_growth,
+                                const char *earn_lot_id, int64_t redeemed_points);
+
+/** The order reference (locked FOR UPDATE with lock); NOT_FOUND ORDER_NOT_FOUND. */
+status_t points_store_order_get(db_t *db, arena_t *a, const char *merchant, const char *reference,
+                                bool lock, points_order_t *out);
+
+status_t points_store_order_reversed(db_t *db, const char *merchant, const char *reference,
+                                     const points_order_t *o);
+
+/** Records a check-in; ALREADY_EXISTS ALREADY_CHECKED_IN when the member has one that day. */
+status_t points_store_insert_check_in(db_t *db, const char *merchant, const char *member,
+                                      int64_t day, int64_t points, int64_t now);
+
+/** Looks an import batch up: *found, and *same when its content hash equals `request`. */
+status_t points_store_get_batch(db_t *db, const char *merchant, const char *batch_id,
+                                const unsigned char *request, size_t request_len, bool *found,
+                                bool *same, Loyalty__V1__PointsImportLotsResponse *out);
+
+status_t points_store_insert_batch(db_t *db, const char *merchant, const char *batch_id,
+                                   const unsigned char *request, size_t request_len,
+                                   const Loyalty__V1__PointsImportLotsResponse *r, int64_t now);
+
+/* ---- verification ---- */
+
+/** Runs every ledger check (points.proto VerifyLedger) for the merchant or one member (member
+ *  "" = all), appending at most `max` differences. */
+status_t points_store_verify(db_t *db, arena_t *a, const char *merchant, const char *member,
+                             size_t max, Loyalty__V1__PointsVerifyLedgerResponse *out);
+
+#endif

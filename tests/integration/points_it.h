@@ -1,0 +1,333 @@
+/* points_it.h -- helpers of the points-svc integration tests: one call per RPC with the usual
+ * arguments, assertions on statuses, direct SQL for moving time (lots and holds are made due by
+ * shifting their instants into the past), and a VerifyLedger check. Static functions: each test
+ * file includes it once. */
+#ifndef POINTS_IT_H
+#define POINTS_IT_H
+
+#include "cache.h"
+#include "harness.h"
+#include "loyalty/v1/points.pb-c.h"
+
+#include <criterion/criterion.h>
+#include <libpq-fe.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static svc_proc_t svc;
+static arena_t arena;
+
+static inline void pt_setup(void) {
+    harness_init();
+    arena_init(&arena);
+}
+
+static inline void pt_teardown(void) {
+    if (svc.pid > 0) {
+        cr_expect_eq(harness_stop(&svc), 0, "points-svc did not exit cleanly; see %s",
+                     svc.log_path);
+    }
+    arena_free(&arena);
+    harness_fini();
+}
+
+#define assert_status(st, want_code, want_reason)                                                  \
+    do {                                                                                           \
+        status_t st_ = (st);                                                                       \
+        cr_assert_eq(st_.code, want_code, "got %s (%s: %s), want %s", status_code_name(st_.code),  \
+                     st_.reason, st_.message, status_code_name(want_code));                        \
+        cr_assert_str_eq(st_.reason, want_reason, "message: %s", st_.message);                     \
+    } while (0)
+
+#define assert_ok(st) assert_status(st, STATUS_OK, "")
+
+/* One call to the service under test; *resp in the test's arena. */
+static inline status_t pcall_in(arena_t *a, const char *method, const void *req, void *resp_out) {
+    return rpc_call(rpc_channel_get(svc.addr), &loyalty__v1__points_service__descriptor, method,
+                    (const ProtobufCMessage *)req, a, (ProtobufCMessage **)resp_out, NULL);
+}
+
+static inline status_t pcall(const char *method, const void *req, void *resp_out) {
+    return pcall_in(&arena, method, req, resp_out);
+}
+
+/* A typical merchant: 1 point per 1.00, 100 points = 1.00, min 100, 50% of an order, 1 growth
+ * per point, no expiry, no pending period. Tests change fields through `s` before calling. */
+static inline void pt_default_settings(Loyalty__V1__PointsSettings *s) {
+    Loyalty__V1__PointsSettings init = LOYALTY__V1__POINTS_SETTINGS__INIT;
+    *s = init;
+    s->time_zone = "UTC";
+    s->earn_unit_cents = 100;
+    s->earn_points_per_unit = 1;
+    s->expiry_policy = LOYALTY__V1__POINTS_EXPIRY_POLICY__POINTS_EXPIRY_POLICY_NEVER;
+    s->redeem_points = 100;
+    s->redeem_value_cents = 100;
+    s->redeem_min_points = 100;
+    s->redeem_max_order_share_bps = 5000;
+    s->growth_per_point_bps = 10000;
+}
+
+static inline status_t pt_put_settings(const char *m, Loyalty__V1__PointsSettings *s) {
+    Loyalty__V1__PointsUpdateSettingsRequest req =
+        LOYALTY__V1__POINTS_UPDATE_SETTINGS_REQUEST__INIT;
+    req.merchant_id = (char *)m;
+    req.idempotency_key = (char *)harness_key();
+    req.settings = s;
+    return pcall("UpdateSettings", &req, NULL);
+}
+
+static inline void pt_configure(const char *m) {
+    Loyalty__V1__PointsSettings s;
+    pt_default_settings(&s);
+    assert_ok(pt_put_settings(m, &s));
+}
+
+static inline status_t pt_earn_points_key(const char *m, const char *member, int64_t points,
+                                          const char *reference, const char *expiry_date,
+                                          const char *key, Loyalty__V1__PointsEarnResponse **out) {
+    Loyalty__V1__PointsEarnRequest req = LOYALTY__V1__POINTS_EARN_REQUEST__INIT;
+    req.merchant_id = (char *)m;
+    req.idempotency_key = (char *)key;
+    req.member_id = (char *)member;
+    req.source = LOYALTY__V1__POINTS_SOURCE__POINTS_SOURCE_PROMOTION;
+    req.reference = (char *)(reference ? reference : "");
+    req.amount_case = LOYALTY__V1__POINTS_EARN_REQUEST__AMOUNT_POINTS;
+    req.points = points;
+    req.expiry_date = (char *)(expiry_date ? expiry_date : "");
+    return pcall("Earn", &req, out);
+}
+
+static inline Loyalty__V1__PointsEarnResponse *
+pt_earn_points(const char *m, const char *member, int64_t points, const char *expiry_date) {
+    Loyalty__V1__PointsEarnResponse *r = NULL;
+    assert_ok(pt_earn_points_key(m, member, points, NULL, expiry_date, harness_key(), &r));
+    return r;
+}
+
+static inline status_t pt_earn_order(const char *m, const char *member, const char *reference,
+                                     int64_t paid_cents, const char *key,
+                                     Loyalty__V1__PointsEarnResponse **out) {
+    Loyalty__V1__PointsOrderAmounts o = LOYALTY__V1__POINTS_ORDER_AMOUNTS__INIT;
+    o.paid_cents = paid_cents;
+    Loyalty__V1__PointsEarnRequest req = LOYALTY__V1__POINTS_EARN_REQUEST__INIT;
+    req.merchant_id = (char *)m;
+    req.idempotency_key = (char *)(key ? key : harness_key());
+    req.member_id = (char *)member;
+    req.source = LOYALTY__V1__POINTS_SOURCE__POINTS_SOURCE_ORDER;
+    req.reference = (char *)reference;
+    req.amount_case = LOYALTY__V1__POINTS_EARN_REQUEST__AMOUNT_ORDER;
+    req.order = &o;
+    return pcall("Earn", &req, out);
+}
+
+static inline Loyalty__V1__PointsBalance *pt_balance(const char *m, const char *member) {
+    Loyalty__V1__PointsGetBalanceRequest req = LOYALTY__V1__POINTS_GET_BALANCE_REQUEST__INIT;
+    req.merchant_id = (char *)m;
+    req.member_id = (char *)member;
+    Loyalty__V1__PointsGetBalanceResponse *r = NULL;
+    assert_ok(pcall("GetBalance", &req, &r));
+    return r->balance;
+}
+
+#define assert_balance(m, member, want_available, want_held, want_pending)                         \
+    do {                                                                                           \
+        Loyalty__V1__PointsBalance *b_ = pt_balance(m, member);                                    \
+        cr_assert_eq(b_->available, want_available, "available %lld, want %lld",                   \
+                     (long long)b_->available, (long long)(want_available));                       \
+        cr_assert_eq(b_->held, want_held, "held %lld, want %lld", (long long)b_->held,             \
+                     (long long)(want_held));                                                      \
+        cr_assert_eq(b_->pending, want_pending, "pending %lld, want %lld", (long long)b_->pending, \
+                     (long long)(want_pending));                                                   \
+    } while (0)
+
+static inline status_t pt_hold_in(arena_t *a, const char *m, const char *member, int64_t points,
+                                  const char *reference, int64_t ttl_s, const char *key,
+                                  Loyalty__V1__PointsHold **out) {
+    Loyalty__V1__PointsHoldRequest req = LOYALTY__V1__POINTS_HOLD_REQUEST__INIT;
+    req.merchant_id = (char *)m;
+    req.idempotency_key = (char *)key;
+    req.member_id = (char *)member;
+    req.points = points;
+    req.reference = (char *)reference;
+    req.ttl_s = ttl_s;
+    Loyalty__V1__PointsHoldResponse *r = NULL;
+    status_t st = pcall_in(a, "Hold", &req, &r);
+    if (out) {
+        *out = status_is_ok(&st) ? r->hold : NULL;
+    }
+    return st;
+}
+
+static inline status_t pt_hold(const char *m, const char *member, int64_t points,
+                               const char *reference, int64_t ttl_s,
+                               Loyalty__V1__PointsHold **out) {
+    return pt_hold_in(&arena, m, member, points, reference, ttl_s, harness_key(), out);
+}
+
+static inline status_t pt_commit(const char *m, const char *hold_id, const char *reference,
+                                 Loyalty__V1__PointsHold **out) {
+    Loyalty__V1__PointsCommitHoldRequest req = LOYALTY__V1__POINTS_COMMIT_HOLD_REQUEST__INIT;
+    req.merchant_id = (char *)m;
+    req.idempotency_key = (char *)harness_key();
+    if (hold_id) {
+        req.target_case = LOYALTY__V1__POINTS_COMMIT_HOLD_REQUEST__TARGET_HOLD_ID;
+        req.hold_id = (char *)hold_id;
+    } else {
+        req.target_case = LOYALTY__V1__POINTS_COMMIT_HOLD_REQUEST__TARGET_REFERENCE;
+        req.reference = (char *)reference;
+    }
+    Loyalty__V1__PointsCommitHoldResponse *r = NULL;
+    status_t st = pcall("CommitHold", &req, &r);
+    if (out) {
+        *out = status_is_ok(&st) ? r->hold : NULL;
+    }
+    return st;
+}
+
+static inline status_t pt_release(const char *m, const char *hold_id, const char *reference,
+                                  Loyalty__V1__PointsHold **out) {
+    Loyalty__V1__PointsReleaseHoldRequest req = LOYALTY__V1__POINTS_RELEASE_HOLD_REQUEST__INIT;
+    req.merchant_id = (char *)m;
+    req.idempotency_key = (char *)harness_key();
+    if (hold_id) {
+        req.target_case = LOYALTY__V1__POINTS_RELEASE_HOLD_REQUEST__TARGET_HOLD_ID;
+        req.hold_id = (char *)hold_id;
+    } else {
+        req.target_case = LOYALTY__V1__POINTS_RELEASE_HOLD_REQUEST__TARGET_REFERENCE;
+        req.reference = (char *)reference;
+    }
+    Loyalty__V1__PointsReleaseHoldResponse *r = NULL;
+    status_t st = pcall("ReleaseHold", &req, &r);
+    if (out) {
+        *out = status_is_ok(&st) ? r->hold : NULL;
+    }
+    return st;
+}
+
+static inline Loyalty__V1__PointsHold *pt_get_hold(const char *m, const char *hold_id) {
+    Loyalty__V1__PointsGetHoldRequest req = LOYALTY__V1__POINTS_GET_HOLD_REQUEST__INIT;
+    req.merchant_id = (char *)m;
+    req.target_case = LOYALTY__V1__POINTS_GET_HOLD_REQUEST__TARGET_HOLD_ID;
+    req.hold_id = (char *)hold_id;
+    Loyalty__V1__PointsGetHoldResponse *r = NULL;
+    assert_ok(pcall("GetHold", &req, &r));
+    return r->hold;
+}
+
+static inline status_t pt_reverse_key(const char *m, const char *reference, int64_t share_bps,
+                                      const char *key,
+                                      Loyalty__V1__PointsReverseOrderResponse **out) {
+    Loyalty__V1__PointsReverseOrderRequest req = LOYALTY__V1__POINTS_REVERSE_ORDER_REQUEST__INIT;
+    req.merchant_id = (char *)m;
+    req.idempotency_key = (char *)key;
+    req.reference = (char *)reference;
+    req.share_bps = share_bps;
+    req.reason = "customer return";
+    return pcall("ReverseOrder", &req, out);
+}
+
+static inline Loyalty__V1__PointsListHistoryResponse *pt_history(const char *m,
+                                                                 const char *member) {
+    Loyalty__V1__PointsListHistoryRequest req = LOYALTY__V1__POINTS_LIST_HISTORY_REQUEST__INIT;
+    req.merchant_id = (char *)m;
+    req.member_id = (char *)member;
+    Loyalty__V1__PointsListHistoryResponse *r = NULL;
+    assert_ok(pcall("ListHistory", &req, &r));
+    return r;
+}
+
+static inline Loyalty__V1__PointsListLotsResponse *pt_lots(const char *m, const char *member,
+                                                           bool include_closed) {
+    Loyalty__V1__PointsListLotsRequest req = LOYALTY__V1__POINTS_LIST_LOTS_REQUEST__INIT;
+    req.merchant_id = (char *)m;
+    req.member_id = (char *)member;
+    req.include_closed = include_closed;
+    Loyalty__V1__PointsListLotsResponse *r = NULL;
+    assert_ok(pcall("ListLots", &req, &r));
+    return r;
+}
+
+/* VerifyLedger for the merchant must find nothing; differences are printed. */
+static inline void pt_assert_ledger_clean(const char *m) {
+    Loyalty__V1__PointsVerifyLedgerRequest req = LOYALTY__V1__POINTS_VERIFY_LEDGER_REQUEST__INIT;
+    req.merchant_id = (char *)m;
+    Loyalty__V1__PointsVerifyLedgerResponse *r = NULL;
+    assert_ok(pcall("VerifyLedger", &req, &r));
+    for (size_t i = 0; i < r->n_differences; i++) {
+        Loyalty__V1__PointsLedgerDifference *d = r->differences[i];
+        cr_log_error("ledger difference %s member=%s subject=%s expected=%lld actual=%lld",
+                     d->check, d->member_id, d->subject_id, (long long)d->expected,
+                     (long long)d->actual);
+    }
+    cr_assert(r->ok, "VerifyLedger found %zu differences", r->n_differences);
+    cr_assert(r->members_checked > 0, "VerifyLedger checked no member");
+}
+
+/* Runs SQL with up to three text parameters against the test database; returns the number of
+ * rows affected or returned. */
+static inline int pt_sql(const char *sql, const char *p1, const char *p2, const char *p3) {
+    PGconn *pg = PQconnectdb(harness_pg_dsn());
+    cr_assert_eq(PQstatus(pg), CONNECTION_OK);
+    const char *params[] = {p1, p2, p3};
+    int n = p3 ? 3 : p2 ? 2 : p1 ? 1 : 0;
+    PGresult *r = PQexecParams(pg, sql, n, NULL, params, NULL, NULL, 0);
+    ExecStatusType rs = PQresultStatus(r);
+    cr_assert(rs == PGRES_COMMAND_OK || rs == PGRES_TUPLES_OK, "%s: %s", sql,
+              PQresultErrorMessage(r));
+    int rows = rs == PGRES_TUPLES_OK ? PQntuples(r) : atoi(PQcmdTuples(r));
+    PQclear(r);
+    PQfinish(pg);
+    return rows;
+}
+
+/* The first cell of a query as a string in the arena. */
+static inline const char *pt_sql_value(const char *sql, const char *p1, const char *p2) {
+    PGconn *pg = PQconnectdb(harness_pg_dsn());
+    cr_assert_eq(PQstatus(pg), CONNECTION_OK);
+    const char *params[] = {p1, p2};
+    PGresult *r = PQexecParams(pg, sql, p2 ? 2 : 1, NULL, params, NULL, NULL, 0);
+    cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s: %s", sql, PQresultErrorMessage(r));
+    cr_assert_eq(PQntuples(r), 1, "%s: %d rows", sql, PQntuples(r));
+    const char *v = arena_strdup(&arena, PQgetvalue(r, 0, 0));
+    PQclear(r);
+    PQfinish(pg);
+    return v;
+}
+
+/* Time passing also ends the cached balance's validity: drop it as its valid-until would. */
+static inline void pt_forget_cached_balance(const char *m, const char *member) {
+    const char *url = getenv("LOYALTY_REDIS_URL");
+    cache_t *c = cache_create(url ? url : "", 60);
+    char key[256];
+    snprintf(key, sizeof key, "{m:%s}:points:balance:%s", m, member);
+    cache_del(c, key);
+    cache_destroy(c);
+}
+
+/* Moves a member's lots' expiry into the past and marks the account due, as if that much time
+ * had passed: the next read or settle expires them. */
+static inline void pt_age_lots_expiry(const char *m, const char *member) {
+    pt_forget_cached_balance(m, member);
+    pt_sql("UPDATE points.lots SET expires_at = now() - interval '1 second', "
+           " expiry_date = current_date - 1 "
+           "WHERE merchant_id = $1 AND member_id = $2 AND expires_at IS NOT NULL",
+           m, member, NULL);
+    pt_sql("UPDATE points.accounts SET next_due_at = now() - interval '1 second' "
+           "WHERE merchant_id = $1 AND member_id = $2",
+           m, member, NULL);
+}
+
+/* Ends the pending window of a member's pending lots. */
+static inline void pt_age_pending(const char *m, const char *member) {
+    pt_forget_cached_balance(m, member);
+    pt_sql("UPDATE points.lots SET available_at = now() - interval '1 second' "
+           "WHERE merchant_id = $1 AND member_id = $2 AND status = 1",
+           m, member, NULL);
+    pt_sql("UPDATE points.accounts SET next_due_at = now() - interval '1 second' "
+           "WHERE merchant_id = $1 AND member_id = $2",
+           m, member, NULL);
+}
+
+#endif
