@@ -296,13 +296,18 @@ static inline const char *pt_sql_value(const char *sql, const char *p1, const ch
     return v;
 }
 
-/* Time passing also ends the cached balance's validity: drop it as its valid-until would. */
+/* Time passing also ends the cached balance's validity: drop it as its valid-until would, in
+ * Redis and in the service's near cache (through its invalidation channel). */
 static inline void pt_forget_cached_balance(const char *m, const char *member) {
     const char *url = getenv("LOYALTY_REDIS_URL");
     cache_t *c = cache_create(url ? url : "", 60);
     char key[256];
     snprintf(key, sizeof key, "{m:%s}:points:balance:%s", m, member);
     cache_del(c, key);
+    redisContext *rc = cache_conn(c);
+    if (rc != NULL) {
+        freeReplyObject(redisCommand(rc, "PUBLISH %s %s", "loyalty:invalidate:points-svc", key));
+    }
     cache_destroy(c);
 }
 
