@@ -1,0 +1,345 @@
+/* promo_checkout.c -- the checkout RPCs: Quote, Reserve, Confirm, Release, ReleaseUsage and
+ * GetReservation, and the expiry of reservations whose TTL passed (a background job, and lazily
+ * by Reserve). State machine: RESERVED -> CONFIRMED -> REFUNDED, RESERVED -> RELEASED | EXPIRED;
+ * every transition runs under the reservation's row lock. */
+#include "promo_handlers.h"
+
+#include "pb.h"
+#include "promo_pricing.h"
+#include "promo_rules.h"
+#include "promo_store.h"
+#include "validate.h"
+
+#include <string.h>
+
+#define RES(x) LOYALTY__V1__PROMO_RESERVATION_STATUS__PROMO_RESERVATION_STATUS_##x
+#define CODE_STATUS(x) LOYALTY__V1__PROMO_CODE_STATUS__PROMO_CODE_STATUS_##x
+#define COUPON_STATUS(x) LOYALTY__V1__PROMO_COUPON_STATUS__PROMO_COUPON_STATUS_##x
+
+#define CHECKOUT_ID_MAX 64
+#define ORDER_ID_MAX 128
+#define LAZY_EXPIRE_BATCH 8
+#define EXPIRE_JOB_BATCH 200
+
+status_t promo_rpc_quote(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
+                         ProtobufCMessage *resp_msg) {
+    const Loyalty__V1__PromoQuoteRequest *req = (const void *)req_msg;
+    Loyalty__V1__PromoQuoteResponse *resp = (void *)resp_msg;
+    promo_pricing_t pc;
+    status_t st = promo_price(ctx, req->cart, false, &pc);
+    if (status_is_ok(&st)) {
+        resp->quote = pc.quote;
+    }
+    return st;
+}
+
+/* Gives back what a RESERVED reservation holds: codes, coupons, then counters (the lock order
+ * Reserve uses too). */
+static status_t give_back(rpc_ctx_t *ctx, const char *merchant_id, const char *checkout_id,
+                          bool usage, bool coupons) {
+    status_t st = status_ok();
+    if (coupons) {
+        st = promo_store_coupons_set_by_checkout(ctx->db, merchant_id, checkout_id,
+                                                 COUPON_STATUS(AVAILABLE), ctx->now_s);
+    }
+    if (status_is_ok(&st) && usage) {
+        st = promo_store_codes_set_by_checkout(ctx->db, merchant_id, checkout_id,
+                                               CODE_STATUS(AVAILABLE));
+    }
+    if (status_is_ok(&st) && usage) {
+        st = promo_store_counters_give_back(ctx->db, merchant_id, checkout_id);
+    }
+    return st;
+}
+
+/* Expires one reservation if it is still RESERVED past its TTL and nobody else holds it
+ * (SKIP LOCKED: another replica's job or a concurrent call is already on it). */
+static status_t expire_one(rpc_ctx_t *ctx, const char *merchant_id, const char *checkout_id) {
+    Loyalty__V1__PromoReservation *r = NULL;
+    bool found = false;
+    status_t st = promo_store_reservation_claim_expired(ctx->db, ctx->arena, merchant_id,
+                                                        checkout_id, ctx->now_s, &r, &found);
+    if (!status_is_ok(&st) || !found) {
+        return st;
+    }
+    st = give_back(ctx, merchant_id, checkout_id, true, true);
+    if (status_is_ok(&st)) {
+        r->status = RES(EXPIRED);
+        r->updated_at = ctx->now_s;
+        st = promo_store_reservation_update(ctx->db, merchant_id, r);
+    }
+    return st;
+}
+
+static status_t validate_checkout_id(const char *checkout_id) {
+    return validate_token("checkout_id", checkout_id, CHECKOUT_ID_MAX);
+}
+
+status_t promo_rpc_reserve(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
+                           ProtobufCMessage *resp_msg) {
+    const Loyalty__V1__PromoReserveRequest *req = (const void *)req_msg;
+    Loyalty__V1__PromoReserveResponse *resp = (void *)resp_msg;
+    int64_t ttl_s = 0;
+    status_t st = validate_checkout_id(req->checkout_id);
+    if (status_is_ok(&st)) {
+        st = promo_rules_check_ttl(req->ttl_s, &ttl_s);
+    }
+    Loyalty__V1__PromoReservation *existing = NULL;
+    bool found = false;
+    if (status_is_ok(&st)) {
+        st = promo_store_reservation_get(ctx->db, ctx->arena, ctx->merchant_id, req->checkout_id,
+                                         NULL, false, &existing, &found);
+    }
+    if (status_is_ok(&st) && found) {
+        return status_make(STATUS_ALREADY_EXISTS, "RESERVATION_EXISTS",
+                           "checkout %s already has a reservation (%s)", req->checkout_id,
+                           existing->status == RES(RELEASED) ? "released" : "taken");
+    }
+    /* Lazily return what this merchant's expired reservations still hold, so that their uses,
+     * codes and coupons are available to this checkout. */
+    promo_reservation_ref_t *expired = NULL;
+    size_t n_expired = 0;
+    if (status_is_ok(&st)) {
+        st = promo_store_reservations_expired(ctx->db, ctx->arena, ctx->merchant_id, ctx->now_s,
+                                              LAZY_EXPIRE_BATCH, &expired, &n_expired);
+    }
+    for (size_t i = 0; i < n_expired && status_is_ok(&st); i++) {
+        st = expire_one(ctx, ctx->merchant_id, expired[i].checkout_id);
+    }
+    promo_pricing_t pc;
+    if (status_is_ok(&st)) {
+        st = promo_price(ctx, req->cart, true, &pc);
+    }
+    if (status_is_ok(&st)) {
+        st = promo_pricing_check_requested(&pc);
+    }
+    if (!status_is_ok(&st)) {
+        return st; /* the runtime rolls back: nothing is held */
+    }
+    promo_counter_t *deltas = NULL;
+    char **codes = NULL, **coupons = NULL;
+    size_t n_deltas = 0, n_codes = 0, n_coupons = 0;
+    promo_pricing_takes(ctx->arena, &pc, &deltas, &n_deltas, &codes, &n_codes, &coupons,
+                        &n_coupons);
+    st = promo_store_coupons_reserve(ctx->db, ctx->arena, ctx->merchant_id, req->checkout_id,
+                                     coupons, n_coupons);
+    if (status_is_ok(&st)) {
+        st = promo_store_codes_reserve(ctx->db, ctx->arena, ctx->merchant_id, req->checkout_id,
+                                       codes, n_codes);
+    }
+    if (status_is_ok(&st)) {
+        st = promo_store_counters_take(ctx->db, ctx->arena, ctx->merchant_id, req->checkout_id,
+                                       deltas, n_deltas);
+    }
+    Loyalty__V1__PromoReservation *r =
+        pb_new(ctx->arena, &loyalty__v1__promo_reservation__descriptor);
+    r->checkout_id = req->checkout_id;
+    r->merchant_id = (char *)ctx->merchant_id;
+    r->member_id = pc.cart.member_id;
+    r->status = RES(RESERVED);
+    r->expires_at = ctx->now_s + ttl_s;
+    r->quote = pc.quote;
+    r->created_at = r->updated_at = ctx->now_s;
+    if (status_is_ok(&st)) {
+        st = promo_store_reservation_insert(ctx->db, ctx->merchant_id, r);
+    }
+    if (status_is_ok(&st)) {
+        resp->reservation = r;
+    }
+    return st;
+}
+
+/* The reservation of a checkout, locked; NOT_FOUND RESERVATION_NOT_FOUND. */
+static status_t reservation_locked(rpc_ctx_t *ctx, const char *checkout_id, const char *order_id,
+                                   Loyalty__V1__PromoReservation **out) {
+    bool found = false;
+    status_t st = promo_store_reservation_get(ctx->db, ctx->arena, ctx->merchant_id, checkout_id,
+                                              order_id, true, out, &found);
+    if (status_is_ok(&st) && !found) {
+        return status_make(STATUS_NOT_FOUND, "RESERVATION_NOT_FOUND", "no reservation found");
+    }
+    return st;
+}
+
+status_t promo_rpc_confirm(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
+                           ProtobufCMessage *resp_msg) {
+    const Loyalty__V1__PromoConfirmRequest *req = (const void *)req_msg;
+    Loyalty__V1__PromoConfirmResponse *resp = (void *)resp_msg;
+    status_t st = validate_checkout_id(req->checkout_id);
+    if (status_is_ok(&st) && req->order_id[0]) {
+        st = validate_token("order_id", req->order_id, ORDER_ID_MAX);
+    }
+    Loyalty__V1__PromoReservation *r = NULL;
+    if (status_is_ok(&st)) {
+        st = reservation_locked(ctx, req->checkout_id, NULL, &r);
+    }
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    switch (r->status) {
+    case RES(CONFIRMED):
+    case RES(REFUNDED):
+        resp->reservation = r; /* confirming again answers the same */
+        return status_ok();
+    case RES(RELEASED):
+        return status_make(STATUS_FAILED_PRECONDITION, "RESERVATION_RELEASED",
+                           "the reservation was released");
+    default:
+        break;
+    }
+    /* Past its TTL it is expired, even if the job has not returned what it held yet. */
+    if (r->status != RES(RESERVED) || ctx->now_s >= r->expires_at) {
+        return status_make(STATUS_FAILED_PRECONDITION, "RESERVATION_EXPIRED",
+                           "the reservation expired before it was confirmed");
+    }
+    st = promo_store_coupons_set_by_checkout(ctx->db, ctx->merchant_id, r->checkout_id,
+                                             COUPON_STATUS(USED), ctx->now_s);
+    if (status_is_ok(&st)) {
+        st = promo_store_codes_set_by_checkout(ctx->db, ctx->merchant_id, r->checkout_id,
+                                               CODE_STATUS(USED));
+    }
+    r->status = RES(CONFIRMED);
+    r->order_id = req->order_id;
+    r->updated_at = ctx->now_s;
+    if (status_is_ok(&st)) {
+        st = promo_store_reservation_update(ctx->db, ctx->merchant_id, r);
+    }
+    if (status_is_ok(&st)) {
+        resp->reservation = r;
+    }
+    return st;
+}
+
+status_t promo_rpc_release(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
+                           ProtobufCMessage *resp_msg) {
+    const Loyalty__V1__PromoReleaseRequest *req = (const void *)req_msg;
+    Loyalty__V1__PromoReleaseResponse *resp = (void *)resp_msg;
+    status_t st = validate_checkout_id(req->checkout_id);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    bool inserted = false;
+    /* A release that arrives before (or instead of) its Reserve leaves a RELEASED record, so
+     * that a late Reserve for the checkout is refused. */
+    st = promo_store_reservation_tombstone(ctx->db, ctx->merchant_id, req->checkout_id, ctx->now_s,
+                                           &inserted);
+    Loyalty__V1__PromoReservation *r = NULL;
+    if (status_is_ok(&st)) {
+        st = reservation_locked(ctx, req->checkout_id, NULL, &r);
+    }
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    if (r->status == RES(CONFIRMED) || r->status == RES(REFUNDED)) {
+        return status_make(STATUS_FAILED_PRECONDITION, "RESERVATION_CONFIRMED",
+                           "the reservation was confirmed; use ReleaseUsage after a refund");
+    }
+    if (r->status == RES(RESERVED)) {
+        st = give_back(ctx, ctx->merchant_id, r->checkout_id, true, true);
+        r->status = ctx->now_s < r->expires_at ? RES(RELEASED) : RES(EXPIRED);
+        r->updated_at = ctx->now_s;
+        if (status_is_ok(&st)) {
+            st = promo_store_reservation_update(ctx->db, ctx->merchant_id, r);
+        }
+    }
+    if (status_is_ok(&st)) {
+        resp->reservation = r;
+    }
+    return st;
+}
+
+status_t promo_rpc_release_usage(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
+                                 ProtobufCMessage *resp_msg) {
+    const Loyalty__V1__PromoReleaseUsageRequest *req = (const void *)req_msg;
+    Loyalty__V1__PromoReleaseUsageResponse *resp = (void *)resp_msg;
+    const char *checkout_id = NULL, *order_id = NULL;
+    status_t st;
+    switch (req->order_case) {
+    case LOYALTY__V1__PROMO_RELEASE_USAGE_REQUEST__ORDER_CHECKOUT_ID:
+        checkout_id = req->checkout_id;
+        st = validate_checkout_id(checkout_id);
+        break;
+    case LOYALTY__V1__PROMO_RELEASE_USAGE_REQUEST__ORDER_ORDER_ID:
+        order_id = req->order_id;
+        st = validate_token("order_id", order_id, ORDER_ID_MAX);
+        break;
+    default:
+        st = status_invalid_field("order", "checkout_id or order_id is required");
+        break;
+    }
+    Loyalty__V1__PromoReservation *r = NULL;
+    if (status_is_ok(&st)) {
+        st = reservation_locked(ctx, checkout_id, order_id, &r);
+    }
+    if (!status_is_ok(&st) || r->status == RES(REFUNDED)) {
+        resp->reservation = r;
+        return st;
+    }
+    if (r->status != RES(CONFIRMED)) {
+        return status_make(STATUS_FAILED_PRECONDITION, "RESERVATION_NOT_CONFIRMED",
+                           "only a confirmed reservation can give its usage back");
+    }
+    Loyalty__V1__PromoSettings *settings = NULL;
+    promo_periods_t periods;
+    st = promo_store_settings_get(ctx->db, ctx->arena, ctx->merchant_id, ctx->now_s, &settings,
+                                  &periods);
+    if (status_is_ok(&st)) {
+        st = give_back(ctx, ctx->merchant_id, r->checkout_id, settings->refund_restores_usage,
+                       settings->refund_restores_coupons);
+    }
+    r->status = RES(REFUNDED);
+    r->usage_restored = settings && settings->refund_restores_usage;
+    r->coupons_restored = settings && settings->refund_restores_coupons;
+    r->updated_at = ctx->now_s;
+    if (status_is_ok(&st)) {
+        st = promo_store_reservation_update(ctx->db, ctx->merchant_id, r);
+    }
+    if (status_is_ok(&st)) {
+        resp->reservation = r;
+    }
+    return st;
+}
+
+status_t promo_rpc_get_reservation(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
+                                   ProtobufCMessage *resp_msg) {
+    const Loyalty__V1__PromoGetReservationRequest *req = (const void *)req_msg;
+    Loyalty__V1__PromoGetReservationResponse *resp = (void *)resp_msg;
+    status_t st = validate_checkout_id(req->checkout_id);
+    bool found = false;
+    if (status_is_ok(&st)) {
+        st = promo_store_reservation_get(ctx->db, ctx->arena, ctx->merchant_id, req->checkout_id,
+                                         NULL, false, &resp->reservation, &found);
+    }
+    if (status_is_ok(&st) && !found) {
+        return status_make(STATUS_NOT_FOUND, "RESERVATION_NOT_FOUND", "no reservation found");
+    }
+    if (status_is_ok(&st) && resp->reservation->status == RES(RESERVED) &&
+        ctx->now_s >= resp->reservation->expires_at) {
+        resp->reservation->status = RES(EXPIRED); /* what it is, even before the job runs */
+    }
+    return st;
+}
+
+typedef struct expire_arg {
+    rpc_ctx_t *ctx;
+    const promo_reservation_ref_t *ref;
+} expire_arg_t;
+
+static status_t expire_tx(db_t *db, void *arg) {
+    const expire_arg_t *e = arg;
+    (void)db;
+    return expire_one(e->ctx, e->ref->merchant_id, e->ref->checkout_id);
+}
+
+status_t promo_job_expire_reservations(rpc_ctx_t *ctx) {
+    promo_reservation_ref_t *refs = NULL;
+    size_t n = 0;
+    status_t st = promo_store_reservations_expired(ctx->db, ctx->arena, NULL, ctx->now_s,
+                                                   EXPIRE_JOB_BATCH, &refs, &n);
+    /* One transaction per reservation: a conflict on one does not hold back the others. */
+    for (size_t i = 0; i < n && status_is_ok(&st); i++) {
+        expire_arg_t arg = {ctx, &refs[i]};
+        st = db_tx(ctx->db, expire_tx, &arg);
+    }
+    return st;
+}

@@ -1,0 +1,660 @@
+/* promo_store.c -- promotions, promo codes, per-merchant settings and limit counters in
+ * PostgreSQL. */
+#include "promo_store.h"
+
+#include "ids.h"
+#include "pb.h"
+#include "pgarray.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define STATUS_ACTIVE LOYALTY__V1__PROMO_STATUS__PROMO_STATUS_ACTIVE
+
+/* A bigint[] literal for a parameter. */
+static char *int_array(arena_t *a, const int64_t *v, size_t n) {
+    char *out = arena_alloc(a, n * 21 + 3);
+    size_t o = 0;
+    out[o++] = '{';
+    for (size_t i = 0; i < n; i++) {
+        o += (size_t)snprintf(out + o, 22, i ? ",%lld" : "%lld", (long long)v[i]);
+    }
+    out[o++] = '}';
+    out[o] = '\0';
+    return out;
+}
+
+/* Decodes a bytea column (text format "\x...") holding a packed message. */
+static ProtobufCMessage *message_from_bytea(arena_t *a, const ProtobufCMessageDescriptor *d,
+                                            const PGresult *r, int row, int col) {
+    size_t len = 0;
+    unsigned char *bytes = PQunescapeBytea((const unsigned char *)db_get_str(r, row, col), &len);
+    if (bytes == NULL) {
+        return NULL;
+    }
+    ProtobufCMessage *m = pb_unpack_arena(a, d, bytes, len);
+    PQfreemem(bytes);
+    return m;
+}
+
+/* ---- promotions ---- */
+
+#define PROMOTION_COLUMNS "definition, status, version, created_at, updated_at"
+
+static Loyalty__V1__Promotion *promotion_from_row(arena_t *a, const PGresult *r, int row) {
+    Loyalty__V1__Promotion *p = (Loyalty__V1__Promotion *)message_from_bytea(
+        a, &loyalty__v1__promotion__descriptor, r, row, 0);
+    if (p == NULL) {
+        return NULL;
+    }
+    p->status = (Loyalty__V1__PromoStatus)db_get_int(r, row, 1);
+    p->version = db_get_int(r, row, 2);
+    p->created_at = db_get_int(r, row, 3);
+    p->updated_at = db_get_int(r, row, 4);
+    return p;
+}
+
+static status_t promotions_from_result(arena_t *a, const PGresult *r, int limit,
+                                       Loyalty__V1__Promotion ***out, size_t *n) {
+    int rows = PQntuples(r);
+    if (limit >= 0 && rows > limit) {
+        rows = limit;
+    }
+    *out = arena_alloc(a, ((size_t)rows + 1) * sizeof **out);
+    *n = 0;
+    for (int i = 0; i < rows; i++) {
+        Loyalty__V1__Promotion *p = promotion_from_row(a, r, i);
+        if (p == NULL) {
+            return status_make(STATUS_INTERNAL, "DATABASE_ERROR", "cannot decode a promotion");
+        }
+        (*out)[(*n)++] = p;
+    }
+    return status_ok();
+}
+
+/* Serialises the changes to a merchant's set of active promotions and checks its size. */
+static status_t active_room(db_t *db, const char *merchant_id) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    status_t st = db_exec(
+        db, "SELECT pg_advisory_xact_lock(hashtextextended('promo-active:' || $1, 0))", &p, NULL);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    PGresult *r = NULL;
+    st = db_exec(db, "SELECT count(*) FROM promotions WHERE merchant_id = $1 AND status = 1", &p,
+                 &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    int64_t active = db_get_int(r, 0, 0);
+    PQclear(r);
+    if (active >= PROMO_ACTIVE_MAX) {
+        return status_make(STATUS_RESOURCE_EXHAUSTED, "TOO_MANY_PROMOTIONS",
+                           "at most %d active promotions per merchant; pause one first",
+                           PROMO_ACTIVE_MAX);
+    }
+    return status_ok();
+}
+
+static status_t shared_code_insert(db_t *db, const char *merchant_id, const char *code,
+                                   const char *promotion_id, int64_t now) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_text(&p, code);
+    db_param_text(&p, promotion_id);
+    db_param_int(&p, now);
+    status_t st = db_exec(db,
+                          "INSERT INTO codes (merchant_id, code, promotion_id, kind, created_at) "
+                          "VALUES ($1, $2, $3, 1, $4)",
+                          &p, NULL);
+    if (st.code == STATUS_ALREADY_EXISTS) {
+        return status_make(STATUS_ALREADY_EXISTS, "CODE_TAKEN",
+                           "the code %s is already used by another promotion", code);
+    }
+    return st;
+}
+
+status_t promo_store_promotion_insert(db_t *db, const char *merchant_id,
+                                      const Loyalty__V1__Promotion *pr) {
+    arena_t a;
+    arena_init(&a);
+    status_t st = pr->status == STATUS_ACTIVE ? active_room(db, merchant_id) : status_ok();
+    if (status_is_ok(&st)) {
+        size_t len = 0;
+        unsigned char *def = pb_pack_arena(&a, &pr->base, &len);
+        db_params_t p;
+        db_params_init(&p);
+        db_param_text(&p, merchant_id);
+        db_param_text(&p, pr->id);
+        db_param_int(&p, pr->status);
+        db_param_int(&p, pr->trigger);
+        db_param_int(&p, pr->code_kind);
+        db_param_text(&p, pr->code[0] ? pr->code : NULL);
+        db_param_int(&p, pr->priority);
+        db_param_int(&p, pr->start_at);
+        db_param_int(&p, pr->end_at);
+        db_param_bytes(&p, def, len);
+        db_param_int(&p, pr->created_at);
+        st = db_exec(db,
+                     "INSERT INTO promotions (merchant_id, id, status, trigger, code_kind, code, "
+                     " priority, start_at, end_at, definition, created_at, updated_at) "
+                     "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)",
+                     &p, NULL);
+    }
+    if (status_is_ok(&st) && pr->code[0]) {
+        st = shared_code_insert(db, merchant_id, pr->code, pr->id, pr->created_at);
+    }
+    arena_free(&a);
+    return st;
+}
+
+status_t promo_store_promotion_get(db_t *db, arena_t *a, const char *merchant_id, const char *id,
+                                   bool for_update, Loyalty__V1__Promotion **out) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_text(&p, id);
+    PGresult *r = NULL;
+    status_t st = db_exec(db,
+                          for_update ? "SELECT " PROMOTION_COLUMNS " FROM promotions "
+                                       "WHERE merchant_id = $1 AND id = $2 FOR UPDATE"
+                                     : "SELECT " PROMOTION_COLUMNS " FROM promotions "
+                                       "WHERE merchant_id = $1 AND id = $2",
+                          &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    if (PQntuples(r) != 1) {
+        PQclear(r);
+        return status_make(STATUS_NOT_FOUND, "PROMOTION_NOT_FOUND", "promotion not found");
+    }
+    *out = promotion_from_row(a, r, 0);
+    PQclear(r);
+    if (*out == NULL) {
+        return status_make(STATUS_INTERNAL, "DATABASE_ERROR", "cannot decode a promotion");
+    }
+    return status_ok();
+}
+
+status_t promo_store_promotion_update(db_t *db, const char *merchant_id,
+                                      const Loyalty__V1__Promotion *pr, const char *old_code) {
+    arena_t a;
+    arena_init(&a);
+    size_t len = 0;
+    unsigned char *def = pb_pack_arena(&a, &pr->base, &len);
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_text(&p, pr->id);
+    db_param_int(&p, pr->trigger);
+    db_param_int(&p, pr->code_kind);
+    db_param_text(&p, pr->code[0] ? pr->code : NULL);
+    db_param_int(&p, pr->priority);
+    db_param_int(&p, pr->start_at);
+    db_param_int(&p, pr->end_at);
+    db_param_bytes(&p, def, len);
+    db_param_int(&p, pr->updated_at);
+    status_t st = db_exec(db,
+                          "UPDATE promotions SET trigger = $3, code_kind = $4, code = $5, "
+                          " priority = $6, start_at = $7, end_at = $8, definition = $9, "
+                          " updated_at = $10, version = version + 1 "
+                          "WHERE merchant_id = $1 AND id = $2",
+                          &p, NULL);
+    arena_free(&a);
+    if (!status_is_ok(&st) || strcmp(old_code, pr->code) == 0) {
+        return st;
+    }
+    if (old_code[0]) {
+        db_params_init(&p);
+        db_param_text(&p, merchant_id);
+        db_param_text(&p, old_code);
+        st = db_exec(db, "DELETE FROM codes WHERE merchant_id = $1 AND code = $2 AND kind = 1", &p,
+                     NULL);
+    }
+    if (status_is_ok(&st) && pr->code[0]) {
+        st = shared_code_insert(db, merchant_id, pr->code, pr->id, pr->updated_at);
+    }
+    return st;
+}
+
+status_t promo_store_promotion_set_status(db_t *db, const char *merchant_id, const char *id,
+                                          Loyalty__V1__PromoStatus status, int64_t now) {
+    status_t st = status == STATUS_ACTIVE ? active_room(db, merchant_id) : status_ok();
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_text(&p, id);
+    db_param_int(&p, status);
+    db_param_int(&p, now);
+    return db_exec(db,
+                   "UPDATE promotions SET status = $3, updated_at = $4, version = version + 1 "
+                   "WHERE merchant_id = $1 AND id = $2",
+                   &p, NULL);
+}
+
+status_t promo_store_promotions_list(db_t *db, arena_t *a, const char *merchant_id,
+                                     Loyalty__V1__PromoStatus status,
+                                     Loyalty__V1__PromoTrigger trigger, const char *after_id,
+                                     int limit, Loyalty__V1__Promotion ***out, size_t *n,
+                                     bool *more) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_int(&p, status);
+    db_param_int(&p, trigger);
+    db_param_text(&p, after_id);
+    db_param_int(&p, limit + 1);
+    PGresult *r = NULL;
+    status_t st =
+        db_exec(db,
+                "SELECT " PROMOTION_COLUMNS " FROM promotions WHERE merchant_id = $1 "
+                " AND ($2::int = 0 OR status = $2::int) AND ($3::int = 0 OR trigger = $3::int) "
+                " AND ($4 = '' OR id < $4) ORDER BY id DESC LIMIT $5",
+                &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    *more = PQntuples(r) > limit;
+    st = promotions_from_result(a, r, limit, out, n);
+    PQclear(r);
+    return st;
+}
+
+status_t promo_store_promotions_active(db_t *db, arena_t *a, const char *merchant_id, int64_t now,
+                                       Loyalty__V1__Promotion ***out, size_t *n) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_int(&p, now);
+    PGresult *r = NULL;
+    status_t st = db_exec(db,
+                          "SELECT " PROMOTION_COLUMNS " FROM promotions WHERE merchant_id = $1 "
+                          " AND status = 1 AND (end_at = 0 OR end_at > $2) "
+                          "ORDER BY priority DESC, id",
+                          &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    st = promotions_from_result(a, r, -1, out, n);
+    PQclear(r);
+    return st;
+}
+
+/* ---- codes ---- */
+
+status_t promo_store_code_get(db_t *db, arena_t *a, const char *merchant_id, const char *code,
+                              int64_t now, bool for_update, promo_code_row_t *out, bool *found) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_text(&p, code);
+    db_param_int(&p, now);
+#define CODE_SELECT                                                                                \
+    "SELECT c.code, c.promotion_id, coalesce(c.batch_id, ''), c.kind, c.status, "                  \
+    " coalesce(c.checkout_id, ''), c.created_at, "                                                 \
+    " coalesce(c.status = 2 AND r.status = 1 AND r.expires_at > $3, false) "                       \
+    "FROM codes c LEFT JOIN reservations r "                                                       \
+    " ON r.merchant_id = c.merchant_id AND r.checkout_id = c.checkout_id "                         \
+    "WHERE c.merchant_id = $1 AND c.code = $2"
+    PGresult *r = NULL;
+    status_t st = db_exec(db, for_update ? CODE_SELECT " FOR UPDATE OF c" : CODE_SELECT, &p, &r);
+#undef CODE_SELECT
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    *found = PQntuples(r) == 1;
+    if (*found) {
+        out->code = arena_strdup(a, db_get_str(r, 0, 0));
+        out->promotion_id = arena_strdup(a, db_get_str(r, 0, 1));
+        out->batch_id = arena_strdup(a, db_get_str(r, 0, 2));
+        out->kind = (Loyalty__V1__PromoCodeKind)db_get_int(r, 0, 3);
+        out->status = (Loyalty__V1__PromoCodeStatus)db_get_int(r, 0, 4);
+        out->checkout_id = arena_strdup(a, db_get_str(r, 0, 5));
+        out->created_at = db_get_int(r, 0, 6);
+        out->held_live = db_get_bool(r, 0, 7);
+    }
+    PQclear(r);
+    return status_ok();
+}
+
+/* Reserves room for `count` more codes on the promotion (PROMO_UNIQUE_CODES_MAX in all). */
+static status_t codes_room(db_t *db, const char *merchant_id, const char *promotion_id, int count) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_text(&p, promotion_id);
+    db_param_int(&p, count);
+    db_param_int(&p, PROMO_UNIQUE_CODES_MAX);
+    PGresult *r = NULL;
+    status_t st = db_exec(db,
+                          "UPDATE promotions SET unique_code_count = unique_code_count + $3 "
+                          "WHERE merchant_id = $1 AND id = $2 AND unique_code_count + $3 <= $4 "
+                          "RETURNING 1",
+                          &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    bool ok = PQntuples(r) == 1;
+    PQclear(r);
+    if (!ok) {
+        return status_make(STATUS_RESOURCE_EXHAUSTED, "TOO_MANY_CODES",
+                           "at most %d unique codes per promotion", PROMO_UNIQUE_CODES_MAX);
+    }
+    return status_ok();
+}
+
+#define CODES_INSERT_ATTEMPTS_MAX 5
+
+status_t promo_store_codes_generate(db_t *db, arena_t *a, const char *merchant_id,
+                                    const char *promotion_id, const char *batch_id,
+                                    const char *prefix, int count, int64_t now) {
+    status_t st = codes_room(db, merchant_id, promotion_id, count);
+    size_t prefix_len = strlen(prefix);
+    char **codes = arena_alloc(a, (size_t)count * sizeof *codes);
+    /* A clash with an existing code (60 random bits: practically never) is skipped by ON
+     * CONFLICT and that many new codes are drawn again. */
+    for (int attempt = 0; status_is_ok(&st) && count > 0; attempt++) {
+        if (attempt == CODES_INSERT_ATTEMPTS_MAX) {
+            return status_make(STATUS_INTERNAL, "CODE_GENERATION_FAILED",
+                               "could not generate unique codes");
+        }
+        for (int i = 0; i < count; i++) {
+            codes[i] = arena_alloc(a, prefix_len + PROMO_CODE_RANDOM_LEN + 1);
+            memcpy(codes[i], prefix, prefix_len);
+            id_random_token(PROMO_CODE_ALPHABET, PROMO_CODE_RANDOM_LEN, codes[i] + prefix_len);
+        }
+        db_params_t p;
+        db_params_init(&p);
+        db_param_text(&p, merchant_id);
+        db_param_text(&p, promotion_id);
+        db_param_text(&p, batch_id);
+        db_param_int(&p, now);
+        db_param_text(&p, pgarray_encode(a, codes, (size_t)count));
+        PGresult *r = NULL;
+        st = db_exec(db,
+                     "WITH ins AS (INSERT INTO codes (merchant_id, code, promotion_id, kind, "
+                     " batch_id, created_at) SELECT $1, c, $2, 2, $3, $4 FROM unnest($5::text[]) c "
+                     " ON CONFLICT DO NOTHING RETURNING 1) SELECT count(*) FROM ins",
+                     &p, &r);
+        if (status_is_ok(&st)) {
+            count -= (int)db_get_int(r, 0, 0);
+            PQclear(r);
+        }
+    }
+    return st;
+}
+
+status_t promo_store_codes_list(db_t *db, arena_t *a, const char *merchant_id,
+                                const char *promotion_id, const char *batch_id,
+                                Loyalty__V1__PromoCodeStatus status, const char *after_code,
+                                int limit, Loyalty__V1__PromoCode ***out, size_t *n, bool *more) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_text(&p, promotion_id);
+    db_param_text(&p, batch_id);
+    db_param_int(&p, status);
+    db_param_text(&p, after_code);
+    db_param_int(&p, limit + 1);
+    PGresult *r = NULL;
+    status_t st =
+        db_exec(db,
+                "SELECT code, promotion_id, coalesce(batch_id, ''), status, "
+                " coalesce(checkout_id, ''), created_at FROM codes "
+                "WHERE merchant_id = $1 AND promotion_id = $2 "
+                " AND ($3::text = '' OR batch_id = $3::text) AND ($4::int = 0 OR status = $4::int) "
+                " AND code > $5 ORDER BY code LIMIT $6",
+                &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    int rows = PQntuples(r);
+    *more = rows > limit;
+    rows = rows > limit ? limit : rows;
+    *out = arena_alloc(a, ((size_t)rows + 1) * sizeof **out);
+    for (int i = 0; i < rows; i++) {
+        Loyalty__V1__PromoCode *c = pb_new(a, &loyalty__v1__promo_code__descriptor);
+        c->code = arena_strdup(a, db_get_str(r, i, 0));
+        c->promotion_id = arena_strdup(a, db_get_str(r, i, 1));
+        c->batch_id = arena_strdup(a, db_get_str(r, i, 2));
+        c->status = (Loyalty__V1__PromoCodeStatus)db_get_int(r, i, 3);
+        c->checkout_id = arena_strdup(a, db_get_str(r, i, 4));
+        c->created_at = db_get_int(r, i, 5);
+        (*out)[i] = c;
+    }
+    *n = (size_t)rows;
+    PQclear(r);
+    return status_ok();
+}
+
+status_t promo_store_codes_reserve(db_t *db, arena_t *a, const char *merchant_id,
+                                   const char *checkout_id, char *const *codes, size_t n) {
+    if (n == 0) {
+        return status_ok();
+    }
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_text(&p, checkout_id);
+    db_param_text(&p, pgarray_encode(a, codes, n));
+    return db_exec(db,
+                   "UPDATE codes SET status = 2, checkout_id = $2 "
+                   "WHERE merchant_id = $1 AND code = ANY($3::text[]) AND kind = 2",
+                   &p, NULL);
+}
+
+status_t promo_store_codes_set_by_checkout(db_t *db, const char *merchant_id,
+                                           const char *checkout_id,
+                                           Loyalty__V1__PromoCodeStatus status) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_text(&p, checkout_id);
+    db_param_int(&p, status);
+    return db_exec(db,
+                   "UPDATE codes SET status = $3::int, "
+                   " checkout_id = CASE WHEN $3::int = 1 THEN NULL ELSE checkout_id END "
+                   "WHERE merchant_id = $1 AND checkout_id = $2 AND kind = 2",
+                   &p, NULL);
+}
+
+/* ---- settings ---- */
+
+status_t promo_store_settings_get(db_t *db, arena_t *a, const char *merchant_id, int64_t at,
+                                  Loyalty__V1__PromoSettings **settings, promo_periods_t *periods) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_int(&p, at);
+    PGresult *r = NULL;
+    /* The aggregates turn "no row" into the defaults in the same round trip. */
+    status_t st = db_exec(db,
+                          "SELECT s.tz, s.ru, s.rc, "
+                          " 'D' || to_char(to_timestamp($2) AT TIME ZONE s.tz, 'YYYY-MM-DD'), "
+                          " 'W' || to_char(to_timestamp($2) AT TIME ZONE s.tz, 'IYYY-\"W\"IW'), "
+                          " 'M' || to_char(to_timestamp($2) AT TIME ZONE s.tz, 'YYYY-MM') "
+                          "FROM (SELECT coalesce(max(time_zone), 'UTC') AS tz, "
+                          " coalesce(bool_and(refund_restores_usage), true) AS ru, "
+                          " coalesce(bool_and(refund_restores_coupons), true) AS rc "
+                          " FROM settings WHERE merchant_id = $1) s",
+                          &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    Loyalty__V1__PromoSettings *s = pb_new(a, &loyalty__v1__promo_settings__descriptor);
+    s->time_zone = arena_strdup(a, db_get_str(r, 0, 0));
+    s->refund_restores_usage = db_get_bool(r, 0, 1);
+    s->refund_restores_coupons = db_get_bool(r, 0, 2);
+    periods->day = arena_strdup(a, db_get_str(r, 0, 3));
+    periods->week = arena_strdup(a, db_get_str(r, 0, 4));
+    periods->month = arena_strdup(a, db_get_str(r, 0, 5));
+    *settings = s;
+    PQclear(r);
+    return status_ok();
+}
+
+status_t promo_store_settings_put(db_t *db, const char *merchant_id,
+                                  const Loyalty__V1__PromoSettings *s, int64_t now) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, s->time_zone);
+    PGresult *r = NULL;
+    status_t st =
+        db_exec(db, "SELECT EXISTS (SELECT 1 FROM pg_timezone_names WHERE name = $1)", &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    bool known = db_get_bool(r, 0, 0);
+    PQclear(r);
+    if (!known) {
+        return status_make(STATUS_FAILED_PRECONDITION, "INVALID_TIME_ZONE", "unknown time zone %s",
+                           s->time_zone);
+    }
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_text(&p, s->time_zone);
+    db_param_bool(&p, s->refund_restores_usage);
+    db_param_bool(&p, s->refund_restores_coupons);
+    db_param_int(&p, now);
+    return db_exec(db,
+                   "INSERT INTO settings (merchant_id, time_zone, refund_restores_usage, "
+                   " refund_restores_coupons, updated_at) VALUES ($1, $2, $3, $4, $5) "
+                   "ON CONFLICT (merchant_id) DO UPDATE SET time_zone = $2, "
+                   " refund_restores_usage = $3, refund_restores_coupons = $4, updated_at = $5",
+                   &p, NULL);
+}
+
+/* ---- limit counters ---- */
+
+static void counter_key_params(arena_t *a, db_params_t *p, const char *merchant_id,
+                               const promo_counter_t *c, size_t n) {
+    char **ids = arena_alloc(a, (n + 1) * sizeof *ids);
+    char **scopes = arena_alloc(a, (n + 1) * sizeof *scopes);
+    char **periods = arena_alloc(a, (n + 1) * sizeof *periods);
+    for (size_t i = 0; i < n; i++) {
+        ids[i] = (char *)c[i].promotion_id;
+        scopes[i] = (char *)c[i].scope_key;
+        periods[i] = (char *)c[i].period_key;
+    }
+    db_params_init(p);
+    db_param_text(p, merchant_id);
+    db_param_text(p, pgarray_encode(a, ids, n));
+    db_param_text(p, pgarray_encode(a, scopes, n));
+    db_param_text(p, pgarray_encode(a, periods, n));
+}
+
+status_t promo_store_counters_read(db_t *db, arena_t *a, const char *merchant_id,
+                                   promo_counter_t *counters, size_t n, bool lock) {
+    if (n == 0) {
+        return status_ok();
+    }
+    db_params_t p;
+    counter_key_params(a, &p, merchant_id, counters, n);
+    status_t st = status_ok();
+    PGresult *r = NULL;
+    if (lock) {
+        st = db_exec(db,
+                     "INSERT INTO usage_counters (merchant_id, promotion_id, scope_key, "
+                     " period_key) SELECT $1, k.p, k.s, k.t FROM unnest($2::text[], $3::text[], "
+                     " $4::text[]) WITH ORDINALITY AS k(p, s, t, o) ORDER BY k.o "
+                     "ON CONFLICT DO NOTHING",
+                     &p, NULL);
+        if (status_is_ok(&st)) {
+            st = db_exec(db,
+                         "SELECT k.o, c.uses, c.discount_cents FROM usage_counters c "
+                         "JOIN unnest($2::text[], $3::text[], $4::text[]) WITH ORDINALITY "
+                         " AS k(p, s, t, o) ON c.promotion_id = k.p AND c.scope_key = k.s "
+                         " AND c.period_key = k.t WHERE c.merchant_id = $1 "
+                         "ORDER BY c.promotion_id, c.scope_key, c.period_key FOR UPDATE OF c",
+                         &p, &r);
+        }
+    } else {
+        st = db_exec(db,
+                     "SELECT k.o, coalesce(c.uses, 0), coalesce(c.discount_cents, 0) "
+                     "FROM unnest($2::text[], $3::text[], $4::text[]) WITH ORDINALITY "
+                     " AS k(p, s, t, o) LEFT JOIN usage_counters c ON c.merchant_id = $1 "
+                     " AND c.promotion_id = k.p AND c.scope_key = k.s AND c.period_key = k.t",
+                     &p, &r);
+    }
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    for (int i = 0; i < PQntuples(r); i++) {
+        int64_t k = db_get_int(r, i, 0) - 1;
+        if (k >= 0 && (size_t)k < n) {
+            counters[k].uses = db_get_int(r, i, 1);
+            counters[k].discount_cents = db_get_int(r, i, 2);
+        }
+    }
+    PQclear(r);
+    return status_ok();
+}
+
+status_t promo_store_counters_take(db_t *db, arena_t *a, const char *merchant_id,
+                                   const char *checkout_id, const promo_counter_t *counters,
+                                   size_t n) {
+    if (n == 0) {
+        return status_ok();
+    }
+    int64_t *uses = arena_alloc(a, n * sizeof *uses);
+    int64_t *discounts = arena_alloc(a, n * sizeof *discounts);
+    for (size_t i = 0; i < n; i++) {
+        uses[i] = counters[i].uses;
+        discounts[i] = counters[i].discount_cents;
+    }
+    db_params_t p;
+    counter_key_params(a, &p, merchant_id, counters, n);
+    db_param_text(&p, int_array(a, uses, n));
+    db_param_text(&p, int_array(a, discounts, n));
+    status_t st =
+        db_exec(db,
+                "UPDATE usage_counters c SET uses = c.uses + d.u, "
+                " discount_cents = c.discount_cents + d.m "
+                "FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[]) "
+                " AS d(p, s, t, u, m) WHERE c.merchant_id = $1 AND c.promotion_id = d.p "
+                " AND c.scope_key = d.s AND c.period_key = d.t",
+                &p, NULL);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    db_param_text(&p, checkout_id);
+    return db_exec(db,
+                   "INSERT INTO reservation_usages (merchant_id, checkout_id, promotion_id, "
+                   " scope_key, period_key, uses, discount_cents) "
+                   "SELECT $1, $7, d.p, d.s, d.t, d.u, d.m FROM unnest($2::text[], $3::text[], "
+                   " $4::text[], $5::bigint[], $6::bigint[]) AS d(p, s, t, u, m)",
+                   &p, NULL);
+}
+
+status_t promo_store_counters_give_back(db_t *db, const char *merchant_id,
+                                        const char *checkout_id) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_text(&p, checkout_id);
+    PGresult *r = NULL;
+    status_t st = db_exec(db,
+                          "SELECT 1 FROM usage_counters c JOIN reservation_usages u "
+                          " ON c.merchant_id = u.merchant_id AND c.promotion_id = u.promotion_id "
+                          " AND c.scope_key = u.scope_key AND c.period_key = u.period_key "
+                          "WHERE u.merchant_id = $1 AND u.checkout_id = $2 "
+                          "ORDER BY c.promotion_id, c.scope_key, c.period_key FOR UPDATE OF c",
+                          &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    PQclear(r);
+    return db_exec(db,
+                   "UPDATE usage_counters c SET uses = c.uses - u.uses, "
+                   " discount_cents = c.discount_cents - u.discount_cents "
+                   "FROM reservation_usages u WHERE u.merchant_id = $1 AND u.checkout_id = $2 "
+                   " AND c.merchant_id = u.merchant_id AND c.promotion_id = u.promotion_id "
+                   " AND c.scope_key = u.scope_key AND c.period_key = u.period_key",
+                   &p, NULL);
+}

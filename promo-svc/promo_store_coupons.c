@@ -1,0 +1,364 @@
+/* promo_store_coupons.c -- coupon templates, their stock and per-member allowance, and issued
+ * coupons in PostgreSQL. */
+#include "promo_store.h"
+
+#include "pb.h"
+#include "pgarray.h"
+
+#define TEMPLATE_COLUMNS                                                                           \
+    "id, merchant_id, name, kind, amount_off_cents, percent_off_bps, max_discount_cents, "         \
+    "min_spend_cents, valid_days, valid_from_at, valid_until_at, per_member_max, total_max, "      \
+    "issued_count, active, created_at"
+
+static Loyalty__V1__PromoCouponTemplate *template_from_row(arena_t *a, const PGresult *r, int i) {
+    Loyalty__V1__PromoCouponTemplate *t =
+        pb_new(a, &loyalty__v1__promo_coupon_template__descriptor);
+    t->id = arena_strdup(a, db_get_str(r, i, 0));
+    t->merchant_id = arena_strdup(a, db_get_str(r, i, 1));
+    t->name = arena_strdup(a, db_get_str(r, i, 2));
+    t->kind = (Loyalty__V1__PromoCouponKind)db_get_int(r, i, 3);
+    t->amount_off_cents = db_get_int(r, i, 4);
+    t->percent_off_bps = db_get_int(r, i, 5);
+    t->max_discount_cents = db_get_int(r, i, 6);
+    t->min_spend_cents = db_get_int(r, i, 7);
+    t->valid_days = (int32_t)db_get_int(r, i, 8);
+    t->valid_from_at = db_get_int(r, i, 9);
+    t->valid_until_at = db_get_int(r, i, 10);
+    t->per_member_max = (int32_t)db_get_int(r, i, 11);
+    t->total_max = db_get_int(r, i, 12);
+    t->issued_count = db_get_int(r, i, 13);
+    t->active = db_get_bool(r, i, 14);
+    t->created_at = db_get_int(r, i, 15);
+    return t;
+}
+
+status_t promo_store_template_insert(db_t *db, const char *merchant_id,
+                                     const Loyalty__V1__PromoCouponTemplate *t) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_text(&p, t->id);
+    db_param_text(&p, t->name);
+    db_param_int(&p, t->kind);
+    db_param_int(&p, t->amount_off_cents);
+    db_param_int(&p, t->percent_off_bps);
+    db_param_int(&p, t->max_discount_cents);
+    db_param_int(&p, t->min_spend_cents);
+    db_param_int(&p, t->valid_days);
+    db_param_int(&p, t->valid_from_at);
+    db_param_int(&p, t->valid_until_at);
+    db_param_int(&p, t->per_member_max);
+    db_param_int(&p, t->total_max);
+    db_param_int(&p, t->created_at);
+    return db_exec(db,
+                   "INSERT INTO coupon_templates (merchant_id, id, name, kind, amount_off_cents, "
+                   " percent_off_bps, max_discount_cents, min_spend_cents, valid_days, "
+                   " valid_from_at, valid_until_at, per_member_max, total_max, created_at) "
+                   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                   &p, NULL);
+}
+
+static status_t template_one(db_t *db, arena_t *a, const char *sql, const db_params_t *p,
+                             Loyalty__V1__PromoCouponTemplate **out) {
+    PGresult *r = NULL;
+    status_t st = db_exec(db, sql, p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    if (PQntuples(r) != 1) {
+        PQclear(r);
+        return status_make(STATUS_NOT_FOUND, "TEMPLATE_NOT_FOUND", "coupon template not found");
+    }
+    *out = template_from_row(a, r, 0);
+    PQclear(r);
+    return status_ok();
+}
+
+status_t promo_store_template_get(db_t *db, arena_t *a, const char *merchant_id, const char *id,
+                                  Loyalty__V1__PromoCouponTemplate **out) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_text(&p, id);
+    return template_one(db, a,
+                        "SELECT " TEMPLATE_COLUMNS " FROM coupon_templates "
+                        "WHERE merchant_id = $1 AND id = $2",
+                        &p, out);
+}
+
+status_t promo_store_templates_list(db_t *db, arena_t *a, const char *merchant_id,
+                                    const char *after_id, int limit,
+                                    Loyalty__V1__PromoCouponTemplate ***out, size_t *n,
+                                    bool *more) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_text(&p, after_id);
+    db_param_int(&p, limit + 1);
+    PGresult *r = NULL;
+    status_t st = db_exec(db,
+                          "SELECT " TEMPLATE_COLUMNS " FROM coupon_templates "
+                          "WHERE merchant_id = $1 AND ($2 = '' OR id < $2) "
+                          "ORDER BY id DESC LIMIT $3",
+                          &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    int rows = PQntuples(r);
+    *more = rows > limit;
+    rows = rows > limit ? limit : rows;
+    *out = arena_alloc(a, ((size_t)rows + 1) * sizeof **out);
+    for (int i = 0; i < rows; i++) {
+        (*out)[i] = template_from_row(a, r, i);
+    }
+    *n = (size_t)rows;
+    PQclear(r);
+    return status_ok();
+}
+
+status_t promo_store_template_set_active(db_t *db, arena_t *a, const char *merchant_id,
+                                         const char *id, bool active,
+                                         Loyalty__V1__PromoCouponTemplate **out) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_text(&p, id);
+    db_param_bool(&p, active);
+    return template_one(db, a,
+                        "UPDATE coupon_templates SET active = $3 "
+                        "WHERE merchant_id = $1 AND id = $2 RETURNING " TEMPLATE_COLUMNS,
+                        &p, out);
+}
+
+status_t promo_store_template_take(db_t *db, const char *merchant_id,
+                                   const Loyalty__V1__PromoCouponTemplate *t,
+                                   const char *member_id) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_text(&p, t->id);
+    PGresult *r = NULL;
+    /* One conditional update: concurrent issues queue on the row and re-check the stock. */
+    status_t st = db_exec(db,
+                          "UPDATE coupon_templates SET issued_count = issued_count + 1 "
+                          "WHERE merchant_id = $1 AND id = $2 "
+                          " AND (total_max = 0 OR issued_count < total_max) RETURNING 1",
+                          &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    bool taken = PQntuples(r) == 1;
+    PQclear(r);
+    if (!taken) {
+        return status_make(STATUS_FAILED_PRECONDITION, "TEMPLATE_OUT_OF_STOCK",
+                           "every coupon of this template has been issued");
+    }
+    if (t->per_member_max == 0) {
+        return status_ok();
+    }
+    db_param_text(&p, member_id);
+    db_param_int(&p, t->per_member_max);
+    st = db_exec(db,
+                 "INSERT INTO template_holdings (merchant_id, template_id, member_id, issued) "
+                 "VALUES ($1, $2, $3, 1) ON CONFLICT (merchant_id, template_id, member_id) "
+                 "DO UPDATE SET issued = template_holdings.issued + 1 "
+                 "WHERE template_holdings.issued < $4 RETURNING 1",
+                 &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    taken = PQntuples(r) == 1;
+    PQclear(r);
+    if (!taken) {
+        return status_make(STATUS_FAILED_PRECONDITION, "COUPON_LIMIT_REACHED",
+                           "the member already holds %d coupons of this template",
+                           t->per_member_max);
+    }
+    return status_ok();
+}
+
+/* ---- coupons ---- */
+
+#define COUPON_COLUMNS                                                                             \
+    "c.id, c.merchant_id, c.member_id, c.template_id, c.name, c.kind, c.amount_off_cents, "        \
+    "c.percent_off_bps, c.max_discount_cents, c.min_spend_cents, c.source, c.status, "             \
+    "c.valid_from_at, c.valid_until_at, c.issued_at, c.used_at, coalesce(c.checkout_id, '')"
+
+static Loyalty__V1__PromoCoupon *coupon_from_row(arena_t *a, const PGresult *r, int i) {
+    Loyalty__V1__PromoCoupon *c = pb_new(a, &loyalty__v1__promo_coupon__descriptor);
+    c->id = arena_strdup(a, db_get_str(r, i, 0));
+    c->merchant_id = arena_strdup(a, db_get_str(r, i, 1));
+    c->member_id = arena_strdup(a, db_get_str(r, i, 2));
+    c->template_id = arena_strdup(a, db_get_str(r, i, 3));
+    c->name = arena_strdup(a, db_get_str(r, i, 4));
+    c->kind = (Loyalty__V1__PromoCouponKind)db_get_int(r, i, 5);
+    c->amount_off_cents = db_get_int(r, i, 6);
+    c->percent_off_bps = db_get_int(r, i, 7);
+    c->max_discount_cents = db_get_int(r, i, 8);
+    c->min_spend_cents = db_get_int(r, i, 9);
+    c->source = (Loyalty__V1__PromoCouponSource)db_get_int(r, i, 10);
+    c->status = (Loyalty__V1__PromoCouponStatus)db_get_int(r, i, 11);
+    c->valid_from_at = db_get_int(r, i, 12);
+    c->valid_until_at = db_get_int(r, i, 13);
+    c->issued_at = db_get_int(r, i, 14);
+    c->used_at = db_get_int(r, i, 15);
+    c->checkout_id = arena_strdup(a, db_get_str(r, i, 16));
+    return c;
+}
+
+status_t promo_store_coupon_insert(db_t *db, const char *merchant_id,
+                                   const Loyalty__V1__PromoCoupon *c) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_text(&p, c->id);
+    db_param_text(&p, c->member_id);
+    db_param_text(&p, c->template_id);
+    db_param_text(&p, c->name);
+    db_param_int(&p, c->kind);
+    db_param_int(&p, c->amount_off_cents);
+    db_param_int(&p, c->percent_off_bps);
+    db_param_int(&p, c->max_discount_cents);
+    db_param_int(&p, c->min_spend_cents);
+    db_param_int(&p, c->source);
+    db_param_int(&p, c->valid_from_at);
+    db_param_int(&p, c->valid_until_at);
+    db_param_int(&p, c->issued_at);
+    return db_exec(db,
+                   "INSERT INTO coupons (merchant_id, id, member_id, template_id, name, kind, "
+                   " amount_off_cents, percent_off_bps, max_discount_cents, min_spend_cents, "
+                   " source, valid_from_at, valid_until_at, issued_at) "
+                   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                   &p, NULL);
+}
+
+status_t promo_store_coupon_get(db_t *db, arena_t *a, const char *merchant_id, const char *id,
+                                Loyalty__V1__PromoCoupon **out) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_text(&p, id);
+    PGresult *r = NULL;
+    status_t st = db_exec(db,
+                          "SELECT " COUPON_COLUMNS " FROM coupons c "
+                          "WHERE c.merchant_id = $1 AND c.id = $2",
+                          &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    if (PQntuples(r) != 1) {
+        PQclear(r);
+        return status_make(STATUS_NOT_FOUND, "COUPON_NOT_FOUND", "coupon not found");
+    }
+    *out = coupon_from_row(a, r, 0);
+    PQclear(r);
+    return status_ok();
+}
+
+status_t promo_store_coupons_list(db_t *db, arena_t *a, const char *merchant_id,
+                                  const char *member_id, Loyalty__V1__PromoCouponStatus status,
+                                  int64_t now, const char *after_id, int limit,
+                                  Loyalty__V1__PromoCoupon ***out, size_t *n, bool *more) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_text(&p, member_id);
+    db_param_int(&p, status);
+    db_param_int(&p, now);
+    db_param_text(&p, after_id);
+    db_param_int(&p, limit + 1);
+    PGresult *r = NULL;
+    /* EXPIRED is not stored: AVAILABLE (1) and EXPIRED (4) split stored status 1 at `now`. */
+    status_t st =
+        db_exec(db,
+                "SELECT " COUPON_COLUMNS " FROM coupons c "
+                "WHERE c.merchant_id = $1 AND c.member_id = $2 AND ($5 = '' OR c.id < $5) "
+                " AND CASE $3::int WHEN 0 THEN true "
+                "  WHEN 1 THEN c.status = 1 AND c.valid_until_at > $4 "
+                "  WHEN 4 THEN c.status = 1 AND c.valid_until_at <= $4 "
+                "  ELSE c.status = $3::int END "
+                "ORDER BY c.id DESC LIMIT $6",
+                &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    int rows = PQntuples(r);
+    *more = rows > limit;
+    rows = rows > limit ? limit : rows;
+    *out = arena_alloc(a, ((size_t)rows + 1) * sizeof **out);
+    for (int i = 0; i < rows; i++) {
+        (*out)[i] = coupon_from_row(a, r, i);
+    }
+    *n = (size_t)rows;
+    PQclear(r);
+    return status_ok();
+}
+
+status_t promo_store_coupons_for_cart(db_t *db, arena_t *a, const char *merchant_id,
+                                      char *const *ids, size_t n, int64_t now, bool lock,
+                                      Loyalty__V1__PromoCoupon ***out, bool **held_live,
+                                      size_t *n_out) {
+    *n_out = 0;
+    *out = arena_alloc(a, (n + 1) * sizeof **out);
+    *held_live = arena_alloc(a, (n + 1) * sizeof **held_live);
+    if (n == 0) {
+        return status_ok();
+    }
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_text(&p, pgarray_encode(a, ids, n));
+    db_param_int(&p, now);
+#define CART_COUPONS                                                                               \
+    "SELECT " COUPON_COLUMNS ", "                                                                  \
+    " coalesce(c.status = 2 AND r.status = 1 AND r.expires_at > $3, false) "                       \
+    "FROM coupons c LEFT JOIN reservations r "                                                     \
+    " ON r.merchant_id = c.merchant_id AND r.checkout_id = c.checkout_id "                         \
+    "WHERE c.merchant_id = $1 AND c.id = ANY($2::text[]) ORDER BY c.id"
+    PGresult *r = NULL;
+    status_t st = db_exec(db, lock ? CART_COUPONS " FOR UPDATE OF c" : CART_COUPONS, &p, &r);
+#undef CART_COUPONS
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    for (int i = 0; i < PQntuples(r) && (size_t)i < n; i++) {
+        (*out)[i] = coupon_from_row(a, r, i);
+        (*held_live)[i] = db_get_bool(r, i, 17);
+        (*n_out)++;
+    }
+    PQclear(r);
+    return status_ok();
+}
+
+status_t promo_store_coupons_reserve(db_t *db, arena_t *a, const char *merchant_id,
+                                     const char *checkout_id, char *const *ids, size_t n) {
+    if (n == 0) {
+        return status_ok();
+    }
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_text(&p, checkout_id);
+    db_param_text(&p, pgarray_encode(a, ids, n));
+    return db_exec(db,
+                   "UPDATE coupons SET status = 2, checkout_id = $2 "
+                   "WHERE merchant_id = $1 AND id = ANY($3::text[])",
+                   &p, NULL);
+}
+
+status_t promo_store_coupons_set_by_checkout(db_t *db, const char *merchant_id,
+                                             const char *checkout_id,
+                                             Loyalty__V1__PromoCouponStatus status, int64_t now) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_text(&p, checkout_id);
+    db_param_int(&p, status);
+    db_param_int(&p, now);
+    return db_exec(db,
+                   "UPDATE coupons SET status = $3::int, "
+                   " used_at = CASE WHEN $3::int = 3 THEN $4::bigint ELSE 0 END, "
+                   " checkout_id = CASE WHEN $3::int = 1 THEN NULL ELSE checkout_id END "
+                   "WHERE merchant_id = $1 AND checkout_id = $2",
+                   &p, NULL);
+}
