@@ -1,0 +1,1213 @@
+/* gateway_checkout.c -- the checkout saga (gateway.proto CHECKOUT): cart validation, the Begin,
+ * Complete and compensation flows, the orders row written on completion, and the checkout RPCs.
+ */
+#include "gateway_rpc.h"
+
+#include "gateway_store.h"
+#include "jsonw.h"
+#include "log.h"
+#include "loyalty/v1/member.pb-c.h"
+#include "loyalty/v1/points.pb-c.h"
+#include "loyalty/v1/promo.pb-c.h"
+#include "loyalty/v1/referral.pb-c.h"
+#include "loyalty/v1/wallet.pb-c.h"
+#include "outbox.h"
+#include "pb.h"
+#include "validate.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define GOODS LOYALTY__V1__GATEWAY_LINE_KIND__GATEWAY_LINE_KIND_GOODS
+#define MEMBERSHIP LOYALTY__V1__GATEWAY_LINE_KIND__GATEWAY_LINE_KIND_MEMBERSHIP
+#define TOPUP LOYALTY__V1__GATEWAY_LINE_KIND__GATEWAY_LINE_KIND_WALLET_TOPUP
+
+/* ---- validation ---- */
+
+static status_t check_line(const Loyalty__V1__GatewayCartLine *l, size_t i, int *memberships,
+                           int *topups) {
+    (void)i;
+    status_t st = gw_check_id("cart.lines.line_id", l->line_id, GW_LINE_ID_MAX);
+    if (status_is_ok(&st)) {
+        st = gw_check_id("cart.lines.sku", l->sku, GW_SKU_MAX);
+    }
+    if (status_is_ok(&st) && l->category[0]) {
+        st = gw_check_id("cart.lines.category", l->category, GW_SKU_MAX);
+    }
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    if (l->quantity < 1 || l->quantity > GW_QUANTITY_MAX) {
+        return status_invalid_field("cart.lines.quantity", "line %zu: 1..%d", i, GW_QUANTITY_MAX);
+    }
+    if (l->unit_price_cents < 0 || l->unit_price_cents > GW_UNIT_PRICE_MAX) {
+        return status_invalid_field("cart.lines.unit_price_cents", "line %zu: 0..%lld", i,
+                                    (long long)GW_UNIT_PRICE_MAX);
+    }
+    switch ((int)l->kind) {
+    case LOYALTY__V1__GATEWAY_LINE_KIND__GATEWAY_LINE_KIND_UNSPECIFIED:
+    case GOODS:
+        return status_ok();
+    case MEMBERSHIP:
+        (*memberships)++;
+        if (l->quantity > GW_MEMBERSHIP_PERIODS_MAX) {
+            return status_invalid_field("cart.lines.quantity",
+                                        "line %zu: a membership is 1..%d periods", i,
+                                        GW_MEMBERSHIP_PERIODS_MAX);
+        }
+        return gw_check_id("cart.lines.membership_plan_id", l->membership_plan_id, ID_MAX);
+    case TOPUP:
+        (*topups)++;
+        if (l->quantity != 1) {
+            return status_invalid_field("cart.lines.quantity",
+                                        "line %zu: a wallet top-up has quantity 1", i);
+        }
+        if (l->unit_price_cents < 1) {
+            return status_invalid_field("cart.lines.unit_price_cents",
+                                        "line %zu: a wallet top-up credits at least 1", i);
+        }
+        return l->top_up_plan_id[0]
+                   ? gw_check_id("cart.lines.top_up_plan_id", l->top_up_plan_id, ID_MAX)
+                   : status_ok();
+    default:
+        return status_invalid_field("cart.lines.kind", "line %zu: unknown kind", i);
+    }
+}
+
+static status_t check_cart(const Loyalty__V1__GatewayCart *cart) {
+    if (cart == NULL || cart->n_lines == 0) {
+        return status_invalid_field("cart.lines", "at least one line is required");
+    }
+    if (cart->n_lines > GW_LINES_MAX) {
+        return status_invalid_field("cart.lines", "at most %d lines", GW_LINES_MAX);
+    }
+    int memberships = 0, topups = 0;
+    for (size_t i = 0; i < cart->n_lines; i++) {
+        status_t st = check_line(cart->lines[i], i, &memberships, &topups);
+        if (!status_is_ok(&st)) {
+            return st;
+        }
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(cart->lines[j]->line_id, cart->lines[i]->line_id) == 0) {
+                return status_invalid_field("cart.lines.line_id", "line id %s appears twice",
+                                            cart->lines[i]->line_id);
+            }
+        }
+    }
+    if (memberships > GW_PRODUCT_LINES_MAX || topups > GW_PRODUCT_LINES_MAX) {
+        return status_invalid_field("cart.lines.kind", "at most %d membership and %d top-up lines",
+                                    GW_PRODUCT_LINES_MAX, GW_PRODUCT_LINES_MAX);
+    }
+    if (cart->shipping_cents < 0 || cart->shipping_cents > GW_SHIPPING_MAX) {
+        return status_invalid_field("cart.shipping_cents", "0..%lld", (long long)GW_SHIPPING_MAX);
+    }
+    if (cart->store_id[0]) {
+        status_t st = gw_check_id("cart.store_id", cart->store_id, GW_STORE_ID_MAX);
+        if (!status_is_ok(&st)) {
+            return st;
+        }
+    }
+    if (cart->n_codes > GW_CODES_MAX) {
+        return status_invalid_field("cart.codes", "at most %d codes", GW_CODES_MAX);
+    }
+    for (size_t i = 0; i < cart->n_codes; i++) {
+        status_t st = validate_text("cart.codes", cart->codes[i], 1, 64);
+        if (!status_is_ok(&st)) {
+            return st;
+        }
+    }
+    if (cart->n_coupon_ids > GW_COUPONS_MAX) {
+        return status_invalid_field("cart.coupon_ids", "at most %d coupons", GW_COUPONS_MAX);
+    }
+    for (size_t i = 0; i < cart->n_coupon_ids; i++) {
+        status_t st = gw_check_id("cart.coupon_ids", cart->coupon_ids[i], ID_MAX + 16);
+        if (!status_is_ok(&st)) {
+            return st;
+        }
+    }
+    return status_ok();
+}
+
+static status_t check_payment(const Loyalty__V1__GatewayPaymentChoice *p) {
+    if (p == NULL) {
+        return status_ok();
+    }
+    if (p->redeem_points < 0 || p->redeem_points > GW_AMOUNT_MAX) {
+        return status_invalid_field("payment.redeem_points", "0..%lld", (long long)GW_AMOUNT_MAX);
+    }
+    if (p->wallet_cents < 0 || p->wallet_cents > GW_AMOUNT_MAX) {
+        return status_invalid_field("payment.wallet_cents", "0..%lld", (long long)GW_AMOUNT_MAX);
+    }
+    return status_ok();
+}
+
+static status_t check_checkout(const Loyalty__V1__GatewayCheckoutRequest *r, bool with_ref) {
+    status_t st = gw_check_key(r->idempotency_key);
+    if (status_is_ok(&st)) {
+        st = gw_check_id("order_id", r->order_id, GW_ORDER_ID_MAX);
+    }
+    if (status_is_ok(&st)) {
+        st = gw_check_id("member_id", r->member_id, ID_MAX);
+    }
+    if (status_is_ok(&st)) {
+        st = check_cart(r->cart);
+    }
+    if (status_is_ok(&st)) {
+        st = check_payment(r->payment);
+    }
+    if (status_is_ok(&st) && with_ref) {
+        st = gw_check_payment_ref("payment_ref", r->payment_ref, false);
+    }
+    return st;
+}
+
+/* ---- pricing helpers ---- */
+
+static const char *segment_name(int segment) {
+    const ProtobufCEnumValue *v =
+        protobuf_c_enum_descriptor_get_value(&loyalty__v1__member_segment__descriptor, segment);
+    static const char prefix[] = "MEMBER_SEGMENT_";
+    if (v == NULL || segment == 0) {
+        return "";
+    }
+    return strncmp(v->name, prefix, sizeof prefix - 1) == 0 ? v->name + sizeof prefix - 1 : v->name;
+}
+
+static Loyalty__V1__PromoCart *promo_cart(arena_t *a, const char *member_id,
+                                          const Loyalty__V1__GatewayCart *cart,
+                                          const Loyalty__V1__MemberTierStatus *tier) {
+    Loyalty__V1__PromoCart *pc = pb_new(a, &loyalty__v1__promo_cart__descriptor);
+    pc->member_id = (char *)member_id;
+    if (tier != NULL) {
+        if (tier->tier != NULL) {
+            pc->tier_id = tier->tier->id;
+            pc->tier_rank = tier->tier->rank;
+        }
+        pc->tier_discount_bps = tier->discount_bps;
+        pc->segment = (char *)segment_name(tier->segment);
+    }
+    pc->store_id = cart->store_id;
+    pc->shipping_cents = cart->shipping_cents;
+    pc->codes = cart->codes;
+    pc->n_codes = cart->n_codes;
+    pc->coupon_ids = cart->coupon_ids;
+    pc->n_coupon_ids = cart->n_coupon_ids;
+    pc->lines = arena_alloc(a, (cart->n_lines + 1) * sizeof *pc->lines);
+    pc->n_lines = cart->n_lines;
+    for (size_t i = 0; i < cart->n_lines; i++) {
+        const Loyalty__V1__GatewayCartLine *g = cart->lines[i];
+        Loyalty__V1__PromoCartLine *l = pb_new(a, &loyalty__v1__promo_cart_line__descriptor);
+        l->line_id = g->line_id;
+        l->sku = g->sku;
+        l->category = g->category;
+        l->quantity = g->quantity;
+        l->unit_price_cents = g->unit_price_cents;
+        pc->lines[i] = l;
+    }
+    return pc;
+}
+
+/* Final amount of the quote's line `line_id` (0 when absent). */
+static int64_t line_final(const Loyalty__V1__PromoQuoteResult *q, const char *line_id) {
+    for (size_t i = 0; q != NULL && i < q->n_lines; i++) {
+        if (strcmp(q->lines[i]->line_id, line_id) == 0) {
+            return q->lines[i]->final_amount_cents;
+        }
+    }
+    return 0;
+}
+
+static int64_t product_lines_cents(const Loyalty__V1__GatewayCart *cart,
+                                   const Loyalty__V1__PromoQuoteResult *q, int kind) {
+    int64_t sum = 0;
+    for (size_t i = 0; i < cart->n_lines; i++) {
+        if ((int)cart->lines[i]->kind == kind ||
+            (kind < 0 &&
+             ((int)cart->lines[i]->kind == MEMBERSHIP || (int)cart->lines[i]->kind == TOPUP))) {
+            sum += line_final(q, cart->lines[i]->line_id);
+        }
+    }
+    return sum;
+}
+
+static void fill_from_quote(Loyalty__V1__GatewayCheckoutBreakdown *b,
+                            Loyalty__V1__PromoQuoteResult *q,
+                            const Loyalty__V1__MemberTierStatus *tier) {
+    b->quote = q;
+    if (tier != NULL) {
+        b->tier = tier->tier;
+        b->tier_discount_bps = tier->discount_bps;
+    }
+    b->subtotal_cents = q->subtotal_cents;
+    b->tier_discount_cents = q->tier_discount_cents;
+    b->promotion_discount_cents = q->promotion_discount_cents;
+    b->coupon_discount_cents = q->coupon_discount_cents;
+    b->shipping_cents = q->shipping_cents;
+    b->shipping_discount_cents = q->shipping_discount_cents;
+    b->total_cents = q->total_cents;
+}
+
+/* Fills the payment part of the breakdown once points and wallet are known. */
+static void fill_payment(Loyalty__V1__GatewayCheckoutBreakdown *b,
+                         const Loyalty__V1__GatewayCart *cart, int64_t points, int64_t points_cash,
+                         int64_t wallet) {
+    b->points_used = points;
+    b->points_cash_cents = points_cash;
+    b->wallet_cents = wallet;
+    b->amount_due_cents = b->total_cents - points_cash - wallet;
+    b->earn_base_cents =
+        gw_earn_base(wallet, b->amount_due_cents, product_lines_cents(cart, b->quote, TOPUP));
+}
+
+static Loyalty__V1__GatewayCheckout *checkout_ctx(gw_saga_t *x) {
+    if (x->context->checkout == NULL) {
+        x->context->checkout = pb_new(x->a, &loyalty__v1__gateway_checkout__descriptor);
+    }
+    Loyalty__V1__GatewayCheckout *co = x->context->checkout;
+    if (co->breakdown == NULL) {
+        co->breakdown = pb_new(x->a, &loyalty__v1__gateway_checkout_breakdown__descriptor);
+    }
+    return co;
+}
+
+static const Loyalty__V1__GatewayPaymentChoice *
+payment_of(const Loyalty__V1__GatewayCheckoutRequest *r) {
+    static const Loyalty__V1__GatewayPaymentChoice none = LOYALTY__V1__GATEWAY_PAYMENT_CHOICE__INIT;
+    return r->payment ? r->payment : &none;
+}
+
+/* ---- Begin ---- */
+
+static status_t read_tier(gw_saga_t *x, const char *member_id,
+                          Loyalty__V1__MemberTierStatus **out) {
+    Loyalty__V1__MemberGetTierRequest *r =
+        pb_new(x->a, &loyalty__v1__member_get_tier_request__descriptor);
+    r->merchant_id = x->merchant_id;
+    r->member_id = (char *)member_id;
+    gw_call_t c;
+    gw_call_init(&c, x->svc->member, &loyalty__v1__member_service__descriptor, "GetMemberTier",
+                 &r->base, "member_tier");
+    status_t st = gw_read(x, &c);
+    if (status_is_ok(&st)) {
+        *out = ((Loyalty__V1__MemberGetTierResponse *)c.response)->status;
+    }
+    return st;
+}
+
+static status_t begin_points(gw_saga_t *x, const Loyalty__V1__GatewayCheckoutRequest *req,
+                             Loyalty__V1__GatewayCheckout *co, int64_t *points,
+                             int64_t *points_cash) {
+    const Loyalty__V1__GatewayPaymentChoice *pay = payment_of(req);
+    Loyalty__V1__GatewayCheckoutBreakdown *b = co->breakdown;
+    *points = 0;
+    *points_cash = 0;
+    if ((pay->redeem_points <= 0 && !pay->use_max_points) || b->total_cents <= 0) {
+        return status_ok();
+    }
+    Loyalty__V1__PointsQuoteRedeemRequest *q =
+        pb_new(x->a, &loyalty__v1__points_quote_redeem_request__descriptor);
+    q->merchant_id = x->merchant_id;
+    q->member_id = req->member_id;
+    q->order_total_cents = b->total_cents;
+    gw_call_t c;
+    gw_call_init(&c, x->svc->points, &loyalty__v1__points_service__descriptor, "QuoteRedeem",
+                 &q->base, "points_quote");
+    status_t st = gw_read(x, &c);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    const Loyalty__V1__PointsQuoteRedeemResponse *qr = (void *)c.response;
+    gw_points_choice_t choice =
+        gw_choose_points(pay->redeem_points, pay->use_max_points, qr->points, qr->reason,
+                         qr->max_cash_cents, qr->redeem_points, qr->redeem_value_cents);
+    b->points_note = (char *)choice.note;
+    if (choice.points <= 0) {
+        return status_ok();
+    }
+    Loyalty__V1__PointsHoldRequest *h = pb_new(x->a, &loyalty__v1__points_hold_request__descriptor);
+    h->merchant_id = x->merchant_id;
+    h->idempotency_key = gw_step_key(x, "points_hold");
+    h->member_id = req->member_id;
+    h->points = choice.points;
+    h->reference = req->order_id;
+    h->ttl_s = x->context->hold_ttl_s;
+    h->_order_total_cents_case =
+        LOYALTY__V1__POINTS_HOLD_REQUEST___ORDER_TOTAL_CENTS_ORDER_TOTAL_CENTS;
+    h->order_total_cents = b->total_cents;
+    gw_call_init(&c, x->svc->points, &loyalty__v1__points_service__descriptor, "Hold", &h->base,
+                 "points_hold");
+    st = gw_step(x, &c);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    const Loyalty__V1__PointsHold *hold = ((Loyalty__V1__PointsHoldResponse *)c.response)->hold;
+    if (hold == NULL || hold->cash_value_cents > b->total_cents) {
+        return status_make(STATUS_INTERNAL, "POINTS_HOLD_INCONSISTENT",
+                           "points-svc held points worth more than the order");
+    }
+    co->points_hold_id = hold->id;
+    *points = hold->points;
+    *points_cash = hold->cash_value_cents;
+    return status_ok();
+}
+
+static status_t begin_wallet(gw_saga_t *x, const Loyalty__V1__GatewayCheckoutRequest *req,
+                             Loyalty__V1__GatewayCheckout *co, int64_t due, int64_t *wallet) {
+    const Loyalty__V1__GatewayPaymentChoice *pay = payment_of(req);
+    *wallet = 0;
+    if ((pay->wallet_cents <= 0 && !pay->use_max_wallet) || due <= 0) {
+        return status_ok();
+    }
+    int64_t available = 0;
+    gw_call_t c;
+    if (pay->use_max_wallet) {
+        Loyalty__V1__WalletGetBalanceRequest *g =
+            pb_new(x->a, &loyalty__v1__wallet_get_balance_request__descriptor);
+        g->merchant_id = x->merchant_id;
+        g->member_id = req->member_id;
+        gw_call_init(&c, x->svc->wallet, &loyalty__v1__wallet_service__descriptor, "GetBalance",
+                     &g->base, "wallet_balance");
+        status_t st = gw_read(x, &c);
+        if (!status_is_ok(&st)) {
+            return st;
+        }
+        const Loyalty__V1__WalletBalance *bal =
+            ((Loyalty__V1__WalletGetBalanceResponse *)c.response)->balance;
+        available = bal ? bal->available_cents : 0;
+    }
+    int64_t w = gw_choose_wallet(pay->wallet_cents, pay->use_max_wallet, available, due);
+    if (w <= 0) {
+        return status_ok();
+    }
+    Loyalty__V1__WalletHoldRequest *h = pb_new(x->a, &loyalty__v1__wallet_hold_request__descriptor);
+    h->merchant_id = x->merchant_id;
+    h->idempotency_key = gw_step_key(x, "wallet_hold");
+    h->member_id = req->member_id;
+    h->amount_cents = w;
+    h->reference = req->order_id;
+    h->ttl_s = (int32_t)x->context->hold_ttl_s;
+    gw_call_init(&c, x->svc->wallet, &loyalty__v1__wallet_service__descriptor, "Hold", &h->base,
+                 "wallet_hold");
+    status_t st = gw_step(x, &c);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    const Loyalty__V1__WalletHold *hold = ((Loyalty__V1__WalletHoldResponse *)c.response)->hold;
+    if (hold == NULL || hold->amount_cents != w) {
+        return status_make(STATUS_INTERNAL, "WALLET_HOLD_INCONSISTENT",
+                           "wallet-svc held another amount than asked");
+    }
+    co->wallet_hold_id = hold->id;
+    *wallet = w;
+    return status_ok();
+}
+
+static status_t checkout_begin(gw_saga_t *x) {
+    const Loyalty__V1__GatewayCheckoutRequest *req = (void *)gw_saga_request(x);
+    Loyalty__V1__GatewayCheckout *co = checkout_ctx(x);
+    Loyalty__V1__GatewayCheckoutBreakdown *b = co->breakdown;
+    co->checkout_id = x->id;
+    co->order_id = req->order_id;
+    co->member_id = req->member_id;
+    co->promo_checkout_id = x->id;
+    Loyalty__V1__MemberTierStatus *tier = NULL;
+    status_t st = read_tier(x, req->member_id, &tier);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    Loyalty__V1__PromoReserveRequest *r =
+        pb_new(x->a, &loyalty__v1__promo_reserve_request__descriptor);
+    r->merchant_id = x->merchant_id;
+    r->idempotency_key = gw_step_key(x, "promo_reserve");
+    r->checkout_id = x->id;
+    r->cart = promo_cart(x->a, req->member_id, req->cart, tier);
+    r->ttl_s = x->context->hold_ttl_s;
+    gw_call_t c;
+    gw_call_init(&c, x->svc->promo, &loyalty__v1__promo_service__descriptor, "Reserve", &r->base,
+                 "promo_reserve");
+    st = gw_step(x, &c);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    const Loyalty__V1__PromoReservation *res =
+        ((Loyalty__V1__PromoReserveResponse *)c.response)->reservation;
+    if (res == NULL || res->quote == NULL) {
+        return status_make(STATUS_INTERNAL, "PROMO_RESERVE_INCONSISTENT",
+                           "promo-svc reserved without a quote");
+    }
+    fill_from_quote(b, res->quote, tier);
+    int64_t points = 0, points_cash = 0, wallet = 0;
+    st = begin_points(x, req, co, &points, &points_cash);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    st = begin_wallet(x, req, co, b->total_cents - points_cash, &wallet);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    fill_payment(b, req->cart, points, points_cash, wallet);
+    if (x->auto_complete && !x->resolve) {
+        co->payment_ref = req->payment_ref;
+        if (b->amount_due_cents > 0 && req->payment_ref[0] == '\0') {
+            return status_make(STATUS_FAILED_PRECONDITION, "PAYMENT_REF_REQUIRED",
+                               "%lld is still due: Checkout needs the payment_ref of its payment",
+                               (long long)b->amount_due_cents);
+        }
+        co->result = pb_new(x->a, &loyalty__v1__gateway_checkout_result__descriptor);
+    }
+    if (!x->resolve) {
+        co->reserved_until_at = x->ctx->now_s + x->svc->checkout_ttl_s;
+    }
+    return status_ok();
+}
+
+/* ---- Complete ---- */
+
+static Loyalty__V1__MemberTierStatus *logged_tier(gw_saga_t *x) {
+    Loyalty__V1__MemberGetTierResponse *r = (void *)gw_step_response(
+        x, "member_tier", &loyalty__v1__member_get_tier_response__descriptor);
+    return r ? r->status : NULL;
+}
+
+/* The first parallel group: capture, commit, confirm, earn, compute referral rewards. */
+static int complete_group1(gw_saga_t *x, const Loyalty__V1__GatewayCheckoutRequest *req,
+                           Loyalty__V1__GatewayCheckout *co, gw_call_t *g) {
+    const Loyalty__V1__GatewayCheckoutBreakdown *b = co->breakdown;
+    const Loyalty__V1__MemberTierStatus *tier = logged_tier(x);
+    gw_svc_t *svc = x->svc;
+    int n = 0;
+    if (co->wallet_hold_id[0]) {
+        Loyalty__V1__WalletCaptureHoldRequest *r =
+            pb_new(x->a, &loyalty__v1__wallet_capture_hold_request__descriptor);
+        r->merchant_id = x->merchant_id;
+        r->idempotency_key = gw_step_key(x, "wallet_capture");
+        r->hold_id = co->wallet_hold_id;
+        r->amount_cents = b->wallet_cents;
+        gw_call_init(&g[n++], svc->wallet, &loyalty__v1__wallet_service__descriptor, "CaptureHold",
+                     &r->base, "wallet_capture");
+    }
+    if (co->points_hold_id[0]) {
+        Loyalty__V1__PointsCommitHoldRequest *r =
+            pb_new(x->a, &loyalty__v1__points_commit_hold_request__descriptor);
+        r->merchant_id = x->merchant_id;
+        r->idempotency_key = gw_step_key(x, "points_commit");
+        r->target_case = LOYALTY__V1__POINTS_COMMIT_HOLD_REQUEST__TARGET_HOLD_ID;
+        r->hold_id = co->points_hold_id;
+        gw_call_init(&g[n++], svc->points, &loyalty__v1__points_service__descriptor, "CommitHold",
+                     &r->base, "points_commit");
+    }
+    Loyalty__V1__PromoConfirmRequest *pc =
+        pb_new(x->a, &loyalty__v1__promo_confirm_request__descriptor);
+    pc->merchant_id = x->merchant_id;
+    pc->idempotency_key = gw_step_key(x, "promo_confirm");
+    pc->checkout_id = x->id;
+    pc->order_id = req->order_id;
+    gw_call_init(&g[n++], svc->promo, &loyalty__v1__promo_service__descriptor, "Confirm", &pc->base,
+                 "promo_confirm");
+    Loyalty__V1__PointsOrderAmounts *amounts =
+        pb_new(x->a, &loyalty__v1__points_order_amounts__descriptor);
+    amounts->paid_cents = b->earn_base_cents;
+    if (tier != NULL) {
+        amounts->tier_id = tier->tier ? tier->tier->id : "";
+        amounts->tier_multiplier_bps = tier->earn_multiplier_bps;
+    }
+    amounts->ordered_at = x->created_at;
+    Loyalty__V1__PointsEarnRequest *e = pb_new(x->a, &loyalty__v1__points_earn_request__descriptor);
+    e->merchant_id = x->merchant_id;
+    e->idempotency_key = gw_step_key(x, "points_earn");
+    e->member_id = req->member_id;
+    e->source = LOYALTY__V1__POINTS_SOURCE__POINTS_SOURCE_ORDER;
+    e->reference = req->order_id;
+    e->amount_case = LOYALTY__V1__POINTS_EARN_REQUEST__AMOUNT_ORDER;
+    e->order = amounts;
+    gw_call_init(&g[n++], svc->points, &loyalty__v1__points_service__descriptor, "Earn", &e->base,
+                 "points_earn");
+    Loyalty__V1__ReferralComputeRewardsRequest *rc =
+        pb_new(x->a, &loyalty__v1__referral_compute_rewards_request__descriptor);
+    rc->merchant_id = x->merchant_id;
+    rc->idempotency_key = gw_step_key(x, "referral_compute");
+    rc->event = LOYALTY__V1__REFERRAL_EVENT__REFERRAL_EVENT_PURCHASE;
+    rc->member_id = req->member_id;
+    rc->paid_cents = b->earn_base_cents;
+    rc->reference = req->order_id;
+    gw_call_init(&g[n++], svc->referral, &loyalty__v1__referral_service__descriptor,
+                 "ComputeRewards", &rc->base, "referral_compute");
+    return n;
+}
+
+void gw_grant_call(gw_saga_t *x, gw_call_t *c, const Loyalty__V1__ReferralReward *rw) {
+    char *name = arena_printf(x->a, "referral_grant:%s", rw->id);
+    Loyalty__V1__PointsEarnRequest *e = pb_new(x->a, &loyalty__v1__points_earn_request__descriptor);
+    e->merchant_id = x->merchant_id;
+    e->idempotency_key = gw_step_key(x, name);
+    e->member_id = rw->beneficiary_member_id;
+    e->source = LOYALTY__V1__POINTS_SOURCE__POINTS_SOURCE_REFERRAL;
+    e->reference = arena_printf(x->a, "rr:%s", rw->id);
+    e->amount_case = LOYALTY__V1__POINTS_EARN_REQUEST__AMOUNT_POINTS;
+    e->points = rw->granted_points > 0 ? rw->granted_points : rw->points;
+    e->note = "referral reward";
+    gw_call_init(c, x->svc->points, &loyalty__v1__points_service__descriptor, "Earn", &e->base,
+                 "%s", name);
+}
+
+int gw_referral_grants(gw_saga_t *x, const Loyalty__V1__ReferralComputeRewardsResponse *cr,
+                       Loyalty__V1__GatewayReferralGrant ***out, size_t *n_out, gw_call_t *g,
+                       int max_calls, int64_t *held_until) {
+    int n = 0;
+    *out = arena_alloc(x->a, (cr->n_rewards + 1) * sizeof **out);
+    *n_out = 0;
+    for (size_t i = 0; i < cr->n_rewards; i++) {
+        const Loyalty__V1__ReferralReward *rw = cr->rewards[i];
+        Loyalty__V1__GatewayReferralGrant *gr =
+            pb_new(x->a, &loyalty__v1__gateway_referral_grant__descriptor);
+        gr->reward_id = rw->id;
+        gr->beneficiary_member_id = rw->beneficiary_member_id;
+        gr->level = rw->level;
+        gr->points = rw->points;
+        gr->granted = rw->grant_now;
+        (*out)[(*n_out)++] = gr;
+        if (!rw->grant_now) {
+            if (held_until && rw->held_until_at > 0 &&
+                (*held_until == 0 || rw->held_until_at < *held_until)) {
+                *held_until = rw->held_until_at;
+            }
+            continue;
+        }
+        if (rw->points > 0 && n < max_calls) {
+            gw_grant_call(x, &g[n++], rw);
+        }
+    }
+    return n;
+}
+
+static int product_calls(gw_saga_t *x, const Loyalty__V1__GatewayCheckoutRequest *req, gw_call_t *g,
+                         int max_calls) {
+    int n = 0;
+    for (size_t i = 0; i < req->cart->n_lines && n < max_calls; i++) {
+        const Loyalty__V1__GatewayCartLine *l = req->cart->lines[i];
+        if ((int)l->kind == MEMBERSHIP) {
+            char *name = arena_printf(x->a, "membership:%zu", i);
+            Loyalty__V1__MemberPurchaseRequest *r =
+                pb_new(x->a, &loyalty__v1__member_purchase_request__descriptor);
+            r->merchant_id = x->merchant_id;
+            r->idempotency_key = gw_step_key(x, name);
+            r->member_id = req->member_id;
+            r->plan_id = l->membership_plan_id;
+            r->quantity = (int32_t)l->quantity;
+            r->order_id = arena_printf(x->a, "%s:m%zu", req->order_id, i);
+            gw_call_init(&g[n++], x->svc->member, &loyalty__v1__member_service__descriptor,
+                         "PurchaseMembership", &r->base, "%s", name);
+        } else if ((int)l->kind == TOPUP) {
+            char *name = arena_printf(x->a, "top_up:%zu", i);
+            Loyalty__V1__WalletTopUpRequest *r =
+                pb_new(x->a, &loyalty__v1__wallet_top_up_request__descriptor);
+            r->merchant_id = x->merchant_id;
+            r->idempotency_key = gw_step_key(x, name);
+            r->member_id = req->member_id;
+            r->paid_cents = l->unit_price_cents;
+            r->plan_id = l->top_up_plan_id;
+            r->payment_ref = arena_printf(x->a, "%s:t%zu", req->order_id, i);
+            gw_call_init(&g[n++], x->svc->wallet, &loyalty__v1__wallet_service__descriptor, "TopUp",
+                         &r->base, "%s", name);
+        }
+    }
+    return n;
+}
+
+static void fill_group1(Loyalty__V1__GatewayCheckoutResult *res, gw_call_t *g, int n) {
+    for (int i = 0; i < n; i++) {
+        if (!status_is_ok(&g[i].status) || g[i].response == NULL) {
+            continue;
+        }
+        if (strcmp(g[i].name, "wallet_capture") == 0) {
+            const Loyalty__V1__WalletCaptureHoldResponse *r = (void *)g[i].response;
+            res->wallet_captured_cents = r->hold ? r->hold->captured_cents : 0;
+        } else if (strcmp(g[i].name, "points_commit") == 0) {
+            const Loyalty__V1__PointsCommitHoldResponse *r = (void *)g[i].response;
+            res->points_spent = r->hold ? r->hold->points : 0;
+        } else if (strcmp(g[i].name, "points_earn") == 0) {
+            Loyalty__V1__PointsEarnResponse *r = (void *)g[i].response;
+            res->points_earned = r->points;
+            res->growth_earned = r->growth_delta;
+            res->earn = r->breakdown;
+        }
+    }
+}
+
+static void fill_group2(gw_saga_t *x, const Loyalty__V1__GatewayCheckoutRequest *req,
+                        Loyalty__V1__GatewayCheckoutResult *res, gw_call_t *g, int n) {
+    res->products = arena_alloc(x->a, (size_t)(n + 1) * sizeof *res->products);
+    res->n_products = 0;
+    for (int i = 0; i < n; i++) {
+        if (!status_is_ok(&g[i].status) || g[i].response == NULL) {
+            continue;
+        }
+        if (strcmp(g[i].name, "member_record_order") == 0) {
+            const Loyalty__V1__MemberRecordOrderResponse *r = (void *)g[i].response;
+            res->old_tier = r->old_tier;
+            res->new_tier = r->new_tier;
+            res->tier_change_reason = r->reason;
+            continue;
+        }
+        size_t line = 0;
+        bool membership = sscanf(g[i].name, "membership:%zu", &line) == 1;
+        bool top_up = !membership && sscanf(g[i].name, "top_up:%zu", &line) == 1;
+        if (!(membership || top_up) || line >= req->cart->n_lines) {
+            continue;
+        }
+        Loyalty__V1__GatewayProductApplied *p =
+            pb_new(x->a, &loyalty__v1__gateway_product_applied__descriptor);
+        p->line_id = req->cart->lines[line]->line_id;
+        p->kind = req->cart->lines[line]->kind;
+        if (membership) {
+            p->card = ((Loyalty__V1__MemberPurchaseResponse *)g[i].response)->card;
+        } else {
+            p->top_up = ((Loyalty__V1__WalletTopUpResponse *)g[i].response)->top_up;
+        }
+        res->products[res->n_products++] = p;
+    }
+}
+
+static status_t checkout_complete(gw_saga_t *x) {
+    const Loyalty__V1__GatewayCheckoutRequest *req = (void *)gw_saga_request(x);
+    Loyalty__V1__GatewayCheckout *co = checkout_ctx(x);
+    if (co->result == NULL) {
+        co->result = pb_new(x->a, &loyalty__v1__gateway_checkout_result__descriptor);
+    }
+    Loyalty__V1__GatewayCheckoutResult *res = co->result;
+    gw_call_t g1[5];
+    int n1 = complete_group1(x, req, co, g1);
+    status_t st = gw_steps(x, g1, n1);
+    fill_group1(res, g1, n1);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    const Loyalty__V1__PointsEarnResponse *earn = (void *)g1[n1 - 2].response;
+    const Loyalty__V1__ReferralComputeRewardsResponse *cr = (void *)g1[n1 - 1].response;
+    gw_call_t g2[GW_GROUP_MAX];
+    int n2 = 0;
+    Loyalty__V1__MemberRecordOrderRequest *ro =
+        pb_new(x->a, &loyalty__v1__member_record_order_request__descriptor);
+    ro->merchant_id = x->merchant_id;
+    ro->idempotency_key = gw_step_key(x, "member_record_order");
+    ro->member_id = req->member_id;
+    ro->order_id = req->order_id;
+    ro->spend_cents = co->breakdown->earn_base_cents;
+    ro->growth_delta = earn->growth_delta;
+    ro->at = x->created_at;
+    gw_call_init(&g2[n2++], x->svc->member, &loyalty__v1__member_service__descriptor, "RecordOrder",
+                 &ro->base, "member_record_order");
+    int64_t held_until = 0;
+    n2 += gw_referral_grants(x, cr, &res->referral_rewards, &res->n_referral_rewards, g2 + n2,
+                             GW_GROUP_MAX - n2 - 2 * GW_PRODUCT_LINES_MAX, &held_until);
+    n2 += product_calls(x, req, g2 + n2, GW_GROUP_MAX - n2);
+    st = gw_steps(x, g2, n2);
+    fill_group2(x, req, res, g2, n2);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    /* Rewards held through the return window are released by the recovery job (on_final). */
+    (void)held_until;
+    return status_ok();
+}
+
+/* ---- compensation ---- */
+
+static status_t undo(gw_saga_t *x, const char *step, rpc_channel_t *ch,
+                     const ProtobufCServiceDescriptor *svc, const char *method,
+                     ProtobufCMessage *req) {
+    gw_step_t *s = gw_find_step(x, step);
+    if (s == NULL || s->state != GW_DONE) {
+        return status_ok(); /* never applied */
+    }
+    gw_call_t c;
+    gw_call_init(&c, ch, svc, method, req, "%s:undo", step);
+    c.direction = GW_COMPENSATE;
+    return gw_step(x, &c);
+}
+
+static status_t checkout_compensate(gw_saga_t *x) {
+    Loyalty__V1__GatewayCheckout *co = checkout_ctx(x);
+    if (co->wallet_hold_id[0]) {
+        Loyalty__V1__WalletVoidHoldRequest *r =
+            pb_new(x->a, &loyalty__v1__wallet_void_hold_request__descriptor);
+        r->merchant_id = x->merchant_id;
+        r->idempotency_key = gw_step_key(x, "wallet_hold:undo");
+        r->hold_id = co->wallet_hold_id;
+        status_t st = undo(x, "wallet_hold", x->svc->wallet,
+                           &loyalty__v1__wallet_service__descriptor, "VoidHold", &r->base);
+        if (!status_is_ok(&st)) {
+            return st;
+        }
+    }
+    if (co->points_hold_id[0]) {
+        Loyalty__V1__PointsReleaseHoldRequest *r =
+            pb_new(x->a, &loyalty__v1__points_release_hold_request__descriptor);
+        r->merchant_id = x->merchant_id;
+        r->idempotency_key = gw_step_key(x, "points_hold:undo");
+        r->target_case = LOYALTY__V1__POINTS_RELEASE_HOLD_REQUEST__TARGET_HOLD_ID;
+        r->hold_id = co->points_hold_id;
+        status_t st = undo(x, "points_hold", x->svc->points,
+                           &loyalty__v1__points_service__descriptor, "ReleaseHold", &r->base);
+        if (!status_is_ok(&st)) {
+            return st;
+        }
+    }
+    Loyalty__V1__PromoReleaseRequest *r =
+        pb_new(x->a, &loyalty__v1__promo_release_request__descriptor);
+    r->merchant_id = x->merchant_id;
+    r->idempotency_key = gw_step_key(x, "promo_reserve:undo");
+    r->checkout_id = x->id;
+    return undo(x, "promo_reserve", x->svc->promo, &loyalty__v1__promo_service__descriptor,
+                "Release", &r->base);
+}
+
+/* ---- completion: the order refunds count against, the event ---- */
+
+static status_t checkout_on_final(gw_saga_t *x, db_t *db) {
+    const Loyalty__V1__GatewayCheckoutRequest *req = (void *)gw_saga_request(x);
+    Loyalty__V1__GatewayCheckout *co = checkout_ctx(x);
+    const Loyalty__V1__GatewayCheckoutBreakdown *b = co->breakdown;
+    gw_order_row_t o = {
+        .order_id = req->order_id, .checkout_id = x->id, .member_id = req->member_id};
+    o.f.total_cents = b->total_cents;
+    o.f.points_cash_cents = b->points_cash_cents;
+    o.f.wallet_cents = b->wallet_cents;
+    o.f.external_cents = b->amount_due_cents;
+    o.f.spend_cents = b->earn_base_cents;
+    o.f.refundable_cents = b->total_cents - product_lines_cents(req->cart, b->quote, -1);
+    o.lines = arena_alloc(x->a, (req->cart->n_lines + 1) * sizeof *o.lines);
+    for (size_t i = 0; i < req->cart->n_lines; i++) {
+        const Loyalty__V1__GatewayCartLine *l = req->cart->lines[i];
+        o.lines[i] = (gw_order_line_row_t){.line_id = l->line_id,
+                                           .kind = (int)l->kind,
+                                           .quantity = l->quantity,
+                                           .final_amount_cents = line_final(b->quote, l->line_id)};
+    }
+    o.n_lines = req->cart->n_lines;
+    status_t st = gw_store_insert_order(db, x->merchant_id, &o);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    int64_t held_until = 0;
+    const Loyalty__V1__GatewayCheckoutResult *res = co->result;
+    for (size_t i = 0; res != NULL && i < res->n_referral_rewards; i++) {
+        if (!res->referral_rewards[i]->granted) {
+            held_until = x->ctx->now_s; /* the job asks referral-svc what is due */
+        }
+    }
+    if (held_until > 0) {
+        Loyalty__V1__ReferralComputeRewardsResponse *cr = (void *)gw_step_response(
+            x, "referral_compute", &loyalty__v1__referral_compute_rewards_response__descriptor);
+        for (size_t i = 0; cr != NULL && i < cr->n_rewards; i++) {
+            if (!cr->rewards[i]->grant_now && cr->rewards[i]->held_until_at > held_until) {
+                held_until = cr->rewards[i]->held_until_at;
+            }
+        }
+        st = gw_store_referral_due(db, x->merchant_id, held_until);
+        if (!status_is_ok(&st)) {
+            return st;
+        }
+    }
+    char json[512];
+    jsonw_t w;
+    jsonw_begin(&w, json, sizeof json);
+    jsonw_str(&w, "checkout_id", x->id);
+    jsonw_str(&w, "order_id", req->order_id);
+    jsonw_str(&w, "member_id", req->member_id);
+    jsonw_int(&w, "total_cents", b->total_cents);
+    jsonw_int(&w, "points_used", b->points_used);
+    jsonw_int(&w, "wallet_cents", b->wallet_cents);
+    jsonw_int(&w, "external_cents", b->amount_due_cents);
+    jsonw_int(&w, "points_earned", res ? res->points_earned : 0);
+    jsonw_end(&w);
+    return outbox_emit(x->ctx, x->merchant_id, OUTBOX_EVENTS_STREAM, "order.completed",
+                       req->order_id, json, NULL);
+}
+
+const gw_flows_t gw_checkout_flows = {
+    .begin = checkout_begin,
+    .complete = checkout_complete,
+    .compensate = checkout_compensate,
+    .after_begin = GW_RESERVED,
+    .recover_forward = false,
+    .request_desc = &loyalty__v1__gateway_checkout_request__descriptor,
+    .on_final = checkout_on_final,
+};
+
+/* ---- views ---- */
+
+static Loyalty__V1__GatewayCheckout *checkout_view(gw_saga_t *x) {
+    Loyalty__V1__GatewayCheckout *co = checkout_ctx(x);
+    const Loyalty__V1__GatewayCheckoutRequest *req = (void *)gw_saga_request(x);
+    co->checkout_id = x->id;
+    co->merchant_id = x->merchant_id;
+    co->order_id = req ? req->order_id : x->order_id;
+    co->member_id = req ? req->member_id : x->member_id;
+    co->promo_checkout_id = x->id;
+    co->state = (Loyalty__V1__GatewaySagaState)x->state;
+    co->reason = x->reason;
+    co->created_at = x->created_at;
+    co->updated_at = x->updated_at;
+    if (co->result != NULL && x->state == GW_COMPLETED && co->result->completed_at == 0) {
+        co->result->completed_at = x->updated_at;
+    }
+    co->steps = gw_steps_view(x, &co->n_steps);
+    return co;
+}
+
+/* Adds what refunds gave back (GetCheckout). */
+static void add_refunds(gw_saga_t *x, Loyalty__V1__GatewayCheckout *co) {
+    if (x->state != GW_COMPLETED) {
+        return;
+    }
+    gw_order_row_t o;
+    status_t st = gw_store_get_order(x->ctx->db, x->a, x->merchant_id, co->order_id, false, &o);
+    if (status_is_ok(&st) && strcmp(o.checkout_id, x->id) == 0) {
+        co->refunded_cents = o.f.refunded_cents;
+        co->refundable_cents = o.f.refundable_cents - o.f.refunded_cents;
+    }
+}
+
+/* ---- handlers ---- */
+
+static Loyalty__V1__GatewayCheckoutRequest *
+as_checkout_request(arena_t *a, const Loyalty__V1__GatewayBeginCheckoutRequest *b) {
+    Loyalty__V1__GatewayCheckoutRequest *r =
+        pb_new(a, &loyalty__v1__gateway_checkout_request__descriptor);
+    r->merchant_id = b->merchant_id;
+    r->idempotency_key = b->idempotency_key;
+    r->order_id = b->order_id;
+    r->member_id = b->member_id;
+    r->cart = b->cart;
+    r->payment = b->payment;
+    return r;
+}
+
+/* Starts (or resumes) a checkout; the answer for Begin and Checkout. */
+static status_t run_checkout(rpc_ctx_t *ctx, Loyalty__V1__GatewayCheckoutRequest *req,
+                             const char *method, bool auto_complete,
+                             Loyalty__V1__GatewayCheckout **out) {
+    status_t st = check_checkout(req, auto_complete);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    gw_saga_t *x = arena_alloc(ctx->arena, sizeof *x);
+    gw_saga_init(x, ctx, gw_svc(ctx), ctx->merchant_id, GW_KIND_CHECKOUT, req->idempotency_key,
+                 req->order_id, req->member_id, method, &req->base);
+    x->auto_complete = auto_complete;
+    x->context->hold_ttl_s = gw_svc(ctx)->hold_ttl_s;
+    st = gw_start(x);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    switch (x->state) {
+    case GW_CANCELLED:
+    case GW_CANCELLING:
+        return gw_saga_error(x);
+    case GW_BEGINNING: /* left for a retry after transient errors */
+        return x->error.code != STATUS_OK
+                   ? x->error
+                   : status_make(STATUS_ABORTED, "SAGA_IN_PROGRESS", "checkout in progress");
+    case GW_NEEDS_ATTENTION:
+        if (checkout_ctx(x)->result == NULL) {
+            return gw_saga_error(x);
+        }
+        break;
+    default:
+        break;
+    }
+    *out = checkout_view(x);
+    return status_ok();
+}
+
+status_t gw_rpc_begin_checkout(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
+                               ProtobufCMessage *resp_msg) {
+    const Loyalty__V1__GatewayBeginCheckoutRequest *req = (const void *)req_msg;
+    Loyalty__V1__GatewayBeginCheckoutResponse *resp = (void *)resp_msg;
+    return run_checkout(ctx, as_checkout_request(ctx->arena, req), "BeginCheckout", false,
+                        &resp->checkout);
+}
+
+status_t gw_rpc_checkout(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
+                         ProtobufCMessage *resp_msg) {
+    Loyalty__V1__GatewayCheckoutRequest *req = (void *)req_msg;
+    Loyalty__V1__GatewayCheckoutResponse *resp = (void *)resp_msg;
+    return run_checkout(ctx, req, "Checkout", true, &resp->checkout);
+}
+
+static status_t open_checkout(rpc_ctx_t *ctx, const char *checkout_id, gw_saga_t *x) {
+    status_t st = gw_check_id("checkout_id", checkout_id, ID_MAX);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    st = gw_saga_open(x, ctx, gw_svc(ctx), ctx->merchant_id, checkout_id);
+    if (st.code == STATUS_NOT_FOUND || (status_is_ok(&st) && x->kind != GW_KIND_CHECKOUT)) {
+        return status_make(STATUS_NOT_FOUND, "CHECKOUT_NOT_FOUND", "checkout %s not found",
+                           checkout_id);
+    }
+    return st;
+}
+
+/* Complete accepted: the result exists from the transition to COMPLETING on. */
+static bool complete_accepted(gw_saga_t *x) {
+    return x->context->checkout != NULL && x->context->checkout->result != NULL;
+}
+
+static status_t complete_reserved(gw_saga_t *x, const char *payment_ref) {
+    Loyalty__V1__GatewayCheckout *co = checkout_ctx(x);
+    if (x->ctx->now_s >= co->reserved_until_at) {
+        status_t why = status_make(STATUS_FAILED_PRECONDITION, "EXPIRED",
+                                   "the checkout was not completed in time");
+        gw_set_failure(x, GW_CANCELLING, &why);
+        status_t st = gw_drive(x);
+        if (!status_is_ok(&st)) {
+            return st;
+        }
+        return status_make(STATUS_FAILED_PRECONDITION, "CHECKOUT_EXPIRED",
+                           "the checkout expired before it was completed; it is cancelled");
+    }
+    co->payment_ref = arena_strdup(x->a, payment_ref);
+    co->result = pb_new(x->a, &loyalty__v1__gateway_checkout_result__descriptor);
+    x->state = GW_COMPLETING;
+    return gw_drive(x);
+}
+
+status_t gw_rpc_complete_checkout(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
+                                  ProtobufCMessage *resp_msg) {
+    const Loyalty__V1__GatewayCompleteCheckoutRequest *req = (const void *)req_msg;
+    Loyalty__V1__GatewayCompleteCheckoutResponse *resp = (void *)resp_msg;
+    status_t st = gw_check_optional_key(req->idempotency_key);
+    if (status_is_ok(&st)) {
+        st = gw_check_payment_ref("payment_ref", req->payment_ref, false);
+    }
+    gw_saga_t *x = arena_alloc(ctx->arena, sizeof *x);
+    if (status_is_ok(&st)) {
+        st = open_checkout(ctx, req->checkout_id, x);
+    }
+    for (int pass = 0; status_is_ok(&st) && pass < 2; pass++) {
+        Loyalty__V1__GatewayCheckout *co = checkout_ctx(x);
+        if (complete_accepted(x)) {
+            if (req->payment_ref[0] && strcmp(req->payment_ref, co->payment_ref) != 0) {
+                return status_make(STATUS_ALREADY_EXISTS, "PAYMENT_REF_MISMATCH",
+                                   "the checkout was completed with another payment_ref");
+            }
+            if (x->state == GW_COMPLETING && !x->leased) {
+                st = gw_saga_claim(x);
+                if (status_is_ok(&st) && x->state == GW_COMPLETING) {
+                    st = gw_drive(x);
+                } else if (status_is_ok(&st)) {
+                    st = gw_release(x);
+                } else if (st.code == STATUS_ABORTED) {
+                    st = status_ok(); /* someone else is driving it: answer what we know */
+                }
+            }
+            break;
+        }
+        if (x->state != GW_RESERVED) {
+            return status_make(STATUS_FAILED_PRECONDITION, "CHECKOUT_NOT_RESERVED",
+                               "the checkout is %s%s%s, not reserved",
+                               protobuf_c_enum_descriptor_get_value(
+                                   &loyalty__v1__gateway_saga_state__descriptor, x->state)
+                                       ->name +
+                                   strlen("GATEWAY_SAGA_STATE_"),
+                               x->reason[0] ? ": " : "", x->reason);
+        }
+        if (co->breakdown->amount_due_cents > 0 && req->payment_ref[0] == '\0') {
+            return status_make(STATUS_FAILED_PRECONDITION, "PAYMENT_REF_REQUIRED",
+                               "%lld is due: completing needs the payment_ref of its payment",
+                               (long long)co->breakdown->amount_due_cents);
+        }
+        if (!x->leased) {
+            st = gw_saga_claim(x); /* reloads: decide again on the fresh state */
+            continue;
+        }
+        st = complete_reserved(x, req->payment_ref);
+        break;
+    }
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    resp->checkout = checkout_view(x);
+    return status_ok();
+}
+
+status_t gw_rpc_cancel_checkout(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
+                                ProtobufCMessage *resp_msg) {
+    const Loyalty__V1__GatewayCancelCheckoutRequest *req = (const void *)req_msg;
+    Loyalty__V1__GatewayCancelCheckoutResponse *resp = (void *)resp_msg;
+    status_t st = gw_check_optional_key(req->idempotency_key);
+    gw_saga_t *x = arena_alloc(ctx->arena, sizeof *x);
+    if (status_is_ok(&st)) {
+        st = open_checkout(ctx, req->checkout_id, x);
+    }
+    for (int pass = 0; status_is_ok(&st) && pass < 2; pass++) {
+        if (complete_accepted(x)) {
+            return status_make(STATUS_FAILED_PRECONDITION, "CHECKOUT_ALREADY_COMPLETED",
+                               "the checkout's completion was accepted: refund the order instead");
+        }
+        if (x->state == GW_CANCELLED || (x->state == GW_NEEDS_ATTENTION)) {
+            break;
+        }
+        if (!x->leased) {
+            st = gw_saga_claim(x);
+            continue;
+        }
+        if (x->state == GW_RESERVED || x->state == GW_BEGINNING) {
+            status_t why = status_make(STATUS_FAILED_PRECONDITION, "CHECKOUT_CANCELLED",
+                                       "the checkout was cancelled by the storefront");
+            gw_set_failure(x, GW_CANCELLING, &why);
+        }
+        st = gw_drive(x);
+        break;
+    }
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    resp->checkout = checkout_view(x);
+    return status_ok();
+}
+
+status_t gw_rpc_get_checkout(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
+                             ProtobufCMessage *resp_msg) {
+    const Loyalty__V1__GatewayGetCheckoutRequest *req = (const void *)req_msg;
+    Loyalty__V1__GatewayGetCheckoutResponse *resp = (void *)resp_msg;
+    const char *id = NULL;
+    status_t st = status_ok();
+    if (req->target_case == LOYALTY__V1__GATEWAY_GET_CHECKOUT_REQUEST__TARGET_CHECKOUT_ID) {
+        id = req->checkout_id;
+    } else if (req->target_case == LOYALTY__V1__GATEWAY_GET_CHECKOUT_REQUEST__TARGET_ORDER_ID) {
+        st = gw_check_id("order_id", req->order_id, GW_ORDER_ID_MAX);
+        char *found = NULL;
+        if (status_is_ok(&st)) {
+            st = gw_store_checkout_of_order(ctx->db, ctx->arena, ctx->merchant_id, req->order_id,
+                                            &found);
+        }
+        id = found;
+    } else {
+        return status_invalid_field("target", "checkout_id or order_id is required");
+    }
+    gw_saga_t *x = arena_alloc(ctx->arena, sizeof *x);
+    if (status_is_ok(&st)) {
+        st = open_checkout(ctx, id, x);
+    }
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    resp->checkout = checkout_view(x);
+    add_refunds(x, resp->checkout);
+    return status_ok();
+}
+
+/* QuoteCheckout: the Begin pricing with reads only (no saga). */
+static status_t quote_payment(rpc_ctx_t *ctx, const Loyalty__V1__GatewayQuoteCheckoutRequest *req,
+                              Loyalty__V1__GatewayCheckoutBreakdown *b) {
+    gw_svc_t *svc = gw_svc(ctx);
+    const Loyalty__V1__GatewayPaymentChoice none = LOYALTY__V1__GATEWAY_PAYMENT_CHOICE__INIT;
+    const Loyalty__V1__GatewayPaymentChoice *pay = req->payment ? req->payment : &none;
+    Loyalty__V1__PointsQuoteRedeemRequest qr = LOYALTY__V1__POINTS_QUOTE_REDEEM_REQUEST__INIT;
+    qr.merchant_id = (char *)ctx->merchant_id;
+    qr.member_id = req->member_id;
+    qr.order_total_cents = b->total_cents;
+    Loyalty__V1__WalletGetBalanceRequest wb = LOYALTY__V1__WALLET_GET_BALANCE_REQUEST__INIT;
+    wb.merchant_id = (char *)ctx->merchant_id;
+    wb.member_id = req->member_id;
+    rpc_call_spec_t calls[2] = {
+        {.channel = svc->points,
+         .service = &loyalty__v1__points_service__descriptor,
+         .method = "QuoteRedeem",
+         .request = &qr.base},
+        {.channel = svc->wallet,
+         .service = &loyalty__v1__wallet_service__descriptor,
+         .method = "GetBalance",
+         .request = &wb.base},
+    };
+    rpc_call_many(calls, 2, ctx->arena, NULL);
+    for (int i = 0; i < 2; i++) {
+        if (!status_is_ok(&calls[i].status)) {
+            return calls[i].status;
+        }
+    }
+    const Loyalty__V1__PointsQuoteRedeemResponse *q = (void *)calls[0].response;
+    const Loyalty__V1__WalletBalance *bal =
+        ((Loyalty__V1__WalletGetBalanceResponse *)calls[1].response)->balance;
+    b->points_available = q->available;
+    b->wallet_available_cents = bal ? bal->available_cents : 0;
+    int64_t points = 0, cash = 0;
+    if ((pay->redeem_points > 0 || pay->use_max_points) && b->total_cents > 0) {
+        gw_points_choice_t c =
+            gw_choose_points(pay->redeem_points, pay->use_max_points, q->points, q->reason,
+                             q->max_cash_cents, q->redeem_points, q->redeem_value_cents);
+        points = c.points;
+        cash = gw_points_value(points, q->redeem_points, q->redeem_value_cents);
+        b->points_note = (char *)c.note;
+    }
+    int64_t wallet = gw_choose_wallet(pay->wallet_cents, pay->use_max_wallet,
+                                      b->wallet_available_cents, b->total_cents - cash);
+    fill_payment(b, req->cart, points, cash, wallet);
+    return status_ok();
+}
+
+status_t gw_rpc_quote_checkout(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
+                               ProtobufCMessage *resp_msg) {
+    const Loyalty__V1__GatewayQuoteCheckoutRequest *req = (const void *)req_msg;
+    Loyalty__V1__GatewayQuoteCheckoutResponse *resp = (void *)resp_msg;
+    gw_svc_t *svc = gw_svc(ctx);
+    status_t st = gw_check_id("member_id", req->member_id, ID_MAX);
+    if (status_is_ok(&st)) {
+        st = check_cart(req->cart);
+    }
+    if (status_is_ok(&st)) {
+        st = check_payment(req->payment);
+    }
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    Loyalty__V1__MemberGetTierRequest tr = LOYALTY__V1__MEMBER_GET_TIER_REQUEST__INIT;
+    tr.merchant_id = (char *)ctx->merchant_id;
+    tr.member_id = req->member_id;
+    ProtobufCMessage *out = NULL;
+    st = rpc_call(svc->member, &loyalty__v1__member_service__descriptor, "GetMemberTier", &tr.base,
+                  ctx->arena, &out, NULL);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    const Loyalty__V1__MemberTierStatus *tier = ((Loyalty__V1__MemberGetTierResponse *)out)->status;
+    Loyalty__V1__PromoQuoteRequest pq = LOYALTY__V1__PROMO_QUOTE_REQUEST__INIT;
+    pq.merchant_id = (char *)ctx->merchant_id;
+    pq.cart = promo_cart(ctx->arena, req->member_id, req->cart, tier);
+    st = rpc_call(svc->promo, &loyalty__v1__promo_service__descriptor, "Quote", &pq.base,
+                  ctx->arena, &out, NULL);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    Loyalty__V1__GatewayCheckoutBreakdown *b =
+        pb_new(ctx->arena, &loyalty__v1__gateway_checkout_breakdown__descriptor);
+    Loyalty__V1__PromoQuoteResult *q = ((Loyalty__V1__PromoQuoteResponse *)out)->quote;
+    if (q == NULL) {
+        return status_make(STATUS_INTERNAL, "PROMO_QUOTE_INCONSISTENT", "promo-svc sent no quote");
+    }
+    fill_from_quote(b, q, tier);
+    st = quote_payment(ctx, req, b);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    Loyalty__V1__PointsOrderAmounts amounts = LOYALTY__V1__POINTS_ORDER_AMOUNTS__INIT;
+    amounts.paid_cents = b->earn_base_cents;
+    if (tier != NULL) {
+        amounts.tier_id = tier->tier ? tier->tier->id : "";
+        amounts.tier_multiplier_bps = tier->earn_multiplier_bps;
+    }
+    Loyalty__V1__PointsQuoteEarnRequest qe = LOYALTY__V1__POINTS_QUOTE_EARN_REQUEST__INIT;
+    qe.merchant_id = (char *)ctx->merchant_id;
+    qe.what_case = LOYALTY__V1__POINTS_QUOTE_EARN_REQUEST__WHAT_ORDER;
+    qe.order = &amounts;
+    st = rpc_call(svc->points, &loyalty__v1__points_service__descriptor, "QuoteEarn", &qe.base,
+                  ctx->arena, &out, NULL);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    b->earn_estimate = ((Loyalty__V1__PointsQuoteEarnResponse *)out)->breakdown;
+    resp->breakdown = b;
+    return status_ok();
+}

@@ -1,0 +1,738 @@
+/* gateway_member.c -- the member-facing sagas and reads: registration (member, referral,
+ * welcome rewards), the member overview (parallel reads), wallet top-up, points-mall
+ * redemption, daily check-in, and the release of held referral rewards. */
+#include "gateway_rpc.h"
+
+#include "gateway_store.h"
+#include "jsonw.h"
+#include "log.h"
+#include "loyalty/v1/member.pb-c.h"
+#include "loyalty/v1/points.pb-c.h"
+#include "loyalty/v1/promo.pb-c.h"
+#include "loyalty/v1/referral.pb-c.h"
+#include "loyalty/v1/wallet.pb-c.h"
+#include "outbox.h"
+#include "pb.h"
+#include "validate.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define RELEASE_BATCH_MAX 40 /* rewards per REFERRAL_RELEASE saga (each is a step) */
+
+/* ---- registration ---- */
+
+static Loyalty__V1__GatewayRegistration *reg_ctx(gw_saga_t *x) {
+    if (x->context->registration == NULL) {
+        x->context->registration = pb_new(x->a, &loyalty__v1__gateway_registration__descriptor);
+    }
+    return x->context->registration;
+}
+
+static status_t registration_begin(gw_saga_t *x) {
+    const Loyalty__V1__GatewayRegisterMemberRequest *req = (void *)gw_saga_request(x);
+    gw_call_t c;
+    if (req->referral_code[0]) {
+        Loyalty__V1__ReferralResolveCodeRequest *r =
+            pb_new(x->a, &loyalty__v1__referral_resolve_code_request__descriptor);
+        r->merchant_id = x->merchant_id;
+        r->code = req->referral_code;
+        gw_call_init(&c, x->svc->referral, &loyalty__v1__referral_service__descriptor,
+                     "ResolveReferralCode", &r->base, "referral_resolve");
+        status_t st = gw_read(x, &c);
+        if (strcmp(st.reason, "CODE_NOT_FOUND") == 0) {
+            return status_make(STATUS_NOT_FOUND, "REFERRAL_CODE_NOT_FOUND",
+                               "no member has the referral code %s", req->referral_code);
+        }
+        if (!status_is_ok(&st)) {
+            return st;
+        }
+    }
+    Loyalty__V1__CreateMemberRequest *m =
+        pb_new(x->a, &loyalty__v1__create_member_request__descriptor);
+    m->merchant_id = x->merchant_id;
+    m->idempotency_key = gw_step_key(x, "create_member");
+    m->profile = req->profile;
+    m->external_id = req->external_id;
+    gw_call_init(&c, x->svc->member, &loyalty__v1__member_service__descriptor, "CreateMember",
+                 &m->base, "create_member");
+    status_t st = gw_step(x, &c);
+    if (status_is_ok(&st)) {
+        reg_ctx(x)->member = ((Loyalty__V1__CreateMemberResponse *)c.response)->member;
+    }
+    return st;
+}
+
+static void add_note(gw_saga_t *x, Loyalty__V1__GatewayRegistration *r, const char *a1,
+                     const char *a2) {
+    char **notes = arena_alloc(x->a, (r->n_welcome_notes + 2) * sizeof *notes);
+    for (size_t i = 0; i < r->n_welcome_notes; i++) {
+        notes[i] = r->welcome_notes[i];
+    }
+    notes[r->n_welcome_notes++] = arena_printf(x->a, "%s: %s", a1, a2);
+    r->welcome_notes = notes;
+}
+
+/* Attach, registration points and welcome coupons (parallel). */
+static int registration_group1(gw_saga_t *x, const Loyalty__V1__GatewayRegisterMemberRequest *req,
+                               const char *member_id, gw_call_t *g) {
+    int n = 0;
+    if (req->referral_code[0]) {
+        Loyalty__V1__ReferralAttachRequest *a =
+            pb_new(x->a, &loyalty__v1__referral_attach_request__descriptor);
+        a->merchant_id = x->merchant_id;
+        a->idempotency_key = gw_step_key(x, "referral_attach");
+        a->referee_member_id = (char *)member_id;
+        a->code = req->referral_code;
+        gw_call_init(&g[n], x->svc->referral, &loyalty__v1__referral_service__descriptor,
+                     "AttachReferral", &a->base, "referral_attach");
+        g[n++].tolerate_refusal = true;
+    }
+    Loyalty__V1__PointsEarnRequest *e = pb_new(x->a, &loyalty__v1__points_earn_request__descriptor);
+    e->merchant_id = x->merchant_id;
+    e->idempotency_key = gw_step_key(x, "registration_points");
+    e->member_id = (char *)member_id;
+    e->source = LOYALTY__V1__POINTS_SOURCE__POINTS_SOURCE_EVENT;
+    e->reference = arena_printf(x->a, "reg:%s", member_id);
+    e->amount_case = LOYALTY__V1__POINTS_EARN_REQUEST__AMOUNT_EVENT;
+    e->event = LOYALTY__V1__POINTS_EVENT_KIND__POINTS_EVENT_KIND_REGISTRATION;
+    gw_call_init(&g[n], x->svc->points, &loyalty__v1__points_service__descriptor, "Earn", &e->base,
+                 "registration_points");
+    g[n++].tolerate_refusal = true;
+    for (size_t i = 0; i < x->context->n_welcome_template_ids && n < GW_GROUP_MAX; i++) {
+        const char *tid = x->context->welcome_template_ids[i];
+        char *name = arena_printf(x->a, "welcome_coupon:%s", tid);
+        Loyalty__V1__PromoIssueCouponRequest *ic =
+            pb_new(x->a, &loyalty__v1__promo_issue_coupon_request__descriptor);
+        ic->merchant_id = x->merchant_id;
+        ic->idempotency_key = gw_step_key(x, name);
+        ic->member_id = (char *)member_id;
+        ic->template_id = (char *)tid;
+        ic->source = LOYALTY__V1__PROMO_COUPON_SOURCE__PROMO_COUPON_SOURCE_WELCOME;
+        gw_call_init(&g[n], x->svc->promo, &loyalty__v1__promo_service__descriptor, "IssueCoupon",
+                     &ic->base, "%s", name);
+        g[n++].tolerate_refusal = true;
+    }
+    return n;
+}
+
+static void registration_fill1(gw_saga_t *x, Loyalty__V1__GatewayRegistration *r, gw_call_t *g,
+                               int n) {
+    r->welcome_coupons = arena_alloc(x->a, (size_t)(n + 1) * sizeof *r->welcome_coupons);
+    r->n_welcome_coupons = 0;
+    r->welcome_notes = NULL;
+    r->n_welcome_notes = 0;
+    for (int i = 0; i < n; i++) {
+        bool ok = status_is_ok(&g[i].status);
+        if (strcmp(g[i].name, "referral_attach") == 0) {
+            if (ok) {
+                r->referrer_member_id =
+                    ((Loyalty__V1__ReferralAttachResponse *)g[i].response)->referrer_member_id;
+                r->referral_note = "";
+            } else {
+                r->referral_note = g[i].status.reason;
+            }
+        } else if (strcmp(g[i].name, "registration_points") == 0) {
+            if (ok) {
+                r->registration_points = ((Loyalty__V1__PointsEarnResponse *)g[i].response)->points;
+            } else {
+                add_note(x, r, g[i].name, g[i].status.reason);
+            }
+        } else if (ok) {
+            r->welcome_coupons[r->n_welcome_coupons++] =
+                ((Loyalty__V1__PromoIssueCouponResponse *)g[i].response)->coupon;
+        } else {
+            add_note(x, r, g[i].name + strlen("welcome_coupon:"), g[i].status.reason);
+        }
+    }
+}
+
+/* A tolerated refusal in group 1 is only fine when it is a refusal (logged FAILED): transient
+ * errors leave the step to be retried. */
+static status_t group_outcome(gw_call_t *g, int n, status_t st) {
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    for (int i = 0; i < n; i++) {
+        if (!status_is_ok(&g[i].status) && gw_classify(&g[i].status) != GW_ERR_PERMANENT) {
+            return g[i].status;
+        }
+    }
+    return status_ok();
+}
+
+static status_t registration_complete(gw_saga_t *x) {
+    const Loyalty__V1__GatewayRegisterMemberRequest *req = (void *)gw_saga_request(x);
+    Loyalty__V1__GatewayRegistration *r = reg_ctx(x);
+    Loyalty__V1__CreateMemberResponse *cm = (void *)gw_step_response(
+        x, "create_member", &loyalty__v1__create_member_response__descriptor);
+    if (cm == NULL || cm->member == NULL) {
+        return status_make(STATUS_DATA_LOSS, "CORRUPT_SAGA", "registration without a member");
+    }
+    r->member = cm->member;
+    const char *member_id = cm->member->id;
+    gw_call_t g[GW_GROUP_MAX];
+    int n = registration_group1(x, req, member_id, g);
+    status_t st = group_outcome(g, n, gw_steps(x, g, n));
+    registration_fill1(x, r, g, n);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    if (r->referrer_member_id == NULL || r->referrer_member_id[0] == '\0') {
+        return status_ok();
+    }
+    Loyalty__V1__ReferralComputeRewardsRequest *rc =
+        pb_new(x->a, &loyalty__v1__referral_compute_rewards_request__descriptor);
+    rc->merchant_id = x->merchant_id;
+    rc->idempotency_key = gw_step_key(x, "referral_compute");
+    rc->event = LOYALTY__V1__REFERRAL_EVENT__REFERRAL_EVENT_REGISTRATION;
+    rc->member_id = (char *)member_id;
+    rc->reference = x->id;
+    gw_call_t c;
+    gw_call_init(&c, x->svc->referral, &loyalty__v1__referral_service__descriptor, "ComputeRewards",
+                 &rc->base, "referral_compute");
+    st = gw_step(x, &c);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    n = gw_referral_grants(x, (void *)c.response, &r->referral_rewards, &r->n_referral_rewards, g,
+                           GW_GROUP_MAX, NULL);
+    return gw_steps(x, g, n);
+}
+
+static status_t registration_on_final(gw_saga_t *x, db_t *db) {
+    (void)db;
+    const Loyalty__V1__GatewayRegistration *r = reg_ctx(x);
+    if (r->member == NULL) {
+        return status_ok();
+    }
+    char json[512];
+    jsonw_t w;
+    jsonw_begin(&w, json, sizeof json);
+    jsonw_str(&w, "member_id", r->member->id);
+    jsonw_str(&w, "referrer_member_id", r->referrer_member_id);
+    jsonw_int(&w, "registration_points", r->registration_points);
+    jsonw_int(&w, "welcome_coupons", (int64_t)r->n_welcome_coupons);
+    jsonw_end(&w);
+    return outbox_emit(x->ctx, x->merchant_id, OUTBOX_EVENTS_STREAM, "member.registered",
+                       r->member->id, json, NULL);
+}
+
+const gw_flows_t gw_registration_flows = {
+    .begin = registration_begin,
+    .complete = registration_complete,
+    .compensate = NULL,
+    .after_begin = GW_COMPLETING,
+    .recover_forward = true,
+    .request_desc = &loyalty__v1__gateway_register_member_request__descriptor,
+    .on_final = registration_on_final,
+};
+
+status_t gw_rpc_register_member(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
+                                ProtobufCMessage *resp_msg) {
+    Loyalty__V1__GatewayRegisterMemberRequest *req = (void *)req_msg;
+    Loyalty__V1__GatewayRegisterMemberResponse *resp = (void *)resp_msg;
+    status_t st = gw_check_key(req->idempotency_key);
+    if (status_is_ok(&st) && req->profile == NULL) {
+        st = status_invalid_field("profile", "required");
+    }
+    if (status_is_ok(&st) && req->external_id[0]) {
+        st = gw_check_id("external_id", req->external_id, 128);
+    }
+    if (status_is_ok(&st)) {
+        st = validate_text("referral_code", req->referral_code, 0, GW_REFERRAL_CODE_MAX);
+    }
+    Loyalty__V1__GatewaySettings *settings = NULL;
+    if (status_is_ok(&st)) {
+        st = gw_store_get_settings(ctx->db, ctx->arena, ctx->merchant_id, &settings);
+    }
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    gw_saga_t *x = arena_alloc(ctx->arena, sizeof *x);
+    gw_saga_init(x, ctx, gw_svc(ctx), ctx->merchant_id, GW_KIND_REGISTRATION, req->idempotency_key,
+                 "", "", "RegisterMember", &req->base);
+    x->context->welcome_template_ids = settings->welcome_coupon_template_ids;
+    x->context->n_welcome_template_ids = settings->n_welcome_coupon_template_ids;
+    st = gw_start(x);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    if (x->state == GW_CANCELLED) {
+        return gw_saga_error(x);
+    }
+    if (x->state == GW_BEGINNING) {
+        return x->error.code != STATUS_OK
+                   ? x->error
+                   : status_make(STATUS_ABORTED, "SAGA_IN_PROGRESS", "registration in progress");
+    }
+    Loyalty__V1__GatewayRegistration *r = reg_ctx(x);
+    r->saga_id = x->id;
+    r->state = (Loyalty__V1__GatewaySagaState)x->state;
+    r->steps = gw_steps_view(x, &r->n_steps);
+    resp->registration = r;
+    return status_ok();
+}
+
+/* ---- member overview ---- */
+
+enum { OV_MEMBER, OV_TIER, OV_POINTS, OV_WALLET, OV_COUPONS, OV_CODE, OV_DOWNLINE, OV_N };
+
+status_t gw_rpc_get_member_overview(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
+                                    ProtobufCMessage *resp_msg) {
+    const Loyalty__V1__GatewayGetMemberOverviewRequest *req = (const void *)req_msg;
+    Loyalty__V1__GatewayGetMemberOverviewResponse *resp = (void *)resp_msg;
+    status_t st = gw_check_id("member_id", req->member_id, ID_MAX);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    gw_svc_t *svc = gw_svc(ctx);
+    char *m = ctx->merchant_id[0] ? (char *)ctx->merchant_id : "";
+    char *id = req->member_id;
+    Loyalty__V1__GetMemberRequest gm = LOYALTY__V1__GET_MEMBER_REQUEST__INIT;
+    gm.merchant_id = m;
+    gm.lookup_case = LOYALTY__V1__GET_MEMBER_REQUEST__LOOKUP_MEMBER_ID;
+    gm.member_id = id;
+    Loyalty__V1__MemberGetTierRequest gt = LOYALTY__V1__MEMBER_GET_TIER_REQUEST__INIT;
+    gt.merchant_id = m;
+    gt.member_id = id;
+    Loyalty__V1__PointsGetBalanceRequest pb = LOYALTY__V1__POINTS_GET_BALANCE_REQUEST__INIT;
+    pb.merchant_id = m;
+    pb.member_id = id;
+    Loyalty__V1__WalletGetBalanceRequest wb = LOYALTY__V1__WALLET_GET_BALANCE_REQUEST__INIT;
+    wb.merchant_id = m;
+    wb.member_id = id;
+    Loyalty__V1__PageRequest page = LOYALTY__V1__PAGE_REQUEST__INIT;
+    page.page_size = 50;
+    Loyalty__V1__PromoListCouponsRequest lc = LOYALTY__V1__PROMO_LIST_COUPONS_REQUEST__INIT;
+    lc.merchant_id = m;
+    lc.member_id = id;
+    lc.status = LOYALTY__V1__PROMO_COUPON_STATUS__PROMO_COUPON_STATUS_AVAILABLE;
+    lc.page = &page;
+    Loyalty__V1__ReferralGetCodeRequest rc = LOYALTY__V1__REFERRAL_GET_CODE_REQUEST__INIT;
+    rc.merchant_id = m;
+    rc.member_id = id;
+    Loyalty__V1__PageRequest one = LOYALTY__V1__PAGE_REQUEST__INIT;
+    one.page_size = 1;
+    Loyalty__V1__ReferralListDownlineRequest ld = LOYALTY__V1__REFERRAL_LIST_DOWNLINE_REQUEST__INIT;
+    ld.merchant_id = m;
+    ld.member_id = id;
+    ld.level = 1;
+    ld.page = &one;
+    rpc_call_spec_t c[OV_N] = {
+        [OV_MEMBER] = {svc->member, &loyalty__v1__member_service__descriptor, "GetMember",
+                       &gm.base},
+        [OV_TIER] = {svc->member, &loyalty__v1__member_service__descriptor, "GetMemberTier",
+                     &gt.base},
+        [OV_POINTS] = {svc->points, &loyalty__v1__points_service__descriptor, "GetBalance",
+                       &pb.base},
+        [OV_WALLET] = {svc->wallet, &loyalty__v1__wallet_service__descriptor, "GetBalance",
+                       &wb.base},
+        [OV_COUPONS] = {svc->promo, &loyalty__v1__promo_service__descriptor, "ListCoupons",
+                        &lc.base},
+        [OV_CODE] = {svc->referral, &loyalty__v1__referral_service__descriptor, "GetReferralCode",
+                     &rc.base},
+        [OV_DOWNLINE] = {svc->referral, &loyalty__v1__referral_service__descriptor, "ListDownline",
+                         &ld.base},
+    };
+    rpc_call_many(c, OV_N, ctx->arena, NULL);
+    if (!status_is_ok(&c[OV_MEMBER].status)) {
+        return c[OV_MEMBER].status;
+    }
+    resp->member = ((Loyalty__V1__GetMemberResponse *)c[OV_MEMBER].response)->member;
+    static const char *const section[OV_N] = {"member",  "tier",     "points",  "wallet",
+                                              "coupons", "referral", "referral"};
+    resp->unavailable = arena_alloc(ctx->arena, OV_N * sizeof *resp->unavailable);
+    for (int i = OV_TIER; i < OV_N; i++) {
+        if (status_is_ok(&c[i].status)) {
+            continue;
+        }
+        log_msg(LOG_WARN, "overview of %s: %s unavailable: %s", id, section[i],
+                c[i].status.message);
+        if (resp->n_unavailable == 0 ||
+            strcmp(resp->unavailable[resp->n_unavailable - 1], section[i]) != 0) {
+            resp->unavailable[resp->n_unavailable++] = (char *)section[i];
+        }
+    }
+    if (status_is_ok(&c[OV_TIER].status)) {
+        resp->tier = ((Loyalty__V1__MemberGetTierResponse *)c[OV_TIER].response)->status;
+    }
+    if (status_is_ok(&c[OV_POINTS].status)) {
+        resp->points = ((Loyalty__V1__PointsGetBalanceResponse *)c[OV_POINTS].response)->balance;
+    }
+    if (status_is_ok(&c[OV_WALLET].status)) {
+        resp->wallet = ((Loyalty__V1__WalletGetBalanceResponse *)c[OV_WALLET].response)->balance;
+    }
+    if (status_is_ok(&c[OV_COUPONS].status)) {
+        Loyalty__V1__PromoListCouponsResponse *r = (void *)c[OV_COUPONS].response;
+        resp->coupons = r->coupons;
+        resp->n_coupons = r->n_coupons;
+        resp->coupons_more = r->page_info && r->page_info->next_cursor[0];
+    }
+    if (status_is_ok(&c[OV_CODE].status)) {
+        Loyalty__V1__ReferralGetCodeResponse *r = (void *)c[OV_CODE].response;
+        resp->referral_code = r->code;
+        resp->referral_links = r->links;
+    }
+    if (status_is_ok(&c[OV_DOWNLINE].status)) {
+        Loyalty__V1__ReferralListDownlineResponse *r = (void *)c[OV_DOWNLINE].response;
+        resp->downline = r->level_counts;
+        resp->n_downline = r->n_level_counts;
+    }
+    return status_ok();
+}
+
+/* ---- top-up ---- */
+
+static status_t top_up_begin(gw_saga_t *x) {
+    const Loyalty__V1__GatewayTopUpWalletRequest *req = (void *)gw_saga_request(x);
+    Loyalty__V1__WalletTopUpRequest *t =
+        pb_new(x->a, &loyalty__v1__wallet_top_up_request__descriptor);
+    t->merchant_id = x->merchant_id;
+    t->idempotency_key = gw_step_key(x, "wallet_top_up");
+    t->member_id = req->member_id;
+    t->paid_cents = req->paid_cents;
+    t->plan_id = req->plan_id;
+    t->payment_ref = req->payment_ref;
+    gw_call_t c;
+    gw_call_init(&c, x->svc->wallet, &loyalty__v1__wallet_service__descriptor, "TopUp", &t->base,
+                 "wallet_top_up");
+    status_t st = gw_step(x, &c);
+    if (status_is_ok(&st)) {
+        Loyalty__V1__WalletTopUpResponse *r = (void *)c.response;
+        Loyalty__V1__GatewayTopUpWalletResponse *v =
+            pb_new(x->a, &loyalty__v1__gateway_top_up_wallet_response__descriptor);
+        v->top_up = r->top_up;
+        v->balance = r->balance;
+        x->context->top_up = v;
+    }
+    return st;
+}
+
+const gw_flows_t gw_top_up_flows = {
+    .begin = top_up_begin,
+    .after_begin = GW_COMPLETED,
+    .recover_forward = true, /* the storefront collected the money: credit it */
+    .request_desc = &loyalty__v1__gateway_top_up_wallet_request__descriptor,
+};
+
+/* Runs a short saga and turns its end state into the RPC's outcome. */
+static status_t run_short(gw_saga_t *x) {
+    status_t st = gw_start(x);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    if (x->state == GW_CANCELLED || x->state == GW_NEEDS_ATTENTION) {
+        return gw_saga_error(x);
+    }
+    if (x->state == GW_BEGINNING || x->state == GW_CANCELLING) {
+        return x->error.code != STATUS_OK
+                   ? x->error
+                   : status_make(STATUS_ABORTED, "SAGA_IN_PROGRESS", "in progress; retry");
+    }
+    return status_ok();
+}
+
+status_t gw_rpc_top_up_wallet(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
+                              ProtobufCMessage *resp_msg) {
+    Loyalty__V1__GatewayTopUpWalletRequest *req = (void *)req_msg;
+    Loyalty__V1__GatewayTopUpWalletResponse *resp = (void *)resp_msg;
+    status_t st = gw_check_key(req->idempotency_key);
+    if (status_is_ok(&st)) {
+        st = gw_check_id("member_id", req->member_id, ID_MAX);
+    }
+    if (status_is_ok(&st) && req->plan_id[0]) {
+        st = gw_check_id("plan_id", req->plan_id, ID_MAX);
+    }
+    if (status_is_ok(&st) && (req->paid_cents < 1 || req->paid_cents > GW_AMOUNT_MAX)) {
+        st = status_invalid_field("paid_cents", "1..%lld", (long long)GW_AMOUNT_MAX);
+    }
+    if (status_is_ok(&st)) {
+        st = gw_check_payment_ref("payment_ref", req->payment_ref, true);
+    }
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    gw_saga_t *x = arena_alloc(ctx->arena, sizeof *x);
+    gw_saga_init(x, ctx, gw_svc(ctx), ctx->merchant_id, GW_KIND_TOP_UP, req->idempotency_key, "",
+                 req->member_id, "TopUpWallet", &req->base);
+    st = run_short(x);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    if (x->context->top_up != NULL) {
+        *resp = *x->context->top_up;
+    }
+    resp->saga_id = x->id;
+    return status_ok();
+}
+
+/* ---- check-in ---- */
+
+static status_t check_in_begin(gw_saga_t *x) {
+    const Loyalty__V1__GatewayCheckInRequest *req = (void *)gw_saga_request(x);
+    Loyalty__V1__PointsCheckInRequest *r =
+        pb_new(x->a, &loyalty__v1__points_check_in_request__descriptor);
+    r->merchant_id = x->merchant_id;
+    r->idempotency_key = gw_step_key(x, "points_check_in");
+    r->member_id = req->member_id;
+    gw_call_t c;
+    gw_call_init(&c, x->svc->points, &loyalty__v1__points_service__descriptor, "CheckIn", &r->base,
+                 "points_check_in");
+    status_t st = gw_step(x, &c);
+    if (status_is_ok(&st)) {
+        Loyalty__V1__PointsCheckInResponse *p = (void *)c.response;
+        Loyalty__V1__GatewayCheckInResponse *v =
+            pb_new(x->a, &loyalty__v1__gateway_check_in_response__descriptor);
+        v->date = p->date;
+        v->points = p->points;
+        v->streak_days = p->streak_days;
+        v->balance = p->balance;
+        x->context->check_in = v;
+    }
+    return st;
+}
+
+const gw_flows_t gw_check_in_flows = {
+    .begin = check_in_begin,
+    .after_begin = GW_COMPLETED,
+    .recover_forward = true,
+    .request_desc = &loyalty__v1__gateway_check_in_request__descriptor,
+};
+
+status_t gw_rpc_check_in(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
+                         ProtobufCMessage *resp_msg) {
+    Loyalty__V1__GatewayCheckInRequest *req = (void *)req_msg;
+    Loyalty__V1__GatewayCheckInResponse *resp = (void *)resp_msg;
+    status_t st = gw_check_key(req->idempotency_key);
+    if (status_is_ok(&st)) {
+        st = gw_check_id("member_id", req->member_id, ID_MAX);
+    }
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    gw_saga_t *x = arena_alloc(ctx->arena, sizeof *x);
+    gw_saga_init(x, ctx, gw_svc(ctx), ctx->merchant_id, GW_KIND_CHECK_IN, req->idempotency_key, "",
+                 req->member_id, "CheckIn", &req->base);
+    st = run_short(x);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    if (x->context->check_in != NULL) {
+        *resp = *x->context->check_in;
+    }
+    resp->saga_id = x->id;
+    return status_ok();
+}
+
+/* ---- points mall ---- */
+
+static Loyalty__V1__GatewayRedemption *redemption_ctx(gw_saga_t *x) {
+    if (x->context->redemption == NULL) {
+        x->context->redemption = pb_new(x->a, &loyalty__v1__gateway_redemption__descriptor);
+    }
+    return x->context->redemption;
+}
+
+static status_t redeem_begin(gw_saga_t *x) {
+    const Loyalty__V1__GatewayRedeemRewardRequest *req = (void *)gw_saga_request(x);
+    Loyalty__V1__GatewayRedemption *d = redemption_ctx(x);
+    Loyalty__V1__PointsHoldRequest *h = pb_new(x->a, &loyalty__v1__points_hold_request__descriptor);
+    h->merchant_id = x->merchant_id;
+    h->idempotency_key = gw_step_key(x, "points_hold");
+    h->member_id = req->member_id;
+    h->points = req->reward->points;
+    h->reference = x->id;
+    h->ttl_s = x->context->hold_ttl_s;
+    gw_call_t c;
+    gw_call_init(&c, x->svc->points, &loyalty__v1__points_service__descriptor, "Hold", &h->base,
+                 "points_hold");
+    status_t st = gw_step(x, &c);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    d->points_hold_id = ((Loyalty__V1__PointsHoldResponse *)c.response)->hold->id;
+    if (req->reward->item_case != LOYALTY__V1__GATEWAY_REWARD__ITEM_COUPON_TEMPLATE_ID) {
+        return status_ok();
+    }
+    Loyalty__V1__PromoIssueCouponRequest *ic =
+        pb_new(x->a, &loyalty__v1__promo_issue_coupon_request__descriptor);
+    ic->merchant_id = x->merchant_id;
+    ic->idempotency_key = gw_step_key(x, "promo_issue_coupon");
+    ic->member_id = req->member_id;
+    ic->template_id = req->reward->coupon_template_id;
+    ic->source = LOYALTY__V1__PROMO_COUPON_SOURCE__PROMO_COUPON_SOURCE_POINTS_MALL;
+    gw_call_init(&c, x->svc->promo, &loyalty__v1__promo_service__descriptor, "IssueCoupon",
+                 &ic->base, "promo_issue_coupon");
+    st = gw_step(x, &c);
+    if (status_is_ok(&st)) {
+        d->coupon = ((Loyalty__V1__PromoIssueCouponResponse *)c.response)->coupon;
+    }
+    return st;
+}
+
+static status_t redeem_complete(gw_saga_t *x) {
+    Loyalty__V1__GatewayRedemption *d = redemption_ctx(x);
+    Loyalty__V1__PointsCommitHoldRequest *r =
+        pb_new(x->a, &loyalty__v1__points_commit_hold_request__descriptor);
+    r->merchant_id = x->merchant_id;
+    r->idempotency_key = gw_step_key(x, "points_commit");
+    r->target_case = LOYALTY__V1__POINTS_COMMIT_HOLD_REQUEST__TARGET_HOLD_ID;
+    r->hold_id = d->points_hold_id;
+    gw_call_t c;
+    gw_call_init(&c, x->svc->points, &loyalty__v1__points_service__descriptor, "CommitHold",
+                 &r->base, "points_commit");
+    status_t st = gw_step(x, &c);
+    if (status_is_ok(&st)) {
+        Loyalty__V1__PointsCommitHoldResponse *p = (void *)c.response;
+        d->points_spent = p->hold ? p->hold->points : 0;
+        d->balance = p->balance;
+    }
+    return st;
+}
+
+static status_t redeem_compensate(gw_saga_t *x) {
+    Loyalty__V1__GatewayRedemption *d = redemption_ctx(x);
+    gw_step_t *s = gw_find_step(x, "points_hold");
+    if (s == NULL || s->state != GW_DONE || d->points_hold_id == NULL ||
+        d->points_hold_id[0] == '\0') {
+        return status_ok();
+    }
+    Loyalty__V1__PointsReleaseHoldRequest *r =
+        pb_new(x->a, &loyalty__v1__points_release_hold_request__descriptor);
+    r->merchant_id = x->merchant_id;
+    r->idempotency_key = gw_step_key(x, "points_hold:undo");
+    r->target_case = LOYALTY__V1__POINTS_RELEASE_HOLD_REQUEST__TARGET_HOLD_ID;
+    r->hold_id = d->points_hold_id;
+    gw_call_t c;
+    gw_call_init(&c, x->svc->points, &loyalty__v1__points_service__descriptor, "ReleaseHold",
+                 &r->base, "points_hold:undo");
+    c.direction = GW_COMPENSATE;
+    return gw_step(x, &c);
+}
+
+const gw_flows_t gw_redeem_flows = {
+    .begin = redeem_begin,
+    .complete = redeem_complete,
+    .compensate = redeem_compensate,
+    .after_begin = GW_COMPLETING,
+    /* Once the coupon is issued the points must be spent: an interrupted redemption goes on. */
+    .recover_forward = true,
+    .request_desc = &loyalty__v1__gateway_redeem_reward_request__descriptor,
+};
+
+static status_t check_reward(const Loyalty__V1__GatewayReward *r) {
+    if (r == NULL) {
+        return status_invalid_field("reward", "required");
+    }
+    status_t st = validate_text("reward.reward_id", r->reward_id, 0, 64);
+    if (status_is_ok(&st)) {
+        st = validate_text("reward.name", r->name, 0, 100);
+    }
+    if (status_is_ok(&st) && (r->points < 1 || r->points > GW_AMOUNT_MAX)) {
+        st = status_invalid_field("reward.points", "1..%lld", (long long)GW_AMOUNT_MAX);
+    }
+    if (status_is_ok(&st) && (r->cash_cents < 0 || r->cash_cents > GW_AMOUNT_MAX)) {
+        st = status_invalid_field("reward.cash_cents", "0..%lld", (long long)GW_AMOUNT_MAX);
+    }
+    if (status_is_ok(&st)) {
+        st = gw_check_payment_ref("reward.payment_ref", r->payment_ref, r->cash_cents > 0);
+    }
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    switch (r->item_case) {
+    case LOYALTY__V1__GATEWAY_REWARD__ITEM_COUPON_TEMPLATE_ID:
+        return gw_check_id("reward.coupon_template_id", r->coupon_template_id, ID_MAX);
+    case LOYALTY__V1__GATEWAY_REWARD__ITEM_GIFT_SKU:
+        return gw_check_id("reward.gift_sku", r->gift_sku, GW_SKU_MAX);
+    default:
+        return status_invalid_field("reward.item", "coupon_template_id or gift_sku is required");
+    }
+}
+
+status_t gw_rpc_redeem_reward(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
+                              ProtobufCMessage *resp_msg) {
+    Loyalty__V1__GatewayRedeemRewardRequest *req = (void *)req_msg;
+    Loyalty__V1__GatewayRedeemRewardResponse *resp = (void *)resp_msg;
+    status_t st = gw_check_key(req->idempotency_key);
+    if (status_is_ok(&st)) {
+        st = gw_check_id("member_id", req->member_id, ID_MAX);
+    }
+    if (status_is_ok(&st)) {
+        st = check_reward(req->reward);
+    }
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    gw_saga_t *x = arena_alloc(ctx->arena, sizeof *x);
+    gw_saga_init(x, ctx, gw_svc(ctx), ctx->merchant_id, GW_KIND_REDEEM, req->idempotency_key, "",
+                 req->member_id, "RedeemReward", &req->base);
+    x->context->hold_ttl_s = gw_svc(ctx)->hold_ttl_s;
+    st = run_short(x);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    Loyalty__V1__GatewayRedemption *d = redemption_ctx(x);
+    const Loyalty__V1__GatewayRedeemRewardRequest *stored = (void *)gw_saga_request(x);
+    d->saga_id = x->id;
+    d->state = (Loyalty__V1__GatewaySagaState)x->state;
+    d->reason = x->reason;
+    d->member_id = stored->member_id;
+    d->reward = stored->reward;
+    resp->redemption = d;
+    return status_ok();
+}
+
+/* ---- held referral rewards (REFERRAL_RELEASE, created by the recovery job) ---- */
+
+static status_t release_complete(gw_saga_t *x) {
+    Loyalty__V1__ReferralReleaseHeldRewardsRequest *r =
+        pb_new(x->a, &loyalty__v1__referral_release_held_rewards_request__descriptor);
+    r->merchant_id = x->merchant_id;
+    r->idempotency_key = gw_step_key(x, "referral_release");
+    r->limit = RELEASE_BATCH_MAX;
+    gw_call_t c;
+    gw_call_init(&c, x->svc->referral, &loyalty__v1__referral_service__descriptor,
+                 "ReleaseHeldRewards", &r->base, "referral_release");
+    status_t st = gw_step(x, &c);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    const Loyalty__V1__ReferralReleaseHeldRewardsResponse *rel = (void *)c.response;
+    Loyalty__V1__ReferralComputeRewardsResponse as =
+        LOYALTY__V1__REFERRAL_COMPUTE_REWARDS_RESPONSE__INIT;
+    as.rewards = rel->rewards;
+    as.n_rewards = rel->n_rewards;
+    for (size_t i = 0; i < as.n_rewards; i++) {
+        as.rewards[i]->grant_now = true; /* released now: grant them */
+    }
+    gw_call_t g[RELEASE_BATCH_MAX];
+    int n = gw_referral_grants(x, &as, &x->context->released, &x->context->n_released, g,
+                               RELEASE_BATCH_MAX, NULL);
+    for (int i = 0; i < n; i += GW_GROUP_MAX) {
+        int k = n - i < GW_GROUP_MAX ? n - i : GW_GROUP_MAX;
+        st = gw_steps(x, g + i, k);
+        if (!status_is_ok(&st)) {
+            return st;
+        }
+    }
+    return status_ok();
+}
+
+static status_t release_on_final(gw_saga_t *x, db_t *db) {
+    Loyalty__V1__ReferralReleaseHeldRewardsResponse *rel = (void *)gw_step_response(
+        x, "referral_release", &loyalty__v1__referral_release_held_rewards_response__descriptor);
+    if (rel != NULL && rel->more) {
+        return gw_store_referral_due(db, x->merchant_id, x->ctx->now_s);
+    }
+    return status_ok();
+}
+
+const gw_flows_t gw_referral_release_flows = {
+    .complete = release_complete,
+    .after_begin = GW_COMPLETING,
+    .recover_forward = true,
+    .request_desc = &loyalty__v1__gateway_get_settings_request__descriptor,
+    .on_final = release_on_final,
+};

@@ -1,0 +1,77 @@
+/* gateway_rpc.h -- the Gateway service table, its handlers (one file per area) and what they
+ * share: starting or resuming a saga by idempotency key, and input checks. */
+#ifndef GATEWAY_RPC_H
+#define GATEWAY_RPC_H
+
+#include "gateway_saga.h"
+#include "rpc.h"
+
+extern const rpc_service_t gateway_service;
+
+/** The gateway's state from a call context. */
+static inline gw_svc_t *gw_svc(rpc_ctx_t *ctx) {
+    return ctx->service_state;
+}
+
+/** Runs a new saga (gw_saga_init'ed), or, when its idempotency key was used before: with the
+ *  same request, loads that saga into x and resumes it when it is unfinished and no live
+ *  executor holds it (ABORTED SAGA_IN_PROGRESS when one does); with another request,
+ *  ALREADY_EXISTS IDEMPOTENCY_KEY_REUSED. OK means x holds the saga's current state (which may
+ *  be a failure: see gw_saga_error). */
+status_t gw_start(gw_saga_t *x);
+
+/** The second half of gw_start: x's idempotency key is taken; load that saga into x (same
+ *  request) and resume it, or fail IDEMPOTENCY_KEY_REUSED. */
+status_t gw_resume_by_key(gw_saga_t *x);
+
+/** A required id-like field: 1..max of [A-Za-z0-9_.:-]. */
+status_t gw_check_id(const char *field, const char *value, size_t max);
+/** An optional idempotency key: "" or a valid one. */
+status_t gw_check_optional_key(const char *value);
+/** A required idempotency key. */
+status_t gw_check_key(const char *value);
+/** A payment reference: 1..128 printable ASCII characters (or "" when optional). */
+status_t gw_check_payment_ref(const char *field, const char *value, bool required);
+
+/** Prepares the grant of a referral reward as points to its beneficiary (step
+ *  "referral_grant:<reward id>", reference "rr:<reward id>"). */
+void gw_grant_call(gw_saga_t *x, gw_call_t *c, const Loyalty__V1__ReferralReward *rw);
+
+/** Lists the rewards of a ComputeRewards answer as grants (*out) and prepares at most
+ *  max_calls grant calls in g for those granted now; *held_until gets the latest end of a hold
+ *  among held ones (may be NULL). Returns the number of calls. */
+int gw_referral_grants(gw_saga_t *x, const Loyalty__V1__ReferralComputeRewardsResponse *cr,
+                       Loyalty__V1__GatewayReferralGrant ***out, size_t *n_out, gw_call_t *g,
+                       int max_calls, int64_t *held_until);
+
+/* Handlers (gateway_checkout.c). */
+status_t gw_rpc_quote_checkout(rpc_ctx_t *ctx, const ProtobufCMessage *req, ProtobufCMessage *resp);
+status_t gw_rpc_begin_checkout(rpc_ctx_t *ctx, const ProtobufCMessage *req, ProtobufCMessage *resp);
+status_t gw_rpc_complete_checkout(rpc_ctx_t *ctx, const ProtobufCMessage *req,
+                                  ProtobufCMessage *resp);
+status_t gw_rpc_cancel_checkout(rpc_ctx_t *ctx, const ProtobufCMessage *req,
+                                ProtobufCMessage *resp);
+status_t gw_rpc_checkout(rpc_ctx_t *ctx, const ProtobufCMessage *req, ProtobufCMessage *resp);
+status_t gw_rpc_get_checkout(rpc_ctx_t *ctx, const ProtobufCMessage *req, ProtobufCMessage *resp);
+/* gateway_refund.c */
+status_t gw_rpc_refund_order(rpc_ctx_t *ctx, const ProtobufCMessage *req, ProtobufCMessage *resp);
+/* gateway_member.c */
+status_t gw_rpc_register_member(rpc_ctx_t *ctx, const ProtobufCMessage *req,
+                                ProtobufCMessage *resp);
+status_t gw_rpc_get_member_overview(rpc_ctx_t *ctx, const ProtobufCMessage *req,
+                                    ProtobufCMessage *resp);
+status_t gw_rpc_top_up_wallet(rpc_ctx_t *ctx, const ProtobufCMessage *req, ProtobufCMessage *resp);
+status_t gw_rpc_redeem_reward(rpc_ctx_t *ctx, const ProtobufCMessage *req, ProtobufCMessage *resp);
+status_t gw_rpc_check_in(rpc_ctx_t *ctx, const ProtobufCMessage *req, ProtobufCMessage *resp);
+/* gateway_rpc.c */
+status_t gw_rpc_get_saga(rpc_ctx_t *ctx, const ProtobufCMessage *req, ProtobufCMessage *resp);
+status_t gw_rpc_list_sagas(rpc_ctx_t *ctx, const ProtobufCMessage *req, ProtobufCMessage *resp);
+status_t gw_rpc_retry_saga(rpc_ctx_t *ctx, const ProtobufCMessage *req, ProtobufCMessage *resp);
+status_t gw_rpc_get_settings(rpc_ctx_t *ctx, const ProtobufCMessage *req, ProtobufCMessage *resp);
+status_t gw_rpc_update_settings(rpc_ctx_t *ctx, const ProtobufCMessage *req,
+                                ProtobufCMessage *resp);
+
+/** The recovery job (rpc_job_t). */
+status_t gw_job_recover(rpc_ctx_t *ctx);
+
+#endif

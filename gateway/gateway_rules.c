@@ -1,0 +1,223 @@
+/* gateway_rules.c -- payment split, earn base, refund split, error classes, failpoints. */
+#include "gateway_rules.h"
+
+#include "money.h"
+
+#include <stdio.h>
+#include <string.h>
+
+int64_t gw_points_value(int64_t points, int64_t rate_points, int64_t rate_value_cents) {
+    int64_t v = 0;
+    if (points <= 0 || rate_points <= 0 || rate_value_cents <= 0 ||
+        !money_mul_div(points, rate_value_cents, rate_points, ROUND_FLOOR, &v)) {
+        return 0;
+    }
+    return v;
+}
+
+int64_t gw_points_for_cash_cap(int64_t cap_cents, int64_t rate_points, int64_t rate_value_cents) {
+    if (cap_cents <= 0 || rate_points <= 0 || rate_value_cents <= 0) {
+        return 0;
+    }
+    int64_t p = 0;
+    if (!money_mul_div(cap_cents, rate_points, rate_value_cents, ROUND_CEIL, &p)) {
+        return 0;
+    }
+    /* p is the fewest points worth at least cap; when a point is worth more than a cent, it may
+     * be worth more than the cap: step back one point, then take the fewest points worth that
+     * lower value. */
+    if (gw_points_value(p, rate_points, rate_value_cents) > cap_cents) {
+        int64_t v = gw_points_value(p - 1, rate_points, rate_value_cents);
+        if (v <= 0 || !money_mul_div(v, rate_points, rate_value_cents, ROUND_CEIL, &p)) {
+            return 0;
+        }
+    }
+    return p;
+}
+
+gw_points_choice_t gw_choose_points(int64_t requested, bool use_max, int64_t quote_points,
+                                    const char *quote_reason, int64_t max_cash_cents,
+                                    int64_t rate_points, int64_t rate_value_cents) {
+    gw_points_choice_t c = {0, ""};
+    if (use_max) {
+        c.points = quote_points > 0 ? quote_points : 0;
+        c.note = c.points == 0 && quote_reason ? quote_reason : "";
+        return c;
+    }
+    if (requested <= 0) {
+        return c;
+    }
+    if (rate_points <= 0 || rate_value_cents <= 0) {
+        /* Redemption is off: hold what was asked and let the hold refuse it
+         * (REDEMPTION_DISABLED), so the caller learns why. */
+        c.points = requested;
+        return c;
+    }
+    int64_t cap_points = gw_points_for_cash_cap(max_cash_cents, rate_points, rate_value_cents);
+    if (requested > cap_points) {
+        c.points = cap_points;
+        c.note = "CAPPED_BY_ORDER_SHARE";
+        if (cap_points == 0) {
+            c.note = quote_reason && quote_reason[0] ? quote_reason : "ORDER_TOO_SMALL";
+        }
+        return c;
+    }
+    c.points = requested;
+    return c;
+}
+
+int64_t gw_choose_wallet(int64_t requested, bool use_max, int64_t available_cents,
+                         int64_t due_cents) {
+    int64_t want = use_max ? available_cents : requested;
+    if (want > due_cents) {
+        want = due_cents;
+    }
+    return want > 0 ? want : 0;
+}
+
+int64_t gw_earn_base(int64_t wallet_cents, int64_t external_cents, int64_t topup_lines_cents) {
+    int64_t base = wallet_cents + external_cents - topup_lines_cents;
+    return base > 0 ? base : 0;
+}
+
+/* floor(v * num / den) for the cumulative rules; 0 when den is 0. */
+static int64_t floor_ratio(int64_t v, int64_t num, int64_t den) {
+    int64_t out = 0;
+    if (den <= 0 || !money_mul_div(v, num, den, ROUND_FLOOR, &out)) {
+        return 0;
+    }
+    return out;
+}
+
+status_t gw_refund_split(const gw_order_figures_t *o, int64_t amount_cents,
+                         gw_refund_split_t *out) {
+    memset(out, 0, sizeof *out);
+    int64_t left = o->refundable_cents - o->refunded_cents;
+    if (amount_cents <= 0) {
+        return status_make(STATUS_FAILED_PRECONDITION, "NOTHING_TO_REFUND",
+                           "the refund amounts to nothing");
+    }
+    if (amount_cents > left) {
+        return status_make(STATUS_FAILED_PRECONDITION, "REFUND_EXCEEDS_ORDER",
+                           "refund of %lld exceeds the %lld still refundable",
+                           (long long)amount_cents, (long long)(left > 0 ? left : 0));
+    }
+    int64_t weights[3] = {o->points_cash_cents - o->refunded_points_cash_cents,
+                          o->wallet_cents - o->refunded_wallet_cents,
+                          o->external_cents - o->refunded_external_cents};
+    int64_t parts[3] = {0, 0, 0};
+    if (!money_allocate(amount_cents, weights, 3, parts)) {
+        return status_make(STATUS_INTERNAL, "REFUND_SPLIT_FAILED",
+                           "the order's payment figures are inconsistent");
+    }
+    out->points_cash_cents = parts[0];
+    out->wallet_cents = parts[1];
+    out->external_cents = parts[2];
+    int64_t refunded_after = o->refunded_cents + amount_cents;
+    out->share_bps_total = refunded_after == o->total_cents
+                               ? 10000
+                               : floor_ratio(refunded_after, 10000, o->total_cents);
+    out->share_bps = out->share_bps_total - o->refunded_share_bps;
+    int64_t spend_total = refunded_after == o->total_cents
+                              ? o->spend_cents
+                              : floor_ratio(o->spend_cents, refunded_after, o->total_cents);
+    out->spend_cents = spend_total - o->refunded_spend_cents;
+    return status_ok();
+}
+
+int64_t gw_line_refund_cents(int64_t final_cents, int64_t quantity, int64_t refunded_before,
+                             int64_t refund_quantity) {
+    if (quantity <= 0) {
+        return 0;
+    }
+    return floor_ratio(final_cents, refunded_before + refund_quantity, quantity) -
+           floor_ratio(final_cents, refunded_before, quantity);
+}
+
+int64_t gw_clawback_share_bps(int64_t granted, int64_t clawed_total, bool *exact) {
+    *exact = true;
+    if (granted <= 0 || clawed_total <= 0) {
+        return 0;
+    }
+    if (clawed_total >= granted) {
+        return 10000;
+    }
+    int64_t s = 0;
+    if (!money_mul_div(clawed_total, 10000, granted, ROUND_CEIL, &s)) {
+        *exact = false;
+        return 0;
+    }
+    if (floor_ratio(granted, s, 10000) != clawed_total) {
+        *exact = false;
+        s -= 1; /* the largest share that does not pass clawed_total */
+    }
+    return s;
+}
+
+gw_error_class_t gw_classify(const status_t *st) {
+    switch (st->code) {
+    case STATUS_UNAVAILABLE:
+    case STATUS_DEADLINE_EXCEEDED:
+    case STATUS_ABORTED:
+    case STATUS_RESOURCE_EXHAUSTED:
+    case STATUS_CANCELLED:
+        return GW_ERR_TRANSIENT;
+    case STATUS_INTERNAL:
+    case STATUS_UNKNOWN:
+    case STATUS_DATA_LOSS:
+        return GW_ERR_LIMITED;
+    default:
+        return GW_ERR_PERMANENT;
+    }
+}
+
+int64_t gw_backoff_s(int64_t attempts) {
+    if (attempts <= 1) {
+        return 1;
+    }
+    if (attempts > 9) {
+        return GW_BACKOFF_MAX_S;
+    }
+    int64_t s = (int64_t)1 << (attempts - 1);
+    return s < GW_BACKOFF_MAX_S ? s : GW_BACKOFF_MAX_S;
+}
+
+int64_t gw_retry_delay_ms(int n) {
+    static const int64_t delays[] = {50, 200, 800};
+    if (n < 1) {
+        return delays[0];
+    }
+    return n <= 3 ? delays[n - 1] : delays[2];
+}
+
+bool gw_failpoint_parse(const char *text, gw_failpoint_t *out) {
+    memset(out, 0, sizeof *out);
+    if (text == NULL || text[0] == '\0') {
+        return true;
+    }
+    static const struct {
+        const char *prefix;
+        gw_fail_when_t when;
+    } kinds[] = {{"before:", GW_FAIL_BEFORE}, {"sent:", GW_FAIL_SENT}, {"after:", GW_FAIL_AFTER}};
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+        size_t n = strlen(kinds[i].prefix);
+        if (strncmp(text, kinds[i].prefix, n) == 0 && text[n] != '\0' &&
+            strlen(text + n) < sizeof out->step) {
+            out->when = kinds[i].when;
+            snprintf(out->step, sizeof out->step, "%s", text + n);
+            return true;
+        }
+    }
+    return false;
+}
+
+bool gw_failpoint_matches(const gw_failpoint_t *fp, gw_fail_when_t when, const char *step) {
+    if (fp->when == GW_FAIL_NONE || fp->when != when) {
+        return false;
+    }
+    size_t n = strlen(fp->step);
+    if (n >= 2 && fp->step[n - 2] == ':' && fp->step[n - 1] == '*') {
+        return strncmp(fp->step, step, n - 1) == 0; /* "<step>:*": any "<step>:..." */
+    }
+    return strcmp(fp->step, step) == 0;
+}

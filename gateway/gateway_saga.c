@@ -1,0 +1,688 @@
+/* gateway_saga.c -- the saga engine: logged steps with in-request retries and failpoints, the
+ * lease, the state driver and the recovery pass. */
+#include "gateway_saga.h"
+
+#include "gateway_store.h"
+#include "log.h"
+#include "pb.h"
+
+#include <assert.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- executors ---- */
+
+static const char *id_prefix(int kind) {
+    switch (kind) {
+    case GW_KIND_REGISTRATION:
+        return "reg";
+    case GW_KIND_CHECKOUT:
+        return "chk";
+    case GW_KIND_REFUND:
+        return "rfd";
+    case GW_KIND_TOP_UP:
+        return "top";
+    case GW_KIND_REDEEM:
+        return "rdm";
+    case GW_KIND_CHECK_IN:
+        return "cin";
+    default:
+        return "rel";
+    }
+}
+
+static void new_lease_token(gw_saga_t *x) {
+    uint64_t n = atomic_fetch_add(&x->svc->lease_seq, 1);
+    snprintf(x->lease_token, sizeof x->lease_token, "%s-%llu", x->svc->instance,
+             (unsigned long long)n);
+}
+
+unsigned char *gw_hash_input(arena_t *a, const char *method, const ProtobufCMessage *request,
+                             size_t *len) {
+    size_t req_len = 0;
+    unsigned char *req = pb_pack_arena(a, request, &req_len);
+    size_t m = strlen(method);
+    unsigned char *out = arena_alloc(a, m + 1 + req_len + 1);
+    memcpy(out, method, m + 1);
+    memcpy(out + m + 1, req, req_len);
+    *len = m + 1 + req_len;
+    return out;
+}
+
+void gw_saga_init(gw_saga_t *x, rpc_ctx_t *ctx, gw_svc_t *svc, const char *merchant_id, int kind,
+                  const char *idempotency_key, const char *order_id, const char *member_id,
+                  const char *method, ProtobufCMessage *request) {
+    memset(x, 0, sizeof *x);
+    x->ctx = ctx;
+    x->a = ctx->arena;
+    x->svc = svc;
+    snprintf(x->merchant_id, sizeof x->merchant_id, "%s", merchant_id);
+    id_generate(id_prefix(kind), x->id);
+    x->kind = kind;
+    x->state = GW_BEGINNING;
+    x->idempotency_key = arena_strdup(x->a, idempotency_key);
+    x->order_id = arena_strdup(x->a, order_id ? order_id : "");
+    x->member_id = arena_strdup(x->a, member_id ? member_id : "");
+    x->request = request;
+    x->request_bytes = pb_pack_arena(x->a, request, &x->request_len);
+    x->hash_input = gw_hash_input(x->a, method, request, &x->hash_len);
+    x->context = pb_new(x->a, &loyalty__v1__gateway_saga_context__descriptor);
+    x->error = status_ok();
+    x->created_at = ctx->now_s;
+    x->in_request = true;
+    x->leased = true; /* the insert takes the lease */
+    new_lease_token(x);
+}
+
+static void saga_reset(gw_saga_t *x, rpc_ctx_t *ctx, gw_svc_t *svc, const char *merchant_id,
+                       const char *id) {
+    memset(x, 0, sizeof *x);
+    x->ctx = ctx;
+    x->a = ctx->arena;
+    x->svc = svc;
+    snprintf(x->merchant_id, sizeof x->merchant_id, "%s", merchant_id);
+    snprintf(x->id, sizeof x->id, "%s", id);
+    x->in_request = true;
+}
+
+ProtobufCMessage *gw_saga_request(gw_saga_t *x) {
+    if (x->request == NULL) {
+        const gw_flows_t *f = gw_flows_of(x->kind);
+        if (f != NULL && f->request_desc != NULL) {
+            x->request = pb_unpack_arena(x->a, f->request_desc, x->request_bytes, x->request_len);
+        }
+    }
+    return x->request;
+}
+
+status_t gw_saga_open(gw_saga_t *x, rpc_ctx_t *ctx, gw_svc_t *svc, const char *merchant_id,
+                      const char *id) {
+    saga_reset(x, ctx, svc, merchant_id, id);
+    status_t st = gw_store_load(ctx->db, x);
+    if (status_is_ok(&st) && gw_saga_request(x) == NULL) {
+        st = status_make(STATUS_DATA_LOSS, "CORRUPT_SAGA", "saga %s has an unreadable request", id);
+    }
+    return st;
+}
+
+status_t gw_saga_claim(gw_saga_t *x) {
+    new_lease_token(x);
+    bool claimed = false;
+    status_t st = gw_store_claim(x->ctx->db, x->merchant_id, x->id, x->lease_token, x->svc->lease_s,
+                                 &claimed);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    if (!claimed) {
+        return status_make(STATUS_ABORTED, "SAGA_IN_PROGRESS",
+                           "saga %s is being driven by another request; retry later", x->id);
+    }
+    x->leased = true;
+    /* Reload under the lease: the state may have moved since it was read. */
+    char token[sizeof x->lease_token];
+    memcpy(token, x->lease_token, sizeof token);
+    bool in_request = x->in_request;
+    st = gw_saga_open(x, x->ctx, x->svc, x->merchant_id, x->id);
+    memcpy(x->lease_token, token, sizeof token);
+    x->leased = status_is_ok(&st);
+    x->in_request = in_request;
+    return st;
+}
+
+char *gw_step_key(gw_saga_t *x, const char *name) {
+    return arena_printf(x->a, "%s:%s", x->id, name);
+}
+
+void gw_call_init(gw_call_t *c, rpc_channel_t *ch, const ProtobufCServiceDescriptor *service,
+                  const char *method, ProtobufCMessage *request, const char *name_fmt, ...) {
+    memset(c, 0, sizeof *c);
+    va_list ap;
+    va_start(ap, name_fmt);
+    vsnprintf(c->name, sizeof c->name, name_fmt, ap);
+    va_end(ap);
+    c->direction = GW_FORWARD;
+    c->ch = ch;
+    c->service = service;
+    c->method = method;
+    c->request = request;
+    c->status = status_ok();
+}
+
+gw_step_t *gw_find_step(gw_saga_t *x, const char *name) {
+    for (int i = 0; i < x->n_steps; i++) {
+        if (strcmp(x->steps[i].name, name) == 0) {
+            return &x->steps[i];
+        }
+    }
+    return NULL;
+}
+
+static const ProtobufCMessageDescriptor *output_of(const gw_call_t *c) {
+    const ProtobufCMethodDescriptor *md =
+        protobuf_c_service_descriptor_get_method_by_name(c->service, c->method);
+    assert(md != NULL);
+    return md->output;
+}
+
+ProtobufCMessage *gw_step_response(gw_saga_t *x, const char *name,
+                                   const ProtobufCMessageDescriptor *desc) {
+    gw_step_t *s = gw_find_step(x, name);
+    if (s == NULL || s->state != GW_DONE) {
+        return NULL;
+    }
+    return pb_unpack_arena(x->a, desc, s->response, s->response_len);
+}
+
+static gw_step_t *add_step(gw_saga_t *x, const char *name, int direction) {
+    assert(x->n_steps < GW_STEPS_MAX);
+    gw_step_t *s = &x->steps[x->n_steps];
+    memset(s, 0, sizeof *s);
+    snprintf(s->name, sizeof s->name, "%s", name);
+    int32_t seq = 0;
+    for (int i = 0; i < x->n_steps; i++) {
+        seq = x->steps[i].seq > seq ? x->steps[i].seq : seq;
+    }
+    s->seq = seq + 1;
+    s->direction = direction;
+    s->state = GW_STARTED;
+    s->error = status_ok();
+    x->n_steps++;
+    return s;
+}
+
+/* ---- failpoints (test only) ---- */
+
+static void failpoint(gw_saga_t *x, gw_fail_when_t when, const char *step) {
+    if (!gw_failpoint_matches(&x->svc->failpoint, when, step)) {
+        return;
+    }
+    static const char *const names[] = {"", "before", "sent", "after"};
+    log_msg(LOG_WARN, "GATEWAY_FAILPOINT %s:%s reached in saga %s: killing the process",
+            names[when], step, x->id);
+    kill(getpid(), SIGKILL);
+    pause();
+}
+
+/* ---- writing the log ---- */
+
+status_t gw_flush(gw_saga_t *x) {
+    if (!x->persisted) {
+        return gw_store_insert(x->ctx->db, x, x->hash_input, x->hash_len);
+    }
+    if (!x->leased) {
+        return status_make(STATUS_ABORTED, "SAGA_IN_PROGRESS", "the saga's lease was lost");
+    }
+    return gw_store_update(x->ctx->db, x, true);
+}
+
+static status_t release_tx(db_t *db, void *arg) {
+    gw_saga_t *x = arg;
+    status_t st = gw_store_update(db, x, false);
+    const gw_flows_t *f = gw_flows_of(x->kind);
+    if (status_is_ok(&st) && x->state == GW_COMPLETED && f->on_final != NULL) {
+        st = f->on_final(x, db);
+    }
+    return st;
+}
+
+status_t gw_release(gw_saga_t *x) {
+    if (!x->persisted || !x->leased) {
+        return status_ok();
+    }
+    const gw_flows_t *f = gw_flows_of(x->kind);
+    if (x->state == GW_COMPLETED && f->on_final != NULL) {
+        return db_tx(x->ctx->db, release_tx, x);
+    }
+    return gw_store_update(x->ctx->db, x, false);
+}
+
+void gw_set_failure(gw_saga_t *x, int state, const status_t *error) {
+    x->state = state;
+    x->error = *error;
+    snprintf(x->reason, sizeof x->reason, "%s",
+             error->reason[0] ? error->reason : status_code_name(error->code));
+}
+
+status_t gw_saga_error(const gw_saga_t *x) {
+    if (x->error.code != STATUS_OK) {
+        return x->error;
+    }
+    return status_make(STATUS_INTERNAL, x->reason[0] ? x->reason : "SAGA_FAILED",
+                       "the saga ended without a recorded error");
+}
+
+/* ---- steps ---- */
+
+static void sleep_ms(int64_t ms) {
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
+    nanosleep(&ts, NULL);
+}
+
+static int severity(const status_t *st) {
+    if (status_is_ok(st)) {
+        return 0;
+    }
+    if (strcmp(st->reason, GW_REASON_NOT_STARTED) == 0) {
+        return 1;
+    }
+    switch (gw_classify(st)) {
+    case GW_ERR_TRANSIENT:
+        return 2;
+    case GW_ERR_LIMITED:
+        return 3;
+    default:
+        return 4;
+    }
+}
+
+static status_t not_started(const char *name) {
+    return status_make(STATUS_FAILED_PRECONDITION, GW_REASON_NOT_STARTED,
+                       "step %s was never started", name);
+}
+
+/* A step's outcome from the log, without calling; false when it must be run. */
+static bool answer_from_log(gw_saga_t *x, gw_call_t *c, gw_step_t *rec) {
+    if (rec != NULL && rec->state == GW_DONE) {
+        c->response = pb_unpack_arena(x->a, output_of(c), rec->response, rec->response_len);
+        c->status = c->response ? status_ok()
+                                : status_make(STATUS_DATA_LOSS, "CORRUPT_STEP",
+                                              "step %s has an unreadable response", c->name);
+        return true;
+    }
+    if (rec != NULL && rec->state == GW_FAILED) {
+        c->status = rec->error;
+        return true;
+    }
+    if (rec == NULL && x->resolve) {
+        c->status = not_started(c->name);
+        return true;
+    }
+    return false;
+}
+
+/* Records one call's result in its step; returns true when the step is finished. */
+static bool record_result(gw_saga_t *x, gw_call_t *c, gw_step_t *rec) {
+    rec->dirty = true;
+    if (status_is_ok(&c->status)) {
+        rec->state = GW_DONE;
+        rec->response = pb_pack_arena(x->a, c->response, &rec->response_len);
+        rec->error = status_ok();
+        return true;
+    }
+    rec->error = c->status;
+    gw_error_class_t cls = gw_classify(&c->status);
+    if (cls == GW_ERR_PERMANENT ||
+        (cls == GW_ERR_LIMITED && rec->attempts >= GW_LIMITED_ATTEMPTS_MAX)) {
+        rec->state = GW_FAILED;
+        return true;
+    }
+    return false;
+}
+
+status_t gw_steps(gw_saga_t *x, gw_call_t *calls, int n) {
+    assert(n >= 0 && n <= GW_GROUP_MAX);
+    gw_step_t *rec[GW_GROUP_MAX];
+    bool run[GW_GROUP_MAX];
+    int to_run = 0;
+    for (int i = 0; i < n; i++) {
+        rec[i] = gw_find_step(x, calls[i].name);
+        run[i] = !answer_from_log(x, &calls[i], rec[i]);
+        to_run += run[i];
+    }
+    for (int attempt = 1; to_run > 0; attempt++) {
+        for (int i = 0; i < n; i++) {
+            if (run[i]) {
+                if (rec[i] == NULL) {
+                    rec[i] = add_step(x, calls[i].name, calls[i].direction);
+                }
+                rec[i]->attempts++;
+                rec[i]->dirty = true;
+            }
+        }
+        status_t st = gw_flush(x); /* STARTED is durable before any call */
+        if (!status_is_ok(&st)) {
+            return st;
+        }
+        rpc_call_spec_t specs[GW_GROUP_MAX];
+        int idx[GW_GROUP_MAX];
+        int m = 0;
+        for (int i = 0; i < n; i++) {
+            if (run[i]) {
+                failpoint(x, GW_FAIL_BEFORE, calls[i].name);
+                specs[m] = (rpc_call_spec_t){.channel = calls[i].ch,
+                                             .service = calls[i].service,
+                                             .method = calls[i].method,
+                                             .request = calls[i].request};
+                idx[m++] = i;
+            }
+        }
+        rpc_call_many(specs, (size_t)m, x->a, NULL);
+        bool flush_after = false;
+        for (int k = 0; k < m; k++) {
+            gw_call_t *c = &calls[idx[k]];
+            c->response = specs[k].response;
+            c->status = specs[k].status;
+            failpoint(x, GW_FAIL_SENT, c->name);
+            if (record_result(x, c, rec[idx[k]])) {
+                run[idx[k]] = false;
+                to_run--;
+                flush_after |= gw_failpoint_matches(&x->svc->failpoint, GW_FAIL_AFTER, c->name) &&
+                               status_is_ok(&c->status);
+            } else {
+                log_msg(LOG_WARN, "saga %s step %s attempt %d: %s %s", x->id, c->name,
+                        (int)rec[idx[k]]->attempts, status_code_name(c->status.code),
+                        c->status.message);
+            }
+        }
+        if (flush_after) {
+            st = gw_flush(x);
+            for (int k = 0; k < m && status_is_ok(&st); k++) {
+                if (status_is_ok(&calls[idx[k]].status)) {
+                    failpoint(x, GW_FAIL_AFTER, calls[idx[k]].name);
+                }
+            }
+        }
+        if (to_run == 0 || attempt >= GW_TRANSIENT_ATTEMPTS_IN_REQUEST ||
+            rpc_ctx_remaining_ms(x->ctx) <= gw_retry_delay_ms(attempt)) {
+            break;
+        }
+        sleep_ms(gw_retry_delay_ms(attempt));
+    }
+    status_t worst = status_ok();
+    int worst_sev = 0;
+    for (int i = 0; i < n; i++) {
+        bool failed = rec[i] != NULL && rec[i]->state == GW_FAILED;
+        if (calls[i].tolerate_refusal && failed) {
+            continue;
+        }
+        /* A step that ended FAILED is final whatever its code (retries exhausted). */
+        int sev = failed ? 4 : severity(&calls[i].status);
+        if (sev > worst_sev) {
+            worst = calls[i].status;
+            worst_sev = sev;
+        }
+    }
+    if (worst_sev == 4) {
+        x->failed_step = true;
+    }
+    return worst;
+}
+
+status_t gw_step(gw_saga_t *x, gw_call_t *call) {
+    return gw_steps(x, call, 1);
+}
+
+status_t gw_read(gw_saga_t *x, gw_call_t *c) {
+    gw_step_t *rec = gw_find_step(x, c->name);
+    if (answer_from_log(x, c, rec)) {
+        return c->status;
+    }
+    for (int attempt = 1;; attempt++) {
+        ProtobufCMessage *resp = NULL;
+        c->status = rpc_call(c->ch, c->service, c->method, c->request, x->a, &resp, NULL);
+        c->response = resp;
+        if (status_is_ok(&c->status)) {
+            gw_step_t *s = add_step(x, c->name, GW_READ);
+            s->state = GW_DONE;
+            s->attempts = attempt;
+            s->response = pb_pack_arena(x->a, resp, &s->response_len);
+            s->dirty = true; /* written with the next flush */
+            return c->status;
+        }
+        if (gw_classify(&c->status) == GW_ERR_PERMANENT ||
+            attempt >= GW_TRANSIENT_ATTEMPTS_IN_REQUEST ||
+            rpc_ctx_remaining_ms(x->ctx) <= gw_retry_delay_ms(attempt)) {
+            return c->status;
+        }
+        sleep_ms(gw_retry_delay_ms(attempt));
+    }
+}
+
+/* ---- driving ---- */
+
+const gw_flows_t *gw_flows_of(int kind) {
+    switch (kind) {
+    case GW_KIND_REGISTRATION:
+        return &gw_registration_flows;
+    case GW_KIND_CHECKOUT:
+        return &gw_checkout_flows;
+    case GW_KIND_REFUND:
+        return &gw_refund_flows;
+    case GW_KIND_TOP_UP:
+        return &gw_top_up_flows;
+    case GW_KIND_REDEEM:
+        return &gw_redeem_flows;
+    case GW_KIND_CHECK_IN:
+        return &gw_check_in_flows;
+    case GW_KIND_REFERRAL_RELEASE:
+        return &gw_referral_release_flows;
+    default:
+        return NULL;
+    }
+}
+
+static bool lease_lost(const status_t *st) {
+    return st->code == STATUS_ABORTED && strcmp(st->reason, "SAGA_IN_PROGRESS") == 0;
+}
+
+/* The flow stopped on something retrying cannot fix. */
+static bool is_refusal(const gw_saga_t *x, const status_t *st) {
+    return x->failed_step || severity(st) == 4;
+}
+
+/* Unfinished after transient errors: due again with backoff. */
+static void defer(gw_saga_t *x) {
+    x->next_delay_s = gw_backoff_s(x->attempts > 0 ? x->attempts : 1);
+}
+
+static status_t drive_beginning(gw_saga_t *x, const gw_flows_t *f, bool *again) {
+    *again = false;
+    if (!x->in_request && !f->recover_forward) {
+        /* An interrupted Begin: resolve what was started, then compensate. */
+        status_t why = status_make(STATUS_FAILED_PRECONDITION, "INTERRUPTED",
+                                   "the checkout was interrupted before it was reserved");
+        gw_set_failure(x, f->compensate ? GW_CANCELLING : GW_CANCELLED, &why);
+        *again = true;
+        return status_ok();
+    }
+    x->failed_step = false;
+    status_t st = f->begin ? f->begin(x) : status_ok();
+    if (!x->persisted) {
+        return st; /* nothing was written, so nothing was applied: the caller sees why */
+    }
+    if (status_is_ok(&st)) {
+        x->error = status_ok();
+        if (x->kind == GW_KIND_CHECKOUT && !x->auto_complete) {
+            x->state = GW_RESERVED;
+            x->next_delay_s = x->svc->checkout_ttl_s;
+            return status_ok();
+        }
+        x->state = f->complete ? GW_COMPLETING : GW_COMPLETED;
+        *again = x->state == GW_COMPLETING;
+        return status_ok();
+    }
+    if (lease_lost(&st)) {
+        return st;
+    }
+    if (is_refusal(x, &st)) {
+        gw_set_failure(x, f->compensate ? GW_CANCELLING : GW_CANCELLED, &st);
+        *again = x->state == GW_CANCELLING;
+        return status_ok();
+    }
+    /* Transient: left BEGINNING for a client retry; the recovery job takes it over later. */
+    x->next_delay_s = x->in_request && !f->recover_forward ? x->svc->begin_grace_s
+                                                           : gw_backoff_s(x->attempts + 1);
+    x->error = st;
+    return status_ok();
+}
+
+static status_t drive_forward(gw_saga_t *x, status_t (*flow)(gw_saga_t *), int done_state) {
+    x->failed_step = false;
+    status_t st = flow ? flow(x) : status_ok();
+    if (status_is_ok(&st)) {
+        x->state = done_state;
+        if (done_state == GW_COMPLETED) {
+            x->error = status_ok();
+            x->reason[0] = '\0';
+        }
+        return status_ok();
+    }
+    if (lease_lost(&st)) {
+        return st;
+    }
+    if (is_refusal(x, &st)) {
+        log_msg(LOG_ERROR, "saga %s needs attention: %s %s (%s)", x->id, status_code_name(st.code),
+                st.reason, st.message);
+        gw_set_failure(x, GW_NEEDS_ATTENTION, &st);
+        return status_ok();
+    }
+    defer(x);
+    return status_ok();
+}
+
+static status_t drive_cancelling(gw_saga_t *x, const gw_flows_t *f) {
+    if (f->begin != NULL) {
+        /* Resolve the steps of begin that were started but not logged as finished. */
+        x->resolve = true;
+        x->failed_step = false;
+        status_t st = f->begin(x);
+        x->resolve = false;
+        if (lease_lost(&st)) {
+            return st;
+        }
+        if (!x->failed_step && (severity(&st) == 2 || severity(&st) == 3)) {
+            defer(x);
+            return status_ok();
+        }
+    }
+    status_t keep_error = x->error;
+    char keep_reason[STATUS_REASON_MAX];
+    memcpy(keep_reason, x->reason, sizeof keep_reason);
+    status_t st = drive_forward(x, f->compensate, GW_CANCELLED);
+    if (x->state == GW_CANCELLED) {
+        x->error = keep_error; /* the cancelled saga answers with why it was cancelled */
+        memcpy(x->reason, keep_reason, sizeof keep_reason);
+    }
+    return st;
+}
+
+status_t gw_drive(gw_saga_t *x) {
+    const gw_flows_t *f = gw_flows_of(x->kind);
+    assert(f != NULL);
+    status_t st = status_ok();
+    x->next_delay_s = 0;
+    for (int round = 0; round < 4 && status_is_ok(&st); round++) {
+        bool again = false;
+        switch (x->state) {
+        case GW_BEGINNING:
+            st = drive_beginning(x, f, &again);
+            break;
+        case GW_COMPLETING:
+            st = drive_forward(x, f->complete, GW_COMPLETED);
+            break;
+        case GW_CANCELLING:
+            st = drive_cancelling(x, f);
+            break;
+        default:
+            break;
+        }
+        if (!again || !x->persisted) {
+            break;
+        }
+    }
+    if (lease_lost(&st) || !x->persisted) {
+        return st;
+    }
+    status_t rel = gw_release(x);
+    return status_is_ok(&st) ? rel : st;
+}
+
+/* ---- views ---- */
+
+Loyalty__V1__GatewayStep **gw_steps_view(gw_saga_t *x, size_t *n) {
+    Loyalty__V1__GatewayStep **out = arena_alloc(x->a, (size_t)(x->n_steps + 1) * sizeof *out);
+    for (int i = 0; i < x->n_steps; i++) {
+        gw_step_t *s = &x->steps[i];
+        Loyalty__V1__GatewayStep *v = pb_new(x->a, &loyalty__v1__gateway_step__descriptor);
+        v->name = s->name;
+        v->seq = s->seq;
+        v->direction = (Loyalty__V1__GatewayStepDirection)s->direction;
+        v->state = (Loyalty__V1__GatewayStepState)s->state;
+        v->attempts = s->attempts;
+        v->idempotency_key = s->direction == GW_READ ? "" : gw_step_key(x, s->name);
+        if (s->error.code != STATUS_OK) {
+            Loyalty__V1__GatewayError *e = pb_new(x->a, &loyalty__v1__gateway_error__descriptor);
+            e->code = (char *)status_code_name(s->error.code);
+            e->reason = s->error.reason;
+            e->message = s->error.message;
+            v->error = e;
+        }
+        v->started_at = s->started_at;
+        v->finished_at = s->finished_at;
+        out[i] = v;
+    }
+    *n = (size_t)x->n_steps;
+    return out;
+}
+
+/* ---- recovery ---- */
+
+/* Drives one claimed saga with its own arena (a recovery pass may drive many). */
+static status_t recover_one(rpc_ctx_t *job_ctx, gw_svc_t *svc, const char *merchant_id,
+                            const char *id, const char *token) {
+    arena_t arena;
+    arena_init(&arena);
+    rpc_ctx_t sub = *job_ctx;
+    sub.arena = &arena;
+    rpc_ctx_t *ctx = &sub;
+    gw_saga_t *x = arena_alloc(ctx->arena, sizeof *x);
+    status_t st = gw_saga_open(x, ctx, svc, merchant_id, id);
+    if (!status_is_ok(&st)) {
+        arena_free(&arena);
+        return st;
+    }
+    snprintf(x->lease_token, sizeof x->lease_token, "%s", token);
+    x->leased = true;
+    x->in_request = false;
+    if (x->state == GW_RESERVED) {
+        status_t why = status_make(STATUS_FAILED_PRECONDITION, "EXPIRED",
+                                   "the checkout was not completed in time");
+        gw_set_failure(x, GW_CANCELLING, &why);
+    }
+    log_msg(LOG_INFO, "recovering saga %s (merchant %s, state %d, attempt %d)", x->id,
+            x->merchant_id, x->state, (int)x->attempts);
+    st = gw_drive(x);
+    arena_free(&arena);
+    return st;
+}
+
+status_t gw_recover_some(rpc_ctx_t *ctx, gw_svc_t *svc, int limit, int *driven) {
+    *driven = 0;
+    for (int i = 0; i < limit; i++) {
+        char token[64];
+        uint64_t n = atomic_fetch_add(&svc->lease_seq, 1);
+        snprintf(token, sizeof token, "%s-%llu", svc->instance, (unsigned long long)n);
+        char *merchant_id = NULL, *id = NULL;
+        bool found = false;
+        status_t st =
+            gw_store_claim_due(ctx->db, ctx->arena, token, svc->lease_s, &merchant_id, &id, &found);
+        if (!status_is_ok(&st)) {
+            return st;
+        }
+        if (!found) {
+            break;
+        }
+        char id_copy[ID_MAX + 8];
+        snprintf(id_copy, sizeof id_copy, "%s", id);
+        st = recover_one(ctx, svc, merchant_id, id, token);
+        if (!status_is_ok(&st)) {
+            log_msg(LOG_WARN, "recovery of saga %s stopped: %s", id_copy, st.message);
+        }
+        (*driven)++;
+    }
+    return status_ok();
+}

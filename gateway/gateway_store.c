@@ -1,0 +1,778 @@
+/* gateway_store.c -- the saga log, orders and settings in schema `gateway`. A flush of the log
+ * is one statement (saga row and steps together, conditioned on the lease), so every write of
+ * the log is one round trip and one commit. */
+#include "gateway_store.h"
+
+#include "cursor.h"
+#include "pb.h"
+#include "pgarray.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- steps as parallel text arrays ---- */
+
+typedef struct step_arrays {
+    char *name, *seq, *dir, *state, *attempts, *resp, *ecode, *ereason, *emsg, *finished;
+} step_arrays_t;
+
+static char *hex_of(arena_t *a, const unsigned char *b, size_t n) {
+    static const char digits[] = "0123456789abcdef";
+    char *out = arena_alloc(a, 2 * n + 1);
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[b[i] >> 4];
+        out[2 * i + 1] = digits[b[i] & 15];
+    }
+    out[2 * n] = '\0';
+    return out;
+}
+
+/* The dirty steps of x as text[] literals; returns how many there are. */
+static int dirty_steps(gw_saga_t *x, step_arrays_t *o) {
+    arena_t *a = x->a;
+    char *cols[10][GW_STEPS_MAX];
+    int n = 0;
+    for (int i = 0; i < x->n_steps; i++) {
+        gw_step_t *s = &x->steps[i];
+        if (!s->dirty) {
+            continue;
+        }
+        cols[0][n] = s->name;
+        cols[1][n] = arena_printf(a, "%d", (int)s->seq);
+        cols[2][n] = arena_printf(a, "%d", s->direction);
+        cols[3][n] = arena_printf(a, "%d", s->state);
+        cols[4][n] = arena_printf(a, "%d", (int)s->attempts);
+        cols[5][n] = s->state == GW_DONE ? hex_of(a, s->response, s->response_len) : "";
+        cols[6][n] = arena_printf(a, "%d", (int)s->error.code);
+        cols[7][n] = s->error.reason;
+        cols[8][n] = s->error.message;
+        cols[9][n] = s->state == GW_STARTED ? "f" : "t";
+        n++;
+    }
+    char **out[10] = {&o->name, &o->seq,   &o->dir,     &o->state, &o->attempts,
+                      &o->resp, &o->ecode, &o->ereason, &o->emsg,  &o->finished};
+    for (int c = 0; c < 10; c++) {
+        *out[c] = pgarray_encode(a, cols[c], (size_t)n);
+    }
+    return n;
+}
+
+static void step_params(db_params_t *p, const step_arrays_t *s) {
+    db_param_text(p, s->name);
+    db_param_text(p, s->seq);
+    db_param_text(p, s->dir);
+    db_param_text(p, s->state);
+    db_param_text(p, s->attempts);
+    db_param_text(p, s->resp);
+    db_param_text(p, s->ecode);
+    db_param_text(p, s->ereason);
+    db_param_text(p, s->emsg);
+    db_param_text(p, s->finished);
+}
+
+#define STEPS_UPSERT_FMT                                                                           \
+    "st AS (INSERT INTO saga_steps (merchant_id, saga_id, name, seq, direction, state, attempts, " \
+    " response, error_code, error_reason, error_message, finished_at) "                            \
+    "SELECT $1, $2, u.name, u.seq::int, u.dir::smallint, u.state::smallint, u.attempts::int, "     \
+    " CASE WHEN u.resp = '' THEN NULL ELSE decode(u.resp, 'hex') END, u.ecode::smallint, "         \
+    " u.ereason, u.emsg, CASE WHEN u.fin::boolean THEN now() END "                                 \
+    "FROM unnest($%d::text[], $%d::text[], $%d::text[], $%d::text[], $%d::text[], $%d::text[], "   \
+    " $%d::text[], $%d::text[], $%d::text[], $%d::text[]) "                                        \
+    " AS u(name, seq, dir, state, attempts, resp, ecode, ereason, emsg, fin) "                     \
+    "WHERE EXISTS (SELECT 1 FROM s) "                                                              \
+    "ON CONFLICT (merchant_id, saga_id, name) DO UPDATE SET state = excluded.state, "              \
+    " attempts = excluded.attempts, response = excluded.response, "                                \
+    " error_code = excluded.error_code, error_reason = excluded.error_reason, "                    \
+    " error_message = excluded.error_message, finished_at = excluded.finished_at) "
+
+/* The statements are built once (the parameter numbers of the steps CTE depend on the saga
+ * part), so that db_exec prepares each exactly once. */
+static char g_insert_sql[4096];
+static char g_update_sql[4096];
+
+static void build_sql(void) {
+    char steps[2048];
+    snprintf(steps, sizeof steps, STEPS_UPSERT_FMT, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28);
+    snprintf(
+        g_insert_sql, sizeof g_insert_sql,
+        "WITH s AS (INSERT INTO sagas (merchant_id, id, kind, state, idempotency_key, "
+        " request_hash, request, context, reason, error_code, error_reason, error_message, "
+        " order_id, member_id, lease_owner, lease_until, next_attempt_at, attempts) "
+        "VALUES ($1, $2, $3, $4, $5, sha256($6), $7, $8, $9, $10, $11, $12, "
+        " NULLIF($13, ''), NULLIF($14, ''), $15, "
+        " CASE WHEN $15::text IS NULL THEN NULL ELSE now() + $16::bigint * interval '1 s' END, "
+        " now() + $17::bigint * interval '1 s', $18) "
+        "ON CONFLICT ON CONSTRAINT sagas_idempotency_key DO NOTHING "
+        "RETURNING extract(epoch FROM created_at)::bigint), "
+        "%s"
+        "SELECT * FROM s",
+        steps);
+    snprintf(steps, sizeof steps, STEPS_UPSERT_FMT, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23);
+    snprintf(g_update_sql, sizeof g_update_sql,
+             "WITH s AS (UPDATE sagas SET state = $3, context = $4, reason = $5, error_code = $6, "
+             " error_reason = $7, error_message = $8, attempts = $9, updated_at = now(), "
+             " lease_owner = CASE WHEN $10::boolean THEN lease_owner END, "
+             " lease_until = CASE WHEN $10::boolean THEN now() + $11::bigint * interval '1 s' END, "
+             " next_attempt_at = now() + $12::bigint * interval '1 s' "
+             "WHERE merchant_id = $1 AND id = $2 AND lease_owner = $13 "
+             "RETURNING extract(epoch FROM updated_at)::bigint), "
+             "%s"
+             "SELECT * FROM s",
+             steps);
+}
+
+static pthread_once_t g_sql_once = PTHREAD_ONCE_INIT;
+
+static void mark_clean(gw_saga_t *x) {
+    for (int i = 0; i < x->n_steps; i++) {
+        x->steps[i].dirty = false;
+    }
+}
+
+static unsigned char *pack_context(gw_saga_t *x, size_t *len) {
+    return pb_pack_arena(x->a, &x->context->base, len);
+}
+
+status_t gw_store_insert(db_t *db, gw_saga_t *x, const unsigned char *hash_input, size_t hash_len) {
+    pthread_once(&g_sql_once, build_sql);
+    size_t ctx_len = 0;
+    unsigned char *ctx_bytes = pack_context(x, &ctx_len);
+    step_arrays_t sa;
+    dirty_steps(x, &sa);
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, x->merchant_id);
+    db_param_text(&p, x->id);
+    db_param_int(&p, x->kind);
+    db_param_int(&p, x->state);
+    db_param_text(&p, x->idempotency_key);
+    db_param_bytes(&p, hash_input, hash_len);
+    db_param_bytes(&p, x->request_bytes, x->request_len);
+    db_param_bytes(&p, ctx_bytes, ctx_len);
+    db_param_text(&p, x->reason);
+    db_param_int(&p, x->error.code);
+    db_param_text(&p, x->error.reason);
+    db_param_text(&p, x->error.message);
+    db_param_text(&p, x->order_id);
+    db_param_text(&p, x->member_id);
+    db_param_text(&p, x->leased ? x->lease_token : NULL);
+    db_param_int(&p, x->svc->lease_s);
+    db_param_int(&p, x->next_delay_s);
+    db_param_int(&p, x->attempts);
+    step_params(&p, &sa);
+    PGresult *r = NULL;
+    status_t st = db_exec(db, g_insert_sql, &p, &r);
+    if (!status_is_ok(&st)) {
+        if (st.code == STATUS_ALREADY_EXISTS &&
+            strcmp(db_last_constraint(db), "sagas_checkout_order") == 0) {
+            return status_make(STATUS_ALREADY_EXISTS, "ORDER_ALREADY_CHECKED_OUT",
+                               "order %s already has a checkout that is not cancelled",
+                               x->order_id);
+        }
+        return st;
+    }
+    bool inserted = PQntuples(r) == 1;
+    if (inserted) {
+        x->created_at = db_get_int(r, 0, 0);
+        x->updated_at = x->created_at;
+    }
+    PQclear(r);
+    if (!inserted) {
+        return status_make(STATUS_ALREADY_EXISTS, "SAGA_EXISTS",
+                           "a saga with this idempotency key exists");
+    }
+    x->persisted = true;
+    mark_clean(x);
+    return status_ok();
+}
+
+status_t gw_store_update(db_t *db, gw_saga_t *x, bool keep_lease) {
+    pthread_once(&g_sql_once, build_sql);
+    size_t ctx_len = 0;
+    unsigned char *ctx_bytes = pack_context(x, &ctx_len);
+    step_arrays_t sa;
+    dirty_steps(x, &sa);
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, x->merchant_id);
+    db_param_text(&p, x->id);
+    db_param_int(&p, x->state);
+    db_param_bytes(&p, ctx_bytes, ctx_len);
+    db_param_text(&p, x->reason);
+    db_param_int(&p, x->error.code);
+    db_param_text(&p, x->error.reason);
+    db_param_text(&p, x->error.message);
+    db_param_int(&p, x->attempts);
+    db_param_bool(&p, keep_lease);
+    db_param_int(&p, x->svc->lease_s);
+    db_param_int(&p, x->next_delay_s);
+    db_param_text(&p, x->lease_token);
+    step_params(&p, &sa);
+    PGresult *r = NULL;
+    status_t st = db_exec(db, g_update_sql, &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    bool updated = PQntuples(r) == 1;
+    if (updated) {
+        x->updated_at = db_get_int(r, 0, 0);
+    }
+    PQclear(r);
+    if (!updated) {
+        x->leased = false;
+        return status_make(STATUS_ABORTED, "SAGA_IN_PROGRESS",
+                           "another executor took over the saga; retry later");
+    }
+    if (!keep_lease) {
+        x->leased = false;
+    }
+    mark_clean(x);
+    return status_ok();
+}
+
+status_t gw_store_find_by_key(db_t *db, arena_t *a, const char *merchant_id, const char *key,
+                              const unsigned char *hash_input, size_t hash_len, char **id,
+                              bool *same_request) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_text(&p, key);
+    db_param_bytes(&p, hash_input, hash_len);
+    PGresult *r = NULL;
+    status_t st = db_exec(db,
+                          "SELECT id, request_hash = sha256($3) FROM sagas "
+                          "WHERE merchant_id = $1 AND idempotency_key = $2",
+                          &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    if (PQntuples(r) != 1) {
+        PQclear(r);
+        return status_make(STATUS_NOT_FOUND, "SAGA_NOT_FOUND", "no saga has this key");
+    }
+    *id = arena_strdup(a, db_get_str(r, 0, 0));
+    *same_request = db_get_bool(r, 0, 1);
+    PQclear(r);
+    return status_ok();
+}
+
+status_t gw_store_claim(db_t *db, const char *merchant_id, const char *id, const char *token,
+                        int64_t lease_s, bool *claimed) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_text(&p, id);
+    db_param_text(&p, token);
+    db_param_int(&p, lease_s);
+    PGresult *r = NULL;
+    /* The outer query tells a saga leased by someone else from a missing one. */
+    status_t st = db_exec(
+        db,
+        "WITH c AS (UPDATE sagas SET lease_owner = $3, "
+        " lease_until = now() + $4::bigint * interval '1 s' "
+        " WHERE merchant_id = $1 AND id = $2 "
+        " AND (lease_owner IS NULL OR lease_until < now() OR lease_owner = $3) RETURNING 1) "
+        "SELECT (SELECT count(*) FROM c), "
+        " (SELECT count(*) FROM sagas WHERE merchant_id = $1 AND id = $2)",
+        &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    *claimed = db_get_int(r, 0, 0) == 1;
+    bool exists = db_get_int(r, 0, 1) == 1;
+    PQclear(r);
+    if (!exists) {
+        return status_make(STATUS_NOT_FOUND, "SAGA_NOT_FOUND", "saga %s not found", id);
+    }
+    return status_ok();
+}
+
+static unsigned char *unescape(arena_t *a, const char *hex, size_t *len) {
+    size_t n = 0;
+    unsigned char *b = PQunescapeBytea((const unsigned char *)hex, &n);
+    if (b == NULL) {
+        *len = 0;
+        return NULL;
+    }
+    unsigned char *out = arena_alloc(a, n ? n : 1);
+    memcpy(out, b, n);
+    PQfreemem(b);
+    *len = n;
+    return out;
+}
+
+static void status_from_row(status_t *s, int code, const char *reason, const char *message) {
+    *s = code == 0 ? status_ok()
+                   : status_make((status_code_t)code, reason[0] ? reason : NULL, "%s", message);
+}
+
+static status_t load_steps(db_t *db, gw_saga_t *x) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, x->merchant_id);
+    db_param_text(&p, x->id);
+    PGresult *r = NULL;
+    status_t st =
+        db_exec(db,
+                "SELECT name, seq, direction, state, attempts, response, error_code, error_reason, "
+                " error_message, extract(epoch FROM started_at)::bigint, "
+                " coalesce(extract(epoch FROM finished_at)::bigint, 0) "
+                "FROM saga_steps WHERE merchant_id = $1 AND saga_id = $2 ORDER BY seq",
+                &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    int n = PQntuples(r);
+    x->n_steps = 0;
+    for (int i = 0; i < n && i < GW_STEPS_MAX; i++) {
+        gw_step_t *s = &x->steps[x->n_steps++];
+        memset(s, 0, sizeof *s);
+        snprintf(s->name, sizeof s->name, "%s", db_get_str(r, i, 0));
+        s->seq = (int32_t)db_get_int(r, i, 1);
+        s->direction = (int)db_get_int(r, i, 2);
+        s->state = (int)db_get_int(r, i, 3);
+        s->attempts = (int32_t)db_get_int(r, i, 4);
+        if (!db_is_null(r, i, 5)) {
+            s->response = unescape(x->a, db_get_str(r, i, 5), &s->response_len);
+        }
+        status_from_row(&s->error, (int)db_get_int(r, i, 6), db_get_str(r, i, 7),
+                        db_get_str(r, i, 8));
+        s->started_at = db_get_int(r, i, 9);
+        s->finished_at = db_get_int(r, i, 10);
+    }
+    PQclear(r);
+    return status_ok();
+}
+
+status_t gw_store_load(db_t *db, gw_saga_t *x) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, x->merchant_id);
+    db_param_text(&p, x->id);
+    PGresult *r = NULL;
+    status_t st = db_exec(
+        db,
+        "SELECT kind, state, idempotency_key, request, context, reason, error_code, error_reason, "
+        " error_message, coalesce(order_id, ''), coalesce(member_id, ''), attempts, "
+        " extract(epoch FROM created_at)::bigint, extract(epoch FROM updated_at)::bigint, "
+        " extract(epoch FROM next_attempt_at)::bigint "
+        "FROM sagas WHERE merchant_id = $1 AND id = $2",
+        &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    if (PQntuples(r) != 1) {
+        PQclear(r);
+        return status_make(STATUS_NOT_FOUND, "SAGA_NOT_FOUND", "saga %s not found", x->id);
+    }
+    arena_t *a = x->a;
+    x->kind = (int)db_get_int(r, 0, 0);
+    x->state = (int)db_get_int(r, 0, 1);
+    x->idempotency_key = arena_strdup(a, db_get_str(r, 0, 2));
+    x->request_bytes = unescape(a, db_get_str(r, 0, 3), &x->request_len);
+    size_t ctx_len = 0;
+    unsigned char *ctx_bytes = unescape(a, db_get_str(r, 0, 4), &ctx_len);
+    snprintf(x->reason, sizeof x->reason, "%s", db_get_str(r, 0, 5));
+    status_from_row(&x->error, (int)db_get_int(r, 0, 6), db_get_str(r, 0, 7), db_get_str(r, 0, 8));
+    x->order_id = arena_strdup(a, db_get_str(r, 0, 9));
+    x->member_id = arena_strdup(a, db_get_str(r, 0, 10));
+    x->attempts = (int32_t)db_get_int(r, 0, 11);
+    x->created_at = db_get_int(r, 0, 12);
+    x->updated_at = db_get_int(r, 0, 13);
+    x->next_attempt_at = db_get_int(r, 0, 14);
+    PQclear(r);
+    x->context = (Loyalty__V1__GatewaySagaContext *)pb_unpack_arena(
+        a, &loyalty__v1__gateway_saga_context__descriptor, ctx_bytes, ctx_len);
+    if (x->context == NULL) {
+        return status_make(STATUS_DATA_LOSS, "CORRUPT_SAGA", "saga %s has an unreadable context",
+                           x->id);
+    }
+    x->persisted = true;
+    return load_steps(db, x);
+}
+
+status_t gw_store_claim_due(db_t *db, arena_t *a, const char *token, int64_t lease_s,
+                            char **merchant_id, char **id, bool *found) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, token);
+    db_param_int(&p, lease_s);
+    PGresult *r = NULL;
+    status_t st = db_exec(
+        db,
+        "UPDATE sagas s SET lease_owner = $1, lease_until = now() + $2::bigint * interval '1 s', "
+        " attempts = s.attempts + 1 "
+        "FROM (SELECT merchant_id, id FROM sagas "
+        "      WHERE state IN (1, 2, 3, 5) AND next_attempt_at <= now() "
+        "      AND (lease_owner IS NULL OR lease_until < now()) "
+        "      ORDER BY next_attempt_at LIMIT 1 FOR UPDATE SKIP LOCKED) d "
+        "WHERE s.merchant_id = d.merchant_id AND s.id = d.id "
+        "RETURNING s.merchant_id, s.id",
+        &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    *found = PQntuples(r) == 1;
+    if (*found) {
+        *merchant_id = arena_strdup(a, db_get_str(r, 0, 0));
+        *id = arena_strdup(a, db_get_str(r, 0, 1));
+    }
+    PQclear(r);
+    return status_ok();
+}
+
+status_t gw_store_list(db_t *db, arena_t *a, const char *merchant_id, int state, int kind,
+                       const char *after_id, int32_t limit, Loyalty__V1__GatewaySaga ***out,
+                       size_t *n) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_int(&p, state);
+    db_param_int(&p, kind);
+    db_param_text(&p, after_id);
+    db_param_int(&p, limit);
+    PGresult *r = NULL;
+    status_t st = db_exec(
+        db,
+        "SELECT id, kind, state, reason, error_code, error_reason, error_message, "
+        " coalesce(member_id, ''), coalesce(order_id, ''), attempts, "
+        " extract(epoch FROM next_attempt_at)::bigint, extract(epoch FROM created_at)::bigint, "
+        " extract(epoch FROM updated_at)::bigint "
+        "FROM sagas WHERE merchant_id = $1 AND ($2 = 0 OR state = $2) AND ($3 = 0 OR kind = $3) "
+        " AND ($4 = '' OR id < $4) ORDER BY id DESC LIMIT $5",
+        &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    int rows = PQntuples(r);
+    *out = arena_alloc(a, (size_t)(rows + 1) * sizeof **out);
+    for (int i = 0; i < rows; i++) {
+        Loyalty__V1__GatewaySaga *g = pb_new(a, &loyalty__v1__gateway_saga__descriptor);
+        g->id = arena_strdup(a, db_get_str(r, i, 0));
+        g->merchant_id = arena_strdup(a, merchant_id);
+        g->kind = (Loyalty__V1__GatewaySagaKind)db_get_int(r, i, 1);
+        g->state = (Loyalty__V1__GatewaySagaState)db_get_int(r, i, 2);
+        g->reason = arena_strdup(a, db_get_str(r, i, 3));
+        if (db_get_int(r, i, 4) != 0) {
+            Loyalty__V1__GatewayError *e = pb_new(a, &loyalty__v1__gateway_error__descriptor);
+            e->code = arena_strdup(a, status_code_name((int)db_get_int(r, i, 4)));
+            e->reason = arena_strdup(a, db_get_str(r, i, 5));
+            e->message = arena_strdup(a, db_get_str(r, i, 6));
+            g->error = e;
+        }
+        g->member_id = arena_strdup(a, db_get_str(r, i, 7));
+        g->order_id = arena_strdup(a, db_get_str(r, i, 8));
+        g->attempts = (int32_t)db_get_int(r, i, 9);
+        g->next_attempt_at = db_get_int(r, i, 10);
+        g->created_at = db_get_int(r, i, 11);
+        g->updated_at = db_get_int(r, i, 12);
+        (*out)[i] = g;
+    }
+    *n = (size_t)rows;
+    PQclear(r);
+    return status_ok();
+}
+
+status_t gw_store_checkout_of_order(db_t *db, arena_t *a, const char *merchant_id,
+                                    const char *order_id, char **checkout_id) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_text(&p, order_id);
+    PGresult *r = NULL;
+    status_t st = db_exec(db,
+                          "SELECT id FROM sagas WHERE merchant_id = $1 AND order_id = $2 "
+                          "AND kind = 2 ORDER BY (state <> 6) DESC, created_at DESC, id DESC "
+                          "LIMIT 1",
+                          &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    if (PQntuples(r) != 1) {
+        PQclear(r);
+        return status_make(STATUS_NOT_FOUND, "CHECKOUT_NOT_FOUND", "no checkout for order %s",
+                           order_id);
+    }
+    *checkout_id = arena_strdup(a, db_get_str(r, 0, 0));
+    PQclear(r);
+    return status_ok();
+}
+
+status_t gw_store_retry(db_t *db, const char *merchant_id, const char *id, int state,
+                        int direction) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_text(&p, id);
+    db_param_int(&p, state);
+    db_param_int(&p, direction);
+    PGresult *r = NULL;
+    status_t st = db_exec(
+        db,
+        "WITH s AS (SELECT error_code, error_reason FROM sagas "
+        "           WHERE merchant_id = $1 AND id = $2 AND state = 7 FOR UPDATE), "
+        "st AS (UPDATE saga_steps t SET state = 1, finished_at = NULL FROM s "
+        "       WHERE t.merchant_id = $1 AND t.saga_id = $2 AND t.state = 3 "
+        "       AND t.direction = $4 AND t.error_code = s.error_code "
+        "       AND t.error_reason = s.error_reason) "
+        "UPDATE sagas SET state = $3, reason = '', error_code = 0, error_reason = '', "
+        " error_message = '', lease_owner = NULL, lease_until = NULL, next_attempt_at = now(), "
+        " updated_at = now() "
+        "WHERE merchant_id = $1 AND id = $2 AND state = 7 RETURNING 1",
+        &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    bool done = PQntuples(r) == 1;
+    PQclear(r);
+    if (!done) {
+        return status_make(STATUS_FAILED_PRECONDITION, "SAGA_NOT_RETRYABLE",
+                           "saga %s does not need attention", id);
+    }
+    return status_ok();
+}
+
+/* ---- orders ---- */
+
+status_t gw_store_insert_order(db_t *db, const char *merchant_id, const gw_order_row_t *o) {
+    arena_t a;
+    arena_init(&a);
+    char **ids = arena_alloc(&a, (o->n_lines + 1) * sizeof *ids);
+    char **kinds = arena_alloc(&a, (o->n_lines + 1) * sizeof *kinds);
+    char **qty = arena_alloc(&a, (o->n_lines + 1) * sizeof *qty);
+    char **fin = arena_alloc(&a, (o->n_lines + 1) * sizeof *fin);
+    for (size_t i = 0; i < o->n_lines; i++) {
+        ids[i] = o->lines[i].line_id;
+        kinds[i] = arena_printf(&a, "%d", o->lines[i].kind);
+        qty[i] = arena_printf(&a, "%lld", (long long)o->lines[i].quantity);
+        fin[i] = arena_printf(&a, "%lld", (long long)o->lines[i].final_amount_cents);
+    }
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_text(&p, o->order_id);
+    db_param_text(&p, o->checkout_id);
+    db_param_text(&p, o->member_id);
+    db_param_int(&p, o->f.total_cents);
+    db_param_int(&p, o->f.points_cash_cents);
+    db_param_int(&p, o->f.wallet_cents);
+    db_param_int(&p, o->f.external_cents);
+    db_param_int(&p, o->f.spend_cents);
+    db_param_int(&p, o->f.refundable_cents);
+    db_param_text(&p, pgarray_encode(&a, ids, o->n_lines));
+    db_param_text(&p, pgarray_encode(&a, kinds, o->n_lines));
+    db_param_text(&p, pgarray_encode(&a, qty, o->n_lines));
+    db_param_text(&p, pgarray_encode(&a, fin, o->n_lines));
+    status_t st =
+        db_exec(db,
+                "WITH o AS (INSERT INTO orders (merchant_id, order_id, checkout_id, member_id, "
+                " total_cents, points_cash_cents, wallet_cents, external_cents, spend_cents, "
+                " refundable_cents) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) "
+                " ON CONFLICT DO NOTHING RETURNING 1) "
+                "INSERT INTO order_lines (merchant_id, order_id, line_id, idx, kind, quantity, "
+                " final_amount_cents) "
+                "SELECT $1, $2, u.id, u.ord::int, u.kind::smallint, u.qty::bigint, u.fin::bigint "
+                "FROM unnest($11::text[], $12::text[], $13::text[], $14::text[]) WITH ORDINALITY "
+                " AS u(id, kind, qty, fin, ord) WHERE EXISTS (SELECT 1 FROM o)",
+                &p, NULL);
+    arena_free(&a);
+    return st;
+}
+
+status_t gw_store_get_order(db_t *db, arena_t *a, const char *merchant_id, const char *order_id,
+                            bool for_update, gw_order_row_t *out) {
+    memset(out, 0, sizeof *out);
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_text(&p, order_id);
+    PGresult *r = NULL;
+    static const char *const sql[2] = {
+        "SELECT checkout_id, member_id, total_cents, points_cash_cents, wallet_cents, "
+        " external_cents, spend_cents, refundable_cents, refunded_cents, "
+        " refunded_points_cash_cents, refunded_wallet_cents, refunded_external_cents, "
+        " refunded_share_bps, refunded_spend_cents FROM orders "
+        "WHERE merchant_id = $1 AND order_id = $2",
+        "SELECT checkout_id, member_id, total_cents, points_cash_cents, wallet_cents, "
+        " external_cents, spend_cents, refundable_cents, refunded_cents, "
+        " refunded_points_cash_cents, refunded_wallet_cents, refunded_external_cents, "
+        " refunded_share_bps, refunded_spend_cents FROM orders "
+        "WHERE merchant_id = $1 AND order_id = $2 FOR UPDATE"};
+    status_t st = db_exec(db, sql[for_update ? 1 : 0], &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    if (PQntuples(r) != 1) {
+        PQclear(r);
+        return status_make(STATUS_NOT_FOUND, "ORDER_NOT_FOUND", "order %s not found", order_id);
+    }
+    out->order_id = arena_strdup(a, order_id);
+    out->checkout_id = arena_strdup(a, db_get_str(r, 0, 0));
+    out->member_id = arena_strdup(a, db_get_str(r, 0, 1));
+    int64_t *f[] = {&out->f.total_cents,           &out->f.points_cash_cents,
+                    &out->f.wallet_cents,          &out->f.external_cents,
+                    &out->f.spend_cents,           &out->f.refundable_cents,
+                    &out->f.refunded_cents,        &out->f.refunded_points_cash_cents,
+                    &out->f.refunded_wallet_cents, &out->f.refunded_external_cents,
+                    &out->f.refunded_share_bps,    &out->f.refunded_spend_cents};
+    for (int i = 0; i < 12; i++) {
+        *f[i] = db_get_int(r, 0, i + 2);
+    }
+    PQclear(r);
+    st = db_exec(db,
+                 "SELECT line_id, kind, quantity, final_amount_cents, refunded_quantity, "
+                 " refunded_cents FROM order_lines WHERE merchant_id = $1 AND order_id = $2 "
+                 "ORDER BY idx",
+                 &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    int n = PQntuples(r);
+    out->lines = arena_alloc(a, (size_t)(n + 1) * sizeof *out->lines);
+    for (int i = 0; i < n; i++) {
+        gw_order_line_row_t *l = &out->lines[i];
+        l->line_id = arena_strdup(a, db_get_str(r, i, 0));
+        l->kind = (int)db_get_int(r, i, 1);
+        l->quantity = db_get_int(r, i, 2);
+        l->final_amount_cents = db_get_int(r, i, 3);
+        l->refunded_quantity = db_get_int(r, i, 4);
+        l->refunded_cents = db_get_int(r, i, 5);
+    }
+    out->n_lines = (size_t)n;
+    PQclear(r);
+    return status_ok();
+}
+
+status_t gw_store_add_refund(db_t *db, const char *merchant_id, const char *order_id,
+                             int64_t amount_cents, const gw_refund_split_t *s,
+                             const gw_order_line_row_t *lines, size_t n_lines) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_text(&p, order_id);
+    db_param_int(&p, amount_cents);
+    db_param_int(&p, s->points_cash_cents);
+    db_param_int(&p, s->wallet_cents);
+    db_param_int(&p, s->external_cents);
+    db_param_int(&p, s->share_bps);
+    db_param_int(&p, s->spend_cents);
+    status_t st = db_exec(db,
+                          "UPDATE orders SET refunded_cents = refunded_cents + $3, "
+                          " refunded_points_cash_cents = refunded_points_cash_cents + $4, "
+                          " refunded_wallet_cents = refunded_wallet_cents + $5, "
+                          " refunded_external_cents = refunded_external_cents + $6, "
+                          " refunded_share_bps = refunded_share_bps + $7, "
+                          " refunded_spend_cents = refunded_spend_cents + $8, updated_at = now() "
+                          "WHERE merchant_id = $1 AND order_id = $2",
+                          &p, NULL);
+    for (size_t i = 0; status_is_ok(&st) && i < n_lines; i++) {
+        db_params_t q;
+        db_params_init(&q);
+        db_param_text(&q, merchant_id);
+        db_param_text(&q, order_id);
+        db_param_text(&q, lines[i].line_id);
+        db_param_int(&q, lines[i].refunded_quantity); /* this refund's quantity */
+        db_param_int(&q, lines[i].refunded_cents);    /* and cents */
+        st = db_exec(db,
+                     "UPDATE order_lines SET refunded_quantity = refunded_quantity + $4, "
+                     " refunded_cents = refunded_cents + $5 "
+                     "WHERE merchant_id = $1 AND order_id = $2 AND line_id = $3",
+                     &q, NULL);
+    }
+    return st;
+}
+
+/* ---- settings ---- */
+
+static Loyalty__V1__GatewaySettings *settings_from_row(arena_t *a, const PGresult *r) {
+    Loyalty__V1__GatewaySettings *s = pb_new(a, &loyalty__v1__gateway_settings__descriptor);
+    if (r != NULL && PQntuples(r) == 1) {
+        char **items = NULL;
+        size_t n = 0;
+        if (pgarray_decode(a, db_get_str(r, 0, 0), &items, &n)) {
+            s->welcome_coupon_template_ids = items;
+            s->n_welcome_coupon_template_ids = n;
+        }
+        s->updated_at = db_get_int(r, 0, 1);
+    }
+    return s;
+}
+
+status_t gw_store_get_settings(db_t *db, arena_t *a, const char *merchant_id,
+                               Loyalty__V1__GatewaySettings **out) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    PGresult *r = NULL;
+    status_t st = db_exec(db,
+                          "SELECT welcome_coupon_template_ids, "
+                          " extract(epoch FROM updated_at)::bigint "
+                          "FROM settings WHERE merchant_id = $1",
+                          &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    *out = settings_from_row(a, r);
+    PQclear(r);
+    return status_ok();
+}
+
+status_t gw_store_put_settings(db_t *db, arena_t *a, const char *merchant_id,
+                               const Loyalty__V1__GatewaySettings *in,
+                               Loyalty__V1__GatewaySettings **out) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_text(
+        &p, pgarray_encode(a, in->welcome_coupon_template_ids, in->n_welcome_coupon_template_ids));
+    PGresult *r = NULL;
+    status_t st = db_exec(db,
+                          "INSERT INTO settings (merchant_id, welcome_coupon_template_ids) "
+                          "VALUES ($1, $2::text[]) ON CONFLICT (merchant_id) DO UPDATE SET "
+                          " welcome_coupon_template_ids = excluded.welcome_coupon_template_ids, "
+                          " updated_at = now() "
+                          "RETURNING welcome_coupon_template_ids, "
+                          " extract(epoch FROM updated_at)::bigint",
+                          &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    *out = settings_from_row(a, r);
+    PQclear(r);
+    return status_ok();
+}
+
+/* ---- held referral rewards ---- */
+
+status_t gw_store_referral_due(db_t *db, const char *merchant_id, int64_t due_at) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_int(&p, due_at);
+    return db_exec(db,
+                   "INSERT INTO referral_release_due (merchant_id, due_at) "
+                   "VALUES ($1, to_timestamp($2)) ON CONFLICT (merchant_id) DO UPDATE "
+                   "SET due_at = LEAST(referral_release_due.due_at, excluded.due_at)",
+                   &p, NULL);
+}
+
+status_t gw_store_take_referral_due(db_t *db, arena_t *a, char **merchant_id, bool *found) {
+    PGresult *r = NULL;
+    status_t st = db_exec(db,
+                          "DELETE FROM referral_release_due WHERE merchant_id = ("
+                          " SELECT merchant_id FROM referral_release_due WHERE due_at <= now() "
+                          " ORDER BY due_at LIMIT 1 FOR UPDATE SKIP LOCKED) "
+                          "RETURNING merchant_id",
+                          NULL, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    *found = PQntuples(r) == 1;
+    if (*found) {
+        *merchant_id = arena_strdup(a, db_get_str(r, 0, 0));
+    }
+    PQclear(r);
+    return status_ok();
+}

@@ -1,0 +1,96 @@
+/* gateway_store.h -- SQL of the saga log (sagas, saga_steps), the orders refunds are counted
+ * against, and the per-merchant settings. */
+#ifndef GATEWAY_STORE_H
+#define GATEWAY_STORE_H
+
+#include "gateway_saga.h"
+
+/** Inserts a new saga with its dirty steps, holding the lease when x->leased. ALREADY_EXISTS
+ *  SAGA_EXISTS when the idempotency key is taken; ALREADY_EXISTS ORDER_ALREADY_CHECKED_OUT when
+ *  a live checkout has the order. */
+status_t gw_store_insert(db_t *db, gw_saga_t *x, const unsigned char *hash_input, size_t hash_len);
+
+/** Updates the saga and upserts its dirty steps, only while x holds the lease; keeps the lease
+ *  when keep_lease (renewed for svc->lease_s), else gives it back. ABORTED SAGA_IN_PROGRESS
+ *  when the lease was lost. */
+status_t gw_store_update(db_t *db, gw_saga_t *x, bool keep_lease);
+
+/** Finds the saga id for an idempotency key; *same_request tells whether the stored request
+ *  hash equals sha256(hash_input). NOT_FOUND SAGA_NOT_FOUND. */
+status_t gw_store_find_by_key(db_t *db, arena_t *a, const char *merchant_id, const char *key,
+                              const unsigned char *hash_input, size_t hash_len, char **id,
+                              bool *same_request);
+
+/** Takes the lease (token, lease_s) when it is free, expired or ours; *claimed says whether it
+ *  was; NOT_FOUND when there is no such saga. */
+status_t gw_store_claim(db_t *db, const char *merchant_id, const char *id, const char *token,
+                        int64_t lease_s, bool *claimed);
+
+/** Reads the row and the steps into x (merchant_id and id set). */
+status_t gw_store_load(db_t *db, gw_saga_t *x);
+
+/** Claims one due unfinished saga for the recovery job (FOR UPDATE SKIP LOCKED, lease expired,
+ *  next attempt due), counting an attempt; *found false when there is none. */
+status_t gw_store_claim_due(db_t *db, arena_t *a, const char *token, int64_t lease_s,
+                            char **merchant_id, char **id, bool *found);
+
+/** A page of sagas, newest first (no steps). */
+status_t gw_store_list(db_t *db, arena_t *a, const char *merchant_id, int state, int kind,
+                       const char *after_id, int32_t limit, Loyalty__V1__GatewaySaga ***out,
+                       size_t *n);
+
+/** The id of the order's checkout that is not cancelled, else its latest one. */
+status_t gw_store_checkout_of_order(db_t *db, arena_t *a, const char *merchant_id,
+                                    const char *order_id, char **checkout_id);
+
+/** RetrySaga: puts a NEEDS_ATTENTION saga back to `state` (COMPLETING or CANCELLING), due now,
+ *  its steps FAILED with the saga's error back to STARTED (so they are called again with the
+ *  same key). FAILED_PRECONDITION SAGA_NOT_RETRYABLE when the saga does not need attention. */
+status_t gw_store_retry(db_t *db, const char *merchant_id, const char *id, int state,
+                        int direction);
+
+/* ---- orders (refunds) ---- */
+
+typedef struct gw_order_line_row {
+    char *line_id;
+    int kind;
+    int64_t quantity, final_amount_cents, refunded_quantity, refunded_cents;
+} gw_order_line_row_t;
+
+typedef struct gw_order_row {
+    char *order_id, *checkout_id, *member_id;
+    gw_order_figures_t f;
+    gw_order_line_row_t *lines;
+    size_t n_lines;
+} gw_order_row_t;
+
+/** Writes a completed checkout's order and lines (idempotent: an existing row is kept). */
+status_t gw_store_insert_order(db_t *db, const char *merchant_id, const gw_order_row_t *o);
+
+/** Reads an order and its lines, locking the order row when for_update. NOT_FOUND
+ *  ORDER_NOT_FOUND. */
+status_t gw_store_get_order(db_t *db, arena_t *a, const char *merchant_id, const char *order_id,
+                            bool for_update, gw_order_row_t *out);
+
+/** Adds a refund to the order's totals (and the lines' refunded quantities and cents). */
+status_t gw_store_add_refund(db_t *db, const char *merchant_id, const char *order_id,
+                             int64_t amount_cents, const gw_refund_split_t *s,
+                             const gw_order_line_row_t *lines, size_t n_lines);
+
+/* ---- settings ---- */
+
+status_t gw_store_get_settings(db_t *db, arena_t *a, const char *merchant_id,
+                               Loyalty__V1__GatewaySettings **out);
+status_t gw_store_put_settings(db_t *db, arena_t *a, const char *merchant_id,
+                               const Loyalty__V1__GatewaySettings *in,
+                               Loyalty__V1__GatewaySettings **out);
+
+/* ---- held referral rewards ---- */
+
+/** Remembers that the merchant has held rewards due at due_at (the earliest wins). */
+status_t gw_store_referral_due(db_t *db, const char *merchant_id, int64_t due_at);
+/** Takes one merchant whose held rewards are due (deleting its row, SKIP LOCKED); *found
+ *  false when none. Must run inside a transaction with the saga insert that handles it. */
+status_t gw_store_take_referral_due(db_t *db, arena_t *a, char **merchant_id, bool *found);
+
+#endif
