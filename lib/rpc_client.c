@@ -122,7 +122,7 @@ rpc_channel_t *rpc_channel_get(const char *target) {
         }
         snprintf(ch->target, sizeof ch->target, "%s", target);
         pthread_mutex_init(&ch->mu, NULL);
-        grpc_arg args[4];
+        grpc_arg args[5];
         memset(args, 0, sizeof args);
         args[0].type = GRPC_ARG_INTEGER;
         args[0].key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
@@ -138,7 +138,12 @@ rpc_channel_t *rpc_channel_get(const char *target) {
         args[3].type = GRPC_ARG_INTEGER;
         args[3].key = (char *)GRPC_ARG_MAX_RECONNECT_BACKOFF_MS;
         args[3].value.integer = 2000;
-        grpc_channel_args channel_args = {4, args};
+        /* Balance calls over every address the name resolves to (all ready pods behind a
+         * headless Kubernetes Service); with one address this is a plain connection. */
+        args[4].type = GRPC_ARG_STRING;
+        args[4].key = (char *)GRPC_ARG_SERVICE_CONFIG;
+        args[4].value.string = (char *)"{\"loadBalancingConfig\": [{\"round_robin\": {}}]}";
+        grpc_channel_args channel_args = {5, args};
         grpc_channel_credentials *creds =
             g_cli.tls ? grpc_ssl_credentials_create(g_cli.tls_roots, NULL, NULL, NULL)
                       : grpc_insecure_credentials_create();
@@ -253,6 +258,7 @@ static void call_start(pending_t *p, grpc_completion_queue *cq, gpr_timespec dea
     grpc_op ops[6];
     memset(ops, 0, sizeof ops);
     ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    ops[0].flags = opts && opts->fail_fast ? 0 : GRPC_INITIAL_METADATA_WAIT_FOR_READY;
     ops[0].data.send_initial_metadata.count = md_count;
     ops[0].data.send_initial_metadata.metadata = p->send_md;
     ops[1].op = GRPC_OP_SEND_MESSAGE;

@@ -11,6 +11,7 @@
 
 #include <protobuf-c/protobuf-c.h>
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -37,6 +38,10 @@ typedef struct rpc_call_opts {
     int64_t timeout_ms;      /* 0 = the default */
     const char *request_id;  /* NULL = the served call's, or a new one */
     const char *auth_token;  /* NULL = the default; "" = send none */
+    /* By default a call waits (until its deadline) for the channel to connect, so that a
+     * service restarting or not yet reachable is waited for, and the waiting itself drives the
+     * reconnection. fail_fast answers UNAVAILABLE at once instead (health probes). */
+    bool fail_fast;
     size_t extra_count;      /* further metadata (lowercase keys) */
     const char *extra_keys[RPC_EXTRA_METADATA_MAX];
     const char *extra_values[RPC_EXTRA_METADATA_MAX];

@@ -36,12 +36,62 @@ static char *harness_string(size_t n) {
     return s;
 }
 
+/* Processes started by this test, killed at harness_fini if still running: a failed assertion
+ * must not leave services behind (they would hold the test's output pipe open). */
+#define HARNESS_PROCS_MAX 32
+static svc_proc_t *g_procs[HARNESS_PROCS_MAX];
+static int g_proc_count;
+static redis_proc_t *g_redis[HARNESS_PROCS_MAX];
+static int g_redis_count;
+
+void harness_track(svc_proc_t *p) {
+    for (int i = 0; i < g_proc_count; i++) {
+        if (g_procs[i] == p) {
+            return;
+        }
+    }
+    if (g_proc_count < HARNESS_PROCS_MAX) {
+        g_procs[g_proc_count++] = p;
+    }
+}
+
+static void harness_track_redis(redis_proc_t *r) {
+    for (int i = 0; i < g_redis_count; i++) {
+        if (g_redis[i] == r) {
+            return;
+        }
+    }
+    if (g_redis_count < HARNESS_PROCS_MAX) {
+        g_redis[g_redis_count++] = r;
+    }
+}
+
+static void harness_reap_all(void) {
+    for (int i = 0; i < g_proc_count; i++) {
+        if (g_procs[i]->pid > 0) {
+            kill(g_procs[i]->pid, SIGKILL);
+            waitpid(g_procs[i]->pid, NULL, 0);
+            g_procs[i]->pid = 0;
+        }
+    }
+    g_proc_count = 0;
+    for (int i = 0; i < g_redis_count; i++) {
+        if (g_redis[i]->pid > 0) {
+            kill(g_redis[i]->pid, SIGKILL);
+            waitpid(g_redis[i]->pid, NULL, 0);
+            g_redis[i]->pid = 0;
+        }
+    }
+    g_redis_count = 0;
+}
+
 void harness_init(void) {
     grpc_init();
     rpc_client_init(NULL);
 }
 
 void harness_fini(void) {
+    harness_reap_all();
     rpc_client_shutdown();
     grpc_shutdown();
     for (int i = 0; i < g_string_count; i++) {
@@ -78,7 +128,7 @@ bool harness_is_serving(const char *addr) {
     arena_init(&arena);
     Grpc__Health__V1__HealthCheckRequest req = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
     ProtobufCMessage *resp = NULL;
-    rpc_call_opts_t opts = {.timeout_ms = 500};
+    rpc_call_opts_t opts = {.timeout_ms = 500, .fail_fast = true};
     status_t st = rpc_call(rpc_channel_get(addr), &grpc__health__v1__health__descriptor, "Check",
                            &req.base, &arena, &resp, &opts);
     bool serving = status_is_ok(&st) &&
@@ -136,6 +186,7 @@ static void harness_launch(svc_proc_t *p) {
     env[n] = NULL;
     char *argv[] = {bin, NULL};
     p->pid = spawn(bin, argv, env, p->log_path);
+    harness_track(p);
     time_t until = time(NULL) + 60;
     while (!port_accepts(p->port) || !harness_is_serving(p->addr)) {
         int status;
@@ -213,6 +264,7 @@ static void redis_launch(redis_proc_t *r) {
     snprintf(dir, sizeof dir, "%s/test-logs", LOYALTY_BUILD_DIR);
     mkdir(dir, 0755);
     r->pid = spawn(argv[0], argv, NULL, log_path);
+    harness_track_redis(r);
     for (int i = 0; i < 100; i++) {
         if (port_accepts(r->port)) {
             return;

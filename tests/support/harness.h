@@ -32,6 +32,9 @@ void harness_fini(void);
  *  NULL) added to the environment, and waits up to 60 s for Health SERVING. Aborts the test
  *  on failure. Its output goes to a log file under the build tree. */
 void harness_start(svc_proc_t *p, const char *name, const char *const *env);
+/** Makes harness_fini kill the process if the test ends (or fails) with it still running;
+ *  harness_start does this itself. */
+void harness_track(svc_proc_t *p);
 /** Starts again with the same port and environment (after a stop or kill). */
 void harness_restart(svc_proc_t *p);
 /** SIGTERM and wait; returns the exit status (0 after a graceful shutdown), or -signal. */
