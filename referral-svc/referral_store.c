@@ -299,9 +299,13 @@ status_t referral_store_has_downline(db_t *db, const char *merchant_id, const ch
     db_param_text(&p, merchant_id);
     db_param_text(&p, member_id);
     PGresult *r = NULL;
+    /* The level-1 counter, not an EXISTS over referral_members: a generic plan of that query
+     * cannot know that most referrer ids have no rows and may scan the merchant's members. The
+     * counter is exact here: an attach below the member locks the member's row, which the
+     * caller holds. */
     status_t st = db_exec(db,
-                          "SELECT EXISTS (SELECT 1 FROM referral_members "
-                          " WHERE merchant_id = $1 AND referrer_id = $2)",
+                          "SELECT coalesce((SELECT members > 0 FROM downline_stats "
+                          " WHERE merchant_id = $1 AND member_id = $2 AND level = 1), false)",
                           &p, &r);
     if (status_is_ok(&st)) {
         *out = db_get_bool(r, 0, 0);

@@ -71,7 +71,8 @@ status_t referral_store_lock_pair(db_t *db, arena_t *a, const char *merchant_id,
                                   const char *id_b, referral_member_row_t *out_a,
                                   referral_member_row_t *out_b);
 
-/** Whether anyone has the member as referrer. */
+/** Whether anyone has the member as referrer. Exact only while the caller holds the member's
+ *  row lock (every attach below it takes that lock). */
 status_t referral_store_has_downline(db_t *db, const char *merchant_id, const char *member_id,
                                      bool *out);
 
