@@ -5,6 +5,8 @@
 #include "points_ledger.h"
 
 #include "ids.h"
+#include "jsonw.h"
+#include "outbox.h"
 #include "pb.h"
 #include "points_cache.h"
 
@@ -509,7 +511,25 @@ static status_t settle_expiry(points_ledger_t *lg) {
                             .available_delta = -total,
                             .shares = negated(lg->a, lost, n),
                             .n_shares = n};
-    return ledger_entry(lg, &e, NULL);
+    Loyalty__V1__PointsEntry *entry = NULL;
+    st = ledger_entry(lg, &e, &entry);
+    if (!status_is_ok(&st) || lg->ctx == NULL) {
+        return st;
+    }
+    /* points.expired for integrations, in the same transaction: published once it commits, and
+     * a settle that finds nothing due emits nothing, so no expiry is announced twice. */
+    char payload[512];
+    jsonw_t w;
+    jsonw_begin(&w, payload, sizeof payload);
+    jsonw_str(&w, "member_id", lg->member);
+    jsonw_str(&w, "entry_id", entry->id);
+    jsonw_int(&w, "points", total);
+    jsonw_int(&w, "lots", n);
+    jsonw_int(&w, "available_after", entry->available_after);
+    jsonw_int(&w, "expired_at", lg->now);
+    jsonw_end(&w);
+    return outbox_emit(lg->ctx, lg->merchant, OUTBOX_EVENTS_STREAM, "points.expired", lg->member,
+                       payload, NULL);
 }
 
 status_t points_ledger_settle(points_ledger_t *lg) {

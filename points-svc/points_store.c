@@ -616,6 +616,10 @@ static status_t shares_from_result(arena_t *a, PGresult *r, points_share_t **out
     return status_ok();
 }
 
+/* Most spends need a few lots: read a first page in spending order (an index range), and the
+ * rest only when that page does not cover the need. */
+#define SPENDABLE_FIRST_PAGE 32
+
 status_t points_store_spendable_lots(db_t *db, arena_t *a, const char *merchant, const char *member,
                                      int64_t need, const char *except_lot, points_share_t **lots,
                                      int *n) {
@@ -623,11 +627,39 @@ status_t points_store_spendable_lots(db_t *db, arena_t *a, const char *merchant,
     db_params_init(&p);
     db_param_text(&p, merchant);
     db_param_text(&p, member);
+    db_param_text(&p, except_lot);
+    db_param_int(&p, SPENDABLE_FIRST_PAGE);
+    PGresult *r = NULL;
+    status_t st =
+        db_exec(db,
+                "SELECT id, remaining, " DAY_TEXT(
+                    "expiry_date") " FROM lots "
+                                   "WHERE merchant_id = $1 AND member_id = $2 AND status = 2 "
+                                   " AND remaining > 0 AND id <> $3 "
+                                   "ORDER BY expires_at, earned_at, id LIMIT $4",
+                &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    int rows = PQntuples(r);
+    int64_t sum = 0;
+    int keep = 0;
+    while (keep < rows && sum < need) {
+        sum += db_get_int(r, keep++, 1);
+    }
+    if (sum >= need || rows < SPENDABLE_FIRST_PAGE) {
+        st = shares_from_result(a, r, lots, n);
+        *n = keep;
+        return st;
+    }
+    PQclear(r);
+    db_params_init(&p);
+    db_param_text(&p, merchant);
+    db_param_text(&p, member);
     db_param_int(&p, need);
     db_param_text(&p, except_lot);
-    PGresult *r = NULL;
     /* A running total in spending order: keep the lots until the one that covers the need. */
-    status_t st = db_exec(
+    st = db_exec(
         db,
         "SELECT id, remaining, " DAY_TEXT(
             "expiry_date") " FROM ("
@@ -771,19 +803,25 @@ status_t points_store_expiring(db_t *db, arena_t *a, const char *merchant, const
     db_param_text(&p, member);
     db_param_int(&p, now + (int64_t)POINTS_EXPIRING_WINDOW_DAYS * 86400);
     PGresult *r = NULL;
+    /* Each figure is a range or a first row of the lots_spend index: the cost grows with the
+     * lots expiring inside the window, never with the member's history. */
+#define SPENDABLE                                                                                  \
+    "FROM lots WHERE merchant_id = $1 AND member_id = $2 AND status = 2 "                          \
+    "AND remaining > 0 "
     status_t st = db_exec(
         db,
-        "WITH l AS (SELECT remaining, expiry_date, expires_at FROM lots WHERE merchant_id = $1 "
-        "  AND member_id = $2 AND status = 2 AND remaining > 0 AND expires_at IS NOT NULL) "
-        "SELECT coalesce((SELECT sum(remaining) FROM l "
-        "   WHERE expires_at <= to_timestamp($3::bigint)), 0)::bigint, "
-        " coalesce((SELECT to_char(min(expiry_date), 'YYYY-MM-DD') FROM l), ''), "
-        " coalesce((SELECT sum(remaining) FROM l "
-        "   WHERE expiry_date = (SELECT min(expiry_date) FROM l)), 0)::bigint, "
-        " coalesce((SELECT " EPOCH(
-            "min(expires_at)") " FROM l "
-                               "   WHERE expires_at > to_timestamp($3::bigint)), 0)",
+        "WITH first AS (SELECT expires_at, expiry_date " SPENDABLE
+        "  AND expires_at IS NOT NULL ORDER BY expires_at LIMIT 1) "
+        "SELECT coalesce((SELECT sum(remaining) " SPENDABLE
+        "   AND expires_at <= to_timestamp($3::bigint)), 0)::bigint, "
+        " coalesce((SELECT to_char(expiry_date, 'YYYY-MM-DD') FROM first), ''), "
+        " coalesce((SELECT sum(remaining) " SPENDABLE
+        "   AND expires_at = (SELECT expires_at FROM first)), 0)::bigint, "
+        " coalesce((SELECT " EPOCH("expires_at") " " SPENDABLE
+                                                 "   AND expires_at > to_timestamp($3::bigint) "
+                                                 "ORDER BY expires_at LIMIT 1), 0)",
         &p, &r);
+#undef SPENDABLE
     if (!status_is_ok(&st)) {
         return st;
     }

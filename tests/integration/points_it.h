@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static svc_proc_t svc;
 static arena_t arena;
@@ -309,6 +310,38 @@ static inline void pt_forget_cached_balance(const char *m, const char *member) {
         freeReplyObject(redisCommand(rc, "PUBLISH %s %s", "loyalty:invalidate:points-svc", key));
     }
     cache_destroy(c);
+}
+
+/* Counts entries of `type` for merchant `m` in the events stream, waiting up to 5 s for at
+ * least `want` (the outbox publishes shortly after the commit). */
+static inline int pt_count_events(const char *m, const char *type, int want) {
+    const char *url = getenv("LOYALTY_REDIS_URL");
+    cache_t *c = cache_create(url ? url : "", 60);
+    int count = 0;
+    for (int attempt = 0; attempt < 50; attempt++) {
+        count = 0;
+        redisContext *rc = cache_conn(c);
+        cr_assert_not_null(rc, "redis unreachable");
+        redisReply *r = redisCommand(rc, "XRANGE loyalty:events - +");
+        cr_assert(r != NULL && r->type == REDIS_REPLY_ARRAY);
+        for (size_t i = 0; i < r->elements; i++) {
+            redisReply *fields = r->element[i]->element[1];
+            bool merchant = false, kind = false;
+            for (size_t f = 0; f + 1 < fields->elements; f += 2) {
+                const char *k = fields->element[f]->str, *v = fields->element[f + 1]->str;
+                merchant |= strcmp(k, "merchant_id") == 0 && strcmp(v, m) == 0;
+                kind |= strcmp(k, "type") == 0 && strcmp(v, type) == 0;
+            }
+            count += merchant && kind;
+        }
+        freeReplyObject(r);
+        if (count >= want) {
+            break;
+        }
+        usleep(100 * 1000);
+    }
+    cache_destroy(c);
+    return count;
 }
 
 /* Moves a member's lots' expiry into the past and marks the account due, as if that much time

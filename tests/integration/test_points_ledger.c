@@ -289,9 +289,8 @@ Test(points_ledger, fifo_by_expiry_across_three_lots) {
 }
 
 Test(points_ledger, expiry_job_expires_each_lot_once) {
-    /* Goal: ExpirePoints expires lots past their date with one EXPIRE entry naming them,
-     * leaves others alone, and a second run finds nothing; the balance shows the expiring
-     * figures before. */
+    /* Goal: ExpirePoints expires lots past their date with one EXPIRE entry naming them and
+     * one points.expired event, leaves others alone, and a second run finds nothing. */
     const char *env[] = {"JOB_INTERVAL_S=0", NULL};
     harness_start(&svc, "points-svc", env);
     const char *m = harness_merchant("exp");
@@ -327,6 +326,9 @@ Test(points_ledger, expiry_job_expires_each_lot_once) {
         }
     }
     cr_assert_eq(expire_entries, 1);
+    cr_assert_eq(pt_count_events(m, "points.expired", 1), 1, "one points.expired event");
+    usleep(300 * 1000);
+    cr_assert_eq(pt_count_events(m, "points.expired", 1), 1, "and never a second");
     Loyalty__V1__PointsListLotsResponse *lots = pt_lots(m, "mbr-1", true);
     cr_assert_eq(lots->n_lots, 2);
     cr_assert_eq(lots->lots[0]->status, LOYALTY__V1__POINTS_LOT_STATUS__POINTS_LOT_STATUS_EXPIRED);
@@ -404,4 +406,41 @@ Test(points_ledger, merchants_are_isolated) {
                   "INSUFFICIENT_POINTS");
     assert_balance(m1, "mbr-1", 90, 10, 0);
     pt_assert_ledger_clean(m1);
+}
+
+Test(points_ledger, spending_across_many_lots_keeps_fifo_order) {
+    /* Goal: a spend that needs more lots than the first page read (40 one-point lots, hold 35)
+     * still takes them soonest-expiring first. */
+    harness_start(&svc, "points-svc", NULL);
+    const char *m = harness_merchant("many");
+    pt_configure(m);
+    enum { LOTS = 40 };
+    Loyalty__V1__PointsImportLot items[LOTS];
+    Loyalty__V1__PointsImportLot *ptrs[LOTS];
+    char dates[LOTS][11];
+    for (int i = 0; i < LOTS; i++) {
+        Loyalty__V1__PointsImportLot init = LOYALTY__V1__POINTS_IMPORT_LOT__INIT;
+        items[i] = init;
+        snprintf(dates[i], sizeof dates[i], "2031-%02d-%02d", 12 - i / 28, 28 - i % 28);
+        items[i].member_id = "mbr-1";
+        items[i].points = 1;
+        items[i].expiry_date = dates[i]; /* later items expire sooner */
+        ptrs[i] = &items[i];
+    }
+    Loyalty__V1__PointsImportLotsRequest req = LOYALTY__V1__POINTS_IMPORT_LOTS_REQUEST__INIT;
+    req.merchant_id = (char *)m;
+    req.idempotency_key = (char *)harness_key();
+    req.batch_id = "many-lots";
+    req.lots = ptrs;
+    req.n_lots = LOTS;
+    assert_ok(pcall("ImportLots", &req, NULL));
+    Loyalty__V1__PointsHold *h = NULL;
+    assert_ok(pt_hold(m, "mbr-1", 35, "cart-many", 60, &h));
+    cr_assert_eq(h->n_lots, 35);
+    for (size_t i = 0; i < h->n_lots; i++) {
+        cr_assert_str_eq(h->lots[i]->expiry_date, dates[LOTS - 1 - i], "lot %zu", i);
+        cr_assert_eq(h->lots[i]->points, -1);
+    }
+    assert_balance(m, "mbr-1", 5, 35, 0);
+    pt_assert_ledger_clean(m);
 }
