@@ -156,8 +156,9 @@ static status_t open_wallet(const wallet_env_t *e, wallet_tx_t *tx, const char *
     return st;
 }
 
-status_t wallet_op_balance(const wallet_env_t *e, const wallet_member_t *m,
-                           Loyalty__V1__WalletBalance **out) {
+/* The balance figures held in the member's accounts (expiring figures left at 0). */
+static status_t wallet_op_balance_fields(const wallet_env_t *e, const wallet_member_t *m,
+                                         Loyalty__V1__WalletBalance **out) {
     Loyalty__V1__WalletBalance *b = arena_alloc(e->arena, sizeof *b);
     loyalty__v1__wallet_balance__init(b);
     b->member_id = arena_strdup(e->arena, m->member_id);
@@ -168,38 +169,65 @@ status_t wallet_op_balance(const wallet_env_t *e, const wallet_member_t *m,
     b->expiring_soon_until_at = e->now + WALLET_EXPIRING_SOON_S;
     b->as_of_at = e->now;
     *out = b;
-    if (!m->exists) {
-        return status_ok();
+    return status_ok();
+}
+
+status_t wallet_op_balance(const wallet_env_t *e, const wallet_member_t *m,
+                           Loyalty__V1__WalletBalance **out) {
+    status_t st = wallet_op_balance_fields(e, m, out);
+    Loyalty__V1__WalletBalance *b = *out;
+    if (!status_is_ok(&st) || !m->exists) {
+        return st;
     }
     return wallet_store_expiring(e->db, e->merchant_id, m->member_id, b->expiring_soon_until_at,
                                  &b->expiring_soon_cents, &b->next_expiry_at);
 }
 
+typedef struct settle_call {
+    const wallet_env_t *env;
+    const char *member_id;
+    wallet_member_t *member;
+} settle_call_t;
+
+static status_t settle_in_tx(db_t *db, void *arg) {
+    settle_call_t *c = arg;
+    (void)db;
+    wallet_tx_t tx;
+    wallet_tx_init(&tx, c->env->arena, c->env->now);
+    status_t st = open_wallet(c->env, &tx, c->member_id, false, &c->member);
+    if (status_is_ok(&st)) {
+        st = wallet_store_finish(c->env->db, c->env->merchant_id, &tx);
+    }
+    return st;
+}
+
 status_t wallet_op_get_balance(const wallet_env_t *e, const char *member_id,
                                Loyalty__V1__WalletBalance **out) {
-    wallet_tx_t tx;
+    wallet_tx_t tx; /* for the member record only */
     wallet_tx_init(&tx, e->arena, e->now);
-    bool holds_due = false;
-    bool lots_due = false;
-    status_t st =
-        wallet_store_member_due(e->db, e->merchant_id, member_id, e->now, &holds_due, &lots_due);
+    wallet_member_t *m = wallet_tx_member(&tx, member_id);
+    int64_t soon = 0;
+    int64_t next = 0;
+    bool due = false;
+    status_t st = wallet_store_balance_snapshot(
+        e->db, e->merchant_id, m, e->now, e->now + WALLET_EXPIRING_SOON_S, &soon, &next, &due);
     if (!status_is_ok(&st)) {
         return st;
     }
-    wallet_member_t *m = NULL;
-    if (holds_due || lots_due) {
-        st = open_wallet(e, &tx, member_id, false, &m);
-        if (status_is_ok(&st)) {
-            st = wallet_store_finish(e->db, e->merchant_id, &tx);
+    if (due) {
+        /* Rare: a hold passed its TTL or a deposit lapsed since the wallet was last touched.
+         * Settle it in a transaction of its own, then read as every write does. */
+        settle_call_t c = {.env = e, .member_id = member_id};
+        st = db_tx(e->db, settle_in_tx, &c);
+        if (!status_is_ok(&st)) {
+            return st;
         }
-    } else {
-        m = wallet_tx_member(&tx, member_id);
-        st = wallet_store_member_read(e->db, e->merchant_id, m);
+        return wallet_op_balance(e, c.member, out);
     }
-    if (!status_is_ok(&st)) {
-        return st;
-    }
-    return wallet_op_balance(e, m, out);
+    st = wallet_op_balance_fields(e, m, out);
+    (*out)->expiring_soon_cents = soon;
+    (*out)->next_expiry_at = next;
+    return st;
 }
 
 static status_t check_balance_limit(const wallet_member_t *m, int64_t credit) {

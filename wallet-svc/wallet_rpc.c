@@ -364,7 +364,7 @@ static const rpc_method_t wallet_methods[] = {
     {"TopUp", rpc_top_up, RPC_MUTATE},
     {"GetTopUp", rpc_get_top_up, RPC_READ},
     {"RefundTopUp", rpc_refund_top_up, RPC_MUTATE},
-    {"GetBalance", rpc_get_balance, RPC_TX},
+    {"GetBalance", rpc_get_balance, RPC_READ},
     {"ListLots", rpc_list_lots, RPC_READ},
     {"ListStatement", rpc_list_statement, RPC_READ},
     {"Hold", rpc_hold, RPC_MUTATE},

@@ -416,6 +416,50 @@ status_t wallet_store_member_due(db_t *db, const char *merchant_id, const char *
     return status_ok();
 }
 
+status_t wallet_store_balance_snapshot(db_t *db, const char *merchant_id, wallet_member_t *m,
+                                       int64_t now, int64_t until, int64_t *soon_cents,
+                                       int64_t *next_at, bool *due) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_text(&p, m->member_id);
+    db_param_int(&p, now);
+    db_param_int(&p, until);
+    PGresult *r = NULL;
+    /* The hot read: one round trip. Rows are the member's accounts (none without a wallet),
+     * each carrying the same lot and hold figures. */
+    status_t st = db_exec(
+        db,
+        "SELECT a.code, a.debits_pending, a.debits_posted, a.credits_pending, a.credits_posted, "
+        " l.soon, l.next, "
+        " EXISTS (SELECT 1 FROM holds WHERE merchant_id = $1 AND member_id = $2 "
+        "  AND state = 1 AND expires_at <= to_timestamp($3)) OR l.lapsed "
+        "FROM accounts a, ("
+        " SELECT coalesce(sum(credited_cents - debited_cents - held_cents) FILTER "
+        "   (WHERE expires_at < to_timestamp($4)), 0)::bigint AS soon, "
+        "  coalesce(" EPOCH(
+            "min(expires_at)") ", 0) AS next, "
+                               "  coalesce(bool_or(expires_at <= to_timestamp($3)), false) AS "
+                               "lapsed "
+                               " FROM lots WHERE merchant_id = $1 AND member_id = $2 "
+                               "  AND debited_cents + held_cents < credited_cents AND expires_at "
+                               "IS NOT NULL) l "
+                               "WHERE a.merchant_id = $1 AND a.member_id = $2 AND a.code IN (1, 2) "
+                               "AND a.shard = 0 "
+                               "ORDER BY a.code",
+        &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    member_from_rows(m, r);
+    int rows = PQntuples(r);
+    *soon_cents = rows ? db_get_int(r, 0, 5) : 0;
+    *next_at = rows ? db_get_int(r, 0, 6) : 0;
+    *due = rows ? db_get_bool(r, 0, 7) : false;
+    PQclear(r);
+    return status_ok();
+}
+
 status_t wallet_store_expiring(db_t *db, const char *merchant_id, const char *member_id,
                                int64_t until, int64_t *cents, int64_t *next_at) {
     db_params_t p;
@@ -863,7 +907,8 @@ status_t wallet_store_spend_add(db_t *db, const char *merchant_id, const char *r
         " FROM unnest($3::text[], $4::smallint[], $5::bigint[], $6::bigint[]) "
         "  AS d(lot_id, code, captured, refunded) "
         " WHERE spend_lots.merchant_id = $1 AND spend_lots.reference = $2 "
-        "  AND spend_lots.lot_id = d.lot_id AND d.refunded > 0 "
+        "  AND spend_lots.lot_id = ANY ($3::text[]) AND spend_lots.lot_id = d.lot_id "
+        "  AND d.refunded > 0 "
         " RETURNING 1) "
         "UPDATE spends SET captured_cents = captured_cents + $7, "
         " refunded_cents = refunded_cents + $8 WHERE merchant_id = $1 AND reference = $2";
@@ -1169,7 +1214,9 @@ static void flush_done(wallet_tx_t *tx) {
 }
 
 /* One statement writes the whole flush: the data-modifying CTEs all run, and the counts they
- * return are checked against what was sent. */
+ * return are checked against what was sent. The "= ANY (array)" conditions are there for the
+ * planner: they give it an index condition on the target table, where joining to unnest()
+ * alone lets it choose a hash join over every row of the merchant. */
 static const char FLUSH_SQL[] =
     "WITH x AS ("
     " INSERT INTO transfers (merchant_id, id, member_id, kind, hold_id, top_up_id, reference, "
@@ -1207,7 +1254,8 @@ static const char FLUSH_SQL[] =
     "  expired_cents = lots.expired_cents + d.de "
     " FROM unnest($34::text[], $35::bigint[], $36::bigint[], $37::bigint[], $38::bigint[]) "
     "  AS d(id, dc, dd, dh, de) "
-    " WHERE lots.merchant_id = $1 AND lots.id = d.id RETURNING 1), "
+    " WHERE lots.merchant_id = $1 AND lots.id = ANY ($34::text[]) AND lots.id = d.id "
+    " RETURNING 1), "
     "ua AS ("
     " UPDATE accounts SET debits_pending = accounts.debits_pending + d.dp, "
     "  debits_posted = accounts.debits_posted + d.dpo, "
@@ -1215,7 +1263,8 @@ static const char FLUSH_SQL[] =
     "  credits_posted = accounts.credits_posted + d.cpo "
     " FROM unnest($39::text[], $40::smallint[], $41::bigint[], $42::bigint[], $43::bigint[], "
     "  $44::bigint[]) AS d(member_id, code, dp, dpo, cp, cpo) "
-    " WHERE accounts.merchant_id = $1 AND accounts.member_id = d.member_id "
+    " WHERE accounts.merchant_id = $1 AND accounts.member_id = ANY ($39::text[]) "
+    "  AND accounts.member_id = d.member_id "
     "  AND accounts.code = d.code AND accounts.shard = 0 RETURNING 1) "
     "SELECT (SELECT count(*) FROM x), (SELECT count(*) FROM p), (SELECT count(*) FROM nl), "
     " (SELECT count(*) FROM ul), (SELECT count(*) FROM ua)";

@@ -75,6 +75,12 @@ status_t wallet_store_member_read(db_t *db, const char *merchant_id, wallet_memb
 status_t wallet_store_member_due(db_t *db, const char *merchant_id, const char *member_id,
                                  int64_t now, bool *holds_due, bool *lots_due);
 
+/** A wallet's balances, expiring figures (see wallet_store_expiring) and whether something is
+ *  due (see wallet_store_member_due), read in one statement without locks. */
+status_t wallet_store_balance_snapshot(db_t *db, const char *merchant_id, wallet_member_t *m,
+                                       int64_t now, int64_t until, int64_t *soon_cents,
+                                       int64_t *next_at, bool *due);
+
 /** Sum of available money in the member's lots lapsing before `until`, and the first lapse. */
 status_t wallet_store_expiring(db_t *db, const char *merchant_id, const char *member_id,
                                int64_t until, int64_t *cents, int64_t *next_at);
