@@ -541,8 +541,13 @@ void gw_grant_call(gw_saga_t *x, gw_call_t *c, const Loyalty__V1__ReferralReward
     e->merchant_id = x->merchant_id;
     e->idempotency_key = gw_step_key(x, name);
     e->member_id = rw->beneficiary_member_id;
-    e->source = LOYALTY__V1__POINTS_SOURCE__POINTS_SOURCE_REFERRAL;
+    /* Source ORDER, not REFERRAL: PointsService.ReverseOrder only claws back references earned
+     * as orders, and a returned purchase must be able to take the reward back (with debt when it
+     * was spent). The reference "rr:<reward id>" tells the lot apart; no pending period. */
+    e->source = LOYALTY__V1__POINTS_SOURCE__POINTS_SOURCE_ORDER;
     e->reference = arena_printf(x->a, "rr:%s", rw->id);
+    e->_pending_days_case = LOYALTY__V1__POINTS_EARN_REQUEST___PENDING_DAYS_PENDING_DAYS;
+    e->pending_days = 0;
     e->amount_case = LOYALTY__V1__POINTS_EARN_REQUEST__AMOUNT_POINTS;
     e->points = rw->granted_points > 0 ? rw->granted_points : rw->points;
     e->note = "referral reward";

@@ -78,8 +78,12 @@ void gw_saga_init(gw_saga_t *x, rpc_ctx_t *ctx, gw_svc_t *svc, const char *merch
     new_lease_token(x);
 }
 
-static void saga_reset(gw_saga_t *x, rpc_ctx_t *ctx, gw_svc_t *svc, const char *merchant_id,
-                       const char *id) {
+static void saga_reset(gw_saga_t *x, rpc_ctx_t *ctx, gw_svc_t *svc, const char *merchant_id_in,
+                       const char *id_in) {
+    /* The arguments may point into x itself (reopening the same saga). */
+    char merchant_id[sizeof x->merchant_id], id[sizeof x->id];
+    snprintf(merchant_id, sizeof merchant_id, "%s", merchant_id_in);
+    snprintf(id, sizeof id, "%s", id_in);
     memset(x, 0, sizeof *x);
     x->ctx = ctx;
     x->a = ctx->arena;
