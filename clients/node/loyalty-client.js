@@ -136,12 +136,11 @@ class LoyaltyClient {
    */
   async registerMember(merchantId, idempotencyKey, profile, referralCode = '') {
     if (this.has('Gateway', 'RegisterMember')) {
-      // GATEWAY CONTRACT (issue 8): field names to confirm when gateway.proto lands.
       const resp = await this.call('Gateway', 'RegisterMember', {
         merchant_id: merchantId, idempotency_key: idempotencyKey, profile,
         referral_code: referralCode,
       });
-      return resp.member;
+      return resp.registration.member;
     }
     if (referralCode) throw new Error("a referral code needs the gateway's RegisterMember");
     const resp = await this.call('MemberService', 'CreateMember', {
@@ -152,25 +151,27 @@ class LoyaltyClient {
 
   /**
    * Runs a checkout through the gateway: BeginCheckout (prices the cart, reserves points,
-   * wallet money and promotions, answers what the storefront must still collect), then
-   * CompleteCheckout once the storefront has collected it. `lines` are {sku, quantity,
-   * unit_price_cents}. Idempotency keys derive from the order id, so retrying an order never
-   * applies it twice. Resolves with {begin, complete}.
+   * wallet money and promotions; checkout.breakdown.amount_due_cents is what the storefront
+   * must still collect), then CompleteCheckout once it has collected it (paymentRef names that
+   * payment; required when something is due). `lines` are {sku, quantity, unit_price_cents}.
+   * Idempotency keys derive from the order id, so retrying an order never applies it twice.
+   * Resolves with {begin, complete}: the loyalty.v1.GatewayCheckout after each call.
    */
   async checkout(merchantId, memberId, orderId, lines, { redeemPoints = '0', walletCents = '0',
     paymentRef = '' } = {}) {
     if (!this.has('Gateway', 'BeginCheckout')) {
       throw new Error('checkout needs the gateway (loyalty.v1.Gateway), which this build does not have yet');
     }
-    // GATEWAY CONTRACT (issue 8): field names to confirm when gateway.proto lands.
-    const begin = await this.call('Gateway', 'BeginCheckout', {
+    const cart = { lines: lines.map((l, i) => ({ line_id: String(i + 1), ...l })) };
+    const begin = (await this.call('Gateway', 'BeginCheckout', {
       merchant_id: merchantId, idempotency_key: `${orderId}:begin`, order_id: orderId,
-      member_id: memberId, lines, redeem_points: redeemPoints, wallet_cents: walletCents,
-    });
-    const complete = await this.call('Gateway', 'CompleteCheckout', {
+      member_id: memberId, cart,
+      payment: { redeem_points: redeemPoints, wallet_cents: walletCents },
+    })).checkout;
+    const complete = (await this.call('Gateway', 'CompleteCheckout', {
       merchant_id: merchantId, idempotency_key: `${orderId}:complete`,
       checkout_id: begin.checkout_id, payment_ref: paymentRef,
-    });
+    })).checkout;
     return { begin, complete };
   }
 

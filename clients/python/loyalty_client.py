@@ -141,11 +141,10 @@ class LoyaltyClient:
         member."""
         profile_msg = self.message("MemberProfile", **profile)
         if self.gateway is not None and hasattr(self.gateway, "RegisterMember"):
-            # GATEWAY CONTRACT (issue 8): field names to confirm when gateway.proto lands.
-            req = self.message("RegisterMemberRequest", merchant_id=merchant_id,
+            req = self.message("GatewayRegisterMemberRequest", merchant_id=merchant_id,
                                idempotency_key=idempotency_key, profile=profile_msg,
                                referral_code=referral_code)
-            return self.gateway.RegisterMember(req).member
+            return self.gateway.RegisterMember(req).registration.member
         if self.member is None:
             raise RuntimeError("neither the gateway nor member-svc is configured")
         if referral_code:
@@ -157,23 +156,26 @@ class LoyaltyClient:
     def checkout(self, merchant_id, member_id, order_id, lines, redeem_points=0,
                  wallet_cents=0, payment_ref=""):
         """Runs a checkout through the gateway: BeginCheckout (prices the cart, reserves points,
-        wallet money and promotions; answers what the storefront must still collect), then,
-        once the storefront has collected that amount, CompleteCheckout. `lines` are
-        (sku, quantity, unit_price_cents). Returns (begin_response, complete_response).
-        Idempotency keys derive from the order id, so a retry of the same order never applies
-        twice."""
+        wallet money and promotions; answers what the storefront must still collect in
+        checkout.breakdown.amount_due_cents), then, once the storefront has collected that
+        amount (payment_ref names its payment; required when something is due),
+        CompleteCheckout. `lines` are (sku, quantity, unit_price_cents). Returns the
+        loyalty.v1.GatewayCheckout after Begin and after Complete. Idempotency keys derive from
+        the order id, so a retry of the same order never applies twice."""
         if self.gateway is None or not hasattr(self.gateway, "BeginCheckout"):
             raise RuntimeError("checkout needs the gateway (loyalty.v1.Gateway), "
                                "which this build does not have yet")
-        # GATEWAY CONTRACT (issue 8): field names to confirm when gateway.proto lands.
-        cart = [self.message("CartLine", sku=sku, quantity=qty, unit_price_cents=price)
-                for sku, qty, price in lines]
+        cart = self.message("GatewayCart", lines=[
+            self.message("GatewayCartLine", line_id=str(i + 1), sku=sku, quantity=qty,
+                         unit_price_cents=price)
+            for i, (sku, qty, price) in enumerate(lines)])
         begin = self.gateway.BeginCheckout(self.message(
-            "BeginCheckoutRequest", merchant_id=merchant_id, idempotency_key=f"{order_id}:begin",
-            order_id=order_id, member_id=member_id, lines=cart, redeem_points=redeem_points,
-            wallet_cents=wallet_cents))
+            "GatewayBeginCheckoutRequest", merchant_id=merchant_id,
+            idempotency_key=f"{order_id}:begin", order_id=order_id, member_id=member_id,
+            cart=cart, payment=self.message("GatewayPaymentChoice", redeem_points=redeem_points,
+                                            wallet_cents=wallet_cents))).checkout
         complete = self.gateway.CompleteCheckout(self.message(
-            "CompleteCheckoutRequest", merchant_id=merchant_id,
+            "GatewayCompleteCheckoutRequest", merchant_id=merchant_id,
             idempotency_key=f"{order_id}:complete", checkout_id=begin.checkout_id,
-            payment_ref=payment_ref))
+            payment_ref=payment_ref)).checkout
         return begin, complete
