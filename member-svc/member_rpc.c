@@ -1,10 +1,12 @@
-/* member_rpc.c -- MemberService handlers: decode-level validation, rules, store, response. */
+/* member_rpc.c -- MemberService: the profile handlers and the table of every handler (the
+ * others live in member_tier_rpc.c, member_order_rpc.c and member_list_rpc.c). */
 #include "member_rpc.h"
 
+#include "ids.h"
 #include "member_cache.h"
+#include "member_handlers.h"
 #include "member_rules.h"
 #include "member_store.h"
-#include "ids.h"
 #include "validate.h"
 
 #include <string.h>
@@ -31,8 +33,12 @@ static status_t rpc_create_member(rpc_ctx_t *ctx, const ProtobufCMessage *req_ms
     }
     char id[ID_MAX];
     id_generate("mbr", id);
-    return member_store_insert(ctx->db, ctx->arena, ctx->merchant_id, id, req->external_id,
-                               &profile, &resp->member);
+    st = member_store_insert(ctx->db, ctx->arena, ctx->merchant_id, id, req->external_id, &profile,
+                             &resp->member);
+    if (status_is_ok(&st)) { /* tier, segment and counters start in the same transaction */
+        st = member_rpc_init_state(ctx, id);
+    }
+    return st;
 }
 
 static status_t rpc_get_member(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
@@ -50,8 +56,8 @@ static status_t rpc_get_member(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
         if (member_cache_get(ctx, req->member_id, &resp->member)) {
             return st;
         }
-        st = member_store_get(ctx->db, ctx->arena, ctx->merchant_id, MEMBER_BY_ID,
-                              req->member_id, false, &resp->member);
+        st = member_store_get(ctx->db, ctx->arena, ctx->merchant_id, MEMBER_BY_ID, req->member_id,
+                              false, &resp->member);
         if (status_is_ok(&st)) {
             member_cache_put(ctx, resp->member);
         }
@@ -61,15 +67,15 @@ static status_t rpc_get_member(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
         if (!status_is_ok(&st)) {
             return st;
         }
-        return member_store_get(ctx->db, ctx->arena, ctx->merchant_id, MEMBER_BY_PHONE,
-                                normalized, false, &resp->member);
+        return member_store_get(ctx->db, ctx->arena, ctx->merchant_id, MEMBER_BY_PHONE, normalized,
+                                false, &resp->member);
     case LOYALTY__V1__GET_MEMBER_REQUEST__LOOKUP_EMAIL:
         st = validate_email("email", req->email, normalized);
         if (!status_is_ok(&st)) {
             return st;
         }
-        return member_store_get(ctx->db, ctx->arena, ctx->merchant_id, MEMBER_BY_EMAIL,
-                                normalized, false, &resp->member);
+        return member_store_get(ctx->db, ctx->arena, ctx->merchant_id, MEMBER_BY_EMAIL, normalized,
+                                false, &resp->member);
     case LOYALTY__V1__GET_MEMBER_REQUEST__LOOKUP_EXTERNAL_ID:
         st = validate_token("external_id", req->external_id, MEMBER_EXTERNAL_ID_MAX);
         if (!status_is_ok(&st)) {
@@ -97,8 +103,8 @@ static status_t rpc_update_member(rpc_ctx_t *ctx, const ProtobufCMessage *req_ms
         return st;
     }
     Loyalty__V1__Member *current = NULL;
-    st = member_store_get(ctx->db, ctx->arena, ctx->merchant_id, MEMBER_BY_ID, req->member_id,
-                          true, &current);
+    st = member_store_get(ctx->db, ctx->arena, ctx->merchant_id, MEMBER_BY_ID, req->member_id, true,
+                          &current);
     if (!status_is_ok(&st)) {
         return st;
     }
@@ -123,6 +129,25 @@ static const rpc_method_t member_methods[] = {
     {"CreateMember", rpc_create_member, RPC_MUTATE},
     {"GetMember", rpc_get_member, RPC_READ},
     {"UpdateMember", rpc_update_member, RPC_MUTATE},
+    {"GetMemberSettings", member_rpc_get_settings, RPC_READ},
+    {"UpdateMemberSettings", member_rpc_update_settings, RPC_MUTATE},
+    {"CreateTier", member_rpc_create_tier, RPC_MUTATE},
+    {"UpdateTier", member_rpc_update_tier, RPC_MUTATE},
+    {"ListTiers", member_rpc_list_tiers, RPC_READ},
+    {"CreateMembershipPlan", member_rpc_create_plan, RPC_MUTATE},
+    {"UpdateMembershipPlan", member_rpc_update_plan, RPC_MUTATE},
+    {"ListMembershipPlans", member_rpc_list_plans, RPC_READ},
+    {"GetMemberTier", member_rpc_get_tier, RPC_READ},
+    {"GetMemberStats", member_rpc_get_stats, RPC_READ},
+    {"ListTierHistory", member_rpc_list_history, RPC_READ},
+    {"RecordOrder", member_rpc_record_order, RPC_MUTATE},
+    {"RecordReturn", member_rpc_record_return, RPC_MUTATE},
+    {"PurchaseMembership", member_rpc_purchase, RPC_MUTATE},
+    {"AssignTier", member_rpc_assign_tier, RPC_MUTATE},
+    {"RunTierMaintenance", member_rpc_run_maintenance, RPC_MUTATE},
+    {"ListMembers", member_rpc_list_members, RPC_READ},
+    {"CountMembers", member_rpc_count_members, RPC_READ},
+    {"ImportMembers", member_rpc_import_members, RPC_MUTATE},
     {NULL, NULL, RPC_READ},
 };
 

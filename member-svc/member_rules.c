@@ -53,9 +53,8 @@ static status_t check_address(arena_t *a, const Loyalty__V1__Address *in,
         return status_ok();
     }
     const char *fields[] = {in->line1, in->line2, in->city, in->region, in->postal_code};
-    const char *names[] = {"profile.address.line1", "profile.address.line2",
-                           "profile.address.city", "profile.address.region",
-                           "profile.address.postal_code"};
+    const char *names[] = {"profile.address.line1", "profile.address.line2", "profile.address.city",
+                           "profile.address.region", "profile.address.postal_code"};
     for (size_t i = 0; i < 5; i++) {
         status_t st = validate_text(names[i], fields[i], 0, MEMBER_ADDRESS_FIELD_MAX);
         if (!status_is_ok(&st)) {
@@ -63,8 +62,8 @@ static status_t check_address(arena_t *a, const Loyalty__V1__Address *in,
         }
     }
     const char *cc = in->country_code;
-    if (cc[0] != '\0' && (strlen(cc) != 2 || !isupper((unsigned char)cc[0]) ||
-                          !isupper((unsigned char)cc[1]))) {
+    if (cc[0] != '\0' &&
+        (strlen(cc) != 2 || !isupper((unsigned char)cc[0]) || !isupper((unsigned char)cc[1]))) {
         return status_invalid_field("profile.address.country_code",
                                     "expected ISO 3166-1 alpha-2 in upper case, e.g. SG");
     }
@@ -219,8 +218,8 @@ status_t member_rules_normalize_profile(arena_t *a, const Loyalty__V1__MemberPro
         st = check_address(a, in->address, &out->address);
     }
     if (status_is_ok(&st) && (fields & MEMBER_FIELD_INTERESTS)) {
-        st = check_list(a, "profile.interests", in->interests, in->n_interests,
-                        MEMBER_INTEREST_MAX, false, &out->interests, &out->n_interests);
+        st = check_list(a, "profile.interests", in->interests, in->n_interests, MEMBER_INTEREST_MAX,
+                        false, &out->interests, &out->n_interests);
     }
     if (status_is_ok(&st) && (fields & MEMBER_FIELD_TAGS)) {
         st = check_list(a, "profile.tags", in->tags, in->n_tags, MEMBER_TAG_MAX, true, &out->tags,

@@ -7,31 +7,22 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The columns every read returns, in the order member_from_row expects. Custom attributes come
- * back as two arrays (keys, values) in key order. */
-#define MEMBER_COLUMNS                                                                             \
-    "id, coalesce(external_id, ''), name, coalesce(phone, ''), coalesce(email, ''), "             \
-    "coalesce(to_char(birthday, 'YYYY-MM-DD'), ''), gender, has_address, address_line1, "         \
-    "address_line2, address_city, address_region, address_postal_code, address_country_code, "    \
-    "occupation, interests, "                                                                      \
-    "(SELECT coalesce(array_agg(k ORDER BY k), '{}') FROM jsonb_object_keys(custom_attributes) k), " \
-    "(SELECT coalesce(array_agg(v ORDER BY k), '{}') FROM jsonb_each_text(custom_attributes) e(k, v)), " \
-    "tags, version, extract(epoch FROM created_at)::bigint, extract(epoch FROM updated_at)::bigint, " \
-    "merchant_id"
+#define MEMBER_COLUMNS MEMBER_PROFILE_COLUMNS
 
-static char *col(arena_t *a, const PGresult *r, int c) {
-    return arena_strdup(a, db_get_str(r, 0, c));
-}
+/* Cells of the row `row` of the function below. */
+#define col(a, r, c) arena_strdup(a, db_get_str(r, row, c))
 
-static char **col_array(arena_t *a, const PGresult *r, int c, size_t *n) {
+static char **col_array_at(arena_t *a, const PGresult *r, int i, int c, size_t *n) {
     char **items = NULL;
-    if (!pgarray_decode(a, db_get_str(r, 0, c), &items, n)) {
+    if (!pgarray_decode(a, db_get_str(r, i, c), &items, n)) {
         *n = 0;
     }
     return items;
 }
 
-static Loyalty__V1__Member *member_from_row(arena_t *a, const PGresult *r) {
+#define col_array(a, r, c, n) col_array_at(a, r, row, c, n)
+
+Loyalty__V1__Member *member_store_from_result(arena_t *a, const PGresult *r, int row) {
     Loyalty__V1__Member *m = pb_new(a, &loyalty__v1__member__descriptor);
     Loyalty__V1__MemberProfile *p = pb_new(a, &loyalty__v1__member_profile__descriptor);
     m->profile = p;
@@ -41,8 +32,8 @@ static Loyalty__V1__Member *member_from_row(arena_t *a, const PGresult *r) {
     p->phone = col(a, r, 3);
     p->email = col(a, r, 4);
     p->birthday = col(a, r, 5);
-    p->gender = (Loyalty__V1__Gender)db_get_int(r, 0, 6);
-    if (db_get_bool(r, 0, 7)) {
+    p->gender = (Loyalty__V1__Gender)db_get_int(r, row, 6);
+    if (db_get_bool(r, row, 7)) {
         Loyalty__V1__Address *addr = pb_new(a, &loyalty__v1__address__descriptor);
         addr->line1 = col(a, r, 8);
         addr->line2 = col(a, r, 9);
@@ -68,12 +59,15 @@ static Loyalty__V1__Member *member_from_row(arena_t *a, const PGresult *r) {
     }
     p->n_custom_attributes = n;
     p->tags = col_array(a, r, 18, &p->n_tags);
-    m->version = db_get_int(r, 0, 19);
-    m->created_at = db_get_int(r, 0, 20);
-    m->updated_at = db_get_int(r, 0, 21);
+    m->version = db_get_int(r, row, 19);
+    m->created_at = db_get_int(r, row, 20);
+    m->updated_at = db_get_int(r, row, 21);
     m->merchant_id = col(a, r, 22);
     return m;
 }
+
+#undef col
+#undef col_array
 
 /* Appends the profile columns as parameters $k.. in the order of the INSERT/UPDATE below. */
 static void profile_params(arena_t *a, db_params_t *p, const Loyalty__V1__MemberProfile *pr) {
@@ -135,7 +129,7 @@ static status_t member_one_row(db_t *db, arena_t *a, const char *sql, const db_p
         PQclear(r);
         return status_make(STATUS_NOT_FOUND, "MEMBER_NOT_FOUND", "member not found");
     }
-    *out = member_from_row(a, r);
+    *out = member_store_from_result(a, r, 0);
     PQclear(r);
     return status_ok();
 }
@@ -161,6 +155,35 @@ status_t member_store_insert(db_t *db, arena_t *a, const char *merchant_id, cons
         &p, out);
 }
 
+status_t member_store_insert_at(db_t *db, arena_t *a, const char *merchant_id, const char *id,
+                                const char *external_id, const Loyalty__V1__MemberProfile *profile,
+                                int64_t created_at, bool *inserted) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_text(&p, id);
+    db_param_text(&p, external_id[0] ? external_id : NULL);
+    profile_params(a, &p, profile);
+    db_param_int(&p, created_at);
+    PGresult *r = NULL;
+    /* ON CONFLICT without a target covers every unique index: the batch goes on. */
+    status_t st = db_exec(
+        db,
+        "INSERT INTO members (merchant_id, id, external_id, name, phone, email, birthday, gender, "
+        " has_address, address_line1, address_line2, address_city, address_region, "
+        " address_postal_code, address_country_code, occupation, interests, custom_attributes, "
+        " tags, created_at, updated_at) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7::date, $8, $9, $10, $11, $12, $13, $14, $15, $16, "
+        " $17::text[], jsonb_object($18::text[], $19::text[]), $20::text[], to_timestamp($21), "
+        " now()) ON CONFLICT DO NOTHING RETURNING 1",
+        &p, &r);
+    if (status_is_ok(&st)) {
+        *inserted = PQntuples(r) == 1;
+        PQclear(r);
+    }
+    return st;
+}
+
 status_t member_store_get(db_t *db, arena_t *a, const char *merchant_id, member_lookup_t by,
                           const char *value, bool for_update, Loyalty__V1__Member **out) {
     static const char *const sql[4][2] = {
@@ -181,8 +204,8 @@ status_t member_store_get(db_t *db, arena_t *a, const char *merchant_id, member_
     return member_one_row(db, a, sql[by][for_update ? 1 : 0], &p, out);
 }
 
-status_t member_store_update_profile(db_t *db, arena_t *a, const char *merchant_id,
-                                     const char *id, const Loyalty__V1__MemberProfile *profile,
+status_t member_store_update_profile(db_t *db, arena_t *a, const char *merchant_id, const char *id,
+                                     const Loyalty__V1__MemberProfile *profile,
                                      Loyalty__V1__Member **out) {
     db_params_t p;
     db_params_init(&p);

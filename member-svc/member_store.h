@@ -8,6 +8,25 @@
 #include "loyalty/v1/member.pb-c.h"
 #include "status.h"
 
+/* The columns every read returns, in the order member_store_from_result expects. Custom
+ * attributes come back as two arrays (keys, values) in key order. */
+#define MEMBER_PROFILE_COLUMNS                                                                     \
+    "id, coalesce(external_id, ''), name, coalesce(phone, ''), coalesce(email, ''), "              \
+    "coalesce(to_char(birthday, 'YYYY-MM-DD'), ''), gender, has_address, address_line1, "          \
+    "address_line2, address_city, address_region, address_postal_code, address_country_code, "     \
+    "occupation, interests, "                                                                      \
+    "(SELECT coalesce(array_agg(k ORDER BY k), '{}') FROM jsonb_object_keys(custom_attributes) "   \
+    "k), "                                                                                         \
+    "(SELECT coalesce(array_agg(v ORDER BY k), '{}') FROM jsonb_each_text(custom_attributes) "     \
+    "e(k, v)), "                                                                                   \
+    "tags, version, extract(epoch FROM created_at)::bigint, extract(epoch FROM "                   \
+    "updated_at)::bigint, "                                                                        \
+    "merchant_id"
+#define MEMBER_PROFILE_COLUMN_COUNT 23
+
+/** The member in row `row` of a result whose first columns are MEMBER_PROFILE_COLUMNS. */
+Loyalty__V1__Member *member_store_from_result(arena_t *a, const PGresult *r, int row);
+
 typedef enum member_lookup {
     MEMBER_BY_ID,
     MEMBER_BY_PHONE,
@@ -21,14 +40,20 @@ status_t member_store_insert(db_t *db, arena_t *a, const char *merchant_id, cons
                              const char *external_id, const Loyalty__V1__MemberProfile *profile,
                              Loyalty__V1__Member **out);
 
+/** Inserts a member registered at `created_at` (imports); when its phone, e-mail or external
+ *  id is taken nothing is inserted and *inserted is false. */
+status_t member_store_insert_at(db_t *db, arena_t *a, const char *merchant_id, const char *id,
+                                const char *external_id, const Loyalty__V1__MemberProfile *profile,
+                                int64_t created_at, bool *inserted);
+
 /** Reads one member; NOT_FOUND when absent. With for_update the row stays locked until the
  *  transaction ends. */
 status_t member_store_get(db_t *db, arena_t *a, const char *merchant_id, member_lookup_t by,
                           const char *value, bool for_update, Loyalty__V1__Member **out);
 
 /** Writes the whole profile of an existing member and increments its version. */
-status_t member_store_update_profile(db_t *db, arena_t *a, const char *merchant_id,
-                                     const char *id, const Loyalty__V1__MemberProfile *profile,
+status_t member_store_update_profile(db_t *db, arena_t *a, const char *merchant_id, const char *id,
+                                     const Loyalty__V1__MemberProfile *profile,
                                      Loyalty__V1__Member **out);
 
 #endif

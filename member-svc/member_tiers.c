@@ -45,8 +45,7 @@ status_t member_tier_check_fields(const char *prefix, const Loyalty__V1__MemberT
     if (t->earn_multiplier_bps < MEMBER_EARN_MULTIPLIER_MIN_BPS ||
         t->earn_multiplier_bps > MEMBER_EARN_MULTIPLIER_MAX_BPS) {
         return status_invalid_field(FIELD("earn_multiplier_bps"), "must be %d..%d",
-                                    MEMBER_EARN_MULTIPLIER_MIN_BPS,
-                                    MEMBER_EARN_MULTIPLIER_MAX_BPS);
+                                    MEMBER_EARN_MULTIPLIER_MIN_BPS, MEMBER_EARN_MULTIPLIER_MAX_BPS);
     }
     if (t->birthday_bonus_points < 0 || t->birthday_bonus_points > MEMBER_BIRTHDAY_POINTS_MAX) {
         return status_invalid_field(FIELD("birthday_bonus_points"), "must be 0..10^9");
@@ -93,8 +92,8 @@ status_t member_ladder_check(const member_ladder_t *l) {
         }
         const member_tier_rule_t *below = &l->tiers[i - 1];
         if (t->rank == below->rank) {
-            return status_make(STATUS_INVALID_ARGUMENT, "INVALID_LADDER",
-                               "two tiers have rank %d", t->rank);
+            return status_make(STATUS_INVALID_ARGUMENT, "INVALID_LADDER", "two tiers have rank %d",
+                               t->rank);
         }
         if (t->upgrade_threshold <= below->upgrade_threshold) {
             return status_make(STATUS_INVALID_ARGUMENT, "INVALID_LADDER",
@@ -103,8 +102,7 @@ status_t member_ladder_check(const member_ladder_t *l) {
         }
         if (t->retain_threshold < below->retain_threshold) {
             return status_make(STATUS_INVALID_ARGUMENT, "INVALID_LADDER",
-                               "rank %d: retain threshold below rank %d's", t->rank,
-                               below->rank);
+                               "rank %d: retain threshold below rank %d's", t->rank, below->rank);
         }
     }
     return status_ok();
@@ -155,8 +153,8 @@ static int64_t retain_of(const member_ladder_t *l, int level) {
 }
 
 /* The period end after reaching `level` by an upgrade on `today` (see member_tier_on_order). */
-static int64_t end_after_upgrade(const member_ladder_t *l, const member_tier_state_t *s,
-                                 int level, int64_t today) {
+static int64_t end_after_upgrade(const member_ladder_t *l, const member_tier_state_t *s, int level,
+                                 int64_t today) {
     int64_t new_end = member_day_add_months(today, months_of(l, level));
     if (new_end == MEMBER_DAY_NONE || s->level == 0 || s->period_end == MEMBER_DAY_NONE) {
         return new_end;
@@ -197,8 +195,7 @@ bool member_tier_on_order(const member_ladder_t *l, member_tier_state_t *s, int6
         return false;
     }
     Loyalty__V1__MemberTierChangeReason reason =
-        by_express > max_int(s->level, by_value) ? MEMBER_REASON(EXPRESS)
-                                                 : MEMBER_REASON(UPGRADE);
+        by_express > max_int(s->level, by_value) ? MEMBER_REASON(EXPRESS) : MEMBER_REASON(UPGRADE);
     event_set(ev, s->level, level, reason, before, s->value, today);
     s->period_end = end_after_upgrade(l, s, level, today);
     s->level = level;
@@ -219,8 +216,7 @@ bool member_tier_on_return(const member_ladder_t *l, member_tier_state_t *s, int
     if (level >= s->level) {
         return false; /* a return never raises the tier */
     }
-    event_set(ev, s->level, level, MEMBER_REASON(RETURN),
-              before, s->value, today);
+    event_set(ev, s->level, level, MEMBER_REASON(RETURN), before, s->value, today);
     if (level == 0 || months_of(l, level) == 0) {
         s->period_end = MEMBER_DAY_NONE;
     }
@@ -253,9 +249,7 @@ int member_tier_on_period_end(const member_ladder_t *l, member_tier_state_t *s, 
         s->value = carry;
         s->level = kept;
         s->period_end = member_day_add_months(start, months_of(l, kept));
-        event_set(&ev[n++], from, kept,
-                  renew ? MEMBER_REASON(RENEWAL)
-                        : MEMBER_REASON(DOWNGRADE),
+        event_set(&ev[n++], from, kept, renew ? MEMBER_REASON(RENEWAL) : MEMBER_REASON(DOWNGRADE),
                   before, carry, start);
         /* The carry is below the next tier's upgrade threshold unless the ladder changed during
          * the period; then the member gets what the carry earns, as any order would give. */
@@ -267,13 +261,12 @@ int member_tier_on_period_end(const member_ladder_t *l, member_tier_state_t *s, 
 }
 
 bool member_card_valid(const member_card_t *c, int64_t today) {
-    return c->kind != MEMBER_CARD(UNSPECIFIED) &&
-           c->valid_from <= today && today <= c->valid_to;
+    return c->kind != MEMBER_CARD(UNSPECIFIED) && c->valid_from <= today && today <= c->valid_to;
 }
 
 bool member_card_expired(const member_card_t *c, int64_t today) {
-    return c->kind != MEMBER_CARD(UNSPECIFIED) &&
-           c->valid_to != MEMBER_DAY_NONE && c->valid_to < today;
+    return c->kind != MEMBER_CARD(UNSPECIFIED) && c->valid_to != MEMBER_DAY_NONE &&
+           c->valid_to < today;
 }
 
 member_card_t member_card_purchase(const member_card_t *current, bool same_plan, int level,
@@ -284,8 +277,8 @@ member_card_t member_card_purchase(const member_card_t *current, bool same_plan,
         .level = level,
         .valid_from = today,
     };
-    if (same_plan && current->kind == MEMBER_CARD(PAID) &&
-        member_card_valid(current, today) && current->valid_to != MEMBER_DAY_NONE) {
+    if (same_plan && current->kind == MEMBER_CARD(PAID) && member_card_valid(current, today) &&
+        current->valid_to != MEMBER_DAY_NONE) {
         c.valid_from = current->valid_from;
         c.valid_to = member_day_add_months(current->valid_to + 1, months) - 1;
         return c;

@@ -40,9 +40,9 @@ typedef struct member_tier_rule {
     int32_t rank;
     int64_t upgrade_threshold;
     int64_t retain_threshold;
-    int32_t period_months; /* 0 = the tier never ends */
+    int32_t period_months;       /* 0 = the tier never ends */
     int64_t express_spend_cents; /* 0 = no express upgrade */
-    int32_t ref;           /* the caller's index of this tier (kept through sorting) */
+    int32_t ref;                 /* the caller's index of this tier (kept through sorting) */
 } member_tier_rule_t;
 
 /** A merchant's ladder: tiers[level - 1] for levels 1..n, sorted by rank ascending. */
@@ -80,13 +80,13 @@ int64_t member_day_add_months(int64_t day, int32_t months);
 /** A member's earned-tier state. Invariant (while the ladder is unchanged):
  *  level == max(base_level, level_for_value(value), express_level). */
 typedef struct member_tier_state {
-    int level;              /* the earned tier now; 0 = none */
-    int base_level;         /* the tier held when the current period started */
-    int express_level;      /* the highest tier reached by express in this period */
-    int64_t value;          /* period value, carry-over included; >= 0 */
-    int32_t period_seq;     /* incremented at every period start */
-    int64_t period_start;   /* day the value started accumulating */
-    int64_t period_end;     /* exclusive; MEMBER_DAY_NONE = no end (always so at level 0) */
+    int level;            /* the earned tier now; 0 = none */
+    int base_level;       /* the tier held when the current period started */
+    int express_level;    /* the highest tier reached by express in this period */
+    int64_t value;        /* period value, carry-over included; >= 0 */
+    int32_t period_seq;   /* incremented at every period start */
+    int64_t period_start; /* day the value started accumulating */
+    int64_t period_end;   /* exclusive; MEMBER_DAY_NONE = no end (always so at level 0) */
 } member_tier_state_t;
 
 /** One change of the earned tier (or a renewal, where from == to). */

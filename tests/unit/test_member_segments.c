@@ -9,8 +9,10 @@
 static const int64_t T0 = 1750000000; /* registration */
 
 static member_activity_t member(int64_t orders, int64_t last_order_at, int32_t months) {
-    return (member_activity_t){.registered_at = T0, .order_count = orders,
-                               .last_order_at = last_order_at, .months_with_purchases = months};
+    return (member_activity_t){.registered_at = T0,
+                               .order_count = orders,
+                               .last_order_at = last_order_at,
+                               .months_with_purchases = months};
 }
 
 static Loyalty__V1__MemberSegment seg(const member_activity_t *a, int64_t now, int64_t *next) {

@@ -13,14 +13,23 @@
  * with 12-month periods. Levels: 1 Silver, 2 Gold, 3 Platinum. */
 static member_ladder_t ladder(void) {
     member_ladder_t l = {.n = 3};
-    l.tiers[0] = (member_tier_rule_t){.rank = 1, .upgrade_threshold = 1000,
-                                      .retain_threshold = 800, .period_months = 12, .ref = 0};
-    l.tiers[1] = (member_tier_rule_t){.rank = 2, .upgrade_threshold = 5000,
-                                      .retain_threshold = 4000, .period_months = 12,
-                                      .express_spend_cents = 3000, .ref = 1};
-    l.tiers[2] = (member_tier_rule_t){.rank = 3, .upgrade_threshold = 20000,
-                                      .retain_threshold = 15000, .period_months = 12,
-                                      .express_spend_cents = 10000, .ref = 2};
+    l.tiers[0] = (member_tier_rule_t){.rank = 1,
+                                      .upgrade_threshold = 1000,
+                                      .retain_threshold = 800,
+                                      .period_months = 12,
+                                      .ref = 0};
+    l.tiers[1] = (member_tier_rule_t){.rank = 2,
+                                      .upgrade_threshold = 5000,
+                                      .retain_threshold = 4000,
+                                      .period_months = 12,
+                                      .express_spend_cents = 3000,
+                                      .ref = 1};
+    l.tiers[2] = (member_tier_rule_t){.rank = 3,
+                                      .upgrade_threshold = 20000,
+                                      .retain_threshold = 15000,
+                                      .period_months = 12,
+                                      .express_spend_cents = 10000,
+                                      .ref = 2};
     return l;
 }
 
@@ -50,14 +59,14 @@ Test(member_tiers, tier_fields_are_range_checked_at_the_boundaries) {
     /* Goal: every field's limits, at the limit (accepted) and one beyond (refused by name). */
     Loyalty__V1__MemberTier t = valid_tier();
     cr_assert_eq(member_tier_check_fields("tier", &t).code, STATUS_OK);
-#define CHECK(stmt_ok, stmt_bad, want)                                                           \
+#define CHECK(stmt_ok, stmt_bad, want)                                                             \
     do {                                                                                           \
         t = valid_tier();                                                                          \
         stmt_ok;                                                                                   \
         cr_assert_eq(member_tier_check_fields("tier", &t).code, STATUS_OK, #stmt_ok);              \
         t = valid_tier();                                                                          \
         stmt_bad;                                                                                  \
-        cr_assert_str_eq(member_tier_check_fields("tier", &t).reason, want, #stmt_bad);          \
+        cr_assert_str_eq(member_tier_check_fields("tier", &t).reason, want, #stmt_bad);            \
     } while (0)
     CHECK(t.rank = 10, t.rank = 11, "INVALID_TIER_RANK");
     CHECK(t.rank = 1, t.rank = 0, "INVALID_TIER_RANK");
@@ -132,8 +141,10 @@ Test(member_tiers, inconsistent_ladders_are_refused) {
 Test(member_tiers, ten_levels_are_allowed) {
     member_ladder_t l = {.n = MEMBER_TIERS_MAX};
     for (int i = 0; i < MEMBER_TIERS_MAX; i++) {
-        l.tiers[i] = (member_tier_rule_t){.rank = i + 1, .upgrade_threshold = i * 100,
-                                          .retain_threshold = i * 50, .period_months = 12};
+        l.tiers[i] = (member_tier_rule_t){.rank = i + 1,
+                                          .upgrade_threshold = i * 100,
+                                          .retain_threshold = i * 50,
+                                          .period_months = 12};
     }
     cr_assert_eq(member_ladder_check(&l).code, STATUS_OK);
     cr_assert_eq(member_ladder_level_for_value(&l, 0), 1);
@@ -501,7 +512,7 @@ Test(member_tiers, a_return_never_goes_below_the_tier_held_at_the_period_start) 
     member_ladder_t l = ladder();
     member_tier_state_t s = gold_with(4000);
     member_tier_event_t ev[4];
-    member_tier_on_period_end(&l, &s, day(2026, 3, 15), ev, 4); /* renewed Gold, value 0 */
+    member_tier_on_period_end(&l, &s, day(2026, 3, 15), ev, 4);  /* renewed Gold, value 0 */
     member_tier_on_order(&l, &s, 20000, 0, day(2026, 4, 1), ev); /* Platinum */
     cr_assert_eq(s.level, 3);
     cr_assert(member_tier_on_return(&l, &s, 20000, 0, day(2026, 4, 2), ev));
@@ -600,7 +611,9 @@ Test(member_tiers, the_state_invariant_holds_through_a_random_walk) {
 /* ---- cards and the effective tier ---- */
 
 Test(member_tiers, card_validity_is_inclusive_on_both_ends) {
-    member_card_t c = {.kind = MEMBER_CARD(INTERNAL), .level = 2, .valid_from = day(2025, 1, 1),
+    member_card_t c = {.kind = MEMBER_CARD(INTERNAL),
+                       .level = 2,
+                       .valid_from = day(2025, 1, 1),
                        .valid_to = day(2025, 1, 31)};
     cr_assert_not(member_card_valid(&c, day(2024, 12, 31)));
     cr_assert(member_card_valid(&c, day(2025, 1, 1)));
@@ -635,8 +648,10 @@ Test(member_tiers, buying_a_plan_starts_or_extends_a_paid_card) {
     cr_assert_eq(late.valid_from, day(2025, 3, 1));
     cr_assert_eq(late.valid_to, day(2025, 3, 31));
     /* An INTERNAL card is replaced, never extended. */
-    member_card_t internal = {.kind = MEMBER_CARD(INTERNAL), .level = 2,
-                              .valid_from = day(2025, 1, 1), .valid_to = MEMBER_DAY_NONE};
+    member_card_t internal = {.kind = MEMBER_CARD(INTERNAL),
+                              .level = 2,
+                              .valid_from = day(2025, 1, 1),
+                              .valid_to = MEMBER_DAY_NONE};
     member_card_t paid = member_card_purchase(&internal, true, 2, 1, day(2025, 5, 5));
     cr_assert_eq(paid.valid_from, day(2025, 5, 5));
     cr_assert_eq(paid.valid_to, day(2025, 6, 4));
@@ -650,7 +665,9 @@ Test(member_tiers, the_member_gets_the_higher_of_earned_and_card) {
     e = member_tier_effective(1, &none, day(2025, 1, 1));
     cr_assert_eq(e.level, 1);
     cr_assert_eq(e.kind, MEMBER_CARD(TIER));
-    member_card_t c = {.kind = MEMBER_CARD(PAID), .level = 2, .valid_from = day(2025, 1, 1),
+    member_card_t c = {.kind = MEMBER_CARD(PAID),
+                       .level = 2,
+                       .valid_from = day(2025, 1, 1),
                        .valid_to = day(2025, 12, 31)};
     e = member_tier_effective(1, &c, day(2025, 6, 1));
     cr_assert_eq(e.level, 2);

@@ -1,0 +1,47 @@
+/* member_handlers.h -- the MemberService handlers beyond profiles, by concern (member_rpc.c
+ * holds the table): settings, tiers, plans and a member's tier (member_tier_rpc.c); orders,
+ * returns and maintenance (member_order_rpc.c); lists, counts and import (member_list_rpc.c);
+ * and helpers they share. */
+#ifndef MEMBER_HANDLERS_H
+#define MEMBER_HANDLERS_H
+
+#include "member_apply.h"
+#include "rpc.h"
+
+#define MEMBER_ORDER_ID_MAX 128
+#define MEMBER_REASON_TEXT_MAX 200
+#define MEMBER_PLAN_NAME_MAX 100
+#define MEMBER_AMOUNT_MAX 1000000000000LL /* 10^12 minor units or growth per order */
+#define MEMBER_PRICE_MAX 1000000000000LL
+#define MEMBER_QUANTITY_MAX 36
+#define MEMBER_AT_MIN 946684800 /* 2000-01-01 */
+#define MEMBER_CLOCK_SKEW_S 300
+#define MEMBER_MAINTENANCE_LIMIT_DEFAULT 500
+#define MEMBER_MAINTENANCE_LIMIT_MAX 1000
+#define MEMBER_IMPORT_ITEMS_MAX 500
+
+typedef status_t member_handler_fn(rpc_ctx_t *ctx, const ProtobufCMessage *req,
+                                   ProtobufCMessage *resp);
+
+member_handler_fn member_rpc_get_settings, member_rpc_update_settings, member_rpc_create_tier,
+    member_rpc_update_tier, member_rpc_list_tiers, member_rpc_create_plan, member_rpc_update_plan,
+    member_rpc_list_plans, member_rpc_get_tier, member_rpc_get_stats, member_rpc_list_history,
+    member_rpc_assign_tier, member_rpc_purchase, member_rpc_record_order, member_rpc_record_return,
+    member_rpc_run_maintenance, member_rpc_list_members, member_rpc_count_members,
+    member_rpc_import_members;
+
+/** The timer's tier maintenance, segment re-evaluation and RFM refresh for every merchant. */
+status_t member_job_maintenance(rpc_ctx_t *ctx);
+
+/** Drops the cached tier status of every member the scope changed (after commit). */
+void member_rpc_invalidate_touched(rpc_ctx_t *ctx, const member_scope_t *s);
+
+/** Sets up a new member's tier state, statistics, segment and counters (CreateMember,
+ *  ImportMembers), in the transaction that inserted the profile. */
+status_t member_rpc_init_state(rpc_ctx_t *ctx, const char *member_id);
+
+/** The merchant's tiers for reading: from the cache, or the database (then cached). */
+status_t member_rpc_tiers(rpc_ctx_t *ctx, member_tierset_t *ts,
+                          Loyalty__V1__MemberTierBasis *basis);
+
+#endif

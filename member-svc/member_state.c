@@ -1,0 +1,1043 @@
+/* member_state.c -- settings, tiers, plans, member state rows, orders, history, counters. */
+#include "member_state.h"
+
+#include "ids.h"
+#include "pb.h"
+#include "pgarray.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define EPOCH "date '1970-01-01'"
+
+static char *dup_col(arena_t *a, const PGresult *r, int row, int c) {
+    return arena_strdup(a, db_get_str(r, row, c));
+}
+
+/* A day-number column that may be NULL (NULL -> `none`). */
+static int64_t day_col(const PGresult *r, int row, int c, int64_t none) {
+    return db_is_null(r, row, c) ? none : db_get_int(r, row, c);
+}
+
+/* Appends a day parameter; MEMBER_DAY_NONE becomes NULL. */
+static void param_day(db_params_t *p, int64_t day) {
+    if (day == MEMBER_DAY_NONE) {
+        db_param_null(p);
+    } else {
+        db_param_int(p, day);
+    }
+}
+
+/* Appends an instant parameter; 0 becomes NULL. */
+static void param_instant(db_params_t *p, int64_t at) {
+    if (at == 0) {
+        db_param_null(p);
+    } else {
+        db_param_int(p, at);
+    }
+}
+
+/* ---- settings ---- */
+
+static void settings_default(member_settings_t *s) {
+    memset(s, 0, sizeof *s);
+    snprintf(s->time_zone, sizeof s->time_zone, "UTC");
+    s->basis = MEMBER_BASIS(GROWTH);
+    s->lifecycle = member_lifecycle_default();
+}
+
+/* Reads a bigint[] of exactly MEMBER_RFM_BOUNDS numbers; false otherwise. */
+static bool bounds_col(const PGresult *r, int c, int64_t out[MEMBER_RFM_BOUNDS]) {
+    if (db_is_null(r, 0, c)) {
+        return false;
+    }
+    arena_t a;
+    arena_init(&a);
+    char **items = NULL;
+    size_t n = 0;
+    bool ok = pgarray_decode(&a, db_get_str(r, 0, c), &items, &n) && n == MEMBER_RFM_BOUNDS;
+    for (size_t i = 0; ok && i < n; i++) {
+        out[i] = strtoll(items[i], NULL, 10);
+    }
+    arena_free(&a);
+    return ok;
+}
+
+status_t member_settings_load(db_t *db, const char *merchant_id, int64_t now_s, int64_t at_s,
+                              member_settings_t *out, int64_t *now_day, int64_t *at_day) {
+    settings_default(out);
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_int(&p, now_s);
+    db_param_int(&p, at_s);
+    PGresult *r = NULL;
+    /* The days come from the same statement, in the merchant's zone (UTC without a row). */
+    status_t st =
+        db_exec(db,
+                "SELECT s.time_zone, s.tier_basis, s.new_days, s.active_months_min, "
+                " s.sleeping_after_days, s.lost_after_days, s.sleeping_orders_max, s.rfm_recency, "
+                " s.rfm_frequency, s.rfm_monetary, "
+                " coalesce(extract(epoch FROM s.rfm_computed_at)::bigint, 0), "
+                " extract(epoch FROM s.updated_at)::bigint, "
+                " (to_timestamp($2) AT TIME ZONE z.tz)::date - " EPOCH ", "
+                " (to_timestamp($3) AT TIME ZONE z.tz)::date - " EPOCH " "
+                "FROM (SELECT $1::text AS m) q "
+                "LEFT JOIN settings s ON s.merchant_id = q.m "
+                "CROSS JOIN LATERAL (SELECT coalesce(s.time_zone, 'UTC') AS tz) z",
+                &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    if (!db_is_null(r, 0, 0)) {
+        snprintf(out->time_zone, sizeof out->time_zone, "%s", db_get_str(r, 0, 0));
+        out->basis = (Loyalty__V1__MemberTierBasis)db_get_int(r, 0, 1);
+        out->lifecycle.new_days = (int32_t)db_get_int(r, 0, 2);
+        out->lifecycle.active_months_min = (int32_t)db_get_int(r, 0, 3);
+        out->lifecycle.sleeping_after_days = (int32_t)db_get_int(r, 0, 4);
+        out->lifecycle.lost_after_days = (int32_t)db_get_int(r, 0, 5);
+        out->lifecycle.sleeping_orders_max = (int32_t)db_get_int(r, 0, 6);
+        out->have_rfm = bounds_col(r, 7, out->rfm_recency) &&
+                        bounds_col(r, 8, out->rfm_frequency) && bounds_col(r, 9, out->rfm_monetary);
+        out->rfm_computed_at = db_get_int(r, 0, 10);
+        out->updated_at = db_get_int(r, 0, 11);
+    }
+    if (now_day) {
+        *now_day = db_get_int(r, 0, 12);
+    }
+    if (at_day) {
+        *at_day = db_get_int(r, 0, 13);
+    }
+    PQclear(r);
+    return status_ok();
+}
+
+status_t member_settings_ensure(db_t *db, const char *merchant_id) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    return db_exec(db, "INSERT INTO settings (merchant_id) VALUES ($1) ON CONFLICT DO NOTHING", &p,
+                   NULL);
+}
+
+status_t member_settings_lock(db_t *db, const char *merchant_id) {
+    status_t st = member_settings_ensure(db, merchant_id);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    return db_exec(db, "SELECT 1 FROM settings WHERE merchant_id = $1 FOR UPDATE", &p, NULL);
+}
+
+status_t member_settings_save(db_t *db, const char *merchant_id, const member_settings_t *s,
+                              bool resegment) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_text(&p, s->time_zone);
+    db_param_int(&p, s->basis);
+    db_param_int(&p, s->lifecycle.new_days);
+    db_param_int(&p, s->lifecycle.active_months_min);
+    db_param_int(&p, s->lifecycle.sleeping_after_days);
+    db_param_int(&p, s->lifecycle.lost_after_days);
+    db_param_int(&p, s->lifecycle.sleeping_orders_max);
+    db_param_bool(&p, resegment);
+    return db_exec(
+        db,
+        "INSERT INTO settings AS s (merchant_id, time_zone, tier_basis, new_days, "
+        " active_months_min, sleeping_after_days, lost_after_days, sleeping_orders_max, "
+        " resegment_after) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, CASE WHEN $9 THEN '' END) "
+        "ON CONFLICT (merchant_id) DO UPDATE SET time_zone = $2, tier_basis = $3, new_days = $4, "
+        " active_months_min = $5, sleeping_after_days = $6, lost_after_days = $7, "
+        " sleeping_orders_max = $8, "
+        " resegment_after = CASE WHEN $9 THEN '' ELSE s.resegment_after END, updated_at = now()",
+        &p, NULL);
+}
+
+status_t member_time_zone_known(db_t *db, const char *tz, bool *known) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, tz);
+    PGresult *r = NULL;
+    status_t st =
+        db_exec(db, "SELECT EXISTS (SELECT 1 FROM pg_timezone_names WHERE name = $1)", &p, &r);
+    if (status_is_ok(&st)) {
+        *known = db_get_bool(r, 0, 0);
+        PQclear(r);
+    }
+    return st;
+}
+
+status_t member_rfm_refresh(db_t *db, const char *merchant_id) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    /* One pass over the merchant's buying members; percentile_disc picks actual values, so a
+     * score compares a member with real members. */
+    return db_exec(
+        db,
+        "UPDATE settings s SET rfm_recency = q.r, rfm_frequency = q.f, rfm_monetary = q.m, "
+        " rfm_computed_at = now() "
+        "FROM (SELECT "
+        "  percentile_disc(ARRAY[0.2, 0.4, 0.6, 0.8]) WITHIN GROUP "
+        "   (ORDER BY extract(epoch FROM last_order_at)::bigint) AS r, "
+        "  percentile_disc(ARRAY[0.2, 0.4, 0.6, 0.8]) WITHIN GROUP (ORDER BY order_count) AS f, "
+        "  percentile_disc(ARRAY[0.2, 0.4, 0.6, 0.8]) WITHIN GROUP "
+        "   (ORDER BY total_spend_cents) AS m "
+        " FROM members WHERE merchant_id = $1 AND order_count > 0) q "
+        "WHERE s.merchant_id = $1",
+        &p, NULL);
+}
+
+/* ---- background claims ---- */
+
+/* The first column of a one-row result as an arena string, or NULL without a row. */
+static char *claim_col(arena_t *a, const PGresult *r, int c) {
+    return PQntuples(r) == 1 ? dup_col(a, r, 0, c) : NULL;
+}
+
+status_t member_reseg_claim(db_t *db, arena_t *a, char **merchant_id, char **after_id) {
+    PGresult *r = NULL;
+    status_t st = db_exec(db,
+                          "SELECT merchant_id, resegment_after FROM settings "
+                          "WHERE resegment_after IS NOT NULL LIMIT 1 FOR UPDATE SKIP LOCKED",
+                          NULL, &r);
+    if (status_is_ok(&st)) {
+        *merchant_id = claim_col(a, r, 0);
+        *after_id = claim_col(a, r, 1);
+        PQclear(r);
+    }
+    return st;
+}
+
+status_t member_rfm_claim(db_t *db, arena_t *a, int64_t every_s, char **merchant_id) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_int(&p, every_s);
+    PGresult *r = NULL;
+    status_t st = db_exec(db,
+                          "SELECT merchant_id FROM settings WHERE rfm_computed_at IS NULL "
+                          " OR rfm_computed_at < now() - make_interval(secs => $1) "
+                          "LIMIT 1 FOR UPDATE SKIP LOCKED",
+                          &p, &r);
+    if (status_is_ok(&st)) {
+        *merchant_id = claim_col(a, r, 0);
+        PQclear(r);
+    }
+    return st;
+}
+
+status_t member_reseg_advance(db_t *db, const char *merchant_id, const char *last_id) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_text(&p, last_id);
+    return db_exec(db, "UPDATE settings SET resegment_after = $2 WHERE merchant_id = $1", &p, NULL);
+}
+
+/* ---- tiers ---- */
+
+#define TIER_COLUMNS                                                                               \
+    "id, name, rank, upgrade_threshold, retain_threshold, period_months, express_spend_cents, "    \
+    "discount_bps, earn_multiplier_bps, birthday_bonus_points, "                                   \
+    "extract(epoch FROM created_at)::bigint, extract(epoch FROM updated_at)::bigint"
+
+void member_tierset_index(member_tierset_t *ts) {
+    /* Sort the defs by rank (insertion sort: n <= 10), then mirror them in the ladder. */
+    for (int i = 1; i < ts->n; i++) {
+        member_tier_def_t t = ts->defs[i];
+        int k = i;
+        while (k > 0 && ts->defs[k - 1].rank > t.rank) {
+            ts->defs[k] = ts->defs[k - 1];
+            k--;
+        }
+        ts->defs[k] = t;
+    }
+    ts->ladder.n = ts->n;
+    for (int i = 0; i < ts->n; i++) {
+        const member_tier_def_t *d = &ts->defs[i];
+        ts->ladder.tiers[i] = (member_tier_rule_t){
+            .rank = d->rank,
+            .upgrade_threshold = d->upgrade_threshold,
+            .retain_threshold = d->retain_threshold,
+            .period_months = d->period_months,
+            .express_spend_cents = d->express_spend_cents,
+            .ref = i,
+        };
+    }
+}
+
+status_t member_tiers_load(db_t *db, arena_t *a, const char *merchant_id, bool for_update,
+                           member_tierset_t *out) {
+    memset(out, 0, sizeof *out);
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    PGresult *r = NULL;
+    status_t st = db_exec(db,
+                          for_update ? "SELECT " TIER_COLUMNS " FROM tiers WHERE merchant_id = $1 "
+                                       "ORDER BY rank FOR UPDATE"
+                                     : "SELECT " TIER_COLUMNS " FROM tiers WHERE merchant_id = $1 "
+                                       "ORDER BY rank",
+                          &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    int n = PQntuples(r);
+    assert(n <= MEMBER_TIERS_MAX); /* the ladder check keeps it so */
+    for (int i = 0; i < n && i < MEMBER_TIERS_MAX; i++) {
+        member_tier_def_t *d = &out->defs[i];
+        d->id = dup_col(a, r, i, 0);
+        d->name = dup_col(a, r, i, 1);
+        d->rank = (int32_t)db_get_int(r, i, 2);
+        d->upgrade_threshold = db_get_int(r, i, 3);
+        d->retain_threshold = db_get_int(r, i, 4);
+        d->period_months = (int32_t)db_get_int(r, i, 5);
+        d->express_spend_cents = db_get_int(r, i, 6);
+        d->discount_bps = (int32_t)db_get_int(r, i, 7);
+        d->earn_multiplier_bps = (int32_t)db_get_int(r, i, 8);
+        d->birthday_bonus_points = db_get_int(r, i, 9);
+        d->created_at = db_get_int(r, i, 10);
+        d->updated_at = db_get_int(r, i, 11);
+        out->n++;
+    }
+    PQclear(r);
+    member_tierset_index(out);
+    return status_ok();
+}
+
+int member_tierset_level(const member_tierset_t *ts, const char *tier_id) {
+    if (tier_id == NULL || tier_id[0] == '\0') {
+        return 0;
+    }
+    for (int i = 0; i < ts->n; i++) {
+        if (strcmp(ts->defs[i].id, tier_id) == 0) {
+            return i + 1;
+        }
+    }
+    return 0;
+}
+
+const char *member_tierset_id(const member_tierset_t *ts, int level) {
+    return level > 0 && level <= ts->n ? ts->defs[level - 1].id : "";
+}
+
+static void tier_params(db_params_t *p, const char *merchant_id, const member_tier_def_t *t) {
+    db_param_text(p, merchant_id);
+    db_param_text(p, t->id);
+    db_param_text(p, t->name);
+    db_param_int(p, t->rank);
+    db_param_int(p, t->upgrade_threshold);
+    db_param_int(p, t->retain_threshold);
+    db_param_int(p, t->period_months);
+    db_param_int(p, t->express_spend_cents);
+    db_param_int(p, t->discount_bps);
+    db_param_int(p, t->earn_multiplier_bps);
+    db_param_int(p, t->birthday_bonus_points);
+}
+
+status_t member_tier_insert(db_t *db, const char *merchant_id, const member_tier_def_t *t) {
+    db_params_t p;
+    db_params_init(&p);
+    tier_params(&p, merchant_id, t);
+    return db_exec(db,
+                   "INSERT INTO tiers (merchant_id, id, name, rank, upgrade_threshold, "
+                   " retain_threshold, period_months, express_spend_cents, discount_bps, "
+                   " earn_multiplier_bps, birthday_bonus_points) "
+                   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                   &p, NULL);
+}
+
+status_t member_tier_update(db_t *db, const char *merchant_id, const member_tier_def_t *t) {
+    db_params_t p;
+    db_params_init(&p);
+    tier_params(&p, merchant_id, t);
+    PGresult *r = NULL;
+    status_t st = db_exec(db,
+                          "UPDATE tiers SET name = $3, rank = $4, upgrade_threshold = $5, "
+                          " retain_threshold = $6, period_months = $7, express_spend_cents = $8, "
+                          " discount_bps = $9, earn_multiplier_bps = $10, "
+                          " birthday_bonus_points = $11, updated_at = now() "
+                          "WHERE merchant_id = $1 AND id = $2",
+                          &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    bool found = strcmp(PQcmdTuples(r), "1") == 0;
+    PQclear(r);
+    return found ? status_ok() : status_make(STATUS_NOT_FOUND, "TIER_NOT_FOUND", "tier not found");
+}
+
+/* ---- plans ---- */
+
+#define PLAN_COLUMNS                                                                               \
+    "id, name, tier_id, period, price_cents, active, extract(epoch FROM created_at)::bigint, "     \
+    "extract(epoch FROM updated_at)::bigint"
+
+static Loyalty__V1__MemberPlan *plan_from_row(arena_t *a, const PGresult *r, int i) {
+    Loyalty__V1__MemberPlan *p = pb_new(a, &loyalty__v1__member_plan__descriptor);
+    p->id = dup_col(a, r, i, 0);
+    p->name = dup_col(a, r, i, 1);
+    p->tier_id = dup_col(a, r, i, 2);
+    p->period = (Loyalty__V1__MemberPlanPeriod)db_get_int(r, i, 3);
+    p->price_cents = db_get_int(r, i, 4);
+    p->active = db_get_bool(r, i, 5);
+    p->created_at = db_get_int(r, i, 6);
+    p->updated_at = db_get_int(r, i, 7);
+    return p;
+}
+
+static status_t plan_one(db_t *db, arena_t *a, const char *sql, const db_params_t *p,
+                         Loyalty__V1__MemberPlan **out) {
+    PGresult *r = NULL;
+    status_t st = db_exec(db, sql, p, &r);
+    if (!status_is_ok(&st)) {
+        if (st.code == STATUS_FAILED_PRECONDITION) { /* the tier foreign key */
+            return status_make(STATUS_NOT_FOUND, "TIER_NOT_FOUND", "tier not found");
+        }
+        return st;
+    }
+    if (PQntuples(r) != 1) {
+        PQclear(r);
+        return status_make(STATUS_NOT_FOUND, "PLAN_NOT_FOUND", "plan not found");
+    }
+    *out = plan_from_row(a, r, 0);
+    PQclear(r);
+    return status_ok();
+}
+
+static void plan_params(db_params_t *p, const char *merchant_id,
+                        const Loyalty__V1__MemberPlan *plan) {
+    db_param_text(p, merchant_id);
+    db_param_text(p, plan->id);
+    db_param_text(p, plan->name);
+    db_param_text(p, plan->tier_id);
+    db_param_int(p, plan->period);
+    db_param_int(p, plan->price_cents);
+    db_param_bool(p, plan->active);
+}
+
+status_t member_plan_insert(db_t *db, arena_t *a, const char *merchant_id,
+                            const Loyalty__V1__MemberPlan *plan, Loyalty__V1__MemberPlan **out) {
+    db_params_t p;
+    db_params_init(&p);
+    plan_params(&p, merchant_id, plan);
+    return plan_one(db, a,
+                    "INSERT INTO plans (merchant_id, id, name, tier_id, period, price_cents, "
+                    " active) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING " PLAN_COLUMNS,
+                    &p, out);
+}
+
+status_t member_plan_update(db_t *db, arena_t *a, const char *merchant_id,
+                            const Loyalty__V1__MemberPlan *plan, Loyalty__V1__MemberPlan **out) {
+    db_params_t p;
+    db_params_init(&p);
+    plan_params(&p, merchant_id, plan);
+    return plan_one(db, a,
+                    "UPDATE plans SET name = $3, tier_id = $4, period = $5, price_cents = $6, "
+                    " active = $7, updated_at = now() WHERE merchant_id = $1 AND id = $2 "
+                    "RETURNING " PLAN_COLUMNS,
+                    &p, out);
+}
+
+status_t member_plan_get(db_t *db, arena_t *a, const char *merchant_id, const char *plan_id,
+                         Loyalty__V1__MemberPlan **out) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_text(&p, plan_id);
+    return plan_one(db, a, "SELECT " PLAN_COLUMNS " FROM plans WHERE merchant_id = $1 AND id = $2",
+                    &p, out);
+}
+
+status_t member_plan_list(db_t *db, arena_t *a, const char *merchant_id, bool include_inactive,
+                          Loyalty__V1__MemberPlan ***out, size_t *n) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_bool(&p, include_inactive);
+    PGresult *r = NULL;
+    status_t st = db_exec(db,
+                          "SELECT " PLAN_COLUMNS " FROM plans WHERE merchant_id = $1 "
+                          " AND (active OR $2) ORDER BY created_at, id LIMIT 1000",
+                          &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    int rows = PQntuples(r);
+    *out = arena_alloc(a, (size_t)(rows ? rows : 1) * sizeof **out);
+    for (int i = 0; i < rows; i++) {
+        (*out)[i] = plan_from_row(a, r, i);
+    }
+    *n = (size_t)rows;
+    PQclear(r);
+    return status_ok();
+}
+
+/* ---- member rows ---- */
+
+#define ROW_COLUMNS MEMBER_ROW_COLUMNS
+
+#define ROW_MERCHANT_COLUMN 27
+
+void member_row_from_result(arena_t *a, const PGresult *r, int i, int c0, member_row_t *m) {
+    m->id = dup_col(a, r, i, c0 + 0);
+    m->created_at = db_get_int(r, i, c0 + 1);
+    m->tier_id = dup_col(a, r, i, c0 + 2);
+    m->base_tier_id = dup_col(a, r, i, c0 + 3);
+    m->express_tier_id = dup_col(a, r, i, c0 + 4);
+    m->period_value = db_get_int(r, i, c0 + 5);
+    m->period_seq = (int32_t)db_get_int(r, i, c0 + 6);
+    m->period_start = day_col(r, i, c0 + 7, 0);
+    m->period_end = day_col(r, i, c0 + 8, MEMBER_DAY_NONE);
+    m->card_kind = (Loyalty__V1__MemberCardKind)db_get_int(r, i, c0 + 9);
+    m->card_tier_id = dup_col(a, r, i, c0 + 10);
+    m->card_plan_id = dup_col(a, r, i, c0 + 11);
+    m->card_valid_from = day_col(r, i, c0 + 12, 0);
+    m->card_valid_to = day_col(r, i, c0 + 13, MEMBER_DAY_NONE);
+    m->card_reason = dup_col(a, r, i, c0 + 14);
+    m->effective_tier_id = dup_col(a, r, i, c0 + 15);
+    m->effective_kind = (Loyalty__V1__MemberCardKind)db_get_int(r, i, c0 + 16);
+    m->order_count = db_get_int(r, i, c0 + 17);
+    m->total_spend_cents = db_get_int(r, i, c0 + 18);
+    m->total_growth = db_get_int(r, i, c0 + 19);
+    m->first_order_at = db_get_int(r, i, c0 + 20);
+    m->last_order_at = db_get_int(r, i, c0 + 21);
+    m->months_with_purchases = (int32_t)db_get_int(r, i, c0 + 22);
+    m->segment = (Loyalty__V1__MemberSegment)db_get_int(r, i, c0 + 23);
+    m->segment_since = db_get_int(r, i, c0 + 24);
+    m->tier_due_at = db_get_int(r, i, c0 + 25);
+    m->segment_due_at = db_get_int(r, i, c0 + 26);
+}
+
+status_t member_row_get(db_t *db, arena_t *a, const char *merchant_id, const char *member_id,
+                        bool for_update, member_row_t *out) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_text(&p, member_id);
+    PGresult *r = NULL;
+    status_t st = db_exec(db,
+                          for_update ? "SELECT " ROW_COLUMNS " FROM members "
+                                       "WHERE merchant_id = $1 AND id = $2 FOR UPDATE"
+                                     : "SELECT " ROW_COLUMNS " FROM members "
+                                       "WHERE merchant_id = $1 AND id = $2",
+                          &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    if (PQntuples(r) != 1) {
+        PQclear(r);
+        return status_make(STATUS_NOT_FOUND, "MEMBER_NOT_FOUND", "member not found");
+    }
+    member_row_from_result(a, r, 0, 0, out);
+    PQclear(r);
+    return status_ok();
+}
+
+status_t member_row_save(db_t *db, const char *merchant_id, const char *tz, const member_row_t *m,
+                         int64_t tier_due_day) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);        /* 1 */
+    db_param_text(&p, m->id);              /* 2 */
+    db_param_text(&p, m->tier_id);         /* 3 */
+    db_param_text(&p, m->base_tier_id);    /* 4 */
+    db_param_text(&p, m->express_tier_id); /* 5 */
+    db_param_int(&p, m->period_value);     /* 6 */
+    db_param_int(&p, m->period_seq);       /* 7 */
+    db_param_int(&p, m->period_start);     /* 8 */
+    param_day(&p, m->period_end);          /* 9 */
+    db_param_int(&p, m->card_kind);        /* 10 */
+    db_param_text(&p, m->card_tier_id);    /* 11 */
+    db_param_text(&p, m->card_plan_id);    /* 12 */
+    if (m->card_kind == MEMBER_CARD(UNSPECIFIED)) {
+        db_param_null(&p); /* 13 */
+        db_param_null(&p); /* 14 */
+    } else {
+        db_param_int(&p, m->card_valid_from);
+        param_day(&p, m->card_valid_to);
+    }
+    db_param_text(&p, m->card_reason);          /* 15 */
+    db_param_text(&p, m->effective_tier_id);    /* 16 */
+    db_param_int(&p, m->effective_kind);        /* 17 */
+    db_param_int(&p, m->order_count);           /* 18 */
+    db_param_int(&p, m->total_spend_cents);     /* 19 */
+    db_param_int(&p, m->total_growth);          /* 20 */
+    param_instant(&p, m->first_order_at);       /* 21 */
+    param_instant(&p, m->last_order_at);        /* 22 */
+    db_param_int(&p, m->months_with_purchases); /* 23 */
+    db_param_int(&p, m->segment);               /* 24 */
+    db_param_int(&p, m->segment_since);         /* 25 */
+    param_day(&p, tier_due_day);                /* 26 */
+    param_instant(&p, m->segment_due_at);       /* 27 */
+    db_param_text(&p, tz);                      /* 28 */
+    return db_exec(
+        db,
+        "UPDATE members SET tier_id = nullif($3, ''), base_tier_id = nullif($4, ''), "
+        " express_tier_id = nullif($5, ''), period_value = $6, period_seq = $7, "
+        " period_start = " EPOCH " + $8::int, period_end = " EPOCH " + $9::int, "
+        " card_kind = $10, card_tier_id = nullif($11, ''), card_plan_id = nullif($12, ''), "
+        " card_valid_from = " EPOCH " + $13::int, card_valid_to = " EPOCH " + $14::int, "
+        " card_reason = $15, effective_tier_id = nullif($16, ''), effective_kind = $17, "
+        " order_count = $18, total_spend_cents = $19, total_growth = $20, "
+        " first_order_at = to_timestamp($21), last_order_at = to_timestamp($22), "
+        " months_with_purchases = $23, segment = $24, segment_since = to_timestamp($25), "
+        " tier_due_at = (" EPOCH " + $26::int)::timestamp AT TIME ZONE $28, "
+        " segment_due_at = to_timestamp($27) "
+        "WHERE merchant_id = $1 AND id = $2",
+        &p, NULL);
+}
+
+status_t member_due_lock(db_t *db, arena_t *a, const char *merchant_id, int64_t as_of, int limit,
+                         member_row_t **rows, char ***merchants, int *n) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_int(&p, as_of);
+    db_param_int(&p, limit);
+    PGresult *r = NULL;
+    status_t st;
+    if (merchant_id != NULL) {
+        db_param_text(&p, merchant_id);
+        st = db_exec(db,
+                     "SELECT " ROW_COLUMNS " FROM members WHERE merchant_id = $3 "
+                     " AND maintenance_due_at <= to_timestamp($1) "
+                     "ORDER BY maintenance_due_at LIMIT $2 FOR UPDATE SKIP LOCKED",
+                     &p, &r);
+    } else {
+        st = db_exec(db,
+                     "SELECT " ROW_COLUMNS " FROM members "
+                     "WHERE maintenance_due_at <= to_timestamp($1) "
+                     "ORDER BY maintenance_due_at LIMIT $2 FOR UPDATE SKIP LOCKED",
+                     &p, &r);
+    }
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    *n = PQntuples(r);
+    *rows = arena_alloc(a, (size_t)(*n ? *n : 1) * sizeof **rows);
+    *merchants = arena_alloc(a, (size_t)(*n ? *n : 1) * sizeof **merchants);
+    for (int i = 0; i < *n; i++) {
+        member_row_from_result(a, r, i, 0, &(*rows)[i]);
+        (*merchants)[i] = dup_col(a, r, i, ROW_MERCHANT_COLUMN);
+    }
+    PQclear(r);
+    return status_ok();
+}
+
+status_t member_reseg_rows(db_t *db, arena_t *a, const char *merchant_id, const char *after_id,
+                           int limit, member_row_t **rows, int *n) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_text(&p, after_id);
+    db_param_int(&p, limit);
+    PGresult *r = NULL;
+    status_t st = db_exec(db,
+                          "SELECT " ROW_COLUMNS " FROM members WHERE merchant_id = $1 AND id > $2 "
+                          "ORDER BY id LIMIT $3 FOR UPDATE",
+                          &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    *n = PQntuples(r);
+    *rows = arena_alloc(a, (size_t)(*n ? *n : 1) * sizeof **rows);
+    for (int i = 0; i < *n; i++) {
+        member_row_from_result(a, r, i, 0, &(*rows)[i]);
+    }
+    PQclear(r);
+    return status_ok();
+}
+
+/* ---- orders ---- */
+
+#define ORDER_COLUMNS                                                                              \
+    "order_id, member_id, spend_cents, growth_delta, returned_spend_cents, returned_growth, "      \
+    "fully_returned, period_seq, extract(epoch FROM ordered_at)::bigint, "                         \
+    "local_month - " EPOCH ", coalesce(old_tier_id, ''), coalesce(new_tier_id, ''), reason"
+
+status_t member_order_get(db_t *db, arena_t *a, const char *merchant_id, const char *order_id,
+                          bool for_update, member_order_t *out) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_text(&p, order_id);
+    PGresult *r = NULL;
+    status_t st = db_exec(db,
+                          for_update ? "SELECT " ORDER_COLUMNS " FROM orders "
+                                       "WHERE merchant_id = $1 AND order_id = $2 FOR UPDATE"
+                                     : "SELECT " ORDER_COLUMNS " FROM orders "
+                                       "WHERE merchant_id = $1 AND order_id = $2",
+                          &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    if (PQntuples(r) != 1) {
+        PQclear(r);
+        return status_make(STATUS_NOT_FOUND, "ORDER_NOT_FOUND", "order not recorded");
+    }
+    out->order_id = dup_col(a, r, 0, 0);
+    out->member_id = dup_col(a, r, 0, 1);
+    out->spend_cents = db_get_int(r, 0, 2);
+    out->growth_delta = db_get_int(r, 0, 3);
+    out->returned_spend_cents = db_get_int(r, 0, 4);
+    out->returned_growth = db_get_int(r, 0, 5);
+    out->fully_returned = db_get_bool(r, 0, 6);
+    out->period_seq = (int32_t)db_get_int(r, 0, 7);
+    out->ordered_at = db_get_int(r, 0, 8);
+    out->local_month = db_get_int(r, 0, 9);
+    out->old_tier_id = dup_col(a, r, 0, 10);
+    out->new_tier_id = dup_col(a, r, 0, 11);
+    out->reason = (Loyalty__V1__MemberTierChangeReason)db_get_int(r, 0, 12);
+    PQclear(r);
+    return status_ok();
+}
+
+status_t member_order_insert(db_t *db, const char *merchant_id, const member_order_t *o) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_text(&p, o->order_id);
+    db_param_text(&p, o->member_id);
+    db_param_int(&p, o->spend_cents);
+    db_param_int(&p, o->growth_delta);
+    db_param_int(&p, o->period_seq);
+    db_param_int(&p, o->ordered_at);
+    db_param_int(&p, o->local_month);
+    db_param_text(&p, o->old_tier_id);
+    db_param_text(&p, o->new_tier_id);
+    db_param_int(&p, o->reason);
+    status_t st = db_exec(db,
+                          "INSERT INTO orders (merchant_id, order_id, member_id, spend_cents, "
+                          " growth_delta, period_seq, ordered_at, local_month, old_tier_id, "
+                          " new_tier_id, reason) "
+                          "VALUES ($1, $2, $3, $4, $5, $6, to_timestamp($7), " EPOCH " + $8::int, "
+                          " nullif($9, ''), nullif($10, ''), $11)",
+                          &p, NULL);
+    if (st.code == STATUS_ALREADY_EXISTS) {
+        return status_make(STATUS_ALREADY_EXISTS, "ORDER_ALREADY_RECORDED",
+                           "order already recorded with other figures");
+    }
+    return st;
+}
+
+status_t member_order_set_returned(db_t *db, const char *merchant_id, const member_order_t *o) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_text(&p, o->order_id);
+    db_param_int(&p, o->returned_spend_cents);
+    db_param_int(&p, o->returned_growth);
+    db_param_bool(&p, o->fully_returned);
+    return db_exec(db,
+                   "UPDATE orders SET returned_spend_cents = $3, returned_growth = $4, "
+                   " fully_returned = $5 WHERE merchant_id = $1 AND order_id = $2",
+                   &p, NULL);
+}
+
+status_t member_order_max_spend(db_t *db, const char *merchant_id, const char *member_id,
+                                int32_t seq, int64_t *out) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_text(&p, member_id);
+    db_param_int(&p, seq);
+    PGresult *r = NULL;
+    status_t st = db_exec(db,
+                          "SELECT coalesce(max(spend_cents - returned_spend_cents), 0) "
+                          "FROM orders WHERE merchant_id = $1 AND member_id = $2 "
+                          " AND period_seq = $3",
+                          &p, &r);
+    if (status_is_ok(&st)) {
+        *out = db_get_int(r, 0, 0);
+        PQclear(r);
+    }
+    return st;
+}
+
+status_t member_order_first_last(db_t *db, const char *merchant_id, const char *member_id,
+                                 int64_t *first_at, int64_t *last_at) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_text(&p, member_id);
+    PGresult *r = NULL;
+    status_t st = db_exec(db,
+                          "SELECT coalesce(extract(epoch FROM min(ordered_at))::bigint, 0), "
+                          " coalesce(extract(epoch FROM max(ordered_at))::bigint, 0) "
+                          "FROM orders WHERE merchant_id = $1 AND member_id = $2 "
+                          " AND NOT fully_returned",
+                          &p, &r);
+    if (status_is_ok(&st)) {
+        *first_at = db_get_int(r, 0, 0);
+        *last_at = db_get_int(r, 0, 1);
+        PQclear(r);
+    }
+    return st;
+}
+
+status_t member_month_add(db_t *db, const char *merchant_id, const char *member_id,
+                          int64_t month_day, int delta, int *months_delta) {
+    assert(delta == 1 || delta == -1);
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_text(&p, member_id);
+    db_param_int(&p, month_day);
+    PGresult *r = NULL;
+    status_t st;
+    if (delta > 0) {
+        st = db_exec(db,
+                     "INSERT INTO order_months AS o (merchant_id, member_id, month, orders) "
+                     "VALUES ($1, $2, " EPOCH " + $3::int, 1) "
+                     "ON CONFLICT (merchant_id, member_id, month) "
+                     "DO UPDATE SET orders = o.orders + 1 RETURNING orders",
+                     &p, &r);
+    } else {
+        st = db_exec(db,
+                     "UPDATE order_months SET orders = orders - 1 "
+                     "WHERE merchant_id = $1 AND member_id = $2 AND month = " EPOCH " + $3::int "
+                     " AND orders > 0 RETURNING orders",
+                     &p, &r);
+    }
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    int64_t orders = PQntuples(r) == 1 ? db_get_int(r, 0, 0) : -1;
+    PQclear(r);
+    *months_delta = 0;
+    if (delta > 0 && orders == 1) {
+        *months_delta = 1;
+    } else if (delta < 0 && orders == 0) {
+        *months_delta = -1;
+        st = db_exec(db,
+                     "DELETE FROM order_months WHERE merchant_id = $1 AND member_id = $2 "
+                     " AND month = " EPOCH " + $3::int",
+                     &p, NULL);
+    }
+    return st;
+}
+
+/* ---- card purchases ---- */
+
+status_t member_purchase_get(db_t *db, arena_t *a, const char *merchant_id, const char *order_id,
+                             member_purchase_t *out) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_text(&p, order_id);
+    PGresult *r = NULL;
+    status_t st = db_exec(db,
+                          "SELECT order_id, member_id, plan_id, quantity, valid_from - " EPOCH
+                          ", valid_to - " EPOCH " FROM card_purchases "
+                          "WHERE merchant_id = $1 AND order_id = $2",
+                          &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    if (PQntuples(r) != 1) {
+        PQclear(r);
+        return status_make(STATUS_NOT_FOUND, "ORDER_NOT_FOUND", "no purchase for this order");
+    }
+    out->order_id = dup_col(a, r, 0, 0);
+    out->member_id = dup_col(a, r, 0, 1);
+    out->plan_id = dup_col(a, r, 0, 2);
+    out->quantity = (int32_t)db_get_int(r, 0, 3);
+    out->valid_from = db_get_int(r, 0, 4);
+    out->valid_to = db_get_int(r, 0, 5);
+    PQclear(r);
+    return status_ok();
+}
+
+status_t member_purchase_insert(db_t *db, const char *merchant_id, const member_purchase_t *pu) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_text(&p, pu->order_id);
+    db_param_text(&p, pu->member_id);
+    db_param_text(&p, pu->plan_id);
+    db_param_int(&p, pu->quantity);
+    db_param_int(&p, pu->valid_from);
+    db_param_int(&p, pu->valid_to);
+    status_t st = db_exec(db,
+                          "INSERT INTO card_purchases (merchant_id, order_id, member_id, plan_id, "
+                          " quantity, valid_from, valid_to) "
+                          "VALUES ($1, $2, $3, $4, $5, " EPOCH " + $6::int, " EPOCH " + $7::int)",
+                          &p, NULL);
+    if (st.code == STATUS_ALREADY_EXISTS) {
+        return status_make(STATUS_ALREADY_EXISTS, "ORDER_ALREADY_RECORDED",
+                           "order already recorded for another purchase");
+    }
+    return st;
+}
+
+/* ---- tier history ---- */
+
+status_t member_history_insert(db_t *db, const char *merchant_id, const member_history_t *h) {
+    char id[ID_MAX];
+    id_generate("tch", id);
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_text(&p, h->member_id);
+    db_param_text(&p, id);
+    db_param_text(&p, h->from_tier_id);
+    db_param_text(&p, h->to_tier_id);
+    db_param_text(&p, h->earned_tier_id);
+    db_param_int(&p, h->reason);
+    db_param_int(&p, h->card_kind);
+    db_param_text(&p, h->note ? h->note : "");
+    db_param_text(&p, h->order_id ? h->order_id : "");
+    db_param_int(&p, h->period_value);
+    return db_exec(db,
+                   "INSERT INTO tier_history (merchant_id, member_id, id, from_tier_id, "
+                   " to_tier_id, earned_tier_id, reason, card_kind, note, order_id, period_value) "
+                   "VALUES ($1, $2, $3, nullif($4, ''), nullif($5, ''), nullif($6, ''), $7, $8, "
+                   " $9, $10, $11)",
+                   &p, NULL);
+}
+
+status_t member_history_list(db_t *db, arena_t *a, const char *merchant_id, const char *member_id,
+                             const char *after_seq, int32_t limit,
+                             Loyalty__V1__MemberTierChange ***out, size_t *n,
+                             char last_seq[MEMBER_SEQ_MAX]) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_text(&p, member_id);
+    db_param_text(&p, after_seq);
+    db_param_int(&p, limit);
+    last_seq[0] = '\0';
+    PGresult *r = NULL;
+    /* seq follows the order of a member's changes; the cursor is the last seq returned. */
+    status_t st =
+        db_exec(db,
+                "SELECT id, coalesce(from_tier_id, ''), coalesce(to_tier_id, ''), "
+                " coalesce(earned_tier_id, ''), reason, card_kind, note, order_id, "
+                " period_value, extract(epoch FROM created_at)::bigint, seq "
+                "FROM tier_history WHERE merchant_id = $1 AND member_id = $2 "
+                " AND ($3 = '' OR seq < nullif($3, '')::bigint) ORDER BY seq DESC LIMIT $4",
+                &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    int rows = PQntuples(r);
+    *out = arena_alloc(a, (size_t)(rows ? rows : 1) * sizeof **out);
+    for (int i = 0; i < rows; i++) {
+        Loyalty__V1__MemberTierChange *c = pb_new(a, &loyalty__v1__member_tier_change__descriptor);
+        c->id = dup_col(a, r, i, 0);
+        c->member_id = arena_strdup(a, member_id);
+        c->from_tier = pb_new(a, &loyalty__v1__member_tier_ref__descriptor);
+        c->from_tier->id = dup_col(a, r, i, 1);
+        c->to_tier = pb_new(a, &loyalty__v1__member_tier_ref__descriptor);
+        c->to_tier->id = dup_col(a, r, i, 2);
+        c->earned_tier = pb_new(a, &loyalty__v1__member_tier_ref__descriptor);
+        c->earned_tier->id = dup_col(a, r, i, 3);
+        c->reason = (Loyalty__V1__MemberTierChangeReason)db_get_int(r, i, 4);
+        c->card_kind = (Loyalty__V1__MemberCardKind)db_get_int(r, i, 5);
+        c->note = dup_col(a, r, i, 6);
+        c->order_id = dup_col(a, r, i, 7);
+        c->period_value = db_get_int(r, i, 8);
+        c->at = db_get_int(r, i, 9);
+        (*out)[i] = c;
+        snprintf(last_seq, MEMBER_SEQ_MAX, "%s", db_get_str(r, i, 10));
+    }
+    *n = (size_t)rows;
+    PQclear(r);
+    return status_ok();
+}
+
+/* ---- counters ---- */
+
+#define MEMBER_COUNT_SHARDS 8
+
+int member_count_shard(const char *member_id) {
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (const char *s = member_id; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 16777619u;
+    }
+    return (int)(h % MEMBER_COUNT_SHARDS);
+}
+
+void member_counts_add(member_counts_t *c, int dim, const char *key, int shard, int64_t n) {
+    if (n == 0) {
+        return;
+    }
+    for (int i = 0; i < c->n; i++) {
+        member_count_delta_t *d = &c->d[i];
+        if (d->dim == dim && d->shard == shard && strcmp(d->key, key) == 0) {
+            d->n += n;
+            return;
+        }
+    }
+    /* Callers bound their batches (MAINTENANCE / IMPORT limits) well below this. */
+    assert(c->n < MEMBER_COUNT_DELTAS_MAX);
+    c->d[c->n++] = (member_count_delta_t){dim, key, shard, n};
+}
+
+static int delta_cmp(const void *x, const void *y) {
+    const member_count_delta_t *a = x, *b = y;
+    if (a->dim != b->dim) {
+        return a->dim < b->dim ? -1 : 1;
+    }
+    int k = strcmp(a->key, b->key);
+    if (k != 0) {
+        return k;
+    }
+    return a->shard < b->shard ? -1 : a->shard > b->shard;
+}
+
+status_t member_counts_flush(db_t *db, const char *merchant_id, member_counts_t *c) {
+    qsort(c->d, (size_t)c->n, sizeof c->d[0], delta_cmp);
+    status_t st = status_ok();
+    for (int i = 0; i < c->n && status_is_ok(&st); i++) {
+        const member_count_delta_t *d = &c->d[i];
+        if (d->n == 0) {
+            continue;
+        }
+        db_params_t p;
+        db_params_init(&p);
+        db_param_text(&p, merchant_id);
+        db_param_int(&p, d->dim);
+        db_param_text(&p, d->key);
+        db_param_int(&p, d->shard);
+        db_param_int(&p, d->n);
+        st = db_exec(db,
+                     "INSERT INTO counts AS c (merchant_id, dim, key, shard, n) "
+                     "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (merchant_id, dim, key, shard) "
+                     "DO UPDATE SET n = c.n + EXCLUDED.n",
+                     &p, NULL);
+    }
+    c->n = 0;
+    return st;
+}
+
+status_t member_counts_read(db_t *db, arena_t *a, const char *merchant_id,
+                            member_count_row_t **rows, int *n) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    PGresult *r = NULL;
+    status_t st = db_exec(db,
+                          "SELECT dim, key, sum(n)::bigint FROM counts WHERE merchant_id = $1 "
+                          "GROUP BY dim, key ORDER BY dim, key",
+                          &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    *n = PQntuples(r);
+    *rows = arena_alloc(a, (size_t)(*n ? *n : 1) * sizeof **rows);
+    for (int i = 0; i < *n; i++) {
+        (*rows)[i].dim = (int)db_get_int(r, i, 0);
+        (*rows)[i].key = dup_col(a, r, i, 1);
+        (*rows)[i].n = db_get_int(r, i, 2);
+    }
+    PQclear(r);
+    return status_ok();
+}
