@@ -274,10 +274,10 @@ static status_t check_compute_request(const Loyalty__V1__ReferralComputeRewardsR
     return status_ok();
 }
 
-/* Records a new event and its rewards. *recorded false: a concurrent call recorded the same
- * (event, reference) first, and the caller reads that one. */
+/* Records a new event and its rewards into `resp`. *recorded false: a concurrent call
+ * recorded the same (event, reference) first, and the caller reads that one. */
 static status_t record_event(rpc_ctx_t *ctx, const Loyalty__V1__ReferralComputeRewardsRequest *req,
-                             bool *recorded) {
+                             Loyalty__V1__ReferralComputeRewardsResponse *resp, bool *recorded) {
     Loyalty__V1__ReferralProgram *prog = NULL;
     status_t st = referral_store_program_get(ctx->db, ctx->arena, ctx->merchant_id, &prog);
     referral_member_row_t row;
@@ -303,8 +303,13 @@ static status_t record_event(rpc_ctx_t *ctx, const Loyalty__V1__ReferralComputeR
                                .purchase_number = attached && purchase ? row.purchase_count + 1 : 0,
                                .program_version = prog->version};
     st = referral_store_event_insert(ctx->db, ctx->merchant_id, &ev, ctx->now_s, recorded);
-    if (!status_is_ok(&st) || !*recorded || !attached) {
+    if (!status_is_ok(&st) || !*recorded) {
         return st;
+    }
+    resp->purchase_number = ev.purchase_number;
+    resp->rewards = arena_alloc(ctx->arena, sizeof *resp->rewards);
+    if (!attached) {
+        return st; /* recorded with no rewards, so that a retry returns the same */
     }
     st = purchase ? referral_store_member_set_purchases(ctx->db, ctx->merchant_id, req->member_id,
                                                         ev.purchase_number)
@@ -320,10 +325,10 @@ static status_t record_event(rpc_ctx_t *ctx, const Loyalty__V1__ReferralComputeR
                     LOYALTY__V1__REFERRAL_COMPUTE_REWARDS_REQUEST___HOLD_UNTIL_HOLD_UNTIL_AT;
     int64_t held_until =
         purchase ? referral_rules_hold_until(prog, has_hold, req->hold_until_at, ctx->now_s) : 0;
-    for (int i = 0; status_is_ok(&st) && i < n; i++) {
-        Loyalty__V1__ReferralReward *unused = NULL;
-        st = referral_store_reward_insert(ctx->db, ctx->arena, ctx->merchant_id, &ev, &specs[i],
-                                          held_until, ctx->now_s, &unused);
+    if (status_is_ok(&st) && n > 0) {
+        st =
+            referral_store_rewards_insert(ctx->db, ctx->arena, ctx->merchant_id, &ev, specs, n,
+                                          held_until, ctx->now_s, &resp->rewards, &resp->n_rewards);
     }
     return st;
 }
@@ -342,11 +347,12 @@ static status_t rpc_compute_rewards(rpc_ctx_t *ctx, const ProtobufCMessage *req_
                                   false, &ev, &found);
     if (status_is_ok(&st) && !found) {
         bool recorded = false;
-        st = record_event(ctx, req, &recorded);
-        if (status_is_ok(&st)) {
-            st = referral_store_event_get(ctx->db, ctx->arena, ctx->merchant_id, req->event,
-                                          req->reference, false, &ev, &found);
+        st = record_event(ctx, req, resp, &recorded);
+        if (!status_is_ok(&st) || recorded) {
+            return st;
         }
+        st = referral_store_event_get(ctx->db, ctx->arena, ctx->merchant_id, req->event,
+                                      req->reference, false, &ev, &found);
     }
     if (!status_is_ok(&st)) {
         return st;

@@ -633,27 +633,6 @@ static status_t reward_rows(db_t *db, arena_t *a, const char *sql, const db_para
     return status_ok();
 }
 
-/* Adds a reward's points to the beneficiary's counter of its level (levels 1..3; the welcome
- * is not brought by a downline). The row exists once the downline member was attached; the
- * upsert only guards against a missing one. */
-static status_t stats_add_reward(db_t *db, const char *merchant_id, const char *member_id,
-                                 int level, int64_t points) {
-    if (level < 1) {
-        return status_ok();
-    }
-    db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, member_id);
-    db_param_int(&p, level);
-    db_param_int(&p, points);
-    return db_exec(db,
-                   "INSERT INTO downline_stats (merchant_id, member_id, level, reward_points) "
-                   "VALUES ($1, $2, $3, $4) ON CONFLICT (merchant_id, member_id, level) "
-                   "DO UPDATE SET reward_points = downline_stats.reward_points + $4",
-                   &p, NULL);
-}
-
 /* Adds reversed points to the counter the reward's points went to (so the row exists). */
 static status_t stats_add_reversed(db_t *db, const char *merchant_id, const char *member_id,
                                    int level, int64_t points) {
@@ -672,53 +651,82 @@ static status_t stats_add_reversed(db_t *db, const char *merchant_id, const char
                    &p, NULL);
 }
 
-status_t referral_store_reward_insert(db_t *db, arena_t *a, const char *merchant_id,
-                                      const referral_event_row_t *ev,
-                                      const referral_reward_spec_t *spec, int64_t held_until_s,
-                                      int64_t now_s, Loyalty__V1__ReferralReward **out) {
-    char id[ID_MAX];
-    id_generate("rwd", id);
+/* A text[] literal of integers. */
+static char *int_array(arena_t *a, const int64_t *v, int n) {
+    char **items = arena_alloc(a, ((size_t)n + 1) * sizeof *items);
+    for (int i = 0; i < n; i++) {
+        items[i] = arena_printf(a, "%lld", (long long)v[i]);
+    }
+    return pgarray_encode(a, items, (size_t)n);
+}
+
+/* One statement for all of an event's rewards: the reward rows and, for levels 1..3, the
+ * beneficiaries' counters (rows taken in level order, the order every counter update uses;
+ * a beneficiary appears once per event, so no counter row is hit twice). */
+#define REWARDS_INSERT_SQL                                                                         \
+    "WITH u AS (SELECT * FROM unnest($8::text[], $9::text[], $10::bigint[], $11::bigint[], "       \
+    "  $12::bigint[], $13::bigint[], $14::bigint[], $15::boolean[]) "                              \
+    "  AS u(id, beneficiary, level, rule, points, base_cents, rule_bps, capped)), "                \
+    "ins AS (INSERT INTO rewards (merchant_id, id, event, reference, source_member_id, "           \
+    "  beneficiary_id, level, rule, points, base_cents, rule_bps, capped, grant_now, state, "      \
+    "  held_until, granted_points, created_at, granted_at) "                                       \
+    " SELECT $1, u.id, $2, $3, $4, u.beneficiary, u.level, u.rule, u.points, u.base_cents, "       \
+    "  u.rule_bps, u.capped, $5, CASE WHEN $5 THEN 2 ELSE 1 END, to_timestamp($6), "               \
+    "  CASE WHEN $5 THEN u.points ELSE 0 END, to_timestamp($7), "                                  \
+    "  CASE WHEN $5 THEN to_timestamp($7) END FROM u "                                             \
+    " RETURNING " REWARD_COLUMNS "), "                                                             \
+    "stats AS (INSERT INTO downline_stats (merchant_id, member_id, level, reward_points) "         \
+    " SELECT $1, u.beneficiary, u.level, u.points FROM u WHERE u.level > 0 ORDER BY u.level "      \
+    " ON CONFLICT (merchant_id, member_id, level) DO UPDATE "                                      \
+    " SET reward_points = downline_stats.reward_points + excluded.reward_points) "                 \
+    "SELECT * FROM ins ORDER BY level"
+
+status_t referral_store_rewards_insert(db_t *db, arena_t *a, const char *merchant_id,
+                                       const referral_event_row_t *ev,
+                                       const referral_reward_spec_t *specs, int n,
+                                       int64_t held_until_s, int64_t now_s,
+                                       Loyalty__V1__ReferralReward ***out, size_t *n_out) {
+    char **ids = arena_alloc(a, ((size_t)n + 1) * sizeof *ids);
+    char **who = arena_alloc(a, ((size_t)n + 1) * sizeof *who);
+    char **capped = arena_alloc(a, ((size_t)n + 1) * sizeof *capped);
+    int64_t level[REFERRAL_REWARDS_PER_EVENT_MAX], rule[REFERRAL_REWARDS_PER_EVENT_MAX],
+        points[REFERRAL_REWARDS_PER_EVENT_MAX], base[REFERRAL_REWARDS_PER_EVENT_MAX],
+        bps[REFERRAL_REWARDS_PER_EVENT_MAX];
+    for (int i = 0; i < n && i < REFERRAL_REWARDS_PER_EVENT_MAX; i++) {
+        char id[ID_MAX];
+        id_generate("rwd", id);
+        ids[i] = arena_strdup(a, id);
+        who[i] = (char *)specs[i].beneficiary_id;
+        capped[i] = specs[i].capped ? "t" : "f";
+        level[i] = specs[i].level;
+        rule[i] = specs[i].rule;
+        points[i] = specs[i].points;
+        base[i] = specs[i].base_cents;
+        bps[i] = specs[i].rule_bps;
+    }
     bool grant_now = held_until_s == 0;
     db_params_t p;
     db_params_init(&p);
     db_param_text(&p, merchant_id);
-    db_param_text(&p, id);
     db_param_int(&p, ev->event);
     db_param_text(&p, ev->reference);
     db_param_text(&p, ev->member_id);
-    db_param_text(&p, spec->beneficiary_id);
-    db_param_int(&p, spec->level);
-    db_param_int(&p, spec->rule);
-    db_param_int(&p, spec->points);
-    db_param_int(&p, spec->base_cents);
-    db_param_int(&p, spec->rule_bps);
-    db_param_bool(&p, spec->capped);
     db_param_bool(&p, grant_now);
-    db_param_int(&p, grant_now ? REFERRAL_STATE_GRANTED : REFERRAL_STATE_HELD);
     if (grant_now) {
         db_param_null(&p);
     } else {
         db_param_int(&p, held_until_s);
     }
-    db_param_int(&p, grant_now ? spec->points : 0);
     db_param_int(&p, now_s);
-    Loyalty__V1__ReferralReward **rows = NULL;
-    size_t n = 0;
-    status_t st = reward_rows(
-        db, a,
-        "INSERT INTO rewards (merchant_id, id, event, reference, source_member_id, "
-        " beneficiary_id, level, rule, points, base_cents, rule_bps, capped, grant_now, state, "
-        " held_until, granted_points, created_at, granted_at) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, "
-        " to_timestamp($15), $16, to_timestamp($17), "
-        " CASE WHEN $13 THEN to_timestamp($17) END) "
-        "RETURNING " REWARD_COLUMNS,
-        &p, &rows, &n);
-    if (!status_is_ok(&st)) {
-        return st;
-    }
-    *out = rows[0];
-    return stats_add_reward(db, merchant_id, spec->beneficiary_id, spec->level, spec->points);
+    db_param_text(&p, pgarray_encode(a, ids, (size_t)n));
+    db_param_text(&p, pgarray_encode(a, who, (size_t)n));
+    db_param_text(&p, int_array(a, level, n));
+    db_param_text(&p, int_array(a, rule, n));
+    db_param_text(&p, int_array(a, points, n));
+    db_param_text(&p, int_array(a, base, n));
+    db_param_text(&p, int_array(a, bps, n));
+    db_param_text(&p, pgarray_encode(a, capped, (size_t)n));
+    return reward_rows(db, a, REWARDS_INSERT_SQL, &p, out, n_out);
 }
 
 status_t referral_store_event_rewards(db_t *db, arena_t *a, const char *merchant_id, int event,

@@ -127,12 +127,14 @@ status_t referral_store_event_insert(db_t *db, const char *merchant_id,
 status_t referral_store_event_set_share(db_t *db, const char *merchant_id, int event,
                                         const char *reference, int32_t share_bps);
 
-/** Stores one reward of an event (HELD until held_until_s, or GRANTED at once when it is 0)
- *  and adds its points to the beneficiary's counter of that level (levels 1..3). */
-status_t referral_store_reward_insert(db_t *db, arena_t *a, const char *merchant_id,
-                                      const referral_event_row_t *ev,
-                                      const referral_reward_spec_t *spec, int64_t held_until_s,
-                                      int64_t now_s, Loyalty__V1__ReferralReward **out);
+/** Stores the rewards of an event (HELD until held_until_s, or GRANTED at once when it is 0)
+ *  and adds their points to the beneficiaries' counters of levels 1..3, in one statement.
+ *  *out receives the stored rewards in level order. */
+status_t referral_store_rewards_insert(db_t *db, arena_t *a, const char *merchant_id,
+                                       const referral_event_row_t *ev,
+                                       const referral_reward_spec_t *specs, int n,
+                                       int64_t held_until_s, int64_t now_s,
+                                       Loyalty__V1__ReferralReward ***out, size_t *n_out);
 
 /** Every reward of an event in level order; with for_update they stay locked. */
 status_t referral_store_event_rewards(db_t *db, arena_t *a, const char *merchant_id, int event,

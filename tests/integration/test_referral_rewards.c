@@ -7,6 +7,7 @@
 
 #include <pthread.h>
 #include <time.h>
+#include <unistd.h>
 
 static svc_proc_t svc;
 static arena_t arena;
@@ -580,4 +581,69 @@ Test(referral_rewards, requests_are_validated) {
     assert_status(rc_invoke(&C, "GetReferralProgram", &g.base, &resp), STATUS_OK, "");
     cr_assert_not(((Loyalty__V1__ReferralGetProgramResponse *)resp)->program->enabled);
     cr_assert_eq(((Loyalty__V1__ReferralGetProgramResponse *)resp)->program->version, 0);
+}
+
+static status_t list_rewards(const char *member, int32_t size, const char *cursor,
+                             Loyalty__V1__ReferralListRewardsResponse **out) {
+    Loyalty__V1__ReferralListRewardsRequest req = LOYALTY__V1__REFERRAL_LIST_REWARDS_REQUEST__INIT;
+    Loyalty__V1__PageRequest page = LOYALTY__V1__PAGE_REQUEST__INIT;
+    page.page_size = size;
+    page.cursor = (char *)cursor;
+    req.merchant_id = (char *)C.merchant;
+    req.beneficiary_member_id = (char *)member;
+    req.page = &page;
+    ProtobufCMessage *resp = NULL;
+    status_t st = rc_invoke(&C, "ListRewards", &req.base, &resp);
+    if (out) {
+        *out = status_is_ok(&st) ? (Loyalty__V1__ReferralListRewardsResponse *)resp : NULL;
+    }
+    return st;
+}
+
+Test(referral_rewards, list_rewards_pages_newest_first) {
+    /* Goal: a beneficiary's rewards come newest first in stable pages, each exactly once,
+     * with their current state; other members' rewards never appear. */
+    start("list", NULL);
+    chain();
+    assert_status(rc_compute(&C, EV_REG, "mbr_d", 0, "reg-d", NULL), STATUS_OK, "");
+    for (int i = 0; i < 5; i++) {
+        char ref[16];
+        snprintf(ref, sizeof ref, "o%d", i);
+        usleep(2000); /* ids order by millisecond: keep the rewards in distinct ones */
+        assert_status(rc_compute(&C, EV_BUY, "mbr_d", 1000 * (i + 1), ref, NULL), STATUS_OK, "");
+    }
+    assert_status(rc_reverse(&C, EV_BUY, "o4", 10000, NULL), STATUS_OK, "");
+    /* c has 6 rewards: the registration and five purchases (50, 100, 150, 200, 250 points). */
+    const char *refs[] = {"o4", "o3", "o2", "o1", "o0", "reg-d"};
+    const char *cursor = "";
+    int seen = 0;
+    for (int pages = 0; pages < 6; pages++) {
+        Loyalty__V1__ReferralListRewardsResponse *r = NULL;
+        assert_status(list_rewards("mbr_c", 4, cursor, &r), STATUS_OK, "");
+        for (size_t i = 0; i < r->n_rewards; i++) {
+            cr_assert_lt(seen, 6);
+            cr_assert_str_eq(r->rewards[i]->reference, refs[seen]);
+            cr_assert_str_eq(r->rewards[i]->beneficiary_member_id, "mbr_c");
+            if (seen == 0) {
+                cr_assert_eq(r->rewards[i]->points, 250);
+                cr_assert_eq(r->rewards[i]->reversed_points, 250, "the current state");
+            }
+            seen++;
+        }
+        cursor = r->page_info->next_cursor;
+        if (cursor[0] == '\0') {
+            break;
+        }
+    }
+    cr_assert_eq(seen, 6);
+    Loyalty__V1__ReferralListRewardsResponse *d = NULL;
+    assert_status(list_rewards("mbr_d", 0, "", &d), STATUS_OK, "");
+    cr_assert_eq(d->n_rewards, 1, "d only has its welcome");
+    cr_assert_eq(d->rewards[0]->level, 0);
+    assert_status(list_rewards("", 0, "", NULL), STATUS_INVALID_ARGUMENT,
+                  "INVALID_BENEFICIARY_MEMBER_ID");
+    assert_status(list_rewards("mbr_c", 501, "", NULL), STATUS_INVALID_ARGUMENT,
+                  "INVALID_PAGE_PAGE_SIZE");
+    assert_status(list_rewards("mbr_c", 10, "garbage!", NULL), STATUS_INVALID_ARGUMENT,
+                  "INVALID_PAGE_CURSOR");
 }

@@ -8,6 +8,7 @@
 #include "grpc/health/v1/health.pb-c.h"
 
 #include <pthread.h>
+#include <unistd.h>
 
 static svc_proc_t svc;
 static arena_t arena;
@@ -188,6 +189,7 @@ Test(referral_tree, upline_and_downline_with_counts_and_paging) {
     rc_link(&C, "mbr_e", "mbr_d"); /* a is 4 levels above e: beyond the tree */
     const char *direct[] = {"mbr_p1", "mbr_p2", "mbr_p3", "mbr_p4"};
     for (int i = 0; i < 4; i++) {
+        usleep(2000); /* ids order by millisecond: keep the attachments in distinct ones */
         rc_link(&C, direct[i], "mbr_a");
     }
     Loyalty__V1__ReferralGetUplineResponse *up = NULL;
@@ -369,4 +371,48 @@ Test(referral_tree, merchants_are_isolated) {
     cr_assert_eq(rc_sql_int("SELECT reversed_points FROM referral.rewards WHERE merchant_id = $1",
                             C.merchant, NULL),
                  0, "m2's reversal left m1's reward alone");
+}
+
+typedef struct code_arg {
+    const char *addr, *merchant;
+    status_t st;
+    char code[16];
+} code_arg_t;
+
+static void *code_main(void *p) {
+    code_arg_t *a = p;
+    arena_t ar;
+    arena_init(&ar);
+    rc_t c = {.addr = a->addr, .merchant = a->merchant, .arena = &ar};
+    Loyalty__V1__ReferralGetCodeResponse *r = NULL;
+    a->st = rc_get_code(&c, "mbr_popular", &r);
+    if (status_is_ok(&a->st)) {
+        snprintf(a->code, sizeof a->code, "%s", r->code);
+    }
+    arena_free(&ar);
+    return NULL;
+}
+
+Test(referral_tree, parallel_first_calls_agree_on_one_code) {
+    /* Goal: 20 clients asking for a new member's code at once all get the same code, and
+     * one row exists. */
+    start("codes");
+    enum { N = 20 };
+    pthread_t threads[N];
+    code_arg_t args[N];
+    for (int i = 0; i < N; i++) {
+        args[i] = (code_arg_t){.addr = C.addr, .merchant = C.merchant};
+        cr_assert_eq(pthread_create(&threads[i], NULL, code_main, &args[i]), 0);
+    }
+    for (int i = 0; i < N; i++) {
+        pthread_join(threads[i], NULL);
+    }
+    for (int i = 0; i < N; i++) {
+        assert_status(args[i].st, STATUS_OK, "");
+        cr_assert_str_eq(args[i].code, args[0].code);
+    }
+    cr_assert_eq(rc_sql_int("SELECT count(*) FROM referral.referral_members "
+                            "WHERE merchant_id = $1",
+                            C.merchant, NULL),
+                 1);
 }
