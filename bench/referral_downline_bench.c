@@ -31,6 +31,7 @@
 
 static const char *g_addr;
 static char g_merchant[64];
+static char g_big[16]; /* "100k": the size of the big downline, for labels */
 
 static int64_t now_us(void) {
     struct timespec ts;
@@ -223,9 +224,9 @@ static void compare_first_page(const char *what, int32_t size, int samples, int6
     char label[96];
     snprintf(label, sizeof label, "ListDownline 1k, %s (anchor)", what);
     report(label, small, samples);
-    snprintf(label, sizeof label, "ListDownline 100k, %s", what);
+    snprintf(label, sizeof label, "ListDownline %s, %s", g_big, what);
     report(label, big, samples);
-    printf("  ratio 100k / 1k, p50: %.2f\n",
+    printf("  ratio %s / 1k, p50: %.2f\n", g_big,
            (double)p50(big, samples) / (double)p50(small, samples));
 }
 
@@ -259,7 +260,7 @@ static void time_deep_pages(const char *top, int pages, int64_t *us) {
         cursor = r->page_info->next_cursor;
     }
     char what[96];
-    snprintf(what, sizeof what, "ListDownline 100k, pages 1..%d of 50 (%lld members)", n,
+    snprintf(what, sizeof what, "ListDownline %s, pages 1..%d of 50 (%lld members)", g_big, n,
              (long long)members);
     report(what, us, n);
     arena_free(&a);
@@ -277,7 +278,9 @@ static void time_upline(const char *leaf, int samples, int64_t *us) {
         us[i] = now_us() - t;
         arena_free(&a);
     }
-    report("GetUpline of a member of the 100k", us, samples);
+    char what[64];
+    snprintf(what, sizeof what, "GetUpline of a member of the %s", g_big);
+    report(what, us, samples);
 }
 
 static void time_sql_count(PGconn *pg, const char *top, int samples, int64_t *us) {
@@ -290,7 +293,9 @@ static void time_sql_count(PGconn *pg, const char *top, int samples, int64_t *us
             2, p);
         us[i] = now_us() - t;
     }
-    report("SQL count(*) of the 100k (no counters; anchor)", us, samples);
+    char what[64];
+    snprintf(what, sizeof what, "SQL count(*) of the %s (no counters; anchor)", g_big);
+    report(what, us, samples);
 }
 
 /* Attaches `samples` new members below `top` and then a purchase by each. */
@@ -316,7 +321,9 @@ static void time_attach_and_compute(const char *top, int samples, int64_t *us) {
         must(call("AttachReferral", &req.base, &a, NULL), "AttachReferral");
         us[i] = now_us() - t;
     }
-    report("AttachReferral below the 100k referrer", us, samples);
+    char what[64];
+    snprintf(what, sizeof what, "AttachReferral below the %s referrer", g_big);
+    report(what, us, samples);
     for (int i = 0; i < samples; i++) {
         snprintf(id, sizeof id, "new-%d", i);
         snprintf(key, sizeof key, "compute-%d", i);
@@ -364,6 +371,13 @@ int main(int argc, char **argv) {
     arena_t a;
     arena_init(&a);
     set_program(&a);
+    if (members % 1000000 == 0) {
+        snprintf(g_big, sizeof g_big, "%dM", members / 1000000);
+    } else if (members % 1000 == 0) {
+        snprintf(g_big, sizeof g_big, "%dk", members / 1000);
+    } else {
+        snprintf(g_big, sizeof g_big, "%d", members);
+    }
     int64_t t = now_us();
     seed(pg, &a, "top-big", "b", members);
     seed(pg, &a, "top-small", "s", 1000);
