@@ -327,6 +327,18 @@ static bool record_result(gw_saga_t *x, gw_call_t *c, gw_step_t *rec) {
     return false;
 }
 
+/* Calls wait for their service to be reachable until their deadline: after a timeout, trying
+ * again within the same request only makes the caller wait longer (the recovery job or the
+ * caller's retry takes it from here). */
+static bool timed_out(const gw_call_t *calls, int n) {
+    for (int i = 0; i < n; i++) {
+        if (calls[i].status.code == STATUS_DEADLINE_EXCEEDED) {
+            return true;
+        }
+    }
+    return false;
+}
+
 status_t gw_steps(gw_saga_t *x, gw_call_t *calls, int n) {
     assert(n >= 0 && n <= GW_GROUP_MAX);
     gw_step_t *rec[GW_GROUP_MAX];
@@ -391,7 +403,7 @@ status_t gw_steps(gw_saga_t *x, gw_call_t *calls, int n) {
             }
         }
         if (to_run == 0 || attempt >= GW_TRANSIENT_ATTEMPTS_IN_REQUEST ||
-            rpc_ctx_remaining_ms(x->ctx) <= gw_retry_delay_ms(attempt)) {
+            rpc_ctx_remaining_ms(x->ctx) <= gw_retry_delay_ms(attempt) || timed_out(calls, n)) {
             break;
         }
         sleep_ms(gw_retry_delay_ms(attempt));
@@ -438,6 +450,7 @@ status_t gw_read(gw_saga_t *x, gw_call_t *c) {
             return c->status;
         }
         if (gw_classify(&c->status) == GW_ERR_PERMANENT ||
+            c->status.code == STATUS_DEADLINE_EXCEEDED ||
             attempt >= GW_TRANSIENT_ATTEMPTS_IN_REQUEST ||
             rpc_ctx_remaining_ms(x->ctx) <= gw_retry_delay_ms(attempt)) {
             return c->status;
