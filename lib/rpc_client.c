@@ -258,7 +258,7 @@ static void call_start(pending_t *p, grpc_completion_queue *cq, gpr_timespec dea
     grpc_op ops[6];
     memset(ops, 0, sizeof ops);
     ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-    ops[0].flags = opts && opts->fail_fast ? 0 : GRPC_INITIAL_METADATA_WAIT_FOR_READY;
+    ops[0].flags = opts && opts->wait_for_ready ? GRPC_INITIAL_METADATA_WAIT_FOR_READY : 0;
     ops[0].data.send_initial_metadata.count = md_count;
     ops[0].data.send_initial_metadata.metadata = p->send_md;
     ops[1].op = GRPC_OP_SEND_MESSAGE;

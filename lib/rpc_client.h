@@ -38,10 +38,12 @@ typedef struct rpc_call_opts {
     int64_t timeout_ms;      /* 0 = the default */
     const char *request_id;  /* NULL = the served call's, or a new one */
     const char *auth_token;  /* NULL = the default; "" = send none */
-    /* By default a call waits (until its deadline) for the channel to connect, so that a
-     * service restarting or not yet reachable is waited for, and the waiting itself drives the
-     * reconnection. fail_fast answers UNAVAILABLE at once instead (health probes). */
-    bool fail_fast;
+    /* By default a call fails UNAVAILABLE at once when its peer cannot be reached (a dead
+     * dependency is reported, not waited for). In a server process the workers' polling keeps
+     * reconnecting channels in the background, so a restarted peer is reached again within
+     * the reconnect back-off (at most 2 s). wait_for_ready waits for the peer until the
+     * deadline instead. */
+    bool wait_for_ready;
     size_t extra_count;      /* further metadata (lowercase keys) */
     const char *extra_keys[RPC_EXTRA_METADATA_MAX];
     const char *extra_values[RPC_EXTRA_METADATA_MAX];

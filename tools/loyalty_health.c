@@ -20,7 +20,7 @@ static int check_once(const char *addr, const char *service, bool quiet) {
     Grpc__Health__V1__HealthCheckRequest req = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
     req.service = (char *)service;
     ProtobufCMessage *resp = NULL;
-    rpc_call_opts_t opts = {.timeout_ms = 1000, .fail_fast = true};
+    rpc_call_opts_t opts = {.timeout_ms = 1000};
     status_t st = rpc_call(rpc_channel_get(addr), &grpc__health__v1__health__descriptor, "Check",
                            &req.base, &arena, &resp, &opts);
     int rc = 1;

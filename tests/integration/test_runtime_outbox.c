@@ -21,17 +21,27 @@ static arena_t arena;
 static db_t *db;
 static cache_t *cache;
 
+/* Each test gets its own schema: a publisher takes every unpublished row of its outbox, and
+ * the tests run in parallel, each with its own Redis. */
+static char schema[32];
+
 static void setup(void) {
     harness_init();
     arena_init(&arena);
     harness_redis_start(&redis);
-    db = db_create(harness_pg_dsn(), "runtime_test", "outbox-test", 10000);
+    char suffix[9];
+    id_random_token("abcdefghijklmnopqrstuvwxyz", 8, suffix);
+    snprintf(schema, sizeof schema, "outbox_test_%s", suffix);
+    db = db_create(harness_pg_dsn(), schema, "outbox-test", 10000);
     status_t st = db_migrate(db, runtime_migrations, NULL);
     cr_assert(status_is_ok(&st), "%s", st.message);
     cache = cache_create(redis.url, 60);
 }
 
 static void teardown(void) {
+    char drop[96];
+    snprintf(drop, sizeof drop, "DROP SCHEMA %s CASCADE", schema);
+    (void)db_exec_script(db, drop);
     cache_destroy(cache);
     db_destroy(db);
     harness_redis_stop(&redis);
@@ -153,7 +163,7 @@ typedef struct racer {
 
 static void *racer_main(void *p) {
     racer_t *r = p;
-    db_t *d = db_create(harness_pg_dsn(), "runtime_test", "outbox-test", 10000);
+    db_t *d = db_create(harness_pg_dsn(), schema, "outbox-test", 10000);
     cache_t *c = cache_create(redis.url, 60);
     int64_t n = 0;
     for (int round = 0; round < 50; round++) {

@@ -128,7 +128,7 @@ bool harness_is_serving(const char *addr) {
     arena_init(&arena);
     Grpc__Health__V1__HealthCheckRequest req = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
     ProtobufCMessage *resp = NULL;
-    rpc_call_opts_t opts = {.timeout_ms = 500, .fail_fast = true};
+    rpc_call_opts_t opts = {.timeout_ms = 500};
     status_t st = rpc_call(rpc_channel_get(addr), &grpc__health__v1__health__descriptor, "Check",
                            &req.base, &arena, &resp, &opts);
     bool serving = status_is_ok(&st) &&
