@@ -18,6 +18,12 @@ int64_t wallet_member_balance(const wallet_member_t *m) {
            m->acc[1].debits_posted;
 }
 
+void wallet_member_due(wallet_member_t *m, int64_t at) {
+    if (at != 0 && at < m->next_due_at) {
+        m->next_due_at = at;
+    }
+}
+
 int64_t wallet_member_held(const wallet_member_t *m) {
     return m->acc[0].debits_pending + m->acc[1].debits_pending;
 }
@@ -62,6 +68,7 @@ wallet_member_t *wallet_tx_member(wallet_tx_t *tx, const char *member_id) {
     wallet_member_t *m = arena_alloc(tx->arena, sizeof *m);
     m->member_id = arena_strdup(tx->arena, member_id);
     m->shard = wallet_shard(member_id);
+    m->next_due_at = m->next_due_loaded = WALLET_DUE_NEVER;
     tx->members =
         grow(tx->arena, tx->members, &tx->cap_members, tx->n_members + 1, sizeof *tx->members);
     tx->members[tx->n_members++] = m;
@@ -165,6 +172,7 @@ void wallet_post_member(wallet_tx_t *tx, wallet_member_t *m, int code, wallet_lo
             }
         } else {
             lot->credited += amount;
+            wallet_member_due(m, lot->expires_at); /* money available until it lapses */
         }
         assert(wallet_lot_available(lot) >= 0);
     }
@@ -188,6 +196,7 @@ void wallet_release_pending(wallet_tx_t *tx, wallet_member_t *m, int code, walle
     if (lot != NULL) {
         assert(lot->held >= amount);
         lot->held -= amount;
+        wallet_member_due(m, lot->expires_at); /* released money may lapse */
     }
     int c = merchant_code - WALLET_ACC_TOP_UP_FUNDING;
     assert(c >= 0 && c < WALLET_MERCHANT_CODES);

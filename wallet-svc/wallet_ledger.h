@@ -32,7 +32,16 @@ typedef struct wallet_member {
     bool exists; /* the account rows exist (a wallet with no history has none) */
     wallet_account_t acc[2];
     wallet_account_t loaded[2]; /* as read, for the deltas to write */
+    /* When the wallet next has something to settle (migrations/002_next_due.sql): lowered by
+     * every posting that makes money available in a lot with an expiry, and by new holds. */
+    int64_t next_due_at;
+    int64_t next_due_loaded;
 } wallet_member_t;
+
+#define WALLET_DUE_NEVER INT64_MAX
+
+/** Lowers the member's next_due_at to `at` (0 = no deadline: ignored). */
+void wallet_member_due(wallet_member_t *m, int64_t at);
 
 /** The account of a member by code (WALLET_ACC_PRINCIPAL / _BONUS). */
 wallet_account_t *wallet_member_account(wallet_member_t *m, int code);

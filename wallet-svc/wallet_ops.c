@@ -42,14 +42,9 @@ static bool lot_lapsed(const wallet_lot_t *lot, int64_t now) {
 /* Releases every reserved part of a pending hold into a transfer of `kind` (VOID or
  * HOLD_EXPIRY) and gives the hold its final state. */
 static status_t release_hold(const wallet_env_t *e, wallet_tx_t *tx, wallet_member_t *m,
-                             wallet_hold_row_t *h, int kind, int final_state) {
+                             wallet_hold_row_t *h, const wallet_hold_part_t *parts, int n, int kind,
+                             int final_state) {
     assert(h->state == WALLET_HOLD_PENDING);
-    wallet_hold_part_t *parts = NULL;
-    int n = 0;
-    status_t st = wallet_store_hold_parts(e->db, tx, e->merchant_id, h, &parts, &n);
-    if (!status_is_ok(&st)) {
-        return st;
-    }
     wallet_xfer_t *x = wallet_xfer_begin(tx, kind, m);
     x->hold_id = h->id;
     x->reference = h->reference;
@@ -69,7 +64,14 @@ static status_t settle_holds(const wallet_env_t *e, wallet_tx_t *tx, wallet_memb
     status_t st =
         wallet_store_holds_due(e->db, tx->arena, e->merchant_id, m->member_id, e->now, &holds, &n);
     for (int i = 0; i < n && status_is_ok(&st); i++) {
-        st = release_hold(e, tx, m, &holds[i], WALLET_XFER_HOLD_EXPIRY, WALLET_HOLD_EXPIRED);
+        wallet_hold_row_t h;
+        wallet_hold_part_t *parts = NULL;
+        int n_parts = 0;
+        st = wallet_store_hold_load(e->db, tx, e->merchant_id, holds[i].id, &h, &parts, &n_parts);
+        if (status_is_ok(&st)) {
+            st = release_hold(e, tx, m, &h, parts, n_parts, WALLET_XFER_HOLD_EXPIRY,
+                              WALLET_HOLD_EXPIRED);
+        }
     }
     if (!status_is_ok(&st)) {
         return st;
@@ -88,8 +90,7 @@ static status_t expire_lots(const wallet_env_t *e, wallet_tx_t *tx, wallet_membe
     if (!status_is_ok(&st) || n == 0) {
         return st;
     }
-    wallet_xfer_t *x = wallet_xfer_begin(tx, WALLET_XFER_DEPOSIT_EXPIRY, m);
-    (void)x;
+    wallet_xfer_begin(tx, WALLET_XFER_DEPOSIT_EXPIRY, m);
     int64_t by_kind[2] = {0, 0};
     for (int i = 0; i < n; i++) {
         int64_t avail = wallet_lot_available(lots[i]);
@@ -115,20 +116,21 @@ static status_t expire_lots(const wallet_env_t *e, wallet_tx_t *tx, wallet_membe
     return status_ok();
 }
 
-static status_t settle(const wallet_env_t *e, wallet_tx_t *tx, wallet_member_t *m) {
-    bool holds_due = false;
-    bool lots_due = false;
-    status_t st =
-        wallet_store_member_due(e->db, e->merchant_id, m->member_id, e->now, &holds_due, &lots_due);
-    if (!status_is_ok(&st)) {
-        return st;
+/* Settles a locked wallet when its next_due_at has passed (or always, with force): releases
+ * holds past their TTL, expires lapsed lots, then computes next_due_at afresh. */
+static status_t settle(const wallet_env_t *e, wallet_tx_t *tx, wallet_member_t *m, bool force) {
+    if (!m->exists || (!force && m->next_due_at > e->now)) {
+        return status_ok();
     }
-    if (holds_due) {
-        st = settle_holds(e, tx, m);
-        lots_due = true; /* released money may have lapsed */
-    }
-    if (status_is_ok(&st) && lots_due) {
+    status_t st = settle_holds(e, tx, m);
+    if (status_is_ok(&st)) {
         st = expire_lots(e, tx, m, e->now, NULL, NULL);
+    }
+    if (status_is_ok(&st)) {
+        st = wallet_store_flush(e->db, e->merchant_id, tx);
+    }
+    if (status_is_ok(&st)) {
+        st = wallet_store_next_due(e->db, e->merchant_id, m->member_id, &m->next_due_at);
     }
     return st;
 }
@@ -146,19 +148,16 @@ static status_t open_wallet(const wallet_env_t *e, wallet_tx_t *tx, const char *
     wallet_member_t *m = wallet_tx_member(tx, member_id);
     bool locked = false;
     st = wallet_store_member_lock(e->db, e->merchant_id, m, false, &locked);
-    if (!status_is_ok(&st)) {
-        return st;
-    }
-    if (m->exists) {
-        st = settle(e, tx, m);
+    if (status_is_ok(&st)) {
+        st = settle(e, tx, m, false);
     }
     *out = m;
     return st;
 }
 
-/* The balance figures held in the member's accounts (expiring figures left at 0). */
-static status_t wallet_op_balance_fields(const wallet_env_t *e, const wallet_member_t *m,
-                                         Loyalty__V1__WalletBalance **out) {
+/* The balance as responses show it, from the member's accounts and the expiring figures. */
+static Loyalty__V1__WalletBalance *balance_message(const wallet_env_t *e, const wallet_member_t *m,
+                                                   int64_t soon_cents, int64_t next_at) {
     Loyalty__V1__WalletBalance *b = arena_alloc(e->arena, sizeof *b);
     loyalty__v1__wallet_balance__init(b);
     b->member_id = arena_strdup(e->arena, m->member_id);
@@ -167,26 +166,28 @@ static status_t wallet_op_balance_fields(const wallet_env_t *e, const wallet_mem
     b->available_cents = b->principal_available_cents + b->bonus_available_cents;
     b->held_cents = wallet_member_held(m);
     b->expiring_soon_until_at = e->now + WALLET_EXPIRING_SOON_S;
+    b->expiring_soon_cents = soon_cents;
+    b->next_expiry_at = next_at;
     b->as_of_at = e->now;
-    *out = b;
-    return status_ok();
+    return b;
 }
 
-status_t wallet_op_balance(const wallet_env_t *e, const wallet_member_t *m,
-                           Loyalty__V1__WalletBalance **out) {
-    status_t st = wallet_op_balance_fields(e, m, out);
-    Loyalty__V1__WalletBalance *b = *out;
-    if (!status_is_ok(&st) || !m->exists) {
-        return st;
+/* Writes the transaction (wallet_store_finish) and builds m's balance for the response
+ * (balance may be NULL when the response has none). */
+static status_t finish(const wallet_env_t *e, wallet_tx_t *tx, const wallet_member_t *m,
+                       Loyalty__V1__WalletBalance **balance) {
+    wallet_expiring_t ex = {.member_id = m->member_id, .until = e->now + WALLET_EXPIRING_SOON_S};
+    status_t st = wallet_store_finish(e->db, e->merchant_id, tx, balance ? &ex : NULL);
+    if (status_is_ok(&st) && balance) {
+        *balance = balance_message(e, m, ex.cents, ex.next_at);
     }
-    return wallet_store_expiring(e->db, e->merchant_id, m->member_id, b->expiring_soon_until_at,
-                                 &b->expiring_soon_cents, &b->next_expiry_at);
+    return st;
 }
 
 typedef struct settle_call {
     const wallet_env_t *env;
     const char *member_id;
-    wallet_member_t *member;
+    Loyalty__V1__WalletBalance **balance;
 } settle_call_t;
 
 static status_t settle_in_tx(db_t *db, void *arg) {
@@ -194,9 +195,10 @@ static status_t settle_in_tx(db_t *db, void *arg) {
     (void)db;
     wallet_tx_t tx;
     wallet_tx_init(&tx, c->env->arena, c->env->now);
-    status_t st = open_wallet(c->env, &tx, c->member_id, false, &c->member);
+    wallet_member_t *m = NULL;
+    status_t st = open_wallet(c->env, &tx, c->member_id, false, &m);
     if (status_is_ok(&st)) {
-        st = wallet_store_finish(c->env->db, c->env->merchant_id, &tx);
+        st = finish(c->env, &tx, m, c->balance);
     }
     return st;
 }
@@ -216,18 +218,12 @@ status_t wallet_op_get_balance(const wallet_env_t *e, const char *member_id,
     }
     if (due) {
         /* Rare: a hold passed its TTL or a deposit lapsed since the wallet was last touched.
-         * Settle it in a transaction of its own, then read as every write does. */
-        settle_call_t c = {.env = e, .member_id = member_id};
-        st = db_tx(e->db, settle_in_tx, &c);
-        if (!status_is_ok(&st)) {
-            return st;
-        }
-        return wallet_op_balance(e, c.member, out);
+         * Settle it in a transaction of its own, then answer as every write does. */
+        settle_call_t c = {.env = e, .member_id = member_id, .balance = out};
+        return db_tx(e->db, settle_in_tx, &c);
     }
-    st = wallet_op_balance_fields(e, m, out);
-    (*out)->expiring_soon_cents = soon;
-    (*out)->next_expiry_at = next;
-    return st;
+    *out = balance_message(e, m, soon, next);
+    return status_ok();
 }
 
 static status_t check_balance_limit(const wallet_member_t *m, int64_t credit) {
@@ -385,7 +381,7 @@ status_t wallet_op_top_up(const wallet_env_t *e, const Loyalty__V1__WalletTopUpR
     };
     st = wallet_store_top_up_insert(e->db, e->merchant_id, t);
     if (status_is_ok(&st)) {
-        st = wallet_store_finish(e->db, e->merchant_id, &tx);
+        st = finish(e, &tx, m, &resp->balance);
     }
     if (!status_is_ok(&st)) {
         return st;
@@ -393,7 +389,7 @@ status_t wallet_op_top_up(const wallet_env_t *e, const Loyalty__V1__WalletTopUpR
     int64_t refundable = wallet_top_up_refundable(t->paid, t->bonus, 0, wallet_lot_available(p_lot),
                                                   b_lot ? wallet_lot_available(b_lot) : 0);
     resp->top_up = top_up_message(e->arena, t, lot_lapsed(p_lot, e->now) ? 0 : refundable);
-    return wallet_op_balance(e, m, &resp->balance);
+    return status_ok();
 }
 
 status_t wallet_op_get_top_up(const wallet_env_t *e, const char *payment_ref,
@@ -491,7 +487,7 @@ status_t wallet_op_refund_top_up(const wallet_env_t *e,
     t->forfeited += forfeit;
     st = wallet_store_top_up_update(e->db, e->merchant_id, t);
     if (status_is_ok(&st)) {
-        st = wallet_store_finish(e->db, e->merchant_id, &tx);
+        st = finish(e, &tx, m, &resp->balance);
     }
     if (!status_is_ok(&st)) {
         return st;
@@ -504,7 +500,7 @@ status_t wallet_op_refund_top_up(const wallet_env_t *e,
     resp->transfer_id = arena_strdup(e->arena, x->id);
     resp->refunded_cents = req->amount_cents;
     resp->bonus_forfeited_cents = forfeit;
-    return wallet_op_balance(e, m, &resp->balance);
+    return status_ok();
 }
 
 /* ---- holds ---- */
@@ -547,9 +543,14 @@ static status_t reserve(const wallet_env_t *e, wallet_tx_t *tx, wallet_member_t 
         avail[i] = wallet_lot_available(lots[i]);
     }
     if (!wallet_take_in_order(avail, n, amount, parts)) {
-        /* The accounts said enough: only the per-operation lot limit can cut it short. */
-        return status_make(STATUS_RESOURCE_EXHAUSTED, "HOLD_TOO_FRAGMENTED",
-                           "the amount spans more than %d deposits", WALLET_LOTS_PER_OP_MAX);
+        /* The accounts said enough, so either the per-operation lot limit cut the list short,
+         * or part of the balance has lapsed and the wallet did not know yet (VerifyLedger
+         * reports that as NEXT_DUE): lapsed money is never spent. */
+        if (n == WALLET_LOTS_PER_OP_MAX) {
+            return status_make(STATUS_RESOURCE_EXHAUSTED, "HOLD_TOO_FRAGMENTED",
+                               "the amount spans more than %d deposits", WALLET_LOTS_PER_OP_MAX);
+        }
+        return insufficient(m, amount);
     }
     int64_t by_kind[2] = {0, 0};
     hold->allocations = arena_alloc(tx->arena, (size_t)(n + 1) * sizeof *hold->allocations);
@@ -613,38 +614,54 @@ status_t wallet_op_hold(const wallet_env_t *e, const Loyalty__V1__WalletHoldRequ
         return st;
     }
     wallet_xfer_end(&tx, req->amount_cents);
+    wallet_member_due(m, h.expires_at);
     h.transfer_id = x->id;
     st = wallet_store_hold_insert(e->db, e->merchant_id, &h);
     if (status_is_ok(&st)) {
-        st = wallet_store_finish(e->db, e->merchant_id, &tx);
+        st = finish(e, &tx, m, &resp->balance);
     }
     if (!status_is_ok(&st)) {
         return st;
     }
-    return wallet_op_balance(e, m, &resp->balance);
+    return status_ok();
+}
+
+/* The hold as the API shows it, its allocations taken from its reserved parts. */
+static Loyalty__V1__WalletHold *hold_with_parts(arena_t *a, const wallet_hold_row_t *h,
+                                                const wallet_hold_part_t *parts, int n,
+                                                int64_t now) {
+    Loyalty__V1__WalletHold *m = hold_message(a, h, now);
+    m->allocations = arena_alloc(a, (size_t)(n + 1) * sizeof *m->allocations);
+    for (int i = 0; i < n; i++) {
+        m->allocations[m->n_allocations++] = allocation(a, parts[i].lot, parts[i].amount);
+    }
+    return m;
 }
 
 status_t wallet_op_get_hold(const wallet_env_t *e, const char *hold_id,
                             Loyalty__V1__WalletHold **out) {
+    wallet_tx_t tx; /* only as the lots' cache: nothing is written */
+    wallet_tx_init(&tx, e->arena, e->now);
     wallet_hold_row_t h;
-    status_t st = wallet_store_hold_get(e->db, e->arena, e->merchant_id, hold_id, &h);
-    if (!status_is_ok(&st)) {
-        return st;
+    wallet_hold_part_t *parts = NULL;
+    int n = 0;
+    status_t st = wallet_store_hold_load(e->db, &tx, e->merchant_id, hold_id, &h, &parts, &n);
+    if (status_is_ok(&st)) {
+        *out = hold_with_parts(e->arena, &h, parts, n, e->now);
     }
-    *out = hold_message(e->arena, &h, e->now);
-    return wallet_store_hold_allocations(e->db, e->arena, e->merchant_id, h.transfer_id,
-                                         &(*out)->allocations, &(*out)->n_allocations);
+    return st;
 }
 
-/* Finds a hold, locks and settles its wallet, and reads the hold again under the lock. */
+/* Locks the wallet a hold belongs to, settles it, then loads the hold with its parts. */
 static status_t open_hold(const wallet_env_t *e, wallet_tx_t *tx, const char *hold_id,
-                          wallet_hold_row_t *h, wallet_member_t **m) {
-    status_t st = wallet_store_hold_get(e->db, e->arena, e->merchant_id, hold_id, h);
+                          wallet_hold_row_t *h, wallet_hold_part_t **parts, int *n,
+                          wallet_member_t **m) {
+    status_t st = wallet_store_member_lock_by_hold(e->db, tx, e->merchant_id, hold_id, m);
     if (status_is_ok(&st)) {
-        st = open_wallet(e, tx, h->member_id, false, m);
+        st = settle(e, tx, *m, false);
     }
     if (status_is_ok(&st)) {
-        st = wallet_store_hold_get(e->db, e->arena, e->merchant_id, hold_id, h);
+        st = wallet_store_hold_load(e->db, tx, e->merchant_id, hold_id, h, parts, n);
     }
     return st;
 }
@@ -652,14 +669,8 @@ static status_t open_hold(const wallet_env_t *e, wallet_tx_t *tx, const char *ho
 /* Posts `amount` of a pending hold, taking it from the reserved lots in the order they were
  * reserved (spending order), and releases the whole reservation. */
 static status_t post_capture(const wallet_env_t *e, wallet_tx_t *tx, wallet_member_t *m,
-                             wallet_hold_row_t *h, int64_t amount,
-                             Loyalty__V1__WalletCaptureHoldResponse *resp) {
-    wallet_hold_part_t *parts = NULL;
-    int n = 0;
-    status_t st = wallet_store_hold_parts(e->db, tx, e->merchant_id, h, &parts, &n);
-    if (!status_is_ok(&st)) {
-        return st;
-    }
+                             const wallet_hold_row_t *h, const wallet_hold_part_t *parts, int n,
+                             int64_t amount, Loyalty__V1__WalletCaptureHoldResponse *resp) {
     int64_t *reserved = arena_alloc(tx->arena, (size_t)(n + 1) * sizeof *reserved);
     int64_t *taken = arena_alloc(tx->arena, (size_t)(n + 1) * sizeof *taken);
     for (int i = 0; i < n; i++) {
@@ -710,13 +721,15 @@ status_t wallet_op_capture(const wallet_env_t *e, const Loyalty__V1__WalletCaptu
     wallet_tx_t tx;
     wallet_tx_init(&tx, e->arena, e->now);
     wallet_hold_row_t h;
+    wallet_hold_part_t *parts = NULL;
+    int n = 0;
     wallet_member_t *m = NULL;
-    status_t st = open_hold(e, &tx, req->hold_id, &h, &m);
+    status_t st = open_hold(e, &tx, req->hold_id, &h, &parts, &n, &m);
     if (status_is_ok(&st)) {
         st = wallet_check_capture(h.state, h.expires_at, e->now, h.amount, req->amount_cents);
     }
     if (status_is_ok(&st)) {
-        st = post_capture(e, &tx, m, &h, req->amount_cents, resp);
+        st = post_capture(e, &tx, m, &h, parts, n, req->amount_cents, resp);
     }
     if (!status_is_ok(&st)) {
         return st;
@@ -726,18 +739,12 @@ status_t wallet_op_capture(const wallet_env_t *e, const Loyalty__V1__WalletCaptu
     h.updated_at = e->now;
     st = wallet_store_hold_update(e->db, e->merchant_id, &h);
     if (status_is_ok(&st)) {
-        st = wallet_store_finish(e->db, e->merchant_id, &tx);
+        st = finish(e, &tx, m, &resp->balance);
     }
-    if (!status_is_ok(&st)) {
-        return st;
+    if (status_is_ok(&st)) {
+        resp->hold = hold_with_parts(e->arena, &h, parts, n, e->now);
     }
-    resp->hold = hold_message(e->arena, &h, e->now);
-    st = wallet_store_hold_allocations(e->db, e->arena, e->merchant_id, h.transfer_id,
-                                       &resp->hold->allocations, &resp->hold->n_allocations);
-    if (!status_is_ok(&st)) {
-        return st;
-    }
-    return wallet_op_balance(e, m, &resp->balance);
+    return st;
 }
 
 status_t wallet_op_void(const wallet_env_t *e, const Loyalty__V1__WalletVoidHoldRequest *req,
@@ -745,8 +752,10 @@ status_t wallet_op_void(const wallet_env_t *e, const Loyalty__V1__WalletVoidHold
     wallet_tx_t tx;
     wallet_tx_init(&tx, e->arena, e->now);
     wallet_hold_row_t h;
+    wallet_hold_part_t *parts = NULL;
+    int n = 0;
     wallet_member_t *m = NULL;
-    status_t st = open_hold(e, &tx, req->hold_id, &h, &m);
+    status_t st = open_hold(e, &tx, req->hold_id, &h, &parts, &n, &m);
     if (!status_is_ok(&st)) {
         return st;
     }
@@ -756,22 +765,16 @@ status_t wallet_op_void(const wallet_env_t *e, const Loyalty__V1__WalletVoidHold
     }
     if (h.state == WALLET_HOLD_PENDING) {
         /* settle() released it already if its TTL had passed. */
-        st = release_hold(e, &tx, m, &h, WALLET_XFER_VOID, WALLET_HOLD_VOIDED);
+        st = release_hold(e, &tx, m, &h, parts, n, WALLET_XFER_VOID, WALLET_HOLD_VOIDED);
         resp->released_cents = h.amount;
     }
     if (status_is_ok(&st)) {
-        st = wallet_store_finish(e->db, e->merchant_id, &tx);
+        st = finish(e, &tx, m, &resp->balance);
     }
-    if (!status_is_ok(&st)) {
-        return st;
+    if (status_is_ok(&st)) {
+        resp->hold = hold_with_parts(e->arena, &h, parts, n, e->now);
     }
-    resp->hold = hold_message(e->arena, &h, e->now);
-    st = wallet_store_hold_allocations(e->db, e->arena, e->merchant_id, h.transfer_id,
-                                       &resp->hold->allocations, &resp->hold->n_allocations);
-    if (!status_is_ok(&st)) {
-        return st;
-    }
-    return wallet_op_balance(e, m, &resp->balance);
+    return st;
 }
 
 /* ---- refunds ---- */
@@ -874,7 +877,7 @@ status_t wallet_op_refund(const wallet_env_t *e, const Loyalty__V1__WalletRefund
                          (int64_t)s.refund_grace_days * 86400, resp);
     }
     if (status_is_ok(&st)) {
-        st = wallet_store_finish(e->db, e->merchant_id, &tx);
+        st = finish(e, &tx, m, &resp->balance);
     }
     if (!status_is_ok(&st)) {
         return st;
@@ -882,7 +885,7 @@ status_t wallet_op_refund(const wallet_env_t *e, const Loyalty__V1__WalletRefund
     resp->member_id = (char *)m->member_id;
     resp->captured_cents = captured;
     resp->refunded_cents = refunded + req->amount_cents;
-    return wallet_op_balance(e, m, &resp->balance);
+    return status_ok();
 }
 
 /* ---- expiry ---- */
@@ -915,7 +918,7 @@ status_t wallet_op_expire_deposits(const wallet_env_t *e, int64_t now,
         }
     }
     if (status_is_ok(&st)) {
-        st = wallet_store_finish(e->db, e->merchant_id, &tx);
+        st = wallet_store_finish(e->db, e->merchant_id, &tx, NULL);
     }
     if (!status_is_ok(&st)) {
         return st;
@@ -944,9 +947,9 @@ static status_t settle_one(db_t *db, void *arg) {
     if (!status_is_ok(&st) || !locked || !m->exists) {
         return st; /* busy wallets settle themselves when their holder is done */
     }
-    st = settle(&j->env, &tx, m);
+    st = settle(&j->env, &tx, m, true);
     if (status_is_ok(&st)) {
-        st = wallet_store_finish(db, j->env.merchant_id, &tx);
+        st = wallet_store_finish(db, j->env.merchant_id, &tx, NULL);
     }
     j->settled = status_is_ok(&st) && tx.n_xfers > 0;
     return st;

@@ -22,10 +22,6 @@ typedef struct wallet_env {
 
 wallet_env_t wallet_env_from(const rpc_ctx_t *ctx);
 
-/** The member's balance as the response shows it (after the operation's writes). */
-status_t wallet_op_balance(const wallet_env_t *e, const wallet_member_t *m,
-                           Loyalty__V1__WalletBalance **out);
-
 /** GetBalance: settles the wallet first when something is due. */
 status_t wallet_op_get_balance(const wallet_env_t *e, const char *member_id,
                                Loyalty__V1__WalletBalance **out);

@@ -332,28 +332,41 @@ status_t wallet_store_member_ensure(db_t *db, const char *merchant_id, const cha
     db_params_init(&p);
     db_param_text(&p, merchant_id);
     db_param_text(&p, member_id);
+    db_param_int(&p, WALLET_DUE_NEVER); /* a new wallet has nothing to settle */
     return db_exec(db,
-                   "INSERT INTO accounts (merchant_id, member_id, code, shard) "
-                   "VALUES ($1, $2, 1, 0), ($1, $2, 2, 0) ON CONFLICT DO NOTHING",
+                   "INSERT INTO accounts (merchant_id, member_id, code, shard, next_due_at) "
+                   "VALUES ($1, $2, 1, 0, $3), ($1, $2, 2, 0, $3) ON CONFLICT DO NOTHING",
                    &p, NULL);
 }
 
+/* Rows of MEMBER_COLUMNS (code, four balances, next_due_at) into m. */
 static void member_from_rows(wallet_member_t *m, const PGresult *r) {
     memset(m->acc, 0, sizeof m->acc);
     m->exists = PQntuples(r) > 0;
+    m->next_due_at = WALLET_DUE_NEVER;
     for (int i = 0; i < PQntuples(r); i++) {
-        wallet_account_t *acc = wallet_member_account(m, (int)db_get_int(r, i, 0));
+        int code = (int)db_get_int(r, i, 0);
+        wallet_account_t *acc = wallet_member_account(m, code);
         acc->debits_pending = db_get_int(r, i, 1);
         acc->debits_posted = db_get_int(r, i, 2);
         acc->credits_pending = db_get_int(r, i, 3);
         acc->credits_posted = db_get_int(r, i, 4);
+        if (code == WALLET_ACC_PRINCIPAL) {
+            m->next_due_at = db_get_int(r, i, 5);
+        }
     }
     memcpy(m->loaded, m->acc, sizeof m->acc);
+    m->next_due_loaded = m->next_due_at;
 }
 
+#define MEMBER_COLUMNS                                                                             \
+    "a.code, a.debits_pending, a.debits_posted, a.credits_pending, a.credits_posted, "             \
+    "a.next_due_at"
+
 #define MEMBER_ACCOUNTS_SQL                                                                        \
-    "SELECT code, debits_pending, debits_posted, credits_pending, credits_posted FROM accounts "   \
-    "WHERE merchant_id = $1 AND member_id = $2 AND code IN (1, 2) AND shard = 0 ORDER BY code"
+    "SELECT " MEMBER_COLUMNS " FROM accounts a "                                                   \
+    "WHERE a.merchant_id = $1 AND a.member_id = $2 AND a.code IN (1, 2) AND a.shard = 0 "          \
+    "ORDER BY a.code"
 
 status_t wallet_store_member_lock(db_t *db, const char *merchant_id, wallet_member_t *m,
                                   bool skip_locked, bool *locked) {
@@ -377,6 +390,35 @@ status_t wallet_store_member_lock(db_t *db, const char *merchant_id, wallet_memb
     return status_ok();
 }
 
+status_t wallet_store_member_lock_by_hold(db_t *db, wallet_tx_t *tx, const char *merchant_id,
+                                          const char *hold_id, wallet_member_t **out) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_text(&p, hold_id);
+    PGresult *r = NULL;
+    /* A hold's member never changes, so finding the wallet through it and locking the wallet
+     * is one statement. */
+    status_t st = db_exec(db,
+                          "SELECT " MEMBER_COLUMNS ", a.member_id FROM accounts a "
+                          "WHERE a.merchant_id = $1 AND a.member_id = (SELECT member_id "
+                          "  FROM holds WHERE merchant_id = $1 AND id = $2) "
+                          " AND a.code IN (1, 2) AND a.shard = 0 ORDER BY a.code FOR UPDATE",
+                          &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    if (PQntuples(r) == 0) {
+        PQclear(r);
+        return status_make(STATUS_NOT_FOUND, "HOLD_NOT_FOUND", "hold not found");
+    }
+    wallet_member_t *m = wallet_tx_member(tx, db_get_str(r, 0, 6));
+    member_from_rows(m, r);
+    PQclear(r);
+    *out = m;
+    return status_ok();
+}
+
 status_t wallet_store_member_read(db_t *db, const char *merchant_id, wallet_member_t *m) {
     db_params_t p;
     db_params_init(&p);
@@ -392,30 +434,6 @@ status_t wallet_store_member_read(db_t *db, const char *merchant_id, wallet_memb
     return status_ok();
 }
 
-status_t wallet_store_member_due(db_t *db, const char *merchant_id, const char *member_id,
-                                 int64_t now, bool *holds_due, bool *lots_due) {
-    db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, member_id);
-    db_param_int(&p, now);
-    PGresult *r = NULL;
-    status_t st = db_exec(
-        db,
-        "SELECT EXISTS (SELECT 1 FROM holds WHERE merchant_id = $1 AND member_id = $2 "
-        "  AND state = 1 AND expires_at <= to_timestamp($3)), "
-        " EXISTS (SELECT 1 FROM lots WHERE merchant_id = $1 AND member_id = $2 "
-        "  AND debited_cents + held_cents < credited_cents AND expires_at <= to_timestamp($3))",
-        &p, &r);
-    if (!status_is_ok(&st)) {
-        return st;
-    }
-    *holds_due = db_get_bool(r, 0, 0);
-    *lots_due = db_get_bool(r, 0, 1);
-    PQclear(r);
-    return status_ok();
-}
-
 status_t wallet_store_balance_snapshot(db_t *db, const char *merchant_id, wallet_member_t *m,
                                        int64_t now, int64_t until, int64_t *soon_cents,
                                        int64_t *next_at, bool *due) {
@@ -423,39 +441,59 @@ status_t wallet_store_balance_snapshot(db_t *db, const char *merchant_id, wallet
     db_params_init(&p);
     db_param_text(&p, merchant_id);
     db_param_text(&p, m->member_id);
-    db_param_int(&p, now);
     db_param_int(&p, until);
     PGresult *r = NULL;
     /* The hot read: one round trip. Rows are the member's accounts (none without a wallet),
-     * each carrying the same lot and hold figures. */
-    status_t st = db_exec(
-        db,
-        "SELECT a.code, a.debits_pending, a.debits_posted, a.credits_pending, a.credits_posted, "
-        " l.soon, l.next, "
-        " EXISTS (SELECT 1 FROM holds WHERE merchant_id = $1 AND member_id = $2 "
-        "  AND state = 1 AND expires_at <= to_timestamp($3)) OR l.lapsed "
-        "FROM accounts a, ("
-        " SELECT coalesce(sum(credited_cents - debited_cents - held_cents) FILTER "
-        "   (WHERE expires_at < to_timestamp($4)), 0)::bigint AS soon, "
-        "  coalesce(" EPOCH(
-            "min(expires_at)") ", 0) AS next, "
-                               "  coalesce(bool_or(expires_at <= to_timestamp($3)), false) AS "
-                               "lapsed "
-                               " FROM lots WHERE merchant_id = $1 AND member_id = $2 "
-                               "  AND debited_cents + held_cents < credited_cents AND expires_at "
-                               "IS NOT NULL) l "
-                               "WHERE a.merchant_id = $1 AND a.member_id = $2 AND a.code IN (1, 2) "
-                               "AND a.shard = 0 "
-                               "ORDER BY a.code",
-        &p, &r);
+     * each carrying the same expiring figures. */
+    status_t st =
+        db_exec(db,
+                "SELECT " MEMBER_COLUMNS ", l.soon, l.next FROM accounts a, ("
+                " SELECT coalesce(sum(credited_cents - debited_cents - held_cents) FILTER "
+                "   (WHERE expires_at < to_timestamp($3)), 0)::bigint AS soon, "
+                "  coalesce(" EPOCH(
+                    "min(expires_at)") ", 0) AS next "
+                                       " FROM lots WHERE merchant_id = $1 AND member_id = $2 "
+                                       "  AND debited_cents + held_cents < credited_cents AND "
+                                       "expires_at IS NOT NULL) l "
+                                       "WHERE a.merchant_id = $1 AND a.member_id = $2 AND a.code "
+                                       "IN (1, 2) AND a.shard = 0 "
+                                       "ORDER BY a.code",
+                &p, &r);
     if (!status_is_ok(&st)) {
         return st;
     }
     member_from_rows(m, r);
     int rows = PQntuples(r);
-    *soon_cents = rows ? db_get_int(r, 0, 5) : 0;
-    *next_at = rows ? db_get_int(r, 0, 6) : 0;
-    *due = rows ? db_get_bool(r, 0, 7) : false;
+    *soon_cents = rows ? db_get_int(r, 0, 6) : 0;
+    *next_at = rows ? db_get_int(r, 0, 7) : 0;
+    *due = m->exists && m->next_due_at <= now;
+    PQclear(r);
+    return status_ok();
+}
+
+status_t wallet_store_next_due(db_t *db, const char *merchant_id, const char *member_id,
+                               int64_t *at) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_text(&p, member_id);
+    db_param_int(&p, WALLET_DUE_NEVER);
+    PGresult *r = NULL;
+    status_t st = db_exec(
+        db,
+        "SELECT coalesce(LEAST("
+        " (SELECT " EPOCH(
+            "min(expires_at)") " FROM holds WHERE merchant_id = $1 "
+                               "   AND member_id = $2 AND state = 1), "
+                               " (SELECT " EPOCH(
+                                   "min(expires_at)") " FROM lots WHERE merchant_id = $1 "
+                                                      "   AND member_id = $2 AND debited_cents + "
+                                                      "held_cents < credited_cents)), $3)",
+        &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    *at = db_get_int(r, 0, 0);
     PQclear(r);
     return status_ok();
 }
@@ -494,26 +532,30 @@ status_t wallet_store_expiring(db_t *db, const char *merchant_id, const char *me
 
 /* The lot of row `row`: the transaction's copy when it has one (it is the current state),
  * else a new registered copy. */
-static wallet_lot_t *lot_from_row(wallet_tx_t *tx, const PGresult *r, int row) {
-    wallet_lot_t *known = wallet_tx_find_lot(tx, db_get_str(r, row, 0));
+static wallet_lot_t *lot_from_row_at(wallet_tx_t *tx, const PGresult *r, int row, int c) {
+    wallet_lot_t *known = wallet_tx_find_lot(tx, db_get_str(r, row, c));
     if (known != NULL) {
         return known;
     }
     arena_t *a = tx->arena;
     wallet_lot_t *l = arena_alloc(a, sizeof *l);
-    l->id = dup_cell(a, r, row, 0);
-    l->member_id = dup_cell(a, r, row, 1);
-    l->code = (int)db_get_int(r, row, 2);
-    l->origin = (int)db_get_int(r, row, 3);
-    l->top_up_id = dup_cell(a, r, row, 4);
-    l->credited = l->loaded[0] = db_get_int(r, row, 5);
-    l->debited = l->loaded[1] = db_get_int(r, row, 6);
-    l->held = l->loaded[2] = db_get_int(r, row, 7);
-    l->expired = l->loaded[3] = db_get_int(r, row, 8);
-    l->expires_at = db_get_int(r, row, 9);
-    l->created_at = db_get_int(r, row, 10);
+    l->id = dup_cell(a, r, row, c);
+    l->member_id = dup_cell(a, r, row, c + 1);
+    l->code = (int)db_get_int(r, row, c + 2);
+    l->origin = (int)db_get_int(r, row, c + 3);
+    l->top_up_id = dup_cell(a, r, row, c + 4);
+    l->credited = l->loaded[0] = db_get_int(r, row, c + 5);
+    l->debited = l->loaded[1] = db_get_int(r, row, c + 6);
+    l->held = l->loaded[2] = db_get_int(r, row, c + 7);
+    l->expired = l->loaded[3] = db_get_int(r, row, c + 8);
+    l->expires_at = db_get_int(r, row, c + 9);
+    l->created_at = db_get_int(r, row, c + 10);
     wallet_tx_add_lot(tx, l);
     return l;
+}
+
+static wallet_lot_t *lot_from_row(wallet_tx_t *tx, const PGresult *r, int row) {
+    return lot_from_row_at(tx, r, row, 0);
 }
 
 static status_t lots_query(db_t *db, wallet_tx_t *tx, const char *sql, const db_params_t *p,
@@ -689,24 +731,6 @@ status_t wallet_store_hold_insert(db_t *db, const char *merchant_id, const walle
                    &p, NULL);
 }
 
-status_t wallet_store_hold_get(db_t *db, arena_t *a, const char *merchant_id, const char *id,
-                               wallet_hold_row_t *out) {
-    db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, id);
-    PGresult *r = NULL;
-    status_t st =
-        one_row(db, "SELECT " HOLD_COLUMNS " FROM holds WHERE merchant_id = $1 AND id = $2", &p,
-                "HOLD_NOT_FOUND", "hold", &r);
-    if (!status_is_ok(&st)) {
-        return st;
-    }
-    hold_from_row(a, r, 0, out);
-    PQclear(r);
-    return status_ok();
-}
-
 status_t wallet_store_hold_update(db_t *db, const char *merchant_id, const wallet_hold_row_t *h) {
     db_params_t p;
     db_params_init(&p);
@@ -748,66 +772,47 @@ status_t wallet_store_holds_due(db_t *db, arena_t *a, const char *merchant_id,
     return status_ok();
 }
 
-status_t wallet_store_hold_parts(db_t *db, wallet_tx_t *tx, const char *merchant_id,
-                                 const wallet_hold_row_t *h, wallet_hold_part_t **out, int *n) {
+#define LOT_COLUMNS_L                                                                              \
+    "l.id, l.member_id, l.code, l.origin, coalesce(l.top_up_id, ''), l.credited_cents, "           \
+    "l.debited_cents, l.held_cents, l.expired_cents, coalesce(" EPOCH(                             \
+        "l.expires_at") ", 0), " EPOCH("l.created_at")
+
+status_t wallet_store_hold_load(db_t *db, wallet_tx_t *tx, const char *merchant_id,
+                                const char *hold_id, wallet_hold_row_t *h,
+                                wallet_hold_part_t **parts, int *n) {
     db_params_t p;
     db_params_init(&p);
     db_param_text(&p, merchant_id);
-    db_param_text(&p, h->transfer_id);
+    db_param_text(&p, hold_id);
     PGresult *r = NULL;
-    /* The pending debits of the HOLD transfer were written in spending order. */
-    status_t st = db_exec(db,
-                          "SELECT lot_id, debit_cents FROM postings WHERE merchant_id = $1 "
-                          " AND transfer_id = $2 AND pending AND debit_cents > 0 ORDER BY line",
-                          &p, &r);
+    /* The hold, and per reserved part (the pending debits of its HOLD transfer, written in
+     * spending order) the amount and the lot: one round trip. */
+    status_t st = db_exec(
+        db,
+        "SELECT h.id, h.member_id, h.reference, h.amount_cents, h.captured_cents, "
+        "h.state, " EPOCH("h.expires_at") ", h.transfer_id, " EPOCH("h.created_at") ", " EPOCH(
+            "h.updated_at") ", p.debit_cents, " LOT_COLUMNS_L " "
+                            "FROM holds h JOIN postings p ON p.merchant_id = h.merchant_id "
+                            " AND p.transfer_id = h.transfer_id AND p.pending AND "
+                            "p.debit_cents > 0 "
+                            "JOIN lots l ON l.merchant_id = p.merchant_id AND l.id = p.lot_id "
+                            "WHERE h.merchant_id = $1 AND h.id = $2 ORDER BY p.line",
+        &p, &r);
     if (!status_is_ok(&st)) {
         return st;
     }
     int rows = PQntuples(r);
-    *out = arena_alloc(tx->arena, (size_t)(rows + 1) * sizeof **out);
-    *n = 0;
-    for (int i = 0; i < rows && status_is_ok(&st); i++) {
-        wallet_hold_part_t *part = &(*out)[i];
-        part->amount = db_get_int(r, i, 1);
-        st = wallet_store_lot(db, tx, merchant_id, db_get_str(r, i, 0), &part->lot);
-        *n = i + 1;
+    if (rows == 0) {
+        PQclear(r);
+        return status_make(STATUS_NOT_FOUND, "HOLD_NOT_FOUND", "hold not found");
     }
-    PQclear(r);
-    return st;
-}
-
-status_t wallet_store_hold_allocations(db_t *db, arena_t *a, const char *merchant_id,
-                                       const char *transfer_id,
-                                       Loyalty__V1__WalletAllocation ***out, size_t *n) {
-    db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, transfer_id);
-    PGresult *r = NULL;
-    status_t st =
-        db_exec(db,
-                "SELECT p.lot_id, p.code, p.debit_cents, "
-                " coalesce(" EPOCH(
-                    "l.expires_at") ", 0) "
-                                    "FROM postings p JOIN lots l ON l.merchant_id = p.merchant_id "
-                                    " AND l.id = p.lot_id "
-                                    "WHERE p.merchant_id = $1 AND p.transfer_id = $2 AND p.pending "
-                                    " AND p.debit_cents > 0 ORDER BY p.line",
-                &p, &r);
-    if (!status_is_ok(&st)) {
-        return st;
+    hold_from_row(tx->arena, r, 0, h);
+    *parts = arena_alloc(tx->arena, (size_t)rows * sizeof **parts);
+    for (int i = 0; i < rows; i++) {
+        (*parts)[i].amount = db_get_int(r, i, 10);
+        (*parts)[i].lot = lot_from_row_at(tx, r, i, 11);
     }
-    *n = (size_t)PQntuples(r);
-    *out = arena_alloc(a, (*n + 1) * sizeof **out);
-    for (size_t i = 0; i < *n; i++) {
-        Loyalty__V1__WalletAllocation *al = arena_alloc(a, sizeof *al);
-        loyalty__v1__wallet_allocation__init(al);
-        al->lot_id = dup_cell(a, r, (int)i, 0);
-        al->kind = (Loyalty__V1__WalletMoneyKind)db_get_int(r, (int)i, 1);
-        al->amount_cents = db_get_int(r, (int)i, 2);
-        al->expires_at = db_get_int(r, (int)i, 3);
-        (*out)[i] = al;
-    }
+    *n = rows;
     PQclear(r);
     return status_ok();
 }
@@ -1163,21 +1168,26 @@ static void flush_lot_params(arena_t *a, const wallet_tx_t *tx, db_params_t *p, 
     *n_changed = nch;
 }
 
-/* Member account changes as $39..$44; *n gets the count. */
+/* Member account changes as $39..$45; *n gets the count. Both rows of a wallet carry its
+ * next_due_at (the principal row's is the one read). */
 static void flush_member_params(arena_t *a, const wallet_tx_t *tx, db_params_t *p, int *count) {
     int n = tx->n_members * 2;
     char **member = strs(a, n);
     int64_t *code = ints(a, n), *dp = ints(a, n), *dpo = ints(a, n), *cp = ints(a, n);
-    int64_t *cpo = ints(a, n);
+    int64_t *cpo = ints(a, n), *due = ints(a, n);
     int k = 0;
     for (int i = 0; i < tx->n_members; i++) {
         const wallet_member_t *m = tx->members[i];
+        if (!m->exists) {
+            continue;
+        }
         for (int j = 0; j < 2; j++) {
             const wallet_account_t *now = &m->acc[j];
             const wallet_account_t *was = &m->loaded[j];
-            if (memcmp(now, was, sizeof *now) == 0) {
+            if (memcmp(now, was, sizeof *now) == 0 && m->next_due_at == m->next_due_loaded) {
                 continue;
             }
+            due[k] = m->next_due_at;
             member[k] = (char *)m->member_id;
             code[k] = j == 0 ? WALLET_ACC_PRINCIPAL : WALLET_ACC_BONUS;
             dp[k] = now->debits_pending - was->debits_pending;
@@ -1193,6 +1203,7 @@ static void flush_member_params(arena_t *a, const wallet_tx_t *tx, db_params_t *
     db_param_text(p, int_array(a, dpo, k));
     db_param_text(p, int_array(a, cp, k));
     db_param_text(p, int_array(a, cpo, k));
+    db_param_text(p, int_array(a, due, k));
     *count = k;
 }
 
@@ -1210,6 +1221,7 @@ static void flush_done(wallet_tx_t *tx) {
     }
     for (int i = 0; i < tx->n_members; i++) {
         memcpy(tx->members[i]->loaded, tx->members[i]->acc, sizeof tx->members[i]->acc);
+        tx->members[i]->next_due_loaded = tx->members[i]->next_due_at;
     }
 }
 
@@ -1260,9 +1272,9 @@ static const char FLUSH_SQL[] =
     " UPDATE accounts SET debits_pending = accounts.debits_pending + d.dp, "
     "  debits_posted = accounts.debits_posted + d.dpo, "
     "  credits_pending = accounts.credits_pending + d.cp, "
-    "  credits_posted = accounts.credits_posted + d.cpo "
+    "  credits_posted = accounts.credits_posted + d.cpo, next_due_at = d.due "
     " FROM unnest($39::text[], $40::smallint[], $41::bigint[], $42::bigint[], $43::bigint[], "
-    "  $44::bigint[]) AS d(member_id, code, dp, dpo, cp, cpo) "
+    "  $44::bigint[], $45::bigint[]) AS d(member_id, code, dp, dpo, cp, cpo, due) "
     " WHERE accounts.merchant_id = $1 AND accounts.member_id = ANY ($39::text[]) "
     "  AND accounts.member_id = d.member_id "
     "  AND accounts.code = d.code AND accounts.shard = 0 RETURNING 1) "
@@ -1319,7 +1331,20 @@ status_t wallet_store_flush(db_t *db, const char *merchant_id, wallet_tx_t *tx) 
     return status_ok();
 }
 
-status_t wallet_store_finish(db_t *db, const char *merchant_id, wallet_tx_t *tx) {
+/* The expiring figures of wallet_store_expiring as two scalar subqueries over $8 (member) and
+ * $9 (until), for the statement that ends a transaction. */
+#define EXPIRING_SUBQUERIES                                                                        \
+    "(SELECT coalesce(sum(credited_cents - debited_cents - held_cents) FILTER "                    \
+    "  (WHERE expires_at < to_timestamp($9)), 0)::bigint FROM lots WHERE merchant_id = $1 "        \
+    "  AND member_id = $8 AND debited_cents + held_cents < credited_cents "                        \
+    "  AND expires_at IS NOT NULL), "                                                              \
+    "(SELECT coalesce(" EPOCH(                                                                     \
+        "min(expires_at)") ", 0) FROM lots WHERE merchant_id = $1 "                                \
+                           "  AND member_id = $8 AND debited_cents + held_cents < credited_cents " \
+                           "  AND expires_at IS NOT NULL)"
+
+status_t wallet_store_finish(db_t *db, const char *merchant_id, wallet_tx_t *tx,
+                             wallet_expiring_t *expiring) {
     status_t st = wallet_store_flush(db, merchant_id, tx);
     if (!status_is_ok(&st)) {
         return st;
@@ -1327,7 +1352,10 @@ status_t wallet_store_finish(db_t *db, const char *merchant_id, wallet_tx_t *tx)
     wallet_merchant_delta_t deltas[WALLET_MERCHANT_CODES * WALLET_SHARDS];
     int n = wallet_tx_merchant_deltas(tx, deltas);
     if (n == 0) {
-        return status_ok();
+        return expiring == NULL
+                   ? status_ok()
+                   : wallet_store_expiring(db, merchant_id, expiring->member_id, expiring->until,
+                                           &expiring->cents, &expiring->next_at);
     }
     arena_t a;
     arena_init(&a);
@@ -1350,10 +1378,28 @@ status_t wallet_store_finish(db_t *db, const char *merchant_id, wallet_tx_t *tx)
     db_param_text(&p, int_array(&a, dpo, n));
     db_param_text(&p, int_array(&a, cp, n));
     db_param_text(&p, int_array(&a, cpo, n));
-    st = db_exec(db,
-                 "SELECT apply_merchant_deltas($1, $2::smallint[], $3::smallint[], "
-                 " $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[])",
-                 &p, NULL);
+    PGresult *r = NULL;
+    if (expiring == NULL) {
+        st = db_exec(db,
+                     "SELECT apply_merchant_deltas($1, $2::smallint[], $3::smallint[], "
+                     " $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[])",
+                     &p, NULL);
+    } else {
+        /* The response's balance needs the expiring figures: they ride on the same round
+         * trip (the subqueries see this transaction's flushed writes). */
+        db_param_text(&p, expiring->member_id);
+        db_param_int(&p, expiring->until);
+        st = db_exec(db,
+                     "SELECT apply_merchant_deltas($1, $2::smallint[], $3::smallint[], "
+                     " $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[]), "
+                     " " EXPIRING_SUBQUERIES,
+                     &p, &r);
+        if (status_is_ok(&st)) {
+            expiring->cents = db_get_int(r, 0, 1);
+            expiring->next_at = db_get_int(r, 0, 2);
+            PQclear(r);
+        }
+    }
     arena_free(&a);
     if (status_is_ok(&st)) {
         memset(tx->merchant, 0, sizeof tx->merchant);
@@ -1584,6 +1630,25 @@ static const struct {
                     " AND p.transfer_id = h.transfer_id AND p.pending "
                     "WHERE h.merchant_id = $1 GROUP BY h.id, h.amount_cents "
                     "HAVING h.amount_cents <> coalesce(sum(p.debit_cents), 0)"},
+    /* A wallet must learn in time that it has something to settle (002_next_due.sql). */
+    {"NEXT_DUE",
+     "WITH due AS ("
+     " SELECT a.member_id, a.next_due_at, LEAST("
+     "  (SELECT " EPOCH(
+         "min(h.expires_at)") " FROM holds h WHERE h.merchant_id = $1 "
+                              "    AND h.member_id = a.member_id AND h.state = 1), "
+                              "  (SELECT " EPOCH(
+                                  "min(l.expires_at)") " FROM lots l WHERE l.merchant_id = $1 "
+                                                       "    AND l.member_id = a.member_id "
+                                                       "    AND l.debited_cents + l.held_cents < "
+                                                       "l.credited_cents)) AS truth "
+                                                       " FROM accounts a WHERE a.merchant_id = $1 "
+                                                       "AND a.member_id <> '' AND a.code = 1) "
+                                                       "SELECT member_id, truth, next_due_at, "
+                                                       "'next_due_at after the first TTL or "
+                                                       "expiry' "
+                                                       "FROM due WHERE truth IS NOT NULL AND "
+                                                       "next_due_at > truth"},
     /* Members' accounts mirror the merchant accounts they pair with (see the report). */
     {"CONTROL_TOTAL",
      "WITH m AS ("

@@ -68,15 +68,20 @@ status_t wallet_store_member_ensure(db_t *db, const char *merchant_id, const cha
 status_t wallet_store_member_lock(db_t *db, const char *merchant_id, wallet_member_t *m,
                                   bool skip_locked, bool *locked);
 
+/** Finds the wallet a hold belongs to and locks it (as wallet_store_member_lock): *out is a
+ *  new member record of tx. NOT_FOUND HOLD_NOT_FOUND when there is no such hold. */
+status_t wallet_store_member_lock_by_hold(db_t *db, wallet_tx_t *tx, const char *merchant_id,
+                                          const char *hold_id, wallet_member_t **out);
+
+/** The exact next_due_at of a wallet from its holds and lots (WALLET_DUE_NEVER: none). */
+status_t wallet_store_next_due(db_t *db, const char *merchant_id, const char *member_id,
+                               int64_t *at);
+
 /** Reads the balances without locking. */
 status_t wallet_store_member_read(db_t *db, const char *merchant_id, wallet_member_t *m);
 
-/** Whether the member has pending holds past their TTL, or lots lapsed with money left. */
-status_t wallet_store_member_due(db_t *db, const char *merchant_id, const char *member_id,
-                                 int64_t now, bool *holds_due, bool *lots_due);
-
-/** A wallet's balances, expiring figures (see wallet_store_expiring) and whether something is
- *  due (see wallet_store_member_due), read in one statement without locks. */
+/** A wallet's balances and expiring figures (see wallet_store_expiring), read in one statement
+ *  without locks; *due when its next_due_at has passed. */
 status_t wallet_store_balance_snapshot(db_t *db, const char *merchant_id, wallet_member_t *m,
                                        int64_t now, int64_t until, int64_t *soon_cents,
                                        int64_t *next_at, bool *due);
@@ -128,22 +133,16 @@ typedef struct wallet_hold_part {
 } wallet_hold_part_t;
 
 status_t wallet_store_hold_insert(db_t *db, const char *merchant_id, const wallet_hold_row_t *h);
-/** NOT_FOUND HOLD_NOT_FOUND when absent. */
-status_t wallet_store_hold_get(db_t *db, arena_t *a, const char *merchant_id, const char *id,
-                               wallet_hold_row_t *out);
 status_t wallet_store_hold_update(db_t *db, const char *merchant_id, const wallet_hold_row_t *h);
 /** The member's pending holds whose TTL passed at `now` (at most WALLET_LOTS_PER_OP_MAX). */
 status_t wallet_store_holds_due(db_t *db, arena_t *a, const char *merchant_id,
                                 const char *member_id, int64_t now, wallet_hold_row_t **out,
                                 int *n);
-/** The hold's reserved parts in spending order, their lots loaded into tx. */
-status_t wallet_store_hold_parts(db_t *db, wallet_tx_t *tx, const char *merchant_id,
-                                 const wallet_hold_row_t *h, wallet_hold_part_t **out, int *n);
-/** The same as allocations for a response (no lots loaded). */
-status_t wallet_store_hold_allocations(db_t *db, arena_t *a, const char *merchant_id,
-                                       const char *transfer_id,
-                                       Loyalty__V1__WalletAllocation ***out, size_t *n);
-
+/** A hold and its reserved parts in spending order, their lots loaded into tx (one round
+ *  trip). NOT_FOUND HOLD_NOT_FOUND when absent. */
+status_t wallet_store_hold_load(db_t *db, wallet_tx_t *tx, const char *merchant_id,
+                                const char *hold_id, wallet_hold_row_t *h,
+                                wallet_hold_part_t **parts, int *n);
 /* ---- spends (captures per reference) ---- */
 
 typedef struct wallet_spend_part {
@@ -202,8 +201,18 @@ status_t wallet_store_top_up_update(db_t *db, const char *merchant_id,
  *  member account balances. */
 status_t wallet_store_flush(db_t *db, const char *merchant_id, wallet_tx_t *tx);
 
-/** Flushes, then applies the merchant-account totals in (code, shard) order. Call once, last. */
-status_t wallet_store_finish(db_t *db, const char *merchant_id, wallet_tx_t *tx);
+/** The expiring figures of a wallet (wallet_store_expiring) asked of wallet_store_finish. */
+typedef struct wallet_expiring {
+    const char *member_id;
+    int64_t until;
+    int64_t cents;   /* out */
+    int64_t next_at; /* out */
+} wallet_expiring_t;
+
+/** Flushes, then applies the merchant-account totals in (code, shard) order. Call once, last.
+ *  When `expiring` is not NULL its figures are read in the same round trip. */
+status_t wallet_store_finish(db_t *db, const char *merchant_id, wallet_tx_t *tx,
+                             wallet_expiring_t *expiring);
 
 /* ---- reads ---- */
 

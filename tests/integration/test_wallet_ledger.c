@@ -428,11 +428,15 @@ Test(wallet_ledger, lapsed_money_expires_lazily_and_refunds_get_grace) {
     wc_set_expiry(&wc, 1, NULL);
     Loyalty__V1__WalletTopUpResponse *t = top_up("m1", 1000, NULL);
     capture(hold("m1", 300, "order-1")->hold->id, 300);
-    /* Move the deposit's expiry into the past (time travel; no balance changes). */
+    /* Move the deposit's expiry into the past (time travel; no balance changes), and tell the
+     * wallet, as the clock passing its next_due_at would. */
     sql("UPDATE wallet.lots SET expires_at = now() - interval '1 hour' WHERE id = $1",
         t->top_up->principal_lot_id);
     sql("UPDATE wallet.top_ups SET expires_at = now() - interval '1 hour' WHERE id = $1",
         t->top_up->id);
+    sql("UPDATE wallet.accounts SET next_due_at = extract(epoch FROM now())::bigint - 3600 "
+        "WHERE merchant_id = $1 AND member_id = 'm1'",
+        wc.merchant);
     assert_status(wc_hold(&wc, harness_key(), "m1", 1, "order-2", 0, NULL),
                   STATUS_FAILED_PRECONDITION, "INSUFFICIENT_FUNDS");
     assert_balance(wc_balance(&wc, "m1"), 0, 0, 0);
@@ -544,4 +548,18 @@ Test(wallet_ledger, verify_ledger_reports_tampering) {
     v = wc_verify(&wc);
     cr_assert_not(v->ok);
     cr_assert_str_eq(v->differences[0]->check, "TRANSFER_UNBALANCED");
+    sql("UPDATE wallet.postings SET credit_cents = credit_cents - 1 WHERE merchant_id = $1 "
+        "AND code = 12 AND NOT pending",
+        wc.merchant);
+    wc_assert_ledger_clean(&wc);
+
+    /* A wallet that would not know its hold's TTL has passed. */
+    hold("m1", 10, "order-2");
+    sql("UPDATE wallet.accounts SET next_due_at = 9223372036854775807 "
+        "WHERE merchant_id = $1 AND member_id = 'm1'",
+        wc.merchant);
+    v = wc_verify(&wc);
+    cr_assert_not(v->ok);
+    cr_assert_str_eq(v->differences[0]->check, "NEXT_DUE");
+    cr_assert_str_eq(v->differences[0]->subject, "m1");
 }
