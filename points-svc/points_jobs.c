@@ -7,16 +7,22 @@
 #include "points_ledger.h"
 
 #define POINTS_JOB_BATCH 100
-#define POINTS_JOB_BATCHES_MAX 10 /* per run: the rest waits for the next tick */
+/* Per run: the rest waits for the next tick. Batches x batch size stays within the runtime's
+ * RPC_INVALIDATIONS_MAX cache keys per job run. */
+#define POINTS_JOB_BATCHES_MAX 10
+_Static_assert(POINTS_JOB_BATCH *POINTS_JOB_BATCHES_MAX <= RPC_INVALIDATIONS_MAX,
+               "a job run invalidates one cache key per member settled");
 
 typedef struct settle_batch {
     rpc_ctx_t *ctx;
+    int invalidations_before; /* a retried attempt drops the keys of the attempt it replaces */
     int settled;
     points_settle_stats_t stats;
 } settle_batch_t;
 
 static status_t settle_batch_tx(db_t *db, void *arg) {
     settle_batch_t *b = arg;
+    b->ctx->invalidation_count = b->invalidations_before;
     b->settled = 0;
     b->stats = (points_settle_stats_t){0};
     char **merchants = NULL, **members = NULL;
@@ -43,7 +49,7 @@ static status_t settle_batch_tx(db_t *db, void *arg) {
  * due member is already past its valid-until, so none is served stale in between. */
 static status_t job_settle(rpc_ctx_t *ctx) {
     for (int i = 0; i < POINTS_JOB_BATCHES_MAX; i++) {
-        settle_batch_t b = {.ctx = ctx};
+        settle_batch_t b = {.ctx = ctx, .invalidations_before = ctx->invalidation_count};
         status_t st = db_tx(ctx->db, settle_batch_tx, &b);
         if (!status_is_ok(&st)) {
             return st;

@@ -19,6 +19,9 @@
 #include <string.h>
 
 #define POINTS_EXPIRE_BATCH_MAX 1000
+/* Batch RPCs invalidate one cache key per member they change. */
+_Static_assert(POINTS_EXPIRE_BATCH_MAX <= RPC_INVALIDATIONS_MAX, "ExpirePoints batch too large");
+_Static_assert(POINTS_IMPORT_LOTS_MAX <= RPC_INVALIDATIONS_MAX, "ImportLots batch too large");
 
 /* ---- shared steps ---- */
 
