@@ -549,4 +549,82 @@ static inline status_t refund_amount(const char *m, const char *key, const char 
     return st;
 }
 
+/* ---- the shop most checkout tests use ---- */
+
+typedef struct shop {
+    const char *m;
+    Loyalty__V1__MemberTier *bronze, *gold;
+    Loyalty__V1__PromoCouponTemplate *five_off;
+    const char *r1, *r2, *r3; /* the buyer's upline, level 1..3 */
+} shop_t;
+
+/* Points: 1 point per 1.00, 100 points = 1.00, min 100, at most 50% of an order, 1 growth per
+ * point. Tiers on growth: Bronze from 0 (5% off, 1x), Gold from 80 (10% off, 2x). Promotion
+ * SAVE10: 10.00 off with the code. Coupon template: 5.00 off. Referral: 10%, 5%, 2% of the paid
+ * amount as points to levels 1, 2, 3, granted at once. */
+static inline void open_shop(shop_t *s, const char *prefix) {
+    require_member_tiers();
+    s->m = harness_merchant(prefix);
+    set_points_rules(s->m, 0, 0, 0);
+    s->bronze = create_tier(s->m, "Bronze", 1, 0, 500, 10000);
+    s->gold = create_tier(s->m, "Gold", 2, 80, 1000, 20000);
+    create_code_promotion(s->m, "SAVE10", 1000, 0);
+    s->five_off = create_template(s->m, "5 off", 500, 0, 0);
+    int64_t reg[3] = {0, 0, 0};
+    int32_t bps[3] = {1000, 500, 200};
+    set_referral_program(s->m, 3, reg, bps, 0, 0);
+    s->r3 = create_member(s->m, "Root");
+    s->r2 = create_member(s->m, "Level two");
+    attach(s->m, s->r2, referral_code(s->m, s->r3));
+    s->r1 = create_member(s->m, "Level one");
+    attach(s->m, s->r1, referral_code(s->m, s->r2));
+}
+
+static inline const char *new_buyer(shop_t *s, int64_t points, int64_t wallet) {
+    const char *b = create_member(s->m, "Buyer");
+    attach(s->m, b, referral_code(s->m, s->r1));
+    if (points > 0) {
+        give_points(s->m, b, points);
+    }
+    if (wallet > 0) {
+        give_wallet(s->m, b, wallet);
+    }
+    return b;
+}
+
+/* 2 x shirt at 50.00 and 1 x socks at 20.00, 5.00 shipping. */
+static inline Loyalty__V1__GatewayCart *shirt_cart(void) {
+    Loyalty__V1__GatewayCart *c = new_cart();
+    add_line(c, "A", "shirt", 2, 5000);
+    add_line(c, "B", "socks", 1, 2000);
+    c->shipping_cents = 500;
+    return c;
+}
+
+static inline const Loyalty__V1__PromoQuoteLine *quote_line(const Loyalty__V1__GatewayCheckout *co,
+                                                            const char *id) {
+    for (size_t i = 0; i < co->breakdown->quote->n_lines; i++) {
+        if (strcmp(co->breakdown->quote->lines[i]->line_id, id) == 0) {
+            return co->breakdown->quote->lines[i];
+        }
+    }
+    cr_assert_fail("no line %s", id);
+    return NULL;
+}
+
+static inline int coupon_status(const char *m, const char *coupon_id) {
+    Loyalty__V1__PromoGetCouponRequest r = LOYALTY__V1__PROMO_GET_COUPON_REQUEST__INIT;
+    r.merchant_id = (char *)m;
+    r.coupon_id = (char *)coupon_id;
+    Loyalty__V1__PromoGetCouponResponse *resp = NULL;
+    assert_ok(call(SVC_PROMO, "GetCoupon", &r, &resp));
+    return resp->coupon->status;
+}
+
+#define COUPON_AVAILABLE LOYALTY__V1__PROMO_COUPON_STATUS__PROMO_COUPON_STATUS_AVAILABLE
+#define COUPON_USED LOYALTY__V1__PROMO_COUPON_STATUS__PROMO_COUPON_STATUS_USED
+#define S_RESERVED LOYALTY__V1__GATEWAY_SAGA_STATE__GATEWAY_SAGA_STATE_RESERVED
+#define S_COMPLETED LOYALTY__V1__GATEWAY_SAGA_STATE__GATEWAY_SAGA_STATE_COMPLETED
+#define S_CANCELLED LOYALTY__V1__GATEWAY_SAGA_STATE__GATEWAY_SAGA_STATE_CANCELLED
+
 #endif
