@@ -438,6 +438,19 @@ static status_t seq_cursor(const char *key, int64_t *seq) {
     return status_ok();
 }
 
+/* Lists fetch one row more than the page: when it came, the page is cut and the cursor points
+ * after its last row. */
+static Loyalty__V1__PageInfo *seq_page(rpc_ctx_t *ctx, size_t *n, int32_t size,
+                                       const int64_t *seqs) {
+    Loyalty__V1__PageInfo *info = pb_new(ctx->arena, &loyalty__v1__page_info__descriptor);
+    if (*n > (size_t)size) {
+        *n = (size_t)size;
+        info->next_cursor = cursor_encode(
+            ctx->arena, arena_printf(ctx->arena, "%lld", (long long)seqs[size - 1]), "");
+    }
+    return info;
+}
+
 static status_t rpc_list_history(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
                                  ProtobufCMessage *resp_msg) {
     const Loyalty__V1__PointsListHistoryRequest *req = (const void *)req_msg;
@@ -461,20 +474,16 @@ static status_t rpc_list_history(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg
     if (status_is_ok(&st)) {
         st = settle_if_due(ctx, req->member_id, &acct, &found);
     }
-    int64_t last_seq = 0;
+    int64_t *seqs = NULL;
     if (status_is_ok(&st)) {
         st = points_store_list_entries(ctx->db, ctx->arena, ctx->merchant_id, req->member_id,
-                                       before, size, kinds, req->n_kinds, &resp->entries,
-                                       &resp->n_entries, &last_seq);
+                                       before, size + 1, kinds, req->n_kinds, &resp->entries,
+                                       &resp->n_entries, &seqs);
     }
     if (!status_is_ok(&st)) {
         return st;
     }
-    resp->page_info = pb_new(ctx->arena, &loyalty__v1__page_info__descriptor);
-    if (resp->n_entries == (size_t)size && last_seq > 1) {
-        resp->page_info->next_cursor =
-            cursor_encode(ctx->arena, arena_printf(ctx->arena, "%lld", (long long)last_seq), "");
-    }
+    resp->page_info = seq_page(ctx, &resp->n_entries, size, seqs);
     return status_ok();
 }
 
@@ -492,19 +501,15 @@ static status_t rpc_list_growth_history(rpc_ctx_t *ctx, const ProtobufCMessage *
     if (status_is_ok(&st)) {
         st = seq_cursor(key, &before);
     }
-    int64_t last_seq = 0;
+    int64_t *seqs = NULL;
     if (status_is_ok(&st)) {
         st = points_store_list_growth(ctx->db, ctx->arena, ctx->merchant_id, req->member_id, before,
-                                      size, &resp->entries, &resp->n_entries, &last_seq);
+                                      size + 1, &resp->entries, &resp->n_entries, &seqs);
     }
     if (!status_is_ok(&st)) {
         return st;
     }
-    resp->page_info = pb_new(ctx->arena, &loyalty__v1__page_info__descriptor);
-    if (resp->n_entries == (size_t)size && last_seq > 1) {
-        resp->page_info->next_cursor =
-            cursor_encode(ctx->arena, arena_printf(ctx->arena, "%lld", (long long)last_seq), "");
-    }
+    resp->page_info = seq_page(ctx, &resp->n_entries, size, seqs);
     return status_ok();
 }
 

@@ -1181,7 +1181,7 @@ static status_t attach_shares(db_t *db, arena_t *a, const char *merchant,
 status_t points_store_list_entries(db_t *db, arena_t *a, const char *merchant, const char *member,
                                    int64_t before_seq, int32_t limit, const int *kinds,
                                    size_t n_kinds, Loyalty__V1__PointsEntry ***out, size_t *n,
-                                   int64_t *last_seq) {
+                                   int64_t **seqs) {
     int64_t k64[POINTS_HISTORY_KINDS_MAX];
     for (size_t i = 0; i < n_kinds && i < POINTS_HISTORY_KINDS_MAX; i++) {
         k64[i] = kinds[i];
@@ -1205,7 +1205,9 @@ status_t points_store_list_entries(db_t *db, arena_t *a, const char *merchant, c
     }
     int rows = PQntuples(r);
     *out = arena_alloc(a, ((size_t)rows + 1) * sizeof **out);
+    *seqs = arena_alloc(a, ((size_t)rows + 1) * sizeof **seqs);
     for (int i = 0; i < rows; i++) {
+        (*seqs)[i] = db_get_int(r, i, 0);
         Loyalty__V1__PointsEntry *e = pb_new(a, &loyalty__v1__points_entry__descriptor);
         e->id = cell(a, r, i, 1);
         e->member_id = cell(a, r, i, 2);
@@ -1223,7 +1225,6 @@ status_t points_store_list_entries(db_t *db, arena_t *a, const char *merchant, c
         (*out)[i] = e;
     }
     *n = (size_t)rows;
-    *last_seq = rows ? db_get_int(r, rows - 1, 0) : 0;
     PQclear(r);
     return attach_shares(db, a, merchant, *out, *n);
 }
@@ -1231,7 +1232,7 @@ status_t points_store_list_entries(db_t *db, arena_t *a, const char *merchant, c
 status_t points_store_list_growth(db_t *db, arena_t *a, const char *merchant, const char *member,
                                   int64_t before_seq, int32_t limit,
                                   Loyalty__V1__PointsGrowthEntry ***out, size_t *n,
-                                  int64_t *last_seq) {
+                                  int64_t **seqs) {
     db_params_t p;
     db_params_init(&p);
     db_param_text(&p, merchant);
@@ -1252,7 +1253,9 @@ status_t points_store_list_growth(db_t *db, arena_t *a, const char *merchant, co
     }
     int rows = PQntuples(r);
     *out = arena_alloc(a, ((size_t)rows + 1) * sizeof **out);
+    *seqs = arena_alloc(a, ((size_t)rows + 1) * sizeof **seqs);
     for (int i = 0; i < rows; i++) {
+        (*seqs)[i] = db_get_int(r, i, 0);
         Loyalty__V1__PointsGrowthEntry *g =
             pb_new(a, &loyalty__v1__points_growth_entry__descriptor);
         g->id = cell(a, r, i, 1);
@@ -1267,7 +1270,6 @@ status_t points_store_list_growth(db_t *db, arena_t *a, const char *merchant, co
         (*out)[i] = g;
     }
     *n = (size_t)rows;
-    *last_seq = rows ? db_get_int(r, rows - 1, 0) : 0;
     PQclear(r);
     return status_ok();
 }

@@ -206,16 +206,16 @@ status_t points_store_insert_growth(db_t *db, const char *merchant, const char *
                                     int64_t growth, int64_t growth_after, int source,
                                     const char *reference, const char *reason, int64_t now);
 
-/** Newest first, before the cursor seq (0 = from the newest); kinds filter may be empty. */
+/** Newest first, before the cursor seq (0 = from the newest); kinds filter may be empty.
+ *  (*seqs)[i] is the paging key of entry i. */
 status_t points_store_list_entries(db_t *db, arena_t *a, const char *merchant, const char *member,
                                    int64_t before_seq, int32_t limit, const int *kinds,
                                    size_t n_kinds, Loyalty__V1__PointsEntry ***out, size_t *n,
-                                   int64_t *last_seq);
+                                   int64_t **seqs);
 
 status_t points_store_list_growth(db_t *db, arena_t *a, const char *merchant, const char *member,
                                   int64_t before_seq, int32_t limit,
-                                  Loyalty__V1__PointsGrowthEntry ***out, size_t *n,
-                                  int64_t *last_seq);
+                                  Loyalty__V1__PointsGrowthEntry ***out, size_t *n, int64_t **seqs);
 
 /* ---- earns, orders, check-ins, imports ---- */
 

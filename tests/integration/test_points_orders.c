@@ -727,3 +727,79 @@ Test(points_orders, idempotent_retries_apply_once) {
     cr_assert_eq(hist->n_entries, 3, "EARN, HOLD, COMMIT once each");
     pt_assert_ledger_clean(m);
 }
+
+Test(points_orders, history_pages_newest_first_and_filters_kinds) {
+    /* Goal: ListHistory and ListGrowthHistory page newest first with stable cursors (pages of
+     * 2 over 5 entries: 2, 2, 1, then no cursor) and ListHistory filters by kind. */
+    harness_start(&svc, "points-svc", NULL);
+    const char *m = harness_merchant("page");
+    pt_configure(m);
+    for (int i = 1; i <= 3; i++) {
+        char ref[16];
+        snprintf(ref, sizeof ref, "ord-%d", i);
+        assert_ok(pt_earn_order(m, "mbr-1", ref, i * 1000, NULL, NULL)); /* 10, 20, 30 points */
+    }
+    Loyalty__V1__PointsHold *h = NULL;
+    assert_ok(pt_hold(m, "mbr-1", 5, "cart", 60, &h));
+    assert_ok(pt_release(m, h->id, NULL, NULL));
+    Loyalty__V1__PageRequest page = LOYALTY__V1__PAGE_REQUEST__INIT;
+    page.page_size = 2;
+    Loyalty__V1__PointsListHistoryRequest req = LOYALTY__V1__POINTS_LIST_HISTORY_REQUEST__INIT;
+    req.merchant_id = (char *)m;
+    req.member_id = "mbr-1";
+    req.page = &page;
+    const Loyalty__V1__PointsEntryKind want[] = {
+        LOYALTY__V1__POINTS_ENTRY_KIND__POINTS_ENTRY_KIND_RELEASE,
+        LOYALTY__V1__POINTS_ENTRY_KIND__POINTS_ENTRY_KIND_HOLD,
+        LOYALTY__V1__POINTS_ENTRY_KIND__POINTS_ENTRY_KIND_EARN,
+        LOYALTY__V1__POINTS_ENTRY_KIND__POINTS_ENTRY_KIND_EARN,
+        LOYALTY__V1__POINTS_ENTRY_KIND__POINTS_ENTRY_KIND_EARN,
+    };
+    size_t seen = 0;
+    for (int p = 0; p < 3; p++) {
+        Loyalty__V1__PointsListHistoryResponse *r = NULL;
+        assert_ok(pcall("ListHistory", &req, &r));
+        cr_assert_eq(r->n_entries, p < 2 ? 2u : 1u, "page %d", p);
+        for (size_t i = 0; i < r->n_entries; i++, seen++) {
+            cr_assert_eq(r->entries[i]->kind, want[seen], "entry %zu", seen);
+        }
+        page.cursor = r->page_info->next_cursor;
+        cr_assert_eq(page.cursor[0] == '\0', p == 2, "cursor after page %d", p);
+    }
+    cr_assert_eq(seen, 5);
+    Loyalty__V1__PointsEntryKind earn_only[] = {
+        LOYALTY__V1__POINTS_ENTRY_KIND__POINTS_ENTRY_KIND_EARN};
+    req.kinds = earn_only;
+    req.n_kinds = 1;
+    page.page_size = 0;
+    page.cursor = "";
+    Loyalty__V1__PointsListHistoryResponse *r = NULL;
+    assert_ok(pcall("ListHistory", &req, &r));
+    cr_assert_eq(r->n_entries, 3);
+    cr_assert_eq(r->entries[0]->available_delta, 30, "newest first");
+    cr_assert_str_eq(r->entries[0]->reference, "ord-3");
+    page.cursor = "not-a-cursor!";
+    assert_status(pcall("ListHistory", &req, NULL), STATUS_INVALID_ARGUMENT, "INVALID_PAGE_CURSOR");
+    page.cursor = "";
+    page.page_size = 501;
+    assert_status(pcall("ListHistory", &req, NULL), STATUS_INVALID_ARGUMENT,
+                  "INVALID_PAGE_PAGE_SIZE");
+
+    Loyalty__V1__PageRequest gpage = LOYALTY__V1__PAGE_REQUEST__INIT;
+    gpage.page_size = 2;
+    Loyalty__V1__PointsListGrowthHistoryRequest g =
+        LOYALTY__V1__POINTS_LIST_GROWTH_HISTORY_REQUEST__INIT;
+    g.merchant_id = (char *)m;
+    g.member_id = "mbr-1";
+    g.page = &gpage;
+    Loyalty__V1__PointsListGrowthHistoryResponse *gr = NULL;
+    assert_ok(pcall("ListGrowthHistory", &g, &gr));
+    cr_assert_eq(gr->n_entries, 2);
+    cr_assert_eq(gr->entries[0]->growth, 30);
+    cr_assert_eq(gr->entries[0]->growth_after, 60);
+    gpage.cursor = gr->page_info->next_cursor;
+    assert_ok(pcall("ListGrowthHistory", &g, &gr));
+    cr_assert_eq(gr->n_entries, 1);
+    cr_assert_eq(gr->entries[0]->growth_after, 10);
+    pt_assert_ledger_clean(m);
+}
