@@ -2,6 +2,7 @@
  * Reads its own settings (CHECKOUT_TTL_S, PARTICIPANT_HOLD_TTL_S, GATEWAY_LEASE_S,
  * GATEWAY_RECOVERY_INTERVAL_S, GATEWAY_BEGIN_GRACE_S and the test-only GATEWAY_FAILPOINT) and
  * opens the channels to the five participants. */
+#include "campaign_rpc.h"
 #include "gateway_rpc.h"
 #include "ids.h"
 #include "log.h"
@@ -82,17 +83,20 @@ static status_t gateway_start(const config_t *cfg, void **state) {
 static const rpc_job_t gateway_jobs[] = {
     /* Runs every second; the job itself keeps GATEWAY_RECOVERY_INTERVAL_S. */
     {"saga-recovery", gw_job_recover, 1},
+    /* Runs every minute; each campaign keeps CAMPAIGN_INTERVAL_S between its runs. */
+    {"campaign-scheduler", campaign_job_schedule, 60},
     {NULL, NULL, 0},
 };
 
 int main(int argc, char **argv) {
+    const rpc_service_t gateway_services[] = {gateway_service, campaign_service};
     const rpc_server_options_t opts = {
         .service_name = "gateway",
         .default_port = 50050,
         .db_schema = "gateway",
         .migrations = gateway_migrations,
-        .services = &gateway_service,
-        .service_count = 1,
+        .services = gateway_services,
+        .service_count = 2,
         .jobs = gateway_jobs,
         .on_start = gateway_start,
     };

@@ -1,0 +1,253 @@
+/* campaign_store.c -- campaigns and campaign deliveries in PostgreSQL. */
+#include "campaign_store.h"
+
+#include "pb.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static Loyalty__V1__Campaign *campaign_from_row(arena_t *a, const PGresult *r, int row) {
+    const char *hex = db_get_str(r, row, 0);
+    size_t len = 0;
+    unsigned char *bytes = PQunescapeBytea((const unsigned char *)hex, &len);
+    Loyalty__V1__Campaign *c = NULL;
+    if (bytes != NULL) {
+        c = (Loyalty__V1__Campaign *)pb_unpack_arena(a, &loyalty__v1__campaign__descriptor, bytes,
+                                                      len);
+        PQfreemem(bytes);
+    }
+    if (c == NULL) {
+        return NULL;
+    }
+    c->merchant_id = arena_strdup(a, db_get_str(r, row, 1));
+    c->updated_at = db_get_int(r, row, 2);
+    c->last_run_at = db_get_int(r, row, 3);
+    c->next_run_at = db_get_int(r, row, 4);
+    return c;
+}
+
+#define CAMPAIGN_COLUMNS                                                                           \
+    "config, merchant_id, extract(epoch FROM updated_at)::bigint, "                               \
+    "coalesce(extract(epoch FROM last_run_at)::bigint, 0), "                                      \
+    "extract(epoch FROM next_run_at)::bigint"
+
+static status_t campaign_rows(arena_t *a, PGresult *r, Loyalty__V1__Campaign ***out, size_t *n) {
+    int rows = PQntuples(r);
+    *out = arena_alloc(a, (size_t)(rows ? rows : 1) * sizeof **out);
+    *n = 0;
+    for (int i = 0; i < rows; i++) {
+        Loyalty__V1__Campaign *c = campaign_from_row(a, r, i);
+        if (c == NULL) {
+            PQclear(r);
+            return status_make(STATUS_INTERNAL, "DATABASE_ERROR", "cannot decode a campaign");
+        }
+        (*out)[(*n)++] = c;
+    }
+    PQclear(r);
+    return status_ok();
+}
+
+status_t campaign_store_put(db_t *db, arena_t *a, const char *merchant_id,
+                            const Loyalty__V1__Campaign *c, Loyalty__V1__Campaign **out) {
+    size_t len = 0;
+    unsigned char *bytes = pb_pack_arena(a, &c->base, &len);
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_int(&p, c->kind);
+    db_param_bool(&p, c->enabled);
+    db_param_bytes(&p, bytes, len);
+    PGresult *r = NULL;
+    status_t st = db_exec(db,
+                          "INSERT INTO campaigns (merchant_id, kind, enabled, config) "
+                          "VALUES ($1, $2, $3, $4) ON CONFLICT (merchant_id, kind) DO UPDATE SET "
+                          " enabled = EXCLUDED.enabled, config = EXCLUDED.config, "
+                          " updated_at = now(), next_run_at = now() "
+                          "RETURNING " CAMPAIGN_COLUMNS,
+                          &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    Loyalty__V1__Campaign **rows = NULL;
+    size_t n = 0;
+    st = campaign_rows(a, r, &rows, &n);
+    if (status_is_ok(&st)) {
+        *out = rows[0];
+    }
+    return st;
+}
+
+status_t campaign_store_get(db_t *db, arena_t *a, const char *merchant_id,
+                            Loyalty__V1__CampaignKind kind, Loyalty__V1__Campaign **out) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_int(&p, kind);
+    PGresult *r = NULL;
+    status_t st = db_exec(db,
+                          "SELECT " CAMPAIGN_COLUMNS
+                          " FROM campaigns WHERE merchant_id = $1 AND kind = $2",
+                          &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    Loyalty__V1__Campaign **rows = NULL;
+    size_t n = 0;
+    st = campaign_rows(a, r, &rows, &n);
+    if (status_is_ok(&st) && n == 0) {
+        return status_make(STATUS_NOT_FOUND, "CAMPAIGN_NOT_FOUND", "campaign not configured");
+    }
+    if (status_is_ok(&st)) {
+        *out = rows[0];
+    }
+    return st;
+}
+
+status_t campaign_store_list(db_t *db, arena_t *a, const char *merchant_id,
+                             Loyalty__V1__Campaign ***out, size_t *n) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    PGresult *r = NULL;
+    status_t st = db_exec(db,
+                          "SELECT " CAMPAIGN_COLUMNS
+                          " FROM campaigns WHERE merchant_id = $1 ORDER BY kind",
+                          &p, &r);
+    return status_is_ok(&st) ? campaign_rows(a, r, out, n) : st;
+}
+
+status_t campaign_store_take_due(db_t *db, arena_t *a, int64_t interval_s, int max,
+                                 Loyalty__V1__Campaign ***out, size_t *n) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_int(&p, interval_s);
+    db_param_int(&p, max);
+    PGresult *r = NULL;
+    status_t st = db_exec(db,
+                          "UPDATE campaigns c SET last_run_at = now(), "
+                          " next_run_at = now() + make_interval(secs => $1) "
+                          "FROM (SELECT merchant_id, kind FROM campaigns "
+                          "      WHERE enabled AND next_run_at <= now() ORDER BY next_run_at "
+                          "      LIMIT $2 FOR UPDATE SKIP LOCKED) due "
+                          "WHERE c.merchant_id = due.merchant_id AND c.kind = due.kind "
+                          "RETURNING c.config, c.merchant_id, "
+                          " extract(epoch FROM c.updated_at)::bigint, "
+                          " extract(epoch FROM c.last_run_at)::bigint, "
+                          " extract(epoch FROM c.next_run_at)::bigint",
+                          &p, &r);
+    return status_is_ok(&st) ? campaign_rows(a, r, out, n) : st;
+}
+
+static void delivery_params(db_params_t *p, const char *merchant_id,
+                            Loyalty__V1__CampaignKind kind, const char *period,
+                            const char *member_id) {
+    db_params_init(p);
+    db_param_text(p, merchant_id);
+    db_param_int(p, kind);
+    db_param_text(p, period);
+    db_param_text(p, member_id);
+}
+
+status_t campaign_store_peek(db_t *db, const char *merchant_id, Loyalty__V1__CampaignKind kind,
+                             const char *period, const char *member_id, campaign_claim_t *out) {
+    db_params_t p;
+    delivery_params(&p, merchant_id, kind, period, member_id);
+    PGresult *r = NULL;
+    status_t st = db_exec(db,
+                          "SELECT state = 'DONE', claimed_until > now() FROM campaign_deliveries "
+                          "WHERE merchant_id = $1 AND kind = $2 AND period = $3 AND member_id = $4",
+                          &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    *out = CAMPAIGN_CLAIMED;
+    if (PQntuples(r) == 1) {
+        *out = db_get_bool(r, 0, 0)   ? CAMPAIGN_ALREADY_DONE
+               : db_get_bool(r, 0, 1) ? CAMPAIGN_IN_PROGRESS
+                                      : CAMPAIGN_CLAIMED;
+    }
+    PQclear(r);
+    return st;
+}
+
+status_t campaign_store_claim(db_t *db, const char *merchant_id, Loyalty__V1__CampaignKind kind,
+                              const char *period, const char *member_id, int64_t lease_s,
+                              campaign_claim_t *out) {
+    db_params_t p;
+    delivery_params(&p, merchant_id, kind, period, member_id);
+    db_param_int(&p, lease_s);
+    PGresult *r = NULL;
+    /* New, or taken over when its holder's lease ran out; a live or DONE row is left alone. */
+    status_t st = db_exec(db,
+                          "INSERT INTO campaign_deliveries (merchant_id, kind, period, member_id, "
+                          " state, claimed_until) "
+                          "VALUES ($1, $2, $3, $4, 'CLAIMED', now() + make_interval(secs => $5)) "
+                          "ON CONFLICT (merchant_id, kind, period, member_id) DO UPDATE "
+                          " SET claimed_until = EXCLUDED.claimed_until "
+                          " WHERE campaign_deliveries.state = 'CLAIMED' "
+                          "   AND campaign_deliveries.claimed_until < now() "
+                          "RETURNING 1",
+                          &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    bool claimed = PQntuples(r) == 1;
+    PQclear(r);
+    if (claimed) {
+        *out = CAMPAIGN_CLAIMED;
+        return st;
+    }
+    st = campaign_store_peek(db, merchant_id, kind, period, member_id, out);
+    if (status_is_ok(&st) && *out == CAMPAIGN_CLAIMED) {
+        *out = CAMPAIGN_IN_PROGRESS; /* its lease ended between the two statements */
+    }
+    return st;
+}
+
+status_t campaign_store_finish(db_t *db, const char *merchant_id, Loyalty__V1__CampaignKind kind,
+                               const char *period, const char *member_id, int64_t points,
+                               const char *coupon_id, const char *message_event_id,
+                               const char *skip_reason) {
+    db_params_t p;
+    delivery_params(&p, merchant_id, kind, period, member_id);
+    db_param_int(&p, points);
+    db_param_text(&p, coupon_id);
+    db_param_text(&p, message_event_id);
+    db_param_text(&p, skip_reason);
+    PGresult *r = NULL;
+    status_t st = db_exec(db,
+                          "UPDATE campaign_deliveries SET state = 'DONE', done_at = now(), "
+                          " points = $5, coupon_id = $6, message_event_id = $7, skip_reason = $8 "
+                          "WHERE merchant_id = $1 AND kind = $2 AND period = $3 AND member_id = $4 "
+                          "  AND state = 'CLAIMED' RETURNING 1",
+                          &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    bool done = PQntuples(r) == 1;
+    PQclear(r);
+    return done ? st
+                : status_make(STATUS_NOT_FOUND, "DELIVERY_NOT_CLAIMED",
+                              "the delivery was finished by another runner");
+}
+
+status_t campaign_store_local_date(db_t *db, int64_t at, const char *tz, char out[11]) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_int(&p, at);
+    db_param_text(&p, tz);
+    PGresult *r = NULL;
+    status_t st = db_exec(db,
+                          "SELECT to_char(to_timestamp($1) AT TIME ZONE $2, 'YYYY-MM-DD') "
+                          "WHERE EXISTS (SELECT 1 FROM pg_timezone_names WHERE name = $2)",
+                          &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    bool known = PQntuples(r) == 1;
+    if (known) {
+        snprintf(out, 11, "%s", db_get_str(r, 0, 0));
+    }
+    PQclear(r);
+    return known ? st : status_invalid_field("campaign.time_zone", "unknown time zone");
+}

@@ -1,0 +1,460 @@
+/* test_campaigns.c -- campaigns over real gRPC with the real gateway, member-svc, points-svc and
+ * promo-svc, real PostgreSQL and a private Redis: birthday rewards and messages, at most once per
+ * member and period across repeated and concurrent runs, dry runs, win-back and welcome
+ * targeting, and no message lost or doubled when Redis is down during a run. */
+#include "harness.h"
+#include "loyalty/v1/campaign.pb-c.h"
+#include "loyalty/v1/member.pb-c.h"
+#include "loyalty/v1/points.pb-c.h"
+#include "loyalty/v1/promo.pb-c.h"
+
+#include <criterion/criterion.h>
+#include <hiredis/hiredis.h>
+
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static redis_proc_t redis;
+static svc_proc_t member, points, promo, gateway;
+static arena_t arena;
+
+static void setup(void) {
+    harness_init();
+    arena_init(&arena);
+    harness_redis_start(&redis);
+    static char redis_env[96];
+    snprintf(redis_env, sizeof redis_env, "LOYALTY_REDIS_URL=%s", redis.url);
+    const char *env[] = {redis_env, NULL};
+    harness_start(&member, "member-svc", env);
+    harness_start(&points, "points-svc", env);
+    harness_start(&promo, "promo-svc", env);
+    static char addrs[3][96];
+    snprintf(addrs[0], sizeof addrs[0], "MEMBER_SVC_ADDR=%s", member.addr);
+    snprintf(addrs[1], sizeof addrs[1], "POINTS_SVC_ADDR=%s", points.addr);
+    snprintf(addrs[2], sizeof addrs[2], "PROMO_SVC_ADDR=%s", promo.addr);
+    const char *gw_env[] = {redis_env, addrs[0], addrs[1], addrs[2], NULL};
+    harness_start(&gateway, "gateway", gw_env);
+}
+
+static void teardown(void) {
+    svc_proc_t *all[] = {&gateway, &promo, &points, &member};
+    for (int i = 0; i < 4; i++) {
+        if (all[i]->pid > 0) {
+            cr_expect_eq(harness_stop(all[i]), 0, "%s did not exit cleanly; see %s", all[i]->name,
+                         all[i]->log_path);
+        }
+    }
+    harness_redis_stop(&redis);
+    arena_free(&arena);
+    harness_fini();
+}
+
+TestSuite(campaigns, .init = setup, .fini = teardown, .timeout = 180);
+
+#define OK(expr)                                                                                   \
+    do {                                                                                           \
+        status_t st_ = (expr);                                                                     \
+        cr_assert(status_is_ok(&st_), "%s: %s %s %s", #expr, status_code_name(st_.code),          \
+                  st_.reason, st_.message);                                                        \
+    } while (0)
+
+static const char *today_utc(int64_t at) {
+    static char buf[11];
+    time_t t = (time_t)at;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(buf, sizeof buf, "%Y-%m-%d", &tm);
+    return buf;
+}
+
+/* A birthday in 1990 on the month and day of `date` ("YYYY-MM-DD"). */
+static char *birthday_on(const char *date) {
+    return arena_printf(&arena, "1990-%.5s", date + 5);
+}
+
+static const char *create_member(const char *m, const char *name, const char *phone,
+                                 const char *email, const char *birthday) {
+    Loyalty__V1__MemberProfile p = LOYALTY__V1__MEMBER_PROFILE__INIT;
+    p.name = (char *)name;
+    p.phone = (char *)phone;
+    p.email = (char *)email;
+    p.birthday = (char *)birthday;
+    Loyalty__V1__CreateMemberRequest req = LOYALTY__V1__CREATE_MEMBER_REQUEST__INIT;
+    req.merchant_id = (char *)m;
+    req.idempotency_key = (char *)harness_key();
+    req.profile = &p;
+    ProtobufCMessage *resp = NULL;
+    OK(rpc_call(rpc_channel_get(member.addr), &loyalty__v1__member_service__descriptor,
+                "CreateMember", &req.base, &arena, &resp, NULL));
+    return ((Loyalty__V1__CreateMemberResponse *)resp)->member->id;
+}
+
+static const char *create_template(const char *m) {
+    Loyalty__V1__PromoCouponTemplate t = LOYALTY__V1__PROMO_COUPON_TEMPLATE__INIT;
+    t.name = "Birthday 10 off";
+    t.kind = LOYALTY__V1__PROMO_COUPON_KIND__PROMO_COUPON_KIND_AMOUNT_OFF;
+    t.amount_off_cents = 1000;
+    t.valid_days = 30;
+    Loyalty__V1__PromoCreateCouponTemplateRequest req =
+        LOYALTY__V1__PROMO_CREATE_COUPON_TEMPLATE_REQUEST__INIT;
+    req.merchant_id = (char *)m;
+    req.idempotency_key = (char *)harness_key();
+    req.coupon_template = &t;
+    ProtobufCMessage *resp = NULL;
+    OK(rpc_call(rpc_channel_get(promo.addr), &loyalty__v1__promo_service__descriptor,
+                "CreateCouponTemplate", &req.base, &arena, &resp, NULL));
+    return ((Loyalty__V1__PromoCreateCouponTemplateResponse *)resp)->coupon_template->id;
+}
+
+static void set_campaign(Loyalty__V1__Campaign *c) {
+    Loyalty__V1__CampaignSetRequest req = LOYALTY__V1__CAMPAIGN_SET_REQUEST__INIT;
+    req.merchant_id = c->merchant_id;
+    req.idempotency_key = (char *)harness_key();
+    req.campaign = c;
+    OK(rpc_call(rpc_channel_get(gateway.addr), &loyalty__v1__campaign_service__descriptor,
+                "SetCampaign", &req.base, &arena, NULL, NULL));
+}
+
+static status_t run_campaign(const char *m, Loyalty__V1__CampaignKind kind, int64_t at,
+                             bool dry_run, Loyalty__V1__CampaignRunResult **out, arena_t *a) {
+    Loyalty__V1__CampaignRunRequest req = LOYALTY__V1__CAMPAIGN_RUN_REQUEST__INIT;
+    req.merchant_id = (char *)m;
+    req.kind = kind;
+    req.at = at;
+    req.dry_run = dry_run;
+    ProtobufCMessage *resp = NULL;
+    rpc_call_opts_t opts = {.timeout_ms = 60000};
+    status_t st = rpc_call(rpc_channel_get(gateway.addr), &loyalty__v1__campaign_service__descriptor,
+                           "RunCampaign", &req.base, a, &resp, &opts);
+    if (status_is_ok(&st) && out) {
+        *out = ((Loyalty__V1__CampaignRunResponse *)resp)->result;
+    }
+    return st;
+}
+
+static int64_t skipped(const Loyalty__V1__CampaignRunResult *r, const char *reason) {
+    for (size_t i = 0; i < r->n_skipped_by_reason; i++) {
+        if (strcmp(r->skipped_by_reason[i]->reason, reason) == 0) {
+            return r->skipped_by_reason[i]->count;
+        }
+    }
+    return 0;
+}
+
+static int64_t balance(const char *m, const char *member_id) {
+    Loyalty__V1__PointsGetBalanceRequest req = LOYALTY__V1__POINTS_GET_BALANCE_REQUEST__INIT;
+    req.merchant_id = (char *)m;
+    req.member_id = (char *)member_id;
+    ProtobufCMessage *resp = NULL;
+    OK(rpc_call(rpc_channel_get(points.addr), &loyalty__v1__points_service__descriptor,
+                "GetBalance", &req.base, &arena, &resp, NULL));
+    return ((Loyalty__V1__PointsGetBalanceResponse *)resp)->balance->available;
+}
+
+static size_t coupons_of(const char *m, const char *member_id) {
+    Loyalty__V1__PromoListCouponsRequest req = LOYALTY__V1__PROMO_LIST_COUPONS_REQUEST__INIT;
+    req.merchant_id = (char *)m;
+    req.member_id = (char *)member_id;
+    ProtobufCMessage *resp = NULL;
+    OK(rpc_call(rpc_channel_get(promo.addr), &loyalty__v1__promo_service__descriptor,
+                "ListCoupons", &req.base, &arena, &resp, NULL));
+    return ((Loyalty__V1__PromoListCouponsResponse *)resp)->n_coupons;
+}
+
+/* The notifications of merchant m on the stream: their member ids and texts, in order. Waits
+ * until `want` are there (the outbox publishes asynchronously) or 10 s have passed. */
+static int notifications(const char *m, int want, char members[][48], char texts[][256],
+                         int max) {
+    int n = 0;
+    for (int attempt = 0; attempt < 200; attempt++) {
+        redisContext *c = redisConnect("127.0.0.1", redis.port);
+        cr_assert(c && !c->err);
+        redisReply *r = redisCommand(c, "XRANGE loyalty:notifications - +");
+        n = 0;
+        for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+            redisReply *f = r->element[i]->element[1];
+            const char *merchant = "", *payload = "";
+            for (size_t k = 0; k + 1 < f->elements; k += 2) {
+                if (strcmp(f->element[k]->str, "merchant_id") == 0) {
+                    merchant = f->element[k + 1]->str;
+                } else if (strcmp(f->element[k]->str, "payload") == 0) {
+                    payload = f->element[k + 1]->str;
+                }
+            }
+            if (strcmp(merchant, m) != 0 || n >= max) {
+                continue;
+            }
+            const char *mid = strstr(payload, "\"member_id\":\"");
+            const char *text = strstr(payload, "\"text\":\"");
+            cr_assert(mid && text, "payload %s", payload);
+            sscanf(mid + 13, "%47[^\"]", members[n]);
+            sscanf(text + 8, "%255[^\"]", texts[n]);
+            n++;
+        }
+        freeReplyObject(r);
+        redisFree(c);
+        if (n >= want) {
+            break;
+        }
+        usleep(50 * 1000);
+    }
+    return n;
+}
+
+static Loyalty__V1__Campaign birthday_campaign(const char *m, Loyalty__V1__CampaignReward *r) {
+    Loyalty__V1__Campaign c = LOYALTY__V1__CAMPAIGN__INIT;
+    c.merchant_id = (char *)m;
+    c.kind = LOYALTY__V1__CAMPAIGN_KIND__CAMPAIGN_KIND_BIRTHDAY;
+    c.enabled = false; /* the test runs it; the scheduler stays out of the way */
+    c.channel = LOYALTY__V1__CAMPAIGN_CHANNEL__CAMPAIGN_CHANNEL_SMS;
+    c.birthday_timing = LOYALTY__V1__CAMPAIGN_BIRTHDAY_TIMING__CAMPAIGN_BIRTHDAY_TIMING_ON_DAY;
+    c.message_template = "Happy birthday {{name}}: {{points}} points and coupon {{coupon_code}}";
+    c.reward = r;
+    return c;
+}
+
+Test(campaigns, birthday_rewards_and_messages_once_per_year) {
+    /* Goal: members whose birthday is today get the points and the coupon and one SMS; a member
+     * without a phone is rewarded but not messaged; others are untouched; a second run gives
+     * nothing more; a dry run only counts. */
+    const char *m = harness_merchant("bday");
+    int64_t now = (int64_t)time(NULL);
+    const char *today = today_utc(now);
+    const char *tomorrow = today_utc(now + 86400);
+    const char *ana = create_member(m, "Ana", "+6590000101", "", birthday_on(today));
+    const char *bo = create_member(m, "Bo", "", "bo@example.com", birthday_on(today));
+    const char *cy = create_member(m, "Cy", "+6590000103", "", birthday_on(tomorrow));
+    Loyalty__V1__CampaignReward reward = LOYALTY__V1__CAMPAIGN_REWARD__INIT;
+    reward.points = 100;
+    reward.coupon_template_id = (char *)create_template(m);
+    Loyalty__V1__Campaign c = birthday_campaign(m, &reward);
+    set_campaign(&c);
+
+    Loyalty__V1__CampaignRunResult *r = NULL;
+    OK(run_campaign(m, c.kind, now, true, &r, &arena));
+    cr_assert_eq(r->targeted, 2, "dry run targets 2, got %lld", (long long)r->targeted);
+    cr_assert_eq(r->rewarded, 2);
+    cr_assert_eq(r->messaged, 1);
+    cr_assert_eq(balance(m, ana), 0, "a dry run gives nothing");
+
+    OK(run_campaign(m, c.kind, now, false, &r, &arena));
+    cr_assert_str_eq(r->local_date, today);
+    cr_assert_eq(r->targeted, 2);
+    cr_assert_eq(r->rewarded, 2);
+    cr_assert_eq(r->messaged, 1);
+    cr_assert_eq(skipped(r, "NO_ADDRESS"), 1);
+    cr_assert_eq(r->points_given, 200);
+    cr_assert_eq(r->coupons_issued, 2);
+    cr_assert_eq(balance(m, ana), 100);
+    cr_assert_eq(balance(m, bo), 100);
+    cr_assert_eq(balance(m, cy), 0);
+    cr_assert_eq(coupons_of(m, ana), 1);
+    cr_assert_eq(coupons_of(m, cy), 0);
+
+    OK(run_campaign(m, c.kind, now + 3600, false, &r, &arena));
+    cr_assert_eq(r->rewarded, 0, "the second run of the year gives nothing");
+    cr_assert_eq(skipped(r, "ALREADY_DONE"), 2);
+    cr_assert_eq(balance(m, ana), 100);
+    cr_assert_eq(coupons_of(m, ana), 1);
+
+    char members[8][48], texts[8][256];
+    int n = notifications(m, 1, members, texts, 8);
+    usleep(300 * 1000);
+    n = notifications(m, 1, members, texts, 8);
+    cr_assert_eq(n, 1, "exactly one message, got %d", n);
+    cr_assert_str_eq(members[0], ana);
+    cr_assert(strncmp(texts[0], "Happy birthday Ana: 100 points and coupon ", 42) == 0, "%s",
+              texts[0]);
+}
+
+typedef struct runner {
+    const char *merchant;
+    int64_t at;
+    int64_t rewarded;
+    status_t st;
+} runner_t;
+
+static void *runner_main(void *p) {
+    runner_t *r = p;
+    arena_t a;
+    arena_init(&a);
+    Loyalty__V1__CampaignRunResult *res = NULL;
+    r->st = run_campaign(r->merchant, LOYALTY__V1__CAMPAIGN_KIND__CAMPAIGN_KIND_BIRTHDAY, r->at,
+                         false, &res, &a);
+    if (status_is_ok(&r->st)) {
+        r->rewarded = res->rewarded;
+    }
+    arena_free(&a);
+    return NULL;
+}
+
+#define CROWD 30
+
+Test(campaigns, concurrent_runners_reward_each_member_once) {
+    /* Goal: two runs at once (as from two gateway replicas) reward each of 30 members exactly
+     * once, and the stream holds exactly 30 messages, one per member. */
+    const char *m = harness_merchant("crowd");
+    int64_t now = (int64_t)time(NULL);
+    const char *ids[CROWD];
+    for (int i = 0; i < CROWD; i++) {
+        char name[16], phone[16];
+        snprintf(name, sizeof name, "Guest %d", i);
+        snprintf(phone, sizeof phone, "+659100%04d", i);
+        ids[i] = create_member(m, arena_strdup(&arena, name), arena_strdup(&arena, phone), "",
+                               birthday_on(today_utc(now)));
+    }
+    Loyalty__V1__CampaignReward reward = LOYALTY__V1__CAMPAIGN_REWARD__INIT;
+    reward.points = 50;
+    Loyalty__V1__Campaign c = birthday_campaign(m, &reward);
+    c.message_template = "Happy birthday {{name}}";
+    set_campaign(&c);
+    runner_t runners[2] = {{m, now, 0, {0}}, {m, now, 0, {0}}};
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(pthread_create(&t[i], NULL, runner_main, &runners[i]), 0);
+    }
+    for (int i = 0; i < 2; i++) {
+        pthread_join(t[i], NULL);
+        OK(runners[i].st);
+    }
+    cr_assert_eq(runners[0].rewarded + runners[1].rewarded, CROWD, "rewarded %lld + %lld",
+                 (long long)runners[0].rewarded, (long long)runners[1].rewarded);
+    for (int i = 0; i < CROWD; i++) {
+        cr_assert_eq(balance(m, ids[i]), 50, "member %d", i);
+    }
+    static char members[64][48], texts[64][256];
+    int n = notifications(m, CROWD, members, texts, 64);
+    usleep(300 * 1000);
+    n = notifications(m, CROWD, members, texts, 64);
+    cr_assert_eq(n, CROWD, "got %d messages", n);
+    for (int i = 0; i < n; i++) {
+        for (int k = 0; k < i; k++) {
+            cr_assert(strcmp(members[i], members[k]) != 0, "member %s messaged twice", members[i]);
+        }
+    }
+}
+
+Test(campaigns, redis_down_during_a_run_loses_and_doubles_nothing) {
+    /* Goal: with Redis stopped during the run, members are still rewarded and the messages wait
+     * in the outbox; when Redis is back they are all published, each once. */
+    const char *m = harness_merchant("bdown");
+    int64_t now = (int64_t)time(NULL);
+    const char *ids[5];
+    for (int i = 0; i < 5; i++) {
+        char phone[16];
+        snprintf(phone, sizeof phone, "+659200%04d", i);
+        ids[i] = create_member(m, "Dora", arena_strdup(&arena, phone), "",
+                               birthday_on(today_utc(now)));
+    }
+    Loyalty__V1__CampaignReward reward = LOYALTY__V1__CAMPAIGN_REWARD__INIT;
+    reward.points = 70;
+    Loyalty__V1__Campaign c = birthday_campaign(m, &reward);
+    c.message_template = "Hi {{name}}, {{points}} points";
+    set_campaign(&c);
+    harness_redis_stop(&redis);
+    Loyalty__V1__CampaignRunResult *r = NULL;
+    OK(run_campaign(m, c.kind, now, false, &r, &arena));
+    cr_assert_eq(r->rewarded, 5);
+    cr_assert_eq(r->messaged, 5);
+    for (int i = 0; i < 5; i++) {
+        cr_assert_eq(balance(m, ids[i]), 70);
+    }
+    harness_redis_restart(&redis);
+    char members[16][48], texts[16][256];
+    int n = notifications(m, 5, members, texts, 16);
+    usleep(1500 * 1000); /* a publisher that published twice would show it by now */
+    n = notifications(m, 5, members, texts, 16);
+    cr_assert_eq(n, 5, "got %d messages", n);
+    cr_assert_str_eq(texts[0], "Hi Dora, 70 points");
+}
+
+static void record_order(const char *m, const char *member_id, int64_t at) {
+    Loyalty__V1__MemberRecordOrderRequest req = LOYALTY__V1__MEMBER_RECORD_ORDER_REQUEST__INIT;
+    req.merchant_id = (char *)m;
+    req.idempotency_key = (char *)harness_key();
+    req.member_id = (char *)member_id;
+    req.order_id = (char *)harness_key();
+    req.spend_cents = 5000;
+    req.at = at;
+    OK(rpc_call(rpc_channel_get(member.addr), &loyalty__v1__member_service__descriptor,
+                "RecordOrder", &req.base, &arena, NULL, NULL));
+}
+
+Test(campaigns, win_back_and_welcome_target_the_right_members) {
+    /* Goal: WIN_BACK reaches members whose last order crossed the inactivity threshold, once per
+     * episode (a new order and a new lapse qualifies again); WELCOME_SERIES reaches members who
+     * joined N days ago and never ordered. `at` in the future stands for the passing days. */
+    const char *m = harness_merchant("winback");
+    int64_t now = (int64_t)time(NULL);
+    const char *lapsed = create_member(m, "Lapsed", "+6593000001", "", "");
+    const char *loyal = create_member(m, "Loyal", "+6593000002", "", "");
+    const char *fresh = create_member(m, "Fresh", "+6593000003", "", "");
+    record_order(m, lapsed, now - 100 * 86400);
+    record_order(m, loyal, now - 5 * 86400);
+
+    Loyalty__V1__CampaignReward reward = LOYALTY__V1__CAMPAIGN_REWARD__INIT;
+    reward.points = 300;
+    reward.points_valid_days = 14;
+    Loyalty__V1__Campaign wb = LOYALTY__V1__CAMPAIGN__INIT;
+    wb.merchant_id = (char *)m;
+    wb.kind = LOYALTY__V1__CAMPAIGN_KIND__CAMPAIGN_KIND_WIN_BACK;
+    wb.channel = LOYALTY__V1__CAMPAIGN_CHANNEL__CAMPAIGN_CHANNEL_WHATSAPP;
+    wb.inactive_days = 90;
+    wb.reward = &reward;
+    wb.message_template = "We miss you {{name}}: {{points}} points until {{expiry_date}}";
+    set_campaign(&wb);
+    Loyalty__V1__CampaignRunResult *r = NULL;
+    OK(run_campaign(m, wb.kind, now, false, &r, &arena));
+    cr_assert_eq(r->targeted, 1);
+    cr_assert_eq(balance(m, lapsed), 300);
+    cr_assert_eq(balance(m, loyal), 0);
+    OK(run_campaign(m, wb.kind, now + 86400, false, &r, &arena));
+    cr_assert_eq(r->rewarded, 0, "same episode");
+
+    Loyalty__V1__Campaign wel = LOYALTY__V1__CAMPAIGN__INIT;
+    wel.merchant_id = (char *)m;
+    wel.kind = LOYALTY__V1__CAMPAIGN_KIND__CAMPAIGN_KIND_WELCOME_SERIES;
+    wel.channel = LOYALTY__V1__CAMPAIGN_CHANNEL__CAMPAIGN_CHANNEL_SMS;
+    wel.welcome_reminder_days = 7;
+    wel.message_template = "{{name}}, your first order is waiting";
+    set_campaign(&wel);
+    OK(run_campaign(m, wel.kind, now + 3 * 86400, false, &r, &arena));
+    cr_assert_eq(r->targeted, 0, "too early");
+    OK(run_campaign(m, wel.kind, now + 8 * 86400, false, &r, &arena));
+    cr_assert_eq(r->targeted, 1, "only the member without orders, got %lld",
+                 (long long)r->targeted);
+    cr_assert_eq(r->messaged, 1);
+    char members[8][48], texts[8][256];
+    int n = notifications(m, 2, members, texts, 8);
+    cr_assert_eq(n, 2);
+    cr_assert_str_eq(members[1], fresh);
+    cr_assert_str_eq(texts[1], "Fresh, your first order is waiting");
+}
+
+Test(campaigns, configuration_is_validated) {
+    /* Goal: bad configurations are INVALID_ARGUMENT naming the field; unknown kinds too. */
+    const char *m = harness_merchant("cfg");
+    Loyalty__V1__Campaign c = birthday_campaign(m, NULL);
+    c.time_zone = "Mars/Olympus_Mons";
+    Loyalty__V1__CampaignSetRequest req = LOYALTY__V1__CAMPAIGN_SET_REQUEST__INIT;
+    req.merchant_id = (char *)m;
+    req.idempotency_key = (char *)harness_key();
+    req.campaign = &c;
+    status_t st = rpc_call(rpc_channel_get(gateway.addr), &loyalty__v1__campaign_service__descriptor,
+                           "SetCampaign", &req.base, &arena, NULL, NULL);
+    cr_assert_str_eq(st.reason, "INVALID_CAMPAIGN_TIME_ZONE");
+    c.time_zone = "Asia/Singapore";
+    c.message_template = "Hi {{first_name}}";
+    req.idempotency_key = (char *)harness_key();
+    st = rpc_call(rpc_channel_get(gateway.addr), &loyalty__v1__campaign_service__descriptor,
+                  "SetCampaign", &req.base, &arena, NULL, NULL);
+    cr_assert_str_eq(st.reason, "INVALID_CAMPAIGN_MESSAGE_TEMPLATE");
+    st = run_campaign(m, LOYALTY__V1__CAMPAIGN_KIND__CAMPAIGN_KIND_RE_ENGAGE, 0, false, NULL,
+                      &arena);
+    cr_assert_eq(st.code, STATUS_NOT_FOUND, "not configured: %s", status_code_name(st.code));
+    st = run_campaign(m, (Loyalty__V1__CampaignKind)77, 0, false, NULL, &arena);
+    cr_assert_str_eq(st.reason, "INVALID_KIND");
+}
