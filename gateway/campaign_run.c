@@ -99,7 +99,9 @@ static status_t campaign_issue(campaign_run_t *run, arena_t *a, const offer_t *o
         req.idempotency_key = campaign_reward_key(a, c->kind, o->period, member_id, "points");
         req.member_id = (char *)member_id;
         req.source = LOYALTY__V1__POINTS_SOURCE__POINTS_SOURCE_PROMOTION;
-        req.reference = arena_printf(a, "campaign:%s:%s", campaign_kind_name(c->kind), o->period);
+        /* points-svc keeps one grant per (source, reference): the member is part of it. */
+        req.reference = arena_printf(a, "campaign:%s:%s:%s", campaign_kind_name(c->kind),
+                                     o->period, member_id);
         req.amount_case = LOYALTY__V1__POINTS_EARN_REQUEST__AMOUNT_POINTS;
         req.points = o->points;
         req.note = arena_printf(a, "%s campaign", campaign_kind_name(c->kind));
@@ -244,6 +246,8 @@ static void campaign_deliver(campaign_run_t *run, arena_t *a, const offer_t *o) 
     };
     st = db_tx(run->ctx->db, campaign_finish_tx, &f);
     if (!status_is_ok(&st)) {
+        log_msg(LOG_WARN, "campaign %s: cannot finish %s: %s %s", campaign_kind_name(c->kind),
+                o->member->id, status_code_name(st.code), st.message);
         run->skips[st.code == STATUS_NOT_FOUND ? SKIP_ALREADY_DONE : SKIP_IN_PROGRESS]++;
         return;
     }

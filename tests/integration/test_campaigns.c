@@ -25,9 +25,12 @@ static void setup(void) {
     harness_init();
     arena_init(&arena);
     harness_redis_start(&redis);
-    static char redis_env[96];
+    /* A database of its own: every gateway publishes the whole gateway outbox to its Redis, so
+     * a gateway of a test running alongside must not see this test's messages. */
+    static char redis_env[96], pg_env[512];
     snprintf(redis_env, sizeof redis_env, "LOYALTY_REDIS_URL=%s", redis.url);
-    const char *env[] = {redis_env, NULL};
+    snprintf(pg_env, sizeof pg_env, "LOYALTY_PG_DSN=%s", harness_private_database());
+    const char *env[] = {redis_env, pg_env, NULL};
     harness_start(&member, "member-svc", env);
     harness_start(&points, "points-svc", env);
     harness_start(&promo, "promo-svc", env);
@@ -35,7 +38,7 @@ static void setup(void) {
     snprintf(addrs[0], sizeof addrs[0], "MEMBER_SVC_ADDR=%s", member.addr);
     snprintf(addrs[1], sizeof addrs[1], "POINTS_SVC_ADDR=%s", points.addr);
     snprintf(addrs[2], sizeof addrs[2], "PROMO_SVC_ADDR=%s", promo.addr);
-    const char *gw_env[] = {redis_env, addrs[0], addrs[1], addrs[2], NULL};
+    const char *gw_env[] = {redis_env, pg_env, addrs[0], addrs[1], addrs[2], NULL};
     harness_start(&gateway, "gateway", gw_env);
 }
 
@@ -62,11 +65,11 @@ TestSuite(campaigns, .init = setup, .fini = teardown, .timeout = 180);
     } while (0)
 
 static const char *today_utc(int64_t at) {
-    static char buf[11];
+    char *buf = arena_alloc(&arena, 11);
     time_t t = (time_t)at;
     struct tm tm;
     gmtime_r(&t, &tm);
-    strftime(buf, sizeof buf, "%Y-%m-%d", &tm);
+    strftime(buf, 11, "%Y-%m-%d", &tm);
     return buf;
 }
 

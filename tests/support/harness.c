@@ -6,6 +6,7 @@
 
 #include <criterion/criterion.h>
 #include <grpc/grpc.h>
+#include <libpq-fe.h>
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -85,6 +86,41 @@ static void harness_reap_all(void) {
     g_redis_count = 0;
 }
 
+static char g_private_db[64];
+
+const char *harness_private_database(void) {
+    cr_assert(g_private_db[0] == '\0', "one private database per test");
+    char token[13];
+    id_random_token("abcdefghijklmnopqrstuvwxyz0123456789", 12, token);
+    snprintf(g_private_db, sizeof g_private_db, "test_%s", token);
+    PGconn *pg = PQconnectdb(harness_pg_dsn());
+    cr_assert_eq(PQstatus(pg), CONNECTION_OK, "%s", PQerrorMessage(pg));
+    char sql[128];
+    snprintf(sql, sizeof sql, "CREATE DATABASE %s", g_private_db);
+    PGresult *r = PQexec(pg, sql);
+    cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK, "%s", PQresultErrorMessage(r));
+    PQclear(r);
+    PQfinish(pg);
+    /* In a conninfo string the last value of a keyword wins. */
+    char *dsn = harness_string(strlen(harness_pg_dsn()) + 80);
+    sprintf(dsn, "%s dbname=%s", harness_pg_dsn(), g_private_db);
+    return dsn;
+}
+
+static void harness_drop_private_database(void) {
+    if (g_private_db[0] == '\0') {
+        return;
+    }
+    PGconn *pg = PQconnectdb(harness_pg_dsn());
+    if (PQstatus(pg) == CONNECTION_OK) {
+        char sql[128];
+        snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", g_private_db);
+        PQclear(PQexec(pg, sql));
+    }
+    PQfinish(pg);
+    g_private_db[0] = '\0';
+}
+
 void harness_init(void) {
     grpc_init();
     rpc_client_init(NULL);
@@ -92,6 +128,7 @@ void harness_init(void) {
 
 void harness_fini(void) {
     harness_reap_all();
+    harness_drop_private_database();
     rpc_client_shutdown();
     grpc_shutdown();
     for (int i = 0; i < g_string_count; i++) {

@@ -74,4 +74,9 @@ bool harness_file_contains(const char *path, const char *text);
 /** The LOYALTY_PG_DSN the tests run against. */
 const char *harness_pg_dsn(void);
 
+/** Creates an empty database for this test alone and returns its DSN (dropped again by
+ *  harness_fini). For tests whose services must not share tables with other tests running in
+ *  parallel, e.g. an outbox that another test's service would publish to another Redis. */
+const char *harness_private_database(void);
+
 #endif
