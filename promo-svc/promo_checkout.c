@@ -33,23 +33,24 @@ status_t promo_rpc_quote(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
     return st;
 }
 
-/* Gives back what a RESERVED reservation holds: codes, coupons, then counters (the lock order
- * Reserve uses too). */
-static status_t give_back(rpc_ctx_t *ctx, const char *merchant_id, const char *checkout_id,
-                          bool usage, bool coupons) {
-    status_t st = status_ok();
-    if (coupons) {
-        st = promo_store_coupons_set_by_checkout(ctx->db, merchant_id, checkout_id,
-                                                 COUPON_STATUS(AVAILABLE), ctx->now_s);
+/* What a reservation's quote says it holds, so that releases skip the tables it has no rows in
+ * (a reservation without its quote, e.g. a tombstone, is assumed to hold everything). */
+static void holdings(const Loyalty__V1__PromoReservation *r, bool *coupons, bool *codes) {
+    *coupons = *codes = r->quote == NULL;
+    for (size_t i = 0; r->quote && i < r->quote->n_considered; i++) {
+        const Loyalty__V1__PromoConsidered *c = r->quote->considered[i];
+        if (c->applied && c->kind == LOYALTY__V1__PROMO_SOURCE_KIND__PROMO_SOURCE_KIND_COUPON) {
+            *coupons = true;
+        } else if (c->applied && c->code[0] != '\0') {
+            *codes = true;
+        }
     }
-    if (status_is_ok(&st) && usage) {
-        st = promo_store_codes_set_by_checkout(ctx->db, merchant_id, checkout_id,
-                                               CODE_STATUS(AVAILABLE));
-    }
-    if (status_is_ok(&st) && usage) {
-        st = promo_store_counters_give_back(ctx->db, merchant_id, checkout_id);
-    }
-    return st;
+}
+
+/* Gives back what a reservation holds (one statement after locking its counters). */
+static status_t give_back(rpc_ctx_t *ctx, const Loyalty__V1__PromoReservation *r, bool usage,
+                          bool coupons) {
+    return promo_store_give_back(ctx->db, r->merchant_id, r->checkout_id, usage, coupons);
 }
 
 /* Expires one reservation if it is still RESERVED past its TTL and nobody else holds it
@@ -62,7 +63,7 @@ static status_t expire_one(rpc_ctx_t *ctx, const char *merchant_id, const char *
     if (!status_is_ok(&st) || !found) {
         return st;
     }
-    st = give_back(ctx, merchant_id, checkout_id, true, true);
+    st = give_back(ctx, r, true, true);
     if (status_is_ok(&st)) {
         r->status = RES(EXPIRED);
         r->updated_at = ctx->now_s;
@@ -84,6 +85,8 @@ status_t promo_rpc_reserve(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
     if (status_is_ok(&st)) {
         st = promo_rules_check_ttl(req->ttl_s, &ttl_s);
     }
+    /* A checkout that already has a reservation, or was released before it reserved, is
+     * refused whatever its cart (the insert below catches a concurrent Reserve of it). */
     Loyalty__V1__PromoReservation *existing = NULL;
     bool found = false;
     if (status_is_ok(&st)) {
@@ -121,16 +124,6 @@ status_t promo_rpc_reserve(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
     size_t n_deltas = 0, n_codes = 0, n_coupons = 0;
     promo_pricing_takes(ctx->arena, &pc, &deltas, &n_deltas, &codes, &n_codes, &coupons,
                         &n_coupons);
-    st = promo_store_coupons_reserve(ctx->db, ctx->arena, ctx->merchant_id, req->checkout_id,
-                                     coupons, n_coupons);
-    if (status_is_ok(&st)) {
-        st = promo_store_codes_reserve(ctx->db, ctx->arena, ctx->merchant_id, req->checkout_id,
-                                       codes, n_codes);
-    }
-    if (status_is_ok(&st)) {
-        st = promo_store_counters_take(ctx->db, ctx->arena, ctx->merchant_id, req->checkout_id,
-                                       deltas, n_deltas);
-    }
     Loyalty__V1__PromoReservation *r =
         pb_new(ctx->arena, &loyalty__v1__promo_reservation__descriptor);
     r->checkout_id = req->checkout_id;
@@ -140,9 +133,8 @@ status_t promo_rpc_reserve(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
     r->expires_at = ctx->now_s + ttl_s;
     r->quote = pc.quote;
     r->created_at = r->updated_at = ctx->now_s;
-    if (status_is_ok(&st)) {
-        st = promo_store_reservation_insert(ctx->db, ctx->merchant_id, r);
-    }
+    st = promo_store_reserve(ctx->db, ctx->arena, ctx->merchant_id, r, coupons, n_coupons, codes,
+                             n_codes, deltas, n_deltas);
     if (status_is_ok(&st)) {
         resp->reservation = r;
     }
@@ -192,9 +184,13 @@ status_t promo_rpc_confirm(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
         return status_make(STATUS_FAILED_PRECONDITION, "RESERVATION_EXPIRED",
                            "the reservation expired before it was confirmed");
     }
-    st = promo_store_coupons_set_by_checkout(ctx->db, ctx->merchant_id, r->checkout_id,
-                                             COUPON_STATUS(USED), ctx->now_s);
-    if (status_is_ok(&st)) {
+    bool has_coupons = false, has_codes = false;
+    holdings(r, &has_coupons, &has_codes);
+    if (has_coupons) {
+        st = promo_store_coupons_set_by_checkout(ctx->db, ctx->merchant_id, r->checkout_id,
+                                                 COUPON_STATUS(USED), ctx->now_s);
+    }
+    if (status_is_ok(&st) && has_codes) {
         st = promo_store_codes_set_by_checkout(ctx->db, ctx->merchant_id, r->checkout_id,
                                                CODE_STATUS(USED));
     }
@@ -218,14 +214,19 @@ status_t promo_rpc_release(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
     if (!status_is_ok(&st)) {
         return st;
     }
-    bool inserted = false;
-    /* A release that arrives before (or instead of) its Reserve leaves a RELEASED record, so
-     * that a late Reserve for the checkout is refused. */
-    st = promo_store_reservation_tombstone(ctx->db, ctx->merchant_id, req->checkout_id, ctx->now_s,
-                                           &inserted);
     Loyalty__V1__PromoReservation *r = NULL;
-    if (status_is_ok(&st)) {
-        st = reservation_locked(ctx, req->checkout_id, NULL, &r);
+    bool found = false, inserted = false;
+    st = promo_store_reservation_get(ctx->db, ctx->arena, ctx->merchant_id, req->checkout_id, NULL,
+                                     true, &r, &found);
+    if (status_is_ok(&st) && !found) {
+        /* A release that arrives before (or instead of) its Reserve leaves a RELEASED record,
+         * so that a late Reserve for the checkout is refused. The insert waits for a Reserve
+         * of the same checkout in flight; then the row is read again. */
+        st = promo_store_reservation_tombstone(ctx->db, ctx->merchant_id, req->checkout_id,
+                                               ctx->now_s, &inserted);
+        if (status_is_ok(&st)) {
+            st = reservation_locked(ctx, req->checkout_id, NULL, &r);
+        }
     }
     if (!status_is_ok(&st)) {
         return st;
@@ -235,7 +236,7 @@ status_t promo_rpc_release(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
                            "the reservation was confirmed; use ReleaseUsage after a refund");
     }
     if (r->status == RES(RESERVED)) {
-        st = give_back(ctx, ctx->merchant_id, r->checkout_id, true, true);
+        st = give_back(ctx, r, true, true);
         r->status = ctx->now_s < r->expires_at ? RES(RELEASED) : RES(EXPIRED);
         r->updated_at = ctx->now_s;
         if (status_is_ok(&st)) {
@@ -284,8 +285,7 @@ status_t promo_rpc_release_usage(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg
     st = promo_store_settings_get(ctx->db, ctx->arena, ctx->merchant_id, ctx->now_s, &settings,
                                   &periods);
     if (status_is_ok(&st)) {
-        st = give_back(ctx, ctx->merchant_id, r->checkout_id, settings->refund_restores_usage,
-                       settings->refund_restores_coupons);
+        st = give_back(ctx, r, settings->refund_restores_usage, settings->refund_restores_coupons);
     }
     r->status = RES(REFUNDED);
     r->usage_restored = settings && settings->refund_restores_usage;

@@ -11,19 +11,6 @@
 
 #define STATUS_ACTIVE LOYALTY__V1__PROMO_STATUS__PROMO_STATUS_ACTIVE
 
-/* A bigint[] literal for a parameter. */
-static char *int_array(arena_t *a, const int64_t *v, size_t n) {
-    char *out = arena_alloc(a, n * 21 + 3);
-    size_t o = 0;
-    out[o++] = '{';
-    for (size_t i = 0; i < n; i++) {
-        o += (size_t)snprintf(out + o, 22, i ? ",%lld" : "%lld", (long long)v[i]);
-    }
-    out[o++] = '}';
-    out[o] = '\0';
-    return out;
-}
-
 /* Decodes a bytea column (text format "\x...") holding a packed message. */
 static ProtobufCMessage *message_from_bytea(arena_t *a, const ProtobufCMessageDescriptor *d,
                                             const PGresult *r, int row, int col) {
@@ -433,22 +420,6 @@ status_t promo_store_codes_list(db_t *db, arena_t *a, const char *merchant_id,
     return status_ok();
 }
 
-status_t promo_store_codes_reserve(db_t *db, arena_t *a, const char *merchant_id,
-                                   const char *checkout_id, char *const *codes, size_t n) {
-    if (n == 0) {
-        return status_ok();
-    }
-    db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, checkout_id);
-    db_param_text(&p, pgarray_encode(a, codes, n));
-    return db_exec(db,
-                   "UPDATE codes SET status = 2, checkout_id = $2 "
-                   "WHERE merchant_id = $1 AND code = ANY($3::text[]) AND kind = 2",
-                   &p, NULL);
-}
-
 status_t promo_store_codes_set_by_checkout(db_t *db, const char *merchant_id,
                                            const char *checkout_id,
                                            Loyalty__V1__PromoCodeStatus status) {
@@ -594,67 +565,4 @@ status_t promo_store_counters_read(db_t *db, arena_t *a, const char *merchant_id
     }
     PQclear(r);
     return status_ok();
-}
-
-status_t promo_store_counters_take(db_t *db, arena_t *a, const char *merchant_id,
-                                   const char *checkout_id, const promo_counter_t *counters,
-                                   size_t n) {
-    if (n == 0) {
-        return status_ok();
-    }
-    int64_t *uses = arena_alloc(a, n * sizeof *uses);
-    int64_t *discounts = arena_alloc(a, n * sizeof *discounts);
-    for (size_t i = 0; i < n; i++) {
-        uses[i] = counters[i].uses;
-        discounts[i] = counters[i].discount_cents;
-    }
-    db_params_t p;
-    counter_key_params(a, &p, merchant_id, counters, n);
-    db_param_text(&p, int_array(a, uses, n));
-    db_param_text(&p, int_array(a, discounts, n));
-    status_t st =
-        db_exec(db,
-                "UPDATE usage_counters c SET uses = c.uses + d.u, "
-                " discount_cents = c.discount_cents + d.m "
-                "FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[]) "
-                " AS d(p, s, t, u, m) WHERE c.merchant_id = $1 AND c.promotion_id = d.p "
-                " AND c.scope_key = d.s AND c.period_key = d.t",
-                &p, NULL);
-    if (!status_is_ok(&st)) {
-        return st;
-    }
-    db_param_text(&p, checkout_id);
-    return db_exec(db,
-                   "INSERT INTO reservation_usages (merchant_id, checkout_id, promotion_id, "
-                   " scope_key, period_key, uses, discount_cents) "
-                   "SELECT $1, $7, d.p, d.s, d.t, d.u, d.m FROM unnest($2::text[], $3::text[], "
-                   " $4::text[], $5::bigint[], $6::bigint[]) AS d(p, s, t, u, m)",
-                   &p, NULL);
-}
-
-status_t promo_store_counters_give_back(db_t *db, const char *merchant_id,
-                                        const char *checkout_id) {
-    db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, checkout_id);
-    PGresult *r = NULL;
-    status_t st = db_exec(db,
-                          "SELECT 1 FROM usage_counters c JOIN reservation_usages u "
-                          " ON c.merchant_id = u.merchant_id AND c.promotion_id = u.promotion_id "
-                          " AND c.scope_key = u.scope_key AND c.period_key = u.period_key "
-                          "WHERE u.merchant_id = $1 AND u.checkout_id = $2 "
-                          "ORDER BY c.promotion_id, c.scope_key, c.period_key FOR UPDATE OF c",
-                          &p, &r);
-    if (!status_is_ok(&st)) {
-        return st;
-    }
-    PQclear(r);
-    return db_exec(db,
-                   "UPDATE usage_counters c SET uses = c.uses - u.uses, "
-                   " discount_cents = c.discount_cents - u.discount_cents "
-                   "FROM reservation_usages u WHERE u.merchant_id = $1 AND u.checkout_id = $2 "
-                   " AND c.merchant_id = u.merchant_id AND c.promotion_id = u.promotion_id "
-                   " AND c.scope_key = u.scope_key AND c.period_key = u.period_key",
-                   &p, NULL);
 }

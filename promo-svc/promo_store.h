@@ -74,10 +74,6 @@ status_t promo_store_codes_list(db_t *db, arena_t *a, const char *merchant_id,
                                 Loyalty__V1__PromoCodeStatus status, const char *after_code,
                                 int limit, Loyalty__V1__PromoCode ***out, size_t *n, bool *more);
 
-/** Marks unique codes reserved by a checkout: the given codes become RESERVED by it. */
-status_t promo_store_codes_reserve(db_t *db, arena_t *a, const char *merchant_id,
-                                   const char *checkout_id, char *const *codes, size_t n);
-
 /** Moves every unique code held by `checkout_id` to `status`; AVAILABLE also clears the
  *  checkout. */
 status_t promo_store_codes_set_by_checkout(db_t *db, const char *merchant_id,
@@ -109,15 +105,6 @@ typedef struct promo_counter {
  *  the keys first), so that the values stay true until the transaction ends. */
 status_t promo_store_counters_read(db_t *db, arena_t *a, const char *merchant_id,
                                    promo_counter_t *counters, size_t n, bool lock);
-
-/** Adds the deltas in counters[0..n) (uses, discount_cents) to the locked rows and records
- *  them against the checkout, so that a release takes back exactly the same. */
-status_t promo_store_counters_take(db_t *db, arena_t *a, const char *merchant_id,
-                                   const char *checkout_id, const promo_counter_t *counters,
-                                   size_t n);
-
-/** Gives back everything the checkout took (rows locked in key order first). */
-status_t promo_store_counters_give_back(db_t *db, const char *merchant_id, const char *checkout_id);
 
 /* ---- coupon templates and coupons (promo_store_coupons.c) ---- */
 
@@ -162,10 +149,6 @@ status_t promo_store_coupons_for_cart(db_t *db, arena_t *a, const char *merchant
                                       Loyalty__V1__PromoCoupon ***out, bool **held_live,
                                       size_t *n_out);
 
-/** The given coupons become RESERVED by the checkout. */
-status_t promo_store_coupons_reserve(db_t *db, arena_t *a, const char *merchant_id,
-                                     const char *checkout_id, char *const *ids, size_t n);
-
 /** Moves every coupon held by the checkout to `status` (USED sets used_at; AVAILABLE clears
  *  the checkout). */
 status_t promo_store_coupons_set_by_checkout(db_t *db, const char *merchant_id,
@@ -174,10 +157,22 @@ status_t promo_store_coupons_set_by_checkout(db_t *db, const char *merchant_id,
 
 /* ---- reservations (promo_store_checkout.c) ---- */
 
-/** Inserts a RESERVED reservation; ALREADY_EXISTS RESERVATION_EXISTS when the checkout has
- *  one. */
-status_t promo_store_reservation_insert(db_t *db, const char *merchant_id,
-                                        const Loyalty__V1__PromoReservation *r);
+/** Records a new RESERVED reservation and takes what it holds, in one statement: the coupons
+ *  and unique codes given become RESERVED by the checkout, and deltas[0..n_deltas) (uses,
+ *  discount_cents) are added to their counters, which the caller has locked
+ *  (promo_store_counters_read with lock), and recorded against the checkout so that a release
+ *  takes back exactly the same. ALREADY_EXISTS RESERVATION_EXISTS when the checkout has a
+ *  reservation. */
+status_t promo_store_reserve(db_t *db, arena_t *a, const char *merchant_id,
+                             const Loyalty__V1__PromoReservation *r, char *const *coupons,
+                             size_t n_coupons, char *const *codes, size_t n_codes,
+                             const promo_counter_t *deltas, size_t n_deltas);
+
+/** Gives back what a checkout holds: with `coupons` its coupons become AVAILABLE; with `usage`
+ *  its unique codes become AVAILABLE and what it added to the counters is subtracted (the
+ *  counter rows are locked in key order first). */
+status_t promo_store_give_back(db_t *db, const char *merchant_id, const char *checkout_id,
+                               bool usage, bool coupons);
 
 /** Records a RELEASED reservation for a checkout that never reserved (a late Reserve for it is
  *  then refused); *inserted false when a row appeared meanwhile. */

@@ -3,6 +3,9 @@
 #include "promo_store.h"
 
 #include "pb.h"
+#include "pgarray.h"
+
+#include <stdio.h>
 
 #include <string.h>
 
@@ -34,32 +37,118 @@ static Loyalty__V1__PromoReservation *reservation_from_row(arena_t *a, const PGr
     return v;
 }
 
-status_t promo_store_reservation_insert(db_t *db, const char *merchant_id,
-                                        const Loyalty__V1__PromoReservation *v) {
-    arena_t a;
-    arena_init(&a);
+/* A bigint[] literal for a parameter. */
+static char *int_array(arena_t *a, const int64_t *v, size_t n) {
+    char *out = arena_alloc(a, n * 21 + 3);
+    size_t o = 0;
+    out[o++] = '{';
+    for (size_t i = 0; i < n; i++) {
+        o += (size_t)snprintf(out + o, 22, i ? ",%lld" : "%lld", (long long)v[i]);
+    }
+    out[o++] = '}';
+    out[o] = '\0';
+    return out;
+}
+
+/* The counters' keys and deltas as five array parameters. */
+static void delta_params(arena_t *a, db_params_t *p, const promo_counter_t *c, size_t n) {
+    char **ids = arena_alloc(a, (n + 1) * sizeof *ids);
+    char **scopes = arena_alloc(a, (n + 1) * sizeof *scopes);
+    char **periods = arena_alloc(a, (n + 1) * sizeof *periods);
+    int64_t *uses = arena_alloc(a, (n + 1) * sizeof *uses);
+    int64_t *discounts = arena_alloc(a, (n + 1) * sizeof *discounts);
+    for (size_t i = 0; i < n; i++) {
+        ids[i] = (char *)c[i].promotion_id;
+        scopes[i] = (char *)c[i].scope_key;
+        periods[i] = (char *)c[i].period_key;
+        uses[i] = c[i].uses;
+        discounts[i] = c[i].discount_cents;
+    }
+    db_param_text(p, pgarray_encode(a, ids, n));
+    db_param_text(p, pgarray_encode(a, scopes, n));
+    db_param_text(p, pgarray_encode(a, periods, n));
+    db_param_text(p, int_array(a, uses, n));
+    db_param_text(p, int_array(a, discounts, n));
+}
+
+status_t promo_store_reserve(db_t *db, arena_t *a, const char *merchant_id,
+                             const Loyalty__V1__PromoReservation *r, char *const *coupons,
+                             size_t n_coupons, char *const *codes, size_t n_codes,
+                             const promo_counter_t *deltas, size_t n_deltas) {
     size_t len = 0;
-    unsigned char *quote = pb_pack_arena(&a, &v->quote->base, &len);
+    unsigned char *quote = pb_pack_arena(a, &r->quote->base, &len);
     db_params_t p;
     db_params_init(&p);
     db_param_text(&p, merchant_id);
-    db_param_text(&p, v->checkout_id);
-    db_param_text(&p, v->member_id);
-    db_param_int(&p, v->status);
-    db_param_int(&p, v->expires_at);
+    db_param_text(&p, r->checkout_id);
+    db_param_text(&p, r->member_id);
+    db_param_int(&p, r->expires_at);
     db_param_bytes(&p, quote, len);
-    db_param_int(&p, v->created_at);
-    status_t st = db_exec(db,
-                          "INSERT INTO reservations (merchant_id, checkout_id, member_id, status, "
-                          " expires_at, quote, created_at, updated_at) "
-                          "VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
-                          &p, NULL);
-    arena_free(&a);
+    db_param_int(&p, r->created_at);
+    db_param_text(&p, pgarray_encode(a, coupons, n_coupons));
+    db_param_text(&p, pgarray_encode(a, codes, n_codes));
+    delta_params(a, &p, deltas, n_deltas);
+    /* One round trip for every row a reservation writes. */
+    status_t st = db_exec(
+        db,
+        "WITH res AS (INSERT INTO reservations (merchant_id, checkout_id, member_id, status, "
+        " expires_at, quote, created_at, updated_at) VALUES ($1, $2, $3, 1, $4, $5, $6, $6)), "
+        "cp AS (UPDATE coupons SET status = 2, checkout_id = $2 "
+        " WHERE merchant_id = $1 AND id = ANY($7::text[])), "
+        "cd AS (UPDATE codes SET status = 2, checkout_id = $2 "
+        " WHERE merchant_id = $1 AND code = ANY($8::text[]) AND kind = 2), "
+        "d AS (SELECT * FROM unnest($9::text[], $10::text[], $11::text[], $12::bigint[], "
+        " $13::bigint[]) AS d(p, s, t, u, m)), "
+        "up AS (UPDATE usage_counters c SET uses = c.uses + d.u, "
+        " discount_cents = c.discount_cents + d.m FROM d WHERE c.merchant_id = $1 "
+        " AND c.promotion_id = d.p AND c.scope_key = d.s AND c.period_key = d.t) "
+        "INSERT INTO reservation_usages (merchant_id, checkout_id, promotion_id, scope_key, "
+        " period_key, uses, discount_cents) SELECT $1, $2, d.p, d.s, d.t, d.u, d.m FROM d",
+        &p, NULL);
     if (st.code == STATUS_ALREADY_EXISTS) {
         return status_make(STATUS_ALREADY_EXISTS, "RESERVATION_EXISTS",
-                           "checkout %s already has a reservation", v->checkout_id);
+                           "checkout %s already has a reservation", r->checkout_id);
     }
     return st;
+}
+
+status_t promo_store_give_back(db_t *db, const char *merchant_id, const char *checkout_id,
+                               bool usage, bool coupons) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_text(&p, checkout_id);
+    PGresult *r = NULL;
+    status_t st = status_ok();
+    if (usage) { /* the counters in key order, as Reserve locks them */
+        st = db_exec(db,
+                     "SELECT 1 FROM usage_counters c JOIN reservation_usages u "
+                     " ON c.merchant_id = u.merchant_id AND c.promotion_id = u.promotion_id "
+                     " AND c.scope_key = u.scope_key AND c.period_key = u.period_key "
+                     "WHERE u.merchant_id = $1 AND u.checkout_id = $2 "
+                     "ORDER BY c.promotion_id, c.scope_key, c.period_key FOR UPDATE OF c",
+                     &p, &r);
+        if (status_is_ok(&st)) {
+            PQclear(r);
+        }
+    }
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    db_param_bool(&p, usage);
+    db_param_bool(&p, coupons);
+    return db_exec(db,
+                   "WITH cp AS (UPDATE coupons SET status = 1, checkout_id = NULL, used_at = 0 "
+                   " WHERE merchant_id = $1 AND checkout_id = $2 AND $4::bool), "
+                   "cd AS (UPDATE codes SET status = 1, checkout_id = NULL "
+                   " WHERE merchant_id = $1 AND checkout_id = $2 AND kind = 2 AND $3::bool) "
+                   "UPDATE usage_counters c SET uses = c.uses - u.uses, "
+                   " discount_cents = c.discount_cents - u.discount_cents "
+                   "FROM reservation_usages u WHERE $3::bool AND u.merchant_id = $1 "
+                   " AND u.checkout_id = $2 AND c.merchant_id = u.merchant_id "
+                   " AND c.promotion_id = u.promotion_id AND c.scope_key = u.scope_key "
+                   " AND c.period_key = u.period_key",
+                   &p, NULL);
 }
 
 status_t promo_store_reservation_tombstone(db_t *db, const char *merchant_id,

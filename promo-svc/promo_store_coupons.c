@@ -330,22 +330,6 @@ status_t promo_store_coupons_for_cart(db_t *db, arena_t *a, const char *merchant
     return status_ok();
 }
 
-status_t promo_store_coupons_reserve(db_t *db, arena_t *a, const char *merchant_id,
-                                     const char *checkout_id, char *const *ids, size_t n) {
-    if (n == 0) {
-        return status_ok();
-    }
-    db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, checkout_id);
-    db_param_text(&p, pgarray_encode(a, ids, n));
-    return db_exec(db,
-                   "UPDATE coupons SET status = 2, checkout_id = $2 "
-                   "WHERE merchant_id = $1 AND id = ANY($3::text[])",
-                   &p, NULL);
-}
-
 status_t promo_store_coupons_set_by_checkout(db_t *db, const char *merchant_id,
                                              const char *checkout_id,
                                              Loyalty__V1__PromoCouponStatus status, int64_t now) {
