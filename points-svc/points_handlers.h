@@ -21,6 +21,9 @@ status_t points_rpc_list_campaigns(rpc_ctx_t *ctx, const ProtobufCMessage *req,
 status_t points_rpc_end_campaign(rpc_ctx_t *ctx, const ProtobufCMessage *req,
                                  ProtobufCMessage *resp);
 status_t points_rpc_quote_earn(rpc_ctx_t *ctx, const ProtobufCMessage *req, ProtobufCMessage *resp);
+/* points_expiring.c */
+status_t points_rpc_list_expiring(rpc_ctx_t *ctx, const ProtobufCMessage *req,
+                                  ProtobufCMessage *resp);
 
 /** member ids and references: tokens of bounded length; "" only when not required. */
 status_t points_check_member(const char *field, const char *value);

@@ -137,6 +137,28 @@ status_t points_ledger_close(points_ledger_t *lg) {
     return status_ok();
 }
 
+/* points.earned for integrations, in the transaction that creates the lot (so it is
+ * published exactly when the points exist). */
+static status_t ledger_emit_earned(points_ledger_t *lg, const points_credit_t *c,
+                                   const Loyalty__V1__PointsLot *l) {
+    const ProtobufCEnumValue *source =
+        protobuf_c_enum_descriptor_get_value(&loyalty__v1__points_source__descriptor, c->source);
+    char payload[1024];
+    jsonw_t w;
+    jsonw_begin(&w, payload, sizeof payload);
+    jsonw_str(&w, "member_id", lg->member);
+    jsonw_str(&w, "lot_id", l->id);
+    jsonw_int(&w, "points", c->points);
+    jsonw_str(&w, "source", source ? source->name : "");
+    jsonw_str(&w, "reference", c->reference ? c->reference : "");
+    jsonw_bool(&w, "pending", c->pending);
+    jsonw_int(&w, "available_at", c->available_at);
+    jsonw_str(&w, "expiry_date", l->expiry_date);
+    jsonw_end(&w);
+    return outbox_emit(lg->ctx, lg->merchant, OUTBOX_EVENTS_STREAM, "points.earned", lg->member,
+                       payload, NULL);
+}
+
 status_t points_ledger_credit(points_ledger_t *lg, const points_credit_t *c,
                               Loyalty__V1__PointsLot **lot, Loyalty__V1__PointsEntry **entry) {
     assert(lg->found && c->points > 0);
@@ -181,7 +203,16 @@ status_t points_ledger_credit(points_ledger_t *lg, const points_credit_t *c,
     if (lot) {
         *lot = l;
     }
-    return ledger_entry(lg, &e, entry);
+    Loyalty__V1__PointsEntry *made = NULL;
+    st = ledger_entry(lg, &e, &made);
+    if (entry) {
+        *entry = made;
+    }
+    if (!status_is_ok(&st) || c->kind != LOYALTY__V1__POINTS_ENTRY_KIND__POINTS_ENTRY_KIND_EARN ||
+        lg->ctx == NULL) {
+        return st;
+    }
+    return ledger_emit_earned(lg, c, l);
 }
 
 status_t points_ledger_debit(points_ledger_t *lg, const points_debit_t *d, int64_t *debt_added,

@@ -1112,6 +1112,7 @@ static const rpc_method_t points_methods[] = {
     {"ImportLots", rpc_import_lots, RPC_MUTATE},
     {"ExpirePoints", rpc_expire_points, RPC_MUTATE},
     {"VerifyLedger", rpc_verify_ledger, RPC_READ},
+    {"ListExpiringPoints", points_rpc_list_expiring, RPC_READ},
     {NULL, NULL, RPC_READ},
 };
 

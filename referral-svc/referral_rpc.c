@@ -5,6 +5,8 @@
 
 #include "cursor.h"
 #include "ids.h"
+#include "jsonw.h"
+#include "outbox.h"
 #include "pb.h"
 #include "referral_rules.h"
 #include "referral_store.h"
@@ -177,7 +179,18 @@ static status_t rpc_attach(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
     resp->referrer_member_id = referrer.member_id;
     resp->ancestors = ancestors_of(ctx->arena, plan.ancestors, &resp->n_ancestors);
     resp->attached_at = ctx->now_s;
-    return status_ok();
+    /* referral.attached for integrations, committed with the attachment itself. */
+    char payload[512];
+    jsonw_t w;
+    jsonw_begin(&w, payload, sizeof payload);
+    jsonw_str(&w, "referee_member_id", resp->referee_member_id);
+    jsonw_str(&w, "referrer_member_id", resp->referrer_member_id);
+    jsonw_str(&w, "attachment_id", attach_id);
+    jsonw_int(&w, "levels", (int64_t)resp->n_ancestors);
+    jsonw_int(&w, "attached_at", resp->attached_at);
+    jsonw_end(&w);
+    return outbox_emit(ctx, ctx->merchant_id, OUTBOX_EVENTS_STREAM, "referral.attached",
+                       resp->referee_member_id, payload, NULL);
 }
 
 static status_t rpc_get_upline(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,

@@ -461,3 +461,93 @@ Test(campaigns, configuration_is_validated) {
     st = run_campaign(m, (Loyalty__V1__CampaignKind)77, 0, false, NULL, &arena);
     cr_assert_str_eq(st.reason, "INVALID_KIND");
 }
+
+static void earn(const char *m, const char *member_id, int64_t amount, const char *expiry_date) {
+    Loyalty__V1__PointsEarnRequest req = LOYALTY__V1__POINTS_EARN_REQUEST__INIT;
+    req.merchant_id = (char *)m;
+    req.idempotency_key = (char *)harness_key();
+    req.member_id = (char *)member_id;
+    req.source = LOYALTY__V1__POINTS_SOURCE__POINTS_SOURCE_PROMOTION;
+    req.reference = (char *)harness_key();
+    req.amount_case = LOYALTY__V1__POINTS_EARN_REQUEST__AMOUNT_POINTS;
+    req.points = amount;
+    req.expiry_date = (char *)expiry_date;
+    OK(rpc_call(rpc_channel_get(points.addr), &loyalty__v1__points_service__descriptor, "Earn",
+                &req.base, &arena, NULL, NULL));
+}
+
+Test(campaigns, expiry_reminders_once_per_expiry_date) {
+    /* Goal: members whose points expire within the window are reminded once per expiry date,
+     * with the points and the date in the message; points further out are not mentioned. */
+    const char *m = harness_merchant("expiry");
+    int64_t now = (int64_t)time(NULL);
+    const char *soon = create_member(m, "Soon", "", "soon@example.com", "");
+    const char *later = create_member(m, "Later", "", "later@example.com", "");
+    const char *soon_date = today_utc(now + 10 * 86400);
+    earn(m, soon, 120, soon_date);
+    earn(m, soon, 30, today_utc(now + 20 * 86400));
+    earn(m, later, 500, today_utc(now + 90 * 86400));
+    Loyalty__V1__Campaign c = LOYALTY__V1__CAMPAIGN__INIT;
+    c.merchant_id = (char *)m;
+    c.kind = LOYALTY__V1__CAMPAIGN_KIND__CAMPAIGN_KIND_POINTS_EXPIRY_REMINDER;
+    c.channel = LOYALTY__V1__CAMPAIGN_CHANNEL__CAMPAIGN_CHANNEL_EMAIL;
+    c.expiring_within_days = 30;
+    c.message_template = "{{name}}: {{expiring_points}} points expire from {{expiry_date}}";
+    set_campaign(&c);
+    Loyalty__V1__CampaignRunResult *r = NULL;
+    OK(run_campaign(m, c.kind, now, false, &r, &arena));
+    cr_assert_eq(r->targeted, 1);
+    cr_assert_eq(r->messaged, 1);
+    cr_assert_eq(r->rewarded, 0, "a reminder gives nothing");
+    OK(run_campaign(m, c.kind, now + 3600, false, &r, &arena));
+    cr_assert_eq(skipped(r, "ALREADY_DONE"), 1);
+    char members[4][48], texts[4][256];
+    int n = notifications(m, 1, members, texts, 4);
+    cr_assert_eq(n, 1);
+    cr_assert_str_eq(members[0], soon);
+    char want[128];
+    snprintf(want, sizeof want, "Soon: 150 points expire from %s", soon_date);
+    cr_assert_str_eq(texts[0], want);
+    (void)later;
+}
+
+/* Entries of merchant m on loyalty:events with the given type, waiting up to 10 s for `want`. */
+static int events_of(const char *m, const char *type, int want) {
+    int n = 0;
+    for (int attempt = 0; attempt < 200; attempt++) {
+        redisContext *c = redisConnect("127.0.0.1", redis.port);
+        cr_assert(c && !c->err);
+        redisReply *r = redisCommand(c, "XRANGE loyalty:events - +");
+        n = 0;
+        for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+            redisReply *f = r->element[i]->element[1];
+            bool merchant = false, kind = false;
+            for (size_t k = 0; k + 1 < f->elements; k += 2) {
+                merchant |= strcmp(f->element[k]->str, "merchant_id") == 0 &&
+                            strcmp(f->element[k + 1]->str, m) == 0;
+                kind |= strcmp(f->element[k]->str, "type") == 0 &&
+                        strcmp(f->element[k + 1]->str, type) == 0;
+            }
+            n += merchant && kind;
+        }
+        freeReplyObject(r);
+        redisFree(c);
+        if (n >= want) {
+            break;
+        }
+        usleep(50 * 1000);
+    }
+    return n;
+}
+
+Test(campaigns, domain_events_reach_the_stream_once) {
+    /* Goal: changes in the participants publish their domain events through the outbox, one
+     * entry per change (points.earned here, for two credits). */
+    const char *m = harness_merchant("events");
+    const char *who = create_member(m, "Eve", "", "", "");
+    earn(m, who, 10, "");
+    earn(m, who, 20, "");
+    cr_assert_eq(events_of(m, "points.earned", 2), 2);
+    usleep(500 * 1000);
+    cr_assert_eq(events_of(m, "points.earned", 2), 2, "nothing published twice");
+}
