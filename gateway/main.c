@@ -83,8 +83,9 @@ static status_t gateway_start(const config_t *cfg, void **state) {
 static const rpc_job_t gateway_jobs[] = {
     /* Runs every second; the job itself keeps GATEWAY_RECOVERY_INTERVAL_S. */
     {"saga-recovery", gw_job_recover, 1},
-    /* Runs every minute; each campaign keeps CAMPAIGN_INTERVAL_S between its runs. */
-    {"campaign-scheduler", campaign_job_schedule, 60},
+    /* Runs every JOB_INTERVAL_S (60 s by default); each campaign keeps CAMPAIGN_INTERVAL_S
+     * between its runs. */
+    {"campaign-scheduler", campaign_job_schedule, 0},
     {NULL, NULL, 0},
 };
 

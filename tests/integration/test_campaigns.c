@@ -38,7 +38,9 @@ static void setup(void) {
     snprintf(addrs[0], sizeof addrs[0], "MEMBER_SVC_ADDR=%s", member.addr);
     snprintf(addrs[1], sizeof addrs[1], "POINTS_SVC_ADDR=%s", points.addr);
     snprintf(addrs[2], sizeof addrs[2], "PROMO_SVC_ADDR=%s", promo.addr);
-    const char *gw_env[] = {redis_env, pg_env, addrs[0], addrs[1], addrs[2], NULL};
+    /* The scheduler looks for due campaigns every second here (60 s by default). */
+    const char *gw_env[] = {redis_env, pg_env, addrs[0], addrs[1], addrs[2], "JOB_INTERVAL_S=1",
+                            NULL};
     harness_start(&gateway, "gateway", gw_env);
 }
 
@@ -550,4 +552,39 @@ Test(campaigns, domain_events_reach_the_stream_once) {
     cr_assert_eq(events_of(m, "points.earned", 2), 2);
     usleep(500 * 1000);
     cr_assert_eq(events_of(m, "points.earned", 2), 2, "nothing published twice");
+}
+
+Test(campaigns, scheduler_runs_enabled_campaigns_by_itself) {
+    /* Goal: an enabled campaign is run by the gateway's scheduler without any RunCampaign call,
+     * and a disabled one is not. RE_ENGAGE by segment, once per calendar month. */
+    const char *m = harness_merchant("sched");
+    const char *quiet = create_member(m, "Quiet", "+6594000001", "", "");
+    Loyalty__V1__CampaignReward reward = LOYALTY__V1__CAMPAIGN_REWARD__INIT;
+    reward.points = 25;
+    int32_t segments[] = {LOYALTY__V1__MEMBER_SEGMENT__MEMBER_SEGMENT_NEW,
+                          LOYALTY__V1__MEMBER_SEGMENT__MEMBER_SEGMENT_NO_PURCHASE};
+    Loyalty__V1__Campaign c = LOYALTY__V1__CAMPAIGN__INIT;
+    c.merchant_id = (char *)m;
+    c.kind = LOYALTY__V1__CAMPAIGN_KIND__CAMPAIGN_KIND_RE_ENGAGE;
+    c.channel = LOYALTY__V1__CAMPAIGN_CHANNEL__CAMPAIGN_CHANNEL_SMS;
+    c.segments = segments;
+    c.n_segments = 2;
+    c.reward = &reward;
+    c.message_template = "{{name}}, {{points}} points to come back";
+    c.enabled = true;
+    set_campaign(&c);
+    char members[4][48], texts[4][256];
+    int n = notifications(m, 1, members, texts, 4);
+    cr_assert_eq(n, 1, "the scheduler ran the campaign: %d messages", n);
+    cr_assert_str_eq(members[0], quiet);
+    cr_assert_str_eq(texts[0], "Quiet, 25 points to come back");
+    cr_assert_eq(balance(m, quiet), 25, "one reward, whatever segment matched");
+    Loyalty__V1__CampaignGetRequest get = LOYALTY__V1__CAMPAIGN_GET_REQUEST__INIT;
+    get.merchant_id = (char *)m;
+    get.kind = c.kind;
+    ProtobufCMessage *resp = NULL;
+    OK(rpc_call(rpc_channel_get(gateway.addr), &loyalty__v1__campaign_service__descriptor,
+                "GetCampaign", &get.base, &arena, &resp, NULL));
+    Loyalty__V1__Campaign *got = ((Loyalty__V1__CampaignGetResponse *)resp)->campaign;
+    cr_assert(got->last_run_at > 0 && got->next_run_at > got->last_run_at);
 }
