@@ -390,20 +390,20 @@ Test(promo_checkout, expired_and_foreign_coupons_are_refused) {
     Loyalty__V1__PromoCouponTemplate *tpl = pt_amount_template(&arena, 200, 0), *t = NULL;
     tpl->valid_days = 0;
     tpl->valid_from_at = now - 60;
-    tpl->valid_until_at = now + 2;
+    tpl->valid_until_at = now + 5; /* room for a loaded machine */
     assert_status(pt_template(svc.addr, m, &arena, tpl, &t), STATUS_OK, "");
     Loyalty__V1__PromoCoupon *c = NULL;
     assert_status(pt_issue(svc.addr, m, &arena, "mbr_e", t->id, SOURCE_WELCOME, NULL, &c),
                   STATUS_OK, "");
-    cr_assert_eq(c->valid_until_at, now + 2);
+    cr_assert_eq(c->valid_until_at, now + 5);
     Loyalty__V1__PromoCart *cart = simple_cart("mbr_e", 1000);
     cart->coupon_ids[cart->n_coupon_ids++] = c->id;
     Loyalty__V1__PromoQuoteResult *q = NULL;
-    cart->at = now + 2;
+    cart->at = now + 5;
     assert_status(pt_quote(svc.addr, m, &arena, cart, &q), STATUS_OK, "");
     cr_assert_eq(pt_considered(q, c->id)->reason, R(COUPON_EXPIRED), "expiry is exclusive");
     cart->at = 0;
-    sleep(3);
+    sleep(6);
     assert_status(pt_reserve(svc.addr, m, &arena, "e-1", NULL, cart, 0, NULL),
                   STATUS_FAILED_PRECONDITION, "COUPON_EXPIRED");
     assert_status(pt_issue(svc.addr, m, &arena, "mbr_e", t->id, SOURCE_WELCOME, NULL, NULL),
@@ -520,7 +520,7 @@ Test(promo_checkout, unique_codes_are_single_use) {
 /* ---- expiry ---- */
 
 Test(promo_checkout, reservations_expire_by_the_job) {
-    /* Goal: with the job every second, a reservation with a 1 s TTL is EXPIRED shortly after
+    /* Goal: with the job every second, a reservation with a 3 s TTL is EXPIRED shortly after
      * and its use, code and coupon are back; Confirm then fails RESERVATION_EXPIRED. */
     const char *env[] = {"JOB_INTERVAL_S=1", NULL};
     harness_start(&svc, "promo-svc", env);
@@ -539,10 +539,11 @@ Test(promo_checkout, reservations_expire_by_the_job) {
     Loyalty__V1__PromoCart *cart = simple_cart("mbr_t", 1000);
     cart->codes[cart->n_codes++] = "ONCE";
     cart->coupon_ids[cart->n_coupon_ids++] = c->id;
-    assert_status(pt_reserve(svc.addr, m, &arena, "t-1", NULL, cart, 1, NULL), STATUS_OK, "");
+    /* A TTL of 3 s leaves time for the checks below on a loaded machine. */
+    assert_status(pt_reserve(svc.addr, m, &arena, "t-1", NULL, cart, 3, NULL), STATUS_OK, "");
     cr_assert_eq(counter_uses(m, promo->id), 1);
     int64_t stored = 0;
-    for (int i = 0; i < 100 && stored != 4; i++) { /* up to 10 s */
+    for (int i = 0; i < 150 && stored != 4; i++) { /* up to 15 s */
         usleep(100 * 1000);
         stored = pt_sql_int("SELECT status FROM promo.reservations WHERE merchant_id = $1 "
                             "AND checkout_id = 't-1'",
@@ -574,10 +575,11 @@ Test(promo_checkout, reservations_expire_lazily_without_the_job) {
     assert_status(pt_create(svc.addr, m, &arena, p, &promo), STATUS_OK, "");
     Loyalty__V1__PromoCart *cart = simple_cart("mbr_l", 1000);
     cart->codes[cart->n_codes++] = "LAZY1";
-    assert_status(pt_reserve(svc.addr, m, &arena, "l-1", NULL, cart, 1, NULL), STATUS_OK, "");
+    /* A TTL of 3 s leaves time for the refusal below on a loaded machine. */
+    assert_status(pt_reserve(svc.addr, m, &arena, "l-1", NULL, cart, 3, NULL), STATUS_OK, "");
     assert_status(pt_reserve(svc.addr, m, &arena, "l-2", NULL, cart, 0, NULL),
                   STATUS_FAILED_PRECONDITION, "CODE_USED_UP");
-    sleep(2);
+    sleep(4);
     Loyalty__V1__PromoReservation *r = NULL;
     assert_status(pt_get_reservation(svc.addr, m, &arena, "l-1", &r), STATUS_OK, "");
     cr_assert_eq(r->status, RES(EXPIRED));
