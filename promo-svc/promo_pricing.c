@@ -180,6 +180,8 @@ typedef struct keyed {
     size_t temp; /* index before sorting */
 } keyed_t;
 
+/* Byte order, the COLLATE "C" order the lock queries use, so that every transaction takes the
+ * counter rows in the same order. */
 static int counter_cmp(const promo_counter_t *a, const promo_counter_t *b) {
     int c = strcmp(a->promotion_id, b->promotion_id);
     if (c == 0) {

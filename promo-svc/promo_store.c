@@ -542,7 +542,8 @@ status_t promo_store_counters_read(db_t *db, arena_t *a, const char *merchant_id
                          "JOIN unnest($2::text[], $3::text[], $4::text[]) WITH ORDINALITY "
                          " AS k(p, s, t, o) ON c.promotion_id = k.p AND c.scope_key = k.s "
                          " AND c.period_key = k.t WHERE c.merchant_id = $1 "
-                         "ORDER BY c.promotion_id, c.scope_key, c.period_key FOR UPDATE OF c",
+                         "ORDER BY c.promotion_id COLLATE \"C\", c.scope_key COLLATE \"C\", "
+                         " c.period_key COLLATE \"C\" FOR UPDATE OF c",
                          &p, &r);
         }
     } else {

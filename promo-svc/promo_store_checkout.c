@@ -126,7 +126,8 @@ status_t promo_store_give_back(db_t *db, const char *merchant_id, const char *ch
                      " ON c.merchant_id = u.merchant_id AND c.promotion_id = u.promotion_id "
                      " AND c.scope_key = u.scope_key AND c.period_key = u.period_key "
                      "WHERE u.merchant_id = $1 AND u.checkout_id = $2 "
-                     "ORDER BY c.promotion_id, c.scope_key, c.period_key FOR UPDATE OF c",
+                     "ORDER BY c.promotion_id COLLATE \"C\", c.scope_key COLLATE \"C\", "
+                     " c.period_key COLLATE \"C\" FOR UPDATE OF c",
                      &p, &r);
         if (status_is_ok(&st)) {
             PQclear(r);
