@@ -4,7 +4,9 @@
 
 #include "cursor.h"
 #include "ids.h"
+#include "jsonw.h"
 #include "loyalty/v1/wallet.pb-c.h"
+#include "outbox.h"
 #include "validate.h"
 #include "wallet_ops.h"
 #include "wallet_rules.h"
@@ -194,7 +196,23 @@ static status_t rpc_top_up(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
         RETURN_IF_ERROR(check_id("plan_id", req->plan_id));
     }
     wallet_env_t e = wallet_env_from(ctx);
-    return wallet_op_top_up(&e, req, (void *)resp_msg);
+    Loyalty__V1__WalletTopUpResponse *resp = (void *)resp_msg;
+    RETURN_IF_ERROR(wallet_op_top_up(&e, req, resp));
+    /* wallet.topped_up for integrations, in the top-up's own transaction. */
+    const Loyalty__V1__WalletTopUp *t = resp->top_up;
+    char payload[1024];
+    jsonw_t w;
+    jsonw_begin(&w, payload, sizeof payload);
+    jsonw_str(&w, "member_id", t->member_id);
+    jsonw_str(&w, "top_up_id", t->id);
+    jsonw_str(&w, "payment_ref", t->payment_ref);
+    jsonw_str(&w, "plan_id", t->plan_id);
+    jsonw_int(&w, "paid_cents", t->paid_cents);
+    jsonw_int(&w, "bonus_cents", t->bonus_cents);
+    jsonw_int(&w, "expires_at", t->expires_at);
+    jsonw_end(&w);
+    return outbox_emit(ctx, ctx->merchant_id, OUTBOX_EVENTS_STREAM, "wallet.topped_up",
+                       t->member_id, payload, NULL);
 }
 
 static status_t rpc_get_top_up(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
