@@ -244,7 +244,7 @@ static const char *db_stmt_name(db_t *db, const char *sql, int nparams, status_t
 }
 
 static status_t db_exec_once(db_t *db, const char *sql, const db_params_t *params,
-                             PGresult **out) {
+                             PGresult **out, bool prepare) {
     if (db->conn == NULL || PQstatus(db->conn) != CONNECTION_OK) {
         if (db->tx_depth > 0) { /* the transaction died with the old connection */
             return status_make(STATUS_UNAVAILABLE, "DATABASE_UNAVAILABLE", "database unavailable");
@@ -255,7 +255,7 @@ static status_t db_exec_once(db_t *db, const char *sql, const db_params_t *param
     }
     int n = params ? params->n : 0;
     status_t st = status_ok();
-    const char *name = db_stmt_name(db, sql, n, &st);
+    const char *name = prepare ? db_stmt_name(db, sql, n, &st) : NULL;
     if (!status_is_ok(&st)) {
         return st;
     }
@@ -281,21 +281,31 @@ static status_t db_exec_once(db_t *db, const char *sql, const db_params_t *param
     return status_ok();
 }
 
-status_t db_exec(db_t *db, const char *sql, const db_params_t *params, PGresult **out) {
+static status_t db_exec_mode(db_t *db, const char *sql, const db_params_t *params,
+                             PGresult **out, bool prepare) {
     if (out) {
         *out = NULL;
     }
     db->last_constraint[0] = '\0';
     bool in_tx = db->tx_depth > 0;
-    status_t st = db_exec_once(db, sql, params, out);
+    status_t st = db_exec_once(db, sql, params, out, prepare);
     /* Outside a transaction a statement is a read (writes always run in db_tx), so after a
      * lost connection (server restart, idle timeout, failover) it is safe to run it once more
      * on a new connection. Inside one, db_tx retries the whole transaction instead. */
     if (!in_tx && st.code == STATUS_UNAVAILABLE && strcmp(st.reason, "DATABASE_UNAVAILABLE") == 0 &&
         strcmp(sql, "BEGIN") != 0 && strcmp(sql, "COMMIT") != 0) {
-        st = db_exec_once(db, sql, params, out);
+        st = db_exec_once(db, sql, params, out, prepare);
     }
     return st;
+}
+
+status_t db_exec(db_t *db, const char *sql, const db_params_t *params, PGresult **out) {
+    return db_exec_mode(db, sql, params, out, true);
+}
+
+status_t db_exec_custom_plan(db_t *db, const char *sql, const db_params_t *params,
+                             PGresult **out) {
+    return db_exec_mode(db, sql, params, out, false);
 }
 
 status_t db_exec_script(db_t *db, const char *sql) {

@@ -54,6 +54,13 @@ void db_param_null(db_params_t *p);
  *  (statement timeout), UNAVAILABLE (connection lost), INTERNAL (anything else, logged). */
 status_t db_exec(db_t *db, const char *sql, const db_params_t *params, PGresult **out);
 
+/** Like db_exec, but the statement is not prepared: PostgreSQL plans it for the actual
+ *  parameter values on every call (one planning each time). For queries whose best plan
+ *  depends on the values, such as a list filter that may match 0.01% or 50% of a merchant's
+ *  rows, where a cached generic plan would be chosen for an average value. */
+status_t db_exec_custom_plan(db_t *db, const char *sql, const db_params_t *params,
+                             PGresult **out);
+
 /** Runs a script of several statements without parameters (migrations only). */
 status_t db_exec_script(db_t *db, const char *sql);
 
