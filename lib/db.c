@@ -178,6 +178,12 @@ static status_t db_map_error(db_t *db, const PGresult *r) {
     const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
     const char *constraint = r ? PQresultErrorField(r, PG_DIAG_CONSTRAINT_NAME) : NULL;
     snprintf(db->last_constraint, sizeof db->last_constraint, "%s", constraint ? constraint : "");
+    if (state == NULL && db->conn != NULL && PQstatus(db->conn) == CONNECTION_OK) {
+        /* Refused by libpq itself (e.g. a parameter count that does not match the statement):
+         * a bug in the caller, not an outage. */
+        log_msg(LOG_ERROR, "postgresql client error: %s", PQerrorMessage(db->conn));
+        return status_make(STATUS_INTERNAL, "DATABASE_ERROR", "database error");
+    }
     if (db->conn == NULL || PQstatus(db->conn) != CONNECTION_OK || state == NULL ||
         strncmp(state, "08", 2) == 0 || strncmp(state, "57P", 3) == 0) {
         log_msg(LOG_WARN, "postgresql connection lost: %s",

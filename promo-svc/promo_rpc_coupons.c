@@ -1,6 +1,8 @@
 /* promo_rpc_coupons.c -- PromoService handlers for coupon templates and issued coupons. */
 #include "ids.h"
+#include "jsonw.h"
 #include "loyalty/v1/promo.pb-c.h"
+#include "outbox.h"
 #include "pb.h"
 #include "promo_handlers.h"
 #include "promo_rules.h"
@@ -100,6 +102,25 @@ static Loyalty__V1__PromoCoupon *coupon_new(rpc_ctx_t *ctx,
     return c;
 }
 
+/* coupon.issued for integrations, in the transaction that issues the coupon. */
+static status_t promo_emit_coupon_issued(rpc_ctx_t *ctx, const Loyalty__V1__PromoCoupon *c) {
+    const ProtobufCEnumValue *source =
+        protobuf_c_enum_descriptor_get_value(&loyalty__v1__promo_coupon_source__descriptor,
+                                             c->source);
+    char payload[1024];
+    jsonw_t w;
+    jsonw_begin(&w, payload, sizeof payload);
+    jsonw_str(&w, "member_id", c->member_id);
+    jsonw_str(&w, "coupon_id", c->id);
+    jsonw_str(&w, "template_id", c->template_id);
+    jsonw_str(&w, "source", source ? source->name : "");
+    jsonw_int(&w, "valid_from_at", c->valid_from_at);
+    jsonw_int(&w, "valid_until_at", c->valid_until_at);
+    jsonw_end(&w);
+    return outbox_emit(ctx, ctx->merchant_id, OUTBOX_EVENTS_STREAM, "coupon.issued",
+                       c->member_id, payload, NULL);
+}
+
 status_t promo_rpc_issue_coupon(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
                                 ProtobufCMessage *resp_msg) {
     const Loyalty__V1__PromoIssueCouponRequest *req = (const void *)req_msg;
@@ -134,6 +155,7 @@ status_t promo_rpc_issue_coupon(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
     }
     if (status_is_ok(&st)) {
         resp->coupon = c;
+        st = promo_emit_coupon_issued(ctx, c);
     }
     return st;
 }

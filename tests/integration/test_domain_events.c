@@ -207,3 +207,35 @@ Test(domain_events, published_after_a_redis_outage) {
     event_t e[4];
     cr_assert_eq(settled_events(m, "wallet.topped_up", 2, e, 4), 2);
 }
+
+Test(domain_events, coupon_issued) {
+    /* Goal: issuing a coupon publishes one coupon.issued with its template and source. */
+    const char *m = harness_merchant("evc");
+    Loyalty__V1__PromoCouponTemplate t = LOYALTY__V1__PROMO_COUPON_TEMPLATE__INIT;
+    t.name = "Welcome 5 off";
+    t.kind = LOYALTY__V1__PROMO_COUPON_KIND__PROMO_COUPON_KIND_AMOUNT_OFF;
+    t.amount_off_cents = 500;
+    t.valid_days = 30;
+    Loyalty__V1__PromoCreateCouponTemplateRequest ct =
+        LOYALTY__V1__PROMO_CREATE_COUPON_TEMPLATE_REQUEST__INIT;
+    ct.merchant_id = (char *)m;
+    ct.idempotency_key = (char *)harness_key();
+    ct.coupon_template = &t;
+    ProtobufCMessage *resp = NULL;
+    OK(rpc_call(rpc_channel_get(promo.addr), &loyalty__v1__promo_service__descriptor,
+                "CreateCouponTemplate", &ct.base, &arena, &resp, NULL));
+    const char *tid = ((Loyalty__V1__PromoCreateCouponTemplateResponse *)resp)->coupon_template->id;
+    Loyalty__V1__PromoIssueCouponRequest ic = LOYALTY__V1__PROMO_ISSUE_COUPON_REQUEST__INIT;
+    ic.merchant_id = (char *)m;
+    ic.idempotency_key = (char *)harness_key();
+    ic.member_id = "mbr_c";
+    ic.template_id = (char *)tid;
+    ic.source = LOYALTY__V1__PROMO_COUPON_SOURCE__PROMO_COUPON_SOURCE_WELCOME;
+    OK(rpc_call(rpc_channel_get(promo.addr), &loyalty__v1__promo_service__descriptor,
+                "IssueCoupon", &ic.base, &arena, NULL, NULL));
+    event_t e[4];
+    cr_assert_eq(settled_events(m, "coupon.issued", 1, e, 4), 1);
+    cr_assert_str_eq(e[0].subject_id, "mbr_c");
+    cr_assert(strstr(e[0].payload, "\"source\":\"PROMO_COUPON_SOURCE_WELCOME\"") != NULL, "%s",
+              e[0].payload);
+}
