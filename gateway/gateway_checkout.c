@@ -267,6 +267,14 @@ static Loyalty__V1__GatewayCheckout *checkout_ctx(gw_saga_t *x) {
     if (co->breakdown == NULL) {
         co->breakdown = pb_new(x->a, &loyalty__v1__gateway_checkout_breakdown__descriptor);
     }
+    if (co->breakdown->quote == NULL) {
+        /* Not written with the context (gateway_store.c): the log has it. */
+        Loyalty__V1__PromoReserveResponse *r = (void *)gw_step_response(
+            x, "promo_reserve", &loyalty__v1__promo_reserve_response__descriptor);
+        if (r != NULL && r->reservation != NULL) {
+            co->breakdown->quote = r->reservation->quote;
+        }
+    }
     return co;
 }
 
@@ -294,111 +302,121 @@ static status_t read_tier(gw_saga_t *x, const char *member_id,
     return st;
 }
 
-static status_t begin_points(gw_saga_t *x, const Loyalty__V1__GatewayCheckoutRequest *req,
-                             Loyalty__V1__GatewayCheckout *co, int64_t *points,
-                             int64_t *points_cash) {
+/* Points and wallet: the reads they depend on in parallel, then both holds in parallel. The
+ * points' cash value is known before the hold (value(p) under the quoted rate, as points-svc
+ * computes it), so the wallet amount does not wait for the points hold; a hold whose cash value
+ * differs (the rate changed in between) refuses the checkout (REDEMPTION_RATE_CHANGED). */
+static status_t begin_payment(gw_saga_t *x, const Loyalty__V1__GatewayCheckoutRequest *req,
+                              Loyalty__V1__GatewayCheckout *co) {
     const Loyalty__V1__GatewayPaymentChoice *pay = payment_of(req);
     Loyalty__V1__GatewayCheckoutBreakdown *b = co->breakdown;
-    *points = 0;
-    *points_cash = 0;
-    if ((pay->redeem_points <= 0 && !pay->use_max_points) || b->total_cents <= 0) {
-        return status_ok();
+    bool want_points = (pay->redeem_points > 0 || pay->use_max_points) && b->total_cents > 0;
+    bool want_wallet = pay->wallet_cents > 0 || pay->use_max_wallet;
+    gw_call_t reads[2];
+    int nr = 0, iq = -1, iw = -1;
+    if (want_points) {
+        Loyalty__V1__PointsQuoteRedeemRequest *q =
+            pb_new(x->a, &loyalty__v1__points_quote_redeem_request__descriptor);
+        q->merchant_id = x->merchant_id;
+        q->member_id = req->member_id;
+        q->order_total_cents = b->total_cents;
+        gw_call_init(&reads[iq = nr++], x->svc->points, &loyalty__v1__points_service__descriptor,
+                     "QuoteRedeem", &q->base, "points_quote");
     }
-    Loyalty__V1__PointsQuoteRedeemRequest *q =
-        pb_new(x->a, &loyalty__v1__points_quote_redeem_request__descriptor);
-    q->merchant_id = x->merchant_id;
-    q->member_id = req->member_id;
-    q->order_total_cents = b->total_cents;
-    gw_call_t c;
-    gw_call_init(&c, x->svc->points, &loyalty__v1__points_service__descriptor, "QuoteRedeem",
-                 &q->base, "points_quote");
-    status_t st = gw_read(x, &c);
-    if (!status_is_ok(&st)) {
-        return st;
-    }
-    const Loyalty__V1__PointsQuoteRedeemResponse *qr = (void *)c.response;
-    gw_points_choice_t choice =
-        gw_choose_points(pay->redeem_points, pay->use_max_points, qr->points, qr->reason,
-                         qr->max_cash_cents, qr->redeem_points, qr->redeem_value_cents);
-    b->points_note = (char *)choice.note;
-    if (choice.points <= 0) {
-        return status_ok();
-    }
-    Loyalty__V1__PointsHoldRequest *h = pb_new(x->a, &loyalty__v1__points_hold_request__descriptor);
-    h->merchant_id = x->merchant_id;
-    h->idempotency_key = gw_step_key(x, "points_hold");
-    h->member_id = req->member_id;
-    h->points = choice.points;
-    h->reference = req->order_id;
-    h->ttl_s = x->context->hold_ttl_s;
-    h->_order_total_cents_case =
-        LOYALTY__V1__POINTS_HOLD_REQUEST___ORDER_TOTAL_CENTS_ORDER_TOTAL_CENTS;
-    h->order_total_cents = b->total_cents;
-    gw_call_init(&c, x->svc->points, &loyalty__v1__points_service__descriptor, "Hold", &h->base,
-                 "points_hold");
-    st = gw_step(x, &c);
-    if (!status_is_ok(&st)) {
-        return st;
-    }
-    const Loyalty__V1__PointsHold *hold = ((Loyalty__V1__PointsHoldResponse *)c.response)->hold;
-    if (hold == NULL || hold->cash_value_cents > b->total_cents) {
-        return status_make(STATUS_INTERNAL, "POINTS_HOLD_INCONSISTENT",
-                           "points-svc held points worth more than the order");
-    }
-    co->points_hold_id = hold->id;
-    *points = hold->points;
-    *points_cash = hold->cash_value_cents;
-    return status_ok();
-}
-
-static status_t begin_wallet(gw_saga_t *x, const Loyalty__V1__GatewayCheckoutRequest *req,
-                             Loyalty__V1__GatewayCheckout *co, int64_t due, int64_t *wallet) {
-    const Loyalty__V1__GatewayPaymentChoice *pay = payment_of(req);
-    *wallet = 0;
-    if ((pay->wallet_cents <= 0 && !pay->use_max_wallet) || due <= 0) {
-        return status_ok();
-    }
-    int64_t available = 0;
-    gw_call_t c;
-    if (pay->use_max_wallet) {
+    if (want_wallet && pay->use_max_wallet) {
         Loyalty__V1__WalletGetBalanceRequest *g =
             pb_new(x->a, &loyalty__v1__wallet_get_balance_request__descriptor);
         g->merchant_id = x->merchant_id;
         g->member_id = req->member_id;
-        gw_call_init(&c, x->svc->wallet, &loyalty__v1__wallet_service__descriptor, "GetBalance",
-                     &g->base, "wallet_balance");
-        status_t st = gw_read(x, &c);
-        if (!status_is_ok(&st)) {
-            return st;
-        }
-        const Loyalty__V1__WalletBalance *bal =
-            ((Loyalty__V1__WalletGetBalanceResponse *)c.response)->balance;
-        available = bal ? bal->available_cents : 0;
+        gw_call_init(&reads[iw = nr++], x->svc->wallet, &loyalty__v1__wallet_service__descriptor,
+                     "GetBalance", &g->base, "wallet_balance");
     }
-    int64_t w = gw_choose_wallet(pay->wallet_cents, pay->use_max_wallet, available, due);
-    if (w <= 0) {
-        return status_ok();
-    }
-    Loyalty__V1__WalletHoldRequest *h = pb_new(x->a, &loyalty__v1__wallet_hold_request__descriptor);
-    h->merchant_id = x->merchant_id;
-    h->idempotency_key = gw_step_key(x, "wallet_hold");
-    h->member_id = req->member_id;
-    h->amount_cents = w;
-    h->reference = req->order_id;
-    h->ttl_s = (int32_t)x->context->hold_ttl_s;
-    gw_call_init(&c, x->svc->wallet, &loyalty__v1__wallet_service__descriptor, "Hold", &h->base,
-                 "wallet_hold");
-    status_t st = gw_step(x, &c);
+    status_t st = gw_reads(x, reads, nr);
     if (!status_is_ok(&st)) {
         return st;
     }
-    const Loyalty__V1__WalletHold *hold = ((Loyalty__V1__WalletHoldResponse *)c.response)->hold;
-    if (hold == NULL || hold->amount_cents != w) {
-        return status_make(STATUS_INTERNAL, "WALLET_HOLD_INCONSISTENT",
-                           "wallet-svc held another amount than asked");
+    int64_t points = 0, cash = 0;
+    if (iq >= 0) {
+        const Loyalty__V1__PointsQuoteRedeemResponse *qr = (void *)reads[iq].response;
+        gw_points_choice_t choice =
+            gw_choose_points(pay->redeem_points, pay->use_max_points, qr->points, qr->reason,
+                             qr->max_cash_cents, qr->redeem_points, qr->redeem_value_cents);
+        b->points_note = (char *)choice.note;
+        points = choice.points;
+        cash = gw_points_value(points, qr->redeem_points, qr->redeem_value_cents);
+        if (cash > b->total_cents) {
+            cash = b->total_cents; /* cannot happen under the cap; never pay more than due */
+        }
     }
-    co->wallet_hold_id = hold->id;
-    *wallet = w;
+    int64_t available = 0;
+    if (iw >= 0) {
+        const Loyalty__V1__WalletBalance *bal =
+            ((Loyalty__V1__WalletGetBalanceResponse *)reads[iw].response)->balance;
+        available = bal ? bal->available_cents : 0;
+    }
+    int64_t due = b->total_cents - cash;
+    int64_t wallet =
+        want_wallet ? gw_choose_wallet(pay->wallet_cents, pay->use_max_wallet, available, due) : 0;
+    gw_call_t holds[2];
+    int n = 0, ip = -1, iwh = -1;
+    if (points > 0) {
+        Loyalty__V1__PointsHoldRequest *h =
+            pb_new(x->a, &loyalty__v1__points_hold_request__descriptor);
+        h->merchant_id = x->merchant_id;
+        h->idempotency_key = gw_step_key(x, "points_hold");
+        h->member_id = req->member_id;
+        h->points = points;
+        h->reference = req->order_id;
+        h->ttl_s = x->context->hold_ttl_s;
+        h->_order_total_cents_case =
+            LOYALTY__V1__POINTS_HOLD_REQUEST___ORDER_TOTAL_CENTS_ORDER_TOTAL_CENTS;
+        h->order_total_cents = b->total_cents;
+        gw_call_init(&holds[ip = n++], x->svc->points, &loyalty__v1__points_service__descriptor,
+                     "Hold", &h->base, "points_hold");
+    }
+    if (wallet > 0) {
+        Loyalty__V1__WalletHoldRequest *h =
+            pb_new(x->a, &loyalty__v1__wallet_hold_request__descriptor);
+        h->merchant_id = x->merchant_id;
+        h->idempotency_key = gw_step_key(x, "wallet_hold");
+        h->member_id = req->member_id;
+        h->amount_cents = wallet;
+        h->reference = req->order_id;
+        h->ttl_s = (int32_t)x->context->hold_ttl_s;
+        gw_call_init(&holds[iwh = n++], x->svc->wallet, &loyalty__v1__wallet_service__descriptor,
+                     "Hold", &h->base, "wallet_hold");
+    }
+    st = gw_steps(x, holds, n);
+    /* Record every hold taken, also when the other was refused: compensation releases them. */
+    status_t mismatch = status_ok();
+    if (ip >= 0 && status_is_ok(&holds[ip].status)) {
+        const Loyalty__V1__PointsHold *hold =
+            ((Loyalty__V1__PointsHoldResponse *)holds[ip].response)->hold;
+        co->points_hold_id = hold->id;
+        if (hold->points != points || hold->cash_value_cents != cash) {
+            mismatch = status_make(STATUS_FAILED_PRECONDITION, "REDEMPTION_RATE_CHANGED",
+                                   "points-svc valued %lld points at %lld, not %lld: retry",
+                                   (long long)hold->points, (long long)hold->cash_value_cents,
+                                   (long long)cash);
+        }
+    }
+    if (iwh >= 0 && status_is_ok(&holds[iwh].status)) {
+        const Loyalty__V1__WalletHold *hold =
+            ((Loyalty__V1__WalletHoldResponse *)holds[iwh].response)->hold;
+        co->wallet_hold_id = hold->id;
+        if (hold->amount_cents != wallet) {
+            mismatch = status_make(STATUS_INTERNAL, "WALLET_HOLD_INCONSISTENT",
+                                   "wallet-svc held another amount than asked");
+        }
+    }
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    if (!status_is_ok(&mismatch)) {
+        x->failed_step = true; /* a refusal: compensate */
+        return mismatch;
+    }
+    fill_payment(b, req->cart, points, cash, wallet);
     return status_ok();
 }
 
@@ -436,16 +454,10 @@ static status_t checkout_begin(gw_saga_t *x) {
                            "promo-svc reserved without a quote");
     }
     fill_from_quote(b, res->quote, tier);
-    int64_t points = 0, points_cash = 0, wallet = 0;
-    st = begin_points(x, req, co, &points, &points_cash);
+    st = begin_payment(x, req, co);
     if (!status_is_ok(&st)) {
         return st;
     }
-    st = begin_wallet(x, req, co, b->total_cents - points_cash, &wallet);
-    if (!status_is_ok(&st)) {
-        return st;
-    }
-    fill_payment(b, req->cart, points, points_cash, wallet);
     if (x->auto_complete && !x->resolve) {
         co->payment_ref = req->payment_ref;
         if (b->amount_due_cents > 0 && req->payment_ref[0] == '\0') {
@@ -941,13 +953,19 @@ status_t gw_rpc_checkout(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
     return run_checkout(ctx, req, "Checkout", true, &resp->checkout);
 }
 
-static status_t open_checkout(rpc_ctx_t *ctx, const char *checkout_id, gw_saga_t *x) {
+/* Opens a checkout; with `claim`, taking its lease when it is free (x->leased). */
+static status_t open_checkout(rpc_ctx_t *ctx, const char *checkout_id, gw_saga_t *x, bool claim) {
     status_t st = gw_check_id("checkout_id", checkout_id, ID_MAX);
     if (!status_is_ok(&st)) {
         return st;
     }
-    st = gw_saga_open(x, ctx, gw_svc(ctx), ctx->merchant_id, checkout_id);
-    if (st.code == STATUS_NOT_FOUND || (status_is_ok(&st) && x->kind != GW_KIND_CHECKOUT)) {
+    st = claim ? gw_saga_open_claimed(x, ctx, gw_svc(ctx), ctx->merchant_id, checkout_id)
+               : gw_saga_open(x, ctx, gw_svc(ctx), ctx->merchant_id, checkout_id);
+    if (status_is_ok(&st) && x->kind != GW_KIND_CHECKOUT) {
+        (void)gw_release(x); /* someone else's saga: give back the lease we may have taken */
+        st = status_make(STATUS_NOT_FOUND, "SAGA_NOT_FOUND", "not a checkout");
+    }
+    if (st.code == STATUS_NOT_FOUND) {
         return status_make(STATUS_NOT_FOUND, "CHECKOUT_NOT_FOUND", "checkout %s not found",
                            checkout_id);
     }
@@ -978,6 +996,49 @@ static status_t complete_reserved(gw_saga_t *x, const char *payment_ref) {
     return gw_drive(x);
 }
 
+/* What Complete does with the checkout as loaded (holding its lease when x->leased). */
+static status_t complete_decide(gw_saga_t *x,
+                                const Loyalty__V1__GatewayCompleteCheckoutRequest *req) {
+    Loyalty__V1__GatewayCheckout *co = checkout_ctx(x);
+    if (complete_accepted(x)) {
+        if (req->payment_ref[0] && strcmp(req->payment_ref, co->payment_ref) != 0) {
+            return status_make(STATUS_ALREADY_EXISTS, "PAYMENT_REF_MISMATCH",
+                               "the checkout was completed with another payment_ref");
+        }
+        /* Accepted before: drive it on if nobody is, else answer what we know. */
+        return x->state == GW_COMPLETING && x->leased ? gw_drive(x) : status_ok();
+    }
+    if (x->state != GW_RESERVED) {
+        const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(
+            &loyalty__v1__gateway_saga_state__descriptor, x->state);
+        return status_make(STATUS_FAILED_PRECONDITION, "CHECKOUT_NOT_RESERVED",
+                           "the checkout is %s%s%s, not reserved",
+                           v ? v->name + strlen("GATEWAY_SAGA_STATE_") : "?",
+                           x->reason[0] ? ": " : "", x->reason);
+    }
+    if (co->breakdown->amount_due_cents > 0 && req->payment_ref[0] == '\0') {
+        return status_make(STATUS_FAILED_PRECONDITION, "PAYMENT_REF_REQUIRED",
+                           "%lld is due: completing needs the payment_ref of its payment",
+                           (long long)co->breakdown->amount_due_cents);
+    }
+    if (!x->leased) {
+        return status_make(STATUS_ABORTED, "SAGA_IN_PROGRESS",
+                           "the checkout is being changed by another request; retry");
+    }
+    return complete_reserved(x, req->payment_ref);
+}
+
+/* Gives the lease back when a handler still holds it (gw_drive gives it back itself). */
+static status_t release_if_held(gw_saga_t *x, status_t st) {
+    if (x->leased) {
+        status_t r = gw_release(x);
+        if (status_is_ok(&st)) {
+            st = r;
+        }
+    }
+    return st;
+}
+
 status_t gw_rpc_complete_checkout(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
                                   ProtobufCMessage *resp_msg) {
     const Loyalty__V1__GatewayCompleteCheckoutRequest *req = (const void *)req_msg;
@@ -988,53 +1049,36 @@ status_t gw_rpc_complete_checkout(rpc_ctx_t *ctx, const ProtobufCMessage *req_ms
     }
     gw_saga_t *x = arena_alloc(ctx->arena, sizeof *x);
     if (status_is_ok(&st)) {
-        st = open_checkout(ctx, req->checkout_id, x);
-    }
-    for (int pass = 0; status_is_ok(&st) && pass < 2; pass++) {
-        Loyalty__V1__GatewayCheckout *co = checkout_ctx(x);
-        if (complete_accepted(x)) {
-            if (req->payment_ref[0] && strcmp(req->payment_ref, co->payment_ref) != 0) {
-                return status_make(STATUS_ALREADY_EXISTS, "PAYMENT_REF_MISMATCH",
-                                   "the checkout was completed with another payment_ref");
-            }
-            if (x->state == GW_COMPLETING && !x->leased) {
-                st = gw_saga_claim(x);
-                if (status_is_ok(&st) && x->state == GW_COMPLETING) {
-                    st = gw_drive(x);
-                } else if (status_is_ok(&st)) {
-                    st = gw_release(x);
-                } else if (st.code == STATUS_ABORTED) {
-                    st = status_ok(); /* someone else is driving it: answer what we know */
-                }
-            }
-            break;
+        st = open_checkout(ctx, req->checkout_id, x, true);
+        if (status_is_ok(&st)) {
+            st = release_if_held(x, complete_decide(x, req));
         }
-        if (x->state != GW_RESERVED) {
-            return status_make(STATUS_FAILED_PRECONDITION, "CHECKOUT_NOT_RESERVED",
-                               "the checkout is %s%s%s, not reserved",
-                               protobuf_c_enum_descriptor_get_value(
-                                   &loyalty__v1__gateway_saga_state__descriptor, x->state)
-                                       ->name +
-                                   strlen("GATEWAY_SAGA_STATE_"),
-                               x->reason[0] ? ": " : "", x->reason);
-        }
-        if (co->breakdown->amount_due_cents > 0 && req->payment_ref[0] == '\0') {
-            return status_make(STATUS_FAILED_PRECONDITION, "PAYMENT_REF_REQUIRED",
-                               "%lld is due: completing needs the payment_ref of its payment",
-                               (long long)co->breakdown->amount_due_cents);
-        }
-        if (!x->leased) {
-            st = gw_saga_claim(x); /* reloads: decide again on the fresh state */
-            continue;
-        }
-        st = complete_reserved(x, req->payment_ref);
-        break;
     }
     if (!status_is_ok(&st)) {
         return st;
     }
     resp->checkout = checkout_view(x);
     return status_ok();
+}
+
+static status_t cancel_decide(gw_saga_t *x) {
+    if (complete_accepted(x)) {
+        return status_make(STATUS_FAILED_PRECONDITION, "CHECKOUT_ALREADY_COMPLETED",
+                           "the checkout's completion was accepted: refund the order instead");
+    }
+    if (x->state == GW_CANCELLED || x->state == GW_NEEDS_ATTENTION) {
+        return status_ok();
+    }
+    if (!x->leased) {
+        return status_make(STATUS_ABORTED, "SAGA_IN_PROGRESS",
+                           "the checkout is being changed by another request; retry");
+    }
+    if (x->state == GW_RESERVED || x->state == GW_BEGINNING) {
+        status_t why = status_make(STATUS_FAILED_PRECONDITION, "CHECKOUT_CANCELLED",
+                                   "the checkout was cancelled by the storefront");
+        gw_set_failure(x, GW_CANCELLING, &why);
+    }
+    return gw_drive(x);
 }
 
 status_t gw_rpc_cancel_checkout(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
@@ -1044,27 +1088,10 @@ status_t gw_rpc_cancel_checkout(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
     status_t st = gw_check_optional_key(req->idempotency_key);
     gw_saga_t *x = arena_alloc(ctx->arena, sizeof *x);
     if (status_is_ok(&st)) {
-        st = open_checkout(ctx, req->checkout_id, x);
-    }
-    for (int pass = 0; status_is_ok(&st) && pass < 2; pass++) {
-        if (complete_accepted(x)) {
-            return status_make(STATUS_FAILED_PRECONDITION, "CHECKOUT_ALREADY_COMPLETED",
-                               "the checkout's completion was accepted: refund the order instead");
+        st = open_checkout(ctx, req->checkout_id, x, true);
+        if (status_is_ok(&st)) {
+            st = release_if_held(x, cancel_decide(x));
         }
-        if (x->state == GW_CANCELLED || (x->state == GW_NEEDS_ATTENTION)) {
-            break;
-        }
-        if (!x->leased) {
-            st = gw_saga_claim(x);
-            continue;
-        }
-        if (x->state == GW_RESERVED || x->state == GW_BEGINNING) {
-            status_t why = status_make(STATUS_FAILED_PRECONDITION, "CHECKOUT_CANCELLED",
-                                       "the checkout was cancelled by the storefront");
-            gw_set_failure(x, GW_CANCELLING, &why);
-        }
-        st = gw_drive(x);
-        break;
     }
     if (!status_is_ok(&st)) {
         return st;
@@ -1094,7 +1121,7 @@ status_t gw_rpc_get_checkout(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
     }
     gw_saga_t *x = arena_alloc(ctx->arena, sizeof *x);
     if (status_is_ok(&st)) {
-        st = open_checkout(ctx, id, x);
+        st = open_checkout(ctx, id, x, false);
     }
     if (!status_is_ok(&st)) {
         return st;

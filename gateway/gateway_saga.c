@@ -113,6 +113,24 @@ status_t gw_saga_open(gw_saga_t *x, rpc_ctx_t *ctx, gw_svc_t *svc, const char *m
     return st;
 }
 
+status_t gw_saga_open_claimed(gw_saga_t *x, rpc_ctx_t *ctx, gw_svc_t *svc,
+                              const char *merchant_id, const char *id) {
+    saga_reset(x, ctx, svc, merchant_id, id);
+    new_lease_token(x);
+    bool claimed = false;
+    status_t st = gw_store_claim(ctx->db, x->merchant_id, x->id, x->lease_token, svc->lease_s,
+                                 &claimed);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    char token[sizeof x->lease_token];
+    memcpy(token, x->lease_token, sizeof token);
+    st = gw_saga_open(x, ctx, svc, merchant_id, id);
+    memcpy(x->lease_token, token, sizeof token);
+    x->leased = claimed && status_is_ok(&st);
+    return st;
+}
+
 status_t gw_saga_claim(gw_saga_t *x) {
     new_lease_token(x);
     bool claimed = false;
@@ -430,6 +448,59 @@ status_t gw_steps(gw_saga_t *x, gw_call_t *calls, int n) {
 
 status_t gw_step(gw_saga_t *x, gw_call_t *call) {
     return gw_steps(x, call, 1);
+}
+
+status_t gw_reads(gw_saga_t *x, gw_call_t *calls, int n) {
+    assert(n >= 0 && n <= GW_GROUP_MAX);
+    rpc_call_spec_t specs[GW_GROUP_MAX];
+    int idx[GW_GROUP_MAX];
+    int m = 0;
+    status_t worst = status_ok();
+    for (int i = 0; i < n; i++) {
+        if (answer_from_log(x, &calls[i], gw_find_step(x, calls[i].name))) {
+            if (severity(&calls[i].status) > severity(&worst)) {
+                worst = calls[i].status;
+            }
+            continue;
+        }
+        specs[m] = (rpc_call_spec_t){.channel = calls[i].ch,
+                                     .service = calls[i].service,
+                                     .method = calls[i].method,
+                                     .request = calls[i].request};
+        idx[m++] = i;
+    }
+    if (m == 0) {
+        return worst;
+    }
+    for (int attempt = 1;; attempt++) {
+        rpc_call_many(specs, (size_t)m, x->a, NULL);
+        bool retry = false;
+        for (int k = 0; k < m; k++) {
+            gw_call_t *c = &calls[idx[k]];
+            c->status = specs[k].status;
+            c->response = specs[k].response;
+            retry |= !status_is_ok(&c->status) && gw_classify(&c->status) != GW_ERR_PERMANENT &&
+                     c->status.code != STATUS_DEADLINE_EXCEEDED;
+        }
+        if (!retry || attempt >= GW_TRANSIENT_ATTEMPTS_IN_REQUEST ||
+            rpc_ctx_remaining_ms(x->ctx) <= gw_retry_delay_ms(attempt)) {
+            break;
+        }
+        sleep_ms(gw_retry_delay_ms(attempt));
+    }
+    for (int k = 0; k < m; k++) {
+        gw_call_t *c = &calls[idx[k]];
+        if (status_is_ok(&c->status)) {
+            gw_step_t *s = add_step(x, c->name, GW_READ);
+            s->state = GW_DONE;
+            s->attempts = 1;
+            s->response = pb_pack_arena(x->a, c->response, &s->response_len);
+            s->dirty = true; /* written with the next flush */
+        } else if (severity(&c->status) > severity(&worst)) {
+            worst = c->status;
+        }
+    }
+    return worst;
 }
 
 status_t gw_read(gw_saga_t *x, gw_call_t *c) {

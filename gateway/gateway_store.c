@@ -115,7 +115,9 @@ static void build_sql(void) {
              " error_reason = $7, error_message = $8, attempts = $9, updated_at = now(), "
              " lease_owner = CASE WHEN $10::boolean THEN lease_owner END, "
              " lease_until = CASE WHEN $10::boolean THEN now() + $11::bigint * interval '1 s' END, "
-             " next_attempt_at = now() + $12::bigint * interval '1 s' "
+             " next_attempt_at = CASE WHEN NOT $10::boolean "
+             "  THEN now() + $12::bigint * interval '1 s' "
+             "  WHEN state <> $3 THEN now() ELSE next_attempt_at END "
              "WHERE merchant_id = $1 AND id = $2 AND lease_owner = $13 "
              "RETURNING extract(epoch FROM updated_at)::bigint), "
              "%s"
@@ -131,8 +133,22 @@ static void mark_clean(gw_saga_t *x) {
     }
 }
 
+/* The context as written. A checkout's promo quote (every line, discount and promotion
+ * considered: most of the context's size) is already in the promo_reserve step's response, so
+ * it is left out of the context rather than rewritten by every flush (checkout_ctx puts it back
+ * from the log). */
 static unsigned char *pack_context(gw_saga_t *x, size_t *len) {
-    return pb_pack_arena(x->a, &x->context->base, len);
+    Loyalty__V1__GatewayCheckoutBreakdown *b =
+        x->context->checkout ? x->context->checkout->breakdown : NULL;
+    Loyalty__V1__PromoQuoteResult *q = b ? b->quote : NULL;
+    if (b != NULL) {
+        b->quote = NULL;
+    }
+    unsigned char *out = pb_pack_arena(x->a, &x->context->base, len);
+    if (b != NULL) {
+        b->quote = q;
+    }
+    return out;
 }
 
 status_t gw_store_insert(db_t *db, gw_saga_t *x, const unsigned char *hash_input, size_t hash_len) {

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# bench/checkout_bench.sh -- the gateway checkout benchmark (bench/README.md "gateway
+# checkout"): builds the release tree, starts a private PostgreSQL (fsync on) and Redis under
+# build/bench-checkout, measures the "monolith limit" (pgbench writing a checkout's rows as one
+# transaction per checkout, bench/checkout_monolith.sql, 8 clients), then starts the five
+# services and the gateway and runs build/bench/checkout_bench: as fast as it goes with
+# `clients` storefront clients, then paced at half that rate for the latency target; all in
+# the same run. Stops what it started.
+# Usage, from the repository root: bench/checkout_bench.sh [seconds] [clients]
+set -euo pipefail
+. "$(dirname "$0")/../scripts/lib.sh"
+cd "$LOYALTY_ROOT"
+seconds=${1:-10}
+clients=${2:-16}
+pg_clients=${PG_CLIENTS:-8}
+
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLOYALTY_TESTS=OFF >/dev/null
+cmake --build build -j"$(nproc)" >/dev/null
+
+stack=build/bench-checkout
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  stack_stop "$LOYALTY_ROOT/$stack"
+}
+trap cleanup EXIT
+stack_start "$stack" ${BENCH_FSYNC_OFF:+fast}
+. "$stack/env"
+bin=$(pg_bindir)
+psql_() { "$bin/psql" -h 127.0.0.1 -p "$LOYALTY_PG_PORT" -U loyalty -qAt "$@"; }
+
+echo "== monolith limit: one transaction per checkout (pgbench, $pg_clients clients, $seconds s)"
+psql_ -d loyalty -f bench/checkout_monolith_schema.sql >/dev/null
+pgbench -h 127.0.0.1 -p "$LOYALTY_PG_PORT" -U loyalty -n -c "$pg_clients" -j 2 -T "$seconds" \
+  -f bench/checkout_monolith.sql loyalty 2>/dev/null | grep -E "^(tps|latency average|number of failed)"
+
+declare -A addr
+pid_list=
+for svc in member-svc points-svc wallet-svc referral-svc promo-svc; do
+  port=$(free_port)
+  addr[$svc]=127.0.0.1:$port
+done
+export MEMBER_SVC_ADDR=${addr[member-svc]} POINTS_SVC_ADDR=${addr[points-svc]} \
+  WALLET_SVC_ADDR=${addr[wallet-svc]} REFERRAL_SVC_ADDR=${addr[referral-svc]} \
+  PROMO_SVC_ADDR=${addr[promo-svc]}
+gw_port=$(free_port)
+addr[gateway]=127.0.0.1:$gw_port
+for svc in member-svc points-svc wallet-svc referral-svc promo-svc gateway; do
+  LISTEN_ADDR=${addr[$svc]} LOG_LEVEL=${BENCH_LOG_LEVEL:-warn} "build/$svc/$svc" \
+    >"$stack/$svc.log" 2>&1 &
+  pids+=($!)
+  pid_list="${pid_list:+$pid_list,}$svc=$!"
+done
+for svc in member-svc points-svc wallet-svc referral-svc promo-svc gateway; do
+  for _ in $(seq 300); do
+    build/tools/loyalty-health "${addr[$svc]}" >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+done
+
+run_bench() {
+  build/bench/checkout_bench "${addr[gateway]}" "${addr[member-svc]}" "${addr[points-svc]}" \
+    "${addr[wallet-svc]}" "${addr[referral-svc]}" "${addr[promo-svc]}" "$seconds" "$1" "$2" \
+    "$pid_list"
+}
+echo "== gateway checkout saga: begin + complete, $clients clients, $seconds s"
+out=$(run_bench "$clients" 0)
+echo "$out"
+rate=$(echo "$out" | awk '/checkouts\/s/ {for (i = 1; i <= NF; i++) if ($i == "checkouts/s,") print $(i-1)}')
+half=$(awk -v r="$rate" 'BEGIN {printf "%.0f", r / 2}')
+echo "== the same paced at half that rate ($half checkouts/s)"
+run_bench "$clients" "$half"
