@@ -1,11 +1,15 @@
 /* member_apply.c -- the common end of every change of a member's tier, card or statistics. */
 #include "member_apply.h"
 
+#include "jsonw.h"
+#include "outbox.h"
+
 #include <string.h>
 
-status_t member_scope_load(db_t *db, arena_t *a, const char *merchant_id, int64_t now, int64_t at,
-                           member_scope_t *s, int64_t *at_day) {
+status_t member_scope_load(rpc_ctx_t *ctx, db_t *db, arena_t *a, const char *merchant_id,
+                           int64_t now, int64_t at, member_scope_t *s, int64_t *at_day) {
     memset(s, 0, sizeof *s);
+    s->ctx = ctx;
     s->merchant_id = merchant_id;
     s->now = now;
     s->counts = arena_alloc(a, sizeof *s->counts);
@@ -134,6 +138,56 @@ static void count_change(arena_t *a, member_scope_t *s, const member_row_t *old,
     }
 }
 
+/* The enum value's name without its prefix ("UPGRADE" for MEMBER_TIER_CHANGE_REASON_UPGRADE). */
+static const char *enum_name(const ProtobufCEnumDescriptor *d, int value, const char *prefix) {
+    const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(d, value);
+    if (v == NULL) {
+        return "UNSPECIFIED";
+    }
+    size_t n = strlen(prefix);
+    return strncmp(v->name, prefix, n) == 0 ? v->name + n : v->name;
+}
+
+static int32_t rank_of(const member_scope_t *s, const char *tier_id) {
+    int level = member_tierset_level(&s->tiers, tier_id);
+    return level > 0 ? s->tiers.defs[level - 1].rank : 0;
+}
+
+/* A tier.changed event for a history row whose tier (the one the member gets) changed. */
+static status_t emit_changed(member_scope_t *s, const member_history_t *h) {
+    if (s->ctx == NULL || strcmp(h->from_tier_id, h->to_tier_id) == 0) {
+        return status_ok();
+    }
+    char json[1024];
+    jsonw_t w;
+    jsonw_begin(&w, json, sizeof json);
+    jsonw_str(&w, "member_id", h->member_id);
+    jsonw_str(&w, "from_tier_id", h->from_tier_id);
+    jsonw_int(&w, "from_rank", rank_of(s, h->from_tier_id));
+    jsonw_str(&w, "to_tier_id", h->to_tier_id);
+    jsonw_int(&w, "to_rank", rank_of(s, h->to_tier_id));
+    jsonw_str(&w, "earned_tier_id", h->earned_tier_id);
+    jsonw_str(&w, "reason",
+              enum_name(&loyalty__v1__member_tier_change_reason__descriptor, h->reason,
+                        "MEMBER_TIER_CHANGE_REASON_"));
+    jsonw_str(
+        &w, "card_kind",
+        enum_name(&loyalty__v1__member_card_kind__descriptor, h->card_kind, "MEMBER_CARD_KIND_"));
+    jsonw_str(&w, "order_id", h->order_id ? h->order_id : "");
+    jsonw_end(&w);
+    return outbox_emit(s->ctx, s->merchant_id, OUTBOX_EVENTS_STREAM, "tier.changed", h->member_id,
+                       json, NULL);
+}
+
+/* One history row and its event. */
+static status_t record_change(db_t *db, member_scope_t *s, const member_history_t *h) {
+    status_t st = member_history_insert(db, s->merchant_id, h);
+    if (status_is_ok(&st)) {
+        st = emit_changed(s, h);
+    }
+    return st;
+}
+
 /* History rows: one per engine event (the tier the member gets before and after it, with the
  * card as it stands), then the card event. */
 static status_t write_history(db_t *db, arena_t *a, member_scope_t *s, const char *old_effective,
@@ -154,7 +208,7 @@ static status_t write_history(db_t *db, arena_t *a, member_scope_t *s, const cha
             .order_id = ch->order_id,
             .period_value = ev->value_after,
         };
-        status_t st = member_history_insert(db, s->merchant_id, &h);
+        status_t st = record_change(db, s, &h);
         if (!status_is_ok(&st)) {
             return st;
         }
@@ -173,7 +227,7 @@ static status_t write_history(db_t *db, arena_t *a, member_scope_t *s, const cha
         .order_id = ch->order_id,
         .period_value = row->period_value,
     };
-    return member_history_insert(db, s->merchant_id, &h);
+    return record_change(db, s, &h);
 }
 
 status_t member_apply_save(db_t *db, arena_t *a, member_scope_t *s, const member_row_t *old,

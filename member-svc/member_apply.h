@@ -8,9 +8,11 @@
 #define MEMBER_APPLY_H
 
 #include "member_state.h"
+#include "rpc.h"
 
 /** What one transaction knows about the merchant it changes. */
 typedef struct member_scope {
+    rpc_ctx_t *ctx; /* the call (or job) whose transaction records the tier.changed events */
     const char *merchant_id;
     member_settings_t settings;
     member_tierset_t tiers;
@@ -24,9 +26,9 @@ typedef struct member_scope {
 } member_scope_t;
 
 /** Loads settings and tiers for a change at `now` (and the calendar day of `at`, when at_day is
- *  not NULL). */
-status_t member_scope_load(db_t *db, arena_t *a, const char *merchant_id, int64_t now, int64_t at,
-                           member_scope_t *s, int64_t *at_day);
+ *  not NULL), on `db` (ctx->db, or the job's) with memory from `a`. */
+status_t member_scope_load(rpc_ctx_t *ctx, db_t *db, arena_t *a, const char *merchant_id,
+                           int64_t now, int64_t at, member_scope_t *s, int64_t *at_day);
 
 /** The engine's view of a row, and back. */
 member_tier_state_t member_row_tier(const member_scope_t *s, const member_row_t *r);
@@ -44,7 +46,8 @@ typedef struct member_change {
 } member_change_t;
 
 /** Finishes a change of a locked row (`old` as read, NULL for a new member): recomputes the tier
- *  the member gets and the segment as of the scope's time, writes history, the row and counter
+ *  the member gets and the segment as of the scope's time, writes history (and a `tier.changed`
+ *  event through the outbox for every change of the tier the member gets), the row and counter
  *  deltas (flushed by member_scope_finish), and records the member as touched. */
 status_t member_apply_save(db_t *db, arena_t *a, member_scope_t *s, const member_row_t *old,
                            member_row_t *row, const member_change_t *ch);

@@ -457,8 +457,9 @@ status_t member_rpc_import_members(rpc_ctx_t *ctx, const ProtobufCMessage *req_m
     }
     member_scope_t s;
     if (status_is_ok(&st)) {
-        st = member_scope_load(ctx->db, ctx->arena, ctx->merchant_id, ctx->now_s, 0, &s, NULL);
+        st = member_scope_load(ctx, ctx->db, ctx->arena, ctx->merchant_id, ctx->now_s, 0, &s, NULL);
     }
+    s.ctx = NULL; /* a migration: no tier.changed events for the tiers members arrive with */
     import_item_t *items = arena_alloc(ctx->arena, (req->n_items + 1) * sizeof *items);
     if (status_is_ok(&st)) {
         st = import_validate(ctx, &s, req, items);

@@ -100,7 +100,8 @@ status_t member_rpc_record_order(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg
     status_t st = order_check(ctx, req, &at);
     member_scope_t s;
     if (status_is_ok(&st)) {
-        st = member_scope_load(ctx->db, ctx->arena, ctx->merchant_id, ctx->now_s, at, &s, &at_day);
+        st = member_scope_load(ctx, ctx->db, ctx->arena, ctx->merchant_id, ctx->now_s, at, &s,
+                               &at_day);
     }
     member_row_t row;
     if (status_is_ok(&st)) { /* the member's lock serializes its orders */
@@ -233,7 +234,7 @@ status_t member_rpc_record_return(rpc_ctx_t *ctx, const ProtobufCMessage *req_ms
     status_t st = return_check(req);
     member_scope_t s;
     if (status_is_ok(&st)) {
-        st = member_scope_load(ctx->db, ctx->arena, ctx->merchant_id, ctx->now_s, 0, &s, NULL);
+        st = member_scope_load(ctx, ctx->db, ctx->arena, ctx->merchant_id, ctx->now_s, 0, &s, NULL);
     }
     member_row_t row;
     member_order_t o;
@@ -295,7 +296,7 @@ status_t member_rpc_run_maintenance(rpc_ctx_t *ctx, const ProtobufCMessage *req_
         return status_invalid_field("limit", "must be 1..%d", MEMBER_MAINTENANCE_LIMIT_MAX);
     }
     member_scope_t s;
-    status_t st = member_scope_load(ctx->db, ctx->arena, ctx->merchant_id, as_of, 0, &s, NULL);
+    status_t st = member_scope_load(ctx, ctx->db, ctx->arena, ctx->merchant_id, as_of, 0, &s, NULL);
     member_row_t *rows = NULL;
     char **merchants = NULL;
     int n = 0;
@@ -337,6 +338,7 @@ status_t member_rpc_run_maintenance(rpc_ctx_t *ctx, const ProtobufCMessage *req_
 
 /* One transaction of the timer: the due members of any merchants. */
 typedef struct job_batch {
+    rpc_ctx_t *ctx;
     arena_t *arena;
     int64_t now;
     int processed;
@@ -354,7 +356,7 @@ static status_t job_scope(db_t *db, job_batch_t *b, const char *merchant_id, mem
     }
     member_scope_t *s = &b->scopes[b->scope_count++];
     *out = s;
-    return member_scope_load(db, b->arena, merchant_id, b->now, 0, s, NULL);
+    return member_scope_load(b->ctx, db, b->arena, merchant_id, b->now, 0, s, NULL);
 }
 
 static status_t job_batch_tx(db_t *db, void *arg) {
@@ -396,7 +398,7 @@ static status_t job_due_members(rpc_ctx_t *ctx, int *total) {
     for (int batch = 0; batch < JOB_BATCHES_MAX && status_is_ok(&st); batch++) {
         arena_t a; /* per batch: the job's own arena would grow for the whole run */
         arena_init(&a);
-        job_batch_t b = {.arena = &a, .now = (int64_t)time(NULL)};
+        job_batch_t b = {.ctx = ctx, .arena = &a, .now = (int64_t)time(NULL)};
         b.scopes = arena_alloc(&a, JOB_SCOPES_MAX * sizeof *b.scopes);
         st = db_tx(ctx->db, job_batch_tx, &b);
         if (status_is_ok(&st)) {
@@ -414,6 +416,7 @@ static status_t job_due_members(rpc_ctx_t *ctx, int *total) {
 
 /* A re-evaluation of segments after a threshold change: the next members of one merchant. */
 typedef struct job_reseg {
+    rpc_ctx_t *ctx;
     arena_t *arena;
     int64_t now;
     member_scope_t scope;
@@ -429,7 +432,7 @@ static status_t job_reseg_tx(db_t *db, void *arg) {
         return st;
     }
     j->found = true;
-    st = member_scope_load(db, j->arena, merchant, j->now, 0, &j->scope, NULL);
+    st = member_scope_load(j->ctx, db, j->arena, merchant, j->now, 0, &j->scope, NULL);
     member_row_t *rows = NULL;
     int n = 0;
     if (status_is_ok(&st)) {
@@ -454,7 +457,7 @@ static status_t job_resegment(rpc_ctx_t *ctx) {
     for (int batch = 0; batch < JOB_BATCHES_MAX && status_is_ok(&st); batch++) {
         arena_t a;
         arena_init(&a);
-        job_reseg_t j = {.arena = &a, .now = (int64_t)time(NULL)};
+        job_reseg_t j = {.ctx = ctx, .arena = &a, .now = (int64_t)time(NULL)};
         st = db_tx(ctx->db, job_reseg_tx, &j);
         if (status_is_ok(&st) && j.found) {
             job_invalidate(ctx, &a, &j.scope, 1);

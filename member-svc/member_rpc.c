@@ -3,12 +3,15 @@
 #include "member_rpc.h"
 
 #include "ids.h"
+#include "jsonw.h"
 #include "member_cache.h"
 #include "member_handlers.h"
 #include "member_rules.h"
 #include "member_store.h"
+#include "outbox.h"
 #include "validate.h"
 
+#include <stdio.h>
 #include <string.h>
 
 /* Today in days since 1970, plus one so that a member born "today" in a time zone ahead of UTC
@@ -89,6 +92,25 @@ static status_t rpc_get_member(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
     }
 }
 
+/* member.updated through the outbox: which profile fields the update named. */
+static status_t emit_updated(rpc_ctx_t *ctx, const Loyalty__V1__Member *m, char *const *mask,
+                             size_t n) {
+    char fields[512] = "";
+    size_t used = 0;
+    for (size_t i = 0; i < n && used < sizeof fields; i++) {
+        int w = snprintf(fields + used, sizeof fields - used, "%s%s", i ? "," : "", mask[i]);
+        used += w > 0 ? (size_t)w : 0;
+    }
+    char json[768];
+    jsonw_t w;
+    jsonw_begin(&w, json, sizeof json);
+    jsonw_str(&w, "member_id", m->id);
+    jsonw_str(&w, "fields", fields);
+    jsonw_int(&w, "version", m->version);
+    jsonw_end(&w);
+    return outbox_emit(ctx, NULL, OUTBOX_EVENTS_STREAM, "member.updated", m->id, json, NULL);
+}
+
 static status_t rpc_update_member(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
                                   ProtobufCMessage *resp_msg) {
     const Loyalty__V1__UpdateMemberRequest *req = (const void *)req_msg;
@@ -121,8 +143,12 @@ static status_t rpc_update_member(rpc_ctx_t *ctx, const ProtobufCMessage *req_ms
         return st;
     }
     member_cache_invalidate(ctx, current->id);
-    return member_store_update_profile(ctx->db, ctx->arena, ctx->merchant_id, current->id,
-                                       current->profile, &resp->member);
+    st = member_store_update_profile(ctx->db, ctx->arena, ctx->merchant_id, current->id,
+                                     current->profile, &resp->member);
+    if (status_is_ok(&st)) {
+        st = emit_updated(ctx, resp->member, req->update_mask, req->n_update_mask);
+    }
+    return st;
 }
 
 static const rpc_method_t member_methods[] = {

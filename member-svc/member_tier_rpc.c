@@ -24,7 +24,7 @@ status_t member_rpc_init_state(rpc_ctx_t *ctx, const char *member_id) {
     member_scope_t s;
     status_t st = member_settings_ensure(ctx->db, ctx->merchant_id);
     if (status_is_ok(&st)) {
-        st = member_scope_load(ctx->db, ctx->arena, ctx->merchant_id, ctx->now_s, 0, &s, NULL);
+        st = member_scope_load(ctx, ctx->db, ctx->arena, ctx->merchant_id, ctx->now_s, 0, &s, NULL);
     }
     member_row_t row;
     if (status_is_ok(&st)) {
@@ -33,6 +33,7 @@ status_t member_rpc_init_state(rpc_ctx_t *ctx, const char *member_id) {
     if (!status_is_ok(&st)) {
         return st;
     }
+    s.ctx = NULL; /* the tier a member joins in is no tier.changed: member.registered says it */
     member_tier_state_t t;
     member_tier_event_t ev;
     bool changed = member_tier_join(&s.tiers.ladder, s.today, &t, &ev);
@@ -583,7 +584,7 @@ status_t member_rpc_assign_tier(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
     }
     member_scope_t s;
     if (status_is_ok(&st)) {
-        st = member_scope_load(ctx->db, ctx->arena, ctx->merchant_id, ctx->now_s, 0, &s, NULL);
+        st = member_scope_load(ctx, ctx->db, ctx->arena, ctx->merchant_id, ctx->now_s, 0, &s, NULL);
     }
     member_row_t row;
     if (status_is_ok(&st)) {
@@ -651,7 +652,7 @@ status_t member_rpc_purchase(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
     }
     member_scope_t s;
     if (status_is_ok(&st)) {
-        st = member_scope_load(ctx->db, ctx->arena, ctx->merchant_id, ctx->now_s, 0, &s, NULL);
+        st = member_scope_load(ctx, ctx->db, ctx->arena, ctx->merchant_id, ctx->now_s, 0, &s, NULL);
     }
     member_row_t row;
     if (status_is_ok(&st)) {

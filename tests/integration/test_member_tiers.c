@@ -2,17 +2,19 @@
  * Redis: a member's life from joining to Gold to a downgrade, express upgrades, returns that
  * cross a threshold back, idempotent orders under retries, parallel orders of one member, PAID
  * and INTERNAL cards with expiry, ladder validation, the cached tier read and its invalidation,
- * tier history, merchant isolation. */
+ * tier history, merchant isolation, tier.changed and member.updated events. */
 #include "harness.h"
 #include "loyalty/v1/member.pb-c.h"
 #include "validate.h"
 
 #include <criterion/criterion.h>
+#include <hiredis/hiredis.h>
 
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static svc_proc_t svc;
 static arena_t arena;
@@ -844,4 +846,91 @@ Test(member_tiers, merchants_are_isolated) {
     hr.merchant_id = (char *)b;
     hr.member_id = (char *)ka;
     assert_status(call("ListTierHistory", &hr, NULL), STATUS_NOT_FOUND, "MEMBER_NOT_FOUND");
+}
+
+/* The payloads of `type` events of merchant m on the private Redis, waiting up to 10 s for
+ * `want` of them; then a pause and a second look, so that a duplicate would show. */
+static int tier_events(int port, const char *m, const char *type, int want, char out[][1024],
+                       int max) {
+    int n = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        for (int attempt = 0; attempt < 200; attempt++) {
+            redisContext *c = redisConnect("127.0.0.1", port);
+            cr_assert(c && !c->err);
+            redisReply *r = redisCommand(c, "XRANGE loyalty:events - +");
+            n = 0;
+            for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+                redisReply *f = r->element[i]->element[1];
+                bool merchant = false, kind = false;
+                const char *payload = "";
+                for (size_t k = 0; k + 1 < f->elements; k += 2) {
+                    const char *key = f->element[k]->str, *v = f->element[k + 1]->str;
+                    merchant |= strcmp(key, "merchant_id") == 0 && strcmp(v, m) == 0;
+                    kind |= strcmp(key, "type") == 0 && strcmp(v, type) == 0;
+                    payload = strcmp(key, "payload") == 0 ? v : payload;
+                }
+                if (merchant && kind && n < max) {
+                    snprintf(out[n++], 1024, "%s", payload);
+                }
+            }
+            freeReplyObject(r);
+            redisFree(c);
+            if (n >= want) {
+                break;
+            }
+            usleep(50 * 1000);
+        }
+        usleep(pass == 0 ? 400 * 1000 : 0);
+    }
+    return n;
+}
+
+Test(member_tiers, tier_changes_and_profile_updates_are_domain_events) {
+    /* Goal: every change of the tier a member gets is one tier.changed event (from, to, ranks,
+     * reason, order) on loyalty:events, published through the outbox: none for joining, a
+     * replayed order or a renewal; a profile update is one member.updated event. */
+    redis_proc_t redis;
+    harness_redis_start(&redis);
+    char redis_env[96];
+    snprintf(redis_env, sizeof redis_env, "LOYALTY_REDIS_URL=%s", redis.url);
+    const char *env[] = {redis_env, NULL};
+    harness_start(&svc, "member-svc", env);
+    const char *m = harness_merchant("events");
+    const char *silver, *gold;
+    standard_ladder(m, &silver, &gold);
+    const char *lu = create_member(m, "Lu");
+    assert_status(record_order(m, lu, "ev-1", 100, 1000, 0, NULL, NULL), STATUS_OK, "");
+    assert_status(record_order(m, lu, "ev-1", 100, 1000, 0, NULL, NULL), STATUS_OK, "");
+    assert_status(record_order(m, lu, "ev-2", 300000, 10, 0, NULL, NULL), STATUS_OK, "");
+    int64_t now = (int64_t)time(NULL);
+    maintain(m, now + 367 * DAY); /* Gold with 1010 < 4000: down to Silver */
+    static char ev[8][1024];
+    int n = tier_events(redis.port, m, "tier.changed", 3, ev, 8);
+    cr_assert_eq(n, 3, "got %d tier.changed events", n);
+    cr_assert(strstr(ev[0], "\"from_tier_id\":\"\"") && strstr(ev[0], "\"to_rank\":1") &&
+                  strstr(ev[0], "\"reason\":\"UPGRADE\"") && strstr(ev[0], "\"order_id\":\"ev-1\""),
+              "%s", ev[0]);
+    cr_assert(strstr(ev[1], "\"reason\":\"EXPRESS\"") && strstr(ev[1], "\"from_rank\":1") &&
+                  strstr(ev[1], "\"to_rank\":2") && strstr(ev[1], "\"card_kind\":\"TIER\""),
+              "%s", ev[1]);
+    cr_assert(strstr(ev[2], "\"reason\":\"DOWNGRADE\"") && strstr(ev[2], "\"to_rank\":1"), "%s",
+              ev[2]);
+    /* A profile update. */
+    Loyalty__V1__MemberProfile p = LOYALTY__V1__MEMBER_PROFILE__INIT;
+    p.name = "Lu Xin";
+    char *mask[] = {"name"};
+    Loyalty__V1__UpdateMemberRequest ur = LOYALTY__V1__UPDATE_MEMBER_REQUEST__INIT;
+    ur.merchant_id = (char *)m;
+    ur.idempotency_key = (char *)harness_key();
+    ur.member_id = (char *)lu;
+    ur.profile = &p;
+    ur.update_mask = mask;
+    ur.n_update_mask = 1;
+    assert_status(call("UpdateMember", &ur, NULL), STATUS_OK, "");
+    n = tier_events(redis.port, m, "member.updated", 1, ev, 8);
+    cr_assert_eq(n, 1);
+    cr_assert(strstr(ev[0], "\"fields\":\"name\"") && strstr(ev[0], "\"version\":2"), "%s", ev[0]);
+    cr_expect_eq(harness_stop(&svc), 0);
+    svc.pid = 0;
+    harness_redis_stop(&redis);
 }
