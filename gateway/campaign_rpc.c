@@ -28,9 +28,8 @@ static status_t rpc_set_campaign(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg
         return st;
     }
     char today[11];
-    st = campaign_store_local_date(ctx->db, ctx->now_s,
-                                   req->campaign->time_zone[0] ? req->campaign->time_zone : "UTC",
-                                   today);
+    st = campaign_store_local_date(
+        ctx->db, ctx->now_s, req->campaign->time_zone[0] ? req->campaign->time_zone : "UTC", today);
     if (!status_is_ok(&st)) {
         return st;
     }

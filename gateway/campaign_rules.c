@@ -6,30 +6,39 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char *const placeholders[] = {"name",          "points",         "coupon_code",
-                                           "coupon_expires", "expiry_date",   "expiring_points",
-                                           "tier"};
+static const char *const placeholders[] = {
+    "name", "points", "coupon_code", "coupon_expires", "expiry_date", "expiring_points", "tier"};
 #define PLACEHOLDER_COUNT (sizeof placeholders / sizeof placeholders[0])
 
 const char *campaign_kind_name(Loyalty__V1__CampaignKind kind) {
     switch (kind) {
-    case LOYALTY__V1__CAMPAIGN_KIND__CAMPAIGN_KIND_BIRTHDAY: return "BIRTHDAY";
-    case LOYALTY__V1__CAMPAIGN_KIND__CAMPAIGN_KIND_WELCOME_SERIES: return "WELCOME_SERIES";
-    case LOYALTY__V1__CAMPAIGN_KIND__CAMPAIGN_KIND_WIN_BACK: return "WIN_BACK";
+    case LOYALTY__V1__CAMPAIGN_KIND__CAMPAIGN_KIND_BIRTHDAY:
+        return "BIRTHDAY";
+    case LOYALTY__V1__CAMPAIGN_KIND__CAMPAIGN_KIND_WELCOME_SERIES:
+        return "WELCOME_SERIES";
+    case LOYALTY__V1__CAMPAIGN_KIND__CAMPAIGN_KIND_WIN_BACK:
+        return "WIN_BACK";
     case LOYALTY__V1__CAMPAIGN_KIND__CAMPAIGN_KIND_POINTS_EXPIRY_REMINDER:
         return "POINTS_EXPIRY_REMINDER";
-    case LOYALTY__V1__CAMPAIGN_KIND__CAMPAIGN_KIND_TIER_PROMOTION: return "TIER_PROMOTION";
-    case LOYALTY__V1__CAMPAIGN_KIND__CAMPAIGN_KIND_RE_ENGAGE: return "RE_ENGAGE";
-    default: return "UNSPECIFIED";
+    case LOYALTY__V1__CAMPAIGN_KIND__CAMPAIGN_KIND_TIER_PROMOTION:
+        return "TIER_PROMOTION";
+    case LOYALTY__V1__CAMPAIGN_KIND__CAMPAIGN_KIND_RE_ENGAGE:
+        return "RE_ENGAGE";
+    default:
+        return "UNSPECIFIED";
     }
 }
 
 const char *campaign_channel_name(Loyalty__V1__CampaignChannel channel) {
     switch (channel) {
-    case LOYALTY__V1__CAMPAIGN_CHANNEL__CAMPAIGN_CHANNEL_SMS: return "SMS";
-    case LOYALTY__V1__CAMPAIGN_CHANNEL__CAMPAIGN_CHANNEL_EMAIL: return "EMAIL";
-    case LOYALTY__V1__CAMPAIGN_CHANNEL__CAMPAIGN_CHANNEL_WHATSAPP: return "WHATSAPP";
-    default: return "UNSPECIFIED";
+    case LOYALTY__V1__CAMPAIGN_CHANNEL__CAMPAIGN_CHANNEL_SMS:
+        return "SMS";
+    case LOYALTY__V1__CAMPAIGN_CHANNEL__CAMPAIGN_CHANNEL_EMAIL:
+        return "EMAIL";
+    case LOYALTY__V1__CAMPAIGN_CHANNEL__CAMPAIGN_CHANNEL_WHATSAPP:
+        return "WHATSAPP";
+    default:
+        return "UNSPECIFIED";
     }
 }
 
@@ -85,8 +94,10 @@ static status_t check_segments(const Loyalty__V1__Campaign *c, bool required) {
 static status_t check_kind_params(const Loyalty__V1__Campaign *c) {
     switch (c->kind) {
     case LOYALTY__V1__CAMPAIGN_KIND__CAMPAIGN_KIND_BIRTHDAY:
-        if (c->birthday_timing != LOYALTY__V1__CAMPAIGN_BIRTHDAY_TIMING__CAMPAIGN_BIRTHDAY_TIMING_ON_DAY &&
-            c->birthday_timing != LOYALTY__V1__CAMPAIGN_BIRTHDAY_TIMING__CAMPAIGN_BIRTHDAY_TIMING_IN_MONTH) {
+        if (c->birthday_timing !=
+                LOYALTY__V1__CAMPAIGN_BIRTHDAY_TIMING__CAMPAIGN_BIRTHDAY_TIMING_ON_DAY &&
+            c->birthday_timing !=
+                LOYALTY__V1__CAMPAIGN_BIRTHDAY_TIMING__CAMPAIGN_BIRTHDAY_TIMING_IN_MONTH) {
             return status_invalid_field("campaign.birthday_timing", "ON_DAY or IN_MONTH");
         }
         return status_ok();
@@ -165,10 +176,9 @@ status_t campaign_rules_validate(const Loyalty__V1__Campaign *c) {
 }
 
 char *campaign_render(arena_t *a, const char *tmpl, const campaign_vars_t *vars) {
-    const char *values[PLACEHOLDER_COUNT] = {vars->name,        vars->points,
-                                             vars->coupon_code, vars->coupon_expires,
-                                             vars->expiry_date, vars->expiring_points,
-                                             vars->tier};
+    const char *values[PLACEHOLDER_COUNT] = {
+        vars->name,        vars->points,          vars->coupon_code, vars->coupon_expires,
+        vars->expiry_date, vars->expiring_points, vars->tier};
     size_t cap = CAMPAIGN_MESSAGE_MAX + 1;
     char *out = arena_alloc(a, cap);
     size_t o = 0;

@@ -59,8 +59,8 @@ typedef struct offer {
     const char *period;
     int64_t points;
     const char *tier_name;
-    const char *expiry_date;     /* POINTS_EXPIRY_REMINDER */
-    int64_t expiring_points;     /* POINTS_EXPIRY_REMINDER */
+    const char *expiry_date; /* POINTS_EXPIRY_REMINDER */
+    int64_t expiring_points; /* POINTS_EXPIRY_REMINDER */
 } offer_t;
 
 static Loyalty__V1__PromoCouponSource coupon_source(Loyalty__V1__CampaignKind kind) {
@@ -83,7 +83,7 @@ static const char *recipient_of(const campaign_run_t *run, const Loyalty__V1__Me
         return "";
     }
     return run->c->channel == LOYALTY__V1__CAMPAIGN_CHANNEL__CAMPAIGN_CHANNEL_EMAIL ? p->email
-                                                                                 : p->phone;
+                                                                                    : p->phone;
 }
 
 /* Issues the offer's points and coupon with keys derived from the delivery, so that a runner
@@ -100,8 +100,8 @@ static status_t campaign_issue(campaign_run_t *run, arena_t *a, const offer_t *o
         req.member_id = (char *)member_id;
         req.source = LOYALTY__V1__POINTS_SOURCE__POINTS_SOURCE_PROMOTION;
         /* points-svc keeps one grant per (source, reference): the member is part of it. */
-        req.reference = arena_printf(a, "campaign:%s:%s:%s", campaign_kind_name(c->kind),
-                                     o->period, member_id);
+        req.reference =
+            arena_printf(a, "campaign:%s:%s:%s", campaign_kind_name(c->kind), o->period, member_id);
         req.amount_case = LOYALTY__V1__POINTS_EARN_REQUEST__AMOUNT_POINTS;
         req.points = o->points;
         req.note = arena_printf(a, "%s campaign", campaign_kind_name(c->kind));
@@ -172,8 +172,8 @@ static status_t campaign_finish_tx(db_t *db, void *p) {
             return st;
         }
     }
-    return campaign_store_finish(db, run->merchant_id, run->c->kind, f->o->period,
-                                 f->o->member->id, f->o->points, f->coupon_id, event_id,
+    return campaign_store_finish(db, run->merchant_id, run->c->kind, f->o->period, f->o->member->id,
+                                 f->o->points, f->coupon_id, event_id,
                                  f->recipient[0] ? "" : "NO_ADDRESS");
 }
 
@@ -280,8 +280,8 @@ static status_t campaign_for_each_member(campaign_run_t *run,
         req.filter = (Loyalty__V1__MemberListFilter *)filter;
         req.page = &page;
         ProtobufCMessage *resp = NULL;
-        status_t st = rpc_call(run->member, &loyalty__v1__member_service__descriptor,
-                               "ListMembers", &req.base, &a, &resp, NULL);
+        status_t st = rpc_call(run->member, &loyalty__v1__member_service__descriptor, "ListMembers",
+                               &req.base, &a, &resp, NULL);
         if (!status_is_ok(&st)) {
             arena_free(&a);
             return st;
@@ -324,7 +324,9 @@ static void visit_birthday(campaign_run_t *run, arena_t *a,
     }
     char year[5];
     snprintf(year, sizeof year, "%.4s", run->local_date);
-    offer_t o = {.member = m, .period = arena_strdup(a, year), .points = points,
+    offer_t o = {.member = m,
+                 .period = arena_strdup(a, year),
+                 .points = points,
                  .tier_name = tier_name_of(item)};
     campaign_deliver(run, a, &o);
 }
@@ -338,7 +340,9 @@ static void visit_welcome(campaign_run_t *run, arena_t *a,
     if (item->member == NULL || (item->stats && item->stats->order_count > 0)) {
         return;
     }
-    offer_t o = {.member = item->member, .period = "once", .points = fixed_points(run),
+    offer_t o = {.member = item->member,
+                 .period = "once",
+                 .points = fixed_points(run),
                  .tier_name = tier_name_of(item)};
     campaign_deliver(run, a, &o);
 }
@@ -351,10 +355,13 @@ static void visit_win_back(campaign_run_t *run, arena_t *a,
         return;
     }
     const Loyalty__V1__MemberStats *s = item->stats;
-    const char *period = s && s->last_order_at > 0
-                             ? arena_printf(a, "order:%lld", (long long)s->last_order_at)
-                             : arena_printf(a, "segment:%lld", (long long)(s ? s->segment_since_at : 0));
-    offer_t o = {.member = item->member, .period = period, .points = fixed_points(run),
+    const char *period =
+        s && s->last_order_at > 0
+            ? arena_printf(a, "order:%lld", (long long)s->last_order_at)
+            : arena_printf(a, "segment:%lld", (long long)(s ? s->segment_since_at : 0));
+    offer_t o = {.member = item->member,
+                 .period = period,
+                 .points = fixed_points(run),
                  .tier_name = tier_name_of(item)};
     campaign_deliver(run, a, &o);
 }
@@ -366,8 +373,10 @@ static void visit_re_engage(campaign_run_t *run, arena_t *a,
     }
     char month[8];
     campaign_month_of(run->local_date, month);
-    offer_t o = {.member = item->member, .period = arena_strdup(a, month),
-                 .points = fixed_points(run), .tier_name = tier_name_of(item)};
+    offer_t o = {.member = item->member,
+                 .period = arena_strdup(a, month),
+                 .points = fixed_points(run),
+                 .tier_name = tier_name_of(item)};
     campaign_deliver(run, a, &o);
 }
 
@@ -382,7 +391,8 @@ static status_t campaign_load_tiers(campaign_run_t *run) {
     if (status_is_ok(&st)) {
         const Loyalty__V1__MemberListTiersResponse *t = (const void *)resp;
         for (size_t i = 0; i < t->n_tiers && run->tier_count < CAMPAIGN_TIERS_MAX; i++) {
-            snprintf(run->tier_ids[run->tier_count], sizeof run->tier_ids[0], "%s", t->tiers[i]->id);
+            snprintf(run->tier_ids[run->tier_count], sizeof run->tier_ids[0], "%s",
+                     t->tiers[i]->id);
             run->tier_points[run->tier_count++] = t->tiers[i]->birthday_bonus_points;
         }
     }
@@ -477,7 +487,8 @@ static status_t run_expiry_reminder(campaign_run_t *run) {
         Loyalty__V1__PageRequest page = LOYALTY__V1__PAGE_REQUEST__INIT;
         page.page_size = CAMPAIGN_PAGE_SIZE;
         page.cursor = cursor;
-        Loyalty__V1__PointsListExpiringRequest req = LOYALTY__V1__POINTS_LIST_EXPIRING_REQUEST__INIT;
+        Loyalty__V1__PointsListExpiringRequest req =
+            LOYALTY__V1__POINTS_LIST_EXPIRING_REQUEST__INIT;
         req.merchant_id = (char *)run->merchant_id;
         req.from_at = run->at;
         req.to_at = run->at + (int64_t)run->c->expiring_within_days * 86400;

@@ -13,7 +13,7 @@ static Loyalty__V1__Campaign *campaign_from_row(arena_t *a, const PGresult *r, i
     Loyalty__V1__Campaign *c = NULL;
     if (bytes != NULL) {
         c = (Loyalty__V1__Campaign *)pb_unpack_arena(a, &loyalty__v1__campaign__descriptor, bytes,
-                                                      len);
+                                                     len);
         PQfreemem(bytes);
     }
     if (c == NULL) {
@@ -27,8 +27,8 @@ static Loyalty__V1__Campaign *campaign_from_row(arena_t *a, const PGresult *r, i
 }
 
 #define CAMPAIGN_COLUMNS                                                                           \
-    "config, merchant_id, extract(epoch FROM updated_at)::bigint, "                               \
-    "coalesce(extract(epoch FROM last_run_at)::bigint, 0), "                                      \
+    "config, merchant_id, extract(epoch FROM updated_at)::bigint, "                                \
+    "coalesce(extract(epoch FROM last_run_at)::bigint, 0), "                                       \
     "extract(epoch FROM next_run_at)::bigint"
 
 static status_t campaign_rows(arena_t *a, PGresult *r, Loyalty__V1__Campaign ***out, size_t *n) {
@@ -84,10 +84,9 @@ status_t campaign_store_get(db_t *db, arena_t *a, const char *merchant_id,
     db_param_text(&p, merchant_id);
     db_param_int(&p, kind);
     PGresult *r = NULL;
-    status_t st = db_exec(db,
-                          "SELECT " CAMPAIGN_COLUMNS
-                          " FROM campaigns WHERE merchant_id = $1 AND kind = $2",
-                          &p, &r);
+    status_t st = db_exec(
+        db, "SELECT " CAMPAIGN_COLUMNS " FROM campaigns WHERE merchant_id = $1 AND kind = $2", &p,
+        &r);
     if (!status_is_ok(&st)) {
         return st;
     }
@@ -109,10 +108,9 @@ status_t campaign_store_list(db_t *db, arena_t *a, const char *merchant_id,
     db_params_init(&p);
     db_param_text(&p, merchant_id);
     PGresult *r = NULL;
-    status_t st = db_exec(db,
-                          "SELECT " CAMPAIGN_COLUMNS
-                          " FROM campaigns WHERE merchant_id = $1 ORDER BY kind",
-                          &p, &r);
+    status_t st = db_exec(
+        db, "SELECT " CAMPAIGN_COLUMNS " FROM campaigns WHERE merchant_id = $1 ORDER BY kind", &p,
+        &r);
     return status_is_ok(&st) ? campaign_rows(a, r, out, n) : st;
 }
 
@@ -138,9 +136,8 @@ status_t campaign_store_take_due(db_t *db, arena_t *a, int64_t interval_s, int m
     return status_is_ok(&st) ? campaign_rows(a, r, out, n) : st;
 }
 
-static void delivery_params(db_params_t *p, const char *merchant_id,
-                            Loyalty__V1__CampaignKind kind, const char *period,
-                            const char *member_id) {
+static void delivery_params(db_params_t *p, const char *merchant_id, Loyalty__V1__CampaignKind kind,
+                            const char *period, const char *member_id) {
     db_params_init(p);
     db_param_text(p, merchant_id);
     db_param_int(p, kind);

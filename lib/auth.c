@@ -13,8 +13,8 @@ bool auth_bearer_matches(const char *expected, const char *header, size_t header
     /* Compare over the expected length whatever was sent; fold every difference into `diff`. */
     unsigned int diff = (unsigned int)(header_len != prefix_len + expected_len);
     for (size_t i = 0; i < prefix_len + expected_len; i++) {
-        unsigned char want = i < prefix_len ? (unsigned char)prefix[i]
-                                            : (unsigned char)expected[i - prefix_len];
+        unsigned char want =
+            i < prefix_len ? (unsigned char)prefix[i] : (unsigned char)expected[i - prefix_len];
         unsigned char got = i < header_len ? (unsigned char)header[i] : 0;
         diff |= (unsigned int)(want ^ got);
     }

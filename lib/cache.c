@@ -295,8 +295,8 @@ void cache_set(cache_t *c, const char *key, const void *value, size_t len, int64
     char lease[CACHE_KEY_MAX + 8];
     snprintf(lease, sizeof lease, "%s:lease", key);
     const char *argv[] = {"EVAL", cache_fill_script, "2", key, lease, value, c->lease_token, ttl};
-    size_t lens[] = {4, strlen(cache_fill_script), 1, strlen(key), strlen(lease), len,
-                     strlen(c->lease_token), strlen(ttl)};
+    size_t lens[] = {4,   strlen(cache_fill_script), 1,          strlen(key), strlen(lease),
+                     len, strlen(c->lease_token),    strlen(ttl)};
     redisReply *r = cache_command(c, 8, argv, lens);
     if (r != NULL && r->type == REDIS_REPLY_INTEGER && r->integer == 1) {
         near_cache_put(key, value, len, c->lease_epoch);

@@ -22,9 +22,9 @@ typedef struct cfg_entry {
 } cfg_entry_t;
 
 #define STR(env, field, def, secret)                                                               \
-    {env, CFG_STR, offsetof(config_t, field), sizeof(((config_t *)0)->field), def, 0, 0, secret}
+    { env, CFG_STR, offsetof(config_t, field), sizeof(((config_t *)0)->field), def, 0, 0, secret }
 #define INT(env, field, def, lo, hi)                                                               \
-    {env, CFG_INT, offsetof(config_t, field), sizeof(int64_t), def, lo, hi, false}
+    { env, CFG_INT, offsetof(config_t, field), sizeof(int64_t), def, lo, hi, false }
 
 static const cfg_entry_t cfg_table[] = {
     STR("LISTEN_ADDR", listen_addr, NULL, false),
@@ -92,8 +92,8 @@ static status_t cfg_apply(config_t *cfg, const cfg_entry_t *e, const char *value
     return status_ok();
 }
 
-status_t config_load(config_t *cfg, const char *service, int default_port,
-                     config_lookup_fn lookup, void *lookup_arg) {
+status_t config_load(config_t *cfg, const char *service, int default_port, config_lookup_fn lookup,
+                     void *lookup_arg) {
     memset(cfg, 0, sizeof *cfg);
     snprintf(cfg->service, sizeof cfg->service, "%s", service);
     char listen_default[64];

@@ -46,8 +46,8 @@ typedef const char *(*config_lookup_fn)(const char *name, void *arg);
 /** Fills `cfg` from defaults, then from the environment through `lookup`. The default listen
  *  address is 0.0.0.0:<default_port>. Fails INVALID_ARGUMENT naming the variable when a value
  *  is malformed or out of bounds. */
-status_t config_load(config_t *cfg, const char *service, int default_port,
-                     config_lookup_fn lookup, void *lookup_arg);
+status_t config_load(config_t *cfg, const char *service, int default_port, config_lookup_fn lookup,
+                     void *lookup_arg);
 
 /** Parses a whole decimal integer within [min, max]; false otherwise. */
 bool config_parse_int(const char *text, int64_t min, int64_t max, int64_t *out);

@@ -91,7 +91,7 @@ status_t cursor_page_size(const char *field, int32_t requested, int32_t max_size
     if (requested < 0 || requested > max_size) {
         return status_invalid_field(field, "must be between 0 and %d", (int)max_size);
     }
-    *out = requested == 0 ? (PAGE_SIZE_DEFAULT < max_size ? PAGE_SIZE_DEFAULT : max_size)
-                          : requested;
+    *out =
+        requested == 0 ? (PAGE_SIZE_DEFAULT < max_size ? PAGE_SIZE_DEFAULT : max_size) : requested;
     return status_ok();
 }

@@ -194,14 +194,12 @@ static status_t db_map_error(db_t *db, const PGresult *r) {
     if (strcmp(state, "23505") == 0) {
         return status_make(STATUS_ALREADY_EXISTS, "DUPLICATE", "already exists");
     }
-    if (strcmp(state, "23514") == 0 || strcmp(state, "23503") == 0 ||
-        strcmp(state, "23502") == 0) {
+    if (strcmp(state, "23514") == 0 || strcmp(state, "23503") == 0 || strcmp(state, "23502") == 0) {
         return status_make(STATUS_FAILED_PRECONDITION, "CONSTRAINT_VIOLATION",
                            "the change would break a rule of the data (%s)",
                            constraint ? constraint : state);
     }
-    if (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0 ||
-        strcmp(state, "55P03") == 0) {
+    if (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0 || strcmp(state, "55P03") == 0) {
         return status_make(STATUS_ABORTED, "CONCURRENCY_CONFLICT",
                            "concurrent update, safe to retry");
     }
@@ -249,8 +247,8 @@ static const char *db_stmt_name(db_t *db, const char *sql, int nparams, status_t
     return NULL;
 }
 
-static status_t db_exec_once(db_t *db, const char *sql, const db_params_t *params,
-                             PGresult **out, bool prepare) {
+static status_t db_exec_once(db_t *db, const char *sql, const db_params_t *params, PGresult **out,
+                             bool prepare) {
     if (db->conn == NULL || PQstatus(db->conn) != CONNECTION_OK) {
         if (db->tx_depth > 0) { /* the transaction died with the old connection */
             return status_make(STATUS_UNAVAILABLE, "DATABASE_UNAVAILABLE", "database unavailable");
@@ -267,8 +265,8 @@ static status_t db_exec_once(db_t *db, const char *sql, const db_params_t *param
     }
     PGresult *r;
     if (name != NULL) {
-        r = PQexecPrepared(db->conn, name, n, n ? params->values : NULL,
-                           n ? params->lengths : NULL, n ? params->formats : NULL, 0);
+        r = PQexecPrepared(db->conn, name, n, n ? params->values : NULL, n ? params->lengths : NULL,
+                           n ? params->formats : NULL, 0);
     } else {
         r = PQexecParams(db->conn, sql, n, NULL, n ? params->values : NULL,
                          n ? params->lengths : NULL, n ? params->formats : NULL, 0);
@@ -287,8 +285,8 @@ static status_t db_exec_once(db_t *db, const char *sql, const db_params_t *param
     return status_ok();
 }
 
-static status_t db_exec_mode(db_t *db, const char *sql, const db_params_t *params,
-                             PGresult **out, bool prepare) {
+static status_t db_exec_mode(db_t *db, const char *sql, const db_params_t *params, PGresult **out,
+                             bool prepare) {
     if (out) {
         *out = NULL;
     }
@@ -309,9 +307,20 @@ status_t db_exec(db_t *db, const char *sql, const db_params_t *params, PGresult 
     return db_exec_mode(db, sql, params, out, true);
 }
 
-status_t db_exec_custom_plan(db_t *db, const char *sql, const db_params_t *params,
-                             PGresult **out) {
+status_t db_exec_custom_plan(db_t *db, const char *sql, const db_params_t *params, PGresult **out) {
     return db_exec_mode(db, sql, params, out, false);
+}
+
+status_t db_exec_row(db_t *db, const char *sql, const db_params_t *params, PGresult **out,
+                     status_code_t missing_code, const char *missing_reason,
+                     const char *missing_message) {
+    status_t st = db_exec(db, sql, params, out);
+    if (status_is_ok(&st) && PQntuples(*out) != 1) {
+        PQclear(*out);
+        *out = NULL;
+        return status_make(missing_code, missing_reason, "%s", missing_message);
+    }
+    return st;
 }
 
 status_t db_exec_script(db_t *db, const char *sql) {

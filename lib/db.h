@@ -58,8 +58,14 @@ status_t db_exec(db_t *db, const char *sql, const db_params_t *params, PGresult 
  *  parameter values on every call (one planning each time). For queries whose best plan
  *  depends on the values, such as a list filter that may match 0.01% or 50% of a merchant's
  *  rows, where a cached generic plan would be chosen for an average value. */
-status_t db_exec_custom_plan(db_t *db, const char *sql, const db_params_t *params,
-                             PGresult **out);
+status_t db_exec_custom_plan(db_t *db, const char *sql, const db_params_t *params, PGresult **out);
+
+/** Runs a statement that must give exactly one row (a get by key, an UPDATE ... RETURNING):
+ *  on OK *out holds that row and the caller PQclears it; with no row (or several) the result
+ *  is cleared and the status is (missing_code, missing_reason, missing_message). */
+status_t db_exec_row(db_t *db, const char *sql, const db_params_t *params, PGresult **out,
+                     status_code_t missing_code, const char *missing_reason,
+                     const char *missing_message);
 
 /** Runs a script of several statements without parameters (migrations only). */
 status_t db_exec_script(db_t *db, const char *sql);

@@ -57,8 +57,9 @@ status_t health_check(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg, ProtobufC
     if (!known) {
         return status_make(STATUS_NOT_FOUND, "UNKNOWN_SERVICE", "unknown service");
     }
-    resp->status = health_is_serving() ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
-                                       : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING;
+    resp->status = health_is_serving()
+                       ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
+                       : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING;
     return status_ok();
 }
 

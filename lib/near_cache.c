@@ -22,7 +22,7 @@
 #define NC_CHANNEL_MAX 128
 
 typedef struct nc_entry {
-    struct nc_entry *next;             /* bucket chain */
+    struct nc_entry *next;                /* bucket chain */
     struct nc_entry *lru_prev, *lru_next; /* most recent at head */
     uint64_t hash;
     int64_t expires_ms;

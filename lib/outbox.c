@@ -16,9 +16,8 @@
 
 #define OUTBOX_BATCH_MAX 1000
 
-status_t outbox_emit(rpc_ctx_t *ctx, const char *merchant_id, const char *stream,
-                     const char *type, const char *subject_id, const char *payload_json,
-                     char *event_id_out) {
+status_t outbox_emit(rpc_ctx_t *ctx, const char *merchant_id, const char *stream, const char *type,
+                     const char *subject_id, const char *payload_json, char *event_id_out) {
     assert(db_in_tx(ctx->db)); /* an event must commit or roll back with its change */
     assert(strlen(type) > 0 && strlen(type) < OUTBOX_TYPE_MAX);
     if (strlen(payload_json) > OUTBOX_PAYLOAD_MAX) {
@@ -58,13 +57,16 @@ static bool outbox_xadd_all(cache_t *cache, const PGresult *r, const char *servi
     char maxlen[24];
     snprintf(maxlen, sizeof maxlen, "%lld", (long long)stream_maxlen);
     for (int i = 0; i < rows; i++) {
-        const char *argv[] = {"XADD",       db_get_str(r, i, 2), "MAXLEN",
-                              "~",          maxlen,              "*",
-                              "event_id",   db_get_str(r, i, 1), "type",
-                              db_get_str(r, i, 3), "merchant_id", db_get_str(r, i, 0),
-                              "subject_id", db_get_str(r, i, 4), "occurred_at",
-                              db_get_str(r, i, 6), "service",     service,
-                              "payload",    db_get_str(r, i, 5)};
+        const char *argv[] = {"XADD",        db_get_str(r, i, 2),
+                              "MAXLEN",      "~",
+                              maxlen,        "*",
+                              "event_id",    db_get_str(r, i, 1),
+                              "type",        db_get_str(r, i, 3),
+                              "merchant_id", db_get_str(r, i, 0),
+                              "subject_id",  db_get_str(r, i, 4),
+                              "occurred_at", db_get_str(r, i, 6),
+                              "service",     service,
+                              "payload",     db_get_str(r, i, 5)};
         size_t lens[20];
         for (int k = 0; k < 20; k++) {
             lens[k] = strlen(argv[k]);
@@ -150,7 +152,8 @@ static status_t outbox_publish_tx(db_t *db, void *arg) {
 status_t outbox_publish_batch(db_t *db, cache_t *cache, const char *service, int64_t batch_max,
                               int64_t stream_maxlen, int64_t *published) {
     publish_arg_t a = {cache, service,
-                       batch_max > 0 && batch_max <= OUTBOX_BATCH_MAX ? batch_max : OUTBOX_BATCH_MAX,
+                       batch_max > 0 && batch_max <= OUTBOX_BATCH_MAX ? batch_max
+                                                                      : OUTBOX_BATCH_MAX,
                        stream_maxlen, 0};
     status_t st = db_tx(db, outbox_publish_tx, &a);
     *published = status_is_ok(&st) ? a.published : 0;

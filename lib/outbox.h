@@ -24,9 +24,8 @@
  *  (built with jsonw). The merchant is ctx->merchant_id (or `merchant_id` for jobs, which have
  *  none). The publisher is woken once the transaction has committed. Writes the new event id
  *  into event_id_out[ID_MAX] when not NULL. */
-status_t outbox_emit(rpc_ctx_t *ctx, const char *merchant_id, const char *stream,
-                     const char *type, const char *subject_id, const char *payload_json,
-                     char *event_id_out);
+status_t outbox_emit(rpc_ctx_t *ctx, const char *merchant_id, const char *stream, const char *type,
+                     const char *subject_id, const char *payload_json, char *event_id_out);
 
 /** Publishes up to `batch_max` unpublished entries, oldest first, with XADD (fields event_id,
  *  type, merchant_id, subject_id, occurred_at, service, payload) and marks them published, in

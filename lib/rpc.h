@@ -50,17 +50,17 @@ typedef status_t (*rpc_handler_fn)(rpc_ctx_t *ctx, const ProtobufCMessage *req,
                                    ProtobufCMessage *resp);
 
 typedef enum rpc_kind {
-    RPC_READ,    /* no transaction opened by the runtime */
-    RPC_TX,      /* runs inside one transaction, retried on conflicts */
-    RPC_MUTATE,  /* RPC_TX + the request's idempotency_key (required): the same key and request
-                    replay the stored response; the same key with another request fails
-                    ALREADY_EXISTS (DESIGN §4) */
-    RPC_STREAM,  /* server-streaming or bidi (the .proto must say `stream`): the handler runs
-                    once per request message, in order, with no transaction, and answers with
-                    rpc_stream_send (any number of messages; `resp` is a fresh message it may
-                    fill and send). The stream ends OK when the client half-closes, or with the
-                    first non-OK status a handler returns, after what it queued is sent. The
-                    arena is emptied after each request message. */
+    RPC_READ,   /* no transaction opened by the runtime */
+    RPC_TX,     /* runs inside one transaction, retried on conflicts */
+    RPC_MUTATE, /* RPC_TX + the request's idempotency_key (required): the same key and request
+                   replay the stored response; the same key with another request fails
+                   ALREADY_EXISTS (DESIGN §4) */
+    RPC_STREAM, /* server-streaming or bidi (the .proto must say `stream`): the handler runs
+                   once per request message, in order, with no transaction, and answers with
+                   rpc_stream_send (any number of messages; `resp` is a fresh message it may
+                   fill and send). The stream ends OK when the client half-closes, or with the
+                   first non-OK status a handler returns, after what it queued is sent. The
+                   arena is emptied after each request message. */
 } rpc_kind_t;
 
 typedef struct rpc_method {

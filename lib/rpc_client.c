@@ -200,8 +200,8 @@ typedef struct pending {
 
 static gpr_timespec call_deadline(const rpc_call_opts_t *opts) {
     int64_t ms = opts && opts->timeout_ms > 0 ? opts->timeout_ms : g_cli.timeout_ms;
-    gpr_timespec dl = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
-                                   gpr_time_from_millis(ms, GPR_TIMESPAN));
+    gpr_timespec dl =
+        gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(ms, GPR_TIMESPAN));
     const rpc_ctx_t *served = rpc_ctx_current();
     if (served != NULL) {
         gpr_timespec outer = gpr_convert_clock_type(served->deadline, GPR_CLOCK_MONOTONIC);
@@ -248,9 +248,8 @@ static void call_start(pending_t *p, grpc_completion_queue *cq, gpr_timespec dea
     char path[CLIENT_PATH_MAX];
     snprintf(path, sizeof path, "/%s/%s", s->service->name, s->method);
     void *handle = channel_method(s->channel, path);
-    p->call = grpc_channel_create_registered_call(s->channel->channel, NULL,
-                                                  GRPC_PROPAGATE_DEFAULTS, cq, handle, deadline,
-                                                  NULL);
+    p->call = grpc_channel_create_registered_call(
+        s->channel->channel, NULL, GRPC_PROPAGATE_DEFAULTS, cq, handle, deadline, NULL);
     p->send_bb = pb_to_byte_buffer(s->request);
     grpc_metadata_array_init(&p->initial_md);
     grpc_metadata_array_init(&p->trailing_md);
@@ -289,7 +288,7 @@ static void call_complete(pending_t *p, arena_t *arena) {
         if (grpc_slice_str_cmp(p->trailing_md.metadata[i].key, "loyalty-error-reason") == 0) {
             grpc_slice v = p->trailing_md.metadata[i].value;
             size_t n = GRPC_SLICE_LENGTH(v) < sizeof reason_buf - 1 ? GRPC_SLICE_LENGTH(v)
-                                                                     : sizeof reason_buf - 1;
+                                                                    : sizeof reason_buf - 1;
             memcpy(reason_buf, GRPC_SLICE_START_PTR(v), n);
             reason_buf[n] = '\0';
             reason = reason_buf;
@@ -297,10 +296,9 @@ static void call_complete(pending_t *p, arena_t *arena) {
     }
     if (code == STATUS_OK) {
         s->response = p->recv_bb ? pb_from_byte_buffer(arena, p->md->output, p->recv_bb) : NULL;
-        s->status = s->response
-                        ? status_ok()
-                        : status_make(STATUS_INTERNAL, "MALFORMED_RESPONSE",
-                                      "%s returned no valid response", s->method);
+        s->status = s->response ? status_ok()
+                                : status_make(STATUS_INTERNAL, "MALFORMED_RESPONSE",
+                                              "%s returned no valid response", s->method);
     } else {
         char *details = grpc_slice_to_c_string(p->details);
         s->status = status_make(code, reason[0] ? reason : NULL, "%s", details);

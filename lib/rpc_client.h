@@ -35,16 +35,16 @@ rpc_channel_t *rpc_channel_get(const char *target);
 #define RPC_EXTRA_METADATA_MAX 4
 
 typedef struct rpc_call_opts {
-    int64_t timeout_ms;      /* 0 = the default */
-    const char *request_id;  /* NULL = the served call's, or a new one */
-    const char *auth_token;  /* NULL = the default; "" = send none */
+    int64_t timeout_ms;     /* 0 = the default */
+    const char *request_id; /* NULL = the served call's, or a new one */
+    const char *auth_token; /* NULL = the default; "" = send none */
     /* By default a call fails UNAVAILABLE at once when its peer cannot be reached (a dead
      * dependency is reported, not waited for). In a server process the workers' polling keeps
      * reconnecting channels in the background, so a restarted peer is reached again within
      * the reconnect back-off (at most 2 s). wait_for_ready waits for the peer until the
      * deadline instead. */
     bool wait_for_ready;
-    size_t extra_count;      /* further metadata (lowercase keys) */
+    size_t extra_count; /* further metadata (lowercase keys) */
     const char *extra_keys[RPC_EXTRA_METADATA_MAX];
     const char *extra_values[RPC_EXTRA_METADATA_MAX];
 } rpc_call_opts_t;

@@ -289,8 +289,8 @@ static bool request_id_valid(const char *s, size_t n) {
     }
     for (size_t i = 0; i < n; i++) {
         char ch = s[i];
-        bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-                  ch == '-' || ch == '_' || ch == '.' || ch == ':';
+        bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                  (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' || ch == '.' || ch == ':';
         if (!ok) {
             return false;
         }
@@ -655,8 +655,8 @@ static void call_stream_start(call_t *c) {
 static void *worker_main(void *arg) {
     worker_t *w = arg;
     for (;;) {
-        grpc_event ev = grpc_completion_queue_next(w->q->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC),
-                                                   NULL);
+        grpc_event ev =
+            grpc_completion_queue_next(w->q->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
         if (ev.type == GRPC_QUEUE_SHUTDOWN) {
             break;
         }
@@ -769,7 +769,8 @@ static void *monitor_main(void *arg) {
 
 static status_t job_purge_idempotency(rpc_ctx_t *ctx) {
     int64_t deleted = 0;
-    status_t st = idem_purge(ctx->db, IDEMPOTENCY_RETENTION_DAYS, IDEMPOTENCY_PURGE_BATCH, &deleted);
+    status_t st =
+        idem_purge(ctx->db, IDEMPOTENCY_RETENTION_DAYS, IDEMPOTENCY_PURGE_BATCH, &deleted);
     if (status_is_ok(&st) && deleted > 0) {
         log_msg(LOG_INFO, "purged %lld idempotency keys", (long long)deleted);
     }
@@ -901,9 +902,9 @@ static status_t srv_add_service(const rpc_service_t *svc, bool is_health) {
         const ProtobufCFieldDescriptor *mf =
             protobuf_c_message_descriptor_get_field_by_name(md->input, "merchant_id");
         sm->has_merchant = mf != NULL && mf->type == PROTOBUF_C_TYPE_STRING;
-        if (m->kind == RPC_MUTATE && (!sm->has_merchant ||
-                                      protobuf_c_message_descriptor_get_field_by_name(
-                                          md->input, "idempotency_key") == NULL)) {
+        if (m->kind == RPC_MUTATE &&
+            (!sm->has_merchant || protobuf_c_message_descriptor_get_field_by_name(
+                                      md->input, "idempotency_key") == NULL)) {
             return status_make(STATUS_INTERNAL, "BAD_SERVICE_TABLE",
                                "%s is RPC_MUTATE without merchant_id and idempotency_key",
                                sm->path);
@@ -1112,8 +1113,8 @@ static void srv_drain_calls(int64_t grace_ms) {
         }
         struct timespec now;
         clock_gettime(CLOCK_MONOTONIC, &now);
-        int64_t elapsed_ms = (int64_t)(now.tv_sec - start.tv_sec) * 1000 +
-                             (now.tv_nsec - start.tv_nsec) / 1000000;
+        int64_t elapsed_ms =
+            (int64_t)(now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
         long live = atomic_load(&g_srv.live_calls);
         if (live == 0 || elapsed_ms >= grace_ms) {
             if (live > 0) {
@@ -1138,7 +1139,8 @@ static void srv_stop(void) {
     log_msg(LOG_INFO, "shutting down: not serving, draining for %lld ms",
             (long long)cfg->shutdown_drain_ms);
     if (cfg->shutdown_drain_ms > 0) {
-        struct timespec ts = {cfg->shutdown_drain_ms / 1000, (cfg->shutdown_drain_ms % 1000) * 1000000};
+        struct timespec ts = {cfg->shutdown_drain_ms / 1000,
+                              (cfg->shutdown_drain_ms % 1000) * 1000000};
         nanosleep(&ts, NULL);
     }
     atomic_store(&g_srv.shutting_down, true);
@@ -1215,8 +1217,8 @@ int rpc_server_main(const rpc_server_options_t *opts, int argc, char **argv) {
         }
     }
     g_srv.opts = opts;
-    status_t st = config_load(&g_srv.config, opts->service_name, opts->default_port, env_lookup,
-                              NULL);
+    status_t st =
+        config_load(&g_srv.config, opts->service_name, opts->default_port, env_lookup, NULL);
     log_level_t level = LOG_INFO;
     (void)log_level_parse(g_srv.config.log_level, &level);
     log_init(opts->service_name, level);

@@ -156,35 +156,32 @@ status_t points_store_put_settings(db_t *db, arena_t *a, const char *merchant,
     db_param_int(&p, s->growth_per_unit);
     db_param_int(&p, current);
     /* The WHERE guards against a concurrent first insert between our SELECT and this upsert. */
-    st = db_exec(db,
-                 "INSERT INTO settings (merchant_id, time_zone, earn_unit_cents, "
-                 " earn_points_per_unit, event_points, expiry_policy, expiry_days, expiry_months, "
-                 " pending_days, redeem_points, redeem_value_cents, redeem_min_points, "
-                 " redeem_max_order_share_bps, growth_per_point_bps, growth_per_unit) "
-                 "VALUES ($1, $2, $3, $4, $5::bigint[], $6, $7, $8, $9, $10, $11, $12, $13, $14, "
-                 " $15) "
-                 "ON CONFLICT (merchant_id) DO UPDATE SET time_zone = EXCLUDED.time_zone, "
-                 " earn_unit_cents = EXCLUDED.earn_unit_cents, "
-                 " earn_points_per_unit = EXCLUDED.earn_points_per_unit, "
-                 " event_points = EXCLUDED.event_points, expiry_policy = EXCLUDED.expiry_policy, "
-                 " expiry_days = EXCLUDED.expiry_days, expiry_months = EXCLUDED.expiry_months, "
-                 " pending_days = EXCLUDED.pending_days, redeem_points = EXCLUDED.redeem_points, "
-                 " redeem_value_cents = EXCLUDED.redeem_value_cents, "
-                 " redeem_min_points = EXCLUDED.redeem_min_points, "
-                 " redeem_max_order_share_bps = EXCLUDED.redeem_max_order_share_bps, "
-                 " growth_per_point_bps = EXCLUDED.growth_per_point_bps, "
-                 " growth_per_unit = EXCLUDED.growth_per_unit, version = settings.version + 1, "
-                 " updated_at = now() "
-                 "WHERE settings.version = $16 "
-                 "RETURNING " SETTINGS_COLUMNS,
-                 &p, &r);
+    st = db_exec_row(
+        db,
+        "INSERT INTO settings (merchant_id, time_zone, earn_unit_cents, "
+        " earn_points_per_unit, event_points, expiry_policy, expiry_days, expiry_months, "
+        " pending_days, redeem_points, redeem_value_cents, redeem_min_points, "
+        " redeem_max_order_share_bps, growth_per_point_bps, growth_per_unit) "
+        "VALUES ($1, $2, $3, $4, $5::bigint[], $6, $7, $8, $9, $10, $11, $12, $13, $14, "
+        " $15) "
+        "ON CONFLICT (merchant_id) DO UPDATE SET time_zone = EXCLUDED.time_zone, "
+        " earn_unit_cents = EXCLUDED.earn_unit_cents, "
+        " earn_points_per_unit = EXCLUDED.earn_points_per_unit, "
+        " event_points = EXCLUDED.event_points, expiry_policy = EXCLUDED.expiry_policy, "
+        " expiry_days = EXCLUDED.expiry_days, expiry_months = EXCLUDED.expiry_months, "
+        " pending_days = EXCLUDED.pending_days, redeem_points = EXCLUDED.redeem_points, "
+        " redeem_value_cents = EXCLUDED.redeem_value_cents, "
+        " redeem_min_points = EXCLUDED.redeem_min_points, "
+        " redeem_max_order_share_bps = EXCLUDED.redeem_max_order_share_bps, "
+        " growth_per_point_bps = EXCLUDED.growth_per_point_bps, "
+        " growth_per_unit = EXCLUDED.growth_per_unit, version = settings.version + 1, "
+        " updated_at = now() "
+        "WHERE settings.version = $16 "
+        "RETURNING " SETTINGS_COLUMNS,
+        &p, &r, STATUS_ABORTED, "CONCURRENCY_CONFLICT",
+        "settings changed concurrently, safe to retry");
     if (!status_is_ok(&st)) {
         return st;
-    }
-    if (PQntuples(r) != 1) {
-        PQclear(r);
-        return status_make(STATUS_ABORTED, "CONCURRENCY_CONFLICT",
-                           "settings changed concurrently, safe to retry");
     }
     *out = settings_from_row(a, r);
     PQclear(r);
@@ -272,13 +269,10 @@ static Loyalty__V1__PointsCampaign *campaign_from_row(arena_t *a, const PGresult
 static status_t campaign_one(db_t *db, arena_t *a, const char *sql, const db_params_t *p,
                              Loyalty__V1__PointsCampaign **out) {
     PGresult *r = NULL;
-    status_t st = db_exec(db, sql, p, &r);
+    status_t st =
+        db_exec_row(db, sql, p, &r, STATUS_NOT_FOUND, "CAMPAIGN_NOT_FOUND", "campaign not found");
     if (!status_is_ok(&st)) {
         return st;
-    }
-    if (PQntuples(r) != 1) {
-        PQclear(r);
-        return status_make(STATUS_NOT_FOUND, "CAMPAIGN_NOT_FOUND", "campaign not found");
     }
     *out = campaign_from_row(a, r, 0);
     PQclear(r);
@@ -459,7 +453,7 @@ status_t points_store_account_save(db_t *db, const char *merchant, const char *m
     db_param_int(&p, acct->check_in_streak);
     db_param_int(&p, now);
     PGresult *r = NULL;
-    status_t st = db_exec(
+    status_t st = db_exec_row(
         db,
         "UPDATE accounts SET lots_points = $3, held = $4, pending = $5, debt = $6, "
         " lifetime_earned = $7, growth = $8, last_check_in = date '1970-01-01' + $9::int, "
@@ -473,13 +467,9 @@ status_t points_store_account_save(db_t *db, const char *merchant, const char *m
         "    AND status = 2 AND remaining > 0)) "
         "WHERE merchant_id = $1 AND member_id = $2 "
         "RETURNING next_due_at IS NOT NULL, coalesce(" EPOCH("next_due_at") ", 0), version",
-        &p, &r);
+        &p, &r, STATUS_INTERNAL, "LEDGER_MISMATCH", "account row vanished");
     if (!status_is_ok(&st)) {
         return st;
-    }
-    if (PQntuples(r) != 1) {
-        PQclear(r);
-        return status_make(STATUS_INTERNAL, "LEDGER_MISMATCH", "account row vanished");
     }
     acct->has_due = db_get_bool(r, 0, 0);
     acct->next_due_at = db_get_int(r, 0, 1);
@@ -882,19 +872,15 @@ status_t points_store_get_hold(db_t *db, arena_t *a, const char *merchant, const
     db_param_text(&p, merchant);
     db_param_text(&p, hold_id ? hold_id : reference);
     PGresult *r = NULL;
-    status_t st = db_exec(
+    status_t st = db_exec_row(
         db,
         hold_id ? "SELECT " HOLD_COLUMNS " FROM holds WHERE merchant_id = $1 AND id = $2"
                 : "SELECT " HOLD_COLUMNS " FROM holds WHERE merchant_id = $1 AND reference = $2 "
                   "ORDER BY (status IN (1, 2)) DESC, created_at DESC, id DESC "
                   "LIMIT 1",
-        &p, &r);
+        &p, &r, STATUS_NOT_FOUND, "HOLD_NOT_FOUND", "hold not found");
     if (!status_is_ok(&st)) {
         return st;
-    }
-    if (PQntuples(r) != 1) {
-        PQclear(r);
-        return status_make(STATUS_NOT_FOUND, "HOLD_NOT_FOUND", "hold not found");
     }
     Loyalty__V1__PointsHold *h = pb_new(a, &loyalty__v1__points_hold__descriptor);
     h->id = cell(a, r, 0, 0);
@@ -1351,23 +1337,20 @@ status_t points_store_order_get(db_t *db, arena_t *a, const char *merchant, cons
     db_param_text(&p, merchant);
     db_param_text(&p, reference);
     PGresult *r = NULL;
-    status_t st = db_exec(db,
-                          lock ? "SELECT member_id, earned_points, earned_growth, earn_lot_id, "
-                                 " redeemed_points, reversed_bps, clawed_points, clawed_growth, "
-                                 " restored_points FROM orders WHERE merchant_id = $1 "
-                                 " AND reference = $2 FOR UPDATE"
-                               : "SELECT member_id, earned_points, earned_growth, earn_lot_id, "
-                                 " redeemed_points, reversed_bps, clawed_points, clawed_growth, "
-                                 " restored_points FROM orders WHERE merchant_id = $1 "
-                                 " AND reference = $2",
-                          &p, &r);
+    status_t st =
+        db_exec_row(db,
+                    lock ? "SELECT member_id, earned_points, earned_growth, earn_lot_id, "
+                           " redeemed_points, reversed_bps, clawed_points, clawed_growth, "
+                           " restored_points FROM orders WHERE merchant_id = $1 "
+                           " AND reference = $2 FOR UPDATE"
+                         : "SELECT member_id, earned_points, earned_growth, earn_lot_id, "
+                           " redeemed_points, reversed_bps, clawed_points, clawed_growth, "
+                           " restored_points FROM orders WHERE merchant_id = $1 "
+                           " AND reference = $2",
+                    &p, &r, STATUS_NOT_FOUND, "ORDER_NOT_FOUND",
+                    "nothing was earned or redeemed with this reference");
     if (!status_is_ok(&st)) {
         return st;
-    }
-    if (PQntuples(r) != 1) {
-        PQclear(r);
-        return status_make(STATUS_NOT_FOUND, "ORDER_NOT_FOUND",
-                           "nothing was earned or redeemed with this reference");
     }
     out->member_id = cell(a, r, 0, 0);
     out->earned_points = db_get_int(r, 0, 1);

@@ -104,9 +104,8 @@ static Loyalty__V1__PromoCoupon *coupon_new(rpc_ctx_t *ctx,
 
 /* coupon.issued for integrations, in the transaction that issues the coupon. */
 static status_t promo_emit_coupon_issued(rpc_ctx_t *ctx, const Loyalty__V1__PromoCoupon *c) {
-    const ProtobufCEnumValue *source =
-        protobuf_c_enum_descriptor_get_value(&loyalty__v1__promo_coupon_source__descriptor,
-                                             c->source);
+    const ProtobufCEnumValue *source = protobuf_c_enum_descriptor_get_value(
+        &loyalty__v1__promo_coupon_source__descriptor, c->source);
     char payload[1024];
     jsonw_t w;
     jsonw_begin(&w, payload, sizeof payload);
@@ -117,8 +116,8 @@ static status_t promo_emit_coupon_issued(rpc_ctx_t *ctx, const Loyalty__V1__Prom
     jsonw_int(&w, "valid_from_at", c->valid_from_at);
     jsonw_int(&w, "valid_until_at", c->valid_until_at);
     jsonw_end(&w);
-    return outbox_emit(ctx, ctx->merchant_id, OUTBOX_EVENTS_STREAM, "coupon.issued",
-                       c->member_id, payload, NULL);
+    return outbox_emit(ctx, ctx->merchant_id, OUTBOX_EVENTS_STREAM, "coupon.issued", c->member_id,
+                       payload, NULL);
 }
 
 status_t promo_rpc_issue_coupon(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,

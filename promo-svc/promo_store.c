@@ -145,18 +145,15 @@ status_t promo_store_promotion_get(db_t *db, arena_t *a, const char *merchant_id
     db_param_text(&p, merchant_id);
     db_param_text(&p, id);
     PGresult *r = NULL;
-    status_t st = db_exec(db,
-                          for_update ? "SELECT " PROMOTION_COLUMNS " FROM promotions "
-                                       "WHERE merchant_id = $1 AND id = $2 FOR UPDATE"
-                                     : "SELECT " PROMOTION_COLUMNS " FROM promotions "
-                                       "WHERE merchant_id = $1 AND id = $2",
-                          &p, &r);
+    status_t st =
+        db_exec_row(db,
+                    for_update ? "SELECT " PROMOTION_COLUMNS " FROM promotions "
+                                 "WHERE merchant_id = $1 AND id = $2 FOR UPDATE"
+                               : "SELECT " PROMOTION_COLUMNS " FROM promotions "
+                                 "WHERE merchant_id = $1 AND id = $2",
+                    &p, &r, STATUS_NOT_FOUND, "PROMOTION_NOT_FOUND", "promotion not found");
     if (!status_is_ok(&st)) {
         return st;
-    }
-    if (PQntuples(r) != 1) {
-        PQclear(r);
-        return status_make(STATUS_NOT_FOUND, "PROMOTION_NOT_FOUND", "promotion not found");
     }
     *out = promotion_from_row(a, r, 0);
     PQclear(r);

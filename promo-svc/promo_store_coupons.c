@@ -61,13 +61,10 @@ status_t promo_store_template_insert(db_t *db, const char *merchant_id,
 static status_t template_one(db_t *db, arena_t *a, const char *sql, const db_params_t *p,
                              Loyalty__V1__PromoCouponTemplate **out) {
     PGresult *r = NULL;
-    status_t st = db_exec(db, sql, p, &r);
+    status_t st = db_exec_row(db, sql, p, &r, STATUS_NOT_FOUND, "TEMPLATE_NOT_FOUND",
+                              "coupon template not found");
     if (!status_is_ok(&st)) {
         return st;
-    }
-    if (PQntuples(r) != 1) {
-        PQclear(r);
-        return status_make(STATUS_NOT_FOUND, "TEMPLATE_NOT_FOUND", "coupon template not found");
     }
     *out = template_from_row(a, r, 0);
     PQclear(r);
@@ -239,16 +236,12 @@ status_t promo_store_coupon_get(db_t *db, arena_t *a, const char *merchant_id, c
     db_param_text(&p, merchant_id);
     db_param_text(&p, id);
     PGresult *r = NULL;
-    status_t st = db_exec(db,
-                          "SELECT " COUPON_COLUMNS " FROM coupons c "
-                          "WHERE c.merchant_id = $1 AND c.id = $2",
-                          &p, &r);
+    status_t st = db_exec_row(db,
+                              "SELECT " COUPON_COLUMNS " FROM coupons c "
+                              "WHERE c.merchant_id = $1 AND c.id = $2",
+                              &p, &r, STATUS_NOT_FOUND, "COUPON_NOT_FOUND", "coupon not found");
     if (!status_is_ok(&st)) {
         return st;
-    }
-    if (PQntuples(r) != 1) {
-        PQclear(r);
-        return status_make(STATUS_NOT_FOUND, "COUPON_NOT_FOUND", "coupon not found");
     }
     *out = coupon_from_row(a, r, 0);
     PQclear(r);

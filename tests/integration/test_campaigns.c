@@ -39,8 +39,8 @@ static void setup(void) {
     snprintf(addrs[1], sizeof addrs[1], "POINTS_SVC_ADDR=%s", points.addr);
     snprintf(addrs[2], sizeof addrs[2], "PROMO_SVC_ADDR=%s", promo.addr);
     /* The scheduler looks for due campaigns every second here (60 s by default). */
-    const char *gw_env[] = {redis_env, pg_env, addrs[0], addrs[1], addrs[2], "JOB_INTERVAL_S=1",
-                            NULL};
+    const char *gw_env[] = {redis_env,          pg_env, addrs[0], addrs[1], addrs[2],
+                            "JOB_INTERVAL_S=1", NULL};
     harness_start(&gateway, "gateway", gw_env);
 }
 
@@ -62,7 +62,7 @@ TestSuite(campaigns, .init = setup, .fini = teardown, .timeout = 180);
 #define OK(expr)                                                                                   \
     do {                                                                                           \
         status_t st_ = (expr);                                                                     \
-        cr_assert(status_is_ok(&st_), "%s: %s %s %s", #expr, status_code_name(st_.code),          \
+        cr_assert(status_is_ok(&st_), "%s: %s %s %s", #expr, status_code_name(st_.code),           \
                   st_.reason, st_.message);                                                        \
     } while (0)
 
@@ -132,8 +132,9 @@ static status_t run_campaign(const char *m, Loyalty__V1__CampaignKind kind, int6
     req.dry_run = dry_run;
     ProtobufCMessage *resp = NULL;
     rpc_call_opts_t opts = {.timeout_ms = 60000};
-    status_t st = rpc_call(rpc_channel_get(gateway.addr), &loyalty__v1__campaign_service__descriptor,
-                           "RunCampaign", &req.base, a, &resp, &opts);
+    status_t st =
+        rpc_call(rpc_channel_get(gateway.addr), &loyalty__v1__campaign_service__descriptor,
+                 "RunCampaign", &req.base, a, &resp, &opts);
     if (status_is_ok(&st) && out) {
         *out = ((Loyalty__V1__CampaignRunResponse *)resp)->result;
     }
@@ -164,15 +165,14 @@ static size_t coupons_of(const char *m, const char *member_id) {
     req.merchant_id = (char *)m;
     req.member_id = (char *)member_id;
     ProtobufCMessage *resp = NULL;
-    OK(rpc_call(rpc_channel_get(promo.addr), &loyalty__v1__promo_service__descriptor,
-                "ListCoupons", &req.base, &arena, &resp, NULL));
+    OK(rpc_call(rpc_channel_get(promo.addr), &loyalty__v1__promo_service__descriptor, "ListCoupons",
+                &req.base, &arena, &resp, NULL));
     return ((Loyalty__V1__PromoListCouponsResponse *)resp)->n_coupons;
 }
 
 /* The notifications of merchant m on the stream: their member ids and texts, in order. Waits
  * until `want` are there (the outbox publishes asynchronously) or 10 s have passed. */
-static int notifications(const char *m, int want, char members[][48], char texts[][256],
-                         int max) {
+static int notifications(const char *m, int want, char members[][48], char texts[][256], int max) {
     int n = 0;
     for (int attempt = 0; attempt < 200; attempt++) {
         redisContext *c = redisConnect("127.0.0.1", redis.port);
@@ -351,8 +351,8 @@ Test(campaigns, redis_down_during_a_run_loses_and_doubles_nothing) {
     for (int i = 0; i < 5; i++) {
         char phone[16];
         snprintf(phone, sizeof phone, "+659200%04d", i);
-        ids[i] = create_member(m, "Dora", arena_strdup(&arena, phone), "",
-                               birthday_on(today_utc(now)));
+        ids[i] =
+            create_member(m, "Dora", arena_strdup(&arena, phone), "", birthday_on(today_utc(now)));
     }
     Loyalty__V1__CampaignReward reward = LOYALTY__V1__CAMPAIGN_REWARD__INIT;
     reward.points = 70;
@@ -448,8 +448,9 @@ Test(campaigns, configuration_is_validated) {
     req.merchant_id = (char *)m;
     req.idempotency_key = (char *)harness_key();
     req.campaign = &c;
-    status_t st = rpc_call(rpc_channel_get(gateway.addr), &loyalty__v1__campaign_service__descriptor,
-                           "SetCampaign", &req.base, &arena, NULL, NULL);
+    status_t st =
+        rpc_call(rpc_channel_get(gateway.addr), &loyalty__v1__campaign_service__descriptor,
+                 "SetCampaign", &req.base, &arena, NULL, NULL);
     cr_assert_str_eq(st.reason, "INVALID_CAMPAIGN_TIME_ZONE");
     c.time_zone = "Asia/Singapore";
     c.message_template = "Hi {{first_name}}";

@@ -53,7 +53,7 @@ TestSuite(domain_events, .init = setup, .fini = teardown, .timeout = 120);
 #define OK(expr)                                                                                   \
     do {                                                                                           \
         status_t st_ = (expr);                                                                     \
-        cr_assert(status_is_ok(&st_), "%s: %s %s %s", #expr, status_code_name(st_.code),          \
+        cr_assert(status_is_ok(&st_), "%s: %s %s %s", #expr, status_code_name(st_.code),           \
                   st_.reason, st_.message);                                                        \
     } while (0)
 
@@ -120,8 +120,8 @@ static status_t top_up(const char *m, const char *key, const char *member_id, in
     req.member_id = (char *)member_id;
     req.paid_cents = cents;
     req.payment_ref = (char *)payment_ref;
-    return rpc_call(rpc_channel_get(wallet.addr), &loyalty__v1__wallet_service__descriptor,
-                    "TopUp", &req.base, &arena, NULL, NULL);
+    return rpc_call(rpc_channel_get(wallet.addr), &loyalty__v1__wallet_service__descriptor, "TopUp",
+                    &req.base, &arena, NULL, NULL);
 }
 
 Test(domain_events, wallet_top_up_publishes_once_even_when_retried) {
@@ -231,8 +231,8 @@ Test(domain_events, coupon_issued) {
     ic.member_id = "mbr_c";
     ic.template_id = (char *)tid;
     ic.source = LOYALTY__V1__PROMO_COUPON_SOURCE__PROMO_COUPON_SOURCE_WELCOME;
-    OK(rpc_call(rpc_channel_get(promo.addr), &loyalty__v1__promo_service__descriptor,
-                "IssueCoupon", &ic.base, &arena, NULL, NULL));
+    OK(rpc_call(rpc_channel_get(promo.addr), &loyalty__v1__promo_service__descriptor, "IssueCoupon",
+                &ic.base, &arena, NULL, NULL));
     event_t e[4];
     cr_assert_eq(settled_events(m, "coupon.issued", 1, e, 4), 1);
     cr_assert_str_eq(e[0].subject_id, "mbr_c");

@@ -168,9 +168,9 @@ bool harness_is_serving(const char *addr) {
     rpc_call_opts_t opts = {.timeout_ms = 500};
     status_t st = rpc_call(rpc_channel_get(addr), &grpc__health__v1__health__descriptor, "Check",
                            &req.base, &arena, &resp, &opts);
-    bool serving = status_is_ok(&st) &&
-                   ((Grpc__Health__V1__HealthCheckResponse *)resp)->status ==
-                       GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
+    bool serving =
+        status_is_ok(&st) && ((Grpc__Health__V1__HealthCheckResponse *)resp)->status ==
+                                 GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
     arena_free(&arena);
     return serving;
 }
@@ -244,8 +244,7 @@ void harness_start(svc_proc_t *p, const char *name, const char *const *env) {
     char dir[256];
     snprintf(dir, sizeof dir, "%s/test-logs", LOYALTY_BUILD_DIR);
     mkdir(dir, 0755);
-    snprintf(p->log_path, sizeof p->log_path, "%s/%s-%d-%d.log", dir, name, (int)getpid(),
-             p->port);
+    snprintf(p->log_path, sizeof p->log_path, "%s/%s-%d-%d.log", dir, name, (int)getpid(), p->port);
     for (int i = 0; env && env[i] && i < HARNESS_ENV_MAX; i++) {
         p->env[i] = env[i];
     }
@@ -294,7 +293,7 @@ static void redis_launch(redis_proc_t *r) {
     char port[16];
     snprintf(port, sizeof port, "%d", r->port);
     char *argv[] = {"/usr/bin/redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "",
-                    "--appendonly", "no", NULL};
+                    "--appendonly",          "no",     NULL};
     char log_path[512];
     snprintf(log_path, sizeof log_path, "%s/test-logs/redis-%d.log", LOYALTY_BUILD_DIR, r->port);
     char dir[256];

@@ -147,6 +147,7 @@ Test(campaign_rules, dates_keys_and_names) {
     char *k = campaign_reward_key(&a, LOYALTY__V1__CAMPAIGN_KIND__CAMPAIGN_KIND_WIN_BACK,
                                   "order:1700000000", "mbr_X", "points");
     cr_assert_str_eq(k, "campaign:WIN_BACK:order:1700000000:mbr_X:points");
-    cr_assert_str_eq(campaign_channel_name(LOYALTY__V1__CAMPAIGN_CHANNEL__CAMPAIGN_CHANNEL_WHATSAPP),
-                     "WHATSAPP");
+    cr_assert_str_eq(
+        campaign_channel_name(LOYALTY__V1__CAMPAIGN_CHANNEL__CAMPAIGN_CHANNEL_WHATSAPP),
+        "WHATSAPP");
 }

@@ -111,9 +111,12 @@ Test(config, environment_overrides) {
 Test(config, bad_values_name_the_variable) {
     /* Goal: malformed or out-of-bounds values stop the service with the variable's name. */
     config_t cfg;
-    const char *bad[][2] = {{"RPC_WORKERS", "0"},         {"RPC_WORKERS", "513"},
-                            {"RPC_WORKERS", "8x"},        {"RPC_WORKERS", ""},
-                            {"CACHE_TTL_S", "-5"},        {"LOG_LEVEL", "loud"},
+    const char *bad[][2] = {{"RPC_WORKERS", "0"},
+                            {"RPC_WORKERS", "513"},
+                            {"RPC_WORKERS", "8x"},
+                            {"RPC_WORKERS", ""},
+                            {"CACHE_TTL_S", "-5"},
+                            {"LOG_LEVEL", "loud"},
                             {"RPC_MAX_MESSAGE_BYTES", "1023"}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         fake_env_t env = {{bad[i][0]}, {bad[i][1]}};
@@ -193,8 +196,13 @@ Test(pgarray, round_trips_quotes_and_backslashes) {
 Test(auth, bearer_token_must_match_exactly) {
     const char *ok = "Bearer abc123";
     cr_assert(auth_bearer_matches("abc123", ok, strlen(ok)));
-    const char *cases[] = {"Bearer abc12", "Bearer abc1234", "bearer abc123", "abc123",
-                           "Bearer  abc123", "Bearer abc124", ""};
+    const char *cases[] = {"Bearer abc12",
+                           "Bearer abc1234",
+                           "bearer abc123",
+                           "abc123",
+                           "Bearer  abc123",
+                           "Bearer abc124",
+                           ""};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         cr_assert_not(auth_bearer_matches("abc123", cases[i], strlen(cases[i])), "%s", cases[i]);
     }
@@ -222,8 +230,8 @@ Test(ids, are_prefixed_sortable_and_distinct) {
 Test(cache, parses_redis_urls) {
     char host[64], pw[64];
     int port, db;
-    cr_assert(cache_parse_url("redis://127.0.0.1:6380/2", host, sizeof host, &port, pw, sizeof pw,
-                              &db));
+    cr_assert(
+        cache_parse_url("redis://127.0.0.1:6380/2", host, sizeof host, &port, pw, sizeof pw, &db));
     cr_assert_str_eq(host, "127.0.0.1");
     cr_assert_eq(port, 6380);
     cr_assert_eq(db, 2);

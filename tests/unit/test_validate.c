@@ -32,8 +32,8 @@ Test(validate, email_is_lowercased_and_checked) {
     char out[EMAIL_MAX + 1];
     cr_assert_eq(validate_email("email", "Ana.Lima+shop@Example.COM", out).code, STATUS_OK);
     cr_assert_str_eq(out, "ana.lima+shop@example.com");
-    const char *bad[] = {"", "plain", "@example.com", "a@", "a@b", "a@b.", "a@@b.com", "a b@c.com",
-                         "a@b..com", "a@.com"};
+    const char *bad[] = {"",     "plain",    "@example.com", "a@",       "a@b",
+                         "a@b.", "a@@b.com", "a b@c.com",    "a@b..com", "a@.com"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         cr_assert_eq(validate_email("email", bad[i], out).code, STATUS_INVALID_ARGUMENT, "%s",
                      bad[i]);
@@ -58,8 +58,8 @@ Test(validate, phone_is_normalised_to_e164) {
     cr_assert_eq(validate_phone("phone", "+1 (415) 555.0100", out).code, STATUS_OK);
     cr_assert_str_eq(out, "+14155550100");
     cr_assert_eq(validate_phone("phone", "+123456789012345", out).code, STATUS_OK, "15 digits");
-    const char *bad[] = {"91234567", "+0123456789", "+123456", "+1234567890123456", "+65 9123 abcd",
-                         "++6591234567", "+65+91234567"};
+    const char *bad[] = {"91234567",      "+0123456789",  "+123456",     "+1234567890123456",
+                         "+65 9123 abcd", "++6591234567", "+65+91234567"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         cr_assert_eq(validate_phone("phone", bad[i], out).code, STATUS_INVALID_ARGUMENT, "%s",
                      bad[i]);
@@ -70,8 +70,8 @@ Test(validate, dates_are_real_calendar_days) {
     int y, m, d;
     cr_assert_eq(validate_date("d", "2024-02-29", &y, &m, &d).code, STATUS_OK);
     cr_assert(y == 2024 && m == 2 && d == 29);
-    const char *bad[] = {"2023-02-29", "2024-13-01", "2024-00-10", "2024-04-31", "24-01-01",
-                         "2024/01/01", "2024-1-01", "1899-12-31", "2024-01-01x", "20a4-01-01"};
+    const char *bad[] = {"2023-02-29", "2024-13-01", "2024-00-10", "2024-04-31",  "24-01-01",
+                         "2024/01/01", "2024-1-01",  "1899-12-31", "2024-01-01x", "20a4-01-01"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         cr_assert_eq(validate_date("d", bad[i], &y, &m, &d).code, STATUS_INVALID_ARGUMENT, "%s",
                      bad[i]);
