@@ -1,0 +1,147 @@
+/* bench_util.c -- shared plumbing of the benchmark programs. */
+#include "bench_util.h"
+
+#include "arena.h"
+#include "grpc/health/v1/health.pb-c.h"
+#include "rpc_client.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BENCH_SERVICES_MAX 8
+
+extern const char *__progname; /* glibc: the program's name for messages */
+
+static pid_t g_pids[BENCH_SERVICES_MAX];
+static int g_pid_count;
+
+int64_t bench_now_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+void bench_stop_services(void) {
+    for (int i = 0; i < g_pid_count; i++) {
+        kill(g_pids[i], SIGTERM);
+    }
+    for (int i = 0; i < g_pid_count; i++) {
+        waitpid(g_pids[i], NULL, 0);
+    }
+    g_pid_count = 0;
+}
+
+void bench_fail(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "%s: ", __progname);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    bench_stop_services();
+    exit(1);
+}
+
+void bench_must(status_t st, const char *what) {
+    if (!status_is_ok(&st)) {
+        bench_fail("%s: %s %s %s", what, status_code_name(st.code), st.reason, st.message);
+    }
+}
+
+int bench_free_port(void) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof sa;
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
+        getsockname(fd, (struct sockaddr *)&sa, &len) != 0) {
+        bench_fail("no free port");
+    }
+    close(fd);
+    return ntohs(sa.sin_port);
+}
+
+static bool bench_serving(const char *addr) {
+    arena_t a;
+    arena_init(&a);
+    Grpc__Health__V1__HealthCheckRequest req = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
+    ProtobufCMessage *resp = NULL;
+    rpc_call_opts_t opts = {.timeout_ms = 500};
+    status_t st = rpc_call(rpc_channel_get(addr), &grpc__health__v1__health__descriptor, "Check",
+                           &req.base, &a, &resp, &opts);
+    bool ok =
+        status_is_ok(&st) && ((Grpc__Health__V1__HealthCheckResponse *)resp)->status ==
+                                 GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
+    arena_free(&a);
+    return ok;
+}
+
+pid_t bench_start_service(const char *name, const char *const *env, char *addr, size_t cap) {
+    if (g_pid_count == BENCH_SERVICES_MAX) {
+        bench_fail("too many services");
+    }
+    char var[64], path[256];
+    size_t n = 0;
+    for (const char *p = name; *p && n + 5 < sizeof var; p++) {
+        var[n++] = *p == '-' ? '_' : (char)toupper((unsigned char)*p);
+    }
+    memcpy(var + n, "_BIN", 5);
+    const char *bin = getenv(var);
+    if (bin == NULL) {
+        snprintf(path, sizeof path, "build/%s/%s", name, name);
+        bin = path;
+    }
+    snprintf(addr, cap, "127.0.0.1:%d", bench_free_port());
+    pid_t pid = fork();
+    if (pid < 0) {
+        bench_fail("fork failed");
+    }
+    if (pid == 0) {
+        char listen[96];
+        snprintf(listen, sizeof listen, "LISTEN_ADDR=%s", addr);
+        putenv(listen);
+        putenv("LOG_LEVEL=warn");
+        for (int i = 0; env && env[i]; i++) {
+            putenv((char *)env[i]);
+        }
+        if (freopen("/dev/null", "w", stdout) == NULL ||
+            freopen("/dev/null", "w", stderr) == NULL) {
+            _exit(127);
+        }
+        execl(bin, bin, (char *)NULL);
+        _exit(127);
+    }
+    g_pids[g_pid_count++] = pid;
+    for (int i = 0; i < 300; i++) {
+        if (bench_serving(addr)) {
+            return pid;
+        }
+        usleep(100 * 1000);
+    }
+    bench_fail("%s did not become SERVING (set %s or run from the repository root)", name, var);
+}
+
+static int bench_cmp_i64(const void *x, const void *y) {
+    int64_t a = *(const int64_t *)x, b = *(const int64_t *)y;
+    return a < b ? -1 : a > b;
+}
+
+double bench_percentile_ms(int64_t *v, int n, double p) {
+    if (n <= 0) {
+        return 0;
+    }
+    qsort(v, (size_t)n, sizeof *v, bench_cmp_i64);
+    int i = (int)(p * (double)(n - 1));
+    return (double)v[i] / 1000.0;
+}

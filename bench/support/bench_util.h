@@ -1,0 +1,36 @@
+/* bench_util.h -- what every benchmark program needs: a clock, a free port, starting a service
+ * binary and waiting until it is SERVING, stopping it on every exit path, failing loudly, and
+ * latency percentiles. */
+#ifndef LOYALTY_BENCH_UTIL_H
+#define LOYALTY_BENCH_UTIL_H
+
+#include "status.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/** Microseconds on the monotonic clock. */
+int64_t bench_now_us(void);
+
+/** Prints "<program>: <message>" to stderr, stops the services this program started, exit(1). */
+void bench_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+/** bench_fail with the status when it is not OK. */
+void bench_must(status_t st, const char *what);
+
+/** A free TCP port on 127.0.0.1. */
+int bench_free_port(void);
+
+/** Starts $<NAME>_BIN (e.g. POINTS_SVC_BIN) or build/<name>/<name> on a free loopback port,
+ *  with `env` ("KEY=VALUE", NULL-terminated, may be NULL) added and output to /dev/null, waits
+ *  up to 30 s for Health SERVING and writes "127.0.0.1:<port>" into addr[cap]. At most 8. */
+pid_t bench_start_service(const char *name, const char *const *env, char *addr, size_t cap);
+
+/** SIGTERM to every service started here, and waits for them. */
+void bench_stop_services(void);
+
+/** Sorts v[0..n) and returns its p-quantile (0..1) in milliseconds. */
+double bench_percentile_ms(int64_t *v, int n, double p);
+
+#endif
