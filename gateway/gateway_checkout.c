@@ -420,6 +420,81 @@ static status_t begin_payment(gw_saga_t *x, const Loyalty__V1__GatewayCheckoutRe
     return status_ok();
 }
 
+/* MEMBERSHIP and WALLET_TOPUP lines are applied after the payment: refuse the checkout now,
+ * before anything is reserved, when their plan could not be applied (unknown, inactive, or a
+ * top-up plan whose price is not the line's). A plan changed between Begin and Complete still
+ * stops the Complete (NEEDS_ATTENTION; RetrySaga once it is fixed). */
+static status_t check_products(gw_saga_t *x, const Loyalty__V1__GatewayCheckoutRequest *req) {
+    gw_call_t reads[1 + GW_PRODUCT_LINES_MAX];
+    size_t line_of[1 + GW_PRODUCT_LINES_MAX]; /* the cart line a top-up plan read is for */
+    int n = 0, im = -1;
+    for (size_t i = 0; i < req->cart->n_lines; i++) {
+        const Loyalty__V1__GatewayCartLine *l = req->cart->lines[i];
+        if ((int)l->kind == MEMBERSHIP && im < 0) {
+            Loyalty__V1__MemberListPlansRequest *r =
+                pb_new(x->a, &loyalty__v1__member_list_plans_request__descriptor);
+            r->merchant_id = x->merchant_id;
+            r->include_inactive = true;
+            gw_call_init(&reads[im = n++], x->svc->member, &loyalty__v1__member_service__descriptor,
+                         "ListMembershipPlans", &r->base, "membership_plans");
+        } else if ((int)l->kind == TOPUP && l->top_up_plan_id[0] && n < 1 + GW_PRODUCT_LINES_MAX) {
+            Loyalty__V1__WalletGetTopUpPlanRequest *r =
+                pb_new(x->a, &loyalty__v1__wallet_get_top_up_plan_request__descriptor);
+            r->merchant_id = x->merchant_id;
+            r->plan_id = l->top_up_plan_id;
+            line_of[n] = i;
+            gw_call_init(&reads[n++], x->svc->wallet, &loyalty__v1__wallet_service__descriptor,
+                         "GetTopUpPlan", &r->base, "top_up_plan:%zu", i);
+        }
+    }
+    status_t st = gw_reads(x, reads, n);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    for (size_t i = 0; im >= 0 && i < req->cart->n_lines; i++) {
+        const Loyalty__V1__GatewayCartLine *l = req->cart->lines[i];
+        if ((int)l->kind != MEMBERSHIP) {
+            continue;
+        }
+        const Loyalty__V1__MemberListPlansResponse *plans = (void *)reads[im].response;
+        const Loyalty__V1__MemberPlan *plan = NULL;
+        for (size_t k = 0; k < plans->n_plans; k++) {
+            if (strcmp(plans->plans[k]->id, l->membership_plan_id) == 0) {
+                plan = plans->plans[k];
+            }
+        }
+        if (plan == NULL) {
+            return status_make(STATUS_NOT_FOUND, "PLAN_NOT_FOUND", "line %s: no membership plan %s",
+                               l->line_id, l->membership_plan_id);
+        }
+        if (!plan->active) {
+            return status_make(STATUS_FAILED_PRECONDITION, "PLAN_INACTIVE",
+                               "line %s: membership plan %s is inactive", l->line_id, plan->id);
+        }
+    }
+    for (int k = 0; k < n; k++) {
+        if (k == im) {
+            continue;
+        }
+        const Loyalty__V1__GatewayCartLine *l = req->cart->lines[line_of[k]];
+        const Loyalty__V1__WalletTopUpPlan *plan =
+            ((Loyalty__V1__WalletGetTopUpPlanResponse *)reads[k].response)->plan;
+        int64_t now = x->ctx->now_s;
+        if (plan == NULL || !plan->enabled || now < plan->active_from_at ||
+            (plan->active_until_at != 0 && now >= plan->active_until_at)) {
+            return status_make(STATUS_FAILED_PRECONDITION, "PLAN_NOT_ACTIVE",
+                               "line %s: top-up plan %s is not active", l->line_id,
+                               l->top_up_plan_id);
+        }
+        if (plan->pay_cents != l->unit_price_cents) {
+            return status_make(STATUS_FAILED_PRECONDITION, "PLAN_AMOUNT_MISMATCH",
+                               "line %s: top-up plan %s is sold at %lld", l->line_id, plan->id,
+                               (long long)plan->pay_cents);
+        }
+    }
+    return status_ok();
+}
+
 static status_t checkout_begin(gw_saga_t *x) {
     const Loyalty__V1__GatewayCheckoutRequest *req = (void *)gw_saga_request(x);
     Loyalty__V1__GatewayCheckout *co = checkout_ctx(x);
@@ -430,6 +505,9 @@ static status_t checkout_begin(gw_saga_t *x) {
     co->promo_checkout_id = x->id;
     Loyalty__V1__MemberTierStatus *tier = NULL;
     status_t st = read_tier(x, req->member_id, &tier);
+    if (status_is_ok(&st)) {
+        st = check_products(x, req);
+    }
     if (!status_is_ok(&st)) {
         return st;
     }

@@ -523,31 +523,43 @@ status_t gw_store_retry(db_t *db, const char *merchant_id, const char *id, int s
     db_param_text(&p, merchant_id);
     db_param_text(&p, id);
     db_param_int(&p, state);
-    db_param_int(&p, direction);
     PGresult *r = NULL;
-    status_t st = db_exec(
-        db,
-        "WITH s AS (SELECT error_code, error_reason FROM sagas "
-        "           WHERE merchant_id = $1 AND id = $2 AND state = 7 FOR UPDATE), "
-        "st AS (UPDATE saga_steps t SET state = 1, finished_at = NULL FROM s "
-        "       WHERE t.merchant_id = $1 AND t.saga_id = $2 AND t.state = 3 "
-        "       AND t.direction = $4 AND t.error_code = s.error_code "
-        "       AND t.error_reason = s.error_reason) "
-        "UPDATE sagas SET state = $3, reason = '', error_code = 0, error_reason = '', "
-        " error_message = '', lease_owner = NULL, lease_until = NULL, next_attempt_at = now(), "
-        " updated_at = now() "
-        "WHERE merchant_id = $1 AND id = $2 AND state = 7 RETURNING 1",
-        &p, &r);
+    /* Two statements (the caller's transaction): the saga first, locked and still waiting for
+     * attention, then its steps that failed with the saga's error. (In one statement the data-
+     * modifying parts would run in no set order.) */
+    status_t st = db_exec(db,
+                          "UPDATE sagas SET state = $3, reason = '', error_code = 0, "
+                          " error_reason = '', error_message = '', lease_owner = NULL, "
+                          " lease_until = NULL, next_attempt_at = now(), updated_at = now() "
+                          "WHERE merchant_id = $1 AND id = $2 AND state = 7 "
+                          "RETURNING (SELECT error_code FROM sagas o WHERE o.merchant_id = $1 "
+                          " AND o.id = $2), (SELECT error_reason FROM sagas o "
+                          " WHERE o.merchant_id = $1 AND o.id = $2)",
+                          &p, &r);
     if (!status_is_ok(&st)) {
         return st;
     }
     bool done = PQntuples(r) == 1;
+    int64_t code = done ? db_get_int(r, 0, 0) : 0;
+    char reason[STATUS_REASON_MAX];
+    snprintf(reason, sizeof reason, "%s", done ? db_get_str(r, 0, 1) : "");
     PQclear(r);
     if (!done) {
         return status_make(STATUS_FAILED_PRECONDITION, "SAGA_NOT_RETRYABLE",
                            "saga %s does not need attention", id);
     }
-    return status_ok();
+    db_params_t q;
+    db_params_init(&q);
+    db_param_text(&q, merchant_id);
+    db_param_text(&q, id);
+    db_param_int(&q, direction);
+    db_param_int(&q, code);
+    db_param_text(&q, reason);
+    return db_exec(db,
+                   "UPDATE saga_steps SET state = 1, finished_at = NULL "
+                   "WHERE merchant_id = $1 AND saga_id = $2 AND state = 3 AND direction = $3 "
+                   " AND error_code = $4 AND error_reason = $5",
+                   &q, NULL);
 }
 
 /* ---- orders ---- */

@@ -443,18 +443,6 @@ static inline void attach(const char *m, const char *referee, const char *code) 
     assert_ok(call(SVC_REFERRAL, "AttachReferral", &r, NULL));
 }
 
-/* Skips the test while member-svc does not implement its tier RPCs yet (they are being built
- * in parallel; remove once they are on main). */
-static inline void require_member_tiers(void) {
-    Loyalty__V1__MemberGetTierRequest r = LOYALTY__V1__MEMBER_GET_TIER_REQUEST__INIT;
-    r.merchant_id = "probe";
-    r.member_id = "mbr_probe";
-    status_t st = call(SVC_MEMBER, "GetMemberTier", &r, NULL);
-    if (st.code == STATUS_UNIMPLEMENTED) {
-        cr_skip_test("member-svc does not implement GetMemberTier yet");
-    }
-}
-
 /* ---- carts and checkouts ---- */
 
 static inline Loyalty__V1__GatewayCart *new_cart(void) {
@@ -563,7 +551,6 @@ typedef struct shop {
  * SAVE10: 10.00 off with the code. Coupon template: 5.00 off. Referral: 10%, 5%, 2% of the paid
  * amount as points to levels 1, 2, 3, granted at once. */
 static inline void open_shop(shop_t *s, const char *prefix) {
-    require_member_tiers();
     s->m = harness_merchant(prefix);
     set_points_rules(s->m, 0, 0, 0);
     s->bronze = create_tier(s->m, "Bronze", 1, 0, 500, 10000);

@@ -126,7 +126,6 @@ static bool domain_refusal(const status_t *st) {
 
 Test(gateway_concurrency, two_hundred_checkouts_share_limited_codes_and_balances) {
     stack_start();
-    require_member_tiers();
     const char *m = harness_merchant("conc");
     set_points_rules(m, 0, 0, 0);
     create_tier(m, "Basic", 1, 0, 0, 10000);

@@ -104,7 +104,6 @@ static const char *const whens[] = {"before", "sent", "after"};
 
 Test(gateway_crash, kill_at_every_step_of_begin) {
     participants_start();
-    require_member_tiers();
     for (size_t i = 0; i < sizeof begin_steps / sizeof *begin_steps; i++) {
         for (size_t w = 0; w < 3; w++) {
             char fp[96];
@@ -174,7 +173,6 @@ static void crash_complete(const char *fp) {
 
 Test(gateway_crash, kill_at_every_step_of_complete_first_half) {
     participants_start();
-    require_member_tiers();
     for (size_t i = 0; i < 4; i++) {
         for (size_t w = 0; w < 3; w++) {
             char fp[96];
@@ -186,7 +184,6 @@ Test(gateway_crash, kill_at_every_step_of_complete_first_half) {
 
 Test(gateway_crash, kill_at_every_step_of_complete_second_half) {
     participants_start();
-    require_member_tiers();
     for (size_t i = 4; i < sizeof complete_steps / sizeof *complete_steps; i++) {
         for (size_t w = 0; w < 3; w++) {
             char fp[96];
@@ -202,7 +199,6 @@ Test(gateway_crash, kill_each_participant_mid_saga) {
      * finishes it once the service is back; an interrupted Begin is resumed by the client's
      * retry with the same key. */
     participants_start();
-    require_member_tiers();
     gw_extra_env[0] = "GATEWAY_BEGIN_GRACE_S=60";
     gw_extra_env[1] = "RPC_CLIENT_TIMEOUT_MS=1000";
     gw_extra_env[2] = "GATEWAY_LEASE_S=2";
