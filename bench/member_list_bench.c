@@ -230,6 +230,7 @@ typedef enum query {
     Q_ALL_NEWEST,
     Q_COUNT,
     Q_SQL_GROUP_BY,
+    Q_GET_TIER,
     Q_COUNT_OF
 } query_t;
 
@@ -242,6 +243,7 @@ static const char *const query_names[Q_COUNT_OF] = {
     "ListMembers no filter, newest first, page of 50",
     "CountMembers (counters)",
     "SQL: GROUP BY segment over the merchant (no counters)",
+    "GetMemberTier (cached: the checkout read)",
 };
 
 static void fill_request(query_t q, const merchant_t *m, Loyalty__V1__MemberListRequest *req,
@@ -303,6 +305,13 @@ static int64_t one_call(query_t q, const merchant_t *m, const char *cursor, size
         ProtobufCMessage *resp = NULL;
         must(call("CountMembers", &req.base, &a, &resp), "CountMembers");
         *rows = (size_t)((Loyalty__V1__MemberCountResponse *)resp)->total;
+    } else if (q == Q_GET_TIER) {
+        Loyalty__V1__MemberGetTierRequest req = LOYALTY__V1__MEMBER_GET_TIER_REQUEST__INIT;
+        req.merchant_id = (char *)m->id;
+        req.member_id = "mbr_bench000000004"; /* one of the seeded members, with a tier */
+        ProtobufCMessage *resp = NULL;
+        must(call("GetMemberTier", &req.base, &a, &resp), "GetMemberTier");
+        *rows = 1;
     } else if (q == Q_SQL_GROUP_BY) {
         const char *p[] = {m->id};
         PGresult *r = sql("SELECT segment, count(*) FROM member.members WHERE merchant_id = $1 "

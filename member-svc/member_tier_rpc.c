@@ -635,11 +635,7 @@ static Loyalty__V1__MemberCard *card_view(arena_t *a, const member_tierset_t *ts
     return st->card;
 }
 
-status_t member_rpc_purchase(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
-                             ProtobufCMessage *resp_msg) {
-    const Loyalty__V1__MemberPurchaseRequest *req = (const void *)req_msg;
-    Loyalty__V1__MemberPurchaseResponse *resp = (void *)resp_msg;
-    int32_t quantity = req->quantity == 0 ? 1 : req->quantity;
+static status_t purchase_check(const Loyalty__V1__MemberPurchaseRequest *req, int32_t quantity) {
     status_t st = validate_token("member_id", req->member_id, ID_MAX);
     if (status_is_ok(&st)) {
         st = validate_token("plan_id", req->plan_id, ID_MAX);
@@ -650,62 +646,92 @@ status_t member_rpc_purchase(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
     if (status_is_ok(&st) && (quantity < 1 || quantity > MEMBER_QUANTITY_MAX)) {
         st = status_invalid_field("quantity", "must be 1..%d", MEMBER_QUANTITY_MAX);
     }
+    return st;
+}
+
+/* The order's purchase recorded before: *found and the first outcome (the card as it stands),
+ * or ORDER_ALREADY_RECORDED when it was another purchase. */
+static status_t purchase_replay(rpc_ctx_t *ctx, const member_scope_t *s, const member_row_t *row,
+                                const Loyalty__V1__MemberPurchaseRequest *req, int32_t quantity,
+                                Loyalty__V1__MemberPurchaseResponse *resp, bool *found) {
+    member_purchase_t prev;
+    status_t st = member_purchase_get(ctx->db, ctx->arena, ctx->merchant_id, req->order_id, &prev);
+    *found = status_is_ok(&st);
+    if (st.code == STATUS_NOT_FOUND) {
+        return status_ok();
+    }
+    if (!*found) {
+        return st;
+    }
+    if (strcmp(prev.member_id, req->member_id) != 0 || strcmp(prev.plan_id, req->plan_id) != 0 ||
+        prev.quantity != quantity) {
+        return status_make(STATUS_ALREADY_EXISTS, "ORDER_ALREADY_RECORDED",
+                           "order already recorded for another purchase");
+    }
+    resp->already_recorded = true;
+    resp->card = card_view(ctx->arena, &s->tiers, row);
+    resp->status = member_view_status(ctx->arena, &s->tiers, s->settings.basis, row);
+    return status_ok();
+}
+
+/* Puts the plan's PAID card on the row (extending the same plan's valid card) and records the
+ * purchase. */
+static status_t purchase_apply(rpc_ctx_t *ctx, const member_scope_t *s, member_row_t *row,
+                               const Loyalty__V1__MemberPlan *plan, int32_t quantity,
+                               const char *order_id, member_card_t *card) {
+    member_card_t current = member_row_card(s, row);
+    bool same_plan = strcmp(row->card_plan_id, plan->id) == 0;
+    *card =
+        member_card_purchase(&current, same_plan, member_tierset_level(&s->tiers, plan->tier_id),
+                             plan_months(plan, quantity), s->today);
+    row->card_kind = MEMBER_CARD(PAID);
+    row->card_tier_id = plan->tier_id;
+    row->card_plan_id = plan->id;
+    row->card_valid_from = card->valid_from;
+    row->card_valid_to = card->valid_to;
+    row->card_reason = "";
+    member_purchase_t pu = {
+        .order_id = (char *)order_id,
+        .member_id = row->id,
+        .plan_id = plan->id,
+        .quantity = quantity,
+        .valid_from = card->valid_from,
+        .valid_to = card->valid_to,
+    };
+    return member_purchase_insert(ctx->db, ctx->merchant_id, &pu);
+}
+
+status_t member_rpc_purchase(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
+                             ProtobufCMessage *resp_msg) {
+    const Loyalty__V1__MemberPurchaseRequest *req = (const void *)req_msg;
+    Loyalty__V1__MemberPurchaseResponse *resp = (void *)resp_msg;
+    int32_t quantity = req->quantity == 0 ? 1 : req->quantity;
+    status_t st = purchase_check(req, quantity);
     member_scope_t s;
     if (status_is_ok(&st)) {
         st = member_scope_load(ctx, ctx->db, ctx->arena, ctx->merchant_id, ctx->now_s, 0, &s, NULL);
     }
     member_row_t row;
-    if (status_is_ok(&st)) {
+    if (status_is_ok(&st)) { /* the member's lock serializes its purchases */
         st = member_row_get(ctx->db, ctx->arena, ctx->merchant_id, req->member_id, true, &row);
     }
-    if (!status_is_ok(&st)) {
-        return st;
-    }
-    member_purchase_t prev;
-    st = member_purchase_get(ctx->db, ctx->arena, ctx->merchant_id, req->order_id, &prev);
+    bool found = false;
     if (status_is_ok(&st)) {
-        if (strcmp(prev.member_id, req->member_id) != 0 ||
-            strcmp(prev.plan_id, req->plan_id) != 0 || prev.quantity != quantity) {
-            return status_make(STATUS_ALREADY_EXISTS, "ORDER_ALREADY_RECORDED",
-                               "order already recorded for another purchase");
-        }
-        resp->already_recorded = true;
-        resp->card = card_view(ctx->arena, &s.tiers, &row);
-        resp->status = member_view_status(ctx->arena, &s.tiers, s.settings.basis, &row);
-        return status_ok();
+        st = purchase_replay(ctx, &s, &row, req, quantity, resp, &found);
     }
-    if (st.code != STATUS_NOT_FOUND) {
+    if (!status_is_ok(&st) || found) {
         return st;
     }
     Loyalty__V1__MemberPlan *plan = NULL;
     st = member_plan_get(ctx->db, ctx->arena, ctx->merchant_id, req->plan_id, &plan);
-    if (!status_is_ok(&st)) {
-        return st;
-    }
-    if (!plan->active) {
-        return status_make(STATUS_FAILED_PRECONDITION, "PLAN_INACTIVE", "plan is not on sale");
+    if (status_is_ok(&st) && !plan->active) {
+        st = status_make(STATUS_FAILED_PRECONDITION, "PLAN_INACTIVE", "plan is not on sale");
     }
     member_row_t old = row;
-    member_card_t current = member_row_card(&s, &row);
-    bool same_plan = strcmp(row.card_plan_id, plan->id) == 0;
-    member_card_t card =
-        member_card_purchase(&current, same_plan, member_tierset_level(&s.tiers, plan->tier_id),
-                             plan_months(plan, quantity), s.today);
-    row.card_kind = MEMBER_CARD(PAID);
-    row.card_tier_id = plan->tier_id;
-    row.card_plan_id = plan->id;
-    row.card_valid_from = card.valid_from;
-    row.card_valid_to = card.valid_to;
-    row.card_reason = "";
-    member_purchase_t pu = {
-        .order_id = req->order_id,
-        .member_id = req->member_id,
-        .plan_id = plan->id,
-        .quantity = quantity,
-        .valid_from = card.valid_from,
-        .valid_to = card.valid_to,
-    };
-    st = member_purchase_insert(ctx->db, ctx->merchant_id, &pu);
+    member_card_t card;
+    if (status_is_ok(&st)) {
+        st = purchase_apply(ctx, &s, &row, plan, quantity, req->order_id, &card);
+    }
     if (!status_is_ok(&st)) {
         return st;
     }
