@@ -44,11 +44,33 @@ static const char *gw_extra_env[8];
 
 #define assert_ok(st) assert_status(st, STATUS_OK, "")
 
+/* Every test runs its six services on a database of its own: the gateway's recovery job takes
+ * over any unfinished saga in its database, so a gateway of a test running alongside (with
+ * another failpoint, say) must not see this test's sagas. */
+static char pg_env[640];
+static const char *participant_env[2];
+
+static inline const char *const *svc_env(void) {
+    if (pg_env[0] == '\0') {
+        snprintf(pg_env, sizeof pg_env, "LOYALTY_PG_DSN=%s", harness_private_database());
+        participant_env[0] = pg_env;
+        participant_env[1] = NULL;
+    }
+    return participant_env;
+}
+
+/* The DSN of the test's database (for SQL that moves time in a participant's tables). */
+static inline const char *test_dsn(void) {
+    svc_env();
+    return pg_env + strlen("LOYALTY_PG_DSN=");
+}
+
 /* The gateway's environment: short timeouts so that crash and outage tests run quickly. */
 static inline void gw_env(const char **env) {
     static const char *const vars[5] = {"MEMBER_SVC_ADDR", "POINTS_SVC_ADDR", "WALLET_SVC_ADDR",
                                         "REFERRAL_SVC_ADDR", "PROMO_SVC_ADDR"};
     int n = 0;
+    env[n++] = svc_env()[0];
     for (int i = 0; i < 5; i++) {
         snprintf(addr_env[i], sizeof addr_env[i], "%s=%s", vars[i], procs[i].addr);
         env[n++] = addr_env[i];
@@ -65,7 +87,7 @@ static inline void gw_env(const char **env) {
 
 static inline void stack_start(void) {
     for (int i = 0; i < SVC_GATEWAY; i++) {
-        harness_start(&procs[i], svc_names[i], NULL);
+        harness_start(&procs[i], svc_names[i], svc_env());
     }
     static const char *env[HARNESS_ENV_MAX + 1];
     gw_env(env);
@@ -76,6 +98,7 @@ static inline void it_setup(void) {
     harness_init();
     arena_init(&arena);
     memset(procs, 0, sizeof procs);
+    pg_env[0] = '\0';
 }
 
 static inline void it_teardown(void) {

@@ -23,7 +23,7 @@ static char failpoint_env[128];
 
 static void participants_start(void) {
     for (int i = 0; i < SVC_GATEWAY; i++) {
-        harness_start(&procs[i], svc_names[i], NULL);
+        harness_start(&procs[i], svc_names[i], svc_env());
     }
 }
 
@@ -253,5 +253,47 @@ Test(gateway_crash, kill_each_participant_mid_saga) {
                      saga->reason);
         assert_all_done(s.m, co->checkout_id);
         assert_completed_figures(&s, b, coupon->id);
+    }
+}
+
+Test(gateway_crash, kill_during_refund) {
+    /* Goal: a refund interrupted at any of its steps is finished by the recovery job and gives
+     * back exactly the whole order: points, wallet, referral rewards, once. */
+    participants_start();
+    static const char *const fps[] = {"sent:wallet_refund",       "after:points_reverse",
+                                      "sent:referral_reverse",    "before:member_record_return",
+                                      "sent:referral_clawback:*", "sent:promo_release_usage"};
+    for (size_t i = 0; i < sizeof fps / sizeof *fps; i++) {
+        shop_t s;
+        open_shop(&s, "crr");
+        const char *b = new_buyer(&s, 5000, 3000);
+        Loyalty__V1__PromoCoupon *coupon = issue_coupon(s.m, b, s.five_off->id);
+        gateway_start(NULL);
+        Loyalty__V1__GatewayCheckout *co = NULL;
+        assert_ok(
+            begin_checkout(s.m, NULL, "order-1", b, crash_cart(coupon->id), pay(2000, 3000), &co));
+        assert_ok(complete_checkout(s.m, co->checkout_id, "psp-1", NULL));
+        assert_completed_figures(&s, b, coupon->id);
+        cr_assert_eq(harness_stop(&procs[SVC_GATEWAY]), 0);
+        gateway_start(fps[i]);
+        status_t st = refund_amount(s.m, NULL, "order-1", 10400, NULL);
+        cr_assert_neq(st.code, STATUS_OK, "%s: the refund answered although the gateway died",
+                      fps[i]);
+        gateway_died();
+        gateway_start(NULL);
+        Loyalty__V1__GatewayListSagasRequest ls = LOYALTY__V1__GATEWAY_LIST_SAGAS_REQUEST__INIT;
+        ls.merchant_id = (char *)s.m;
+        ls.kind = LOYALTY__V1__GATEWAY_SAGA_KIND__GATEWAY_SAGA_KIND_REFUND;
+        Loyalty__V1__GatewayListSagasResponse *l = NULL;
+        assert_ok(gw("ListSagas", &ls, &l));
+        cr_assert_eq(l->n_sagas, 1, "%s", fps[i]);
+        Loyalty__V1__GatewaySaga *saga = wait_saga_final(s.m, l->sagas[0]->id, 30);
+        cr_assert_eq(saga->state, S_COMPLETED, "%s: state %d (%s)", fps[i], saga->state,
+                     saga->reason);
+        assert_untouched(&s, b, coupon->id);
+        cr_assert_eq(points_balance(s.m, s.r2)->available, 0, "%s", fps[i]);
+        cr_assert_eq(points_balance(s.m, s.r3)->available, 0, "%s", fps[i]);
+        cr_assert_str_eq(member_tier(s.m, b)->tier->name, "Bronze", "%s", fps[i]);
+        cr_assert_eq(harness_stop(&procs[SVC_GATEWAY]), 0);
     }
 }

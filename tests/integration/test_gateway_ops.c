@@ -6,6 +6,10 @@
  * finished by the recovery job after a participant was down, and idempotency-key reuse. */
 #include "gateway_it.h"
 
+#include "cache.h"
+
+#include <hiredis/hiredis.h>
+
 TestSuite(gateway_ops, .init = it_setup, .fini = it_teardown, .timeout = 300);
 
 #define S_COMPLETED LOYALTY__V1__GATEWAY_SAGA_STATE__GATEWAY_SAGA_STATE_COMPLETED
@@ -15,7 +19,7 @@ TestSuite(gateway_ops, .init = it_setup, .fini = it_teardown, .timeout = 300);
 /* Runs one SQL statement with the merchant as $1 (moving time in another service's tables, as
  * participants' own tests do). */
 static void sql(const char *stmt, const char *merchant) {
-    PGconn *c = PQconnectdb(harness_pg_dsn());
+    PGconn *c = PQconnectdb(test_dsn());
     cr_assert_eq(PQstatus(c), CONNECTION_OK, "%s", PQerrorMessage(c));
     const char *params[1] = {merchant};
     PGresult *r = PQexecParams(c, stmt, 1, NULL, params, NULL, NULL, 0);
@@ -23,6 +27,55 @@ static void sql(const char *stmt, const char *merchant) {
               "%s: %s", stmt, PQerrorMessage(c));
     PQclear(r);
     PQfinish(c);
+}
+
+/* Whether the events stream has an event of that type about that subject for the merchant
+ * (waiting up to 10 s for the outbox publisher). */
+static bool event_published(const char *m, const char *type, const char *subject) {
+    const char *url = getenv("LOYALTY_REDIS_URL");
+    char host[128], password[64];
+    int port = 0, db = 0;
+    cr_assert(cache_parse_url(url, host, sizeof host, &port, password, sizeof password, &db));
+    redisContext *rc = redisConnect(host, port);
+    cr_assert(rc != NULL && rc->err == 0);
+    bool found = false;
+    for (int attempt = 0; attempt < 50 && !found; attempt++) {
+        redisReply *r = redisCommand(rc, "XREVRANGE loyalty:events + - COUNT 5000");
+        for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements && !found; i++) {
+            redisReply *fields = r->element[i]->element[1];
+            const char *t = "", *mm = "", *subj = "";
+            for (size_t f = 0; f + 1 < fields->elements; f += 2) {
+                const char *k = fields->element[f]->str;
+                const char *v = fields->element[f + 1]->str;
+                t = strcmp(k, "type") == 0 ? v : t;
+                mm = strcmp(k, "merchant_id") == 0 ? v : mm;
+                subj = strcmp(k, "subject_id") == 0 ? v : subj;
+            }
+            found = strcmp(t, type) == 0 && strcmp(mm, m) == 0 && strcmp(subj, subject) == 0;
+        }
+        freeReplyObject(r);
+        if (!found) {
+            sleep_ms(200);
+        }
+    }
+    redisFree(rc);
+    return found;
+}
+
+Test(gateway_ops, domain_events) {
+    /* Goal: member.registered, order.completed and order.refunded reach the events stream. */
+    stack_start();
+    shop_t s;
+    open_shop(&s, "evt");
+    Loyalty__V1__GatewayRegistration *reg = NULL;
+    assert_ok(register_member(s.m, NULL, "Lee", "+6591000088", NULL, &reg));
+    cr_assert(event_published(s.m, "member.registered", reg->member->id));
+    Loyalty__V1__GatewayCheckout *co = NULL;
+    assert_ok(begin_checkout(s.m, NULL, "order-e", reg->member->id, shirt_cart(), NULL, &co));
+    assert_ok(complete_checkout(s.m, co->checkout_id, "psp-e", NULL));
+    cr_assert(event_published(s.m, "order.completed", "order-e"));
+    assert_ok(refund_amount(s.m, NULL, "order-e", 100, NULL));
+    cr_assert(event_published(s.m, "order.refunded", "order-e"));
 }
 
 Test(gateway_ops, member_overview_and_quote) {
