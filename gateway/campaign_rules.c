@@ -230,6 +230,17 @@ bool campaign_birthday_matches(const char *birthday, const char *local_date,
     return bd == td;
 }
 
+bool campaign_rules_is_promotion(const Loyalty__V1__MemberTierChange *ch) {
+    int32_t from = ch->from_tier ? ch->from_tier->rank : 0;
+    int32_t to = ch->to_tier ? ch->to_tier->rank : 0;
+    if (to <= from) {
+        return false; /* renewals, downgrades, removals */
+    }
+    bool by_rules =
+        ch->reason == LOYALTY__V1__MEMBER_TIER_CHANGE_REASON__MEMBER_TIER_CHANGE_REASON_UPGRADE;
+    return from > 0 || !by_rules || ch->period_value > 0;
+}
+
 char *campaign_reward_key(arena_t *a, Loyalty__V1__CampaignKind kind, const char *period,
                           const char *member_id, const char *what) {
     return arena_printf(a, "campaign:%s:%s:%s:%s", campaign_kind_name(kind), period, member_id,

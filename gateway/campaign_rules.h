@@ -6,6 +6,7 @@
 
 #include "arena.h"
 #include "loyalty/v1/campaign.pb-c.h"
+#include "loyalty/v1/member.pb-c.h"
 #include "status.h"
 
 #include <stdbool.h>
@@ -49,6 +50,10 @@ char *campaign_render(arena_t *a, const char *tmpl, const campaign_vars_t *vars)
  *  in its month (IN_MONTH). A Feb 29 birthday is celebrated on Feb 28 in common years. */
 bool campaign_birthday_matches(const char *birthday, const char *local_date,
                                Loyalty__V1__CampaignBirthdayTiming timing);
+
+/** True for a tier change worth congratulating: to a higher rank, and not the base tier a new
+ *  member starts in (a move up from no tier with no period value yet, by the rules). */
+bool campaign_rules_is_promotion(const Loyalty__V1__MemberTierChange *ch);
 
 /** The idempotency key of one reward: "campaign:<KIND>:<period>:<member_id>:<what>". */
 char *campaign_reward_key(arena_t *a, Loyalty__V1__CampaignKind kind, const char *period,

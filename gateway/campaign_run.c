@@ -261,6 +261,9 @@ static void campaign_deliver(campaign_run_t *run, arena_t *a, const offer_t *o) 
 
 /* ---- targeting ---- */
 
+static const Loyalty__V1__Member *member_profile(campaign_run_t *run, arena_t *a,
+                                                 const char *member_id);
+
 typedef void (*member_visit_fn)(campaign_run_t *run, arena_t *a,
                                 const Loyalty__V1__MemberListItem *item);
 
@@ -459,18 +462,11 @@ static status_t run_win_back(campaign_run_t *run) {
  * date however often the campaign runs. */
 static void deliver_expiring(campaign_run_t *run, arena_t *a,
                              const Loyalty__V1__PointsExpiringBalance *b) {
-    Loyalty__V1__GetMemberRequest req = LOYALTY__V1__GET_MEMBER_REQUEST__INIT;
-    req.merchant_id = (char *)run->merchant_id;
-    req.lookup_case = LOYALTY__V1__GET_MEMBER_REQUEST__LOOKUP_MEMBER_ID;
-    req.member_id = b->member_id;
-    ProtobufCMessage *resp = NULL;
-    status_t st = rpc_call(run->member, &loyalty__v1__member_service__descriptor, "GetMember",
-                           &req.base, a, &resp, NULL);
-    if (!status_is_ok(&st)) {
-        run->skips[SKIP_NOT_ELIGIBLE]++; /* points of someone member-svc does not know */
-        return;
+    const Loyalty__V1__Member *m = member_profile(run, a, b->member_id);
+    if (m == NULL) {
+        return; /* points of someone member-svc does not know */
     }
-    offer_t o = {.member = ((Loyalty__V1__GetMemberResponse *)resp)->member,
+    offer_t o = {.member = m,
                  .period = arena_strdup(a, b->expiry_date),
                  .points = fixed_points(run),
                  .tier_name = "",
@@ -503,6 +499,73 @@ static status_t run_expiry_reminder(campaign_run_t *run) {
         const Loyalty__V1__PointsListExpiringResponse *list = (const void *)resp;
         for (size_t i = 0; i < list->n_balances; i++) {
             deliver_expiring(run, &a, list->balances[i]);
+        }
+        const char *next = list->page_info ? list->page_info->next_cursor : "";
+        bool more = next[0] != '\0' && strlen(next) <= CURSOR_MAX;
+        if (more) {
+            snprintf(cursor, sizeof cursor, "%s", next);
+        }
+        arena_free(&a);
+        if (!more) {
+            return status_ok();
+        }
+    }
+}
+
+/* The member's profile from member-svc, or NULL (counted NOT_ELIGIBLE) when it has none. */
+static const Loyalty__V1__Member *member_profile(campaign_run_t *run, arena_t *a,
+                                                 const char *member_id) {
+    Loyalty__V1__GetMemberRequest req = LOYALTY__V1__GET_MEMBER_REQUEST__INIT;
+    req.merchant_id = (char *)run->merchant_id;
+    req.lookup_case = LOYALTY__V1__GET_MEMBER_REQUEST__LOOKUP_MEMBER_ID;
+    req.member_id = (char *)member_id;
+    ProtobufCMessage *resp = NULL;
+    status_t st = rpc_call(run->member, &loyalty__v1__member_service__descriptor, "GetMember",
+                           &req.base, a, &resp, NULL);
+    if (!status_is_ok(&st)) {
+        run->skips[SKIP_NOT_ELIGIBLE]++;
+        return NULL;
+    }
+    return ((Loyalty__V1__GetMemberResponse *)resp)->member;
+}
+
+/* Upgrades (to a higher rank) of the last CAMPAIGN_WINDOW_DAYS, one delivery per change. */
+static status_t run_tier_promotion(campaign_run_t *run) {
+    char cursor[CURSOR_MAX + 1] = "";
+    for (;;) {
+        arena_t a;
+        arena_init(&a);
+        Loyalty__V1__PageRequest page = LOYALTY__V1__PAGE_REQUEST__INIT;
+        page.page_size = CAMPAIGN_PAGE_SIZE;
+        page.cursor = cursor;
+        Loyalty__V1__MemberListTierChangesRequest req =
+            LOYALTY__V1__MEMBER_LIST_TIER_CHANGES_REQUEST__INIT;
+        req.merchant_id = (char *)run->merchant_id;
+        req.from_at = run->at - CAMPAIGN_WINDOW_DAYS * 86400;
+        req.to_at = run->at;
+        req.page = &page;
+        ProtobufCMessage *resp = NULL;
+        status_t st = rpc_call(run->member, &loyalty__v1__member_service__descriptor,
+                               "ListTierChanges", &req.base, &a, &resp, NULL);
+        if (!status_is_ok(&st)) {
+            arena_free(&a);
+            return st;
+        }
+        const Loyalty__V1__MemberListTierChangesResponse *list = (const void *)resp;
+        for (size_t i = 0; i < list->n_changes; i++) {
+            const Loyalty__V1__MemberTierChange *ch = list->changes[i];
+            if (!campaign_rules_is_promotion(ch)) {
+                continue;
+            }
+            const Loyalty__V1__Member *m = member_profile(run, &a, ch->member_id);
+            if (m == NULL) {
+                continue;
+            }
+            offer_t o = {.member = m,
+                         .period = arena_printf(&a, "tier:%s", ch->id),
+                         .points = fixed_points(run),
+                         .tier_name = ch->to_tier->name};
+            campaign_deliver(run, &a, &o);
         }
         const char *next = list->page_info ? list->page_info->next_cursor : "";
         bool more = next[0] != '\0' && strlen(next) <= CURSOR_MAX;
@@ -554,10 +617,11 @@ status_t campaign_run(rpc_ctx_t *ctx, const Loyalty__V1__Campaign *c, int64_t at
     case LOYALTY__V1__CAMPAIGN_KIND__CAMPAIGN_KIND_POINTS_EXPIRY_REMINDER:
         st = run_expiry_reminder(&run);
         break;
+    case LOYALTY__V1__CAMPAIGN_KIND__CAMPAIGN_KIND_TIER_PROMOTION:
+        st = run_tier_promotion(&run);
+        break;
     default:
-        /* TIER_PROMOTION needs member-svc's tier.changed events, which land next. */
-        st = status_make(STATUS_FAILED_PRECONDITION, "CAMPAIGN_KIND_NOT_AVAILABLE",
-                         "campaign kind %s cannot run yet", campaign_kind_name(c->kind));
+        st = status_invalid_field("kind", "unknown campaign kind %d", (int)c->kind);
         break;
     }
     /* Counts are reported even when the run stopped early (a dependency down). */

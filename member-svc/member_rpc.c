@@ -166,6 +166,7 @@ static const rpc_method_t member_methods[] = {
     {"GetMemberTier", member_rpc_get_tier, RPC_READ},
     {"GetMemberStats", member_rpc_get_stats, RPC_READ},
     {"ListTierHistory", member_rpc_list_history, RPC_READ},
+    {"ListTierChanges", member_rpc_list_changes, RPC_READ},
     {"RecordOrder", member_rpc_record_order, RPC_MUTATE},
     {"RecordReturn", member_rpc_record_return, RPC_MUTATE},
     {"PurchaseMembership", member_rpc_purchase, RPC_MUTATE},

@@ -902,6 +902,71 @@ status_t member_history_insert(db_t *db, const char *merchant_id, const member_h
                    &p, NULL);
 }
 
+/* One MemberTierChange from columns id, from, to, earned, reason, card_kind, note, order_id,
+ * period_value, at, starting at column `c`; tier refs carry only the id (the caller names
+ * them). */
+static Loyalty__V1__MemberTierChange *history_from_row(arena_t *a, const PGresult *r, int i, int c,
+                                                       const char *member_id) {
+    Loyalty__V1__MemberTierChange *h = pb_new(a, &loyalty__v1__member_tier_change__descriptor);
+    h->id = dup_col(a, r, i, c + 0);
+    h->member_id = arena_strdup(a, member_id);
+    h->from_tier = pb_new(a, &loyalty__v1__member_tier_ref__descriptor);
+    h->from_tier->id = dup_col(a, r, i, c + 1);
+    h->to_tier = pb_new(a, &loyalty__v1__member_tier_ref__descriptor);
+    h->to_tier->id = dup_col(a, r, i, c + 2);
+    h->earned_tier = pb_new(a, &loyalty__v1__member_tier_ref__descriptor);
+    h->earned_tier->id = dup_col(a, r, i, c + 3);
+    h->reason = (Loyalty__V1__MemberTierChangeReason)db_get_int(r, i, c + 4);
+    h->card_kind = (Loyalty__V1__MemberCardKind)db_get_int(r, i, c + 5);
+    h->note = dup_col(a, r, i, c + 6);
+    h->order_id = dup_col(a, r, i, c + 7);
+    h->period_value = db_get_int(r, i, c + 8);
+    h->at = db_get_int(r, i, c + 9);
+    return h;
+}
+
+#define HISTORY_COLUMNS                                                                            \
+    "id, coalesce(from_tier_id, ''), coalesce(to_tier_id, ''), coalesce(earned_tier_id, ''), "     \
+    "reason, card_kind, note, order_id, period_value, extract(epoch FROM created_at)::bigint"
+
+status_t member_history_window(db_t *db, arena_t *a, const char *merchant_id, int64_t from_at,
+                               int64_t to_at, const char *after_at_us, const char *after_id,
+                               int32_t limit, Loyalty__V1__MemberTierChange ***out, size_t *n,
+                               char last_at_us[MEMBER_SEQ_MAX]) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_int(&p, from_at);
+    db_param_int(&p, to_at);
+    db_param_text(&p, after_at_us);
+    db_param_text(&p, after_id);
+    db_param_int(&p, limit);
+    last_at_us[0] = '\0';
+    PGresult *r = NULL;
+    /* Keyset on (created_at, id) in microseconds, so that a page never skips or repeats. */
+    status_t st = db_exec(
+        db,
+        "SELECT member_id, (extract(epoch FROM created_at) * 1000000)::bigint, " HISTORY_COLUMNS
+        " FROM tier_history WHERE merchant_id = $1 "
+        " AND created_at >= to_timestamp($2) AND created_at < to_timestamp($3) "
+        " AND ($4 = '' OR (created_at, id) > (to_timestamp(nullif($4, '')::numeric / 1000000), "
+        "$5)) "
+        "ORDER BY created_at, id LIMIT $6",
+        &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    int rows = PQntuples(r);
+    *out = arena_alloc(a, (size_t)(rows ? rows : 1) * sizeof **out);
+    for (int i = 0; i < rows; i++) {
+        (*out)[i] = history_from_row(a, r, i, 2, db_get_str(r, i, 0));
+        snprintf(last_at_us, MEMBER_SEQ_MAX, "%s", db_get_str(r, i, 1));
+    }
+    *n = (size_t)rows;
+    PQclear(r);
+    return status_ok();
+}
+
 status_t member_history_list(db_t *db, arena_t *a, const char *merchant_id, const char *member_id,
                              const char *after_seq, int32_t limit,
                              Loyalty__V1__MemberTierChange ***out, size_t *n,
@@ -917,9 +982,7 @@ status_t member_history_list(db_t *db, arena_t *a, const char *merchant_id, cons
     /* seq follows the order of a member's changes; the cursor is the last seq returned. */
     status_t st =
         db_exec(db,
-                "SELECT id, coalesce(from_tier_id, ''), coalesce(to_tier_id, ''), "
-                " coalesce(earned_tier_id, ''), reason, card_kind, note, order_id, "
-                " period_value, extract(epoch FROM created_at)::bigint, seq "
+                "SELECT " HISTORY_COLUMNS ", seq "
                 "FROM tier_history WHERE merchant_id = $1 AND member_id = $2 "
                 " AND ($3 = '' OR seq < nullif($3, '')::bigint) ORDER BY seq DESC LIMIT $4",
                 &p, &r);
@@ -929,22 +992,7 @@ status_t member_history_list(db_t *db, arena_t *a, const char *merchant_id, cons
     int rows = PQntuples(r);
     *out = arena_alloc(a, (size_t)(rows ? rows : 1) * sizeof **out);
     for (int i = 0; i < rows; i++) {
-        Loyalty__V1__MemberTierChange *c = pb_new(a, &loyalty__v1__member_tier_change__descriptor);
-        c->id = dup_col(a, r, i, 0);
-        c->member_id = arena_strdup(a, member_id);
-        c->from_tier = pb_new(a, &loyalty__v1__member_tier_ref__descriptor);
-        c->from_tier->id = dup_col(a, r, i, 1);
-        c->to_tier = pb_new(a, &loyalty__v1__member_tier_ref__descriptor);
-        c->to_tier->id = dup_col(a, r, i, 2);
-        c->earned_tier = pb_new(a, &loyalty__v1__member_tier_ref__descriptor);
-        c->earned_tier->id = dup_col(a, r, i, 3);
-        c->reason = (Loyalty__V1__MemberTierChangeReason)db_get_int(r, i, 4);
-        c->card_kind = (Loyalty__V1__MemberCardKind)db_get_int(r, i, 5);
-        c->note = dup_col(a, r, i, 6);
-        c->order_id = dup_col(a, r, i, 7);
-        c->period_value = db_get_int(r, i, 8);
-        c->at = db_get_int(r, i, 9);
-        (*out)[i] = c;
+        (*out)[i] = history_from_row(a, r, i, 0, member_id);
         snprintf(last_seq, MEMBER_SEQ_MAX, "%s", db_get_str(r, i, 10));
     }
     *n = (size_t)rows;

@@ -253,6 +253,14 @@ status_t member_history_insert(db_t *db, const char *merchant_id, const member_h
 #define MEMBER_SEQ_MAX 24
 /** Newest first, after the cursor position `after_seq` ("" = from the newest; otherwise a
  *  number that came back in last_seq); up to `limit` rows. */
+/** The merchant's tier changes made in [from_at, to_at), oldest first, after the keyset
+ *  (after_at_us, after_id) ("" = from the start), at most `limit`; last_at_us receives the
+ *  keyset's time of the last one returned. */
+status_t member_history_window(db_t *db, arena_t *a, const char *merchant_id, int64_t from_at,
+                               int64_t to_at, const char *after_at_us, const char *after_id,
+                               int32_t limit, Loyalty__V1__MemberTierChange ***out, size_t *n,
+                               char last_at_us[MEMBER_SEQ_MAX]);
+
 status_t member_history_list(db_t *db, arena_t *a, const char *merchant_id, const char *member_id,
                              const char *after_seq, int32_t limit,
                              Loyalty__V1__MemberTierChange ***out, size_t *n,

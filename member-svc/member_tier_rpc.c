@@ -747,3 +747,52 @@ status_t member_rpc_purchase(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
     }
     return st;
 }
+
+status_t member_rpc_list_changes(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
+                                 ProtobufCMessage *resp_msg) {
+    const Loyalty__V1__MemberListTierChangesRequest *req = (const void *)req_msg;
+    Loyalty__V1__MemberListTierChangesResponse *resp = (void *)resp_msg;
+    status_t st = status_ok();
+    if (req->from_at < 0 || req->to_at <= req->from_at ||
+        req->to_at - req->from_at > 366LL * 86400) {
+        st = status_invalid_field("to_at", "must be after from_at and at most 366 days on");
+    }
+    int32_t size = 0;
+    char *at_us = "", *after_id = "";
+    if (status_is_ok(&st)) {
+        st = cursor_page_size("page.page_size", req->page ? req->page->page_size : 0, PAGE_SIZE_MAX,
+                              &size);
+    }
+    if (status_is_ok(&st)) {
+        st = cursor_decode(ctx->arena, "page.cursor", req->page ? req->page->cursor : "", &at_us,
+                           &after_id);
+    }
+    if (status_is_ok(&st) && (strlen(at_us) >= MEMBER_SEQ_MAX || !all_digits(at_us))) {
+        st = status_invalid_field("page.cursor", "not a cursor returned by this service");
+    }
+    member_tierset_t ts;
+    Loyalty__V1__MemberTierBasis basis;
+    if (status_is_ok(&st)) {
+        st = member_rpc_tiers(ctx, &ts, &basis);
+    }
+    char last[MEMBER_SEQ_MAX];
+    if (status_is_ok(&st)) {
+        st = member_history_window(ctx->db, ctx->arena, ctx->merchant_id, req->from_at, req->to_at,
+                                   at_us, after_id, size, &resp->changes, &resp->n_changes, last);
+    }
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    for (size_t i = 0; i < resp->n_changes; i++) {
+        Loyalty__V1__MemberTierChange *c = resp->changes[i];
+        c->from_tier = member_view_ref(ctx->arena, &ts, c->from_tier->id);
+        c->to_tier = member_view_ref(ctx->arena, &ts, c->to_tier->id);
+        c->earned_tier = member_view_ref(ctx->arena, &ts, c->earned_tier->id);
+    }
+    resp->page_info = pb_new(ctx->arena, &loyalty__v1__page_info__descriptor);
+    resp->page_info->next_cursor =
+        resp->n_changes == (size_t)size
+            ? cursor_encode(ctx->arena, last, resp->changes[resp->n_changes - 1]->id)
+            : "";
+    return status_ok();
+}

@@ -513,3 +513,55 @@ Test(campaigns, expiry_reminders_once_per_expiry_date) {
     cr_assert_str_eq(texts[0], want);
     (void)later;
 }
+
+static void create_tier(const char *m, const char *name, int rank, int64_t threshold) {
+    Loyalty__V1__MemberTier t = LOYALTY__V1__MEMBER_TIER__INIT;
+    t.name = (char *)name;
+    t.rank = rank;
+    t.upgrade_threshold = threshold;
+    t.retain_threshold = threshold;
+    t.earn_multiplier_bps = 10000;
+    Loyalty__V1__MemberCreateTierRequest req = LOYALTY__V1__MEMBER_CREATE_TIER_REQUEST__INIT;
+    req.merchant_id = (char *)m;
+    req.idempotency_key = (char *)harness_key();
+    req.tier = &t;
+    OK(rpc_call(rpc_channel_get(member.addr), &loyalty__v1__member_service__descriptor,
+                "CreateTier", &req.base, &arena, NULL, NULL));
+}
+
+Test(campaigns, tier_promotion_congratulates_each_upgrade_once) {
+    /* Goal: a member moving up a tier is congratulated once per upgrade, naming the new tier;
+     * members who did not move up are not. */
+    const char *m = harness_merchant("tierup");
+    create_tier(m, "Silver", 1, 0);
+    create_tier(m, "Gold", 2, 1000);
+    const char *up = create_member(m, "Uma", "+6595000001", "", "");
+    const char *flat = create_member(m, "Flo", "+6595000002", "", "");
+    Loyalty__V1__MemberRecordOrderRequest o = LOYALTY__V1__MEMBER_RECORD_ORDER_REQUEST__INIT;
+    o.merchant_id = (char *)m;
+    o.idempotency_key = (char *)harness_key();
+    o.member_id = (char *)up;
+    o.order_id = "order-up-1";
+    o.spend_cents = 150000;
+    o.growth_delta = 1500;
+    OK(rpc_call(rpc_channel_get(member.addr), &loyalty__v1__member_service__descriptor,
+                "RecordOrder", &o.base, &arena, NULL, NULL));
+    Loyalty__V1__Campaign c = LOYALTY__V1__CAMPAIGN__INIT;
+    c.merchant_id = (char *)m;
+    c.kind = LOYALTY__V1__CAMPAIGN_KIND__CAMPAIGN_KIND_TIER_PROMOTION;
+    c.channel = LOYALTY__V1__CAMPAIGN_CHANNEL__CAMPAIGN_CHANNEL_SMS;
+    c.message_template = "Congratulations {{name}}, welcome to {{tier}}";
+    set_campaign(&c);
+    int64_t now = (int64_t)time(NULL);
+    Loyalty__V1__CampaignRunResult *r = NULL;
+    OK(run_campaign(m, c.kind, now + 1, false, &r, &arena));
+    cr_assert_eq(r->targeted, 1, "targeted %lld", (long long)r->targeted);
+    OK(run_campaign(m, c.kind, now + 2, false, &r, &arena));
+    cr_assert_eq(skipped(r, "ALREADY_DONE"), 1);
+    char members[4][48], texts[4][256];
+    int n = notifications(m, 1, members, texts, 4);
+    cr_assert_eq(n, 1);
+    cr_assert_str_eq(members[0], up);
+    cr_assert_str_eq(texts[0], "Congratulations Uma, welcome to Gold");
+    (void)flat;
+}

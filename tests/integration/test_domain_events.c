@@ -239,3 +239,56 @@ Test(domain_events, coupon_issued) {
     cr_assert(strstr(e[0].payload, "\"source\":\"PROMO_COUPON_SOURCE_WELCOME\"") != NULL, "%s",
               e[0].payload);
 }
+
+Test(domain_events, member_updated_and_tier_changed) {
+    /* Goal: a profile update publishes member.updated, and a tier change tier.changed. */
+    const char *m = harness_merchant("evm");
+    Loyalty__V1__MemberTier t = LOYALTY__V1__MEMBER_TIER__INIT;
+    t.name = "Gold";
+    t.rank = 1;
+    t.upgrade_threshold = 100;
+    t.retain_threshold = 100;
+    t.earn_multiplier_bps = 10000;
+    Loyalty__V1__MemberCreateTierRequest ct = LOYALTY__V1__MEMBER_CREATE_TIER_REQUEST__INIT;
+    ct.merchant_id = (char *)m;
+    ct.idempotency_key = (char *)harness_key();
+    ct.tier = &t;
+    OK(rpc_call(rpc_channel_get(member.addr), &loyalty__v1__member_service__descriptor,
+                "CreateTier", &ct.base, &arena, NULL, NULL));
+    Loyalty__V1__MemberProfile p = LOYALTY__V1__MEMBER_PROFILE__INIT;
+    p.name = "Mia";
+    Loyalty__V1__CreateMemberRequest cm = LOYALTY__V1__CREATE_MEMBER_REQUEST__INIT;
+    cm.merchant_id = (char *)m;
+    cm.idempotency_key = (char *)harness_key();
+    cm.profile = &p;
+    ProtobufCMessage *resp = NULL;
+    OK(rpc_call(rpc_channel_get(member.addr), &loyalty__v1__member_service__descriptor,
+                "CreateMember", &cm.base, &arena, &resp, NULL));
+    char *id = ((Loyalty__V1__CreateMemberResponse *)resp)->member->id;
+    char *mask[] = {"name"};
+    p.name = "Mia Wong";
+    Loyalty__V1__UpdateMemberRequest um = LOYALTY__V1__UPDATE_MEMBER_REQUEST__INIT;
+    um.merchant_id = (char *)m;
+    um.idempotency_key = (char *)harness_key();
+    um.member_id = id;
+    um.profile = &p;
+    um.update_mask = mask;
+    um.n_update_mask = 1;
+    OK(rpc_call(rpc_channel_get(member.addr), &loyalty__v1__member_service__descriptor,
+                "UpdateMember", &um.base, &arena, NULL, NULL));
+    Loyalty__V1__MemberRecordOrderRequest o = LOYALTY__V1__MEMBER_RECORD_ORDER_REQUEST__INIT;
+    o.merchant_id = (char *)m;
+    o.idempotency_key = (char *)harness_key();
+    o.member_id = id;
+    o.order_id = "order-ev-1";
+    o.spend_cents = 20000;
+    o.growth_delta = 200;
+    OK(rpc_call(rpc_channel_get(member.addr), &loyalty__v1__member_service__descriptor,
+                "RecordOrder", &o.base, &arena, NULL, NULL));
+    event_t e[4];
+    cr_assert_eq(settled_events(m, "member.updated", 1, e, 4), 1);
+    cr_assert_str_eq(e[0].subject_id, id);
+    cr_assert_str_eq(e[0].service, "member-svc");
+    cr_assert_geq(events(m, "tier.changed", 1, e, 4), 1);
+    cr_assert_str_eq(e[0].subject_id, id);
+}

@@ -151,3 +151,31 @@ Test(campaign_rules, dates_keys_and_names) {
         campaign_channel_name(LOYALTY__V1__CAMPAIGN_CHANNEL__CAMPAIGN_CHANNEL_WHATSAPP),
         "WHATSAPP");
 }
+
+Test(campaign_rules, promotions_are_moves_up_but_not_the_starting_tier) {
+    Loyalty__V1__MemberTierRef none = LOYALTY__V1__MEMBER_TIER_REF__INIT;
+    Loyalty__V1__MemberTierRef silver = LOYALTY__V1__MEMBER_TIER_REF__INIT;
+    Loyalty__V1__MemberTierRef gold = LOYALTY__V1__MEMBER_TIER_REF__INIT;
+    silver.rank = 1;
+    gold.rank = 2;
+    Loyalty__V1__MemberTierChange ch = LOYALTY__V1__MEMBER_TIER_CHANGE__INIT;
+    ch.reason = LOYALTY__V1__MEMBER_TIER_CHANGE_REASON__MEMBER_TIER_CHANGE_REASON_UPGRADE;
+    ch.from_tier = &silver;
+    ch.to_tier = &gold;
+    cr_assert(campaign_rules_is_promotion(&ch));
+    ch.from_tier = &none;
+    ch.to_tier = &silver;
+    cr_assert_not(campaign_rules_is_promotion(&ch), "joining the base tier");
+    ch.period_value = 10;
+    cr_assert(campaign_rules_is_promotion(&ch), "the first tier earned with value");
+    ch.period_value = 0;
+    ch.reason = LOYALTY__V1__MEMBER_TIER_CHANGE_REASON__MEMBER_TIER_CHANGE_REASON_PAID;
+    cr_assert(campaign_rules_is_promotion(&ch), "a bought card");
+    ch.from_tier = &gold;
+    ch.to_tier = &gold;
+    ch.reason = LOYALTY__V1__MEMBER_TIER_CHANGE_REASON__MEMBER_TIER_CHANGE_REASON_RENEWAL;
+    cr_assert_not(campaign_rules_is_promotion(&ch));
+    ch.to_tier = &silver;
+    ch.reason = LOYALTY__V1__MEMBER_TIER_CHANGE_REASON__MEMBER_TIER_CHANGE_REASON_DOWNGRADE;
+    cr_assert_not(campaign_rules_is_promotion(&ch));
+}
