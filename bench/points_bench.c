@@ -10,6 +10,7 @@
  * shape the service writes (lots, EARN entries with their lot shares, the account), so that
  * VerifyLedger stays clean; the measured calls go over gRPC. See bench/README.md. */
 #include "arena.h"
+#include "bench_util.h"
 #include "grpc/health/v1/health.pb-c.h"
 #include "loyalty/v1/points.pb-c.h"
 #include "rpc_client.h"
@@ -17,15 +18,11 @@
 #include <grpc/grpc.h>
 #include <libpq-fe.h>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -35,34 +32,6 @@
 
 static const char *g_addr;
 static char g_merchant[64];
-static pid_t g_service_pid; /* the service this program started, stopped on any exit */
-
-static int64_t now_us(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static void die(const char *what) {
-    fprintf(stderr, "points_bench: %s\n", what);
-    if (g_service_pid > 0) {
-        kill(g_service_pid, SIGTERM);
-    }
-    exit(1);
-}
-
-static int free_port(void) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof sa;
-    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
-        getsockname(fd, (struct sockaddr *)&sa, &len) != 0) {
-        die("no free port");
-    }
-    close(fd);
-    return ntohs(sa.sin_port);
-}
 
 static status_t call(const char *method, const void *req, arena_t *a, void *resp) {
     ProtobufCMessage *unused = NULL;
@@ -71,118 +40,47 @@ static status_t call(const char *method, const void *req, arena_t *a, void *resp
                     NULL);
 }
 
-static void must(status_t st, const char *what) {
-    if (!status_is_ok(&st)) {
-        fprintf(stderr, "%s: %s %s\n", what, st.reason, st.message);
-        die("call failed");
-    }
-}
-
-static bool serving(void) {
-    arena_t a;
-    arena_init(&a);
-    Grpc__Health__V1__HealthCheckRequest req = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
-    ProtobufCMessage *resp = NULL;
-    rpc_call_opts_t opts = {.timeout_ms = 500};
-    status_t st = rpc_call(rpc_channel_get(g_addr), &grpc__health__v1__health__descriptor, "Check",
-                           &req.base, &a, &resp, &opts);
-    bool ok =
-        status_is_ok(&st) && ((Grpc__Health__V1__HealthCheckResponse *)resp)->status ==
-                                 GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
-    arena_free(&a);
-    return ok;
-}
-
-/* Starts the service without Redis (every read from PostgreSQL) and the timer off. */
-static pid_t start_service(char *addr, size_t cap) {
-    const char *bin = getenv("POINTS_SVC_BIN");
-    bin = bin ? bin : "build/points-svc/points-svc";
-    snprintf(addr, cap, "127.0.0.1:%d", free_port());
-    pid_t pid = fork();
-    if (pid == 0) {
-        char listen[96];
-        snprintf(listen, sizeof listen, "LISTEN_ADDR=%s", addr);
-        putenv(listen);
-        putenv("LOYALTY_REDIS_URL=");
-        putenv("JOB_INTERVAL_S=0");
-        putenv("LOG_LEVEL=warn");
-        if (freopen("/dev/null", "w", stdout) == NULL ||
-            freopen("/dev/null", "w", stderr) == NULL) {
-            _exit(127);
-        }
-        execl(bin, bin, (char *)NULL);
-        _exit(127);
-    }
-    g_addr = addr;
-    g_service_pid = pid;
-    for (int i = 0; i < 300 && !serving(); i++) {
-        usleep(100 * 1000);
-    }
-    if (!serving()) {
-        die("points-svc did not start");
-    }
-    return pid;
-}
-
-static void sql(PGconn *pg, const char *q, const char *p1, const char *p2, const char *p3) {
-    const char *params[] = {p1, p2, p3};
-    int n = p3 ? 3 : p2 ? 2 : p1 ? 1 : 0;
-    PGresult *r = PQexecParams(pg, q, n, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK) {
-        fprintf(stderr, "%s\n%s\n", q, PQresultErrorMessage(r));
-        die("SQL failed");
-    }
-    PQclear(r);
-}
+/* Without Redis (every read from PostgreSQL) and with the timer off. */
+static const char *const g_service_env[] = {"LOYALTY_REDIS_URL=", "JOB_INTERVAL_S=0", NULL};
 
 /* A member with `lots` one-point lots earned over the past, 30 of them expiring within 30 days
  * and the rest later, one EARN entry per lot, and the account totals. */
 static void seed_member(PGconn *pg, const char *member, int lots) {
     char n[24];
     snprintf(n, sizeof n, "%d", lots);
-    sql(pg,
-        "INSERT INTO points.lots (merchant_id, id, member_id, source, reference, points, "
-        " remaining, status, earned_at, available_at, expiry_date, expires_at) "
-        "SELECT $1, 'lot_' || $2 || '_' || g, $2, 5, '', 1, 1, 2, now() - interval '1 day', "
-        " now() - interval '1 day', d, (d + 1)::timestamp AT TIME ZONE 'UTC' "
-        "FROM generate_series(1, $3::int) g, "
-        " LATERAL (SELECT (now() AT TIME ZONE 'UTC')::date + CASE WHEN g <= 30 THEN 10 + g "
-        "  ELSE 40 + g % 1000 END AS d) x",
-        g_merchant, member, n);
-    sql(pg,
-        "INSERT INTO points.entries (merchant_id, id, member_id, kind, available_delta, "
-        " available_after, source, created_at) "
-        "SELECT $1, 'pen_' || $2 || '_' || g, $2, 1, 1, g, 5, now() - interval '1 day' "
-        "FROM generate_series(1, $3::int) g ORDER BY g",
-        g_merchant, member, n);
-    sql(pg,
-        "INSERT INTO points.entry_lots (merchant_id, entry_id, lot_id, points) "
-        "SELECT $1, 'pen_' || $2 || '_' || g, 'lot_' || $2 || '_' || g, 1 "
-        "FROM generate_series(1, $3::int) g",
-        g_merchant, member, n);
-    sql(pg,
-        "INSERT INTO points.accounts (merchant_id, member_id, lots_points, lifetime_earned, "
-        " next_due_at) VALUES ($1, $2, $3::bigint, $3::bigint, (SELECT min(expires_at) FROM "
-        " points.lots WHERE merchant_id = $1 AND member_id = $2))",
-        g_merchant, member, n);
-}
-
-static int cmp64(const void *a, const void *b) {
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double pct(int64_t *v, int n, double p) {
-    qsort(v, (size_t)n, sizeof *v, cmp64);
-    int i = (int)(p * (n - 1));
-    return (double)v[i] / 1000.0;
+    const char *p[] = {g_merchant, member, n};
+    bench_sql(pg,
+              "INSERT INTO points.lots (merchant_id, id, member_id, source, reference, points, "
+              " remaining, status, earned_at, available_at, expiry_date, expires_at) "
+              "SELECT $1, 'lot_' || $2 || '_' || g, $2, 5, '', 1, 1, 2, now() - interval '1 day', "
+              " now() - interval '1 day', d, (d + 1)::timestamp AT TIME ZONE 'UTC' "
+              "FROM generate_series(1, $3::int) g, "
+              " LATERAL (SELECT (now() AT TIME ZONE 'UTC')::date + CASE WHEN g <= 30 THEN 10 + g "
+              "  ELSE 40 + g % 1000 END AS d) x",
+              3, p);
+    bench_sql(pg,
+              "INSERT INTO points.entries (merchant_id, id, member_id, kind, available_delta, "
+              " available_after, source, created_at) "
+              "SELECT $1, 'pen_' || $2 || '_' || g, $2, 1, 1, g, 5, now() - interval '1 day' "
+              "FROM generate_series(1, $3::int) g ORDER BY g",
+              3, p);
+    bench_sql(pg,
+              "INSERT INTO points.entry_lots (merchant_id, entry_id, lot_id, points) "
+              "SELECT $1, 'pen_' || $2 || '_' || g, 'lot_' || $2 || '_' || g, 1 "
+              "FROM generate_series(1, $3::int) g",
+              3, p);
+    bench_sql(pg,
+              "INSERT INTO points.accounts (merchant_id, member_id, lots_points, lifetime_earned, "
+              " next_due_at) VALUES ($1, $2, $3::bigint, $3::bigint, (SELECT min(expires_at) FROM "
+              " points.lots WHERE merchant_id = $1 AND member_id = $2))",
+              3, p);
 }
 
 static void balance_once(arena_t *a, const char *member) {
     Loyalty__V1__PointsGetBalanceRequest req = LOYALTY__V1__POINTS_GET_BALANCE_REQUEST__INIT;
     req.merchant_id = g_merchant;
     req.member_id = (char *)member;
-    must(call("GetBalance", &req, a, NULL), "GetBalance");
+    bench_must(call("GetBalance", &req, a, NULL), "GetBalance");
 }
 
 static void hold_release_once(arena_t *a, const char *member, int i) {
@@ -196,14 +94,14 @@ static void hold_release_once(arena_t *a, const char *member, int i) {
     req.points = 3;
     req.reference = ref;
     Loyalty__V1__PointsHoldResponse *r = NULL;
-    must(call("Hold", &req, a, &r), "Hold");
+    bench_must(call("Hold", &req, a, &r), "Hold");
     Loyalty__V1__PointsReleaseHoldRequest rel = LOYALTY__V1__POINTS_RELEASE_HOLD_REQUEST__INIT;
     snprintf(key, sizeof key, "r-%s-%d", member, i);
     rel.merchant_id = g_merchant;
     rel.idempotency_key = key;
     rel.target_case = LOYALTY__V1__POINTS_RELEASE_HOLD_REQUEST__TARGET_HOLD_ID;
     rel.hold_id = r->hold->id;
-    must(call("ReleaseHold", &rel, a, NULL), "ReleaseHold");
+    bench_must(call("ReleaseHold", &rel, a, NULL), "ReleaseHold");
 }
 
 /* Sequential latency of a call for one member: p50 and p99 in ms. */
@@ -212,19 +110,19 @@ static void latency(const char *label, const char *member, int samples, bool hol
     arena_t a;
     arena_init(&a);
     for (int i = 0; i < samples; i++) {
-        int64_t t0 = now_us();
+        int64_t t0 = bench_now_us();
         if (hold) {
             hold_release_once(&a, member, i);
         } else {
             balance_once(&a, member);
         }
-        lat[i] = now_us() - t0;
+        lat[i] = bench_now_us() - t0;
         arena_free(&a);
         arena_init(&a);
     }
     arena_free(&a);
-    printf("  %-44s p50 %6.2f ms  p99 %6.2f ms\n", label, pct(lat, samples, 0.5),
-           pct(lat, samples, 0.99));
+    printf("  %-44s p50 %6.2f ms  p99 %6.2f ms\n", label, bench_percentile_ms(lat, samples, 0.5),
+           bench_percentile_ms(lat, samples, 0.99));
 }
 
 typedef enum { LOAD_HEALTH, LOAD_BALANCE, LOAD_HOLD_COMMIT, LOAD_HOT_HOLD } load_t;
@@ -245,8 +143,8 @@ static void *worker_main(void *p) {
     arena_init(&a);
     char member[32], key[96], ref[96];
     snprintf(member, sizeof member, "load-%d", w->index);
-    for (int64_t i = 0; now_us() < w->until_us; i++) {
-        int64_t t0 = now_us();
+    for (int64_t i = 0; bench_now_us() < w->until_us; i++) {
+        int64_t t0 = bench_now_us();
         status_t st = status_ok();
         if (w->kind == LOAD_HEALTH) {
             Grpc__Health__V1__HealthCheckRequest req = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
@@ -286,7 +184,7 @@ static void *worker_main(void *p) {
             w->refused++;
         }
         if (w->n_lat < LAT_MAX / THREADS_MAX) {
-            w->lat[w->n_lat++] = now_us() - t0;
+            w->lat[w->n_lat++] = bench_now_us() - t0;
         }
         w->calls++;
         arena_free(&a);
@@ -301,7 +199,7 @@ static double load(const char *label, load_t kind, int threads, int seconds, dou
     static int64_t lat[LAT_MAX];
     pthread_t t[THREADS_MAX];
     worker_t w[THREADS_MAX];
-    int64_t start = now_us(), until = start + (int64_t)seconds * 1000000;
+    int64_t start = bench_now_us(), until = start + (int64_t)seconds * 1000000;
     for (int i = 0; i < threads; i++) {
         w[i] = (worker_t){
             .kind = kind, .index = i, .until_us = until, .lat = lat + i * (LAT_MAX / THREADS_MAX)};
@@ -316,9 +214,9 @@ static double load(const char *label, load_t kind, int threads, int seconds, dou
         memmove(lat + n, w[i].lat, (size_t)w[i].n_lat * sizeof *lat);
         n += w[i].n_lat;
     }
-    double rate = (double)calls / ((double)(now_us() - start) / 1e6);
-    printf("  %-36s %9.0f /s  p50 %6.2f ms  p99 %6.2f ms", label, rate, pct(lat, n, 0.5),
-           pct(lat, n, 0.99));
+    double rate = (double)calls / ((double)(bench_now_us() - start) / 1e6);
+    printf("  %-36s %9.0f /s  p50 %6.2f ms  p99 %6.2f ms", label, rate,
+           bench_percentile_ms(lat, n, 0.5), bench_percentile_ms(lat, n, 0.99));
     if (anchor > 0) {
         printf("  (%.2fx Health)", rate / anchor);
     }
@@ -334,34 +232,21 @@ int main(int argc, char **argv) {
     int seconds = argc > 2 ? atoi(argv[2]) : 8;
     int threads = argc > 3 ? atoi(argv[3]) : 16;
     if (long_lots < 100 || seconds < 1 || threads < 1 || threads > THREADS_MAX) {
-        die("usage: points_bench [long_history_lots >= 100] [seconds] [threads <= 64]");
+        bench_fail("usage: points_bench [long_history_lots >= 100] [seconds] [threads <= 64]");
     }
-    const char *dsn = getenv("LOYALTY_PG_DSN");
-    if (dsn == NULL) {
-        die("LOYALTY_PG_DSN is not set");
-    }
+    PGconn *pg = bench_pg_connect();
     signal(SIGPIPE, SIG_IGN);
     setvbuf(stdout, NULL, _IOLBF, 0);
     grpc_init();
     rpc_client_init(NULL);
-    char addr[64];
-    pid_t pid = 0;
-    if (getenv("POINTS_SVC_ADDR")) {
-        g_addr = getenv("POINTS_SVC_ADDR");
-    } else {
-        pid = start_service(addr, sizeof addr);
-    }
+    g_addr = bench_service_addr("points-svc", g_service_env, NULL);
     snprintf(g_merchant, sizeof g_merchant, "bench-%d-%ld", (int)getpid(), (long)time(NULL));
-    PGconn *pg = PQconnectdb(dsn);
-    if (PQstatus(pg) != CONNECTION_OK) {
-        die("cannot connect to PostgreSQL");
-    }
-    int64_t t0 = now_us();
+    int64_t t0 = bench_now_us();
     seed_member(pg, "short", 100);
     seed_member(pg, "long", long_lots);
-    sql(pg, "ANALYZE points.lots", NULL, NULL, NULL);
+    bench_sql(pg, "ANALYZE points.lots", 0, NULL);
     printf("points_bench: merchant %s, seeded 100 and %d lots in %.1f s\n", g_merchant, long_lots,
-           (double)(now_us() - t0) / 1e6);
+           (double)(bench_now_us() - t0) / 1e6);
 
     arena_t a;
     arena_init(&a);
@@ -376,7 +261,7 @@ int main(int argc, char **argv) {
         req.member_id = member;
         req.amount_case = LOYALTY__V1__POINTS_EARN_REQUEST__AMOUNT_POINTS;
         req.points = 1000000;
-        must(call("Earn", &req, &a, NULL), "Earn");
+        bench_must(call("Earn", &req, &a, NULL), "Earn");
     }
     arena_free(&a);
 
@@ -396,19 +281,16 @@ int main(int argc, char **argv) {
     v.merchant_id = g_merchant;
     Loyalty__V1__PointsVerifyLedgerResponse *vr = NULL;
     arena_init(&a);
-    t0 = now_us();
-    must(call("VerifyLedger", &v, &a, &vr), "VerifyLedger");
+    t0 = bench_now_us();
+    bench_must(call("VerifyLedger", &v, &a, &vr), "VerifyLedger");
     bool clean = vr->ok;
     printf("VerifyLedger: %s, %lld members, %lld lots, %.2f s\n", clean ? "clean" : "DIFFERENCES",
            (long long)vr->members_checked, (long long)vr->lots_checked,
-           (double)(now_us() - t0) / 1e6);
+           (double)(bench_now_us() - t0) / 1e6);
     arena_free(&a);
     PQfinish(pg);
     rpc_client_shutdown();
-    if (pid > 0) {
-        kill(pid, SIGTERM);
-        waitpid(pid, NULL, 0);
-    }
+    bench_stop_services();
     grpc_shutdown();
     return clean ? 0 : 1;
 }

@@ -9,23 +9,17 @@
  * It starts build/promo-svc/promo-svc (or $PROMO_SVC_BIN) on a free port, or uses
  * $PROMO_SVC_ADDR when set. See bench/README.md, section "promo-svc". */
 #include "arena.h"
-#include "grpc/health/v1/health.pb-c.h"
+#include "bench_util.h"
 #include "loyalty/v1/promo.pb-c.h"
 #include "rpc_client.h"
 
 #include <grpc/grpc.h>
 #include <libpq-fe.h>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <pthread.h>
-#include <signal.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -36,77 +30,12 @@ static const char *g_addr;
 static char g_merchant[64];
 static char g_coupon_template[64];
 
-static int64_t now_us(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static void die(const char *what) {
-    fprintf(stderr, "promo_bench: %s\n", what);
-    exit(1);
-}
-
-static int free_port(void) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof sa;
-    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
-        getsockname(fd, (struct sockaddr *)&sa, &len) != 0) {
-        die("no free port");
-    }
-    close(fd);
-    return ntohs(sa.sin_port);
-}
-
 static status_t call(const char *method, const ProtobufCMessage *req, arena_t *a,
                      ProtobufCMessage **resp) {
     ProtobufCMessage *unused = NULL;
     rpc_call_opts_t opts = {.timeout_ms = 30000};
     return rpc_call(rpc_channel_get(g_addr), &loyalty__v1__promo_service__descriptor, method, req,
                     a, resp ? resp : &unused, &opts);
-}
-
-static void must(status_t st, const char *what) {
-    if (!status_is_ok(&st)) {
-        fprintf(stderr, "%s: %s %s\n", what, st.reason, st.message);
-        exit(1);
-    }
-}
-
-static pid_t start_service(char *addr, size_t cap) {
-    const char *bin = getenv("PROMO_SVC_BIN");
-    bin = bin ? bin : "build/promo-svc/promo-svc";
-    snprintf(addr, cap, "127.0.0.1:%d", free_port());
-    pid_t pid = fork();
-    if (pid == 0) {
-        char listen[96];
-        snprintf(listen, sizeof listen, "LISTEN_ADDR=%s", addr);
-        putenv(listen);
-        putenv("LOG_LEVEL=warn");
-        execl(bin, bin, (char *)NULL);
-        _exit(127);
-    }
-    for (int i = 0; i < 600; i++) {
-        arena_t a;
-        arena_init(&a);
-        Grpc__Health__V1__HealthCheckRequest req = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
-        ProtobufCMessage *resp = NULL;
-        rpc_call_opts_t opts = {.timeout_ms = 500};
-        status_t st = rpc_call(rpc_channel_get(addr), &grpc__health__v1__health__descriptor,
-                               "Check", &req.base, &a, &resp, &opts);
-        bool up = status_is_ok(&st) &&
-                  ((Grpc__Health__V1__HealthCheckResponse *)resp)->status ==
-                      GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
-        arena_free(&a);
-        if (up) {
-            return pid;
-        }
-        usleep(100 * 1000);
-    }
-    die("promo-svc did not become SERVING (set PROMO_SVC_BIN or run from the repo root)");
-    return -1;
 }
 
 /* ---- setup ---- */
@@ -120,7 +49,7 @@ static void create(arena_t *a, Loyalty__V1__Promotion *p) {
     snprintf(key, sizeof key, "bench-promotion-%d", created++);
     req.idempotency_key = key;
     req.promotion = p;
-    must(call("CreatePromotion", &req.base, a, NULL), "CreatePromotion");
+    bench_must(call("CreatePromotion", &req.base, a, NULL), "CreatePromotion");
 }
 
 /* Ten automatic promotions that do not apply (other tiers), one 5% that does, and the code
@@ -185,7 +114,7 @@ static void setup(arena_t *a, bool hot) {
     treq.idempotency_key = hot ? "bench-template-hot" : "bench-template";
     treq.coupon_template = &t;
     ProtobufCMessage *resp = NULL;
-    must(call("CreateCouponTemplate", &treq.base, a, &resp), "CreateCouponTemplate");
+    bench_must(call("CreateCouponTemplate", &treq.base, a, &resp), "CreateCouponTemplate");
     snprintf(g_coupon_template, sizeof g_coupon_template, "%s",
              ((Loyalty__V1__PromoCreateCouponTemplateResponse *)resp)->coupon_template->id);
 }
@@ -237,7 +166,7 @@ static char *issue_coupon(arena_t *a, const char *member) {
     req.template_id = g_coupon_template;
     req.source = LOYALTY__V1__PROMO_COUPON_SOURCE__PROMO_COUPON_SOURCE_POINTS_MALL;
     ProtobufCMessage *resp = NULL;
-    must(call("IssueCoupon", &req.base, a, &resp), "IssueCoupon");
+    bench_must(call("IssueCoupon", &req.base, a, &resp), "IssueCoupon");
     return ((Loyalty__V1__PromoIssueCouponResponse *)resp)->coupon->id;
 }
 
@@ -253,7 +182,7 @@ static bool reserve_release(worker_t *w, int seq) {
     Loyalty__V1__PromoCart *cart = cart_for(&a, member, true);
     cart->coupon_ids = &w->coupon;
     cart->n_coupon_ids = 1;
-    int64_t t0 = now_us();
+    int64_t t0 = bench_now_us();
     Loyalty__V1__PromoReserveRequest r = LOYALTY__V1__PROMO_RESERVE_REQUEST__INIT;
     r.merchant_id = g_merchant;
     r.idempotency_key = checkout;
@@ -270,7 +199,7 @@ static bool reserve_release(worker_t *w, int seq) {
     st = call("Release", &rel.base, &a, NULL);
     ok = ok && status_is_ok(&st);
     if (w->n < SAMPLES_MAX) {
-        w->samples[w->n++] = now_us() - t0;
+        w->samples[w->n++] = bench_now_us() - t0;
     }
     arena_free(&a);
     return ok;
@@ -285,10 +214,10 @@ static bool quote_once(worker_t *w, int seq) {
     q.merchant_id = g_merchant;
     q.cart = cart_for(&a, member, true);
     ProtobufCMessage *resp = NULL;
-    int64_t t0 = now_us();
+    int64_t t0 = bench_now_us();
     status_t st = call("Quote", &q.base, &a, &resp);
     if (w->n < SAMPLES_MAX) {
-        w->samples[w->n++] = now_us() - t0;
+        w->samples[w->n++] = bench_now_us() - t0;
     }
     bool ok =
         status_is_ok(&st) && ((Loyalty__V1__PromoQuoteResponse *)resp)->quote->n_considered == 12;
@@ -302,7 +231,7 @@ static bool anchor_once(PGconn *pg, worker_t *w, int seq, bool hot) {
     snprintf(member, sizeof member, "M:a%02d-%06d", w->index, seq);
     snprintf(checkout, sizeof checkout, "anchor-%02d-%06d", w->index, seq);
     const char *p[] = {g_merchant, hot ? "T" : member, checkout};
-    int64_t t0 = now_us();
+    int64_t t0 = bench_now_us();
     PGresult *r = PQexecParams(
         pg,
         "WITH up AS (INSERT INTO promo.usage_counters (merchant_id, promotion_id, scope_key, "
@@ -329,13 +258,13 @@ static bool anchor_once(PGconn *pg, worker_t *w, int seq, bool hot) {
     ok = ok && PQresultStatus(r) == PGRES_COMMAND_OK;
     PQclear(r);
     if (w->n < SAMPLES_MAX) {
-        w->samples[w->n++] = now_us() - t0;
+        w->samples[w->n++] = bench_now_us() - t0;
     }
     return ok;
 }
 
 static bool g_hot;
-static pid_t g_svc_pid = -1;
+static pid_t g_svc_pid; /* 0: a service at $PROMO_SVC_ADDR, not started here */
 
 /* CPU time (user + system) the service has used so far, in milliseconds; -1 when unknown. */
 static double svc_cpu_ms(void) {
@@ -365,12 +294,9 @@ static void *worker_main(void *arg) {
     worker_t *w = arg;
     PGconn *pg = NULL;
     if (w->phase == PHASE_ANCHOR) {
-        pg = PQconnectdb(getenv("LOYALTY_PG_DSN"));
-        if (PQstatus(pg) != CONNECTION_OK) {
-            die("cannot connect to PostgreSQL");
-        }
+        pg = bench_pg_connect();
     }
-    for (int seq = 0; now_us() < w->deadline_us; seq++) {
+    for (int seq = 0; bench_now_us() < w->deadline_us; seq++) {
         bool ok = w->phase == PHASE_QUOTE     ? quote_once(w, seq)
                   : w->phase == PHASE_RESERVE ? reserve_release(w, seq)
                                               : anchor_once(pg, w, seq, g_hot);
@@ -381,11 +307,6 @@ static void *worker_main(void *arg) {
     }
     rpc_client_thread_cleanup();
     return NULL;
-}
-
-static int cmp_i64(const void *x, const void *y) {
-    int64_t a = *(const int64_t *)x, b = *(const int64_t *)y;
-    return a < b ? -1 : a > b;
 }
 
 /* Runs `threads` workers of a phase for `seconds` and prints the rate and latencies. */
@@ -401,7 +322,7 @@ static double run(const char *what, phase_t phase, int threads, int seconds) {
         }
     }
     double cpu0 = svc_cpu_ms();
-    int64_t start = now_us();
+    int64_t start = bench_now_us();
     for (int i = 0; i < threads; i++) {
         w[i].deadline_us = start + seconds * 1000000LL;
         w[i].samples = malloc(SAMPLES_MAX * sizeof *w[i].samples);
@@ -416,13 +337,12 @@ static double run(const char *what, phase_t phase, int threads, int seconds) {
         errors += w[i].errors;
         free(w[i].samples);
     }
-    double secs = (double)(now_us() - start) / 1e6;
-    qsort(all, (size_t)n, sizeof *all, cmp_i64);
+    double secs = (double)(bench_now_us() - start) / 1e6;
     double rate = n / secs;
     arena_free(&coupons);
     double cpu = svc_cpu_ms() - cpu0;
     printf("%-52s %6.0f /s  p50 %6.2f ms  p99 %6.2f ms  svc cpu %5.2f ms/op  errors %d\n", what,
-           rate, n ? (double)all[n / 2] / 1000.0 : 0, n ? (double)all[(n * 99) / 100] / 1000.0 : 0,
+           rate, bench_percentile_ms(all, n, 0.5), bench_percentile_ms(all, n, 0.99),
            phase != PHASE_ANCHOR && n > 0 && cpu0 >= 0 ? cpu / n : 0.0, errors);
     free(all);
     return rate;
@@ -433,19 +353,11 @@ int main(int argc, char **argv) {
     int threads = argc > 1 ? atoi(argv[1]) : 8;
     int seconds = argc > 2 ? atoi(argv[2]) : 5;
     if (threads < 1 || threads > THREADS_MAX || seconds < 1 || !getenv("LOYALTY_PG_DSN")) {
-        die("usage: LOYALTY_PG_DSN=... promo_bench [threads 1..64] [seconds]");
+        bench_fail("usage: LOYALTY_PG_DSN=... promo_bench [threads 1..64] [seconds]");
     }
     grpc_init();
     rpc_client_init(NULL);
-    char addr[64];
-    pid_t pid = -1;
-    if (getenv("PROMO_SVC_ADDR")) {
-        g_addr = getenv("PROMO_SVC_ADDR");
-    } else {
-        pid = start_service(addr, sizeof addr);
-        g_addr = addr;
-        g_svc_pid = pid;
-    }
+    g_addr = bench_service_addr("promo-svc", NULL, &g_svc_pid);
     printf("promo_bench: %d client threads, %d s per phase\n", threads, seconds);
     for (int hot = 0; hot < 2; hot++) {
         g_hot = hot;
@@ -467,9 +379,6 @@ int main(int argc, char **argv) {
     }
     rpc_client_shutdown();
     grpc_shutdown();
-    if (pid > 0) {
-        kill(pid, SIGTERM);
-        waitpid(pid, NULL, 0);
-    }
+    bench_stop_services();
     return 0;
 }

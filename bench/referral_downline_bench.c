@@ -9,23 +9,17 @@
  * (one member and one purchase reward each), the measured calls go over gRPC. See
  * bench/README.md, section "referral-svc". */
 #include "arena.h"
-#include "grpc/health/v1/health.pb-c.h"
+#include "bench_util.h"
 #include "loyalty/v1/referral.pb-c.h"
 #include "rpc_client.h"
 
 #include <grpc/grpc.h>
 #include <libpq-fe.h>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <time.h>
-#include <unistd.h>
 
 #define SAMPLES_MAX 5000
 
@@ -33,87 +27,11 @@ static const char *g_addr;
 static char g_merchant[64];
 static char g_big[16]; /* "100k": the size of the big downline, for labels */
 
-static int64_t now_us(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static void die(const char *what) {
-    fprintf(stderr, "referral_downline_bench: %s\n", what);
-    exit(1);
-}
-
-static int free_port(void) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof sa;
-    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
-        getsockname(fd, (struct sockaddr *)&sa, &len) != 0) {
-        die("no free port");
-    }
-    close(fd);
-    return ntohs(sa.sin_port);
-}
-
 static status_t call(const char *method, const ProtobufCMessage *req, arena_t *a,
                      ProtobufCMessage **resp) {
     ProtobufCMessage *unused = NULL;
     return rpc_call(rpc_channel_get(g_addr), &loyalty__v1__referral_service__descriptor, method,
                     req, a, resp ? resp : &unused, NULL);
-}
-
-static void must(status_t st, const char *what) {
-    if (!status_is_ok(&st)) {
-        fprintf(stderr, "%s: %s %s\n", what, st.reason, st.message);
-        exit(1);
-    }
-}
-
-/* Starts the service binary on a free port and waits for it to serve. */
-static pid_t start_service(char *addr, size_t cap) {
-    const char *bin = getenv("REFERRAL_SVC_BIN");
-    bin = bin ? bin : "build/referral-svc/referral-svc";
-    snprintf(addr, cap, "127.0.0.1:%d", free_port());
-    pid_t pid = fork();
-    if (pid == 0) {
-        char listen[96];
-        snprintf(listen, sizeof listen, "LISTEN_ADDR=%s", addr);
-        putenv(listen);
-        putenv("LOG_LEVEL=warn");
-        execl(bin, bin, (char *)NULL);
-        _exit(127);
-    }
-    for (int i = 0; i < 600; i++) {
-        arena_t a;
-        arena_init(&a);
-        Grpc__Health__V1__HealthCheckRequest req = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
-        ProtobufCMessage *resp = NULL;
-        rpc_call_opts_t opts = {.timeout_ms = 500};
-        status_t st = rpc_call(rpc_channel_get(addr), &grpc__health__v1__health__descriptor,
-                               "Check", &req.base, &a, &resp, &opts);
-        bool up = status_is_ok(&st) &&
-                  ((Grpc__Health__V1__HealthCheckResponse *)resp)->status ==
-                      GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
-        arena_free(&a);
-        if (up) {
-            return pid;
-        }
-        usleep(100 * 1000);
-    }
-    die("referral-svc did not become SERVING (set REFERRAL_SVC_BIN or run from the repo root)");
-    return -1;
-}
-
-static void sql(PGconn *pg, const char *text, int n, const char *const *params) {
-    PGresult *r = PQexecParams(pg, text, n, NULL, params, NULL, NULL, 0);
-    ExecStatusType s = PQresultStatus(r);
-    if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) {
-        fprintf(stderr, "%s\n%s", text, PQerrorMessage(pg));
-        exit(1);
-    }
-    PQclear(r);
 }
 
 static void set_program(arena_t *a) {
@@ -138,7 +56,7 @@ static void set_program(arena_t *a) {
     req.merchant_id = g_merchant;
     req.idempotency_key = "bench-program";
     req.program = &p;
-    must(call("SetReferralProgram", &req.base, a, NULL), "SetReferralProgram");
+    bench_must(call("SetReferralProgram", &req.base, a, NULL), "SetReferralProgram");
 }
 
 /* The referrer's row through the service, then `n` children below it with SQL, each with one
@@ -147,51 +65,41 @@ static void seed(PGconn *pg, arena_t *a, const char *top, const char *prefix, in
     Loyalty__V1__ReferralGetCodeRequest req = LOYALTY__V1__REFERRAL_GET_CODE_REQUEST__INIT;
     req.merchant_id = g_merchant;
     req.member_id = (char *)top;
-    must(call("GetReferralCode", &req.base, a, NULL), "GetReferralCode");
+    bench_must(call("GetReferralCode", &req.base, a, NULL), "GetReferralCode");
     char count[16];
     snprintf(count, sizeof count, "%d", n);
     const char *p[] = {g_merchant, top, prefix, count};
-    sql(pg,
-        "INSERT INTO referral.referral_members (merchant_id, member_id, code, referrer_id, "
-        " root_id, attach_id, attached_at) "
-        "SELECT $1, $3 || g, upper($3) || g, $2, $2, 'att_' || $3 || lpad(g::text, 9, '0'), "
-        " now() - interval '1 day' FROM generate_series(1, $4::int) g",
-        4, p);
-    sql(pg,
-        "INSERT INTO referral.reward_events (merchant_id, event, reference, member_id, "
-        " paid_cents, purchase_number, program_version) "
-        "SELECT $1, 2, 'ord-' || $2 || g, $2 || g, 10000, 1, 1 "
-        "FROM generate_series(1, $3::int) g",
-        3, (const char *const[]){g_merchant, prefix, count});
-    sql(pg,
+    bench_sql(pg,
+              "INSERT INTO referral.referral_members (merchant_id, member_id, code, referrer_id, "
+              " root_id, attach_id, attached_at) "
+              "SELECT $1, $3 || g, upper($3) || g, $2, $2, 'att_' || $3 || lpad(g::text, 9, '0'), "
+              " now() - interval '1 day' FROM generate_series(1, $4::int) g",
+              4, p);
+    bench_sql(pg,
+              "INSERT INTO referral.reward_events (merchant_id, event, reference, member_id, "
+              " paid_cents, purchase_number, program_version) "
+              "SELECT $1, 2, 'ord-' || $2 || g, $2 || g, 10000, 1, 1 "
+              "FROM generate_series(1, $3::int) g",
+              3, (const char *const[]){g_merchant, prefix, count});
+    bench_sql(
+        pg,
         "INSERT INTO referral.rewards (merchant_id, id, event, reference, source_member_id, "
         " beneficiary_id, level, rule, points, base_cents, rule_bps, grant_now, state, "
         " granted_points, granted_at) "
         "SELECT $1, 'rwd_' || $3 || lpad(g::text, 9, '0'), 2, 'ord-' || $3 || g, $3 || g, $2, "
         " 1, 4, 300, 10000, 300, true, 2, 300, now() FROM generate_series(1, $4::int) g",
         4, p);
-    sql(pg,
-        "INSERT INTO referral.downline_stats (merchant_id, member_id, level, members, "
-        " reward_points) VALUES ($1, $2, 1, $3::bigint, $3::bigint * 300)",
-        3, (const char *const[]){g_merchant, top, count});
-    sql(pg, "ANALYZE referral.referral_members", 0, NULL);
-    sql(pg, "ANALYZE referral.rewards", 0, NULL);
-}
-
-static int cmp_i64(const void *x, const void *y) {
-    int64_t a = *(const int64_t *)x, b = *(const int64_t *)y;
-    return a < b ? -1 : a > b;
+    bench_sql(pg,
+              "INSERT INTO referral.downline_stats (merchant_id, member_id, level, members, "
+              " reward_points) VALUES ($1, $2, 1, $3::bigint, $3::bigint * 300)",
+              3, (const char *const[]){g_merchant, top, count});
+    bench_sql(pg, "ANALYZE referral.referral_members", 0, NULL);
+    bench_sql(pg, "ANALYZE referral.rewards", 0, NULL);
 }
 
 static void report(const char *what, int64_t *us, int n) {
-    qsort(us, (size_t)n, sizeof *us, cmp_i64);
-    printf("%-52s n=%-5d p50 %7.3f ms   p99 %7.3f ms\n", what, n, (double)us[n / 2] / 1000.0,
-           (double)us[(n * 99) / 100] / 1000.0);
-}
-
-static int64_t p50(int64_t *us, int n) {
-    qsort(us, (size_t)n, sizeof *us, cmp_i64);
-    return us[n / 2];
+    printf("%-52s n=%-5d p50 %7.3f ms   p99 %7.3f ms\n", what, n, bench_percentile_ms(us, n, 0.5),
+           bench_percentile_ms(us, n, 0.99));
 }
 
 /* One ListDownline of `top` at level 1, first page of `size`; returns microseconds. */
@@ -206,9 +114,9 @@ static int64_t first_page_us(const char *top, int32_t size) {
     req.member_id = (char *)top;
     req.level = 1;
     req.page = &page;
-    int64_t t = now_us();
-    must(call("ListDownline", &req.base, &a, NULL), "ListDownline");
-    int64_t us = now_us() - t;
+    int64_t t = bench_now_us();
+    bench_must(call("ListDownline", &req.base, &a, NULL), "ListDownline");
+    int64_t us = bench_now_us() - t;
     arena_free(&a);
     return us;
 }
@@ -227,7 +135,7 @@ static void compare_first_page(const char *what, int32_t size, int samples, int6
     snprintf(label, sizeof label, "ListDownline %s, %s", g_big, what);
     report(label, big, samples);
     printf("  ratio %s / 1k, p50: %.2f\n", g_big,
-           (double)p50(big, samples) / (double)p50(small, samples));
+           bench_percentile_ms(big, samples, 0.5) / bench_percentile_ms(small, samples, 0.5));
 }
 
 /* Pages through `pages` pages of 50 of the top's level 1, timing each page. */
@@ -248,9 +156,9 @@ static void time_deep_pages(const char *top, int pages, int64_t *us) {
         req.level = 1;
         req.page = &page;
         ProtobufCMessage *resp = NULL;
-        int64_t t = now_us();
-        must(call("ListDownline", &req.base, &a, &resp), "ListDownline page");
-        us[n] = now_us() - t;
+        int64_t t = bench_now_us();
+        bench_must(call("ListDownline", &req.base, &a, &resp), "ListDownline page");
+        us[n] = bench_now_us() - t;
         Loyalty__V1__ReferralListDownlineResponse *r = (void *)resp;
         members += (int64_t)r->n_members;
         if (r->page_info->next_cursor[0] == '\0') {
@@ -273,9 +181,9 @@ static void time_upline(const char *leaf, int samples, int64_t *us) {
         Loyalty__V1__ReferralGetUplineRequest req = LOYALTY__V1__REFERRAL_GET_UPLINE_REQUEST__INIT;
         req.merchant_id = g_merchant;
         req.member_id = (char *)leaf;
-        int64_t t = now_us();
-        must(call("GetUpline", &req.base, &a, NULL), "GetUpline");
-        us[i] = now_us() - t;
+        int64_t t = bench_now_us();
+        bench_must(call("GetUpline", &req.base, &a, NULL), "GetUpline");
+        us[i] = bench_now_us() - t;
         arena_free(&a);
     }
     char what[64];
@@ -286,12 +194,12 @@ static void time_upline(const char *leaf, int samples, int64_t *us) {
 static void time_sql_count(PGconn *pg, const char *top, int samples, int64_t *us) {
     const char *p[] = {g_merchant, top};
     for (int i = 0; i < samples; i++) {
-        int64_t t = now_us();
-        sql(pg,
-            "SELECT count(*) FROM referral.referral_members WHERE merchant_id = $1 "
-            "AND referrer_id = $2",
-            2, p);
-        us[i] = now_us() - t;
+        int64_t t = bench_now_us();
+        bench_sql(pg,
+                  "SELECT count(*) FROM referral.referral_members WHERE merchant_id = $1 "
+                  "AND referrer_id = $2",
+                  2, p);
+        us[i] = bench_now_us() - t;
     }
     char what[64];
     snprintf(what, sizeof what, "SQL count(*) of the %s (no counters; anchor)", g_big);
@@ -306,7 +214,7 @@ static void time_attach_and_compute(const char *top, int samples, int64_t *us) {
     creq.merchant_id = g_merchant;
     creq.member_id = (char *)top;
     ProtobufCMessage *resp = NULL;
-    must(call("GetReferralCode", &creq.base, &a, &resp), "GetReferralCode");
+    bench_must(call("GetReferralCode", &creq.base, &a, &resp), "GetReferralCode");
     char *code = ((Loyalty__V1__ReferralGetCodeResponse *)resp)->code;
     char id[64], key[64], ref[64];
     for (int i = 0; i < samples; i++) {
@@ -317,9 +225,9 @@ static void time_attach_and_compute(const char *top, int samples, int64_t *us) {
         req.idempotency_key = key;
         req.referee_member_id = id;
         req.code = code;
-        int64_t t = now_us();
-        must(call("AttachReferral", &req.base, &a, NULL), "AttachReferral");
-        us[i] = now_us() - t;
+        int64_t t = bench_now_us();
+        bench_must(call("AttachReferral", &req.base, &a, NULL), "AttachReferral");
+        us[i] = bench_now_us() - t;
     }
     char what[64];
     snprintf(what, sizeof what, "AttachReferral below the %s referrer", g_big);
@@ -336,9 +244,9 @@ static void time_attach_and_compute(const char *top, int samples, int64_t *us) {
         req.member_id = id;
         req.paid_cents = 12345;
         req.reference = ref;
-        int64_t t = now_us();
-        must(call("ComputeRewards", &req.base, &a, NULL), "ComputeRewards");
-        us[i] = now_us() - t;
+        int64_t t = bench_now_us();
+        bench_must(call("ComputeRewards", &req.base, &a, NULL), "ComputeRewards");
+        us[i] = bench_now_us() - t;
     }
     report("ComputeRewards (purchase) of those members", us, samples);
     arena_free(&a);
@@ -348,26 +256,13 @@ int main(int argc, char **argv) {
     int members = argc > 1 ? atoi(argv[1]) : 100000;
     int samples = argc > 2 ? atoi(argv[2]) : 300;
     if (members < 1000 || samples < 10 || samples > SAMPLES_MAX) {
-        die("usage: referral_downline_bench [members >= 1000] [samples 10..5000]");
+        bench_fail("usage: referral_downline_bench [members >= 1000] [samples 10..5000]");
     }
-    const char *dsn = getenv("LOYALTY_PG_DSN");
-    if (dsn == NULL) {
-        die("LOYALTY_PG_DSN is not set");
-    }
+    PGconn *pg = bench_pg_connect();
     grpc_init();
     rpc_client_init(NULL);
-    char addr[64];
-    pid_t pid = -1;
-    g_addr = getenv("REFERRAL_SVC_ADDR");
-    if (g_addr == NULL) {
-        pid = start_service(addr, sizeof addr);
-        g_addr = addr;
-    }
+    g_addr = bench_service_addr("referral-svc", NULL, NULL);
     snprintf(g_merchant, sizeof g_merchant, "bench-%lld", (long long)time(NULL));
-    PGconn *pg = PQconnectdb(dsn);
-    if (PQstatus(pg) != CONNECTION_OK) {
-        die("cannot connect to PostgreSQL");
-    }
     arena_t a;
     arena_init(&a);
     set_program(&a);
@@ -378,11 +273,11 @@ int main(int argc, char **argv) {
     } else {
         snprintf(g_big, sizeof g_big, "%d", members);
     }
-    int64_t t = now_us();
+    int64_t t = bench_now_us();
     seed(pg, &a, "top-big", "b", members);
     seed(pg, &a, "top-small", "s", 1000);
     printf("merchant %s: seeded %d + 1,000 members with one reward each in %.1f s\n", g_merchant,
-           members, (double)(now_us() - t) / 1e6);
+           members, (double)(bench_now_us() - t) / 1e6);
 
     static int64_t us[SAMPLES_MAX], big[SAMPLES_MAX], small[SAMPLES_MAX];
     for (int i = 0; i < 20; i++) { /* warm-up: connections, prepared statements */
@@ -400,9 +295,6 @@ int main(int argc, char **argv) {
     PQfinish(pg);
     rpc_client_shutdown();
     grpc_shutdown();
-    if (pid > 0) {
-        kill(pid, SIGTERM);
-        waitpid(pid, NULL, 0);
-    }
+    bench_stop_services();
     return 0;
 }

@@ -10,6 +10,7 @@
  * the PostgreSQL anchor (pgbench tpcb-like). Usage: wallet_bench <host:port> [seconds]
  * [threads] [phases], phases a subset of "hbcx" (health, balance, checkout, hot; default all). */
 #include "arena.h"
+#include "bench_util.h"
 #include "grpc/health/v1/health.pb-c.h"
 #include "loyalty/v1/wallet.pb-c.h"
 #include "rpc_client.h"
@@ -45,12 +46,6 @@ typedef struct worker {
     int64_t n_lat;
     char last_error[STATUS_REASON_MAX + STATUS_MESSAGE_MAX + 2];
 } worker_t;
-
-static int64_t now_us(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 static status_t call(arena_t *a, const char *method, const ProtobufCMessage *req, void **resp) {
     ProtobufCMessage *out = NULL;
@@ -132,9 +127,9 @@ static void *worker_main(void *arg) {
     for (int64_t n = 0; !atomic_load(&g_stop); n++) {
         arena_t a;
         arena_init(&a);
-        int64_t t0 = now_us();
+        int64_t t0 = bench_now_us();
         bool ok = one_op(w, &a, n, &seed);
-        int64_t dt = now_us() - t0;
+        int64_t dt = bench_now_us() - t0;
         arena_free(&a);
         if (ok) {
             w->ok++;
@@ -148,11 +143,6 @@ static void *worker_main(void *arg) {
     return NULL;
 }
 
-static int cmp_i64(const void *a, const void *b) {
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
 /* Runs one phase and prints "name ops/s p50 p99"; returns ops/s. */
 static double run_phase(const char *name, phase_t phase, int threads, int seconds) {
     worker_t *ws = calloc((size_t)threads, sizeof *ws);
@@ -163,7 +153,7 @@ static double run_phase(const char *name, phase_t phase, int threads, int second
         ws[i].lat_us = malloc(SAMPLES_MAX * sizeof(int64_t));
         pthread_create(&ws[i].thread, NULL, worker_main, &ws[i]);
     }
-    int64_t t0 = now_us();
+    int64_t t0 = bench_now_us();
     sleep((unsigned)seconds);
     atomic_store(&g_stop, true);
     int64_t ok = 0, failed = 0, n_lat = 0;
@@ -173,18 +163,17 @@ static double run_phase(const char *name, phase_t phase, int threads, int second
         failed += ws[i].failed;
         n_lat += ws[i].n_lat;
     }
-    double elapsed = (double)(now_us() - t0) / 1e6;
+    double elapsed = (double)(bench_now_us() - t0) / 1e6;
     int64_t *all = malloc((size_t)(n_lat ? n_lat : 1) * sizeof *all);
     int64_t k = 0;
     for (int i = 0; i < threads; i++) {
         memcpy(all + k, ws[i].lat_us, (size_t)ws[i].n_lat * sizeof *all);
         k += ws[i].n_lat;
     }
-    qsort(all, (size_t)n_lat, sizeof *all, cmp_i64);
     double rate = (double)ok / elapsed;
     printf("%-9s %10.0f ops/s  p50 %7.2f ms  p99 %7.2f ms  (%" PRId64 " ok, %" PRId64 " failed)\n",
-           name, rate, n_lat ? (double)all[n_lat / 2] / 1000 : 0.0,
-           n_lat ? (double)all[n_lat * 99 / 100] / 1000 : 0.0, ok, failed);
+           name, rate, bench_percentile_ms(all, (int)n_lat, 0.5),
+           bench_percentile_ms(all, (int)n_lat, 0.99), ok, failed);
     for (int i = 0; i < threads; i++) {
         if (ws[i].failed) {
             printf("          last error: %s\n", ws[i].last_error);
@@ -231,7 +220,7 @@ static bool verify(void) {
     Loyalty__V1__WalletVerifyLedgerRequest req = LOYALTY__V1__WALLET_VERIFY_LEDGER_REQUEST__INIT;
     req.merchant_id = g_merchant;
     Loyalty__V1__WalletVerifyLedgerResponse *v = NULL;
-    int64_t t0 = now_us();
+    int64_t t0 = bench_now_us();
     /* Linear in the merchant's history, and the bench has just written a lot of it. */
     rpc_call_opts_t opts = {.timeout_ms = 300000};
     ProtobufCMessage *out = NULL;
@@ -243,7 +232,7 @@ static bool verify(void) {
         printf("verify    %s: %" PRId64 " transfers, %" PRId64 " accounts, %" PRId64
                " lots, %" PRId64 " holds checked in %.2f s\n",
                v->ok ? "clean" : "DIFFERENCES", v->transfers_checked, v->accounts_checked,
-               v->lots_checked, v->holds_checked, (double)(now_us() - t0) / 1e6);
+               v->lots_checked, v->holds_checked, (double)(bench_now_us() - t0) / 1e6);
     } else {
         printf("verify    failed: %s %s\n", st.reason, st.message);
     }

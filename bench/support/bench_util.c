@@ -87,16 +87,21 @@ static bool bench_serving(const char *addr) {
     return ok;
 }
 
+/* The environment variable of a service: ("points-svc", "_BIN") -> "POINTS_SVC_BIN". */
+static void bench_env_name(const char *name, const char *suffix, char *out, size_t cap) {
+    size_t n = 0, len = strlen(suffix);
+    for (const char *p = name; *p && n + len + 1 < cap; p++) {
+        out[n++] = *p == '-' ? '_' : (char)toupper((unsigned char)*p);
+    }
+    memcpy(out + n, suffix, len + 1);
+}
+
 pid_t bench_start_service(const char *name, const char *const *env, char *addr, size_t cap) {
     if (g_pid_count == BENCH_SERVICES_MAX) {
         bench_fail("too many services");
     }
     char var[64], path[256];
-    size_t n = 0;
-    for (const char *p = name; *p && n + 5 < sizeof var; p++) {
-        var[n++] = *p == '-' ? '_' : (char)toupper((unsigned char)*p);
-    }
-    memcpy(var + n, "_BIN", 5);
+    bench_env_name(name, "_BIN", var, sizeof var);
     const char *bin = getenv(var);
     if (bin == NULL) {
         snprintf(path, sizeof path, "build/%s/%s", name, name);
@@ -130,6 +135,49 @@ pid_t bench_start_service(const char *name, const char *const *env, char *addr, 
         usleep(100 * 1000);
     }
     bench_fail("%s did not become SERVING (set %s or run from the repository root)", name, var);
+}
+
+const char *bench_service_addr(const char *name, const char *const *env, pid_t *pid) {
+    static char addrs[BENCH_SERVICES_MAX][64];
+    static int n_addrs;
+    char var[64];
+    bench_env_name(name, "_ADDR", var, sizeof var);
+    const char *addr = getenv(var);
+    if (pid) {
+        *pid = 0;
+    }
+    if (addr != NULL) {
+        return addr;
+    }
+    if (n_addrs == BENCH_SERVICES_MAX) {
+        bench_fail("too many services");
+    }
+    pid_t started = bench_start_service(name, env, addrs[n_addrs], sizeof addrs[n_addrs]);
+    if (pid) {
+        *pid = started;
+    }
+    return addrs[n_addrs++];
+}
+
+PGconn *bench_pg_connect(void) {
+    const char *dsn = getenv("LOYALTY_PG_DSN");
+    if (dsn == NULL) {
+        bench_fail("LOYALTY_PG_DSN is not set");
+    }
+    PGconn *pg = PQconnectdb(dsn);
+    if (PQstatus(pg) != CONNECTION_OK) {
+        bench_fail("cannot connect to PostgreSQL: %s", PQerrorMessage(pg));
+    }
+    return pg;
+}
+
+void bench_sql(PGconn *pg, const char *text, int n, const char *const *params) {
+    PGresult *r = PQexecParams(pg, text, n, NULL, params, NULL, NULL, 0);
+    ExecStatusType s = PQresultStatus(r);
+    if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) {
+        bench_fail("SQL failed: %s\n%s", text, PQresultErrorMessage(r));
+    }
+    PQclear(r);
 }
 
 static int bench_cmp_i64(const void *x, const void *y) {

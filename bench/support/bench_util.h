@@ -1,10 +1,13 @@
 /* bench_util.h -- what every benchmark program needs: a clock, a free port, starting a service
- * binary and waiting until it is SERVING, stopping it on every exit path, failing loudly, and
+ * binary and waiting until it is SERVING (or using one at $<NAME>_ADDR), stopping it on every
+ * exit path, failing loudly, PostgreSQL at $LOYALTY_PG_DSN and SQL that must succeed, and
  * latency percentiles. */
 #ifndef LOYALTY_BENCH_UTIL_H
 #define LOYALTY_BENCH_UTIL_H
 
 #include "status.h"
+
+#include <libpq-fe.h>
 
 #include <stddef.h>
 #include <stdint.h>
@@ -27,8 +30,20 @@ int bench_free_port(void);
  *  up to 30 s for Health SERVING and writes "127.0.0.1:<port>" into addr[cap]. At most 8. */
 pid_t bench_start_service(const char *name, const char *const *env, char *addr, size_t cap);
 
+/** The address of service `name`: $<NAME>_ADDR (e.g. POINTS_SVC_ADDR) when set, else one
+ *  started with bench_start_service(name, env, ...). *pid (may be NULL) gets the started
+ *  service's pid, or 0 when the address came from the environment. Valid until exit. */
+const char *bench_service_addr(const char *name, const char *const *env, pid_t *pid);
+
 /** SIGTERM to every service started here, and waits for them. */
 void bench_stop_services(void);
+
+/** A connection to $LOYALTY_PG_DSN; bench_fail when it is not set or does not connect. */
+PGconn *bench_pg_connect(void);
+
+/** Runs `text` with n text parameters; bench_fail with the statement and PostgreSQL's message
+ *  unless it succeeds (a command or rows, which are discarded). */
+void bench_sql(PGconn *pg, const char *text, int n, const char *const *params);
 
 /** Sorts v[0..n) and returns its p-quantile (0..1) in milliseconds. */
 double bench_percentile_ms(int64_t *v, int n, double p);
