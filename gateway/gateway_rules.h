@@ -30,6 +30,9 @@
 #define GW_TRANSIENT_ATTEMPTS_IN_REQUEST 3 /* tries of a step within one request */
 #define GW_LIMITED_ATTEMPTS_MAX 20         /* INTERNAL/UNKNOWN: then NEEDS_ATTENTION */
 #define GW_BACKOFF_MAX_S 300
+/* A step started longer ago than this is never called again (participants keep idempotency
+ * keys 30 days): the saga needs attention (STEP_TOO_OLD) instead. */
+#define GW_STEP_REPLAY_MAX_S (20 * 86400)
 
 /* ---- redemption of points as cash (PointsService's rate: redeem_points points are worth
  * redeem_value_cents) ---- */

@@ -113,13 +113,13 @@ status_t gw_saga_open(gw_saga_t *x, rpc_ctx_t *ctx, gw_svc_t *svc, const char *m
     return st;
 }
 
-status_t gw_saga_open_claimed(gw_saga_t *x, rpc_ctx_t *ctx, gw_svc_t *svc,
-                              const char *merchant_id, const char *id) {
+status_t gw_saga_open_claimed(gw_saga_t *x, rpc_ctx_t *ctx, gw_svc_t *svc, const char *merchant_id,
+                              const char *id) {
     saga_reset(x, ctx, svc, merchant_id, id);
     new_lease_token(x);
     bool claimed = false;
-    status_t st = gw_store_claim(ctx->db, x->merchant_id, x->id, x->lease_token, svc->lease_s,
-                                 &claimed);
+    status_t st =
+        gw_store_claim(ctx->db, x->merchant_id, x->id, x->lease_token, svc->lease_s, &claimed);
     if (!status_is_ok(&st)) {
         return st;
     }
@@ -199,8 +199,13 @@ ProtobufCMessage *gw_step_response(gw_saga_t *x, const char *name,
     return pb_unpack_arena(x->a, desc, s->response, s->response_len);
 }
 
+/* A new step record; NULL when the saga already has GW_STEPS_MAX (the flows stay well below:
+ * a checkout with every product line has about 40). */
 static gw_step_t *add_step(gw_saga_t *x, const char *name, int direction) {
-    assert(x->n_steps < GW_STEPS_MAX);
+    if (x->n_steps >= GW_STEPS_MAX) {
+        log_msg(LOG_ERROR, "saga %s: more than %d steps", x->id, GW_STEPS_MAX);
+        return NULL;
+    }
     gw_step_t *s = &x->steps[x->n_steps];
     memset(s, 0, sizeof *s);
     snprintf(s->name, sizeof s->name, "%s", name);
@@ -365,6 +370,17 @@ status_t gw_steps(gw_saga_t *x, gw_call_t *calls, int n) {
     for (int i = 0; i < n; i++) {
         rec[i] = gw_find_step(x, calls[i].name);
         run[i] = !answer_from_log(x, &calls[i], rec[i]);
+        if (run[i] && rec[i] != NULL && rec[i]->started_at > 0 &&
+            x->ctx->now_s - rec[i]->started_at > GW_STEP_REPLAY_MAX_S) {
+            /* Participants forget idempotency keys after 30 days: calling again could apply
+             * twice, so a step this old is left to an operator. */
+            rec[i]->state = GW_FAILED;
+            rec[i]->error = calls[i].status =
+                status_make(STATUS_FAILED_PRECONDITION, "STEP_TOO_OLD",
+                            "step %s started too long ago to be called again", calls[i].name);
+            rec[i]->dirty = true;
+            run[i] = false;
+        }
         to_run += run[i];
     }
     for (int attempt = 1; to_run > 0; attempt++) {
@@ -372,6 +388,10 @@ status_t gw_steps(gw_saga_t *x, gw_call_t *calls, int n) {
             if (run[i]) {
                 if (rec[i] == NULL) {
                     rec[i] = add_step(x, calls[i].name, calls[i].direction);
+                    if (rec[i] == NULL) {
+                        return status_make(STATUS_INTERNAL, "TOO_MANY_STEPS",
+                                           "the saga has too many steps");
+                    }
                 }
                 rec[i]->attempts++;
                 rec[i]->dirty = true;
@@ -492,6 +512,10 @@ status_t gw_reads(gw_saga_t *x, gw_call_t *calls, int n) {
         gw_call_t *c = &calls[idx[k]];
         if (status_is_ok(&c->status)) {
             gw_step_t *s = add_step(x, c->name, GW_READ);
+            if (s == NULL) {
+                return status_make(STATUS_INTERNAL, "TOO_MANY_STEPS",
+                                   "the saga has too many steps");
+            }
             s->state = GW_DONE;
             s->attempts = 1;
             s->response = pb_pack_arena(x->a, c->response, &s->response_len);
@@ -514,6 +538,10 @@ status_t gw_read(gw_saga_t *x, gw_call_t *c) {
         c->response = resp;
         if (status_is_ok(&c->status)) {
             gw_step_t *s = add_step(x, c->name, GW_READ);
+            if (s == NULL) {
+                return status_make(STATUS_INTERNAL, "TOO_MANY_STEPS",
+                                   "the saga has too many steps");
+            }
             s->state = GW_DONE;
             s->attempts = attempt;
             s->response = pb_pack_arena(x->a, resp, &s->response_len);

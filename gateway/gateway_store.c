@@ -556,7 +556,7 @@ status_t gw_store_retry(db_t *db, const char *merchant_id, const char *id, int s
     db_param_int(&q, code);
     db_param_text(&q, reason);
     return db_exec(db,
-                   "UPDATE saga_steps SET state = 1, finished_at = NULL "
+                   "UPDATE saga_steps SET state = 1, finished_at = NULL, started_at = now() "
                    "WHERE merchant_id = $1 AND saga_id = $2 AND state = 3 AND direction = $3 "
                    " AND error_code = $4 AND error_reason = $5",
                    &q, NULL);

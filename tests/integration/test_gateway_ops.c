@@ -326,3 +326,26 @@ Test(gateway_ops, begin_key_reuse_and_order_reuse) {
     assert_status(gw("Checkout", &c, NULL), STATUS_ALREADY_EXISTS, "IDEMPOTENCY_KEY_REUSED");
     cr_assert_eq(points_balance(s.m, b)->held, 1000, "held once");
 }
+
+Test(gateway_ops, a_step_too_old_to_replay_needs_attention) {
+    /* Goal: a step left STARTED for longer than participants keep idempotency keys is not
+     * called again (it could apply twice): the saga waits for an operator. */
+    stack_start();
+    shop_t s;
+    open_shop(&s, "old");
+    const char *b = new_buyer(&s, 5000, 3000);
+    Loyalty__V1__GatewayCheckout *co = NULL;
+    assert_ok(begin_checkout(s.m, NULL, "order-o", b, shirt_cart(), pay(0, 1000), &co));
+    harness_kill(&procs[SVC_WALLET]);
+    Loyalty__V1__GatewayCheckout *accepted = NULL;
+    assert_ok(complete_checkout(s.m, co->checkout_id, "psp-o", &accepted));
+    cr_assert_eq(accepted->state, S_COMPLETING);
+    sql("UPDATE gateway.saga_steps SET started_at = now() - interval '21 days' "
+        "WHERE merchant_id = $1 AND name = 'wallet_capture'",
+        s.m);
+    harness_restart(&procs[SVC_WALLET]);
+    Loyalty__V1__GatewaySaga *saga = wait_saga_final(s.m, co->checkout_id, 30);
+    cr_assert_eq(saga->state, S_ATTENTION, "state %d", saga->state);
+    cr_assert_str_eq(saga->reason, "STEP_TOO_OLD");
+    cr_assert_eq(wallet_balance(s.m, b)->held_cents, 1000, "never captured behind our back");
+}
