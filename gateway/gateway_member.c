@@ -130,7 +130,7 @@ static void registration_fill1(gw_saga_t *x, Loyalty__V1__GatewayRegistration *r
                     ((Loyalty__V1__ReferralAttachResponse *)g[i].response)->referrer_member_id;
                 r->referral_note = "";
             } else {
-                r->referral_note = g[i].status.reason;
+                r->referral_note = arena_strdup(x->a, g[i].status.reason);
             }
         } else if (strcmp(g[i].name, "registration_points") == 0) {
             if (ok) {

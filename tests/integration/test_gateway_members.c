@@ -244,3 +244,36 @@ Test(gateway_members, points_mall) {
     cr_assert_eq(bi->held, 0);
     assert_ledgers_clean(m);
 }
+
+Test(gateway_members, referral_refused_after_the_member_exists) {
+    /* Goal: a code that resolves but cannot be attached once the member exists (the programme
+     * was switched off) leaves the member registered without a referrer, and says why. */
+    stack_start();
+    const char *m = harness_merchant("regd");
+    set_points_rules(m, 50, 0, 0);
+    int64_t reg_points[1] = {200};
+    int32_t bps[1] = {0};
+    set_referral_program(m, 1, reg_points, bps, 0, 0);
+    Loyalty__V1__GatewayRegistration *a = NULL, *b = NULL;
+    assert_ok(register_member(m, NULL, "Ann", "+6591000021", NULL, &a));
+    const char *code = referral_code(m, a->member->id);
+    Loyalty__V1__ReferralProgram off = LOYALTY__V1__REFERRAL_PROGRAM__INIT;
+    off.enabled = false;
+    off.levels = 1;
+    Loyalty__V1__ReferralLevelRule rule = LOYALTY__V1__REFERRAL_LEVEL_RULE__INIT;
+    rule.level = 1;
+    Loyalty__V1__ReferralLevelRule *rules[] = {&rule};
+    off.level_rules = rules;
+    off.n_level_rules = 1;
+    Loyalty__V1__ReferralSetProgramRequest sp = LOYALTY__V1__REFERRAL_SET_PROGRAM_REQUEST__INIT;
+    sp.merchant_id = (char *)m;
+    sp.idempotency_key = (char *)harness_key();
+    sp.program = &off;
+    assert_ok(call(SVC_REFERRAL, "SetReferralProgram", &sp, NULL));
+    assert_ok(register_member(m, NULL, "Ben", "+6591000022", code, &b));
+    cr_assert_eq(b->state, LOYALTY__V1__GATEWAY_SAGA_STATE__GATEWAY_SAGA_STATE_COMPLETED);
+    cr_assert_str_eq(b->referrer_member_id, "");
+    cr_assert_str_eq(b->referral_note, "PROGRAM_DISABLED");
+    cr_assert_eq(b->registration_points, 50);
+    cr_assert_eq(points_balance(m, a->member->id)->available, 50, "no referral reward");
+}
