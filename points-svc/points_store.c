@@ -405,8 +405,27 @@ status_t points_store_account_get(db_t *db, const char *merchant, const char *me
     db_params_init(&p);
     db_param_text(&p, merchant);
     db_param_text(&p, member);
-    status_t st;
-    if (create) {
+    const char *sql = lock ? "SELECT " ACCOUNT_COLUMNS " FROM accounts WHERE merchant_id = $1 "
+                             " AND member_id = $2 FOR UPDATE"
+                           : "SELECT " ACCOUNT_COLUMNS " FROM accounts WHERE merchant_id = $1 "
+                             " AND member_id = $2";
+    /* The account exists on every call but a member's first, so read first and create only
+     * when missing: one statement on the common path. */
+    for (int attempt = 0; attempt < 2; attempt++) {
+        PGresult *r = NULL;
+        status_t st = db_exec(db, sql, &p, &r);
+        if (!status_is_ok(&st)) {
+            return st;
+        }
+        if (PQntuples(r) == 1) {
+            account_from_row(r, out);
+            *found = true;
+        }
+        PQclear(r);
+        if (*found || !create || attempt == 1) {
+            return st;
+        }
+        /* A concurrent first call may insert it too: DO NOTHING, then read what is there. */
         st = db_exec(db,
                      "INSERT INTO accounts (merchant_id, member_id) VALUES ($1, $2) "
                      "ON CONFLICT DO NOTHING",
@@ -415,21 +434,6 @@ status_t points_store_account_get(db_t *db, const char *merchant, const char *me
             return st;
         }
     }
-    PGresult *r = NULL;
-    st = db_exec(db,
-                 lock ? "SELECT " ACCOUNT_COLUMNS " FROM accounts WHERE merchant_id = $1 "
-                        " AND member_id = $2 FOR UPDATE"
-                      : "SELECT " ACCOUNT_COLUMNS " FROM accounts WHERE merchant_id = $1 "
-                        " AND member_id = $2",
-                 &p, &r);
-    if (!status_is_ok(&st)) {
-        return st;
-    }
-    if (PQntuples(r) == 1) {
-        account_from_row(r, out);
-        *found = true;
-    }
-    PQclear(r);
     return status_ok();
 }
 
