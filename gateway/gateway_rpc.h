@@ -74,4 +74,7 @@ status_t gw_rpc_update_settings(rpc_ctx_t *ctx, const ProtobufCMessage *req,
 /** The recovery job (rpc_job_t). */
 status_t gw_job_recover(rpc_ctx_t *ctx);
 
+/** The retention job (gateway_retention.c). */
+status_t gw_job_purge_steps(rpc_ctx_t *ctx);
+
 #endif

@@ -86,6 +86,7 @@ static const rpc_job_t gateway_jobs[] = {
     /* Runs every JOB_INTERVAL_S (60 s by default); each campaign keeps CAMPAIGN_INTERVAL_S
      * between its runs. */
     {"campaign-scheduler", campaign_job_schedule, 0},
+    {"purge-saga-steps", gw_job_purge_steps, 3600},
     {NULL, NULL, 0},
 };
 

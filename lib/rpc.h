@@ -74,7 +74,7 @@ typedef struct rpc_service {
     const rpc_method_t *methods; /* ends with an entry whose name is NULL */
 } rpc_service_t;
 
-/** Background work run on a timer by the runtime's job thread with its own connections; `ctx`
+/** Background work run on a timer by a thread of its own, with its own connections; `ctx`
  *  has no merchant, method is the job's name. Jobs must be safe to run on several replicas at
  *  once (row locks with SKIP LOCKED, or idempotent updates). */
 typedef status_t (*rpc_job_fn)(rpc_ctx_t *ctx);

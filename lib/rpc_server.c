@@ -6,10 +6,10 @@
  * unregistered request per queue that answers UNIMPLEMENTED. Streaming methods (RPC_STREAM) keep
  * exactly one batch in flight per call (receive, then each send, then the next receive), so a
  * stream holds a worker only while its handler runs and never needs a lock. A monitor thread
- * applies the migrations and probes PostgreSQL; a job thread runs the service's timers. The main
- * thread waits for SIGTERM/SIGINT and runs the shutdown sequence: NOT_SERVING, drain delay, stop
- * listening, grace period for in-flight calls, cancel the rest, wait until every call context
- * is freed, then tear down in reverse order. */
+ * applies the migrations and probes PostgreSQL; job threads run the timers (one per service
+ * job). The main thread waits for SIGTERM/SIGINT and runs the shutdown sequence: NOT_SERVING,
+ * drain delay, stop listening, grace period for in-flight calls, cancel the rest, wait until
+ * every call context is freed, then tear down in reverse order. */
 #include "rpc_server.h"
 
 #include "auth.h"
@@ -132,7 +132,6 @@ static struct {
     bool stop_background;
     int shutdown_tag;
     pthread_t monitor_thread;
-    pthread_t job_thread;
     bool job_thread_started;
     pthread_t outbox_thread;
 } g_srv = {.mu = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
@@ -848,34 +847,74 @@ static void job_run(const rpc_job_t *job, db_t *db, cache_t *cache) {
     arena_free(&arena);
 }
 
+/* A thread running some jobs on their timers: the runtime's own jobs share one, and every job
+ * of the service has its own, so that a long run of one (a campaign over a million members)
+ * never delays another (the gateway's saga recovery). */
+typedef struct job_lane {
+    const rpc_job_t *jobs;
+    int count;
+    pthread_t thread;
+} job_lane_t;
+
+#define JOB_LANES_MAX 16
+
+static job_lane_t g_lanes[JOB_LANES_MAX];
+static int g_lane_count;
+
 static void *job_main(void *arg) {
-    (void)arg;
+    const job_lane_t *lane = arg;
     db_t *db = srv_db_create();
     cache_t *cache = cache_create(g_srv.config.redis_url, g_srv.config.cache_ttl_s);
-    const rpc_job_t *tables[2] = {runtime_jobs, g_srv.opts->jobs};
-    int64_t next_due[2][64];
+    int64_t next_due[JOB_LANES_MAX * 4];
     memset(next_due, 0, sizeof next_due);
     do {
         if (!health_is_migrated()) {
             continue;
         }
         int64_t now = (int64_t)time(NULL);
-        for (int t = 0; t < 2; t++) {
-            for (int i = 0; tables[t] && tables[t][i].name && i < 64; i++) {
-                const rpc_job_t *job = &tables[t][i];
-                int64_t every = job->interval_s ? job->interval_s : g_srv.config.job_interval_s;
-                if (every <= 0 || now < next_due[t][i]) {
-                    continue;
-                }
-                next_due[t][i] = now + every;
-                job_run(job, db, cache);
+        for (int i = 0; i < lane->count; i++) {
+            const rpc_job_t *job = &lane->jobs[i];
+            int64_t every = job->interval_s ? job->interval_s : g_srv.config.job_interval_s;
+            if (every <= 0 || now < next_due[i]) {
+                continue;
             }
+            next_due[i] = now + every;
+            job_run(job, db, cache);
         }
     } while (!background_sleep(1000));
     cache_destroy(cache);
     db_destroy(db);
     rpc_client_thread_cleanup();
     return NULL;
+}
+
+static void jobs_start(void) {
+    int runtime_count = 0;
+    while (runtime_jobs[runtime_count].name) {
+        runtime_count++;
+    }
+    assert(runtime_count <= JOB_LANES_MAX * 4);
+    g_lanes[g_lane_count++] = (job_lane_t){.jobs = runtime_jobs, .count = runtime_count};
+    for (int i = 0; g_srv.opts->jobs && g_srv.opts->jobs[i].name; i++) {
+        if (g_lane_count == JOB_LANES_MAX) {
+            log_msg(LOG_ERROR, "more than %d jobs; %s does not run", JOB_LANES_MAX - 1,
+                    g_srv.opts->jobs[i].name);
+            continue;
+        }
+        g_lanes[g_lane_count++] = (job_lane_t){.jobs = &g_srv.opts->jobs[i], .count = 1};
+    }
+    for (int i = 0; i < g_lane_count; i++) {
+        if (pthread_create(&g_lanes[i].thread, NULL, job_main, &g_lanes[i]) != 0) {
+            abort();
+        }
+    }
+}
+
+static void jobs_join(void) {
+    for (int i = 0; i < g_lane_count; i++) {
+        pthread_join(g_lanes[i].thread, NULL);
+    }
+    g_lane_count = 0;
 }
 
 /* ---- setup ---- */
@@ -1082,9 +1121,7 @@ static status_t srv_start(void) {
     if (pthread_create(&g_srv.monitor_thread, NULL, monitor_main, NULL) != 0) {
         abort();
     }
-    if (pthread_create(&g_srv.job_thread, NULL, job_main, NULL) != 0) {
-        abort();
-    }
+    jobs_start();
     g_srv.job_thread_started = true;
     if (pthread_create(&g_srv.outbox_thread, NULL, outbox_main, NULL) != 0) {
         abort();
@@ -1165,7 +1202,7 @@ static void srv_stop(void) {
     log_msg(LOG_DEBUG, "workers joined");
     pthread_join(g_srv.monitor_thread, NULL);
     if (g_srv.job_thread_started) {
-        pthread_join(g_srv.job_thread, NULL);
+        jobs_join();
         outbox_stop();
         pthread_join(g_srv.outbox_thread, NULL);
     }

@@ -1,0 +1,40 @@
+/* gateway_retention.c -- the job that drops the step logs of sagas finished (COMPLETED or
+ * CANCELLED) more than GATEWAY_SAGA_RETENTION_DAYS ago (default 90). The saga rows stay: they
+ * answer GetCheckout and client retries with their final state, and back refunds through the
+ * orders table; only the per-step request/response log, which is what grows, goes. */
+#include "gateway_rpc.h"
+
+#include "log.h"
+
+#include <stdlib.h>
+
+#define RETENTION_BATCH 1000
+
+status_t gw_job_purge_steps(rpc_ctx_t *ctx) {
+    int64_t days = 90;
+    const char *env = getenv("GATEWAY_SAGA_RETENTION_DAYS");
+    if (env && !config_parse_int(env, 1, 36500, &days)) {
+        days = 90;
+    }
+    db_params_t p;
+    db_params_init(&p);
+    db_param_int(&p, days);
+    db_param_int(&p, RETENTION_BATCH);
+    PGresult *r = NULL;
+    status_t st = db_exec(ctx->db,
+                          "DELETE FROM saga_steps st USING ("
+                          " SELECT merchant_id, id FROM sagas WHERE state IN (4, 6) "
+                          " AND updated_at < now() - make_interval(days => $1::int) "
+                          " ORDER BY updated_at LIMIT $2) old "
+                          "WHERE st.merchant_id = old.merchant_id AND st.saga_id = old.id",
+                          &p, &r);
+    if (status_is_ok(&st)) {
+        long n = strtol(PQcmdTuples(r), NULL, 10);
+        if (n > 0) {
+            log_msg(LOG_INFO, "dropped %ld step logs of sagas finished over %lld days ago", n,
+                    (long long)days);
+        }
+        PQclear(r);
+    }
+    return st;
+}
