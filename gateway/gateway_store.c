@@ -257,16 +257,12 @@ status_t gw_store_find_by_key(db_t *db, arena_t *a, const char *merchant_id, con
     db_param_text(&p, key);
     db_param_bytes(&p, hash_input, hash_len);
     PGresult *r = NULL;
-    status_t st = db_exec(db,
-                          "SELECT id, request_hash = sha256($3) FROM sagas "
-                          "WHERE merchant_id = $1 AND idempotency_key = $2",
-                          &p, &r);
+    status_t st = db_exec_row(db,
+                              "SELECT id, request_hash = sha256($3) FROM sagas "
+                              "WHERE merchant_id = $1 AND idempotency_key = $2",
+                              &p, &r, STATUS_NOT_FOUND, "SAGA_NOT_FOUND", "no saga has this key");
     if (!status_is_ok(&st)) {
         return st;
-    }
-    if (PQntuples(r) != 1) {
-        PQclear(r);
-        return status_make(STATUS_NOT_FOUND, "SAGA_NOT_FOUND", "no saga has this key");
     }
     *id = arena_strdup(a, db_get_str(r, 0, 0));
     *same_request = db_get_bool(r, 0, 1);

@@ -522,18 +522,14 @@ status_t member_row_get(db_t *db, arena_t *a, const char *merchant_id, const cha
     db_param_text(&p, merchant_id);
     db_param_text(&p, member_id);
     PGresult *r = NULL;
-    status_t st = db_exec(db,
-                          for_update ? "SELECT " ROW_COLUMNS " FROM members "
-                                       "WHERE merchant_id = $1 AND id = $2 FOR UPDATE"
-                                     : "SELECT " ROW_COLUMNS " FROM members "
-                                       "WHERE merchant_id = $1 AND id = $2",
-                          &p, &r);
+    status_t st = db_exec_row(db,
+                              for_update ? "SELECT " ROW_COLUMNS " FROM members "
+                                           "WHERE merchant_id = $1 AND id = $2 FOR UPDATE"
+                                         : "SELECT " ROW_COLUMNS " FROM members "
+                                           "WHERE merchant_id = $1 AND id = $2",
+                              &p, &r, STATUS_NOT_FOUND, "MEMBER_NOT_FOUND", "member not found");
     if (!status_is_ok(&st)) {
         return st;
-    }
-    if (PQntuples(r) != 1) {
-        PQclear(r);
-        return status_make(STATUS_NOT_FOUND, "MEMBER_NOT_FOUND", "member not found");
     }
     member_row_from_result(a, r, 0, 0, out);
     PQclear(r);
@@ -668,18 +664,14 @@ status_t member_order_get(db_t *db, arena_t *a, const char *merchant_id, const c
     db_param_text(&p, merchant_id);
     db_param_text(&p, order_id);
     PGresult *r = NULL;
-    status_t st = db_exec(db,
-                          for_update ? "SELECT " ORDER_COLUMNS " FROM orders "
-                                       "WHERE merchant_id = $1 AND order_id = $2 FOR UPDATE"
-                                     : "SELECT " ORDER_COLUMNS " FROM orders "
-                                       "WHERE merchant_id = $1 AND order_id = $2",
-                          &p, &r);
+    status_t st = db_exec_row(db,
+                              for_update ? "SELECT " ORDER_COLUMNS " FROM orders "
+                                           "WHERE merchant_id = $1 AND order_id = $2 FOR UPDATE"
+                                         : "SELECT " ORDER_COLUMNS " FROM orders "
+                                           "WHERE merchant_id = $1 AND order_id = $2",
+                              &p, &r, STATUS_NOT_FOUND, "ORDER_NOT_FOUND", "order not recorded");
     if (!status_is_ok(&st)) {
         return st;
-    }
-    if (PQntuples(r) != 1) {
-        PQclear(r);
-        return status_make(STATUS_NOT_FOUND, "ORDER_NOT_FOUND", "order not recorded");
     }
     out->order_id = dup_col(a, r, 0, 0);
     out->member_id = dup_col(a, r, 0, 1);
@@ -832,17 +824,14 @@ status_t member_purchase_get(db_t *db, arena_t *a, const char *merchant_id, cons
     db_param_text(&p, merchant_id);
     db_param_text(&p, order_id);
     PGresult *r = NULL;
-    status_t st = db_exec(db,
-                          "SELECT order_id, member_id, plan_id, quantity, valid_from - " EPOCH
-                          ", valid_to - " EPOCH " FROM card_purchases "
-                          "WHERE merchant_id = $1 AND order_id = $2",
-                          &p, &r);
+    status_t st =
+        db_exec_row(db,
+                    "SELECT order_id, member_id, plan_id, quantity, valid_from - " EPOCH
+                    ", valid_to - " EPOCH " FROM card_purchases "
+                    "WHERE merchant_id = $1 AND order_id = $2",
+                    &p, &r, STATUS_NOT_FOUND, "ORDER_NOT_FOUND", "no purchase for this order");
     if (!status_is_ok(&st)) {
         return st;
-    }
-    if (PQntuples(r) != 1) {
-        PQclear(r);
-        return status_make(STATUS_NOT_FOUND, "ORDER_NOT_FOUND", "no purchase for this order");
     }
     out->order_id = dup_col(a, r, 0, 0);
     out->member_id = dup_col(a, r, 0, 1);
