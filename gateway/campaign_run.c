@@ -37,7 +37,11 @@ typedef enum skip_reason {
 static const char *const skip_names[SKIP_COUNT] = {"ALREADY_DONE", "IN_PROGRESS", "NO_ADDRESS",
                                                    "NOT_ELIGIBLE", "REWARD_FAILED"};
 
-typedef struct campaign_run {
+typedef struct campaign_run campaign_run_t;
+typedef void (*member_visit_fn)(campaign_run_t *run, arena_t *a,
+                                const Loyalty__V1__MemberListItem *item);
+
+struct campaign_run {
     rpc_ctx_t *ctx;
     const Loyalty__V1__Campaign *c;
     const char *merchant_id;
@@ -51,7 +55,8 @@ typedef struct campaign_run {
     char tier_ids[CAMPAIGN_TIERS_MAX][64];
     int64_t tier_points[CAMPAIGN_TIERS_MAX];
     int tier_count;
-} campaign_run_t;
+    member_visit_fn member_visit; /* the visitor of the member list being paged */
+};
 
 /* What one member is offered in one period. */
 typedef struct offer {
@@ -264,13 +269,20 @@ static void campaign_deliver(campaign_run_t *run, arena_t *a, const offer_t *o) 
 static const Loyalty__V1__Member *member_profile(campaign_run_t *run, arena_t *a,
                                                  const char *member_id);
 
-typedef void (*member_visit_fn)(campaign_run_t *run, arena_t *a,
-                                const Loyalty__V1__MemberListItem *item);
+/* One List RPC to page through: the request (whose `page` field campaign_pages sets for every
+ * call) and what to do with each page's answer. */
+typedef struct pager {
+    rpc_channel_t *channel;
+    const ProtobufCServiceDescriptor *service;
+    const char *method;
+    ProtobufCMessage *request;
+    Loyalty__V1__PageRequest **page; /* the request's page field */
+    void (*visit)(campaign_run_t *run, arena_t *a, const ProtobufCMessage *resp);
+} pager_t;
 
-/* Pages through ListMembers with `filter`, one arena per page. */
-static status_t campaign_for_each_member(campaign_run_t *run,
-                                         const Loyalty__V1__MemberListFilter *filter,
-                                         member_visit_fn visit) {
+/* Calls the List RPC page after page (one arena per page) until its page_info has no next
+ * cursor; a failed call stops the run with its status. */
+static status_t campaign_pages(campaign_run_t *run, const pager_t *pg) {
     char cursor[CURSOR_MAX + 1] = "";
     for (;;) {
         arena_t a;
@@ -278,22 +290,17 @@ static status_t campaign_for_each_member(campaign_run_t *run,
         Loyalty__V1__PageRequest page = LOYALTY__V1__PAGE_REQUEST__INIT;
         page.page_size = CAMPAIGN_PAGE_SIZE;
         page.cursor = cursor;
-        Loyalty__V1__MemberListRequest req = LOYALTY__V1__MEMBER_LIST_REQUEST__INIT;
-        req.merchant_id = (char *)run->merchant_id;
-        req.filter = (Loyalty__V1__MemberListFilter *)filter;
-        req.page = &page;
+        *pg->page = &page;
         ProtobufCMessage *resp = NULL;
-        status_t st = rpc_call(run->member, &loyalty__v1__member_service__descriptor, "ListMembers",
-                               &req.base, &a, &resp, NULL);
+        status_t st = rpc_call(pg->channel, pg->service, pg->method, pg->request, &a, &resp, NULL);
         if (!status_is_ok(&st)) {
             arena_free(&a);
             return st;
         }
-        const Loyalty__V1__MemberListResponse *list = (const void *)resp;
-        for (size_t i = 0; i < list->n_members; i++) {
-            visit(run, &a, list->members[i]);
-        }
-        const char *next = list->page_info ? list->page_info->next_cursor : "";
+        pg->visit(run, &a, resp);
+        const Loyalty__V1__PageInfo *info =
+            (const Loyalty__V1__PageInfo *)pb_get_message_field(resp, "page_info");
+        const char *next = info ? info->next_cursor : "";
         bool more = next[0] != '\0' && strlen(next) <= CURSOR_MAX;
         if (more) {
             snprintf(cursor, sizeof cursor, "%s", next);
@@ -303,6 +310,27 @@ static status_t campaign_for_each_member(campaign_run_t *run,
             return status_ok();
         }
     }
+}
+
+static void visit_member_page(campaign_run_t *run, arena_t *a, const ProtobufCMessage *resp) {
+    const Loyalty__V1__MemberListResponse *list = (const void *)resp;
+    for (size_t i = 0; i < list->n_members; i++) {
+        run->member_visit(run, a, list->members[i]);
+    }
+}
+
+/* Pages through ListMembers with `filter`, calling visit for every member. */
+static status_t campaign_for_each_member(campaign_run_t *run,
+                                         const Loyalty__V1__MemberListFilter *filter,
+                                         member_visit_fn visit) {
+    Loyalty__V1__MemberListRequest req = LOYALTY__V1__MEMBER_LIST_REQUEST__INIT;
+    req.merchant_id = (char *)run->merchant_id;
+    req.filter = (Loyalty__V1__MemberListFilter *)filter;
+    run->member_visit = visit;
+    pager_t pg = {run->member,   &loyalty__v1__member_service__descriptor,
+                  "ListMembers", &req.base,
+                  &req.page,     visit_member_page};
+    return campaign_pages(run, &pg);
 }
 
 static const char *tier_name_of(const Loyalty__V1__MemberListItem *item) {
@@ -475,41 +503,25 @@ static void deliver_expiring(campaign_run_t *run, arena_t *a,
     campaign_deliver(run, a, &o);
 }
 
-static status_t run_expiry_reminder(campaign_run_t *run) {
-    char cursor[CURSOR_MAX + 1] = "";
-    for (;;) {
-        arena_t a;
-        arena_init(&a);
-        Loyalty__V1__PageRequest page = LOYALTY__V1__PAGE_REQUEST__INIT;
-        page.page_size = CAMPAIGN_PAGE_SIZE;
-        page.cursor = cursor;
-        Loyalty__V1__PointsListExpiringRequest req =
-            LOYALTY__V1__POINTS_LIST_EXPIRING_REQUEST__INIT;
-        req.merchant_id = (char *)run->merchant_id;
-        req.from_at = run->at;
-        req.to_at = run->at + (int64_t)run->c->expiring_within_days * 86400;
-        req.page = &page;
-        ProtobufCMessage *resp = NULL;
-        status_t st = rpc_call(run->points, &loyalty__v1__points_service__descriptor,
-                               "ListExpiringPoints", &req.base, &a, &resp, NULL);
-        if (!status_is_ok(&st)) {
-            arena_free(&a);
-            return st;
-        }
-        const Loyalty__V1__PointsListExpiringResponse *list = (const void *)resp;
-        for (size_t i = 0; i < list->n_balances; i++) {
-            deliver_expiring(run, &a, list->balances[i]);
-        }
-        const char *next = list->page_info ? list->page_info->next_cursor : "";
-        bool more = next[0] != '\0' && strlen(next) <= CURSOR_MAX;
-        if (more) {
-            snprintf(cursor, sizeof cursor, "%s", next);
-        }
-        arena_free(&a);
-        if (!more) {
-            return status_ok();
-        }
+static void visit_expiring_page(campaign_run_t *run, arena_t *a, const ProtobufCMessage *resp) {
+    const Loyalty__V1__PointsListExpiringResponse *list = (const void *)resp;
+    for (size_t i = 0; i < list->n_balances; i++) {
+        deliver_expiring(run, a, list->balances[i]);
     }
+}
+
+static status_t run_expiry_reminder(campaign_run_t *run) {
+    Loyalty__V1__PointsListExpiringRequest req = LOYALTY__V1__POINTS_LIST_EXPIRING_REQUEST__INIT;
+    req.merchant_id = (char *)run->merchant_id;
+    req.from_at = run->at;
+    req.to_at = run->at + (int64_t)run->c->expiring_within_days * 86400;
+    pager_t pg = {run->points,
+                  &loyalty__v1__points_service__descriptor,
+                  "ListExpiringPoints",
+                  &req.base,
+                  &req.page,
+                  visit_expiring_page};
+    return campaign_pages(run, &pg);
 }
 
 /* The member's profile from member-svc, or NULL (counted NOT_ELIGIBLE) when it has none. */
@@ -529,54 +541,36 @@ static const Loyalty__V1__Member *member_profile(campaign_run_t *run, arena_t *a
     return ((Loyalty__V1__GetMemberResponse *)resp)->member;
 }
 
+static void visit_tier_change_page(campaign_run_t *run, arena_t *a, const ProtobufCMessage *resp) {
+    const Loyalty__V1__MemberListTierChangesResponse *list = (const void *)resp;
+    for (size_t i = 0; i < list->n_changes; i++) {
+        const Loyalty__V1__MemberTierChange *ch = list->changes[i];
+        if (!campaign_rules_is_promotion(ch)) {
+            continue;
+        }
+        const Loyalty__V1__Member *m = member_profile(run, a, ch->member_id);
+        if (m == NULL) {
+            continue;
+        }
+        offer_t o = {.member = m,
+                     .period = arena_printf(a, "tier:%s", ch->id),
+                     .points = fixed_points(run),
+                     .tier_name = ch->to_tier->name};
+        campaign_deliver(run, a, &o);
+    }
+}
+
 /* Upgrades (to a higher rank) of the last CAMPAIGN_WINDOW_DAYS, one delivery per change. */
 static status_t run_tier_promotion(campaign_run_t *run) {
-    char cursor[CURSOR_MAX + 1] = "";
-    for (;;) {
-        arena_t a;
-        arena_init(&a);
-        Loyalty__V1__PageRequest page = LOYALTY__V1__PAGE_REQUEST__INIT;
-        page.page_size = CAMPAIGN_PAGE_SIZE;
-        page.cursor = cursor;
-        Loyalty__V1__MemberListTierChangesRequest req =
-            LOYALTY__V1__MEMBER_LIST_TIER_CHANGES_REQUEST__INIT;
-        req.merchant_id = (char *)run->merchant_id;
-        req.from_at = run->at - CAMPAIGN_WINDOW_DAYS * 86400;
-        req.to_at = run->at;
-        req.page = &page;
-        ProtobufCMessage *resp = NULL;
-        status_t st = rpc_call(run->member, &loyalty__v1__member_service__descriptor,
-                               "ListTierChanges", &req.base, &a, &resp, NULL);
-        if (!status_is_ok(&st)) {
-            arena_free(&a);
-            return st;
-        }
-        const Loyalty__V1__MemberListTierChangesResponse *list = (const void *)resp;
-        for (size_t i = 0; i < list->n_changes; i++) {
-            const Loyalty__V1__MemberTierChange *ch = list->changes[i];
-            if (!campaign_rules_is_promotion(ch)) {
-                continue;
-            }
-            const Loyalty__V1__Member *m = member_profile(run, &a, ch->member_id);
-            if (m == NULL) {
-                continue;
-            }
-            offer_t o = {.member = m,
-                         .period = arena_printf(&a, "tier:%s", ch->id),
-                         .points = fixed_points(run),
-                         .tier_name = ch->to_tier->name};
-            campaign_deliver(run, &a, &o);
-        }
-        const char *next = list->page_info ? list->page_info->next_cursor : "";
-        bool more = next[0] != '\0' && strlen(next) <= CURSOR_MAX;
-        if (more) {
-            snprintf(cursor, sizeof cursor, "%s", next);
-        }
-        arena_free(&a);
-        if (!more) {
-            return status_ok();
-        }
-    }
+    Loyalty__V1__MemberListTierChangesRequest req =
+        LOYALTY__V1__MEMBER_LIST_TIER_CHANGES_REQUEST__INIT;
+    req.merchant_id = (char *)run->merchant_id;
+    req.from_at = run->at - CAMPAIGN_WINDOW_DAYS * 86400;
+    req.to_at = run->at;
+    pager_t pg = {run->member,       &loyalty__v1__member_service__descriptor,
+                  "ListTierChanges", &req.base,
+                  &req.page,         visit_tier_change_page};
+    return campaign_pages(run, &pg);
 }
 
 status_t campaign_run(rpc_ctx_t *ctx, const Loyalty__V1__Campaign *c, int64_t at, bool dry_run,

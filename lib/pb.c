@@ -69,3 +69,14 @@ const char *pb_get_string_field(const ProtobufCMessage *m, const char *name) {
     memcpy(&v, (const char *)m + f->offset, sizeof v);
     return v ? v : "";
 }
+
+const ProtobufCMessage *pb_get_message_field(const ProtobufCMessage *m, const char *name) {
+    const ProtobufCFieldDescriptor *f =
+        protobuf_c_message_descriptor_get_field_by_name(m->descriptor, name);
+    if (f == NULL || f->type != PROTOBUF_C_TYPE_MESSAGE || f->label == PROTOBUF_C_LABEL_REPEATED) {
+        return NULL;
+    }
+    const ProtobufCMessage *v;
+    memcpy(&v, (const char *)m + f->offset, sizeof v);
+    return v;
+}

@@ -30,4 +30,8 @@ void *pb_new(arena_t *a, const ProtobufCMessageDescriptor *desc);
  *  no such string field. */
 const char *pb_get_string_field(const ProtobufCMessage *m, const char *name);
 
+/** The value of a top-level singular message field by name; NULL when unset or when the message
+ *  has no such message field. */
+const ProtobufCMessage *pb_get_message_field(const ProtobufCMessage *m, const char *name);
+
 #endif

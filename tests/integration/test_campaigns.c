@@ -565,3 +565,38 @@ Test(campaigns, tier_promotion_congratulates_each_upgrade_once) {
     cr_assert_str_eq(texts[0], "Congratulations Uma, welcome to Gold");
     (void)flat;
 }
+
+Test(campaigns, scheduler_runs_enabled_campaigns_by_itself) {
+    /* Goal: an enabled campaign is run by the gateway's scheduler without any RunCampaign call,
+     * and a disabled one is not. RE_ENGAGE by segment, once per calendar month. */
+    const char *m = harness_merchant("sched");
+    const char *quiet = create_member(m, "Quiet", "+6594000001", "", "");
+    Loyalty__V1__CampaignReward reward = LOYALTY__V1__CAMPAIGN_REWARD__INIT;
+    reward.points = 25;
+    int32_t segments[] = {LOYALTY__V1__MEMBER_SEGMENT__MEMBER_SEGMENT_NEW,
+                          LOYALTY__V1__MEMBER_SEGMENT__MEMBER_SEGMENT_NO_PURCHASE};
+    Loyalty__V1__Campaign c = LOYALTY__V1__CAMPAIGN__INIT;
+    c.merchant_id = (char *)m;
+    c.kind = LOYALTY__V1__CAMPAIGN_KIND__CAMPAIGN_KIND_RE_ENGAGE;
+    c.channel = LOYALTY__V1__CAMPAIGN_CHANNEL__CAMPAIGN_CHANNEL_SMS;
+    c.segments = segments;
+    c.n_segments = 2;
+    c.reward = &reward;
+    c.message_template = "{{name}}, {{points}} points to come back";
+    c.enabled = true;
+    set_campaign(&c);
+    char members[4][48], texts[4][256];
+    int n = notifications(m, 1, members, texts, 4);
+    cr_assert_eq(n, 1, "the scheduler ran the campaign: %d messages", n);
+    cr_assert_str_eq(members[0], quiet);
+    cr_assert_str_eq(texts[0], "Quiet, 25 points to come back");
+    cr_assert_eq(balance(m, quiet), 25, "one reward, whatever segment matched");
+    Loyalty__V1__CampaignGetRequest get = LOYALTY__V1__CAMPAIGN_GET_REQUEST__INIT;
+    get.merchant_id = (char *)m;
+    get.kind = c.kind;
+    ProtobufCMessage *resp = NULL;
+    OK(rpc_call(rpc_channel_get(gateway.addr), &loyalty__v1__campaign_service__descriptor,
+                "GetCampaign", &get.base, &arena, &resp, NULL));
+    Loyalty__V1__Campaign *got = ((Loyalty__V1__CampaignGetResponse *)resp)->campaign;
+    cr_assert(got->last_run_at > 0 && got->next_run_at > got->last_run_at);
+}
