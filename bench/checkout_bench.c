@@ -16,6 +16,7 @@
  *   checkout_bench <gateway> <member> <points> <wallet> <referral> <promo> <seconds> <clients>
  *                  [rate] [pids: name=pid,name=pid,...] [members] */
 #include "arena.h"
+#include "bench_util.h"
 #include "loyalty/v1/gateway.pb-c.h"
 #include "loyalty/v1/member.pb-c.h"
 #include "loyalty/v1/points.pb-c.h"
@@ -51,15 +52,9 @@ static double g_rate; /* checkouts/s in total; 0 = as fast as possible */
 static int g_clients;
 
 static const ProtobufCServiceDescriptor *const g_desc[N_SVC] = {
-    &loyalty__v1__gateway__descriptor,        &loyalty__v1__member_service__descriptor,
-    &loyalty__v1__points_service__descriptor, &loyalty__v1__wallet_service__descriptor,
+    &loyalty__v1__gateway__descriptor,          &loyalty__v1__member_service__descriptor,
+    &loyalty__v1__points_service__descriptor,   &loyalty__v1__wallet_service__descriptor,
     &loyalty__v1__referral_service__descriptor, &loyalty__v1__promo_service__descriptor};
-
-static int64_t now_us(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 static status_t call(arena_t *a, int svc, const char *method, const void *req, void *resp) {
     rpc_call_opts_t opts = {.timeout_ms = 30000};
@@ -71,18 +66,9 @@ static char *key(arena_t *a, const char *what, long n) {
     return arena_printf(a, "bench-%s-%ld-%ld-%ld", what, (long)getpid(), (long)time(NULL), n);
 }
 
-static bool check(status_t st, const char *what) {
-    if (!status_is_ok(&st)) {
-        fprintf(stderr, "set-up failed at %s: %s %s %s\n", what, status_code_name(st.code),
-                st.reason, st.message);
-        return false;
-    }
-    return true;
-}
+/* ---- merchant set-up (any refusal ends the program: bench_must) ---- */
 
-/* ---- merchant set-up ---- */
-
-static bool setup_rules(arena_t *a) {
+static void setup_rules(arena_t *a) {
     Loyalty__V1__PointsSettings s = LOYALTY__V1__POINTS_SETTINGS__INIT;
     s.time_zone = "UTC";
     s.earn_unit_cents = 100;
@@ -138,14 +124,14 @@ static bool setup_rules(arena_t *a) {
     rr.merchant_id = g_merchant;
     rr.idempotency_key = key(a, "referral", 0);
     rr.program = &prog;
-    return check(call(a, POINTS, "UpdateSettings", &ps, NULL), "points settings") &&
-           check(call(a, MEMBER, "CreateTier", &tr, NULL), "tier") &&
-           check(call(a, PROMO, "CreatePromotion", &pr, NULL), "promotion") &&
-           check(call(a, REFERRAL, "SetReferralProgram", &rr, NULL), "referral programme");
+    bench_must(call(a, POINTS, "UpdateSettings", &ps, NULL), "points settings");
+    bench_must(call(a, MEMBER, "CreateTier", &tr, NULL), "tier");
+    bench_must(call(a, PROMO, "CreatePromotion", &pr, NULL), "promotion");
+    bench_must(call(a, REFERRAL, "SetReferralProgram", &rr, NULL), "referral programme");
 }
 
 /* One buyer: member, referrer (the previous member of its chain), points and wallet money. */
-static bool setup_member(arena_t *a, int i, const char *referrer) {
+static void setup_member(arena_t *a, int i, const char *referrer) {
     Loyalty__V1__MemberProfile prof = LOYALTY__V1__MEMBER_PROFILE__INIT;
     prof.name = "Bench buyer";
     Loyalty__V1__CreateMemberRequest cm = LOYALTY__V1__CREATE_MEMBER_REQUEST__INIT;
@@ -153,26 +139,20 @@ static bool setup_member(arena_t *a, int i, const char *referrer) {
     cm.idempotency_key = key(a, "member", i);
     cm.profile = &prof;
     Loyalty__V1__CreateMemberResponse *cr = NULL;
-    if (!check(call(a, MEMBER, "CreateMember", &cm, &cr), "member")) {
-        return false;
-    }
+    bench_must(call(a, MEMBER, "CreateMember", &cm, &cr), "member");
     g_members[i] = strdup(cr->member->id);
     if (referrer != NULL) {
         Loyalty__V1__ReferralGetCodeRequest gc = LOYALTY__V1__REFERRAL_GET_CODE_REQUEST__INIT;
         gc.merchant_id = g_merchant;
         gc.member_id = (char *)referrer;
         Loyalty__V1__ReferralGetCodeResponse *code = NULL;
-        if (!check(call(a, REFERRAL, "GetReferralCode", &gc, &code), "referral code")) {
-            return false;
-        }
+        bench_must(call(a, REFERRAL, "GetReferralCode", &gc, &code), "referral code");
         Loyalty__V1__ReferralAttachRequest at = LOYALTY__V1__REFERRAL_ATTACH_REQUEST__INIT;
         at.merchant_id = g_merchant;
         at.idempotency_key = key(a, "attach", i);
         at.referee_member_id = g_members[i];
         at.code = code->code;
-        if (!check(call(a, REFERRAL, "AttachReferral", &at, NULL), "attach")) {
-            return false;
-        }
+        bench_must(call(a, REFERRAL, "AttachReferral", &at, NULL), "attach");
     }
     Loyalty__V1__PointsAdjustRequest ad = LOYALTY__V1__POINTS_ADJUST_REQUEST__INIT;
     ad.merchant_id = g_merchant;
@@ -187,13 +167,12 @@ static bool setup_member(arena_t *a, int i, const char *referrer) {
     tu.member_id = g_members[i];
     tu.paid_cents = 100000000;
     tu.payment_ref = key(a, "topup-ref", i);
-    return check(call(a, POINTS, "Adjust", &ad, NULL), "points") &&
-           check(call(a, WALLET, "TopUp", &tu, NULL), "wallet");
+    bench_must(call(a, POINTS, "Adjust", &ad, NULL), "points");
+    bench_must(call(a, WALLET, "TopUp", &tu, NULL), "wallet");
 }
 
 /* Chains are set up in parallel, each chain in order (a referrer must exist first). */
 static atomic_int g_next_chain;
-static atomic_bool g_setup_failed;
 
 static void *setup_main(void *arg) {
     (void)arg;
@@ -202,12 +181,8 @@ static void *setup_main(void *arg) {
         for (int i = c * CHAIN; i < (c + 1) * CHAIN && i < g_n_members; i++) {
             arena_t a;
             arena_init(&a);
-            bool ok = setup_member(&a, i, i % CHAIN == 0 ? NULL : g_members[i - 1]);
+            setup_member(&a, i, i % CHAIN == 0 ? NULL : g_members[i - 1]);
             arena_free(&a);
-            if (!ok) {
-                atomic_store(&g_setup_failed, true);
-                return NULL;
-            }
         }
     }
     return NULL;
@@ -264,8 +239,8 @@ static bool one_checkout(client_t *c, arena_t *a, int64_t n, unsigned *seed) {
     Loyalty__V1__GatewayPaymentChoice pay = LOYALTY__V1__GATEWAY_PAYMENT_CHOICE__INIT;
     pay.redeem_points = 100;
     pay.wallet_cents = 1000;
-    char *order = arena_printf(a, "b%d-%ld-%" PRId64 "-%ld", c->index, (long)getpid(), n,
-                               (long)time(NULL));
+    char *order =
+        arena_printf(a, "b%d-%ld-%" PRId64 "-%ld", c->index, (long)getpid(), n, (long)time(NULL));
     Loyalty__V1__GatewayBeginCheckoutRequest b = LOYALTY__V1__GATEWAY_BEGIN_CHECKOUT_REQUEST__INIT;
     b.merchant_id = g_merchant;
     b.idempotency_key = order;
@@ -304,10 +279,10 @@ static void *client_main(void *arg) {
     unsigned seed = (unsigned)(c->index * 7919 + 17);
     /* Paced clients start spread over one interval and keep their own schedule. */
     int64_t interval = g_rate > 0 ? (int64_t)(1e6 * g_clients / g_rate) : 0;
-    int64_t next = now_us() + (interval ? interval * c->index / g_clients : 0);
+    int64_t next = bench_now_us() + (interval ? interval * c->index / g_clients : 0);
     for (int64_t n = 0; !atomic_load(&g_stop); n++) {
         if (interval) {
-            int64_t wait = next - now_us();
+            int64_t wait = next - bench_now_us();
             if (wait > 0) {
                 usleep((useconds_t)wait);
             }
@@ -315,9 +290,9 @@ static void *client_main(void *arg) {
         }
         arena_t a;
         arena_init(&a);
-        int64_t t0 = now_us();
+        int64_t t0 = bench_now_us();
         bool ok = one_checkout(c, &a, n, &seed);
-        int64_t dt = now_us() - t0;
+        int64_t dt = bench_now_us() - t0;
         arena_free(&a);
         if (ok) {
             c->ok++;
@@ -329,19 +304,6 @@ static void *client_main(void *arg) {
         }
     }
     return NULL;
-}
-
-static int cmp_i64(const void *x, const void *y) {
-    int64_t a = *(const int64_t *)x, b = *(const int64_t *)y;
-    return a < b ? -1 : a > b;
-}
-
-static double pct(const int64_t *v, int64_t n, double p) {
-    if (n == 0) {
-        return 0;
-    }
-    int64_t i = (int64_t)(p * (double)(n - 1) + 0.5);
-    return (double)v[i] / 1000.0;
 }
 
 static void print_rss(const char *pids) {
@@ -380,7 +342,7 @@ static int run(int seconds) {
         cs[i].lat_us = malloc(sizeof(int64_t) * (SAMPLES_MAX / CLIENTS_MAX));
         pthread_create(&cs[i].thread, NULL, client_main, &cs[i]);
     }
-    int64_t t0 = now_us();
+    int64_t t0 = bench_now_us();
     sleep((unsigned)seconds);
     atomic_store(&g_stop, true);
     int64_t ok = 0, failed = 0, n = 0;
@@ -390,19 +352,18 @@ static int run(int seconds) {
         failed += cs[i].failed;
         n += cs[i].n_lat;
     }
-    double elapsed = (double)(now_us() - t0) / 1e6;
+    double elapsed = (double)(bench_now_us() - t0) / 1e6;
     int64_t *all = malloc(sizeof(int64_t) * (size_t)(n ? n : 1));
     int64_t k = 0;
     for (int i = 0; i < g_clients; i++) {
         memcpy(all + k, cs[i].lat_us, sizeof(int64_t) * (size_t)cs[i].n_lat);
         k += cs[i].n_lat;
     }
-    qsort(all, (size_t)n, sizeof *all, cmp_i64);
-    printf("checkouts %" PRId64 " in %.1f s: %.1f checkouts/s, %d clients%s; failed %" PRId64
-           "\n",
+    printf("checkouts %" PRId64 " in %.1f s: %.1f checkouts/s, %d clients%s; failed %" PRId64 "\n",
            ok, elapsed, (double)ok / elapsed, g_clients, g_rate > 0 ? " (paced)" : "", failed);
     printf("latency of begin+complete: p50 %.2f ms  p95 %.2f ms  p99 %.2f ms  max %.2f ms\n",
-           pct(all, n, 0.50), pct(all, n, 0.95), pct(all, n, 0.99), pct(all, n, 1.0));
+           bench_percentile_ms(all, (int)n, 0.50), bench_percentile_ms(all, (int)n, 0.95),
+           bench_percentile_ms(all, (int)n, 0.99), bench_percentile_ms(all, (int)n, 1.0));
     for (int i = 0; i < g_clients; i++) {
         for (int r = 0; r < REASONS_MAX && cs[i].reasons[r][0]; r++) {
             printf("  failure %s: %" PRId64 " (client %d)\n", cs[i].reasons[r],
@@ -442,49 +403,44 @@ int main(int argc, char **argv) {
     rpc_client_init(NULL);
     arena_t a;
     arena_init(&a);
-    int rc = setup_rules(&a) ? 0 : 1;
+    setup_rules(&a);
     arena_free(&a);
-    if (rc == 0) {
-        pthread_t th[8];
-        for (int i = 0; i < 8; i++) {
-            pthread_create(&th[i], NULL, setup_main, NULL);
-        }
-        for (int i = 0; i < 8; i++) {
-            pthread_join(th[i], NULL);
-        }
-        rc = atomic_load(&g_setup_failed) ? 1 : 0;
+    pthread_t th[8];
+    for (int i = 0; i < 8; i++) {
+        pthread_create(&th[i], NULL, setup_main, NULL);
     }
-    if (rc == 0) {
-        /* Warm-up: a second of load that is not measured. */
-        atomic_store(&g_stop, false);
-        double rate = g_rate;
-        int clients = g_clients;
-        g_rate = 0;
-        g_clients = clients < 4 ? clients : 4;
-        client_t warm[4];
-        memset(warm, 0, sizeof warm);
-        for (int i = 0; i < g_clients; i++) {
-            warm[i].index = 100 + i;
-            warm[i].lat_us = malloc(sizeof(int64_t) * (SAMPLES_MAX / CLIENTS_MAX));
-            pthread_create(&warm[i].thread, NULL, client_main, &warm[i]);
-        }
-        sleep(1);
-        atomic_store(&g_stop, true);
-        for (int i = 0; i < g_clients; i++) {
-            pthread_join(warm[i].thread, NULL);
-            free(warm[i].lat_us);
-        }
-        atomic_store(&g_stop, false);
-        g_rate = rate;
-        g_clients = clients;
-        /* A hook for profiling the measured part only (e.g. resetting pg_stat_statements). */
-        const char *hook = getenv("CHECKOUT_BENCH_AFTER_SETUP");
-        if (hook != NULL && hook[0] && system(hook) != 0) {
-            fprintf(stderr, "CHECKOUT_BENCH_AFTER_SETUP failed\n");
-        }
-        rc = run(seconds);
-        print_rss(pids);
+    for (int i = 0; i < 8; i++) {
+        pthread_join(th[i], NULL);
     }
+    /* Warm-up: a second of load that is not measured. */
+    atomic_store(&g_stop, false);
+    double rate = g_rate;
+    int clients = g_clients;
+    g_rate = 0;
+    g_clients = clients < 4 ? clients : 4;
+    client_t warm[4];
+    memset(warm, 0, sizeof warm);
+    for (int i = 0; i < g_clients; i++) {
+        warm[i].index = 100 + i;
+        warm[i].lat_us = malloc(sizeof(int64_t) * (SAMPLES_MAX / CLIENTS_MAX));
+        pthread_create(&warm[i].thread, NULL, client_main, &warm[i]);
+    }
+    sleep(1);
+    atomic_store(&g_stop, true);
+    for (int i = 0; i < g_clients; i++) {
+        pthread_join(warm[i].thread, NULL);
+        free(warm[i].lat_us);
+    }
+    atomic_store(&g_stop, false);
+    g_rate = rate;
+    g_clients = clients;
+    /* A hook for profiling the measured part only (e.g. resetting pg_stat_statements). */
+    const char *hook = getenv("CHECKOUT_BENCH_AFTER_SETUP");
+    if (hook != NULL && hook[0] && system(hook) != 0) {
+        fprintf(stderr, "CHECKOUT_BENCH_AFTER_SETUP failed\n");
+    }
+    int rc = run(seconds);
+    print_rss(pids);
     for (int i = 0; i < g_n_members; i++) {
         free(g_members[i]);
     }

@@ -6,127 +6,38 @@
  *
  * Usage: LOYALTY_PG_DSN=... member_list_bench [large] [samples]   (defaults 1000000, 300)
  * It starts build/member-svc/member-svc (or $MEMBER_SVC_BIN) on a free port with its timer off
- * (so that the seeded members are not maintained during the run). Members are seeded with SQL
+ * (so that the seeded members are not maintained during the run; hence always its own service,
+ * never $MEMBER_SVC_ADDR), its output to /dev/null. Members are seeded with SQL
  * (generate_series) straight into the `member` schema, as member-svc would have written them,
  * with the counters to match; the measured calls go over gRPC, one at a time. See
  * bench/README.md, section "member-svc"; bench/member_list_bench.sh runs it on a private stack. */
 #include "arena.h"
-#include "grpc/health/v1/health.pb-c.h"
+#include "bench_util.h"
 #include "loyalty/v1/member.pb-c.h"
 #include "rpc_client.h"
 
 #include <grpc/grpc.h>
 #include <libpq-fe.h>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <time.h>
-#include <unistd.h>
 
 #define SAMPLES_MAX 5000
 #define DEEP_PAGE 20
 
-static char g_addr[64];
+static const char *g_addr;
 static PGconn *g_pg;
 
-static int64_t now_us(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static void die(const char *what) {
-    fprintf(stderr, "member_list_bench: %s\n", what);
-    exit(1);
-}
-
-static int free_port(void) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof sa;
-    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
-        getsockname(fd, (struct sockaddr *)&sa, &len) != 0) {
-        die("no free port");
-    }
-    close(fd);
-    return ntohs(sa.sin_port);
-}
+/* The timer off, so that the seeded members are not maintained during the run. */
+static const char *const g_service_env[] = {"JOB_INTERVAL_S=0", NULL};
 
 static status_t call(const char *method, const ProtobufCMessage *req, arena_t *a,
                      ProtobufCMessage **resp) {
     ProtobufCMessage *unused = NULL;
     return rpc_call(rpc_channel_get(g_addr), &loyalty__v1__member_service__descriptor, method, req,
                     a, resp ? resp : &unused, NULL);
-}
-
-static void must(status_t st, const char *what) {
-    if (!status_is_ok(&st)) {
-        fprintf(stderr, "%s: %s %s\n", what, st.reason, st.message);
-        exit(1); /* the service gets SIGTERM from PR_SET_PDEATHSIG */
-    }
-}
-
-static bool serving(void) {
-    arena_t a;
-    arena_init(&a);
-    Grpc__Health__V1__HealthCheckRequest req = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
-    ProtobufCMessage *resp = NULL;
-    rpc_call_opts_t opts = {.timeout_ms = 500};
-    status_t st = rpc_call(rpc_channel_get(g_addr), &grpc__health__v1__health__descriptor, "Check",
-                           &req.base, &a, &resp, &opts);
-    bool up =
-        status_is_ok(&st) && ((Grpc__Health__V1__HealthCheckResponse *)resp)->status ==
-                                 GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
-    arena_free(&a);
-    return up;
-}
-
-/* Starts member-svc on a free port with its timer off and waits until it serves. */
-static pid_t start_service(void) {
-    const char *bin = getenv("MEMBER_SVC_BIN");
-    bin = bin ? bin : "build/member-svc/member-svc";
-    snprintf(g_addr, sizeof g_addr, "127.0.0.1:%d", free_port());
-    pid_t pid = fork();
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGTERM); /* never outlive the bench (e.g. killed by SIGPIPE) */
-        char listen[96];
-        snprintf(listen, sizeof listen, "LISTEN_ADDR=%s", g_addr);
-        putenv(listen);
-        putenv("LOG_LEVEL=warn");
-        putenv("JOB_INTERVAL_S=0");
-        execl(bin, bin, (char *)NULL);
-        _exit(127);
-    }
-    for (int i = 0; i < 600; i++) {
-        if (serving()) {
-            return pid;
-        }
-        usleep(100 * 1000);
-    }
-    die("member-svc did not become SERVING (set MEMBER_SVC_BIN or run from the repo root)");
-    return -1;
-}
-
-static PGresult *sql(const char *text, int n, const char *const *params) {
-    PGresult *r = PQexecParams(g_pg, text, n, NULL, params, NULL, NULL, 0);
-    ExecStatusType s = PQresultStatus(r);
-    if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) {
-        fprintf(stderr, "%s\n%s", text, PQerrorMessage(g_pg));
-        exit(1);
-    }
-    return r;
-}
-
-static void sql_do(const char *text, int n, const char *const *params) {
-    PQclear(sql(text, n, params));
 }
 
 typedef struct merchant {
@@ -150,7 +61,7 @@ static void create_tier(arena_t *a, const merchant_t *m, const char *name, int r
     req.idempotency_key = arena_printf(a, "bench-tier-%s-%d", m->id, rank);
     req.tier = &t;
     ProtobufCMessage *resp = NULL;
-    must(call("CreateTier", &req.base, a, &resp), "CreateTier");
+    bench_must(call("CreateTier", &req.base, a, &resp), "CreateTier");
     snprintf(id_out, 48, "%s", ((Loyalty__V1__MemberCreateTierResponse *)resp)->tier->id);
 }
 
@@ -164,51 +75,46 @@ static void seed(arena_t *a, merchant_t *m, int64_t n) {
     char count[24];
     snprintf(count, sizeof count, "%lld", (long long)n);
     const char *p[] = {m->id, count, m->silver, m->gold, m->platinum};
-    sql_do("INSERT INTO member.settings (merchant_id) VALUES ($1) ON CONFLICT DO NOTHING", 1, p);
-    int64_t start = now_us();
+    bench_sql(g_pg, "INSERT INTO member.settings (merchant_id) VALUES ($1) ON CONFLICT DO NOTHING",
+              1, p);
+    int64_t start = bench_now_us();
     /* h is a multiplicative hash of g: a deterministic spread that does not follow g. */
-    sql_do("INSERT INTO member.members (merchant_id, id, name, birthday, tags, created_at, "
-           " updated_at, tier_id, base_tier_id, period_value, period_start, period_end, "
-           " effective_tier_id, effective_kind, order_count, total_spend_cents, total_growth, "
-           " first_order_at, last_order_at, months_with_purchases, segment, segment_since) "
-           "SELECT $1, 'mbr_bench' || lpad(g::text, 9, '0'), 'Member ' || g, "
-           " date '1950-01-01' + (h % 20000)::int, "
-           " CASE WHEN h % 50 = 0 THEN '{vip}'::text[] WHEN h % 3 = 0 THEN '{newsletter}' "
-           "  ELSE '{}' END, "
-           " now() - interval '1095 days' + (g::float8 / $2::bigint) * interval '1095 days', "
-           " now(), t, t, h % 5000, current_date - (h % 300)::int, "
-           " CASE WHEN t IS NULL THEN NULL ELSE current_date + 65 + (h % 300)::int END, "
-           " t, CASE WHEN t IS NULL THEN 1 WHEN h % 100 = 7 THEN 4 ELSE 2 END, "
-           " h % 12, (h % 12) * 2500, (h % 12) * 25, "
-           " CASE WHEN h % 12 > 0 THEN now() - interval '1000 days' END, "
-           " CASE WHEN h % 12 > 0 THEN now() - ((h / 7) % 700) * interval '1 day' END, "
-           " least(h % 12, 6), 1 + (h / 13) % 7, now() "
-           "FROM (SELECT g, (g * 2654435761) % 4294967296 AS h FROM generate_series(1, "
-           "      $2::bigint) g) s, "
-           " LATERAL (SELECT CASE WHEN h % 20 = 1 THEN $5 WHEN h % 10 IN (2, 3) THEN $4 "
-           "   WHEN h % 4 = 0 THEN $3 END AS t) tt",
-           5, p);
+    bench_sql(g_pg,
+              "INSERT INTO member.members (merchant_id, id, name, birthday, tags, created_at, "
+              " updated_at, tier_id, base_tier_id, period_value, period_start, period_end, "
+              " effective_tier_id, effective_kind, order_count, total_spend_cents, total_growth, "
+              " first_order_at, last_order_at, months_with_purchases, segment, segment_since) "
+              "SELECT $1, 'mbr_bench' || lpad(g::text, 9, '0'), 'Member ' || g, "
+              " date '1950-01-01' + (h % 20000)::int, "
+              " CASE WHEN h % 50 = 0 THEN '{vip}'::text[] WHEN h % 3 = 0 THEN '{newsletter}' "
+              "  ELSE '{}' END, "
+              " now() - interval '1095 days' + (g::float8 / $2::bigint) * interval '1095 days', "
+              " now(), t, t, h % 5000, current_date - (h % 300)::int, "
+              " CASE WHEN t IS NULL THEN NULL ELSE current_date + 65 + (h % 300)::int END, "
+              " t, CASE WHEN t IS NULL THEN 1 WHEN h % 100 = 7 THEN 4 ELSE 2 END, "
+              " h % 12, (h % 12) * 2500, (h % 12) * 25, "
+              " CASE WHEN h % 12 > 0 THEN now() - interval '1000 days' END, "
+              " CASE WHEN h % 12 > 0 THEN now() - ((h / 7) % 700) * interval '1 day' END, "
+              " least(h % 12, 6), 1 + (h / 13) % 7, now() "
+              "FROM (SELECT g, (g * 2654435761) % 4294967296 AS h FROM generate_series(1, "
+              "      $2::bigint) g) s, "
+              " LATERAL (SELECT CASE WHEN h % 20 = 1 THEN $5 WHEN h % 10 IN (2, 3) THEN $4 "
+              "   WHEN h % 4 = 0 THEN $3 END AS t) tt",
+              5, p);
     /* The counters of CountMembers, as member-svc keeps them (shard 0 here). */
-    sql_do("INSERT INTO member.counts (merchant_id, dim, key, shard, n) "
-           "SELECT $1, d.dim, d.key, 0, count(*) FROM member.members, "
-           " LATERAL (VALUES (0::smallint, ''), (1::smallint, segment::text), "
-           "  (2::smallint, coalesce(effective_tier_id, '')), (3::smallint, effective_kind::text)) "
-           "  d(dim, key) "
-           "WHERE merchant_id = $1 GROUP BY d.dim, d.key",
-           1, p);
+    bench_sql(
+        g_pg,
+        "INSERT INTO member.counts (merchant_id, dim, key, shard, n) "
+        "SELECT $1, d.dim, d.key, 0, count(*) FROM member.members, "
+        " LATERAL (VALUES (0::smallint, ''), (1::smallint, segment::text), "
+        "  (2::smallint, coalesce(effective_tier_id, '')), (3::smallint, effective_kind::text)) "
+        "  d(dim, key) "
+        "WHERE merchant_id = $1 GROUP BY d.dim, d.key",
+        1, p);
     /* As autovacuum would leave the table: statistics, visibility map. */
-    PGresult *r = PQexec(g_pg, "VACUUM (ANALYZE) member.members");
-    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-        die(PQerrorMessage(g_pg));
-    }
-    PQclear(r);
+    bench_sql(g_pg, "VACUUM (ANALYZE) member.members", 0, NULL);
     m->members = n;
-    printf("seeded %lld members in %.1f s\n", (long long)n, (double)(now_us() - start) / 1e6);
-}
-
-static int cmp_i64(const void *x, const void *y) {
-    int64_t a = *(const int64_t *)x, b = *(const int64_t *)y;
-    return a < b ? -1 : a > b;
+    printf("seeded %lld members in %.1f s\n", (long long)n, (double)(bench_now_us() - start) / 1e6);
 }
 
 typedef struct figure {
@@ -216,8 +122,7 @@ typedef struct figure {
 } figure_t;
 
 static figure_t summarize(int64_t *us, int n) {
-    qsort(us, (size_t)n, sizeof *us, cmp_i64);
-    return (figure_t){(double)us[n / 2] / 1000.0, (double)us[(n * 99) / 100] / 1000.0};
+    return (figure_t){bench_percentile_ms(us, n, 0.50), bench_percentile_ms(us, n, 0.99)};
 }
 
 /* The filters measured; each names the index member_list_sql picks for it. */
@@ -289,7 +194,7 @@ static char *deep_cursor(arena_t *a, const merchant_t *m) {
     for (int i = 1; i < DEEP_PAGE; i++) {
         page.cursor = cursor;
         ProtobufCMessage *resp = NULL;
-        must(call("ListMembers", &req.base, a, &resp), "ListMembers");
+        bench_must(call("ListMembers", &req.base, a, &resp), "ListMembers");
         cursor = arena_strdup(a, ((Loyalty__V1__MemberListResponse *)resp)->page_info->next_cursor);
     }
     return cursor;
@@ -298,25 +203,27 @@ static char *deep_cursor(arena_t *a, const merchant_t *m) {
 static int64_t one_call(query_t q, const merchant_t *m, const char *cursor, size_t *rows) {
     arena_t a;
     arena_init(&a);
-    int64_t t0 = now_us();
+    int64_t t0 = bench_now_us();
     if (q == Q_COUNT) {
         Loyalty__V1__MemberCountRequest req = LOYALTY__V1__MEMBER_COUNT_REQUEST__INIT;
         req.merchant_id = (char *)m->id;
         ProtobufCMessage *resp = NULL;
-        must(call("CountMembers", &req.base, &a, &resp), "CountMembers");
+        bench_must(call("CountMembers", &req.base, &a, &resp), "CountMembers");
         *rows = (size_t)((Loyalty__V1__MemberCountResponse *)resp)->total;
     } else if (q == Q_GET_TIER) {
         Loyalty__V1__MemberGetTierRequest req = LOYALTY__V1__MEMBER_GET_TIER_REQUEST__INIT;
         req.merchant_id = (char *)m->id;
         req.member_id = "mbr_bench000000004"; /* one of the seeded members, with a tier */
         ProtobufCMessage *resp = NULL;
-        must(call("GetMemberTier", &req.base, &a, &resp), "GetMemberTier");
+        bench_must(call("GetMemberTier", &req.base, &a, &resp), "GetMemberTier");
         *rows = 1;
     } else if (q == Q_SQL_GROUP_BY) {
         const char *p[] = {m->id};
-        PGresult *r = sql("SELECT segment, count(*) FROM member.members WHERE merchant_id = $1 "
-                          "GROUP BY segment",
-                          1, p);
+        PGresult *r =
+            bench_query(g_pg,
+                        "SELECT segment, count(*) FROM member.members WHERE merchant_id = $1 "
+                        "GROUP BY segment",
+                        1, p);
         *rows = (size_t)PQntuples(r);
         PQclear(r);
     } else {
@@ -326,10 +233,10 @@ static int64_t one_call(query_t q, const merchant_t *m, const char *cursor, size
         fill_request(q, m, &req, &f, &page);
         page.cursor = (char *)cursor;
         ProtobufCMessage *resp = NULL;
-        must(call("ListMembers", &req.base, &a, &resp), query_names[q]);
+        bench_must(call("ListMembers", &req.base, &a, &resp), query_names[q]);
         *rows = ((Loyalty__V1__MemberListResponse *)resp)->n_members;
     }
-    int64_t us = now_us() - t0;
+    int64_t us = bench_now_us() - t0;
     arena_free(&a);
     return us;
 }
@@ -395,7 +302,7 @@ static void explain(const merchant_t *m) {
                      shapes[i][1]);
             np = strstr(shapes[i][1], "$2") ? 2 : 1;
         }
-        PGresult *r = sql(text, np, p);
+        PGresult *r = bench_query(g_pg, text, np, p);
         printf("  -- %s\n", shapes[i][0]);
         for (int k = 0; k < PQntuples(r); k++) {
             printf("     %s\n", PQgetvalue(r, k, 0));
@@ -406,24 +313,22 @@ static void explain(const merchant_t *m) {
 
 static void cleanup(const merchant_t *m) {
     const char *p[] = {m->id};
-    sql_do("DELETE FROM member.members WHERE merchant_id = $1", 1, p);
-    sql_do("DELETE FROM member.counts WHERE merchant_id = $1", 1, p);
+    bench_sql(g_pg, "DELETE FROM member.members WHERE merchant_id = $1", 1, p);
+    bench_sql(g_pg, "DELETE FROM member.counts WHERE merchant_id = $1", 1, p);
 }
 
 int main(int argc, char **argv) {
     int64_t large = argc > 1 ? atoll(argv[1]) : 1000000;
     int samples = argc > 2 ? atoi(argv[2]) : 300;
     if (large < 1000 || samples < 10 || samples > SAMPLES_MAX) {
-        die("usage: member_list_bench [large >= 1000] [samples 10..5000]");
+        bench_fail("usage: member_list_bench [large >= 1000] [samples 10..5000]");
     }
-    const char *dsn = getenv("LOYALTY_PG_DSN");
-    g_pg = PQconnectdb(dsn ? dsn : "host=127.0.0.1 dbname=loyalty user=loyalty");
-    if (PQstatus(g_pg) != CONNECTION_OK) {
-        die(PQerrorMessage(g_pg));
-    }
+    g_pg = bench_pg_connect();
     grpc_init();
     rpc_client_init(NULL);
-    pid_t svc = start_service();
+    char addr[64];
+    bench_start_service("member-svc", g_service_env, addr, sizeof addr);
+    g_addr = addr;
     arena_t a;
     arena_init(&a);
     merchant_t small = {0}, big = {0};
@@ -444,8 +349,7 @@ int main(int argc, char **argv) {
         cleanup(&big);
     }
     arena_free(&a);
-    kill(svc, SIGTERM);
-    waitpid(svc, NULL, 0);
+    bench_stop_services();
     rpc_client_shutdown();
     grpc_shutdown();
     PQfinish(g_pg);

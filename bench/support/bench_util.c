@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -108,11 +109,17 @@ pid_t bench_start_service(const char *name, const char *const *env, char *addr, 
         bin = path;
     }
     snprintf(addr, cap, "127.0.0.1:%d", bench_free_port());
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0) {
         bench_fail("fork failed");
     }
     if (pid == 0) {
+        /* Never outlive the program, even when a signal ends it (e.g. SIGPIPE under `| head`),
+         * which bench_stop_services cannot see; the check closes the race with its exit. */
+        if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != parent) {
+            _exit(127);
+        }
         char listen[96];
         snprintf(listen, sizeof listen, "LISTEN_ADDR=%s", addr);
         putenv(listen);
@@ -171,13 +178,17 @@ PGconn *bench_pg_connect(void) {
     return pg;
 }
 
-void bench_sql(PGconn *pg, const char *text, int n, const char *const *params) {
+PGresult *bench_query(PGconn *pg, const char *text, int n, const char *const *params) {
     PGresult *r = PQexecParams(pg, text, n, NULL, params, NULL, NULL, 0);
     ExecStatusType s = PQresultStatus(r);
     if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) {
         bench_fail("SQL failed: %s\n%s", text, PQresultErrorMessage(r));
     }
-    PQclear(r);
+    return r;
+}
+
+void bench_sql(PGconn *pg, const char *text, int n, const char *const *params) {
+    PQclear(bench_query(pg, text, n, params));
 }
 
 static int bench_cmp_i64(const void *x, const void *y) {

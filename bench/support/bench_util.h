@@ -27,7 +27,9 @@ int bench_free_port(void);
 
 /** Starts $<NAME>_BIN (e.g. POINTS_SVC_BIN) or build/<name>/<name> on a free loopback port,
  *  with `env` ("KEY=VALUE", NULL-terminated, may be NULL) added and output to /dev/null, waits
- *  up to 30 s for Health SERVING and writes "127.0.0.1:<port>" into addr[cap]. At most 8. */
+ *  up to 30 s for Health SERVING and writes "127.0.0.1:<port>" into addr[cap]. At most 8.
+ *  The service gets SIGTERM when the calling thread ends (PR_SET_PDEATHSIG), so call it from
+ *  the main thread: then a program ended by a signal leaves no service behind. */
 pid_t bench_start_service(const char *name, const char *const *env, char *addr, size_t cap);
 
 /** The address of service `name`: $<NAME>_ADDR (e.g. POINTS_SVC_ADDR) when set, else one
@@ -41,8 +43,12 @@ void bench_stop_services(void);
 /** A connection to $LOYALTY_PG_DSN; bench_fail when it is not set or does not connect. */
 PGconn *bench_pg_connect(void);
 
-/** Runs `text` with n text parameters; bench_fail with the statement and PostgreSQL's message
- *  unless it succeeds (a command or rows, which are discarded). */
+/** Runs `text` with n text parameters and returns its result (the caller PQclears it);
+ *  bench_fail with the statement and PostgreSQL's message unless it succeeds (a command or
+ *  rows). */
+PGresult *bench_query(PGconn *pg, const char *text, int n, const char *const *params);
+
+/** bench_query for a statement whose rows, if any, are not needed. */
 void bench_sql(PGconn *pg, const char *text, int n, const char *const *params);
 
 /** Sorts v[0..n) and returns its p-quantile (0..1) in milliseconds. */
