@@ -332,8 +332,9 @@ int main(int argc, char **argv) {
     arena_t a;
     arena_init(&a);
     merchant_t small = {0}, big = {0};
-    snprintf(small.id, sizeof small.id, "bench-1k-%lld", (long long)time(NULL));
-    snprintf(big.id, sizeof big.id, "bench-%lldk-%lld", (long long)(large / 1000),
+    /* Distinct ids at every size, the smallest (large = 1000) included. */
+    snprintf(small.id, sizeof small.id, "bench-small-1000-%lld", (long long)time(NULL));
+    snprintf(big.id, sizeof big.id, "bench-large-%lld-%lld", (long long)large,
              (long long)time(NULL));
     seed(&a, &small, 1000);
     seed(&a, &big, large);
