@@ -10,18 +10,25 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/** Claims (merchant_id, key) for `method` and the request bytes, inside an open transaction.
- *  OK with *replay NULL: claimed, run the change then call idem_store. OK with *replay set: the
- *  key was used before by an identical request; *replay (arena memory, *replay_len bytes) is the
- *  response to return. ALREADY_EXISTS with reason IDEMPOTENCY_KEY_REUSED: the key was used by a
- *  different request. Concurrent claims of one key wait for the first to commit or roll back. */
-status_t idem_claim(db_t *db, arena_t *a, const char *merchant_id, const char *key,
-                    const char *method, const unsigned char *request, size_t request_len,
-                    unsigned char **replay, size_t *replay_len);
+/** Records (merchant_id, key) for `method`, the request bytes and the response, inside the
+ *  transaction that made the change: *recorded is true when the key was new. When it was not
+ *  (used before, or by a concurrent call that committed first: the insert waits for it), the
+ *  caller rolls its change back and answers with idem_lookup. One statement on the path every
+ *  first call takes. */
+status_t idem_record(db_t *db, const char *merchant_id, const char *key, const char *method,
+                     const unsigned char *request, size_t request_len,
+                     const unsigned char *response, size_t response_len, bool *recorded);
 
-/** Records the response of a claimed key, in the same transaction. */
-status_t idem_store(db_t *db, const char *merchant_id, const char *key,
-                    const unsigned char *response, size_t response_len);
+typedef enum idem_found {
+    IDEM_NONE,      /* no call has used the key */
+    IDEM_SAME,      /* used by an identical request: *response is its answer */
+    IDEM_DIFFERENT, /* used by another request */
+} idem_found_t;
+
+/** What a key was used for, read outside any change (after a rollback). */
+status_t idem_lookup(db_t *db, arena_t *a, const char *merchant_id, const char *key,
+                     const char *method, const unsigned char *request, size_t request_len,
+                     idem_found_t *found, unsigned char **response, size_t *response_len);
 
 /** Deletes keys older than retention_days, at most `batch` rows; *deleted gets the count. */
 status_t idem_purge(db_t *db, int64_t retention_days, int64_t batch, int64_t *deleted);

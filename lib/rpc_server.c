@@ -331,35 +331,63 @@ typedef struct tx_call {
 
 static status_t call_run_in_tx(db_t *db, void *arg) {
     tx_call_t *t = arg;
-    const ProtobufCMessageDescriptor *out = t->m->md->output;
-    protobuf_c_message_init(out, t->resp); /* a retried attempt starts from scratch */
+    protobuf_c_message_init(t->m->md->output, t->resp); /* a retried attempt starts afresh */
     t->ctx->invalidation_count = 0;
     t->ctx->outbox_emitted = 0;
-    if (t->m->m->kind == RPC_MUTATE) {
-        unsigned char *replay = NULL;
-        size_t replay_len = 0;
-        status_t st = idem_claim(db, t->ctx->arena, t->ctx->merchant_id, t->idempotency_key,
-                                 t->m->path, t->req_bytes, t->req_len, &replay, &replay_len);
-        if (!status_is_ok(&st)) {
-            return st;
-        }
-        if (replay != NULL) {
-            ProtobufCMessage *prev = pb_unpack_arena(t->ctx->arena, out, replay, replay_len);
-            if (prev == NULL) {
-                return status_make(STATUS_INTERNAL, "DATABASE_ERROR",
-                                   "cannot decode a stored response");
-            }
-            t->resp = prev;
-            return status_ok();
-        }
-    }
     status_t st = t->m->m->handler(t->ctx, t->req, t->resp);
-    if (status_is_ok(&st) && t->m->m->kind == RPC_MUTATE) {
-        size_t len = 0;
-        unsigned char *bytes = pb_pack_arena(t->ctx->arena, t->resp, &len);
-        st = idem_store(db, t->ctx->merchant_id, t->idempotency_key, bytes, len);
+    if (!status_is_ok(&st) || t->m->m->kind != RPC_MUTATE) {
+        return st;
+    }
+    size_t len = 0;
+    unsigned char *bytes = pb_pack_arena(t->ctx->arena, t->resp, &len);
+    bool recorded = false;
+    st = idem_record(db, t->ctx->merchant_id, t->idempotency_key, t->m->path, t->req_bytes,
+                     t->req_len, bytes, len, &recorded);
+    if (status_is_ok(&st) && !recorded) {
+        /* The key was used before: undo this run; call_mutate answers from the record. */
+        return status_make(STATUS_ABORTED, "IDEMPOTENCY_KEY_USED", "idempotency key used");
     }
     return st;
+}
+
+/* RPC_MUTATE (DESIGN §4): the change and the record of its idempotency key commit together, so
+ * a key is taken exactly when its change is made. Every first call runs once and records with
+ * one statement. A call whose key turns out to be taken — a retry, or a concurrent duplicate
+ * that committed first, which the record and the change's own row locks wait for — is rolled
+ * back and answered from the record: the stored response for the same request,
+ * ALREADY_EXISTS IDEMPOTENCY_KEY_REUSED for another. A call that failed is checked the same
+ * way, since a retry of a call that succeeded may fail on the state the first one left (a
+ * second hold of the same points). */
+static status_t call_mutate(rpc_ctx_t *ctx, tx_call_t *t) {
+    status_t st = db_tx(ctx->db, call_run_in_tx, t);
+    if (status_is_ok(&st) || st.code == STATUS_UNAVAILABLE) {
+        return st;
+    }
+    idem_found_t found = IDEM_NONE;
+    unsigned char *prev = NULL;
+    size_t prev_len = 0;
+    status_t look = idem_lookup(ctx->db, ctx->arena, ctx->merchant_id, t->idempotency_key,
+                                t->m->path, t->req_bytes, t->req_len, &found, &prev, &prev_len);
+    if (!status_is_ok(&look)) {
+        return look;
+    }
+    if (found == IDEM_DIFFERENT) {
+        return status_make(STATUS_ALREADY_EXISTS, "IDEMPOTENCY_KEY_REUSED",
+                           "idempotency key already used for a different request");
+    }
+    if (found == IDEM_SAME) {
+        ctx->outbox_emitted = 0; /* nothing of the rolled-back run was kept */
+        t->resp = pb_unpack_arena(ctx->arena, t->m->md->output, prev, prev_len);
+        return t->resp ? status_ok()
+                       : status_make(STATUS_INTERNAL, "DATABASE_ERROR",
+                                     "cannot decode a stored response");
+    }
+    if (strcmp(st.reason, "IDEMPOTENCY_KEY_USED") == 0) {
+        /* Taken, then purged in between: rare; the caller may simply retry. */
+        return status_make(STATUS_ABORTED, "CONCURRENCY_CONFLICT",
+                           "concurrent use of the idempotency key, safe to retry");
+    }
+    return st; /* a new key: the call's own answer */
 }
 
 /* Checks done before decoding: authentication, deadline, readiness. */
@@ -412,7 +440,8 @@ static status_t call_dispatch(call_t *c, rpc_ctx_t *ctx, ProtobufCMessage **resp
         }
         t.req_bytes = pb_pack_arena(&c->arena, req, &t.req_len);
     }
-    status_t st = db_tx(ctx->db, call_run_in_tx, &t);
+    status_t st =
+        m->m->kind == RPC_MUTATE ? call_mutate(ctx, &t) : db_tx(ctx->db, call_run_in_tx, &t);
     *resp_out = t.resp;
     return st;
 }

@@ -891,9 +891,12 @@ Test(member_tiers, tier_changes_and_profile_updates_are_domain_events) {
      * replayed order or a renewal; a profile update is one member.updated event. */
     redis_proc_t redis;
     harness_redis_start(&redis);
-    char redis_env[96];
+    /* A database of its own too: every member-svc publishes the whole member outbox to its own
+     * Redis, so one of a test running alongside must not take these events. */
+    char redis_env[96], pg_env[512];
     snprintf(redis_env, sizeof redis_env, "LOYALTY_REDIS_URL=%s", redis.url);
-    const char *env[] = {redis_env, NULL};
+    snprintf(pg_env, sizeof pg_env, "LOYALTY_PG_DSN=%s", harness_private_database());
+    const char *env[] = {redis_env, pg_env, NULL};
     harness_start(&svc, "member-svc", env);
     const char *m = harness_merchant("events");
     const char *silver, *gold;
