@@ -262,17 +262,32 @@ bool cache_get(cache_t *c, arena_t *a, const char *key, unsigned char **value, s
     if (cache_conn(c) == NULL) {
         return false;
     }
+    /* GET and PTTL in one round trip: the near-cache copy must not outlive the entry. */
     const char *argv[] = {"GET", key};
     size_t lens[] = {3, strlen(key)};
-    redisReply *r = cache_command(c, 2, argv, lens);
-    bool hit = r != NULL && r->type == REDIS_REPLY_STRING;
+    const char *ttl_argv[] = {"PTTL", key};
+    size_t ttl_lens[] = {4, strlen(key)};
+    void *replies[2] = {NULL, NULL};
+    if (redisAppendCommandArgv(c->ctx, 2, argv, lens) != REDIS_OK ||
+        redisAppendCommandArgv(c->ctx, 2, ttl_argv, ttl_lens) != REDIS_OK ||
+        redisGetReply(c->ctx, &replies[0]) != REDIS_OK ||
+        redisGetReply(c->ctx, &replies[1]) != REDIS_OK) {
+        freeReplyObject(replies[0]);
+        cache_mark_broken(c);
+        return false;
+    }
+    redisReply *r = replies[0], *ttl = replies[1];
+    bool hit = r->type == REDIS_REPLY_STRING;
     if (hit) {
         *value = arena_alloc(a, r->len + 1);
         memcpy(*value, r->str, r->len);
         *len = r->len;
-        near_cache_put(key, r->str, r->len, epoch);
+        if (ttl->type == REDIS_REPLY_INTEGER && ttl->integer > 0) {
+            near_cache_put(key, r->str, r->len, epoch, ttl->integer);
+        }
     }
     freeReplyObject(r);
+    freeReplyObject(ttl);
     if (!hit && c->ctx != NULL) {
         cache_take_lease(c, key, epoch);
     }
@@ -299,7 +314,8 @@ void cache_set(cache_t *c, const char *key, const void *value, size_t len, int64
                      len, strlen(c->lease_token),    strlen(ttl)};
     redisReply *r = cache_command(c, 8, argv, lens);
     if (r != NULL && r->type == REDIS_REPLY_INTEGER && r->integer == 1) {
-        near_cache_put(key, value, len, c->lease_epoch);
+        near_cache_put(key, value, len, c->lease_epoch,
+                       (ttl_s > 0 ? ttl_s : c->default_ttl_s) * 1000);
     }
     freeReplyObject(r);
 }

@@ -174,7 +174,8 @@ bool near_cache_get(const char *key, arena_t *a, unsigned char **value, size_t *
     return hit;
 }
 
-void near_cache_put(const char *key, const void *value, size_t len, uint64_t epoch_seen) {
+void near_cache_put(const char *key, const void *value, size_t len, uint64_t epoch_seen,
+                    int64_t ttl_ms) {
     if (!g_nc.running || !atomic_load(&g_nc.subscribed) || len > NC_VALUE_MAX ||
         strlen(key) >= NC_KEY_MAX) {
         return;
@@ -193,7 +194,7 @@ void near_cache_put(const char *key, const void *value, size_t len, uint64_t epo
     e->value = v;
     e->len = len;
     e->hash = nc_hash(key);
-    e->expires_ms = nc_now_ms() + g_nc.ttl_ms;
+    e->expires_ms = nc_now_ms() + (ttl_ms > 0 && ttl_ms < g_nc.ttl_ms ? ttl_ms : g_nc.ttl_ms);
     nc_shard_t *s = nc_shard(e->hash);
     pthread_mutex_lock(&s->mu);
     /* Checked under the lock: an invalidation of this key takes the same lock after bumping

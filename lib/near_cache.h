@@ -30,9 +30,11 @@ bool near_cache_get(const char *key, arena_t *a, unsigned char **value, size_t *
 /** The current epoch; read it before fetching a value from Redis or the database. */
 uint64_t near_cache_epoch(void);
 
-/** Keeps a copy of a value fetched when the epoch was `epoch_seen`; ignored when an
+/** Keeps a copy of a value fetched when the epoch was `epoch_seen`, for at most ttl_ms (the
+ *  entry's remaining life in Redis) and the near cache's own bound; ignored when an
  *  invalidation happened since, or while the subscriber is not connected. */
-void near_cache_put(const char *key, const void *value, size_t len, uint64_t epoch_seen);
+void near_cache_put(const char *key, const void *value, size_t len, uint64_t epoch_seen,
+                    int64_t ttl_ms);
 
 /** Drops a key here (the caller publishes it for the other replicas) and bumps the epoch. */
 void near_cache_remove(const char *key);

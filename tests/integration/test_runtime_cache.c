@@ -172,3 +172,31 @@ Test(runtime_cache, replicas_stay_coherent) {
     cr_assert_eq(harness_stop(&a), 0);
     cr_assert_eq(harness_stop(&b), 0);
 }
+
+Test(runtime_cache, near_copy_never_outlives_the_entry) {
+    /* Goal: a value stored for 1 s is served from memory meanwhile and not after it expired in
+     * Redis, although the near cache keeps copies for up to a minute here. */
+    cr_assert(near_cache_start(redis.url, "loyalty:invalidate:test", 128, 60000));
+    for (int i = 0; i < 100; i++) {
+        near_cache_stats_t s;
+        near_cache_get_stats(&s);
+        if (s.subscribed) {
+            break;
+        }
+        usleep(20 * 1000);
+    }
+    cache_t *c = cache_create(redis.url, 60);
+    unsigned char *v;
+    size_t n;
+    cr_assert_not(cache_get(c, &arena, "{m:t}:short", &v, &n));
+    cache_set(c, "{m:t}:short", "brief", 5, 1);
+    cr_assert(has(c, "{m:t}:short", "brief"));
+    near_cache_stats_t before, after;
+    near_cache_get_stats(&before);
+    cr_assert(has(c, "{m:t}:short", "brief"));
+    near_cache_get_stats(&after);
+    cr_assert_eq(after.hits, before.hits + 1, "served from memory while valid");
+    usleep(1300 * 1000);
+    cr_assert_not(has(c, "{m:t}:short", "brief"), "expired everywhere after its TTL");
+    cache_destroy(c);
+}
