@@ -1040,7 +1040,7 @@ static status_t open_checkout(rpc_ctx_t *ctx, const char *checkout_id, gw_saga_t
     st = claim ? gw_saga_open_claimed(x, ctx, gw_svc(ctx), ctx->merchant_id, checkout_id)
                : gw_saga_open(x, ctx, gw_svc(ctx), ctx->merchant_id, checkout_id);
     if (status_is_ok(&st) && x->kind != GW_KIND_CHECKOUT) {
-        (void)gw_release(x); /* someone else's saga: give back the lease we may have taken */
+        (void)gw_saga_unclaim(x); /* someone else's saga: give back the lease we may have taken */
         st = status_make(STATUS_NOT_FOUND, "SAGA_NOT_FOUND", "not a checkout");
     }
     if (st.code == STATUS_NOT_FOUND) {
@@ -1106,10 +1106,11 @@ static status_t complete_decide(gw_saga_t *x,
     return complete_reserved(x, req->payment_ref);
 }
 
-/* Gives the lease back when a handler still holds it (gw_drive gives it back itself). */
+/* Gives the lease back when a handler still holds it (gw_drive gives it back itself): the
+ * handler stopped before changing anything, so the saga stays due when it was. */
 static status_t release_if_held(gw_saga_t *x, status_t st) {
     if (x->leased) {
-        status_t r = gw_release(x);
+        status_t r = gw_saga_unclaim(x);
         if (status_is_ok(&st)) {
             st = r;
         }

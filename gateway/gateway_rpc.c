@@ -75,7 +75,7 @@ status_t gw_resume_by_key(gw_saga_t *x) {
         return st;
     }
     if (x->state != GW_BEGINNING && x->state != GW_COMPLETING && x->state != GW_CANCELLING) {
-        return gw_release(x); /* it finished meanwhile */
+        return gw_saga_unclaim(x); /* it finished meanwhile: nothing to write */
     }
     return gw_drive(x);
 }

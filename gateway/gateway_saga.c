@@ -171,7 +171,9 @@ void gw_call_init(gw_call_t *c, rpc_channel_t *ch, const ProtobufCServiceDescrip
     c->service = service;
     c->method = method;
     c->request = request;
-    c->status = status_ok();
+    /* Not OK until a call or the log answers: a flow that stops before running the call (the log
+     * could not be written) must never read a response that is not there. */
+    c->status = status_make(STATUS_UNAVAILABLE, GW_REASON_NOT_RUN, "step %s was not run", c->name);
 }
 
 gw_step_t *gw_find_step(gw_saga_t *x, const char *name) {
@@ -265,6 +267,14 @@ status_t gw_release(gw_saga_t *x) {
         return db_tx(x->ctx->db, release_tx, x);
     }
     return gw_store_update(x->ctx->db, x, false);
+}
+
+status_t gw_saga_unclaim(gw_saga_t *x) {
+    if (!x->persisted || !x->leased) {
+        return status_ok();
+    }
+    x->leased = false;
+    return gw_store_unclaim(x->ctx->db, x->merchant_id, x->id, x->lease_token);
 }
 
 void gw_set_failure(gw_saga_t *x, int state, const status_t *error) {
@@ -362,6 +372,26 @@ static bool timed_out(const gw_call_t *calls, int n) {
     return false;
 }
 
+/* Every call still to run gets `why` (the reason the group stops before calling it): its status
+ * then never claims a response it does not have. Returns `why`. */
+static status_t stop_pending(gw_call_t *calls, const bool *run, int n, status_t why) {
+    assert(!status_is_ok(&why));
+    for (int i = 0; i < n; i++) {
+        if (run[i]) {
+            calls[i].status = why;
+            calls[i].response = NULL;
+        }
+    }
+    return why;
+}
+
+/* What must hold of a group once it ran: a call reads OK only with a response to read. */
+static void assert_answered(const gw_call_t *calls, int n) {
+    for (int i = 0; i < n; i++) {
+        assert(!status_is_ok(&calls[i].status) || calls[i].response != NULL);
+    }
+}
+
 status_t gw_steps(gw_saga_t *x, gw_call_t *calls, int n) {
     assert(n >= 0 && n <= GW_GROUP_MAX);
     gw_step_t *rec[GW_GROUP_MAX];
@@ -389,8 +419,9 @@ status_t gw_steps(gw_saga_t *x, gw_call_t *calls, int n) {
                 if (rec[i] == NULL) {
                     rec[i] = add_step(x, calls[i].name, calls[i].direction);
                     if (rec[i] == NULL) {
-                        return status_make(STATUS_INTERNAL, "TOO_MANY_STEPS",
-                                           "the saga has too many steps");
+                        return stop_pending(calls, run, n,
+                                            status_make(STATUS_INTERNAL, "TOO_MANY_STEPS",
+                                                        "the saga has too many steps"));
                     }
                 }
                 rec[i]->attempts++;
@@ -399,7 +430,7 @@ status_t gw_steps(gw_saga_t *x, gw_call_t *calls, int n) {
         }
         status_t st = gw_flush(x); /* STARTED is durable before any call */
         if (!status_is_ok(&st)) {
-            return st;
+            return stop_pending(calls, run, n, st);
         }
         rpc_call_spec_t specs[GW_GROUP_MAX];
         int idx[GW_GROUP_MAX];
@@ -463,6 +494,7 @@ status_t gw_steps(gw_saga_t *x, gw_call_t *calls, int n) {
     if (worst_sev == 4) {
         x->failed_step = true;
     }
+    assert_answered(calls, n);
     return worst;
 }
 

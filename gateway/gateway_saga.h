@@ -49,6 +49,8 @@
 /* A status that is not an error: a flow run in resolve mode reached a step that was never
  * started (so nothing after it was either). */
 #define GW_REASON_NOT_STARTED "STEP_NOT_STARTED"
+/* The status of a prepared call that was never run (the group stopped first). */
+#define GW_REASON_NOT_RUN "STEP_NOT_RUN"
 
 /** Configuration and clients shared by every call (the runtime's service_state). */
 typedef struct gw_svc {
@@ -203,6 +205,11 @@ status_t gw_flush(gw_saga_t *x);
 /** Writes everything and gives the lease back; the saga is due again next_delay_s later.
  *  COMPLETED runs the kind's on_final in the same transaction. */
 status_t gw_release(gw_saga_t *x);
+
+/** Gives the lease back when nothing was changed under it (an answer read, a refusal before any
+ *  step): unlike gw_release, when the saga is next due stays as it was, so a RESERVED checkout
+ *  is not made due -- and expired -- at once. */
+status_t gw_saga_unclaim(gw_saga_t *x);
 
 /** Sets the saga's outcome as a failure (state, reason, error) in memory. */
 void gw_set_failure(gw_saga_t *x, int state, const status_t *error);

@@ -87,6 +87,13 @@ static void step_params(db_params_t *p, const step_arrays_t *s) {
     " error_code = excluded.error_code, error_reason = excluded.error_reason, "                    \
     " error_message = excluded.error_message, finished_at = excluded.finished_at) "
 
+/* Inserts of one idempotency key queue on a transaction lock first (class 0x6777, "gw"), so the
+ * second sees the first's row and does nothing. Without it, ON CONFLICT -- which arbitrates only
+ * the key -- lets two same-key Begins of one order race on the order's index: the second failed
+ * ORDER_ALREADY_CHECKED_OUT, or deadlocked with the first's next update, instead of answering
+ * from the first. */
+#define GW_KEY_LOCK_CLASS "26487"
+
 /* The statements are built once (the parameter numbers of the steps CTE depend on the saga
  * part), so that db_exec prepares each exactly once. */
 static char g_insert_sql[4096];
@@ -100,10 +107,11 @@ static void build_sql(void) {
         "WITH s AS (INSERT INTO sagas (merchant_id, id, kind, state, idempotency_key, "
         " request_hash, request, context, reason, error_code, error_reason, error_message, "
         " order_id, member_id, lease_owner, lease_until, next_attempt_at, attempts) "
-        "VALUES ($1, $2, $3, $4, $5, sha256($6), $7, $8, $9, $10, $11, $12, "
+        "SELECT $1, $2, $3, $4, $5, sha256($6), $7, $8, $9, $10, $11, $12, "
         " NULLIF($13, ''), NULLIF($14, ''), $15, "
         " CASE WHEN $15::text IS NULL THEN NULL ELSE now() + $16::bigint * interval '1 s' END, "
-        " now() + $17::bigint * interval '1 s', $18) "
+        " now() + $17::bigint * interval '1 s', $18 "
+        "FROM (SELECT pg_advisory_xact_lock(" GW_KEY_LOCK_CLASS ", hashtext($1::text || ':' || $5::text))) l "
         "ON CONFLICT ON CONSTRAINT sagas_idempotency_key DO NOTHING "
         "RETURNING extract(epoch FROM created_at)::bigint), "
         "%s"
@@ -268,6 +276,18 @@ status_t gw_store_find_by_key(db_t *db, arena_t *a, const char *merchant_id, con
     *same_request = db_get_bool(r, 0, 1);
     PQclear(r);
     return status_ok();
+}
+
+status_t gw_store_unclaim(db_t *db, const char *merchant_id, const char *id, const char *token) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_text(&p, id);
+    db_param_text(&p, token);
+    return db_exec(db,
+                   "UPDATE sagas SET lease_owner = NULL, lease_until = NULL "
+                   "WHERE merchant_id = $1 AND id = $2 AND lease_owner = $3",
+                   &p, NULL);
 }
 
 status_t gw_store_claim(db_t *db, const char *merchant_id, const char *id, const char *token,

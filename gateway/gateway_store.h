@@ -21,6 +21,10 @@ status_t gw_store_find_by_key(db_t *db, arena_t *a, const char *merchant_id, con
                               const unsigned char *hash_input, size_t hash_len, char **id,
                               bool *same_request);
 
+/** Gives back a lease taken by gw_store_claim and nothing else: when the saga is due stays as
+ *  it was (a RESERVED checkout keeps its expiry). */
+status_t gw_store_unclaim(db_t *db, const char *merchant_id, const char *id, const char *token);
+
 /** Takes the lease (token, lease_s) when it is free, expired or ours; *claimed says whether it
  *  was; NOT_FOUND when there is no such saga. */
 status_t gw_store_claim(db_t *db, const char *merchant_id, const char *id, const char *token,
