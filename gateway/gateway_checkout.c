@@ -286,22 +286,6 @@ payment_of(const Loyalty__V1__GatewayCheckoutRequest *r) {
 
 /* ---- Begin ---- */
 
-static status_t read_tier(gw_saga_t *x, const char *member_id,
-                          Loyalty__V1__MemberTierStatus **out) {
-    Loyalty__V1__MemberGetTierRequest *r =
-        pb_new(x->a, &loyalty__v1__member_get_tier_request__descriptor);
-    r->merchant_id = x->merchant_id;
-    r->member_id = (char *)member_id;
-    gw_call_t c;
-    gw_call_init(&c, x->svc->member, &loyalty__v1__member_service__descriptor, "GetMemberTier",
-                 &r->base, "member_tier");
-    status_t st = gw_read(x, &c);
-    if (status_is_ok(&st)) {
-        *out = ((Loyalty__V1__MemberGetTierResponse *)c.response)->status;
-    }
-    return st;
-}
-
 /* Points and wallet: the reads they depend on in parallel, then both holds in parallel. The
  * points' cash value is known before the hold (value(p) under the quoted rate, as points-svc
  * computes it), so the wallet amount does not wait for the points hold; a hold whose cash value
@@ -504,7 +488,7 @@ static status_t checkout_begin(gw_saga_t *x) {
     co->member_id = req->member_id;
     co->promo_checkout_id = x->id;
     Loyalty__V1__MemberTierStatus *tier = NULL;
-    status_t st = read_tier(x, req->member_id, &tier);
+    status_t st = gw_read_member_tier(x, req->member_id, &tier);
     if (status_is_ok(&st)) {
         st = check_products(x, req);
     }

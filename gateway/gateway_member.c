@@ -382,10 +382,32 @@ status_t gw_rpc_get_member_overview(rpc_ctx_t *ctx, const ProtobufCMessage *req_
     return status_ok();
 }
 
+/* ---- the member a saga is for ---- */
+
+status_t gw_read_member_tier(gw_saga_t *x, const char *member_id,
+                             Loyalty__V1__MemberTierStatus **out) {
+    Loyalty__V1__MemberGetTierRequest *r =
+        pb_new(x->a, &loyalty__v1__member_get_tier_request__descriptor);
+    r->merchant_id = x->merchant_id;
+    r->member_id = (char *)member_id;
+    gw_call_t c;
+    gw_call_init(&c, x->svc->member, &loyalty__v1__member_service__descriptor, "GetMemberTier",
+                 &r->base, "member_tier");
+    status_t st = gw_read(x, &c);
+    if (status_is_ok(&st) && out != NULL) {
+        *out = ((Loyalty__V1__MemberGetTierResponse *)c.response)->status;
+    }
+    return st;
+}
+
 /* ---- top-up ---- */
 
 static status_t top_up_begin(gw_saga_t *x) {
     const Loyalty__V1__GatewayTopUpWalletRequest *req = (void *)gw_saga_request(x);
+    status_t st = gw_read_member_tier(x, req->member_id, NULL); /* NOT_FOUND: nobody's wallet */
+    if (!status_is_ok(&st)) {
+        return st;
+    }
     Loyalty__V1__WalletTopUpRequest *t =
         pb_new(x->a, &loyalty__v1__wallet_top_up_request__descriptor);
     t->merchant_id = x->merchant_id;
@@ -397,7 +419,7 @@ static status_t top_up_begin(gw_saga_t *x) {
     gw_call_t c;
     gw_call_init(&c, x->svc->wallet, &loyalty__v1__wallet_service__descriptor, "TopUp", &t->base,
                  "wallet_top_up");
-    status_t st = gw_step(x, &c);
+    st = gw_step(x, &c);
     if (status_is_ok(&st)) {
         Loyalty__V1__WalletTopUpResponse *r = (void *)c.response;
         Loyalty__V1__GatewayTopUpWalletResponse *v =
@@ -471,6 +493,10 @@ status_t gw_rpc_top_up_wallet(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
 
 static status_t check_in_begin(gw_saga_t *x) {
     const Loyalty__V1__GatewayCheckInRequest *req = (void *)gw_saga_request(x);
+    status_t st = gw_read_member_tier(x, req->member_id, NULL);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
     Loyalty__V1__PointsCheckInRequest *r =
         pb_new(x->a, &loyalty__v1__points_check_in_request__descriptor);
     r->merchant_id = x->merchant_id;
@@ -479,7 +505,7 @@ static status_t check_in_begin(gw_saga_t *x) {
     gw_call_t c;
     gw_call_init(&c, x->svc->points, &loyalty__v1__points_service__descriptor, "CheckIn", &r->base,
                  "points_check_in");
-    status_t st = gw_step(x, &c);
+    st = gw_step(x, &c);
     if (status_is_ok(&st)) {
         Loyalty__V1__PointsCheckInResponse *p = (void *)c.response;
         Loyalty__V1__GatewayCheckInResponse *v =
@@ -537,6 +563,10 @@ static Loyalty__V1__GatewayRedemption *redemption_ctx(gw_saga_t *x) {
 static status_t redeem_begin(gw_saga_t *x) {
     const Loyalty__V1__GatewayRedeemRewardRequest *req = (void *)gw_saga_request(x);
     Loyalty__V1__GatewayRedemption *d = redemption_ctx(x);
+    status_t st = gw_read_member_tier(x, req->member_id, NULL);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
     Loyalty__V1__PointsHoldRequest *h = pb_new(x->a, &loyalty__v1__points_hold_request__descriptor);
     h->merchant_id = x->merchant_id;
     h->idempotency_key = gw_step_key(x, "points_hold");
@@ -547,7 +577,7 @@ static status_t redeem_begin(gw_saga_t *x) {
     gw_call_t c;
     gw_call_init(&c, x->svc->points, &loyalty__v1__points_service__descriptor, "Hold", &h->base,
                  "points_hold");
-    status_t st = gw_step(x, &c);
+    st = gw_step(x, &c);
     if (!status_is_ok(&st)) {
         return st;
     }

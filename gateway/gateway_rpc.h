@@ -33,6 +33,12 @@ status_t gw_check_key(const char *value);
 /** A payment reference: 1..128 printable ASCII characters (or "" when optional). */
 status_t gw_check_payment_ref(const char *field, const char *value, bool required);
 
+/** The member's tier as a logged read (step "member_tier"; answered from the log when the saga
+ *  resumes): NOT_FOUND MEMBER_NOT_FOUND for a member the merchant does not have, so that no saga
+ *  acts for nobody. *out may be NULL. */
+status_t gw_read_member_tier(gw_saga_t *x, const char *member_id,
+                             Loyalty__V1__MemberTierStatus **out);
+
 /** Prepares the grant of a referral reward as points to its beneficiary (step
  *  "referral_grant:<reward id>", reference "rr:<reward id>"). */
 void gw_grant_call(gw_saga_t *x, gw_call_t *c, const Loyalty__V1__ReferralReward *rw);

@@ -277,3 +277,45 @@ Test(gateway_members, referral_refused_after_the_member_exists) {
     cr_assert_eq(b->registration_points, 50);
     cr_assert_eq(points_balance(m, a->member->id)->available, 50, "no referral reward");
 }
+
+Test(gateway_members, unknown_member_is_refused_by_every_member_rpc) {
+    /* Goal: every gateway RPC that names a member refuses one the merchant does not have --
+     * NOT_FOUND MEMBER_NOT_FOUND -- and writes nothing: no wallet, no check-in, no hold, no
+     * saga; a member of another merchant is unknown here too. */
+    stack_start();
+    const char *m = harness_merchant("nope");
+    set_points_rules(m, 0, 10, 0);
+    const char *other = harness_merchant("nope-other");
+    const char *theirs = create_member(other, "Somebody else");
+    const char *ghosts[] = {"mbr_NOPE", theirs};
+    for (size_t g = 0; g < 2; g++) {
+        const char *ghost = ghosts[g];
+        assert_status(top_up(m, harness_key(), ghost, NULL, 100, "pay-ghost", NULL),
+                      STATUS_NOT_FOUND, "MEMBER_NOT_FOUND");
+        assert_status(check_in(m, ghost, NULL), STATUS_NOT_FOUND, "MEMBER_NOT_FOUND");
+        assert_status(redeem(m, ghost, 100, NULL, "gift-mug", NULL), STATUS_NOT_FOUND,
+                      "MEMBER_NOT_FOUND");
+        assert_status(begin_checkout(m, NULL, "o-ghost", ghost, shirt_cart(), NULL, NULL),
+                      STATUS_NOT_FOUND, "MEMBER_NOT_FOUND");
+        Loyalty__V1__GatewayQuoteCheckoutRequest q =
+            LOYALTY__V1__GATEWAY_QUOTE_CHECKOUT_REQUEST__INIT;
+        q.merchant_id = (char *)m;
+        q.member_id = (char *)ghost;
+        q.cart = shirt_cart();
+        assert_status(gw("QuoteCheckout", &q, NULL), STATUS_NOT_FOUND, "MEMBER_NOT_FOUND");
+        Loyalty__V1__GatewayGetMemberOverviewRequest o =
+            LOYALTY__V1__GATEWAY_GET_MEMBER_OVERVIEW_REQUEST__INIT;
+        o.merchant_id = (char *)m;
+        o.member_id = (char *)ghost;
+        assert_status(gw("GetMemberOverview", &o, NULL), STATUS_NOT_FOUND, "MEMBER_NOT_FOUND");
+        /* Nothing was credited to nobody. */
+        cr_assert_eq(wallet_balance(m, ghost)->available_cents, 0);
+        cr_assert_eq(points_balance(m, ghost)->available, 0);
+    }
+    Loyalty__V1__GatewayListSagasRequest ls = LOYALTY__V1__GATEWAY_LIST_SAGAS_REQUEST__INIT;
+    ls.merchant_id = (char *)m;
+    Loyalty__V1__GatewayListSagasResponse *sagas = NULL;
+    assert_ok(gw("ListSagas", &ls, &sagas));
+    cr_assert_eq(sagas->n_sagas, 0, "no saga acts for nobody");
+    assert_ledgers_clean(m);
+}
