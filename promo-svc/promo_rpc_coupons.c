@@ -166,11 +166,7 @@ status_t promo_rpc_get_coupon(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
     status_t st = validate_token("coupon_id", req->coupon_id, PROMO_TOKEN_MAX);
     if (status_is_ok(&st)) {
         st = promo_store_coupon_get(ctx->db, ctx->arena, ctx->merchant_id, req->coupon_id,
-                                    &resp->coupon);
-    }
-    if (status_is_ok(&st)) {
-        resp->coupon->status = promo_rules_coupon_status(resp->coupon->status,
-                                                         resp->coupon->valid_until_at, ctx->now_s);
+                                    ctx->now_s, &resp->coupon);
     }
     return st;
 }
@@ -195,10 +191,6 @@ status_t promo_rpc_list_coupons(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
         st = promo_store_coupons_list(ctx->db, ctx->arena, ctx->merchant_id, req->member_id,
                                       req->status, ctx->now_s, after, limit, &resp->coupons,
                                       &resp->n_coupons, &more);
-    }
-    for (size_t i = 0; status_is_ok(&st) && i < resp->n_coupons; i++) {
-        Loyalty__V1__PromoCoupon *c = resp->coupons[i];
-        c->status = promo_rules_coupon_status(c->status, c->valid_until_at, ctx->now_s);
     }
     if (status_is_ok(&st)) {
         resp->page_info = promo_page_next(

@@ -401,7 +401,11 @@ void promo_rules_coupon_window(const Loyalty__V1__PromoCouponTemplate *t, int64_
 }
 
 Loyalty__V1__PromoCouponStatus promo_rules_coupon_status(Loyalty__V1__PromoCouponStatus stored,
+                                                         bool reservation_live,
                                                          int64_t valid_until_at, int64_t now) {
+    if (stored == COUPON_STATUS(RESERVED) && !reservation_live) {
+        stored = COUPON_STATUS(AVAILABLE); /* its checkout let it go, or let it expire */
+    }
     if (stored == COUPON_STATUS(AVAILABLE) && now >= valid_until_at) {
         return COUPON_STATUS(EXPIRED);
     }

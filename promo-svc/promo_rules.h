@@ -76,9 +76,11 @@ status_t promo_rules_check_ttl(int64_t ttl_s, int64_t *out);
 void promo_rules_coupon_window(const Loyalty__V1__PromoCouponTemplate *t, int64_t issued_at,
                                int64_t *valid_from_at, int64_t *valid_until_at);
 
-/** The status a member sees: USED and RESERVED as stored; AVAILABLE turns EXPIRED at
- *  valid_until_at. */
+/** The status a member sees: USED as stored; RESERVED while its reservation still holds it
+ *  (reservation_live), else AVAILABLE again, before the expiry job writes that back; AVAILABLE
+ *  turns EXPIRED at valid_until_at. */
 Loyalty__V1__PromoCouponStatus promo_rules_coupon_status(Loyalty__V1__PromoCouponStatus stored,
+                                                         bool reservation_live,
                                                          int64_t valid_until_at, int64_t now);
 
 /** The calendar periods of an instant in the merchant's time zone, as counter period keys:

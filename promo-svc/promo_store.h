@@ -134,7 +134,7 @@ status_t promo_store_coupon_insert(db_t *db, const char *merchant_id,
 
 /** NOT_FOUND COUPON_NOT_FOUND. The status is as stored (see promo_rules_coupon_status). */
 status_t promo_store_coupon_get(db_t *db, arena_t *a, const char *merchant_id, const char *id,
-                                Loyalty__V1__PromoCoupon **out);
+                                int64_t now, Loyalty__V1__PromoCoupon **out);
 
 /** A member's coupons newest first; status 0 = any (EXPIRED/AVAILABLE judged at `now`). */
 status_t promo_store_coupons_list(db_t *db, arena_t *a, const char *merchant_id,

@@ -180,6 +180,11 @@ status_t promo_store_template_take(db_t *db, const char *merchant_id,
     "c.id, c.merchant_id, c.member_id, c.template_id, c.name, c.kind, c.amount_off_cents, "        \
     "c.percent_off_bps, c.max_discount_cents, c.min_spend_cents, c.source, c.status, "             \
     "c.valid_from_at, c.valid_until_at, c.issued_at, c.used_at, coalesce(c.checkout_id, '')"
+/* Column 17 of a coupon read: whether a RESERVED coupon's reservation still holds it at `now`
+ * (a parameter); an expired reservation frees the coupon before the job writes it back. */
+#define COUPON_HELD_LIVE(now) "coalesce(c.status = 2 AND r.status = 1 AND r.expires_at > " now ", false)"
+#define COUPON_JOIN_RESERVATION                                                                    \
+    "LEFT JOIN reservations r ON r.merchant_id = c.merchant_id AND r.checkout_id = c.checkout_id "
 
 static Loyalty__V1__PromoCoupon *coupon_from_row(arena_t *a, const PGresult *r, int i) {
     Loyalty__V1__PromoCoupon *c = pb_new(a, &loyalty__v1__promo_coupon__descriptor);
@@ -230,20 +235,24 @@ status_t promo_store_coupon_insert(db_t *db, const char *merchant_id,
 }
 
 status_t promo_store_coupon_get(db_t *db, arena_t *a, const char *merchant_id, const char *id,
-                                Loyalty__V1__PromoCoupon **out) {
+                                int64_t now, Loyalty__V1__PromoCoupon **out) {
     db_params_t p;
     db_params_init(&p);
     db_param_text(&p, merchant_id);
     db_param_text(&p, id);
+    db_param_int(&p, now);
     PGresult *r = NULL;
     status_t st = db_exec_row(db,
-                              "SELECT " COUPON_COLUMNS " FROM coupons c "
+                              "SELECT " COUPON_COLUMNS ", " COUPON_HELD_LIVE("$3") " "
+                              "FROM coupons c " COUPON_JOIN_RESERVATION
                               "WHERE c.merchant_id = $1 AND c.id = $2",
                               &p, &r, STATUS_NOT_FOUND, "COUPON_NOT_FOUND", "coupon not found");
     if (!status_is_ok(&st)) {
         return st;
     }
     *out = coupon_from_row(a, r, 0);
+    (*out)->status = promo_rules_coupon_status((*out)->status, db_get_bool(r, 0, 17),
+                                               (*out)->valid_until_at, now);
     PQclear(r);
     return status_ok();
 }
@@ -261,17 +270,22 @@ status_t promo_store_coupons_list(db_t *db, arena_t *a, const char *merchant_id,
     db_param_text(&p, after_id);
     db_param_int(&p, limit + 1);
     PGresult *r = NULL;
-    /* EXPIRED is not stored: AVAILABLE (1) and EXPIRED (4) split stored status 1 at `now`. */
-    status_t st =
-        db_exec(db,
-                "SELECT " COUPON_COLUMNS " FROM coupons c "
-                "WHERE c.merchant_id = $1 AND c.member_id = $2 AND ($5 = '' OR c.id < $5) "
-                " AND CASE $3::int WHEN 0 THEN true "
-                "  WHEN 1 THEN c.status = 1 AND c.valid_until_at > $4 "
-                "  WHEN 4 THEN c.status = 1 AND c.valid_until_at <= $4 "
-                "  ELSE c.status = $3::int END "
-                "ORDER BY c.id DESC LIMIT $6",
-                &p, &r);
+    /* The filter is on the status a member sees (promo_rules_coupon_status): EXPIRED is not
+     * stored, and a RESERVED coupon whose reservation ended is free again before the job
+     * writes it back. */
+    static const char list_sql[] =
+        "SELECT " COUPON_COLUMNS ", " COUPON_HELD_LIVE("$4") " "
+        "FROM coupons c " COUPON_JOIN_RESERVATION
+        "WHERE c.merchant_id = $1 AND c.member_id = $2 AND ($5 = '' OR c.id < $5) "
+        " AND CASE $3::int WHEN 0 THEN true "
+        "  WHEN 1 THEN (c.status = 1 OR (c.status = 2 AND NOT " COUPON_HELD_LIVE("$4") ")) "
+        "   AND c.valid_until_at > $4 "
+        "  WHEN 2 THEN c.status = 2 AND " COUPON_HELD_LIVE("$4") " "
+        "  WHEN 4 THEN (c.status = 1 OR (c.status = 2 AND NOT " COUPON_HELD_LIVE("$4") ")) "
+        "   AND c.valid_until_at <= $4 "
+        "  ELSE c.status = $3::int END "
+        "ORDER BY c.id DESC LIMIT $6";
+    status_t st = db_exec(db, list_sql, &p, &r);
     if (!status_is_ok(&st)) {
         return st;
     }
@@ -281,6 +295,8 @@ status_t promo_store_coupons_list(db_t *db, arena_t *a, const char *merchant_id,
     *out = arena_alloc(a, ((size_t)rows + 1) * sizeof **out);
     for (int i = 0; i < rows; i++) {
         (*out)[i] = coupon_from_row(a, r, i);
+        (*out)[i]->status = promo_rules_coupon_status((*out)[i]->status, db_get_bool(r, i, 17),
+                                                      (*out)[i]->valid_until_at, now);
     }
     *n = (size_t)rows;
     PQclear(r);
@@ -303,10 +319,8 @@ status_t promo_store_coupons_for_cart(db_t *db, arena_t *a, const char *merchant
     db_param_text(&p, pgarray_encode(a, ids, n));
     db_param_int(&p, now);
 #define CART_COUPONS                                                                               \
-    "SELECT " COUPON_COLUMNS ", "                                                                  \
-    " coalesce(c.status = 2 AND r.status = 1 AND r.expires_at > $3, false) "                       \
-    "FROM coupons c LEFT JOIN reservations r "                                                     \
-    " ON r.merchant_id = c.merchant_id AND r.checkout_id = c.checkout_id "                         \
+    "SELECT " COUPON_COLUMNS ", " COUPON_HELD_LIVE("$3") " "                                       \
+    "FROM coupons c " COUPON_JOIN_RESERVATION                                                      \
     "WHERE c.merchant_id = $1 AND c.id = ANY($2::text[]) ORDER BY c.id"
     PGresult *r = NULL;
     status_t st = db_exec(db, lock ? CART_COUPONS " FOR UPDATE OF c" : CART_COUPONS, &p, &r);

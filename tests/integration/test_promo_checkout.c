@@ -27,6 +27,7 @@ TestSuite(promo_checkout, .init = setup, .fini = teardown, .timeout = 300);
 
 #define R(x) LOYALTY__V1__PROMO_REASON__PROMO_REASON_##x
 #define RES(x) LOYALTY__V1__PROMO_RESERVATION_STATUS__PROMO_RESERVATION_STATUS_##x
+#define COUPON_STATUS(x) LOYALTY__V1__PROMO_COUPON_STATUS__PROMO_COUPON_STATUS_##x
 
 static Loyalty__V1__PromoCart *simple_cart(const char *member, int64_t amount) {
     Loyalty__V1__PromoCart *c = pt_cart(&arena, member);
@@ -591,6 +592,68 @@ Test(promo_checkout, reservations_expire_lazily_without_the_job) {
                             "AND checkout_id = 'l-1'",
                             m, NULL),
                  4);
+}
+
+static Loyalty__V1__PromoCouponStatus coupon_status_of(const char *m, const char *coupon_id) {
+    Loyalty__V1__PromoGetCouponRequest req = LOYALTY__V1__PROMO_GET_COUPON_REQUEST__INIT;
+    req.merchant_id = (char *)m;
+    req.coupon_id = (char *)coupon_id;
+    ProtobufCMessage *resp = NULL;
+    assert_status(promo_call(svc.addr, "GetCoupon", &req.base, &arena, &resp), STATUS_OK, "");
+    return ((Loyalty__V1__PromoGetCouponResponse *)resp)->coupon->status;
+}
+
+/* How many of the member's coupons ListCoupons answers under a status filter. */
+static size_t coupons_listed(const char *m, const char *member_id,
+                             Loyalty__V1__PromoCouponStatus status) {
+    Loyalty__V1__PromoListCouponsRequest req = LOYALTY__V1__PROMO_LIST_COUPONS_REQUEST__INIT;
+    req.merchant_id = (char *)m;
+    req.member_id = (char *)member_id;
+    req.status = status;
+    ProtobufCMessage *resp = NULL;
+    assert_status(promo_call(svc.addr, "ListCoupons", &req.base, &arena, &resp), STATUS_OK, "");
+    return ((Loyalty__V1__PromoListCouponsResponse *)resp)->n_coupons;
+}
+
+Test(promo_checkout, coupon_reads_show_the_effective_status_when_a_reservation_expires) {
+    /* Goal: once its reservation has expired, a coupon reads AVAILABLE everywhere -- GetCoupon,
+     * ListCoupons(AVAILABLE) and not ListCoupons(RESERVED) -- as GetReservation reads EXPIRED,
+     * without waiting for the job (off here). */
+    const char *env[] = {"JOB_INTERVAL_S=0", NULL};
+    harness_start(&svc, "promo-svc", env);
+    const char *m = harness_merchant("cpx");
+    Loyalty__V1__PromoCouponTemplate *t = NULL;
+    assert_status(pt_template(svc.addr, m, &arena, pt_amount_template(&arena, 500, 1000), &t),
+                  STATUS_OK, "");
+    Loyalty__V1__PromoCoupon *c = NULL;
+    assert_status(pt_issue(svc.addr, m, &arena, "mbr_x", t->id, SOURCE_WELCOME, NULL, &c),
+                  STATUS_OK, "");
+    Loyalty__V1__PromoCart *cart = simple_cart("mbr_x", 2000);
+    cart->coupon_ids[cart->n_coupon_ids++] = c->id;
+    assert_status(pt_reserve(svc.addr, m, &arena, "x-1", NULL, cart, 1, NULL), STATUS_OK, "");
+    /* While held (unless a very slow machine let the second pass already). */
+    Loyalty__V1__PromoReservation *r = NULL;
+    assert_status(pt_get_reservation(svc.addr, m, &arena, "x-1", &r), STATUS_OK, "");
+    if (r->status == RES(RESERVED)) {
+        cr_assert_eq(coupon_status_of(m, c->id), COUPON_STATUS(RESERVED));
+    }
+    /* Wait for the reservation to read EXPIRED, as a client would see it. */
+    for (int i = 0; i < 300 && r->status != RES(EXPIRED); i++) {
+        usleep(100 * 1000);
+        assert_status(pt_get_reservation(svc.addr, m, &arena, "x-1", &r), STATUS_OK, "");
+    }
+    cr_assert_eq(r->status, RES(EXPIRED));
+    cr_assert_eq(coupon_status_of(m, c->id), COUPON_STATUS(AVAILABLE));
+    cr_assert_eq(coupons_listed(m, "mbr_x", COUPON_STATUS(AVAILABLE)), 1);
+    cr_assert_eq(coupons_listed(m, "mbr_x", COUPON_STATUS(RESERVED)), 0);
+    cr_assert_eq(coupons_listed(m, "mbr_x", COUPON_STATUS(UNSPECIFIED)), 1);
+    /* Still stored RESERVED: the reads, not the job, made it available. */
+    cr_assert_eq(pt_sql_int("SELECT status FROM promo.coupons WHERE merchant_id = $1 AND id = $2",
+                            m, c->id),
+                 2);
+    /* And another checkout may take it. */
+    assert_status(pt_reserve(svc.addr, m, &arena, "x-2", NULL, cart, 0, NULL), STATUS_OK, "");
+    cr_assert_eq(coupon_status_of(m, c->id), COUPON_STATUS(RESERVED));
 }
 
 /* ---- isolation ---- */

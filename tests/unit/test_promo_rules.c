@@ -399,9 +399,16 @@ Test(promo_rules, coupon_window_and_status) {
         LOYALTY__V1__PROMO_COUPON_STATUS__PROMO_COUPON_STATUS_EXPIRED;
     const Loyalty__V1__PromoCouponStatus US =
         LOYALTY__V1__PROMO_COUPON_STATUS__PROMO_COUPON_STATUS_USED;
-    cr_assert_eq(promo_rules_coupon_status(AV, 100, 99), AV);
-    cr_assert_eq(promo_rules_coupon_status(AV, 100, 100), EX);
-    cr_assert_eq(promo_rules_coupon_status(US, 100, 101), US);
+    const Loyalty__V1__PromoCouponStatus RS =
+        LOYALTY__V1__PROMO_COUPON_STATUS__PROMO_COUPON_STATUS_RESERVED;
+    cr_assert_eq(promo_rules_coupon_status(AV, false, 100, 99), AV);
+    cr_assert_eq(promo_rules_coupon_status(AV, false, 100, 100), EX);
+    cr_assert_eq(promo_rules_coupon_status(US, false, 100, 101), US);
+    /* RESERVED only while its reservation holds it; then AVAILABLE (or EXPIRED) at once. */
+    cr_assert_eq(promo_rules_coupon_status(RS, true, 100, 99), RS);
+    cr_assert_eq(promo_rules_coupon_status(RS, true, 100, 100), RS);
+    cr_assert_eq(promo_rules_coupon_status(RS, false, 100, 99), AV);
+    cr_assert_eq(promo_rules_coupon_status(RS, false, 100, 100), EX);
 }
 
 Test(promo_rules, limit_keys_and_states) {
