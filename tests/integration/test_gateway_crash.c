@@ -89,6 +89,9 @@ static Loyalty__V1__GatewayCart *crash_cart(const char *coupon_id) {
 
 /* Every step of the final checkout is DONE and the saga COMPLETED. */
 static void assert_all_done(const char *m, const char *checkout_id) {
+    /* Complete may answer COMPLETING (a participant slower than the client timeout on a busy
+     * machine): what matters is where the saga ends. */
+    wait_saga_final(m, checkout_id, 60);
     Loyalty__V1__GatewayCheckout *co = get_checkout(m, checkout_id);
     cr_assert_eq(co->state, S_COMPLETED, "state %d (%s)", co->state, co->reason);
     for (size_t i = 0; i < co->n_steps; i++) {
@@ -163,7 +166,7 @@ static void crash_complete(const char *fp) {
     /* And the order refunds exactly, as any completed one. */
     Loyalty__V1__GatewayRefund *r = NULL;
     assert_ok(refund_amount(s.m, NULL, "order-1", 10400, &r));
-    cr_assert_eq(r->state, S_COMPLETED);
+    cr_assert_eq(wait_saga_final(s.m, r->refund_id, 60)->state, S_COMPLETED, "%s", fp);
     cr_assert_eq(points_balance(s.m, b)->available, 5000, "%s", fp);
     cr_assert_eq(wallet_balance(s.m, b)->available_cents, 3000, "%s", fp);
     cr_assert_eq(points_balance(s.m, s.r1)->available, 0, "%s", fp);
@@ -234,9 +237,14 @@ Test(gateway_crash, kill_each_participant_mid_saga) {
             }
             assert_ok(st);
             cr_assert_eq(co->state, S_RESERVED);
+            /* Accepted: COMPLETED, or COMPLETING when a participant just restarted answers
+             * later than the client timeout (a busy machine); the saga ends COMPLETED below. */
             Loyalty__V1__GatewayCheckout *done = NULL;
             assert_ok(complete_checkout(s.m, co->checkout_id, "psp-1", &done));
-            cr_assert_eq(done->state, S_COMPLETED);
+            cr_assert(done->state == S_COMPLETED ||
+                          done->state ==
+                              LOYALTY__V1__GATEWAY_SAGA_STATE__GATEWAY_SAGA_STATE_COMPLETING,
+                      "state %d (%s)", done->state, done->reason);
         } else {
             assert_ok(begin_checkout(s.m, key, "order-1", b, crash_cart(coupon->id),
                                      pay(2000, 3000), &co));
