@@ -247,7 +247,8 @@ static status_t rpc_list_codes(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
     bool more = false;
     if (status_is_ok(&st)) {
         st = promo_store_codes_list(ctx->db, ctx->arena, ctx->merchant_id, req->promotion_id,
-                                    req->batch_id, req->status, after, limit, &resp->codes,
+                                    req->batch_id, req->status, after, limit, ctx->now_s,
+                                    &resp->codes,
                                     &resp->n_codes, &more);
     }
     if (status_is_ok(&st)) {

@@ -377,7 +377,8 @@ status_t promo_store_codes_generate(db_t *db, arena_t *a, const char *merchant_i
 status_t promo_store_codes_list(db_t *db, arena_t *a, const char *merchant_id,
                                 const char *promotion_id, const char *batch_id,
                                 Loyalty__V1__PromoCodeStatus status, const char *after_code,
-                                int limit, Loyalty__V1__PromoCode ***out, size_t *n, bool *more) {
+                                int limit, int64_t now, Loyalty__V1__PromoCode ***out, size_t *n,
+                                bool *more) {
     db_params_t p;
     db_params_init(&p);
     db_param_text(&p, merchant_id);
@@ -386,15 +387,23 @@ status_t promo_store_codes_list(db_t *db, arena_t *a, const char *merchant_id,
     db_param_int(&p, status);
     db_param_text(&p, after_code);
     db_param_int(&p, limit + 1);
+    db_param_int(&p, now);
     PGresult *r = NULL;
-    status_t st =
-        db_exec(db,
-                "SELECT code, promotion_id, coalesce(batch_id, ''), status, "
-                " coalesce(checkout_id, ''), created_at FROM codes "
-                "WHERE merchant_id = $1 AND promotion_id = $2 "
-                " AND ($3::text = '' OR batch_id = $3::text) AND ($4::int = 0 OR status = $4::int) "
-                " AND code > $5 ORDER BY code LIMIT $6",
-                &p, &r);
+    /* The status is the one a caller sees: a RESERVED code whose reservation ended (released,
+     * expired past its TTL) is AVAILABLE again before the expiry job writes it back. */
+    static const char list_sql[] =
+        "SELECT code, promotion_id, batch_id, status, checkout_id, created_at FROM ("
+        " SELECT c.code, c.promotion_id, coalesce(c.batch_id, '') AS batch_id, "
+        "  CASE WHEN c.status = 2 AND NOT coalesce(r.status = 1 AND r.expires_at > $7, false) "
+        "   THEN 1 ELSE c.status END AS status, "
+        "  CASE WHEN c.status = 2 AND NOT coalesce(r.status = 1 AND r.expires_at > $7, false) "
+        "   THEN '' ELSE coalesce(c.checkout_id, '') END AS checkout_id, c.created_at "
+        " FROM codes c LEFT JOIN reservations r "
+        "  ON r.merchant_id = c.merchant_id AND r.checkout_id = c.checkout_id "
+        " WHERE c.merchant_id = $1 AND c.promotion_id = $2 "
+        "  AND ($3::text = '' OR c.batch_id = $3::text) AND c.code > $5) v "
+        "WHERE ($4::int = 0 OR status = $4::int) ORDER BY code LIMIT $6";
+    status_t st = db_exec(db, list_sql, &p, &r);
     if (!status_is_ok(&st)) {
         return st;
     }

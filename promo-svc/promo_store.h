@@ -72,7 +72,8 @@ status_t promo_store_codes_generate(db_t *db, arena_t *a, const char *merchant_i
 status_t promo_store_codes_list(db_t *db, arena_t *a, const char *merchant_id,
                                 const char *promotion_id, const char *batch_id,
                                 Loyalty__V1__PromoCodeStatus status, const char *after_code,
-                                int limit, Loyalty__V1__PromoCode ***out, size_t *n, bool *more);
+                                int limit, int64_t now, Loyalty__V1__PromoCode ***out, size_t *n,
+                                bool *more);
 
 /** Moves every unique code held by `checkout_id` to `status`; AVAILABLE also clears the
  *  checkout. */

@@ -28,6 +28,7 @@ TestSuite(promo_checkout, .init = setup, .fini = teardown, .timeout = 300);
 #define R(x) LOYALTY__V1__PROMO_REASON__PROMO_REASON_##x
 #define RES(x) LOYALTY__V1__PROMO_RESERVATION_STATUS__PROMO_RESERVATION_STATUS_##x
 #define COUPON_STATUS(x) LOYALTY__V1__PROMO_COUPON_STATUS__PROMO_COUPON_STATUS_##x
+#define CODE_STATUS(x) LOYALTY__V1__PROMO_CODE_STATUS__PROMO_CODE_STATUS_##x
 
 static Loyalty__V1__PromoCart *simple_cart(const char *member, int64_t amount) {
     Loyalty__V1__PromoCart *c = pt_cart(&arena, member);
@@ -615,10 +616,24 @@ static size_t coupons_listed(const char *m, const char *member_id,
     return ((Loyalty__V1__PromoListCouponsResponse *)resp)->n_coupons;
 }
 
-Test(promo_checkout, coupon_reads_show_the_effective_status_when_a_reservation_expires) {
+/* The first code of a promotion that ListPromoCodes answers under a status filter, or NULL. */
+static const char *codes_listed(const char *m, const char *promotion_id,
+                                Loyalty__V1__PromoCodeStatus status) {
+    Loyalty__V1__PromoListPromoCodesRequest req =
+        LOYALTY__V1__PROMO_LIST_PROMO_CODES_REQUEST__INIT;
+    req.merchant_id = (char *)m;
+    req.promotion_id = (char *)promotion_id;
+    req.status = status;
+    ProtobufCMessage *resp = NULL;
+    assert_status(promo_call(svc.addr, "ListPromoCodes", &req.base, &arena, &resp), STATUS_OK, "");
+    Loyalty__V1__PromoListPromoCodesResponse *lr = (void *)resp;
+    return lr->n_codes > 0 ? lr->codes[0]->code : NULL;
+}
+
+Test(promo_checkout, coupon_and_code_reads_show_the_effective_status_after_a_reservation_expires) {
     /* Goal: once its reservation has expired, a coupon reads AVAILABLE everywhere -- GetCoupon,
      * ListCoupons(AVAILABLE) and not ListCoupons(RESERVED) -- as GetReservation reads EXPIRED,
-     * without waiting for the job (off here). */
+     * without waiting for the job (off here); so does a single-use code in ListPromoCodes. */
     const char *env[] = {"JOB_INTERVAL_S=0", NULL};
     harness_start(&svc, "promo-svc", env);
     const char *m = harness_merchant("cpx");
@@ -628,8 +643,24 @@ Test(promo_checkout, coupon_reads_show_the_effective_status_when_a_reservation_e
     Loyalty__V1__PromoCoupon *c = NULL;
     assert_status(pt_issue(svc.addr, m, &arena, "mbr_x", t->id, SOURCE_WELCOME, NULL, &c),
                   STATUS_OK, "");
+    /* And a single-use code of a promotion, held by the same reservation. */
+    Loyalty__V1__Promotion *p = pt_promotion(&arena, "Mailing", 0), *promo = NULL;
+    pt_amount_off(&arena, p, 100);
+    pt_unique_codes(p);
+    assert_status(pt_create(svc.addr, m, &arena, p, &promo), STATUS_OK, "");
+    Loyalty__V1__PromoGeneratePromoCodesRequest gen =
+        LOYALTY__V1__PROMO_GENERATE_PROMO_CODES_REQUEST__INIT;
+    gen.merchant_id = (char *)m;
+    gen.idempotency_key = (char *)harness_key();
+    gen.promotion_id = promo->id;
+    gen.count = 1;
+    gen.prefix = "x";
+    assert_status(promo_call(svc.addr, "GeneratePromoCodes", &gen.base, &arena, NULL), STATUS_OK,
+                  "");
+    const char *code = codes_listed(m, promo->id, 0);
     Loyalty__V1__PromoCart *cart = simple_cart("mbr_x", 2000);
     cart->coupon_ids[cart->n_coupon_ids++] = c->id;
+    cart->codes[cart->n_codes++] = (char *)code;
     assert_status(pt_reserve(svc.addr, m, &arena, "x-1", NULL, cart, 1, NULL), STATUS_OK, "");
     /* While held (unless a very slow machine let the second pass already). */
     Loyalty__V1__PromoReservation *r = NULL;
@@ -647,6 +678,8 @@ Test(promo_checkout, coupon_reads_show_the_effective_status_when_a_reservation_e
     cr_assert_eq(coupons_listed(m, "mbr_x", COUPON_STATUS(AVAILABLE)), 1);
     cr_assert_eq(coupons_listed(m, "mbr_x", COUPON_STATUS(RESERVED)), 0);
     cr_assert_eq(coupons_listed(m, "mbr_x", COUPON_STATUS(UNSPECIFIED)), 1);
+    cr_assert_str_eq(codes_listed(m, promo->id, CODE_STATUS(AVAILABLE)), code);
+    cr_assert_null(codes_listed(m, promo->id, CODE_STATUS(RESERVED)));
     /* Still stored RESERVED: the reads, not the job, made it available. */
     cr_assert_eq(pt_sql_int("SELECT status FROM promo.coupons WHERE merchant_id = $1 AND id = $2",
                             m, c->id),
