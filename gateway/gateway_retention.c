@@ -21,11 +21,19 @@ status_t gw_job_purge_steps(rpc_ctx_t *ctx) {
     db_param_int(&p, days);
     db_param_int(&p, RETENTION_BATCH);
     PGresult *r = NULL;
+    /* Oldest first by creation (a saga finishes after it is created, so every saga finished
+     * before the cutoff was created before it); each saga is done once (steps_dropped), so a
+     * batch never meets the same sagas again. */
     status_t st = db_exec(ctx->db,
-                          "DELETE FROM saga_steps st USING ("
-                          " SELECT merchant_id, id FROM sagas WHERE state IN (4, 6) "
-                          " AND updated_at < now() - make_interval(days => $1::int) "
-                          " ORDER BY updated_at LIMIT $2) old "
+                          "WITH old AS (UPDATE sagas s SET steps_dropped = true FROM ("
+                          "  SELECT merchant_id, id FROM sagas "
+                          "  WHERE state IN (4, 6) AND NOT steps_dropped "
+                          "  AND created_at < now() - make_interval(days => $1::int) "
+                          "  AND updated_at < now() - make_interval(days => $1::int) "
+                          "  ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED) o "
+                          " WHERE s.merchant_id = o.merchant_id AND s.id = o.id "
+                          " RETURNING s.merchant_id, s.id) "
+                          "DELETE FROM saga_steps st USING old "
                           "WHERE st.merchant_id = old.merchant_id AND st.saga_id = old.id",
                           &p, &r);
     if (status_is_ok(&st)) {

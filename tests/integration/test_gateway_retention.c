@@ -94,7 +94,8 @@ Test(gateway_retention, old_finished_sagas_lose_their_step_logs_only) {
     cr_assert_eq(PQstatus(pg), CONNECTION_OK);
     const char *params[] = {m, old_id};
     PGresult *r = PQexecParams(pg,
-                               "UPDATE gateway.sagas SET updated_at = now() - interval '100 days' "
+                               "UPDATE gateway.sagas SET created_at = now() - interval '101 days', "
+                               " updated_at = now() - interval '100 days' "
                                "WHERE merchant_id = $1 AND id = $2",
                                2, NULL, params, NULL, NULL, 0);
     cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK, "%s", PQresultErrorMessage(r));
