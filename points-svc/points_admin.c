@@ -5,6 +5,7 @@
 #include "cursor.h"
 #include "ids.h"
 #include "pb.h"
+#include "points_cache.h"
 #include "points_rules.h"
 #include "points_store.h"
 #include "validate.h"
@@ -79,6 +80,19 @@ status_t points_compute_order_earn(rpc_ctx_t *ctx, const Loyalty__V1__PointsSett
                                    pick >= 0 ? c[pick].id : "", out);
 }
 
+/* Every ledger operation reads the settings: from the cache (near cache, then Redis), filled
+ * from PostgreSQL on a miss; UpdateSettings invalidates the entry in its code path. */
+status_t points_load_settings(rpc_ctx_t *ctx, Loyalty__V1__PointsSettings **s) {
+    if (points_cache_get_settings(ctx, s)) {
+        return status_ok();
+    }
+    status_t st = points_store_get_settings(ctx->db, ctx->arena, ctx->merchant_id, s);
+    if (status_is_ok(&st)) {
+        points_cache_put_settings(ctx, *s);
+    }
+    return st;
+}
+
 status_t points_rpc_get_settings(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
                                  ProtobufCMessage *resp_msg) {
     Loyalty__V1__PointsGetSettingsResponse *resp = (void *)resp_msg;
@@ -105,8 +119,12 @@ status_t points_rpc_update_settings(rpc_ctx_t *ctx, const ProtobufCMessage *req_
     bool has_expected =
         req->_expected_version_case ==
         LOYALTY__V1__POINTS_UPDATE_SETTINGS_REQUEST___EXPECTED_VERSION_EXPECTED_VERSION;
-    return points_store_put_settings(ctx->db, ctx->arena, ctx->merchant_id, req->settings,
-                                     has_expected, req->expected_version, &resp->settings);
+    st = points_store_put_settings(ctx->db, ctx->arena, ctx->merchant_id, req->settings,
+                                   has_expected, req->expected_version, &resp->settings);
+    if (status_is_ok(&st)) {
+        points_cache_invalidate_settings(ctx);
+    }
+    return st;
 }
 
 status_t points_rpc_create_campaign(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
@@ -168,7 +186,7 @@ status_t points_rpc_quote_earn(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
     resp->breakdown = pb_new(ctx->arena, &loyalty__v1__points_earn_breakdown__descriptor);
     switch (req->what_case) {
     case LOYALTY__V1__POINTS_QUOTE_EARN_REQUEST__WHAT_ORDER:
-        st = points_store_get_settings(ctx->db, ctx->arena, ctx->merchant_id, &s);
+        st = points_load_settings(ctx, &s);
         if (!status_is_ok(&st)) {
             return st;
         }
@@ -178,7 +196,7 @@ status_t points_rpc_quote_earn(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
         if (!status_is_ok(&st)) {
             return st;
         }
-        st = points_store_get_settings(ctx->db, ctx->arena, ctx->merchant_id, &s);
+        st = points_load_settings(ctx, &s);
         if (!status_is_ok(&st)) {
             return st;
         }

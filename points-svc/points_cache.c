@@ -1,5 +1,5 @@
-/* points_cache.c -- cached PointsBalance messages: 8 bytes of valid-until (little endian unix
- * seconds) followed by the packed message. */
+/* points_cache.c -- cached PointsBalance messages (8 bytes of valid-until, little endian unix
+ * seconds, followed by the packed message) and cached PointsSettings (the packed message). */
 #include "points_cache.h"
 
 #include "pb.h"
@@ -55,4 +55,30 @@ void points_cache_put_balance(rpc_ctx_t *ctx, const Loyalty__V1__PointsBalance *
 
 void points_cache_invalidate(rpc_ctx_t *ctx, const char *merchant, const char *member) {
     rpc_ctx_invalidate(ctx, points_cache_balance_key(ctx->arena, merchant, member));
+}
+
+static char *settings_key(arena_t *a, const char *merchant) {
+    return arena_printf(a, "{m:%s}:points:settings", merchant);
+}
+
+bool points_cache_get_settings(rpc_ctx_t *ctx, Loyalty__V1__PointsSettings **out) {
+    unsigned char *bytes = NULL;
+    size_t len = 0;
+    if (!cache_get(ctx->cache, ctx->arena, settings_key(ctx->arena, ctx->merchant_id), &bytes,
+                   &len)) {
+        return false;
+    }
+    *out = (Loyalty__V1__PointsSettings *)pb_unpack_arena(
+        ctx->arena, &loyalty__v1__points_settings__descriptor, bytes, len);
+    return *out != NULL;
+}
+
+void points_cache_put_settings(rpc_ctx_t *ctx, const Loyalty__V1__PointsSettings *s) {
+    size_t len = 0;
+    unsigned char *packed = pb_pack_arena(ctx->arena, &s->base, &len);
+    cache_set(ctx->cache, settings_key(ctx->arena, ctx->merchant_id), packed, len, 0);
+}
+
+void points_cache_invalidate_settings(rpc_ctx_t *ctx) {
+    rpc_ctx_invalidate(ctx, settings_key(ctx->arena, ctx->merchant_id));
 }

@@ -1,4 +1,5 @@
-/* points_cache.h -- the Redis read-through cache of member balances, keyed
+/* points_cache.h -- the Redis read-through caches of the merchant's settings and of member
+ * balances. Balances are keyed
  * {m:<merchant>}:points:balance:<member>. An entry carries the instant until which it is true
  * (the member's next due instant: a hold TTL, the end of a pending window, a lot expiry, or the
  * next change of the 30-day expiring window), so a cached balance is never served past the
@@ -23,5 +24,13 @@ void points_cache_put_balance(rpc_ctx_t *ctx, const Loyalty__V1__PointsBalance *
 
 /** Schedules the deletion of the member's entry once the call's transaction has ended. */
 void points_cache_invalidate(rpc_ctx_t *ctx, const char *merchant, const char *member);
+
+/** The merchant's settings ({m:<merchant>}:points:settings), read by every ledger operation:
+ *  true on a hit, *out decoded into ctx->arena. */
+bool points_cache_get_settings(rpc_ctx_t *ctx, Loyalty__V1__PointsSettings **out);
+/** Stores the settings read after a miss (under that miss's fill lease). */
+void points_cache_put_settings(rpc_ctx_t *ctx, const Loyalty__V1__PointsSettings *s);
+/** Schedules the deletion of the merchant's settings entry once the transaction has ended. */
+void points_cache_invalidate_settings(rpc_ctx_t *ctx);
 
 #endif

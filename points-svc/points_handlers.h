@@ -33,6 +33,10 @@ status_t points_check_reference(const char *field, const char *value, bool requi
 status_t points_page(rpc_ctx_t *ctx, const Loyalty__V1__PageRequest *page, int32_t *size,
                      char **key, char **id);
 
+/** The merchant's settings (defaults when it has none), through the settings cache; in
+ *  ctx->arena. */
+status_t points_load_settings(rpc_ctx_t *ctx, Loyalty__V1__PointsSettings **s);
+
 /** What an order earns under the settings on its local date: picks the campaign, applies the
  *  rules; `field` names the order in errors ("order"). ordered_at 0 means now. */
 status_t points_compute_order_earn(rpc_ctx_t *ctx, const Loyalty__V1__PointsSettings *s,

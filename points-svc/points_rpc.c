@@ -89,10 +89,6 @@ static status_t read_balance(rpc_ctx_t *ctx, const char *member, Loyalty__V1__Po
     return st;
 }
 
-static status_t load_settings(rpc_ctx_t *ctx, Loyalty__V1__PointsSettings **s) {
-    return points_store_get_settings(ctx->db, ctx->arena, ctx->merchant_id, s);
-}
-
 /* Expiry of points that become available on `available_day`: an explicit last day (which may
  * not precede it) or the policy. */
 static status_t lot_expiry(const Loyalty__V1__PointsSettings *s, const char *field,
@@ -242,7 +238,7 @@ static status_t rpc_earn(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
         return st;
     }
     Loyalty__V1__PointsSettings *s = NULL;
-    st = load_settings(ctx, &s);
+    st = points_load_settings(ctx, &s);
     if (!status_is_ok(&st)) {
         return st;
     }
@@ -308,7 +304,7 @@ static status_t rpc_check_in(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
         }
     }
     Loyalty__V1__PointsSettings *s = NULL;
-    st = load_settings(ctx, &s);
+    st = points_load_settings(ctx, &s);
     if (!status_is_ok(&st)) {
         return st;
     }
@@ -527,7 +523,7 @@ static status_t rpc_quote_redeem(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg
         return status_invalid_field("order_total_cents", "must be between 0 and 10^13");
     }
     Loyalty__V1__PointsSettings *s = NULL;
-    st = load_settings(ctx, &s);
+    st = points_load_settings(ctx, &s);
     Loyalty__V1__PointsBalance *b = NULL;
     if (status_is_ok(&st)) {
         st = read_balance(ctx, req->member_id, &b);
@@ -571,7 +567,7 @@ static status_t rpc_hold(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
     }
     Loyalty__V1__PointsSettings *s = NULL;
     if (status_is_ok(&st)) {
-        st = load_settings(ctx, &s);
+        st = points_load_settings(ctx, &s);
     }
     if (status_is_ok(&st) && for_order) {
         st = points_rules_check_redemption(s, req->points, req->order_total_cents);
@@ -753,7 +749,7 @@ static status_t rpc_adjust(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
     status_t st = check_adjust(req);
     Loyalty__V1__PointsSettings *s = NULL;
     if (status_is_ok(&st)) {
-        st = load_settings(ctx, &s);
+        st = points_load_settings(ctx, &s);
     }
     points_ledger_t lg;
     if (status_is_ok(&st)) {
@@ -995,7 +991,7 @@ static status_t rpc_import_lots(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
     }
     Loyalty__V1__PointsSettings *s = NULL;
     if (status_is_ok(&st)) {
-        st = load_settings(ctx, &s);
+        st = points_load_settings(ctx, &s);
     }
     points_local_clock_t clock;
     if (status_is_ok(&st)) {

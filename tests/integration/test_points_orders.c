@@ -604,7 +604,7 @@ Test(points_orders, quote_redeem_and_order_holds_follow_the_rules) {
 
 Test(points_orders, settings_round_trip_and_validation) {
     /* Goal: defaults at version 0; updates bump the version; an unknown time zone and a stale
-     * expected_version are refused. */
+     * expected_version are refused; an update shows at the next ledger operation. */
     harness_start(&svc, "points-svc", NULL);
     const char *m = harness_merchant("set");
     Loyalty__V1__PointsGetSettingsRequest g = LOYALTY__V1__POINTS_GET_SETTINGS_REQUEST__INIT;
@@ -659,6 +659,16 @@ Test(points_orders, settings_round_trip_and_validation) {
     assert_ok(pcall("Earn", &e, &er));
     cr_assert_eq(er->points, 200);
     cr_assert_eq(er->lot->source, LOYALTY__V1__POINTS_SOURCE__POINTS_SOURCE_EVENT);
+    /* Ledger operations read the settings through a cache: a change shows at the next one. */
+    rule.points = 300;
+    u.idempotency_key = (char *)harness_key();
+    u.expected_version = 2;
+    assert_ok(pcall("UpdateSettings", &u, &ur));
+    e.idempotency_key = (char *)harness_key();
+    e.member_id = "mbr-2";
+    e.reference = "signup-mbr-2";
+    assert_ok(pcall("Earn", &e, &er));
+    cr_assert_eq(er->points, 300, "the cached settings were invalidated by the update");
     e.idempotency_key = (char *)harness_key();
     e.event = LOYALTY__V1__POINTS_EVENT_KIND__POINTS_EVENT_KIND_CHECK_IN;
     assert_status(pcall("Earn", &e, NULL), STATUS_INVALID_ARGUMENT, "INVALID_EVENT");
