@@ -63,9 +63,10 @@ pg_bindir() {
 
 # PostgreSQL refuses to run as root: when we are root, its commands run as the unprivileged
 # `postgres` user the Debian package creates, in a data directory that user owns. Otherwise
-# the server runs as the invoking user, in the stack's own folder.
+# the server runs as the invoking user, in the stack's own folder. From / (every path given is
+# absolute), since postgres may not be allowed into the current directory.
 pg_run() {
-  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+  if [ "$(id -u)" -eq 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
 }
 
 # pg_home DIR: prints the folder holding PostgreSQL's data/, server.log and socket for the stack
@@ -92,7 +93,7 @@ pg_home_prepare() {
     rm -f "$dir/pg/home"
   fi
   chown postgres "$dir/pg"
-  if runuser -u postgres -- test -w "$dir/pg" -a -x "$dir/pg"; then
+  if pg_run test -w "$dir/pg" -a -x "$dir/pg"; then
     printf '%s\n' "$dir/pg"; return 0
   fi
   home=$(mktemp -d /var/tmp/loyalty-pg.XXXXXXXX) || die "cannot create a folder in /var/tmp"
