@@ -97,6 +97,14 @@ def cell(text):
     return " ".join(ln.strip() for ln in clean(text) if ln.strip()).replace("|", "\\|")
 
 
+def first_sentence(text):
+    """Up to the first full stop followed by a space (the whole text when there is none)."""
+    end = text.find(". ")
+    while end >= 0 and text[max(0, end - 3):end] in ("e.g", "i.e"):
+        end = text.find(". ", end + 2)
+    return text if end < 0 else text[:end + 1]
+
+
 def anchor(name):
     """The GitHub heading slug of a type's heading ("### GatewayCart" -> "gatewaycart")."""
     return name.lower().replace(".", "")
@@ -135,6 +143,14 @@ class Doc:
         for msg, prefix in self.all_messages(fd):
             out.extend((e, f"{prefix}{msg.name}.") for e in msg.enum_type)
         return out
+
+    def comment_of(self, type_name):
+        """The leading comment of a top-level loyalty.v1 message ("" when none)."""
+        for fd in self.files.values():
+            for i, msg in enumerate(fd.message_type):
+                if f".{fd.package}.{msg.name}" == type_name:
+                    return comments_of(fd).get((PATH_MESSAGE, i), "")
+        return ""
 
     def type_ref(self, type_name):
         """A message or enum type as Markdown: linked when it is documented here."""
@@ -188,7 +204,10 @@ class Doc:
             for mi, m in enumerate(svc.method):
                 req = ("stream " if m.client_streaming else "") + self.type_ref(m.input_type)
                 resp = ("stream " if m.server_streaming else "") + self.type_ref(m.output_type)
-                note = cell(c.get((PATH_SERVICE, si, PATH_METHOD, mi), ""))
+                group = cell(c.get((PATH_SERVICE, si, PATH_METHOD, mi), ""))
+                note = first_sentence(cell(self.comment_of(m.input_type)))
+                if group:
+                    note = f"*{group}* {note}".rstrip()
                 out.append(f"| `{m.name}` | {req} | {resp} | {note} |")
             out.append("")
         for msg, prefix, path in self.messages_with_paths(fd):
