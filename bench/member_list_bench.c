@@ -1,7 +1,7 @@
 /* member_list_bench.c -- member-svc at 1,000 and at 1,000,000 members of one merchant: latency
  * of filtered ListMembers pages (first and deep pages, each main filter) and of CountMembers,
  * so that "member listing and segment counts stay flat from 1,000 to 1,000,000 members"
- * (DESIGN §6) is measured, together with what the counters replace (a GROUP BY over the
+ * (docs/architecture.md#performance-targets) is measured, together with what the counters replace (a GROUP BY over the
  * merchant's members) and the plans PostgreSQL picks for the list queries at 1,000,000.
  *
  * Usage: LOYALTY_PG_DSN=... member_list_bench [large] [samples]   (defaults 1000000, 300)

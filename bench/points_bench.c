@@ -1,5 +1,5 @@
 /* points_bench.c -- points-svc: balance reads and holds for a member with a short history against
- * one with a long one (DESIGN §6 "balances are O(1) reads": the flatness anchor is the short
+ * one with a long one (docs/architecture.md#performance-targets "balances are O(1) reads": the flatness anchor is the short
  * history, measured in the same run), and throughput of GetBalance, Hold+CommitHold on distinct
  * members and Hold on one contended member, against Health/Check of the same server (the RPC
  * floor). The service runs without Redis, so every balance read goes to PostgreSQL.

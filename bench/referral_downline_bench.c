@@ -1,6 +1,6 @@
 /* referral_downline_bench.c -- referral-svc with 100,000 members under one referrer: latency of
  * GetUpline, ListDownline (first page, deep pages, counts), AttachReferral and ComputeRewards,
- * against the same calls for a referrer with 1,000 (the flatness anchor, DESIGN §6 "referral
+ * against the same calls for a referrer with 1,000 (the flatness anchor, docs/architecture.md#performance-targets "referral
  * lookups stay flat") and against counting the 100,000 with SQL (what the counters replace).
  *
  * Usage: LOYALTY_PG_DSN=... referral_downline_bench [members] [samples]

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""RPC runtime throughput benchmark (DESIGN §6): the suite's Health/Check and a cached
+"""RPC runtime throughput benchmark (docs/architecture.md#performance-targets): the suite's Health/Check and a cached
 GetMember against a plain grpc++ server's built-in health check and a trivial unary method,
 all measured in the same run with h2load (Debian's nghttp2-client), -c16 -m16 -t1.
 

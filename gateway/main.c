@@ -1,4 +1,4 @@
-/* main.c -- gateway: the storefront API and the saga orchestrator (DESIGN §2 "Gateway", §3).
+/* main.c -- gateway: the storefront API and the saga orchestrator (docs/architecture.md#gateway, docs/architecture.md#sagas).
  * Reads its own settings (CHECKOUT_TTL_S, PARTICIPANT_HOLD_TTL_S, GATEWAY_LEASE_S,
  * GATEWAY_RECOVERY_INTERVAL_S, GATEWAY_BEGIN_GRACE_S and the test-only GATEWAY_FAILPOINT) and
  * opens the channels to the five participants. */

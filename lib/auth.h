@@ -1,4 +1,4 @@
-/* auth.h -- bearer-token check for incoming calls (DESIGN §4). */
+/* auth.h -- bearer-token check for incoming calls (docs/architecture.md#conventions). */
 #ifndef LOYALTY_AUTH_H
 #define LOYALTY_AUTH_H
 

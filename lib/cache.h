@@ -1,5 +1,5 @@
 /* cache.h -- Redis access for one thread: get/set/delete with TTL for read-through caches, and
- * raw commands for streams. Redis is never the source of truth (DESIGN §3): when it is
+ * raw commands for streams. Redis is never the source of truth (docs/architecture.md#caches-and-their-bounds): when it is
  * unreachable every call behaves as a miss or a no-op, the outage is logged once per process,
  * and reconnection is attempted at most once a second. Deletes that could not be sent are
  * remembered and replayed on reconnection, so an entry changed during an outage cannot

@@ -1,4 +1,4 @@
-/* config.h -- service configuration from environment variables (12-factor, DESIGN §4). One
+/* config.h -- service configuration from environment variables (12-factor, docs/architecture.md#conventions). One
  * declarative table in config.c lists every variable with its default and bounds. */
 #ifndef LOYALTY_CONFIG_H
 #define LOYALTY_CONFIG_H

@@ -1,5 +1,5 @@
 /* idem.h -- idempotency keys of mutating RPCs, stored in the service's idempotency_keys table
- * inside the caller's transaction (DESIGN §4). */
+ * inside the caller's transaction (docs/architecture.md#idempotency-keys). */
 #ifndef LOYALTY_IDEM_H
 #define LOYALTY_IDEM_H
 

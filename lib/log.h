@@ -1,5 +1,5 @@
 /* log.h -- structured logs: one JSON object per line on stdout, with the service, the RPC and
- * the request id of the call the thread is serving (DESIGN §5). Thread-safe; each line is one
+ * the request id of the call the thread is serving (docs/architecture.md#logs-and-request-ids). Thread-safe; each line is one
  * write(2), so lines from different threads never interleave. */
 #ifndef LOYALTY_LOG_H
 #define LOYALTY_LOG_H

@@ -1,5 +1,5 @@
 /* money.h -- integer arithmetic for money (minor units) and points: basis-point shares with a
- * stated rounding, and checked sums. No floating point anywhere (DESIGN §4). Products are taken
+ * stated rounding, and checked sums. No floating point anywhere (docs/domain.md#money-points-and-rounding). Products are taken
  * in 128 bits, so no intermediate overflows; results that do not fit in int64 are reported. */
 #ifndef LOYALTY_MONEY_H
 #define LOYALTY_MONEY_H

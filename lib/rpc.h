@@ -54,7 +54,7 @@ typedef enum rpc_kind {
     RPC_TX,     /* runs inside one transaction, retried on conflicts */
     RPC_MUTATE, /* RPC_TX + the request's idempotency_key (required): the same key and request
                    replay the stored response; the same key with another request fails
-                   ALREADY_EXISTS (DESIGN §4) */
+                   ALREADY_EXISTS (docs/architecture.md#idempotency-keys) */
     RPC_STREAM, /* server-streaming or bidi (the .proto must say `stream`): the handler runs
                    once per request message, in order, with no transaction, and answers with
                    rpc_stream_send (any number of messages; `resp` is a fresh message it may

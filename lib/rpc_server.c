@@ -350,7 +350,7 @@ static status_t call_run_in_tx(db_t *db, void *arg) {
     return st;
 }
 
-/* RPC_MUTATE (DESIGN §4): the change and the record of its idempotency key commit together, so
+/* RPC_MUTATE (docs/architecture.md#idempotency-keys): the change and the record of its idempotency key commit together, so
  * a key is taken exactly when its change is made. Every first call runs once and records with
  * one statement. A call whose key turns out to be taken — a retry, or a concurrent duplicate
  * that committed first, which the record and the change's own row locks wait for — is rolled

@@ -11,7 +11,7 @@
 
 typedef struct rpc_server_options {
     const char *service_name; /* "member-svc": logs, application_name */
-    int default_port;         /* DESIGN §4 */
+    int default_port;         /* docs/architecture.md#services */
     const char *db_schema;    /* "member" */
     const embed_file_t *migrations;
     const rpc_service_t *services; /* the service's own; Health is added by the runtime */

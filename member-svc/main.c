@@ -1,4 +1,4 @@
-/* main.c -- member-svc: members, cards, tiers, statistics and segments (DESIGN §2). */
+/* main.c -- member-svc: members, cards, tiers, statistics and segments (docs/domain.md#members-and-tiers). */
 #include "member_handlers.h"
 #include "member_rpc.h"
 #include "rpc_server.h"

@@ -1,5 +1,5 @@
 /* main.c -- points-svc: points lots, earn rules and campaigns, cash redemption with two-phase
- * holds, growth value, history, reversal, import and expiry (DESIGN §2 "Points and growth"). */
+ * holds, growth value, history, reversal, import and expiry (docs/domain.md#points). */
 #include "points_jobs.h"
 #include "points_rpc.h"
 #include "rpc_server.h"

@@ -1,5 +1,5 @@
 /* main.c -- promo-svc: promotions, promo codes, coupons, the explained cart quote and the
- * checkout reservations of promotion usages and coupons (DESIGN §2 "Promotions and coupons"). */
+ * checkout reservations of promotion usages and coupons (docs/domain.md#promotions-and-coupons). */
 #include "promo_handlers.h"
 #include "promo_rpc.h"
 #include "rpc_server.h"

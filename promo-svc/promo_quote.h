@@ -1,4 +1,4 @@
-/* promo_quote.h -- the quote engine: prices a cart through DESIGN §3's order (tier step,
+/* promo_quote.h -- the quote engine: prices a cart through the pricing order (docs/domain.md#pricing-order) (tier step,
  * promotions by priority with stacking and exclusivity, coupons, shipping) and explains every
  * promotion and coupon it considered. The pricing and rounding rules it implements are written
  * at the top of proto/loyalty/v1/promo.proto. Pure functions, no I/O; the caller (Quote and

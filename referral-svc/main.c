@@ -1,5 +1,5 @@
 /* main.c -- referral-svc: referral codes and share links, the referral tree and its rewards
- * (DESIGN §2 "Referral"). */
+ * (docs/domain.md#referral). */
 #include "referral_rpc.h"
 #include "rpc_server.h"
 

@@ -1,6 +1,7 @@
 # scripts/lib.sh -- shared by scripts/up, scripts/down and scripts/test: installs the Debian
 # packages the suite needs, and starts or stops a private PostgreSQL and Redis on loopback with
-# their data under a folder of the repository. Sourced, not run.
+# their state under a folder of the repository (PostgreSQL's data goes elsewhere when the
+# server's user cannot reach that folder: see pg_home). Sourced, not run.
 
 LOYALTY_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 LOYALTY_PACKAGES=(cmake gcc make pkg-config libgrpc-dev libprotobuf-c-dev protobuf-c-compiler
@@ -61,9 +62,45 @@ pg_bindir() {
 }
 
 # PostgreSQL refuses to run as root: when we are root, its commands run as the unprivileged
-# `postgres` user the Debian package creates, in a data directory that user owns.
+# `postgres` user the Debian package creates, in a data directory that user owns. Otherwise
+# the server runs as the invoking user, in the stack's own folder. From / (every path given is
+# absolute), since postgres may not be allowed into the current directory.
 pg_run() {
-  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+  if [ "$(id -u)" -eq 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
+}
+
+# pg_home DIR: prints the folder holding PostgreSQL's data/, server.log and socket for the stack
+# in DIR: the one recorded in DIR/pg/home when there is one, else DIR/pg.
+pg_home() {
+  local dir=$1
+  if [ -f "$dir/pg/home" ]; then cat "$dir/pg/home"; else printf '%s\n' "$dir/pg"; fi
+}
+
+# pg_home_prepare DIR: makes sure the server's user can use PostgreSQL's folder and prints it.
+# As root, the server runs as `postgres`, which cannot enter a checkout under a private folder
+# (root's 0700 home, a mktemp -d): then the folder is a new one in /var/tmp (world-writable,
+# kept across reboots), owned by postgres and recorded in DIR/pg/home, so that reuse and
+# scripts/down find it. A recorded folder is reused while it still holds data of postgres.
+pg_home_prepare() {
+  local dir=$1 home
+  mkdir -p "$dir/pg"
+  if [ "$(id -u)" -ne 0 ]; then printf '%s\n' "$dir/pg"; return 0; fi
+  if [ -f "$dir/pg/home" ]; then
+    home=$(cat "$dir/pg/home")
+    if [ -d "$home" ] && [ ! -L "$home" ] && [ "$(stat -c %U "$home")" = postgres ]; then
+      printf '%s\n' "$home"; return 0
+    fi
+    rm -f "$dir/pg/home"
+  fi
+  chown postgres "$dir/pg"
+  if pg_run test -w "$dir/pg" -a -x "$dir/pg"; then
+    printf '%s\n' "$dir/pg"; return 0
+  fi
+  home=$(mktemp -d /var/tmp/loyalty-pg.XXXXXXXX) || die "cannot create a folder in /var/tmp"
+  chown postgres "$home"
+  printf '%s\n' "$home" >"$dir/pg/home"
+  log "PostgreSQL's data is in $home: the postgres user cannot enter $dir"
+  printf '%s\n' "$home"
 }
 
 # stack_start DIR [fast]: starts (or reuses) PostgreSQL and Redis with state in DIR and writes
@@ -81,16 +118,16 @@ stack_start() {
   local pg_port redis_port
   pg_port=$(free_port); redis_port=$(free_port)
   while [ "$redis_port" = "$pg_port" ]; do redis_port=$(free_port); done
-  mkdir -p "$dir/pg" "$dir/redis"
-  [ "$(id -u)" -eq 0 ] && chown postgres "$dir/pg"
-  if [ ! -f "$dir/pg/data/PG_VERSION" ]; then
-    pg_run "$bin/initdb" -D "$dir/pg/data" -U loyalty --auth=trust -E UTF8 --locale=C.UTF-8 >"$dir/pg/initdb.log" 2>&1 \
+  mkdir -p "$dir/redis"
+  local home; home=$(pg_home_prepare "$dir")
+  if [ ! -f "$home/data/PG_VERSION" ]; then
+    pg_run "$bin/initdb" -D "$home/data" -U loyalty --auth=trust -E UTF8 --locale=C.UTF-8 >"$dir/pg/initdb.log" 2>&1 \
       || { cat "$dir/pg/initdb.log" >&2; die "initdb failed"; }
   fi
-  local opts="-c listen_addresses=127.0.0.1 -p $pg_port -k $dir/pg -c max_connections=400"
+  local opts="-c listen_addresses=127.0.0.1 -p $pg_port -k $home -c max_connections=400"
   [ "$mode" = fast ] && opts="$opts -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-  pg_run "$bin/pg_ctl" -D "$dir/pg/data" -l "$dir/pg/server.log" -o "$opts" -w -t 60 start >/dev/null \
-    || { tail -20 "$dir/pg/server.log" >&2; die "PostgreSQL did not start"; }
+  pg_run "$bin/pg_ctl" -D "$home/data" -l "$home/server.log" -o "$opts" -w -t 60 start >/dev/null \
+    || { tail -20 "$home/server.log" >&2; die "PostgreSQL did not start"; }
   "$bin/psql" -h 127.0.0.1 -p "$pg_port" -U loyalty -d postgres -qAt \
     -c "SELECT 1 FROM pg_database WHERE datname = 'loyalty'" | grep -q 1 \
     || "$bin/createdb" -h 127.0.0.1 -p "$pg_port" -U loyalty loyalty
@@ -117,9 +154,9 @@ stack_alive() {
 stack_stop() {
   local dir=$1
   [ -d "$dir" ] || return 0
-  local bin; bin=$(pg_bindir)
-  if [ -f "$dir/pg/data/postmaster.pid" ]; then
-    pg_run "$bin/pg_ctl" -D "$dir/pg/data" -m fast -w stop >/dev/null 2>&1 || true
+  local bin home; bin=$(pg_bindir); home=$(pg_home "$dir")
+  if [ -f "$home/data/postmaster.pid" ]; then
+    pg_run "$bin/pg_ctl" -D "$home/data" -m fast -w stop >/dev/null 2>&1 || true
   fi
   if [ -f "$dir/redis/redis.pid" ]; then
     kill "$(cat "$dir/redis/redis.pid")" 2>/dev/null || true

@@ -1,4 +1,4 @@
-/* main.c -- wallet-svc: the stored-value wallet on a double-entry ledger (DESIGN §2 "Wallet"). */
+/* main.c -- wallet-svc: the stored-value wallet on a double-entry ledger (docs/domain.md#wallet). */
 #include "rpc_server.h"
 #include "wallet_ops.h"
 #include "wallet_rpc.h"

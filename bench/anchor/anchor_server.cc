@@ -1,4 +1,4 @@
-// anchor_server.cc -- the benchmark anchor of DESIGN §6: a plain synchronous grpc++ server from
+// anchor_server.cc -- the benchmark anchor of docs/architecture.md#performance-targets: a plain synchronous grpc++ server from
 // Debian's libgrpc++ with its built-in health service and one trivial unary method. Not part of
 // the suite; built by bench/rpc_bench.py only to measure against.
 #include "echo.grpc.pb.h"

@@ -5,7 +5,7 @@
 // (snake_case), int64 values (money in *_cents, points) are strings so that no amount loses
 // precision, enums are their names. Every call has a deadline, the bearer token when one is
 // configured and an x-request-id; failures reject with LoyaltyError carrying the gRPC code and
-// the suite's machine-readable reason (trailing metadata `loyalty-error-reason`, DESIGN §4).
+// the suite's machine-readable reason (trailing metadata `loyalty-error-reason`, docs/architecture.md#conventions).
 // Requests are checked against the message types first: a misspelt field throws instead of
 // being dropped silently.
 //

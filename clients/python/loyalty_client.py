@@ -4,7 +4,7 @@ Messages are generated from the suite's own .proto files (`protoc --python_out`,
 protobuf-compiler) the first time a client is made, and every unary RPC of a service becomes a
 method of its stub, named as in the .proto. Calls carry a deadline, the bearer token (when one
 is configured) and an `x-request-id`; failures raise LoyaltyError with the gRPC code and the
-suite's machine-readable reason (trailing metadata `loyalty-error-reason`, DESIGN §4).
+suite's machine-readable reason (trailing metadata `loyalty-error-reason`, docs/architecture.md#conventions).
 
     client = LoyaltyClient(gateway="127.0.0.1:50050", member="127.0.0.1:50051")
     member = client.register_member("shop-1", "signup-42", name="Ana Lima", phone="+6591234567")

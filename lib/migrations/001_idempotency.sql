@@ -1,4 +1,4 @@
--- Idempotency keys of mutating RPCs (DESIGN §4), one table in every service schema. The row is
+-- Idempotency keys of mutating RPCs (docs/architecture.md#idempotency-keys), one table in every service schema. The row is
 -- written in the same transaction as the change it protects, so a key is claimed exactly when
 -- its change commits; the stored response is replayed to retries.
 CREATE TABLE idempotency_keys (

@@ -1,4 +1,4 @@
--- Member profiles (DESIGN §2 "Membership"). Keyed by merchant first (DESIGN §3 scale-out);
+-- Member profiles (docs/domain.md#members-and-tiers). Keyed by merchant first (docs/architecture.md#scale-out);
 -- phone, e-mail and the caller's external id are unique within a merchant when present.
 CREATE TABLE members (
     merchant_id          text        NOT NULL,

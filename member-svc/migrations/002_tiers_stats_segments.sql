@@ -1,4 +1,4 @@
--- Tiers, cards, purchase statistics, segments (DESIGN §2 "Membership"; the rules are in
+-- Tiers, cards, purchase statistics, segments (docs/domain.md#members-and-tiers; the rules are in
 -- member_tiers.c and member_segments.c, the contract in member.proto).
 
 -- Per-merchant settings; a row is created with the defaults when the merchant's first member

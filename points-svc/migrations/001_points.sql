@@ -1,4 +1,4 @@
--- Points and growth (DESIGN §2 "Points and growth"). Keyed by merchant first (DESIGN §3).
+-- Points and growth (docs/domain.md#points). Keyed by merchant first (docs/architecture.md#scale-out).
 -- Enum columns hold the proto enum numbers (points.proto). The account row of a member is the
 -- lock that serializes every change of that member's lots, holds and totals.
 

@@ -1,5 +1,5 @@
--- Promotions, promo codes, coupons, usage counters and checkout reservations (DESIGN §2
--- "Promotions and coupons"). Every key starts with merchant_id (DESIGN §3 scale-out). Instants
+-- Promotions, promo codes, coupons, usage counters and checkout reservations
+-- (docs/domain.md#promotions-and-coupons). Every key starts with merchant_id (docs/architecture.md#scale-out). Instants
 -- are unix seconds (bigint), as in the API; enum columns hold the proto enum numbers.
 
 -- Per-merchant rules: the calendar of limit periods and what a full refund gives back.

@@ -1,5 +1,5 @@
--- Referral programme, tree and reward ledger (DESIGN §2 "Referral"). Every key starts with the
--- merchant (DESIGN §3 scale-out). States and enums are stored as the proto's numbers.
+-- Referral programme, tree and reward ledger (docs/domain.md#referral). Every key starts with the
+-- merchant (docs/architecture.md#scale-out). States and enums are stored as the proto's numbers.
 
 -- One programme per merchant; absent = disabled.
 CREATE TABLE programs (

@@ -99,7 +99,7 @@ static status_t update_name(const char *addr, const char *merchant, const char *
     } while (0)
 
 Test(member_profile, create_get_update_round_trip) {
-    /* Goal: the profile of DESIGN §2 survives create, get (cold and cached) and update. */
+    /* Goal: the profile of docs/domain.md#members-and-tiers survives create, get (cold and cached) and update. */
     harness_start(&svc, "member-svc", NULL);
     const char *m = harness_merchant("rt");
     Loyalty__V1__MemberProfile profile = LOYALTY__V1__MEMBER_PROFILE__INIT;
@@ -270,7 +270,7 @@ Test(member_profile, duplicate_phone_and_email_are_refused) {
 
 Test(member_profile, idempotent_retry_creates_once) {
     /* Goal: a retried CreateMember returns the same member and creates one; the same key with
-     * another request is ALREADY_EXISTS (DESIGN §4). */
+     * another request is ALREADY_EXISTS (docs/architecture.md#idempotency-keys). */
     harness_start(&svc, "member-svc", NULL);
     const char *m = harness_merchant("idem");
     const char *key = harness_key();

@@ -43,7 +43,7 @@ static int64_t counter_uses(const char *merchant, const char *promotion_id) {
 }
 
 Test(promo_checkout, quote_explains_every_promotion_and_coupon) {
-    /* Goal: the quote over gRPC carries the figures of DESIGN §3's order and a reason for
+    /* Goal: the quote over gRPC carries the figures of the pricing order (docs/domain.md#pricing-order) and a reason for
      * everything considered: member discount 10% on 20000 = 2000; 10% promotion on 18000 =
      * 1800; code SAVE5 500 off; coupon 300 off; a paused code and an unknown code explained. */
     harness_start(&svc, "promo-svc", NULL);

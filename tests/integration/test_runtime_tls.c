@@ -1,4 +1,4 @@
-/* test_runtime_tls.c -- TLS between callers and services (DESIGN §4): with a certificate and
+/* test_runtime_tls.c -- TLS between callers and services (docs/architecture.md#conventions): with a certificate and
  * key configured the service speaks only TLS; a client trusting the issuing CA gets through,
  * a plaintext client does not. Certificates are made for the test with the openssl CLI. */
 #include "config.h"

@@ -1061,7 +1061,7 @@ Test(promo_quote, coupon_validity_window_and_state) {
     assert_reason(quote_at(f, NOW), "c1", R(COUPON_NOT_FOUND));
 }
 
-/* ---- the full order of DESIGN §3 ---- */
+/* ---- the full pricing order of docs/domain.md#pricing-order ---- */
 
 Test(promo_quote, full_pricing_order_worked_example) {
     /* Goal: one cart through every step, every figure checked by hand:

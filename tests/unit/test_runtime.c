@@ -82,7 +82,7 @@ static const char *fake_lookup(const char *name, void *arg) {
 }
 
 Test(config, defaults_follow_design) {
-    /* Goal: with no environment the service listens on its DESIGN §4 port with sane limits. */
+    /* Goal: with no environment the service listens on its default port (docs/architecture.md#services) with sane limits. */
     config_t cfg;
     fake_env_t env = {{NULL}, {NULL}};
     status_t st = config_load(&cfg, "points-svc", 50052, fake_lookup, &env);

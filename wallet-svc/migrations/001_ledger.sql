@@ -1,5 +1,5 @@
--- The wallet's double-entry ledger (DESIGN §2 "Wallet"; the model is described in
--- proto/loyalty/v1/wallet.proto). Every table is keyed by merchant first (DESIGN §3).
+-- The wallet's double-entry ledger (docs/domain.md#wallet; the model is described in
+-- proto/loyalty/v1/wallet.proto). Every table is keyed by merchant first (docs/architecture.md#scale-out).
 --
 -- Concurrency rule: every row that belongs to a member (its two accounts, lots, holds, top-ups,
 -- spends, transfers) is written only while the member's two account rows are locked
