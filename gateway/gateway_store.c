@@ -88,10 +88,10 @@ static void step_params(db_params_t *p, const step_arrays_t *s) {
     " error_message = excluded.error_message, finished_at = excluded.finished_at) "
 
 /* Inserts of one idempotency key queue on a transaction lock first (class 0x6777, "gw"), so the
- * second sees the first's row and does nothing. Without it, ON CONFLICT -- which arbitrates only
- * the key -- lets two same-key Begins of one order race on the order's index: the second failed
- * ORDER_ALREADY_CHECKED_OUT, or deadlocked with the first's next update, instead of answering
- * from the first. */
+ * second normally sees the first's row and does nothing. ON CONFLICT arbitrates only the key:
+ * two same-key Begins of one order otherwise race on the order's index (the second failed
+ * ORDER_ALREADY_CHECKED_OUT, or deadlocked with the first's next update) instead of answering
+ * from the first; what still slips through is told apart by insert_refused. */
 #define GW_KEY_LOCK_CLASS "26487"
 
 /* The statements are built once (the parameter numbers of the steps CTE depend on the saga
@@ -159,6 +159,33 @@ static unsigned char *pack_context(gw_saga_t *x, size_t *len) {
     return out;
 }
 
+/* The insert ran into another live checkout of the order (or a lock conflict): when a saga
+ * with our idempotency key exists by now, that one is ours -- a concurrent duplicate committed
+ * first -- and the caller answers from it (SAGA_EXISTS); otherwise the refusal stands. */
+static status_t insert_refused(db_t *db, gw_saga_t *x, status_t st, bool order_taken) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, x->merchant_id);
+    db_param_text(&p, x->idempotency_key);
+    PGresult *r = NULL;
+    status_t look = db_exec(
+        db, "SELECT 1 FROM sagas WHERE merchant_id = $1 AND idempotency_key = $2", &p, &r);
+    if (!status_is_ok(&look)) {
+        return look;
+    }
+    bool ours = PQntuples(r) == 1;
+    PQclear(r);
+    if (ours) {
+        return status_make(STATUS_ALREADY_EXISTS, "SAGA_EXISTS",
+                           "a saga with this idempotency key exists");
+    }
+    if (order_taken) {
+        return status_make(STATUS_ALREADY_EXISTS, "ORDER_ALREADY_CHECKED_OUT",
+                           "order %s already has a checkout that is not cancelled", x->order_id);
+    }
+    return st;
+}
+
 status_t gw_store_insert(db_t *db, gw_saga_t *x, const unsigned char *hash_input, size_t hash_len) {
     pthread_once(&g_sql_once, build_sql);
     size_t ctx_len = 0;
@@ -189,11 +216,12 @@ status_t gw_store_insert(db_t *db, gw_saga_t *x, const unsigned char *hash_input
     PGresult *r = NULL;
     status_t st = db_exec(db, g_insert_sql, &p, &r);
     if (!status_is_ok(&st)) {
-        if (st.code == STATUS_ALREADY_EXISTS &&
-            strcmp(db_last_constraint(db), "sagas_checkout_order") == 0) {
-            return status_make(STATUS_ALREADY_EXISTS, "ORDER_ALREADY_CHECKED_OUT",
-                               "order %s already has a checkout that is not cancelled",
-                               x->order_id);
+        bool order_taken =
+            st.code == STATUS_ALREADY_EXISTS &&
+            strcmp(db_last_constraint(db), "sagas_checkout_order") == 0;
+        bool conflict = st.code == STATUS_ABORTED;
+        if (order_taken || conflict) {
+            return insert_refused(db, x, st, order_taken);
         }
         return st;
     }
