@@ -27,6 +27,9 @@ struct db {
     char *application_name;
     int64_t statement_timeout_ms;
     int tx_depth;
+    /* db_tx opened a transaction whose BEGIN is not sent yet: it goes with the first statement,
+     * in one round trip (pipeline mode). */
+    bool begin_pending;
     int stmt_count;
     db_stmt_t stmts[DB_STMT_CACHE_MAX];
     char last_constraint[64];
@@ -68,6 +71,7 @@ static void db_disconnect(db_t *db) {
     }
     db_stmts_clear(db);
     db->tx_depth = 0;
+    db->begin_pending = false;
 }
 
 void db_destroy(db_t *db) {
@@ -247,6 +251,52 @@ static const char *db_stmt_name(db_t *db, const char *sql, int nparams, status_t
     return NULL;
 }
 
+/* Sends the pending BEGIN and the statement together (libpq pipeline mode) and reads both
+ * answers: a transaction's first statement costs one round trip, not two. Returns the
+ * statement's result (or NULL after a failure, with *st set). */
+static PGresult *db_exec_with_begin(db_t *db, const char *name, const char *sql,
+                                    const db_params_t *params, status_t *st) {
+    int n = params ? params->n : 0;
+    const char *const *values = n ? params->values : NULL;
+    const int *lengths = n ? params->lengths : NULL;
+    const int *formats = n ? params->formats : NULL;
+    bool sent = PQenterPipelineMode(db->conn) == 1 &&
+                PQsendQueryParams(db->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0) == 1 &&
+                (name != NULL ? PQsendQueryPrepared(db->conn, name, n, values, lengths, formats, 0)
+                              : PQsendQueryParams(db->conn, sql, n, NULL, values, lengths,
+                                                  formats, 0)) == 1 &&
+                PQpipelineSync(db->conn) == 1;
+    if (!sent) {
+        *st = db_map_error(db, NULL);
+        db_disconnect(db);
+        return NULL;
+    }
+    /* Three answers, each but the sync followed by NULL: BEGIN's, the statement's, the sync. */
+    PGresult *begin = PQgetResult(db->conn);
+    PGresult *extra = PQgetResult(db->conn);
+    PQclear(extra);
+    PGresult *r = PQgetResult(db->conn);
+    if (r != NULL) {
+        extra = PQgetResult(db->conn);
+        PQclear(extra);
+    }
+    PGresult *sync = PQgetResult(db->conn);
+    bool in_step = PQresultStatus(begin) == PGRES_COMMAND_OK && r != NULL &&
+                   PQresultStatus(sync) == PGRES_PIPELINE_SYNC;
+    PQclear(sync);
+    if (!in_step || PQexitPipelineMode(db->conn) != 1) {
+        /* BEGIN refused or the connection broke: the statement did not run in a transaction
+         * that can still commit. */
+        *st = db_map_error(db, PQresultStatus(begin) == PGRES_FATAL_ERROR ? begin : NULL);
+        PQclear(begin);
+        PQclear(r);
+        db_disconnect(db);
+        return NULL;
+    }
+    PQclear(begin);
+    return r;
+}
+
 static status_t db_exec_once(db_t *db, const char *sql, const db_params_t *params, PGresult **out,
                              bool prepare) {
     if (db->conn == NULL || PQstatus(db->conn) != CONNECTION_OK) {
@@ -264,7 +314,13 @@ static status_t db_exec_once(db_t *db, const char *sql, const db_params_t *param
         return st;
     }
     PGresult *r;
-    if (name != NULL) {
+    if (db->begin_pending) {
+        db->begin_pending = false;
+        r = db_exec_with_begin(db, name, sql, params, &st);
+        if (r == NULL) {
+            return st;
+        }
+    } else if (name != NULL) {
         r = PQexecPrepared(db->conn, name, n, n ? params->values : NULL, n ? params->lengths : NULL,
                            n ? params->formats : NULL, 0);
     } else {
@@ -324,6 +380,7 @@ status_t db_exec_row(db_t *db, const char *sql, const db_params_t *params, PGres
 }
 
 status_t db_exec_script(db_t *db, const char *sql) {
+    assert(!db->begin_pending); /* scripts are migrations, never inside db_tx */
     if (!db_connect(db)) {
         return status_make(STATUS_UNAVAILABLE, "DATABASE_UNAVAILABLE", "database unavailable");
     }
@@ -379,17 +436,23 @@ status_t db_tx(db_t *db, db_tx_fn fn, void *arg) {
     status_t st = status_ok();
     bool reconnected = false;
     for (int attempt = 0; attempt < DB_TX_ATTEMPTS_MAX; attempt++) {
-        st = db_exec(db, "BEGIN", NULL, NULL);
+        /* BEGIN is sent with the transaction's first statement (db_exec_with_begin). */
+        st = db_connect(db) ? status_ok()
+                            : status_make(STATUS_UNAVAILABLE, "DATABASE_UNAVAILABLE",
+                                          "database unavailable");
         if (status_is_ok(&st)) {
             db->tx_depth = 1;
+            db->begin_pending = true;
             st = fn(db, arg);
+            bool begun = !db->begin_pending; /* else nothing was sent: nothing to end */
+            db->begin_pending = false;
             if (status_is_ok(&st)) {
-                st = db_exec(db, "COMMIT", NULL, NULL);
+                st = begun ? db_exec(db, "COMMIT", NULL, NULL) : status_ok();
                 db->tx_depth = 0;
                 if (status_is_ok(&st)) {
                     return st;
                 }
-            } else if (db->conn != NULL) {
+            } else if (begun && db->conn != NULL) {
                 db->tx_depth = 0;
                 status_t rb = db_exec(db, "ROLLBACK", NULL, NULL);
                 (void)rb; /* a failed rollback leaves the connection bad; the next use resets */
