@@ -30,6 +30,9 @@ struct db {
     /* db_tx opened a transaction whose BEGIN is not sent yet: it goes with the first statement,
      * in one round trip (pipeline mode). */
     bool begin_pending;
+    /* db_tx_on_commit: a statement sent together with COMMIT (its params rebased on copy). */
+    const char *commit_sql;
+    db_params_t commit_params;
     int stmt_count;
     db_stmt_t stmts[DB_STMT_CACHE_MAX];
     char last_constraint[64];
@@ -72,6 +75,7 @@ static void db_disconnect(db_t *db) {
     db_stmts_clear(db);
     db->tx_depth = 0;
     db->begin_pending = false;
+    db->commit_sql = NULL;
 }
 
 void db_destroy(db_t *db) {
@@ -251,49 +255,69 @@ static const char *db_stmt_name(db_t *db, const char *sql, int nparams, status_t
     return NULL;
 }
 
-/* Sends the pending BEGIN and the statement together (libpq pipeline mode) and reads both
- * answers: a transaction's first statement costs one round trip, not two. Returns the
- * statement's result (or NULL after a failure, with *st set). */
-static PGresult *db_exec_with_begin(db_t *db, const char *name, const char *sql,
-                                    const db_params_t *params, status_t *st) {
+/* Sends the statement in one round trip with what must go with it (libpq pipeline mode): the
+ * transaction's pending BEGIN before it, and/or COMMIT after it (db_tx_on_commit). Returns the
+ * statement's result, which may be an error (then a COMMIT sent after it did not commit: the
+ * transaction is left aborted for db_tx to roll back); NULL when BEGIN failed, COMMIT failed
+ * or the connection broke, with *st set. */
+static PGresult *db_exec_pipelined(db_t *db, const char *name, const char *sql,
+                                   const db_params_t *params, bool with_begin, bool with_commit,
+                                   status_t *st) {
     int n = params ? params->n : 0;
     const char *const *values = n ? params->values : NULL;
     const int *lengths = n ? params->lengths : NULL;
     const int *formats = n ? params->formats : NULL;
-    bool sent = PQenterPipelineMode(db->conn) == 1 &&
-                PQsendQueryParams(db->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0) == 1 &&
-                (name != NULL ? PQsendQueryPrepared(db->conn, name, n, values, lengths, formats, 0)
-                              : PQsendQueryParams(db->conn, sql, n, NULL, values, lengths,
-                                                  formats, 0)) == 1 &&
-                PQpipelineSync(db->conn) == 1;
+    bool sent =
+        PQenterPipelineMode(db->conn) == 1 &&
+        (!with_begin || PQsendQueryParams(db->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0) == 1) &&
+        (name != NULL
+             ? PQsendQueryPrepared(db->conn, name, n, values, lengths, formats, 0)
+             : PQsendQueryParams(db->conn, sql, n, NULL, values, lengths, formats, 0)) == 1 &&
+        (!with_commit ||
+         PQsendQueryParams(db->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) == 1) &&
+        PQpipelineSync(db->conn) == 1;
     if (!sent) {
         *st = db_map_error(db, NULL);
         db_disconnect(db);
         return NULL;
     }
-    /* Three answers, each but the sync followed by NULL: BEGIN's, the statement's, the sync. */
-    PGresult *begin = PQgetResult(db->conn);
-    PGresult *extra = PQgetResult(db->conn);
-    PQclear(extra);
-    PGresult *r = PQgetResult(db->conn);
-    if (r != NULL) {
-        extra = PQgetResult(db->conn);
-        PQclear(extra);
+    /* One answer per query, each followed by NULL, then the sync. */
+    PGresult *answers[3] = {NULL, NULL, NULL};
+    int n_answers = 1 + with_begin + with_commit;
+    for (int i = 0; i < n_answers; i++) {
+        answers[i] = PQgetResult(db->conn);
+        if (answers[i] != NULL) {
+            PQclear(PQgetResult(db->conn));
+        }
     }
     PGresult *sync = PQgetResult(db->conn);
-    bool in_step = PQresultStatus(begin) == PGRES_COMMAND_OK && r != NULL &&
-                   PQresultStatus(sync) == PGRES_PIPELINE_SYNC;
+    bool synced = PQresultStatus(sync) == PGRES_PIPELINE_SYNC;
     PQclear(sync);
-    if (!in_step || PQexitPipelineMode(db->conn) != 1) {
-        /* BEGIN refused or the connection broke: the statement did not run in a transaction
-         * that can still commit. */
-        *st = db_map_error(db, PQresultStatus(begin) == PGRES_FATAL_ERROR ? begin : NULL);
-        PQclear(begin);
-        PQclear(r);
-        db_disconnect(db);
+    PGresult *begin = with_begin ? answers[0] : NULL;
+    PGresult *r = answers[with_begin];
+    PGresult *commit = with_commit ? answers[n_answers - 1] : NULL;
+    bool r_ok = r != NULL && (PQresultStatus(r) == PGRES_COMMAND_OK ||
+                              PQresultStatus(r) == PGRES_TUPLES_OK);
+    bool failed = !synced || PQexitPipelineMode(db->conn) != 1 ||
+                  (begin != NULL && PQresultStatus(begin) != PGRES_COMMAND_OK) || r == NULL ||
+                  (r_ok && commit != NULL && PQresultStatus(commit) != PGRES_COMMAND_OK);
+    if (failed) {
+        /* BEGIN or COMMIT refused (a serialization failure at commit, say), or the connection
+         * broke: nothing of the transaction stands. */
+        PGresult *why = begin != NULL && PQresultStatus(begin) == PGRES_FATAL_ERROR ? begin
+                        : commit != NULL && PQresultStatus(commit) == PGRES_FATAL_ERROR ? commit
+                                                                                        : NULL;
+        *st = db_map_error(db, why);
+        for (int i = 0; i < n_answers; i++) {
+            PQclear(answers[i]);
+        }
+        if (!synced || db->conn == NULL || PQpipelineStatus(db->conn) != PQ_PIPELINE_OFF) {
+            db_disconnect(db);
+        }
         return NULL;
     }
     PQclear(begin);
+    PQclear(commit);
     return r;
 }
 
@@ -316,7 +340,7 @@ static status_t db_exec_once(db_t *db, const char *sql, const db_params_t *param
     PGresult *r;
     if (db->begin_pending) {
         db->begin_pending = false;
-        r = db_exec_with_begin(db, name, sql, params, &st);
+        r = db_exec_pipelined(db, name, sql, params, true, false, &st);
         if (r == NULL) {
             return st;
         }
@@ -429,6 +453,58 @@ static void db_backoff(int attempt) {
     nanosleep(&ts, NULL);
 }
 
+status_t db_tx_on_commit(db_t *db, const char *sql, const db_params_t *params) {
+    assert(db->tx_depth > 0 && db->commit_sql == NULL);
+    db->commit_sql = sql;
+    db_params_init(&db->commit_params);
+    if (params != NULL) {
+        db->commit_params = *params;
+        /* Numbers live inside the struct: point the copy at its own. */
+        for (int i = 0; i < params->n; i++) {
+            if (params->values[i] == params->numbers[i]) {
+                db->commit_params.values[i] = db->commit_params.numbers[i];
+            }
+        }
+    }
+    return status_ok();
+}
+
+/* Ends fn's transaction: COMMIT, sent with the db_tx_on_commit statement when there is one (and
+ * with BEGIN when nothing else was sent); nothing at all when the transaction ran nothing. */
+static status_t db_commit(db_t *db) {
+    if (db->commit_sql == NULL) {
+        if (db->begin_pending) {
+            db->begin_pending = false;
+            return status_ok();
+        }
+        return db_exec(db, "COMMIT", NULL, NULL);
+    }
+    if (db->conn == NULL || PQstatus(db->conn) != CONNECTION_OK) {
+        return status_make(STATUS_UNAVAILABLE, "DATABASE_UNAVAILABLE", "database unavailable");
+    }
+    const char *sql = db->commit_sql;
+    const db_params_t *params = &db->commit_params;
+    db->last_constraint[0] = '\0';
+    status_t st = status_ok();
+    const char *name = db_stmt_name(db, sql, params->n, &st);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    bool with_begin = db->begin_pending;
+    PGresult *r = db_exec_pipelined(db, name, sql, params, with_begin, true, &st);
+    db->begin_pending = false;
+    db->commit_sql = NULL;
+    if (r == NULL) {
+        return st;
+    }
+    ExecStatusType rs = PQresultStatus(r);
+    if (rs != PGRES_COMMAND_OK && rs != PGRES_TUPLES_OK) {
+        st = db_map_error(db, r); /* the COMMIT after it did not commit */
+    }
+    PQclear(r);
+    return st;
+}
+
 status_t db_tx(db_t *db, db_tx_fn fn, void *arg) {
     if (db->tx_depth > 0) {
         return fn(db, arg);
@@ -436,23 +512,27 @@ status_t db_tx(db_t *db, db_tx_fn fn, void *arg) {
     status_t st = status_ok();
     bool reconnected = false;
     for (int attempt = 0; attempt < DB_TX_ATTEMPTS_MAX; attempt++) {
-        /* BEGIN is sent with the transaction's first statement (db_exec_with_begin). */
+        /* BEGIN is sent with the transaction's first statement (db_exec_pipelined). */
         st = db_connect(db) ? status_ok()
                             : status_make(STATUS_UNAVAILABLE, "DATABASE_UNAVAILABLE",
                                           "database unavailable");
         if (status_is_ok(&st)) {
             db->tx_depth = 1;
             db->begin_pending = true;
+            db->commit_sql = NULL;
             st = fn(db, arg);
-            bool begun = !db->begin_pending; /* else nothing was sent: nothing to end */
-            db->begin_pending = false;
             if (status_is_ok(&st)) {
-                st = begun ? db_exec(db, "COMMIT", NULL, NULL) : status_ok();
-                db->tx_depth = 0;
+                st = db_commit(db);
                 if (status_is_ok(&st)) {
+                    db->tx_depth = 0;
                     return st;
                 }
-            } else if (begun && db->conn != NULL) {
+            }
+            bool begun = !db->begin_pending; /* else nothing was sent: nothing to end */
+            db->begin_pending = false;
+            db->commit_sql = NULL;
+            if (!status_is_ok(&st) && begun && db->conn != NULL &&
+                PQtransactionStatus(db->conn) != PQTRANS_IDLE) {
                 db->tx_depth = 0;
                 status_t rb = db_exec(db, "ROLLBACK", NULL, NULL);
                 (void)rb; /* a failed rollback leaves the connection bad; the next use resets */

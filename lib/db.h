@@ -91,6 +91,13 @@ status_t db_tx(db_t *db, db_tx_fn fn, void *arg);
 
 bool db_in_tx(const db_t *db);
 
+/** Inside db_tx: `sql` (a write that must be the transaction's last, such as the record of an
+ *  idempotency key) is sent together with the COMMIT, in one round trip. When it fails the
+ *  transaction rolls back and db_tx returns its error (ALREADY_EXISTS with db_last_constraint
+ *  for a unique violation), without retrying unless the error is a conflict. At most one per
+ *  transaction; `sql` and the params' borrowed values must live until db_tx returns. */
+status_t db_tx_on_commit(db_t *db, const char *sql, const db_params_t *params);
+
 /** Applies the embedded migrations not yet recorded in <schema>.schema_migrations, in table
  *  order (runtime's first, then the service's), each in its own transaction, all under a
  *  PostgreSQL advisory lock so that replicas never race. Either table may be NULL. */

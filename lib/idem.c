@@ -4,27 +4,27 @@
 #include <stdlib.h>
 #include <string.h>
 
-status_t idem_record(db_t *db, const char *merchant_id, const char *key, const char *method,
-                     const unsigned char *request, size_t request_len,
-                     const unsigned char *response, size_t response_len, bool *recorded) {
-    db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, key);
-    db_param_text(&p, method);
-    db_param_bytes(&p, request, request_len);
-    db_param_bytes(&p, response, response_len);
-    PGresult *r = NULL;
-    status_t st = db_exec(db,
-                          "INSERT INTO idempotency_keys (merchant_id, key, method, request_hash, "
-                          " response) VALUES ($1, $2, $3, sha256($4), $5) "
-                          "ON CONFLICT DO NOTHING RETURNING 1",
-                          &p, &r);
-    if (status_is_ok(&st)) {
-        *recorded = PQntuples(r) == 1;
-        PQclear(r);
-    }
-    return st;
+status_t idem_record_on_commit(db_t *db, arena_t *a, const char *merchant_id, const char *key,
+                               const char *method, const unsigned char *request,
+                               size_t request_len, const unsigned char *response,
+                               size_t response_len) {
+    /* The parameters must outlive this call (db_tx_on_commit borrows them): in the arena. */
+    db_params_t *p = arena_alloc(a, sizeof *p);
+    db_params_init(p);
+    db_param_text(p, merchant_id);
+    db_param_text(p, key);
+    db_param_text(p, method);
+    db_param_bytes(p, request, request_len);
+    db_param_bytes(p, response, response_len);
+    return db_tx_on_commit(db,
+                           "INSERT INTO idempotency_keys (merchant_id, key, method, request_hash, "
+                           " response) VALUES ($1, $2, $3, sha256($4), $5)",
+                           p);
+}
+
+bool idem_key_taken(db_t *db, const status_t *st) {
+    return st->code == STATUS_ALREADY_EXISTS &&
+           strcmp(db_last_constraint(db), "idempotency_keys_pkey") == 0;
 }
 
 status_t idem_lookup(db_t *db, arena_t *a, const char *merchant_id, const char *key,

@@ -11,13 +11,18 @@
 #include <stddef.h>
 
 /** Records (merchant_id, key) for `method`, the request bytes and the response, inside the
- *  transaction that made the change: *recorded is true when the key was new. When it was not
- *  (used before, or by a concurrent call that committed first: the insert waits for it), the
- *  caller rolls its change back and answers with idem_lookup. One statement on the path every
- *  first call takes. */
-status_t idem_record(db_t *db, const char *merchant_id, const char *key, const char *method,
-                     const unsigned char *request, size_t request_len,
-                     const unsigned char *response, size_t response_len, bool *recorded);
+ *  transaction that made the change, sent together with its COMMIT (db_tx_on_commit): no
+ *  round trip of its own. When the key was used before, or by a concurrent call that committed
+ *  first (the insert waits for it), the insert fails, the change rolls back and db_tx returns
+ *  an error that idem_key_taken recognises; the caller then answers with idem_lookup. Parameters are copied
+ *  into `a`; request and response must live as long as the transaction. */
+status_t idem_record_on_commit(db_t *db, arena_t *a, const char *merchant_id, const char *key,
+                               const char *method, const unsigned char *request,
+                               size_t request_len, const unsigned char *response,
+                               size_t response_len);
+
+/** True when db_tx failed because idem_record_on_commit found its key taken. */
+bool idem_key_taken(db_t *db, const status_t *st);
 
 typedef enum idem_found {
     IDEM_NONE,      /* no call has used the key */

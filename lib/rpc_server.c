@@ -340,19 +340,15 @@ static status_t call_run_in_tx(db_t *db, void *arg) {
     }
     size_t len = 0;
     unsigned char *bytes = pb_pack_arena(t->ctx->arena, t->resp, &len);
-    bool recorded = false;
-    st = idem_record(db, t->ctx->merchant_id, t->idempotency_key, t->m->path, t->req_bytes,
-                     t->req_len, bytes, len, &recorded);
-    if (status_is_ok(&st) && !recorded) {
-        /* The key was used before: undo this run; call_mutate answers from the record. */
-        return status_make(STATUS_ABORTED, "IDEMPOTENCY_KEY_USED", "idempotency key used");
-    }
-    return st;
+    /* Sent with the COMMIT: a key used before makes the commit fail and the change roll back;
+     * call_mutate then answers from the record. */
+    return idem_record_on_commit(db, t->ctx->arena, t->ctx->merchant_id, t->idempotency_key,
+                                 t->m->path, t->req_bytes, t->req_len, bytes, len);
 }
 
-/* RPC_MUTATE (docs/architecture.md#idempotency-keys): the change and the record of its idempotency key commit together, so
- * a key is taken exactly when its change is made. Every first call runs once and records with
- * one statement. A call whose key turns out to be taken — a retry, or a concurrent duplicate
+/* RPC_MUTATE (docs/architecture.md#idempotency-keys): the change and the record of its
+ * idempotency key commit together, so a key is taken exactly when its change is made. Every
+ * first call runs once and records its key with the COMMIT, in the same round trip. A call whose key turns out to be taken — a retry, or a concurrent duplicate
  * that committed first, which the record and the change's own row locks wait for — is rolled
  * back and answered from the record: the stored response for the same request,
  * ALREADY_EXISTS IDEMPOTENCY_KEY_REUSED for another. A call that failed is checked the same
@@ -363,6 +359,7 @@ static status_t call_mutate(rpc_ctx_t *ctx, tx_call_t *t) {
     if (status_is_ok(&st) || st.code == STATUS_UNAVAILABLE) {
         return st;
     }
+    bool key_taken = idem_key_taken(ctx->db, &st); /* before the lookup resets the constraint */
     idem_found_t found = IDEM_NONE;
     unsigned char *prev = NULL;
     size_t prev_len = 0;
@@ -382,7 +379,7 @@ static status_t call_mutate(rpc_ctx_t *ctx, tx_call_t *t) {
                        : status_make(STATUS_INTERNAL, "DATABASE_ERROR",
                                      "cannot decode a stored response");
     }
-    if (strcmp(st.reason, "IDEMPOTENCY_KEY_USED") == 0) {
+    if (key_taken) {
         /* Taken, then purged in between: rare; the caller may simply retry. */
         return status_make(STATUS_ABORTED, "CONCURRENCY_CONFLICT",
                            "concurrent use of the idempotency key, safe to retry");
