@@ -194,20 +194,22 @@ Test(pgarray, round_trips_quotes_and_backslashes) {
 }
 
 Test(auth, bearer_token_must_match_exactly) {
-    const char *ok = "Bearer abc123";
-    cr_assert(auth_bearer_matches("abc123", ok, strlen(ok)));
-    const char *cases[] = {"Bearer abc12",
-                           "Bearer abc1234",
-                           "bearer abc123",
-                           "abc123",
-                           "Bearer  abc123",
-                           "Bearer abc124",
-                           ""};
+    /* Goal: only the exact token passes; the scheme's letter case and the number of spaces
+     * before the token do not matter (RFC 7235 §2.1), anything else about the token does. */
+    const char *ok[] = {"Bearer abc123", "bearer abc123", "BEARER abc123", "BeArEr abc123",
+                        "Bearer  abc123"};
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        cr_assert(auth_bearer_matches("abc123", ok[i], strlen(ok[i])), "%s", ok[i]);
+    }
+    const char *cases[] = {"Bearer abc12",  "Bearer abc1234", "bearer ABC123", "abc123",
+                           "Bearer abc124", "Bearerabc123",   "Basic abc123",  "Bearer ",
+                           "bearer",        "Bearer\tabc123", ""};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         cr_assert_not(auth_bearer_matches("abc123", cases[i], strlen(cases[i])), "%s", cases[i]);
     }
     cr_assert_not(auth_bearer_matches("abc123", NULL, 0));
     cr_assert_not(auth_bearer_matches("", "Bearer ", 7), "an empty token never matches");
+    cr_assert_not(auth_bearer_matches("", "bearer  ", 8), "an empty token never matches");
 }
 
 Test(ids, are_prefixed_sortable_and_distinct) {
