@@ -161,14 +161,30 @@ Test(jsonw, escapes_strings_and_bounds_output) {
     jsonw_bool(&w, "ok", true);
     jsonw_end(&w);
     cr_assert_str_eq(buf, "{\"msg\":\"say \\\"hi\\\"\\n\\\\ \\u0001\",\"n\":-42,\"ok\":true}");
+}
+
+Test(jsonw, overflow_leaves_no_cut_object) {
+    /* Goal: a value that does not fit is never cut and closed as if whole (invalid JSON on the
+     * events stream): the writer flags the overflow and leaves "" for outbox_emit to refuse;
+     * an object that fits exactly is whole. */
     char small[16];
+    jsonw_t w;
     jsonw_begin(&w, small, sizeof small);
     jsonw_str(&w, "key", "a long value that does not fit");
     size_t n = jsonw_end(&w);
     cr_assert(w.overflow);
-    cr_assert_eq(n, strlen(small));
-    cr_assert(n < sizeof small);
-    cr_assert_eq(small[n - 1], '}');
+    cr_assert_eq(n, 0);
+    cr_assert_str_eq(small, "");
+    char exact[sizeof "{\"k\":\"0123456\"}"]; /* the object and its NUL */
+    jsonw_begin(&w, exact, sizeof exact);
+    jsonw_str(&w, "k", "0123456");
+    cr_assert_eq(jsonw_end(&w), sizeof exact - 1);
+    cr_assert_not(w.overflow);
+    cr_assert_str_eq(exact, "{\"k\":\"0123456\"}");
+    jsonw_begin(&w, exact, sizeof exact);
+    jsonw_str(&w, "k", "01234567"); /* one byte more */
+    cr_assert_eq(jsonw_end(&w), 0);
+    cr_assert(w.overflow);
 }
 
 Test(pgarray, round_trips_quotes_and_backslashes) {
