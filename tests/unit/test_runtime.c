@@ -200,12 +200,32 @@ Test(pgarray, round_trips_quotes_and_backslashes) {
         cr_assert_str_eq(out[i], items[i]);
     }
     cr_assert(pgarray_decode(&a, "{}", &out, &n) && n == 0);
-    cr_assert(pgarray_decode(&a, "{a,b,NULL}", &out, &n) && n == 3);
-    cr_assert_str_eq(out[1], "b");
-    cr_assert_str_eq(out[2], "");
     cr_assert_not(pgarray_decode(&a, "a,b", &out, &n));
     cr_assert_not(pgarray_decode(&a, "{\"open}", &out, &n));
     cr_assert_str_eq(pgarray_encode(&a, NULL, 0), "{}");
+    arena_free(&a);
+}
+
+Test(pgarray, null_elements_are_not_empty_strings) {
+    /* Goal: a NULL element of a text[] is never read as "": the nullable decoder gives a NULL
+     * pointer (unquoted NULL in any case, as PostgreSQL reads it), a quoted "NULL" stays text,
+     * and the plain decoder, whose callers cannot hold NULL, refuses such an array. */
+    arena_t a;
+    arena_init(&a);
+    char **out = NULL;
+    size_t n = 0;
+    cr_assert(pgarray_decode_nullable(&a, "{a,NULL,\"NULL\",null,\"\"}", &out, &n));
+    cr_assert_eq(n, 5);
+    cr_assert_str_eq(out[0], "a");
+    cr_assert_null(out[1]);
+    cr_assert_str_eq(out[2], "NULL");
+    cr_assert_null(out[3]);
+    cr_assert_str_eq(out[4], "");
+    cr_assert_not(pgarray_decode(&a, "{a,b,NULL}", &out, &n), "NULL is not \"\"");
+    cr_assert_eq(n, 0);
+    cr_assert(pgarray_decode(&a, "{a,\"NULL\",NULLS}", &out, &n) && n == 3);
+    cr_assert_str_eq(out[1], "NULL");
+    cr_assert_str_eq(out[2], "NULLS");
     arena_free(&a);
 }
 
