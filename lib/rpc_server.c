@@ -1129,10 +1129,11 @@ static status_t srv_start(void) {
 
     char channel[128];
     snprintf(channel, sizeof channel, "loyalty:invalidate:%s", g_srv.opts->service_name);
-    if (near_cache_start(cfg->redis_url, channel, cfg->near_cache_entries,
+    if (near_cache_start(cfg->redis_url, channel, cfg->near_cache_entries, cfg->near_cache_bytes,
                          cfg->near_cache_ttl_ms)) {
-        log_msg(LOG_INFO, "near cache on: %lld entries, %lld ms, invalidations on %s",
-                (long long)cfg->near_cache_entries, (long long)cfg->near_cache_ttl_ms, channel);
+        log_msg(LOG_INFO, "near cache on: %lld entries, %lld bytes, %lld ms, invalidations on %s",
+                (long long)cfg->near_cache_entries, (long long)cfg->near_cache_bytes,
+                (long long)cfg->near_cache_ttl_ms, channel);
     }
     g_srv.workers = calloc((size_t)g_srv.worker_count, sizeof *g_srv.workers);
     if (g_srv.workers == NULL) {
