@@ -48,9 +48,7 @@ static struct {
     int64_t per_shard_bytes_max;
     int64_t ttl_ms;
     char channel[NC_CHANNEL_MAX];
-    char host[256];
-    int port;
-    char password[256];
+    cache_url_t url;
     nc_shard_t shards[NC_SHARDS];
     pthread_t thread;
     atomic_bool stop;
@@ -272,21 +270,17 @@ static void nc_unsubscribed(void) {
 
 static redisContext *nc_connect(void) {
     struct timeval tv = {0, 250 * 1000};
-    redisContext *c = redisConnectWithTimeout(g_nc.host, g_nc.port, tv);
+    redisContext *c = redisConnectWithTimeout(g_nc.url.host, g_nc.url.port, tv);
     if (c == NULL || c->err) {
         if (c) {
             redisFree(c);
         }
         return NULL;
     }
-    if (g_nc.password[0]) {
-        redisReply *r = redisCommand(c, "AUTH %s", g_nc.password);
-        bool ok = r && r->type != REDIS_REPLY_ERROR;
-        freeReplyObject(r);
-        if (!ok) {
-            redisFree(c);
-            return NULL;
-        }
+    /* The same login as the workers' connections (an ACL user, a password with spaces). */
+    if (!cache_auth(c, &g_nc.url)) {
+        redisFree(c);
+        return NULL;
     }
     /* Blocking reads without a timeout from here: near_cache_stop unblocks us. */
     struct timeval none = {0, 0};
@@ -352,10 +346,8 @@ static void *nc_subscriber(void *arg) {
 bool near_cache_start(const char *url, const char *channel, int64_t entries_max,
                       int64_t bytes_max, int64_t ttl_ms) {
     assert(!g_nc.running);
-    int db = 0;
     if (entries_max <= 0 || bytes_max <= 0 || url == NULL || url[0] == '\0' ||
-        !cache_parse_url(url, g_nc.host, sizeof g_nc.host, &g_nc.port, g_nc.password,
-                         sizeof g_nc.password, &db)) {
+        !cache_url_parse(url, &g_nc.url)) {
         return false;
     }
     snprintf(g_nc.channel, sizeof g_nc.channel, "%s", channel);

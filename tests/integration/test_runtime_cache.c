@@ -213,6 +213,33 @@ static void wait_subscribed(void) {
     }
 }
 
+Test(runtime_cache, acl_user_of_the_url_logs_in) {
+    /* Goal: redis://user:pass@host logs in as that ACL user (AUTH user pass), for the workers'
+     * connections and the near cache's subscriber alike; the default user's password is
+     * another one, so logging in as `default` with the user's password fails. */
+    redisContext *admin = redisConnect("127.0.0.1", redis.port);
+    cr_assert(admin && !admin->err);
+    redisReply *r = redisCommand(admin, "ACL SETUSER app on >app-pass ~* &* +@all");
+    cr_assert(r && r->type == REDIS_REPLY_STATUS, "%s", r ? r->str : "no reply");
+    freeReplyObject(r);
+    r = redisCommand(admin, "ACL SETUSER default resetpass >default-pass");
+    cr_assert(r && r->type == REDIS_REPLY_STATUS, "%s", r ? r->str : "no reply");
+    freeReplyObject(r);
+    redisFree(admin);
+    char url[128];
+    snprintf(url, sizeof url, "redis://app:app-pass@127.0.0.1:%d/0", redis.port);
+    cache_t *c = cache_create(url, 60);
+    cache_set(c, "{m:acl}:k", "v", 1, 60);
+    cr_assert(has(c, "{m:acl}:k", "v"), "stored and read as the ACL user");
+    cr_assert(cache_is_up(c));
+    cache_destroy(c);
+    cr_assert(near_cache_start(url, "loyalty:invalidate:acl", 128, 1 << 20, 60000));
+    wait_subscribed();
+    near_cache_stats_t s;
+    near_cache_get_stats(&s);
+    cr_assert(s.subscribed, "the near cache's subscriber logged in as the ACL user");
+}
+
 Test(runtime_cache, near_cache_holds_at_most_its_byte_budget) {
     /* Goal: the near cache is bounded in bytes, not only in entries: 100 values of 60 KiB
      * against a 1 MiB budget keep it within 1 MiB (least recently used out), and small

@@ -266,20 +266,29 @@ Test(ids, are_prefixed_sortable_and_distinct) {
 }
 
 Test(cache, parses_redis_urls) {
-    char host[64], pw[64];
-    int port, db;
-    cr_assert(
-        cache_parse_url("redis://127.0.0.1:6380/2", host, sizeof host, &port, pw, sizeof pw, &db));
-    cr_assert_str_eq(host, "127.0.0.1");
-    cr_assert_eq(port, 6380);
-    cr_assert_eq(db, 2);
-    cr_assert_str_eq(pw, "");
-    cr_assert(cache_parse_url("redis://:p%40ss@redis.internal", host, sizeof host, &port, pw,
-                              sizeof pw, &db));
-    cr_assert_str_eq(host, "redis.internal");
-    cr_assert_eq(port, 6379);
-    cr_assert_str_eq(pw, "p%40ss");
-    cr_assert_not(cache_parse_url("http://x", host, sizeof host, &port, pw, sizeof pw, &db));
-    cr_assert_not(cache_parse_url("redis://h:0", host, sizeof host, &port, pw, sizeof pw, &db));
-    cr_assert_not(cache_parse_url("redis://h:1/16", host, sizeof host, &port, pw, sizeof pw, &db));
+    /* Goal: host, port, db, the default user's password and an ACL user are all kept; the
+     * scheme's letter case does not matter; malformed URLs are refused. */
+    cache_url_t u;
+    cr_assert(cache_url_parse("redis://127.0.0.1:6380/2", &u));
+    cr_assert_str_eq(u.host, "127.0.0.1");
+    cr_assert_eq(u.port, 6380);
+    cr_assert_eq(u.db, 2);
+    cr_assert_str_eq(u.password, "");
+    cr_assert_str_eq(u.user, "");
+    cr_assert(cache_url_parse("redis://:p%40ss@redis.internal", &u));
+    cr_assert_str_eq(u.host, "redis.internal");
+    cr_assert_eq(u.port, 6379);
+    cr_assert_str_eq(u.password, "p%40ss");
+    cr_assert_str_eq(u.user, "");
+    cr_assert(cache_url_parse("redis://app:s3cret@cache:6390/1", &u));
+    cr_assert_str_eq(u.user, "app", "the ACL user is kept");
+    cr_assert_str_eq(u.password, "s3cret");
+    cr_assert_str_eq(u.host, "cache");
+    cr_assert_eq(u.port, 6390);
+    cr_assert(cache_url_parse("REDIS://Cache", &u));
+    cr_assert_str_eq(u.host, "Cache");
+    cr_assert_not(cache_url_parse("redis://app:@h", &u), "a user without a password");
+    cr_assert_not(cache_url_parse("http://x", &u));
+    cr_assert_not(cache_url_parse("redis://h:0", &u));
+    cr_assert_not(cache_url_parse("redis://h:1/16", &u));
 }
