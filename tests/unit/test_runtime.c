@@ -292,3 +292,27 @@ Test(cache, parses_redis_urls) {
     cr_assert_not(cache_url_parse("redis://h:0", &u));
     cr_assert_not(cache_url_parse("redis://h:1/16", &u));
 }
+
+Test(arena, keeps_at_most_the_retained_cap_between_uses) {
+    /* Goal: after a large use, arena_reset keeps no more than ARENA_RETAINED_BYTES_MAX for the
+     * next use and frees the rest; what it keeps is reused; arena_free keeps nothing. */
+    arena_t a;
+    arena_init(&a);
+    for (int i = 0; i < 64; i++) { /* 64 standard chunks' worth */
+        memset(arena_alloc(&a, ARENA_CHUNK_BYTES - 64), 0xab, ARENA_CHUNK_BYTES - 64);
+    }
+    unsigned char *big = arena_alloc(&a, 1 << 20); /* a 1 MB request, in a chunk of its own */
+    memset(big, 0xcd, 1 << 20);
+    cr_assert_eq(arena_retained_bytes(&a), 0);
+    arena_reset(&a);
+    cr_assert_gt(arena_retained_bytes(&a), 0, "some chunks are kept for the next message");
+    cr_assert_leq(arena_retained_bytes(&a), ARENA_RETAINED_BYTES_MAX);
+    size_t kept = arena_retained_bytes(&a);
+    unsigned char *p = arena_alloc(&a, ARENA_INLINE_BYTES + 1); /* past the inline block */
+    cr_assert_eq(p[0], 0, "zeroed");
+    cr_assert_eq(arena_retained_bytes(&a), kept - ARENA_CHUNK_BYTES, "a kept chunk reused");
+    arena_reset(&a);
+    cr_assert_leq(arena_retained_bytes(&a), ARENA_RETAINED_BYTES_MAX);
+    arena_free(&a);
+    cr_assert_eq(arena_retained_bytes(&a), 0);
+}
