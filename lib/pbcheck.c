@@ -79,8 +79,15 @@ static status_t pbcheck_message(pbcheck_walk_t *w, const ProtobufCMessageDescrip
     size_t pos = 0;
     while (pos < len) {
         uint64_t tag = 0;
-        if (!pbcheck_varint(data, len, &pos, &tag) || (tag >> 3) == 0 || (tag >> 3) > UINT32_MAX) {
+        if (!pbcheck_varint(data, len, &pos, &tag) || (tag >> 3) > UINT32_MAX) {
             return pbcheck_malformed();
+        }
+        /* Field number 0 is invalid and other implementations refuse it; protobuf-c takes it
+         * as an unknown field when its tag is written in two bytes (80 00), then re-encodes
+         * it as 00, which it refuses: found by fuzz/fuzz_request. */
+        if ((tag >> 3) == 0) {
+            return status_make(STATUS_INVALID_ARGUMENT, "MALFORMED_REQUEST",
+                               "request has a field number 0");
         }
         uint64_t skip = 0;
         switch (tag & 7u) {

@@ -148,22 +148,33 @@ Test(pbcheck, ignores_unknown_and_bytes_fields) {
 }
 
 Test(pbcheck, refuses_malformed_wire) {
-    /* Goal: a length past the end, a group wire type, field number 0 and a runaway varint are
-     * MALFORMED_REQUEST, never a read past the buffer. */
+    /* Goal: a length past the end, a group wire type, field number 0 (also in the two-byte
+     * form 80 00 that protobuf-c lets through, found by the request fuzzer) and a runaway
+     * varint are MALFORMED_REQUEST, never a read past the buffer. */
     static const struct {
         uint8_t bytes[12];
         size_t len;
     } cases[] = {
         {{0x0a, 0x05, 'a'}, 3},
         {{0x0b}, 1},
-        {{0x02, 0x00}, 2},
         {{0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}, 12},
         {{0x0a}, 1},
+        {{0x02, 0x00}, 2},
+        {{0x0a, 0x00, 0x80, 0x00, 0x0a}, 5},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         status_t st = pbcheck_strings(get_member, cases[i].bytes, cases[i].len);
         cr_assert_str_eq(st.reason, "MALFORMED_REQUEST", "case %zu", i);
     }
+    /* protobuf-c decodes the two-byte field 0; the runtime's decode still refuses it. */
+    static const uint8_t zero[] = {0x0a, 0x00, 0x80, 0x00, 0x0a};
+    arena_t a;
+    arena_init(&a);
+    ProtobufCMessage *m = NULL;
+    status_t st = request_decode(&a, get_member, zero, sizeof zero, &m);
+    cr_assert_str_eq(st.reason, "MALFORMED_REQUEST");
+    cr_assert_null(m);
+    arena_free(&a);
 }
 
 Test(pbcheck, check_ids_validates_merchant_and_key) {
