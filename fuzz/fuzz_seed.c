@@ -3,9 +3,10 @@
  * idempotency key, member ids, E.164 phones, dates, amounts in cents, one element in each list,
  * the first member of each oneof), filled from the descriptors so that a new method gets its
  * seed without editing this file. Each file is the method's index byte and the encoded request.
- * Usage: fuzz_seed DIR */
+ * Every seed passes the runtime's request checks (request.h). Usage: fuzz_seed DIR */
 #include "arena.h"
 #include "fuzz_methods.h"
+#include "request.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -203,6 +204,22 @@ int main(int argc, char **argv) {
         static uint8_t buf[SEED_BYTES_MAX];
         buf[0] = (uint8_t)i;
         size_t packed = protobuf_c_message_pack(req, buf + 1);
+        /* A seed must pass the runtime's own checks, or it only seeds the refusals. */
+        ProtobufCMessage *decoded = NULL;
+        const char *merchant = NULL, *key = NULL;
+        status_t st = request_decode(&a, m->input, buf + 1, packed, &decoded);
+        if (status_is_ok(&st)) {
+            bool has_merchant = protobuf_c_message_descriptor_get_field_by_name(
+                                    m->input, "merchant_id") != NULL;
+            bool has_key = protobuf_c_message_descriptor_get_field_by_name(
+                               m->input, "idempotency_key") != NULL;
+            st = request_check_ids(decoded, has_merchant, has_merchant && has_key, &merchant,
+                                   &key);
+        }
+        if (!status_is_ok(&st)) {
+            fprintf(stderr, "fuzz_seed: the seed of %s is refused: %s\n", m->name, st.message);
+            return 1;
+        }
         char path[512];
         snprintf(path, sizeof path, "%s/%03zu-%s", argv[1], i, m->name);
         FILE *out = fopen(path, "wb");
