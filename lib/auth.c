@@ -1,22 +1,34 @@
-/* auth.c -- constant-time bearer token comparison. */
+/* auth.c -- bearer token check: case-insensitive scheme, constant-time token comparison. */
 #include "auth.h"
 
+#include <ctype.h>
 #include <string.h>
 
 bool auth_bearer_matches(const char *expected, const char *header, size_t header_len) {
-    static const char prefix[] = "Bearer ";
-    const size_t prefix_len = sizeof prefix - 1;
-    if (header == NULL) {
+    static const char scheme[] = "bearer";
+    const size_t scheme_len = sizeof scheme - 1;
+    if (header == NULL || header_len <= scheme_len || header[scheme_len] != ' ') {
         return false;
     }
+    /* RFC 7235 §2.1: the scheme is case-insensitive ("Bearer", "bearer", "BEARER"), and one or
+     * more spaces separate it from the credentials. Neither is secret, so both may branch. */
+    for (size_t i = 0; i < scheme_len; i++) {
+        if (tolower((unsigned char)header[i]) != scheme[i]) {
+            return false;
+        }
+    }
+    size_t start = scheme_len;
+    while (start < header_len && header[start] == ' ') {
+        start++;
+    }
+    const char *token = header + start;
+    size_t token_len = header_len - start;
     size_t expected_len = strlen(expected);
     /* Compare over the expected length whatever was sent; fold every difference into `diff`. */
-    unsigned int diff = (unsigned int)(header_len != prefix_len + expected_len);
-    for (size_t i = 0; i < prefix_len + expected_len; i++) {
-        unsigned char want =
-            i < prefix_len ? (unsigned char)prefix[i] : (unsigned char)expected[i - prefix_len];
-        unsigned char got = i < header_len ? (unsigned char)header[i] : 0;
-        diff |= (unsigned int)(want ^ got);
+    unsigned int diff = (unsigned int)(token_len != expected_len);
+    for (size_t i = 0; i < expected_len; i++) {
+        unsigned char got = i < token_len ? (unsigned char)token[i] : 0;
+        diff |= (unsigned int)((unsigned char)expected[i] ^ got);
     }
     return diff == 0 && expected_len > 0;
 }

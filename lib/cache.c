@@ -9,11 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/time.h>
 #include <time.h>
 
-#define CACHE_HOST_MAX 256
-#define CACHE_PASSWORD_MAX 256
 #define CACHE_TIMEOUT_MS 250
 #define CACHE_RETRY_MS 1000
 #define CACHE_PENDING_DELETES_MAX 1024
@@ -31,10 +30,7 @@ static const char cache_fill_script[] =
 
 struct cache {
     bool enabled;
-    char host[CACHE_HOST_MAX];
-    int port;
-    char password[CACHE_PASSWORD_MAX];
-    int db;
+    cache_url_t url;
     int64_t default_ttl_s;
     redisContext *ctx;
     int64_t retry_at_ms;
@@ -55,34 +51,39 @@ static int64_t cache_now_ms(void) {
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-bool cache_parse_url(const char *url, char *host, size_t host_cap, int *port, char *password,
-                     size_t password_cap, int *db) {
-    const char *prefix = "redis://";
-    if (strncmp(url, prefix, strlen(prefix)) != 0) {
+bool cache_url_parse(const char *url, cache_url_t *out) {
+    static const char prefix[] = "redis://";
+    /* RFC 3986 §3.1: the scheme is case-insensitive. */
+    if (strncasecmp(url, prefix, sizeof prefix - 1) != 0) {
         return false;
     }
-    const char *p = url + strlen(prefix);
-    password[0] = '\0';
-    *port = 6379;
-    *db = 0;
+    const char *p = url + sizeof prefix - 1;
+    memset(out, 0, sizeof *out);
+    out->port = 6379;
     const char *at = strchr(p, '@');
     if (at != NULL) {
+        /* "user:password@" is an ACL user (Redis 6+); ":password@" and "password@" are the
+         * default user's password, as before ACLs. */
         const char *colon = memchr(p, ':', (size_t)(at - p));
         const char *pw = colon ? colon + 1 : p;
-        size_t n = (size_t)(at - pw);
-        if (n >= password_cap) {
+        size_t user_len = colon ? (size_t)(colon - p) : 0;
+        size_t pw_len = (size_t)(at - pw);
+        if (user_len >= sizeof out->user || pw_len >= sizeof out->password ||
+            (user_len > 0 && pw_len == 0)) {
             return false;
         }
-        memcpy(password, pw, n);
-        password[n] = '\0';
+        memcpy(out->user, p, user_len);
+        out->user[user_len] = '\0';
+        memcpy(out->password, pw, pw_len);
+        out->password[pw_len] = '\0';
         p = at + 1;
     }
     size_t host_len = strcspn(p, ":/");
-    if (host_len == 0 || host_len >= host_cap) {
+    if (host_len == 0 || host_len >= sizeof out->host) {
         return false;
     }
-    memcpy(host, p, host_len);
-    host[host_len] = '\0';
+    memcpy(out->host, p, host_len);
+    out->host[host_len] = '\0';
     p += host_len;
     if (*p == ':') {
         char *end;
@@ -90,7 +91,7 @@ bool cache_parse_url(const char *url, char *host, size_t host_cap, int *port, ch
         if (end == p + 1 || v <= 0 || v > 65535) {
             return false;
         }
-        *port = (int)v;
+        out->port = (int)v;
         p = end;
     }
     if (*p == '/') {
@@ -100,12 +101,44 @@ bool cache_parse_url(const char *url, char *host, size_t host_cap, int *port, ch
             if (end == p + 1 || *end != '\0' || v < 0 || v > 15) {
                 return false;
             }
-            *db = (int)v;
+            out->db = (int)v;
         }
     } else if (*p != '\0') {
         return false;
     }
     return true;
+}
+
+bool cache_parse_url(const char *url, char *host, size_t host_cap, int *port, char *password,
+                     size_t password_cap, int *db) {
+    cache_url_t u;
+    if (!cache_url_parse(url, &u) || strlen(u.host) >= host_cap ||
+        strlen(u.password) >= password_cap) {
+        return false;
+    }
+    memcpy(host, u.host, strlen(u.host) + 1);
+    memcpy(password, u.password, strlen(u.password) + 1);
+    *port = u.port;
+    *db = u.db;
+    return true;
+}
+
+bool cache_auth(redisContext *conn, const cache_url_t *u) {
+    if (u->password[0] == '\0') {
+        return true;
+    }
+    /* AUTH <user> <password> for an ACL user: the one-argument form logs in as `default`. */
+    const char *argv[] = {"AUTH", u->user, u->password};
+    size_t lens[] = {4, strlen(u->user), strlen(u->password)};
+    int argc = u->user[0] ? 3 : 2;
+    if (argc == 2) {
+        argv[1] = u->password;
+        lens[1] = lens[2];
+    }
+    redisReply *r = redisCommandArgv(conn, argc, argv, lens);
+    bool ok = r != NULL && r->type != REDIS_REPLY_ERROR;
+    freeReplyObject(r);
+    return ok;
 }
 
 cache_t *cache_create(const char *url, int64_t default_ttl_s) {
@@ -115,8 +148,7 @@ cache_t *cache_create(const char *url, int64_t default_ttl_s) {
     }
     c->default_ttl_s = default_ttl_s;
     if (url != NULL && url[0] != '\0') {
-        c->enabled = cache_parse_url(url, c->host, sizeof c->host, &c->port, c->password,
-                                     sizeof c->password, &c->db);
+        c->enabled = cache_url_parse(url, &c->url);
         if (!c->enabled) {
             log_msg(LOG_ERROR, "LOYALTY_REDIS_URL is malformed; caching disabled");
         }
@@ -160,19 +192,12 @@ static redisReply *cache_command(cache_t *c, int argc, const char **argv, const 
 }
 
 static bool cache_authenticate(cache_t *c) {
-    if (c->password[0]) {
-        const char *argv[] = {"AUTH", c->password};
-        size_t lens[] = {4, strlen(c->password)};
-        redisReply *r = cache_command(c, 2, argv, lens);
-        bool ok = r && r->type != REDIS_REPLY_ERROR;
-        freeReplyObject(r);
-        if (!ok) {
-            return false;
-        }
+    if (!cache_auth(c->ctx, &c->url)) {
+        return false; /* the caller marks the connection broken */
     }
-    if (c->db != 0) {
+    if (c->url.db != 0) {
         char db[8];
-        snprintf(db, sizeof db, "%d", c->db);
+        snprintf(db, sizeof db, "%d", c->url.db);
         const char *argv[] = {"SELECT", db};
         size_t lens[] = {6, strlen(db)};
         redisReply *r = cache_command(c, 2, argv, lens);
@@ -207,7 +232,7 @@ redisContext *cache_conn(cache_t *c) {
         return NULL;
     }
     struct timeval tv = {0, CACHE_TIMEOUT_MS * 1000};
-    c->ctx = redisConnectWithTimeout(c->host, c->port, tv);
+    c->ctx = redisConnectWithTimeout(c->url.host, c->url.port, tv);
     if (c->ctx == NULL || c->ctx->err) {
         cache_mark_broken(c);
         return NULL;

@@ -22,9 +22,28 @@ typedef struct cache cache_t;
 cache_t *cache_create(const char *url, int64_t default_ttl_s);
 void cache_destroy(cache_t *c);
 
-/** Parses a redis:// URL; false when malformed. `password` may come back empty. */
+/** Where and how to reach Redis: redis://[[user]:password@]host[:port][/db]. */
+typedef struct cache_url {
+    char host[256];
+    int port;          /* 6379 when absent */
+    char user[128];    /* an ACL user; empty for the default user */
+    char password[256];
+    int db;            /* 0..15 */
+} cache_url_t;
+
+/** Parses a redis:// URL (scheme in any letter case); false when malformed. `user` and
+ *  `password` may come back empty; a user without a password is malformed. */
+bool cache_url_parse(const char *url, cache_url_t *out);
+
+/** The older form of cache_url_parse, for callers that only connect as `default` (the gateway
+ *  tests): host, port, password and db, without the ACL user. */
 bool cache_parse_url(const char *url, char *host, size_t host_cap, int *port, char *password,
                      size_t password_cap, int *db);
+
+/** Authenticates a fresh connection as the URL says: AUTH <user> <password> for an ACL user,
+ *  AUTH <password> for the default user, nothing without a password. False when refused or
+ *  the connection failed. */
+bool cache_auth(redisContext *conn, const cache_url_t *u);
 
 /** On a hit, copies the value into arena memory and returns true. Looks in the process's near
  *  cache first (near_cache.h), then in Redis. A miss takes a short fill lease on the key for this

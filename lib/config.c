@@ -43,6 +43,8 @@ static const cfg_entry_t cfg_table[] = {
     INT("SHUTDOWN_DRAIN_MS", shutdown_drain_ms, "0", 0, 600000),
     INT("CACHE_TTL_S", cache_ttl_s, "300", 1, 86400),
     INT("NEAR_CACHE_ENTRIES", near_cache_entries, "8192", 0, 1048576),
+    /* 16 MiB: an eighth of the 128 Mi pod limit; 8192 entries of up to 64 KiB would be 512 MiB. */
+    INT("NEAR_CACHE_BYTES", near_cache_bytes, "16777216", 1048576, 1073741824),
     INT("NEAR_CACHE_TTL_MS", near_cache_ttl_ms, "5000", 1, 600000),
     INT("JOB_INTERVAL_S", job_interval_s, "60", 0, 86400),
     INT("DB_STATEMENT_TIMEOUT_MS", db_statement_timeout_ms, "10000", 0, 3600000),

@@ -28,6 +28,7 @@ typedef struct config {
     int64_t shutdown_drain_ms;          /* SHUTDOWN_DRAIN_MS: NOT_SERVING before listeners close */
     int64_t cache_ttl_s;                /* CACHE_TTL_S: upper bound on a cache entry's age */
     int64_t near_cache_entries;         /* NEAR_CACHE_ENTRIES: in-process entries, 0 = off */
+    int64_t near_cache_bytes;           /* NEAR_CACHE_BYTES: memory bound of those entries */
     int64_t near_cache_ttl_ms;          /* NEAR_CACHE_TTL_MS: age bound of an in-process entry */
     int64_t job_interval_s;             /* JOB_INTERVAL_S: period of background jobs; 0 = off */
     int64_t db_statement_timeout_ms;    /* DB_STATEMENT_TIMEOUT_MS: per statement, 0 = none */

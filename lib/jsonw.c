@@ -28,6 +28,12 @@ void jsonw_begin(jsonw_t *w, char *buf, size_t cap) {
 
 size_t jsonw_end(jsonw_t *w) {
     assert(w->len + 2 <= w->cap);
+    if (w->overflow) {
+        /* A value was cut: closing the object would make it look whole. */
+        w->buf[0] = '\0';
+        w->len = 0;
+        return 0;
+    }
     w->buf[w->len++] = '}';
     w->buf[w->len] = '\0';
     return w->len;

@@ -1,6 +1,7 @@
 /* jsonw.h -- a small JSON object writer into a caller-provided buffer (log lines, events).
- * Writes are bounded: when the buffer is full the output is truncated and `overflow` is set, the
- * writer never writes past `cap`. */
+ * Writes are bounded: the writer never writes past `cap`. When the buffer is too small,
+ * `overflow` is set and jsonw_end leaves "" rather than a cut object, so no truncated JSON can
+ * pass for a whole one (outbox_emit refuses "" as a payload). */
 #ifndef LOYALTY_JSONW_H
 #define LOYALTY_JSONW_H
 
@@ -18,7 +19,8 @@ typedef struct jsonw {
 
 /** Starts an object ("{") in buf[cap]; cap must be at least 2. */
 void jsonw_begin(jsonw_t *w, char *buf, size_t cap);
-/** Closes the object ("}") and NUL-terminates; returns the length written. */
+/** Closes the object ("}") and NUL-terminates; returns the length written. After an overflow
+ *  the buffer holds "" and 0 is returned. */
 size_t jsonw_end(jsonw_t *w);
 void jsonw_str(jsonw_t *w, const char *key, const char *value);
 void jsonw_strn(jsonw_t *w, const char *key, const char *value, size_t value_len);

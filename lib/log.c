@@ -11,7 +11,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define LOG_LINE_MAX 2048
+/* Room for the worst case, so a line is never cut: a 1023-byte message escaped to 6 bytes a
+ * byte (\u00XX) is 6138, the other fields (time, level, service, rpc path, request id) < 600. */
+#define LOG_LINE_MAX 8192
 
 static const char *g_service = "loyalty";
 static log_level_t g_min_level = LOG_INFO;
@@ -64,6 +66,11 @@ static void log_begin(jsonw_t *w, char *buf, log_level_t level) {
 
 static void log_flush(jsonw_t *w) {
     size_t n = jsonw_end(w);
+    if (n == 0) { /* overflowed despite the bound above: say so rather than write a cut line */
+        static const char fallback[] = "{\"level\":\"error\",\"msg\":\"log line too long\"}";
+        n = sizeof fallback - 1;
+        memcpy(w->buf, fallback, n);
+    }
     w->buf[n++] = '\n';
     /* One write per line: atomic for pipes up to PIPE_BUF and in practice for files. */
     ssize_t written = write(STDOUT_FILENO, w->buf, n);

@@ -36,6 +36,7 @@ typedef struct nc_shard {
     nc_entry_t *buckets[NC_BUCKETS];
     nc_entry_t *lru_head, *lru_tail;
     int64_t count;
+    int64_t bytes; /* nc_entry_bytes of every entry */
 } nc_shard_t;
 
 static struct {
@@ -44,11 +45,10 @@ static struct {
     atomic_uint_fast64_t epoch;
     atomic_uint_fast64_t hits, misses, invalidations;
     int64_t per_shard_max;
+    int64_t per_shard_bytes_max;
     int64_t ttl_ms;
     char channel[NC_CHANNEL_MAX];
-    char host[256];
-    int port;
-    char password[256];
+    cache_url_t url;
     nc_shard_t shards[NC_SHARDS];
     pthread_t thread;
     atomic_bool stop;
@@ -69,6 +69,12 @@ static uint64_t nc_hash(const char *s) {
         h *= 1099511628211ull;
     }
     return h;
+}
+
+/* What an entry costs the process: the value, the key and the entry itself. The budget is in
+ * these bytes, not in entries, since entries range from a few bytes to NC_VALUE_MAX. */
+static int64_t nc_entry_bytes(size_t key_len, size_t value_len) {
+    return (int64_t)(sizeof(nc_entry_t) + key_len + 1 + value_len);
 }
 
 static nc_shard_t *nc_shard(uint64_t h) {
@@ -109,6 +115,7 @@ static void nc_delete_locked(nc_shard_t *s, const char *key, uint64_t h) {
         if (e->hash == h && strcmp(e->key, key) == 0) {
             *pp = e->next;
             nc_lru_unlink(s, e);
+            s->bytes -= nc_entry_bytes(strlen(e->key), e->len);
             free(e->key);
             free(e->value);
             free(e);
@@ -134,6 +141,7 @@ static void nc_flush(void) {
         memset(s->buckets, 0, sizeof s->buckets);
         s->lru_head = s->lru_tail = NULL;
         s->count = 0;
+        s->bytes = 0;
         pthread_mutex_unlock(&s->mu);
     }
 }
@@ -176,8 +184,10 @@ bool near_cache_get(const char *key, arena_t *a, unsigned char **value, size_t *
 
 void near_cache_put(const char *key, const void *value, size_t len, uint64_t epoch_seen,
                     int64_t ttl_ms) {
+    size_t key_len = strlen(key);
+    int64_t cost = nc_entry_bytes(key_len, len);
     if (!g_nc.running || !atomic_load(&g_nc.subscribed) || len > NC_VALUE_MAX ||
-        strlen(key) >= NC_KEY_MAX) {
+        key_len >= NC_KEY_MAX || cost > g_nc.per_shard_bytes_max) {
         return;
     }
     nc_entry_t *e = calloc(1, sizeof *e);
@@ -207,7 +217,9 @@ void near_cache_put(const char *key, const void *value, size_t len, uint64_t epo
         return;
     }
     nc_delete_locked(s, key, e->hash);
-    if (s->count >= g_nc.per_shard_max && s->lru_tail) {
+    /* Least recently used out until both bounds hold with the new entry. */
+    while (s->lru_tail &&
+           (s->count >= g_nc.per_shard_max || s->bytes + cost > g_nc.per_shard_bytes_max)) {
         nc_delete_locked(s, s->lru_tail->key, s->lru_tail->hash);
     }
     nc_entry_t **bucket = &s->buckets[e->hash % NC_BUCKETS];
@@ -215,6 +227,8 @@ void near_cache_put(const char *key, const void *value, size_t len, uint64_t epo
     *bucket = e;
     nc_lru_push(s, e);
     s->count++;
+    s->bytes += cost;
+    assert(s->bytes <= g_nc.per_shard_bytes_max);
     pthread_mutex_unlock(&s->mu);
 }
 
@@ -237,9 +251,11 @@ void near_cache_get_stats(near_cache_stats_t *out) {
     out->invalidations = atomic_load(&g_nc.invalidations);
     out->subscribed = atomic_load(&g_nc.subscribed);
     out->entries = 0;
+    out->bytes = 0;
     for (int i = 0; i < NC_SHARDS; i++) {
         pthread_mutex_lock(&g_nc.shards[i].mu);
         out->entries += (uint64_t)g_nc.shards[i].count;
+        out->bytes += (uint64_t)g_nc.shards[i].bytes;
         pthread_mutex_unlock(&g_nc.shards[i].mu);
     }
 }
@@ -254,21 +270,17 @@ static void nc_unsubscribed(void) {
 
 static redisContext *nc_connect(void) {
     struct timeval tv = {0, 250 * 1000};
-    redisContext *c = redisConnectWithTimeout(g_nc.host, g_nc.port, tv);
+    redisContext *c = redisConnectWithTimeout(g_nc.url.host, g_nc.url.port, tv);
     if (c == NULL || c->err) {
         if (c) {
             redisFree(c);
         }
         return NULL;
     }
-    if (g_nc.password[0]) {
-        redisReply *r = redisCommand(c, "AUTH %s", g_nc.password);
-        bool ok = r && r->type != REDIS_REPLY_ERROR;
-        freeReplyObject(r);
-        if (!ok) {
-            redisFree(c);
-            return NULL;
-        }
+    /* The same login as the workers' connections (an ACL user, a password with spaces). */
+    if (!cache_auth(c, &g_nc.url)) {
+        redisFree(c);
+        return NULL;
     }
     /* Blocking reads without a timeout from here: near_cache_stop unblocks us. */
     struct timeval none = {0, 0};
@@ -331,16 +343,16 @@ static void *nc_subscriber(void *arg) {
     return NULL;
 }
 
-bool near_cache_start(const char *url, const char *channel, int64_t entries_max, int64_t ttl_ms) {
+bool near_cache_start(const char *url, const char *channel, int64_t entries_max,
+                      int64_t bytes_max, int64_t ttl_ms) {
     assert(!g_nc.running);
-    int db = 0;
-    if (entries_max <= 0 || url == NULL || url[0] == '\0' ||
-        !cache_parse_url(url, g_nc.host, sizeof g_nc.host, &g_nc.port, g_nc.password,
-                         sizeof g_nc.password, &db)) {
+    if (entries_max <= 0 || bytes_max <= 0 || url == NULL || url[0] == '\0' ||
+        !cache_url_parse(url, &g_nc.url)) {
         return false;
     }
     snprintf(g_nc.channel, sizeof g_nc.channel, "%s", channel);
     g_nc.per_shard_max = entries_max / NC_SHARDS > 0 ? entries_max / NC_SHARDS : 1;
+    g_nc.per_shard_bytes_max = bytes_max / NC_SHARDS;
     g_nc.ttl_ms = ttl_ms;
     for (int i = 0; i < NC_SHARDS; i++) {
         pthread_mutex_init(&g_nc.shards[i].mu, NULL);

@@ -15,9 +15,12 @@
 #include <stdint.h>
 
 /** Starts the subscriber for `channel` on the Redis at `url`, holding at most `entries_max`
- *  entries for at most ttl_ms each. Returns false (and the near cache stays off) when disabled
- *  by entries_max == 0 or a malformed url. Call once, before workers start. */
-bool near_cache_start(const char *url, const char *channel, int64_t entries_max, int64_t ttl_ms);
+ *  entries and `bytes_max` bytes (values, keys and bookkeeping; each of the 16 shards holds a
+ *  16th of both, least recently used out first) for at most ttl_ms each. Returns false (and
+ *  the near cache stays off) when disabled by entries_max or bytes_max == 0, or a malformed
+ *  url. Call once, before workers start. */
+bool near_cache_start(const char *url, const char *channel, int64_t entries_max,
+                      int64_t bytes_max, int64_t ttl_ms);
 /** Stops the subscriber and frees every entry. */
 void near_cache_stop(void);
 
@@ -42,6 +45,7 @@ void near_cache_remove(const char *key);
 /** Counters for tests and benchmarks. */
 typedef struct near_cache_stats {
     uint64_t hits, misses, invalidations, entries;
+    uint64_t bytes; /* what the entries cost, within the bytes_max of near_cache_start */
     bool subscribed;
 } near_cache_stats_t;
 void near_cache_get_stats(near_cache_stats_t *out);

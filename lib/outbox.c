@@ -20,8 +20,15 @@ status_t outbox_emit(rpc_ctx_t *ctx, const char *merchant_id, const char *stream
                      const char *subject_id, const char *payload_json, char *event_id_out) {
     assert(db_in_tx(ctx->db)); /* an event must commit or roll back with its change */
     assert(strlen(type) > 0 && strlen(type) < OUTBOX_TYPE_MAX);
-    if (strlen(payload_json) > OUTBOX_PAYLOAD_MAX) {
+    size_t payload_len = strlen(payload_json);
+    if (payload_len > OUTBOX_PAYLOAD_MAX) {
         return status_make(STATUS_INTERNAL, "EVENT_TOO_LARGE", "event payload too large");
+    }
+    /* jsonw leaves "" when the object did not fit its buffer: an event must never carry a cut
+     * object, and refusing it rolls back the change with it. */
+    if (payload_len < 2 || payload_json[0] != '{' || payload_json[payload_len - 1] != '}') {
+        return status_make(STATUS_INTERNAL, "EVENT_TOO_LARGE",
+                           "event payload is not a whole JSON object (too large for its buffer)");
     }
     char id[ID_MAX];
     id_generate("evt", id);

@@ -2,6 +2,7 @@
 #include "pgarray.h"
 
 #include <string.h>
+#include <strings.h>
 
 char *pgarray_encode(arena_t *a, char *const *items, size_t n) {
     size_t cap = 3;
@@ -29,7 +30,7 @@ char *pgarray_encode(arena_t *a, char *const *items, size_t n) {
     return out;
 }
 
-bool pgarray_decode(arena_t *a, const char *literal, char ***items, size_t *n) {
+bool pgarray_decode_nullable(arena_t *a, const char *literal, char ***items, size_t *n) {
     *items = NULL;
     *n = 0;
     size_t len = strlen(literal);
@@ -51,6 +52,7 @@ bool pgarray_decode(arena_t *a, const char *literal, char ***items, size_t *n) {
     while (p < end) {
         char *start = buf;
         size_t w = 0;
+        bool is_null = false;
         if (*p == '"') {
             p++;
             while (p < end && *p != '"') {
@@ -67,16 +69,16 @@ bool pgarray_decode(arena_t *a, const char *literal, char ***items, size_t *n) {
             while (p < end && *p != ',') {
                 start[w++] = *p++;
             }
-            if (w == 4 && memcmp(start, "NULL", 4) == 0) {
-                w = 0;
-            }
+            /* PostgreSQL reads an unquoted NULL in any letter case as the null element, and
+             * quotes a text that spells it. */
+            is_null = w == 4 && strncasecmp(start, "NULL", 4) == 0;
         }
         start[w] = '\0';
         buf += w + 1;
         if (k == count) {
             return false;
         }
-        out[k++] = start;
+        out[k++] = is_null ? NULL : start;
         if (p < end) {
             if (*p != ',') {
                 return false;
@@ -86,5 +88,19 @@ bool pgarray_decode(arena_t *a, const char *literal, char ***items, size_t *n) {
     }
     *items = out;
     *n = k;
+    return true;
+}
+
+bool pgarray_decode(arena_t *a, const char *literal, char ***items, size_t *n) {
+    if (!pgarray_decode_nullable(a, literal, items, n)) {
+        return false;
+    }
+    for (size_t i = 0; i < *n; i++) {
+        if ((*items)[i] == NULL) {
+            *items = NULL;
+            *n = 0;
+            return false;
+        }
+    }
     return true;
 }

@@ -21,15 +21,18 @@
 #include "outbox.h"
 #include "pb.h"
 #include "reflection.h"
+#include "request.h"
 #include "rpc_client.h"
 #include "validate.h"
 
 #include <grpc/grpc.h>
+#include <grpc/byte_buffer_reader.h>
 #include <grpc/grpc_security.h>
 #include <grpc/support/alloc.h>
 
 #include <assert.h>
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -46,6 +49,7 @@
 #define IDEMPOTENCY_RETENTION_DAYS 30
 #define IDEMPOTENCY_PURGE_BATCH 1000
 #define MONITOR_PROBE_MS 2000
+#define SRV_MMAP_THRESHOLD_BYTES (128 * 1024)
 
 typedef struct srv_method {
     const rpc_method_t *m;
@@ -405,22 +409,36 @@ static status_t call_admit(const call_t *c, const char *auth, size_t auth_len) {
     return status_ok();
 }
 
+/* Decodes the call's request message into its arena with the runtime's string check
+ * (request_decode); the byte buffer stays the call's. */
+static status_t call_decode(call_t *c, ProtobufCMessage **req) {
+    grpc_byte_buffer_reader reader;
+    if (!grpc_byte_buffer_reader_init(&reader, c->req_bb)) {
+        return status_make(STATUS_INVALID_ARGUMENT, "MALFORMED_REQUEST", "unreadable request");
+    }
+    grpc_slice s = grpc_byte_buffer_reader_readall(&reader);
+    grpc_byte_buffer_reader_destroy(&reader);
+    status_t st = request_decode(&c->arena, c->method->md->input, GRPC_SLICE_START_PTR(s),
+                                 GRPC_SLICE_LENGTH(s), req);
+    grpc_slice_unref(s);
+    return st;
+}
+
 static status_t call_dispatch(call_t *c, rpc_ctx_t *ctx, ProtobufCMessage **resp_out) {
     const srv_method_t *m = c->method;
     if (c->req_bb == NULL) {
         return status_make(STATUS_INVALID_ARGUMENT, "MALFORMED_REQUEST", "missing request message");
     }
-    ProtobufCMessage *req = pb_from_byte_buffer(&c->arena, m->md->input, c->req_bb);
-    if (req == NULL) {
-        return status_make(STATUS_INVALID_ARGUMENT, "MALFORMED_REQUEST",
-                           "request is not a valid %s", m->md->input->name);
+    ProtobufCMessage *req = NULL;
+    status_t st = call_decode(c, &req);
+    if (!status_is_ok(&st)) {
+        return st;
     }
-    if (m->has_merchant) {
-        ctx->merchant_id = pb_get_string_field(req, "merchant_id");
-        status_t st = validate_merchant_id(ctx->merchant_id);
-        if (!status_is_ok(&st)) {
-            return st;
-        }
+    const char *idempotency_key = NULL;
+    st = request_check_ids(req, m->has_merchant, m->m->kind == RPC_MUTATE, &ctx->merchant_id,
+                           &idempotency_key);
+    if (!status_is_ok(&st)) {
+        return st;
     }
     ProtobufCMessage *resp = pb_new(&c->arena, m->md->output);
     *resp_out = resp;
@@ -429,16 +447,11 @@ static status_t call_dispatch(call_t *c, rpc_ctx_t *ctx, ProtobufCMessage **resp
     }
     tx_call_t t = {.ctx = ctx, .m = m, .req = req, .resp = resp};
     if (m->m->kind == RPC_MUTATE) {
-        t.idempotency_key = pb_get_string_field(req, "idempotency_key");
+        t.idempotency_key = idempotency_key;
         assert(t.idempotency_key != NULL); /* checked at registration */
-        status_t st = validate_idempotency_key(t.idempotency_key);
-        if (!status_is_ok(&st)) {
-            return st;
-        }
         t.req_bytes = pb_pack_arena(&c->arena, req, &t.req_len);
     }
-    status_t st =
-        m->m->kind == RPC_MUTATE ? call_mutate(ctx, &t) : db_tx(ctx->db, call_run_in_tx, &t);
+    st = m->m->kind == RPC_MUTATE ? call_mutate(ctx, &t) : db_tx(ctx->db, call_run_in_tx, &t);
     *resp_out = t.resp;
     return st;
 }
@@ -585,24 +598,24 @@ static status_t call_stream_handle(worker_t *w, call_t *c) {
         .now_s = (int64_t)time(NULL),
         .stream = s,
     };
-    ProtobufCMessage *req = pb_from_byte_buffer(&c->arena, m->md->input, c->req_bb);
-    if (req == NULL) {
-        return status_make(STATUS_INVALID_ARGUMENT, "MALFORMED_REQUEST",
-                           "request is not a valid %s", m->md->input->name);
+    ProtobufCMessage *req = NULL;
+    status_t st = call_decode(c, &req);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    const char *no_key;
+    st = request_check_ids(req, m->has_merchant, false, &ctx.merchant_id, &no_key);
+    if (!status_is_ok(&st)) {
+        return st;
     }
     if (m->has_merchant) {
-        ctx.merchant_id = pb_get_string_field(req, "merchant_id");
-        status_t st = validate_merchant_id(ctx.merchant_id);
-        if (!status_is_ok(&st)) {
-            return st;
-        }
         if (s->merchant_id[0] == '\0') {
             snprintf(s->merchant_id, sizeof s->merchant_id, "%s", ctx.merchant_id);
         }
     }
     t_current_ctx = &ctx;
     log_bind_request(c->request_id, m->path);
-    status_t st = m->m->handler(&ctx, req, pb_new(&c->arena, m->md->output));
+    st = m->m->handler(&ctx, req, pb_new(&c->arena, m->md->output));
     for (int i = 0; i < ctx.invalidation_count; i++) {
         cache_del(w->cache, ctx.invalidations[i]);
     }
@@ -629,8 +642,7 @@ static void call_stream_received(worker_t *w, call_t *c, bool success) {
     grpc_byte_buffer_destroy(c->req_bb);
     c->req_bb = NULL;
     /* The responses are encoded: what the handler allocated can go before the next message. */
-    arena_free(&c->arena);
-    arena_init(&c->arena);
+    arena_reset(&c->arena);
     if (!status_is_ok(&st)) {
         s->ending = true;
         s->end = st;
@@ -1125,10 +1137,11 @@ static status_t srv_start(void) {
 
     char channel[128];
     snprintf(channel, sizeof channel, "loyalty:invalidate:%s", g_srv.opts->service_name);
-    if (near_cache_start(cfg->redis_url, channel, cfg->near_cache_entries,
+    if (near_cache_start(cfg->redis_url, channel, cfg->near_cache_entries, cfg->near_cache_bytes,
                          cfg->near_cache_ttl_ms)) {
-        log_msg(LOG_INFO, "near cache on: %lld entries, %lld ms, invalidations on %s",
-                (long long)cfg->near_cache_entries, (long long)cfg->near_cache_ttl_ms, channel);
+        log_msg(LOG_INFO, "near cache on: %lld entries, %lld bytes, %lld ms, invalidations on %s",
+                (long long)cfg->near_cache_entries, (long long)cfg->near_cache_bytes,
+                (long long)cfg->near_cache_ttl_ms, channel);
     }
     g_srv.workers = calloc((size_t)g_srv.worker_count, sizeof *g_srv.workers);
     if (g_srv.workers == NULL) {
@@ -1273,6 +1286,16 @@ static int srv_migrate_only(void) {
     return 0;
 }
 
+/* A fixed mmap threshold: glibc raises it after every large free, after which large buffers
+ * (gRPC's copies of 1 MB requests) are carved from the heap and stay in RSS after the burst. */
+static void srv_malloc_tune(void) {
+#ifdef M_MMAP_THRESHOLD
+    if (mallopt(M_MMAP_THRESHOLD, SRV_MMAP_THRESHOLD_BYTES) != 1) {
+        log_msg(LOG_WARN, "cannot fix the malloc mmap threshold; RSS may stay up after bursts");
+    }
+#endif
+}
+
 int rpc_server_main(const rpc_server_options_t *opts, int argc, char **argv) {
     bool migrate_only = false;
     for (int i = 1; i < argc; i++) {
@@ -1295,6 +1318,7 @@ int rpc_server_main(const rpc_server_options_t *opts, int argc, char **argv) {
     log_level_t level = LOG_INFO;
     (void)log_level_parse(g_srv.config.log_level, &level);
     log_init(opts->service_name, level);
+    srv_malloc_tune();
     if (!status_is_ok(&st)) {
         log_msg(LOG_ERROR, "bad configuration: %s", st.message);
         return 1;

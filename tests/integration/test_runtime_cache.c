@@ -8,6 +8,7 @@
 
 #include <criterion/criterion.h>
 
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -60,7 +61,7 @@ Test(runtime_cache, fill_lease_refuses_value_read_before_a_delete) {
 Test(runtime_cache, near_cache_drops_keys_deleted_elsewhere) {
     /* Goal: a value held in this process's memory is dropped when another process deletes the
      * key, and no Redis round trip is needed while it is held. */
-    cr_assert(near_cache_start(redis.url, "loyalty:invalidate:test", 128, 60000));
+    cr_assert(near_cache_start(redis.url, "loyalty:invalidate:test", 128, 1 << 20, 60000));
     for (int i = 0; i < 100 && !({
                         near_cache_stats_t s;
                         near_cache_get_stats(&s);
@@ -176,7 +177,7 @@ Test(runtime_cache, replicas_stay_coherent) {
 Test(runtime_cache, near_copy_never_outlives_the_entry) {
     /* Goal: a value stored for 1 s is served from memory meanwhile and not after it expired in
      * Redis, although the near cache keeps copies for up to a minute here. */
-    cr_assert(near_cache_start(redis.url, "loyalty:invalidate:test", 128, 60000));
+    cr_assert(near_cache_start(redis.url, "loyalty:invalidate:test", 128, 1 << 20, 60000));
     for (int i = 0; i < 100; i++) {
         near_cache_stats_t s;
         near_cache_get_stats(&s);
@@ -199,4 +200,73 @@ Test(runtime_cache, near_copy_never_outlives_the_entry) {
     usleep(1300 * 1000);
     cr_assert_not(has(c, "{m:t}:short", "brief"), "expired everywhere after its TTL");
     cache_destroy(c);
+}
+
+static void wait_subscribed(void) {
+    for (int i = 0; i < 200; i++) {
+        near_cache_stats_t s;
+        near_cache_get_stats(&s);
+        if (s.subscribed) {
+            return;
+        }
+        usleep(20 * 1000);
+    }
+}
+
+Test(runtime_cache, acl_user_of_the_url_logs_in) {
+    /* Goal: redis://user:pass@host logs in as that ACL user (AUTH user pass), for the workers'
+     * connections and the near cache's subscriber alike; the default user's password is
+     * another one, so logging in as `default` with the user's password fails. */
+    redisContext *admin = redisConnect("127.0.0.1", redis.port);
+    cr_assert(admin && !admin->err);
+    redisReply *r = redisCommand(admin, "ACL SETUSER app on >app-pass ~* &* +@all");
+    cr_assert(r && r->type == REDIS_REPLY_STATUS, "%s", r ? r->str : "no reply");
+    freeReplyObject(r);
+    r = redisCommand(admin, "ACL SETUSER default resetpass >default-pass");
+    cr_assert(r && r->type == REDIS_REPLY_STATUS, "%s", r ? r->str : "no reply");
+    freeReplyObject(r);
+    redisFree(admin);
+    char url[128];
+    snprintf(url, sizeof url, "redis://app:app-pass@127.0.0.1:%d/0", redis.port);
+    cache_t *c = cache_create(url, 60);
+    cache_set(c, "{m:acl}:k", "v", 1, 60);
+    cr_assert(has(c, "{m:acl}:k", "v"), "stored and read as the ACL user");
+    cr_assert(cache_is_up(c));
+    cache_destroy(c);
+    cr_assert(near_cache_start(url, "loyalty:invalidate:acl", 128, 1 << 20, 60000));
+    wait_subscribed();
+    near_cache_stats_t s;
+    near_cache_get_stats(&s);
+    cr_assert(s.subscribed, "the near cache's subscriber logged in as the ACL user");
+}
+
+Test(runtime_cache, near_cache_holds_at_most_its_byte_budget) {
+    /* Goal: the near cache is bounded in bytes, not only in entries: 100 values of 60 KiB
+     * against a 1 MiB budget keep it within 1 MiB (least recently used out), and small
+     * entries are still kept. */
+    const int64_t budget = 1 << 20;
+    cr_assert(near_cache_start(redis.url, "loyalty:invalidate:bytes", 8192, budget, 60000));
+    wait_subscribed();
+    static unsigned char value[60 * 1024];
+    memset(value, 'x', sizeof value);
+    char key[32];
+    for (int i = 0; i < 100; i++) {
+        snprintf(key, sizeof key, "{m:b}:%d", i);
+        near_cache_put(key, value, sizeof value, near_cache_epoch(), 60000);
+        near_cache_stats_t s;
+        near_cache_get_stats(&s);
+        cr_assert_leq(s.bytes, (uint64_t)budget, "after %d puts: %llu bytes", i + 1,
+                      (unsigned long long)s.bytes);
+    }
+    near_cache_stats_t s;
+    near_cache_get_stats(&s);
+    cr_assert(s.subscribed);
+    cr_assert_gt(s.entries, 0);
+    cr_assert_lt(s.entries, 100, "large entries were evicted to stay in budget");
+    near_cache_put("{m:b}:small", "tiny", 4, near_cache_epoch(), 60000);
+    unsigned char *v = NULL;
+    size_t n = 0;
+    cr_assert(near_cache_get("{m:b}:small", &arena, &v, &n));
+    cr_assert_eq(n, 4);
+    cr_assert(memcmp(v, "tiny", 4) == 0);
 }

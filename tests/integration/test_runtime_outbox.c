@@ -1,10 +1,12 @@
 /* test_runtime_outbox.c -- the transactional outbox against real PostgreSQL and Redis: only
  * committed events are published, an outage delays but loses nothing, nothing is published
- * twice, and two publishers racing publish every event exactly once. */
+ * twice, two publishers racing publish every event exactly once, and a payload that did not
+ * fit its buffer is refused rather than published cut. */
 #include "cache.h"
 #include "db.h"
 #include "harness.h"
 #include "ids.h"
+#include "jsonw.h"
 #include "outbox.h"
 #include "rpc_server.h"
 
@@ -202,4 +204,40 @@ Test(runtime_outbox, racing_publishers_publish_each_event_once) {
             cr_assert(strcmp(ids[i], ids[k]) != 0, "event %s published twice", ids[i]);
         }
     }
+}
+
+/* Emits one event whose payload overflowed its jsonw buffer, then one whole event. */
+static status_t emit_cut_tx(db_t *d, void *p) {
+    (void)d;
+    emit_arg_t *a = p;
+    char payload[64];
+    jsonw_t w;
+    jsonw_begin(&w, payload, sizeof payload);
+    jsonw_str(&w, "member_id", "mbr_1");
+    jsonw_str(&w, "note", "a value far longer than the sixty-four bytes of its buffer");
+    jsonw_end(&w);
+    status_t st = outbox_emit(a->ctx, NULL, OUTBOX_EVENTS_STREAM, "test.cut", "subject-1", payload,
+                              a->ids[0]);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    return outbox_emit(a->ctx, NULL, OUTBOX_EVENTS_STREAM, "test.whole", "subject-1", "{}",
+                       a->ids[1]);
+}
+
+Test(runtime_outbox, payload_cut_by_its_buffer_is_refused) {
+    /* Goal: an event payload that overflowed its jsonw buffer is refused by outbox_emit (a
+     * status, not a cut object on the stream), and its transaction writes nothing. */
+    const char *m = harness_merchant("obxcut");
+    rpc_ctx_t ctx = {.arena = &arena, .db = db, .cache = cache, .merchant_id = m};
+    emit_arg_t a;
+    memset(&a, 0, sizeof a);
+    a.ctx = &ctx;
+    status_t st = db_tx(db, emit_cut_tx, &a);
+    cr_assert_eq(st.code, STATUS_INTERNAL, "got %s: %s", status_code_name(st.code), st.message);
+    cr_assert_str_eq(st.reason, "EVENT_TOO_LARGE");
+    cr_assert_eq(ctx.outbox_emitted, 0);
+    cr_assert_eq(publish_all(cache, db), 0, "nothing was written");
+    char ids[4][ID_MAX];
+    cr_assert_eq(stream_ids(m, ids, 4), 0);
 }

@@ -1,6 +1,7 @@
-/* test_runtime_server.c -- the shared server's life cycle seen from outside, with member-svc
- * as the vehicle: NOT_SERVING while PostgreSQL is unreachable and UNAVAILABLE calls, NOT_SERVING
- * during the shutdown drain, and recovery after PostgreSQL drops every connection. */
+/* test_runtime_server.c -- the shared server seen from outside, with member-svc as the vehicle:
+ * NOT_SERVING while PostgreSQL is unreachable and UNAVAILABLE calls, NOT_SERVING during the
+ * shutdown drain, recovery after PostgreSQL drops every connection, and the request path's
+ * refusal of strings with NUL bytes or invalid UTF-8. */
 #include "harness.h"
 #include "loyalty/v1/member.pb-c.h"
 
@@ -119,5 +120,99 @@ Test(runtime_server, recovers_after_postgresql_drops_connections) {
     st = rpc_call(rpc_channel_get(svc.addr), &loyalty__v1__member_service__descriptor,
                   "CreateMember", &req.base, &arena, NULL, NULL);
     cr_assert(status_is_ok(&st), "a write after the drop: %s", st.message);
+    cr_assert_eq(harness_stop(&svc), 0);
+}
+
+/* protobuf-c packs a string with strlen, so a NUL cannot be sent through a string field. An
+ * unknown field is packed verbatim, though: one with the string field's number puts any bytes
+ * on the wire, and the server reads them as that field. `data` needs room for n + 1 bytes. */
+static ProtobufCMessageUnknownField raw_string(unsigned field, uint8_t *data, const char *s,
+                                               size_t n) {
+    cr_assert(n < 128);
+    data[0] = (uint8_t)n; /* the length prefix travels in the unknown field's data */
+    memcpy(data + 1, s, n);
+    return (ProtobufCMessageUnknownField){
+        .tag = field, .wire_type = PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED, .len = n + 1, .data = data};
+}
+
+static status_t create_member(const char *addr, Loyalty__V1__CreateMemberRequest *req,
+                              Loyalty__V1__CreateMemberResponse **resp) {
+    return rpc_call(rpc_channel_get(addr), &loyalty__v1__member_service__descriptor,
+                    "CreateMember", &req->base, &arena, (ProtobufCMessage **)resp, NULL);
+}
+
+Test(runtime_server, strings_with_nul_or_invalid_utf8_are_refused) {
+    /* Goal: a string is never cut at an embedded NUL: "<m>\0x" is not merchant <m>, a name
+     * "Bo\0b" is not stored as "Bo", keys "K\0a" and "K\0b" do not collide; invalid UTF-8 is
+     * refused too. Each is INVALID_ARGUMENT INVALID_<FIELD>, and nothing is written. */
+    svc_proc_t svc;
+    harness_start(&svc, "member-svc", NULL);
+    const char *m = harness_merchant("nul");
+    Loyalty__V1__MemberProfile profile = LOYALTY__V1__MEMBER_PROFILE__INIT;
+    profile.name = "Bob";
+    profile.phone = "+6597780001";
+    Loyalty__V1__CreateMemberRequest create = LOYALTY__V1__CREATE_MEMBER_REQUEST__INIT;
+    create.merchant_id = (char *)m;
+    create.idempotency_key = (char *)harness_key();
+    create.profile = &profile;
+    Loyalty__V1__CreateMemberResponse *created = NULL;
+    status_t st = create_member(svc.addr, &create, &created);
+    cr_assert(status_is_ok(&st), "%s", st.message);
+
+    /* GetMember{merchant_id: "<m>\0x", member_id: <m's member>} */
+    uint8_t buf[4][160];
+    char bad[80];
+    size_t bad_len = (size_t)snprintf(bad, sizeof bad, "%s", m);
+    memcpy(bad + bad_len, "\0x", 2);
+    bad_len += 2;
+    ProtobufCMessageUnknownField merchant = raw_string(1, buf[0], bad, bad_len);
+    Loyalty__V1__GetMemberRequest get = LOYALTY__V1__GET_MEMBER_REQUEST__INIT;
+    get.lookup_case = LOYALTY__V1__GET_MEMBER_REQUEST__LOOKUP_MEMBER_ID;
+    get.member_id = created->member->id;
+    get.base.n_unknown_fields = 1;
+    get.base.unknown_fields = &merchant;
+    st = rpc_call(rpc_channel_get(svc.addr), &loyalty__v1__member_service__descriptor,
+                  "GetMember", &get.base, &arena, NULL, NULL);
+    cr_assert_eq(st.code, STATUS_INVALID_ARGUMENT, "got %s", status_code_name(st.code));
+    cr_assert_str_eq(st.reason, "INVALID_MERCHANT_ID");
+
+    /* CreateMember with name "Bo\0b": refused, and no member with its phone exists after. */
+    Loyalty__V1__MemberProfile nul_profile = LOYALTY__V1__MEMBER_PROFILE__INIT;
+    nul_profile.phone = "+6597780002";
+    ProtobufCMessageUnknownField name = raw_string(1, buf[1], "Bo\0b", 4);
+    nul_profile.base.n_unknown_fields = 1;
+    nul_profile.base.unknown_fields = &name;
+    create.profile = &nul_profile;
+    create.idempotency_key = (char *)harness_key();
+    st = create_member(svc.addr, &create, NULL);
+    cr_assert_eq(st.code, STATUS_INVALID_ARGUMENT, "got %s", status_code_name(st.code));
+    cr_assert_str_eq(st.reason, "INVALID_PROFILE_NAME");
+    st = get_by_phone(svc.addr, m, "+6597780002");
+    cr_assert_eq(st.code, STATUS_NOT_FOUND, "nothing written: %s", status_code_name(st.code));
+
+    /* Idempotency key "K\0a": refused rather than read as "K". */
+    profile.phone = "+6597780003";
+    create.profile = &profile;
+    create.idempotency_key = "";
+    ProtobufCMessageUnknownField key = raw_string(2, buf[2], "K\0a", 3);
+    create.base.n_unknown_fields = 1;
+    create.base.unknown_fields = &key;
+    st = create_member(svc.addr, &create, NULL);
+    cr_assert_str_eq(st.reason, "INVALID_IDEMPOTENCY_KEY");
+    create.base.n_unknown_fields = 0;
+    create.base.unknown_fields = NULL;
+    st = get_by_phone(svc.addr, m, "+6597780003");
+    cr_assert_eq(st.code, STATUS_NOT_FOUND, "nothing written: %s", status_code_name(st.code));
+
+    /* Invalid UTF-8 (an overlong "/") in a field no handler validates as text. */
+    get.base.n_unknown_fields = 0;
+    get.base.unknown_fields = NULL;
+    get.merchant_id = (char *)m;
+    get.lookup_case = LOYALTY__V1__GET_MEMBER_REQUEST__LOOKUP_EXTERNAL_ID;
+    get.external_id = "ext-\xc0\xaf";
+    st = rpc_call(rpc_channel_get(svc.addr), &loyalty__v1__member_service__descriptor,
+                  "GetMember", &get.base, &arena, NULL, NULL);
+    cr_assert_eq(st.code, STATUS_INVALID_ARGUMENT, "got %s", status_code_name(st.code));
+    cr_assert_str_eq(st.reason, "INVALID_EXTERNAL_ID");
     cr_assert_eq(harness_stop(&svc), 0);
 }

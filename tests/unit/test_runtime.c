@@ -161,14 +161,30 @@ Test(jsonw, escapes_strings_and_bounds_output) {
     jsonw_bool(&w, "ok", true);
     jsonw_end(&w);
     cr_assert_str_eq(buf, "{\"msg\":\"say \\\"hi\\\"\\n\\\\ \\u0001\",\"n\":-42,\"ok\":true}");
+}
+
+Test(jsonw, overflow_leaves_no_cut_object) {
+    /* Goal: a value that does not fit is never cut and closed as if whole (invalid JSON on the
+     * events stream): the writer flags the overflow and leaves "" for outbox_emit to refuse;
+     * an object that fits exactly is whole. */
     char small[16];
+    jsonw_t w;
     jsonw_begin(&w, small, sizeof small);
     jsonw_str(&w, "key", "a long value that does not fit");
     size_t n = jsonw_end(&w);
     cr_assert(w.overflow);
-    cr_assert_eq(n, strlen(small));
-    cr_assert(n < sizeof small);
-    cr_assert_eq(small[n - 1], '}');
+    cr_assert_eq(n, 0);
+    cr_assert_str_eq(small, "");
+    char exact[sizeof "{\"k\":\"0123456\"}"]; /* the object and its NUL */
+    jsonw_begin(&w, exact, sizeof exact);
+    jsonw_str(&w, "k", "0123456");
+    cr_assert_eq(jsonw_end(&w), sizeof exact - 1);
+    cr_assert_not(w.overflow);
+    cr_assert_str_eq(exact, "{\"k\":\"0123456\"}");
+    jsonw_begin(&w, exact, sizeof exact);
+    jsonw_str(&w, "k", "01234567"); /* one byte more */
+    cr_assert_eq(jsonw_end(&w), 0);
+    cr_assert(w.overflow);
 }
 
 Test(pgarray, round_trips_quotes_and_backslashes) {
@@ -184,30 +200,52 @@ Test(pgarray, round_trips_quotes_and_backslashes) {
         cr_assert_str_eq(out[i], items[i]);
     }
     cr_assert(pgarray_decode(&a, "{}", &out, &n) && n == 0);
-    cr_assert(pgarray_decode(&a, "{a,b,NULL}", &out, &n) && n == 3);
-    cr_assert_str_eq(out[1], "b");
-    cr_assert_str_eq(out[2], "");
     cr_assert_not(pgarray_decode(&a, "a,b", &out, &n));
     cr_assert_not(pgarray_decode(&a, "{\"open}", &out, &n));
     cr_assert_str_eq(pgarray_encode(&a, NULL, 0), "{}");
     arena_free(&a);
 }
 
+Test(pgarray, null_elements_are_not_empty_strings) {
+    /* Goal: a NULL element of a text[] is never read as "": the nullable decoder gives a NULL
+     * pointer (unquoted NULL in any case, as PostgreSQL reads it), a quoted "NULL" stays text,
+     * and the plain decoder, whose callers cannot hold NULL, refuses such an array. */
+    arena_t a;
+    arena_init(&a);
+    char **out = NULL;
+    size_t n = 0;
+    cr_assert(pgarray_decode_nullable(&a, "{a,NULL,\"NULL\",null,\"\"}", &out, &n));
+    cr_assert_eq(n, 5);
+    cr_assert_str_eq(out[0], "a");
+    cr_assert_null(out[1]);
+    cr_assert_str_eq(out[2], "NULL");
+    cr_assert_null(out[3]);
+    cr_assert_str_eq(out[4], "");
+    cr_assert_not(pgarray_decode(&a, "{a,b,NULL}", &out, &n), "NULL is not \"\"");
+    cr_assert_eq(n, 0);
+    cr_assert(pgarray_decode(&a, "{a,\"NULL\",NULLS}", &out, &n) && n == 3);
+    cr_assert_str_eq(out[1], "NULL");
+    cr_assert_str_eq(out[2], "NULLS");
+    arena_free(&a);
+}
+
 Test(auth, bearer_token_must_match_exactly) {
-    const char *ok = "Bearer abc123";
-    cr_assert(auth_bearer_matches("abc123", ok, strlen(ok)));
-    const char *cases[] = {"Bearer abc12",
-                           "Bearer abc1234",
-                           "bearer abc123",
-                           "abc123",
-                           "Bearer  abc123",
-                           "Bearer abc124",
-                           ""};
+    /* Goal: only the exact token passes; the scheme's letter case and the number of spaces
+     * before the token do not matter (RFC 7235 §2.1), anything else about the token does. */
+    const char *ok[] = {"Bearer abc123", "bearer abc123", "BEARER abc123", "BeArEr abc123",
+                        "Bearer  abc123"};
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        cr_assert(auth_bearer_matches("abc123", ok[i], strlen(ok[i])), "%s", ok[i]);
+    }
+    const char *cases[] = {"Bearer abc12",  "Bearer abc1234", "bearer ABC123", "abc123",
+                           "Bearer abc124", "Bearerabc123",   "Basic abc123",  "Bearer ",
+                           "bearer",        "Bearer\tabc123", ""};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         cr_assert_not(auth_bearer_matches("abc123", cases[i], strlen(cases[i])), "%s", cases[i]);
     }
     cr_assert_not(auth_bearer_matches("abc123", NULL, 0));
     cr_assert_not(auth_bearer_matches("", "Bearer ", 7), "an empty token never matches");
+    cr_assert_not(auth_bearer_matches("", "bearer  ", 8), "an empty token never matches");
 }
 
 Test(ids, are_prefixed_sortable_and_distinct) {
@@ -228,20 +266,53 @@ Test(ids, are_prefixed_sortable_and_distinct) {
 }
 
 Test(cache, parses_redis_urls) {
-    char host[64], pw[64];
-    int port, db;
-    cr_assert(
-        cache_parse_url("redis://127.0.0.1:6380/2", host, sizeof host, &port, pw, sizeof pw, &db));
-    cr_assert_str_eq(host, "127.0.0.1");
-    cr_assert_eq(port, 6380);
-    cr_assert_eq(db, 2);
-    cr_assert_str_eq(pw, "");
-    cr_assert(cache_parse_url("redis://:p%40ss@redis.internal", host, sizeof host, &port, pw,
-                              sizeof pw, &db));
-    cr_assert_str_eq(host, "redis.internal");
-    cr_assert_eq(port, 6379);
-    cr_assert_str_eq(pw, "p%40ss");
-    cr_assert_not(cache_parse_url("http://x", host, sizeof host, &port, pw, sizeof pw, &db));
-    cr_assert_not(cache_parse_url("redis://h:0", host, sizeof host, &port, pw, sizeof pw, &db));
-    cr_assert_not(cache_parse_url("redis://h:1/16", host, sizeof host, &port, pw, sizeof pw, &db));
+    /* Goal: host, port, db, the default user's password and an ACL user are all kept; the
+     * scheme's letter case does not matter; malformed URLs are refused. */
+    cache_url_t u;
+    cr_assert(cache_url_parse("redis://127.0.0.1:6380/2", &u));
+    cr_assert_str_eq(u.host, "127.0.0.1");
+    cr_assert_eq(u.port, 6380);
+    cr_assert_eq(u.db, 2);
+    cr_assert_str_eq(u.password, "");
+    cr_assert_str_eq(u.user, "");
+    cr_assert(cache_url_parse("redis://:p%40ss@redis.internal", &u));
+    cr_assert_str_eq(u.host, "redis.internal");
+    cr_assert_eq(u.port, 6379);
+    cr_assert_str_eq(u.password, "p%40ss");
+    cr_assert_str_eq(u.user, "");
+    cr_assert(cache_url_parse("redis://app:s3cret@cache:6390/1", &u));
+    cr_assert_str_eq(u.user, "app", "the ACL user is kept");
+    cr_assert_str_eq(u.password, "s3cret");
+    cr_assert_str_eq(u.host, "cache");
+    cr_assert_eq(u.port, 6390);
+    cr_assert(cache_url_parse("REDIS://Cache", &u));
+    cr_assert_str_eq(u.host, "Cache");
+    cr_assert_not(cache_url_parse("redis://app:@h", &u), "a user without a password");
+    cr_assert_not(cache_url_parse("http://x", &u));
+    cr_assert_not(cache_url_parse("redis://h:0", &u));
+    cr_assert_not(cache_url_parse("redis://h:1/16", &u));
+}
+
+Test(arena, keeps_at_most_the_retained_cap_between_uses) {
+    /* Goal: after a large use, arena_reset keeps no more than ARENA_RETAINED_BYTES_MAX for the
+     * next use and frees the rest; what it keeps is reused; arena_free keeps nothing. */
+    arena_t a;
+    arena_init(&a);
+    for (int i = 0; i < 64; i++) { /* 64 standard chunks' worth */
+        memset(arena_alloc(&a, ARENA_CHUNK_BYTES - 64), 0xab, ARENA_CHUNK_BYTES - 64);
+    }
+    unsigned char *big = arena_alloc(&a, 1 << 20); /* a 1 MB request, in a chunk of its own */
+    memset(big, 0xcd, 1 << 20);
+    cr_assert_eq(arena_retained_bytes(&a), 0);
+    arena_reset(&a);
+    cr_assert_gt(arena_retained_bytes(&a), 0, "some chunks are kept for the next message");
+    cr_assert_leq(arena_retained_bytes(&a), ARENA_RETAINED_BYTES_MAX);
+    size_t kept = arena_retained_bytes(&a);
+    unsigned char *p = arena_alloc(&a, ARENA_INLINE_BYTES + 1); /* past the inline block */
+    cr_assert_eq(p[0], 0, "zeroed");
+    cr_assert_eq(arena_retained_bytes(&a), kept - ARENA_CHUNK_BYTES, "a kept chunk reused");
+    arena_reset(&a);
+    cr_assert_leq(arena_retained_bytes(&a), ARENA_RETAINED_BYTES_MAX);
+    arena_free(&a);
+    cr_assert_eq(arena_retained_bytes(&a), 0);
 }
