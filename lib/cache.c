@@ -109,20 +109,6 @@ bool cache_url_parse(const char *url, cache_url_t *out) {
     return true;
 }
 
-bool cache_parse_url(const char *url, char *host, size_t host_cap, int *port, char *password,
-                     size_t password_cap, int *db) {
-    cache_url_t u;
-    if (!cache_url_parse(url, &u) || strlen(u.host) >= host_cap ||
-        strlen(u.password) >= password_cap) {
-        return false;
-    }
-    memcpy(host, u.host, strlen(u.host) + 1);
-    memcpy(password, u.password, strlen(u.password) + 1);
-    *port = u.port;
-    *db = u.db;
-    return true;
-}
-
 bool cache_auth(redisContext *conn, const cache_url_t *u) {
     if (u->password[0] == '\0') {
         return true;

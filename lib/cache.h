@@ -35,11 +35,6 @@ typedef struct cache_url {
  *  `password` may come back empty; a user without a password is malformed. */
 bool cache_url_parse(const char *url, cache_url_t *out);
 
-/** The older form of cache_url_parse, for callers that only connect as `default` (the gateway
- *  tests): host, port, password and db, without the ACL user. */
-bool cache_parse_url(const char *url, char *host, size_t host_cap, int *port, char *password,
-                     size_t password_cap, int *db);
-
 /** Authenticates a fresh connection as the URL says: AUTH <user> <password> for an ACL user,
  *  AUTH <password> for the default user, nothing without a password. False when refused or
  *  the connection failed. */

@@ -33,11 +33,10 @@ static void sql(const char *stmt, const char *merchant) {
  * (waiting up to 10 s for the outbox publisher). */
 static bool event_published(const char *m, const char *type, const char *subject) {
     const char *url = getenv("LOYALTY_REDIS_URL");
-    char host[128], password[64];
-    int port = 0, db = 0;
-    cr_assert(cache_parse_url(url, host, sizeof host, &port, password, sizeof password, &db));
-    redisContext *rc = redisConnect(host, port);
-    cr_assert(rc != NULL && rc->err == 0);
+    cache_url_t u;
+    cr_assert(cache_url_parse(url, &u));
+    redisContext *rc = redisConnect(u.host, u.port);
+    cr_assert(rc != NULL && rc->err == 0 && cache_auth(rc, &u));
     bool found = false;
     for (int attempt = 0; attempt < 50 && !found; attempt++) {
         redisReply *r = redisCommand(rc, "XREVRANGE loyalty:events + - COUNT 5000");
