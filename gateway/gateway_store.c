@@ -163,21 +163,16 @@ static unsigned char *pack_context(gw_saga_t *x, size_t *len) {
  * with our idempotency key exists by now, that one is ours -- a concurrent duplicate committed
  * first -- and the caller answers from it (SAGA_EXISTS); otherwise the refusal stands. */
 static status_t insert_refused(db_t *db, gw_saga_t *x, status_t st, bool order_taken) {
-    db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, x->merchant_id);
-    db_param_text(&p, x->idempotency_key);
-    PGresult *r = NULL;
-    status_t look = db_exec(
-        db, "SELECT 1 FROM sagas WHERE merchant_id = $1 AND idempotency_key = $2", &p, &r);
-    if (!status_is_ok(&look)) {
-        return look;
-    }
-    bool ours = PQntuples(r) == 1;
-    PQclear(r);
-    if (ours) {
+    char *id = NULL;
+    bool same = false;
+    status_t look = gw_store_find_by_key(db, x->a, x->merchant_id, x->idempotency_key,
+                                         x->hash_input, x->hash_len, &id, &same);
+    if (status_is_ok(&look)) {
         return status_make(STATUS_ALREADY_EXISTS, "SAGA_EXISTS",
                            "a saga with this idempotency key exists");
+    }
+    if (look.code != STATUS_NOT_FOUND) {
+        return look;
     }
     if (order_taken) {
         return status_make(STATUS_ALREADY_EXISTS, "ORDER_ALREADY_CHECKED_OUT",

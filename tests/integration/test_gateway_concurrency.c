@@ -43,12 +43,18 @@ static bool transient(const status_t *st) {
            (st->code == STATUS_ABORTED && strcmp(st->reason, "SAGA_IN_PROGRESS") == 0);
 }
 
+/* One tea at 40.00: the line of every checkout here (thread-safe: on the caller's stack). */
+static void tea_line(Loyalty__V1__GatewayCartLine *l) {
+    loyalty__v1__gateway_cart_line__init(l);
+    l->line_id = "1";
+    l->sku = "tea";
+    l->quantity = 1;
+    l->unit_price_cents = 4000;
+}
+
 static void run_job(job_t *j, arena_t *a) {
-    Loyalty__V1__GatewayCartLine l = LOYALTY__V1__GATEWAY_CART_LINE__INIT;
-    l.line_id = "1";
-    l.sku = "tea";
-    l.quantity = 1;
-    l.unit_price_cents = 4000;
+    Loyalty__V1__GatewayCartLine l;
+    tea_line(&l);
     Loyalty__V1__GatewayCartLine *lines[] = {&l};
     char *codes[] = {"LIMITED"};
     char *coupons[] = {(char *)j->coupon_id};
@@ -270,11 +276,8 @@ static void *same_key_worker(void *arg) {
     arena_init(&a);
     for (int round = 0; round < SAME_KEY_ROUNDS; round++) {
         pthread_barrier_wait(&same_key.start);
-        Loyalty__V1__GatewayCartLine l = LOYALTY__V1__GATEWAY_CART_LINE__INIT;
-        l.line_id = "1";
-        l.sku = "tea";
-        l.quantity = 1;
-        l.unit_price_cents = 4000;
+        Loyalty__V1__GatewayCartLine l;
+        tea_line(&l);
         Loyalty__V1__GatewayCartLine *lines[] = {&l};
         Loyalty__V1__GatewayCart cart = LOYALTY__V1__GATEWAY_CART__INIT;
         cart.lines = lines;

@@ -116,6 +116,14 @@ static Loyalty__V1__GatewayCart *outage_cart(const char *coupon_id) {
     return cart;
 }
 
+/* A shop, its buyer (5,000 points, 30.00 in the wallet) and the buyer's 5.00 coupon. */
+static const char *outage_shop(shop_t *s, const char *prefix, Loyalty__V1__PromoCoupon **coupon) {
+    open_shop(s, prefix);
+    const char *b = new_buyer(s, 5000, 3000);
+    *coupon = issue_coupon(s->m, b, s->five_off->id);
+    return b;
+}
+
 static void checkout_reserved(shop_t *s, const char *b, const char *coupon_id,
                               Loyalty__V1__GatewayCheckout **co) {
     assert_ok(begin_checkout(s->m, NULL, "order-1", b, outage_cart(coupon_id), pay(2000, 3000), co));
@@ -160,9 +168,8 @@ Test(gateway_db_outage, at_every_step_of_begin) {
             char what[128];
             snprintf(what, sizeof what, "Begin, write %d of %s", nth, begin_steps[i]);
             shop_t s;
-            open_shop(&s, "dob");
-            const char *b = new_buyer(&s, 5000, 3000);
-            Loyalty__V1__PromoCoupon *coupon = issue_coupon(s.m, b, s.five_off->id);
+            Loyalty__V1__PromoCoupon *coupon = NULL;
+            const char *b = outage_shop(&s, "dob", &coupon);
             pgproxy_arm(begin_steps[i], nth);
             status_t st = begin_checkout(s.m, NULL, "order-1", b, outage_cart(coupon->id),
                                          pay(2000, 3000), NULL);
@@ -192,9 +199,8 @@ Test(gateway_db_outage, at_every_step_of_complete) {
             char what[128];
             snprintf(what, sizeof what, "Complete, write %d of %s", nth, complete_steps[i]);
             shop_t s;
-            open_shop(&s, "doc");
-            const char *b = new_buyer(&s, 5000, 3000);
-            Loyalty__V1__PromoCoupon *coupon = issue_coupon(s.m, b, s.five_off->id);
+            Loyalty__V1__PromoCoupon *coupon = NULL;
+            const char *b = outage_shop(&s, "doc", &coupon);
             Loyalty__V1__GatewayCheckout *co = NULL;
             checkout_reserved(&s, b, coupon->id, &co);
             pgproxy_arm(complete_steps[i], nth);
@@ -214,9 +220,8 @@ Test(gateway_db_outage, at_every_step_of_cancel) {
             char what[128];
             snprintf(what, sizeof what, "Cancel, write %d of %s", nth, cancel_steps[i]);
             shop_t s;
-            open_shop(&s, "dox");
-            const char *b = new_buyer(&s, 5000, 3000);
-            Loyalty__V1__PromoCoupon *coupon = issue_coupon(s.m, b, s.five_off->id);
+            Loyalty__V1__PromoCoupon *coupon = NULL;
+            const char *b = outage_shop(&s, "dox", &coupon);
             Loyalty__V1__GatewayCheckout *co = NULL;
             checkout_reserved(&s, b, coupon->id, &co);
             pgproxy_arm(cancel_steps[i], nth);
@@ -247,9 +252,8 @@ Test(gateway_db_outage, at_every_step_of_refund) {
             char what[128];
             snprintf(what, sizeof what, "Refund, write %d of %s", nth, refund_steps[i]);
             shop_t s;
-            open_shop(&s, "dor");
-            const char *b = new_buyer(&s, 5000, 3000);
-            Loyalty__V1__PromoCoupon *coupon = issue_coupon(s.m, b, s.five_off->id);
+            Loyalty__V1__PromoCoupon *coupon = NULL;
+            const char *b = outage_shop(&s, "dor", &coupon);
             Loyalty__V1__GatewayCheckout *co = NULL;
             checkout_reserved(&s, b, coupon->id, &co);
             complete_until_answered(s.m, co->checkout_id, what);
