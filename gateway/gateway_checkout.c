@@ -346,6 +346,7 @@ static status_t begin_payment(gw_saga_t *x, const Loyalty__V1__GatewayCheckoutRe
     if (points > 0) {
         Loyalty__V1__PointsHoldRequest *h =
             pb_new(x->a, &loyalty__v1__points_hold_request__descriptor);
+        h->omit_expiring = x->context->points_omit_expiring;
         h->merchant_id = x->merchant_id;
         h->idempotency_key = gw_step_key(x, "points_hold");
         h->member_id = req->member_id;
@@ -563,6 +564,7 @@ static int complete_group1(gw_saga_t *x, const Loyalty__V1__GatewayCheckoutReque
     if (co->points_hold_id[0]) {
         Loyalty__V1__PointsCommitHoldRequest *r =
             pb_new(x->a, &loyalty__v1__points_commit_hold_request__descriptor);
+        r->omit_expiring = x->context->points_omit_expiring;
         r->merchant_id = x->merchant_id;
         r->idempotency_key = gw_step_key(x, "points_commit");
         r->target_case = LOYALTY__V1__POINTS_COMMIT_HOLD_REQUEST__TARGET_HOLD_ID;
@@ -587,6 +589,7 @@ static int complete_group1(gw_saga_t *x, const Loyalty__V1__GatewayCheckoutReque
     }
     amounts->ordered_at = x->created_at;
     Loyalty__V1__PointsEarnRequest *e = pb_new(x->a, &loyalty__v1__points_earn_request__descriptor);
+    e->omit_expiring = x->context->points_omit_expiring;
     e->merchant_id = x->merchant_id;
     e->idempotency_key = gw_step_key(x, "points_earn");
     e->member_id = req->member_id;
@@ -612,6 +615,7 @@ static int complete_group1(gw_saga_t *x, const Loyalty__V1__GatewayCheckoutReque
 void gw_grant_call(gw_saga_t *x, gw_call_t *c, const Loyalty__V1__ReferralReward *rw) {
     char *name = arena_printf(x->a, "referral_grant:%s", rw->id);
     Loyalty__V1__PointsEarnRequest *e = pb_new(x->a, &loyalty__v1__points_earn_request__descriptor);
+    e->omit_expiring = x->context->points_omit_expiring;
     e->merchant_id = x->merchant_id;
     e->idempotency_key = gw_step_key(x, name);
     e->member_id = rw->beneficiary_member_id;
@@ -822,6 +826,7 @@ static status_t checkout_compensate(gw_saga_t *x) {
     if (co->points_hold_id[0]) {
         Loyalty__V1__PointsReleaseHoldRequest *r =
             pb_new(x->a, &loyalty__v1__points_release_hold_request__descriptor);
+        r->omit_expiring = x->context->points_omit_expiring;
         r->merchant_id = x->merchant_id;
         r->idempotency_key = gw_step_key(x, "points_hold:undo");
         r->target_case = LOYALTY__V1__POINTS_RELEASE_HOLD_REQUEST__TARGET_HOLD_ID;

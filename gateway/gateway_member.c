@@ -89,6 +89,7 @@ static int registration_group1(gw_saga_t *x, const Loyalty__V1__GatewayRegisterM
         g[n++].tolerate_refusal = true;
     }
     Loyalty__V1__PointsEarnRequest *e = pb_new(x->a, &loyalty__v1__points_earn_request__descriptor);
+    e->omit_expiring = x->context->points_omit_expiring;
     e->merchant_id = x->merchant_id;
     e->idempotency_key = gw_step_key(x, "registration_points");
     e->member_id = (char *)member_id;

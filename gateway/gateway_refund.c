@@ -198,6 +198,7 @@ static int refund_group1(gw_saga_t *x, const Loyalty__V1__GatewayRefundOrderRequ
     if (r->share_bps > 0) {
         Loyalty__V1__PointsReverseOrderRequest *p =
             pb_new(x->a, &loyalty__v1__points_reverse_order_request__descriptor);
+        p->omit_expiring = x->context->points_omit_expiring;
         p->merchant_id = x->merchant_id;
         p->idempotency_key = gw_step_key(x, "points_reverse");
         p->reference = r->order_id;
@@ -260,6 +261,7 @@ static int clawback_calls(gw_saga_t *x, const Loyalty__V1__ReferralReverseReward
         char *name = arena_printf(x->a, "referral_clawback:%s", v->id);
         Loyalty__V1__PointsReverseOrderRequest *p =
             pb_new(x->a, &loyalty__v1__points_reverse_order_request__descriptor);
+        p->omit_expiring = x->context->points_omit_expiring;
         p->merchant_id = x->merchant_id;
         p->idempotency_key = gw_step_key(x, name);
         p->reference = arena_printf(x->a, "rr:%s", v->reward_id);

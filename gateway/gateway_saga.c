@@ -71,6 +71,8 @@ void gw_saga_init(gw_saga_t *x, rpc_ctx_t *ctx, gw_svc_t *svc, const char *merch
     x->request_bytes = pb_pack_arena(x->a, request, &x->request_len);
     x->hash_input = gw_hash_input(x->a, method, request, &x->hash_len);
     x->context = pb_new(x->a, &loyalty__v1__gateway_saga_context__descriptor);
+    /* Checkouts, refunds and registrations never show the points balance their calls answer. */
+    x->context->points_omit_expiring = true;
     x->error = status_ok();
     x->created_at = ctx->now_s;
     x->in_request = true;

@@ -576,7 +576,7 @@ status_t points_ledger_settle(points_ledger_t *lg) {
 }
 
 status_t points_balance_build(db_t *db, arena_t *a, const char *merchant, const char *member,
-                              const points_account_t *acct, int64_t now,
+                              const points_account_t *acct, int64_t now, bool with_expiring,
                               Loyalty__V1__PointsBalance **out, int64_t *valid_until) {
     Loyalty__V1__PointsBalance *b = pb_new(a, &loyalty__v1__points_balance__descriptor);
     b->member_id = (char *)member;
@@ -590,7 +590,7 @@ status_t points_balance_build(db_t *db, arena_t *a, const char *merchant, const 
     b->next_expiry_date = "";
     b->as_of_at = now;
     *valid_until = acct->has_due ? acct->next_due_at : 0;
-    if (acct->lots_points > 0) {
+    if (with_expiring && acct->lots_points > 0) {
         points_expiring_t x;
         status_t st = points_store_expiring(db, a, merchant, member, now, &x);
         if (!status_is_ok(&st)) {

@@ -106,9 +106,10 @@ status_t points_ledger_settle(points_ledger_t *lg);
 
 /** The balance of an account as of `now` (an unlocked read is fine); *valid_until receives
  *  until when it stays true without any write (the next due instant, or when the 30-day
- *  expiring window next changes; 0 = no such instant). */
+ *  expiring window next changes; 0 = no such instant). Without `with_expiring` the expiring
+ *  figures stay zero and *valid_until ignores the window (no query). */
 status_t points_balance_build(db_t *db, arena_t *a, const char *merchant, const char *member,
-                              const points_account_t *acct, int64_t now,
+                              const points_account_t *acct, int64_t now, bool with_expiring,
                               Loyalty__V1__PointsBalance **out, int64_t *valid_until);
 
 #endif

@@ -25,11 +25,13 @@ _Static_assert(POINTS_IMPORT_LOTS_MAX <= RPC_INVALIDATIONS_MAX, "ImportLots batc
 
 /* ---- shared steps ---- */
 
-/* The balance after a mutation (lg closed). */
-static status_t ledger_balance(points_ledger_t *lg, Loyalty__V1__PointsBalance **out) {
+/* The balance after a mutation (lg closed); without the expiring figures when the caller
+ * asked (omit_expiring: one query fewer). */
+static status_t ledger_balance(points_ledger_t *lg, bool omit_expiring,
+                               Loyalty__V1__PointsBalance **out) {
     int64_t valid_until = 0;
-    return points_balance_build(lg->db, lg->a, lg->merchant, lg->member, &lg->acct, lg->now, out,
-                                &valid_until);
+    return points_balance_build(lg->db, lg->a, lg->merchant, lg->member, &lg->acct, lg->now,
+                                !omit_expiring, out, &valid_until);
 }
 
 typedef struct settle_call {
@@ -81,8 +83,8 @@ static status_t read_balance(rpc_ctx_t *ctx, const char *member, Loyalty__V1__Po
         return st;
     }
     int64_t valid_until = 0;
-    st = points_balance_build(ctx->db, ctx->arena, ctx->merchant_id, member, &acct, ctx->now_s, out,
-                              &valid_until);
+    st = points_balance_build(ctx->db, ctx->arena, ctx->merchant_id, member, &acct, ctx->now_s,
+                              true, out, &valid_until);
     if (status_is_ok(&st)) {
         points_cache_put_balance(ctx, *out, valid_until);
     }
@@ -285,7 +287,7 @@ static status_t rpc_earn(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
     resp->points = b->points;
     resp->growth_delta = b->growth;
     resp->breakdown = b;
-    return ledger_balance(&lg, &resp->balance);
+    return ledger_balance(&lg, req->omit_expiring, &resp->balance);
 }
 
 static status_t rpc_check_in(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
@@ -354,7 +356,7 @@ static status_t rpc_check_in(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
     resp->points = b.points;
     resp->growth_delta = b.growth;
     resp->streak_days = lg.acct.check_in_streak;
-    return ledger_balance(&lg, &resp->balance);
+    return ledger_balance(&lg, false, &resp->balance);
 }
 
 /* ---- balance and lists ---- */
@@ -590,7 +592,7 @@ static status_t rpc_hold(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
     if (!status_is_ok(&st)) {
         return st;
     }
-    return ledger_balance(&lg, &resp->balance);
+    return ledger_balance(&lg, req->omit_expiring, &resp->balance);
 }
 
 /* Finds a hold by id or reference (the request's `target` oneof). */
@@ -621,13 +623,14 @@ static status_t open_for_hold(rpc_ctx_t *ctx, points_ledger_t *lg, Loyalty__V1__
 }
 
 static status_t hold_finish(points_ledger_t *lg, rpc_ctx_t *ctx, const char *hold_id,
-                            Loyalty__V1__PointsHold **hold, Loyalty__V1__PointsBalance **balance) {
+                            bool omit_expiring, Loyalty__V1__PointsHold **hold,
+                            Loyalty__V1__PointsBalance **balance) {
     status_t st = points_ledger_close(lg);
     if (status_is_ok(&st)) {
         st = points_store_get_hold(ctx->db, ctx->arena, ctx->merchant_id, hold_id, NULL, hold);
     }
     if (status_is_ok(&st)) {
-        st = ledger_balance(lg, balance);
+        st = ledger_balance(lg, omit_expiring, balance);
     }
     return st;
 }
@@ -663,7 +666,7 @@ static status_t rpc_commit_hold(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
     if (!status_is_ok(&st)) {
         return st;
     }
-    return hold_finish(&lg, ctx, h->id, &resp->hold, &resp->balance);
+    return hold_finish(&lg, ctx, h->id, req->omit_expiring, &resp->hold, &resp->balance);
 }
 
 static status_t rpc_release_hold(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
@@ -691,7 +694,7 @@ static status_t rpc_release_hold(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg
             return st;
         }
     }
-    return hold_finish(&lg, ctx, h->id, &resp->hold, &resp->balance);
+    return hold_finish(&lg, ctx, h->id, req->omit_expiring, &resp->hold, &resp->balance);
 }
 
 static status_t rpc_get_hold(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
@@ -791,7 +794,7 @@ static status_t rpc_adjust(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
         return st;
     }
     resp->growth_delta = req->growth;
-    return ledger_balance(&lg, &resp->balance);
+    return ledger_balance(&lg, false, &resp->balance);
 }
 
 /* Claws back `claw` earned points of the order: a pending lot is cancelled, an active one is
@@ -898,7 +901,7 @@ static status_t rpc_reverse_order(rpc_ctx_t *ctx, const ProtobufCMessage *req_ms
     resp->reversed_bps_total = after;
     resp->points_restored = restored;
     resp->growth_delta = -growth;
-    return ledger_balance(&lg, &resp->balance);
+    return ledger_balance(&lg, req->omit_expiring, &resp->balance);
 }
 
 /* ---- import ---- */

@@ -342,7 +342,8 @@ Test(points_ledger, expiry_job_expires_each_lot_once) {
 }
 
 Test(points_ledger, balance_shows_expiring_points_and_date) {
-    /* Goal: points expiring within 30 days and the soonest expiry date with its points. */
+    /* Goal: points expiring within 30 days and the soonest expiry date with its points, in
+     * reads and in a mutation's answer (omitted when the caller asks). */
     harness_start(&svc, "points-svc", NULL);
     const char *m = harness_merchant("soon");
     pt_configure(m);
@@ -365,6 +366,27 @@ Test(points_ledger, balance_shows_expiring_points_and_date) {
     b = pt_balance(m, "mbr-1"); /* cached copy: same figures */
     cr_assert_eq(b->expiring_points, 38);
     cr_assert_str_eq(b->next_expiry_date, in_10);
+    /* A mutation's answer carries them too, unless the caller asks to omit them. */
+    Loyalty__V1__PointsEarnRequest e = LOYALTY__V1__POINTS_EARN_REQUEST__INIT;
+    e.merchant_id = (char *)m;
+    e.idempotency_key = (char *)harness_key();
+    e.member_id = "mbr-1";
+    e.source = LOYALTY__V1__POINTS_SOURCE__POINTS_SOURCE_PROMOTION;
+    e.amount_case = LOYALTY__V1__POINTS_EARN_REQUEST__AMOUNT_POINTS;
+    e.points = 1;
+    e.expiry_date = (char *)in_10;
+    Loyalty__V1__PointsEarnResponse *er = NULL;
+    assert_ok(pcall("Earn", &e, &er));
+    cr_assert_eq(er->balance->available, 83);
+    cr_assert_eq(er->balance->expiring_points, 39);
+    cr_assert_str_eq(er->balance->next_expiry_date, in_10);
+    e.idempotency_key = (char *)harness_key();
+    e.omit_expiring = true;
+    assert_ok(pcall("Earn", &e, &er));
+    cr_assert_eq(er->balance->available, 84);
+    cr_assert_eq(er->balance->expiring_points, 0);
+    cr_assert_str_eq(er->balance->next_expiry_date, "");
+    cr_assert_eq(pt_balance(m, "mbr-1")->expiring_points, 40, "reads still show them");
 }
 
 Test(points_ledger, release_into_an_expired_lot_expires_the_points) {
