@@ -6,6 +6,7 @@
 #include "ids.h"
 #include "pb.h"
 #include "points_cache.h"
+#include "points_clock.h"
 #include "points_rules.h"
 #include "points_store.h"
 #include "validate.h"
@@ -65,7 +66,7 @@ status_t points_compute_order_earn(rpc_ctx_t *ctx, const Loyalty__V1__PointsSett
         return status_invalid_field(name, "in the future");
     }
     points_local_clock_t clock;
-    st = points_store_local_clock(ctx->db, s->time_zone, at, 0, &clock);
+    st = points_clock_get(ctx->db, s->time_zone, at, 0, &clock);
     if (!status_is_ok(&st)) {
         return st;
     }

@@ -8,6 +8,7 @@
 #include "ids.h"
 #include "pb.h"
 #include "points_cache.h"
+#include "points_clock.h"
 #include "points_handlers.h"
 #include "points_ledger.h"
 #include "points_rules.h"
@@ -208,7 +209,7 @@ static status_t credit_now(points_ledger_t *lg, const Loyalty__V1__PointsSetting
         return status_ok();
     }
     points_local_clock_t clock;
-    status_t st = points_store_local_clock(lg->db, s->time_zone, lg->now, pending_days, &clock);
+    status_t st = points_clock_get(lg->db, s->time_zone, lg->now, pending_days, &clock);
     if (!status_is_ok(&st)) {
         return st;
     }
@@ -311,7 +312,7 @@ static status_t rpc_check_in(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
         return st;
     }
     points_local_clock_t clock;
-    st = points_store_local_clock(ctx->db, s->time_zone, ctx->now_s, 0, &clock);
+    st = points_clock_get(ctx->db, s->time_zone, ctx->now_s, 0, &clock);
     if (!status_is_ok(&st)) {
         return st;
     }
@@ -998,7 +999,7 @@ static status_t rpc_import_lots(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
     }
     points_local_clock_t clock;
     if (status_is_ok(&st)) {
-        st = points_store_local_clock(ctx->db, s->time_zone, ctx->now_s, 0, &clock);
+        st = points_clock_get(ctx->db, s->time_zone, ctx->now_s, 0, &clock);
     }
     for (size_t i = 0; i < req->n_lots && status_is_ok(&st); i++) {
         st = check_import_lot(req->lots[i], clock.day, i);

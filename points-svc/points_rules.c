@@ -529,3 +529,15 @@ int32_t points_rules_streak(bool has_last, int64_t last_day, int32_t streak, int
     }
     return 1;
 }
+
+bool points_rules_clock_in_day(const points_local_day_t *d, int64_t at_s, int64_t add_days,
+                               points_local_clock_t *out) {
+    if (add_days != 0 || d->end_at_s - d->start_at_s != 86400 || at_s < d->start_at_s ||
+        at_s >= d->end_at_s) {
+        return false;
+    }
+    out->day = d->day;
+    out->later_at_s = at_s;
+    out->later_day = d->day;
+    return true;
+}

@@ -142,4 +142,26 @@ status_t points_rules_parse_day(const char *field, const char *date, int64_t *da
 /** Writes a day as "YYYY-MM-DD" into out[11]. */
 void points_rules_format_day(int64_t day, char out[11]);
 
+/** The local clock of an instant in a time zone: its local day, and the instant and local day
+ *  `add_days` local days later (the end of a pending window). */
+typedef struct points_local_clock {
+    int64_t day;
+    int64_t later_at_s;
+    int64_t later_day;
+} points_local_clock_t;
+
+/** One local day of a time zone: days since 1970 and the instants of its first second and of
+ *  the next day's (unix seconds). */
+typedef struct points_local_day {
+    int64_t day;
+    int64_t start_at_s;
+    int64_t end_at_s;
+} points_local_day_t;
+
+/** The local clock of at_s from a known local day, when that needs no time-zone rules: at_s
+ *  falls in the day, the day is 24 hours long (no daylight-saving change in it, so a local time
+ *  maps back to exactly one instant) and add_days is 0. False otherwise. */
+bool points_rules_clock_in_day(const points_local_day_t *d, int64_t at_s, int64_t add_days,
+                               points_local_clock_t *out);
+
 #endif

@@ -230,6 +230,26 @@ status_t points_store_local_clock(db_t *db, const char *tz, int64_t at_s, int64_
     return st;
 }
 
+status_t points_store_local_day(db_t *db, const char *tz, int64_t at_s, points_local_day_t *out) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_int(&p, at_s);
+    db_param_text(&p, tz);
+    PGresult *r = NULL;
+    status_t st = db_exec(db,
+                          "SELECT d - date '1970-01-01', " EPOCH("d::timestamp AT TIME ZONE $2") ", "
+                          EPOCH("(d + 1)::timestamp AT TIME ZONE $2") " "
+                          "FROM (SELECT (to_timestamp($1::bigint) AT TIME ZONE $2)::date AS d) x",
+                          &p, &r);
+    if (status_is_ok(&st)) {
+        out->day = db_get_int(r, 0, 0);
+        out->start_at_s = db_get_int(r, 0, 1);
+        out->end_at_s = db_get_int(r, 0, 2);
+        PQclear(r);
+    }
+    return st;
+}
+
 status_t points_store_day_start(db_t *db, const char *tz, int64_t day, int64_t *at_s) {
     db_params_t p;
     db_params_init(&p);

@@ -29,15 +29,12 @@ status_t points_store_put_settings(db_t *db, arena_t *a, const char *merchant,
 /** Whether PostgreSQL knows the IANA time zone name. */
 status_t points_store_time_zone_exists(db_t *db, const char *tz, bool *exists);
 
-/** The local clock of `at_s` in `tz`: its local day, and the instant and local day `add_days`
- *  local days later (the end of a pending window). */
-typedef struct points_local_clock {
-    int64_t day;
-    int64_t later_at_s;
-    int64_t later_day;
-} points_local_clock_t;
+/** The local clock of `at_s` in `tz` (points_local_clock_t); points_clock_get caches it. */
 status_t points_store_local_clock(db_t *db, const char *tz, int64_t at_s, int64_t add_days,
                                   points_local_clock_t *out);
+
+/** The local day of `at_s` in `tz` with its bounds, in one statement. */
+status_t points_store_local_day(db_t *db, const char *tz, int64_t at_s, points_local_day_t *out);
 
 /** Local midnight (in tz) at the start of `day`, as unix seconds. */
 status_t points_store_day_start(db_t *db, const char *tz, int64_t day, int64_t *at_s);

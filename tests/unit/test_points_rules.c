@@ -585,3 +585,24 @@ Test(points_rules, days_format_and_parse_round_trip) {
     cr_assert_str_eq(points_rules_parse_day("expiry_date", "2026-02-30", &d).reason,
                      "INVALID_EXPIRY_DATE");
 }
+
+Test(points_rules, local_clock_from_a_cached_day) {
+    /* Goal: a cached local day answers only what needs no time-zone rules: an instant inside it
+     * (first second in, last second in, the next day's first second out), a 24-hour day (never
+     * a daylight-saving day of 23 or 25 hours), and no days added. */
+    points_local_day_t d = {.day = 20000, .start_at_s = 1728000000, .end_at_s = 1728086400};
+    points_local_clock_t c;
+    cr_assert(points_rules_clock_in_day(&d, d.start_at_s, 0, &c));
+    cr_assert_eq(c.day, 20000);
+    cr_assert_eq(c.later_at_s, d.start_at_s);
+    cr_assert_eq(c.later_day, 20000);
+    cr_assert(points_rules_clock_in_day(&d, d.end_at_s - 1, 0, &c));
+    cr_assert_eq(c.later_at_s, d.end_at_s - 1);
+    cr_assert_not(points_rules_clock_in_day(&d, d.end_at_s, 0, &c));
+    cr_assert_not(points_rules_clock_in_day(&d, d.start_at_s - 1, 0, &c));
+    cr_assert_not(points_rules_clock_in_day(&d, d.start_at_s + 10, 7, &c), "pending windows");
+    points_local_day_t dst = {.day = 20001, .start_at_s = 1728086400, .end_at_s = 1728169200};
+    cr_assert_not(points_rules_clock_in_day(&dst, dst.start_at_s + 10, 0, &c), "a 23-hour day");
+    dst.end_at_s = dst.start_at_s + 90000;
+    cr_assert_not(points_rules_clock_in_day(&dst, dst.start_at_s + 10, 0, &c), "a 25-hour day");
+}
