@@ -7,6 +7,8 @@
 # `clients` storefront clients, then paced at half that rate for the latency target; all in
 # the same run. Stops what it started.
 # Usage, from the repository root: bench/checkout_bench.sh [seconds] [clients]
+# BENCH_COUNT=1 also prints SQL statements, transactions and rows per checkout of the maximum-rate
+# run (pg_stat_statements; a little slower); BENCH_FSYNC_OFF=1 runs PostgreSQL without fsync.
 set -euo pipefail
 . "$(dirname "$0")/../scripts/lib.sh"
 cd "$LOYALTY_ROOT"
@@ -25,10 +27,12 @@ cleanup() {
   stack_stop "$LOYALTY_ROOT/$stack"
 }
 trap cleanup EXIT
+[ -n "${BENCH_COUNT:-}" ] && export LOYALTY_PG_EXTRA_OPTS="-c shared_preload_libraries=pg_stat_statements"
 stack_start "$stack" ${BENCH_FSYNC_OFF:+fast}
 . "$stack/env"
 bin=$(pg_bindir)
 psql_() { "$bin/psql" -h 127.0.0.1 -p "$LOYALTY_PG_PORT" -U loyalty -qAt "$@"; }
+[ -n "${BENCH_COUNT:-}" ] && psql_ -d loyalty -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements"
 
 echo "== monolith limit: one transaction per checkout (pgbench, $pg_clients clients, $seconds s)"
 psql_ -d loyalty -f bench/checkout_monolith_schema.sql >/dev/null
@@ -64,6 +68,12 @@ done
 # table sizes: with the statistics of empty tables PostgreSQL picks plans that scan every row of
 # the merchant (the wallet's ledger flush, the points' lot updates) and the figures mean nothing.
 export CHECKOUT_BENCH_AFTER_SETUP=${CHECKOUT_BENCH_AFTER_SETUP:-"psql '$LOYALTY_PG_DSN' -qc ANALYZE"}
+if [ -n "${BENCH_COUNT:-}" ]; then
+  # Counting starts after the set-up: statements (pg_stat_statements) and transactions of the
+  # loyalty database, whoever made them (services, their jobs, the outbox publishers).
+  CHECKOUT_BENCH_AFTER_SETUP="$CHECKOUT_BENCH_AFTER_SETUP && psql '$LOYALTY_PG_DSN' -qAt -c \
+    'SELECT pg_stat_statements_reset(), pg_stat_reset()' >/dev/null"
+fi
 
 run_bench() {
   build/bench/checkout_bench "${addr[gateway]}" "${addr[member-svc]}" "${addr[points-svc]}" \
@@ -73,6 +83,16 @@ run_bench() {
 echo "== gateway checkout saga: begin + complete, $clients clients, $seconds s"
 out=$(run_bench "$clients" 0)
 echo "$out"
+if [ -n "${BENCH_COUNT:-}" ]; then
+  done_n=$(echo "$out" | awk '/^checkouts [0-9]+ in/ {print $2}')
+  psql_ -d loyalty -c "SELECT 'per checkout: ' || round(s.calls::numeric / $done_n, 1) ||
+    ' SQL statements, ' || round((d.xact_commit + d.xact_rollback)::numeric / $done_n, 1) ||
+    ' transactions, ' || round(d.tup_inserted::numeric / $done_n, 1) || ' rows inserted, ' ||
+    round(d.tup_updated::numeric / $done_n, 1) || ' updated'
+    FROM (SELECT sum(calls) AS calls FROM pg_stat_statements
+          WHERE dbid = (SELECT oid FROM pg_database WHERE datname = 'loyalty')) s,
+         pg_stat_database d WHERE d.datname = 'loyalty'"
+fi
 rate=$(echo "$out" | awk '/checkouts\/s/ {for (i = 1; i <= NF; i++) if ($i == "checkouts/s,") print $(i-1)}')
 half=$(awk -v r="$rate" 'BEGIN {printf "%.0f", r / 2}')
 echo "== the same paced at half that rate ($half checkouts/s)"

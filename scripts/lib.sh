@@ -125,6 +125,8 @@ stack_start() {
       || { cat "$dir/pg/initdb.log" >&2; die "initdb failed"; }
   fi
   local opts="-c listen_addresses=127.0.0.1 -p $pg_port -k $home -c max_connections=400"
+  # Extra server settings for one run (benchmarks: e.g. pg_stat_statements).
+  [ -n "${LOYALTY_PG_EXTRA_OPTS:-}" ] && opts="$opts $LOYALTY_PG_EXTRA_OPTS"
   [ "$mode" = fast ] && opts="$opts -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
   pg_run "$bin/pg_ctl" -D "$home/data" -l "$home/server.log" -o "$opts" -w -t 60 start >/dev/null \
     || { tail -20 "$home/server.log" >&2; die "PostgreSQL did not start"; }
