@@ -20,6 +20,16 @@ typedef struct db_stmt {
     char name[16];
 } db_stmt_t;
 
+/* A write waiting for the transaction's next round trip (db_exec_deferred). Its param values
+ * live in db->defer_buf (offsets, since the buffer may move; SIZE_MAX = NULL). */
+typedef struct db_deferred {
+    const char *sql;
+    const char *name; /* prepared statement, or NULL: sent unprepared */
+    db_params_t params;
+    size_t offsets[DB_PARAMS_MAX];
+    db_expect_t expect;
+} db_deferred_t;
+
 struct db {
     PGconn *conn;
     char *dsn;
@@ -33,6 +43,11 @@ struct db {
     /* db_tx_on_commit: a statement sent together with COMMIT (its params rebased on copy). */
     const char *commit_sql;
     db_params_t commit_params;
+    db_deferred_t deferred[DB_DEFERRED_MAX];
+    int n_deferred;
+    bool deferred_rows_checked; /* some waiting write has a row count to check */
+    char *defer_buf;
+    size_t defer_len, defer_cap;
     int stmt_count;
     db_stmt_t stmts[DB_STMT_CACHE_MAX];
     char last_constraint[64];
@@ -76,6 +91,9 @@ static void db_disconnect(db_t *db) {
     db->tx_depth = 0;
     db->begin_pending = false;
     db->commit_sql = NULL;
+    db->n_deferred = 0;
+    db->deferred_rows_checked = false;
+    db->defer_len = 0;
 }
 
 void db_destroy(db_t *db) {
@@ -85,6 +103,7 @@ void db_destroy(db_t *db) {
     db_disconnect(db);
     free(db->dsn);
     free(db->application_name);
+    free(db->defer_buf);
     free(db);
 }
 
@@ -255,70 +274,147 @@ static const char *db_stmt_name(db_t *db, const char *sql, int nparams, status_t
     return NULL;
 }
 
-/* Sends the statement in one round trip with what must go with it (libpq pipeline mode): the
- * transaction's pending BEGIN before it, and/or COMMIT after it (db_tx_on_commit). Returns the
- * statement's result, which may be an error (then a COMMIT sent after it did not commit: the
- * transaction is left aborted for db_tx to roll back); NULL when BEGIN failed, COMMIT failed
- * or the connection broke, with *st set. */
-static PGresult *db_exec_pipelined(db_t *db, const char *name, const char *sql,
-                                   const db_params_t *params, bool with_begin, bool with_commit,
-                                   status_t *st) {
-    int n = params ? params->n : 0;
-    const char *const *values = n ? params->values : NULL;
-    const int *lengths = n ? params->lengths : NULL;
-    const int *formats = n ? params->formats : NULL;
-    bool sent =
-        PQenterPipelineMode(db->conn) == 1 &&
-        (!with_begin || PQsendQueryParams(db->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0) == 1) &&
-        (name != NULL
-             ? PQsendQueryPrepared(db->conn, name, n, values, lengths, formats, 0)
-             : PQsendQueryParams(db->conn, sql, n, NULL, values, lengths, formats, 0)) == 1 &&
-        (!with_commit ||
-         PQsendQueryParams(db->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) == 1) &&
-        PQpipelineSync(db->conn) == 1;
-    if (!sent) {
-        *st = db_map_error(db, NULL);
+/* The round trip's queries: the transaction's pending BEGIN, the deferred writes, the
+ * statement, the COMMIT. */
+typedef enum { DB_Q_BEGIN, DB_Q_DEFERRED, DB_Q_STMT, DB_Q_COMMIT } db_query_kind_t;
+
+typedef struct db_query {
+    db_query_kind_t kind;
+    const char *name; /* prepared statement, or NULL */
+    const char *sql;
+    const db_params_t *params;
+    const db_deferred_t *deferred;
+} db_query_t;
+
+#define DB_ROUND_TRIP_MAX (DB_DEFERRED_MAX + 3)
+
+static bool db_send(db_t *db, const db_query_t *q) {
+    int n = q->params ? q->params->n : 0;
+    const char *const *values = n ? q->params->values : NULL;
+    const int *lengths = n ? q->params->lengths : NULL;
+    const int *formats = n ? q->params->formats : NULL;
+    return (q->name != NULL ? PQsendQueryPrepared(db->conn, q->name, n, values, lengths, formats, 0)
+                            : PQsendQueryParams(db->conn, q->sql, n, NULL, values, lengths,
+                                                formats, 0)) == 1;
+}
+
+/* Points the waiting writes' values at the buffer (it may have moved since they were queued). */
+static void db_deferred_rebase(db_t *db) {
+    for (int i = 0; i < db->n_deferred; i++) {
+        db_deferred_t *d = &db->deferred[i];
+        for (int k = 0; k < d->params.n; k++) {
+            d->params.values[k] = d->offsets[k] == SIZE_MAX ? NULL : db->defer_buf + d->offsets[k];
+        }
+    }
+}
+
+static void db_deferred_clear(db_t *db) {
+    db->n_deferred = 0;
+    db->deferred_rows_checked = false;
+    db->defer_len = 0;
+}
+
+/* A deferred write's answer: its error, or its refusal when `expect` says no. */
+static status_t db_deferred_check(db_t *db, const db_deferred_t *d, const PGresult *r) {
+    ExecStatusType rs = PQresultStatus(r);
+    if (rs != PGRES_COMMAND_OK && rs != PGRES_TUPLES_OK) {
+        status_t st = db_map_error(db, r);
+        if (st.code == STATUS_ALREADY_EXISTS && d->expect.constraint != NULL &&
+            strcmp(db->last_constraint, d->expect.constraint) == 0) {
+            return d->expect.refusal;
+        }
+        return st;
+    }
+    if (d->expect.rows >= 0 && atoi(PQcmdTuples((PGresult *)r)) != d->expect.rows) {
+        return d->expect.refusal;
+    }
+    return status_ok();
+}
+
+/* One round trip (libpq pipeline mode): the pending BEGIN, the deferred writes, the statement
+ * (when sql is not NULL) and COMMIT (when with_commit), in that order. On OK *out (when not
+ * NULL) receives the statement's result for the caller to PQclear. Otherwise the error of the
+ * first part that failed: BEGIN, a deferred write (or its refusal), the statement, or the COMMIT
+ * after it. After a failure the transaction is left for db_tx to roll back (PostgreSQL skips
+ * the rest of the pipeline, so a COMMIT sent after a failed part did not commit); when the
+ * connection broke it is dropped. */
+static status_t db_round_trip(db_t *db, const char *name, const char *sql,
+                              const db_params_t *params, bool with_commit, PGresult **out) {
+    if (out != NULL) {
+        *out = NULL;
+    }
+    db_query_t q[DB_ROUND_TRIP_MAX];
+    int n = 0;
+    if (db->begin_pending) {
+        q[n++] = (db_query_t){.kind = DB_Q_BEGIN, .sql = "BEGIN"};
+    }
+    db_deferred_rebase(db);
+    for (int i = 0; i < db->n_deferred; i++) {
+        const db_deferred_t *d = &db->deferred[i];
+        q[n++] = (db_query_t){.kind = DB_Q_DEFERRED,
+                              .name = d->name,
+                              .sql = d->sql,
+                              .params = &d->params,
+                              .deferred = d};
+    }
+    if (sql != NULL) {
+        q[n++] = (db_query_t){.kind = DB_Q_STMT, .name = name, .sql = sql, .params = params};
+    }
+    if (with_commit) {
+        q[n++] = (db_query_t){.kind = DB_Q_COMMIT, .sql = "COMMIT"};
+    }
+    db->begin_pending = false;
+    bool sent = PQenterPipelineMode(db->conn) == 1;
+    for (int i = 0; i < n && sent; i++) {
+        sent = db_send(db, &q[i]);
+    }
+    sent = sent && PQpipelineSync(db->conn) == 1;
+    PGresult *answers[DB_ROUND_TRIP_MAX] = {NULL};
+    bool synced = false;
+    if (sent) {
+        /* One answer per query, each followed by NULL, then the sync. */
+        for (int i = 0; i < n; i++) {
+            answers[i] = PQgetResult(db->conn);
+            if (answers[i] != NULL) {
+                PQclear(PQgetResult(db->conn));
+            }
+        }
+        PGresult *sync = PQgetResult(db->conn);
+        synced = PQresultStatus(sync) == PGRES_PIPELINE_SYNC;
+        PQclear(sync);
+    }
+    status_t st = status_ok();
+    if (!synced || PQexitPipelineMode(db->conn) != 1) {
+        st = db_map_error(db, NULL);
+    }
+    PGresult *stmt = NULL;
+    for (int i = 0; i < n && status_is_ok(&st); i++) {
+        PGresult *r = answers[i];
+        ExecStatusType rs = PQresultStatus(r);
+        if (r == NULL) {
+            st = db_map_error(db, NULL);
+        } else if (q[i].kind == DB_Q_DEFERRED) {
+            st = db_deferred_check(db, q[i].deferred, r);
+        } else if (rs != PGRES_COMMAND_OK && rs != PGRES_TUPLES_OK) {
+            st = db_map_error(db, r);
+        } else if (q[i].kind == DB_Q_STMT) {
+            stmt = r;
+            answers[i] = NULL; /* kept for the caller */
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        PQclear(answers[i]);
+    }
+    db_deferred_clear(db);
+    if (db->conn != NULL && PQpipelineStatus(db->conn) != PQ_PIPELINE_OFF) {
         db_disconnect(db);
-        return NULL;
     }
-    /* One answer per query, each followed by NULL, then the sync. */
-    PGresult *answers[3] = {NULL, NULL, NULL};
-    int n_answers = 1 + with_begin + with_commit;
-    for (int i = 0; i < n_answers; i++) {
-        answers[i] = PQgetResult(db->conn);
-        if (answers[i] != NULL) {
-            PQclear(PQgetResult(db->conn));
-        }
+    if (!status_is_ok(&st) || out == NULL) {
+        PQclear(stmt);
+        return st;
     }
-    PGresult *sync = PQgetResult(db->conn);
-    bool synced = PQresultStatus(sync) == PGRES_PIPELINE_SYNC;
-    PQclear(sync);
-    PGresult *begin = with_begin ? answers[0] : NULL;
-    PGresult *r = answers[with_begin];
-    PGresult *commit = with_commit ? answers[n_answers - 1] : NULL;
-    bool r_ok = r != NULL && (PQresultStatus(r) == PGRES_COMMAND_OK ||
-                              PQresultStatus(r) == PGRES_TUPLES_OK);
-    bool failed = !synced || PQexitPipelineMode(db->conn) != 1 ||
-                  (begin != NULL && PQresultStatus(begin) != PGRES_COMMAND_OK) || r == NULL ||
-                  (r_ok && commit != NULL && PQresultStatus(commit) != PGRES_COMMAND_OK);
-    if (failed) {
-        /* BEGIN or COMMIT refused (a serialization failure at commit, say), or the connection
-         * broke: nothing of the transaction stands. */
-        PGresult *why = begin != NULL && PQresultStatus(begin) == PGRES_FATAL_ERROR ? begin
-                        : commit != NULL && PQresultStatus(commit) == PGRES_FATAL_ERROR ? commit
-                                                                                        : NULL;
-        *st = db_map_error(db, why);
-        for (int i = 0; i < n_answers; i++) {
-            PQclear(answers[i]);
-        }
-        if (!synced || db->conn == NULL || PQpipelineStatus(db->conn) != PQ_PIPELINE_OFF) {
-            db_disconnect(db);
-        }
-        return NULL;
-    }
-    PQclear(begin);
-    PQclear(commit);
-    return r;
+    *out = stmt;
+    return st;
 }
 
 static status_t db_exec_once(db_t *db, const char *sql, const db_params_t *params, PGresult **out,
@@ -337,14 +433,11 @@ static status_t db_exec_once(db_t *db, const char *sql, const db_params_t *param
     if (!status_is_ok(&st)) {
         return st;
     }
+    if (db->begin_pending || db->n_deferred > 0) {
+        return db_round_trip(db, name, sql, params, false, out);
+    }
     PGresult *r;
-    if (db->begin_pending) {
-        db->begin_pending = false;
-        r = db_exec_pipelined(db, name, sql, params, true, false, &st);
-        if (r == NULL) {
-            return st;
-        }
-    } else if (name != NULL) {
+    if (name != NULL) {
         r = PQexecPrepared(db->conn, name, n, n ? params->values : NULL, n ? params->lengths : NULL,
                            n ? params->formats : NULL, 0);
     } else {
@@ -469,10 +562,67 @@ status_t db_tx_on_commit(db_t *db, const char *sql, const db_params_t *params) {
     return status_ok();
 }
 
-/* Ends fn's transaction: COMMIT, sent with the db_tx_on_commit statement when there is one (and
- * with BEGIN when nothing else was sent); nothing at all when the transaction ran nothing. */
+status_t db_exec_deferred(db_t *db, const char *sql, const db_params_t *params,
+                          const db_expect_t *expect) {
+    assert(db->tx_depth > 0); /* writes run in db_tx */
+    if (db->conn == NULL || PQstatus(db->conn) != CONNECTION_OK) {
+        return status_make(STATUS_UNAVAILABLE, "DATABASE_UNAVAILABLE", "database unavailable");
+    }
+    status_t st = status_ok();
+    if (db->n_deferred == DB_DEFERRED_MAX) {
+        st = db_round_trip(db, NULL, NULL, NULL, false, NULL);
+        if (!status_is_ok(&st)) {
+            return st;
+        }
+    }
+    int n = params ? params->n : 0;
+    const char *name = db_stmt_name(db, sql, n, &st);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    db_deferred_t *d = &db->deferred[db->n_deferred];
+    d->sql = sql;
+    d->name = name;
+    d->expect = expect ? *expect : (db_expect_t){.rows = -1};
+    db_params_init(&d->params);
+    for (int i = 0; i < n; i++) {
+        const char *v = params->values[i];
+        size_t len = v == NULL ? 0 : params->formats[i] ? (size_t)params->lengths[i] : strlen(v) + 1;
+        d->params.values[i] = NULL;
+        d->params.lengths[i] = params->lengths[i];
+        d->params.formats[i] = params->formats[i];
+        d->offsets[i] = SIZE_MAX;
+        if (v == NULL) {
+            continue;
+        }
+        if (db->defer_len + len > db->defer_cap) {
+            size_t cap = db->defer_cap ? db->defer_cap : 4096;
+            while (cap < db->defer_len + len) {
+                cap *= 2;
+            }
+            char *grown = realloc(db->defer_buf, cap);
+            if (grown == NULL) {
+                abort();
+            }
+            db->defer_buf = grown;
+            db->defer_cap = cap;
+        }
+        memcpy(db->defer_buf + db->defer_len, v, len);
+        d->offsets[i] = db->defer_len;
+        db->defer_len += len;
+    }
+    d->params.n = n;
+    db->deferred_rows_checked |= d->expect.rows >= 0;
+    db->n_deferred++;
+    return status_ok();
+}
+
+/* Ends fn's transaction: COMMIT, sent with the deferred writes and the db_tx_on_commit statement
+ * (and BEGIN when nothing else was sent); nothing at all when the transaction ran nothing. A
+ * deferred write whose row count is checked goes in a round trip of its own first: that check is
+ * made here, not by PostgreSQL, so a COMMIT behind it would commit whatever it says. */
 static status_t db_commit(db_t *db) {
-    if (db->commit_sql == NULL) {
+    if (db->commit_sql == NULL && db->n_deferred == 0) {
         if (db->begin_pending) {
             db->begin_pending = false;
             return status_ok();
@@ -482,27 +632,22 @@ static status_t db_commit(db_t *db) {
     if (db->conn == NULL || PQstatus(db->conn) != CONNECTION_OK) {
         return status_make(STATUS_UNAVAILABLE, "DATABASE_UNAVAILABLE", "database unavailable");
     }
-    const char *sql = db->commit_sql;
-    const db_params_t *params = &db->commit_params;
     db->last_constraint[0] = '\0';
     status_t st = status_ok();
-    const char *name = db_stmt_name(db, sql, params->n, &st);
+    if (db->deferred_rows_checked) {
+        st = db_round_trip(db, NULL, NULL, NULL, false, NULL);
+        if (!status_is_ok(&st)) {
+            return st;
+        }
+    }
+    const char *sql = db->commit_sql;
+    const db_params_t *params = &db->commit_params;
+    const char *name = sql ? db_stmt_name(db, sql, params->n, &st) : NULL;
     if (!status_is_ok(&st)) {
         return st;
     }
-    bool with_begin = db->begin_pending;
-    PGresult *r = db_exec_pipelined(db, name, sql, params, with_begin, true, &st);
-    db->begin_pending = false;
     db->commit_sql = NULL;
-    if (r == NULL) {
-        return st;
-    }
-    ExecStatusType rs = PQresultStatus(r);
-    if (rs != PGRES_COMMAND_OK && rs != PGRES_TUPLES_OK) {
-        st = db_map_error(db, r); /* the COMMIT after it did not commit */
-    }
-    PQclear(r);
-    return st;
+    return db_round_trip(db, name, sql, sql ? params : NULL, true, NULL);
 }
 
 status_t db_tx(db_t *db, db_tx_fn fn, void *arg) {
@@ -512,7 +657,7 @@ status_t db_tx(db_t *db, db_tx_fn fn, void *arg) {
     status_t st = status_ok();
     bool reconnected = false;
     for (int attempt = 0; attempt < DB_TX_ATTEMPTS_MAX; attempt++) {
-        /* BEGIN is sent with the transaction's first statement (db_exec_pipelined). */
+        /* BEGIN is sent with the transaction's first statement (db_round_trip). */
         st = db_connect(db) ? status_ok()
                             : status_make(STATUS_UNAVAILABLE, "DATABASE_UNAVAILABLE",
                                           "database unavailable");
@@ -531,11 +676,15 @@ status_t db_tx(db_t *db, db_tx_fn fn, void *arg) {
             bool begun = !db->begin_pending; /* else nothing was sent: nothing to end */
             db->begin_pending = false;
             db->commit_sql = NULL;
+            db_deferred_clear(db);
             if (!status_is_ok(&st) && begun && db->conn != NULL &&
                 PQtransactionStatus(db->conn) != PQTRANS_IDLE) {
                 db->tx_depth = 0;
+                char constraint[sizeof db->last_constraint]; /* the failure's, not ROLLBACK's */
+                memcpy(constraint, db->last_constraint, sizeof constraint);
                 status_t rb = db_exec(db, "ROLLBACK", NULL, NULL);
                 (void)rb; /* a failed rollback leaves the connection bad; the next use resets */
+                memcpy(db->last_constraint, constraint, sizeof constraint);
             }
             db->tx_depth = 0;
         }

@@ -98,6 +98,26 @@ bool db_in_tx(const db_t *db);
  *  transaction; `sql` and the params' borrowed values must live until db_tx returns. */
 status_t db_tx_on_commit(db_t *db, const char *sql, const db_params_t *params);
 
+/** What a deferred write's result must be (db_exec_deferred). */
+typedef struct db_expect {
+    int rows;               /* the rows it must touch (its command tag); -1: any number */
+    const char *constraint; /* a unique violation of this constraint answers `refusal`; or NULL */
+    status_t refusal;       /* the answer when `rows` or `constraint` say no */
+} db_expect_t;
+
+#define DB_DEFERRED_MAX 8
+
+/** Inside db_tx: a write whose result the caller does not need before going on (a history row,
+ *  an update whose row count is its only check). It is not sent now but in the round trip of
+ *  the transaction's next statement, before it (so that statement, and everything after, sees
+ *  its effect), or with the COMMIT. When it fails or breaks `expect` (NULL: any success), that
+ *  later call returns its error and the transaction rolls back; a COMMIT is never sent in the
+ *  same round trip as a write whose row count is checked here. The params' values are copied;
+ *  `sql` must live until the transaction ends (a literal). Errors now: only from preparing the
+ *  statement, or from sending earlier ones when DB_DEFERRED_MAX are waiting. */
+status_t db_exec_deferred(db_t *db, const char *sql, const db_params_t *params,
+                          const db_expect_t *expect);
+
 /** Applies the embedded migrations not yet recorded in <schema>.schema_migrations, in table
  *  order (runtime's first, then the service's), each in its own transaction, all under a
  *  PostgreSQL advisory lock so that replicas never race. Either table may be NULL. */

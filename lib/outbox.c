@@ -40,10 +40,11 @@ status_t outbox_emit(rpc_ctx_t *ctx, const char *merchant_id, const char *stream
     db_param_text(&p, type);
     db_param_text(&p, subject_id ? subject_id : "");
     db_param_text(&p, payload_json);
-    status_t st = db_exec(ctx->db,
-                          "INSERT INTO outbox (merchant_id, id, stream, type, subject_id, payload) "
-                          "VALUES ($1, $2, $3, $4, $5, $6)",
-                          &p, NULL);
+    /* Deferred: the event travels with the change's next statement or its COMMIT. */
+    status_t st = db_exec_deferred(ctx->db,
+                                   "INSERT INTO outbox (merchant_id, id, stream, type, subject_id, "
+                                   " payload) VALUES ($1, $2, $3, $4, $5, $6)",
+                                   &p, NULL);
     if (status_is_ok(&st)) {
         ctx->outbox_emitted++;
         if (event_id_out) {

@@ -22,9 +22,11 @@
 /** Records an entry for `stream` inside the caller's open transaction (asserted): `type` such
  *  as "member.registered", `subject_id` the entity it is about, `payload_json` a JSON object
  *  (built with jsonw; INTERNAL EVENT_TOO_LARGE when it is not a whole `{...}` object, which is
- *  what jsonw leaves after an overflow, or longer than OUTBOX_PAYLOAD_MAX). The merchant is ctx->merchant_id (or `merchant_id` for jobs, which have
- *  none). The publisher is woken once the transaction has committed. Writes the new event id
- *  into event_id_out[ID_MAX] when not NULL. */
+ *  what jsonw leaves after an overflow, or longer than OUTBOX_PAYLOAD_MAX). The merchant is
+ *  ctx->merchant_id (or `merchant_id` for jobs, which have none). The row is written with the
+ *  transaction's next statement or its COMMIT (db_exec_deferred). The publisher is woken once
+ *  the transaction has committed. Writes the new event id into event_id_out[ID_MAX] when not
+ *  NULL. */
 status_t outbox_emit(rpc_ctx_t *ctx, const char *merchant_id, const char *stream, const char *type,
                      const char *subject_id, const char *payload_json, char *event_id_out);
 

@@ -43,13 +43,10 @@ static void share_params(arena_t *a, db_params_t *p, const points_share_t *s, in
     db_param_text(p, int_array(a, pts, n));
 }
 
-static status_t expect_rows(const char *what, PGresult *r, int want) {
-    int got = atoi(PQcmdTuples(r));
-    if (got != want) {
-        return status_make(STATUS_INTERNAL, "LEDGER_MISMATCH", "%s touched %d rows, expected %d",
-                           what, got, want);
-    }
-    return status_ok();
+/* The refusal of a deferred write that did not touch the rows the ledger says it must. */
+static status_t ledger_mismatch(const char *what) {
+    return status_make(STATUS_INTERNAL, "LEDGER_MISMATCH", "%s did not touch the expected rows",
+                       what);
 }
 
 /* ---- settings ---- */
@@ -700,21 +697,15 @@ status_t points_store_add_to_lots(db_t *db, arena_t *a, const char *merchant,
     db_params_init(&p);
     db_param_text(&p, merchant);
     share_params(a, &p, shares, n);
-    PGresult *r = NULL;
-    status_t st = db_exec(db,
-                          "UPDATE lots l SET remaining = l.remaining + v.d, status = CASE "
-                          "  WHEN l.status = 3 AND l.remaining + v.d > 0 THEN 2 "
-                          "  WHEN l.status = 1 AND l.remaining + v.d = 0 THEN 4 "
-                          "  ELSE l.status END "
-                          "FROM unnest($2::text[], $3::bigint[]) AS v(id, d) "
-                          "WHERE l.merchant_id = $1 AND l.id = v.id",
-                          &p, &r);
-    if (!status_is_ok(&st)) {
-        return st;
-    }
-    st = expect_rows("lot update", r, n);
-    PQclear(r);
-    return st;
+    db_expect_t every_lot = {.rows = n, .refusal = ledger_mismatch("lot update")};
+    return db_exec_deferred(db,
+                            "UPDATE lots l SET remaining = l.remaining + v.d, status = CASE "
+                            "  WHEN l.status = 3 AND l.remaining + v.d > 0 THEN 2 "
+                            "  WHEN l.status = 1 AND l.remaining + v.d = 0 THEN 4 "
+                            "  ELSE l.status END "
+                            "FROM unnest($2::text[], $3::bigint[]) AS v(id, d) "
+                            "WHERE l.merchant_id = $1 AND l.id = v.id",
+                            &p, &every_lot);
 }
 
 status_t points_store_mature_lots(db_t *db, arena_t *a, const char *merchant, const char *member,
@@ -872,20 +863,21 @@ status_t points_store_insert_hold(db_t *db, const char *merchant, const char *id
     db_param_int(&p, now);
     db_param_int(&p, expires_at);
     share_params(&scratch, &p, shares, n);
-    status_t st = db_exec(
+    db_expect_t live_reference = {
+        .rows = -1,
+        .constraint = "holds_live_reference",
+        .refusal = status_make(STATUS_ALREADY_EXISTS, "HOLD_EXISTS",
+                               "an active or committed hold already uses this reference")};
+    /* Deferred: the hold is written with the account, in one round trip (values copied). */
+    status_t st = db_exec_deferred(
         db,
         "WITH h AS (INSERT INTO holds (merchant_id, id, member_id, reference, points, "
         "  cash_value_cents, status, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, 1, "
         "  to_timestamp($7::bigint), to_timestamp($8::bigint)) RETURNING id) "
         "INSERT INTO hold_lots (merchant_id, hold_id, lot_id, points) "
         "SELECT $1, h.id, v.lot, -v.pts FROM h, unnest($9::text[], $10::bigint[]) AS v(lot, pts)",
-        &p, NULL);
+        &p, &live_reference);
     arena_free(&scratch);
-    if (st.code == STATUS_ALREADY_EXISTS &&
-        strcmp(db_last_constraint(db), "holds_live_reference") == 0) {
-        return status_make(STATUS_ALREADY_EXISTS, "HOLD_EXISTS",
-                           "an active or committed hold already uses this reference");
-    }
     return st;
 }
 
@@ -954,17 +946,11 @@ status_t points_store_finish_hold(db_t *db, const char *merchant, const char *ho
     db_param_text(&p, hold_id);
     db_param_int(&p, status);
     db_param_int(&p, now);
-    PGresult *r = NULL;
-    status_t st = db_exec(db,
-                          "UPDATE holds SET status = $3, finished_at = to_timestamp($4::bigint) "
-                          "WHERE merchant_id = $1 AND id = $2 AND status = 1",
-                          &p, &r);
-    if (!status_is_ok(&st)) {
-        return st;
-    }
-    st = expect_rows("hold update", r, 1);
-    PQclear(r);
-    return st;
+    db_expect_t the_hold = {.rows = 1, .refusal = ledger_mismatch("hold update")};
+    return db_exec_deferred(db,
+                            "UPDATE holds SET status = $3, finished_at = to_timestamp($4::bigint) "
+                            "WHERE merchant_id = $1 AND id = $2 AND status = 1",
+                            &p, &the_hold);
 }
 
 status_t points_store_expired_holds(db_t *db, arena_t *a, const char *merchant, const char *member,
@@ -1030,10 +1016,10 @@ status_t points_store_mark_restored(db_t *db, const char *merchant, const char *
     db_param_text(&p, hold_id);
     db_param_text(&p, lot_id);
     db_param_int(&p, points);
-    return db_exec(db,
-                   "UPDATE hold_lots SET restored = restored + $4 WHERE merchant_id = $1 "
-                   " AND hold_id = $2 AND lot_id = $3",
-                   &p, NULL);
+    return db_exec_deferred(db,
+                            "UPDATE hold_lots SET restored = restored + $4 WHERE merchant_id = $1 "
+                            " AND hold_id = $2 AND lot_id = $3",
+                            &p, NULL);
 }
 
 /* ---- history ---- */
@@ -1070,8 +1056,9 @@ status_t points_store_insert_entry(db_t *db, arena_t *a, const char *merchant,
     db_param_text(&p, e->operator_name ? e->operator_name : "");
     db_param_int(&p, e->now);
     share_params(a, &p, e->shares, e->n_shares);
-    /* The entry and its lot shares in one statement (a data-modifying CTE always runs). */
-    status_t st = db_exec(
+    /* The entry and its lot shares in one statement (a data-modifying CTE always runs),
+     * deferred: it travels with the account's update. */
+    status_t st = db_exec_deferred(
         db,
         "WITH e AS (INSERT INTO entries (merchant_id, id, member_id, kind, available_delta, "
         "  held_delta, pending_delta, available_after, source, reference, hold_id, reason, "
@@ -1120,11 +1107,11 @@ status_t points_store_insert_growth(db_t *db, const char *merchant, const char *
     db_param_text(&p, reference ? reference : "");
     db_param_text(&p, reason ? reason : "");
     db_param_int(&p, now);
-    return db_exec(db,
-                   "INSERT INTO growth_entries (merchant_id, id, member_id, kind, growth, "
-                   " growth_after, source, reference, reason, created_at) VALUES ($1, $2, $3, $4, "
-                   " $5, $6, $7, $8, $9, to_timestamp($10::bigint))",
-                   &p, NULL);
+    return db_exec_deferred(db,
+                            "INSERT INTO growth_entries (merchant_id, id, member_id, kind, growth, "
+                            " growth_after, source, reference, reason, created_at) VALUES ($1, $2, "
+                            " $3, $4, $5, $6, $7, $8, $9, to_timestamp($10::bigint))",
+                            &p, NULL);
 }
 
 #define ENTRY_COLUMNS                                                                              \
@@ -1299,22 +1286,15 @@ status_t points_store_claim_earn(db_t *db, const char *merchant, int source, con
     db_param_int(&p, points);
     db_param_int(&p, growth);
     db_param_int(&p, now);
-    PGresult *r = NULL;
-    status_t st = db_exec(db,
-                          "INSERT INTO earn_refs (merchant_id, source, reference, member_id, "
-                          " lot_id, points, growth, created_at) VALUES ($1, $2, $3, $4, $5, $6, "
-                          " $7, to_timestamp($8::bigint)) ON CONFLICT DO NOTHING RETURNING 1",
-                          &p, &r);
-    if (!status_is_ok(&st)) {
-        return st;
-    }
-    bool claimed = PQntuples(r) == 1;
-    PQclear(r);
-    if (!claimed) {
-        return status_make(STATUS_ALREADY_EXISTS, "ALREADY_EARNED",
-                           "points were already earned for this source and reference");
-    }
-    return status_ok();
+    db_expect_t claimed = {
+        .rows = 1,
+        .refusal = status_make(STATUS_ALREADY_EXISTS, "ALREADY_EARNED",
+                               "points were already earned for this source and reference")};
+    return db_exec_deferred(db,
+                            "INSERT INTO earn_refs (merchant_id, source, reference, member_id, "
+                            " lot_id, points, growth, created_at) VALUES ($1, $2, $3, $4, $5, $6, "
+                            " $7, to_timestamp($8::bigint)) ON CONFLICT DO NOTHING",
+                            &p, &claimed);
 }
 
 status_t points_store_order_add(db_t *db, const char *merchant, const char *reference,
@@ -1329,29 +1309,22 @@ status_t points_store_order_add(db_t *db, const char *merchant, const char *refe
     db_param_int(&p, earned_growth);
     db_param_text(&p, earn_lot_id);
     db_param_int(&p, redeemed_points);
-    PGresult *r = NULL;
-    status_t st =
-        db_exec(db,
-                "INSERT INTO orders AS o (merchant_id, reference, member_id, earned_points, "
-                " earned_growth, earn_lot_id, redeemed_points) VALUES ($1, $2, $3, $4, $5, $6, $7) "
-                "ON CONFLICT (merchant_id, reference) DO UPDATE SET "
-                " earned_points = o.earned_points + EXCLUDED.earned_points, "
-                " earned_growth = o.earned_growth + EXCLUDED.earned_growth, "
-                " earn_lot_id = CASE WHEN EXCLUDED.earn_lot_id <> '' THEN EXCLUDED.earn_lot_id "
-                "  ELSE o.earn_lot_id END, "
-                " redeemed_points = o.redeemed_points + EXCLUDED.redeemed_points "
-                "WHERE o.member_id = EXCLUDED.member_id RETURNING 1",
-                &p, &r);
-    if (!status_is_ok(&st)) {
-        return st;
-    }
-    bool ok = PQntuples(r) == 1;
-    PQclear(r);
-    if (!ok) {
-        return status_make(STATUS_FAILED_PRECONDITION, "REFERENCE_MEMBER_MISMATCH",
-                           "this reference belongs to another member");
-    }
-    return status_ok();
+    db_expect_t own_reference = {
+        .rows = 1,
+        .refusal = status_make(STATUS_FAILED_PRECONDITION, "REFERENCE_MEMBER_MISMATCH",
+                               "this reference belongs to another member")};
+    return db_exec_deferred(
+        db,
+        "INSERT INTO orders AS o (merchant_id, reference, member_id, earned_points, "
+        " earned_growth, earn_lot_id, redeemed_points) VALUES ($1, $2, $3, $4, $5, $6, $7) "
+        "ON CONFLICT (merchant_id, reference) DO UPDATE SET "
+        " earned_points = o.earned_points + EXCLUDED.earned_points, "
+        " earned_growth = o.earned_growth + EXCLUDED.earned_growth, "
+        " earn_lot_id = CASE WHEN EXCLUDED.earn_lot_id <> '' THEN EXCLUDED.earn_lot_id "
+        "  ELSE o.earn_lot_id END, "
+        " redeemed_points = o.redeemed_points + EXCLUDED.redeemed_points "
+        "WHERE o.member_id = EXCLUDED.member_id",
+        &p, &own_reference);
 }
 
 status_t points_store_order_get(db_t *db, arena_t *a, const char *merchant, const char *reference,

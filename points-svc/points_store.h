@@ -121,7 +121,8 @@ status_t points_store_spendable_lots(db_t *db, arena_t *a, const char *merchant,
 
 /** Adds shares[i].points (negative: takes) to each lot's remaining; EXPIRED lots that receive
  *  points become ACTIVE again (the next settle expires them with an entry); PENDING lots that
- *  reach 0 become CANCELLED. */
+ *  reach 0 become CANCELLED. Deferred (db_exec_deferred): INTERNAL LEDGER_MISMATCH, from
+ *  the next statement, unless every lot was touched. */
 status_t points_store_add_to_lots(db_t *db, arena_t *a, const char *merchant,
                                   const points_share_t *shares, int n);
 
@@ -153,6 +154,10 @@ status_t points_store_expiring(db_t *db, arena_t *a, const char *merchant, const
 
 /* ---- holds ---- */
 
+/* The writes below marked "deferred" are sent with the transaction's next statement
+ * (db_exec_deferred): their refusals come back from that statement, or from the COMMIT. */
+
+/** Deferred. ALREADY_EXISTS HOLD_EXISTS when a live hold already uses the reference. */
 status_t points_store_insert_hold(db_t *db, const char *merchant, const char *id,
                                   const char *member, const char *reference, int64_t points,
                                   int64_t cash_value_cents, int64_t now, int64_t expires_at,
@@ -163,6 +168,7 @@ status_t points_store_insert_hold(db_t *db, const char *merchant, const char *id
 status_t points_store_get_hold(db_t *db, arena_t *a, const char *merchant, const char *hold_id,
                                const char *reference, Loyalty__V1__PointsHold **out);
 
+/** Deferred. INTERNAL LEDGER_MISMATCH unless the hold was ACTIVE. */
 status_t points_store_finish_hold(db_t *db, const char *merchant, const char *hold_id, int status,
                                   int64_t now);
 
@@ -175,6 +181,7 @@ status_t points_store_expired_holds(db_t *db, arena_t *a, const char *merchant, 
 status_t points_store_restorable(db_t *db, arena_t *a, const char *merchant, const char *reference,
                                  points_share_t **shares, const char ***hold_ids, int *n);
 
+/** Deferred. */
 status_t points_store_mark_restored(db_t *db, const char *merchant, const char *hold_id,
                                     const char *lot_id, int64_t points);
 
@@ -195,10 +202,12 @@ typedef struct points_new_entry {
     int n_shares;
 } points_new_entry_t;
 
-/** Appends an entry and its lot shares; *out (may be NULL) receives it as a message. */
+/** Appends an entry and its lot shares (deferred); *out (may be NULL) receives it as a
+ *  message. */
 status_t points_store_insert_entry(db_t *db, arena_t *a, const char *merchant,
                                    const points_new_entry_t *e, Loyalty__V1__PointsEntry **out);
 
+/** Deferred. */
 status_t points_store_insert_growth(db_t *db, const char *merchant, const char *member, int kind,
                                     int64_t growth, int64_t growth_after, int source,
                                     const char *reference, const char *reason, int64_t now);
@@ -216,7 +225,8 @@ status_t points_store_list_growth(db_t *db, arena_t *a, const char *merchant, co
 
 /* ---- earns, orders, check-ins, imports ---- */
 
-/** Claims (source, reference) for an earn: ALREADY_EXISTS ALREADY_EARNED when taken. */
+/** Claims (source, reference) for an earn (deferred): ALREADY_EXISTS ALREADY_EARNED when
+ *  taken. */
 status_t points_store_claim_earn(db_t *db, const char *merchant, int source, const char *reference,
                                  const char *member, const char *lot_id, int64_t points,
                                  int64_t growth, int64_t now);
@@ -230,7 +240,7 @@ typedef struct points_order {
     int64_t clawed_points, clawed_growth, restored_points;
 } points_order_t;
 
-/** Adds to an order reference's earned or redeemed figures (creating it). FAILED_PRECONDITION
+/** Adds to an order reference's earned or redeemed figures (creating it; deferred). FAILED_PRECONDITION
  *  REFERENCE_MEMBER_MISMATCH when the reference belongs to another member. */
 status_t points_store_order_add(db_t *db, const char *merchant, const char *reference,
                                 const char *member, int64_t earned_points, int64_t earned_growth,

@@ -1,0 +1,215 @@
+/* test_runtime_db.c -- deferred writes (db_exec_deferred) against a real PostgreSQL: they are
+ * not sent until the transaction's next round trip, then run before the statement that carries
+ * them; their errors, refused row counts and named constraints fail that statement and roll the
+ * whole transaction back (also when the only thing after them is the COMMIT); values are copied
+ * when deferred; more than DB_DEFERRED_MAX of them all land. */
+#include "db.h"
+#include "harness.h"
+#include "ids.h"
+
+#include <criterion/criterion.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static db_t *db;
+static PGconn *observer; /* a second session: sees locks and committed rows only */
+static char schema[32];
+
+static void setup(void) {
+    harness_init();
+    char suffix[9];
+    id_random_token("abcdefghijklmnopqrstuvwxyz", 8, suffix);
+    snprintf(schema, sizeof schema, "db_test_%s", suffix);
+    db = db_create(harness_pg_dsn(), schema, "db-test", 10000);
+    char ddl[256];
+    snprintf(ddl, sizeof ddl,
+             "CREATE SCHEMA %s; CREATE TABLE %s.t (k text PRIMARY KEY, v bigint NOT NULL, "
+             "CONSTRAINT t_v_unique UNIQUE (v))",
+             schema, schema);
+    status_t st = db_exec_script(db, ddl);
+    cr_assert(status_is_ok(&st), "%s", st.message);
+    observer = PQconnectdb(harness_pg_dsn());
+    cr_assert(PQstatus(observer) == CONNECTION_OK);
+}
+
+static void teardown(void) {
+    char drop[96];
+    snprintf(drop, sizeof drop, "DROP SCHEMA %s CASCADE", schema);
+    (void)db_exec_script(db, drop);
+    db_destroy(db);
+    PQfinish(observer);
+    harness_fini();
+}
+
+TestSuite(runtime_db, .init = setup, .fini = teardown, .timeout = 60);
+
+static const char *const insert_sql = "INSERT INTO t (k, v) VALUES ($1, $2)";
+
+static status_t defer_insert(db_t *d, const char *k, int64_t v, const db_expect_t *expect) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, k);
+    db_param_int(&p, v);
+    return db_exec_deferred(d, insert_sql, &p, expect);
+}
+
+static int64_t observe_int(const char *sql) {
+    PGresult *r = PQexec(observer, sql);
+    cr_assert(PQresultStatus(r) == PGRES_TUPLES_OK, "%s", PQresultErrorMessage(r));
+    int64_t v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    return v;
+}
+
+static int64_t committed_rows(void) {
+    char sql[96];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM %s.t", schema);
+    return observe_int(sql);
+}
+
+static int64_t lock_held(int64_t key) {
+    char sql[160];
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = %lld "
+             "AND granted",
+             (long long)key);
+    return observe_int(sql);
+}
+
+typedef struct sent_arg {
+    int64_t held_before, held_after, seen;
+} sent_arg_t;
+
+static status_t sent_tx(db_t *d, void *arg) {
+    sent_arg_t *a = arg;
+    db_params_t p;
+    db_params_init(&p);
+    db_param_int(&p, 424242);
+    status_t st = db_exec_deferred(d, "SELECT pg_advisory_xact_lock($1::bigint)", &p, NULL);
+    if (status_is_ok(&st)) {
+        st = defer_insert(d, "a", 1, NULL);
+    }
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    a->held_before = lock_held(424242);
+    PGresult *r = NULL;
+    st = db_exec(d, "SELECT count(*) FROM t", NULL, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    a->seen = db_get_int(r, 0, 0);
+    PQclear(r);
+    a->held_after = lock_held(424242);
+    return status_ok();
+}
+
+Test(runtime_db, deferred_writes_wait_for_the_next_statement_and_run_before_it) {
+    sent_arg_t a = {0};
+    status_t st = db_tx(db, sent_tx, &a);
+    cr_assert(status_is_ok(&st), "%s", st.message);
+    cr_assert_eq(a.held_before, 0, "a deferred statement was sent before the next round trip");
+    cr_assert_eq(a.held_after, 1, "the next statement did not carry the deferred ones");
+    cr_assert_eq(a.seen, 1, "the statement did not see the deferred insert");
+    cr_assert_eq(committed_rows(), 1);
+}
+
+typedef struct fail_arg {
+    int second_value;
+    bool last_is_commit; /* nothing after the failing write but the COMMIT */
+    db_expect_t expect;
+    bool update_instead;
+} fail_arg_t;
+
+static status_t fail_tx(db_t *d, void *arg) {
+    const fail_arg_t *a = arg;
+    PGresult *r = NULL;
+    status_t st = db_exec(d, "INSERT INTO t (k, v) VALUES ('first', 100)", NULL, NULL);
+    if (status_is_ok(&st)) {
+        st = defer_insert(d, "ok", 7, NULL);
+    }
+    if (status_is_ok(&st) && a->update_instead) {
+        db_params_t p;
+        db_params_init(&p);
+        db_param_text(&p, "nobody");
+        st = db_exec_deferred(d, "UPDATE t SET v = v + 1 WHERE k = $1", &p, &a->expect);
+    } else if (status_is_ok(&st)) {
+        st = defer_insert(d, "dup", a->second_value, &a->expect);
+    }
+    if (!status_is_ok(&st) || a->last_is_commit) {
+        return st;
+    }
+    st = db_exec(d, "SELECT count(*) FROM t", NULL, &r);
+    PQclear(r);
+    return st;
+}
+
+Test(runtime_db, a_failing_deferred_write_fails_the_statement_that_carries_it_and_rolls_back) {
+    fail_arg_t a = {.second_value = 100, .expect = {.rows = -1}};
+    status_t st = db_tx(db, fail_tx, &a);
+    cr_assert_eq(st.code, STATUS_ALREADY_EXISTS, "%s", st.message);
+    cr_assert_str_eq(db_last_constraint(db), "t_v_unique");
+    cr_assert_eq(committed_rows(), 0, "a write of the failed transaction was committed");
+    a.last_is_commit = true;
+    st = db_tx(db, fail_tx, &a);
+    cr_assert_eq(st.code, STATUS_ALREADY_EXISTS, "%s", st.message);
+    cr_assert_eq(committed_rows(), 0, "the COMMIT behind a failed write committed");
+}
+
+Test(runtime_db, a_named_constraint_answers_the_refusal) {
+    fail_arg_t a = {.second_value = 100,
+                    .expect = {.rows = -1,
+                               .constraint = "t_v_unique",
+                               .refusal = status_make(STATUS_ALREADY_EXISTS, "VALUE_TAKEN", "x")}};
+    for (int last_is_commit = 0; last_is_commit <= 1; last_is_commit++) {
+        a.last_is_commit = last_is_commit;
+        status_t st = db_tx(db, fail_tx, &a);
+        cr_assert_str_eq(st.reason, "VALUE_TAKEN", "%s", st.message);
+    }
+    cr_assert_eq(committed_rows(), 0);
+}
+
+Test(runtime_db, a_refused_row_count_rolls_back_even_when_only_the_commit_follows) {
+    /* The row count is checked by the runtime, not by PostgreSQL: a COMMIT sent in the same
+     * round trip would commit regardless. */
+    fail_arg_t a = {.update_instead = true,
+                    .expect = {.rows = 1,
+                               .refusal = status_make(STATUS_FAILED_PRECONDITION, "NOBODY", "x")}};
+    for (int last_is_commit = 0; last_is_commit <= 1; last_is_commit++) {
+        a.last_is_commit = last_is_commit;
+        status_t st = db_tx(db, fail_tx, &a);
+        cr_assert_str_eq(st.reason, "NOBODY", "%s", st.message);
+        cr_assert_eq(committed_rows(), 0, "rows committed though a write was refused");
+    }
+    a.expect.rows = 0; /* the count it really touches: accepted */
+    a.last_is_commit = true;
+    status_t st = db_tx(db, fail_tx, &a);
+    cr_assert(status_is_ok(&st), "%s", st.message);
+    cr_assert_eq(committed_rows(), 2);
+}
+
+static status_t many_tx(db_t *d, void *arg) {
+    (void)arg;
+    for (int i = 0; i < 3 * DB_DEFERRED_MAX + 1; i++) {
+        char k[16]; /* reused at once: the runtime must have copied it */
+        snprintf(k, sizeof k, "k%d", i);
+        status_t st = defer_insert(d, k, 1000 + i, NULL);
+        memset(k, 'X', sizeof k - 1);
+        k[sizeof k - 1] = '\0';
+        if (!status_is_ok(&st)) {
+            return st;
+        }
+    }
+    return status_ok();
+}
+
+Test(runtime_db, more_writes_than_wait_at_once_all_land_with_their_values) {
+    status_t st = db_tx(db, many_tx, NULL);
+    cr_assert(status_is_ok(&st), "%s", st.message);
+    cr_assert_eq(committed_rows(), 3 * DB_DEFERRED_MAX + 1);
+    char sql[160];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM %s.t WHERE k = 'k' || (v - 1000)", schema);
+    cr_assert_eq(observe_int(sql), 3 * DB_DEFERRED_MAX + 1, "a deferred value was not copied");
+}
