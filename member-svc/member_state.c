@@ -573,7 +573,8 @@ status_t member_row_save(db_t *db, const char *merchant_id, const char *tz, cons
     param_day(&p, tier_due_day);                /* 26 */
     param_instant(&p, m->segment_due_at);       /* 27 */
     db_param_text(&p, tz);                      /* 28 */
-    return db_exec(
+    /* Deferred: the row travels with the transaction's next statement or its COMMIT. */
+    return db_exec_deferred(
         db,
         "UPDATE members SET tier_id = nullif($3, ''), base_tier_id = nullif($4, ''), "
         " express_tier_id = nullif($5, ''), period_value = $6, period_seq = $7, "
@@ -704,18 +705,18 @@ status_t member_order_insert(db_t *db, const char *merchant_id, const member_ord
     db_param_text(&p, o->old_tier_id);
     db_param_text(&p, o->new_tier_id);
     db_param_int(&p, o->reason);
-    status_t st = db_exec(db,
-                          "INSERT INTO orders (merchant_id, order_id, member_id, spend_cents, "
-                          " growth_delta, period_seq, ordered_at, local_month, old_tier_id, "
-                          " new_tier_id, reason) "
-                          "VALUES ($1, $2, $3, $4, $5, $6, to_timestamp($7), " EPOCH " + $8::int, "
-                          " nullif($9, ''), nullif($10, ''), $11)",
-                          &p, NULL);
-    if (st.code == STATUS_ALREADY_EXISTS) {
-        return status_make(STATUS_ALREADY_EXISTS, "ORDER_ALREADY_RECORDED",
-                           "order already recorded with other figures");
-    }
-    return st;
+    db_expect_t new_order = {
+        .rows = -1,
+        .constraint = "orders_pkey",
+        .refusal = status_make(STATUS_ALREADY_EXISTS, "ORDER_ALREADY_RECORDED",
+                               "order already recorded with other figures")};
+    return db_exec_deferred(db,
+                            "INSERT INTO orders (merchant_id, order_id, member_id, spend_cents, "
+                            " growth_delta, period_seq, ordered_at, local_month, old_tier_id, "
+                            " new_tier_id, reason) "
+                            "VALUES ($1, $2, $3, $4, $5, $6, to_timestamp($7), " EPOCH
+                            " + $8::int, nullif($9, ''), nullif($10, ''), $11)",
+                            &p, &new_order);
 }
 
 status_t member_order_set_returned(db_t *db, const char *merchant_id, const member_order_t *o) {
@@ -883,12 +884,12 @@ status_t member_history_insert(db_t *db, const char *merchant_id, const member_h
     db_param_text(&p, h->note ? h->note : "");
     db_param_text(&p, h->order_id ? h->order_id : "");
     db_param_int(&p, h->period_value);
-    return db_exec(db,
-                   "INSERT INTO tier_history (merchant_id, member_id, id, from_tier_id, "
-                   " to_tier_id, earned_tier_id, reason, card_kind, note, order_id, period_value) "
-                   "VALUES ($1, $2, $3, nullif($4, ''), nullif($5, ''), nullif($6, ''), $7, $8, "
-                   " $9, $10, $11)",
-                   &p, NULL);
+    return db_exec_deferred(db,
+                            "INSERT INTO tier_history (merchant_id, member_id, id, from_tier_id, "
+                            " to_tier_id, earned_tier_id, reason, card_kind, note, order_id, "
+                            " period_value) VALUES ($1, $2, $3, nullif($4, ''), nullif($5, ''), "
+                            " nullif($6, ''), $7, $8, $9, $10, $11)",
+                            &p, NULL);
 }
 
 /* One MemberTierChange from columns id, from, to, earned, reason, card_kind, note, order_id,

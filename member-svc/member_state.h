@@ -175,7 +175,8 @@ status_t member_row_get(db_t *db, arena_t *a, const char *merchant_id, const cha
 
 /** Writes the row's tier, card, statistics and segment columns. `tz` turns the day of the next
  *  tier/card due date into an instant (midnight on the merchant's calendar). `tier_due_day`
- *  MEMBER_DAY_NONE = none. */
+ *  MEMBER_DAY_NONE = none. Deferred (db_exec_deferred): sent with the transaction's next
+ *  statement or its COMMIT. */
 status_t member_row_save(db_t *db, const char *merchant_id, const char *tz, const member_row_t *r,
                          int64_t tier_due_day);
 
@@ -205,7 +206,8 @@ typedef struct member_order {
 /** NOT_FOUND ORDER_NOT_FOUND when absent. */
 status_t member_order_get(db_t *db, arena_t *a, const char *merchant_id, const char *order_id,
                           bool for_update, member_order_t *out);
-/** ALREADY_EXISTS ORDER_ALREADY_RECORDED when the order id is taken. */
+/** Deferred (db_exec_deferred): ALREADY_EXISTS ORDER_ALREADY_RECORDED, from the transaction's
+ *  next statement or its COMMIT, when the order id is taken. */
 status_t member_order_insert(db_t *db, const char *merchant_id, const member_order_t *o);
 status_t member_order_set_returned(db_t *db, const char *merchant_id, const member_order_t *o);
 /** The largest spend still held (spend - returned) by an order of the member's period `seq`. */
@@ -248,6 +250,7 @@ typedef struct member_history {
     int64_t period_value;
 } member_history_t;
 
+/** Deferred (db_exec_deferred). */
 status_t member_history_insert(db_t *db, const char *merchant_id, const member_history_t *h);
 
 #define MEMBER_SEQ_MAX 24

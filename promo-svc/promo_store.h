@@ -185,8 +185,9 @@ status_t promo_store_reservation_get(db_t *db, arena_t *a, const char *merchant_
                                      const char *checkout_id, const char *order_id, bool for_update,
                                      Loyalty__V1__PromoReservation **out, bool *found);
 
-/** Sets status, order id (when not NULL), the restore flags and updated_at. ALREADY_EXISTS
- *  ORDER_ID_TAKEN when another reservation has the order id. */
+/** Sets status, order id (when not NULL), the restore flags and updated_at; deferred
+ *  (db_exec_deferred). ALREADY_EXISTS ORDER_ID_TAKEN, from the transaction's next statement or
+ *  its COMMIT, when another reservation has the order id. */
 status_t promo_store_reservation_update(db_t *db, const char *merchant_id,
                                         const Loyalty__V1__PromoReservation *r);
 

@@ -240,16 +240,17 @@ status_t promo_store_reservation_update(db_t *db, const char *merchant_id,
     db_param_bool(&p, v->usage_restored);
     db_param_bool(&p, v->coupons_restored);
     db_param_int(&p, v->updated_at);
-    status_t st = db_exec(db,
-                          "UPDATE reservations SET status = $3, order_id = $4, "
-                          " usage_restored = $5, coupons_restored = $6, updated_at = $7 "
-                          "WHERE merchant_id = $1 AND checkout_id = $2",
-                          &p, NULL);
-    if (st.code == STATUS_ALREADY_EXISTS) {
-        return status_make(STATUS_ALREADY_EXISTS, "ORDER_ID_TAKEN",
-                           "another checkout already has order id %s", v->order_id);
-    }
-    return st;
+    db_expect_t order_free = {
+        .rows = -1,
+        .constraint = "reservations_order_key",
+        .refusal = status_make(STATUS_ALREADY_EXISTS, "ORDER_ID_TAKEN",
+                               "another checkout already has order id %s", v->order_id)};
+    /* Deferred: travels with the transaction's next statement or its COMMIT. */
+    return db_exec_deferred(db,
+                            "UPDATE reservations SET status = $3, order_id = $4, "
+                            " usage_restored = $5, coupons_restored = $6, updated_at = $7 "
+                            "WHERE merchant_id = $1 AND checkout_id = $2",
+                            &p, &order_free);
 }
 
 status_t promo_store_reservations_expired(db_t *db, arena_t *a, const char *merchant_id,

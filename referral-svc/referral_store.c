@@ -485,10 +485,10 @@ status_t referral_store_member_set_purchases(db_t *db, const char *merchant_id,
     db_param_text(&p, merchant_id);
     db_param_text(&p, member_id);
     db_param_int(&p, count);
-    return db_exec(db,
-                   "UPDATE referral_members SET purchase_count = $3 "
-                   "WHERE merchant_id = $1 AND member_id = $2",
-                   &p, NULL);
+    return db_exec_deferred(db,
+                            "UPDATE referral_members SET purchase_count = $3 "
+                            "WHERE merchant_id = $1 AND member_id = $2",
+                            &p, NULL);
 }
 
 status_t referral_store_member_set_registration(db_t *db, const char *merchant_id,

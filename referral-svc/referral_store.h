@@ -94,7 +94,8 @@ status_t referral_store_downline_page(db_t *db, arena_t *a, const char *merchant
                                       int32_t limit, Loyalty__V1__ReferralDownlineMember ***out,
                                       size_t *n, const char **next);
 
-/** Counts a purchase of an attached member: purchase_count = `count`. */
+/** Counts a purchase of an attached member: purchase_count = `count` (deferred:
+ *  db_exec_deferred). */
 status_t referral_store_member_set_purchases(db_t *db, const char *merchant_id,
                                              const char *member_id, int64_t count);
 

@@ -723,12 +723,13 @@ status_t wallet_store_hold_insert(db_t *db, const char *merchant_id, const walle
     db_param_int(&p, h->expires_at);
     db_param_text(&p, h->transfer_id);
     db_param_int(&p, h->created_at);
-    return db_exec(db,
-                   "INSERT INTO holds (merchant_id, id, member_id, reference, amount_cents, state, "
-                   " expires_at, transfer_id, created_at, updated_at) "
-                   "VALUES ($1, $2, $3, $4, $5, $6, to_timestamp($7), $8, to_timestamp($9), "
-                   " to_timestamp($9))",
-                   &p, NULL);
+    /* Deferred: the hold row travels with the ledger's flush. */
+    return db_exec_deferred(db,
+                            "INSERT INTO holds (merchant_id, id, member_id, reference, "
+                            " amount_cents, state, expires_at, transfer_id, created_at, "
+                            " updated_at) VALUES ($1, $2, $3, $4, $5, $6, to_timestamp($7), $8, "
+                            " to_timestamp($9), to_timestamp($9))",
+                            &p, NULL);
 }
 
 status_t wallet_store_hold_update(db_t *db, const char *merchant_id, const wallet_hold_row_t *h) {
@@ -739,10 +740,13 @@ status_t wallet_store_hold_update(db_t *db, const char *merchant_id, const walle
     db_param_int(&p, h->state);
     db_param_int(&p, h->captured);
     db_param_int(&p, h->updated_at);
-    return db_exec(db,
-                   "UPDATE holds SET state = $3, captured_cents = $4, "
-                   " updated_at = to_timestamp($5) WHERE merchant_id = $1 AND id = $2",
-                   &p, NULL);
+    db_expect_t the_hold = {.rows = 1,
+                            .refusal = status_make(STATUS_INTERNAL, "LEDGER_INVARIANT",
+                                                   "the hold row to update is missing")};
+    return db_exec_deferred(db,
+                            "UPDATE holds SET state = $3, captured_cents = $4, "
+                            " updated_at = to_timestamp($5) WHERE merchant_id = $1 AND id = $2",
+                            &p, &the_hold);
 }
 
 status_t wallet_store_holds_due(db_t *db, arena_t *a, const char *merchant_id,

@@ -132,6 +132,7 @@ typedef struct wallet_hold_part {
     int64_t amount;
 } wallet_hold_part_t;
 
+/* Both deferred (db_exec_deferred): sent with the ledger's flush. */
 status_t wallet_store_hold_insert(db_t *db, const char *merchant_id, const wallet_hold_row_t *h);
 status_t wallet_store_hold_update(db_t *db, const char *merchant_id, const wallet_hold_row_t *h);
 /** The member's pending holds whose TTL passed at `now` (at most WALLET_LOTS_PER_OP_MAX). */
