@@ -402,8 +402,11 @@ status_t gw_steps(gw_saga_t *x, gw_call_t *calls, int n) {
     for (int i = 0; i < n; i++) {
         rec[i] = gw_find_step(x, calls[i].name);
         run[i] = !answer_from_log(x, &calls[i], rec[i]);
-        if (run[i] && rec[i] != NULL && rec[i]->started_at > 0 &&
-            x->ctx->now_s - rec[i]->started_at > GW_STEP_REPLAY_MAX_S) {
+        /* A step run without a STARTED record may have run as early as the saga began. */
+        int64_t started_at = rec[i] != NULL && rec[i]->started_at > 0 ? rec[i]->started_at
+                             : calls[i].rerun_safe                    ? x->created_at
+                                                                      : 0;
+        if (run[i] && started_at > 0 && x->ctx->now_s - started_at > GW_STEP_REPLAY_MAX_S) {
             /* Participants forget idempotency keys after 30 days: calling again could apply
              * twice, so a step this old is left to an operator. */
             rec[i]->state = GW_FAILED;
@@ -430,7 +433,13 @@ status_t gw_steps(gw_saga_t *x, gw_call_t *calls, int n) {
                 rec[i]->dirty = true;
             }
         }
-        status_t st = gw_flush(x); /* STARTED is durable before any call */
+        /* STARTED is durable before any call, unless every call is rerun_safe in a saga
+         * that is already written. */
+        bool write_ahead = !x->persisted;
+        for (int i = 0; i < n; i++) {
+            write_ahead |= run[i] && !calls[i].rerun_safe;
+        }
+        status_t st = write_ahead ? gw_flush(x) : status_ok();
         if (!status_is_ok(&st)) {
             return stop_pending(calls, run, n, st);
         }

@@ -127,6 +127,10 @@ typedef struct gw_call {
     ProtobufCMessage *request; /* its idempotency_key is set by gw_call_init's caller */
     /* Refusals the flow handles itself (logged FAILED, not turned into NEEDS_ATTENTION). */
     bool tolerate_refusal;
+    /* A forward step that recovery finishes by calling it again with the same key, whatever
+     * happened before (the saga is already durable in a state that only goes forward): no
+     * STARTED record is written before it; its outcome goes with the saga's next write. */
+    bool rerun_safe;
     ProtobufCMessage *response; /* out */
     status_t status;            /* out */
 } gw_call_t;
