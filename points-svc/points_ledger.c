@@ -38,6 +38,14 @@ static points_share_t *negated(arena_t *a, const points_share_t *s, int n) {
     return out;
 }
 
+/* Adds shares to lots; points put back may land in a lot that already expired (due now). */
+static status_t lots_add(points_ledger_t *lg, const points_share_t *shares, int n) {
+    for (int i = 0; i < n; i++) {
+        lg->lots_refilled |= shares[i].points > 0;
+    }
+    return points_store_add_to_lots(lg->db, lg->a, lg->merchant, shares, n);
+}
+
 /* Selects and takes `need` points from ACTIVE lots in spending order (skipping except_lot);
  * *shares receives the negative shares taken, *taken their total (may fall short). */
 static status_t take_fifo(points_ledger_t *lg, int64_t need, const char *except_lot,
@@ -66,7 +74,7 @@ static status_t take_fifo(points_ledger_t *lg, int64_t need, const char *except_
     }
     *shares = lots;
     *n = count;
-    return points_store_add_to_lots(lg->db, lg->a, lg->merchant, lots, count);
+    return lots_add(lg, lots, count);
 }
 
 status_t points_ledger_open(points_ledger_t *lg, rpc_ctx_t *ctx, db_t *db, arena_t *a,
@@ -119,11 +127,13 @@ status_t points_ledger_close(points_ledger_t *lg) {
         if (!status_is_ok(&st)) {
             return st;
         }
-        st = points_store_account_save(lg->db, lg->merchant, lg->member, lg->now, &lg->acct);
+        bool deferred = lg->save_deferred && !lg->lots_refilled;
+        st = points_store_account_save(lg->db, lg->merchant, lg->member, lg->now, deferred,
+                                       &lg->acct);
         if (!status_is_ok(&st)) {
             return st;
         }
-        if (!lg->acct.has_due || lg->acct.next_due_at > lg->now) {
+        if (deferred || !lg->acct.has_due || lg->acct.next_due_at > lg->now) {
             break;
         }
         st = points_ledger_settle(lg); /* e.g. points restored into an expired lot */
@@ -237,7 +247,7 @@ status_t points_ledger_debit(points_ledger_t *lg, const points_debit_t *d, int64
             l->remaining > 0 && strcmp(l->member_id, lg->member) == 0) {
             from_first = l->remaining < d->points ? l->remaining : d->points;
             first = (points_share_t){l->id, -from_first, l->expiry_date};
-            st = points_store_add_to_lots(lg->db, lg->a, lg->merchant, &first, 1);
+            st = lots_add(lg, &first, 1);
             if (!status_is_ok(&st)) {
                 return st;
             }
@@ -353,7 +363,7 @@ status_t points_ledger_release(points_ledger_t *lg, const Loyalty__V1__PointsHol
         shares[i] =
             (points_share_t){h->lots[i]->lot_id, -h->lots[i]->points, h->lots[i]->expiry_date};
     }
-    status_t st = points_store_add_to_lots(lg->db, lg->a, lg->merchant, shares, n);
+    status_t st = lots_add(lg, shares, n);
     if (!status_is_ok(&st)) {
         return st;
     }
@@ -433,7 +443,7 @@ status_t points_ledger_restore(points_ledger_t *lg, const char *reference, int64
     if (*restored == 0) {
         return status_ok();
     }
-    st = points_store_add_to_lots(lg->db, lg->a, lg->merchant, lots, k);
+    st = lots_add(lg, lots, k);
     if (!status_is_ok(&st)) {
         return st;
     }
@@ -461,7 +471,7 @@ status_t points_ledger_cancel_pending(points_ledger_t *lg, const char *lot_id, i
                            lot_id, (long long)points);
     }
     points_share_t share = {l->id, -points, l->expiry_date};
-    st = points_store_add_to_lots(lg->db, lg->a, lg->merchant, &share, 1);
+    st = lots_add(lg, &share, 1);
     if (!status_is_ok(&st)) {
         return st;
     }

@@ -28,6 +28,12 @@ typedef struct points_ledger {
     points_account_t acct;
     bool found; /* the member has an account row (always true after opening with create) */
     points_settle_stats_t stats;
+    /* Set by a handler whose movements cannot make anything fall due by `now` (a new hold, a
+     * commit, an earn whose lot expires on the settings' schedule): closing then sends the
+     * account's save with the transaction's next statement instead of waiting for its new
+     * next_due_at. Points put back into lots (which may have expired) turn it off. */
+    bool save_deferred;
+    bool lots_refilled;
 } points_ledger_t;
 
 /** Locks the member's account (creating it when `create`) and settles whatever fell due by

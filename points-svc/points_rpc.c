@@ -263,6 +263,9 @@ static status_t rpc_earn(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
     if (!status_is_ok(&st)) {
         return st;
     }
+    /* A lot on the settings' schedule becomes available and expires after now; an explicit
+     * expiry date might already have passed. */
+    lg.save_deferred = req->expiry_date[0] == '\0';
     st = credit_now(&lg, s, LOYALTY__V1__POINTS_ENTRY_KIND__POINTS_ENTRY_KIND_EARN, source,
                     req->reference, b->points, pending_days, req->expiry_date, true, req->note, "",
                     &resp->lot, NULL);
@@ -583,6 +586,7 @@ static status_t rpc_hold(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
     if (!status_is_ok(&st)) {
         return st;
     }
+    lg.save_deferred = true; /* a new hold falls due at its TTL, after now */
     char id[ID_MAX];
     id_generate("hld", id);
     st = points_ledger_hold(&lg, id, req->reference, req->points,
@@ -653,6 +657,7 @@ static status_t rpc_commit_hold(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
     }
     switch (h->status) {
     case LOYALTY__V1__POINTS_HOLD_STATUS__POINTS_HOLD_STATUS_ACTIVE:
+        lg.save_deferred = true; /* spends held points: nothing new falls due */
         st = points_ledger_commit(&lg, h);
         break;
     case LOYALTY__V1__POINTS_HOLD_STATUS__POINTS_HOLD_STATUS_COMMITTED:

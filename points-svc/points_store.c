@@ -454,8 +454,22 @@ status_t points_store_account_get(db_t *db, const char *merchant, const char *me
     return status_ok();
 }
 
+#define ACCOUNT_SAVE_SQL                                                                           \
+    "UPDATE accounts SET lots_points = $3, held = $4, pending = $5, debt = $6, "                   \
+    " lifetime_earned = $7, growth = $8, last_check_in = date '1970-01-01' + $9::int, "            \
+    " check_in_streak = $10, version = version + 1, updated_at = to_timestamp($11::bigint), "      \
+    " next_due_at = least("                                                                        \
+    "  (SELECT min(expires_at) FROM holds WHERE merchant_id = $1 AND member_id = $2 "              \
+    "    AND status = 1), "                                                                        \
+    "  (SELECT min(available_at) FROM lots WHERE merchant_id = $1 AND member_id = $2 "             \
+    "    AND status = 1), "                                                                        \
+    "  (SELECT min(expires_at) FROM lots WHERE merchant_id = $1 AND member_id = $2 "               \
+    "    AND status = 2 AND remaining > 0)) "                                                      \
+    "WHERE merchant_id = $1 AND member_id = $2 "                                                   \
+    "RETURNING next_due_at IS NOT NULL, coalesce(" EPOCH("next_due_at") ", 0), version"
+
 status_t points_store_account_save(db_t *db, const char *merchant, const char *member, int64_t now,
-                                   points_account_t *acct) {
+                                   bool deferred, points_account_t *acct) {
     db_params_t p;
     db_params_init(&p);
     db_param_text(&p, merchant);
@@ -473,22 +487,14 @@ status_t points_store_account_save(db_t *db, const char *merchant, const char *m
     }
     db_param_int(&p, acct->check_in_streak);
     db_param_int(&p, now);
+    if (deferred) {
+        /* The row is locked since the ledger opened: it cannot vanish, no count to check (so
+         * the write may go in the COMMIT's round trip). */
+        return db_exec_deferred(db, ACCOUNT_SAVE_SQL, &p, NULL);
+    }
     PGresult *r = NULL;
-    status_t st = db_exec_row(
-        db,
-        "UPDATE accounts SET lots_points = $3, held = $4, pending = $5, debt = $6, "
-        " lifetime_earned = $7, growth = $8, last_check_in = date '1970-01-01' + $9::int, "
-        " check_in_streak = $10, version = version + 1, updated_at = to_timestamp($11::bigint), "
-        " next_due_at = least("
-        "  (SELECT min(expires_at) FROM holds WHERE merchant_id = $1 AND member_id = $2 "
-        "    AND status = 1), "
-        "  (SELECT min(available_at) FROM lots WHERE merchant_id = $1 AND member_id = $2 "
-        "    AND status = 1), "
-        "  (SELECT min(expires_at) FROM lots WHERE merchant_id = $1 AND member_id = $2 "
-        "    AND status = 2 AND remaining > 0)) "
-        "WHERE merchant_id = $1 AND member_id = $2 "
-        "RETURNING next_due_at IS NOT NULL, coalesce(" EPOCH("next_due_at") ", 0), version",
-        &p, &r, STATUS_INTERNAL, "LEDGER_MISMATCH", "account row vanished");
+    status_t st = db_exec_row(db, ACCOUNT_SAVE_SQL, &p, &r, STATUS_INTERNAL, "LEDGER_MISMATCH",
+                              "account row vanished");
     if (!status_is_ok(&st)) {
         return st;
     }

@@ -75,9 +75,10 @@ status_t points_store_account_get(db_t *db, const char *merchant, const char *me
                                   bool create, points_account_t *out, bool *found);
 
 /** Writes the totals and recomputes next_due_at from the member's holds and lots; the account's
- *  has_due/next_due_at receive the new value. */
+ *  has_due/next_due_at receive the new value, unless `deferred`: then the write goes with the
+ *  transaction's next statement (db_exec_deferred) and they are left as they were. */
 status_t points_store_account_save(db_t *db, const char *merchant, const char *member, int64_t now,
-                                   points_account_t *acct);
+                                   bool deferred, points_account_t *acct);
 
 /** Locks up to `limit` accounts due at `now` (merchant NULL = every merchant), skipping rows
  *  locked by others. */
