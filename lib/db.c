@@ -221,6 +221,11 @@ static status_t db_map_error(db_t *db, const PGresult *r) {
     if (strcmp(state, "23505") == 0) {
         return status_make(STATUS_ALREADY_EXISTS, "DUPLICATE", "already exists");
     }
+    if (strcmp(state, DB_REFUSE_SQLSTATE) == 0) { /* refuse(reason) in the statement */
+        const char *reason = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+        return status_make(STATUS_FAILED_PRECONDITION, reason ? reason : "REFUSED",
+                           "the statement refused the change");
+    }
     if (strcmp(state, "23514") == 0 || strcmp(state, "23503") == 0 || strcmp(state, "23502") == 0) {
         return status_make(STATUS_FAILED_PRECONDITION, "CONSTRAINT_VIOLATION",
                            "the change would break a rule of the data (%s)",
@@ -318,9 +323,12 @@ static void db_deferred_clear(db_t *db) {
 static status_t db_deferred_check(db_t *db, const db_deferred_t *d, const PGresult *r) {
     ExecStatusType rs = PQresultStatus(r);
     if (rs != PGRES_COMMAND_OK && rs != PGRES_TUPLES_OK) {
+        const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
         status_t st = db_map_error(db, r);
-        if (st.code == STATUS_ALREADY_EXISTS && d->expect.constraint != NULL &&
-            strcmp(db->last_constraint, d->expect.constraint) == 0) {
+        bool refused = state != NULL && strcmp(state, DB_REFUSE_SQLSTATE) == 0 &&
+                       d->expect.refusal.code != STATUS_OK;
+        if (refused || (st.code == STATUS_ALREADY_EXISTS && d->expect.constraint != NULL &&
+                        strcmp(db->last_constraint, d->expect.constraint) == 0)) {
             return d->expect.refusal;
         }
         return st;

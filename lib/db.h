@@ -98,11 +98,19 @@ bool db_in_tx(const db_t *db);
  *  transaction; `sql` and the params' borrowed values must live until db_tx returns. */
 status_t db_tx_on_commit(db_t *db, const char *sql, const db_params_t *params);
 
+/** The SQLSTATE of refuse(reason), the runtime's SQL function (lib/migrations/003_refuse.sql)
+ *  by which a statement refuses its own change, e.g. `WITH w AS (UPDATE ... RETURNING 1) SELECT
+ *  refuse('LEDGER_MISMATCH') WHERE (SELECT count(*) FROM w) <> $5`. db_exec answers it as
+ *  FAILED_PRECONDITION with the reason; a deferred write answers its expect.refusal. */
+#define DB_REFUSE_SQLSTATE "LY001"
+
 /** What a deferred write's result must be (db_exec_deferred). */
 typedef struct db_expect {
-    int rows;               /* the rows it must touch (its command tag); -1: any number */
+    /* The rows it must touch (its command tag); -1: any number. Checked here, not by PostgreSQL:
+     * the COMMIT then needs a round trip of its own; prefer refuse() in the statement. */
+    int rows;
     const char *constraint; /* a unique violation of this constraint answers `refusal`; or NULL */
-    status_t refusal;       /* the answer when `rows` or `constraint` say no */
+    status_t refusal;       /* the answer when refuse() is called, or `rows` or `constraint` say no */
 } db_expect_t;
 
 #define DB_DEFERRED_MAX 8

@@ -703,14 +703,17 @@ status_t points_store_add_to_lots(db_t *db, arena_t *a, const char *merchant,
     db_params_init(&p);
     db_param_text(&p, merchant);
     share_params(a, &p, shares, n);
-    db_expect_t every_lot = {.rows = n, .refusal = ledger_mismatch("lot update")};
+    db_param_int(&p, n);
+    db_expect_t every_lot = {.rows = -1, .refusal = ledger_mismatch("lot update")};
     return db_exec_deferred(db,
-                            "UPDATE lots l SET remaining = l.remaining + v.d, status = CASE "
+                            "WITH u AS (UPDATE lots l SET remaining = l.remaining + v.d, "
+                            "  status = CASE "
                             "  WHEN l.status = 3 AND l.remaining + v.d > 0 THEN 2 "
                             "  WHEN l.status = 1 AND l.remaining + v.d = 0 THEN 4 "
                             "  ELSE l.status END "
-                            "FROM unnest($2::text[], $3::bigint[]) AS v(id, d) "
-                            "WHERE l.merchant_id = $1 AND l.id = v.id",
+                            " FROM unnest($2::text[], $3::bigint[]) AS v(id, d) "
+                            " WHERE l.merchant_id = $1 AND l.id = v.id RETURNING 1) "
+                            "SELECT refuse('LEDGER_MISMATCH') WHERE (SELECT count(*) FROM u) <> $4",
                             &p, &every_lot);
 }
 
@@ -952,10 +955,12 @@ status_t points_store_finish_hold(db_t *db, const char *merchant, const char *ho
     db_param_text(&p, hold_id);
     db_param_int(&p, status);
     db_param_int(&p, now);
-    db_expect_t the_hold = {.rows = 1, .refusal = ledger_mismatch("hold update")};
+    db_expect_t the_hold = {.rows = -1, .refusal = ledger_mismatch("hold update")};
     return db_exec_deferred(db,
-                            "UPDATE holds SET status = $3, finished_at = to_timestamp($4::bigint) "
-                            "WHERE merchant_id = $1 AND id = $2 AND status = 1",
+                            "WITH u AS (UPDATE holds SET status = $3, "
+                            " finished_at = to_timestamp($4::bigint) "
+                            " WHERE merchant_id = $1 AND id = $2 AND status = 1 RETURNING 1) "
+                            "SELECT refuse('LEDGER_MISMATCH') WHERE NOT EXISTS (SELECT FROM u)",
                             &p, &the_hold);
 }
 
@@ -1293,13 +1298,15 @@ status_t points_store_claim_earn(db_t *db, const char *merchant, int source, con
     db_param_int(&p, growth);
     db_param_int(&p, now);
     db_expect_t claimed = {
-        .rows = 1,
+        .rows = -1,
         .refusal = status_make(STATUS_ALREADY_EXISTS, "ALREADY_EARNED",
                                "points were already earned for this source and reference")};
     return db_exec_deferred(db,
-                            "INSERT INTO earn_refs (merchant_id, source, reference, member_id, "
-                            " lot_id, points, growth, created_at) VALUES ($1, $2, $3, $4, $5, $6, "
-                            " $7, to_timestamp($8::bigint)) ON CONFLICT DO NOTHING",
+                            "WITH c AS (INSERT INTO earn_refs (merchant_id, source, reference, "
+                            " member_id, lot_id, points, growth, created_at) VALUES ($1, $2, $3, "
+                            " $4, $5, $6, $7, to_timestamp($8::bigint)) ON CONFLICT DO NOTHING "
+                            " RETURNING 1) "
+                            "SELECT refuse('ALREADY_EARNED') WHERE NOT EXISTS (SELECT FROM c)",
                             &p, &claimed);
 }
 
@@ -1316,12 +1323,12 @@ status_t points_store_order_add(db_t *db, const char *merchant, const char *refe
     db_param_text(&p, earn_lot_id);
     db_param_int(&p, redeemed_points);
     db_expect_t own_reference = {
-        .rows = 1,
+        .rows = -1,
         .refusal = status_make(STATUS_FAILED_PRECONDITION, "REFERENCE_MEMBER_MISMATCH",
                                "this reference belongs to another member")};
     return db_exec_deferred(
         db,
-        "INSERT INTO orders AS o (merchant_id, reference, member_id, earned_points, "
+        "WITH u AS (INSERT INTO orders AS o (merchant_id, reference, member_id, earned_points, "
         " earned_growth, earn_lot_id, redeemed_points) VALUES ($1, $2, $3, $4, $5, $6, $7) "
         "ON CONFLICT (merchant_id, reference) DO UPDATE SET "
         " earned_points = o.earned_points + EXCLUDED.earned_points, "
@@ -1329,7 +1336,8 @@ status_t points_store_order_add(db_t *db, const char *merchant, const char *refe
         " earn_lot_id = CASE WHEN EXCLUDED.earn_lot_id <> '' THEN EXCLUDED.earn_lot_id "
         "  ELSE o.earn_lot_id END, "
         " redeemed_points = o.redeemed_points + EXCLUDED.redeemed_points "
-        "WHERE o.member_id = EXCLUDED.member_id",
+        "WHERE o.member_id = EXCLUDED.member_id RETURNING 1) "
+        "SELECT refuse('REFERENCE_MEMBER_MISMATCH') WHERE NOT EXISTS (SELECT FROM u)",
         &p, &own_reference);
 }
 

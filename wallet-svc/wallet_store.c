@@ -740,12 +740,14 @@ status_t wallet_store_hold_update(db_t *db, const char *merchant_id, const walle
     db_param_int(&p, h->state);
     db_param_int(&p, h->captured);
     db_param_int(&p, h->updated_at);
-    db_expect_t the_hold = {.rows = 1,
+    db_expect_t the_hold = {.rows = -1,
                             .refusal = status_make(STATUS_INTERNAL, "LEDGER_INVARIANT",
                                                    "the hold row to update is missing")};
     return db_exec_deferred(db,
-                            "UPDATE holds SET state = $3, captured_cents = $4, "
-                            " updated_at = to_timestamp($5) WHERE merchant_id = $1 AND id = $2",
+                            "WITH u AS (UPDATE holds SET state = $3, captured_cents = $4, "
+                            " updated_at = to_timestamp($5) WHERE merchant_id = $1 AND id = $2 "
+                            " RETURNING 1) "
+                            "SELECT refuse('LEDGER_INVARIANT') WHERE NOT EXISTS (SELECT FROM u)",
                             &p, &the_hold);
 }
 

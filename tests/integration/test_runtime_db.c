@@ -2,10 +2,12 @@
  * not sent until the transaction's next round trip, then run before the statement that carries
  * them; their errors, refused row counts and named constraints fail that statement and roll the
  * whole transaction back (also when the only thing after them is the COMMIT); values are copied
- * when deferred; more than DB_DEFERRED_MAX of them all land. */
+ * when deferred; more than DB_DEFERRED_MAX of them all land; refuse() in a statement fails it in
+ * PostgreSQL, so a COMMIT in the same round trip does not commit. */
 #include "db.h"
 #include "harness.h"
 #include "ids.h"
+#include "rpc_server.h"
 
 #include <criterion/criterion.h>
 
@@ -29,6 +31,8 @@ static void setup(void) {
              "CONSTRAINT t_v_unique UNIQUE (v))",
              schema, schema);
     status_t st = db_exec_script(db, ddl);
+    cr_assert(status_is_ok(&st), "%s", st.message);
+    st = db_migrate(db, runtime_migrations, NULL); /* refuse() */
     cr_assert(status_is_ok(&st), "%s", st.message);
     observer = PQconnectdb(harness_pg_dsn());
     cr_assert(PQstatus(observer) == CONNECTION_OK);
@@ -212,4 +216,40 @@ Test(runtime_db, more_writes_than_wait_at_once_all_land_with_their_values) {
     char sql[160];
     snprintf(sql, sizeof sql, "SELECT count(*) FROM %s.t WHERE k = 'k' || (v - 1000)", schema);
     cr_assert_eq(observe_int(sql), 3 * DB_DEFERRED_MAX + 1, "a deferred value was not copied");
+}
+
+typedef struct refuse_arg {
+    bool deferred;
+} refuse_arg_t;
+
+static const char *const bump_sql =
+    "WITH u AS (UPDATE t SET v = v + 1 WHERE k = $1 RETURNING 1) "
+    "SELECT refuse('NOBODY_THERE') WHERE NOT EXISTS (SELECT FROM u)";
+
+static status_t refuse_tx(db_t *d, void *arg) {
+    const refuse_arg_t *a = arg;
+    status_t st = defer_insert(d, "kept?", 5, NULL);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, "nobody");
+    if (!a->deferred) {
+        return db_exec(d, bump_sql, &p, NULL);
+    }
+    db_expect_t expect = {.rows = -1,
+                          .refusal = status_make(STATUS_FAILED_PRECONDITION, "BUMP_REFUSED", "x")};
+    return db_exec_deferred(d, bump_sql, &p, &expect); /* the COMMIT follows in its round trip */
+}
+
+Test(runtime_db, refuse_in_a_statement_fails_it_and_the_commit_in_its_round_trip) {
+    refuse_arg_t a = {.deferred = false};
+    status_t st = db_tx(db, refuse_tx, &a);
+    cr_assert_eq(st.code, STATUS_FAILED_PRECONDITION, "%s", st.message);
+    cr_assert_str_eq(st.reason, "NOBODY_THERE");
+    a.deferred = true;
+    st = db_tx(db, refuse_tx, &a);
+    cr_assert_str_eq(st.reason, "BUMP_REFUSED", "%s", st.message);
+    cr_assert_eq(committed_rows(), 0, "the COMMIT behind a refused write committed");
 }
