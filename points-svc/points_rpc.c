@@ -627,17 +627,21 @@ static status_t open_for_hold(rpc_ctx_t *ctx, points_ledger_t *lg, Loyalty__V1__
     return points_store_get_hold(ctx->db, ctx->arena, ctx->merchant_id, (*h)->id, NULL, h);
 }
 
-static status_t hold_finish(points_ledger_t *lg, rpc_ctx_t *ctx, const char *hold_id,
+/* Closes the ledger and answers with the hold as read under the lock, moved to `status` when
+ * this call finished it (status 0: left as it was): no read back. */
+static status_t hold_finish(points_ledger_t *lg, Loyalty__V1__PointsHold *h, int status,
                             bool omit_expiring, Loyalty__V1__PointsHold **hold,
                             Loyalty__V1__PointsBalance **balance) {
     status_t st = points_ledger_close(lg);
-    if (status_is_ok(&st)) {
-        st = points_store_get_hold(ctx->db, ctx->arena, ctx->merchant_id, hold_id, NULL, hold);
+    if (!status_is_ok(&st)) {
+        return st;
     }
-    if (status_is_ok(&st)) {
-        st = ledger_balance(lg, omit_expiring, balance);
+    if (status != 0) {
+        h->status = (Loyalty__V1__PointsHoldStatus)status;
+        h->finished_at = lg->now;
     }
-    return st;
+    *hold = h;
+    return ledger_balance(lg, omit_expiring, balance);
 }
 
 static status_t rpc_commit_hold(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
@@ -655,10 +659,12 @@ static status_t rpc_commit_hold(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
     if (!status_is_ok(&st)) {
         return st;
     }
+    int finished = 0;
     switch (h->status) {
     case LOYALTY__V1__POINTS_HOLD_STATUS__POINTS_HOLD_STATUS_ACTIVE:
         lg.save_deferred = true; /* spends held points: nothing new falls due */
         st = points_ledger_commit(&lg, h);
+        finished = LOYALTY__V1__POINTS_HOLD_STATUS__POINTS_HOLD_STATUS_COMMITTED;
         break;
     case LOYALTY__V1__POINTS_HOLD_STATUS__POINTS_HOLD_STATUS_COMMITTED:
         break; /* committing twice answers the committed hold */
@@ -672,7 +678,7 @@ static status_t rpc_commit_hold(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
     if (!status_is_ok(&st)) {
         return st;
     }
-    return hold_finish(&lg, ctx, h->id, req->omit_expiring, &resp->hold, &resp->balance);
+    return hold_finish(&lg, h, finished, req->omit_expiring, &resp->hold, &resp->balance);
 }
 
 static status_t rpc_release_hold(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
@@ -694,13 +700,15 @@ static status_t rpc_release_hold(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg
         return status_make(STATUS_FAILED_PRECONDITION, "HOLD_COMMITTED",
                            "the hold was committed; reverse the order to give points back");
     }
+    int finished = 0;
     if (h->status == LOYALTY__V1__POINTS_HOLD_STATUS__POINTS_HOLD_STATUS_ACTIVE) {
         st = points_ledger_release(&lg, h, false);
         if (!status_is_ok(&st)) {
             return st;
         }
+        finished = LOYALTY__V1__POINTS_HOLD_STATUS__POINTS_HOLD_STATUS_RELEASED;
     }
-    return hold_finish(&lg, ctx, h->id, req->omit_expiring, &resp->hold, &resp->balance);
+    return hold_finish(&lg, h, finished, req->omit_expiring, &resp->hold, &resp->balance);
 }
 
 static status_t rpc_get_hold(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,

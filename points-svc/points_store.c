@@ -851,10 +851,6 @@ status_t points_store_expiring(db_t *db, arena_t *a, const char *merchant, const
 
 /* ---- holds ---- */
 
-#define HOLD_COLUMNS                                                                               \
-    "id, member_id, reference, points, cash_value_cents, status, " EPOCH("created_at") ", " EPOCH( \
-        "expires_at") ", coalesce(" EPOCH("finished_at") ", 0)"
-
 status_t points_store_insert_hold(db_t *db, const char *merchant, const char *id,
                                   const char *member, const char *reference, int64_t points,
                                   int64_t cash_value_cents, int64_t now, int64_t expires_at,
@@ -890,6 +886,18 @@ status_t points_store_insert_hold(db_t *db, const char *merchant, const char *id
     return st;
 }
 
+/* The hold's lot shares ride along as three arrays (one round trip), in spending order. */
+#define HOLD_WITH_LOTS                                                                             \
+    "SELECT h.id, h.member_id, h.reference, h.points, h.cash_value_cents, h.status, "              \
+    " " EPOCH("h.created_at") ", " EPOCH("h.expires_at") ", coalesce(" EPOCH("h.finished_at")    \
+    ", 0), coalesce(s.ids, '{}'), coalesce(s.pts, '{}'), coalesce(s.days, '{}') "                  \
+    "FROM holds h LEFT JOIN LATERAL (SELECT "                                                      \
+    "  array_agg(hl.lot_id ORDER BY l.expires_at, l.earned_at, l.id) AS ids, "                     \
+    "  array_agg(-hl.points ORDER BY l.expires_at, l.earned_at, l.id) AS pts, "                    \
+    "  array_agg(" DAY_TEXT("l.expiry_date") " ORDER BY l.expires_at, l.earned_at, l.id) AS days " \
+    "  FROM hold_lots hl JOIN lots l ON l.merchant_id = hl.merchant_id AND l.id = hl.lot_id "      \
+    "  WHERE hl.merchant_id = h.merchant_id AND hl.hold_id = h.id) s ON true "
+
 status_t points_store_get_hold(db_t *db, arena_t *a, const char *merchant, const char *hold_id,
                                const char *reference, Loyalty__V1__PointsHold **out) {
     db_params_t p;
@@ -899,10 +907,10 @@ status_t points_store_get_hold(db_t *db, arena_t *a, const char *merchant, const
     PGresult *r = NULL;
     status_t st = db_exec_row(
         db,
-        hold_id ? "SELECT " HOLD_COLUMNS " FROM holds WHERE merchant_id = $1 AND id = $2"
-                : "SELECT " HOLD_COLUMNS " FROM holds WHERE merchant_id = $1 AND reference = $2 "
-                  "ORDER BY (status IN (1, 2)) DESC, created_at DESC, id DESC "
-                  "LIMIT 1",
+        hold_id ? HOLD_WITH_LOTS "WHERE h.merchant_id = $1 AND h.id = $2"
+                : HOLD_WITH_LOTS "WHERE h.merchant_id = $1 AND h.reference = $2 "
+                                 "ORDER BY (h.status IN (1, 2)) DESC, h.created_at DESC, h.id DESC "
+                                 "LIMIT 1",
         &p, &r, STATUS_NOT_FOUND, "HOLD_NOT_FOUND", "hold not found");
     if (!status_is_ok(&st)) {
         return st;
@@ -917,32 +925,25 @@ status_t points_store_get_hold(db_t *db, arena_t *a, const char *merchant, const
     h->created_at = db_get_int(r, 0, 6);
     h->expires_at = db_get_int(r, 0, 7);
     h->finished_at = db_get_int(r, 0, 8);
+    char **ids = NULL, **pts = NULL, **days = NULL;
+    size_t n_ids = 0, n_pts = 0, n_days = 0;
+    bool decoded = pgarray_decode(a, db_get_str(r, 0, 9), &ids, &n_ids) &&
+                   pgarray_decode(a, db_get_str(r, 0, 10), &pts, &n_pts) &&
+                   pgarray_decode(a, db_get_str(r, 0, 11), &days, &n_days);
     PQclear(r);
-    db_params_init(&p);
-    db_param_text(&p, merchant);
-    db_param_text(&p, h->id);
-    st = db_exec(
-        db,
-        "SELECT hl.lot_id, -hl.points, " DAY_TEXT(
-            "l.expiry_date") " FROM hold_lots hl "
-                             "JOIN lots l ON l.merchant_id = hl.merchant_id AND l.id = hl.lot_id "
-                             "WHERE hl.merchant_id = $1 AND hl.hold_id = $2 "
-                             "ORDER BY l.expires_at, l.earned_at, l.id",
-        &p, &r);
-    if (!status_is_ok(&st)) {
-        return st;
+    if (!decoded || n_pts != n_ids || n_days != n_ids) {
+        return status_make(STATUS_INTERNAL, "LEDGER_MISMATCH", "hold %s has unreadable lots",
+                           h->id);
     }
-    int rows = PQntuples(r);
-    h->lots = arena_alloc(a, ((size_t)rows + 1) * sizeof *h->lots);
-    for (int i = 0; i < rows; i++) {
+    h->lots = arena_alloc(a, (n_ids + 1) * sizeof *h->lots);
+    for (size_t i = 0; i < n_ids; i++) {
         Loyalty__V1__PointsLotShare *s = pb_new(a, &loyalty__v1__points_lot_share__descriptor);
-        s->lot_id = cell(a, r, i, 0);
-        s->points = db_get_int(r, i, 1);
-        s->expiry_date = cell(a, r, i, 2);
+        s->lot_id = ids[i];
+        s->points = strtoll(pts[i], NULL, 10);
+        s->expiry_date = days[i];
         h->lots[i] = s;
     }
-    h->n_lots = (size_t)rows;
-    PQclear(r);
+    h->n_lots = n_ids;
     *out = h;
     return status_ok();
 }
