@@ -111,7 +111,8 @@ static void build_sql(void) {
         " NULLIF($13, ''), NULLIF($14, ''), $15, "
         " CASE WHEN $15::text IS NULL THEN NULL ELSE now() + $16::bigint * interval '1 s' END, "
         " now() + $17::bigint * interval '1 s', $18 "
-        "FROM (SELECT pg_advisory_xact_lock(" GW_KEY_LOCK_CLASS ", hashtext($1::text || ':' || $5::text))) l "
+        "FROM (SELECT pg_advisory_xact_lock(" GW_KEY_LOCK_CLASS
+        ", hashtext($1::text || ':' || $5::text))) l "
         "ON CONFLICT ON CONSTRAINT sagas_idempotency_key DO NOTHING "
         "RETURNING extract(epoch FROM created_at)::bigint), "
         "%s"
@@ -211,9 +212,8 @@ status_t gw_store_insert(db_t *db, gw_saga_t *x, const unsigned char *hash_input
     PGresult *r = NULL;
     status_t st = db_exec(db, g_insert_sql, &p, &r);
     if (!status_is_ok(&st)) {
-        bool order_taken =
-            st.code == STATUS_ALREADY_EXISTS &&
-            strcmp(db_last_constraint(db), "sagas_checkout_order") == 0;
+        bool order_taken = st.code == STATUS_ALREADY_EXISTS &&
+                           strcmp(db_last_constraint(db), "sagas_checkout_order") == 0;
         bool conflict = st.code == STATUS_ABORTED;
         if (order_taken || conflict) {
             return insert_refused(db, x, st, order_taken);
@@ -632,18 +632,19 @@ status_t gw_store_insert_order(db_t *db, const char *merchant_id, const gw_order
     db_param_text(&p, pgarray_encode(&a, kinds, o->n_lines));
     db_param_text(&p, pgarray_encode(&a, qty, o->n_lines));
     db_param_text(&p, pgarray_encode(&a, fin, o->n_lines));
-    status_t st =
-        db_exec(db,
-                "WITH o AS (INSERT INTO orders (merchant_id, order_id, checkout_id, member_id, "
-                " total_cents, points_cash_cents, wallet_cents, external_cents, spend_cents, "
-                " refundable_cents) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) "
-                " ON CONFLICT DO NOTHING RETURNING 1) "
-                "INSERT INTO order_lines (merchant_id, order_id, line_id, idx, kind, quantity, "
-                " final_amount_cents) "
-                "SELECT $1, $2, u.id, u.ord::int, u.kind::smallint, u.qty::bigint, u.fin::bigint "
-                "FROM unnest($11::text[], $12::text[], $13::text[], $14::text[]) WITH ORDINALITY "
-                " AS u(id, kind, qty, fin, ord) WHERE EXISTS (SELECT 1 FROM o)",
-                &p, NULL);
+    /* Deferred: the order travels with the saga's final COMMIT. */
+    status_t st = db_exec_deferred(
+        db,
+        "WITH o AS (INSERT INTO orders (merchant_id, order_id, checkout_id, member_id, "
+        " total_cents, points_cash_cents, wallet_cents, external_cents, spend_cents, "
+        " refundable_cents) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) "
+        " ON CONFLICT DO NOTHING RETURNING 1) "
+        "INSERT INTO order_lines (merchant_id, order_id, line_id, idx, kind, quantity, "
+        " final_amount_cents) "
+        "SELECT $1, $2, u.id, u.ord::int, u.kind::smallint, u.qty::bigint, u.fin::bigint "
+        "FROM unnest($11::text[], $12::text[], $13::text[], $14::text[]) WITH ORDINALITY "
+        " AS u(id, kind, qty, fin, ord) WHERE EXISTS (SELECT 1 FROM o)",
+        &p, NULL);
     arena_free(&a);
     return st;
 }

@@ -68,7 +68,8 @@ typedef struct gw_order_row {
     size_t n_lines;
 } gw_order_row_t;
 
-/** Writes a completed checkout's order and lines (idempotent: an existing row is kept). */
+/** Writes a completed checkout's order and lines (idempotent: an existing row is kept), with
+ *  the transaction's COMMIT (db_exec_deferred). */
 status_t gw_store_insert_order(db_t *db, const char *merchant_id, const gw_order_row_t *o);
 
 /** Reads an order and its lines, locking the order row when for_update. NOT_FOUND
