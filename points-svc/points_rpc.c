@@ -231,66 +231,96 @@ static status_t credit_now(points_ledger_t *lg, const Loyalty__V1__PointsSetting
     return points_ledger_credit(lg, &c, lot, entry);
 }
 
-static status_t rpc_earn(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
-                         ProtobufCMessage *resp_msg) {
-    const Loyalty__V1__PointsEarnRequest *req = (const void *)req_msg;
-    Loyalty__V1__PointsEarnResponse *resp = (void *)resp_msg;
-    int source = 0;
-    status_t st = check_earn(req, &source);
+/* An earn checked and priced before any lock: what Earn and EarnBatch apply. */
+typedef struct earn_plan {
+    const Loyalty__V1__PointsEarnRequest *req;
+    int source;
+    Loyalty__V1__PointsEarnBreakdown *b; /* b->pending_days resolved */
+} earn_plan_t;
+
+static status_t earn_prepare(rpc_ctx_t *ctx, const Loyalty__V1__PointsSettings *s,
+                             const Loyalty__V1__PointsEarnRequest *req, earn_plan_t *p) {
+    p->req = req;
+    status_t st = check_earn(req, &p->source);
     if (!status_is_ok(&st)) {
         return st;
     }
-    Loyalty__V1__PointsSettings *s = NULL;
-    st = points_load_settings(ctx, &s);
+    p->b = pb_new(ctx->arena, &loyalty__v1__points_earn_breakdown__descriptor);
+    st = earn_breakdown(ctx, s, req, p->b);
     if (!status_is_ok(&st)) {
         return st;
     }
-    Loyalty__V1__PointsEarnBreakdown *b =
-        pb_new(ctx->arena, &loyalty__v1__points_earn_breakdown__descriptor);
-    st = earn_breakdown(ctx, s, req, b);
-    if (!status_is_ok(&st)) {
-        return st;
-    }
-    bool is_order = source == LOYALTY__V1__POINTS_SOURCE__POINTS_SOURCE_ORDER;
-    int32_t pending_days =
+    bool is_order = p->source == LOYALTY__V1__POINTS_SOURCE__POINTS_SOURCE_ORDER;
+    p->b->pending_days =
         req->_pending_days_case == LOYALTY__V1__POINTS_EARN_REQUEST___PENDING_DAYS_PENDING_DAYS
             ? req->pending_days
             : (is_order ? s->pending_days : 0);
-    b->pending_days = pending_days;
-    points_ledger_t lg;
-    st = points_ledger_open(&lg, ctx, ctx->db, ctx->arena, ctx->merchant_id, req->member_id,
-                            ctx->now_s, true);
-    if (!status_is_ok(&st)) {
-        return st;
-    }
-    /* A lot on the settings' schedule becomes available and expires after now; an explicit
-     * expiry date might already have passed. */
-    lg.save_deferred = req->expiry_date[0] == '\0';
-    st = credit_now(&lg, s, LOYALTY__V1__POINTS_ENTRY_KIND__POINTS_ENTRY_KIND_EARN, source,
-                    req->reference, b->points, pending_days, req->expiry_date, true, req->note, "",
-                    &resp->lot, NULL);
+    return status_ok();
+}
+
+/* A lot on the settings' schedule becomes available and expires after now; an explicit expiry
+ * date might already have passed (then the account's save must wait for its settle). */
+static bool earn_keeps_save_deferred(const earn_plan_t *p) {
+    return p->req->expiry_date[0] == '\0';
+}
+
+/* Applies a prepared earn in its member's open ledger: the lot, growth, the claim of the
+ * reference and the order's row. Fills resp except its balance. */
+static status_t earn_apply(points_ledger_t *lg, const Loyalty__V1__PointsSettings *s,
+                           const earn_plan_t *p, Loyalty__V1__PointsEarnResponse *resp) {
+    const Loyalty__V1__PointsEarnRequest *req = p->req;
+    const Loyalty__V1__PointsEarnBreakdown *b = p->b;
+    status_t st = credit_now(lg, s, LOYALTY__V1__POINTS_ENTRY_KIND__POINTS_ENTRY_KIND_EARN,
+                             p->source, req->reference, b->points, b->pending_days,
+                             req->expiry_date, true, req->note, "", &resp->lot, NULL);
     if (status_is_ok(&st)) {
-        st = points_ledger_growth(&lg, LOYALTY__V1__POINTS_GROWTH_KIND__POINTS_GROWTH_KIND_EARN,
-                                  b->growth, source, req->reference, req->note);
+        st = points_ledger_growth(lg, LOYALTY__V1__POINTS_GROWTH_KIND__POINTS_GROWTH_KIND_EARN,
+                                  b->growth, p->source, req->reference, req->note);
     }
     const char *lot_id = resp->lot ? resp->lot->id : "";
     if (status_is_ok(&st) && req->reference[0]) {
-        st = points_store_claim_earn(ctx->db, ctx->merchant_id, source, req->reference,
-                                     req->member_id, lot_id, b->points, b->growth, ctx->now_s);
+        st = points_store_claim_earn(lg->db, lg->merchant, p->source, req->reference,
+                                     req->member_id, lot_id, b->points, b->growth, lg->now);
     }
-    if (status_is_ok(&st) && is_order) {
-        st = points_store_order_add(ctx->db, ctx->merchant_id, req->reference, req->member_id,
-                                    b->points, b->growth, lot_id, 0);
-    }
-    if (status_is_ok(&st)) {
-        st = points_ledger_close(&lg);
+    if (status_is_ok(&st) && p->source == LOYALTY__V1__POINTS_SOURCE__POINTS_SOURCE_ORDER) {
+        st = points_store_order_add(lg->db, lg->merchant, req->reference, req->member_id, b->points,
+                                    b->growth, lot_id, 0);
     }
     if (!status_is_ok(&st)) {
         return st;
     }
     resp->points = b->points;
     resp->growth_delta = b->growth;
-    resp->breakdown = b;
+    resp->breakdown = (Loyalty__V1__PointsEarnBreakdown *)b;
+    return status_ok();
+}
+
+static status_t rpc_earn(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
+                         ProtobufCMessage *resp_msg) {
+    const Loyalty__V1__PointsEarnRequest *req = (const void *)req_msg;
+    Loyalty__V1__PointsEarnResponse *resp = (void *)resp_msg;
+    Loyalty__V1__PointsSettings *s = NULL;
+    status_t st = points_load_settings(ctx, &s);
+    earn_plan_t p;
+    if (status_is_ok(&st)) {
+        st = earn_prepare(ctx, s, req, &p);
+    }
+    points_ledger_t lg;
+    if (status_is_ok(&st)) {
+        st = points_ledger_open(&lg, ctx, ctx->db, ctx->arena, ctx->merchant_id, req->member_id,
+                                ctx->now_s, true);
+    }
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    lg.save_deferred = earn_keeps_save_deferred(&p);
+    st = earn_apply(&lg, s, &p, resp);
+    if (status_is_ok(&st)) {
+        st = points_ledger_close(&lg);
+    }
+    if (!status_is_ok(&st)) {
+        return st;
+    }
     return ledger_balance(&lg, req->omit_expiring, &resp->balance);
 }
 
@@ -644,6 +674,25 @@ static status_t hold_finish(points_ledger_t *lg, Loyalty__V1__PointsHold *h, int
     return ledger_balance(lg, omit_expiring, balance);
 }
 
+/* Commits an ACTIVE hold in its member's open ledger (a COMMITTED one is answered as it is);
+ * *finished receives the status this call moved it to (0: unchanged). */
+static status_t hold_commit(points_ledger_t *lg, const Loyalty__V1__PointsHold *h, int *finished) {
+    *finished = 0;
+    switch (h->status) {
+    case LOYALTY__V1__POINTS_HOLD_STATUS__POINTS_HOLD_STATUS_ACTIVE:
+        *finished = LOYALTY__V1__POINTS_HOLD_STATUS__POINTS_HOLD_STATUS_COMMITTED;
+        return points_ledger_commit(lg, h);
+    case LOYALTY__V1__POINTS_HOLD_STATUS__POINTS_HOLD_STATUS_COMMITTED:
+        return status_ok(); /* committing twice answers the committed hold */
+    case LOYALTY__V1__POINTS_HOLD_STATUS__POINTS_HOLD_STATUS_EXPIRED:
+        return status_make(STATUS_FAILED_PRECONDITION, "HOLD_EXPIRED",
+                           "the hold expired (its TTL passed) and its points were released");
+    default:
+        return status_make(STATUS_FAILED_PRECONDITION, "HOLD_RELEASED",
+                           "the hold was released; hold the points again");
+    }
+}
+
 static status_t rpc_commit_hold(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
                                 ProtobufCMessage *resp_msg) {
     const Loyalty__V1__PointsCommitHoldRequest *req = (const void *)req_msg;
@@ -656,29 +705,172 @@ static status_t rpc_commit_hold(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
     if (status_is_ok(&st)) {
         st = open_for_hold(ctx, &lg, &h);
     }
-    if (!status_is_ok(&st)) {
-        return st;
-    }
     int finished = 0;
-    switch (h->status) {
-    case LOYALTY__V1__POINTS_HOLD_STATUS__POINTS_HOLD_STATUS_ACTIVE:
+    if (status_is_ok(&st)) {
         lg.save_deferred = true; /* spends held points: nothing new falls due */
-        st = points_ledger_commit(&lg, h);
-        finished = LOYALTY__V1__POINTS_HOLD_STATUS__POINTS_HOLD_STATUS_COMMITTED;
-        break;
-    case LOYALTY__V1__POINTS_HOLD_STATUS__POINTS_HOLD_STATUS_COMMITTED:
-        break; /* committing twice answers the committed hold */
-    case LOYALTY__V1__POINTS_HOLD_STATUS__POINTS_HOLD_STATUS_EXPIRED:
-        return status_make(STATUS_FAILED_PRECONDITION, "HOLD_EXPIRED",
-                           "the hold expired (its TTL passed) and its points were released");
-    default:
-        return status_make(STATUS_FAILED_PRECONDITION, "HOLD_RELEASED",
-                           "the hold was released; hold the points again");
+        st = hold_commit(&lg, h, &finished);
     }
     if (!status_is_ok(&st)) {
         return st;
     }
     return hold_finish(&lg, h, finished, req->omit_expiring, &resp->hold, &resp->balance);
+}
+
+/* ---- EarnBatch ---- */
+
+#define POINTS_EARN_BATCH_MAX 40
+_Static_assert(POINTS_EARN_BATCH_MAX + 1 <= RPC_INVALIDATIONS_MAX, "EarnBatch batch too large");
+
+/* An item's invalid field refuses the batch; the message says which item. */
+static status_t batch_item_status(size_t i, status_t st) {
+    status_t out = st;
+    char prefix[32];
+    int n = snprintf(prefix, sizeof prefix, "earns[%zu]: ", i);
+    size_t keep = sizeof out.message - (size_t)n - 1;
+    snprintf(out.message, sizeof out.message, "%s%.*s", prefix, (int)keep, st.message);
+    return out;
+}
+
+static status_t check_batch_item(const Loyalty__V1__PointsEarnBatchRequest *req, size_t i,
+                                 const char *merchant) {
+    const Loyalty__V1__PointsEarnRequest *e = req->earns[i];
+    if (e->merchant_id[0] && strcmp(e->merchant_id, merchant) != 0) {
+        return status_invalid_field("merchant_id", "an earn of the batch names another merchant");
+    }
+    if (e->idempotency_key[0]) {
+        return status_invalid_field("idempotency_key",
+                                    "must be empty: the batch's key covers its earns");
+    }
+    return status_ok();
+}
+
+static int cmp_member(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The distinct members of the batch (earns and the hold's), sorted: the order their accounts
+ * are locked in, so that two batches sharing members cannot deadlock. */
+static size_t batch_members(rpc_ctx_t *ctx, const earn_plan_t *plans, size_t n,
+                            const Loyalty__V1__PointsHold *h, const char ***out) {
+    const char **m = arena_alloc(ctx->arena, (n + 1) * sizeof *m);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        m[k++] = plans[i].req->member_id;
+    }
+    if (h != NULL) {
+        m[k++] = h->member_id;
+    }
+    qsort(m, k, sizeof *m, cmp_member);
+    size_t u = 0;
+    for (size_t i = 0; i < k; i++) {
+        if (u == 0 || strcmp(m[u - 1], m[i]) != 0) {
+            m[u++] = m[i];
+        }
+    }
+    *out = m;
+    return u;
+}
+
+/* One member's part of the batch under its account's lock: the hold's commit when it is the
+ * member's, then its earns in request order. */
+static status_t batch_member(rpc_ctx_t *ctx, const Loyalty__V1__PointsSettings *s,
+                             const Loyalty__V1__PointsEarnBatchRequest *req,
+                             const earn_plan_t *plans, const char *member,
+                             Loyalty__V1__PointsHold **h,
+                             Loyalty__V1__PointsEarnBatchResponse *resp) {
+    points_ledger_t lg;
+    status_t st = points_ledger_open(&lg, ctx, ctx->db, ctx->arena, ctx->merchant_id, member,
+                                     ctx->now_s, true);
+    bool deferred = true; /* see earn_keeps_save_deferred */
+    int finished = 0;
+    bool has_hold = status_is_ok(&st) && *h != NULL && strcmp((*h)->member_id, member) == 0;
+    if (has_hold) {
+        /* re-read under the lock: it may have expired or been finished meanwhile */
+        st = points_store_get_hold(ctx->db, ctx->arena, ctx->merchant_id, (*h)->id, NULL, h);
+        if (status_is_ok(&st)) {
+            st = hold_commit(&lg, *h, &finished);
+        }
+    }
+    for (size_t i = 0; status_is_ok(&st) && i < req->n_earns; i++) {
+        if (strcmp(plans[i].req->member_id, member) != 0) {
+            continue;
+        }
+        deferred = deferred && earn_keeps_save_deferred(&plans[i]);
+        /* Refusals of deferred writes surface at a later statement: not attributable to an
+         * item, so they are passed on as they are. */
+        st = earn_apply(&lg, s, &plans[i], resp->earns[i]);
+    }
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    lg.save_deferred = deferred;
+    Loyalty__V1__PointsBalance *balance = NULL;
+    if (has_hold) {
+        Loyalty__V1__PointsBalance *unused = NULL;
+        st = hold_finish(&lg, *h, finished, true, &resp->hold, &unused);
+    } else {
+        st = points_ledger_close(&lg);
+    }
+    for (size_t i = 0; status_is_ok(&st) && i < req->n_earns; i++) {
+        if (strcmp(plans[i].req->member_id, member) != 0) {
+            continue;
+        }
+        if (balance == NULL) {
+            st = ledger_balance(&lg, req->omit_expiring, &balance);
+        }
+        resp->earns[i]->balance = balance;
+    }
+    return st;
+}
+
+static status_t rpc_earn_batch(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
+                               ProtobufCMessage *resp_msg) {
+    const Loyalty__V1__PointsEarnBatchRequest *req = (const void *)req_msg;
+    Loyalty__V1__PointsEarnBatchResponse *resp = (void *)resp_msg;
+    if (req->n_earns > POINTS_EARN_BATCH_MAX) {
+        return status_invalid_field("earns", "at most %d earns", POINTS_EARN_BATCH_MAX);
+    }
+    if (req->n_earns == 0 && req->commit_hold_id[0] == '\0') {
+        return status_invalid_field("earns", "an earn or a commit_hold_id is required");
+    }
+    status_t st = req->commit_hold_id[0]
+                      ? validate_token("commit_hold_id", req->commit_hold_id, ID_MAX)
+                      : status_ok();
+    for (size_t i = 0; status_is_ok(&st) && i < req->n_earns; i++) {
+        st = check_batch_item(req, i, ctx->merchant_id);
+        if (!status_is_ok(&st)) {
+            st = batch_item_status(i, st);
+        }
+    }
+    Loyalty__V1__PointsSettings *s = NULL;
+    if (status_is_ok(&st)) {
+        st = points_load_settings(ctx, &s);
+    }
+    earn_plan_t *plans = arena_alloc(ctx->arena, (req->n_earns + 1) * sizeof *plans);
+    resp->earns = arena_alloc(ctx->arena, (req->n_earns + 1) * sizeof *resp->earns);
+    resp->n_earns = req->n_earns;
+    for (size_t i = 0; status_is_ok(&st) && i < req->n_earns; i++) {
+        resp->earns[i] = pb_new(ctx->arena, &loyalty__v1__points_earn_response__descriptor);
+        st = earn_prepare(ctx, s, req->earns[i], &plans[i]);
+        if (!status_is_ok(&st)) {
+            st = batch_item_status(i, st);
+        }
+    }
+    Loyalty__V1__PointsHold *h = NULL;
+    if (status_is_ok(&st) && req->commit_hold_id[0]) {
+        /* unlocked: only to learn whose account to lock */
+        st = points_store_get_hold(ctx->db, ctx->arena, ctx->merchant_id, req->commit_hold_id, NULL,
+                                   &h);
+    }
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    const char **members = NULL;
+    size_t n_members = batch_members(ctx, plans, req->n_earns, h, &members);
+    for (size_t k = 0; status_is_ok(&st) && k < n_members; k++) {
+        st = batch_member(ctx, s, req, plans, members[k], &h, resp);
+    }
+    return st;
 }
 
 static status_t rpc_release_hold(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
@@ -1110,6 +1302,7 @@ static const rpc_method_t points_methods[] = {
     {"EndCampaign", points_rpc_end_campaign, RPC_MUTATE},
     {"QuoteEarn", points_rpc_quote_earn, RPC_READ},
     {"Earn", rpc_earn, RPC_MUTATE},
+    {"EarnBatch", rpc_earn_batch, RPC_MUTATE},
     {"CheckIn", rpc_check_in, RPC_MUTATE},
     {"GetBalance", rpc_get_balance, RPC_READ},
     {"ListLots", rpc_list_lots, RPC_READ},
