@@ -15,6 +15,7 @@
 #include "pb.h"
 #include "validate.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -544,7 +545,11 @@ static Loyalty__V1__MemberTierStatus *logged_tier(gw_saga_t *x) {
     return r ? r->status : NULL;
 }
 
-/* The first parallel group: capture, commit, confirm, earn, compute referral rewards. */
+static Loyalty__V1__PointsEarnBatchRequest *earn_batch(gw_saga_t *x, const char *step,
+                                                       size_t max_earns);
+
+/* The first parallel group: capture, commit and earn (one points call when points_batched),
+ * confirm, compute referral rewards. */
 static int complete_group1(gw_saga_t *x, const Loyalty__V1__GatewayCheckoutRequest *req,
                            Loyalty__V1__GatewayCheckout *co, gw_call_t *g) {
     const Loyalty__V1__GatewayCheckoutBreakdown *b = co->breakdown;
@@ -560,17 +565,6 @@ static int complete_group1(gw_saga_t *x, const Loyalty__V1__GatewayCheckoutReque
         r->amount_cents = b->wallet_cents;
         gw_call_init(&g[n++], svc->wallet, &loyalty__v1__wallet_service__descriptor, "CaptureHold",
                      &r->base, "wallet_capture");
-    }
-    if (co->points_hold_id[0]) {
-        Loyalty__V1__PointsCommitHoldRequest *r =
-            pb_new(x->a, &loyalty__v1__points_commit_hold_request__descriptor);
-        r->omit_expiring = x->context->points_omit_expiring;
-        r->merchant_id = x->merchant_id;
-        r->idempotency_key = gw_step_key(x, "points_commit");
-        r->target_case = LOYALTY__V1__POINTS_COMMIT_HOLD_REQUEST__TARGET_HOLD_ID;
-        r->hold_id = co->points_hold_id;
-        gw_call_init(&g[n++], svc->points, &loyalty__v1__points_service__descriptor, "CommitHold",
-                     &r->base, "points_commit");
     }
     Loyalty__V1__PromoConfirmRequest *pc =
         pb_new(x->a, &loyalty__v1__promo_confirm_request__descriptor);
@@ -590,15 +584,35 @@ static int complete_group1(gw_saga_t *x, const Loyalty__V1__GatewayCheckoutReque
     amounts->ordered_at = x->created_at;
     Loyalty__V1__PointsEarnRequest *e = pb_new(x->a, &loyalty__v1__points_earn_request__descriptor);
     e->omit_expiring = x->context->points_omit_expiring;
-    e->merchant_id = x->merchant_id;
-    e->idempotency_key = gw_step_key(x, "points_earn");
     e->member_id = req->member_id;
     e->source = LOYALTY__V1__POINTS_SOURCE__POINTS_SOURCE_ORDER;
     e->reference = req->order_id;
     e->amount_case = LOYALTY__V1__POINTS_EARN_REQUEST__AMOUNT_ORDER;
     e->order = amounts;
-    gw_call_init(&g[n++], svc->points, &loyalty__v1__points_service__descriptor, "Earn", &e->base,
-                 "points_earn");
+    if (x->context->points_batched) {
+        /* the hold's commit and the buyer's earn: one points call, one transaction */
+        Loyalty__V1__PointsEarnBatchRequest *r = earn_batch(x, "points_settle", 1);
+        r->commit_hold_id = co->points_hold_id;
+        r->earns[r->n_earns++] = e;
+        gw_call_init(&g[n++], svc->points, &loyalty__v1__points_service__descriptor, "EarnBatch",
+                     &r->base, "points_settle");
+    } else {
+        if (co->points_hold_id[0]) {
+            Loyalty__V1__PointsCommitHoldRequest *r =
+                pb_new(x->a, &loyalty__v1__points_commit_hold_request__descriptor);
+            r->omit_expiring = x->context->points_omit_expiring;
+            r->merchant_id = x->merchant_id;
+            r->idempotency_key = gw_step_key(x, "points_commit");
+            r->target_case = LOYALTY__V1__POINTS_COMMIT_HOLD_REQUEST__TARGET_HOLD_ID;
+            r->hold_id = co->points_hold_id;
+            gw_call_init(&g[n++], svc->points, &loyalty__v1__points_service__descriptor,
+                         "CommitHold", &r->base, "points_commit");
+        }
+        e->merchant_id = x->merchant_id;
+        e->idempotency_key = gw_step_key(x, "points_earn");
+        gw_call_init(&g[n++], svc->points, &loyalty__v1__points_service__descriptor, "Earn",
+                     &e->base, "points_earn");
+    }
     Loyalty__V1__ReferralComputeRewardsRequest *rc =
         pb_new(x->a, &loyalty__v1__referral_compute_rewards_request__descriptor);
     rc->merchant_id = x->merchant_id;
@@ -612,12 +626,11 @@ static int complete_group1(gw_saga_t *x, const Loyalty__V1__GatewayCheckoutReque
     return n;
 }
 
-void gw_grant_call(gw_saga_t *x, gw_call_t *c, const Loyalty__V1__ReferralReward *rw) {
-    char *name = arena_printf(x->a, "referral_grant:%s", rw->id);
+/* The earn that grants a referral reward to its beneficiary (reference "rr:<reward id>"). */
+static Loyalty__V1__PointsEarnRequest *grant_earn(gw_saga_t *x,
+                                                  const Loyalty__V1__ReferralReward *rw) {
     Loyalty__V1__PointsEarnRequest *e = pb_new(x->a, &loyalty__v1__points_earn_request__descriptor);
     e->omit_expiring = x->context->points_omit_expiring;
-    e->merchant_id = x->merchant_id;
-    e->idempotency_key = gw_step_key(x, name);
     e->member_id = rw->beneficiary_member_id;
     /* Source ORDER, not REFERRAL: PointsService.ReverseOrder only claws back references earned
      * as orders, and a returned purchase must be able to take the reward back (with debt when it
@@ -629,14 +642,37 @@ void gw_grant_call(gw_saga_t *x, gw_call_t *c, const Loyalty__V1__ReferralReward
     e->amount_case = LOYALTY__V1__POINTS_EARN_REQUEST__AMOUNT_POINTS;
     e->points = rw->granted_points > 0 ? rw->granted_points : rw->points;
     e->note = "referral reward";
+    return e;
+}
+
+/* One call per grant: sagas begun before points_batched. */
+static void grant_call(gw_saga_t *x, gw_call_t *c, const Loyalty__V1__ReferralReward *rw) {
+    char *name = arena_printf(x->a, "referral_grant:%s", rw->id);
+    Loyalty__V1__PointsEarnRequest *e = grant_earn(x, rw);
+    e->merchant_id = x->merchant_id;
+    e->idempotency_key = gw_step_key(x, name);
     gw_call_init(c, x->svc->points, &loyalty__v1__points_service__descriptor, "Earn", &e->base,
                  "%s", name);
+}
+
+/* A points EarnBatch step: the batch's key from the step's name, the items without keys. */
+static Loyalty__V1__PointsEarnBatchRequest *earn_batch(gw_saga_t *x, const char *step,
+                                                       size_t max_earns) {
+    Loyalty__V1__PointsEarnBatchRequest *r =
+        pb_new(x->a, &loyalty__v1__points_earn_batch_request__descriptor);
+    r->merchant_id = x->merchant_id;
+    r->idempotency_key = gw_step_key(x, step);
+    r->omit_expiring = x->context->points_omit_expiring;
+    r->earns = arena_alloc(x->a, (max_earns + 1) * sizeof *r->earns);
+    return r;
 }
 
 int gw_referral_grants(gw_saga_t *x, const Loyalty__V1__ReferralComputeRewardsResponse *cr,
                        Loyalty__V1__GatewayReferralGrant ***out, size_t *n_out, gw_call_t *g,
                        int max_calls, int64_t *held_until) {
     int n = 0;
+    Loyalty__V1__PointsEarnBatchRequest *batch =
+        x->context->points_batched ? earn_batch(x, "referral_grants", cr->n_rewards) : NULL;
     *out = arena_alloc(x->a, (cr->n_rewards + 1) * sizeof **out);
     *n_out = 0;
     for (size_t i = 0; i < cr->n_rewards; i++) {
@@ -656,9 +692,18 @@ int gw_referral_grants(gw_saga_t *x, const Loyalty__V1__ReferralComputeRewardsRe
             }
             continue;
         }
-        if (rw->points > 0 && n < max_calls) {
-            gw_grant_call(x, &g[n++], rw);
+        if (rw->points <= 0) {
+            continue;
         }
+        if (batch != NULL) {
+            batch->earns[batch->n_earns++] = grant_earn(x, rw);
+        } else if (n < max_calls) {
+            grant_call(x, &g[n++], rw);
+        }
+    }
+    if (batch != NULL && batch->n_earns > 0 && max_calls > 0) {
+        gw_call_init(&g[n++], x->svc->points, &loyalty__v1__points_service__descriptor, "EarnBatch",
+                     &batch->base, "referral_grants");
     }
     return n;
 }
@@ -697,6 +742,22 @@ static int product_calls(gw_saga_t *x, const Loyalty__V1__GatewayCheckoutRequest
     return n;
 }
 
+static void fill_earn(Loyalty__V1__GatewayCheckoutResult *res, Loyalty__V1__PointsEarnResponse *r) {
+    res->points_earned = r->points;
+    res->growth_earned = r->growth_delta;
+    res->earn = r->breakdown;
+}
+
+/* The answer of a group's call by step name (NULL when absent or not OK). */
+static const ProtobufCMessage *group_response(const gw_call_t *g, int n, const char *name) {
+    for (int i = 0; i < n; i++) {
+        if (strcmp(g[i].name, name) == 0 && status_is_ok(&g[i].status)) {
+            return g[i].response;
+        }
+    }
+    return NULL;
+}
+
 static void fill_group1(Loyalty__V1__GatewayCheckoutResult *res, gw_call_t *g, int n) {
     for (int i = 0; i < n; i++) {
         if (!status_is_ok(&g[i].status) || g[i].response == NULL) {
@@ -709,10 +770,13 @@ static void fill_group1(Loyalty__V1__GatewayCheckoutResult *res, gw_call_t *g, i
             const Loyalty__V1__PointsCommitHoldResponse *r = (void *)g[i].response;
             res->points_spent = r->hold ? r->hold->points : 0;
         } else if (strcmp(g[i].name, "points_earn") == 0) {
-            Loyalty__V1__PointsEarnResponse *r = (void *)g[i].response;
-            res->points_earned = r->points;
-            res->growth_earned = r->growth_delta;
-            res->earn = r->breakdown;
+            fill_earn(res, (void *)g[i].response);
+        } else if (strcmp(g[i].name, "points_settle") == 0) {
+            const Loyalty__V1__PointsEarnBatchResponse *r = (void *)g[i].response;
+            res->points_spent = r->hold ? r->hold->points : 0;
+            if (r->n_earns == 1) {
+                fill_earn(res, r->earns[0]);
+            }
         }
     }
 }
@@ -765,8 +829,17 @@ static status_t checkout_complete(gw_saga_t *x) {
     if (!status_is_ok(&st)) {
         return st;
     }
-    const Loyalty__V1__PointsEarnResponse *earn = (void *)g1[n1 - 2].response;
-    const Loyalty__V1__ReferralComputeRewardsResponse *cr = (void *)g1[n1 - 1].response;
+    const Loyalty__V1__PointsEarnResponse *earn = NULL;
+    if (x->context->points_batched) {
+        const Loyalty__V1__PointsEarnBatchResponse *settle =
+            (void *)group_response(g1, n1, "points_settle");
+        earn = settle != NULL && settle->n_earns == 1 ? settle->earns[0] : NULL;
+    } else {
+        earn = (void *)group_response(g1, n1, "points_earn");
+    }
+    const Loyalty__V1__ReferralComputeRewardsResponse *cr =
+        (void *)group_response(g1, n1, "referral_compute");
+    assert(earn != NULL && cr != NULL); /* the group succeeded: every call answered */
     gw_call_t g2[GW_GROUP_MAX];
     int n2 = 0;
     Loyalty__V1__MemberRecordOrderRequest *ro =

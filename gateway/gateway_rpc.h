@@ -39,13 +39,11 @@ status_t gw_check_payment_ref(const char *field, const char *value, bool require
 status_t gw_read_member_tier(gw_saga_t *x, const char *member_id,
                              Loyalty__V1__MemberTierStatus **out);
 
-/** Prepares the grant of a referral reward as points to its beneficiary (step
- *  "referral_grant:<reward id>", reference "rr:<reward id>"). */
-void gw_grant_call(gw_saga_t *x, gw_call_t *c, const Loyalty__V1__ReferralReward *rw);
-
-/** Lists the rewards of a ComputeRewards answer as grants (*out) and prepares at most
- *  max_calls grant calls in g for those granted now; *held_until gets the latest end of a hold
- *  among held ones (may be NULL). Returns the number of calls. */
+/** Lists the rewards of a ComputeRewards answer as grants (*out) and prepares the calls that
+ *  grant those granted now as points to their beneficiaries (reference "rr:<reward id>"): one
+ *  EarnBatch call (step "referral_grants") when the saga's points are batched, else at most
+ *  max_calls Earn calls (steps "referral_grant:<reward id>"); *held_until gets the latest end of a
+ *  hold among held ones (may be NULL). Returns the number of calls. */
 int gw_referral_grants(gw_saga_t *x, const Loyalty__V1__ReferralComputeRewardsResponse *cr,
                        Loyalty__V1__GatewayReferralGrant ***out, size_t *n_out, gw_call_t *g,
                        int max_calls, int64_t *held_until);

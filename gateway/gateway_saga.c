@@ -73,6 +73,7 @@ void gw_saga_init(gw_saga_t *x, rpc_ctx_t *ctx, gw_svc_t *svc, const char *merch
     x->context = pb_new(x->a, &loyalty__v1__gateway_saga_context__descriptor);
     /* Checkouts, refunds and registrations never show the points balance their calls answer. */
     x->context->points_omit_expiring = true;
+    x->context->points_batched = true;
     x->error = status_ok();
     x->created_at = ctx->now_s;
     x->in_request = true;

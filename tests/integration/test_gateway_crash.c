@@ -100,9 +100,9 @@ static void assert_all_done(const char *m, const char *checkout_id) {
 }
 
 static const char *const begin_steps[] = {"promo_reserve", "points_hold", "wallet_hold"};
-static const char *const complete_steps[] = {
-    "wallet_capture",   "points_commit",       "promo_confirm",   "points_earn",
-    "referral_compute", "member_record_order", "referral_grant:*"};
+static const char *const complete_steps[] = {"wallet_capture",      "promo_confirm",
+                                             "points_settle",       "referral_compute",
+                                             "member_record_order", "referral_grants"};
 static const char *const whens[] = {"before", "sent", "after"};
 
 Test(gateway_crash, kill_at_every_step_of_begin) {

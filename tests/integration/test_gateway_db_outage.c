@@ -126,7 +126,8 @@ static const char *outage_shop(shop_t *s, const char *prefix, Loyalty__V1__Promo
 
 static void checkout_reserved(shop_t *s, const char *b, const char *coupon_id,
                               Loyalty__V1__GatewayCheckout **co) {
-    assert_ok(begin_checkout(s->m, NULL, "order-1", b, outage_cart(coupon_id), pay(2000, 3000), co));
+    assert_ok(
+        begin_checkout(s->m, NULL, "order-1", b, outage_cart(coupon_id), pay(2000, 3000), co));
     cr_assert_eq((*co)->state, S_RESERVED);
 }
 
@@ -149,18 +150,18 @@ static void complete_until_answered(const char *m, const char *checkout_id, cons
 }
 
 static const char *const begin_steps[] = {"promo_reserve", "points_hold", "wallet_hold"};
-static const char *const complete_steps[] = {
-    "wallet_capture",   "points_commit",       "promo_confirm", "points_earn",
-    "referral_compute", "member_record_order", "referral_grant"};
+static const char *const complete_steps[] = {"wallet_capture",      "promo_confirm",
+                                             "points_settle",       "referral_compute",
+                                             "member_record_order", "referral_grants"};
 /* Complete's second group (from member_record_order on) runs without a STARTED record (the saga
  * is durably COMPLETING and recovery calls it again with the same keys): its steps reach the log
  * once, with their outcome in the final write. */
-#define COMPLETE_STEPS_WRITTEN_AHEAD 5
+#define COMPLETE_STEPS_WRITTEN_AHEAD 4
 static const char *const cancel_steps[] = {"wallet_hold:undo", "points_hold:undo",
                                            "promo_reserve:undo"};
-static const char *const refund_steps[] = {"wallet_refund",        "points_reverse",
-                                           "referral_reverse",     "member_record_return",
-                                           "referral_clawback",    "promo_release_usage"};
+static const char *const refund_steps[] = {"wallet_refund",     "points_reverse",
+                                           "referral_reverse",  "member_record_return",
+                                           "referral_clawback", "promo_release_usage"};
 
 Test(gateway_db_outage, at_every_step_of_begin) {
     /* Goal: Begin answers UNAVAILABLE and the gateway stays up; the interrupted Begin is
