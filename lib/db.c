@@ -18,7 +18,11 @@ typedef struct db_stmt {
     uint64_t hash;
     char *sql; /* owned copy; NULL = empty slot */
     char name[16];
+    bool generic; /* see db_sql_wants_generic_plan */
 } db_stmt_t;
+
+/* Inside a transaction, before the first statement that wants a generic plan. */
+#define DB_SET_GENERIC_PLAN "SET LOCAL plan_cache_mode = force_generic_plan"
 
 /* A write waiting for the transaction's next round trip (db_exec_deferred). Its param values
  * live in db->defer_buf (offsets, since the buffer may move; SIZE_MAX = NULL). */
@@ -50,6 +54,7 @@ struct db {
     size_t defer_len, defer_cap;
     int stmt_count;
     db_stmt_t stmts[DB_STMT_CACHE_MAX];
+    bool tx_generic; /* DB_SET_GENERIC_PLAN was sent (or queued) in this transaction */
     char last_constraint[64];
 };
 
@@ -199,7 +204,9 @@ static uint64_t db_hash(const char *s) {
 
 /* The prepared statement name for `sql`, preparing it on first use; NULL when the cache is full
  * (the caller then runs the statement unprepared). */
-static const char *db_stmt_name(db_t *db, const char *sql, int nparams, status_t *st);
+static const char *db_stmt_name(db_t *db, const char *sql, int nparams, status_t *st,
+                                bool *generic);
+static status_t db_plan_generic(db_t *db);
 
 static status_t db_map_error(db_t *db, const PGresult *r) {
     const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
@@ -247,7 +254,18 @@ static status_t db_map_error(db_t *db, const PGresult *r) {
     return status_make(STATUS_INTERNAL, "DATABASE_ERROR", "database error");
 }
 
-static const char *db_stmt_name(db_t *db, const char *sql, int nparams, status_t *st) {
+/* Statements over parameter arrays (unnest) are where PostgreSQL's plan cache goes wrong on the
+ * hot paths: the generic plan's estimate of an array of unknown length loses against each call's
+ * custom plan, so such a statement is planned again on every call (the wallet's ledger flush
+ * spent as long planning as running). Their plans do not depend on the arrays' contents (every
+ * target is reached through a key), so inside a transaction they run under a generic plan. */
+static bool db_sql_wants_generic_plan(const char *sql) {
+    return strstr(sql, "unnest(") != NULL;
+}
+
+static const char *db_stmt_name(db_t *db, const char *sql, int nparams, status_t *st,
+                                bool *generic) {
+    *generic = false;
     uint64_t h = db_hash(sql);
     size_t mask = DB_STMT_CACHE_MAX - 1;
     for (size_t probe = 0; probe < DB_STMT_CACHE_MAX; probe++) {
@@ -269,10 +287,13 @@ static const char *db_stmt_name(db_t *db, const char *sql, int nparams, status_t
                 abort();
             }
             s->hash = h;
+            s->generic = db_sql_wants_generic_plan(sql);
             db->stmt_count++;
+            *generic = s->generic;
             return s->name;
         }
         if (s->hash == h && strcmp(s->sql, sql) == 0) {
+            *generic = s->generic;
             return s->name;
         }
     }
@@ -298,9 +319,9 @@ static bool db_send(db_t *db, const db_query_t *q) {
     const char *const *values = n ? q->params->values : NULL;
     const int *lengths = n ? q->params->lengths : NULL;
     const int *formats = n ? q->params->formats : NULL;
-    return (q->name != NULL ? PQsendQueryPrepared(db->conn, q->name, n, values, lengths, formats, 0)
-                            : PQsendQueryParams(db->conn, q->sql, n, NULL, values, lengths,
-                                                formats, 0)) == 1;
+    return (q->name != NULL
+                ? PQsendQueryPrepared(db->conn, q->name, n, values, lengths, formats, 0)
+                : PQsendQueryParams(db->conn, q->sql, n, NULL, values, lengths, formats, 0)) == 1;
 }
 
 /* Points the waiting writes' values at the buffer (it may have moved since they were queued). */
@@ -437,7 +458,11 @@ static status_t db_exec_once(db_t *db, const char *sql, const db_params_t *param
     }
     int n = params ? params->n : 0;
     status_t st = status_ok();
-    const char *name = prepare ? db_stmt_name(db, sql, n, &st) : NULL;
+    bool generic = false;
+    const char *name = prepare ? db_stmt_name(db, sql, n, &st, &generic) : NULL;
+    if (status_is_ok(&st) && name != NULL && generic) {
+        st = db_plan_generic(db);
+    }
     if (!status_is_ok(&st)) {
         return st;
     }
@@ -570,24 +595,16 @@ status_t db_tx_on_commit(db_t *db, const char *sql, const db_params_t *params) {
     return status_ok();
 }
 
-status_t db_exec_deferred(db_t *db, const char *sql, const db_params_t *params,
-                          const db_expect_t *expect) {
-    assert(db->tx_depth > 0); /* writes run in db_tx */
-    if (db->conn == NULL || PQstatus(db->conn) != CONNECTION_OK) {
-        return status_make(STATUS_UNAVAILABLE, "DATABASE_UNAVAILABLE", "database unavailable");
-    }
-    status_t st = status_ok();
+/* Queues a write for the next round trip (db_exec_deferred); `name` NULL: sent unprepared. */
+static status_t db_defer(db_t *db, const char *sql, const char *name, const db_params_t *params,
+                         const db_expect_t *expect) {
     if (db->n_deferred == DB_DEFERRED_MAX) {
-        st = db_round_trip(db, NULL, NULL, NULL, false, NULL);
+        status_t st = db_round_trip(db, NULL, NULL, NULL, false, NULL);
         if (!status_is_ok(&st)) {
             return st;
         }
     }
     int n = params ? params->n : 0;
-    const char *name = db_stmt_name(db, sql, n, &st);
-    if (!status_is_ok(&st)) {
-        return st;
-    }
     db_deferred_t *d = &db->deferred[db->n_deferred];
     d->sql = sql;
     d->name = name;
@@ -595,7 +612,9 @@ status_t db_exec_deferred(db_t *db, const char *sql, const db_params_t *params,
     db_params_init(&d->params);
     for (int i = 0; i < n; i++) {
         const char *v = params->values[i];
-        size_t len = v == NULL ? 0 : params->formats[i] ? (size_t)params->lengths[i] : strlen(v) + 1;
+        size_t len = v == NULL            ? 0
+                     : params->formats[i] ? (size_t)params->lengths[i]
+                                          : strlen(v) + 1;
         d->params.values[i] = NULL;
         d->params.lengths[i] = params->lengths[i];
         d->params.formats[i] = params->formats[i];
@@ -625,6 +644,34 @@ status_t db_exec_deferred(db_t *db, const char *sql, const db_params_t *params,
     return status_ok();
 }
 
+/* Once per transaction, before its first statement that wants a generic plan: the SET travels
+ * in the round trip of that statement and ends with the transaction. */
+static status_t db_plan_generic(db_t *db) {
+    if (db->tx_depth == 0 || db->tx_generic) {
+        return status_ok();
+    }
+    db->tx_generic = true;
+    return db_defer(db, DB_SET_GENERIC_PLAN, NULL, NULL, NULL);
+}
+
+status_t db_exec_deferred(db_t *db, const char *sql, const db_params_t *params,
+                          const db_expect_t *expect) {
+    assert(db->tx_depth > 0); /* writes run in db_tx */
+    if (db->conn == NULL || PQstatus(db->conn) != CONNECTION_OK) {
+        return status_make(STATUS_UNAVAILABLE, "DATABASE_UNAVAILABLE", "database unavailable");
+    }
+    status_t st = status_ok();
+    bool generic = false;
+    const char *name = db_stmt_name(db, sql, params ? params->n : 0, &st, &generic);
+    if (status_is_ok(&st) && name != NULL && generic) {
+        st = db_plan_generic(db);
+    }
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    return db_defer(db, sql, name, params, expect);
+}
+
 /* Ends fn's transaction: COMMIT, sent with the deferred writes and the db_tx_on_commit statement
  * (and BEGIN when nothing else was sent); nothing at all when the transaction ran nothing. A
  * deferred write whose row count is checked goes in a round trip of its own first: that check is
@@ -650,7 +697,11 @@ static status_t db_commit(db_t *db) {
     }
     const char *sql = db->commit_sql;
     const db_params_t *params = &db->commit_params;
-    const char *name = sql ? db_stmt_name(db, sql, params->n, &st) : NULL;
+    bool generic = false;
+    const char *name = sql ? db_stmt_name(db, sql, params->n, &st, &generic) : NULL;
+    if (status_is_ok(&st) && name != NULL && generic) {
+        st = db_plan_generic(db);
+    }
     if (!status_is_ok(&st)) {
         return st;
     }
@@ -666,11 +717,12 @@ status_t db_tx(db_t *db, db_tx_fn fn, void *arg) {
     bool reconnected = false;
     for (int attempt = 0; attempt < DB_TX_ATTEMPTS_MAX; attempt++) {
         /* BEGIN is sent with the transaction's first statement (db_round_trip). */
-        st = db_connect(db) ? status_ok()
-                            : status_make(STATUS_UNAVAILABLE, "DATABASE_UNAVAILABLE",
-                                          "database unavailable");
+        st = db_connect(db)
+                 ? status_ok()
+                 : status_make(STATUS_UNAVAILABLE, "DATABASE_UNAVAILABLE", "database unavailable");
         if (status_is_ok(&st)) {
             db->tx_depth = 1;
+            db->tx_generic = false;
             db->begin_pending = true;
             db->commit_sql = NULL;
             st = fn(db, arg);
