@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Renders deploy/k8s (the base and every overlay) offline and validates every object against the
-# Kubernetes schemas and the suite's rules (tests/deploy/k8s/validate.js, with kubernetes-models
+# Renders deploy/k8s (the base and every overlay, and tests/deploy/k8s/variants: overlays/dev with
+# the components of deploy/k8s/components, as an operator's overlay includes them) offline and
+# validates every object against the Kubernetes schemas (and the prometheus-operator's CRD
+# schemas) and the suite's rules (tests/deploy/k8s/validate.js, with kubernetes-models
 # from npm, installed by scripts/test under the build tree); its self-test proves the rules catch
 # known breaks. Renders with `kubectl kustomize` when kubectl (with kustomize >= 4) is there, else
 # with our offline fallback tests/deploy/k8s/render.js (kubectl is no Debian package; see
@@ -17,7 +19,8 @@ echo "check_k8s: rendering with $(k8s_describe "$k8s_renderer") ($k8s_renderer_w
 out="$build/deploy-k8s"
 mkdir -p "$out"
 renders=()
-for dir in "$src/deploy/k8s/base" "$src"/deploy/k8s/overlays/*; do
+for dir in "$src/deploy/k8s/base" "$src"/deploy/k8s/overlays/* \
+           "$src"/tests/deploy/k8s/variants/*; do
   name=$(basename "$dir")
   k8s_render_with "$k8s_renderer" "$dir" >"$out/$name.yaml"
   renders+=("$out/$name.yaml")

@@ -2,9 +2,9 @@
 # Proves the offline fallback renderer (tests/deploy/k8s/render.js) that check_k8s.sh uses when
 # kubectl is missing. Always: its self-test (kustomize's hash suffixes pinned on a fixture, and
 # every kustomize feature it does not implement refused). With kubectl (kustomize >= 4): renders
-# deploy/k8s/base, every overlay and the fixture with both and requires the same objects (names
-# may differ only in the hash suffix; compare.js). Without kubectl: validates the fallback's
-# renders with validate.js, as check_k8s.sh then does.
+# deploy/k8s/base, every overlay, tests/deploy/k8s/variants and the fixture with both and requires
+# the same objects (names may differ only in the hash suffix; compare.js). Without kubectl:
+# validates the fallback's renders with validate.js, as check_k8s.sh then does.
 # Usage: check_k8s_render.sh SOURCE_DIR BUILD_DIR
 set -euo pipefail
 src=$1 build=$2
@@ -19,7 +19,8 @@ out="$build/deploy-k8s-render"
 rm -rf "$out"
 mkdir -p "$out"
 node "$k8s/render.js" --write-fixture "$out/fixture"
-dirs=("$src/deploy/k8s/base" "$src"/deploy/k8s/overlays/* "$out/fixture/base" "$out/fixture/overlay")
+dirs=("$src/deploy/k8s/base" "$src"/deploy/k8s/overlays/* "$src"/tests/deploy/k8s/variants/*
+      "$out/fixture/base" "$out/fixture/overlay" "$out/fixture/variant")
 
 k8s_pick_renderer
 if [ "$k8s_renderer" = kubectl ]; then
@@ -34,7 +35,8 @@ if [ "$k8s_renderer" = kubectl ]; then
 else
   echo "check_k8s_render: no comparison with kubectl ($k8s_renderer_why); validating the fallback's renders"
   renders=()
-  for dir in "$src/deploy/k8s/base" "$src"/deploy/k8s/overlays/*; do
+  for dir in "$src/deploy/k8s/base" "$src"/deploy/k8s/overlays/* "$src"/tests/deploy/k8s/variants/*
+  do
     node "$k8s/render.js" "$dir" >"$out/fallback-$(basename "$dir").yaml"
     renders+=("$out/fallback-$(basename "$dir").yaml")
   done

@@ -6,9 +6,12 @@
 // kubectl on a machine that has it).
 //
 // Implemented: `resources` (YAML files inside the kustomization's folder, and folders holding a
-// kustomization), `namespace`, `labels` (pairs, includeSelectors: false: metadata.labels only),
-// `configMapGenerator`/`secretGenerator` (name, envs, literals, behavior create|merge|replace),
-// the content-hash name suffix of generated objects (kustomize's hash, computed the same way) and
+// kustomization), `components` (folders holding a `kind: Component`, applied in order to what the
+// resources brought, before the kustomization's own generators and transformers), `namespace`,
+// `labels` (pairs, includeSelectors: false: metadata.labels only), `configMapGenerator`/
+// `secretGenerator` (name, envs, literals, files, options.labels, behavior
+// create|merge|replace), the content-hash name suffix of generated objects (kustomize's hash,
+// computed the same way) and
 // the rewrite of references to them in pod specs, `images` (name, newTag), `patches` (target.kind
 // with an inline JSON6902 patch of add/replace operations). Objects are printed in kustomize's
 // legacy order, keys sorted.
@@ -46,10 +49,12 @@ const KINDS = {
   Deployment: { namespaced: true, podSpec: ['spec', 'template', 'spec'] },
   HorizontalPodAutoscaler: { namespaced: true },
   PodDisruptionBudget: { namespaced: true },
+  ServiceMonitor: { namespaced: true },
+  PrometheusRule: { namespaced: true },
 };
 
 const KUSTOMIZATION_FIELDS = new Set([
-  'apiVersion', 'kind', 'resources', 'namespace', 'labels', 'configMapGenerator',
+  'apiVersion', 'kind', 'resources', 'components', 'namespace', 'labels', 'configMapGenerator',
   'secretGenerator', 'images', 'patches',
 ]);
 const KUSTOMIZATION_FILES = ['kustomization.yaml', 'kustomization.yml', 'Kustomization'];
@@ -209,7 +214,7 @@ function base64Folded(buf) {
 }
 
 function generate(kind, args, dir, where) {
-  onlyFields(where, args, ['name', 'behavior', 'envs', 'literals']);
+  onlyFields(where, args, ['name', 'behavior', 'envs', 'literals', 'files', 'options']);
   const name = requireString(`${where}.name`, args.name);
   if (!name) fail(`${where}: a generator needs a name`);
   const behavior = args.behavior === undefined ? 'create' : args.behavior;
@@ -223,6 +228,22 @@ function generate(kind, args, dir, where) {
   for (const lit of requireStringList(`${where}.literals`, args.literals)) {
     pairs.push(literalPair(lit, where));
   }
+  // A file's content, verbatim, under its base name or the key given as KEY=PATH.
+  for (const src of requireStringList(`${where}.files`, args.files)) {
+    const eq = src.indexOf('=');
+    const key = eq < 0 ? path.basename(src) : src.slice(0, eq);
+    const file = fileInside(dir, eq < 0 ? src : src.slice(eq + 1), where);
+    if (fs.statSync(file).isDirectory()) notImplemented(where, `a folder in files (${src})`);
+    pairs.push([key, readUtf8(file, where)]);
+  }
+  let labels;
+  if (args.options !== undefined) {
+    onlyFields(`${where}.options`, args.options, ['labels']);
+    labels = args.options.labels;
+    if (!isPlainObject(labels)) fail(`${where}.options.labels: expected a mapping`);
+    for (const [k, v] of Object.entries(labels)) requireString(`${where}.options.labels.${k}`, v);
+    if (behavior !== 'create') notImplemented(where, `options with behavior ${behavior}`);
+  }
   const data = {};
   for (const [k, v] of pairs) {
     if (!DATA_KEY.test(k) || k.length > 253) fail(`${where}: invalid data key "${k}"`);
@@ -232,6 +253,7 @@ function generate(kind, args, dir, where) {
     data[k] = v;
   }
   const obj = { apiVersion: 'v1', kind, metadata: { name } };
+  if (labels !== undefined) obj.metadata.labels = clone(labels);
   if (kind === 'Secret') {
     obj.type = 'Opaque';
     obj.data = {};
@@ -244,10 +266,12 @@ function generate(kind, args, dir, where) {
 
 // Adds a generated object: create must be new; merge and replace must find exactly the object of
 // the same kind and name (from a base), take over its labels, annotations, name and namespace,
-// and (merge) its data under the new values.
+// and (merge) its data under the new values. As in kustomize, the object may be found under its
+// current id or the id it had before a `namespace` moved it (a component merging into what a
+// namespaced overlay brought).
 function absorb(entries, e, where) {
   const id = entryId(e);
-  const idx = entries.findIndex((x) => entryId(x) === id);
+  const idx = entries.findIndex((x) => entryId(x) === id || x.orgId === id);
   if (e.behavior === 'create') {
     if (idx >= 0) fail(`${where}: ${id} exists; behavior must be merge or replace`);
     entries.push({ obj: e.obj, generated: true });
@@ -267,7 +291,7 @@ function absorb(entries, e, where) {
     if (Object.keys(data).length) obj.data = data;
   }
   // A merged or replaced object stays generated (hash suffix) if either side was.
-  entries[idx] = { obj, generated: entries[idx].generated || e.generated };
+  entries[idx] = { obj, generated: entries[idx].generated || e.generated, orgId: entries[idx].orgId };
 }
 
 // ---- transformers ------------------------------------------------------------------------
@@ -339,7 +363,9 @@ function applyPatches(entries, patches, where) {
 
 function applyNamespace(entries, ns) {
   for (const e of entries) {
-    if (KINDS[e.obj.kind].namespaced) e.obj.metadata.namespace = ns;
+    if (!KINDS[e.obj.kind].namespaced) continue;
+    if (e.orgId === undefined) e.orgId = entryId(e);
+    e.obj.metadata.namespace = ns;
   }
 }
 
@@ -397,7 +423,7 @@ function applyImages(entries, images, where) {
 
 // ---- one kustomization -------------------------------------------------------------------
 
-function readKustomization(dir) {
+function readKustomization(dir, asComponent) {
   const found = KUSTOMIZATION_FILES.filter((f) => fs.existsSync(path.join(dir, f)));
   if (found.length === 0) fail(`${dir}: no kustomization file (${KUSTOMIZATION_FILES.join(', ')})`);
   if (found.length > 1) fail(`${dir}: several kustomization files (${found.join(', ')})`);
@@ -408,9 +434,16 @@ function readKustomization(dir) {
   for (const key of Object.keys(k)) {
     if (!KUSTOMIZATION_FIELDS.has(key)) notImplemented(file, `the kustomization field "${key}"`);
   }
-  if (k.kind !== undefined && k.kind !== 'Kustomization') notImplemented(file, `kind ${k.kind}`);
-  if (k.apiVersion !== undefined && k.apiVersion !== 'kustomize.config.k8s.io/v1beta1') {
-    notImplemented(file, `apiVersion ${k.apiVersion}`);
+  // A Component only in `components`, a Kustomization only as a resource or at the top (as
+  // kustomize requires).
+  const kind = k.kind === undefined ? 'Kustomization' : k.kind;
+  if (kind !== 'Kustomization' && kind !== 'Component') notImplemented(file, `kind ${k.kind}`);
+  if (asComponent && kind !== 'Component') fail(`${file}: listed in components but not a Component`);
+  if (!asComponent && kind === 'Component') fail(`${file}: a Component may only be listed in components`);
+  const apiVersion = kind === 'Component' ? 'kustomize.config.k8s.io/v1alpha1'
+    : 'kustomize.config.k8s.io/v1beta1';
+  if (k.apiVersion !== undefined && k.apiVersion !== apiVersion) {
+    notImplemented(file, `apiVersion ${k.apiVersion} for kind ${kind}`);
   }
   return { file, k };
 }
@@ -421,13 +454,14 @@ function listOf(where, v) {
   return v;
 }
 
-// The kustomize order for one level: resources, then generators (merged into what the
-// resources brought), then the transformers patches, namespace, labels, images.
-function build(dir, stack) {
+// The kustomize order for one level: resources, then each component (which works on everything
+// accumulated so far: its own resources, generators and transformers, in the same order), then
+// generators (merged into what the resources brought), then the transformers patches,
+// namespace, labels, images. A kustomization starts from nothing; a component from `entries`.
+function build(dir, stack, entries = [], asComponent = false) {
   const real = fs.realpathSync(dir);
   if (stack.includes(real)) fail(`${dir}: cycle in resources (${stack.concat(real).join(' -> ')})`);
-  const { file, k } = readKustomization(dir);
-  const entries = [];
+  const { file, k } = readKustomization(dir, asComponent);
   for (const r of requireStringList(`${file}: resources`, k.resources)) {
     const where = `${file}: resources ${r}`;
     if (/^[a-z][a-z0-9+.-]*:\/\//i.test(r) || r.startsWith('github.com/')) {
@@ -439,6 +473,12 @@ function build(dir, stack) {
     const items = fs.statSync(p).isDirectory() ? build(p, stack.concat(real))
       : loadResourceFile(fileInside(dir, r, where), where);
     for (const e of items) addUnique(entries, e, where);
+  }
+  for (const c of requireStringList(`${file}: components`, k.components)) {
+    const where = `${file}: components ${c}`;
+    const p = path.resolve(dir, c);
+    if (!fs.existsSync(p) || !fs.statSync(p).isDirectory()) fail(`${where}: ${p} is not a folder`);
+    build(p, stack.concat(real), entries, true);
   }
   listOf(`${file}: configMapGenerator`, k.configMapGenerator).forEach((g, i) => {
     const where = `${file}: configMapGenerator[${i}]`;
@@ -625,11 +665,14 @@ function toYaml(docs) {
 // ---- self-test ---------------------------------------------------------------------------
 
 // The generated names that kubectl kustomize (kustomize v5.5.0) printed for the FIXTURE below:
-// they pin the hash (escaping, folding, empty data, merge, replace) without kubectl on the
-// machine. check_k8s_render.sh also compares the whole fixture with kubectl where it exists.
+// they pin the hash (escaping, folding, empty data, merge, replace, files) without kubectl on
+// the machine. check_k8s_render.sh also compares the whole fixture with kubectl where it exists.
+// `variant` includes the overlay (namespaced) and a component that merges into its ConfigMap.
 const FIXTURE_NAMES = {
   base: ['fx-config-kbbt8mc8kf', 'fx-empty-6ct58987ht', 'fx-secret-7c7cdgf7hc'],
   overlay: ['fx-config-bkt2hdhgd9', 'fx-empty-6ct58987ht', 'fx-secret-tff92bc258'],
+  variant: ['fx-config-gmt596k7gt', 'fx-empty-6ct58987ht', 'fx-files-cb476g5cf6',
+    'fx-secret-tff92bc258'],
 };
 const FIXTURE = {
   'base/kustomization.yaml': [
@@ -672,6 +715,34 @@ const FIXTURE = {
     '      - {op: add, path: /spec/replicas, value: 3}',
     '      - {op: replace, path: /spec/template/spec/containers/0/name, value: renamed}',
   ].join('\n'),
+  'variant/kustomization.yaml': [
+    'apiVersion: kustomize.config.k8s.io/v1beta1',
+    'kind: Kustomization',
+    'resources: [../overlay]',
+    'components: [../component]',
+  ].join('\n'),
+  'component/kustomization.yaml': [
+    'apiVersion: kustomize.config.k8s.io/v1alpha1',
+    'kind: Component',
+    'resources: [sm.yaml]',
+    'configMapGenerator:',
+    '  - name: fx-files',
+    '    files: [dash.json, renamed.txt=b.txt]',
+    '    options: {labels: {grafana_dashboard: "1"}}',
+    '  - {name: fx-config, behavior: merge, literals: [FROM_COMPONENT=c]}',
+    'patches:',
+    '  - target: {kind: Deployment}',
+    '    patch: |-',
+    '      - op: add',
+    '        path: /spec/template/spec/containers/0/ports',
+    '        value: [{name: m, containerPort: 9}]',
+  ].join('\n'),
+  'component/dash.json': '{\n  "title": "<fx> & co",\n  "panels": []\n}\n',
+  'component/b.txt': 'line 1\n\tline 2',
+  'component/sm.yaml': [
+    'apiVersion: monitoring.coreos.com/v1', 'kind: ServiceMonitor', 'metadata: {name: fx}',
+    'spec:', '  selector: {matchLabels: {app: x}}', '  endpoints: [{port: m}]',
+  ].join('\n'),
 };
 
 // Each of these changes to the fixture's overlay must make rendering fail, naming the cause.
@@ -682,8 +753,16 @@ const REFUSALS = {
     (t) => t + '\nlabels: [{pairs: {a: b}, includeSelectors: true}]\n', /includeSelectors/],
   'generator options': ['overlay/kustomization.yaml',
     (t) => t.replace('behavior: replace,', 'behavior: replace, options: {immutable: true},'), /options/],
-  'generator files': ['overlay/kustomization.yaml',
-    (t) => t.replace('literals: [ONLY=o]', 'files: [x.txt]'), /files/],
+  'generator files: a folder': ['overlay/kustomization.yaml',
+    (t) => t.replace('literals: [ONLY=o]', 'files: [./]'), /folder in files/],
+  'generator options on a merge': ['overlay/kustomization.yaml',
+    (t) => t.replace('behavior: merge,', 'behavior: merge, options: {labels: {a: b}},'),
+    /options with behavior/],
+  'component as a resource': ['overlay/kustomization.yaml',
+    (t) => t.replace('resources: [../base]', 'resources: [../base, ../component]'),
+    /only be listed in components/],
+  'kustomization as a component': ['overlay/kustomization.yaml',
+    (t) => t + '\ncomponents: [../base]\n', /not a Component/],
   'image newName': ['overlay/kustomization.yaml',
     (t) => t.replace('newTag: v2', 'newName: other'), /newName/],
   'strategic-merge patch': ['overlay/kustomization.yaml',
@@ -738,7 +817,8 @@ function checkFixture(tmp, problems) {
   writeFixture(path.join(tmp, 'ok'), {});
   const base = render(path.join(tmp, 'ok', 'base'));
   const overlay = render(path.join(tmp, 'ok', 'overlay'));
-  for (const [name, r] of [['base', base], ['overlay', overlay]]) {
+  const variant = render(path.join(tmp, 'ok', 'variant'));
+  for (const [name, r] of [['base', base], ['overlay', overlay], ['variant', variant]]) {
     const got = r.generated.map((g) => g.to).sort();
     if (got.join() !== FIXTURE_NAMES[name].join()) {
       problems.push(`generated names in the ${name}: ${got}, want ${FIXTURE_NAMES[name]}`);
@@ -768,6 +848,16 @@ function checkFixture(tmp, problems) {
   expect('order', od.map((d) => d.kind), ['ConfigMap', 'ConfigMap', 'Secret', 'Deployment']);
   const longSecret = base.docs.find((d) => d.kind === 'Secret').data.LONG;
   expect('folded base64', longSecret.split('\n').map((l) => l.length), [70, 30, 0]);
+  const vd = variant.docs;
+  const vcm = vd.find((d) => d.kind === 'ConfigMap' && d.metadata.name.startsWith('fx-config-'));
+  expect('component merge into a namespaced overlay',
+    [vcm.metadata.namespace, vcm.data.FROM_COMPONENT, vcm.data.A], ['fx', 'c', '2']);
+  const files = vd.find((d) => d.metadata.name.startsWith('fx-files-'));
+  expect('files and options.labels',
+    [Object.keys(files.data), files.data['renamed.txt'], files.metadata.labels],
+    [['dash.json', 'renamed.txt'], 'line 1\n\tline 2', { grafana_dashboard: '1' }]);
+  expect('component patch', vd.find((d) => d.kind === 'Deployment').spec.template.spec
+    .containers[0].ports, [{ containerPort: 9, name: 'm' }]);
 }
 
 function refusals(tmp, problems) {

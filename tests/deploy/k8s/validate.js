@@ -1,8 +1,11 @@
 // validate.js -- offline validation of rendered Kubernetes manifests (kubectl kustomize output):
-// every object against the Kubernetes schemas (kubernetes-models), then the suite's own rules
-// for each service's Deployment, Service, HPA and PDB, the ConfigMap and the Secret. Exits 1
-// on any error. `--self-test` breaks a copy of the first file in known ways and requires each
-// break to be caught, so that the checks themselves cannot silently pass everything.
+// every object against the Kubernetes schemas (kubernetes-models) and the prometheus-operator's
+// CRD schemas (@kubernetes-models/prometheus-operator), then the suite's own rules for each
+// service's Deployment (with its probes: gRPC, or HTTP on the metrics port when TLS is on),
+// Service, HPA and PDB, the ConfigMap and the Secret, and, where the monitoring component is
+// included, its ServiceMonitor, PrometheusRule and dashboard. Exits 1 on any error.
+// `--self-test` breaks a copy of a file in known ways (the first file a break applies to) and
+// requires each break to be caught, so that the checks themselves cannot silently pass everything.
 //
 // Usage: node validate.js [--self-test] RENDERED.yaml...
 'use strict';
@@ -16,12 +19,23 @@ const SERVICES = {
 };
 const SECRET_KEYS = ['LOYALTY_PG_DSN', 'LOYALTY_REDIS_URL', 'LOYALTY_AUTH_TOKEN'];
 
-// kubernetes-models/<group>/<version> for an apiVersion ("v1" is the core group).
+// The package with the models of a CRD group's schemas; anything else is kubernetes-models.
+const CRD_PACKAGES = { 'monitoring.coreos.com': '@kubernetes-models/prometheus-operator' };
+// The alerts the monitoring component must carry (docs/operations.md#alerts has their runbooks).
+const ALERTS = [
+  'LoyaltyGrpcErrorRatioHigh', 'LoyaltyGrpcServerErrors', 'LoyaltyGrpcLatencyHigh',
+  'LoyaltySagasNeedAttention', 'LoyaltySagaOlderThanCheckoutTTL', 'LoyaltyOutboxLagging',
+  'LoyaltyPostgresUnreachable', 'LoyaltyNotReady', 'LoyaltyTargetDown', 'LoyaltyServiceDown',
+];
+const SEVERITIES = ['critical', 'warning'];
+
+// <package>/<group>/<version> for an apiVersion ("v1" is the core group).
 function modelClass(apiVersion, kind) {
   const path = apiVersion.includes('/') ? apiVersion : `v1`;
+  const pkg = CRD_PACKAGES[path.split('/')[0]] || 'kubernetes-models';
   let mod;
   try {
-    mod = require(`kubernetes-models/${path}`);
+    mod = require(`${pkg}/${path}`);
   } catch (e) {
     return null;
   }
@@ -103,13 +117,15 @@ function checkDeployment(d, docs, errors) {
   if (!listen || listen.value !== `0.0.0.0:${port}`) {
     errors.push(`${where}: LISTEN_ADDR must be 0.0.0.0:${port}`);
   }
-  const rp = main.readinessProbe || {};
-  if (!rp.grpc || rp.grpc.port !== port || (rp.grpc.service || '') !== '') {
-    errors.push(`${where}: readinessProbe must be grpc on ${port} for the whole server ("")`);
+  // The side port: Prometheus metrics, and the HTTP probes /livez and /readyz.
+  const metricsPort = port + 1000;
+  const mPort = (main.ports || []).find((p) => p.name === 'metrics');
+  if (!mPort || mPort.containerPort !== metricsPort) {
+    errors.push(`${where}: container port "metrics" must be ${metricsPort}`);
   }
-  const lp = main.livenessProbe || {};
-  if (!lp.grpc || lp.grpc.port !== port || lp.grpc.service !== 'liveness') {
-    errors.push(`${where}: livenessProbe must be grpc on ${port}, service "liveness"`);
+  const metricsAddr = (main.env || []).find((e) => e.name === 'METRICS_ADDR');
+  if (!metricsAddr || metricsAddr.value !== `0.0.0.0:${metricsPort}`) {
+    errors.push(`${where}: METRICS_ADDR must be 0.0.0.0:${metricsPort}`);
   }
   checkResources(`${where} container`, main.resources, errors);
   checkContainerSecurity(`${where} container`, main.securityContext, errors);
@@ -130,6 +146,7 @@ function checkDeployment(d, docs, errors) {
     errors.push(`${where}: envFrom must name Secrets that exist (${refs.secrets})`);
   }
   const conf = Object.assign({}, ...cms.map((c) => c.data || {}));
+  checkProbes(where, main, pod, conf, port, errors);
   const drainMs = Number(conf.SHUTDOWN_DRAIN_MS || 0);
   const graceMs = Number(conf.SHUTDOWN_GRACE_MS === undefined ? 10000 : conf.SHUTDOWN_GRACE_MS);
   const needed = preStopS + (drainMs + graceMs) / 1000 + 1;
@@ -155,6 +172,10 @@ function checkDeployment(d, docs, errors) {
                                            (p.targetPort === 'grpc' || p.targetPort === port))) {
     errors.push(`${where}: needs a Service ${name} selecting its pods on port ${port}`);
   }
+  if (svc && !(svc.spec.ports || []).some((p) => p.name === 'metrics' && p.port === metricsPort &&
+      (p.targetPort === 'metrics' || p.targetPort === metricsPort))) {
+    errors.push(`${where}: its Service needs a port "metrics" ${metricsPort} (scraped there)`);
+  }
   const hpa = docs.find((x) => x.kind === 'HorizontalPodAutoscaler' &&
     x.spec.scaleTargetRef.kind === 'Deployment' && x.spec.scaleTargetRef.name === name);
   if (!hpa || !(hpa.spec.minReplicas >= 2) || !(hpa.spec.maxReplicas >= hpa.spec.minReplicas)) {
@@ -163,6 +184,115 @@ function checkDeployment(d, docs, errors) {
   const pdb = docs.find((x) => x.kind === 'PodDisruptionBudget' &&
     matches((x.spec.selector || {}).matchLabels, podLabels));
   if (!pdb) errors.push(`${where}: needs a PodDisruptionBudget selecting its pods`);
+}
+
+// The value a container sees for an environment variable: its own env, else its ConfigMaps'.
+function envValue(c, conf, name) {
+  const e = (c.env || []).find((x) => x.name === name);
+  if (e) return e.value || '';
+  return conf[name] || '';
+}
+
+// Without TLS: the built-in gRPC probes on the service's port ("" for readiness, "liveness" for
+// liveness and startup). With TLS (LOYALTY_TLS_CERT set), which those probes cannot speak: HTTP
+// GET /readyz and /livez on the metrics port, and the certificate must come from a mounted Secret.
+function checkProbes(where, c, pod, conf, port, errors) {
+  const metricsPort = port + 1000;
+  const certPath = envValue(c, conf, 'LOYALTY_TLS_CERT');
+  const probes = { readinessProbe: ['', '/readyz'], livenessProbe: ['liveness', '/livez'],
+    startupProbe: ['liveness', '/livez'] };
+  for (const [field, [service, httpPath]] of Object.entries(probes)) {
+    const p = c[field];
+    if (!p) {
+      if (field !== 'startupProbe') errors.push(`${where}: needs a ${field}`);
+      continue;
+    }
+    if (certPath) {
+      const h = p.httpGet;
+      if (!h || h.path !== httpPath || !(h.port === 'metrics' || h.port === metricsPort) ||
+          (h.scheme !== undefined && h.scheme !== 'HTTP')) {
+        errors.push(`${where}: TLS is on, so ${field} must be HTTP GET ${httpPath} on the ` +
+          `metrics port (gRPC probes cannot speak TLS)`);
+      }
+    } else if (!p.grpc || p.grpc.port !== port || (p.grpc.service || '') !== service) {
+      errors.push(`${where}: ${field} must be grpc on ${port}, service "${service}"`);
+    }
+  }
+  // Serving TLS means the others serve it too (one configuration): the CA to call them with
+  // must be there as well, and the files must come from a mounted Secret.
+  if (certPath) {
+    for (const name of ['LOYALTY_TLS_CERT', 'LOYALTY_TLS_KEY', 'LOYALTY_TLS_CA']) {
+      const file = envValue(c, conf, name);
+      const mount = file && (c.volumeMounts || []).find((m) =>
+        file.startsWith(m.mountPath.replace(/\/?$/, '/')));
+      const vol = mount && (pod.volumes || []).find((v) => v.name === mount.name);
+      if (!vol || !vol.secret) {
+        errors.push(`${where}: TLS is on, so ${name} must name a file of a mounted Secret`);
+      }
+    }
+  }
+}
+
+// The monitoring component: a ServiceMonitor scraping every service's metrics port, the alerts
+// with severity, summary, description and runbook, and a dashboard that is JSON.
+function checkMonitoring(docs, errors) {
+  const sms = docs.filter((x) => x.kind === 'ServiceMonitor');
+  const rules = docs.filter((x) => x.kind === 'PrometheusRule');
+  const dashboards = docs.filter((x) => x.kind === 'ConfigMap' &&
+    ((x.metadata || {}).labels || {}).grafana_dashboard !== undefined);
+  if (sms.length + rules.length + dashboards.length === 0) return;
+  if (sms.length === 0 || rules.length === 0 || dashboards.length === 0) {
+    errors.push('monitoring: needs a ServiceMonitor, a PrometheusRule and a dashboard together');
+  }
+  for (const name of Object.keys(SERVICES)) {
+    const svc = docs.find((x) => x.kind === 'Service' && x.metadata.name === name);
+    if (!svc) continue;
+    const scraped = sms.some((sm) => {
+      const spec = sm.spec || {};
+      const sameNs = (sm.metadata.namespace || '') === (svc.metadata.namespace || '') ||
+        (spec.namespaceSelector || {}).any === true ||
+        ((spec.namespaceSelector || {}).matchNames || []).includes(svc.metadata.namespace);
+      return sameNs && matches((spec.selector || {}).matchLabels, svc.metadata.labels) &&
+        !(spec.selector || {}).matchExpressions &&
+        (spec.endpoints || []).some((e) => e.port === 'metrics' && (e.path || '/metrics') === '/metrics');
+    });
+    if (!scraped) errors.push(`monitoring: no ServiceMonitor scrapes port "metrics" of Service ${name}`);
+  }
+  const alerts = [];
+  for (const pr of rules) {
+    for (const g of (pr.spec || {}).groups || []) {
+      for (const r of g.rules || []) {
+        if (!r.alert) continue;
+        alerts.push(r.alert);
+        const w = `PrometheusRule ${pr.metadata.name}: ${r.alert}`;
+        if (!SEVERITIES.includes((r.labels || {}).severity)) {
+          errors.push(`${w}: label severity must be one of ${SEVERITIES}`);
+        }
+        const a = r.annotations || {};
+        for (const k of ['summary', 'description']) {
+          if (!a[k]) errors.push(`${w}: needs the annotation ${k}`);
+        }
+        if (a.runbook_url !== `docs/operations.md#${r.alert.toLowerCase()}`) {
+          errors.push(`${w}: runbook_url must be docs/operations.md#${r.alert.toLowerCase()}`);
+        }
+      }
+    }
+  }
+  for (const name of ALERTS) {
+    if (rules.length && !alerts.includes(name)) errors.push(`monitoring: the alert ${name} is missing`);
+  }
+  for (const cm of dashboards) {
+    const files = Object.keys(cm.data || {});
+    if (files.length === 0) errors.push(`ConfigMap ${cm.metadata.name}: a dashboard ConfigMap without data`);
+    for (const k of files) {
+      try {
+        const d = JSON.parse(cm.data[k]);
+        if (!d.uid || !Array.isArray(d.panels)) throw new Error('no uid or panels');
+      } catch (e) {
+        errors.push(`ConfigMap ${cm.metadata.name}: ${k} is no Grafana dashboard (${e.message})`);
+      }
+    }
+  }
 }
 
 function checkConfig(docs, errors) {
@@ -193,6 +323,7 @@ function check(docs) {
     else checkDeployment(d, docs, errors);
   }
   checkConfig(docs, errors);
+  checkMonitoring(docs, errors);
   return errors;
 }
 
@@ -237,7 +368,75 @@ const BREAKS = {
     c.image = c.image.split(':')[0] + ':latest';
   },
   'missing service': (docs) => { docs.splice(docs.findIndex((x) => x.kind === 'Deployment'), 1); },
+  'no metrics port': (docs) => { dep(docs).spec.template.spec.containers[0].ports.splice(1, 1); },
+  'no METRICS_ADDR': (docs) => {
+    const c = dep(docs).spec.template.spec.containers[0];
+    c.env = c.env.filter((e) => e.name !== 'METRICS_ADDR');
+  },
+  'Service without metrics port': (docs) => {
+    const s = docs.find((x) => x.kind === 'Service');
+    s.spec.ports = s.spec.ports.filter((p) => p.name !== 'metrics');
+  },
+  'TLS on, gRPC probes': (docs) => {
+    docs.find((x) => x.kind === 'ConfigMap').data.LOYALTY_TLS_CERT = '/etc/loyalty/tls/tls.crt';
+    const c = dep(docs).spec.template.spec.containers[0];
+    c.volumeMounts = [{ name: 'tls', mountPath: '/etc/loyalty/tls' }];
+    dep(docs).spec.template.spec.volumes = [{ name: 'tls', secret: { secretName: 'loyalty-tls' } }];
+  },
+  'TLS on, gRPC startup probe': [tlsOn, (docs) => {
+    const c = dep(docs).spec.template.spec.containers[0];
+    c.startupProbe = { grpc: { port: c.ports[0].containerPort, service: 'liveness' } };
+  }],
+  'TLS on, readiness on /livez': [tlsOn, (docs) => {
+    dep(docs).spec.template.spec.containers[0].readinessProbe.httpGet.path = '/livez';
+  }],
+  'TLS on, no CA': [tlsOn, (docs) => {
+    delete docs.find((x) => x.kind === 'ConfigMap' && x.data.LOYALTY_TLS_CA).data.LOYALTY_TLS_CA;
+  }],
+  'TLS on, certificate not mounted': [tlsOn, (docs) => {
+    delete dep(docs).spec.template.spec.containers[0].volumeMounts;
+  }],
+  'ServiceMonitor on the grpc port': [monitoring, (docs) => {
+    kind(docs, 'ServiceMonitor').spec.endpoints[0].port = 'grpc';
+  }],
+  'ServiceMonitor selecting nothing': [monitoring, (docs) => {
+    kind(docs, 'ServiceMonitor').spec.selector.matchLabels['app.kubernetes.io/component'] = 'nothing';
+  }],
+  'schema: ServiceMonitor interval': [monitoring, (docs) => {
+    kind(docs, 'ServiceMonitor').spec.endpoints[0].interval = '30 seconds';
+  }],
+  'schema: rule without expr': [monitoring, (docs) => {
+    delete kind(docs, 'PrometheusRule').spec.groups[0].rules[0].expr;
+  }],
+  'alert without severity': [monitoring, (docs) => {
+    delete kind(docs, 'PrometheusRule').spec.groups[0].rules[0].labels.severity;
+  }],
+  'alert without runbook': [monitoring, (docs) => {
+    delete kind(docs, 'PrometheusRule').spec.groups[0].rules[0].annotations.runbook_url;
+  }],
+  'alert missing': [monitoring, (docs) => {
+    const g = kind(docs, 'PrometheusRule').spec.groups;
+    g[g.length - 1].rules.pop();
+  }],
+  'dashboard not JSON': [monitoring, (docs) => {
+    const cm = docs.find((x) => x.kind === 'ConfigMap' && x.metadata.labels &&
+      x.metadata.labels.grafana_dashboard);
+    const k = Object.keys(cm.data)[0];
+    cm.data[k] = cm.data[k].slice(0, -10);
+  }],
 };
+
+function kind(docs, k) {
+  return docs.find((x) => x.kind === k);
+}
+
+function tlsOn(docs) {
+  return docs.some((x) => x.kind === 'ConfigMap' && (x.data || {}).LOYALTY_TLS_CERT);
+}
+
+function monitoring(docs) {
+  return docs.some((x) => x.kind === 'ServiceMonitor');
+}
 
 function dep(docs) {
   return docs.find((x) => x.kind === 'Deployment');
@@ -260,11 +459,18 @@ function main() {
     else console.log(`${file}: ${docs.length} objects valid`);
   }
   if (selfTest) {
-    for (const [name, breakIt] of Object.entries(BREAKS)) {
-      const docs = load(files[0]);
+    for (const [name, b] of Object.entries(BREAKS)) {
+      const [applies, breakIt] = Array.isArray(b) ? b : [() => true, b];
+      const file = files.find((f) => applies(load(f)));
+      if (file === undefined) {
+        console.log(`self-test: no file to try the break "${name}" on`);
+        failed = true;
+        continue;
+      }
+      const docs = load(file);
       breakIt(docs);
       if (check(docs).length === 0) {
-        console.log(`self-test: the break "${name}" was not caught`);
+        console.log(`self-test: the break "${name}" was not caught (on ${file})`);
         failed = true;
       }
     }
