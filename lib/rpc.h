@@ -35,6 +35,7 @@ typedef struct rpc_ctx {
     void *service_state;     /* rpc_server_options.service_state */
     const char *method;      /* "/loyalty.v1.MemberService/GetMember" */
     const char *request_id;  /* from x-request-id or generated */
+    const struct trace_ctx *trace; /* from traceparent/tracestate or a new trace (trace.h) */
     const char *merchant_id; /* the request's merchant_id, validated; "" when it has none */
     gpr_timespec deadline;   /* the caller's deadline (monotonic clock) */
     int64_t now_s;           /* unix seconds when the call started */

@@ -23,6 +23,7 @@
 #include "reflection.h"
 #include "request.h"
 #include "rpc_client.h"
+#include "trace.h"
 #include "validate.h"
 
 #include <grpc/grpc.h>
@@ -116,6 +117,7 @@ typedef struct call {
     grpc_metadata trailing_md[1];
     char request_id[REQUEST_ID_MAX + 1];
     char reason[STATUS_REASON_MAX];
+    trace_ctx_t trace; /* read with the metadata */
     arena_t arena;
 } call_t;
 
@@ -312,11 +314,24 @@ static bool request_id_valid(const char *s, size_t n) {
     return true;
 }
 
-/* Reads x-request-id and authorization from the request metadata. */
+/* Binds the call's request id and trace to this thread's log lines (NULL clears). */
+static void call_bind_log(const call_t *c) {
+    if (c == NULL) {
+        log_bind_request(NULL, NULL);
+        log_bind_trace(NULL, NULL, NULL);
+        return;
+    }
+    log_bind_request(c->request_id, c->method->path);
+    log_bind_trace(c->trace.trace_id, c->trace.span_id, c->trace.parent_span_id);
+}
+
+/* Reads x-request-id, authorization and the W3C trace context from the request metadata. */
 static void call_read_metadata(call_t *c, const char **auth, size_t *auth_len) {
     *auth = NULL;
     *auth_len = 0;
     c->request_id[0] = '\0';
+    const char *traceparent = NULL, *tracestate = NULL;
+    size_t traceparent_len = 0, tracestate_len = 0;
     for (size_t i = 0; i < c->req_md.count; i++) {
         const grpc_metadata *md = &c->req_md.metadata[i];
         const char *v = (const char *)GRPC_SLICE_START_PTR(md->value);
@@ -327,8 +342,15 @@ static void call_read_metadata(call_t *c, const char **auth, size_t *auth_len) {
         } else if (grpc_slice_str_cmp(md->key, "authorization") == 0) {
             *auth = v;
             *auth_len = vn;
+        } else if (grpc_slice_str_cmp(md->key, "traceparent") == 0) {
+            traceparent = v;
+            traceparent_len = vn;
+        } else if (grpc_slice_str_cmp(md->key, "tracestate") == 0) {
+            tracestate = v;
+            tracestate_len = vn;
         }
     }
+    trace_begin(&c->trace, traceparent, traceparent_len, tracestate, tracestate_len);
     if (c->request_id[0] == '\0') {
         id_random_token("0123456789abcdef", 20, c->request_id);
     }
@@ -480,12 +502,13 @@ static void call_serve(worker_t *w, call_t *c) {
         .service_state = g_srv.service_state,
         .method = c->method->path,
         .request_id = c->request_id,
+        .trace = &c->trace,
         .merchant_id = "",
         .deadline = c->deadline,
         .now_s = (int64_t)time(NULL),
     };
     t_current_ctx = &ctx;
-    log_bind_request(c->request_id, c->method->path);
+    call_bind_log(c);
     ProtobufCMessage *resp = NULL;
     status_t st = call_admit(c, auth, auth_len);
     if (status_is_ok(&st)) {
@@ -504,7 +527,7 @@ static void call_serve(worker_t *w, call_t *c) {
         log_rpc(c->method->path, c->request_id, ctx.merchant_id, st.code, st.reason, st.message,
                 now_us() - start);
     }
-    log_bind_request(NULL, NULL);
+    call_bind_log(NULL);
     t_current_ctx = NULL;
     call_finish(c, &st);
 }
@@ -547,8 +570,10 @@ static void call_stream_batch(call_t *c, call_phase_t phase, const grpc_op *ops,
 
 static void call_stream_end(call_t *c, const status_t *st) {
     rpc_stream_t *s = c->stream;
+    call_bind_log(c);
     log_rpc(c->method->path, c->request_id, s->merchant_id, st->code, st->reason, st->message,
             now_us() - s->start_us);
+    call_bind_log(NULL);
     call_finish(c, st);
 }
 
@@ -604,6 +629,7 @@ static status_t call_stream_handle(worker_t *w, call_t *c) {
         .service_state = g_srv.service_state,
         .method = m->path,
         .request_id = c->request_id,
+        .trace = &c->trace,
         .merchant_id = "",
         .deadline = c->deadline,
         .now_s = (int64_t)time(NULL),
@@ -625,12 +651,12 @@ static status_t call_stream_handle(worker_t *w, call_t *c) {
         }
     }
     t_current_ctx = &ctx;
-    log_bind_request(c->request_id, m->path);
+    call_bind_log(c);
     st = m->m->handler(&ctx, req, pb_new(&c->arena, m->md->output));
     for (int i = 0; i < ctx.invalidation_count; i++) {
         cache_del(w->cache, ctx.invalidations[i]);
     }
-    log_bind_request(NULL, NULL);
+    call_bind_log(NULL);
     t_current_ctx = NULL;
     return st;
 }
@@ -684,8 +710,10 @@ static void call_stream_start(call_t *c) {
     call_read_metadata(c, &auth, &auth_len);
     status_t st = call_admit(c, auth, auth_len);
     if (!status_is_ok(&st)) {
+        call_bind_log(c);
         log_rpc(c->method->path, c->request_id, "", st.code, st.reason, st.message,
                 now_us() - start);
+        call_bind_log(NULL);
         call_finish(c, &st);
         return;
     }
@@ -875,6 +903,8 @@ static void job_run(const rpc_job_t *job, db_t *db, cache_t *cache) {
     char request_id[REQUEST_ID_MAX + 1];
     snprintf(request_id, sizeof request_id, "job-");
     id_random_token("0123456789abcdef", 16, request_id + 4);
+    trace_ctx_t trace; /* every run is a trace of its own */
+    trace_begin(&trace, NULL, 0, NULL, 0);
     rpc_ctx_t ctx = {
         .arena = &arena,
         .db = db,
@@ -883,12 +913,14 @@ static void job_run(const rpc_job_t *job, db_t *db, cache_t *cache) {
         .service_state = g_srv.service_state,
         .method = job->name,
         .request_id = request_id,
+        .trace = &trace,
         .merchant_id = "",
         .deadline = gpr_inf_future(GPR_CLOCK_MONOTONIC),
         .now_s = (int64_t)time(NULL),
     };
     t_current_ctx = &ctx;
     log_bind_request(request_id, job->name);
+    log_bind_trace(trace.trace_id, trace.span_id, trace.parent_span_id);
     int64_t start = now_us();
     status_t st = job->fn(&ctx);
     for (int i = 0; i < ctx.invalidation_count; i++) {
@@ -902,6 +934,7 @@ static void job_run(const rpc_job_t *job, db_t *db, cache_t *cache) {
                 (long long)(now_us() - start), st.message);
     }
     log_bind_request(NULL, NULL);
+    log_bind_trace(NULL, NULL, NULL);
     t_current_ctx = NULL;
     arena_free(&arena);
 }
