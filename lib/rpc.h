@@ -62,6 +62,9 @@ typedef enum rpc_kind {
                    fill and send). The stream ends OK when the client half-closes, or with the
                    first non-OK status a handler returns, after what it queued is sent. The
                    arena is emptied after each request message. */
+    /* RPC_READ whose merchant_id may be empty: an operator's view across merchants. The
+     * runtime leaves it alone (ctx->merchant_id is ""); the handler validates a non-empty one. */
+    RPC_READ_ANY_MERCHANT,
 } rpc_kind_t;
 
 typedef struct rpc_method {

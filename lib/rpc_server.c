@@ -475,7 +475,7 @@ static status_t call_dispatch(call_t *c, rpc_ctx_t *ctx, ProtobufCMessage **resp
     }
     ProtobufCMessage *resp = pb_new(&c->arena, m->md->output);
     *resp_out = resp;
-    if (m->m->kind == RPC_READ) {
+    if (m->m->kind == RPC_READ || m->m->kind == RPC_READ_ANY_MERCHANT) {
         return m->m->handler(ctx, req, resp);
     }
     tx_call_t t = {.ctx = ctx, .m = m, .req = req, .resp = resp};
@@ -1032,7 +1032,8 @@ static status_t srv_add_service(const rpc_service_t *svc, bool is_health) {
         snprintf(sm->path, sizeof sm->path, "/%s/%s", sd->name, md->name);
         const ProtobufCFieldDescriptor *mf =
             protobuf_c_message_descriptor_get_field_by_name(md->input, "merchant_id");
-        sm->has_merchant = mf != NULL && mf->type == PROTOBUF_C_TYPE_STRING;
+        sm->has_merchant =
+            mf != NULL && mf->type == PROTOBUF_C_TYPE_STRING && m->kind != RPC_READ_ANY_MERCHANT;
         if (m->kind == RPC_MUTATE &&
             (!sm->has_merchant || protobuf_c_message_descriptor_get_field_by_name(
                                       md->input, "idempotency_key") == NULL)) {
