@@ -97,6 +97,13 @@ struct rpc_stream {
     long messages; /* request messages received */
     int64_t start_us;
     char merchant_id[MERCHANT_ID_MAX + 1]; /* the first one seen, for the log line */
+    /* A watch (rpc_stream_watch): open after the half-close, parked between changes. */
+    bool watching;
+    bool half_closed;
+    int watch_state; /* the last state sent */
+    rpc_watch_state_fn watch_state_of;
+    rpc_watch_fill_fn watch_fill;
+    char watch_key[RPC_WATCH_KEY_MAX + 1];
 };
 
 /* One accepted (or pending) call. Freed by call_free as the last step of its life. */
@@ -182,6 +189,22 @@ static int64_t now_us(void) {
 
 /* ---- call lifecycle ---- */
 
+/* Watches (rpc_stream_watch) parked between changes: no batch is in flight on them, so
+ * whoever takes one out of the list under the lock owns it until its next batch starts. */
+static struct {
+    pthread_mutex_t mu;
+    struct call *parked[RPC_WATCHES_MAX];
+    int parked_count;
+    int open_count; /* watches alive, parked or not */
+    bool closed;    /* the server stopped listening: watches end instead of parking */
+} g_watch = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static void watch_release(void) {
+    pthread_mutex_lock(&g_watch.mu);
+    g_watch.open_count--;
+    pthread_mutex_unlock(&g_watch.mu);
+}
+
 static call_t *call_new(call_phase_t phase, const srv_method_t *m, srv_cq_t *q) {
     call_t *c = calloc(1, sizeof *c);
     if (c == NULL) {
@@ -213,6 +236,9 @@ static void call_free(call_t *c) {
         grpc_call_unref(c->call);
     }
     if (c->stream) {
+        if (c->stream->watching) {
+            watch_release();
+        }
         for (int i = c->stream->out_next; i < c->stream->out_count; i++) {
             grpc_byte_buffer_destroy(c->stream->out[i]);
         }
@@ -597,7 +623,10 @@ static void call_stream_recv(call_t *c) {
     call_stream_batch(c, CALL_STREAM_RECV, ops, n);
 }
 
-/* Sends the next queued response, or, once the queue is empty, reads on or ends the stream. */
+static void watch_park(call_t *c);
+
+/* Sends the next queued response, or, once the queue is empty, reads on, parks (a watch) or
+ * ends the stream. */
 static void call_stream_pump(call_t *c) {
     rpc_stream_t *s = c->stream;
     if (s->out_next < s->out_count) {
@@ -612,9 +641,117 @@ static void call_stream_pump(call_t *c) {
     s->out_next = 0;
     if (s->ending) {
         call_stream_end(c, &s->end);
+    } else if (s->half_closed) {
+        watch_park(c);
     } else {
         call_stream_recv(c);
     }
+}
+
+/* Queues the watch's new state and sends it; the caller owns the parked call. */
+static void watch_send(call_t *c, int state) {
+    rpc_stream_t *s = c->stream;
+    arena_t a;
+    arena_init(&a);
+    ProtobufCMessage *msg = pb_new(&a, s->output);
+    s->watch_fill(state, msg);
+    s->out[s->out_count++] = pb_to_byte_buffer(msg);
+    s->watch_state = state;
+    arena_free(&a);
+    call_stream_pump(c);
+}
+
+/* A watch whose client half-closed and whose queue is sent: parks it until the next change,
+ * sends a change that came meanwhile (checked under the lock, so that no notification is
+ * missed), or ends it once the server stopped listening. */
+static void watch_park(call_t *c) {
+    rpc_stream_t *s = c->stream;
+    pthread_mutex_lock(&g_watch.mu);
+    if (g_watch.closed) {
+        pthread_mutex_unlock(&g_watch.mu);
+        s->ending = true;
+        s->end = status_make(STATUS_UNAVAILABLE, "SHUTTING_DOWN", "server shutting down");
+        call_stream_pump(c);
+        return;
+    }
+    int now = s->watch_state_of(s->watch_key);
+    if (now == s->watch_state) {
+        assert(g_watch.parked_count < RPC_WATCHES_MAX); /* at most one per open watch */
+        g_watch.parked[g_watch.parked_count++] = c;
+        pthread_mutex_unlock(&g_watch.mu);
+        return;
+    }
+    pthread_mutex_unlock(&g_watch.mu);
+    watch_send(c, now);
+}
+
+/* Sends every parked watch whose state changed (after the runtime changed the health state). */
+static void watch_notify(void) {
+    call_t *changed[RPC_WATCHES_MAX];
+    int states[RPC_WATCHES_MAX];
+    int n = 0;
+    pthread_mutex_lock(&g_watch.mu);
+    for (int i = 0; i < g_watch.parked_count;) {
+        call_t *c = g_watch.parked[i];
+        int now = c->stream->watch_state_of(c->stream->watch_key);
+        if (now != c->stream->watch_state) {
+            changed[n] = c;
+            states[n++] = now;
+            g_watch.parked[i] = g_watch.parked[--g_watch.parked_count];
+        } else {
+            i++;
+        }
+    }
+    pthread_mutex_unlock(&g_watch.mu);
+    for (int i = 0; i < n; i++) {
+        watch_send(changed[i], states[i]);
+    }
+}
+
+/* Ends every watch UNAVAILABLE (the parked ones now, the others when they would park): the
+ * server stops listening, and a watch must not keep the shutdown waiting. */
+static void watch_close_all(void) {
+    call_t *parked[RPC_WATCHES_MAX];
+    pthread_mutex_lock(&g_watch.mu);
+    g_watch.closed = true;
+    int n = g_watch.parked_count;
+    memcpy(parked, g_watch.parked, (size_t)n * sizeof parked[0]);
+    g_watch.parked_count = 0;
+    pthread_mutex_unlock(&g_watch.mu);
+    for (int i = 0; i < n; i++) {
+        rpc_stream_t *s = parked[i]->stream;
+        s->ending = true;
+        s->end = status_make(STATUS_UNAVAILABLE, "SHUTTING_DOWN", "server shutting down");
+        call_stream_pump(parked[i]);
+    }
+}
+
+status_t rpc_stream_watch(rpc_ctx_t *ctx, const char *key, int sent_state, rpc_watch_state_fn state,
+                          rpc_watch_fill_fn fill) {
+    rpc_stream_t *s = ctx->stream;
+    if (s == NULL) {
+        return status_make(STATUS_INTERNAL, "NOT_A_STREAM", "rpc_stream_watch outside a stream");
+    }
+    if (strlen(key) > RPC_WATCH_KEY_MAX) {
+        return status_make(STATUS_INVALID_ARGUMENT, "WATCH_KEY_TOO_LONG", "at most %d bytes",
+                           RPC_WATCH_KEY_MAX);
+    }
+    if (!s->watching) {
+        pthread_mutex_lock(&g_watch.mu);
+        bool room = g_watch.open_count < RPC_WATCHES_MAX;
+        g_watch.open_count += room;
+        pthread_mutex_unlock(&g_watch.mu);
+        if (!room) {
+            return status_make(STATUS_RESOURCE_EXHAUSTED, "TOO_MANY_WATCHES",
+                               "more than %d watches open", RPC_WATCHES_MAX);
+        }
+        s->watching = true;
+    }
+    snprintf(s->watch_key, sizeof s->watch_key, "%s", key);
+    s->watch_state = sent_state;
+    s->watch_state_of = state;
+    s->watch_fill = fill;
+    return status_ok();
 }
 
 /* Runs the handler on the request message just received, on this worker's connections. */
@@ -665,6 +802,11 @@ static status_t call_stream_handle(worker_t *w, call_t *c) {
  * call broke (no success: cancelled, deadline, shutdown). */
 static void call_stream_received(worker_t *w, call_t *c, bool success) {
     rpc_stream_t *s = c->stream;
+    if (success && c->req_bb == NULL && s->watching) {
+        s->half_closed = true; /* a watch goes on after the request */
+        call_stream_pump(c);
+        return;
+    }
     if (!success || c->req_bb == NULL) {
         s->ending = true;
         s->end =
@@ -830,12 +972,14 @@ static void *monitor_main(void *arg) {
             if (status_is_ok(&st)) {
                 health_set_migrated(true);
                 health_set_db_reachable(true);
+                watch_notify();
                 log_msg(LOG_INFO, "migrations applied; serving");
             } else {
                 log_msg(LOG_WARN, "migrations not applied yet: %s", st.message);
             }
         } else {
             health_set_db_reachable(db_ping(db));
+            watch_notify();
         }
     } while (!background_sleep(health_is_migrated() ? MONITOR_PROBE_MS : 1000));
     db_destroy(db);
@@ -1267,6 +1411,7 @@ static void srv_drain_calls(int64_t grace_ms) {
 static void srv_stop(void) {
     const config_t *cfg = &g_srv.config;
     health_set_shutting_down(true);
+    watch_notify(); /* watchers hear NOT_SERVING now, during the drain */
     log_msg(LOG_INFO, "shutting down: not serving, draining for %lld ms",
             (long long)cfg->shutdown_drain_ms);
     if (cfg->shutdown_drain_ms > 0) {
@@ -1275,6 +1420,7 @@ static void srv_stop(void) {
         nanosleep(&ts, NULL);
     }
     atomic_store(&g_srv.shutting_down, true);
+    watch_close_all();
     grpc_server_shutdown_and_notify(g_srv.server, g_srv.cqs[0].cq, &g_srv.shutdown_tag);
     srv_drain_calls(cfg->shutdown_grace_ms);
     log_msg(LOG_DEBUG, "listeners closed and calls done");
