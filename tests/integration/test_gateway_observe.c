@@ -42,11 +42,11 @@ static void json_field(const char *line, const char *key, char *out, size_t cap)
 }
 
 typedef struct trace_seen {
-    int lines;              /* lines of the storefront's trace */
-    int access_lines;       /* of them, access lines (with "status") */
-    int parent_storefront;  /* of them, with the storefront's span as parent */
+    int lines;               /* lines of the storefront's trace */
+    int access_lines;        /* of them, access lines (with "status") */
+    int parent_storefront;   /* of them, with the storefront's span as parent */
     int own_span_storefront; /* of them, claiming the storefront's span as their own */
-    int no_parent;          /* of them, without a parent span */
+    int no_parent;           /* of them, without a parent span */
 } trace_seen_t;
 
 /* Counts the lines of a service's log in the storefront's trace. */
@@ -133,9 +133,8 @@ static void sql(const char *stmt, const char *arg) {
     PQfinish(c);
 }
 
-static Loyalty__V1__GatewayListSagasResponse *list_sagas(const char *m, int state,
-                                                         int64_t older_than_s, int page_size,
-                                                         const char *cursor) {
+static Loyalty__V1__GatewayListSagasResponse *
+list_sagas(const char *m, int state, int64_t older_than_s, int page_size, const char *cursor) {
     Loyalty__V1__GatewayListSagasRequest r = LOYALTY__V1__GATEWAY_LIST_SAGAS_REQUEST__INIT;
     Loyalty__V1__PageRequest page = LOYALTY__V1__PAGE_REQUEST__INIT;
     page.page_size = page_size;
