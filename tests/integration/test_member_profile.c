@@ -441,8 +441,9 @@ Test(member_profile, health_and_protocol_errors) {
     cr_assert_eq(harness_stop(&svc), 0);
     cr_assert(harness_file_contains(svc.log_path,
                                     "\"rpc\":\"/loyalty.v1.MemberService/GetMember\","
-                                    "\"request_id\":\"req-trace-4711\",\"merchant_id\":\"trace\","
-                                    "\"status\":\"NOT_FOUND\""),
+                                    "\"request_id\":\"req-trace-4711\",\"trace_id\":\"") &&
+                  harness_file_contains(svc.log_path,
+                                        "\"merchant_id\":\"trace\",\"status\":\"NOT_FOUND\""),
               "access log line missing in %s", svc.log_path);
 }
 
