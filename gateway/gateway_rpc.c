@@ -11,6 +11,9 @@
 
 #include <string.h>
 
+/* The oldest age ListSagas filters by: ten years, far beyond any saga's life. */
+#define GW_LIST_AGE_MAX_S 315360000
+
 /* ---- checks ---- */
 
 status_t gw_check_id(const char *field, const char *value, size_t max) {
@@ -145,9 +148,18 @@ status_t gw_rpc_list_sagas(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
     if (status_is_ok(&st) && (req->kind < 0 || req->kind > GW_KIND_MAX)) {
         st = status_invalid_field("kind", "unknown kind");
     }
+    if (status_is_ok(&st) && (req->older_than_s < 0 || req->older_than_s > GW_LIST_AGE_MAX_S)) {
+        st = status_invalid_field("older_than_s", "between 0 and %d", GW_LIST_AGE_MAX_S);
+    }
+    /* ListSagas is RPC_READ_ANY_MERCHANT: "" is the operators' view across merchants,
+     * anything else must be a valid merchant id, which the access line then names. */
+    if (status_is_ok(&st) && req->merchant_id[0]) {
+        st = validate_merchant_id(req->merchant_id);
+        ctx->merchant_id = req->merchant_id;
+    }
     if (status_is_ok(&st)) {
-        st = gw_store_list(ctx->db, ctx->arena, ctx->merchant_id, req->state, req->kind, after,
-                           size + 1, &resp->sagas, &resp->n_sagas);
+        st = gw_store_list(ctx->db, ctx->arena, req->merchant_id, req->state, req->kind,
+                           req->older_than_s, after, size + 1, &resp->sagas, &resp->n_sagas);
     }
     if (!status_is_ok(&st)) {
         return st;
@@ -308,7 +320,7 @@ static const rpc_method_t gateway_methods[] = {
     {"RedeemReward", gw_rpc_redeem_reward, RPC_READ},
     {"CheckIn", gw_rpc_check_in, RPC_READ},
     {"GetSaga", gw_rpc_get_saga, RPC_READ},
-    {"ListSagas", gw_rpc_list_sagas, RPC_READ},
+    {"ListSagas", gw_rpc_list_sagas, RPC_READ_ANY_MERCHANT},
     {"RetrySaga", gw_rpc_retry_saga, RPC_MUTATE},
     {"GetGatewaySettings", gw_rpc_get_settings, RPC_READ},
     {"UpdateGatewaySettings", gw_rpc_update_settings, RPC_MUTATE},

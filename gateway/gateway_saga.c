@@ -695,8 +695,9 @@ static status_t drive_forward(gw_saga_t *x, status_t (*flow)(gw_saga_t *), int d
         return st;
     }
     if (is_refusal(x, &st)) {
-        log_msg(LOG_ERROR, "saga %s needs attention: %s %s (%s)", x->id, status_code_name(st.code),
-                st.reason, st.message);
+        const log_field_t ids[] = {{"merchant_id", x->merchant_id}, {"saga_id", x->id}};
+        log_msg_fields(LOG_ERROR, ids, 2, "saga %s of merchant %s needs attention: %s %s (%s)",
+                       x->id, x->merchant_id, status_code_name(st.code), st.reason, st.message);
         gw_set_failure(x, GW_NEEDS_ATTENTION, &st);
         return status_ok();
     }

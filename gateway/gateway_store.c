@@ -478,9 +478,22 @@ status_t gw_store_claim_due(db_t *db, arena_t *a, const char *token, int64_t lea
     return status_ok();
 }
 
+/* The columns of a listed saga, merchant last: one merchant's list and the operators' list
+ * across merchants read them the same way. Two statements rather than an optional merchant
+ * filter, so that a prepared plan of the one-merchant list always uses the primary key. */
+#define GW_LIST_COLUMNS                                                                            \
+    "SELECT id, kind, state, reason, error_code, error_reason, error_message, "                    \
+    " coalesce(member_id, ''), coalesce(order_id, ''), attempts, "                                 \
+    " extract(epoch FROM next_attempt_at)::bigint, extract(epoch FROM created_at)::bigint, "       \
+    " extract(epoch FROM updated_at)::bigint, merchant_id FROM sagas "
+#define GW_LIST_FILTERS                                                                            \
+    " AND ($2 = 0 OR state = $2) AND ($3 = 0 OR kind = $3) AND ($4 = '' OR id < $4) "              \
+    " AND ($6::bigint = 0 OR updated_at <= now() - make_interval(secs => $6::bigint)) ORDER BY "   \
+    "id DESC LIMIT $5"
+
 status_t gw_store_list(db_t *db, arena_t *a, const char *merchant_id, int state, int kind,
-                       const char *after_id, int32_t limit, Loyalty__V1__GatewaySaga ***out,
-                       size_t *n) {
+                       int64_t older_than_s, const char *after_id, int32_t limit,
+                       Loyalty__V1__GatewaySaga ***out, size_t *n) {
     db_params_t p;
     db_params_init(&p);
     db_param_text(&p, merchant_id);
@@ -488,16 +501,12 @@ status_t gw_store_list(db_t *db, arena_t *a, const char *merchant_id, int state,
     db_param_int(&p, kind);
     db_param_text(&p, after_id);
     db_param_int(&p, limit);
+    db_param_int(&p, older_than_s);
     PGresult *r = NULL;
-    status_t st = db_exec(
-        db,
-        "SELECT id, kind, state, reason, error_code, error_reason, error_message, "
-        " coalesce(member_id, ''), coalesce(order_id, ''), attempts, "
-        " extract(epoch FROM next_attempt_at)::bigint, extract(epoch FROM created_at)::bigint, "
-        " extract(epoch FROM updated_at)::bigint "
-        "FROM sagas WHERE merchant_id = $1 AND ($2 = 0 OR state = $2) AND ($3 = 0 OR kind = $3) "
-        " AND ($4 = '' OR id < $4) ORDER BY id DESC LIMIT $5",
-        &p, &r);
+    status_t st = db_exec(db,
+                          merchant_id[0] ? GW_LIST_COLUMNS "WHERE merchant_id = $1" GW_LIST_FILTERS
+                                         : GW_LIST_COLUMNS "WHERE $1 = ''" GW_LIST_FILTERS,
+                          &p, &r);
     if (!status_is_ok(&st)) {
         return st;
     }
@@ -506,7 +515,7 @@ status_t gw_store_list(db_t *db, arena_t *a, const char *merchant_id, int state,
     for (int i = 0; i < rows; i++) {
         Loyalty__V1__GatewaySaga *g = pb_new(a, &loyalty__v1__gateway_saga__descriptor);
         g->id = arena_strdup(a, db_get_str(r, i, 0));
-        g->merchant_id = arena_strdup(a, merchant_id);
+        g->merchant_id = arena_strdup(a, db_get_str(r, i, 13));
         g->kind = (Loyalty__V1__GatewaySagaKind)db_get_int(r, i, 1);
         g->state = (Loyalty__V1__GatewaySagaState)db_get_int(r, i, 2);
         g->reason = arena_strdup(a, db_get_str(r, i, 3));

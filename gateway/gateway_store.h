@@ -38,10 +38,12 @@ status_t gw_store_load(db_t *db, gw_saga_t *x);
 status_t gw_store_claim_due(db_t *db, arena_t *a, const char *token, int64_t lease_s,
                             char **merchant_id, char **id, bool *found);
 
-/** A page of sagas, newest first (no steps). */
+/** A page of sagas, newest first (no steps): of one merchant, or of every merchant when
+ *  merchant_id is ""; state, kind 0 = any; older_than_s > 0 keeps those not updated for that
+ *  long. */
 status_t gw_store_list(db_t *db, arena_t *a, const char *merchant_id, int state, int kind,
-                       const char *after_id, int32_t limit, Loyalty__V1__GatewaySaga ***out,
-                       size_t *n);
+                       int64_t older_than_s, const char *after_id, int32_t limit,
+                       Loyalty__V1__GatewaySaga ***out, size_t *n);
 
 /** The id of the order's checkout that is not cancelled, else its latest one. */
 status_t gw_store_checkout_of_order(db_t *db, arena_t *a, const char *merchant_id,

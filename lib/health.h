@@ -1,6 +1,6 @@
-/* health.h -- grpc.health.v1.Health/Check for every server. SERVING only when the migrations
- * have been applied, PostgreSQL answered the last probe and the server is not shutting down.
- * The state is three atomic flags, so Check never touches the database or takes a lock. */
+/* health.h -- grpc.health.v1.Health/Check and Watch for every server. SERVING only when the
+ * migrations have been applied, PostgreSQL answered the last probe and the server is not shutting
+ * down. The state is three atomic flags, so Check never touches the database or takes a lock. */
 #ifndef LOYALTY_HEALTH_H
 #define LOYALTY_HEALTH_H
 
@@ -27,6 +27,10 @@ void health_register_service(const char *full_name);
 
 /** The Check handler; unknown service names fail NOT_FOUND. */
 status_t health_check(rpc_ctx_t *ctx, const ProtobufCMessage *req, ProtobufCMessage *resp);
+
+/** The Watch handler (server streaming): the status Check would give at once, then each
+ *  change (rpc_stream_watch); SERVICE_UNKNOWN for a name not served, and the call stays open. */
+status_t health_watch(rpc_ctx_t *ctx, const ProtobufCMessage *req, ProtobufCMessage *resp);
 
 extern const rpc_service_t health_service;
 

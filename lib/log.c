@@ -12,13 +12,17 @@
 #include <unistd.h>
 
 /* Room for the worst case, so a line is never cut: a 1023-byte message escaped to 6 bytes a
- * byte (\u00XX) is 6138, the other fields (time, level, service, rpc path, request id) < 600. */
+ * byte (\u00XX) is 6138, the other fields (time, level, service, rpc, request and trace ids) < 800.
+ */
 #define LOG_LINE_MAX 8192
 
 static const char *g_service = "loyalty";
 static log_level_t g_min_level = LOG_INFO;
 static __thread const char *t_request_id;
 static __thread const char *t_rpc;
+static __thread const char *t_trace_id;
+static __thread const char *t_span_id;
+static __thread const char *t_parent_span_id;
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
@@ -44,6 +48,24 @@ bool log_enabled(log_level_t level) {
 void log_bind_request(const char *request_id, const char *rpc) {
     t_request_id = request_id;
     t_rpc = rpc;
+}
+
+void log_bind_trace(const char *trace_id, const char *span_id, const char *parent_span_id) {
+    t_trace_id = trace_id;
+    t_span_id = span_id;
+    t_parent_span_id = parent_span_id;
+}
+
+/* The bound trace's fields, so that a collector can join every line of a call to its span. */
+static void log_trace_fields(jsonw_t *w) {
+    if (t_trace_id == NULL) {
+        return;
+    }
+    jsonw_str(w, "trace_id", t_trace_id);
+    jsonw_str(w, "span_id", t_span_id);
+    if (t_parent_span_id && t_parent_span_id[0]) {
+        jsonw_str(w, "parent_span_id", t_parent_span_id);
+    }
 }
 
 const char *log_request_id(void) {
@@ -77,16 +99,11 @@ static void log_flush(jsonw_t *w) {
     (void)written; /* nowhere to report a failed log write */
 }
 
-void log_msg(log_level_t level, const char *fmt, ...) {
-    if (!log_enabled(level)) {
-        return;
-    }
+static void log_vmsg(log_level_t level, const log_field_t *fields, size_t n, const char *fmt,
+                     va_list ap) {
     char buf[LOG_LINE_MAX];
     char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
     jsonw_t w;
     log_begin(&w, buf, level);
     if (t_rpc) {
@@ -95,8 +112,32 @@ void log_msg(log_level_t level, const char *fmt, ...) {
     if (t_request_id) {
         jsonw_str(&w, "request_id", t_request_id);
     }
+    log_trace_fields(&w);
+    for (size_t i = 0; i < n; i++) {
+        jsonw_str(&w, fields[i].key, fields[i].value ? fields[i].value : "");
+    }
     jsonw_str(&w, "msg", msg);
     log_flush(&w);
+}
+
+void log_msg(log_level_t level, const char *fmt, ...) {
+    if (!log_enabled(level)) {
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    log_vmsg(level, NULL, 0, fmt, ap);
+    va_end(ap);
+}
+
+void log_msg_fields(log_level_t level, const log_field_t *fields, size_t n, const char *fmt, ...) {
+    if (!log_enabled(level)) {
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    log_vmsg(level, fields, n, fmt, ap);
+    va_end(ap);
 }
 
 void log_rpc(const char *rpc, const char *request_id, const char *merchant_id, int status_code,
@@ -116,6 +157,7 @@ void log_rpc(const char *rpc, const char *request_id, const char *merchant_id, i
     log_begin(&w, buf, level);
     jsonw_str(&w, "rpc", rpc);
     jsonw_str(&w, "request_id", request_id);
+    log_trace_fields(&w);
     if (merchant_id && merchant_id[0]) {
         jsonw_str(&w, "merchant_id", merchant_id);
     }

@@ -35,6 +35,7 @@ typedef struct rpc_ctx {
     void *service_state;     /* rpc_server_options.service_state */
     const char *method;      /* "/loyalty.v1.MemberService/GetMember" */
     const char *request_id;  /* from x-request-id or generated */
+    const struct trace_ctx *trace; /* from traceparent/tracestate or a new trace (trace.h) */
     const char *merchant_id; /* the request's merchant_id, validated; "" when it has none */
     gpr_timespec deadline;   /* the caller's deadline (monotonic clock) */
     int64_t now_s;           /* unix seconds when the call started */
@@ -61,6 +62,9 @@ typedef enum rpc_kind {
                    fill and send). The stream ends OK when the client half-closes, or with the
                    first non-OK status a handler returns, after what it queued is sent. The
                    arena is emptied after each request message. */
+    /* RPC_READ whose merchant_id may be empty: an operator's view across merchants. The
+     * runtime leaves it alone (ctx->merchant_id is ""); the handler validates a non-empty one. */
+    RPC_READ_ANY_MERCHANT,
 } rpc_kind_t;
 
 typedef struct rpc_method {
@@ -94,6 +98,21 @@ void rpc_ctx_invalidate(rpc_ctx_t *ctx, const char *key);
  *  handler returns (it is encoded now: it may live in the arena). RESOURCE_EXHAUSTED past
  *  RPC_STREAM_SENDS_MAX messages for one request message; INTERNAL outside an RPC_STREAM call. */
 status_t rpc_stream_send(rpc_ctx_t *ctx, const ProtobufCMessage *msg);
+
+/** A watch's current state for `key` (see rpc_stream_watch), and the message that tells it. */
+typedef int (*rpc_watch_state_fn)(const char *key);
+typedef void (*rpc_watch_fill_fn)(int state, ProtobufCMessage *resp);
+#define RPC_WATCH_KEY_MAX 200 /* bytes of a watch key */
+#define RPC_WATCHES_MAX 256   /* watches open at once in one process */
+
+/** Turns the stream into a watch (grpc.health.v1.Health/Watch): it stays open after the client
+ *  half-closes, and whenever `state(key)` differs from the last state sent (`sent_state`, which
+ *  the handler has just queued) the runtime sends a message filled by `fill`. The runtime
+ *  re-checks after every health change it makes (migrations, PostgreSQL probe, shutdown), and
+ *  ends every watch UNAVAILABLE when the server stops listening. Between changes a watch holds
+ *  no thread. RESOURCE_EXHAUSTED past RPC_WATCHES_MAX; the key is copied. */
+status_t rpc_stream_watch(rpc_ctx_t *ctx, const char *key, int sent_state, rpc_watch_state_fn state,
+                          rpc_watch_fill_fn fill);
 
 /** Milliseconds left before the caller's deadline (INT64_MAX when there is none). */
 int64_t rpc_ctx_remaining_ms(const rpc_ctx_t *ctx);

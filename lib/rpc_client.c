@@ -5,6 +5,7 @@
 #include "log.h"
 #include "pb.h"
 #include "rpc.h"
+#include "trace.h"
 
 #include <grpc/grpc.h>
 #include <grpc/grpc_security.h>
@@ -194,7 +195,8 @@ typedef struct pending {
     grpc_status_code status;
     grpc_slice details;
     const char *error_string;
-    grpc_metadata send_md[3 + RPC_EXTRA_METADATA_MAX];
+    grpc_metadata send_md[4 + RPC_EXTRA_METADATA_MAX];
+    char traceparent[TRACEPARENT_LEN + 1];
     bool started;
 } pending_t;
 
@@ -210,6 +212,32 @@ static gpr_timespec call_deadline(const rpc_call_opts_t *opts) {
         }
     }
     return dl;
+}
+
+/* The W3C trace context of a call made while serving one: the served call's trace, a new child
+ * span id for this call, its tracestate unchanged (trace.h). Calls made outside a served call
+ * (tests, tools) send none unless they pass their own, and the callee starts a trace. The
+ * values live in `p` and the served call, both longer than this call. */
+static size_t call_trace_metadata(pending_t *p, size_t at, bool caller_has_one) {
+    const rpc_ctx_t *served = rpc_ctx_current();
+    if (caller_has_one || served == NULL || served->trace == NULL) {
+        return 0;
+    }
+    const trace_ctx_t *t = served->trace;
+    char child_span_id[TRACE_SPAN_ID_HEX + 1];
+    trace_child_traceparent(t, p->traceparent, child_span_id);
+    p->send_md[at].key = grpc_slice_from_static_string("traceparent");
+    p->send_md[at].value = grpc_slice_from_static_string(p->traceparent);
+    if (log_enabled(LOG_DEBUG)) { /* the client span, for whoever stitches at debug level */
+        log_msg(LOG_DEBUG, "calling %s/%s as span %s", p->spec->service->name, p->spec->method,
+                child_span_id);
+    }
+    if (t->tracestate[0] == '\0') {
+        return 1;
+    }
+    p->send_md[at + 1].key = grpc_slice_from_static_string("tracestate");
+    p->send_md[at + 1].value = grpc_slice_from_static_string(t->tracestate);
+    return 2;
 }
 
 static size_t call_metadata(pending_t *p, const rpc_call_opts_t *opts, const char *request_id) {
@@ -232,11 +260,14 @@ static size_t call_metadata(pending_t *p, const rpc_call_opts_t *opts, const cha
         p->send_md[n].value = grpc_slice_from_copied_string(auth);
         n++;
     }
+    bool own_traceparent = false;
     for (size_t i = 0; opts && i < opts->extra_count && i < RPC_EXTRA_METADATA_MAX; i++) {
         p->send_md[n].key = grpc_slice_from_static_string(opts->extra_keys[i]);
         p->send_md[n].value = grpc_slice_from_static_string(opts->extra_values[i]);
+        own_traceparent = own_traceparent || strcmp(opts->extra_keys[i], "traceparent") == 0;
         n++;
     }
+    n += call_trace_metadata(p, n, own_traceparent);
     return n;
 }
 

@@ -23,6 +23,7 @@
 #include "reflection.h"
 #include "request.h"
 #include "rpc_client.h"
+#include "trace.h"
 #include "validate.h"
 
 #include <grpc/grpc.h>
@@ -96,6 +97,13 @@ struct rpc_stream {
     long messages; /* request messages received */
     int64_t start_us;
     char merchant_id[MERCHANT_ID_MAX + 1]; /* the first one seen, for the log line */
+    /* A watch (rpc_stream_watch): open after the half-close, parked between changes. */
+    bool watching;
+    bool half_closed;
+    int watch_state; /* the last state sent */
+    rpc_watch_state_fn watch_state_of;
+    rpc_watch_fill_fn watch_fill;
+    char watch_key[RPC_WATCH_KEY_MAX + 1];
 };
 
 /* One accepted (or pending) call. Freed by call_free as the last step of its life. */
@@ -116,6 +124,7 @@ typedef struct call {
     grpc_metadata trailing_md[1];
     char request_id[REQUEST_ID_MAX + 1];
     char reason[STATUS_REASON_MAX];
+    trace_ctx_t trace; /* read with the metadata */
     arena_t arena;
 } call_t;
 
@@ -180,6 +189,22 @@ static int64_t now_us(void) {
 
 /* ---- call lifecycle ---- */
 
+/* Watches (rpc_stream_watch) parked between changes: no batch is in flight on them, so
+ * whoever takes one out of the list under the lock owns it until its next batch starts. */
+static struct {
+    pthread_mutex_t mu;
+    struct call *parked[RPC_WATCHES_MAX];
+    int parked_count;
+    int open_count; /* watches alive, parked or not */
+    bool closed;    /* the server stopped listening: watches end instead of parking */
+} g_watch = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static void watch_release(void) {
+    pthread_mutex_lock(&g_watch.mu);
+    g_watch.open_count--;
+    pthread_mutex_unlock(&g_watch.mu);
+}
+
 static call_t *call_new(call_phase_t phase, const srv_method_t *m, srv_cq_t *q) {
     call_t *c = calloc(1, sizeof *c);
     if (c == NULL) {
@@ -211,6 +236,9 @@ static void call_free(call_t *c) {
         grpc_call_unref(c->call);
     }
     if (c->stream) {
+        if (c->stream->watching) {
+            watch_release();
+        }
         for (int i = c->stream->out_next; i < c->stream->out_count; i++) {
             grpc_byte_buffer_destroy(c->stream->out[i]);
         }
@@ -312,11 +340,24 @@ static bool request_id_valid(const char *s, size_t n) {
     return true;
 }
 
-/* Reads x-request-id and authorization from the request metadata. */
+/* Binds the call's request id and trace to this thread's log lines (NULL clears). */
+static void call_bind_log(const call_t *c) {
+    if (c == NULL) {
+        log_bind_request(NULL, NULL);
+        log_bind_trace(NULL, NULL, NULL);
+        return;
+    }
+    log_bind_request(c->request_id, c->method->path);
+    log_bind_trace(c->trace.trace_id, c->trace.span_id, c->trace.parent_span_id);
+}
+
+/* Reads x-request-id, authorization and the W3C trace context from the request metadata. */
 static void call_read_metadata(call_t *c, const char **auth, size_t *auth_len) {
     *auth = NULL;
     *auth_len = 0;
     c->request_id[0] = '\0';
+    const char *traceparent = NULL, *tracestate = NULL;
+    size_t traceparent_len = 0, tracestate_len = 0;
     for (size_t i = 0; i < c->req_md.count; i++) {
         const grpc_metadata *md = &c->req_md.metadata[i];
         const char *v = (const char *)GRPC_SLICE_START_PTR(md->value);
@@ -327,8 +368,15 @@ static void call_read_metadata(call_t *c, const char **auth, size_t *auth_len) {
         } else if (grpc_slice_str_cmp(md->key, "authorization") == 0) {
             *auth = v;
             *auth_len = vn;
+        } else if (grpc_slice_str_cmp(md->key, "traceparent") == 0) {
+            traceparent = v;
+            traceparent_len = vn;
+        } else if (grpc_slice_str_cmp(md->key, "tracestate") == 0) {
+            tracestate = v;
+            tracestate_len = vn;
         }
     }
+    trace_begin(&c->trace, traceparent, traceparent_len, tracestate, tracestate_len);
     if (c->request_id[0] == '\0') {
         id_random_token("0123456789abcdef", 20, c->request_id);
     }
@@ -453,7 +501,7 @@ static status_t call_dispatch(call_t *c, rpc_ctx_t *ctx, ProtobufCMessage **resp
     }
     ProtobufCMessage *resp = pb_new(&c->arena, m->md->output);
     *resp_out = resp;
-    if (m->m->kind == RPC_READ) {
+    if (m->m->kind == RPC_READ || m->m->kind == RPC_READ_ANY_MERCHANT) {
         return m->m->handler(ctx, req, resp);
     }
     tx_call_t t = {.ctx = ctx, .m = m, .req = req, .resp = resp};
@@ -480,12 +528,13 @@ static void call_serve(worker_t *w, call_t *c) {
         .service_state = g_srv.service_state,
         .method = c->method->path,
         .request_id = c->request_id,
+        .trace = &c->trace,
         .merchant_id = "",
         .deadline = c->deadline,
         .now_s = (int64_t)time(NULL),
     };
     t_current_ctx = &ctx;
-    log_bind_request(c->request_id, c->method->path);
+    call_bind_log(c);
     ProtobufCMessage *resp = NULL;
     status_t st = call_admit(c, auth, auth_len);
     if (status_is_ok(&st)) {
@@ -504,7 +553,7 @@ static void call_serve(worker_t *w, call_t *c) {
         log_rpc(c->method->path, c->request_id, ctx.merchant_id, st.code, st.reason, st.message,
                 now_us() - start);
     }
-    log_bind_request(NULL, NULL);
+    call_bind_log(NULL);
     t_current_ctx = NULL;
     call_finish(c, &st);
 }
@@ -547,8 +596,10 @@ static void call_stream_batch(call_t *c, call_phase_t phase, const grpc_op *ops,
 
 static void call_stream_end(call_t *c, const status_t *st) {
     rpc_stream_t *s = c->stream;
+    call_bind_log(c);
     log_rpc(c->method->path, c->request_id, s->merchant_id, st->code, st->reason, st->message,
             now_us() - s->start_us);
+    call_bind_log(NULL);
     call_finish(c, st);
 }
 
@@ -572,7 +623,10 @@ static void call_stream_recv(call_t *c) {
     call_stream_batch(c, CALL_STREAM_RECV, ops, n);
 }
 
-/* Sends the next queued response, or, once the queue is empty, reads on or ends the stream. */
+static void watch_park(call_t *c);
+
+/* Sends the next queued response, or, once the queue is empty, reads on, parks (a watch) or
+ * ends the stream. */
 static void call_stream_pump(call_t *c) {
     rpc_stream_t *s = c->stream;
     if (s->out_next < s->out_count) {
@@ -587,9 +641,117 @@ static void call_stream_pump(call_t *c) {
     s->out_next = 0;
     if (s->ending) {
         call_stream_end(c, &s->end);
+    } else if (s->half_closed) {
+        watch_park(c);
     } else {
         call_stream_recv(c);
     }
+}
+
+/* Queues the watch's new state and sends it; the caller owns the parked call. */
+static void watch_send(call_t *c, int state) {
+    rpc_stream_t *s = c->stream;
+    arena_t a;
+    arena_init(&a);
+    ProtobufCMessage *msg = pb_new(&a, s->output);
+    s->watch_fill(state, msg);
+    s->out[s->out_count++] = pb_to_byte_buffer(msg);
+    s->watch_state = state;
+    arena_free(&a);
+    call_stream_pump(c);
+}
+
+/* A watch whose client half-closed and whose queue is sent: parks it until the next change,
+ * sends a change that came meanwhile (checked under the lock, so that no notification is
+ * missed), or ends it once the server stopped listening. */
+static void watch_park(call_t *c) {
+    rpc_stream_t *s = c->stream;
+    pthread_mutex_lock(&g_watch.mu);
+    if (g_watch.closed) {
+        pthread_mutex_unlock(&g_watch.mu);
+        s->ending = true;
+        s->end = status_make(STATUS_UNAVAILABLE, "SHUTTING_DOWN", "server shutting down");
+        call_stream_pump(c);
+        return;
+    }
+    int now = s->watch_state_of(s->watch_key);
+    if (now == s->watch_state) {
+        assert(g_watch.parked_count < RPC_WATCHES_MAX); /* at most one per open watch */
+        g_watch.parked[g_watch.parked_count++] = c;
+        pthread_mutex_unlock(&g_watch.mu);
+        return;
+    }
+    pthread_mutex_unlock(&g_watch.mu);
+    watch_send(c, now);
+}
+
+/* Sends every parked watch whose state changed (after the runtime changed the health state). */
+static void watch_notify(void) {
+    call_t *changed[RPC_WATCHES_MAX];
+    int states[RPC_WATCHES_MAX];
+    int n = 0;
+    pthread_mutex_lock(&g_watch.mu);
+    for (int i = 0; i < g_watch.parked_count;) {
+        call_t *c = g_watch.parked[i];
+        int now = c->stream->watch_state_of(c->stream->watch_key);
+        if (now != c->stream->watch_state) {
+            changed[n] = c;
+            states[n++] = now;
+            g_watch.parked[i] = g_watch.parked[--g_watch.parked_count];
+        } else {
+            i++;
+        }
+    }
+    pthread_mutex_unlock(&g_watch.mu);
+    for (int i = 0; i < n; i++) {
+        watch_send(changed[i], states[i]);
+    }
+}
+
+/* Ends every watch UNAVAILABLE (the parked ones now, the others when they would park): the
+ * server stops listening, and a watch must not keep the shutdown waiting. */
+static void watch_close_all(void) {
+    call_t *parked[RPC_WATCHES_MAX];
+    pthread_mutex_lock(&g_watch.mu);
+    g_watch.closed = true;
+    int n = g_watch.parked_count;
+    memcpy(parked, g_watch.parked, (size_t)n * sizeof parked[0]);
+    g_watch.parked_count = 0;
+    pthread_mutex_unlock(&g_watch.mu);
+    for (int i = 0; i < n; i++) {
+        rpc_stream_t *s = parked[i]->stream;
+        s->ending = true;
+        s->end = status_make(STATUS_UNAVAILABLE, "SHUTTING_DOWN", "server shutting down");
+        call_stream_pump(parked[i]);
+    }
+}
+
+status_t rpc_stream_watch(rpc_ctx_t *ctx, const char *key, int sent_state, rpc_watch_state_fn state,
+                          rpc_watch_fill_fn fill) {
+    rpc_stream_t *s = ctx->stream;
+    if (s == NULL) {
+        return status_make(STATUS_INTERNAL, "NOT_A_STREAM", "rpc_stream_watch outside a stream");
+    }
+    if (strlen(key) > RPC_WATCH_KEY_MAX) {
+        return status_make(STATUS_INVALID_ARGUMENT, "WATCH_KEY_TOO_LONG", "at most %d bytes",
+                           RPC_WATCH_KEY_MAX);
+    }
+    if (!s->watching) {
+        pthread_mutex_lock(&g_watch.mu);
+        bool room = g_watch.open_count < RPC_WATCHES_MAX;
+        g_watch.open_count += room;
+        pthread_mutex_unlock(&g_watch.mu);
+        if (!room) {
+            return status_make(STATUS_RESOURCE_EXHAUSTED, "TOO_MANY_WATCHES",
+                               "more than %d watches open", RPC_WATCHES_MAX);
+        }
+        s->watching = true;
+    }
+    snprintf(s->watch_key, sizeof s->watch_key, "%s", key);
+    s->watch_state = sent_state;
+    s->watch_state_of = state;
+    s->watch_fill = fill;
+    return status_ok();
 }
 
 /* Runs the handler on the request message just received, on this worker's connections. */
@@ -604,6 +766,7 @@ static status_t call_stream_handle(worker_t *w, call_t *c) {
         .service_state = g_srv.service_state,
         .method = m->path,
         .request_id = c->request_id,
+        .trace = &c->trace,
         .merchant_id = "",
         .deadline = c->deadline,
         .now_s = (int64_t)time(NULL),
@@ -625,12 +788,12 @@ static status_t call_stream_handle(worker_t *w, call_t *c) {
         }
     }
     t_current_ctx = &ctx;
-    log_bind_request(c->request_id, m->path);
+    call_bind_log(c);
     st = m->m->handler(&ctx, req, pb_new(&c->arena, m->md->output));
     for (int i = 0; i < ctx.invalidation_count; i++) {
         cache_del(w->cache, ctx.invalidations[i]);
     }
-    log_bind_request(NULL, NULL);
+    call_bind_log(NULL);
     t_current_ctx = NULL;
     return st;
 }
@@ -639,6 +802,11 @@ static status_t call_stream_handle(worker_t *w, call_t *c) {
  * call broke (no success: cancelled, deadline, shutdown). */
 static void call_stream_received(worker_t *w, call_t *c, bool success) {
     rpc_stream_t *s = c->stream;
+    if (success && c->req_bb == NULL && s->watching) {
+        s->half_closed = true; /* a watch goes on after the request */
+        call_stream_pump(c);
+        return;
+    }
     if (!success || c->req_bb == NULL) {
         s->ending = true;
         s->end =
@@ -684,8 +852,10 @@ static void call_stream_start(call_t *c) {
     call_read_metadata(c, &auth, &auth_len);
     status_t st = call_admit(c, auth, auth_len);
     if (!status_is_ok(&st)) {
+        call_bind_log(c);
         log_rpc(c->method->path, c->request_id, "", st.code, st.reason, st.message,
                 now_us() - start);
+        call_bind_log(NULL);
         call_finish(c, &st);
         return;
     }
@@ -802,12 +972,14 @@ static void *monitor_main(void *arg) {
             if (status_is_ok(&st)) {
                 health_set_migrated(true);
                 health_set_db_reachable(true);
+                watch_notify();
                 log_msg(LOG_INFO, "migrations applied; serving");
             } else {
                 log_msg(LOG_WARN, "migrations not applied yet: %s", st.message);
             }
         } else {
             health_set_db_reachable(db_ping(db));
+            watch_notify();
         }
     } while (!background_sleep(health_is_migrated() ? MONITOR_PROBE_MS : 1000));
     db_destroy(db);
@@ -875,6 +1047,8 @@ static void job_run(const rpc_job_t *job, db_t *db, cache_t *cache) {
     char request_id[REQUEST_ID_MAX + 1];
     snprintf(request_id, sizeof request_id, "job-");
     id_random_token("0123456789abcdef", 16, request_id + 4);
+    trace_ctx_t trace; /* every run is a trace of its own */
+    trace_begin(&trace, NULL, 0, NULL, 0);
     rpc_ctx_t ctx = {
         .arena = &arena,
         .db = db,
@@ -883,12 +1057,14 @@ static void job_run(const rpc_job_t *job, db_t *db, cache_t *cache) {
         .service_state = g_srv.service_state,
         .method = job->name,
         .request_id = request_id,
+        .trace = &trace,
         .merchant_id = "",
         .deadline = gpr_inf_future(GPR_CLOCK_MONOTONIC),
         .now_s = (int64_t)time(NULL),
     };
     t_current_ctx = &ctx;
     log_bind_request(request_id, job->name);
+    log_bind_trace(trace.trace_id, trace.span_id, trace.parent_span_id);
     int64_t start = now_us();
     status_t st = job->fn(&ctx);
     for (int i = 0; i < ctx.invalidation_count; i++) {
@@ -902,6 +1078,7 @@ static void job_run(const rpc_job_t *job, db_t *db, cache_t *cache) {
                 (long long)(now_us() - start), st.message);
     }
     log_bind_request(NULL, NULL);
+    log_bind_trace(NULL, NULL, NULL);
     t_current_ctx = NULL;
     arena_free(&arena);
 }
@@ -999,7 +1176,8 @@ static status_t srv_add_service(const rpc_service_t *svc, bool is_health) {
         snprintf(sm->path, sizeof sm->path, "/%s/%s", sd->name, md->name);
         const ProtobufCFieldDescriptor *mf =
             protobuf_c_message_descriptor_get_field_by_name(md->input, "merchant_id");
-        sm->has_merchant = mf != NULL && mf->type == PROTOBUF_C_TYPE_STRING;
+        sm->has_merchant =
+            mf != NULL && mf->type == PROTOBUF_C_TYPE_STRING && m->kind != RPC_READ_ANY_MERCHANT;
         if (m->kind == RPC_MUTATE &&
             (!sm->has_merchant || protobuf_c_message_descriptor_get_field_by_name(
                                       md->input, "idempotency_key") == NULL)) {
@@ -1233,6 +1411,7 @@ static void srv_drain_calls(int64_t grace_ms) {
 static void srv_stop(void) {
     const config_t *cfg = &g_srv.config;
     health_set_shutting_down(true);
+    watch_notify(); /* watchers hear NOT_SERVING now, during the drain */
     log_msg(LOG_INFO, "shutting down: not serving, draining for %lld ms",
             (long long)cfg->shutdown_drain_ms);
     if (cfg->shutdown_drain_ms > 0) {
@@ -1241,6 +1420,7 @@ static void srv_stop(void) {
         nanosleep(&ts, NULL);
     }
     atomic_store(&g_srv.shutting_down, true);
+    watch_close_all();
     grpc_server_shutdown_and_notify(g_srv.server, g_srv.cqs[0].cq, &g_srv.shutdown_tag);
     srv_drain_calls(cfg->shutdown_grace_ms);
     log_msg(LOG_DEBUG, "listeners closed and calls done");

@@ -1,9 +1,11 @@
-/* loyalty_health.c -- `loyalty-health [ADDR [SERVICE]] [--wait SECONDS]`: calls
- * grpc.health.v1.Health/Check and exits 0 when the server reports SERVING, 1 otherwise. Used by
- * scripts/up, container health checks and operators. Without ADDR it checks the port of
- * LISTEN_ADDR on 127.0.0.1, so a container's health check follows the service's own
- * configuration. */
+/* loyalty_health.c -- `loyalty-health [ADDR [SERVICE]] [--wait SECONDS] [--tls]`: calls
+ * grpc.health.v1.Health/Check and exits 0 when the server reports SERVING, 1 otherwise (2 on
+ * bad usage). Used by scripts/up, container health checks and operators. Without ADDR it checks
+ * the port of LISTEN_ADDR on 127.0.0.1, so a container's health check follows the service's own
+ * configuration. --tls speaks TLS, trusting the CA in LOYALTY_TLS_CA (as services calling each
+ * other do); the server's certificate must name the address dialled (127.0.0.1 without ADDR). */
 #include "arena.h"
+#include "config.h"
 #include "grpc/health/v1/health.pb-c.h"
 #include "rpc_client.h"
 
@@ -37,13 +39,43 @@ static int check_once(const char *addr, const char *service, bool quiet) {
     return rc;
 }
 
+/* Client defaults for --tls: the roots from LOYALTY_TLS_CA, which must be readable (a probe
+ * that silently fell back to the system's roots would fail for a reason nobody sees). */
+static bool tls_setup(void) {
+    const char *ca = getenv("LOYALTY_TLS_CA");
+    if (ca == NULL || ca[0] == '\0') {
+        fprintf(stderr, "loyalty-health: --tls needs LOYALTY_TLS_CA (the CA certificate, PEM)\n");
+        return false;
+    }
+    FILE *f = fopen(ca, "rb");
+    if (f == NULL) {
+        fprintf(stderr, "loyalty-health: cannot read LOYALTY_TLS_CA %s\n", ca);
+        return false;
+    }
+    fclose(f);
+    static config_t cfg; /* rpc_client_init reads it once */
+    memset(&cfg, 0, sizeof cfg);
+    cfg.client_timeout_ms = 1000;
+    cfg.max_message_bytes = 4194304;
+    if ((size_t)snprintf(cfg.tls_ca_path, sizeof cfg.tls_ca_path, "%s", ca) >=
+        sizeof cfg.tls_ca_path) {
+        fprintf(stderr, "loyalty-health: LOYALTY_TLS_CA is too long\n");
+        return false;
+    }
+    rpc_client_init(&cfg);
+    return true;
+}
+
 int main(int argc, char **argv) {
     const char *addr = NULL;
     const char *service = "";
     long wait_s = 0;
+    bool tls = false;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--wait") == 0 && i + 1 < argc) {
             wait_s = strtol(argv[++i], NULL, 10);
+        } else if (strcmp(argv[i], "--tls") == 0) {
+            tls = true;
         } else if (addr == NULL) {
             addr = argv[i];
         } else {
@@ -58,11 +90,16 @@ int main(int argc, char **argv) {
         addr = local;
     }
     if (addr == NULL) {
-        fprintf(stderr, "usage: loyalty-health [HOST:PORT [SERVICE]] [--wait SECONDS]\n"
-                        "(without HOST:PORT, LISTEN_ADDR's port on 127.0.0.1)\n");
+        fprintf(stderr, "usage: loyalty-health [HOST:PORT [SERVICE]] [--wait SECONDS] [--tls]\n"
+                        "(without HOST:PORT, LISTEN_ADDR's port on 127.0.0.1; --tls trusts the "
+                        "CA in LOYALTY_TLS_CA)\n");
         return 2;
     }
     grpc_init();
+    if (tls && !tls_setup()) {
+        grpc_shutdown();
+        return 2;
+    }
     time_t until = time(NULL) + wait_s;
     int rc;
     for (;;) {

@@ -246,6 +246,12 @@ Test(gateway_ops, needs_attention_then_retry_saga) {
     cr_assert_eq(done->state, S_ATTENTION, "state %d", done->state);
     cr_assert_str_eq(done->reason, "PLAN_INACTIVE");
     cr_assert_eq(done->result->points_earned, 94, "the steps before it are done");
+    /* The error line an operator is paged by names the merchant and the saga. */
+    char ids_json[256];
+    snprintf(ids_json, sizeof ids_json, "\"merchant_id\":\"%s\",\"saga_id\":\"%s\"", s.m,
+             co->checkout_id);
+    cr_assert(harness_file_contains(procs[SVC_GATEWAY].log_path, ids_json), "no %s in %s", ids_json,
+              procs[SVC_GATEWAY].log_path);
     Loyalty__V1__GatewayListSagasRequest ls = LOYALTY__V1__GATEWAY_LIST_SAGAS_REQUEST__INIT;
     ls.merchant_id = (char *)s.m;
     ls.state = S_ATTENTION;

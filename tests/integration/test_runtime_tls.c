@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static char dir[256];
@@ -37,6 +38,16 @@ static void teardown(void) {
 }
 
 TestSuite(runtime_tls, .init = setup, .fini = teardown, .timeout = 60);
+
+/* Runs loyalty-health with `env_and_args` around it; its exit code. */
+static int health_tool(const char *env, const char *args) {
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "env %s %s/tools/loyalty-health %s >/dev/null 2>&1", env,
+             LOYALTY_TEST_BUILD_DIR, args);
+    int ws = system(cmd);
+    cr_assert(ws != -1 && WIFEXITED(ws), "%s did not run", cmd);
+    return WEXITSTATUS(ws);
+}
 
 static status_t get_member(const char *addr, arena_t *arena, bool wait_for_ready) {
     Loyalty__V1__GetMemberRequest req = LOYALTY__V1__GET_MEMBER_REQUEST__INIT;
@@ -99,6 +110,23 @@ Test(runtime_tls, service_serves_tls_to_clients_that_trust_its_ca) {
     cr_assert_eq(st.code, STATUS_NOT_FOUND, "TLS call: %s %s", status_code_name(st.code),
                  st.message);
     rpc_client_shutdown();
+
+    /* The probe tool: --tls trusting LOYALTY_TLS_CA gets SERVING, by address or by
+     * LISTEN_ADDR's port on 127.0.0.1; plaintext gets nothing; --tls without a CA is a usage
+     * error, not a silent fallback. */
+    char ca_env[400], args[160], listen_env[64], ip_addr[64];
+    snprintf(ca_env, sizeof ca_env, "LOYALTY_TLS_CA=%s", ca);
+    /* By IP (the certificate names it too): resolving a name leaks in c-ares under LSan. */
+    snprintf(ip_addr, sizeof ip_addr, "127.0.0.1:%d", svc.port);
+    snprintf(args, sizeof args, "--tls %s", ip_addr);
+    cr_assert_eq(health_tool(ca_env, args), 0, "loyalty-health --tls %s", ip_addr);
+    snprintf(listen_env, sizeof listen_env, "LISTEN_ADDR=127.0.0.1:%d", svc.port);
+    char both_env[500];
+    snprintf(both_env, sizeof both_env, "%s %s", ca_env, listen_env);
+    cr_assert_eq(health_tool(both_env, "--tls"), 0, "loyalty-health --tls on LISTEN_ADDR");
+    cr_assert_eq(health_tool(ca_env, ip_addr), 1, "plaintext must not get SERVING");
+    cr_assert_eq(health_tool("-u LOYALTY_TLS_CA", args), 2);
+    cr_assert_eq(health_tool("LOYALTY_TLS_CA=/nonexistent/ca.pem", args), 2);
 
     rpc_client_init(NULL); /* plaintext from here on */
     char plain_addr[64];

@@ -2,7 +2,7 @@
 """What the container health check and the Kubernetes probes rely on, against the real
 member-svc binary: readiness (Check "") is NOT_SERVING and liveness (Check "liveness") SERVING
 while PostgreSQL is unreachable and while the server drains after SIGTERM; an unknown service
-name is NOT_FOUND; `loyalty-health` with no address checks LISTEN_ADDR's port (the image's
+name is NOT_FOUND; Health/Watch sends SERVING then NOT_SERVING on SIGTERM; `loyalty-health` with no address checks LISTEN_ADDR's port (the image's
 HEALTHCHECK); `member-svc --migrate` (the init container) applies migrations and exits 0, also
 when run by several replicas at once.
 
@@ -70,6 +70,38 @@ def during_drain(build_dir, health_pb2):
     assert rc == 0, f"exit {rc}"
 
 
+def watch_sees_the_drain(build_dir, health_pb2):
+    """Health/Watch (what gRPC client-side health checking uses): SERVING at once, then
+    NOT_SERVING when SIGTERM starts the drain, then the stream ends UNAVAILABLE when the server
+    stops listening. An unknown name answers SERVICE_UNKNOWN and stays open."""
+    service = svc.Service(build_dir, "member-svc", {"SHUTDOWN_DRAIN_MS": "1000"})
+    service.start(health_pb2)
+    try:
+        with grpc.insecure_channel(service.addr) as channel:
+            watch = channel.unary_stream(
+                "/grpc.health.v1.Health/Watch",
+                request_serializer=lambda m: m.SerializeToString(),
+                response_deserializer=health_pb2.HealthCheckResponse.FromString)
+            ready = watch(health_pb2.HealthCheckRequest(service=""), timeout=60)
+            unknown = watch(health_pb2.HealthCheckRequest(service="no.such.Service"), timeout=60)
+            assert next(unknown).status == health_pb2.HealthCheckResponse.SERVICE_UNKNOWN
+            assert next(ready).status == SERVING
+            service.proc.terminate()
+            assert next(ready).status == NOT_SERVING
+            try:
+                extra = next(ready)
+                raise SystemExit(f"nothing but the end after NOT_SERVING, got {extra}")
+            except grpc.RpcError as e:
+                assert e.code() == grpc.StatusCode.UNAVAILABLE, e.code()
+            unknown.cancel()
+        rc = service.proc.wait(timeout=30)
+        assert rc == 0, f"exit {rc}"
+    finally:
+        if service.proc.poll() is None:
+            service.proc.kill()
+            service.proc.wait()
+
+
 def health_tool_follows_listen_addr(build_dir, health_pb2):
     tool = os.path.join(build_dir, "tools", "loyalty-health")
     service = svc.Service(build_dir, "member-svc")
@@ -104,9 +136,11 @@ def main():
     health_pb2 = svc.load(out_dir, "grpc/health/v1/health_pb2.py", "health_pb2")
     without_postgresql(build_dir, health_pb2)
     during_drain(build_dir, health_pb2)
+    watch_sees_the_drain(build_dir, health_pb2)
     health_tool_follows_listen_addr(build_dir, health_pb2)
     migrate_init_step(build_dir)
-    print("probes: readiness and liveness without PostgreSQL and while draining; "
+    print("probes: readiness and liveness without PostgreSQL and while draining; Watch sees "
+          "SIGTERM; "
           "loyalty-health from LISTEN_ADDR; --migrate from 3 replicas at once")
 
 
