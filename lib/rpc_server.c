@@ -23,6 +23,7 @@
 #include "reflection.h"
 #include "request.h"
 #include "rpc_client.h"
+#include "rpc_metrics.h"
 #include "validate.h"
 
 #include <grpc/grpc.h>
@@ -500,9 +501,11 @@ static void call_serve(worker_t *w, call_t *c) {
     if (status_is_ok(&st)) {
         c->resp_bb = pb_to_byte_buffer(resp);
     }
+    int64_t latency_us = now_us() - start;
+    rpc_metrics_server_handled(c->method->path, false, st.code, st.reason, latency_us);
     if (!c->method->is_health || !status_is_ok(&st)) {
         log_rpc(c->method->path, c->request_id, ctx.merchant_id, st.code, st.reason, st.message,
-                now_us() - start);
+                latency_us);
     }
     log_bind_request(NULL, NULL);
     t_current_ctx = NULL;
@@ -547,8 +550,10 @@ static void call_stream_batch(call_t *c, call_phase_t phase, const grpc_op *ops,
 
 static void call_stream_end(call_t *c, const status_t *st) {
     rpc_stream_t *s = c->stream;
+    int64_t latency_us = now_us() - s->start_us;
+    rpc_metrics_server_handled(c->method->path, true, st->code, st->reason, latency_us);
     log_rpc(c->method->path, c->request_id, s->merchant_id, st->code, st->reason, st->message,
-            now_us() - s->start_us);
+            latency_us);
     call_finish(c, st);
 }
 
@@ -684,8 +689,9 @@ static void call_stream_start(call_t *c) {
     call_read_metadata(c, &auth, &auth_len);
     status_t st = call_admit(c, auth, auth_len);
     if (!status_is_ok(&st)) {
-        log_rpc(c->method->path, c->request_id, "", st.code, st.reason, st.message,
-                now_us() - start);
+        int64_t latency_us = now_us() - start;
+        rpc_metrics_server_handled(c->method->path, true, st.code, st.reason, latency_us);
+        log_rpc(c->method->path, c->request_id, "", st.code, st.reason, st.message, latency_us);
         call_finish(c, &st);
         return;
     }
@@ -802,6 +808,7 @@ static void *monitor_main(void *arg) {
             if (status_is_ok(&st)) {
                 health_set_migrated(true);
                 health_set_db_reachable(true);
+                rpc_metrics_db_up(true);
                 log_msg(LOG_INFO, "migrations applied; serving");
             } else {
                 log_msg(LOG_WARN, "migrations not applied yet: %s", st.message);
@@ -856,6 +863,9 @@ static void *outbox_main(void *arg) {
             nanosleep(&gather, NULL);
         }
         backlog = false;
+        if (health_is_migrated()) {
+            outbox_report_pending(db);
+        }
         if (!health_is_migrated() || g_srv.config.redis_url[0] == '\0') {
             continue;
         }
@@ -1349,6 +1359,7 @@ int rpc_server_main(const rpc_server_options_t *opts, int argc, char **argv) {
 
     grpc_init();
     rpc_client_init(&g_srv.config);
+    rpc_metrics_start(&g_srv.config); /* before serving: /livez while PostgreSQL is awaited */
     if (opts->on_start) {
         st = opts->on_start(&g_srv.config, &g_srv.service_state);
     } else {
@@ -1365,6 +1376,7 @@ int rpc_server_main(const rpc_server_options_t *opts, int argc, char **argv) {
     sigwait(&sigs, &sig);
     log_msg(LOG_INFO, "received %s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     srv_stop();
+    rpc_metrics_stop();
     if (opts->on_stop) {
         opts->on_stop(g_srv.service_state);
     }
