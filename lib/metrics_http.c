@@ -129,11 +129,11 @@ status_t metrics_http_start(const char *addr) {
     if (sa.ss_family == AF_INET6) {
         flags |= MHD_USE_IPv6;
     }
-    g_daemon = MHD_start_daemon(flags, 0, NULL, NULL, http_handle, NULL, MHD_OPTION_SOCK_ADDR,
-                                (struct sockaddr *)&sa, MHD_OPTION_CONNECTION_LIMIT,
-                                (unsigned int)HTTP_CONNECTIONS_MAX, MHD_OPTION_CONNECTION_TIMEOUT,
-                                (unsigned int)HTTP_CONNECTION_TIMEOUT_S, MHD_OPTION_EXTERNAL_LOGGER,
-                                http_log, NULL, MHD_OPTION_END);
+    g_daemon = MHD_start_daemon(flags, 0, NULL, NULL, http_handle, NULL, MHD_OPTION_EXTERNAL_LOGGER,
+                                http_log, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+                                MHD_OPTION_CONNECTION_LIMIT, (unsigned int)HTTP_CONNECTIONS_MAX,
+                                MHD_OPTION_CONNECTION_TIMEOUT,
+                                (unsigned int)HTTP_CONNECTION_TIMEOUT_S, MHD_OPTION_END);
     if (g_daemon == NULL) {
         return status_make(STATUS_UNAVAILABLE, "LISTEN_FAILED", "cannot listen on METRICS_ADDR %s",
                            addr);
