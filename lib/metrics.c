@@ -510,7 +510,7 @@ void metrics_format_double(double v, char *out, size_t cap) {
         snprintf(out, cap, v > 0 ? "+Inf" : "-Inf");
         return;
     }
-    if (v == trunc(v) && fabs(v) < 1e15) { /* whole numbers in plain digits: 10, not 1e+01 */
+    if (v > -1e15 && v < 1e15 && v == (double)(long long)v) { /* 10, not 1e+01 */
         snprintf(out, cap, "%.0f", v);
         return;
     }
