@@ -123,9 +123,29 @@ static const char *method_label(void) {
     return slash ? slash + 1 : ctx->method;
 }
 
+/* The series of the last calls a worker served, by the method's path pointer (stable: the
+ * server's method table) and code, so that the common call finds them without hashing its
+ * labels. Direct-mapped; a collision just looks the series up again. */
+#define SERVER_CACHE_SIZE 64
+typedef struct server_cache_entry {
+    const char *path;
+    int code;
+    bool streaming;
+    metrics_series_t *handled, *seconds;
+} server_cache_entry_t;
+static __thread server_cache_entry_t t_server_cache[SERVER_CACHE_SIZE];
+
 void rpc_metrics_server_handled(const char *path, bool streaming, int code, const char *reason,
                                 int64_t latency_us) {
     if (!metrics_enabled()) {
+        return;
+    }
+    server_cache_entry_t *e =
+        &t_server_cache[(((uintptr_t)path >> 4) ^ (uintptr_t)code * 31) % SERVER_CACHE_SIZE];
+    if (e->path == path && e->code == code && e->streaming == streaming && e->handled != NULL &&
+        (code == 0 || reason == NULL || reason[0] == '\0')) {
+        metrics_series_add(e->handled, 1);
+        metrics_series_observe(e->seconds, (double)latency_us / 1e6);
         return;
     }
     /* "/pkg.Service/Method" */
@@ -139,10 +159,16 @@ void rpc_metrics_server_handled(const char *path, bool streaming, int code, cons
     service[n] = '\0';
     const char *method = slash ? slash + 1 : path;
     const char *type = streaming ? "server_stream" : "unary";
-    metrics_inc(&server_handled,
-                (const char *[]){type, service, method, rpc_metrics_code_name(code)});
-    metrics_observe(&server_seconds, (const char *[]){type, service, method},
-                    (double)latency_us / 1e6);
+    *e = (server_cache_entry_t){
+        .path = path,
+        .code = code,
+        .streaming = streaming,
+        .handled = metrics_series(
+            &server_handled, (const char *[]){type, service, method, rpc_metrics_code_name(code)}),
+        .seconds = metrics_series(&server_seconds, (const char *[]){type, service, method}),
+    };
+    metrics_series_add(e->handled, 1);
+    metrics_series_observe(e->seconds, (double)latency_us / 1e6);
     if (code != 0 && reason != NULL && reason[0] != '\0') {
         metrics_inc(&error_reasons, (const char *[]){service, method, reason});
     }

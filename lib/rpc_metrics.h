@@ -21,7 +21,8 @@ void rpc_metrics_stop(void);
 /** go-grpc-prometheus' spelling of a status code: "OK", "InvalidArgument", ... */
 const char *rpc_metrics_code_name(int code);
 
-/** A served call ended: `path` is "/pkg.Service/Method"; `reason` is the
+/** A served call ended: `path` is "/pkg.Service/Method", a string that lives as long as the
+ *  process (its pointer keys a per-thread cache of series); `reason` is the
  *  loyalty-error-reason trailer ("" for none). */
 void rpc_metrics_server_handled(const char *path, bool streaming, int code, const char *reason,
                                 int64_t latency_us);
