@@ -3,7 +3,7 @@
 #   docker build --target member-svc -t loyalty/member-svc:dev .     (likewise for each service)
 #
 # `build` compiles every service folder present and the health probe; `runtime` is the shared
-# small base (Debian slim, the four runtime libraries, a non-root user, the probe); one final
+# small base (Debian slim, the five runtime libraries, a non-root user, the probe); one final
 # stage per service adds only its binary, its port and its health check. Migrations travel
 # inside each binary (`<service> --migrate` applies them and exits). The stage list is checked
 # by tests/deploy/check_dockerfile.sh against the binaries' real library needs.
@@ -15,7 +15,7 @@ FROM ${DEBIAN_IMAGE} AS build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       cmake gcc make pkg-config libc6-dev libgrpc-dev libprotobuf-c-dev protobuf-c-compiler \
-      protobuf-compiler libpq-dev libhiredis-dev \
+      protobuf-compiler libpq-dev libhiredis-dev libmicrohttpd-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -36,7 +36,7 @@ RUN targets=loyalty-health; \
 FROM ${DEBIAN_SLIM_IMAGE} AS runtime
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libgrpc29 libprotobuf-c1 libpq5 libhiredis0.14 ca-certificates \
+      libgrpc29 libprotobuf-c1 libpq5 libhiredis0.14 libmicrohttpd12 ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 loyalty \
  && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \

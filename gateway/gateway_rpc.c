@@ -299,6 +299,7 @@ status_t gw_job_recover(rpc_ctx_t *ctx) {
         log_msg(LOG_INFO, "recovery pass drove %d sagas", driven);
     }
     release_held_rewards(ctx, svc);
+    gw_report_sagas(ctx);
     return st;
 }
 

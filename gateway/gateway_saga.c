@@ -4,17 +4,107 @@
 
 #include "gateway_store.h"
 #include "log.h"
+#include "metrics.h"
 #include "pb.h"
 
 #include <assert.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 /* ---- executors ---- */
+
+/* Metrics of the sagas (docs/architecture.md#metrics); step names come from the flows' code. */
+static metrics_family_t saga_step_seconds =
+    METRICS_HISTOGRAM("loyalty_saga_step_seconds",
+                      "Time (seconds) of one attempt of a saga step's participant calls, by step.",
+                      metrics_latency_buckets_s, "step");
+static metrics_family_t saga_recovery_runs =
+    METRICS_COUNTER("loyalty_saga_recovery_runs_total", "Passes of the saga recovery job.");
+static metrics_family_t saga_recovery_resumed = METRICS_COUNTER(
+    "loyalty_saga_recovery_resumed_total", "Sagas the recovery job claimed and drove on.");
+
+static metrics_family_t sagas_in_progress =
+    METRICS_GAUGE("loyalty_sagas_in_progress",
+                  "Unfinished sagas of every merchant by type and state.", "saga_type", "state");
+static metrics_family_t sagas_needs_attention = METRICS_GAUGE(
+    "loyalty_sagas_needs_attention", "Sagas stopped in NEEDS_ATTENTION, waiting for an operator.");
+static metrics_family_t sagas_oldest_age =
+    METRICS_GAUGE("loyalty_sagas_oldest_in_progress_age_seconds",
+                  "Age (seconds) of the oldest unfinished saga by type; 0 when none.", "saga_type");
+
+/* Label values of the proto's kinds and unfinished states (GW_KIND_*, GW_BEGINNING...). */
+static const char *const saga_type_names[GW_KIND_MAX + 1] = {
+    "unspecified", "registration",  "checkout", "refund",
+    "top_up",      "redeem_reward", "check_in", "referral_release"};
+
+static const char *saga_state_name(int state) {
+    switch (state) {
+    case GW_BEGINNING:
+        return "beginning";
+    case GW_RESERVED:
+        return "reserved";
+    case GW_COMPLETING:
+        return "completing";
+    case GW_CANCELLING:
+        return "cancelling";
+    default:
+        return NULL;
+    }
+}
+
+void gw_report_sagas(rpc_ctx_t *ctx) {
+    if (!metrics_enabled()) {
+        return;
+    }
+    PGresult *r = NULL;
+    status_t st = gw_store_saga_census(ctx->db, &r);
+    if (!status_is_ok(&st)) {
+        return; /* the gauges keep their last values; loyalty_db_up says why */
+    }
+    static const int open_states[] = {GW_BEGINNING, GW_RESERVED, GW_COMPLETING, GW_CANCELLING};
+    double counts[GW_KIND_MAX + 1][4] = {{0}};
+    double oldest[GW_KIND_MAX + 1] = {0};
+    double attention = 0;
+    for (int i = 0; i < PQntuples(r); i++) {
+        int64_t kind = db_get_int(r, i, 0), state = db_get_int(r, i, 1);
+        double n = (double)db_get_int(r, i, 2);
+        double age = strtod(db_get_str(r, i, 3), NULL);
+        if (state == GW_NEEDS_ATTENTION) {
+            attention += n;
+            continue;
+        }
+        if (kind < 1 || kind > GW_KIND_MAX) {
+            continue;
+        }
+        for (int k = 0; k < 4; k++) {
+            if (open_states[k] == state) {
+                counts[kind][k] = n;
+            }
+        }
+        oldest[kind] = age > oldest[kind] ? age : oldest[kind];
+    }
+    PQclear(r);
+    for (int kind = 1; kind <= GW_KIND_MAX; kind++) { /* every series, 0 included */
+        for (int k = 0; k < 4; k++) {
+            metrics_set(&sagas_in_progress,
+                        (const char *[]){saga_type_names[kind], saga_state_name(open_states[k])},
+                        counts[kind][k]);
+        }
+        metrics_set(&sagas_oldest_age, (const char *[]){saga_type_names[kind]}, oldest[kind]);
+    }
+    metrics_set(&sagas_needs_attention, NULL, attention);
+}
+
+static double saga_now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
 
 static const char *id_prefix(int kind) {
     switch (kind) {
@@ -457,7 +547,12 @@ status_t gw_steps(gw_saga_t *x, gw_call_t *calls, int n) {
                 idx[m++] = i;
             }
         }
+        double calls_start_s = saga_now_s();
         rpc_call_many(specs, (size_t)m, x->a, NULL);
+        double calls_s = saga_now_s() - calls_start_s;
+        for (int k = 0; k < m; k++) { /* one group's calls run together: the same time each */
+            metrics_observe(&saga_step_seconds, (const char *[]){calls[idx[k]].name}, calls_s);
+        }
         bool flush_after = false;
         for (int k = 0; k < m; k++) {
             gw_call_t *c = &calls[idx[k]];
@@ -823,6 +918,7 @@ static status_t recover_one(rpc_ctx_t *job_ctx, gw_svc_t *svc, const char *merch
 
 status_t gw_recover_some(rpc_ctx_t *ctx, gw_svc_t *svc, int limit, int *driven) {
     *driven = 0;
+    metrics_inc(&saga_recovery_runs, NULL);
     for (int i = 0; i < limit; i++) {
         char token[64];
         uint64_t n = atomic_fetch_add(&svc->lease_seq, 1);
@@ -839,6 +935,7 @@ status_t gw_recover_some(rpc_ctx_t *ctx, gw_svc_t *svc, int limit, int *driven) 
         }
         char id_copy[ID_MAX + 8];
         snprintf(id_copy, sizeof id_copy, "%s", id);
+        metrics_inc(&saga_recovery_resumed, NULL);
         st = recover_one(ctx, svc, merchant_id, id, token);
         if (!status_is_ok(&st)) {
             log_msg(LOG_WARN, "recovery of saga %s stopped: %s", id_copy, st.message);

@@ -255,6 +255,11 @@ Loyalty__V1__GatewayStep **gw_steps_view(gw_saga_t *x, size_t *n);
 /** Recovery: claims and drives due sagas, at most `limit`; *driven gets the count. */
 status_t gw_recover_some(rpc_ctx_t *ctx, gw_svc_t *svc, int limit, int *driven);
 
+/** Sets the saga gauges (loyalty_sagas_in_progress, loyalty_sagas_needs_attention,
+ *  loyalty_sagas_oldest_in_progress_age_seconds) from the saga table; nothing when metrics are
+ *  off. The recovery job calls it after every pass. */
+void gw_report_sagas(rpc_ctx_t *ctx);
+
 /* ---- flows (gateway_checkout.c, gateway_refund.c, gateway_member.c) ---- */
 extern const gw_flows_t gw_checkout_flows, gw_refund_flows, gw_registration_flows, gw_top_up_flows,
     gw_redeem_flows, gw_check_in_flows, gw_referral_release_flows;

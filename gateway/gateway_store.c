@@ -448,6 +448,18 @@ status_t gw_store_load(db_t *db, gw_saga_t *x) {
     return load_steps(db, x);
 }
 
+status_t gw_store_saga_census(db_t *db, PGresult **out) {
+    /* Two halves, so that each reads its partial index (sagas_due, sagas_needs_attention). */
+    return db_exec(db,
+                   "SELECT kind, state, count(*), "
+                   " extract(epoch FROM now() - min(created_at))::float8 "
+                   "FROM sagas WHERE state IN (1, 2, 3, 5) GROUP BY kind, state "
+                   "UNION ALL "
+                   "SELECT kind, 7, count(*), extract(epoch FROM now() - min(created_at))::float8 "
+                   "FROM sagas WHERE state = 7 GROUP BY kind",
+                   NULL, out);
+}
+
 status_t gw_store_claim_due(db_t *db, arena_t *a, const char *token, int64_t lease_s,
                             char **merchant_id, char **id, bool *found) {
     db_params_t p;

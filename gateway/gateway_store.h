@@ -38,6 +38,10 @@ status_t gw_store_load(db_t *db, gw_saga_t *x);
 status_t gw_store_claim_due(db_t *db, arena_t *a, const char *token, int64_t lease_s,
                             char **merchant_id, char **id, bool *found);
 
+/** The unfinished and NEEDS_ATTENTION sagas of every merchant by kind and state: rows of
+ *  (kind, state, count, age in seconds of the oldest) in *out, which the caller PQclears. */
+status_t gw_store_saga_census(db_t *db, PGresult **out);
+
 /** A page of sagas, newest first (no steps): of one merchant, or of every merchant when
  *  merchant_id is ""; state, kind 0 = any; older_than_s > 0 keeps those not updated for that
  *  long. */

@@ -4,6 +4,7 @@
 #include "ids.h"
 #include "log.h"
 #include "near_cache.h"
+#include "rpc_metrics.h"
 
 #include <stdatomic.h>
 #include <stdio.h>
@@ -171,6 +172,7 @@ void cache_mark_broken(cache_t *c) {
 /* Sends a command and returns its reply, or NULL after marking the connection broken. */
 static redisReply *cache_command(cache_t *c, int argc, const char **argv, const size_t *lens) {
     redisReply *r = redisCommandArgv(c->ctx, argc, argv, lens);
+    rpc_metrics_redis_call(r != NULL);
     if (r == NULL) {
         cache_mark_broken(c);
     }
@@ -220,6 +222,7 @@ redisContext *cache_conn(cache_t *c) {
     struct timeval tv = {0, CACHE_TIMEOUT_MS * 1000};
     c->ctx = redisConnectWithTimeout(c->url.host, c->url.port, tv);
     if (c->ctx == NULL || c->ctx->err) {
+        rpc_metrics_redis_call(false); /* found Redis down */
         cache_mark_broken(c);
         return NULL;
     }
@@ -284,11 +287,14 @@ bool cache_get(cache_t *c, arena_t *a, const char *key, unsigned char **value, s
         redisGetReply(c->ctx, &replies[0]) != REDIS_OK ||
         redisGetReply(c->ctx, &replies[1]) != REDIS_OK) {
         freeReplyObject(replies[0]);
+        rpc_metrics_redis_call(false);
         cache_mark_broken(c);
         return false;
     }
+    rpc_metrics_redis_call(true);
     redisReply *r = replies[0], *ttl = replies[1];
     bool hit = r->type == REDIS_REPLY_STRING;
+    rpc_metrics_cache_request("redis", hit);
     if (hit) {
         *value = arena_alloc(a, r->len + 1);
         memcpy(*value, r->str, r->len);
@@ -365,11 +371,13 @@ static bool cache_send_delete(cache_t *c, const char *key) {
     for (int i = 0; i < replies; i++) {
         void *reply = NULL;
         if (redisGetReply(c->ctx, &reply) != REDIS_OK) {
+            rpc_metrics_redis_call(false);
             cache_mark_broken(c);
             return false;
         }
         freeReplyObject(reply);
     }
+    rpc_metrics_redis_call(true);
     return true;
 }
 

@@ -28,6 +28,7 @@ typedef struct cfg_entry {
 
 static const cfg_entry_t cfg_table[] = {
     STR("LISTEN_ADDR", listen_addr, NULL, false),
+    STR("METRICS_ADDR", metrics_addr, "", false), /* default derived: cfg_metrics_default */
     STR("LOYALTY_PG_DSN", pg_dsn, "host=127.0.0.1 port=5432 dbname=loyalty user=loyalty", true),
     STR("LOYALTY_REDIS_URL", redis_url, "redis://127.0.0.1:6379/0", false),
     STR("LOYALTY_AUTH_TOKEN", auth_token, "", true),
@@ -94,6 +95,26 @@ static status_t cfg_apply(config_t *cfg, const cfg_entry_t *e, const char *value
     return status_ok();
 }
 
+/* METRICS_ADDR's default: LISTEN_ADDR's port + 1000 on every interface (51051 for member-svc's
+ * 50051), empty when LISTEN_ADDR has no port that leaves room for it. */
+static void cfg_metrics_default(config_t *cfg) {
+    const char *colon = strrchr(cfg->listen_addr, ':');
+    int64_t port = 0;
+    cfg->metrics_addr[0] = '\0';
+    if (colon != NULL && config_parse_int(colon + 1, 1, 65535 - 1000, &port)) {
+        snprintf(cfg->metrics_addr, sizeof cfg->metrics_addr, "0.0.0.0:%lld",
+                 (long long)(port + 1000));
+    }
+}
+
+/* METRICS_ADDR when set: empty, or host:port with a port in [0, 65535]. */
+static bool cfg_metrics_valid(const char *addr) {
+    const char *colon = strrchr(addr, ':');
+    int64_t port = 0;
+    return addr[0] == '\0' ||
+           (colon != NULL && colon != addr && config_parse_int(colon + 1, 0, 65535, &port));
+}
+
 status_t config_load(config_t *cfg, const char *service, int default_port, config_lookup_fn lookup,
                      void *lookup_arg) {
     memset(cfg, 0, sizeof *cfg);
@@ -108,6 +129,9 @@ status_t config_load(config_t *cfg, const char *service, int default_port, confi
             return st;
         }
         const char *value = lookup ? lookup(e->env, lookup_arg) : NULL;
+        if (value == NULL && strcmp(e->env, "METRICS_ADDR") == 0) {
+            cfg_metrics_default(cfg); /* LISTEN_ADDR comes first in the table */
+        }
         if (value != NULL) {
             st = cfg_apply(cfg, e, value);
             if (!status_is_ok(&st)) {
@@ -119,6 +143,10 @@ status_t config_load(config_t *cfg, const char *service, int default_port, confi
     if (!log_level_parse(cfg->log_level, &level)) {
         return status_make(STATUS_INVALID_ARGUMENT, "INVALID_CONFIG",
                            "LOG_LEVEL: expected debug, info, warn or error");
+    }
+    if (!cfg_metrics_valid(cfg->metrics_addr)) {
+        return status_make(STATUS_INVALID_ARGUMENT, "INVALID_CONFIG",
+                           "METRICS_ADDR: expected host:port, or empty to disable");
     }
     if ((cfg->tls_cert_path[0] == '\0') != (cfg->tls_key_path[0] == '\0')) {
         return status_make(STATUS_INVALID_ARGUMENT, "INVALID_CONFIG",

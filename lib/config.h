@@ -13,6 +13,7 @@
 typedef struct config {
     char service[64];                   /* set by the program, not the environment */
     char listen_addr[CONFIG_ADDR_MAX];  /* LISTEN_ADDR */
+    char metrics_addr[CONFIG_ADDR_MAX]; /* METRICS_ADDR: /metrics, /livez, /readyz; "" = off */
     char pg_dsn[CONFIG_STR_MAX];        /* LOYALTY_PG_DSN (secret: may hold a password) */
     char redis_url[CONFIG_STR_MAX];     /* LOYALTY_REDIS_URL; empty disables caching */
     char auth_token[CONFIG_STR_MAX];    /* LOYALTY_AUTH_TOKEN; empty disables auth (secret) */
@@ -45,8 +46,9 @@ typedef struct config {
 typedef const char *(*config_lookup_fn)(const char *name, void *arg);
 
 /** Fills `cfg` from defaults, then from the environment through `lookup`. The default listen
- *  address is 0.0.0.0:<default_port>. Fails INVALID_ARGUMENT naming the variable when a value
- *  is malformed or out of bounds. */
+ *  address is 0.0.0.0:<default_port>; the default METRICS_ADDR is 0.0.0.0:<LISTEN_ADDR's port
+ *  + 1000> (empty, i.e. off, when that is no port). Fails INVALID_ARGUMENT naming the
+ *  variable when a value is malformed or out of bounds. */
 status_t config_load(config_t *cfg, const char *service, int default_port, config_lookup_fn lookup,
                      void *lookup_arg);
 

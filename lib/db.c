@@ -2,6 +2,7 @@
 #include "db.h"
 
 #include "log.h"
+#include "rpc_metrics.h"
 
 #include <assert.h>
 #include <inttypes.h>
@@ -56,7 +57,14 @@ struct db {
     db_stmt_t stmts[DB_STMT_CACHE_MAX];
     bool tx_generic; /* DB_SET_GENERIC_PLAN was sent (or queued) in this transaction */
     char last_constraint[64];
+    bool counted_open; /* in loyalty_db_connections_open */
 };
+
+static double db_now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
 
 db_t *db_create(const char *dsn, const char *schema, const char *application_name,
                 int64_t statement_timeout_ms) {
@@ -89,6 +97,10 @@ static void db_stmts_clear(db_t *db) {
 
 static void db_disconnect(db_t *db) {
     if (db->conn != NULL) {
+        if (db->counted_open) {
+            rpc_metrics_db_connections_open(-1);
+            db->counted_open = false;
+        }
         PQfinish(db->conn);
         db->conn = NULL;
     }
@@ -137,6 +149,8 @@ static bool db_connect(db_t *db) {
         return false;
     }
     PQsetNoticeProcessor(db->conn, db_notice, NULL);
+    rpc_metrics_db_connections_open(1);
+    db->counted_open = true;
     return true;
 }
 
@@ -150,6 +164,7 @@ bool db_ping(db_t *db) {
     if (!ok) {
         db_disconnect(db);
     }
+    rpc_metrics_db_up(ok);
     return ok;
 }
 
@@ -275,7 +290,9 @@ static const char *db_stmt_name(db_t *db, const char *sql, int nparams, status_t
                 return NULL; /* keep probes short; run unprepared */
             }
             snprintf(s->name, sizeof s->name, "s%d", db->stmt_count);
+            double start_s = db_now_s();
             PGresult *r = PQprepare(db->conn, s->name, sql, nparams, NULL);
+            rpc_metrics_db_round_trip(db_now_s() - start_s);
             if (PQresultStatus(r) != PGRES_COMMAND_OK) {
                 *st = db_map_error(db, r);
                 PQclear(r);
@@ -393,6 +410,7 @@ static status_t db_round_trip(db_t *db, const char *name, const char *sql,
         q[n++] = (db_query_t){.kind = DB_Q_COMMIT, .sql = "COMMIT"};
     }
     db->begin_pending = false;
+    double start_s = db_now_s();
     bool sent = PQenterPipelineMode(db->conn) == 1;
     for (int i = 0; i < n && sent; i++) {
         sent = db_send(db, &q[i]);
@@ -412,6 +430,7 @@ static status_t db_round_trip(db_t *db, const char *name, const char *sql,
         synced = PQresultStatus(sync) == PGRES_PIPELINE_SYNC;
         PQclear(sync);
     }
+    rpc_metrics_db_round_trip(db_now_s() - start_s);
     status_t st = status_ok();
     if (!synced || PQexitPipelineMode(db->conn) != 1) {
         st = db_map_error(db, NULL);
@@ -470,12 +489,21 @@ static status_t db_exec_once(db_t *db, const char *sql, const db_params_t *param
         return db_round_trip(db, name, sql, params, false, out);
     }
     PGresult *r;
+    bool alone = db->tx_depth == 0; /* else the transaction holds the connection already */
+    if (alone) {
+        rpc_metrics_db_connections_in_use(1);
+    }
+    double start_s = db_now_s();
     if (name != NULL) {
         r = PQexecPrepared(db->conn, name, n, n ? params->values : NULL, n ? params->lengths : NULL,
                            n ? params->formats : NULL, 0);
     } else {
         r = PQexecParams(db->conn, sql, n, NULL, n ? params->values : NULL,
                          n ? params->lengths : NULL, n ? params->formats : NULL, 0);
+    }
+    rpc_metrics_db_round_trip(db_now_s() - start_s);
+    if (alone) {
+        rpc_metrics_db_connections_in_use(-1);
     }
     ExecStatusType rs = PQresultStatus(r);
     if (rs != PGRES_COMMAND_OK && rs != PGRES_TUPLES_OK) {
@@ -725,11 +753,14 @@ status_t db_tx(db_t *db, db_tx_fn fn, void *arg) {
             db->tx_generic = false;
             db->begin_pending = true;
             db->commit_sql = NULL;
+            rpc_metrics_db_transaction();
+            rpc_metrics_db_connections_in_use(1);
             st = fn(db, arg);
             if (status_is_ok(&st)) {
                 st = db_commit(db);
                 if (status_is_ok(&st)) {
                     db->tx_depth = 0;
+                    rpc_metrics_db_connections_in_use(-1);
                     return st;
                 }
             }
@@ -747,6 +778,7 @@ status_t db_tx(db_t *db, db_tx_fn fn, void *arg) {
                 memcpy(db->last_constraint, constraint, sizeof constraint);
             }
             db->tx_depth = 0;
+            rpc_metrics_db_connections_in_use(-1);
         }
         bool conflict = st.code == STATUS_ABORTED && strcmp(st.reason, "CONCURRENCY_CONFLICT") == 0;
         bool lost = st.code == STATUS_UNAVAILABLE && !reconnected;
@@ -754,6 +786,9 @@ status_t db_tx(db_t *db, db_tx_fn fn, void *arg) {
             return st;
         }
         reconnected = reconnected || lost;
+        if (conflict) {
+            rpc_metrics_db_serialization_retry();
+        }
         db_backoff(attempt);
     }
     return st;

@@ -3,6 +3,7 @@
 
 #include "cache.h"
 #include "log.h"
+#include "rpc_metrics.h"
 
 #include <hiredis/hiredis.h>
 
@@ -179,6 +180,7 @@ bool near_cache_get(const char *key, arena_t *a, unsigned char **value, size_t *
     }
     pthread_mutex_unlock(&s->mu);
     atomic_fetch_add(hit ? &g_nc.hits : &g_nc.misses, 1);
+    rpc_metrics_cache_request("near", hit);
     return hit;
 }
 

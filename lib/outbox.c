@@ -3,7 +3,9 @@
 
 #include "ids.h"
 #include "log.h"
+#include "metrics.h"
 #include "pgarray.h"
+#include "rpc_metrics.h"
 
 #include <hiredis/hiredis.h>
 
@@ -80,6 +82,7 @@ static bool outbox_xadd_all(cache_t *cache, const PGresult *r, const char *servi
             lens[k] = strlen(argv[k]);
         }
         if (redisAppendCommandArgv(conn, 20, argv, lens) != REDIS_OK) {
+            rpc_metrics_redis_call(false);
             cache_mark_broken(cache);
             return false;
         }
@@ -88,6 +91,7 @@ static bool outbox_xadd_all(cache_t *cache, const PGresult *r, const char *servi
     for (int i = 0; i < rows; i++) {
         void *reply = NULL;
         if (redisGetReply(conn, &reply) != REDIS_OK) {
+            rpc_metrics_redis_call(false);
             cache_mark_broken(cache);
             return false;
         }
@@ -98,6 +102,7 @@ static bool outbox_xadd_all(cache_t *cache, const PGresult *r, const char *servi
         }
         freeReplyObject(rr);
     }
+    rpc_metrics_redis_call(true);
     return ok;
 }
 
@@ -166,6 +171,27 @@ status_t outbox_publish_batch(db_t *db, cache_t *cache, const char *service, int
     status_t st = db_tx(db, outbox_publish_tx, &a);
     *published = status_is_ok(&st) ? a.published : 0;
     return st;
+}
+
+void outbox_report_pending(db_t *db) {
+    static int64_t last_ms; /* one caller: the publisher thread */
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    if (!metrics_enabled() || (last_ms != 0 && now_ms - last_ms < OUTBOX_REPORT_MS)) {
+        return;
+    }
+    last_ms = now_ms;
+    PGresult *r = NULL;
+    status_t st = db_exec(db,
+                          "SELECT count(*), "
+                          " coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8 "
+                          "FROM outbox WHERE published_at IS NULL",
+                          NULL, &r);
+    if (status_is_ok(&st)) {
+        rpc_metrics_outbox(db_get_int(r, 0, 0), strtod(db_get_str(r, 0, 1), NULL));
+        PQclear(r);
+    }
 }
 
 status_t outbox_purge(db_t *db, int64_t retention_days, int64_t batch, int64_t *deleted) {

@@ -37,6 +37,12 @@ status_t outbox_emit(rpc_ctx_t *ctx, const char *merchant_id, const char *stream
 status_t outbox_publish_batch(db_t *db, cache_t *cache, const char *service, int64_t batch_max,
                               int64_t stream_maxlen, int64_t *published);
 
+/** Sets loyalty_outbox_pending_rows and loyalty_outbox_oldest_pending_age_seconds from the
+ *  table, at most once per OUTBOX_REPORT_MS (the publisher calls it on every wake-up); nothing
+ *  when metrics are off. One caller thread. */
+#define OUTBOX_REPORT_MS 1000
+void outbox_report_pending(db_t *db);
+
 /** Deletes entries published more than retention_days ago, at most `batch` rows. */
 status_t outbox_purge(db_t *db, int64_t retention_days, int64_t batch, int64_t *deleted);
 

@@ -5,6 +5,7 @@
 #include "log.h"
 #include "pb.h"
 #include "rpc.h"
+#include "rpc_metrics.h"
 #include "trace.h"
 
 #include <grpc/grpc.h>
@@ -17,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define CLIENT_CHANNELS_MAX 32
 #define CLIENT_METHODS_MAX 256
@@ -337,6 +339,12 @@ static void call_complete(pending_t *p, arena_t *arena) {
     }
 }
 
+static int64_t client_now_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 static void call_release(pending_t *p) {
     if (p->call == NULL) {
         return;
@@ -371,6 +379,7 @@ void rpc_call_many(rpc_call_spec_t *calls, size_t n, arena_t *arena, const rpc_c
         request_id = generated;
     }
     gpr_timespec deadline = call_deadline(opts);
+    int64_t start_us = client_now_us();
     grpc_completion_queue *cq = grpc_completion_queue_create_for_next(NULL);
     size_t started = 0;
     for (size_t i = 0; i < n; i++) {
@@ -385,6 +394,9 @@ void rpc_call_many(rpc_call_spec_t *calls, size_t n, arena_t *arena, const rpc_c
             continue; /* cannot time out: the deadline ends every call */
         }
         call_complete(ev.tag, arena);
+        const rpc_call_spec_t *s = ((const pending_t *)ev.tag)->spec;
+        rpc_metrics_client_handled(s->service->name, s->method, s->status.code,
+                                   client_now_us() - start_us);
         done++;
     }
     grpc_completion_queue_shutdown(cq);

@@ -23,6 +23,7 @@
 #include "reflection.h"
 #include "request.h"
 #include "rpc_client.h"
+#include "rpc_metrics.h"
 #include "trace.h"
 #include "validate.h"
 
@@ -549,9 +550,11 @@ static void call_serve(worker_t *w, call_t *c) {
     if (status_is_ok(&st)) {
         c->resp_bb = pb_to_byte_buffer(resp);
     }
+    int64_t latency_us = now_us() - start;
+    rpc_metrics_server_handled(c->method->path, false, st.code, st.reason, latency_us);
     if (!c->method->is_health || !status_is_ok(&st)) {
         log_rpc(c->method->path, c->request_id, ctx.merchant_id, st.code, st.reason, st.message,
-                now_us() - start);
+                latency_us);
     }
     call_bind_log(NULL);
     t_current_ctx = NULL;
@@ -596,9 +599,11 @@ static void call_stream_batch(call_t *c, call_phase_t phase, const grpc_op *ops,
 
 static void call_stream_end(call_t *c, const status_t *st) {
     rpc_stream_t *s = c->stream;
+    int64_t latency_us = now_us() - s->start_us;
+    rpc_metrics_server_handled(c->method->path, true, st->code, st->reason, latency_us);
     call_bind_log(c);
     log_rpc(c->method->path, c->request_id, s->merchant_id, st->code, st->reason, st->message,
-            now_us() - s->start_us);
+            latency_us);
     call_bind_log(NULL);
     call_finish(c, st);
 }
@@ -852,9 +857,10 @@ static void call_stream_start(call_t *c) {
     call_read_metadata(c, &auth, &auth_len);
     status_t st = call_admit(c, auth, auth_len);
     if (!status_is_ok(&st)) {
+        int64_t latency_us = now_us() - start;
+        rpc_metrics_server_handled(c->method->path, true, st.code, st.reason, latency_us);
         call_bind_log(c);
-        log_rpc(c->method->path, c->request_id, "", st.code, st.reason, st.message,
-                now_us() - start);
+        log_rpc(c->method->path, c->request_id, "", st.code, st.reason, st.message, latency_us);
         call_bind_log(NULL);
         call_finish(c, &st);
         return;
@@ -973,6 +979,7 @@ static void *monitor_main(void *arg) {
                 health_set_migrated(true);
                 health_set_db_reachable(true);
                 watch_notify();
+                rpc_metrics_db_up(true);
                 log_msg(LOG_INFO, "migrations applied; serving");
             } else {
                 log_msg(LOG_WARN, "migrations not applied yet: %s", st.message);
@@ -1028,6 +1035,9 @@ static void *outbox_main(void *arg) {
             nanosleep(&gather, NULL);
         }
         backlog = false;
+        if (health_is_migrated()) {
+            outbox_report_pending(db);
+        }
         if (!health_is_migrated() || g_srv.config.redis_url[0] == '\0') {
             continue;
         }
@@ -1529,6 +1539,7 @@ int rpc_server_main(const rpc_server_options_t *opts, int argc, char **argv) {
 
     grpc_init();
     rpc_client_init(&g_srv.config);
+    rpc_metrics_start(&g_srv.config); /* before serving: /livez while PostgreSQL is awaited */
     if (opts->on_start) {
         st = opts->on_start(&g_srv.config, &g_srv.service_state);
     } else {
@@ -1545,6 +1556,7 @@ int rpc_server_main(const rpc_server_options_t *opts, int argc, char **argv) {
     sigwait(&sigs, &sig);
     log_msg(LOG_INFO, "received %s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     srv_stop();
+    rpc_metrics_stop();
     if (opts->on_stop) {
         opts->on_stop(g_srv.service_state);
     }

@@ -7,7 +7,8 @@ LOYALTY_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 LOYALTY_PACKAGES=(cmake gcc make pkg-config libgrpc-dev libprotobuf-c-dev protobuf-c-compiler
   protobuf-compiler libpq-dev libhiredis-dev libcriterion-dev postgresql redis-server
   python3-grpcio python3-protobuf nghttp2-client postgresql-contrib
-  python3-yaml yamllint docker-compose binutils clang prometheus)
+  python3-yaml yamllint docker-compose binutils clang prometheus libmicrohttpd-dev
+  python3-prometheus-client)
 
 log() { printf '[loyalty] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }

@@ -50,7 +50,9 @@ class Service:
         self.name = name
         self.port = free_port()
         self.addr = f"127.0.0.1:{self.port}"
-        self.env = dict(os.environ, LISTEN_ADDR=self.addr, LOG_LEVEL="warn", **(env or {}))
+        self.metrics_port = free_port()
+        self.env = {**os.environ, "LISTEN_ADDR": self.addr, "LOG_LEVEL": "warn",
+                    "METRICS_ADDR": f"127.0.0.1:{self.metrics_port}", **(env or {})}
         self.proc = None
 
     def start(self, health_pb2, timeout_s=60):

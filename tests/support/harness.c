@@ -213,11 +213,15 @@ static void harness_launch(svc_proc_t *p) {
     static int listen_slot;
     char *listen_env = listen[listen_slot++ % HARNESS_ENV_MAX];
     snprintf(listen_env, 80, "LISTEN_ADDR=%s", p->addr);
-    const char *env[HARNESS_ENV_MAX + 4];
+    static char metrics[HARNESS_ENV_MAX][80];
+    char *metrics_env = metrics[(listen_slot - 1) % HARNESS_ENV_MAX];
+    snprintf(metrics_env, 80, "METRICS_ADDR=127.0.0.1:%d", p->metrics_port);
+    const char *env[HARNESS_ENV_MAX + 5];
     int n = 0;
     env[n++] = listen_env;
+    env[n++] = metrics_env; /* before p->env: a test's own METRICS_ADDR wins */
     env[n++] = "RPC_WORKERS=8";
-    for (int i = 0; p->env[i] && n < HARNESS_ENV_MAX + 2; i++) {
+    for (int i = 0; p->env[i] && n < HARNESS_ENV_MAX + 3; i++) {
         env[n++] = p->env[i];
     }
     env[n] = NULL;
@@ -240,6 +244,7 @@ void harness_start(svc_proc_t *p, const char *name, const char *const *env) {
     memset(p, 0, sizeof *p);
     snprintf(p->name, sizeof p->name, "%s", name);
     p->port = harness_free_port();
+    p->metrics_port = harness_free_port();
     snprintf(p->addr, sizeof p->addr, "127.0.0.1:%d", p->port);
     char dir[256];
     snprintf(dir, sizeof dir, "%s/test-logs", LOYALTY_BUILD_DIR);
@@ -287,6 +292,67 @@ void harness_kill(svc_proc_t *p) {
     }
     kill(p->pid, SIGKILL);
     (void)harness_wait(p);
+}
+
+int harness_http_get(int port, const char *path, char **body) {
+    if (body) {
+        *body = NULL;
+    }
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert(fd >= 0);
+    struct timeval tv = {10, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        close(fd);
+        return 0;
+    }
+    char req[512];
+    int n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", path);
+    if (write(fd, req, (size_t)n) != n) {
+        close(fd);
+        return 0;
+    }
+    size_t cap = 65536, len = 0;
+    char *buf = malloc(cap);
+    cr_assert_not_null(buf);
+    for (;;) {
+        if (len + 4096 + 1 > cap) {
+            cap *= 2;
+            buf = realloc(buf, cap);
+            cr_assert_not_null(buf);
+        }
+        ssize_t got = read(fd, buf + len, 4096);
+        if (got <= 0) {
+            break;
+        }
+        len += (size_t)got;
+    }
+    close(fd);
+    buf[len] = '\0';
+    int status = 0;
+    if (sscanf(buf, "HTTP/%*s %d", &status) != 1) {
+        status = 0;
+    }
+    char *start = strstr(buf, "\r\n\r\n");
+    if (body) {
+        *body = strdup(start ? start + 4 : "");
+        cr_assert_not_null(*body);
+    }
+    free(buf);
+    return status;
+}
+
+double harness_metric(const char *exposition, const char *series) {
+    size_t n = strlen(series);
+    for (const char *p = exposition; (p = strstr(p, series)) != NULL; p += n) {
+        bool line_start = p == exposition || p[-1] == '\n';
+        if (line_start && p[n] == ' ') {
+            return strtod(p + n + 1, NULL);
+        }
+    }
+    return 0;
 }
 
 static void redis_launch(redis_proc_t *r) {

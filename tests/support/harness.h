@@ -19,6 +19,7 @@ typedef struct svc_proc {
     pid_t pid;
     int port;
     char addr[64];
+    int metrics_port; /* METRICS_ADDR=127.0.0.1:<it>, unless env sets METRICS_ADDR */
     char log_path[512];
     const char *env[HARNESS_ENV_MAX + 1]; /* extra "KEY=VALUE" for restarts */
 } svc_proc_t;
@@ -45,6 +46,15 @@ void harness_kill(svc_proc_t *p);
 void harness_signal_term(svc_proc_t *p);
 /** Waits for a child to exit; returns its status as harness_stop does. */
 int harness_wait(svc_proc_t *p);
+
+/** GET http://127.0.0.1:<port><path> (HTTP/1.0); returns the status code (0 when nothing
+ *  answered) and, when body is not NULL, the body in *body (malloc'd, the caller frees). */
+int harness_http_get(int port, const char *path, char **body);
+
+/** The value of the sample `series` (its exact text up to the value, e.g.
+ *  `grpc_server_handled_total{grpc_type="unary",...,grpc_code="OK"}`) in a Prometheus text
+ *  exposition; 0 when absent. */
+double harness_metric(const char *exposition, const char *series);
 
 /** Health/Check of a running service; true when SERVING. */
 bool harness_is_serving(const char *addr);

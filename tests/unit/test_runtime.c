@@ -141,6 +141,36 @@ Test(config, bad_values_name_the_variable) {
     cr_assert_eq(config_load(&cfg, "m", 1, fake_lookup, &longer).code, STATUS_INVALID_ARGUMENT);
 }
 
+Test(config, metrics_addr_defaults_to_listen_port_plus_1000) {
+    /* Goal: METRICS_ADDR defaults to LISTEN_ADDR's port + 1000 on every interface, is off
+     * (empty) when that is no port, may be set empty to disable, and must be host:port. */
+    config_t cfg;
+    cr_assert_eq(config_load(&cfg, "member-svc", 50051, NULL, NULL).code, STATUS_OK);
+    cr_assert_str_eq(cfg.metrics_addr, "0.0.0.0:51051");
+    fake_env_t listen = {{"LISTEN_ADDR"}, {"127.0.0.1:9000"}};
+    cr_assert_eq(config_load(&cfg, "m", 1, fake_lookup, &listen).code, STATUS_OK);
+    cr_assert_str_eq(cfg.metrics_addr, "0.0.0.0:10000");
+    fake_env_t edge = {{"LISTEN_ADDR"}, {"127.0.0.1:64535"}};
+    cr_assert_eq(config_load(&cfg, "m", 1, fake_lookup, &edge).code, STATUS_OK);
+    cr_assert_str_eq(cfg.metrics_addr, "0.0.0.0:65535");
+    fake_env_t past = {{"LISTEN_ADDR"}, {"127.0.0.1:64536"}};
+    cr_assert_eq(config_load(&cfg, "m", 1, fake_lookup, &past).code, STATUS_OK);
+    cr_assert_str_eq(cfg.metrics_addr, "");
+    fake_env_t off = {{"METRICS_ADDR"}, {""}};
+    cr_assert_eq(config_load(&cfg, "m", 1, fake_lookup, &off).code, STATUS_OK);
+    cr_assert_str_eq(cfg.metrics_addr, "");
+    fake_env_t set = {{"METRICS_ADDR"}, {"[::1]:9100"}};
+    cr_assert_eq(config_load(&cfg, "m", 1, fake_lookup, &set).code, STATUS_OK);
+    cr_assert_str_eq(cfg.metrics_addr, "[::1]:9100");
+    const char *bad[] = {"9100", ":9100", "host:", "host:65536", "host:x"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        fake_env_t env = {{"METRICS_ADDR"}, {bad[i]}};
+        status_t st = config_load(&cfg, "m", 1, fake_lookup, &env);
+        cr_assert_eq(st.code, STATUS_INVALID_ARGUMENT, "%s accepted", bad[i]);
+        cr_assert(strstr(st.message, "METRICS_ADDR") != NULL, "%s", st.message);
+    }
+}
+
 Test(config, parse_int_is_strict) {
     int64_t v;
     cr_assert(config_parse_int("42", 0, 100, &v) && v == 42);
