@@ -221,7 +221,7 @@ static uint64_t db_hash(const char *s) {
  * (the caller then runs the statement unprepared). */
 static const char *db_stmt_name(db_t *db, const char *sql, int nparams, status_t *st,
                                 bool *generic);
-static status_t db_plan_generic(db_t *db);
+static const char *db_stmt_for_tx(db_t *db, const char *sql, int nparams, status_t *st);
 
 static status_t db_map_error(db_t *db, const PGresult *r) {
     const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
@@ -477,11 +477,7 @@ static status_t db_exec_once(db_t *db, const char *sql, const db_params_t *param
     }
     int n = params ? params->n : 0;
     status_t st = status_ok();
-    bool generic = false;
-    const char *name = prepare ? db_stmt_name(db, sql, n, &st, &generic) : NULL;
-    if (status_is_ok(&st) && name != NULL && generic) {
-        st = db_plan_generic(db);
-    }
+    const char *name = prepare ? db_stmt_for_tx(db, sql, n, &st) : NULL;
     if (!status_is_ok(&st)) {
         return st;
     }
@@ -682,6 +678,17 @@ static status_t db_plan_generic(db_t *db) {
     return db_defer(db, DB_SET_GENERIC_PLAN, NULL, NULL, NULL);
 }
 
+/* The prepared statement for `sql` (db_stmt_name), with the generic-plan SET queued first when
+ * the statement wants it and the transaction has not sent it yet. */
+static const char *db_stmt_for_tx(db_t *db, const char *sql, int nparams, status_t *st) {
+    bool generic = false;
+    const char *name = db_stmt_name(db, sql, nparams, st, &generic);
+    if (status_is_ok(st) && name != NULL && generic) {
+        *st = db_plan_generic(db);
+    }
+    return name;
+}
+
 status_t db_exec_deferred(db_t *db, const char *sql, const db_params_t *params,
                           const db_expect_t *expect) {
     assert(db->tx_depth > 0); /* writes run in db_tx */
@@ -689,11 +696,7 @@ status_t db_exec_deferred(db_t *db, const char *sql, const db_params_t *params,
         return status_make(STATUS_UNAVAILABLE, "DATABASE_UNAVAILABLE", "database unavailable");
     }
     status_t st = status_ok();
-    bool generic = false;
-    const char *name = db_stmt_name(db, sql, params ? params->n : 0, &st, &generic);
-    if (status_is_ok(&st) && name != NULL && generic) {
-        st = db_plan_generic(db);
-    }
+    const char *name = db_stmt_for_tx(db, sql, params ? params->n : 0, &st);
     if (!status_is_ok(&st)) {
         return st;
     }
@@ -725,11 +728,7 @@ static status_t db_commit(db_t *db) {
     }
     const char *sql = db->commit_sql;
     const db_params_t *params = &db->commit_params;
-    bool generic = false;
-    const char *name = sql ? db_stmt_name(db, sql, params->n, &st, &generic) : NULL;
-    if (status_is_ok(&st) && name != NULL && generic) {
-        st = db_plan_generic(db);
-    }
+    const char *name = sql ? db_stmt_for_tx(db, sql, params->n, &st) : NULL;
     if (!status_is_ok(&st)) {
         return st;
     }
