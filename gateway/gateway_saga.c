@@ -206,45 +206,38 @@ status_t gw_saga_open(gw_saga_t *x, rpc_ctx_t *ctx, gw_svc_t *svc, const char *m
     return st;
 }
 
-status_t gw_saga_open_claimed(gw_saga_t *x, rpc_ctx_t *ctx, gw_svc_t *svc, const char *merchant_id,
-                              const char *id) {
-    saga_reset(x, ctx, svc, merchant_id, id);
-    new_lease_token(x);
+/* Claims and reads the saga x names (merchant_id and id set, a fresh lease token); x->leased
+ * says whether the lease was taken. */
+static status_t claim_and_load(gw_saga_t *x) {
     bool claimed = false;
-    status_t st =
-        gw_store_claim(ctx->db, x->merchant_id, x->id, x->lease_token, svc->lease_s, &claimed);
-    if (!status_is_ok(&st)) {
-        return st;
+    status_t st = gw_store_claim_load(x->ctx->db, x, x->lease_token, x->svc->lease_s, &claimed);
+    if (status_is_ok(&st) && gw_saga_request(x) == NULL) {
+        st = status_make(STATUS_DATA_LOSS, "CORRUPT_SAGA", "saga %s has an unreadable request",
+                         x->id);
     }
-    char token[sizeof x->lease_token];
-    memcpy(token, x->lease_token, sizeof token);
-    st = gw_saga_open(x, ctx, svc, merchant_id, id);
-    memcpy(x->lease_token, token, sizeof token);
     x->leased = claimed && status_is_ok(&st);
     return st;
 }
 
-status_t gw_saga_claim(gw_saga_t *x) {
+status_t gw_saga_open_claimed(gw_saga_t *x, rpc_ctx_t *ctx, gw_svc_t *svc, const char *merchant_id,
+                              const char *id) {
+    saga_reset(x, ctx, svc, merchant_id, id);
     new_lease_token(x);
-    bool claimed = false;
-    status_t st = gw_store_claim(x->ctx->db, x->merchant_id, x->id, x->lease_token, x->svc->lease_s,
-                                 &claimed);
-    if (!status_is_ok(&st)) {
-        return st;
-    }
-    if (!claimed) {
+    return claim_and_load(x);
+}
+
+status_t gw_saga_claim(gw_saga_t *x) {
+    /* Reload under the lease: the state may have moved since it was read. */
+    bool in_request = x->in_request, auto_complete = x->auto_complete;
+    saga_reset(x, x->ctx, x->svc, x->merchant_id, x->id);
+    x->in_request = in_request;
+    x->auto_complete = auto_complete;
+    new_lease_token(x);
+    status_t st = claim_and_load(x);
+    if (status_is_ok(&st) && !x->leased) {
         return status_make(STATUS_ABORTED, "SAGA_IN_PROGRESS",
                            "saga %s is being driven by another request; retry later", x->id);
     }
-    x->leased = true;
-    /* Reload under the lease: the state may have moved since it was read. */
-    char token[sizeof x->lease_token];
-    memcpy(token, x->lease_token, sizeof token);
-    bool in_request = x->in_request;
-    st = gw_saga_open(x, x->ctx, x->svc, x->merchant_id, x->id);
-    memcpy(x->lease_token, token, sizeof token);
-    x->leased = status_is_ok(&st);
-    x->in_request = in_request;
     return st;
 }
 

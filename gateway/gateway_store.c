@@ -313,37 +313,6 @@ status_t gw_store_unclaim(db_t *db, const char *merchant_id, const char *id, con
                    &p, NULL);
 }
 
-status_t gw_store_claim(db_t *db, const char *merchant_id, const char *id, const char *token,
-                        int64_t lease_s, bool *claimed) {
-    db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, id);
-    db_param_text(&p, token);
-    db_param_int(&p, lease_s);
-    PGresult *r = NULL;
-    /* The outer query tells a saga leased by someone else from a missing one. */
-    status_t st = db_exec(
-        db,
-        "WITH c AS (UPDATE sagas SET lease_owner = $3, "
-        " lease_until = now() + $4::bigint * interval '1 s' "
-        " WHERE merchant_id = $1 AND id = $2 "
-        " AND (lease_owner IS NULL OR lease_until < now() OR lease_owner = $3) RETURNING 1) "
-        "SELECT (SELECT count(*) FROM c), "
-        " (SELECT count(*) FROM sagas WHERE merchant_id = $1 AND id = $2)",
-        &p, &r);
-    if (!status_is_ok(&st)) {
-        return st;
-    }
-    *claimed = db_get_int(r, 0, 0) == 1;
-    bool exists = db_get_int(r, 0, 1) == 1;
-    PQclear(r);
-    if (!exists) {
-        return status_make(STATUS_NOT_FOUND, "SAGA_NOT_FOUND", "saga %s not found", id);
-    }
-    return status_ok();
-}
-
 static unsigned char *unescape(arena_t *a, const char *hex, size_t *len) {
     size_t n = 0;
     unsigned char *b = PQunescapeBytea((const unsigned char *)hex, &n);
@@ -401,27 +370,15 @@ static status_t load_steps(db_t *db, gw_saga_t *x) {
     return status_ok();
 }
 
-status_t gw_store_load(db_t *db, gw_saga_t *x) {
-    db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, x->merchant_id);
-    db_param_text(&p, x->id);
-    PGresult *r = NULL;
-    status_t st = db_exec(
-        db,
-        "SELECT kind, state, idempotency_key, request, context, reason, error_code, error_reason, "
-        " error_message, coalesce(order_id, ''), coalesce(member_id, ''), attempts, "
-        " extract(epoch FROM created_at)::bigint, extract(epoch FROM updated_at)::bigint, "
-        " extract(epoch FROM next_attempt_at)::bigint "
-        "FROM sagas WHERE merchant_id = $1 AND id = $2",
-        &p, &r);
-    if (!status_is_ok(&st)) {
-        return st;
-    }
-    if (PQntuples(r) != 1) {
-        PQclear(r);
-        return status_make(STATUS_NOT_FOUND, "SAGA_NOT_FOUND", "saga %s not found", x->id);
-    }
+/* The saga row's columns as saga_from_row reads them. */
+#define SAGA_COLUMNS                                                                               \
+    "kind, state, idempotency_key, request, context, reason, error_code, error_reason, "           \
+    " error_message, coalesce(order_id, ''), coalesce(member_id, ''), attempts, "                  \
+    " extract(epoch FROM created_at)::bigint, extract(epoch FROM updated_at)::bigint, "            \
+    " extract(epoch FROM next_attempt_at)::bigint "
+
+/* Reads row 0 of r (SAGA_COLUMNS) into x, then its steps. */
+static status_t saga_from_row(db_t *db, gw_saga_t *x, const PGresult *r) {
     arena_t *a = x->a;
     x->kind = (int)db_get_int(r, 0, 0);
     x->state = (int)db_get_int(r, 0, 1);
@@ -437,7 +394,6 @@ status_t gw_store_load(db_t *db, gw_saga_t *x) {
     x->created_at = db_get_int(r, 0, 12);
     x->updated_at = db_get_int(r, 0, 13);
     x->next_attempt_at = db_get_int(r, 0, 14);
-    PQclear(r);
     x->context = (Loyalty__V1__GatewaySagaContext *)pb_unpack_arena(
         a, &loyalty__v1__gateway_saga_context__descriptor, ctx_bytes, ctx_len);
     if (x->context == NULL) {
@@ -446,6 +402,58 @@ status_t gw_store_load(db_t *db, gw_saga_t *x) {
     }
     x->persisted = true;
     return load_steps(db, x);
+}
+
+status_t gw_store_load(db_t *db, gw_saga_t *x) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, x->merchant_id);
+    db_param_text(&p, x->id);
+    PGresult *r = NULL;
+    status_t st =
+        db_exec_row(db, "SELECT " SAGA_COLUMNS "FROM sagas WHERE merchant_id = $1 AND id = $2", &p,
+                    &r, STATUS_NOT_FOUND, "SAGA_NOT_FOUND", "no such saga");
+    if (!status_is_ok(&st)) {
+        if (strcmp(st.reason, "SAGA_NOT_FOUND") == 0) {
+            st = status_make(STATUS_NOT_FOUND, "SAGA_NOT_FOUND", "saga %s not found", x->id);
+        }
+        return st;
+    }
+    st = saga_from_row(db, x, r);
+    PQclear(r);
+    return st;
+}
+
+status_t gw_store_claim_load(db_t *db, gw_saga_t *x, const char *token, int64_t lease_s,
+                             bool *claimed) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, x->merchant_id);
+    db_param_text(&p, x->id);
+    db_param_text(&p, token);
+    db_param_int(&p, lease_s);
+    PGresult *r = NULL;
+    /* RETURNING reads the row version the lease was taken on (after waiting for a writer that
+     * held it), so the state cannot be older than the lease; the steps are read afterwards, by
+     * a statement of their own, for the same reason. */
+    status_t st = db_exec(db,
+                          "UPDATE sagas SET lease_owner = $3, "
+                          " lease_until = now() + $4::bigint * interval '1 s' "
+                          "WHERE merchant_id = $1 AND id = $2 "
+                          " AND (lease_owner IS NULL OR lease_until < now() OR lease_owner = $3) "
+                          "RETURNING " SAGA_COLUMNS,
+                          &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    *claimed = PQntuples(r) == 1;
+    if (!*claimed) { /* leased by someone else, or missing: read it as it is */
+        PQclear(r);
+        return gw_store_load(db, x);
+    }
+    st = saga_from_row(db, x, r);
+    PQclear(r);
+    return st;
 }
 
 status_t gw_store_saga_census(db_t *db, PGresult **out) {

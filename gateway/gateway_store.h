@@ -21,17 +21,18 @@ status_t gw_store_find_by_key(db_t *db, arena_t *a, const char *merchant_id, con
                               const unsigned char *hash_input, size_t hash_len, char **id,
                               bool *same_request);
 
-/** Gives back a lease taken by gw_store_claim and nothing else: when the saga is due stays as
+/** Gives back a lease taken by gw_store_claim_load and nothing else: when the saga is due stays as
  *  it was (a RESERVED checkout keeps its expiry). */
 status_t gw_store_unclaim(db_t *db, const char *merchant_id, const char *id, const char *token);
 
-/** Takes the lease (token, lease_s) when it is free, expired or ours; *claimed says whether it
- *  was; NOT_FOUND when there is no such saga. */
-status_t gw_store_claim(db_t *db, const char *merchant_id, const char *id, const char *token,
-                        int64_t lease_s, bool *claimed);
-
 /** Reads the row and the steps into x (merchant_id and id set). */
 status_t gw_store_load(db_t *db, gw_saga_t *x);
+
+/** Takes the lease (token, lease_s) when it is free, expired or ours, and reads the saga into x
+ *  as gw_store_load does (two round trips); *claimed says whether the lease was taken;
+ *  NOT_FOUND when there is no such saga. */
+status_t gw_store_claim_load(db_t *db, gw_saga_t *x, const char *token, int64_t lease_s,
+                             bool *claimed);
 
 /** Claims one due unfinished saga for the recovery job (FOR UPDATE SKIP LOCKED, lease expired,
  *  next attempt due), counting an attempt; *found false when there is none. */
