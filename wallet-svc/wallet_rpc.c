@@ -312,6 +312,16 @@ static status_t rpc_capture_hold(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg
 static status_t rpc_void_hold(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
                               ProtobufCMessage *resp_msg) {
     const Loyalty__V1__WalletVoidHoldRequest *req = (const void *)req_msg;
+    if (req->hold_id[0] == '\0' && (req->member_id[0] || req->reference[0])) {
+        /* By member and reference: the id is looked up in the call's transaction. */
+        RETURN_IF_ERROR(wallet_check_member_id(req->member_id));
+        RETURN_IF_ERROR(check_reference("reference", req->reference));
+        Loyalty__V1__WalletVoidHoldRequest by_id = *req;
+        RETURN_IF_ERROR(wallet_store_pending_hold_id(
+            ctx->db, ctx->arena, ctx->merchant_id, req->member_id, req->reference, &by_id.hold_id));
+        wallet_env_t e = wallet_env_from(ctx);
+        return wallet_op_void(&e, &by_id, (void *)resp_msg);
+    }
     RETURN_IF_ERROR(check_id("hold_id", req->hold_id));
     wallet_env_t e = wallet_env_from(ctx);
     return wallet_op_void(&e, req, (void *)resp_msg);

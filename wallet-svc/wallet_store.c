@@ -419,6 +419,29 @@ status_t wallet_store_member_lock_by_hold(db_t *db, wallet_tx_t *tx, const char 
     return status_ok();
 }
 
+status_t wallet_store_pending_hold_id(db_t *db, arena_t *a, const char *merchant_id,
+                                      const char *member_id, const char *reference, char **id) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_text(&p, member_id);
+    db_param_text(&p, reference);
+    PGresult *r = NULL;
+    /* holds_pending_member finds the member's pending holds; few, so the reference is a filter. */
+    status_t st = db_exec_row(db,
+                              "SELECT id FROM holds WHERE merchant_id = $1 AND member_id = $2 "
+                              " AND state = 1 AND reference = $3 "
+                              "ORDER BY created_at DESC, id DESC LIMIT 1",
+                              &p, &r, STATUS_NOT_FOUND, "HOLD_NOT_FOUND",
+                              "the member has no pending hold with this reference");
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    *id = arena_strdup(a, db_get_str(r, 0, 0));
+    PQclear(r);
+    return status_ok();
+}
+
 status_t wallet_store_member_read(db_t *db, const char *merchant_id, wallet_member_t *m) {
     db_params_t p;
     db_params_init(&p);

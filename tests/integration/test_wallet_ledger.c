@@ -273,6 +273,40 @@ Test(wallet_ledger, hold_void_and_states) {
     wc_assert_ledger_clean(&wc);
 }
 
+Test(wallet_ledger, void_by_member_and_reference) {
+    /* Goal: a caller that never learned a hold's id (a checkout interrupted by a crash) voids
+     * it by member and reference: the pending hold of that reference is voided, a replay of the
+     * key answers the same, a captured or voided hold is not found again, nor is one of another
+     * member, and half a target is refused. */
+    start("voidref", NULL);
+    top_up("m1", 500, NULL);
+    top_up("m2", 500, NULL);
+    Loyalty__V1__WalletHoldResponse *h = hold("m1", 300, "order-1");
+    hold("m2", 50, "order-9");
+    const char *key = harness_key();
+    Loyalty__V1__WalletVoidHoldResponse *v = NULL;
+    assert_status(wc_void_by_reference(&wc, key, "m1", "order-1", &v), STATUS_OK, "");
+    cr_assert_str_eq(v->hold->id, h->hold->id);
+    cr_assert_eq(v->released_cents, 300);
+    cr_assert_eq(v->hold->state, LOYALTY__V1__WALLET_HOLD_STATE__WALLET_HOLD_STATE_VOIDED);
+    assert_balance(v->balance, 500, 0, 0);
+    assert_status(wc_void_by_reference(&wc, key, "m1", "order-1", &v), STATUS_OK, "");
+    cr_assert_str_eq(v->hold->id, h->hold->id, "the replay answers as the first call");
+    assert_status(wc_void_by_reference(&wc, harness_key(), "m1", "order-1", NULL), STATUS_NOT_FOUND,
+                  "HOLD_NOT_FOUND");
+    assert_status(wc_void_by_reference(&wc, harness_key(), "m1", "order-9", NULL), STATUS_NOT_FOUND,
+                  "HOLD_NOT_FOUND");
+    h = hold("m1", 100, "order-2");
+    capture(h->hold->id, 100);
+    assert_status(wc_void_by_reference(&wc, harness_key(), "m1", "order-2", NULL), STATUS_NOT_FOUND,
+                  "HOLD_NOT_FOUND");
+    assert_status(wc_void_by_reference(&wc, harness_key(), "m1", "", NULL), STATUS_INVALID_ARGUMENT,
+                  "INVALID_REFERENCE");
+    assert_balance(wc_balance(&wc, "m1"), 400, 0, 0);
+    assert_balance(wc_balance(&wc, "m2"), 450, 0, 50);
+    wc_assert_ledger_clean(&wc);
+}
+
 Test(wallet_ledger, hold_ttl_expiry_is_lazy) {
     /* Goal: a hold past its TTL reads EXPIRED, cannot be captured (HOLD_EXPIRED), and its
      * money is available again at the next read, without waiting for the job. */

@@ -106,6 +106,18 @@ static inline status_t wc_void(const wallet_client_t *c, const char *key, const 
     return wc_call(c, "VoidHold", &req.base, (void **)out);
 }
 
+/* VoidHold naming the hold by its member and reference instead of its id. */
+static inline status_t wc_void_by_reference(const wallet_client_t *c, const char *key,
+                                            const char *member_id, const char *reference,
+                                            Loyalty__V1__WalletVoidHoldResponse **out) {
+    Loyalty__V1__WalletVoidHoldRequest req = LOYALTY__V1__WALLET_VOID_HOLD_REQUEST__INIT;
+    req.merchant_id = (char *)c->merchant;
+    req.idempotency_key = (char *)key;
+    req.member_id = (char *)member_id;
+    req.reference = (char *)reference;
+    return wc_call(c, "VoidHold", &req.base, (void **)out);
+}
+
 static inline status_t wc_get_hold(const wallet_client_t *c, const char *hold_id,
                                    Loyalty__V1__WalletHold **out) {
     Loyalty__V1__WalletGetHoldRequest req = LOYALTY__V1__WALLET_GET_HOLD_REQUEST__INIT;
