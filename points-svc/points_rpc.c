@@ -584,8 +584,20 @@ static status_t rpc_hold(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
                          ProtobufCMessage *resp_msg) {
     const Loyalty__V1__PointsHoldRequest *req = (const void *)req_msg;
     Loyalty__V1__PointsHoldResponse *resp = (void *)resp_msg;
+    bool for_order = req->_order_total_cents_case ==
+                     LOYALTY__V1__POINTS_HOLD_REQUEST___ORDER_TOTAL_CENTS_ORDER_TOTAL_CENTS;
     status_t st = points_check_member("member_id", req->member_id);
-    if (status_is_ok(&st) && (req->points < 1 || req->points > POINTS_MAX)) {
+    if (status_is_ok(&st) && (req->choose_points || req->use_max_points) && !for_order) {
+        st = status_invalid_field("order_total_cents", "required to choose the points");
+    }
+    if (status_is_ok(&st) && req->use_max_points && !req->choose_points) {
+        st = status_invalid_field("use_max_points", "only with choose_points");
+    }
+    if (status_is_ok(&st) && req->use_max_points && req->points != 0) {
+        st = status_invalid_field("points", "0 with use_max_points");
+    }
+    if (status_is_ok(&st) && !req->use_max_points &&
+        (req->points < 1 || req->points > POINTS_MAX)) {
         st = status_invalid_field("points", "must be between 1 and 10^12");
     }
     if (status_is_ok(&st)) {
@@ -595,8 +607,6 @@ static status_t rpc_hold(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
     if (status_is_ok(&st)) {
         st = points_rules_hold_ttl(req->ttl_s, &ttl);
     }
-    bool for_order = req->_order_total_cents_case ==
-                     LOYALTY__V1__POINTS_HOLD_REQUEST___ORDER_TOTAL_CENTS_ORDER_TOTAL_CENTS;
     if (status_is_ok(&st) && for_order &&
         (req->order_total_cents < 0 || req->order_total_cents > POINTS_CENTS_MAX)) {
         st = status_invalid_field("order_total_cents", "must be between 0 and 10^13");
@@ -605,7 +615,7 @@ static status_t rpc_hold(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
     if (status_is_ok(&st)) {
         st = points_load_settings(ctx, &s);
     }
-    if (status_is_ok(&st) && for_order) {
+    if (status_is_ok(&st) && for_order && !req->choose_points) {
         st = points_rules_check_redemption(s, req->points, req->order_total_cents);
     }
     points_ledger_t lg;
@@ -613,15 +623,29 @@ static status_t rpc_hold(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
         st = points_ledger_open(&lg, ctx, ctx->db, ctx->arena, ctx->merchant_id, req->member_id,
                                 ctx->now_s, false);
     }
+    int64_t points = req->points;
+    if (status_is_ok(&st) && req->choose_points) {
+        /* Chosen under the lock, from the balance the hold will take them from. */
+        points_redemption_choice_t c =
+            points_rules_choose_redemption(s, points_ledger_available(&lg), req->order_total_cents,
+                                           req->points, req->use_max_points);
+        resp->note = (char *)c.note;
+        points = c.points;
+        if (points > 0) {
+            st = points_rules_check_redemption(s, points, req->order_total_cents);
+        }
+    }
     if (!status_is_ok(&st)) {
         return st;
     }
     lg.save_deferred = true; /* a new hold falls due at its TTL, after now */
-    char id[ID_MAX];
-    id_generate("hld", id);
-    st = points_ledger_hold(&lg, id, req->reference, req->points,
-                            points_rules_cash_value(s, req->points), ctx->now_s + ttl, &resp->hold);
-    if (status_is_ok(&st)) {
+    if (points > 0) {
+        char id[ID_MAX];
+        id_generate("hld", id);
+        st = points_ledger_hold(&lg, id, req->reference, points, points_rules_cash_value(s, points),
+                                ctx->now_s + ttl, &resp->hold);
+    }
+    if (status_is_ok(&st) && lg.found) { /* no account: nothing held, nothing to save */
         st = points_ledger_close(&lg);
     }
     if (!status_is_ok(&st)) {

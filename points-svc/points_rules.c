@@ -456,6 +456,39 @@ void points_rules_quote_redeem(const Loyalty__V1__PointsSettings *s, int64_t ava
     q->cash_value_cents = points_rules_cash_value(s, points);
 }
 
+points_redemption_choice_t points_rules_choose_redemption(const Loyalty__V1__PointsSettings *s,
+                                                          int64_t available,
+                                                          int64_t order_total_cents,
+                                                          int64_t requested, bool use_max) {
+    points_redemption_choice_t c = {0, ""};
+    points_redeem_quote_t q;
+    points_rules_quote_redeem(s, available, order_total_cents, &q);
+    if (use_max) {
+        c.points = q.points;
+        c.note = q.points == 0 ? q.reason : "";
+        return c;
+    }
+    if (requested <= 0) {
+        return c;
+    }
+    if (!redemption_on(s)) {
+        c.points = requested;
+        return c;
+    }
+    /* The fewest points worth the most cash within the share (0 when not even a cent). */
+    int64_t cap_value = points_rules_cash_value(s, points_within_value(s, q.max_cash_cents));
+    int64_t cap_points = cap_value > 0 ? points_for_value(s, cap_value) : 0;
+    if (requested > cap_points) {
+        c.points = cap_points;
+        c.note = cap_points > 0 ? "CAPPED_BY_ORDER_SHARE"
+                 : q.reason[0]  ? q.reason
+                                : "ORDER_TOO_SMALL";
+        return c;
+    }
+    c.points = requested;
+    return c;
+}
+
 status_t points_rules_check_redemption(const Loyalty__V1__PointsSettings *s, int64_t points,
                                        int64_t order_total_cents) {
     if (!redemption_on(s)) {

@@ -109,6 +109,20 @@ typedef struct points_redeem_quote {
 void points_rules_quote_redeem(const Loyalty__V1__PointsSettings *s, int64_t available,
                                int64_t order_total_cents, points_redeem_quote_t *q);
 
+/** A checkout's choice of points to redeem (PointsHoldRequest.choose_points). */
+typedef struct points_redemption_choice {
+    int64_t points;   /* 0: hold nothing */
+    const char *note; /* "", CAPPED_BY_ORDER_SHARE, or the quote's reason when nothing */
+} points_redemption_choice_t;
+
+/** `requested` points capped by the order's share only (the fewest points worth the most cash
+ *  the share allows), or with use_max the quote's points for `available`; with redemption off
+ *  an explicit request is left as it is, so that the hold refuses it and says why. */
+points_redemption_choice_t points_rules_choose_redemption(const Loyalty__V1__PointsSettings *s,
+                                                          int64_t available,
+                                                          int64_t order_total_cents,
+                                                          int64_t requested, bool use_max);
+
 /** Whether `points` may be redeemed on an order of order_total_cents: FAILED_PRECONDITION
  *  REDEMPTION_DISABLED, BELOW_MINIMUM_REDEMPTION or EXCEEDS_ORDER_SHARE otherwise. */
 status_t points_rules_check_redemption(const Loyalty__V1__PointsSettings *s, int64_t points,

@@ -602,6 +602,82 @@ Test(points_orders, quote_redeem_and_order_holds_follow_the_rules) {
     pt_assert_ledger_clean(m);
 }
 
+Test(points_orders, hold_that_chooses_its_points) {
+    /* Goal: a hold with choose_points holds the request capped by the order share (note
+     * CAPPED_BY_ORDER_SHARE), or with use_max_points the most the order and the balance allow;
+     * when nothing can be held it answers no hold and the quote's reason, and changes nothing;
+     * the balance is no cap for an explicit request; malformed combinations are refused. The
+     * shop: 100 points = 1.00, min 100, at most 50% of the order. */
+    harness_start(&svc, "points-svc", NULL);
+    const char *m = harness_merchant("cho");
+    pt_configure(m);
+    pt_earn_points(m, "mbr-1", 3000, NULL);
+    Loyalty__V1__PointsHoldRequest h = LOYALTY__V1__POINTS_HOLD_REQUEST__INIT;
+    h.merchant_id = (char *)m;
+    h.member_id = "mbr-1";
+    h.choose_points = true;
+    h._order_total_cents_case =
+        LOYALTY__V1__POINTS_HOLD_REQUEST___ORDER_TOTAL_CENTS_ORDER_TOTAL_CENTS;
+    h.order_total_cents = 4000; /* share: 20.00 = 2,000 points */
+    h.points = 2500;
+    h.reference = "ord-cap";
+    h.idempotency_key = (char *)harness_key();
+    Loyalty__V1__PointsHoldResponse *hr = NULL;
+    assert_ok(pcall("Hold", &h, &hr));
+    cr_assert_eq(hr->hold->points, 2000);
+    cr_assert_eq(hr->hold->cash_value_cents, 2000);
+    cr_assert_str_eq(hr->note, "CAPPED_BY_ORDER_SHARE");
+    cr_assert_eq(hr->balance->available, 1000);
+    cr_assert_eq(hr->balance->held, 2000);
+
+    h.reference = "ord-max";
+    h.points = 0;
+    h.use_max_points = true;
+    h.idempotency_key = (char *)harness_key();
+    assert_ok(pcall("Hold", &h, &hr));
+    cr_assert_eq(hr->hold->points, 1000, "the balance left binds");
+    cr_assert_str_eq(hr->note, "");
+
+    h.reference = "ord-none";
+    h.idempotency_key = (char *)harness_key();
+    assert_ok(pcall("Hold", &h, &hr));
+    cr_assert_null(hr->hold, "nothing left to hold");
+    cr_assert_str_eq(hr->note, "NO_POINTS");
+    cr_assert_eq(hr->balance->available, 0);
+    cr_assert_eq(hr->balance->held, 3000);
+
+    h.member_id = "mbr-none"; /* no account at all */
+    h.idempotency_key = (char *)harness_key();
+    assert_ok(pcall("Hold", &h, &hr));
+    cr_assert_null(hr->hold);
+    cr_assert_str_eq(hr->note, "NO_POINTS");
+
+    h.member_id = "mbr-1";
+    h.reference = "ord-small";
+    h.use_max_points = false;
+    h.points = 500;
+    h.order_total_cents = 100; /* share 0.50: less than the 100-point minimum's worth */
+    h.idempotency_key = (char *)harness_key();
+    assert_status(pcall("Hold", &h, NULL), STATUS_FAILED_PRECONDITION,
+                  "BELOW_MINIMUM_REDEMPTION"); /* capped to 50, which the minimum refuses */
+
+    h.order_total_cents = 4000;
+    h.choose_points = false;
+    h.use_max_points = true;
+    h.points = 0;
+    h.idempotency_key = (char *)harness_key();
+    assert_status(pcall("Hold", &h, NULL), STATUS_INVALID_ARGUMENT, "INVALID_USE_MAX_POINTS");
+    h.choose_points = true;
+    h.points = 10;
+    h.idempotency_key = (char *)harness_key();
+    assert_status(pcall("Hold", &h, NULL), STATUS_INVALID_ARGUMENT, "INVALID_POINTS");
+    h._order_total_cents_case = LOYALTY__V1__POINTS_HOLD_REQUEST___ORDER_TOTAL_CENTS__NOT_SET;
+    h.points = 0;
+    h.idempotency_key = (char *)harness_key();
+    assert_status(pcall("Hold", &h, NULL), STATUS_INVALID_ARGUMENT, "INVALID_ORDER_TOTAL_CENTS");
+    pt_assert_ledger_clean(m);
+}
+
 Test(points_orders, settings_round_trip_and_validation) {
     /* Goal: defaults at version 0; updates bump the version; an unknown time zone and a stale
      * expected_version are refused; an update shows at the next ledger operation. */
@@ -825,8 +901,8 @@ Test(points_orders, a_reference_of_another_member_refuses_the_earn_and_writes_no
     Loyalty__V1__PointsHold *h = NULL;
     assert_ok(pt_hold(m, "mbr-1", 100, "order-9", 600, &h));
     assert_ok(pt_commit(m, h->id, NULL, NULL));
-    assert_status(pt_earn_order(m, "mbr-2", "order-9", 5000, NULL, NULL), STATUS_FAILED_PRECONDITION,
-                  "REFERENCE_MEMBER_MISMATCH");
+    assert_status(pt_earn_order(m, "mbr-2", "order-9", 5000, NULL, NULL),
+                  STATUS_FAILED_PRECONDITION, "REFERENCE_MEMBER_MISMATCH");
     Loyalty__V1__PointsBalance *b = pt_balance(m, "mbr-2");
     cr_assert_eq(b->available, 0);
     cr_assert_eq(b->lifetime_earned, 0);

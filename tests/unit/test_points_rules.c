@@ -452,6 +452,63 @@ Test(points_rules, quote_redeem_caps_by_order_share_and_balance) {
     cr_assert_str_eq(q.reason, "NO_POINTS", "a negative balance redeems nothing");
 }
 
+Test(points_rules, redemption_choice_caps_by_order_share_only) {
+    /* Goal: a checkout's explicit request is capped by the order share only (the balance is
+     * no cap: the hold refuses INSUFFICIENT_POINTS); use_max takes the quote as it is; nothing
+     * is held with the quote's reason when even the cap is worth nothing. 100 points = 1.00,
+     * min 100, at most 50% of the order. */
+    points_redemption_choice_t c = points_rules_choose_redemption(&s, 200, 1000, 300, false);
+    cr_assert_eq(c.points, 300, "the balance (200) is not a cap");
+    cr_assert_str_eq(c.note, "");
+    c = points_rules_choose_redemption(&s, 200, 1000, 500, false);
+    cr_assert_eq(c.points, 500, "exactly at the cap (5.00 of 10.00)");
+    c = points_rules_choose_redemption(&s, 200, 1000, 501, false);
+    cr_assert_eq(c.points, 500, "one above the cap");
+    cr_assert_str_eq(c.note, "CAPPED_BY_ORDER_SHARE");
+    c = points_rules_choose_redemption(&s, 5000, 1, 100, false);
+    cr_assert_eq(c.points, 0);
+    cr_assert_str_eq(c.note, "ORDER_TOO_SMALL");
+    c = points_rules_choose_redemption(&s, 200, 1000, 0, true);
+    cr_assert_eq(c.points, 200, "use_max takes the quote");
+    c = points_rules_choose_redemption(&s, 0, 1000, 0, true);
+    cr_assert_eq(c.points, 0);
+    cr_assert_str_eq(c.note, "NO_POINTS");
+    c = points_rules_choose_redemption(&s, 200, 1000, 0, false);
+    cr_assert_eq(c.points, 0, "nothing asked");
+    s.redeem_points = 0;
+    s.redeem_value_cents = 0;
+    c = points_rules_choose_redemption(&s, 200, 1000, 100, false);
+    cr_assert_eq(c.points, 100, "redemption off: the hold refuses it and says why");
+}
+
+Test(points_rules, redemption_cap_is_the_fewest_points_of_the_most_cash) {
+    /* Goal: against the definition, on small rates: a request above the share is held as the
+     * fewest points whose value is the largest value within the share (0 when no point is
+     * worth that little). */
+    s.redeem_min_points = 0;
+    for (int64_t rp = 1; rp <= 7; rp++) {
+        for (int64_t rv = 1; rv <= 7; rv++) {
+            s.redeem_points = rp;
+            s.redeem_value_cents = rv;
+            for (int64_t total = 0; total <= 80; total++) {
+                points_redeem_quote_t q = quote(1000000, total);
+                int64_t best_v = -1, best_p = 0;
+                for (int64_t p = 0; p <= 400; p++) {
+                    int64_t v = points_rules_cash_value(&s, p);
+                    if (v <= q.max_cash_cents && v > best_v) {
+                        best_v = v;
+                        best_p = p;
+                    }
+                }
+                points_redemption_choice_t c =
+                    points_rules_choose_redemption(&s, 1000000, total, 100000, false);
+                cr_assert_eq(c.points, best_v > 0 ? best_p : 0, "rp %lld rv %lld total %lld",
+                             (long long)rp, (long long)rv, (long long)total);
+            }
+        }
+    }
+}
+
 Test(points_rules, quote_redeem_wastes_no_points_on_fractions) {
     /* Goal: with 10 points per cent, a balance of 1005 points quotes 1000 points (1.00), not
      * 1005 for the same 1.00; with a point worth 3.33 cents the cap is never passed. */
