@@ -287,7 +287,123 @@ payment_of(const Loyalty__V1__GatewayCheckoutRequest *r) {
 
 /* ---- Begin ---- */
 
-/* Points and wallet: the reads they depend on in parallel, then both holds in parallel. The
+/* The wallet hold of `amount_cents` for the order: undone by the order id after a crash. */
+static void wallet_hold_call(gw_saga_t *x, const Loyalty__V1__GatewayCheckoutRequest *req,
+                             int64_t amount_cents, gw_call_t *c) {
+    Loyalty__V1__WalletHoldRequest *h = pb_new(x->a, &loyalty__v1__wallet_hold_request__descriptor);
+    h->merchant_id = x->merchant_id;
+    h->idempotency_key = gw_step_key(x, "wallet_hold");
+    h->member_id = req->member_id;
+    h->amount_cents = amount_cents;
+    h->reference = req->order_id;
+    h->ttl_s = (int32_t)x->context->hold_ttl_s;
+    gw_call_init(c, x->svc->wallet, &loyalty__v1__wallet_service__descriptor, "Hold", &h->base,
+                 "wallet_hold");
+    c->undone_by_reference = true; /* see checkout_compensate */
+}
+
+/* The wallet's part once the points' cash value is known: the balance first with use_max,
+ * then the hold. */
+static status_t begin_wallet(gw_saga_t *x, const Loyalty__V1__GatewayCheckoutRequest *req,
+                             Loyalty__V1__GatewayCheckout *co, int64_t due, int64_t *wallet) {
+    const Loyalty__V1__GatewayPaymentChoice *pay = payment_of(req);
+    *wallet = 0;
+    if (!(pay->wallet_cents > 0 || pay->use_max_wallet)) {
+        return status_ok();
+    }
+    int64_t available = 0;
+    if (pay->use_max_wallet) {
+        Loyalty__V1__WalletGetBalanceRequest *g =
+            pb_new(x->a, &loyalty__v1__wallet_get_balance_request__descriptor);
+        g->merchant_id = x->merchant_id;
+        g->member_id = req->member_id;
+        gw_call_t read;
+        gw_call_init(&read, x->svc->wallet, &loyalty__v1__wallet_service__descriptor, "GetBalance",
+                     &g->base, "wallet_balance");
+        status_t st = gw_read(x, &read);
+        if (!status_is_ok(&st)) {
+            return st;
+        }
+        const Loyalty__V1__WalletBalance *bal =
+            ((Loyalty__V1__WalletGetBalanceResponse *)read.response)->balance;
+        available = bal ? bal->available_cents : 0;
+    }
+    *wallet = gw_choose_wallet(pay->wallet_cents, pay->use_max_wallet, available, due);
+    if (*wallet == 0) {
+        return status_ok();
+    }
+    gw_call_t hold;
+    wallet_hold_call(x, req, *wallet, &hold);
+    status_t st = gw_step(x, &hold);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    const Loyalty__V1__WalletHold *h = ((Loyalty__V1__WalletHoldResponse *)hold.response)->hold;
+    co->wallet_hold_id = h->id;
+    if (h->amount_cents != *wallet) {
+        x->failed_step = true; /* a refusal: compensate */
+        return status_make(STATUS_INTERNAL, "WALLET_HOLD_INCONSISTENT",
+                           "wallet-svc held another amount than asked");
+    }
+    return status_ok();
+}
+
+/* Points, then wallet: points-svc chooses the points under its lock and values them (its rule
+ * alone), and the wallet pays what they leave due. Two calls in a row, as the quote and the
+ * parallel holds were, and one call fewer. */
+static status_t begin_payment_held(gw_saga_t *x, const Loyalty__V1__GatewayCheckoutRequest *req,
+                                   Loyalty__V1__GatewayCheckout *co) {
+    const Loyalty__V1__GatewayPaymentChoice *pay = payment_of(req);
+    Loyalty__V1__GatewayCheckoutBreakdown *b = co->breakdown;
+    bool want_points = (pay->redeem_points > 0 || pay->use_max_points) && b->total_cents > 0;
+    int64_t points = 0, cash = 0;
+    if (want_points) {
+        Loyalty__V1__PointsHoldRequest *h =
+            pb_new(x->a, &loyalty__v1__points_hold_request__descriptor);
+        h->omit_expiring = x->context->points_omit_expiring;
+        h->merchant_id = x->merchant_id;
+        h->idempotency_key = gw_step_key(x, "points_hold");
+        h->member_id = req->member_id;
+        h->choose_points = true;
+        h->use_max_points = pay->use_max_points;
+        h->points = pay->use_max_points ? 0 : pay->redeem_points;
+        h->reference = req->order_id;
+        h->ttl_s = x->context->hold_ttl_s;
+        h->_order_total_cents_case =
+            LOYALTY__V1__POINTS_HOLD_REQUEST___ORDER_TOTAL_CENTS_ORDER_TOTAL_CENTS;
+        h->order_total_cents = b->total_cents;
+        gw_call_t c;
+        gw_call_init(&c, x->svc->points, &loyalty__v1__points_service__descriptor, "Hold", &h->base,
+                     "points_hold");
+        c.undone_by_reference = true; /* the order id: see checkout_compensate */
+        status_t st = gw_step(x, &c);
+        if (!status_is_ok(&st)) {
+            return st;
+        }
+        const Loyalty__V1__PointsHoldResponse *r = (void *)c.response;
+        b->points_note = r->note;
+        if (r->hold != NULL) {
+            co->points_hold_id = r->hold->id;
+            points = r->hold->points;
+            cash = r->hold->cash_value_cents;
+        }
+        if (cash > b->total_cents) {
+            x->failed_step = true;
+            return status_make(STATUS_INTERNAL, "POINTS_HOLD_INCONSISTENT",
+                               "points-svc valued the points above the order's total");
+        }
+    }
+    int64_t wallet = 0;
+    status_t st = begin_wallet(x, req, co, b->total_cents - cash, &wallet);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    fill_payment(b, req->cart, points, cash, wallet);
+    return status_ok();
+}
+
+/* Points and wallet (sagas begun before points_hold_chooses): the reads they depend on in
+ * parallel, then both holds in parallel. The
  * points' cash value is known before the hold (value(p) under the quoted rate, as points-svc
  * computes it), so the wallet amount does not wait for the points hold; a hold whose cash value
  * differs (the rate changed in between) refuses the checkout (REDEMPTION_RATE_CHANGED). */
@@ -359,18 +475,10 @@ static status_t begin_payment(gw_saga_t *x, const Loyalty__V1__GatewayCheckoutRe
         h->order_total_cents = b->total_cents;
         gw_call_init(&holds[ip = n++], x->svc->points, &loyalty__v1__points_service__descriptor,
                      "Hold", &h->base, "points_hold");
+        holds[ip].undone_by_reference = true; /* the order id: see checkout_compensate */
     }
     if (wallet > 0) {
-        Loyalty__V1__WalletHoldRequest *h =
-            pb_new(x->a, &loyalty__v1__wallet_hold_request__descriptor);
-        h->merchant_id = x->merchant_id;
-        h->idempotency_key = gw_step_key(x, "wallet_hold");
-        h->member_id = req->member_id;
-        h->amount_cents = wallet;
-        h->reference = req->order_id;
-        h->ttl_s = (int32_t)x->context->hold_ttl_s;
-        gw_call_init(&holds[iwh = n++], x->svc->wallet, &loyalty__v1__wallet_service__descriptor,
-                     "Hold", &h->base, "wallet_hold");
+        wallet_hold_call(x, req, wallet, &holds[iwh = n++]);
     }
     st = gw_steps(x, holds, n);
     /* Record every hold taken, also when the other was refused: compensation releases them. */
@@ -518,7 +626,8 @@ static status_t checkout_begin(gw_saga_t *x) {
                            "promo-svc reserved without a quote");
     }
     fill_from_quote(b, res->quote, tier);
-    st = begin_payment(x, req, co);
+    st = x->context->points_hold_chooses ? begin_payment_held(x, req, co)
+                                         : begin_payment(x, req, co);
     if (!status_is_ok(&st)) {
         return st;
     }
@@ -887,7 +996,38 @@ static status_t undo(gw_saga_t *x, const char *step, rpc_channel_t *ch,
     return gw_step(x, &c);
 }
 
+/* Whether a Begin hold (step `step`) may have been taken although the saga knows no id for it.
+ * The holds are not written ahead (undone_by_reference): a Begin interrupted between asking
+ * for them and its next write leaves no record, so a saga not created by this request cannot
+ * tell "never asked" from "asked". One with a STARTED record was asked without an answer. */
+static bool hold_maybe_taken(gw_saga_t *x, const char *step, bool wanted) {
+    const gw_step_t *s = gw_find_step(x, step);
+    if (s != NULL) {
+        return s->state == GW_STARTED;
+    }
+    return wanted && !x->created_here;
+}
+
+/* Undoes a hold the saga has no id for, by the order id it was taken with. An order has at most
+ * one checkout that is not CANCELLED (sagas_checkout_order), and this one is not yet, so a hold
+ * found by the reference is this checkout's; none found means none was taken. */
+static status_t undo_by_reference(gw_saga_t *x, const char *step, rpc_channel_t *ch,
+                                  const ProtobufCServiceDescriptor *svc, const char *method,
+                                  ProtobufCMessage *req) {
+    gw_call_t c;
+    gw_call_init(&c, ch, svc, method, req, "%s:undo", step);
+    c.direction = GW_COMPENSATE;
+    c.tolerate_refusal = true; /* HOLD_NOT_FOUND: never taken */
+    status_t st = gw_step(x, &c);
+    if (!status_is_ok(&st) || status_is_ok(&c.status) || c.status.code == STATUS_NOT_FOUND) {
+        return st;
+    }
+    return c.status; /* any other refusal is not "never taken": an operator looks */
+}
+
 static status_t checkout_compensate(gw_saga_t *x) {
+    const Loyalty__V1__GatewayCheckoutRequest *req = (void *)gw_saga_request(x);
+    const Loyalty__V1__GatewayPaymentChoice *pay = payment_of(req);
     Loyalty__V1__GatewayCheckout *co = checkout_ctx(x);
     if (co->wallet_hold_id[0]) {
         Loyalty__V1__WalletVoidHoldRequest *r =
@@ -900,17 +1040,42 @@ static status_t checkout_compensate(gw_saga_t *x) {
         if (!status_is_ok(&st)) {
             return st;
         }
+    } else if (hold_maybe_taken(x, "wallet_hold", pay->wallet_cents > 0 || pay->use_max_wallet)) {
+        Loyalty__V1__WalletVoidHoldRequest *r =
+            pb_new(x->a, &loyalty__v1__wallet_void_hold_request__descriptor);
+        r->merchant_id = x->merchant_id;
+        r->idempotency_key = gw_step_key(x, "wallet_hold:undo");
+        r->member_id = req->member_id;
+        r->reference = req->order_id;
+        status_t st =
+            undo_by_reference(x, "wallet_hold", x->svc->wallet,
+                              &loyalty__v1__wallet_service__descriptor, "VoidHold", &r->base);
+        if (!status_is_ok(&st)) {
+            return st;
+        }
     }
-    if (co->points_hold_id[0]) {
+    bool by_reference =
+        !co->points_hold_id[0] &&
+        hold_maybe_taken(x, "points_hold", pay->redeem_points > 0 || pay->use_max_points);
+    if (co->points_hold_id[0] || by_reference) {
         Loyalty__V1__PointsReleaseHoldRequest *r =
             pb_new(x->a, &loyalty__v1__points_release_hold_request__descriptor);
         r->omit_expiring = x->context->points_omit_expiring;
         r->merchant_id = x->merchant_id;
         r->idempotency_key = gw_step_key(x, "points_hold:undo");
-        r->target_case = LOYALTY__V1__POINTS_RELEASE_HOLD_REQUEST__TARGET_HOLD_ID;
-        r->hold_id = co->points_hold_id;
-        status_t st = undo(x, "points_hold", x->svc->points,
-                           &loyalty__v1__points_service__descriptor, "ReleaseHold", &r->base);
+        if (by_reference) {
+            r->target_case = LOYALTY__V1__POINTS_RELEASE_HOLD_REQUEST__TARGET_REFERENCE;
+            r->reference = req->order_id;
+        } else {
+            r->target_case = LOYALTY__V1__POINTS_RELEASE_HOLD_REQUEST__TARGET_HOLD_ID;
+            r->hold_id = co->points_hold_id;
+        }
+        status_t st = by_reference
+                          ? undo_by_reference(x, "points_hold", x->svc->points,
+                                              &loyalty__v1__points_service__descriptor,
+                                              "ReleaseHold", &r->base)
+                          : undo(x, "points_hold", x->svc->points,
+                                 &loyalty__v1__points_service__descriptor, "ReleaseHold", &r->base);
         if (!status_is_ok(&st)) {
             return st;
         }

@@ -164,9 +164,11 @@ void gw_saga_init(gw_saga_t *x, rpc_ctx_t *ctx, gw_svc_t *svc, const char *merch
     /* Checkouts, refunds and registrations never show the points balance their calls answer. */
     x->context->points_omit_expiring = true;
     x->context->points_batched = true;
+    x->context->points_hold_chooses = true;
     x->error = status_ok();
     x->created_at = ctx->now_s;
     x->in_request = true;
+    x->created_here = true;
     x->leased = true; /* the insert takes the lease */
     new_lease_token(x);
 }
@@ -517,11 +519,11 @@ status_t gw_steps(gw_saga_t *x, gw_call_t *calls, int n) {
                 rec[i]->dirty = true;
             }
         }
-        /* STARTED is durable before any call, unless every call is rerun_safe in a saga
-         * that is already written. */
+        /* STARTED is durable before any call, unless every call is rerun_safe or
+         * undone_by_reference in a saga that is already written. */
         bool write_ahead = !x->persisted;
         for (int i = 0; i < n; i++) {
-            write_ahead |= run[i] && !calls[i].rerun_safe;
+            write_ahead |= run[i] && !calls[i].rerun_safe && !calls[i].undone_by_reference;
         }
         status_t st = write_ahead ? gw_flush(x) : status_ok();
         if (!status_is_ok(&st)) {

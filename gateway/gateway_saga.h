@@ -111,6 +111,7 @@ typedef struct gw_saga {
     bool persisted;       /* the sagas row exists */
     bool leased;          /* we hold the lease */
     bool in_request;      /* driven for a client (else by the recovery job) */
+    bool created_here;    /* created by this request: every step it started is in `steps` */
     bool resolve;         /* resolve mode: re-call STARTED steps, start no new ones */
     bool auto_complete;   /* Checkout(): Begin goes straight on to Complete */
     int64_t next_delay_s; /* when the lease is given back unfinished: next attempt after */
@@ -131,6 +132,10 @@ typedef struct gw_call {
      * happened before (the saga is already durable in a state that only goes forward): no
      * STARTED record is written before it; its outcome goes with the saga's next write. */
     bool rerun_safe;
+    /* A forward step whose effect the flow's compensation can find without its answer (by a
+     * reference of the saga's): not written ahead either; a saga interrupted before its next
+     * write is compensated by reference (see checkout_compensate). */
+    bool undone_by_reference;
     ProtobufCMessage *response; /* out */
     status_t status;            /* out */
 } gw_call_t;
@@ -154,8 +159,8 @@ status_t gw_saga_open(gw_saga_t *x, rpc_ctx_t *ctx, gw_svc_t *svc, const char *m
 
 /** gw_saga_open, taking the lease first when nobody holds it (x->leased tells whether it
  *  did): one statement fewer than opening then claiming. */
-status_t gw_saga_open_claimed(gw_saga_t *x, rpc_ctx_t *ctx, gw_svc_t *svc,
-                              const char *merchant_id, const char *id);
+status_t gw_saga_open_claimed(gw_saga_t *x, rpc_ctx_t *ctx, gw_svc_t *svc, const char *merchant_id,
+                              const char *id);
 
 /** Takes the lease of an opened saga and reloads it under the lease: ABORTED SAGA_IN_PROGRESS
  *  when another live executor holds it. */
