@@ -11,10 +11,10 @@ promtool). Through Prometheus' HTTP API:
 - every rule of the file is loaded and evaluated without error, and every rule's expression
   evaluates without error through /api/v1/query;
 - the `traceparent` the client sent with the Checkout arrives at every participant of that
-  checkout with the same trace id, read from the services' JSON log lines (the participants are
-  the services the gateway's grpc_client_handled_total says it called during the checkout), the
-  gateway's lines children of the client's span and the participants' lines children of the
-  gateway's calls.
+  checkout with the same trace id, read from the services' JSON log lines: the participants are
+  the services the gateway's grpc_client_handled_total says it called during the checkout (all
+  five: the checkout pays partly from the wallet), the gateway's lines are children of the
+  client's span and the participants' lines children of the gateway's calls.
 
 Health/Watch sending NOT_SERVING on SIGTERM is python.test_probes (watch_sees_the_drain), not
 repeated here. Nothing waits a fixed time: every condition is polled until it holds or a
@@ -164,8 +164,20 @@ def trace_lines(log_path, trace_id):
     return out
 
 
+def top_up(channel, gw, merchant, member_id):
+    """10.00 into the member's wallet, so that the checkout can pay with it."""
+    call = channel.unary_unary("/loyalty.v1.Gateway/TopUpWallet",
+                               request_serializer=gw.GatewayTopUpWalletRequest.SerializeToString,
+                               response_deserializer=gw.GatewayTopUpWalletResponse.FromString)
+    resp = call(gw.GatewayTopUpWalletRequest(merchant_id=merchant, idempotency_key="top-up-prom",
+                                             member_id=member_id, paid_cents=1000,
+                                             payment_ref="psp-top-up"), timeout=30)
+    assert resp.balance.available_cents == 1000, resp
+
+
 def checkout(channel, gw, merchant, member_id, traceparent):
-    """One Checkout() (Begin and Complete in one call) sent with the client's traceparent."""
+    """One Checkout() (Begin and Complete in one call) sent with the client's traceparent, 5.00
+    of it paid from the wallet."""
     call = channel.unary_unary("/loyalty.v1.Gateway/Checkout",
                                request_serializer=gw.GatewayCheckoutRequest.SerializeToString,
                                response_deserializer=gw.GatewayCheckoutResponse.FromString)
@@ -174,6 +186,7 @@ def checkout(channel, gw, merchant, member_id, traceparent):
         gw.GatewayCartLine(line_id="2", sku="SKU-CAKE", quantity=1, unit_price_cents=1200)])
     req = gw.GatewayCheckoutRequest(merchant_id=merchant, idempotency_key="order-prom:checkout",
                                     order_id="order-prom", member_id=member_id, cart=cart,
+                                    payment=gw.GatewayPaymentChoice(wallet_cents=500),
                                     payment_ref="psp-prom")
     return call(req, timeout=30, metadata=[("traceparent", traceparent),
                                            ("tracestate", "shop=prom")]).checkout
@@ -311,13 +324,14 @@ def main():
         trace_id, client_span = secrets.token_hex(16), secrets.token_hex(8)
         with grpc.insecure_channel(gateway.addr) as channel:
             member_id = register(channel, gw, member_pb2, merchant)
+            top_up(channel, gw, merchant, member_id)
             before = client_calls_by_service(scrape(gateway.metrics_port))
             done = checkout(channel, gw, merchant, member_id, f"00-{trace_id}-{client_span}-01")
             after = client_calls_by_service(scrape(gateway.metrics_port))
         assert done.state == gw.GATEWAY_SAGA_STATE_COMPLETED, done
         called = sorted(GRPC_SERVICES[s] for s in after
                         if after[s] > before.get(s, 0) and s in GRPC_SERVICES)
-        assert len(called) >= 3, f"the checkout called only {called}"
+        assert called == sorted(PARTICIPANTS), f"the checkout called {called}"
 
         check_checkout_series(prom)
         n_rules = check_rules(prom, rules)
