@@ -86,6 +86,7 @@ static int64_t campaign_interval_s(void) {
 }
 
 status_t campaign_job_schedule(rpc_ctx_t *ctx) {
+    campaign_metrics_register(); /* the job runs at start: the series exist from then on */
     Loyalty__V1__Campaign **due = NULL;
     size_t n = 0;
     status_t st = campaign_store_take_due(ctx->db, ctx->arena, campaign_interval_s(),

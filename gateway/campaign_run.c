@@ -12,6 +12,7 @@
 #include "loyalty/v1/member.pb-c.h"
 #include "loyalty/v1/points.pb-c.h"
 #include "loyalty/v1/promo.pb-c.h"
+#include "metrics.h"
 #include "outbox.h"
 #include "pb.h"
 #include "rpc_client.h"
@@ -36,6 +37,26 @@ typedef enum skip_reason {
 
 static const char *const skip_names[SKIP_COUNT] = {"ALREADY_DONE", "IN_PROGRESS", "NO_ADDRESS",
                                                    "NOT_ELIGIBLE", "REWARD_FAILED"};
+
+/* Metrics of the runs that write (dry runs change nothing and count nowhere);
+ * docs/architecture.md#metrics. */
+static metrics_family_t campaign_runs = METRICS_COUNTER(
+    "loyalty_campaign_runs_total", "Campaign runs (scheduled or RunCampaign), dry runs excluded.");
+static metrics_family_t campaign_deliveries =
+    METRICS_COUNTER("loyalty_campaign_deliveries_total",
+                    "Campaign deliveries done: a member's rewards issued and, when the member "
+                    "has an address, the message written.");
+static metrics_family_t campaign_skips =
+    METRICS_COUNTER("loyalty_campaign_skips_total",
+                    "Members a campaign run targeted but did not deliver to, by reason.", "reason");
+
+void campaign_metrics_register(void) {
+    metrics_register(&campaign_runs);
+    metrics_register(&campaign_deliveries);
+    for (int i = 0; i < SKIP_COUNT; i++) { /* every reason from the start, at 0 */
+        (void)metrics_series(&campaign_skips, (const char *[]){skip_names[i]});
+    }
+}
 
 typedef struct campaign_run campaign_run_t;
 typedef void (*member_visit_fn)(campaign_run_t *run, arena_t *a,
@@ -256,6 +277,7 @@ static void campaign_deliver(campaign_run_t *run, arena_t *a, const offer_t *o) 
         run->skips[st.code == STATUS_NOT_FOUND ? SKIP_ALREADY_DONE : SKIP_IN_PROGRESS]++;
         return;
     }
+    metrics_inc(&campaign_deliveries, NULL);
     res->rewarded += rewarding;
     if (recipient[0]) {
         res->messaged++;
@@ -617,6 +639,13 @@ status_t campaign_run(rpc_ctx_t *ctx, const Loyalty__V1__Campaign *c, int64_t at
     default:
         st = status_invalid_field("kind", "unknown campaign kind %d", (int)c->kind);
         break;
+    }
+    if (!dry_run) {
+        metrics_inc(&campaign_runs, NULL);
+        for (int i = 0; i < SKIP_COUNT; i++) {
+            metrics_series_add(metrics_series(&campaign_skips, (const char *[]){skip_names[i]}),
+                               (uint64_t)run.skips[i]);
+        }
     }
     /* Counts are reported even when the run stopped early (a dependency down). */
     size_t kinds = 0;

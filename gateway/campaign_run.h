@@ -16,4 +16,8 @@
 status_t campaign_run(rpc_ctx_t *ctx, const Loyalty__V1__Campaign *c, int64_t at, bool dry_run,
                       Loyalty__V1__CampaignRunResult *res);
 
+/** Registers the campaign metrics (loyalty_campaign_runs_total, ..._deliveries_total,
+ *  ..._skips_total{reason}) so that they are exposed at 0 before the first run. */
+void campaign_metrics_register(void);
+
 #endif

@@ -33,6 +33,11 @@ static metrics_family_t sagas_in_progress =
                   "Unfinished sagas of every merchant by type and state.", "saga_type", "state");
 static metrics_family_t sagas_needs_attention = METRICS_GAUGE(
     "loyalty_sagas_needs_attention", "Sagas stopped in NEEDS_ATTENTION, waiting for an operator.");
+static metrics_family_t sagas_finished = METRICS_COUNTER(
+    "loyalty_sagas_finished_total",
+    "Sagas that reached a terminal state (completed, cancelled, needs_attention), by type and "
+    "state; a saga RetrySaga resumes from needs_attention counts again when it ends.",
+    "saga_type", "state");
 static metrics_family_t sagas_oldest_age =
     METRICS_GAUGE("loyalty_sagas_oldest_in_progress_age_seconds",
                   "Age (seconds) of the oldest unfinished saga by type; 0 when none.", "saga_type");
@@ -52,6 +57,20 @@ static const char *saga_state_name(int state) {
         return "completing";
     case GW_CANCELLING:
         return "cancelling";
+    default:
+        return NULL;
+    }
+}
+
+/* The label value of a terminal state, NULL for the others. */
+static const char *saga_final_state_name(int state) {
+    switch (state) {
+    case GW_COMPLETED:
+        return "completed";
+    case GW_CANCELLED:
+        return "cancelled";
+    case GW_NEEDS_ATTENTION:
+        return "needs_attention";
     default:
         return NULL;
     }
@@ -96,8 +115,26 @@ void gw_report_sagas(rpc_ctx_t *ctx) {
                         counts[kind][k]);
         }
         metrics_set(&sagas_oldest_age, (const char *[]){saga_type_names[kind]}, oldest[kind]);
+        static const int final_states[] = {GW_COMPLETED, GW_CANCELLED, GW_NEEDS_ATTENTION};
+        for (int k = 0; k < 3; k++) { /* the counters too, at 0 until a saga finishes */
+            (void)metrics_series(
+                &sagas_finished,
+                (const char *[]){saga_type_names[kind], saga_final_state_name(final_states[k])});
+        }
     }
     metrics_set(&sagas_needs_attention, NULL, attention);
+}
+
+/* Counts a saga that gw_drive moved from an unfinished state into a terminal one: called only
+ * once the terminal state is written under the lease, which one executor holds at a time, so
+ * each saga counts once however it got there (a request or the recovery job). */
+static void saga_count_finished(const gw_saga_t *x, int state_before) {
+    const char *state = saga_final_state_name(x->state);
+    if (state == NULL || saga_final_state_name(state_before) != NULL || x->kind < 1 ||
+        x->kind > GW_KIND_MAX) {
+        return;
+    }
+    metrics_inc(&sagas_finished, (const char *[]){saga_type_names[x->kind], state});
 }
 
 static double saga_now_s(void) {
@@ -825,6 +862,7 @@ status_t gw_drive(gw_saga_t *x) {
     const gw_flows_t *f = gw_flows_of(x->kind);
     assert(f != NULL);
     status_t st = status_ok();
+    int state_before = x->state;
     x->next_delay_s = 0;
     for (int round = 0; round < 4 && status_is_ok(&st); round++) {
         bool again = false;
@@ -848,7 +886,11 @@ status_t gw_drive(gw_saga_t *x) {
     if (lease_lost(&st) || !x->persisted) {
         return st;
     }
+    bool writes = x->leased; /* gw_release writes nothing without the lease */
     status_t rel = gw_release(x);
+    if (writes && status_is_ok(&rel)) {
+        saga_count_finished(x, state_before);
+    }
     return status_is_ok(&st) ? rel : st;
 }
 

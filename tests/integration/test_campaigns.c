@@ -1,7 +1,8 @@
 /* test_campaigns.c -- campaigns over real gRPC with the real gateway, member-svc, points-svc and
  * promo-svc, real PostgreSQL and a private Redis: birthday rewards and messages, at most once per
  * member and period across repeated and concurrent runs, dry runs, win-back and welcome
- * targeting, and no message lost or doubled when Redis is down during a run. */
+ * targeting, and no message lost or doubled when Redis is down during a run; the gateway's
+ * campaign counters (/metrics) move by exactly the runs, deliveries and skips made. */
 #include "harness.h"
 #include "loyalty/v1/campaign.pb-c.h"
 #include "loyalty/v1/member.pb-c.h"
@@ -13,6 +14,7 @@
 
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -221,6 +223,41 @@ static Loyalty__V1__Campaign birthday_campaign(const char *m, Loyalty__V1__Campa
     return c;
 }
 
+/* The gateway's campaign counters (loyalty_campaign_*) as scraped now. */
+typedef struct campaign_counts {
+    double runs, deliveries, no_address, already_done;
+} campaign_counts_t;
+
+static campaign_counts_t campaign_counts(void) {
+    char *text = NULL;
+    int code = harness_http_get(gateway.metrics_port, "/metrics", &text);
+    cr_assert_eq(code, 200, "GET /metrics answered %d", code);
+    campaign_counts_t c = {
+        .runs = harness_metric(text, "loyalty_campaign_runs_total"),
+        .deliveries = harness_metric(text, "loyalty_campaign_deliveries_total"),
+        .no_address = harness_metric(text, "loyalty_campaign_skips_total{reason=\"NO_ADDRESS\"}"),
+        .already_done =
+            harness_metric(text, "loyalty_campaign_skips_total{reason=\"ALREADY_DONE\"}"),
+    };
+    free(text);
+    return c;
+}
+
+/* Asserts that the counters moved from `before` by exactly the given deltas. */
+static void assert_campaign_deltas(campaign_counts_t before, double runs, double deliveries,
+                                   double no_address, double already_done) {
+    campaign_counts_t now = campaign_counts();
+    cr_assert_eq(now.runs - before.runs, runs, "loyalty_campaign_runs_total moved by %g",
+                 now.runs - before.runs);
+    cr_assert_eq(now.deliveries - before.deliveries, deliveries,
+                 "loyalty_campaign_deliveries_total moved by %g",
+                 now.deliveries - before.deliveries);
+    cr_assert_eq(now.no_address - before.no_address, no_address, "NO_ADDRESS skips moved by %g",
+                 now.no_address - before.no_address);
+    cr_assert_eq(now.already_done - before.already_done, already_done,
+                 "ALREADY_DONE skips moved by %g", now.already_done - before.already_done);
+}
+
 Test(campaigns, birthday_rewards_and_messages_once_per_year) {
     /* Goal: members whose birthday is today get the points and the coupon and one SMS; a member
      * without a phone is rewarded but not messaged; others are untouched; a second run gives
@@ -238,12 +275,16 @@ Test(campaigns, birthday_rewards_and_messages_once_per_year) {
     Loyalty__V1__Campaign c = birthday_campaign(m, &reward);
     set_campaign(&c);
 
+    /* No campaign of this test's database is enabled: the scheduler runs none of them, so the
+     * counters move by this test's runs only. */
+    campaign_counts_t counts = campaign_counts();
     Loyalty__V1__CampaignRunResult *r = NULL;
     OK(run_campaign(m, c.kind, now, true, &r, &arena));
     cr_assert_eq(r->targeted, 2, "dry run targets 2, got %lld", (long long)r->targeted);
     cr_assert_eq(r->rewarded, 2);
     cr_assert_eq(r->messaged, 1);
     cr_assert_eq(balance(m, ana), 0, "a dry run gives nothing");
+    assert_campaign_deltas(counts, 0, 0, 0, 0); /* and counts nowhere */
 
     OK(run_campaign(m, c.kind, now, false, &r, &arena));
     cr_assert_str_eq(r->local_date, today);
@@ -258,10 +299,12 @@ Test(campaigns, birthday_rewards_and_messages_once_per_year) {
     cr_assert_eq(balance(m, cy), 0);
     cr_assert_eq(coupons_of(m, ana), 1);
     cr_assert_eq(coupons_of(m, cy), 0);
+    assert_campaign_deltas(counts, 1, 2, 1, 0); /* Bo's delivery is done without a message */
 
     OK(run_campaign(m, c.kind, now + 3600, false, &r, &arena));
     cr_assert_eq(r->rewarded, 0, "the second run of the year gives nothing");
     cr_assert_eq(skipped(r, "ALREADY_DONE"), 2);
+    assert_campaign_deltas(counts, 2, 2, 1, 2);
     cr_assert_eq(balance(m, ana), 100);
     cr_assert_eq(coupons_of(m, ana), 1);
 

@@ -1,13 +1,16 @@
 /* test_gateway_observe.c -- what an operator sees of the suite with every real service: a
  * storefront's W3C traceparent reaches every participant of a checkout with the same trace id,
- * each hop a child span (read from the services' own log files), and ListSagas without a
- * merchant lists the sagas of every merchant, filtered by state and age, paged. */
+ * each hop a child span (read from the services' own log files); ListSagas without a
+ * merchant lists the sagas of every merchant, filtered by state and age, paged; and checkouts
+ * move the gateway's saga counters on /metrics by exactly one per finished saga, whether a
+ * request or the recovery job finished it. */
 #include "gateway_it.h"
 
 TestSuite(gateway_observe, .init = it_setup, .fini = it_teardown, .timeout = 300);
 
 #define S_COMPLETED LOYALTY__V1__GATEWAY_SAGA_STATE__GATEWAY_SAGA_STATE_COMPLETED
 #define S_ATTENTION LOYALTY__V1__GATEWAY_SAGA_STATE__GATEWAY_SAGA_STATE_NEEDS_ATTENTION
+#define S_CANCELLED LOYALTY__V1__GATEWAY_SAGA_STATE__GATEWAY_SAGA_STATE_CANCELLED
 
 /* The storefront's trace: its span is the parent of the gateway's. */
 #define STOREFRONT_TRACE "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -226,4 +229,128 @@ Test(gateway_observe, list_sagas_across_merchants_by_state_and_age) {
     bad.merchant_id = "";
     bad.older_than_s = -1;
     assert_status(gw("ListSagas", &bad, NULL), STATUS_INVALID_ARGUMENT, "INVALID_OLDER_THAN_S");
+}
+
+/* ---- saga counters ---- */
+
+static char *scrape_gateway(void) {
+    char *body = NULL;
+    int code = harness_http_get(procs[SVC_GATEWAY].metrics_port, "/metrics", &body);
+    cr_assert_eq(code, 200, "GET /metrics of the gateway answered %d", code);
+    return body;
+}
+
+/* The sum of every sample whose line starts with `prefix` (a family and the start of its
+ * labels, e.g. `loyalty_saga_step_seconds_count{`). */
+static double metric_sum(const char *text, const char *prefix) {
+    double sum = 0;
+    size_t n = strlen(prefix);
+    for (const char *p = text; p != NULL && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+        if (strncmp(p, prefix, n) == 0) {
+            const char *space = strchr(p, ' ');
+            const char *eol = strchr(p, '\n');
+            if (space != NULL && (eol == NULL || space < eol)) {
+                sum += strtod(space + 1, NULL);
+            }
+        }
+    }
+    return sum;
+}
+
+#define FINISHED(state) "loyalty_sagas_finished_total{saga_type=\"checkout\",state=\"" state "\"}"
+#define GW_HANDLED(method)                                                                         \
+    "grpc_server_handled_total{grpc_type=\"unary\",grpc_service=\"loyalty.v1.Gateway\","           \
+    "grpc_method=\"" method "\",grpc_code=\"OK\"}"
+
+Test(gateway_observe, checkouts_move_the_saga_counters_by_exactly_one_each) {
+    /* Goal: on the gateway's /metrics, a Checkout() moves
+     * loyalty_sagas_finished_total{checkout,completed} by one, a checkout cancelled by the
+     * storefront and one expired by the recovery job move {checkout,cancelled} by one each
+     * (once per saga, whichever executor finished it), nothing moves needs_attention, and the
+     * RPC, recovery and step series move with them. */
+    gw_extra_env[0] = "CHECKOUT_TTL_S=2"; /* a RESERVED checkout expires after 2 s */
+    stack_start();
+    shop_t s;
+    open_shop(&s, "count");
+    const char *b = new_buyer(&s, 5000, 3000);
+    char *before = scrape_gateway();
+
+    /* One checkout in one call: completed. */
+    Loyalty__V1__GatewayCheckoutRequest r = LOYALTY__V1__GATEWAY_CHECKOUT_REQUEST__INIT;
+    r.merchant_id = (char *)s.m;
+    r.idempotency_key = (char *)harness_key();
+    r.order_id = "order-counted";
+    r.member_id = (char *)b;
+    r.cart = shirt_cart();
+    r.payment = pay(1000, 1000);
+    r.payment_ref = "psp-counted";
+    Loyalty__V1__GatewayCheckoutResponse *resp = NULL;
+    assert_ok(gw("Checkout", &r, &resp));
+    cr_assert_eq(resp->checkout->state, S_COMPLETED, "state %d", resp->checkout->state);
+    assert_ok(gw("Checkout", &r, &resp)); /* the same request again: answered, not counted */
+
+    /* Begun, then cancelled by the storefront. */
+    Loyalty__V1__GatewayCheckout *co = NULL;
+    assert_ok(begin_checkout(s.m, NULL, "order-cancelled", b, shirt_cart(), pay(0, 0), &co));
+    Loyalty__V1__GatewayCancelCheckoutRequest c =
+        LOYALTY__V1__GATEWAY_CANCEL_CHECKOUT_REQUEST__INIT;
+    c.merchant_id = (char *)s.m;
+    c.checkout_id = co->checkout_id;
+    Loyalty__V1__GatewayCancelCheckoutResponse *cresp = NULL;
+    status_t cancel = gw("CancelCheckout", &c, &cresp);
+    for (int i = 0; i < 100 && cancel.code == STATUS_ABORTED; i++) {
+        sleep_ms(100); /* the recovery job was expiring it at that moment (a slow machine) */
+        cancel = gw("CancelCheckout", &c, &cresp);
+    }
+    assert_ok(cancel);
+    cr_assert_eq(cresp->checkout->state, S_CANCELLED);
+    assert_ok(gw("CancelCheckout", &c, &cresp)); /* again: the same answer, not counted */
+
+    /* Begun and left: the recovery job expires it. */
+    assert_ok(begin_checkout(s.m, NULL, "order-expired", b, shirt_cart(), pay(0, 0), &co));
+    Loyalty__V1__GatewaySaga *saga = wait_saga_final(s.m, co->checkout_id, 60);
+    cr_assert_eq(saga->state, S_CANCELLED, "expired by the recovery job, state %d", saga->state);
+    cr_assert_str_eq(saga->reason, "EXPIRED");
+
+    /* The job counts after its write commits, so GetSaga may see CANCELLED a moment before the
+     * counter moves: poll for it (generously), then check every delta exactly. */
+    double cancelled_before = harness_metric(before, FINISHED("cancelled"));
+    char *after = NULL;
+    for (int i = 0; i < 600; i++) {
+        free(after);
+        after = scrape_gateway();
+        if (harness_metric(after, FINISHED("cancelled")) - cancelled_before >= 2) {
+            break;
+        }
+        sleep_ms(50);
+    }
+    struct {
+        const char *series;
+        double delta;
+    } want[] = {
+        {FINISHED("completed"), 1},       {FINISHED("cancelled"), 2},
+        {FINISHED("needs_attention"), 0}, {GW_HANDLED("Checkout"), 2},
+        {GW_HANDLED("BeginCheckout"), 2}, {GW_HANDLED("CancelCheckout"), 2},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        double d = harness_metric(after, want[i].series) - harness_metric(before, want[i].series);
+        cr_assert_eq(d, want[i].delta, "%s moved by %g, want %g\n%s", want[i].series, d,
+                     want[i].delta, after);
+    }
+    cr_assert(harness_metric(after, "loyalty_saga_recovery_resumed_total") -
+                      harness_metric(before, "loyalty_saga_recovery_resumed_total") >=
+                  1,
+              "the expiry was the recovery job's\n%s", after);
+    cr_assert(metric_sum(after, "loyalty_saga_step_seconds_count{") -
+                      metric_sum(before, "loyalty_saga_step_seconds_count{") >=
+                  3,
+              "the checkouts' steps were timed\n%s", after);
+    cr_assert(metric_sum(after, "grpc_client_handled_total{grpc_type=\"unary\","
+                                "grpc_service=\"loyalty.v1.PointsService\"") -
+                      metric_sum(before, "grpc_client_handled_total{grpc_type=\"unary\","
+                                         "grpc_service=\"loyalty.v1.PointsService\"") >=
+                  1,
+              "the gateway's calls to points-svc were counted\n%s", after);
+    free(before);
+    free(after);
 }

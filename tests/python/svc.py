@@ -45,8 +45,10 @@ def unary(channel, path, request, response_class, timeout=5, metadata=None):
 class Service:
     """A service binary from the build tree, run as a child process."""
 
-    def __init__(self, build_dir, name, env=None):
+    def __init__(self, build_dir, name, env=None, log_path=None):
+        """log_path: a file that receives the service's stdout (its JSON log lines)."""
         self.binary = os.path.join(build_dir, name, name)
+        self.log_path = log_path
         self.name = name
         self.port = free_port()
         self.addr = f"127.0.0.1:{self.port}"
@@ -56,7 +58,11 @@ class Service:
         self.proc = None
 
     def start(self, health_pb2, timeout_s=60):
-        self.proc = subprocess.Popen([self.binary], env=self.env)
+        if self.log_path:
+            with open(self.log_path, "ab") as log:
+                self.proc = subprocess.Popen([self.binary], env=self.env, stdout=log)
+        else:
+            self.proc = subprocess.Popen([self.binary], env=self.env)
         deadline = time.time() + timeout_s
         # The port first, so that the channel does not start in reconnect back-off.
         while True:
