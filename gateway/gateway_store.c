@@ -7,6 +7,7 @@
 #include "pb.h"
 #include "pgarray.h"
 
+#include <assert.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -426,6 +427,7 @@ status_t gw_store_load(db_t *db, gw_saga_t *x) {
 
 status_t gw_store_claim_load(db_t *db, gw_saga_t *x, const char *token, int64_t lease_s,
                              bool *claimed) {
+    assert(!db_in_tx(db)); /* the setting below must end with this statement */
     db_params_t p;
     db_params_init(&p);
     db_param_text(&p, x->merchant_id);
@@ -435,10 +437,14 @@ status_t gw_store_claim_load(db_t *db, gw_saga_t *x, const char *token, int64_t 
     PGresult *r = NULL;
     /* RETURNING reads the row version the lease was taken on (after waiting for a writer that
      * held it), so the state cannot be older than the lease; the steps are read afterwards, by
-     * a statement of their own, for the same reason. */
+     * a statement of their own, for the same reason. The claim commits without waiting for its
+     * WAL to reach the disk (synchronous_commit off for this statement's own transaction): a
+     * lease is only worth anything while PostgreSQL runs, and one lost in a crash makes the
+     * executor's next write, which is durable and conditioned on the lease, find it gone. */
     status_t st = db_exec(db,
                           "UPDATE sagas SET lease_owner = $3, "
                           " lease_until = now() + $4::bigint * interval '1 s' "
+                          "FROM (SELECT set_config('synchronous_commit', 'off', true)) AS nosync "
                           "WHERE merchant_id = $1 AND id = $2 "
                           " AND (lease_owner IS NULL OR lease_until < now() OR lease_owner = $3) "
                           "RETURNING " SAGA_COLUMNS,
