@@ -202,6 +202,7 @@ void gw_saga_init(gw_saga_t *x, rpc_ctx_t *ctx, gw_svc_t *svc, const char *merch
     x->context->points_omit_expiring = true;
     x->context->points_batched = true;
     x->context->points_hold_chooses = true;
+    x->context->wallet_omit_expiring = true;
     x->error = status_ok();
     x->created_at = ctx->now_s;
     x->in_request = true;

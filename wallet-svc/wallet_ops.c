@@ -173,15 +173,22 @@ static Loyalty__V1__WalletBalance *balance_message(const wallet_env_t *e, const 
 }
 
 /* Writes the transaction (wallet_store_finish) and builds m's balance for the response
- * (balance may be NULL when the response has none). */
-static status_t finish(const wallet_env_t *e, wallet_tx_t *tx, const wallet_member_t *m,
-                       Loyalty__V1__WalletBalance **balance) {
+ * (balance may be NULL when the response has none; without the expiring figures, zero, when
+ * the caller said it does not show them: a query fewer). */
+static status_t finish_balance(const wallet_env_t *e, wallet_tx_t *tx, const wallet_member_t *m,
+                               Loyalty__V1__WalletBalance **balance, bool omit_expiring) {
     wallet_expiring_t ex = {.member_id = m->member_id, .until = e->now + WALLET_EXPIRING_SOON_S};
-    status_t st = wallet_store_finish(e->db, e->merchant_id, tx, balance ? &ex : NULL);
+    bool expiring = balance != NULL && !omit_expiring;
+    status_t st = wallet_store_finish(e->db, e->merchant_id, tx, expiring ? &ex : NULL);
     if (status_is_ok(&st) && balance) {
-        *balance = balance_message(e, m, ex.cents, ex.next_at);
+        *balance = balance_message(e, m, expiring ? ex.cents : 0, expiring ? ex.next_at : 0);
     }
     return st;
+}
+
+static status_t finish(const wallet_env_t *e, wallet_tx_t *tx, const wallet_member_t *m,
+                       Loyalty__V1__WalletBalance **balance) {
+    return finish_balance(e, tx, m, balance, false);
 }
 
 typedef struct settle_call {
@@ -618,7 +625,7 @@ status_t wallet_op_hold(const wallet_env_t *e, const Loyalty__V1__WalletHoldRequ
     h.transfer_id = x->id;
     st = wallet_store_hold_insert(e->db, e->merchant_id, &h);
     if (status_is_ok(&st)) {
-        st = finish(e, &tx, m, &resp->balance);
+        st = finish_balance(e, &tx, m, &resp->balance, req->omit_expiring);
     }
     if (!status_is_ok(&st)) {
         return st;
@@ -739,7 +746,7 @@ status_t wallet_op_capture(const wallet_env_t *e, const Loyalty__V1__WalletCaptu
     h.updated_at = e->now;
     st = wallet_store_hold_update(e->db, e->merchant_id, &h);
     if (status_is_ok(&st)) {
-        st = finish(e, &tx, m, &resp->balance);
+        st = finish_balance(e, &tx, m, &resp->balance, req->omit_expiring);
     }
     if (status_is_ok(&st)) {
         resp->hold = hold_with_parts(e->arena, &h, parts, n, e->now);

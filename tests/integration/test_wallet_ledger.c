@@ -307,6 +307,43 @@ Test(wallet_ledger, void_by_member_and_reference) {
     wc_assert_ledger_clean(&wc);
 }
 
+Test(wallet_ledger, hold_and_capture_can_omit_the_expiring_figures) {
+    /* Goal: with omit_expiring, Hold and CaptureHold answer the same balance without the
+     * expiring figures (zero), and without it they carry them. */
+    start("omit", NULL);
+    wc_set_expiry(&wc, 1, "UTC");
+    Loyalty__V1__WalletTopUpResponse *t = top_up("m1", 1000, NULL);
+    cr_assert_gt(t->top_up->expires_at, 0);
+    Loyalty__V1__WalletHoldResponse *full = hold("m1", 100, "order-1");
+    cr_assert_eq(full->balance->next_expiry_at, t->top_up->expires_at);
+    Loyalty__V1__WalletHoldRequest h = LOYALTY__V1__WALLET_HOLD_REQUEST__INIT;
+    h.merchant_id = (char *)wc.merchant;
+    h.idempotency_key = (char *)harness_key();
+    h.member_id = "m1";
+    h.amount_cents = 200;
+    h.reference = "order-2";
+    h.omit_expiring = true;
+    Loyalty__V1__WalletHoldResponse *hr = NULL;
+    assert_status(wc_call(&wc, "Hold", &h.base, (void **)&hr), STATUS_OK, "");
+    assert_balance(hr->balance, 700, 0, 300);
+    cr_assert_eq(hr->balance->next_expiry_at, 0);
+    cr_assert_eq(hr->balance->expiring_soon_cents, 0);
+    Loyalty__V1__WalletCaptureHoldRequest c = LOYALTY__V1__WALLET_CAPTURE_HOLD_REQUEST__INIT;
+    c.merchant_id = (char *)wc.merchant;
+    c.idempotency_key = (char *)harness_key();
+    c.hold_id = hr->hold->id;
+    c.amount_cents = 200;
+    c.omit_expiring = true;
+    Loyalty__V1__WalletCaptureHoldResponse *cr = NULL;
+    assert_status(wc_call(&wc, "CaptureHold", &c.base, (void **)&cr), STATUS_OK, "");
+    assert_balance(cr->balance, 700, 0, 100);
+    cr_assert_eq(cr->balance->next_expiry_at, 0);
+    Loyalty__V1__WalletCaptureHoldResponse *cf = capture(full->hold->id, 100);
+    assert_balance(cf->balance, 700, 0, 0);
+    cr_assert_eq(cf->balance->next_expiry_at, t->top_up->expires_at);
+    wc_assert_ledger_clean(&wc);
+}
+
 Test(wallet_ledger, hold_ttl_expiry_is_lazy) {
     /* Goal: a hold past its TTL reads EXPIRED, cannot be captured (HOLD_EXPIRED), and its
      * money is available again at the next read, without waiting for the job. */
