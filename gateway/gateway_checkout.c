@@ -287,6 +287,27 @@ payment_of(const Loyalty__V1__GatewayCheckoutRequest *r) {
 
 /* ---- Begin ---- */
 
+/* The points hold for the order (the caller sets what to hold): a cash redemption on an order
+ * of total_cents, undone by the order id after a crash. */
+static Loyalty__V1__PointsHoldRequest *
+points_hold_call(gw_saga_t *x, const Loyalty__V1__GatewayCheckoutRequest *req, int64_t total_cents,
+                 gw_call_t *c) {
+    Loyalty__V1__PointsHoldRequest *h = pb_new(x->a, &loyalty__v1__points_hold_request__descriptor);
+    h->omit_expiring = x->context->points_omit_expiring;
+    h->merchant_id = x->merchant_id;
+    h->idempotency_key = gw_step_key(x, "points_hold");
+    h->member_id = req->member_id;
+    h->reference = req->order_id;
+    h->ttl_s = x->context->hold_ttl_s;
+    h->_order_total_cents_case =
+        LOYALTY__V1__POINTS_HOLD_REQUEST___ORDER_TOTAL_CENTS_ORDER_TOTAL_CENTS;
+    h->order_total_cents = total_cents;
+    gw_call_init(c, x->svc->points, &loyalty__v1__points_service__descriptor, "Hold", &h->base,
+                 "points_hold");
+    c->undone_by_reference = true; /* see checkout_compensate */
+    return h;
+}
+
 /* The wallet hold of `amount_cents` for the order: undone by the order id after a crash. */
 static void wallet_hold_call(gw_saga_t *x, const Loyalty__V1__GatewayCheckoutRequest *req,
                              int64_t amount_cents, gw_call_t *c) {
@@ -297,6 +318,7 @@ static void wallet_hold_call(gw_saga_t *x, const Loyalty__V1__GatewayCheckoutReq
     h->amount_cents = amount_cents;
     h->reference = req->order_id;
     h->ttl_s = (int32_t)x->context->hold_ttl_s;
+    h->omit_expiring = x->context->wallet_omit_expiring;
     gw_call_init(c, x->svc->wallet, &loyalty__v1__wallet_service__descriptor, "Hold", &h->base,
                  "wallet_hold");
     c->undone_by_reference = true; /* see checkout_compensate */
@@ -358,24 +380,11 @@ static status_t begin_payment_held(gw_saga_t *x, const Loyalty__V1__GatewayCheck
     bool want_points = (pay->redeem_points > 0 || pay->use_max_points) && b->total_cents > 0;
     int64_t points = 0, cash = 0;
     if (want_points) {
-        Loyalty__V1__PointsHoldRequest *h =
-            pb_new(x->a, &loyalty__v1__points_hold_request__descriptor);
-        h->omit_expiring = x->context->points_omit_expiring;
-        h->merchant_id = x->merchant_id;
-        h->idempotency_key = gw_step_key(x, "points_hold");
-        h->member_id = req->member_id;
+        gw_call_t c;
+        Loyalty__V1__PointsHoldRequest *h = points_hold_call(x, req, b->total_cents, &c);
         h->choose_points = true;
         h->use_max_points = pay->use_max_points;
         h->points = pay->use_max_points ? 0 : pay->redeem_points;
-        h->reference = req->order_id;
-        h->ttl_s = x->context->hold_ttl_s;
-        h->_order_total_cents_case =
-            LOYALTY__V1__POINTS_HOLD_REQUEST___ORDER_TOTAL_CENTS_ORDER_TOTAL_CENTS;
-        h->order_total_cents = b->total_cents;
-        gw_call_t c;
-        gw_call_init(&c, x->svc->points, &loyalty__v1__points_service__descriptor, "Hold", &h->base,
-                     "points_hold");
-        c.undone_by_reference = true; /* the order id: see checkout_compensate */
         status_t st = gw_step(x, &c);
         if (!status_is_ok(&st)) {
             return st;
@@ -462,20 +471,8 @@ static status_t begin_payment(gw_saga_t *x, const Loyalty__V1__GatewayCheckoutRe
     int n = 0, ip = -1, iwh = -1;
     if (points > 0) {
         Loyalty__V1__PointsHoldRequest *h =
-            pb_new(x->a, &loyalty__v1__points_hold_request__descriptor);
-        h->omit_expiring = x->context->points_omit_expiring;
-        h->merchant_id = x->merchant_id;
-        h->idempotency_key = gw_step_key(x, "points_hold");
-        h->member_id = req->member_id;
+            points_hold_call(x, req, b->total_cents, &holds[ip = n++]);
         h->points = points;
-        h->reference = req->order_id;
-        h->ttl_s = x->context->hold_ttl_s;
-        h->_order_total_cents_case =
-            LOYALTY__V1__POINTS_HOLD_REQUEST___ORDER_TOTAL_CENTS_ORDER_TOTAL_CENTS;
-        h->order_total_cents = b->total_cents;
-        gw_call_init(&holds[ip = n++], x->svc->points, &loyalty__v1__points_service__descriptor,
-                     "Hold", &h->base, "points_hold");
-        holds[ip].undone_by_reference = true; /* the order id: see checkout_compensate */
     }
     if (wallet > 0) {
         wallet_hold_call(x, req, wallet, &holds[iwh = n++]);
@@ -672,6 +669,7 @@ static int complete_group1(gw_saga_t *x, const Loyalty__V1__GatewayCheckoutReque
         r->idempotency_key = gw_step_key(x, "wallet_capture");
         r->hold_id = co->wallet_hold_id;
         r->amount_cents = b->wallet_cents;
+        r->omit_expiring = x->context->wallet_omit_expiring;
         gw_call_init(&g[n++], svc->wallet, &loyalty__v1__wallet_service__descriptor, "CaptureHold",
                      &r->base, "wallet_capture");
     }
