@@ -32,6 +32,7 @@ static const cfg_entry_t cfg_table[] = {
     STR("LOYALTY_PG_DSN", pg_dsn, "host=127.0.0.1 port=5432 dbname=loyalty user=loyalty", true),
     STR("LOYALTY_REDIS_URL", redis_url, "redis://127.0.0.1:6379/0", false),
     STR("LOYALTY_AUTH_TOKEN", auth_token, "", true),
+    STR("LOYALTY_CREDENTIALS_FILE", cred_file, "", false),
     STR("LOYALTY_TLS_CERT", tls_cert_path, "", false),
     STR("LOYALTY_TLS_KEY", tls_key_path, "", false),
     STR("LOYALTY_TLS_CA", tls_ca_path, "", false),

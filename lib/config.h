@@ -17,6 +17,7 @@ typedef struct config {
     char pg_dsn[CONFIG_STR_MAX];        /* LOYALTY_PG_DSN (secret: may hold a password) */
     char redis_url[CONFIG_STR_MAX];     /* LOYALTY_REDIS_URL; empty disables caching */
     char auth_token[CONFIG_STR_MAX];    /* LOYALTY_AUTH_TOKEN; empty disables auth (secret) */
+    char cred_file[CONFIG_STR_MAX];     /* LOYALTY_CREDENTIALS_FILE: scoped credentials */
     char tls_cert_path[CONFIG_STR_MAX]; /* LOYALTY_TLS_CERT: server certificate chain (PEM) */
     char tls_key_path[CONFIG_STR_MAX];  /* LOYALTY_TLS_KEY: its private key (PEM) */
     char tls_ca_path[CONFIG_STR_MAX];   /* LOYALTY_TLS_CA: roots for calls to other services */

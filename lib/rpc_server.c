@@ -13,6 +13,7 @@
 #include "rpc_server.h"
 
 #include "auth.h"
+#include "credentials.h"
 #include "health.h"
 #include "idem.h"
 #include "ids.h"
@@ -61,8 +62,9 @@ typedef struct srv_method {
     char path[SRV_PATH_MAX];
     void *handle;
     bool is_health;
-    bool has_merchant; /* the request has a top-level merchant_id */
-    bool streaming;    /* RPC_STREAM: registered without payload, read with RECV_MESSAGE */
+    bool has_merchant;    /* the request has a top-level merchant_id */
+    bool streaming;       /* RPC_STREAM: registered without payload, read with RECV_MESSAGE */
+    cred_access_t access; /* who may call it with a credential file */
 } srv_method_t;
 
 typedef struct srv_cq {
@@ -125,7 +127,9 @@ typedef struct call {
     grpc_metadata trailing_md[1];
     char request_id[REQUEST_ID_MAX + 1];
     char reason[STATUS_REASON_MAX];
-    trace_ctx_t trace; /* read with the metadata */
+    trace_ctx_t trace;                      /* read with the metadata */
+    uint8_t cred_digest[CRED_DIGEST_BYTES]; /* the bearer token's, with a credential file */
+    char credential_id[CRED_ID_MAX + 1];    /* who called: "" without auth */
     arena_t arena;
 } call_t;
 
@@ -451,13 +455,22 @@ static status_t call_mutate(rpc_ctx_t *ctx, tx_call_t *t) {
     return st; /* a new key: the call's own answer */
 }
 
-/* Checks done before decoding: authentication, deadline, readiness. */
-static status_t call_admit(const call_t *c, const char *auth, size_t auth_len) {
+/* Checks done before decoding: authentication, deadline, readiness. With a credential file
+ * the token is looked up here and authorised for the request's merchant once it is decoded
+ * (call_authorize); without one the shared token is the only credential, as it always was. */
+static status_t call_admit(call_t *c, const char *auth, size_t auth_len) {
     const srv_method_t *m = c->method;
-    if (!m->is_health && g_srv.config.auth_token[0] &&
-        !auth_bearer_matches(g_srv.config.auth_token, auth, auth_len)) {
-        return status_make(STATUS_UNAUTHENTICATED, "UNAUTHENTICATED",
-                           "missing or invalid bearer token");
+    if (!m->is_health && credentials_enabled()) {
+        status_t st = credentials_authenticate(auth, auth_len, c->cred_digest);
+        if (!status_is_ok(&st)) {
+            return st;
+        }
+    } else if (!m->is_health && g_srv.config.auth_token[0]) {
+        if (!auth_bearer_matches(g_srv.config.auth_token, auth, auth_len)) {
+            return status_make(STATUS_UNAUTHENTICATED, "UNAUTHENTICATED",
+                               "missing or invalid bearer token");
+        }
+        snprintf(c->credential_id, sizeof c->credential_id, "%s", CRED_SERVICE_ID);
     }
     if (gpr_time_cmp(c->deadline, gpr_now(c->deadline.clock_type)) < 0) {
         return status_make(STATUS_DEADLINE_EXCEEDED, "DEADLINE_EXCEEDED",
@@ -484,6 +497,22 @@ static status_t call_decode(call_t *c, ProtobufCMessage **req) {
     return st;
 }
 
+/* With a credential file: may the caller call this method for the request's merchant? The
+ * merchant is the request's top-level merchant_id, also where it may be empty
+ * (RPC_READ_ANY_MERCHANT: "" is the view across merchants). */
+static status_t call_authorize(call_t *c, const ProtobufCMessage *req, rpc_ctx_t *ctx) {
+    const srv_method_t *m = c->method;
+    if (m->is_health || !credentials_enabled()) {
+        return status_ok();
+    }
+    const char *merchant_id = ctx->merchant_id;
+    if (!m->has_merchant) {
+        merchant_id = pb_get_string_field(req, "merchant_id");
+    }
+    return credentials_authorize(c->cred_digest, m->access, merchant_id ? merchant_id : "",
+                                 c->credential_id);
+}
+
 static status_t call_dispatch(call_t *c, rpc_ctx_t *ctx, ProtobufCMessage **resp_out) {
     const srv_method_t *m = c->method;
     if (c->req_bb == NULL) {
@@ -497,6 +526,10 @@ static status_t call_dispatch(call_t *c, rpc_ctx_t *ctx, ProtobufCMessage **resp
     const char *idempotency_key = NULL;
     st = request_check_ids(req, m->has_merchant, m->m->kind == RPC_MUTATE, &ctx->merchant_id,
                            &idempotency_key);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    st = call_authorize(c, req, ctx);
     if (!status_is_ok(&st)) {
         return st;
     }
@@ -531,6 +564,7 @@ static void call_serve(worker_t *w, call_t *c) {
         .request_id = c->request_id,
         .trace = &c->trace,
         .merchant_id = "",
+        .credential_id = c->credential_id,
         .deadline = c->deadline,
         .now_s = (int64_t)time(NULL),
     };
@@ -553,8 +587,8 @@ static void call_serve(worker_t *w, call_t *c) {
     int64_t latency_us = now_us() - start;
     rpc_metrics_server_handled(c->method->path, false, st.code, st.reason, latency_us);
     if (!c->method->is_health || !status_is_ok(&st)) {
-        log_rpc(c->method->path, c->request_id, ctx.merchant_id, st.code, st.reason, st.message,
-                latency_us);
+        log_rpc(c->method->path, c->request_id, ctx.merchant_id, c->credential_id, st.code,
+                st.reason, st.message, latency_us);
     }
     call_bind_log(NULL);
     t_current_ctx = NULL;
@@ -565,7 +599,7 @@ static void call_serve_unknown(call_t *c) {
     char *method = grpc_slice_to_c_string(c->details.method);
     snprintf(c->request_id, sizeof c->request_id, "%s", "");
     status_t st = status_make(STATUS_UNIMPLEMENTED, "UNKNOWN_METHOD", "unknown method");
-    log_rpc(method, "", "", st.code, st.reason, st.message, 0);
+    log_rpc(method, "", "", "", st.code, st.reason, st.message, 0);
     gpr_free(method);
     call_finish(c, &st);
 }
@@ -602,8 +636,8 @@ static void call_stream_end(call_t *c, const status_t *st) {
     int64_t latency_us = now_us() - s->start_us;
     rpc_metrics_server_handled(c->method->path, true, st->code, st->reason, latency_us);
     call_bind_log(c);
-    log_rpc(c->method->path, c->request_id, s->merchant_id, st->code, st->reason, st->message,
-            latency_us);
+    log_rpc(c->method->path, c->request_id, s->merchant_id, c->credential_id, st->code, st->reason,
+            st->message, latency_us);
     call_bind_log(NULL);
     call_finish(c, st);
 }
@@ -773,6 +807,7 @@ static status_t call_stream_handle(worker_t *w, call_t *c) {
         .request_id = c->request_id,
         .trace = &c->trace,
         .merchant_id = "",
+        .credential_id = c->credential_id,
         .deadline = c->deadline,
         .now_s = (int64_t)time(NULL),
         .stream = s,
@@ -784,6 +819,10 @@ static status_t call_stream_handle(worker_t *w, call_t *c) {
     }
     const char *no_key;
     st = request_check_ids(req, m->has_merchant, false, &ctx.merchant_id, &no_key);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    st = call_authorize(c, req, &ctx); /* every message: each names its merchant */
     if (!status_is_ok(&st)) {
         return st;
     }
@@ -860,7 +899,8 @@ static void call_stream_start(call_t *c) {
         int64_t latency_us = now_us() - start;
         rpc_metrics_server_handled(c->method->path, true, st.code, st.reason, latency_us);
         call_bind_log(c);
-        log_rpc(c->method->path, c->request_id, "", st.code, st.reason, st.message, latency_us);
+        log_rpc(c->method->path, c->request_id, "", c->credential_id, st.code, st.reason,
+                st.message, latency_us);
         call_bind_log(NULL);
         call_finish(c, &st);
         return;
@@ -1069,6 +1109,7 @@ static void job_run(const rpc_job_t *job, db_t *db, cache_t *cache) {
         .request_id = request_id,
         .trace = &trace,
         .merchant_id = "",
+        .credential_id = "",
         .deadline = gpr_inf_future(GPR_CLOCK_MONOTONIC),
         .now_s = (int64_t)time(NULL),
     };
@@ -1165,7 +1206,16 @@ static void jobs_join(void) {
 
 /* ---- setup ---- */
 
-static status_t srv_add_service(const rpc_service_t *svc, bool is_health) {
+static bool srv_is_storefront(const char *path) {
+    for (const char *const *p = g_srv.opts->storefront_methods; p && *p; p++) {
+        if (strcmp(*p, path) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static status_t srv_add_service(const rpc_service_t *svc, bool is_health, bool is_reflection) {
     const ProtobufCServiceDescriptor *sd = svc->descriptor;
     health_register_service(sd->name);
     reflection_register_service(sd->name);
@@ -1184,6 +1234,10 @@ static status_t srv_add_service(const rpc_service_t *svc, bool is_health) {
         sm->md = md;
         sm->is_health = is_health;
         snprintf(sm->path, sizeof sm->path, "/%s/%s", sd->name, md->name);
+        /* The API's shape is no merchant's data: any valid credential may read it. */
+        sm->access = is_reflection                 ? CRED_ACCESS_ANY
+                     : srv_is_storefront(sm->path) ? CRED_ACCESS_STOREFRONT
+                                                   : CRED_ACCESS_ADMIN;
         const ProtobufCFieldDescriptor *mf =
             protobuf_c_message_descriptor_get_field_by_name(md->input, "merchant_id");
         sm->has_merchant =
@@ -1309,15 +1363,25 @@ static status_t srv_start(void) {
     if (!status_is_ok(&st)) {
         return st;
     }
-    st = srv_add_service(&health_service, true);
+    st = srv_add_service(&health_service, true, false);
     if (status_is_ok(&st)) {
-        st = srv_add_service(&reflection_v1_service, false);
+        st = srv_add_service(&reflection_v1_service, false, true);
     }
     if (status_is_ok(&st)) {
-        st = srv_add_service(&reflection_v1alpha_service, false);
+        st = srv_add_service(&reflection_v1alpha_service, false, true);
     }
     for (size_t i = 0; status_is_ok(&st) && i < g_srv.opts->service_count; i++) {
-        st = srv_add_service(&g_srv.opts->services[i], false);
+        st = srv_add_service(&g_srv.opts->services[i], false, false);
+    }
+    for (const char *const *p = g_srv.opts->storefront_methods; status_is_ok(&st) && p && *p; p++) {
+        bool known = false;
+        for (int i = 0; i < g_srv.method_count && !known; i++) {
+            known = strcmp(g_srv.methods[i].path, *p) == 0;
+        }
+        if (!known) {
+            st = status_make(STATUS_INTERNAL, "BAD_SERVICE_TABLE",
+                             "storefront method %s is not served", *p);
+        }
     }
     if (!status_is_ok(&st)) {
         return st;
@@ -1528,12 +1592,18 @@ int rpc_server_main(const rpc_server_options_t *opts, int argc, char **argv) {
     if (migrate_only) {
         return srv_migrate_only();
     }
+    st = credentials_start(g_srv.config.cred_file, g_srv.config.auth_token);
+    if (!status_is_ok(&st)) {
+        log_msg(LOG_ERROR, "bad LOYALTY_CREDENTIALS_FILE: %s", st.message);
+        return 1;
+    }
 
     /* Signals go to the main thread only: block them before any thread starts. */
     sigset_t sigs;
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP); /* re-read the credential file */
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
@@ -1553,7 +1623,10 @@ int rpc_server_main(const rpc_server_options_t *opts, int argc, char **argv) {
         return 1;
     }
     int sig = 0;
-    sigwait(&sigs, &sig);
+    while (sigwait(&sigs, &sig) == 0 && sig == SIGHUP) {
+        log_msg(LOG_INFO, "received SIGHUP: re-reading the credential file");
+        (void)credentials_reload(); /* a bad file is logged and the current set stays */
+    }
     log_msg(LOG_INFO, "received %s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     srv_stop();
     rpc_metrics_stop();
@@ -1561,6 +1634,7 @@ int rpc_server_main(const rpc_server_options_t *opts, int argc, char **argv) {
         opts->on_stop(g_srv.service_state);
     }
     rpc_client_shutdown();
+    credentials_stop();
     log_msg(LOG_DEBUG, "server destroyed");
     grpc_shutdown();
     log_msg(LOG_INFO, "stopped");
