@@ -50,6 +50,7 @@ static const cfg_entry_t cfg_table[] = {
     INT("NEAR_CACHE_TTL_MS", near_cache_ttl_ms, "5000", 1, 600000),
     INT("JOB_INTERVAL_S", job_interval_s, "60", 0, 86400),
     INT("DB_STATEMENT_TIMEOUT_MS", db_statement_timeout_ms, "10000", 0, 3600000),
+    INT("DB_MIGRATE_ON_START", db_migrate_on_start, "1", 0, 1),
     INT("EVENTS_STREAM_MAXLEN", events_stream_maxlen, "1000000", 1000, 1000000000),
     INT("OUTBOX_RETENTION_DAYS", outbox_retention_days, "7", 1, 3650),
     STR("MEMBER_SVC_ADDR", member_svc_addr, "127.0.0.1:50051", false),

@@ -34,6 +34,7 @@ typedef struct config {
     int64_t near_cache_ttl_ms;          /* NEAR_CACHE_TTL_MS: age bound of an in-process entry */
     int64_t job_interval_s;             /* JOB_INTERVAL_S: period of background jobs; 0 = off */
     int64_t db_statement_timeout_ms;    /* DB_STATEMENT_TIMEOUT_MS: per statement, 0 = none */
+    int64_t db_migrate_on_start;        /* DB_MIGRATE_ON_START: 0 = wait for `--migrate` */
     int64_t events_stream_maxlen;       /* EVENTS_STREAM_MAXLEN: approximate stream length cap */
     int64_t outbox_retention_days;      /* OUTBOX_RETENTION_DAYS: published entries kept */
     char member_svc_addr[CONFIG_ADDR_MAX];   /* MEMBER_SVC_ADDR */

@@ -28,8 +28,8 @@
 #include "trace.h"
 #include "validate.h"
 
-#include <grpc/grpc.h>
 #include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc.h>
 #include <grpc/grpc_security.h>
 #include <grpc/support/alloc.h>
 
@@ -416,12 +416,12 @@ static status_t call_run_in_tx(db_t *db, void *arg) {
 
 /* RPC_MUTATE (docs/architecture.md#idempotency-keys): the change and the record of its
  * idempotency key commit together, so a key is taken exactly when its change is made. Every
- * first call runs once and records its key with the COMMIT, in the same round trip. A call whose key turns out to be taken — a retry, or a concurrent duplicate
- * that committed first, which the record and the change's own row locks wait for — is rolled
- * back and answered from the record: the stored response for the same request,
- * ALREADY_EXISTS IDEMPOTENCY_KEY_REUSED for another. A call that failed is checked the same
- * way, since a retry of a call that succeeded may fail on the state the first one left (a
- * second hold of the same points). */
+ * first call runs once and records its key with the COMMIT, in the same round trip. A call whose
+ * key turns out to be taken — a retry, or a concurrent duplicate that committed first, which the
+ * record and the change's own row locks wait for — is rolled back and answered from the record: the
+ * stored response for the same request, ALREADY_EXISTS IDEMPOTENCY_KEY_REUSED for another. A call
+ * that failed is checked the same way, since a retry of a call that succeeded may fail on the state
+ * the first one left (a second hold of the same points). */
 static status_t call_mutate(rpc_ctx_t *ctx, tx_call_t *t) {
     status_t st = db_tx(ctx->db, call_run_in_tx, t);
     if (status_is_ok(&st) || st.code == STATUS_UNAVAILABLE) {
@@ -1008,13 +1008,54 @@ static db_t *srv_db_create(void) {
                      g_srv.config.db_statement_timeout_ms);
 }
 
+/* DB_MIGRATE_ON_START=0: the service's own database role may not change its schema (README
+ * "Database roles"); the owner role applies the migrations (`--migrate`) and the service waits
+ * until every one it carries is recorded. */
+static status_t srv_check_migrated(db_t *db) {
+    PGresult *r = NULL;
+    status_t st = db_exec(db, "SELECT to_regclass('schema_migrations') IS NOT NULL", NULL, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    bool exists = db_get_bool(r, 0, 0);
+    PQclear(r);
+    if (!exists) {
+        return status_make(STATUS_UNAVAILABLE, "NOT_MIGRATED",
+                           "no migration is applied (run --migrate as the owner)");
+    }
+    const embed_file_t *tables[2] = {runtime_migrations, g_srv.opts->migrations};
+    const char *origins[2] = {"runtime", g_srv.opts->db_schema};
+    for (int t = 0; t < 2; t++) {
+        for (const embed_file_t *m = tables[t]; m && m->name; m++) {
+            char id[256];
+            snprintf(id, sizeof id, "%s/%s", origins[t], m->name);
+            db_params_t p;
+            db_params_init(&p);
+            db_param_text(&p, id);
+            st = db_exec(db, "SELECT 1 FROM schema_migrations WHERE id = $1", &p, &r);
+            if (!status_is_ok(&st)) {
+                return st;
+            }
+            bool applied = PQntuples(r) > 0;
+            PQclear(r);
+            if (!applied) {
+                return status_make(STATUS_UNAVAILABLE, "NOT_MIGRATED",
+                                   "migration %s is not applied (run --migrate as the owner)", id);
+            }
+        }
+    }
+    return status_ok();
+}
+
 /* Applies migrations until they succeed, then probes PostgreSQL for the health state. */
 static void *monitor_main(void *arg) {
     (void)arg;
     db_t *db = srv_db_create();
     do {
         if (!health_is_migrated()) {
-            status_t st = db_migrate(db, runtime_migrations, g_srv.opts->migrations);
+            status_t st = g_srv.config.db_migrate_on_start
+                              ? db_migrate(db, runtime_migrations, g_srv.opts->migrations)
+                              : srv_check_migrated(db);
             if (status_is_ok(&st)) {
                 health_set_migrated(true);
                 health_set_db_reachable(true);
