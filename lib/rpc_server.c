@@ -12,6 +12,7 @@
  * every call context is freed, then tear down in reverse order. */
 #include "rpc_server.h"
 
+#include "audit.h"
 #include "auth.h"
 #include "credentials.h"
 #include "health.h"
@@ -65,6 +66,7 @@ typedef struct srv_method {
     bool has_merchant;    /* the request has a top-level merchant_id */
     bool streaming;       /* RPC_STREAM: registered without payload, read with RECV_MESSAGE */
     cred_access_t access; /* who may call it with a credential file */
+    bool audited;         /* a configuration change: recorded in audit_log (audit.h) */
 } srv_method_t;
 
 typedef struct srv_cq {
@@ -402,6 +404,13 @@ static status_t call_run_in_tx(db_t *db, void *arg) {
     protobuf_c_message_init(t->m->md->output, t->resp); /* a retried attempt starts afresh */
     t->ctx->invalidation_count = 0;
     t->ctx->outbox_emitted = 0;
+    if (t->m->audited) {
+        status_t st = audit_begin(db, t->ctx->merchant_id, t->ctx->credential_id, t->m->path,
+                                  t->idempotency_key, t->ctx->request_id);
+        if (!status_is_ok(&st)) {
+            return st;
+        }
+    }
     status_t st = t->m->m->handler(t->ctx, t->req, t->resp);
     if (!status_is_ok(&st) || t->m->m->kind != RPC_MUTATE) {
         return st;
@@ -1279,6 +1288,8 @@ static status_t srv_add_service(const rpc_service_t *svc, bool is_health, bool i
         sm->access = is_reflection                 ? CRED_ACCESS_ANY
                      : srv_is_storefront(sm->path) ? CRED_ACCESS_STOREFRONT
                                                    : CRED_ACCESS_ADMIN;
+        /* Only a call the runtime runs in a transaction can carry its audit record. */
+        sm->audited = audit_is_audited(sm->path) && (m->kind == RPC_TX || m->kind == RPC_MUTATE);
         const ProtobufCFieldDescriptor *mf =
             protobuf_c_message_descriptor_get_field_by_name(md->input, "merchant_id");
         sm->has_merchant =
