@@ -1644,11 +1644,6 @@ int rpc_server_main(const rpc_server_options_t *opts, int argc, char **argv) {
     if (migrate_only) {
         return srv_migrate_only();
     }
-    st = credentials_start(g_srv.config.cred_file, g_srv.config.auth_token);
-    if (!status_is_ok(&st)) {
-        log_msg(LOG_ERROR, "bad LOYALTY_CREDENTIALS_FILE: %s", st.message);
-        return 1;
-    }
 
     /* Signals go to the main thread only: block them before any thread starts. */
     sigset_t sigs;
@@ -1658,6 +1653,12 @@ int rpc_server_main(const rpc_server_options_t *opts, int argc, char **argv) {
     sigaddset(&sigs, SIGHUP); /* re-read the credential file */
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
+    /* After the mask: its watcher thread must not take SIGTERM or SIGHUP either. */
+    st = credentials_start(g_srv.config.cred_file, g_srv.config.auth_token);
+    if (!status_is_ok(&st)) {
+        log_msg(LOG_ERROR, "bad LOYALTY_CREDENTIALS_FILE: %s", st.message);
+        return 1;
+    }
 
     grpc_init();
     rpc_client_init(&g_srv.config);

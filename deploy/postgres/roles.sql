@@ -38,6 +38,11 @@ BEGIN
                        'GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO %I', owner, s, r);
         EXECUTE format('ALTER DEFAULT PRIVILEGES FOR ROLE %I IN SCHEMA %I '
                        'GRANT EXECUTE ON FUNCTIONS TO %I', owner, s, r);
+        -- The audit trail is append-only (its triggers refuse changes too): once it exists,
+        -- the service's role may only add to it.
+        IF to_regclass(format('%I.audit_log', s)) IS NOT NULL THEN
+            EXECUTE format('REVOKE UPDATE, DELETE, TRUNCATE ON %I.audit_log FROM %I', s, r);
+        END IF;
     END LOOP;
 END
 $roles$;

@@ -86,6 +86,7 @@ Test(db_roles, member_svc_role_cannot_read_wallet) {
     exec_as(dsn_base, roles, PGRES_COMMAND_OK, NULL); /* idempotent */
     migrate_as_owner("member-svc");
     migrate_as_owner("wallet-svc");
+    exec_as(dsn_base, roles, PGRES_COMMAND_OK, NULL); /* after an upgrade, as README says */
 
     char dsn_env[800];
     snprintf(dsn_env, sizeof dsn_env, "LOYALTY_PG_DSN=%s", dsn_as("loyalty_member"));
@@ -114,6 +115,10 @@ Test(db_roles, member_svc_role_cannot_read_wallet) {
     exec_as(as_member, "CREATE TABLE member.intruder (id int)", PGRES_FATAL_ERROR, "42501");
     exec_as(as_member, "CREATE SCHEMA intruder", PGRES_FATAL_ERROR, "42501");
     exec_as(as_member, "DROP TABLE member.members", PGRES_FATAL_ERROR, "42501");
+    /* The audit trail: the role adds to it, and may neither change nor remove a row. */
+    exec_as(as_member, "SELECT count(*) FROM member.audit_log", PGRES_TUPLES_OK, NULL);
+    exec_as(as_member, "DELETE FROM member.audit_log", PGRES_FATAL_ERROR, "42501");
+    exec_as(as_member, "UPDATE member.audit_log SET rpc = ''", PGRES_FATAL_ERROR, "42501");
     exec_as(dsn_as("loyalty_wallet"), "SELECT * FROM member.members LIMIT 1", PGRES_FATAL_ERROR,
             "42501");
     exec_as(dsn_as("loyalty_wallet"), "SELECT count(*) FROM wallet.accounts", PGRES_TUPLES_OK,
