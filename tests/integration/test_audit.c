@@ -167,6 +167,21 @@ Test(audit, configuration_changes_are_recorded_exactly_once_with_before_and_afte
                               "audit-update-1|req-audit-update|{\"name\": \"Gold\"}|"
                               "{\"name\": \"Gold+\"}");
 
+    /* scripts/audit lists it. */
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "LOYALTY_PG_DSN='%s' '%s/scripts/audit' --merchant '%s' 2>&1",
+             harness_pg_dsn(), LOYALTY_TEST_SOURCE_DIR, m);
+    FILE *out = popen(cmd, "r");
+    cr_assert_not_null(out);
+    static char listing[16384];
+    size_t got = fread(listing, 1, sizeof listing - 1, out);
+    listing[got] = '\0';
+    cr_assert_eq(pclose(out), 0, "scripts/audit failed: %s", listing);
+    cr_assert(strstr(listing, "\tmember\taudit-admin\t/loyalty.v1.MemberService/UpdateTier\t"
+                              "audit-update-1\treq-audit-update\ttiers\tUPDATE\t") != NULL,
+              "%s", listing);
+    cr_assert(strstr(listing, "{\"name\": \"Gold+\"") != NULL, "%s", listing);
+
     /* Append-only, even for the superuser the test connects as. */
     char sql[256];
     snprintf(sql, sizeof sql, "UPDATE member.audit_log SET rpc = 'x' WHERE merchant_id = '%s'", m);
