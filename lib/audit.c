@@ -5,7 +5,7 @@
 
 /* Configuration changes of every service. Calls of the checkout and of the jobs are not here:
  * they are the business itself, and each leaves its own ledger behind. */
-static const char *const audited[] = {
+const char *const audit_methods[] = {
     "/loyalty.v1.Gateway/RetrySaga",
     "/loyalty.v1.Gateway/UpdateGatewaySettings",
     "/loyalty.v1.CampaignService/SetCampaign",
@@ -35,8 +35,8 @@ static const char *const audited[] = {
 };
 
 bool audit_is_audited(const char *path) {
-    for (int i = 0; audited[i]; i++) {
-        if (strcmp(audited[i], path) == 0) {
+    for (int i = 0; audit_methods[i]; i++) {
+        if (strcmp(audit_methods[i], path) == 0) {
             return true;
         }
     }

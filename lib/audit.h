@@ -14,6 +14,9 @@
  *  adjustments, saga retries. */
 bool audit_is_audited(const char *path);
 
+/** Those RPCs' paths, ending with NULL. */
+extern const char *const audit_methods[];
+
 /** Inside the call's transaction, before its handler: records the CALL row and sets the
  *  transaction-local context (loyalty.audit_*) that the configuration tables' triggers copy
  *  into the rows of what changed. One statement. */
