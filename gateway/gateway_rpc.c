@@ -329,3 +329,21 @@ static const rpc_method_t gateway_methods[] = {
 };
 
 const rpc_service_t gateway_service = {&loyalty__v1__gateway__descriptor, gateway_methods};
+
+/* A storefront credential (README "Credentials") may register, show, quote, check out, refund,
+ * top up, redeem and check in for its merchants; sagas, settings and campaigns are for admins. */
+const char *const gateway_storefront_methods[] = {
+    "/loyalty.v1.Gateway/RegisterMember",
+    "/loyalty.v1.Gateway/GetMemberOverview",
+    "/loyalty.v1.Gateway/QuoteCheckout",
+    "/loyalty.v1.Gateway/BeginCheckout",
+    "/loyalty.v1.Gateway/CompleteCheckout",
+    "/loyalty.v1.Gateway/CancelCheckout",
+    "/loyalty.v1.Gateway/Checkout",
+    "/loyalty.v1.Gateway/GetCheckout",
+    "/loyalty.v1.Gateway/RefundOrder",
+    "/loyalty.v1.Gateway/TopUpWallet",
+    "/loyalty.v1.Gateway/RedeemReward",
+    "/loyalty.v1.Gateway/CheckIn",
+    NULL,
+};

@@ -7,6 +7,8 @@
 #include "rpc.h"
 
 extern const rpc_service_t gateway_service;
+/* The methods a storefront credential may call (rpc_server_options.storefront_methods). */
+extern const char *const gateway_storefront_methods[];
 
 /** The gateway's state from a call context. */
 static inline gw_svc_t *gw_svc(rpc_ctx_t *ctx) {

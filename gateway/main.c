@@ -100,6 +100,7 @@ int main(int argc, char **argv) {
         .services = gateway_services,
         .service_count = 2,
         .jobs = gateway_jobs,
+        .storefront_methods = gateway_storefront_methods,
         .on_start = gateway_start,
     };
     return rpc_server_main(&opts, argc, argv);

@@ -4,9 +4,12 @@
 #include <ctype.h>
 #include <string.h>
 
-bool auth_bearer_matches(const char *expected, const char *header, size_t header_len) {
+bool auth_bearer_token(const char *header, size_t header_len, const char **token,
+                       size_t *token_len) {
     static const char scheme[] = "bearer";
     const size_t scheme_len = sizeof scheme - 1;
+    *token = NULL;
+    *token_len = 0;
     if (header == NULL || header_len <= scheme_len || header[scheme_len] != ' ') {
         return false;
     }
@@ -21,8 +24,17 @@ bool auth_bearer_matches(const char *expected, const char *header, size_t header
     while (start < header_len && header[start] == ' ') {
         start++;
     }
-    const char *token = header + start;
-    size_t token_len = header_len - start;
+    *token = header + start;
+    *token_len = header_len - start;
+    return *token_len > 0;
+}
+
+bool auth_bearer_matches(const char *expected, const char *header, size_t header_len) {
+    const char *token = NULL;
+    size_t token_len = 0;
+    if (!auth_bearer_token(header, header_len, &token, &token_len)) {
+        return false;
+    }
     size_t expected_len = strlen(expected);
     /* Compare over the expected length whatever was sent; fold every difference into `diff`. */
     unsigned int diff = (unsigned int)(token_len != expected_len);

@@ -11,4 +11,9 @@
  *  false. */
 bool auth_bearer_matches(const char *expected, const char *header, size_t header_len);
 
+/** The token of a "Bearer <token>" header (same parsing as auth_bearer_matches): true with
+ *  *token pointing into header and *token_len > 0, false when the header is not one. */
+bool auth_bearer_token(const char *header, size_t header_len, const char **token,
+                       size_t *token_len);
+
 #endif

@@ -17,6 +17,7 @@ typedef struct config {
     char pg_dsn[CONFIG_STR_MAX];        /* LOYALTY_PG_DSN (secret: may hold a password) */
     char redis_url[CONFIG_STR_MAX];     /* LOYALTY_REDIS_URL; empty disables caching */
     char auth_token[CONFIG_STR_MAX];    /* LOYALTY_AUTH_TOKEN; empty disables auth (secret) */
+    char cred_file[CONFIG_STR_MAX];     /* LOYALTY_CREDENTIALS_FILE: scoped credentials */
     char tls_cert_path[CONFIG_STR_MAX]; /* LOYALTY_TLS_CERT: server certificate chain (PEM) */
     char tls_key_path[CONFIG_STR_MAX];  /* LOYALTY_TLS_KEY: its private key (PEM) */
     char tls_ca_path[CONFIG_STR_MAX];   /* LOYALTY_TLS_CA: roots for calls to other services */
@@ -33,6 +34,7 @@ typedef struct config {
     int64_t near_cache_ttl_ms;          /* NEAR_CACHE_TTL_MS: age bound of an in-process entry */
     int64_t job_interval_s;             /* JOB_INTERVAL_S: period of background jobs; 0 = off */
     int64_t db_statement_timeout_ms;    /* DB_STATEMENT_TIMEOUT_MS: per statement, 0 = none */
+    int64_t db_migrate_on_start;        /* DB_MIGRATE_ON_START: 0 = wait for `--migrate` */
     int64_t events_stream_maxlen;       /* EVENTS_STREAM_MAXLEN: approximate stream length cap */
     int64_t outbox_retention_days;      /* OUTBOX_RETENTION_DAYS: published entries kept */
     char member_svc_addr[CONFIG_ADDR_MAX];   /* MEMBER_SVC_ADDR */

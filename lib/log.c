@@ -140,8 +140,9 @@ void log_msg_fields(log_level_t level, const log_field_t *fields, size_t n, cons
     va_end(ap);
 }
 
-void log_rpc(const char *rpc, const char *request_id, const char *merchant_id, int status_code,
-             const char *reason, const char *message, int64_t latency_us) {
+void log_rpc(const char *rpc, const char *request_id, const char *merchant_id,
+             const char *credential_id, int status_code, const char *reason, const char *message,
+             int64_t latency_us) {
     log_level_t level = LOG_INFO;
     if (status_code == STATUS_INTERNAL || status_code == STATUS_UNKNOWN ||
         status_code == STATUS_DATA_LOSS) {
@@ -160,6 +161,9 @@ void log_rpc(const char *rpc, const char *request_id, const char *merchant_id, i
     log_trace_fields(&w);
     if (merchant_id && merchant_id[0]) {
         jsonw_str(&w, "merchant_id", merchant_id);
+    }
+    if (credential_id && credential_id[0]) {
+        jsonw_str(&w, "credential", credential_id); /* the id, never the token */
     }
     jsonw_str(&w, "status", status_code_name(status_code));
     if (reason && reason[0]) {

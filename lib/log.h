@@ -45,7 +45,8 @@ void log_msg_fields(log_level_t level, const log_field_t *fields, size_t n, cons
     __attribute__((format(printf, 4, 5)));
 
 /** The access line of one finished RPC, with the trace bound to the thread. */
-void log_rpc(const char *rpc, const char *request_id, const char *merchant_id, int status_code,
-             const char *reason, const char *message, int64_t latency_us);
+void log_rpc(const char *rpc, const char *request_id, const char *merchant_id,
+             const char *credential_id, int status_code, const char *reason, const char *message,
+             int64_t latency_us);
 
 #endif

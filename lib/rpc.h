@@ -37,6 +37,7 @@ typedef struct rpc_ctx {
     const char *request_id;  /* from x-request-id or generated */
     const struct trace_ctx *trace; /* from traceparent/tracestate or a new trace (trace.h) */
     const char *merchant_id; /* the request's merchant_id, validated; "" when it has none */
+    const char *credential_id; /* the caller's credential id (credentials.h); "" without auth */
     gpr_timespec deadline;   /* the caller's deadline (monotonic clock) */
     int64_t now_s;           /* unix seconds when the call started */
     const char *invalidations[RPC_INVALIDATIONS_MAX];

@@ -12,7 +12,9 @@
  * every call context is freed, then tear down in reverse order. */
 #include "rpc_server.h"
 
+#include "audit.h"
 #include "auth.h"
+#include "credentials.h"
 #include "health.h"
 #include "idem.h"
 #include "ids.h"
@@ -61,8 +63,10 @@ typedef struct srv_method {
     char path[SRV_PATH_MAX];
     void *handle;
     bool is_health;
-    bool has_merchant; /* the request has a top-level merchant_id */
-    bool streaming;    /* RPC_STREAM: registered without payload, read with RECV_MESSAGE */
+    bool has_merchant;    /* the request has a top-level merchant_id */
+    bool streaming;       /* RPC_STREAM: registered without payload, read with RECV_MESSAGE */
+    cred_access_t access; /* who may call it with a credential file */
+    bool audited;         /* a configuration change: recorded in audit_log (audit.h) */
 } srv_method_t;
 
 typedef struct srv_cq {
@@ -125,7 +129,9 @@ typedef struct call {
     grpc_metadata trailing_md[1];
     char request_id[REQUEST_ID_MAX + 1];
     char reason[STATUS_REASON_MAX];
-    trace_ctx_t trace; /* read with the metadata */
+    trace_ctx_t trace;                      /* read with the metadata */
+    uint8_t cred_digest[CRED_DIGEST_BYTES]; /* the bearer token's, with a credential file */
+    char credential_id[CRED_ID_MAX + 1];    /* who called: "" without auth */
     arena_t arena;
 } call_t;
 
@@ -398,6 +404,13 @@ static status_t call_run_in_tx(db_t *db, void *arg) {
     protobuf_c_message_init(t->m->md->output, t->resp); /* a retried attempt starts afresh */
     t->ctx->invalidation_count = 0;
     t->ctx->outbox_emitted = 0;
+    if (t->m->audited) {
+        status_t st = audit_begin(db, t->ctx->merchant_id, t->ctx->credential_id, t->m->path,
+                                  t->idempotency_key, t->ctx->request_id);
+        if (!status_is_ok(&st)) {
+            return st;
+        }
+    }
     status_t st = t->m->m->handler(t->ctx, t->req, t->resp);
     if (!status_is_ok(&st) || t->m->m->kind != RPC_MUTATE) {
         return st;
@@ -451,13 +464,22 @@ static status_t call_mutate(rpc_ctx_t *ctx, tx_call_t *t) {
     return st; /* a new key: the call's own answer */
 }
 
-/* Checks done before decoding: authentication, deadline, readiness. */
-static status_t call_admit(const call_t *c, const char *auth, size_t auth_len) {
+/* Checks done before decoding: authentication, deadline, readiness. With a credential file
+ * the token is looked up here and authorised for the request's merchant once it is decoded
+ * (call_authorize); without one the shared token is the only credential, as it always was. */
+static status_t call_admit(call_t *c, const char *auth, size_t auth_len) {
     const srv_method_t *m = c->method;
-    if (!m->is_health && g_srv.config.auth_token[0] &&
-        !auth_bearer_matches(g_srv.config.auth_token, auth, auth_len)) {
-        return status_make(STATUS_UNAUTHENTICATED, "UNAUTHENTICATED",
-                           "missing or invalid bearer token");
+    if (!m->is_health && credentials_enabled()) {
+        status_t st = credentials_authenticate(auth, auth_len, c->cred_digest);
+        if (!status_is_ok(&st)) {
+            return st;
+        }
+    } else if (!m->is_health && g_srv.config.auth_token[0]) {
+        if (!auth_bearer_matches(g_srv.config.auth_token, auth, auth_len)) {
+            return status_make(STATUS_UNAUTHENTICATED, "UNAUTHENTICATED",
+                               "missing or invalid bearer token");
+        }
+        snprintf(c->credential_id, sizeof c->credential_id, "%s", CRED_SERVICE_ID);
     }
     if (gpr_time_cmp(c->deadline, gpr_now(c->deadline.clock_type)) < 0) {
         return status_make(STATUS_DEADLINE_EXCEEDED, "DEADLINE_EXCEEDED",
@@ -484,6 +506,22 @@ static status_t call_decode(call_t *c, ProtobufCMessage **req) {
     return st;
 }
 
+/* With a credential file: may the caller call this method for the request's merchant? The
+ * merchant is the request's top-level merchant_id, also where it may be empty
+ * (RPC_READ_ANY_MERCHANT: "" is the view across merchants). */
+static status_t call_authorize(call_t *c, const ProtobufCMessage *req, rpc_ctx_t *ctx) {
+    const srv_method_t *m = c->method;
+    if (m->is_health || !credentials_enabled()) {
+        return status_ok();
+    }
+    const char *merchant_id = ctx->merchant_id;
+    if (!m->has_merchant) {
+        merchant_id = pb_get_string_field(req, "merchant_id");
+    }
+    return credentials_authorize(c->cred_digest, m->access, merchant_id ? merchant_id : "",
+                                 c->credential_id);
+}
+
 static status_t call_dispatch(call_t *c, rpc_ctx_t *ctx, ProtobufCMessage **resp_out) {
     const srv_method_t *m = c->method;
     if (c->req_bb == NULL) {
@@ -497,6 +535,10 @@ static status_t call_dispatch(call_t *c, rpc_ctx_t *ctx, ProtobufCMessage **resp
     const char *idempotency_key = NULL;
     st = request_check_ids(req, m->has_merchant, m->m->kind == RPC_MUTATE, &ctx->merchant_id,
                            &idempotency_key);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    st = call_authorize(c, req, ctx);
     if (!status_is_ok(&st)) {
         return st;
     }
@@ -531,6 +573,7 @@ static void call_serve(worker_t *w, call_t *c) {
         .request_id = c->request_id,
         .trace = &c->trace,
         .merchant_id = "",
+        .credential_id = c->credential_id,
         .deadline = c->deadline,
         .now_s = (int64_t)time(NULL),
     };
@@ -553,8 +596,8 @@ static void call_serve(worker_t *w, call_t *c) {
     int64_t latency_us = now_us() - start;
     rpc_metrics_server_handled(c->method->path, false, st.code, st.reason, latency_us);
     if (!c->method->is_health || !status_is_ok(&st)) {
-        log_rpc(c->method->path, c->request_id, ctx.merchant_id, st.code, st.reason, st.message,
-                latency_us);
+        log_rpc(c->method->path, c->request_id, ctx.merchant_id, c->credential_id, st.code,
+                st.reason, st.message, latency_us);
     }
     call_bind_log(NULL);
     t_current_ctx = NULL;
@@ -565,7 +608,7 @@ static void call_serve_unknown(call_t *c) {
     char *method = grpc_slice_to_c_string(c->details.method);
     snprintf(c->request_id, sizeof c->request_id, "%s", "");
     status_t st = status_make(STATUS_UNIMPLEMENTED, "UNKNOWN_METHOD", "unknown method");
-    log_rpc(method, "", "", st.code, st.reason, st.message, 0);
+    log_rpc(method, "", "", "", st.code, st.reason, st.message, 0);
     gpr_free(method);
     call_finish(c, &st);
 }
@@ -602,8 +645,8 @@ static void call_stream_end(call_t *c, const status_t *st) {
     int64_t latency_us = now_us() - s->start_us;
     rpc_metrics_server_handled(c->method->path, true, st->code, st->reason, latency_us);
     call_bind_log(c);
-    log_rpc(c->method->path, c->request_id, s->merchant_id, st->code, st->reason, st->message,
-            latency_us);
+    log_rpc(c->method->path, c->request_id, s->merchant_id, c->credential_id, st->code, st->reason,
+            st->message, latency_us);
     call_bind_log(NULL);
     call_finish(c, st);
 }
@@ -773,6 +816,7 @@ static status_t call_stream_handle(worker_t *w, call_t *c) {
         .request_id = c->request_id,
         .trace = &c->trace,
         .merchant_id = "",
+        .credential_id = c->credential_id,
         .deadline = c->deadline,
         .now_s = (int64_t)time(NULL),
         .stream = s,
@@ -784,6 +828,10 @@ static status_t call_stream_handle(worker_t *w, call_t *c) {
     }
     const char *no_key;
     st = request_check_ids(req, m->has_merchant, false, &ctx.merchant_id, &no_key);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    st = call_authorize(c, req, &ctx); /* every message: each names its merchant */
     if (!status_is_ok(&st)) {
         return st;
     }
@@ -860,7 +908,8 @@ static void call_stream_start(call_t *c) {
         int64_t latency_us = now_us() - start;
         rpc_metrics_server_handled(c->method->path, true, st.code, st.reason, latency_us);
         call_bind_log(c);
-        log_rpc(c->method->path, c->request_id, "", st.code, st.reason, st.message, latency_us);
+        log_rpc(c->method->path, c->request_id, "", c->credential_id, st.code, st.reason,
+                st.message, latency_us);
         call_bind_log(NULL);
         call_finish(c, &st);
         return;
@@ -968,13 +1017,54 @@ static db_t *srv_db_create(void) {
                      g_srv.config.db_statement_timeout_ms);
 }
 
+/* DB_MIGRATE_ON_START=0: the service's own database role may not change its schema (README
+ * "Database roles"); the owner role applies the migrations (`--migrate`) and the service waits
+ * until every one it carries is recorded. */
+static status_t srv_check_migrated(db_t *db) {
+    PGresult *r = NULL;
+    status_t st = db_exec(db, "SELECT to_regclass('schema_migrations') IS NOT NULL", NULL, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    bool exists = db_get_bool(r, 0, 0);
+    PQclear(r);
+    if (!exists) {
+        return status_make(STATUS_UNAVAILABLE, "NOT_MIGRATED",
+                           "no migration is applied (run --migrate as the owner)");
+    }
+    const embed_file_t *tables[2] = {runtime_migrations, g_srv.opts->migrations};
+    const char *origins[2] = {"runtime", g_srv.opts->db_schema};
+    for (int t = 0; t < 2; t++) {
+        for (const embed_file_t *m = tables[t]; m && m->name; m++) {
+            char id[256];
+            snprintf(id, sizeof id, "%s/%s", origins[t], m->name);
+            db_params_t p;
+            db_params_init(&p);
+            db_param_text(&p, id);
+            st = db_exec(db, "SELECT 1 FROM schema_migrations WHERE id = $1", &p, &r);
+            if (!status_is_ok(&st)) {
+                return st;
+            }
+            bool applied = PQntuples(r) > 0;
+            PQclear(r);
+            if (!applied) {
+                return status_make(STATUS_UNAVAILABLE, "NOT_MIGRATED",
+                                   "migration %s is not applied (run --migrate as the owner)", id);
+            }
+        }
+    }
+    return status_ok();
+}
+
 /* Applies migrations until they succeed, then probes PostgreSQL for the health state. */
 static void *monitor_main(void *arg) {
     (void)arg;
     db_t *db = srv_db_create();
     do {
         if (!health_is_migrated()) {
-            status_t st = db_migrate(db, runtime_migrations, g_srv.opts->migrations);
+            status_t st = g_srv.config.db_migrate_on_start
+                              ? db_migrate(db, runtime_migrations, g_srv.opts->migrations)
+                              : srv_check_migrated(db);
             if (status_is_ok(&st)) {
                 health_set_migrated(true);
                 health_set_db_reachable(true);
@@ -1089,6 +1179,7 @@ static void job_run(const rpc_job_t *job, db_t *db, cache_t *cache) {
         .request_id = request_id,
         .trace = &trace,
         .merchant_id = "",
+        .credential_id = "",
         .deadline = gpr_inf_future(GPR_CLOCK_MONOTONIC),
         .now_s = (int64_t)time(NULL),
     };
@@ -1185,7 +1276,16 @@ static void jobs_join(void) {
 
 /* ---- setup ---- */
 
-static status_t srv_add_service(const rpc_service_t *svc, bool is_health) {
+static bool srv_is_storefront(const char *path) {
+    for (const char *const *p = g_srv.opts->storefront_methods; p && *p; p++) {
+        if (strcmp(*p, path) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static status_t srv_add_service(const rpc_service_t *svc, bool is_health, bool is_reflection) {
     const ProtobufCServiceDescriptor *sd = svc->descriptor;
     health_register_service(sd->name);
     reflection_register_service(sd->name);
@@ -1204,6 +1304,12 @@ static status_t srv_add_service(const rpc_service_t *svc, bool is_health) {
         sm->md = md;
         sm->is_health = is_health;
         snprintf(sm->path, sizeof sm->path, "/%s/%s", sd->name, md->name);
+        /* The API's shape is no merchant's data: any valid credential may read it. */
+        sm->access = is_reflection                 ? CRED_ACCESS_ANY
+                     : srv_is_storefront(sm->path) ? CRED_ACCESS_STOREFRONT
+                                                   : CRED_ACCESS_ADMIN;
+        /* Only a call the runtime runs in a transaction can carry its audit record. */
+        sm->audited = audit_is_audited(sm->path) && (m->kind == RPC_TX || m->kind == RPC_MUTATE);
         const ProtobufCFieldDescriptor *mf =
             protobuf_c_message_descriptor_get_field_by_name(md->input, "merchant_id");
         sm->has_merchant =
@@ -1329,15 +1435,25 @@ static status_t srv_start(void) {
     if (!status_is_ok(&st)) {
         return st;
     }
-    st = srv_add_service(&health_service, true);
+    st = srv_add_service(&health_service, true, false);
     if (status_is_ok(&st)) {
-        st = srv_add_service(&reflection_v1_service, false);
+        st = srv_add_service(&reflection_v1_service, false, true);
     }
     if (status_is_ok(&st)) {
-        st = srv_add_service(&reflection_v1alpha_service, false);
+        st = srv_add_service(&reflection_v1alpha_service, false, true);
     }
     for (size_t i = 0; status_is_ok(&st) && i < g_srv.opts->service_count; i++) {
-        st = srv_add_service(&g_srv.opts->services[i], false);
+        st = srv_add_service(&g_srv.opts->services[i], false, false);
+    }
+    for (const char *const *p = g_srv.opts->storefront_methods; status_is_ok(&st) && p && *p; p++) {
+        bool known = false;
+        for (int i = 0; i < g_srv.method_count && !known; i++) {
+            known = strcmp(g_srv.methods[i].path, *p) == 0;
+        }
+        if (!known) {
+            st = status_make(STATUS_INTERNAL, "BAD_SERVICE_TABLE",
+                             "storefront method %s is not served", *p);
+        }
     }
     if (!status_is_ok(&st)) {
         return st;
@@ -1554,8 +1670,15 @@ int rpc_server_main(const rpc_server_options_t *opts, int argc, char **argv) {
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP); /* re-read the credential file */
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
+    /* After the mask: its watcher thread must not take SIGTERM or SIGHUP either. */
+    st = credentials_start(g_srv.config.cred_file, g_srv.config.auth_token);
+    if (!status_is_ok(&st)) {
+        log_msg(LOG_ERROR, "bad LOYALTY_CREDENTIALS_FILE: %s", st.message);
+        return 1;
+    }
 
     grpc_init();
     rpc_client_init(&g_srv.config);
@@ -1573,7 +1696,10 @@ int rpc_server_main(const rpc_server_options_t *opts, int argc, char **argv) {
         return 1;
     }
     int sig = 0;
-    sigwait(&sigs, &sig);
+    while (sigwait(&sigs, &sig) == 0 && sig == SIGHUP) {
+        log_msg(LOG_INFO, "received SIGHUP: re-reading the credential file");
+        (void)credentials_reload(); /* a bad file is logged and the current set stays */
+    }
     log_msg(LOG_INFO, "received %s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     srv_stop();
     rpc_metrics_stop();
@@ -1581,6 +1707,7 @@ int rpc_server_main(const rpc_server_options_t *opts, int argc, char **argv) {
         opts->on_stop(g_srv.service_state);
     }
     rpc_client_shutdown();
+    credentials_stop();
     log_msg(LOG_DEBUG, "server destroyed");
     grpc_shutdown();
     log_msg(LOG_INFO, "stopped");

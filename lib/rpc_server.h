@@ -17,7 +17,11 @@ typedef struct rpc_server_options {
     const rpc_service_t *services; /* the service's own; Health is added by the runtime */
     size_t service_count;
     const rpc_job_t *jobs; /* ends with an entry whose name is NULL; may be NULL */
-    void *service_state;   /* handed to handlers as ctx->service_state */
+    /* With a credential file (README "Credentials"), the methods a storefront credential may
+     * call ("/loyalty.v1.Gateway/Checkout"), ending with NULL; may be NULL. Every other method
+     * is for admin and service credentials; server reflection for any valid credential. */
+    const char *const *storefront_methods;
+    void *service_state; /* handed to handlers as ctx->service_state */
     /* Called once after configuration is loaded and before serving (may be NULL): services
      * create their clients here. A non-OK status stops the program. */
     status_t (*on_start)(const config_t *cfg, void **service_state);

@@ -18,6 +18,10 @@ const SERVICES = {
   'referral-svc': 50054, 'promo-svc': 50055,
 };
 const SECRET_KEYS = ['LOYALTY_PG_DSN', 'LOYALTY_REDIS_URL', 'LOYALTY_AUTH_TOKEN'];
+// Each service's own database role (README "Database roles"): the Secret key of its DSN. The
+// Secret's LOYALTY_PG_DSN is the owner's, for the migrate step only.
+const DSN_KEYS = Object.fromEntries(Object.keys(SERVICES).map(
+  (s) => [s, `${s.toUpperCase().replace(/-/g, '_')}_PG_DSN`]));
 
 // The package with the models of a CRD group's schemas; anything else is kubernetes-models.
 const CRD_PACKAGES = { 'monitoring.coreos.com': '@kubernetes-models/prometheus-operator' };
@@ -147,6 +151,8 @@ function checkDeployment(d, docs, errors) {
   }
   const conf = Object.assign({}, ...cms.map((c) => c.data || {}));
   checkProbes(where, main, pod, conf, port, errors);
+  checkDatabaseRole(where, main, secrets, DSN_KEYS[name], errors);
+  checkCredentials(where, main, pod, conf, errors);
   const drainMs = Number(conf.SHUTDOWN_DRAIN_MS || 0);
   const graceMs = Number(conf.SHUTDOWN_GRACE_MS === undefined ? 10000 : conf.SHUTDOWN_GRACE_MS);
   const needed = preStopS + (drainMs + graceMs) / 1000 + 1;
@@ -184,6 +190,35 @@ function checkDeployment(d, docs, errors) {
   const pdb = docs.find((x) => x.kind === 'PodDisruptionBudget' &&
     matches((x.spec.selector || {}).matchLabels, podLabels));
   if (!pdb) errors.push(`${where}: needs a PodDisruptionBudget selecting its pods`);
+}
+
+// The service connects as its own role: LOYALTY_PG_DSN from its key of the Secret (which must
+// have it), and it leaves the migrations to the init container (which connects as the owner).
+function checkDatabaseRole(where, c, secrets, key, errors) {
+  const e = (c.env || []).find((x) => x.name === 'LOYALTY_PG_DSN');
+  const ref = e && e.valueFrom && e.valueFrom.secretKeyRef;
+  if (!ref || ref.key !== key || !secrets.some((s) => s.metadata.name === ref.name)) {
+    errors.push(`${where}: LOYALTY_PG_DSN must come from key ${key} of its Secret (its own role)`);
+  } else if (!secrets.some((s) => Object.assign({}, s.data, s.stringData)[key] !== undefined)) {
+    errors.push(`${where}: the Secret has no ${key}`);
+  }
+  const m = (c.env || []).find((x) => x.name === 'DB_MIGRATE_ON_START');
+  if (!m || m.value !== '0') {
+    errors.push(`${where}: DB_MIGRATE_ON_START must be "0" (its role may not migrate)`);
+  }
+}
+
+// LOYALTY_CREDENTIALS_FILE, when set, names a file of a mounted Secret volume (not a subPath
+// mount, which a change of the Secret would never reach).
+function checkCredentials(where, c, pod, conf, errors) {
+  const file = envValue(c, conf, 'LOYALTY_CREDENTIALS_FILE');
+  if (!file) return;
+  const mount = (c.volumeMounts || []).find((m) =>
+    file.startsWith(m.mountPath.replace(/\/?$/, '/')));
+  const vol = mount && (pod.volumes || []).find((v) => v.name === mount.name);
+  if (!vol || !vol.secret || mount.subPath) {
+    errors.push(`${where}: LOYALTY_CREDENTIALS_FILE must name a file of a mounted Secret`);
+  }
 }
 
 // The value a container sees for an environment variable: its own env, else its ConfigMaps'.
@@ -301,7 +336,9 @@ function checkConfig(docs, errors) {
       if ((cm.data || {})[k] !== undefined) errors.push(`ConfigMap ${cm.metadata.name}: ${k} is a secret`);
     }
   }
-  for (const s of docs.filter((x) => x.kind === 'Secret')) {
+  const envSecrets = new Set(docs.filter((x) => x.kind === 'Deployment').flatMap((d) =>
+    (d.spec.template.spec.containers || []).flatMap((c) => envFromNames(c).secrets)));
+  for (const s of docs.filter((x) => x.kind === 'Secret' && envSecrets.has(x.metadata.name))) {
     const data = Object.assign({}, s.data || {}, s.stringData || {});
     for (const k of SECRET_KEYS) {
       if (data[k] === undefined) errors.push(`Secret ${s.metadata.name}: ${k} missing`);
@@ -362,6 +399,18 @@ const BREAKS = {
   'no HPA': (docs) => { docs.splice(docs.findIndex((x) => x.kind === 'HorizontalPodAutoscaler'), 1); },
   'secret in ConfigMap': (docs) => {
     docs.find((x) => x.kind === 'ConfigMap').data.LOYALTY_AUTH_TOKEN = 'x';
+  },
+  'service connects as the owner': (docs) => {
+    const c = dep(docs).spec.template.spec.containers[0];
+    c.env = c.env.filter((e) => e.name !== 'LOYALTY_PG_DSN');
+  },
+  'service migrates itself': (docs) => {
+    const c = dep(docs).spec.template.spec.containers[0];
+    c.env = c.env.filter((e) => e.name !== 'DB_MIGRATE_ON_START');
+  },
+  'credentials not mounted': (docs) => {
+    const c = dep(docs).spec.template.spec.containers[0];
+    c.volumeMounts = c.volumeMounts.filter((m) => m.name !== 'credentials');
   },
   'latest image': (docs) => {
     const c = dep(docs).spec.template.spec.containers[0];
