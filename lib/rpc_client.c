@@ -125,7 +125,7 @@ rpc_channel_t *rpc_channel_get(const char *target) {
         }
         snprintf(ch->target, sizeof ch->target, "%s", target);
         pthread_mutex_init(&ch->mu, NULL);
-        grpc_arg args[5];
+        grpc_arg args[6];
         memset(args, 0, sizeof args);
         args[0].type = GRPC_ARG_INTEGER;
         args[0].key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
@@ -146,7 +146,10 @@ rpc_channel_t *rpc_channel_get(const char *target) {
         args[4].type = GRPC_ARG_STRING;
         args[4].key = (char *)GRPC_ARG_SERVICE_CONFIG;
         args[4].value.string = (char *)"{\"loadBalancingConfig\": [{\"round_robin\": {}}]}";
-        grpc_channel_args channel_args = {5, args};
+        args[5].type = GRPC_ARG_INTEGER; /* see srv_start */
+        args[5].key = (char *)GRPC_ARG_ENABLE_CHANNELZ;
+        args[5].value.integer = 0;
+        grpc_channel_args channel_args = {6, args};
         grpc_channel_credentials *creds =
             g_cli.tls ? grpc_ssl_credentials_create(g_cli.tls_roots, NULL, NULL, NULL)
                       : grpc_insecure_credentials_create();

@@ -1402,7 +1402,7 @@ static grpc_server_credentials *srv_credentials(status_t *st) {
 
 static status_t srv_start(void) {
     const config_t *cfg = &g_srv.config;
-    grpc_arg args[2];
+    grpc_arg args[3];
     memset(args, 0, sizeof args);
     args[0].type = GRPC_ARG_INTEGER;
     args[0].key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
@@ -1410,7 +1410,12 @@ static status_t srv_start(void) {
     args[1].type = GRPC_ARG_INTEGER;
     args[1].key = (char *)GRPC_ARG_MAX_SEND_MESSAGE_LENGTH;
     args[1].value.integer = (int)cfg->max_message_bytes;
-    grpc_channel_args channel_args = {2, args};
+    /* channelz keeps per-call counters for a debugging service we do not serve; the metrics
+     * (lib/rpc_metrics.c) count what operators look at. */
+    args[2].type = GRPC_ARG_INTEGER;
+    args[2].key = (char *)GRPC_ARG_ENABLE_CHANNELZ;
+    args[2].value.integer = 0;
+    grpc_channel_args channel_args = {3, args};
     g_srv.server = grpc_server_create(&channel_args, NULL);
 
     g_srv.worker_count = (int)cfg->workers;
