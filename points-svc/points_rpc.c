@@ -882,9 +882,11 @@ static status_t rpc_earn_batch(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
     }
     Loyalty__V1__PointsHold *h = NULL;
     if (status_is_ok(&st) && req->commit_hold_id[0]) {
-        /* unlocked: only to learn whose account to lock */
-        st = points_store_get_hold(ctx->db, ctx->arena, ctx->merchant_id, req->commit_hold_id, NULL,
-                                   &h);
+        /* unlocked: only whose account to lock; batch_member reads the hold under the lock */
+        h = pb_new(ctx->arena, &loyalty__v1__points_hold__descriptor);
+        h->id = (char *)req->commit_hold_id;
+        st = points_store_hold_member(ctx->db, ctx->arena, ctx->merchant_id, req->commit_hold_id,
+                                      &h->member_id);
     }
     if (!status_is_ok(&st)) {
         return st;
