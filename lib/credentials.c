@@ -4,6 +4,7 @@
 #include "credentials.h"
 
 #include "auth.h"
+#include "clock.h"
 #include "log.h"
 #include "validate.h"
 
@@ -442,14 +443,7 @@ status_t credentials_reload(void) {
 
 /* Sleeps up to ms unless told to stop; true when stopping. Caller holds g_cred.mu. */
 static bool watch_sleep_locked(int64_t ms) {
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += ms / 1000;
-    until.tv_nsec += (ms % 1000) * 1000000;
-    if (until.tv_nsec >= 1000000000) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000;
-    }
+    struct timespec until = clock_realtime_after_ms(ms);
     while (!g_cred.stop) {
         if (pthread_cond_timedwait(&g_cred.cond, &g_cred.mu, &until) == ETIMEDOUT) {
             break;

@@ -1,6 +1,7 @@
 /* outbox.c -- recording outbox entries and publishing them to Redis streams. */
 #include "outbox.h"
 
+#include "clock.h"
 #include "ids.h"
 #include "log.h"
 #include "metrics.h"
@@ -231,14 +232,7 @@ void outbox_kick(void) {
 }
 
 bool outbox_wait(int64_t timeout_ms) {
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += timeout_ms / 1000;
-    until.tv_nsec += (timeout_ms % 1000) * 1000000;
-    if (until.tv_nsec >= 1000000000) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000;
-    }
+    struct timespec until = clock_realtime_after_ms(timeout_ms);
     pthread_mutex_lock(&g_kick.mu);
     while (!g_kick.kicked && !g_kick.stop) {
         if (pthread_cond_timedwait(&g_kick.cond, &g_kick.mu, &until) != 0) {

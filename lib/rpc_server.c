@@ -14,6 +14,7 @@
 
 #include "audit.h"
 #include "auth.h"
+#include "clock.h"
 #include "credentials.h"
 #include "health.h"
 #include "idem.h"
@@ -993,14 +994,7 @@ static void *worker_main(void *arg) {
 
 /* Sleeps up to ms unless the background threads are told to stop; true when stopping. */
 static bool background_sleep(int64_t ms) {
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += ms / 1000;
-    until.tv_nsec += (ms % 1000) * 1000000;
-    if (until.tv_nsec >= 1000000000) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000;
-    }
+    struct timespec until = clock_realtime_after_ms(ms);
     pthread_mutex_lock(&g_srv.mu);
     while (!g_srv.stop_background) {
         if (pthread_cond_timedwait(&g_srv.cond, &g_srv.mu, &until) == ETIMEDOUT) {
@@ -1117,12 +1111,6 @@ static const rpc_job_t runtime_jobs[] = {
  * later; an idle publisher still answers a kick after OUTBOX_GATHER_MS. */
 #define OUTBOX_PASS_INTERVAL_MS 50
 
-static int64_t outbox_now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* How long a woken publisher waits before its pass (see OUTBOX_PASS_INTERVAL_MS). */
 static int64_t outbox_gather_ms(int64_t last_pass_ms, int64_t now_ms) {
     int64_t until_interval = last_pass_ms + OUTBOX_PASS_INTERVAL_MS - now_ms;
@@ -1139,11 +1127,11 @@ static void *outbox_main(void *arg) {
     int64_t last_pass_ms = 0;
     while (outbox_wait(backlog ? 0 : 1000)) {
         if (!backlog) {
-            int64_t gather_ms = outbox_gather_ms(last_pass_ms, outbox_now_ms());
+            int64_t gather_ms = outbox_gather_ms(last_pass_ms, clock_monotonic_ms());
             struct timespec gather = {gather_ms / 1000, (gather_ms % 1000) * 1000000L};
             nanosleep(&gather, NULL);
         }
-        last_pass_ms = outbox_now_ms();
+        last_pass_ms = clock_monotonic_ms();
         backlog = false;
         if (health_is_migrated()) {
             outbox_report_pending(db);

@@ -2,6 +2,7 @@
  * parsing, JSON log writing, text[] literals, bearer-token comparison, ids. */
 #include "auth.h"
 #include "cache.h"
+#include "clock.h"
 #include "config.h"
 #include "ids.h"
 #include "jsonw.h"
@@ -82,7 +83,8 @@ static const char *fake_lookup(const char *name, void *arg) {
 }
 
 Test(config, defaults_follow_design) {
-    /* Goal: with no environment the service listens on its default port (docs/architecture.md#services) with sane limits. */
+    /* Goal: with no environment the service listens on its default port
+     * (docs/architecture.md#services) with sane limits. */
     config_t cfg;
     fake_env_t env = {{NULL}, {NULL}};
     status_t st = config_load(&cfg, "points-svc", 50052, fake_lookup, &env);
@@ -267,9 +269,17 @@ Test(auth, bearer_token_must_match_exactly) {
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
         cr_assert(auth_bearer_matches("abc123", ok[i], strlen(ok[i])), "%s", ok[i]);
     }
-    const char *cases[] = {"Bearer abc12",  "Bearer abc1234", "bearer ABC123", "abc123",
-                           "Bearer abc124", "Bearerabc123",   "Basic abc123",  "Bearer ",
-                           "bearer",        "Bearer\tabc123", ""};
+    const char *cases[] = {"Bearer abc12",
+                           "Bearer abc1234",
+                           "bearer ABC123",
+                           "abc123",
+                           "Bearer abc124",
+                           "Bearerabc123",
+                           "Basic abc123",
+                           "Bearer ",
+                           "bearer",
+                           "Bearer\tabc123",
+                           ""};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         cr_assert_not(auth_bearer_matches("abc123", cases[i], strlen(cases[i])), "%s", cases[i]);
     }
@@ -345,4 +355,23 @@ Test(arena, keeps_at_most_the_retained_cap_between_uses) {
     cr_assert_leq(arena_retained_bytes(&a), ARENA_RETAINED_BYTES_MAX);
     arena_free(&a);
     cr_assert_eq(arena_retained_bytes(&a), 0);
+}
+
+Test(clock, realtime_deadline_is_normalized_and_not_early) {
+    /* Goal: the deadline is at least ms after the moment it was asked for, with the
+     * nanoseconds carried into seconds (pthread_cond_timedwait refuses tv_nsec >= 10^9). */
+    const int64_t cases_ms[] = {0, 1, 999, 1000, 1001, 1500, 86400000};
+    for (size_t i = 0; i < sizeof cases_ms / sizeof *cases_ms; i++) {
+        struct timespec before;
+        clock_gettime(CLOCK_REALTIME, &before);
+        struct timespec until = clock_realtime_after_ms(cases_ms[i]);
+        cr_assert(until.tv_nsec >= 0 && until.tv_nsec < 1000000000L, "ms %lld",
+                  (long long)cases_ms[i]);
+        int64_t before_ns = (int64_t)before.tv_sec * 1000000000 + before.tv_nsec;
+        int64_t until_ns = (int64_t)until.tv_sec * 1000000000 + until.tv_nsec;
+        cr_assert_geq(until_ns - before_ns, cases_ms[i] * 1000000, "ms %lld",
+                      (long long)cases_ms[i]);
+    }
+    int64_t a = clock_monotonic_ms();
+    cr_assert_geq(clock_monotonic_ms(), a, "monotonic");
 }
