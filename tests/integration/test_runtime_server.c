@@ -88,7 +88,13 @@ Test(runtime_server, recovers_after_postgresql_drops_connections) {
     /* Goal: when PostgreSQL terminates every connection of the service (restart, failover),
      * the next calls reconnect and succeed; none of them fails. */
     svc_proc_t svc;
-    harness_start(&svc, "member-svc", NULL);
+    /* On a database of its own, so that dropping its connections leaves the other tests'
+     * services (running in parallel, with the same application_name) alone. */
+    static char pg_env[600];
+    const char *dsn = harness_private_database();
+    snprintf(pg_env, sizeof pg_env, "LOYALTY_PG_DSN=%s", dsn);
+    const char *env[] = {pg_env, NULL};
+    harness_start(&svc, "member-svc", env);
     const char *m = harness_merchant("reconn");
     Loyalty__V1__MemberProfile profile = LOYALTY__V1__MEMBER_PROFILE__INIT;
     profile.name = "Reconnect";
@@ -103,10 +109,11 @@ Test(runtime_server, recovers_after_postgresql_drops_connections) {
     for (int i = 0; i < 20; i++) { /* open connections on several workers */
         cr_assert_eq(get_by_phone(svc.addr, m, "+6597770001").code, STATUS_OK);
     }
-    PGconn *pg = PQconnectdb(harness_pg_dsn());
+    PGconn *pg = PQconnectdb(dsn);
     cr_assert_eq(PQstatus(pg), CONNECTION_OK);
     PGresult *r = PQexec(pg, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                             "WHERE application_name = 'member-svc' AND pid <> pg_backend_pid()");
+                             "WHERE application_name = 'member-svc' AND datname = "
+                             "current_database() AND pid <> pg_backend_pid()");
     cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK);
     PQclear(r);
     PQfinish(pg);
@@ -131,14 +138,16 @@ static ProtobufCMessageUnknownField raw_string(unsigned field, uint8_t *data, co
     cr_assert(n < 128);
     data[0] = (uint8_t)n; /* the length prefix travels in the unknown field's data */
     memcpy(data + 1, s, n);
-    return (ProtobufCMessageUnknownField){
-        .tag = field, .wire_type = PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED, .len = n + 1, .data = data};
+    return (ProtobufCMessageUnknownField){.tag = field,
+                                          .wire_type = PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED,
+                                          .len = n + 1,
+                                          .data = data};
 }
 
 static status_t create_member(const char *addr, Loyalty__V1__CreateMemberRequest *req,
                               Loyalty__V1__CreateMemberResponse **resp) {
-    return rpc_call(rpc_channel_get(addr), &loyalty__v1__member_service__descriptor,
-                    "CreateMember", &req->base, &arena, (ProtobufCMessage **)resp, NULL);
+    return rpc_call(rpc_channel_get(addr), &loyalty__v1__member_service__descriptor, "CreateMember",
+                    &req->base, &arena, (ProtobufCMessage **)resp, NULL);
 }
 
 Test(runtime_server, strings_with_nul_or_invalid_utf8_are_refused) {
@@ -171,8 +180,8 @@ Test(runtime_server, strings_with_nul_or_invalid_utf8_are_refused) {
     get.member_id = created->member->id;
     get.base.n_unknown_fields = 1;
     get.base.unknown_fields = &merchant;
-    st = rpc_call(rpc_channel_get(svc.addr), &loyalty__v1__member_service__descriptor,
-                  "GetMember", &get.base, &arena, NULL, NULL);
+    st = rpc_call(rpc_channel_get(svc.addr), &loyalty__v1__member_service__descriptor, "GetMember",
+                  &get.base, &arena, NULL, NULL);
     cr_assert_eq(st.code, STATUS_INVALID_ARGUMENT, "got %s", status_code_name(st.code));
     cr_assert_str_eq(st.reason, "INVALID_MERCHANT_ID");
 
@@ -210,8 +219,8 @@ Test(runtime_server, strings_with_nul_or_invalid_utf8_are_refused) {
     get.merchant_id = (char *)m;
     get.lookup_case = LOYALTY__V1__GET_MEMBER_REQUEST__LOOKUP_EXTERNAL_ID;
     get.external_id = "ext-\xc0\xaf";
-    st = rpc_call(rpc_channel_get(svc.addr), &loyalty__v1__member_service__descriptor,
-                  "GetMember", &get.base, &arena, NULL, NULL);
+    st = rpc_call(rpc_channel_get(svc.addr), &loyalty__v1__member_service__descriptor, "GetMember",
+                  &get.base, &arena, NULL, NULL);
     cr_assert_eq(st.code, STATUS_INVALID_ARGUMENT, "got %s", status_code_name(st.code));
     cr_assert_str_eq(st.reason, "INVALID_EXTERNAL_ID");
     cr_assert_eq(harness_stop(&svc), 0);
