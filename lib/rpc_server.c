@@ -27,8 +27,8 @@
 #include "trace.h"
 #include "validate.h"
 
-#include <grpc/grpc.h>
 #include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc.h>
 #include <grpc/grpc_security.h>
 #include <grpc/support/alloc.h>
 
@@ -150,6 +150,7 @@ static struct {
     pthread_t monitor_thread;
     bool job_thread_started;
     pthread_t outbox_thread;
+    db_pool_t *db_pool; /* every thread's handle borrows from it (or keeps its own connection) */
 } g_srv = {.mu = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
 
 static __thread rpc_ctx_t *t_current_ctx;
@@ -412,12 +413,12 @@ static status_t call_run_in_tx(db_t *db, void *arg) {
 
 /* RPC_MUTATE (docs/architecture.md#idempotency-keys): the change and the record of its
  * idempotency key commit together, so a key is taken exactly when its change is made. Every
- * first call runs once and records its key with the COMMIT, in the same round trip. A call whose key turns out to be taken — a retry, or a concurrent duplicate
- * that committed first, which the record and the change's own row locks wait for — is rolled
- * back and answered from the record: the stored response for the same request,
- * ALREADY_EXISTS IDEMPOTENCY_KEY_REUSED for another. A call that failed is checked the same
- * way, since a retry of a call that succeeded may fail on the state the first one left (a
- * second hold of the same points). */
+ * first call runs once and records its key with the COMMIT, in the same round trip. A call whose
+ * key turns out to be taken — a retry, or a concurrent duplicate that committed first, which the
+ * record and the change's own row locks wait for — is rolled back and answered from the record: the
+ * stored response for the same request, ALREADY_EXISTS IDEMPOTENCY_KEY_REUSED for another. A call
+ * that failed is checked the same way, since a retry of a call that succeeded may fail on the state
+ * the first one left (a second hold of the same points). */
 static status_t call_mutate(rpc_ctx_t *ctx, tx_call_t *t) {
     status_t st = db_tx(ctx->db, call_run_in_tx, t);
     if (status_is_ok(&st) || st.code == STATUS_UNAVAILABLE) {
@@ -963,9 +964,29 @@ static bool background_sleep(int64_t ms) {
     return stop;
 }
 
+static void srv_db_pool_create(void) {
+    const config_t *cfg = &g_srv.config;
+    db_options_t opts = {
+        .dsn = cfg->pg_dsn,
+        .schema = g_srv.opts->db_schema,
+        .application_name = g_srv.opts->service_name,
+        .statement_timeout_ms = cfg->db_statement_timeout_ms,
+        .transaction_pooler = strcmp(cfg->pg_pooler, "transaction") == 0,
+        .pool_size = (int)cfg->db_pool_size,
+        .pool_wait_ms = cfg->db_pool_wait_ms,
+    };
+    g_srv.db_pool = db_pool_create(&opts);
+    if (opts.pool_size > 0 || opts.transaction_pooler) {
+        log_msg(LOG_INFO, "database: %s, %s",
+                opts.transaction_pooler ? "through a transaction pooler" : "direct",
+                opts.pool_size > 0 ? "a pool of DB_POOL_SIZE connections"
+                                   : "a connection per thread");
+    }
+}
+
+/* A handle for one thread: it borrows from the process's pool (or keeps its own connection). */
 static db_t *srv_db_create(void) {
-    return db_create(g_srv.config.pg_dsn, g_srv.opts->db_schema, g_srv.opts->service_name,
-                     g_srv.config.db_statement_timeout_ms);
+    return db_open(g_srv.db_pool);
 }
 
 /* Applies migrations until they succeed, then probes PostgreSQL for the health state. */
@@ -1461,6 +1482,8 @@ static void srv_stop(void) {
         cache_destroy(g_srv.workers[i].cache);
     }
     free(g_srv.workers);
+    db_pool_destroy(g_srv.db_pool); /* after every handle */
+    g_srv.db_pool = NULL;
     log_msg(LOG_DEBUG, "background threads joined");
     near_cache_stop();
     grpc_server_destroy(g_srv.server);
@@ -1479,6 +1502,8 @@ static int srv_migrate_only(void) {
     db_t *db = srv_db_create();
     status_t st = db_migrate(db, runtime_migrations, g_srv.opts->migrations);
     db_destroy(db);
+    db_pool_destroy(g_srv.db_pool);
+    g_srv.db_pool = NULL;
     if (!status_is_ok(&st)) {
         log_msg(LOG_ERROR, "migrations failed: %s", st.message);
         return 1;
@@ -1525,6 +1550,7 @@ int rpc_server_main(const rpc_server_options_t *opts, int argc, char **argv) {
         return 1;
     }
     config_log(&g_srv.config);
+    srv_db_pool_create();
     if (migrate_only) {
         return srv_migrate_only();
     }
