@@ -155,6 +155,18 @@ const char *harness_pg_dsn(void) {
     return dsn;
 }
 
+db_t *harness_db_create(const char *schema, const char *application_name) {
+    const char *pooler = getenv("LOYALTY_PG_POOLER");
+    db_options_t opts = {
+        .dsn = harness_pg_dsn(),
+        .schema = schema,
+        .application_name = application_name,
+        .statement_timeout_ms = 10000,
+        .transaction_pooler = pooler != NULL && strcmp(pooler, "transaction") == 0,
+    };
+    return db_create_with(&opts);
+}
+
 static void sleep_ms(long ms) {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
     nanosleep(&ts, NULL);
