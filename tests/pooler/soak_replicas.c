@@ -6,7 +6,8 @@
  * SOAK_CHECKOUTS checkouts (default 240) and, when SOAK_SECONDS is set, at least that long. No
  * call may fail, no service may log a lost or refused PostgreSQL connection or refuse a call
  * for an exhausted pool, PostgreSQL sees at most PGBOUNCER_SERVER_CONNS connections to the
- * test's database, and the ledgers verify clean. */
+ * test's database, the ledgers verify clean, and every statement the services ran filters by
+ * merchant_id but for the jobs' sweeps (tests/distribution/merchant_statements.sql). */
 #include "gateway_it.h"
 
 #include <pthread.h>
@@ -177,6 +178,42 @@ static void check_replica_log(const svc_proc_t *p) {
     }
 }
 
+/* Every statement the services ran on the test's database (pg_stat_statements, which
+ * scripts/test preloads) filters by merchant, but for the jobs' sweeps that
+ * tests/distribution/merchant_statements.sql lists (docs/architecture.md#distributing-by-merchant).
+ */
+static void check_statements_filter_by_merchant(const char *direct) {
+    char dsn[1024];
+    snprintf(dsn, sizeof dsn, "%s %s", direct, strstr(test_dsn(), "dbname=test_"));
+    PGconn *pg = PQconnectdb(dsn);
+    cr_assert_eq(PQstatus(pg), CONNECTION_OK, "%s", PQerrorMessage(pg));
+    PGresult *r = PQexec(pg, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements");
+    cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK, "%s", PQresultErrorMessage(r));
+    PQclear(r);
+    FILE *f = fopen(LOYALTY_SOURCE_DIR "/tests/distribution/merchant_statements.sql", "r");
+    cr_assert(f != NULL);
+    static char sql[16384];
+    size_t n = fread(sql, 1, sizeof sql - 1, f);
+    fclose(f);
+    sql[n] = '\0';
+    r = PQexec(pg, sql);
+    cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK,
+                 "%s (scripts/test loads pg_stat_statements; a PostgreSQL left running from an "
+                 "earlier run may not: scripts/down, or stop build-test/stack)",
+                 PQresultErrorMessage(r));
+    for (int i = 0; i < PQntuples(r); i++) {
+        cr_log_error("not filtered by merchant_id: %s", PQgetvalue(r, i, 0));
+    }
+    cr_expect_eq(PQntuples(r), 0, "%d statements do not filter by merchant_id", PQntuples(r));
+    PQclear(r);
+    r = PQexec(pg, "SELECT count(*) FROM pg_stat_statements WHERE dbid = "
+                   "(SELECT oid FROM pg_database WHERE datname = current_database())");
+    cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s", PQresultErrorMessage(r));
+    cr_expect(atoi(PQgetvalue(r, 0, 0)) > 50, "only %s statements recorded", PQgetvalue(r, 0, 0));
+    PQclear(r);
+    PQfinish(pg);
+}
+
 Test(soak_replicas, two_replicas_of_every_service_behind_one_pgbouncer_under_checkout_load) {
     start_replicas();
     merchant = harness_merchant("soak");
@@ -240,6 +277,7 @@ Test(soak_replicas, two_replicas_of_every_service_behind_one_pgbouncer_under_che
     PQfinish(pg);
     cr_expect(server_connections <= env_int("PGBOUNCER_SERVER_CONNS", 6),
               "%d server connections to the test's database", server_connections);
+    check_statements_filter_by_merchant(direct);
     for (int i = SVC_N - 1; i >= 0; i--) {
         cr_expect_eq(harness_stop(&second[i]), 0, "the second %s did not exit cleanly; see %s",
                      svc_names[i], second[i].log_path);
