@@ -3,7 +3,10 @@
 # mode (bench/README.md "PgBouncer"), in the same run: builds the release tree, starts a private
 # PostgreSQL (fsync on) and Redis under build/bench-pooler and a private PgBouncer in front of it
 # (scripts/lib.sh pgbouncer_start, 20 server connections), then, for each mode in turn and
-# `rounds` times over (direct, pgbouncer, direct, pgbouncer, ...):
+# `rounds` times over (BENCH_MODES, default all four): direct (today's default: a connection
+# per thread), pool4 (direct, DB_POOL_SIZE=4 per process), session-free (direct, but
+# LOYALTY_PG_POOLER=transaction: unnamed statements and the settings in every transaction, i.e.
+# the cost of the mode without the extra hop) and pgbouncer (through PgBouncer in that mode):
 #   - the six services (LOYALTY_PG_POOLER=transaction through PgBouncer), and
 #     build/bench/checkout_bench (Begin + Complete, `clients` storefront clients, `seconds`);
 #   - one more wallet-svc with caching off (no Redis, no near cache: every call a statement),
@@ -58,6 +61,10 @@ start_services() {
   local mode=$1 mode_env=()
   if [ "$mode" = pgbouncer ]; then
     mode_env=("LOYALTY_PG_DSN=$pooled_dsn" "LOYALTY_PG_POOLER=transaction")
+  elif [ "$mode" = pool4 ]; then
+    mode_env=("LOYALTY_PG_DSN=$direct_dsn" "DB_POOL_SIZE=4" "DB_POOL_WAIT_MS=10000")
+  elif [ "$mode" = session-free ]; then
+    mode_env=("LOYALTY_PG_DSN=$direct_dsn" "LOYALTY_PG_POOLER=transaction")
   else
     mode_env=("LOYALTY_PG_DSN=$direct_dsn")
   fi
@@ -78,7 +85,7 @@ start_services() {
 }
 
 for round in $(seq "$rounds"); do
-  for mode in direct pgbouncer; do
+  for mode in ${BENCH_MODES:-direct pool4 session-free pgbouncer}; do
     start_services "$mode"
     echo "== round $round, $mode: checkout (begin + complete), $clients clients, $seconds s"
     build/bench/checkout_bench "${addr[gateway]}" "${addr[member-svc]}" "${addr[points-svc]}" \
