@@ -256,7 +256,9 @@ void harness_start(svc_proc_t *p, const char *name, const char *const *env) {
     memset(p, 0, sizeof *p);
     snprintf(p->name, sizeof p->name, "%s", name);
     p->port = harness_free_port();
-    p->metrics_port = harness_free_port();
+    do { /* the kernel may hand the same free port out twice in a row */
+        p->metrics_port = harness_free_port();
+    } while (p->metrics_port == p->port);
     snprintf(p->addr, sizeof p->addr, "127.0.0.1:%d", p->port);
     char dir[256];
     snprintf(dir, sizeof dir, "%s/test-logs", LOYALTY_BUILD_DIR);
