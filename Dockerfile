@@ -85,3 +85,16 @@ COPY --from=build /out/promo-svc /usr/local/bin/promo-svc
 ENV LISTEN_ADDR=0.0.0.0:50055
 EXPOSE 50055
 ENTRYPOINT ["/usr/local/bin/promo-svc"]
+
+# PgBouncer from Debian 12 for deploy/k8s/components/pgbouncer (transaction pooling in front of
+# PostgreSQL; README "Connection budget"). Its settings are mounted under /etc/pgbouncer. SIGINT
+# is PgBouncer's safe shutdown: it lets the transactions in flight finish, then exits.
+FROM ${DEBIAN_SLIM_IMAGE} AS pgbouncer
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends pgbouncer \
+ && rm -rf /var/lib/apt/lists/*
+USER 10001:10001
+EXPOSE 6432
+STOPSIGNAL SIGINT
+ENTRYPOINT ["/usr/sbin/pgbouncer"]
+CMD ["/etc/pgbouncer/pgbouncer.ini"]

@@ -51,6 +51,9 @@ static const cfg_entry_t cfg_table[] = {
     INT("JOB_INTERVAL_S", job_interval_s, "60", 0, 86400),
     INT("DB_STATEMENT_TIMEOUT_MS", db_statement_timeout_ms, "10000", 0, 3600000),
     INT("DB_MIGRATE_ON_START", db_migrate_on_start, "1", 0, 1),
+    STR("LOYALTY_PG_POOLER", pg_pooler, "", false),
+    INT("DB_POOL_SIZE", db_pool_size, "0", 0, 1024),
+    INT("DB_POOL_WAIT_MS", db_pool_wait_ms, "1000", 1, 600000),
     INT("EVENTS_STREAM_MAXLEN", events_stream_maxlen, "1000000", 1000, 1000000000),
     INT("OUTBOX_RETENTION_DAYS", outbox_retention_days, "7", 1, 3650),
     STR("MEMBER_SVC_ADDR", member_svc_addr, "127.0.0.1:50051", false),
@@ -149,6 +152,11 @@ status_t config_load(config_t *cfg, const char *service, int default_port, confi
     if (!cfg_metrics_valid(cfg->metrics_addr)) {
         return status_make(STATUS_INVALID_ARGUMENT, "INVALID_CONFIG",
                            "METRICS_ADDR: expected host:port, or empty to disable");
+    }
+    if (cfg->pg_pooler[0] != '\0' && strcmp(cfg->pg_pooler, "transaction") != 0) {
+        return status_make(STATUS_INVALID_ARGUMENT, "INVALID_CONFIG",
+                           "LOYALTY_PG_POOLER: expected transaction, or empty for a direct "
+                           "connection");
     }
     if ((cfg->tls_cert_path[0] == '\0') != (cfg->tls_key_path[0] == '\0')) {
         return status_make(STATUS_INVALID_ARGUMENT, "INVALID_CONFIG",

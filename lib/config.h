@@ -1,5 +1,6 @@
-/* config.h -- service configuration from environment variables (12-factor, docs/architecture.md#conventions). One
- * declarative table in config.c lists every variable with its default and bounds. */
+/* config.h -- service configuration from environment variables (12-factor,
+ * docs/architecture.md#conventions). One declarative table in config.c lists every variable with
+ * its default and bounds. */
 #ifndef LOYALTY_CONFIG_H
 #define LOYALTY_CONFIG_H
 
@@ -35,8 +36,11 @@ typedef struct config {
     int64_t job_interval_s;             /* JOB_INTERVAL_S: period of background jobs; 0 = off */
     int64_t db_statement_timeout_ms;    /* DB_STATEMENT_TIMEOUT_MS: per statement, 0 = none */
     int64_t db_migrate_on_start;        /* DB_MIGRATE_ON_START: 0 = wait for `--migrate` */
-    int64_t events_stream_maxlen;       /* EVENTS_STREAM_MAXLEN: approximate stream length cap */
-    int64_t outbox_retention_days;      /* OUTBOX_RETENTION_DAYS: published entries kept */
+    char pg_pooler[16];                 /* LOYALTY_PG_POOLER: "" (direct) or "transaction" */
+    int64_t db_pool_size;          /* DB_POOL_SIZE: connections per process; 0 = one per thread */
+    int64_t db_pool_wait_ms;       /* DB_POOL_WAIT_MS: longest wait for a pooled connection */
+    int64_t events_stream_maxlen;  /* EVENTS_STREAM_MAXLEN: approximate stream length cap */
+    int64_t outbox_retention_days; /* OUTBOX_RETENTION_DAYS: published entries kept */
     char member_svc_addr[CONFIG_ADDR_MAX];   /* MEMBER_SVC_ADDR */
     char points_svc_addr[CONFIG_ADDR_MAX];   /* POINTS_SVC_ADDR */
     char wallet_svc_addr[CONFIG_ADDR_MAX];   /* WALLET_SVC_ADDR */

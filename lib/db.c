@@ -1,11 +1,14 @@
-/* db.c -- libpq connection, prepared-statement cache, error mapping, transactions, migrations. */
+/* db.c -- libpq connections (a handle's own, or a process pool's), prepared-statement cache,
+ * error mapping, transactions, migrations; the session-free mode for a transaction pooler. */
 #include "db.h"
 
 #include "log.h"
 #include "rpc_metrics.h"
 
 #include <assert.h>
+#include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +28,33 @@ typedef struct db_stmt {
 /* Inside a transaction, before the first statement that wants a generic plan. */
 #define DB_SET_GENERIC_PLAN "SET LOCAL plan_cache_mode = force_generic_plan"
 
+/* One connection and the statements prepared on it (they live as long as it does). */
+typedef struct db_conn {
+    PGconn *pg;
+    int stmt_count;
+    db_stmt_t stmts[DB_STMT_CACHE_MAX];
+    bool counted_open; /* in loyalty_db_connections_open */
+} db_conn_t;
+
+struct db_pool {
+    char *dsn;
+    char schema[DB_SCHEMA_MAX];
+    char *application_name;
+    int64_t statement_timeout_ms;
+    bool pooler;
+    /* Through a pooler: the session settings, sent in every transaction or lone statement. */
+    char set_search_path[DB_SCHEMA_MAX + 32]; /* SET LOCAL, after BEGIN */
+    char set_timeout[64];                     /* SET LOCAL, after BEGIN */
+    char set_both[DB_SCHEMA_MAX + 128];       /* set_config(.., true), before a lone statement */
+    int size;                                 /* 0: each handle keeps a connection of its own */
+    int64_t wait_ms;
+    pthread_mutex_t mu;
+    pthread_cond_t freed;
+    db_conn_t *conns; /* size of them */
+    db_conn_t **idle; /* a stack of the free ones */
+    int n_idle;
+};
+
 /* A write waiting for the transaction's next round trip (db_exec_deferred). Its param values
  * live in db->defer_buf (offsets, since the buffer may move; SIZE_MAX = NULL). */
 typedef struct db_deferred {
@@ -36,11 +66,10 @@ typedef struct db_deferred {
 } db_deferred_t;
 
 struct db {
-    PGconn *conn;
-    char *dsn;
-    char schema[DB_SCHEMA_MAX];
-    char *application_name;
-    int64_t statement_timeout_ms;
+    db_pool_t *pool;
+    bool owns_pool; /* db_create: destroyed with the handle */
+    db_conn_t own;  /* the handle's connection when the pool has size 0 */
+    db_conn_t *c;   /* the connection held now (a statement or transaction runs), or NULL */
     int tx_depth;
     /* db_tx opened a transaction whose BEGIN is not sent yet: it goes with the first statement,
      * in one round trip (pipeline mode). */
@@ -53,11 +82,8 @@ struct db {
     bool deferred_rows_checked; /* some waiting write has a row count to check */
     char *defer_buf;
     size_t defer_len, defer_cap;
-    int stmt_count;
-    db_stmt_t stmts[DB_STMT_CACHE_MAX];
     bool tx_generic; /* DB_SET_GENERIC_PLAN was sent (or queued) in this transaction */
     char last_constraint[64];
-    bool counted_open; /* in loyalty_db_connections_open */
 };
 
 static double db_now_s(void) {
@@ -66,45 +92,187 @@ static double db_now_s(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-db_t *db_create(const char *dsn, const char *schema, const char *application_name,
-                int64_t statement_timeout_ms) {
-    size_t schema_len = strlen(schema);
+/* The connection held now, or NULL. */
+static PGconn *db_pg(const db_t *db) {
+    return db->c != NULL ? db->c->pg : NULL;
+}
+
+static bool db_up(const db_t *db) {
+    return db_pg(db) != NULL && PQstatus(db_pg(db)) == CONNECTION_OK;
+}
+
+db_pool_t *db_pool_create(const db_options_t *opts) {
+    size_t schema_len = strlen(opts->schema);
     assert(schema_len > 0 && schema_len < DB_SCHEMA_MAX);
     for (size_t i = 0; i < schema_len; i++) {
-        assert((schema[i] >= 'a' && schema[i] <= 'z') || schema[i] == '_');
+        assert((opts->schema[i] >= 'a' && opts->schema[i] <= 'z') || opts->schema[i] == '_');
     }
+    assert(opts->pool_size >= 0);
+    db_pool_t *pool = calloc(1, sizeof *pool);
+    if (pool == NULL) {
+        abort();
+    }
+    pool->dsn = strdup(opts->dsn);
+    pool->application_name = strdup(opts->application_name);
+    if (pool->dsn == NULL || pool->application_name == NULL) {
+        abort();
+    }
+    memcpy(pool->schema, opts->schema, schema_len + 1);
+    pool->statement_timeout_ms = opts->statement_timeout_ms;
+    pool->pooler = opts->transaction_pooler;
+    /* The schema was checked above to be [a-z_]+, so it is a safe identifier and literal. */
+    snprintf(pool->set_search_path, sizeof pool->set_search_path, "SET LOCAL search_path TO %s",
+             pool->schema);
+    snprintf(pool->set_timeout, sizeof pool->set_timeout, "SET LOCAL statement_timeout = %" PRId64,
+             pool->statement_timeout_ms);
+    snprintf(pool->set_both, sizeof pool->set_both,
+             "SELECT set_config('search_path', '%s', true), "
+             "set_config('statement_timeout', '%" PRId64 "', true)",
+             pool->schema, pool->statement_timeout_ms);
+    pool->size = opts->pool_size;
+    pool->wait_ms = opts->pool_wait_ms > 0 ? opts->pool_wait_ms : 1000;
+    pthread_mutex_init(&pool->mu, NULL);
+    pthread_cond_init(&pool->freed, NULL);
+    if (pool->size > 0) {
+        pool->conns = calloc((size_t)pool->size, sizeof *pool->conns);
+        pool->idle = calloc((size_t)pool->size, sizeof *pool->idle);
+        if (pool->conns == NULL || pool->idle == NULL) {
+            abort();
+        }
+        for (int i = 0; i < pool->size; i++) {
+            pool->idle[i] = &pool->conns[pool->size - 1 - i];
+        }
+        pool->n_idle = pool->size;
+    }
+    return pool;
+}
+
+static void db_conn_close(db_conn_t *c) {
+    if (c->pg != NULL) {
+        if (c->counted_open) {
+            rpc_metrics_db_connections_open(-1);
+            c->counted_open = false;
+        }
+        PQfinish(c->pg);
+        c->pg = NULL;
+    }
+    for (int i = 0; i < DB_STMT_CACHE_MAX; i++) {
+        free(c->stmts[i].sql);
+        c->stmts[i].sql = NULL;
+    }
+    c->stmt_count = 0;
+}
+
+void db_pool_destroy(db_pool_t *pool) {
+    if (pool == NULL) {
+        return;
+    }
+    assert(pool->n_idle == pool->size); /* every handle gave its connection back */
+    for (int i = 0; i < pool->size; i++) {
+        db_conn_close(&pool->conns[i]);
+    }
+    free(pool->conns);
+    free(pool->idle);
+    pthread_cond_destroy(&pool->freed);
+    pthread_mutex_destroy(&pool->mu);
+    free(pool->dsn);
+    free(pool->application_name);
+    free(pool);
+}
+
+db_t *db_open(db_pool_t *pool) {
     db_t *db = calloc(1, sizeof *db);
     if (db == NULL) {
         abort();
     }
-    db->dsn = strdup(dsn);
-    db->application_name = strdup(application_name);
-    if (db->dsn == NULL || db->application_name == NULL) {
-        abort();
-    }
-    memcpy(db->schema, schema, schema_len + 1);
-    db->statement_timeout_ms = statement_timeout_ms;
+    db->pool = pool;
     return db;
 }
 
-static void db_stmts_clear(db_t *db) {
-    for (int i = 0; i < DB_STMT_CACHE_MAX; i++) {
-        free(db->stmts[i].sql);
-        db->stmts[i].sql = NULL;
-    }
-    db->stmt_count = 0;
+db_t *db_create_with(const db_options_t *opts) {
+    db_options_t own = *opts;
+    own.pool_size = 0;
+    db_t *db = db_open(db_pool_create(&own));
+    db->owns_pool = true;
+    return db;
 }
 
-static void db_disconnect(db_t *db) {
-    if (db->conn != NULL) {
-        if (db->counted_open) {
-            rpc_metrics_db_connections_open(-1);
-            db->counted_open = false;
-        }
-        PQfinish(db->conn);
-        db->conn = NULL;
+db_t *db_create(const char *dsn, const char *schema, const char *application_name,
+                int64_t statement_timeout_ms) {
+    db_options_t opts = {.dsn = dsn,
+                         .schema = schema,
+                         .application_name = application_name,
+                         .statement_timeout_ms = statement_timeout_ms};
+    return db_create_with(&opts);
+}
+
+/* Takes a connection for this handle: its own, or a free one of the pool, waiting up to the
+ * pool's wait for one. A no-op while one is held (a statement inside a transaction). */
+static status_t db_acquire(db_t *db) {
+    if (db->c != NULL) {
+        return status_ok();
     }
-    db_stmts_clear(db);
+    db_pool_t *pool = db->pool;
+    if (pool->size == 0) {
+        db->c = &db->own;
+        return status_ok();
+    }
+    double start_s = db_now_s();
+    pthread_mutex_lock(&pool->mu);
+    if (pool->n_idle == 0) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += (time_t)(pool->wait_ms / 1000);
+        until.tv_nsec += (long)(pool->wait_ms % 1000) * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        while (pool->n_idle == 0) {
+            if (pthread_cond_timedwait(&pool->freed, &pool->mu, &until) == ETIMEDOUT) {
+                break;
+            }
+        }
+    }
+    if (pool->n_idle > 0) {
+        db->c = pool->idle[--pool->n_idle];
+    }
+    pthread_mutex_unlock(&pool->mu);
+    rpc_metrics_db_pool_wait(db_now_s() - start_s, db->c != NULL);
+    if (db->c == NULL) {
+        return status_make(STATUS_UNAVAILABLE, DB_POOL_EXHAUSTED,
+                           "no database connection came free within %" PRId64 " ms", pool->wait_ms);
+    }
+    return status_ok();
+}
+
+/* Gives the held connection back (it stays open for the next borrower). */
+static void db_release(db_t *db) {
+    db_conn_t *c = db->c;
+    if (c == NULL) {
+        return;
+    }
+    db->c = NULL;
+    if (c->pg != NULL && PQtransactionStatus(c->pg) != PQTRANS_IDLE) {
+        /* A transaction left open (a failed ROLLBACK): never lend it to the next borrower. */
+        db_conn_close(c);
+    }
+    db_pool_t *pool = db->pool;
+    if (pool->size == 0) {
+        return;
+    }
+    pthread_mutex_lock(&pool->mu);
+    assert(pool->n_idle < pool->size);
+    pool->idle[pool->n_idle++] = c;
+    pthread_cond_signal(&pool->freed);
+    pthread_mutex_unlock(&pool->mu);
+}
+
+/* Drops the held connection (lost, or in an unknown state) and the transaction's state. */
+static void db_disconnect(db_t *db) {
+    if (db->c != NULL) {
+        db_conn_close(db->c);
+    }
     db->tx_depth = 0;
     db->begin_pending = false;
     db->commit_sql = NULL;
@@ -117,9 +285,12 @@ void db_destroy(db_t *db) {
     if (db == NULL) {
         return;
     }
-    db_disconnect(db);
-    free(db->dsn);
-    free(db->application_name);
+    assert(db->c == NULL || db->pool->size == 0);
+    db->c = NULL;
+    db_conn_close(&db->own);
+    if (db->owns_pool) {
+        db_pool_destroy(db->pool);
+    }
     free(db->defer_buf);
     free(db);
 }
@@ -130,40 +301,52 @@ static void db_notice(void *arg, const char *message) {
     log_msg(LOG_DEBUG, "postgresql notice: %s", message);
 }
 
+/* Connects the held connection when it is not up. */
 static bool db_connect(db_t *db) {
-    if (db->conn != NULL && PQstatus(db->conn) == CONNECTION_OK) {
+    assert(db->c != NULL);
+    if (db_up(db)) {
         return true;
     }
     db_disconnect(db);
+    const db_pool_t *pool = db->pool;
     char options[256];
-    snprintf(options, sizeof options, "-c search_path=%s -c statement_timeout=%" PRId64, db->schema,
-             db->statement_timeout_ms);
-    /* expand_dbname: the DSN is expanded first; the keywords after it override its values. */
-    const char *keys[] = {"dbname", "options", "application_name", "connect_timeout", NULL};
-    const char *vals[] = {db->dsn, options, db->application_name, "5", NULL};
-    db->conn = PQconnectdbParams(keys, vals, 1);
-    if (db->conn == NULL || PQstatus(db->conn) != CONNECTION_OK) {
+    snprintf(options, sizeof options, "-c search_path=%s -c statement_timeout=%" PRId64,
+             pool->schema, pool->statement_timeout_ms);
+    /* expand_dbname: the DSN is expanded first; the keywords after it override its values.
+     * Through a pooler no `options`: PgBouncer refuses the startup parameter, and a setting made
+     * there would follow the server connection to other clients. */
+    const char *keys[] = {"application_name", "connect_timeout", "dbname",
+                          pool->pooler ? NULL : "options", NULL};
+    const char *vals[] = {pool->application_name, "5", pool->dsn, options, NULL};
+    db_conn_t *c = db->c;
+    c->pg = PQconnectdbParams(keys, vals, 1);
+    if (c->pg == NULL || PQstatus(c->pg) != CONNECTION_OK) {
         log_msg(LOG_WARN, "postgresql unreachable: %s",
-                db->conn ? PQerrorMessage(db->conn) : "out of memory");
+                c->pg ? PQerrorMessage(c->pg) : "out of memory");
         db_disconnect(db);
         return false;
     }
-    PQsetNoticeProcessor(db->conn, db_notice, NULL);
+    PQsetNoticeProcessor(c->pg, db_notice, NULL);
     rpc_metrics_db_connections_open(1);
-    db->counted_open = true;
+    c->counted_open = true;
     return true;
 }
 
 bool db_ping(db_t *db) {
-    if (!db_connect(db)) {
-        return false;
+    status_t st = db_acquire(db);
+    if (!status_is_ok(&st)) {
+        return true; /* every connection is busy with PostgreSQL (db.h) */
     }
-    PGresult *r = PQexec(db->conn, "SELECT 1");
-    bool ok = PQresultStatus(r) == PGRES_TUPLES_OK;
-    PQclear(r);
-    if (!ok) {
-        db_disconnect(db);
+    bool ok = db_connect(db);
+    if (ok) {
+        PGresult *r = PQexec(db_pg(db), "SELECT 1");
+        ok = PQresultStatus(r) == PGRES_TUPLES_OK;
+        PQclear(r);
+        if (!ok) {
+            db_disconnect(db);
+        }
     }
+    db_release(db);
     rpc_metrics_db_up(ok);
     return ok;
 }
@@ -227,16 +410,16 @@ static status_t db_map_error(db_t *db, const PGresult *r) {
     const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
     const char *constraint = r ? PQresultErrorField(r, PG_DIAG_CONSTRAINT_NAME) : NULL;
     snprintf(db->last_constraint, sizeof db->last_constraint, "%s", constraint ? constraint : "");
-    if (state == NULL && db->conn != NULL && PQstatus(db->conn) == CONNECTION_OK) {
+    if (state == NULL && db_up(db)) {
         /* Refused by libpq itself (e.g. a parameter count that does not match the statement):
          * a bug in the caller, not an outage. */
-        log_msg(LOG_ERROR, "postgresql client error: %s", PQerrorMessage(db->conn));
+        log_msg(LOG_ERROR, "postgresql client error: %s", PQerrorMessage(db_pg(db)));
         return status_make(STATUS_INTERNAL, "DATABASE_ERROR", "database error");
     }
-    if (db->conn == NULL || PQstatus(db->conn) != CONNECTION_OK || state == NULL ||
-        strncmp(state, "08", 2) == 0 || strncmp(state, "57P", 3) == 0) {
+    if (!db_up(db) || state == NULL || strncmp(state, "08", 2) == 0 ||
+        strncmp(state, "57P", 3) == 0) {
         log_msg(LOG_WARN, "postgresql connection lost: %s",
-                db->conn ? PQerrorMessage(db->conn) : "no connection");
+                db_pg(db) ? PQerrorMessage(db_pg(db)) : "no connection");
         db_disconnect(db);
         return status_make(STATUS_UNAVAILABLE, "DATABASE_UNAVAILABLE", "database unavailable");
     }
@@ -281,17 +464,24 @@ static bool db_sql_wants_generic_plan(const char *sql) {
 static const char *db_stmt_name(db_t *db, const char *sql, int nparams, status_t *st,
                                 bool *generic) {
     *generic = false;
+    if (db->pool->pooler) {
+        /* Through a pooler the next transaction may run on another server connection, where a
+         * named statement does not exist: every statement is unnamed, parsed and planned in its
+         * own round trip (so the generic-plan SET, which only saves re-planning a named one,
+         * is not sent either). */
+        return NULL;
+    }
     uint64_t h = db_hash(sql);
     size_t mask = DB_STMT_CACHE_MAX - 1;
     for (size_t probe = 0; probe < DB_STMT_CACHE_MAX; probe++) {
-        db_stmt_t *s = &db->stmts[(h + probe) & mask];
+        db_stmt_t *s = &db->c->stmts[(h + probe) & mask];
         if (s->sql == NULL) {
-            if (db->stmt_count >= DB_STMT_CACHE_MAX / 2) {
+            if (db->c->stmt_count >= DB_STMT_CACHE_MAX / 2) {
                 return NULL; /* keep probes short; run unprepared */
             }
-            snprintf(s->name, sizeof s->name, "s%d", db->stmt_count);
+            snprintf(s->name, sizeof s->name, "s%d", db->c->stmt_count);
             double start_s = db_now_s();
-            PGresult *r = PQprepare(db->conn, s->name, sql, nparams, NULL);
+            PGresult *r = PQprepare(db_pg(db), s->name, sql, nparams, NULL);
             rpc_metrics_db_round_trip(db_now_s() - start_s);
             if (PQresultStatus(r) != PGRES_COMMAND_OK) {
                 *st = db_map_error(db, r);
@@ -305,7 +495,7 @@ static const char *db_stmt_name(db_t *db, const char *sql, int nparams, status_t
             }
             s->hash = h;
             s->generic = db_sql_wants_generic_plan(sql);
-            db->stmt_count++;
+            db->c->stmt_count++;
             *generic = s->generic;
             return s->name;
         }
@@ -317,8 +507,9 @@ static const char *db_stmt_name(db_t *db, const char *sql, int nparams, status_t
     return NULL;
 }
 
-/* The round trip's queries: the transaction's pending BEGIN, the deferred writes, the
- * statement, the COMMIT. */
+/* The round trip's queries: the transaction's pending BEGIN (through a pooler with the SET LOCALs
+ * after it, or the set_config before a lone statement), the deferred writes, the statement, the
+ * COMMIT. */
 typedef enum { DB_Q_BEGIN, DB_Q_DEFERRED, DB_Q_STMT, DB_Q_COMMIT } db_query_kind_t;
 
 typedef struct db_query {
@@ -329,7 +520,7 @@ typedef struct db_query {
     const db_deferred_t *deferred;
 } db_query_t;
 
-#define DB_ROUND_TRIP_MAX (DB_DEFERRED_MAX + 3)
+#define DB_ROUND_TRIP_MAX (DB_DEFERRED_MAX + 5)
 
 static bool db_send(db_t *db, const db_query_t *q) {
     int n = q->params ? q->params->n : 0;
@@ -337,8 +528,8 @@ static bool db_send(db_t *db, const db_query_t *q) {
     const int *lengths = n ? q->params->lengths : NULL;
     const int *formats = n ? q->params->formats : NULL;
     return (q->name != NULL
-                ? PQsendQueryPrepared(db->conn, q->name, n, values, lengths, formats, 0)
-                : PQsendQueryParams(db->conn, q->sql, n, NULL, values, lengths, formats, 0)) == 1;
+                ? PQsendQueryPrepared(db_pg(db), q->name, n, values, lengths, formats, 0)
+                : PQsendQueryParams(db_pg(db), q->sql, n, NULL, values, lengths, formats, 0)) == 1;
 }
 
 /* Points the waiting writes' values at the buffer (it may have moved since they were queued). */
@@ -378,8 +569,10 @@ static status_t db_deferred_check(db_t *db, const db_deferred_t *d, const PGresu
 }
 
 /* One round trip (libpq pipeline mode): the pending BEGIN, the deferred writes, the statement
- * (when sql is not NULL) and COMMIT (when with_commit), in that order. On OK *out (when not
- * NULL) receives the statement's result for the caller to PQclear. Otherwise the error of the
+ * (when sql is not NULL) and COMMIT (when with_commit), in that order. Through a pooler the
+ * session settings go first: SET LOCAL after BEGIN, or, outside a transaction, set_config(..,
+ * true), which lasts until the round trip's Sync ends its implicit transaction. On OK *out (when
+ * not NULL) receives the statement's result for the caller to PQclear. Otherwise the error of the
  * first part that failed: BEGIN, a deferred write (or its refusal), the statement, or the COMMIT
  * after it. After a failure the transaction is left for db_tx to roll back (PostgreSQL skips
  * the rest of the pipeline, so a COMMIT sent after a failed part did not commit); when the
@@ -391,8 +584,16 @@ static status_t db_round_trip(db_t *db, const char *name, const char *sql,
     }
     db_query_t q[DB_ROUND_TRIP_MAX];
     int n = 0;
+    const db_pool_t *pool = db->pool;
     if (db->begin_pending) {
         q[n++] = (db_query_t){.kind = DB_Q_BEGIN, .sql = "BEGIN"};
+        if (pool->pooler) {
+            /* Utility statements: they take no snapshot, so SET TRANSACTION may still follow. */
+            q[n++] = (db_query_t){.kind = DB_Q_BEGIN, .sql = pool->set_search_path};
+            q[n++] = (db_query_t){.kind = DB_Q_BEGIN, .sql = pool->set_timeout};
+        }
+    } else if (pool->pooler && db->tx_depth == 0) {
+        q[n++] = (db_query_t){.kind = DB_Q_BEGIN, .sql = pool->set_both};
     }
     db_deferred_rebase(db);
     for (int i = 0; i < db->n_deferred; i++) {
@@ -411,28 +612,28 @@ static status_t db_round_trip(db_t *db, const char *name, const char *sql,
     }
     db->begin_pending = false;
     double start_s = db_now_s();
-    bool sent = PQenterPipelineMode(db->conn) == 1;
+    bool sent = PQenterPipelineMode(db_pg(db)) == 1;
     for (int i = 0; i < n && sent; i++) {
         sent = db_send(db, &q[i]);
     }
-    sent = sent && PQpipelineSync(db->conn) == 1;
+    sent = sent && PQpipelineSync(db_pg(db)) == 1;
     PGresult *answers[DB_ROUND_TRIP_MAX] = {NULL};
     bool synced = false;
     if (sent) {
         /* One answer per query, each followed by NULL, then the sync. */
         for (int i = 0; i < n; i++) {
-            answers[i] = PQgetResult(db->conn);
+            answers[i] = PQgetResult(db_pg(db));
             if (answers[i] != NULL) {
-                PQclear(PQgetResult(db->conn));
+                PQclear(PQgetResult(db_pg(db)));
             }
         }
-        PGresult *sync = PQgetResult(db->conn);
+        PGresult *sync = PQgetResult(db_pg(db));
         synced = PQresultStatus(sync) == PGRES_PIPELINE_SYNC;
         PQclear(sync);
     }
     rpc_metrics_db_round_trip(db_now_s() - start_s);
     status_t st = status_ok();
-    if (!synced || PQexitPipelineMode(db->conn) != 1) {
+    if (!synced || PQexitPipelineMode(db_pg(db)) != 1) {
         st = db_map_error(db, NULL);
     }
     PGresult *stmt = NULL;
@@ -454,7 +655,7 @@ static status_t db_round_trip(db_t *db, const char *name, const char *sql,
         PQclear(answers[i]);
     }
     db_deferred_clear(db);
-    if (db->conn != NULL && PQpipelineStatus(db->conn) != PQ_PIPELINE_OFF) {
+    if (db_pg(db) != NULL && PQpipelineStatus(db_pg(db)) != PQ_PIPELINE_OFF) {
         db_disconnect(db);
     }
     if (!status_is_ok(&st) || out == NULL) {
@@ -467,7 +668,7 @@ static status_t db_round_trip(db_t *db, const char *name, const char *sql,
 
 static status_t db_exec_once(db_t *db, const char *sql, const db_params_t *params, PGresult **out,
                              bool prepare) {
-    if (db->conn == NULL || PQstatus(db->conn) != CONNECTION_OK) {
+    if (!db_up(db)) {
         if (db->tx_depth > 0) { /* the transaction died with the old connection */
             return status_make(STATUS_UNAVAILABLE, "DATABASE_UNAVAILABLE", "database unavailable");
         }
@@ -489,12 +690,17 @@ static status_t db_exec_once(db_t *db, const char *sql, const db_params_t *param
     if (alone) {
         rpc_metrics_db_connections_in_use(1);
     }
+    if (alone && db->pool->pooler) { /* with its session settings, in the same round trip */
+        st = db_round_trip(db, NULL, sql, params, false, out);
+        rpc_metrics_db_connections_in_use(-1);
+        return st;
+    }
     double start_s = db_now_s();
     if (name != NULL) {
-        r = PQexecPrepared(db->conn, name, n, n ? params->values : NULL, n ? params->lengths : NULL,
-                           n ? params->formats : NULL, 0);
+        r = PQexecPrepared(db_pg(db), name, n, n ? params->values : NULL,
+                           n ? params->lengths : NULL, n ? params->formats : NULL, 0);
     } else {
-        r = PQexecParams(db->conn, sql, n, NULL, n ? params->values : NULL,
+        r = PQexecParams(db_pg(db), sql, n, NULL, n ? params->values : NULL,
                          n ? params->lengths : NULL, n ? params->formats : NULL, 0);
     }
     rpc_metrics_db_round_trip(db_now_s() - start_s);
@@ -522,13 +728,21 @@ static status_t db_exec_mode(db_t *db, const char *sql, const db_params_t *param
     }
     db->last_constraint[0] = '\0';
     bool in_tx = db->tx_depth > 0;
-    status_t st = db_exec_once(db, sql, params, out, prepare);
+    bool held = db->c != NULL; /* by the transaction; else borrowed for this statement */
+    status_t st = held ? status_ok() : db_acquire(db);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    st = db_exec_once(db, sql, params, out, prepare);
     /* Outside a transaction a statement is a read (writes always run in db_tx), so after a
      * lost connection (server restart, idle timeout, failover) it is safe to run it once more
      * on a new connection. Inside one, db_tx retries the whole transaction instead. */
     if (!in_tx && st.code == STATUS_UNAVAILABLE && strcmp(st.reason, "DATABASE_UNAVAILABLE") == 0 &&
         strcmp(sql, "BEGIN") != 0 && strcmp(sql, "COMMIT") != 0) {
         st = db_exec_once(db, sql, params, out, prepare);
+    }
+    if (!held) {
+        db_release(db);
     }
     return st;
 }
@@ -555,16 +769,24 @@ status_t db_exec_row(db_t *db, const char *sql, const db_params_t *params, PGres
 
 status_t db_exec_script(db_t *db, const char *sql) {
     assert(!db->begin_pending); /* scripts are migrations, never inside db_tx */
+    bool held = db->c != NULL;
+    status_t st = held ? status_ok() : db_acquire(db);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
     if (!db_connect(db)) {
-        return status_make(STATUS_UNAVAILABLE, "DATABASE_UNAVAILABLE", "database unavailable");
+        st = status_make(STATUS_UNAVAILABLE, "DATABASE_UNAVAILABLE", "database unavailable");
+    } else {
+        PGresult *r = PQexec(db_pg(db), sql);
+        ExecStatusType rs = PQresultStatus(r);
+        if (rs != PGRES_COMMAND_OK && rs != PGRES_TUPLES_OK) {
+            st = db_map_error(db, r);
+        }
+        PQclear(r);
     }
-    PGresult *r = PQexec(db->conn, sql);
-    ExecStatusType rs = PQresultStatus(r);
-    status_t st = status_ok();
-    if (rs != PGRES_COMMAND_OK && rs != PGRES_TUPLES_OK) {
-        st = db_map_error(db, r);
+    if (!held) {
+        db_release(db);
     }
-    PQclear(r);
     return st;
 }
 
@@ -692,7 +914,7 @@ static const char *db_stmt_for_tx(db_t *db, const char *sql, int nparams, status
 status_t db_exec_deferred(db_t *db, const char *sql, const db_params_t *params,
                           const db_expect_t *expect) {
     assert(db->tx_depth > 0); /* writes run in db_tx */
-    if (db->conn == NULL || PQstatus(db->conn) != CONNECTION_OK) {
+    if (!db_up(db)) {
         return status_make(STATUS_UNAVAILABLE, "DATABASE_UNAVAILABLE", "database unavailable");
     }
     status_t st = status_ok();
@@ -715,7 +937,7 @@ static status_t db_commit(db_t *db) {
         }
         return db_exec(db, "COMMIT", NULL, NULL);
     }
-    if (db->conn == NULL || PQstatus(db->conn) != CONNECTION_OK) {
+    if (!db_up(db)) {
         return status_make(STATUS_UNAVAILABLE, "DATABASE_UNAVAILABLE", "database unavailable");
     }
     db->last_constraint[0] = '\0';
@@ -743,6 +965,12 @@ status_t db_tx(db_t *db, db_tx_fn fn, void *arg) {
     status_t st = status_ok();
     bool reconnected = false;
     for (int attempt = 0; attempt < DB_TX_ATTEMPTS_MAX; attempt++) {
+        /* The connection is held for the whole attempt, and given back between attempts. A
+         * pool that stays exhausted ends the transaction at once: the wait was the retry. */
+        st = db_acquire(db);
+        if (!status_is_ok(&st)) {
+            return st;
+        }
         /* BEGIN is sent with the transaction's first statement (db_round_trip). */
         st = db_connect(db)
                  ? status_ok()
@@ -760,6 +988,7 @@ status_t db_tx(db_t *db, db_tx_fn fn, void *arg) {
                 if (status_is_ok(&st)) {
                     db->tx_depth = 0;
                     rpc_metrics_db_connections_in_use(-1);
+                    db_release(db);
                     return st;
                 }
             }
@@ -767,9 +996,10 @@ status_t db_tx(db_t *db, db_tx_fn fn, void *arg) {
             db->begin_pending = false;
             db->commit_sql = NULL;
             db_deferred_clear(db);
-            if (!status_is_ok(&st) && begun && db->conn != NULL &&
-                PQtransactionStatus(db->conn) != PQTRANS_IDLE) {
-                db->tx_depth = 0;
+            if (!status_is_ok(&st) && begun && db_pg(db) != NULL &&
+                PQtransactionStatus(db_pg(db)) != PQTRANS_IDLE) {
+                /* Still "in" the transaction: the ROLLBACK goes alone, never retried, and
+                 * without the session settings a pooler would get before a lone statement. */
                 char constraint[sizeof db->last_constraint]; /* the failure's, not ROLLBACK's */
                 memcpy(constraint, db->last_constraint, sizeof constraint);
                 status_t rb = db_exec(db, "ROLLBACK", NULL, NULL);
@@ -779,6 +1009,7 @@ status_t db_tx(db_t *db, db_tx_fn fn, void *arg) {
             db->tx_depth = 0;
             rpc_metrics_db_connections_in_use(-1);
         }
+        db_release(db);
         bool conflict = st.code == STATUS_ABORTED && strcmp(st.reason, "CONCURRENCY_CONFLICT") == 0;
         bool lost = st.code == STATUS_UNAVAILABLE && !reconnected;
         if (!conflict && !lost) {
@@ -793,6 +1024,32 @@ status_t db_tx(db_t *db, db_tx_fn fn, void *arg) {
     return st;
 }
 
+/* Opens a migration's transaction: BEGIN, the replicas' migration lock (released by its COMMIT
+ * or ROLLBACK, so it works through a transaction pooler) and, through a pooler, the session
+ * settings; one round trip. */
+static status_t db_migrate_begin(db_t *db) {
+    const db_pool_t *pool = db->pool;
+    /* The schema was checked to be [a-z_]+ (db_pool_create): a safe literal. */
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "BEGIN; SELECT pg_advisory_xact_lock(hashtext('loyalty-migrate:%s'))%s%s%s%s",
+             pool->schema, pool->pooler ? "; " : "", pool->pooler ? pool->set_search_path : "",
+             pool->pooler ? "; " : "", pool->pooler ? pool->set_timeout : "");
+    return db_exec_script(db, sql);
+}
+
+/* Ends a migration's transaction: COMMIT when `st` is OK, else ROLLBACK; returns `st`, or the
+ * COMMIT's error. */
+static status_t db_migrate_end(db_t *db, status_t st) {
+    if (status_is_ok(&st)) {
+        return db_exec_script(db, "COMMIT");
+    }
+    if (db_up(db)) {
+        (void)db_exec_script(db, "ROLLBACK"); /* a failure leaves the connection to reset */
+    }
+    return st;
+}
+
 static status_t db_migrate_table(db_t *db, const embed_file_t *table, const char *origin) {
     for (const embed_file_t *m = table; m && m->name; m++) {
         char id[256];
@@ -800,71 +1057,65 @@ static status_t db_migrate_table(db_t *db, const embed_file_t *table, const char
         db_params_t p;
         db_params_init(&p);
         db_param_text(&p, id);
+        /* Looked up under the lock: another replica may have applied it a moment ago. */
+        status_t st = db_migrate_begin(db);
         PGresult *r = NULL;
-        status_t st = db_exec(db, "SELECT 1 FROM schema_migrations WHERE id = $1", &p, &r);
-        if (!status_is_ok(&st)) {
-            return st;
+        if (status_is_ok(&st)) {
+            st = db_exec(db, "SELECT 1 FROM schema_migrations WHERE id = $1", &p, &r);
         }
-        bool applied = PQntuples(r) > 0;
+        bool applied = status_is_ok(&st) && PQntuples(r) > 0;
         PQclear(r);
-        if (applied) {
-            continue;
-        }
-        st = db_exec(db, "BEGIN", NULL, NULL);
-        db->tx_depth = 1; /* so that nothing below is retried outside the transaction */
-        if (status_is_ok(&st)) {
+        if (status_is_ok(&st) && !applied) {
             st = db_exec_script(db, (const char *)m->data);
+            if (status_is_ok(&st)) {
+                st = db_exec(db, "INSERT INTO schema_migrations (id) VALUES ($1)", &p, NULL);
+            }
         }
-        if (status_is_ok(&st)) {
-            st = db_exec(db, "INSERT INTO schema_migrations (id) VALUES ($1)", &p, NULL);
-        }
-        if (status_is_ok(&st)) {
-            st = db_exec(db, "COMMIT", NULL, NULL);
-        }
-        db->tx_depth = 0;
+        st = db_migrate_end(db, st);
         if (!status_is_ok(&st)) {
             log_msg(LOG_ERROR, "migration %s failed: %s", id, st.message);
-            if (db->conn) {
-                (void)db_exec_script(db, "ROLLBACK");
-            }
             return st;
         }
-        log_msg(LOG_INFO, "migration %s applied", id);
+        if (!applied) {
+            log_msg(LOG_INFO, "migration %s applied", id);
+        }
     }
     return status_ok();
 }
 
 status_t db_migrate(db_t *db, const embed_file_t *runtime_migrations,
                     const embed_file_t *service_migrations) {
-    if (!db_connect(db)) {
-        return status_make(STATUS_UNAVAILABLE, "DATABASE_UNAVAILABLE", "database unavailable");
-    }
-    char lock_key[96];
-    snprintf(lock_key, sizeof lock_key, "loyalty-migrate:%s", db->schema);
-    db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, lock_key);
-    status_t st = db_exec(db, "SELECT pg_advisory_lock(hashtext($1))", &p, NULL);
+    assert(db->tx_depth == 0);
+    status_t st = db_acquire(db);
     if (!status_is_ok(&st)) {
         return st;
     }
-    /* The schema name was checked in db_create to be [a-z_]+, so it is a safe identifier. */
+    if (!db_connect(db)) {
+        db_release(db);
+        return status_make(STATUS_UNAVAILABLE, "DATABASE_UNAVAILABLE", "database unavailable");
+    }
+    /* Every statement below runs inside a migration's transaction: none is retried alone, nor
+     * sent with a lone statement's settings. */
+    db->tx_depth = 1;
+    const char *schema = db->pool->schema; /* [a-z_]+: a safe identifier */
     char ddl[512];
     snprintf(ddl, sizeof ddl,
              "CREATE SCHEMA IF NOT EXISTS %s; "
              "CREATE TABLE IF NOT EXISTS %s.schema_migrations ("
              " id text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
-             db->schema, db->schema);
-    st = db_exec_script(db, ddl);
+             schema, schema);
+    st = db_migrate_begin(db);
+    if (status_is_ok(&st)) {
+        st = db_exec_script(db, ddl);
+    }
+    st = db_migrate_end(db, st);
     if (status_is_ok(&st)) {
         st = db_migrate_table(db, runtime_migrations, "runtime");
     }
     if (status_is_ok(&st)) {
-        st = db_migrate_table(db, service_migrations, db->schema);
+        st = db_migrate_table(db, service_migrations, schema);
     }
-    if (db->conn != NULL) {
-        status_t unlock = db_exec(db, "SELECT pg_advisory_unlock(hashtext($1))", &p, NULL);
-        (void)unlock; /* released with the session anyway */
-    }
+    db->tx_depth = 0;
+    db_release(db);
     return st;
 }

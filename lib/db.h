@@ -1,7 +1,10 @@
-/* db.h -- PostgreSQL access for one thread: a lazily (re)connected libpq connection bound to a
+/* db.h -- PostgreSQL access: handles for threads over a process's connections, bound to a
  * service's schema, parameterized queries through transparently prepared statements, error
- * mapping to status_t, and a transaction helper that retries conflicts. Not thread-safe: every
- * worker thread owns its own db_t. */
+ * mapping to status_t, and a transaction helper that retries conflicts. A handle (db_t) is not
+ * thread-safe: every thread owns its own. It either keeps a connection of its own (the default:
+ * the fastest path) or borrows one from its process's pool (db_options_t.pool_size) only while
+ * it runs a statement or a transaction. Either can go through a pooler in transaction mode
+ * (PgBouncer pool_mode=transaction): then no state is kept in the server's session. */
 #ifndef LOYALTY_DB_H
 #define LOYALTY_DB_H
 
@@ -15,14 +18,48 @@
 #include <stdint.h>
 
 typedef struct db db_t;
+typedef struct db_pool db_pool_t;
 
-/** A handle for `dsn` whose search_path is `schema` (lowercase letters and '_'). Connects on
- *  first use; never fails here. Destroy with db_destroy. */
+/** How a process reaches PostgreSQL. */
+typedef struct db_options {
+    const char *dsn;
+    const char *schema; /* the search_path: lowercase letters and '_' */
+    const char *application_name;
+    int64_t statement_timeout_ms; /* 0: none */
+    /* Through a pooler in transaction mode: statements are unnamed (no server-side prepared
+     * statement outlives its transaction), and search_path and statement_timeout are set in
+     * every transaction (SET LOCAL after BEGIN; set_config(..., true) in the round trip of a
+     * statement outside one) instead of at connection start (the `options` startup parameter
+     * that PgBouncer refuses). */
+    bool transaction_pooler;
+    /* Connections the process's handles share; 0: each handle keeps one of its own. */
+    int pool_size;
+    /* How long a handle waits for a shared connection before the call fails UNAVAILABLE with
+     * reason DB_POOL_EXHAUSTED. */
+    int64_t pool_wait_ms;
+} db_options_t;
+
+/** The connections of one process (none is opened here). The options' strings are copied.
+ *  Destroy after every handle opened on it. */
+db_pool_t *db_pool_create(const db_options_t *opts);
+void db_pool_destroy(db_pool_t *pool);
+
+/** A handle for one thread on `pool`. Never fails; connects on first use. */
+db_t *db_open(db_pool_t *pool);
+
+/** A handle with a pool of its own: a direct connection of its own to `dsn`, whose search_path
+ *  is `schema` (lowercase letters and '_'). Connects on first use; never fails here. */
 db_t *db_create(const char *dsn, const char *schema, const char *application_name,
                 int64_t statement_timeout_ms);
+/** Like db_create with every option (pool_size is ignored: the handle keeps its connection). */
+db_t *db_create_with(const db_options_t *opts);
 void db_destroy(db_t *db);
 
-/** True when the connection is up (connecting now if it is not). */
+/** The reason of the UNAVAILABLE status when no pooled connection came free in time. */
+#define DB_POOL_EXHAUSTED "DB_POOL_EXHAUSTED"
+
+/** True when PostgreSQL answers (connecting now if needed). With a pool whose connections are
+ *  all busy past the wait, true: they are busy talking to PostgreSQL. */
 bool db_ping(db_t *db);
 
 #define DB_PARAMS_MAX 64
@@ -48,10 +85,11 @@ void db_param_null(db_params_t *p);
 
 /** Runs one parameterized statement (params may be NULL). On success and when `out` is not
  *  NULL, *out receives the result, which the caller PQclears. Statements are prepared once per
- *  connection and reused, keyed by their text. Errors: ALREADY_EXISTS (unique violation; see
- *  db_last_constraint), FAILED_PRECONDITION (check/foreign-key violation), ABORTED with reason
- *  CONCURRENCY_CONFLICT (serialization failure, deadlock, lock timeout), DEADLINE_EXCEEDED
- *  (statement timeout), UNAVAILABLE (connection lost), INTERNAL (anything else, logged). */
+ *  connection and reused, keyed by their text (unnamed through a transaction pooler). Errors:
+ * ALREADY_EXISTS (unique violation; see db_last_constraint), FAILED_PRECONDITION (check/foreign-key
+ * violation), ABORTED with reason CONCURRENCY_CONFLICT (serialization failure, deadlock, lock
+ * timeout), DEADLINE_EXCEEDED (statement timeout), UNAVAILABLE (connection lost; or
+ * DB_POOL_EXHAUSTED), INTERNAL (anything else, logged). */
 status_t db_exec(db_t *db, const char *sql, const db_params_t *params, PGresult **out);
 
 /** Like db_exec, but the statement is not prepared: PostgreSQL plans it for the actual
@@ -110,7 +148,7 @@ typedef struct db_expect {
      * the COMMIT then needs a round trip of its own; prefer refuse() in the statement. */
     int rows;
     const char *constraint; /* a unique violation of this constraint answers `refusal`; or NULL */
-    status_t refusal;       /* the answer when refuse() is called, or `rows` or `constraint` say no */
+    status_t refusal; /* the answer when refuse() is called, or `rows` or `constraint` say no */
 } db_expect_t;
 
 #define DB_DEFERRED_MAX 8
@@ -127,8 +165,9 @@ status_t db_exec_deferred(db_t *db, const char *sql, const db_params_t *params,
                           const db_expect_t *expect);
 
 /** Applies the embedded migrations not yet recorded in <schema>.schema_migrations, in table
- *  order (runtime's first, then the service's), each in its own transaction, all under a
- *  PostgreSQL advisory lock so that replicas never race. Either table may be NULL. */
+ *  order (runtime's first, then the service's), each in its own transaction under a
+ *  transaction-level advisory lock (pg_advisory_xact_lock: it works through a transaction
+ *  pooler too) so that replicas never race. Either table may be NULL. */
 status_t db_migrate(db_t *db, const embed_file_t *runtime_migrations,
                     const embed_file_t *service_migrations);
 

@@ -29,7 +29,7 @@ typedef struct rpc_stream rpc_stream_t;
  *  the call completes; handlers never free request or response memory. */
 typedef struct rpc_ctx {
     arena_t *arena;
-    db_t *db;       /* this worker's connection, bound to the service's schema */
+    db_t *db;       /* this thread's database handle, bound to the service's schema */
     cache_t *cache; /* this worker's Redis connection (may be down: then every get misses) */
     const config_t *config;
     void *service_state;     /* rpc_server_options.service_state */

@@ -47,7 +47,7 @@ static metrics_family_t db_statement_seconds = METRICS_HISTOGRAM(
     "Time (seconds) of one PostgreSQL round trip: a statement, with any BEGIN, deferred writes "
     "and COMMIT sent along.",
     metrics_latency_buckets_s);
-static metrics_family_t db_open =
+static metrics_family_t db_open_gauge =
     METRICS_GAUGE("loyalty_db_connections_open", "PostgreSQL connections open.");
 static metrics_family_t db_in_use =
     METRICS_GAUGE("loyalty_db_connections_in_use",
@@ -55,6 +55,15 @@ static metrics_family_t db_in_use =
 static metrics_family_t db_retries = METRICS_COUNTER(
     "loyalty_db_serialization_retries_total",
     "Transactions retried after a serialization failure, deadlock or lock timeout.");
+static metrics_family_t db_pool_wait_seconds = METRICS_HISTOGRAM(
+    "loyalty_db_pool_wait_seconds",
+    "Time (seconds) a statement or transaction waited for a connection of the process's pool "
+    "(DB_POOL_SIZE > 0), whether or not one came free.",
+    metrics_latency_buckets_s);
+static metrics_family_t db_pool_exhausted = METRICS_COUNTER(
+    "loyalty_db_pool_exhausted_total",
+    "Statements or transactions refused (UNAVAILABLE, DB_POOL_EXHAUSTED) because no pooled "
+    "connection came free within DB_POOL_WAIT_MS.");
 static metrics_family_t db_up = METRICS_GAUGE(
     "loyalty_db_up", "1 when PostgreSQL answered the last readiness probe (every 2 s), else 0.");
 static metrics_family_t redis_calls =
@@ -81,12 +90,12 @@ static metrics_family_t process_start =
     METRICS_GAUGE("process_start_time_seconds", "Start time of the process since unix epoch.");
 
 static metrics_family_t *const runtime_families[] = {
-    &server_handled,    &server_seconds, &client_handled,  &client_seconds,
-    &error_reasons,     &db_round_trips, &db_transactions, &db_statement_seconds,
-    &db_open,           &db_in_use,      &db_retries,      &db_up,
-    &redis_calls,       &redis_errors,   &cache_requests,  &outbox_pending,
-    &outbox_oldest_age, &ready,          &process_rss,     &process_cpu,
-    &process_fds,       &process_start,
+    &server_handled,    &server_seconds, &client_handled,    &client_seconds,
+    &error_reasons,     &db_round_trips, &db_transactions,   &db_statement_seconds,
+    &db_open_gauge,     &db_in_use,      &db_retries,        &db_pool_wait_seconds,
+    &db_pool_exhausted, &db_up,          &redis_calls,       &redis_errors,
+    &cache_requests,    &outbox_pending, &outbox_oldest_age, &ready,
+    &process_rss,       &process_cpu,    &process_fds,       &process_start,
 };
 
 const char *rpc_metrics_code_name(int code) {
@@ -204,11 +213,18 @@ void rpc_metrics_db_serialization_retry(void) {
 }
 
 void rpc_metrics_db_connections_open(int64_t delta) {
-    metrics_gauge_add(&db_open, NULL, delta);
+    metrics_gauge_add(&db_open_gauge, NULL, delta);
 }
 
 void rpc_metrics_db_connections_in_use(int64_t delta) {
     metrics_gauge_add(&db_in_use, NULL, delta);
+}
+
+void rpc_metrics_db_pool_wait(double seconds, bool got) {
+    metrics_observe(&db_pool_wait_seconds, NULL, seconds);
+    if (!got) {
+        metrics_inc(&db_pool_exhausted, NULL);
+    }
 }
 
 void rpc_metrics_db_up(bool up) {

@@ -40,6 +40,9 @@ void rpc_metrics_db_serialization_retry(void);
 void rpc_metrics_db_connections_open(int64_t delta);
 /** PostgreSQL: a connection starts (+1) or stops (-1) running a transaction or statement. */
 void rpc_metrics_db_connections_in_use(int64_t delta);
+/** PostgreSQL: a handle waited `seconds` for a pooled connection (DB_POOL_SIZE); `got` false
+ *  when none came free in time. */
+void rpc_metrics_db_pool_wait(double seconds, bool got);
 /** PostgreSQL answered (or not) the readiness probe. */
 void rpc_metrics_db_up(bool up);
 

@@ -157,6 +157,7 @@ static struct {
     pthread_t monitor_thread;
     bool job_thread_started;
     pthread_t outbox_thread;
+    db_pool_t *db_pool; /* every thread's handle borrows from it (or keeps its own connection) */
 } g_srv = {.mu = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
 
 static __thread rpc_ctx_t *t_current_ctx;
@@ -1006,9 +1007,29 @@ static bool background_sleep(int64_t ms) {
     return stop;
 }
 
+static void srv_db_pool_create(void) {
+    const config_t *cfg = &g_srv.config;
+    db_options_t opts = {
+        .dsn = cfg->pg_dsn,
+        .schema = g_srv.opts->db_schema,
+        .application_name = g_srv.opts->service_name,
+        .statement_timeout_ms = cfg->db_statement_timeout_ms,
+        .transaction_pooler = strcmp(cfg->pg_pooler, "transaction") == 0,
+        .pool_size = (int)cfg->db_pool_size,
+        .pool_wait_ms = cfg->db_pool_wait_ms,
+    };
+    g_srv.db_pool = db_pool_create(&opts);
+    if (opts.pool_size > 0 || opts.transaction_pooler) {
+        log_msg(LOG_INFO, "database: %s, %s",
+                opts.transaction_pooler ? "through a transaction pooler" : "direct",
+                opts.pool_size > 0 ? "a pool of DB_POOL_SIZE connections"
+                                   : "a connection per thread");
+    }
+}
+
+/* A handle for one thread: it borrows from the process's pool (or keeps its own connection). */
 static db_t *srv_db_create(void) {
-    return db_create(g_srv.config.pg_dsn, g_srv.opts->db_schema, g_srv.opts->service_name,
-                     g_srv.config.db_statement_timeout_ms);
+    return db_open(g_srv.db_pool);
 }
 
 /* DB_MIGRATE_ON_START=0: the service's own database role may not change its schema (README
@@ -1590,6 +1611,8 @@ static void srv_stop(void) {
         cache_destroy(g_srv.workers[i].cache);
     }
     free(g_srv.workers);
+    db_pool_destroy(g_srv.db_pool); /* after every handle */
+    g_srv.db_pool = NULL;
     log_msg(LOG_DEBUG, "background threads joined");
     near_cache_stop();
     grpc_server_destroy(g_srv.server);
@@ -1608,6 +1631,8 @@ static int srv_migrate_only(void) {
     db_t *db = srv_db_create();
     status_t st = db_migrate(db, runtime_migrations, g_srv.opts->migrations);
     db_destroy(db);
+    db_pool_destroy(g_srv.db_pool);
+    g_srv.db_pool = NULL;
     if (!status_is_ok(&st)) {
         log_msg(LOG_ERROR, "migrations failed: %s", st.message);
         return 1;
@@ -1654,6 +1679,7 @@ int rpc_server_main(const rpc_server_options_t *opts, int argc, char **argv) {
         return 1;
     }
     config_log(&g_srv.config);
+    srv_db_pool_create();
     if (migrate_only) {
         return srv_migrate_only();
     }

@@ -8,7 +8,7 @@ LOYALTY_PACKAGES=(cmake gcc make pkg-config libgrpc-dev libprotobuf-c-dev protob
   protobuf-compiler libpq-dev libhiredis-dev libcriterion-dev postgresql redis-server
   python3-grpcio python3-protobuf nghttp2-client postgresql-contrib
   python3-yaml yamllint docker-compose binutils clang prometheus libmicrohttpd-dev
-  python3-prometheus-client libssl-dev)
+  python3-prometheus-client libssl-dev pgbouncer)
 
 log() { printf '[loyalty] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -166,4 +166,60 @@ stack_stop() {
     rm -f "$dir/redis/redis.pid"
   fi
   rm -f "$dir/env"
+}
+
+# pgbouncer_start PG_PORT SERVER_CONNECTIONS: starts a private PgBouncer in transaction pooling
+# mode on a free loopback port, in front of the stack's PostgreSQL on PG_PORT (every database,
+# user loyalty, trust as that PostgreSQL does), with at most SERVER_CONNECTIONS connections to it
+# per database. Its state goes to a new folder under /tmp (as root PgBouncer runs as `postgres`,
+# which must reach it). Prints "<folder> <port>"; stop it with pgbouncer_stop <folder>.
+pgbouncer_start() {
+  local pg_port=$1 server_connections=$2 bin=/usr/sbin/pgbouncer dir port
+  [ -x "$bin" ] || bin=$(command -v pgbouncer) || die "pgbouncer not installed"
+  dir=$(mktemp -d /tmp/loyalty-pgbouncer.XXXXXXXX) || die "cannot create a folder in /tmp"
+  chmod 755 "$dir"
+  port=$(free_port)
+  printf '"loyalty" ""\n' >"$dir/userlist.txt"
+  cat >"$dir/pgbouncer.ini" <<INI
+[databases]
+* = host=127.0.0.1 port=$pg_port
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $port
+unix_socket_dir =
+auth_type = trust
+auth_file = $dir/userlist.txt
+admin_users = loyalty
+stats_users = loyalty
+pool_mode = transaction
+default_pool_size = $server_connections
+max_db_connections = $server_connections
+reserve_pool_size = 0
+max_client_conn = 900
+logfile = $dir/pgbouncer.log
+pidfile = $dir/pgbouncer.pid
+log_connections = 0
+log_disconnections = 0
+INI
+  [ "$(id -u)" -eq 0 ] && chown -R postgres "$dir"
+  pg_run "$bin" -d "$dir/pgbouncer.ini" >"$dir/start.log" 2>&1 ||
+    { cat "$dir/start.log" "$dir/pgbouncer.log" >&2 2>/dev/null; die "PgBouncer did not start"; }
+  for _ in $(seq 100); do
+    psql -h 127.0.0.1 -p "$port" -U loyalty -d loyalty -qAt -c 'SELECT 1' >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  psql -h 127.0.0.1 -p "$port" -U loyalty -d loyalty -qAt -c 'SELECT 1' >/dev/null 2>&1 ||
+    { tail -20 "$dir/pgbouncer.log" >&2; die "PgBouncer does not answer on $port"; }
+  printf '%s %s\n' "$dir" "$port"
+}
+
+# pgbouncer_stop DIR: stops the PgBouncer of pgbouncer_start and removes its folder.
+pgbouncer_stop() {
+  local dir=$1
+  case "$dir" in /tmp/loyalty-pgbouncer.*) ;; *) return 0 ;; esac
+  if [ -f "$dir/pgbouncer.pid" ]; then
+    kill "$(cat "$dir/pgbouncer.pid")" 2>/dev/null || true
+    for _ in $(seq 50); do [ -f "$dir/pgbouncer.pid" ] || break; sleep 0.1; done
+  fi
+  rm -rf "$dir"
 }

@@ -24,7 +24,7 @@ static void setup(void) {
     char suffix[9];
     id_random_token("abcdefghijklmnopqrstuvwxyz", 8, suffix);
     snprintf(schema, sizeof schema, "db_test_%s", suffix);
-    db = db_create(harness_pg_dsn(), schema, "db-test", 10000);
+    db = harness_db_create(schema, "db-test");
     char ddl[256];
     snprintf(ddl, sizeof ddl,
              "CREATE SCHEMA %s; CREATE TABLE %s.t (k text PRIMARY KEY, v bigint NOT NULL, "
@@ -178,9 +178,9 @@ Test(runtime_db, a_named_constraint_answers_the_refusal) {
 Test(runtime_db, a_refused_row_count_rolls_back_even_when_only_the_commit_follows) {
     /* The row count is checked by the runtime, not by PostgreSQL: a COMMIT sent in the same
      * round trip would commit regardless. */
-    fail_arg_t a = {.update_instead = true,
-                    .expect = {.rows = 1,
-                               .refusal = status_make(STATUS_FAILED_PRECONDITION, "NOBODY", "x")}};
+    fail_arg_t a = {
+        .update_instead = true,
+        .expect = {.rows = 1, .refusal = status_make(STATUS_FAILED_PRECONDITION, "NOBODY", "x")}};
     for (int last_is_commit = 0; last_is_commit <= 1; last_is_commit++) {
         a.last_is_commit = last_is_commit;
         status_t st = db_tx(db, fail_tx, &a);

@@ -34,7 +34,7 @@ static void setup(void) {
     char suffix[9];
     id_random_token("abcdefghijklmnopqrstuvwxyz", 8, suffix);
     snprintf(schema, sizeof schema, "outbox_test_%s", suffix);
-    db = db_create(harness_pg_dsn(), schema, "outbox-test", 10000);
+    db = harness_db_create(schema, "outbox-test");
     status_t st = db_migrate(db, runtime_migrations, NULL);
     cr_assert(status_is_ok(&st), "%s", st.message);
     cache = cache_create(redis.url, 60);
@@ -165,7 +165,7 @@ typedef struct racer {
 
 static void *racer_main(void *p) {
     racer_t *r = p;
-    db_t *d = db_create(harness_pg_dsn(), schema, "outbox-test", 10000);
+    db_t *d = harness_db_create(schema, "outbox-test");
     cache_t *c = cache_create(redis.url, 60);
     int64_t n = 0;
     for (int round = 0; round < 50; round++) {

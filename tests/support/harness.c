@@ -155,6 +155,18 @@ const char *harness_pg_dsn(void) {
     return dsn;
 }
 
+db_t *harness_db_create(const char *schema, const char *application_name) {
+    const char *pooler = getenv("LOYALTY_PG_POOLER");
+    db_options_t opts = {
+        .dsn = harness_pg_dsn(),
+        .schema = schema,
+        .application_name = application_name,
+        .statement_timeout_ms = 10000,
+        .transaction_pooler = pooler != NULL && strcmp(pooler, "transaction") == 0,
+    };
+    return db_create_with(&opts);
+}
+
 static void sleep_ms(long ms) {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
     nanosleep(&ts, NULL);
@@ -244,7 +256,9 @@ void harness_start(svc_proc_t *p, const char *name, const char *const *env) {
     memset(p, 0, sizeof *p);
     snprintf(p->name, sizeof p->name, "%s", name);
     p->port = harness_free_port();
-    p->metrics_port = harness_free_port();
+    do { /* the kernel may hand the same free port out twice in a row */
+        p->metrics_port = harness_free_port();
+    } while (p->metrics_port == p->port);
     snprintf(p->addr, sizeof p->addr, "127.0.0.1:%d", p->port);
     char dir[256];
     snprintf(dir, sizeof dir, "%s/test-logs", LOYALTY_BUILD_DIR);

@@ -6,6 +6,7 @@
 #define LOYALTY_TEST_HARNESS_H
 
 #include "arena.h"
+#include "db.h"
 #include "rpc_client.h"
 #include "status.h"
 
@@ -83,6 +84,9 @@ bool harness_file_contains(const char *path, const char *text);
 
 /** The LOYALTY_PG_DSN the tests run against. */
 const char *harness_pg_dsn(void);
+/** A database handle of its own on harness_pg_dsn() for `schema`, through a transaction pooler
+ *  when LOYALTY_PG_POOLER=transaction (tests/pooler), with a 10 s statement timeout. */
+db_t *harness_db_create(const char *schema, const char *application_name);
 
 /** Creates an empty database for this test alone and returns its DSN (dropped again by
  *  harness_fini). For tests whose services must not share tables with other tests running in
