@@ -2,7 +2,8 @@
 -- one line per statement that touches a table of the six schemas without filtering by
 -- merchant_id, none when every one does (tests/pooler/soak_replicas.c runs it after its load;
 -- docs/architecture.md#distributing-by-merchant). Filtering means `merchant_id = ...`,
--- `merchant_id IN ...`, `(merchant_id, ...) IN/= ...`, or an INSERT of a row with its merchant_id.
+-- `merchant_id IN ...`, `(merchant_id, ...) IN/= ...`, or an INSERT of a row with its merchant_id
+-- (also after a WITH that only reads, such as the audit trail's settings).
 -- Statements of the migrations (they begin with their comment) and the jobs' sweeps over every
 -- merchant (listed below, with what they are) are not hot paths and are left out.
 WITH sweeps (pattern, what) AS (VALUES
@@ -31,6 +32,7 @@ WHERE EXISTS (SELECT 1 FROM service_tables t
   AND s.q !~* 'merchant_id\s*(=|IN\M)'
   AND s.q !~* '\(merchant_id,[^)]*\)\s*(=|IN\M)'
   AND s.q !~* '^(WITH \w+ AS \()?INSERT INTO \S+ (AS \w+ )?\(merchant_id'
+  AND s.q !~* '^WITH \w+ AS \(SELECT [^;]*\) INSERT INTO \S+ \(merchant_id'
   AND s.q !~ '^--'
   AND NOT EXISTS (SELECT 1 FROM sweeps w WHERE s.q ~* w.pattern)
 ORDER BY 1;
