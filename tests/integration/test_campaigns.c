@@ -501,6 +501,30 @@ Test(campaigns, configuration_is_validated) {
     st = rpc_call(rpc_channel_get(gateway.addr), &loyalty__v1__campaign_service__descriptor,
                   "SetCampaign", &req.base, &arena, NULL, NULL);
     cr_assert_str_eq(st.reason, "INVALID_CAMPAIGN_MESSAGE_TEMPLATE");
+    /* segments are MemberSegment values: one member-svc does not define is refused. */
+    Loyalty__V1__MemberSegment segs[] = {
+        LOYALTY__V1__MEMBER_SEGMENT__MEMBER_SEGMENT_LOST,
+        (Loyalty__V1__MemberSegment)(LOYALTY__V1__MEMBER_SEGMENT__MEMBER_SEGMENT_NO_PURCHASE + 1)};
+    Loyalty__V1__Campaign wb = birthday_campaign(m, NULL);
+    wb.kind = LOYALTY__V1__CAMPAIGN_KIND__CAMPAIGN_KIND_WIN_BACK;
+    wb.segments = segs;
+    wb.n_segments = 2;
+    req.campaign = &wb;
+    req.idempotency_key = (char *)harness_key();
+    st = rpc_call(rpc_channel_get(gateway.addr), &loyalty__v1__campaign_service__descriptor,
+                  "SetCampaign", &req.base, &arena, NULL, NULL);
+    cr_assert_str_eq(st.reason, "INVALID_CAMPAIGN_SEGMENTS");
+    wb.n_segments = 1;
+    set_campaign(&wb);
+    Loyalty__V1__CampaignGetRequest get = LOYALTY__V1__CAMPAIGN_GET_REQUEST__INIT;
+    get.merchant_id = (char *)m;
+    get.kind = wb.kind;
+    ProtobufCMessage *resp = NULL;
+    OK(rpc_call(rpc_channel_get(gateway.addr), &loyalty__v1__campaign_service__descriptor,
+                "GetCampaign", &get.base, &arena, &resp, NULL));
+    Loyalty__V1__Campaign *got = ((Loyalty__V1__CampaignGetResponse *)resp)->campaign;
+    cr_assert_eq(got->n_segments, 1);
+    cr_assert_eq(got->segments[0], LOYALTY__V1__MEMBER_SEGMENT__MEMBER_SEGMENT_LOST);
     st = run_campaign(m, LOYALTY__V1__CAMPAIGN_KIND__CAMPAIGN_KIND_RE_ENGAGE, 0, false, NULL,
                       &arena);
     cr_assert_eq(st.code, STATUS_NOT_FOUND, "not configured: %s", status_code_name(st.code));
@@ -616,8 +640,9 @@ Test(campaigns, scheduler_runs_enabled_campaigns_by_itself) {
     const char *quiet = create_member(m, "Quiet", "+6594000001", "", "");
     Loyalty__V1__CampaignReward reward = LOYALTY__V1__CAMPAIGN_REWARD__INIT;
     reward.points = 25;
-    int32_t segments[] = {LOYALTY__V1__MEMBER_SEGMENT__MEMBER_SEGMENT_NEW,
-                          LOYALTY__V1__MEMBER_SEGMENT__MEMBER_SEGMENT_NO_PURCHASE};
+    Loyalty__V1__MemberSegment segments[] = {
+        LOYALTY__V1__MEMBER_SEGMENT__MEMBER_SEGMENT_NEW,
+        LOYALTY__V1__MEMBER_SEGMENT__MEMBER_SEGMENT_NO_PURCHASE};
     Loyalty__V1__Campaign c = LOYALTY__V1__CAMPAIGN__INIT;
     c.merchant_id = (char *)m;
     c.kind = LOYALTY__V1__CAMPAIGN_KIND__CAMPAIGN_KIND_RE_ENGAGE;
