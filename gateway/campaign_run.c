@@ -256,7 +256,7 @@ static void campaign_deliver(campaign_run_t *run, arena_t *a, const offer_t *o) 
     campaign_vars_t vars = {
         .name = o->member->profile ? o->member->profile->name : "",
         .points = points_text,
-        .coupon_code = coupon ? coupon->id : "",
+        .coupon_code = coupon ? (coupon->code[0] ? coupon->code : coupon->id) : "",
         .coupon_expires = coupon_expires,
         .expiry_date = o->expiry_date,
         .expiring_points = expiring_text,
