@@ -83,9 +83,11 @@ static status_t check_segments(const Loyalty__V1__Campaign *c, bool required) {
         return status_invalid_field("campaign.segments", "name at least one segment");
     }
     for (size_t i = 0; i < c->n_segments; i++) {
-        if (c->segments[i] < 1 || c->segments[i] > 16) {
-            return status_invalid_field("campaign.segments", "unknown segment %d",
-                                        (int)c->segments[i]);
+        int v = (int)c->segments[i];
+        if (v == LOYALTY__V1__MEMBER_SEGMENT__MEMBER_SEGMENT_UNSPECIFIED ||
+            protobuf_c_enum_descriptor_get_value(&loyalty__v1__member_segment__descriptor, v) ==
+                NULL) {
+            return status_invalid_field("campaign.segments", "unknown segment %d", v);
         }
     }
     return status_ok();

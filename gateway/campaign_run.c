@@ -256,7 +256,7 @@ static void campaign_deliver(campaign_run_t *run, arena_t *a, const offer_t *o) 
     campaign_vars_t vars = {
         .name = o->member->profile ? o->member->profile->name : "",
         .points = points_text,
-        .coupon_code = coupon ? coupon->id : "",
+        .coupon_code = coupon ? (coupon->code[0] ? coupon->code : coupon->id) : "",
         .coupon_expires = coupon_expires,
         .expiry_date = o->expiry_date,
         .expiring_points = expiring_text,
@@ -484,7 +484,7 @@ static status_t run_welcome(campaign_run_t *run) {
 static status_t run_by_segments(campaign_run_t *run, member_visit_fn visit) {
     for (size_t i = 0; i < run->c->n_segments; i++) {
         Loyalty__V1__MemberListFilter f = LOYALTY__V1__MEMBER_LIST_FILTER__INIT;
-        f.segment = (Loyalty__V1__MemberSegment)run->c->segments[i];
+        f.segment = run->c->segments[i];
         status_t st = campaign_for_each_member(run, &f, visit);
         if (!status_is_ok(&st)) {
             return st;

@@ -117,8 +117,16 @@ static status_t check_cart(const Loyalty__V1__GatewayCart *cart) {
             return st;
         }
     }
-    if (cart->n_coupon_ids > GW_COUPONS_MAX) {
-        return status_invalid_field("cart.coupon_ids", "at most %d coupons", GW_COUPONS_MAX);
+    if (cart->n_coupon_ids > GW_COUPONS_MAX ||
+        cart->n_coupon_codes > GW_COUPONS_MAX - cart->n_coupon_ids) {
+        return status_invalid_field(cart->n_coupon_codes ? "cart.coupon_codes" : "cart.coupon_ids",
+                                    "at most %d coupons (ids and codes together)", GW_COUPONS_MAX);
+    }
+    for (size_t i = 0; i < cart->n_coupon_codes; i++) {
+        status_t st = validate_text("cart.coupon_codes", cart->coupon_codes[i], 1, 64);
+        if (!status_is_ok(&st)) {
+            return st;
+        }
     }
     for (size_t i = 0; i < cart->n_coupon_ids; i++) {
         status_t st = gw_check_id("cart.coupon_ids", cart->coupon_ids[i], ID_MAX + 16);
@@ -193,6 +201,8 @@ static Loyalty__V1__PromoCart *promo_cart(arena_t *a, const char *member_id,
     pc->n_codes = cart->n_codes;
     pc->coupon_ids = cart->coupon_ids;
     pc->n_coupon_ids = cart->n_coupon_ids;
+    pc->coupon_codes = cart->coupon_codes;
+    pc->n_coupon_codes = cart->n_coupon_codes;
     pc->lines = arena_alloc(a, (cart->n_lines + 1) * sizeof *pc->lines);
     pc->n_lines = cart->n_lines;
     for (size_t i = 0; i < cart->n_lines; i++) {

@@ -162,6 +162,34 @@ static status_t group_outcome(gw_call_t *g, int n, status_t st) {
     return status_ok();
 }
 
+/* The member's own referral code and share links for the answer: a read logged like the
+ * others (a resumed saga answers from the log). After the attach, which may create the member's
+ * referral row, never beside it. A refusal leaves them empty; a transient error leaves the saga
+ * to be completed later, like the steps before it. */
+static status_t registration_read_code(gw_saga_t *x, Loyalty__V1__GatewayRegistration *r,
+                                       const char *member_id) {
+    Loyalty__V1__ReferralGetCodeRequest *q =
+        pb_new(x->a, &loyalty__v1__referral_get_code_request__descriptor);
+    q->merchant_id = x->merchant_id;
+    q->member_id = (char *)member_id;
+    gw_call_t c;
+    gw_call_init(&c, x->svc->referral, &loyalty__v1__referral_service__descriptor,
+                 "GetReferralCode", &q->base, "referral_code");
+    status_t st = gw_read(x, &c);
+    if (status_is_ok(&st)) {
+        Loyalty__V1__ReferralGetCodeResponse *code = (void *)c.response;
+        r->referral_code = code->code;
+        r->referral_links = code->links;
+        return st;
+    }
+    if (gw_classify(&st) == GW_ERR_PERMANENT) {
+        log_msg(LOG_WARN, "registration %s: no referral code for the answer: %s", x->id,
+                st.message);
+        return status_ok();
+    }
+    return st;
+}
+
 static status_t registration_complete(gw_saga_t *x) {
     const Loyalty__V1__GatewayRegisterMemberRequest *req = (void *)gw_saga_request(x);
     Loyalty__V1__GatewayRegistration *r = reg_ctx(x);
@@ -176,6 +204,10 @@ static status_t registration_complete(gw_saga_t *x) {
     int n = registration_group1(x, req, member_id, g);
     status_t st = group_outcome(g, n, gw_steps(x, g, n));
     registration_fill1(x, r, g, n);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    st = registration_read_code(x, r, member_id);
     if (!status_is_ok(&st)) {
         return st;
     }

@@ -152,21 +152,33 @@ static status_t load_coupons(rpc_ctx_t *ctx, promo_pricing_t *pc, bool lock) {
     Loyalty__V1__PromoCoupon **found = NULL;
     bool *held = NULL;
     size_t n_found = 0;
-    status_t st = promo_store_coupons_for_cart(ctx->db, ctx->arena, ctx->merchant_id,
-                                               pc->cart.coupon_ids, pc->cart.n_coupon_ids,
-                                               ctx->now_s, lock, &found, &held, &n_found);
+    const size_t n_ids = pc->cart.n_coupon_ids;
+    status_t st = promo_store_coupons_for_cart(
+        ctx->db, ctx->arena, ctx->merchant_id, pc->cart.coupon_ids, n_ids, pc->cart.coupon_codes,
+        pc->cart.n_coupon_codes, ctx->now_s, lock, &found, &held, &n_found);
     if (!status_is_ok(&st)) {
         return st;
     }
-    pc->n_coupons = pc->cart.n_coupon_ids;
+    pc->n_coupons = n_ids + pc->cart.n_coupon_codes;
     pc->coupons = arena_alloc(ctx->arena, (pc->n_coupons + 1) * sizeof *pc->coupons);
     for (size_t j = 0; j < pc->n_coupons; j++) {
         promo_coupon_input_t *in = &pc->coupons[j];
-        in->coupon_id = pc->cart.coupon_ids[j];
+        in->coupon_id = j < n_ids ? pc->cart.coupon_ids[j] : "";
+        in->code = j < n_ids ? "" : pc->cart.coupon_codes[j - n_ids];
         for (size_t k = 0; k < n_found; k++) {
-            if (strcmp(found[k]->id, in->coupon_id) == 0) {
+            bool match = j < n_ids ? strcmp(found[k]->id, in->coupon_id) == 0
+                                   : strcmp(found[k]->code, in->code) == 0;
+            /* A code only finds the cart member's coupon: another member's code is unknown to
+             * this cart, and its id is not shown. */
+            if (match && j >= n_ids && strcmp(found[k]->member_id, pc->cart.member_id) != 0) {
+                match = false;
+            }
+            if (match) {
                 in->coupon = found[k];
                 in->held_elsewhere = held[k];
+                if (j >= n_ids) {
+                    in->coupon_id = found[k]->id;
+                }
             }
         }
     }
@@ -318,6 +330,11 @@ status_t promo_pricing_check_requested(const promo_pricing_t *pc) {
         const Loyalty__V1__PromoConsidered *c = q->considered[i];
         if (c->applied) {
             continue;
+        }
+        if (c->kind == SRC(COUPON) && c->code[0] != '\0') {
+            return status_make(STATUS_FAILED_PRECONDITION, promo_reason_name(c->reason),
+                               "coupon code %s cannot be applied: %s", c->code,
+                               promo_reason_name(c->reason));
         }
         if (c->kind == SRC(COUPON)) {
             return status_make(STATUS_FAILED_PRECONDITION, promo_reason_name(c->reason),

@@ -569,10 +569,18 @@ static void promotion_step(quote_t *q) {
 
 /* ---- steps 3 and 4: coupons, then the shipping coupon ---- */
 
+/* What makes two cart coupons the same: the coupon found, else what the cart said. */
+static const char *coupon_key(const promo_coupon_input_t *in) {
+    if (in->coupon != NULL) {
+        return in->coupon->id;
+    }
+    return in->code != NULL && in->code[0] != '\0' ? in->code : in->coupon_id;
+}
+
 static promo_reason_t coupon_precheck(const quote_t *q, size_t j) {
     const promo_coupon_input_t *in = &q->in->coupons[j];
     for (size_t k = 0; k < j; k++) {
-        if (strcmp(q->in->coupons[k].coupon_id, in->coupon_id) == 0) {
+        if (strcmp(coupon_key(&q->in->coupons[k]), coupon_key(in)) == 0) {
             return PROMO_REASON(DUPLICATE);
         }
     }
@@ -773,6 +781,7 @@ static void result_coupons(quote_t *q, Loyalty__V1__PromoQuoteResult *r) {
         Loyalty__V1__PromoConsidered *o = considered_new(q->a);
         o->kind = SRC(COUPON);
         o->coupon_id = (char *)s->in->coupon_id;
+        o->code = (char *)(s->in->code != NULL ? s->in->code : "");
         if (s->in->coupon != NULL && s->reason != PROMO_REASON(COUPON_NOT_FOUND)) {
             o->name = s->in->coupon->name;
         }

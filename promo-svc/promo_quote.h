@@ -1,9 +1,9 @@
-/* promo_quote.h -- the quote engine: prices a cart through the pricing order (docs/domain.md#pricing-order) (tier step,
- * promotions by priority with stacking and exclusivity, coupons, shipping) and explains every
- * promotion and coupon it considered. The pricing and rounding rules it implements are written
- * at the top of proto/loyalty/v1/promo.proto. Pure functions, no I/O; the caller (Quote and
- * Reserve) gathers the promotions, codes, coupons and limit counters. Unit-tested in
- * tests/unit/test_promo_quote.c. */
+/* promo_quote.h -- the quote engine: prices a cart through the pricing order
+ * (docs/domain.md#pricing-order) (tier step, promotions by priority with stacking and exclusivity,
+ * coupons, shipping) and explains every promotion and coupon it considered. The pricing and
+ * rounding rules it implements are written at the top of proto/loyalty/v1/promo.proto. Pure
+ * functions, no I/O; the caller (Quote and Reserve) gathers the promotions, codes, coupons and
+ * limit counters. Unit-tested in tests/unit/test_promo_quote.c. */
 #ifndef PROMO_QUOTE_H
 #define PROMO_QUOTE_H
 
@@ -37,7 +37,8 @@ typedef struct promo_candidate {
 
 /** One coupon id from the cart and what the store found for it. */
 typedef struct promo_coupon_input {
-    const char *coupon_id;                  /* as in the cart */
+    const char *coupon_id;                  /* as in the cart; by code: the coupon's, or "" */
+    const char *code;                       /* by code: as normalised; NULL or "" by id */
     const Loyalty__V1__PromoCoupon *coupon; /* NULL when unknown or not the cart member's */
     bool held_elsewhere;                    /* RESERVED by another live checkout */
 } promo_coupon_input_t;

@@ -150,7 +150,7 @@ status_t promo_rpc_issue_coupon(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
     }
     st = promo_store_template_take(ctx->db, ctx->merchant_id, t, req->member_id);
     if (status_is_ok(&st)) {
-        st = promo_store_coupon_insert(ctx->db, ctx->merchant_id, c);
+        st = promo_store_coupon_insert(ctx->db, ctx->arena, ctx->merchant_id, c);
     }
     if (status_is_ok(&st)) {
         resp->coupon = c;

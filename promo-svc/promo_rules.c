@@ -369,12 +369,20 @@ status_t promo_rules_check_cart(arena_t *a, const Loyalty__V1__PromoCart *in,
         CHECK(promo_rules_normalize_code("cart.codes", in->codes[i], code));
         out->codes[i] = arena_strdup(a, code);
     }
-    if (in->n_coupon_ids > PROMO_CART_COUPONS_MAX) {
-        return status_invalid_field("cart.coupon_ids", "at most %d coupons",
+    if (in->n_coupon_ids > PROMO_CART_COUPONS_MAX ||
+        in->n_coupon_codes > PROMO_CART_COUPONS_MAX - in->n_coupon_ids) {
+        return status_invalid_field(in->n_coupon_codes ? "cart.coupon_codes" : "cart.coupon_ids",
+                                    "at most %d coupons (ids and codes together)",
                                     PROMO_CART_COUPONS_MAX);
     }
     for (size_t i = 0; i < in->n_coupon_ids; i++) {
         CHECK(validate_token("cart.coupon_ids", in->coupon_ids[i], PROMO_TOKEN_MAX));
+    }
+    out->coupon_codes = arena_alloc(a, (in->n_coupon_codes + 1) * sizeof *out->coupon_codes);
+    for (size_t i = 0; i < in->n_coupon_codes; i++) {
+        char code[PROMO_CODE_MAX + 1];
+        CHECK(promo_rules_normalize_code("cart.coupon_codes", in->coupon_codes[i], code));
+        out->coupon_codes[i] = arena_strdup(a, code);
     }
     return check_range("cart.at", in->at, 0, INT64_MAX);
 }

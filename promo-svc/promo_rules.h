@@ -36,7 +36,9 @@
 #define PROMO_ACTIVE_MAX 200 /* active promotions per merchant */
 #define PROMO_CART_LINES_MAX 200
 #define PROMO_CART_CODES_MAX 5
-#define PROMO_CART_COUPONS_MAX 5
+#define PROMO_CART_COUPONS_MAX 5 /* coupon_ids and coupon_codes together */
+#define PROMO_COUPON_CODE_LEN 10 /* from PROMO_CODE_ALPHABET: 50 bits */
+#define PROMO_COUPON_CODE_ATTEMPTS 5
 #define PROMO_QUANTITY_MAX 100000
 #define PROMO_COUPON_VALID_DAYS_MAX 3650
 #define PROMO_COUPON_PER_MEMBER_MAX 1000

@@ -130,8 +130,10 @@ status_t promo_store_template_take(db_t *db, const char *merchant_id,
                                    const Loyalty__V1__PromoCouponTemplate *t,
                                    const char *member_id);
 
-status_t promo_store_coupon_insert(db_t *db, const char *merchant_id,
-                                   const Loyalty__V1__PromoCoupon *c);
+/** Inserts a coupon under a code drawn here (c->code, arena memory), drawing again on the rare
+ *  collision; ABORTED CODE_COLLISION (safe to retry) after PROMO_COUPON_CODE_ATTEMPTS. */
+status_t promo_store_coupon_insert(db_t *db, arena_t *a, const char *merchant_id,
+                                   Loyalty__V1__PromoCoupon *c);
 
 /** NOT_FOUND COUPON_NOT_FOUND. The status is as stored (see promo_rules_coupon_status). */
 status_t promo_store_coupon_get(db_t *db, arena_t *a, const char *merchant_id, const char *id,
@@ -143,10 +145,12 @@ status_t promo_store_coupons_list(db_t *db, arena_t *a, const char *merchant_id,
                                   int64_t now, const char *after_id, int limit,
                                   Loyalty__V1__PromoCoupon ***out, size_t *n, bool *more);
 
-/** The coupons of ids[0..n) (in id order, unknown ones absent), each with whether a live
- *  reservation holds it at `now`; `lock` locks them. */
+/** The coupons of ids[0..n) and of codes[0..n_codes) (normalised, upper case), in id order,
+ *  unknown ones absent, each with whether a live reservation holds it at `now`; `lock` locks
+ *  them. */
 status_t promo_store_coupons_for_cart(db_t *db, arena_t *a, const char *merchant_id,
-                                      char *const *ids, size_t n, int64_t now, bool lock,
+                                      char *const *ids, size_t n, char *const *codes,
+                                      size_t n_codes, int64_t now, bool lock,
                                       Loyalty__V1__PromoCoupon ***out, bool **held_live,
                                       size_t *n_out);
 

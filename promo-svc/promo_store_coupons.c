@@ -2,8 +2,10 @@
  * coupons in PostgreSQL. */
 #include "promo_store.h"
 
+#include "ids.h"
 #include "pb.h"
 #include "pgarray.h"
+#include "promo_rules.h"
 
 #define TEMPLATE_COLUMNS                                                                           \
     "id, merchant_id, name, kind, amount_off_cents, percent_off_bps, max_discount_cents, "         \
@@ -179,10 +181,12 @@ status_t promo_store_template_take(db_t *db, const char *merchant_id,
 #define COUPON_COLUMNS                                                                             \
     "c.id, c.merchant_id, c.member_id, c.template_id, c.name, c.kind, c.amount_off_cents, "        \
     "c.percent_off_bps, c.max_discount_cents, c.min_spend_cents, c.source, c.status, "             \
-    "c.valid_from_at, c.valid_until_at, c.issued_at, c.used_at, coalesce(c.checkout_id, '')"
-/* Column 17 of a coupon read: whether a RESERVED coupon's reservation still holds it at `now`
+    "c.valid_from_at, c.valid_until_at, c.issued_at, c.used_at, coalesce(c.checkout_id, ''), "     \
+    "coalesce(c.code, '')"
+/* Column 18 of a coupon read: whether a RESERVED coupon's reservation still holds it at `now`
  * (a parameter); an expired reservation frees the coupon before the job writes it back. */
-#define COUPON_HELD_LIVE(now) "coalesce(c.status = 2 AND r.status = 1 AND r.expires_at > " now ", false)"
+#define COUPON_HELD_LIVE(now)                                                                      \
+    "coalesce(c.status = 2 AND r.status = 1 AND r.expires_at > " now ", false)"
 #define COUPON_JOIN_RESERVATION                                                                    \
     "LEFT JOIN reservations r ON r.merchant_id = c.merchant_id AND r.checkout_id = c.checkout_id "
 
@@ -205,11 +209,14 @@ static Loyalty__V1__PromoCoupon *coupon_from_row(arena_t *a, const PGresult *r, 
     c->issued_at = db_get_int(r, i, 14);
     c->used_at = db_get_int(r, i, 15);
     c->checkout_id = arena_strdup(a, db_get_str(r, i, 16));
+    c->code = arena_strdup(a, db_get_str(r, i, 17));
     return c;
 }
 
-status_t promo_store_coupon_insert(db_t *db, const char *merchant_id,
-                                   const Loyalty__V1__PromoCoupon *c) {
+/* One insert under `code`; *inserted false when the code is taken (the id is fresh). */
+static status_t coupon_insert_once(db_t *db, const char *merchant_id,
+                                   const Loyalty__V1__PromoCoupon *c, const char *code,
+                                   bool *inserted) {
     db_params_t p;
     db_params_init(&p);
     db_param_text(&p, merchant_id);
@@ -226,12 +233,41 @@ status_t promo_store_coupon_insert(db_t *db, const char *merchant_id,
     db_param_int(&p, c->valid_from_at);
     db_param_int(&p, c->valid_until_at);
     db_param_int(&p, c->issued_at);
-    return db_exec(db,
-                   "INSERT INTO coupons (merchant_id, id, member_id, template_id, name, kind, "
-                   " amount_off_cents, percent_off_bps, max_discount_cents, min_spend_cents, "
-                   " source, valid_from_at, valid_until_at, issued_at) "
-                   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-                   &p, NULL);
+    db_param_text(&p, code);
+    PGresult *r = NULL;
+    /* ON CONFLICT without a target: the only conflict a fresh id can meet is the code's. */
+    status_t st =
+        db_exec(db,
+                "INSERT INTO coupons (merchant_id, id, member_id, template_id, name, "
+                " kind, amount_off_cents, percent_off_bps, max_discount_cents, "
+                " min_spend_cents, source, valid_from_at, valid_until_at, issued_at, code) "
+                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) "
+                "ON CONFLICT DO NOTHING RETURNING id",
+                &p, &r);
+    if (status_is_ok(&st)) {
+        *inserted = PQntuples(r) == 1;
+        PQclear(r);
+    }
+    return st;
+}
+
+status_t promo_store_coupon_insert(db_t *db, arena_t *a, const char *merchant_id,
+                                   Loyalty__V1__PromoCoupon *c) {
+    for (int attempt = 0; attempt < PROMO_COUPON_CODE_ATTEMPTS; attempt++) {
+        char code[PROMO_COUPON_CODE_LEN + 1];
+        id_random_token(PROMO_CODE_ALPHABET, PROMO_COUPON_CODE_LEN, code);
+        bool inserted = false;
+        status_t st = coupon_insert_once(db, merchant_id, c, code, &inserted);
+        if (!status_is_ok(&st)) {
+            return st;
+        }
+        if (inserted) {
+            c->code = arena_strdup(a, code);
+            return st;
+        }
+    }
+    return status_make(STATUS_ABORTED, "CODE_COLLISION",
+                       "could not draw a unique coupon code; safe to retry");
 }
 
 status_t promo_store_coupon_get(db_t *db, arena_t *a, const char *merchant_id, const char *id,
@@ -243,15 +279,16 @@ status_t promo_store_coupon_get(db_t *db, arena_t *a, const char *merchant_id, c
     db_param_int(&p, now);
     PGresult *r = NULL;
     status_t st = db_exec_row(db,
-                              "SELECT " COUPON_COLUMNS ", " COUPON_HELD_LIVE("$3") " "
-                              "FROM coupons c " COUPON_JOIN_RESERVATION
-                              "WHERE c.merchant_id = $1 AND c.id = $2",
+                              "SELECT " COUPON_COLUMNS
+                              ", " COUPON_HELD_LIVE("$3") " "
+                                                          "FROM coupons c " COUPON_JOIN_RESERVATION
+                                                          "WHERE c.merchant_id = $1 AND c.id = $2",
                               &p, &r, STATUS_NOT_FOUND, "COUPON_NOT_FOUND", "coupon not found");
     if (!status_is_ok(&st)) {
         return st;
     }
     *out = coupon_from_row(a, r, 0);
-    (*out)->status = promo_rules_coupon_status((*out)->status, db_get_bool(r, 0, 17),
+    (*out)->status = promo_rules_coupon_status((*out)->status, db_get_bool(r, 0, 18),
                                                (*out)->valid_until_at, now);
     PQclear(r);
     return status_ok();
@@ -273,18 +310,21 @@ status_t promo_store_coupons_list(db_t *db, arena_t *a, const char *merchant_id,
     /* The filter is on the status a member sees (promo_rules_coupon_status): EXPIRED is not
      * stored, and a RESERVED coupon whose reservation ended is free again before the job
      * writes it back. */
-    static const char list_sql[] =
-        "SELECT " COUPON_COLUMNS ", " COUPON_HELD_LIVE("$4") " "
-        "FROM coupons c " COUPON_JOIN_RESERVATION
-        "WHERE c.merchant_id = $1 AND c.member_id = $2 AND ($5 = '' OR c.id < $5) "
-        " AND CASE $3::int WHEN 0 THEN true "
-        "  WHEN 1 THEN (c.status = 1 OR (c.status = 2 AND NOT " COUPON_HELD_LIVE("$4") ")) "
-        "   AND c.valid_until_at > $4 "
-        "  WHEN 2 THEN c.status = 2 AND " COUPON_HELD_LIVE("$4") " "
-        "  WHEN 4 THEN (c.status = 1 OR (c.status = 2 AND NOT " COUPON_HELD_LIVE("$4") ")) "
-        "   AND c.valid_until_at <= $4 "
-        "  ELSE c.status = $3::int END "
-        "ORDER BY c.id DESC LIMIT $6";
+    static const char list_sql[] = "SELECT " COUPON_COLUMNS ", " COUPON_HELD_LIVE(
+        "$4") " "
+              "FROM coupons c " COUPON_JOIN_RESERVATION
+              "WHERE c.merchant_id = $1 AND c.member_id = $2 AND ($5 = '' OR c.id < $5) "
+              " AND CASE $3::int WHEN 0 THEN true "
+              "  WHEN 1 THEN (c.status = 1 OR (c.status = 2 AND NOT " COUPON_HELD_LIVE(
+                  "$4") ")) "
+                        "   AND c.valid_until_at > $4 "
+                        "  WHEN 2 THEN c.status = 2 AND " COUPON_HELD_LIVE(
+                            "$4") " "
+                                  "  WHEN 4 THEN (c.status = 1 OR (c.status = 2 AND "
+                                  "NOT " COUPON_HELD_LIVE("$4") ")) "
+                                                                "   AND c.valid_until_at <= $4 "
+                                                                "  ELSE c.status = $3::int END "
+                                                                "ORDER BY c.id DESC LIMIT $6";
     status_t st = db_exec(db, list_sql, &p, &r);
     if (!status_is_ok(&st)) {
         return st;
@@ -295,7 +335,7 @@ status_t promo_store_coupons_list(db_t *db, arena_t *a, const char *merchant_id,
     *out = arena_alloc(a, ((size_t)rows + 1) * sizeof **out);
     for (int i = 0; i < rows; i++) {
         (*out)[i] = coupon_from_row(a, r, i);
-        (*out)[i]->status = promo_rules_coupon_status((*out)[i]->status, db_get_bool(r, i, 17),
+        (*out)[i]->status = promo_rules_coupon_status((*out)[i]->status, db_get_bool(r, i, 18),
                                                       (*out)[i]->valid_until_at, now);
     }
     *n = (size_t)rows;
@@ -304,13 +344,14 @@ status_t promo_store_coupons_list(db_t *db, arena_t *a, const char *merchant_id,
 }
 
 status_t promo_store_coupons_for_cart(db_t *db, arena_t *a, const char *merchant_id,
-                                      char *const *ids, size_t n, int64_t now, bool lock,
+                                      char *const *ids, size_t n, char *const *codes,
+                                      size_t n_codes, int64_t now, bool lock,
                                       Loyalty__V1__PromoCoupon ***out, bool **held_live,
                                       size_t *n_out) {
     *n_out = 0;
-    *out = arena_alloc(a, (n + 1) * sizeof **out);
-    *held_live = arena_alloc(a, (n + 1) * sizeof **held_live);
-    if (n == 0) {
+    *out = arena_alloc(a, (n + n_codes + 1) * sizeof **out);
+    *held_live = arena_alloc(a, (n + n_codes + 1) * sizeof **held_live);
+    if (n + n_codes == 0) {
         return status_ok();
     }
     db_params_t p;
@@ -318,19 +359,22 @@ status_t promo_store_coupons_for_cart(db_t *db, arena_t *a, const char *merchant
     db_param_text(&p, merchant_id);
     db_param_text(&p, pgarray_encode(a, ids, n));
     db_param_int(&p, now);
+    db_param_text(&p, pgarray_encode(a, codes, n_codes));
 #define CART_COUPONS                                                                               \
-    "SELECT " COUPON_COLUMNS ", " COUPON_HELD_LIVE("$3") " "                                       \
-    "FROM coupons c " COUPON_JOIN_RESERVATION                                                      \
-    "WHERE c.merchant_id = $1 AND c.id = ANY($2::text[]) ORDER BY c.id"
+    "SELECT " COUPON_COLUMNS ", " COUPON_HELD_LIVE(                                                \
+        "$3") " "                                                                                  \
+              "FROM coupons c " COUPON_JOIN_RESERVATION                                            \
+              "WHERE c.merchant_id = $1 AND (c.id = ANY($2::text[]) OR c.code = ANY($4::text[])) " \
+              "ORDER BY c.id"
     PGresult *r = NULL;
     status_t st = db_exec(db, lock ? CART_COUPONS " FOR UPDATE OF c" : CART_COUPONS, &p, &r);
 #undef CART_COUPONS
     if (!status_is_ok(&st)) {
         return st;
     }
-    for (int i = 0; i < PQntuples(r) && (size_t)i < n; i++) {
+    for (int i = 0; i < PQntuples(r) && (size_t)i < n + n_codes; i++) {
         (*out)[i] = coupon_from_row(a, r, i);
-        (*held_live)[i] = db_get_bool(r, i, 17);
+        (*held_live)[i] = db_get_bool(r, i, 18);
         (*n_out)++;
     }
     PQclear(r);

@@ -474,6 +474,7 @@ static inline Loyalty__V1__GatewayCart *new_cart(void) {
     c->lines = arena_alloc(&arena, 16 * sizeof *c->lines);
     c->codes = arena_alloc(&arena, 8 * sizeof *c->codes);
     c->coupon_ids = arena_alloc(&arena, 8 * sizeof *c->coupon_ids);
+    c->coupon_codes = arena_alloc(&arena, 8 * sizeof *c->coupon_codes);
     return c;
 }
 

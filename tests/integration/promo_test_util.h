@@ -116,6 +116,7 @@ static inline Loyalty__V1__PromoCart *pt_cart(arena_t *a, const char *member_id)
     c->lines = arena_alloc(a, 16 * sizeof *c->lines);
     c->codes = arena_alloc(a, 8 * sizeof *c->codes);
     c->coupon_ids = arena_alloc(a, 8 * sizeof *c->coupon_ids);
+    c->coupon_codes = arena_alloc(a, 8 * sizeof *c->coupon_codes);
     return c;
 }
 

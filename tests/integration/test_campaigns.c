@@ -23,7 +23,10 @@ static redis_proc_t redis;
 static svc_proc_t member, points, promo, gateway;
 static arena_t arena;
 
-static void setup(void) {
+/* job_interval_env: JOB_INTERVAL_S=0 keeps the campaign scheduler off (the tests run their
+ * campaigns themselves, so that the counts they check are their runs'), =1 lets it look for due
+ * campaigns every second (60 s by default). */
+static void setup_with(const char *job_interval_env) {
     harness_init();
     arena_init(&arena);
     harness_redis_start(&redis);
@@ -40,10 +43,17 @@ static void setup(void) {
     snprintf(addrs[0], sizeof addrs[0], "MEMBER_SVC_ADDR=%s", member.addr);
     snprintf(addrs[1], sizeof addrs[1], "POINTS_SVC_ADDR=%s", points.addr);
     snprintf(addrs[2], sizeof addrs[2], "PROMO_SVC_ADDR=%s", promo.addr);
-    /* The scheduler looks for due campaigns every second here (60 s by default). */
-    const char *gw_env[] = {redis_env,          pg_env, addrs[0], addrs[1], addrs[2],
-                            "JOB_INTERVAL_S=1", NULL};
+    const char *gw_env[] = {redis_env, pg_env,           addrs[0], addrs[1],
+                            addrs[2],  job_interval_env, NULL};
     harness_start(&gateway, "gateway", gw_env);
+}
+
+static void setup(void) {
+    setup_with("JOB_INTERVAL_S=0");
+}
+
+static void setup_scheduler(void) {
+    setup_with("JOB_INTERVAL_S=1");
 }
 
 static void teardown(void) {
@@ -60,6 +70,7 @@ static void teardown(void) {
 }
 
 TestSuite(campaigns, .init = setup, .fini = teardown, .timeout = 180);
+TestSuite(campaign_scheduler, .init = setup_scheduler, .fini = teardown, .timeout = 180);
 
 #define OK(expr)                                                                                   \
     do {                                                                                           \
@@ -215,7 +226,7 @@ static Loyalty__V1__Campaign birthday_campaign(const char *m, Loyalty__V1__Campa
     Loyalty__V1__Campaign c = LOYALTY__V1__CAMPAIGN__INIT;
     c.merchant_id = (char *)m;
     c.kind = LOYALTY__V1__CAMPAIGN_KIND__CAMPAIGN_KIND_BIRTHDAY;
-    c.enabled = false; /* the test runs it; the scheduler stays out of the way */
+    c.enabled = true; /* RunCampaign refuses a disabled one; the scheduler is off here */
     c.channel = LOYALTY__V1__CAMPAIGN_CHANNEL__CAMPAIGN_CHANNEL_SMS;
     c.birthday_timing = LOYALTY__V1__CAMPAIGN_BIRTHDAY_TIMING__CAMPAIGN_BIRTHDAY_TIMING_ON_DAY;
     c.message_template = "Happy birthday {{name}}: {{points}} points and coupon {{coupon_code}}";
@@ -275,8 +286,7 @@ Test(campaigns, birthday_rewards_and_messages_once_per_year) {
     Loyalty__V1__Campaign c = birthday_campaign(m, &reward);
     set_campaign(&c);
 
-    /* No campaign of this test's database is enabled: the scheduler runs none of them, so the
-     * counters move by this test's runs only. */
+    /* The scheduler is off in this suite: the counters move by this test's runs only. */
     campaign_counts_t counts = campaign_counts();
     Loyalty__V1__CampaignRunResult *r = NULL;
     OK(run_campaign(m, c.kind, now, true, &r, &arena));
@@ -451,6 +461,7 @@ Test(campaigns, win_back_and_welcome_target_the_right_members) {
     wb.kind = LOYALTY__V1__CAMPAIGN_KIND__CAMPAIGN_KIND_WIN_BACK;
     wb.channel = LOYALTY__V1__CAMPAIGN_CHANNEL__CAMPAIGN_CHANNEL_WHATSAPP;
     wb.inactive_days = 90;
+    wb.enabled = true;
     wb.reward = &reward;
     wb.message_template = "We miss you {{name}}: {{points}} points until {{expiry_date}}";
     set_campaign(&wb);
@@ -467,6 +478,7 @@ Test(campaigns, win_back_and_welcome_target_the_right_members) {
     wel.kind = LOYALTY__V1__CAMPAIGN_KIND__CAMPAIGN_KIND_WELCOME_SERIES;
     wel.channel = LOYALTY__V1__CAMPAIGN_CHANNEL__CAMPAIGN_CHANNEL_SMS;
     wel.welcome_reminder_days = 7;
+    wel.enabled = true;
     wel.message_template = "{{name}}, your first order is waiting";
     set_campaign(&wel);
     OK(run_campaign(m, wel.kind, now + 3 * 86400, false, &r, &arena));
@@ -480,6 +492,35 @@ Test(campaigns, win_back_and_welcome_target_the_right_members) {
     cr_assert_eq(n, 2);
     cr_assert_str_eq(members[1], fresh);
     cr_assert_str_eq(texts[1], "Fresh, your first order is waiting");
+}
+
+Test(campaigns, a_disabled_campaign_is_refused_but_can_be_dry_run) {
+    /* Goal: RunCampaign of a disabled campaign is FAILED_PRECONDITION CAMPAIGN_DISABLED and gives
+     * nothing; a dry run of it still counts (a preview before enabling); once enabled it runs. */
+    const char *m = harness_merchant("off");
+    int64_t now = (int64_t)time(NULL);
+    const char *ana = create_member(m, "Ana", "+6590000201", "", birthday_on(today_utc(now)));
+    Loyalty__V1__CampaignReward reward = LOYALTY__V1__CAMPAIGN_REWARD__INIT;
+    reward.points = 40;
+    Loyalty__V1__Campaign c = birthday_campaign(m, &reward);
+    c.enabled = false;
+    set_campaign(&c);
+    campaign_counts_t counts = campaign_counts();
+    Loyalty__V1__CampaignRunResult *r = NULL;
+    status_t st = run_campaign(m, c.kind, now, false, &r, &arena);
+    cr_assert_eq(st.code, STATUS_FAILED_PRECONDITION, "got %s %s", status_code_name(st.code),
+                 st.reason);
+    cr_assert_str_eq(st.reason, "CAMPAIGN_DISABLED");
+    cr_assert_eq(balance(m, ana), 0, "a refused run gives nothing");
+    OK(run_campaign(m, c.kind, now, true, &r, &arena));
+    cr_assert_eq(r->targeted, 1, "a dry run of a disabled campaign counts");
+    cr_assert_eq(balance(m, ana), 0);
+    assert_campaign_deltas(counts, 0, 0, 0, 0);
+    c.enabled = true;
+    set_campaign(&c);
+    OK(run_campaign(m, c.kind, now, false, &r, &arena));
+    cr_assert_eq(r->rewarded, 1);
+    cr_assert_eq(balance(m, ana), 40);
 }
 
 Test(campaigns, configuration_is_validated) {
@@ -501,6 +542,30 @@ Test(campaigns, configuration_is_validated) {
     st = rpc_call(rpc_channel_get(gateway.addr), &loyalty__v1__campaign_service__descriptor,
                   "SetCampaign", &req.base, &arena, NULL, NULL);
     cr_assert_str_eq(st.reason, "INVALID_CAMPAIGN_MESSAGE_TEMPLATE");
+    /* segments are MemberSegment values: one member-svc does not define is refused. */
+    Loyalty__V1__MemberSegment segs[] = {
+        LOYALTY__V1__MEMBER_SEGMENT__MEMBER_SEGMENT_LOST,
+        (Loyalty__V1__MemberSegment)(LOYALTY__V1__MEMBER_SEGMENT__MEMBER_SEGMENT_NO_PURCHASE + 1)};
+    Loyalty__V1__Campaign wb = birthday_campaign(m, NULL);
+    wb.kind = LOYALTY__V1__CAMPAIGN_KIND__CAMPAIGN_KIND_WIN_BACK;
+    wb.segments = segs;
+    wb.n_segments = 2;
+    req.campaign = &wb;
+    req.idempotency_key = (char *)harness_key();
+    st = rpc_call(rpc_channel_get(gateway.addr), &loyalty__v1__campaign_service__descriptor,
+                  "SetCampaign", &req.base, &arena, NULL, NULL);
+    cr_assert_str_eq(st.reason, "INVALID_CAMPAIGN_SEGMENTS");
+    wb.n_segments = 1;
+    set_campaign(&wb);
+    Loyalty__V1__CampaignGetRequest get = LOYALTY__V1__CAMPAIGN_GET_REQUEST__INIT;
+    get.merchant_id = (char *)m;
+    get.kind = wb.kind;
+    ProtobufCMessage *resp = NULL;
+    OK(rpc_call(rpc_channel_get(gateway.addr), &loyalty__v1__campaign_service__descriptor,
+                "GetCampaign", &get.base, &arena, &resp, NULL));
+    Loyalty__V1__Campaign *got = ((Loyalty__V1__CampaignGetResponse *)resp)->campaign;
+    cr_assert_eq(got->n_segments, 1);
+    cr_assert_eq(got->segments[0], LOYALTY__V1__MEMBER_SEGMENT__MEMBER_SEGMENT_LOST);
     st = run_campaign(m, LOYALTY__V1__CAMPAIGN_KIND__CAMPAIGN_KIND_RE_ENGAGE, 0, false, NULL,
                       &arena);
     cr_assert_eq(st.code, STATUS_NOT_FOUND, "not configured: %s", status_code_name(st.code));
@@ -538,6 +603,7 @@ Test(campaigns, expiry_reminders_once_per_expiry_date) {
     c.kind = LOYALTY__V1__CAMPAIGN_KIND__CAMPAIGN_KIND_POINTS_EXPIRY_REMINDER;
     c.channel = LOYALTY__V1__CAMPAIGN_CHANNEL__CAMPAIGN_CHANNEL_EMAIL;
     c.expiring_within_days = 30;
+    c.enabled = true;
     c.message_template = "{{name}}: {{expiring_points}} points expire from {{expiry_date}}";
     set_campaign(&c);
     Loyalty__V1__CampaignRunResult *r = NULL;
@@ -594,6 +660,7 @@ Test(campaigns, tier_promotion_congratulates_each_upgrade_once) {
     c.kind = LOYALTY__V1__CAMPAIGN_KIND__CAMPAIGN_KIND_TIER_PROMOTION;
     c.channel = LOYALTY__V1__CAMPAIGN_CHANNEL__CAMPAIGN_CHANNEL_SMS;
     c.message_template = "Congratulations {{name}}, welcome to {{tier}}";
+    c.enabled = true;
     set_campaign(&c);
     int64_t now = (int64_t)time(NULL);
     Loyalty__V1__CampaignRunResult *r = NULL;
@@ -609,15 +676,16 @@ Test(campaigns, tier_promotion_congratulates_each_upgrade_once) {
     (void)flat;
 }
 
-Test(campaigns, scheduler_runs_enabled_campaigns_by_itself) {
+Test(campaign_scheduler, runs_enabled_campaigns_by_itself) {
     /* Goal: an enabled campaign is run by the gateway's scheduler without any RunCampaign call,
      * and a disabled one is not. RE_ENGAGE by segment, once per calendar month. */
     const char *m = harness_merchant("sched");
     const char *quiet = create_member(m, "Quiet", "+6594000001", "", "");
     Loyalty__V1__CampaignReward reward = LOYALTY__V1__CAMPAIGN_REWARD__INIT;
     reward.points = 25;
-    int32_t segments[] = {LOYALTY__V1__MEMBER_SEGMENT__MEMBER_SEGMENT_NEW,
-                          LOYALTY__V1__MEMBER_SEGMENT__MEMBER_SEGMENT_NO_PURCHASE};
+    Loyalty__V1__MemberSegment segments[] = {
+        LOYALTY__V1__MEMBER_SEGMENT__MEMBER_SEGMENT_NEW,
+        LOYALTY__V1__MEMBER_SEGMENT__MEMBER_SEGMENT_NO_PURCHASE};
     Loyalty__V1__Campaign c = LOYALTY__V1__CAMPAIGN__INIT;
     c.merchant_id = (char *)m;
     c.kind = LOYALTY__V1__CAMPAIGN_KIND__CAMPAIGN_KIND_RE_ENGAGE;

@@ -5,6 +5,8 @@
  * behind; cancel and expiry; idempotent retries. */
 #include "gateway_it.h"
 
+#include <ctype.h>
+
 TestSuite(gateway_checkout, .init = it_setup, .fini = it_teardown, .timeout = 300);
 
 Test(gateway_checkout, full_checkout_then_refund_half_and_the_rest) {
@@ -256,6 +258,53 @@ Test(gateway_checkout, every_refusal_of_begin_leaves_nothing_reserved) {
                   STATUS_FAILED_PRECONDITION, "COUPON_EXPIRED");
     assert_nothing_held(&s, b, 5000, 3000);
     assert_ledgers_clean(s.m);
+}
+
+Test(gateway_checkout, coupon_by_the_code_the_customer_types) {
+    /* Goal: the cart names the member's coupon by its code (as typed, any case) and the
+     * checkout applies and holds it like one given by id; another member's code or an unknown
+     * one refuses Begin with COUPON_NOT_FOUND and holds nothing; more than 5 coupons in all is
+     * INVALID_ARGUMENT. */
+    stack_start();
+    shop_t s;
+    open_shop(&s, "cc");
+    const char *b = new_buyer(&s, 0, 0);
+    const char *other = new_buyer(&s, 0, 0);
+    Loyalty__V1__PromoCoupon *coupon = issue_coupon(s.m, b, s.five_off->id);
+    Loyalty__V1__PromoCoupon *theirs = issue_coupon(s.m, other, s.five_off->id);
+    cr_assert_eq(strlen(coupon->code), 10, "the coupon has a code: \"%s\"", coupon->code);
+    char *typed = arena_strdup(&arena, coupon->code);
+    for (char *p = typed; *p; p++) {
+        *p = (char)tolower((unsigned char)*p);
+    }
+
+    Loyalty__V1__GatewayCart *foreign = shirt_cart();
+    foreign->coupon_codes[foreign->n_coupon_codes++] = theirs->code;
+    assert_status(begin_checkout(s.m, NULL, "o-foreign", b, foreign, NULL, NULL),
+                  STATUS_FAILED_PRECONDITION, "COUPON_NOT_FOUND");
+    cr_assert_eq(coupon_status(s.m, theirs->id), COUPON_AVAILABLE);
+    Loyalty__V1__GatewayCart *unknown = shirt_cart();
+    unknown->coupon_codes[unknown->n_coupon_codes++] = "NOSUCHCODE";
+    assert_status(begin_checkout(s.m, NULL, "o-unknown", b, unknown, NULL, NULL),
+                  STATUS_FAILED_PRECONDITION, "COUPON_NOT_FOUND");
+    Loyalty__V1__GatewayCart *many = shirt_cart();
+    for (int i = 0; i < 3; i++) {
+        many->coupon_ids[many->n_coupon_ids++] = coupon->id;
+        many->coupon_codes[many->n_coupon_codes++] = typed;
+    }
+    assert_status(begin_checkout(s.m, NULL, "o-many", b, many, NULL, NULL), STATUS_INVALID_ARGUMENT,
+                  "INVALID_CART_COUPON_CODES");
+
+    Loyalty__V1__GatewayCart *cart = shirt_cart();
+    cart->coupon_codes[cart->n_coupon_codes++] = typed;
+    Loyalty__V1__GatewayCheckout *co = NULL;
+    assert_ok(begin_checkout(s.m, NULL, "o-code", b, cart, NULL, &co));
+    cr_assert_eq(co->breakdown->coupon_discount_cents, 500);
+    cr_assert_eq(coupon_status(s.m, coupon->id),
+                 LOYALTY__V1__PROMO_COUPON_STATUS__PROMO_COUPON_STATUS_RESERVED);
+    assert_ok(complete_checkout(s.m, co->checkout_id, "psp-code", &co));
+    cr_assert_eq(co->state, S_COMPLETED);
+    cr_assert_eq(coupon_status(s.m, coupon->id), COUPON_USED);
 }
 
 Test(gateway_checkout, cancel_and_expiry_release_everything) {

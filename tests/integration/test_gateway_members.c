@@ -46,7 +46,15 @@ Test(gateway_members, registration_with_two_level_referral_and_welcome_pack) {
     cr_assert_str_eq(a->welcome_coupons[0]->template_id, welcome->id);
     cr_assert_eq(a->n_welcome_notes, 1);
     cr_assert(strstr(a->welcome_notes[0], paused->id) != NULL, "the paused template is named");
-    const char *code_a = referral_code(m, a->member->id);
+    /* The answer carries the member's own code and share links: the code referral-svc keeps. */
+    const char *code_a = a->referral_code;
+    cr_assert_eq(strlen(code_a), 8, "a code in the answer: \"%s\"", code_a);
+    cr_assert_str_eq(code_a, referral_code(m, a->member->id));
+    cr_assert_not_null(a->referral_links);
+    char url[128];
+    snprintf(url, sizeof url, "https://shop.example/join?ref=%s", code_a);
+    cr_assert_str_eq(a->referral_links->url, url);
+    cr_assert(strstr(a->referral_links->facebook_url, "https://www.facebook.com/sharer") != NULL);
     assert_ok(register_member(m, NULL, "Bo", "+6591000002", code_a, &b));
     cr_assert_str_eq(b->referrer_member_id, a->member->id);
     const char *code_b = referral_code(m, b->member->id);
@@ -69,6 +77,10 @@ Test(gateway_members, registration_with_two_level_referral_and_welcome_pack) {
     assert_ok(register_member(m, key_c, "Cy", "+6591000003", code_b, &again));
     cr_assert_str_eq(again->member->id, c->member->id);
     cr_assert_str_eq(again->saga_id, c->saga_id);
+    cr_assert_str_eq(again->referral_code, c->referral_code, "the replay answers the same code");
+    cr_assert_str_eq(again->referral_code, referral_code(m, c->member->id));
+    cr_assert_not_null(again->referral_links);
+    cr_assert_str_eq(again->referral_links->url, c->referral_links->url);
     cr_assert_eq(points_balance(m, b->member->id)->available, 50 + 30 + 200);
     /* The same key with another request is refused. */
     assert_status(register_member(m, key_c, "Cy", "+6591000099", code_b, NULL),

@@ -4,6 +4,7 @@
  * and lazily), idempotency and merchant isolation. */
 #include "promo_test_util.h"
 
+#include <ctype.h>
 #include <pthread.h>
 #include <time.h>
 #include <unistd.h>
@@ -44,9 +45,10 @@ static int64_t counter_uses(const char *merchant, const char *promotion_id) {
 }
 
 Test(promo_checkout, quote_explains_every_promotion_and_coupon) {
-    /* Goal: the quote over gRPC carries the figures of the pricing order (docs/domain.md#pricing-order) and a reason for
-     * everything considered: member discount 10% on 20000 = 2000; 10% promotion on 18000 =
-     * 1800; code SAVE5 500 off; coupon 300 off; a paused code and an unknown code explained. */
+    /* Goal: the quote over gRPC carries the figures of the pricing order
+     * (docs/domain.md#pricing-order) and a reason for everything considered: member discount 10% on
+     * 20000 = 2000; 10% promotion on 18000 = 1800; code SAVE5 500 off; coupon 300 off; a paused
+     * code and an unknown code explained. */
     harness_start(&svc, "promo-svc", NULL);
     const char *m = harness_merchant("qexp");
     Loyalty__V1__Promotion *auto10 = NULL, *save5 = NULL, *paused = NULL;
@@ -384,6 +386,110 @@ Test(promo_checkout, coupon_is_used_once_and_refunds_follow_the_settings) {
                   STATUS_FAILED_PRECONDITION, "RESERVATION_NOT_CONFIRMED");
 }
 
+/* The code in lower case, as a customer might type it (arena memory). */
+static char *lower_code(const char *code) {
+    char *s = arena_strdup(&arena, code);
+    for (char *p = s; *p; p++) {
+        *p = (char)tolower((unsigned char)*p);
+    }
+    return s;
+}
+
+Test(promo_checkout, coupons_by_the_code_the_customer_types) {
+    /* Goal: every issued coupon has a code of its own; a cart can name the member's coupon by
+     * that code (any case) and it is priced and reserved like one given by id; an unknown code,
+     * another member's code and a guest cart's code are COUPON_NOT_FOUND without revealing the
+     * other member's coupon, and Reserve refuses them; the same coupon by id and by code is a
+     * DUPLICATE; malformed codes and more than 5 coupons in all are INVALID_ARGUMENT. */
+    harness_start(&svc, "promo-svc", NULL);
+    const char *m = harness_merchant("ccode");
+    Loyalty__V1__PromoCouponTemplate *t = NULL;
+    assert_status(pt_template(svc.addr, m, &arena, pt_amount_template(&arena, 500, 1000), &t),
+                  STATUS_OK, "");
+    Loyalty__V1__PromoCoupon *mine = NULL, *theirs = NULL;
+    assert_status(pt_issue(svc.addr, m, &arena, "mbr_k", t->id, SOURCE_WELCOME, NULL, &mine),
+                  STATUS_OK, "");
+    assert_status(pt_issue(svc.addr, m, &arena, "mbr_l", t->id, SOURCE_WELCOME, NULL, &theirs),
+                  STATUS_OK, "");
+    cr_assert_eq(strlen(mine->code), 10, "a code of its own: \"%s\"", mine->code);
+    cr_assert_str_neq(mine->code, theirs->code);
+    Loyalty__V1__PromoGetCouponRequest g = LOYALTY__V1__PROMO_GET_COUPON_REQUEST__INIT;
+    g.merchant_id = (char *)m;
+    g.coupon_id = mine->id;
+    ProtobufCMessage *resp = NULL;
+    assert_status(promo_call(svc.addr, "GetCoupon", &g.base, &arena, &resp), STATUS_OK, "");
+    cr_assert_str_eq(((Loyalty__V1__PromoGetCouponResponse *)resp)->coupon->code, mine->code);
+
+    Loyalty__V1__PromoCart *cart = simple_cart("mbr_k", 2000);
+    cart->coupon_codes[cart->n_coupon_codes++] = lower_code(mine->code);
+    cart->coupon_codes[cart->n_coupon_codes++] = "nosuchcode";
+    cart->coupon_codes[cart->n_coupon_codes++] = theirs->code;
+    Loyalty__V1__PromoQuoteResult *q = NULL;
+    assert_status(pt_quote(svc.addr, m, &arena, cart, &q), STATUS_OK, "");
+    const Loyalty__V1__PromoConsidered *c = pt_considered(q, mine->code);
+    cr_assert_not_null(c);
+    cr_assert_eq(c->reason, R(APPLIED));
+    cr_assert_str_eq(c->coupon_id, mine->id, "the code found the member's coupon");
+    cr_assert_eq(q->coupon_discount_cents, 500);
+    c = pt_considered(q, "NOSUCHCODE");
+    cr_assert_not_null(c, "an unknown code is explained, by the code as typed (upper case)");
+    cr_assert_eq(c->reason, R(COUPON_NOT_FOUND));
+    cr_assert_str_eq(c->coupon_id, "");
+    c = pt_considered(q, theirs->code);
+    cr_assert_not_null(c);
+    cr_assert_eq(c->reason, R(COUPON_NOT_FOUND), "another member's code is not this cart's");
+    cr_assert_str_eq(c->coupon_id, "", "and the other member's coupon is not shown");
+    cr_assert_str_eq(c->name, "");
+
+    /* The same coupon by id and by code: the second is a duplicate. */
+    Loyalty__V1__PromoCart *twice = simple_cart("mbr_k", 2000);
+    twice->coupon_ids[twice->n_coupon_ids++] = mine->id;
+    twice->coupon_codes[twice->n_coupon_codes++] = mine->code;
+    assert_status(pt_quote(svc.addr, m, &arena, twice, &q), STATUS_OK, "");
+    cr_assert_eq(q->n_considered, 2);
+    cr_assert_eq(q->considered[0]->reason, R(APPLIED));
+    cr_assert_eq(q->considered[1]->reason, R(DUPLICATE));
+    cr_assert_eq(q->coupon_discount_cents, 500);
+
+    /* A guest cart finds no coupon by code. */
+    Loyalty__V1__PromoCart *guest = simple_cart("", 2000);
+    guest->coupon_codes[guest->n_coupon_codes++] = mine->code;
+    assert_status(pt_quote(svc.addr, m, &arena, guest, &q), STATUS_OK, "");
+    cr_assert_eq(pt_considered(q, mine->code)->reason, R(COUPON_NOT_FOUND));
+
+    /* Reserve refuses a code that is not the member's and takes one that is. */
+    Loyalty__V1__PromoCart *foreign = simple_cart("mbr_k", 2000);
+    foreign->coupon_codes[foreign->n_coupon_codes++] = theirs->code;
+    assert_status(pt_reserve(svc.addr, m, &arena, "k-1", NULL, foreign, 0, NULL),
+                  STATUS_FAILED_PRECONDITION, "COUPON_NOT_FOUND");
+    Loyalty__V1__PromoCart *ok = simple_cart("mbr_k", 2000);
+    ok->coupon_codes[ok->n_coupon_codes++] = lower_code(mine->code);
+    Loyalty__V1__PromoReservation *r = NULL;
+    assert_status(pt_reserve(svc.addr, m, &arena, "k-2", NULL, ok, 0, &r), STATUS_OK, "");
+    cr_assert_eq(r->quote->coupon_discount_cents, 500);
+    assert_status(promo_call(svc.addr, "GetCoupon", &g.base, &arena, &resp), STATUS_OK, "");
+    Loyalty__V1__PromoCoupon *got = ((Loyalty__V1__PromoGetCouponResponse *)resp)->coupon;
+    cr_assert_eq(got->status, LOYALTY__V1__PROMO_COUPON_STATUS__PROMO_COUPON_STATUS_RESERVED);
+    cr_assert_str_eq(got->checkout_id, "k-2");
+    g.coupon_id = theirs->id;
+    assert_status(promo_call(svc.addr, "GetCoupon", &g.base, &arena, &resp), STATUS_OK, "");
+    cr_assert_eq(((Loyalty__V1__PromoGetCouponResponse *)resp)->coupon->status,
+                 LOYALTY__V1__PROMO_COUPON_STATUS__PROMO_COUPON_STATUS_AVAILABLE);
+
+    /* Validation. */
+    Loyalty__V1__PromoCart *bad = simple_cart("mbr_k", 2000);
+    bad->coupon_codes[bad->n_coupon_codes++] = "no spaces";
+    assert_status(pt_quote(svc.addr, m, &arena, bad, &q), STATUS_INVALID_ARGUMENT,
+                  "INVALID_CART_COUPON_CODES");
+    Loyalty__V1__PromoCart *many = simple_cart("mbr_k", 2000);
+    for (int i = 0; i < 3; i++) {
+        many->coupon_ids[many->n_coupon_ids++] = mine->id;
+        many->coupon_codes[many->n_coupon_codes++] = mine->code;
+    }
+    assert_status(pt_quote(svc.addr, m, &arena, many, &q), STATUS_INVALID_ARGUMENT,
+                  "INVALID_CART_COUPON_CODES");
+}
+
 Test(promo_checkout, expired_and_foreign_coupons_are_refused) {
     /* Goal: a coupon past its validity is COUPON_EXPIRED in the quote and refused by Reserve;
      * a coupon of another member is COUPON_NOT_FOUND; below minimum spend is refused. */
@@ -627,8 +733,7 @@ static size_t coupons_listed(const char *m, const char *member_id,
 /* The first code of a promotion that ListPromoCodes answers under a status filter, or NULL. */
 static const char *codes_listed(const char *m, const char *promotion_id,
                                 Loyalty__V1__PromoCodeStatus status) {
-    Loyalty__V1__PromoListPromoCodesRequest req =
-        LOYALTY__V1__PROMO_LIST_PROMO_CODES_REQUEST__INIT;
+    Loyalty__V1__PromoListPromoCodesRequest req = LOYALTY__V1__PROMO_LIST_PROMO_CODES_REQUEST__INIT;
     req.merchant_id = (char *)m;
     req.promotion_id = (char *)promotion_id;
     req.status = status;
@@ -689,9 +794,9 @@ Test(promo_checkout, coupon_and_code_reads_show_the_effective_status_after_a_res
     cr_assert_str_eq(codes_listed(m, promo->id, CODE_STATUS(AVAILABLE)), code);
     cr_assert_null(codes_listed(m, promo->id, CODE_STATUS(RESERVED)));
     /* Still stored RESERVED: the reads, not the job, made it available. */
-    cr_assert_eq(pt_sql_int("SELECT status FROM promo.coupons WHERE merchant_id = $1 AND id = $2",
-                            m, c->id),
-                 2);
+    cr_assert_eq(
+        pt_sql_int("SELECT status FROM promo.coupons WHERE merchant_id = $1 AND id = $2", m, c->id),
+        2);
     /* And another checkout may take it. */
     assert_status(pt_reserve(svc.addr, m, &arena, "x-2", NULL, cart, 0, NULL), STATUS_OK, "");
     cr_assert_eq(coupon_status_of(m, c->id), COUPON_STATUS(RESERVED));

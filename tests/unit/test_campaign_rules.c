@@ -46,12 +46,19 @@ Test(campaign_rules, validates_each_kind_and_names_the_field) {
     c.kind = LOYALTY__V1__CAMPAIGN_KIND__CAMPAIGN_KIND_WIN_BACK;
     cr_assert_str_eq(campaign_rules_validate(&c).reason, "INVALID_CAMPAIGN_INACTIVE_DAYS",
                      "neither days nor segments");
-    int32_t segments[] = {4};
+    Loyalty__V1__MemberSegment segments[] = {LOYALTY__V1__MEMBER_SEGMENT__MEMBER_SEGMENT_SLEEPING};
     c.segments = segments;
     c.n_segments = 1;
     cr_assert_eq(campaign_rules_validate(&c).code, STATUS_OK, "segments alone");
-    segments[0] = 99;
-    cr_assert_str_eq(campaign_rules_validate(&c).reason, "INVALID_CAMPAIGN_SEGMENTS");
+    segments[0] = LOYALTY__V1__MEMBER_SEGMENT__MEMBER_SEGMENT_NO_PURCHASE;
+    cr_assert_eq(campaign_rules_validate(&c).code, STATUS_OK, "the last segment");
+    segments[0] =
+        (Loyalty__V1__MemberSegment)(LOYALTY__V1__MEMBER_SEGMENT__MEMBER_SEGMENT_NO_PURCHASE + 1);
+    cr_assert_str_eq(campaign_rules_validate(&c).reason, "INVALID_CAMPAIGN_SEGMENTS",
+                     "one past the last segment");
+    segments[0] = LOYALTY__V1__MEMBER_SEGMENT__MEMBER_SEGMENT_UNSPECIFIED;
+    cr_assert_str_eq(campaign_rules_validate(&c).reason, "INVALID_CAMPAIGN_SEGMENTS",
+                     "UNSPECIFIED is no segment");
 
     c = birthday_campaign();
     c.kind = LOYALTY__V1__CAMPAIGN_KIND__CAMPAIGN_KIND_RE_ENGAGE;
