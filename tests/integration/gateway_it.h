@@ -94,6 +94,28 @@ static inline void stack_start(void) {
     harness_start(&procs[SVC_GATEWAY], "gateway", env);
 }
 
+/* The six services with `extra` ("KEY=VALUE", NULL-terminated, at most 6) added to every one's
+ * environment, e.g. a shared token and a credential file. */
+static inline void stack_start_with(const char *const *extra) {
+    enum { EXTRA_MAX = 6 };
+    static const char *env[EXTRA_MAX + 2];
+    int n = 0;
+    env[n++] = svc_env()[0];
+    for (int i = 0; extra[i] != NULL; i++) {
+        cr_assert(i < EXTRA_MAX, "at most %d extra variables", EXTRA_MAX);
+        env[n++] = extra[i];
+        gw_extra_env[i] = extra[i];
+        gw_extra_env[i + 1] = NULL;
+    }
+    env[n] = NULL;
+    for (int i = 0; i < SVC_GATEWAY; i++) {
+        harness_start(&procs[i], svc_names[i], env);
+    }
+    static const char *gw[HARNESS_ENV_MAX + 1];
+    gw_env(gw);
+    harness_start(&procs[SVC_GATEWAY], "gateway", gw);
+}
+
 static inline void it_setup(void) {
     harness_init();
     arena_init(&arena);

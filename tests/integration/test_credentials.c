@@ -69,20 +69,7 @@ static void creds_stack_start(void) {
     base_credentials(text, sizeof text);
     write_credentials(text);
     snprintf(cred_env, sizeof cred_env, "LOYALTY_CREDENTIALS_FILE=%s", cred_path);
-    static const char *env[4];
-    env[0] = svc_env()[0];
-    env[1] = "LOYALTY_AUTH_TOKEN=" SERVICE_TOKEN;
-    env[2] = cred_env;
-    env[3] = NULL;
-    for (int i = 0; i < SVC_GATEWAY; i++) {
-        harness_start(&procs[i], svc_names[i], env);
-    }
-    gw_extra_env[0] = "LOYALTY_AUTH_TOKEN=" SERVICE_TOKEN;
-    gw_extra_env[1] = cred_env;
-    gw_extra_env[2] = NULL;
-    static const char *gw[HARNESS_ENV_MAX + 1];
-    gw_env(gw);
-    harness_start(&procs[SVC_GATEWAY], "gateway", gw);
+    stack_start_with((const char *[]){"LOYALTY_AUTH_TOKEN=" SERVICE_TOKEN, cred_env, NULL});
 }
 
 static void creds_teardown(void) {
