@@ -1372,6 +1372,11 @@ status_t wallet_store_flush(db_t *db, const char *merchant_id, wallet_tx_t *tx) 
                            "  AND member_id = $8 AND debited_cents + held_cents < credited_cents " \
                            "  AND expires_at IS NOT NULL)"
 
+/* The merchant accounts' side of a transaction's postings (migrations/001_ledger.sql). */
+#define MERCHANT_DELTAS_SQL                                                                        \
+    "SELECT apply_merchant_deltas($1, $2::smallint[], $3::smallint[], $4::bigint[], "             \
+    " $5::bigint[], $6::bigint[], $7::bigint[])"
+
 status_t wallet_store_finish(db_t *db, const char *merchant_id, wallet_tx_t *tx,
                              wallet_expiring_t *expiring) {
     status_t st = wallet_store_flush(db, merchant_id, tx);
@@ -1408,28 +1413,17 @@ status_t wallet_store_finish(db_t *db, const char *merchant_id, wallet_tx_t *tx,
     db_param_text(&p, int_array(&a, cp, n));
     db_param_text(&p, int_array(&a, cpo, n));
     PGresult *r = NULL;
-    if (expiring == NULL && db_in_tx(db)) {
-        /* Nothing to read back: it travels with the transaction's next statement or its
+    if (expiring == NULL) {
+        /* Nothing to read back: inside a transaction it travels with the next statement or the
          * COMMIT (the idempotency record), a round trip fewer. */
-        st = db_exec_deferred(db,
-                              "SELECT apply_merchant_deltas($1, $2::smallint[], $3::smallint[], "
-                              " $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[])",
-                              &p, NULL);
-    } else if (expiring == NULL) {
-        st = db_exec(db,
-                     "SELECT apply_merchant_deltas($1, $2::smallint[], $3::smallint[], "
-                     " $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[])",
-                     &p, NULL);
+        st = db_in_tx(db) ? db_exec_deferred(db, MERCHANT_DELTAS_SQL, &p, NULL)
+                          : db_exec(db, MERCHANT_DELTAS_SQL, &p, NULL);
     } else {
         /* The response's balance needs the expiring figures: they ride on the same round
          * trip (the subqueries see this transaction's flushed writes). */
         db_param_text(&p, expiring->member_id);
         db_param_int(&p, expiring->until);
-        st = db_exec(db,
-                     "SELECT apply_merchant_deltas($1, $2::smallint[], $3::smallint[], "
-                     " $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[]), "
-                     " " EXPIRING_SUBQUERIES,
-                     &p, &r);
+        st = db_exec(db, MERCHANT_DELTAS_SQL ", " EXPIRING_SUBQUERIES, &p, &r);
         if (status_is_ok(&st)) {
             expiring->cents = db_get_int(r, 0, 1);
             expiring->next_at = db_get_int(r, 0, 2);
