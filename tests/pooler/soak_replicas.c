@@ -270,13 +270,24 @@ Test(soak_replicas, two_replicas_of_every_service_behind_one_pgbouncer_under_che
     char sql[256];
     snprintf(sql, sizeof sql, "SELECT count(*) FROM pg_stat_activity WHERE datname = '%s'",
              strstr(test_dsn(), "dbname=test_") + strlen("dbname="));
-    PGresult *r = PQexec(pg, sql);
-    cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s", PQresultErrorMessage(r));
-    int server_connections = atoi(PQgetvalue(r, 0, 0));
-    PQclear(r);
+    /* A server connection PgBouncer has just closed stays listed until its backend process has
+     * exited, which a busy machine can delay past PgBouncer opening its replacement: the count
+     * is read until it is within the limit, for up to 30 s. Connections that bypass PgBouncer
+     * stay open and still fail the check. */
+    int limit = (int)env_int("PGBOUNCER_SERVER_CONNS", 6), server_connections = 0;
+    for (int attempt = 0; attempt < 300; attempt++) {
+        PGresult *r = PQexec(pg, sql);
+        cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s", PQresultErrorMessage(r));
+        server_connections = atoi(PQgetvalue(r, 0, 0));
+        PQclear(r);
+        if (server_connections <= limit) {
+            break;
+        }
+        sleep_ms(100);
+    }
     PQfinish(pg);
-    cr_expect(server_connections <= env_int("PGBOUNCER_SERVER_CONNS", 6),
-              "%d server connections to the test's database", server_connections);
+    cr_expect(server_connections <= limit, "%d server connections to the test's database",
+              server_connections);
     check_statements_filter_by_merchant(direct);
     for (int i = SVC_N - 1; i >= 0; i--) {
         cr_expect_eq(harness_stop(&second[i]), 0, "the second %s did not exit cleanly; see %s",
