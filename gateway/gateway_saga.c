@@ -364,14 +364,22 @@ static void failpoint(gw_saga_t *x, gw_fail_when_t when, const char *step) {
 
 /* ---- writing the log ---- */
 
+/* A write of the log that waited for the disk: the steps before it are durable with it. */
+static status_t written(gw_saga_t *x, status_t st) {
+    if (status_is_ok(&st)) {
+        x->durable_pending = false;
+    }
+    return st;
+}
+
 status_t gw_flush(gw_saga_t *x) {
     if (!x->persisted) {
-        return gw_store_insert(x->ctx->db, x, x->hash_input, x->hash_len);
+        return written(x, gw_store_insert(x->ctx->db, x, x->hash_input, x->hash_len));
     }
     if (!x->leased) {
         return status_make(STATUS_ABORTED, "SAGA_IN_PROGRESS", "the saga's lease was lost");
     }
-    return gw_store_update(x->ctx->db, x, true);
+    return written(x, gw_store_update(x->ctx->db, x, true));
 }
 
 static status_t release_tx(db_t *db, void *arg) {
@@ -390,9 +398,9 @@ status_t gw_release(gw_saga_t *x) {
     }
     const gw_flows_t *f = gw_flows_of(x->kind);
     if (x->state == GW_COMPLETED && f->on_final != NULL) {
-        return db_tx(x->ctx->db, release_tx, x);
+        return written(x, db_tx(x->ctx->db, release_tx, x));
     }
-    return gw_store_update(x->ctx->db, x, false);
+    return written(x, gw_store_update(x->ctx->db, x, false));
 }
 
 status_t gw_saga_unclaim(gw_saga_t *x) {
@@ -518,6 +526,23 @@ static void assert_answered(const gw_call_t *calls, int n) {
     }
 }
 
+/* The steps' calls say that the saga's next write, on our PostgreSQL cluster, makes them
+ * durable (RPC_DURABLE_WITH_HEADER): a participant on the same cluster then commits without
+ * waiting for the disk. Nothing is said when the cluster is not known (yet). */
+static void step_call_opts(gw_saga_t *x, rpc_call_opts_t *opts) {
+    if (!x->svc->steps_commit_async) {
+        return;
+    }
+    const char *cluster = db_cluster_id(x->ctx->db);
+    if (cluster[0] == '\0') {
+        return;
+    }
+    opts->extra_keys[0] = RPC_DURABLE_WITH_HEADER;
+    opts->extra_values[0] = cluster;
+    opts->extra_count = 1;
+    x->durable_pending = true;
+}
+
 status_t gw_steps(gw_saga_t *x, gw_call_t *calls, int n) {
     assert(n >= 0 && n <= GW_GROUP_MAX);
     gw_step_t *rec[GW_GROUP_MAX];
@@ -580,8 +605,10 @@ status_t gw_steps(gw_saga_t *x, gw_call_t *calls, int n) {
                 idx[m++] = i;
             }
         }
+        rpc_call_opts_t opts = {0};
+        step_call_opts(x, &opts);
         double calls_start_s = saga_now_s();
-        rpc_call_many(specs, (size_t)m, x->a, NULL);
+        rpc_call_many(specs, (size_t)m, x->a, &opts);
         double calls_s = saga_now_s() - calls_start_s;
         for (int k = 0; k < m; k++) { /* one group's calls run together: the same time each */
             metrics_observe(&saga_step_seconds, (const char *[]){calls[idx[k]].name}, calls_s);
@@ -859,7 +886,25 @@ static status_t drive_cancelling(gw_saga_t *x, const gw_flows_t *f) {
     return st;
 }
 
+static status_t drive(gw_saga_t *x);
+
+/* Before anyone learns the outcome, the steps' changes are durable: the saga's last write
+ * usually made them so; when no write followed them (a Begin refused before the saga was
+ * written, a lease lost), this waits for their WAL. */
 status_t gw_drive(gw_saga_t *x) {
+    status_t st = drive(x);
+    if (x->durable_pending && !db_in_tx(x->ctx->db)) {
+        status_t d = db_wait_durable(x->ctx->db);
+        if (status_is_ok(&d)) {
+            x->durable_pending = false;
+        } else if (status_is_ok(&st)) {
+            st = d;
+        }
+    }
+    return st;
+}
+
+static status_t drive(gw_saga_t *x) {
     const gw_flows_t *f = gw_flows_of(x->kind);
     assert(f != NULL);
     status_t st = status_ok();

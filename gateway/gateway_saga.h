@@ -62,7 +62,10 @@ typedef struct gw_svc {
     int64_t recovery_interval_s; /* GATEWAY_RECOVERY_INTERVAL_S */
     int64_t begin_grace_s;       /* GATEWAY_BEGIN_GRACE_S: a Begin left for a client retry */
     gw_failpoint_t failpoint;    /* GATEWAY_FAILPOINT (tests only) */
-    char instance[24];           /* this process, in lease owners */
+    /* SAGA_STEPS_COMMIT_ASYNC: participants' steps commit without waiting for the disk, made
+     * durable by the saga's next write (docs/architecture.md "Durability of saga steps"). */
+    bool steps_commit_async;
+    char instance[24]; /* this process, in lease owners */
     atomic_uint_fast64_t lease_seq;
     int64_t next_recovery_at; /* job thread only */
 } gw_svc_t;
@@ -116,6 +119,9 @@ typedef struct gw_saga {
     bool auto_complete;   /* Checkout(): Begin goes straight on to Complete */
     int64_t next_delay_s; /* when the lease is given back unfinished: next attempt after */
     bool failed_step;     /* a step ended FAILED (a refusal, or retries exhausted) */
+    /* Steps ran that commit without waiting for the disk, and no durable write of ours has
+     * followed them yet: gw_drive waits for their WAL before it returns. */
+    bool durable_pending;
 } gw_saga_t;
 
 /** A participant call to run as a logged step. */

@@ -1,7 +1,7 @@
-/* main.c -- gateway: the storefront API and the saga orchestrator (docs/architecture.md#gateway, docs/architecture.md#sagas).
- * Reads its own settings (CHECKOUT_TTL_S, PARTICIPANT_HOLD_TTL_S, GATEWAY_LEASE_S,
- * GATEWAY_RECOVERY_INTERVAL_S, GATEWAY_BEGIN_GRACE_S and the test-only GATEWAY_FAILPOINT) and
- * opens the channels to the five participants. */
+/* main.c -- gateway: the storefront API and the saga orchestrator (docs/architecture.md#gateway,
+ * docs/architecture.md#sagas). Reads its own settings (CHECKOUT_TTL_S, PARTICIPANT_HOLD_TTL_S,
+ * GATEWAY_LEASE_S, GATEWAY_RECOVERY_INTERVAL_S, GATEWAY_BEGIN_GRACE_S, SAGA_STEPS_COMMIT_ASYNC and
+ * the test-only GATEWAY_FAILPOINT) and opens the channels to the five participants. */
 #include "campaign_rpc.h"
 #include "gateway_rpc.h"
 #include "ids.h"
@@ -45,6 +45,11 @@ static status_t gateway_start(const config_t *cfg, void **state) {
     if (status_is_ok(&st)) {
         st = env_int("GATEWAY_BEGIN_GRACE_S", 60, 0, 86400, &s->begin_grace_s);
     }
+    int64_t steps_commit_async = 1;
+    if (status_is_ok(&st)) {
+        st = env_int("SAGA_STEPS_COMMIT_ASYNC", 1, 0, 1, &steps_commit_async);
+    }
+    s->steps_commit_async = steps_commit_async == 1;
     if (!status_is_ok(&st)) {
         return st;
     }
@@ -73,9 +78,11 @@ static status_t gateway_start(const config_t *cfg, void **state) {
     s->referral = rpc_channel_get(cfg->referral_svc_addr);
     s->promo = rpc_channel_get(cfg->promo_svc_addr);
     log_msg(LOG_INFO,
-            "checkout TTL %llds, participant hold TTL %llds, lease %llds, recovery every %llds",
+            "checkout TTL %llds, participant hold TTL %llds, lease %llds, recovery every %llds, "
+            "steps commit %s",
             (long long)s->checkout_ttl_s, (long long)s->hold_ttl_s, (long long)s->lease_s,
-            (long long)s->recovery_interval_s);
+            (long long)s->recovery_interval_s,
+            s->steps_commit_async ? "without waiting for the disk" : "durably");
     *state = s;
     return status_ok();
 }

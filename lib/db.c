@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,9 @@
 
 #define DB_STMT_CACHE_MAX 256 /* power of two: open addressing */
 #define DB_SCHEMA_MAX 64
+#define DB_FLUSH_POLL_MS 5
+/* The WAL writer flushes asynchronous commits within 3 x wal_writer_delay (200 ms by default). */
+#define DB_DURABLE_WAIT_MS 5000
 
 typedef struct db_stmt {
     uint64_t hash;
@@ -27,6 +31,8 @@ typedef struct db_stmt {
 
 /* Inside a transaction, before the first statement that wants a generic plan. */
 #define DB_SET_GENERIC_PLAN "SET LOCAL plan_cache_mode = force_generic_plan"
+/* After BEGIN, in a transaction of a handle set to db_set_commit_async. */
+#define DB_SET_COMMIT_ASYNC "SET LOCAL synchronous_commit = off"
 
 /* One connection and the statements prepared on it (they live as long as it does). */
 typedef struct db_conn {
@@ -82,9 +88,19 @@ struct db {
     bool deferred_rows_checked; /* some waiting write has a row count to check */
     char *defer_buf;
     size_t defer_len, defer_cap;
-    bool tx_generic; /* DB_SET_GENERIC_PLAN was sent (or queued) in this transaction */
+    bool tx_generic;   /* DB_SET_GENERIC_PLAN was sent (or queued) in this transaction */
+    bool commit_async; /* db_set_commit_async: transactions begun now skip the wait for the disk */
     char last_constraint[64];
 };
+
+/* Whether this process ever committed without waiting for the disk (db_async_commits_seen). */
+static atomic_bool g_async_commits_seen;
+
+/* The cluster's system identifier, read once (db_cluster_id). */
+static struct {
+    pthread_mutex_t mu;
+    char id[32];
+} g_cluster = {PTHREAD_MUTEX_INITIALIZER, ""};
 
 static double db_now_s(void) {
     struct timespec ts;
@@ -520,7 +536,7 @@ typedef struct db_query {
     const db_deferred_t *deferred;
 } db_query_t;
 
-#define DB_ROUND_TRIP_MAX (DB_DEFERRED_MAX + 5)
+#define DB_ROUND_TRIP_MAX (DB_DEFERRED_MAX + 6)
 
 static bool db_send(db_t *db, const db_query_t *q) {
     int n = q->params ? q->params->n : 0;
@@ -587,6 +603,10 @@ static status_t db_round_trip(db_t *db, const char *name, const char *sql,
     const db_pool_t *pool = db->pool;
     if (db->begin_pending) {
         q[n++] = (db_query_t){.kind = DB_Q_BEGIN, .sql = "BEGIN"};
+        if (db->commit_async) {
+            q[n++] = (db_query_t){.kind = DB_Q_BEGIN, .sql = DB_SET_COMMIT_ASYNC};
+            atomic_store(&g_async_commits_seen, true);
+        }
         if (pool->pooler) {
             /* Utility statements: they take no snapshot, so SET TRANSACTION may still follow. */
             q[n++] = (db_query_t){.kind = DB_Q_BEGIN, .sql = pool->set_search_path};
@@ -811,6 +831,73 @@ bool db_get_bool(const PGresult *r, int row, int col) {
 
 bool db_is_null(const PGresult *r, int row, int col) {
     return PQgetisnull(r, row, col) != 0;
+}
+
+void db_set_commit_async(db_t *db, bool on) {
+    db->commit_async = on;
+}
+
+bool db_async_commits_seen(void) {
+    return atomic_load(&g_async_commits_seen);
+}
+
+const char *db_cluster_id(db_t *db) {
+    pthread_mutex_lock(&g_cluster.mu);
+    bool known = g_cluster.id[0] != '\0';
+    pthread_mutex_unlock(&g_cluster.mu);
+    if (!known) {
+        PGresult *r = NULL;
+        status_t st =
+            db_exec(db, "SELECT system_identifier::text FROM pg_control_system()", NULL, &r);
+        if (!status_is_ok(&st)) {
+            return "";
+        }
+        pthread_mutex_lock(&g_cluster.mu);
+        snprintf(g_cluster.id, sizeof g_cluster.id, "%s", db_get_str(r, 0, 0));
+        pthread_mutex_unlock(&g_cluster.mu);
+        PQclear(r);
+    }
+    return g_cluster.id; /* written once, never changed after */
+}
+
+status_t db_wait_durable(db_t *db) {
+    assert(db->tx_depth == 0);
+    /* Every commit so far has its record before the WAL's insert position now. A commit of a
+     * transaction that wrote nothing else does not wait for the disk even when synchronous, so
+     * this waits for the flush instead: someone's synchronous commit, or the WAL writer. */
+    PGresult *r = NULL;
+    status_t st = db_exec(db, "SELECT pg_current_wal_insert_lsn()::text", NULL, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    char lsn[32];
+    snprintf(lsn, sizeof lsn, "%s", db_get_str(r, 0, 0));
+    PQclear(r);
+    return db_wait_flushed(db, lsn, DB_DURABLE_WAIT_MS);
+}
+
+status_t db_wait_flushed(db_t *db, const char *lsn, int64_t wait_ms_max) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, lsn);
+    for (int64_t waited_ms = 0;; waited_ms += DB_FLUSH_POLL_MS) {
+        PGresult *r = NULL;
+        status_t st = db_exec(db, "SELECT pg_current_wal_flush_lsn() >= $1::pg_lsn", &p, &r);
+        if (!status_is_ok(&st)) {
+            return st;
+        }
+        bool flushed = db_get_bool(r, 0, 0);
+        PQclear(r);
+        if (flushed) {
+            return status_ok();
+        }
+        if (waited_ms >= wait_ms_max) {
+            return status_make(STATUS_UNAVAILABLE, "WAL_NOT_FLUSHED",
+                               "the WAL up to %s is not on disk yet", lsn);
+        }
+        struct timespec ts = {0, DB_FLUSH_POLL_MS * 1000000L};
+        nanosleep(&ts, NULL);
+    }
 }
 
 bool db_in_tx(const db_t *db) {

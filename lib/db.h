@@ -129,6 +129,29 @@ status_t db_tx(db_t *db, db_tx_fn fn, void *arg);
 
 bool db_in_tx(const db_t *db);
 
+/** Transactions db_tx begins on this handle while `on` commit without waiting for their WAL
+ *  to reach the disk (synchronous_commit off). Only for a change that a later commit of the
+ *  same PostgreSQL cluster makes durable before anyone relies on it: WAL is one sequence per
+ *  cluster, so a commit that waits for the disk also makes every earlier commit durable, and a
+ *  crash can only lose a suffix of history (docs/architecture.md "Durability of saga steps"). */
+void db_set_commit_async(db_t *db, bool on);
+/** Whether this process ever began such a transaction. */
+bool db_async_commits_seen(void);
+
+/** The PostgreSQL cluster's system identifier (pg_control_system(); equal on a physical
+ *  replica, so a failover keeps it), read once per process: "" when it could not be read. */
+const char *db_cluster_id(db_t *db);
+
+/** Outside a transaction: returns once every transaction committed so far in the cluster is
+ *  durable: waits until the WAL is on disk up to its insert position now (a synchronous commit
+ *  of anyone's, or the WAL writer within wal_writer_delay); UNAVAILABLE after 5 s. */
+status_t db_wait_durable(db_t *db);
+
+/** Returns once the cluster's WAL is on disk up to `lsn` (text, e.g. from
+ *  pg_current_wal_insert_lsn()), polling; UNAVAILABLE WAL_NOT_FLUSHED after wait_ms_max. The
+ *  WAL writer flushes within wal_writer_delay (200 ms by default) when nobody else does. */
+status_t db_wait_flushed(db_t *db, const char *lsn, int64_t wait_ms_max);
+
 /** Inside db_tx: `sql` (a write that must be the transaction's last, such as the record of an
  *  idempotency key) is sent together with the COMMIT, in one round trip. When it fails the
  *  transaction rolls back and db_tx returns its error (ALREADY_EXISTS with db_last_constraint

@@ -18,6 +18,9 @@
 #include <time.h>
 
 #define OUTBOX_BATCH_MAX 1000
+/* How long a pass waits for the WAL of rows committed without waiting for the disk; the WAL
+ * writer flushes them within 3 x wal_writer_delay. Past it the pass ends and the next retries. */
+#define OUTBOX_FLUSH_WAIT_MS 2000
 
 status_t outbox_emit(rpc_ctx_t *ctx, const char *merchant_id, const char *stream, const char *type,
                      const char *subject_id, const char *payload_json, char *event_id_out) {
@@ -124,7 +127,8 @@ static status_t outbox_publish_tx(db_t *db, void *arg) {
     PGresult *r = NULL;
     status_t st = db_exec(db,
                           "SELECT merchant_id, id, stream, type, subject_id, payload, "
-                          " extract(epoch FROM created_at)::bigint "
+                          " extract(epoch FROM created_at)::bigint, commit_async, "
+                          " pg_current_wal_insert_lsn()::text "
                           "FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1 "
                           "FOR UPDATE SKIP LOCKED",
                           &p, &r);
@@ -135,6 +139,19 @@ static status_t outbox_publish_tx(db_t *db, void *arg) {
     if (rows == 0) {
         PQclear(r);
         return st;
+    }
+    bool any_async = false;
+    for (int i = 0; i < rows && !any_async; i++) {
+        any_async = db_get_bool(r, i, 7);
+    }
+    if (any_async) {
+        /* Their transactions committed before this statement began, so their WAL lies before
+         * the insert position it read: once that is on disk, a crash cannot take them back. */
+        st = db_wait_flushed(db, db_get_str(r, 0, 8), OUTBOX_FLUSH_WAIT_MS);
+        if (!status_is_ok(&st)) {
+            PQclear(r);
+            return st;
+        }
     }
     if (!outbox_xadd_all(a->cache, r, a->service, a->stream_maxlen)) {
         PQclear(r);

@@ -23,6 +23,13 @@
 #define RPC_STREAM_SENDS_MAX 64       /* responses one handler run may queue on a stream */
 #define RPC_STREAM_MESSAGES_MAX 10000 /* request messages one stream may carry */
 
+/* Request metadata by which a service calling a mutating RPC says that its own later commit, on
+ * the PostgreSQL cluster whose system identifier is the value (db_cluster_id), makes the call's
+ * change durable: a callee on that same cluster then commits without waiting for the disk
+ * (docs/architecture.md "Durability of saga steps"). Honoured for the service credential only. */
+#define RPC_DURABLE_WITH_HEADER "loyalty-durable-with"
+#define RPC_DURABLE_WITH_MAX 24 /* a uint64 in decimal */
+
 typedef struct rpc_stream rpc_stream_t;
 
 /** Everything a handler may use while serving one call. All memory from `arena` lives until
@@ -32,14 +39,14 @@ typedef struct rpc_ctx {
     db_t *db;       /* this thread's database handle, bound to the service's schema */
     cache_t *cache; /* this worker's Redis connection (may be down: then every get misses) */
     const config_t *config;
-    void *service_state;     /* rpc_server_options.service_state */
-    const char *method;      /* "/loyalty.v1.MemberService/GetMember" */
-    const char *request_id;  /* from x-request-id or generated */
+    void *service_state;           /* rpc_server_options.service_state */
+    const char *method;            /* "/loyalty.v1.MemberService/GetMember" */
+    const char *request_id;        /* from x-request-id or generated */
     const struct trace_ctx *trace; /* from traceparent/tracestate or a new trace (trace.h) */
-    const char *merchant_id; /* the request's merchant_id, validated; "" when it has none */
-    const char *credential_id; /* the caller's credential id (credentials.h); "" without auth */
-    gpr_timespec deadline;   /* the caller's deadline (monotonic clock) */
-    int64_t now_s;           /* unix seconds when the call started */
+    const char *merchant_id;       /* the request's merchant_id, validated; "" when it has none */
+    const char *credential_id;     /* the caller's credential id (credentials.h); "" without auth */
+    gpr_timespec deadline;         /* the caller's deadline (monotonic clock) */
+    int64_t now_s;                 /* unix seconds when the call started */
     const char *invalidations[RPC_INVALIDATIONS_MAX];
     int invalidation_count;
     rpc_stream_t *stream; /* the call's outgoing messages (RPC_STREAM only), else NULL */

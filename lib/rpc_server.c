@@ -130,9 +130,10 @@ typedef struct call {
     grpc_metadata trailing_md[1];
     char request_id[REQUEST_ID_MAX + 1];
     char reason[STATUS_REASON_MAX];
-    trace_ctx_t trace;                      /* read with the metadata */
-    uint8_t cred_digest[CRED_DIGEST_BYTES]; /* the bearer token's, with a credential file */
-    char credential_id[CRED_ID_MAX + 1];    /* who called: "" without auth */
+    trace_ctx_t trace;                           /* read with the metadata */
+    uint8_t cred_digest[CRED_DIGEST_BYTES];      /* the bearer token's, with a credential file */
+    char credential_id[CRED_ID_MAX + 1];         /* who called: "" without auth */
+    char durable_with[RPC_DURABLE_WITH_MAX + 1]; /* RPC_DURABLE_WITH_HEADER's value, or "" */
     arena_t arena;
 } call_t;
 
@@ -365,6 +366,7 @@ static void call_read_metadata(call_t *c, const char **auth, size_t *auth_len) {
     *auth = NULL;
     *auth_len = 0;
     c->request_id[0] = '\0';
+    c->durable_with[0] = '\0';
     const char *traceparent = NULL, *tracestate = NULL;
     size_t traceparent_len = 0, tracestate_len = 0;
     for (size_t i = 0; i < c->req_md.count; i++) {
@@ -383,6 +385,10 @@ static void call_read_metadata(call_t *c, const char **auth, size_t *auth_len) {
         } else if (grpc_slice_str_cmp(md->key, "tracestate") == 0) {
             tracestate = v;
             tracestate_len = vn;
+        } else if (grpc_slice_str_cmp(md->key, RPC_DURABLE_WITH_HEADER) == 0 &&
+                   vn <= RPC_DURABLE_WITH_MAX) {
+            memcpy(c->durable_with, v, vn);
+            c->durable_with[vn] = '\0';
         }
     }
     trace_begin(&c->trace, traceparent, traceparent_len, tracestate, tracestate_len);
@@ -524,6 +530,22 @@ static status_t call_authorize(call_t *c, const ProtobufCMessage *req, rpc_ctx_t
                                  c->credential_id);
 }
 
+/* Whether this call's change may commit without waiting for the disk: its caller is a service
+ * that says its own later commit on this same PostgreSQL cluster makes the change durable before
+ * anyone relies on it (RPC_DURABLE_WITH_HEADER; docs/architecture.md "Durability of saga
+ * steps"). Any other caller, or another cluster, gets the usual commit. */
+static bool call_commit_async(const call_t *c, db_t *db) {
+    if (c->durable_with[0] == '\0') {
+        return false;
+    }
+    bool open = !credentials_enabled() && !g_srv.config.auth_token[0]; /* no auth at all */
+    if (!open && strcmp(c->credential_id, CRED_SERVICE_ID) != 0) {
+        return false;
+    }
+    const char *cluster = db_cluster_id(db);
+    return cluster[0] != '\0' && strcmp(cluster, c->durable_with) == 0;
+}
+
 static status_t call_dispatch(call_t *c, rpc_ctx_t *ctx, ProtobufCMessage **resp_out) {
     const srv_method_t *m = c->method;
     if (c->req_bb == NULL) {
@@ -555,7 +577,12 @@ static status_t call_dispatch(call_t *c, rpc_ctx_t *ctx, ProtobufCMessage **resp
         assert(t.idempotency_key != NULL); /* checked at registration */
         t.req_bytes = pb_pack_arena(&c->arena, req, &t.req_len);
     }
+    bool commit_async = call_commit_async(c, ctx->db);
+    db_set_commit_async(ctx->db, commit_async);
     st = m->m->kind == RPC_MUTATE ? call_mutate(ctx, &t) : db_tx(ctx->db, call_run_in_tx, &t);
+    if (commit_async) {
+        db_set_commit_async(ctx->db, false);
+    }
     *resp_out = t.resp;
     return st;
 }
