@@ -31,15 +31,18 @@ static char *sql_value(const char *sql, const char *merchant) {
     return v;
 }
 
-/* The merchant's points-svc outbox rows committed with (async) or without waiting for the
+/* The merchant's outbox rows in `schema` committed with (async) or without waiting for the
  * disk. */
+static int64_t events(const char *schema, const char *m, bool async) {
+    char sql[200];
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM %s.outbox WHERE merchant_id = $1 AND %scommit_async", schema,
+             async ? "" : "NOT ");
+    return strtoll(sql_value(sql, m), NULL, 10);
+}
+
 static int64_t points_events(const char *m, bool async) {
-    return strtoll(sql_value(async ? "SELECT count(*) FROM points.outbox "
-                                     "WHERE merchant_id = $1 AND commit_async"
-                                   : "SELECT count(*) FROM points.outbox "
-                                     "WHERE merchant_id = $1 AND NOT commit_async",
-                             m),
-                   NULL, 10);
+    return events("points", m, async);
 }
 
 /* Waits (generously) until every points event of the merchant is published. */
@@ -112,6 +115,10 @@ Test(saga_durability, checkout_steps_commit_async_admin_calls_do_not) {
     cr_assert_gt(points_events(s.m, true), 0,
                  "the checkout's points steps waited for the disk (no asynchronous event)");
     cr_assert_eq(points_events(s.m, false), sync_before, "a checkout step committed synchronously");
+    /* The gateway's final write (with order.completed) is the one that makes them durable. */
+    cr_assert_gt(events("gateway", s.m, false), 0, "the gateway's final write left no event");
+    cr_assert_eq(events("gateway", s.m, true), 0,
+                 "a write of the gateway committed without waiting for the disk");
     assert_all_published(s.m);
     assert_ledgers_clean(s.m);
 
