@@ -325,6 +325,7 @@ static const rpc_method_t gateway_methods[] = {
     {"RetrySaga", gw_rpc_retry_saga, RPC_MUTATE},
     {"GetGatewaySettings", gw_rpc_get_settings, RPC_READ},
     {"UpdateGatewaySettings", gw_rpc_update_settings, RPC_MUTATE},
+    {"ListAuditLog", gw_rpc_list_audit_log, RPC_READ},
     {NULL, NULL, RPC_READ},
 };
 
