@@ -590,8 +590,9 @@ status_t gw_store_checkout_of_order(db_t *db, arena_t *a, const char *merchant_i
     return status_ok();
 }
 
-status_t gw_store_retry(db_t *db, const char *merchant_id, const char *id, int state,
-                        int direction) {
+status_t gw_store_retry(db_t *db, const char *merchant_id, const char *id, int state, int direction,
+                        int64_t *steps_retried) {
+    *steps_retried = 0;
     db_params_t p;
     db_params_init(&p);
     db_param_text(&p, merchant_id);
@@ -629,11 +630,17 @@ status_t gw_store_retry(db_t *db, const char *merchant_id, const char *id, int s
     db_param_int(&q, direction);
     db_param_int(&q, code);
     db_param_text(&q, reason);
-    return db_exec(db,
-                   "UPDATE saga_steps SET state = 1, finished_at = NULL, started_at = now() "
-                   "WHERE merchant_id = $1 AND saga_id = $2 AND state = 3 AND direction = $3 "
-                   " AND error_code = $4 AND error_reason = $5",
-                   &q, NULL);
+    PGresult *steps = NULL;
+    st = db_exec(db,
+                 "UPDATE saga_steps SET state = 1, finished_at = NULL, started_at = now() "
+                 "WHERE merchant_id = $1 AND saga_id = $2 AND state = 3 AND direction = $3 "
+                 " AND error_code = $4 AND error_reason = $5",
+                 &q, &steps);
+    if (status_is_ok(&st)) {
+        *steps_retried = strtoll(PQcmdTuples(steps), NULL, 10);
+        PQclear(steps);
+    }
+    return st;
 }
 
 /* ---- orders ---- */

@@ -56,9 +56,10 @@ status_t gw_store_checkout_of_order(db_t *db, arena_t *a, const char *merchant_i
 
 /** RetrySaga: puts a NEEDS_ATTENTION saga back to `state` (COMPLETING or CANCELLING), due now,
  *  its steps FAILED with the saga's error back to STARTED (so they are called again with the
- *  same key). FAILED_PRECONDITION SAGA_NOT_RETRYABLE when the saga does not need attention. */
-status_t gw_store_retry(db_t *db, const char *merchant_id, const char *id, int state,
-                        int direction);
+ *  same key; *steps_retried says how many). FAILED_PRECONDITION SAGA_NOT_RETRYABLE when the
+ *  saga does not need attention. */
+status_t gw_store_retry(db_t *db, const char *merchant_id, const char *id, int state, int direction,
+                        int64_t *steps_retried);
 
 /* ---- orders (refunds) ---- */
 

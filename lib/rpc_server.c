@@ -1483,6 +1483,11 @@ static status_t srv_start(void) {
     if (status_is_ok(&st)) {
         st = srv_add_service(&reflection_v1alpha_service, false, true);
     }
+    /* Every service lists its own audit trail: its database role reads only its schema. */
+    audit_service_init(g_srv.opts->service_name);
+    if (status_is_ok(&st)) {
+        st = srv_add_service(&audit_service, false, false);
+    }
     for (size_t i = 0; status_is_ok(&st) && i < g_srv.opts->service_count; i++) {
         st = srv_add_service(&g_srv.opts->services[i], false, false);
     }

@@ -14,7 +14,8 @@ typedef struct rpc_server_options {
     int default_port;         /* docs/architecture.md#services */
     const char *db_schema;    /* "member" */
     const embed_file_t *migrations;
-    const rpc_service_t *services; /* the service's own; Health is added by the runtime */
+    const rpc_service_t *services; /* the service's own; the runtime adds Health, reflection
+                                      and AuditService (audit.h) */
     size_t service_count;
     const rpc_job_t *jobs; /* ends with an entry whose name is NULL; may be NULL */
     /* With a credential file (README "Credentials"), the methods a storefront credential may

@@ -3,8 +3,10 @@
  * promo_checkout.c). */
 #include "promo_rpc.h"
 
+#include "audit.h"
 #include "cursor.h"
 #include "ids.h"
+#include "jsonw.h"
 #include "pb.h"
 #include "promo_cache.h"
 #include "promo_handlers.h"
@@ -221,6 +223,19 @@ static status_t rpc_generate_codes(rpc_ctx_t *ctx, const ProtobufCMessage *req_m
     st = promo_store_codes_generate(ctx->db, ctx->arena, ctx->merchant_id, p->id, batch, prefix,
                                     req->count, ctx->now_s);
     if (status_is_ok(&st)) {
+        /* The codes table has no audit trigger (a batch is up to PROMO_CODE_BATCH_MAX rows):
+         * the batch is recorded as one row, without the codes themselves. */
+        char after[256];
+        jsonw_t w;
+        jsonw_begin(&w, after, sizeof after);
+        jsonw_str(&w, "batch_id", batch);
+        jsonw_str(&w, "promotion_id", p->id);
+        jsonw_str(&w, "prefix", prefix);
+        jsonw_int(&w, "count", req->count);
+        jsonw_end(&w);
+        st = audit_record(ctx->db, ctx->merchant_id, "codes", "INSERT", NULL, after);
+    }
+    if (status_is_ok(&st)) {
         resp->batch_id = arena_strdup(ctx->arena, batch);
         resp->count = req->count;
     }
@@ -248,8 +263,7 @@ static status_t rpc_list_codes(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
     if (status_is_ok(&st)) {
         st = promo_store_codes_list(ctx->db, ctx->arena, ctx->merchant_id, req->promotion_id,
                                     req->batch_id, req->status, after, limit, ctx->now_s,
-                                    &resp->codes,
-                                    &resp->n_codes, &more);
+                                    &resp->codes, &resp->n_codes, &more);
     }
     if (status_is_ok(&st)) {
         resp->page_info = promo_page_next(

@@ -24,8 +24,10 @@ from google.protobuf import descriptor_pb2
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGE = "loyalty.v1"
-# The storefront's entry point first, then the participants in port order, shared types last.
-FILE_ORDER = ["gateway", "campaign", "member", "points", "wallet", "referral", "promo", "common"]
+# The storefront's entry point first, then the participants in port order, the service every
+# one of them serves (audit), shared types last.
+FILE_ORDER = ["gateway", "campaign", "member", "points", "wallet", "referral", "promo", "audit",
+              "common"]
 
 # FileDescriptorProto / DescriptorProto / ... field numbers used in source-code-info paths.
 PATH_MESSAGE, PATH_ENUM, PATH_SERVICE, PATH_SYNTAX = 4, 5, 6, 12

@@ -2,11 +2,13 @@
  * member overview (parallel reads, a section missing when its service is down), QuoteCheckout
  * reserving nothing, purchase rewards held through the return window and released later by the
  * recovery job, a permanent step failure (NEEDS_ATTENTION) fixed by an operator and retried with
- * RetrySaga, plan checks refusing a checkout before anything is reserved, a registration
- * finished by the recovery job after a participant was down, and idempotency-key reuse. */
+ * RetrySaga (and recorded in the audit trail), plan checks refusing a checkout before anything is
+ * reserved, a registration finished by the recovery job after a participant was down, and
+ * idempotency-key reuse. */
 #include "gateway_it.h"
 
 #include "cache.h"
+#include "loyalty/v1/audit.pb-c.h"
 
 #include <hiredis/hiredis.h>
 
@@ -267,6 +269,35 @@ Test(gateway_ops, needs_attention_then_retry_saga) {
     Loyalty__V1__GatewayRetrySagaResponse *rr = NULL;
     assert_ok(gw("RetrySaga", &rs, &rr));
     cr_assert_eq(rr->saga->state, S_COMPLETING);
+    /* The audit trail has the retry: the saga's state and error before and after, and the
+     * failed step put back to be called again. */
+    Loyalty__V1__GatewayListAuditLogRequest al = LOYALTY__V1__GATEWAY_LIST_AUDIT_LOG_REQUEST__INIT;
+    al.merchant_id = (char *)s.m;
+    Loyalty__V1__GatewayListAuditLogResponse *trail = NULL;
+    assert_ok(gw("ListAuditLog", &al, &trail));
+    const Loyalty__V1__AuditEntry *retry = NULL;
+    for (size_t i = 0; i < trail->n_entries && !retry; i++) {
+        if (strcmp(trail->entries[i]->idempotency_key, rs.idempotency_key) == 0) {
+            retry = trail->entries[i];
+        }
+    }
+    cr_assert_not_null(retry, "RetrySaga is not in the audit trail");
+    cr_assert_str_eq(retry->rpc, "/loyalty.v1.Gateway/RetrySaga");
+    cr_assert_str_eq(retry->service, "gateway");
+    cr_assert_eq(retry->n_changes, 1);
+    cr_assert_str_eq(retry->changes[0]->table, "sagas");
+    cr_assert_str_eq(retry->changes[0]->op, "UPDATE");
+    char want[512];
+    snprintf(want, sizeof want,
+             "{\"id\": \"%s\", \"state\": \"GATEWAY_SAGA_STATE_NEEDS_ATTENTION\", "
+             "\"error_reason\": \"PLAN_INACTIVE\", \"failed_steps\": 1}",
+             co->checkout_id);
+    cr_assert_str_eq(retry->changes[0]->before_json, want);
+    snprintf(want, sizeof want,
+             "{\"id\": \"%s\", \"state\": \"GATEWAY_SAGA_STATE_COMPLETING\", "
+             "\"error_reason\": \"\", \"failed_steps\": 0}",
+             co->checkout_id);
+    cr_assert_str_eq(retry->changes[0]->after_json, want);
     Loyalty__V1__GatewaySaga *saga = wait_saga_final(s.m, co->checkout_id, 30);
     cr_assert_eq(saga->state, S_COMPLETED, "state %d (%s)", saga->state, saga->reason);
     Loyalty__V1__MemberTierStatus *ts = member_tier(s.m, b);
