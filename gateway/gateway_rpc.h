@@ -76,6 +76,11 @@ status_t gw_rpc_retry_saga(rpc_ctx_t *ctx, const ProtobufCMessage *req, Protobuf
 status_t gw_rpc_get_settings(rpc_ctx_t *ctx, const ProtobufCMessage *req, ProtobufCMessage *resp);
 status_t gw_rpc_update_settings(rpc_ctx_t *ctx, const ProtobufCMessage *req,
                                 ProtobufCMessage *resp);
+/* gateway_admin.c */
+status_t gw_rpc_check_health(rpc_ctx_t *ctx, const ProtobufCMessage *req, ProtobufCMessage *resp);
+status_t gw_rpc_verify_ledgers(rpc_ctx_t *ctx, const ProtobufCMessage *req, ProtobufCMessage *resp);
+status_t gw_rpc_get_member_detail(rpc_ctx_t *ctx, const ProtobufCMessage *req,
+                                  ProtobufCMessage *resp);
 
 /** The recovery job (rpc_job_t). */
 status_t gw_job_recover(rpc_ctx_t *ctx);
