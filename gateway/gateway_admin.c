@@ -50,12 +50,14 @@ status_t gw_rpc_check_health(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
                              ProtobufCMessage *resp_msg) {
     const Loyalty__V1__GatewayCheckHealthRequest *req = (const void *)req_msg;
     Loyalty__V1__GatewayCheckHealthResponse *resp = (void *)resp_msg;
-    /* RPC_READ_ANY_MERCHANT: "" is the operators' view; a named merchant must be valid. */
+    /* RPC_READ_ANY_MERCHANT: "" is the operators' view; a named merchant must be valid, and
+     * the access line then names it (as ListSagas does). */
     if (req->merchant_id[0]) {
         status_t st = validate_merchant_id(req->merchant_id);
         if (!status_is_ok(&st)) {
             return st;
         }
+        ctx->merchant_id = req->merchant_id;
     }
     gw_svc_t *svc = gw_svc(ctx);
     static const char *const names[HC_N] = {"member-svc", "points-svc", "wallet-svc",

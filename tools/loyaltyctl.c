@@ -19,7 +19,7 @@
 #define CTL_VERIFY_TIMEOUT_MS 120000
 
 static const ctl_command_t ctl_commands[] = {
-    {"health", "[-o json]", "Every service's readiness in one table.",
+    {"health", "[--merchant M] [-o json]", "Every service's readiness in one table.",
      "The gateway checks each participant's readiness (grpc.health.v1 Check) and its own\n"
      "PostgreSQL and Redis (Gateway.CheckHealth). Exit 0 when all six services are ready,\n"
      "1 when one is not (or the gateway cannot be reached). Without --merchant this is the\n"
