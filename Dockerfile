@@ -2,8 +2,9 @@
 #
 #   docker build --target member-svc -t loyalty/member-svc:dev .     (likewise for each service)
 #
-# `build` compiles every service folder present and the health probe; `runtime` is the shared
-# small base (Debian slim, the five runtime libraries, a non-root user, the probe); one final
+# `build` compiles every service folder present, the health probe and loyaltyctl; `runtime` is
+# the shared small base (Debian slim, the five runtime libraries, a non-root user, the probe and
+# loyaltyctl, so `kubectl exec deploy/gateway -- loyaltyctl health` works); one final
 # stage per service adds only its binary, its port and its health check. Migrations travel
 # inside each binary (`<service> --migrate` applies them and exits). The stage list is checked
 # by tests/deploy/check_dockerfile.sh against the binaries' real library needs.
@@ -21,7 +22,7 @@ WORKDIR /src
 COPY . .
 # Only the services that exist in this checkout are built (the suite grows folder by folder);
 # tests and benchmarks are not part of an image.
-RUN targets=loyalty-health; \
+RUN targets="loyalty-health loyaltyctl"; \
     for s in member-svc points-svc wallet-svc referral-svc promo-svc gateway; do \
       if [ -f "$s/CMakeLists.txt" ]; then targets="$targets $s"; fi; \
     done; \
@@ -42,6 +43,7 @@ RUN apt-get update \
  && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
       --shell /usr/sbin/nologin loyalty
 COPY --from=build /out/loyalty-health /usr/local/bin/loyalty-health
+COPY --from=build /out/loyaltyctl /usr/local/bin/loyaltyctl
 # Numeric, so that Kubernetes' runAsNonRoot can verify it without reading /etc/passwd.
 USER 10001:10001
 ENV LOG_LEVEL=info

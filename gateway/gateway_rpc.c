@@ -358,13 +358,19 @@ static const rpc_method_t gateway_methods[] = {
     {"GetGatewaySettings", gw_rpc_get_settings, RPC_READ},
     {"UpdateGatewaySettings", gw_rpc_update_settings, RPC_MUTATE},
     {"ListAuditLog", gw_rpc_list_audit_log, RPC_READ},
+    /* Operators' views for loyaltyctl (gateway_admin.c); admin only, as they are not in
+     * gateway_storefront_methods. CheckHealth names no merchant for the operators' view. */
+    {"CheckHealth", gw_rpc_check_health, RPC_READ_ANY_MERCHANT},
+    {"VerifyLedgers", gw_rpc_verify_ledgers, RPC_READ},
+    {"GetMemberDetail", gw_rpc_get_member_detail, RPC_READ},
     {NULL, NULL, RPC_READ},
 };
 
 const rpc_service_t gateway_service = {&loyalty__v1__gateway__descriptor, gateway_methods};
 
 /* A storefront credential (README "Credentials") may register, show, quote, check out, refund,
- * top up, redeem and check in for its merchants; sagas, settings and campaigns are for admins. */
+ * top up, redeem and check in for its merchants; sagas, settings, campaigns and the operators'
+ * views (CheckHealth, VerifyLedgers, GetMemberDetail) are for admins. */
 const char *const gateway_storefront_methods[] = {
     "/loyalty.v1.Gateway/RegisterMember",
     "/loyalty.v1.Gateway/GetMemberOverview",

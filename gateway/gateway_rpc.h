@@ -78,6 +78,11 @@ status_t gw_rpc_update_settings(rpc_ctx_t *ctx, const ProtobufCMessage *req,
                                 ProtobufCMessage *resp);
 /* gateway_audit.c: the audit trail of the six services, merged. */
 status_t gw_rpc_list_audit_log(rpc_ctx_t *ctx, const ProtobufCMessage *req, ProtobufCMessage *resp);
+/* gateway_admin.c */
+status_t gw_rpc_check_health(rpc_ctx_t *ctx, const ProtobufCMessage *req, ProtobufCMessage *resp);
+status_t gw_rpc_verify_ledgers(rpc_ctx_t *ctx, const ProtobufCMessage *req, ProtobufCMessage *resp);
+status_t gw_rpc_get_member_detail(rpc_ctx_t *ctx, const ProtobufCMessage *req,
+                                  ProtobufCMessage *resp);
 
 /** The recovery job (rpc_job_t). */
 status_t gw_job_recover(rpc_ctx_t *ctx);

@@ -517,25 +517,8 @@ status_t gw_store_claim_due(db_t *db, arena_t *a, const char *token, int64_t lea
     " AND ($6::bigint = 0 OR updated_at <= now() - make_interval(secs => $6::bigint)) ORDER BY "   \
     "id DESC LIMIT $5"
 
-status_t gw_store_list(db_t *db, arena_t *a, const char *merchant_id, int state, int kind,
-                       int64_t older_than_s, const char *after_id, int32_t limit,
-                       Loyalty__V1__GatewaySaga ***out, size_t *n) {
-    db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_int(&p, state);
-    db_param_int(&p, kind);
-    db_param_text(&p, after_id);
-    db_param_int(&p, limit);
-    db_param_int(&p, older_than_s);
-    PGresult *r = NULL;
-    status_t st = db_exec(db,
-                          merchant_id[0] ? GW_LIST_COLUMNS "WHERE merchant_id = $1" GW_LIST_FILTERS
-                                         : GW_LIST_COLUMNS "WHERE $1 = ''" GW_LIST_FILTERS,
-                          &p, &r);
-    if (!status_is_ok(&st)) {
-        return st;
-    }
+/* The sagas of a GW_LIST_COLUMNS result as messages (without steps) in *out. */
+static void list_rows(const PGresult *r, arena_t *a, Loyalty__V1__GatewaySaga ***out, size_t *n) {
     int rows = PQntuples(r);
     *out = arena_alloc(a, (size_t)(rows + 1) * sizeof **out);
     for (int i = 0; i < rows; i++) {
@@ -561,6 +544,50 @@ status_t gw_store_list(db_t *db, arena_t *a, const char *merchant_id, int state,
         (*out)[i] = g;
     }
     *n = (size_t)rows;
+}
+
+status_t gw_store_list(db_t *db, arena_t *a, const char *merchant_id, int state, int kind,
+                       int64_t older_than_s, const char *after_id, int32_t limit,
+                       Loyalty__V1__GatewaySaga ***out, size_t *n) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_int(&p, state);
+    db_param_int(&p, kind);
+    db_param_text(&p, after_id);
+    db_param_int(&p, limit);
+    db_param_int(&p, older_than_s);
+    PGresult *r = NULL;
+    status_t st = db_exec(db,
+                          merchant_id[0] ? GW_LIST_COLUMNS "WHERE merchant_id = $1" GW_LIST_FILTERS
+                                         : GW_LIST_COLUMNS "WHERE $1 = ''" GW_LIST_FILTERS,
+                          &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    list_rows(r, a, out, n);
+    PQclear(r);
+    return status_ok();
+}
+
+status_t gw_store_list_member_orders(db_t *db, arena_t *a, const char *merchant_id,
+                                     const char *member_id, int32_t limit,
+                                     Loyalty__V1__GatewaySaga ***out, size_t *n) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_text(&p, member_id);
+    db_param_int(&p, limit);
+    PGresult *r = NULL;
+    /* kind 2 = CHECKOUT, 3 = REFUND: the partial index sagas_member_orders. */
+    status_t st = db_exec(db,
+                          GW_LIST_COLUMNS "WHERE merchant_id = $1 AND member_id = $2 "
+                                          "AND kind IN (2, 3) ORDER BY id DESC LIMIT $3",
+                          &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    list_rows(r, a, out, n);
     PQclear(r);
     return status_ok();
 }

@@ -50,6 +50,11 @@ status_t gw_store_list(db_t *db, arena_t *a, const char *merchant_id, int state,
                        int64_t older_than_s, const char *after_id, int32_t limit,
                        Loyalty__V1__GatewaySaga ***out, size_t *n);
 
+/** The member's checkouts and refunds, newest first, at most `limit`, without steps. */
+status_t gw_store_list_member_orders(db_t *db, arena_t *a, const char *merchant_id,
+                                     const char *member_id, int32_t limit,
+                                     Loyalty__V1__GatewaySaga ***out, size_t *n);
+
 /** The id of the order's checkout that is not cancelled, else its latest one. */
 status_t gw_store_checkout_of_order(db_t *db, arena_t *a, const char *merchant_id,
                                     const char *order_id, char **checkout_id);

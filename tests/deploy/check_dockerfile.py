@@ -3,7 +3,8 @@
 
 - one final stage per service, each FROM the shared `runtime` stage, copying its own binary
   from `build`, with its default port in LISTEN_ADDR and EXPOSE, and the binary as ENTRYPOINT;
-- `runtime` runs as a numeric non-root user, has a HEALTHCHECK with loyalty-health, and
+- `runtime` runs as a numeric non-root user, has a HEALTHCHECK with loyalty-health, ships
+  loyalty-health and loyaltyctl (copied from `build`, their libraries checked below), and
   installs with --no-install-recommends and removes the apt lists;
 - every shared library a built binary needs (ELF NEEDED entries of the binaries in the build
   tree) belongs to a Debian package the runtime stage installs (libc comes with the base
@@ -101,8 +102,10 @@ def main():
     checks = [a for i, a in runtime["lines"] if i == "HEALTHCHECK"]
     if not checks or "loyalty-health" not in checks[-1]:
         fail("runtime needs a HEALTHCHECK that runs loyalty-health")
-    if not any(i == "COPY" and "loyalty-health" in a for i, a in runtime["lines"]):
-        fail("runtime must copy loyalty-health from the build stage")
+    for tool in ("loyalty-health", "loyaltyctl"):
+        if not any(i == "COPY" and f"/out/{tool} /usr/local/bin/{tool}" in a
+                   for i, a in runtime["lines"]):
+            fail(f"runtime must copy {tool} from the build stage")
     runtime_pkgs = set(apt_packages(runtime))
 
     for svc, port in SERVICES.items():
@@ -125,7 +128,7 @@ def main():
         if [a for i, a in st["lines"] if i == "ENTRYPOINT"] != [f'["/usr/local/bin/{svc}"]']:
             fail(f"{svc} must run its binary as ENTRYPOINT (exec form)")
 
-    binaries = [os.path.join(build_dir, "tools", "loyalty-health")]
+    binaries = [os.path.join(build_dir, "tools", t) for t in ("loyalty-health", "loyaltyctl")]
     binaries += [os.path.join(build_dir, s, s) for s in SERVICES
                  if os.path.exists(os.path.join(build_dir, s, s))]
     for b in binaries:

@@ -625,6 +625,35 @@ static inline const char *new_buyer(shop_t *s, int64_t points, int64_t wallet) {
     return b;
 }
 
+/* A yearly membership plan of 99.00 for the tier (ops and loyaltyctl tests deactivate it
+ * between Begin and Complete to make a checkout need attention). */
+static inline Loyalty__V1__MemberPlan *create_plan(const char *m, const char *tier_id,
+                                                   bool active) {
+    Loyalty__V1__MemberPlan plan = LOYALTY__V1__MEMBER_PLAN__INIT;
+    plan.name = "Gold yearly";
+    plan.tier_id = (char *)tier_id;
+    plan.period = LOYALTY__V1__MEMBER_PLAN_PERIOD__MEMBER_PLAN_PERIOD_YEARLY;
+    plan.price_cents = 9900;
+    plan.active = active;
+    Loyalty__V1__MemberCreatePlanRequest r = LOYALTY__V1__MEMBER_CREATE_PLAN_REQUEST__INIT;
+    r.merchant_id = (char *)m;
+    r.idempotency_key = (char *)harness_key();
+    r.plan = &plan;
+    Loyalty__V1__MemberCreatePlanResponse *resp = NULL;
+    assert_ok(call(SVC_MEMBER, "CreateMembershipPlan", &r, &resp));
+    return resp->plan;
+}
+
+static inline void set_plan_active(const char *m, Loyalty__V1__MemberPlan *plan, bool active) {
+    plan->active = active;
+    Loyalty__V1__MemberUpdatePlanRequest r = LOYALTY__V1__MEMBER_UPDATE_PLAN_REQUEST__INIT;
+    r.merchant_id = (char *)m;
+    r.idempotency_key = (char *)harness_key();
+    r.plan_id = plan->id;
+    r.plan = plan;
+    assert_ok(call(SVC_MEMBER, "UpdateMembershipPlan", &r, NULL));
+}
+
 /* 2 x shirt at 50.00 and 1 x socks at 20.00, 5.00 shipping. */
 static inline Loyalty__V1__GatewayCart *shirt_cart(void) {
     Loyalty__V1__GatewayCart *c = new_cart();

@@ -228,6 +228,15 @@ Test(credentials, every_rpc_of_the_gateway_and_member_svc_by_every_caller) {
         if (across[i].want == ALLOWED) {
             assert_ok(st);
         }
+        /* loyaltyctl health: the same operators' view. */
+        Loyalty__V1__GatewayCheckHealthRequest h = LOYALTY__V1__GATEWAY_CHECK_HEALTH_REQUEST__INIT;
+        h.merchant_id = "";
+        st = call_as(SVC_GATEWAY, &loyalty__v1__gateway__descriptor, "CheckHealth", &h.base,
+                     across[i].token, &arena);
+        check_outcome(st, across[i].want, "CheckHealth across merchants");
+        if (across[i].want == ALLOWED) {
+            assert_ok(st);
+        }
     }
 
     /* A storefront of A really works for A end to end (the gateway calls the participants

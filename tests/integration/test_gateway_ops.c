@@ -193,32 +193,6 @@ Test(gateway_ops, held_purchase_rewards_are_released_by_the_job) {
     assert_ledgers_clean(s.m);
 }
 
-static Loyalty__V1__MemberPlan *create_plan(const char *m, const char *tier_id, bool active) {
-    Loyalty__V1__MemberPlan plan = LOYALTY__V1__MEMBER_PLAN__INIT;
-    plan.name = "Gold yearly";
-    plan.tier_id = (char *)tier_id;
-    plan.period = LOYALTY__V1__MEMBER_PLAN_PERIOD__MEMBER_PLAN_PERIOD_YEARLY;
-    plan.price_cents = 9900;
-    plan.active = active;
-    Loyalty__V1__MemberCreatePlanRequest r = LOYALTY__V1__MEMBER_CREATE_PLAN_REQUEST__INIT;
-    r.merchant_id = (char *)m;
-    r.idempotency_key = (char *)harness_key();
-    r.plan = &plan;
-    Loyalty__V1__MemberCreatePlanResponse *resp = NULL;
-    assert_ok(call(SVC_MEMBER, "CreateMembershipPlan", &r, &resp));
-    return resp->plan;
-}
-
-static void set_plan_active(const char *m, Loyalty__V1__MemberPlan *plan, bool active) {
-    plan->active = active;
-    Loyalty__V1__MemberUpdatePlanRequest r = LOYALTY__V1__MEMBER_UPDATE_PLAN_REQUEST__INIT;
-    r.merchant_id = (char *)m;
-    r.idempotency_key = (char *)harness_key();
-    r.plan_id = plan->id;
-    r.plan = plan;
-    assert_ok(call(SVC_MEMBER, "UpdateMembershipPlan", &r, NULL));
-}
-
 Test(gateway_ops, needs_attention_then_retry_saga) {
     /* Goal: a plan checked at Begin but deactivated before Complete stops the saga on a
      * permanent refusal: NEEDS_ATTENTION with the reason, everything before it done, nothing

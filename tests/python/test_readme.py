@@ -2,10 +2,11 @@
 """The README's example runs as written: the fenced blocks marked `<!-- readme-test: sh -->`
 and `<!-- readme-test: python -->` in README.md are extracted and executed, in order, against a
 suite of real services this test starts (PostgreSQL and Redis from scripts/test). The blocks
-run in a scratch folder that has the repository's proto/ in it, as they would from the
-repository's root after scripts/up; the only changes made to them are the service addresses
-(the README's default ports become the test's free ports) and the merchant id (a fresh one, so
-that the test never meets data of an earlier run). The Python block runs twice: the second run
+run in a scratch folder that has the repository's proto/ in it and the build tree as build/
+(for build/tools/loyaltyctl), as they would from the repository's root after scripts/up; the
+only changes made to them are the service addresses (the README's default ports become the
+test's free ports) and the merchant id (a fresh one, so that the test never meets data of an
+earlier run). The Python block runs twice: the second run
 must answer the same member and checkout, as the README promises.
 
 Usage: test_readme.py BUILD_DIR PROTO_DIR OUT_DIR (needs LOYALTY_PG_DSN and LOYALTY_REDIS_URL)."""
@@ -57,6 +58,9 @@ def main():
     link = os.path.join(work, "proto")
     if not os.path.islink(link):
         os.symlink(os.path.abspath(proto_dir), link)
+    build_link = os.path.join(work, "build")
+    if not os.path.islink(build_link):
+        os.symlink(os.path.abspath(build_dir), build_link)
 
     started = []
     try:

@@ -1,0 +1,294 @@
+/* test_loyaltyctl.c -- the real loyaltyctl binary against the six real services (README
+ * "loyaltyctl"): health lists six ready services; a checkout made to need attention is listed,
+ * shown with its failed step and retried to completion; ledger verify of a clean merchant;
+ * member show by id, phone and external id; exit 2 on usage errors, 1 with the gRPC code and
+ * reason on refusals (a wrong token among them); and every -o json output parses (python's
+ * json module). */
+#include "gateway_it.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#define S_ATTENTION LOYALTY__V1__GATEWAY_SAGA_STATE__GATEWAY_SAGA_STATE_NEEDS_ATTENTION
+#define S_COMPLETED LOYALTY__V1__GATEWAY_SAGA_STATE__GATEWAY_SAGA_STATE_COMPLETED
+
+TestSuite(loyaltyctl, .init = it_setup, .fini = it_teardown, .timeout = 600);
+
+static char ctl_out[65536];
+static char ctl_err[8192];
+
+/* Reads a whole (small) file into buf; "" when missing. */
+static void slurp(const char *path, char *buf, size_t cap) {
+    buf[0] = '\0';
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        return;
+    }
+    size_t n = fread(buf, 1, cap - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+}
+
+/* Runs `env <env> loyaltyctl <args>` (LOYALTY_GATEWAY_ADDR pointing at the test's gateway);
+ * stdout in ctl_out, stderr in ctl_err; returns the exit code. */
+static int ctl_env(const char *env, const char *args) {
+    static char dir[128];
+    if (dir[0] == '\0') {
+        snprintf(dir, sizeof dir, "/tmp/ctl-it-%d", (int)getpid());
+        cr_assert_eq(mkdir(dir, 0700) == 0 || errno == EEXIST, true);
+    }
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd,
+             "env -u LOYALTY_TOKEN -u LOYALTY_AUTH_TOKEN LOYALTY_GATEWAY_ADDR=%s %s "
+             "%s/tools/loyaltyctl %s >%s/out 2>%s/err",
+             procs[SVC_GATEWAY].addr, env, LOYALTY_TEST_BUILD_DIR, args, dir, dir);
+    int ws = system(cmd);
+    cr_assert(ws != -1 && WIFEXITED(ws), "%s did not run", cmd);
+    char path[256];
+    snprintf(path, sizeof path, "%s/out", dir);
+    slurp(path, ctl_out, sizeof ctl_out);
+    snprintf(path, sizeof path, "%s/err", dir);
+    slurp(path, ctl_err, sizeof ctl_err);
+    return WEXITSTATUS(ws);
+}
+
+static int ctl(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int ctl(const char *fmt, ...) {
+    char args[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    return ctl_env("", args);
+}
+
+/* Checks ctl_out with python's json module: it must parse, and `check` (a Python expression
+ * over `d`, the parsed object) must be true. */
+static void assert_json(const char *check) {
+    char path[128];
+    snprintf(path, sizeof path, "/tmp/ctl-it-%d/json", (int)getpid());
+    FILE *f = fopen(path, "wb");
+    cr_assert_not_null(f);
+    fputs(ctl_out, f);
+    fclose(f);
+    char script[128];
+    snprintf(script, sizeof script, "/tmp/ctl-it-%d/check.py", (int)getpid());
+    f = fopen(script, "wb");
+    cr_assert_not_null(f);
+    fprintf(f, "import json, sys\nd = json.load(open(sys.argv[1]))\nsys.exit(0 if (%s) else 3)\n",
+            check);
+    fclose(f);
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s %s", script, path);
+    int ws = system(cmd);
+    cr_assert(ws != -1 && WIFEXITED(ws) && WEXITSTATUS(ws) == 0,
+              "the JSON does not parse or fails `%s`:\n%s", check, ctl_out);
+}
+
+#define assert_out_has(text)                                                                       \
+    cr_assert(strstr(ctl_out, (text)) != NULL, "no `%s` in:\n%s\nstderr:\n%s", (text), ctl_out,    \
+              ctl_err)
+#define assert_err_has(text)                                                                       \
+    cr_assert(strstr(ctl_err, (text)) != NULL, "no `%s` in stderr:\n%s", (text), ctl_err)
+
+Test(loyaltyctl, health_sagas_and_ledgers) {
+    /* Goal: health lists the six services ready; a checkout stopped on a deactivated plan is
+     * found by sagas list (by merchant and across merchants, by state and age), shown with the
+     * refused step, retried after the plan is fixed, and completes; the merchant's ledgers are
+     * clean. Every -o json parses. */
+    stack_start();
+    cr_assert_eq(ctl("health"), 0, "%s%s", ctl_out, ctl_err);
+    const char *services[] = {"gateway",    "member-svc",   "points-svc",
+                              "wallet-svc", "referral-svc", "promo-svc"};
+    for (size_t i = 0; i < sizeof services / sizeof services[0]; i++) {
+        char row[64];
+        snprintf(row, sizeof row, "\n%-13s ", services[i]);
+        assert_out_has(row);
+    }
+    cr_assert_null(strstr(ctl_out, " NO "), "%s", ctl_out);
+    assert_out_has("PostgreSQL up");
+    cr_assert_eq(ctl("health -o json"), 0);
+    assert_json("d['all_ready'] and d['database_up'] and len(d['services']) == 6 and "
+                "all(s['ready'] and s['status'] == 'SERVING' for s in d['services']) and "
+                "[s['service'] for s in d['services']] == ['gateway', 'member-svc', "
+                "'points-svc', 'wallet-svc', 'referral-svc', 'promo-svc']");
+
+    shop_t s;
+    open_shop(&s, "ctl");
+    const char *b = new_buyer(&s, 0, 0);
+    Loyalty__V1__MemberPlan *plan = create_plan(s.m, s.gold->id, true);
+    Loyalty__V1__GatewayCart *cart = new_cart();
+    Loyalty__V1__GatewayCartLine *ml = add_line(cart, "gold", "gold-yearly", 1, 9900);
+    ml->kind = LOYALTY__V1__GATEWAY_LINE_KIND__GATEWAY_LINE_KIND_MEMBERSHIP;
+    ml->membership_plan_id = plan->id;
+    Loyalty__V1__GatewayCheckout *co = NULL;
+    assert_ok(begin_checkout(s.m, NULL, "order-ctl", b, cart, NULL, &co));
+    set_plan_active(s.m, plan, false);
+    Loyalty__V1__GatewayCheckout *done = NULL;
+    assert_ok(complete_checkout(s.m, co->checkout_id, "psp-ctl", &done));
+    cr_assert_eq(done->state, S_ATTENTION, "state %d", done->state);
+    const char *id = co->checkout_id;
+
+    cr_assert_eq(ctl("sagas list --merchant %s --state NEEDS_ATTENTION", s.m), 0, "%s", ctl_err);
+    assert_out_has(id);
+    assert_out_has("PLAN_INACTIVE");
+    /* Across merchants, by age: it was updated just now, so not older than an hour. */
+    cr_assert_eq(ctl("sagas list --state needs_attention --older-than 0s -o json"), 0, "%s",
+                 ctl_err);
+    char check[512];
+    snprintf(check, sizeof check,
+             "any(x['id'] == '%s' and x['state'] == 'GATEWAY_SAGA_STATE_NEEDS_ATTENTION' and "
+             "x['reason'] == 'PLAN_INACTIVE' for x in d['sagas'])",
+             id);
+    assert_json(check);
+    cr_assert_eq(ctl("sagas list --merchant %s --older-than 1h -o json", s.m), 0);
+    assert_json("d['sagas'] == []");
+    cr_assert_eq(ctl("-o json sagas list --merchant %s --kind CHECKOUT --limit 1", s.m), 0);
+    assert_json("len(d['sagas']) == 1");
+
+    cr_assert_eq(ctl("saga show %s --merchant %s", id, s.m), 0, "%s", ctl_err);
+    assert_out_has("NEEDS_ATTENTION PLAN_INACTIVE");
+    assert_out_has("FAILED_PRECONDITION PLAN_INACTIVE");
+    assert_out_has("promo_reserve");
+    cr_assert_eq(ctl("saga show %s --merchant %s -o json", id, s.m), 0);
+    snprintf(check, sizeof check,
+             "d['saga']['id'] == '%s' and any(st['state'] == 'GATEWAY_STEP_STATE_FAILED' and "
+             "st['error']['reason'] == 'PLAN_INACTIVE' for st in d['saga']['steps'])",
+             id);
+    assert_json(check);
+
+    set_plan_active(s.m, plan, true);
+    cr_assert_eq(ctl("saga retry %s --merchant %s", id, s.m), 0, "%s", ctl_err);
+    assert_out_has("COMPLETING");
+    Loyalty__V1__GatewaySaga *saga = wait_saga_final(s.m, id, 30);
+    cr_assert_eq(saga->state, S_COMPLETED, "state %d (%s)", saga->state, saga->reason);
+    /* A saga that does not need attention: refused, with the code and reason. */
+    cr_assert_eq(ctl("saga retry %s --merchant %s", id, s.m), 1);
+    assert_err_has("FAILED_PRECONDITION SAGA_NOT_RETRYABLE");
+    cr_assert_eq(ctl("saga show sag_nope --merchant %s", s.m), 1);
+    assert_err_has("NOT_FOUND");
+
+    cr_assert_eq(ctl("ledger verify --merchant %s", s.m), 0, "%s%s", ctl_out, ctl_err);
+    assert_out_has("points: ok");
+    assert_out_has("wallet: ok");
+    cr_assert_eq(ctl("ledger verify --merchant %s -o json", s.m), 0);
+    assert_json("d['ok'] and d['points']['ok'] and d['wallet']['ok'] and "
+                "d['points']['members_checked'] >= 1");
+}
+
+Test(loyaltyctl, member_show_by_id_phone_and_external_id) {
+    /* Goal: member show finds the member by id, by phone and by external id, with balances, tier
+     * history and the recent checkout; an unknown one is refused NOT_FOUND (exit 1). */
+    stack_start();
+    shop_t s;
+    open_shop(&s, "ctlm");
+    Loyalty__V1__GatewayRegistration *reg = NULL;
+    assert_ok(register_member(s.m, NULL, "Kim Tan", "+6591000088", NULL, &reg));
+    const char *mid = reg->member->id;
+    give_points(s.m, mid, 300);
+    Loyalty__V1__GatewayCheckout *co = NULL;
+    assert_ok(begin_checkout(s.m, NULL, "order-kim", mid, shirt_cart(), NULL, &co));
+    assert_ok(complete_checkout(s.m, co->checkout_id, "psp-kim", NULL));
+
+    Loyalty__V1__MemberProfile p = LOYALTY__V1__MEMBER_PROFILE__INIT;
+    p.name = "Lee";
+    Loyalty__V1__CreateMemberRequest cm = LOYALTY__V1__CREATE_MEMBER_REQUEST__INIT;
+    cm.merchant_id = (char *)s.m;
+    cm.idempotency_key = (char *)harness_key();
+    cm.profile = &p;
+    cm.external_id = "crm-4711";
+    Loyalty__V1__CreateMemberResponse *lee = NULL;
+    assert_ok(call(SVC_MEMBER, "CreateMember", &cm, &lee));
+
+    cr_assert_eq(ctl("member show --merchant %s %s", s.m, mid), 0, "%s", ctl_err);
+    assert_out_has(mid);
+    assert_out_has("Kim Tan");
+    assert_out_has("order-kim");
+    assert_out_has("TIER HISTORY");
+    cr_assert_eq(ctl("member show --merchant %s %s -o json", s.m, mid), 0);
+    assert_json("d['overview']['member']['profile']['name'] == 'Kim Tan' and "
+                "d['overview']['points']['available'] > 0 and d['stats']['order_count'] == 1 and "
+                "d['recent_orders'][0]['order_id'] == 'order-kim' and "
+                "len(d['tier_history']) >= 1 and d['overview']['unavailable'] == []");
+
+    cr_assert_eq(ctl("member show --merchant %s +6591000088", s.m), 0, "%s", ctl_err);
+    assert_out_has(mid);
+    cr_assert_eq(ctl("member show --merchant %s crm-4711 -o json", s.m), 0, "%s", ctl_err);
+    char check[256];
+    snprintf(check, sizeof check, "d['overview']['member']['id'] == '%s'", lee->member->id);
+    assert_json(check);
+    cr_assert_eq(ctl("member show --merchant %s crm-4711 --by external-id", s.m), 0);
+    assert_out_has("Lee");
+
+    cr_assert_eq(ctl("member show --merchant %s nobody-here", s.m), 1);
+    assert_err_has("NOT_FOUND MEMBER_NOT_FOUND");
+    cr_assert_eq(ctl("member show --merchant %s +6591000099", s.m), 1);
+    assert_err_has("NOT_FOUND MEMBER_NOT_FOUND");
+}
+
+/* loyaltyctl pointed at a port nobody listens on. */
+#define NOWHERE "LOYALTY_GATEWAY_ADDR=127.0.0.1:1"
+#define usage(args) ctl_env(NOWHERE, args)
+
+Test(loyaltyctl, usage_errors_exit_2_and_help_documents_every_command) {
+    /* Goal: usage errors exit 2 before any call (the gateway address leads nowhere, so a call
+     * would exit 1); --help exits 0 and names every command; each command's --help lists its
+     * options. */
+    cr_assert_eq(ctl_env(NOWHERE, ""), 2);
+    cr_assert_eq(usage("bogus"), 2);
+    assert_err_has("unknown command bogus");
+    cr_assert_eq(usage("sagas"), 2);
+    cr_assert_eq(usage("saga show"), 2);
+    assert_err_has("usage: loyaltyctl saga show");
+    cr_assert_eq(usage("saga show sag_1"), 2);
+    assert_err_has("--merchant is required");
+    cr_assert_eq(usage("ledger verify"), 2);
+    cr_assert_eq(usage("member show --merchant m1"), 2);
+    cr_assert_eq(usage("member show --merchant m1 a b"), 2);
+    cr_assert_eq(usage("member show --merchant m1 x --by nickname"), 2);
+    cr_assert_eq(usage("sagas list --state STUCK"), 2);
+    cr_assert_eq(usage("sagas list --older-than 15y"), 2);
+    cr_assert_eq(usage("sagas list --limit 0"), 2);
+    cr_assert_eq(usage("sagas list --merchant"), 2);
+    cr_assert_eq(usage("health --wat"), 2);
+    cr_assert_eq(usage("health -o yaml"), 2);
+    cr_assert_eq(usage("--timeout 0 health"), 2);
+    cr_assert_eq(ctl_env("LOYALTY_GATEWAY_ADDR=", "health"), 2);
+    assert_err_has("LOYALTY_GATEWAY_ADDR");
+
+    cr_assert_eq(usage("--help"), 0);
+    const char *commands[] = {"health",     "sagas list",    "saga show",
+                              "saga retry", "ledger verify", "member show"};
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        assert_out_has(commands[i]);
+    }
+    assert_out_has("LOYALTY_TOKEN");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        char args[64], line[64];
+        snprintf(args, sizeof args, "%s --help", commands[i]);
+        cr_assert_eq(usage(args), 0);
+        snprintf(line, sizeof line, "usage: loyaltyctl %s", commands[i]);
+        assert_out_has(line);
+        assert_out_has("-o table|json");
+    }
+    cr_assert_eq(usage("sagas list --help"), 0);
+    assert_out_has("--older-than");
+    assert_out_has("NEEDS_ATTENTION");
+}
+
+Test(loyaltyctl, the_services_token_and_a_refused_token) {
+    /* Goal: with auth on, loyaltyctl sends LOYALTY_TOKEN, else the services' own
+     * LOYALTY_AUTH_TOKEN; a wrong token is refused UNAUTHENTICATED (exit 1, code printed). */
+    const char *extra[] = {"LOYALTY_AUTH_TOKEN=ctl-shared-token-3f1a", NULL};
+    stack_start_with(extra);
+    cr_assert_eq(ctl_env("LOYALTY_AUTH_TOKEN=ctl-shared-token-3f1a", "health"), 0, "%s", ctl_err);
+    cr_assert_eq(ctl_env("LOYALTY_TOKEN=ctl-shared-token-3f1a", "health -o json"), 0, "%s",
+                 ctl_err);
+    assert_json("d['all_ready']");
+    cr_assert_eq(ctl_env("LOYALTY_TOKEN=not-the-token", "health"), 1);
+    assert_err_has("refused: UNAUTHENTICATED");
+    cr_assert_eq(ctl_env("", "sagas list"), 1);
+    assert_err_has("UNAUTHENTICATED");
+}
