@@ -364,27 +364,33 @@ static void failpoint(gw_saga_t *x, gw_fail_when_t when, const char *step) {
 
 /* ---- writing the log ---- */
 
-/* A write of the log that waited for the disk: the steps before it are durable with it. */
-static status_t written(gw_saga_t *x, status_t st) {
+/* A write of the log: one that waited for the disk made the steps before it durable with it;
+ * one that did not is itself still to be made durable. */
+static status_t written(gw_saga_t *x, status_t st, bool waited) {
     if (status_is_ok(&st)) {
-        x->durable_pending = false;
+        x->durable_pending = !waited;
     }
     return st;
 }
 
+/* A write in the middle of a saga (the log ahead of steps, Begin's insert): with steps that
+ * commit without waiting for the disk, it does not wait either. It only has to reach the disk
+ * before anyone learns the outcome, and the saga's last write, which waits, takes it along:
+ * the WAL is one sequence (docs/architecture.md "Durability of saga steps"). */
 status_t gw_flush(gw_saga_t *x) {
+    bool wait = !x->svc->steps_commit_async;
     if (!x->persisted) {
-        return written(x, gw_store_insert(x->ctx->db, x, x->hash_input, x->hash_len));
+        return written(x, gw_store_insert(x->ctx->db, x, x->hash_input, x->hash_len, wait), wait);
     }
     if (!x->leased) {
         return status_make(STATUS_ABORTED, "SAGA_IN_PROGRESS", "the saga's lease was lost");
     }
-    return written(x, gw_store_update(x->ctx->db, x, true));
+    return written(x, gw_store_update(x->ctx->db, x, true, wait), wait);
 }
 
 static status_t release_tx(db_t *db, void *arg) {
     gw_saga_t *x = arg;
-    status_t st = gw_store_update(db, x, false);
+    status_t st = gw_store_update(db, x, false, true);
     const gw_flows_t *f = gw_flows_of(x->kind);
     if (status_is_ok(&st) && x->state == GW_COMPLETED && f->on_final != NULL) {
         st = f->on_final(x, db);
@@ -392,15 +398,16 @@ static status_t release_tx(db_t *db, void *arg) {
     return st;
 }
 
+/* The saga's last write of this run, before the outcome is told: it waits for the disk. */
 status_t gw_release(gw_saga_t *x) {
     if (!x->persisted || !x->leased) {
         return status_ok();
     }
     const gw_flows_t *f = gw_flows_of(x->kind);
     if (x->state == GW_COMPLETED && f->on_final != NULL) {
-        return written(x, db_tx(x->ctx->db, release_tx, x));
+        return written(x, db_tx(x->ctx->db, release_tx, x), true);
     }
-    return written(x, gw_store_update(x->ctx->db, x, false));
+    return written(x, gw_store_update(x->ctx->db, x, false, true), true);
 }
 
 status_t gw_saga_unclaim(gw_saga_t *x) {

@@ -97,6 +97,12 @@ static void step_params(db_params_t *p, const step_arrays_t *s) {
 
 /* The statements are built once (the parameter numbers of the steps CTE depend on the saga
  * part), so that db_exec prepares each exactly once. */
+/* How the statement's transaction commits: `param` NULL keeps synchronous_commit as it is
+ * (waiting for the disk in production), 'off' does not wait. */
+#define COMMIT_MODE_SQL(param)                                                                     \
+    "set_config('synchronous_commit', coalesce(" param "::text, "                                  \
+    "current_setting('synchronous_commit')), true)"
+
 static char g_insert_sql[4096];
 static char g_update_sql[4096];
 
@@ -113,11 +119,12 @@ static void build_sql(void) {
         " CASE WHEN $15::text IS NULL THEN NULL ELSE now() + $16::bigint * interval '1 s' END, "
         " now() + $17::bigint * interval '1 s', $18 "
         "FROM (SELECT pg_advisory_xact_lock(" GW_KEY_LOCK_CLASS
-        ", hashtext($1::text || ':' || $5::text))) l "
-        "ON CONFLICT ON CONSTRAINT sagas_idempotency_key DO NOTHING "
-        "RETURNING extract(epoch FROM created_at)::bigint), "
-        "%s"
-        "SELECT * FROM s",
+        ", hashtext($1::text || ':' || $5::text)), " COMMIT_MODE_SQL(
+            "$29") ") l "
+                   "ON CONFLICT ON CONSTRAINT sagas_idempotency_key DO NOTHING "
+                   "RETURNING extract(epoch FROM created_at)::bigint), "
+                   "%s"
+                   "SELECT * FROM s",
         steps);
     snprintf(steps, sizeof steps, STEPS_UPSERT_FMT, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23);
     snprintf(g_update_sql, sizeof g_update_sql,
@@ -128,10 +135,12 @@ static void build_sql(void) {
              " next_attempt_at = CASE WHEN NOT $10::boolean "
              "  THEN now() + $12::bigint * interval '1 s' "
              "  WHEN state <> $3 THEN now() ELSE next_attempt_at END "
-             "WHERE merchant_id = $1 AND id = $2 AND lease_owner = $13 "
-             "RETURNING extract(epoch FROM updated_at)::bigint), "
-             "%s"
-             "SELECT * FROM s",
+             "FROM (SELECT " COMMIT_MODE_SQL(
+                 "$24") ") AS commit_mode "
+                        "WHERE merchant_id = $1 AND id = $2 AND lease_owner = $13 "
+                        "RETURNING extract(epoch FROM updated_at)::bigint), "
+                        "%s"
+                        "SELECT * FROM s",
              steps);
 }
 
@@ -183,7 +192,8 @@ static status_t insert_refused(db_t *db, gw_saga_t *x, status_t st, bool order_t
     return st;
 }
 
-status_t gw_store_insert(db_t *db, gw_saga_t *x, const unsigned char *hash_input, size_t hash_len) {
+status_t gw_store_insert(db_t *db, gw_saga_t *x, const unsigned char *hash_input, size_t hash_len,
+                         bool wait_for_disk) {
     pthread_once(&g_sql_once, build_sql);
     size_t ctx_len = 0;
     unsigned char *ctx_bytes = pack_context(x, &ctx_len);
@@ -210,6 +220,7 @@ status_t gw_store_insert(db_t *db, gw_saga_t *x, const unsigned char *hash_input
     db_param_int(&p, x->next_delay_s);
     db_param_int(&p, x->attempts);
     step_params(&p, &sa);
+    db_param_text(&p, wait_for_disk ? NULL : "off");
     PGresult *r = NULL;
     status_t st = db_exec(db, g_insert_sql, &p, &r);
     if (!status_is_ok(&st)) {
@@ -236,7 +247,7 @@ status_t gw_store_insert(db_t *db, gw_saga_t *x, const unsigned char *hash_input
     return status_ok();
 }
 
-status_t gw_store_update(db_t *db, gw_saga_t *x, bool keep_lease) {
+status_t gw_store_update(db_t *db, gw_saga_t *x, bool keep_lease, bool wait_for_disk) {
     pthread_once(&g_sql_once, build_sql);
     size_t ctx_len = 0;
     unsigned char *ctx_bytes = pack_context(x, &ctx_len);
@@ -258,6 +269,7 @@ status_t gw_store_update(db_t *db, gw_saga_t *x, bool keep_lease) {
     db_param_int(&p, x->next_delay_s);
     db_param_text(&p, x->lease_token);
     step_params(&p, &sa);
+    db_param_text(&p, wait_for_disk ? NULL : "off");
     PGresult *r = NULL;
     status_t st = db_exec(db, g_update_sql, &p, &r);
     if (!status_is_ok(&st)) {

@@ -5,15 +5,20 @@
 
 #include "gateway_saga.h"
 
+/* The two writes below commit without waiting for the disk unless wait_for_disk (a write made
+ * durable by a later one of the same cluster: docs/architecture.md "Durability of saga steps");
+ * inside an enclosing transaction, its commit. */
+
 /** Inserts a new saga with its dirty steps, holding the lease when x->leased. ALREADY_EXISTS
  *  SAGA_EXISTS when the idempotency key is taken; ALREADY_EXISTS ORDER_ALREADY_CHECKED_OUT when
  *  a live checkout has the order. */
-status_t gw_store_insert(db_t *db, gw_saga_t *x, const unsigned char *hash_input, size_t hash_len);
+status_t gw_store_insert(db_t *db, gw_saga_t *x, const unsigned char *hash_input, size_t hash_len,
+                         bool wait_for_disk);
 
 /** Updates the saga and upserts its dirty steps, only while x holds the lease; keeps the lease
  *  when keep_lease (renewed for svc->lease_s), else gives it back. ABORTED SAGA_IN_PROGRESS
  *  when the lease was lost. */
-status_t gw_store_update(db_t *db, gw_saga_t *x, bool keep_lease);
+status_t gw_store_update(db_t *db, gw_saga_t *x, bool keep_lease, bool wait_for_disk);
 
 /** Finds the saga id for an idempotency key; *same_request tells whether the stored request
  *  hash equals sha256(hash_input). NOT_FOUND SAGA_NOT_FOUND. */
