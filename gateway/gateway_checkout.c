@@ -664,14 +664,19 @@ static Loyalty__V1__MemberTierStatus *logged_tier(gw_saga_t *x) {
 static Loyalty__V1__PointsEarnBatchRequest *earn_batch(gw_saga_t *x, const char *step,
                                                        size_t max_earns);
 
+/* The calls of Complete's first group, as its builder added them (NULL when not made). */
+typedef struct settle_calls {
+    gw_call_t *capture, *confirm, *settle, *commit, *earn, *compute;
+} settle_calls_t;
+
 /* The first parallel group: capture, commit and earn (one points call when points_batched),
  * confirm, compute referral rewards. */
-static int complete_group1(gw_saga_t *x, const Loyalty__V1__GatewayCheckoutRequest *req,
-                           Loyalty__V1__GatewayCheckout *co, gw_call_t *g) {
+static void complete_group1(gw_saga_t *x, const Loyalty__V1__GatewayCheckoutRequest *req,
+                            Loyalty__V1__GatewayCheckout *co, gw_group_t *g, settle_calls_t *c) {
     const Loyalty__V1__GatewayCheckoutBreakdown *b = co->breakdown;
     const Loyalty__V1__MemberTierStatus *tier = logged_tier(x);
     gw_svc_t *svc = x->svc;
-    int n = 0;
+    *c = (settle_calls_t){0};
     if (co->wallet_hold_id[0]) {
         Loyalty__V1__WalletCaptureHoldRequest *r =
             pb_new(x->a, &loyalty__v1__wallet_capture_hold_request__descriptor);
@@ -680,8 +685,9 @@ static int complete_group1(gw_saga_t *x, const Loyalty__V1__GatewayCheckoutReque
         r->hold_id = co->wallet_hold_id;
         r->amount_cents = b->wallet_cents;
         r->omit_expiring = x->context->wallet_omit_expiring;
-        gw_call_init(&g[n++], svc->wallet, &loyalty__v1__wallet_service__descriptor, "CaptureHold",
-                     &r->base, "wallet_capture");
+        c->capture = gw_group_add(g);
+        gw_call_init(c->capture, svc->wallet, &loyalty__v1__wallet_service__descriptor,
+                     "CaptureHold", &r->base, "wallet_capture");
     }
     Loyalty__V1__PromoConfirmRequest *pc =
         pb_new(x->a, &loyalty__v1__promo_confirm_request__descriptor);
@@ -689,8 +695,9 @@ static int complete_group1(gw_saga_t *x, const Loyalty__V1__GatewayCheckoutReque
     pc->idempotency_key = gw_step_key(x, "promo_confirm");
     pc->checkout_id = x->id;
     pc->order_id = req->order_id;
-    gw_call_init(&g[n++], svc->promo, &loyalty__v1__promo_service__descriptor, "Confirm", &pc->base,
-                 "promo_confirm");
+    c->confirm = gw_group_add(g);
+    gw_call_init(c->confirm, svc->promo, &loyalty__v1__promo_service__descriptor, "Confirm",
+                 &pc->base, "promo_confirm");
     Loyalty__V1__PointsOrderAmounts *amounts =
         pb_new(x->a, &loyalty__v1__points_order_amounts__descriptor);
     amounts->paid_cents = b->earn_base_cents;
@@ -711,7 +718,8 @@ static int complete_group1(gw_saga_t *x, const Loyalty__V1__GatewayCheckoutReque
         Loyalty__V1__PointsEarnBatchRequest *r = earn_batch(x, "points_settle", 1);
         r->commit_hold_id = co->points_hold_id;
         r->earns[r->n_earns++] = e;
-        gw_call_init(&g[n++], svc->points, &loyalty__v1__points_service__descriptor, "EarnBatch",
+        c->settle = gw_group_add(g);
+        gw_call_init(c->settle, svc->points, &loyalty__v1__points_service__descriptor, "EarnBatch",
                      &r->base, "points_settle");
     } else {
         if (co->points_hold_id[0]) {
@@ -722,12 +730,14 @@ static int complete_group1(gw_saga_t *x, const Loyalty__V1__GatewayCheckoutReque
             r->idempotency_key = gw_step_key(x, "points_commit");
             r->target_case = LOYALTY__V1__POINTS_COMMIT_HOLD_REQUEST__TARGET_HOLD_ID;
             r->hold_id = co->points_hold_id;
-            gw_call_init(&g[n++], svc->points, &loyalty__v1__points_service__descriptor,
+            c->commit = gw_group_add(g);
+            gw_call_init(c->commit, svc->points, &loyalty__v1__points_service__descriptor,
                          "CommitHold", &r->base, "points_commit");
         }
         e->merchant_id = x->merchant_id;
         e->idempotency_key = gw_step_key(x, "points_earn");
-        gw_call_init(&g[n++], svc->points, &loyalty__v1__points_service__descriptor, "Earn",
+        c->earn = gw_group_add(g);
+        gw_call_init(c->earn, svc->points, &loyalty__v1__points_service__descriptor, "Earn",
                      &e->base, "points_earn");
     }
     Loyalty__V1__ReferralComputeRewardsRequest *rc =
@@ -738,9 +748,9 @@ static int complete_group1(gw_saga_t *x, const Loyalty__V1__GatewayCheckoutReque
     rc->member_id = req->member_id;
     rc->paid_cents = b->earn_base_cents;
     rc->reference = req->order_id;
-    gw_call_init(&g[n++], svc->referral, &loyalty__v1__referral_service__descriptor,
+    c->compute = gw_group_add(g);
+    gw_call_init(c->compute, svc->referral, &loyalty__v1__referral_service__descriptor,
                  "ComputeRewards", &rc->base, "referral_compute");
-    return n;
 }
 
 /* The earn that grants a referral reward to its beneficiary (reference "rr:<reward id>"). */
@@ -784,10 +794,9 @@ static Loyalty__V1__PointsEarnBatchRequest *earn_batch(gw_saga_t *x, const char 
     return r;
 }
 
-int gw_referral_grants(gw_saga_t *x, const Loyalty__V1__ReferralComputeRewardsResponse *cr,
-                       Loyalty__V1__GatewayReferralGrant ***out, size_t *n_out, gw_call_t *g,
-                       int max_calls, int64_t *held_until) {
-    int n = 0;
+void gw_referral_grants(gw_saga_t *x, const Loyalty__V1__ReferralComputeRewardsResponse *cr,
+                        Loyalty__V1__GatewayReferralGrant ***out, size_t *n_out, gw_group_t *g,
+                        int keep_free, int64_t *held_until) {
     Loyalty__V1__PointsEarnBatchRequest *batch =
         x->context->points_batched ? earn_batch(x, "referral_grants", cr->n_rewards) : NULL;
     *out = arena_alloc(x->a, (cr->n_rewards + 1) * sizeof **out);
@@ -814,21 +823,21 @@ int gw_referral_grants(gw_saga_t *x, const Loyalty__V1__ReferralComputeRewardsRe
         }
         if (batch != NULL) {
             batch->earns[batch->n_earns++] = grant_earn(x, rw);
-        } else if (n < max_calls) {
-            grant_call(x, &g[n++], rw);
+        } else if (gw_group_room(g) > keep_free) {
+            grant_call(x, gw_group_add(g), rw);
         }
     }
-    if (batch != NULL && batch->n_earns > 0 && max_calls > 0) {
-        gw_call_init(&g[n++], x->svc->points, &loyalty__v1__points_service__descriptor, "EarnBatch",
-                     &batch->base, "referral_grants");
+    if (batch != NULL && batch->n_earns > 0 && gw_group_room(g) > keep_free) {
+        gw_call_init(gw_group_add(g), x->svc->points, &loyalty__v1__points_service__descriptor,
+                     "EarnBatch", &batch->base, "referral_grants");
     }
-    return n;
 }
 
-static int product_calls(gw_saga_t *x, const Loyalty__V1__GatewayCheckoutRequest *req, gw_call_t *g,
-                         int max_calls) {
-    int n = 0;
-    for (size_t i = 0; i < req->cart->n_lines && n < max_calls; i++) {
+/* The calls that apply the cart's MEMBERSHIP and WALLET_TOPUP lines, each tagged with its line
+ * (tag = index + 1). */
+static void product_calls(gw_saga_t *x, const Loyalty__V1__GatewayCheckoutRequest *req,
+                          gw_group_t *g) {
+    for (size_t i = 0; i < req->cart->n_lines && gw_group_room(g) > 0; i++) {
         const Loyalty__V1__GatewayCartLine *l = req->cart->lines[i];
         if ((int)l->kind == MEMBERSHIP) {
             char *name = arena_printf(x->a, "membership:%zu", i);
@@ -840,8 +849,10 @@ static int product_calls(gw_saga_t *x, const Loyalty__V1__GatewayCheckoutRequest
             r->plan_id = l->membership_plan_id;
             r->quantity = (int32_t)l->quantity;
             r->order_id = arena_printf(x->a, "%s:m%zu", req->order_id, i);
-            gw_call_init(&g[n++], x->svc->member, &loyalty__v1__member_service__descriptor,
+            gw_call_t *c = gw_group_add(g);
+            gw_call_init(c, x->svc->member, &loyalty__v1__member_service__descriptor,
                          "PurchaseMembership", &r->base, "%s", name);
+            c->tag = (int32_t)i + 1;
         } else if ((int)l->kind == TOPUP) {
             char *name = arena_printf(x->a, "top_up:%zu", i);
             Loyalty__V1__WalletTopUpRequest *r =
@@ -852,81 +863,77 @@ static int product_calls(gw_saga_t *x, const Loyalty__V1__GatewayCheckoutRequest
             r->paid_cents = l->unit_price_cents;
             r->plan_id = l->top_up_plan_id;
             r->payment_ref = arena_printf(x->a, "%s:t%zu", req->order_id, i);
-            gw_call_init(&g[n++], x->svc->wallet, &loyalty__v1__wallet_service__descriptor, "TopUp",
+            gw_call_t *c = gw_group_add(g);
+            gw_call_init(c, x->svc->wallet, &loyalty__v1__wallet_service__descriptor, "TopUp",
                          &r->base, "%s", name);
+            c->tag = (int32_t)i + 1;
         }
     }
-    return n;
 }
 
-static void fill_earn(Loyalty__V1__GatewayCheckoutResult *res, Loyalty__V1__PointsEarnResponse *r) {
+static void fill_earn(Loyalty__V1__GatewayCheckoutResult *res,
+                      const Loyalty__V1__PointsEarnResponse *r) {
     res->points_earned = r->points;
     res->growth_earned = r->growth_delta;
     res->earn = r->breakdown;
 }
 
-/* The answer of a group's call by step name (NULL when absent or not OK). */
-static const ProtobufCMessage *group_response(const gw_call_t *g, int n, const char *name) {
-    for (int i = 0; i < n; i++) {
-        if (strcmp(g[i].name, name) == 0 && status_is_ok(&g[i].status)) {
-            return g[i].response;
-        }
+/* The buyer's earn of Complete's first group, whichever way the points were settled. */
+static const Loyalty__V1__PointsEarnResponse *settled_earn(const settle_calls_t *c) {
+    const Loyalty__V1__PointsEarnBatchResponse *settle = (const void *)gw_answer(c->settle);
+    if (settle != NULL) {
+        return settle->n_earns == 1 ? settle->earns[0] : NULL;
     }
-    return NULL;
+    return (const void *)gw_answer(c->earn);
 }
 
-static void fill_group1(Loyalty__V1__GatewayCheckoutResult *res, gw_call_t *g, int n) {
-    for (int i = 0; i < n; i++) {
-        if (!status_is_ok(&g[i].status) || g[i].response == NULL) {
-            continue;
-        }
-        if (strcmp(g[i].name, "wallet_capture") == 0) {
-            const Loyalty__V1__WalletCaptureHoldResponse *r = (void *)g[i].response;
-            res->wallet_captured_cents = r->hold ? r->hold->captured_cents : 0;
-        } else if (strcmp(g[i].name, "points_commit") == 0) {
-            const Loyalty__V1__PointsCommitHoldResponse *r = (void *)g[i].response;
-            res->points_spent = r->hold ? r->hold->points : 0;
-        } else if (strcmp(g[i].name, "points_earn") == 0) {
-            fill_earn(res, (void *)g[i].response);
-        } else if (strcmp(g[i].name, "points_settle") == 0) {
-            const Loyalty__V1__PointsEarnBatchResponse *r = (void *)g[i].response;
-            res->points_spent = r->hold ? r->hold->points : 0;
-            if (r->n_earns == 1) {
-                fill_earn(res, r->earns[0]);
-            }
-        }
+static void fill_group1(Loyalty__V1__GatewayCheckoutResult *res, const settle_calls_t *c) {
+    const Loyalty__V1__WalletCaptureHoldResponse *capture = (const void *)gw_answer(c->capture);
+    if (capture != NULL) {
+        res->wallet_captured_cents = capture->hold ? capture->hold->captured_cents : 0;
+    }
+    const Loyalty__V1__PointsCommitHoldResponse *commit = (const void *)gw_answer(c->commit);
+    if (commit != NULL) {
+        res->points_spent = commit->hold ? commit->hold->points : 0;
+    }
+    const Loyalty__V1__PointsEarnBatchResponse *settle = (const void *)gw_answer(c->settle);
+    if (settle != NULL) {
+        res->points_spent = settle->hold ? settle->hold->points : 0;
+    }
+    const Loyalty__V1__PointsEarnResponse *earn = settled_earn(c);
+    if (earn != NULL) {
+        fill_earn(res, earn);
     }
 }
 
+/* What the second group's RecordOrder and product calls answered. */
 static void fill_group2(gw_saga_t *x, const Loyalty__V1__GatewayCheckoutRequest *req,
-                        Loyalty__V1__GatewayCheckoutResult *res, gw_call_t *g, int n) {
-    res->products = arena_alloc(x->a, (size_t)(n + 1) * sizeof *res->products);
+                        Loyalty__V1__GatewayCheckoutResult *res, const gw_call_t *record_order,
+                        const gw_group_t *g) {
+    const Loyalty__V1__MemberRecordOrderResponse *ro = (const void *)gw_answer(record_order);
+    if (ro != NULL) {
+        res->old_tier = ro->old_tier;
+        res->new_tier = ro->new_tier;
+        res->tier_change_reason = ro->reason;
+    }
+    res->products = arena_alloc(x->a, (size_t)(g->n + 1) * sizeof *res->products);
     res->n_products = 0;
-    for (int i = 0; i < n; i++) {
-        if (!status_is_ok(&g[i].status) || g[i].response == NULL) {
-            continue;
+    for (int i = 0; i < g->n; i++) {
+        const gw_call_t *c = &g->calls[i];
+        const ProtobufCMessage *answer = gw_answer(c);
+        if (c->tag <= 0 || answer == NULL) {
+            continue; /* not a product call, or not applied */
         }
-        if (strcmp(g[i].name, "member_record_order") == 0) {
-            const Loyalty__V1__MemberRecordOrderResponse *r = (void *)g[i].response;
-            res->old_tier = r->old_tier;
-            res->new_tier = r->new_tier;
-            res->tier_change_reason = r->reason;
-            continue;
-        }
-        size_t line = 0;
-        bool membership = sscanf(g[i].name, "membership:%zu", &line) == 1;
-        bool top_up = !membership && sscanf(g[i].name, "top_up:%zu", &line) == 1;
-        if (!(membership || top_up) || line >= req->cart->n_lines) {
-            continue;
-        }
+        size_t line = (size_t)(c->tag - 1);
+        assert(line < req->cart->n_lines);
         Loyalty__V1__GatewayProductApplied *p =
             pb_new(x->a, &loyalty__v1__gateway_product_applied__descriptor);
         p->line_id = req->cart->lines[line]->line_id;
         p->kind = req->cart->lines[line]->kind;
-        if (membership) {
-            p->card = ((Loyalty__V1__MemberPurchaseResponse *)g[i].response)->card;
+        if ((int)p->kind == MEMBERSHIP) {
+            p->card = ((const Loyalty__V1__MemberPurchaseResponse *)answer)->card;
         } else {
-            p->top_up = ((Loyalty__V1__WalletTopUpResponse *)g[i].response)->top_up;
+            p->top_up = ((const Loyalty__V1__WalletTopUpResponse *)answer)->top_up;
         }
         res->products[res->n_products++] = p;
     }
@@ -939,26 +946,18 @@ static status_t checkout_complete(gw_saga_t *x) {
         co->result = pb_new(x->a, &loyalty__v1__gateway_checkout_result__descriptor);
     }
     Loyalty__V1__GatewayCheckoutResult *res = co->result;
-    gw_call_t g1[5];
-    int n1 = complete_group1(x, req, co, g1);
-    status_t st = gw_steps(x, g1, n1);
-    fill_group1(res, g1, n1);
+    gw_group_t g1 = {.n = 0};
+    settle_calls_t c1;
+    complete_group1(x, req, co, &g1, &c1);
+    status_t st = gw_group_run(x, &g1);
+    fill_group1(res, &c1);
     if (!status_is_ok(&st)) {
         return st;
     }
-    const Loyalty__V1__PointsEarnResponse *earn = NULL;
-    if (x->context->points_batched) {
-        const Loyalty__V1__PointsEarnBatchResponse *settle =
-            (void *)group_response(g1, n1, "points_settle");
-        earn = settle != NULL && settle->n_earns == 1 ? settle->earns[0] : NULL;
-    } else {
-        earn = (void *)group_response(g1, n1, "points_earn");
-    }
-    const Loyalty__V1__ReferralComputeRewardsResponse *cr =
-        (void *)group_response(g1, n1, "referral_compute");
+    const Loyalty__V1__PointsEarnResponse *earn = settled_earn(&c1);
+    const Loyalty__V1__ReferralComputeRewardsResponse *cr = (const void *)gw_answer(c1.compute);
     assert(earn != NULL && cr != NULL); /* the group succeeded: every call answered */
-    gw_call_t g2[GW_GROUP_MAX];
-    int n2 = 0;
+    gw_group_t g2 = {.n = 0};
     Loyalty__V1__MemberRecordOrderRequest *ro =
         pb_new(x->a, &loyalty__v1__member_record_order_request__descriptor);
     ro->merchant_id = x->merchant_id;
@@ -968,19 +967,20 @@ static status_t checkout_complete(gw_saga_t *x) {
     ro->spend_cents = co->breakdown->earn_base_cents;
     ro->growth_delta = earn->growth_delta;
     ro->at = x->created_at;
-    gw_call_init(&g2[n2++], x->svc->member, &loyalty__v1__member_service__descriptor, "RecordOrder",
-                 &ro->base, "member_record_order");
+    gw_call_t *record_order = gw_group_add(&g2);
+    gw_call_init(record_order, x->svc->member, &loyalty__v1__member_service__descriptor,
+                 "RecordOrder", &ro->base, "member_record_order");
     int64_t held_until = 0;
-    n2 += gw_referral_grants(x, cr, &res->referral_rewards, &res->n_referral_rewards, g2 + n2,
-                             GW_GROUP_MAX - n2 - 2 * GW_PRODUCT_LINES_MAX, &held_until);
-    n2 += product_calls(x, req, g2 + n2, GW_GROUP_MAX - n2);
+    gw_referral_grants(x, cr, &res->referral_rewards, &res->n_referral_rewards, &g2,
+                       2 * GW_PRODUCT_LINES_MAX, &held_until);
+    product_calls(x, req, &g2);
     /* The saga is durably COMPLETING (group 1's write): after a crash, recovery runs both
      * groups again with the same keys, so group 2 needs no record before its calls. */
-    for (int i = 0; i < n2; i++) {
-        g2[i].rerun_safe = true;
+    for (int i = 0; i < g2.n; i++) {
+        g2.calls[i].rerun_safe = true;
     }
-    st = gw_steps(x, g2, n2);
-    fill_group2(x, req, res, g2, n2);
+    st = gw_group_run(x, &g2);
+    fill_group2(x, req, res, record_order, &g2);
     if (!status_is_ok(&st)) {
         return st;
     }

@@ -73,10 +73,16 @@ static void add_note(gw_saga_t *x, Loyalty__V1__GatewayRegistration *r, const ch
     r->welcome_notes = notes;
 }
 
+/* The calls of the registration's first group, as its builder added them (NULL when not
+ * made); the welcome coupons' calls are tagged with their template (index + 1). */
+typedef struct reg_calls {
+    gw_call_t *attach, *points;
+} reg_calls_t;
+
 /* Attach, registration points and welcome coupons (parallel). */
-static int registration_group1(gw_saga_t *x, const Loyalty__V1__GatewayRegisterMemberRequest *req,
-                               const char *member_id, gw_call_t *g) {
-    int n = 0;
+static void registration_group1(gw_saga_t *x, const Loyalty__V1__GatewayRegisterMemberRequest *req,
+                                const char *member_id, gw_group_t *g, reg_calls_t *c) {
+    *c = (reg_calls_t){0};
     if (req->referral_code[0]) {
         Loyalty__V1__ReferralAttachRequest *a =
             pb_new(x->a, &loyalty__v1__referral_attach_request__descriptor);
@@ -84,9 +90,10 @@ static int registration_group1(gw_saga_t *x, const Loyalty__V1__GatewayRegisterM
         a->idempotency_key = gw_step_key(x, "referral_attach");
         a->referee_member_id = (char *)member_id;
         a->code = req->referral_code;
-        gw_call_init(&g[n], x->svc->referral, &loyalty__v1__referral_service__descriptor,
+        c->attach = gw_group_add(g);
+        gw_call_init(c->attach, x->svc->referral, &loyalty__v1__referral_service__descriptor,
                      "AttachReferral", &a->base, "referral_attach");
-        g[n++].tolerate_refusal = true;
+        c->attach->tolerate_refusal = true;
     }
     Loyalty__V1__PointsEarnRequest *e = pb_new(x->a, &loyalty__v1__points_earn_request__descriptor);
     e->omit_expiring = x->context->points_omit_expiring;
@@ -97,10 +104,11 @@ static int registration_group1(gw_saga_t *x, const Loyalty__V1__GatewayRegisterM
     e->reference = arena_printf(x->a, "reg:%s", member_id);
     e->amount_case = LOYALTY__V1__POINTS_EARN_REQUEST__AMOUNT_EVENT;
     e->event = LOYALTY__V1__POINTS_EVENT_KIND__POINTS_EVENT_KIND_REGISTRATION;
-    gw_call_init(&g[n], x->svc->points, &loyalty__v1__points_service__descriptor, "Earn", &e->base,
-                 "registration_points");
-    g[n++].tolerate_refusal = true;
-    for (size_t i = 0; i < x->context->n_welcome_template_ids && n < GW_GROUP_MAX; i++) {
+    c->points = gw_group_add(g);
+    gw_call_init(c->points, x->svc->points, &loyalty__v1__points_service__descriptor, "Earn",
+                 &e->base, "registration_points");
+    c->points->tolerate_refusal = true;
+    for (size_t i = 0; i < x->context->n_welcome_template_ids && gw_group_room(g) > 0; i++) {
         const char *tid = x->context->welcome_template_ids[i];
         char *name = arena_printf(x->a, "welcome_coupon:%s", tid);
         Loyalty__V1__PromoIssueCouponRequest *ic =
@@ -110,53 +118,60 @@ static int registration_group1(gw_saga_t *x, const Loyalty__V1__GatewayRegisterM
         ic->member_id = (char *)member_id;
         ic->template_id = (char *)tid;
         ic->source = LOYALTY__V1__PROMO_COUPON_SOURCE__PROMO_COUPON_SOURCE_WELCOME;
-        gw_call_init(&g[n], x->svc->promo, &loyalty__v1__promo_service__descriptor, "IssueCoupon",
+        gw_call_t *coupon = gw_group_add(g);
+        gw_call_init(coupon, x->svc->promo, &loyalty__v1__promo_service__descriptor, "IssueCoupon",
                      &ic->base, "%s", name);
-        g[n++].tolerate_refusal = true;
+        coupon->tolerate_refusal = true;
+        coupon->tag = (int32_t)i + 1;
     }
-    return n;
 }
 
-static void registration_fill1(gw_saga_t *x, Loyalty__V1__GatewayRegistration *r, gw_call_t *g,
-                               int n) {
-    r->welcome_coupons = arena_alloc(x->a, (size_t)(n + 1) * sizeof *r->welcome_coupons);
+static void registration_fill1(gw_saga_t *x, Loyalty__V1__GatewayRegistration *r,
+                               const gw_group_t *g, const reg_calls_t *c) {
+    r->welcome_coupons = arena_alloc(x->a, (size_t)(g->n + 1) * sizeof *r->welcome_coupons);
     r->n_welcome_coupons = 0;
     r->welcome_notes = NULL;
     r->n_welcome_notes = 0;
-    for (int i = 0; i < n; i++) {
-        bool ok = status_is_ok(&g[i].status);
-        if (strcmp(g[i].name, "referral_attach") == 0) {
-            if (ok) {
-                r->referrer_member_id =
-                    ((Loyalty__V1__ReferralAttachResponse *)g[i].response)->referrer_member_id;
-                r->referral_note = "";
-            } else {
-                r->referral_note = arena_strdup(x->a, g[i].status.reason);
-            }
-        } else if (strcmp(g[i].name, "registration_points") == 0) {
-            if (ok) {
-                r->registration_points = ((Loyalty__V1__PointsEarnResponse *)g[i].response)->points;
-            } else {
-                add_note(x, r, g[i].name, g[i].status.reason);
-            }
-        } else if (ok) {
-            r->welcome_coupons[r->n_welcome_coupons++] =
-                ((Loyalty__V1__PromoIssueCouponResponse *)g[i].response)->coupon;
+    if (c->attach != NULL) {
+        const Loyalty__V1__ReferralAttachResponse *a = (const void *)gw_answer(c->attach);
+        if (a != NULL) {
+            r->referrer_member_id = a->referrer_member_id;
+            r->referral_note = "";
         } else {
-            add_note(x, r, g[i].name + strlen("welcome_coupon:"), g[i].status.reason);
+            r->referral_note = arena_strdup(x->a, c->attach->status.reason);
+        }
+    }
+    const Loyalty__V1__PointsEarnResponse *earned = (const void *)gw_answer(c->points);
+    if (earned != NULL) {
+        r->registration_points = earned->points;
+    } else {
+        add_note(x, r, c->points->name, c->points->status.reason);
+    }
+    for (int i = 0; i < g->n; i++) {
+        const gw_call_t *coupon = &g->calls[i];
+        if (coupon->tag <= 0) {
+            continue; /* not a welcome coupon */
+        }
+        const Loyalty__V1__PromoIssueCouponResponse *issued = (const void *)gw_answer(coupon);
+        if (issued != NULL) {
+            r->welcome_coupons[r->n_welcome_coupons++] = issued->coupon;
+        } else {
+            add_note(x, r, x->context->welcome_template_ids[coupon->tag - 1],
+                     coupon->status.reason);
         }
     }
 }
 
 /* A tolerated refusal in group 1 is only fine when it is a refusal (logged FAILED): transient
  * errors leave the step to be retried. */
-static status_t group_outcome(gw_call_t *g, int n, status_t st) {
+static status_t group_outcome(const gw_group_t *g, status_t st) {
     if (!status_is_ok(&st)) {
         return st;
     }
-    for (int i = 0; i < n; i++) {
-        if (!status_is_ok(&g[i].status) && gw_classify(&g[i].status) != GW_ERR_PERMANENT) {
-            return g[i].status;
+    for (int i = 0; i < g->n; i++) {
+        if (!status_is_ok(&g->calls[i].status) &&
+            gw_classify(&g->calls[i].status) != GW_ERR_PERMANENT) {
+            return g->calls[i].status;
         }
     }
     return status_ok();
@@ -200,10 +215,11 @@ static status_t registration_complete(gw_saga_t *x) {
     }
     r->member = cm->member;
     const char *member_id = cm->member->id;
-    gw_call_t g[GW_GROUP_MAX];
-    int n = registration_group1(x, req, member_id, g);
-    status_t st = group_outcome(g, n, gw_steps(x, g, n));
-    registration_fill1(x, r, g, n);
+    gw_group_t g1 = {.n = 0};
+    reg_calls_t c1;
+    registration_group1(x, req, member_id, &g1, &c1);
+    status_t st = group_outcome(&g1, gw_group_run(x, &g1));
+    registration_fill1(x, r, &g1, &c1);
     if (!status_is_ok(&st)) {
         return st;
     }
@@ -228,9 +244,10 @@ static status_t registration_complete(gw_saga_t *x) {
     if (!status_is_ok(&st)) {
         return st;
     }
-    n = gw_referral_grants(x, (void *)c.response, &r->referral_rewards, &r->n_referral_rewards, g,
-                           GW_GROUP_MAX, NULL);
-    return gw_steps(x, g, n);
+    gw_group_t grants = {.n = 0};
+    gw_referral_grants(x, (void *)c.response, &r->referral_rewards, &r->n_referral_rewards, &grants,
+                       0, NULL);
+    return gw_group_run(x, &grants);
 }
 
 static status_t registration_on_final(gw_saga_t *x, db_t *db) {
@@ -770,17 +787,10 @@ static status_t release_complete(gw_saga_t *x) {
     for (size_t i = 0; i < as.n_rewards; i++) {
         as.rewards[i]->grant_now = true; /* released now: grant them */
     }
-    gw_call_t g[RELEASE_BATCH_MAX];
-    int n = gw_referral_grants(x, &as, &x->context->released, &x->context->n_released, g,
-                               RELEASE_BATCH_MAX, NULL);
-    for (int i = 0; i < n; i += GW_GROUP_MAX) {
-        int k = n - i < GW_GROUP_MAX ? n - i : GW_GROUP_MAX;
-        st = gw_steps(x, g + i, k);
-        if (!status_is_ok(&st)) {
-            return st;
-        }
-    }
-    return status_ok();
+    _Static_assert(RELEASE_BATCH_MAX <= GW_GROUP_CALLS_MAX, "a grant call per released reward");
+    gw_group_t grants = {.n = 0, .max = RELEASE_BATCH_MAX};
+    gw_referral_grants(x, &as, &x->context->released, &x->context->n_released, &grants, 0, NULL);
+    return gw_group_run(x, &grants);
 }
 
 static status_t release_on_final(gw_saga_t *x, db_t *db) {

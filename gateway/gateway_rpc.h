@@ -43,12 +43,12 @@ status_t gw_read_member_tier(gw_saga_t *x, const char *member_id,
 
 /** Lists the rewards of a ComputeRewards answer as grants (*out) and prepares the calls that
  *  grant those granted now as points to their beneficiaries (reference "rr:<reward id>"): one
- *  EarnBatch call (step "referral_grants") when the saga's points are batched, else at most
- *  max_calls Earn calls (steps "referral_grant:<reward id>"); *held_until gets the latest end of a
- *  hold among held ones (may be NULL). Returns the number of calls. */
-int gw_referral_grants(gw_saga_t *x, const Loyalty__V1__ReferralComputeRewardsResponse *cr,
-                       Loyalty__V1__GatewayReferralGrant ***out, size_t *n_out, gw_call_t *g,
-                       int max_calls, int64_t *held_until);
+ *  EarnBatch call (step "referral_grants") when the saga's points are batched, else one Earn
+ *  call each (steps "referral_grant:<reward id>"), added to g while it has more than `keep_free`
+ *  calls free; *held_until gets the latest end of a hold among held ones (may be NULL). */
+void gw_referral_grants(gw_saga_t *x, const Loyalty__V1__ReferralComputeRewardsResponse *cr,
+                        Loyalty__V1__GatewayReferralGrant ***out, size_t *n_out, gw_group_t *g,
+                        int keep_free, int64_t *held_until);
 
 /* Handlers (gateway_checkout.c). */
 status_t gw_rpc_quote_checkout(rpc_ctx_t *ctx, const ProtobufCMessage *req, ProtobufCMessage *resp);

@@ -672,6 +672,37 @@ status_t gw_steps(gw_saga_t *x, gw_call_t *calls, int n) {
     return worst;
 }
 
+int gw_group_room(const gw_group_t *g) {
+    int max = g->max > 0 ? g->max : GW_GROUP_MAX;
+    assert(max <= GW_GROUP_CALLS_MAX);
+    return max - g->n;
+}
+
+gw_call_t *gw_group_add(gw_group_t *g) {
+    if (gw_group_room(g) <= 0) {
+        return NULL;
+    }
+    gw_call_t *c = &g->calls[g->n++];
+    memset(c, 0, sizeof *c);
+    return c;
+}
+
+status_t gw_group_run(gw_saga_t *x, gw_group_t *g) {
+    status_t st = status_ok();
+    for (int i = 0; i < g->n || i == 0; i += GW_GROUP_MAX) {
+        int k = g->n - i < GW_GROUP_MAX ? g->n - i : GW_GROUP_MAX;
+        st = gw_steps(x, g->calls + i, k);
+        if (!status_is_ok(&st)) {
+            return st;
+        }
+    }
+    return st;
+}
+
+const ProtobufCMessage *gw_answer(const gw_call_t *c) {
+    return c != NULL && status_is_ok(&c->status) ? c->response : NULL;
+}
+
 status_t gw_step(gw_saga_t *x, gw_call_t *call) {
     return gw_steps(x, call, 1);
 }

@@ -142,9 +142,23 @@ typedef struct gw_call {
      * reference of the saga's): not written ahead either; a saga interrupted before its next
      * write is compensated by reference (see checkout_compensate). */
     bool undone_by_reference;
+    /* What the builder wants to know of the call when it reads the answer (a product call's
+     * cart line + 1); 0 when nothing. */
+    int32_t tag;
     ProtobufCMessage *response; /* out */
     status_t status;            /* out */
 } gw_call_t;
+
+/** Calls that run together (gw_group_run). Each builder takes its call from gw_group_add and
+ *  keeps the pointer to read the answer through: a flow never finds a call again by its name
+ *  or by its position in the group. A group holds GW_GROUP_MAX calls unless `max` says more
+ *  (up to GW_GROUP_CALLS_MAX; they then run GW_GROUP_MAX at a time). */
+#define GW_GROUP_CALLS_MAX 48
+typedef struct gw_group {
+    gw_call_t calls[GW_GROUP_CALLS_MAX];
+    int n;
+    int max; /* 0: GW_GROUP_MAX */
+} gw_group_t;
 
 /* ---- setting up an executor ---- */
 
@@ -192,6 +206,19 @@ void gw_call_init(gw_call_t *c, rpc_channel_t *ch, const ProtobufCServiceDescrip
  *  limited error before a transient one); each call's own outcome is in its status. ABORTED
  *  SAGA_IN_PROGRESS when the lease was lost (the flow must stop). */
 status_t gw_steps(gw_saga_t *x, gw_call_t *calls, int n);
+
+/** The group's next call, to be set up with gw_call_init; NULL when the group is full. */
+gw_call_t *gw_group_add(gw_group_t *g);
+
+/** How many calls may still be added. */
+int gw_group_room(const gw_group_t *g);
+
+/** Runs the group's calls as steps (gw_steps), GW_GROUP_MAX at a time; stops at the first
+ *  batch that does not succeed. */
+status_t gw_group_run(gw_saga_t *x, gw_group_t *g);
+
+/** The response of a call that ran: NULL when c is NULL or its status is not OK. */
+const ProtobufCMessage *gw_answer(const gw_call_t *c);
 
 /** One step (gw_steps of one call). */
 status_t gw_step(gw_saga_t *x, gw_call_t *call);
