@@ -181,10 +181,15 @@ static bool nothing_to_reverse(const gw_call_t *c) {
            strcmp(c->status.reason, "EVENT_NOT_FOUND") == 0;
 }
 
-static int refund_group1(gw_saga_t *x, const Loyalty__V1__GatewayRefundOrderRequest *req,
-                         const Loyalty__V1__GatewayRefund *r, gw_call_t *g) {
+/* The calls of the refund's first group that the flow reads back (NULL when not made). */
+typedef struct reverse_calls {
+    gw_call_t *points, *referral;
+} reverse_calls_t;
+
+static void refund_group1(gw_saga_t *x, const Loyalty__V1__GatewayRefundOrderRequest *req,
+                          const Loyalty__V1__GatewayRefund *r, gw_group_t *g, reverse_calls_t *c) {
     gw_svc_t *svc = x->svc;
-    int n = 0;
+    *c = (reverse_calls_t){0};
     if (r->wallet_cents > 0) {
         Loyalty__V1__WalletRefundRequest *w =
             pb_new(x->a, &loyalty__v1__wallet_refund_request__descriptor);
@@ -192,8 +197,8 @@ static int refund_group1(gw_saga_t *x, const Loyalty__V1__GatewayRefundOrderRequ
         w->idempotency_key = gw_step_key(x, "wallet_refund");
         w->reference = r->order_id;
         w->amount_cents = r->wallet_cents;
-        gw_call_init(&g[n++], svc->wallet, &loyalty__v1__wallet_service__descriptor, "Refund",
-                     &w->base, "wallet_refund");
+        gw_call_init(gw_group_add(g), svc->wallet, &loyalty__v1__wallet_service__descriptor,
+                     "Refund", &w->base, "wallet_refund");
     }
     if (r->share_bps > 0) {
         Loyalty__V1__PointsReverseOrderRequest *p =
@@ -204,9 +209,10 @@ static int refund_group1(gw_saga_t *x, const Loyalty__V1__GatewayRefundOrderRequ
         p->reference = r->order_id;
         p->share_bps = r->share_bps;
         p->reason = req->reason;
-        gw_call_init(&g[n], svc->points, &loyalty__v1__points_service__descriptor, "ReverseOrder",
-                     &p->base, "points_reverse");
-        g[n++].tolerate_refusal = true;
+        c->points = gw_group_add(g);
+        gw_call_init(c->points, svc->points, &loyalty__v1__points_service__descriptor,
+                     "ReverseOrder", &p->base, "points_reverse");
+        c->points->tolerate_refusal = true;
         Loyalty__V1__ReferralReverseRewardsRequest *rr =
             pb_new(x->a, &loyalty__v1__referral_reverse_rewards_request__descriptor);
         rr->merchant_id = x->merchant_id;
@@ -214,9 +220,10 @@ static int refund_group1(gw_saga_t *x, const Loyalty__V1__GatewayRefundOrderRequ
         rr->event = LOYALTY__V1__REFERRAL_EVENT__REFERRAL_EVENT_PURCHASE;
         rr->reference = r->order_id;
         rr->share_bps = (int32_t)r->share_bps;
-        gw_call_init(&g[n], svc->referral, &loyalty__v1__referral_service__descriptor,
+        c->referral = gw_group_add(g);
+        gw_call_init(c->referral, svc->referral, &loyalty__v1__referral_service__descriptor,
                      "ReverseRewards", &rr->base, "referral_reverse");
-        g[n++].tolerate_refusal = true;
+        c->referral->tolerate_refusal = true;
     }
     if (r->full_refund) {
         Loyalty__V1__PromoReleaseUsageRequest *u =
@@ -225,18 +232,16 @@ static int refund_group1(gw_saga_t *x, const Loyalty__V1__GatewayRefundOrderRequ
         u->idempotency_key = gw_step_key(x, "promo_release_usage");
         u->order_case = LOYALTY__V1__PROMO_RELEASE_USAGE_REQUEST__ORDER_CHECKOUT_ID;
         u->checkout_id = r->checkout_id;
-        gw_call_init(&g[n++], svc->promo, &loyalty__v1__promo_service__descriptor, "ReleaseUsage",
-                     &u->base, "promo_release_usage");
+        gw_call_init(gw_group_add(g), svc->promo, &loyalty__v1__promo_service__descriptor,
+                     "ReleaseUsage", &u->base, "promo_release_usage");
     }
-    return n;
 }
 
 /* Claw-backs of referral rewards: PointsService.ReverseOrder on the reward's reference with
  * the share that makes its cumulative claw-back equal referral-svc's. */
-static int clawback_calls(gw_saga_t *x, const Loyalty__V1__ReferralReverseRewardsResponse *rv,
-                          gw_call_t *g, int max_calls) {
-    int n = 0;
-    for (size_t i = 0; rv != NULL && i < rv->n_reversals && n < max_calls; i++) {
+static void clawback_calls(gw_saga_t *x, const Loyalty__V1__ReferralReverseRewardsResponse *rv,
+                           gw_group_t *g) {
+    for (size_t i = 0; rv != NULL && i < rv->n_reversals && gw_group_room(g) > 0; i++) {
         const Loyalty__V1__ReferralReversal *v = rv->reversals[i];
         if (v->clawback_points <= 0) {
             continue;
@@ -267,10 +272,9 @@ static int clawback_calls(gw_saga_t *x, const Loyalty__V1__ReferralReverseReward
         p->reference = arena_printf(x->a, "rr:%s", v->reward_id);
         p->share_bps = after - before;
         p->reason = "referral reward reversed";
-        gw_call_init(&g[n++], x->svc->points, &loyalty__v1__points_service__descriptor,
+        gw_call_init(gw_group_add(g), x->svc->points, &loyalty__v1__points_service__descriptor,
                      "ReverseOrder", &p->base, "%s", name);
     }
-    return n;
 }
 
 static status_t refund_complete(gw_saga_t *x) {
@@ -279,35 +283,28 @@ static status_t refund_complete(gw_saga_t *x) {
     if (r == NULL) {
         return status_make(STATUS_DATA_LOSS, "CORRUPT_SAGA", "refund saga without a plan");
     }
-    gw_call_t g1[4];
-    int n1 = refund_group1(x, req, r, g1);
-    status_t st = gw_steps(x, g1, n1);
+    gw_group_t g1 = {.n = 0};
+    reverse_calls_t c1;
+    refund_group1(x, req, r, &g1, &c1);
+    status_t st = gw_group_run(x, &g1);
     if (!status_is_ok(&st)) {
         return st;
     }
-    const Loyalty__V1__PointsReverseOrderResponse *pr = NULL;
-    const Loyalty__V1__ReferralReverseRewardsResponse *rv = NULL;
-    for (int i = 0; i < n1; i++) {
-        if (!status_is_ok(&g1[i].status)) {
-            if (!nothing_to_reverse(&g1[i])) {
-                x->failed_step = true;
-                return g1[i].status;
-            }
-            continue;
-        }
-        if (strcmp(g1[i].name, "points_reverse") == 0) {
-            pr = (void *)g1[i].response;
-        } else if (strcmp(g1[i].name, "referral_reverse") == 0) {
-            rv = (void *)g1[i].response;
+    for (int i = 0; i < g1.n; i++) {
+        if (!status_is_ok(&g1.calls[i].status) && !nothing_to_reverse(&g1.calls[i])) {
+            x->failed_step = true;
+            return g1.calls[i].status;
         }
     }
+    const Loyalty__V1__PointsReverseOrderResponse *pr = (const void *)gw_answer(c1.points);
+    const Loyalty__V1__ReferralReverseRewardsResponse *rv = (const void *)gw_answer(c1.referral);
     if (pr != NULL) {
         r->points_restored = pr->points_restored;
         r->points_clawed_back = pr->points_clawed_back + pr->pending_cancelled;
         r->growth_removed = -pr->growth_delta;
     }
-    gw_call_t g2[GW_GROUP_MAX];
-    int n2 = 0;
+    gw_group_t g2 = {.n = 0};
+    gw_call_t *record_return = NULL;
     if (r->spend_returned_cents > 0 || r->growth_removed > 0) {
         Loyalty__V1__MemberRecordReturnRequest *m =
             pb_new(x->a, &loyalty__v1__member_record_return_request__descriptor);
@@ -316,21 +313,23 @@ static status_t refund_complete(gw_saga_t *x) {
         m->order_id = r->order_id;
         m->spend_cents = r->spend_returned_cents;
         m->growth_delta = r->growth_removed;
-        gw_call_init(&g2[n2++], x->svc->member, &loyalty__v1__member_service__descriptor,
+        record_return = gw_group_add(&g2);
+        gw_call_init(record_return, x->svc->member, &loyalty__v1__member_service__descriptor,
                      "RecordReturn", &m->base, "member_record_return");
     }
-    n2 += clawback_calls(x, rv, g2 + n2, GW_GROUP_MAX - n2);
-    st = gw_steps(x, g2, n2);
+    clawback_calls(x, rv, &g2);
+    st = gw_group_run(x, &g2);
     if (!status_is_ok(&st)) {
         return st;
     }
     r->referral_points_clawed_back = 0;
-    for (int i = 0; i < n2; i++) {
-        if (strcmp(g2[i].name, "member_record_return") == 0) {
-            r->new_tier = ((Loyalty__V1__MemberRecordReturnResponse *)g2[i].response)->new_tier;
+    for (int i = 0; i < g2.n; i++) {
+        const gw_call_t *c = &g2.calls[i];
+        if (c == record_return) {
+            r->new_tier = ((const Loyalty__V1__MemberRecordReturnResponse *)c->response)->new_tier;
         } else {
-            const Loyalty__V1__PointsReverseOrderResponse *c = (void *)g2[i].response;
-            r->referral_points_clawed_back += c->points_clawed_back + c->pending_cancelled;
+            const Loyalty__V1__PointsReverseOrderResponse *cb = (const void *)c->response;
+            r->referral_points_clawed_back += cb->points_clawed_back + cb->pending_cancelled;
         }
     }
     return status_ok();
