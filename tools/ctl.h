@@ -25,6 +25,7 @@ enum {
     CTL_OPT_LIMIT = 1 << 4,      /* --limit N */
     CTL_OPT_KEY = 1 << 5,        /* --idempotency-key K */
     CTL_OPT_BY = 1 << 6,         /* --by id|phone|external-id */
+    CTL_OPT_SINCE = 1 << 7,      /* --since DURATION|UNIX_SECONDS */
 };
 
 typedef struct ctl {
@@ -35,7 +36,7 @@ typedef struct ctl {
 } ctl_t;
 
 typedef struct ctl_args {
-    const char *merchant, *state, *kind, *older_than, *key, *by;
+    const char *merchant, *state, *kind, *older_than, *key, *by, *since;
     int64_t limit; /* 0 = not given */
     const char *positional[2];
     int n_positional;
@@ -98,5 +99,6 @@ int ctl_cmd_saga_show(ctl_t *c, const ctl_command_t *cmd, const ctl_args_t *a);
 int ctl_cmd_saga_retry(ctl_t *c, const ctl_command_t *cmd, const ctl_args_t *a);
 int ctl_cmd_ledger_verify(ctl_t *c, const ctl_command_t *cmd, const ctl_args_t *a);
 int ctl_cmd_member_show(ctl_t *c, const ctl_command_t *cmd, const ctl_args_t *a);
+int ctl_cmd_audit(ctl_t *c, const ctl_command_t *cmd, const ctl_args_t *a);
 
 #endif

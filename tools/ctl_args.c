@@ -32,6 +32,9 @@ static const struct {
      "--by id|phone|external-id\n                        what the argument "
      "is (default: a phone when it starts with +, else\n"
      "                        a member id, then an external id)"},
+    {CTL_OPT_SINCE, "--since",
+     "--since D|UNIX_SECONDS\n                        only what was recorded in the last D "
+     "(90s, 15m, 2h, 3d), or at\n                        or after that instant (unix seconds)"},
 };
 
 #define CTL_LIMIT_MAX 10000
@@ -135,6 +138,9 @@ int ctl_parse_args(ctl_t *c, const ctl_command_t *cmd, int argc, char **argv, ct
             break;
         case CTL_OPT_BY:
             a->by = v;
+            break;
+        case CTL_OPT_SINCE:
+            a->since = v;
             break;
         case CTL_OPT_LIMIT:
             if (!config_parse_int(v, 1, CTL_LIMIT_MAX, &a->limit)) {

@@ -56,7 +56,15 @@ static const ctl_command_t ctl_commands[] = {
      "referral code), order statistics, the last 20 tier changes and the last 10 checkouts\n"
      "and refunds. A section whose service did not answer is named under `unavailable`.\n",
      CTL_OPT_MERCHANT | CTL_OPT_BY, 1, 1, true, CTL_DEFAULT_TIMEOUT_MS, ctl_cmd_member_show},
-    /* `audit` (Gateway.ListAuditLog) goes here. */
+    {"audit", "--merchant M [--since D|UNIX_SECONDS] [--limit N] [-o json]",
+     "The merchant's configuration changes, newest first (Gateway.ListAuditLog).",
+     "The audit trail of all six services merged: for each call its time, the service that\n"
+     "recorded it, the RPC, the credential id and the idempotency key, then one line per row\n"
+     "it changed: the table, INSERT, UPDATE or DELETE, and the changed fields before -> after\n"
+     "as JSON (- for none). Pages are followed until --limit entries (default 100) or the\n"
+     "end. Needs an admin credential of the merchant (or the services' token).\n",
+     CTL_OPT_MERCHANT | CTL_OPT_SINCE | CTL_OPT_LIMIT, 0, 0, true, CTL_DEFAULT_TIMEOUT_MS,
+     ctl_cmd_audit},
 };
 
 #define CTL_N_COMMANDS (sizeof ctl_commands / sizeof ctl_commands[0])

@@ -88,6 +88,13 @@ static const char *today_utc(int64_t at) {
     return buf;
 }
 
+/* `hour`:00 UTC on the UTC day of `at`. Tests that run a daily campaign twice on one day run it
+ * at two such instants (say 08:00 and 16:00), not at `now` and an hour later: that would fall
+ * on the next day when the test runs between 23:00 and midnight. */
+static int64_t utc_day_at(int64_t at, int hour) {
+    return at - at % 86400 + (int64_t)hour * 3600;
+}
+
 /* A birthday in 1990 on the month and day of `date` ("YYYY-MM-DD"). */
 static char *birthday_on(const char *date) {
     return arena_printf(&arena, "1990-%.5s", date + 5);
@@ -274,9 +281,10 @@ Test(campaigns, birthday_rewards_and_messages_once_per_year) {
      * without a phone is rewarded but not messaged; others are untouched; a second run gives
      * nothing more; a dry run only counts. */
     const char *m = harness_merchant("bday");
-    int64_t now = (int64_t)time(NULL);
-    const char *today = today_utc(now);
-    const char *tomorrow = today_utc(now + 86400);
+    /* Both runs on one UTC day, whatever the time of day: Cy's birthday is the next day. */
+    int64_t at = utc_day_at((int64_t)time(NULL), 8), again_at = utc_day_at(at, 16);
+    const char *today = today_utc(at);
+    const char *tomorrow = today_utc(at + 86400);
     const char *ana = create_member(m, "Ana", "+6590000101", "", birthday_on(today));
     const char *bo = create_member(m, "Bo", "", "bo@example.com", birthday_on(today));
     const char *cy = create_member(m, "Cy", "+6590000103", "", birthday_on(tomorrow));
@@ -289,14 +297,14 @@ Test(campaigns, birthday_rewards_and_messages_once_per_year) {
     /* The scheduler is off in this suite: the counters move by this test's runs only. */
     campaign_counts_t counts = campaign_counts();
     Loyalty__V1__CampaignRunResult *r = NULL;
-    OK(run_campaign(m, c.kind, now, true, &r, &arena));
+    OK(run_campaign(m, c.kind, at, true, &r, &arena));
     cr_assert_eq(r->targeted, 2, "dry run targets 2, got %lld", (long long)r->targeted);
     cr_assert_eq(r->rewarded, 2);
     cr_assert_eq(r->messaged, 1);
     cr_assert_eq(balance(m, ana), 0, "a dry run gives nothing");
     assert_campaign_deltas(counts, 0, 0, 0, 0); /* and counts nowhere */
 
-    OK(run_campaign(m, c.kind, now, false, &r, &arena));
+    OK(run_campaign(m, c.kind, at, false, &r, &arena));
     cr_assert_str_eq(r->local_date, today);
     cr_assert_eq(r->targeted, 2);
     cr_assert_eq(r->rewarded, 2);
@@ -311,7 +319,8 @@ Test(campaigns, birthday_rewards_and_messages_once_per_year) {
     cr_assert_eq(coupons_of(m, cy), 0);
     assert_campaign_deltas(counts, 1, 2, 1, 0); /* Bo's delivery is done without a message */
 
-    OK(run_campaign(m, c.kind, now + 3600, false, &r, &arena));
+    OK(run_campaign(m, c.kind, again_at, false, &r, &arena));
+    cr_assert_str_eq(r->local_date, today);
     cr_assert_eq(r->rewarded, 0, "the second run of the year gives nothing");
     cr_assert_eq(skipped(r, "ALREADY_DONE"), 2);
     assert_campaign_deltas(counts, 2, 2, 1, 2);
@@ -591,13 +600,13 @@ Test(campaigns, expiry_reminders_once_per_expiry_date) {
     /* Goal: members whose points expire within the window are reminded once per expiry date,
      * with the points and the date in the message; points further out are not mentioned. */
     const char *m = harness_merchant("expiry");
-    int64_t now = (int64_t)time(NULL);
+    int64_t at = utc_day_at((int64_t)time(NULL), 8), again_at = utc_day_at(at, 16);
     const char *soon = create_member(m, "Soon", "", "soon@example.com", "");
     const char *later = create_member(m, "Later", "", "later@example.com", "");
-    const char *soon_date = today_utc(now + 10 * 86400);
+    const char *soon_date = today_utc(at + 10 * 86400);
     earn(m, soon, 120, soon_date);
-    earn(m, soon, 30, today_utc(now + 20 * 86400));
-    earn(m, later, 500, today_utc(now + 90 * 86400));
+    earn(m, soon, 30, today_utc(at + 20 * 86400));
+    earn(m, later, 500, today_utc(at + 90 * 86400));
     Loyalty__V1__Campaign c = LOYALTY__V1__CAMPAIGN__INIT;
     c.merchant_id = (char *)m;
     c.kind = LOYALTY__V1__CAMPAIGN_KIND__CAMPAIGN_KIND_POINTS_EXPIRY_REMINDER;
@@ -607,11 +616,11 @@ Test(campaigns, expiry_reminders_once_per_expiry_date) {
     c.message_template = "{{name}}: {{expiring_points}} points expire from {{expiry_date}}";
     set_campaign(&c);
     Loyalty__V1__CampaignRunResult *r = NULL;
-    OK(run_campaign(m, c.kind, now, false, &r, &arena));
+    OK(run_campaign(m, c.kind, at, false, &r, &arena));
     cr_assert_eq(r->targeted, 1);
     cr_assert_eq(r->messaged, 1);
     cr_assert_eq(r->rewarded, 0, "a reminder gives nothing");
-    OK(run_campaign(m, c.kind, now + 3600, false, &r, &arena));
+    OK(run_campaign(m, c.kind, again_at, false, &r, &arena));
     cr_assert_eq(skipped(r, "ALREADY_DONE"), 1);
     char members[4][48], texts[4][256];
     int n = notifications(m, 1, members, texts, 4);

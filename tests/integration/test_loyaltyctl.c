@@ -2,8 +2,10 @@
  * "loyaltyctl"): health lists six ready services; a checkout made to need attention is listed,
  * shown with its failed step and retried to completion; ledger verify of a clean merchant;
  * member show by id, phone and external id; exit 2 on usage errors, 1 with the gRPC code and
- * reason on refusals (a wrong token among them); and every -o json output parses (python's
- * json module). */
+ * reason on refusals (a wrong token among them); audit lists a configuration change with its
+ * credential and refuses a storefront; and every -o json output parses (python's json
+ * module). */
+#include "credentials.h"
 #include "gateway_it.h"
 
 #include <errno.h>
@@ -255,12 +257,17 @@ Test(loyaltyctl, usage_errors_exit_2_and_help_documents_every_command) {
     cr_assert_eq(usage("health --wat"), 2);
     cr_assert_eq(usage("health -o yaml"), 2);
     cr_assert_eq(usage("--timeout 0 health"), 2);
+    cr_assert_eq(usage("audit"), 2);
+    assert_err_has("--merchant is required");
+    cr_assert_eq(usage("audit --merchant m1 --since yesterday"), 2);
+    cr_assert_eq(usage("audit --merchant m1 --since 0"), 2);
+    cr_assert_eq(usage("audit --merchant m1 --limit 10001"), 2);
     cr_assert_eq(ctl_env("LOYALTY_GATEWAY_ADDR=", "health"), 2);
     assert_err_has("LOYALTY_GATEWAY_ADDR");
 
     cr_assert_eq(usage("--help"), 0);
-    const char *commands[] = {"health",     "sagas list",    "saga show",
-                              "saga retry", "ledger verify", "member show"};
+    const char *commands[] = {"health",        "sagas list",  "saga show", "saga retry",
+                              "ledger verify", "member show", "audit"};
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
         assert_out_has(commands[i]);
     }
@@ -276,6 +283,9 @@ Test(loyaltyctl, usage_errors_exit_2_and_help_documents_every_command) {
     cr_assert_eq(usage("sagas list --help"), 0);
     assert_out_has("--older-than");
     assert_out_has("NEEDS_ATTENTION");
+    cr_assert_eq(usage("audit --help"), 0);
+    assert_out_has("--since");
+    assert_out_has("before -> after");
 }
 
 Test(loyaltyctl, the_services_token_and_a_refused_token) {
@@ -291,4 +301,115 @@ Test(loyaltyctl, the_services_token_and_a_refused_token) {
     assert_err_has("refused: UNAUTHENTICATED");
     cr_assert_eq(ctl_env("", "sagas list"), 1);
     assert_err_has("UNAUTHENTICATED");
+}
+
+#define CTL_SERVICE_TOKEN "ctl-audit-svc-token-81c2"
+#define CTL_ADMIN_TOKEN "ctl-audit-admin-token-4d07"
+#define CTL_OTHER_ADMIN_TOKEN "ctl-audit-other-admin-token-e6b9"
+#define CTL_SHOP_TOKEN "ctl-audit-shop-token-2a5f"
+
+static void write_credential(FILE *f, const char *id, const char *role, const char *merchant,
+                             const char *token) {
+    uint8_t d[CRED_DIGEST_BYTES];
+    cred_digest(token, strlen(token), d);
+    fprintf(f, "%s %s %s ", id, role, merchant);
+    for (int i = 0; i < CRED_DIGEST_BYTES; i++) {
+        fprintf(f, "%02x", d[i]);
+    }
+    fprintf(f, "\n");
+}
+
+Test(loyaltyctl, audit_lists_configuration_changes_and_refuses_a_storefront) {
+    /* Goal: after a tier is created and the gateway's settings are updated by the merchant's
+     * admin, `audit` lists both, newest first, with the credential id, RPC, idempotency key and
+     * the changed row; --limit stops early, --since in the future lists nothing; -o json
+     * parses; a storefront credential, another merchant's admin and a wrong token are refused
+     * with exit 1 and the code and reason. */
+    const char *m = harness_merchant("ctlaudit");
+    char cred_path[128], cred_env[192];
+    snprintf(cred_path, sizeof cred_path, "/tmp/loyalty-ctl-audit-creds-%d", (int)getpid());
+    FILE *f = fopen(cred_path, "w");
+    cr_assert_not_null(f);
+    write_credential(f, "ctl-admin", "admin", m, CTL_ADMIN_TOKEN);
+    write_credential(f, "ctl-other-admin", "admin", "ctlaudit-other", CTL_OTHER_ADMIN_TOKEN);
+    write_credential(f, "ctl-shop", "storefront", m, CTL_SHOP_TOKEN);
+    cr_assert_eq(fclose(f), 0);
+    snprintf(cred_env, sizeof cred_env, "LOYALTY_CREDENTIALS_FILE=%s", cred_path);
+    stack_start_with((const char *[]){"LOYALTY_AUTH_TOKEN=" CTL_SERVICE_TOKEN, cred_env, NULL});
+
+    rpc_call_opts_t as_admin = {.timeout_ms = 20000, .auth_token = CTL_ADMIN_TOKEN};
+    Loyalty__V1__MemberTier tier = LOYALTY__V1__MEMBER_TIER__INIT;
+    tier.name = "Audited";
+    tier.rank = 1;
+    tier.upgrade_threshold = 100;
+    tier.period_months = 12;
+    tier.earn_multiplier_bps = 10000;
+    Loyalty__V1__MemberCreateTierRequest ct = LOYALTY__V1__MEMBER_CREATE_TIER_REQUEST__INIT;
+    ct.merchant_id = (char *)m;
+    ct.idempotency_key = "ctl-audit-tier-1";
+    ct.tier = &tier;
+    assert_ok(rpc_call(rpc_channel_get(procs[SVC_MEMBER].addr), svc_desc[SVC_MEMBER], "CreateTier",
+                       &ct.base, &arena, NULL, &as_admin));
+    Loyalty__V1__GatewaySettings gs = LOYALTY__V1__GATEWAY_SETTINGS__INIT;
+    Loyalty__V1__GatewayUpdateSettingsRequest us =
+        LOYALTY__V1__GATEWAY_UPDATE_SETTINGS_REQUEST__INIT;
+    us.merchant_id = (char *)m;
+    us.idempotency_key = "ctl-audit-settings-1";
+    us.settings = &gs;
+    assert_ok(rpc_call(rpc_channel_get(procs[SVC_GATEWAY].addr), svc_desc[SVC_GATEWAY],
+                       "UpdateGatewaySettings", &us.base, &arena, NULL, &as_admin));
+
+    const char *admin = "LOYALTY_TOKEN=" CTL_ADMIN_TOKEN;
+    char args[256];
+    snprintf(args, sizeof args, "audit --merchant %s", m);
+    cr_assert_eq(ctl_env(admin, args), 0, "%s", ctl_err);
+    assert_out_has("IDEMPOTENCY KEY");
+    assert_out_has("/loyalty.v1.MemberService/CreateTier");
+    assert_out_has("ctl-audit-tier-1");
+    assert_out_has("ctl-admin");
+    assert_out_has("member-svc");
+    assert_out_has("    tiers INSERT - -> {");
+    assert_out_has("\"Audited\"");
+    assert_out_has("ctl-audit-settings-1");
+    cr_assert_lt(strstr(ctl_out, "UpdateGatewaySettings"), strstr(ctl_out, "CreateTier"),
+                 "not newest first:\n%s", ctl_out);
+    cr_assert_null(strstr(ctl_out, "(more than"), "%s", ctl_out);
+
+    snprintf(args, sizeof args, "audit --merchant %s -o json --since 1h", m);
+    cr_assert_eq(ctl_env(admin, args), 0, "%s", ctl_err);
+    assert_json("len(d['entries']) == 2 and d['page_info']['next_cursor'] == '' and "
+                "d['entries'][1]['rpc'] == '/loyalty.v1.MemberService/CreateTier' and "
+                "d['entries'][1]['credential_id'] == 'ctl-admin' and "
+                "d['entries'][1]['idempotency_key'] == 'ctl-audit-tier-1' and "
+                "any(c['table'] == 'tiers' and c['op'] == 'INSERT' and "
+                "json.loads(c['after_json'])['name'] == 'Audited' "
+                "for c in d['entries'][1]['changes'])");
+    /* --limit 1 follows no further than one entry and says there is more. */
+    snprintf(args, sizeof args, "audit --merchant %s --limit 1", m);
+    cr_assert_eq(ctl_env(admin, args), 0, "%s", ctl_err);
+    assert_out_has("UpdateGatewaySettings");
+    cr_assert_null(strstr(ctl_out, "CreateTier"), "%s", ctl_out);
+    assert_out_has("(more than 1;");
+    snprintf(args, sizeof args, "audit --merchant %s --limit 1 -o json", m);
+    cr_assert_eq(ctl_env(admin, args), 0, "%s", ctl_err);
+    assert_json("len(d['entries']) == 1 and d['page_info']['next_cursor'] != ''");
+    /* Since an instant a day from now: nothing yet. */
+    snprintf(args, sizeof args, "audit --merchant %s --since %lld -o json", m,
+             (long long)time(NULL) + 86400);
+    cr_assert_eq(ctl_env(admin, args), 0, "%s", ctl_err);
+    assert_json("d['entries'] == []");
+    /* The services' own token may list it too. */
+    snprintf(args, sizeof args, "audit --merchant %s -o json", m);
+    cr_assert_eq(ctl_env("LOYALTY_AUTH_TOKEN=" CTL_SERVICE_TOKEN, args), 0, "%s", ctl_err);
+    assert_json("len(d['entries']) == 2");
+
+    snprintf(args, sizeof args, "audit --merchant %s", m);
+    cr_assert_eq(ctl_env("LOYALTY_TOKEN=" CTL_SHOP_TOKEN, args), 1, "%s", ctl_out);
+    assert_err_has("refused: PERMISSION_DENIED ROLE_NOT_ALLOWED");
+    cr_assert_eq(ctl_env("LOYALTY_TOKEN=" CTL_OTHER_ADMIN_TOKEN, args), 1, "%s", ctl_out);
+    assert_err_has("refused: PERMISSION_DENIED MERCHANT_NOT_ALLOWED");
+    cr_assert_eq(ctl_env("LOYALTY_TOKEN=not-the-token", args), 1, "%s", ctl_out);
+    assert_err_has("refused: UNAUTHENTICATED");
+    cr_assert_null(strstr(ctl_out, "ctl-audit-tier-1"), "%s", ctl_out);
+    unlink(cred_path);
 }

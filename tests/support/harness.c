@@ -218,7 +218,42 @@ static bool port_accepts(int port) {
     return ok;
 }
 
-static void harness_launch(svc_proc_t *p) {
+/* How often harness_start picks new ports for a service that could not listen on its own. */
+#define HARNESS_LISTEN_ATTEMPTS 5
+
+/* True when the log at `path`, from byte `from` on (what this start of the service wrote),
+ * contains `text`. */
+static bool log_has(const char *path, long from, const char *text) {
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        return false;
+    }
+    static char buf[65536];
+    size_t n = 0;
+    if (fseek(f, from, SEEK_SET) == 0) {
+        n = fread(buf, 1, sizeof buf - 1, f);
+    }
+    fclose(f);
+    buf[n] = '\0';
+    return strstr(buf, text) != NULL;
+}
+
+/* True when the test's environment for p sets METRICS_ADDR itself. */
+static bool env_sets_metrics_addr(const svc_proc_t *p) {
+    for (int i = 0; p->env[i]; i++) {
+        if (strncmp(p->env[i], "METRICS_ADDR=", 13) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Starts p on p->port and waits for Health SERVING. Any failure aborts the test, but one: when
+ * `may_fail_to_listen` and another process took one of the ports the harness picked between
+ * harness_free_port and the service's bind, returns false with p->pid 0, for the caller to try
+ * other ports. The gRPC port: the service exits saying it cannot listen. The metrics port: it
+ * logs so and serves on without /metrics, which the harness stops, since tests scrape it. */
+static bool harness_launch(svc_proc_t *p, bool may_fail_to_listen) {
     char bin[512];
     snprintf(bin, sizeof bin, "%s/%s/%s", LOYALTY_BUILD_DIR, p->name, p->name);
     static char listen[HARNESS_ENV_MAX][80];
@@ -238,40 +273,65 @@ static void harness_launch(svc_proc_t *p) {
     }
     env[n] = NULL;
     char *argv[] = {bin, NULL};
+    struct stat log_st;
+    long log_from = stat(p->log_path, &log_st) == 0 ? (long)log_st.st_size : 0;
     p->pid = spawn(bin, argv, env, p->log_path);
     harness_track(p);
     time_t until = time(NULL) + 60;
     while (!port_accepts(p->port) || !harness_is_serving(p->addr)) {
         int status;
         if (waitpid(p->pid, &status, WNOHANG) == p->pid) {
+            p->pid = 0;
+            if (may_fail_to_listen && log_has(p->log_path, log_from, "cannot listen on")) {
+                return false;
+            }
             cr_assert_fail("%s exited during start (status %d); see %s", p->name, status,
                            p->log_path);
         }
         cr_assert(time(NULL) < until, "%s did not become SERVING; see %s", p->name, p->log_path);
         sleep_ms(50);
     }
+    /* The metrics server starts (or fails to) before gRPC serves: the line is in the log. */
+    if (may_fail_to_listen && !env_sets_metrics_addr(p) &&
+        log_has(p->log_path, log_from, "cannot listen on METRICS_ADDR")) {
+        harness_kill(p);
+        return false;
+    }
+    return true;
 }
 
 void harness_start(svc_proc_t *p, const char *name, const char *const *env) {
     memset(p, 0, sizeof *p);
     snprintf(p->name, sizeof p->name, "%s", name);
-    p->port = harness_free_port();
-    do { /* the kernel may hand the same free port out twice in a row */
-        p->metrics_port = harness_free_port();
-    } while (p->metrics_port == p->port);
-    snprintf(p->addr, sizeof p->addr, "127.0.0.1:%d", p->port);
-    char dir[256];
-    snprintf(dir, sizeof dir, "%s/test-logs", LOYALTY_BUILD_DIR);
-    mkdir(dir, 0755);
-    snprintf(p->log_path, sizeof p->log_path, "%s/%s-%d-%d.log", dir, name, (int)getpid(), p->port);
     for (int i = 0; env && env[i] && i < HARNESS_ENV_MAX; i++) {
         p->env[i] = env[i];
     }
-    harness_launch(p);
+    char dir[256];
+    snprintf(dir, sizeof dir, "%s/test-logs", LOYALTY_BUILD_DIR);
+    mkdir(dir, 0755);
+    /* A free port is only free when picked: with many tests at once another process may bind it
+     * before the service does. The service then exits saying so, and gets new ports. */
+    for (int attempt = 1;; attempt++) {
+        p->port = harness_free_port();
+        do { /* the kernel may hand the same free port out twice in a row */
+            p->metrics_port = harness_free_port();
+        } while (p->metrics_port == p->port);
+        snprintf(p->addr, sizeof p->addr, "127.0.0.1:%d", p->port);
+        snprintf(p->log_path, sizeof p->log_path, "%s/%s-%d-%d.log", dir, name, (int)getpid(),
+                 p->port);
+        if (harness_launch(p, attempt < HARNESS_LISTEN_ATTEMPTS)) {
+            return;
+        }
+        fprintf(stderr,
+                "harness: %s could not listen on %s or metrics port %d (taken since "
+                "they were picked; see %s); trying other ports\n",
+                name, p->addr, p->metrics_port, p->log_path);
+    }
 }
 
 void harness_restart(svc_proc_t *p) {
-    harness_launch(p);
+    /* The same port: the test's channels point at it. */
+    harness_launch(p, false);
 }
 
 int harness_wait(svc_proc_t *p) {

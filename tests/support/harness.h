@@ -31,8 +31,10 @@ void harness_init(void);
 void harness_fini(void);
 
 /** Starts build/<name>/<name> on a free port with `env` ("KEY=VALUE", NULL-terminated, may be
- *  NULL) added to the environment, and waits up to 60 s for Health SERVING. Aborts the test
- *  on failure. Its output goes to a log file under the build tree. */
+ *  NULL) added to the environment, and waits up to 60 s for Health SERVING. When the service
+ *  exits at start because it cannot listen (another process took the port meanwhile), starts
+ *  it again on new ports, up to 5 times. Aborts the test on failure. Its output goes to a log
+ *  file under the build tree (one per port tried). */
 void harness_start(svc_proc_t *p, const char *name, const char *const *env);
 /** Makes harness_fini kill the process if the test ends (or fails) with it still running;
  *  harness_start does this itself. */
