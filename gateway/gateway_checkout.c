@@ -422,10 +422,10 @@ static status_t begin_payment_held(gw_saga_t *x, const Loyalty__V1__GatewayCheck
 }
 
 /* Points and wallet (sagas begun before points_hold_chooses): the reads they depend on in
- * parallel, then both holds in parallel. The
- * points' cash value is known before the hold (value(p) under the quoted rate, as points-svc
- * computes it), so the wallet amount does not wait for the points hold; a hold whose cash value
- * differs (the rate changed in between) refuses the checkout (REDEMPTION_RATE_CHANGED). */
+ * parallel, then both holds in parallel. The points' choice and cash value come with the quote
+ * (points-svc's, as its Hold computes them), so the wallet amount does not wait for the points
+ * hold; a hold whose cash value differs (the rate changed in between) refuses the checkout
+ * (REDEMPTION_RATE_CHANGED). */
 static status_t begin_payment(gw_saga_t *x, const Loyalty__V1__GatewayCheckoutRequest *req,
                               Loyalty__V1__GatewayCheckout *co) {
     const Loyalty__V1__GatewayPaymentChoice *pay = payment_of(req);
@@ -440,6 +440,8 @@ static status_t begin_payment(gw_saga_t *x, const Loyalty__V1__GatewayCheckoutRe
         q->merchant_id = x->merchant_id;
         q->member_id = req->member_id;
         q->order_total_cents = b->total_cents;
+        q->points = pay->use_max_points ? 0 : pay->redeem_points;
+        q->use_max_points = pay->use_max_points;
         gw_call_init(&reads[iq = nr++], x->svc->points, &loyalty__v1__points_service__descriptor,
                      "QuoteRedeem", &q->base, "points_quote");
     }
@@ -458,12 +460,9 @@ static status_t begin_payment(gw_saga_t *x, const Loyalty__V1__GatewayCheckoutRe
     int64_t points = 0, cash = 0;
     if (iq >= 0) {
         const Loyalty__V1__PointsQuoteRedeemResponse *qr = (void *)reads[iq].response;
-        gw_points_choice_t choice =
-            gw_choose_points(pay->redeem_points, pay->use_max_points, qr->points, qr->reason,
-                             qr->max_cash_cents, qr->redeem_points, qr->redeem_value_cents);
-        b->points_note = (char *)choice.note;
-        points = choice.points;
-        cash = gw_points_value(points, qr->redeem_points, qr->redeem_value_cents);
+        b->points_note = qr->note;
+        points = qr->chosen_points;
+        cash = qr->chosen_cash_cents;
         if (cash > b->total_cents) {
             cash = b->total_cents; /* cannot happen under the cap; never pay more than due */
         }
@@ -1460,6 +1459,8 @@ static status_t quote_payment(rpc_ctx_t *ctx, const Loyalty__V1__GatewayQuoteChe
     qr.merchant_id = (char *)ctx->merchant_id;
     qr.member_id = req->member_id;
     qr.order_total_cents = b->total_cents;
+    qr.points = pay->use_max_points ? 0 : pay->redeem_points;
+    qr.use_max_points = pay->use_max_points;
     Loyalty__V1__WalletGetBalanceRequest wb = LOYALTY__V1__WALLET_GET_BALANCE_REQUEST__INIT;
     wb.merchant_id = (char *)ctx->merchant_id;
     wb.member_id = req->member_id;
@@ -1486,12 +1487,10 @@ static status_t quote_payment(rpc_ctx_t *ctx, const Loyalty__V1__GatewayQuoteChe
     b->wallet_available_cents = bal ? bal->available_cents : 0;
     int64_t points = 0, cash = 0;
     if ((pay->redeem_points > 0 || pay->use_max_points) && b->total_cents > 0) {
-        gw_points_choice_t c =
-            gw_choose_points(pay->redeem_points, pay->use_max_points, q->points, q->reason,
-                             q->max_cash_cents, q->redeem_points, q->redeem_value_cents);
-        points = c.points;
-        cash = gw_points_value(points, q->redeem_points, q->redeem_value_cents);
-        b->points_note = (char *)c.note;
+        /* points-svc chose them and valued them, as its Hold will */
+        points = q->chosen_points;
+        cash = q->chosen_cash_cents;
+        b->points_note = q->note;
     }
     int64_t wallet = gw_choose_wallet(pay->wallet_cents, pay->use_max_wallet,
                                       b->wallet_available_cents, b->total_cents - cash);

@@ -6,66 +6,6 @@
 #include <stdio.h>
 #include <string.h>
 
-int64_t gw_points_value(int64_t points, int64_t rate_points, int64_t rate_value_cents) {
-    int64_t v = 0;
-    if (points <= 0 || rate_points <= 0 || rate_value_cents <= 0 ||
-        !money_mul_div(points, rate_value_cents, rate_points, ROUND_FLOOR, &v)) {
-        return 0;
-    }
-    return v;
-}
-
-int64_t gw_points_for_cash_cap(int64_t cap_cents, int64_t rate_points, int64_t rate_value_cents) {
-    if (cap_cents <= 0 || rate_points <= 0 || rate_value_cents <= 0) {
-        return 0;
-    }
-    int64_t p = 0;
-    if (!money_mul_div(cap_cents, rate_points, rate_value_cents, ROUND_CEIL, &p)) {
-        return 0;
-    }
-    /* p is the fewest points worth at least cap; when a point is worth more than a cent, it may
-     * be worth more than the cap: step back one point, then take the fewest points worth that
-     * lower value. */
-    if (gw_points_value(p, rate_points, rate_value_cents) > cap_cents) {
-        int64_t v = gw_points_value(p - 1, rate_points, rate_value_cents);
-        if (v <= 0 || !money_mul_div(v, rate_points, rate_value_cents, ROUND_CEIL, &p)) {
-            return 0;
-        }
-    }
-    return p;
-}
-
-gw_points_choice_t gw_choose_points(int64_t requested, bool use_max, int64_t quote_points,
-                                    const char *quote_reason, int64_t max_cash_cents,
-                                    int64_t rate_points, int64_t rate_value_cents) {
-    gw_points_choice_t c = {0, ""};
-    if (use_max) {
-        c.points = quote_points > 0 ? quote_points : 0;
-        c.note = c.points == 0 && quote_reason ? quote_reason : "";
-        return c;
-    }
-    if (requested <= 0) {
-        return c;
-    }
-    if (rate_points <= 0 || rate_value_cents <= 0) {
-        /* Redemption is off: hold what was asked and let the hold refuse it
-         * (REDEMPTION_DISABLED), so the caller learns why. */
-        c.points = requested;
-        return c;
-    }
-    int64_t cap_points = gw_points_for_cash_cap(max_cash_cents, rate_points, rate_value_cents);
-    if (requested > cap_points) {
-        c.points = cap_points;
-        c.note = "CAPPED_BY_ORDER_SHARE";
-        if (cap_points == 0) {
-            c.note = quote_reason && quote_reason[0] ? quote_reason : "ORDER_TOO_SMALL";
-        }
-        return c;
-    }
-    c.points = requested;
-    return c;
-}
-
 int64_t gw_choose_wallet(int64_t requested, bool use_max, int64_t available_cents,
                          int64_t due_cents) {
     int64_t want = use_max ? available_cents : requested;

@@ -34,32 +34,6 @@
  * keys 30 days): the saga needs attention (STEP_TOO_OLD) instead. */
 #define GW_STEP_REPLAY_MAX_S (20 * 86400)
 
-/* ---- redemption of points as cash (PointsService's rate: redeem_points points are worth
- * redeem_value_cents) ---- */
-
-/** value(p) = floor(points * value_cents / rate_points): the cash a number of points covers. 0
- *  when the rate is off (either side 0) or on overflow. */
-int64_t gw_points_value(int64_t points, int64_t rate_points, int64_t rate_value_cents);
-
-/** The fewest points worth the most cash that does not exceed cap_cents: with v the largest
- *  value(p) <= cap_cents, the smallest p with value(p) = v. 0 when the rate is off or the cap is
- *  0. */
-int64_t gw_points_for_cash_cap(int64_t cap_cents, int64_t rate_points, int64_t rate_value_cents);
-
-typedef struct gw_points_choice {
-    int64_t points;   /* to hold */
-    const char *note; /* why fewer than asked ("" when not) */
-} gw_points_choice_t;
-
-/** The points a checkout holds. `requested` points (or the quote's maximum with use_max) capped
- *  at the order share the rules allow: max_cash_cents from QuoteRedeem, through
- *  gw_points_for_cash_cap. quote_points and quote_reason are QuoteRedeem's answer (the most the
- *  rules and the balance allow, and why it is 0). The balance itself is not a cap for an
- *  explicit request: holding more than the member has fails INSUFFICIENT_POINTS at the hold. */
-gw_points_choice_t gw_choose_points(int64_t requested, bool use_max, int64_t quote_points,
-                                    const char *quote_reason, int64_t max_cash_cents,
-                                    int64_t rate_points, int64_t rate_value_cents);
-
 /** The wallet amount a checkout holds: min(requested, due), or min(available, due) with
  *  use_max; never negative. */
 int64_t gw_choose_wallet(int64_t requested, bool use_max, int64_t available_cents,

@@ -558,6 +558,9 @@ static status_t rpc_quote_redeem(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg
     if (req->order_total_cents < 0 || req->order_total_cents > POINTS_CENTS_MAX) {
         return status_invalid_field("order_total_cents", "must be between 0 and 10^13");
     }
+    if (req->points < 0 || req->points > POINTS_MAX) {
+        return status_invalid_field("points", "must be between 0 and 10^12");
+    }
     Loyalty__V1__PointsSettings *s = NULL;
     st = points_load_settings(ctx, &s);
     Loyalty__V1__PointsBalance *b = NULL;
@@ -577,6 +580,13 @@ static status_t rpc_quote_redeem(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg
     resp->redeem_value_cents = s->redeem_value_cents;
     resp->min_points = s->redeem_min_points;
     resp->reason = (char *)q.reason;
+    if (req->points > 0 || req->use_max_points) {
+        points_redemption_choice_t c = points_rules_choose_redemption(
+            s, b->available, req->order_total_cents, req->points, req->use_max_points);
+        resp->chosen_points = c.points;
+        resp->chosen_cash_cents = points_rules_cash_value(s, c.points);
+        resp->note = (char *)c.note;
+    }
     return status_ok();
 }
 

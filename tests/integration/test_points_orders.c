@@ -554,7 +554,8 @@ Test(points_orders, adjustments_with_reason_and_operator) {
 
 Test(points_orders, quote_redeem_and_order_holds_follow_the_rules) {
     /* Goal: QuoteRedeem gives the most points usable on an order (50% cap, floor) and their
-     * value; a hold with order_total_cents obeys the same minimum and cap. */
+     * value, and the choice a Hold with choose_points would make of the points asked; a hold
+     * with order_total_cents obeys the same minimum and cap. */
     harness_start(&svc, "points-svc", NULL);
     const char *m = harness_merchant("red");
     pt_configure(m);
@@ -570,6 +571,24 @@ Test(points_orders, quote_redeem_and_order_holds_follow_the_rules) {
     cr_assert_eq(qr->cash_value_cents, 5000);
     cr_assert_eq(qr->available, 10000);
     cr_assert_str_eq(qr->reason, "");
+    cr_assert_eq(qr->chosen_points, 0, "nothing asked, nothing chosen");
+    /* The choice a Hold with choose_points would make, and its value. */
+    q.points = 6000;
+    assert_ok(pcall("QuoteRedeem", &q, &qr));
+    cr_assert_eq(qr->chosen_points, 5000);
+    cr_assert_eq(qr->chosen_cash_cents, 5000);
+    cr_assert_str_eq(qr->note, "CAPPED_BY_ORDER_SHARE");
+    q.points = 250;
+    assert_ok(pcall("QuoteRedeem", &q, &qr));
+    cr_assert_eq(qr->chosen_points, 250);
+    cr_assert_eq(qr->chosen_cash_cents, 250);
+    cr_assert_str_eq(qr->note, "");
+    q.points = 0;
+    q.use_max_points = true;
+    assert_ok(pcall("QuoteRedeem", &q, &qr));
+    cr_assert_eq(qr->chosen_points, 5000);
+    cr_assert_eq(qr->chosen_cash_cents, 5000);
+    q.use_max_points = false;
     q.order_total_cents = 150;
     assert_ok(pcall("QuoteRedeem", &q, &qr));
     cr_assert_eq(qr->points, 0);

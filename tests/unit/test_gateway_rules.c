@@ -1,5 +1,5 @@
-/* test_gateway_rules.c -- unit tests of the gateway's pure rules: points as cash and its cap,
- * the wallet amount, the earn base, the refund split (pro rata, cumulative shares, exact
+/* test_gateway_rules.c -- unit tests of the gateway's pure rules: the wallet amount, the earn
+ * base, the refund split (pro rata, cumulative shares, exact
  * totals), line refunds, referral claw-back shares, error classes, backoff and failpoints. */
 #include "gateway_rules.h"
 
@@ -7,78 +7,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-
-Test(gateway_rules, points_value_floors) {
-    /* Goal: value(p) = floor(p * value / points), 0 when redemption is off. */
-    cr_assert_eq(gw_points_value(150, 100, 100), 150);
-    cr_assert_eq(gw_points_value(3, 100, 50), 1, "1.5 cents floors to 1");
-    cr_assert_eq(gw_points_value(1, 100, 50), 0);
-    cr_assert_eq(gw_points_value(2, 100, 50), 1);
-    cr_assert_eq(gw_points_value(100, 0, 100), 0, "rate off");
-    cr_assert_eq(gw_points_value(100, 100, 0), 0, "rate off");
-    cr_assert_eq(gw_points_value(0, 100, 100), 0);
-}
-
-Test(gateway_rules, points_for_cash_cap_is_the_fewest_points_of_the_most_cash) {
-    /* Goal: the fewest points whose value is the largest value not above the cap. */
-    cr_assert_eq(gw_points_for_cash_cap(500, 100, 100), 500, "1 point = 1 cent");
-    cr_assert_eq(gw_points_for_cash_cap(5, 100, 50), 10, "2 points a cent: 10 points = 5");
-    /* 1 point = 2 cents: a cap of 5 allows 4 cents (2 points); 3 points would be 6 > 5. */
-    cr_assert_eq(gw_points_for_cash_cap(5, 1, 2), 2);
-    cr_assert_eq(gw_points_for_cash_cap(4, 1, 2), 2, "at the boundary");
-    cr_assert_eq(gw_points_for_cash_cap(6, 1, 2), 3, "one above");
-    cr_assert_eq(gw_points_for_cash_cap(1, 1, 2), 0, "no point is worth 1 cent or less");
-    cr_assert_eq(gw_points_for_cash_cap(10, 3, 1), 30, "3 points a cent");
-    /* 3 points = 2 cents: cap 3 -> value 3 needs ceil(4.5) = 5 points (value(5) = 3). */
-    cr_assert_eq(gw_points_for_cash_cap(3, 3, 2), 5);
-    cr_assert_eq(gw_points_value(5, 3, 2), 3);
-    cr_assert_eq(gw_points_value(4, 3, 2), 2, "4 points are not enough");
-    cr_assert_eq(gw_points_for_cash_cap(0, 100, 100), 0);
-    cr_assert_eq(gw_points_for_cash_cap(100, 0, 0), 0);
-    /* Exhaustive check against the definition on small rates. */
-    for (int64_t rp = 1; rp <= 7; rp++) {
-        for (int64_t rv = 1; rv <= 7; rv++) {
-            for (int64_t cap = 0; cap <= 40; cap++) {
-                int64_t best_v = -1, best_p = 0;
-                for (int64_t p = 0; p <= 300; p++) {
-                    int64_t v = gw_points_value(p, rp, rv);
-                    if (v <= cap && v > best_v) {
-                        best_v = v;
-                        best_p = p;
-                    }
-                }
-                cr_assert_eq(gw_points_for_cash_cap(cap, rp, rv), best_v > 0 ? best_p : 0,
-                             "rp %lld rv %lld cap %lld", (long long)rp, (long long)rv,
-                             (long long)cap);
-            }
-        }
-    }
-}
-
-Test(gateway_rules, points_choice) {
-    /* Goal: an explicit request is capped by the order share only (not by the balance); with
-     * use_max the quote's answer is taken as it is. Rate: 100 points = 100 cents. */
-    gw_points_choice_t c = gw_choose_points(300, false, 200, "", 500, 100, 100);
-    cr_assert_eq(c.points, 300, "the balance (quote 200) is not a cap");
-    cr_assert_str_eq(c.note, "");
-    c = gw_choose_points(500, false, 200, "", 500, 100, 100);
-    cr_assert_eq(c.points, 500, "exactly at the cap");
-    c = gw_choose_points(501, false, 200, "", 500, 100, 100);
-    cr_assert_eq(c.points, 500, "one above the cap");
-    cr_assert_str_eq(c.note, "CAPPED_BY_ORDER_SHARE");
-    c = gw_choose_points(100, false, 0, "ORDER_TOO_SMALL", 0, 100, 100);
-    cr_assert_eq(c.points, 0);
-    cr_assert_str_eq(c.note, "ORDER_TOO_SMALL");
-    c = gw_choose_points(0, true, 200, "", 500, 100, 100);
-    cr_assert_eq(c.points, 200, "use_max takes the quote");
-    c = gw_choose_points(0, true, 0, "NO_POINTS", 500, 100, 100);
-    cr_assert_eq(c.points, 0);
-    cr_assert_str_eq(c.note, "NO_POINTS");
-    c = gw_choose_points(100, false, 0, "REDEMPTION_DISABLED", 0, 0, 0);
-    cr_assert_eq(c.points, 100, "redemption off: the hold refuses it and says why");
-    c = gw_choose_points(0, false, 200, "", 500, 100, 100);
-    cr_assert_eq(c.points, 0, "nothing asked");
-}
 
 Test(gateway_rules, wallet_choice) {
     /* Goal: min(asked, due), or min(available, due) with use_max, never negative. */
