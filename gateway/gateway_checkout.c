@@ -1309,7 +1309,7 @@ static status_t complete_reserved(gw_saga_t *x, const char *payment_ref) {
     }
     co->payment_ref = arena_strdup(x->a, payment_ref);
     co->result = pb_new(x->a, &loyalty__v1__gateway_checkout_result__descriptor);
-    x->state = GW_COMPLETING;
+    gw_saga_set_state(x, GW_COMPLETING);
     return gw_drive(x);
 }
 

@@ -428,7 +428,7 @@ status_t gw_rpc_refund_order(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
     gw_saga_t *x = arena_alloc(ctx->arena, sizeof *x);
     gw_saga_init(x, ctx, gw_svc(ctx), ctx->merchant_id, GW_KIND_REFUND, req->idempotency_key,
                  req->order_id, "", "RefundOrder", &req->base);
-    x->state = GW_COMPLETING;
+    gw_saga_set_state(x, GW_COMPLETING);
     /* A retry with the same key must not plan a second refund: look the key up first (the
      * insert in the planning transaction settles a race between two first attempts). */
     char *id = NULL;

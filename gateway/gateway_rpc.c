@@ -297,7 +297,7 @@ static status_t release_start_tx(db_t *db, void *arg) {
                              merchant_id);
     gw_saga_init(t->x, t->ctx, t->svc, merchant_id, GW_KIND_REFERRAL_RELEASE, key, "", "",
                  "ReferralRelease", &req->base);
-    t->x->state = GW_COMPLETING;
+    gw_saga_set_state(t->x, GW_COMPLETING);
     t->x->in_request = false;
     return gw_flush(t->x);
 }

@@ -418,8 +418,37 @@ status_t gw_saga_unclaim(gw_saga_t *x) {
     return gw_store_unclaim(x->ctx->db, x->merchant_id, x->id, x->lease_token);
 }
 
-void gw_set_failure(gw_saga_t *x, int state, const status_t *error) {
+/* The saga's life (docs/architecture.md#sagas): what may follow what in memory. RetrySaga moves
+ * NEEDS_ATTENTION back to COMPLETING or CANCELLING (in SQL, not here); COMPLETED and CANCELLED
+ * are final. */
+static bool transition_allowed(int from, int to) {
+    if (from == to) {
+        return true;
+    }
+    switch (from) {
+    case GW_BEGINNING:
+        return to == GW_RESERVED || to == GW_COMPLETING || to == GW_COMPLETED ||
+               to == GW_CANCELLING || to == GW_CANCELLED;
+    case GW_RESERVED:
+        return to == GW_COMPLETING || to == GW_CANCELLING || to == GW_CANCELLED;
+    case GW_COMPLETING:
+        return to == GW_COMPLETED || to == GW_NEEDS_ATTENTION;
+    case GW_CANCELLING:
+        return to == GW_CANCELLED || to == GW_NEEDS_ATTENTION;
+    case GW_NEEDS_ATTENTION:
+        return to == GW_COMPLETING || to == GW_CANCELLING;
+    default:
+        return false; /* COMPLETED, CANCELLED: final */
+    }
+}
+
+void gw_saga_set_state(gw_saga_t *x, int state) {
+    assert(transition_allowed(x->state, state));
     x->state = state;
+}
+
+void gw_set_failure(gw_saga_t *x, int state, const status_t *error) {
+    gw_saga_set_state(x, state);
     x->error = *error;
     snprintf(x->reason, sizeof x->reason, "%s",
              error->reason[0] ? error->reason : status_code_name(error->code));
@@ -850,11 +879,11 @@ static status_t drive_beginning(gw_saga_t *x, const gw_flows_t *f, bool *again) 
     if (status_is_ok(&st)) {
         x->error = status_ok();
         if (x->kind == GW_KIND_CHECKOUT && !x->auto_complete) {
-            x->state = GW_RESERVED;
+            gw_saga_set_state(x, GW_RESERVED);
             x->next_delay_s = x->svc->checkout_ttl_s;
             return status_ok();
         }
-        x->state = f->complete ? GW_COMPLETING : GW_COMPLETED;
+        gw_saga_set_state(x, f->complete ? GW_COMPLETING : GW_COMPLETED);
         *again = x->state == GW_COMPLETING;
         return status_ok();
     }
@@ -877,7 +906,7 @@ static status_t drive_forward(gw_saga_t *x, status_t (*flow)(gw_saga_t *), int d
     x->failed_step = false;
     status_t st = flow ? flow(x) : status_ok();
     if (status_is_ok(&st)) {
-        x->state = done_state;
+        gw_saga_set_state(x, done_state);
         if (done_state == GW_COMPLETED) {
             x->error = status_ok();
             x->reason[0] = '\0';

@@ -154,6 +154,7 @@ typedef struct gw_call {
  *  or by its position in the group. A group holds GW_GROUP_MAX calls unless `max` says more
  *  (up to GW_GROUP_CALLS_MAX; they then run GW_GROUP_MAX at a time). */
 #define GW_GROUP_CALLS_MAX 48
+_Static_assert(GW_GROUP_CALLS_MAX >= GW_GROUP_MAX, "a group holds at least one batch of calls");
 typedef struct gw_group {
     gw_call_t calls[GW_GROUP_CALLS_MAX];
     int n;
@@ -252,6 +253,10 @@ status_t gw_release(gw_saga_t *x);
  *  step): unlike gw_release, when the saga is next due stays as it was, so a RESERVED checkout
  *  is not made due -- and expired -- at once. */
 status_t gw_saga_unclaim(gw_saga_t *x);
+
+/** Moves the saga to `state`; asserts that its life allows it (no way out of COMPLETED or
+ *  CANCELLED, no COMPLETING without a Begin, ...). */
+void gw_saga_set_state(gw_saga_t *x, int state);
 
 /** Sets the saga's outcome as a failure (state, reason, error) in memory. */
 void gw_set_failure(gw_saga_t *x, int state, const status_t *error);

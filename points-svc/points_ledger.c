@@ -19,9 +19,20 @@ int64_t points_ledger_available(const points_ledger_t *lg) {
     return lg->acct.lots_points - lg->acct.debt;
 }
 
+/* What holds of the totals after every movement if the code is right: each is a sum of lot
+ * remainders or of history deltas that never goes below zero, and debt is only what the lots
+ * could not cover (repaid as soon as they can, at close). */
+static void ledger_assert_totals(const points_ledger_t *lg) {
+    const points_account_t *a = &lg->acct;
+    assert(a->lots_points >= 0 && a->held >= 0 && a->pending >= 0 && a->debt >= 0);
+    assert(a->lifetime_earned >= 0 && a->growth >= 0);
+    (void)a;
+}
+
 /* Appends a history entry; deltas were already applied to lg->acct. */
 static status_t ledger_entry(points_ledger_t *lg, points_new_entry_t *e,
                              Loyalty__V1__PointsEntry **out) {
+    ledger_assert_totals(lg);
     e->member_id = lg->member;
     e->available_after = points_ledger_available(lg);
     e->now = lg->now;
@@ -127,6 +138,8 @@ status_t points_ledger_close(points_ledger_t *lg) {
         if (!status_is_ok(&st)) {
             return st;
         }
+        ledger_assert_totals(lg);
+        assert(lg->acct.debt == 0 || lg->acct.lots_points == 0); /* repay_debt just ran */
         bool deferred = lg->save_deferred && !lg->lots_refilled;
         st = points_store_account_save(lg->db, lg->merchant, lg->member, lg->now, deferred,
                                        &lg->acct);
