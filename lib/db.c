@@ -818,6 +818,10 @@ const char *db_get_str(const PGresult *r, int row, int col) {
     return PQgetisnull(r, row, col) ? "" : PQgetvalue(r, row, col);
 }
 
+char *db_dup_str(arena_t *a, const PGresult *r, int row, int col) {
+    return arena_strdup(a, db_get_str(r, row, col));
+}
+
 int64_t db_get_int(const PGresult *r, int row, int col) {
     if (PQgetisnull(r, row, col)) {
         return 0;

@@ -8,6 +8,7 @@
 #ifndef LOYALTY_DB_H
 #define LOYALTY_DB_H
 
+#include "arena.h"
 #include "embed.h"
 #include "status.h"
 
@@ -113,6 +114,8 @@ const char *db_last_constraint(const db_t *db);
 
 /** Accessors for result cells: NULL reads as "" / 0 / false. */
 const char *db_get_str(const PGresult *r, int row, int col);
+/** A copy of the cell's text in arena memory ("" for NULL). */
+char *db_dup_str(arena_t *a, const PGresult *r, int row, int col);
 int64_t db_get_int(const PGresult *r, int row, int col);
 bool db_get_bool(const PGresult *r, int row, int col);
 bool db_is_null(const PGresult *r, int row, int col);

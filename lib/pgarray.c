@@ -1,6 +1,8 @@
-/* pgarray.c -- text[] literal encoding and decoding. */
+/* pgarray.c -- array literal encoding (text[], bigint[], boolean[]) and text[] decoding. */
 #include "pgarray.h"
 
+#include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -103,4 +105,32 @@ bool pgarray_decode(arena_t *a, const char *literal, char ***items, size_t *n) {
         }
     }
     return true;
+}
+
+char *pgarray_encode_int64(arena_t *a, const int64_t *v, size_t n) {
+    size_t cap = n * 21 + 3; /* "-9223372036854775808," is 21 */
+    char *s = arena_alloc(a, cap);
+    size_t len = 0;
+    s[len++] = '{';
+    for (size_t i = 0; i < n; i++) {
+        len += (size_t)snprintf(s + len, cap - len, "%s%" PRId64, i ? "," : "", v[i]);
+    }
+    s[len++] = '}';
+    s[len] = '\0';
+    return s;
+}
+
+char *pgarray_encode_bool(arena_t *a, const bool *v, size_t n) {
+    char *s = arena_alloc(a, n * 2 + 3);
+    size_t len = 0;
+    s[len++] = '{';
+    for (size_t i = 0; i < n; i++) {
+        if (i) {
+            s[len++] = ',';
+        }
+        s[len++] = v[i] ? 't' : 'f';
+    }
+    s[len++] = '}';
+    s[len] = '\0';
+    return s;
 }

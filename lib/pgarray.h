@@ -1,5 +1,6 @@
-/* pgarray.h -- PostgreSQL text[] literals: encoding a list of strings as a query parameter and
- * decoding a text[] column, so that lists travel through parameterized queries. */
+/* pgarray.h -- PostgreSQL array literals: encoding a list of strings, integers or booleans as a
+ * query parameter and decoding a text[] column, so that lists travel through parameterized
+ * queries (unnest($1::bigint[]) ...). */
 #ifndef LOYALTY_PGARRAY_H
 #define LOYALTY_PGARRAY_H
 
@@ -7,9 +8,16 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /** The literal {"a","b\"c"} for items[0..n) in arena memory; every element is quoted. */
 char *pgarray_encode(arena_t *a, char *const *items, size_t n);
+
+/** The literal {1,-2,3} of v[0..n) for a bigint[] parameter, in arena memory. */
+char *pgarray_encode_int64(arena_t *a, const int64_t *v, size_t n);
+
+/** The literal {t,f} of v[0..n) for a boolean[] parameter, in arena memory. */
+char *pgarray_encode_bool(arena_t *a, const bool *v, size_t n);
 
 /** Parses a one-dimensional text[] literal into arena strings. Returns false on malformed
  *  input and on an array with a NULL element, which a list of strings cannot tell from ""

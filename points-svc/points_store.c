@@ -19,19 +19,6 @@ static char *cell(arena_t *a, const PGresult *r, int row, int c) {
     return arena_strdup(a, db_get_str(r, row, c));
 }
 
-/* "{1,-2,3}" for a bigint[] parameter. */
-static char *int_array(arena_t *a, const int64_t *v, int n) {
-    char *out = arena_alloc(a, (size_t)n * 21 + 3);
-    size_t o = 0;
-    out[o++] = '{';
-    for (int i = 0; i < n; i++) {
-        o += (size_t)sprintf(out + o, i ? ",%" PRId64 : "%" PRId64, v[i]);
-    }
-    out[o++] = '}';
-    out[o] = '\0';
-    return out;
-}
-
 static void share_params(arena_t *a, db_params_t *p, const points_share_t *s, int n) {
     char **ids = arena_alloc(a, ((size_t)n + 1) * sizeof *ids);
     int64_t *pts = arena_alloc(a, ((size_t)n + 1) * sizeof *pts);
@@ -40,7 +27,7 @@ static void share_params(arena_t *a, db_params_t *p, const points_share_t *s, in
         pts[i] = s[i].points;
     }
     db_param_text(p, pgarray_encode(a, ids, (size_t)n));
-    db_param_text(p, int_array(a, pts, n));
+    db_param_text(p, pgarray_encode_int64(a, pts, n));
 }
 
 /* The refusal of a deferred write that did not touch the rows the ledger says it must. */
@@ -140,7 +127,7 @@ status_t points_store_put_settings(db_t *db, arena_t *a, const char *merchant,
     db_param_text(&p, s->time_zone);
     db_param_int(&p, s->earn_unit_cents);
     db_param_int(&p, s->earn_points_per_unit);
-    db_param_text(&p, int_array(a, events, POINTS_EVENT_KIND_MAX));
+    db_param_text(&p, pgarray_encode_int64(a, events, POINTS_EVENT_KIND_MAX));
     db_param_int(&p, s->expiry_policy);
     db_param_int(&p, s->expiry_days);
     db_param_int(&p, s->expiry_months);
@@ -233,11 +220,13 @@ status_t points_store_local_day(db_t *db, const char *tz, int64_t at_s, points_l
     db_param_int(&p, at_s);
     db_param_text(&p, tz);
     PGresult *r = NULL;
-    status_t st = db_exec(db,
-                          "SELECT d - date '1970-01-01', " EPOCH("d::timestamp AT TIME ZONE $2") ", "
-                          EPOCH("(d + 1)::timestamp AT TIME ZONE $2") " "
-                          "FROM (SELECT (to_timestamp($1::bigint) AT TIME ZONE $2)::date AS d) x",
-                          &p, &r);
+    status_t st =
+        db_exec(db,
+                "SELECT d - date '1970-01-01', " EPOCH("d::timestamp AT TIME ZONE $2") ", " EPOCH(
+                    "(d + 1)::timestamp AT TIME ZONE $2") " "
+                                                          "FROM (SELECT (to_timestamp($1::bigint) "
+                                                          "AT TIME ZONE $2)::date AS d) x",
+                &p, &r);
     if (status_is_ok(&st)) {
         out->day = db_get_int(r, 0, 0);
         out->start_at_s = db_get_int(r, 0, 1);
@@ -889,14 +878,21 @@ status_t points_store_insert_hold(db_t *db, const char *merchant, const char *id
 /* The hold's lot shares ride along as three arrays (one round trip), in spending order. */
 #define HOLD_WITH_LOTS                                                                             \
     "SELECT h.id, h.member_id, h.reference, h.points, h.cash_value_cents, h.status, "              \
-    " " EPOCH("h.created_at") ", " EPOCH("h.expires_at") ", coalesce(" EPOCH("h.finished_at")    \
-    ", 0), coalesce(s.ids, '{}'), coalesce(s.pts, '{}'), coalesce(s.days, '{}') "                  \
-    "FROM holds h LEFT JOIN LATERAL (SELECT "                                                      \
-    "  array_agg(hl.lot_id ORDER BY l.expires_at, l.earned_at, l.id) AS ids, "                     \
-    "  array_agg(-hl.points ORDER BY l.expires_at, l.earned_at, l.id) AS pts, "                    \
-    "  array_agg(" DAY_TEXT("l.expiry_date") " ORDER BY l.expires_at, l.earned_at, l.id) AS days " \
-    "  FROM hold_lots hl JOIN lots l ON l.merchant_id = hl.merchant_id AND l.id = hl.lot_id "      \
-    "  WHERE hl.merchant_id = h.merchant_id AND hl.hold_id = h.id) s ON true "
+    " " EPOCH("h.created_at") ", " EPOCH("h.expires_at") ", coalesce(" EPOCH(                      \
+        "h.finished_at") ", 0), coalesce(s.ids, '{}'), coalesce(s.pts, '{}'), coalesce(s.days, "   \
+                         "'{}') "                                                                  \
+                         "FROM holds h LEFT JOIN LATERAL (SELECT "                                 \
+                         "  array_agg(hl.lot_id ORDER BY l.expires_at, l.earned_at, l.id) AS "     \
+                         "ids, "                                                                   \
+                         "  array_agg(-hl.points ORDER BY l.expires_at, l.earned_at, l.id) AS "    \
+                         "pts, "                                                                   \
+                         "  array_agg(" DAY_TEXT(                                                  \
+                             "l.expiry_date") " ORDER BY l.expires_at, l.earned_at, l.id) AS "     \
+                                              "days "                                              \
+                                              "  FROM hold_lots hl JOIN lots l ON l.merchant_id "  \
+                                              "= hl.merchant_id AND l.id = hl.lot_id "             \
+                                              "  WHERE hl.merchant_id = h.merchant_id AND "        \
+                                              "hl.hold_id = h.id) s ON true "
 
 status_t points_store_get_hold(db_t *db, arena_t *a, const char *merchant, const char *hold_id,
                                const char *reference, Loyalty__V1__PointsHold **out) {
@@ -1217,7 +1213,7 @@ status_t points_store_list_entries(db_t *db, arena_t *a, const char *merchant, c
     db_param_text(&p, merchant);
     db_param_text(&p, member);
     db_param_int(&p, before_seq);
-    db_param_text(&p, int_array(a, k64, (int)n_kinds));
+    db_param_text(&p, pgarray_encode_int64(a, k64, (int)n_kinds));
     db_param_int(&p, limit);
     PGresult *r = NULL;
     status_t st = db_exec(db,

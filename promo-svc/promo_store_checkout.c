@@ -37,19 +37,6 @@ static Loyalty__V1__PromoReservation *reservation_from_row(arena_t *a, const PGr
     return v;
 }
 
-/* A bigint[] literal for a parameter. */
-static char *int_array(arena_t *a, const int64_t *v, size_t n) {
-    char *out = arena_alloc(a, n * 21 + 3);
-    size_t o = 0;
-    out[o++] = '{';
-    for (size_t i = 0; i < n; i++) {
-        o += (size_t)snprintf(out + o, 22, i ? ",%lld" : "%lld", (long long)v[i]);
-    }
-    out[o++] = '}';
-    out[o] = '\0';
-    return out;
-}
-
 /* The counters' keys and deltas as five array parameters. */
 static void delta_params(arena_t *a, db_params_t *p, const promo_counter_t *c, size_t n) {
     char **ids = arena_alloc(a, (n + 1) * sizeof *ids);
@@ -67,8 +54,8 @@ static void delta_params(arena_t *a, db_params_t *p, const promo_counter_t *c, s
     db_param_text(p, pgarray_encode(a, ids, n));
     db_param_text(p, pgarray_encode(a, scopes, n));
     db_param_text(p, pgarray_encode(a, periods, n));
-    db_param_text(p, int_array(a, uses, n));
-    db_param_text(p, int_array(a, discounts, n));
+    db_param_text(p, pgarray_encode_int64(a, uses, n));
+    db_param_text(p, pgarray_encode_int64(a, discounts, n));
 }
 
 status_t promo_store_reserve(db_t *db, arena_t *a, const char *merchant_id,
@@ -240,11 +227,11 @@ status_t promo_store_reservation_update(db_t *db, const char *merchant_id,
     db_param_bool(&p, v->usage_restored);
     db_param_bool(&p, v->coupons_restored);
     db_param_int(&p, v->updated_at);
-    db_expect_t order_free = {
-        .rows = -1,
-        .constraint = "reservations_order_key",
-        .refusal = status_make(STATUS_ALREADY_EXISTS, "ORDER_ID_TAKEN",
-                               "another checkout already has order id %s", v->order_id)};
+    db_expect_t order_free = {.rows = -1,
+                              .constraint = "reservations_order_key",
+                              .refusal = status_make(STATUS_ALREADY_EXISTS, "ORDER_ID_TAKEN",
+                                                     "another checkout already has order id %s",
+                                                     v->order_id)};
     /* Deferred: travels with the transaction's next statement or its COMMIT. */
     return db_exec_deferred(db,
                             "UPDATE reservations SET status = $3, order_id = $4, "

@@ -651,15 +651,6 @@ static status_t stats_add_reversed(db_t *db, const char *merchant_id, const char
                    &p, NULL);
 }
 
-/* A text[] literal of integers. */
-static char *int_array(arena_t *a, const int64_t *v, int n) {
-    char **items = arena_alloc(a, ((size_t)n + 1) * sizeof *items);
-    for (int i = 0; i < n; i++) {
-        items[i] = arena_printf(a, "%lld", (long long)v[i]);
-    }
-    return pgarray_encode(a, items, (size_t)n);
-}
-
 /* One statement for all of an event's rewards: the reward rows and, for levels 1..3, the
  * beneficiaries' counters (rows taken in level order, the order every counter update uses;
  * a beneficiary appears once per event, so no counter row is hit twice). */
@@ -720,11 +711,11 @@ status_t referral_store_rewards_insert(db_t *db, arena_t *a, const char *merchan
     db_param_int(&p, now_s);
     db_param_text(&p, pgarray_encode(a, ids, (size_t)n));
     db_param_text(&p, pgarray_encode(a, who, (size_t)n));
-    db_param_text(&p, int_array(a, level, n));
-    db_param_text(&p, int_array(a, rule, n));
-    db_param_text(&p, int_array(a, points, n));
-    db_param_text(&p, int_array(a, base, n));
-    db_param_text(&p, int_array(a, bps, n));
+    db_param_text(&p, pgarray_encode_int64(a, level, n));
+    db_param_text(&p, pgarray_encode_int64(a, rule, n));
+    db_param_text(&p, pgarray_encode_int64(a, points, n));
+    db_param_text(&p, pgarray_encode_int64(a, base, n));
+    db_param_text(&p, pgarray_encode_int64(a, bps, n));
     db_param_text(&p, pgarray_encode(a, capped, (size_t)n));
     return reward_rows(db, a, REWARDS_INSERT_SQL, &p, out, n_out);
 }

@@ -14,60 +14,12 @@
 
 /* ---- helpers ---- */
 
-/* The literal {1,2,3} of n integers, in arena memory. */
-static char *int_array(arena_t *a, const int64_t *v, int n) {
-    size_t cap = (size_t)n * 21 + 3;
-    char *s = arena_alloc(a, cap);
-    size_t len = 0;
-    s[len++] = '{';
-    for (int i = 0; i < n; i++) {
-        len += (size_t)snprintf(s + len, cap - len, "%s%" PRId64, i ? "," : "", v[i]);
-    }
-    s[len++] = '}';
-    s[len] = '\0';
-    return s;
-}
-
-static char *bool_array(arena_t *a, const bool *v, int n) {
-    char *s = arena_alloc(a, (size_t)n * 2 + 3);
-    size_t len = 0;
-    s[len++] = '{';
-    for (int i = 0; i < n; i++) {
-        if (i) {
-            s[len++] = ',';
-        }
-        s[len++] = v[i] ? 't' : 'f';
-    }
-    s[len++] = '}';
-    s[len] = '\0';
-    return s;
-}
-
 static int64_t *ints(arena_t *a, int n) {
     return arena_alloc(a, (size_t)(n ? n : 1) * sizeof(int64_t));
 }
 
 static char **strs(arena_t *a, int n) {
     return arena_alloc(a, (size_t)(n ? n : 1) * sizeof(char *));
-}
-
-static char *dup_cell(arena_t *a, const PGresult *r, int row, int col) {
-    return arena_strdup(a, db_get_str(r, row, col));
-}
-
-/* Runs a statement expecting one row; NOT_FOUND with `reason` when there is none. */
-static status_t one_row(db_t *db, const char *sql, const db_params_t *p, const char *reason,
-                        const char *what, PGresult **out) {
-    status_t st = db_exec(db, sql, p, out);
-    if (!status_is_ok(&st)) {
-        return st;
-    }
-    if (PQntuples(*out) != 1) {
-        PQclear(*out);
-        *out = NULL;
-        return status_make(STATUS_NOT_FOUND, reason, "%s not found", what);
-    }
-    return status_ok();
 }
 
 /* ---- settings ---- */
@@ -100,7 +52,7 @@ status_t wallet_store_settings_get(db_t *db, arena_t *a, const char *merchant_id
     } else {
         *out = (wallet_settings_t){
             .deposit_expiry_months = (int32_t)db_get_int(r, 0, 0),
-            .time_zone = dup_cell(a, r, 0, 1),
+            .time_zone = db_dup_str(a, r, 0, 1),
             .refund_grace_days = (int32_t)db_get_int(r, 0, 2),
             .updated_at = db_get_int(r, 0, 3),
             .local_day = db_get_int(r, 0, 4),
@@ -192,9 +144,9 @@ static Loyalty__V1__WalletTopUpPlan *plan_from_row(arena_t *a, const char *merch
                                                    const PGresult *r, int row) {
     Loyalty__V1__WalletTopUpPlan *pl = arena_alloc(a, sizeof *pl);
     loyalty__v1__wallet_top_up_plan__init(pl);
-    pl->id = dup_cell(a, r, row, 0);
+    pl->id = db_dup_str(a, r, row, 0);
     pl->merchant_id = arena_strdup(a, merchant_id);
-    pl->name = dup_cell(a, r, row, 1);
+    pl->name = db_dup_str(a, r, row, 1);
     pl->pay_cents = db_get_int(r, row, 2);
     pl->bonus_cents = db_get_int(r, row, 3);
     if (!db_is_null(r, row, 4)) {
@@ -231,14 +183,14 @@ status_t wallet_store_plan_insert(db_t *db, arena_t *a, const char *merchant_id,
     db_param_int(&p, pl->active_from_at);
     db_param_int(&p, pl->active_until_at);
     PGresult *r = NULL;
-    status_t st =
-        one_row(db,
-                "INSERT INTO plans (merchant_id, id, name, pay_cents, bonus_cents, expiry_months, "
-                " active_from, active_until, enabled) "
-                "VALUES ($1, $2, $3, $4, $5, $6::int, to_timestamp($7), "
-                " CASE WHEN $8::bigint = 0 THEN NULL ELSE to_timestamp($8) END, true) "
-                "RETURNING " PLAN_COLUMNS,
-                &p, "PLAN_NOT_FOUND", "plan", &r);
+    status_t st = db_exec_row(
+        db,
+        "INSERT INTO plans (merchant_id, id, name, pay_cents, bonus_cents, expiry_months, "
+        " active_from, active_until, enabled) "
+        "VALUES ($1, $2, $3, $4, $5, $6::int, to_timestamp($7), "
+        " CASE WHEN $8::bigint = 0 THEN NULL ELSE to_timestamp($8) END, true) "
+        "RETURNING " PLAN_COLUMNS,
+        &p, &r, STATUS_NOT_FOUND, "PLAN_NOT_FOUND", "plan not found");
     if (!status_is_ok(&st)) {
         return st;
     }
@@ -254,12 +206,12 @@ status_t wallet_store_plan_get(db_t *db, arena_t *a, const char *merchant_id, co
     db_param_text(&p, merchant_id);
     db_param_text(&p, id);
     PGresult *r = NULL;
-    status_t st = one_row(db,
-                          for_update ? "SELECT " PLAN_COLUMNS
-                                       " FROM plans WHERE merchant_id = $1 AND id = $2 FOR UPDATE"
-                                     : "SELECT " PLAN_COLUMNS
-                                       " FROM plans WHERE merchant_id = $1 AND id = $2",
-                          &p, "PLAN_NOT_FOUND", "plan", &r);
+    status_t st = db_exec_row(
+        db,
+        for_update ? "SELECT " PLAN_COLUMNS
+                     " FROM plans WHERE merchant_id = $1 AND id = $2 FOR UPDATE"
+                   : "SELECT " PLAN_COLUMNS " FROM plans WHERE merchant_id = $1 AND id = $2",
+        &p, &r, STATUS_NOT_FOUND, "PLAN_NOT_FOUND", "plan not found");
     if (!status_is_ok(&st)) {
         return st;
     }
@@ -281,12 +233,12 @@ status_t wallet_store_plan_update(db_t *db, arena_t *a, const char *merchant_id,
     db_param_int(&p, pl->active_until_at);
     PGresult *r = NULL;
     status_t st =
-        one_row(db,
-                "UPDATE plans SET name = $3, enabled = $4, active_from = to_timestamp($5), "
-                " active_until = CASE WHEN $6::bigint = 0 THEN NULL "
-                "  ELSE to_timestamp($6) END, updated_at = now() "
-                "WHERE merchant_id = $1 AND id = $2 RETURNING " PLAN_COLUMNS,
-                &p, "PLAN_NOT_FOUND", "plan", &r);
+        db_exec_row(db,
+                    "UPDATE plans SET name = $3, enabled = $4, active_from = to_timestamp($5), "
+                    " active_until = CASE WHEN $6::bigint = 0 THEN NULL "
+                    "  ELSE to_timestamp($6) END, updated_at = now() "
+                    "WHERE merchant_id = $1 AND id = $2 RETURNING " PLAN_COLUMNS,
+                    &p, &r, STATUS_NOT_FOUND, "PLAN_NOT_FOUND", "plan not found");
     if (!status_is_ok(&st)) {
         return st;
     }
@@ -562,11 +514,11 @@ static wallet_lot_t *lot_from_row_at(wallet_tx_t *tx, const PGresult *r, int row
     }
     arena_t *a = tx->arena;
     wallet_lot_t *l = arena_alloc(a, sizeof *l);
-    l->id = dup_cell(a, r, row, c);
-    l->member_id = dup_cell(a, r, row, c + 1);
+    l->id = db_dup_str(a, r, row, c);
+    l->member_id = db_dup_str(a, r, row, c + 1);
     l->code = (int)db_get_int(r, row, c + 2);
     l->origin = (int)db_get_int(r, row, c + 3);
-    l->top_up_id = dup_cell(a, r, row, c + 4);
+    l->top_up_id = db_dup_str(a, r, row, c + 4);
     l->credited = l->loaded[0] = db_get_int(r, row, c + 5);
     l->debited = l->loaded[1] = db_get_int(r, row, c + 6);
     l->held = l->loaded[2] = db_get_int(r, row, c + 7);
@@ -697,11 +649,11 @@ status_t wallet_store_lot_list(db_t *db, arena_t *a, const char *merchant_id, co
         int row = (int)i;
         Loyalty__V1__WalletLot *l = arena_alloc(a, sizeof *l);
         loyalty__v1__wallet_lot__init(l);
-        l->id = dup_cell(a, r, row, 0);
-        l->member_id = dup_cell(a, r, row, 1);
+        l->id = db_dup_str(a, r, row, 0);
+        l->member_id = db_dup_str(a, r, row, 1);
         l->kind = (Loyalty__V1__WalletMoneyKind)db_get_int(r, row, 2);
         l->origin = (Loyalty__V1__WalletLotOrigin)db_get_int(r, row, 3);
-        l->top_up_id = dup_cell(a, r, row, 4);
+        l->top_up_id = db_dup_str(a, r, row, 4);
         l->credited_cents = db_get_int(r, row, 5);
         l->debited_cents = db_get_int(r, row, 6);
         l->held_cents = db_get_int(r, row, 7);
@@ -709,7 +661,7 @@ status_t wallet_store_lot_list(db_t *db, arena_t *a, const char *merchant_id, co
         l->expires_at = db_get_int(r, row, 9);
         l->created_at = db_get_int(r, row, 10);
         (*out)[i] = l;
-        *last_key = dup_cell(a, r, row, 11);
+        *last_key = db_dup_str(a, r, row, 11);
     }
     PQclear(r);
     return status_ok();
@@ -722,14 +674,14 @@ status_t wallet_store_lot_list(db_t *db, arena_t *a, const char *merchant_id, co
         "expires_at") ", transfer_id, " EPOCH("created_at") ", " EPOCH("updated_at")
 
 static void hold_from_row(arena_t *a, const PGresult *r, int row, wallet_hold_row_t *h) {
-    h->id = dup_cell(a, r, row, 0);
-    h->member_id = dup_cell(a, r, row, 1);
-    h->reference = dup_cell(a, r, row, 2);
+    h->id = db_dup_str(a, r, row, 0);
+    h->member_id = db_dup_str(a, r, row, 1);
+    h->reference = db_dup_str(a, r, row, 2);
     h->amount = db_get_int(r, row, 3);
     h->captured = db_get_int(r, row, 4);
     h->state = (int)db_get_int(r, row, 5);
     h->expires_at = db_get_int(r, row, 6);
-    h->transfer_id = dup_cell(a, r, row, 7);
+    h->transfer_id = db_dup_str(a, r, row, 7);
     h->created_at = db_get_int(r, row, 8);
     h->updated_at = db_get_int(r, row, 9);
 }
@@ -864,7 +816,7 @@ status_t wallet_store_spend_claim(db_t *db, arena_t *a, const char *merchant_id,
         return st;
     }
     if (PQntuples(r) == 1) {
-        *owner = dup_cell(a, r, 0, 0);
+        *owner = db_dup_str(a, r, 0, 0);
         PQclear(r);
         return status_ok();
     }
@@ -882,14 +834,15 @@ status_t wallet_store_spend_get(db_t *db, arena_t *a, const char *merchant_id,
     db_param_text(&p, merchant_id);
     db_param_text(&p, reference);
     PGresult *r = NULL;
-    status_t st = one_row(db,
-                          "SELECT member_id, captured_cents, refunded_cents FROM spends "
-                          "WHERE merchant_id = $1 AND reference = $2",
-                          &p, "REFERENCE_NOT_FOUND", "reference", &r);
+    status_t st =
+        db_exec_row(db,
+                    "SELECT member_id, captured_cents, refunded_cents FROM spends "
+                    "WHERE merchant_id = $1 AND reference = $2",
+                    &p, &r, STATUS_NOT_FOUND, "REFERENCE_NOT_FOUND", "reference not found");
     if (!status_is_ok(&st)) {
         return st;
     }
-    *member_id = dup_cell(a, r, 0, 0);
+    *member_id = db_dup_str(a, r, 0, 0);
     *captured = db_get_int(r, 0, 1);
     *refunded = db_get_int(r, 0, 2);
     PQclear(r);
@@ -916,9 +869,9 @@ status_t wallet_store_spend_add(db_t *db, const char *merchant_id, const char *r
     db_param_text(&p, merchant_id);
     db_param_text(&p, reference);
     db_param_text(&p, pgarray_encode(&a, lot_ids, (size_t)n));
-    db_param_text(&p, int_array(&a, codes, n));
-    db_param_text(&p, int_array(&a, captured, n));
-    db_param_text(&p, int_array(&a, refunded, n));
+    db_param_text(&p, pgarray_encode_int64(&a, codes, n));
+    db_param_text(&p, pgarray_encode_int64(&a, captured, n));
+    db_param_text(&p, pgarray_encode_int64(&a, refunded, n));
     db_param_int(&p, total_captured);
     db_param_int(&p, total_refunded);
     /* A capture adds rows (or to them); a refund only ever adds to rows its captures made. Two
@@ -1029,26 +982,26 @@ status_t wallet_store_top_up_get(db_t *db, arena_t *a, const char *merchant_id,
     db_param_text(&p, merchant_id);
     db_param_text(&p, payment_ref);
     PGresult *r = NULL;
-    status_t st = one_row(db,
-                          "SELECT " TOP_UP_COLUMNS " FROM top_ups "
-                          "WHERE merchant_id = $1 AND payment_ref = $2",
-                          &p, "TOP_UP_NOT_FOUND", "top-up", &r);
+    status_t st = db_exec_row(db,
+                              "SELECT " TOP_UP_COLUMNS " FROM top_ups "
+                              "WHERE merchant_id = $1 AND payment_ref = $2",
+                              &p, &r, STATUS_NOT_FOUND, "TOP_UP_NOT_FOUND", "top-up not found");
     if (!status_is_ok(&st)) {
         return st;
     }
     *out = (wallet_top_up_row_t){
-        .id = dup_cell(a, r, 0, 0),
-        .member_id = dup_cell(a, r, 0, 1),
-        .payment_ref = dup_cell(a, r, 0, 2),
-        .plan_id = dup_cell(a, r, 0, 3),
+        .id = db_dup_str(a, r, 0, 0),
+        .member_id = db_dup_str(a, r, 0, 1),
+        .payment_ref = db_dup_str(a, r, 0, 2),
+        .plan_id = db_dup_str(a, r, 0, 3),
         .paid = db_get_int(r, 0, 4),
         .bonus = db_get_int(r, 0, 5),
-        .principal_lot_id = dup_cell(a, r, 0, 6),
-        .bonus_lot_id = dup_cell(a, r, 0, 7),
+        .principal_lot_id = db_dup_str(a, r, 0, 6),
+        .bonus_lot_id = db_dup_str(a, r, 0, 7),
         .expires_at = db_get_int(r, 0, 8),
         .refunded = db_get_int(r, 0, 9),
         .forfeited = db_get_int(r, 0, 10),
-        .transfer_id = dup_cell(a, r, 0, 11),
+        .transfer_id = db_dup_str(a, r, 0, 11),
         .created_at = db_get_int(r, 0, 12),
     };
     PQclear(r);
@@ -1095,16 +1048,16 @@ static void flush_transfer_params(arena_t *a, const wallet_tx_t *tx, db_params_t
     }
     db_param_text(p, pgarray_encode(a, id, (size_t)n));
     db_param_text(p, pgarray_encode(a, member, (size_t)n));
-    db_param_text(p, int_array(a, kind, n));
+    db_param_text(p, pgarray_encode_int64(a, kind, n));
     db_param_text(p, pgarray_encode(a, hold, (size_t)n));
     db_param_text(p, pgarray_encode(a, top_up, (size_t)n));
     db_param_text(p, pgarray_encode(a, ref, (size_t)n));
     db_param_text(p, pgarray_encode(a, pay, (size_t)n));
-    db_param_text(p, int_array(a, amount, n));
-    db_param_text(p, int_array(a, held, n));
-    db_param_text(p, int_array(a, bal, n));
-    db_param_text(p, int_array(a, held_after, n));
-    db_param_text(p, int_array(a, at, n));
+    db_param_text(p, pgarray_encode_int64(a, amount, n));
+    db_param_text(p, pgarray_encode_int64(a, held, n));
+    db_param_text(p, pgarray_encode_int64(a, bal, n));
+    db_param_text(p, pgarray_encode_int64(a, held_after, n));
+    db_param_text(p, pgarray_encode_int64(a, at, n));
 }
 
 /* Posting lines since the last flush, as $14..$22. */
@@ -1128,14 +1081,14 @@ static void flush_line_params(arena_t *a, const wallet_tx_t *tx, db_params_t *p)
         credit[i] = l->credit;
     }
     db_param_text(p, pgarray_encode(a, xfer, (size_t)n));
-    db_param_text(p, int_array(a, line, n));
+    db_param_text(p, pgarray_encode_int64(a, line, n));
     db_param_text(p, pgarray_encode(a, member, (size_t)n));
-    db_param_text(p, int_array(a, code, n));
-    db_param_text(p, int_array(a, shard, n));
+    db_param_text(p, pgarray_encode_int64(a, code, n));
+    db_param_text(p, pgarray_encode_int64(a, shard, n));
     db_param_text(p, pgarray_encode(a, lot, (size_t)n));
-    db_param_text(p, bool_array(a, pending, n));
-    db_param_text(p, int_array(a, debit, n));
-    db_param_text(p, int_array(a, credit, n));
+    db_param_text(p, pgarray_encode_bool(a, pending, n));
+    db_param_text(p, pgarray_encode_int64(a, debit, n));
+    db_param_text(p, pgarray_encode_int64(a, credit, n));
 }
 
 static bool lot_changed(const wallet_lot_t *l) {
@@ -1179,20 +1132,20 @@ static void flush_lot_params(arena_t *a, const wallet_tx_t *tx, db_params_t *p, 
     }
     db_param_text(p, pgarray_encode(a, nid, (size_t)nn));
     db_param_text(p, pgarray_encode(a, nmember, (size_t)nn));
-    db_param_text(p, int_array(a, ncode, nn));
-    db_param_text(p, int_array(a, norigin, nn));
+    db_param_text(p, pgarray_encode_int64(a, ncode, nn));
+    db_param_text(p, pgarray_encode_int64(a, norigin, nn));
     db_param_text(p, pgarray_encode(a, ntop, (size_t)nn));
-    db_param_text(p, int_array(a, nc, nn));
-    db_param_text(p, int_array(a, nd, nn));
-    db_param_text(p, int_array(a, nh, nn));
-    db_param_text(p, int_array(a, ne, nn));
-    db_param_text(p, int_array(a, nexp, nn));
-    db_param_text(p, int_array(a, nat, nn));
+    db_param_text(p, pgarray_encode_int64(a, nc, nn));
+    db_param_text(p, pgarray_encode_int64(a, nd, nn));
+    db_param_text(p, pgarray_encode_int64(a, nh, nn));
+    db_param_text(p, pgarray_encode_int64(a, ne, nn));
+    db_param_text(p, pgarray_encode_int64(a, nexp, nn));
+    db_param_text(p, pgarray_encode_int64(a, nat, nn));
     db_param_text(p, pgarray_encode(a, cid, (size_t)nch));
-    db_param_text(p, int_array(a, dc, nch));
-    db_param_text(p, int_array(a, dd, nch));
-    db_param_text(p, int_array(a, dh, nch));
-    db_param_text(p, int_array(a, de, nch));
+    db_param_text(p, pgarray_encode_int64(a, dc, nch));
+    db_param_text(p, pgarray_encode_int64(a, dd, nch));
+    db_param_text(p, pgarray_encode_int64(a, dh, nch));
+    db_param_text(p, pgarray_encode_int64(a, de, nch));
     *n_new = nn;
     *n_changed = nch;
 }
@@ -1227,12 +1180,12 @@ static void flush_member_params(arena_t *a, const wallet_tx_t *tx, db_params_t *
         }
     }
     db_param_text(p, pgarray_encode(a, member, (size_t)k));
-    db_param_text(p, int_array(a, code, k));
-    db_param_text(p, int_array(a, dp, k));
-    db_param_text(p, int_array(a, dpo, k));
-    db_param_text(p, int_array(a, cp, k));
-    db_param_text(p, int_array(a, cpo, k));
-    db_param_text(p, int_array(a, due, k));
+    db_param_text(p, pgarray_encode_int64(a, code, k));
+    db_param_text(p, pgarray_encode_int64(a, dp, k));
+    db_param_text(p, pgarray_encode_int64(a, dpo, k));
+    db_param_text(p, pgarray_encode_int64(a, cp, k));
+    db_param_text(p, pgarray_encode_int64(a, cpo, k));
+    db_param_text(p, pgarray_encode_int64(a, due, k));
     *count = k;
 }
 
@@ -1374,7 +1327,7 @@ status_t wallet_store_flush(db_t *db, const char *merchant_id, wallet_tx_t *tx) 
 
 /* The merchant accounts' side of a transaction's postings (migrations/001_ledger.sql). */
 #define MERCHANT_DELTAS_SQL                                                                        \
-    "SELECT apply_merchant_deltas($1, $2::smallint[], $3::smallint[], $4::bigint[], "             \
+    "SELECT apply_merchant_deltas($1, $2::smallint[], $3::smallint[], $4::bigint[], "              \
     " $5::bigint[], $6::bigint[], $7::bigint[])"
 
 status_t wallet_store_finish(db_t *db, const char *merchant_id, wallet_tx_t *tx,
@@ -1406,12 +1359,12 @@ status_t wallet_store_finish(db_t *db, const char *merchant_id, wallet_tx_t *tx,
     db_params_t p;
     db_params_init(&p);
     db_param_text(&p, merchant_id);
-    db_param_text(&p, int_array(&a, code, n));
-    db_param_text(&p, int_array(&a, shard, n));
-    db_param_text(&p, int_array(&a, dp, n));
-    db_param_text(&p, int_array(&a, dpo, n));
-    db_param_text(&p, int_array(&a, cp, n));
-    db_param_text(&p, int_array(&a, cpo, n));
+    db_param_text(&p, pgarray_encode_int64(&a, code, n));
+    db_param_text(&p, pgarray_encode_int64(&a, shard, n));
+    db_param_text(&p, pgarray_encode_int64(&a, dp, n));
+    db_param_text(&p, pgarray_encode_int64(&a, dpo, n));
+    db_param_text(&p, pgarray_encode_int64(&a, cp, n));
+    db_param_text(&p, pgarray_encode_int64(&a, cpo, n));
     PGresult *r = NULL;
     if (expiring == NULL) {
         /* Nothing to read back: inside a transaction it travels with the next statement or the
@@ -1477,7 +1430,7 @@ status_t wallet_store_statement(db_t *db, arena_t *a, const char *merchant_id,
         int row = (int)i;
         Loyalty__V1__WalletStatementEntry *e = arena_alloc(a, sizeof *e);
         loyalty__v1__wallet_statement_entry__init(e);
-        e->transfer_id = dup_cell(a, r, row, 0);
+        e->transfer_id = db_dup_str(a, r, row, 0);
         e->kind = (Loyalty__V1__WalletTransferKind)db_get_int(r, row, 1);
         e->created_at = db_get_int(r, row, 2);
         e->principal_delta_cents = db_get_int(r, row, 3);
@@ -1485,9 +1438,9 @@ status_t wallet_store_statement(db_t *db, arena_t *a, const char *merchant_id,
         e->held_delta_cents = db_get_int(r, row, 5);
         e->balance_after_cents = db_get_int(r, row, 6);
         e->held_after_cents = db_get_int(r, row, 7);
-        e->reference = dup_cell(a, r, row, 8);
-        e->payment_ref = dup_cell(a, r, row, 9);
-        e->hold_id = dup_cell(a, r, row, 10);
+        e->reference = db_dup_str(a, r, row, 8);
+        e->payment_ref = db_dup_str(a, r, row, 9);
+        e->hold_id = db_dup_str(a, r, row, 10);
         (*out)[i] = e;
     }
     PQclear(r);
@@ -1753,10 +1706,10 @@ status_t wallet_store_verify(db_t *db, arena_t *a, const char *merchant_id,
             Loyalty__V1__WalletLedgerDifference *d = arena_alloc(a, sizeof *d);
             loyalty__v1__wallet_ledger_difference__init(d);
             d->check = (char *)verify_checks[c].check;
-            d->subject = dup_cell(a, r, i, 0);
+            d->subject = db_dup_str(a, r, i, 0);
             d->expected_cents = db_get_int(r, i, 1);
             d->actual_cents = db_get_int(r, i, 2);
-            d->detail = dup_cell(a, r, i, 3);
+            d->detail = db_dup_str(a, r, i, 3);
             out->differences[out->n_differences++] = d;
         }
         PQclear(r);
@@ -1790,8 +1743,8 @@ status_t wallet_store_due_wallets(db_t *db, arena_t *a, int64_t now, int limit, 
     *n = PQntuples(r);
     *out = arena_alloc(a, (size_t)(*n + 1) * sizeof **out);
     for (int i = 0; i < *n; i++) {
-        (*out)[i].merchant_id = dup_cell(a, r, i, 0);
-        (*out)[i].member_id = dup_cell(a, r, i, 1);
+        (*out)[i].merchant_id = db_dup_str(a, r, i, 0);
+        (*out)[i].member_id = db_dup_str(a, r, i, 1);
     }
     PQclear(r);
     return status_ok();
@@ -1817,7 +1770,7 @@ status_t wallet_store_lapsed_members(db_t *db, arena_t *a, const char *merchant_
     *n = PQntuples(r);
     *out = arena_alloc(a, (size_t)(*n + 1) * sizeof **out);
     for (int i = 0; i < *n; i++) {
-        (*out)[i] = dup_cell(a, r, i, 0);
+        (*out)[i] = db_dup_str(a, r, i, 0);
     }
     PQclear(r);
     return status_ok();

@@ -238,6 +238,19 @@ Test(pgarray, round_trips_quotes_and_backslashes) {
     arena_free(&a);
 }
 
+Test(pgarray, integers_and_booleans) {
+    arena_t a;
+    arena_init(&a);
+    int64_t v[] = {1, -2, 0, INT64_MAX, INT64_MIN};
+    cr_assert_str_eq(pgarray_encode_int64(&a, v, 5),
+                     "{1,-2,0,9223372036854775807,-9223372036854775808}");
+    cr_assert_str_eq(pgarray_encode_int64(&a, v, 0), "{}");
+    bool b[] = {true, false, true};
+    cr_assert_str_eq(pgarray_encode_bool(&a, b, 3), "{t,f,t}");
+    cr_assert_str_eq(pgarray_encode_bool(&a, b, 0), "{}");
+    arena_free(&a);
+}
+
 Test(pgarray, null_elements_are_not_empty_strings) {
     /* Goal: a NULL element of a text[] is never read as "": the nullable decoder gives a NULL
      * pointer (unquoted NULL in any case, as PostgreSQL reads it), a quoted "NULL" stays text,
