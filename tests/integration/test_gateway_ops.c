@@ -214,6 +214,7 @@ static void set_plan_active(const char *m, Loyalty__V1__MemberPlan *plan, bool a
     r.idempotency_key = (char *)harness_key();
     r.plan_id = plan->id;
     r.plan = plan;
+    r.update_mask = HARNESS_MASK("active");
     assert_ok(call(SVC_MEMBER, "UpdateMembershipPlan", &r, NULL));
 }
 
@@ -293,6 +294,7 @@ Test(gateway_ops, registration_finishes_after_a_participant_outage) {
     us.merchant_id = (char *)m;
     us.idempotency_key = (char *)harness_key();
     us.settings = &st;
+    us.update_mask = HARNESS_MASK("welcome_coupon_template_ids");
     assert_ok(gw("UpdateGatewaySettings", &us, NULL));
     harness_kill(&procs[SVC_PROMO]);
     Loyalty__V1__GatewayRegistration *r = NULL;

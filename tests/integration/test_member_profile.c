@@ -80,8 +80,7 @@ static status_t update_name(const char *addr, const char *merchant, const char *
     req.idempotency_key = (char *)harness_key();
     req.member_id = (char *)id;
     req.profile = &profile;
-    req.update_mask = mask;
-    req.n_update_mask = 1;
+    req.update_mask = HARNESS_MASK_OF(mask, 1);
     ProtobufCMessage *resp = NULL;
     status_t st = rpc_call(rpc_channel_get(addr), &loyalty__v1__member_service__descriptor,
                            "UpdateMember", &req.base, &arena, &resp, opts);
@@ -243,10 +242,9 @@ Test(member_profile, errors_name_the_field_and_reason) {
     up.member_id = mem->id;
     st = rpc_call(rpc_channel_get(svc.addr), &loyalty__v1__member_service__descriptor,
                   "UpdateMember", &up.base, &arena, NULL, NULL);
-    assert_status(st, STATUS_INVALID_ARGUMENT, "INVALID_UPDATE_MASK");
+    assert_status(st, STATUS_INVALID_ARGUMENT, "UPDATE_MASK_REQUIRED");
     char *mask[] = {"name"};
-    up.update_mask = mask;
-    up.n_update_mask = 1;
+    up.update_mask = HARNESS_MASK_OF(mask, 1);
     up._expected_version_case = LOYALTY__V1__UPDATE_MEMBER_REQUEST___EXPECTED_VERSION_EXPECTED_VERSION;
     up.expected_version = 7;
     Loyalty__V1__MemberProfile p = LOYALTY__V1__MEMBER_PROFILE__INIT;
@@ -502,8 +500,7 @@ static void *slow_update_main(void *p) {
     req.idempotency_key = "slow-update";
     req.member_id = (char *)u->id;
     req.profile = &profile;
-    req.update_mask = mask;
-    req.n_update_mask = 1;
+    req.update_mask = HARNESS_MASK_OF(mask, 1);
     rpc_call_opts_t opts = {.timeout_ms = u->timeout_ms};
     u->st = rpc_call(rpc_channel_get(u->addr), &loyalty__v1__member_service__descriptor,
                      "UpdateMember", &req.base, &a, NULL, &opts);
