@@ -419,7 +419,8 @@ Test(promo_admin, day_periods_follow_the_merchants_time_zone) {
     up.merchant_id = (char *)m;
     up.idempotency_key = (char *)harness_key();
     up.settings = &ns;
-    up.update_mask = HARNESS_MASK("time_zone");
+    up.update_mask =
+        HARNESS_MASK("time_zone", "refund_restores_usage", "refund_restores_coupons");
     assert_status(promo_call(svc.addr, "UpdatePromoSettings", &up.base, &arena, NULL),
                   STATUS_FAILED_PRECONDITION, "INVALID_TIME_ZONE");
     ns.time_zone = "Pacific/Kiritimati"; /* UTC+14: often a different date than UTC */
