@@ -83,9 +83,14 @@ static void setup_rules(arena_t *a) {
     ps.merchant_id = g_merchant;
     ps.idempotency_key = key(a, "points", 0);
     ps.settings = &s;
-    char *points_fields[] = {"time_zone",          "earn_unit_cents",   "earn_points_per_unit",
-                             "expiry_policy",      "redeem_points",     "redeem_value_cents",
-                             "redeem_min_points",  "redeem_max_order_share_bps",
+    char *points_fields[] = {"time_zone",
+                             "earn_unit_cents",
+                             "earn_points_per_unit",
+                             "expiry_policy",
+                             "redeem_points",
+                             "redeem_value_cents",
+                             "redeem_min_points",
+                             "redeem_max_order_share_bps",
                              "growth_per_point_bps"};
     Google__Protobuf__FieldMask points_mask = GOOGLE__PROTOBUF__FIELD_MASK__INIT;
     points_mask.paths = points_fields;

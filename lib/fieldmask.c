@@ -28,8 +28,8 @@ status_t fieldmask_parse(const Google__Protobuf__FieldMask *mask,
     }
     for (size_t i = 0; i < mask->n_paths; i++) {
         const char *path = mask->paths[i];
-        const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field_by_name(desc,
-                                                                                          path);
+        const ProtobufCFieldDescriptor *f =
+            protobuf_c_message_descriptor_get_field_by_name(desc, path);
         if (f == NULL) {
             return status_make(STATUS_INVALID_ARGUMENT, "UPDATE_MASK_UNKNOWN_FIELD",
                                "update_mask: '%.*s' is no field of %s", PATH_QUOTE_MAX, path,
@@ -46,8 +46,8 @@ status_t fieldmask_parse(const Google__Protobuf__FieldMask *mask,
 }
 
 bool fieldmask_has(const fieldmask_t *m, const char *name) {
-    const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field_by_name(m->desc,
-                                                                                      name);
+    const ProtobufCFieldDescriptor *f =
+        protobuf_c_message_descriptor_get_field_by_name(m->desc, name);
     assert(f != NULL); /* a handler asks only about its own message's fields */
     return (m->fields >> (unsigned)(f - m->desc->fields)) & 1u;
 }

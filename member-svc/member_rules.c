@@ -28,8 +28,7 @@ static const struct {
 status_t member_rules_parse_mask(const Google__Protobuf__FieldMask *update_mask, unsigned *mask) {
     *mask = 0;
     fieldmask_t m;
-    status_t st =
-        fieldmask_parse(update_mask, &loyalty__v1__member_profile__descriptor, NULL, &m);
+    status_t st = fieldmask_parse(update_mask, &loyalty__v1__member_profile__descriptor, NULL, &m);
     if (!status_is_ok(&st)) {
         return st;
     }

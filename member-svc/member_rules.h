@@ -4,8 +4,8 @@
 #define MEMBER_RULES_H
 
 #include "arena.h"
-#include "loyalty/v1/member.pb-c.h"
 #include "google/protobuf/field_mask.pb-c.h"
+#include "loyalty/v1/member.pb-c.h"
 #include "status.h"
 
 #include <stdint.h>

@@ -259,9 +259,16 @@ status_t member_rpc_create_tier(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
 }
 
 /* Every field of a tier but its id and times. */
-static const char *const tier_updatable[] = {
-    "name",          "rank",        "upgrade_threshold",   "retain_threshold",      "period_months",
-    "express_spend_cents", "discount_bps", "earn_multiplier_bps", "birthday_bonus_points", NULL};
+static const char *const tier_updatable[] = {"name",
+                                             "rank",
+                                             "upgrade_threshold",
+                                             "retain_threshold",
+                                             "period_months",
+                                             "express_spend_cents",
+                                             "discount_bps",
+                                             "earn_multiplier_bps",
+                                             "birthday_bonus_points",
+                                             NULL};
 
 status_t member_rpc_update_tier(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
                                 ProtobufCMessage *resp_msg) {
@@ -398,8 +405,8 @@ status_t member_rpc_create_plan(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
     return member_plan_insert(ctx->db, ctx->arena, ctx->merchant_id, &p, &resp->plan);
 }
 
-static const char *const plan_updatable[] = {"name", "tier_id", "period", "price_cents", "active",
-                                             NULL};
+static const char *const plan_updatable[] = {"name",        "tier_id", "period",
+                                             "price_cents", "active",  NULL};
 
 status_t member_rpc_update_plan(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
                                 ProtobufCMessage *resp_msg) {

@@ -102,11 +102,21 @@ status_t points_rpc_get_settings(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg
 }
 
 /* Every field but the output-only version and updated_at. */
-static const char *const settings_updatable[] = {
-    "time_zone",       "earn_unit_cents",    "earn_points_per_unit",       "event_rules",
-    "expiry_policy",   "expiry_days",        "expiry_months",              "pending_days",
-    "redeem_points",   "redeem_value_cents", "redeem_min_points",          "redeem_max_order_share_bps",
-    "growth_per_point_bps", "growth_per_unit", NULL};
+static const char *const settings_updatable[] = {"time_zone",
+                                                 "earn_unit_cents",
+                                                 "earn_points_per_unit",
+                                                 "event_rules",
+                                                 "expiry_policy",
+                                                 "expiry_days",
+                                                 "expiry_months",
+                                                 "pending_days",
+                                                 "redeem_points",
+                                                 "redeem_value_cents",
+                                                 "redeem_min_points",
+                                                 "redeem_max_order_share_bps",
+                                                 "growth_per_point_bps",
+                                                 "growth_per_unit",
+                                                 NULL};
 
 status_t points_rpc_update_settings(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
                                     ProtobufCMessage *resp_msg) {
@@ -141,8 +151,7 @@ status_t points_rpc_update_settings(rpc_ctx_t *ctx, const ProtobufCMessage *req_
         return st;
     }
     if (!exists) {
-        return status_invalid_field("settings.time_zone", "unknown time zone \"%s\"",
-                                    s->time_zone);
+        return status_invalid_field("settings.time_zone", "unknown time zone \"%s\"", s->time_zone);
     }
     bool has_expected =
         req->_expected_version_case ==

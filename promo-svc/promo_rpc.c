@@ -88,11 +88,25 @@ static status_t rpc_get_promotion(rpc_ctx_t *ctx, const ProtobufCMessage *req_ms
 
 /* Every field but identity, status (Pause/Resume), the times and the version; the type
  * follows the rule. */
-static const char *const promotion_updatable[] = {
-    "name",        "description",  "trigger",         "priority",      "exclusive",
-    "start_at",    "end_at",       "conditions",      "percent_off",   "amount_off",
-    "spend_threshold", "free_shipping", "free_gift",  "tier_price",    "buy_x_get_y",
-    "code_kind",   "code",         "limits",          NULL};
+static const char *const promotion_updatable[] = {"name",
+                                                  "description",
+                                                  "trigger",
+                                                  "priority",
+                                                  "exclusive",
+                                                  "start_at",
+                                                  "end_at",
+                                                  "conditions",
+                                                  "percent_off",
+                                                  "amount_off",
+                                                  "spend_threshold",
+                                                  "free_shipping",
+                                                  "free_gift",
+                                                  "tier_price",
+                                                  "buy_x_get_y",
+                                                  "code_kind",
+                                                  "code",
+                                                  "limits",
+                                                  NULL};
 
 static status_t rpc_update_promotion(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
                                      ProtobufCMessage *resp_msg) {
@@ -270,8 +284,7 @@ static status_t rpc_list_codes(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
     if (status_is_ok(&st)) {
         st = promo_store_codes_list(ctx->db, ctx->arena, ctx->merchant_id, req->promotion_id,
                                     req->batch_id, req->status, after, limit, ctx->now_s,
-                                    &resp->codes,
-                                    &resp->n_codes, &more);
+                                    &resp->codes, &resp->n_codes, &more);
     }
     if (status_is_ok(&st)) {
         resp->page_info = promo_page_next(

@@ -213,8 +213,8 @@ Test(promo_admin, update_pause_resume_and_the_caches_follow) {
     up.merchant_id = (char *)m;
     up.idempotency_key = (char *)harness_key();
     up.promotion = next;
-    up.update_mask = HARNESS_MASK("name", "description", "trigger", "priority", "exclusive", "start_at",
-                                  "end_at", "conditions", "percent_off", "amount_off",
+    up.update_mask = HARNESS_MASK("name", "description", "trigger", "priority", "exclusive",
+                                  "start_at", "end_at", "conditions", "percent_off", "amount_off",
                                   "spend_threshold", "free_shipping", "free_gift", "tier_price",
                                   "buy_x_get_y", "code_kind", "code", "limits");
     up._expected_version_case =
@@ -419,8 +419,7 @@ Test(promo_admin, day_periods_follow_the_merchants_time_zone) {
     up.merchant_id = (char *)m;
     up.idempotency_key = (char *)harness_key();
     up.settings = &ns;
-    up.update_mask =
-        HARNESS_MASK("time_zone", "refund_restores_usage", "refund_restores_coupons");
+    up.update_mask = HARNESS_MASK("time_zone", "refund_restores_usage", "refund_restores_coupons");
     assert_status(promo_call(svc.addr, "UpdatePromoSettings", &up.base, &arena, NULL),
                   STATUS_FAILED_PRECONDITION, "INVALID_TIME_ZONE");
     ns.time_zone = "Pacific/Kiritimati"; /* UTC+14: often a different date than UTC */

@@ -177,8 +177,7 @@ Test(update_masks, points_update_settings_changes_the_named_field_alone) {
     assert_same(&want.base, &ur->settings->base, "points settings answered");
     assert_audited_one_field("points", m, key, "settings", "pending_days", "0", "7");
 
-    masked_call_t c = {SVC_POINTS, "UpdateSettings", &u.base, &u.idempotency_key,
-                       &u.update_mask};
+    masked_call_t c = {SVC_POINTS, "UpdateSettings", &u.base, &u.idempotency_key, &u.update_mask};
     assert_bad_masks_refused(&c, "pending_days", "version");
     assert_same(&after->base, &points_settings(m)->base, "points settings after refusals");
 }
@@ -475,8 +474,7 @@ Test(update_masks, promo_update_promotion_changes_the_named_field_alone) {
     /* The row also keeps the encoded definition, which changes with any field. */
     assert_audited_one_field("promo", m, key, "promotions", "priority", "0", "5");
 
-    masked_call_t c = {SVC_PROMO, "UpdatePromotion", &u.base, &u.idempotency_key,
-                       &u.update_mask};
+    masked_call_t c = {SVC_PROMO, "UpdatePromotion", &u.base, &u.idempotency_key, &u.update_mask};
     assert_bad_masks_refused(&c, "priority", "status");
     assert_same(&after->base, &get_promotion(m, before->id)->base, "promotion after refusals");
 }
@@ -575,8 +573,7 @@ Test(update_masks, wallet_update_settings_changes_the_named_field_alone) {
     assert_same(&want.base, &ur->settings->base, "wallet settings answered");
     assert_audited_one_field("wallet", m, key, "settings", "refund_grace_days", "30", "14");
 
-    masked_call_t c = {SVC_WALLET, "UpdateSettings", &u.base, &u.idempotency_key,
-                       &u.update_mask};
+    masked_call_t c = {SVC_WALLET, "UpdateSettings", &u.base, &u.idempotency_key, &u.update_mask};
     assert_bad_masks_refused(&c, "refund_grace_days", "merchant_id");
     assert_same(&after->base, &wallet_settings(m)->base, "wallet settings after refusals");
 }
@@ -635,8 +632,7 @@ Test(update_masks, wallet_update_top_up_plan_changes_the_named_field_alone) {
     assert_same(&want.base, &ur->plan->base, "top-up plan answered");
     assert_audited_one_field("wallet", m, key, "plans", "name", "Gold pack", "Gold pack 2026");
 
-    masked_call_t c = {SVC_WALLET, "UpdateTopUpPlan", &u.base, &u.idempotency_key,
-                       &u.update_mask};
+    masked_call_t c = {SVC_WALLET, "UpdateTopUpPlan", &u.base, &u.idempotency_key, &u.update_mask};
     assert_bad_masks_refused(&c, "name", "pay_cents"); /* amounts are fixed */
     assert_same(&after->base, &get_top_up_plan(m, before->id)->base, "plan after refusals");
 }
