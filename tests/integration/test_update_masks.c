@@ -7,6 +7,8 @@
 #include "fieldmask.h"
 #include "gateway_it.h"
 
+#include <pthread.h>
+
 static void setup(void) {
     it_setup();
 }
@@ -689,4 +691,113 @@ Test(update_masks, gateway_update_settings_changes_the_named_field_alone) {
                        &u.update_mask};
     assert_bad_masks_refused(&c, "welcome_coupon_template_ids", "updated_at");
     assert_same(&after->base, &gateway_settings(m)->base, "gateway settings after refusals");
+}
+
+/* ---- concurrent updates ---- */
+
+enum { WRITERS = 6, ROUNDS = 4 };
+
+static const char *const writer_field[WRITERS] = {
+    "earn_unit_cents",      "earn_points_per_unit", "pending_days", "redeem_max_order_share_bps",
+    "growth_per_point_bps", "growth_per_unit"};
+
+typedef struct writer {
+    const char *merchant;
+    int field;
+    int64_t value;
+    const char *key; /* harness_key() is not for threads: made before they start */
+    pthread_barrier_t *start;
+    status_t st;
+} writer_t;
+
+static void settings_set(Loyalty__V1__PointsSettings *s, int field, int64_t v) {
+    switch (field) {
+    case 0:
+        s->earn_unit_cents = v;
+        break;
+    case 1:
+        s->earn_points_per_unit = v;
+        break;
+    case 2:
+        s->pending_days = (int32_t)v;
+        break;
+    case 3:
+        s->redeem_max_order_share_bps = v;
+        break;
+    case 4:
+        s->growth_per_point_bps = v;
+        break;
+    default:
+        s->growth_per_unit = v;
+        break;
+    }
+}
+
+static int64_t settings_get(const Loyalty__V1__PointsSettings *s, int field) {
+    switch (field) {
+    case 0:
+        return s->earn_unit_cents;
+    case 1:
+        return s->earn_points_per_unit;
+    case 2:
+        return s->pending_days;
+    case 3:
+        return s->redeem_max_order_share_bps;
+    case 4:
+        return s->growth_per_point_bps;
+    default:
+        return s->growth_per_unit;
+    }
+}
+
+static void *writer_main(void *arg) {
+    writer_t *w = arg;
+    arena_t a;
+    arena_init(&a);
+    Loyalty__V1__PointsSettings s = LOYALTY__V1__POINTS_SETTINGS__INIT;
+    settings_set(&s, w->field, w->value);
+    Loyalty__V1__PointsUpdateSettingsRequest u = LOYALTY__V1__POINTS_UPDATE_SETTINGS_REQUEST__INIT;
+    u.merchant_id = (char *)w->merchant;
+    u.idempotency_key = (char *)w->key;
+    u.settings = &s;
+    u.update_mask = HARNESS_MASK_OF((char **)&writer_field[w->field], 1);
+    pthread_barrier_wait(w->start);
+    w->st = call_in(&a, SVC_POINTS, "UpdateSettings", &u, NULL);
+    arena_free(&a);
+    return NULL;
+}
+
+Test(update_masks, concurrent_updates_of_different_fields_all_land) {
+    /* Each update reads the settings, changes its field and writes them back; were the read
+     * not under the lock every update of them takes, a writer would put back the old value of a
+     * field another had just changed. */
+    start(SVC_POINTS);
+    const char *m = harness_merchant("mask-race");
+    set_points_rules(m, 0, 0, 0);
+    for (int round = 1; round <= ROUNDS; round++) {
+        pthread_barrier_t start_line;
+        cr_assert_eq(pthread_barrier_init(&start_line, NULL, WRITERS), 0);
+        writer_t w[WRITERS];
+        pthread_t t[WRITERS];
+        for (int i = 0; i < WRITERS; i++) {
+            w[i] = (writer_t){.merchant = m,
+                              .field = i,
+                              .value = 10 * round + i,
+                              .key = harness_key(),
+                              .start = &start_line};
+            cr_assert_eq(pthread_create(&t[i], NULL, writer_main, &w[i]), 0);
+        }
+        for (int i = 0; i < WRITERS; i++) {
+            pthread_join(t[i], NULL);
+        }
+        pthread_barrier_destroy(&start_line);
+        for (int i = 0; i < WRITERS; i++) {
+            cr_assert_eq(w[i].st.code, STATUS_OK, "%s: %s", w[i].st.reason, w[i].st.message);
+        }
+        Loyalty__V1__PointsSettings *s = points_settings(m);
+        for (int i = 0; i < WRITERS; i++) {
+            cr_assert_eq(settings_get(s, i), 10 * round + i, "round %d: %s lost its update", round,
+                         writer_field[i]);
+        }
+    }
 }
