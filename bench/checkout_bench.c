@@ -83,6 +83,19 @@ static void setup_rules(arena_t *a) {
     ps.merchant_id = g_merchant;
     ps.idempotency_key = key(a, "points", 0);
     ps.settings = &s;
+    char *points_fields[] = {"time_zone",
+                             "earn_unit_cents",
+                             "earn_points_per_unit",
+                             "expiry_policy",
+                             "redeem_points",
+                             "redeem_value_cents",
+                             "redeem_min_points",
+                             "redeem_max_order_share_bps",
+                             "growth_per_point_bps"};
+    Google__Protobuf__FieldMask points_mask = GOOGLE__PROTOBUF__FIELD_MASK__INIT;
+    points_mask.paths = points_fields;
+    points_mask.n_paths = sizeof points_fields / sizeof points_fields[0];
+    ps.update_mask = &points_mask;
     Loyalty__V1__MemberTier t = LOYALTY__V1__MEMBER_TIER__INIT;
     t.name = "Member";
     t.rank = 1;

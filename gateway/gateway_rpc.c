@@ -4,6 +4,7 @@
 
 #include "audit.h"
 #include "cursor.h"
+#include "fieldmask.h"
 #include "gateway_store.h"
 #include "jsonw.h"
 #include "log.h"
@@ -245,14 +246,33 @@ status_t gw_rpc_get_settings(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
     return gw_store_get_settings(ctx->db, ctx->arena, ctx->merchant_id, &resp->settings);
 }
 
+/* Every field but updated_at. */
+static const char *const settings_updatable[] = {"welcome_coupon_template_ids", NULL};
+
 status_t gw_rpc_update_settings(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
                                 ProtobufCMessage *resp_msg) {
     const Loyalty__V1__GatewayUpdateSettingsRequest *req = (const void *)req_msg;
     Loyalty__V1__GatewayUpdateSettingsResponse *resp = (void *)resp_msg;
+    fieldmask_t mask;
+    status_t mst = fieldmask_parse(req->update_mask, &loyalty__v1__gateway_settings__descriptor,
+                                   settings_updatable, &mask);
+    if (!status_is_ok(&mst)) {
+        return mst;
+    }
     if (req->settings == NULL) {
         return status_invalid_field("settings", "required");
     }
-    const Loyalty__V1__GatewaySettings *s = req->settings;
+    /* The settings as they are, under the lock every update takes, with the named fields
+     * changed. */
+    Loyalty__V1__GatewaySettings *s = NULL;
+    mst = db_lock_named(ctx->db, "gateway.settings", ctx->merchant_id);
+    if (status_is_ok(&mst)) {
+        mst = gw_store_get_settings(ctx->db, ctx->arena, ctx->merchant_id, &s);
+    }
+    if (!status_is_ok(&mst)) {
+        return mst;
+    }
+    fieldmask_apply(&mask, &s->base, &req->settings->base);
     if (s->n_welcome_coupon_template_ids > GW_WELCOME_TEMPLATES_MAX) {
         return status_invalid_field("settings.welcome_coupon_template_ids", "at most %d",
                                     GW_WELCOME_TEMPLATES_MAX);

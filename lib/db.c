@@ -1210,3 +1210,12 @@ status_t db_migrate(db_t *db, const embed_file_t *runtime_migrations,
     db_release(db);
     return st;
 }
+
+status_t db_lock_named(db_t *db, const char *what, const char *merchant_id) {
+    assert(db_in_tx(db));
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, what);
+    db_param_text(&p, merchant_id);
+    return db_exec(db, "SELECT pg_advisory_xact_lock(hashtext($1 || ':' || $2))", &p, NULL);
+}

@@ -190,6 +190,12 @@ typedef struct db_expect {
 status_t db_exec_deferred(db_t *db, const char *sql, const db_params_t *params,
                           const db_expect_t *expect);
 
+/** Inside db_tx: waits for and holds, until the transaction ends, a lock named `what` and
+ *  `merchant_id` (pg_advisory_xact_lock on their hash; it works through a transaction pooler).
+ *  For read-modify-write of a row that may not exist yet, such as a masked settings update:
+ *  every writer of it takes the same lock first. One statement. */
+status_t db_lock_named(db_t *db, const char *what, const char *merchant_id);
+
 /** Applies the embedded migrations not yet recorded in <schema>.schema_migrations, in table
  *  order (runtime's first, then the service's), each in its own transaction under a
  *  transaction-level advisory lock (pg_advisory_xact_lock: it works through a transaction

@@ -120,7 +120,7 @@ static status_t rpc_update_member(rpc_ctx_t *ctx, const ProtobufCMessage *req_ms
         return st;
     }
     unsigned mask = 0;
-    st = member_rules_parse_mask(req->update_mask, req->n_update_mask, &mask);
+    st = member_rules_parse_mask(req->update_mask, &mask);
     if (!status_is_ok(&st)) {
         return st;
     }
@@ -146,7 +146,7 @@ static status_t rpc_update_member(rpc_ctx_t *ctx, const ProtobufCMessage *req_ms
     st = member_store_update_profile(ctx->db, ctx->arena, ctx->merchant_id, current->id,
                                      current->profile, &resp->member);
     if (status_is_ok(&st)) {
-        st = emit_updated(ctx, resp->member, req->update_mask, req->n_update_mask);
+        st = emit_updated(ctx, resp->member, req->update_mask->paths, req->update_mask->n_paths);
     }
     return st;
 }

@@ -1,12 +1,14 @@
 /* member_rules.c -- profile validation, normalisation and update masks. */
 #include "member_rules.h"
 
+#include "fieldmask.h"
 #include "validate.h"
 
 #include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 
+/* The profile fields an update can change, and their bits. */
 static const struct {
     const char *name;
     unsigned bit;
@@ -23,25 +25,17 @@ static const struct {
     {"tags", MEMBER_FIELD_TAGS},
 };
 
-status_t member_rules_parse_mask(char *const *names, size_t n, unsigned *mask) {
+status_t member_rules_parse_mask(const Google__Protobuf__FieldMask *update_mask, unsigned *mask) {
     *mask = 0;
-    if (n == 0) {
-        return status_invalid_field("update_mask", "name at least one profile field to change");
+    fieldmask_t m;
+    status_t st = fieldmask_parse(update_mask, &loyalty__v1__member_profile__descriptor, NULL, &m);
+    if (!status_is_ok(&st)) {
+        return st;
     }
-    if (n > 2 * sizeof mask_names / sizeof mask_names[0]) {
-        return status_invalid_field("update_mask", "too many entries");
-    }
-    for (size_t i = 0; i < n; i++) {
-        unsigned bit = 0;
-        for (size_t k = 0; k < sizeof mask_names / sizeof mask_names[0]; k++) {
-            if (strcmp(names[i], mask_names[k].name) == 0) {
-                bit = mask_names[k].bit;
-            }
+    for (size_t k = 0; k < sizeof mask_names / sizeof mask_names[0]; k++) {
+        if (fieldmask_has(&m, mask_names[k].name)) {
+            *mask |= mask_names[k].bit;
         }
-        if (bit == 0) {
-            return status_invalid_field("update_mask", "unknown field '%.40s'", names[i]);
-        }
-        *mask |= bit;
     }
     return status_ok();
 }

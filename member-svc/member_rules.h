@@ -4,6 +4,7 @@
 #define MEMBER_RULES_H
 
 #include "arena.h"
+#include "google/protobuf/field_mask.pb-c.h"
 #include "loyalty/v1/member.pb-c.h"
 #include "status.h"
 
@@ -33,9 +34,10 @@ enum {
 #define MEMBER_ATTR_VALUE_MAX 512
 #define MEMBER_EXTERNAL_ID_MAX 128
 
-/** Turns update_mask names into MEMBER_FIELD_* bits; an empty mask or an unknown name is
- *  INVALID_ARGUMENT naming update_mask. */
-status_t member_rules_parse_mask(char *const *names, size_t n, unsigned *mask);
+/** Turns an update mask of MemberProfile fields into MEMBER_FIELD_* bits; an empty mask or an
+ *  unknown name is INVALID_ARGUMENT (lib/fieldmask.h: UPDATE_MASK_REQUIRED,
+ *  UPDATE_MASK_UNKNOWN_FIELD). */
+status_t member_rules_parse_mask(const Google__Protobuf__FieldMask *update_mask, unsigned *mask);
 
 /** Validates the fields of `in` selected by `fields` and writes their normalised values into
  *  `out` (phone to E.164, e-mail lower-cased, tags lower-cased, strings copied into `a`);

@@ -5,6 +5,7 @@
 #include "member_view.h"
 
 #include "cursor.h"
+#include "fieldmask.h"
 #include "ids.h"
 #include "pb.h"
 #include "validate.h"
@@ -77,23 +78,19 @@ status_t member_rpc_get_settings(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg
 
 enum { SETTING_TIME_ZONE = 1, SETTING_TIER_BASIS = 2, SETTING_LIFECYCLE = 4 };
 
-static status_t settings_mask(char *const *names, size_t n, unsigned *mask) {
+static const char *const settings_updatable[] = {"time_zone", "tier_basis", "lifecycle", NULL};
+
+static status_t settings_mask(const Google__Protobuf__FieldMask *update_mask, unsigned *mask) {
     *mask = 0;
-    if (n == 0 || n > 3) {
-        return status_invalid_field("update_mask", "name 1 to 3 of time_zone, tier_basis, "
-                                                   "lifecycle");
+    fieldmask_t m;
+    status_t st = fieldmask_parse(update_mask, &loyalty__v1__member_settings__descriptor,
+                                  settings_updatable, &m);
+    if (!status_is_ok(&st)) {
+        return st;
     }
-    for (size_t i = 0; i < n; i++) {
-        if (strcmp(names[i], "time_zone") == 0) {
-            *mask |= SETTING_TIME_ZONE;
-        } else if (strcmp(names[i], "tier_basis") == 0) {
-            *mask |= SETTING_TIER_BASIS;
-        } else if (strcmp(names[i], "lifecycle") == 0) {
-            *mask |= SETTING_LIFECYCLE;
-        } else {
-            return status_invalid_field("update_mask", "unknown field '%.40s'", names[i]);
-        }
-    }
+    *mask = (fieldmask_has(&m, "time_zone") ? SETTING_TIME_ZONE : 0) |
+            (fieldmask_has(&m, "tier_basis") ? SETTING_TIER_BASIS : 0) |
+            (fieldmask_has(&m, "lifecycle") ? SETTING_LIFECYCLE : 0);
     return status_ok();
 }
 
@@ -163,7 +160,7 @@ status_t member_rpc_update_settings(rpc_ctx_t *ctx, const ProtobufCMessage *req_
     const Loyalty__V1__MemberUpdateSettingsRequest *req = (const void *)req_msg;
     Loyalty__V1__MemberUpdateSettingsResponse *resp = (void *)resp_msg;
     unsigned mask = 0;
-    status_t st = settings_mask(req->update_mask, req->n_update_mask, &mask);
+    status_t st = settings_mask(req->update_mask, &mask);
     if (!status_is_ok(&st)) {
         return st;
     }
@@ -261,16 +258,30 @@ status_t member_rpc_create_tier(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
     return st;
 }
 
+/* Every field of a tier but its id and times. */
+static const char *const tier_updatable[] = {"name",
+                                             "rank",
+                                             "upgrade_threshold",
+                                             "retain_threshold",
+                                             "period_months",
+                                             "express_spend_cents",
+                                             "discount_bps",
+                                             "earn_multiplier_bps",
+                                             "birthday_bonus_points",
+                                             NULL};
+
 status_t member_rpc_update_tier(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
                                 ProtobufCMessage *resp_msg) {
     const Loyalty__V1__MemberUpdateTierRequest *req = (const void *)req_msg;
     Loyalty__V1__MemberUpdateTierResponse *resp = (void *)resp_msg;
     status_t st = validate_token("tier_id", req->tier_id, ID_MAX);
+    fieldmask_t mask;
+    if (status_is_ok(&st)) {
+        st = fieldmask_parse(req->update_mask, &loyalty__v1__member_tier__descriptor,
+                             tier_updatable, &mask);
+    }
     if (status_is_ok(&st) && req->tier == NULL) {
         st = status_invalid_field("tier", "required");
-    }
-    if (status_is_ok(&st)) {
-        st = member_tier_check_fields("tier", req->tier);
     }
     if (status_is_ok(&st)) {
         st = member_settings_lock(ctx->db, ctx->merchant_id);
@@ -286,7 +297,14 @@ status_t member_rpc_update_tier(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
     if (level == 0) {
         return status_make(STATUS_NOT_FOUND, "TIER_NOT_FOUND", "tier not found");
     }
-    tier_def_from(&ts.defs[level - 1], req->tier);
+    /* The tier as it is, with the named fields changed, checked whole. */
+    Loyalty__V1__MemberTier *tier = member_view_tier(ctx->arena, &ts.defs[level - 1]);
+    fieldmask_apply(&mask, &tier->base, &req->tier->base);
+    st = member_tier_check_fields("tier", tier);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    tier_def_from(&ts.defs[level - 1], tier);
     member_tierset_index(&ts);
     st = member_ladder_check(&ts.ladder);
     if (status_is_ok(&st)) {
@@ -295,7 +313,7 @@ status_t member_rpc_update_tier(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
     }
     if (st.code == STATUS_ALREADY_EXISTS) { /* (merchant, rank): the ladder check saw it first */
         st = status_make(STATUS_INVALID_ARGUMENT, "INVALID_LADDER", "two tiers have rank %d",
-                         req->tier->rank);
+                         tier->rank);
     }
     if (status_is_ok(&st)) {
         st = tier_reply(ctx, req->tier_id, &resp->tier);
@@ -387,20 +405,40 @@ status_t member_rpc_create_plan(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
     return member_plan_insert(ctx->db, ctx->arena, ctx->merchant_id, &p, &resp->plan);
 }
 
+static const char *const plan_updatable[] = {"name",        "tier_id", "period",
+                                             "price_cents", "active",  NULL};
+
 status_t member_rpc_update_plan(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
                                 ProtobufCMessage *resp_msg) {
     const Loyalty__V1__MemberUpdatePlanRequest *req = (const void *)req_msg;
     Loyalty__V1__MemberUpdatePlanResponse *resp = (void *)resp_msg;
     status_t st = validate_token("plan_id", req->plan_id, ID_MAX);
+    fieldmask_t mask;
     if (status_is_ok(&st)) {
-        st = plan_check(req->plan);
+        st = fieldmask_parse(req->update_mask, &loyalty__v1__member_plan__descriptor,
+                             plan_updatable, &mask);
+    }
+    if (status_is_ok(&st) && req->plan == NULL) {
+        st = status_invalid_field("plan", "required");
+    }
+    /* The plan as it is (locked), with the named fields changed, checked whole. */
+    Loyalty__V1__MemberPlan *p = NULL;
+    if (status_is_ok(&st)) {
+        st = db_lock_named(ctx->db, "member.plans", ctx->merchant_id);
+    }
+    if (status_is_ok(&st)) {
+        st = member_plan_get(ctx->db, ctx->arena, ctx->merchant_id, req->plan_id, &p);
     }
     if (!status_is_ok(&st)) {
         return st;
     }
-    Loyalty__V1__MemberPlan p = *req->plan;
-    p.id = req->plan_id;
-    return member_plan_update(ctx->db, ctx->arena, ctx->merchant_id, &p, &resp->plan);
+    fieldmask_apply(&mask, &p->base, &req->plan->base);
+    st = plan_check(p);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    p->id = req->plan_id;
+    return member_plan_update(ctx->db, ctx->arena, ctx->merchant_id, p, &resp->plan);
 }
 
 status_t member_rpc_list_plans(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,

@@ -3,6 +3,7 @@
 #include "points_handlers.h"
 
 #include "cursor.h"
+#include "fieldmask.h"
 #include "ids.h"
 #include "pb.h"
 #include "points_cache.h"
@@ -100,28 +101,63 @@ status_t points_rpc_get_settings(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg
     return points_store_get_settings(ctx->db, ctx->arena, ctx->merchant_id, &resp->settings);
 }
 
+/* Every field but the output-only version and updated_at. */
+static const char *const settings_updatable[] = {"time_zone",
+                                                 "earn_unit_cents",
+                                                 "earn_points_per_unit",
+                                                 "event_rules",
+                                                 "expiry_policy",
+                                                 "expiry_days",
+                                                 "expiry_months",
+                                                 "pending_days",
+                                                 "redeem_points",
+                                                 "redeem_value_cents",
+                                                 "redeem_min_points",
+                                                 "redeem_max_order_share_bps",
+                                                 "growth_per_point_bps",
+                                                 "growth_per_unit",
+                                                 NULL};
+
 status_t points_rpc_update_settings(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
                                     ProtobufCMessage *resp_msg) {
     const Loyalty__V1__PointsUpdateSettingsRequest *req = (const void *)req_msg;
     Loyalty__V1__PointsUpdateSettingsResponse *resp = (void *)resp_msg;
-    status_t st = points_rules_check_settings(req->settings);
+    fieldmask_t mask;
+    status_t st = fieldmask_parse(req->update_mask, &loyalty__v1__points_settings__descriptor,
+                                  settings_updatable, &mask);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    if (req->settings == NULL) {
+        return status_invalid_field("settings", "required");
+    }
+    /* The current settings, under the lock every update takes, with the named fields changed. */
+    Loyalty__V1__PointsSettings *s = NULL;
+    st = db_lock_named(ctx->db, "points.settings", ctx->merchant_id);
+    if (status_is_ok(&st)) {
+        st = points_store_get_settings(ctx->db, ctx->arena, ctx->merchant_id, &s);
+    }
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    fieldmask_apply(&mask, &s->base, &req->settings->base);
+    st = points_rules_check_settings(s);
     if (!status_is_ok(&st)) {
         return st;
     }
     bool exists = false;
-    st = points_store_time_zone_exists(ctx->db, req->settings->time_zone, &exists);
+    st = points_store_time_zone_exists(ctx->db, s->time_zone, &exists);
     if (!status_is_ok(&st)) {
         return st;
     }
     if (!exists) {
-        return status_invalid_field("settings.time_zone", "unknown time zone \"%s\"",
-                                    req->settings->time_zone);
+        return status_invalid_field("settings.time_zone", "unknown time zone \"%s\"", s->time_zone);
     }
     bool has_expected =
         req->_expected_version_case ==
         LOYALTY__V1__POINTS_UPDATE_SETTINGS_REQUEST___EXPECTED_VERSION_EXPECTED_VERSION;
-    st = points_store_put_settings(ctx->db, ctx->arena, ctx->merchant_id, req->settings,
-                                   has_expected, req->expected_version, &resp->settings);
+    st = points_store_put_settings(ctx->db, ctx->arena, ctx->merchant_id, s, has_expected,
+                                   req->expected_version, &resp->settings);
     if (status_is_ok(&st)) {
         points_cache_invalidate_settings(ctx);
     }

@@ -5,6 +5,7 @@
 
 #include "audit.h"
 #include "cursor.h"
+#include "fieldmask.h"
 #include "ids.h"
 #include "jsonw.h"
 #include "pb.h"
@@ -87,12 +88,38 @@ static status_t rpc_get_promotion(rpc_ctx_t *ctx, const ProtobufCMessage *req_ms
                                      false, &resp->promotion);
 }
 
+/* Every field but identity, status (Pause/Resume), the times and the version; the type
+ * follows the rule. */
+static const char *const promotion_updatable[] = {"name",
+                                                  "description",
+                                                  "trigger",
+                                                  "priority",
+                                                  "exclusive",
+                                                  "start_at",
+                                                  "end_at",
+                                                  "conditions",
+                                                  "percent_off",
+                                                  "amount_off",
+                                                  "spend_threshold",
+                                                  "free_shipping",
+                                                  "free_gift",
+                                                  "tier_price",
+                                                  "buy_x_get_y",
+                                                  "code_kind",
+                                                  "code",
+                                                  "limits",
+                                                  NULL};
+
 static status_t rpc_update_promotion(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
                                      ProtobufCMessage *resp_msg) {
     const Loyalty__V1__PromoUpdatePromotionRequest *req = (const void *)req_msg;
     Loyalty__V1__PromoUpdatePromotionResponse *resp = (void *)resp_msg;
-    Loyalty__V1__Promotion *p = pb_new(ctx->arena, &loyalty__v1__promotion__descriptor);
-    status_t st = promo_rules_check_promotion(ctx->arena, req->promotion, p);
+    fieldmask_t mask;
+    status_t st = fieldmask_parse(req->update_mask, &loyalty__v1__promotion__descriptor,
+                                  promotion_updatable, &mask);
+    if (status_is_ok(&st) && req->promotion == NULL) {
+        st = status_invalid_field("promotion", "required");
+    }
     if (status_is_ok(&st)) {
         st = validate_token("promotion.id", req->promotion->id, ID_MAX);
     }
@@ -101,6 +128,15 @@ static status_t rpc_update_promotion(rpc_ctx_t *ctx, const ProtobufCMessage *req
         st = promo_store_promotion_get(ctx->db, ctx->arena, ctx->merchant_id, req->promotion->id,
                                        true, &cur);
     }
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    /* The definition as it is, with the named fields changed, checked whole. */
+    Loyalty__V1__Promotion *merged = pb_new(ctx->arena, &loyalty__v1__promotion__descriptor);
+    *merged = *cur;
+    fieldmask_apply(&mask, &merged->base, &req->promotion->base);
+    Loyalty__V1__Promotion *p = pb_new(ctx->arena, &loyalty__v1__promotion__descriptor);
+    st = promo_rules_check_promotion(ctx->arena, merged, p);
     if (!status_is_ok(&st)) {
         return st;
     }
@@ -284,16 +320,34 @@ static status_t rpc_update_settings(rpc_ctx_t *ctx, const ProtobufCMessage *req_
                                     ProtobufCMessage *resp_msg) {
     const Loyalty__V1__PromoUpdateSettingsRequest *req = (const void *)req_msg;
     Loyalty__V1__PromoUpdateSettingsResponse *resp = (void *)resp_msg;
+    fieldmask_t mask;
+    status_t st =
+        fieldmask_parse(req->update_mask, &loyalty__v1__promo_settings__descriptor, NULL, &mask);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
     if (req->settings == NULL) {
         return status_invalid_field("settings", "required");
     }
-    status_t st =
-        validate_text("settings.time_zone", req->settings->time_zone, 1, PROMO_TIME_ZONE_MAX);
+    /* The settings as they are, under the lock every update takes, with the named fields
+     * changed. */
+    Loyalty__V1__PromoSettings *s = NULL;
+    promo_periods_t periods;
+    st = db_lock_named(ctx->db, "promo.settings", ctx->merchant_id);
     if (status_is_ok(&st)) {
-        st = promo_store_settings_put(ctx->db, ctx->merchant_id, req->settings, ctx->now_s);
+        st = promo_store_settings_get(ctx->db, ctx->arena, ctx->merchant_id, ctx->now_s, &s,
+                                      &periods);
+    }
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    fieldmask_apply(&mask, &s->base, &req->settings->base);
+    st = validate_text("settings.time_zone", s->time_zone, 1, PROMO_TIME_ZONE_MAX);
+    if (status_is_ok(&st)) {
+        st = promo_store_settings_put(ctx->db, ctx->merchant_id, s, ctx->now_s);
     }
     if (status_is_ok(&st)) {
-        resp->settings = req->settings;
+        resp->settings = s;
     }
     return st;
 }

@@ -3,6 +3,7 @@
 #include "wallet_rpc.h"
 
 #include "cursor.h"
+#include "fieldmask.h"
 #include "ids.h"
 #include "jsonw.h"
 #include "loyalty/v1/wallet.pb-c.h"
@@ -55,34 +56,45 @@ static status_t rpc_get_settings(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg
     return status_ok();
 }
 
+static const char *const settings_updatable[] = {"deposit_expiry_months", "time_zone",
+                                                 "refund_grace_days", NULL};
+
 static status_t rpc_update_settings(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
                                     ProtobufCMessage *resp_msg) {
     const Loyalty__V1__WalletUpdateSettingsRequest *req = (const void *)req_msg;
     Loyalty__V1__WalletUpdateSettingsResponse *resp = (void *)resp_msg;
+    fieldmask_t mask;
+    RETURN_IF_ERROR(fieldmask_parse(req->update_mask, &loyalty__v1__wallet_settings__descriptor,
+                                    settings_updatable, &mask));
+    if (req->settings == NULL) {
+        return status_invalid_field("settings", "required");
+    }
+    const Loyalty__V1__WalletSettings *in = req->settings;
     wallet_settings_t s;
+    RETURN_IF_ERROR(db_lock_named(ctx->db, "wallet.settings", ctx->merchant_id));
     RETURN_IF_ERROR(
         wallet_store_settings_get(ctx->db, ctx->arena, ctx->merchant_id, ctx->now_s, &s));
-    if (req->_deposit_expiry_months_case) {
-        if (req->deposit_expiry_months < 0 ||
-            req->deposit_expiry_months > WALLET_EXPIRY_MONTHS_MAX) {
-            return status_invalid_field("deposit_expiry_months", "must be 0..%d",
+    if (fieldmask_has(&mask, "deposit_expiry_months")) {
+        if (in->deposit_expiry_months < 0 || in->deposit_expiry_months > WALLET_EXPIRY_MONTHS_MAX) {
+            return status_invalid_field("settings.deposit_expiry_months", "must be 0..%d",
                                         WALLET_EXPIRY_MONTHS_MAX);
         }
-        s.deposit_expiry_months = req->deposit_expiry_months;
+        s.deposit_expiry_months = in->deposit_expiry_months;
     }
-    if (req->_time_zone_case) {
-        if (strlen(req->time_zone) == 0 || strlen(req->time_zone) > WALLET_TIME_ZONE_MAX) {
-            return status_invalid_field("time_zone", "1..%d characters", WALLET_TIME_ZONE_MAX);
+    if (fieldmask_has(&mask, "time_zone")) {
+        if (strlen(in->time_zone) == 0 || strlen(in->time_zone) > WALLET_TIME_ZONE_MAX) {
+            return status_invalid_field("settings.time_zone", "1..%d characters",
+                                        WALLET_TIME_ZONE_MAX);
         }
-        RETURN_IF_ERROR(wallet_store_check_time_zone(ctx->db, req->time_zone));
-        s.time_zone = req->time_zone;
+        RETURN_IF_ERROR(wallet_store_check_time_zone(ctx->db, in->time_zone));
+        s.time_zone = in->time_zone;
     }
-    if (req->_refund_grace_days_case) {
-        if (req->refund_grace_days < 0 || req->refund_grace_days > WALLET_GRACE_DAYS_MAX) {
-            return status_invalid_field("refund_grace_days", "must be 0..%d",
+    if (fieldmask_has(&mask, "refund_grace_days")) {
+        if (in->refund_grace_days < 0 || in->refund_grace_days > WALLET_GRACE_DAYS_MAX) {
+            return status_invalid_field("settings.refund_grace_days", "must be 0..%d",
                                         WALLET_GRACE_DAYS_MAX);
         }
-        s.refund_grace_days = req->refund_grace_days;
+        s.refund_grace_days = in->refund_grace_days;
     }
     RETURN_IF_ERROR(wallet_store_settings_put(ctx->db, ctx->merchant_id, &s));
     RETURN_IF_ERROR(
@@ -118,26 +130,25 @@ static status_t rpc_create_plan(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
     return wallet_store_plan_insert(ctx->db, ctx->arena, ctx->merchant_id, &plan, &resp->plan);
 }
 
+/* Amounts and expiry are fixed: a changed offer is another plan. */
+static const char *const plan_updatable[] = {"name", "enabled", "active_from_at", "active_until_at",
+                                             NULL};
+
 static status_t rpc_update_plan(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
                                 ProtobufCMessage *resp_msg) {
     const Loyalty__V1__WalletUpdateTopUpPlanRequest *req = (const void *)req_msg;
     Loyalty__V1__WalletUpdateTopUpPlanResponse *resp = (void *)resp_msg;
     RETURN_IF_ERROR(check_id("plan_id", req->plan_id));
+    fieldmask_t mask;
+    RETURN_IF_ERROR(fieldmask_parse(req->update_mask, &loyalty__v1__wallet_top_up_plan__descriptor,
+                                    plan_updatable, &mask));
+    if (req->plan == NULL) {
+        return status_invalid_field("plan", "required");
+    }
     Loyalty__V1__WalletTopUpPlan *plan = NULL;
     RETURN_IF_ERROR(
         wallet_store_plan_get(ctx->db, ctx->arena, ctx->merchant_id, req->plan_id, true, &plan));
-    if (req->_name_case) {
-        plan->name = req->name;
-    }
-    if (req->_enabled_case) {
-        plan->enabled = req->enabled;
-    }
-    if (req->_active_from_at_case) {
-        plan->active_from_at = req->active_from_at;
-    }
-    if (req->_active_until_at_case) {
-        plan->active_until_at = req->active_until_at;
-    }
+    fieldmask_apply(&mask, &plan->base, &req->plan->base);
     RETURN_IF_ERROR(wallet_check_plan(plan->name, plan->pay_cents, plan->bonus_cents, false, 0,
                                       plan->active_from_at, plan->active_until_at));
     return wallet_store_plan_update(ctx->db, ctx->arena, ctx->merchant_id, plan, &resp->plan);

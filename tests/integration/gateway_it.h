@@ -197,6 +197,11 @@ static inline void set_points_rules(const char *m, int64_t registration_points,
     r.merchant_id = (char *)m;
     r.idempotency_key = (char *)harness_key();
     r.settings = &s;
+    r.update_mask =
+        HARNESS_MASK("time_zone", "earn_unit_cents", "earn_points_per_unit", "event_rules",
+                     "expiry_policy", "expiry_days", "expiry_months", "pending_days",
+                     "redeem_points", "redeem_value_cents", "redeem_min_points",
+                     "redeem_max_order_share_bps", "growth_per_point_bps", "growth_per_unit");
     assert_ok(call(SVC_POINTS, "UpdateSettings", &r, NULL));
 }
 
@@ -651,6 +656,7 @@ static inline void set_plan_active(const char *m, Loyalty__V1__MemberPlan *plan,
     r.idempotency_key = (char *)harness_key();
     r.plan_id = plan->id;
     r.plan = plan;
+    r.update_mask = HARNESS_MASK("active");
     assert_ok(call(SVC_MEMBER, "UpdateMembershipPlan", &r, NULL));
 }
 

@@ -76,6 +76,12 @@ static inline status_t pt_put_settings(const char *m, Loyalty__V1__PointsSetting
     req.merchant_id = (char *)m;
     req.idempotency_key = (char *)harness_key();
     req.settings = s;
+    /* The whole settings, as the tests build them (points_it_default_settings and changes). */
+    req.update_mask =
+        HARNESS_MASK("time_zone", "earn_unit_cents", "earn_points_per_unit", "event_rules",
+                     "expiry_policy", "expiry_days", "expiry_months", "pending_days",
+                     "redeem_points", "redeem_value_cents", "redeem_min_points",
+                     "redeem_max_order_share_bps", "growth_per_point_bps", "growth_per_unit");
     return pcall("UpdateSettings", &req, NULL);
 }
 

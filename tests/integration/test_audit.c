@@ -124,6 +124,7 @@ Test(audit, configuration_changes_are_recorded_exactly_once_with_before_and_afte
     update.idempotency_key = "audit-update-1";
     update.tier_id = created->tier->id;
     update.tier = &changed;
+    update.update_mask = HARNESS_MASK("name");
     st = call_member("UpdateTier", &update, NULL, "req-audit-update");
     cr_assert_eq(st.code, STATUS_OK, "%s: %s", st.reason, st.message);
     st = call_member("UpdateTier", &update, NULL, "req-audit-replay"); /* a replay */

@@ -111,8 +111,10 @@ Test(audit_services, every_service_records_its_configuration_calls) {
     up.merchant_id = (char *)m;
     up.idempotency_key = (char *)harness_key();
     up.plan_id = plan->plan->id;
-    up._name_case = LOYALTY__V1__WALLET_UPDATE_TOP_UP_PLAN_REQUEST___NAME_NAME;
-    up.name = "Plan B";
+    Loyalty__V1__WalletTopUpPlan renamed = LOYALTY__V1__WALLET_TOP_UP_PLAN__INIT;
+    renamed.name = "Plan B";
+    up.plan = &renamed;
+    up.update_mask = HARNESS_MASK("name");
     assert_ok(call(SVC_WALLET, "UpdateTopUpPlan", &up, NULL));
 
     /* Gateway settings by the merchant's admin credential, twice. */
@@ -126,6 +128,7 @@ Test(audit_services, every_service_records_its_configuration_calls) {
     us.merchant_id = (char *)m;
     us.idempotency_key = (char *)harness_key();
     us.settings = &gs;
+    us.update_mask = HARNESS_MASK("welcome_coupon_template_ids");
     assert_ok(rpc_call(rpc_channel_get(procs[SVC_GATEWAY].addr), &loyalty__v1__gateway__descriptor,
                        "UpdateGatewaySettings", &us.base, &arena, NULL, &admin));
     gs.n_welcome_coupon_template_ids = 0;

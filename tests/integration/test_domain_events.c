@@ -272,8 +272,7 @@ Test(domain_events, member_updated_and_tier_changed) {
     um.idempotency_key = (char *)harness_key();
     um.member_id = id;
     um.profile = &p;
-    um.update_mask = mask;
-    um.n_update_mask = 1;
+    um.update_mask = HARNESS_MASK_OF(mask, 1);
     OK(rpc_call(rpc_channel_get(member.addr), &loyalty__v1__member_service__descriptor,
                 "UpdateMember", &um.base, &arena, NULL, NULL));
     Loyalty__V1__MemberRecordOrderRequest o = LOYALTY__V1__MEMBER_RECORD_ORDER_REQUEST__INIT;

@@ -201,6 +201,7 @@ Test(gateway_api, settings_round_trip) {
     u.merchant_id = (char *)m;
     u.idempotency_key = (char *)harness_key();
     u.settings = &s;
+    u.update_mask = HARNESS_MASK("welcome_coupon_template_ids");
     assert_status(call("UpdateGatewaySettings", &u.base, &resp), STATUS_OK, "");
     assert_status(call("GetGatewaySettings", &g.base, &resp), STATUS_OK, "");
     Loyalty__V1__GatewaySettings *got = ((Loyalty__V1__GatewayGetSettingsResponse *)resp)->settings;

@@ -35,6 +35,7 @@ Test(gateway_members, registration_with_two_level_referral_and_welcome_pack) {
     us.merchant_id = (char *)m;
     us.idempotency_key = (char *)harness_key();
     us.settings = &s;
+    us.update_mask = HARNESS_MASK("welcome_coupon_template_ids");
     assert_ok(gw("UpdateGatewaySettings", &us, NULL));
 
     Loyalty__V1__GatewayRegistration *a = NULL, *b = NULL, *c = NULL;

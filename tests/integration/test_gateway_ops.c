@@ -298,6 +298,7 @@ Test(gateway_ops, registration_finishes_after_a_participant_outage) {
     us.merchant_id = (char *)m;
     us.idempotency_key = (char *)harness_key();
     us.settings = &st;
+    us.update_mask = HARNESS_MASK("welcome_coupon_template_ids");
     assert_ok(gw("UpdateGatewaySettings", &us, NULL));
     harness_kill(&procs[SVC_PROMO]);
     Loyalty__V1__GatewayRegistration *r = NULL;

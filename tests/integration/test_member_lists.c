@@ -187,8 +187,7 @@ static void set_lifecycle(const char *m, int new_days) {
     req.merchant_id = (char *)m;
     req.idempotency_key = (char *)harness_key();
     req.settings = &s;
-    req.update_mask = mask;
-    req.n_update_mask = 1;
+    req.update_mask = HARNESS_MASK_OF(mask, 1);
     assert_status(call("UpdateMemberSettings", &req, NULL), STATUS_OK, "");
 }
 

@@ -730,8 +730,7 @@ Test(member_tiers, ladders_are_validated_and_tier_changes_reach_cached_reads) {
     us.merchant_id = (char *)m;
     us.idempotency_key = (char *)harness_key();
     us.settings = &s;
-    us.update_mask = mask;
-    us.n_update_mask = 1;
+    us.update_mask = HARNESS_MASK_OF(mask, 1);
     assert_status(call("UpdateMemberSettings", &us, NULL), STATUS_FAILED_PRECONDITION,
                   "TIERS_EXIST");
 
@@ -752,6 +751,8 @@ Test(member_tiers, ladders_are_validated_and_tier_changes_reach_cached_reads) {
     ur.idempotency_key = (char *)harness_key();
     ur.tier_id = (char *)silver;
     ur.tier = &upd;
+    ur.update_mask = HARNESS_MASK("name", "rank", "upgrade_threshold", "retain_threshold",
+                                  "period_months", "discount_bps", "earn_multiplier_bps");
     Loyalty__V1__MemberUpdateTierResponse *uresp = NULL;
     assert_status(call("UpdateTier", &ur, &uresp), STATUS_OK, "");
     cr_assert_str_eq(uresp->tier->name, "Silver+");
@@ -788,8 +789,7 @@ Test(member_tiers, spend_basis_counts_spend_and_a_tier_with_threshold_zero_is_fo
     us.merchant_id = (char *)m;
     us.idempotency_key = (char *)harness_key();
     us.settings = &s;
-    us.update_mask = mask;
-    us.n_update_mask = 2;
+    us.update_mask = HARNESS_MASK_OF(mask, 2);
     Loyalty__V1__MemberUpdateSettingsResponse *sr = NULL;
     assert_status(call("UpdateMemberSettings", &us, &sr), STATUS_OK, "");
     cr_assert_str_eq(sr->settings->time_zone, "Asia/Singapore");
@@ -927,8 +927,7 @@ Test(member_tiers, tier_changes_and_profile_updates_are_domain_events) {
     ur.idempotency_key = (char *)harness_key();
     ur.member_id = (char *)lu;
     ur.profile = &p;
-    ur.update_mask = mask;
-    ur.n_update_mask = 1;
+    ur.update_mask = HARNESS_MASK_OF(mask, 1);
     assert_status(call("UpdateMember", &ur, NULL), STATUS_OK, "");
     n = tier_events(redis.port, m, "member.updated", 1, ev, 8);
     cr_assert_eq(n, 1);

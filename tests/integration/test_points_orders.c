@@ -724,6 +724,7 @@ Test(points_orders, settings_round_trip_and_validation) {
     u.merchant_id = (char *)m;
     u.idempotency_key = (char *)harness_key();
     u.settings = &s;
+    u.update_mask = HARNESS_MASK("time_zone", "event_rules", "redeem_max_order_share_bps");
     u._expected_version_case =
         LOYALTY__V1__POINTS_UPDATE_SETTINGS_REQUEST___EXPECTED_VERSION_EXPECTED_VERSION;
     u.expected_version = 0;

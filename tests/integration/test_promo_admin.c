@@ -213,6 +213,10 @@ Test(promo_admin, update_pause_resume_and_the_caches_follow) {
     up.merchant_id = (char *)m;
     up.idempotency_key = (char *)harness_key();
     up.promotion = next;
+    up.update_mask = HARNESS_MASK("name", "description", "trigger", "priority", "exclusive",
+                                  "start_at", "end_at", "conditions", "percent_off", "amount_off",
+                                  "spend_threshold", "free_shipping", "free_gift", "tier_price",
+                                  "buy_x_get_y", "code_kind", "code", "limits");
     up._expected_version_case =
         LOYALTY__V1__PROMO_UPDATE_PROMOTION_REQUEST___EXPECTED_VERSION_EXPECTED_VERSION;
     up.expected_version = 7;
@@ -267,6 +271,7 @@ Test(promo_admin, unique_code_promotions_keep_their_kind) {
     up.merchant_id = (char *)m;
     up.idempotency_key = (char *)harness_key();
     up.promotion = next;
+    up.update_mask = HARNESS_MASK("code_kind", "code");
     assert_status(promo_call(svc.addr, "UpdatePromotion", &up.base, &arena, NULL),
                   STATUS_FAILED_PRECONDITION, "UNIQUE_CODES_EXIST");
 }
@@ -414,6 +419,7 @@ Test(promo_admin, day_periods_follow_the_merchants_time_zone) {
     up.merchant_id = (char *)m;
     up.idempotency_key = (char *)harness_key();
     up.settings = &ns;
+    up.update_mask = HARNESS_MASK("time_zone", "refund_restores_usage", "refund_restores_coupons");
     assert_status(promo_call(svc.addr, "UpdatePromoSettings", &up.base, &arena, NULL),
                   STATUS_FAILED_PRECONDITION, "INVALID_TIME_ZONE");
     ns.time_zone = "Pacific/Kiritimati"; /* UTC+14: often a different date than UTC */

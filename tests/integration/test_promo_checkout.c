@@ -370,6 +370,7 @@ Test(promo_checkout, coupon_is_used_once_and_refunds_follow_the_settings) {
     us.merchant_id = (char *)m;
     us.idempotency_key = (char *)harness_key();
     us.settings = &s;
+    us.update_mask = HARNESS_MASK("time_zone", "refund_restores_usage", "refund_restores_coupons");
     assert_status(promo_call(svc.addr, "UpdatePromoSettings", &us.base, &arena, NULL), STATUS_OK,
                   "");
     ru.idempotency_key = (char *)harness_key();

@@ -151,8 +151,7 @@ Test(runtime_cache, replicas_stay_coherent) {
         up.idempotency_key = (char *)harness_key();
         up.member_id = (char *)id;
         up.profile = &p;
-        up.update_mask = mask;
-        up.n_update_mask = 1;
+        up.update_mask = HARNESS_MASK_OF(mask, 1);
         st = rpc_call(rpc_channel_get(a.addr), &loyalty__v1__member_service__descriptor,
                       "UpdateMember", &up.base, &arena, NULL, NULL);
         cr_assert(status_is_ok(&st), "%s", st.message);

@@ -285,8 +285,10 @@ Test(wallet_concurrency, validation_and_isolation) {
     Loyalty__V1__WalletUpdateSettingsRequest s = LOYALTY__V1__WALLET_UPDATE_SETTINGS_REQUEST__INIT;
     s.merchant_id = (char *)wc.merchant;
     s.idempotency_key = (char *)harness_key();
-    s._time_zone_case = LOYALTY__V1__WALLET_UPDATE_SETTINGS_REQUEST___TIME_ZONE_TIME_ZONE;
-    s.time_zone = "Mars/Olympus_Mons";
+    Loyalty__V1__WalletSettings mars = LOYALTY__V1__WALLET_SETTINGS__INIT;
+    mars.time_zone = "Mars/Olympus_Mons";
+    s.settings = &mars;
+    s.update_mask = HARNESS_MASK("time_zone");
     assert_status(wc_call(&wc, "UpdateSettings", &s.base, NULL), STATUS_INVALID_ARGUMENT,
                   "INVALID_TIME_ZONE");
     /* The balance limit: 10^15 per wallet. */

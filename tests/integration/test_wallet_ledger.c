@@ -124,8 +124,10 @@ Test(wallet_ledger, top_up_with_bonus) {
     up.merchant_id = (char *)wc.merchant;
     up.idempotency_key = (char *)harness_key();
     up.plan_id = plan->id;
-    up._enabled_case = LOYALTY__V1__WALLET_UPDATE_TOP_UP_PLAN_REQUEST___ENABLED_ENABLED;
-    up.enabled = false;
+    Loyalty__V1__WalletTopUpPlan off = LOYALTY__V1__WALLET_TOP_UP_PLAN__INIT;
+    off.enabled = false;
+    up.plan = &off;
+    up.update_mask = HARNESS_MASK("enabled");
     assert_status(wc_call(&wc, "UpdateTopUpPlan", &up.base, NULL), STATUS_OK, "");
     assert_status(wc_top_up(&wc, harness_key(), "m1", 1000, plan->id, "psp-2", NULL),
                   STATUS_FAILED_PRECONDITION, "PLAN_NOT_ACTIVE");

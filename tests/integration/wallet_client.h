@@ -258,13 +258,12 @@ static inline void wc_set_expiry(const wallet_client_t *c, int months, const cha
         LOYALTY__V1__WALLET_UPDATE_SETTINGS_REQUEST__INIT;
     req.merchant_id = (char *)c->merchant;
     req.idempotency_key = (char *)harness_key();
-    req._deposit_expiry_months_case =
-        LOYALTY__V1__WALLET_UPDATE_SETTINGS_REQUEST___DEPOSIT_EXPIRY_MONTHS_DEPOSIT_EXPIRY_MONTHS;
-    req.deposit_expiry_months = months;
-    if (time_zone) {
-        req._time_zone_case = LOYALTY__V1__WALLET_UPDATE_SETTINGS_REQUEST___TIME_ZONE_TIME_ZONE;
-        req.time_zone = (char *)time_zone;
-    }
+    Loyalty__V1__WalletSettings s = LOYALTY__V1__WALLET_SETTINGS__INIT;
+    s.deposit_expiry_months = months;
+    s.time_zone = (char *)time_zone;
+    req.settings = &s;
+    req.update_mask = time_zone ? HARNESS_MASK("deposit_expiry_months", "time_zone")
+                                : HARNESS_MASK("deposit_expiry_months");
     assert_status(wc_call(c, "UpdateSettings", &req.base, NULL), STATUS_OK, "");
 }
 

@@ -7,6 +7,7 @@
 
 #include "arena.h"
 #include "db.h"
+#include "google/protobuf/field_mask.pb-c.h"
 #include "rpc_client.h"
 #include "status.h"
 
@@ -24,6 +25,17 @@ typedef struct svc_proc {
     char log_path[512];
     const char *env[HARNESS_ENV_MAX + 1]; /* extra "KEY=VALUE" for restarts */
 } svc_proc_t;
+
+/** An update mask naming the given field paths, for an Update* request's update_mask
+ *  (a compound literal: it lives as long as the enclosing block). */
+#define HARNESS_MASK(...)                                                                          \
+    (&(Google__Protobuf__FieldMask){                                                               \
+        PROTOBUF_C_MESSAGE_INIT(&google__protobuf__field_mask__descriptor),                        \
+        sizeof((char *[]){__VA_ARGS__}) / sizeof(char *), (char *[]){__VA_ARGS__}})
+/** The same for the first `n` names of an array of `char *`. */
+#define HARNESS_MASK_OF(names, n)                                                                  \
+    (&(Google__Protobuf__FieldMask){                                                               \
+        PROTOBUF_C_MESSAGE_INIT(&google__protobuf__field_mask__descriptor), (n), (names)})
 
 /** Called from each suite's init: grpc_init and client defaults. */
 void harness_init(void);

@@ -21,13 +21,21 @@ static const int64_t TODAY = 20415; /* 2025-11-23 */
 Test(member_rules, mask_names_map_to_fields) {
     unsigned mask;
     char *names[] = {"name", "tags", "custom_attributes"};
-    cr_assert_eq(member_rules_parse_mask(names, 3, &mask).code, STATUS_OK);
+    Google__Protobuf__FieldMask m = GOOGLE__PROTOBUF__FIELD_MASK__INIT;
+    m.paths = names;
+    m.n_paths = 3;
+    cr_assert_eq(member_rules_parse_mask(&m, &mask).code, STATUS_OK);
     cr_assert_eq(mask, MEMBER_FIELD_NAME | MEMBER_FIELD_TAGS | MEMBER_FIELD_CUSTOM_ATTRIBUTES);
-    cr_assert_str_eq(member_rules_parse_mask(names, 0, &mask).reason, "INVALID_UPDATE_MASK");
+    m.n_paths = 0;
+    cr_assert_str_eq(member_rules_parse_mask(&m, &mask).reason, "UPDATE_MASK_REQUIRED");
+    cr_assert_str_eq(member_rules_parse_mask(NULL, &mask).reason, "UPDATE_MASK_REQUIRED");
     char *bad[] = {"name", "points"};
-    status_t st = member_rules_parse_mask(bad, 2, &mask);
+    m.paths = bad;
+    m.n_paths = 2;
+    status_t st = member_rules_parse_mask(&m, &mask);
     cr_assert_eq(st.code, STATUS_INVALID_ARGUMENT);
-    cr_assert(strstr(st.message, "points") != NULL);
+    cr_assert_str_eq(st.reason, "UPDATE_MASK_UNKNOWN_FIELD");
+    cr_assert(strstr(st.message, "'points'") != NULL);
 }
 
 Test(member_rules, normalises_contact_fields) {
