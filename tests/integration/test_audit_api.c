@@ -172,6 +172,7 @@ Test(audit_api, the_gateway_lists_every_services_changes_newest_first_in_pages) 
     us.merchant_id = (char *)a;
     us.idempotency_key = "api-settings-1";
     us.settings = &gs;
+    us.update_mask = HARNESS_MASK("welcome_coupon_template_ids");
     assert_ok(call_as(SVC_GATEWAY, ADMIN_A_TOKEN, "UpdateGatewaySettings", &us, NULL,
                       "req-api-settings"));
     /* B's own change, which A's listing must not show. */

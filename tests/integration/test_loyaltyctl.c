@@ -356,6 +356,7 @@ Test(loyaltyctl, audit_lists_configuration_changes_and_refuses_a_storefront) {
     us.merchant_id = (char *)m;
     us.idempotency_key = "ctl-audit-settings-1";
     us.settings = &gs;
+    us.update_mask = HARNESS_MASK("welcome_coupon_template_ids");
     assert_ok(rpc_call(rpc_channel_get(procs[SVC_GATEWAY].addr), svc_desc[SVC_GATEWAY],
                        "UpdateGatewaySettings", &us.base, &arena, NULL, &as_admin));
 
