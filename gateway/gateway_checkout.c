@@ -968,6 +968,11 @@ static status_t checkout_complete(gw_saga_t *x) {
     ro->spend_cents = co->breakdown->earn_base_cents;
     ro->growth_delta = earn->growth_delta;
     ro->at = x->created_at;
+    if (earn->balance != NULL) { /* member-svc's points_balance tag rules (no call of its own) */
+        ro->_points_balance_case =
+            LOYALTY__V1__MEMBER_RECORD_ORDER_REQUEST___POINTS_BALANCE_POINTS_BALANCE;
+        ro->points_balance = earn->balance->available;
+    }
     gw_call_init(&g2[n2++], x->svc->member, &loyalty__v1__member_service__descriptor, "RecordOrder",
                  &ro->base, "member_record_order");
     int64_t held_until = 0;
