@@ -147,6 +147,17 @@ status_t campaign_rules_validate(const Loyalty__V1__Campaign *c) {
     if (!status_is_ok(&st)) {
         return st;
     }
+    if (c->tag[0] != '\0') {
+        st = validate_token("campaign.tag", c->tag, CAMPAIGN_TAG_MAX);
+        if (!status_is_ok(&st)) {
+            return st;
+        }
+        if (c->kind == LOYALTY__V1__CAMPAIGN_KIND__CAMPAIGN_KIND_POINTS_EXPIRY_REMINDER ||
+            c->kind == LOYALTY__V1__CAMPAIGN_KIND__CAMPAIGN_KIND_TIER_PROMOTION) {
+            return status_invalid_field(
+                "campaign.tag", "only for BIRTHDAY, WELCOME_SERIES, WIN_BACK and RE_ENGAGE");
+        }
+    }
     if (c->time_zone[0] != '\0') {
         st = validate_token("campaign.time_zone", c->time_zone, 64);
         if (!status_is_ok(&st)) {

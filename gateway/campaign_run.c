@@ -341,13 +341,18 @@ static void visit_member_page(campaign_run_t *run, arena_t *a, const ProtobufCMe
     }
 }
 
-/* Pages through ListMembers with `filter`, calling visit for every member. */
+/* Pages through ListMembers with `filter` (narrowed to the campaign's tag, if it has one),
+ * calling visit for every member. */
 static status_t campaign_for_each_member(campaign_run_t *run,
                                          const Loyalty__V1__MemberListFilter *filter,
                                          member_visit_fn visit) {
+    Loyalty__V1__MemberListFilter f = *filter;
+    if (run->c->tag != NULL && run->c->tag[0] != '\0') {
+        f.tag = run->c->tag;
+    }
     Loyalty__V1__MemberListRequest req = LOYALTY__V1__MEMBER_LIST_REQUEST__INIT;
     req.merchant_id = (char *)run->merchant_id;
-    req.filter = (Loyalty__V1__MemberListFilter *)filter;
+    req.filter = &f;
     run->member_visit = visit;
     pager_t pg = {run->member,   &loyalty__v1__member_service__descriptor,
                   "ListMembers", &req.base,

@@ -966,6 +966,11 @@ static status_t checkout_complete(gw_saga_t *x) {
     ro->spend_cents = co->breakdown->earn_base_cents;
     ro->growth_delta = earn->growth_delta;
     ro->at = x->created_at;
+    if (earn->balance != NULL) { /* member-svc's points_balance tag rules (no call of its own) */
+        ro->_points_balance_case =
+            LOYALTY__V1__MEMBER_RECORD_ORDER_REQUEST___POINTS_BALANCE_POINTS_BALANCE;
+        ro->points_balance = earn->balance->available;
+    }
     gw_call_t *record_order = gw_group_add(&g2);
     gw_call_init(record_order, x->svc->member, &loyalty__v1__member_service__descriptor,
                  "RecordOrder", &ro->base, "member_record_order");

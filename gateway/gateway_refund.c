@@ -313,6 +313,11 @@ static status_t refund_complete(gw_saga_t *x) {
         m->order_id = r->order_id;
         m->spend_cents = r->spend_returned_cents;
         m->growth_delta = r->growth_removed;
+        if (pr != NULL && pr->balance != NULL) { /* for member-svc's points_balance tag rules */
+            m->_points_balance_case =
+                LOYALTY__V1__MEMBER_RECORD_RETURN_REQUEST___POINTS_BALANCE_POINTS_BALANCE;
+            m->points_balance = pr->balance->available;
+        }
         record_return = gw_group_add(&g2);
         gw_call_init(record_return, x->svc->member, &loyalty__v1__member_service__descriptor,
                      "RecordReturn", &m->base, "member_record_return");

@@ -13,6 +13,7 @@ const char *const audit_methods[] = {
     "/loyalty.v1.Gateway/UpdateGatewaySettings",
     "/loyalty.v1.CampaignService/SetCampaign",
     "/loyalty.v1.MemberService/UpdateMemberSettings",
+    "/loyalty.v1.MemberService/SetTagRules",
     "/loyalty.v1.MemberService/CreateTier",
     "/loyalty.v1.MemberService/UpdateTier",
     "/loyalty.v1.MemberService/CreateMembershipPlan",

@@ -230,6 +230,24 @@ static status_t write_history(db_t *db, arena_t *a, member_scope_t *s, const cha
     return record_change(db, s, &h);
 }
 
+/* The automatic tags the merchant's rules give the row's figures now: every change of a member
+ * passes here, so the tags move in the transaction that moves the figures (orders, returns,
+ * points balance) and the re-evaluation walk re-tags everyone after the rules change. */
+static void set_auto_tags(arena_t *a, const member_scope_t *s, member_row_t *row) {
+    member_tag_figures_t f = {
+        .orders_count = row->order_count,
+        .total_spend_cents = row->total_spend_cents,
+        .points_balance = row->points_balance,
+    };
+    const char *tags[MEMBER_TAG_RULES_MAX];
+    size_t n = member_tags_compute(&s->settings.tag_rules, &f, tags, MEMBER_TAG_RULES_MAX);
+    row->auto_tags = arena_alloc(a, (n ? n : 1) * sizeof *row->auto_tags);
+    for (size_t i = 0; i < n; i++) {
+        row->auto_tags[i] = arena_strdup(a, tags[i]);
+    }
+    row->n_auto_tags = n;
+}
+
 status_t member_apply_save(db_t *db, arena_t *a, member_scope_t *s, const member_row_t *old,
                            member_row_t *row, const member_change_t *ch) {
     member_card_t card = member_row_card(s, row);
@@ -260,9 +278,10 @@ status_t member_apply_save(db_t *db, arena_t *a, member_scope_t *s, const member
         card.valid_to + 1 < due) {
         due = card.valid_to + 1;
     }
+    set_auto_tags(a, s, row);
     status_t st = write_history(db, a, s, old_effective, row, ch);
     if (status_is_ok(&st)) {
-        st = member_row_save(db, s->merchant_id, s->settings.time_zone, row, due);
+        st = member_row_save(db, a, s->merchant_id, s->settings.time_zone, row, due);
     }
     if (!status_is_ok(&st)) {
         return st;

@@ -119,6 +119,10 @@ status_t member_rpc_record_order(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg
         return st;
     }
     member_row_t old = row;
+    if (req->_points_balance_case ==
+        LOYALTY__V1__MEMBER_RECORD_ORDER_REQUEST___POINTS_BALANCE_POINTS_BALANCE) {
+        row.points_balance = req->points_balance; /* for the points_balance tag rules */
+    }
     member_tier_state_t t = member_row_tier(&s, &row);
     member_tier_event_t ev;
     bool changed = member_tier_on_order(&s.tiers.ladder, &t,
@@ -246,6 +250,10 @@ status_t member_rpc_record_return(rpc_ctx_t *ctx, const ProtobufCMessage *req_ms
         return st;
     }
     member_row_t old = row;
+    if (req->_points_balance_case ==
+        LOYALTY__V1__MEMBER_RECORD_RETURN_REQUEST___POINTS_BALANCE_POINTS_BALANCE) {
+        row.points_balance = req->points_balance;
+    }
     st = return_stats(ctx, &row, &o, req->spend_cents, req->growth_delta, now_fully);
     member_tier_state_t t = member_row_tier(&s, &row);
     int64_t express_spend = 0;

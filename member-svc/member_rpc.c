@@ -157,6 +157,8 @@ static const rpc_method_t member_methods[] = {
     {"UpdateMember", rpc_update_member, RPC_MUTATE},
     {"GetMemberSettings", member_rpc_get_settings, RPC_READ},
     {"UpdateMemberSettings", member_rpc_update_settings, RPC_MUTATE},
+    {"SetTagRules", member_rpc_set_tag_rules, RPC_MUTATE},
+    {"ListTagRules", member_rpc_list_tag_rules, RPC_READ},
     {"CreateTier", member_rpc_create_tier, RPC_MUTATE},
     {"UpdateTier", member_rpc_update_tier, RPC_MUTATE},
     {"ListTiers", member_rpc_list_tiers, RPC_READ},

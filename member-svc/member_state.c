@@ -65,6 +65,26 @@ static bool bounds_col(const PGresult *r, int c, int64_t out[MEMBER_RFM_BOUNDS])
     return ok;
 }
 
+/* The stored tag rules (texts member_tags_decode reads; one it cannot read is skipped). */
+static void tag_rules_col(const PGresult *r, int c, member_tag_rules_t *out) {
+    out->n = 0;
+    if (db_is_null(r, 0, c)) {
+        return;
+    }
+    arena_t a;
+    arena_init(&a);
+    char **items = NULL;
+    size_t n = 0;
+    if (pgarray_decode(&a, db_get_str(r, 0, c), &items, &n)) {
+        for (size_t i = 0; i < n && out->n < MEMBER_TAG_RULES_MAX; i++) {
+            if (member_tags_decode(items[i], &out->r[out->n])) {
+                out->n++;
+            }
+        }
+    }
+    arena_free(&a);
+}
+
 status_t member_settings_load(db_t *db, const char *merchant_id, int64_t now_s, int64_t at_s,
                               member_settings_t *out, int64_t *now_day, int64_t *at_day) {
     settings_default(out);
@@ -83,7 +103,7 @@ status_t member_settings_load(db_t *db, const char *merchant_id, int64_t now_s, 
                 " coalesce(extract(epoch FROM s.rfm_computed_at)::bigint, 0), "
                 " extract(epoch FROM s.updated_at)::bigint, "
                 " (to_timestamp($2) AT TIME ZONE z.tz)::date - " EPOCH ", "
-                " (to_timestamp($3) AT TIME ZONE z.tz)::date - " EPOCH " "
+                " (to_timestamp($3) AT TIME ZONE z.tz)::date - " EPOCH ", s.tag_rules "
                 "FROM (SELECT $1::text AS m) q "
                 "LEFT JOIN settings s ON s.merchant_id = q.m "
                 "CROSS JOIN LATERAL (SELECT coalesce(s.time_zone, 'UTC') AS tz) z",
@@ -103,6 +123,7 @@ status_t member_settings_load(db_t *db, const char *merchant_id, int64_t now_s, 
                         bounds_col(r, 8, out->rfm_frequency) && bounds_col(r, 9, out->rfm_monetary);
         out->rfm_computed_at = db_get_int(r, 0, 10);
         out->updated_at = db_get_int(r, 0, 11);
+        tag_rules_col(r, 14, &out->tag_rules);
     }
     if (now_day) {
         *now_day = db_get_int(r, 0, 12);
@@ -157,6 +178,52 @@ status_t member_settings_save(db_t *db, const char *merchant_id, const member_se
         " sleeping_orders_max = $8, "
         " resegment_after = CASE WHEN $9 THEN '' ELSE s.resegment_after END, updated_at = now()",
         &p, NULL);
+}
+
+status_t member_tag_rules_save(db_t *db, arena_t *a, const char *merchant_id,
+                               const member_tag_rules_t *rules, bool *changed, bool *pending) {
+    char **texts = arena_alloc(a, (size_t)(rules->n ? rules->n : 1) * sizeof *texts);
+    for (int i = 0; i < rules->n; i++) {
+        texts[i] = member_tags_encode(a, &rules->r[i]);
+    }
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_text(&p, pgarray_encode(a, texts, (size_t)rules->n));
+    PGresult *r = NULL;
+    /* Unchanged rules write nothing (no audit row, no walk); the answer says whether a walk is
+     * under way either way. */
+    status_t st = db_exec(
+        db,
+        "WITH upd AS (UPDATE settings SET tag_rules = $2::text[], resegment_after = '', "
+        " updated_at = now() WHERE merchant_id = $1 AND tag_rules IS DISTINCT FROM $2::text[] "
+        " RETURNING 1) "
+        "SELECT EXISTS (SELECT 1 FROM upd), "
+        " EXISTS (SELECT 1 FROM upd) OR (SELECT resegment_after IS NOT NULL FROM settings "
+        "  WHERE merchant_id = $1)",
+        &p, &r);
+    if (status_is_ok(&st)) {
+        *changed = db_get_bool(r, 0, 0);
+        *pending = !db_is_null(r, 0, 1) && db_get_bool(r, 0, 1);
+        PQclear(r);
+    }
+    return st;
+}
+
+status_t member_reeval_pending(db_t *db, const char *merchant_id, bool *pending) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    PGresult *r = NULL;
+    status_t st = db_exec(db,
+                          "SELECT EXISTS (SELECT 1 FROM settings WHERE merchant_id = $1 "
+                          " AND resegment_after IS NOT NULL)",
+                          &p, &r);
+    if (status_is_ok(&st)) {
+        *pending = db_get_bool(r, 0, 0);
+        PQclear(r);
+    }
+    return st;
 }
 
 status_t member_time_zone_known(db_t *db, const char *tz, bool *known) {
@@ -513,6 +580,15 @@ void member_row_from_result(arena_t *a, const PGresult *r, int i, int c0, member
     m->segment_since = db_get_int(r, i, c0 + 24);
     m->tier_due_at = db_get_int(r, i, c0 + 25);
     m->segment_due_at = db_get_int(r, i, c0 + 26);
+    /* c0 + 27: merchant_id (member_due_lock reads it) */
+    m->auto_tags = NULL;
+    m->n_auto_tags = 0;
+    if (!db_is_null(r, i, c0 + 28) &&
+        !pgarray_decode(a, db_get_str(r, i, c0 + 28), &m->auto_tags, &m->n_auto_tags)) {
+        m->auto_tags = NULL;
+        m->n_auto_tags = 0;
+    }
+    m->points_balance = db_get_int(r, i, c0 + 29);
 }
 
 status_t member_row_get(db_t *db, arena_t *a, const char *merchant_id, const char *member_id,
@@ -536,8 +612,9 @@ status_t member_row_get(db_t *db, arena_t *a, const char *merchant_id, const cha
     return status_ok();
 }
 
-status_t member_row_save(db_t *db, const char *merchant_id, const char *tz, const member_row_t *m,
-                         int64_t tier_due_day) {
+status_t member_row_save(db_t *db, arena_t *a, const char *merchant_id, const char *tz,
+                         const member_row_t *m, int64_t tier_due_day) {
+    const char *auto_tags = pgarray_encode(a, m->auto_tags, m->n_auto_tags);
     db_params_t p;
     db_params_init(&p);
     db_param_text(&p, merchant_id);        /* 1 */
@@ -573,6 +650,8 @@ status_t member_row_save(db_t *db, const char *merchant_id, const char *tz, cons
     param_day(&p, tier_due_day);                /* 26 */
     param_instant(&p, m->segment_due_at);       /* 27 */
     db_param_text(&p, tz);                      /* 28 */
+    db_param_text(&p, auto_tags);               /* 29 */
+    db_param_int(&p, m->points_balance);        /* 30 */
     /* Deferred: the row travels with the transaction's next statement or its COMMIT. */
     return db_exec_deferred(
         db,
@@ -586,7 +665,7 @@ status_t member_row_save(db_t *db, const char *merchant_id, const char *tz, cons
         " first_order_at = to_timestamp($21), last_order_at = to_timestamp($22), "
         " months_with_purchases = $23, segment = $24, segment_since = to_timestamp($25), "
         " tier_due_at = (" EPOCH " + $26::int)::timestamp AT TIME ZONE $28, "
-        " segment_due_at = to_timestamp($27) "
+        " segment_due_at = to_timestamp($27), auto_tags = $29::text[], points_balance = $30 "
         "WHERE merchant_id = $1 AND id = $2",
         &p, NULL);
 }
@@ -705,11 +784,10 @@ status_t member_order_insert(db_t *db, const char *merchant_id, const member_ord
     db_param_text(&p, o->old_tier_id);
     db_param_text(&p, o->new_tier_id);
     db_param_int(&p, o->reason);
-    db_expect_t new_order = {
-        .rows = -1,
-        .constraint = "orders_pkey",
-        .refusal = status_make(STATUS_ALREADY_EXISTS, "ORDER_ALREADY_RECORDED",
-                               "order already recorded with other figures")};
+    db_expect_t new_order = {.rows = -1,
+                             .constraint = "orders_pkey",
+                             .refusal = status_make(STATUS_ALREADY_EXISTS, "ORDER_ALREADY_RECORDED",
+                                                    "order already recorded with other figures")};
     return db_exec_deferred(db,
                             "INSERT INTO orders (merchant_id, order_id, member_id, spend_cents, "
                             " growth_delta, period_seq, ordered_at, local_month, old_tier_id, "

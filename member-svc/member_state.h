@@ -10,6 +10,7 @@
 #include "db.h"
 #include "loyalty/v1/member.pb-c.h"
 #include "member_segments.h"
+#include "member_tags.h"
 #include "member_tiers.h"
 #include "status.h"
 
@@ -28,6 +29,7 @@ typedef struct member_settings {
     int64_t rfm_monetary[MEMBER_RFM_BOUNDS];
     int64_t rfm_computed_at;
     int64_t updated_at;
+    member_tag_rules_t tag_rules; /* automatic tags (member_tags.h) */
 } member_settings_t;
 
 /** The merchant's settings (defaults when it has no row yet), and the merchant-calendar day
@@ -46,6 +48,14 @@ status_t member_settings_lock(db_t *db, const char *merchant_id);
  *  member's segment is started for the background job. */
 status_t member_settings_save(db_t *db, const char *merchant_id, const member_settings_t *s,
                               bool resegment);
+
+/** Replaces the merchant's tag rules (settings row locked by the caller); when they differ from
+ *  the stored ones *changed is set and the re-evaluation walk (which re-tags every member) is
+ *  started. *pending: a walk is under way after this. */
+status_t member_tag_rules_save(db_t *db, arena_t *a, const char *merchant_id,
+                               const member_tag_rules_t *rules, bool *changed, bool *pending);
+/** Whether the merchant's re-evaluation walk (segments and automatic tags) is under way. */
+status_t member_reeval_pending(db_t *db, const char *merchant_id, bool *pending);
 
 /** True when `tz` is an IANA zone name PostgreSQL knows. */
 status_t member_time_zone_known(db_t *db, const char *tz, bool *known);
@@ -132,6 +142,9 @@ typedef struct member_row {
     int64_t segment_since;
     int64_t tier_due_at;    /* 0 = none */
     int64_t segment_due_at; /* 0 = none */
+    char **auto_tags;       /* sorted (member_tags_compute) */
+    size_t n_auto_tags;
+    int64_t points_balance; /* as last passed by RecordOrder/RecordReturn */
 } member_row_t;
 
 /** Claims (FOR UPDATE SKIP LOCKED) one merchant whose segments are being re-evaluated;
@@ -162,8 +175,9 @@ status_t member_rfm_claim(db_t *db, arena_t *a, int64_t every_s, char **merchant
     "segment, "                                                                                    \
     "floor(extract(epoch FROM segment_since))::bigint, "                                           \
     "coalesce(floor(extract(epoch FROM tier_due_at))::bigint, 0), "                                \
-    "coalesce(floor(extract(epoch FROM segment_due_at))::bigint, 0), merchant_id"
-#define MEMBER_ROW_COLUMN_COUNT 28
+    "coalesce(floor(extract(epoch FROM segment_due_at))::bigint, 0), merchant_id, auto_tags, "     \
+    "points_balance"
+#define MEMBER_ROW_COLUMN_COUNT 30
 
 /** Parses a member row from row `i` of a result, its columns starting at `c0`. */
 void member_row_from_result(arena_t *a, const PGresult *r, int i, int c0, member_row_t *out);
@@ -173,12 +187,12 @@ void member_row_from_result(arena_t *a, const PGresult *r, int i, int c0, member
 status_t member_row_get(db_t *db, arena_t *a, const char *merchant_id, const char *member_id,
                         bool for_update, member_row_t *out);
 
-/** Writes the row's tier, card, statistics and segment columns. `tz` turns the day of the next
- *  tier/card due date into an instant (midnight on the merchant's calendar). `tier_due_day`
- *  MEMBER_DAY_NONE = none. Deferred (db_exec_deferred): sent with the transaction's next
- *  statement or its COMMIT. */
-status_t member_row_save(db_t *db, const char *merchant_id, const char *tz, const member_row_t *r,
-                         int64_t tier_due_day);
+/** Writes the row's tier, card, statistics, segment and automatic tag columns. `tz` turns the day
+ * of the next tier/card due date into an instant (midnight on the merchant's calendar).
+ * `tier_due_day` MEMBER_DAY_NONE = none. Deferred (db_exec_deferred): sent with the transaction's
+ * next statement or its COMMIT. */
+status_t member_row_save(db_t *db, arena_t *a, const char *merchant_id, const char *tz,
+                         const member_row_t *r, int64_t tier_due_day);
 
 /** Up to `limit` members whose maintenance is due at `as_of`, locked (SKIP LOCKED: members
  *  another transaction holds are left to it). With merchant_id NULL: across merchants, oldest

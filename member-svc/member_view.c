@@ -121,6 +121,9 @@ Loyalty__V1__MemberStats *member_view_stats(arena_t *a, const member_settings_t 
     st->rfm->recency = member_rfm_score(r->last_order_at, s->rfm_recency, have);
     st->rfm->frequency = member_rfm_score(r->order_count, s->rfm_frequency, have);
     st->rfm->monetary = member_rfm_score(r->total_spend_cents, s->rfm_monetary, have);
+    st->automatic_tags = r->auto_tags;
+    st->n_automatic_tags = r->n_auto_tags;
+    st->points_balance = r->points_balance;
     return st;
 }
 

@@ -503,6 +503,60 @@ Test(campaigns, win_back_and_welcome_target_the_right_members) {
     cr_assert_str_eq(texts[1], "Fresh, your first order is waiting");
 }
 
+Test(campaigns, a_tag_narrows_the_targets_to_members_carrying_it) {
+    /* Goal: a campaign with a tag reaches only members carrying it, an automatic tag (member-svc
+     * tag rules, given by an order) as well as a manual one; kinds that do not list members
+     * refuse a tag. */
+    const char *m = harness_merchant("tagged");
+    int64_t now = (int64_t)time(NULL);
+    const char *today = birthday_on(today_utc(now));
+    const char *buyer = create_member(m, "Buyer", "+6590000301", "", today);
+    create_member(m, "Browser", "+6590000302", "", today);
+    Loyalty__V1__MemberTagRule rule = LOYALTY__V1__MEMBER_TAG_RULE__INIT;
+    rule.tag = "buyer";
+    rule.metric = LOYALTY__V1__MEMBER_TAG_METRIC__MEMBER_TAG_METRIC_ORDERS_COUNT;
+    rule.op = LOYALTY__V1__MEMBER_TAG_OPERATOR__MEMBER_TAG_OPERATOR_GTE;
+    rule.threshold = 1;
+    Loyalty__V1__MemberTagRule *rules[] = {&rule};
+    Loyalty__V1__MemberSetTagRulesRequest tr = LOYALTY__V1__MEMBER_SET_TAG_RULES_REQUEST__INIT;
+    tr.merchant_id = (char *)m;
+    tr.idempotency_key = (char *)harness_key();
+    tr.rules = rules;
+    tr.n_rules = 1;
+    OK(rpc_call(rpc_channel_get(member.addr), &loyalty__v1__member_service__descriptor,
+                "SetTagRules", &tr.base, &arena, NULL, NULL));
+    record_order(m, buyer, now - 86400);
+
+    Loyalty__V1__CampaignReward reward = LOYALTY__V1__CAMPAIGN_REWARD__INIT;
+    reward.points = 25;
+    Loyalty__V1__Campaign c = birthday_campaign(m, &reward);
+    c.tag = "Buyer";
+    set_campaign(&c);
+    Loyalty__V1__CampaignRunResult *r = NULL;
+    OK(run_campaign(m, c.kind, now, false, &r, &arena));
+    cr_assert_eq(r->targeted, 1, "only the member tagged by the rule, got %lld",
+                 (long long)r->targeted);
+    cr_assert_eq(balance(m, buyer), 25);
+
+    Loyalty__V1__Campaign tp = birthday_campaign(m, NULL);
+    tp.kind = LOYALTY__V1__CAMPAIGN_KIND__CAMPAIGN_KIND_TIER_PROMOTION;
+    tp.tag = "buyer";
+    Loyalty__V1__CampaignSetRequest req = LOYALTY__V1__CAMPAIGN_SET_REQUEST__INIT;
+    req.merchant_id = (char *)m;
+    req.idempotency_key = (char *)harness_key();
+    req.campaign = &tp;
+    status_t st =
+        rpc_call(rpc_channel_get(gateway.addr), &loyalty__v1__campaign_service__descriptor,
+                 "SetCampaign", &req.base, &arena, NULL, NULL);
+    cr_assert_str_eq(st.reason, "INVALID_CAMPAIGN_TAG");
+    tp.kind = LOYALTY__V1__CAMPAIGN_KIND__CAMPAIGN_KIND_BIRTHDAY;
+    tp.tag = "two words";
+    req.idempotency_key = (char *)harness_key();
+    st = rpc_call(rpc_channel_get(gateway.addr), &loyalty__v1__campaign_service__descriptor,
+                  "SetCampaign", &req.base, &arena, NULL, NULL);
+    cr_assert_str_eq(st.reason, "INVALID_CAMPAIGN_TAG");
+}
+
 Test(campaigns, a_disabled_campaign_is_refused_but_can_be_dry_run) {
     /* Goal: RunCampaign of a disabled campaign is FAILED_PRECONDITION CAMPAIGN_DISABLED and gives
      * nothing; a dry run of it still counts (a preview before enabling); once enabled it runs. */
