@@ -6,6 +6,7 @@
  * Every seed passes the runtime's request checks (request.h). Usage: fuzz_seed DIR */
 #include "arena.h"
 #include "fuzz_methods.h"
+#include "pb.h"
 #include "request.h"
 
 #include <stdbool.h>
@@ -27,13 +28,25 @@ static const char *seed_string(const char *name) {
         const char *name;
         const char *value;
     } by_name[] = {
-        {"merchant_id", "m-1"},       {"idempotency_key", "key-0001"}, {"phone", "+6591234567"},
-        {"email", "ann@example.com"}, {"name", "Ann Lee"},             {"currency", "SGD"},
-        {"time_zone", "Asia/Singapore"}, {"birthday", "1990-02-28"},   {"code", "SAVE10"},
-        {"country_code", "SG"},       {"segment", "ACTIVE"},           {"tier_id", "gold"},
-        {"member_id", "mbr_01JD0000000000000000000000"},                {"sku", "S1"},
-        {"category", "c1"},           {"store_id", "store-1"},         {"reason", "goodwill"},
-        {"page_token", ""},           {"service", "loyalty.v1.MemberService"},
+        {"merchant_id", "m-1"},
+        {"idempotency_key", "key-0001"},
+        {"phone", "+6591234567"},
+        {"email", "ann@example.com"},
+        {"name", "Ann Lee"},
+        {"currency", "SGD"},
+        {"time_zone", "Asia/Singapore"},
+        {"birthday", "1990-02-28"},
+        {"code", "SAVE10"},
+        {"country_code", "SG"},
+        {"segment", "ACTIVE"},
+        {"tier_id", "gold"},
+        {"member_id", "mbr_01JD0000000000000000000000"},
+        {"sku", "S1"},
+        {"category", "c1"},
+        {"store_id", "store-1"},
+        {"reason", "goodwill"},
+        {"page_token", ""},
+        {"service", "loyalty.v1.MemberService"},
     };
     for (size_t i = 0; i < sizeof by_name / sizeof by_name[0]; i++) {
         if (strcmp(name, by_name[i].name) == 0) {
@@ -126,27 +139,6 @@ static void seed_value(arena_t *a, const ProtobufCFieldDescriptor *f, void *p, i
     }
 }
 
-static size_t seed_value_size(const ProtobufCFieldDescriptor *f) {
-    switch (f->type) {
-    case PROTOBUF_C_TYPE_STRING:
-    case PROTOBUF_C_TYPE_MESSAGE:
-        return sizeof(void *);
-    case PROTOBUF_C_TYPE_BYTES:
-        return sizeof(ProtobufCBinaryData);
-    case PROTOBUF_C_TYPE_BOOL:
-        return sizeof(protobuf_c_boolean);
-    case PROTOBUF_C_TYPE_INT64:
-    case PROTOBUF_C_TYPE_SINT64:
-    case PROTOBUF_C_TYPE_SFIXED64:
-    case PROTOBUF_C_TYPE_UINT64:
-    case PROTOBUF_C_TYPE_FIXED64:
-    case PROTOBUF_C_TYPE_DOUBLE:
-        return 8;
-    default:
-        return 4;
-    }
-}
-
 static void seed_fill(arena_t *a, ProtobufCMessage *m, int depth) {
     const ProtobufCMessageDescriptor *d = m->descriptor;
     char *base = (char *)m;
@@ -165,7 +157,7 @@ static void seed_fill(arena_t *a, ProtobufCMessage *m, int depth) {
             memcpy(base + f->quantifier_offset, &which, sizeof which);
         } else if (f->label == PROTOBUF_C_LABEL_REPEATED) {
             size_t one = 1;
-            void *arr = arena_alloc(a, seed_value_size(f));
+            void *arr = arena_alloc(a, pb_value_size(f->type));
             seed_value(a, f, arr, depth);
             memcpy(base + f->quantifier_offset, &one, sizeof one);
             memcpy(base + f->offset, &arr, sizeof arr);
@@ -209,12 +201,11 @@ int main(int argc, char **argv) {
         const char *merchant = NULL, *key = NULL;
         status_t st = request_decode(&a, m->input, buf + 1, packed, &decoded);
         if (status_is_ok(&st)) {
-            bool has_merchant = protobuf_c_message_descriptor_get_field_by_name(
-                                    m->input, "merchant_id") != NULL;
+            bool has_merchant =
+                protobuf_c_message_descriptor_get_field_by_name(m->input, "merchant_id") != NULL;
             bool has_key = protobuf_c_message_descriptor_get_field_by_name(
                                m->input, "idempotency_key") != NULL;
-            st = request_check_ids(decoded, has_merchant, has_merchant && has_key, &merchant,
-                                   &key);
+            st = request_check_ids(decoded, has_merchant, has_merchant && has_key, &merchant, &key);
         }
         if (!status_is_ok(&st)) {
             fprintf(stderr, "fuzz_seed: the seed of %s is refused: %s\n", m->name, st.message);

@@ -2,6 +2,8 @@
  * protobuf-c reflection, so that no service keeps its own list of names. */
 #include "fieldmask.h"
 
+#include "pb.h"
+
 #include <assert.h>
 #include <string.h>
 
@@ -52,36 +54,6 @@ bool fieldmask_has(const fieldmask_t *m, const char *name) {
     return (m->fields >> (unsigned)(f - m->desc->fields)) & 1u;
 }
 
-/* The size of one singular value of a field of type `t` in a protobuf-c struct. */
-static size_t value_size(ProtobufCType t) {
-    switch (t) {
-    case PROTOBUF_C_TYPE_INT32:
-    case PROTOBUF_C_TYPE_SINT32:
-    case PROTOBUF_C_TYPE_SFIXED32:
-    case PROTOBUF_C_TYPE_UINT32:
-    case PROTOBUF_C_TYPE_FIXED32:
-    case PROTOBUF_C_TYPE_FLOAT:
-    case PROTOBUF_C_TYPE_ENUM:
-        return 4;
-    case PROTOBUF_C_TYPE_INT64:
-    case PROTOBUF_C_TYPE_SINT64:
-    case PROTOBUF_C_TYPE_SFIXED64:
-    case PROTOBUF_C_TYPE_UINT64:
-    case PROTOBUF_C_TYPE_FIXED64:
-    case PROTOBUF_C_TYPE_DOUBLE:
-        return 8;
-    case PROTOBUF_C_TYPE_BOOL:
-        return sizeof(protobuf_c_boolean);
-    case PROTOBUF_C_TYPE_STRING:
-    case PROTOBUF_C_TYPE_MESSAGE:
-        return sizeof(void *);
-    case PROTOBUF_C_TYPE_BYTES:
-        return sizeof(ProtobufCBinaryData);
-    }
-    assert(!"unknown protobuf-c type");
-    return 0;
-}
-
 void fieldmask_apply(const fieldmask_t *m, ProtobufCMessage *dst, const ProtobufCMessage *src) {
     assert(dst->descriptor == m->desc && src->descriptor == m->desc);
     for (unsigned i = 0; i < m->desc->n_fields; i++) {
@@ -102,7 +74,7 @@ void fieldmask_apply(const fieldmask_t *m, ProtobufCMessage *dst, const Protobuf
             const uint32_t *src_case = (const uint32_t *)((const char *)src + f->quantifier_offset);
             if (*src_case == f->id) {
                 *dst_case = f->id;
-                memcpy(d, s, value_size(f->type));
+                memcpy(d, s, pb_value_size(f->type));
             } else if (*dst_case == f->id) {
                 *dst_case = 0;
             }
@@ -113,6 +85,6 @@ void fieldmask_apply(const fieldmask_t *m, ProtobufCMessage *dst, const Protobuf
             memcpy((char *)dst + f->quantifier_offset, (const char *)src + f->quantifier_offset,
                    sizeof(protobuf_c_boolean));
         }
-        memcpy(d, s, value_size(f->type));
+        memcpy(d, s, pb_value_size(f->type));
     }
 }

@@ -26,6 +26,10 @@ ProtobufCMessage *pb_unpack_arena(arena_t *a, const ProtobufCMessageDescriptor *
 /** A new initialised message of `desc` in `a`. */
 void *pb_new(arena_t *a, const ProtobufCMessageDescriptor *desc);
 
+/** The size of one value of a field of type t in a protobuf-c struct: a singular field, or one
+ *  element of a repeated field's array (strings and messages are pointers). */
+size_t pb_value_size(ProtobufCType t);
+
 /** The value of a top-level `string` field by name, "" when empty, NULL when the message has
  *  no such string field. */
 const char *pb_get_string_field(const ProtobufCMessage *m, const char *name);

@@ -4,6 +4,7 @@
  * enums by their full value name, 64-bit integers as numbers, maps as objects, bytes as base64,
  * indented by two spaces. */
 #include "ctl.h"
+#include "pb.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -69,36 +70,6 @@ static void json_base64(const ProtobufCBinaryData *b) {
 }
 
 static void json_message(const ProtobufCMessage *m, int depth);
-
-/* The size of one element of a repeated field of type t. */
-static size_t element_size(ProtobufCType t) {
-    switch (t) {
-    case PROTOBUF_C_TYPE_INT32:
-    case PROTOBUF_C_TYPE_SINT32:
-    case PROTOBUF_C_TYPE_SFIXED32:
-    case PROTOBUF_C_TYPE_UINT32:
-    case PROTOBUF_C_TYPE_FIXED32:
-    case PROTOBUF_C_TYPE_FLOAT:
-    case PROTOBUF_C_TYPE_ENUM:
-        return 4;
-    case PROTOBUF_C_TYPE_INT64:
-    case PROTOBUF_C_TYPE_SINT64:
-    case PROTOBUF_C_TYPE_SFIXED64:
-    case PROTOBUF_C_TYPE_UINT64:
-    case PROTOBUF_C_TYPE_FIXED64:
-    case PROTOBUF_C_TYPE_DOUBLE:
-        return 8;
-    case PROTOBUF_C_TYPE_BOOL:
-        return sizeof(protobuf_c_boolean);
-    case PROTOBUF_C_TYPE_STRING:
-        return sizeof(char *);
-    case PROTOBUF_C_TYPE_BYTES:
-        return sizeof(ProtobufCBinaryData);
-    case PROTOBUF_C_TYPE_MESSAGE:
-        return sizeof(ProtobufCMessage *);
-    }
-    return 0;
-}
 
 /* One value of field f stored at p. */
 static void json_value(const ProtobufCFieldDescriptor *f, const void *p, int depth) {
@@ -189,7 +160,7 @@ static void json_repeated(const ProtobufCMessage *m, const ProtobufCFieldDescrip
         return;
     }
     putchar(map ? '{' : '[');
-    size_t size = element_size(f->type);
+    size_t size = pb_value_size(f->type);
     const ProtobufCMessageDescriptor *entry = map ? f->descriptor : NULL;
     for (size_t i = 0; i < n; i++) {
         fputs(i ? ",\n" : "\n", stdout);
