@@ -61,29 +61,12 @@ static status_t call_until_answered(arena_t *a, const char *method, const void *
 static void checkout_once(arena_t *a, int n) {
     checkout_rec_t *rec = &recs[n];
     rec->buyer = n % BUYERS;
-    Loyalty__V1__GatewayCartLine l = LOYALTY__V1__GATEWAY_CART_LINE__INIT;
-    l.line_id = "1";
-    l.sku = "tea";
-    l.quantity = 1;
-    l.unit_price_cents = 4000;
-    Loyalty__V1__GatewayCartLine *lines[] = {&l};
-    Loyalty__V1__GatewayCart cart = LOYALTY__V1__GATEWAY_CART__INIT;
-    cart.lines = lines;
-    cart.n_lines = 1;
-    Loyalty__V1__GatewayPaymentChoice p = LOYALTY__V1__GATEWAY_PAYMENT_CHOICE__INIT;
-    p.redeem_points = 500;
-    p.wallet_cents = 1000;
     char order[32];
     snprintf(order, sizeof order, "crash-%d", n);
-    Loyalty__V1__GatewayBeginCheckoutRequest b = LOYALTY__V1__GATEWAY_BEGIN_CHECKOUT_REQUEST__INIT;
-    b.merchant_id = (char *)merchant;
-    b.idempotency_key = order;
-    b.order_id = order;
-    b.member_id = (char *)buyers[rec->buyer];
-    b.cart = &cart;
-    b.payment = &p;
+    Loyalty__V1__GatewayBeginCheckoutRequest *b =
+        tea_checkout(a, merchant, buyers[rec->buyer], order, 500, 1000);
     Loyalty__V1__GatewayBeginCheckoutResponse *br = NULL;
-    status_t st = call_until_answered(a, "BeginCheckout", &b, &br);
+    status_t st = call_until_answered(a, "BeginCheckout", b, &br);
     if (!status_is_ok(&st)) {
         snprintf(rec->refusal, sizeof rec->refusal, "Begin: %s %s", status_code_name(st.code),
                  st.reason);

@@ -13,6 +13,7 @@
 #include "loyalty/v1/promo.pb-c.h"
 #include "loyalty/v1/referral.pb-c.h"
 #include "loyalty/v1/wallet.pb-c.h"
+#include "pb.h"
 
 #include <criterion/criterion.h>
 #include <libpq-fe.h>
@@ -658,6 +659,35 @@ static inline void set_plan_active(const char *m, Loyalty__V1__MemberPlan *plan,
     r.plan = plan;
     r.update_mask = HARNESS_MASK("active");
     assert_ok(call(SVC_MEMBER, "UpdateMembershipPlan", &r, NULL));
+}
+
+/* The Begin of a load test's checkout, in `a` (thread-safe): one tea at 40.00 paid with `points`
+ * points and wallet_cents from the wallet, the rest outside; the order id is its key. */
+static inline Loyalty__V1__GatewayBeginCheckoutRequest *
+tea_checkout(arena_t *a, const char *m, const char *member, const char *order, int64_t points,
+             int64_t wallet_cents) {
+    Loyalty__V1__GatewayCartLine *l = pb_new(a, &loyalty__v1__gateway_cart_line__descriptor);
+    l->line_id = "1";
+    l->sku = "tea";
+    l->quantity = 1;
+    l->unit_price_cents = 4000;
+    Loyalty__V1__GatewayCart *cart = pb_new(a, &loyalty__v1__gateway_cart__descriptor);
+    cart->lines = arena_alloc(a, sizeof *cart->lines);
+    cart->lines[0] = l;
+    cart->n_lines = 1;
+    Loyalty__V1__GatewayPaymentChoice *p =
+        pb_new(a, &loyalty__v1__gateway_payment_choice__descriptor);
+    p->redeem_points = points;
+    p->wallet_cents = wallet_cents;
+    Loyalty__V1__GatewayBeginCheckoutRequest *b =
+        pb_new(a, &loyalty__v1__gateway_begin_checkout_request__descriptor);
+    b->merchant_id = (char *)m;
+    b->idempotency_key = arena_strdup(a, order);
+    b->order_id = b->idempotency_key;
+    b->member_id = (char *)member;
+    b->cart = cart;
+    b->payment = p;
+    return b;
 }
 
 /* 2 x shirt at 50.00 and 1 x socks at 20.00, 5.00 shipping. */

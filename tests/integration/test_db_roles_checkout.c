@@ -108,17 +108,18 @@ Test(db_roles_checkout, a_checkout_with_every_service_as_its_own_role) {
     /* Events of every service reach the stream: the outbox publishers work as the roles. */
     char sql[200];
     bool published = false;
+    const char *params[1] = {s.m};
     for (int i = 0; i < 600 && !published; i++) {
         published = true;
         for (int k = 0; k < SVC_N && published; k++) {
             snprintf(sql, sizeof sql,
-                     "SELECT 1 FROM %s.outbox WHERE merchant_id = '%s' AND published_at IS NULL",
-                     schemas[k], s.m);
-            PGconn *pg = PQconnectdb(base_dsn);
-            PGresult *r = PQexec(pg, sql);
-            published = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 0;
-            PQclear(r);
-            PQfinish(pg);
+                     "SELECT 1 FROM %s.outbox WHERE merchant_id = $1 AND published_at IS NULL",
+                     schemas[k]);
+            PGconn *pc = PQconnectdb(base_dsn);
+            PGresult *pr = PQexecParams(pc, sql, 1, NULL, params, NULL, NULL, 0);
+            published = PQresultStatus(pr) == PGRES_TUPLES_OK && PQntuples(pr) == 0;
+            PQclear(pr);
+            PQfinish(pc);
         }
         if (!published) {
             sleep_ms(50);

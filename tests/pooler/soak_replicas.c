@@ -55,29 +55,12 @@ static void fail(runner_t *r, const char *what, const status_t *st) {
 
 /* One checkout of one tea at 40.00, paid 5.00 in points and 10.00 from the wallet. */
 static void checkout_once(runner_t *r, arena_t *a, int n) {
-    Loyalty__V1__GatewayCartLine l = LOYALTY__V1__GATEWAY_CART_LINE__INIT;
-    l.line_id = "1";
-    l.sku = "tea";
-    l.quantity = 1;
-    l.unit_price_cents = 4000;
-    Loyalty__V1__GatewayCartLine *lines[] = {&l};
-    Loyalty__V1__GatewayCart cart = LOYALTY__V1__GATEWAY_CART__INIT;
-    cart.lines = lines;
-    cart.n_lines = 1;
-    Loyalty__V1__GatewayPaymentChoice p = LOYALTY__V1__GATEWAY_PAYMENT_CHOICE__INIT;
-    p.redeem_points = POINTS_PER_CHECKOUT;
-    p.wallet_cents = WALLET_PER_CHECKOUT;
     char order[48];
     snprintf(order, sizeof order, "soak-%d", n);
-    Loyalty__V1__GatewayBeginCheckoutRequest b = LOYALTY__V1__GATEWAY_BEGIN_CHECKOUT_REQUEST__INIT;
-    b.merchant_id = (char *)merchant;
-    b.idempotency_key = order;
-    b.order_id = order;
-    b.member_id = (char *)members[n % MEMBERS];
-    b.cart = &cart;
-    b.payment = &p;
+    Loyalty__V1__GatewayBeginCheckoutRequest *b = tea_checkout(
+        a, merchant, members[n % MEMBERS], order, POINTS_PER_CHECKOUT, WALLET_PER_CHECKOUT);
     Loyalty__V1__GatewayBeginCheckoutResponse *br = NULL;
-    status_t st = call_in(a, SVC_GATEWAY, "BeginCheckout", &b, &br);
+    status_t st = call_in(a, SVC_GATEWAY, "BeginCheckout", b, &br);
     if (!status_is_ok(&st)) {
         fail(r, "BeginCheckout", &st);
         return;
