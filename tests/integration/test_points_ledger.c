@@ -312,7 +312,9 @@ Test(points_ledger, expiry_job_expires_each_lot_once) {
     req.idempotency_key = (char *)harness_key();
     Loyalty__V1__PointsExpirePointsResponse *r = NULL;
     assert_ok(pcall("ExpirePoints", &req, &r));
-    cr_assert_eq(r->members_settled, 1);
+    cr_assert_eq(r->members_settled, 1, "settled %d members, %lld lots, %lld points, more %d",
+                 (int)r->members_settled, (long long)r->lots_expired, (long long)r->points_expired,
+                 (int)r->more);
     cr_assert_eq(r->lots_expired, 2);
     cr_assert_eq(r->points_expired, 100);
     cr_assert(!r->more);
