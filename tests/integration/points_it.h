@@ -274,8 +274,26 @@ static inline void pt_assert_ledger_clean(const char *m) {
 
 /* Runs SQL with up to three text parameters against the test database; returns the number of
  * rows affected or returned. */
+/* The database the test's points-svc uses: its own (pt_start_alone) or the shared one. */
+static char pt_private_dsn[640];
+
+static inline const char *pt_dsn(void) {
+    return pt_private_dsn[0] ? pt_private_dsn : harness_pg_dsn();
+}
+
+/* points-svc without jobs (JOB_INTERVAL_S=0) on a database of the test's own: no points-svc of
+ * another test running alongside settles (expires, matures) this test's accounts behind its
+ * back with its settle job, which sweeps every merchant of its database. */
+static inline void pt_start_alone(svc_proc_t *p) {
+    snprintf(pt_private_dsn, sizeof pt_private_dsn, "%s", harness_private_database());
+    static char dsn_env[sizeof pt_private_dsn + 16];
+    snprintf(dsn_env, sizeof dsn_env, "LOYALTY_PG_DSN=%s", pt_private_dsn);
+    const char *env[] = {dsn_env, "JOB_INTERVAL_S=0", NULL};
+    harness_start(p, "points-svc", env);
+}
+
 static inline int pt_sql(const char *sql, const char *p1, const char *p2, const char *p3) {
-    PGconn *pg = PQconnectdb(harness_pg_dsn());
+    PGconn *pg = PQconnectdb(pt_dsn());
     cr_assert_eq(PQstatus(pg), CONNECTION_OK);
     const char *params[] = {p1, p2, p3};
     int n = p3 ? 3 : p2 ? 2 : p1 ? 1 : 0;
@@ -291,7 +309,7 @@ static inline int pt_sql(const char *sql, const char *p1, const char *p2, const 
 
 /* The first cell of a query as a string in the arena. */
 static inline const char *pt_sql_value(const char *sql, const char *p1, const char *p2) {
-    PGconn *pg = PQconnectdb(harness_pg_dsn());
+    PGconn *pg = PQconnectdb(pt_dsn());
     cr_assert_eq(PQstatus(pg), CONNECTION_OK);
     const char *params[] = {p1, p2};
     PGresult *r = PQexecParams(pg, sql, p2 ? 2 : 1, NULL, params, NULL, NULL, 0);

@@ -162,8 +162,7 @@ Test(points_ledger, insufficient_and_invalid_requests) {
 Test(points_ledger, hold_ttl_releases_lazily_at_read) {
     /* Goal: a hold whose TTL passed is released by the next read (no job running): GetBalance
      * shows the points back, GetHold says EXPIRED, commit fails HOLD_EXPIRED, release is fine. */
-    const char *env[] = {"JOB_INTERVAL_S=0", NULL};
-    harness_start(&svc, "points-svc", env);
+    pt_start_alone(&svc);
     const char *m = harness_merchant("ttl");
     pt_configure(m);
     pt_earn_points(m, "mbr-1", 500, NULL);
@@ -191,8 +190,7 @@ Test(points_ledger, hold_ttl_releases_lazily_at_read) {
 Test(points_ledger, hold_ttl_commit_without_read_fails) {
     /* Goal: committing a hold past its TTL fails HOLD_EXPIRED even when nothing read the
      * member in between, and the points come back. */
-    const char *env[] = {"JOB_INTERVAL_S=0", NULL};
-    harness_start(&svc, "points-svc", env);
+    pt_start_alone(&svc);
     const char *m = harness_merchant("ttlc");
     pt_configure(m);
     pt_earn_points(m, "mbr-1", 500, NULL);
@@ -297,8 +295,7 @@ Test(points_ledger, fifo_by_expiry_across_three_lots) {
 Test(points_ledger, expiry_job_expires_each_lot_once) {
     /* Goal: ExpirePoints expires lots past their date with one EXPIRE entry naming them and
      * one points.expired event, leaves others alone, and a second run finds nothing. */
-    const char *env[] = {"JOB_INTERVAL_S=0", NULL};
-    harness_start(&svc, "points-svc", env);
+    pt_start_alone(&svc);
     const char *m = harness_merchant("exp");
     pt_configure(m);
     Loyalty__V1__PointsEarnResponse *a = pt_earn_points(m, "mbr-1", 70, "2030-01-31");
@@ -399,8 +396,7 @@ Test(points_ledger, balance_shows_expiring_points_and_date) {
 Test(points_ledger, release_into_an_expired_lot_expires_the_points) {
     /* Goal: points of a hold whose lot expired meanwhile go back to the lot and expire at
      * once: RELEASE then EXPIRE entries, available unchanged, ledger clean. */
-    const char *env[] = {"JOB_INTERVAL_S=0", NULL};
-    harness_start(&svc, "points-svc", env);
+    pt_start_alone(&svc);
     const char *m = harness_merchant("relexp");
     pt_configure(m);
     pt_earn_points(m, "mbr-1", 100, "2030-01-31");

@@ -197,8 +197,7 @@ Test(points_orders, highest_campaign_applies_until_ended) {
 Test(points_orders, pending_points_cannot_be_spent_until_the_window_ends) {
     /* Goal: order points stay PENDING for pending_days: shown, not spendable; after the window
      * they become available (lazily at the next read) with a MATURE entry. */
-    const char *env[] = {"JOB_INTERVAL_S=0", NULL};
-    harness_start(&svc, "points-svc", env);
+    pt_start_alone(&svc);
     const char *m = harness_merchant("pend");
     Loyalty__V1__PointsSettings s;
     pt_default_settings(&s);
