@@ -35,16 +35,6 @@ static char addr_env[5][96];
 /* Extra gateway environment for one test (e.g. GATEWAY_FAILPOINT), NULL-terminated. */
 static const char *gw_extra_env[8];
 
-#define assert_status(st, want_code, want_reason)                                                  \
-    do {                                                                                           \
-        status_t st_ = (st);                                                                       \
-        cr_assert_eq(st_.code, want_code, "got %s (%s: %s), want %s", status_code_name(st_.code),  \
-                     st_.reason, st_.message, status_code_name(want_code));                        \
-        cr_assert_str_eq(st_.reason, want_reason, "message: %s", st_.message);                     \
-    } while (0)
-
-#define assert_ok(st) assert_status(st, STATUS_OK, "")
-
 /* Every test runs its six services on a database of its own: the gateway's recovery job takes
  * over any unfinished saga in its database, so a gateway of a test running alongside (with
  * another failpoint, say) must not see this test's sagas. */

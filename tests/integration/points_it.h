@@ -34,16 +34,6 @@ static inline void pt_teardown(void) {
     harness_fini();
 }
 
-#define assert_status(st, want_code, want_reason)                                                  \
-    do {                                                                                           \
-        status_t st_ = (st);                                                                       \
-        cr_assert_eq(st_.code, want_code, "got %s (%s: %s), want %s", status_code_name(st_.code),  \
-                     st_.reason, st_.message, status_code_name(want_code));                        \
-        cr_assert_str_eq(st_.reason, want_reason, "message: %s", st_.message);                     \
-    } while (0)
-
-#define assert_ok(st) assert_status(st, STATUS_OK, "")
-
 /* One call to the service under test; *resp in the test's arena. */
 static inline status_t pcall_in(arena_t *a, const char *method, const void *req, void *resp_out) {
     return rpc_call(rpc_channel_get(svc.addr), &loyalty__v1__points_service__descriptor, method,

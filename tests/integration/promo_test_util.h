@@ -13,14 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define assert_status(st, want_code, want_reason)                                                  \
-    do {                                                                                           \
-        status_t st_ = (st);                                                                       \
-        cr_assert_eq(st_.code, want_code, "got %s (%s: %s), want %s", status_code_name(st_.code),  \
-                     st_.reason, st_.message, status_code_name(want_code));                        \
-        cr_assert_str_eq(st_.reason, want_reason);                                                 \
-    } while (0)
-
 #define PROMO_RPC_TIMEOUT_MS 60000
 
 static inline status_t promo_call(const char *addr, const char *method, const ProtobufCMessage *req,

@@ -13,14 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define assert_status(st, want_code, want_reason)                                                  \
-    do {                                                                                           \
-        status_t st_ = (st);                                                                       \
-        cr_assert_eq(st_.code, want_code, "got %s (%s: %s), want %s", status_code_name(st_.code),  \
-                     st_.reason, st_.message, status_code_name(want_code));                        \
-        cr_assert_str_eq(st_.reason, want_reason);                                                 \
-    } while (0)
-
 #define EV_REG LOYALTY__V1__REFERRAL_EVENT__REFERRAL_EVENT_REGISTRATION
 #define EV_BUY LOYALTY__V1__REFERRAL_EVENT__REFERRAL_EVENT_PURCHASE
 #define ST_HELD LOYALTY__V1__REFERRAL_REWARD_STATE__REFERRAL_REWARD_STATE_HELD

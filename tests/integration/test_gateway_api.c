@@ -63,14 +63,6 @@ static void teardown(void) {
 
 TestSuite(gateway_api, .init = setup, .fini = teardown, .timeout = 120);
 
-#define assert_status(st, want_code, want_reason)                                                  \
-    do {                                                                                           \
-        status_t st_ = (st);                                                                       \
-        cr_assert_eq(st_.code, want_code, "got %s (%s: %s), want %s", status_code_name(st_.code),  \
-                     st_.reason, st_.message, status_code_name(want_code));                        \
-        cr_assert_str_eq(st_.reason, want_reason);                                                 \
-    } while (0)
-
 static status_t call(const char *method, const ProtobufCMessage *req, ProtobufCMessage **resp) {
     return rpc_call(rpc_channel_get(gw.addr), &loyalty__v1__gateway__descriptor, method, req,
                     &arena, resp, NULL);

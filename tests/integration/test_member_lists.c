@@ -2,8 +2,7 @@
  * real PostgreSQL and Redis: ListMembers filters and cursor paging (every member exactly once
  * while members are added), CountMembers counters, lifecycle segments and RFM from orders and
  * time, ImportMembers batches, and the maintenance timer running on two replicas at once. */
-#include "harness.h"
-#include "loyalty/v1/member.pb-c.h"
+#include "member_client.h"
 
 #include <criterion/criterion.h>
 
@@ -13,50 +12,11 @@
 #include <time.h>
 #include <unistd.h>
 
-static svc_proc_t svc, svc2;
-static arena_t arena;
-
-static void setup(void) {
-    harness_init();
-    arena_init(&arena);
-}
-
-static void teardown(void) {
-    if (svc.pid > 0) {
-        cr_expect_eq(harness_stop(&svc), 0, "member-svc did not exit cleanly; see %s",
-                     svc.log_path);
-    }
-    if (svc2.pid > 0) {
-        cr_expect_eq(harness_stop(&svc2), 0, "member-svc did not exit cleanly; see %s",
-                     svc2.log_path);
-    }
-    arena_free(&arena);
-    harness_fini();
-}
-
-TestSuite(member_lists, .init = setup, .fini = teardown, .timeout = 240);
+TestSuite(member_lists, .init = member_it_setup, .fini = member_it_teardown, .timeout = 240);
 
 #define DAY 86400
 #define SEG(x) LOYALTY__V1__MEMBER_SEGMENT__MEMBER_SEGMENT_##x
 #define KIND(x) LOYALTY__V1__MEMBER_CARD_KIND__MEMBER_CARD_KIND_##x
-
-#define assert_status(st, want_code, want_reason)                                                  \
-    do {                                                                                           \
-        status_t st_ = (st);                                                                       \
-        cr_assert_eq(st_.code, want_code, "got %s (%s: %s), want %s", status_code_name(st_.code),  \
-                     st_.reason, st_.message, status_code_name(want_code));                        \
-        cr_assert_str_eq(st_.reason, want_reason);                                                 \
-    } while (0)
-
-static status_t call_at(const char *addr, const char *method, const void *req, void *resp_out,
-                        arena_t *a) {
-    return rpc_call(rpc_channel_get(addr), &loyalty__v1__member_service__descriptor, method, req, a,
-                    (ProtobufCMessage **)resp_out, NULL);
-}
-
-static status_t call(const char *method, const void *req, void *resp_out) {
-    return call_at(svc.addr, method, req, resp_out, &arena);
-}
 
 static const char *create_tier(const char *m, const char *name, int rank, int64_t up,
                                int64_t retain) {
@@ -76,23 +36,15 @@ static const char *create_tier(const char *m, const char *name, int rank, int64_
     return resp->tier->id;
 }
 
+/* Keyed by name and merchant, so that replicas creating the same member meet on one key. */
 static const char *create_member_at(const char *addr, arena_t *a, const char *m, const char *name,
                                     const char *birthday, const char *tag) {
-    Loyalty__V1__MemberProfile p = LOYALTY__V1__MEMBER_PROFILE__INIT;
-    p.name = (char *)name;
-    p.birthday = (char *)birthday;
-    char *tags[] = {(char *)tag};
-    p.tags = tags;
-    p.n_tags = tag ? 1 : 0;
-    Loyalty__V1__CreateMemberRequest req = LOYALTY__V1__CREATE_MEMBER_REQUEST__INIT;
-    req.merchant_id = (char *)m;
     char key[48];
     snprintf(key, sizeof key, "create-%s-%s", name, m);
-    req.idempotency_key = key;
-    req.profile = &p;
-    Loyalty__V1__CreateMemberResponse *resp = NULL;
-    status_t st = call_at(addr, "CreateMember", &req, &resp, a);
-    return status_is_ok(&st) ? resp->member->id : NULL;
+    Loyalty__V1__Member *mem = NULL;
+    member_spec_t spec = {.name = name, .birthday = birthday, .tag = tag, .key = key};
+    status_t st = member_create_at(addr, a, m, &spec, &mem);
+    return status_is_ok(&st) ? mem->id : NULL;
 }
 
 static const char *create_member(const char *m, const char *name, const char *birthday,

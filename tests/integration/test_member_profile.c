@@ -3,8 +3,7 @@
  * concurrency, and the runtime's behaviour as seen from outside (health, auth, deadlines,
  * message limits, unknown methods, graceful shutdown, Redis outage). */
 #include "grpc/health/v1/health.pb-c.h"
-#include "harness.h"
-#include "loyalty/v1/member.pb-c.h"
+#include "member_client.h"
 
 #include <criterion/criterion.h>
 #include <libpq-fe.h>
@@ -15,43 +14,13 @@
 #include <string.h>
 #include <unistd.h>
 
-static svc_proc_t svc;
-static arena_t arena;
-
-static void setup(void) {
-    harness_init();
-    arena_init(&arena);
-}
-
-static void teardown(void) {
-    if (svc.pid > 0) {
-        cr_expect_eq(harness_stop(&svc), 0, "member-svc did not exit cleanly; see %s",
-                     svc.log_path);
-    }
-    arena_free(&arena);
-    harness_fini();
-}
-
-TestSuite(member_profile, .init = setup, .fini = teardown, .timeout = 120);
+TestSuite(member_profile, .init = member_it_setup, .fini = member_it_teardown, .timeout = 120);
 
 static status_t create_member(const char *addr, const char *merchant, const char *key,
                               const char *name, const char *phone, const char *email,
                               Loyalty__V1__Member **out) {
-    Loyalty__V1__MemberProfile profile = LOYALTY__V1__MEMBER_PROFILE__INIT;
-    profile.name = (char *)name;
-    profile.phone = (char *)phone;
-    profile.email = (char *)email;
-    Loyalty__V1__CreateMemberRequest req = LOYALTY__V1__CREATE_MEMBER_REQUEST__INIT;
-    req.merchant_id = (char *)merchant;
-    req.idempotency_key = (char *)key;
-    req.profile = &profile;
-    ProtobufCMessage *resp = NULL;
-    status_t st = rpc_call(rpc_channel_get(addr), &loyalty__v1__member_service__descriptor,
-                           "CreateMember", &req.base, &arena, &resp, NULL);
-    if (out) {
-        *out = status_is_ok(&st) ? ((Loyalty__V1__CreateMemberResponse *)resp)->member : NULL;
-    }
-    return st;
+    member_spec_t spec = {.name = name, .phone = phone, .email = email, .key = key};
+    return member_create_at(addr, &arena, merchant, &spec, out);
 }
 
 static status_t get_member_by_id(const char *addr, const char *merchant, const char *id,
@@ -89,14 +58,6 @@ static status_t update_name(const char *addr, const char *merchant, const char *
     }
     return st;
 }
-
-#define assert_status(st, want_code, want_reason)                                                  \
-    do {                                                                                           \
-        status_t st_ = (st);                                                                       \
-        cr_assert_eq(st_.code, want_code, "got %s (%s: %s), want %s", status_code_name(st_.code),  \
-                     st_.reason, st_.message, status_code_name(want_code));                        \
-        cr_assert_str_eq(st_.reason, want_reason);                                                 \
-    } while (0)
 
 Test(member_profile, create_get_update_round_trip) {
     /* Goal: the profile of docs/domain.md#members-and-tiers survives create, get (cold and cached)

@@ -4,8 +4,7 @@
  * takes it away, the points_balance rule follows the balance passed with orders and returns,
  * manual tags stay untouched, ListMembers' tag filter matches automatic and manual tags, and
  * members who existed before the rules are re-tagged by the timer. */
-#include "harness.h"
-#include "loyalty/v1/member.pb-c.h"
+#include "member_client.h"
 
 #include <criterion/criterion.h>
 
@@ -13,55 +12,10 @@
 #include <string.h>
 #include <unistd.h>
 
-static svc_proc_t svc;
-static arena_t arena;
-
-static void setup(void) {
-    harness_init();
-    arena_init(&arena);
-}
-
-static void teardown(void) {
-    if (svc.pid > 0) {
-        cr_expect_eq(harness_stop(&svc), 0, "member-svc did not exit cleanly; see %s",
-                     svc.log_path);
-    }
-    arena_free(&arena);
-    harness_fini();
-}
-
-TestSuite(member_tags, .init = setup, .fini = teardown, .timeout = 240);
+TestSuite(member_tags, .init = member_it_setup, .fini = member_it_teardown, .timeout = 240);
 
 #define METRIC(x) LOYALTY__V1__MEMBER_TAG_METRIC__MEMBER_TAG_METRIC_##x
 #define OP(x) LOYALTY__V1__MEMBER_TAG_OPERATOR__MEMBER_TAG_OPERATOR_##x
-
-#define assert_status(st, want_code, want_reason)                                                  \
-    do {                                                                                           \
-        status_t st_ = (st);                                                                       \
-        cr_assert_eq(st_.code, want_code, "got %s (%s: %s), want %s", status_code_name(st_.code),  \
-                     st_.reason, st_.message, status_code_name(want_code));                        \
-        cr_assert_str_eq(st_.reason, want_reason);                                                 \
-    } while (0)
-
-static status_t call(const char *method, const void *req, void *resp_out) {
-    return rpc_call(rpc_channel_get(svc.addr), &loyalty__v1__member_service__descriptor, method,
-                    req, &arena, (ProtobufCMessage **)resp_out, NULL);
-}
-
-static const char *create_member(const char *m, const char *name, const char *tag) {
-    Loyalty__V1__MemberProfile p = LOYALTY__V1__MEMBER_PROFILE__INIT;
-    p.name = (char *)name;
-    char *tags[] = {(char *)tag};
-    p.tags = tags;
-    p.n_tags = tag ? 1 : 0;
-    Loyalty__V1__CreateMemberRequest req = LOYALTY__V1__CREATE_MEMBER_REQUEST__INIT;
-    req.merchant_id = (char *)m;
-    req.idempotency_key = (char *)harness_key();
-    req.profile = &p;
-    Loyalty__V1__CreateMemberResponse *resp = NULL;
-    assert_status(call("CreateMember", &req, &resp), STATUS_OK, "");
-    return resp->member->id;
-}
 
 /* An order; points_balance < 0 = not passed. */
 static Loyalty__V1__MemberStats *order(const char *m, const char *member, const char *order_id,
@@ -177,9 +131,11 @@ Test(member_tags, orders_returns_and_points_move_the_tags_in_their_transaction) 
     harness_start(&svc, "member-svc", NULL);
     const char *m = harness_merchant("tags");
     set_usual_rules(m);
-    const char *ann = create_member(m, "ann", "vip");
-    const char *bob = create_member(m, "bob", NULL);
-    const char *cat = create_member(m, "cat", "regular"); /* a manual tag named like a rule's */
+    const char *ann = member_create(m, &(member_spec_t){.name = "ann", .tag = "vip"});
+    const char *bob = member_create(m, &(member_spec_t){.name = "bob", .tag = NULL});
+    const char *cat =
+        member_create(m, &(member_spec_t){.name = "cat",
+                                          .tag = "regular"}); /* a manual tag named like a rule's */
 
     /* Orders: ann reaches 5 orders with the 5th, not before. */
     for (int i = 1; i <= 4; i++) {
@@ -234,7 +190,7 @@ Test(member_tags, rules_are_validated_listed_idempotent_and_re_tag_existing_memb
     const char *env[] = {"JOB_INTERVAL_S=1", NULL};
     harness_start(&svc, "member-svc", env);
     const char *m = harness_merchant("tagrules");
-    const char *dan = create_member(m, "dan", NULL);
+    const char *dan = member_create(m, &(member_spec_t){.name = "dan", .tag = NULL});
     order(m, dan, "dan-1", 2000, -1);
     order(m, dan, "dan-2", 2000, -1);
 

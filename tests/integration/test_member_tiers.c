@@ -3,8 +3,7 @@
  * cross a threshold back, idempotent orders under retries, parallel orders of one member, PAID
  * and INTERNAL cards with expiry, ladder validation, the cached tier read and its invalidation,
  * tier history, merchant isolation, tier.changed and member.updated events. */
-#include "harness.h"
-#include "loyalty/v1/member.pb-c.h"
+#include "member_client.h"
 #include "validate.h"
 
 #include <criterion/criterion.h>
@@ -16,39 +15,9 @@
 #include <time.h>
 #include <unistd.h>
 
-static svc_proc_t svc;
-static arena_t arena;
-
-static void setup(void) {
-    harness_init();
-    arena_init(&arena);
-}
-
-static void teardown(void) {
-    if (svc.pid > 0) {
-        cr_expect_eq(harness_stop(&svc), 0, "member-svc did not exit cleanly; see %s",
-                     svc.log_path);
-    }
-    arena_free(&arena);
-    harness_fini();
-}
-
-TestSuite(member_tiers, .init = setup, .fini = teardown, .timeout = 180);
+TestSuite(member_tiers, .init = member_it_setup, .fini = member_it_teardown, .timeout = 180);
 
 #define DAY 86400
-
-#define assert_status(st, want_code, want_reason)                                                  \
-    do {                                                                                           \
-        status_t st_ = (st);                                                                       \
-        cr_assert_eq(st_.code, want_code, "got %s (%s: %s), want %s", status_code_name(st_.code),  \
-                     st_.reason, st_.message, status_code_name(want_code));                        \
-        cr_assert_str_eq(st_.reason, want_reason);                                                 \
-    } while (0)
-
-static status_t call(const char *method, const void *req, void *resp_out) {
-    return rpc_call(rpc_channel_get(svc.addr), &loyalty__v1__member_service__descriptor, method,
-                    req, &arena, (ProtobufCMessage **)resp_out, NULL);
-}
 
 static const char *create_tier(const char *m, const char *name, int rank, int64_t up,
                                int64_t retain, int months, int64_t express, int discount_bps) {
@@ -75,18 +44,6 @@ static const char *create_tier(const char *m, const char *name, int rank, int64_
 static void standard_ladder(const char *m, const char **silver, const char **gold) {
     *silver = create_tier(m, "Silver", 1, 1000, 800, 12, 0, 300);
     *gold = create_tier(m, "Gold", 2, 5000, 4000, 12, 300000, 1000);
-}
-
-static const char *create_member(const char *m, const char *name) {
-    Loyalty__V1__MemberProfile p = LOYALTY__V1__MEMBER_PROFILE__INIT;
-    p.name = (char *)name;
-    Loyalty__V1__CreateMemberRequest req = LOYALTY__V1__CREATE_MEMBER_REQUEST__INIT;
-    req.merchant_id = (char *)m;
-    req.idempotency_key = (char *)harness_key();
-    req.profile = &p;
-    Loyalty__V1__CreateMemberResponse *resp = NULL;
-    assert_status(call("CreateMember", &req, &resp), STATUS_OK, "");
-    return resp->member->id;
 }
 
 static status_t record_order(const char *m, const char *member, const char *order, int64_t spend,
@@ -224,7 +181,7 @@ Test(member_tiers, a_members_life_from_join_to_gold_to_a_downgrade) {
     const char *m = harness_merchant("life");
     const char *silver, *gold;
     standard_ladder(m, &silver, &gold);
-    const char *ana = create_member(m, "Ana");
+    const char *ana = member_create(m, &(member_spec_t){.name = "Ana"});
     Loyalty__V1__MemberTierStatus *st = get_tier(m, ana);
     cr_assert_str_eq(st->tier->id, "");
     cr_assert_eq(st->card_kind, KIND(FREE));
@@ -327,7 +284,7 @@ Test(member_tiers, express_upgrade_and_a_downgrade_a_year_later) {
     const char *m = harness_merchant("express");
     const char *silver, *gold;
     standard_ladder(m, &silver, &gold);
-    const char *bo = create_member(m, "Bo");
+    const char *bo = member_create(m, &(member_spec_t){.name = "Bo"});
     Loyalty__V1__MemberRecordOrderResponse *o = NULL;
     assert_status(record_order(m, bo, "e-1", 299999, 10, 0, NULL, &o), STATUS_OK, "");
     cr_assert_eq(o->reason, REASON(UNSPECIFIED));
@@ -353,7 +310,7 @@ Test(member_tiers, several_levels_at_once) {
     const char *m = harness_merchant("jump");
     const char *silver, *gold;
     standard_ladder(m, &silver, &gold);
-    const char *cy = create_member(m, "Cy");
+    const char *cy = member_create(m, &(member_spec_t){.name = "Cy"});
     Loyalty__V1__MemberRecordOrderResponse *o = NULL;
     assert_status(record_order(m, cy, "j-1", 1000, 6000, 0, NULL, &o), STATUS_OK, "");
     cr_assert_eq(o->reason, REASON(UPGRADE));
@@ -370,7 +327,7 @@ Test(member_tiers, returns_deduct_and_cross_the_threshold_back) {
     const char *m = harness_merchant("ret");
     const char *silver, *gold;
     standard_ladder(m, &silver, &gold);
-    const char *di = create_member(m, "Di");
+    const char *di = member_create(m, &(member_spec_t){.name = "Di"});
     Loyalty__V1__MemberRecordOrderResponse *o = NULL;
     assert_status(record_order(m, di, "r-1", 150000, 1500, 0, NULL, &o), STATUS_OK, "");
     cr_assert_str_eq(o->new_tier->id, silver);
@@ -422,8 +379,8 @@ Test(member_tiers, record_order_is_idempotent_under_retries) {
     const char *m = harness_merchant("idem");
     const char *silver, *gold;
     standard_ladder(m, &silver, &gold);
-    const char *ed = create_member(m, "Ed");
-    const char *other = create_member(m, "Other");
+    const char *ed = member_create(m, &(member_spec_t){.name = "Ed"});
+    const char *other = member_create(m, &(member_spec_t){.name = "Other"});
     Loyalty__V1__MemberRecordOrderResponse *first = NULL, *again = NULL;
     const char *key = harness_key();
     assert_status(record_order(m, ed, "i-1", 120000, 1200, 0, key, &first), STATUS_OK, "");
@@ -501,7 +458,7 @@ Test(member_tiers, parallel_orders_of_one_member_add_up_exactly) {
     const char *m = harness_merchant("par");
     const char *silver, *gold;
     standard_ladder(m, &silver, &gold);
-    const char *fa = create_member(m, "Fa");
+    const char *fa = member_create(m, &(member_spec_t){.name = "Fa"});
     pthread_t threads[PARALLEL_ORDERS];
     order_arg_t args[PARALLEL_ORDERS];
     for (int i = 0; i < PARALLEL_ORDERS; i++) {
@@ -595,7 +552,7 @@ Test(member_tiers, paid_cards_extend_expire_and_fall_back) {
     standard_ladder(m, &silver, &gold);
     const char *monthly = create_plan(m, gold, false, true);
     const char *closed = create_plan(m, gold, true, false);
-    const char *gi = create_member(m, "Gi");
+    const char *gi = member_create(m, &(member_spec_t){.name = "Gi"});
     assert_status(record_order(m, gi, "g-1", 1, 1000, 0, NULL, NULL), STATUS_OK, ""); /* Silver */
     int64_t now = (int64_t)time(NULL);
     Loyalty__V1__MemberPurchaseResponse *p = NULL;
@@ -651,7 +608,7 @@ Test(member_tiers, internal_cards_hold_their_tier_while_valid) {
     const char *m = harness_merchant("internal");
     const char *silver, *gold;
     standard_ladder(m, &silver, &gold);
-    const char *hu = create_member(m, "Hu");
+    const char *hu = member_create(m, &(member_spec_t){.name = "Hu"});
     int64_t now = (int64_t)time(NULL);
     Loyalty__V1__MemberTierStatus *st = NULL;
     assert_status(assign(m, hu, gold, "store manager's friend", utc_date(now + 40 * DAY), &st),
@@ -734,7 +691,7 @@ Test(member_tiers, ladders_are_validated_and_tier_changes_reach_cached_reads) {
     assert_status(call("UpdateMemberSettings", &us, NULL), STATUS_FAILED_PRECONDITION,
                   "TIERS_EXIST");
 
-    const char *iv = create_member(m, "Iv");
+    const char *iv = member_create(m, &(member_spec_t){.name = "Iv"});
     assert_status(record_order(m, iv, "l-1", 1, 1000, 0, NULL, NULL), STATUS_OK, "");
     cr_assert_eq(get_tier(m, iv)->discount_bps, 300);
     cr_assert_eq(get_tier(m, iv)->discount_bps, 300); /* now from the cache */
@@ -800,7 +757,7 @@ Test(member_tiers, spend_basis_counts_spend_and_a_tier_with_threshold_zero_is_fo
                   "INVALID_SETTINGS_TIME_ZONE");
     const char *base = create_tier(m, "Member", 1, 0, 0, 0, 0, 0);
     const char *vip = create_tier(m, "VIP", 2, 100000, 50000, 12, 0, 500);
-    const char *jo = create_member(m, "Jo");
+    const char *jo = member_create(m, &(member_spec_t){.name = "Jo"});
     Loyalty__V1__MemberTierStatus *st = get_tier(m, jo);
     cr_assert_str_eq(st->tier->id, base);
     cr_assert_eq(st->card_kind, KIND(TIER));
@@ -821,7 +778,7 @@ Test(member_tiers, merchants_are_isolated) {
     const char *b = harness_merchant("iso-b");
     const char *silver, *gold;
     standard_ladder(a, &silver, &gold);
-    const char *ka = create_member(a, "Ka");
+    const char *ka = member_create(a, &(member_spec_t){.name = "Ka"});
     assert_status(record_order(a, ka, "shared-order", 100, 1000, 0, NULL, NULL), STATUS_OK, "");
     Loyalty__V1__MemberGetTierRequest gt = LOYALTY__V1__MEMBER_GET_TIER_REQUEST__INIT;
     gt.merchant_id = (char *)b;
@@ -833,7 +790,7 @@ Test(member_tiers, merchants_are_isolated) {
                   "ORDER_NOT_FOUND");
     assert_status(assign(b, ka, gold, "x", "", NULL), STATUS_NOT_FOUND, "MEMBER_NOT_FOUND");
     /* B may use the same order id for its own member. */
-    const char *kb = create_member(b, "Kb");
+    const char *kb = member_create(b, &(member_spec_t){.name = "Kb"});
     assert_status(record_order(b, kb, "shared-order", 5, 5, 0, NULL, NULL), STATUS_OK, "");
     Loyalty__V1__MemberCountResponse *cb = count_members(b);
     cr_assert_eq(cb->total, 1);
@@ -901,7 +858,7 @@ Test(member_tiers, tier_changes_and_profile_updates_are_domain_events) {
     const char *m = harness_merchant("events");
     const char *silver, *gold;
     standard_ladder(m, &silver, &gold);
-    const char *lu = create_member(m, "Lu");
+    const char *lu = member_create(m, &(member_spec_t){.name = "Lu"});
     assert_status(record_order(m, lu, "ev-1", 100, 1000, 0, NULL, NULL), STATUS_OK, "");
     assert_status(record_order(m, lu, "ev-1", 100, 1000, 0, NULL, NULL), STATUS_OK, "");
     assert_status(record_order(m, lu, "ev-2", 300000, 10, 0, NULL, NULL), STATUS_OK, "");

@@ -13,14 +13,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#define assert_status(st, want_code, want_reason)                                                  \
-    do {                                                                                           \
-        status_t st_ = (st);                                                                       \
-        cr_assert_eq(st_.code, want_code, "got %s (%s: %s), want %s", status_code_name(st_.code),  \
-                     st_.reason, st_.message, status_code_name(want_code));                        \
-        cr_assert_str_eq(st_.reason, want_reason, "message: %s", st_.message);                     \
-    } while (0)
-
 typedef struct wallet_client {
     const char *addr;
     const char *merchant;

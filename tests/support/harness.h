@@ -37,6 +37,18 @@ typedef struct svc_proc {
     (&(Google__Protobuf__FieldMask){                                                               \
         PROTOBUF_C_MESSAGE_INIT(&google__protobuf__field_mask__descriptor), (n), (names)})
 
+/** A call's outcome must be `want_code` with `want_reason` (criterion assertions: include
+ *  <criterion/criterion.h> first). */
+#define assert_status(st, want_code, want_reason)                                                  \
+    do {                                                                                           \
+        status_t st_ = (st);                                                                       \
+        cr_assert_eq(st_.code, want_code, "got %s (%s: %s), want %s", status_code_name(st_.code),  \
+                     st_.reason, st_.message, status_code_name(want_code));                        \
+        cr_assert_str_eq(st_.reason, want_reason, "message: %s", st_.message);                     \
+    } while (0)
+
+#define assert_ok(st) assert_status(st, STATUS_OK, "")
+
 /** Called from each suite's init: grpc_init and client defaults. */
 void harness_init(void);
 /** Called from each suite's fini: closes channels, grpc_shutdown. */
