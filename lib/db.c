@@ -40,6 +40,8 @@ typedef struct db_conn {
     int stmt_count;
     db_stmt_t stmts[DB_STMT_CACHE_MAX];
     bool counted_open; /* in loyalty_db_connections_open */
+    /* The session's synchronous_commit is off (db_session_commit_mode); false on a new one. */
+    bool session_commit_async;
 } db_conn_t;
 
 struct db_pool {
@@ -177,6 +179,7 @@ static void db_conn_close(db_conn_t *c) {
         c->stmts[i].sql = NULL;
     }
     c->stmt_count = 0;
+    c->session_commit_async = false;
 }
 
 void db_pool_destroy(db_pool_t *pool) {
@@ -345,6 +348,32 @@ static bool db_connect(db_t *db) {
     PQsetNoticeProcessor(c->pg, db_notice, NULL);
     rpc_metrics_db_connections_open(1);
     c->counted_open = true;
+    return true;
+}
+
+/* Before a transaction or a lone statement on a direct connection: the session's
+ * synchronous_commit as the handle wants it (db_set_commit_async). A connection serving saga
+ * steps stays off and pays nothing per transaction; the SET goes only when a connection changes
+ * hands between such a call and any other, which then waits for the disk as configured (DEFAULT:
+ * the server's, the role's or the database's setting). Through a transaction pooler the session
+ * is not ours: the setting travels as SET LOCAL in each transaction instead (db_round_trip). */
+static bool db_session_commit_mode(db_t *db) {
+    db_conn_t *c = db->c;
+    if (db->pool->pooler || c->session_commit_async == db->commit_async) {
+        return true;
+    }
+    PGresult *r = PQexec(c->pg, db->commit_async ? "SET synchronous_commit = off"
+                                                 : "SET synchronous_commit TO DEFAULT");
+    bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    PQclear(r);
+    if (!ok) {
+        db_disconnect(db);
+        return false;
+    }
+    c->session_commit_async = db->commit_async;
+    if (db->commit_async) {
+        atomic_store(&g_async_commits_seen, true);
+    }
     return true;
 }
 
@@ -603,7 +632,7 @@ static status_t db_round_trip(db_t *db, const char *name, const char *sql,
     const db_pool_t *pool = db->pool;
     if (db->begin_pending) {
         q[n++] = (db_query_t){.kind = DB_Q_BEGIN, .sql = "BEGIN"};
-        if (db->commit_async) {
+        if (db->commit_async && pool->pooler) { /* else the session is (db_session_commit_mode) */
             q[n++] = (db_query_t){.kind = DB_Q_BEGIN, .sql = DB_SET_COMMIT_ASYNC};
             atomic_store(&g_async_commits_seen, true);
         }
@@ -695,6 +724,9 @@ static status_t db_exec_once(db_t *db, const char *sql, const db_params_t *param
         if (!db_connect(db)) {
             return status_make(STATUS_UNAVAILABLE, "DATABASE_UNAVAILABLE", "database unavailable");
         }
+    }
+    if (db->tx_depth == 0 && !db_session_commit_mode(db)) {
+        return status_make(STATUS_UNAVAILABLE, "DATABASE_UNAVAILABLE", "database unavailable");
     }
     int n = params ? params->n : 0;
     status_t st = status_ok();
@@ -1063,7 +1095,7 @@ status_t db_tx(db_t *db, db_tx_fn fn, void *arg) {
             return st;
         }
         /* BEGIN is sent with the transaction's first statement (db_round_trip). */
-        st = db_connect(db)
+        st = db_connect(db) && db_session_commit_mode(db)
                  ? status_ok()
                  : status_make(STATUS_UNAVAILABLE, "DATABASE_UNAVAILABLE", "database unavailable");
         if (status_is_ok(&st)) {

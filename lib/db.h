@@ -132,8 +132,10 @@ status_t db_tx(db_t *db, db_tx_fn fn, void *arg);
 
 bool db_in_tx(const db_t *db);
 
-/** Transactions db_tx begins on this handle while `on` commit without waiting for their WAL
- *  to reach the disk (synchronous_commit off). Only for a change that a later commit of the
+/** Transactions db_tx begins on this handle (and its lone statements) while `on` commit without
+ *  waiting for their WAL to reach the disk: the connection's session setting synchronous_commit
+ *  follows the handle's wish, changed only when it differs (SET LOCAL in each transaction
+ *  through a transaction pooler). Only for a change that a later commit of the
  *  same PostgreSQL cluster makes durable before anyone relies on it: WAL is one sequence per
  *  cluster, so a commit that waits for the disk also makes every earlier commit durable, and a
  *  crash can only lose a suffix of history (docs/architecture.md "Durability of saga steps"). */

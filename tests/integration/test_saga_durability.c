@@ -131,6 +131,20 @@ Test(saga_durability, checkout_steps_commit_async_admin_calls_do_not) {
     earn_with(s.m, b, "earn-this-cluster", cluster);
     cr_assert_eq(points_events(s.m, true), async_before + 1,
                  "this cluster's promise was not taken");
+
+    /* A connection that served steps (its session commits asynchronously) waits for the disk
+     * again for the next call without the promise: more checkouts, then direct calls, which
+     * land on the workers that served them. */
+    for (int i = 0; i < 3; i++) {
+        checkout(&s, b, arena_printf(&arena, "order-more-%d", i));
+    }
+    int64_t sync_now = points_events(s.m, false);
+    async_before = points_events(s.m, true);
+    for (int i = 0; i < 12; i++) {
+        earn_with(s.m, b, arena_printf(&arena, "earn-direct-%d", i), NULL);
+    }
+    cr_assert_eq(points_events(s.m, true), async_before, "a direct call committed asynchronously");
+    cr_assert_eq(points_events(s.m, false), sync_now + 12);
     assert_all_published(s.m);
 }
 
