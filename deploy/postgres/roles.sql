@@ -13,8 +13,14 @@ DECLARE
     s text;
     r text;
 BEGIN
+    -- Roles belong to the whole cluster: a run in another database may create one between the
+    -- check and the CREATE (two suites set up at once), which is as good as creating it here.
     IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = owner) THEN
-        EXECUTE format('CREATE ROLE %I LOGIN', owner);
+        BEGIN
+            EXECUTE format('CREATE ROLE %I LOGIN', owner);
+        EXCEPTION WHEN duplicate_object OR unique_violation THEN
+            NULL;
+        END;
     END IF;
     -- CREATE SCHEMA IF NOT EXISTS in the migrations needs CREATE on the database.
     EXECUTE format('GRANT CONNECT, CREATE ON DATABASE %I TO %I', current_database(), owner);
@@ -22,7 +28,11 @@ BEGIN
     FOREACH s IN ARRAY schemas LOOP
         r := 'loyalty_' || s;
         IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = r) THEN
-            EXECUTE format('CREATE ROLE %I LOGIN', r);
+            BEGIN
+                EXECUTE format('CREATE ROLE %I LOGIN', r);
+            EXCEPTION WHEN duplicate_object OR unique_violation THEN
+                NULL;
+            END;
         END IF;
         EXECUTE format('GRANT CONNECT ON DATABASE %I TO %I', current_database(), r);
         EXECUTE format('CREATE SCHEMA IF NOT EXISTS %I AUTHORIZATION %I', s, owner);
