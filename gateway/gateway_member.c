@@ -443,7 +443,10 @@ status_t gw_read_member_tier(gw_saga_t *x, const char *member_id,
     gw_call_t c;
     gw_call_init(&c, x->svc->member, &loyalty__v1__member_service__descriptor, "GetMemberTier",
                  &r->base, "member_tier");
-    status_t st = gw_read(x, &c);
+    /* member-svc's own key for the status: its invalidations (an order, a card, a change of the
+     * tiers or of the settings) drop our copy too (gateway/main.c follows them). */
+    status_t st =
+        gw_read_near(x, &c, arena_printf(x->a, "{m:%s}:member:tier:%s", x->merchant_id, member_id));
     if (status_is_ok(&st) && out != NULL) {
         *out = ((Loyalty__V1__MemberGetTierResponse *)c.response)->status;
     }

@@ -5,6 +5,7 @@
 #include "gateway_store.h"
 #include "log.h"
 #include "metrics.h"
+#include "near_cache.h"
 #include "pb.h"
 
 #include <assert.h>
@@ -793,26 +794,34 @@ status_t gw_reads(gw_saga_t *x, gw_call_t *calls, int n) {
     return worst;
 }
 
-status_t gw_read(gw_saga_t *x, gw_call_t *c) {
-    gw_step_t *rec = gw_find_step(x, c->name);
-    if (answer_from_log(x, c, rec)) {
-        return c->status;
+/* Logs a read's answer (packed) as a READ step, written with the next flush. */
+static status_t log_read(gw_saga_t *x, const gw_call_t *c, int attempts, unsigned char *packed,
+                         size_t packed_len) {
+    gw_step_t *s = add_step(x, c->name, GW_READ);
+    if (s == NULL) {
+        return status_make(STATUS_INTERNAL, "TOO_MANY_STEPS", "the saga has too many steps");
     }
+    s->state = GW_DONE;
+    s->attempts = attempts;
+    s->response = packed;
+    s->response_len = packed_len;
+    s->dirty = true;
+    return status_ok();
+}
+
+static status_t read_called(gw_saga_t *x, gw_call_t *c, const char *cache_key) {
     for (int attempt = 1;; attempt++) {
+        uint64_t epoch = near_cache_epoch(); /* before the read: see near_cache_put */
         ProtobufCMessage *resp = NULL;
         c->status = rpc_call(c->ch, c->service, c->method, c->request, x->a, &resp, NULL);
         c->response = resp;
         if (status_is_ok(&c->status)) {
-            gw_step_t *s = add_step(x, c->name, GW_READ);
-            if (s == NULL) {
-                return status_make(STATUS_INTERNAL, "TOO_MANY_STEPS",
-                                   "the saga has too many steps");
+            size_t len = 0;
+            unsigned char *packed = pb_pack_arena(x->a, resp, &len);
+            if (cache_key != NULL) {
+                near_cache_put(cache_key, packed, len, epoch, 0);
             }
-            s->state = GW_DONE;
-            s->attempts = attempt;
-            s->response = pb_pack_arena(x->a, resp, &s->response_len);
-            s->dirty = true; /* written with the next flush */
-            return c->status;
+            return log_read(x, c, attempt, packed, len);
         }
         if (gw_classify(&c->status) == GW_ERR_PERMANENT ||
             c->status.code == STATUS_DEADLINE_EXCEEDED ||
@@ -822,6 +831,29 @@ status_t gw_read(gw_saga_t *x, gw_call_t *c) {
         }
         sleep_ms(gw_retry_delay_ms(attempt));
     }
+}
+
+status_t gw_read(gw_saga_t *x, gw_call_t *c) {
+    if (answer_from_log(x, c, gw_find_step(x, c->name))) {
+        return c->status;
+    }
+    return read_called(x, c, NULL);
+}
+
+status_t gw_read_near(gw_saga_t *x, gw_call_t *c, const char *cache_key) {
+    if (answer_from_log(x, c, gw_find_step(x, c->name))) {
+        return c->status;
+    }
+    unsigned char *packed = NULL;
+    size_t len = 0;
+    if (near_cache_get(cache_key, x->a, &packed, &len)) {
+        c->response = pb_unpack_arena(x->a, output_of(c), packed, len);
+        if (c->response != NULL) {
+            c->status = status_ok();
+            return log_read(x, c, 0, packed, len);
+        }
+    }
+    return read_called(x, c, cache_key);
 }
 
 /* ---- driving ---- */

@@ -228,6 +228,11 @@ status_t gw_step(gw_saga_t *x, gw_call_t *call);
  *  log when the saga resumes. */
 status_t gw_read(gw_saga_t *x, gw_call_t *call);
 
+/** gw_read of a value the participant keeps in its cache under `cache_key` and invalidates on
+ *  the channel this gateway follows (lib/near_cache.h): answered from this process's near copy
+ *  when it has one (no call), else called and kept there. Logged the same way. */
+status_t gw_read_near(gw_saga_t *x, gw_call_t *call, const char *cache_key);
+
 /** Reads in parallel (gw_read of each). */
 status_t gw_reads(gw_saga_t *x, gw_call_t *calls, int n);
 

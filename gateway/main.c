@@ -97,6 +97,10 @@ static const rpc_job_t gateway_jobs[] = {
     {NULL, NULL, 0},
 };
 
+/* The member's tier status is kept here too (gw_read_member_tier): member-svc's invalidations
+ * drop it. */
+static const char *const gateway_follows[] = {"member-svc", NULL};
+
 int main(int argc, char **argv) {
     const rpc_service_t gateway_services[] = {gateway_service, campaign_service};
     const rpc_server_options_t opts = {
@@ -109,6 +113,7 @@ int main(int argc, char **argv) {
         .jobs = gateway_jobs,
         .storefront_methods = gateway_storefront_methods,
         .on_start = gateway_start,
+        .follow_invalidations = gateway_follows,
     };
     return rpc_server_main(&opts, argc, argv);
 }

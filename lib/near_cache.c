@@ -21,6 +21,7 @@
 #define NC_VALUE_MAX 65536
 #define NC_KEY_MAX 512
 #define NC_CHANNEL_MAX 128
+#define NC_FOLLOW_MAX 4
 
 typedef struct nc_entry {
     struct nc_entry *next;                /* bucket chain */
@@ -49,6 +50,8 @@ static struct {
     int64_t per_shard_bytes_max;
     int64_t ttl_ms;
     char channel[NC_CHANNEL_MAX];
+    char follow[NC_FOLLOW_MAX][NC_CHANNEL_MAX]; /* near_cache_follow */
+    int follow_count;
     cache_url_t url;
     nc_shard_t shards[NC_SHARDS];
     pthread_t thread;
@@ -234,12 +237,35 @@ void near_cache_put(const char *key, const void *value, size_t len, uint64_t epo
     pthread_mutex_unlock(&s->mu);
 }
 
+/* Drops every entry whose key starts with `prefix`: a walk over every shard, for the rare
+ * invalidation that stands for a family of keys (near_cache_remove of "<prefix>*"). */
+static void nc_remove_prefix(const char *prefix, size_t len) {
+    for (int i = 0; i < NC_SHARDS; i++) {
+        nc_shard_t *s = &g_nc.shards[i];
+        pthread_mutex_lock(&s->mu);
+        nc_entry_t *e = s->lru_head;
+        while (e) {
+            nc_entry_t *next = e->lru_next;
+            if (strncmp(e->key, prefix, len) == 0) {
+                nc_delete_locked(s, e->key, e->hash);
+            }
+            e = next;
+        }
+        pthread_mutex_unlock(&s->mu);
+    }
+}
+
 void near_cache_remove(const char *key) {
     if (!g_nc.running) {
         return;
     }
     atomic_fetch_add(&g_nc.epoch, 1);
     atomic_fetch_add(&g_nc.invalidations, 1);
+    size_t key_len = strlen(key);
+    if (key_len > 0 && key[key_len - 1] == '*') {
+        nc_remove_prefix(key, key_len - 1);
+        return;
+    }
     uint64_t h = nc_hash(key);
     nc_shard_t *s = nc_shard(h);
     pthread_mutex_lock(&s->mu);
@@ -287,9 +313,20 @@ static redisContext *nc_connect(void) {
     /* Blocking reads without a timeout from here: near_cache_stop unblocks us. */
     struct timeval none = {0, 0};
     redisSetTimeout(c, none);
-    redisReply *r = redisCommand(c, "SUBSCRIBE %s", g_nc.channel);
-    bool ok = r && r->type == REDIS_REPLY_ARRAY;
-    freeReplyObject(r);
+    /* One confirmation per channel: ours, then the followed services' (near_cache_follow). */
+    const char *argv[1 + 1 + NC_FOLLOW_MAX] = {"SUBSCRIBE", g_nc.channel};
+    int argc = 2;
+    for (int i = 0; i < g_nc.follow_count; i++) {
+        argv[argc++] = g_nc.follow[i];
+    }
+    redisAppendCommandArgv(c, argc, argv, NULL);
+    bool ok = true;
+    for (int i = 1; ok && i < argc; i++) {
+        void *reply = NULL;
+        ok = redisGetReply(c, &reply) == REDIS_OK && reply != NULL &&
+             ((redisReply *)reply)->type == REDIS_REPLY_ARRAY;
+        freeReplyObject(reply);
+    }
     if (!ok) {
         redisFree(c);
         return NULL;
@@ -345,8 +382,17 @@ static void *nc_subscriber(void *arg) {
     return NULL;
 }
 
-bool near_cache_start(const char *url, const char *channel, int64_t entries_max,
-                      int64_t bytes_max, int64_t ttl_ms) {
+bool near_cache_follow(const char *channel) {
+    assert(!g_nc.running);
+    if (g_nc.follow_count == NC_FOLLOW_MAX || strlen(channel) >= NC_CHANNEL_MAX) {
+        return false;
+    }
+    snprintf(g_nc.follow[g_nc.follow_count++], NC_CHANNEL_MAX, "%s", channel);
+    return true;
+}
+
+bool near_cache_start(const char *url, const char *channel, int64_t entries_max, int64_t bytes_max,
+                      int64_t ttl_ms) {
     assert(!g_nc.running);
     if (entries_max <= 0 || bytes_max <= 0 || url == NULL || url[0] == '\0' ||
         !cache_url_parse(url, &g_nc.url)) {
@@ -385,4 +431,5 @@ void near_cache_stop(void) {
         pthread_mutex_destroy(&g_nc.shards[i].mu);
     }
     g_nc.running = false;
+    g_nc.follow_count = 0;
 }

@@ -19,8 +19,12 @@
  *  16th of both, least recently used out first) for at most ttl_ms each. Returns false (and
  *  the near cache stays off) when disabled by entries_max or bytes_max == 0, or a malformed
  *  url. Call once, before workers start. */
-bool near_cache_start(const char *url, const char *channel, int64_t entries_max,
-                      int64_t bytes_max, int64_t ttl_ms);
+bool near_cache_start(const char *url, const char *channel, int64_t entries_max, int64_t bytes_max,
+                      int64_t ttl_ms);
+/** Before near_cache_start: also drop the keys published on another service's invalidation
+ *  channel, for values read from that service and kept here under its own cache keys (the
+ *  gateway's copy of member tiers). At most 4; false beyond that. near_cache_stop forgets them. */
+bool near_cache_follow(const char *channel);
 /** Stops the subscriber and frees every entry. */
 void near_cache_stop(void);
 
@@ -39,7 +43,8 @@ uint64_t near_cache_epoch(void);
 void near_cache_put(const char *key, const void *value, size_t len, uint64_t epoch_seen,
                     int64_t ttl_ms);
 
-/** Drops a key here (the caller publishes it for the other replicas) and bumps the epoch. */
+/** Drops a key here (the caller publishes it for the other replicas) and bumps the epoch. A key
+ *  ending in '*' drops every key that starts with what precedes it. */
 void near_cache_remove(const char *key);
 
 /** Counters for tests and benchmarks. */

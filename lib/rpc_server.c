@@ -388,6 +388,12 @@ static status_t srv_start(void) {
     grpc_server_start(g_srv.server);
 
     char channel[128];
+    for (const char *const *f = g_srv.opts->follow_invalidations; f != NULL && *f != NULL; f++) {
+        snprintf(channel, sizeof channel, "loyalty:invalidate:%s", *f);
+        if (!near_cache_follow(channel)) {
+            return status_make(STATUS_INTERNAL, "CONFIG_INVALID", "too many followed services");
+        }
+    }
     snprintf(channel, sizeof channel, "loyalty:invalidate:%s", g_srv.opts->service_name);
     if (near_cache_start(cfg->redis_url, channel, cfg->near_cache_entries, cfg->near_cache_bytes,
                          cfg->near_cache_ttl_ms)) {

@@ -22,6 +22,9 @@ typedef struct rpc_server_options {
      * call ("/loyalty.v1.Gateway/Checkout"), ending with NULL; may be NULL. Every other method
      * is for admin and service credentials; server reflection for any valid credential. */
     const char *const *storefront_methods;
+    /* Services ("member-svc") whose cache invalidations this one's near cache follows too, for
+     * values it keeps from them under their own cache keys; ending with NULL; may be NULL. */
+    const char *const *follow_invalidations;
     void *service_state; /* handed to handlers as ctx->service_state */
     /* Called once after configuration is loaded and before serving (may be NULL): services
      * create their clients here. A non-OK status stops the program. */

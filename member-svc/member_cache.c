@@ -51,6 +51,9 @@ void member_cache_put_tiers(rpc_ctx_t *ctx, const Loyalty__V1__MemberListTiersRe
 
 void member_cache_invalidate_tiers(rpc_ctx_t *ctx) {
     rpc_ctx_invalidate(ctx, tiers_key(ctx));
+    /* Every member's tier status as others keep it composed with the tiers (the gateway's near
+     * copy, lib/near_cache.h): the statuses stored here are the raw rows, composed on read. */
+    rpc_ctx_invalidate(ctx, member_cache_tier_status_key(ctx->arena, ctx->merchant_id, "*"));
 }
 
 const char *member_cache_tier_status_key(arena_t *a, const char *merchant_id,

@@ -98,6 +98,73 @@ Test(runtime_cache, near_cache_drops_keys_deleted_elsewhere) {
     cache_destroy(c);
 }
 
+/* Puts a value into the near cache alone (what the gateway does with a participant's answer). */
+static void near_put(const char *key, const char *value) {
+    near_cache_put(key, value, strlen(value), near_cache_epoch(), 0);
+}
+
+static bool near_has(const char *key) {
+    unsigned char *v;
+    size_t n;
+    return near_cache_get(key, &arena, &v, &n);
+}
+
+static void publish(const char *channel, const char *key) {
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "redis-cli -p %d PUBLISH %s '%s' >/dev/null", redis.port, channel,
+             key);
+    cr_assert_eq(system(cmd), 0);
+}
+
+Test(runtime_cache, near_cache_follows_another_service_and_drops_by_prefix) {
+    /* Goal: a process that keeps copies of another service's values under that service's keys
+     * drops them when that service publishes their invalidation, and an invalidation ending in
+     * '*' drops every key it prefixes and nothing else. */
+    cr_assert(near_cache_follow("loyalty:invalidate:other"));
+    cr_assert(near_cache_start(redis.url, "loyalty:invalidate:own", 128, 1 << 20, 60000));
+    for (int i = 0; i < 500 && !({
+                        near_cache_stats_t s;
+                        near_cache_get_stats(&s);
+                        s.subscribed;
+                    });
+         i++) {
+        usleep(20 * 1000);
+    }
+    near_put("{m:t}:member:tier:a", "A");
+    near_put("{m:t}:member:tier:b", "B");
+    near_put("{m:t}:member:tiers", "T");
+    near_put("{m:u}:member:tier:a", "other merchant");
+    cr_assert(near_has("{m:t}:member:tier:a") && near_has("{m:t}:member:tier:b"));
+
+    publish("loyalty:invalidate:other", "{m:t}:member:tier:a");
+    bool gone = false;
+    for (int i = 0; i < 500 && !gone; i++) {
+        gone = !near_has("{m:t}:member:tier:a");
+        usleep(10 * 1000);
+    }
+    cr_assert(gone, "the followed service's invalidation reached this process");
+    cr_assert(near_has("{m:t}:member:tier:b"), "only the published key goes");
+
+    publish("loyalty:invalidate:other", "{m:t}:member:tier:*");
+    gone = false;
+    for (int i = 0; i < 500 && !gone; i++) {
+        gone = !near_has("{m:t}:member:tier:b");
+        usleep(10 * 1000);
+    }
+    cr_assert(gone, "a prefix invalidation drops the keys it prefixes");
+    cr_assert(near_has("{m:t}:member:tiers"), "not a key it does not prefix");
+    cr_assert(near_has("{m:u}:member:tier:a"), "nor another merchant's");
+
+    publish("loyalty:invalidate:own", "{m:t}:member:tiers");
+    gone = false;
+    for (int i = 0; i < 500 && !gone; i++) {
+        gone = !near_has("{m:t}:member:tiers");
+        usleep(10 * 1000);
+    }
+    cr_assert(gone, "its own channel still counts");
+    near_cache_stop();
+}
+
 static status_t get_name(const char *addr, const char *merchant, const char *id, char **name) {
     Loyalty__V1__GetMemberRequest req = LOYALTY__V1__GET_MEMBER_REQUEST__INIT;
     req.merchant_id = (char *)merchant;
