@@ -1518,16 +1518,12 @@ status_t gw_rpc_quote_checkout(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
     if (!status_is_ok(&st)) {
         return st;
     }
-    Loyalty__V1__MemberGetTierRequest tr = LOYALTY__V1__MEMBER_GET_TIER_REQUEST__INIT;
-    tr.merchant_id = (char *)ctx->merchant_id;
-    tr.member_id = req->member_id;
-    ProtobufCMessage *out = NULL;
-    st = rpc_call(svc->member, &loyalty__v1__member_service__descriptor, "GetMemberTier", &tr.base,
-                  ctx->arena, &out, NULL);
+    const Loyalty__V1__MemberTierStatus *tier = NULL;
+    st = gw_quote_member_tier(ctx, req->member_id, &tier);
     if (!status_is_ok(&st)) {
         return st;
     }
-    const Loyalty__V1__MemberTierStatus *tier = ((Loyalty__V1__MemberGetTierResponse *)out)->status;
+    ProtobufCMessage *out = NULL;
     Loyalty__V1__PromoQuoteRequest pq = LOYALTY__V1__PROMO_QUOTE_REQUEST__INIT;
     pq.merchant_id = (char *)ctx->merchant_id;
     pq.cart = promo_cart(ctx->arena, req->member_id, req->cart, tier);

@@ -11,6 +11,7 @@
 #include "loyalty/v1/promo.pb-c.h"
 #include "loyalty/v1/referral.pb-c.h"
 #include "loyalty/v1/wallet.pb-c.h"
+#include "near_cache.h"
 #include "outbox.h"
 #include "pb.h"
 #include "validate.h"
@@ -434,6 +435,39 @@ status_t gw_rpc_get_member_overview(rpc_ctx_t *ctx, const ProtobufCMessage *req_
 
 /* ---- the member a saga is for ---- */
 
+/* member-svc's own key for the status: its invalidations (an order, a card, a change of the
+ * tiers or of the settings) drop our copy too (gateway/main.c follows them). */
+static const char *tier_copy_key(arena_t *a, const char *merchant_id, const char *member_id) {
+    return arena_printf(a, "{m:%s}:member:tier:%s", merchant_id, member_id);
+}
+
+status_t gw_quote_member_tier(rpc_ctx_t *ctx, const char *member_id,
+                              const Loyalty__V1__MemberTierStatus **out) {
+    const char *key = tier_copy_key(ctx->arena, ctx->merchant_id, member_id);
+    unsigned char *packed = NULL;
+    size_t len = 0;
+    ProtobufCMessage *resp = NULL;
+    if (near_cache_get(key, ctx->arena, &packed, &len)) {
+        resp = pb_unpack_arena(ctx->arena, &loyalty__v1__member_get_tier_response__descriptor,
+                               packed, len);
+    }
+    if (resp == NULL) {
+        uint64_t epoch = near_cache_epoch(); /* before the read: see near_cache_put */
+        Loyalty__V1__MemberGetTierRequest tr = LOYALTY__V1__MEMBER_GET_TIER_REQUEST__INIT;
+        tr.merchant_id = (char *)ctx->merchant_id;
+        tr.member_id = (char *)member_id;
+        status_t st = rpc_call(gw_svc(ctx)->member, &loyalty__v1__member_service__descriptor,
+                               "GetMemberTier", &tr.base, ctx->arena, &resp, NULL);
+        if (!status_is_ok(&st)) {
+            return st;
+        }
+        packed = pb_pack_arena(ctx->arena, resp, &len);
+        near_cache_put(key, packed, len, epoch, 0);
+    }
+    *out = ((const Loyalty__V1__MemberGetTierResponse *)resp)->status;
+    return status_ok();
+}
+
 status_t gw_read_member_tier(gw_saga_t *x, const char *member_id,
                              Loyalty__V1__MemberTierStatus **out) {
     Loyalty__V1__MemberGetTierRequest *r =
@@ -443,10 +477,7 @@ status_t gw_read_member_tier(gw_saga_t *x, const char *member_id,
     gw_call_t c;
     gw_call_init(&c, x->svc->member, &loyalty__v1__member_service__descriptor, "GetMemberTier",
                  &r->base, "member_tier");
-    /* member-svc's own key for the status: its invalidations (an order, a card, a change of the
-     * tiers or of the settings) drop our copy too (gateway/main.c follows them). */
-    status_t st =
-        gw_read_near(x, &c, arena_printf(x->a, "{m:%s}:member:tier:%s", x->merchant_id, member_id));
+    status_t st = gw_read_near(x, &c, tier_copy_key(x->a, x->merchant_id, member_id));
     if (status_is_ok(&st) && out != NULL) {
         *out = ((Loyalty__V1__MemberGetTierResponse *)c.response)->status;
     }

@@ -38,6 +38,11 @@ status_t gw_check_payment_ref(const char *field, const char *value, bool require
 /** The member's tier as a logged read (step "member_tier"; answered from the log when the saga
  *  resumes): NOT_FOUND MEMBER_NOT_FOUND for a member the merchant does not have, so that no saga
  *  acts for nobody. *out may be NULL. */
+/** The member's tier status for a quote (no saga): from the gateway's near copy when it has one
+ *  (docs/architecture.md "The gateway's copy of member tiers"), else from member-svc, and kept
+ *  for Begin. */
+status_t gw_quote_member_tier(rpc_ctx_t *ctx, const char *member_id,
+                              const Loyalty__V1__MemberTierStatus **out);
 status_t gw_read_member_tier(gw_saga_t *x, const char *member_id,
                              Loyalty__V1__MemberTierStatus **out);
 

@@ -82,3 +82,32 @@ Test(gateway_tier_copy, an_upgrade_and_a_tier_change_reach_the_copy) {
     assert_ok(call(SVC_MEMBER, "UpdateTier", &u, &ur));
     cr_assert(begin_until(s.m, b, "Gold", 1800, false), "the tier change reached the copy");
 }
+
+Test(gateway_tier_copy, a_quote_fills_the_copy_that_begin_uses) {
+    /* Goal: the storefront's QuoteCheckout before BeginCheckout reads the tier once for both.
+     * A fresh buyer per try, so only the quote can have filled the copy Begin finds. */
+    stack_start_with(long_copies);
+    shop_t s;
+    open_shop(&s, "tq");
+    bool from_copy = false;
+    for (int i = 0; i < 100 && !from_copy; i++) {
+        const char *b = new_buyer(&s, 0, 0);
+        Loyalty__V1__GatewayQuoteCheckoutRequest q =
+            LOYALTY__V1__GATEWAY_QUOTE_CHECKOUT_REQUEST__INIT;
+        q.merchant_id = (char *)s.m;
+        q.member_id = (char *)b;
+        q.cart = shirt_cart();
+        Loyalty__V1__GatewayQuoteCheckoutResponse *qr = NULL;
+        assert_ok(gw("QuoteCheckout", &q, &qr));
+        cr_assert_str_eq(qr->breakdown->tier->name, "Bronze");
+        char order[32];
+        snprintf(order, sizeof order, "tq-%d", i);
+        Loyalty__V1__GatewayCheckout *co = NULL;
+        assert_ok(begin_checkout(s.m, NULL, order, b, shirt_cart(), NULL, &co));
+        cr_assert_eq(co->breakdown->tier_discount_cents, 600);
+        from_copy = tier_calls(s.m, co) == 0;
+        cancel(s.m, co);
+        sleep_ms(50);
+    }
+    cr_assert(from_copy, "Begin used the tier the quote read");
+}
