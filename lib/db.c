@@ -622,12 +622,26 @@ static status_t db_deferred_check(db_t *db, const db_deferred_t *d, const PGresu
  * after it. After a failure the transaction is left for db_tx to roll back (PostgreSQL skips
  * the rest of the pipeline, so a COMMIT sent after a failed part did not commit); when the
  * connection broke it is dropped. */
+static status_t db_round_trip_all(db_t *db, const char *const *names, db_exec_item_t *items,
+                                  int n_items, bool with_commit);
+
 static status_t db_round_trip(db_t *db, const char *name, const char *sql,
                               const db_params_t *params, bool with_commit, PGresult **out) {
+    db_exec_item_t item = {.sql = sql, .params = params};
+    status_t st = db_round_trip_all(db, &name, &item, sql != NULL, with_commit);
     if (out != NULL) {
-        *out = NULL;
+        *out = item.out;
+    } else {
+        PQclear(item.out);
     }
-    db_query_t q[DB_ROUND_TRIP_MAX];
+    return st;
+}
+
+/* db_round_trip with any number of statements (items[i].out gets each one's result on OK). */
+static status_t db_round_trip_all(db_t *db, const char *const *names, db_exec_item_t *items,
+                                  int n_items, bool with_commit) {
+    assert(n_items >= 0 && n_items <= DB_EXEC_ALL_MAX);
+    db_query_t q[DB_ROUND_TRIP_MAX + DB_EXEC_ALL_MAX];
     int n = 0;
     const db_pool_t *pool = db->pool;
     if (db->begin_pending) {
@@ -653,8 +667,10 @@ static status_t db_round_trip(db_t *db, const char *name, const char *sql,
                               .params = &d->params,
                               .deferred = d};
     }
-    if (sql != NULL) {
-        q[n++] = (db_query_t){.kind = DB_Q_STMT, .name = name, .sql = sql, .params = params};
+    int first_stmt = n;
+    for (int i = 0; i < n_items; i++) {
+        q[n++] = (db_query_t){
+            .kind = DB_Q_STMT, .name = names[i], .sql = items[i].sql, .params = items[i].params};
     }
     if (with_commit) {
         q[n++] = (db_query_t){.kind = DB_Q_COMMIT, .sql = "COMMIT"};
@@ -666,7 +682,7 @@ static status_t db_round_trip(db_t *db, const char *name, const char *sql,
         sent = db_send(db, &q[i]);
     }
     sent = sent && PQpipelineSync(db_pg(db)) == 1;
-    PGresult *answers[DB_ROUND_TRIP_MAX] = {NULL};
+    PGresult *answers[DB_ROUND_TRIP_MAX + DB_EXEC_ALL_MAX] = {NULL};
     bool synced = false;
     if (sent) {
         /* One answer per query, each followed by NULL, then the sync. */
@@ -685,7 +701,6 @@ static status_t db_round_trip(db_t *db, const char *name, const char *sql,
     if (!synced || PQexitPipelineMode(db_pg(db)) != 1) {
         st = db_map_error(db, NULL);
     }
-    PGresult *stmt = NULL;
     for (int i = 0; i < n && status_is_ok(&st); i++) {
         PGresult *r = answers[i];
         ExecStatusType rs = PQresultStatus(r);
@@ -695,9 +710,12 @@ static status_t db_round_trip(db_t *db, const char *name, const char *sql,
             st = db_deferred_check(db, q[i].deferred, r);
         } else if (rs != PGRES_COMMAND_OK && rs != PGRES_TUPLES_OK) {
             st = db_map_error(db, r);
-        } else if (q[i].kind == DB_Q_STMT) {
-            stmt = r;
-            answers[i] = NULL; /* kept for the caller */
+        }
+    }
+    for (int i = 0; i < n_items; i++) {
+        items[i].out = status_is_ok(&st) ? answers[first_stmt + i] : NULL;
+        if (status_is_ok(&st)) {
+            answers[first_stmt + i] = NULL; /* kept for the caller */
         }
     }
     for (int i = 0; i < n; i++) {
@@ -707,11 +725,6 @@ static status_t db_round_trip(db_t *db, const char *name, const char *sql,
     if (db_pg(db) != NULL && PQpipelineStatus(db_pg(db)) != PQ_PIPELINE_OFF) {
         db_disconnect(db);
     }
-    if (!status_is_ok(&st) || out == NULL) {
-        PQclear(stmt);
-        return st;
-    }
-    *out = stmt;
     return st;
 }
 
@@ -805,6 +818,60 @@ status_t db_exec(db_t *db, const char *sql, const db_params_t *params, PGresult 
 
 status_t db_exec_custom_plan(db_t *db, const char *sql, const db_params_t *params, PGresult **out) {
     return db_exec_mode(db, sql, params, out, false);
+}
+
+static status_t db_exec_all_once(db_t *db, db_exec_item_t *items, int n) {
+    if (!db_up(db)) {
+        if (db->tx_depth > 0) { /* the transaction died with the old connection */
+            return status_make(STATUS_UNAVAILABLE, "DATABASE_UNAVAILABLE", "database unavailable");
+        }
+        if (!db_connect(db)) {
+            return status_make(STATUS_UNAVAILABLE, "DATABASE_UNAVAILABLE", "database unavailable");
+        }
+    }
+    if (db->tx_depth == 0 && !db_session_commit_mode(db)) {
+        return status_make(STATUS_UNAVAILABLE, "DATABASE_UNAVAILABLE", "database unavailable");
+    }
+    const char *names[DB_EXEC_ALL_MAX];
+    status_t st = status_ok();
+    for (int i = 0; i < n && status_is_ok(&st); i++) {
+        names[i] = db_stmt_for_tx(db, items[i].sql, items[i].params ? items[i].params->n : 0, &st);
+    }
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    bool alone = db->tx_depth == 0;
+    if (alone) {
+        rpc_metrics_db_connections_in_use(1);
+    }
+    st = db_round_trip_all(db, names, items, n, false);
+    if (alone) {
+        rpc_metrics_db_connections_in_use(-1);
+    }
+    return st;
+}
+
+status_t db_exec_all(db_t *db, db_exec_item_t *items, int n) {
+    assert(n > 0 && n <= DB_EXEC_ALL_MAX);
+    for (int i = 0; i < n; i++) {
+        items[i].out = NULL;
+    }
+    db->last_constraint[0] = '\0';
+    bool in_tx = db->tx_depth > 0;
+    bool held = db->c != NULL;
+    status_t st = held ? status_ok() : db_acquire(db);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    st = db_exec_all_once(db, items, n);
+    /* Outside a transaction these are reads: once more on a new connection (db_exec_mode). */
+    if (!in_tx && st.code == STATUS_UNAVAILABLE && strcmp(st.reason, "DATABASE_UNAVAILABLE") == 0) {
+        st = db_exec_all_once(db, items, n);
+    }
+    if (!held) {
+        db_release(db);
+    }
+    return st;
 }
 
 status_t db_exec_row(db_t *db, const char *sql, const db_params_t *params, PGresult **out,

@@ -106,6 +106,23 @@ status_t db_exec_row(db_t *db, const char *sql, const db_params_t *params, PGres
                      status_code_t missing_code, const char *missing_reason,
                      const char *missing_message);
 
+/** One statement of db_exec_all: its text and parameters in, its result out. */
+typedef struct db_exec_item {
+    const char *sql;
+    const db_params_t *params; /* may be NULL */
+    PGresult *out;             /* on OK, the statement's result, for the caller to PQclear */
+} db_exec_item_t;
+
+#define DB_EXEC_ALL_MAX 8
+
+/** Runs n (1..DB_EXEC_ALL_MAX) statements that do not depend on each other's results in one
+ *  round trip (libpq pipeline mode), in order: a handler's reads that would each cost a wait
+ *  (settings, a row to lock, a replay check). Inside db_tx they join the transaction (after its
+ *  pending BEGIN and deferred writes); outside one they run in one implicit transaction. On OK
+ *  every items[i].out holds its result; on an error none does, and the status is the first
+ *  failing statement's, mapped as by db_exec. Prepared like db_exec's statements. */
+status_t db_exec_all(db_t *db, db_exec_item_t *items, int n);
+
 /** Runs a script of several statements without parameters (migrations only). */
 status_t db_exec_script(db_t *db, const char *sql);
 

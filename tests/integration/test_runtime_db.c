@@ -253,3 +253,61 @@ Test(runtime_db, refuse_in_a_statement_fails_it_and_the_commit_in_its_round_trip
     cr_assert_str_eq(st.reason, "BUMP_REFUSED", "%s", st.message);
     cr_assert_eq(committed_rows(), 0, "the COMMIT behind a refused write committed");
 }
+
+typedef struct all_arg {
+    bool fail_second;
+    int64_t counts[3];
+} all_arg_t;
+
+static status_t all_tx(db_t *d, void *arg) {
+    all_arg_t *a = arg;
+    status_t st = a->fail_second ? defer_insert(d, "w", 3, NULL) : defer_insert(d, "x", 1, NULL);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, "x");
+    db_exec_item_t items[3] = {
+        {.sql = "SELECT count(*) FROM t"},
+        {.sql = a->fail_second ? "INSERT INTO t (k, v) VALUES ('z', 1)"
+                               : "INSERT INTO t (k, v) VALUES ('y', 2) RETURNING v"},
+        {.sql = "SELECT count(*) FROM t WHERE k <> $1", .params = &p},
+    };
+    st = db_exec_all(d, items, 3);
+    for (int i = 0; i < 3; i++) {
+        if (!status_is_ok(&st)) {
+            cr_assert_null(items[i].out, "no result of a failed round trip is handed out");
+            continue;
+        }
+        a->counts[i] = db_get_int(items[i].out, 0, 0);
+        PQclear(items[i].out);
+    }
+    return st;
+}
+
+Test(runtime_db, statements_sent_together_see_the_deferred_writes_and_each_other_in_order) {
+    all_arg_t a = {0};
+    status_t st = db_tx(db, all_tx, &a);
+    cr_assert(status_is_ok(&st), "%s", st.message);
+    cr_assert_eq(a.counts[0], 1, "the first statement sees the deferred insert");
+    cr_assert_eq(a.counts[1], 2, "the second statement's own result");
+    cr_assert_eq(a.counts[2], 1, "the third sees the second's row, with its own parameter");
+    cr_assert_eq(committed_rows(), 2);
+
+    /* The second fails (v = 1 is taken): its error, nothing handed out, all rolled back. */
+    all_arg_t b = {.fail_second = true};
+    st = db_tx(db, all_tx, &b);
+    cr_assert_eq(st.code, STATUS_ALREADY_EXISTS, "%s", st.message);
+    cr_assert_str_eq(db_last_constraint(db), "t_v_unique");
+    cr_assert_eq(committed_rows(), 2);
+
+    /* Outside a transaction: reads in one implicit transaction. */
+    db_exec_item_t reads[2] = {{.sql = "SELECT count(*) FROM t"}, {.sql = "SELECT 41 + 1"}};
+    st = db_exec_all(db, reads, 2);
+    cr_assert(status_is_ok(&st), "%s", st.message);
+    cr_assert_eq(db_get_int(reads[0].out, 0, 0), 2);
+    cr_assert_eq(db_get_int(reads[1].out, 0, 0), 42);
+    PQclear(reads[0].out);
+    PQclear(reads[1].out);
+}
