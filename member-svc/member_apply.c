@@ -6,13 +6,18 @@
 
 #include <string.h>
 
-status_t member_scope_load(rpc_ctx_t *ctx, db_t *db, arena_t *a, const char *merchant_id,
-                           int64_t now, int64_t at, member_scope_t *s, int64_t *at_day) {
+void member_scope_init(rpc_ctx_t *ctx, arena_t *a, const char *merchant_id, int64_t now,
+                       member_scope_t *s) {
     memset(s, 0, sizeof *s);
     s->ctx = ctx;
     s->merchant_id = merchant_id;
     s->now = now;
     s->counts = arena_alloc(a, sizeof *s->counts);
+}
+
+status_t member_scope_load(rpc_ctx_t *ctx, db_t *db, arena_t *a, const char *merchant_id,
+                           int64_t now, int64_t at, member_scope_t *s, int64_t *at_day) {
+    member_scope_init(ctx, a, merchant_id, now, s);
     status_t st =
         member_settings_load(db, merchant_id, now, at ? at : now, &s->settings, &s->today, at_day);
     if (!status_is_ok(&st)) {

@@ -25,6 +25,9 @@ typedef struct member_scope {
     int touched_cap;
 } member_scope_t;
 
+/** A scope without its settings, tiers and today, for a caller that read them itself. */
+void member_scope_init(rpc_ctx_t *ctx, arena_t *a, const char *merchant_id, int64_t now,
+                       member_scope_t *s);
 /** Loads settings and tiers for a change at `now` (and the calendar day of `at`, when at_day is
  *  not NULL), on `db` (ctx->db, or the job's) with memory from `a`. */
 status_t member_scope_load(rpc_ctx_t *ctx, db_t *db, arena_t *a, const char *merchant_id,

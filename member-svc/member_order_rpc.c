@@ -96,27 +96,27 @@ status_t member_rpc_record_order(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg
                                  ProtobufCMessage *resp_msg) {
     const Loyalty__V1__MemberRecordOrderRequest *req = (const void *)req_msg;
     Loyalty__V1__MemberRecordOrderResponse *resp = (void *)resp_msg;
-    int64_t at = 0, at_day = 0;
+    int64_t at = 0;
     status_t st = order_check(ctx, req, &at);
-    member_scope_t s;
+    /* Settings, tiers, the member (its lock serializes its orders) and a replay check: one
+     * round trip. */
+    member_order_reads_t *in = arena_alloc(ctx->arena, sizeof *in);
     if (status_is_ok(&st)) {
-        st = member_scope_load(ctx, ctx->db, ctx->arena, ctx->merchant_id, ctx->now_s, at, &s,
-                               &at_day);
-    }
-    member_row_t row;
-    if (status_is_ok(&st)) { /* the member's lock serializes its orders */
-        st = member_row_get(ctx->db, ctx->arena, ctx->merchant_id, req->member_id, true, &row);
+        st = member_order_reads(ctx->db, ctx->arena, ctx->merchant_id, req->member_id,
+                                req->order_id, ctx->now_s, at, in);
     }
     if (!status_is_ok(&st)) {
         return st;
     }
-    member_order_t prev;
-    st = member_order_get(ctx->db, ctx->arena, ctx->merchant_id, req->order_id, false, &prev);
-    if (status_is_ok(&st)) {
-        return order_replay(ctx, &s, &row, &prev, req, resp);
-    }
-    if (st.code != STATUS_NOT_FOUND) {
-        return st;
+    member_scope_t s;
+    member_scope_init(ctx, ctx->arena, ctx->merchant_id, ctx->now_s, &s);
+    s.settings = in->settings;
+    s.tiers = in->tiers;
+    s.today = in->today;
+    int64_t at_day = in->at_day;
+    member_row_t row = in->row;
+    if (in->order_found) {
+        return order_replay(ctx, &s, &row, &in->order, req, resp);
     }
     member_row_t old = row;
     if (req->_points_balance_case ==

@@ -85,32 +85,29 @@ static void tag_rules_col(const PGresult *r, int c, member_tag_rules_t *out) {
     arena_free(&a);
 }
 
-status_t member_settings_load(db_t *db, const char *merchant_id, int64_t now_s, int64_t at_s,
-                              member_settings_t *out, int64_t *now_day, int64_t *at_day) {
+/* The settings with the days of $2 and $3 in the merchant's zone (UTC without a row). */
+static const char SETTINGS_SQL[] =
+    "SELECT s.time_zone, s.tier_basis, s.new_days, s.active_months_min, "
+    " s.sleeping_after_days, s.lost_after_days, s.sleeping_orders_max, s.rfm_recency, "
+    " s.rfm_frequency, s.rfm_monetary, "
+    " coalesce(extract(epoch FROM s.rfm_computed_at)::bigint, 0), "
+    " extract(epoch FROM s.updated_at)::bigint, "
+    " (to_timestamp($2) AT TIME ZONE z.tz)::date - " EPOCH ", "
+    " (to_timestamp($3) AT TIME ZONE z.tz)::date - " EPOCH ", s.tag_rules "
+    "FROM (SELECT $1::text AS m) q "
+    "LEFT JOIN settings s ON s.merchant_id = q.m "
+    "CROSS JOIN LATERAL (SELECT coalesce(s.time_zone, 'UTC') AS tz) z";
+
+static void settings_params(db_params_t *p, const char *merchant_id, int64_t now_s, int64_t at_s) {
+    db_params_init(p);
+    db_param_text(p, merchant_id);
+    db_param_int(p, now_s);
+    db_param_int(p, at_s);
+}
+
+static void settings_from_result(const PGresult *r, member_settings_t *out, int64_t *now_day,
+                                 int64_t *at_day) {
     settings_default(out);
-    db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_int(&p, now_s);
-    db_param_int(&p, at_s);
-    PGresult *r = NULL;
-    /* The days come from the same statement, in the merchant's zone (UTC without a row). */
-    status_t st =
-        db_exec(db,
-                "SELECT s.time_zone, s.tier_basis, s.new_days, s.active_months_min, "
-                " s.sleeping_after_days, s.lost_after_days, s.sleeping_orders_max, s.rfm_recency, "
-                " s.rfm_frequency, s.rfm_monetary, "
-                " coalesce(extract(epoch FROM s.rfm_computed_at)::bigint, 0), "
-                " extract(epoch FROM s.updated_at)::bigint, "
-                " (to_timestamp($2) AT TIME ZONE z.tz)::date - " EPOCH ", "
-                " (to_timestamp($3) AT TIME ZONE z.tz)::date - " EPOCH ", s.tag_rules "
-                "FROM (SELECT $1::text AS m) q "
-                "LEFT JOIN settings s ON s.merchant_id = q.m "
-                "CROSS JOIN LATERAL (SELECT coalesce(s.time_zone, 'UTC') AS tz) z",
-                &p, &r);
-    if (!status_is_ok(&st)) {
-        return st;
-    }
     if (!db_is_null(r, 0, 0)) {
         snprintf(out->time_zone, sizeof out->time_zone, "%s", db_get_str(r, 0, 0));
         out->basis = (Loyalty__V1__MemberTierBasis)db_get_int(r, 0, 1);
@@ -131,6 +128,19 @@ status_t member_settings_load(db_t *db, const char *merchant_id, int64_t now_s, 
     if (at_day) {
         *at_day = db_get_int(r, 0, 13);
     }
+}
+
+status_t member_settings_load(db_t *db, const char *merchant_id, int64_t now_s, int64_t at_s,
+                              member_settings_t *out, int64_t *now_day, int64_t *at_day) {
+    db_params_t p;
+    settings_params(&p, merchant_id, now_s, at_s);
+    PGresult *r = NULL;
+    status_t st = db_exec(db, SETTINGS_SQL, &p, &r);
+    if (!status_is_ok(&st)) {
+        settings_default(out);
+        return st;
+    }
+    settings_from_result(r, out, now_day, at_day);
     PQclear(r);
     return status_ok();
 }
@@ -339,22 +349,11 @@ void member_tierset_index(member_tierset_t *ts) {
     }
 }
 
-status_t member_tiers_load(db_t *db, arena_t *a, const char *merchant_id, bool for_update,
-                           member_tierset_t *out) {
+static const char TIERS_SQL[] = "SELECT " TIER_COLUMNS " FROM tiers WHERE merchant_id = $1 "
+                                "ORDER BY rank";
+
+static void tiers_from_result(arena_t *a, const PGresult *r, member_tierset_t *out) {
     memset(out, 0, sizeof *out);
-    db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    PGresult *r = NULL;
-    status_t st = db_exec(db,
-                          for_update ? "SELECT " TIER_COLUMNS " FROM tiers WHERE merchant_id = $1 "
-                                       "ORDER BY rank FOR UPDATE"
-                                     : "SELECT " TIER_COLUMNS " FROM tiers WHERE merchant_id = $1 "
-                                       "ORDER BY rank",
-                          &p, &r);
-    if (!status_is_ok(&st)) {
-        return st;
-    }
     int n = PQntuples(r);
     assert(n <= MEMBER_TIERS_MAX); /* the ladder check keeps it so */
     for (int i = 0; i < n && i < MEMBER_TIERS_MAX; i++) {
@@ -373,8 +372,26 @@ status_t member_tiers_load(db_t *db, arena_t *a, const char *merchant_id, bool f
         d->updated_at = db_get_int(r, i, 11);
         out->n++;
     }
-    PQclear(r);
     member_tierset_index(out);
+}
+
+status_t member_tiers_load(db_t *db, arena_t *a, const char *merchant_id, bool for_update,
+                           member_tierset_t *out) {
+    memset(out, 0, sizeof *out);
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    PGresult *r = NULL;
+    status_t st = db_exec(db,
+                          for_update ? "SELECT " TIER_COLUMNS " FROM tiers WHERE merchant_id = $1 "
+                                       "ORDER BY rank FOR UPDATE"
+                                     : TIERS_SQL,
+                          &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    tiers_from_result(a, r, out);
+    PQclear(r);
     return status_ok();
 }
 
@@ -737,22 +754,7 @@ status_t member_reseg_rows(db_t *db, arena_t *a, const char *merchant_id, const 
     "fully_returned, period_seq, extract(epoch FROM ordered_at)::bigint, "                         \
     "local_month - " EPOCH ", coalesce(old_tier_id, ''), coalesce(new_tier_id, ''), reason"
 
-status_t member_order_get(db_t *db, arena_t *a, const char *merchant_id, const char *order_id,
-                          bool for_update, member_order_t *out) {
-    db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, order_id);
-    PGresult *r = NULL;
-    status_t st = db_exec_row(db,
-                              for_update ? "SELECT " ORDER_COLUMNS " FROM orders "
-                                           "WHERE merchant_id = $1 AND order_id = $2 FOR UPDATE"
-                                         : "SELECT " ORDER_COLUMNS " FROM orders "
-                                           "WHERE merchant_id = $1 AND order_id = $2",
-                              &p, &r, STATUS_NOT_FOUND, "ORDER_NOT_FOUND", "order not recorded");
-    if (!status_is_ok(&st)) {
-        return st;
-    }
+static void order_from_result(arena_t *a, const PGresult *r, member_order_t *out) {
     out->order_id = dup_col(a, r, 0, 0);
     out->member_id = dup_col(a, r, 0, 1);
     out->spend_cents = db_get_int(r, 0, 2);
@@ -766,8 +768,66 @@ status_t member_order_get(db_t *db, arena_t *a, const char *merchant_id, const c
     out->old_tier_id = dup_col(a, r, 0, 10);
     out->new_tier_id = dup_col(a, r, 0, 11);
     out->reason = (Loyalty__V1__MemberTierChangeReason)db_get_int(r, 0, 12);
+}
+
+#define ORDER_SQL "SELECT " ORDER_COLUMNS " FROM orders WHERE merchant_id = $1 AND order_id = $2"
+#define ROW_LOCK_SQL                                                                               \
+    "SELECT " ROW_COLUMNS " FROM members WHERE merchant_id = $1 AND id = $2 FOR UPDATE"
+
+status_t member_order_get(db_t *db, arena_t *a, const char *merchant_id, const char *order_id,
+                          bool for_update, member_order_t *out) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_text(&p, order_id);
+    PGresult *r = NULL;
+    status_t st = db_exec_row(db, for_update ? ORDER_SQL " FOR UPDATE" : ORDER_SQL, &p, &r,
+                              STATUS_NOT_FOUND, "ORDER_NOT_FOUND", "order not recorded");
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    order_from_result(a, r, out);
     PQclear(r);
     return status_ok();
+}
+
+status_t member_order_reads(db_t *db, arena_t *a, const char *merchant_id, const char *member_id,
+                            const char *order_id, int64_t now_s, int64_t at_s,
+                            member_order_reads_t *out) {
+    db_params_t ps, pt, pr, po;
+    settings_params(&ps, merchant_id, now_s, at_s);
+    db_params_init(&pt);
+    db_param_text(&pt, merchant_id);
+    db_params_init(&pr);
+    db_param_text(&pr, merchant_id);
+    db_param_text(&pr, member_id);
+    db_params_init(&po);
+    db_param_text(&po, merchant_id);
+    db_param_text(&po, order_id);
+    /* In this order on the server: the order is read once the member's lock is held. */
+    db_exec_item_t q[4] = {{.sql = SETTINGS_SQL, .params = &ps},
+                           {.sql = TIERS_SQL, .params = &pt},
+                           {.sql = ROW_LOCK_SQL, .params = &pr},
+                           {.sql = ORDER_SQL, .params = &po}};
+    status_t st = db_exec_all(db, q, 4);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    settings_from_result(q[0].out, &out->settings, &out->today, &out->at_day);
+    tiers_from_result(a, q[1].out, &out->tiers);
+    if (PQntuples(q[2].out) != 1) {
+        st = status_make(STATUS_NOT_FOUND, "MEMBER_NOT_FOUND", "member not found");
+    } else {
+        member_row_from_result(a, q[2].out, 0, 0, &out->row);
+    }
+    out->order_found = PQntuples(q[3].out) == 1;
+    if (out->order_found) {
+        order_from_result(a, q[3].out, &out->order);
+    }
+    for (int i = 0; i < 4; i++) {
+        PQclear(q[i].out);
+    }
+    return st;
 }
 
 status_t member_order_insert(db_t *db, const char *merchant_id, const member_order_t *o) {

@@ -217,6 +217,20 @@ typedef struct member_order {
     Loyalty__V1__MemberTierChangeReason reason;
 } member_order_t;
 
+/** RecordOrder's reads in one round trip: the merchant's settings with the calendar days of now_s
+ *  (today) and at_s, its tiers, the member's row locked FOR UPDATE (NOT_FOUND MEMBER_NOT_FOUND)
+ *  and the order when it was recorded before (order_found). */
+typedef struct member_order_reads {
+    member_settings_t settings;
+    int64_t today, at_day;
+    member_tierset_t tiers;
+    member_row_t row;
+    member_order_t order;
+    bool order_found;
+} member_order_reads_t;
+status_t member_order_reads(db_t *db, arena_t *a, const char *merchant_id, const char *member_id,
+                            const char *order_id, int64_t now_s, int64_t at_s,
+                            member_order_reads_t *out);
 /** NOT_FOUND ORDER_NOT_FOUND when absent. */
 status_t member_order_get(db_t *db, arena_t *a, const char *merchant_id, const char *order_id,
                           bool for_update, member_order_t *out);
