@@ -290,18 +290,12 @@ static status_t check_compute_request(const Loyalty__V1__ReferralComputeRewardsR
 /* Records a new event and its rewards into `resp`. *recorded false: a concurrent call
  * recorded the same (event, reference) first, and the caller reads that one. */
 static status_t record_event(rpc_ctx_t *ctx, const Loyalty__V1__ReferralComputeRewardsRequest *req,
+                             const referral_event_reads_t *in,
                              Loyalty__V1__ReferralComputeRewardsResponse *resp, bool *recorded) {
-    Loyalty__V1__ReferralProgram *prog = NULL;
-    status_t st = referral_store_program_get(ctx->db, ctx->arena, ctx->merchant_id, &prog);
-    referral_member_row_t row;
-    bool found = false;
-    if (status_is_ok(&st)) { /* the lock serialises the referee's events (purchase numbers) */
-        st = referral_store_member_get(ctx->db, ctx->arena, ctx->merchant_id, req->member_id, true,
-                                       &row, &found);
-    }
-    if (!status_is_ok(&st)) {
-        return st;
-    }
+    const Loyalty__V1__ReferralProgram *prog = in->program;
+    const referral_member_row_t row = in->member;
+    bool found = in->member_found;
+    status_t st = status_ok();
     bool attached = found && row.referrer_id[0] != '\0';
     bool purchase = req->event == REFERRAL_EVENT_PURCHASE;
     if (attached && !purchase && row.registration_ref[0] != '\0') {
@@ -354,13 +348,15 @@ static status_t rpc_compute_rewards(rpc_ctx_t *ctx, const ProtobufCMessage *req_
     if (!status_is_ok(&st)) {
         return st;
     }
-    referral_event_row_t ev;
-    bool found = false;
-    st = referral_store_event_get(ctx->db, ctx->arena, ctx->merchant_id, req->event, req->reference,
-                                  false, &ev, &found);
+    /* The event (a replay), the programme and the referee's lock: one round trip. */
+    referral_event_reads_t *in = arena_alloc(ctx->arena, sizeof *in);
+    st = referral_store_event_reads(ctx->db, ctx->arena, ctx->merchant_id, req->event,
+                                    req->reference, req->member_id, in);
+    referral_event_row_t ev = in->event;
+    bool found = in->event_found;
     if (status_is_ok(&st) && !found) {
         bool recorded = false;
-        st = record_event(ctx, req, resp, &recorded);
+        st = record_event(ctx, req, in, resp, &recorded);
         if (!status_is_ok(&st) || recorded) {
             return st;
         }

@@ -43,16 +43,7 @@ static Loyalty__V1__ReferralLevelRule *level_from_row(arena_t *a, const PGresult
     return l;
 }
 
-status_t referral_store_program_get(db_t *db, arena_t *a, const char *merchant_id,
-                                    Loyalty__V1__ReferralProgram **out) {
-    db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    PGresult *r = NULL;
-    status_t st = db_exec(db, PROGRAM_SQL, &p, &r);
-    if (!status_is_ok(&st)) {
-        return st;
-    }
+static Loyalty__V1__ReferralProgram *program_from_result(arena_t *a, const PGresult *r) {
     Loyalty__V1__ReferralProgram *prog = pb_new(a, &loyalty__v1__referral_program__descriptor);
     int rows = PQntuples(r);
     if (rows > 0) {
@@ -71,8 +62,21 @@ status_t referral_store_program_get(db_t *db, arena_t *a, const char *merchant_i
             }
         }
     }
+    return prog;
+}
+
+status_t referral_store_program_get(db_t *db, arena_t *a, const char *merchant_id,
+                                    Loyalty__V1__ReferralProgram **out) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    PGresult *r = NULL;
+    status_t st = db_exec(db, PROGRAM_SQL, &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    *out = program_from_result(a, r);
     PQclear(r);
-    *out = prog;
     return status_ok();
 }
 
@@ -506,26 +510,20 @@ status_t referral_store_member_set_registration(db_t *db, const char *merchant_i
 
 /* ---- events ---- */
 
-status_t referral_store_event_get(db_t *db, arena_t *a, const char *merchant_id, int event,
-                                  const char *reference, bool for_update, referral_event_row_t *out,
-                                  bool *found) {
-    db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_int(&p, event);
-    db_param_text(&p, reference);
-    PGresult *r = NULL;
-    const char *sql = for_update
-                          ? "SELECT member_id, paid_cents, purchase_number, program_version, "
-                            " reversed_share_bps FROM reward_events "
-                            "WHERE merchant_id = $1 AND event = $2 AND reference = $3 FOR UPDATE"
-                          : "SELECT member_id, paid_cents, purchase_number, program_version, "
-                            " reversed_share_bps FROM reward_events "
-                            "WHERE merchant_id = $1 AND event = $2 AND reference = $3";
-    status_t st = db_exec(db, sql, &p, &r);
-    if (!status_is_ok(&st)) {
-        return st;
-    }
+#define EVENT_SQL                                                                                  \
+    "SELECT member_id, paid_cents, purchase_number, program_version, reversed_share_bps "          \
+    "FROM reward_events WHERE merchant_id = $1 AND event = $2 AND reference = $3"
+
+static void event_params(db_params_t *p, const char *merchant_id, int event,
+                         const char *reference) {
+    db_params_init(p);
+    db_param_text(p, merchant_id);
+    db_param_int(p, event);
+    db_param_text(p, reference);
+}
+
+static void event_from_result(arena_t *a, const PGresult *r, int event, const char *reference,
+                              referral_event_row_t *out, bool *found) {
     *found = PQntuples(r) == 1;
     if (*found) {
         out->event = event;
@@ -536,7 +534,53 @@ status_t referral_store_event_get(db_t *db, arena_t *a, const char *merchant_id,
         out->program_version = db_get_int(r, 0, 3);
         out->reversed_share_bps = (int32_t)db_get_int(r, 0, 4);
     }
+}
+
+status_t referral_store_event_get(db_t *db, arena_t *a, const char *merchant_id, int event,
+                                  const char *reference, bool for_update, referral_event_row_t *out,
+                                  bool *found) {
+    db_params_t p;
+    event_params(&p, merchant_id, event, reference);
+    PGresult *r = NULL;
+    status_t st = db_exec(db, for_update ? EVENT_SQL " FOR UPDATE" : EVENT_SQL, &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    event_from_result(a, r, event, reference, out, found);
     PQclear(r);
+    return status_ok();
+}
+
+status_t referral_store_event_reads(db_t *db, arena_t *a, const char *merchant_id, int event,
+                                    const char *reference, const char *member_id,
+                                    referral_event_reads_t *out) {
+    db_params_t pe, pp, pm;
+    event_params(&pe, merchant_id, event, reference);
+    db_params_init(&pp);
+    db_param_text(&pp, merchant_id);
+    db_params_init(&pm);
+    db_param_text(&pm, merchant_id);
+    db_param_text(&pm, member_id);
+    db_exec_item_t q[3] = {
+        {.sql = EVENT_SQL, .params = &pe},
+        {.sql = PROGRAM_SQL, .params = &pp},
+        {.sql = "SELECT " MEMBER_COLUMNS " FROM referral_members "
+                "WHERE merchant_id = $1 AND member_id = $2 FOR UPDATE",
+         .params = &pm},
+    };
+    status_t st = db_exec_all(db, q, 3);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    event_from_result(a, q[0].out, event, reference, &out->event, &out->event_found);
+    out->program = program_from_result(a, q[1].out);
+    out->member_found = PQntuples(q[2].out) == 1;
+    if (out->member_found) {
+        member_from_row(a, q[2].out, 0, &out->member);
+    }
+    for (int i = 0; i < 3; i++) {
+        PQclear(q[i].out);
+    }
     return status_ok();
 }
 

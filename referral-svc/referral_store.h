@@ -120,6 +120,20 @@ status_t referral_store_event_get(db_t *db, arena_t *a, const char *merchant_id,
                                   const char *reference, bool for_update, referral_event_row_t *out,
                                   bool *found);
 
+/** ComputeRewards' reads in one round trip: the event if recorded (event_found), the programme,
+ *  and the referee's row locked FOR UPDATE (member_found), which serialises the referee's events.
+ */
+typedef struct referral_event_reads {
+    referral_event_row_t event;
+    bool event_found;
+    Loyalty__V1__ReferralProgram *program;
+    referral_member_row_t member;
+    bool member_found;
+} referral_event_reads_t;
+status_t referral_store_event_reads(db_t *db, arena_t *a, const char *merchant_id, int event,
+                                    const char *reference, const char *member_id,
+                                    referral_event_reads_t *out);
+
 /** Records an event unless (event, reference) exists; *inserted says which. */
 status_t referral_store_event_insert(db_t *db, const char *merchant_id,
                                      const referral_event_row_t *ev, int64_t now_s, bool *inserted);
