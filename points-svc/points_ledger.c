@@ -88,8 +88,8 @@ static status_t take_fifo(points_ledger_t *lg, int64_t need, const char *except_
     return lots_add(lg, lots, count);
 }
 
-status_t points_ledger_open(points_ledger_t *lg, rpc_ctx_t *ctx, db_t *db, arena_t *a,
-                            const char *merchant, const char *member, int64_t now, bool create) {
+static void ledger_init(points_ledger_t *lg, rpc_ctx_t *ctx, db_t *db, arena_t *a,
+                        const char *merchant, const char *member, int64_t now) {
     memset(lg, 0, sizeof *lg);
     lg->ctx = ctx;
     lg->db = db;
@@ -97,15 +97,34 @@ status_t points_ledger_open(points_ledger_t *lg, rpc_ctx_t *ctx, db_t *db, arena
     lg->merchant = merchant;
     lg->member = member;
     lg->now = now;
+}
+
+/* Whatever fell due by now, settled before the operation. */
+static status_t ledger_settle_due(points_ledger_t *lg) {
+    if (lg->acct.has_due && lg->acct.next_due_at <= lg->now) {
+        return points_ledger_settle(lg);
+    }
+    return status_ok();
+}
+
+status_t points_ledger_open(points_ledger_t *lg, rpc_ctx_t *ctx, db_t *db, arena_t *a,
+                            const char *merchant, const char *member, int64_t now, bool create) {
+    ledger_init(lg, ctx, db, a, merchant, member, now);
     status_t st =
         points_store_account_get(db, merchant, member, true, create, &lg->acct, &lg->found);
     if (!status_is_ok(&st) || !lg->found) {
         return st;
     }
-    if (lg->acct.has_due && lg->acct.next_due_at <= now) {
-        return points_ledger_settle(lg);
-    }
-    return status_ok();
+    return ledger_settle_due(lg);
+}
+
+status_t points_ledger_open_locked(points_ledger_t *lg, rpc_ctx_t *ctx, db_t *db, arena_t *a,
+                                   const char *merchant, const char *member, int64_t now,
+                                   const points_account_t *acct) {
+    ledger_init(lg, ctx, db, a, merchant, member, now);
+    lg->acct = *acct;
+    lg->found = true;
+    return ledger_settle_due(lg);
 }
 
 /* Lots pay off debt left by an earlier claw-back: available does not change (lots and debt

@@ -41,6 +41,11 @@ typedef struct points_ledger {
 status_t points_ledger_open(points_ledger_t *lg, rpc_ctx_t *ctx, db_t *db, arena_t *a,
                             const char *merchant, const char *member, int64_t now, bool create);
 
+/** points_ledger_open of an account the caller has just locked and read (`acct`). */
+status_t points_ledger_open_locked(points_ledger_t *lg, rpc_ctx_t *ctx, db_t *db, arena_t *a,
+                                   const char *merchant, const char *member, int64_t now,
+                                   const points_account_t *acct);
+
 /** Repays debt from spendable lots, saves the totals with the next due instant, settles again
  *  if a movement made something due at once (a restore into an expired lot), and schedules the
  *  cache invalidation. Call once after the movements. */

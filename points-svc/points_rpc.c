@@ -810,20 +810,32 @@ static size_t batch_members(rpc_ctx_t *ctx, const earn_plan_t *plans, size_t n,
 static status_t batch_member(rpc_ctx_t *ctx, const Loyalty__V1__PointsSettings *s,
                              const Loyalty__V1__PointsEarnBatchRequest *req,
                              const earn_plan_t *plans, const char *member,
-                             Loyalty__V1__PointsHold **h,
+                             const points_batch_locks_t *locks, Loyalty__V1__PointsHold **h,
                              Loyalty__V1__PointsEarnBatchResponse *resp) {
     points_ledger_t lg;
-    status_t st = points_ledger_open(&lg, ctx, ctx->db, ctx->arena, ctx->merchant_id, member,
-                                     ctx->now_s, true);
+    const points_account_t *locked = NULL;
+    for (size_t i = 0; i < locks->n && locked == NULL; i++) {
+        if (strcmp(locks->members[i], member) == 0) {
+            locked = &locks->accounts[i];
+        }
+    }
+    /* A member's first points: the account is created (and locked) now. */
+    status_t st = locked != NULL
+                      ? points_ledger_open_locked(&lg, ctx, ctx->db, ctx->arena, ctx->merchant_id,
+                                                  member, ctx->now_s, locked)
+                      : points_ledger_open(&lg, ctx, ctx->db, ctx->arena, ctx->merchant_id, member,
+                                           ctx->now_s, true);
     bool deferred = true; /* see earn_keeps_save_deferred */
     int finished = 0;
     bool has_hold = status_is_ok(&st) && *h != NULL && strcmp((*h)->member_id, member) == 0;
-    if (has_hold) {
-        /* re-read under the lock: it may have expired or been finished meanwhile */
+    if (has_hold && (locked == NULL || (locked->has_due && locked->next_due_at <= ctx->now_s))) {
+        /* Opening settled what fell due, which may have expired the hold: read it again. */
         st = points_store_get_hold(ctx->db, ctx->arena, ctx->merchant_id, (*h)->id, NULL, h);
-        if (status_is_ok(&st)) {
-            st = hold_commit(&lg, *h, &finished);
-        }
+    }
+    if (has_hold && status_is_ok(&st)) {
+        /* read under its account's lock (points_store_lock_batch): it may have expired or been
+         * finished before */
+        st = hold_commit(&lg, *h, &finished);
     }
     for (size_t i = 0; status_is_ok(&st) && i < req->n_earns; i++) {
         if (strcmp(plans[i].req->member_id, member) != 0) {
@@ -890,21 +902,25 @@ static status_t rpc_earn_batch(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
             st = batch_item_status(i, st);
         }
     }
-    Loyalty__V1__PointsHold *h = NULL;
-    if (status_is_ok(&st) && req->commit_hold_id[0]) {
-        /* unlocked: only whose account to lock; batch_member reads the hold under the lock */
-        h = pb_new(ctx->arena, &loyalty__v1__points_hold__descriptor);
-        h->id = (char *)req->commit_hold_id;
-        st = points_store_hold_member(ctx->db, ctx->arena, ctx->merchant_id, req->commit_hold_id,
-                                      &h->member_id);
-    }
     if (!status_is_ok(&st)) {
         return st;
     }
+    /* Every account of the batch locked, and the hold read under its lock: one round trip. */
+    const char **earners = arena_alloc(ctx->arena, (req->n_earns + 1) * sizeof *earners);
+    for (size_t i = 0; i < req->n_earns; i++) {
+        earners[i] = plans[i].req->member_id;
+    }
+    points_batch_locks_t locks;
+    st = points_store_lock_batch(ctx->db, ctx->arena, ctx->merchant_id, earners, req->n_earns,
+                                 req->commit_hold_id[0] ? req->commit_hold_id : NULL, &locks);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    Loyalty__V1__PointsHold *h = locks.hold;
     const char **members = NULL;
     size_t n_members = batch_members(ctx, plans, req->n_earns, h, &members);
     for (size_t k = 0; status_is_ok(&st) && k < n_members; k++) {
-        st = batch_member(ctx, s, req, plans, members[k], &h, resp);
+        st = batch_member(ctx, s, req, plans, members[k], &locks, &h, resp);
     }
     return st;
 }

@@ -388,19 +388,24 @@ status_t points_store_campaigns_on(db_t *db, arena_t *a, const char *merchant, i
         "next_due_at") ", 0), last_check_in IS NOT NULL, "                                         \
                        "coalesce(last_check_in - date '1970-01-01', 0), check_in_streak, version"
 
+/* The account in row `row` of r, its columns from `c0` (ACCOUNT_COLUMNS). */
+static void account_from_row_at(const PGresult *r, int row, int c0, points_account_t *a) {
+    a->lots_points = db_get_int(r, row, c0 + 0);
+    a->held = db_get_int(r, row, c0 + 1);
+    a->pending = db_get_int(r, row, c0 + 2);
+    a->debt = db_get_int(r, row, c0 + 3);
+    a->lifetime_earned = db_get_int(r, row, c0 + 4);
+    a->growth = db_get_int(r, row, c0 + 5);
+    a->has_due = db_get_bool(r, row, c0 + 6);
+    a->next_due_at = db_get_int(r, row, c0 + 7);
+    a->has_check_in = db_get_bool(r, row, c0 + 8);
+    a->last_check_in_day = db_get_int(r, row, c0 + 9);
+    a->check_in_streak = (int32_t)db_get_int(r, row, c0 + 10);
+    a->version = db_get_int(r, row, c0 + 11);
+}
+
 static void account_from_row(const PGresult *r, points_account_t *a) {
-    a->lots_points = db_get_int(r, 0, 0);
-    a->held = db_get_int(r, 0, 1);
-    a->pending = db_get_int(r, 0, 2);
-    a->debt = db_get_int(r, 0, 3);
-    a->lifetime_earned = db_get_int(r, 0, 4);
-    a->growth = db_get_int(r, 0, 5);
-    a->has_due = db_get_bool(r, 0, 6);
-    a->next_due_at = db_get_int(r, 0, 7);
-    a->has_check_in = db_get_bool(r, 0, 8);
-    a->last_check_in_day = db_get_int(r, 0, 9);
-    a->check_in_streak = (int32_t)db_get_int(r, 0, 10);
-    a->version = db_get_int(r, 0, 11);
+    account_from_row_at(r, 0, 0, a);
 }
 
 status_t points_store_account_get(db_t *db, const char *merchant, const char *member, bool lock,
@@ -894,6 +899,39 @@ status_t points_store_insert_hold(db_t *db, const char *merchant, const char *id
                                               "  WHERE hl.merchant_id = h.merchant_id AND "        \
                                               "hl.hold_id = h.id) s ON true "
 
+static status_t hold_from_result(arena_t *a, const PGresult *r, Loyalty__V1__PointsHold **out) {
+    Loyalty__V1__PointsHold *h = pb_new(a, &loyalty__v1__points_hold__descriptor);
+    h->id = cell(a, r, 0, 0);
+    h->member_id = cell(a, r, 0, 1);
+    h->reference = cell(a, r, 0, 2);
+    h->points = db_get_int(r, 0, 3);
+    h->cash_value_cents = db_get_int(r, 0, 4);
+    h->status = (Loyalty__V1__PointsHoldStatus)db_get_int(r, 0, 5);
+    h->created_at = db_get_int(r, 0, 6);
+    h->expires_at = db_get_int(r, 0, 7);
+    h->finished_at = db_get_int(r, 0, 8);
+    char **ids = NULL, **pts = NULL, **days = NULL;
+    size_t n_ids = 0, n_pts = 0, n_days = 0;
+    bool decoded = pgarray_decode(a, db_get_str(r, 0, 9), &ids, &n_ids) &&
+                   pgarray_decode(a, db_get_str(r, 0, 10), &pts, &n_pts) &&
+                   pgarray_decode(a, db_get_str(r, 0, 11), &days, &n_days);
+    if (!decoded || n_pts != n_ids || n_days != n_ids) {
+        return status_make(STATUS_INTERNAL, "LEDGER_MISMATCH", "hold %s has unreadable lots",
+                           h->id);
+    }
+    h->lots = arena_alloc(a, (n_ids + 1) * sizeof *h->lots);
+    for (size_t i = 0; i < n_ids; i++) {
+        Loyalty__V1__PointsLotShare *s = pb_new(a, &loyalty__v1__points_lot_share__descriptor);
+        s->lot_id = ids[i];
+        s->points = strtoll(pts[i], NULL, 10);
+        s->expiry_date = days[i];
+        h->lots[i] = s;
+    }
+    h->n_lots = n_ids;
+    *out = h;
+    return status_ok();
+}
+
 status_t points_store_get_hold(db_t *db, arena_t *a, const char *merchant, const char *hold_id,
                                const char *reference, Loyalty__V1__PointsHold **out) {
     db_params_t p;
@@ -911,37 +949,54 @@ status_t points_store_get_hold(db_t *db, arena_t *a, const char *merchant, const
     if (!status_is_ok(&st)) {
         return st;
     }
-    Loyalty__V1__PointsHold *h = pb_new(a, &loyalty__v1__points_hold__descriptor);
-    h->id = cell(a, r, 0, 0);
-    h->member_id = cell(a, r, 0, 1);
-    h->reference = cell(a, r, 0, 2);
-    h->points = db_get_int(r, 0, 3);
-    h->cash_value_cents = db_get_int(r, 0, 4);
-    h->status = (Loyalty__V1__PointsHoldStatus)db_get_int(r, 0, 5);
-    h->created_at = db_get_int(r, 0, 6);
-    h->expires_at = db_get_int(r, 0, 7);
-    h->finished_at = db_get_int(r, 0, 8);
-    char **ids = NULL, **pts = NULL, **days = NULL;
-    size_t n_ids = 0, n_pts = 0, n_days = 0;
-    bool decoded = pgarray_decode(a, db_get_str(r, 0, 9), &ids, &n_ids) &&
-                   pgarray_decode(a, db_get_str(r, 0, 10), &pts, &n_pts) &&
-                   pgarray_decode(a, db_get_str(r, 0, 11), &days, &n_days);
+    st = hold_from_result(a, r, out);
     PQclear(r);
-    if (!decoded || n_pts != n_ids || n_days != n_ids) {
-        return status_make(STATUS_INTERNAL, "LEDGER_MISMATCH", "hold %s has unreadable lots",
-                           h->id);
+    return st;
+}
+
+status_t points_store_lock_batch(db_t *db, arena_t *a, const char *merchant,
+                                 const char *const *members, size_t n_members, const char *hold_id,
+                                 points_batch_locks_t *out) {
+    memset(out, 0, sizeof *out);
+    db_params_t pl, ph;
+    db_params_init(&pl);
+    db_param_text(&pl, merchant);
+    db_param_text(&pl, pgarray_encode(a, (char **)members, n_members));
+    db_param_text(&pl, hold_id);
+    db_params_init(&ph);
+    db_param_text(&ph, merchant);
+    db_param_text(&ph, hold_id);
+    /* In member-id order as strcmp sorts (COLLATE "C"), the order every batch locks in; the
+     * hold is read once its member's account is locked. */
+    db_exec_item_t q[2] = {
+        {.sql = "SELECT member_id, " ACCOUNT_COLUMNS " FROM accounts "
+                "WHERE merchant_id = $1 AND member_id IN ("
+                " SELECT unnest($2::text[]) UNION ALL "
+                " SELECT member_id FROM holds WHERE merchant_id = $1 AND id = $3) "
+                "ORDER BY member_id COLLATE \"C\" FOR UPDATE",
+         .params = &pl},
+        {.sql = HOLD_WITH_LOTS "WHERE h.merchant_id = $1 AND h.id = $2", .params = &ph},
+    };
+    status_t st = db_exec_all(db, q, hold_id != NULL ? 2 : 1);
+    if (!status_is_ok(&st)) {
+        return st;
     }
-    h->lots = arena_alloc(a, (n_ids + 1) * sizeof *h->lots);
-    for (size_t i = 0; i < n_ids; i++) {
-        Loyalty__V1__PointsLotShare *s = pb_new(a, &loyalty__v1__points_lot_share__descriptor);
-        s->lot_id = ids[i];
-        s->points = strtoll(pts[i], NULL, 10);
-        s->expiry_date = days[i];
-        h->lots[i] = s;
+    int rows = PQntuples(q[0].out);
+    out->members = arena_alloc(a, ((size_t)rows + 1) * sizeof *out->members);
+    out->accounts = arena_alloc(a, ((size_t)rows + 1) * sizeof *out->accounts);
+    for (int i = 0; i < rows; i++) {
+        out->members[i] = cell(a, q[0].out, i, 0);
+        account_from_row_at(q[0].out, i, 1, &out->accounts[i]);
     }
-    h->n_lots = n_ids;
-    *out = h;
-    return status_ok();
+    out->n = (size_t)rows;
+    if (hold_id != NULL && PQntuples(q[1].out) == 1) {
+        st = hold_from_result(a, q[1].out, &out->hold);
+    } else if (hold_id != NULL) {
+        st = status_make(STATUS_NOT_FOUND, "HOLD_NOT_FOUND", "hold not found");
+    }
+    PQclear(q[0].out);
+    PQclear(q[1].out);
+    return st;
 }
 
 status_t points_store_hold_member(db_t *db, arena_t *a, const char *merchant, const char *hold_id,

@@ -169,6 +169,19 @@ status_t points_store_insert_hold(db_t *db, const char *merchant, const char *id
 status_t points_store_get_hold(db_t *db, arena_t *a, const char *merchant, const char *hold_id,
                                const char *reference, Loyalty__V1__PointsHold **out);
 
+/** EarnBatch's locks in one round trip: the accounts of `members` and of the hold's member
+ *  (hold_id may be NULL), locked FOR UPDATE in member-id order, and then the hold with its lots
+ *  (NOT_FOUND HOLD_NOT_FOUND). A member without an account is not among them. */
+typedef struct points_batch_locks {
+    char **members; /* sorted, with accounts[i] theirs */
+    points_account_t *accounts;
+    size_t n;
+    Loyalty__V1__PointsHold *hold; /* when hold_id was given */
+} points_batch_locks_t;
+status_t points_store_lock_batch(db_t *db, arena_t *a, const char *merchant,
+                                 const char *const *members, size_t n_members, const char *hold_id,
+                                 points_batch_locks_t *out);
+
 /** The member a hold belongs to, into a (nothing else: to learn whose account to lock before
  *  reading the hold under that lock). NOT_FOUND HOLD_NOT_FOUND. */
 status_t points_store_hold_member(db_t *db, arena_t *a, const char *merchant, const char *hold_id,
@@ -246,8 +259,8 @@ typedef struct points_order {
     int64_t clawed_points, clawed_growth, restored_points;
 } points_order_t;
 
-/** Adds to an order reference's earned or redeemed figures (creating it; deferred). FAILED_PRECONDITION
- *  REFERENCE_MEMBER_MISMATCH when the reference belongs to another member. */
+/** Adds to an order reference's earned or redeemed figures (creating it; deferred).
+ * FAILED_PRECONDITION REFERENCE_MEMBER_MISMATCH when the reference belongs to another member. */
 status_t points_store_order_add(db_t *db, const char *merchant, const char *reference,
                                 const char *member, int64_t earned_points, int64_t earned_growth,
                                 const char *earn_lot_id, int64_t redeemed_points);

@@ -321,3 +321,33 @@ Test(points_batch, accounts_are_locked_in_member_order_whatever_the_request_orde
     assert_balance(m, "mbr-b", 8, 0, 0);
     pt_assert_ledger_clean(m);
 }
+
+Test(points_batch, a_hold_whose_ttl_passed_is_expired_not_committed) {
+    /* Goal: the batch locks the accounts and reads the hold in one round trip, before opening
+     * the account settles what fell due; a hold that the settle expires must be answered as
+     * expired (its points back in the balance), never committed as the earlier read said. */
+    pt_start_alone(&svc);
+    const char *m = harness_merchant("batchttl");
+    pt_configure(m);
+    pt_earn_points(m, "buyer", 1000, NULL);
+    Loyalty__V1__PointsHold *h = NULL;
+    assert_ok(pt_hold(m, "buyer", 300, "order-ttl", 600, &h));
+    assert_balance(m, "buyer", 700, 300, 0);
+    /* Its TTL passes: the account falls due then. */
+    pt_forget_cached_balance(m, "buyer");
+    cr_assert_eq(pt_sql("UPDATE points.holds SET expires_at = now() - interval '1 second' "
+                        "WHERE merchant_id = $1 AND id = $2",
+                        m, h->id, NULL),
+                 1);
+    cr_assert_eq(pt_sql("UPDATE points.accounts SET next_due_at = now() - interval '1 second' "
+                        "WHERE merchant_id = $1 AND member_id = $2",
+                        m, "buyer", NULL),
+                 1);
+    Loyalty__V1__PointsEarnRequest *settle[] = {order_item(&arena, "buyer", "order-ttl", 5000)};
+    assert_status(earn_batch(m, harness_key(), h->id, settle, 1, NULL), STATUS_FAILED_PRECONDITION,
+                  "HOLD_EXPIRED");
+    cr_assert_eq(pt_get_hold(m, h->id)->status,
+                 LOYALTY__V1__POINTS_HOLD_STATUS__POINTS_HOLD_STATUS_EXPIRED);
+    assert_balance(m, "buyer", 1000, 0, 0);
+    pt_assert_ledger_clean(m);
+}
