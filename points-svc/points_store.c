@@ -999,23 +999,6 @@ status_t points_store_lock_batch(db_t *db, arena_t *a, const char *merchant,
     return st;
 }
 
-status_t points_store_hold_member(db_t *db, arena_t *a, const char *merchant, const char *hold_id,
-                                  char **member) {
-    db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant);
-    db_param_text(&p, hold_id);
-    PGresult *r = NULL;
-    status_t st = db_exec_row(db, "SELECT member_id FROM holds WHERE merchant_id = $1 AND id = $2",
-                              &p, &r, STATUS_NOT_FOUND, "HOLD_NOT_FOUND", "hold not found");
-    if (!status_is_ok(&st)) {
-        return st;
-    }
-    *member = cell(a, r, 0, 0);
-    PQclear(r);
-    return status_ok();
-}
-
 status_t points_store_finish_hold(db_t *db, const char *merchant, const char *hold_id, int status,
                                   int64_t now) {
     db_params_t p;

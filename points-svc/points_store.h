@@ -182,11 +182,6 @@ status_t points_store_lock_batch(db_t *db, arena_t *a, const char *merchant,
                                  const char *const *members, size_t n_members, const char *hold_id,
                                  points_batch_locks_t *out);
 
-/** The member a hold belongs to, into a (nothing else: to learn whose account to lock before
- *  reading the hold under that lock). NOT_FOUND HOLD_NOT_FOUND. */
-status_t points_store_hold_member(db_t *db, arena_t *a, const char *merchant, const char *hold_id,
-                                  char **member);
-
 /** Deferred. INTERNAL LEDGER_MISMATCH unless the hold was ACTIVE. */
 status_t points_store_finish_hold(db_t *db, const char *merchant, const char *hold_id, int status,
                                   int64_t now);
