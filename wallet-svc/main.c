@@ -1,4 +1,5 @@
-/* main.c -- wallet-svc: the stored-value wallet on a double-entry ledger (docs/domain.md#wallet). */
+/* main.c -- wallet-svc: the stored-value wallet on a double-entry ledger (docs/domain.md#wallet).
+ */
 #include "rpc_server.h"
 #include "wallet_ops.h"
 #include "wallet_rpc.h"

@@ -537,13 +537,7 @@ static status_t insufficient(const wallet_member_t *m, int64_t amount) {
 /* Reserves `amount` from the member's lots in spending order: pending debits of the member,
  * pending credits of REDEEMED_* (one line per kind). */
 static status_t reserve(const wallet_env_t *e, wallet_tx_t *tx, wallet_member_t *m, int64_t amount,
-                        Loyalty__V1__WalletHold *hold) {
-    wallet_lot_t **lots = NULL;
-    int n = 0;
-    status_t st = wallet_store_lots_spendable(e->db, tx, e->merchant_id, m, amount, &lots, &n);
-    if (!status_is_ok(&st)) {
-        return st;
-    }
+                        wallet_lot_t **lots, int n, Loyalty__V1__WalletHold *hold) {
     int64_t *avail = arena_alloc(tx->arena, (size_t)(n + 1) * sizeof *avail);
     int64_t *parts = arena_alloc(tx->arena, (size_t)(n + 1) * sizeof *parts);
     for (int i = 0; i < n; i++) {
@@ -582,19 +576,35 @@ status_t wallet_op_hold(const wallet_env_t *e, const Loyalty__V1__WalletHoldRequ
                         int64_t ttl_s, Loyalty__V1__WalletHoldResponse *resp) {
     wallet_tx_t tx;
     wallet_tx_init(&tx, e->arena, e->now);
-    wallet_member_t *m = NULL;
-    status_t st = open_wallet(e, &tx, req->member_id, false, &m);
+    /* The lock, the reference's claim and the lots to take: one round trip. A refusal below
+     * rolls the claim back with the rest. */
+    wallet_member_t *m = wallet_tx_member(&tx, req->member_id);
+    char *owner = NULL;
+    wallet_lot_t **lots = NULL;
+    int n = 0;
+    status_t st = wallet_store_hold_reads(e->db, &tx, e->merchant_id, m, req->reference,
+                                          req->amount_cents, &owner, &lots, &n);
+    bool due = m->exists && m->next_due_at <= e->now;
+    if (status_is_ok(&st)) {
+        st = settle(e, &tx, m, false);
+    }
+    if (status_is_ok(&st) && due) { /* settling moved the lots read with the lock */
+        st = wallet_store_lots_spendable(e->db, &tx, e->merchant_id, m, req->amount_cents, &lots,
+                                         &n);
+    }
     if (!status_is_ok(&st)) {
         return st;
     }
     if (wallet_member_available(m) < req->amount_cents) {
         return insufficient(m, req->amount_cents);
     }
-    char *owner = NULL;
-    st = wallet_store_spend_claim(e->db, e->arena, e->merchant_id, req->reference, m->member_id,
-                                  &owner);
-    if (!status_is_ok(&st)) {
-        return st;
+    if (owner == NULL) { /* the reference was claimed before: by whom */
+        int64_t captured = 0, refunded = 0;
+        st = wallet_store_spend_get(e->db, e->arena, e->merchant_id, req->reference, &owner,
+                                    &captured, &refunded);
+        if (!status_is_ok(&st)) {
+            return st;
+        }
     }
     if (strcmp(owner, m->member_id) != 0) {
         return status_make(STATUS_FAILED_PRECONDITION, "REFERENCE_MEMBER_MISMATCH",
@@ -616,7 +626,7 @@ status_t wallet_op_hold(const wallet_env_t *e, const Loyalty__V1__WalletHoldRequ
     wallet_xfer_t *x = wallet_xfer_begin(&tx, WALLET_XFER_HOLD, m);
     x->hold_id = h.id;
     x->reference = h.reference;
-    st = reserve(e, &tx, m, req->amount_cents, resp->hold);
+    st = reserve(e, &tx, m, req->amount_cents, lots, n, resp->hold);
     if (!status_is_ok(&st)) {
         return st;
     }

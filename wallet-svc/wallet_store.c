@@ -320,6 +320,11 @@ static void member_from_rows(wallet_member_t *m, const PGresult *r) {
     "WHERE a.merchant_id = $1 AND a.member_id = $2 AND a.code IN (1, 2) AND a.shard = 0 "          \
     "ORDER BY a.code"
 
+/* Claims a spend reference for a member: its owner back when new, no row when taken. */
+#define SPEND_CLAIM_SQL                                                                            \
+    "INSERT INTO spends (merchant_id, reference, member_id) VALUES ($1, $2, $3) "                  \
+    "ON CONFLICT DO NOTHING RETURNING member_id"
+
 status_t wallet_store_member_lock(db_t *db, const char *merchant_id, wallet_member_t *m,
                                   bool skip_locked, bool *locked) {
     db_params_t p;
@@ -533,6 +538,8 @@ static wallet_lot_t *lot_from_row(wallet_tx_t *tx, const PGresult *r, int row) {
     return lot_from_row_at(tx, r, row, 0);
 }
 
+static void lots_from_result(wallet_tx_t *tx, const PGresult *r, wallet_lot_t ***out, int *n);
+
 static status_t lots_query(db_t *db, wallet_tx_t *tx, const char *sql, const db_params_t *p,
                            wallet_lot_t ***out, int *n) {
     PGresult *r = NULL;
@@ -540,38 +547,78 @@ static status_t lots_query(db_t *db, wallet_tx_t *tx, const char *sql, const db_
     if (!status_is_ok(&st)) {
         return st;
     }
+    lots_from_result(tx, r, out, n);
+    PQclear(r);
+    return status_ok();
+}
+
+/* The running total in spending order stops at the first lot that completes the amount ($4);
+ * the ORDER BY repeats the rule of wallet_lot_order_cmp. */
+#define SPENDABLE_SQL                                                                              \
+    "SELECT " LOT_COLUMNS " FROM ("                                                                \
+    " SELECT *, sum(credited_cents - debited_cents - held_cents) OVER ("                           \
+    "   ORDER BY expires_at NULLS LAST, code, id ROWS UNBOUNDED PRECEDING) AS running "            \
+    " FROM lots WHERE merchant_id = $1 AND member_id = $2 "                                        \
+    "  AND debited_cents + held_cents < credited_cents "                                           \
+    "  AND (expires_at IS NULL OR expires_at > to_timestamp($3))) s "                              \
+    "WHERE running - (credited_cents - debited_cents - held_cents) < $4 "                          \
+    "ORDER BY expires_at NULLS LAST, code, id LIMIT $5"
+
+static void spendable_params(db_params_t *p, const wallet_tx_t *tx, const char *merchant_id,
+                             const wallet_member_t *m, int64_t amount) {
+    db_params_init(p);
+    db_param_text(p, merchant_id);
+    db_param_text(p, m->member_id);
+    db_param_int(p, tx->now);
+    db_param_int(p, amount);
+    db_param_int(p, WALLET_LOTS_PER_OP_MAX);
+}
+
+static void lots_from_result(wallet_tx_t *tx, const PGresult *r, wallet_lot_t ***out, int *n) {
     *n = PQntuples(r);
     *out = arena_alloc(tx->arena, (size_t)(*n + 1) * sizeof **out);
     for (int i = 0; i < *n; i++) {
         (*out)[i] = lot_from_row(tx, r, i);
     }
-    PQclear(r);
-    return status_ok();
 }
 
 status_t wallet_store_lots_spendable(db_t *db, wallet_tx_t *tx, const char *merchant_id,
                                      wallet_member_t *m, int64_t amount, wallet_lot_t ***out,
                                      int *n) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, m->member_id);
-    db_param_int(&p, tx->now);
-    db_param_int(&p, amount);
-    db_param_int(&p, WALLET_LOTS_PER_OP_MAX);
-    /* The running total in spending order stops at the first lot that completes the amount.
-     * The ORDER BY repeats the rule of wallet_lot_order_cmp. */
-    return lots_query(
-        db, tx,
-        "SELECT " LOT_COLUMNS " FROM ("
-        " SELECT *, sum(credited_cents - debited_cents - held_cents) OVER ("
-        "   ORDER BY expires_at NULLS LAST, code, id ROWS UNBOUNDED PRECEDING) AS running "
-        " FROM lots WHERE merchant_id = $1 AND member_id = $2 "
-        "  AND debited_cents + held_cents < credited_cents "
-        "  AND (expires_at IS NULL OR expires_at > to_timestamp($3))) s "
-        "WHERE running - (credited_cents - debited_cents - held_cents) < $4 "
-        "ORDER BY expires_at NULLS LAST, code, id LIMIT $5",
-        &p, out, n);
+    spendable_params(&p, tx, merchant_id, m, amount);
+    return lots_query(db, tx, SPENDABLE_SQL, &p, out, n);
+}
+
+status_t wallet_store_hold_reads(db_t *db, wallet_tx_t *tx, const char *merchant_id,
+                                 wallet_member_t *m, const char *reference, int64_t amount,
+                                 char **owner, wallet_lot_t ***lots, int *n) {
+    db_params_t pa, pc, pl;
+    db_params_init(&pa);
+    db_param_text(&pa, merchant_id);
+    db_param_text(&pa, m->member_id);
+    db_params_init(&pc);
+    db_param_text(&pc, merchant_id);
+    db_param_text(&pc, reference);
+    db_param_text(&pc, m->member_id);
+    spendable_params(&pl, tx, merchant_id, m, amount);
+    /* In this order on the server: the lots are read under the wallet's lock. */
+    db_exec_item_t q[3] = {
+        {.sql = MEMBER_ACCOUNTS_SQL " FOR UPDATE", .params = &pa},
+        {.sql = SPEND_CLAIM_SQL, .params = &pc},
+        {.sql = SPENDABLE_SQL, .params = &pl},
+    };
+    status_t st = db_exec_all(db, q, 3);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    member_from_rows(m, q[0].out);
+    *owner = PQntuples(q[1].out) == 1 ? db_dup_str(tx->arena, q[1].out, 0, 0) : NULL;
+    lots_from_result(tx, q[2].out, lots, n);
+    for (int i = 0; i < 3; i++) {
+        PQclear(q[i].out);
+    }
+    return status_ok();
 }
 
 status_t wallet_store_lots_lapsed(db_t *db, wallet_tx_t *tx, const char *merchant_id,
@@ -808,10 +855,7 @@ status_t wallet_store_spend_claim(db_t *db, arena_t *a, const char *merchant_id,
     db_param_text(&p, reference);
     db_param_text(&p, member_id);
     PGresult *r = NULL;
-    status_t st = db_exec(db,
-                          "INSERT INTO spends (merchant_id, reference, member_id) "
-                          "VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING member_id",
-                          &p, &r);
+    status_t st = db_exec(db, SPEND_CLAIM_SQL, &p, &r);
     if (!status_is_ok(&st)) {
         return st;
     }

@@ -92,6 +92,14 @@ status_t wallet_store_expiring(db_t *db, const char *merchant_id, const char *me
 
 /* ---- lots ---- */
 
+/** Hold's reads in one round trip: the member's wallet locked FOR UPDATE (into m), the claim of
+ *  the spend `reference` (*owner: the member, or NULL when it was claimed before: ask
+ *  wallet_store_spend_get whose it is), and the lots that cover `amount` in spending order, read
+ *  under the lock (as wallet_store_lots_spendable; stale once settling the wallet moved them). */
+status_t wallet_store_hold_reads(db_t *db, wallet_tx_t *tx, const char *merchant_id,
+                                 wallet_member_t *m, const char *reference, int64_t amount,
+                                 char **owner, wallet_lot_t ***lots, int *n);
+
 /** Loads, in spending order, the member's unexpired lots with money available, just enough of
  *  them to cover `amount` (at most WALLET_LOTS_PER_OP_MAX). */
 status_t wallet_store_lots_spendable(db_t *db, wallet_tx_t *tx, const char *merchant_id,

@@ -374,6 +374,33 @@ Test(wallet_ledger, hold_ttl_expiry_is_lazy) {
     wc_assert_ledger_clean(&wc);
 }
 
+Test(wallet_ledger, a_hold_may_take_money_that_an_expired_hold_gives_back) {
+    /* Goal: Hold reads the wallet's lots together with its lock, before settling what fell due;
+     * when settling releases an expired hold, the new hold takes what it released (the lots are
+     * read again), not the lots as they were before. */
+    const char *env[] = {"JOB_INTERVAL_S=0", NULL};
+    start("ttlre", env);
+    /* Two deposits of 100.00: the first hold takes one of them whole, so the lots read before
+     * settling offer the other alone. */
+    top_up("m1", 100, NULL);
+    top_up("m1", 100, NULL);
+    Loyalty__V1__WalletHoldResponse *h = NULL;
+    assert_status(wc_hold(&wc, harness_key(), "m1", 100, "order-1", 1, &h), STATUS_OK, "");
+    assert_balance(h->balance, 100, 0, 100);
+    /* Its TTL passes (the wallet falls due then): moved in the rows rather than waited for. */
+    sql("UPDATE wallet.holds SET expires_at = now() - interval '1 second' WHERE id = $1",
+        h->hold->id);
+    sql("UPDATE wallet.accounts SET next_due_at = extract(epoch FROM now())::bigint - 1 "
+        "WHERE merchant_id = $1",
+        wc.merchant);
+    Loyalty__V1__WalletHoldResponse *again = hold("m1", 150, "order-2");
+    assert_balance(again->balance, 50, 0, 150);
+    Loyalty__V1__WalletHold *got = NULL;
+    assert_status(wc_get_hold(&wc, h->hold->id, &got), STATUS_OK, "");
+    cr_assert_eq(got->state, LOYALTY__V1__WALLET_HOLD_STATE__WALLET_HOLD_STATE_EXPIRED);
+    wc_assert_ledger_clean(&wc);
+}
+
 Test(wallet_ledger, hold_ttl_expiry_by_the_job) {
     /* Goal: the background job releases holds past their TTL by itself: the statement (a read
      * that settles nothing) shows the HOLD_EXPIRY transfer without any other call. */
