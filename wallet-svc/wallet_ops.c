@@ -673,11 +673,12 @@ status_t wallet_op_get_hold(const wallet_env_t *e, const char *hold_id,
 static status_t open_hold(const wallet_env_t *e, wallet_tx_t *tx, const char *hold_id,
                           wallet_hold_row_t *h, wallet_hold_part_t **parts, int *n,
                           wallet_member_t **m) {
-    status_t st = wallet_store_member_lock_by_hold(e->db, tx, e->merchant_id, hold_id, m);
+    status_t st = wallet_store_hold_open(e->db, tx, e->merchant_id, hold_id, m, h, parts, n);
+    bool due = status_is_ok(&st) && (*m)->exists && (*m)->next_due_at <= e->now;
     if (status_is_ok(&st)) {
         st = settle(e, tx, *m, false);
     }
-    if (status_is_ok(&st)) {
+    if (status_is_ok(&st) && due) { /* settling may have expired the hold read with the lock */
         st = wallet_store_hold_load(e->db, tx, e->merchant_id, hold_id, h, parts, n);
     }
     return st;

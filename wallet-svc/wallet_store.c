@@ -347,6 +347,14 @@ status_t wallet_store_member_lock(db_t *db, const char *merchant_id, wallet_memb
     return status_ok();
 }
 
+/* A hold's member never changes, so finding the wallet through it and locking the wallet is
+ * one statement. */
+#define LOCK_BY_HOLD_SQL                                                                           \
+    "SELECT " MEMBER_COLUMNS ", a.member_id FROM accounts a "                                      \
+    "WHERE a.merchant_id = $1 AND a.member_id = (SELECT member_id "                                \
+    "  FROM holds WHERE merchant_id = $1 AND id = $2) "                                            \
+    " AND a.code IN (1, 2) AND a.shard = 0 ORDER BY a.code FOR UPDATE"
+
 status_t wallet_store_member_lock_by_hold(db_t *db, wallet_tx_t *tx, const char *merchant_id,
                                           const char *hold_id, wallet_member_t **out) {
     db_params_t p;
@@ -354,14 +362,7 @@ status_t wallet_store_member_lock_by_hold(db_t *db, wallet_tx_t *tx, const char 
     db_param_text(&p, merchant_id);
     db_param_text(&p, hold_id);
     PGresult *r = NULL;
-    /* A hold's member never changes, so finding the wallet through it and locking the wallet
-     * is one statement. */
-    status_t st = db_exec(db,
-                          "SELECT " MEMBER_COLUMNS ", a.member_id FROM accounts a "
-                          "WHERE a.merchant_id = $1 AND a.member_id = (SELECT member_id "
-                          "  FROM holds WHERE merchant_id = $1 AND id = $2) "
-                          " AND a.code IN (1, 2) AND a.shard = 0 ORDER BY a.code FOR UPDATE",
-                          &p, &r);
+    status_t st = db_exec(db, LOCK_BY_HOLD_SQL, &p, &r);
     if (!status_is_ok(&st)) {
         return st;
     }
@@ -805,33 +806,22 @@ status_t wallet_store_holds_due(db_t *db, arena_t *a, const char *merchant_id,
     "l.debited_cents, l.held_cents, l.expired_cents, coalesce(" EPOCH(                             \
         "l.expires_at") ", 0), " EPOCH("l.created_at")
 
-status_t wallet_store_hold_load(db_t *db, wallet_tx_t *tx, const char *merchant_id,
-                                const char *hold_id, wallet_hold_row_t *h,
-                                wallet_hold_part_t **parts, int *n) {
-    db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, hold_id);
-    PGresult *r = NULL;
-    /* The hold, and per reserved part (the pending debits of its HOLD transfer, written in
-     * spending order) the amount and the lot: one round trip. */
-    status_t st = db_exec(
-        db,
-        "SELECT h.id, h.member_id, h.reference, h.amount_cents, h.captured_cents, "
-        "h.state, " EPOCH("h.expires_at") ", h.transfer_id, " EPOCH("h.created_at") ", " EPOCH(
-            "h.updated_at") ", p.debit_cents, " LOT_COLUMNS_L " "
-                            "FROM holds h JOIN postings p ON p.merchant_id = h.merchant_id "
-                            " AND p.transfer_id = h.transfer_id AND p.pending AND "
-                            "p.debit_cents > 0 "
-                            "JOIN lots l ON l.merchant_id = p.merchant_id AND l.id = p.lot_id "
-                            "WHERE h.merchant_id = $1 AND h.id = $2 ORDER BY p.line",
-        &p, &r);
-    if (!status_is_ok(&st)) {
-        return st;
-    }
+/* The hold, and per reserved part (the pending debits of its HOLD transfer, written in spending
+ * order) the amount and the lot: one statement. */
+#define HOLD_LOAD_SQL                                                                              \
+    "SELECT h.id, h.member_id, h.reference, h.amount_cents, h.captured_cents, "                    \
+    "h.state, " EPOCH("h.expires_at") ", h.transfer_id, " EPOCH("h.created_at") ", " EPOCH(        \
+        "h.updated_at") ", p.debit_cents, " LOT_COLUMNS_L " "                                      \
+                        "FROM holds h JOIN postings p ON p.merchant_id = h.merchant_id "           \
+                        " AND p.transfer_id = h.transfer_id AND p.pending AND "                    \
+                        "p.debit_cents > 0 "                                                       \
+                        "JOIN lots l ON l.merchant_id = p.merchant_id AND l.id = p.lot_id "        \
+                        "WHERE h.merchant_id = $1 AND h.id = $2 ORDER BY p.line"
+
+static status_t hold_from_result(wallet_tx_t *tx, const PGresult *r, wallet_hold_row_t *h,
+                                 wallet_hold_part_t **parts, int *n) {
     int rows = PQntuples(r);
     if (rows == 0) {
-        PQclear(r);
         return status_make(STATUS_NOT_FOUND, "HOLD_NOT_FOUND", "hold not found");
     }
     hold_from_row(tx->arena, r, 0, h);
@@ -841,8 +831,50 @@ status_t wallet_store_hold_load(db_t *db, wallet_tx_t *tx, const char *merchant_
         (*parts)[i].lot = lot_from_row_at(tx, r, i, 11);
     }
     *n = rows;
-    PQclear(r);
     return status_ok();
+}
+
+status_t wallet_store_hold_load(db_t *db, wallet_tx_t *tx, const char *merchant_id,
+                                const char *hold_id, wallet_hold_row_t *h,
+                                wallet_hold_part_t **parts, int *n) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_text(&p, hold_id);
+    PGresult *r = NULL;
+    status_t st = db_exec(db, HOLD_LOAD_SQL, &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    st = hold_from_result(tx, r, h, parts, n);
+    PQclear(r);
+    return st;
+}
+
+status_t wallet_store_hold_open(db_t *db, wallet_tx_t *tx, const char *merchant_id,
+                                const char *hold_id, wallet_member_t **m, wallet_hold_row_t *h,
+                                wallet_hold_part_t **parts, int *n) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_text(&p, hold_id);
+    /* The hold is read once its wallet is locked: in this order on the server. */
+    db_exec_item_t q[2] = {{.sql = LOCK_BY_HOLD_SQL, .params = &p},
+                           {.sql = HOLD_LOAD_SQL, .params = &p}};
+    status_t st = db_exec_all(db, q, 2);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    if (PQntuples(q[0].out) == 0) {
+        st = status_make(STATUS_NOT_FOUND, "HOLD_NOT_FOUND", "hold not found");
+    } else {
+        *m = wallet_tx_member(tx, db_get_str(q[0].out, 0, 6));
+        member_from_rows(*m, q[0].out);
+        st = hold_from_result(tx, q[1].out, h, parts, n);
+    }
+    PQclear(q[0].out);
+    PQclear(q[1].out);
+    return st;
 }
 
 /* ---- spends ---- */

@@ -152,6 +152,11 @@ status_t wallet_store_holds_due(db_t *db, arena_t *a, const char *merchant_id,
 status_t wallet_store_hold_load(db_t *db, wallet_tx_t *tx, const char *merchant_id,
                                 const char *hold_id, wallet_hold_row_t *h,
                                 wallet_hold_part_t **parts, int *n);
+/** The wallet of a hold locked FOR UPDATE (*m) and then the hold with its parts, in one round
+ *  trip (stale once settling the wallet moved them). NOT_FOUND HOLD_NOT_FOUND. */
+status_t wallet_store_hold_open(db_t *db, wallet_tx_t *tx, const char *merchant_id,
+                                const char *hold_id, wallet_member_t **m, wallet_hold_row_t *h,
+                                wallet_hold_part_t **parts, int *n);
 /** The id of the member's pending hold taken with `reference` (the latest), into a; NOT_FOUND
  *  HOLD_NOT_FOUND when there is none. */
 status_t wallet_store_pending_hold_id(db_t *db, arena_t *a, const char *merchant_id,

@@ -401,6 +401,24 @@ Test(wallet_ledger, a_hold_may_take_money_that_an_expired_hold_gives_back) {
     wc_assert_ledger_clean(&wc);
 }
 
+Test(wallet_ledger, capturing_a_hold_whose_ttl_passed_finds_it_expired) {
+    /* Goal: CaptureHold locks the wallet and reads the hold in one round trip, before settling
+     * what fell due; when settling expires that very hold, the capture sees it EXPIRED. */
+    const char *env[] = {"JOB_INTERVAL_S=0", NULL};
+    start("ttlcap", env);
+    top_up("m1", 500, NULL);
+    Loyalty__V1__WalletHoldResponse *h = hold("m1", 200, "order-1");
+    sql("UPDATE wallet.holds SET expires_at = now() - interval '1 second' WHERE id = $1",
+        h->hold->id);
+    sql("UPDATE wallet.accounts SET next_due_at = extract(epoch FROM now())::bigint - 1 "
+        "WHERE merchant_id = $1",
+        wc.merchant);
+    assert_status(wc_capture(&wc, harness_key(), h->hold->id, 200, NULL),
+                  STATUS_FAILED_PRECONDITION, "HOLD_EXPIRED");
+    assert_balance(wc_balance(&wc, "m1"), 500, 0, 0);
+    wc_assert_ledger_clean(&wc);
+}
+
 Test(wallet_ledger, hold_ttl_expiry_by_the_job) {
     /* Goal: the background job releases holds past their TTL by itself: the statement (a read
      * that settles nothing) shows the HOLD_EXPIRY transfer without any other call. */
