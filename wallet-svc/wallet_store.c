@@ -355,28 +355,6 @@ status_t wallet_store_member_lock(db_t *db, const char *merchant_id, wallet_memb
     "  FROM holds WHERE merchant_id = $1 AND id = $2) "                                            \
     " AND a.code IN (1, 2) AND a.shard = 0 ORDER BY a.code FOR UPDATE"
 
-status_t wallet_store_member_lock_by_hold(db_t *db, wallet_tx_t *tx, const char *merchant_id,
-                                          const char *hold_id, wallet_member_t **out) {
-    db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, hold_id);
-    PGresult *r = NULL;
-    status_t st = db_exec(db, LOCK_BY_HOLD_SQL, &p, &r);
-    if (!status_is_ok(&st)) {
-        return st;
-    }
-    if (PQntuples(r) == 0) {
-        PQclear(r);
-        return status_make(STATUS_NOT_FOUND, "HOLD_NOT_FOUND", "hold not found");
-    }
-    wallet_member_t *m = wallet_tx_member(tx, db_get_str(r, 0, 6));
-    member_from_rows(m, r);
-    PQclear(r);
-    *out = m;
-    return status_ok();
-}
-
 status_t wallet_store_pending_hold_id(db_t *db, arena_t *a, const char *merchant_id,
                                       const char *member_id, const char *reference, char **id) {
     db_params_t p;

@@ -68,11 +68,6 @@ status_t wallet_store_member_ensure(db_t *db, const char *merchant_id, const cha
 status_t wallet_store_member_lock(db_t *db, const char *merchant_id, wallet_member_t *m,
                                   bool skip_locked, bool *locked);
 
-/** Finds the wallet a hold belongs to and locks it (as wallet_store_member_lock): *out is a
- *  new member record of tx. NOT_FOUND HOLD_NOT_FOUND when there is no such hold. */
-status_t wallet_store_member_lock_by_hold(db_t *db, wallet_tx_t *tx, const char *merchant_id,
-                                          const char *hold_id, wallet_member_t **out);
-
 /** The exact next_due_at of a wallet from its holds and lots (WALLET_DUE_NEVER: none). */
 status_t wallet_store_next_due(db_t *db, const char *merchant_id, const char *member_id,
                                int64_t *at);
