@@ -26,7 +26,7 @@ status_t promo_rpc_quote(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
     const Loyalty__V1__PromoQuoteRequest *req = (const void *)req_msg;
     Loyalty__V1__PromoQuoteResponse *resp = (void *)resp_msg;
     promo_pricing_t pc;
-    status_t st = promo_price(ctx, req->cart, false, &pc);
+    status_t st = promo_price(ctx, req->cart, false, NULL, &pc);
     if (status_is_ok(&st)) {
         resp->quote = pc.quote;
     }
@@ -85,33 +85,28 @@ status_t promo_rpc_reserve(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
     if (status_is_ok(&st)) {
         st = promo_rules_check_ttl(req->ttl_s, &ttl_s);
     }
+    /* The checkout's reservation, the merchant's expired ones, and the settings and promotions
+     * the pricing needs: one round trip, before anything is locked. */
+    promo_reserve_reads_t *in = arena_alloc(ctx->arena, sizeof *in);
+    if (status_is_ok(&st)) {
+        st = promo_store_reserve_reads(ctx->db, ctx->arena, ctx->merchant_id, req->checkout_id,
+                                       ctx->now_s, LAZY_EXPIRE_BATCH, in);
+    }
     /* A checkout that already has a reservation, or was released before it reserved, is
      * refused whatever its cart (the insert below catches a concurrent Reserve of it). */
-    Loyalty__V1__PromoReservation *existing = NULL;
-    bool found = false;
-    if (status_is_ok(&st)) {
-        st = promo_store_reservation_get(ctx->db, ctx->arena, ctx->merchant_id, req->checkout_id,
-                                         NULL, false, &existing, &found);
-    }
-    if (status_is_ok(&st) && found) {
+    if (status_is_ok(&st) && in->existing_found) {
         return status_make(STATUS_ALREADY_EXISTS, "RESERVATION_EXISTS",
                            "checkout %s already has a reservation (%s)", req->checkout_id,
-                           existing->status == RES(RELEASED) ? "released" : "taken");
+                           in->existing->status == RES(RELEASED) ? "released" : "taken");
     }
     /* Lazily return what this merchant's expired reservations still hold, so that their uses,
      * codes and coupons are available to this checkout. */
-    promo_reservation_ref_t *expired = NULL;
-    size_t n_expired = 0;
-    if (status_is_ok(&st)) {
-        st = promo_store_reservations_expired(ctx->db, ctx->arena, ctx->merchant_id, ctx->now_s,
-                                              LAZY_EXPIRE_BATCH, &expired, &n_expired);
-    }
-    for (size_t i = 0; i < n_expired && status_is_ok(&st); i++) {
-        st = expire_one(ctx, ctx->merchant_id, expired[i].checkout_id);
+    for (size_t i = 0; status_is_ok(&st) && i < in->n_expired; i++) {
+        st = expire_one(ctx, ctx->merchant_id, in->expired[i].checkout_id);
     }
     promo_pricing_t pc;
     if (status_is_ok(&st)) {
-        st = promo_price(ctx, req->cart, true, &pc);
+        st = promo_price(ctx, req->cart, true, &in->preload, &pc);
     }
     if (status_is_ok(&st)) {
         st = promo_pricing_check_requested(&pc);

@@ -4,6 +4,7 @@
 #include "promo_cache.h"
 #include "promo_rules.h"
 
+#include <assert.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -125,10 +126,11 @@ static status_t code_candidate(rpc_ctx_t *ctx, promo_pricing_t *pc, promotion_t 
     return status_ok();
 }
 
-static status_t load_candidates(rpc_ctx_t *ctx, promo_pricing_t *pc, bool for_reserve) {
-    promotion_t **active = NULL;
-    size_t n_active = 0;
-    status_t st = load_active(ctx, for_reserve, &active, &n_active);
+static status_t load_candidates(rpc_ctx_t *ctx, promo_pricing_t *pc, bool for_reserve,
+                                const promo_preload_t *pre) {
+    promotion_t **active = pre ? pre->active : NULL;
+    size_t n_active = pre ? pre->n_active : 0;
+    status_t st = pre ? status_ok() : load_active(ctx, for_reserve, &active, &n_active);
     if (!status_is_ok(&st)) {
         return st;
     }
@@ -294,20 +296,26 @@ static status_t load_limits(rpc_ctx_t *ctx, promo_pricing_t *pc, bool lock) {
 }
 
 status_t promo_price(rpc_ctx_t *ctx, const Loyalty__V1__PromoCart *cart, bool for_reserve,
-                     promo_pricing_t *pc) {
+                     const promo_preload_t *pre, promo_pricing_t *pc) {
     memset(pc, 0, sizeof *pc);
     status_t st = promo_rules_check_cart(ctx->arena, cart, &pc->cart);
     if (!status_is_ok(&st)) {
         return st;
     }
     pc->at = for_reserve || pc->cart.at == 0 ? ctx->now_s : pc->cart.at;
-    st = promo_store_settings_get(ctx->db, ctx->arena, ctx->merchant_id, pc->at, &pc->settings,
-                                  &pc->periods);
+    if (pre != NULL) {
+        assert(for_reserve); /* read at the server's time, as Reserve prices */
+        pc->settings = pre->settings;
+        pc->periods = pre->periods;
+    } else {
+        st = promo_store_settings_get(ctx->db, ctx->arena, ctx->merchant_id, pc->at, &pc->settings,
+                                      &pc->periods);
+    }
     if (status_is_ok(&st)) {
         st = load_coupons(ctx, pc, for_reserve); /* lock order: coupons, codes, counters */
     }
     if (status_is_ok(&st)) {
-        st = load_candidates(ctx, pc, for_reserve);
+        st = load_candidates(ctx, pc, for_reserve, pre);
     }
     if (status_is_ok(&st)) {
         st = load_limits(ctx, pc, for_reserve);

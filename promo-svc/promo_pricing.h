@@ -30,9 +30,10 @@ typedef struct promo_pricing {
 } promo_pricing_t;
 
 /** Validates `cart` and prices it. for_reserve: at the server's current time, from PostgreSQL,
- *  with locks (must run inside the call's transaction). */
+ *  with locks (must run inside the call's transaction). `pre`: the settings and promotions read
+ *  already (promo_store_reserve_reads), or NULL to read them here. */
 status_t promo_price(rpc_ctx_t *ctx, const Loyalty__V1__PromoCart *cart, bool for_reserve,
-                     promo_pricing_t *out);
+                     const promo_preload_t *pre, promo_pricing_t *out);
 
 /** The first code or coupon of the cart that the quote did not apply, as a FAILED_PRECONDITION
  *  whose reason is the PromoReason name; OK when every one applied. */

@@ -250,22 +250,35 @@ status_t promo_store_promotions_list(db_t *db, arena_t *a, const char *merchant_
     return st;
 }
 
+static const char ACTIVE_SQL[] =
+    "SELECT " PROMOTION_COLUMNS " FROM promotions WHERE merchant_id = $1 "
+    " AND status = 1 AND (end_at = 0 OR end_at > $2) "
+    "ORDER BY priority DESC, id";
+
+void promo_store_active_query(db_exec_item_t *item, db_params_t *p, const char *merchant_id,
+                              int64_t now) {
+    db_params_init(p);
+    db_param_text(p, merchant_id);
+    db_param_int(p, now);
+    *item = (db_exec_item_t){.sql = ACTIVE_SQL, .params = p};
+}
+
+status_t promo_store_active_parse(arena_t *a, const PGresult *r, Loyalty__V1__Promotion ***out,
+                                  size_t *n) {
+    return promotions_from_result(a, r, -1, out, n);
+}
+
 status_t promo_store_promotions_active(db_t *db, arena_t *a, const char *merchant_id, int64_t now,
                                        Loyalty__V1__Promotion ***out, size_t *n) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_int(&p, now);
+    db_exec_item_t q;
+    promo_store_active_query(&q, &p, merchant_id, now);
     PGresult *r = NULL;
-    status_t st = db_exec(db,
-                          "SELECT " PROMOTION_COLUMNS " FROM promotions WHERE merchant_id = $1 "
-                          " AND status = 1 AND (end_at = 0 OR end_at > $2) "
-                          "ORDER BY priority DESC, id",
-                          &p, &r);
+    status_t st = db_exec(db, q.sql, q.params, &r);
     if (!status_is_ok(&st)) {
         return st;
     }
-    st = promotions_from_result(a, r, -1, out, n);
+    st = promo_store_active_parse(a, r, out, n);
     PQclear(r);
     return st;
 }
@@ -443,27 +456,27 @@ status_t promo_store_codes_set_by_checkout(db_t *db, const char *merchant_id,
 
 /* ---- settings ---- */
 
-status_t promo_store_settings_get(db_t *db, arena_t *a, const char *merchant_id, int64_t at,
-                                  Loyalty__V1__PromoSettings **settings, promo_periods_t *periods) {
-    db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_int(&p, at);
-    PGresult *r = NULL;
-    /* The aggregates turn "no row" into the defaults in the same round trip. */
-    status_t st = db_exec(db,
-                          "SELECT s.tz, s.ru, s.rc, "
-                          " 'D' || to_char(to_timestamp($2) AT TIME ZONE s.tz, 'YYYY-MM-DD'), "
-                          " 'W' || to_char(to_timestamp($2) AT TIME ZONE s.tz, 'IYYY-\"W\"IW'), "
-                          " 'M' || to_char(to_timestamp($2) AT TIME ZONE s.tz, 'YYYY-MM') "
-                          "FROM (SELECT coalesce(max(time_zone), 'UTC') AS tz, "
-                          " coalesce(bool_and(refund_restores_usage), true) AS ru, "
-                          " coalesce(bool_and(refund_restores_coupons), true) AS rc "
-                          " FROM settings WHERE merchant_id = $1) s",
-                          &p, &r);
-    if (!status_is_ok(&st)) {
-        return st;
-    }
+/* The aggregates turn "no row" into the defaults in the same round trip. */
+static const char SETTINGS_SQL[] =
+    "SELECT s.tz, s.ru, s.rc, "
+    " 'D' || to_char(to_timestamp($2) AT TIME ZONE s.tz, 'YYYY-MM-DD'), "
+    " 'W' || to_char(to_timestamp($2) AT TIME ZONE s.tz, 'IYYY-\"W\"IW'), "
+    " 'M' || to_char(to_timestamp($2) AT TIME ZONE s.tz, 'YYYY-MM') "
+    "FROM (SELECT coalesce(max(time_zone), 'UTC') AS tz, "
+    " coalesce(bool_and(refund_restores_usage), true) AS ru, "
+    " coalesce(bool_and(refund_restores_coupons), true) AS rc "
+    " FROM settings WHERE merchant_id = $1) s";
+
+void promo_store_settings_query(db_exec_item_t *item, db_params_t *p, const char *merchant_id,
+                                int64_t at) {
+    db_params_init(p);
+    db_param_text(p, merchant_id);
+    db_param_int(p, at);
+    *item = (db_exec_item_t){.sql = SETTINGS_SQL, .params = p};
+}
+
+void promo_store_settings_parse(arena_t *a, const PGresult *r,
+                                Loyalty__V1__PromoSettings **settings, promo_periods_t *periods) {
     Loyalty__V1__PromoSettings *s = pb_new(a, &loyalty__v1__promo_settings__descriptor);
     s->time_zone = arena_strdup(a, db_get_str(r, 0, 0));
     s->refund_restores_usage = db_get_bool(r, 0, 1);
@@ -472,6 +485,19 @@ status_t promo_store_settings_get(db_t *db, arena_t *a, const char *merchant_id,
     periods->week = arena_strdup(a, db_get_str(r, 0, 4));
     periods->month = arena_strdup(a, db_get_str(r, 0, 5));
     *settings = s;
+}
+
+status_t promo_store_settings_get(db_t *db, arena_t *a, const char *merchant_id, int64_t at,
+                                  Loyalty__V1__PromoSettings **settings, promo_periods_t *periods) {
+    db_params_t p;
+    db_exec_item_t q;
+    promo_store_settings_query(&q, &p, merchant_id, at);
+    PGresult *r = NULL;
+    status_t st = db_exec(db, q.sql, q.params, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    promo_store_settings_parse(a, r, settings, periods);
     PQclear(r);
     return status_ok();
 }

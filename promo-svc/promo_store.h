@@ -44,6 +44,12 @@ status_t promo_store_promotions_list(db_t *db, arena_t *a, const char *merchant_
                                      int limit, Loyalty__V1__Promotion ***out, size_t *n,
                                      bool *more);
 
+/** The statement of promo_store_promotions_active, for a caller that sends it with others
+ *  (db_exec_all: `p` must live until then), and the reading of its result. */
+void promo_store_active_query(db_exec_item_t *item, db_params_t *p, const char *merchant_id,
+                              int64_t now);
+status_t promo_store_active_parse(arena_t *a, const PGresult *r, Loyalty__V1__Promotion ***out,
+                                  size_t *n);
 /** Every ACTIVE promotion not ended at `now`, by priority. */
 status_t promo_store_promotions_active(db_t *db, arena_t *a, const char *merchant_id, int64_t now,
                                        Loyalty__V1__Promotion ***out, size_t *n);
@@ -83,6 +89,11 @@ status_t promo_store_codes_set_by_checkout(db_t *db, const char *merchant_id,
 
 /* ---- settings and calendar ---- */
 
+/** The statement of promo_store_settings_get, for db_exec_all, and the reading of its result. */
+void promo_store_settings_query(db_exec_item_t *item, db_params_t *p, const char *merchant_id,
+                                int64_t at);
+void promo_store_settings_parse(arena_t *a, const PGresult *r,
+                                Loyalty__V1__PromoSettings **settings, promo_periods_t *periods);
 /** The merchant's settings (defaults when none are stored) and the limit periods of `at` in
  *  its time zone. */
 status_t promo_store_settings_get(db_t *db, arena_t *a, const char *merchant_id, int64_t at,
@@ -210,5 +221,28 @@ typedef struct promo_reservation_ref {
 status_t promo_store_reservations_expired(db_t *db, arena_t *a, const char *merchant_id,
                                           int64_t now, int limit, promo_reservation_ref_t **out,
                                           size_t *n);
+
+/** What a pricing reads before anything it locks: the merchant's settings with the periods of
+ *  the pricing's time, and its active promotions. */
+typedef struct promo_preload {
+    Loyalty__V1__PromoSettings *settings;
+    promo_periods_t periods;
+    Loyalty__V1__Promotion **active;
+    size_t n_active;
+} promo_preload_t;
+
+/** Reserve's reads in one round trip, none of them locking: the checkout's reservation if any,
+ *  the merchant's reservations whose TTL ended (at most expired_max, as
+ *  promo_store_reservations_expired), and the pricing's settings and promotions at `now`. */
+typedef struct promo_reserve_reads {
+    Loyalty__V1__PromoReservation *existing;
+    bool existing_found;
+    promo_reservation_ref_t *expired;
+    size_t n_expired;
+    promo_preload_t preload;
+} promo_reserve_reads_t;
+status_t promo_store_reserve_reads(db_t *db, arena_t *a, const char *merchant_id,
+                                   const char *checkout_id, int64_t now, int expired_max,
+                                   promo_reserve_reads_t *out);
 
 #endif

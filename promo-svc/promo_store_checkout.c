@@ -240,6 +240,21 @@ status_t promo_store_reservation_update(db_t *db, const char *merchant_id,
                             &p, &order_free);
 }
 
+#define EXPIRED_OF_MERCHANT_SQL                                                                    \
+    "SELECT merchant_id, checkout_id FROM reservations "                                           \
+    "WHERE merchant_id = $3 AND status = 1 AND expires_at <= $1 ORDER BY expires_at LIMIT $2"
+
+static void expired_from_result(arena_t *a, const PGresult *r, promo_reservation_ref_t **out,
+                                size_t *n) {
+    int rows = PQntuples(r);
+    *out = arena_alloc(a, ((size_t)rows + 1) * sizeof **out);
+    for (int i = 0; i < rows; i++) {
+        (*out)[i].merchant_id = arena_strdup(a, db_get_str(r, i, 0));
+        (*out)[i].checkout_id = arena_strdup(a, db_get_str(r, i, 1));
+    }
+    *n = (size_t)rows;
+}
+
 status_t promo_store_reservations_expired(db_t *db, arena_t *a, const char *merchant_id,
                                           int64_t now, int limit, promo_reservation_ref_t **out,
                                           size_t *n) {
@@ -251,11 +266,7 @@ status_t promo_store_reservations_expired(db_t *db, arena_t *a, const char *merc
     status_t st;
     if (merchant_id != NULL) {
         db_param_text(&p, merchant_id);
-        st = db_exec(db,
-                     "SELECT merchant_id, checkout_id FROM reservations "
-                     "WHERE merchant_id = $3 AND status = 1 AND expires_at <= $1 "
-                     "ORDER BY expires_at LIMIT $2",
-                     &p, &r);
+        st = db_exec(db, EXPIRED_OF_MERCHANT_SQL, &p, &r);
     } else {
         st = db_exec(db,
                      "SELECT merchant_id, checkout_id FROM reservations "
@@ -265,13 +276,44 @@ status_t promo_store_reservations_expired(db_t *db, arena_t *a, const char *merc
     if (!status_is_ok(&st)) {
         return st;
     }
-    int rows = PQntuples(r);
-    *out = arena_alloc(a, ((size_t)rows + 1) * sizeof **out);
-    for (int i = 0; i < rows; i++) {
-        (*out)[i].merchant_id = arena_strdup(a, db_get_str(r, i, 0));
-        (*out)[i].checkout_id = arena_strdup(a, db_get_str(r, i, 1));
-    }
-    *n = (size_t)rows;
+    expired_from_result(a, r, out, n);
     PQclear(r);
     return status_ok();
+}
+
+status_t promo_store_reserve_reads(db_t *db, arena_t *a, const char *merchant_id,
+                                   const char *checkout_id, int64_t now, int expired_max,
+                                   promo_reserve_reads_t *out) {
+    memset(out, 0, sizeof *out);
+    db_params_t pr, pe, ps, pa;
+    db_params_init(&pr);
+    db_param_text(&pr, merchant_id);
+    db_param_text(&pr, checkout_id);
+    db_params_init(&pe);
+    db_param_int(&pe, now);
+    db_param_int(&pe, expired_max);
+    db_param_text(&pe, merchant_id);
+    db_exec_item_t q[4] = {
+        {.sql = "SELECT " RESERVATION_COLUMNS " FROM reservations "
+                "WHERE merchant_id = $1 AND checkout_id = $2",
+         .params = &pr},
+        {.sql = EXPIRED_OF_MERCHANT_SQL, .params = &pe},
+    };
+    promo_store_settings_query(&q[2], &ps, merchant_id, now);
+    promo_store_active_query(&q[3], &pa, merchant_id, now);
+    status_t st = db_exec_all(db, q, 4);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    out->existing_found = PQntuples(q[0].out) == 1;
+    if (out->existing_found) {
+        out->existing = reservation_from_row(a, q[0].out);
+    }
+    expired_from_result(a, q[1].out, &out->expired, &out->n_expired);
+    promo_store_settings_parse(a, q[2].out, &out->preload.settings, &out->preload.periods);
+    st = promo_store_active_parse(a, q[3].out, &out->preload.active, &out->preload.n_active);
+    for (int i = 0; i < 4; i++) {
+        PQclear(q[i].out);
+    }
+    return st;
 }
