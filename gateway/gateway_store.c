@@ -345,22 +345,13 @@ static void status_from_row(status_t *s, int code, const char *reason, const cha
                    : status_make((status_code_t)code, reason[0] ? reason : NULL, "%s", message);
 }
 
-static status_t load_steps(db_t *db, gw_saga_t *x) {
-    db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, x->merchant_id);
-    db_param_text(&p, x->id);
-    PGresult *r = NULL;
-    status_t st =
-        db_exec(db,
-                "SELECT name, seq, direction, state, attempts, response, error_code, error_reason, "
-                " error_message, extract(epoch FROM started_at)::bigint, "
-                " coalesce(extract(epoch FROM finished_at)::bigint, 0) "
-                "FROM saga_steps WHERE merchant_id = $1 AND saga_id = $2 ORDER BY seq",
-                &p, &r);
-    if (!status_is_ok(&st)) {
-        return st;
-    }
+#define STEPS_SQL                                                                                  \
+    "SELECT name, seq, direction, state, attempts, response, error_code, error_reason, "           \
+    " error_message, extract(epoch FROM started_at)::bigint, "                                     \
+    " coalesce(extract(epoch FROM finished_at)::bigint, 0) "                                       \
+    "FROM saga_steps WHERE merchant_id = $1 AND saga_id = $2 ORDER BY seq"
+
+static void steps_from_result(gw_saga_t *x, const PGresult *r) {
     int n = PQntuples(r);
     x->n_steps = 0;
     for (int i = 0; i < n && i < GW_STEPS_MAX; i++) {
@@ -379,6 +370,19 @@ static status_t load_steps(db_t *db, gw_saga_t *x) {
         s->started_at = db_get_int(r, i, 9);
         s->finished_at = db_get_int(r, i, 10);
     }
+}
+
+static status_t load_steps(db_t *db, gw_saga_t *x) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, x->merchant_id);
+    db_param_text(&p, x->id);
+    PGresult *r = NULL;
+    status_t st = db_exec(db, STEPS_SQL, &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    steps_from_result(x, r);
     PQclear(r);
     return status_ok();
 }
@@ -390,8 +394,8 @@ static status_t load_steps(db_t *db, gw_saga_t *x) {
     " extract(epoch FROM created_at)::bigint, extract(epoch FROM updated_at)::bigint, "            \
     " extract(epoch FROM next_attempt_at)::bigint "
 
-/* Reads row 0 of r (SAGA_COLUMNS) into x, then its steps. */
-static status_t saga_from_row(db_t *db, gw_saga_t *x, const PGresult *r) {
+/* Reads row 0 of r (SAGA_COLUMNS) into x, without its steps. */
+static status_t saga_fields_from_row(gw_saga_t *x, const PGresult *r) {
     arena_t *a = x->a;
     x->kind = (int)db_get_int(r, 0, 0);
     x->state = (int)db_get_int(r, 0, 1);
@@ -414,7 +418,13 @@ static status_t saga_from_row(db_t *db, gw_saga_t *x, const PGresult *r) {
                            x->id);
     }
     x->persisted = true;
-    return load_steps(db, x);
+    return status_ok();
+}
+
+/* Reads row 0 of r (SAGA_COLUMNS) into x, then its steps. */
+static status_t saga_from_row(db_t *db, gw_saga_t *x, const PGresult *r) {
+    status_t st = saga_fields_from_row(x, r);
+    return status_is_ok(&st) ? load_steps(db, x) : st;
 }
 
 status_t gw_store_load(db_t *db, gw_saga_t *x) {
@@ -446,31 +456,43 @@ status_t gw_store_claim_load(db_t *db, gw_saga_t *x, const char *token, int64_t 
     db_param_text(&p, x->id);
     db_param_text(&p, token);
     db_param_int(&p, lease_s);
-    PGresult *r = NULL;
+    db_params_t ps;
+    db_params_init(&ps);
+    db_param_text(&ps, x->merchant_id);
+    db_param_text(&ps, x->id);
     /* RETURNING reads the row version the lease was taken on (after waiting for a writer that
      * held it), so the state cannot be older than the lease; the steps are read afterwards, by
-     * a statement of their own, for the same reason. The claim commits without waiting for its
-     * WAL to reach the disk (synchronous_commit off for this statement's own transaction): a
-     * lease is only worth anything while PostgreSQL runs, and one lost in a crash makes the
-     * executor's next write, which is durable and conditioned on the lease, find it gone. */
-    status_t st = db_exec(db,
-                          "UPDATE sagas SET lease_owner = $3, "
-                          " lease_until = now() + $4::bigint * interval '1 s' "
-                          "FROM (SELECT set_config('synchronous_commit', 'off', true)) AS nosync "
-                          "WHERE merchant_id = $1 AND id = $2 "
-                          " AND (lease_owner IS NULL OR lease_until < now() OR lease_owner = $3) "
-                          "RETURNING " SAGA_COLUMNS,
-                          &p, &r);
+     * a statement of their own (its own snapshot, in the same round trip), for the same reason.
+     * The claim commits without waiting for its WAL to reach the disk (synchronous_commit off
+     * for the round trip's own transaction): a lease is only worth anything while PostgreSQL
+     * runs, and one lost in a crash makes the executor's next write, which is durable and
+     * conditioned on the lease, find it gone. */
+    db_exec_item_t q[2] = {
+        {.sql = "UPDATE sagas SET lease_owner = $3, "
+                " lease_until = now() + $4::bigint * interval '1 s' "
+                "FROM (SELECT set_config('synchronous_commit', 'off', true)) AS nosync "
+                "WHERE merchant_id = $1 AND id = $2 "
+                " AND (lease_owner IS NULL OR lease_until < now() OR lease_owner = $3) "
+                "RETURNING " SAGA_COLUMNS,
+         .params = &p},
+        {.sql = STEPS_SQL, .params = &ps},
+    };
+    status_t st = db_exec_all(db, q, 2);
     if (!status_is_ok(&st)) {
         return st;
     }
-    *claimed = PQntuples(r) == 1;
+    *claimed = PQntuples(q[0].out) == 1;
     if (!*claimed) { /* leased by someone else, or missing: read it as it is */
-        PQclear(r);
+        PQclear(q[0].out);
+        PQclear(q[1].out);
         return gw_store_load(db, x);
     }
-    st = saga_from_row(db, x, r);
-    PQclear(r);
+    st = saga_fields_from_row(x, q[0].out);
+    if (status_is_ok(&st)) {
+        steps_from_result(x, q[1].out);
+    }
+    PQclear(q[0].out);
+    PQclear(q[1].out);
     return st;
 }
 
