@@ -389,14 +389,17 @@ status_t gw_flush(gw_saga_t *x) {
     return written(x, gw_store_update(x->ctx->db, x, true, wait), wait);
 }
 
+typedef struct release_arg {
+    gw_saga_t *x;
+    PGresult *written; /* the saga's update, sent with the COMMIT */
+} release_arg_t;
+
+/* The final flow's writes (the order, its event), then the saga's own update with the COMMIT:
+ * one round trip. */
 static status_t release_tx(db_t *db, void *arg) {
-    gw_saga_t *x = arg;
-    status_t st = gw_store_update(db, x, false, true);
-    const gw_flows_t *f = gw_flows_of(x->kind);
-    if (status_is_ok(&st) && x->state == GW_COMPLETED && f->on_final != NULL) {
-        st = f->on_final(x, db);
-    }
-    return st;
+    release_arg_t *r = arg;
+    status_t st = gw_flows_of(r->x->kind)->on_final(r->x, db);
+    return status_is_ok(&st) ? gw_store_update_at_commit(db, r->x, &r->written) : st;
 }
 
 /* The saga's last write of this run, before the outcome is told: it waits for the disk. */
@@ -406,7 +409,11 @@ status_t gw_release(gw_saga_t *x) {
     }
     const gw_flows_t *f = gw_flows_of(x->kind);
     if (x->state == GW_COMPLETED && f->on_final != NULL) {
-        return written(x, db_tx(x->ctx->db, release_tx, x), true);
+        release_arg_t r = {.x = x};
+        status_t st = db_tx(x->ctx->db, release_tx, &r);
+        st = gw_store_update_committed(x, st, r.written);
+        PQclear(r.written);
+        return written(x, st, true);
     }
     return written(x, gw_store_update(x->ctx->db, x, false, true), true);
 }

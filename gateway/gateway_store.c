@@ -103,8 +103,25 @@ static void step_params(db_params_t *p, const step_arrays_t *s) {
     "set_config('synchronous_commit', coalesce(" param "::text, "                                  \
     "current_setting('synchronous_commit')), true)"
 
+/* A saga's update under its lease, with its dirty steps (%s: STEPS_UPSERT_FMT) and what it
+ * answers (%s). */
+#define UPDATE_SQL_FMT                                                                             \
+    "WITH s AS (UPDATE sagas SET state = $3, context = $4, reason = $5, error_code = $6, "         \
+    " error_reason = $7, error_message = $8, attempts = $9, updated_at = now(), "                  \
+    " lease_owner = CASE WHEN $10::boolean THEN lease_owner END, "                                 \
+    " lease_until = CASE WHEN $10::boolean THEN now() + $11::bigint * interval '1 s' END, "        \
+    " next_attempt_at = CASE WHEN NOT $10::boolean "                                               \
+    "  THEN now() + $12::bigint * interval '1 s' "                                                 \
+    "  WHEN state <> $3 THEN now() ELSE next_attempt_at END "                                      \
+    "FROM (SELECT " COMMIT_MODE_SQL(                                                               \
+        "$24") ") AS commit_mode "                                                                 \
+               "WHERE merchant_id = $1 AND id = $2 AND lease_owner = $13 "                         \
+               "RETURNING extract(epoch FROM updated_at)::bigint), "                               \
+               "%s%s"
+
 static char g_insert_sql[4096];
 static char g_update_sql[4096];
+static char g_final_sql[4096];
 
 static void build_sql(void) {
     char steps[2048];
@@ -127,21 +144,11 @@ static void build_sql(void) {
                    "SELECT * FROM s",
         steps);
     snprintf(steps, sizeof steps, STEPS_UPSERT_FMT, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23);
-    snprintf(g_update_sql, sizeof g_update_sql,
-             "WITH s AS (UPDATE sagas SET state = $3, context = $4, reason = $5, error_code = $6, "
-             " error_reason = $7, error_message = $8, attempts = $9, updated_at = now(), "
-             " lease_owner = CASE WHEN $10::boolean THEN lease_owner END, "
-             " lease_until = CASE WHEN $10::boolean THEN now() + $11::bigint * interval '1 s' END, "
-             " next_attempt_at = CASE WHEN NOT $10::boolean "
-             "  THEN now() + $12::bigint * interval '1 s' "
-             "  WHEN state <> $3 THEN now() ELSE next_attempt_at END "
-             "FROM (SELECT " COMMIT_MODE_SQL(
-                 "$24") ") AS commit_mode "
-                        "WHERE merchant_id = $1 AND id = $2 AND lease_owner = $13 "
-                        "RETURNING extract(epoch FROM updated_at)::bigint), "
-                        "%s"
-                        "SELECT * FROM s",
-             steps);
+    snprintf(g_update_sql, sizeof g_update_sql, UPDATE_SQL_FMT, steps, "SELECT * FROM s");
+    /* The same as the last statement of a transaction, sent with its COMMIT: without the lease
+     * it refuses, so that nothing else of the transaction commits either. */
+    snprintf(g_final_sql, sizeof g_final_sql, UPDATE_SQL_FMT, steps,
+             "SELECT coalesce((SELECT * FROM s), refuse('SAGA_LEASE_LOST'))");
 }
 
 static pthread_once_t g_sql_once = PTHREAD_ONCE_INIT;
@@ -247,29 +254,56 @@ status_t gw_store_insert(db_t *db, gw_saga_t *x, const unsigned char *hash_input
     return status_ok();
 }
 
-status_t gw_store_update(db_t *db, gw_saga_t *x, bool keep_lease, bool wait_for_disk) {
-    pthread_once(&g_sql_once, build_sql);
+static void update_params(gw_saga_t *x, bool keep_lease, bool wait_for_disk, db_params_t *p) {
     size_t ctx_len = 0;
     unsigned char *ctx_bytes = pack_context(x, &ctx_len);
     step_arrays_t sa;
     dirty_steps(x, &sa);
+    db_params_init(p);
+    db_param_text(p, x->merchant_id);
+    db_param_text(p, x->id);
+    db_param_int(p, x->state);
+    db_param_bytes(p, ctx_bytes, ctx_len);
+    db_param_text(p, x->reason);
+    db_param_int(p, x->error.code);
+    db_param_text(p, x->error.reason);
+    db_param_text(p, x->error.message);
+    db_param_int(p, x->attempts);
+    db_param_bool(p, keep_lease);
+    db_param_int(p, x->svc->lease_s);
+    db_param_int(p, x->next_delay_s);
+    db_param_text(p, x->lease_token);
+    step_params(p, &sa);
+    db_param_text(p, wait_for_disk ? NULL : "off");
+}
+
+status_t gw_store_update_at_commit(db_t *db, gw_saga_t *x, PGresult **out) {
+    pthread_once(&g_sql_once, build_sql);
+    db_params_t *p = arena_alloc(x->a, sizeof *p);
+    update_params(x, false, true, p);
+    return db_tx_on_commit_result(db, g_final_sql, p, out);
+}
+
+status_t gw_store_update_committed(gw_saga_t *x, status_t st, PGresult *r) {
+    if (st.code == STATUS_FAILED_PRECONDITION && strcmp(st.reason, "SAGA_LEASE_LOST") == 0) {
+        x->leased = false;
+        return status_make(STATUS_ABORTED, "SAGA_IN_PROGRESS",
+                           "another executor took over the saga; retry later");
+    }
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    assert(r != NULL && PQntuples(r) == 1);
+    x->updated_at = db_get_int(r, 0, 0);
+    x->leased = false;
+    mark_clean(x);
+    return status_ok();
+}
+
+status_t gw_store_update(db_t *db, gw_saga_t *x, bool keep_lease, bool wait_for_disk) {
+    pthread_once(&g_sql_once, build_sql);
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, x->merchant_id);
-    db_param_text(&p, x->id);
-    db_param_int(&p, x->state);
-    db_param_bytes(&p, ctx_bytes, ctx_len);
-    db_param_text(&p, x->reason);
-    db_param_int(&p, x->error.code);
-    db_param_text(&p, x->error.reason);
-    db_param_text(&p, x->error.message);
-    db_param_int(&p, x->attempts);
-    db_param_bool(&p, keep_lease);
-    db_param_int(&p, x->svc->lease_s);
-    db_param_int(&p, x->next_delay_s);
-    db_param_text(&p, x->lease_token);
-    step_params(&p, &sa);
-    db_param_text(&p, wait_for_disk ? NULL : "off");
+    update_params(x, keep_lease, wait_for_disk, &p);
     PGresult *r = NULL;
     status_t st = db_exec(db, g_update_sql, &p, &r);
     if (!status_is_ok(&st)) {

@@ -19,6 +19,14 @@ status_t gw_store_insert(db_t *db, gw_saga_t *x, const unsigned char *hash_input
  *  when keep_lease (renewed for svc->lease_s), else gives it back. ABORTED SAGA_IN_PROGRESS
  *  when the lease was lost. */
 status_t gw_store_update(db_t *db, gw_saga_t *x, bool keep_lease, bool wait_for_disk);
+/** Inside db_tx: the saga's update that gives the lease back, sent with the transaction's COMMIT
+ *  (after the transaction's other writes, in the same round trip), waiting for the disk; without
+ *  the lease it refuses, and nothing of the transaction commits. `*out` must live until db_tx
+ *  returns; then gw_store_update_committed(x, what db_tx returned, *out) finishes it. */
+status_t gw_store_update_at_commit(db_t *db, gw_saga_t *x, PGresult **out);
+/** After db_tx: the saga as written (ABORTED SAGA_IN_PROGRESS when the lease was lost). Does not
+ *  clear `r`. */
+status_t gw_store_update_committed(gw_saga_t *x, status_t st, PGresult *r);
 
 /** Finds the saga id for an idempotency key; *same_request tells whether the stored request
  *  hash equals sha256(hash_input). NOT_FOUND SAGA_NOT_FOUND. */

@@ -85,6 +85,7 @@ struct db {
     /* db_tx_on_commit: a statement sent together with COMMIT (its params rebased on copy). */
     const char *commit_sql;
     db_params_t commit_params;
+    PGresult **commit_out; /* db_tx_on_commit_result: where its result goes */
     db_deferred_t deferred[DB_DEFERRED_MAX];
     int n_deferred;
     bool deferred_rows_checked; /* some waiting write has a row count to check */
@@ -1015,8 +1016,17 @@ static void db_backoff(int attempt) {
     nanosleep(&ts, NULL);
 }
 
+status_t db_tx_on_commit_result(db_t *db, const char *sql, const db_params_t *params,
+                                PGresult **out) {
+    status_t st = db_tx_on_commit(db, sql, params);
+    db->commit_out = out;
+    *out = NULL;
+    return st;
+}
+
 status_t db_tx_on_commit(db_t *db, const char *sql, const db_params_t *params) {
     assert(db->tx_depth > 0 && db->commit_sql == NULL);
+    db->commit_out = NULL;
     db->commit_sql = sql;
     db_params_init(&db->commit_params);
     if (params != NULL) {
@@ -1145,7 +1155,9 @@ static status_t db_commit(db_t *db) {
         return st;
     }
     db->commit_sql = NULL;
-    return db_round_trip(db, name, sql, sql ? params : NULL, true, NULL);
+    PGresult **out = db->commit_out;
+    db->commit_out = NULL;
+    return db_round_trip(db, name, sql, sql ? params : NULL, true, out);
 }
 
 status_t db_tx(db_t *db, db_tx_fn fn, void *arg) {
@@ -1170,6 +1182,7 @@ status_t db_tx(db_t *db, db_tx_fn fn, void *arg) {
             db->tx_generic = false;
             db->begin_pending = true;
             db->commit_sql = NULL;
+            db->commit_out = NULL;
             rpc_metrics_db_transaction();
             rpc_metrics_db_connections_in_use(1);
             st = fn(db, arg);
@@ -1185,6 +1198,7 @@ status_t db_tx(db_t *db, db_tx_fn fn, void *arg) {
             bool begun = !db->begin_pending; /* else nothing was sent: nothing to end */
             db->begin_pending = false;
             db->commit_sql = NULL;
+            db->commit_out = NULL;
             db_deferred_clear(db);
             if (!status_is_ok(&st) && begun && db_pg(db) != NULL &&
                 PQtransactionStatus(db_pg(db)) != PQTRANS_IDLE) {

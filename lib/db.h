@@ -181,6 +181,12 @@ status_t db_wait_flushed(db_t *db, const char *lsn, int64_t wait_ms_max);
  *  transaction; `sql` and the params' borrowed values must live until db_tx returns. */
 status_t db_tx_on_commit(db_t *db, const char *sql, const db_params_t *params);
 
+/** db_tx_on_commit whose statement's result the caller needs: when db_tx returns OK, *out holds
+ *  it (the caller PQclears it); otherwise *out is NULL. `out` must live until db_tx returns.
+ *  A statement that must refuse the commit calls refuse() (below) rather than touching no row. */
+status_t db_tx_on_commit_result(db_t *db, const char *sql, const db_params_t *params,
+                                PGresult **out);
+
 /** The SQLSTATE of refuse(reason), the runtime's SQL function (lib/migrations/003_refuse.sql)
  *  by which a statement refuses its own change, e.g. `WITH w AS (UPDATE ... RETURNING 1) SELECT
  *  refuse('LEDGER_MISMATCH') WHERE (SELECT count(*) FROM w) <> $5`. db_exec answers it as

@@ -311,3 +311,39 @@ Test(runtime_db, statements_sent_together_see_the_deferred_writes_and_each_other
     PQclear(reads[0].out);
     PQclear(reads[1].out);
 }
+
+typedef struct commit_result_arg {
+    PGresult *out;
+    bool refuse;
+} commit_result_arg_t;
+
+static status_t commit_result_tx(db_t *d, void *arg) {
+    commit_result_arg_t *a = arg;
+    status_t st = a->refuse ? defer_insert(d, "refused", 79, NULL)
+                            : defer_insert(d, "before-commit", 77, NULL);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    return db_tx_on_commit_result(d,
+                                  a->refuse ? "SELECT refuse('NOT_TODAY')"
+                                            : "UPDATE t SET v = v + 1 WHERE k = 'before-commit' "
+                                              "RETURNING v",
+                                  NULL, &a->out);
+}
+
+Test(runtime_db, the_statement_sent_with_the_commit_answers_or_refuses_the_whole_transaction) {
+    commit_result_arg_t a = {0};
+    status_t st = db_tx(db, commit_result_tx, &a);
+    cr_assert(status_is_ok(&st), "%s", st.message);
+    cr_assert_not_null(a.out, "the result of the statement sent with the COMMIT is handed out");
+    cr_assert_eq(db_get_int(a.out, 0, 0), 78, "it ran after the deferred write");
+    PQclear(a.out);
+    cr_assert_eq(committed_rows(), 1);
+
+    commit_result_arg_t b = {.refuse = true};
+    st = db_tx(db, commit_result_tx, &b);
+    cr_assert_eq(st.code, STATUS_FAILED_PRECONDITION, "%s", st.message);
+    cr_assert_str_eq(st.reason, "NOT_TODAY");
+    cr_assert_null(b.out);
+    cr_assert_eq(committed_rows(), 1, "nothing of a refused transaction commits");
+}
