@@ -42,6 +42,9 @@ typedef struct db_conn {
     bool counted_open; /* in loyalty_db_connections_open */
     /* The session's synchronous_commit is off (db_session_commit_mode); false on a new one. */
     bool session_commit_async;
+    /* A SET of it to send with the next round trip (session_set_queued), or sent in a
+     * transaction that has not ended yet (session_set_sent): it holds once that commits. */
+    bool session_set_queued, session_set_sent, session_set_async;
 } db_conn_t;
 
 struct db_pool {
@@ -181,6 +184,7 @@ static void db_conn_close(db_conn_t *c) {
     }
     c->stmt_count = 0;
     c->session_commit_async = false;
+    c->session_set_queued = c->session_set_sent = false;
 }
 
 void db_pool_destroy(db_pool_t *pool) {
@@ -356,26 +360,30 @@ static bool db_connect(db_t *db) {
  * synchronous_commit as the handle wants it (db_set_commit_async). A connection serving saga
  * steps stays off and pays nothing per transaction; the SET goes only when a connection changes
  * hands between such a call and any other, which then waits for the disk as configured (DEFAULT:
- * the server's, the role's or the database's setting). Through a transaction pooler the session
- * is not ours: the setting travels as SET LOCAL in each transaction instead (db_round_trip). */
+ * the server's, the role's or the database's setting). The SET is queued for the round trip that
+ * follows (db_round_trip_all), not sent on its own. Through a transaction pooler the session is
+ * not ours: the setting travels as SET LOCAL in each transaction instead. */
 static bool db_session_commit_mode(db_t *db) {
     db_conn_t *c = db->c;
-    if (db->pool->pooler || c->session_commit_async == db->commit_async) {
-        return true;
-    }
-    PGresult *r = PQexec(c->pg, db->commit_async ? "SET synchronous_commit = off"
-                                                 : "SET synchronous_commit TO DEFAULT");
-    bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-    PQclear(r);
-    if (!ok) {
-        db_disconnect(db);
-        return false;
-    }
-    c->session_commit_async = db->commit_async;
-    if (db->commit_async) {
+    assert(!c->session_set_sent); /* a transaction's SET is settled when it ends */
+    c->session_set_queued = !db->pool->pooler && c->session_commit_async != db->commit_async;
+    c->session_set_async = db->commit_async;
+    if (c->session_set_queued && db->commit_async) {
         atomic_store(&g_async_commits_seen, true);
     }
     return true;
+}
+
+/* The end of the transaction that carried a queued SET: it holds if that committed. */
+static void db_session_settle(db_t *db, bool committed) {
+    db_conn_t *c = db->c;
+    if (c == NULL || !c->session_set_sent) {
+        return;
+    }
+    c->session_set_sent = false;
+    if (committed) {
+        c->session_commit_async = c->session_set_async;
+    }
 }
 
 bool db_ping(db_t *db) {
@@ -645,8 +653,22 @@ static status_t db_round_trip_all(db_t *db, const char *const *names, db_exec_it
     db_query_t q[DB_ROUND_TRIP_MAX + DB_EXEC_ALL_MAX];
     int n = 0;
     const db_pool_t *pool = db->pool;
+    const char *session_set = NULL;
+    if (db->c->session_set_queued) {
+        session_set = db->c->session_set_async ? "SET synchronous_commit = off"
+                                               : "SET synchronous_commit TO DEFAULT";
+        db->c->session_set_queued = false;
+        db->c->session_set_sent = true;
+    }
+    if (session_set != NULL && !db->begin_pending) { /* a lone statement's, or a transaction's
+                                                        first round trip after its BEGIN */
+        q[n++] = (db_query_t){.kind = DB_Q_BEGIN, .sql = session_set};
+    }
     if (db->begin_pending) {
         q[n++] = (db_query_t){.kind = DB_Q_BEGIN, .sql = "BEGIN"};
+        if (session_set != NULL) {
+            q[n++] = (db_query_t){.kind = DB_Q_BEGIN, .sql = session_set};
+        }
         if (db->commit_async && pool->pooler) { /* else the session is (db_session_commit_mode) */
             q[n++] = (db_query_t){.kind = DB_Q_BEGIN, .sql = DB_SET_COMMIT_ASYNC};
             atomic_store(&g_async_commits_seen, true);
@@ -722,6 +744,9 @@ static status_t db_round_trip_all(db_t *db, const char *const *names, db_exec_it
     for (int i = 0; i < n; i++) {
         PQclear(answers[i]);
     }
+    if (db->tx_depth == 0 || with_commit) { /* the round trip ended its transaction */
+        db_session_settle(db, status_is_ok(&st));
+    }
     db_deferred_clear(db);
     if (db_pg(db) != NULL && PQpipelineStatus(db_pg(db)) != PQ_PIPELINE_OFF) {
         db_disconnect(db);
@@ -748,7 +773,7 @@ static status_t db_exec_once(db_t *db, const char *sql, const db_params_t *param
     if (!status_is_ok(&st)) {
         return st;
     }
-    if (db->begin_pending || db->n_deferred > 0) {
+    if (db->begin_pending || db->n_deferred > 0 || db->c->session_set_queued) {
         return db_round_trip(db, name, sql, params, false, out);
     }
     PGresult *r;
@@ -1189,12 +1214,14 @@ status_t db_tx(db_t *db, db_tx_fn fn, void *arg) {
             if (status_is_ok(&st)) {
                 st = db_commit(db);
                 if (status_is_ok(&st)) {
+                    db_session_settle(db, true);
                     db->tx_depth = 0;
                     rpc_metrics_db_connections_in_use(-1);
                     db_release(db);
                     return st;
                 }
             }
+            db_session_settle(db, false);    /* a SET sent in it is rolled back with it */
             bool begun = !db->begin_pending; /* else nothing was sent: nothing to end */
             db->begin_pending = false;
             db->commit_sql = NULL;
