@@ -1,0 +1,259 @@
+/* test_loyaltyctl_programme.c -- `loyaltyctl programme plan|apply|export` (the real binary)
+ * against the six real services, through the gateway's relay: both examples/ programmes
+ * applied to fresh merchants, exported, the export applied again (no changes) and exported
+ * again byte for byte the same, and applied to yet another merchant with the same result; a
+ * plan against an unchanged merchant is empty; a malformed file is refused with its line and
+ * column and writes nothing; a change a service refuses stops apply with what was and was not
+ * applied, and a re-run with the fix applies just the rest. */
+#include "gateway_it.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+TestSuite(programme, .init = it_setup, .fini = it_teardown, .timeout = 600);
+
+static char ctl_out[131072];
+static char ctl_err[16384];
+static char dir[128];
+
+static void slurp(const char *path, char *buf, size_t cap) {
+    buf[0] = '\0';
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        return;
+    }
+    size_t n = fread(buf, 1, cap - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+}
+
+static void work_dir(void) {
+    if (dir[0] == '\0') {
+        snprintf(dir, sizeof dir, "/tmp/ctl-prog-%d", (int)getpid());
+        cr_assert_eq(mkdir(dir, 0700) == 0 || errno == EEXIST, true);
+    }
+}
+
+static void spill(const char *name, const char *text) {
+    work_dir();
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "wb");
+    cr_assert_not_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* Runs loyaltyctl (the services' token, the test's gateway); stdout in ctl_out, stderr in
+ * ctl_err, files named relative to the work directory; returns the exit code. */
+static int ctl(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int ctl(const char *fmt, ...) {
+    work_dir();
+    char args[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    char cmd[4096];
+    snprintf(
+        cmd, sizeof cmd, "cd %s && LOYALTY_GATEWAY_ADDR=%s %s/tools/loyaltyctl %s >%s/out 2>%s/err",
+        LOYALTY_TEST_SOURCE_DIR, procs[SVC_GATEWAY].addr, LOYALTY_TEST_BUILD_DIR, args, dir, dir);
+    int ws = system(cmd);
+    cr_assert(ws != -1 && WIFEXITED(ws), "%s did not run", cmd);
+    char path[256];
+    snprintf(path, sizeof path, "%s/out", dir);
+    slurp(path, ctl_out, sizeof ctl_out);
+    snprintf(path, sizeof path, "%s/err", dir);
+    slurp(path, ctl_err, sizeof ctl_err);
+    return WEXITSTATUS(ws);
+}
+
+#define assert_out_has(text)                                                                       \
+    cr_assert(strstr(ctl_out, (text)) != NULL, "no `%s` in:\n%s\nstderr:\n%s", (text), ctl_out,    \
+              ctl_err)
+#define assert_err_has(text)                                                                       \
+    cr_assert(strstr(ctl_err, (text)) != NULL, "no `%s` in stderr:\n%s", (text), ctl_err)
+
+/* The export without its first two lines (the comment and `merchant:` name the merchant). */
+static const char *body(const char *export) {
+    const char *p = strchr(export, '\n');
+    cr_assert_not_null(p);
+    p = strchr(p + 1, '\n');
+    cr_assert_not_null(p);
+    return p + 1;
+}
+
+/* Applies examples/<name>.yaml to a fresh merchant and checks the round trip. */
+static void round_trip(const char *name, const char *const *expect) {
+    char m[64], m2[64];
+    snprintf(m, sizeof m, "prog-%s-%d", name, (int)getpid());
+    snprintf(m2, sizeof m2, "prog-%s-copy-%d", name, (int)getpid());
+    int rc = ctl("programme apply -f examples/%s.yaml --merchant %s", name, m);
+    cr_assert_eq(rc, 0, "apply: %d\n%s\n%s", rc, ctl_out, ctl_err);
+    assert_out_has("Applied ");
+    for (int i = 0; expect[i] != NULL; i++) {
+        assert_out_has(expect[i]);
+    }
+    /* The same file again: nothing to do. */
+    cr_assert_eq(ctl("programme plan -f examples/%s.yaml --merchant %s", name, m), 0, "%s",
+                 ctl_err);
+    assert_out_has("No changes");
+    cr_assert_eq(ctl("programme apply -f examples/%s.yaml --merchant %s", name, m), 0, "%s",
+                 ctl_err);
+    assert_out_has("No changes");
+    /* Export, apply the export, export again: the same bytes. */
+    cr_assert_eq(ctl("programme export --merchant %s", m), 0, "%s", ctl_err);
+    static char first[131072];
+    snprintf(first, sizeof first, "%s", ctl_out);
+    spill("export.yaml", first);
+    cr_assert_eq(ctl("programme apply -f %s/export.yaml", dir), 0, "%s\n%s", ctl_out, ctl_err);
+    assert_out_has("No changes");
+    cr_assert_eq(ctl("programme export --merchant %s", m), 0, "%s", ctl_err);
+    cr_assert_str_eq(ctl_out, first);
+    /* The export makes another merchant the same programme. */
+    rc = ctl("programme apply -f %s/export.yaml --merchant %s", dir, m2);
+    cr_assert_eq(rc, 0, "%s\n%s", ctl_out, ctl_err);
+    cr_assert_eq(ctl("programme export --merchant %s", m2), 0, "%s", ctl_err);
+    cr_assert_str_eq(body(ctl_out), body(first));
+}
+
+Test(programme, examples_round_trip) {
+    /* Goal: each example applies to a fresh merchant, a second plan and apply change nothing,
+     * and export -> apply -> export is byte for byte stable and copies to another merchant. */
+    stack_start();
+    const char *storeberry[] = {"+ tiers[\"Diamond\"]",
+                                "express_spend_cents: 150000",
+                                "+ top_up_plans[\"Top up 300, get 360\"]",
+                                "+ points_campaigns[\"Double points December\"]",
+                                "~ points.time_zone: \"UTC\" -> \"Asia/Singapore\"",
+                                "+ campaigns[WIN_BACK]",
+                                NULL};
+    round_trip("storeberry", storeberry);
+    const char *hishop[] = {"+ membership_plans[\"Black card yearly\"]",
+                            "tier: \"Black card\"",
+                            "~ tag_rules:",
+                            "kind: CHECK_IN",
+                            "~ gateway.welcome_coupon_templates: [] -> [\"Welcome 10 percent\"]",
+                            NULL};
+    round_trip("hishop", hishop);
+    cr_assert_eq(ctl("programme --help"), 2);
+    cr_assert_eq(ctl("programme apply --help"), 0);
+    assert_out_has("-f FILE");
+    cr_assert_eq(ctl("programme plan"), 2);
+    assert_err_has("-f FILE is required");
+}
+
+Test(programme, malformed_files) {
+    /* Goal: unknown keys, wrong types, out-of-range values and unknown names are refused with
+     * FILE:LINE:COLUMN and nothing is written. */
+    stack_start();
+    char m[64];
+    snprintf(m, sizeof m, "prog-bad-%d", (int)getpid());
+    struct {
+        const char *text, *where;
+    } cases[] = {
+        {"merchant: x\npoints:\n  earn_unit_cents: 100\n  earn_points: 2\n",
+         "bad.yaml:4:3: unknown key \"earn_points\""},
+        {"tiers:\n  - name: Gold\n    rank: high\n", "bad.yaml:3:11: rank: a whole number"},
+        {"tiers:\n  - name: Gold\n    rank: 11\n", "bad.yaml:3:11: rank: 11 is out of range"},
+        {"referral:\n  enabled: yes\n", "bad.yaml:2:12: enabled: true or false"},
+        {"points:\n  expiry_policy: SOMETIMES\n", "bad.yaml:2:18: expiry_policy: \"SOMETIMES\""},
+        {"points: [1, 2\n", "bad.yaml:2:1: "},
+        {"wallet:\n  refund_grace_days: -1\n", "bad.yaml:2:22: refund_grace_days: -1 is out"},
+        {"membership_plans:\n  - name: Card\n    tier: Nowhere\n",
+         "bad.yaml:2:5: membership_plans: tier \"Nowhere\""},
+        {"colour: blue\n", "bad.yaml:1:1: unknown section \"colour\""},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        spill("bad.yaml", cases[i].text);
+        int rc = ctl("programme apply -f %s/bad.yaml --merchant %s", dir, m);
+        cr_assert_eq(rc, 2, "case %zu: exit %d\n%s\n%s", i, rc, ctl_out, ctl_err);
+        assert_err_has(cases[i].where);
+    }
+    /* Nothing was written: the merchant still has no tiers. */
+    cr_assert_eq(ctl("programme export --merchant %s", m), 0, "%s", ctl_err);
+    assert_out_has("tiers: []");
+    assert_out_has("membership_plans: []");
+}
+
+Test(programme, refused_then_rerun) {
+    /* Goal: a value the service refuses (points expiring DAYS_AFTER_EARN with expiry_days 0)
+     * stops apply after the tiers were created; stderr names what was and was not applied; the
+     * fixed file applies just the rest. */
+    stack_start();
+    char m[64];
+    snprintf(m, sizeof m, "prog-part-%d", (int)getpid());
+    spill("part.yaml", "tiers:\n  - name: Base\n    rank: 1\n    earn_multiplier_bps: 10000\n"
+                       "points:\n  expiry_policy: DAYS_AFTER_EARN\n  expiry_days: 0\n"
+                       "wallet:\n  refund_grace_days: 10\n");
+    int rc = ctl("programme apply -f %s/part.yaml --merchant %s", dir, m);
+    cr_assert_eq(rc, 1, "exit %d\n%s\n%s", rc, ctl_out, ctl_err);
+    assert_err_has("INVALID_ARGUMENT");
+    assert_err_has("applied (1): tiers[\"Base\"]");
+    assert_err_has("not applied (2): points wallet");
+    spill("part.yaml", "tiers:\n  - name: Base\n    rank: 1\n    earn_multiplier_bps: 10000\n"
+                       "points:\n  expiry_policy: DAYS_AFTER_EARN\n  expiry_days: 30\n"
+                       "wallet:\n  refund_grace_days: 10\n");
+    cr_assert_eq(ctl("programme plan -f %s/part.yaml --merchant %s", dir, m), 0, "%s", ctl_err);
+    assert_out_has("2 changes");
+    cr_assert_null(strstr(ctl_out, "tiers"), "%s", ctl_out);
+    cr_assert_eq(ctl("programme apply -f %s/part.yaml --merchant %s", dir, m), 0, "%s", ctl_err);
+    assert_out_has("~ points.expiry_days: 0 -> 30");
+    assert_out_has("~ wallet.refund_grace_days: 30 -> 10");
+    assert_out_has("Applied 2 changes");
+    cr_assert_eq(ctl("programme apply -f %s/part.yaml --merchant %s", dir, m), 0, "%s", ctl_err);
+    assert_out_has("No changes");
+    /* A fixed field: refused before anything is written. */
+    spill("part.yaml", "top_up_plans:\n  - name: P\n    pay_cents: 1000\n    bonus_cents: 0\n");
+    cr_assert_eq(ctl("programme apply -f %s/part.yaml --merchant %s", dir, m), 0, "%s", ctl_err);
+    spill("part.yaml", "top_up_plans:\n  - name: P\n    pay_cents: 2000\n    bonus_cents: 0\n");
+    cr_assert_eq(ctl("programme apply -f %s/part.yaml --merchant %s", dir, m), 2, "%s", ctl_out);
+    assert_err_has("part.yaml:2:5: top_up_plans[\"P\"].pay_cents cannot change");
+}
+
+Test(programme, relay_allows_configuration_only) {
+    /* Goal: Gateway.Relay forwards an allowed configuration read and answers with the
+     * participant's own message; a method off the allow-list, an unknown service, an inner
+     * request for another merchant and bytes that do not decode are refused. */
+    stack_start();
+    char m[64];
+    snprintf(m, sizeof m, "prog-relay-%d", (int)getpid());
+    Loyalty__V1__PointsGetSettingsRequest get = LOYALTY__V1__POINTS_GET_SETTINGS_REQUEST__INIT;
+    get.merchant_id = m;
+    Loyalty__V1__GatewayRelayRequest r = LOYALTY__V1__GATEWAY_RELAY_REQUEST__INIT;
+    r.merchant_id = m;
+    r.service = "loyalty.v1.PointsService";
+    r.method = "GetSettings";
+    r.request.data = pb_pack_arena(&arena, &get.base, &r.request.len);
+    Loyalty__V1__GatewayRelayResponse *out = NULL;
+    assert_ok(call(SVC_GATEWAY, "Relay", &r, &out));
+    Loyalty__V1__PointsGetSettingsResponse *got =
+        (void *)pb_unpack_arena(&arena, &loyalty__v1__points_get_settings_response__descriptor,
+                                out->response.data, out->response.len);
+    cr_assert_not_null(got);
+    cr_assert_str_eq(got->settings->time_zone, "UTC");
+
+    Loyalty__V1__PointsEarnRequest earn = LOYALTY__V1__POINTS_EARN_REQUEST__INIT;
+    earn.merchant_id = m;
+    r.method = "Earn";
+    r.request.data = pb_pack_arena(&arena, &earn.base, &r.request.len);
+    assert_status(call(SVC_GATEWAY, "Relay", &r, NULL), STATUS_PERMISSION_DENIED,
+                  "RELAY_METHOD_NOT_ALLOWED");
+    r.service = "loyalty.v1.Gateway";
+    r.method = "GetGatewaySettings";
+    assert_status(call(SVC_GATEWAY, "Relay", &r, NULL), STATUS_PERMISSION_DENIED,
+                  "RELAY_METHOD_NOT_ALLOWED");
+
+    get.merchant_id = "someone-else";
+    r.service = "loyalty.v1.PointsService";
+    r.method = "GetSettings";
+    r.request.data = pb_pack_arena(&arena, &get.base, &r.request.len);
+    assert_status(call(SVC_GATEWAY, "Relay", &r, NULL), STATUS_INVALID_ARGUMENT,
+                  "RELAY_MERCHANT_MISMATCH");
+    static uint8_t junk[] = {0xff, 0xff, 0xff};
+    r.request.data = junk;
+    r.request.len = sizeof junk;
+    assert_status(call(SVC_GATEWAY, "Relay", &r, NULL), STATUS_INVALID_ARGUMENT, "INVALID_REQUEST");
+}
