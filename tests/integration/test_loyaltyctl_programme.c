@@ -119,6 +119,31 @@ static void round_trip(const char *name, const char *const *expect) {
     cr_assert_str_eq(body(ctl_out), body(first));
 }
 
+/* A member of m registers and checks out one order of `cents`; returns the member's tier name
+ * after it (the programme at work: express upgrade, points). */
+static const char *checkout_once(const char *m, int64_t cents, int64_t *points_pending) {
+    Loyalty__V1__GatewayRegistration *reg = NULL;
+    assert_ok(register_member(m, NULL, "Ana Lima", NULL, NULL, &reg));
+    const char *member = reg->member->id;
+    Loyalty__V1__GatewayCart *cart = new_cart();
+    add_line(cart, "1", "SKU-1", 1, cents);
+    Loyalty__V1__GatewayCheckout *co = NULL;
+    assert_ok(begin_checkout(m, NULL, "order-prog-1", member, cart, NULL, &co));
+    Loyalty__V1__GatewayCheckout *done = NULL;
+    assert_ok(complete_checkout(m, co->checkout_id, "psp-prog-1", &done));
+    Loyalty__V1__GatewaySaga *saga = wait_saga_final(m, co->checkout_id, 60);
+    cr_assert_eq(saga->state, LOYALTY__V1__GATEWAY_SAGA_STATE__GATEWAY_SAGA_STATE_COMPLETED,
+                 "checkout state %d", saga->state);
+    Loyalty__V1__GatewayGetMemberOverviewRequest r =
+        LOYALTY__V1__GATEWAY_GET_MEMBER_OVERVIEW_REQUEST__INIT;
+    r.merchant_id = (char *)m;
+    r.member_id = (char *)member;
+    Loyalty__V1__GatewayGetMemberOverviewResponse *ov = NULL;
+    assert_ok(call(SVC_GATEWAY, "GetMemberOverview", &r, &ov));
+    *points_pending = ov->points->pending;
+    return ov->tier->tier->name;
+}
+
 Test(programme, examples_round_trip) {
     /* Goal: each example applies to a fresh merchant, a second plan and apply change nothing,
      * and export -> apply -> export is byte for byte stable and copies to another merchant. */
@@ -131,6 +156,14 @@ Test(programme, examples_round_trip) {
                                 "+ campaigns[WIN_BACK]",
                                 NULL};
     round_trip("storeberry", storeberry);
+    /* The programme works: one order of 600.00 (over Gold's express 500.00) makes a new member
+     * Gold at once, and earns points (at least 1 per 1.00; how many more depends on the date's
+     * double points), pending for the 7-day return window. */
+    char m[64];
+    snprintf(m, sizeof m, "prog-storeberry-%d", (int)getpid());
+    int64_t pending = 0;
+    cr_assert_str_eq(checkout_once(m, 60000, &pending), "Gold");
+    cr_assert_geq(pending, 600, "pending %lld", (long long)pending);
     const char *hishop[] = {"+ membership_plans[\"Black card yearly\"]",
                             "tier: \"Black card\"",
                             "~ tag_rules:",
