@@ -756,7 +756,15 @@ static int apply(prog_run_t *r) {
 
 /* ---- the commands ---- */
 
+/* The programme is YAML (export) and a diff (plan, apply): no JSON form. */
+static int refuse_json(const ctl_t *c, const ctl_command_t *cmd) {
+    return c->json ? ctl_usage_error(cmd, "-o json is not offered: a programme is YAML") : 0;
+}
+
 static int plan_or_apply(ctl_t *c, const ctl_command_t *cmd, const ctl_args_t *a, bool write) {
+    if (refuse_json(c, cmd) != 0) {
+        return CTL_EXIT_USAGE;
+    }
     prog_run_t *r = arena_alloc(&c->arena, sizeof *r);
     memset(r, 0, sizeof *r);
     r->c = c;
@@ -794,6 +802,9 @@ int ctl_cmd_programme_apply(ctl_t *c, const ctl_command_t *cmd, const ctl_args_t
 }
 
 int ctl_cmd_programme_export(ctl_t *c, const ctl_command_t *cmd, const ctl_args_t *a) {
+    if (refuse_json(c, cmd) != 0) {
+        return CTL_EXIT_USAGE;
+    }
     prog_run_t *r = arena_alloc(&c->arena, sizeof *r);
     memset(r, 0, sizeof *r);
     r->c = c;

@@ -23,7 +23,8 @@
     "A programme file (YAML; examples/ holds two) holds a merchant's configuration in\n"           \
     "sections, each the message of the service that keeps it (docs/api.md), by field name:\n"      \
     "  merchant          the merchant id (--merchant overrides it)\n"                              \
-    "  settings          time_zone: written to member, points, wallet, promo and campaigns\n"      \
+    "  settings          time_zone: written to member, points, wallet, promo settings and\n"       \
+    "                    to the file's campaigns\n"                                                \
     "  member            MemberSettings: tier_basis, lifecycle\n"                                  \
     "  tiers             MemberTier list, by name: thresholds, express upgrade, benefits\n"        \
     "  membership_plans  MemberPlan list, by name (paid cards); tier: a tier's name\n"             \
@@ -44,7 +45,7 @@
     "once created (a top-up plan's amounts, a coupon template's terms, a points campaign's\n"      \
     "window) cannot change: give the item a new name. A file that is not valid YAML, has an\n"     \
     "unknown key, a value of the wrong type or out of range, or names an unknown tier or\n"        \
-    "template is refused with FILE:LINE:COLUMN before anything is read or written (exit 2).\n"     \
+    "template is refused with FILE:LINE:COLUMN before anything is written (exit 2).\n"             \
     "Needs an admin credential of the merchant: the gateway relays the participants' calls\n"      \
     "(Gateway.Relay).\n\n"
 
@@ -96,14 +97,14 @@ static const ctl_command_t ctl_commands[] = {
      CTL_OPT_MERCHANT | CTL_OPT_SINCE | CTL_OPT_LIMIT, 0, 0, true, CTL_DEFAULT_TIMEOUT_MS,
      ctl_cmd_audit, false},
     {"programme plan", "-f FILE [--merchant M]",
-     "What applying a programme file would change, field by field; writes nothing.",
+     "What a programme file would change, field by field.",
      PROGRAMME_HELP
      "Prints one line per changed field (~ section[item].field: now -> in the file), and for\n"
      "each new item + section[item] with its fields; then the count, or \"No changes\".\n",
      CTL_OPT_MERCHANT | CTL_OPT_FILE, 0, 0, false, CTL_DEFAULT_TIMEOUT_MS, ctl_cmd_programme_plan,
      true},
     {"programme apply", "-f FILE [--merchant M]",
-     "Makes the merchant's programme what the file says; prints what it changed.",
+     "Makes the merchant's programme what the file says.",
      PROGRAMME_HELP
      "Prints the plan, then writes only what differs: Update* calls name exactly the changed\n"
      "fields in their update_mask, whole-value Set* calls (referral programme, campaigns,\n"
@@ -113,8 +114,7 @@ static const ctl_command_t ctl_commands[] = {
      "cause and run it again: only what is still missing is written.\n",
      CTL_OPT_MERCHANT | CTL_OPT_FILE, 0, 0, false, CTL_DEFAULT_TIMEOUT_MS, ctl_cmd_programme_apply,
      true},
-    {"programme export", "--merchant M",
-     "The merchant's programme as a file that `programme apply` takes back unchanged.",
+    {"programme export", "--merchant M", "The merchant's programme as a file apply takes back.",
      PROGRAMME_HELP
      "Every section, in the order above, every field the merchant can set; strings quoted.\n"
      "Exporting, applying the export to another merchant and exporting that gives the same\n"
@@ -132,8 +132,8 @@ static void print_help(void) {
         printf("  %-17s %s\n", ctl_commands[i].name, ctl_commands[i].summary);
     }
     printf("\n`loyaltyctl COMMAND --help` shows a command's arguments. Every command takes\n"
-           "-o json (one JSON object on stdout, for scripts), --gateway and --timeout, before or\n"
-           "after its name.\n\n"
+           "--gateway and --timeout, before or after its name, and every command but the\n"
+           "programme ones (YAML files and their diffs) -o json: one JSON object on stdout.\n\n"
            "environment:\n"
            "  LOYALTY_GATEWAY_ADDR  the gateway's HOST:PORT when --gateway is not given\n"
            "  LOYALTY_TOKEN         the bearer token (a credential's token); when unset,\n"
@@ -143,7 +143,7 @@ static void print_help(void) {
            "  0  done\n"
            "  1  refused (the gRPC code, reason and message are printed), the gateway could not\n"
            "     be reached, or a check found something (health, ledger verify)\n"
-           "  2  usage error\n");
+           "  2  usage error, or a programme file that cannot be applied as written\n");
 }
 
 /* The command named by argv[0] (and argv[1] for two-word commands); *words gets how many. */

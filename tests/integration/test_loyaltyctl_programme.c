@@ -5,6 +5,7 @@
  * plan against an unchanged merchant is empty; a malformed file is refused with its line and
  * column and writes nothing; a change a service refuses stops apply with what was and was not
  * applied, and a re-run with the fix applies just the rest. */
+#include "credentials.h"
 #include "gateway_it.h"
 
 #include <errno.h>
@@ -46,20 +47,16 @@ static void spill(const char *name, const char *text) {
     fclose(f);
 }
 
-/* Runs loyaltyctl (the services' token, the test's gateway); stdout in ctl_out, stderr in
- * ctl_err, files named relative to the work directory; returns the exit code. */
-static int ctl(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int ctl(const char *fmt, ...) {
+/* Runs `env <env> loyaltyctl <args>` from the source tree (examples/), the test's gateway, no
+ * token but what env gives; stdout in ctl_out, stderr in ctl_err; returns the exit code. */
+static int ctl_env(const char *env, const char *args) {
     work_dir();
-    char args[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
     char cmd[4096];
-    snprintf(
-        cmd, sizeof cmd, "cd %s && LOYALTY_GATEWAY_ADDR=%s %s/tools/loyaltyctl %s >%s/out 2>%s/err",
-        LOYALTY_TEST_SOURCE_DIR, procs[SVC_GATEWAY].addr, LOYALTY_TEST_BUILD_DIR, args, dir, dir);
+    snprintf(cmd, sizeof cmd,
+             "cd %s && env -u LOYALTY_TOKEN -u LOYALTY_AUTH_TOKEN LOYALTY_GATEWAY_ADDR=%s %s "
+             "%s/tools/loyaltyctl %s >%s/out 2>%s/err",
+             LOYALTY_TEST_SOURCE_DIR, procs[SVC_GATEWAY].addr, env, LOYALTY_TEST_BUILD_DIR, args,
+             dir, dir);
     int ws = system(cmd);
     cr_assert(ws != -1 && WIFEXITED(ws), "%s did not run", cmd);
     char path[256];
@@ -68,6 +65,16 @@ static int ctl(const char *fmt, ...) {
     snprintf(path, sizeof path, "%s/err", dir);
     slurp(path, ctl_err, sizeof ctl_err);
     return WEXITSTATUS(ws);
+}
+
+static int ctl(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int ctl(const char *fmt, ...) {
+    char args[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    return ctl_env("", args);
 }
 
 #define assert_out_has(text)                                                                       \
@@ -86,10 +93,9 @@ static const char *body(const char *export) {
 }
 
 /* Applies examples/<name>.yaml to a fresh merchant and checks the round trip. */
-static void round_trip(const char *name, const char *const *expect) {
-    char m[64], m2[64];
-    snprintf(m, sizeof m, "prog-%s-%d", name, (int)getpid());
-    snprintf(m2, sizeof m2, "prog-%s-copy-%d", name, (int)getpid());
+static const char *round_trip(const char *name, const char *const *expect) {
+    const char *m = harness_merchant(name);
+    const char *m2 = harness_merchant(name);
     int rc = ctl("programme apply -f examples/%s.yaml --merchant %s", name, m);
     cr_assert_eq(rc, 0, "apply: %d\n%s\n%s", rc, ctl_out, ctl_err);
     assert_out_has("Applied ");
@@ -117,6 +123,7 @@ static void round_trip(const char *name, const char *const *expect) {
     cr_assert_eq(rc, 0, "%s\n%s", ctl_out, ctl_err);
     cr_assert_eq(ctl("programme export --merchant %s", m2), 0, "%s", ctl_err);
     cr_assert_str_eq(body(ctl_out), body(first));
+    return m;
 }
 
 /* A member of m registers and checks out one order of `cents`; returns the member's tier name
@@ -155,12 +162,10 @@ Test(programme, examples_round_trip) {
                                 "~ points.time_zone: \"UTC\" -> \"Asia/Singapore\"",
                                 "+ campaigns[WIN_BACK]",
                                 NULL};
-    round_trip("storeberry", storeberry);
+    const char *m = round_trip("storeberry", storeberry);
     /* The programme works: one order of 600.00 (over Gold's express 500.00) makes a new member
      * Gold at once, and earns points (at least 1 per 1.00; how many more depends on the date's
      * double points), pending for the 7-day return window. */
-    char m[64];
-    snprintf(m, sizeof m, "prog-storeberry-%d", (int)getpid());
     int64_t pending = 0;
     cr_assert_str_eq(checkout_once(m, 60000, &pending), "Gold");
     cr_assert_geq(pending, 600, "pending %lld", (long long)pending);
@@ -182,8 +187,7 @@ Test(programme, malformed_files) {
     /* Goal: unknown keys, wrong types, out-of-range values and unknown names are refused with
      * FILE:LINE:COLUMN and nothing is written. */
     stack_start();
-    char m[64];
-    snprintf(m, sizeof m, "prog-bad-%d", (int)getpid());
+    const char *m = harness_merchant("progbad");
     struct {
         const char *text, *where;
     } cases[] = {
@@ -216,8 +220,7 @@ Test(programme, refused_then_rerun) {
      * stops apply after the tiers were created; stderr names what was and was not applied; the
      * fixed file applies just the rest. */
     stack_start();
-    char m[64];
-    snprintf(m, sizeof m, "prog-part-%d", (int)getpid());
+    const char *m = harness_merchant("progpart");
     spill("part.yaml", "tiers:\n  - name: Base\n    rank: 1\n    earn_multiplier_bps: 10000\n"
                        "points:\n  expiry_policy: DAYS_AFTER_EARN\n  expiry_days: 0\n"
                        "wallet:\n  refund_grace_days: 10\n");
@@ -251,12 +254,11 @@ Test(programme, relay_allows_configuration_only) {
      * participant's own message; a method off the allow-list, an unknown service, an inner
      * request for another merchant and bytes that do not decode are refused. */
     stack_start();
-    char m[64];
-    snprintf(m, sizeof m, "prog-relay-%d", (int)getpid());
+    const char *m = harness_merchant("progrelay");
     Loyalty__V1__PointsGetSettingsRequest get = LOYALTY__V1__POINTS_GET_SETTINGS_REQUEST__INIT;
-    get.merchant_id = m;
+    get.merchant_id = (char *)m;
     Loyalty__V1__GatewayRelayRequest r = LOYALTY__V1__GATEWAY_RELAY_REQUEST__INIT;
-    r.merchant_id = m;
+    r.merchant_id = (char *)m;
     r.service = "loyalty.v1.PointsService";
     r.method = "GetSettings";
     r.request.data = pb_pack_arena(&arena, &get.base, &r.request.len);
@@ -269,7 +271,7 @@ Test(programme, relay_allows_configuration_only) {
     cr_assert_str_eq(got->settings->time_zone, "UTC");
 
     Loyalty__V1__PointsEarnRequest earn = LOYALTY__V1__POINTS_EARN_REQUEST__INIT;
-    earn.merchant_id = m;
+    earn.merchant_id = (char *)m;
     r.method = "Earn";
     r.request.data = pb_pack_arena(&arena, &earn.base, &r.request.len);
     assert_status(call(SVC_GATEWAY, "Relay", &r, NULL), STATUS_PERMISSION_DENIED,
@@ -289,4 +291,57 @@ Test(programme, relay_allows_configuration_only) {
     r.request.data = junk;
     r.request.len = sizeof junk;
     assert_status(call(SVC_GATEWAY, "Relay", &r, NULL), STATUS_INVALID_ARGUMENT, "INVALID_REQUEST");
+}
+
+#define PROG_SERVICE_TOKEN "prog-svc-token-5e21"
+#define PROG_ADMIN_TOKEN "prog-admin-token-93ad"
+#define PROG_OTHER_ADMIN_TOKEN "prog-other-admin-token-0c4e"
+#define PROG_SHOP_TOKEN "prog-shop-token-b7f0"
+
+static void write_credential(FILE *f, const char *id, const char *role, const char *merchant,
+                             const char *token) {
+    uint8_t d[CRED_DIGEST_BYTES];
+    cred_digest(token, strlen(token), d);
+    fprintf(f, "%s %s %s ", id, role, merchant);
+    for (int i = 0; i < CRED_DIGEST_BYTES; i++) {
+        fprintf(f, "%02x", d[i]);
+    }
+    fprintf(f, "\n");
+}
+
+Test(programme, admin_credentials_only) {
+    /* Goal: with a credential file, the merchant's admin plans, applies and exports through the
+     * relay (the gateway's own credential reaches the participants); a storefront credential
+     * and another merchant's admin are refused, and nothing is written. */
+    const char *m = harness_merchant("progcred");
+    char cred_path[128], cred_env[192];
+    snprintf(cred_path, sizeof cred_path, "/tmp/loyalty-prog-creds-%d", (int)getpid());
+    FILE *f = fopen(cred_path, "w");
+    cr_assert_not_null(f);
+    write_credential(f, "prog-admin", "admin", m, PROG_ADMIN_TOKEN);
+    write_credential(f, "prog-other-admin", "admin", "progcred-other", PROG_OTHER_ADMIN_TOKEN);
+    write_credential(f, "prog-shop", "storefront", m, PROG_SHOP_TOKEN);
+    cr_assert_eq(fclose(f), 0);
+    snprintf(cred_env, sizeof cred_env, "LOYALTY_CREDENTIALS_FILE=%s", cred_path);
+    stack_start_with((const char *[]){"LOYALTY_AUTH_TOKEN=" PROG_SERVICE_TOKEN, cred_env, NULL});
+
+    spill("cred.yaml", "settings:\n  time_zone: Europe/Lisbon\n"
+                       "tiers:\n  - name: Base\n    rank: 1\n    earn_multiplier_bps: 10000\n");
+    char args[256];
+    snprintf(args, sizeof args, "programme apply -f %s/cred.yaml --merchant %s", dir, m);
+    cr_assert_eq(ctl_env("LOYALTY_TOKEN=" PROG_SHOP_TOKEN, args), 1, "%s", ctl_out);
+    assert_err_has("refused: PERMISSION_DENIED ROLE_NOT_ALLOWED");
+    cr_assert_eq(ctl_env("LOYALTY_TOKEN=" PROG_OTHER_ADMIN_TOKEN, args), 1, "%s", ctl_out);
+    assert_err_has("refused: PERMISSION_DENIED MERCHANT_NOT_ALLOWED");
+    const char *admin = "LOYALTY_TOKEN=" PROG_ADMIN_TOKEN;
+    cr_assert_eq(ctl_env(admin, args), 0, "%s", ctl_err);
+    assert_out_has("+ tiers[\"Base\"]");
+    assert_out_has("Applied 5 changes");
+    snprintf(args, sizeof args, "programme plan -f %s/cred.yaml --merchant %s", dir, m);
+    cr_assert_eq(ctl_env(admin, args), 0, "%s", ctl_err);
+    assert_out_has("No changes");
+    snprintf(args, sizeof args, "programme export --merchant %s", m);
+    cr_assert_eq(ctl_env(admin, args), 0, "%s", ctl_err);
+    assert_out_has("  time_zone: \"Europe/Lisbon\"");
+    unlink(cred_path);
 }
