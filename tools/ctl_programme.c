@@ -230,6 +230,9 @@ static bool translate(prog_run_t *r, ProtobufCMessage *m, bool to_names, const c
     for (unsigned i = 0; i < d->n_fields; i++) {
         const ProtobufCFieldDescriptor *f = &d->fields[i];
         bool rep = f->label == PROTOBUF_C_LABEL_REPEATED;
+        if (!rep && !prog_field_set(m, f)) {
+            continue; /* another member of its oneof: the storage is that one's */
+        }
         size_t n = rep ? prog_repeated_count(m, f) : 1;
         if (f->type == PROTOBUF_C_TYPE_MESSAGE) {
             ProtobufCMessage **xs = rep ? *(ProtobufCMessage ***)prog_field_ptr(m, f)
@@ -393,6 +396,9 @@ static bool check_refs(prog_run_t *r, const prog_section_t *s, const prog_item_t
     for (unsigned i = 0; i < d->n_fields; i++) {
         const ProtobufCFieldDescriptor *f = &d->fields[i];
         bool rep = f->label == PROTOBUF_C_LABEL_REPEATED;
+        if (!rep && !prog_field_set(m, f)) {
+            continue; /* another member of its oneof: the storage is that one's */
+        }
         size_t n = rep ? prog_repeated_count(m, f) : 1;
         if (f->type == PROTOBUF_C_TYPE_MESSAGE) {
             ProtobufCMessage *const *xs = rep ? *(ProtobufCMessage * *const *)prog_field_ptr(m, f)
@@ -610,6 +616,18 @@ static void expect_version(ProtobufCMessage *req, const ProtobufCMessage *have) 
     *(uint32_t *)((char *)req + ev->quantifier_offset) = ev->id;
 }
 
+/* Sets the toggle field (a promotion's status) of `have` to want's, by its own call. */
+static int write_toggle(prog_run_t *r, const prog_section_t *s, const prog_item_t *have,
+                        const ProtobufCMessage *want) {
+    const ProtobufCFieldDescriptor *f = field_of(s->item, s->toggle_field);
+    bool off = *(const int *)prog_field_ptr(want, f) == s->toggle_off_value;
+    const char *method = off ? s->toggle_off_method : s->toggle_on_method;
+    ProtobufCMessage *req = new_request(r, s, method);
+    prog_set_string(req, s->toggle_id_field, item_id(s, have->msg));
+    ProtobufCMessage *resp = NULL;
+    return section_call(r, s, method, req, &resp);
+}
+
 /* Writes fields `changed` of `want` onto the existing item `have`. */
 static int write_update(prog_run_t *r, const prog_section_t *s, prog_item_t *have,
                         const ProtobufCMessage *want, uint64_t changed) {
@@ -619,11 +637,30 @@ static int write_update(prog_run_t *r, const prog_section_t *s, prog_item_t *hav
         prog_set_string(req, s->write_id_field, item_id(s, have->msg));
     }
     ProtobufCMessage *resp = NULL;
+    if (s->toggle_field != NULL) {
+        uint64_t bit = 1ULL << field_index(s->item, s->toggle_field);
+        if (changed & bit) {
+            int rc = write_toggle(r, s, have, want);
+            if (rc != CTL_EXIT_OK) {
+                return rc;
+            }
+            changed &= ~bit;
+        }
+        if (changed == 0) {
+            return CTL_EXIT_OK;
+        }
+    }
     switch (s->write) {
-    case PROG_WRITE_MASK:
-        prog_set_message(req, s->write_item_field, outgoing(r, want));
+    case PROG_WRITE_MASK: {
+        ProtobufCMessage *item = outgoing(r, want);
+        if (s->write_id_field == NULL && s->id_field != NULL) {
+            prog_set_string(item, s->id_field, item_id(s, have->msg));
+        }
+        prog_set_message(req, s->write_item_field, item);
         prog_set_message(req, "update_mask", &mask_of(a, s->item, changed)->base);
+        expect_version(req, have->msg);
         break;
+    }
     case PROG_WRITE_REPLACE: {
         ProtobufCMessage *merged = prog_copy(a, have->msg);
         for (unsigned i = 0; i < s->item->n_fields; i++) {

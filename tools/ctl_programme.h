@@ -62,7 +62,13 @@ typedef struct prog_section {
     const char *write_method;
     const char *write_id_field;   /* the request's field naming the item: "tier_id" */
     const char *write_item_field; /* the request's field holding the item: "tier" */
-    const char *id_field;         /* the item's own id field: "id" */
+    const char *id_field;         /* the item's own id field: "id" (also set in the item sent
+                                     when there is no write_id_field) */
+    /* A field changed by calls of its own, not by write_method (a promotion's status): when it
+     * differs, toggle_off_method(id) if the file has toggle_off_value, else toggle_on_method. */
+    const char *toggle_field;
+    int toggle_off_value;
+    const char *toggle_on_method, *toggle_off_method, *toggle_id_field;
 } prog_section_t;
 
 extern const prog_section_t prog_sections[];

@@ -26,6 +26,8 @@ static const char *const skip_wallet[] = {"merchant_id", "time_zone", "updated_a
 static const char *const skip_top_up[] = {"id", "merchant_id", "created_at", "updated_at", NULL};
 static const char *const fixed_top_up[] = {"pay_cents", "bonus_cents", "expiry_months", NULL};
 static const char *const skip_promo[] = {"time_zone", NULL};
+static const char *const skip_promotion[] = {"id",         "merchant_id", "type", "created_at",
+                                             "updated_at", "version",     NULL};
 static const char *const skip_coupon[] = {"id", "merchant_id", "issued_count", "created_at", NULL};
 static const char *const fixed_coupon[] = {
     "kind",       "amount_off_cents", "percent_off_bps", "max_discount_cents", "min_spend_cents",
@@ -172,6 +174,27 @@ const prog_section_t prog_sections[] = {
      .write = PROG_WRITE_MASK,
      .write_method = "UpdatePromoSettings",
      .write_item_field = "settings"},
+    {.key = "promotions",
+     .service = &loyalty__v1__promo_service__descriptor,
+     .item = &loyalty__v1__promotion__descriptor,
+     .is_list = true,
+     .key_field = "name",
+     .skip = skip_promotion,
+     .read_method = "ListPromotions",
+     .read_field = "promotions",
+     .read_req = &loyalty__v1__promo_list_promotions_request__descriptor,
+     .create_method = "CreatePromotion",
+     .create_field = "promotion",
+     .create_answer = "promotion",
+     .write = PROG_WRITE_MASK,
+     .write_method = "UpdatePromotion",
+     .write_item_field = "promotion",
+     .id_field = "id",
+     .toggle_field = "status",
+     .toggle_off_value = LOYALTY__V1__PROMO_STATUS__PROMO_STATUS_PAUSED,
+     .toggle_on_method = "ResumePromotion",
+     .toggle_off_method = "PausePromotion",
+     .toggle_id_field = "promotion_id"},
     {.key = "coupon_templates",
      .service = &loyalty__v1__promo_service__descriptor,
      .item = &loyalty__v1__promo_coupon_template__descriptor,
@@ -221,6 +244,8 @@ const int prog_n_sections = (int)(sizeof prog_sections / sizeof prog_sections[0]
 const prog_ref_t prog_refs[] = {
     {&loyalty__v1__member_plan__descriptor, "tier_id", "tier", "tiers"},
     {&loyalty__v1__points_campaign__descriptor, "tier_ids", "tiers", "tiers"},
+    {&loyalty__v1__promo_conditions__descriptor, "tier_ids", "tiers", "tiers"},
+    {&loyalty__v1__promo_tier_price_entry__descriptor, "tier_id", "tier", "tiers"},
     {&loyalty__v1__campaign_reward__descriptor, "coupon_template_id", "coupon_template",
      "coupon_templates"},
     {&loyalty__v1__gateway_settings__descriptor, "welcome_coupon_template_ids",

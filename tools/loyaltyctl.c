@@ -36,6 +36,8 @@
     "  wallet            WalletSettings: deposit expiry, refund grace\n"                           \
     "  top_up_plans      WalletTopUpPlan list, by name (pay X, get X + bonus)\n"                   \
     "  promo             PromoSettings: what full refunds give back\n"                             \
+    "  promotions        Promotion list, by name: trigger, rule, conditions, limits, status\n"     \
+    "                    (ACTIVE or PAUSED); tier ids as tier names\n"                             \
     "  coupon_templates  PromoCouponTemplate list, by name\n"                                      \
     "  campaigns         Campaign list, by kind (birthday, win-back...); coupon_template: a\n"     \
     "                    template's name\n"                                                        \

@@ -161,6 +161,8 @@ Test(programme, examples_round_trip) {
                                 "+ points_campaigns[\"Double points December\"]",
                                 "~ points.time_zone: \"UTC\" -> \"Asia/Singapore\"",
                                 "+ campaigns[WIN_BACK]",
+                                "+ promotions[\"Berry 10\"]",
+                                "code: \"BERRY10\"",
                                 NULL};
     const char *m = round_trip("storeberry", storeberry);
     /* The programme works: one order of 600.00 (over Gold's express 500.00) makes a new member
@@ -174,6 +176,9 @@ Test(programme, examples_round_trip) {
                             "~ tag_rules:",
                             "kind: CHECK_IN",
                             "~ gateway.welcome_coupon_templates: [] -> [\"Welcome 10 percent\"]",
+                            "+ promotions[\"Weekend gift\"]",
+                            "status: PAUSED",
+                            "tier: \"Black card\"",
                             NULL};
     round_trip("hishop", hishop);
     cr_assert_eq(ctl("programme --help"), 2);
