@@ -86,7 +86,7 @@ status_t gw_rpc_relay(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg, ProtobufC
     const relay_target_t *target = NULL;
     const ProtobufCMethodDescriptor *m = relay_find(req->service, req->method, &target);
     if (m == NULL) {
-        return status_make(STATUS_PERMISSION_DENIED, "RELAY_METHOD_NOT_ALLOWED",
+        return status_make(STATUS_INVALID_ARGUMENT, "RELAY_METHOD_NOT_ALLOWED",
                            "%.100s/%.100s is not relayed (configuration methods only)",
                            req->service, req->method);
     }

@@ -736,7 +736,18 @@ static int write_create(prog_run_t *r, const prog_section_t *s, const prog_item_
     if (rest == 0) {
         return CTL_EXIT_OK;
     }
-    return write_update(r, s, have, want->msg, rest);
+    rc = write_update(r, s, have, want->msg, rest);
+    if (rc != CTL_EXIT_OK) {
+        fprintf(stderr, "loyaltyctl %s: %s[%s] was created; setting", r->cmd->name, s->key,
+                item_key(a, s, want->msg));
+        for (unsigned i = 0; i < s->item->n_fields; i++) {
+            if (rest & (1ULL << i)) {
+                fprintf(stderr, " %s", s->item->fields[i].name);
+            }
+        }
+        fprintf(stderr, " after it was refused (a re-run plans just that)\n");
+    }
+    return rc;
 }
 
 static int write_list(prog_run_t *r, const prog_section_t *s) {
