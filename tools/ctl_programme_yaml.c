@@ -5,12 +5,14 @@
  * so that an export applied and exported again is the same bytes. Also the generic field access
  * (compare, copy, render one value) the plan uses. */
 #include "ctl_programme.h"
+#include "loyalty/v1/promo.pb-c.h"
 #include "pb.h"
 
 #include <assert.h>
 
 #include <yaml.h>
 
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -526,6 +528,78 @@ static void field_bounds(const ProtobufCMessageDescriptor *d, const ProtobufCFie
 static bool parse_message(parse_t *ps, const yaml_node_t *n, const ProtobufCMessageDescriptor *d,
                           const char *const *skip, ProtobufCMessage **out, uint64_t *present);
 
+/* What the services do to a value as they store it, done to the file's too, so that a plan
+ * compares like with like (else "Regular" against the stored "regular" would differ forever). */
+typedef enum { NORM_LOWER, NORM_UPPER, NORM_SORT, NORM_SORT_DROP_ZERO, NORM_ENUM_ZERO } norm_op_t;
+
+typedef struct prog_norm {
+    const char *message, *field;
+    norm_op_t op;
+    const char *by;   /* NORM_SORT*: the elements' int field to sort by */
+    const char *zero; /* NORM_SORT_DROP_ZERO: elements whose this int64 field is 0 are dropped */
+    int value;        /* NORM_ENUM_ZERO: what the enum's 0 (UNSPECIFIED) stands for */
+} prog_norm_t;
+
+static const prog_norm_t prog_norms[] = {
+    {"loyalty.v1.MemberTagRule", "tag", NORM_LOWER, NULL, NULL, 0},
+    {"loyalty.v1.Promotion", "code", NORM_UPPER, NULL, NULL, 0},
+    {"loyalty.v1.ReferralProgram", "level_rules", NORM_SORT, "level", NULL, 0},
+    /* points-svc keeps one figure per kind and answers the kinds with points, in kind order */
+    {"loyalty.v1.PointsSettings", "event_rules", NORM_SORT_DROP_ZERO, "kind", "points", 0},
+    {"loyalty.v1.PromoLimit", "period", NORM_ENUM_ZERO, NULL, NULL,
+     LOYALTY__V1__PROMO_LIMIT_PERIOD__PROMO_LIMIT_PERIOD_LIFETIME},
+};
+
+static int64_t int_field(const ProtobufCMessage *m, const char *name) {
+    const ProtobufCFieldDescriptor *f =
+        protobuf_c_message_descriptor_get_field_by_name(m->descriptor, name);
+    assert(f != NULL);
+    if (f->type == PROTOBUF_C_TYPE_INT64) {
+        return *(const int64_t *)prog_field_ptr(m, f);
+    }
+    return *(const int32_t *)prog_field_ptr(m, f); /* int32 and enums */
+}
+
+static void normalise(ProtobufCMessage *m) {
+    for (size_t i = 0; i < sizeof prog_norms / sizeof prog_norms[0]; i++) {
+        const prog_norm_t *nm = &prog_norms[i];
+        if (strcmp(nm->message, m->descriptor->name) != 0) {
+            continue;
+        }
+        const ProtobufCFieldDescriptor *f =
+            protobuf_c_message_descriptor_get_field_by_name(m->descriptor, nm->field);
+        assert(f != NULL);
+        if (nm->op == NORM_ENUM_ZERO) {
+            int *v = prog_field_ptr(m, f);
+            *v = *v == 0 ? nm->value : *v;
+            continue;
+        }
+        if (nm->op == NORM_LOWER || nm->op == NORM_UPPER) {
+            for (char *c = *(char **)prog_field_ptr(m, f); c != NULL && *c; c++) {
+                *c = (char)(nm->op == NORM_LOWER ? tolower((unsigned char)*c)
+                                                 : toupper((unsigned char)*c));
+            }
+            continue;
+        }
+        ProtobufCMessage **xs = *(ProtobufCMessage ***)prog_field_ptr(m, f);
+        size_t *count = (size_t *)((char *)m + f->quantifier_offset);
+        size_t kept = 0;
+        for (size_t k = 0; k < *count; k++) {
+            if (nm->op == NORM_SORT_DROP_ZERO && int_field(xs[k], nm->zero) == 0) {
+                continue;
+            }
+            ProtobufCMessage *x = xs[k];
+            size_t j = kept++;
+            while (j > 0 && int_field(xs[j - 1], nm->by) > int_field(x, nm->by)) {
+                xs[j] = xs[j - 1];
+                j--;
+            }
+            xs[j] = x;
+        }
+        *count = kept;
+    }
+}
+
 /* One value of field f (of messages d) from node n into *dst. */
 static bool parse_value(parse_t *ps, const yaml_node_t *n, const ProtobufCMessageDescriptor *d,
                         const ProtobufCFieldDescriptor *f, void *dst) {
@@ -667,6 +741,7 @@ static bool parse_message(parse_t *ps, const yaml_node_t *n, const ProtobufCMess
             *(uint32_t *)((char *)m + f->quantifier_offset) = f->id;
         }
     }
+    normalise(m);
     *out = m;
     if (present != NULL) {
         *present = seen;

@@ -350,3 +350,27 @@ Test(programme, admin_credentials_only) {
     assert_out_has("  time_zone: \"Europe/Lisbon\"");
     unlink(cred_path);
 }
+
+Test(programme, values_as_the_services_store_them) {
+    /* Goal: what the services normalise (tags lower-cased, a shared code upper-cased, event
+     * rules by kind without the zero ones, level rules by level) plans empty after apply. */
+    stack_start();
+    const char *m = harness_merchant("prognorm");
+    spill("norm.yaml",
+          "tag_rules:\n  - tag: Regular\n    metric: ORDERS_COUNT\n    op: GTE\n    threshold: 3\n"
+          "points:\n  event_rules:\n    - kind: REGISTRATION\n      points: 10\n"
+          "    - kind: BIRTHDAY\n      points: 0\n    - kind: CHECK_IN\n      points: 2\n"
+          "referral:\n  enabled: true\n  levels: 2\n  level_rules:\n"
+          "    - level: 2\n      enabled: true\n      registration_points: 5\n"
+          "    - level: 1\n      enabled: true\n      registration_points: 10\n"
+          "promotions:\n  - name: Code\n    trigger: CODE\n    code_kind: SHARED\n"
+          "    code: save5\n    amount_off:\n      amount_off_cents: 500\n"
+          "    limits:\n      - scope: TOTAL\n        max_uses: 10\n");
+    int rc = ctl("programme apply -f %s/norm.yaml --merchant %s", dir, m);
+    cr_assert_eq(rc, 0, "%s\n%s", ctl_out, ctl_err);
+    cr_assert_eq(ctl("programme plan -f %s/norm.yaml --merchant %s", dir, m), 0, "%s", ctl_err);
+    assert_out_has("No changes");
+    cr_assert_eq(ctl("programme export --merchant %s", m), 0, "%s", ctl_err);
+    assert_out_has("code: \"SAVE5\"");
+    assert_out_has("tag: \"regular\"");
+}
