@@ -862,6 +862,6 @@ int ctl_cmd_programme_export(ctl_t *c, const ctl_command_t *cmd, const ctl_args_
     if (rc != CTL_EXIT_OK) {
         return rc;
     }
-    prog_print_yaml(&r->have, r->merchant);
+    prog_print_yaml(stdout, &r->have, r->merchant);
     return CTL_EXIT_OK;
 }

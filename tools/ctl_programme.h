@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /* How a section's items are written. */
 typedef enum prog_write {
@@ -137,8 +138,9 @@ const char *prog_value_text(arena_t *a, const ProtobufCMessage *m,
  *  problem prints "FILE:LINE:COLUMN: what" to stderr and returns false. */
 bool prog_parse_file(arena_t *a, const char *path, prog_t *p);
 
-/** Writes p (the services' state, refs as names) as a programme file to stdout. */
-void prog_print_yaml(const prog_t *p, const char *merchant);
+/** Writes p as a programme file to `out`: every field of the services' state (refs as names),
+ *  or, for items read from a file, the fields it gave (`present`). */
+void prog_print_yaml(FILE *out, const prog_t *p, const char *merchant);
 
 /** The ref for field f of messages of d, or NULL. */
 const prog_ref_t *prog_ref_of(const ProtobufCMessageDescriptor *d,

@@ -343,68 +343,70 @@ const char *prog_value_text(arena_t *a, const ProtobufCMessage *m,
 
 /* ---- writing a programme ---- */
 
-static void put_indent(int n) {
-    printf("%*s", n, "");
+static void put_indent(FILE *out, int n) {
+    fprintf(out, "%*s", n, "");
 }
 
 /* The fields of m as block YAML at `indent`; the first line after `first_prefix` (a list's
  * "- ") instead of the indent when it is given. */
-static void print_block(arena_t *a, const ProtobufCMessage *m, const char *const *skip, int indent,
-                        const char *first_prefix) {
+static void print_block(FILE *out, arena_t *a, const ProtobufCMessage *m, const char *const *skip,
+                        uint64_t only, int indent, const char *first_prefix) {
     bool first = true;
     for (unsigned i = 0; i < m->descriptor->n_fields; i++) {
         const ProtobufCFieldDescriptor *f = &m->descriptor->fields[i];
-        if (prog_in_list(skip, f->name) || !prog_field_set(m, f)) {
+        if (prog_in_list(skip, f->name) || !prog_field_set(m, f) ||
+            (only != 0 && (only & (1ULL << i)) == 0)) {
             continue;
         }
         if (first && first_prefix != NULL) {
-            put_indent(indent - (int)strlen(first_prefix));
-            fputs(first_prefix, stdout);
+            put_indent(out, indent - (int)strlen(first_prefix));
+            fputs(first_prefix, out);
         } else {
-            put_indent(indent);
+            put_indent(out, indent);
         }
         first = false;
         const char *name = prog_yaml_name(m->descriptor, f);
         if (f->type == PROTOBUF_C_TYPE_MESSAGE && f->label == PROTOBUF_C_LABEL_REPEATED &&
             prog_repeated_count(m, f) > 0) {
-            printf("%s:\n", name);
+            fprintf(out, "%s:\n", name);
             ProtobufCMessage *const *xs = *(ProtobufCMessage *const *const *)prog_field_ptr(m, f);
             for (size_t k = 0; k < prog_repeated_count(m, f); k++) {
-                print_block(a, xs[k], NULL, indent + 4, "- ");
+                print_block(out, a, xs[k], NULL, 0, indent + 4, "- ");
             }
         } else if (f->type == PROTOBUF_C_TYPE_MESSAGE && f->label != PROTOBUF_C_LABEL_REPEATED &&
                    protobuf_c_message_get_packed_size(
                        *(ProtobufCMessage *const *)prog_field_ptr(m, f)) > 0) {
-            printf("%s:\n", name);
-            print_block(a, *(ProtobufCMessage *const *)prog_field_ptr(m, f), NULL, indent + 2,
-                        NULL);
+            fprintf(out, "%s:\n", name);
+            print_block(out, a, *(ProtobufCMessage *const *)prog_field_ptr(m, f), NULL, 0,
+                        indent + 2, NULL);
         } else {
-            printf("%s: %s\n", name, prog_value_text(a, m, f));
+            fprintf(out, "%s: %s\n", name, prog_value_text(a, m, f));
         }
     }
     if (first) { /* nothing to print: an empty mapping */
         if (first_prefix != NULL) {
-            put_indent(indent - (int)strlen(first_prefix));
-            fputs(first_prefix, stdout);
+            put_indent(out, indent - (int)strlen(first_prefix));
+            fputs(first_prefix, out);
         } else {
-            put_indent(indent);
+            put_indent(out, indent);
         }
-        printf("{}\n");
+        fprintf(out, "{}\n");
     }
 }
 
-void prog_print_yaml(const prog_t *p, const char *merchant) {
+void prog_print_yaml(FILE *out, const prog_t *p, const char *merchant) {
     arena_t a;
     arena_init(&a);
     text_t t = {.a = &a};
     text_quoted(&t, merchant);
-    printf("# The programme of merchant %s, as `loyaltyctl programme export` wrote it.\n"
-           "merchant: %s\n",
-           merchant, t.buf);
+    fprintf(out,
+            "# The programme of merchant %s, as `loyaltyctl programme export` wrote it.\n"
+            "merchant: %s\n",
+            merchant, t.buf);
     if (p->time_zone != NULL) {
         t.len = 0;
         text_quoted(&t, p->time_zone);
-        printf("settings:\n  time_zone: %s\n", t.buf);
+        fprintf(out, "settings:\n  time_zone: %s\n", t.buf);
     }
     for (int i = 0; i < prog_n_sections; i++) {
         const prog_section_t *s = &prog_sections[i];
@@ -413,17 +415,17 @@ void prog_print_yaml(const prog_t *p, const char *merchant) {
             continue;
         }
         if (!s->is_list) {
-            printf("%s:\n", s->key);
-            print_block(&a, part->items[0].msg, s->skip, 2, NULL);
+            fprintf(out, "%s:\n", s->key);
+            print_block(out, &a, part->items[0].msg, s->skip, part->items[0].present, 2, NULL);
             continue;
         }
         if (part->n_items == 0) {
-            printf("%s: []\n", s->key);
+            fprintf(out, "%s: []\n", s->key);
             continue;
         }
-        printf("%s:\n", s->key);
+        fprintf(out, "%s:\n", s->key);
         for (size_t k = 0; k < part->n_items; k++) {
-            print_block(&a, part->items[k].msg, s->skip, 4, "  - ");
+            print_block(out, &a, part->items[k].msg, s->skip, part->items[k].present, 4, "  - ");
         }
     }
     arena_free(&a);
