@@ -536,9 +536,9 @@ static void print_action(prog_run_t *r, const prog_action_t *x) {
                 const ProtobufCMessage *m = parts[side]->items[k].msg;
                 printf("      -");
                 for (unsigned i = 0; i < m->descriptor->n_fields; i++) {
-                    printf(" %s%s: %s", i ? "" : "", m->descriptor->fields[i].name,
-                           prog_value_text(a, m, &m->descriptor->fields[i]));
-                    printf("%s", i + 1 < m->descriptor->n_fields ? "," : "");
+                    const ProtobufCFieldDescriptor *f = &m->descriptor->fields[i];
+                    printf(" %s: %s%s", prog_yaml_name(m->descriptor, f), prog_value_text(a, m, f),
+                           i + 1 < m->descriptor->n_fields ? "," : "");
                 }
                 printf("\n");
             }
