@@ -288,6 +288,19 @@ int main(int argc, char **argv) {
     if (cmd == NULL) {
         fprintf(stderr, "loyaltyctl: unknown command %s%s%s (see loyaltyctl --help)\n", argv[i],
                 i + 1 < argc ? " " : "", i + 1 < argc ? argv[i + 1] : "");
+        /* The first word of two-word commands: name them ("programme" -> plan, apply, export). */
+        size_t len = strlen(argv[i]);
+        bool first = true;
+        for (size_t k = 0; k < CTL_N_COMMANDS; k++) {
+            const char *name = ctl_commands[k].name;
+            if (strncmp(name, argv[i], len) == 0 && name[len] == ' ') {
+                fprintf(stderr, "%s %s", first ? "  did you mean:" : ",", name);
+                first = false;
+            }
+        }
+        if (!first) {
+            fputc('\n', stderr);
+        }
         return CTL_EXIT_USAGE;
     }
     ctl_args_t a;

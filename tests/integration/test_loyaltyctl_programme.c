@@ -182,6 +182,7 @@ Test(programme, examples_round_trip) {
                             NULL};
     round_trip("hishop", hishop);
     cr_assert_eq(ctl("programme --help"), 2);
+    assert_err_has("did you mean: programme plan, programme apply, programme export");
     cr_assert_eq(ctl("programme apply --help"), 0);
     assert_out_has("-f FILE");
     cr_assert_eq(ctl("programme plan"), 2);
