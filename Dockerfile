@@ -16,7 +16,7 @@ FROM ${DEBIAN_IMAGE} AS build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       cmake gcc make pkg-config libc6-dev libgrpc-dev libprotobuf-c-dev protobuf-c-compiler \
-      protobuf-compiler libpq-dev libhiredis-dev libmicrohttpd-dev libssl-dev \
+      protobuf-compiler libpq-dev libhiredis-dev libmicrohttpd-dev libssl-dev libyaml-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -37,7 +37,7 @@ RUN targets="loyalty-health loyaltyctl"; \
 FROM ${DEBIAN_SLIM_IMAGE} AS runtime
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libgrpc29 libprotobuf-c1 libpq5 libhiredis0.14 libmicrohttpd12 libssl3 ca-certificates \
+      libgrpc29 libprotobuf-c1 libpq5 libhiredis0.14 libmicrohttpd12 libssl3 libyaml-0-2 ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 loyalty \
  && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \

@@ -131,6 +131,24 @@ static status_t check_kind_params(const Loyalty__V1__Campaign *c) {
     }
 }
 
+/* The shape of an IANA time zone name ("Asia/Singapore", "Etc/GMT+8"); whether PostgreSQL
+ * knows it is checked when the campaign is stored. */
+static status_t check_time_zone_shape(const char *tz) {
+    size_t n = strlen(tz);
+    if (n > 64) {
+        return status_invalid_field("campaign.time_zone", "at most 64 characters");
+    }
+    for (size_t i = 0; i < n; i++) {
+        char ch = tz[i];
+        bool ok = (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+                  (ch >= '0' && ch <= '9') || ch == '_' || ch == '/' || ch == '+' || ch == '-';
+        if (!ok) {
+            return status_invalid_field("campaign.time_zone", "not an IANA time zone name");
+        }
+    }
+    return status_ok();
+}
+
 status_t campaign_rules_validate(const Loyalty__V1__Campaign *c) {
     if (c == NULL) {
         return status_invalid_field("campaign", "required");
@@ -159,7 +177,7 @@ status_t campaign_rules_validate(const Loyalty__V1__Campaign *c) {
         }
     }
     if (c->time_zone[0] != '\0') {
-        st = validate_token("campaign.time_zone", c->time_zone, 64);
+        st = check_time_zone_shape(c->time_zone);
         if (!status_is_ok(&st)) {
             return st;
         }

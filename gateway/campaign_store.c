@@ -233,18 +233,26 @@ status_t campaign_store_local_date(db_t *db, int64_t at, const char *tz, char ou
     db_params_init(&p);
     db_param_int(&p, at);
     db_param_text(&p, tz);
+    /* The name is looked up first: PostgreSQL may evaluate AT TIME ZONE while planning, so an
+     * unknown zone in the same statement fails as an error of its own, not as "no row". */
+    db_params_t q;
+    db_params_init(&q);
+    db_param_text(&q, tz);
     PGresult *r = NULL;
-    status_t st = db_exec(db,
-                          "SELECT to_char(to_timestamp($1) AT TIME ZONE $2, 'YYYY-MM-DD') "
-                          "WHERE EXISTS (SELECT 1 FROM pg_timezone_names WHERE name = $2)",
-                          &p, &r);
+    status_t st = db_exec(db, "SELECT 1 FROM pg_timezone_names WHERE name = $1", &q, &r);
     if (!status_is_ok(&st)) {
         return st;
     }
-    bool known = PQntuples(r) == 1;
-    if (known) {
-        snprintf(out, 11, "%s", db_get_str(r, 0, 0));
-    }
+    bool known = PQntuples(r) >= 1;
     PQclear(r);
-    return known ? st : status_invalid_field("campaign.time_zone", "unknown time zone");
+    if (!known) {
+        return status_invalid_field("campaign.time_zone", "unknown time zone");
+    }
+    st = db_exec(db, "SELECT to_char(to_timestamp($1) AT TIME ZONE $2, 'YYYY-MM-DD')", &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    snprintf(out, 11, "%s", db_get_str(r, 0, 0));
+    PQclear(r);
+    return st;
 }

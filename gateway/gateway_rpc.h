@@ -89,6 +89,9 @@ status_t gw_rpc_verify_ledgers(rpc_ctx_t *ctx, const ProtobufCMessage *req, Prot
 status_t gw_rpc_get_member_detail(rpc_ctx_t *ctx, const ProtobufCMessage *req,
                                   ProtobufCMessage *resp);
 
+/* gateway_relay.c: the participants' configuration RPCs, relayed for admin tools. */
+status_t gw_rpc_relay(rpc_ctx_t *ctx, const ProtobufCMessage *req, ProtobufCMessage *resp);
+
 /** The recovery job (rpc_job_t). */
 status_t gw_job_recover(rpc_ctx_t *ctx);
 

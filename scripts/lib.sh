@@ -8,7 +8,7 @@ LOYALTY_PACKAGES=(cmake gcc make pkg-config libgrpc-dev libprotobuf-c-dev protob
   protobuf-compiler libpq-dev libhiredis-dev libcriterion-dev postgresql redis-server
   python3-grpcio python3-protobuf nghttp2-client postgresql-contrib
   python3-yaml yamllint docker-compose binutils clang prometheus libmicrohttpd-dev
-  python3-prometheus-client libssl-dev pgbouncer)
+  python3-prometheus-client libssl-dev pgbouncer libyaml-dev)
 
 log() { printf '[loyalty] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }

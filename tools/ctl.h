@@ -26,6 +26,7 @@ enum {
     CTL_OPT_KEY = 1 << 5,        /* --idempotency-key K */
     CTL_OPT_BY = 1 << 6,         /* --by id|phone|external-id */
     CTL_OPT_SINCE = 1 << 7,      /* --since DURATION|UNIX_SECONDS */
+    CTL_OPT_FILE = 1 << 8,       /* -f FILE */
 };
 
 typedef struct ctl {
@@ -36,7 +37,7 @@ typedef struct ctl {
 } ctl_t;
 
 typedef struct ctl_args {
-    const char *merchant, *state, *kind, *older_than, *key, *by, *since;
+    const char *merchant, *state, *kind, *older_than, *key, *by, *since, *file;
     int64_t limit; /* 0 = not given */
     const char *positional[2];
     int n_positional;
@@ -53,6 +54,7 @@ struct ctl_command {
     bool merchant_required;
     int64_t default_timeout_ms;
     int (*run)(ctl_t *c, const ctl_command_t *cmd, const ctl_args_t *a);
+    bool file_required; /* -f FILE */
 };
 
 /** Parses the command's arguments (after its name) into *a, taking -o, --gateway, --timeout
@@ -75,6 +77,11 @@ int ctl_call(ctl_t *c, const ctl_command_t *cmd, const char *method, const Proto
 /** ctl_call that prints nothing when refused (a first guess the caller follows up). */
 int ctl_call_quiet(ctl_t *c, const ctl_command_t *cmd, const char *method,
                    const ProtobufCMessage *req, ProtobufCMessage **resp, int *code_out);
+
+/** ctl_call of a method of another service the gateway serves (CampaignService). */
+int ctl_call_on(ctl_t *c, const ctl_command_t *cmd, const ProtobufCServiceDescriptor *service,
+                const char *method, const ProtobufCMessage *req, ProtobufCMessage **resp,
+                int *code_out);
 
 /** Writes `m` as JSON to stdout (ctl_json.c): field names as in the .proto, every field (absent
  *  messages as null, unset oneof members left out), enums by name, 64-bit integers as numbers,
@@ -100,5 +107,8 @@ int ctl_cmd_saga_retry(ctl_t *c, const ctl_command_t *cmd, const ctl_args_t *a);
 int ctl_cmd_ledger_verify(ctl_t *c, const ctl_command_t *cmd, const ctl_args_t *a);
 int ctl_cmd_member_show(ctl_t *c, const ctl_command_t *cmd, const ctl_args_t *a);
 int ctl_cmd_audit(ctl_t *c, const ctl_command_t *cmd, const ctl_args_t *a);
+int ctl_cmd_programme_plan(ctl_t *c, const ctl_command_t *cmd, const ctl_args_t *a);
+int ctl_cmd_programme_apply(ctl_t *c, const ctl_command_t *cmd, const ctl_args_t *a);
+int ctl_cmd_programme_export(ctl_t *c, const ctl_command_t *cmd, const ctl_args_t *a);
 
 #endif

@@ -32,6 +32,7 @@ static const struct {
      "--by id|phone|external-id\n                        what the argument "
      "is (default: a phone when it starts with +, else\n"
      "                        a member id, then an external id)"},
+    {CTL_OPT_FILE, "-f", "-f FILE               the programme file (YAML; see examples/)"},
     {CTL_OPT_SINCE, "--since",
      "--since D|UNIX_SECONDS\n                        only what was recorded in the last D "
      "(90s, 15m, 2h, 3d), or at\n                        or after that instant (unix seconds)"},
@@ -142,6 +143,9 @@ int ctl_parse_args(ctl_t *c, const ctl_command_t *cmd, int argc, char **argv, ct
         case CTL_OPT_SINCE:
             a->since = v;
             break;
+        case CTL_OPT_FILE:
+            a->file = v;
+            break;
         case CTL_OPT_LIMIT:
             if (!config_parse_int(v, 1, CTL_LIMIT_MAX, &a->limit)) {
                 return ctl_usage_error(cmd, "--limit takes 1..%d, not %s", CTL_LIMIT_MAX, v);
@@ -156,6 +160,9 @@ int ctl_parse_args(ctl_t *c, const ctl_command_t *cmd, int argc, char **argv, ct
     }
     if (cmd->merchant_required && (a->merchant == NULL || a->merchant[0] == '\0')) {
         return ctl_usage_error(cmd, "--merchant is required");
+    }
+    if (cmd->file_required && (a->file == NULL || a->file[0] == '\0')) {
+        return ctl_usage_error(cmd, "-f FILE is required");
     }
     return CTL_EXIT_OK;
 }

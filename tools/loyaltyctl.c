@@ -18,44 +18,77 @@
 #define CTL_DEFAULT_TIMEOUT_MS 30000
 #define CTL_VERIFY_TIMEOUT_MS 120000
 
+/* What the three programme commands share in their help. */
+#define PROGRAMME_HELP                                                                             \
+    "A programme file (YAML; examples/ holds two) holds a merchant's configuration in\n"           \
+    "sections, each the message of the service that keeps it (docs/api.md), by field name:\n"      \
+    "  merchant          the merchant id (--merchant overrides it)\n"                              \
+    "  settings          time_zone: written to member, points, wallet, promo settings and\n"       \
+    "                    to the file's campaigns\n"                                                \
+    "  member            MemberSettings: tier_basis, lifecycle\n"                                  \
+    "  tiers             MemberTier list, by name: thresholds, express upgrade, benefits\n"        \
+    "  membership_plans  MemberPlan list, by name (paid cards); tier: a tier's name\n"             \
+    "  tag_rules         MemberTagRule list, replaced as a whole\n"                                \
+    "  points            PointsSettings: earn, event rules (check-in...), expiry, redeem, "        \
+    "growth\n"                                                                                     \
+    "  points_campaigns  PointsCampaign list, by name (double points); tiers: tier names\n"        \
+    "  referral          ReferralProgram: levels and their rules, welcome points, share links\n"   \
+    "  wallet            WalletSettings: deposit expiry, refund grace\n"                           \
+    "  top_up_plans      WalletTopUpPlan list, by name (pay X, get X + bonus)\n"                   \
+    "  promo             PromoSettings: what full refunds give back\n"                             \
+    "  promotions        Promotion list, by name: trigger, rule, conditions, limits, status\n"     \
+    "                    (ACTIVE or PAUSED); tier ids as tier names\n"                             \
+    "  coupon_templates  PromoCouponTemplate list, by name\n"                                      \
+    "  campaigns         Campaign list, by kind (birthday, win-back...); coupon_template: a\n"     \
+    "                    template's name\n"                                                        \
+    "  gateway           welcome_coupon_templates: template names issued on registration\n"        \
+    "A field left out of the file is not managed (it keeps its value); items the merchant\n"       \
+    "has and the file does not name are left as they are (nothing is deleted). Fields fixed\n"     \
+    "once created (a top-up plan's amounts, a coupon template's terms, a points campaign's\n"      \
+    "window) cannot change: give the item a new name. A file that is not valid YAML, has an\n"     \
+    "unknown key, a value of the wrong type or out of range, or names an unknown tier or\n"        \
+    "template is refused with FILE:LINE:COLUMN before anything is written (exit 2).\n"             \
+    "Needs an admin credential of the merchant: the gateway relays the participants' calls\n"      \
+    "(Gateway.Relay).\n\n"
+
 static const ctl_command_t ctl_commands[] = {
     {"health", "[--merchant M] [-o json]", "Every service's readiness in one table.",
      "The gateway checks each participant's readiness (grpc.health.v1 Check) and its own\n"
      "PostgreSQL and Redis (Gateway.CheckHealth). Exit 0 when all six services are ready,\n"
      "1 when one is not (or the gateway cannot be reached). Without --merchant this is the\n"
      "operators' view: with a credential file, an admin credential of every merchant (`*`).\n",
-     CTL_OPT_MERCHANT, 0, 0, false, CTL_DEFAULT_TIMEOUT_MS, ctl_cmd_health},
+     CTL_OPT_MERCHANT, 0, 0, false, CTL_DEFAULT_TIMEOUT_MS, ctl_cmd_health, false},
     {"sagas list", "[--merchant M] [--state S] [--kind K] [--older-than D] [--limit N] [-o json]",
      "The sagas, newest first (Gateway.ListSagas).",
      "Without --merchant, every merchant's (an admin credential of every merchant when a\n"
      "credential file is in use). What is stuck right now: --state NEEDS_ATTENTION, or\n"
      "--state COMPLETING --older-than 15m.\n",
      CTL_OPT_MERCHANT | CTL_OPT_STATE | CTL_OPT_KIND | CTL_OPT_OLDER_THAN | CTL_OPT_LIMIT, 0, 0,
-     false, CTL_DEFAULT_TIMEOUT_MS, ctl_cmd_sagas_list},
+     false, CTL_DEFAULT_TIMEOUT_MS, ctl_cmd_sagas_list, false},
     {"saga show", "ID --merchant M [-o json]",
      "One saga: its state, reason, and every step (Gateway.GetSaga).",
      "Each step with its direction, state, attempts, start and duration, and the participant's\n"
      "answer: OK, or the gRPC code, reason and message it refused with.\n",
-     CTL_OPT_MERCHANT, 1, 1, true, CTL_DEFAULT_TIMEOUT_MS, ctl_cmd_saga_show},
+     CTL_OPT_MERCHANT, 1, 1, true, CTL_DEFAULT_TIMEOUT_MS, ctl_cmd_saga_show, false},
     {"saga retry", "ID --merchant M [--idempotency-key K] [-o json]",
      "Drives a NEEDS_ATTENTION saga forward again (Gateway.RetrySaga).",
      "Fix the cause first (the reason `saga show` prints). Its failed steps are called again\n"
      "with the same idempotency keys, so nothing is applied twice. Prints the saga as it is\n"
      "then (COMPLETING or CANCELLING; the recovery job finishes it). A saga that does not need\n"
      "attention is refused: FAILED_PRECONDITION SAGA_NOT_RETRYABLE (exit 1).\n",
-     CTL_OPT_MERCHANT | CTL_OPT_KEY, 1, 1, true, CTL_DEFAULT_TIMEOUT_MS, ctl_cmd_saga_retry},
+     CTL_OPT_MERCHANT | CTL_OPT_KEY, 1, 1, true, CTL_DEFAULT_TIMEOUT_MS, ctl_cmd_saga_retry, false},
     {"ledger verify", "--merchant M [-o json]",
      "Checks the merchant's points and wallet ledgers (Gateway.VerifyLedgers).",
      "Runs PointsService.VerifyLedger and WalletService.VerifyLedger for every member of the\n"
      "merchant and lists every difference found. Exit 0 when both are clean, 1 on any finding.\n"
      "Takes a while on a large merchant: the default deadline is 120 s.\n",
-     CTL_OPT_MERCHANT, 0, 0, true, CTL_VERIFY_TIMEOUT_MS, ctl_cmd_ledger_verify},
+     CTL_OPT_MERCHANT, 0, 0, true, CTL_VERIFY_TIMEOUT_MS, ctl_cmd_ledger_verify, false},
     {"member show", "--merchant M (MEMBER_ID | PHONE | EXTERNAL_ID) [--by KIND] [-o json]",
      "One member: profile, balances, tier and its history, recent orders.",
      "Gateway.GetMemberDetail: the storefront's overview (tier, points, wallet, coupons,\n"
      "referral code), order statistics, the last 20 tier changes and the last 10 checkouts\n"
      "and refunds. A section whose service did not answer is named under `unavailable`.\n",
-     CTL_OPT_MERCHANT | CTL_OPT_BY, 1, 1, true, CTL_DEFAULT_TIMEOUT_MS, ctl_cmd_member_show},
+     CTL_OPT_MERCHANT | CTL_OPT_BY, 1, 1, true, CTL_DEFAULT_TIMEOUT_MS, ctl_cmd_member_show, false},
     {"audit", "--merchant M [--since D|UNIX_SECONDS] [--limit N] [-o json]",
      "The merchant's configuration changes, newest first (Gateway.ListAuditLog).",
      "The audit trail of all six services merged: for each call its time, the service that\n"
@@ -64,7 +97,31 @@ static const ctl_command_t ctl_commands[] = {
      "as JSON (- for none). Pages are followed until --limit entries (default 100) or the\n"
      "end. Needs an admin credential of the merchant (or the services' token).\n",
      CTL_OPT_MERCHANT | CTL_OPT_SINCE | CTL_OPT_LIMIT, 0, 0, true, CTL_DEFAULT_TIMEOUT_MS,
-     ctl_cmd_audit},
+     ctl_cmd_audit, false},
+    {"programme plan", "-f FILE [--merchant M]",
+     "What a programme file would change, field by field.",
+     PROGRAMME_HELP
+     "Prints one line per changed field (~ section[item].field: now -> in the file), and for\n"
+     "each new item + section[item] with its fields; then the count, or \"No changes\".\n",
+     CTL_OPT_MERCHANT | CTL_OPT_FILE, 0, 0, false, CTL_DEFAULT_TIMEOUT_MS, ctl_cmd_programme_plan,
+     true},
+    {"programme apply", "-f FILE [--merchant M]",
+     "Makes the merchant's programme what the file says.",
+     PROGRAMME_HELP
+     "Prints the plan, then writes only what differs: Update* calls name exactly the changed\n"
+     "fields in their update_mask, whole-value Set* calls (referral programme, campaigns,\n"
+     "tag rules) send the current value with the changes, new items are created. Applying\n"
+     "the same file again changes nothing. When a service refuses a change, apply stops\n"
+     "there, prints the refusal and the changes applied and not applied (exit 1); fix the\n"
+     "cause and run it again: only what is still missing is written.\n",
+     CTL_OPT_MERCHANT | CTL_OPT_FILE, 0, 0, false, CTL_DEFAULT_TIMEOUT_MS, ctl_cmd_programme_apply,
+     true},
+    {"programme export", "--merchant M", "The merchant's programme as a file apply takes back.",
+     PROGRAMME_HELP
+     "Every section, in the order above, every field the merchant can set; strings quoted.\n"
+     "Exporting, applying the export to another merchant and exporting that gives the same\n"
+     "file (but for the merchant line).\n",
+     CTL_OPT_MERCHANT, 0, 0, true, CTL_DEFAULT_TIMEOUT_MS, ctl_cmd_programme_export, false},
 };
 
 #define CTL_N_COMMANDS (sizeof ctl_commands / sizeof ctl_commands[0])
@@ -74,11 +131,11 @@ static void print_help(void) {
            "[ARGS]\n\n"
            "Operates the loyalty suite through its gateway.\n\ncommands:\n");
     for (size_t i = 0; i < CTL_N_COMMANDS; i++) {
-        printf("  %-14s %s\n", ctl_commands[i].name, ctl_commands[i].summary);
+        printf("  %-17s %s\n", ctl_commands[i].name, ctl_commands[i].summary);
     }
     printf("\n`loyaltyctl COMMAND --help` shows a command's arguments. Every command takes\n"
-           "-o json (one JSON object on stdout, for scripts), --gateway and --timeout, before or\n"
-           "after its name.\n\n"
+           "--gateway and --timeout, before or after its name, and every command but the\n"
+           "programme ones (YAML files and their diffs) -o json: one JSON object on stdout.\n\n"
            "environment:\n"
            "  LOYALTY_GATEWAY_ADDR  the gateway's HOST:PORT when --gateway is not given\n"
            "  LOYALTY_TOKEN         the bearer token (a credential's token); when unset,\n"
@@ -88,7 +145,7 @@ static void print_help(void) {
            "  0  done\n"
            "  1  refused (the gRPC code, reason and message are printed), the gateway could not\n"
            "     be reached, or a check found something (health, ledger verify)\n"
-           "  2  usage error\n");
+           "  2  usage error, or a programme file that cannot be applied as written\n");
 }
 
 /* The command named by argv[0] (and argv[1] for two-word commands); *words gets how many. */
@@ -146,14 +203,15 @@ static bool client_setup(const ctl_command_t *cmd) {
 /* Set once in main: the command's deadline. */
 static int64_t g_timeout_ms;
 
-static int call_gateway(ctl_t *c, const ctl_command_t *cmd, const char *method,
+static int call_gateway(ctl_t *c, const ctl_command_t *cmd,
+                        const ProtobufCServiceDescriptor *service, const char *method,
                         const ProtobufCMessage *req, ProtobufCMessage **resp, int *code_out,
                         bool report) {
     char request_id[ID_MAX];
     id_generate("ctl", request_id);
     rpc_call_opts_t opts = {.timeout_ms = g_timeout_ms, .request_id = request_id};
-    status_t st = rpc_call(rpc_channel_get(c->gateway), &loyalty__v1__gateway__descriptor, method,
-                           req, &c->arena, resp, &opts);
+    status_t st =
+        rpc_call(rpc_channel_get(c->gateway), service, method, req, &c->arena, resp, &opts);
     if (code_out != NULL) {
         *code_out = st.code;
     }
@@ -171,12 +229,20 @@ static int call_gateway(ctl_t *c, const ctl_command_t *cmd, const char *method,
 
 int ctl_call(ctl_t *c, const ctl_command_t *cmd, const char *method, const ProtobufCMessage *req,
              ProtobufCMessage **resp, int *code_out) {
-    return call_gateway(c, cmd, method, req, resp, code_out, true);
+    return call_gateway(c, cmd, &loyalty__v1__gateway__descriptor, method, req, resp, code_out,
+                        true);
+}
+
+int ctl_call_on(ctl_t *c, const ctl_command_t *cmd, const ProtobufCServiceDescriptor *service,
+                const char *method, const ProtobufCMessage *req, ProtobufCMessage **resp,
+                int *code_out) {
+    return call_gateway(c, cmd, service, method, req, resp, code_out, true);
 }
 
 int ctl_call_quiet(ctl_t *c, const ctl_command_t *cmd, const char *method,
                    const ProtobufCMessage *req, ProtobufCMessage **resp, int *code_out) {
-    return call_gateway(c, cmd, method, req, resp, code_out, false);
+    return call_gateway(c, cmd, &loyalty__v1__gateway__descriptor, method, req, resp, code_out,
+                        false);
 }
 
 int main(int argc, char **argv) {
@@ -222,6 +288,19 @@ int main(int argc, char **argv) {
     if (cmd == NULL) {
         fprintf(stderr, "loyaltyctl: unknown command %s%s%s (see loyaltyctl --help)\n", argv[i],
                 i + 1 < argc ? " " : "", i + 1 < argc ? argv[i + 1] : "");
+        /* The first word of two-word commands: name them ("programme" -> plan, apply, export). */
+        size_t len = strlen(argv[i]);
+        bool first = true;
+        for (size_t k = 0; k < CTL_N_COMMANDS; k++) {
+            const char *name = ctl_commands[k].name;
+            if (strncmp(name, argv[i], len) == 0 && name[len] == ' ') {
+                fprintf(stderr, "%s %s", first ? "  did you mean:" : ",", name);
+                first = false;
+            }
+        }
+        if (!first) {
+            fputc('\n', stderr);
+        }
         return CTL_EXIT_USAGE;
     }
     ctl_args_t a;

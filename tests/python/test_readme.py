@@ -3,9 +3,9 @@
 and `<!-- readme-test: python -->` in README.md are extracted and executed, in order, against a
 suite of real services this test starts (PostgreSQL and Redis from scripts/test). The blocks
 run in a scratch folder that has the repository's proto/ in it and the build tree as build/
-(for build/tools/loyaltyctl), as they would from the repository's root after scripts/up; the
+(for build/tools/loyaltyctl) and examples/, as they would from the repository's root after scripts/up; the
 only changes made to them are the service addresses (the README's default ports become the
-test's free ports) and the merchant id (a fresh one, so that the test never meets data of an
+test's free ports) and the merchant ids ("shop-1", "shop-2": fresh ones, so that the test never meets data of an
 earlier run). The Python block runs twice: the second run
 must answer the same member and checkout, as the README promises.
 
@@ -61,6 +61,9 @@ def main():
     build_link = os.path.join(work, "build")
     if not os.path.islink(build_link):
         os.symlink(os.path.abspath(build_dir), build_link)
+    examples_link = os.path.join(work, "examples")
+    if not os.path.islink(examples_link):
+        os.symlink(os.path.join(source_dir, "examples"), examples_link)
 
     started = []
     try:
@@ -79,13 +82,17 @@ def main():
         addrs["gateway"] = gw.addr
 
         merchant = "readme-" + uuid.uuid4().hex[:10]
+        merchant2 = "readme2-" + uuid.uuid4().hex[:10]
         outputs = []
         for lang, code in found:
             for name, port in DEFAULT_PORTS.items():
                 code = code.replace(f"127.0.0.1:{port}", addrs[name])
             code = code.replace('"shop-1"', f'"{merchant}"')
+            code = code.replace('"shop-2"', f'"{merchant2}"')
             if lang == "sh":
-                run(["bash", "-euo", "pipefail", "-s"], work, code)
+                out = run(["bash", "-euo", "pipefail", "-s"], work, code)
+                if "programme plan" in code:  # README "Set up a merchant": applied, so no plan
+                    assert "No changes: merchant" in out, out
             else:
                 first = run(["/usr/bin/python3", "-"], work, code)
                 again = run(["/usr/bin/python3", "-"], work, code)

@@ -82,6 +82,15 @@ Test(campaign_rules, validates_each_kind_and_names_the_field) {
                      "INVALID_CAMPAIGN_REWARD_TIER_BIRTHDAY_POINTS");
     c.kind = (Loyalty__V1__CampaignKind)42;
     cr_assert_str_eq(campaign_rules_validate(&c).reason, "INVALID_CAMPAIGN_KIND");
+
+    /* IANA names have slashes and signs; PostgreSQL checks the name itself when it is stored. */
+    c = birthday_campaign();
+    c.time_zone = "Asia/Singapore";
+    cr_assert_eq(campaign_rules_validate(&c).code, STATUS_OK, "Asia/Singapore");
+    c.time_zone = "Etc/GMT+8";
+    cr_assert_eq(campaign_rules_validate(&c).code, STATUS_OK, "Etc/GMT+8");
+    c.time_zone = "Asia/Singapore; DROP";
+    cr_assert_str_eq(campaign_rules_validate(&c).reason, "INVALID_CAMPAIGN_TIME_ZONE");
 }
 
 Test(campaign_rules, templates_accept_only_known_placeholders) {
