@@ -7,6 +7,7 @@
 
 #include "campaign_store.h"
 #include "cursor.h"
+#include "gateway_merchant.h"
 #include "jsonw.h"
 #include "log.h"
 #include "loyalty/v1/member.pb-c.h"
@@ -613,8 +614,14 @@ status_t campaign_run(rpc_ctx_t *ctx, const Loyalty__V1__Campaign *c, int64_t at
         .promo = rpc_channel_get(ctx->config->promo_svc_addr),
         .res = res,
     };
-    status_t st = campaign_store_local_date(ctx->db, at, c->time_zone[0] ? c->time_zone : "UTC",
-                                            run.local_date);
+    /* The merchant settings record's time zone wins over the campaign's own once it is set
+     * (docs/architecture.md#merchant-settings). */
+    const char *tz = NULL;
+    status_t st = gw_merchant_time_zone(ctx->db, ctx->arena, c->merchant_id,
+                                        c->time_zone[0] ? c->time_zone : "UTC", &tz);
+    if (status_is_ok(&st)) {
+        st = campaign_store_local_date(ctx->db, at, tz, run.local_date);
+    }
     if (!status_is_ok(&st)) {
         return st;
     }
