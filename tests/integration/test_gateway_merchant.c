@@ -138,6 +138,26 @@ Test(gateway_merchant, one_update_reaches_every_service) {
     cr_assert_str_eq(s->currency, "MYR");
     cr_assert_str_eq(s->locale, "en-SG");
 
+    /* The gateway's audit trail has the record's changes; each service's the pushes. */
+    Loyalty__V1__GatewayListAuditLogRequest al = LOYALTY__V1__GATEWAY_LIST_AUDIT_LOG_REQUEST__INIT;
+    al.merchant_id = (char *)m;
+    Loyalty__V1__GatewayListAuditLogResponse *alr = NULL;
+    assert_ok(gw("ListAuditLog", &al, &alr));
+    int record_changes = 0, pushes = 0;
+    for (size_t i = 0; i < alr->n_entries; i++) {
+        const Loyalty__V1__AuditEntry *e = alr->entries[i];
+        if (strcmp(e->rpc, "/loyalty.v1.Gateway/UpdateMerchantSettings") == 0) {
+            cr_assert_str_eq(e->service, "gateway");
+            cr_assert_eq(e->n_changes, 1);
+            cr_assert_str_eq(e->changes[0]->table, "merchant_settings");
+            record_changes++;
+        } else if (strncmp(e->idempotency_key, "merchant-settings:v1:", 21) == 0) {
+            pushes++;
+        }
+    }
+    cr_assert_eq(record_changes, 2, "the first update and the currency (a replay adds none)");
+    cr_assert_eq(pushes, 4, "one push of version 1 to each service");
+
     /* A second time zone reaches them all too. */
     assert_ok(update_settings(m, NULL, "Europe/Lisbon", "", "", HARNESS_MASK("time_zone"), &s));
     cr_assert_eq(s->version, 3);
