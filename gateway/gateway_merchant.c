@@ -385,6 +385,12 @@ status_t gw_rpc_update_merchant_settings(rpc_ctx_t *ctx, const ProtobufCMessage 
     if (!status_is_ok(&st)) {
         return st;
     }
+    /* The record starts with a time zone of the merchant's choosing: pushed to the services, a
+     * default would overwrite the zones a merchant set in each of them before the record. */
+    if (s->version == 0 && !set_time_zone) {
+        return status_make(STATUS_FAILED_PRECONDITION, "TIME_ZONE_REQUIRED",
+                           "the merchant's first settings must name time_zone in update_mask");
+    }
     bool push = set_time_zone && strcmp(s->time_zone, in.time_zone) != 0;
     fieldmask_apply(&mask, &s->base, &in.base);
     return record_write(ctx->db, ctx->arena, ctx->merchant_id, s, push, &resp->settings);

@@ -238,6 +238,10 @@ Test(gateway_merchant, masks_and_values_are_checked_before_anything_is_written) 
                   STATUS_INVALID_ARGUMENT, "INVALID_SETTINGS_CURRENCY");
     assert_status(update_settings(m, NULL, "", "", "en_SG", HARNESS_MASK("locale"), NULL),
                   STATUS_INVALID_ARGUMENT, "INVALID_SETTINGS_LOCALE");
+    /* The first update must name the time zone: a default pushed to the services would
+     * overwrite the zones the merchant set in each one before. */
+    assert_status(update_settings(m, NULL, "", "SGD", "", HARNESS_MASK("currency"), NULL),
+                  STATUS_FAILED_PRECONDITION, "TIME_ZONE_REQUIRED");
     /* Nothing was written: no record, no pushes, the services at their defaults. */
     Loyalty__V1__GatewayGetMerchantSettingsResponse *g = get_settings(m);
     cr_assert_eq(g->settings->version, 0);
