@@ -7,6 +7,7 @@
 
 #include "campaign_store.h"
 #include "cursor.h"
+#include "gateway_merchant.h"
 #include "jsonw.h"
 #include "log.h"
 #include "loyalty/v1/member.pb-c.h"
@@ -112,6 +113,29 @@ static const char *recipient_of(const campaign_run_t *run, const Loyalty__V1__Me
                                                                                     : p->phone;
 }
 
+/* Tells member-svc the member's points balance after the campaign's points (its points_balance
+ * tag rules), keyed by the delivery like the points. Best effort: a failure leaves the tag to the
+ * member's next points change and does not hold the delivery back. */
+static void campaign_record_balance(campaign_run_t *run, arena_t *a, const offer_t *o,
+                                    const Loyalty__V1__PointsBalance *balance) {
+    if (balance == NULL) {
+        return;
+    }
+    Loyalty__V1__MemberRecordPointsBalanceRequest req =
+        LOYALTY__V1__MEMBER_RECORD_POINTS_BALANCE_REQUEST__INIT;
+    req.merchant_id = (char *)run->merchant_id;
+    req.idempotency_key =
+        campaign_reward_key(a, run->c->kind, o->period, o->member->id, "points_balance");
+    req.member_id = (char *)o->member->id;
+    req.points_balance = balance->available;
+    status_t st = rpc_call(run->member, &loyalty__v1__member_service__descriptor,
+                           "RecordPointsBalance", &req.base, a, NULL, NULL);
+    if (!status_is_ok(&st)) {
+        log_msg(LOG_WARN, "campaign %s: member-svc did not take %s's points balance: %s",
+                campaign_kind_name(run->c->kind), o->member->id, st.message);
+    }
+}
+
 /* Issues the offer's points and coupon with keys derived from the delivery, so that a runner
  * taking the delivery over after a crash gets the same answers and issues nothing twice. */
 static status_t campaign_issue(campaign_run_t *run, arena_t *a, const offer_t *o,
@@ -136,12 +160,14 @@ static status_t campaign_issue(campaign_run_t *run, arena_t *a, const offer_t *o
             campaign_date_add_days(run->local_date, c->reward->points_valid_days, expiry)) {
             req.expiry_date = arena_strdup(a, expiry);
         }
+        ProtobufCMessage *earned = NULL;
         status_t st = rpc_call(run->points, &loyalty__v1__points_service__descriptor, "Earn",
-                               &req.base, a, NULL, NULL);
+                               &req.base, a, &earned, NULL);
         if (!status_is_ok(&st)) {
             return st;
         }
         run->res->points_given += o->points;
+        campaign_record_balance(run, a, o, ((Loyalty__V1__PointsEarnResponse *)earned)->balance);
     }
     if (c->reward && c->reward->coupon_template_id[0]) {
         Loyalty__V1__PromoIssueCouponRequest req = LOYALTY__V1__PROMO_ISSUE_COUPON_REQUEST__INIT;
@@ -613,8 +639,14 @@ status_t campaign_run(rpc_ctx_t *ctx, const Loyalty__V1__Campaign *c, int64_t at
         .promo = rpc_channel_get(ctx->config->promo_svc_addr),
         .res = res,
     };
-    status_t st = campaign_store_local_date(ctx->db, at, c->time_zone[0] ? c->time_zone : "UTC",
-                                            run.local_date);
+    /* The merchant settings record's time zone wins over the campaign's own once it is set
+     * (docs/architecture.md#merchant-settings). */
+    const char *tz = NULL;
+    status_t st = gw_merchant_time_zone(ctx->db, ctx->arena, c->merchant_id,
+                                        c->time_zone[0] ? c->time_zone : "UTC", &tz);
+    if (status_is_ok(&st)) {
+        st = campaign_store_local_date(ctx->db, at, tz, run.local_date);
+    }
     if (!status_is_ok(&st)) {
         return st;
     }

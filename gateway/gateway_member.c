@@ -21,6 +21,89 @@
 
 #define RELEASE_BATCH_MAX 40 /* rewards per REFERRAL_RELEASE saga (each is a step) */
 
+/* ---- the points balance member-svc keeps for its tag rules ---- */
+
+/* Tells member-svc the member's points balance after the saga's points change (step
+ * "member_points_balance"), for its points_balance tag rules, as checkout does with
+ * RecordOrder. Past the saga's point of no return: retried until member-svc answers. */
+static status_t record_points_balance(gw_saga_t *x, const char *member_id,
+                                      const Loyalty__V1__PointsBalance *balance) {
+    if (balance == NULL) {
+        return status_ok();
+    }
+    Loyalty__V1__MemberRecordPointsBalanceRequest *r =
+        pb_new(x->a, &loyalty__v1__member_record_points_balance_request__descriptor);
+    r->merchant_id = x->merchant_id;
+    r->idempotency_key = gw_step_key(x, "member_points_balance");
+    r->member_id = (char *)member_id;
+    r->points_balance = balance->available;
+    gw_call_t c;
+    gw_call_init(&c, x->svc->member, &loyalty__v1__member_service__descriptor,
+                 "RecordPointsBalance", &r->base, "member_points_balance");
+    return gw_step(x, &c);
+}
+
+/* The balances a saga's points calls answered, by member, the last answer of each member last
+ * (each one is that member's balance after the call). */
+#define BALANCES_MAX GW_GROUP_CALLS_MAX
+typedef struct balances {
+    const char *member_id[BALANCES_MAX];
+    int64_t available[BALANCES_MAX];
+    int n;
+} balances_t;
+
+static void balances_note(balances_t *b, const Loyalty__V1__PointsBalance *balance) {
+    if (balance == NULL || balance->member_id == NULL || balance->member_id[0] == '\0') {
+        return;
+    }
+    for (int i = 0; i < b->n; i++) {
+        if (strcmp(b->member_id[i], balance->member_id) == 0) {
+            b->available[i] = balance->available;
+            return;
+        }
+    }
+    if (b->n < BALANCES_MAX) {
+        b->member_id[b->n] = balance->member_id;
+        b->available[b->n++] = balance->available;
+    }
+}
+
+/* The balances of a group's Earn and EarnBatch answers (referral grants). */
+static void balances_of_grants(balances_t *b, const gw_group_t *g) {
+    for (int i = 0; i < g->n; i++) {
+        const ProtobufCMessage *m = gw_answer(&g->calls[i]);
+        if (m == NULL) {
+            continue;
+        }
+        if (m->descriptor == &loyalty__v1__points_earn_batch_response__descriptor) {
+            const Loyalty__V1__PointsEarnBatchResponse *r = (const void *)m;
+            for (size_t j = 0; j < r->n_earns; j++) {
+                balances_note(b, r->earns[j]->balance);
+            }
+        } else if (m->descriptor == &loyalty__v1__points_earn_response__descriptor) {
+            balances_note(b, ((const Loyalty__V1__PointsEarnResponse *)m)->balance);
+        }
+    }
+}
+
+/* One step per member ("member_points_balance:<member id>"), in parallel: member-svc learns each
+ * balance for its points_balance tag rules. */
+static status_t record_balances(gw_saga_t *x, const balances_t *b) {
+    gw_group_t g = {.n = 0, .max = GW_GROUP_CALLS_MAX};
+    for (int i = 0; i < b->n && gw_group_room(&g) > 0; i++) {
+        char *name = arena_printf(x->a, "member_points_balance:%s", b->member_id[i]);
+        Loyalty__V1__MemberRecordPointsBalanceRequest *r =
+            pb_new(x->a, &loyalty__v1__member_record_points_balance_request__descriptor);
+        r->merchant_id = x->merchant_id;
+        r->idempotency_key = gw_step_key(x, name);
+        r->member_id = (char *)b->member_id[i];
+        r->points_balance = b->available[i];
+        gw_call_init(gw_group_add(&g), x->svc->member, &loyalty__v1__member_service__descriptor,
+                     "RecordPointsBalance", &r->base, "%s", name);
+    }
+    return g.n > 0 ? gw_group_run(x, &g) : status_ok();
+}
+
 /* ---- registration ---- */
 
 static Loyalty__V1__GatewayRegistration *reg_ctx(gw_saga_t *x) {
@@ -228,8 +311,13 @@ static status_t registration_complete(gw_saga_t *x) {
     if (!status_is_ok(&st)) {
         return st;
     }
+    balances_t balances = {.n = 0};
+    const Loyalty__V1__PointsEarnResponse *earned = (const void *)gw_answer(c1.points);
+    if (earned != NULL && earned->points > 0) {
+        balances_note(&balances, earned->balance);
+    }
     if (r->referrer_member_id == NULL || r->referrer_member_id[0] == '\0') {
-        return status_ok();
+        return record_balances(x, &balances);
     }
     Loyalty__V1__ReferralComputeRewardsRequest *rc =
         pb_new(x->a, &loyalty__v1__referral_compute_rewards_request__descriptor);
@@ -248,7 +336,12 @@ static status_t registration_complete(gw_saga_t *x) {
     gw_group_t grants = {.n = 0};
     gw_referral_grants(x, (void *)c.response, &r->referral_rewards, &r->n_referral_rewards, &grants,
                        0, NULL);
-    return gw_group_run(x, &grants);
+    st = gw_group_run(x, &grants);
+    if (status_is_ok(&st)) {
+        balances_of_grants(&balances, &grants);
+        st = record_balances(x, &balances);
+    }
+    return st;
 }
 
 static status_t registration_on_final(gw_saga_t *x, db_t *db) {
@@ -603,9 +696,17 @@ static status_t check_in_begin(gw_saga_t *x) {
     return st;
 }
 
+/* After the check-in (answered to the caller at once): member-svc learns the new balance. */
+static status_t check_in_complete(gw_saga_t *x) {
+    const Loyalty__V1__GatewayCheckInRequest *req = (void *)gw_saga_request(x);
+    const Loyalty__V1__GatewayCheckInResponse *v = x->context->check_in;
+    return record_points_balance(x, req->member_id, v ? v->balance : NULL);
+}
+
 const gw_flows_t gw_check_in_flows = {
     .begin = check_in_begin,
-    .after_begin = GW_COMPLETED,
+    .complete = check_in_complete,
+    .after_begin = GW_COMPLETING,
     .recover_forward = true,
     .request_desc = &loyalty__v1__gateway_check_in_request__descriptor,
 };
@@ -701,6 +802,10 @@ static status_t redeem_complete(gw_saga_t *x) {
         Loyalty__V1__PointsCommitHoldResponse *p = (void *)c.response;
         d->points_spent = p->hold ? p->hold->points : 0;
         d->balance = p->balance;
+    }
+    if (status_is_ok(&st)) {
+        const Loyalty__V1__GatewayRedeemRewardRequest *req = (void *)gw_saga_request(x);
+        st = record_points_balance(x, req->member_id, d->balance);
     }
     return st;
 }
@@ -824,7 +929,15 @@ static status_t release_complete(gw_saga_t *x) {
     _Static_assert(RELEASE_BATCH_MAX <= GW_GROUP_CALLS_MAX, "a grant call per released reward");
     gw_group_t grants = {.n = 0, .max = RELEASE_BATCH_MAX};
     gw_referral_grants(x, &as, &x->context->released, &x->context->n_released, &grants, 0, NULL);
-    return gw_group_run(x, &grants);
+    st = gw_group_run(x, &grants);
+    /* The beneficiaries' balances for member-svc's tag rules: one step each, only when the grants
+     * were one batch (a saga of one call per grant could pass GW_STEPS_MAX with them). */
+    if (status_is_ok(&st) && x->context->points_batched) {
+        balances_t balances = {.n = 0};
+        balances_of_grants(&balances, &grants);
+        st = record_balances(x, &balances);
+    }
+    return st;
 }
 
 static status_t release_on_final(gw_saga_t *x, db_t *db) {

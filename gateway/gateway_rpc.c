@@ -5,6 +5,7 @@
 #include "audit.h"
 #include "cursor.h"
 #include "fieldmask.h"
+#include "gateway_merchant.h"
 #include "gateway_store.h"
 #include "jsonw.h"
 #include "log.h"
@@ -377,6 +378,9 @@ static const rpc_method_t gateway_methods[] = {
     {"RetrySaga", gw_rpc_retry_saga, RPC_MUTATE},
     {"GetGatewaySettings", gw_rpc_get_settings, RPC_READ},
     {"UpdateGatewaySettings", gw_rpc_update_settings, RPC_MUTATE},
+    /* The merchant settings record (gateway_merchant.c); admin only. */
+    {"GetMerchantSettings", gw_rpc_get_merchant_settings, RPC_READ},
+    {"UpdateMerchantSettings", gw_rpc_update_merchant_settings, RPC_MUTATE},
     {"ListAuditLog", gw_rpc_list_audit_log, RPC_READ},
     /* Operators' views for loyaltyctl (gateway_admin.c); admin only, as they are not in
      * gateway_storefront_methods. CheckHealth names no merchant for the operators' view. */

@@ -1,8 +1,10 @@
 /* main.c -- gateway: the storefront API and the saga orchestrator (docs/architecture.md#gateway,
  * docs/architecture.md#sagas). Reads its own settings (CHECKOUT_TTL_S, PARTICIPANT_HOLD_TTL_S,
- * GATEWAY_LEASE_S, GATEWAY_RECOVERY_INTERVAL_S, GATEWAY_BEGIN_GRACE_S, SAGA_STEPS_COMMIT_ASYNC and
- * the test-only GATEWAY_FAILPOINT) and opens the channels to the five participants. */
+ * GATEWAY_LEASE_S, GATEWAY_RECOVERY_INTERVAL_S, GATEWAY_BEGIN_GRACE_S, SAGA_STEPS_COMMIT_ASYNC,
+ * MERCHANT_SETTINGS_VERIFY_S and the test-only GATEWAY_FAILPOINT) and opens the channels to the
+ * five participants. */
 #include "campaign_rpc.h"
+#include "gateway_merchant.h"
 #include "gateway_rpc.h"
 #include "ids.h"
 #include "log.h"
@@ -50,6 +52,9 @@ static status_t gateway_start(const config_t *cfg, void **state) {
         st = env_int("SAGA_STEPS_COMMIT_ASYNC", 1, 0, 1, &steps_commit_async);
     }
     s->steps_commit_async = steps_commit_async == 1;
+    if (status_is_ok(&st)) {
+        st = gw_merchant_configure();
+    }
     if (!status_is_ok(&st)) {
         return st;
     }
@@ -94,6 +99,9 @@ static const rpc_job_t gateway_jobs[] = {
      * between its runs. */
     {"campaign-scheduler", campaign_job_schedule, 0},
     {"purge-saga-steps", gw_job_purge_steps, 3600},
+    /* Pushes the merchant settings record to the services and reads their copies back
+     * (MERCHANT_SETTINGS_VERIFY_S); every second, so an update reaches them within about one. */
+    {"merchant-settings", gw_job_merchant_settings, 1},
     {NULL, NULL, 0},
 };
 

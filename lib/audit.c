@@ -11,6 +11,7 @@
 const char *const audit_methods[] = {
     "/loyalty.v1.Gateway/RetrySaga",
     "/loyalty.v1.Gateway/UpdateGatewaySettings",
+    "/loyalty.v1.Gateway/UpdateMerchantSettings",
     "/loyalty.v1.CampaignService/SetCampaign",
     "/loyalty.v1.MemberService/UpdateMemberSettings",
     "/loyalty.v1.MemberService/SetTagRules",

@@ -1,7 +1,7 @@
 /* member_handlers.h -- the MemberService handlers beyond profiles, by concern (member_rpc.c
  * holds the table): settings, tiers, plans and a member's tier (member_tier_rpc.c); tag rules
- * (member_tag_rpc.c); orders, returns and maintenance (member_order_rpc.c); lists, counts and
- * import (member_list_rpc.c); and helpers they share. */
+ * (member_tag_rpc.c); orders, returns and maintenance (member_order_rpc.c); the points balance
+ * (member_points_rpc.c); lists, counts and import (member_list_rpc.c); and helpers they share. */
 #ifndef MEMBER_HANDLERS_H
 #define MEMBER_HANDLERS_H
 
@@ -28,8 +28,8 @@ member_handler_fn member_rpc_get_settings, member_rpc_update_settings, member_rp
     member_rpc_list_tiers, member_rpc_create_plan, member_rpc_update_plan, member_rpc_list_plans,
     member_rpc_get_tier, member_rpc_get_stats, member_rpc_list_history, member_rpc_list_changes,
     member_rpc_assign_tier, member_rpc_purchase, member_rpc_record_order, member_rpc_record_return,
-    member_rpc_run_maintenance, member_rpc_list_members, member_rpc_count_members,
-    member_rpc_import_members;
+    member_rpc_record_points_balance, member_rpc_run_maintenance, member_rpc_list_members,
+    member_rpc_count_members, member_rpc_import_members;
 
 /** The timer's tier maintenance, segment re-evaluation and RFM refresh for every merchant. */
 status_t member_job_maintenance(rpc_ctx_t *ctx);

@@ -171,6 +171,7 @@ static const rpc_method_t member_methods[] = {
     {"ListTierChanges", member_rpc_list_changes, RPC_READ},
     {"RecordOrder", member_rpc_record_order, RPC_MUTATE},
     {"RecordReturn", member_rpc_record_return, RPC_MUTATE},
+    {"RecordPointsBalance", member_rpc_record_points_balance, RPC_MUTATE},
     {"PurchaseMembership", member_rpc_purchase, RPC_MUTATE},
     {"AssignTier", member_rpc_assign_tier, RPC_MUTATE},
     {"RunTierMaintenance", member_rpc_run_maintenance, RPC_MUTATE},

@@ -14,7 +14,9 @@ WITH sweeps (pattern, what) AS (VALUES
   ('FROM reservations WHERE status = \S+ AND expires_at <=', 'expiry of promo reservations'),
   ('FROM accounts WHERE next_due_at <=', 'settlement of accounts due'),
   ('FROM members WHERE maintenance_due_at <=', 'tier maintenance of members due'),
-  ('FROM settings WHERE (rfm_computed_at|resegment_after)', 'segment recomputation of merchants')
+  ('FROM settings WHERE (rfm_computed_at|resegment_after)', 'segment recomputation of merchants'),
+  ('FROM merchant_settings_pushes WHERE next_attempt_at <=', 'the gateway''s pushes of merchant settings'),
+  ('FROM merchant_settings WHERE verified_at <=', 'the gateway''s verification of merchant settings')
 ),
 service_tables AS (
   SELECT DISTINCT tablename FROM pg_tables

@@ -180,6 +180,17 @@ static int64_t balance(const char *m, const char *member_id) {
     return ((Loyalty__V1__PointsGetBalanceResponse *)resp)->balance->available;
 }
 
+/* The points balance member-svc last learnt for the member (its points_balance tag rules). */
+static int64_t member_points_balance(const char *m, const char *member_id) {
+    Loyalty__V1__MemberGetStatsRequest req = LOYALTY__V1__MEMBER_GET_STATS_REQUEST__INIT;
+    req.merchant_id = (char *)m;
+    req.member_id = (char *)member_id;
+    ProtobufCMessage *resp = NULL;
+    OK(rpc_call(rpc_channel_get(member.addr), &loyalty__v1__member_service__descriptor,
+                "GetMemberStats", &req.base, &arena, &resp, NULL));
+    return ((Loyalty__V1__MemberGetStatsResponse *)resp)->stats->points_balance;
+}
+
 static size_t coupons_of(const char *m, const char *member_id) {
     Loyalty__V1__PromoListCouponsRequest req = LOYALTY__V1__PROMO_LIST_COUPONS_REQUEST__INIT;
     req.merchant_id = (char *)m;
@@ -315,6 +326,8 @@ Test(campaigns, birthday_rewards_and_messages_once_per_year) {
     cr_assert_eq(balance(m, ana), 100);
     cr_assert_eq(balance(m, bo), 100);
     cr_assert_eq(balance(m, cy), 0);
+    cr_assert_eq(member_points_balance(m, ana), 100, "member-svc learns the balance too");
+    cr_assert_eq(member_points_balance(m, cy), 0);
     cr_assert_eq(coupons_of(m, ana), 1);
     cr_assert_eq(coupons_of(m, cy), 0);
     assert_campaign_deltas(counts, 1, 2, 1, 0); /* Bo's delivery is done without a message */

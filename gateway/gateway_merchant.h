@@ -1,0 +1,32 @@
+/* gateway_merchant.h -- the merchant settings record (docs/architecture.md#merchant-settings):
+ * GetMerchantSettings and UpdateMerchantSettings, the job that pushes the record's time zone to
+ * every service that keeps a copy and reads the copies back, and the time zone the gateway's own
+ * campaigns use. */
+#ifndef GATEWAY_MERCHANT_H
+#define GATEWAY_MERCHANT_H
+
+#include "arena.h"
+#include "db.h"
+#include "rpc.h"
+#include "status.h"
+
+#include <protobuf-c/protobuf-c.h>
+
+/** Reads MERCHANT_SETTINGS_VERIFY_S (default 300, 0 = never read the copies back); at start. */
+status_t gw_merchant_configure(void);
+
+status_t gw_rpc_get_merchant_settings(rpc_ctx_t *ctx, const ProtobufCMessage *req,
+                                      ProtobufCMessage *resp);
+/** RPC_MUTATE: one transaction with the idempotency record and the audit trail. */
+status_t gw_rpc_update_merchant_settings(rpc_ctx_t *ctx, const ProtobufCMessage *req,
+                                         ProtobufCMessage *resp);
+
+/** The job (every second): pushes what is due, then verifies the merchants due. */
+status_t gw_job_merchant_settings(rpc_ctx_t *ctx);
+
+/** The merchant's time zone from its record, or `fallback` when it never set one (arena
+ *  memory, or fallback itself). */
+status_t gw_merchant_time_zone(db_t *db, arena_t *a, const char *merchant_id, const char *fallback,
+                               const char **out);
+
+#endif
