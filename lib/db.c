@@ -363,7 +363,7 @@ static bool db_connect(db_t *db) {
  * the server's, the role's or the database's setting). The SET is queued for the round trip that
  * follows (db_round_trip_all), not sent on its own. Through a transaction pooler the session is
  * not ours: the setting travels as SET LOCAL in each transaction instead. */
-static bool db_session_commit_mode(db_t *db) {
+static void db_session_commit_mode(db_t *db) {
     db_conn_t *c = db->c;
     assert(!c->session_set_sent); /* a transaction's SET is settled when it ends */
     c->session_set_queued = !db->pool->pooler && c->session_commit_async != db->commit_async;
@@ -371,7 +371,6 @@ static bool db_session_commit_mode(db_t *db) {
     if (c->session_set_queued && db->commit_async) {
         atomic_store(&g_async_commits_seen, true);
     }
-    return true;
 }
 
 /* The end of the transaction that carried a queued SET: it holds if that committed. */
@@ -754,8 +753,9 @@ static status_t db_round_trip_all(db_t *db, const char *const *names, db_exec_it
     return st;
 }
 
-static status_t db_exec_once(db_t *db, const char *sql, const db_params_t *params, PGresult **out,
-                             bool prepare) {
+/* Before a statement: a connection (a lone statement may open a new one; a transaction's died
+ * with the old one), with the session's commit mode queued for a lone statement. */
+static status_t db_ready(db_t *db) {
     if (!db_up(db)) {
         if (db->tx_depth > 0) { /* the transaction died with the old connection */
             return status_make(STATUS_UNAVAILABLE, "DATABASE_UNAVAILABLE", "database unavailable");
@@ -764,8 +764,17 @@ static status_t db_exec_once(db_t *db, const char *sql, const db_params_t *param
             return status_make(STATUS_UNAVAILABLE, "DATABASE_UNAVAILABLE", "database unavailable");
         }
     }
-    if (db->tx_depth == 0 && !db_session_commit_mode(db)) {
-        return status_make(STATUS_UNAVAILABLE, "DATABASE_UNAVAILABLE", "database unavailable");
+    if (db->tx_depth == 0) {
+        db_session_commit_mode(db);
+    }
+    return status_ok();
+}
+
+static status_t db_exec_once(db_t *db, const char *sql, const db_params_t *params, PGresult **out,
+                             bool prepare) {
+    status_t ready = db_ready(db);
+    if (!status_is_ok(&ready)) {
+        return ready;
     }
     int n = params ? params->n : 0;
     status_t st = status_ok();
@@ -847,16 +856,9 @@ status_t db_exec_custom_plan(db_t *db, const char *sql, const db_params_t *param
 }
 
 static status_t db_exec_all_once(db_t *db, db_exec_item_t *items, int n) {
-    if (!db_up(db)) {
-        if (db->tx_depth > 0) { /* the transaction died with the old connection */
-            return status_make(STATUS_UNAVAILABLE, "DATABASE_UNAVAILABLE", "database unavailable");
-        }
-        if (!db_connect(db)) {
-            return status_make(STATUS_UNAVAILABLE, "DATABASE_UNAVAILABLE", "database unavailable");
-        }
-    }
-    if (db->tx_depth == 0 && !db_session_commit_mode(db)) {
-        return status_make(STATUS_UNAVAILABLE, "DATABASE_UNAVAILABLE", "database unavailable");
+    status_t ready = db_ready(db);
+    if (!status_is_ok(&ready)) {
+        return ready;
     }
     const char *names[DB_EXEC_ALL_MAX];
     status_t st = status_ok();
@@ -1199,10 +1201,11 @@ status_t db_tx(db_t *db, db_tx_fn fn, void *arg) {
             return st;
         }
         /* BEGIN is sent with the transaction's first statement (db_round_trip). */
-        st = db_connect(db) && db_session_commit_mode(db)
+        st = db_connect(db)
                  ? status_ok()
                  : status_make(STATUS_UNAVAILABLE, "DATABASE_UNAVAILABLE", "database unavailable");
         if (status_is_ok(&st)) {
+            db_session_commit_mode(db);
             db->tx_depth = 1;
             db->tx_generic = false;
             db->begin_pending = true;

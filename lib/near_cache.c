@@ -130,25 +130,6 @@ static void nc_delete_locked(nc_shard_t *s, const char *key, uint64_t h) {
     }
 }
 
-static void nc_flush(void) {
-    for (int i = 0; i < NC_SHARDS; i++) {
-        nc_shard_t *s = &g_nc.shards[i];
-        pthread_mutex_lock(&s->mu);
-        nc_entry_t *e = s->lru_head;
-        while (e) {
-            nc_entry_t *next = e->lru_next;
-            free(e->key);
-            free(e->value);
-            free(e);
-            e = next;
-        }
-        memset(s->buckets, 0, sizeof s->buckets);
-        s->lru_head = s->lru_tail = NULL;
-        s->count = 0;
-        s->bytes = 0;
-        pthread_mutex_unlock(&s->mu);
-    }
-}
 
 const char *near_cache_channel(void) {
     return g_nc.running ? g_nc.channel : NULL;
@@ -253,6 +234,11 @@ static void nc_remove_prefix(const char *prefix, size_t len) {
         }
         pthread_mutex_unlock(&s->mu);
     }
+}
+
+/* Drops everything (a subscription lost or renewed, a stop). */
+static void nc_flush(void) {
+    nc_remove_prefix("", 0);
 }
 
 void near_cache_remove(const char *key) {
