@@ -1,6 +1,7 @@
 /* ctl_programme.c -- `loyaltyctl programme plan|apply|export`: a merchant's programme as a file.
  * Export reads every section through the gateway (Gateway.Relay for the participants, the
- * gateway's own RPCs for campaigns and its settings) and prints it as YAML. Plan parses the
+ * gateway's own RPCs for campaigns, its settings and the merchant settings record) and prints
+ * it as YAML. Plan parses the
  * file, reads the same state and lists, field by field, what differs from what the file gives
  * (a field the file leaves out is not managed). Apply prints the same and writes only that:
  * Update* with an update_mask naming exactly the changed fields, Set* with the current value
@@ -28,7 +29,7 @@ typedef enum { ACT_CREATE, ACT_UPDATE, ACT_SET_LIST } act_kind_t;
 typedef struct prog_action {
     int section;
     act_kind_t kind;
-    const prog_item_t *want; /* the file's item (with settings.time_zone put in) */
+    const prog_item_t *want; /* the file's item */
     prog_item_t *have;       /* the services' item (NULL: create) */
     uint64_t changed;        /* the fields that differ (update) or are given (create) */
     const char *label;       /* "tiers[\"Gold\"]" */
@@ -98,6 +99,12 @@ static const ProtobufCFieldDescriptor *field_of(const ProtobufCMessageDescriptor
     const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field_by_name(d, name);
     assert(f != NULL);
     return f;
+}
+
+static int64_t int64_field(const ProtobufCMessage *m, const char *name) {
+    const ProtobufCFieldDescriptor *f = field_of(m->descriptor, name);
+    assert(f->type == PROTOBUF_C_TYPE_INT64);
+    return *(const int64_t *)prog_field_ptr(m, f);
 }
 
 /* The text that identifies a list item: its key field as the file writes it. */
@@ -321,9 +328,10 @@ static int read_state(prog_run_t *r) {
             translate(r, part->items[k].msg, true, &missing);
         }
     }
-    /* The merchant's time zone as member-svc keeps it (the calendar of tiers). */
-    int mi = prog_section_index("member");
-    r->have.time_zone = pb_get_string_field(r->have.parts[mi].items[0].msg, "time_zone");
+    /* A record never set (version 0) is not exported: its defaults are nobody's choice, and a
+     * file without `settings` leaves it unset. */
+    prog_part_t *sp = &r->have.parts[prog_section_index("settings")];
+    sp->given = int64_field(sp->items[0].msg, "version") != 0;
     return CTL_EXIT_OK;
 }
 
@@ -331,19 +339,6 @@ static int read_state(prog_run_t *r) {
 
 static int field_index(const ProtobufCMessageDescriptor *d, const char *name) {
     return (int)(field_of(d, name) - d->fields);
-}
-
-/* The file's item with settings.time_zone put in for a section that keeps its own copy. */
-static const prog_item_t *want_item(prog_run_t *r, const prog_section_t *s, const prog_item_t *it) {
-    if (!s->time_zone || r->want.time_zone == NULL) {
-        return it;
-    }
-    prog_item_t *copy = arena_alloc(&r->c->arena, sizeof *copy);
-    *copy = *it;
-    copy->msg = prog_copy(&r->c->arena, it->msg);
-    prog_set_string(copy->msg, "time_zone", r->want.time_zone);
-    copy->present |= 1ULL << field_index(s->item, "time_zone");
-    return copy;
 }
 
 static uint64_t changed_fields(const ProtobufCMessage *have, const prog_item_t *want) {
@@ -440,6 +435,29 @@ static bool check_refs(prog_run_t *r, const prog_section_t *s, const prog_item_t
     return true;
 }
 
+/* The merchant record's first update (version 0) must name time_zone (the gateway pushes it to
+ * the services; a default would overwrite what each had): the file's time zone is written even
+ * when it is the default "UTC", and a first update without one is refused here. */
+static bool first_settings(prog_run_t *r, const prog_item_t *w, uint64_t *changed) {
+    const ProtobufCMessage *have = r->have.parts[prog_section_index("settings")].items[0].msg;
+    if (int64_field(have, "version") != 0) {
+        return true;
+    }
+    uint64_t tz = 1ULL << field_index(w->msg->descriptor, "time_zone");
+    if (w->present & tz) {
+        *changed |= tz;
+        return true;
+    }
+    if (*changed == 0) {
+        return true;
+    }
+    fprintf(stderr,
+            "%s:%d:%d: settings: merchant %s has no settings record yet; its first one needs "
+            "time_zone too\n",
+            r->path, w->line, w->column, r->merchant);
+    return false;
+}
+
 /* Compares the file with the services' state and lists the actions. false: the file asks for
  * something apply cannot do (reported as FILE:LINE:COLUMN). */
 static bool plan(prog_run_t *r) {
@@ -449,24 +467,19 @@ static bool plan(prog_run_t *r) {
         const prog_section_t *s = &prog_sections[si];
         const prog_part_t *wp = &r->want.parts[si];
         prog_part_t *hp = &r->have.parts[si];
-        bool tz_only = !wp->given && s->time_zone && !s->is_list && r->want.time_zone != NULL;
-        if (!wp->given && !tz_only) {
+        if (!wp->given) {
             continue;
         }
         for (size_t k = 0; k < wp->n_items; k++) {
             ok = ok && check_refs(r, s, &wp->items[k], wp->items[k].msg);
         }
         if (!s->is_list) {
-            prog_item_t *empty = NULL;
-            const prog_item_t *w = NULL;
-            if (tz_only) {
-                empty = arena_alloc(a, sizeof *empty);
-                empty->msg = pb_new(a, s->item);
-                w = want_item(r, s, empty);
-            } else {
-                w = want_item(r, s, &wp->items[0]);
-            }
+            const prog_item_t *w = &wp->items[0];
             uint64_t ch = changed_fields(hp->items[0].msg, w);
+            if (strcmp(s->key, "settings") == 0 && !first_settings(r, w, &ch)) {
+                ok = false;
+                continue;
+            }
             if (ch && !add_action(r, si, ACT_UPDATE, w, &hp->items[0], ch, s->key)) {
                 return false;
             }
@@ -480,7 +493,7 @@ static bool plan(prog_run_t *r) {
             continue;
         }
         for (size_t k = 0; k < wp->n_items; k++) {
-            const prog_item_t *w = want_item(r, s, &wp->items[k]);
+            const prog_item_t *w = &wp->items[k];
             const char *key = item_key(a, s, w->msg);
             const char *label = arena_printf(a, "%s[%s]", s->key, key);
             prog_item_t *h = NULL;

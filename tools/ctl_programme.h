@@ -47,7 +47,6 @@ typedef struct prog_section {
     const char *order_field;  /* list: exported in this int field's order ("rank"), else by key */
     const char *const *skip;  /* output-only fields: never in the file, never compared */
     const char *const *fixed; /* fields that cannot change once created ("create another") */
-    bool time_zone;           /* its time_zone comes from settings.time_zone */
     /* Reading. */
     const char *read_method; /* "GetSettings", "ListTiers" */
     const char *read_field;  /* the answer's field holding it: "tiers" */
@@ -92,9 +91,7 @@ typedef struct prog_part {
 #define PROG_SECTIONS_MAX 20
 
 typedef struct prog {
-    const char *merchant;  /* from the file (may be NULL) */
-    const char *time_zone; /* settings.time_zone, or NULL */
-    int tz_line, tz_column;
+    const char *merchant; /* from the file (may be NULL) */
     prog_part_t parts[PROG_SECTIONS_MAX];
 } prog_t;
 

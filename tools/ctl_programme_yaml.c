@@ -403,11 +403,6 @@ void prog_print_yaml(FILE *out, const prog_t *p, const char *merchant) {
             "# The programme of merchant %s, as `loyaltyctl programme export` wrote it.\n"
             "merchant: %s\n",
             merchant, t.buf);
-    if (p->time_zone != NULL) {
-        t.len = 0;
-        text_quoted(&t, p->time_zone);
-        fprintf(out, "settings:\n  time_zone: %s\n", t.buf);
-    }
     for (int i = 0; i < prog_n_sections; i++) {
         const prog_section_t *s = &prog_sections[i];
         const prog_part_t *part = &p->parts[i];
@@ -532,7 +527,14 @@ static bool parse_message(parse_t *ps, const yaml_node_t *n, const ProtobufCMess
 
 /* What the services do to a value as they store it, done to the file's too, so that a plan
  * compares like with like (else "Regular" against the stored "regular" would differ forever). */
-typedef enum { NORM_LOWER, NORM_UPPER, NORM_SORT, NORM_SORT_DROP_ZERO, NORM_ENUM_ZERO } norm_op_t;
+typedef enum {
+    NORM_LOWER,
+    NORM_UPPER,
+    NORM_LOCALE,
+    NORM_SORT,
+    NORM_SORT_DROP_ZERO,
+    NORM_ENUM_ZERO
+} norm_op_t;
 
 typedef struct prog_norm {
     const char *message, *field;
@@ -545,6 +547,8 @@ typedef struct prog_norm {
 static const prog_norm_t prog_norms[] = {
     {"loyalty.v1.MemberTagRule", "tag", NORM_LOWER, NULL, NULL, 0},
     {"loyalty.v1.Promotion", "code", NORM_UPPER, NULL, NULL, 0},
+    /* the gateway stores a BCP 47 tag with the usual case: en-SG, zh-Hans-CN */
+    {"loyalty.v1.GatewayMerchantSettings", "locale", NORM_LOCALE, NULL, NULL, 0},
     {"loyalty.v1.ReferralProgram", "level_rules", NORM_SORT, "level", NULL, 0},
     /* points-svc keeps one figure per kind and answers the kinds with points, in kind order */
     {"loyalty.v1.PointsSettings", "event_rules", NORM_SORT_DROP_ZERO, "kind", "points", 0},
@@ -562,6 +566,29 @@ static int64_t int_field(const ProtobufCMessage *m, const char *name) {
     return *(const int32_t *)prog_field_ptr(m, f); /* int32 and enums */
 }
 
+/* Re-cases a BCP 47 tag as the gateway stores it: the language and everything from the first
+ * singleton on lower case, a 4-letter script title case, a 2-letter region upper case. (The
+ * gateway checks the tag's shape; this only spares a plan that would differ in case alone.) */
+static void locale_case(char *tag) {
+    bool extension = false;
+    for (char *sub = tag; sub != NULL && *sub;) {
+        size_t n = strcspn(sub, "-");
+        bool alpha = true;
+        for (size_t i = 0; i < n; i++) {
+            sub[i] = (char)tolower((unsigned char)sub[i]);
+            alpha = alpha && isalpha((unsigned char)sub[i]);
+        }
+        extension = extension || n == 1;
+        if (sub != tag && !extension && alpha && (n == 4 || n == 2)) {
+            sub[0] = (char)toupper((unsigned char)sub[0]);
+            if (n == 2) {
+                sub[1] = (char)toupper((unsigned char)sub[1]);
+            }
+        }
+        sub = sub[n] == '-' ? sub + n + 1 : NULL;
+    }
+}
+
 static void normalise(ProtobufCMessage *m) {
     for (size_t i = 0; i < sizeof prog_norms / sizeof prog_norms[0]; i++) {
         const prog_norm_t *nm = &prog_norms[i];
@@ -574,6 +601,10 @@ static void normalise(ProtobufCMessage *m) {
         if (nm->op == NORM_ENUM_ZERO) {
             int *v = prog_field_ptr(m, f);
             *v = *v == 0 ? nm->value : *v;
+            continue;
+        }
+        if (nm->op == NORM_LOCALE) {
+            locale_case(*(char **)prog_field_ptr(m, f));
             continue;
         }
         if (nm->op == NORM_LOWER || nm->op == NORM_UPPER) {
@@ -805,29 +836,6 @@ static bool parse_section(parse_t *ps, int si, const yaml_node_t *n, prog_part_t
     return true;
 }
 
-static bool parse_settings(parse_t *ps, const yaml_node_t *n, prog_t *p) {
-    if (n->type != YAML_MAPPING_NODE) {
-        return fail_at(ps, n, "settings: a mapping is expected");
-    }
-    for (yaml_node_pair_t *pair = n->data.mapping.pairs.start; pair < n->data.mapping.pairs.top;
-         pair++) {
-        yaml_node_t *k = yaml_document_get_node(ps->doc, pair->key);
-        yaml_node_t *v = yaml_document_get_node(ps->doc, pair->value);
-        if (k->type != YAML_SCALAR_NODE || strcmp(scalar(k), "time_zone") != 0) {
-            return fail_at(ps, k, "unknown key \"%s\"; known here: time_zone",
-                           k->type == YAML_SCALAR_NODE ? scalar(k) : "?");
-        }
-        if (v->type != YAML_SCALAR_NODE || v->data.scalar.length == 0 ||
-            v->data.scalar.length > 64) {
-            return fail_at(ps, v, "time_zone: an IANA time zone name is expected");
-        }
-        p->time_zone = arena_strdup(ps->a, scalar(v));
-        p->tz_line = (int)v->start_mark.line + 1;
-        p->tz_column = (int)v->start_mark.column + 1;
-    }
-    return true;
-}
-
 static bool parse_root(parse_t *ps, const yaml_node_t *root, prog_t *p) {
     if (root == NULL) {
         fprintf(stderr, "%s:1:1: the file is empty\n", ps->path);
@@ -844,15 +852,13 @@ static bool parse_root(parse_t *ps, const yaml_node_t *root, prog_t *p) {
         const char *key = k->type == YAML_SCALAR_NODE ? scalar(k) : "";
         int si = -1;
         if (strcmp(key, "merchant") == 0) {
-            si = 62;
-        } else if (strcmp(key, "settings") == 0) {
             si = 63;
         } else {
             si = prog_section_index(key);
         }
         if (si < 0) {
-            fprintf(stderr, "%s:%zu:%zu: unknown section \"%s\"; known: merchant settings",
-                    ps->path, k->start_mark.line + 1, k->start_mark.column + 1, key);
+            fprintf(stderr, "%s:%zu:%zu: unknown section \"%s\"; known: merchant", ps->path,
+                    k->start_mark.line + 1, k->start_mark.column + 1, key);
             for (int i = 0; i < prog_n_sections; i++) {
                 fprintf(stderr, " %s", prog_sections[i].key);
             }
@@ -863,15 +869,11 @@ static bool parse_root(parse_t *ps, const yaml_node_t *root, prog_t *p) {
             return fail_at(ps, k, "%s is given twice", key);
         }
         seen |= 1ULL << si;
-        if (si == 62) {
+        if (si == 63) {
             if (v->type != YAML_SCALAR_NODE || v->data.scalar.length == 0) {
                 return fail_at(ps, v, "merchant: a merchant id is expected");
             }
             p->merchant = arena_strdup(ps->a, scalar(v));
-        } else if (si == 63) {
-            if (!parse_settings(ps, v, p)) {
-                return false;
-            }
         } else if (!parse_section(ps, si, v, &p->parts[si])) {
             return false;
         }

@@ -23,8 +23,9 @@
     "A programme file (YAML; examples/ holds two) holds a merchant's configuration in\n"           \
     "sections, each the message of the service that keeps it (docs/api.md), by field name:\n"      \
     "  merchant          the merchant id (--merchant overrides it)\n"                              \
-    "  settings          time_zone: written to member, points, wallet, promo settings and\n"       \
-    "                    to the file's campaigns\n"                                                \
+    "  settings          the merchant settings record (Gateway.UpdateMerchantSettings):\n"         \
+    "                    time_zone, currency, locale; every service uses it (a merchant's\n"       \
+    "                    first settings need time_zone)\n"                                         \
     "  member            MemberSettings: tier_basis, lifecycle\n"                                  \
     "  tiers             MemberTier list, by name: thresholds, express upgrade, benefits\n"        \
     "  membership_plans  MemberPlan list, by name (paid cards); tier: a tier's name\n"             \

@@ -159,7 +159,9 @@ Test(programme, examples_round_trip) {
                                 "express_spend_cents: 150000",
                                 "+ top_up_plans[\"Top up 300, get 360\"]",
                                 "+ points_campaigns[\"Double points December\"]",
-                                "~ points.time_zone: \"UTC\" -> \"Asia/Singapore\"",
+                                "~ settings.time_zone: \"UTC\" -> \"Asia/Singapore\"",
+                                "~ settings.currency: \"\" -> \"SGD\"",
+                                "~ settings.locale: \"\" -> \"en-SG\"",
                                 "+ campaigns[WIN_BACK]",
                                 "+ promotions[\"Berry 10\"]",
                                 "code: \"BERRY10\"",
@@ -208,6 +210,8 @@ Test(programme, malformed_files) {
         {"membership_plans:\n  - name: Card\n    tier: Nowhere\n",
          "bad.yaml:2:5: membership_plans: tier \"Nowhere\""},
         {"colour: blue\n", "bad.yaml:1:1: unknown section \"colour\""},
+        {"settings:\n  colour: blue\n", "bad.yaml:2:3: unknown key \"colour\""},
+        {"settings:\n  currency: USD\n", "bad.yaml:2:3: settings: merchant progbad"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         spill("bad.yaml", cases[i].text);
@@ -219,6 +223,49 @@ Test(programme, malformed_files) {
     cr_assert_eq(ctl("programme export --merchant %s", m), 0, "%s", ctl_err);
     assert_out_has("tiers: []");
     assert_out_has("membership_plans: []");
+    cr_assert_null(strstr(ctl_out, "\nsettings:"), "a record never set is exported:\n%s", ctl_out);
+}
+
+static Loyalty__V1__GatewayMerchantSettings *merchant_record(const char *m) {
+    Loyalty__V1__GatewayGetMerchantSettingsRequest r =
+        LOYALTY__V1__GATEWAY_GET_MERCHANT_SETTINGS_REQUEST__INIT;
+    r.merchant_id = (char *)m;
+    Loyalty__V1__GatewayGetMerchantSettingsResponse *out = NULL;
+    assert_ok(call(SVC_GATEWAY, "GetMerchantSettings", &r, &out));
+    return out->settings;
+}
+
+Test(programme, settings_are_the_merchant_record) {
+    /* Goal: `settings:` is read and written as the gateway's merchant settings record: a first
+     * one writes its time zone even when it is the default, a later one names only the changed
+     * field, export shows the record, and no service section carries a time zone of its own. */
+    stack_start();
+    const char *m = harness_merchant("progrec");
+    spill("rec.yaml", "settings:\n  time_zone: UTC\npoints:\n  earn_unit_cents: 100\n");
+    cr_assert_eq(ctl("programme plan -f %s/rec.yaml --merchant %s", dir, m), 0, "%s", ctl_err);
+    assert_out_has("~ settings.time_zone: \"UTC\" -> \"UTC\"");
+    cr_assert_eq(merchant_record(m)->version, 0);
+    cr_assert_eq(ctl("programme apply -f %s/rec.yaml --merchant %s", dir, m), 0, "%s", ctl_err);
+    cr_assert_eq(merchant_record(m)->version, 1);
+    cr_assert_eq(ctl("programme plan -f %s/rec.yaml --merchant %s", dir, m), 0, "%s", ctl_err);
+    assert_out_has("No changes");
+    spill("rec.yaml", "settings:\n  time_zone: UTC\n  locale: en-us\n");
+    cr_assert_eq(ctl("programme apply -f %s/rec.yaml --merchant %s", dir, m), 0, "%s", ctl_err);
+    assert_out_has("~ settings.locale: \"\" -> \"en-US\"");
+    assert_out_has("Applied 1 change ");
+    cr_assert_null(strstr(ctl_out, "time_zone"), "%s", ctl_out);
+    Loyalty__V1__GatewayMerchantSettings *rec = merchant_record(m);
+    cr_assert_eq(rec->version, 2);
+    cr_assert_str_eq(rec->time_zone, "UTC");
+    cr_assert_str_eq(rec->currency, "");
+    cr_assert_str_eq(rec->locale, "en-US");
+    cr_assert_eq(ctl("programme plan -f %s/rec.yaml --merchant %s", dir, m), 0, "%s", ctl_err);
+    assert_out_has("No changes");
+    cr_assert_eq(ctl("programme export --merchant %s", m), 0, "%s", ctl_err);
+    assert_out_has("\nsettings:\n  time_zone: \"UTC\"\n  currency: \"\"\n  locale: \"en-US\"\n");
+    const char *tz = strstr(ctl_out, "time_zone:");
+    cr_assert_null(strstr(tz + 1, "time_zone:"), "a service's own time zone is exported:\n%s",
+                   ctl_out);
 }
 
 Test(programme, refused_then_rerun) {
@@ -342,7 +389,8 @@ Test(programme, admin_credentials_only) {
     const char *admin = "LOYALTY_TOKEN=" PROG_ADMIN_TOKEN;
     cr_assert_eq(ctl_env(admin, args), 0, "%s", ctl_err);
     assert_out_has("+ tiers[\"Base\"]");
-    assert_out_has("Applied 5 changes");
+    assert_out_has("~ settings.time_zone: \"UTC\" -> \"Europe/Lisbon\"");
+    assert_out_has("Applied 2 changes");
     snprintf(args, sizeof args, "programme plan -f %s/cred.yaml --merchant %s", dir, m);
     cr_assert_eq(ctl_env(admin, args), 0, "%s", ctl_err);
     assert_out_has("No changes");
