@@ -190,6 +190,7 @@ const prog_section_t prog_sections[] = {
      .is_list = true,
      .key_field = "name",
      .skip = skip_promotion,
+     .codes = true,
      .read_method = "ListPromotions",
      .read_field = "promotions",
      .read_req = &loyalty__v1__promo_list_promotions_request__descriptor,

@@ -421,6 +421,13 @@ void prog_print_yaml(FILE *out, const prog_t *p, const char *merchant) {
         fprintf(out, "%s:\n", s->key);
         for (size_t k = 0; k < part->n_items; k++) {
             print_block(out, &a, part->items[k].msg, s->skip, part->items[k].present, 4, "  - ");
+            const prog_codes_t *codes = &part->items[k].codes;
+            if (codes->given) {
+                t.len = 0;
+                text_quoted(&t, codes->prefix);
+                fprintf(out, "    codes:\n      batch_size: %d\n      prefix: %s\n",
+                        (int)codes->batch_size, t.buf);
+            }
         }
     }
     arena_free(&a);
@@ -432,6 +439,7 @@ typedef struct parse {
     arena_t *a;
     const char *path;
     yaml_document_t *doc;
+    const yaml_node_t *codes_of; /* the promotions item whose `codes:` is read apart */
 } parse_t;
 
 static bool fail_at(const parse_t *ps, const yaml_node_t *n, const char *fmt, ...)
@@ -732,6 +740,9 @@ static bool parse_message(parse_t *ps, const yaml_node_t *n, const ProtobufCMess
         if (k->type != YAML_SCALAR_NODE) {
             return fail_at(ps, k, "a key must be a name");
         }
+        if (n == ps->codes_of && strcmp(scalar(k), "codes") == 0) {
+            continue; /* parse_codes */
+        }
         const ProtobufCFieldDescriptor *f = field_for_key(d, scalar(k));
         if (f == NULL || prog_in_list(skip, f->name)) {
             fprintf(stderr, "%s:%zu:%zu: unknown key \"%s\"; known here:", ps->path,
@@ -789,6 +800,74 @@ static const char *item_key_text(arena_t *a, const prog_section_t *s, const Prot
     return prog_value_text(a, m, f);
 }
 
+/* `codes:` of a promotions item e (if it has one) into *codes: batch_size 1..10000, prefix
+ * 0..8 letters and digits (upper-cased, as promo-svc stores it). */
+static bool parse_codes(parse_t *ps, const yaml_node_t *e, prog_codes_t *codes) {
+    const yaml_node_t *n = NULL;
+    for (yaml_node_pair_t *pair = e->data.mapping.pairs.start; pair < e->data.mapping.pairs.top;
+         pair++) {
+        yaml_node_t *k = yaml_document_get_node(ps->doc, pair->key);
+        if (k->type == YAML_SCALAR_NODE && strcmp(scalar(k), "codes") == 0) {
+            if (n != NULL) {
+                return fail_at(ps, k, "codes is given twice");
+            }
+            n = yaml_document_get_node(ps->doc, pair->value);
+        }
+    }
+    if (n == NULL) {
+        return true;
+    }
+    if (n->type != YAML_MAPPING_NODE) {
+        return fail_at(ps, n, "codes: a mapping (batch_size, prefix) is expected");
+    }
+    codes->given = true;
+    codes->prefix = "";
+    codes->line = (int)n->start_mark.line + 1;
+    codes->column = (int)n->start_mark.column + 1;
+    bool sized = false;
+    for (yaml_node_pair_t *pair = n->data.mapping.pairs.start; pair < n->data.mapping.pairs.top;
+         pair++) {
+        yaml_node_t *k = yaml_document_get_node(ps->doc, pair->key);
+        yaml_node_t *v = yaml_document_get_node(ps->doc, pair->value);
+        const char *key = k->type == YAML_SCALAR_NODE ? scalar(k) : "?";
+        if (v->type != YAML_SCALAR_NODE) {
+            return fail_at(ps, v, "%s: a single value is expected here", key);
+        }
+        const char *text = scalar(v);
+        if (strcmp(key, "batch_size") == 0) {
+            char *end = NULL;
+            errno = 0;
+            long long x = strtoll(text, &end, 10);
+            if (v->data.scalar.style != YAML_PLAIN_SCALAR_STYLE || text[0] == '\0' ||
+                *end != '\0' || errno == ERANGE || x < 1 || x > PROG_CODES_BATCH_MAX) {
+                return fail_at(ps, v, "batch_size: a whole number 1..%d is expected, not \"%s\"",
+                               PROG_CODES_BATCH_MAX, text);
+            }
+            codes->batch_size = (int32_t)x;
+            sized = true;
+        } else if (strcmp(key, "prefix") == 0) {
+            size_t len = strlen(text);
+            bool ok = len == v->data.scalar.length && len <= PROG_CODES_PREFIX_MAX;
+            char *up = arena_strdup(ps->a, text);
+            for (size_t i = 0; ok && i < len; i++) {
+                ok = isalnum((unsigned char)up[i]) != 0;
+                up[i] = (char)toupper((unsigned char)up[i]);
+            }
+            if (!ok) {
+                return fail_at(ps, v, "prefix: 0..%d letters and digits are expected, not \"%s\"",
+                               PROG_CODES_PREFIX_MAX, text);
+            }
+            codes->prefix = up;
+        } else {
+            return fail_at(ps, k, "unknown key \"%s\"; known here: batch_size prefix", key);
+        }
+    }
+    if (!sized) {
+        return fail_at(ps, n, "codes: batch_size is required");
+    }
+    return true;
+}
+
 static bool parse_section(parse_t *ps, int si, const yaml_node_t *n, prog_part_t *part) {
     const prog_section_t *s = &prog_sections[si];
     part->given = true;
@@ -815,9 +894,14 @@ static bool parse_section(parse_t *ps, int si, const yaml_node_t *n, prog_part_t
         prog_item_t *it = &part->items[i];
         it->line = (int)e->start_mark.line + 1;
         it->column = (int)e->start_mark.column + 1;
+        ps->codes_of = s->codes && e->type == YAML_MAPPING_NODE ? e : NULL;
+        if (ps->codes_of != NULL && !parse_codes(ps, e, &it->codes)) {
+            return false;
+        }
         if (!parse_message(ps, e, s->item, s->skip, &it->msg, &it->present)) {
             return false;
         }
+        ps->codes_of = NULL;
         if (kf == NULL) {
             continue;
         }

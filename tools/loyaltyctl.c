@@ -38,7 +38,8 @@
     "  top_up_plans      WalletTopUpPlan list, by name (pay X, get X + bonus)\n"                   \
     "  promo             PromoSettings: what full refunds give back\n"                             \
     "  promotions        Promotion list, by name: trigger, rule, conditions, limits, status\n"     \
-    "                    (ACTIVE or PAUSED); tier ids as tier names\n"                             \
+    "                    (ACTIVE or PAUSED); tier ids as tier names; codes: {batch_size,\n"        \
+    "                    prefix}: one batch of unique codes, generated once\n"                     \
     "  coupon_templates  PromoCouponTemplate list, by name\n"                                      \
     "  campaigns         Campaign list, by kind (birthday, win-back...); coupon_template: a\n"     \
     "                    template's name\n"                                                        \
