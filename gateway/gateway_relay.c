@@ -40,19 +40,12 @@ static const char *const relay_wallet[] = {"GetSettings",
                                            "ListTopUpPlans",
                                            NULL};
 static const char *const relay_referral[] = {"GetReferralProgram", "SetReferralProgram", NULL};
-static const char *const relay_promo[] = {"CreatePromotion",
-                                          "GetPromotion",
-                                          "UpdatePromotion",
-                                          "PausePromotion",
-                                          "ResumePromotion",
-                                          "ListPromotions",
-                                          "CreateCouponTemplate",
-                                          "GetCouponTemplate",
-                                          "ListCouponTemplates",
-                                          "SetCouponTemplateActive",
-                                          "GetPromoSettings",
-                                          "UpdatePromoSettings",
-                                          NULL};
+static const char *const relay_promo[] = {
+    "CreatePromotion",    "GetPromotion",        "UpdatePromotion",
+    "PausePromotion",     "ResumePromotion",     "ListPromotions",
+    "GeneratePromoCodes", "ListPromoCodes",      "CreateCouponTemplate",
+    "GetCouponTemplate",  "ListCouponTemplates", "SetCouponTemplateActive",
+    "GetPromoSettings",   "UpdatePromoSettings", NULL};
 
 static const relay_target_t relay_targets[] = {
     {&loyalty__v1__points_service__descriptor, offsetof(gw_svc_t, points), relay_points},

@@ -27,6 +27,9 @@ enum {
     CTL_OPT_BY = 1 << 6,         /* --by id|phone|external-id */
     CTL_OPT_SINCE = 1 << 7,      /* --since DURATION|UNIX_SECONDS */
     CTL_OPT_FILE = 1 << 8,       /* -f FILE */
+    CTL_OPT_TIME_ZONE = 1 << 9,  /* --time-zone Z */
+    CTL_OPT_CURRENCY = 1 << 10,  /* --currency C */
+    CTL_OPT_LOCALE = 1 << 11,    /* --locale L */
 };
 
 typedef struct ctl {
@@ -38,7 +41,8 @@ typedef struct ctl {
 
 typedef struct ctl_args {
     const char *merchant, *state, *kind, *older_than, *key, *by, *since, *file;
-    int64_t limit; /* 0 = not given */
+    const char *time_zone, *currency, *locale; /* merchant set: NULL = not given */
+    int64_t limit;                             /* 0 = not given */
     const char *positional[2];
     int n_positional;
 } ctl_args_t;
@@ -110,5 +114,7 @@ int ctl_cmd_audit(ctl_t *c, const ctl_command_t *cmd, const ctl_args_t *a);
 int ctl_cmd_programme_plan(ctl_t *c, const ctl_command_t *cmd, const ctl_args_t *a);
 int ctl_cmd_programme_apply(ctl_t *c, const ctl_command_t *cmd, const ctl_args_t *a);
 int ctl_cmd_programme_export(ctl_t *c, const ctl_command_t *cmd, const ctl_args_t *a);
+int ctl_cmd_merchant_settings(ctl_t *c, const ctl_command_t *cmd, const ctl_args_t *a);
+int ctl_cmd_merchant_set(ctl_t *c, const ctl_command_t *cmd, const ctl_args_t *a);
 
 #endif

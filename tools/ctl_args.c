@@ -33,6 +33,12 @@ static const struct {
      "is (default: a phone when it starts with +, else\n"
      "                        a member id, then an external id)"},
     {CTL_OPT_FILE, "-f", "-f FILE               the programme file (YAML; see examples/)"},
+    {CTL_OPT_TIME_ZONE, "--time-zone",
+     "--time-zone Z         an IANA time zone (Asia/Singapore); a merchant's first\n"
+     "                        settings need one"},
+    {CTL_OPT_CURRENCY, "--currency",
+     "--currency C          an ISO 4217 code of three capital letters (SGD)"},
+    {CTL_OPT_LOCALE, "--locale", "--locale L            a BCP 47 language tag (en-SG, zh-Hans-CN)"},
     {CTL_OPT_SINCE, "--since",
      "--since D|UNIX_SECONDS\n                        only what was recorded in the last D "
      "(90s, 15m, 2h, 3d), or at\n                        or after that instant (unix seconds)"},
@@ -145,6 +151,15 @@ int ctl_parse_args(ctl_t *c, const ctl_command_t *cmd, int argc, char **argv, ct
             break;
         case CTL_OPT_FILE:
             a->file = v;
+            break;
+        case CTL_OPT_TIME_ZONE:
+            a->time_zone = v;
+            break;
+        case CTL_OPT_CURRENCY:
+            a->currency = v;
+            break;
+        case CTL_OPT_LOCALE:
+            a->locale = v;
             break;
         case CTL_OPT_LIMIT:
             if (!config_parse_int(v, 1, CTL_LIMIT_MAX, &a->limit)) {

@@ -1,6 +1,7 @@
 /* ctl_programme.c -- `loyaltyctl programme plan|apply|export`: a merchant's programme as a file.
  * Export reads every section through the gateway (Gateway.Relay for the participants, the
- * gateway's own RPCs for campaigns and its settings) and prints it as YAML. Plan parses the
+ * gateway's own RPCs for campaigns, its settings and the merchant settings record) and prints
+ * it as YAML. Plan parses the
  * file, reads the same state and lists, field by field, what differs from what the file gives
  * (a field the file leaves out is not managed). Apply prints the same and writes only that:
  * Update* with an update_mask naming exactly the changed fields, Set* with the current value
@@ -13,6 +14,7 @@
 #include "ids.h"
 #include "loyalty/v1/common.pb-c.h"
 #include "loyalty/v1/gateway.pb-c.h"
+#include "loyalty/v1/promo.pb-c.h"
 #include <assert.h>
 
 #include <stdio.h>
@@ -21,14 +23,18 @@
 #define PROG_PAGE_SIZE 200
 #define PROG_PAGES_MAX 100
 #define PROG_ACTIONS_MAX 512
+#define PROG_CODES_PAGE_SIZE 500  /* the most a page holds (lib/cursor.h) */
+#define PROG_CODES_PAGES_MAX 2000 /* promo-svc keeps at most 1,000,000 codes per promotion */
+#define PROG_CODE_RANDOM_CHARS 12 /* after the prefix (promo.proto) */
 
-typedef enum { ACT_CREATE, ACT_UPDATE, ACT_SET_LIST } act_kind_t;
+typedef enum { ACT_CREATE, ACT_UPDATE, ACT_SET_LIST, ACT_CODES } act_kind_t;
 
-/* One change apply makes: an item created or changed (or a whole list set). */
+/* One change apply makes: an item created or changed (or a whole list set, or a promotion's
+ * batch of codes generated). */
 typedef struct prog_action {
     int section;
     act_kind_t kind;
-    const prog_item_t *want; /* the file's item (with settings.time_zone put in) */
+    const prog_item_t *want; /* the file's item */
     prog_item_t *have;       /* the services' item (NULL: create) */
     uint64_t changed;        /* the fields that differ (update) or are given (create) */
     const char *label;       /* "tiers[\"Gold\"]" */
@@ -98,6 +104,12 @@ static const ProtobufCFieldDescriptor *field_of(const ProtobufCMessageDescriptor
     const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field_by_name(d, name);
     assert(f != NULL);
     return f;
+}
+
+static int64_t int64_field(const ProtobufCMessage *m, const char *name) {
+    const ProtobufCFieldDescriptor *f = field_of(m->descriptor, name);
+    assert(f->type == PROTOBUF_C_TYPE_INT64);
+    return *(const int64_t *)prog_field_ptr(m, f);
 }
 
 /* The text that identifies a list item: its key field as the file writes it. */
@@ -296,6 +308,50 @@ static void sort_items(arena_t *a, const prog_section_t *s, prog_part_t *part) {
     }
 }
 
+/* The unique codes of promotion `it` (code kind UNIQUE): their number and the prefix of the
+ * first, as one batch (the export shows the batch, not the codes). */
+static int read_codes(prog_run_t *r, const prog_section_t *s, prog_item_t *it) {
+    const Loyalty__V1__Promotion *p = (const void *)it->msg;
+    if (p->code_kind != LOYALTY__V1__PROMO_CODE_KIND__PROMO_CODE_KIND_UNIQUE) {
+        return CTL_EXIT_OK;
+    }
+    char *cursor = "";
+    int64_t count = 0;
+    for (int page = 0; page < PROG_CODES_PAGES_MAX; page++) {
+        Loyalty__V1__PromoListPromoCodesRequest req =
+            LOYALTY__V1__PROMO_LIST_PROMO_CODES_REQUEST__INIT;
+        Loyalty__V1__PageRequest pr = LOYALTY__V1__PAGE_REQUEST__INIT;
+        req.merchant_id = (char *)r->merchant;
+        req.promotion_id = p->id;
+        pr.page_size = PROG_CODES_PAGE_SIZE;
+        pr.cursor = cursor;
+        req.page = &pr;
+        ProtobufCMessage *out = NULL;
+        int rc = section_call(r, s, "ListPromoCodes", &req.base, &out);
+        if (rc != CTL_EXIT_OK) {
+            return rc;
+        }
+        const Loyalty__V1__PromoListPromoCodesResponse *resp = (const void *)out;
+        if (count == 0 && resp->n_codes > 0) {
+            const char *code = resp->codes[0]->code;
+            size_t len = strlen(code);
+            size_t n = len > PROG_CODE_RANDOM_CHARS ? len - PROG_CODE_RANDOM_CHARS : 0;
+            it->codes.prefix = arena_strndup(&r->c->arena, code, n);
+        }
+        count += (int64_t)resp->n_codes;
+        const char *next = resp->page_info ? resp->page_info->next_cursor : NULL;
+        if (next == NULL || next[0] == '\0') {
+            it->codes.given = count > 0;
+            it->codes.batch_size = (int32_t)count;
+            return CTL_EXIT_OK;
+        }
+        cursor = (char *)next;
+    }
+    fprintf(stderr, "loyaltyctl %s: promotion %s: more than %d pages of codes\n", r->cmd->name,
+            p->name, PROG_CODES_PAGES_MAX);
+    return CTL_EXIT_REFUSED;
+}
+
 static int read_state(prog_run_t *r) {
     memset(&r->have, 0, sizeof r->have);
     for (int i = 0; i < prog_n_sections; i++) {
@@ -305,6 +361,12 @@ static int read_state(prog_run_t *r) {
         }
         if (prog_sections[i].key_field != NULL) {
             sort_items(&r->c->arena, &prog_sections[i], &r->have.parts[i]);
+        }
+        for (size_t k = 0; prog_sections[i].codes && k < r->have.parts[i].n_items; k++) {
+            rc = read_codes(r, &prog_sections[i], &r->have.parts[i].items[k]);
+            if (rc != CTL_EXIT_OK) {
+                return rc;
+            }
         }
     }
     /* Refs as names, on copies (the ids of the items themselves stay). */
@@ -321,9 +383,10 @@ static int read_state(prog_run_t *r) {
             translate(r, part->items[k].msg, true, &missing);
         }
     }
-    /* The merchant's time zone as member-svc keeps it (the calendar of tiers). */
-    int mi = prog_section_index("member");
-    r->have.time_zone = pb_get_string_field(r->have.parts[mi].items[0].msg, "time_zone");
+    /* A record never set (version 0) is not exported: its defaults are nobody's choice, and a
+     * file without `settings` leaves it unset. */
+    prog_part_t *sp = &r->have.parts[prog_section_index("settings")];
+    sp->given = int64_field(sp->items[0].msg, "version") != 0;
     return CTL_EXIT_OK;
 }
 
@@ -331,19 +394,6 @@ static int read_state(prog_run_t *r) {
 
 static int field_index(const ProtobufCMessageDescriptor *d, const char *name) {
     return (int)(field_of(d, name) - d->fields);
-}
-
-/* The file's item with settings.time_zone put in for a section that keeps its own copy. */
-static const prog_item_t *want_item(prog_run_t *r, const prog_section_t *s, const prog_item_t *it) {
-    if (!s->time_zone || r->want.time_zone == NULL) {
-        return it;
-    }
-    prog_item_t *copy = arena_alloc(&r->c->arena, sizeof *copy);
-    *copy = *it;
-    copy->msg = prog_copy(&r->c->arena, it->msg);
-    prog_set_string(copy->msg, "time_zone", r->want.time_zone);
-    copy->present |= 1ULL << field_index(s->item, "time_zone");
-    return copy;
 }
 
 static uint64_t changed_fields(const ProtobufCMessage *have, const prog_item_t *want) {
@@ -440,6 +490,66 @@ static bool check_refs(prog_run_t *r, const prog_section_t *s, const prog_item_t
     return true;
 }
 
+/* The merchant record's first update (version 0) must name time_zone (the gateway pushes it to
+ * the services; a default would overwrite what each had): the file's time zone is written even
+ * when it is the default "UTC", and a first update without one is refused here. */
+static bool first_settings(prog_run_t *r, const prog_item_t *w, uint64_t *changed) {
+    const ProtobufCMessage *have = r->have.parts[prog_section_index("settings")].items[0].msg;
+    if (int64_field(have, "version") != 0) {
+        return true;
+    }
+    uint64_t tz = 1ULL << field_index(w->msg->descriptor, "time_zone");
+    if (w->present & tz) {
+        *changed |= tz;
+        return true;
+    }
+    if (*changed == 0) {
+        return true;
+    }
+    fprintf(stderr,
+            "%s:%d:%d: settings: merchant %s has no settings record yet; its first one needs "
+            "time_zone too\n",
+            r->path, w->line, w->column, r->merchant);
+    return false;
+}
+
+/* Whether the file's `codes:` of promotion w (h: the merchant's, or NULL) asks for a batch:
+ * 1 yes (the promotion has no codes), 0 no (it has them, as the file says), -1 the file asks
+ * for what apply cannot do (reported as FILE:LINE:COLUMN). One batch only: codes once
+ * generated are not generated again, nor changed. */
+static int plan_codes(prog_run_t *r, const prog_section_t *s, const prog_item_t *w,
+                      const prog_item_t *h, const char *key) {
+    const ProtobufCFieldDescriptor *kind = field_of(s->item, "code_kind");
+    const ProtobufCFieldDescriptor *trigger = field_of(s->item, "trigger");
+    const ProtobufCMessage *kind_from =
+        (w->present & (1ULL << (kind - s->item->fields))) || h == NULL ? w->msg : h->msg;
+    const ProtobufCMessage *trigger_from =
+        (w->present & (1ULL << (trigger - s->item->fields))) || h == NULL ? w->msg : h->msg;
+    if (*(const int *)prog_field_ptr(kind_from, kind) !=
+            LOYALTY__V1__PROMO_CODE_KIND__PROMO_CODE_KIND_UNIQUE ||
+        *(const int *)prog_field_ptr(trigger_from, trigger) !=
+            LOYALTY__V1__PROMO_TRIGGER__PROMO_TRIGGER_CODE) {
+        fprintf(stderr,
+                "%s:%d:%d: %s[%s].codes: only a promotion with trigger CODE and code_kind "
+                "UNIQUE has codes\n",
+                r->path, w->codes.line, w->codes.column, s->key, key);
+        return -1;
+    }
+    if (h == NULL || !h->codes.given) {
+        return 1;
+    }
+    if (h->codes.batch_size == w->codes.batch_size &&
+        strcmp(h->codes.prefix, w->codes.prefix) == 0) {
+        return 0;
+    }
+    fprintf(stderr,
+            "%s:%d:%d: %s[%s].codes: the promotion has its codes (%d, prefix \"%s\"); a batch "
+            "is generated once and cannot change (batch_size %d, prefix \"%s\" in the file)\n",
+            r->path, w->codes.line, w->codes.column, s->key, key, (int)h->codes.batch_size,
+            h->codes.prefix, (int)w->codes.batch_size, w->codes.prefix);
+    return -1;
+}
+
 /* Compares the file with the services' state and lists the actions. false: the file asks for
  * something apply cannot do (reported as FILE:LINE:COLUMN). */
 static bool plan(prog_run_t *r) {
@@ -449,24 +559,19 @@ static bool plan(prog_run_t *r) {
         const prog_section_t *s = &prog_sections[si];
         const prog_part_t *wp = &r->want.parts[si];
         prog_part_t *hp = &r->have.parts[si];
-        bool tz_only = !wp->given && s->time_zone && !s->is_list && r->want.time_zone != NULL;
-        if (!wp->given && !tz_only) {
+        if (!wp->given) {
             continue;
         }
         for (size_t k = 0; k < wp->n_items; k++) {
             ok = ok && check_refs(r, s, &wp->items[k], wp->items[k].msg);
         }
         if (!s->is_list) {
-            prog_item_t *empty = NULL;
-            const prog_item_t *w = NULL;
-            if (tz_only) {
-                empty = arena_alloc(a, sizeof *empty);
-                empty->msg = pb_new(a, s->item);
-                w = want_item(r, s, empty);
-            } else {
-                w = want_item(r, s, &wp->items[0]);
-            }
+            const prog_item_t *w = &wp->items[0];
             uint64_t ch = changed_fields(hp->items[0].msg, w);
+            if (strcmp(s->key, "settings") == 0 && !first_settings(r, w, &ch)) {
+                ok = false;
+                continue;
+            }
             if (ch && !add_action(r, si, ACT_UPDATE, w, &hp->items[0], ch, s->key)) {
                 return false;
             }
@@ -480,7 +585,7 @@ static bool plan(prog_run_t *r) {
             continue;
         }
         for (size_t k = 0; k < wp->n_items; k++) {
-            const prog_item_t *w = want_item(r, s, &wp->items[k]);
+            const prog_item_t *w = &wp->items[k];
             const char *key = item_key(a, s, w->msg);
             const char *label = arena_printf(a, "%s[%s]", s->key, key);
             prog_item_t *h = NULL;
@@ -515,6 +620,26 @@ static bool plan(prog_run_t *r) {
                 return false;
             }
         }
+        for (size_t k = 0; s->codes && k < wp->n_items; k++) {
+            const prog_item_t *w = &wp->items[k];
+            if (!w->codes.given) {
+                continue;
+            }
+            const char *key = item_key(a, s, w->msg);
+            prog_item_t *h = NULL;
+            for (size_t j = 0; j < hp->n_items && h == NULL; j++) {
+                if (strcmp(item_key(a, s, hp->items[j].msg), key) == 0) {
+                    h = &hp->items[j];
+                }
+            }
+            int verdict = plan_codes(r, s, w, h, key);
+            if (verdict < 0) {
+                ok = false;
+            } else if (verdict > 0 && !add_action(r, si, ACT_CODES, w, h, 0,
+                                                  arena_printf(a, "%s[%s].codes", s->key, key))) {
+                return false;
+            }
+        }
     }
     return ok;
 }
@@ -545,6 +670,11 @@ static void print_action(prog_run_t *r, const prog_action_t *x) {
         }
         return;
     }
+    if (x->kind == ACT_CODES) {
+        printf("+ %s: a batch of %d unique codes, prefix \"%s\"\n", x->label,
+               (int)x->want->codes.batch_size, x->want->codes.prefix);
+        return;
+    }
     const ProtobufCMessageDescriptor *d = s->item;
     if (x->kind == ACT_CREATE) {
         printf("+ %s\n", x->label);
@@ -567,7 +697,7 @@ static void print_plan(prog_run_t *r) {
     int creates = 0;
     for (int i = 0; i < r->n_actions; i++) {
         print_action(r, &r->actions[i]);
-        creates += r->actions[i].kind == ACT_CREATE;
+        creates += r->actions[i].kind == ACT_CREATE || r->actions[i].kind == ACT_CODES;
     }
     if (r->n_actions == 0) {
         printf("No changes: merchant %s matches %s.\n", r->merchant, r->path);
@@ -764,6 +894,28 @@ static int write_list(prog_run_t *r, const prog_section_t *s) {
     return section_call(r, s, s->write_method, req, &resp);
 }
 
+/* Generates the batch of codes the file gives for a promotion (created earlier in this run, or
+ * the merchant's). */
+static int write_codes(prog_run_t *r, const prog_section_t *s, const prog_item_t *want) {
+    arena_t *a = &r->c->arena;
+    const prog_part_t *hp = &r->have.parts[(int)(s - prog_sections)];
+    const char *key = item_key(a, s, want->msg);
+    const char *id = NULL;
+    for (size_t j = 0; j < hp->n_items && id == NULL; j++) {
+        if (strcmp(item_key(a, s, hp->items[j].msg), key) == 0) {
+            id = item_id(s, hp->items[j].msg);
+        }
+    }
+    assert(id != NULL); /* the promotion's create comes first */
+    Loyalty__V1__PromoGeneratePromoCodesRequest *req =
+        (void *)new_request(r, s, "GeneratePromoCodes");
+    req->promotion_id = (char *)id;
+    req->count = want->codes.batch_size;
+    req->prefix = (char *)want->codes.prefix;
+    ProtobufCMessage *resp = NULL;
+    return section_call(r, s, "GeneratePromoCodes", &req->base, &resp);
+}
+
 static int apply(prog_run_t *r) {
     for (int i = 0; i < r->n_actions; i++) {
         prog_action_t *x = &r->actions[i];
@@ -778,6 +930,9 @@ static int apply(prog_run_t *r) {
             break;
         case ACT_SET_LIST:
             rc = write_list(r, s);
+            break;
+        case ACT_CODES:
+            rc = write_codes(r, s, x->want);
             break;
         }
         if (rc == CTL_EXIT_OK) {

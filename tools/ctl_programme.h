@@ -47,7 +47,7 @@ typedef struct prog_section {
     const char *order_field;  /* list: exported in this int field's order ("rank"), else by key */
     const char *const *skip;  /* output-only fields: never in the file, never compared */
     const char *const *fixed; /* fields that cannot change once created ("create another") */
-    bool time_zone;           /* its time_zone comes from settings.time_zone */
+    bool codes;               /* its items may hold `codes:` (prog_codes_t; promotions) */
     /* Reading. */
     const char *read_method; /* "GetSettings", "ListTiers" */
     const char *read_field;  /* the answer's field holding it: "tiers" */
@@ -75,11 +75,26 @@ typedef struct prog_section {
 extern const prog_section_t prog_sections[];
 extern const int prog_n_sections;
 
+/* A promotion's unique codes: `codes:` of a promotions item, no field of Promotion. The file:
+ * one batch of batch_size codes, each prefix and 12 random characters, generated
+ * (GeneratePromoCodes) when the promotion has no codes. The services: the promotion's codes
+ * (ListPromoCodes) as one batch: their number and the prefix of the first. */
+#define PROG_CODES_BATCH_MAX 10000
+#define PROG_CODES_PREFIX_MAX 8
+
+typedef struct prog_codes {
+    bool given; /* the file has `codes:`, or the promotion has codes */
+    int32_t batch_size;
+    const char *prefix; /* upper case; "" for none */
+    int line, column;
+} prog_codes_t;
+
 /* The file or the services' state, one section. */
 typedef struct prog_item {
     ProtobufCMessage *msg;
-    uint64_t present; /* bit i: field i of the item's descriptor was given (file only) */
-    int line, column; /* where the item starts in the file (1-based; 0 for the services') */
+    prog_codes_t codes; /* promotions only */
+    uint64_t present;   /* bit i: field i of the item's descriptor was given (file only) */
+    int line, column;   /* where the item starts in the file (1-based; 0 for the services') */
 } prog_item_t;
 
 typedef struct prog_part {
@@ -92,9 +107,7 @@ typedef struct prog_part {
 #define PROG_SECTIONS_MAX 20
 
 typedef struct prog {
-    const char *merchant;  /* from the file (may be NULL) */
-    const char *time_zone; /* settings.time_zone, or NULL */
-    int tz_line, tz_column;
+    const char *merchant; /* from the file (may be NULL) */
     prog_part_t parts[PROG_SECTIONS_MAX];
 } prog_t;
 

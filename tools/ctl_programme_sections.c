@@ -1,9 +1,9 @@
 /* ctl_programme_sections.c -- the sections of a programme file, in the order they are exported
- * and applied (what others name comes first: tiers before plans and points campaigns, coupon
- * templates before campaigns and the welcome pack), each with the participant's message one
- * item is, the RPCs that read and write it (relayed by Gateway.Relay, or the gateway's own),
- * the fields the services own (skipped) or fix at creation, and the fields that name another
- * section's items (ids in the services, names in the file). */
+ * and applied (the merchant settings record first; what others name comes first: tiers before
+ * plans and points campaigns, coupon templates before campaigns and the welcome pack), each with
+ * the participant's message one item is, the RPCs that read and write it (relayed by Gateway.Relay,
+ * or the gateway's own), the fields the services own (skipped) or fix at creation, and the fields
+ * that name another section's items (ids in the services, names in the file). */
 #include "ctl_programme.h"
 #include "loyalty/v1/campaign.pb-c.h"
 #include "loyalty/v1/gateway.pb-c.h"
@@ -15,6 +15,9 @@
 
 #include <string.h>
 
+static const char *const skip_settings[] = {"version", "updated_at", NULL};
+/* The services' own time_zone is the merchant record's, pushed to them by the gateway: it is
+ * in `settings`, never in their sections (two owners would overwrite each other). */
 static const char *const skip_member[] = {"time_zone", "rfm_computed_at", "updated_at", NULL};
 static const char *const skip_tier[] = {"id", "created_at", "updated_at", NULL};
 static const char *const skip_points[] = {"time_zone", "version", "updated_at", NULL};
@@ -38,11 +41,21 @@ static const char *const skip_campaign[] = {"merchant_id", "time_zone",   "updat
 static const char *const skip_gateway[] = {"updated_at", NULL};
 
 const prog_section_t prog_sections[] = {
+    {.key = "settings",
+     .service = &loyalty__v1__gateway__descriptor,
+     .on_gateway = true,
+     .item = &loyalty__v1__gateway_merchant_settings__descriptor,
+     .skip = skip_settings,
+     .read_method = "GetMerchantSettings",
+     .read_field = "settings",
+     .read_req = &loyalty__v1__gateway_get_merchant_settings_request__descriptor,
+     .write = PROG_WRITE_MASK,
+     .write_method = "UpdateMerchantSettings",
+     .write_item_field = "settings"},
     {.key = "member",
      .service = &loyalty__v1__member_service__descriptor,
      .item = &loyalty__v1__member_settings__descriptor,
      .skip = skip_member,
-     .time_zone = true,
      .read_method = "GetMemberSettings",
      .read_field = "settings",
      .read_req = &loyalty__v1__member_get_settings_request__descriptor,
@@ -100,7 +113,6 @@ const prog_section_t prog_sections[] = {
      .service = &loyalty__v1__points_service__descriptor,
      .item = &loyalty__v1__points_settings__descriptor,
      .skip = skip_points,
-     .time_zone = true,
      .read_method = "GetSettings",
      .read_field = "settings",
      .read_req = &loyalty__v1__points_get_settings_request__descriptor,
@@ -139,7 +151,6 @@ const prog_section_t prog_sections[] = {
      .service = &loyalty__v1__wallet_service__descriptor,
      .item = &loyalty__v1__wallet_settings__descriptor,
      .skip = skip_wallet,
-     .time_zone = true,
      .read_method = "GetSettings",
      .read_field = "settings",
      .read_req = &loyalty__v1__wallet_get_settings_request__descriptor,
@@ -167,7 +178,6 @@ const prog_section_t prog_sections[] = {
      .service = &loyalty__v1__promo_service__descriptor,
      .item = &loyalty__v1__promo_settings__descriptor,
      .skip = skip_promo,
-     .time_zone = true,
      .read_method = "GetPromoSettings",
      .read_field = "settings",
      .read_req = &loyalty__v1__promo_get_settings_request__descriptor,
@@ -180,6 +190,7 @@ const prog_section_t prog_sections[] = {
      .is_list = true,
      .key_field = "name",
      .skip = skip_promotion,
+     .codes = true,
      .read_method = "ListPromotions",
      .read_field = "promotions",
      .read_req = &loyalty__v1__promo_list_promotions_request__descriptor,
@@ -219,7 +230,6 @@ const prog_section_t prog_sections[] = {
      .is_list = true,
      .key_field = "kind",
      .skip = skip_campaign,
-     .time_zone = true,
      .read_method = "ListCampaigns",
      .read_field = "campaigns",
      .read_req = &loyalty__v1__campaign_list_request__descriptor,

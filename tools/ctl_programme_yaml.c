@@ -403,11 +403,6 @@ void prog_print_yaml(FILE *out, const prog_t *p, const char *merchant) {
             "# The programme of merchant %s, as `loyaltyctl programme export` wrote it.\n"
             "merchant: %s\n",
             merchant, t.buf);
-    if (p->time_zone != NULL) {
-        t.len = 0;
-        text_quoted(&t, p->time_zone);
-        fprintf(out, "settings:\n  time_zone: %s\n", t.buf);
-    }
     for (int i = 0; i < prog_n_sections; i++) {
         const prog_section_t *s = &prog_sections[i];
         const prog_part_t *part = &p->parts[i];
@@ -426,6 +421,13 @@ void prog_print_yaml(FILE *out, const prog_t *p, const char *merchant) {
         fprintf(out, "%s:\n", s->key);
         for (size_t k = 0; k < part->n_items; k++) {
             print_block(out, &a, part->items[k].msg, s->skip, part->items[k].present, 4, "  - ");
+            const prog_codes_t *codes = &part->items[k].codes;
+            if (codes->given) {
+                t.len = 0;
+                text_quoted(&t, codes->prefix);
+                fprintf(out, "    codes:\n      batch_size: %d\n      prefix: %s\n",
+                        (int)codes->batch_size, t.buf);
+            }
         }
     }
     arena_free(&a);
@@ -437,6 +439,7 @@ typedef struct parse {
     arena_t *a;
     const char *path;
     yaml_document_t *doc;
+    const yaml_node_t *codes_of; /* the promotions item whose `codes:` is read apart */
 } parse_t;
 
 static bool fail_at(const parse_t *ps, const yaml_node_t *n, const char *fmt, ...)
@@ -532,7 +535,14 @@ static bool parse_message(parse_t *ps, const yaml_node_t *n, const ProtobufCMess
 
 /* What the services do to a value as they store it, done to the file's too, so that a plan
  * compares like with like (else "Regular" against the stored "regular" would differ forever). */
-typedef enum { NORM_LOWER, NORM_UPPER, NORM_SORT, NORM_SORT_DROP_ZERO, NORM_ENUM_ZERO } norm_op_t;
+typedef enum {
+    NORM_LOWER,
+    NORM_UPPER,
+    NORM_LOCALE,
+    NORM_SORT,
+    NORM_SORT_DROP_ZERO,
+    NORM_ENUM_ZERO
+} norm_op_t;
 
 typedef struct prog_norm {
     const char *message, *field;
@@ -545,6 +555,8 @@ typedef struct prog_norm {
 static const prog_norm_t prog_norms[] = {
     {"loyalty.v1.MemberTagRule", "tag", NORM_LOWER, NULL, NULL, 0},
     {"loyalty.v1.Promotion", "code", NORM_UPPER, NULL, NULL, 0},
+    /* the gateway stores a BCP 47 tag with the usual case: en-SG, zh-Hans-CN */
+    {"loyalty.v1.GatewayMerchantSettings", "locale", NORM_LOCALE, NULL, NULL, 0},
     {"loyalty.v1.ReferralProgram", "level_rules", NORM_SORT, "level", NULL, 0},
     /* points-svc keeps one figure per kind and answers the kinds with points, in kind order */
     {"loyalty.v1.PointsSettings", "event_rules", NORM_SORT_DROP_ZERO, "kind", "points", 0},
@@ -562,6 +574,29 @@ static int64_t int_field(const ProtobufCMessage *m, const char *name) {
     return *(const int32_t *)prog_field_ptr(m, f); /* int32 and enums */
 }
 
+/* Re-cases a BCP 47 tag as the gateway stores it: the language and everything from the first
+ * singleton on lower case, a 4-letter script title case, a 2-letter region upper case. (The
+ * gateway checks the tag's shape; this only spares a plan that would differ in case alone.) */
+static void locale_case(char *tag) {
+    bool extension = false;
+    for (char *sub = tag; sub != NULL && *sub;) {
+        size_t n = strcspn(sub, "-");
+        bool alpha = true;
+        for (size_t i = 0; i < n; i++) {
+            sub[i] = (char)tolower((unsigned char)sub[i]);
+            alpha = alpha && isalpha((unsigned char)sub[i]);
+        }
+        extension = extension || n == 1;
+        if (sub != tag && !extension && alpha && (n == 4 || n == 2)) {
+            sub[0] = (char)toupper((unsigned char)sub[0]);
+            if (n == 2) {
+                sub[1] = (char)toupper((unsigned char)sub[1]);
+            }
+        }
+        sub = sub[n] == '-' ? sub + n + 1 : NULL;
+    }
+}
+
 static void normalise(ProtobufCMessage *m) {
     for (size_t i = 0; i < sizeof prog_norms / sizeof prog_norms[0]; i++) {
         const prog_norm_t *nm = &prog_norms[i];
@@ -574,6 +609,10 @@ static void normalise(ProtobufCMessage *m) {
         if (nm->op == NORM_ENUM_ZERO) {
             int *v = prog_field_ptr(m, f);
             *v = *v == 0 ? nm->value : *v;
+            continue;
+        }
+        if (nm->op == NORM_LOCALE) {
+            locale_case(*(char **)prog_field_ptr(m, f));
             continue;
         }
         if (nm->op == NORM_LOWER || nm->op == NORM_UPPER) {
@@ -701,6 +740,9 @@ static bool parse_message(parse_t *ps, const yaml_node_t *n, const ProtobufCMess
         if (k->type != YAML_SCALAR_NODE) {
             return fail_at(ps, k, "a key must be a name");
         }
+        if (n == ps->codes_of && strcmp(scalar(k), "codes") == 0) {
+            continue; /* parse_codes */
+        }
         const ProtobufCFieldDescriptor *f = field_for_key(d, scalar(k));
         if (f == NULL || prog_in_list(skip, f->name)) {
             fprintf(stderr, "%s:%zu:%zu: unknown key \"%s\"; known here:", ps->path,
@@ -758,6 +800,74 @@ static const char *item_key_text(arena_t *a, const prog_section_t *s, const Prot
     return prog_value_text(a, m, f);
 }
 
+/* `codes:` of a promotions item e (if it has one) into *codes: batch_size 1..10000, prefix
+ * 0..8 letters and digits (upper-cased, as promo-svc stores it). */
+static bool parse_codes(parse_t *ps, const yaml_node_t *e, prog_codes_t *codes) {
+    const yaml_node_t *n = NULL;
+    for (yaml_node_pair_t *pair = e->data.mapping.pairs.start; pair < e->data.mapping.pairs.top;
+         pair++) {
+        yaml_node_t *k = yaml_document_get_node(ps->doc, pair->key);
+        if (k->type == YAML_SCALAR_NODE && strcmp(scalar(k), "codes") == 0) {
+            if (n != NULL) {
+                return fail_at(ps, k, "codes is given twice");
+            }
+            n = yaml_document_get_node(ps->doc, pair->value);
+        }
+    }
+    if (n == NULL) {
+        return true;
+    }
+    if (n->type != YAML_MAPPING_NODE) {
+        return fail_at(ps, n, "codes: a mapping (batch_size, prefix) is expected");
+    }
+    codes->given = true;
+    codes->prefix = "";
+    codes->line = (int)n->start_mark.line + 1;
+    codes->column = (int)n->start_mark.column + 1;
+    bool sized = false;
+    for (yaml_node_pair_t *pair = n->data.mapping.pairs.start; pair < n->data.mapping.pairs.top;
+         pair++) {
+        yaml_node_t *k = yaml_document_get_node(ps->doc, pair->key);
+        yaml_node_t *v = yaml_document_get_node(ps->doc, pair->value);
+        const char *key = k->type == YAML_SCALAR_NODE ? scalar(k) : "?";
+        if (v->type != YAML_SCALAR_NODE) {
+            return fail_at(ps, v, "%s: a single value is expected here", key);
+        }
+        const char *text = scalar(v);
+        if (strcmp(key, "batch_size") == 0) {
+            char *end = NULL;
+            errno = 0;
+            long long x = strtoll(text, &end, 10);
+            if (v->data.scalar.style != YAML_PLAIN_SCALAR_STYLE || text[0] == '\0' ||
+                *end != '\0' || errno == ERANGE || x < 1 || x > PROG_CODES_BATCH_MAX) {
+                return fail_at(ps, v, "batch_size: a whole number 1..%d is expected, not \"%s\"",
+                               PROG_CODES_BATCH_MAX, text);
+            }
+            codes->batch_size = (int32_t)x;
+            sized = true;
+        } else if (strcmp(key, "prefix") == 0) {
+            size_t len = strlen(text);
+            bool ok = len == v->data.scalar.length && len <= PROG_CODES_PREFIX_MAX;
+            char *up = arena_strdup(ps->a, text);
+            for (size_t i = 0; ok && i < len; i++) {
+                ok = isalnum((unsigned char)up[i]) != 0;
+                up[i] = (char)toupper((unsigned char)up[i]);
+            }
+            if (!ok) {
+                return fail_at(ps, v, "prefix: 0..%d letters and digits are expected, not \"%s\"",
+                               PROG_CODES_PREFIX_MAX, text);
+            }
+            codes->prefix = up;
+        } else {
+            return fail_at(ps, k, "unknown key \"%s\"; known here: batch_size prefix", key);
+        }
+    }
+    if (!sized) {
+        return fail_at(ps, n, "codes: batch_size is required");
+    }
+    return true;
+}
+
 static bool parse_section(parse_t *ps, int si, const yaml_node_t *n, prog_part_t *part) {
     const prog_section_t *s = &prog_sections[si];
     part->given = true;
@@ -784,9 +894,14 @@ static bool parse_section(parse_t *ps, int si, const yaml_node_t *n, prog_part_t
         prog_item_t *it = &part->items[i];
         it->line = (int)e->start_mark.line + 1;
         it->column = (int)e->start_mark.column + 1;
+        ps->codes_of = s->codes && e->type == YAML_MAPPING_NODE ? e : NULL;
+        if (ps->codes_of != NULL && !parse_codes(ps, e, &it->codes)) {
+            return false;
+        }
         if (!parse_message(ps, e, s->item, s->skip, &it->msg, &it->present)) {
             return false;
         }
+        ps->codes_of = NULL;
         if (kf == NULL) {
             continue;
         }
@@ -801,29 +916,6 @@ static bool parse_section(parse_t *ps, int si, const yaml_node_t *n, prog_part_t
                                s->key_field, key, part->items[j].line);
             }
         }
-    }
-    return true;
-}
-
-static bool parse_settings(parse_t *ps, const yaml_node_t *n, prog_t *p) {
-    if (n->type != YAML_MAPPING_NODE) {
-        return fail_at(ps, n, "settings: a mapping is expected");
-    }
-    for (yaml_node_pair_t *pair = n->data.mapping.pairs.start; pair < n->data.mapping.pairs.top;
-         pair++) {
-        yaml_node_t *k = yaml_document_get_node(ps->doc, pair->key);
-        yaml_node_t *v = yaml_document_get_node(ps->doc, pair->value);
-        if (k->type != YAML_SCALAR_NODE || strcmp(scalar(k), "time_zone") != 0) {
-            return fail_at(ps, k, "unknown key \"%s\"; known here: time_zone",
-                           k->type == YAML_SCALAR_NODE ? scalar(k) : "?");
-        }
-        if (v->type != YAML_SCALAR_NODE || v->data.scalar.length == 0 ||
-            v->data.scalar.length > 64) {
-            return fail_at(ps, v, "time_zone: an IANA time zone name is expected");
-        }
-        p->time_zone = arena_strdup(ps->a, scalar(v));
-        p->tz_line = (int)v->start_mark.line + 1;
-        p->tz_column = (int)v->start_mark.column + 1;
     }
     return true;
 }
@@ -844,15 +936,13 @@ static bool parse_root(parse_t *ps, const yaml_node_t *root, prog_t *p) {
         const char *key = k->type == YAML_SCALAR_NODE ? scalar(k) : "";
         int si = -1;
         if (strcmp(key, "merchant") == 0) {
-            si = 62;
-        } else if (strcmp(key, "settings") == 0) {
             si = 63;
         } else {
             si = prog_section_index(key);
         }
         if (si < 0) {
-            fprintf(stderr, "%s:%zu:%zu: unknown section \"%s\"; known: merchant settings",
-                    ps->path, k->start_mark.line + 1, k->start_mark.column + 1, key);
+            fprintf(stderr, "%s:%zu:%zu: unknown section \"%s\"; known: merchant", ps->path,
+                    k->start_mark.line + 1, k->start_mark.column + 1, key);
             for (int i = 0; i < prog_n_sections; i++) {
                 fprintf(stderr, " %s", prog_sections[i].key);
             }
@@ -863,15 +953,11 @@ static bool parse_root(parse_t *ps, const yaml_node_t *root, prog_t *p) {
             return fail_at(ps, k, "%s is given twice", key);
         }
         seen |= 1ULL << si;
-        if (si == 62) {
+        if (si == 63) {
             if (v->type != YAML_SCALAR_NODE || v->data.scalar.length == 0) {
                 return fail_at(ps, v, "merchant: a merchant id is expected");
             }
             p->merchant = arena_strdup(ps->a, scalar(v));
-        } else if (si == 63) {
-            if (!parse_settings(ps, v, p)) {
-                return false;
-            }
         } else if (!parse_section(ps, si, v, &p->parts[si])) {
             return false;
         }

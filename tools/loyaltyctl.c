@@ -23,8 +23,9 @@
     "A programme file (YAML; examples/ holds two) holds a merchant's configuration in\n"           \
     "sections, each the message of the service that keeps it (docs/api.md), by field name:\n"      \
     "  merchant          the merchant id (--merchant overrides it)\n"                              \
-    "  settings          time_zone: written to member, points, wallet, promo settings and\n"       \
-    "                    to the file's campaigns\n"                                                \
+    "  settings          the merchant settings record (Gateway.UpdateMerchantSettings):\n"         \
+    "                    time_zone, currency, locale; every service uses it (a merchant's\n"       \
+    "                    first settings need time_zone)\n"                                         \
     "  member            MemberSettings: tier_basis, lifecycle\n"                                  \
     "  tiers             MemberTier list, by name: thresholds, express upgrade, benefits\n"        \
     "  membership_plans  MemberPlan list, by name (paid cards); tier: a tier's name\n"             \
@@ -37,7 +38,8 @@
     "  top_up_plans      WalletTopUpPlan list, by name (pay X, get X + bonus)\n"                   \
     "  promo             PromoSettings: what full refunds give back\n"                             \
     "  promotions        Promotion list, by name: trigger, rule, conditions, limits, status\n"     \
-    "                    (ACTIVE or PAUSED); tier ids as tier names\n"                             \
+    "                    (ACTIVE or PAUSED); tier ids as tier names; codes: {batch_size,\n"        \
+    "                    prefix}: one batch of unique codes, generated once\n"                     \
     "  coupon_templates  PromoCouponTemplate list, by name\n"                                      \
     "  campaigns         Campaign list, by kind (birthday, win-back...); coupon_template: a\n"     \
     "                    template's name\n"                                                        \
@@ -122,6 +124,24 @@ static const ctl_command_t ctl_commands[] = {
      "Exporting, applying the export to another merchant and exporting that gives the same\n"
      "file (but for the merchant line).\n",
      CTL_OPT_MERCHANT, 0, 0, true, CTL_DEFAULT_TIMEOUT_MS, ctl_cmd_programme_export, false},
+    {"merchant settings", "--merchant M [-o json]",
+     "The merchant settings record and where each service stands with it.",
+     "Gateway.GetMerchantSettings: the merchant's time zone, currency and locale, the record's\n"
+     "version (0: never set) and when it last changed; then, once it is set, one line per\n"
+     "service that keeps a copy (member, points, wallet, promo): the version it confirmed,\n"
+     "whether it is in sync, the next attempt and the last error of a push still pending.\n",
+     CTL_OPT_MERCHANT, 0, 0, true, CTL_DEFAULT_TIMEOUT_MS, ctl_cmd_merchant_settings, false},
+    {"merchant set",
+     "--merchant M [--time-zone Z] [--currency C] [--locale L] [--idempotency-key K] [-o json]",
+     "Changes the merchant settings record (only the fields given).",
+     "Gateway.UpdateMerchantSettings with an update_mask naming just the options given: what\n"
+     "is not given stays as it is. The record is written at once; the gateway then pushes it\n"
+     "to the services (merchant settings shows them). A merchant's first settings need\n"
+     "--time-zone. A value the gateway refuses (an unknown time zone, a currency that is not\n"
+     "three capital letters, a malformed locale) exits 1 with its reason; nothing is written.\n"
+     "The programme file's `settings` section sets the same record.\n",
+     CTL_OPT_MERCHANT | CTL_OPT_TIME_ZONE | CTL_OPT_CURRENCY | CTL_OPT_LOCALE | CTL_OPT_KEY, 0, 0,
+     true, CTL_DEFAULT_TIMEOUT_MS, ctl_cmd_merchant_set, false},
 };
 
 #define CTL_N_COMMANDS (sizeof ctl_commands / sizeof ctl_commands[0])

@@ -3,8 +3,9 @@
  * shown with its failed step and retried to completion; ledger verify of a clean merchant;
  * member show by id, phone and external id; exit 2 on usage errors, 1 with the gRPC code and
  * reason on refusals (a wrong token among them); audit lists a configuration change with its
- * credential and refuses a storefront; and every -o json output parses (python's json
- * module). */
+ * credential and refuses a storefront; merchant set changes only the settings it is given
+ * and merchant settings shows the record and its pushes; and every -o json output parses
+ * (python's json module). */
 #include "credentials.h"
 #include "gateway_it.h"
 
@@ -231,6 +232,65 @@ Test(loyaltyctl, member_show_by_id_phone_and_external_id) {
 }
 
 /* loyaltyctl pointed at a port nobody listens on. */
+/* How many times `needle` occurs in ctl_out. */
+static int out_count(const char *needle) {
+    int n = 0;
+    for (const char *p = strstr(ctl_out, needle); p != NULL; p = strstr(p + 1, needle)) {
+        n++;
+    }
+    return n;
+}
+
+Test(loyaltyctl, merchant_settings_shown_and_set) {
+    /* Goal: merchant settings shows a record never set; merchant set refuses a first update
+     * without a time zone and a malformed currency (exit 1, with the reason; nothing written),
+     * changes only the fields it is given (the rest stay), and the record's pushes reach the
+     * four services (merchant settings lists them in sync; -o json parses). */
+    stack_start();
+    const char *m = harness_merchant("ctlmerch");
+    cr_assert_eq(ctl("merchant settings --merchant %s", m), 0, "%s", ctl_err);
+    assert_out_has("version     0 (never set)");
+    assert_out_has("time_zone   UTC");
+    cr_assert_eq(ctl("merchant set --merchant %s --currency SGD", m), 1, "%s", ctl_out);
+    assert_err_has("TIME_ZONE_REQUIRED");
+    cr_assert_eq(ctl("merchant set --merchant %s --time-zone Asia/Singapore --currency SGD", m), 0,
+                 "%s", ctl_err);
+    assert_out_has("time_zone   Asia/Singapore");
+    assert_out_has("currency    SGD");
+    assert_out_has("locale      -");
+    assert_out_has("version     1\n");
+    cr_assert_eq(ctl("merchant set --merchant %s --locale en-sg", m), 0, "%s", ctl_err);
+    assert_out_has("time_zone   Asia/Singapore");
+    assert_out_has("currency    SGD");
+    assert_out_has("locale      en-SG");
+    assert_out_has("version     2\n");
+    cr_assert_eq(ctl("merchant set --merchant %s --currency sgd", m), 1, "%s", ctl_out);
+    assert_err_has("INVALID_SETTINGS_CURRENCY");
+    cr_assert_eq(ctl("merchant set --merchant %s --time-zone Mars/Olympus -o json", m), 1, "%s",
+                 ctl_out);
+    assert_err_has("INVALID_SETTINGS_TIME_ZONE");
+    /* The pushes: every service confirms version 2 (polled; the job pushes within a second or
+     * so, retrying with backoff). */
+    time_t until = time(NULL) + 60;
+    for (;;) {
+        cr_assert_eq(ctl("merchant settings --merchant %s", m), 0, "%s", ctl_err);
+        if (out_count(" 2        yes ") == 4) {
+            break;
+        }
+        cr_assert(time(NULL) < until, "the pushes did not all confirm within 60 s:\n%s", ctl_out);
+        sleep_ms(200);
+    }
+    assert_out_has("member-svc");
+    assert_out_has("promo-svc");
+    cr_assert_eq(ctl("merchant settings --merchant %s -o json", m), 0, "%s", ctl_err);
+    assert_json("d['settings']['time_zone'] == 'Asia/Singapore' and "
+                "d['settings']['currency'] == 'SGD' and d['settings']['version'] == 2 and "
+                "len(d['pushes']) == 4 and all(p['in_sync'] for p in d['pushes'])");
+    cr_assert_eq(ctl("merchant set --merchant %s --currency USD -o json", m), 0, "%s", ctl_err);
+    assert_json("d['settings']['currency'] == 'USD' and d['settings']['locale'] == 'en-SG' and "
+                "d['settings']['version'] == 3");
+}
+
 #define NOWHERE "LOYALTY_GATEWAY_ADDR=127.0.0.1:1"
 #define usage(args) ctl_env(NOWHERE, args)
 
@@ -262,12 +322,19 @@ Test(loyaltyctl, usage_errors_exit_2_and_help_documents_every_command) {
     cr_assert_eq(usage("audit --merchant m1 --since yesterday"), 2);
     cr_assert_eq(usage("audit --merchant m1 --since 0"), 2);
     cr_assert_eq(usage("audit --merchant m1 --limit 10001"), 2);
+    cr_assert_eq(usage("merchant settings"), 2);
+    assert_err_has("--merchant is required");
+    cr_assert_eq(usage("merchant set --merchant m1"), 2);
+    assert_err_has("nothing to set");
+    cr_assert_eq(usage("merchant set --merchant m1 --time-zone"), 2);
+    cr_assert_eq(usage("merchant settings --merchant m1 --currency SGD"), 2);
     cr_assert_eq(ctl_env("LOYALTY_GATEWAY_ADDR=", "health"), 2);
     assert_err_has("LOYALTY_GATEWAY_ADDR");
 
     cr_assert_eq(usage("--help"), 0);
-    const char *commands[] = {"health",        "sagas list",  "saga show", "saga retry",
-                              "ledger verify", "member show", "audit"};
+    const char *commands[] = {"health",     "sagas list",        "saga show",
+                              "saga retry", "ledger verify",     "member show",
+                              "audit",      "merchant settings", "merchant set"};
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
         assert_out_has(commands[i]);
     }
@@ -286,6 +353,11 @@ Test(loyaltyctl, usage_errors_exit_2_and_help_documents_every_command) {
     cr_assert_eq(usage("audit --help"), 0);
     assert_out_has("--since");
     assert_out_has("before -> after");
+    cr_assert_eq(usage("merchant set --help"), 0);
+    assert_out_has("--time-zone Z");
+    assert_out_has("--currency C");
+    assert_out_has("--locale L");
+    assert_out_has("update_mask");
 }
 
 Test(loyaltyctl, the_services_token_and_a_refused_token) {

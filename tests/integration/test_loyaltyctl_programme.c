@@ -4,7 +4,8 @@
  * again byte for byte the same, and applied to yet another merchant with the same result; a
  * plan against an unchanged merchant is empty; a malformed file is refused with its line and
  * column and writes nothing; a change a service refuses stops apply with what was and was not
- * applied, and a re-run with the fix applies just the rest. */
+ * applied, and a re-run with the fix applies just the rest; a promotion's `codes:` generates
+ * one batch of unique codes, once. */
 #include "credentials.h"
 #include "gateway_it.h"
 
@@ -159,10 +160,14 @@ Test(programme, examples_round_trip) {
                                 "express_spend_cents: 150000",
                                 "+ top_up_plans[\"Top up 300, get 360\"]",
                                 "+ points_campaigns[\"Double points December\"]",
-                                "~ points.time_zone: \"UTC\" -> \"Asia/Singapore\"",
+                                "~ settings.time_zone: \"UTC\" -> \"Asia/Singapore\"",
+                                "~ settings.currency: \"\" -> \"SGD\"",
+                                "~ settings.locale: \"\" -> \"en-SG\"",
                                 "+ campaigns[WIN_BACK]",
                                 "+ promotions[\"Berry 10\"]",
                                 "code: \"BERRY10\"",
+                                "+ promotions[\"Creator codes\"].codes: a batch of 200 unique "
+                                "codes, prefix \"BERRY\"",
                                 NULL};
     const char *m = round_trip("storeberry", storeberry);
     /* The programme works: one order of 600.00 (over Gold's express 500.00) makes a new member
@@ -208,6 +213,15 @@ Test(programme, malformed_files) {
         {"membership_plans:\n  - name: Card\n    tier: Nowhere\n",
          "bad.yaml:2:5: membership_plans: tier \"Nowhere\""},
         {"colour: blue\n", "bad.yaml:1:1: unknown section \"colour\""},
+        {"settings:\n  colour: blue\n", "bad.yaml:2:3: unknown key \"colour\""},
+        {"settings:\n  currency: USD\n", "bad.yaml:2:3: settings: merchant progbad"},
+        {"promotions:\n  - name: P\n    codes:\n      batch_size: 0\n",
+         "bad.yaml:4:19: batch_size: a whole number 1..10000"},
+        {"promotions:\n  - name: P\n    codes:\n      batch_size: 5\n      prefix: AB-1\n",
+         "bad.yaml:5:15: prefix: 0..8 letters and digits"},
+        {"promotions:\n  - name: P\n    trigger: CODE\n    code_kind: SHARED\n    code: PP1\n"
+         "    codes:\n      batch_size: 5\n",
+         "bad.yaml:7:7: promotions[\"P\"].codes: only a promotion with trigger CODE"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         spill("bad.yaml", cases[i].text);
@@ -219,6 +233,49 @@ Test(programme, malformed_files) {
     cr_assert_eq(ctl("programme export --merchant %s", m), 0, "%s", ctl_err);
     assert_out_has("tiers: []");
     assert_out_has("membership_plans: []");
+    cr_assert_null(strstr(ctl_out, "\nsettings:"), "a record never set is exported:\n%s", ctl_out);
+}
+
+static Loyalty__V1__GatewayMerchantSettings *merchant_record(const char *m) {
+    Loyalty__V1__GatewayGetMerchantSettingsRequest r =
+        LOYALTY__V1__GATEWAY_GET_MERCHANT_SETTINGS_REQUEST__INIT;
+    r.merchant_id = (char *)m;
+    Loyalty__V1__GatewayGetMerchantSettingsResponse *out = NULL;
+    assert_ok(call(SVC_GATEWAY, "GetMerchantSettings", &r, &out));
+    return out->settings;
+}
+
+Test(programme, settings_are_the_merchant_record) {
+    /* Goal: `settings:` is read and written as the gateway's merchant settings record: a first
+     * one writes its time zone even when it is the default, a later one names only the changed
+     * field, export shows the record, and no service section carries a time zone of its own. */
+    stack_start();
+    const char *m = harness_merchant("progrec");
+    spill("rec.yaml", "settings:\n  time_zone: UTC\npoints:\n  earn_unit_cents: 100\n");
+    cr_assert_eq(ctl("programme plan -f %s/rec.yaml --merchant %s", dir, m), 0, "%s", ctl_err);
+    assert_out_has("~ settings.time_zone: \"UTC\" -> \"UTC\"");
+    cr_assert_eq(merchant_record(m)->version, 0);
+    cr_assert_eq(ctl("programme apply -f %s/rec.yaml --merchant %s", dir, m), 0, "%s", ctl_err);
+    cr_assert_eq(merchant_record(m)->version, 1);
+    cr_assert_eq(ctl("programme plan -f %s/rec.yaml --merchant %s", dir, m), 0, "%s", ctl_err);
+    assert_out_has("No changes");
+    spill("rec.yaml", "settings:\n  time_zone: UTC\n  locale: en-us\n");
+    cr_assert_eq(ctl("programme apply -f %s/rec.yaml --merchant %s", dir, m), 0, "%s", ctl_err);
+    assert_out_has("~ settings.locale: \"\" -> \"en-US\"");
+    assert_out_has("Applied 1 change ");
+    cr_assert_null(strstr(ctl_out, "time_zone"), "%s", ctl_out);
+    Loyalty__V1__GatewayMerchantSettings *rec = merchant_record(m);
+    cr_assert_eq(rec->version, 2);
+    cr_assert_str_eq(rec->time_zone, "UTC");
+    cr_assert_str_eq(rec->currency, "");
+    cr_assert_str_eq(rec->locale, "en-US");
+    cr_assert_eq(ctl("programme plan -f %s/rec.yaml --merchant %s", dir, m), 0, "%s", ctl_err);
+    assert_out_has("No changes");
+    cr_assert_eq(ctl("programme export --merchant %s", m), 0, "%s", ctl_err);
+    assert_out_has("\nsettings:\n  time_zone: \"UTC\"\n  currency: \"\"\n  locale: \"en-US\"\n");
+    const char *tz = strstr(ctl_out, "time_zone:");
+    cr_assert_null(strstr(tz + 1, "time_zone:"), "a service's own time zone is exported:\n%s",
+                   ctl_out);
 }
 
 Test(programme, refused_then_rerun) {
@@ -342,7 +399,8 @@ Test(programme, admin_credentials_only) {
     const char *admin = "LOYALTY_TOKEN=" PROG_ADMIN_TOKEN;
     cr_assert_eq(ctl_env(admin, args), 0, "%s", ctl_err);
     assert_out_has("+ tiers[\"Base\"]");
-    assert_out_has("Applied 5 changes");
+    assert_out_has("~ settings.time_zone: \"UTC\" -> \"Europe/Lisbon\"");
+    assert_out_has("Applied 2 changes");
     snprintf(args, sizeof args, "programme plan -f %s/cred.yaml --merchant %s", dir, m);
     cr_assert_eq(ctl_env(admin, args), 0, "%s", ctl_err);
     assert_out_has("No changes");
@@ -374,4 +432,84 @@ Test(programme, values_as_the_services_store_them) {
     cr_assert_eq(ctl("programme export --merchant %s", m), 0, "%s", ctl_err);
     assert_out_has("code: \"SAVE5\"");
     assert_out_has("tag: \"regular\"");
+}
+
+/* The promotion named `name` of m, through promo-svc itself. */
+static const Loyalty__V1__Promotion *promotion_named(const char *m, const char *name) {
+    Loyalty__V1__PromoListPromotionsRequest r = LOYALTY__V1__PROMO_LIST_PROMOTIONS_REQUEST__INIT;
+    r.merchant_id = (char *)m;
+    Loyalty__V1__PromoListPromotionsResponse *out = NULL;
+    assert_ok(call(SVC_PROMO, "ListPromotions", &r, &out));
+    for (size_t i = 0; i < out->n_promotions; i++) {
+        if (strcmp(out->promotions[i]->name, name) == 0) {
+            return out->promotions[i];
+        }
+    }
+    cr_assert_fail("no promotion %s", name);
+    return NULL;
+}
+
+/* The unique codes of a promotion (at most one page of 500), through promo-svc itself. */
+static Loyalty__V1__PromoListPromoCodesResponse *codes_of(const char *m, const char *promotion) {
+    Loyalty__V1__PromoListPromoCodesRequest r = LOYALTY__V1__PROMO_LIST_PROMO_CODES_REQUEST__INIT;
+    Loyalty__V1__PageRequest page = LOYALTY__V1__PAGE_REQUEST__INIT;
+    page.page_size = 500;
+    r.merchant_id = (char *)m;
+    r.promotion_id = (char *)promotion;
+    r.page = &page;
+    Loyalty__V1__PromoListPromoCodesResponse *out = NULL;
+    assert_ok(call(SVC_PROMO, "ListPromoCodes", &r, &out));
+    return out;
+}
+
+Test(programme, promo_code_batches) {
+    /* Goal: a promotion's `codes:` generates one batch of unique codes with the prefix; plan
+     * and apply again generate no second batch; export shows the batch (its size and prefix),
+     * not the codes, and applies to another merchant as the same batch; a batch cannot change
+     * once generated (refused with the line and column, nothing written). */
+    stack_start();
+    const char *m = harness_merchant("progcodes");
+    const char *m2 = harness_merchant("progcodes");
+    spill("codes.yaml", "promotions:\n  - name: Spring\n    trigger: CODE\n    code_kind: UNIQUE\n"
+                        "    amount_off:\n      amount_off_cents: 500\n"
+                        "    codes:\n      batch_size: 25\n      prefix: spr\n");
+    int rc = ctl("programme apply -f %s/codes.yaml --merchant %s", dir, m);
+    cr_assert_eq(rc, 0, "%s\n%s", ctl_out, ctl_err);
+    assert_out_has("+ promotions[\"Spring\"]\n");
+    assert_out_has("+ promotions[\"Spring\"].codes: a batch of 25 unique codes, prefix \"SPR\"");
+    assert_out_has("2 changes for merchant");
+    const Loyalty__V1__Promotion *p = promotion_named(m, "Spring");
+    Loyalty__V1__PromoListPromoCodesResponse *codes = codes_of(m, p->id);
+    cr_assert_eq(codes->n_codes, 25);
+    for (size_t i = 0; i < codes->n_codes; i++) {
+        cr_assert_eq(strncmp(codes->codes[i]->code, "SPR", 3), 0, "%s", codes->codes[i]->code);
+        cr_assert_str_eq(codes->codes[i]->batch_id, codes->codes[0]->batch_id);
+    }
+    char first_code[64];
+    snprintf(first_code, sizeof first_code, "%s", codes->codes[0]->code);
+    cr_assert_eq(ctl("programme plan -f %s/codes.yaml --merchant %s", dir, m), 0, "%s", ctl_err);
+    assert_out_has("No changes");
+    cr_assert_eq(ctl("programme apply -f %s/codes.yaml --merchant %s", dir, m), 0, "%s", ctl_err);
+    assert_out_has("No changes");
+    cr_assert_eq(codes_of(m, p->id)->n_codes, 25);
+    /* The export: the batch, not the codes. */
+    cr_assert_eq(ctl("programme export --merchant %s", m), 0, "%s", ctl_err);
+    assert_out_has("    codes:\n      batch_size: 25\n      prefix: \"SPR\"\n");
+    cr_assert_null(strstr(ctl_out, first_code), "a code is exported:\n%s", ctl_out);
+    static char exported[131072];
+    snprintf(exported, sizeof exported, "%s", ctl_out);
+    spill("codes-export.yaml", exported);
+    rc = ctl("programme apply -f %s/codes-export.yaml --merchant %s", dir, m2);
+    cr_assert_eq(rc, 0, "%s\n%s", ctl_out, ctl_err);
+    assert_out_has("+ promotions[\"Spring\"].codes: a batch of 25");
+    cr_assert_eq(codes_of(m2, promotion_named(m2, "Spring")->id)->n_codes, 25);
+    cr_assert_eq(ctl("programme export --merchant %s", m2), 0, "%s", ctl_err);
+    cr_assert_str_eq(body(ctl_out), body(exported));
+    /* A batch once generated does not change. */
+    spill("codes.yaml", "promotions:\n  - name: Spring\n    codes:\n      batch_size: 30\n"
+                        "      prefix: SPR\n");
+    rc = ctl("programme apply -f %s/codes.yaml --merchant %s", dir, m);
+    cr_assert_eq(rc, 2, "%s\n%s", ctl_out, ctl_err);
+    assert_err_has("codes.yaml:4:7: promotions[\"Spring\"].codes: the promotion has its codes (25");
+    cr_assert_eq(codes_of(m, p->id)->n_codes, 25);
 }

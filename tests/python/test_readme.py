@@ -93,6 +93,7 @@ def main():
                 out = run(["bash", "-euo", "pipefail", "-s"], work, code)
                 if "programme plan" in code:  # README "Set up a merchant": applied, so no plan
                     assert "No changes: merchant" in out, out
+                    assert "currency    SGD" in out, out  # the file's settings: the record
             else:
                 first = run(["/usr/bin/python3", "-"], work, code)
                 again = run(["/usr/bin/python3", "-"], work, code)

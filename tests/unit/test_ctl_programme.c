@@ -76,12 +76,16 @@ Test(ctl_programme, examples_parse_and_print_back_the_same) {
     cr_assert(prog_parse_file(
         &a, arena_printf(&a, "%s/examples/storeberry.yaml", LOYALTY_TEST_SOURCE_DIR), &p));
     cr_assert_str_eq(p.merchant, "storeberry");
-    cr_assert_str_eq(p.time_zone, "Asia/Singapore");
+    int settings = prog_section_index("settings");
+    cr_assert(p.parts[settings].given);
+    cr_assert_str_eq(pb_get_string_field(p.parts[settings].items[0].msg, "time_zone"),
+                     "Asia/Singapore");
+    cr_assert_str_eq(pb_get_string_field(p.parts[settings].items[0].msg, "currency"), "SGD");
     int tiers = prog_section_index("tiers");
     cr_assert(p.parts[tiers].given);
     cr_assert_eq(p.parts[tiers].n_items, 6);
     cr_assert_str_eq(pb_get_string_field(p.parts[tiers].items[5].msg, "name"), "Diamond");
-    cr_assert_eq(p.parts[tiers].items[5].line, 50, "line %d", p.parts[tiers].items[5].line);
+    cr_assert_eq(p.parts[tiers].items[5].line, 52, "line %d", p.parts[tiers].items[5].line);
 }
 
 Test(ctl_programme, values_are_normalised_as_the_services_store_them) {
@@ -134,4 +138,15 @@ Test(ctl_programme, malformed_files_name_line_and_column) {
     refused("merchant: a\nmerchant: b\n", "2:1: merchant is given twice");
     refused("", "1:1: the file is empty");
     refused("promotions:\n  - name: P\n    priority: 1001\n", "3:15: priority: 1001 is out");
+}
+
+Test(ctl_programme, settings_locale_is_cased_as_the_gateway_stores_it) {
+    const char *path = spill("l.yaml", "settings:\n  time_zone: Asia/Shanghai\n"
+                                       "  currency: CNY\n  locale: ZH-hans-cn-u-CA-chinese\n");
+    prog_t p;
+    cr_assert(prog_parse_file(&a, path, &p));
+    char *text = print_to("l-out.yaml", &p);
+    cr_assert_not_null(strstr(text, "settings:\n  time_zone: \"Asia/Shanghai\"\n"
+                                    "  currency: \"CNY\"\n  locale: \"zh-Hans-CN-u-ca-chinese\"\n"),
+                       "%s", text);
 }
