@@ -11,7 +11,9 @@ The sources produce one where they name it:
   - promo_reason_name(...) as a status_make reason: every PromoReason of
     proto/loyalty/v1/promo.proto except UNSPECIFIED and APPLIED.
 status_invalid_field(field, ...) makes the family INVALID_<FIELD>, catalogued once as a family.
-A status passed on from elsewhere (a variable) produces nothing new.
+A reason passed on from elsewhere (a called service's, a stored one) produces nothing new; each
+such argument is listed in PASS_THROUGH, and any other non-literal reason fails the check, so
+that no helper hides its callers' literals from the scan.
 
     /usr/bin/python3 tools/reasons.py check            # exit 1 when sources and catalogue differ
     /usr/bin/python3 tools/reasons.py write            # rewrite docs/reasons.md and the clients'
@@ -30,6 +32,19 @@ SOURCE_DIRS = ["lib", "gateway", "member-svc", "points-svc", "wallet-svc", "refe
 # Producer -> index of the reason among its arguments.
 PRODUCERS = {"status_make": 1, "db_exec_row": 5}
 NAME_RE = re.compile(r"^[A-Z][A-Z0-9_]*$")
+# Reason arguments that are no literal: each passes on a reason made elsewhere (a called
+# service's, a stored saga's, refuse()'s, the caller's of db_exec_row). A new one fails the
+# check, since a helper that takes a reason hides its callers' literals from this scan: name
+# the reason at the status_make, or add the helper to PRODUCERS.
+PASS_THROUGH = {
+    "reason ? reason : \"REFUSED\"",           # lib/db.c: refuse('REASON') in a statement
+    "missing_reason",                          # lib/db.c: db_exec_row's own argument
+    "reason[0] ? reason : NULL",               # rpc_client.c, gateway_store.c: received, stored
+    "calls[i].status.reason",                  # gateway_audit.c: a participant's
+    "x->reason[0] ? x->reason : \"SAGA_FAILED\"",  # gateway_saga.c: the saga's stored reason
+    "st.reason",                               # points_rpc.c: one item's status, passed on
+    "promo_reason_name(c->reason)",            # promo_pricing.c: PromoReason names
+}
 CODES = ["OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
          "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
          "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS",
@@ -118,6 +133,7 @@ def scan():
                 defines[name] = value
         texts[os.path.relpath(path, ROOT)] = text
     produced = {}
+    unknown_pass_through = []
 
     def add(reason, where, code):
         produced.setdefault(reason, []).append((where, code))
@@ -133,8 +149,9 @@ def scan():
         for fn, index in PRODUCERS.items():
             for m in re.finditer(r"\b%s\s*\(" % fn, text):
                 args = call_args(text, m.end() - 1)
-                if len(args) <= index or re.match(r"^(status_t|status_code_t)\b", args[0]):
-                    continue  # the declaration or definition
+                before = text[text.rfind("\n", 0, m.start()) + 1:m.start()]
+                if len(args) <= index or re.search(r"(\bstatus_t\s*\(?|#\s*define)\s*$", before):
+                    continue  # the declaration, the definition, status.h's debug macro
                 arg, code = args[index], args[index - 1]
                 code = code[len("STATUS_"):] if re.match(r"^STATUS_[A-Z_]+$", code) else None
                 where = line_of(m.start())
@@ -144,9 +161,13 @@ def scan():
                         found.append(defines[word])
                 if "promo_reason_name(" in arg:
                     found += promo_reasons()
+                plain = re.sub(r"\s+", " ", arg)
+                if plain not in ("NULL",) and not re.match(r'^"[^"]*"$', plain) and \
+                        plain not in defines and plain not in PASS_THROUGH:
+                    unknown_pass_through.append(f"{where}: {fn} reason {plain}")
                 for reason in found:
                     add(reason, where, code)
-    return produced
+    return produced, unknown_pass_through
 
 
 def catalogue(kind="REASON"):
@@ -164,10 +185,11 @@ def catalogue(kind="REASON"):
 
 
 def check():
-    produced = scan()
+    produced, unknown_pass_through = scan()
     entries = catalogue()
     names = [e[0] for e in entries]
-    problems = []
+    problems = [f"{u}: not a literal; name the reason there, or see PASS_THROUGH in "
+                f"tools/reasons.py" for u in unknown_pass_through]
     for name in sorted({n for n in names if names.count(n) > 1}):
         problems.append(f"{name}: catalogued twice in lib/reasons.def")
     for name, code, _ in entries + catalogue("REASON_FAMILY"):
@@ -249,7 +271,8 @@ def render_node(entries, families):
              "const REASONS = Object.freeze({"]
     for name, code, meaning in entries:
         lines.append(f"  {name}: Object.freeze({{code: {js(code)}, meaning: {js(meaning)}}}),")
-    lines += ["});", "", "// Families of reasons, by prefix.", "const REASON_FAMILIES = Object.freeze({"]
+    lines += ["});", "", "// Families of reasons, by prefix.",
+              "const REASON_FAMILIES = Object.freeze({"]
     for prefix, code, meaning in families:
         lines.append(f"  {prefix}: Object.freeze({{code: {js(code)}, meaning: {js(meaning)}}}),")
     lines += ["});", "", "// The names, to compare with LoyaltyError.reason.",
@@ -295,7 +318,7 @@ def main():
         return check()
     if args.command == "write":
         return write(args.check)
-    for reason, sites in sorted(scan().items()):
+    for reason, sites in sorted(scan()[0].items()):
         codes = sorted({c or "?" for _, c in sites})
         print(f"{reason}\t{','.join(codes)}\t{len(sites)}\t{sites[0][0]}")
     return 0
