@@ -1,9 +1,12 @@
-/* status.c -- construction and naming of status_t values. */
+/* status.c -- construction and naming of status_t values, and the debug check of reasons
+ * against the catalogue (reasons.h). */
 #include "status.h"
+#include "reasons.h"
 
 #include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 status_t status_ok(void) {
@@ -21,13 +24,33 @@ static void status_copy_reason(status_t *s, const char *reason) {
     snprintf(s->reason, sizeof s->reason, "%s", reason);
 }
 
-status_t status_make(status_code_t code, const char *reason, const char *fmt, ...) {
+static status_t status_vmake(status_code_t code, const char *reason, const char *fmt, va_list ap) {
     status_t s = status_ok();
     s.code = code;
     status_copy_reason(&s, reason);
+    vsnprintf(s.message, sizeof s.message, fmt, ap);
+    return s;
+}
+
+/* Parenthesised: debug builds define status_make as a macro (status.h). */
+status_t(status_make)(status_code_t code, const char *reason, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(s.message, sizeof s.message, fmt, ap);
+    status_t s = status_vmake(code, reason, fmt, ap);
+    va_end(ap);
+    return s;
+}
+
+status_t status_make_checked(bool reason_is_literal, status_code_t code, const char *reason,
+                             const char *fmt, ...) {
+    if (reason_is_literal && reason != NULL && reason_find(reason) == NULL) {
+        /* A programming error, found in a debug build: say which reason before stopping. */
+        fprintf(stderr, "status_make: reason %s is not in lib/reasons.def\n", reason);
+        abort();
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    status_t s = status_vmake(code, reason, fmt, ap);
     va_end(ap);
     return s;
 }

@@ -52,6 +52,20 @@ status_t status_ok(void);
 status_t status_make(status_code_t code, const char *reason, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/** status_make, for the debug check below: when `reason_is_literal`, a reason that is not
+ *  NULL must be in the catalogue (lib/reasons.def), or the process aborts naming it. */
+status_t status_make_checked(bool reason_is_literal, status_code_t code, const char *reason,
+                             const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* Debug builds of lib/ and the services (LOYALTY_REASON_CHECK, set in CMakeLists.txt) check
+ * every status_make(code, "REASON", ...) whose reason is a literal against the catalogue the
+ * moment it runs; a reason passed on from elsewhere (a participant's, a stored one) is not. The
+ * source scan (tools/reasons.py) is the check that covers every call. */
+#ifdef LOYALTY_REASON_CHECK
+#define status_make(code, reason, ...)                                                             \
+    status_make_checked(__builtin_constant_p(reason), (code), (reason), __VA_ARGS__)
+#endif
+
 /** INVALID_ARGUMENT for one named request field: message "<field>: <what>", reason
  *  "INVALID_<FIELD>" (field upper-cased, dots to underscores). */
 status_t status_invalid_field(const char *field, const char *fmt, ...)

@@ -10,6 +10,7 @@
 
 const crypto = require('crypto');
 const { LoyaltyClient, LoyaltyError } = require('./loyalty-client');
+const { Reason } = require('./loyalty-reasons');
 
 function parseArgs(argv) {
   const args = { phone: '+6591234567' };
@@ -41,6 +42,7 @@ async function main() {
     } catch (e) {
       if (!(e instanceof LoyaltyError)) throw e;
       out.duplicate = { code: e.codeName, reason: e.reason };
+      out.duplicate_is_phone_taken = e.reason === Reason.PHONE_TAKEN;
     }
     try {
       const { begin, complete } = await client.checkout(args.merchant, member.id, `order-${key}`, [

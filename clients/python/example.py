@@ -12,6 +12,7 @@ import json
 import sys
 import uuid
 
+import loyalty_reasons
 from loyalty_client import LoyaltyClient, LoyaltyError
 
 
@@ -45,6 +46,7 @@ def main():
             out["duplicate"] = "accepted"
         except LoyaltyError as e:
             out["duplicate"] = {"code": e.code.name, "reason": e.reason}
+            out["duplicate_is_phone_taken"] = e.reason == loyalty_reasons.PHONE_TAKEN
         try:
             begin, complete = client.checkout(args.merchant, member.id, "order-" + key,
                                               [("SKU-TEA", 2, 450), ("SKU-CAKE", 1, 1200)],

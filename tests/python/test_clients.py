@@ -31,6 +31,8 @@ def check_flow(out, with_gateway, language):
     assert out["member_id"].startswith("mbr_"), (language, out)
     assert out["replayed_same_member"] is True, (language, out)
     assert out["duplicate"] == {"code": "ALREADY_EXISTS", "reason": "PHONE_TAKEN"}, (language, out)
+    # The generated reason constants (clients/*/loyalty*reasons*) load and name the same token.
+    assert out["duplicate_is_phone_taken"] is True, (language, out)
     if with_gateway:
         assert isinstance(out["checkout"], dict) and out["checkout"]["checkout_id"], (language, out)
         assert out["checkout"]["state"] in ("GATEWAY_SAGA_STATE_COMPLETED", 4), (language, out)
