@@ -9,6 +9,7 @@
  * when a service refuses it says what was and was not applied (a re-run plans just the rest). */
 #include "ctl_programme.h"
 #include "pb.h"
+#include "status.h"
 
 #include "google/protobuf/field_mask.pb-c.h"
 #include "ids.h"
@@ -40,6 +41,8 @@ typedef struct prog_action {
     const char *label;       /* "tiers[\"Gold\"]" */
 } prog_action_t;
 
+#define PROG_APPLY_ROUNDS 3
+
 typedef struct prog_run {
     ctl_t *c;
     const ctl_command_t *cmd;
@@ -48,6 +51,7 @@ typedef struct prog_run {
     prog_t want, have;
     prog_action_t actions[PROG_ACTIONS_MAX];
     int n_actions;
+    int last_code; /* the gRPC code of the last refused call (10: ABORTED) */
 } prog_run_t;
 
 /* ---- calls ---- */
@@ -55,8 +59,9 @@ typedef struct prog_run {
 /* Calls `method` of section s's service: relayed by the gateway for a participant's. */
 static int section_call(prog_run_t *r, const prog_section_t *s, const char *method,
                         const ProtobufCMessage *req, ProtobufCMessage **resp) {
+    r->last_code = 0;
     if (s->on_gateway) {
-        return ctl_call_on(r->c, r->cmd, s->service, method, req, resp, NULL);
+        return ctl_call_on(r->c, r->cmd, s->service, method, req, resp, &r->last_code);
     }
     const ProtobufCMethodDescriptor *m =
         protobuf_c_service_descriptor_get_method_by_name(s->service, method);
@@ -67,7 +72,7 @@ static int section_call(prog_run_t *r, const prog_section_t *s, const char *meth
     relay.method = (char *)method;
     relay.request.data = pb_pack_arena(&r->c->arena, req, &relay.request.len);
     ProtobufCMessage *out = NULL;
-    int rc = ctl_call(r->c, r->cmd, "Relay", &relay.base, &out, NULL);
+    int rc = ctl_call(r->c, r->cmd, "Relay", &relay.base, &out, &r->last_code);
     if (rc != CTL_EXIT_OK) {
         return rc;
     }
@@ -555,6 +560,7 @@ static int plan_codes(prog_run_t *r, const prog_section_t *s, const prog_item_t 
 static bool plan(prog_run_t *r) {
     arena_t *a = &r->c->arena;
     bool ok = true;
+    r->n_actions = 0; /* planned again from scratch after a concurrent change */
     for (int si = 0; si < prog_n_sections; si++) {
         const prog_section_t *s = &prog_sections[si];
         const prog_part_t *wp = &r->want.parts[si];
@@ -916,7 +922,9 @@ static int write_codes(prog_run_t *r, const prog_section_t *s, const prog_item_t
     return section_call(r, s, "GeneratePromoCodes", &req->base, &resp);
 }
 
-static int apply(prog_run_t *r) {
+/* Applies the plan's actions in order; *done gets how many were applied. */
+static int apply(prog_run_t *r, int *done) {
+    *done = 0;
     for (int i = 0; i < r->n_actions; i++) {
         prog_action_t *x = &r->actions[i];
         const prog_section_t *s = &prog_sections[x->section];
@@ -935,26 +943,28 @@ static int apply(prog_run_t *r) {
             rc = write_codes(r, s, x->want);
             break;
         }
-        if (rc == CTL_EXIT_OK) {
-            continue;
+        if (rc != CTL_EXIT_OK) {
+            return rc;
         }
-        fprintf(stderr, "loyaltyctl %s: %s was refused (above); nothing after it was tried.\n",
-                r->cmd->name, x->label);
-        fprintf(stderr, "applied (%d):", i);
-        for (int k = 0; k < i; k++) {
-            fprintf(stderr, " %s", r->actions[k].label);
-        }
-        fprintf(stderr, "%s\nnot applied (%d):", i ? "" : " nothing", r->n_actions - i);
-        for (int k = i; k < r->n_actions; k++) {
-            fprintf(stderr, " %s", r->actions[k].label);
-        }
-        fprintf(stderr, "\nFix the cause and run apply again: what was applied is not changed "
-                        "again.\n");
-        return rc;
+        *done = i + 1;
     }
-    printf("Applied %d change%s to merchant %s.\n", r->n_actions, r->n_actions == 1 ? "" : "s",
-           r->merchant);
     return CTL_EXIT_OK;
+}
+
+/* After a refusal: what was and was not applied, so that the operator knows where it stopped. */
+static void print_refused(const prog_run_t *r, int done) {
+    fprintf(stderr, "loyaltyctl %s: %s was refused (above); nothing after it was tried.\n",
+            r->cmd->name, r->actions[done].label);
+    fprintf(stderr, "applied (%d):", done);
+    for (int k = 0; k < done; k++) {
+        fprintf(stderr, " %s", r->actions[k].label);
+    }
+    fprintf(stderr, "%s\nnot applied (%d):", done ? "" : " nothing", r->n_actions - done);
+    for (int k = done; k < r->n_actions; k++) {
+        fprintf(stderr, " %s", r->actions[k].label);
+    }
+    fprintf(stderr, "\nFix the cause and run apply again: what was applied is not changed "
+                    "again.\n");
 }
 
 /* ---- the commands ---- */
@@ -980,20 +990,45 @@ static int plan_or_apply(ctl_t *c, const ctl_command_t *cmd, const ctl_args_t *a
     if (r->merchant == NULL || r->merchant[0] == '\0') {
         return ctl_usage_error(cmd, "no merchant: give --merchant M or `merchant:` in %s", a->file);
     }
-    int rc = read_state(r);
-    if (rc != CTL_EXIT_OK) {
-        return rc;
+    int applied = 0;
+    /* A change that refuses because the merchant's settings moved meanwhile (ABORTED: a version
+     * changed, e.g. by the merchant record this very apply set, which the gateway pushes to the
+     * services) is planned again from what is there now: up to PROG_APPLY_ROUNDS rounds. */
+    for (int round = 1;; round++) {
+        int rc = read_state(r);
+        if (rc != CTL_EXIT_OK) {
+            return rc;
+        }
+        if (!plan(r)) {
+            fprintf(stderr, "loyaltyctl %s: nothing was written.\n", cmd->name);
+            return CTL_EXIT_USAGE;
+        }
+        if (round == 1) {
+            print_plan(r);
+        }
+        if (!write || r->n_actions == 0) {
+            if (round > 1) {
+                printf("Applied %d change%s to merchant %s.\n", applied, applied == 1 ? "" : "s",
+                       r->merchant);
+            }
+            return CTL_EXIT_OK;
+        }
+        fflush(stdout);
+        int done = 0;
+        rc = apply(r, &done);
+        applied += done;
+        if (rc == CTL_EXIT_OK) {
+            printf("Applied %d change%s to merchant %s.\n", applied, applied == 1 ? "" : "s",
+                   r->merchant);
+            return CTL_EXIT_OK;
+        }
+        if (r->last_code != STATUS_ABORTED || round == PROG_APPLY_ROUNDS) {
+            print_refused(r, done);
+            return rc;
+        }
+        fprintf(stderr, "loyaltyctl %s: the merchant changed meanwhile; planning the rest again.\n",
+                cmd->name);
     }
-    if (!plan(r)) {
-        fprintf(stderr, "loyaltyctl %s: nothing was written.\n", cmd->name);
-        return CTL_EXIT_USAGE;
-    }
-    print_plan(r);
-    if (!write || r->n_actions == 0) {
-        return CTL_EXIT_OK;
-    }
-    fflush(stdout);
-    return apply(r);
 }
 
 int ctl_cmd_programme_plan(ctl_t *c, const ctl_command_t *cmd, const ctl_args_t *a) {
