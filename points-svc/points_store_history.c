@@ -1,0 +1,258 @@
+/* points_store_history.c -- the points history in PostgreSQL: writing ledger entries (with
+ * their lot shares) and tier-growth rows, and listing both for a member. */
+#include "points_store_internal.h"
+
+#include "ids.h"
+#include "pb.h"
+#include "pgarray.h"
+
+#include <string.h>
+
+/* ---- history ---- */
+
+static Loyalty__V1__PointsLotShare **share_messages(arena_t *a, const points_share_t *s, int n) {
+    Loyalty__V1__PointsLotShare **out = arena_alloc(a, ((size_t)n + 1) * sizeof *out);
+    for (int i = 0; i < n; i++) {
+        out[i] = pb_new(a, &loyalty__v1__points_lot_share__descriptor);
+        out[i]->lot_id = (char *)s[i].lot_id;
+        out[i]->points = s[i].points;
+        out[i]->expiry_date = (char *)(s[i].expiry_date ? s[i].expiry_date : "");
+    }
+    return out;
+}
+
+status_t points_store_insert_entry(db_t *db, arena_t *a, const char *merchant,
+                                   const points_new_entry_t *e, Loyalty__V1__PointsEntry **out) {
+    char id[ID_MAX];
+    id_generate("pen", id);
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant);
+    db_param_text(&p, id);
+    db_param_text(&p, e->member_id);
+    db_param_int(&p, e->kind);
+    db_param_int(&p, e->available_delta);
+    db_param_int(&p, e->held_delta);
+    db_param_int(&p, e->pending_delta);
+    db_param_int(&p, e->available_after);
+    db_param_int(&p, e->source);
+    db_param_text(&p, e->reference ? e->reference : "");
+    db_param_text(&p, e->hold_id ? e->hold_id : "");
+    db_param_text(&p, e->reason ? e->reason : "");
+    db_param_text(&p, e->operator_name ? e->operator_name : "");
+    db_param_int(&p, e->now);
+    points_store_share_params(a, &p, e->shares, e->n_shares);
+    /* The entry and its lot shares in one statement (a data-modifying CTE always runs),
+     * deferred: it travels with the account's update. */
+    status_t st = db_exec_deferred(
+        db,
+        "WITH e AS (INSERT INTO entries (merchant_id, id, member_id, kind, available_delta, "
+        "  held_delta, pending_delta, available_after, source, reference, hold_id, reason, "
+        "  operator, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, "
+        "  to_timestamp($14::bigint)) RETURNING id) "
+        "INSERT INTO entry_lots (merchant_id, entry_id, lot_id, points) "
+        "SELECT $1, e.id, v.lot, v.pts FROM e, unnest($15::text[], $16::bigint[]) AS v(lot, pts)",
+        &p, NULL);
+    if (!status_is_ok(&st) || out == NULL) {
+        return st;
+    }
+    Loyalty__V1__PointsEntry *m = pb_new(a, &loyalty__v1__points_entry__descriptor);
+    m->id = arena_strdup(a, id);
+    m->member_id = (char *)e->member_id;
+    m->kind = (Loyalty__V1__PointsEntryKind)e->kind;
+    m->available_delta = e->available_delta;
+    m->held_delta = e->held_delta;
+    m->pending_delta = e->pending_delta;
+    m->available_after = e->available_after;
+    m->source = (Loyalty__V1__PointsSource)e->source;
+    m->reference = (char *)(e->reference ? e->reference : "");
+    m->hold_id = (char *)(e->hold_id ? e->hold_id : "");
+    m->reason = (char *)(e->reason ? e->reason : "");
+    m->operator_ = (char *)(e->operator_name ? e->operator_name : "");
+    m->lots = share_messages(a, e->shares, e->n_shares);
+    m->n_lots = (size_t)e->n_shares;
+    m->created_at = e->now;
+    *out = m;
+    return status_ok();
+}
+
+status_t points_store_insert_growth(db_t *db, const char *merchant, const char *member, int kind,
+                                    int64_t growth, int64_t growth_after, int source,
+                                    const char *reference, const char *reason, int64_t now) {
+    char id[ID_MAX];
+    id_generate("grw", id);
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant);
+    db_param_text(&p, id);
+    db_param_text(&p, member);
+    db_param_int(&p, kind);
+    db_param_int(&p, growth);
+    db_param_int(&p, growth_after);
+    db_param_int(&p, source);
+    db_param_text(&p, reference ? reference : "");
+    db_param_text(&p, reason ? reason : "");
+    db_param_int(&p, now);
+    return db_exec_deferred(db,
+                            "INSERT INTO growth_entries (merchant_id, id, member_id, kind, growth, "
+                            " growth_after, source, reference, reason, created_at) VALUES ($1, $2, "
+                            " $3, $4, $5, $6, $7, $8, $9, to_timestamp($10::bigint))",
+                            &p, NULL);
+}
+
+#define ENTRY_COLUMNS                                                                              \
+    "seq, id, member_id, kind, available_delta, held_delta, pending_delta, available_after, "      \
+    "source, reference, hold_id, reason, operator, " EPOCH("created_at")
+
+/* Attaches the lot shares of the listed entries (one query for the page). */
+static status_t attach_shares(db_t *db, arena_t *a, const char *merchant,
+                              Loyalty__V1__PointsEntry **entries, size_t n) {
+    if (n == 0) {
+        return status_ok();
+    }
+    char **ids = arena_alloc(a, n * sizeof *ids);
+    for (size_t i = 0; i < n; i++) {
+        ids[i] = entries[i]->id;
+        entries[i]->lots = arena_alloc(a, 8 * sizeof *entries[i]->lots);
+    }
+    size_t *caps = arena_alloc(a, n * sizeof *caps);
+    for (size_t i = 0; i < n; i++) {
+        caps[i] = 8;
+    }
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant);
+    db_param_text(&p, pgarray_encode(a, ids, n));
+    PGresult *r = NULL;
+    status_t st = db_exec(
+        db,
+        "SELECT el.entry_id, el.lot_id, el.points, " DAY_TEXT(
+            "l.expiry_date") " FROM entry_lots el JOIN lots l ON l.merchant_id = el.merchant_id "
+                             " AND l.id = el.lot_id WHERE el.merchant_id = $1 "
+                             " AND el.entry_id = ANY($2::text[]) "
+                             "ORDER BY el.entry_id, l.expires_at, l.earned_at, l.id",
+        &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    int rows = PQntuples(r);
+    for (int i = 0; i < rows; i++) {
+        const char *eid = db_get_str(r, i, 0);
+        for (size_t k = 0; k < n; k++) {
+            Loyalty__V1__PointsEntry *e = entries[k];
+            if (strcmp(e->id, eid) != 0) {
+                continue;
+            }
+            if (e->n_lots == caps[k]) { /* grow: arena memory is never freed, copy */
+                Loyalty__V1__PointsLotShare **bigger = arena_alloc(a, caps[k] * 2 * sizeof *bigger);
+                memcpy(bigger, e->lots, caps[k] * sizeof *bigger);
+                e->lots = bigger;
+                caps[k] *= 2;
+            }
+            Loyalty__V1__PointsLotShare *s = pb_new(a, &loyalty__v1__points_lot_share__descriptor);
+            s->lot_id = cell(a, r, i, 1);
+            s->points = db_get_int(r, i, 2);
+            s->expiry_date = cell(a, r, i, 3);
+            e->lots[e->n_lots++] = s;
+            break;
+        }
+    }
+    PQclear(r);
+    return status_ok();
+}
+
+status_t points_store_list_entries(db_t *db, arena_t *a, const char *merchant, const char *member,
+                                   int64_t before_seq, int32_t limit, const int *kinds,
+                                   size_t n_kinds, Loyalty__V1__PointsEntry ***out, size_t *n,
+                                   int64_t **seqs) {
+    int64_t k64[POINTS_HISTORY_KINDS_MAX];
+    for (size_t i = 0; i < n_kinds && i < POINTS_HISTORY_KINDS_MAX; i++) {
+        k64[i] = kinds[i];
+    }
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant);
+    db_param_text(&p, member);
+    db_param_int(&p, before_seq);
+    db_param_text(&p, pgarray_encode_int64(a, k64, (int)n_kinds));
+    db_param_int(&p, limit);
+    PGresult *r = NULL;
+    status_t st = db_exec(db,
+                          "SELECT " ENTRY_COLUMNS " FROM entries WHERE merchant_id = $1 "
+                          " AND member_id = $2 AND ($3::bigint = 0 OR seq < $3::bigint) "
+                          " AND (cardinality($4::smallint[]) = 0 OR kind = ANY($4::smallint[])) "
+                          "ORDER BY seq DESC LIMIT $5",
+                          &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    int rows = PQntuples(r);
+    *out = arena_alloc(a, ((size_t)rows + 1) * sizeof **out);
+    *seqs = arena_alloc(a, ((size_t)rows + 1) * sizeof **seqs);
+    for (int i = 0; i < rows; i++) {
+        (*seqs)[i] = db_get_int(r, i, 0);
+        Loyalty__V1__PointsEntry *e = pb_new(a, &loyalty__v1__points_entry__descriptor);
+        e->id = cell(a, r, i, 1);
+        e->member_id = cell(a, r, i, 2);
+        e->kind = (Loyalty__V1__PointsEntryKind)db_get_int(r, i, 3);
+        e->available_delta = db_get_int(r, i, 4);
+        e->held_delta = db_get_int(r, i, 5);
+        e->pending_delta = db_get_int(r, i, 6);
+        e->available_after = db_get_int(r, i, 7);
+        e->source = (Loyalty__V1__PointsSource)db_get_int(r, i, 8);
+        e->reference = cell(a, r, i, 9);
+        e->hold_id = cell(a, r, i, 10);
+        e->reason = cell(a, r, i, 11);
+        e->operator_ = cell(a, r, i, 12);
+        e->created_at = db_get_int(r, i, 13);
+        (*out)[i] = e;
+    }
+    *n = (size_t)rows;
+    PQclear(r);
+    return attach_shares(db, a, merchant, *out, *n);
+}
+
+status_t points_store_list_growth(db_t *db, arena_t *a, const char *merchant, const char *member,
+                                  int64_t before_seq, int32_t limit,
+                                  Loyalty__V1__PointsGrowthEntry ***out, size_t *n,
+                                  int64_t **seqs) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant);
+    db_param_text(&p, member);
+    db_param_int(&p, before_seq);
+    db_param_int(&p, limit);
+    PGresult *r = NULL;
+    status_t st = db_exec(
+        db,
+        "SELECT seq, id, member_id, kind, growth, growth_after, source, "
+        " reference, reason, " EPOCH(
+            "created_at") " FROM growth_entries "
+                          "WHERE merchant_id = $1 AND member_id = $2 "
+                          " AND ($3::bigint = 0 OR seq < $3::bigint) ORDER BY seq DESC LIMIT $4",
+        &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    int rows = PQntuples(r);
+    *out = arena_alloc(a, ((size_t)rows + 1) * sizeof **out);
+    *seqs = arena_alloc(a, ((size_t)rows + 1) * sizeof **seqs);
+    for (int i = 0; i < rows; i++) {
+        (*seqs)[i] = db_get_int(r, i, 0);
+        Loyalty__V1__PointsGrowthEntry *g =
+            pb_new(a, &loyalty__v1__points_growth_entry__descriptor);
+        g->id = cell(a, r, i, 1);
+        g->member_id = cell(a, r, i, 2);
+        g->kind = (Loyalty__V1__PointsGrowthKind)db_get_int(r, i, 3);
+        g->growth = db_get_int(r, i, 4);
+        g->growth_after = db_get_int(r, i, 5);
+        g->source = (Loyalty__V1__PointsSource)db_get_int(r, i, 6);
+        g->reference = cell(a, r, i, 7);
+        g->reason = cell(a, r, i, 8);
+        g->created_at = db_get_int(r, i, 9);
+        (*out)[i] = g;
+    }
+    *n = (size_t)rows;
+    PQclear(r);
+    return status_ok();
+}
