@@ -235,19 +235,15 @@ status_t campaign_store_local_date(db_t *db, int64_t at, const char *tz, char ou
     db_param_text(&p, tz);
     /* The name is looked up first: PostgreSQL may evaluate AT TIME ZONE while planning, so an
      * unknown zone in the same statement fails as an error of its own, not as "no row". */
-    db_params_t q;
-    db_params_init(&q);
-    db_param_text(&q, tz);
-    PGresult *r = NULL;
-    status_t st = db_exec(db, "SELECT 1 FROM pg_timezone_names WHERE name = $1", &q, &r);
+    bool known = false;
+    status_t st = db_time_zone_known(db, tz, &known);
     if (!status_is_ok(&st)) {
         return st;
     }
-    bool known = PQntuples(r) >= 1;
-    PQclear(r);
     if (!known) {
         return status_invalid_field("campaign.time_zone", "unknown time zone");
     }
+    PGresult *r = NULL;
     st = db_exec(db, "SELECT to_char(to_timestamp($1) AT TIME ZONE $2, 'YYYY-MM-DD')", &p, &r);
     if (!status_is_ok(&st)) {
         return st;

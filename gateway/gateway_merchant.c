@@ -293,20 +293,6 @@ static status_t pushes_read(db_t *db, arena_t *a, const char *merchant_id,
     return status_ok();
 }
 
-static status_t time_zone_known(db_t *db, const char *tz, bool *known) {
-    db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, tz);
-    PGresult *r = NULL;
-    status_t st =
-        db_exec(db, "SELECT EXISTS (SELECT 1 FROM pg_timezone_names WHERE name = $1)", &p, &r);
-    if (status_is_ok(&st)) {
-        *known = db_get_bool(r, 0, 0);
-        PQclear(r);
-    }
-    return st;
-}
-
 status_t gw_merchant_time_zone(db_t *db, arena_t *a, const char *merchant_id, const char *fallback,
                                const char **out) {
     db_params_t p;
@@ -360,7 +346,7 @@ status_t gw_rpc_update_merchant_settings(rpc_ctx_t *ctx, const ProtobufCMessage 
         st = merchant_check_time_zone(in.time_zone);
         bool known = false;
         if (status_is_ok(&st)) {
-            st = time_zone_known(ctx->db, in.time_zone, &known);
+            st = db_time_zone_known(ctx->db, in.time_zone, &known);
         }
         if (status_is_ok(&st) && !known) {
             st = status_invalid_field("settings.time_zone", "not an IANA time zone");

@@ -902,6 +902,20 @@ status_t db_exec_all(db_t *db, db_exec_item_t *items, int n) {
     return st;
 }
 
+status_t db_time_zone_known(db_t *db, const char *tz, bool *known) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, tz);
+    PGresult *r = NULL;
+    status_t st =
+        db_exec(db, "SELECT EXISTS (SELECT 1 FROM pg_timezone_names WHERE name = $1)", &p, &r);
+    if (status_is_ok(&st)) {
+        *known = db_get_bool(r, 0, 0);
+        PQclear(r);
+    }
+    return st;
+}
+
 status_t db_exec_row(db_t *db, const char *sql, const db_params_t *params, PGresult **out,
                      status_code_t missing_code, const char *missing_reason,
                      const char *missing_message) {

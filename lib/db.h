@@ -123,6 +123,11 @@ typedef struct db_exec_item {
  *  failing statement's, mapped as by db_exec. Prepared like db_exec's statements. */
 status_t db_exec_all(db_t *db, db_exec_item_t *items, int n);
 
+/** Whether PostgreSQL knows the IANA time zone `tz`, read from pg_timezone_names, which never
+ *  raises (AT TIME ZONE with an unknown name aborts its transaction, and numeric offsets such as
+ *  '+08' would pass with POSIX sign rules). */
+status_t db_time_zone_known(db_t *db, const char *tz, bool *known);
+
 /** Runs a script of several statements without parameters (migrations only). */
 status_t db_exec_script(db_t *db, const char *sql);
 

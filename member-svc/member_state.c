@@ -237,17 +237,7 @@ status_t member_reeval_pending(db_t *db, const char *merchant_id, bool *pending)
 }
 
 status_t member_time_zone_known(db_t *db, const char *tz, bool *known) {
-    db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, tz);
-    PGresult *r = NULL;
-    status_t st =
-        db_exec(db, "SELECT EXISTS (SELECT 1 FROM pg_timezone_names WHERE name = $1)", &p, &r);
-    if (status_is_ok(&st)) {
-        *known = db_get_bool(r, 0, 0);
-        PQclear(r);
-    }
-    return st;
+    return db_time_zone_known(db, tz, known);
 }
 
 status_t member_rfm_refresh(db_t *db, const char *merchant_id) {

@@ -163,19 +163,7 @@ status_t points_store_put_settings(db_t *db, arena_t *a, const char *merchant,
 }
 
 status_t points_store_time_zone_exists(db_t *db, const char *tz, bool *exists) {
-    db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, tz);
-    PGresult *r = NULL;
-    /* pg_timezone_names never raises, unlike AT TIME ZONE with an unknown name (which would
-     * abort the surrounding transaction). */
-    status_t st =
-        db_exec(db, "SELECT EXISTS (SELECT 1 FROM pg_timezone_names WHERE name = $1)", &p, &r);
-    if (status_is_ok(&st)) {
-        *exists = db_get_bool(r, 0, 0);
-        PQclear(r);
-    }
-    return st;
+    return db_time_zone_known(db, tz, exists);
 }
 
 status_t points_store_local_clock(db_t *db, const char *tz, int64_t at_s, int64_t add_days,

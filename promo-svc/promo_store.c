@@ -504,21 +504,16 @@ status_t promo_store_settings_get(db_t *db, arena_t *a, const char *merchant_id,
 
 status_t promo_store_settings_put(db_t *db, const char *merchant_id,
                                   const Loyalty__V1__PromoSettings *s, int64_t now) {
-    db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, s->time_zone);
-    PGresult *r = NULL;
-    status_t st =
-        db_exec(db, "SELECT EXISTS (SELECT 1 FROM pg_timezone_names WHERE name = $1)", &p, &r);
+    bool known = false;
+    status_t st = db_time_zone_known(db, s->time_zone, &known);
     if (!status_is_ok(&st)) {
         return st;
     }
-    bool known = db_get_bool(r, 0, 0);
-    PQclear(r);
     if (!known) {
         return status_make(STATUS_FAILED_PRECONDITION, "INVALID_TIME_ZONE", "unknown time zone %s",
                            s->time_zone);
     }
+    db_params_t p;
     db_params_init(&p);
     db_param_text(&p, merchant_id);
     db_param_text(&p, s->time_zone);

@@ -65,18 +65,11 @@ status_t wallet_store_settings_put(db_t *db, const char *merchant_id, const wall
 }
 
 status_t wallet_store_check_time_zone(db_t *db, const char *time_zone) {
-    db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, time_zone);
-    PGresult *r = NULL;
-    /* pg_timezone_names rather than AT TIME ZONE: an unknown zone would abort the whole
-     * transaction, and numeric offsets like '+08' would be accepted with POSIX sign rules. */
-    status_t st = db_exec(db, "SELECT 1 FROM pg_timezone_names WHERE name = $1", &p, &r);
+    bool known = false;
+    status_t st = db_time_zone_known(db, time_zone, &known);
     if (!status_is_ok(&st)) {
         return st;
     }
-    bool known = PQntuples(r) == 1;
-    PQclear(r);
     if (!known) {
         return status_invalid_field("time_zone", "unknown IANA time zone '%.64s'", time_zone);
     }
