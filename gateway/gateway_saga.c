@@ -642,10 +642,14 @@ status_t gw_steps(gw_saga_t *x, gw_call_t *calls, int n) {
         for (int i = 0; i < n; i++) {
             if (run[i]) {
                 failpoint(x, GW_FAIL_BEFORE, calls[i].name);
+                /* Every step is a mutating call with its own key: it may share a batch with
+                 * other sagas' steps (batch.proto), their locks taken in member order. */
                 specs[m] = (rpc_call_spec_t){.channel = calls[i].ch,
                                              .service = calls[i].service,
                                              .method = calls[i].method,
-                                             .request = calls[i].request};
+                                             .request = calls[i].request,
+                                             .batch = true,
+                                             .lock_key = x->member_id};
                 idx[m++] = i;
             }
         }

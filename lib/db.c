@@ -29,6 +29,10 @@ typedef struct db_stmt {
     bool generic; /* see db_sql_wants_generic_plan */
 } db_stmt_t;
 
+/* db_tx_part's savepoint: queued before its first statement, released with its end. */
+#define DB_PART_BEGIN "SAVEPOINT loyalty_part"
+#define DB_PART_END "RELEASE SAVEPOINT loyalty_part"
+#define DB_PART_UNDO "ROLLBACK TO SAVEPOINT loyalty_part"
 /* Inside a transaction, before the first statement that wants a generic plan. */
 #define DB_SET_GENERIC_PLAN "SET LOCAL plan_cache_mode = force_generic_plan"
 /* After BEGIN, in a transaction of a handle set to db_set_commit_async. */
@@ -96,6 +100,8 @@ struct db {
     size_t defer_len, defer_cap;
     bool tx_generic;   /* DB_SET_GENERIC_PLAN was sent (or queued) in this transaction */
     bool commit_async; /* db_set_commit_async: transactions begun now skip the wait for the disk */
+    bool in_part;      /* db_tx_part runs: "committing" releases its savepoint */
+    long round_trips;  /* db_round_trip_all's, so that db_tx_part knows what it sent */
     char last_constraint[64];
 };
 
@@ -695,9 +701,10 @@ static status_t db_round_trip_all(db_t *db, const char *const *names, db_exec_it
             .kind = DB_Q_STMT, .name = names[i], .sql = items[i].sql, .params = items[i].params};
     }
     if (with_commit) {
-        q[n++] = (db_query_t){.kind = DB_Q_COMMIT, .sql = "COMMIT"};
+        q[n++] = (db_query_t){.kind = DB_Q_COMMIT, .sql = db->in_part ? DB_PART_END : "COMMIT"};
     }
     db->begin_pending = false;
+    db->round_trips++;
     double start_s = db_now_s();
     bool sent = PQenterPipelineMode(db_pg(db)) == 1;
     for (int i = 0; i < n && sent; i++) {
@@ -743,7 +750,7 @@ static status_t db_round_trip_all(db_t *db, const char *const *names, db_exec_it
     for (int i = 0; i < n; i++) {
         PQclear(answers[i]);
     }
-    if (db->tx_depth == 0 || with_commit) { /* the round trip ended its transaction */
+    if (db->tx_depth == 0 || (with_commit && !db->in_part)) { /* it ended its transaction */
         db_session_settle(db, status_is_ok(&st));
     }
     db_deferred_clear(db);
@@ -1176,7 +1183,7 @@ static status_t db_commit(db_t *db) {
             db->begin_pending = false;
             return status_ok();
         }
-        return db_exec(db, "COMMIT", NULL, NULL);
+        return db_exec(db, db->in_part ? DB_PART_END : "COMMIT", NULL, NULL);
     }
     if (!db_up(db)) {
         return status_make(STATUS_UNAVAILABLE, "DATABASE_UNAVAILABLE", "database unavailable");
@@ -1222,6 +1229,7 @@ status_t db_tx(db_t *db, db_tx_fn fn, void *arg) {
             db_session_commit_mode(db);
             db->tx_depth = 1;
             db->tx_generic = false;
+            db->in_part = false;
             db->begin_pending = true;
             db->commit_sql = NULL;
             db->commit_out = NULL;
@@ -1270,6 +1278,70 @@ status_t db_tx(db_t *db, db_tx_fn fn, void *arg) {
         db_backoff(attempt);
     }
     return st;
+}
+
+/* Undoes a failed part: nothing when its SAVEPOINT never left (it and the part's writes are
+ * dropped), else ROLLBACK TO and RELEASE in one round trip. The failure's constraint is kept for
+ * the caller (idem_key_taken). */
+static status_t db_part_undo(db_t *db, bool sent) {
+    db->commit_sql = NULL;
+    db->commit_out = NULL;
+    db_deferred_clear(db);
+    if (!sent) {
+        return status_ok();
+    }
+    char constraint[sizeof db->last_constraint];
+    memcpy(constraint, db->last_constraint, sizeof constraint);
+    status_t st = db_defer(db, DB_PART_UNDO, NULL, NULL, NULL);
+    if (status_is_ok(&st)) {
+        st = db_round_trip(db, NULL, DB_PART_END, NULL, false, NULL);
+    }
+    memcpy(db->last_constraint, constraint, sizeof constraint);
+    return st;
+}
+
+status_t db_tx_part(db_t *db, db_tx_fn fn, void *arg) {
+    assert(db->tx_depth > 0 && !db->in_part && db->commit_sql == NULL);
+    status_t st = status_ok();
+    if (db->n_deferred > 0) { /* writes of the transaction's own, not the part's */
+        st = db_round_trip(db, NULL, NULL, NULL, false, NULL);
+        if (!status_is_ok(&st)) {
+            return st;
+        }
+    }
+    for (int attempt = 0;; attempt++) {
+        bool generic = db->tx_generic; /* a SET LOCAL in the part is undone with it */
+        long trips = db->round_trips;
+        db->in_part = true;
+        st = db_defer(db, DB_PART_BEGIN, NULL, NULL, NULL);
+        if (status_is_ok(&st)) {
+            st = fn(db, arg);
+        }
+        if (status_is_ok(&st) && db->round_trips == trips && db->n_deferred == 1 &&
+            db->commit_sql == NULL) {
+            db_deferred_clear(db); /* the part sent nothing: no savepoint to send either */
+            db->in_part = false;
+            return st;
+        }
+        if (status_is_ok(&st)) {
+            st = db_commit(db); /* with RELEASE instead of COMMIT */
+        }
+        db->in_part = false;
+        if (status_is_ok(&st)) {
+            return st;
+        }
+        db->tx_generic = generic;
+        status_t undo = db_part_undo(db, db->round_trips != trips);
+        if (!status_is_ok(&undo)) {
+            return undo; /* the transaction is lost with its connection */
+        }
+        bool conflict = st.code == STATUS_ABORTED && strcmp(st.reason, "CONCURRENCY_CONFLICT") == 0;
+        if (!conflict || attempt + 1 >= DB_TX_ATTEMPTS_MAX) {
+            return st;
+        }
+        rpc_metrics_db_serialization_retry();
+        db_backoff(attempt);
+    }
 }
 
 /* Opens a migration's transaction: BEGIN, the replicas' migration lock (released by its COMMIT

@@ -154,6 +154,15 @@ status_t db_tx(db_t *db, db_tx_fn fn, void *arg);
 
 bool db_in_tx(const db_t *db);
 
+/** Inside db_tx: runs fn as a part of the transaction that may fail alone (a savepoint, queued
+ *  into fn's first round trip and released with its last, so it costs no round trip of its
+ *  own). When fn fails, or its db_tx_on_commit statement or a deferred write does when the part
+ *  ends, everything fn did is undone (ROLLBACK TO SAVEPOINT: one round trip, only then), fn's
+ *  error is returned and the transaction goes on; fn is run again after a CONCURRENCY_CONFLICT,
+ *  as db_tx would. fn's db_tx_on_commit statement goes with the part's end, not the COMMIT.
+ *  Parts do not nest. For batches of independent calls in one transaction (rpc batch). */
+status_t db_tx_part(db_t *db, db_tx_fn fn, void *arg);
+
 /** Transactions db_tx begins on this handle (and its lone statements) while `on` commit without
  *  waiting for their WAL to reach the disk: the connection's session setting synchronous_commit
  *  follows the handle's wish, changed only when it differs (SET LOCAL in each transaction

@@ -166,7 +166,7 @@ void srv_call_finish(call_t *c, const status_t *st) {
 
 /* ---- serving one call ---- */
 
-static bool request_id_valid(const char *s, size_t n) {
+bool srv_request_id_valid(const char *s, size_t n) {
     if (n == 0 || n > REQUEST_ID_MAX) {
         return false;
     }
@@ -204,7 +204,7 @@ void srv_call_read_metadata(call_t *c, const char **auth, size_t *auth_len) {
         const grpc_metadata *md = &c->req_md.metadata[i];
         const char *v = (const char *)GRPC_SLICE_START_PTR(md->value);
         size_t vn = GRPC_SLICE_LENGTH(md->value);
-        if (grpc_slice_str_cmp(md->key, "x-request-id") == 0 && request_id_valid(v, vn)) {
+        if (grpc_slice_str_cmp(md->key, "x-request-id") == 0 && srv_request_id_valid(v, vn)) {
             memcpy(c->request_id, v, vn);
             c->request_id[vn] = '\0';
         } else if (grpc_slice_str_cmp(md->key, "authorization") == 0) {
@@ -270,8 +270,9 @@ static status_t call_run_in_tx(db_t *db, void *arg) {
  * stored response for the same request, ALREADY_EXISTS IDEMPOTENCY_KEY_REUSED for another. A call
  * that failed is checked the same way, since a retry of a call that succeeded may fail on the state
  * the first one left (a second hold of the same points). */
-static status_t call_mutate(rpc_ctx_t *ctx, tx_call_t *t) {
-    status_t st = db_tx(ctx->db, call_run_in_tx, t);
+static status_t call_mutate(rpc_ctx_t *ctx, tx_call_t *t, bool as_part) {
+    status_t st =
+        as_part ? db_tx_part(ctx->db, call_run_in_tx, t) : db_tx(ctx->db, call_run_in_tx, t);
     if (status_is_ok(&st) || st.code == STATUS_UNAVAILABLE) {
         return st;
     }
@@ -301,6 +302,17 @@ static status_t call_mutate(rpc_ctx_t *ctx, tx_call_t *t) {
                            "concurrent use of the idempotency key, safe to retry");
     }
     return st; /* a new key: the call's own answer */
+}
+
+status_t srv_call_mutate_part(rpc_ctx_t *ctx, const srv_method_t *m, const ProtobufCMessage *req,
+                              ProtobufCMessage **resp, const char *idempotency_key) {
+    assert(m->m->kind == RPC_MUTATE && idempotency_key != NULL);
+    tx_call_t t = {
+        .ctx = ctx, .m = m, .req = req, .resp = *resp, .idempotency_key = idempotency_key};
+    t.req_bytes = pb_pack_arena(ctx->arena, req, &t.req_len);
+    status_t st = call_mutate(ctx, &t, true);
+    *resp = t.resp;
+    return st;
 }
 
 /* Checks done before decoding: authentication, deadline, readiness. With a credential file
@@ -365,7 +377,7 @@ status_t srv_call_authorize(call_t *c, const ProtobufCMessage *req, rpc_ctx_t *c
  * that says its own later commit on this same PostgreSQL cluster makes the change durable before
  * anyone relies on it (RPC_DURABLE_WITH_HEADER; docs/architecture.md "Durability of saga
  * steps"). Any other caller, or another cluster, gets the usual commit. */
-static bool call_commit_async(const call_t *c, db_t *db) {
+bool srv_call_commit_async(const call_t *c, db_t *db) {
     if (c->durable_with[0] == '\0') {
         return false;
     }
@@ -381,6 +393,9 @@ static status_t call_dispatch(call_t *c, rpc_ctx_t *ctx, ProtobufCMessage **resp
     const srv_method_t *m = c->method;
     if (c->req_bb == NULL) {
         return status_make(STATUS_INVALID_ARGUMENT, "MALFORMED_REQUEST", "missing request message");
+    }
+    if (m->is_batch) {
+        return srv_batch_serve(c, ctx, resp_out);
     }
     ProtobufCMessage *req = NULL;
     status_t st = srv_call_decode(c, &req);
@@ -408,9 +423,10 @@ static status_t call_dispatch(call_t *c, rpc_ctx_t *ctx, ProtobufCMessage **resp
         assert(t.idempotency_key != NULL); /* checked at registration */
         t.req_bytes = pb_pack_arena(&c->arena, req, &t.req_len);
     }
-    bool commit_async = call_commit_async(c, ctx->db);
+    bool commit_async = srv_call_commit_async(c, ctx->db);
     db_set_commit_async(ctx->db, commit_async);
-    st = m->m->kind == RPC_MUTATE ? call_mutate(ctx, &t) : db_tx(ctx->db, call_run_in_tx, &t);
+    st =
+        m->m->kind == RPC_MUTATE ? call_mutate(ctx, &t, false) : db_tx(ctx->db, call_run_in_tx, &t);
     if (commit_async) {
         db_set_commit_async(ctx->db, false);
     }

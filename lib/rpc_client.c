@@ -5,6 +5,7 @@
 #include "log.h"
 #include "pb.h"
 #include "rpc.h"
+#include "rpc_batch_call.h"
 #include "rpc_metrics.h"
 #include "trace.h"
 
@@ -54,6 +55,7 @@ void rpc_client_init(const config_t *cfg) {
         return;
     }
     g_cli.timeout_ms = cfg->client_timeout_ms;
+    rpc_batch_set_in_flight((int)cfg->client_batch_in_flight);
     g_cli.max_message_bytes = cfg->max_message_bytes;
     g_cli.auth_header[0] = '\0';
     if (cfg->auth_token[0]) {
@@ -84,6 +86,7 @@ void rpc_client_thread_cleanup(void) {
 }
 
 void rpc_client_shutdown(void) {
+    rpc_batchers_shutdown();
     pthread_mutex_lock(&g_cli.mu);
     int n = atomic_load(&g_cli.channel_count);
     for (int i = 0; i < n; i++) {
@@ -368,10 +371,51 @@ static void call_release(pending_t *p) {
     grpc_call_unref(p->call);
 }
 
+/* A call that waits for a batch (rpc_batch_call.h): its request packed, its request id and
+ * trace context those a call of its own would send. */
+static void batch_item_fill(rpc_batch_item_t *it, const rpc_call_spec_t *s, const char *request_id,
+                            gpr_timespec deadline) {
+    memset(it, 0, sizeof *it);
+    size_t len = protobuf_c_message_get_packed_size(s->request);
+    it->request = malloc(len ? len : 1);
+    if (it->request == NULL) {
+        abort();
+    }
+    it->request_len = protobuf_c_message_pack(s->request, it->request);
+    snprintf(it->request_id, sizeof it->request_id, "%s", request_id);
+    const rpc_ctx_t *served = rpc_ctx_current();
+    if (served != NULL && served->trace != NULL) {
+        char child_span_id[TRACE_SPAN_ID_HEX + 1];
+        trace_child_traceparent(served->trace, it->traceparent, child_span_id);
+    }
+    it->lock_key = s->lock_key;
+    it->deadline = deadline;
+}
+
+/* A batched call's answer into its spec: the response decoded into the caller's arena. */
+static void batch_item_take(rpc_batch_item_t *it, rpc_call_spec_t *s, arena_t *arena) {
+    const ProtobufCMethodDescriptor *md =
+        protobuf_c_service_descriptor_get_method_by_name(s->service, s->method);
+    s->status = it->status;
+    if (status_is_ok(&it->status)) {
+        s->response = pb_unpack_arena(arena, md->output, it->response, it->response_len);
+        if (s->response == NULL) {
+            s->status = status_make(STATUS_INTERNAL, "MALFORMED_RESPONSE",
+                                    "%s returned no valid response", s->method);
+        }
+    }
+    free(it->response);
+    free(it->request);
+    it->response = it->request = NULL;
+}
+
 void rpc_call_many(rpc_call_spec_t *calls, size_t n, arena_t *arena, const rpc_call_opts_t *opts) {
     assert(n <= CLIENT_BATCH_MAX);
     pending_t pend[CLIENT_BATCH_MAX];
     memset(pend, 0, sizeof pend);
+    /* Per call: the batcher whose slot a call made alone holds, or the item waiting in one. */
+    rpc_batcher_t *slot[CLIENT_BATCH_MAX] = {NULL}, *waits_in[CLIENT_BATCH_MAX] = {NULL};
+    rpc_batch_item_t items[CLIENT_BATCH_MAX];
     char generated[REQUEST_ID_MAX + 1];
     const char *request_id = opts && opts->request_id ? opts->request_id : NULL;
     if (request_id == NULL && rpc_ctx_current() != NULL) {
@@ -388,17 +432,36 @@ void rpc_call_many(rpc_call_spec_t *calls, size_t n, arena_t *arena, const rpc_c
     for (size_t i = 0; i < n; i++) {
         pend[i].spec = &calls[i];
         calls[i].response = NULL;
+        rpc_batcher_t *b = calls[i].batch ? rpc_batcher_for(calls[i].channel, calls[i].service,
+                                                            calls[i].method, opts)
+                                          : NULL;
+        if (b != NULL && !rpc_batcher_enter(b)) {
+            batch_item_fill(&items[i], &calls[i], request_id, deadline);
+            rpc_batcher_submit(b, &items[i]);
+            waits_in[i] = b;
+            continue;
+        }
+        slot[i] = b;
         call_start(&pend[i], cq, deadline, opts, request_id);
         started += pend[i].started;
+        if (!pend[i].started && slot[i] != NULL) {
+            rpc_batcher_leave(slot[i]);
+            slot[i] = NULL;
+        }
     }
     for (size_t done = 0; done < started;) {
         grpc_event ev = grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
         if (ev.type != GRPC_OP_COMPLETE) {
             continue; /* cannot time out: the deadline ends every call */
         }
-        call_complete(ev.tag, arena);
-        const rpc_call_spec_t *s = ((const pending_t *)ev.tag)->spec;
-        rpc_metrics_client_handled(s->service->name, s->method, s->status.code,
+        pending_t *p = ev.tag;
+        size_t i = (size_t)(p - pend);
+        if (slot[i] != NULL) { /* free the slot now: calls of that method may wait for it */
+            rpc_batcher_leave(slot[i]);
+            slot[i] = NULL;
+        }
+        call_complete(p, arena);
+        rpc_metrics_client_handled(p->spec->service->name, p->spec->method, p->spec->status.code,
                                    client_now_us() - start_us);
         done++;
     }
@@ -410,6 +473,24 @@ void rpc_call_many(rpc_call_spec_t *calls, size_t n, arena_t *arena, const rpc_c
         call_release(&pend[i]);
     }
     grpc_completion_queue_destroy(cq);
+    for (size_t i = 0; i < n; i++) {
+        if (waits_in[i] == NULL) {
+            continue;
+        }
+        rpc_batcher_wait(waits_in[i], &items[i]);
+        if (items[i].fallback) { /* the peer does not batch it: alone, as before */
+            free(items[i].request);
+            rpc_call_spec_t alone = calls[i];
+            alone.batch = false;
+            rpc_call_many(&alone, 1, arena, opts);
+            calls[i].response = alone.response;
+            calls[i].status = alone.status;
+            continue;
+        }
+        batch_item_take(&items[i], &calls[i], arena);
+        rpc_metrics_client_handled(calls[i].service->name, calls[i].method, calls[i].status.code,
+                                   client_now_us() - start_us);
+    }
 }
 
 status_t rpc_call(rpc_channel_t *ch, const ProtobufCServiceDescriptor *service, const char *method,

@@ -56,6 +56,12 @@ typedef struct rpc_call_spec {
     const ProtobufCServiceDescriptor *service;
     const char *method; /* "GetMember" */
     const ProtobufCMessage *request;
+    /* A mutating call that may go together with other threads' calls of the same method to the
+     * same channel in one BatchService/Run (batch.proto) when RPC_CLIENT_BATCH_IN_FLIGHT such
+     * calls are in flight already; its answer is the one it would have had alone. lock_key (a
+     * member id, or NULL) orders the calls of a batch. */
+    bool batch;
+    const char *lock_key;
     ProtobufCMessage *response; /* out: in the arena, NULL unless OK */
     status_t status;            /* out */
 } rpc_call_spec_t;

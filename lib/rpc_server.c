@@ -359,6 +359,11 @@ static status_t srv_start(void) {
     if (status_is_ok(&st)) {
         st = srv_add_service(&audit_service, false, false);
     }
+    /* Every service takes its mutating calls in batches too (batch.proto). */
+    if (status_is_ok(&st)) {
+        st = srv_add_service(&batch_service, false, false);
+        g_srv.methods[g_srv.method_count - 1].is_batch = status_is_ok(&st);
+    }
     for (size_t i = 0; status_is_ok(&st) && i < g_srv.opts->service_count; i++) {
         st = srv_add_service(&g_srv.opts->services[i], false, false);
     }

@@ -35,6 +35,7 @@ typedef struct srv_method {
     char path[SRV_PATH_MAX];
     void *handle;
     bool is_health;
+    bool is_batch;        /* BatchService/Run: served by srv_batch_serve */
     bool has_merchant;    /* the request has a top-level merchant_id */
     bool streaming;       /* RPC_STREAM: registered without payload, read with RECV_MESSAGE */
     cred_access_t access; /* who may call it with a credential file */
@@ -150,6 +151,18 @@ status_t srv_call_admit(call_t *c, const char *auth, size_t auth_len);
 status_t srv_call_decode(call_t *c, ProtobufCMessage **req);
 status_t srv_call_authorize(call_t *c, const ProtobufCMessage *req, rpc_ctx_t *ctx);
 void srv_call_serve(worker_t *w, call_t *c);
+bool srv_request_id_valid(const char *s, size_t n);
+/** Whether the call's changes may commit without waiting for the disk (RPC_DURABLE_WITH_HEADER). */
+bool srv_call_commit_async(const call_t *c, db_t *db);
+/** One mutating call run as a part of the caller's open transaction (db_tx_part), with its
+ *  idempotency record, answered as call_dispatch would (*resp may become a replayed answer). */
+status_t srv_call_mutate_part(rpc_ctx_t *ctx, const srv_method_t *m, const ProtobufCMessage *req,
+                              ProtobufCMessage **resp, const char *idempotency_key);
+
+/* rpc_batch_serve.c */
+extern const rpc_service_t batch_service;
+/** BatchService/Run (batch.proto): the calls of one method in one transaction. */
+status_t srv_batch_serve(call_t *c, rpc_ctx_t *ctx, ProtobufCMessage **resp_out);
 void srv_call_serve_unknown(call_t *c);
 
 /* rpc_stream.c */

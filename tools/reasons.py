@@ -39,7 +39,8 @@ NAME_RE = re.compile(r"^[A-Z][A-Z0-9_]*$")
 PASS_THROUGH = {
     "reason ? reason : \"REFUSED\"",           # lib/db.c: refuse('REASON') in a statement
     "missing_reason",                          # lib/db.c: db_exec_row's own argument
-    "reason[0] ? reason : NULL",               # rpc_client.c, gateway_store.c: received, stored
+    "reason[0] ? reason : NULL",               # rpc_client.c, rpc_batch_call.c, gateway_store.c:
+                                               # received, stored
     "calls[i].status.reason",                  # gateway_audit.c: a participant's
     "x->reason[0] ? x->reason : \"SAGA_FAILED\"",  # gateway_saga.c: the saga's stored reason
     "st.reason",                               # points_rpc.c: one item's status, passed on

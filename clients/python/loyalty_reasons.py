@@ -11,6 +11,7 @@ REASONS = {
     'MERCHANT_NOT_ALLOWED': ('PERMISSION_DENIED', 'The credential may not act for this merchant, or read across merchants'),
     'MALFORMED_REQUEST': ('INVALID_ARGUMENT', 'The request message is missing or cannot be decoded'),
     'UNKNOWN_METHOD': ('UNIMPLEMENTED', 'The service has no such method'),
+    'BATCH_NOT_SUPPORTED': ('INVALID_ARGUMENT', 'BatchService/Run was asked to batch a method that is not a mutating method of that service; make the calls one by one'),
     'UNKNOWN_SERVICE': ('NOT_FOUND', 'Health check for a service this server does not serve'),
     'STARTING': ('UNAVAILABLE', 'The service is still starting; retry'),
     'SHUTTING_DOWN': ('UNAVAILABLE', 'The service is shutting down; retry on another instance'),
@@ -204,6 +205,7 @@ ROLE_NOT_ALLOWED = 'ROLE_NOT_ALLOWED'
 MERCHANT_NOT_ALLOWED = 'MERCHANT_NOT_ALLOWED'
 MALFORMED_REQUEST = 'MALFORMED_REQUEST'
 UNKNOWN_METHOD = 'UNKNOWN_METHOD'
+BATCH_NOT_SUPPORTED = 'BATCH_NOT_SUPPORTED'
 UNKNOWN_SERVICE = 'UNKNOWN_SERVICE'
 STARTING = 'STARTING'
 SHUTTING_DOWN = 'SHUTTING_DOWN'

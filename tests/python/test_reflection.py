@@ -22,7 +22,7 @@ import svc
 VERSIONS = ("v1", "v1alpha")
 EXPECTED_SERVICES = {"grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection",
                      "grpc.reflection.v1alpha.ServerReflection", "loyalty.v1.AuditService",
-                     "loyalty.v1.MemberService"}
+                     "loyalty.v1.BatchService", "loyalty.v1.MemberService"}
 
 
 class Stream:
