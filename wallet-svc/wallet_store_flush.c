@@ -137,8 +137,10 @@ static void flush_lot_params(arena_t *a, const wallet_tx_t *tx, db_params_t *p, 
     *n_changed = nch;
 }
 
-/* Member account changes as $39..$45; *n gets the count. Both rows of a wallet carry its
- * next_due_at (the principal row's is the one read). */
+/* Member account changes as $39..$45; *n gets the count. The principal row carries the
+ * wallet's next_due_at (the one read, and the one VerifyLedger checks): the bonus row is
+ * written only when its balances changed, never for next_due_at alone (a hold or a capture
+ * that moves next_due_at would otherwise write both rows). */
 static void flush_member_params(arena_t *a, const wallet_tx_t *tx, db_params_t *p, int *count) {
     int n = tx->n_members * 2;
     char **member = strs(a, n);
@@ -153,7 +155,8 @@ static void flush_member_params(arena_t *a, const wallet_tx_t *tx, db_params_t *
         for (int j = 0; j < 2; j++) {
             const wallet_account_t *now = &m->acc[j];
             const wallet_account_t *was = &m->loaded[j];
-            if (memcmp(now, was, sizeof *now) == 0 && m->next_due_at == m->next_due_loaded) {
+            bool balances_same = memcmp(now, was, sizeof *now) == 0;
+            if (balances_same && (j == 1 || m->next_due_at == m->next_due_loaded)) {
                 continue;
             }
             due[k] = m->next_due_at;
