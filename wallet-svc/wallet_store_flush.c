@@ -308,12 +308,11 @@ status_t wallet_store_flush(db_t *db, const char *merchant_id, wallet_tx_t *tx) 
 #define EXPIRING_SUBQUERIES                                                                        \
     "(SELECT coalesce(sum(credited_cents - debited_cents - held_cents) FILTER "                    \
     "  (WHERE expires_at < to_timestamp($9)), 0)::bigint FROM lots WHERE merchant_id = $1 "        \
-    "  AND member_id = $8 AND debited_cents + held_cents < credited_cents "                        \
+    "  AND member_id = $8 AND has_available "                                                      \
     "  AND expires_at IS NOT NULL), "                                                              \
-    "(SELECT coalesce(" EPOCH(                                                                     \
-        "min(expires_at)") ", 0) FROM lots WHERE merchant_id = $1 "                                \
-                           "  AND member_id = $8 AND debited_cents + held_cents < credited_cents " \
-                           "  AND expires_at IS NOT NULL)"
+    "(SELECT coalesce(" EPOCH("min(expires_at)") ", 0) FROM lots WHERE merchant_id = $1 "          \
+                                                 "  AND member_id = $8 AND has_available "         \
+                                                 "  AND expires_at IS NOT NULL)"
 
 /* The merchant accounts' side of a transaction's postings (migrations/001_ledger.sql). */
 #define MERCHANT_DELTAS_SQL                                                                        \

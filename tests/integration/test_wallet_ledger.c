@@ -388,6 +388,34 @@ Test(wallet_ledger, hold_and_capture_leave_an_unchanged_bonus_account_alone) {
     wc_assert_ledger_clean(&wc);
 }
 
+Test(wallet_ledger, lot_updates_can_stay_on_their_page) {
+    /* Goal: no index of lots names a balance column (in its key or its predicate), so that a
+     * hold, capture or release that leaves a lot with money available is a HOT update (no new
+     * index entries); the spendable and lapsing lots are those with has_available, which is
+     * exactly "debited + held < credited" however the lot moves. */
+    start("lothot", NULL);
+    cr_assert_str_eq(sql_value("SELECT count(*)::text FROM pg_indexes WHERE schemaname = 'wallet' "
+                               " AND tablename = 'lots' AND indexdef ~ $1",
+                               "(debited|held|credited|expired)_cents"),
+                     "0", "an index of lots names a balance column");
+    cr_assert_str_eq(sql_value("SELECT count(*)::text FROM pg_indexes WHERE schemaname = 'wallet' "
+                               " AND tablename = 'lots' AND indexdef ~ $1",
+                               "WHERE .*has_available"),
+                     "3", "the spendable and lapsing indexes are not over has_available");
+    top_up("m1", 1000, NULL);
+    Loyalty__V1__WalletHoldResponse *h = hold("m1", 1000, "order-1");
+    const char *lots_sql = "SELECT string_agg(has_available::text || '=' || "
+                           " (debited_cents + held_cents < credited_cents)::text, ',') "
+                           "FROM wallet.lots WHERE merchant_id = $1";
+    cr_assert_str_eq(sql_value(lots_sql, wc.merchant), "false=false", "a held lot");
+    assert_status(wc_void(&wc, harness_key(), h->hold->id, NULL), STATUS_OK, "");
+    cr_assert_str_eq(sql_value(lots_sql, wc.merchant), "true=true", "a released lot");
+    capture(hold("m1", 400, "order-2")->hold->id, 400);
+    cr_assert_str_eq(sql_value(lots_sql, wc.merchant), "true=true", "a lot partly spent");
+    assert_balance(wc_balance(&wc, "m1"), 600, 0, 0);
+    wc_assert_ledger_clean(&wc);
+}
+
 Test(wallet_ledger, hold_ttl_expiry_is_lazy) {
     /* Goal: a hold past its TTL reads EXPIRED, cannot be captured (HOLD_EXPIRED), and its
      * money is available again at the next read, without waiting for the job. */
