@@ -17,7 +17,7 @@
 --             and its lot share, the buyer's lot, the buyer's and a merchant shard's accounts.
 -- Not written: what exists only because the checkout is a saga across services — the saga's
 -- step records and its repeated writes of the same rows (the saga row, the holds, the accounts
--- each service touches twice) — and the outbox publisher's later marking of events as published.
+-- each service touches twice) — and the outbox publisher's later delete of the events it published.
 -- Byte sizes of the saga's request and context, the keys' stored responses and the events'
 -- payloads are those of a real run. (A colon inside a literal is written ':' || '...': pgbench
 -- would take ':name' for one of its variables.) Rows are locked in one order (buyer, then its ancestors from

@@ -45,6 +45,8 @@ CREATE TABLE fair.referral_rewards (LIKE referral.rewards INCLUDING ALL);
 CREATE TABLE fair.wallet_idempotency_keys (LIKE wallet.idempotency_keys INCLUDING ALL);
 CREATE TABLE fair.wallet_accounts (LIKE wallet.accounts INCLUDING ALL);
 CREATE TABLE fair.wallet_lots (LIKE wallet.lots INCLUDING ALL);
+-- LIKE copies no storage parameters: the fill factor that keeps a lot's updates on its page.
+ALTER TABLE fair.wallet_lots SET (fillfactor = 90);
 CREATE TABLE fair.wallet_holds (LIKE wallet.holds INCLUDING ALL);
 CREATE TABLE fair.wallet_transfers (LIKE wallet.transfers INCLUDING ALL);
 CREATE TABLE fair.wallet_postings (LIKE wallet.postings INCLUDING ALL);

@@ -56,7 +56,7 @@ static const cfg_entry_t cfg_table[] = {
     INT("DB_POOL_SIZE", db_pool_size, "0", 0, 1024),
     INT("DB_POOL_WAIT_MS", db_pool_wait_ms, "1000", 1, 600000),
     INT("EVENTS_STREAM_MAXLEN", events_stream_maxlen, "1000000", 1000, 1000000000),
-    INT("OUTBOX_RETENTION_DAYS", outbox_retention_days, "7", 1, 3650),
+    INT("OUTBOX_RETENTION_DAYS", outbox_retention_days, "0", 0, 3650),
     STR("MEMBER_SVC_ADDR", member_svc_addr, "127.0.0.1:50051", false),
     STR("POINTS_SVC_ADDR", points_svc_addr, "127.0.0.1:50052", false),
     STR("WALLET_SVC_ADDR", wallet_svc_addr, "127.0.0.1:50053", false),

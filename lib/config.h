@@ -43,7 +43,8 @@ typedef struct config {
     int64_t db_pool_size;          /* DB_POOL_SIZE: connections per process; 0 = one per thread */
     int64_t db_pool_wait_ms;       /* DB_POOL_WAIT_MS: longest wait for a pooled connection */
     int64_t events_stream_maxlen;  /* EVENTS_STREAM_MAXLEN: approximate stream length cap */
-    int64_t outbox_retention_days; /* OUTBOX_RETENTION_DAYS: published entries kept */
+    int64_t outbox_retention_days; /* OUTBOX_RETENTION_DAYS: published entries kept; 0 deletes at
+                                      publication */
     char member_svc_addr[CONFIG_ADDR_MAX];   /* MEMBER_SVC_ADDR */
     char points_svc_addr[CONFIG_ADDR_MAX];   /* POINTS_SVC_ADDR */
     char wallet_svc_addr[CONFIG_ADDR_MAX];   /* WALLET_SVC_ADDR */

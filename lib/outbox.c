@@ -115,6 +115,7 @@ typedef struct publish_arg {
     const char *service;
     int64_t batch_max;
     int64_t stream_maxlen;
+    bool keep_published;
     int64_t published;
 } publish_arg_t;
 
@@ -170,13 +171,22 @@ static status_t outbox_publish_tx(db_t *db, void *arg) {
     db_param_text(&p, pgarray_encode(&arena, merchants, (size_t)rows));
     db_param_text(&p, pgarray_encode(&arena, ids, (size_t)rows));
     /* Sent with the COMMIT (nothing to read back), and the commit does not wait for the disk:
-     * a mark lost in a crash only publishes its entries again, which consumers already expect
-     * (every entry carries its event_id), so waiting would buy nothing. */
+     * a mark or delete lost in a crash only publishes its entries again, which consumers
+     * already expect (every entry carries its event_id), so waiting would buy nothing. Without
+     * retention the rows go now: a delete writes no new version of the row (its payload) and
+     * leaves nothing for the purge. */
     st = db_exec_deferred(db,
-                          "UPDATE outbox SET published_at = now() "
-                          "FROM (SELECT set_config('synchronous_commit', 'off', true)) AS nosync "
-                          "WHERE (merchant_id, id) IN "
-                          " (SELECT * FROM unnest($1::text[], $2::text[]))",
+                          a->keep_published
+                              ? "UPDATE outbox SET published_at = now() "
+                                "FROM (SELECT set_config('synchronous_commit', 'off', true)) "
+                                " AS nosync "
+                                "WHERE (merchant_id, id) IN "
+                                " (SELECT * FROM unnest($1::text[], $2::text[]))"
+                              : "DELETE FROM outbox "
+                                "USING (SELECT set_config('synchronous_commit', 'off', true)) "
+                                " AS nosync "
+                                "WHERE (merchant_id, id) IN "
+                                " (SELECT * FROM unnest($1::text[], $2::text[]))",
                           &p, NULL);
     arena_free(&arena);
     if (status_is_ok(&st)) {
@@ -185,15 +195,29 @@ static status_t outbox_publish_tx(db_t *db, void *arg) {
     return st;
 }
 
-status_t outbox_publish_batch(db_t *db, cache_t *cache, const char *service, int64_t batch_max,
-                              int64_t stream_maxlen, int64_t *published) {
-    publish_arg_t a = {cache, service,
+static status_t outbox_publish_run(db_t *db, cache_t *cache, const char *service, int64_t batch_max,
+                                   int64_t stream_maxlen, bool keep_published, int64_t *published) {
+    publish_arg_t a = {cache,
+                       service,
                        batch_max > 0 && batch_max <= OUTBOX_BATCH_MAX ? batch_max
                                                                       : OUTBOX_BATCH_MAX,
-                       stream_maxlen, 0};
+                       stream_maxlen,
+                       keep_published,
+                       0};
     status_t st = db_tx(db, outbox_publish_tx, &a);
     *published = status_is_ok(&st) ? a.published : 0;
     return st;
+}
+
+status_t outbox_publish_batch(db_t *db, cache_t *cache, const char *service, int64_t batch_max,
+                              int64_t stream_maxlen, int64_t *published) {
+    return outbox_publish_run(db, cache, service, batch_max, stream_maxlen, true, published);
+}
+
+status_t outbox_publish_batch_deleting(db_t *db, cache_t *cache, const char *service,
+                                       int64_t batch_max, int64_t stream_maxlen,
+                                       int64_t *published) {
+    return outbox_publish_run(db, cache, service, batch_max, stream_maxlen, false, published);
 }
 
 void outbox_report_pending(db_t *db) {

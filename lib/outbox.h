@@ -2,8 +2,8 @@
  * in its own schema inside the transaction that makes the change, and the runtime publishes it
  * to a Redis stream afterwards. Consequences: an event exists if and only if its change
  * committed; Redis being down delays events but loses none; under normal operation each event
- * is published once (a crash between the stream write and the mark can publish it again, so
- * every entry carries a unique `event_id` for consumers that must deduplicate). */
+ * is published once (a crash between the stream write and the delete or mark can publish it
+ * again, so every entry carries a unique `event_id` for consumers that must deduplicate). */
 #ifndef LOYALTY_OUTBOX_H
 #define LOYALTY_OUTBOX_H
 
@@ -37,13 +37,21 @@ status_t outbox_emit(rpc_ctx_t *ctx, const char *merchant_id, const char *stream
 status_t outbox_publish_batch(db_t *db, cache_t *cache, const char *service, int64_t batch_max,
                               int64_t stream_maxlen, int64_t *published);
 
+/** The same, but deletes the entries it published instead of marking them (in the same
+ *  transaction, so a crash before its commit publishes them again, like a lost mark): what the
+ *  publisher does when OUTBOX_RETENTION_DAYS is 0, the default. */
+status_t outbox_publish_batch_deleting(db_t *db, cache_t *cache, const char *service,
+                                       int64_t batch_max, int64_t stream_maxlen,
+                                       int64_t *published);
+
 /** Sets loyalty_outbox_pending_rows and loyalty_outbox_oldest_pending_age_seconds from the
  *  table, at most once per OUTBOX_REPORT_MS (the publisher calls it on every wake-up); nothing
  *  when metrics are off. One caller thread. */
 #define OUTBOX_REPORT_MS 1000
 void outbox_report_pending(db_t *db);
 
-/** Deletes entries published more than retention_days ago, at most `batch` rows. */
+/** Deletes entries published more than retention_days ago, at most `batch` rows (with
+ *  retention 0 only rows marked while retention was on remain to delete). */
 status_t outbox_purge(db_t *db, int64_t retention_days, int64_t batch, int64_t *deleted);
 
 /** Publisher wake-up: outbox_emit marks the calling thread's call; the server calls

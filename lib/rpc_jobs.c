@@ -141,8 +141,14 @@ void *srv_outbox_main(void *arg) {
             continue;
         }
         int64_t published = 0;
-        status_t st = outbox_publish_batch(db, cache, g_srv.opts->service_name, 500,
-                                           g_srv.config.events_stream_maxlen, &published);
+        /* Without retention a published entry is deleted rather than marked: no second
+         * version of the row and nothing for the purge to delete later. */
+        status_t st =
+            g_srv.config.outbox_retention_days > 0
+                ? outbox_publish_batch(db, cache, g_srv.opts->service_name, 500,
+                                       g_srv.config.events_stream_maxlen, &published)
+                : outbox_publish_batch_deleting(db, cache, g_srv.opts->service_name, 500,
+                                                g_srv.config.events_stream_maxlen, &published);
         backlog = status_is_ok(&st) && published == 500;
     }
     cache_destroy(cache);

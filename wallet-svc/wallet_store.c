@@ -345,7 +345,7 @@ status_t wallet_store_balance_snapshot(db_t *db, const char *merchant_id, wallet
                 "  coalesce(" EPOCH(
                     "min(expires_at)") ", 0) AS next "
                                        " FROM lots WHERE merchant_id = $1 AND member_id = $2 "
-                                       "  AND debited_cents + held_cents < credited_cents AND "
+                                       "  AND has_available AND "
                                        "expires_at IS NOT NULL) l "
                                        "WHERE a.merchant_id = $1 AND a.member_id = $2 AND a.code "
                                        "IN (1, 2) AND a.shard = 0 "
@@ -371,17 +371,17 @@ status_t wallet_store_next_due(db_t *db, const char *merchant_id, const char *me
     db_param_text(&p, member_id);
     db_param_int(&p, WALLET_DUE_NEVER);
     PGresult *r = NULL;
-    status_t st = db_exec(
-        db,
-        "SELECT coalesce(LEAST("
-        " (SELECT " EPOCH(
-            "min(expires_at)") " FROM holds WHERE merchant_id = $1 "
-                               "   AND member_id = $2 AND state = 1), "
-                               " (SELECT " EPOCH(
-                                   "min(expires_at)") " FROM lots WHERE merchant_id = $1 "
-                                                      "   AND member_id = $2 AND debited_cents + "
-                                                      "held_cents < credited_cents)), $3)",
-        &p, &r);
+    status_t st =
+        db_exec(db,
+                "SELECT coalesce(LEAST("
+                " (SELECT " EPOCH(
+                    "min(expires_at)") " FROM holds WHERE merchant_id = $1 "
+                                       "   AND member_id = $2 AND state = 1), "
+                                       " (SELECT " EPOCH(
+                                           "min(expires_at)") " FROM lots WHERE merchant_id = $1 "
+                                                              "   AND member_id = $2 AND "
+                                                              "has_available)), $3)",
+                &p, &r);
     if (!status_is_ok(&st)) {
         return st;
     }
@@ -404,8 +404,7 @@ status_t wallet_store_expiring(db_t *db, const char *merchant_id, const char *me
         "  (WHERE expires_at < to_timestamp($3)), 0)::bigint, "
         " coalesce(" EPOCH("min(expires_at)") ", 0) "
                                               "FROM lots WHERE merchant_id = $1 AND member_id = $2 "
-                                              " AND debited_cents + held_cents < credited_cents "
-                                              "AND expires_at IS NOT NULL",
+                                              " AND has_available AND expires_at IS NOT NULL",
         &p, &r);
     if (!status_is_ok(&st)) {
         return st;
@@ -519,7 +518,7 @@ status_t wallet_store_due_wallets(db_t *db, arena_t *a, int64_t now, int limit, 
         "   WHERE state = 1 AND expires_at <= to_timestamp($1) ORDER BY expires_at LIMIT $2) "
         " UNION "
         " (SELECT merchant_id, member_id FROM lots "
-        "   WHERE expires_at <= to_timestamp($1) AND debited_cents + held_cents < credited_cents "
+        "   WHERE expires_at <= to_timestamp($1) AND has_available "
         "   ORDER BY expires_at LIMIT $2)) due LIMIT $2",
         &p, &r);
     if (!status_is_ok(&st)) {
@@ -546,7 +545,7 @@ status_t wallet_store_lapsed_members(db_t *db, arena_t *a, const char *merchant_
     status_t st = db_exec(db,
                           "SELECT DISTINCT member_id FROM lots WHERE merchant_id = $1 "
                           " AND expires_at <= to_timestamp($2) "
-                          " AND debited_cents + held_cents < credited_cents "
+                          " AND has_available "
                           "ORDER BY member_id LIMIT $3",
                           &p, &r);
     if (!status_is_ok(&st)) {

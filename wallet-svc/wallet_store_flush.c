@@ -137,8 +137,10 @@ static void flush_lot_params(arena_t *a, const wallet_tx_t *tx, db_params_t *p, 
     *n_changed = nch;
 }
 
-/* Member account changes as $39..$45; *n gets the count. Both rows of a wallet carry its
- * next_due_at (the principal row's is the one read). */
+/* Member account changes as $39..$45; *n gets the count. The principal row carries the
+ * wallet's next_due_at (the one read, and the one VerifyLedger checks): the bonus row is
+ * written only when its balances changed, never for next_due_at alone (a hold or a capture
+ * that moves next_due_at would otherwise write both rows). */
 static void flush_member_params(arena_t *a, const wallet_tx_t *tx, db_params_t *p, int *count) {
     int n = tx->n_members * 2;
     char **member = strs(a, n);
@@ -153,7 +155,8 @@ static void flush_member_params(arena_t *a, const wallet_tx_t *tx, db_params_t *
         for (int j = 0; j < 2; j++) {
             const wallet_account_t *now = &m->acc[j];
             const wallet_account_t *was = &m->loaded[j];
-            if (memcmp(now, was, sizeof *now) == 0 && m->next_due_at == m->next_due_loaded) {
+            bool balances_same = memcmp(now, was, sizeof *now) == 0;
+            if (balances_same && (j == 1 || m->next_due_at == m->next_due_loaded)) {
                 continue;
             }
             due[k] = m->next_due_at;
@@ -305,12 +308,11 @@ status_t wallet_store_flush(db_t *db, const char *merchant_id, wallet_tx_t *tx) 
 #define EXPIRING_SUBQUERIES                                                                        \
     "(SELECT coalesce(sum(credited_cents - debited_cents - held_cents) FILTER "                    \
     "  (WHERE expires_at < to_timestamp($9)), 0)::bigint FROM lots WHERE merchant_id = $1 "        \
-    "  AND member_id = $8 AND debited_cents + held_cents < credited_cents "                        \
+    "  AND member_id = $8 AND has_available "                                                      \
     "  AND expires_at IS NOT NULL), "                                                              \
-    "(SELECT coalesce(" EPOCH(                                                                     \
-        "min(expires_at)") ", 0) FROM lots WHERE merchant_id = $1 "                                \
-                           "  AND member_id = $8 AND debited_cents + held_cents < credited_cents " \
-                           "  AND expires_at IS NOT NULL)"
+    "(SELECT coalesce(" EPOCH("min(expires_at)") ", 0) FROM lots WHERE merchant_id = $1 "          \
+                                                 "  AND member_id = $8 AND has_available "         \
+                                                 "  AND expires_at IS NOT NULL)"
 
 /* The merchant accounts' side of a transaction's postings (migrations/001_ledger.sql). */
 #define MERCHANT_DELTAS_SQL                                                                        \

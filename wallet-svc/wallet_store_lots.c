@@ -62,7 +62,7 @@ static status_t lots_query(db_t *db, wallet_tx_t *tx, const char *sql, const db_
     " SELECT *, sum(credited_cents - debited_cents - held_cents) OVER ("                           \
     "   ORDER BY expires_at NULLS LAST, code, id ROWS UNBOUNDED PRECEDING) AS running "            \
     " FROM lots WHERE merchant_id = $1 AND member_id = $2 "                                        \
-    "  AND debited_cents + held_cents < credited_cents "                                           \
+    "  AND has_available "                                                                         \
     "  AND (expires_at IS NULL OR expires_at > to_timestamp($3))) s "                              \
     "WHERE running - (credited_cents - debited_cents - held_cents) < $4 "                          \
     "ORDER BY expires_at NULLS LAST, code, id LIMIT $5"
@@ -134,8 +134,7 @@ status_t wallet_store_lots_lapsed(db_t *db, wallet_tx_t *tx, const char *merchan
     db_param_int(&p, WALLET_LOTS_PER_OP_MAX);
     return lots_query(db, tx,
                       "SELECT " LOT_COLUMNS " FROM lots WHERE merchant_id = $1 AND member_id = $2 "
-                      " AND debited_cents + held_cents < credited_cents "
-                      " AND expires_at <= to_timestamp($3) "
+                      " AND has_available AND expires_at <= to_timestamp($3) "
                       "ORDER BY expires_at, code, id LIMIT $4",
                       &p, out, n);
 }

@@ -228,8 +228,7 @@ static const struct {
                               "  (SELECT " EPOCH(
                                   "min(l.expires_at)") " FROM lots l WHERE l.merchant_id = $1 "
                                                        "    AND l.member_id = a.member_id "
-                                                       "    AND l.debited_cents + l.held_cents < "
-                                                       "l.credited_cents)) AS truth "
+                                                       "    AND l.has_available)) AS truth "
                                                        " FROM accounts a WHERE a.merchant_id = $1 "
                                                        "AND a.member_id <> '' AND a.code = 1) "
                                                        "SELECT member_id, truth, next_due_at, "

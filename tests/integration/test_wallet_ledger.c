@@ -46,6 +46,19 @@ static void sql(const char *statement, const char *param) {
     PQfinish(pg);
 }
 
+/* The text of the one value `query` ($1 = param) answers, in the test's arena. */
+static const char *sql_value(const char *query, const char *param) {
+    PGconn *pg = PQconnectdb(harness_pg_dsn());
+    cr_assert_eq(PQstatus(pg), CONNECTION_OK);
+    const char *params[] = {param};
+    PGresult *r = PQexecParams(pg, query, 1, NULL, params, NULL, NULL, 0);
+    cr_assert(PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1, "%s", PQerrorMessage(pg));
+    const char *v = arena_strdup(&arena, PQgetvalue(r, 0, 0));
+    PQclear(r);
+    PQfinish(pg);
+    return v;
+}
+
 static Loyalty__V1__WalletTopUpResponse *top_up(const char *member, int64_t paid,
                                                 const char *plan_id) {
     Loyalty__V1__WalletTopUpResponse *r = NULL;
@@ -343,6 +356,63 @@ Test(wallet_ledger, hold_and_capture_can_omit_the_expiring_figures) {
     Loyalty__V1__WalletCaptureHoldResponse *cf = capture(full->hold->id, 100);
     assert_balance(cf->balance, 700, 0, 0);
     cr_assert_eq(cf->balance->next_expiry_at, t->top_up->expires_at);
+    wc_assert_ledger_clean(&wc);
+}
+
+/* The version (xmin) of m1's account row of `code`. */
+static const char *account_version(int code) {
+    return sql_value(code == 1 ? "SELECT xmin::text FROM wallet.accounts WHERE merchant_id = $1 "
+                                 " AND member_id = 'm1' AND code = 1"
+                               : "SELECT xmin::text FROM wallet.accounts WHERE merchant_id = $1 "
+                                 " AND member_id = 'm1' AND code = 2",
+                     wc.merchant);
+}
+
+Test(wallet_ledger, hold_and_capture_leave_an_unchanged_bonus_account_alone) {
+    /* Goal: a hold and its capture from principal money write the principal account row
+     * (balances and the wallet's next_due_at, which the hold's TTL moves) and never the bonus
+     * row, whose balances they do not change; the wallet still knows when its hold falls due
+     * (VerifyLedger's NEXT_DUE) and the ledger stays clean. */
+    start("bonusalone", NULL);
+    top_up("m1", 1000, NULL);
+    const char *principal = account_version(1), *bonus = account_version(2);
+    Loyalty__V1__WalletHoldResponse *h = hold("m1", 300, "order-1");
+    cr_assert_str_neq(account_version(1), principal, "the hold did not write the principal");
+    cr_assert_str_eq(account_version(2), bonus, "the hold wrote the unchanged bonus account");
+    wc_assert_ledger_clean(&wc);
+    principal = account_version(1);
+    Loyalty__V1__WalletCaptureHoldResponse *c = capture(h->hold->id, 300);
+    assert_balance(c->balance, 700, 0, 0);
+    cr_assert_str_neq(account_version(1), principal, "the capture did not write the principal");
+    cr_assert_str_eq(account_version(2), bonus, "the capture wrote the unchanged bonus account");
+    wc_assert_ledger_clean(&wc);
+}
+
+Test(wallet_ledger, lot_updates_can_stay_on_their_page) {
+    /* Goal: no index of lots names a balance column (in its key or its predicate), so that a
+     * hold, capture or release that leaves a lot with money available is a HOT update (no new
+     * index entries); the spendable and lapsing lots are those with has_available, which is
+     * exactly "debited + held < credited" however the lot moves. */
+    start("lothot", NULL);
+    cr_assert_str_eq(sql_value("SELECT count(*)::text FROM pg_indexes WHERE schemaname = 'wallet' "
+                               " AND tablename = 'lots' AND indexdef ~ $1",
+                               "(debited|held|credited|expired)_cents"),
+                     "0", "an index of lots names a balance column");
+    cr_assert_str_eq(sql_value("SELECT count(*)::text FROM pg_indexes WHERE schemaname = 'wallet' "
+                               " AND tablename = 'lots' AND indexdef ~ $1",
+                               "WHERE .*has_available"),
+                     "3", "the spendable and lapsing indexes are not over has_available");
+    top_up("m1", 1000, NULL);
+    Loyalty__V1__WalletHoldResponse *h = hold("m1", 1000, "order-1");
+    const char *lots_sql = "SELECT string_agg(has_available::text || '=' || "
+                           " (debited_cents + held_cents < credited_cents)::text, ',') "
+                           "FROM wallet.lots WHERE merchant_id = $1";
+    cr_assert_str_eq(sql_value(lots_sql, wc.merchant), "false=false", "a held lot");
+    assert_status(wc_void(&wc, harness_key(), h->hold->id, NULL), STATUS_OK, "");
+    cr_assert_str_eq(sql_value(lots_sql, wc.merchant), "true=true", "a released lot");
+    capture(hold("m1", 400, "order-2")->hold->id, 400);
+    cr_assert_str_eq(sql_value(lots_sql, wc.merchant), "true=true", "a lot partly spent");
+    assert_balance(wc_balance(&wc, "m1"), 600, 0, 0);
     wc_assert_ledger_clean(&wc);
 }
 
