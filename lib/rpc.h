@@ -20,6 +20,9 @@
  * touches one entry per member it changes. */
 #define RPC_INVALIDATIONS_MAX 1024
 #define REQUEST_ID_MAX 64
+/* Calls one BatchService/Run may carry (batch.proto); more than this many subtransactions in
+ * one transaction would overflow PostgreSQL's per-backend cache of them. */
+#define RPC_BATCH_CALLS_MAX 64
 #define RPC_STREAM_SENDS_MAX 64       /* responses one handler run may queue on a stream */
 #define RPC_STREAM_MESSAGES_MAX 10000 /* request messages one stream may carry */
 

@@ -17,7 +17,6 @@
 
 #define BATCHERS_MAX 64
 #define BATCHER_THREADS_MAX 16
-#define BATCH_CALLS_MAX 64 /* the server's limit (rpc_batch_serve.c) */
 #define BATCH_METHOD_MAX 160
 #define BATCH_MD_KEY_MAX 64
 #define BATCH_MD_VALUE_MAX 128
@@ -229,7 +228,7 @@ static void batch_send(rpc_batcher_t *b, rpc_batch_item_t **items, size_t n) {
 
 static void *batcher_main(void *arg) {
     rpc_batcher_t *b = arg;
-    rpc_batch_item_t *items[BATCH_CALLS_MAX];
+    rpc_batch_item_t *items[RPC_BATCH_CALLS_MAX];
     pthread_mutex_lock(&b->mu);
     for (;;) {
         while (!b->stop && (b->head == NULL || b->in_flight >= g_batch.in_flight)) {
@@ -239,7 +238,7 @@ static void *batcher_main(void *arg) {
             break;
         }
         size_t n = 0;
-        while (b->head != NULL && n < BATCH_CALLS_MAX) {
+        while (b->head != NULL && n < RPC_BATCH_CALLS_MAX) {
             items[n++] = b->head;
             b->head = b->head->next;
         }

@@ -18,7 +18,6 @@
 #include <string.h>
 #include <time.h>
 
-#define BATCH_CALLS_MAX 64
 
 /* One call of the batch, from decoding to its answer. */
 typedef struct batch_item {
@@ -149,8 +148,8 @@ status_t srv_batch_serve(call_t *c, rpc_ctx_t *ctx, ProtobufCMessage **resp_out)
                            "%s cannot be batched: only a mutating method of this service can",
                            req->method);
     }
-    if (req->n_calls == 0 || req->n_calls > BATCH_CALLS_MAX) {
-        return status_invalid_field("calls", "1..%d calls", BATCH_CALLS_MAX);
+    if (req->n_calls == 0 || req->n_calls > RPC_BATCH_CALLS_MAX) {
+        return status_invalid_field("calls", "1..%d calls", RPC_BATCH_CALLS_MAX);
     }
     arena_t *a = ctx->arena;
     batch_run_t b = {.m = m};
