@@ -521,7 +521,6 @@ static bool answer_from_log(gw_saga_t *x, gw_call_t *c, gw_step_t *rec) {
 
 /* Records one call's result in its step; returns true when the step is finished. */
 static bool record_result(gw_saga_t *x, gw_call_t *c, gw_step_t *rec) {
-    rec->dirty = true;
     if (status_is_ok(&c->status)) {
         rec->state = GW_DONE;
         rec->response = pb_pack_arena(x->a, c->response, &rec->response_len);
@@ -606,7 +605,6 @@ status_t gw_steps(gw_saga_t *x, gw_call_t *calls, int n) {
             rec[i]->error = calls[i].status =
                 status_make(STATUS_FAILED_PRECONDITION, "STEP_TOO_OLD",
                             "step %s started too long ago to be called again", calls[i].name);
-            rec[i]->dirty = true;
             run[i] = false;
         }
         to_run += run[i];
@@ -623,7 +621,6 @@ status_t gw_steps(gw_saga_t *x, gw_call_t *calls, int n) {
                     }
                 }
                 rec[i]->attempts++;
-                rec[i]->dirty = true;
             }
         }
         /* STARTED is durable before any call, unless every call is rerun_safe or
@@ -793,7 +790,6 @@ status_t gw_reads(gw_saga_t *x, gw_call_t *calls, int n) {
             s->state = GW_DONE;
             s->attempts = 1;
             s->response = pb_pack_arena(x->a, c->response, &s->response_len);
-            s->dirty = true; /* written with the next flush */
         } else if (severity(&c->status) > severity(&worst)) {
             worst = c->status;
         }
@@ -812,7 +808,6 @@ static status_t log_read(gw_saga_t *x, const gw_call_t *c, int attempts, unsigne
     s->attempts = attempts;
     s->response = packed;
     s->response_len = packed_len;
-    s->dirty = true;
     return status_ok();
 }
 

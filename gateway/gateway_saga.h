@@ -81,7 +81,6 @@ typedef struct gw_step {
     size_t response_len;
     status_t error; /* FAILED, or the last failed attempt */
     int64_t started_at, finished_at;
-    bool dirty; /* to be written by the next flush */
 } gw_step_t;
 
 /** The executor of one saga during one request or one recovery pass. */
@@ -245,7 +244,7 @@ ProtobufCMessage *gw_step_response(gw_saga_t *x, const char *name,
 
 /* ---- writing the log ---- */
 
-/** Writes the dirty steps, the state, the context and the outcome, renewing the lease; inserts
+/** Writes the steps, the state, the context and the outcome, renewing the lease; inserts
  *  the saga when it is new (then ALREADY_EXISTS with reason SAGA_EXISTS when its idempotency
  *  key is taken, and ORDER_ALREADY_CHECKED_OUT when the order has a live checkout). */
 status_t gw_flush(gw_saga_t *x);
@@ -285,6 +284,10 @@ typedef struct gw_flows {
     const ProtobufCMessageDescriptor *request_desc;
     /* Extra work in the transaction that writes COMPLETED (orders row, events); may be NULL. */
     status_t (*on_final)(gw_saga_t *x, db_t *db);
+    /* The steps whose responses the log keeps once the saga is COMPLETED or CANCELLED (what its
+     * views still read), NULL-terminated; the others' are dropped by that write, since no flow
+     * runs again. NULL: every step's is kept. */
+    const char *const *final_responses;
 } gw_flows_t;
 
 const gw_flows_t *gw_flows_of(int kind);

@@ -1,5 +1,5 @@
-/* gateway_store.h -- SQL of the saga log (sagas, saga_steps), the orders refunds are counted
- * against, and the per-merchant settings. */
+/* gateway_store.h -- SQL of the saga log (sagas with their steps; saga_steps of older sagas), the
+ * orders refunds are counted against, and the per-merchant settings. */
 #ifndef GATEWAY_STORE_H
 #define GATEWAY_STORE_H
 
@@ -9,14 +9,14 @@
  * durable by a later one of the same cluster: docs/architecture.md "Durability of saga steps");
  * inside an enclosing transaction, its commit. */
 
-/** Inserts a new saga with its dirty steps, holding the lease when x->leased. ALREADY_EXISTS
+/** Inserts a new saga with its steps, holding the lease when x->leased. ALREADY_EXISTS
  *  SAGA_EXISTS when the idempotency key is taken; ALREADY_EXISTS ORDER_ALREADY_CHECKED_OUT when
  *  a live checkout has the order. */
 status_t gw_store_insert(db_t *db, gw_saga_t *x, const unsigned char *hash_input, size_t hash_len,
                          bool wait_for_disk);
 
-/** Updates the saga and upserts its dirty steps, only while x holds the lease; keeps the lease
- *  when keep_lease (renewed for svc->lease_s), else gives it back. ABORTED SAGA_IN_PROGRESS
+/** Updates the saga and writes its steps (the whole array), only while x holds the lease; keeps the
+ * lease when keep_lease (renewed for svc->lease_s), else gives it back. ABORTED SAGA_IN_PROGRESS
  *  when the lease was lost. */
 status_t gw_store_update(db_t *db, gw_saga_t *x, bool keep_lease, bool wait_for_disk);
 /** Inside db_tx: the saga's update that gives the lease back, sent with the transaction's COMMIT
