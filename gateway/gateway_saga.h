@@ -110,8 +110,13 @@ typedef struct gw_saga {
     int32_t attempts;
     int64_t created_at, updated_at, next_attempt_at;
     char lease_token[64];
-    bool persisted;       /* the sagas row exists */
-    bool leased;          /* we hold the lease */
+    bool persisted; /* the sagas row exists */
+    bool leased;    /* we hold the lease (or claim it with our first write) */
+    /* Opened by gw_saga_open_claimed with the lease free: the saga's first write takes the lease,
+     * on condition that the row is still the version read (xmin claim_xmin) and the lease still
+     * free; nothing is called before that write. */
+    bool claim_pending;
+    char claim_xmin[16];
     bool in_request;      /* driven for a client (else by the recovery job) */
     bool created_here;    /* created by this request: every step it started is in `steps` */
     bool resolve;         /* resolve mode: re-call STARTED steps, start no new ones */
@@ -177,8 +182,10 @@ unsigned char *gw_hash_input(arena_t *a, const char *method, const ProtobufCMess
 status_t gw_saga_open(gw_saga_t *x, rpc_ctx_t *ctx, gw_svc_t *svc, const char *merchant_id,
                       const char *id);
 
-/** gw_saga_open, taking the lease first when nobody holds it (x->leased tells whether it
- *  did): one statement fewer than opening then claiming. */
+/** gw_saga_open for a request that may drive the saga: x->leased tells whether the lease was
+ *  free. The lease is taken by the saga's first write (x->claim_pending), which fails ABORTED
+ *  SAGA_IN_PROGRESS when anyone wrote the saga since it was read: a request that only reads the
+ *  saga and answers writes nothing at all. */
 status_t gw_saga_open_claimed(gw_saga_t *x, rpc_ctx_t *ctx, gw_svc_t *svc, const char *merchant_id,
                               const char *id);
 

@@ -127,11 +127,12 @@ static void step_params(db_params_t *p, const step_arrays_t *s) {
     "current_setting('synchronous_commit')), true)"
 
 /* A saga's update under its lease, with its steps (%s: STEPS_ARRAY_FMT) and what it answers
- * (%s). */
+ * (%s). With $26 (x->claim_pending) it takes the lease, when it is free and the row is still the
+ * version the executor read. */
 #define UPDATE_SQL_FMT                                                                             \
     "WITH s AS (UPDATE sagas SET state = $3, context = $4, reason = $5, error_code = $6, "         \
     " error_reason = $7, error_message = $8, attempts = $9, updated_at = now(), "                  \
-    " lease_owner = CASE WHEN $10::boolean THEN lease_owner END, "                                 \
+    " lease_owner = CASE WHEN $10::boolean THEN $13 END, "                                         \
     " lease_until = CASE WHEN $10::boolean THEN now() + $11::bigint * interval '1 s' END, "        \
     " next_attempt_at = CASE WHEN NOT $10::boolean "                                               \
     "  THEN now() + $12::bigint * interval '1 s' "                                                 \
@@ -139,7 +140,8 @@ static void step_params(db_params_t *p, const step_arrays_t *s) {
     " steps = %s "                                                                                 \
     "FROM (SELECT " COMMIT_MODE_SQL(                                                               \
         "$25") ") AS commit_mode "                                                                 \
-               "WHERE merchant_id = $1 AND id = $2 AND lease_owner = $13 "                         \
+               "WHERE merchant_id = $1 AND id = $2 AND (lease_owner = $13 "                        \
+               " OR (xmin = $26::xid AND (lease_owner IS NULL OR lease_until < now()))) "          \
                "RETURNING extract(epoch FROM updated_at)::bigint) "                                \
                "%s"
 
@@ -177,20 +179,51 @@ static pthread_once_t g_sql_once = PTHREAD_ONCE_INIT;
 
 /* The context as written. A checkout's promo quote (every line, discount and promotion
  * considered: most of the context's size) is already in the promo_reserve step's response, so
- * it is left out of the context rather than rewritten by every flush (checkout_ctx puts it back
- * from the log). */
+ * it is left out of the context rather than rewritten by every write (checkout_ctx puts it back
+ * from the log); so are the checkout's ids, which are the saga's own columns (id, order_id,
+ * member_id: context_ids_restore puts them back). */
 static unsigned char *pack_context(gw_saga_t *x, size_t *len) {
-    Loyalty__V1__GatewayCheckoutBreakdown *b =
-        x->context->checkout ? x->context->checkout->breakdown : NULL;
+    Loyalty__V1__GatewayCheckout *co = x->context->checkout;
+    Loyalty__V1__GatewayCheckoutBreakdown *b = co ? co->breakdown : NULL;
     Loyalty__V1__PromoQuoteResult *q = b ? b->quote : NULL;
     if (b != NULL) {
         b->quote = NULL;
+    }
+    char *ids[4] = {0};
+    if (co != NULL) {
+        ids[0] = co->checkout_id, ids[1] = co->order_id, ids[2] = co->member_id;
+        ids[3] = co->promo_checkout_id;
+        co->checkout_id = co->order_id = co->member_id = co->promo_checkout_id = "";
     }
     unsigned char *out = pb_pack_arena(x->a, &x->context->base, len);
     if (b != NULL) {
         b->quote = q;
     }
+    if (co != NULL) {
+        co->checkout_id = ids[0], co->order_id = ids[1], co->member_id = ids[2];
+        co->promo_checkout_id = ids[3];
+    }
     return out;
+}
+
+/* A checkout's ids as pack_context left them out (a context written before has them). */
+static void context_ids_restore(gw_saga_t *x) {
+    Loyalty__V1__GatewayCheckout *co = x->context->checkout;
+    if (co == NULL || x->kind != GW_KIND_CHECKOUT) {
+        return;
+    }
+    if (co->checkout_id == NULL || co->checkout_id[0] == '\0') {
+        co->checkout_id = x->id;
+    }
+    if (co->promo_checkout_id == NULL || co->promo_checkout_id[0] == '\0') {
+        co->promo_checkout_id = x->id;
+    }
+    if (co->order_id == NULL || co->order_id[0] == '\0') {
+        co->order_id = x->order_id;
+    }
+    if (co->member_id == NULL || co->member_id[0] == '\0') {
+        co->member_id = x->member_id;
+    }
 }
 
 /* The insert ran into another live checkout of the order (or a lock conflict): when a saga
@@ -290,6 +323,7 @@ static void update_params(gw_saga_t *x, bool keep_lease, bool wait_for_disk, db_
     db_param_text(p, x->lease_token);
     step_params(p, &sa);
     db_param_text(p, wait_for_disk ? NULL : "off");
+    db_param_text(p, x->claim_pending ? x->claim_xmin : NULL);
 }
 
 status_t gw_store_update_at_commit(db_t *db, gw_saga_t *x, PGresult **out) {
@@ -301,7 +335,7 @@ status_t gw_store_update_at_commit(db_t *db, gw_saga_t *x, PGresult **out) {
 
 status_t gw_store_update_committed(gw_saga_t *x, status_t st, PGresult *r) {
     if (st.code == STATUS_FAILED_PRECONDITION && strcmp(st.reason, "SAGA_LEASE_LOST") == 0) {
-        x->leased = false;
+        x->leased = x->claim_pending = false;
         return status_make(STATUS_ABORTED, "SAGA_IN_PROGRESS",
                            "another executor took over the saga; retry later");
     }
@@ -310,7 +344,7 @@ status_t gw_store_update_committed(gw_saga_t *x, status_t st, PGresult *r) {
     }
     assert(r != NULL && PQntuples(r) == 1);
     x->updated_at = db_get_int(r, 0, 0);
-    x->leased = false;
+    x->leased = x->claim_pending = false;
     return status_ok();
 }
 
@@ -328,6 +362,7 @@ status_t gw_store_update(db_t *db, gw_saga_t *x, bool keep_lease, bool wait_for_
         x->updated_at = db_get_int(r, 0, 0);
     }
     PQclear(r);
+    x->claim_pending = false;
     if (!updated) {
         x->leased = false;
         return status_make(STATUS_ABORTED, "SAGA_IN_PROGRESS",
@@ -475,6 +510,7 @@ static status_t saga_fields_from_row(gw_saga_t *x, const PGresult *r) {
         return status_make(STATUS_DATA_LOSS, "CORRUPT_SAGA", "saga %s has an unreadable context",
                            x->id);
     }
+    context_ids_restore(x);
     x->persisted = true;
     return status_ok();
 }
@@ -502,6 +538,44 @@ status_t gw_store_load(db_t *db, gw_saga_t *x) {
     }
     st = saga_from_row(db, x, r);
     PQclear(r);
+    return st;
+}
+
+status_t gw_store_load_claimable(db_t *db, gw_saga_t *x, bool *lease_free) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, x->merchant_id);
+    db_param_text(&p, x->id);
+    db_params_t ps;
+    db_params_init(&ps);
+    db_param_text(&ps, x->merchant_id);
+    db_param_text(&ps, x->id);
+    /* The steps by a statement of their own in the same round trip: should a writer come in
+     * between, the steps may be newer than the row read, but then so is the row's xmin, and the
+     * first write (conditioned on the xmin read here) refuses. */
+    db_exec_item_t q[2] = {
+        {.sql = "SELECT " SAGA_COLUMNS ", xmin::text, "
+                " lease_owner IS NULL OR lease_until < now() "
+                "FROM sagas WHERE merchant_id = $1 AND id = $2",
+         .params = &p},
+        {.sql = STEPS_SQL, .params = &ps},
+    };
+    status_t st = db_exec_all(db, q, 2);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    if (PQntuples(q[0].out) != 1) {
+        st = status_make(STATUS_NOT_FOUND, "SAGA_NOT_FOUND", "saga %s not found", x->id);
+    } else {
+        st = saga_fields_from_row(x, q[0].out);
+    }
+    if (status_is_ok(&st)) {
+        snprintf(x->claim_xmin, sizeof x->claim_xmin, "%s", db_get_str(q[0].out, 0, 15));
+        *lease_free = db_get_bool(q[0].out, 0, 16);
+        steps_from_result(x, q[1].out);
+    }
+    PQclear(q[0].out);
+    PQclear(q[1].out);
     return st;
 }
 

@@ -41,6 +41,11 @@ status_t gw_store_unclaim(db_t *db, const char *merchant_id, const char *id, con
 /** Reads the row and the steps into x (merchant_id and id set). */
 status_t gw_store_load(db_t *db, gw_saga_t *x);
 
+/** Reads the saga into x as gw_store_load does, with the row version (x->claim_xmin) its first
+ *  write will be conditioned on, and whether its lease is free now (*lease_free). One round trip,
+ *  no write. */
+status_t gw_store_load_claimable(db_t *db, gw_saga_t *x, bool *lease_free);
+
 /** Takes the lease (token, lease_s) when it is free, expired or ours, and reads the saga into x
  *  as gw_store_load does (two round trips); *claimed says whether the lease was taken;
  *  NOT_FOUND when there is no such saga. */
