@@ -4,8 +4,8 @@
 -- own tables (schema: bench/checkout_fair_monolith_schema.sql). The list is the one
 -- bench/checkout_bench.sh prints per table ("rows inserted/updated per checkout, by table"),
 -- each row written once in its final state:
---   gateway   the saga row (completed; its steps array left out, see below), the order and its
---             2 lines, 1 event;
+--   gateway   the saga row (completed; its steps array left out, see below), the order (its 2
+--             lines in its row), 1 event;
 --   member    the RecordOrder key, the member's order, its month, the member's totals;
 --   points    6 keys (hold, commit, the buyer's earn, 3 referral grants), the hold (committed)
 --             and its lot share, the buyer's lot taken from, 6 entries (hold, commit, earn,
@@ -34,11 +34,10 @@ INSERT INTO fair.gateway_sagas (merchant_id, id, kind, state, idempotency_key, r
   FROM (SELECT nextval('fair.checkouts') AS n) s
   RETURNING substr(id, 5) AS n \gset
 INSERT INTO fair.gateway_orders (merchant_id, order_id, checkout_id, member_id, total_cents,
-    points_cash_cents, wallet_cents, external_cents, spend_cents, refundable_cents)
-  VALUES ('fair', 'o-' || :n, 'chk-' || :n, 'm' || :m, 4868, 100, 1000, 3768, 4868, 4868);
-INSERT INTO fair.gateway_order_lines (merchant_id, order_id, line_id, idx, kind, quantity,
-    final_amount_cents)
-  VALUES ('fair', 'o-' || :n, '1', 0, 1, 2, 2138), ('fair', 'o-' || :n, '2', 1, 1, 1, 2565);
+    points_cash_cents, wallet_cents, external_cents, spend_cents, refundable_cents, lines)
+  VALUES ('fair', 'o-' || :n, 'chk-' || :n, 'm' || :m, 4868, 100, 1000, 3768, 4868, 4868,
+    ARRAY[ROW('1', 1, 2, 2138, 0, 0)::gateway.order_line,
+          ROW('2', 1, 1, 2565, 0, 0)::gateway.order_line]);
 INSERT INTO fair.gateway_outbox (merchant_id, id, stream, type, subject_id, payload)
   VALUES ('fair', 'evt-o-' || :n, 'loyalty' || ':' || 'events', 'order.completed', 'o-' || :n, repeat('x', 226));
 -- member

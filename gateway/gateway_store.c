@@ -901,15 +901,13 @@ status_t gw_store_insert_order(db_t *db, const char *merchant_id, const gw_order
     /* Deferred: the order travels with the saga's final COMMIT. */
     status_t st = db_exec_deferred(
         db,
-        "WITH o AS (INSERT INTO orders (merchant_id, order_id, checkout_id, member_id, "
-        " total_cents, points_cash_cents, wallet_cents, external_cents, spend_cents, "
-        " refundable_cents) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) "
-        " ON CONFLICT DO NOTHING RETURNING 1) "
-        "INSERT INTO order_lines (merchant_id, order_id, line_id, idx, kind, quantity, "
-        " final_amount_cents) "
-        "SELECT $1, $2, u.id, u.ord::int, u.kind::smallint, u.qty::bigint, u.fin::bigint "
-        "FROM unnest($11::text[], $12::text[], $13::text[], $14::text[]) WITH ORDINALITY "
-        " AS u(id, kind, qty, fin, ord) WHERE EXISTS (SELECT 1 FROM o)",
+        "INSERT INTO orders (merchant_id, order_id, checkout_id, member_id, total_cents, "
+        " points_cash_cents, wallet_cents, external_cents, spend_cents, refundable_cents, lines) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, "
+        " ARRAY(SELECT ROW(u.id, u.kind::smallint, u.qty::bigint, u.fin::bigint, 0, 0)::order_line "
+        "  FROM unnest($11::text[], $12::text[], $13::text[], $14::text[]) WITH ORDINALITY "
+        "  AS u(id, kind, qty, fin, ord) ORDER BY u.ord)) "
+        "ON CONFLICT DO NOTHING",
         &p, NULL);
     arena_free(&a);
     return st;
@@ -955,10 +953,20 @@ status_t gw_store_get_order(db_t *db, arena_t *a, const char *merchant_id, const
         *f[i] = db_get_int(r, 0, i + 2);
     }
     PQclear(r);
+    /* The order's lines array, or the order_lines rows of an order written before it (058). */
     st = db_exec(db,
+                 "SELECT l.line_id, l.kind, l.quantity, l.final_amount_cents, "
+                 " l.refunded_quantity, l.refunded_cents, l.ord::int "
+                 "FROM orders o CROSS JOIN LATERAL unnest(o.lines) WITH ORDINALITY "
+                 " AS l(line_id, kind, quantity, final_amount_cents, refunded_quantity, "
+                 "  refunded_cents, ord) "
+                 "WHERE o.merchant_id = $1 AND o.order_id = $2 "
+                 "UNION ALL "
                  "SELECT line_id, kind, quantity, final_amount_cents, refunded_quantity, "
-                 " refunded_cents FROM order_lines WHERE merchant_id = $1 AND order_id = $2 "
-                 "ORDER BY idx",
+                 " refunded_cents, idx FROM order_lines WHERE merchant_id = $1 AND order_id = $2 "
+                 " AND EXISTS (SELECT 1 FROM orders o WHERE o.merchant_id = $1 "
+                 "  AND o.order_id = $2 AND o.lines IS NULL) "
+                 "ORDER BY 7",
                  &p, &r);
     if (!status_is_ok(&st)) {
         return st;
@@ -992,16 +1000,45 @@ status_t gw_store_add_refund(db_t *db, const char *merchant_id, const char *orde
     db_param_int(&p, s->external_cents);
     db_param_int(&p, s->share_bps);
     db_param_int(&p, s->spend_cents);
-    status_t st = db_exec(db,
-                          "UPDATE orders SET refunded_cents = refunded_cents + $3, "
-                          " refunded_points_cash_cents = refunded_points_cash_cents + $4, "
-                          " refunded_wallet_cents = refunded_wallet_cents + $5, "
-                          " refunded_external_cents = refunded_external_cents + $6, "
-                          " refunded_share_bps = refunded_share_bps + $7, "
-                          " refunded_spend_cents = refunded_spend_cents + $8, updated_at = now() "
-                          "WHERE merchant_id = $1 AND order_id = $2",
-                          &p, NULL);
-    for (size_t i = 0; status_is_ok(&st) && i < n_lines; i++) {
+    arena_t a;
+    arena_init(&a);
+    char **ids = arena_alloc(&a, (n_lines + 1) * sizeof *ids);
+    char **qty = arena_alloc(&a, (n_lines + 1) * sizeof *qty);
+    char **cents = arena_alloc(&a, (n_lines + 1) * sizeof *cents);
+    for (size_t i = 0; i < n_lines; i++) {
+        ids[i] = lines[i].line_id;
+        qty[i] = arena_printf(&a, "%lld", (long long)lines[i].refunded_quantity);
+        cents[i] = arena_printf(&a, "%lld", (long long)lines[i].refunded_cents);
+    }
+    db_param_text(&p, pgarray_encode(&a, ids, n_lines));
+    db_param_text(&p, pgarray_encode(&a, qty, n_lines));
+    db_param_text(&p, pgarray_encode(&a, cents, n_lines));
+    PGresult *r = NULL;
+    /* The totals and this refund's quantities and cents per line ($9..$11), in the one row. */
+    status_t st = db_exec(
+        db,
+        "UPDATE orders SET refunded_cents = refunded_cents + $3, "
+        " refunded_points_cash_cents = refunded_points_cash_cents + $4, "
+        " refunded_wallet_cents = refunded_wallet_cents + $5, "
+        " refunded_external_cents = refunded_external_cents + $6, "
+        " refunded_share_bps = refunded_share_bps + $7, "
+        " refunded_spend_cents = refunded_spend_cents + $8, updated_at = now(), "
+        " lines = CASE WHEN lines IS NOT NULL THEN ARRAY(SELECT ROW(l.line_id, l.kind, "
+        "  l.quantity, l.final_amount_cents, l.refunded_quantity + coalesce(u.qty::bigint, 0), "
+        "  l.refunded_cents + coalesce(u.cents::bigint, 0))::order_line "
+        "  FROM unnest(lines) WITH ORDINALITY AS l(line_id, kind, quantity, "
+        "   final_amount_cents, refunded_quantity, refunded_cents, ord) "
+        "  LEFT JOIN unnest($9::text[], $10::text[], $11::text[]) AS u(id, qty, cents) "
+        "   ON u.id = l.line_id ORDER BY l.ord) END "
+        "WHERE merchant_id = $1 AND order_id = $2 RETURNING lines IS NULL",
+        &p, &r);
+    arena_free(&a);
+    bool legacy = status_is_ok(&st) && PQntuples(r) == 1 && db_get_bool(r, 0, 0);
+    if (status_is_ok(&st)) {
+        PQclear(r);
+    }
+    /* An order written before its lines array (058): its order_lines rows. */
+    for (size_t i = 0; legacy && status_is_ok(&st) && i < n_lines; i++) {
         db_params_t q;
         db_params_init(&q);
         db_param_text(&q, merchant_id);

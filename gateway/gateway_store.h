@@ -99,11 +99,13 @@ typedef struct gw_order_row {
     size_t n_lines;
 } gw_order_row_t;
 
-/** Writes a completed checkout's order and lines (idempotent: an existing row is kept), with
+/** Writes a completed checkout's order with its lines in its row (idempotent: an existing row is
+ *  kept), with
  *  the transaction's COMMIT (db_exec_deferred). */
 status_t gw_store_insert_order(db_t *db, const char *merchant_id, const gw_order_row_t *o);
 
-/** Reads an order and its lines, locking the order row when for_update. NOT_FOUND
+/** Reads an order and its lines (its row's array, or the order_lines rows of an order written
+ *  before it had one), locking the order row when for_update. NOT_FOUND
  *  ORDER_NOT_FOUND. */
 status_t gw_store_get_order(db_t *db, arena_t *a, const char *merchant_id, const char *order_id,
                             bool for_update, gw_order_row_t *out);

@@ -4,6 +4,8 @@
 -- migration has steps NULL: its steps are still its saga_steps rows, read as before, and its next
 -- write moves them all into the array (saga_steps then no longer counts for it). The retention
 -- job empties the array (and drops any saga_steps rows left) of sagas finished long ago.
+-- A gateway older than this migration reads steps from saga_steps only: it must not drive sagas
+-- next to one that writes the array (stop the old replicas before the new ones start).
 CREATE TYPE saga_step AS (
     name          text,
     seq           integer,
