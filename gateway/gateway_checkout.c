@@ -1164,6 +1164,9 @@ static status_t checkout_on_final(gw_saga_t *x, db_t *db) {
                        req->order_id, json, NULL);
 }
 
+/* What a finished checkout's views read from its log: the quote of the breakdown (checkout_ctx). */
+static const char *const checkout_final_responses[] = {"promo_reserve", NULL};
+
 const gw_flows_t gw_checkout_flows = {
     .begin = checkout_begin,
     .complete = checkout_complete,
@@ -1172,6 +1175,7 @@ const gw_flows_t gw_checkout_flows = {
     .recover_forward = false,
     .request_desc = &loyalty__v1__gateway_checkout_request__descriptor,
     .on_final = checkout_on_final,
+    .final_responses = checkout_final_responses,
 };
 
 /* ---- views ---- */

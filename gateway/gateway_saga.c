@@ -264,7 +264,13 @@ status_t gw_saga_open_claimed(gw_saga_t *x, rpc_ctx_t *ctx, gw_svc_t *svc, const
                               const char *id) {
     saga_reset(x, ctx, svc, merchant_id, id);
     new_lease_token(x);
-    return claim_and_load(x);
+    bool lease_free = false;
+    status_t st = gw_store_load_claimable(ctx->db, x, &lease_free);
+    if (status_is_ok(&st) && gw_saga_request(x) == NULL) {
+        st = status_make(STATUS_DATA_LOSS, "CORRUPT_SAGA", "saga %s has an unreadable request", id);
+    }
+    x->leased = x->claim_pending = lease_free && status_is_ok(&st);
+    return st;
 }
 
 status_t gw_saga_claim(gw_saga_t *x) {
@@ -423,6 +429,10 @@ status_t gw_saga_unclaim(gw_saga_t *x) {
         return status_ok();
     }
     x->leased = false;
+    if (x->claim_pending) { /* never taken: nothing to give back */
+        x->claim_pending = false;
+        return status_ok();
+    }
     return gw_store_unclaim(x->ctx->db, x->merchant_id, x->id, x->lease_token);
 }
 
@@ -521,7 +531,6 @@ static bool answer_from_log(gw_saga_t *x, gw_call_t *c, gw_step_t *rec) {
 
 /* Records one call's result in its step; returns true when the step is finished. */
 static bool record_result(gw_saga_t *x, gw_call_t *c, gw_step_t *rec) {
-    rec->dirty = true;
     if (status_is_ok(&c->status)) {
         rec->state = GW_DONE;
         rec->response = pb_pack_arena(x->a, c->response, &rec->response_len);
@@ -606,7 +615,6 @@ status_t gw_steps(gw_saga_t *x, gw_call_t *calls, int n) {
             rec[i]->error = calls[i].status =
                 status_make(STATUS_FAILED_PRECONDITION, "STEP_TOO_OLD",
                             "step %s started too long ago to be called again", calls[i].name);
-            rec[i]->dirty = true;
             run[i] = false;
         }
         to_run += run[i];
@@ -623,12 +631,11 @@ status_t gw_steps(gw_saga_t *x, gw_call_t *calls, int n) {
                     }
                 }
                 rec[i]->attempts++;
-                rec[i]->dirty = true;
             }
         }
         /* STARTED is durable before any call, unless every call is rerun_safe or
-         * undone_by_reference in a saga that is already written. */
-        bool write_ahead = !x->persisted;
+         * undone_by_reference in a saga that is already written (and whose lease is taken). */
+        bool write_ahead = !x->persisted || x->claim_pending;
         for (int i = 0; i < n; i++) {
             write_ahead |= run[i] && !calls[i].rerun_safe && !calls[i].undone_by_reference;
         }
@@ -797,7 +804,6 @@ status_t gw_reads(gw_saga_t *x, gw_call_t *calls, int n) {
             s->state = GW_DONE;
             s->attempts = 1;
             s->response = pb_pack_arena(x->a, c->response, &s->response_len);
-            s->dirty = true; /* written with the next flush */
         } else if (severity(&c->status) > severity(&worst)) {
             worst = c->status;
         }
@@ -816,7 +822,6 @@ static status_t log_read(gw_saga_t *x, const gw_call_t *c, int attempts, unsigne
     s->attempts = attempts;
     s->response = packed;
     s->response_len = packed_len;
-    s->dirty = true;
     return status_ok();
 }
 

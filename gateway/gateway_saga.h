@@ -81,7 +81,6 @@ typedef struct gw_step {
     size_t response_len;
     status_t error; /* FAILED, or the last failed attempt */
     int64_t started_at, finished_at;
-    bool dirty; /* to be written by the next flush */
 } gw_step_t;
 
 /** The executor of one saga during one request or one recovery pass. */
@@ -111,8 +110,13 @@ typedef struct gw_saga {
     int32_t attempts;
     int64_t created_at, updated_at, next_attempt_at;
     char lease_token[64];
-    bool persisted;       /* the sagas row exists */
-    bool leased;          /* we hold the lease */
+    bool persisted; /* the sagas row exists */
+    bool leased;    /* we hold the lease (or claim it with our first write) */
+    /* Opened by gw_saga_open_claimed with the lease free: the saga's first write takes the lease,
+     * on condition that the row is still the version read (xmin claim_xmin) and the lease still
+     * free; nothing is called before that write. */
+    bool claim_pending;
+    char claim_xmin[16];
     bool in_request;      /* driven for a client (else by the recovery job) */
     bool created_here;    /* created by this request: every step it started is in `steps` */
     bool resolve;         /* resolve mode: re-call STARTED steps, start no new ones */
@@ -178,8 +182,10 @@ unsigned char *gw_hash_input(arena_t *a, const char *method, const ProtobufCMess
 status_t gw_saga_open(gw_saga_t *x, rpc_ctx_t *ctx, gw_svc_t *svc, const char *merchant_id,
                       const char *id);
 
-/** gw_saga_open, taking the lease first when nobody holds it (x->leased tells whether it
- *  did): one statement fewer than opening then claiming. */
+/** gw_saga_open for a request that may drive the saga: x->leased tells whether the lease was
+ *  free. The lease is taken by the saga's first write (x->claim_pending), which fails ABORTED
+ *  SAGA_IN_PROGRESS when anyone wrote the saga since it was read: a request that only reads the
+ *  saga and answers writes nothing at all. */
 status_t gw_saga_open_claimed(gw_saga_t *x, rpc_ctx_t *ctx, gw_svc_t *svc, const char *merchant_id,
                               const char *id);
 
@@ -245,7 +251,7 @@ ProtobufCMessage *gw_step_response(gw_saga_t *x, const char *name,
 
 /* ---- writing the log ---- */
 
-/** Writes the dirty steps, the state, the context and the outcome, renewing the lease; inserts
+/** Writes the steps, the state, the context and the outcome, renewing the lease; inserts
  *  the saga when it is new (then ALREADY_EXISTS with reason SAGA_EXISTS when its idempotency
  *  key is taken, and ORDER_ALREADY_CHECKED_OUT when the order has a live checkout). */
 status_t gw_flush(gw_saga_t *x);
@@ -285,6 +291,10 @@ typedef struct gw_flows {
     const ProtobufCMessageDescriptor *request_desc;
     /* Extra work in the transaction that writes COMPLETED (orders row, events); may be NULL. */
     status_t (*on_final)(gw_saga_t *x, db_t *db);
+    /* The steps whose responses the log keeps once the saga is COMPLETED or CANCELLED (what its
+     * views still read), NULL-terminated; the others' are dropped by that write, since no flow
+     * runs again. NULL: every step's is kept. */
+    const char *const *final_responses;
 } gw_flows_t;
 
 const gw_flows_t *gw_flows_of(int kind);

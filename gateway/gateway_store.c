@@ -16,7 +16,7 @@
 /* ---- steps as parallel text arrays ---- */
 
 typedef struct step_arrays {
-    char *name, *seq, *dir, *state, *attempts, *resp, *ecode, *ereason, *emsg, *finished;
+    char *name, *seq, *dir, *state, *attempts, *resp, *ecode, *ereason, *emsg, *started, *finished;
 } step_arrays_t;
 
 static char *hex_of(arena_t *a, const unsigned char *b, size_t n) {
@@ -30,34 +30,60 @@ static char *hex_of(arena_t *a, const unsigned char *b, size_t n) {
     return out;
 }
 
-/* The dirty steps of x as text[] literals; returns how many there are. */
-static int dirty_steps(gw_saga_t *x, step_arrays_t *o) {
+/* Whether the response of step `s` is written: always while the saga may still run a flow (a
+ * resumed flow answers from it); once the saga is COMPLETED or CANCELLED only for the steps its
+ * kind's views still read (gw_flows_t.final_responses). */
+static bool response_kept(const gw_saga_t *x, const gw_step_t *s) {
+    const gw_flows_t *f = gw_flows_of(x->kind);
+    if (f == NULL || f->final_responses == NULL ||
+        (x->state != GW_COMPLETED && x->state != GW_CANCELLED)) {
+        return true;
+    }
+    for (const char *const *n = f->final_responses; *n != NULL; n++) {
+        if (strcmp(*n, s->name) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Every step of x as text[] literals (a write of the saga writes its whole step array: the
+ * executor holding the lease has them all); a step's times are set here when it has none yet. */
+static void step_arrays(gw_saga_t *x, step_arrays_t *o) {
     arena_t *a = x->a;
-    char *cols[10][GW_STEPS_MAX];
+    char *cols[11][GW_STEPS_MAX];
     int n = 0;
     for (int i = 0; i < x->n_steps; i++) {
         gw_step_t *s = &x->steps[i];
-        if (!s->dirty) {
-            continue;
+        if (s->started_at == 0) {
+            s->started_at = x->ctx->now_s;
+        }
+        if (s->state != GW_STARTED && s->finished_at == 0) {
+            s->finished_at = x->ctx->now_s;
+        }
+        if (s->state == GW_STARTED) {
+            s->finished_at = 0;
         }
         cols[0][n] = s->name;
         cols[1][n] = arena_printf(a, "%d", (int)s->seq);
         cols[2][n] = arena_printf(a, "%d", s->direction);
         cols[3][n] = arena_printf(a, "%d", s->state);
         cols[4][n] = arena_printf(a, "%d", (int)s->attempts);
-        cols[5][n] = s->state == GW_DONE ? hex_of(a, s->response, s->response_len) : "";
+        cols[5][n] = s->state == GW_DONE && response_kept(x, s)
+                         ? hex_of(a, s->response, s->response_len)
+                         : "";
         cols[6][n] = arena_printf(a, "%d", (int)s->error.code);
         cols[7][n] = s->error.reason;
         cols[8][n] = s->error.message;
-        cols[9][n] = s->state == GW_STARTED ? "f" : "t";
+        cols[9][n] = arena_printf(a, "%lld", (long long)s->started_at);
+        cols[10][n] = arena_printf(a, "%lld", (long long)s->finished_at);
         n++;
     }
-    char **out[10] = {&o->name, &o->seq,   &o->dir,     &o->state, &o->attempts,
-                      &o->resp, &o->ecode, &o->ereason, &o->emsg,  &o->finished};
-    for (int c = 0; c < 10; c++) {
+    char **out[11] = {&o->name,  &o->seq,     &o->dir,  &o->state,   &o->attempts, &o->resp,
+                      &o->ecode, &o->ereason, &o->emsg, &o->started, &o->finished};
+    for (int c = 0; c < 11; c++) {
         *out[c] = pgarray_encode(a, cols[c], (size_t)n);
     }
-    return n;
 }
 
 static void step_params(db_params_t *p, const step_arrays_t *s) {
@@ -70,23 +96,20 @@ static void step_params(db_params_t *p, const step_arrays_t *s) {
     db_param_text(p, s->ecode);
     db_param_text(p, s->ereason);
     db_param_text(p, s->emsg);
+    db_param_text(p, s->started);
     db_param_text(p, s->finished);
 }
 
-#define STEPS_UPSERT_FMT                                                                           \
-    "st AS (INSERT INTO saga_steps (merchant_id, saga_id, name, seq, direction, state, attempts, " \
-    " response, error_code, error_reason, error_message, finished_at) "                            \
-    "SELECT $1, $2, u.name, u.seq::int, u.dir::smallint, u.state::smallint, u.attempts::int, "     \
+/* The saga's steps column from the eleven arrays of step_params (%d: the first one's number). */
+#define STEPS_ARRAY_FMT                                                                            \
+    "ARRAY(SELECT ROW(u.name, u.seq::int, u.dir::smallint, u.state::smallint, u.attempts::int, "   \
     " CASE WHEN u.resp = '' THEN NULL ELSE decode(u.resp, 'hex') END, u.ecode::smallint, "         \
-    " u.ereason, u.emsg, CASE WHEN u.fin::boolean THEN now() END "                                 \
+    " NULLIF(u.ereason, ''), NULLIF(u.emsg, ''), u.started::bigint, "                              \
+    " NULLIF(u.fin::bigint, 0))::saga_step "                                                       \
     "FROM unnest($%d::text[], $%d::text[], $%d::text[], $%d::text[], $%d::text[], $%d::text[], "   \
-    " $%d::text[], $%d::text[], $%d::text[], $%d::text[]) "                                        \
-    " AS u(name, seq, dir, state, attempts, resp, ecode, ereason, emsg, fin) "                     \
-    "WHERE EXISTS (SELECT 1 FROM s) "                                                              \
-    "ON CONFLICT (merchant_id, saga_id, name) DO UPDATE SET state = excluded.state, "              \
-    " attempts = excluded.attempts, response = excluded.response, "                                \
-    " error_code = excluded.error_code, error_reason = excluded.error_reason, "                    \
-    " error_message = excluded.error_message, finished_at = excluded.finished_at) "
+    " $%d::text[], $%d::text[], $%d::text[], $%d::text[], $%d::text[]) WITH ORDINALITY "           \
+    " AS u(name, seq, dir, state, attempts, resp, ecode, ereason, emsg, started, fin, ord) "       \
+    "ORDER BY u.ord)"
 
 /* Inserts of one idempotency key queue on a transaction lock first (class 0x6777, "gw"), so the
  * second normally sees the first's row and does nothing. ON CONFLICT arbitrates only the key:
@@ -103,21 +126,24 @@ static void step_params(db_params_t *p, const step_arrays_t *s) {
     "set_config('synchronous_commit', coalesce(" param "::text, "                                  \
     "current_setting('synchronous_commit')), true)"
 
-/* A saga's update under its lease, with its dirty steps (%s: STEPS_UPSERT_FMT) and what it
- * answers (%s). */
+/* A saga's update under its lease, with its steps (%s: STEPS_ARRAY_FMT) and what it answers
+ * (%s). With $26 (x->claim_pending) it takes the lease, when it is free and the row is still the
+ * version the executor read. */
 #define UPDATE_SQL_FMT                                                                             \
     "WITH s AS (UPDATE sagas SET state = $3, context = $4, reason = $5, error_code = $6, "         \
     " error_reason = $7, error_message = $8, attempts = $9, updated_at = now(), "                  \
-    " lease_owner = CASE WHEN $10::boolean THEN lease_owner END, "                                 \
+    " lease_owner = CASE WHEN $10::boolean THEN $13 END, "                                         \
     " lease_until = CASE WHEN $10::boolean THEN now() + $11::bigint * interval '1 s' END, "        \
     " next_attempt_at = CASE WHEN NOT $10::boolean "                                               \
     "  THEN now() + $12::bigint * interval '1 s' "                                                 \
-    "  WHEN state <> $3 THEN now() ELSE next_attempt_at END "                                      \
+    "  WHEN state <> $3 THEN now() ELSE next_attempt_at END, "                                     \
+    " steps = %s "                                                                                 \
     "FROM (SELECT " COMMIT_MODE_SQL(                                                               \
-        "$24") ") AS commit_mode "                                                                 \
-               "WHERE merchant_id = $1 AND id = $2 AND lease_owner = $13 "                         \
-               "RETURNING extract(epoch FROM updated_at)::bigint), "                               \
-               "%s%s"
+        "$25") ") AS commit_mode "                                                                 \
+               "WHERE merchant_id = $1 AND id = $2 AND (lease_owner = $13 "                        \
+               " OR (xmin = $26::xid AND (lease_owner IS NULL OR lease_until < now()))) "          \
+               "RETURNING extract(epoch FROM updated_at)::bigint) "                                \
+               "%s"
 
 static char g_insert_sql[4096];
 static char g_update_sql[4096];
@@ -125,25 +151,23 @@ static char g_final_sql[4096];
 
 static void build_sql(void) {
     char steps[2048];
-    snprintf(steps, sizeof steps, STEPS_UPSERT_FMT, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28);
+    snprintf(steps, sizeof steps, STEPS_ARRAY_FMT, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29);
     snprintf(
         g_insert_sql, sizeof g_insert_sql,
-        "WITH s AS (INSERT INTO sagas (merchant_id, id, kind, state, idempotency_key, "
+        "INSERT INTO sagas (merchant_id, id, kind, state, idempotency_key, "
         " request_hash, request, context, reason, error_code, error_reason, error_message, "
-        " order_id, member_id, lease_owner, lease_until, next_attempt_at, attempts) "
+        " order_id, member_id, lease_owner, lease_until, next_attempt_at, attempts, steps) "
         "SELECT $1, $2, $3, $4, $5, sha256($6), $7, $8, $9, $10, $11, $12, "
         " NULLIF($13, ''), NULLIF($14, ''), $15, "
         " CASE WHEN $15::text IS NULL THEN NULL ELSE now() + $16::bigint * interval '1 s' END, "
-        " now() + $17::bigint * interval '1 s', $18 "
+        " now() + $17::bigint * interval '1 s', $18, %s "
         "FROM (SELECT pg_advisory_xact_lock(" GW_KEY_LOCK_CLASS
         ", hashtext($1::text || ':' || $5::text)), " COMMIT_MODE_SQL(
-            "$29") ") l "
+            "$30") ") l "
                    "ON CONFLICT ON CONSTRAINT sagas_idempotency_key DO NOTHING "
-                   "RETURNING extract(epoch FROM created_at)::bigint), "
-                   "%s"
-                   "SELECT * FROM s",
+                   "RETURNING extract(epoch FROM created_at)::bigint",
         steps);
-    snprintf(steps, sizeof steps, STEPS_UPSERT_FMT, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23);
+    snprintf(steps, sizeof steps, STEPS_ARRAY_FMT, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24);
     snprintf(g_update_sql, sizeof g_update_sql, UPDATE_SQL_FMT, steps, "SELECT * FROM s");
     /* The same as the last statement of a transaction, sent with its COMMIT: without the lease
      * it refuses, so that nothing else of the transaction commits either. */
@@ -153,28 +177,53 @@ static void build_sql(void) {
 
 static pthread_once_t g_sql_once = PTHREAD_ONCE_INIT;
 
-static void mark_clean(gw_saga_t *x) {
-    for (int i = 0; i < x->n_steps; i++) {
-        x->steps[i].dirty = false;
-    }
-}
-
 /* The context as written. A checkout's promo quote (every line, discount and promotion
  * considered: most of the context's size) is already in the promo_reserve step's response, so
- * it is left out of the context rather than rewritten by every flush (checkout_ctx puts it back
- * from the log). */
+ * it is left out of the context rather than rewritten by every write (checkout_ctx puts it back
+ * from the log); so are the checkout's ids, which are the saga's own columns (id, order_id,
+ * member_id: context_ids_restore puts them back). */
 static unsigned char *pack_context(gw_saga_t *x, size_t *len) {
-    Loyalty__V1__GatewayCheckoutBreakdown *b =
-        x->context->checkout ? x->context->checkout->breakdown : NULL;
+    Loyalty__V1__GatewayCheckout *co = x->context->checkout;
+    Loyalty__V1__GatewayCheckoutBreakdown *b = co ? co->breakdown : NULL;
     Loyalty__V1__PromoQuoteResult *q = b ? b->quote : NULL;
     if (b != NULL) {
         b->quote = NULL;
+    }
+    char *ids[4] = {0};
+    if (co != NULL) {
+        ids[0] = co->checkout_id, ids[1] = co->order_id, ids[2] = co->member_id;
+        ids[3] = co->promo_checkout_id;
+        co->checkout_id = co->order_id = co->member_id = co->promo_checkout_id = "";
     }
     unsigned char *out = pb_pack_arena(x->a, &x->context->base, len);
     if (b != NULL) {
         b->quote = q;
     }
+    if (co != NULL) {
+        co->checkout_id = ids[0], co->order_id = ids[1], co->member_id = ids[2];
+        co->promo_checkout_id = ids[3];
+    }
     return out;
+}
+
+/* A checkout's ids as pack_context left them out (a context written before has them). */
+static void context_ids_restore(gw_saga_t *x) {
+    Loyalty__V1__GatewayCheckout *co = x->context->checkout;
+    if (co == NULL || x->kind != GW_KIND_CHECKOUT) {
+        return;
+    }
+    if (co->checkout_id == NULL || co->checkout_id[0] == '\0') {
+        co->checkout_id = x->id;
+    }
+    if (co->promo_checkout_id == NULL || co->promo_checkout_id[0] == '\0') {
+        co->promo_checkout_id = x->id;
+    }
+    if (co->order_id == NULL || co->order_id[0] == '\0') {
+        co->order_id = x->order_id;
+    }
+    if (co->member_id == NULL || co->member_id[0] == '\0') {
+        co->member_id = x->member_id;
+    }
 }
 
 /* The insert ran into another live checkout of the order (or a lock conflict): when a saga
@@ -205,7 +254,7 @@ status_t gw_store_insert(db_t *db, gw_saga_t *x, const unsigned char *hash_input
     size_t ctx_len = 0;
     unsigned char *ctx_bytes = pack_context(x, &ctx_len);
     step_arrays_t sa;
-    dirty_steps(x, &sa);
+    step_arrays(x, &sa);
     db_params_t p;
     db_params_init(&p);
     db_param_text(&p, x->merchant_id);
@@ -250,7 +299,6 @@ status_t gw_store_insert(db_t *db, gw_saga_t *x, const unsigned char *hash_input
                            "a saga with this idempotency key exists");
     }
     x->persisted = true;
-    mark_clean(x);
     return status_ok();
 }
 
@@ -258,7 +306,7 @@ static void update_params(gw_saga_t *x, bool keep_lease, bool wait_for_disk, db_
     size_t ctx_len = 0;
     unsigned char *ctx_bytes = pack_context(x, &ctx_len);
     step_arrays_t sa;
-    dirty_steps(x, &sa);
+    step_arrays(x, &sa);
     db_params_init(p);
     db_param_text(p, x->merchant_id);
     db_param_text(p, x->id);
@@ -275,6 +323,7 @@ static void update_params(gw_saga_t *x, bool keep_lease, bool wait_for_disk, db_
     db_param_text(p, x->lease_token);
     step_params(p, &sa);
     db_param_text(p, wait_for_disk ? NULL : "off");
+    db_param_text(p, x->claim_pending ? x->claim_xmin : NULL);
 }
 
 status_t gw_store_update_at_commit(db_t *db, gw_saga_t *x, PGresult **out) {
@@ -286,7 +335,7 @@ status_t gw_store_update_at_commit(db_t *db, gw_saga_t *x, PGresult **out) {
 
 status_t gw_store_update_committed(gw_saga_t *x, status_t st, PGresult *r) {
     if (st.code == STATUS_FAILED_PRECONDITION && strcmp(st.reason, "SAGA_LEASE_LOST") == 0) {
-        x->leased = false;
+        x->leased = x->claim_pending = false;
         return status_make(STATUS_ABORTED, "SAGA_IN_PROGRESS",
                            "another executor took over the saga; retry later");
     }
@@ -295,8 +344,7 @@ status_t gw_store_update_committed(gw_saga_t *x, status_t st, PGresult *r) {
     }
     assert(r != NULL && PQntuples(r) == 1);
     x->updated_at = db_get_int(r, 0, 0);
-    x->leased = false;
-    mark_clean(x);
+    x->leased = x->claim_pending = false;
     return status_ok();
 }
 
@@ -314,6 +362,7 @@ status_t gw_store_update(db_t *db, gw_saga_t *x, bool keep_lease, bool wait_for_
         x->updated_at = db_get_int(r, 0, 0);
     }
     PQclear(r);
+    x->claim_pending = false;
     if (!updated) {
         x->leased = false;
         return status_make(STATUS_ABORTED, "SAGA_IN_PROGRESS",
@@ -322,7 +371,6 @@ status_t gw_store_update(db_t *db, gw_saga_t *x, bool keep_lease, bool wait_for_
     if (!keep_lease) {
         x->leased = false;
     }
-    mark_clean(x);
     return status_ok();
 }
 
@@ -379,11 +427,22 @@ static void status_from_row(status_t *s, int code, const char *reason, const cha
                    : status_make((status_code_t)code, reason[0] ? reason : NULL, "%s", message);
 }
 
+/* The steps of a saga: its steps array, or for a saga last written before the array existed
+ * (steps NULL, migration 057) its saga_steps rows. */
 #define STEPS_SQL                                                                                  \
+    "SELECT u.name, u.seq, u.direction, u.state, u.attempts, u.response, u.error_code, "           \
+    " coalesce(u.error_reason, ''), coalesce(u.error_message, ''), u.started_at, "                 \
+    " coalesce(u.finished_at, 0) "                                                                 \
+    "FROM sagas s CROSS JOIN LATERAL unnest(s.steps) AS u "                                        \
+    "WHERE s.merchant_id = $1 AND s.id = $2 "                                                      \
+    "UNION ALL "                                                                                   \
     "SELECT name, seq, direction, state, attempts, response, error_code, error_reason, "           \
     " error_message, extract(epoch FROM started_at)::bigint, "                                     \
     " coalesce(extract(epoch FROM finished_at)::bigint, 0) "                                       \
-    "FROM saga_steps WHERE merchant_id = $1 AND saga_id = $2 ORDER BY seq"
+    "FROM saga_steps WHERE merchant_id = $1 AND saga_id = $2 "                                     \
+    " AND EXISTS (SELECT 1 FROM sagas s WHERE s.merchant_id = $1 AND s.id = $2 "                   \
+    "  AND s.steps IS NULL) "                                                                      \
+    "ORDER BY 2"
 
 static void steps_from_result(gw_saga_t *x, const PGresult *r) {
     int n = PQntuples(r);
@@ -451,6 +510,7 @@ static status_t saga_fields_from_row(gw_saga_t *x, const PGresult *r) {
         return status_make(STATUS_DATA_LOSS, "CORRUPT_SAGA", "saga %s has an unreadable context",
                            x->id);
     }
+    context_ids_restore(x);
     x->persisted = true;
     return status_ok();
 }
@@ -478,6 +538,44 @@ status_t gw_store_load(db_t *db, gw_saga_t *x) {
     }
     st = saga_from_row(db, x, r);
     PQclear(r);
+    return st;
+}
+
+status_t gw_store_load_claimable(db_t *db, gw_saga_t *x, bool *lease_free) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, x->merchant_id);
+    db_param_text(&p, x->id);
+    db_params_t ps;
+    db_params_init(&ps);
+    db_param_text(&ps, x->merchant_id);
+    db_param_text(&ps, x->id);
+    /* The steps by a statement of their own in the same round trip: should a writer come in
+     * between, the steps may be newer than the row read, but then so is the row's xmin, and the
+     * first write (conditioned on the xmin read here) refuses. */
+    db_exec_item_t q[2] = {
+        {.sql = "SELECT " SAGA_COLUMNS ", xmin::text, "
+                " lease_owner IS NULL OR lease_until < now() "
+                "FROM sagas WHERE merchant_id = $1 AND id = $2",
+         .params = &p},
+        {.sql = STEPS_SQL, .params = &ps},
+    };
+    status_t st = db_exec_all(db, q, 2);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    if (PQntuples(q[0].out) != 1) {
+        st = status_make(STATUS_NOT_FOUND, "SAGA_NOT_FOUND", "saga %s not found", x->id);
+    } else {
+        st = saga_fields_from_row(x, q[0].out);
+    }
+    if (status_is_ok(&st)) {
+        snprintf(x->claim_xmin, sizeof x->claim_xmin, "%s", db_get_str(q[0].out, 0, 15));
+        *lease_free = db_get_bool(q[0].out, 0, 16);
+        steps_from_result(x, q[1].out);
+    }
+    PQclear(q[0].out);
+    PQclear(q[1].out);
     return st;
 }
 
@@ -685,6 +783,11 @@ status_t gw_store_checkout_of_order(db_t *db, arena_t *a, const char *merchant_i
     return status_ok();
 }
 
+/* A step RetrySaga calls again: FAILED in the direction resumed, with the saga's error. */
+#define RETRIED_STEP_SQL                                                                           \
+    "(u.state = 3 AND u.direction = $3 AND u.error_code = $4 "                                     \
+    " AND coalesce(u.error_reason, '') = $5)"
+
 status_t gw_store_retry(db_t *db, const char *merchant_id, const char *id, int state, int direction,
                         int64_t *steps_retried) {
     *steps_retried = 0;
@@ -726,6 +829,32 @@ status_t gw_store_retry(db_t *db, const char *merchant_id, const char *id, int s
     db_param_int(&q, code);
     db_param_text(&q, reason);
     PGresult *steps = NULL;
+    st = db_exec(db,
+                 "UPDATE sagas s SET steps = ARRAY(SELECT CASE WHEN " RETRIED_STEP_SQL
+                 " THEN ROW(u.name, u.seq, u.direction, 1::smallint, u.attempts, u.response, "
+                 "  u.error_code, u.error_reason, u.error_message, "
+                 "  extract(epoch FROM now())::bigint, NULL::bigint)::saga_step "
+                 " ELSE ROW(u.name, u.seq, u.direction, u.state, u.attempts, u.response, "
+                 "  u.error_code, u.error_reason, u.error_message, u.started_at, "
+                 "  u.finished_at)::saga_step END "
+                 " FROM unnest(s.steps) WITH ORDINALITY AS u(name, seq, direction, state, "
+                 "  attempts, response, error_code, error_reason, error_message, started_at, "
+                 "  finished_at, ord) ORDER BY u.ord) "
+                 "FROM (SELECT count(*) AS n FROM sagas o CROSS JOIN LATERAL unnest(o.steps) u "
+                 " WHERE o.merchant_id = $1 AND o.id = $2 AND " RETRIED_STEP_SQL ") k "
+                 "WHERE s.merchant_id = $1 AND s.id = $2 AND s.steps IS NOT NULL "
+                 "RETURNING k.n",
+                 &q, &steps);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    bool in_row = PQntuples(steps) == 1;
+    *steps_retried = in_row ? db_get_int(steps, 0, 0) : 0;
+    PQclear(steps);
+    if (in_row) {
+        return status_ok();
+    }
+    /* A saga last written before migration 057: its steps are saga_steps rows. */
     st = db_exec(db,
                  "UPDATE saga_steps SET state = 1, finished_at = NULL, started_at = now() "
                  "WHERE merchant_id = $1 AND saga_id = $2 AND state = 3 AND direction = $3 "
@@ -772,15 +901,13 @@ status_t gw_store_insert_order(db_t *db, const char *merchant_id, const gw_order
     /* Deferred: the order travels with the saga's final COMMIT. */
     status_t st = db_exec_deferred(
         db,
-        "WITH o AS (INSERT INTO orders (merchant_id, order_id, checkout_id, member_id, "
-        " total_cents, points_cash_cents, wallet_cents, external_cents, spend_cents, "
-        " refundable_cents) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) "
-        " ON CONFLICT DO NOTHING RETURNING 1) "
-        "INSERT INTO order_lines (merchant_id, order_id, line_id, idx, kind, quantity, "
-        " final_amount_cents) "
-        "SELECT $1, $2, u.id, u.ord::int, u.kind::smallint, u.qty::bigint, u.fin::bigint "
-        "FROM unnest($11::text[], $12::text[], $13::text[], $14::text[]) WITH ORDINALITY "
-        " AS u(id, kind, qty, fin, ord) WHERE EXISTS (SELECT 1 FROM o)",
+        "INSERT INTO orders (merchant_id, order_id, checkout_id, member_id, total_cents, "
+        " points_cash_cents, wallet_cents, external_cents, spend_cents, refundable_cents, lines) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, "
+        " ARRAY(SELECT ROW(u.id, u.kind::smallint, u.qty::bigint, u.fin::bigint, 0, 0)::order_line "
+        "  FROM unnest($11::text[], $12::text[], $13::text[], $14::text[]) WITH ORDINALITY "
+        "  AS u(id, kind, qty, fin, ord) ORDER BY u.ord)) "
+        "ON CONFLICT DO NOTHING",
         &p, NULL);
     arena_free(&a);
     return st;
@@ -826,10 +953,20 @@ status_t gw_store_get_order(db_t *db, arena_t *a, const char *merchant_id, const
         *f[i] = db_get_int(r, 0, i + 2);
     }
     PQclear(r);
+    /* The order's lines array, or the order_lines rows of an order written before it (058). */
     st = db_exec(db,
+                 "SELECT l.line_id, l.kind, l.quantity, l.final_amount_cents, "
+                 " l.refunded_quantity, l.refunded_cents, l.ord::int "
+                 "FROM orders o CROSS JOIN LATERAL unnest(o.lines) WITH ORDINALITY "
+                 " AS l(line_id, kind, quantity, final_amount_cents, refunded_quantity, "
+                 "  refunded_cents, ord) "
+                 "WHERE o.merchant_id = $1 AND o.order_id = $2 "
+                 "UNION ALL "
                  "SELECT line_id, kind, quantity, final_amount_cents, refunded_quantity, "
-                 " refunded_cents FROM order_lines WHERE merchant_id = $1 AND order_id = $2 "
-                 "ORDER BY idx",
+                 " refunded_cents, idx FROM order_lines WHERE merchant_id = $1 AND order_id = $2 "
+                 " AND EXISTS (SELECT 1 FROM orders o WHERE o.merchant_id = $1 "
+                 "  AND o.order_id = $2 AND o.lines IS NULL) "
+                 "ORDER BY 7",
                  &p, &r);
     if (!status_is_ok(&st)) {
         return st;
@@ -863,16 +1000,45 @@ status_t gw_store_add_refund(db_t *db, const char *merchant_id, const char *orde
     db_param_int(&p, s->external_cents);
     db_param_int(&p, s->share_bps);
     db_param_int(&p, s->spend_cents);
-    status_t st = db_exec(db,
-                          "UPDATE orders SET refunded_cents = refunded_cents + $3, "
-                          " refunded_points_cash_cents = refunded_points_cash_cents + $4, "
-                          " refunded_wallet_cents = refunded_wallet_cents + $5, "
-                          " refunded_external_cents = refunded_external_cents + $6, "
-                          " refunded_share_bps = refunded_share_bps + $7, "
-                          " refunded_spend_cents = refunded_spend_cents + $8, updated_at = now() "
-                          "WHERE merchant_id = $1 AND order_id = $2",
-                          &p, NULL);
-    for (size_t i = 0; status_is_ok(&st) && i < n_lines; i++) {
+    arena_t a;
+    arena_init(&a);
+    char **ids = arena_alloc(&a, (n_lines + 1) * sizeof *ids);
+    char **qty = arena_alloc(&a, (n_lines + 1) * sizeof *qty);
+    char **cents = arena_alloc(&a, (n_lines + 1) * sizeof *cents);
+    for (size_t i = 0; i < n_lines; i++) {
+        ids[i] = lines[i].line_id;
+        qty[i] = arena_printf(&a, "%lld", (long long)lines[i].refunded_quantity);
+        cents[i] = arena_printf(&a, "%lld", (long long)lines[i].refunded_cents);
+    }
+    db_param_text(&p, pgarray_encode(&a, ids, n_lines));
+    db_param_text(&p, pgarray_encode(&a, qty, n_lines));
+    db_param_text(&p, pgarray_encode(&a, cents, n_lines));
+    PGresult *r = NULL;
+    /* The totals and this refund's quantities and cents per line ($9..$11), in the one row. */
+    status_t st = db_exec(
+        db,
+        "UPDATE orders SET refunded_cents = refunded_cents + $3, "
+        " refunded_points_cash_cents = refunded_points_cash_cents + $4, "
+        " refunded_wallet_cents = refunded_wallet_cents + $5, "
+        " refunded_external_cents = refunded_external_cents + $6, "
+        " refunded_share_bps = refunded_share_bps + $7, "
+        " refunded_spend_cents = refunded_spend_cents + $8, updated_at = now(), "
+        " lines = CASE WHEN lines IS NOT NULL THEN ARRAY(SELECT ROW(l.line_id, l.kind, "
+        "  l.quantity, l.final_amount_cents, l.refunded_quantity + coalesce(u.qty::bigint, 0), "
+        "  l.refunded_cents + coalesce(u.cents::bigint, 0))::order_line "
+        "  FROM unnest(lines) WITH ORDINALITY AS l(line_id, kind, quantity, "
+        "   final_amount_cents, refunded_quantity, refunded_cents, ord) "
+        "  LEFT JOIN unnest($9::text[], $10::text[], $11::text[]) AS u(id, qty, cents) "
+        "   ON u.id = l.line_id ORDER BY l.ord) END "
+        "WHERE merchant_id = $1 AND order_id = $2 RETURNING lines IS NULL",
+        &p, &r);
+    arena_free(&a);
+    bool legacy = status_is_ok(&st) && PQntuples(r) == 1 && db_get_bool(r, 0, 0);
+    if (status_is_ok(&st)) {
+        PQclear(r);
+    }
+    /* An order written before its lines array (058): its order_lines rows. */
+    for (size_t i = 0; legacy && status_is_ok(&st) && i < n_lines; i++) {
         db_params_t q;
         db_params_init(&q);
         db_param_text(&q, merchant_id);

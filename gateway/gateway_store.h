@@ -1,5 +1,5 @@
-/* gateway_store.h -- SQL of the saga log (sagas, saga_steps), the orders refunds are counted
- * against, and the per-merchant settings. */
+/* gateway_store.h -- SQL of the saga log (sagas with their steps; saga_steps of older sagas), the
+ * orders refunds are counted against, and the per-merchant settings. */
 #ifndef GATEWAY_STORE_H
 #define GATEWAY_STORE_H
 
@@ -9,14 +9,14 @@
  * durable by a later one of the same cluster: docs/architecture.md "Durability of saga steps");
  * inside an enclosing transaction, its commit. */
 
-/** Inserts a new saga with its dirty steps, holding the lease when x->leased. ALREADY_EXISTS
+/** Inserts a new saga with its steps, holding the lease when x->leased. ALREADY_EXISTS
  *  SAGA_EXISTS when the idempotency key is taken; ALREADY_EXISTS ORDER_ALREADY_CHECKED_OUT when
  *  a live checkout has the order. */
 status_t gw_store_insert(db_t *db, gw_saga_t *x, const unsigned char *hash_input, size_t hash_len,
                          bool wait_for_disk);
 
-/** Updates the saga and upserts its dirty steps, only while x holds the lease; keeps the lease
- *  when keep_lease (renewed for svc->lease_s), else gives it back. ABORTED SAGA_IN_PROGRESS
+/** Updates the saga and writes its steps (the whole array), only while x holds the lease; keeps the
+ * lease when keep_lease (renewed for svc->lease_s), else gives it back. ABORTED SAGA_IN_PROGRESS
  *  when the lease was lost. */
 status_t gw_store_update(db_t *db, gw_saga_t *x, bool keep_lease, bool wait_for_disk);
 /** Inside db_tx: the saga's update that gives the lease back, sent with the transaction's COMMIT
@@ -40,6 +40,11 @@ status_t gw_store_unclaim(db_t *db, const char *merchant_id, const char *id, con
 
 /** Reads the row and the steps into x (merchant_id and id set). */
 status_t gw_store_load(db_t *db, gw_saga_t *x);
+
+/** Reads the saga into x as gw_store_load does, with the row version (x->claim_xmin) its first
+ *  write will be conditioned on, and whether its lease is free now (*lease_free). One round trip,
+ *  no write. */
+status_t gw_store_load_claimable(db_t *db, gw_saga_t *x, bool *lease_free);
 
 /** Takes the lease (token, lease_s) when it is free, expired or ours, and reads the saga into x
  *  as gw_store_load does (two round trips); *claimed says whether the lease was taken;
@@ -94,11 +99,13 @@ typedef struct gw_order_row {
     size_t n_lines;
 } gw_order_row_t;
 
-/** Writes a completed checkout's order and lines (idempotent: an existing row is kept), with
+/** Writes a completed checkout's order with its lines in its row (idempotent: an existing row is
+ *  kept), with
  *  the transaction's COMMIT (db_exec_deferred). */
 status_t gw_store_insert_order(db_t *db, const char *merchant_id, const gw_order_row_t *o);
 
-/** Reads an order and its lines, locking the order row when for_update. NOT_FOUND
+/** Reads an order and its lines (its row's array, or the order_lines rows of an order written
+ *  before it had one), locking the order row when for_update. NOT_FOUND
  *  ORDER_NOT_FOUND. */
 status_t gw_store_get_order(db_t *db, arena_t *a, const char *merchant_id, const char *order_id,
                             bool for_update, gw_order_row_t *out);

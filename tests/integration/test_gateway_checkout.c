@@ -462,3 +462,84 @@ Test(gateway_checkout, one_call_checkout_with_membership_and_top_up_products) {
     assert_status(gw("Checkout", &r, NULL), STATUS_FAILED_PRECONDITION, "PAYMENT_REF_REQUIRED");
     assert_ledgers_clean(s.m);
 }
+
+/* One value of SQL run on the test's database with the merchant as $1 ("" when no row). */
+static char *sql_value(const char *stmt, const char *merchant) {
+    static char out[256];
+    PGconn *c = PQconnectdb(test_dsn());
+    cr_assert_eq(PQstatus(c), CONNECTION_OK, "%s", PQerrorMessage(c));
+    const char *params[1] = {merchant};
+    PGresult *r = PQexecParams(c, stmt, 1, NULL, params, NULL, NULL, 0);
+    cr_assert(PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK,
+              "%s: %s", stmt, PQerrorMessage(c));
+    snprintf(out, sizeof out, "%s",
+             PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0 ? PQgetvalue(r, 0, 0) : "");
+    PQclear(r);
+    PQfinish(c);
+    return out;
+}
+
+static status_t refund_line(const char *m, const char *line_id, int64_t quantity) {
+    Loyalty__V1__GatewayRefundLine l = LOYALTY__V1__GATEWAY_REFUND_LINE__INIT;
+    l.line_id = (char *)line_id;
+    l.quantity = quantity;
+    Loyalty__V1__GatewayRefundLine *lines[] = {&l};
+    Loyalty__V1__GatewayRefundLines rl = LOYALTY__V1__GATEWAY_REFUND_LINES__INIT;
+    rl.lines = lines;
+    rl.n_lines = 1;
+    Loyalty__V1__GatewayRefundOrderRequest rr = LOYALTY__V1__GATEWAY_REFUND_ORDER_REQUEST__INIT;
+    rr.merchant_id = (char *)m;
+    rr.idempotency_key = (char *)harness_key();
+    rr.order_id = "order-1";
+    rr.what_case = LOYALTY__V1__GATEWAY_REFUND_ORDER_REQUEST__WHAT_LINES;
+    rr.lines = &rl;
+    Loyalty__V1__GatewayRefundOrderResponse *resp = NULL;
+    return gw("RefundOrder", &rr, &resp);
+}
+
+Test(gateway_checkout, order_lines_in_the_order_row_and_in_rows_of_old_orders) {
+    /* Goal: a checkout's order keeps its lines in its own row, and a refund by lines counts them
+     * there; an order written before that (its lines order_lines rows, migration 058) refunds
+     * by lines exactly the same, counted in its rows; a line is never refunded beyond its
+     * quantity either way. */
+    stack_start();
+    for (int old = 0; old < 2; old++) {
+        shop_t s;
+        open_shop(&s, old ? "olo" : "oln");
+        const char *b = new_buyer(&s, 5000, 3000);
+        Loyalty__V1__GatewayCheckout *co = NULL;
+        assert_ok(begin_checkout(s.m, NULL, "order-1", b, shirt_cart(), pay(0, 0), &co));
+        assert_ok(complete_checkout(s.m, co->checkout_id, "psp-1", NULL));
+        cr_assert_str_eq(sql_value("SELECT count(*) FROM gateway.order_lines "
+                                   "WHERE merchant_id = $1",
+                                   s.m),
+                         "0", "no order_lines row is written");
+        if (old) {
+            sql_value("WITH moved AS (INSERT INTO gateway.order_lines (merchant_id, order_id, "
+                      " line_id, idx, kind, quantity, final_amount_cents) "
+                      "SELECT o.merchant_id, o.order_id, l.line_id, l.ord, l.kind, l.quantity, "
+                      " l.final_amount_cents FROM gateway.orders o CROSS JOIN LATERAL "
+                      " unnest(o.lines) WITH ORDINALITY AS l(line_id, kind, quantity, "
+                      "  final_amount_cents, refunded_quantity, refunded_cents, ord) "
+                      "WHERE o.merchant_id = $1 RETURNING order_id) "
+                      "UPDATE gateway.orders SET lines = NULL WHERE merchant_id = $1 "
+                      " AND order_id IN (SELECT order_id FROM moved)",
+                      s.m);
+        }
+        assert_ok(refund_line(s.m, "A", 1));
+        const char *counted =
+            old ? sql_value("SELECT refunded_quantity FROM gateway.order_lines "
+                            "WHERE merchant_id = $1 AND line_id = 'A'",
+                            s.m)
+                : sql_value("SELECT l.refunded_quantity FROM gateway.orders o, unnest(o.lines) l "
+                            "WHERE o.merchant_id = $1 AND l.line_id = 'A'",
+                            s.m);
+        cr_assert_str_eq(counted, "1", "old %d: the line's refund is counted", old);
+        assert_status(refund_line(s.m, "A", 2), STATUS_FAILED_PRECONDITION, "REFUND_EXCEEDS_LINE");
+        assert_ok(refund_line(s.m, "A", 1));
+        assert_ok(refund_line(s.m, "B", 1));
+        cr_assert_eq(get_checkout(s.m, co->checkout_id)->refundable_cents, 0, "old %d", old);
+        cr_assert_eq(points_balance(s.m, b)->available, 5000, "old %d", old);
+        assert_ledgers_clean(s.m);
+    }
+}

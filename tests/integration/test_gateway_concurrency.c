@@ -341,3 +341,120 @@ Test(gateway_concurrency, same_key_begins_see_only_the_first_answer) {
     cr_log_info("%d answers, %d SAGA_IN_PROGRESS", answered, in_progress);
     cr_assert_gt(answered, 0);
 }
+
+/* ---- Complete and Cancel of one checkout at the same instant ---- */
+
+#define RACE_THREADS 6 /* even: Complete, odd: Cancel */
+#define RACE_ROUNDS 60
+
+static struct {
+    pthread_barrier_t start, done;
+    const char *m;
+    char checkout_id[64];
+    status_t st[RACE_THREADS];
+    int state[RACE_THREADS]; /* the checkout as the call answered it */
+} race;
+
+static void *race_worker(void *arg) {
+    intptr_t t = (intptr_t)arg;
+    arena_t a;
+    arena_init(&a);
+    for (int round = 0; round < RACE_ROUNDS; round++) {
+        pthread_barrier_wait(&race.start);
+        Loyalty__V1__GatewayCheckout *co = NULL;
+        if (t % 2 == 0) {
+            Loyalty__V1__GatewayCompleteCheckoutRequest r =
+                LOYALTY__V1__GATEWAY_COMPLETE_CHECKOUT_REQUEST__INIT;
+            r.merchant_id = (char *)race.m;
+            r.checkout_id = race.checkout_id;
+            r.payment_ref = "psp-race";
+            Loyalty__V1__GatewayCompleteCheckoutResponse *resp = NULL;
+            race.st[t] = call_in(&a, SVC_GATEWAY, "CompleteCheckout", &r, &resp);
+            co = status_is_ok(&race.st[t]) ? resp->checkout : NULL;
+        } else {
+            Loyalty__V1__GatewayCancelCheckoutRequest r =
+                LOYALTY__V1__GATEWAY_CANCEL_CHECKOUT_REQUEST__INIT;
+            r.merchant_id = (char *)race.m;
+            r.checkout_id = race.checkout_id;
+            Loyalty__V1__GatewayCancelCheckoutResponse *resp = NULL;
+            race.st[t] = call_in(&a, SVC_GATEWAY, "CancelCheckout", &r, &resp);
+            co = status_is_ok(&race.st[t]) ? resp->checkout : NULL;
+        }
+        race.state[t] = co ? (int)co->state : 0;
+        arena_free(&a);
+        arena_init(&a);
+        pthread_barrier_wait(&race.done);
+    }
+    arena_free(&a);
+    return NULL;
+}
+
+Test(gateway_concurrency, complete_and_cancel_race_to_one_outcome) {
+    /* Goal: Completes and Cancels of one reserved checkout sent at the same instant, round after
+     * round: the saga is driven by one of them only (a request takes the lease with its first
+     * write, on condition that nobody wrote the saga since it read it), so it ends COMPLETED with
+     * no compensation logged, or CANCELLED with nothing confirmed, and no call answers the
+     * outcome the saga did not reach. */
+    stack_start();
+    race.m = harness_merchant("race");
+    set_points_rules(race.m, 0, 0, 0);
+    create_tier(race.m, "Basic", 1, 0, 0, 10000);
+    const char *member = create_member(race.m, "Member");
+    cr_assert_eq(pthread_barrier_init(&race.start, NULL, RACE_THREADS + 1), 0);
+    cr_assert_eq(pthread_barrier_init(&race.done, NULL, RACE_THREADS + 1), 0);
+    pthread_t th[RACE_THREADS];
+    for (intptr_t i = 0; i < RACE_THREADS; i++) {
+        cr_assert_eq(pthread_create(&th[i], NULL, race_worker, (void *)i), 0);
+    }
+    int completed = 0, cancelled = 0;
+    for (int round = 0; round < RACE_ROUNDS; round++) {
+        Loyalty__V1__GatewayCartLine l;
+        tea_line(&l);
+        Loyalty__V1__GatewayCartLine *lines[] = {&l};
+        Loyalty__V1__GatewayCart cart = LOYALTY__V1__GATEWAY_CART__INIT;
+        cart.lines = lines;
+        cart.n_lines = 1;
+        char order[32];
+        snprintf(order, sizeof order, "race-%d", round);
+        Loyalty__V1__GatewayCheckout *co = NULL;
+        assert_ok(begin_checkout(race.m, NULL, order, member, &cart, NULL, &co));
+        snprintf(race.checkout_id, sizeof race.checkout_id, "%s", co->checkout_id);
+        pthread_barrier_wait(&race.start);
+        pthread_barrier_wait(&race.done);
+        Loyalty__V1__GatewaySaga *saga = wait_saga_final(race.m, race.checkout_id, 30);
+        cr_assert(saga->state == S_COMPLETED || saga->state == S_CANCELLED, "round %d: state %d",
+                  round, saga->state);
+        for (int t = 0; t < RACE_THREADS; t++) {
+            status_t st = race.st[t];
+            if (!status_is_ok(&st)) {
+                cr_assert(st.code == STATUS_ABORTED || st.code == STATUS_FAILED_PRECONDITION,
+                          "round %d: %s %s (%s)", round, status_code_name(st.code), st.reason,
+                          st.message);
+                continue;
+            }
+            int other = saga->state == S_COMPLETED ? S_CANCELLED : S_COMPLETED;
+            cr_assert_neq(race.state[t], other, "round %d: a call answered the other outcome",
+                          round);
+        }
+        co = get_checkout(race.m, race.checkout_id);
+        for (size_t i = 0; i < co->n_steps; i++) {
+            const Loyalty__V1__GatewayStep *s = co->steps[i];
+            if (saga->state == S_COMPLETED) {
+                cr_assert_neq(
+                    s->direction,
+                    LOYALTY__V1__GATEWAY_STEP_DIRECTION__GATEWAY_STEP_DIRECTION_COMPENSATE,
+                    "round %d: %s in a completed checkout", round, s->name);
+            } else {
+                cr_assert_str_neq(s->name, "promo_confirm", "round %d: confirmed and cancelled",
+                                  round);
+            }
+        }
+        completed += saga->state == S_COMPLETED;
+        cancelled += saga->state == S_CANCELLED;
+    }
+    for (int i = 0; i < RACE_THREADS; i++) {
+        pthread_join(th[i], NULL);
+    }
+    cr_log_info("%d completed, %d cancelled", completed, cancelled);
+    assert_ledgers_clean(race.m);
+}

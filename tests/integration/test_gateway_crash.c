@@ -196,6 +196,85 @@ Test(gateway_crash, kill_at_every_step_of_complete_second_half) {
     }
 }
 
+/* Runs SQL on the test's database with the merchant as $1. */
+static void sql_m(const char *stmt, const char *merchant) {
+    PGconn *c = PQconnectdb(test_dsn());
+    cr_assert_eq(PQstatus(c), CONNECTION_OK, "%s", PQerrorMessage(c));
+    const char *params[1] = {merchant};
+    PGresult *r = PQexecParams(c, stmt, 1, NULL, params, NULL, NULL, 0);
+    cr_assert(PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK,
+              "%s: %s", stmt, PQerrorMessage(c));
+    PQclear(r);
+    PQfinish(c);
+}
+
+/* Turns the merchant's checkouts back into what a gateway before migration 057 wrote: the steps
+ * as saga_steps rows, the saga's steps array NULL. */
+static void steps_to_rows(const char *m) {
+    sql_m("WITH moved AS (INSERT INTO gateway.saga_steps (merchant_id, saga_id, name, seq, "
+          " direction, state, attempts, response, error_code, error_reason, error_message, "
+          " started_at, finished_at) "
+          "SELECT s.merchant_id, s.id, u.name, u.seq, u.direction, u.state, u.attempts, "
+          " u.response, u.error_code, coalesce(u.error_reason, ''), "
+          " coalesce(u.error_message, ''), to_timestamp(u.started_at), "
+          " to_timestamp(u.finished_at) "
+          "FROM gateway.sagas s CROSS JOIN LATERAL unnest(s.steps) u "
+          "WHERE s.merchant_id = $1 AND s.kind = 2 RETURNING saga_id) "
+          "UPDATE gateway.sagas SET steps = NULL WHERE merchant_id = $1 AND kind = 2 "
+          " AND id IN (SELECT saga_id FROM moved)",
+          m);
+}
+
+Test(gateway_crash, saga_logged_before_the_steps_array_recovers) {
+    /* Goal: a saga in flight when the gateway was upgraded (its steps still saga_steps rows,
+     * migration 057) is finished by the new gateway from those rows exactly as from its steps
+     * array: an interrupted Begin is compensated, an interrupted Complete completed, and the
+     * saga shows every step it logged. */
+    participants_start();
+    static const char *const fps[] = {"sent:points_hold", "sent:points_settle",
+                                      "before:member_record_order"};
+    for (size_t i = 0; i < sizeof fps / sizeof *fps; i++) {
+        bool in_begin = i == 0;
+        shop_t s;
+        open_shop(&s, "crm");
+        const char *b = new_buyer(&s, 5000, 3000);
+        Loyalty__V1__PromoCoupon *coupon = issue_coupon(s.m, b, s.five_off->id);
+        gateway_start(fps[i]);
+        Loyalty__V1__GatewayCheckout *co = NULL;
+        status_t st =
+            begin_checkout(s.m, NULL, "order-1", b, crash_cart(coupon->id), pay(2000, 3000), &co);
+        if (!in_begin) {
+            assert_ok(st);
+            st = complete_checkout(s.m, co->checkout_id, "psp-1", NULL);
+        }
+        cr_assert_neq(st.code, STATUS_OK, "%s: answered although the gateway died", fps[i]);
+        gateway_died();
+        steps_to_rows(s.m);
+        gateway_start(NULL);
+        Loyalty__V1__GatewayGetCheckoutRequest g = LOYALTY__V1__GATEWAY_GET_CHECKOUT_REQUEST__INIT;
+        g.merchant_id = (char *)s.m;
+        g.target_case = LOYALTY__V1__GATEWAY_GET_CHECKOUT_REQUEST__TARGET_ORDER_ID;
+        g.order_id = "order-1";
+        Loyalty__V1__GatewayGetCheckoutResponse *gr = NULL;
+        assert_ok(gw("GetCheckout", &g, &gr));
+        size_t logged = gr->checkout->n_steps;
+        cr_assert_gt(logged, 0, "%s: the steps are read from saga_steps", fps[i]);
+        Loyalty__V1__GatewaySaga *saga = wait_saga_final(s.m, gr->checkout->checkout_id, 30);
+        co = get_checkout(s.m, gr->checkout->checkout_id);
+        cr_assert_geq(co->n_steps, logged, "%s: no logged step is lost", fps[i]);
+        if (in_begin) {
+            cr_assert_eq(saga->state, S_CANCELLED, "%s: state %d", fps[i], saga->state);
+            assert_untouched(&s, b, coupon->id);
+        } else {
+            cr_assert_eq(saga->state, S_COMPLETED, "%s: state %d (%s)", fps[i], saga->state,
+                         saga->reason);
+            assert_all_done(s.m, co->checkout_id);
+            assert_completed_figures(&s, b, coupon->id);
+        }
+        cr_assert_eq(harness_stop(&procs[SVC_GATEWAY]), 0);
+    }
+}
+
 Test(gateway_crash, kill_each_participant_mid_saga) {
     /* Goal: a participant killed between Begin and Complete (and, for wallet-svc, during
      * Begin) only delays the saga: Complete is accepted and answers COMPLETING, the recovery job

@@ -351,10 +351,21 @@ Test(gateway_ops, a_step_too_old_to_replay_needs_attention) {
     Loyalty__V1__GatewayCheckout *accepted = NULL;
     assert_ok(complete_checkout(s.m, co->checkout_id, "psp-o", &accepted));
     cr_assert_eq(accepted->state, S_COMPLETING);
-    sql("UPDATE gateway.saga_steps SET started_at = now() - interval '21 days' "
-        "WHERE merchant_id = $1 AND name = 'wallet_capture'",
+    /* The gateway stopped first: a recovery pass in flight would write the steps it loaded
+     * before this change back over it. */
+    cr_assert_eq(harness_stop(&procs[SVC_GATEWAY]), 0);
+    sql("UPDATE gateway.sagas s SET steps = ARRAY(SELECT ROW(u.name, u.seq, u.direction, "
+        " u.state, u.attempts, u.response, u.error_code, u.error_reason, u.error_message, "
+        " CASE WHEN u.name = 'wallet_capture' "
+        "  THEN extract(epoch FROM now() - interval '21 days')::bigint ELSE u.started_at END, "
+        " u.finished_at)::gateway.saga_step "
+        " FROM unnest(s.steps) WITH ORDINALITY AS u(name, seq, direction, state, attempts, "
+        "  response, error_code, error_reason, error_message, started_at, finished_at, ord) "
+        " ORDER BY u.ord) "
+        "WHERE merchant_id = $1 AND kind = 2",
         s.m);
     harness_restart(&procs[SVC_WALLET]);
+    harness_restart(&procs[SVC_GATEWAY]);
     Loyalty__V1__GatewaySaga *saga = wait_saga_final(s.m, co->checkout_id, 30);
     cr_assert_eq(saga->state, S_ATTENTION, "state %d", saga->state);
     cr_assert_str_eq(saga->reason, "STEP_TOO_OLD");
