@@ -218,6 +218,8 @@ status_t points_ledger_credit(points_ledger_t *lg, const points_credit_t *c,
         .has_expiry = c->has_expiry,
         .expiry_day = c->expiry_day,
         .time_zone = c->time_zone,
+        .claim = c->claim,
+        .claim_growth = c->claim_growth,
     };
     Loyalty__V1__PointsLot *l = NULL;
     status_t st = points_store_insert_lot(lg->db, lg->a, lg->merchant, &nl, &l);
@@ -427,8 +429,7 @@ status_t points_ledger_commit(points_ledger_t *lg, const Loyalty__V1__PointsHold
     if (!status_is_ok(&st)) {
         return st;
     }
-    st =
-        points_store_order_add(lg->db, lg->merchant, h->reference, lg->member, 0, 0, "", h->points);
+    st = points_store_order_redeemed(lg->db, lg->merchant, h->reference, lg->member, h->points);
     if (!status_is_ok(&st)) {
         return st;
     }
