@@ -9,8 +9,8 @@
 --   points    3 keys (hold, settle: commit and the buyer's earn, the 3 referral grants), the
 --             hold (committed, naming its one lot), the buyer's lot taken from, 6 entries
 --             (hold, commit, earn, 3 grants; each names its one lot), 4 lots (each holding its
---             earn's claim), the order (what it redeemed), 1 growth entry, 4 events, 4 accounts
---             (the buyer and three ancestors);
+--             earn's claim), 1 growth entry, 4 events, 4 accounts (the buyer and three
+--             ancestors);
 --   promo     2 keys (reserve, confirm), the reservation (confirmed);
 --   referral  1 key (compute rewards), the reward event, 3 rewards, the buyer's purchase count,
 --             the three ancestors' downline statistics;
@@ -88,8 +88,6 @@ INSERT INTO fair.points_entries (merchant_id, id, member_id, kind, available_del
     ('fair', 'pen-' || :n || '-1', 'm' || (:m - 1), 1, 48, 0, 1000000048, 1, 'rr:' || :n || '-1', '', now(), 'lot-' || :n || '-1', 48),
     ('fair', 'pen-' || :n || '-2', 'm' || (:m - 2), 1, 24, 0, 1000000024, 1, 'rr:' || :n || '-2', '', now(), 'lot-' || :n || '-2', 24),
     ('fair', 'pen-' || :n || '-3', 'm' || (:m - 3), 1, 9, 0, 1000000009, 1, 'rr:' || :n || '-3', '', now(), 'lot-' || :n || '-3', 9);
-INSERT INTO fair.points_orders (merchant_id, reference, member_id, redeemed_points)
-  VALUES ('fair', 'o-' || :n, 'm' || :m, 100);
 INSERT INTO fair.points_growth_entries (merchant_id, id, member_id, kind, growth, growth_after,
     source, reference, created_at)
   VALUES ('fair', 'grw-' || :n, 'm' || :m, 1, 48, 48, 1, 'o-' || :n, now());

@@ -429,7 +429,8 @@ status_t points_ledger_commit(points_ledger_t *lg, const Loyalty__V1__PointsHold
     if (!status_is_ok(&st)) {
         return st;
     }
-    st = points_store_order_redeemed(lg->db, lg->merchant, h->reference, lg->member, h->points);
+    /* the committed hold is what the reference redeemed (ReverseOrder reads it there) */
+    st = points_store_check_redeemer(lg->db, lg->merchant, h->reference, lg->member);
     if (!status_is_ok(&st)) {
         return st;
     }

@@ -595,9 +595,10 @@ status_t points_store_insert_lot(db_t *db, arena_t *a, const char *merchant,
             "  AND reference = $5 AND earn_growth IS NOT NULL) "
             "  OR EXISTS (SELECT FROM earn_refs WHERE merchant_id = $1 AND source = $4 "
             "  AND reference = $5) THEN refuse('ALREADY_EARNED') "
-            " WHEN $4 = 1 AND EXISTS (SELECT FROM orders WHERE merchant_id = $1 "
-            "  AND reference = $5 AND member_id <> $3) "
-            "  THEN refuse('REFERENCE_MEMBER_MISMATCH') ELSE 0 END AS ok) "
+            " WHEN $4 = 1 AND (EXISTS (SELECT FROM holds WHERE merchant_id = $1 "
+            "  AND reference = $5 AND status = 2 AND member_id <> $3) "
+            "  OR EXISTS (SELECT FROM orders WHERE merchant_id = $1 AND reference = $5 "
+            "  AND member_id <> $3)) THEN refuse('REFERENCE_MEMBER_MISMATCH') ELSE 0 END AS ok) "
             "INSERT INTO lots (merchant_id, id, member_id, source, reference, points, "
             " remaining, status, earned_at, available_at, expiry_date, expires_at, earn_growth) "
             "SELECT $1, $2, $3, $4, $5, $6, $6, $7, to_timestamp($8::bigint), "
@@ -1147,9 +1148,10 @@ status_t points_store_claim_earn(db_t *db, const char *merchant, int source, con
         "WITH c AS (SELECT CASE "
         " WHEN EXISTS (SELECT FROM lots WHERE merchant_id = $1 AND source = $2 "
         "  AND reference = $3 AND earn_growth IS NOT NULL) THEN refuse('ALREADY_EARNED') "
-        " WHEN $2 = 1 AND EXISTS (SELECT FROM orders WHERE merchant_id = $1 "
-        "  AND reference = $3 AND member_id <> $4) "
-        "  THEN refuse('REFERENCE_MEMBER_MISMATCH') ELSE 0 END AS ok), "
+        " WHEN $2 = 1 AND (EXISTS (SELECT FROM holds WHERE merchant_id = $1 "
+        "  AND reference = $3 AND status = 2 AND member_id <> $4) "
+        "  OR EXISTS (SELECT FROM orders WHERE merchant_id = $1 AND reference = $3 "
+        "  AND member_id <> $4)) THEN refuse('REFERENCE_MEMBER_MISMATCH') ELSE 0 END AS ok), "
         " i AS (INSERT INTO earn_refs (merchant_id, source, reference, member_id, lot_id, points, "
         "  growth, created_at) SELECT $1, $2, $3, $4, '', 0, $5, to_timestamp($6::bigint) "
         "  FROM c ON CONFLICT DO NOTHING RETURNING 1) "
@@ -1158,30 +1160,25 @@ status_t points_store_claim_earn(db_t *db, const char *merchant, int source, con
     return claim_status(db, st);
 }
 
-status_t points_store_order_redeemed(db_t *db, const char *merchant, const char *reference,
-                                     const char *member, int64_t redeemed_points) {
+status_t points_store_check_redeemer(db_t *db, const char *merchant, const char *reference,
+                                     const char *member) {
     db_params_t p;
     db_params_init(&p);
     db_param_text(&p, merchant);
     db_param_text(&p, reference);
     db_param_text(&p, member);
-    db_param_int(&p, redeemed_points);
     db_expect_t own_reference = {
         .rows = -1,
         .refusal = status_make(STATUS_FAILED_PRECONDITION, "REFERENCE_MEMBER_MISMATCH",
                                "this reference belongs to another member")};
-    /* The reference is another member's when its row or its earn's claim says so. */
+    /* The committed hold itself is the redemption's record: nothing is written here. */
     return db_exec_deferred(
         db,
-        "WITH u AS (INSERT INTO orders AS o (merchant_id, reference, member_id, redeemed_points) "
-        " SELECT $1, $2, $3, $4 WHERE NOT EXISTS (SELECT FROM lots WHERE merchant_id = $1 "
-        "  AND source = 1 AND reference = $2 AND earn_growth IS NOT NULL AND member_id <> $3) "
-        " AND NOT EXISTS (SELECT FROM earn_refs WHERE merchant_id = $1 AND source = 1 "
-        "  AND reference = $2 AND member_id <> $3) "
-        "ON CONFLICT (merchant_id, reference) DO UPDATE SET "
-        " redeemed_points = o.redeemed_points + EXCLUDED.redeemed_points "
-        "WHERE o.member_id = EXCLUDED.member_id RETURNING 1) "
-        "SELECT refuse('REFERENCE_MEMBER_MISMATCH') WHERE NOT EXISTS (SELECT FROM u)",
+        "SELECT refuse('REFERENCE_MEMBER_MISMATCH') WHERE EXISTS (SELECT FROM lots "
+        " WHERE merchant_id = $1 AND source = 1 AND reference = $2 AND earn_growth IS NOT NULL "
+        " AND member_id <> $3) OR EXISTS (SELECT FROM earn_refs WHERE merchant_id = $1 "
+        " AND source = 1 AND reference = $2 AND member_id <> $3) OR EXISTS (SELECT FROM orders "
+        " WHERE merchant_id = $1 AND reference = $2 AND member_id <> $3)",
         &p, &own_reference);
 }
 
@@ -1192,21 +1189,24 @@ status_t points_store_order_get(db_t *db, arena_t *a, const char *merchant, cons
     db_param_text(&p, merchant);
     db_param_text(&p, reference);
     PGresult *r = NULL;
-    /* The earn's claim (its lot, or earn_refs when it made none) and the order's row. */
+    /* The earn's claim (its lot, or earn_refs when it made none), the COMMITTED hold and the
+     * reversals' row. */
     status_t st = db_exec_row(
         db,
         "WITH e AS (SELECT member_id, points, earn_growth AS growth, id AS lot_id FROM lots "
         "  WHERE merchant_id = $1 AND source = 1 AND reference = $2 AND earn_growth IS NOT NULL "
         " UNION ALL SELECT member_id, points, growth, lot_id FROM earn_refs "
         "  WHERE merchant_id = $1 AND source = 1 AND reference = $2 LIMIT 1), "
-        " o AS (SELECT member_id, redeemed_points, reversed_bps, clawed_points, clawed_growth, "
-        "  restored_points FROM orders WHERE merchant_id = $1 AND reference = $2) "
-        "SELECT coalesce(o.member_id, e.member_id), coalesce(e.points, 0), "
-        " coalesce(e.growth, 0), coalesce(e.lot_id, ''), coalesce(o.redeemed_points, 0), "
+        " h AS (SELECT member_id, points FROM holds WHERE merchant_id = $1 AND reference = $2 "
+        "  AND status = 2 LIMIT 1), "
+        " o AS (SELECT member_id, reversed_bps, clawed_points, clawed_growth, restored_points "
+        "  FROM orders WHERE merchant_id = $1 AND reference = $2) "
+        "SELECT coalesce(o.member_id, e.member_id, h.member_id), coalesce(e.points, 0), "
+        " coalesce(e.growth, 0), coalesce(e.lot_id, ''), coalesce(h.points, 0), "
         " coalesce(o.reversed_bps, 0), coalesce(o.clawed_points, 0), "
         " coalesce(o.clawed_growth, 0), coalesce(o.restored_points, 0) "
-        "FROM (SELECT) x LEFT JOIN e ON true LEFT JOIN o ON true "
-        "WHERE e.member_id IS NOT NULL OR o.member_id IS NOT NULL",
+        "FROM (SELECT) x LEFT JOIN e ON true LEFT JOIN h ON true LEFT JOIN o ON true "
+        "WHERE e.member_id IS NOT NULL OR h.member_id IS NOT NULL OR o.member_id IS NOT NULL",
         &p, &r, STATUS_NOT_FOUND, "ORDER_NOT_FOUND",
         "nothing was earned or redeemed with this reference");
     if (!status_is_ok(&st)) {

@@ -113,7 +113,8 @@ typedef struct points_new_lot {
 
 /** With lot->claim: ALREADY_EXISTS ALREADY_EARNED when (source, reference) was earned before
  *  (by a lot or an earn_refs claim), and, for source ORDER, FAILED_PRECONDITION
- *  REFERENCE_MEMBER_MISMATCH when another member redeemed with the reference. */
+ *  REFERENCE_MEMBER_MISMATCH when another member redeemed (committed a hold) or reversed with
+ *  the reference. */
 status_t points_store_insert_lot(db_t *db, arena_t *a, const char *merchant,
                                  const points_new_lot_t *lot, Loyalty__V1__PointsLot **out);
 
@@ -246,14 +247,14 @@ status_t points_store_list_growth(db_t *db, arena_t *a, const char *merchant, co
 /* ---- earns, orders, check-ins, imports ---- */
 
 /** Claims (source, reference) for an earn that made no lot (no points; an earn with points
- *  claims in its lot, points_store_insert_lot): ALREADY_EXISTS ALREADY_EARNED when taken, and
- *  for source ORDER FAILED_PRECONDITION REFERENCE_MEMBER_MISMATCH when another member redeemed
- *  with the reference. Not deferred (rare: it costs its own round trip). */
+ *  claims in its lot, points_store_insert_lot), with the same refusals. Not deferred (rare: it
+ *  costs its own round trip). */
 status_t points_store_claim_earn(db_t *db, const char *merchant, int source, const char *reference,
                                  const char *member, int64_t growth, int64_t now);
 
-/** An order reference: what its earn claimed (earned_*; earn_lot_id "" when it made no lot)
- *  and what was redeemed and reversed with it (its `orders` row). */
+/** An order reference: what its earn claimed (earned_*; earn_lot_id "" when it made no lot),
+ *  what its COMMITTED hold redeemed, and what was reversed (its `orders` row, written by the
+ *  first reversal). */
 typedef struct points_order {
     const char *member_id;
     int64_t earned_points, earned_growth;
@@ -263,11 +264,10 @@ typedef struct points_order {
     int64_t clawed_points, clawed_growth, restored_points;
 } points_order_t;
 
-/** Adds redeemed points to an order reference (creating its row; deferred).
- *  FAILED_PRECONDITION REFERENCE_MEMBER_MISMATCH when the reference belongs to another member
- *  (its row's, or its earn's). */
-status_t points_store_order_redeemed(db_t *db, const char *merchant, const char *reference,
-                                     const char *member, int64_t redeemed_points);
+/** Deferred, no row written: FAILED_PRECONDITION REFERENCE_MEMBER_MISMATCH when the reference
+ *  of a hold being committed belongs to another member (an order earn's claim, or a reversal). */
+status_t points_store_check_redeemer(db_t *db, const char *merchant, const char *reference,
+                                     const char *member);
 
 /** The order reference; NOT_FOUND ORDER_NOT_FOUND when nothing was earned or redeemed with it.
  *  Unlocked: every writer of a reference holds its member's account lock. */

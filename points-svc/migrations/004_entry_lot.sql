@@ -3,7 +3,6 @@
 -- a lot, of entry_lots and of entries naming it, still equals its remaining (VerifyLedger).
 ALTER TABLE entries ADD COLUMN lot_id text, ADD COLUMN lot_points bigint,
     ADD CONSTRAINT entries_lot_named CHECK ((lot_id IS NULL) = (lot_points IS NULL));
-CREATE INDEX entries_lot ON entries (merchant_id, lot_id) WHERE lot_id IS NOT NULL;
 
 -- Existing entries with one share move it onto the entry.
 WITH one AS (
