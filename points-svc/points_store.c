@@ -1142,7 +1142,11 @@ status_t points_store_claim_earn(db_t *db, const char *merchant, int source, con
     db_param_text(&p, member);
     db_param_int(&p, growth);
     db_param_int(&p, now);
-    /* The same checks as a claiming lot's insert (points_store_insert_lot). */
+    /* The same checks as a claiming lot's insert (points_store_insert_lot). Claims of one
+     * member serialize on its account lock, and two lot claims meet at lots_earn_claim; what
+     * no lock orders is a claim here racing another member's lot claim of the same (source,
+     * reference) (each checks the other's table before the other commits): both would stand
+     * (ReverseOrder reads one). A client's error only: one reference is one member's order. */
     status_t st = db_exec(
         db,
         "WITH c AS (SELECT CASE "
@@ -1171,7 +1175,9 @@ status_t points_store_check_redeemer(db_t *db, const char *merchant, const char 
         .rows = -1,
         .refusal = status_make(STATUS_FAILED_PRECONDITION, "REFERENCE_MEMBER_MISMATCH",
                                "this reference belongs to another member")};
-    /* The committed hold itself is the redemption's record: nothing is written here. */
+    /* The committed hold itself is the redemption's record: nothing is written here. As with
+     * earn claims (points_store_claim_earn), two members' commit and earn of one reference at
+     * the same instant are not ordered by any lock; each is refused once the other committed. */
     return db_exec_deferred(
         db,
         "SELECT refuse('REFERENCE_MEMBER_MISMATCH') WHERE EXISTS (SELECT FROM lots "
