@@ -451,8 +451,8 @@ status_t points_ledger_restore(points_ledger_t *lg, const char *reference, int64
     points_share_t *lots = NULL;
     const char **hold_ids = NULL;
     int n = 0;
-    status_t st =
-        points_store_restorable(lg->db, lg->a, lg->merchant, reference, &lots, &hold_ids, &n);
+    status_t st = points_store_restorable(lg->db, lg->a, lg->merchant, lg->member, reference, &lots,
+                                          &hold_ids, &n);
     if (!status_is_ok(&st)) {
         return st;
     }

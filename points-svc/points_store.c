@@ -1077,12 +1077,14 @@ status_t points_store_expired_holds(db_t *db, arena_t *a, const char *merchant, 
     return status_ok();
 }
 
-status_t points_store_restorable(db_t *db, arena_t *a, const char *merchant, const char *reference,
-                                 points_share_t **shares, const char ***hold_ids, int *n) {
+status_t points_store_restorable(db_t *db, arena_t *a, const char *merchant, const char *member,
+                                 const char *reference, points_share_t **shares,
+                                 const char ***hold_ids, int *n) {
     db_params_t p;
     db_params_init(&p);
     db_param_text(&p, merchant);
     db_param_text(&p, reference);
+    db_param_text(&p, member);
     PGresult *r = NULL;
     /* The shares of holds that took from several lots, and the one lot of the others. */
     status_t st = db_exec(
@@ -1094,11 +1096,12 @@ status_t points_store_restorable(db_t *db, arena_t *a, const char *merchant, con
                              " FROM holds h JOIN hold_lots hl ON hl.merchant_id = h.merchant_id "
                              "  AND hl.hold_id = h.id "
                              " WHERE h.merchant_id = $1 AND h.reference = $2 AND h.status = 2 "
-                             "  AND hl.points > hl.restored "
+                             "  AND h.member_id = $3 AND hl.points > hl.restored "
                              " UNION ALL "
                              " SELECT h.id, h.lot_id, h.points - h.lot_restored FROM holds h "
                              " WHERE h.merchant_id = $1 AND h.reference = $2 AND h.status = 2 "
-                             "  AND h.lot_id IS NOT NULL AND h.points > h.lot_restored) x "
+                             "  AND h.member_id = $3 AND h.lot_id IS NOT NULL "
+                             "  AND h.points > h.lot_restored) x "
                              "JOIN lots l ON l.merchant_id = $1 AND l.id = x.lot_id "
                              "ORDER BY l.expires_at DESC NULLS FIRST, l.earned_at DESC, l.id DESC",
         &p, &r);
@@ -1195,18 +1198,19 @@ status_t points_store_order_get(db_t *db, arena_t *a, const char *merchant, cons
     db_param_text(&p, merchant);
     db_param_text(&p, reference);
     PGresult *r = NULL;
-    /* The earn's claim (its lot, or earn_refs when it made none), the COMMITTED hold and the
-     * reversals' row. */
+    /* The earn's claim (its lot, or earn_refs when it made none), the reversals' row and the
+     * COMMITTED hold, of the one member who owns the reference. */
     status_t st = db_exec_row(
         db,
         "WITH e AS (SELECT member_id, points, earn_growth AS growth, id AS lot_id FROM lots "
         "  WHERE merchant_id = $1 AND source = 1 AND reference = $2 AND earn_growth IS NOT NULL "
         " UNION ALL SELECT member_id, points, growth, lot_id FROM earn_refs "
         "  WHERE merchant_id = $1 AND source = 1 AND reference = $2 LIMIT 1), "
-        " h AS (SELECT member_id, points FROM holds WHERE merchant_id = $1 AND reference = $2 "
-        "  AND status = 2 LIMIT 1), "
         " o AS (SELECT member_id, reversed_bps, clawed_points, clawed_growth, restored_points "
-        "  FROM orders WHERE merchant_id = $1 AND reference = $2) "
+        "  FROM orders WHERE merchant_id = $1 AND reference = $2), "
+        " h AS (SELECT member_id, points FROM holds WHERE merchant_id = $1 AND reference = $2 "
+        "  AND status = 2 AND member_id = coalesce((SELECT member_id FROM o), "
+        "  (SELECT member_id FROM e), member_id) LIMIT 1) "
         "SELECT coalesce(o.member_id, e.member_id, h.member_id), coalesce(e.points, 0), "
         " coalesce(e.growth, 0), coalesce(e.lot_id, ''), coalesce(h.points, 0), "
         " coalesce(o.reversed_bps, 0), coalesce(o.clawed_points, 0), "

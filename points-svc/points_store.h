@@ -197,10 +197,12 @@ status_t points_store_finish_hold(db_t *db, const char *merchant, const char *ho
 status_t points_store_expired_holds(db_t *db, arena_t *a, const char *merchant, const char *member,
                                     int64_t now, char ***ids, int *n);
 
-/** What the COMMITTED holds of a reference may still give back, lot by lot, latest-expiring
- *  lots first (lots without expiry first of all). hold_ids[i] is the hold of share i. */
-status_t points_store_restorable(db_t *db, arena_t *a, const char *merchant, const char *reference,
-                                 points_share_t **shares, const char ***hold_ids, int *n);
+/** What the member's COMMITTED holds of a reference may still give back, lot by lot,
+ *  latest-expiring lots first (lots without expiry first of all). hold_ids[i] is the hold of
+ *  share i. */
+status_t points_store_restorable(db_t *db, arena_t *a, const char *merchant, const char *member,
+                                 const char *reference, points_share_t **shares,
+                                 const char ***hold_ids, int *n);
 
 /** Deferred. */
 status_t points_store_mark_restored(db_t *db, const char *merchant, const char *hold_id,

@@ -193,6 +193,34 @@ Test(points_rows, an_order_that_only_earned_gets_its_row_at_its_first_reversal) 
     pt_assert_ledger_clean(m);
 }
 
+Test(points_rows, a_reversal_touches_only_the_ledger_of_the_references_owner) {
+    /* Goal: should two members' earn and redemption of one reference both stand (a commit and
+     * an earn of another member at the same instant: no lock orders them), ReverseOrder acts on
+     * the owner its claim names and restores only that member's holds: the other member's lots
+     * and totals stay as they were and the ledger stays clean. The state is made with SQL. */
+    harness_start(&svc, "points-svc", NULL);
+    const char *m = harness_merchant("rowsowner");
+    pt_configure(m);
+    pt_earn_points(m, "mbr-a", 500, NULL);
+    Loyalty__V1__PointsHold *h = NULL;
+    assert_ok(pt_hold(m, "mbr-a", 100, "ord-x", 600, &h));
+    assert_ok(pt_commit(m, h->id, NULL, NULL));
+    Loyalty__V1__PointsEarnResponse *er = NULL;
+    assert_ok(pt_earn_order(m, "mbr-b", "ord-y", 10000, NULL, &er));
+    cr_assert_eq(pt_sql("UPDATE points.lots SET reference = 'ord-x' WHERE merchant_id = $1 "
+                        " AND id = $2",
+                        m, er->lot->id, NULL),
+                 1);
+    Loyalty__V1__PointsReverseOrderResponse *rv = NULL;
+    assert_ok(pt_reverse_key(m, "ord-x", 10000, harness_key(), &rv));
+    cr_assert_str_eq(rv->member_id, "mbr-b");
+    cr_assert_eq(rv->points_clawed_back, 100);
+    cr_assert_eq(rv->points_restored, 0);
+    assert_balance(m, "mbr-a", 400, 0, 0);
+    assert_balance(m, "mbr-b", 0, 0, 0);
+    pt_assert_ledger_clean(m);
+}
+
 Test(points_rows, an_earn_without_points_claims_its_reference_in_earn_refs) {
     /* Goal: an order too small to earn a point makes no lot: its claim goes to earn_refs, a
      * second earn of the reference is ALREADY_EARNED, and its reversal finds it (nothing to
