@@ -7,10 +7,11 @@
 --   gateway   the saga row (completed; its steps array left out, see below), the order (its 2
 --             lines in its row), 1 event;
 --   member    the RecordOrder key, the member's order, its month, the member's totals;
---   points    6 keys (hold, commit, the buyer's earn, 3 referral grants), the hold (committed)
---             and its lot share, the buyer's lot taken from, 6 entries (hold, commit, earn,
---             3 grants) and their 5 lot links, 4 lots, 4 earn references, 4 orders, 1 growth
---             entry, 4 events, 4 accounts (the buyer and three ancestors);
+--   points    3 keys (hold, settle: commit and the buyer's earn, the 3 referral grants), the
+--             hold (committed, naming its one lot), the buyer's lot taken from, 6 entries
+--             (hold, commit, earn, 3 grants; each names its one lot), 4 lots (each holding its
+--             earn's claim), 1 growth entry, 4 events, 4 accounts (the buyer and three
+--             ancestors);
 --   promo     2 keys (reserve, confirm), the reservation (confirmed);
 --   referral  1 key (compute rewards), the reward event, 3 rewards, the buyer's purchase count,
 --             the three ancestors' downline statistics;
@@ -60,16 +61,10 @@ UPDATE fair.member_members SET order_count = order_count + 1,
 INSERT INTO fair.points_idempotency_keys (merchant_id, key, method, request_hash, response)
   VALUES ('fair', 'chk-' || :n || ':' || 'points_hold', '/loyalty.v1.PointsService/Hold',
       decode(repeat('5a', 32), 'hex'), decode(repeat('2c', 204), 'hex')),
-    ('fair', 'chk-' || :n || ':' || 'points_commit', '/loyalty.v1.PointsService/CommitHold',
-      decode(repeat('5a', 32), 'hex'), decode(repeat('2c', 210), 'hex')),
-    ('fair', 'chk-' || :n || ':' || 'points_earn', '/loyalty.v1.PointsService/Earn',
-      decode(repeat('5a', 32), 'hex'), decode(repeat('2c', 195), 'hex')),
-    ('fair', 'chk-' || :n || ':' || 'referral_grant' || ':' || '1', '/loyalty.v1.PointsService/Earn',
-      decode(repeat('5a', 32), 'hex'), decode(repeat('2c', 176), 'hex')),
-    ('fair', 'chk-' || :n || ':' || 'referral_grant' || ':' || '2', '/loyalty.v1.PointsService/Earn',
-      decode(repeat('5a', 32), 'hex'), decode(repeat('2c', 176), 'hex')),
-    ('fair', 'chk-' || :n || ':' || 'referral_grant' || ':' || '3', '/loyalty.v1.PointsService/Earn',
-      decode(repeat('5a', 32), 'hex'), decode(repeat('2c', 176), 'hex'));
+    ('fair', 'chk-' || :n || ':' || 'points_settle', '/loyalty.v1.PointsService/EarnBatch',
+      decode(repeat('5a', 32), 'hex'), decode(repeat('2c', 405), 'hex')),
+    ('fair', 'chk-' || :n || ':' || 'referral_grants', '/loyalty.v1.PointsService/EarnBatch',
+      decode(repeat('5a', 32), 'hex'), decode(repeat('2c', 528), 'hex'));
 UPDATE fair.points_accounts SET lots_points = lots_points - 100 + 48,
     lifetime_earned = lifetime_earned + 48, growth = growth + 48, version = version + 1,
     updated_at = now()
@@ -77,43 +72,23 @@ UPDATE fair.points_accounts SET lots_points = lots_points - 100 + 48,
 UPDATE fair.points_lots SET remaining = remaining - 100
   WHERE merchant_id = 'fair' AND id = 'lot-m' || :m;
 INSERT INTO fair.points_holds (merchant_id, id, member_id, reference, points, cash_value_cents,
-    status, created_at, expires_at, finished_at)
+    status, created_at, expires_at, finished_at, lot_id)
   VALUES ('fair', 'hld-' || :n, 'm' || :m, 'o-' || :n, 100, 100, 2, now(),
-    now() + interval '1 hour', now());
-INSERT INTO fair.points_hold_lots (merchant_id, hold_id, lot_id, points)
-  VALUES ('fair', 'hld-' || :n, 'lot-m' || :m, 100);
+    now() + interval '1 hour', now(), 'lot-m' || :m);
 INSERT INTO fair.points_lots (merchant_id, id, member_id, source, reference, points, remaining,
-    status, earned_at, available_at)
-  VALUES ('fair', 'lot-' || :n, 'm' || :m, 1, 'o-' || :n, 48, 48, 2, now(), now()),
-    ('fair', 'lot-' || :n || '-1', 'm' || (:m - 1), 1, 'rr:' || :n || '-1', 48, 48, 2, now(), now()),
-    ('fair', 'lot-' || :n || '-2', 'm' || (:m - 2), 1, 'rr:' || :n || '-2', 24, 24, 2, now(), now()),
-    ('fair', 'lot-' || :n || '-3', 'm' || (:m - 3), 1, 'rr:' || :n || '-3', 9, 9, 2, now(), now());
+    status, earned_at, available_at, earn_growth)
+  VALUES ('fair', 'lot-' || :n, 'm' || :m, 1, 'o-' || :n, 48, 48, 2, now(), now(), 48),
+    ('fair', 'lot-' || :n || '-1', 'm' || (:m - 1), 1, 'rr:' || :n || '-1', 48, 48, 2, now(), now(), 0),
+    ('fair', 'lot-' || :n || '-2', 'm' || (:m - 2), 1, 'rr:' || :n || '-2', 24, 24, 2, now(), now(), 0),
+    ('fair', 'lot-' || :n || '-3', 'm' || (:m - 3), 1, 'rr:' || :n || '-3', 9, 9, 2, now(), now(), 0);
 INSERT INTO fair.points_entries (merchant_id, id, member_id, kind, available_delta, held_delta,
-    available_after, source, reference, hold_id, created_at)
-  VALUES ('fair', 'pen-' || :n || '-h', 'm' || :m, 3, -100, 100, 999999900, 0, 'o-' || :n, 'hld-' || :n, now()),
-    ('fair', 'pen-' || :n || '-c', 'm' || :m, 6, 0, -100, 999999900, 0, 'o-' || :n, 'hld-' || :n, now()),
-    ('fair', 'pen-' || :n || '-e', 'm' || :m, 1, 48, 0, 999999948, 1, 'o-' || :n, '', now()),
-    ('fair', 'pen-' || :n || '-1', 'm' || (:m - 1), 1, 48, 0, 1000000048, 1, 'rr:' || :n || '-1', '', now()),
-    ('fair', 'pen-' || :n || '-2', 'm' || (:m - 2), 1, 24, 0, 1000000024, 1, 'rr:' || :n || '-2', '', now()),
-    ('fair', 'pen-' || :n || '-3', 'm' || (:m - 3), 1, 9, 0, 1000000009, 1, 'rr:' || :n || '-3', '', now());
-INSERT INTO fair.points_entry_lots (merchant_id, entry_id, lot_id, points)
-  VALUES ('fair', 'pen-' || :n || '-h', 'lot-m' || :m, -100),
-    ('fair', 'pen-' || :n || '-e', 'lot-' || :n, 48),
-    ('fair', 'pen-' || :n || '-1', 'lot-' || :n || '-1', 48),
-    ('fair', 'pen-' || :n || '-2', 'lot-' || :n || '-2', 24),
-    ('fair', 'pen-' || :n || '-3', 'lot-' || :n || '-3', 9);
-INSERT INTO fair.points_earn_refs (merchant_id, source, reference, member_id, lot_id, points, growth,
-    created_at)
-  VALUES ('fair', 1, 'o-' || :n, 'm' || :m, 'lot-' || :n, 48, 48, now()),
-    ('fair', 1, 'rr:' || :n || '-1', 'm' || (:m - 1), 'lot-' || :n || '-1', 48, 0, now()),
-    ('fair', 1, 'rr:' || :n || '-2', 'm' || (:m - 2), 'lot-' || :n || '-2', 24, 0, now()),
-    ('fair', 1, 'rr:' || :n || '-3', 'm' || (:m - 3), 'lot-' || :n || '-3', 9, 0, now());
-INSERT INTO fair.points_orders (merchant_id, reference, member_id, earned_points, earned_growth,
-    earn_lot_id, redeemed_points)
-  VALUES ('fair', 'o-' || :n, 'm' || :m, 48, 48, 'lot-' || :n, 100),
-    ('fair', 'rr:' || :n || '-1', 'm' || (:m - 1), 48, 0, 'lot-' || :n || '-1', 0),
-    ('fair', 'rr:' || :n || '-2', 'm' || (:m - 2), 24, 0, 'lot-' || :n || '-2', 0),
-    ('fair', 'rr:' || :n || '-3', 'm' || (:m - 3), 9, 0, 'lot-' || :n || '-3', 0);
+    available_after, source, reference, hold_id, created_at, lot_id, lot_points)
+  VALUES ('fair', 'pen-' || :n || '-h', 'm' || :m, 3, -100, 100, 999999900, 0, 'o-' || :n, 'hld-' || :n, now(), 'lot-m' || :m, -100),
+    ('fair', 'pen-' || :n || '-c', 'm' || :m, 6, 0, -100, 999999900, 0, 'o-' || :n, 'hld-' || :n, now(), NULL, NULL),
+    ('fair', 'pen-' || :n || '-e', 'm' || :m, 1, 48, 0, 999999948, 1, 'o-' || :n, '', now(), 'lot-' || :n, 48),
+    ('fair', 'pen-' || :n || '-1', 'm' || (:m - 1), 1, 48, 0, 1000000048, 1, 'rr:' || :n || '-1', '', now(), 'lot-' || :n || '-1', 48),
+    ('fair', 'pen-' || :n || '-2', 'm' || (:m - 2), 1, 24, 0, 1000000024, 1, 'rr:' || :n || '-2', '', now(), 'lot-' || :n || '-2', 24),
+    ('fair', 'pen-' || :n || '-3', 'm' || (:m - 3), 1, 9, 0, 1000000009, 1, 'rr:' || :n || '-3', '', now(), 'lot-' || :n || '-3', 9);
 INSERT INTO fair.points_growth_entries (merchant_id, id, member_id, kind, growth, growth_after,
     source, reference, created_at)
   VALUES ('fair', 'grw-' || :n, 'm' || :m, 1, 48, 48, 1, 'o-' || :n, now());

@@ -1,8 +1,9 @@
 /* points_bench.c -- points-svc: balance reads and holds for a member with a short history against
- * one with a long one (docs/architecture.md#performance-targets "balances are O(1) reads": the flatness anchor is the short
- * history, measured in the same run), and throughput of GetBalance, Hold+CommitHold on distinct
- * members and Hold on one contended member, against Health/Check of the same server (the RPC
- * floor). The service runs without Redis, so every balance read goes to PostgreSQL.
+ * one with a long one (docs/architecture.md#performance-targets "balances are O(1) reads": the
+ * flatness anchor is the short history, measured in the same run), and throughput of GetBalance,
+ * Hold+CommitHold on distinct members and Hold on one contended member, against Health/Check of the
+ * same server (the RPC floor). The service runs without Redis, so every balance read goes to
+ * PostgreSQL.
  *
  * Usage: LOYALTY_PG_DSN=... points_bench [long_history_lots] [seconds] [threads]
  * It starts build/points-svc/points-svc (or $POINTS_SVC_BIN) on a free port, or uses
@@ -44,7 +45,7 @@ static status_t call(const char *method, const void *req, arena_t *a, void *resp
 static const char *const g_service_env[] = {"LOYALTY_REDIS_URL=", "JOB_INTERVAL_S=0", NULL};
 
 /* A member with `lots` one-point lots earned over the past, 30 of them expiring within 30 days
- * and the rest later, one EARN entry per lot, and the account totals. */
+ * and the rest later, one EARN entry per lot (naming it), and the account totals. */
 static void seed_member(PGconn *pg, const char *member, int lots) {
     char n[24];
     snprintf(n, sizeof n, "%d", lots);
@@ -60,14 +61,10 @@ static void seed_member(PGconn *pg, const char *member, int lots) {
               3, p);
     bench_sql(pg,
               "INSERT INTO points.entries (merchant_id, id, member_id, kind, available_delta, "
-              " available_after, source, created_at) "
-              "SELECT $1, 'pen_' || $2 || '_' || g, $2, 1, 1, g, 5, now() - interval '1 day' "
+              " available_after, source, created_at, lot_id, lot_points) "
+              "SELECT $1, 'pen_' || $2 || '_' || g, $2, 1, 1, g, 5, now() - interval '1 day', "
+              " 'lot_' || $2 || '_' || g, 1 "
               "FROM generate_series(1, $3::int) g ORDER BY g",
-              3, p);
-    bench_sql(pg,
-              "INSERT INTO points.entry_lots (merchant_id, entry_id, lot_id, points) "
-              "SELECT $1, 'pen_' || $2 || '_' || g, 'lot_' || $2 || '_' || g, 1 "
-              "FROM generate_series(1, $3::int) g",
               3, p);
     bench_sql(pg,
               "INSERT INTO points.accounts (merchant_id, member_id, lots_points, lifetime_earned, "

@@ -218,6 +218,8 @@ status_t points_ledger_credit(points_ledger_t *lg, const points_credit_t *c,
         .has_expiry = c->has_expiry,
         .expiry_day = c->expiry_day,
         .time_zone = c->time_zone,
+        .claim = c->claim,
+        .claim_growth = c->claim_growth,
     };
     Loyalty__V1__PointsLot *l = NULL;
     status_t st = points_store_insert_lot(lg->db, lg->a, lg->merchant, &nl, &l);
@@ -427,8 +429,8 @@ status_t points_ledger_commit(points_ledger_t *lg, const Loyalty__V1__PointsHold
     if (!status_is_ok(&st)) {
         return st;
     }
-    st =
-        points_store_order_add(lg->db, lg->merchant, h->reference, lg->member, 0, 0, "", h->points);
+    /* the committed hold is what the reference redeemed (ReverseOrder reads it there) */
+    st = points_store_check_redeemer(lg->db, lg->merchant, h->reference, lg->member);
     if (!status_is_ok(&st)) {
         return st;
     }
@@ -449,8 +451,8 @@ status_t points_ledger_restore(points_ledger_t *lg, const char *reference, int64
     points_share_t *lots = NULL;
     const char **hold_ids = NULL;
     int n = 0;
-    status_t st =
-        points_store_restorable(lg->db, lg->a, lg->merchant, reference, &lots, &hold_ids, &n);
+    status_t st = points_store_restorable(lg->db, lg->a, lg->merchant, lg->member, reference, &lots,
+                                          &hold_ids, &n);
     if (!status_is_ok(&st)) {
         return st;
     }

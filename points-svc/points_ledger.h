@@ -66,6 +66,8 @@ typedef struct points_credit {
     const char *time_zone;
     bool lifetime; /* counts in lifetime_earned */
     const char *reason, *operator_name;
+    bool claim;           /* an earn's lot: it claims (source, reference) */
+    int64_t claim_growth; /* with claim: the growth the earn added */
 } points_credit_t;
 
 /** A new lot and its entry. */

@@ -198,12 +198,13 @@ static status_t earn_breakdown(rpc_ctx_t *ctx, const Loyalty__V1__PointsSettings
     }
 }
 
-/* Credits `points` (if any) as a lot starting now, pending for pending_days. */
+/* Credits `points` (if any) as a lot starting now, pending for pending_days. With claim, the
+ * lot claims (source, reference) for an earn that added claim_growth. */
 static status_t credit_now(points_ledger_t *lg, const Loyalty__V1__PointsSettings *s, int kind,
                            int source, const char *reference, int64_t points, int32_t pending_days,
                            const char *expiry_date, bool lifetime, const char *reason,
-                           const char *operator_name, Loyalty__V1__PointsLot **lot,
-                           Loyalty__V1__PointsEntry **entry) {
+                           const char *operator_name, bool claim, int64_t claim_growth,
+                           Loyalty__V1__PointsLot **lot, Loyalty__V1__PointsEntry **entry) {
     *lot = NULL;
     if (points <= 0) {
         return status_ok();
@@ -223,7 +224,9 @@ static status_t credit_now(points_ledger_t *lg, const Loyalty__V1__PointsSetting
                          .time_zone = s->time_zone,
                          .lifetime = lifetime,
                          .reason = reason,
-                         .operator_name = operator_name};
+                         .operator_name = operator_name,
+                         .claim = claim,
+                         .claim_growth = claim_growth};
     st = lot_expiry(s, "expiry_date", expiry_date, clock.later_day, &c.has_expiry, &c.expiry_day);
     if (!status_is_ok(&st)) {
         return st;
@@ -264,27 +267,25 @@ static bool earn_keeps_save_deferred(const earn_plan_t *p) {
     return p->req->expiry_date[0] == '\0';
 }
 
-/* Applies a prepared earn in its member's open ledger: the lot, growth, the claim of the
- * reference and the order's row. Fills resp except its balance. */
+/* Applies a prepared earn in its member's open ledger: the lot, which claims the reference
+ * (what an order earned is read from it: no order row), and growth. An earn that makes no lot
+ * claims the reference in earn_refs. Fills resp except its balance. */
 static status_t earn_apply(points_ledger_t *lg, const Loyalty__V1__PointsSettings *s,
                            const earn_plan_t *p, Loyalty__V1__PointsEarnResponse *resp) {
     const Loyalty__V1__PointsEarnRequest *req = p->req;
     const Loyalty__V1__PointsEarnBreakdown *b = p->b;
-    status_t st = credit_now(lg, s, LOYALTY__V1__POINTS_ENTRY_KIND__POINTS_ENTRY_KIND_EARN,
-                             p->source, req->reference, b->points, b->pending_days,
-                             req->expiry_date, true, req->note, "", &resp->lot, NULL);
+    bool claim = req->reference[0] != '\0';
+    status_t st =
+        credit_now(lg, s, LOYALTY__V1__POINTS_ENTRY_KIND__POINTS_ENTRY_KIND_EARN, p->source,
+                   req->reference, b->points, b->pending_days, req->expiry_date, true, req->note,
+                   "", claim, b->growth, &resp->lot, NULL);
+    if (status_is_ok(&st) && claim && resp->lot == NULL) {
+        st = points_store_claim_earn(lg->db, lg->merchant, p->source, req->reference,
+                                     req->member_id, b->growth, lg->now);
+    }
     if (status_is_ok(&st)) {
         st = points_ledger_growth(lg, LOYALTY__V1__POINTS_GROWTH_KIND__POINTS_GROWTH_KIND_EARN,
                                   b->growth, p->source, req->reference, req->note);
-    }
-    const char *lot_id = resp->lot ? resp->lot->id : "";
-    if (status_is_ok(&st) && req->reference[0]) {
-        st = points_store_claim_earn(lg->db, lg->merchant, p->source, req->reference,
-                                     req->member_id, lot_id, b->points, b->growth, lg->now);
-    }
-    if (status_is_ok(&st) && p->source == LOYALTY__V1__POINTS_SOURCE__POINTS_SOURCE_ORDER) {
-        st = points_store_order_add(lg->db, lg->merchant, req->reference, req->member_id, b->points,
-                                    b->growth, lot_id, 0);
     }
     if (!status_is_ok(&st)) {
         return st;
@@ -374,7 +375,7 @@ static status_t rpc_check_in(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
     lg.acct.last_check_in_day = clock.day;
     st = credit_now(&lg, s, LOYALTY__V1__POINTS_ENTRY_KIND__POINTS_ENTRY_KIND_EARN,
                     LOYALTY__V1__POINTS_SOURCE__POINTS_SOURCE_CHECK_IN, reference, b.points, 0, "",
-                    true, "", "", &resp->lot, NULL);
+                    true, "", "", false, 0, &resp->lot, NULL);
     if (status_is_ok(&st)) {
         st = points_ledger_growth(&lg, LOYALTY__V1__POINTS_GROWTH_KIND__POINTS_GROWTH_KIND_EARN,
                                   b.growth, LOYALTY__V1__POINTS_SOURCE__POINTS_SOURCE_CHECK_IN,
@@ -1029,7 +1030,7 @@ static status_t rpc_adjust(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
     if (req->points > 0) {
         Loyalty__V1__PointsLot *lot = NULL;
         st = credit_now(&lg, s, kind, source, "", req->points, 0, req->expiry_date, false,
-                        req->reason, req->operator_, &lot, &resp->entry);
+                        req->reason, req->operator_, false, 0, &lot, &resp->entry);
     } else if (req->points < 0) {
         points_debit_t d = {.kind = kind,
                             .source = source,
@@ -1107,8 +1108,7 @@ static status_t rpc_reverse_order(rpc_ctx_t *ctx, const ProtobufCMessage *req_ms
     }
     points_order_t o;
     if (status_is_ok(&st)) { /* unlocked, to learn the member: the account is locked first */
-        st = points_store_order_get(ctx->db, ctx->arena, ctx->merchant_id, req->reference, false,
-                                    &o);
+        st = points_store_order_get(ctx->db, ctx->arena, ctx->merchant_id, req->reference, &o);
     }
     points_ledger_t lg;
     if (status_is_ok(&st)) {
@@ -1116,8 +1116,8 @@ static status_t rpc_reverse_order(rpc_ctx_t *ctx, const ProtobufCMessage *req_ms
                                 ctx->now_s, true);
     }
     if (status_is_ok(&st)) {
-        st =
-            points_store_order_get(ctx->db, ctx->arena, ctx->merchant_id, req->reference, true, &o);
+        /* again under the member's lock, which every writer of the reference holds */
+        st = points_store_order_get(ctx->db, ctx->arena, ctx->merchant_id, req->reference, &o);
     }
     int64_t after = 0;
     if (status_is_ok(&st)) {

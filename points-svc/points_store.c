@@ -516,6 +516,21 @@ status_t points_store_due_accounts(db_t *db, arena_t *a, const char *merchant, i
 
 /* ---- lots ---- */
 
+/* An earn's claim refused by its statement: refuse('ALREADY_EARNED') answers
+ * FAILED_PRECONDITION, and a race lost at lots_earn_claim a bare unique violation; both are
+ * ALREADY_EXISTS ALREADY_EARNED to callers. */
+static status_t claim_status(db_t *db, status_t st) {
+    bool earned =
+        (st.code == STATUS_FAILED_PRECONDITION && strcmp(st.reason, "ALREADY_EARNED") == 0) ||
+        (st.code == STATUS_ALREADY_EXISTS &&
+         strcmp(db_last_constraint(db), "lots_earn_claim") == 0);
+    if (earned) {
+        return status_make(STATUS_ALREADY_EXISTS, "ALREADY_EARNED",
+                           "points were already earned for this source and reference");
+    }
+    return st;
+}
+
 #define LOT_COLUMNS                                                                                \
     "id, member_id, source, reference, points, remaining, status, " EPOCH("earned_at") ", " EPOCH( \
         "available_at") ", " DAY_TEXT("expiry_date") ", coalesce(" EPOCH("expires_at") ", 0)"
@@ -557,16 +572,42 @@ status_t points_store_insert_lot(db_t *db, arena_t *a, const char *merchant,
     }
     db_param_text(&p, lot->time_zone);
     PGresult *r = NULL;
+    status_t st;
     /* A lot is valid through its expiry day and expires at the next local midnight. */
-    status_t st =
-        db_exec(db,
-                "INSERT INTO lots (merchant_id, id, member_id, source, reference, points, "
-                " remaining, status, earned_at, available_at, expiry_date, expires_at) "
-                "VALUES ($1, $2, $3, $4, $5, $6, $6, $7, to_timestamp($8::bigint), "
-                " to_timestamp($9::bigint), date '1970-01-01' + $10::int, "
-                " (date '1970-01-01' + ($10::int + 1))::timestamp AT TIME ZONE $11) "
-                "RETURNING " LOT_COLUMNS,
-                &p, &r);
+    if (!lot->claim) {
+        st = db_exec(db,
+                     "INSERT INTO lots (merchant_id, id, member_id, source, reference, points, "
+                     " remaining, status, earned_at, available_at, expiry_date, expires_at) "
+                     "VALUES ($1, $2, $3, $4, $5, $6, $6, $7, to_timestamp($8::bigint), "
+                     " to_timestamp($9::bigint), date '1970-01-01' + $10::int, "
+                     " (date '1970-01-01' + ($10::int + 1))::timestamp AT TIME ZONE $11) "
+                     "RETURNING " LOT_COLUMNS,
+                     &p, &r);
+    } else {
+        /* The earn's claim, checked in the insert itself: taken by a lot or by a claim without
+         * a lot (earn_refs), or an order reference another member redeemed with. Two earns
+         * racing for one claim meet at lots_earn_claim. */
+        db_param_int(&p, lot->claim_growth);
+        st = db_exec(
+            db,
+            "WITH c AS (SELECT CASE "
+            " WHEN EXISTS (SELECT FROM lots WHERE merchant_id = $1 AND source = $4 "
+            "  AND reference = $5 AND earn_growth IS NOT NULL) "
+            "  OR EXISTS (SELECT FROM earn_refs WHERE merchant_id = $1 AND source = $4 "
+            "  AND reference = $5) THEN refuse('ALREADY_EARNED') "
+            " WHEN $4 = 1 AND (EXISTS (SELECT FROM holds WHERE merchant_id = $1 "
+            "  AND reference = $5 AND status = 2 AND member_id <> $3) "
+            "  OR EXISTS (SELECT FROM orders WHERE merchant_id = $1 AND reference = $5 "
+            "  AND member_id <> $3)) THEN refuse('REFERENCE_MEMBER_MISMATCH') ELSE 0 END AS ok) "
+            "INSERT INTO lots (merchant_id, id, member_id, source, reference, points, "
+            " remaining, status, earned_at, available_at, expiry_date, expires_at, earn_growth) "
+            "SELECT $1, $2, $3, $4, $5, $6, $6, $7, to_timestamp($8::bigint), "
+            " to_timestamp($9::bigint), date '1970-01-01' + $10::int, "
+            " (date '1970-01-01' + ($10::int + 1))::timestamp AT TIME ZONE $11, $12 FROM c "
+            "RETURNING " LOT_COLUMNS,
+            &p, &r);
+        st = claim_status(db, st);
+    }
     if (!status_is_ok(&st)) {
         return st;
     }
@@ -839,7 +880,10 @@ status_t points_store_insert_hold(db_t *db, const char *merchant, const char *id
     db_param_int(&p, cash_value_cents);
     db_param_int(&p, now);
     db_param_int(&p, expires_at);
-    points_store_share_params(&scratch, &p, shares, n);
+    /* A hold of one lot names it itself; only holds of several lots write hold_lots. */
+    bool one_lot = n == 1 && -shares[0].points == points;
+    db_param_text(&p, one_lot ? shares[0].lot_id : NULL);
+    points_store_share_params(&scratch, &p, shares, one_lot ? 0 : n);
     db_expect_t live_reference = {
         .rows = -1,
         .constraint = "holds_live_reference",
@@ -849,33 +893,46 @@ status_t points_store_insert_hold(db_t *db, const char *merchant, const char *id
     status_t st = db_exec_deferred(
         db,
         "WITH h AS (INSERT INTO holds (merchant_id, id, member_id, reference, points, "
-        "  cash_value_cents, status, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, 1, "
-        "  to_timestamp($7::bigint), to_timestamp($8::bigint)) RETURNING id) "
+        "  cash_value_cents, status, created_at, expires_at, lot_id) VALUES ($1, $2, $3, $4, $5, "
+        "  $6, 1, to_timestamp($7::bigint), to_timestamp($8::bigint), $9) RETURNING id) "
         "INSERT INTO hold_lots (merchant_id, hold_id, lot_id, points) "
-        "SELECT $1, h.id, v.lot, -v.pts FROM h, unnest($9::text[], $10::bigint[]) AS v(lot, pts)",
+        "SELECT $1, h.id, v.lot, -v.pts FROM h, unnest($10::text[], $11::bigint[]) AS v(lot, pts)",
         &p, &live_reference);
     arena_free(&scratch);
     return st;
 }
 
-/* The hold's lot shares ride along as three arrays (one round trip), in spending order. */
+/* The hold's lot shares ride along as three arrays (one round trip), in spending order: its
+ * one lot when it names it, else its hold_lots. */
 #define HOLD_WITH_LOTS                                                                             \
     "SELECT h.id, h.member_id, h.reference, h.points, h.cash_value_cents, h.status, "              \
     " " EPOCH("h.created_at") ", " EPOCH("h.expires_at") ", coalesce(" EPOCH(                      \
-        "h.finished_at") ", 0), coalesce(s.ids, '{}'), coalesce(s.pts, '{}'), coalesce(s.days, "   \
-                         "'{}') "                                                                  \
-                         "FROM holds h LEFT JOIN LATERAL (SELECT "                                 \
-                         "  array_agg(hl.lot_id ORDER BY l.expires_at, l.earned_at, l.id) AS "     \
-                         "ids, "                                                                   \
-                         "  array_agg(-hl.points ORDER BY l.expires_at, l.earned_at, l.id) AS "    \
-                         "pts, "                                                                   \
-                         "  array_agg(" DAY_TEXT(                                                  \
-                             "l.expiry_date") " ORDER BY l.expires_at, l.earned_at, l.id) AS "     \
-                                              "days "                                              \
-                                              "  FROM hold_lots hl JOIN lots l ON l.merchant_id "  \
-                                              "= hl.merchant_id AND l.id = hl.lot_id "             \
-                                              "  WHERE hl.merchant_id = h.merchant_id AND "        \
-                                              "hl.hold_id = h.id) s ON true "
+        "h.finished_at") ", 0), "                                                                  \
+                         " CASE WHEN h.lot_id IS NOT NULL THEN ARRAY[h.lot_id] "                   \
+                         "  ELSE coalesce(s.ids, '{}') END, "                                      \
+                         " CASE WHEN h.lot_id IS NOT NULL THEN ARRAY[-h.points] "                  \
+                         "  ELSE coalesce(s.pts, '{}') END, "                                      \
+                         " CASE WHEN h.lot_id IS NOT NULL THEN ARRAY[" DAY_TEXT(                   \
+                             "l1.expiry_date") "] ELSE coalesce(s.days, '{}') END "                \
+                                               "FROM holds h LEFT JOIN lots l1 "                   \
+                                               " ON l1.merchant_id = h.merchant_id "               \
+                                               " AND l1.id = h.lot_id "                            \
+                                               "LEFT JOIN LATERAL (SELECT "                        \
+                                               "  array_agg(hl.lot_id ORDER BY l.expires_at, "     \
+                                               "l.earned_at, l.id) AS ids, "                       \
+                                               "  array_agg(-hl.points ORDER BY l.expires_at, "    \
+                                               "l.earned_at, l.id) AS pts, "                       \
+                                               "  array_agg(" DAY_TEXT(                            \
+                                                   "l.expiry_date") " ORDER BY l.expires_at, "     \
+                                                                    "l.earned_at, l.id) AS days "  \
+                                                                    "  FROM hold_lots hl JOIN "    \
+                                                                    "lots l ON l.merchant_id = "   \
+                                                                    "hl.merchant_id AND l.id = "   \
+                                                                    "hl.lot_id WHERE "             \
+                                                                    "hl.merchant_id = "            \
+                                                                    "h.merchant_id AND "           \
+                                                                    "hl.hold_id = h.id) s ON "     \
+                                                                    "true "
 
 static status_t hold_from_result(arena_t *a, const PGresult *r, Loyalty__V1__PointsHold **out) {
     Loyalty__V1__PointsHold *h = pb_new(a, &loyalty__v1__points_hold__descriptor);
@@ -1020,22 +1077,32 @@ status_t points_store_expired_holds(db_t *db, arena_t *a, const char *merchant, 
     return status_ok();
 }
 
-status_t points_store_restorable(db_t *db, arena_t *a, const char *merchant, const char *reference,
-                                 points_share_t **shares, const char ***hold_ids, int *n) {
+status_t points_store_restorable(db_t *db, arena_t *a, const char *merchant, const char *member,
+                                 const char *reference, points_share_t **shares,
+                                 const char ***hold_ids, int *n) {
     db_params_t p;
     db_params_init(&p);
     db_param_text(&p, merchant);
     db_param_text(&p, reference);
+    db_param_text(&p, member);
     PGresult *r = NULL;
+    /* The shares of holds that took from several lots, and the one lot of the others. */
     status_t st = db_exec(
         db,
-        "SELECT hl.lot_id, hl.points - hl.restored, " DAY_TEXT(
-            "l.expiry_date") ", hl.hold_id "
-                             "FROM holds h JOIN hold_lots hl ON hl.merchant_id = h.merchant_id AND "
-                             "hl.hold_id = h.id "
-                             "JOIN lots l ON l.merchant_id = hl.merchant_id AND l.id = hl.lot_id "
-                             "WHERE h.merchant_id = $1 AND h.reference = $2 AND h.status = 2 "
-                             " AND hl.points > hl.restored "
+        "SELECT x.lot_id, x.left_points, " DAY_TEXT(
+            "l.expiry_date") ", x.hold_id FROM ("
+                             " SELECT hl.hold_id, hl.lot_id, hl.points - hl.restored AS "
+                             "left_points "
+                             " FROM holds h JOIN hold_lots hl ON hl.merchant_id = h.merchant_id "
+                             "  AND hl.hold_id = h.id "
+                             " WHERE h.merchant_id = $1 AND h.reference = $2 AND h.status = 2 "
+                             "  AND h.member_id = $3 AND hl.points > hl.restored "
+                             " UNION ALL "
+                             " SELECT h.id, h.lot_id, h.points - h.lot_restored FROM holds h "
+                             " WHERE h.merchant_id = $1 AND h.reference = $2 AND h.status = 2 "
+                             "  AND h.member_id = $3 AND h.lot_id IS NOT NULL "
+                             "  AND h.points > h.lot_restored) x "
+                             "JOIN lots l ON l.merchant_id = $1 AND l.id = x.lot_id "
                              "ORDER BY l.expires_at DESC NULLS FIRST, l.earned_at DESC, l.id DESC",
         &p, &r);
     if (!status_is_ok(&st)) {
@@ -1057,90 +1124,101 @@ status_t points_store_mark_restored(db_t *db, const char *merchant, const char *
     db_param_text(&p, hold_id);
     db_param_text(&p, lot_id);
     db_param_int(&p, points);
+    /* On the hold when it names the lot, else on its hold_lots share. */
     return db_exec_deferred(db,
+                            "WITH one AS (UPDATE holds SET lot_restored = lot_restored + $4 "
+                            " WHERE merchant_id = $1 AND id = $2 AND lot_id = $3 RETURNING 1) "
                             "UPDATE hold_lots SET restored = restored + $4 WHERE merchant_id = $1 "
-                            " AND hold_id = $2 AND lot_id = $3",
+                            " AND hold_id = $2 AND lot_id = $3 AND NOT EXISTS (SELECT FROM one)",
                             &p, NULL);
 }
 
 /* ---- earns, orders, check-ins, imports ---- */
 
 status_t points_store_claim_earn(db_t *db, const char *merchant, int source, const char *reference,
-                                 const char *member, const char *lot_id, int64_t points,
-                                 int64_t growth, int64_t now) {
+                                 const char *member, int64_t growth, int64_t now) {
     db_params_t p;
     db_params_init(&p);
     db_param_text(&p, merchant);
     db_param_int(&p, source);
     db_param_text(&p, reference);
     db_param_text(&p, member);
-    db_param_text(&p, lot_id);
-    db_param_int(&p, points);
     db_param_int(&p, growth);
     db_param_int(&p, now);
-    db_expect_t claimed = {
-        .rows = -1,
-        .refusal = status_make(STATUS_ALREADY_EXISTS, "ALREADY_EARNED",
-                               "points were already earned for this source and reference")};
-    return db_exec_deferred(db,
-                            "WITH c AS (INSERT INTO earn_refs (merchant_id, source, reference, "
-                            " member_id, lot_id, points, growth, created_at) VALUES ($1, $2, $3, "
-                            " $4, $5, $6, $7, to_timestamp($8::bigint)) ON CONFLICT DO NOTHING "
-                            " RETURNING 1) "
-                            "SELECT refuse('ALREADY_EARNED') WHERE NOT EXISTS (SELECT FROM c)",
-                            &p, &claimed);
+    /* The same checks as a claiming lot's insert (points_store_insert_lot). Claims of one
+     * member serialize on its account lock, and two lot claims meet at lots_earn_claim; what
+     * no lock orders is a claim here racing another member's lot claim of the same (source,
+     * reference) (each checks the other's table before the other commits): both would stand
+     * (ReverseOrder reads one). A client's error only: one reference is one member's order. */
+    status_t st = db_exec(
+        db,
+        "WITH c AS (SELECT CASE "
+        " WHEN EXISTS (SELECT FROM lots WHERE merchant_id = $1 AND source = $2 "
+        "  AND reference = $3 AND earn_growth IS NOT NULL) THEN refuse('ALREADY_EARNED') "
+        " WHEN $2 = 1 AND (EXISTS (SELECT FROM holds WHERE merchant_id = $1 "
+        "  AND reference = $3 AND status = 2 AND member_id <> $4) "
+        "  OR EXISTS (SELECT FROM orders WHERE merchant_id = $1 AND reference = $3 "
+        "  AND member_id <> $4)) THEN refuse('REFERENCE_MEMBER_MISMATCH') ELSE 0 END AS ok), "
+        " i AS (INSERT INTO earn_refs (merchant_id, source, reference, member_id, lot_id, points, "
+        "  growth, created_at) SELECT $1, $2, $3, $4, '', 0, $5, to_timestamp($6::bigint) "
+        "  FROM c ON CONFLICT DO NOTHING RETURNING 1) "
+        "SELECT refuse('ALREADY_EARNED') WHERE NOT EXISTS (SELECT FROM i)",
+        &p, NULL);
+    return claim_status(db, st);
 }
 
-status_t points_store_order_add(db_t *db, const char *merchant, const char *reference,
-                                const char *member, int64_t earned_points, int64_t earned_growth,
-                                const char *earn_lot_id, int64_t redeemed_points) {
+status_t points_store_check_redeemer(db_t *db, const char *merchant, const char *reference,
+                                     const char *member) {
     db_params_t p;
     db_params_init(&p);
     db_param_text(&p, merchant);
     db_param_text(&p, reference);
     db_param_text(&p, member);
-    db_param_int(&p, earned_points);
-    db_param_int(&p, earned_growth);
-    db_param_text(&p, earn_lot_id);
-    db_param_int(&p, redeemed_points);
     db_expect_t own_reference = {
         .rows = -1,
         .refusal = status_make(STATUS_FAILED_PRECONDITION, "REFERENCE_MEMBER_MISMATCH",
                                "this reference belongs to another member")};
+    /* The committed hold itself is the redemption's record: nothing is written here. As with
+     * earn claims (points_store_claim_earn), two members' commit and earn of one reference at
+     * the same instant are not ordered by any lock; each is refused once the other committed. */
     return db_exec_deferred(
         db,
-        "WITH u AS (INSERT INTO orders AS o (merchant_id, reference, member_id, earned_points, "
-        " earned_growth, earn_lot_id, redeemed_points) VALUES ($1, $2, $3, $4, $5, $6, $7) "
-        "ON CONFLICT (merchant_id, reference) DO UPDATE SET "
-        " earned_points = o.earned_points + EXCLUDED.earned_points, "
-        " earned_growth = o.earned_growth + EXCLUDED.earned_growth, "
-        " earn_lot_id = CASE WHEN EXCLUDED.earn_lot_id <> '' THEN EXCLUDED.earn_lot_id "
-        "  ELSE o.earn_lot_id END, "
-        " redeemed_points = o.redeemed_points + EXCLUDED.redeemed_points "
-        "WHERE o.member_id = EXCLUDED.member_id RETURNING 1) "
-        "SELECT refuse('REFERENCE_MEMBER_MISMATCH') WHERE NOT EXISTS (SELECT FROM u)",
+        "SELECT refuse('REFERENCE_MEMBER_MISMATCH') WHERE EXISTS (SELECT FROM lots "
+        " WHERE merchant_id = $1 AND source = 1 AND reference = $2 AND earn_growth IS NOT NULL "
+        " AND member_id <> $3) OR EXISTS (SELECT FROM earn_refs WHERE merchant_id = $1 "
+        " AND source = 1 AND reference = $2 AND member_id <> $3) OR EXISTS (SELECT FROM orders "
+        " WHERE merchant_id = $1 AND reference = $2 AND member_id <> $3)",
         &p, &own_reference);
 }
 
 status_t points_store_order_get(db_t *db, arena_t *a, const char *merchant, const char *reference,
-                                bool lock, points_order_t *out) {
+                                points_order_t *out) {
     db_params_t p;
     db_params_init(&p);
     db_param_text(&p, merchant);
     db_param_text(&p, reference);
     PGresult *r = NULL;
-    status_t st =
-        db_exec_row(db,
-                    lock ? "SELECT member_id, earned_points, earned_growth, earn_lot_id, "
-                           " redeemed_points, reversed_bps, clawed_points, clawed_growth, "
-                           " restored_points FROM orders WHERE merchant_id = $1 "
-                           " AND reference = $2 FOR UPDATE"
-                         : "SELECT member_id, earned_points, earned_growth, earn_lot_id, "
-                           " redeemed_points, reversed_bps, clawed_points, clawed_growth, "
-                           " restored_points FROM orders WHERE merchant_id = $1 "
-                           " AND reference = $2",
-                    &p, &r, STATUS_NOT_FOUND, "ORDER_NOT_FOUND",
-                    "nothing was earned or redeemed with this reference");
+    /* The earn's claim (its lot, or earn_refs when it made none), the reversals' row and the
+     * COMMITTED hold, of the one member who owns the reference. */
+    status_t st = db_exec_row(
+        db,
+        "WITH e AS (SELECT member_id, points, earn_growth AS growth, id AS lot_id FROM lots "
+        "  WHERE merchant_id = $1 AND source = 1 AND reference = $2 AND earn_growth IS NOT NULL "
+        " UNION ALL SELECT member_id, points, growth, lot_id FROM earn_refs "
+        "  WHERE merchant_id = $1 AND source = 1 AND reference = $2 LIMIT 1), "
+        " o AS (SELECT member_id, reversed_bps, clawed_points, clawed_growth, restored_points "
+        "  FROM orders WHERE merchant_id = $1 AND reference = $2), "
+        " h AS (SELECT member_id, points FROM holds WHERE merchant_id = $1 AND reference = $2 "
+        "  AND status = 2 AND member_id = coalesce((SELECT member_id FROM o), "
+        "  (SELECT member_id FROM e), member_id) LIMIT 1) "
+        "SELECT coalesce(o.member_id, e.member_id, h.member_id), coalesce(e.points, 0), "
+        " coalesce(e.growth, 0), coalesce(e.lot_id, ''), coalesce(h.points, 0), "
+        " coalesce(o.reversed_bps, 0), coalesce(o.clawed_points, 0), "
+        " coalesce(o.clawed_growth, 0), coalesce(o.restored_points, 0) "
+        "FROM (SELECT) x LEFT JOIN e ON true LEFT JOIN h ON true LEFT JOIN o ON true "
+        "WHERE e.member_id IS NOT NULL OR h.member_id IS NOT NULL OR o.member_id IS NOT NULL",
+        &p, &r, STATUS_NOT_FOUND, "ORDER_NOT_FOUND",
+        "nothing was earned or redeemed with this reference");
     if (!status_is_ok(&st)) {
         return st;
     }
@@ -1163,13 +1241,20 @@ status_t points_store_order_reversed(db_t *db, const char *merchant, const char 
     db_params_init(&p);
     db_param_text(&p, merchant);
     db_param_text(&p, reference);
+    db_param_text(&p, o->member_id);
     db_param_int(&p, o->reversed_bps);
     db_param_int(&p, o->clawed_points);
     db_param_int(&p, o->clawed_growth);
     db_param_int(&p, o->restored_points);
+    /* An order that only earned has no row until its first reversal. */
     return db_exec(db,
-                   "UPDATE orders SET reversed_bps = $3, clawed_points = $4, clawed_growth = $5, "
-                   " restored_points = $6 WHERE merchant_id = $1 AND reference = $2",
+                   "INSERT INTO orders AS o (merchant_id, reference, member_id, reversed_bps, "
+                   " clawed_points, clawed_growth, restored_points) "
+                   "VALUES ($1, $2, $3, $4, $5, $6, $7) "
+                   "ON CONFLICT (merchant_id, reference) DO UPDATE SET "
+                   " reversed_bps = EXCLUDED.reversed_bps, clawed_points = EXCLUDED.clawed_points, "
+                   " clawed_growth = EXCLUDED.clawed_growth, "
+                   " restored_points = EXCLUDED.restored_points",
                    &p, NULL);
 }
 

@@ -106,8 +106,15 @@ typedef struct points_new_lot {
     bool has_expiry;
     int64_t expiry_day;
     const char *time_zone;
+    /* An earn's lot holds the earn's claim of (source, reference), with the growth it added. */
+    bool claim;
+    int64_t claim_growth;
 } points_new_lot_t;
 
+/** With lot->claim: ALREADY_EXISTS ALREADY_EARNED when (source, reference) was earned before
+ *  (by a lot or an earn_refs claim), and, for source ORDER, FAILED_PRECONDITION
+ *  REFERENCE_MEMBER_MISMATCH when another member redeemed (committed a hold) or reversed with
+ *  the reference. */
 status_t points_store_insert_lot(db_t *db, arena_t *a, const char *merchant,
                                  const points_new_lot_t *lot, Loyalty__V1__PointsLot **out);
 
@@ -190,10 +197,12 @@ status_t points_store_finish_hold(db_t *db, const char *merchant, const char *ho
 status_t points_store_expired_holds(db_t *db, arena_t *a, const char *merchant, const char *member,
                                     int64_t now, char ***ids, int *n);
 
-/** What the COMMITTED holds of a reference may still give back, lot by lot, latest-expiring
- *  lots first (lots without expiry first of all). hold_ids[i] is the hold of share i. */
-status_t points_store_restorable(db_t *db, arena_t *a, const char *merchant, const char *reference,
-                                 points_share_t **shares, const char ***hold_ids, int *n);
+/** What the member's COMMITTED holds of a reference may still give back, lot by lot,
+ *  latest-expiring lots first (lots without expiry first of all). hold_ids[i] is the hold of
+ *  share i. */
+status_t points_store_restorable(db_t *db, arena_t *a, const char *merchant, const char *member,
+                                 const char *reference, points_share_t **shares,
+                                 const char ***hold_ids, int *n);
 
 /** Deferred. */
 status_t points_store_mark_restored(db_t *db, const char *merchant, const char *hold_id,
@@ -239,12 +248,15 @@ status_t points_store_list_growth(db_t *db, arena_t *a, const char *merchant, co
 
 /* ---- earns, orders, check-ins, imports ---- */
 
-/** Claims (source, reference) for an earn (deferred): ALREADY_EXISTS ALREADY_EARNED when
- *  taken. */
+/** Claims (source, reference) for an earn that made no lot (no points; an earn with points
+ *  claims in its lot, points_store_insert_lot), with the same refusals. Not deferred (rare: it
+ *  costs its own round trip). */
 status_t points_store_claim_earn(db_t *db, const char *merchant, int source, const char *reference,
-                                 const char *member, const char *lot_id, int64_t points,
-                                 int64_t growth, int64_t now);
+                                 const char *member, int64_t growth, int64_t now);
 
+/** An order reference: what its earn claimed (earned_*; earn_lot_id "" when it made no lot),
+ *  what its COMMITTED hold redeemed, and what was reversed (its `orders` row, written by the
+ *  first reversal). */
 typedef struct points_order {
     const char *member_id;
     int64_t earned_points, earned_growth;
@@ -254,16 +266,17 @@ typedef struct points_order {
     int64_t clawed_points, clawed_growth, restored_points;
 } points_order_t;
 
-/** Adds to an order reference's earned or redeemed figures (creating it; deferred).
- * FAILED_PRECONDITION REFERENCE_MEMBER_MISMATCH when the reference belongs to another member. */
-status_t points_store_order_add(db_t *db, const char *merchant, const char *reference,
-                                const char *member, int64_t earned_points, int64_t earned_growth,
-                                const char *earn_lot_id, int64_t redeemed_points);
+/** Deferred, no row written: FAILED_PRECONDITION REFERENCE_MEMBER_MISMATCH when the reference
+ *  of a hold being committed belongs to another member (an order earn's claim, or a reversal). */
+status_t points_store_check_redeemer(db_t *db, const char *merchant, const char *reference,
+                                     const char *member);
 
-/** The order reference (locked FOR UPDATE with lock); NOT_FOUND ORDER_NOT_FOUND. */
+/** The order reference; NOT_FOUND ORDER_NOT_FOUND when nothing was earned or redeemed with it.
+ *  Unlocked: every writer of a reference holds its member's account lock. */
 status_t points_store_order_get(db_t *db, arena_t *a, const char *merchant, const char *reference,
-                                bool lock, points_order_t *out);
+                                points_order_t *out);
 
+/** Writes the reversal figures of o (creating the row of an order that only earned). */
 status_t points_store_order_reversed(db_t *db, const char *merchant, const char *reference,
                                      const points_order_t *o);
 

@@ -1,5 +1,6 @@
 /* points_store_history.c -- the points history in PostgreSQL: writing ledger entries (with
- * their lot shares) and tier-growth rows, and listing both for a member. */
+ * their lot shares: named on the entry when it touches one lot, else in entry_lots) and
+ * tier-growth rows, and listing both for a member. */
 #include "points_store_internal.h"
 
 #include "ids.h"
@@ -41,17 +42,26 @@ status_t points_store_insert_entry(db_t *db, arena_t *a, const char *merchant,
     db_param_text(&p, e->reason ? e->reason : "");
     db_param_text(&p, e->operator_name ? e->operator_name : "");
     db_param_int(&p, e->now);
-    points_store_share_params(a, &p, e->shares, e->n_shares);
+    /* An entry of one lot names it itself; only entries of several lots write entry_lots. */
+    bool one_lot = e->n_shares == 1;
+    if (one_lot) {
+        db_param_text(&p, e->shares[0].lot_id);
+        db_param_int(&p, e->shares[0].points);
+    } else {
+        db_param_null(&p);
+        db_param_null(&p);
+    }
+    points_store_share_params(a, &p, e->shares, one_lot ? 0 : e->n_shares);
     /* The entry and its lot shares in one statement (a data-modifying CTE always runs),
      * deferred: it travels with the account's update. */
     status_t st = db_exec_deferred(
         db,
         "WITH e AS (INSERT INTO entries (merchant_id, id, member_id, kind, available_delta, "
         "  held_delta, pending_delta, available_after, source, reference, hold_id, reason, "
-        "  operator, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, "
-        "  to_timestamp($14::bigint)) RETURNING id) "
+        "  operator, created_at, lot_id, lot_points) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, "
+        "  $10, $11, $12, $13, to_timestamp($14::bigint), $15, $16::bigint) RETURNING id) "
         "INSERT INTO entry_lots (merchant_id, entry_id, lot_id, points) "
-        "SELECT $1, e.id, v.lot, v.pts FROM e, unnest($15::text[], $16::bigint[]) AS v(lot, pts)",
+        "SELECT $1, e.id, v.lot, v.pts FROM e, unnest($17::text[], $18::bigint[]) AS v(lot, pts)",
         &p, NULL);
     if (!status_is_ok(&st) || out == NULL) {
         return st;
@@ -101,8 +111,10 @@ status_t points_store_insert_growth(db_t *db, const char *merchant, const char *
 }
 
 #define ENTRY_COLUMNS                                                                              \
-    "seq, id, member_id, kind, available_delta, held_delta, pending_delta, available_after, "      \
-    "source, reference, hold_id, reason, operator, " EPOCH("created_at")
+    "e.seq, e.id, e.member_id, e.kind, e.available_delta, e.held_delta, e.pending_delta, "         \
+    "e.available_after, e.source, e.reference, e.hold_id, e.reason, e.operator, " EPOCH(           \
+        "e.created_at") ", e.lot_id IS NOT NULL, coalesce(e.lot_id, ''), "                         \
+                        "coalesce(e.lot_points, 0), " DAY_TEXT("l.expiry_date")
 
 /* Attaches the lot shares of the listed entries (one query for the page). */
 static status_t attach_shares(db_t *db, arena_t *a, const char *merchant,
@@ -110,19 +122,25 @@ static status_t attach_shares(db_t *db, arena_t *a, const char *merchant,
     if (n == 0) {
         return status_ok();
     }
+    /* Entries that name their one lot have it already and no entry_lots rows. */
     char **ids = arena_alloc(a, n * sizeof *ids);
-    for (size_t i = 0; i < n; i++) {
-        ids[i] = entries[i]->id;
-        entries[i]->lots = arena_alloc(a, 8 * sizeof *entries[i]->lots);
-    }
+    size_t n_ids = 0;
     size_t *caps = arena_alloc(a, n * sizeof *caps);
     for (size_t i = 0; i < n; i++) {
-        caps[i] = 8;
+        caps[i] = 0;
+        if (entries[i]->n_lots == 0) {
+            ids[n_ids++] = entries[i]->id;
+            entries[i]->lots = arena_alloc(a, 8 * sizeof *entries[i]->lots);
+            caps[i] = 8;
+        }
+    }
+    if (n_ids == 0) {
+        return status_ok();
     }
     db_params_t p;
     db_params_init(&p);
     db_param_text(&p, merchant);
-    db_param_text(&p, pgarray_encode(a, ids, n));
+    db_param_text(&p, pgarray_encode(a, ids, n_ids));
     PGresult *r = NULL;
     status_t st = db_exec(
         db,
@@ -140,7 +158,7 @@ static status_t attach_shares(db_t *db, arena_t *a, const char *merchant,
         const char *eid = db_get_str(r, i, 0);
         for (size_t k = 0; k < n; k++) {
             Loyalty__V1__PointsEntry *e = entries[k];
-            if (strcmp(e->id, eid) != 0) {
+            if (caps[k] == 0 || strcmp(e->id, eid) != 0) {
                 continue;
             }
             if (e->n_lots == caps[k]) { /* grow: arena memory is never freed, copy */
@@ -177,11 +195,14 @@ status_t points_store_list_entries(db_t *db, arena_t *a, const char *merchant, c
     db_param_text(&p, pgarray_encode_int64(a, k64, (int)n_kinds));
     db_param_int(&p, limit);
     PGresult *r = NULL;
+    /* The lot an entry names itself comes with it; entry_lots' shares follow per page. */
     status_t st = db_exec(db,
-                          "SELECT " ENTRY_COLUMNS " FROM entries WHERE merchant_id = $1 "
-                          " AND member_id = $2 AND ($3::bigint = 0 OR seq < $3::bigint) "
-                          " AND (cardinality($4::smallint[]) = 0 OR kind = ANY($4::smallint[])) "
-                          "ORDER BY seq DESC LIMIT $5",
+                          "SELECT " ENTRY_COLUMNS " FROM entries e LEFT JOIN lots l "
+                          " ON l.merchant_id = e.merchant_id AND l.id = e.lot_id "
+                          "WHERE e.merchant_id = $1 AND e.member_id = $2 "
+                          " AND ($3::bigint = 0 OR e.seq < $3::bigint) "
+                          " AND (cardinality($4::smallint[]) = 0 OR e.kind = ANY($4::smallint[])) "
+                          "ORDER BY e.seq DESC LIMIT $5",
                           &p, &r);
     if (!status_is_ok(&st)) {
         return st;
@@ -205,6 +226,14 @@ status_t points_store_list_entries(db_t *db, arena_t *a, const char *merchant, c
         e->reason = cell(a, r, i, 11);
         e->operator_ = cell(a, r, i, 12);
         e->created_at = db_get_int(r, i, 13);
+        if (db_get_bool(r, i, 14)) {
+            e->lots = arena_alloc(a, sizeof *e->lots);
+            e->lots[0] = pb_new(a, &loyalty__v1__points_lot_share__descriptor);
+            e->lots[0]->lot_id = cell(a, r, i, 15);
+            e->lots[0]->points = db_get_int(r, i, 16);
+            e->lots[0]->expiry_date = cell(a, r, i, 17);
+            e->n_lots = 1;
+        }
         (*out)[i] = e;
     }
     *n = (size_t)rows;

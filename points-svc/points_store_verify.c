@@ -79,15 +79,19 @@ static const verify_check_t verify_checks[] = {
      " AND ($2 = '' OR member_id = $2) AND status IN (3, 4) AND remaining <> 0"},
     {"LOT_REMAINING_VS_HISTORY",
      "SELECT l.member_id, l.id, coalesce(s.s, 0), l.remaining FROM lots l LEFT JOIN ("
-     " SELECT lot_id, sum(points) s FROM entry_lots WHERE merchant_id = $1 GROUP BY lot_id) s "
+     " SELECT lot_id, sum(points) s FROM (SELECT lot_id, points FROM entry_lots "
+     "  WHERE merchant_id = $1 UNION ALL SELECT lot_id, lot_points FROM entries "
+     "  WHERE merchant_id = $1 AND lot_id IS NOT NULL) x GROUP BY lot_id) s "
      " ON s.lot_id = l.id "
      "WHERE l.merchant_id = $1 AND ($2 = '' OR l.member_id = $2) "
      " AND l.remaining <> coalesce(s.s, 0)"},
     {"HOLD_VS_LOT_SHARES",
-     "SELECT h.member_id, h.id, coalesce(s.s, 0), h.points FROM holds h LEFT JOIN ("
+     "SELECT h.member_id, h.id, coalesce(s.s, 0) + CASE WHEN h.lot_id IS NOT NULL "
+     " THEN h.points ELSE 0 END, h.points FROM holds h LEFT JOIN ("
      " SELECT hold_id, sum(points) s FROM hold_lots WHERE merchant_id = $1 GROUP BY hold_id) s "
      " ON s.hold_id = h.id "
-     "WHERE h.merchant_id = $1 AND ($2 = '' OR h.member_id = $2) AND h.points <> coalesce(s.s, 0)"},
+     "WHERE h.merchant_id = $1 AND ($2 = '' OR h.member_id = $2) "
+     " AND h.points <> coalesce(s.s, 0) + CASE WHEN h.lot_id IS NOT NULL THEN h.points ELSE 0 END"},
 };
 
 status_t points_store_verify(db_t *db, arena_t *a, const char *merchant, const char *member,

@@ -209,12 +209,12 @@ Test(audit_config, participants_record_exactly_what_each_call_changed) {
     expect_changes(
         "points", m, "Adjust", adj.idempotency_key,
         arena_printf(&arena,
-                     "entries INSERT - -> {\"id\": \"%s\", \"seq\": 1, \"kind\": 8, \"reason\": "
-                     "\"goodwill\", \"source\": 6, \"hold_id\": \"\", \"operator\": \"ops-anna\", "
-                     "\"member_id\": \"%s\", \"reference\": \"\", \"held_delta\": 0, "
-                     "\"merchant_id\": \"%s\", \"pending_delta\": 0, \"available_after\": 250, "
-                     "\"available_delta\": 250}",
-                     adjusted->entry->id, member, m));
+                     "entries INSERT - -> {\"id\": \"%s\", \"seq\": 1, \"kind\": 8, \"lot_id\": "
+                     "\"%s\", \"reason\": \"goodwill\", \"source\": 6, \"hold_id\": \"\", "
+                     "\"operator\": \"ops-anna\", \"member_id\": \"%s\", \"reference\": \"\", "
+                     "\"held_delta\": 0, \"lot_points\": 250, \"merchant_id\": \"%s\", "
+                     "\"pending_delta\": 0, \"available_after\": 250, \"available_delta\": 250}",
+                     adjusted->entry->id, adjusted->entry->lots[0]->lot_id, member, m));
 
     /* ---- wallet-svc ---- */
     Loyalty__V1__WalletCreateTopUpPlanRequest tp =

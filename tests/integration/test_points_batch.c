@@ -137,7 +137,9 @@ Test(points_batch, one_refused_earn_refuses_the_batch_and_writes_nothing) {
     assert_balance(m, "buyer", 800, 200, 0);
     assert_balance(m, "ref-a", 0, 0, 0);
     assert_balance(m, "ref-b", 0, 0, 0);
-    cr_assert_eq(pt_sql("SELECT 1 FROM points.earn_refs WHERE merchant_id = $1 AND reference = $2",
+    cr_assert_eq(pt_sql("SELECT 1 FROM points.lots WHERE merchant_id = $1 AND reference = $2 "
+                        "UNION ALL SELECT 1 FROM points.earn_refs WHERE merchant_id = $1 "
+                        " AND reference = $2",
                         m, "rr:x-1", NULL),
                  0, "a refused batch's claim was committed");
     /* Without the bad item the same batch goes through. */

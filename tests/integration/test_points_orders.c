@@ -911,8 +911,8 @@ Test(points_orders, history_pages_newest_first_and_filters_kinds) {
 
 Test(points_orders, a_reference_of_another_member_refuses_the_earn_and_writes_nothing) {
     /* Goal: an order reference belongs to the member who first redeemed or earned with it;
-     * another member's earn with it answers REFERENCE_MEMBER_MISMATCH (refused by the write
-     * itself, in the round trip of the COMMIT) and leaves nothing behind. */
+     * another member's earn with it answers REFERENCE_MEMBER_MISMATCH (refused by the insert
+     * of the earn's lot itself) and leaves nothing behind. */
     harness_start(&svc, "points-svc", NULL);
     const char *m = harness_merchant("refmine");
     pt_configure(m);
@@ -925,7 +925,9 @@ Test(points_orders, a_reference_of_another_member_refuses_the_earn_and_writes_no
     Loyalty__V1__PointsBalance *b = pt_balance(m, "mbr-2");
     cr_assert_eq(b->available, 0);
     cr_assert_eq(b->lifetime_earned, 0);
-    cr_assert_eq(pt_sql("SELECT 1 FROM points.earn_refs WHERE merchant_id = $1 AND reference = $2",
+    cr_assert_eq(pt_sql("SELECT 1 FROM points.lots WHERE merchant_id = $1 AND reference = $2 "
+                        "UNION ALL SELECT 1 FROM points.earn_refs WHERE merchant_id = $1 "
+                        " AND reference = $2",
                         m, "order-9", NULL),
                  0, "the refused earn's claim was committed");
     assert_ok(pt_earn_order(m, "mbr-1", "order-9", 5000, NULL, NULL)); /* its member may */
