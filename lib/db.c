@@ -1313,7 +1313,7 @@ status_t db_tx_part(db_t *db, db_tx_fn fn, void *arg) {
         bool generic = db->tx_generic; /* a SET LOCAL in the part is undone with it */
         long trips = db->round_trips;
         db->in_part = true;
-        st = db_defer(db, DB_PART_BEGIN, NULL, NULL, NULL);
+        st = db_exec_deferred(db, DB_PART_BEGIN, NULL, NULL); /* prepared once per connection */
         if (status_is_ok(&st)) {
             st = fn(db, arg);
         }

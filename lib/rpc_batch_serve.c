@@ -18,7 +18,6 @@
 #include <string.h>
 #include <time.h>
 
-
 /* One call of the batch, from decoding to its answer. */
 typedef struct batch_item {
     size_t index; /* in the request, and so in the response */
@@ -115,7 +114,7 @@ static status_t batch_run_in_tx(db_t *db, void *arg) {
         srv_ctx_set_current(it->ctx);
         log_bind_request(it->request_id, b->m->path);
         it->resp = pb_new(it->ctx->arena, b->m->md->output);
-        it->status = srv_call_mutate_part(it->ctx, b->m, it->req, &it->resp, it->idempotency_key);
+        it->status = srv_call_mutate(it->ctx, b->m, it->req, &it->resp, it->idempotency_key, true);
         if (it->status.code == STATUS_UNAVAILABLE &&
             strcmp(it->status.reason, "DATABASE_UNAVAILABLE") == 0) {
             return it->status; /* the transaction is gone with its connection */
@@ -171,7 +170,16 @@ status_t srv_batch_serve(call_t *c, rpc_ctx_t *ctx, ProtobufCMessage **resp_out)
     if (b.n_order > 0) {
         bool commit_async = srv_call_commit_async(c, ctx->db);
         db_set_commit_async(ctx->db, commit_async);
-        st = db_tx(ctx->db, batch_run_in_tx, &b);
+        if (b.n_order == 1) { /* alone: its own transaction, without a savepoint */
+            batch_item_t *it = b.order[0];
+            srv_ctx_set_current(it->ctx);
+            it->resp = pb_new(a, m->md->output);
+            it->status =
+                srv_call_mutate(it->ctx, m, it->req, &it->resp, it->idempotency_key, false);
+            st = status_ok();
+        } else {
+            st = db_tx(ctx->db, batch_run_in_tx, &b);
+        }
         if (commit_async) {
             db_set_commit_async(ctx->db, false);
         }

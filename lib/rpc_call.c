@@ -304,13 +304,13 @@ static status_t call_mutate(rpc_ctx_t *ctx, tx_call_t *t, bool as_part) {
     return st; /* a new key: the call's own answer */
 }
 
-status_t srv_call_mutate_part(rpc_ctx_t *ctx, const srv_method_t *m, const ProtobufCMessage *req,
-                              ProtobufCMessage **resp, const char *idempotency_key) {
+status_t srv_call_mutate(rpc_ctx_t *ctx, const srv_method_t *m, const ProtobufCMessage *req,
+                         ProtobufCMessage **resp, const char *idempotency_key, bool as_part) {
     assert(m->m->kind == RPC_MUTATE && idempotency_key != NULL);
     tx_call_t t = {
         .ctx = ctx, .m = m, .req = req, .resp = *resp, .idempotency_key = idempotency_key};
     t.req_bytes = pb_pack_arena(ctx->arena, req, &t.req_len);
-    status_t st = call_mutate(ctx, &t, true);
+    status_t st = call_mutate(ctx, &t, as_part);
     *resp = t.resp;
     return st;
 }

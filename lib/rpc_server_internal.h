@@ -154,10 +154,11 @@ void srv_call_serve(worker_t *w, call_t *c);
 bool srv_request_id_valid(const char *s, size_t n);
 /** Whether the call's changes may commit without waiting for the disk (RPC_DURABLE_WITH_HEADER). */
 bool srv_call_commit_async(const call_t *c, db_t *db);
-/** One mutating call run as a part of the caller's open transaction (db_tx_part), with its
- *  idempotency record, answered as call_dispatch would (*resp may become a replayed answer). */
-status_t srv_call_mutate_part(rpc_ctx_t *ctx, const srv_method_t *m, const ProtobufCMessage *req,
-                              ProtobufCMessage **resp, const char *idempotency_key);
+/** One mutating call with its idempotency record, answered as call_dispatch would (*resp may
+ *  become a replayed answer): in a transaction of its own, or with `as_part` as a part of the
+ *  caller's open transaction (db_tx_part). */
+status_t srv_call_mutate(rpc_ctx_t *ctx, const srv_method_t *m, const ProtobufCMessage *req,
+                         ProtobufCMessage **resp, const char *idempotency_key, bool as_part);
 
 /* rpc_batch_serve.c */
 extern const rpc_service_t batch_service;
