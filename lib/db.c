@@ -1351,8 +1351,13 @@ static status_t db_migrate_begin(db_t *db) {
     const db_pool_t *pool = db->pool;
     /* The schema was checked to be [a-z_]+ (db_pool_create): a safe literal. */
     char sql[512];
+    /* A migration runs as long as it needs: one that converts the rows of a large table takes
+     * longer than any statement of a call may (DB_STATEMENT_TIMEOUT_MS), and failing it would
+     * only make the service fail to start, again and again. The lock comes first, so a replica
+     * waiting for it still gives up at the statement timeout and is restarted. */
     snprintf(sql, sizeof sql,
-             "BEGIN; SELECT pg_advisory_xact_lock(hashtext('loyalty-migrate:%s'))%s%s%s%s",
+             "BEGIN; SELECT pg_advisory_xact_lock(hashtext('loyalty-migrate:%s'))%s%s%s%s; "
+             "SET LOCAL statement_timeout = 0",
              pool->schema, pool->pooler ? "; " : "", pool->pooler ? pool->set_search_path : "",
              pool->pooler ? "; " : "", pool->pooler ? pool->set_timeout : "");
     return db_exec_script(db, sql);

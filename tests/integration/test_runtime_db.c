@@ -347,3 +347,28 @@ Test(runtime_db, the_statement_sent_with_the_commit_answers_or_refuses_the_whole
     cr_assert_null(b.out);
     cr_assert_eq(committed_rows(), 1, "nothing of a refused transaction commits");
 }
+
+Test(runtime_db, a_migration_runs_longer_than_the_statement_timeout) {
+    /* Goal: converting a large table takes longer than any call's statement may; a migration is
+     * not cut off by the statement timeout (here 100 ms against a 300 ms statement), which
+     * would leave the service failing to start again and again. */
+    db_options_t opts = {.dsn = harness_pg_dsn(),
+                         .schema = schema,
+                         .application_name = "db-test-migrate",
+                         .statement_timeout_ms = 100};
+    db_t *strict = db_create_with(&opts);
+    status_t st = db_exec_script(strict, "SELECT pg_sleep(0.3)");
+    cr_assert_eq(st.code, STATUS_DEADLINE_EXCEEDED, "the timeout holds for a call's statement: %s %s",
+                 status_code_name(st.code), st.reason);
+    static const unsigned char slow_sql[] = "SELECT pg_sleep(0.3); "
+                                            "INSERT INTO t (k, v) VALUES ('migrated', 42)";
+    const embed_file_t slow[] = {{"001_slow.sql", slow_sql, sizeof slow_sql - 1}, {NULL, NULL, 0}};
+    st = db_migrate(strict, NULL, slow);
+    cr_assert(status_is_ok(&st), "%s %s", st.reason, st.message);
+    PGresult *r = NULL;
+    st = db_exec(strict, "SELECT v FROM t WHERE k = 'migrated'", NULL, &r);
+    cr_assert(status_is_ok(&st));
+    cr_assert_eq(PQntuples(r), 1);
+    PQclear(r);
+    db_destroy(strict);
+}
