@@ -45,7 +45,7 @@ static struct {
     rpc_batcher_t *batchers[BATCHERS_MAX];
     int count;
     int in_flight; /* RPC_CLIENT_BATCH_IN_FLIGHT */
-} g_batch = {.mu = PTHREAD_MUTEX_INITIALIZER, .in_flight = 1};
+} g_batch = {.mu = PTHREAD_MUTEX_INITIALIZER, .in_flight = 0};
 
 void rpc_batch_set_in_flight(int in_flight) {
     g_batch.in_flight = in_flight;

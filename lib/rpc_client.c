@@ -81,6 +81,10 @@ void rpc_client_init(const config_t *cfg) {
     }
 }
 
+void rpc_client_set_batch_in_flight(int in_flight) {
+    rpc_batch_set_in_flight(in_flight);
+}
+
 void rpc_client_thread_cleanup(void) {
     /* Completion queues are per batch, so a thread holds nothing between calls. */
 }

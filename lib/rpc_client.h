@@ -22,6 +22,11 @@ typedef struct rpc_channel rpc_channel_t;
  *  grpc_init and before the first call; cfg may be NULL for built-in defaults. */
 void rpc_client_init(const config_t *cfg);
 
+/** Sets RPC_CLIENT_BATCH_IN_FLIGHT for this process (rpc_client_init reads it from the
+ *  configuration): batchable calls in flight per channel and method before the next ones wait
+ *  and go together as one BatchService/Run; 0 = never batch. Call before the first call. */
+void rpc_client_set_batch_in_flight(int in_flight);
+
 /** Destroys every channel; no call may be in flight. */
 void rpc_client_shutdown(void);
 

@@ -233,6 +233,7 @@ Test(runtime_batch, concurrent_batchable_calls_get_their_own_answers) {
     /* Goal: sixteen threads make batchable holds at once (the client batches those that find a
      * call of the method in flight): every call gets the answer it would have had alone. */
     harness_start(&svc, "points-svc", NULL);
+    rpc_client_set_batch_in_flight(1);
     const char *m = harness_merchant("batch");
     pt_configure(m);
     client_run_t runs[THREADS];
