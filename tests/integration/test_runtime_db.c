@@ -352,14 +352,11 @@ Test(runtime_db, a_migration_runs_longer_than_the_statement_timeout) {
     /* Goal: converting a large table takes longer than any call's statement may; a migration is
      * not cut off by the statement timeout (here 100 ms against a 300 ms statement), which
      * would leave the service failing to start again and again. */
-    db_options_t opts = {.dsn = harness_pg_dsn(),
-                         .schema = schema,
-                         .application_name = "db-test-migrate",
-                         .statement_timeout_ms = 100};
-    db_t *strict = db_create_with(&opts);
-    status_t st = db_exec_script(strict, "SELECT pg_sleep(0.3)");
-    cr_assert_eq(st.code, STATUS_DEADLINE_EXCEEDED, "the timeout holds for a call's statement: %s %s",
-                 status_code_name(st.code), st.reason);
+    db_t *strict = harness_db_create_timeout(schema, "db-test-migrate", 100);
+    status_t st = db_exec(strict, "SELECT pg_sleep(0.3)", NULL, NULL);
+    cr_assert_eq(st.code, STATUS_DEADLINE_EXCEEDED,
+                 "the timeout holds for a call's statement: %s %s", status_code_name(st.code),
+                 st.reason);
     static const unsigned char slow_sql[] = "SELECT pg_sleep(0.3); "
                                             "INSERT INTO t (k, v) VALUES ('migrated', 42)";
     const embed_file_t slow[] = {{"001_slow.sql", slow_sql, sizeof slow_sql - 1}, {NULL, NULL, 0}};

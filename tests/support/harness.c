@@ -156,12 +156,17 @@ const char *harness_pg_dsn(void) {
 }
 
 db_t *harness_db_create(const char *schema, const char *application_name) {
+    return harness_db_create_timeout(schema, application_name, 10000);
+}
+
+db_t *harness_db_create_timeout(const char *schema, const char *application_name,
+                                int64_t statement_timeout_ms) {
     const char *pooler = getenv("LOYALTY_PG_POOLER");
     db_options_t opts = {
         .dsn = harness_pg_dsn(),
         .schema = schema,
         .application_name = application_name,
-        .statement_timeout_ms = 10000,
+        .statement_timeout_ms = statement_timeout_ms,
         .transaction_pooler = pooler != NULL && strcmp(pooler, "transaction") == 0,
     };
     return db_create_with(&opts);

@@ -113,6 +113,9 @@ const char *harness_pg_dsn(void);
 /** A database handle of its own on harness_pg_dsn() for `schema`, through a transaction pooler
  *  when LOYALTY_PG_POOLER=transaction (tests/pooler), with a 10 s statement timeout. */
 db_t *harness_db_create(const char *schema, const char *application_name);
+/** harness_db_create with another statement timeout (milliseconds; 0: none). */
+db_t *harness_db_create_timeout(const char *schema, const char *application_name,
+                                int64_t statement_timeout_ms);
 
 /** Creates an empty database for this test alone and returns its DSN (dropped again by
  *  harness_fini). For tests whose services must not share tables with other tests running in
