@@ -79,15 +79,15 @@ pgbench -h 127.0.0.1 -p "$LOYALTY_PG_PORT" -U loyalty -n -M prepared -c "$pg_cli
 
 declare -A addr
 pid_list=
-for svc in member-svc points-svc wallet-svc referral-svc promo-svc; do
-  port=$(free_port)
-  addr[$svc]=127.0.0.1:$port
+mapfile -t ports < <(free_ports 6)
+i=0
+for svc in member-svc points-svc wallet-svc referral-svc promo-svc gateway; do
+  addr[$svc]=127.0.0.1:${ports[$i]}
+  i=$((i + 1))
 done
 export MEMBER_SVC_ADDR=${addr[member-svc]} POINTS_SVC_ADDR=${addr[points-svc]} \
   WALLET_SVC_ADDR=${addr[wallet-svc]} REFERRAL_SVC_ADDR=${addr[referral-svc]} \
   PROMO_SVC_ADDR=${addr[promo-svc]}
-gw_port=$(free_port)
-addr[gateway]=127.0.0.1:$gw_port
 rm -f "$stack"/*.rpc
 for svc in $services; do
   # The services run with their own database role and with bench/support/rpc_count.c preloaded

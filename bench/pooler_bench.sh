@@ -68,8 +68,12 @@ start_services() {
   else
     mode_env=("LOYALTY_PG_DSN=$direct_dsn")
   fi
-  for svc in $services; do addr[$svc]=127.0.0.1:$(free_port); done
-  addr[wallet-nocache]=127.0.0.1:$(free_port)
+  mapfile -t ports < <(free_ports 7)
+  local i=0
+  for svc in $services wallet-nocache; do
+    addr[$svc]=127.0.0.1:${ports[$i]}
+    i=$((i + 1))
+  done
   for svc in $services; do
     env "${mode_env[@]}" LISTEN_ADDR="${addr[$svc]}" METRICS_ADDR= LOG_LEVEL=warn \
       MEMBER_SVC_ADDR="${addr[member-svc]}" POINTS_SVC_ADDR="${addr[points-svc]}" \
