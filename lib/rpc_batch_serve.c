@@ -28,7 +28,6 @@ typedef struct batch_item {
     const ProtobufCMessage *req;
     ProtobufCMessage *resp;
     const char *idempotency_key;
-    bool admitted; /* decoded and authorised: it runs in the transaction */
     status_t status;
 } batch_item_t;
 
@@ -103,6 +102,15 @@ static status_t batch_admit(call_t *c, const rpc_ctx_t *outer, const srv_method_
     return status_ok();
 }
 
+/* One call, answered as if alone: in the batch's transaction as a part of it (`as_part`), or in
+ * a transaction of its own. */
+static void batch_item_run(const srv_method_t *m, batch_item_t *it, bool as_part) {
+    srv_ctx_set_current(it->ctx);
+    log_bind_request(it->request_id, m->path);
+    it->resp = pb_new(it->ctx->arena, m->md->output);
+    it->status = srv_call_mutate(it->ctx, m, it->req, &it->resp, it->idempotency_key, as_part);
+}
+
 /* The batch's transaction: every admitted call in lock_key order, each a part of its own. Only
  * a failure of the transaction itself (a lost connection) fails it; db_tx then runs it again
  * from the start, so every call starts afresh here. */
@@ -111,10 +119,7 @@ static status_t batch_run_in_tx(db_t *db, void *arg) {
     batch_run_t *b = arg;
     for (size_t k = 0; k < b->n_order; k++) {
         batch_item_t *it = b->order[k];
-        srv_ctx_set_current(it->ctx);
-        log_bind_request(it->request_id, b->m->path);
-        it->resp = pb_new(it->ctx->arena, b->m->md->output);
-        it->status = srv_call_mutate(it->ctx, b->m, it->req, &it->resp, it->idempotency_key, true);
+        batch_item_run(b->m, it, true);
         if (it->status.code == STATUS_UNAVAILABLE &&
             strcmp(it->status.reason, "DATABASE_UNAVAILABLE") == 0) {
             return it->status; /* the transaction is gone with its connection */
@@ -161,8 +166,7 @@ status_t srv_batch_serve(call_t *c, rpc_ctx_t *ctx, ProtobufCMessage **resp_out)
         it->lock_key = req->calls[i]->lock_key;
         it->ctx = arena_alloc(a, sizeof *it->ctx);
         it->status = batch_admit(c, ctx, m, req->calls[i], it);
-        if (status_is_ok(&it->status)) {
-            it->admitted = true;
+        if (status_is_ok(&it->status)) { /* decoded and authorised: it runs */
             b.order[b.n_order++] = it;
         }
     }
@@ -171,11 +175,7 @@ status_t srv_batch_serve(call_t *c, rpc_ctx_t *ctx, ProtobufCMessage **resp_out)
         bool commit_async = srv_call_commit_async(c, ctx->db);
         db_set_commit_async(ctx->db, commit_async);
         if (b.n_order == 1) { /* alone: its own transaction, without a savepoint */
-            batch_item_t *it = b.order[0];
-            srv_ctx_set_current(it->ctx);
-            it->resp = pb_new(a, m->md->output);
-            it->status =
-                srv_call_mutate(it->ctx, m, it->req, &it->resp, it->idempotency_key, false);
+            batch_item_run(m, b.order[0], false);
             st = status_ok();
         } else {
             st = db_tx(ctx->db, batch_run_in_tx, &b);
