@@ -142,6 +142,55 @@ int64_t db_get_int(const PGresult *r, int row, int col);
 bool db_get_bool(const PGresult *r, int row, int col);
 bool db_is_null(const PGresult *r, int row, int col);
 
+/** A nullable text cell in arena memory: NULL for SQL NULL (db_dup_str reads it as ""). */
+char *db_dup_str_or_null(arena_t *a, const PGresult *r, int row, int col);
+/** A nullable integer cell: `none` for SQL NULL (db_get_int reads it as 0). */
+int64_t db_get_int_or(const PGresult *r, int row, int col, int64_t none);
+/** A text[] cell as arena strings (*n of them). SQL NULL, a malformed literal and an array with
+ *  a NULL element read as no items: NULL and *n = 0. */
+char **db_get_text_array(arena_t *a, const PGresult *r, int row, int col, size_t *n);
+/** A bigint[] cell into *v (arena memory, *n numbers). False, with *v NULL and *n 0, for SQL
+ *  NULL, a malformed literal or a NULL element. */
+bool db_get_int_array(arena_t *a, const PGresult *r, int row, int col, int64_t **v, size_t *n);
+
+/** Appends an array parameter, its literal (pgarray.h) in arena memory: for $n::text[],
+ *  $n::bigint[] and $n::boolean[] (unnest($n::bigint[]) ...). */
+void db_param_text_array(db_params_t *p, arena_t *a, char *const *items, size_t n);
+void db_param_int_array(db_params_t *p, arena_t *a, const int64_t *v, size_t n);
+void db_param_bool_array(db_params_t *p, arena_t *a, const bool *v, size_t n);
+
+/* ---- many rows (lib/db_rows.c) ---- */
+
+/** Reads row `row` of `r` into ctx, or into `item` (the row's zeroed slot of the array that
+ *  db_rows_t asked for; NULL when it asked for none). A status that is not OK stops the
+ *  reading and is returned by the caller (db_rows, db_result_rows, db_row_find). */
+typedef status_t (*db_row_fn)(void *ctx, arena_t *a, const PGresult *r, int row, void *item);
+
+/** What db_rows reads and gives back. Zero-initialised: every row, no array. */
+typedef struct db_rows {
+    size_t item_size; /* in: bytes of one item of an array to build (sizeof *array); 0: none */
+    int limit;        /* in: rows read at the most, the others only set `more`; 0: every row */
+    void *items;      /* out: arena array of n items and a zeroed one after (with item_size) */
+    size_t n;         /* out: rows read */
+    bool more;        /* out: the result had more than `limit` rows */
+} db_rows_t;
+
+/** Runs one statement (as db_exec) and calls fn for each of its rows in order, up to
+ *  rows->limit; with rows->item_size, into an arena array of items that rows->items returns.
+ *  `rows` may be NULL (every row, no array). The result is cleared here. Errors: db_exec's, or
+ *  the first one fn returns. */
+status_t db_rows(db_t *db, arena_t *a, const char *sql, const db_params_t *params, db_row_fn fn,
+                 void *ctx, db_rows_t *rows);
+
+/** db_rows over a result already at hand (one of db_exec_all's); `r` is not cleared. */
+status_t db_result_rows(arena_t *a, const PGresult *r, db_row_fn fn, void *ctx, db_rows_t *rows);
+
+/** Runs a statement that gives at most one row of interest (a get by key, an INSERT ... ON
+ *  CONFLICT DO NOTHING RETURNING): *found is whether it gave exactly one, and then fn reads it
+ *  (item NULL). The result is cleared here. Errors: db_exec's, or fn's. */
+status_t db_row_find(db_t *db, arena_t *a, const char *sql, const db_params_t *params, db_row_fn fn,
+                     void *ctx, bool *found);
+
 typedef status_t (*db_tx_fn)(db_t *db, void *arg);
 
 #define DB_TX_ATTEMPTS_MAX 8

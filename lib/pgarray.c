@@ -1,8 +1,11 @@
-/* pgarray.c -- array literal encoding (text[], bigint[], boolean[]) and text[] decoding. */
+/* pgarray.c -- array literal encoding (text[], bigint[], boolean[]) and text[] / bigint[]
+ * decoding. */
 #include "pgarray.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -133,4 +136,27 @@ char *pgarray_encode_bool(arena_t *a, const bool *v, size_t n) {
     s[len++] = '}';
     s[len] = '\0';
     return s;
+}
+
+bool pgarray_decode_int64(arena_t *a, const char *literal, int64_t **v, size_t *n) {
+    *v = NULL;
+    *n = 0;
+    char **items = NULL;
+    size_t count = 0;
+    if (!pgarray_decode(a, literal, &items, &count)) {
+        return false;
+    }
+    int64_t *out = arena_alloc(a, (count ? count : 1) * sizeof *out);
+    for (size_t i = 0; i < count; i++) {
+        char *end = NULL;
+        errno = 0;
+        long long x = strtoll(items[i], &end, 10);
+        if (items[i][0] == '\0' || *end != '\0' || errno == ERANGE) {
+            return false;
+        }
+        out[i] = (int64_t)x;
+    }
+    *v = out;
+    *n = count;
+    return true;
 }

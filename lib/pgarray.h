@@ -28,4 +28,8 @@ bool pgarray_decode(arena_t *a, const char *literal, char ***items, size_t *n);
  *  case, as PostgreSQL reads it; a quoted "NULL" is the text NULL). */
 bool pgarray_decode_nullable(arena_t *a, const char *literal, char ***items, size_t *n);
 
+/** Parses a one-dimensional bigint[] literal ({1,-2,3}) into arena numbers. Returns false, with
+ *  *v NULL and *n 0, on malformed input, a NULL element or a number out of int64 range. */
+bool pgarray_decode_int64(arena_t *a, const char *literal, int64_t **v, size_t *n);
+
 #endif

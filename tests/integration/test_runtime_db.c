@@ -369,3 +369,62 @@ Test(runtime_db, a_migration_runs_longer_than_the_statement_timeout) {
     PQclear(r);
     db_destroy(strict);
 }
+
+typedef struct kv_row {
+    char *k;
+    int64_t v;
+} kv_row_t;
+
+static status_t kv_from_row(void *ctx, arena_t *a, const PGresult *r, int row, void *item) {
+    kv_row_t *kv = item ? item : ctx;
+    kv->k = db_dup_str(a, r, row, 0);
+    kv->v = db_get_int(r, row, 1);
+    return status_ok();
+}
+
+Test(runtime_db, db_rows_reads_a_query_into_an_array_and_db_row_find_one_row) {
+    /* Goal: db_rows runs parameterised SQL and reads its rows in the query's order, up to a
+     * limit that it reports as `more`; db_row_find says whether exactly one row came back and
+     * reads only that one; both pass on the database's errors. */
+    status_t st = db_exec_script(db, "INSERT INTO t (k, v) VALUES ('a', 1), ('b', 2), ('c', 3)");
+    cr_assert(status_is_ok(&st), "%s", st.message);
+    arena_t a;
+    arena_init(&a);
+    db_params_t p;
+    db_params_init(&p);
+    db_param_int(&p, 1);
+    db_rows_t rows = {.item_size = sizeof(kv_row_t), .limit = 1};
+    st = db_rows(db, &a, "SELECT k, v FROM t WHERE v > $1 ORDER BY v DESC", &p, kv_from_row, NULL,
+                 &rows);
+    cr_assert(status_is_ok(&st), "%s", st.message);
+    cr_assert_eq(rows.n, 1);
+    cr_assert(rows.more);
+    kv_row_t *kv = rows.items;
+    cr_assert_str_eq(kv[0].k, "c");
+    cr_assert_eq(kv[0].v, 3);
+    rows = (db_rows_t){.item_size = sizeof(kv_row_t)};
+    st = db_rows(db, &a, "SELECT k, v FROM t WHERE v > $1 ORDER BY v DESC", &p, kv_from_row, NULL,
+                 &rows);
+    cr_assert(status_is_ok(&st) && rows.n == 2 && !rows.more);
+    kv = rows.items;
+    cr_assert_str_eq(kv[1].k, "b");
+
+    kv_row_t one = {0};
+    bool found = false;
+    db_params_init(&p);
+    db_param_text(&p, "b");
+    st = db_row_find(db, &a, "SELECT k, v FROM t WHERE k = $1", &p, kv_from_row, &one, &found);
+    cr_assert(status_is_ok(&st) && found);
+    cr_assert_eq(one.v, 2);
+    db_params_init(&p);
+    db_param_text(&p, "zz");
+    one = (kv_row_t){0};
+    st = db_row_find(db, &a, "SELECT k, v FROM t WHERE k = $1", &p, kv_from_row, &one, &found);
+    cr_assert(status_is_ok(&st) && !found && one.k == NULL);
+    st = db_row_find(db, &a, "SELECT k, v FROM t", NULL, kv_from_row, &one, &found);
+    cr_assert(status_is_ok(&st) && !found, "three rows are not one");
+
+    st = db_rows(db, &a, "SELECT k, v FROM no_such_table", NULL, kv_from_row, NULL, NULL);
+    cr_assert_eq(st.code, STATUS_INTERNAL, "%s", status_code_name(st.code));
+    arena_free(&a);
+}
