@@ -2,6 +2,7 @@
 #include "member_list_store.h"
 
 #include "member_store.h"
+#include "sql_time.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -50,8 +51,7 @@ const char *member_list_sql(arena_t *a, const char *merchant_id, const member_li
     db_params_init(p);
     db_param_text(p, merchant_id);
     sql_add(&b, "SELECT " MEMBER_PROFILE_COLUMNS ", " MEMBER_ROW_COLUMNS
-                ", (extract(epoch FROM created_at) * 1000000)::bigint "
-                "FROM members WHERE merchant_id = $1");
+                ", " SQL_EPOCH_US("created_at") " FROM members WHERE merchant_id = $1");
     if (q->tier_id != NULL && q->tier_id[0] == '\0') {
         sql_add(&b, " AND effective_tier_id IS NULL");
     } else if (q->tier_id != NULL) {
@@ -88,9 +88,7 @@ const char *member_list_sql(arena_t *a, const char *merchant_id, const member_li
     if (q->after_id != NULL) {
         db_param_int(p, q->after_created_us);
         db_param_text(p, q->after_id);
-        sql_add(&b,
-                " AND (created_at, id) %s "
-                "(timestamptz 'epoch' + $%d::bigint * interval '1 microsecond', $%d)",
+        sql_add(&b, " AND (created_at, id) %s (" SQL_TS_OF_US("$%d") ", $%d)",
                 q->newest_first ? "<" : ">", p->n - 1, p->n);
     }
     db_param_int(p, q->limit);

@@ -4,22 +4,12 @@
 #include "ids.h"
 #include "pb.h"
 #include "pgarray.h"
+#include "sql_time.h"
 
 #include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define EPOCH "date '1970-01-01'"
-
-static char *dup_col(arena_t *a, const PGresult *r, int row, int c) {
-    return arena_strdup(a, db_get_str(r, row, c));
-}
-
-/* A day-number column that may be NULL (NULL -> `none`). */
-static int64_t day_col(const PGresult *r, int row, int c, int64_t none) {
-    return db_is_null(r, row, c) ? none : db_get_int(r, row, c);
-}
 
 /* Appends a day parameter; MEMBER_DAY_NONE becomes NULL. */
 static void param_day(db_params_t *p, int64_t day) {
@@ -55,11 +45,11 @@ static bool bounds_col(const PGresult *r, int c, int64_t out[MEMBER_RFM_BOUNDS])
     }
     arena_t a;
     arena_init(&a);
-    char **items = NULL;
+    int64_t *v = NULL;
     size_t n = 0;
-    bool ok = pgarray_decode(&a, db_get_str(r, 0, c), &items, &n) && n == MEMBER_RFM_BOUNDS;
-    for (size_t i = 0; ok && i < n; i++) {
-        out[i] = strtoll(items[i], NULL, 10);
+    bool ok = db_get_int_array(&a, r, 0, c, &v, &n) && n == MEMBER_RFM_BOUNDS;
+    if (ok) {
+        memcpy(out, v, MEMBER_RFM_BOUNDS * sizeof *out);
     }
     arena_free(&a);
     return ok;
@@ -86,17 +76,19 @@ static void tag_rules_col(const PGresult *r, int c, member_tag_rules_t *out) {
 }
 
 /* The settings with the days of $2 and $3 in the merchant's zone (UTC without a row). */
+// clang-format off
 static const char SETTINGS_SQL[] =
     "SELECT s.time_zone, s.tier_basis, s.new_days, s.active_months_min, "
     " s.sleeping_after_days, s.lost_after_days, s.sleeping_orders_max, s.rfm_recency, "
     " s.rfm_frequency, s.rfm_monetary, "
-    " coalesce(extract(epoch FROM s.rfm_computed_at)::bigint, 0), "
-    " extract(epoch FROM s.updated_at)::bigint, "
-    " (to_timestamp($2) AT TIME ZONE z.tz)::date - " EPOCH ", "
-    " (to_timestamp($3) AT TIME ZONE z.tz)::date - " EPOCH ", s.tag_rules "
+    " " SQL_EPOCH_S_OR_0("s.rfm_computed_at") ", "
+    " " SQL_EPOCH_S("s.updated_at") ", "
+    " (to_timestamp($2) AT TIME ZONE z.tz)::date - " SQL_DAY_ZERO ", "
+    " (to_timestamp($3) AT TIME ZONE z.tz)::date - " SQL_DAY_ZERO ", s.tag_rules "
     "FROM (SELECT $1::text AS m) q "
     "LEFT JOIN settings s ON s.merchant_id = q.m "
     "CROSS JOIN LATERAL (SELECT coalesce(s.time_zone, 'UTC') AS tz) z";
+// clang-format on
 
 static void settings_params(db_params_t *p, const char *merchant_id, int64_t now_s, int64_t at_s) {
     db_params_init(p);
@@ -164,6 +156,18 @@ status_t member_settings_lock(db_t *db, const char *merchant_id) {
     return db_exec(db, "SELECT 1 FROM settings WHERE merchant_id = $1 FOR UPDATE", &p, NULL);
 }
 
+// clang-format off
+static const char SETTINGS_SAVE_SQL[] =
+    "INSERT INTO settings AS s (merchant_id, time_zone, tier_basis, new_days, "
+    " active_months_min, sleeping_after_days, lost_after_days, sleeping_orders_max, "
+    " resegment_after) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, CASE WHEN $9 THEN '' END) "
+    "ON CONFLICT (merchant_id) DO UPDATE SET time_zone = $2, tier_basis = $3, new_days = $4, "
+    " active_months_min = $5, sleeping_after_days = $6, lost_after_days = $7, "
+    " sleeping_orders_max = $8, "
+    " resegment_after = CASE WHEN $9 THEN '' ELSE s.resegment_after END, updated_at = now()";
+// clang-format on
+
 status_t member_settings_save(db_t *db, const char *merchant_id, const member_settings_t *s,
                               bool resegment) {
     db_params_t p;
@@ -177,17 +181,7 @@ status_t member_settings_save(db_t *db, const char *merchant_id, const member_se
     db_param_int(&p, s->lifecycle.lost_after_days);
     db_param_int(&p, s->lifecycle.sleeping_orders_max);
     db_param_bool(&p, resegment);
-    return db_exec(
-        db,
-        "INSERT INTO settings AS s (merchant_id, time_zone, tier_basis, new_days, "
-        " active_months_min, sleeping_after_days, lost_after_days, sleeping_orders_max, "
-        " resegment_after) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, CASE WHEN $9 THEN '' END) "
-        "ON CONFLICT (merchant_id) DO UPDATE SET time_zone = $2, tier_basis = $3, new_days = $4, "
-        " active_months_min = $5, sleeping_after_days = $6, lost_after_days = $7, "
-        " sleeping_orders_max = $8, "
-        " resegment_after = CASE WHEN $9 THEN '' ELSE s.resegment_after END, updated_at = now()",
-        &p, NULL);
+    return db_exec(db, SETTINGS_SAVE_SQL, &p, NULL);
 }
 
 status_t member_tag_rules_save(db_t *db, arena_t *a, const char *merchant_id,
@@ -199,7 +193,7 @@ status_t member_tag_rules_save(db_t *db, arena_t *a, const char *merchant_id,
     db_params_t p;
     db_params_init(&p);
     db_param_text(&p, merchant_id);
-    db_param_text(&p, pgarray_encode(a, texts, (size_t)rules->n));
+    db_param_text_array(&p, a, texts, (size_t)rules->n);
     PGresult *r = NULL;
     /* Unchanged rules write nothing (no audit row, no walk); the answer says whether a walk is
      * under way either way. */
@@ -240,32 +234,34 @@ status_t member_time_zone_known(db_t *db, const char *tz, bool *known) {
     return db_time_zone_known(db, tz, known);
 }
 
+// clang-format off
+static const char RFM_REFRESH_SQL[] =
+    "UPDATE settings s SET rfm_recency = q.r, rfm_frequency = q.f, rfm_monetary = q.m, "
+    " rfm_computed_at = now() "
+    "FROM (SELECT "
+    "  percentile_disc(ARRAY[0.2, 0.4, 0.6, 0.8]) WITHIN GROUP "
+    "   (ORDER BY " SQL_EPOCH_S("last_order_at") ") AS r, "
+    "  percentile_disc(ARRAY[0.2, 0.4, 0.6, 0.8]) WITHIN GROUP (ORDER BY order_count) AS f, "
+    "  percentile_disc(ARRAY[0.2, 0.4, 0.6, 0.8]) WITHIN GROUP "
+    "   (ORDER BY total_spend_cents) AS m "
+    " FROM members WHERE merchant_id = $1 AND order_count > 0) q "
+    "WHERE s.merchant_id = $1";
+// clang-format on
+
 status_t member_rfm_refresh(db_t *db, const char *merchant_id) {
     db_params_t p;
     db_params_init(&p);
     db_param_text(&p, merchant_id);
     /* One pass over the merchant's buying members; percentile_disc picks actual values, so a
      * score compares a member with real members. */
-    return db_exec(
-        db,
-        "UPDATE settings s SET rfm_recency = q.r, rfm_frequency = q.f, rfm_monetary = q.m, "
-        " rfm_computed_at = now() "
-        "FROM (SELECT "
-        "  percentile_disc(ARRAY[0.2, 0.4, 0.6, 0.8]) WITHIN GROUP "
-        "   (ORDER BY extract(epoch FROM last_order_at)::bigint) AS r, "
-        "  percentile_disc(ARRAY[0.2, 0.4, 0.6, 0.8]) WITHIN GROUP (ORDER BY order_count) AS f, "
-        "  percentile_disc(ARRAY[0.2, 0.4, 0.6, 0.8]) WITHIN GROUP "
-        "   (ORDER BY total_spend_cents) AS m "
-        " FROM members WHERE merchant_id = $1 AND order_count > 0) q "
-        "WHERE s.merchant_id = $1",
-        &p, NULL);
+    return db_exec(db, RFM_REFRESH_SQL, &p, NULL);
 }
 
 /* ---- background claims ---- */
 
 /* The first column of a one-row result as an arena string, or NULL without a row. */
 static char *claim_col(arena_t *a, const PGresult *r, int c) {
-    return PQntuples(r) == 1 ? dup_col(a, r, 0, c) : NULL;
+    return PQntuples(r) == 1 ? db_dup_str(a, r, 0, c) : NULL;
 }
 
 status_t member_reseg_claim(db_t *db, arena_t *a, char **merchant_id, char **after_id) {
@@ -309,10 +305,12 @@ status_t member_reseg_advance(db_t *db, const char *merchant_id, const char *las
 
 /* ---- tiers ---- */
 
+// clang-format off
 #define TIER_COLUMNS                                                                               \
     "id, name, rank, upgrade_threshold, retain_threshold, period_months, express_spend_cents, "    \
     "discount_bps, earn_multiplier_bps, birthday_bonus_points, "                                   \
-    "extract(epoch FROM created_at)::bigint, extract(epoch FROM updated_at)::bigint"
+    SQL_EPOCH_S("created_at") ", " SQL_EPOCH_S("updated_at")
+// clang-format on
 
 void member_tierset_index(member_tierset_t *ts) {
     /* Sort the defs by rank (insertion sort: n <= 10), then mirror them in the ladder. */
@@ -348,8 +346,8 @@ static void tiers_from_result(arena_t *a, const PGresult *r, member_tierset_t *o
     assert(n <= MEMBER_TIERS_MAX); /* the ladder check keeps it so */
     for (int i = 0; i < n && i < MEMBER_TIERS_MAX; i++) {
         member_tier_def_t *d = &out->defs[i];
-        d->id = dup_col(a, r, i, 0);
-        d->name = dup_col(a, r, i, 1);
+        d->id = db_dup_str(a, r, i, 0);
+        d->name = db_dup_str(a, r, i, 1);
         d->rank = (int32_t)db_get_int(r, i, 2);
         d->upgrade_threshold = db_get_int(r, i, 3);
         d->retain_threshold = db_get_int(r, i, 4);
@@ -449,15 +447,17 @@ status_t member_tier_update(db_t *db, const char *merchant_id, const member_tier
 
 /* ---- plans ---- */
 
+// clang-format off
 #define PLAN_COLUMNS                                                                               \
-    "id, name, tier_id, period, price_cents, active, extract(epoch FROM created_at)::bigint, "     \
-    "extract(epoch FROM updated_at)::bigint"
+    "id, name, tier_id, period, price_cents, active, " SQL_EPOCH_S("created_at") ", "     \
+    SQL_EPOCH_S("updated_at")
+// clang-format on
 
 static Loyalty__V1__MemberPlan *plan_from_row(arena_t *a, const PGresult *r, int i) {
     Loyalty__V1__MemberPlan *p = pb_new(a, &loyalty__v1__member_plan__descriptor);
-    p->id = dup_col(a, r, i, 0);
-    p->name = dup_col(a, r, i, 1);
-    p->tier_id = dup_col(a, r, i, 2);
+    p->id = db_dup_str(a, r, i, 0);
+    p->name = db_dup_str(a, r, i, 1);
+    p->tier_id = db_dup_str(a, r, i, 2);
     p->period = (Loyalty__V1__MemberPlanPeriod)db_get_int(r, i, 3);
     p->price_cents = db_get_int(r, i, 4);
     p->active = db_get_bool(r, i, 5);
@@ -466,19 +466,20 @@ static Loyalty__V1__MemberPlan *plan_from_row(arena_t *a, const PGresult *r, int
     return p;
 }
 
+static status_t plan_row(void *ctx, arena_t *a, const PGresult *r, int row, void *item) {
+    *(Loyalty__V1__MemberPlan **)item = plan_from_row(a, r, row);
+    return status_ok();
+}
+
 static status_t plan_one(db_t *db, arena_t *a, const char *sql, const db_params_t *p,
                          Loyalty__V1__MemberPlan **out) {
     PGresult *r = NULL;
-    status_t st = db_exec(db, sql, p, &r);
-    if (!status_is_ok(&st)) {
-        if (st.code == STATUS_FAILED_PRECONDITION) { /* the tier foreign key */
-            return status_make(STATUS_NOT_FOUND, "TIER_NOT_FOUND", "tier not found");
-        }
-        return st;
+    status_t st = db_exec_row(db, sql, p, &r, STATUS_NOT_FOUND, "PLAN_NOT_FOUND", "plan not found");
+    if (st.code == STATUS_FAILED_PRECONDITION) { /* the tier foreign key */
+        return status_make(STATUS_NOT_FOUND, "TIER_NOT_FOUND", "tier not found");
     }
-    if (PQntuples(r) != 1) {
-        PQclear(r);
-        return status_make(STATUS_NOT_FOUND, "PLAN_NOT_FOUND", "plan not found");
+    if (!status_is_ok(&st)) {
+        return st;
     }
     *out = plan_from_row(a, r, 0);
     PQclear(r);
@@ -535,22 +536,16 @@ status_t member_plan_list(db_t *db, arena_t *a, const char *merchant_id, bool in
     db_params_init(&p);
     db_param_text(&p, merchant_id);
     db_param_bool(&p, include_inactive);
-    PGresult *r = NULL;
-    status_t st = db_exec(db,
+    db_rows_t rows = {.item_size = sizeof **out};
+    status_t st = db_rows(db, a,
                           "SELECT " PLAN_COLUMNS " FROM plans WHERE merchant_id = $1 "
                           " AND (active OR $2) ORDER BY created_at, id LIMIT 1000",
-                          &p, &r);
-    if (!status_is_ok(&st)) {
-        return st;
+                          &p, plan_row, NULL, &rows);
+    if (status_is_ok(&st)) {
+        *out = rows.items;
+        *n = rows.n;
     }
-    int rows = PQntuples(r);
-    *out = arena_alloc(a, (size_t)(rows ? rows : 1) * sizeof **out);
-    for (int i = 0; i < rows; i++) {
-        (*out)[i] = plan_from_row(a, r, i);
-    }
-    *n = (size_t)rows;
-    PQclear(r);
-    return status_ok();
+    return st;
 }
 
 /* ---- member rows ---- */
@@ -560,22 +555,22 @@ status_t member_plan_list(db_t *db, arena_t *a, const char *merchant_id, bool in
 #define ROW_MERCHANT_COLUMN 27
 
 void member_row_from_result(arena_t *a, const PGresult *r, int i, int c0, member_row_t *m) {
-    m->id = dup_col(a, r, i, c0 + 0);
+    m->id = db_dup_str(a, r, i, c0 + 0);
     m->created_at = db_get_int(r, i, c0 + 1);
-    m->tier_id = dup_col(a, r, i, c0 + 2);
-    m->base_tier_id = dup_col(a, r, i, c0 + 3);
-    m->express_tier_id = dup_col(a, r, i, c0 + 4);
+    m->tier_id = db_dup_str(a, r, i, c0 + 2);
+    m->base_tier_id = db_dup_str(a, r, i, c0 + 3);
+    m->express_tier_id = db_dup_str(a, r, i, c0 + 4);
     m->period_value = db_get_int(r, i, c0 + 5);
     m->period_seq = (int32_t)db_get_int(r, i, c0 + 6);
-    m->period_start = day_col(r, i, c0 + 7, 0);
-    m->period_end = day_col(r, i, c0 + 8, MEMBER_DAY_NONE);
+    m->period_start = db_get_int_or(r, i, c0 + 7, 0);
+    m->period_end = db_get_int_or(r, i, c0 + 8, MEMBER_DAY_NONE);
     m->card_kind = (Loyalty__V1__MemberCardKind)db_get_int(r, i, c0 + 9);
-    m->card_tier_id = dup_col(a, r, i, c0 + 10);
-    m->card_plan_id = dup_col(a, r, i, c0 + 11);
-    m->card_valid_from = day_col(r, i, c0 + 12, 0);
-    m->card_valid_to = day_col(r, i, c0 + 13, MEMBER_DAY_NONE);
-    m->card_reason = dup_col(a, r, i, c0 + 14);
-    m->effective_tier_id = dup_col(a, r, i, c0 + 15);
+    m->card_tier_id = db_dup_str(a, r, i, c0 + 10);
+    m->card_plan_id = db_dup_str(a, r, i, c0 + 11);
+    m->card_valid_from = db_get_int_or(r, i, c0 + 12, 0);
+    m->card_valid_to = db_get_int_or(r, i, c0 + 13, MEMBER_DAY_NONE);
+    m->card_reason = db_dup_str(a, r, i, c0 + 14);
+    m->effective_tier_id = db_dup_str(a, r, i, c0 + 15);
     m->effective_kind = (Loyalty__V1__MemberCardKind)db_get_int(r, i, c0 + 16);
     m->order_count = db_get_int(r, i, c0 + 17);
     m->total_spend_cents = db_get_int(r, i, c0 + 18);
@@ -588,13 +583,7 @@ void member_row_from_result(arena_t *a, const PGresult *r, int i, int c0, member
     m->tier_due_at = db_get_int(r, i, c0 + 25);
     m->segment_due_at = db_get_int(r, i, c0 + 26);
     /* c0 + 27: merchant_id (member_due_lock reads it) */
-    m->auto_tags = NULL;
-    m->n_auto_tags = 0;
-    if (!db_is_null(r, i, c0 + 28) &&
-        !pgarray_decode(a, db_get_str(r, i, c0 + 28), &m->auto_tags, &m->n_auto_tags)) {
-        m->auto_tags = NULL;
-        m->n_auto_tags = 0;
-    }
+    m->auto_tags = db_get_text_array(a, r, i, c0 + 28, &m->n_auto_tags);
     m->points_balance = db_get_int(r, i, c0 + 29);
 }
 
@@ -619,9 +608,26 @@ status_t member_row_get(db_t *db, arena_t *a, const char *merchant_id, const cha
     return status_ok();
 }
 
+/* The whole state row: $1 merchant, $2 member, $3..$30 as member_row_save appends them. */
+// clang-format off
+static const char MEMBER_ROW_SAVE_SQL[] =
+    "UPDATE members SET tier_id = nullif($3, ''), base_tier_id = nullif($4, ''), "
+    " express_tier_id = nullif($5, ''), period_value = $6, period_seq = $7, "
+    " period_start = " SQL_DATE_OF_DAY("$8") ", period_end = " SQL_DATE_OF_DAY("$9") ", "
+    " card_kind = $10, card_tier_id = nullif($11, ''), card_plan_id = nullif($12, ''), "
+    " card_valid_from = " SQL_DATE_OF_DAY("$13") ", "
+    " card_valid_to = " SQL_DATE_OF_DAY("$14") ", "
+    " card_reason = $15, effective_tier_id = nullif($16, ''), effective_kind = $17, "
+    " order_count = $18, total_spend_cents = $19, total_growth = $20, "
+    " first_order_at = to_timestamp($21), last_order_at = to_timestamp($22), "
+    " months_with_purchases = $23, segment = $24, segment_since = to_timestamp($25), "
+    " tier_due_at = " SQL_DATE_OF_DAY("$26") "::timestamp AT TIME ZONE $28, "
+    " segment_due_at = to_timestamp($27), auto_tags = $29::text[], points_balance = $30 "
+    "WHERE merchant_id = $1 AND id = $2";
+// clang-format on
+
 status_t member_row_save(db_t *db, arena_t *a, const char *merchant_id, const char *tz,
                          const member_row_t *m, int64_t tier_due_day) {
-    const char *auto_tags = pgarray_encode(a, m->auto_tags, m->n_auto_tags);
     db_params_t p;
     db_params_init(&p);
     db_param_text(&p, merchant_id);        /* 1 */
@@ -643,38 +649,24 @@ status_t member_row_save(db_t *db, arena_t *a, const char *merchant_id, const ch
         db_param_int(&p, m->card_valid_from);
         param_day(&p, m->card_valid_to);
     }
-    db_param_text(&p, m->card_reason);          /* 15 */
-    db_param_text(&p, m->effective_tier_id);    /* 16 */
-    db_param_int(&p, m->effective_kind);        /* 17 */
-    db_param_int(&p, m->order_count);           /* 18 */
-    db_param_int(&p, m->total_spend_cents);     /* 19 */
-    db_param_int(&p, m->total_growth);          /* 20 */
-    param_instant(&p, m->first_order_at);       /* 21 */
-    param_instant(&p, m->last_order_at);        /* 22 */
-    db_param_int(&p, m->months_with_purchases); /* 23 */
-    db_param_int(&p, m->segment);               /* 24 */
-    db_param_int(&p, m->segment_since);         /* 25 */
-    param_day(&p, tier_due_day);                /* 26 */
-    param_instant(&p, m->segment_due_at);       /* 27 */
-    db_param_text(&p, tz);                      /* 28 */
-    db_param_text(&p, auto_tags);               /* 29 */
-    db_param_int(&p, m->points_balance);        /* 30 */
+    db_param_text(&p, m->card_reason);                        /* 15 */
+    db_param_text(&p, m->effective_tier_id);                  /* 16 */
+    db_param_int(&p, m->effective_kind);                      /* 17 */
+    db_param_int(&p, m->order_count);                         /* 18 */
+    db_param_int(&p, m->total_spend_cents);                   /* 19 */
+    db_param_int(&p, m->total_growth);                        /* 20 */
+    param_instant(&p, m->first_order_at);                     /* 21 */
+    param_instant(&p, m->last_order_at);                      /* 22 */
+    db_param_int(&p, m->months_with_purchases);               /* 23 */
+    db_param_int(&p, m->segment);                             /* 24 */
+    db_param_int(&p, m->segment_since);                       /* 25 */
+    param_day(&p, tier_due_day);                              /* 26 */
+    param_instant(&p, m->segment_due_at);                     /* 27 */
+    db_param_text(&p, tz);                                    /* 28 */
+    db_param_text_array(&p, a, m->auto_tags, m->n_auto_tags); /* 29 */
+    db_param_int(&p, m->points_balance);                      /* 30 */
     /* Deferred: the row travels with the transaction's next statement or its COMMIT. */
-    return db_exec_deferred(
-        db,
-        "UPDATE members SET tier_id = nullif($3, ''), base_tier_id = nullif($4, ''), "
-        " express_tier_id = nullif($5, ''), period_value = $6, period_seq = $7, "
-        " period_start = " EPOCH " + $8::int, period_end = " EPOCH " + $9::int, "
-        " card_kind = $10, card_tier_id = nullif($11, ''), card_plan_id = nullif($12, ''), "
-        " card_valid_from = " EPOCH " + $13::int, card_valid_to = " EPOCH " + $14::int, "
-        " card_reason = $15, effective_tier_id = nullif($16, ''), effective_kind = $17, "
-        " order_count = $18, total_spend_cents = $19, total_growth = $20, "
-        " first_order_at = to_timestamp($21), last_order_at = to_timestamp($22), "
-        " months_with_purchases = $23, segment = $24, segment_since = to_timestamp($25), "
-        " tier_due_at = (" EPOCH " + $26::int)::timestamp AT TIME ZONE $28, "
-        " segment_due_at = to_timestamp($27), auto_tags = $29::text[], points_balance = $30 "
-        "WHERE merchant_id = $1 AND id = $2",
-        &p, NULL);
+    return db_exec_deferred(db, MEMBER_ROW_SAVE_SQL, &p, NULL);
 }
 
 status_t member_due_lock(db_t *db, arena_t *a, const char *merchant_id, int64_t as_of, int limit,
@@ -707,9 +699,14 @@ status_t member_due_lock(db_t *db, arena_t *a, const char *merchant_id, int64_t 
     *merchants = arena_alloc(a, (size_t)(*n ? *n : 1) * sizeof **merchants);
     for (int i = 0; i < *n; i++) {
         member_row_from_result(a, r, i, 0, &(*rows)[i]);
-        (*merchants)[i] = dup_col(a, r, i, ROW_MERCHANT_COLUMN);
+        (*merchants)[i] = db_dup_str(a, r, i, ROW_MERCHANT_COLUMN);
     }
     PQclear(r);
+    return status_ok();
+}
+
+static status_t member_row_row(void *ctx, arena_t *a, const PGresult *r, int row, void *item) {
+    member_row_from_result(a, r, row, 0, item);
     return status_ok();
 }
 
@@ -720,33 +717,30 @@ status_t member_reseg_rows(db_t *db, arena_t *a, const char *merchant_id, const 
     db_param_text(&p, merchant_id);
     db_param_text(&p, after_id);
     db_param_int(&p, limit);
-    PGresult *r = NULL;
-    status_t st = db_exec(db,
+    db_rows_t read = {.item_size = sizeof **rows};
+    status_t st = db_rows(db, a,
                           "SELECT " ROW_COLUMNS " FROM members WHERE merchant_id = $1 AND id > $2 "
                           "ORDER BY id LIMIT $3 FOR UPDATE",
-                          &p, &r);
-    if (!status_is_ok(&st)) {
-        return st;
+                          &p, member_row_row, NULL, &read);
+    if (status_is_ok(&st)) {
+        *rows = read.items;
+        *n = (int)read.n;
     }
-    *n = PQntuples(r);
-    *rows = arena_alloc(a, (size_t)(*n ? *n : 1) * sizeof **rows);
-    for (int i = 0; i < *n; i++) {
-        member_row_from_result(a, r, i, 0, &(*rows)[i]);
-    }
-    PQclear(r);
-    return status_ok();
+    return st;
 }
 
 /* ---- orders ---- */
 
+// clang-format off
 #define ORDER_COLUMNS                                                                              \
     "order_id, member_id, spend_cents, growth_delta, returned_spend_cents, returned_growth, "      \
-    "fully_returned, period_seq, extract(epoch FROM ordered_at)::bigint, "                         \
-    "local_month - " EPOCH ", coalesce(old_tier_id, ''), coalesce(new_tier_id, ''), reason"
+    "fully_returned, period_seq, " SQL_EPOCH_S("ordered_at") ", "                         \
+    "local_month - " SQL_DAY_ZERO ", coalesce(old_tier_id, ''), coalesce(new_tier_id, ''), reason"
+// clang-format on
 
 static void order_from_result(arena_t *a, const PGresult *r, member_order_t *out) {
-    out->order_id = dup_col(a, r, 0, 0);
-    out->member_id = dup_col(a, r, 0, 1);
+    out->order_id = db_dup_str(a, r, 0, 0);
+    out->member_id = db_dup_str(a, r, 0, 1);
     out->spend_cents = db_get_int(r, 0, 2);
     out->growth_delta = db_get_int(r, 0, 3);
     out->returned_spend_cents = db_get_int(r, 0, 4);
@@ -755,8 +749,8 @@ static void order_from_result(arena_t *a, const PGresult *r, member_order_t *out
     out->period_seq = (int32_t)db_get_int(r, 0, 7);
     out->ordered_at = db_get_int(r, 0, 8);
     out->local_month = db_get_int(r, 0, 9);
-    out->old_tier_id = dup_col(a, r, 0, 10);
-    out->new_tier_id = dup_col(a, r, 0, 11);
+    out->old_tier_id = db_dup_str(a, r, 0, 10);
+    out->new_tier_id = db_dup_str(a, r, 0, 11);
     out->reason = (Loyalty__V1__MemberTierChangeReason)db_get_int(r, 0, 12);
 }
 
@@ -838,13 +832,15 @@ status_t member_order_insert(db_t *db, const char *merchant_id, const member_ord
                              .constraint = "orders_pkey",
                              .refusal = status_make(STATUS_ALREADY_EXISTS, "ORDER_ALREADY_RECORDED",
                                                     "order already recorded with other figures")};
+    // clang-format off
     return db_exec_deferred(db,
                             "INSERT INTO orders (merchant_id, order_id, member_id, spend_cents, "
                             " growth_delta, period_seq, ordered_at, local_month, old_tier_id, "
                             " new_tier_id, reason) "
-                            "VALUES ($1, $2, $3, $4, $5, $6, to_timestamp($7), " EPOCH
-                            " + $8::int, nullif($9, ''), nullif($10, ''), $11)",
+                            "VALUES ($1, $2, $3, $4, $5, $6, to_timestamp($7), "
+                            " " SQL_DATE_OF_DAY("$8") ", nullif($9, ''), nullif($10, ''), $11)",
                             &p, &new_order);
+    // clang-format on
 }
 
 status_t member_order_set_returned(db_t *db, const char *merchant_id, const member_order_t *o) {
@@ -888,12 +884,14 @@ status_t member_order_first_last(db_t *db, const char *merchant_id, const char *
     db_param_text(&p, merchant_id);
     db_param_text(&p, member_id);
     PGresult *r = NULL;
+    // clang-format off
     status_t st = db_exec(db,
-                          "SELECT coalesce(extract(epoch FROM min(ordered_at))::bigint, 0), "
-                          " coalesce(extract(epoch FROM max(ordered_at))::bigint, 0) "
+                          "SELECT " SQL_EPOCH_S_OR_0("min(ordered_at)") ", "
+                          " " SQL_EPOCH_S_OR_0("max(ordered_at)") " "
                           "FROM orders WHERE merchant_id = $1 AND member_id = $2 "
                           " AND NOT fully_returned",
                           &p, &r);
+    // clang-format on
     if (status_is_ok(&st)) {
         *first_at = db_get_int(r, 0, 0);
         *last_at = db_get_int(r, 0, 1);
@@ -913,18 +911,23 @@ status_t member_month_add(db_t *db, const char *merchant_id, const char *member_
     PGresult *r = NULL;
     status_t st;
     if (delta > 0) {
+        // clang-format off
         st = db_exec(db,
                      "INSERT INTO order_months AS o (merchant_id, member_id, month, orders) "
-                     "VALUES ($1, $2, " EPOCH " + $3::int, 1) "
+                     "VALUES ($1, $2, " SQL_DATE_OF_DAY("$3") ", 1) "
                      "ON CONFLICT (merchant_id, member_id, month) "
                      "DO UPDATE SET orders = o.orders + 1 RETURNING orders",
                      &p, &r);
+        // clang-format on
     } else {
+        // clang-format off
         st = db_exec(db,
                      "UPDATE order_months SET orders = orders - 1 "
-                     "WHERE merchant_id = $1 AND member_id = $2 AND month = " EPOCH " + $3::int "
+                     "WHERE merchant_id = $1 AND member_id = $2 "
+                     " AND month = " SQL_DATE_OF_DAY("$3") " "
                      " AND orders > 0 RETURNING orders",
                      &p, &r);
+        // clang-format on
     }
     if (!status_is_ok(&st)) {
         return st;
@@ -936,10 +939,12 @@ status_t member_month_add(db_t *db, const char *merchant_id, const char *member_
         *months_delta = 1;
     } else if (delta < 0 && orders == 0) {
         *months_delta = -1;
+        // clang-format off
         st = db_exec(db,
                      "DELETE FROM order_months WHERE merchant_id = $1 AND member_id = $2 "
-                     " AND month = " EPOCH " + $3::int",
+                     " AND month = " SQL_DATE_OF_DAY("$3"),
                      &p, NULL);
+        // clang-format on
     }
     return st;
 }
@@ -955,16 +960,16 @@ status_t member_purchase_get(db_t *db, arena_t *a, const char *merchant_id, cons
     PGresult *r = NULL;
     status_t st =
         db_exec_row(db,
-                    "SELECT order_id, member_id, plan_id, quantity, valid_from - " EPOCH
-                    ", valid_to - " EPOCH " FROM card_purchases "
+                    "SELECT order_id, member_id, plan_id, quantity, valid_from - " SQL_DAY_ZERO
+                    ", valid_to - " SQL_DAY_ZERO " FROM card_purchases "
                     "WHERE merchant_id = $1 AND order_id = $2",
                     &p, &r, STATUS_NOT_FOUND, "ORDER_NOT_FOUND", "no purchase for this order");
     if (!status_is_ok(&st)) {
         return st;
     }
-    out->order_id = dup_col(a, r, 0, 0);
-    out->member_id = dup_col(a, r, 0, 1);
-    out->plan_id = dup_col(a, r, 0, 2);
+    out->order_id = db_dup_str(a, r, 0, 0);
+    out->member_id = db_dup_str(a, r, 0, 1);
+    out->plan_id = db_dup_str(a, r, 0, 2);
     out->quantity = (int32_t)db_get_int(r, 0, 3);
     out->valid_from = db_get_int(r, 0, 4);
     out->valid_to = db_get_int(r, 0, 5);
@@ -982,11 +987,14 @@ status_t member_purchase_insert(db_t *db, const char *merchant_id, const member_
     db_param_int(&p, pu->quantity);
     db_param_int(&p, pu->valid_from);
     db_param_int(&p, pu->valid_to);
+    // clang-format off
     status_t st = db_exec(db,
                           "INSERT INTO card_purchases (merchant_id, order_id, member_id, plan_id, "
                           " quantity, valid_from, valid_to) "
-                          "VALUES ($1, $2, $3, $4, $5, " EPOCH " + $6::int, " EPOCH " + $7::int)",
+                          "VALUES ($1, $2, $3, $4, $5, "
+                          " " SQL_DATE_OF_DAY("$6") ", " SQL_DATE_OF_DAY("$7") ")",
                           &p, NULL);
+    // clang-format on
     if (st.code == STATUS_ALREADY_EXISTS) {
         return status_make(STATUS_ALREADY_EXISTS, "ORDER_ALREADY_RECORDED",
                            "order already recorded for another purchase");
@@ -1026,26 +1034,50 @@ status_t member_history_insert(db_t *db, const char *merchant_id, const member_h
 static Loyalty__V1__MemberTierChange *history_from_row(arena_t *a, const PGresult *r, int i, int c,
                                                        const char *member_id) {
     Loyalty__V1__MemberTierChange *h = pb_new(a, &loyalty__v1__member_tier_change__descriptor);
-    h->id = dup_col(a, r, i, c + 0);
+    h->id = db_dup_str(a, r, i, c + 0);
     h->member_id = arena_strdup(a, member_id);
     h->from_tier = pb_new(a, &loyalty__v1__member_tier_ref__descriptor);
-    h->from_tier->id = dup_col(a, r, i, c + 1);
+    h->from_tier->id = db_dup_str(a, r, i, c + 1);
     h->to_tier = pb_new(a, &loyalty__v1__member_tier_ref__descriptor);
-    h->to_tier->id = dup_col(a, r, i, c + 2);
+    h->to_tier->id = db_dup_str(a, r, i, c + 2);
     h->earned_tier = pb_new(a, &loyalty__v1__member_tier_ref__descriptor);
-    h->earned_tier->id = dup_col(a, r, i, c + 3);
+    h->earned_tier->id = db_dup_str(a, r, i, c + 3);
     h->reason = (Loyalty__V1__MemberTierChangeReason)db_get_int(r, i, c + 4);
     h->card_kind = (Loyalty__V1__MemberCardKind)db_get_int(r, i, c + 5);
-    h->note = dup_col(a, r, i, c + 6);
-    h->order_id = dup_col(a, r, i, c + 7);
+    h->note = db_dup_str(a, r, i, c + 6);
+    h->order_id = db_dup_str(a, r, i, c + 7);
     h->period_value = db_get_int(r, i, c + 8);
     h->at = db_get_int(r, i, c + 9);
     return h;
 }
 
+// clang-format off
 #define HISTORY_COLUMNS                                                                            \
     "id, coalesce(from_tier_id, ''), coalesce(to_tier_id, ''), coalesce(earned_tier_id, ''), "     \
-    "reason, card_kind, note, order_id, period_value, extract(epoch FROM created_at)::bigint"
+    "reason, card_kind, note, order_id, period_value, " SQL_EPOCH_S("created_at")
+// clang-format on
+
+/* A page of history rows and the cursor its last row leaves (MEMBER_SEQ_MAX bytes). */
+typedef struct history_page {
+    const char *member_id; /* the member of every row, or NULL: the row's first column */
+    char *cursor;
+} history_page_t;
+
+/* member_id, created_at in microseconds (the cursor), HISTORY_COLUMNS. */
+static status_t history_window_row(void *ctx, arena_t *a, const PGresult *r, int row, void *item) {
+    history_page_t *page = ctx;
+    *(Loyalty__V1__MemberTierChange **)item = history_from_row(a, r, row, 2, db_get_str(r, row, 0));
+    snprintf(page->cursor, MEMBER_SEQ_MAX, "%s", db_get_str(r, row, 1));
+    return status_ok();
+}
+
+/* HISTORY_COLUMNS, seq (the cursor). */
+static status_t history_list_row(void *ctx, arena_t *a, const PGresult *r, int row, void *item) {
+    history_page_t *page = ctx;
+    *(Loyalty__V1__MemberTierChange **)item = history_from_row(a, r, row, 0, page->member_id);
+    snprintf(page->cursor, MEMBER_SEQ_MAX, "%s", db_get_str(r, row, 10));
+    return status_ok();
+}
 
 status_t member_history_window(db_t *db, arena_t *a, const char *merchant_id, int64_t from_at,
                                int64_t to_at, const char *after_at_us, const char *after_id,
@@ -1059,30 +1091,26 @@ status_t member_history_window(db_t *db, arena_t *a, const char *merchant_id, in
     db_param_text(&p, after_at_us);
     db_param_text(&p, after_id);
     db_param_int(&p, limit);
-    last_at_us[0] = '\0';
-    PGresult *r = NULL;
+    history_page_t page = {.cursor = last_at_us};
+    page.cursor[0] = '\0';
+    db_rows_t rows = {.item_size = sizeof **out};
     /* Keyset on (created_at, id) in microseconds, so that a page never skips or repeats. */
-    status_t st = db_exec(
-        db,
-        "SELECT member_id, (extract(epoch FROM created_at) * 1000000)::bigint, " HISTORY_COLUMNS
+    // clang-format off
+    status_t st = db_rows(
+        db, a,
+        "SELECT member_id, " SQL_EPOCH_US("created_at") ", " HISTORY_COLUMNS
         " FROM tier_history WHERE merchant_id = $1 "
         " AND created_at >= to_timestamp($2) AND created_at < to_timestamp($3) "
         " AND ($4 = '' OR (created_at, id) > (to_timestamp(nullif($4, '')::numeric / 1000000), "
         "$5)) "
         "ORDER BY created_at, id LIMIT $6",
-        &p, &r);
-    if (!status_is_ok(&st)) {
-        return st;
+        &p, history_window_row, &page, &rows);
+    // clang-format on
+    if (status_is_ok(&st)) {
+        *out = rows.items;
+        *n = rows.n;
     }
-    int rows = PQntuples(r);
-    *out = arena_alloc(a, (size_t)(rows ? rows : 1) * sizeof **out);
-    for (int i = 0; i < rows; i++) {
-        (*out)[i] = history_from_row(a, r, i, 2, db_get_str(r, i, 0));
-        snprintf(last_at_us, MEMBER_SEQ_MAX, "%s", db_get_str(r, i, 1));
-    }
-    *n = (size_t)rows;
-    PQclear(r);
-    return status_ok();
+    return st;
 }
 
 status_t member_history_list(db_t *db, arena_t *a, const char *merchant_id, const char *member_id,
@@ -1095,27 +1123,21 @@ status_t member_history_list(db_t *db, arena_t *a, const char *merchant_id, cons
     db_param_text(&p, member_id);
     db_param_text(&p, after_seq);
     db_param_int(&p, limit);
-    last_seq[0] = '\0';
-    PGresult *r = NULL;
+    history_page_t page = {.member_id = member_id, .cursor = last_seq};
+    page.cursor[0] = '\0';
+    db_rows_t rows = {.item_size = sizeof **out};
     /* seq follows the order of a member's changes; the cursor is the last seq returned. */
     status_t st =
-        db_exec(db,
+        db_rows(db, a,
                 "SELECT " HISTORY_COLUMNS ", seq "
                 "FROM tier_history WHERE merchant_id = $1 AND member_id = $2 "
                 " AND ($3 = '' OR seq < nullif($3, '')::bigint) ORDER BY seq DESC LIMIT $4",
-                &p, &r);
-    if (!status_is_ok(&st)) {
-        return st;
+                &p, history_list_row, &page, &rows);
+    if (status_is_ok(&st)) {
+        *out = rows.items;
+        *n = rows.n;
     }
-    int rows = PQntuples(r);
-    *out = arena_alloc(a, (size_t)(rows ? rows : 1) * sizeof **out);
-    for (int i = 0; i < rows; i++) {
-        (*out)[i] = history_from_row(a, r, i, 0, member_id);
-        snprintf(last_seq, MEMBER_SEQ_MAX, "%s", db_get_str(r, i, 10));
-    }
-    *n = (size_t)rows;
-    PQclear(r);
-    return status_ok();
+    return st;
 }
 
 /* ---- counters ---- */
@@ -1184,26 +1206,27 @@ status_t member_counts_flush(db_t *db, const char *merchant_id, member_counts_t 
     return st;
 }
 
+static status_t count_row(void *ctx, arena_t *a, const PGresult *r, int row, void *item) {
+    member_count_row_t *c = item;
+    c->dim = (int)db_get_int(r, row, 0);
+    c->key = db_dup_str(a, r, row, 1);
+    c->n = db_get_int(r, row, 2);
+    return status_ok();
+}
+
 status_t member_counts_read(db_t *db, arena_t *a, const char *merchant_id,
                             member_count_row_t **rows, int *n) {
     db_params_t p;
     db_params_init(&p);
     db_param_text(&p, merchant_id);
-    PGresult *r = NULL;
-    status_t st = db_exec(db,
+    db_rows_t read = {.item_size = sizeof **rows};
+    status_t st = db_rows(db, a,
                           "SELECT dim, key, sum(n)::bigint FROM counts WHERE merchant_id = $1 "
                           "GROUP BY dim, key ORDER BY dim, key",
-                          &p, &r);
-    if (!status_is_ok(&st)) {
-        return st;
+                          &p, count_row, NULL, &read);
+    if (status_is_ok(&st)) {
+        *rows = read.items;
+        *n = (int)read.n;
     }
-    *n = PQntuples(r);
-    *rows = arena_alloc(a, (size_t)(*n ? *n : 1) * sizeof **rows);
-    for (int i = 0; i < *n; i++) {
-        (*rows)[i].dim = (int)db_get_int(r, i, 0);
-        (*rows)[i].key = dup_col(a, r, i, 1);
-        (*rows)[i].n = db_get_int(r, i, 2);
-    }
-    PQclear(r);
-    return status_ok();
+    return st;
 }

@@ -2,7 +2,6 @@
 #include "member_store.h"
 
 #include "pb.h"
-#include "pgarray.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -10,17 +9,8 @@
 #define MEMBER_COLUMNS MEMBER_PROFILE_COLUMNS
 
 /* Cells of the row `row` of the function below. */
-#define col(a, r, c) arena_strdup(a, db_get_str(r, row, c))
-
-static char **col_array_at(arena_t *a, const PGresult *r, int i, int c, size_t *n) {
-    char **items = NULL;
-    if (!pgarray_decode(a, db_get_str(r, i, c), &items, n)) {
-        *n = 0;
-    }
-    return items;
-}
-
-#define col_array(a, r, c, n) col_array_at(a, r, row, c, n)
+#define col(a, r, c) db_dup_str(a, r, row, c)
+#define col_array(a, r, c, n) db_get_text_array(a, r, row, c, n)
 
 Loyalty__V1__Member *member_store_from_result(arena_t *a, const PGresult *r, int row) {
     Loyalty__V1__Member *m = pb_new(a, &loyalty__v1__member__descriptor);
@@ -85,16 +75,16 @@ static void profile_params(arena_t *a, db_params_t *p, const Loyalty__V1__Member
     db_param_text(p, addr ? addr->postal_code : "");
     db_param_text(p, addr ? addr->country_code : "");
     db_param_text(p, pr->occupation);
-    db_param_text(p, pgarray_encode(a, pr->interests, pr->n_interests));
+    db_param_text_array(p, a, pr->interests, pr->n_interests);
     char **keys = arena_alloc(a, (pr->n_custom_attributes + 1) * sizeof *keys);
     char **vals = arena_alloc(a, (pr->n_custom_attributes + 1) * sizeof *vals);
     for (size_t i = 0; i < pr->n_custom_attributes; i++) {
         keys[i] = pr->custom_attributes[i]->key;
         vals[i] = pr->custom_attributes[i]->value;
     }
-    db_param_text(p, pgarray_encode(a, keys, pr->n_custom_attributes));
-    db_param_text(p, pgarray_encode(a, vals, pr->n_custom_attributes));
-    db_param_text(p, pgarray_encode(a, pr->tags, pr->n_tags));
+    db_param_text_array(p, a, keys, pr->n_custom_attributes);
+    db_param_text_array(p, a, vals, pr->n_custom_attributes);
+    db_param_text_array(p, a, pr->tags, pr->n_tags);
 }
 
 /* Turns a unique violation into the reason naming the value that is taken. */
@@ -121,18 +111,24 @@ static status_t member_duplicate(const db_t *db, status_t st) {
 static status_t member_one_row(db_t *db, arena_t *a, const char *sql, const db_params_t *p,
                                Loyalty__V1__Member **out) {
     PGresult *r = NULL;
-    status_t st = db_exec(db, sql, p, &r);
+    status_t st =
+        db_exec_row(db, sql, p, &r, STATUS_NOT_FOUND, "MEMBER_NOT_FOUND", "member not found");
     if (!status_is_ok(&st)) {
         return member_duplicate(db, st);
-    }
-    if (PQntuples(r) != 1) {
-        PQclear(r);
-        return status_make(STATUS_NOT_FOUND, "MEMBER_NOT_FOUND", "member not found");
     }
     *out = member_store_from_result(a, r, 0);
     PQclear(r);
     return status_ok();
 }
+
+/* The profile columns of the INSERTs and their values $4..$20, as profile_params appends them. */
+#define PROFILE_INSERT_COLUMNS                                                                     \
+    "name, phone, email, birthday, gender, has_address, address_line1, address_line2, "            \
+    "address_city, address_region, address_postal_code, address_country_code, occupation, "        \
+    "interests, custom_attributes, tags"
+#define PROFILE_INSERT_VALUES                                                                      \
+    "$4, $5, $6, $7::date, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17::text[], "               \
+    "jsonb_object($18::text[], $19::text[]), $20::text[]"
 
 status_t member_store_insert(db_t *db, arena_t *a, const char *merchant_id, const char *id,
                              const char *external_id, const Loyalty__V1__MemberProfile *profile,
@@ -145,13 +141,8 @@ status_t member_store_insert(db_t *db, arena_t *a, const char *merchant_id, cons
     profile_params(a, &p, profile);
     return member_one_row(
         db, a,
-        "INSERT INTO members (merchant_id, id, external_id, name, phone, email, birthday, gender, "
-        " has_address, address_line1, address_line2, address_city, address_region, "
-        " address_postal_code, address_country_code, occupation, interests, custom_attributes, "
-        " tags) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7::date, $8, $9, $10, $11, $12, $13, $14, $15, $16, "
-        " $17::text[], jsonb_object($18::text[], $19::text[]), $20::text[]) "
-        "RETURNING " MEMBER_COLUMNS,
+        "INSERT INTO members (merchant_id, id, external_id, " PROFILE_INSERT_COLUMNS
+        ") VALUES ($1, $2, $3, " PROFILE_INSERT_VALUES ") RETURNING " MEMBER_COLUMNS,
         &p, out);
 }
 
@@ -167,16 +158,12 @@ status_t member_store_insert_at(db_t *db, arena_t *a, const char *merchant_id, c
     db_param_int(&p, created_at);
     PGresult *r = NULL;
     /* ON CONFLICT without a target covers every unique index: the batch goes on. */
-    status_t st = db_exec(
-        db,
-        "INSERT INTO members (merchant_id, id, external_id, name, phone, email, birthday, gender, "
-        " has_address, address_line1, address_line2, address_city, address_region, "
-        " address_postal_code, address_country_code, occupation, interests, custom_attributes, "
-        " tags, created_at, updated_at) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7::date, $8, $9, $10, $11, $12, $13, $14, $15, $16, "
-        " $17::text[], jsonb_object($18::text[], $19::text[]), $20::text[], to_timestamp($21), "
-        " now()) ON CONFLICT DO NOTHING RETURNING 1",
-        &p, &r);
+    status_t st =
+        db_exec(db,
+                "INSERT INTO members (merchant_id, id, external_id, " PROFILE_INSERT_COLUMNS
+                ", created_at, updated_at) VALUES ($1, $2, $3, " PROFILE_INSERT_VALUES
+                ", to_timestamp($21), now()) ON CONFLICT DO NOTHING RETURNING 1",
+                &p, &r);
     if (status_is_ok(&st)) {
         *inserted = PQntuples(r) == 1;
         PQclear(r);

@@ -6,6 +6,7 @@
 #include "arena.h"
 #include "db.h"
 #include "loyalty/v1/member.pb-c.h"
+#include "sql_time.h"
 #include "status.h"
 
 /* The columns every read returns, in the order member_store_from_result expects. Custom
@@ -19,9 +20,7 @@
     "k), "                                                                                         \
     "(SELECT coalesce(array_agg(v ORDER BY k), '{}') FROM jsonb_each_text(custom_attributes) "     \
     "e(k, v)), "                                                                                   \
-    "tags, version, extract(epoch FROM created_at)::bigint, extract(epoch FROM "                   \
-    "updated_at)::bigint, "                                                                        \
-    "merchant_id"
+    "tags, version, " SQL_EPOCH_S("created_at") ", " SQL_EPOCH_S("updated_at") ", merchant_id"
 #define MEMBER_PROFILE_COLUMN_COUNT 23
 
 /** The member in row `row` of a result whose first columns are MEMBER_PROFILE_COLUMNS. */
