@@ -3,15 +3,11 @@
 
 #include "ids.h"
 #include "pb.h"
-#include "pgarray.h"
+#include "sql_time.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static char *col(arena_t *a, const PGresult *r, int row, int c) {
-    return arena_strdup(a, db_get_str(r, row, c));
-}
 
 static void param_opt_text(db_params_t *p, const char *s) {
     db_param_text(p, s[0] ? s : NULL);
@@ -19,15 +15,17 @@ static void param_opt_text(db_params_t *p, const char *s) {
 
 /* ---- programme ---- */
 
-#define PROGRAM_SQL                                                                                \
-    "SELECT p.enabled, p.levels, p.welcome_points, p.purchase_hold_days, p.share_url_template, "   \
-    " p.share_message_template, p.version, extract(epoch FROM p.updated_at)::bigint, "             \
-    " l.level, l.enabled, l.registration_points, l.purchase_reward_kind, "                         \
-    " l.purchase_fixed_points, l.purchase_bps, l.purchase_cap_points, l.purchase_first_n, "        \
-    " l.purchase_within_days "                                                                     \
-    "FROM programs p LEFT JOIN program_levels l "                                                  \
-    " ON l.merchant_id = p.merchant_id AND l.level <= p.levels "                                   \
-    "WHERE p.merchant_id = $1 ORDER BY l.level"
+// clang-format off
+static const char PROGRAM_SQL[] =
+    "SELECT p.enabled, p.levels, p.welcome_points, p.purchase_hold_days, p.share_url_template, "
+    " p.share_message_template, p.version, " SQL_EPOCH_S("p.updated_at") ", "
+    " l.level, l.enabled, l.registration_points, l.purchase_reward_kind, "
+    " l.purchase_fixed_points, l.purchase_bps, l.purchase_cap_points, l.purchase_first_n, "
+    " l.purchase_within_days "
+    "FROM programs p LEFT JOIN program_levels l "
+    " ON l.merchant_id = p.merchant_id AND l.level <= p.levels "
+    "WHERE p.merchant_id = $1 ORDER BY l.level";
+// clang-format on
 
 static Loyalty__V1__ReferralLevelRule *level_from_row(arena_t *a, const PGresult *r, int row) {
     Loyalty__V1__ReferralLevelRule *l = pb_new(a, &loyalty__v1__referral_level_rule__descriptor);
@@ -51,8 +49,8 @@ static Loyalty__V1__ReferralProgram *program_from_result(arena_t *a, const PGres
         prog->levels = (int32_t)db_get_int(r, 0, 1);
         prog->welcome_points = db_get_int(r, 0, 2);
         prog->purchase_hold_days = (int32_t)db_get_int(r, 0, 3);
-        prog->share_url_template = col(a, r, 0, 4);
-        prog->share_message_template = col(a, r, 0, 5);
+        prog->share_url_template = db_dup_str(a, r, 0, 4);
+        prog->share_message_template = db_dup_str(a, r, 0, 5);
         prog->version = db_get_int(r, 0, 6);
         prog->updated_at = db_get_int(r, 0, 7);
         prog->level_rules = arena_alloc(a, REFERRAL_LEVELS_MAX * sizeof *prog->level_rules);
@@ -159,20 +157,22 @@ status_t referral_store_program_put(db_t *db, arena_t *a, const char *merchant_i
 
 /* ---- members ---- */
 
+// clang-format off
 #define MEMBER_COLUMNS                                                                             \
     "member_id, code, coalesce(referrer_id, ''), coalesce(ancestor_2, ''), "                       \
     "coalesce(ancestor_3, ''), root_id, coalesce(attach_id, ''), coalesce(registration_ref, ''), " \
-    "coalesce(extract(epoch FROM attached_at)::bigint, 0), purchase_count"
+    SQL_EPOCH_S_OR_0("attached_at") ", purchase_count"
+// clang-format on
 
 static void member_from_row(arena_t *a, const PGresult *r, int row, referral_member_row_t *m) {
-    m->member_id = col(a, r, row, 0);
-    m->code = col(a, r, row, 1);
-    m->referrer_id = col(a, r, row, 2);
-    m->ancestor_2 = col(a, r, row, 3);
-    m->ancestor_3 = col(a, r, row, 4);
-    m->root_id = col(a, r, row, 5);
-    m->attach_id = col(a, r, row, 6);
-    m->registration_ref = col(a, r, row, 7);
+    m->member_id = db_dup_str(a, r, row, 0);
+    m->code = db_dup_str(a, r, row, 1);
+    m->referrer_id = db_dup_str(a, r, row, 2);
+    m->ancestor_2 = db_dup_str(a, r, row, 3);
+    m->ancestor_3 = db_dup_str(a, r, row, 4);
+    m->root_id = db_dup_str(a, r, row, 5);
+    m->attach_id = db_dup_str(a, r, row, 6);
+    m->registration_ref = db_dup_str(a, r, row, 7);
     m->attached_at = db_get_int(r, row, 8);
     m->purchase_count = db_get_int(r, row, 9);
 }
@@ -186,20 +186,15 @@ referral_node_t referral_store_node(const referral_member_row_t *row) {
     return n;
 }
 
+static status_t member_row(void *out, arena_t *a, const PGresult *r, int row, void *item) {
+    member_from_row(a, r, row, out);
+    return status_ok();
+}
+
 /* Runs a query returning at most one member row. */
 static status_t member_one(db_t *db, arena_t *a, const char *sql, const db_params_t *p,
                            referral_member_row_t *out, bool *found) {
-    PGresult *r = NULL;
-    status_t st = db_exec(db, sql, p, &r);
-    if (!status_is_ok(&st)) {
-        return st;
-    }
-    *found = PQntuples(r) == 1;
-    if (*found) {
-        member_from_row(a, r, 0, out);
-    }
-    PQclear(r);
-    return status_ok();
+    return db_row_find(db, a, sql, p, member_row, out, found);
 }
 
 status_t referral_store_member_get(db_t *db, arena_t *a, const char *merchant_id,
@@ -362,6 +357,19 @@ status_t referral_store_attach(db_t *db, const char *merchant_id, const char *re
     return st;
 }
 
+/* A downline_stats row into its level's count (ctx: the REFERRAL_LEVELS_MAX counts). */
+static status_t level_count_row(void *ctx, arena_t *a, const PGresult *r, int row, void *item) {
+    Loyalty__V1__ReferralLevelCount **counts = ctx;
+    int64_t level = db_get_int(r, row, 0);
+    if (level >= 1 && level <= REFERRAL_LEVELS_MAX) {
+        Loyalty__V1__ReferralLevelCount *c = counts[level - 1];
+        c->members = db_get_int(r, row, 1);
+        c->reward_points = db_get_int(r, row, 2);
+        c->reversed_points = db_get_int(r, row, 3);
+    }
+    return status_ok();
+}
+
 status_t referral_store_level_counts(db_t *db, arena_t *a, const char *merchant_id,
                                      const char *member_id,
                                      Loyalty__V1__ReferralLevelCount ***out) {
@@ -369,43 +377,53 @@ status_t referral_store_level_counts(db_t *db, arena_t *a, const char *merchant_
     db_params_init(&p);
     db_param_text(&p, merchant_id);
     db_param_text(&p, member_id);
-    PGresult *r = NULL;
-    status_t st = db_exec(db,
-                          "SELECT level, members, reward_points, reversed_points "
-                          "FROM downline_stats WHERE merchant_id = $1 AND member_id = $2",
-                          &p, &r);
-    if (!status_is_ok(&st)) {
-        return st;
-    }
     Loyalty__V1__ReferralLevelCount **counts = arena_alloc(a, REFERRAL_LEVELS_MAX * sizeof *counts);
     for (int i = 0; i < REFERRAL_LEVELS_MAX; i++) {
         counts[i] = pb_new(a, &loyalty__v1__referral_level_count__descriptor);
         counts[i]->level = i + 1;
     }
-    for (int i = 0; i < PQntuples(r); i++) {
-        int64_t level = db_get_int(r, i, 0);
-        if (level >= 1 && level <= REFERRAL_LEVELS_MAX) {
-            Loyalty__V1__ReferralLevelCount *c = counts[level - 1];
-            c->members = db_get_int(r, i, 1);
-            c->reward_points = db_get_int(r, i, 2);
-            c->reversed_points = db_get_int(r, i, 3);
-        }
+    status_t st = db_rows(db, a,
+                          "SELECT level, members, reward_points, reversed_points "
+                          "FROM downline_stats WHERE merchant_id = $1 AND member_id = $2",
+                          &p, level_count_row, counts, NULL);
+    if (!status_is_ok(&st)) {
+        return st;
     }
-    PQclear(r);
     *out = counts;
     return status_ok();
 }
 
 /* The downline queries, [level - 1][has cursor]: one index range each, newest first. */
+// clang-format off
 #define DOWNLINE_SQL(column, cursor)                                                               \
-    "SELECT member_id, referrer_id, attach_id, extract(epoch FROM attached_at)::bigint "           \
+    "SELECT member_id, referrer_id, attach_id, " SQL_EPOCH_S("attached_at") " "                    \
     "FROM referral_members WHERE merchant_id = $1 AND " column " = $2" cursor                      \
     " ORDER BY attach_id DESC LIMIT $3"
+// clang-format on
 static const char *const downline_sql[REFERRAL_LEVELS_MAX][2] = {
     {DOWNLINE_SQL("referrer_id", ""), DOWNLINE_SQL("referrer_id", " AND attach_id < $4")},
     {DOWNLINE_SQL("ancestor_2", ""), DOWNLINE_SQL("ancestor_2", " AND attach_id < $4")},
     {DOWNLINE_SQL("ancestor_3", ""), DOWNLINE_SQL("ancestor_3", " AND attach_id < $4")},
 };
+
+typedef struct downline_list {
+    Loyalty__V1__ReferralDownlineMember **rows;
+    size_t n;
+} downline_list_t;
+
+/* A source member's reward sums into its rows of the list (ctx). */
+static status_t downline_reward_row(void *ctx, arena_t *a, const PGresult *r, int row, void *item) {
+    const downline_list_t *list = ctx;
+    const char *source = db_get_str(r, row, 0);
+    for (size_t i = 0; i < list->n; i++) {
+        if (strcmp(list->rows[i]->member_id, source) == 0) {
+            list->rows[i]->reward_count = db_get_int(r, row, 1);
+            list->rows[i]->reward_points = db_get_int(r, row, 2);
+            list->rows[i]->reversed_points = db_get_int(r, row, 3);
+        }
+    }
+    return status_ok();
+}
 
 /* Fills what each listed downline member brought `member_id` (one indexed aggregate). */
 static status_t downline_rewards(db_t *db, arena_t *a, const char *merchant_id,
@@ -422,27 +440,33 @@ static status_t downline_rewards(db_t *db, arena_t *a, const char *merchant_id,
     db_params_init(&p);
     db_param_text(&p, merchant_id);
     db_param_text(&p, member_id);
-    db_param_text(&p, pgarray_encode(a, ids, n));
-    PGresult *r = NULL;
-    status_t st = db_exec(db,
-                          "SELECT source_member_id, count(*), sum(points), sum(reversed_points) "
-                          "FROM rewards WHERE merchant_id = $1 AND beneficiary_id = $2 "
-                          " AND source_member_id = ANY ($3::text[]) GROUP BY source_member_id",
-                          &p, &r);
-    if (!status_is_ok(&st)) {
-        return st;
+    db_param_text_array(&p, a, ids, n);
+    downline_list_t list = {rows, n};
+    return db_rows(db, a,
+                   "SELECT source_member_id, count(*), sum(points), sum(reversed_points) "
+                   "FROM rewards WHERE merchant_id = $1 AND beneficiary_id = $2 "
+                   " AND source_member_id = ANY ($3::text[]) GROUP BY source_member_id",
+                   &p, downline_reward_row, &list, NULL);
+}
+
+typedef struct downline_page {
+    int level;
+    int32_t limit;
+    const char *last_attach_id; /* of the page's last row: the next page's cursor */
+} downline_page_t;
+
+static status_t downline_row(void *ctx, arena_t *a, const PGresult *r, int row, void *item) {
+    downline_page_t *page = ctx;
+    Loyalty__V1__ReferralDownlineMember *m =
+        pb_new(a, &loyalty__v1__referral_downline_member__descriptor);
+    m->member_id = db_dup_str(a, r, row, 0);
+    m->level = page->level;
+    m->referrer_member_id = db_dup_str(a, r, row, 1);
+    m->attached_at = db_get_int(r, row, 3);
+    if (row == page->limit - 1) {
+        page->last_attach_id = db_dup_str(a, r, row, 2);
     }
-    for (int k = 0; k < PQntuples(r); k++) {
-        const char *source = db_get_str(r, k, 0);
-        for (size_t i = 0; i < n; i++) {
-            if (strcmp(rows[i]->member_id, source) == 0) {
-                rows[i]->reward_count = db_get_int(r, k, 1);
-                rows[i]->reward_points = db_get_int(r, k, 2);
-                rows[i]->reversed_points = db_get_int(r, k, 3);
-            }
-        }
-    }
-    PQclear(r);
+    *(Loyalty__V1__ReferralDownlineMember **)item = m;
     return status_ok();
 }
 
@@ -458,28 +482,17 @@ status_t referral_store_downline_page(db_t *db, arena_t *a, const char *merchant
     if (after[0]) {
         db_param_text(&p, after);
     }
-    PGresult *r = NULL;
-    status_t st = db_exec(db, downline_sql[level - 1][after[0] ? 1 : 0], &p, &r);
+    downline_page_t page = {.level = level, .limit = limit, .last_attach_id = ""};
+    db_rows_t rows = {.item_size = sizeof **out, .limit = limit};
+    status_t st =
+        db_rows(db, a, downline_sql[level - 1][after[0] ? 1 : 0], &p, downline_row, &page, &rows);
     if (!status_is_ok(&st)) {
         return st;
     }
-    int rows = PQntuples(r);
-    size_t count = rows > limit ? (size_t)limit : (size_t)rows;
-    Loyalty__V1__ReferralDownlineMember **list = arena_alloc(a, (count + 1) * sizeof *list);
-    for (size_t i = 0; i < count; i++) {
-        Loyalty__V1__ReferralDownlineMember *m =
-            pb_new(a, &loyalty__v1__referral_downline_member__descriptor);
-        m->member_id = col(a, r, (int)i, 0);
-        m->level = level;
-        m->referrer_member_id = col(a, r, (int)i, 1);
-        m->attached_at = db_get_int(r, (int)i, 3);
-        list[i] = m;
-    }
-    *next = rows > limit ? col(a, r, (int)count - 1, 2) : "";
-    PQclear(r);
-    *out = list;
-    *n = count;
-    return downline_rewards(db, a, merchant_id, member_id, list, count);
+    *out = rows.items;
+    *n = rows.n;
+    *next = rows.more ? page.last_attach_id : "";
+    return downline_rewards(db, a, merchant_id, member_id, *out, *n);
 }
 
 status_t referral_store_member_set_purchases(db_t *db, const char *merchant_id,
@@ -528,7 +541,7 @@ static void event_from_result(arena_t *a, const PGresult *r, int event, const ch
     if (*found) {
         out->event = event;
         out->reference = arena_strdup(a, reference);
-        out->member_id = col(a, r, 0, 0);
+        out->member_id = db_dup_str(a, r, 0, 0);
         out->paid_cents = db_get_int(r, 0, 1);
         out->purchase_number = db_get_int(r, 0, 2);
         out->program_version = db_get_int(r, 0, 3);
@@ -627,20 +640,21 @@ status_t referral_store_event_set_share(db_t *db, const char *merchant_id, int e
 
 /* ---- rewards ---- */
 
+// clang-format off
 #define REWARD_COLUMNS                                                                             \
     "id, event, reference, source_member_id, beneficiary_id, level, rule, points, base_cents, "    \
-    "rule_bps, capped, grant_now, state, coalesce(extract(epoch FROM held_until)::bigint, 0), "    \
-    "granted_points, reversed_points, clawed_back_points, extract(epoch FROM "                     \
-    "created_at)::bigint, "                                                                        \
-    "coalesce(extract(epoch FROM granted_at)::bigint, 0)"
+    "rule_bps, capped, grant_now, state, " SQL_EPOCH_S_OR_0("held_until") ", "                     \
+    "granted_points, reversed_points, clawed_back_points, " SQL_EPOCH_S("created_at") ", "         \
+    SQL_EPOCH_S_OR_0("granted_at")
+// clang-format on
 
 static Loyalty__V1__ReferralReward *reward_from_row(arena_t *a, const PGresult *r, int row) {
     Loyalty__V1__ReferralReward *w = pb_new(a, &loyalty__v1__referral_reward__descriptor);
-    w->id = col(a, r, row, 0);
+    w->id = db_dup_str(a, r, row, 0);
     w->event = (Loyalty__V1__ReferralEvent)db_get_int(r, row, 1);
-    w->reference = col(a, r, row, 2);
-    w->source_member_id = col(a, r, row, 3);
-    w->beneficiary_member_id = col(a, r, row, 4);
+    w->reference = db_dup_str(a, r, row, 2);
+    w->source_member_id = db_dup_str(a, r, row, 3);
+    w->beneficiary_member_id = db_dup_str(a, r, row, 4);
     w->level = (int32_t)db_get_int(r, row, 5);
     w->rule = (Loyalty__V1__ReferralRewardRule)db_get_int(r, row, 6);
     w->points = db_get_int(r, row, 7);
@@ -658,23 +672,21 @@ static Loyalty__V1__ReferralReward *reward_from_row(arena_t *a, const PGresult *
     return w;
 }
 
+static status_t reward_row(void *ctx, arena_t *a, const PGresult *r, int row, void *item) {
+    *(Loyalty__V1__ReferralReward **)item = reward_from_row(a, r, row);
+    return status_ok();
+}
+
 /* Runs a query of reward rows into an arena array (of at least one slot). */
 static status_t reward_rows(db_t *db, arena_t *a, const char *sql, const db_params_t *p,
                             Loyalty__V1__ReferralReward ***out, size_t *n) {
-    PGresult *r = NULL;
-    status_t st = db_exec(db, sql, p, &r);
-    if (!status_is_ok(&st)) {
-        return st;
+    db_rows_t rows = {.item_size = sizeof **out};
+    status_t st = db_rows(db, a, sql, p, reward_row, NULL, &rows);
+    if (status_is_ok(&st)) {
+        *out = rows.items;
+        *n = rows.n;
     }
-    int rows = PQntuples(r);
-    Loyalty__V1__ReferralReward **list = arena_alloc(a, ((size_t)rows + 1) * sizeof *list);
-    for (int i = 0; i < rows; i++) {
-        list[i] = reward_from_row(a, r, i);
-    }
-    PQclear(r);
-    *out = list;
-    *n = (size_t)rows;
-    return status_ok();
+    return st;
 }
 
 /* Adds reversed points to the counter the reward's points went to (so the row exists). */
@@ -698,23 +710,25 @@ static status_t stats_add_reversed(db_t *db, const char *merchant_id, const char
 /* One statement for all of an event's rewards: the reward rows and, for levels 1..3, the
  * beneficiaries' counters (rows taken in level order, the order every counter update uses;
  * a beneficiary appears once per event, so no counter row is hit twice). */
-#define REWARDS_INSERT_SQL                                                                         \
-    "WITH u AS (SELECT * FROM unnest($8::text[], $9::text[], $10::bigint[], $11::bigint[], "       \
-    "  $12::bigint[], $13::bigint[], $14::bigint[], $15::boolean[]) "                              \
-    "  AS u(id, beneficiary, level, rule, points, base_cents, rule_bps, capped)), "                \
-    "ins AS (INSERT INTO rewards (merchant_id, id, event, reference, source_member_id, "           \
-    "  beneficiary_id, level, rule, points, base_cents, rule_bps, capped, grant_now, state, "      \
-    "  held_until, granted_points, created_at, granted_at) "                                       \
-    " SELECT $1, u.id, $2, $3, $4, u.beneficiary, u.level, u.rule, u.points, u.base_cents, "       \
-    "  u.rule_bps, u.capped, $5, CASE WHEN $5 THEN 2 ELSE 1 END, to_timestamp($6), "               \
-    "  CASE WHEN $5 THEN u.points ELSE 0 END, to_timestamp($7), "                                  \
-    "  CASE WHEN $5 THEN to_timestamp($7) END FROM u "                                             \
-    " RETURNING " REWARD_COLUMNS "), "                                                             \
-    "stats AS (INSERT INTO downline_stats (merchant_id, member_id, level, reward_points) "         \
-    " SELECT $1, u.beneficiary, u.level, u.points FROM u WHERE u.level > 0 ORDER BY u.level "      \
-    " ON CONFLICT (merchant_id, member_id, level) DO UPDATE "                                      \
-    " SET reward_points = downline_stats.reward_points + excluded.reward_points) "                 \
-    "SELECT * FROM ins ORDER BY level"
+// clang-format off
+static const char REWARDS_INSERT_SQL[] =
+    "WITH u AS (SELECT * FROM unnest($8::text[], $9::text[], $10::bigint[], $11::bigint[], "
+    "  $12::bigint[], $13::bigint[], $14::bigint[], $15::boolean[]) "
+    "  AS u(id, beneficiary, level, rule, points, base_cents, rule_bps, capped)), "
+    "ins AS (INSERT INTO rewards (merchant_id, id, event, reference, source_member_id, "
+    "  beneficiary_id, level, rule, points, base_cents, rule_bps, capped, grant_now, state, "
+    "  held_until, granted_points, created_at, granted_at) "
+    " SELECT $1, u.id, $2, $3, $4, u.beneficiary, u.level, u.rule, u.points, u.base_cents, "
+    "  u.rule_bps, u.capped, $5, CASE WHEN $5 THEN 2 ELSE 1 END, to_timestamp($6), "
+    "  CASE WHEN $5 THEN u.points ELSE 0 END, to_timestamp($7), "
+    "  CASE WHEN $5 THEN to_timestamp($7) END FROM u "
+    " RETURNING " REWARD_COLUMNS "), "
+    "stats AS (INSERT INTO downline_stats (merchant_id, member_id, level, reward_points) "
+    " SELECT $1, u.beneficiary, u.level, u.points FROM u WHERE u.level > 0 ORDER BY u.level "
+    " ON CONFLICT (merchant_id, member_id, level) DO UPDATE "
+    " SET reward_points = downline_stats.reward_points + excluded.reward_points) "
+    "SELECT * FROM ins ORDER BY level";
+// clang-format on
 
 status_t referral_store_rewards_insert(db_t *db, arena_t *a, const char *merchant_id,
                                        const referral_event_row_t *ev,
@@ -753,14 +767,14 @@ status_t referral_store_rewards_insert(db_t *db, arena_t *a, const char *merchan
         db_param_int(&p, held_until_s);
     }
     db_param_int(&p, now_s);
-    db_param_text(&p, pgarray_encode(a, ids, (size_t)n));
-    db_param_text(&p, pgarray_encode(a, who, (size_t)n));
-    db_param_text(&p, pgarray_encode_int64(a, level, n));
-    db_param_text(&p, pgarray_encode_int64(a, rule, n));
-    db_param_text(&p, pgarray_encode_int64(a, points, n));
-    db_param_text(&p, pgarray_encode_int64(a, base, n));
-    db_param_text(&p, pgarray_encode_int64(a, bps, n));
-    db_param_text(&p, pgarray_encode(a, capped, (size_t)n));
+    db_param_text_array(&p, a, ids, (size_t)n);
+    db_param_text_array(&p, a, who, (size_t)n);
+    db_param_int_array(&p, a, level, (size_t)n);
+    db_param_int_array(&p, a, rule, (size_t)n);
+    db_param_int_array(&p, a, points, (size_t)n);
+    db_param_int_array(&p, a, base, (size_t)n);
+    db_param_int_array(&p, a, bps, (size_t)n);
+    db_param_text_array(&p, a, capped, (size_t)n);
     return reward_rows(db, a, REWARDS_INSERT_SQL, &p, out, n_out);
 }
 
@@ -852,9 +866,9 @@ status_t referral_store_rewards_released(db_t *db, arena_t *a, const char *merch
     db_params_t p;
     db_params_init(&p);
     db_param_text(&p, merchant_id);
-    db_param_text(&p, pgarray_encode(a, ids, n));
-    db_param_text(&p, pgarray_encode(a, states, n));
-    db_param_text(&p, pgarray_encode(a, granted, n));
+    db_param_text_array(&p, a, ids, n);
+    db_param_text_array(&p, a, states, n);
+    db_param_text_array(&p, a, granted, n);
     db_param_int(&p, now_s);
     return db_exec(db,
                    "UPDATE rewards r SET state = u.state, granted_points = u.granted, "
