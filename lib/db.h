@@ -153,6 +153,14 @@ char **db_get_text_array(arena_t *a, const PGresult *r, int row, int col, size_t
  *  NULL, a malformed literal or a NULL element. */
 bool db_get_int_array(arena_t *a, const PGresult *r, int row, int col, int64_t **v, size_t *n);
 
+/** A bytea cell (hex text, "\\x0a1b...") as *len bytes in arena memory (SQL NULL: none); NULL,
+ *  with *len 0, only when libpq cannot allocate its copy. */
+unsigned char *db_get_bytea(arena_t *a, const PGresult *r, int row, int col, size_t *len);
+/** A message of type `d` packed in a bytea cell, unpacked into arena memory; NULL when its bytes
+ *  are not such a message. */
+ProtobufCMessage *db_get_message(arena_t *a, const ProtobufCMessageDescriptor *d, const PGresult *r,
+                                 int row, int col);
+
 /** Appends an array parameter, its literal (pgarray.h) in arena memory: for $n::text[],
  *  $n::bigint[] and $n::boolean[] (unnest($n::bigint[]) ...). */
 void db_param_text_array(db_params_t *p, arena_t *a, char *const *items, size_t n);

@@ -1,7 +1,8 @@
 /* db_rows.c -- the store kit: reading a result's rows through a per-row function (into an
- * arena array when asked), typed reads of nullable and array cells, and array parameters, so
- * that the services' stores say only what a row means. */
+ * arena array when asked), typed reads of nullable, array, bytea and packed-message cells, and
+ * array parameters, so that the services' stores say only what a row means. */
 #include "db.h"
+#include "pb.h"
 #include "pgarray.h"
 
 #include <string.h>
@@ -31,6 +32,33 @@ bool db_get_int_array(arena_t *a, const PGresult *r, int row, int col, int64_t *
         return false;
     }
     return pgarray_decode_int64(a, db_get_str(r, row, col), v, n);
+}
+
+unsigned char *db_get_bytea(arena_t *a, const PGresult *r, int row, int col, size_t *len) {
+    *len = 0;
+    size_t n = 0;
+    unsigned char *bytes = PQunescapeBytea((const unsigned char *)db_get_str(r, row, col), &n);
+    if (bytes == NULL) {
+        return NULL;
+    }
+    unsigned char *out = arena_alloc(a, n ? n : 1);
+    memcpy(out, bytes, n);
+    PQfreemem(bytes);
+    *len = n;
+    return out;
+}
+
+ProtobufCMessage *db_get_message(arena_t *a, const ProtobufCMessageDescriptor *d, const PGresult *r,
+                                 int row, int col) {
+    size_t len = 0;
+    unsigned char *bytes = PQunescapeBytea((const unsigned char *)db_get_str(r, row, col), &len);
+    if (bytes == NULL) {
+        return NULL;
+    }
+    /* Unpacked straight from libpq's buffer: the message copies what it keeps. */
+    ProtobufCMessage *m = pb_unpack_arena(a, d, bytes, len);
+    PQfreemem(bytes);
+    return m;
 }
 
 void db_param_text_array(db_params_t *p, arena_t *a, char *const *items, size_t n) {

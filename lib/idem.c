@@ -5,9 +5,8 @@
 #include <string.h>
 
 status_t idem_record_on_commit(db_t *db, arena_t *a, const char *merchant_id, const char *key,
-                               const char *method, const unsigned char *request,
-                               size_t request_len, const unsigned char *response,
-                               size_t response_len) {
+                               const char *method, const unsigned char *request, size_t request_len,
+                               const unsigned char *response, size_t response_len) {
     /* The parameters must outlive this call (db_tx_on_commit borrows them): in the arena. */
     db_params_t *p = arena_alloc(a, sizeof *p);
     db_params_init(p);
@@ -51,17 +50,11 @@ status_t idem_lookup(db_t *db, arena_t *a, const char *merchant_id, const char *
         *found = db_get_bool(r, 0, 0) ? IDEM_SAME : IDEM_DIFFERENT;
     }
     if (*found == IDEM_SAME) {
-        /* bytea comes back as text in hex form: \x0a1b... */
-        size_t n = 0;
-        unsigned char *bytes = PQunescapeBytea((const unsigned char *)db_get_str(r, 0, 1), &n);
-        if (bytes == NULL) {
+        *response = db_get_bytea(a, r, 0, 1, response_len);
+        if (*response == NULL) {
             PQclear(r);
             return status_make(STATUS_INTERNAL, "DATABASE_ERROR", "cannot read a stored response");
         }
-        *response = arena_alloc(a, n ? n : 1);
-        memcpy(*response, bytes, n);
-        *response_len = n;
-        PQfreemem(bytes);
     }
     PQclear(r);
     return status_ok();

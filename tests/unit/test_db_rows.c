@@ -3,10 +3,13 @@
  * getters, and the bigint[] decoder. db_rows and db_row_find, which run SQL, are tested against
  * PostgreSQL in tests/integration/test_runtime_db.c. */
 #include "db.h"
+#include "loyalty/v1/common.pb-c.h"
+#include "pb.h"
 #include "pgarray.h"
 
 #include <criterion/criterion.h>
 
+#include <stdio.h>
 #include <string.h>
 
 /* A result of `cols` text columns and `rows` rows; cells[row * cols + col], NULL for SQL NULL. */
@@ -185,4 +188,38 @@ Test(db_cells, array_parameters_are_the_pgarray_literals) {
     cr_assert_str_eq(p.values[2], "{t,f}");
     cr_assert_str_eq(p.values[3], "{}");
     arena_free(&a);
+}
+
+Test(db_cells, bytea_and_packed_message_cells) {
+    /* Goal: a bytea cell's hex text decodes to its bytes in the arena (SQL NULL to none), and
+     * a packed message unpacks from one, so that stores keep no PQunescapeBytea of their own. */
+    arena_t a;
+    arena_init(&a);
+    Loyalty__V1__PageRequest req = LOYALTY__V1__PAGE_REQUEST__INIT;
+    req.page_size = 25;
+    req.cursor = "tok";
+    size_t len = 0;
+    unsigned char *packed = pb_pack_arena(&a, &req.base, &len);
+    char *hex = arena_alloc(&a, 2 * len + 3);
+    strcpy(hex, "\\x");
+    for (size_t i = 0; i < len; i++) {
+        snprintf(hex + 2 + 2 * i, 3, "%02x", packed[i]);
+    }
+    const char *cells[] = {"\\x00ff41", NULL, hex};
+    PGresult *r = result_of(1, 3, cells);
+    size_t n = 9;
+    unsigned char *b = db_get_bytea(&a, r, 0, 0, &n);
+    cr_assert_not_null(b);
+    cr_assert_eq(n, 3);
+    cr_assert(b[0] == 0x00 && b[1] == 0xff && b[2] == 'A');
+    b = db_get_bytea(&a, r, 0, 1, &n);
+    cr_assert_not_null(b);
+    cr_assert_eq(n, 0);
+    Loyalty__V1__PageRequest *got = (Loyalty__V1__PageRequest *)db_get_message(
+        &a, &loyalty__v1__page_request__descriptor, r, 0, 2);
+    cr_assert_not_null(got);
+    cr_assert_eq(got->page_size, 25);
+    cr_assert_str_eq(got->cursor, "tok");
+    arena_free(&a);
+    PQclear(r);
 }
