@@ -4,33 +4,19 @@
 
 #include "ids.h"
 #include "pb.h"
-#include "pgarray.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #define STATUS_ACTIVE LOYALTY__V1__PROMO_STATUS__PROMO_STATUS_ACTIVE
 
-/* Decodes a bytea column (text format "\x...") holding a packed message. */
-static ProtobufCMessage *message_from_bytea(arena_t *a, const ProtobufCMessageDescriptor *d,
-                                            const PGresult *r, int row, int col) {
-    size_t len = 0;
-    unsigned char *bytes = PQunescapeBytea((const unsigned char *)db_get_str(r, row, col), &len);
-    if (bytes == NULL) {
-        return NULL;
-    }
-    ProtobufCMessage *m = pb_unpack_arena(a, d, bytes, len);
-    PQfreemem(bytes);
-    return m;
-}
-
 /* ---- promotions ---- */
 
 #define PROMOTION_COLUMNS "definition, status, version, created_at, updated_at"
 
 static Loyalty__V1__Promotion *promotion_from_row(arena_t *a, const PGresult *r, int row) {
-    Loyalty__V1__Promotion *p = (Loyalty__V1__Promotion *)message_from_bytea(
-        a, &loyalty__v1__promotion__descriptor, r, row, 0);
+    Loyalty__V1__Promotion *p =
+        (Loyalty__V1__Promotion *)db_get_message(a, &loyalty__v1__promotion__descriptor, r, row, 0);
     if (p == NULL) {
         return NULL;
     }
@@ -41,22 +27,26 @@ static Loyalty__V1__Promotion *promotion_from_row(arena_t *a, const PGresult *r,
     return p;
 }
 
-static status_t promotions_from_result(arena_t *a, const PGresult *r, int limit,
-                                       Loyalty__V1__Promotion ***out, size_t *n) {
-    int rows = PQntuples(r);
-    if (limit >= 0 && rows > limit) {
-        rows = limit;
+static status_t promotion_row(void *ctx, arena_t *a, const PGresult *r, int row, void *item) {
+    Loyalty__V1__Promotion *p = promotion_from_row(a, r, row);
+    if (p == NULL) {
+        return status_make(STATUS_INTERNAL, "DATABASE_ERROR", "cannot decode a promotion");
     }
-    *out = arena_alloc(a, ((size_t)rows + 1) * sizeof **out);
-    *n = 0;
-    for (int i = 0; i < rows; i++) {
-        Loyalty__V1__Promotion *p = promotion_from_row(a, r, i);
-        if (p == NULL) {
-            return status_make(STATUS_INTERNAL, "DATABASE_ERROR", "cannot decode a promotion");
-        }
-        (*out)[(*n)++] = p;
-    }
+    *(Loyalty__V1__Promotion **)item = p;
     return status_ok();
+}
+
+/* The promotions of `r`, `limit` at the most (0: all); *more when there were more. */
+static status_t promotions_from_result(arena_t *a, const PGresult *r, int limit,
+                                       Loyalty__V1__Promotion ***out, size_t *n, bool *more) {
+    db_rows_t rows = {.item_size = sizeof **out, .limit = limit};
+    status_t st = db_result_rows(a, r, promotion_row, NULL, &rows);
+    *out = rows.items;
+    *n = rows.n;
+    if (more != NULL) {
+        *more = rows.more;
+    }
+    return st;
 }
 
 /* Serialises the changes to a merchant's set of active promotions and checks its size. */
@@ -244,8 +234,7 @@ status_t promo_store_promotions_list(db_t *db, arena_t *a, const char *merchant_
     if (!status_is_ok(&st)) {
         return st;
     }
-    *more = PQntuples(r) > limit;
-    st = promotions_from_result(a, r, limit, out, n);
+    st = promotions_from_result(a, r, limit, out, n, more);
     PQclear(r);
     return st;
 }
@@ -265,7 +254,7 @@ void promo_store_active_query(db_exec_item_t *item, db_params_t *p, const char *
 
 status_t promo_store_active_parse(arena_t *a, const PGresult *r, Loyalty__V1__Promotion ***out,
                                   size_t *n) {
-    return promotions_from_result(a, r, -1, out, n);
+    return promotions_from_result(a, r, 0, out, n, NULL);
 }
 
 status_t promo_store_promotions_active(db_t *db, arena_t *a, const char *merchant_id, int64_t now,
@@ -285,6 +274,19 @@ status_t promo_store_promotions_active(db_t *db, arena_t *a, const char *merchan
 
 /* ---- codes ---- */
 
+static status_t code_row(void *ctx, arena_t *a, const PGresult *r, int row, void *item) {
+    promo_code_row_t *out = ctx;
+    out->code = db_dup_str(a, r, row, 0);
+    out->promotion_id = db_dup_str(a, r, row, 1);
+    out->batch_id = db_dup_str(a, r, row, 2);
+    out->kind = (Loyalty__V1__PromoCodeKind)db_get_int(r, row, 3);
+    out->status = (Loyalty__V1__PromoCodeStatus)db_get_int(r, row, 4);
+    out->checkout_id = db_dup_str(a, r, row, 5);
+    out->created_at = db_get_int(r, row, 6);
+    out->held_live = db_get_bool(r, row, 7);
+    return status_ok();
+}
+
 status_t promo_store_code_get(db_t *db, arena_t *a, const char *merchant_id, const char *code,
                               int64_t now, bool for_update, promo_code_row_t *out, bool *found) {
     db_params_t p;
@@ -299,25 +301,9 @@ status_t promo_store_code_get(db_t *db, arena_t *a, const char *merchant_id, con
     "FROM codes c LEFT JOIN reservations r "                                                       \
     " ON r.merchant_id = c.merchant_id AND r.checkout_id = c.checkout_id "                         \
     "WHERE c.merchant_id = $1 AND c.code = $2"
-    PGresult *r = NULL;
-    status_t st = db_exec(db, for_update ? CODE_SELECT " FOR UPDATE OF c" : CODE_SELECT, &p, &r);
+    return db_row_find(db, a, for_update ? CODE_SELECT " FOR UPDATE OF c" : CODE_SELECT, &p,
+                       code_row, out, found);
 #undef CODE_SELECT
-    if (!status_is_ok(&st)) {
-        return st;
-    }
-    *found = PQntuples(r) == 1;
-    if (*found) {
-        out->code = arena_strdup(a, db_get_str(r, 0, 0));
-        out->promotion_id = arena_strdup(a, db_get_str(r, 0, 1));
-        out->batch_id = arena_strdup(a, db_get_str(r, 0, 2));
-        out->kind = (Loyalty__V1__PromoCodeKind)db_get_int(r, 0, 3);
-        out->status = (Loyalty__V1__PromoCodeStatus)db_get_int(r, 0, 4);
-        out->checkout_id = arena_strdup(a, db_get_str(r, 0, 5));
-        out->created_at = db_get_int(r, 0, 6);
-        out->held_live = db_get_bool(r, 0, 7);
-    }
-    PQclear(r);
-    return status_ok();
 }
 
 /* Reserves room for `count` more codes on the promotion (PROMO_UNIQUE_CODES_MAX in all). */
@@ -372,7 +358,7 @@ status_t promo_store_codes_generate(db_t *db, arena_t *a, const char *merchant_i
         db_param_text(&p, promotion_id);
         db_param_text(&p, batch_id);
         db_param_int(&p, now);
-        db_param_text(&p, pgarray_encode(a, codes, (size_t)count));
+        db_param_text_array(&p, a, codes, (size_t)count);
         PGresult *r = NULL;
         st = db_exec(db,
                      "WITH ins AS (INSERT INTO codes (merchant_id, code, promotion_id, kind, "
@@ -385,6 +371,18 @@ status_t promo_store_codes_generate(db_t *db, arena_t *a, const char *merchant_i
         }
     }
     return st;
+}
+
+static status_t promo_code_row(void *ctx, arena_t *a, const PGresult *r, int row, void *item) {
+    Loyalty__V1__PromoCode *c = pb_new(a, &loyalty__v1__promo_code__descriptor);
+    c->code = db_dup_str(a, r, row, 0);
+    c->promotion_id = db_dup_str(a, r, row, 1);
+    c->batch_id = db_dup_str(a, r, row, 2);
+    c->status = (Loyalty__V1__PromoCodeStatus)db_get_int(r, row, 3);
+    c->checkout_id = db_dup_str(a, r, row, 4);
+    c->created_at = db_get_int(r, row, 5);
+    *(Loyalty__V1__PromoCode **)item = c;
+    return status_ok();
 }
 
 status_t promo_store_codes_list(db_t *db, arena_t *a, const char *merchant_id,
@@ -401,7 +399,6 @@ status_t promo_store_codes_list(db_t *db, arena_t *a, const char *merchant_id,
     db_param_text(&p, after_code);
     db_param_int(&p, limit + 1);
     db_param_int(&p, now);
-    PGresult *r = NULL;
     /* The status is the one a caller sees: a RESERVED code whose reservation ended (released,
      * expired past its TTL) is AVAILABLE again before the expiry job writes it back. */
     static const char list_sql[] =
@@ -416,27 +413,12 @@ status_t promo_store_codes_list(db_t *db, arena_t *a, const char *merchant_id,
         " WHERE c.merchant_id = $1 AND c.promotion_id = $2 "
         "  AND ($3::text = '' OR c.batch_id = $3::text) AND c.code > $5) v "
         "WHERE ($4::int = 0 OR status = $4::int) ORDER BY code LIMIT $6";
-    status_t st = db_exec(db, list_sql, &p, &r);
-    if (!status_is_ok(&st)) {
-        return st;
-    }
-    int rows = PQntuples(r);
-    *more = rows > limit;
-    rows = rows > limit ? limit : rows;
-    *out = arena_alloc(a, ((size_t)rows + 1) * sizeof **out);
-    for (int i = 0; i < rows; i++) {
-        Loyalty__V1__PromoCode *c = pb_new(a, &loyalty__v1__promo_code__descriptor);
-        c->code = arena_strdup(a, db_get_str(r, i, 0));
-        c->promotion_id = arena_strdup(a, db_get_str(r, i, 1));
-        c->batch_id = arena_strdup(a, db_get_str(r, i, 2));
-        c->status = (Loyalty__V1__PromoCodeStatus)db_get_int(r, i, 3);
-        c->checkout_id = arena_strdup(a, db_get_str(r, i, 4));
-        c->created_at = db_get_int(r, i, 5);
-        (*out)[i] = c;
-    }
-    *n = (size_t)rows;
-    PQclear(r);
-    return status_ok();
+    db_rows_t rows = {.item_size = sizeof **out, .limit = limit};
+    status_t st = db_rows(db, a, list_sql, &p, promo_code_row, NULL, &rows);
+    *out = rows.items;
+    *n = rows.n;
+    *more = rows.more;
+    return st;
 }
 
 status_t promo_store_codes_set_by_checkout(db_t *db, const char *merchant_id,
@@ -478,12 +460,12 @@ void promo_store_settings_query(db_exec_item_t *item, db_params_t *p, const char
 void promo_store_settings_parse(arena_t *a, const PGresult *r,
                                 Loyalty__V1__PromoSettings **settings, promo_periods_t *periods) {
     Loyalty__V1__PromoSettings *s = pb_new(a, &loyalty__v1__promo_settings__descriptor);
-    s->time_zone = arena_strdup(a, db_get_str(r, 0, 0));
+    s->time_zone = db_dup_str(a, r, 0, 0);
     s->refund_restores_usage = db_get_bool(r, 0, 1);
     s->refund_restores_coupons = db_get_bool(r, 0, 2);
-    periods->day = arena_strdup(a, db_get_str(r, 0, 3));
-    periods->week = arena_strdup(a, db_get_str(r, 0, 4));
-    periods->month = arena_strdup(a, db_get_str(r, 0, 5));
+    periods->day = db_dup_str(a, r, 0, 3);
+    periods->week = db_dup_str(a, r, 0, 4);
+    periods->month = db_dup_str(a, r, 0, 5);
     *settings = s;
 }
 
@@ -542,9 +524,25 @@ static void counter_key_params(arena_t *a, db_params_t *p, const char *merchant_
     }
     db_params_init(p);
     db_param_text(p, merchant_id);
-    db_param_text(p, pgarray_encode(a, ids, n));
-    db_param_text(p, pgarray_encode(a, scopes, n));
-    db_param_text(p, pgarray_encode(a, periods, n));
+    db_param_text_array(p, a, ids, n);
+    db_param_text_array(p, a, scopes, n);
+    db_param_text_array(p, a, periods, n);
+}
+
+typedef struct counter_list {
+    promo_counter_t *counters;
+    size_t n;
+} counter_list_t;
+
+/* (ordinality, uses, discount_cents) into the counter the ordinality names. */
+static status_t counter_row(void *ctx, arena_t *a, const PGresult *r, int row, void *item) {
+    counter_list_t *list = ctx;
+    int64_t k = db_get_int(r, row, 0) - 1;
+    if (k >= 0 && (size_t)k < list->n) {
+        list->counters[k].uses = db_get_int(r, row, 1);
+        list->counters[k].discount_cents = db_get_int(r, row, 2);
+    }
+    return status_ok();
 }
 
 status_t promo_store_counters_read(db_t *db, arena_t *a, const char *merchant_id,
@@ -584,13 +582,8 @@ status_t promo_store_counters_read(db_t *db, arena_t *a, const char *merchant_id
     if (!status_is_ok(&st)) {
         return st;
     }
-    for (int i = 0; i < PQntuples(r); i++) {
-        int64_t k = db_get_int(r, i, 0) - 1;
-        if (k >= 0 && (size_t)k < n) {
-            counters[k].uses = db_get_int(r, i, 1);
-            counters[k].discount_cents = db_get_int(r, i, 2);
-        }
-    }
+    counter_list_t list = {counters, n};
+    st = db_result_rows(a, r, counter_row, &list, NULL);
     PQclear(r);
-    return status_ok();
+    return st;
 }

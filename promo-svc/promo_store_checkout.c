@@ -3,7 +3,6 @@
 #include "promo_store.h"
 
 #include "pb.h"
-#include "pgarray.h"
 
 #include <stdio.h>
 
@@ -15,26 +14,27 @@
 
 static Loyalty__V1__PromoReservation *reservation_from_row(arena_t *a, const PGresult *r) {
     Loyalty__V1__PromoReservation *v = pb_new(a, &loyalty__v1__promo_reservation__descriptor);
-    v->checkout_id = arena_strdup(a, db_get_str(r, 0, 0));
-    v->merchant_id = arena_strdup(a, db_get_str(r, 0, 1));
-    v->member_id = arena_strdup(a, db_get_str(r, 0, 2));
+    v->checkout_id = db_dup_str(a, r, 0, 0);
+    v->merchant_id = db_dup_str(a, r, 0, 1);
+    v->member_id = db_dup_str(a, r, 0, 2);
     v->status = (Loyalty__V1__PromoReservationStatus)db_get_int(r, 0, 3);
     v->expires_at = db_get_int(r, 0, 4);
-    v->order_id = arena_strdup(a, db_get_str(r, 0, 5));
+    v->order_id = db_dup_str(a, r, 0, 5);
     if (!db_is_null(r, 0, 6)) {
-        size_t len = 0;
-        unsigned char *bytes = PQunescapeBytea((const unsigned char *)db_get_str(r, 0, 6), &len);
-        if (bytes != NULL) {
-            v->quote = (Loyalty__V1__PromoQuoteResult *)pb_unpack_arena(
-                a, &loyalty__v1__promo_quote_result__descriptor, bytes, len);
-            PQfreemem(bytes);
-        }
+        v->quote = (Loyalty__V1__PromoQuoteResult *)db_get_message(
+            a, &loyalty__v1__promo_quote_result__descriptor, r, 0, 6);
     }
     v->usage_restored = db_get_bool(r, 0, 7);
     v->coupons_restored = db_get_bool(r, 0, 8);
     v->created_at = db_get_int(r, 0, 9);
     v->updated_at = db_get_int(r, 0, 10);
     return v;
+}
+
+/* db_row_find's reader: the reservation into *ctx (a Loyalty__V1__PromoReservation **). */
+static status_t reservation_row(void *ctx, arena_t *a, const PGresult *r, int row, void *item) {
+    *(Loyalty__V1__PromoReservation **)ctx = reservation_from_row(a, r);
+    return status_ok();
 }
 
 /* The counters' keys and deltas as five array parameters. */
@@ -51,12 +51,31 @@ static void delta_params(arena_t *a, db_params_t *p, const promo_counter_t *c, s
         uses[i] = c[i].uses;
         discounts[i] = c[i].discount_cents;
     }
-    db_param_text(p, pgarray_encode(a, ids, n));
-    db_param_text(p, pgarray_encode(a, scopes, n));
-    db_param_text(p, pgarray_encode(a, periods, n));
-    db_param_text(p, pgarray_encode_int64(a, uses, n));
-    db_param_text(p, pgarray_encode_int64(a, discounts, n));
+    db_param_text_array(p, a, ids, n);
+    db_param_text_array(p, a, scopes, n);
+    db_param_text_array(p, a, periods, n);
+    db_param_int_array(p, a, uses, n);
+    db_param_int_array(p, a, discounts, n);
 }
+
+/* Every row a reservation writes, in one statement: $7 coupons, $8 codes, $9..$13 the counter
+ * deltas. */
+// clang-format off
+static const char RESERVE_SQL[] =
+    "WITH res AS (INSERT INTO reservations (merchant_id, checkout_id, member_id, status, "
+    " expires_at, quote, created_at, updated_at) VALUES ($1, $2, $3, 1, $4, $5, $6, $6)), "
+    "cp AS (UPDATE coupons SET status = 2, checkout_id = $2 "
+    " WHERE merchant_id = $1 AND id = ANY($7::text[])), "
+    "cd AS (UPDATE codes SET status = 2, checkout_id = $2 "
+    " WHERE merchant_id = $1 AND code = ANY($8::text[]) AND kind = 2), "
+    "d AS (SELECT * FROM unnest($9::text[], $10::text[], $11::text[], $12::bigint[], "
+    " $13::bigint[]) AS d(p, s, t, u, m)), "
+    "up AS (UPDATE usage_counters c SET uses = c.uses + d.u, "
+    " discount_cents = c.discount_cents + d.m FROM d WHERE c.merchant_id = $1 "
+    " AND c.promotion_id = d.p AND c.scope_key = d.s AND c.period_key = d.t) "
+    "INSERT INTO reservation_usages (merchant_id, checkout_id, promotion_id, scope_key, "
+    " period_key, uses, discount_cents) SELECT $1, $2, d.p, d.s, d.t, d.u, d.m FROM d";
+// clang-format on
 
 status_t promo_store_reserve(db_t *db, arena_t *a, const char *merchant_id,
                              const Loyalty__V1__PromoReservation *r, char *const *coupons,
@@ -72,32 +91,31 @@ status_t promo_store_reserve(db_t *db, arena_t *a, const char *merchant_id,
     db_param_int(&p, r->expires_at);
     db_param_bytes(&p, quote, len);
     db_param_int(&p, r->created_at);
-    db_param_text(&p, pgarray_encode(a, coupons, n_coupons));
-    db_param_text(&p, pgarray_encode(a, codes, n_codes));
+    db_param_text_array(&p, a, coupons, n_coupons);
+    db_param_text_array(&p, a, codes, n_codes);
     delta_params(a, &p, deltas, n_deltas);
     /* One round trip for every row a reservation writes. */
-    status_t st = db_exec(
-        db,
-        "WITH res AS (INSERT INTO reservations (merchant_id, checkout_id, member_id, status, "
-        " expires_at, quote, created_at, updated_at) VALUES ($1, $2, $3, 1, $4, $5, $6, $6)), "
-        "cp AS (UPDATE coupons SET status = 2, checkout_id = $2 "
-        " WHERE merchant_id = $1 AND id = ANY($7::text[])), "
-        "cd AS (UPDATE codes SET status = 2, checkout_id = $2 "
-        " WHERE merchant_id = $1 AND code = ANY($8::text[]) AND kind = 2), "
-        "d AS (SELECT * FROM unnest($9::text[], $10::text[], $11::text[], $12::bigint[], "
-        " $13::bigint[]) AS d(p, s, t, u, m)), "
-        "up AS (UPDATE usage_counters c SET uses = c.uses + d.u, "
-        " discount_cents = c.discount_cents + d.m FROM d WHERE c.merchant_id = $1 "
-        " AND c.promotion_id = d.p AND c.scope_key = d.s AND c.period_key = d.t) "
-        "INSERT INTO reservation_usages (merchant_id, checkout_id, promotion_id, scope_key, "
-        " period_key, uses, discount_cents) SELECT $1, $2, d.p, d.s, d.t, d.u, d.m FROM d",
-        &p, NULL);
+    status_t st = db_exec(db, RESERVE_SQL, &p, NULL);
     if (st.code == STATUS_ALREADY_EXISTS) {
         return status_make(STATUS_ALREADY_EXISTS, "RESERVATION_EXISTS",
                            "checkout %s already has a reservation", r->checkout_id);
     }
     return st;
 }
+
+// clang-format off
+static const char GIVE_BACK_SQL[] =
+    "WITH cp AS (UPDATE coupons SET status = 1, checkout_id = NULL, used_at = 0 "
+    " WHERE merchant_id = $1 AND checkout_id = $2 AND $4::bool), "
+    "cd AS (UPDATE codes SET status = 1, checkout_id = NULL "
+    " WHERE merchant_id = $1 AND checkout_id = $2 AND kind = 2 AND $3::bool) "
+    "UPDATE usage_counters c SET uses = c.uses - u.uses, "
+    " discount_cents = c.discount_cents - u.discount_cents "
+    "FROM reservation_usages u WHERE $3::bool AND u.merchant_id = $1 "
+    " AND u.checkout_id = $2 AND c.merchant_id = u.merchant_id "
+    " AND c.promotion_id = u.promotion_id AND c.scope_key = u.scope_key "
+    " AND c.period_key = u.period_key";
+// clang-format on
 
 status_t promo_store_give_back(db_t *db, const char *merchant_id, const char *checkout_id,
                                bool usage, bool coupons) {
@@ -125,18 +143,7 @@ status_t promo_store_give_back(db_t *db, const char *merchant_id, const char *ch
     }
     db_param_bool(&p, usage);
     db_param_bool(&p, coupons);
-    return db_exec(db,
-                   "WITH cp AS (UPDATE coupons SET status = 1, checkout_id = NULL, used_at = 0 "
-                   " WHERE merchant_id = $1 AND checkout_id = $2 AND $4::bool), "
-                   "cd AS (UPDATE codes SET status = 1, checkout_id = NULL "
-                   " WHERE merchant_id = $1 AND checkout_id = $2 AND kind = 2 AND $3::bool) "
-                   "UPDATE usage_counters c SET uses = c.uses - u.uses, "
-                   " discount_cents = c.discount_cents - u.discount_cents "
-                   "FROM reservation_usages u WHERE $3::bool AND u.merchant_id = $1 "
-                   " AND u.checkout_id = $2 AND c.merchant_id = u.merchant_id "
-                   " AND c.promotion_id = u.promotion_id AND c.scope_key = u.scope_key "
-                   " AND c.period_key = u.period_key",
-                   &p, NULL);
+    return db_exec(db, GIVE_BACK_SQL, &p, NULL);
 }
 
 status_t promo_store_reservation_tombstone(db_t *db, const char *merchant_id,
@@ -178,17 +185,7 @@ status_t promo_store_reservation_get(db_t *db, arena_t *a, const char *merchant_
     db_params_init(&p);
     db_param_text(&p, merchant_id);
     db_param_text(&p, by_order ? order_id : checkout_id);
-    PGresult *r = NULL;
-    status_t st = db_exec(db, sql[by_order][for_update], &p, &r);
-    if (!status_is_ok(&st)) {
-        return st;
-    }
-    *found = PQntuples(r) == 1;
-    if (*found) {
-        *out = reservation_from_row(a, r);
-    }
-    PQclear(r);
-    return status_ok();
+    return db_row_find(db, a, sql[by_order][for_update], &p, reservation_row, out, found);
 }
 
 status_t promo_store_reservation_claim_expired(db_t *db, arena_t *a, const char *merchant_id,
@@ -199,21 +196,11 @@ status_t promo_store_reservation_claim_expired(db_t *db, arena_t *a, const char 
     db_param_text(&p, merchant_id);
     db_param_text(&p, checkout_id);
     db_param_int(&p, now);
-    PGresult *r = NULL;
-    status_t st = db_exec(db,
-                          "SELECT " RESERVATION_COLUMNS " FROM reservations "
-                          "WHERE merchant_id = $1 AND checkout_id = $2 AND status = 1 "
-                          " AND expires_at <= $3 FOR UPDATE SKIP LOCKED",
-                          &p, &r);
-    if (!status_is_ok(&st)) {
-        return st;
-    }
-    *found = PQntuples(r) == 1;
-    if (*found) {
-        *out = reservation_from_row(a, r);
-    }
-    PQclear(r);
-    return status_ok();
+    return db_row_find(db, a,
+                       "SELECT " RESERVATION_COLUMNS " FROM reservations "
+                       "WHERE merchant_id = $1 AND checkout_id = $2 AND status = 1 "
+                       " AND expires_at <= $3 FOR UPDATE SKIP LOCKED",
+                       &p, reservation_row, out, found);
 }
 
 status_t promo_store_reservation_update(db_t *db, const char *merchant_id,
@@ -244,15 +231,19 @@ status_t promo_store_reservation_update(db_t *db, const char *merchant_id,
     "SELECT merchant_id, checkout_id FROM reservations "                                           \
     "WHERE merchant_id = $3 AND status = 1 AND expires_at <= $1 ORDER BY expires_at LIMIT $2"
 
+static status_t expired_row(void *ctx, arena_t *a, const PGresult *r, int row, void *item) {
+    promo_reservation_ref_t *ref = item;
+    ref->merchant_id = db_dup_str(a, r, row, 0);
+    ref->checkout_id = db_dup_str(a, r, row, 1);
+    return status_ok();
+}
+
 static void expired_from_result(arena_t *a, const PGresult *r, promo_reservation_ref_t **out,
                                 size_t *n) {
-    int rows = PQntuples(r);
-    *out = arena_alloc(a, ((size_t)rows + 1) * sizeof **out);
-    for (int i = 0; i < rows; i++) {
-        (*out)[i].merchant_id = arena_strdup(a, db_get_str(r, i, 0));
-        (*out)[i].checkout_id = arena_strdup(a, db_get_str(r, i, 1));
-    }
-    *n = (size_t)rows;
+    db_rows_t rows = {.item_size = sizeof **out};
+    (void)db_result_rows(a, r, expired_row, NULL, &rows); /* expired_row cannot fail */
+    *out = rows.items;
+    *n = rows.n;
 }
 
 status_t promo_store_reservations_expired(db_t *db, arena_t *a, const char *merchant_id,

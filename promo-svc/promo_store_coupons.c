@@ -4,7 +4,6 @@
 
 #include "ids.h"
 #include "pb.h"
-#include "pgarray.h"
 #include "promo_rules.h"
 
 #define TEMPLATE_COLUMNS                                                                           \
@@ -15,9 +14,9 @@
 static Loyalty__V1__PromoCouponTemplate *template_from_row(arena_t *a, const PGresult *r, int i) {
     Loyalty__V1__PromoCouponTemplate *t =
         pb_new(a, &loyalty__v1__promo_coupon_template__descriptor);
-    t->id = arena_strdup(a, db_get_str(r, i, 0));
-    t->merchant_id = arena_strdup(a, db_get_str(r, i, 1));
-    t->name = arena_strdup(a, db_get_str(r, i, 2));
+    t->id = db_dup_str(a, r, i, 0);
+    t->merchant_id = db_dup_str(a, r, i, 1);
+    t->name = db_dup_str(a, r, i, 2);
     t->kind = (Loyalty__V1__PromoCouponKind)db_get_int(r, i, 3);
     t->amount_off_cents = db_get_int(r, i, 4);
     t->percent_off_bps = db_get_int(r, i, 5);
@@ -85,6 +84,11 @@ status_t promo_store_template_get(db_t *db, arena_t *a, const char *merchant_id,
                         &p, out);
 }
 
+static status_t template_row(void *ctx, arena_t *a, const PGresult *r, int row, void *item) {
+    *(Loyalty__V1__PromoCouponTemplate **)item = template_from_row(a, r, row);
+    return status_ok();
+}
+
 status_t promo_store_templates_list(db_t *db, arena_t *a, const char *merchant_id,
                                     const char *after_id, int limit,
                                     Loyalty__V1__PromoCouponTemplate ***out, size_t *n,
@@ -94,25 +98,16 @@ status_t promo_store_templates_list(db_t *db, arena_t *a, const char *merchant_i
     db_param_text(&p, merchant_id);
     db_param_text(&p, after_id);
     db_param_int(&p, limit + 1);
-    PGresult *r = NULL;
-    status_t st = db_exec(db,
+    db_rows_t rows = {.item_size = sizeof **out, .limit = limit};
+    status_t st = db_rows(db, a,
                           "SELECT " TEMPLATE_COLUMNS " FROM coupon_templates "
                           "WHERE merchant_id = $1 AND ($2 = '' OR id < $2) "
                           "ORDER BY id DESC LIMIT $3",
-                          &p, &r);
-    if (!status_is_ok(&st)) {
-        return st;
-    }
-    int rows = PQntuples(r);
-    *more = rows > limit;
-    rows = rows > limit ? limit : rows;
-    *out = arena_alloc(a, ((size_t)rows + 1) * sizeof **out);
-    for (int i = 0; i < rows; i++) {
-        (*out)[i] = template_from_row(a, r, i);
-    }
-    *n = (size_t)rows;
-    PQclear(r);
-    return status_ok();
+                          &p, template_row, NULL, &rows);
+    *out = rows.items;
+    *n = rows.n;
+    *more = rows.more;
+    return st;
 }
 
 status_t promo_store_template_set_active(db_t *db, arena_t *a, const char *merchant_id,
@@ -192,11 +187,11 @@ status_t promo_store_template_take(db_t *db, const char *merchant_id,
 
 static Loyalty__V1__PromoCoupon *coupon_from_row(arena_t *a, const PGresult *r, int i) {
     Loyalty__V1__PromoCoupon *c = pb_new(a, &loyalty__v1__promo_coupon__descriptor);
-    c->id = arena_strdup(a, db_get_str(r, i, 0));
-    c->merchant_id = arena_strdup(a, db_get_str(r, i, 1));
-    c->member_id = arena_strdup(a, db_get_str(r, i, 2));
-    c->template_id = arena_strdup(a, db_get_str(r, i, 3));
-    c->name = arena_strdup(a, db_get_str(r, i, 4));
+    c->id = db_dup_str(a, r, i, 0);
+    c->merchant_id = db_dup_str(a, r, i, 1);
+    c->member_id = db_dup_str(a, r, i, 2);
+    c->template_id = db_dup_str(a, r, i, 3);
+    c->name = db_dup_str(a, r, i, 4);
     c->kind = (Loyalty__V1__PromoCouponKind)db_get_int(r, i, 5);
     c->amount_off_cents = db_get_int(r, i, 6);
     c->percent_off_bps = db_get_int(r, i, 7);
@@ -208,8 +203,8 @@ static Loyalty__V1__PromoCoupon *coupon_from_row(arena_t *a, const PGresult *r, 
     c->valid_until_at = db_get_int(r, i, 13);
     c->issued_at = db_get_int(r, i, 14);
     c->used_at = db_get_int(r, i, 15);
-    c->checkout_id = arena_strdup(a, db_get_str(r, i, 16));
-    c->code = arena_strdup(a, db_get_str(r, i, 17));
+    c->checkout_id = db_dup_str(a, r, i, 16);
+    c->code = db_dup_str(a, r, i, 17);
     return c;
 }
 
@@ -278,12 +273,13 @@ status_t promo_store_coupon_get(db_t *db, arena_t *a, const char *merchant_id, c
     db_param_text(&p, id);
     db_param_int(&p, now);
     PGresult *r = NULL;
+    // clang-format off
     status_t st = db_exec_row(db,
-                              "SELECT " COUPON_COLUMNS
-                              ", " COUPON_HELD_LIVE("$3") " "
-                                                          "FROM coupons c " COUPON_JOIN_RESERVATION
-                                                          "WHERE c.merchant_id = $1 AND c.id = $2",
+                              "SELECT " COUPON_COLUMNS ", " COUPON_HELD_LIVE("$3") " "
+                              "FROM coupons c " COUPON_JOIN_RESERVATION
+                              "WHERE c.merchant_id = $1 AND c.id = $2",
                               &p, &r, STATUS_NOT_FOUND, "COUPON_NOT_FOUND", "coupon not found");
+    // clang-format on
     if (!status_is_ok(&st)) {
         return st;
     }
@@ -291,6 +287,17 @@ status_t promo_store_coupon_get(db_t *db, arena_t *a, const char *merchant_id, c
     (*out)->status = promo_rules_coupon_status((*out)->status, db_get_bool(r, 0, 18),
                                                (*out)->valid_until_at, now);
     PQclear(r);
+    return status_ok();
+}
+
+/* A coupon with the status its member sees at *ctx (int64_t now): COUPON_COLUMNS, then
+ * COUPON_HELD_LIVE. */
+static status_t coupon_seen_row(void *ctx, arena_t *a, const PGresult *r, int row, void *item) {
+    const int64_t *now = ctx;
+    Loyalty__V1__PromoCoupon *c = coupon_from_row(a, r, row);
+    c->status =
+        promo_rules_coupon_status(c->status, db_get_bool(r, row, 18), c->valid_until_at, *now);
+    *(Loyalty__V1__PromoCoupon **)item = c;
     return status_ok();
 }
 
@@ -306,41 +313,29 @@ status_t promo_store_coupons_list(db_t *db, arena_t *a, const char *merchant_id,
     db_param_int(&p, now);
     db_param_text(&p, after_id);
     db_param_int(&p, limit + 1);
-    PGresult *r = NULL;
     /* The filter is on the status a member sees (promo_rules_coupon_status): EXPIRED is not
      * stored, and a RESERVED coupon whose reservation ended is free again before the job
      * writes it back. */
-    static const char list_sql[] = "SELECT " COUPON_COLUMNS ", " COUPON_HELD_LIVE(
-        "$4") " "
-              "FROM coupons c " COUPON_JOIN_RESERVATION
-              "WHERE c.merchant_id = $1 AND c.member_id = $2 AND ($5 = '' OR c.id < $5) "
-              " AND CASE $3::int WHEN 0 THEN true "
-              "  WHEN 1 THEN (c.status = 1 OR (c.status = 2 AND NOT " COUPON_HELD_LIVE(
-                  "$4") ")) "
-                        "   AND c.valid_until_at > $4 "
-                        "  WHEN 2 THEN c.status = 2 AND " COUPON_HELD_LIVE(
-                            "$4") " "
-                                  "  WHEN 4 THEN (c.status = 1 OR (c.status = 2 AND "
-                                  "NOT " COUPON_HELD_LIVE("$4") ")) "
-                                                                "   AND c.valid_until_at <= $4 "
-                                                                "  ELSE c.status = $3::int END "
-                                                                "ORDER BY c.id DESC LIMIT $6";
-    status_t st = db_exec(db, list_sql, &p, &r);
-    if (!status_is_ok(&st)) {
-        return st;
-    }
-    int rows = PQntuples(r);
-    *more = rows > limit;
-    rows = rows > limit ? limit : rows;
-    *out = arena_alloc(a, ((size_t)rows + 1) * sizeof **out);
-    for (int i = 0; i < rows; i++) {
-        (*out)[i] = coupon_from_row(a, r, i);
-        (*out)[i]->status = promo_rules_coupon_status((*out)[i]->status, db_get_bool(r, i, 18),
-                                                      (*out)[i]->valid_until_at, now);
-    }
-    *n = (size_t)rows;
-    PQclear(r);
-    return status_ok();
+    // clang-format off
+    static const char list_sql[] =
+        "SELECT " COUPON_COLUMNS ", " COUPON_HELD_LIVE("$4") " "
+        "FROM coupons c " COUPON_JOIN_RESERVATION
+        "WHERE c.merchant_id = $1 AND c.member_id = $2 AND ($5 = '' OR c.id < $5) "
+        " AND CASE $3::int WHEN 0 THEN true "
+        "  WHEN 1 THEN (c.status = 1 OR (c.status = 2 AND NOT " COUPON_HELD_LIVE("$4") ")) "
+        "   AND c.valid_until_at > $4 "
+        "  WHEN 2 THEN c.status = 2 AND " COUPON_HELD_LIVE("$4") " "
+        "  WHEN 4 THEN (c.status = 1 OR (c.status = 2 AND NOT " COUPON_HELD_LIVE("$4") ")) "
+        "   AND c.valid_until_at <= $4 "
+        "  ELSE c.status = $3::int END "
+        "ORDER BY c.id DESC LIMIT $6";
+    // clang-format on
+    db_rows_t rows = {.item_size = sizeof **out, .limit = limit};
+    status_t st = db_rows(db, a, list_sql, &p, coupon_seen_row, &now, &rows);
+    *out = rows.items;
+    *n = rows.n;
+    *more = rows.more;
+    return st;
 }
 
 status_t promo_store_coupons_for_cart(db_t *db, arena_t *a, const char *merchant_id,
@@ -357,15 +352,16 @@ status_t promo_store_coupons_for_cart(db_t *db, arena_t *a, const char *merchant
     db_params_t p;
     db_params_init(&p);
     db_param_text(&p, merchant_id);
-    db_param_text(&p, pgarray_encode(a, ids, n));
+    db_param_text_array(&p, a, ids, n);
     db_param_int(&p, now);
-    db_param_text(&p, pgarray_encode(a, codes, n_codes));
+    db_param_text_array(&p, a, codes, n_codes);
+// clang-format off
 #define CART_COUPONS                                                                               \
-    "SELECT " COUPON_COLUMNS ", " COUPON_HELD_LIVE(                                                \
-        "$3") " "                                                                                  \
-              "FROM coupons c " COUPON_JOIN_RESERVATION                                            \
-              "WHERE c.merchant_id = $1 AND (c.id = ANY($2::text[]) OR c.code = ANY($4::text[])) " \
-              "ORDER BY c.id"
+    "SELECT " COUPON_COLUMNS ", " COUPON_HELD_LIVE("$3") " "                                       \
+    "FROM coupons c " COUPON_JOIN_RESERVATION                                                      \
+    "WHERE c.merchant_id = $1 AND (c.id = ANY($2::text[]) OR c.code = ANY($4::text[])) "           \
+    "ORDER BY c.id"
+    // clang-format on
     PGresult *r = NULL;
     status_t st = db_exec(db, lock ? CART_COUPONS " FOR UPDATE OF c" : CART_COUPONS, &p, &r);
 #undef CART_COUPONS
