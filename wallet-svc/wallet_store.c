@@ -16,13 +16,15 @@ status_t wallet_store_settings_get(db_t *db, arena_t *a, const char *merchant_id
     db_param_text(&p, merchant_id);
     db_param_int(&p, now);
     PGresult *r = NULL;
+    // clang-format off
     status_t st = db_exec(db,
-                          "SELECT deposit_expiry_months, time_zone, refund_grace_days, " EPOCH(
-                              "updated_at") ", "
-                                            "(to_timestamp($2) AT TIME ZONE time_zone)::date - "
-                                            "date '1970-01-01' "
-                                            "FROM settings WHERE merchant_id = $1",
+                          "SELECT deposit_expiry_months, time_zone, refund_grace_days, "
+                          " " SQL_EPOCH_S("updated_at") ", "
+                          "(to_timestamp($2) AT TIME ZONE time_zone)::date - "
+                          SQL_DAY_ZERO " "
+                          "FROM settings WHERE merchant_id = $1",
                           &p, &r);
+    // clang-format on
     if (!status_is_ok(&st)) {
         return st;
     }
@@ -82,10 +84,12 @@ status_t wallet_store_local_midnight(db_t *db, const char *time_zone, int64_t da
     db_param_text(&p, time_zone);
     db_param_int(&p, day);
     PGresult *r = NULL;
+    // clang-format off
     status_t st = db_exec(db,
-                          "SELECT extract(epoch FROM ((date '1970-01-01' + $2::int)::timestamp "
-                          " AT TIME ZONE $1))::bigint",
+                          "SELECT " SQL_EPOCH_S("(" SQL_DATE_OF_DAY("$2") "::timestamp "
+                                                " AT TIME ZONE $1)"),
                           &p, &r);
+    // clang-format on
     if (!status_is_ok(&st)) {
         return st;
     }
@@ -100,8 +104,10 @@ status_t wallet_store_date_start(db_t *db, const char *time_zone, const char *da
     db_param_text(&p, time_zone);
     db_param_text(&p, date);
     PGresult *r = NULL;
+    // clang-format off
     status_t st = db_exec(
-        db, "SELECT extract(epoch FROM ($2::date::timestamp AT TIME ZONE $1))::bigint", &p, &r);
+        db, "SELECT " SQL_EPOCH_S("($2::date::timestamp AT TIME ZONE $1)"), &p, &r);
+    // clang-format on
     if (!status_is_ok(&st)) {
         return st;
     }
@@ -112,11 +118,12 @@ status_t wallet_store_date_start(db_t *db, const char *time_zone, const char *da
 
 /* ---- plans ---- */
 
+// clang-format off
 #define PLAN_COLUMNS                                                                               \
-    "id, name, pay_cents, bonus_cents, expiry_months, " EPOCH(                                     \
-        "active_from") ", "                                                                        \
-                       "coalesce(" EPOCH("active_until") ", 0), enabled, " EPOCH(                  \
-                           "created_at") ", " EPOCH("updated_at")
+    "id, name, pay_cents, bonus_cents, expiry_months, " SQL_EPOCH_S("active_from") ", "            \
+    SQL_EPOCH_S_OR_0("active_until") ", enabled, " SQL_EPOCH_S("created_at") ", "                 \
+    SQL_EPOCH_S("updated_at")
+// clang-format on
 
 static Loyalty__V1__WalletTopUpPlan *plan_from_row(arena_t *a, const char *merchant_id,
                                                    const PGresult *r, int row) {
@@ -225,6 +232,12 @@ status_t wallet_store_plan_update(db_t *db, arena_t *a, const char *merchant_id,
     return status_ok();
 }
 
+/* A plan of the merchant *ctx (a const char *) into its slot. */
+static status_t plan_row(void *ctx, arena_t *a, const PGresult *r, int row, void *item) {
+    *(Loyalty__V1__WalletTopUpPlan **)item = plan_from_row(a, ctx, r, row);
+    return status_ok();
+}
+
 status_t wallet_store_plan_list(db_t *db, arena_t *a, const char *merchant_id, const char *after_id,
                                 int32_t limit, bool active_only, int64_t now,
                                 Loyalty__V1__WalletTopUpPlan ***out, size_t *n) {
@@ -235,24 +248,17 @@ status_t wallet_store_plan_list(db_t *db, arena_t *a, const char *merchant_id, c
     db_param_int(&p, limit);
     db_param_bool(&p, active_only);
     db_param_int(&p, now);
-    PGresult *r = NULL;
-    status_t st = db_exec(db,
+    db_rows_t rows = {.item_size = sizeof **out};
+    status_t st = db_rows(db, a,
                           "SELECT " PLAN_COLUMNS " FROM plans WHERE merchant_id = $1 "
                           " AND ($2 = '' OR id < $2) "
                           " AND (NOT $4 OR (enabled AND active_from <= to_timestamp($5) "
                           "      AND (active_until IS NULL OR active_until > to_timestamp($5)))) "
                           "ORDER BY id DESC LIMIT $3",
-                          &p, &r);
-    if (!status_is_ok(&st)) {
-        return st;
-    }
-    *n = (size_t)PQntuples(r);
-    *out = arena_alloc(a, (*n + 1) * sizeof **out);
-    for (size_t i = 0; i < *n; i++) {
-        (*out)[i] = plan_from_row(a, merchant_id, r, (int)i);
-    }
-    PQclear(r);
-    return status_ok();
+                          &p, plan_row, (void *)merchant_id, &rows);
+    *out = rows.items;
+    *n = rows.n;
+    return st;
 }
 
 /* ---- wallets ---- */
@@ -337,20 +343,21 @@ status_t wallet_store_balance_snapshot(db_t *db, const char *merchant_id, wallet
     PGresult *r = NULL;
     /* The hot read: one round trip. Rows are the member's accounts (none without a wallet),
      * each carrying the same expiring figures. */
+    // clang-format off
     status_t st =
         db_exec(db,
                 "SELECT " MEMBER_COLUMNS ", l.soon, l.next FROM accounts a, ("
                 " SELECT coalesce(sum(credited_cents - debited_cents - held_cents) FILTER "
                 "   (WHERE expires_at < to_timestamp($3)), 0)::bigint AS soon, "
-                "  coalesce(" EPOCH(
-                    "min(expires_at)") ", 0) AS next "
-                                       " FROM lots WHERE merchant_id = $1 AND member_id = $2 "
-                                       "  AND has_available AND "
-                                       "expires_at IS NOT NULL) l "
-                                       "WHERE a.merchant_id = $1 AND a.member_id = $2 AND a.code "
-                                       "IN (1, 2) AND a.shard = 0 "
-                                       "ORDER BY a.code",
+                "  " SQL_EPOCH_S_OR_0("min(expires_at)") " AS next "
+                " FROM lots WHERE merchant_id = $1 AND member_id = $2 "
+                "  AND has_available AND "
+                "expires_at IS NOT NULL) l "
+                "WHERE a.merchant_id = $1 AND a.member_id = $2 AND a.code "
+                "IN (1, 2) AND a.shard = 0 "
+                "ORDER BY a.code",
                 &p, &r);
+    // clang-format on
     if (!status_is_ok(&st)) {
         return st;
     }
@@ -371,17 +378,17 @@ status_t wallet_store_next_due(db_t *db, const char *merchant_id, const char *me
     db_param_text(&p, member_id);
     db_param_int(&p, WALLET_DUE_NEVER);
     PGresult *r = NULL;
+    // clang-format off
     status_t st =
         db_exec(db,
                 "SELECT coalesce(LEAST("
-                " (SELECT " EPOCH(
-                    "min(expires_at)") " FROM holds WHERE merchant_id = $1 "
-                                       "   AND member_id = $2 AND state = 1), "
-                                       " (SELECT " EPOCH(
-                                           "min(expires_at)") " FROM lots WHERE merchant_id = $1 "
-                                                              "   AND member_id = $2 AND "
-                                                              "has_available)), $3)",
+                " (SELECT " SQL_EPOCH_S("min(expires_at)") " FROM holds WHERE merchant_id = $1 "
+                "   AND member_id = $2 AND state = 1), "
+                " (SELECT " SQL_EPOCH_S("min(expires_at)") " FROM lots WHERE merchant_id = $1 "
+                "   AND member_id = $2 AND "
+                "has_available)), $3)",
                 &p, &r);
+    // clang-format on
     if (!status_is_ok(&st)) {
         return st;
     }
@@ -398,14 +405,16 @@ status_t wallet_store_expiring(db_t *db, const char *merchant_id, const char *me
     db_param_text(&p, member_id);
     db_param_int(&p, until);
     PGresult *r = NULL;
+    // clang-format off
     status_t st = db_exec(
         db,
         "SELECT coalesce(sum(credited_cents - debited_cents - held_cents) FILTER "
         "  (WHERE expires_at < to_timestamp($3)), 0)::bigint, "
-        " coalesce(" EPOCH("min(expires_at)") ", 0) "
-                                              "FROM lots WHERE merchant_id = $1 AND member_id = $2 "
-                                              " AND has_available AND expires_at IS NOT NULL",
+        " " SQL_EPOCH_S_OR_0("min(expires_at)") " "
+        "FROM lots WHERE merchant_id = $1 AND member_id = $2 "
+        " AND has_available AND expires_at IS NOT NULL",
         &p, &r);
+    // clang-format on
     if (!status_is_ok(&st)) {
         return st;
     }
@@ -417,11 +426,12 @@ status_t wallet_store_expiring(db_t *db, const char *merchant_id, const char *me
 
 /* ---- top-ups ---- */
 
+// clang-format off
 #define TOP_UP_COLUMNS                                                                             \
     "id, member_id, payment_ref, coalesce(plan_id, ''), paid_cents, bonus_cents, "                 \
-    "principal_lot_id, coalesce(bonus_lot_id, ''), coalesce(" EPOCH(                               \
-        "expires_at") ", 0), "                                                                     \
-                      "refunded_cents, bonus_forfeited_cents, transfer_id, " EPOCH("created_at")
+    "principal_lot_id, coalesce(bonus_lot_id, ''), " SQL_EPOCH_S_OR_0("expires_at") ", "   \
+    "refunded_cents, bonus_forfeited_cents, transfer_id, " SQL_EPOCH_S("created_at")
+// clang-format on
 
 status_t wallet_store_top_up_insert(db_t *db, const char *merchant_id,
                                     const wallet_top_up_row_t *t) {
@@ -504,15 +514,22 @@ status_t wallet_store_top_up_update(db_t *db, const char *merchant_id,
 
 /* ---- background work ---- */
 
+static status_t due_row(void *ctx, arena_t *a, const PGresult *r, int row, void *item) {
+    wallet_due_t *d = item;
+    d->merchant_id = db_dup_str(a, r, row, 0);
+    d->member_id = db_dup_str(a, r, row, 1);
+    return status_ok();
+}
+
 status_t wallet_store_due_wallets(db_t *db, arena_t *a, int64_t now, int limit, wallet_due_t **out,
                                   int *n) {
     db_params_t p;
     db_params_init(&p);
     db_param_int(&p, now);
     db_param_int(&p, limit);
-    PGresult *r = NULL;
-    status_t st = db_exec(
-        db,
+    db_rows_t rows = {.item_size = sizeof **out};
+    status_t st = db_rows(
+        db, a,
         "SELECT merchant_id, member_id FROM ("
         " (SELECT merchant_id, member_id FROM holds "
         "   WHERE state = 1 AND expires_at <= to_timestamp($1) ORDER BY expires_at LIMIT $2) "
@@ -520,17 +537,14 @@ status_t wallet_store_due_wallets(db_t *db, arena_t *a, int64_t now, int limit, 
         " (SELECT merchant_id, member_id FROM lots "
         "   WHERE expires_at <= to_timestamp($1) AND has_available "
         "   ORDER BY expires_at LIMIT $2)) due LIMIT $2",
-        &p, &r);
-    if (!status_is_ok(&st)) {
-        return st;
-    }
-    *n = PQntuples(r);
-    *out = arena_alloc(a, (size_t)(*n + 1) * sizeof **out);
-    for (int i = 0; i < *n; i++) {
-        (*out)[i].merchant_id = db_dup_str(a, r, i, 0);
-        (*out)[i].member_id = db_dup_str(a, r, i, 1);
-    }
-    PQclear(r);
+        &p, due_row, NULL, &rows);
+    *out = rows.items;
+    *n = (int)rows.n;
+    return st;
+}
+
+static status_t member_id_row(void *ctx, arena_t *a, const PGresult *r, int row, void *item) {
+    *(char **)item = db_dup_str(a, r, row, 0);
     return status_ok();
 }
 
@@ -541,21 +555,14 @@ status_t wallet_store_lapsed_members(db_t *db, arena_t *a, const char *merchant_
     db_param_text(&p, merchant_id);
     db_param_int(&p, now);
     db_param_int(&p, limit);
-    PGresult *r = NULL;
-    status_t st = db_exec(db,
+    db_rows_t rows = {.item_size = sizeof **out};
+    status_t st = db_rows(db, a,
                           "SELECT DISTINCT member_id FROM lots WHERE merchant_id = $1 "
                           " AND expires_at <= to_timestamp($2) "
                           " AND has_available "
                           "ORDER BY member_id LIMIT $3",
-                          &p, &r);
-    if (!status_is_ok(&st)) {
-        return st;
-    }
-    *n = PQntuples(r);
-    *out = arena_alloc(a, (size_t)(*n + 1) * sizeof **out);
-    for (int i = 0; i < *n; i++) {
-        (*out)[i] = db_dup_str(a, r, i, 0);
-    }
-    PQclear(r);
-    return status_ok();
+                          &p, member_id_row, NULL, &rows);
+    *out = rows.items;
+    *n = (int)rows.n;
+    return st;
 }

@@ -305,14 +305,16 @@ status_t wallet_store_flush(db_t *db, const char *merchant_id, wallet_tx_t *tx) 
 
 /* The expiring figures of wallet_store_expiring as two scalar subqueries over $8 (member) and
  * $9 (until), for the statement that ends a transaction. */
+// clang-format off
 #define EXPIRING_SUBQUERIES                                                                        \
     "(SELECT coalesce(sum(credited_cents - debited_cents - held_cents) FILTER "                    \
     "  (WHERE expires_at < to_timestamp($9)), 0)::bigint FROM lots WHERE merchant_id = $1 "        \
     "  AND member_id = $8 AND has_available "                                                      \
     "  AND expires_at IS NOT NULL), "                                                              \
-    "(SELECT coalesce(" EPOCH("min(expires_at)") ", 0) FROM lots WHERE merchant_id = $1 "          \
-                                                 "  AND member_id = $8 AND has_available "         \
-                                                 "  AND expires_at IS NOT NULL)"
+    "(SELECT " SQL_EPOCH_S_OR_0("min(expires_at)") " FROM lots WHERE merchant_id = $1 "            \
+    "  AND member_id = $8 AND has_available "                                                      \
+    "  AND expires_at IS NOT NULL)"
+// clang-format on
 
 /* The merchant accounts' side of a transaction's postings (migrations/001_ledger.sql). */
 #define MERCHANT_DELTAS_SQL                                                                        \

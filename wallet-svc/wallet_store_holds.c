@@ -36,9 +36,12 @@ status_t wallet_store_pending_hold_id(db_t *db, arena_t *a, const char *merchant
 
 /* ---- holds ---- */
 
+// clang-format off
 #define HOLD_COLUMNS                                                                               \
-    "id, member_id, reference, amount_cents, captured_cents, state, " EPOCH(                       \
-        "expires_at") ", transfer_id, " EPOCH("created_at") ", " EPOCH("updated_at")
+    "id, member_id, reference, amount_cents, captured_cents, state, "                              \
+    SQL_EPOCH_S("expires_at") ", "                                                                 \
+    "transfer_id, " SQL_EPOCH_S("created_at") ", " SQL_EPOCH_S("updated_at")
+// clang-format on
 
 static void hold_from_row(arena_t *a, const PGresult *r, int row, wallet_hold_row_t *h) {
     h->id = db_dup_str(a, r, row, 0);
@@ -93,6 +96,11 @@ status_t wallet_store_hold_update(db_t *db, const char *merchant_id, const walle
                             &p, &the_hold);
 }
 
+static status_t hold_row(void *ctx, arena_t *a, const PGresult *r, int row, void *item) {
+    hold_from_row(a, r, row, item);
+    return status_ok();
+}
+
 status_t wallet_store_holds_due(db_t *db, arena_t *a, const char *merchant_id,
                                 const char *member_id, int64_t now, wallet_hold_row_t **out,
                                 int *n) {
@@ -102,40 +110,37 @@ status_t wallet_store_holds_due(db_t *db, arena_t *a, const char *merchant_id,
     db_param_text(&p, member_id);
     db_param_int(&p, now);
     db_param_int(&p, WALLET_LOTS_PER_OP_MAX);
-    PGresult *r = NULL;
-    status_t st = db_exec(db,
+    db_rows_t rows = {.item_size = sizeof **out};
+    status_t st = db_rows(db, a,
                           "SELECT " HOLD_COLUMNS " FROM holds WHERE merchant_id = $1 "
                           " AND member_id = $2 AND state = 1 AND expires_at <= to_timestamp($3) "
                           "ORDER BY expires_at, id LIMIT $4",
-                          &p, &r);
-    if (!status_is_ok(&st)) {
-        return st;
-    }
-    *n = PQntuples(r);
-    *out = arena_alloc(a, (size_t)(*n + 1) * sizeof **out);
-    for (int i = 0; i < *n; i++) {
-        hold_from_row(a, r, i, &(*out)[i]);
-    }
-    PQclear(r);
-    return status_ok();
+                          &p, hold_row, NULL, &rows);
+    *out = rows.items;
+    *n = (int)rows.n;
+    return st;
 }
 
+// clang-format off
 #define LOT_COLUMNS_L                                                                              \
     "l.id, l.member_id, l.code, l.origin, coalesce(l.top_up_id, ''), l.credited_cents, "           \
-    "l.debited_cents, l.held_cents, l.expired_cents, coalesce(" EPOCH(                             \
-        "l.expires_at") ", 0), " EPOCH("l.created_at")
+    "l.debited_cents, l.held_cents, l.expired_cents, " SQL_EPOCH_S_OR_0("l.expires_at") ", "       \
+    SQL_EPOCH_S("l.created_at")
+// clang-format on
 
 /* The hold, and per reserved part (the pending debits of its HOLD transfer, written in spending
  * order) the amount and the lot: one statement. */
+// clang-format off
 #define HOLD_LOAD_SQL                                                                              \
     "SELECT h.id, h.member_id, h.reference, h.amount_cents, h.captured_cents, "                    \
-    "h.state, " EPOCH("h.expires_at") ", h.transfer_id, " EPOCH("h.created_at") ", " EPOCH(        \
-        "h.updated_at") ", p.debit_cents, " LOT_COLUMNS_L " "                                      \
-                        "FROM holds h JOIN postings p ON p.merchant_id = h.merchant_id "           \
-                        " AND p.transfer_id = h.transfer_id AND p.pending AND "                    \
-                        "p.debit_cents > 0 "                                                       \
-                        "JOIN lots l ON l.merchant_id = p.merchant_id AND l.id = p.lot_id "        \
-                        "WHERE h.merchant_id = $1 AND h.id = $2 ORDER BY p.line"
+    "h.state, " SQL_EPOCH_S("h.expires_at") ", h.transfer_id, " SQL_EPOCH_S("h.created_at") ", "   \
+    SQL_EPOCH_S("h.updated_at") ", p.debit_cents, " LOT_COLUMNS_L " "                              \
+    "FROM holds h JOIN postings p ON p.merchant_id = h.merchant_id "                               \
+    " AND p.transfer_id = h.transfer_id AND p.pending AND "                                        \
+    "p.debit_cents > 0 "                                                                           \
+    "JOIN lots l ON l.merchant_id = p.merchant_id AND l.id = p.lot_id "                            \
+    "WHERE h.merchant_id = $1 AND h.id = $2 ORDER BY p.line"
+// clang-format on
 
 static status_t hold_from_result(wallet_tx_t *tx, const PGresult *r, wallet_hold_row_t *h,
                                  wallet_hold_part_t **parts, int *n) {

@@ -1,16 +1,15 @@
 /* wallet_store_internal.h -- what the wallet_store*.c files share and nobody else uses: the
- * time column macro, the arena array helpers, the member-account and spend-claim SQL, and the
+ * arena array helpers, the member-account and spend-claim SQL, and the
  * row readers of member accounts and lots. Not part of wallet_store.h's interface. */
 #ifndef WALLET_STORE_INTERNAL_H
 #define WALLET_STORE_INTERNAL_H
 
+#include "sql_time.h"
 #include "wallet_store.h"
 
 #include <libpq-fe.h>
 
 #include <stdint.h>
-
-#define EPOCH(col) "extract(epoch FROM " col ")::bigint"
 
 static inline int64_t *ints(arena_t *a, int n) {
     return arena_alloc(a, (size_t)(n ? n : 1) * sizeof(int64_t));

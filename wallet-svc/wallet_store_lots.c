@@ -9,9 +9,11 @@
 
 /* ---- lots ---- */
 
+// clang-format off
 #define LOT_COLUMNS                                                                                \
     "id, member_id, code, origin, coalesce(top_up_id, ''), credited_cents, debited_cents, "        \
-    "held_cents, expired_cents, coalesce(" EPOCH("expires_at") ", 0), " EPOCH("created_at")
+    "held_cents, expired_cents, " SQL_EPOCH_S_OR_0("expires_at") ", " SQL_EPOCH_S("created_at")
+// clang-format on
 
 /* The lot of row `row`: the transaction's copy when it has one (it is the current state),
  * else a new registered copy. */
@@ -166,9 +168,32 @@ status_t wallet_store_lot(db_t *db, wallet_tx_t *tx, const char *merchant_id, co
 
 /* The sort key of a lot in spending order as text: never-expiring lots sort last, so their
  * expiry is written as 9999999999. */
+// clang-format off
 #define LOT_ORDER_KEY                                                                              \
-    "lpad(coalesce(" EPOCH("expires_at") ", 9999999999)::text, 11, '0') || '.' || code || '.' || " \
-                                         "id"
+    "lpad(coalesce(" SQL_EPOCH_S("expires_at") ", 9999999999)::text, 11, '0') "                    \
+    "|| '.' || code || '.' || id"
+// clang-format on
+
+/* A lot as the API shows it: LOT_COLUMNS, then its order key, which *ctx (a char **) keeps, so
+ * that the page's last is the next page's cursor. */
+static status_t lot_view_row(void *ctx, arena_t *a, const PGresult *r, int row, void *item) {
+    Loyalty__V1__WalletLot *l = arena_alloc(a, sizeof *l);
+    loyalty__v1__wallet_lot__init(l);
+    l->id = db_dup_str(a, r, row, 0);
+    l->member_id = db_dup_str(a, r, row, 1);
+    l->kind = (Loyalty__V1__WalletMoneyKind)db_get_int(r, row, 2);
+    l->origin = (Loyalty__V1__WalletLotOrigin)db_get_int(r, row, 3);
+    l->top_up_id = db_dup_str(a, r, row, 4);
+    l->credited_cents = db_get_int(r, row, 5);
+    l->debited_cents = db_get_int(r, row, 6);
+    l->held_cents = db_get_int(r, row, 7);
+    l->available_cents = l->credited_cents - l->debited_cents - l->held_cents;
+    l->expires_at = db_get_int(r, row, 9);
+    l->created_at = db_get_int(r, row, 10);
+    *(Loyalty__V1__WalletLot **)item = l;
+    *(char **)ctx = db_dup_str(a, r, row, 11);
+    return status_ok();
+}
 
 status_t wallet_store_lot_list(db_t *db, arena_t *a, const char *merchant_id, const char *member_id,
                                bool include_closed, const char *after_key, int32_t limit,
@@ -180,40 +205,18 @@ status_t wallet_store_lot_list(db_t *db, arena_t *a, const char *merchant_id, co
     db_param_bool(&p, include_closed);
     db_param_text(&p, after_key);
     db_param_int(&p, limit);
-    PGresult *r = NULL;
-    status_t st = db_exec(db,
+    *last_key = NULL;
+    db_rows_t rows = {.item_size = sizeof **out};
+    status_t st = db_rows(db, a,
                           "SELECT " LOT_COLUMNS ", " LOT_ORDER_KEY " AS k FROM lots "
                           "WHERE merchant_id = $1 AND member_id = $2 "
                           " AND ($3 OR debited_cents < credited_cents) "
                           " AND ($4 = '' OR " LOT_ORDER_KEY " > $4) "
                           "ORDER BY k LIMIT $5",
-                          &p, &r);
-    if (!status_is_ok(&st)) {
-        return st;
-    }
-    *n = (size_t)PQntuples(r);
-    *out = arena_alloc(a, (*n + 1) * sizeof **out);
-    *last_key = NULL;
-    for (size_t i = 0; i < *n; i++) {
-        int row = (int)i;
-        Loyalty__V1__WalletLot *l = arena_alloc(a, sizeof *l);
-        loyalty__v1__wallet_lot__init(l);
-        l->id = db_dup_str(a, r, row, 0);
-        l->member_id = db_dup_str(a, r, row, 1);
-        l->kind = (Loyalty__V1__WalletMoneyKind)db_get_int(r, row, 2);
-        l->origin = (Loyalty__V1__WalletLotOrigin)db_get_int(r, row, 3);
-        l->top_up_id = db_dup_str(a, r, row, 4);
-        l->credited_cents = db_get_int(r, row, 5);
-        l->debited_cents = db_get_int(r, row, 6);
-        l->held_cents = db_get_int(r, row, 7);
-        l->available_cents = l->credited_cents - l->debited_cents - l->held_cents;
-        l->expires_at = db_get_int(r, row, 9);
-        l->created_at = db_get_int(r, row, 10);
-        (*out)[i] = l;
-        *last_key = db_dup_str(a, r, row, 11);
-    }
-    PQclear(r);
-    return status_ok();
+                          &p, lot_view_row, last_key, &rows);
+    *out = rows.items;
+    *n = rows.n;
+    return st;
 }
 
 /* ---- spends ---- */

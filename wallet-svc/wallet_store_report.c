@@ -6,6 +6,40 @@
 
 /* ---- reads ---- */
 
+/* A member's transfers, newest first, with what each did to the two accounts. */
+// clang-format off
+static const char STATEMENT_SQL[] =
+    "SELECT t.id, t.kind, " SQL_EPOCH_S("t.created_at") ", "
+    " coalesce((SELECT sum(credit_cents - debit_cents) FROM postings p "
+    "  WHERE p.merchant_id = t.merchant_id AND p.transfer_id = t.id AND p.code = 1 "
+    "  AND NOT p.pending), 0)::bigint, "
+    " coalesce((SELECT sum(credit_cents - debit_cents) FROM postings p "
+    "  WHERE p.merchant_id = t.merchant_id AND p.transfer_id = t.id AND p.code = 2 "
+    "  AND NOT p.pending), 0)::bigint, "
+    " t.held_delta_cents, t.balance_after_cents, t.held_after_cents, "
+    " coalesce(t.reference, ''), coalesce(t.payment_ref, ''), coalesce(t.hold_id, '') "
+    "FROM transfers t WHERE t.merchant_id = $1 AND t.member_id = $2 "
+    " AND ($3 = '' OR t.id < $3) ORDER BY t.id DESC LIMIT $4";
+// clang-format on
+
+static status_t statement_row(void *ctx, arena_t *a, const PGresult *r, int row, void *item) {
+    Loyalty__V1__WalletStatementEntry *e = arena_alloc(a, sizeof *e);
+    loyalty__v1__wallet_statement_entry__init(e);
+    e->transfer_id = db_dup_str(a, r, row, 0);
+    e->kind = (Loyalty__V1__WalletTransferKind)db_get_int(r, row, 1);
+    e->created_at = db_get_int(r, row, 2);
+    e->principal_delta_cents = db_get_int(r, row, 3);
+    e->bonus_delta_cents = db_get_int(r, row, 4);
+    e->held_delta_cents = db_get_int(r, row, 5);
+    e->balance_after_cents = db_get_int(r, row, 6);
+    e->held_after_cents = db_get_int(r, row, 7);
+    e->reference = db_dup_str(a, r, row, 8);
+    e->payment_ref = db_dup_str(a, r, row, 9);
+    e->hold_id = db_dup_str(a, r, row, 10);
+    *(Loyalty__V1__WalletStatementEntry **)item = e;
+    return status_ok();
+}
+
 status_t wallet_store_statement(db_t *db, arena_t *a, const char *merchant_id,
                                 const char *member_id, const char *before_id, int32_t limit,
                                 Loyalty__V1__WalletStatementEntry ***out, size_t *n) {
@@ -15,49 +49,11 @@ status_t wallet_store_statement(db_t *db, arena_t *a, const char *merchant_id,
     db_param_text(&p, member_id);
     db_param_text(&p, before_id);
     db_param_int(&p, limit);
-    PGresult *r = NULL;
-    status_t st = db_exec(
-        db,
-        "SELECT t.id, t.kind, " EPOCH(
-            "t.created_at") ", "
-                            " coalesce((SELECT sum(credit_cents - debit_cents) FROM postings p "
-                            "  WHERE p.merchant_id = t.merchant_id AND p.transfer_id = t.id AND "
-                            "p.code = 1 "
-                            "  AND NOT p.pending), 0)::bigint, "
-                            " coalesce((SELECT sum(credit_cents - debit_cents) FROM postings p "
-                            "  WHERE p.merchant_id = t.merchant_id AND p.transfer_id = t.id AND "
-                            "p.code = 2 "
-                            "  AND NOT p.pending), 0)::bigint, "
-                            " t.held_delta_cents, t.balance_after_cents, t.held_after_cents, "
-                            " coalesce(t.reference, ''), coalesce(t.payment_ref, ''), "
-                            "coalesce(t.hold_id, '') "
-                            "FROM transfers t WHERE t.merchant_id = $1 AND t.member_id = $2 "
-                            " AND ($3 = '' OR t.id < $3) ORDER BY t.id DESC LIMIT $4",
-        &p, &r);
-    if (!status_is_ok(&st)) {
-        return st;
-    }
-    *n = (size_t)PQntuples(r);
-    *out = arena_alloc(a, (*n + 1) * sizeof **out);
-    for (size_t i = 0; i < *n; i++) {
-        int row = (int)i;
-        Loyalty__V1__WalletStatementEntry *e = arena_alloc(a, sizeof *e);
-        loyalty__v1__wallet_statement_entry__init(e);
-        e->transfer_id = db_dup_str(a, r, row, 0);
-        e->kind = (Loyalty__V1__WalletTransferKind)db_get_int(r, row, 1);
-        e->created_at = db_get_int(r, row, 2);
-        e->principal_delta_cents = db_get_int(r, row, 3);
-        e->bonus_delta_cents = db_get_int(r, row, 4);
-        e->held_delta_cents = db_get_int(r, row, 5);
-        e->balance_after_cents = db_get_int(r, row, 6);
-        e->held_after_cents = db_get_int(r, row, 7);
-        e->reference = db_dup_str(a, r, row, 8);
-        e->payment_ref = db_dup_str(a, r, row, 9);
-        e->hold_id = db_dup_str(a, r, row, 10);
-        (*out)[i] = e;
-    }
-    PQclear(r);
-    return status_ok();
+    db_rows_t rows = {.item_size = sizeof **out};
+    status_t st = db_rows(db, a, STATEMENT_SQL, &p, statement_row, NULL, &rows);
+    *out = rows.items;
+    *n = rows.n;
+    return st;
 }
 
 status_t wallet_store_report(db_t *db, const char *merchant_id, int64_t from_at, int64_t to_at,
@@ -131,6 +127,7 @@ status_t wallet_store_report(db_t *db, const char *merchant_id, int64_t from_at,
 
 #define VERIFY_DIFFERENCES_MAX 100
 
+// clang-format off
 /* Each check is one query returning (subject, expected, actual, detail) for every violation,
  * given the merchant as $1. */
 static const struct {
@@ -222,20 +219,13 @@ static const struct {
     {"NEXT_DUE",
      "WITH due AS ("
      " SELECT a.member_id, a.next_due_at, LEAST("
-     "  (SELECT " EPOCH(
-         "min(h.expires_at)") " FROM holds h WHERE h.merchant_id = $1 "
-                              "    AND h.member_id = a.member_id AND h.state = 1), "
-                              "  (SELECT " EPOCH(
-                                  "min(l.expires_at)") " FROM lots l WHERE l.merchant_id = $1 "
-                                                       "    AND l.member_id = a.member_id "
-                                                       "    AND l.has_available)) AS truth "
-                                                       " FROM accounts a WHERE a.merchant_id = $1 "
-                                                       "AND a.member_id <> '' AND a.code = 1) "
-                                                       "SELECT member_id, truth, next_due_at, "
-                                                       "'next_due_at after the first TTL or "
-                                                       "expiry' "
-                                                       "FROM due WHERE truth IS NOT NULL AND "
-                                                       "next_due_at > truth"},
+     "  (SELECT " SQL_EPOCH_S("min(h.expires_at)") " FROM holds h WHERE h.merchant_id = $1 "
+     "    AND h.member_id = a.member_id AND h.state = 1), "
+     "  (SELECT " SQL_EPOCH_S("min(l.expires_at)") " FROM lots l WHERE l.merchant_id = $1 "
+     "    AND l.member_id = a.member_id AND l.has_available)) AS truth "
+     " FROM accounts a WHERE a.merchant_id = $1 AND a.member_id <> '' AND a.code = 1) "
+     "SELECT member_id, truth, next_due_at, 'next_due_at after the first TTL or expiry' "
+     "FROM due WHERE truth IS NOT NULL AND next_due_at > truth"},
     /* Members' accounts mirror the merchant accounts they pair with (see the report). */
     {"CONTROL_TOTAL",
      "WITH m AS ("
@@ -261,6 +251,7 @@ static const struct {
      " 'member holds vs merchant pending' "
      "FROM c LEFT JOIN m ON m.code = c.code WHERE c.held <> coalesce(m.held, 0)"},
 };
+// clang-format on
 
 static status_t verify_counts(db_t *db, const char *merchant_id,
                               Loyalty__V1__WalletVerifyLedgerResponse *out) {
