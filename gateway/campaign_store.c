@@ -2,49 +2,47 @@
 #include "campaign_store.h"
 
 #include "pb.h"
+#include "sql_time.h"
 
 #include <stdio.h>
 #include <string.h>
 
 static Loyalty__V1__Campaign *campaign_from_row(arena_t *a, const PGresult *r, int row) {
-    const char *hex = db_get_str(r, row, 0);
-    size_t len = 0;
-    unsigned char *bytes = PQunescapeBytea((const unsigned char *)hex, &len);
-    Loyalty__V1__Campaign *c = NULL;
-    if (bytes != NULL) {
-        c = (Loyalty__V1__Campaign *)pb_unpack_arena(a, &loyalty__v1__campaign__descriptor, bytes,
-                                                     len);
-        PQfreemem(bytes);
-    }
+    Loyalty__V1__Campaign *c =
+        (Loyalty__V1__Campaign *)db_get_message(a, &loyalty__v1__campaign__descriptor, r, row, 0);
     if (c == NULL) {
         return NULL;
     }
-    c->merchant_id = arena_strdup(a, db_get_str(r, row, 1));
+    c->merchant_id = db_dup_str(a, r, row, 1);
     c->updated_at = db_get_int(r, row, 2);
     c->last_run_at = db_get_int(r, row, 3);
     c->next_run_at = db_get_int(r, row, 4);
     return c;
 }
 
+// clang-format off
 #define CAMPAIGN_COLUMNS                                                                           \
-    "config, merchant_id, extract(epoch FROM updated_at)::bigint, "                                \
-    "coalesce(extract(epoch FROM last_run_at)::bigint, 0), "                                       \
-    "extract(epoch FROM next_run_at)::bigint"
+    "config, merchant_id, " SQL_EPOCH_S("updated_at") ", " SQL_EPOCH_S_OR_0("last_run_at") ", "    \
+    SQL_EPOCH_S("next_run_at")
+// clang-format on
 
-static status_t campaign_rows(arena_t *a, PGresult *r, Loyalty__V1__Campaign ***out, size_t *n) {
-    int rows = PQntuples(r);
-    *out = arena_alloc(a, (size_t)(rows ? rows : 1) * sizeof **out);
-    *n = 0;
-    for (int i = 0; i < rows; i++) {
-        Loyalty__V1__Campaign *c = campaign_from_row(a, r, i);
-        if (c == NULL) {
-            PQclear(r);
-            return status_make(STATUS_INTERNAL, "DATABASE_ERROR", "cannot decode a campaign");
-        }
-        (*out)[(*n)++] = c;
+static status_t campaign_row(void *ctx, arena_t *a, const PGresult *r, int row, void *item) {
+    Loyalty__V1__Campaign *c = campaign_from_row(a, r, row);
+    if (c == NULL) {
+        return status_make(STATUS_INTERNAL, "DATABASE_ERROR", "cannot decode a campaign");
     }
-    PQclear(r);
+    *(Loyalty__V1__Campaign **)item = c;
     return status_ok();
+}
+
+/* Runs a query of CAMPAIGN_COLUMNS rows into an arena array. */
+static status_t campaign_rows(db_t *db, arena_t *a, const char *sql, const db_params_t *p,
+                              Loyalty__V1__Campaign ***out, size_t *n) {
+    db_rows_t rows = {.item_size = sizeof **out};
+    status_t st = db_rows(db, a, sql, p, campaign_row, NULL, &rows);
+    *out = rows.items;
+    *n = rows.n;
+    return st;
 }
 
 status_t campaign_store_put(db_t *db, arena_t *a, const char *merchant_id,
@@ -57,20 +55,15 @@ status_t campaign_store_put(db_t *db, arena_t *a, const char *merchant_id,
     db_param_int(&p, c->kind);
     db_param_bool(&p, c->enabled);
     db_param_bytes(&p, bytes, len);
-    PGresult *r = NULL;
-    status_t st = db_exec(db,
-                          "INSERT INTO campaigns (merchant_id, kind, enabled, config) "
-                          "VALUES ($1, $2, $3, $4) ON CONFLICT (merchant_id, kind) DO UPDATE SET "
-                          " enabled = EXCLUDED.enabled, config = EXCLUDED.config, "
-                          " updated_at = now(), next_run_at = now() "
-                          "RETURNING " CAMPAIGN_COLUMNS,
-                          &p, &r);
-    if (!status_is_ok(&st)) {
-        return st;
-    }
     Loyalty__V1__Campaign **rows = NULL;
     size_t n = 0;
-    st = campaign_rows(a, r, &rows, &n);
+    status_t st = campaign_rows(db, a,
+                                "INSERT INTO campaigns (merchant_id, kind, enabled, config) "
+                                "VALUES ($1, $2, $3, $4) ON CONFLICT (merchant_id, kind) DO UPDATE "
+                                "SET enabled = EXCLUDED.enabled, config = EXCLUDED.config, "
+                                " updated_at = now(), next_run_at = now() "
+                                "RETURNING " CAMPAIGN_COLUMNS,
+                                &p, &rows, &n);
     if (status_is_ok(&st)) {
         *out = rows[0];
     }
@@ -83,16 +76,11 @@ status_t campaign_store_get(db_t *db, arena_t *a, const char *merchant_id,
     db_params_init(&p);
     db_param_text(&p, merchant_id);
     db_param_int(&p, kind);
-    PGresult *r = NULL;
-    status_t st = db_exec(
-        db, "SELECT " CAMPAIGN_COLUMNS " FROM campaigns WHERE merchant_id = $1 AND kind = $2", &p,
-        &r);
-    if (!status_is_ok(&st)) {
-        return st;
-    }
     Loyalty__V1__Campaign **rows = NULL;
     size_t n = 0;
-    st = campaign_rows(a, r, &rows, &n);
+    status_t st = campaign_rows(
+        db, a, "SELECT " CAMPAIGN_COLUMNS " FROM campaigns WHERE merchant_id = $1 AND kind = $2",
+        &p, &rows, &n);
     if (status_is_ok(&st) && n == 0) {
         return status_make(STATUS_NOT_FOUND, "CAMPAIGN_NOT_FOUND", "campaign not configured");
     }
@@ -107,12 +95,24 @@ status_t campaign_store_list(db_t *db, arena_t *a, const char *merchant_id,
     db_params_t p;
     db_params_init(&p);
     db_param_text(&p, merchant_id);
-    PGresult *r = NULL;
-    status_t st = db_exec(
-        db, "SELECT " CAMPAIGN_COLUMNS " FROM campaigns WHERE merchant_id = $1 ORDER BY kind", &p,
-        &r);
-    return status_is_ok(&st) ? campaign_rows(a, r, out, n) : st;
+    return campaign_rows(
+        db, a, "SELECT " CAMPAIGN_COLUMNS " FROM campaigns WHERE merchant_id = $1 ORDER BY kind",
+        &p, out, n);
 }
+
+/* Moves the due campaigns' next run on and returns them (CAMPAIGN_COLUMNS but for last_run_at,
+ * which the update has just set). */
+// clang-format off
+static const char TAKE_DUE_SQL[] =
+    "UPDATE campaigns c SET last_run_at = now(), "
+    " next_run_at = now() + make_interval(secs => $1) "
+    "FROM (SELECT merchant_id, kind FROM campaigns "
+    "      WHERE enabled AND next_run_at <= now() ORDER BY next_run_at "
+    "      LIMIT $2 FOR UPDATE SKIP LOCKED) due "
+    "WHERE c.merchant_id = due.merchant_id AND c.kind = due.kind "
+    "RETURNING c.config, c.merchant_id, " SQL_EPOCH_S("c.updated_at") ", "
+    " " SQL_EPOCH_S("c.last_run_at") ", " SQL_EPOCH_S("c.next_run_at");
+// clang-format on
 
 status_t campaign_store_take_due(db_t *db, arena_t *a, int64_t interval_s, int max,
                                  Loyalty__V1__Campaign ***out, size_t *n) {
@@ -120,20 +120,7 @@ status_t campaign_store_take_due(db_t *db, arena_t *a, int64_t interval_s, int m
     db_params_init(&p);
     db_param_int(&p, interval_s);
     db_param_int(&p, max);
-    PGresult *r = NULL;
-    status_t st = db_exec(db,
-                          "UPDATE campaigns c SET last_run_at = now(), "
-                          " next_run_at = now() + make_interval(secs => $1) "
-                          "FROM (SELECT merchant_id, kind FROM campaigns "
-                          "      WHERE enabled AND next_run_at <= now() ORDER BY next_run_at "
-                          "      LIMIT $2 FOR UPDATE SKIP LOCKED) due "
-                          "WHERE c.merchant_id = due.merchant_id AND c.kind = due.kind "
-                          "RETURNING c.config, c.merchant_id, "
-                          " extract(epoch FROM c.updated_at)::bigint, "
-                          " extract(epoch FROM c.last_run_at)::bigint, "
-                          " extract(epoch FROM c.next_run_at)::bigint",
-                          &p, &r);
-    return status_is_ok(&st) ? campaign_rows(a, r, out, n) : st;
+    return campaign_rows(db, a, TAKE_DUE_SQL, &p, out, n);
 }
 
 static void delivery_params(db_params_t *p, const char *merchant_id, Loyalty__V1__CampaignKind kind,
