@@ -202,17 +202,11 @@ status_t member_import_claim(db_t *db, arena_t *a, const char *merchant_id, cons
         return status_make(STATUS_ALREADY_EXISTS, "BATCH_ID_REUSED",
                            "batch id already used for other items");
     }
-    /* bytea comes back as text in hex form */
-    size_t n = 0;
-    unsigned char *bytes = PQunescapeBytea((const unsigned char *)db_get_str(r, 0, 1), &n);
+    *replay = db_get_bytea(a, r, 0, 1, replay_len);
     PQclear(r);
-    if (bytes == NULL) {
+    if (*replay == NULL) {
         return status_make(STATUS_INTERNAL, "DATABASE_ERROR", "cannot read a stored response");
     }
-    *replay = arena_alloc(a, n ? n : 1);
-    memcpy(*replay, bytes, n);
-    *replay_len = n;
-    PQfreemem(bytes);
     return status_ok();
 }
 
