@@ -170,7 +170,7 @@ void db_param_bool_array(db_params_t *p, arena_t *a, const bool *v, size_t n);
 /* ---- many rows (lib/db_rows.c) ---- */
 
 /** Reads row `row` of `r` into ctx, or into `item` (the row's zeroed slot of the array that
- *  db_rows_t asked for; NULL when it asked for none). A status that is not OK stops the
+ *  db_rows_t asked for; NULL when it asked for none; ctx itself for db_row_find/db_row_get). A status that is not OK stops the
  *  reading and is returned by the caller (db_rows, db_result_rows, db_row_find). */
 typedef status_t (*db_row_fn)(void *ctx, arena_t *a, const PGresult *r, int row, void *item);
 
@@ -190,12 +190,21 @@ typedef struct db_rows {
 status_t db_rows(db_t *db, arena_t *a, const char *sql, const db_params_t *params, db_row_fn fn,
                  void *ctx, db_rows_t *rows);
 
+/** Runs a statement that must give exactly one row (a get by key, an UPDATE ... RETURNING) and
+ *  reads it with fn, ctx being its item too (as db_row_find); with no row (or several) the
+ *  status is (missing_code, missing_reason, missing_message), as db_exec_row's. The result is
+ *  cleared here. */
+status_t db_row_get(db_t *db, arena_t *a, const char *sql, const db_params_t *params, db_row_fn fn,
+                    void *ctx, status_code_t missing_code, const char *missing_reason,
+                    const char *missing_message);
+
 /** db_rows over a result already at hand (one of db_exec_all's); `r` is not cleared. */
 status_t db_result_rows(arena_t *a, const PGresult *r, db_row_fn fn, void *ctx, db_rows_t *rows);
 
 /** Runs a statement that gives at most one row of interest (a get by key, an INSERT ... ON
- *  CONFLICT DO NOTHING RETURNING): *found is whether it gave exactly one, and then fn reads it
- *  (item NULL). The result is cleared here. Errors: db_exec's, or fn's. */
+ *  CONFLICT DO NOTHING RETURNING): *found is whether it gave exactly one, and then fn reads it,
+ *  with ctx as its item too (so a row function written for db_rows' arrays reads into *ctx).
+ *  The result is cleared here. Errors: db_exec's, or fn's. */
 status_t db_row_find(db_t *db, arena_t *a, const char *sql, const db_params_t *params, db_row_fn fn,
                      void *ctx, bool *found);
 

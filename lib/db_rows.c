@@ -123,8 +123,21 @@ status_t db_row_find(db_t *db, arena_t *a, const char *sql, const db_params_t *p
     }
     *found = PQntuples(r) == 1;
     if (*found) {
-        st = fn(ctx, a, r, 0, NULL);
+        st = fn(ctx, a, r, 0, ctx);
     }
+    PQclear(r);
+    return st;
+}
+
+status_t db_row_get(db_t *db, arena_t *a, const char *sql, const db_params_t *params, db_row_fn fn,
+                    void *ctx, status_code_t missing_code, const char *missing_reason,
+                    const char *missing_message) {
+    PGresult *r = NULL;
+    status_t st = db_exec_row(db, sql, params, &r, missing_code, missing_reason, missing_message);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    st = fn(ctx, a, r, 0, ctx);
     PQclear(r);
     return st;
 }

@@ -385,7 +385,8 @@ static status_t kv_from_row(void *ctx, arena_t *a, const PGresult *r, int row, v
 Test(runtime_db, db_rows_reads_a_query_into_an_array_and_db_row_find_one_row) {
     /* Goal: db_rows runs parameterised SQL and reads its rows in the query's order, up to a
      * limit that it reports as `more`; db_row_find says whether exactly one row came back and
-     * reads only that one; both pass on the database's errors. */
+     * reads only that one; db_row_get answers the caller's status without exactly one; all pass
+     * on the database's errors. */
     /* db_exec, not db_exec_script: through a transaction pooler only a statement carries the
      * search_path (pooler.core runs this suite through PgBouncer). */
     status_t st =
@@ -426,6 +427,18 @@ Test(runtime_db, db_rows_reads_a_query_into_an_array_and_db_row_find_one_row) {
     cr_assert(status_is_ok(&st) && !found && one.k == NULL);
     st = db_row_find(db, &a, "SELECT k, v FROM t", NULL, kv_from_row, &one, &found);
     cr_assert(status_is_ok(&st) && !found, "three rows are not one");
+
+    one = (kv_row_t){0};
+    db_params_init(&p);
+    db_param_text(&p, "c");
+    st = db_row_get(db, &a, "SELECT k, v FROM t WHERE k = $1", &p, kv_from_row, &one,
+                    STATUS_NOT_FOUND, "KV_NOT_FOUND", "no such key");
+    cr_assert(status_is_ok(&st) && one.v == 3);
+    st = db_row_get(db, &a, "SELECT k, v FROM t WHERE v > 1", NULL, kv_from_row, &one,
+                    STATUS_NOT_FOUND, "KV_NOT_FOUND", "no such key");
+    cr_assert_eq(st.code, STATUS_NOT_FOUND, "two rows are not one");
+    cr_assert_str_eq(st.reason, "KV_NOT_FOUND");
+    cr_assert_str_eq(st.message, "no such key");
 
     st = db_rows(db, &a, "SELECT k, v FROM no_such_table", NULL, kv_from_row, NULL, NULL);
     cr_assert_eq(st.code, STATUS_INTERNAL, "%s", status_code_name(st.code));
