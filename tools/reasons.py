@@ -5,7 +5,8 @@ code that produces them, and the pages and client constants written from the cat
 A reason is the token a failed call carries in the trailing metadata `loyalty-error-reason`.
 The sources produce one where they name it:
   - the second argument of status_make(code, "REASON", ...), a literal or a #define of one;
-  - the missing_reason argument of db_exec_row(..., code, "REASON", message);
+  - the missing_reason argument of db_exec_row(..., code, "REASON", message) and of
+    db_row_get(..., code, "REASON", message);
   - refuse('REASON') in SQL, in C strings and in migrations (lib/db.c turns it into
     FAILED_PRECONDITION with that reason);
   - promo_reason_name(...) as a status_make reason: every PromoReason of
@@ -30,7 +31,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SOURCE_DIRS = ["lib", "gateway", "member-svc", "points-svc", "wallet-svc", "referral-svc",
                "promo-svc"]
 # Producer -> index of the reason among its arguments.
-PRODUCERS = {"status_make": 1, "db_exec_row": 5}
+PRODUCERS = {"status_make": 1, "db_exec_row": 5, "db_row_get": 7}
 NAME_RE = re.compile(r"^[A-Z][A-Z0-9_]*$")
 # Reason arguments that are no literal: each passes on a reason made elsewhere (a called
 # service's, a stored saga's, refuse()'s, the caller's of db_exec_row). A new one fails the
@@ -38,7 +39,8 @@ NAME_RE = re.compile(r"^[A-Z][A-Z0-9_]*$")
 # the reason at the status_make, or add the helper to PRODUCERS.
 PASS_THROUGH = {
     "reason ? reason : \"REFUSED\"",           # lib/db.c: refuse('REASON') in a statement
-    "missing_reason",                          # lib/db.c: db_exec_row's own argument
+    "missing_reason",                          # lib/db.c, lib/db_rows.c: db_exec_row's and
+                                               # db_row_get's own argument
     "reason[0] ? reason : NULL",               # rpc_client.c, rpc_batch_call.c, gateway_store.c:
                                                # received, stored
     "calls[i].status.reason",                  # gateway_audit.c: a participant's
