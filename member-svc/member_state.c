@@ -473,17 +473,12 @@ static status_t plan_row(void *ctx, arena_t *a, const PGresult *r, int row, void
 
 static status_t plan_one(db_t *db, arena_t *a, const char *sql, const db_params_t *p,
                          Loyalty__V1__MemberPlan **out) {
-    PGresult *r = NULL;
-    status_t st = db_exec_row(db, sql, p, &r, STATUS_NOT_FOUND, "PLAN_NOT_FOUND", "plan not found");
+    status_t st = db_row_get(db, a, sql, p, plan_row, out, STATUS_NOT_FOUND, "PLAN_NOT_FOUND",
+                             "plan not found");
     if (st.code == STATUS_FAILED_PRECONDITION) { /* the tier foreign key */
         return status_make(STATUS_NOT_FOUND, "TIER_NOT_FOUND", "tier not found");
     }
-    if (!status_is_ok(&st)) {
-        return st;
-    }
-    *out = plan_from_row(a, r, 0);
-    PQclear(r);
-    return status_ok();
+    return st;
 }
 
 static void plan_params(db_params_t *p, const char *merchant_id,
@@ -541,10 +536,8 @@ status_t member_plan_list(db_t *db, arena_t *a, const char *merchant_id, bool in
                           "SELECT " PLAN_COLUMNS " FROM plans WHERE merchant_id = $1 "
                           " AND (active OR $2) ORDER BY created_at, id LIMIT 1000",
                           &p, plan_row, NULL, &rows);
-    if (status_is_ok(&st)) {
-        *out = rows.items;
-        *n = rows.n;
-    }
+    *out = rows.items;
+    *n = rows.n;
     return st;
 }
 
@@ -587,25 +580,24 @@ void member_row_from_result(arena_t *a, const PGresult *r, int i, int c0, member
     m->points_balance = db_get_int(r, i, c0 + 29);
 }
 
+static status_t member_row_row(void *ctx, arena_t *a, const PGresult *r, int row, void *item) {
+    member_row_from_result(a, r, row, 0, item);
+    return status_ok();
+}
+
 status_t member_row_get(db_t *db, arena_t *a, const char *merchant_id, const char *member_id,
                         bool for_update, member_row_t *out) {
     db_params_t p;
     db_params_init(&p);
     db_param_text(&p, merchant_id);
     db_param_text(&p, member_id);
-    PGresult *r = NULL;
-    status_t st = db_exec_row(db,
-                              for_update ? "SELECT " ROW_COLUMNS " FROM members "
-                                           "WHERE merchant_id = $1 AND id = $2 FOR UPDATE"
-                                         : "SELECT " ROW_COLUMNS " FROM members "
-                                           "WHERE merchant_id = $1 AND id = $2",
-                              &p, &r, STATUS_NOT_FOUND, "MEMBER_NOT_FOUND", "member not found");
-    if (!status_is_ok(&st)) {
-        return st;
-    }
-    member_row_from_result(a, r, 0, 0, out);
-    PQclear(r);
-    return status_ok();
+    return db_row_get(db, a,
+                      for_update ? "SELECT " ROW_COLUMNS " FROM members "
+                                   "WHERE merchant_id = $1 AND id = $2 FOR UPDATE"
+                                 : "SELECT " ROW_COLUMNS " FROM members "
+                                   "WHERE merchant_id = $1 AND id = $2",
+                      &p, member_row_row, out, STATUS_NOT_FOUND, "MEMBER_NOT_FOUND",
+                      "member not found");
 }
 
 /* The whole state row: $1 merchant, $2 member, $3..$30 as member_row_save appends them. */
@@ -705,11 +697,6 @@ status_t member_due_lock(db_t *db, arena_t *a, const char *merchant_id, int64_t 
     return status_ok();
 }
 
-static status_t member_row_row(void *ctx, arena_t *a, const PGresult *r, int row, void *item) {
-    member_row_from_result(a, r, row, 0, item);
-    return status_ok();
-}
-
 status_t member_reseg_rows(db_t *db, arena_t *a, const char *merchant_id, const char *after_id,
                            int limit, member_row_t **rows, int *n) {
     db_params_t p;
@@ -722,10 +709,8 @@ status_t member_reseg_rows(db_t *db, arena_t *a, const char *merchant_id, const 
                           "SELECT " ROW_COLUMNS " FROM members WHERE merchant_id = $1 AND id > $2 "
                           "ORDER BY id LIMIT $3 FOR UPDATE",
                           &p, member_row_row, NULL, &read);
-    if (status_is_ok(&st)) {
-        *rows = read.items;
-        *n = (int)read.n;
-    }
+    *rows = read.items;
+    *n = (int)read.n;
     return st;
 }
 
@@ -1224,9 +1209,7 @@ status_t member_counts_read(db_t *db, arena_t *a, const char *merchant_id,
                           "SELECT dim, key, sum(n)::bigint FROM counts WHERE merchant_id = $1 "
                           "GROUP BY dim, key ORDER BY dim, key",
                           &p, count_row, NULL, &read);
-    if (status_is_ok(&st)) {
-        *rows = read.items;
-        *n = (int)read.n;
-    }
+    *rows = read.items;
+    *n = (int)read.n;
     return st;
 }

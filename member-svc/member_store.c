@@ -108,17 +108,15 @@ static status_t member_duplicate(const db_t *db, status_t st) {
     return st;
 }
 
+static status_t member_row(void *ctx, arena_t *a, const PGresult *r, int row, void *item) {
+    *(Loyalty__V1__Member **)item = member_store_from_result(a, r, row);
+    return status_ok();
+}
+
 static status_t member_one_row(db_t *db, arena_t *a, const char *sql, const db_params_t *p,
                                Loyalty__V1__Member **out) {
-    PGresult *r = NULL;
-    status_t st =
-        db_exec_row(db, sql, p, &r, STATUS_NOT_FOUND, "MEMBER_NOT_FOUND", "member not found");
-    if (!status_is_ok(&st)) {
-        return member_duplicate(db, st);
-    }
-    *out = member_store_from_result(a, r, 0);
-    PQclear(r);
-    return status_ok();
+    return member_duplicate(db, db_row_get(db, a, sql, p, member_row, out, STATUS_NOT_FOUND,
+                                           "MEMBER_NOT_FOUND", "member not found"));
 }
 
 /* The profile columns of the INSERTs and their values $4..$20, as profile_params appends them. */
