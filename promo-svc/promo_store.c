@@ -134,23 +134,13 @@ status_t promo_store_promotion_get(db_t *db, arena_t *a, const char *merchant_id
     db_params_init(&p);
     db_param_text(&p, merchant_id);
     db_param_text(&p, id);
-    PGresult *r = NULL;
-    status_t st =
-        db_exec_row(db,
-                    for_update ? "SELECT " PROMOTION_COLUMNS " FROM promotions "
-                                 "WHERE merchant_id = $1 AND id = $2 FOR UPDATE"
-                               : "SELECT " PROMOTION_COLUMNS " FROM promotions "
-                                 "WHERE merchant_id = $1 AND id = $2",
-                    &p, &r, STATUS_NOT_FOUND, "PROMOTION_NOT_FOUND", "promotion not found");
-    if (!status_is_ok(&st)) {
-        return st;
-    }
-    *out = promotion_from_row(a, r, 0);
-    PQclear(r);
-    if (*out == NULL) {
-        return status_make(STATUS_INTERNAL, "DATABASE_ERROR", "cannot decode a promotion");
-    }
-    return status_ok();
+    return db_row_get(db, a,
+                      for_update ? "SELECT " PROMOTION_COLUMNS " FROM promotions "
+                                   "WHERE merchant_id = $1 AND id = $2 FOR UPDATE"
+                                 : "SELECT " PROMOTION_COLUMNS " FROM promotions "
+                                   "WHERE merchant_id = $1 AND id = $2",
+                      &p, promotion_row, out, STATUS_NOT_FOUND, "PROMOTION_NOT_FOUND",
+                      "promotion not found");
 }
 
 status_t promo_store_promotion_update(db_t *db, const char *merchant_id,

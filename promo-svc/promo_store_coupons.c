@@ -59,17 +59,15 @@ status_t promo_store_template_insert(db_t *db, const char *merchant_id,
                    &p, NULL);
 }
 
+static status_t template_row(void *ctx, arena_t *a, const PGresult *r, int row, void *item) {
+    *(Loyalty__V1__PromoCouponTemplate **)item = template_from_row(a, r, row);
+    return status_ok();
+}
+
 static status_t template_one(db_t *db, arena_t *a, const char *sql, const db_params_t *p,
                              Loyalty__V1__PromoCouponTemplate **out) {
-    PGresult *r = NULL;
-    status_t st = db_exec_row(db, sql, p, &r, STATUS_NOT_FOUND, "TEMPLATE_NOT_FOUND",
-                              "coupon template not found");
-    if (!status_is_ok(&st)) {
-        return st;
-    }
-    *out = template_from_row(a, r, 0);
-    PQclear(r);
-    return status_ok();
+    return db_row_get(db, a, sql, p, template_row, out, STATUS_NOT_FOUND, "TEMPLATE_NOT_FOUND",
+                      "coupon template not found");
 }
 
 status_t promo_store_template_get(db_t *db, arena_t *a, const char *merchant_id, const char *id,
@@ -82,11 +80,6 @@ status_t promo_store_template_get(db_t *db, arena_t *a, const char *merchant_id,
                         "SELECT " TEMPLATE_COLUMNS " FROM coupon_templates "
                         "WHERE merchant_id = $1 AND id = $2",
                         &p, out);
-}
-
-static status_t template_row(void *ctx, arena_t *a, const PGresult *r, int row, void *item) {
-    *(Loyalty__V1__PromoCouponTemplate **)item = template_from_row(a, r, row);
-    return status_ok();
 }
 
 status_t promo_store_templates_list(db_t *db, arena_t *a, const char *merchant_id,
