@@ -150,6 +150,19 @@ static bool plan_has_expiry(const Loyalty__V1__WalletTopUpPlan *pl) {
     return pl->_expiry_months_case == LOYALTY__V1__WALLET_TOP_UP_PLAN___EXPIRY_MONTHS_EXPIRY_MONTHS;
 }
 
+/* One plan row (a get, an INSERT or UPDATE ... RETURNING); PLAN_NOT_FOUND without one. */
+static status_t plan_one(db_t *db, arena_t *a, const char *merchant_id, const char *sql,
+                         const db_params_t *p, Loyalty__V1__WalletTopUpPlan **out) {
+    PGresult *r = NULL;
+    status_t st = db_exec_row(db, sql, p, &r, STATUS_NOT_FOUND, "PLAN_NOT_FOUND", "plan not found");
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    *out = plan_from_row(a, merchant_id, r, 0);
+    PQclear(r);
+    return status_ok();
+}
+
 status_t wallet_store_plan_insert(db_t *db, arena_t *a, const char *merchant_id,
                                   const Loyalty__V1__WalletTopUpPlan *pl,
                                   Loyalty__V1__WalletTopUpPlan **out) {
@@ -167,21 +180,14 @@ status_t wallet_store_plan_insert(db_t *db, arena_t *a, const char *merchant_id,
     }
     db_param_int(&p, pl->active_from_at);
     db_param_int(&p, pl->active_until_at);
-    PGresult *r = NULL;
-    status_t st = db_exec_row(
-        db,
+    return plan_one(
+        db, a, merchant_id,
         "INSERT INTO plans (merchant_id, id, name, pay_cents, bonus_cents, expiry_months, "
         " active_from, active_until, enabled) "
         "VALUES ($1, $2, $3, $4, $5, $6::int, to_timestamp($7), "
         " CASE WHEN $8::bigint = 0 THEN NULL ELSE to_timestamp($8) END, true) "
         "RETURNING " PLAN_COLUMNS,
-        &p, &r, STATUS_NOT_FOUND, "PLAN_NOT_FOUND", "plan not found");
-    if (!status_is_ok(&st)) {
-        return st;
-    }
-    *out = plan_from_row(a, merchant_id, r, 0);
-    PQclear(r);
-    return status_ok();
+        &p, out);
 }
 
 status_t wallet_store_plan_get(db_t *db, arena_t *a, const char *merchant_id, const char *id,
@@ -190,19 +196,12 @@ status_t wallet_store_plan_get(db_t *db, arena_t *a, const char *merchant_id, co
     db_params_init(&p);
     db_param_text(&p, merchant_id);
     db_param_text(&p, id);
-    PGresult *r = NULL;
-    status_t st = db_exec_row(
-        db,
-        for_update ? "SELECT " PLAN_COLUMNS
-                     " FROM plans WHERE merchant_id = $1 AND id = $2 FOR UPDATE"
-                   : "SELECT " PLAN_COLUMNS " FROM plans WHERE merchant_id = $1 AND id = $2",
-        &p, &r, STATUS_NOT_FOUND, "PLAN_NOT_FOUND", "plan not found");
-    if (!status_is_ok(&st)) {
-        return st;
-    }
-    *out = plan_from_row(a, merchant_id, r, 0);
-    PQclear(r);
-    return status_ok();
+    return plan_one(db, a, merchant_id,
+                    for_update ? "SELECT " PLAN_COLUMNS
+                                 " FROM plans WHERE merchant_id = $1 AND id = $2 FOR UPDATE"
+                               : "SELECT " PLAN_COLUMNS
+                                 " FROM plans WHERE merchant_id = $1 AND id = $2",
+                    &p, out);
 }
 
 status_t wallet_store_plan_update(db_t *db, arena_t *a, const char *merchant_id,
@@ -216,20 +215,12 @@ status_t wallet_store_plan_update(db_t *db, arena_t *a, const char *merchant_id,
     db_param_bool(&p, pl->enabled);
     db_param_int(&p, pl->active_from_at);
     db_param_int(&p, pl->active_until_at);
-    PGresult *r = NULL;
-    status_t st =
-        db_exec_row(db,
+    return plan_one(db, a, merchant_id,
                     "UPDATE plans SET name = $3, enabled = $4, active_from = to_timestamp($5), "
                     " active_until = CASE WHEN $6::bigint = 0 THEN NULL "
                     "  ELSE to_timestamp($6) END, updated_at = now() "
                     "WHERE merchant_id = $1 AND id = $2 RETURNING " PLAN_COLUMNS,
-                    &p, &r, STATUS_NOT_FOUND, "PLAN_NOT_FOUND", "plan not found");
-    if (!status_is_ok(&st)) {
-        return st;
-    }
-    *out = plan_from_row(a, merchant_id, r, 0);
-    PQclear(r);
-    return status_ok();
+                    &p, out);
 }
 
 /* A plan of the merchant *ctx (a const char *) into its slot. */
