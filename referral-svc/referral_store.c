@@ -682,10 +682,8 @@ static status_t reward_rows(db_t *db, arena_t *a, const char *sql, const db_para
                             Loyalty__V1__ReferralReward ***out, size_t *n) {
     db_rows_t rows = {.item_size = sizeof **out};
     status_t st = db_rows(db, a, sql, p, reward_row, NULL, &rows);
-    if (status_is_ok(&st)) {
-        *out = rows.items;
-        *n = rows.n;
-    }
+    *out = rows.items;
+    *n = rows.n;
     return st;
 }
 
