@@ -170,8 +170,9 @@ void db_param_bool_array(db_params_t *p, arena_t *a, const bool *v, size_t n);
 /* ---- many rows (lib/db_rows.c) ---- */
 
 /** Reads row `row` of `r` into ctx, or into `item` (the row's zeroed slot of the array that
- *  db_rows_t asked for; NULL when it asked for none; ctx itself for db_row_find/db_row_get). A status that is not OK stops the
- *  reading and is returned by the caller (db_rows, db_result_rows, db_row_find). */
+ *  db_rows_t asked for; NULL when it asked for none; ctx itself for db_row_find/db_row_get). A
+ * status that is not OK stops the reading and is returned by the caller (db_rows, db_result_rows,
+ * db_row_find). */
 typedef status_t (*db_row_fn)(void *ctx, arena_t *a, const PGresult *r, int row, void *item);
 
 /** What db_rows reads and gives back. Zero-initialised: every row, no array. */
@@ -204,6 +205,7 @@ status_t db_result_rows(arena_t *a, const PGresult *r, db_row_fn fn, void *ctx, 
 /** Runs a statement that gives at most one row of interest (a get by key, an INSERT ... ON
  *  CONFLICT DO NOTHING RETURNING): *found is whether it gave exactly one, and then fn reads it,
  *  with ctx as its item too (so a row function written for db_rows' arrays reads into *ctx).
+ *  fn may be NULL: only whether the row came (a claim, a conditional update ... RETURNING 1).
  *  The result is cleared here. Errors: db_exec's, or fn's. */
 status_t db_row_find(db_t *db, arena_t *a, const char *sql, const db_params_t *params, db_row_fn fn,
                      void *ctx, bool *found);

@@ -122,7 +122,7 @@ status_t db_row_find(db_t *db, arena_t *a, const char *sql, const db_params_t *p
         return st;
     }
     *found = PQntuples(r) == 1;
-    if (*found) {
+    if (*found && fn != NULL) {
         st = fn(ctx, a, r, 0, ctx);
     }
     PQclear(r);

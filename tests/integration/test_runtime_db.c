@@ -427,6 +427,9 @@ Test(runtime_db, db_rows_reads_a_query_into_an_array_and_db_row_find_one_row) {
     cr_assert(status_is_ok(&st) && !found && one.k == NULL);
     st = db_row_find(db, &a, "SELECT k, v FROM t", NULL, kv_from_row, &one, &found);
     cr_assert(status_is_ok(&st) && !found, "three rows are not one");
+    st = db_row_find(db, &a, "UPDATE t SET v = v + 10 WHERE k = 'a' RETURNING 1", NULL, NULL, NULL,
+                     &found);
+    cr_assert(status_is_ok(&st) && found, "a row function is optional");
 
     one = (kv_row_t){0};
     db_params_init(&p);
