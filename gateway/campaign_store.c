@@ -160,23 +160,22 @@ status_t campaign_store_claim(db_t *db, const char *merchant_id, Loyalty__V1__Ca
     db_params_t p;
     delivery_params(&p, merchant_id, kind, period, member_id);
     db_param_int(&p, lease_s);
-    PGresult *r = NULL;
+    bool claimed = false;
     /* New, or taken over when its holder's lease ran out; a live or DONE row is left alone. */
-    status_t st = db_exec(db,
-                          "INSERT INTO campaign_deliveries (merchant_id, kind, period, member_id, "
-                          " state, claimed_until) "
-                          "VALUES ($1, $2, $3, $4, 'CLAIMED', now() + make_interval(secs => $5)) "
-                          "ON CONFLICT (merchant_id, kind, period, member_id) DO UPDATE "
-                          " SET claimed_until = EXCLUDED.claimed_until "
-                          " WHERE campaign_deliveries.state = 'CLAIMED' "
-                          "   AND campaign_deliveries.claimed_until < now() "
-                          "RETURNING 1",
-                          &p, &r);
+    status_t st =
+        db_row_find(db, NULL,
+                    "INSERT INTO campaign_deliveries (merchant_id, kind, period, member_id, "
+                    " state, claimed_until) "
+                    "VALUES ($1, $2, $3, $4, 'CLAIMED', now() + make_interval(secs => $5)) "
+                    "ON CONFLICT (merchant_id, kind, period, member_id) DO UPDATE "
+                    " SET claimed_until = EXCLUDED.claimed_until "
+                    " WHERE campaign_deliveries.state = 'CLAIMED' "
+                    "   AND campaign_deliveries.claimed_until < now() "
+                    "RETURNING 1",
+                    &p, NULL, NULL, &claimed);
     if (!status_is_ok(&st)) {
         return st;
     }
-    bool claimed = PQntuples(r) == 1;
-    PQclear(r);
     if (claimed) {
         *out = CAMPAIGN_CLAIMED;
         return st;
@@ -198,18 +197,17 @@ status_t campaign_store_finish(db_t *db, const char *merchant_id, Loyalty__V1__C
     db_param_text(&p, coupon_id);
     db_param_text(&p, message_event_id);
     db_param_text(&p, skip_reason);
-    PGresult *r = NULL;
-    status_t st = db_exec(db,
-                          "UPDATE campaign_deliveries SET state = 'DONE', done_at = now(), "
-                          " points = $5, coupon_id = $6, message_event_id = $7, skip_reason = $8 "
-                          "WHERE merchant_id = $1 AND kind = $2 AND period = $3 AND member_id = $4 "
-                          "  AND state = 'CLAIMED' RETURNING 1",
-                          &p, &r);
+    bool done = false;
+    status_t st =
+        db_row_find(db, NULL,
+                    "UPDATE campaign_deliveries SET state = 'DONE', done_at = now(), "
+                    " points = $5, coupon_id = $6, message_event_id = $7, skip_reason = $8 "
+                    "WHERE merchant_id = $1 AND kind = $2 AND period = $3 AND member_id = $4 "
+                    "  AND state = 'CLAIMED' RETURNING 1",
+                    &p, NULL, NULL, &done);
     if (!status_is_ok(&st)) {
         return st;
     }
-    bool done = PQntuples(r) == 1;
-    PQclear(r);
     return done ? st
                 : status_make(STATUS_NOT_FOUND, "DELIVERY_NOT_CLAIMED",
                               "the delivery was finished by another runner");

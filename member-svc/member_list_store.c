@@ -176,19 +176,18 @@ status_t member_import_claim(db_t *db, arena_t *a, const char *merchant_id, cons
     db_param_text(&p, merchant_id);
     db_param_text(&p, batch_id);
     db_param_bytes(&p, request, len);
-    PGresult *r = NULL;
-    status_t st = db_exec(db,
-                          "INSERT INTO import_batches (merchant_id, batch_id, request_hash) "
-                          "VALUES ($1, $2, sha256($3)) ON CONFLICT DO NOTHING RETURNING 1",
-                          &p, &r);
+    bool claimed = false;
+    status_t st = db_row_find(db, NULL,
+                              "INSERT INTO import_batches (merchant_id, batch_id, request_hash) "
+                              "VALUES ($1, $2, sha256($3)) ON CONFLICT DO NOTHING RETURNING 1",
+                              &p, NULL, NULL, &claimed);
     if (!status_is_ok(&st)) {
         return st;
     }
-    bool claimed = PQntuples(r) == 1;
-    PQclear(r);
     if (claimed) {
         return status_ok();
     }
+    PGresult *r = NULL;
     st = db_exec(db,
                  "SELECT request_hash = sha256($3), response "
                  "FROM import_batches WHERE merchant_id = $1 AND batch_id = $2",

@@ -154,19 +154,12 @@ status_t member_store_insert_at(db_t *db, arena_t *a, const char *merchant_id, c
     db_param_text(&p, external_id[0] ? external_id : NULL);
     profile_params(a, &p, profile);
     db_param_int(&p, created_at);
-    PGresult *r = NULL;
     /* ON CONFLICT without a target covers every unique index: the batch goes on. */
-    status_t st =
-        db_exec(db,
-                "INSERT INTO members (merchant_id, id, external_id, " PROFILE_INSERT_COLUMNS
-                ", created_at, updated_at) VALUES ($1, $2, $3, " PROFILE_INSERT_VALUES
-                ", to_timestamp($21), now()) ON CONFLICT DO NOTHING RETURNING 1",
-                &p, &r);
-    if (status_is_ok(&st)) {
-        *inserted = PQntuples(r) == 1;
-        PQclear(r);
-    }
-    return st;
+    return db_row_find(db, NULL,
+                       "INSERT INTO members (merchant_id, id, external_id, " PROFILE_INSERT_COLUMNS
+                       ", created_at, updated_at) VALUES ($1, $2, $3, " PROFILE_INSERT_VALUES
+                       ", to_timestamp($21), now()) ON CONFLICT DO NOTHING RETURNING 1",
+                       &p, NULL, NULL, inserted);
 }
 
 status_t member_store_get(db_t *db, arena_t *a, const char *merchant_id, member_lookup_t by,

@@ -304,17 +304,15 @@ static status_t codes_room(db_t *db, const char *merchant_id, const char *promot
     db_param_text(&p, promotion_id);
     db_param_int(&p, count);
     db_param_int(&p, PROMO_UNIQUE_CODES_MAX);
-    PGresult *r = NULL;
-    status_t st = db_exec(db,
-                          "UPDATE promotions SET unique_code_count = unique_code_count + $3 "
-                          "WHERE merchant_id = $1 AND id = $2 AND unique_code_count + $3 <= $4 "
-                          "RETURNING 1",
-                          &p, &r);
+    bool ok = false;
+    status_t st = db_row_find(db, NULL,
+                              "UPDATE promotions SET unique_code_count = unique_code_count + $3 "
+                              "WHERE merchant_id = $1 AND id = $2 AND unique_code_count + $3 <= $4 "
+                              "RETURNING 1",
+                              &p, NULL, NULL, &ok);
     if (!status_is_ok(&st)) {
         return st;
     }
-    bool ok = PQntuples(r) == 1;
-    PQclear(r);
     if (!ok) {
         return status_make(STATUS_RESOURCE_EXHAUSTED, "TOO_MANY_CODES",
                            "at most %d unique codes per promotion", PROMO_UNIQUE_CODES_MAX);

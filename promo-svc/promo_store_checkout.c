@@ -153,17 +153,15 @@ status_t promo_store_reservation_tombstone(db_t *db, const char *merchant_id,
     db_param_text(&p, merchant_id);
     db_param_text(&p, checkout_id);
     db_param_int(&p, now);
-    PGresult *r = NULL;
-    status_t st = db_exec(db,
-                          "INSERT INTO reservations (merchant_id, checkout_id, status, expires_at, "
-                          " created_at, updated_at) VALUES ($1, $2, 3, $3, $3, $3) "
-                          "ON CONFLICT DO NOTHING RETURNING 1",
-                          &p, &r);
+    status_t st =
+        db_row_find(db, NULL,
+                    "INSERT INTO reservations (merchant_id, checkout_id, status, expires_at, "
+                    " created_at, updated_at) VALUES ($1, $2, 3, $3, $3, $3) "
+                    "ON CONFLICT DO NOTHING RETURNING 1",
+                    &p, NULL, NULL, inserted);
     if (!status_is_ok(&st)) {
         return st;
     }
-    *inserted = PQntuples(r) == 1;
-    PQclear(r);
     return status_ok();
 }
 

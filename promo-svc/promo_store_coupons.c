@@ -124,18 +124,16 @@ status_t promo_store_template_take(db_t *db, const char *merchant_id,
     db_params_init(&p);
     db_param_text(&p, merchant_id);
     db_param_text(&p, t->id);
-    PGresult *r = NULL;
+    bool taken = false;
     /* One conditional update: concurrent issues queue on the row and re-check the stock. */
-    status_t st = db_exec(db,
-                          "UPDATE coupon_templates SET issued_count = issued_count + 1 "
-                          "WHERE merchant_id = $1 AND id = $2 "
-                          " AND (total_max = 0 OR issued_count < total_max) RETURNING 1",
-                          &p, &r);
+    status_t st = db_row_find(db, NULL,
+                              "UPDATE coupon_templates SET issued_count = issued_count + 1 "
+                              "WHERE merchant_id = $1 AND id = $2 "
+                              " AND (total_max = 0 OR issued_count < total_max) RETURNING 1",
+                              &p, NULL, NULL, &taken);
     if (!status_is_ok(&st)) {
         return st;
     }
-    bool taken = PQntuples(r) == 1;
-    PQclear(r);
     if (!taken) {
         return status_make(STATUS_FAILED_PRECONDITION, "TEMPLATE_OUT_OF_STOCK",
                            "every coupon of this template has been issued");
@@ -145,17 +143,15 @@ status_t promo_store_template_take(db_t *db, const char *merchant_id,
     }
     db_param_text(&p, member_id);
     db_param_int(&p, t->per_member_max);
-    st = db_exec(db,
-                 "INSERT INTO template_holdings (merchant_id, template_id, member_id, issued) "
-                 "VALUES ($1, $2, $3, 1) ON CONFLICT (merchant_id, template_id, member_id) "
-                 "DO UPDATE SET issued = template_holdings.issued + 1 "
-                 "WHERE template_holdings.issued < $4 RETURNING 1",
-                 &p, &r);
+    st = db_row_find(db, NULL,
+                     "INSERT INTO template_holdings (merchant_id, template_id, member_id, issued) "
+                     "VALUES ($1, $2, $3, 1) ON CONFLICT (merchant_id, template_id, member_id) "
+                     "DO UPDATE SET issued = template_holdings.issued + 1 "
+                     "WHERE template_holdings.issued < $4 RETURNING 1",
+                     &p, NULL, NULL, &taken);
     if (!status_is_ok(&st)) {
         return st;
     }
-    taken = PQntuples(r) == 1;
-    PQclear(r);
     if (!taken) {
         return status_make(STATUS_FAILED_PRECONDITION, "COUPON_LIMIT_REACHED",
                            "the member already holds %d coupons of this template",
@@ -222,21 +218,14 @@ static status_t coupon_insert_once(db_t *db, const char *merchant_id,
     db_param_int(&p, c->valid_until_at);
     db_param_int(&p, c->issued_at);
     db_param_text(&p, code);
-    PGresult *r = NULL;
     /* ON CONFLICT without a target: the only conflict a fresh id can meet is the code's. */
-    status_t st =
-        db_exec(db,
-                "INSERT INTO coupons (merchant_id, id, member_id, template_id, name, "
-                " kind, amount_off_cents, percent_off_bps, max_discount_cents, "
-                " min_spend_cents, source, valid_from_at, valid_until_at, issued_at, code) "
-                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) "
-                "ON CONFLICT DO NOTHING RETURNING id",
-                &p, &r);
-    if (status_is_ok(&st)) {
-        *inserted = PQntuples(r) == 1;
-        PQclear(r);
-    }
-    return st;
+    return db_row_find(db, NULL,
+                       "INSERT INTO coupons (merchant_id, id, member_id, template_id, name, "
+                       " kind, amount_off_cents, percent_off_bps, max_discount_cents, "
+                       " min_spend_cents, source, valid_from_at, valid_until_at, issued_at, code) "
+                       "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) "
+                       "ON CONFLICT DO NOTHING RETURNING id",
+                       &p, NULL, NULL, inserted);
 }
 
 status_t promo_store_coupon_insert(db_t *db, arena_t *a, const char *merchant_id,

@@ -610,18 +610,12 @@ status_t referral_store_event_insert(db_t *db, const char *merchant_id,
     db_param_int(&p, ev->purchase_number);
     db_param_int(&p, ev->program_version);
     db_param_int(&p, now_s);
-    PGresult *r = NULL;
-    status_t st = db_exec(db,
-                          "INSERT INTO reward_events (merchant_id, event, reference, member_id, "
-                          " paid_cents, purchase_number, program_version, created_at) "
-                          "VALUES ($1, $2, $3, $4, $5, $6, $7, to_timestamp($8)) "
-                          "ON CONFLICT DO NOTHING RETURNING 1",
-                          &p, &r);
-    if (status_is_ok(&st)) {
-        *inserted = PQntuples(r) == 1;
-        PQclear(r);
-    }
-    return st;
+    return db_row_find(db, NULL,
+                       "INSERT INTO reward_events (merchant_id, event, reference, member_id, "
+                       " paid_cents, purchase_number, program_version, created_at) "
+                       "VALUES ($1, $2, $3, $4, $5, $6, $7, to_timestamp($8)) "
+                       "ON CONFLICT DO NOTHING RETURNING 1",
+                       &p, NULL, NULL, inserted);
 }
 
 status_t referral_store_event_set_share(db_t *db, const char *merchant_id, int event,
