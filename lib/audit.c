@@ -3,6 +3,7 @@
 #include "audit.h"
 
 #include "pb.h"
+#include "sql_time.h"
 
 #include <string.h>
 
@@ -105,13 +106,14 @@ status_t audit_record(db_t *db, const char *merchant_id, const char *table_name,
 /* The calls of one page (newest first), each joined with the rows it changed in their order
  * (none: one row of NULLs). A row recorded before call_id existed (lib/migrations/006) is
  * matched to its call by the request id, RPC and key it shares with it. */
+// clang-format off
 static const char list_sql[] =
     "WITH calls AS (SELECT id, at, call_id, credential_id, rpc, idempotency_key, request_id"
     " FROM audit_log WHERE merchant_id = $1 AND op = 'CALL' AND at >= to_timestamp($2)"
     " AND (NOT $3 OR (at, id) < (timestamptz 'epoch' + ($4::bigint / 1000000) * interval '1 s'"
     " + ($4::bigint % 1000000) * interval '1 microsecond', $5::bigint))"
     " ORDER BY at DESC, id DESC LIMIT $6)"
-    " SELECT c.id, (extract(epoch FROM c.at) * 1000000)::bigint, c.credential_id, c.rpc,"
+    " SELECT c.id, " SQL_EPOCH_US("c.at") ", c.credential_id, c.rpc,"
     " c.idempotency_key, c.request_id, r.table_name, r.op, r.before::text, r.after::text"
     " FROM calls c LEFT JOIN LATERAL ("
     "  SELECT w.id, w.table_name, w.op, w.before, w.after FROM audit_log w"
@@ -122,6 +124,7 @@ static const char list_sql[] =
     "  AND w.request_id = c.request_id AND w.rpc = c.rpc"
     "  AND w.idempotency_key = c.idempotency_key AND w.id > c.id) r ON true"
     " ORDER BY c.at DESC, c.id DESC, r.id";
+// clang-format on
 
 status_t audit_list(db_t *db, arena_t *a, const char *service, const char *merchant_id,
                     int64_t since_at, audit_position_t after, int limit,

@@ -7,6 +7,7 @@
 #include "metrics.h"
 #include "pgarray.h"
 #include "rpc_metrics.h"
+#include "sql_time.h"
 
 #include <hiredis/hiredis.h>
 
@@ -126,13 +127,15 @@ static status_t outbox_publish_tx(db_t *db, void *arg) {
     db_params_init(&p);
     db_param_int(&p, a->batch_max);
     PGresult *r = NULL;
+    // clang-format off
     status_t st = db_exec(db,
                           "SELECT merchant_id, id, stream, type, subject_id, payload, "
-                          " extract(epoch FROM created_at)::bigint, commit_async, "
+                          " " SQL_EPOCH_S("created_at") ", commit_async, "
                           " pg_current_wal_insert_lsn()::text "
                           "FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1 "
                           "FOR UPDATE SKIP LOCKED",
                           &p, &r);
+    // clang-format on
     if (!status_is_ok(&st)) {
         return st;
     }

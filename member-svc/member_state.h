@@ -12,6 +12,7 @@
 #include "member_segments.h"
 #include "member_tags.h"
 #include "member_tiers.h"
+#include "sql_time.h"
 #include "status.h"
 
 #include <stdbool.h>
@@ -160,23 +161,23 @@ status_t member_reseg_advance(db_t *db, const char *merchant_id, const char *las
  *  seconds (or missing); *merchant_id NULL when none. */
 status_t member_rfm_claim(db_t *db, arena_t *a, int64_t every_s, char **merchant_id);
 
-/* The columns of a member_row_t, in the order member_row_from_result reads them. */
+/* The columns of a member_row_t, in the order member_row_from_result reads them; instants in
+ * whole seconds rounded down (SQL_EPOCH_S_FLOOR). */
+// clang-format off
 #define MEMBER_ROW_COLUMNS                                                                         \
-    "id, floor(extract(epoch FROM created_at))::bigint, coalesce(tier_id, ''), "                   \
+    "id, " SQL_EPOCH_S_FLOOR("created_at") ", coalesce(tier_id, ''), "                             \
     "coalesce(base_tier_id, ''), coalesce(express_tier_id, ''), period_value, period_seq, "        \
-    "period_start - date '1970-01-01', period_end - date '1970-01-01', card_kind, "                \
-    "coalesce(card_tier_id, ''), "                                                                 \
-    "coalesce(card_plan_id, ''), card_valid_from - date '1970-01-01', card_valid_to - date "       \
-    "'1970-01-01', "                                                                               \
+    "period_start - " SQL_DAY_ZERO ", period_end - " SQL_DAY_ZERO ", card_kind, "                  \
+    "coalesce(card_tier_id, ''), coalesce(card_plan_id, ''), "                                     \
+    "card_valid_from - " SQL_DAY_ZERO ", card_valid_to - " SQL_DAY_ZERO ", "                       \
     "card_reason, coalesce(effective_tier_id, ''), effective_kind, order_count, "                  \
-    "total_spend_cents, total_growth, coalesce(floor(extract(epoch FROM "                          \
-    "first_order_at))::bigint, 0), "                                                               \
-    "coalesce(floor(extract(epoch FROM last_order_at))::bigint, 0), months_with_purchases, "       \
-    "segment, "                                                                                    \
-    "floor(extract(epoch FROM segment_since))::bigint, "                                           \
-    "coalesce(floor(extract(epoch FROM tier_due_at))::bigint, 0), "                                \
-    "coalesce(floor(extract(epoch FROM segment_due_at))::bigint, 0), merchant_id, auto_tags, "     \
+    "total_spend_cents, total_growth, coalesce(" SQL_EPOCH_S_FLOOR("first_order_at") ", 0), "      \
+    "coalesce(" SQL_EPOCH_S_FLOOR("last_order_at") ", 0), months_with_purchases, segment, "        \
+    SQL_EPOCH_S_FLOOR("segment_since") ", "                                                        \
+    "coalesce(" SQL_EPOCH_S_FLOOR("tier_due_at") ", 0), "                                          \
+    "coalesce(" SQL_EPOCH_S_FLOOR("segment_due_at") ", 0), merchant_id, auto_tags, "               \
     "points_balance"
+// clang-format on
 #define MEMBER_ROW_COLUMN_COUNT 30
 
 /** Parses a member row from row `i` of a result, its columns starting at `c0`. */
