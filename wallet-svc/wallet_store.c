@@ -323,6 +323,20 @@ status_t wallet_store_member_read(db_t *db, const char *merchant_id, wallet_memb
     return status_ok();
 }
 
+/* The hot read, one round trip: the member's accounts (no row without a wallet), each carrying
+ * the same expiring figures ($3: until). */
+// clang-format off
+static const char BALANCE_SNAPSHOT_SQL[] =
+    "SELECT " MEMBER_COLUMNS ", l.soon, l.next FROM accounts a, ("
+    " SELECT coalesce(sum(credited_cents - debited_cents - held_cents) FILTER "
+    "   (WHERE expires_at < to_timestamp($3)), 0)::bigint AS soon, "
+    "  " SQL_EPOCH_S_OR_0("min(expires_at)") " AS next "
+    " FROM lots WHERE merchant_id = $1 AND member_id = $2 "
+    "  AND has_available AND expires_at IS NOT NULL) l "
+    "WHERE a.merchant_id = $1 AND a.member_id = $2 AND a.code IN (1, 2) AND a.shard = 0 "
+    "ORDER BY a.code";
+// clang-format on
+
 status_t wallet_store_balance_snapshot(db_t *db, const char *merchant_id, wallet_member_t *m,
                                        int64_t now, int64_t until, int64_t *soon_cents,
                                        int64_t *next_at, bool *due) {
@@ -332,23 +346,7 @@ status_t wallet_store_balance_snapshot(db_t *db, const char *merchant_id, wallet
     db_param_text(&p, m->member_id);
     db_param_int(&p, until);
     PGresult *r = NULL;
-    /* The hot read: one round trip. Rows are the member's accounts (none without a wallet),
-     * each carrying the same expiring figures. */
-    // clang-format off
-    status_t st =
-        db_exec(db,
-                "SELECT " MEMBER_COLUMNS ", l.soon, l.next FROM accounts a, ("
-                " SELECT coalesce(sum(credited_cents - debited_cents - held_cents) FILTER "
-                "   (WHERE expires_at < to_timestamp($3)), 0)::bigint AS soon, "
-                "  " SQL_EPOCH_S_OR_0("min(expires_at)") " AS next "
-                " FROM lots WHERE merchant_id = $1 AND member_id = $2 "
-                "  AND has_available AND "
-                "expires_at IS NOT NULL) l "
-                "WHERE a.merchant_id = $1 AND a.member_id = $2 AND a.code "
-                "IN (1, 2) AND a.shard = 0 "
-                "ORDER BY a.code",
-                &p, &r);
-    // clang-format on
+    status_t st = db_exec(db, BALANCE_SNAPSHOT_SQL, &p, &r);
     if (!status_is_ok(&st)) {
         return st;
     }
