@@ -4,7 +4,7 @@
 #include "points_jobs.h"
 
 #include "log.h"
-#include "points_ledger.h"
+#include "points_ops.h"
 
 #define POINTS_JOB_BATCH 100
 /* Per run: the rest waits for the next tick. Batches x batch size stays within the runtime's
@@ -31,10 +31,10 @@ static status_t settle_batch_tx(db_t *db, void *arg) {
                                             POINTS_JOB_BATCH, &merchants, &members, &n);
     for (int i = 0; i < n && status_is_ok(&st); i++) {
         points_ledger_t lg;
-        st = points_ledger_open(&lg, b->ctx, db, b->ctx->arena, merchants[i], members[i],
-                                b->ctx->now_s, false);
+        st = points_ops_open(&lg, b->ctx, db, b->ctx->arena, merchants[i], members[i],
+                             b->ctx->now_s, false);
         if (status_is_ok(&st) && lg.found) {
-            st = points_ledger_close(&lg);
+            st = points_ops_close(&lg);
             b->stats.lots_expired += lg.stats.lots_expired;
             b->stats.points_expired += lg.stats.points_expired;
             b->stats.holds_expired += lg.stats.holds_expired;

@@ -10,7 +10,7 @@
 #include "points_cache.h"
 #include "points_clock.h"
 #include "points_handlers.h"
-#include "points_ledger.h"
+#include "points_ops.h"
 #include "points_rules.h"
 #include "points_store.h"
 #include "validate.h"
@@ -44,12 +44,12 @@ typedef struct settle_call {
 static status_t settle_tx(db_t *db, void *arg) {
     settle_call_t *s = arg;
     points_ledger_t lg;
-    status_t st = points_ledger_open(&lg, s->ctx, db, s->ctx->arena, s->ctx->merchant_id, s->member,
-                                     s->ctx->now_s, false);
+    status_t st = points_ops_open(&lg, s->ctx, db, s->ctx->arena, s->ctx->merchant_id, s->member,
+                                  s->ctx->now_s, false);
     if (!status_is_ok(&st) || !lg.found) {
         return st;
     }
-    st = points_ledger_close(&lg);
+    st = points_ops_close(&lg);
     s->acct = lg.acct;
     return st;
 }
@@ -231,7 +231,7 @@ static status_t credit_now(points_ledger_t *lg, const Loyalty__V1__PointsSetting
     if (!status_is_ok(&st)) {
         return st;
     }
-    return points_ledger_credit(lg, &c, lot, entry);
+    return points_ops_credit(lg, &c, lot, entry);
 }
 
 /* An earn checked and priced before any lock: what Earn and EarnBatch apply. */
@@ -284,8 +284,8 @@ static status_t earn_apply(points_ledger_t *lg, const Loyalty__V1__PointsSetting
                                      req->member_id, b->growth, lg->now);
     }
     if (status_is_ok(&st)) {
-        st = points_ledger_growth(lg, LOYALTY__V1__POINTS_GROWTH_KIND__POINTS_GROWTH_KIND_EARN,
-                                  b->growth, p->source, req->reference, req->note);
+        st = points_ops_growth(lg, LOYALTY__V1__POINTS_GROWTH_KIND__POINTS_GROWTH_KIND_EARN,
+                               b->growth, p->source, req->reference, req->note);
     }
     if (!status_is_ok(&st)) {
         return st;
@@ -308,8 +308,8 @@ static status_t rpc_earn(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
     }
     points_ledger_t lg;
     if (status_is_ok(&st)) {
-        st = points_ledger_open(&lg, ctx, ctx->db, ctx->arena, ctx->merchant_id, req->member_id,
-                                ctx->now_s, true);
+        st = points_ops_open(&lg, ctx, ctx->db, ctx->arena, ctx->merchant_id, req->member_id,
+                             ctx->now_s, true);
     }
     if (!status_is_ok(&st)) {
         return st;
@@ -317,7 +317,7 @@ static status_t rpc_earn(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
     lg.save_deferred = earn_keeps_save_deferred(&p);
     st = earn_apply(&lg, s, &p, resp);
     if (status_is_ok(&st)) {
-        st = points_ledger_close(&lg);
+        st = points_ops_close(&lg);
     }
     if (!status_is_ok(&st)) {
         return st;
@@ -359,8 +359,8 @@ static status_t rpc_check_in(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
     Loyalty__V1__PointsEarnBreakdown b = LOYALTY__V1__POINTS_EARN_BREAKDOWN__INIT;
     points_rules_earn_event(s, LOYALTY__V1__POINTS_EVENT_KIND__POINTS_EVENT_KIND_CHECK_IN, &b);
     points_ledger_t lg;
-    st = points_ledger_open(&lg, ctx, ctx->db, ctx->arena, ctx->merchant_id, req->member_id,
-                            ctx->now_s, true);
+    st = points_ops_open(&lg, ctx, ctx->db, ctx->arena, ctx->merchant_id, req->member_id,
+                         ctx->now_s, true);
     if (status_is_ok(&st)) {
         st = points_store_insert_check_in(ctx->db, ctx->merchant_id, req->member_id, clock.day,
                                           b.points, ctx->now_s);
@@ -377,12 +377,12 @@ static status_t rpc_check_in(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
                     LOYALTY__V1__POINTS_SOURCE__POINTS_SOURCE_CHECK_IN, reference, b.points, 0, "",
                     true, "", "", false, 0, &resp->lot, NULL);
     if (status_is_ok(&st)) {
-        st = points_ledger_growth(&lg, LOYALTY__V1__POINTS_GROWTH_KIND__POINTS_GROWTH_KIND_EARN,
-                                  b.growth, LOYALTY__V1__POINTS_SOURCE__POINTS_SOURCE_CHECK_IN,
-                                  reference, "");
+        st = points_ops_growth(&lg, LOYALTY__V1__POINTS_GROWTH_KIND__POINTS_GROWTH_KIND_EARN,
+                               b.growth, LOYALTY__V1__POINTS_SOURCE__POINTS_SOURCE_CHECK_IN,
+                               reference, "");
     }
     if (status_is_ok(&st)) {
-        st = points_ledger_close(&lg);
+        st = points_ops_close(&lg);
     }
     if (!status_is_ok(&st)) {
         return st;
@@ -631,15 +631,14 @@ static status_t rpc_hold(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
     }
     points_ledger_t lg;
     if (status_is_ok(&st)) {
-        st = points_ledger_open(&lg, ctx, ctx->db, ctx->arena, ctx->merchant_id, req->member_id,
-                                ctx->now_s, false);
+        st = points_ops_open(&lg, ctx, ctx->db, ctx->arena, ctx->merchant_id, req->member_id,
+                             ctx->now_s, false);
     }
     int64_t points = req->points;
     if (status_is_ok(&st) && req->choose_points) {
         /* Chosen under the lock, from the balance the hold will take them from. */
-        points_redemption_choice_t c =
-            points_rules_choose_redemption(s, points_ledger_available(&lg), req->order_total_cents,
-                                           req->points, req->use_max_points);
+        points_redemption_choice_t c = points_rules_choose_redemption(
+            s, points_ops_available(&lg), req->order_total_cents, req->points, req->use_max_points);
         resp->note = (char *)c.note;
         points = c.points;
         if (points > 0) {
@@ -653,11 +652,11 @@ static status_t rpc_hold(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
     if (points > 0) {
         char id[ID_MAX];
         id_generate("hld", id);
-        st = points_ledger_hold(&lg, id, req->reference, points, points_rules_cash_value(s, points),
-                                ctx->now_s + ttl, &resp->hold);
+        st = points_ops_hold(&lg, id, req->reference, points, points_rules_cash_value(s, points),
+                             ctx->now_s + ttl, &resp->hold);
     }
     if (status_is_ok(&st) && lg.found) { /* no account: nothing held, nothing to save */
-        st = points_ledger_close(&lg);
+        st = points_ops_close(&lg);
     }
     if (!status_is_ok(&st)) {
         return st;
@@ -684,8 +683,8 @@ static status_t hold_target(rpc_ctx_t *ctx, int target_case, int by_id_case, con
 /* Opens the ledger of a hold's member (settling it: the hold may expire here) and re-reads
  * the hold under the lock. */
 static status_t open_for_hold(rpc_ctx_t *ctx, points_ledger_t *lg, Loyalty__V1__PointsHold **h) {
-    status_t st = points_ledger_open(lg, ctx, ctx->db, ctx->arena, ctx->merchant_id,
-                                     (*h)->member_id, ctx->now_s, true);
+    status_t st = points_ops_open(lg, ctx, ctx->db, ctx->arena, ctx->merchant_id, (*h)->member_id,
+                                  ctx->now_s, true);
     if (!status_is_ok(&st)) {
         return st;
     }
@@ -697,7 +696,7 @@ static status_t open_for_hold(rpc_ctx_t *ctx, points_ledger_t *lg, Loyalty__V1__
 static status_t hold_finish(points_ledger_t *lg, Loyalty__V1__PointsHold *h, int status,
                             bool omit_expiring, Loyalty__V1__PointsHold **hold,
                             Loyalty__V1__PointsBalance **balance) {
-    status_t st = points_ledger_close(lg);
+    status_t st = points_ops_close(lg);
     if (!status_is_ok(&st)) {
         return st;
     }
@@ -716,7 +715,7 @@ static status_t hold_commit(points_ledger_t *lg, const Loyalty__V1__PointsHold *
     switch (h->status) {
     case LOYALTY__V1__POINTS_HOLD_STATUS__POINTS_HOLD_STATUS_ACTIVE:
         *finished = LOYALTY__V1__POINTS_HOLD_STATUS__POINTS_HOLD_STATUS_COMMITTED;
-        return points_ledger_commit(lg, h);
+        return points_ops_commit(lg, h);
     case LOYALTY__V1__POINTS_HOLD_STATUS__POINTS_HOLD_STATUS_COMMITTED:
         return status_ok(); /* committing twice answers the committed hold */
     case LOYALTY__V1__POINTS_HOLD_STATUS__POINTS_HOLD_STATUS_EXPIRED:
@@ -822,10 +821,10 @@ static status_t batch_member(rpc_ctx_t *ctx, const Loyalty__V1__PointsSettings *
     }
     /* A member's first points: the account is created (and locked) now. */
     status_t st = locked != NULL
-                      ? points_ledger_open_locked(&lg, ctx, ctx->db, ctx->arena, ctx->merchant_id,
-                                                  member, ctx->now_s, locked)
-                      : points_ledger_open(&lg, ctx, ctx->db, ctx->arena, ctx->merchant_id, member,
-                                           ctx->now_s, true);
+                      ? points_ops_open_locked(&lg, ctx, ctx->db, ctx->arena, ctx->merchant_id,
+                                               member, ctx->now_s, locked)
+                      : points_ops_open(&lg, ctx, ctx->db, ctx->arena, ctx->merchant_id, member,
+                                        ctx->now_s, true);
     bool deferred = true; /* see earn_keeps_save_deferred */
     int finished = 0;
     bool has_hold = status_is_ok(&st) && *h != NULL && strcmp((*h)->member_id, member) == 0;
@@ -856,7 +855,7 @@ static status_t batch_member(rpc_ctx_t *ctx, const Loyalty__V1__PointsSettings *
         Loyalty__V1__PointsBalance *unused = NULL;
         st = hold_finish(&lg, *h, finished, true, &resp->hold, &unused);
     } else {
-        st = points_ledger_close(&lg);
+        st = points_ops_close(&lg);
     }
     for (size_t i = 0; status_is_ok(&st) && i < req->n_earns; i++) {
         if (strcmp(plans[i].req->member_id, member) != 0) {
@@ -947,7 +946,7 @@ static status_t rpc_release_hold(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg
     }
     int finished = 0;
     if (h->status == LOYALTY__V1__POINTS_HOLD_STATUS__POINTS_HOLD_STATUS_ACTIVE) {
-        st = points_ledger_release(&lg, h, false);
+        st = points_ops_release(&lg, h, false);
         if (!status_is_ok(&st)) {
             return st;
         }
@@ -1015,8 +1014,8 @@ static status_t rpc_adjust(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
     }
     points_ledger_t lg;
     if (status_is_ok(&st)) {
-        st = points_ledger_open(&lg, ctx, ctx->db, ctx->arena, ctx->merchant_id, req->member_id,
-                                ctx->now_s, true);
+        st = points_ops_open(&lg, ctx, ctx->db, ctx->arena, ctx->merchant_id, req->member_id,
+                             ctx->now_s, true);
     }
     if (!status_is_ok(&st)) {
         return st;
@@ -1040,14 +1039,14 @@ static status_t rpc_adjust(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
                             .reason = req->reason,
                             .operator_name = req->operator_};
         int64_t debt = 0;
-        st = points_ledger_debit(&lg, &d, &debt, &resp->entry);
+        st = points_ops_debit(&lg, &d, &debt, &resp->entry);
     }
     if (status_is_ok(&st)) {
-        st = points_ledger_growth(&lg, LOYALTY__V1__POINTS_GROWTH_KIND__POINTS_GROWTH_KIND_ADJUST,
-                                  req->growth, source, "", req->reason);
+        st = points_ops_growth(&lg, LOYALTY__V1__POINTS_GROWTH_KIND__POINTS_GROWTH_KIND_ADJUST,
+                               req->growth, source, "", req->reason);
     }
     if (status_is_ok(&st)) {
-        st = points_ledger_close(&lg);
+        st = points_ops_close(&lg);
     }
     if (!status_is_ok(&st)) {
         return st;
@@ -1072,7 +1071,7 @@ static status_t claw_back(points_ledger_t *lg, const points_order_t *o, const ch
         }
         if (lot && lot->status == LOYALTY__V1__POINTS_LOT_STATUS__POINTS_LOT_STATUS_PENDING) {
             int64_t x = claw < lot->remaining ? claw : lot->remaining;
-            st = points_ledger_cancel_pending(lg, lot->id, x, reference, reason);
+            st = points_ops_cancel_pending(lg, lot->id, x, reference, reason);
             if (!status_is_ok(&st)) {
                 return st;
             }
@@ -1092,7 +1091,7 @@ static status_t claw_back(points_ledger_t *lg, const points_order_t *o, const ch
                         .lifetime = true,
                         .reason = reason};
     resp->points_clawed_back = claw;
-    return points_ledger_debit(lg, &d, &resp->debt_added, NULL);
+    return points_ops_debit(lg, &d, &resp->debt_added, NULL);
 }
 
 static status_t rpc_reverse_order(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
@@ -1112,8 +1111,8 @@ static status_t rpc_reverse_order(rpc_ctx_t *ctx, const ProtobufCMessage *req_ms
     }
     points_ledger_t lg;
     if (status_is_ok(&st)) {
-        st = points_ledger_open(&lg, ctx, ctx->db, ctx->arena, ctx->merchant_id, o.member_id,
-                                ctx->now_s, true);
+        st = points_ops_open(&lg, ctx, ctx->db, ctx->arena, ctx->merchant_id, o.member_id,
+                             ctx->now_s, true);
     }
     if (status_is_ok(&st)) {
         /* again under the member's lock, which every writer of the reference holds */
@@ -1131,14 +1130,14 @@ static status_t rpc_reverse_order(rpc_ctx_t *ctx, const ProtobufCMessage *req_ms
     int64_t restore = points_rules_reversal_amount(o.redeemed_points, after, o.restored_points);
     /* Restore first, so that a claw-back can take the restored points rather than make debt. */
     int64_t restored = 0;
-    st = points_ledger_restore(&lg, req->reference, restore, req->reason, &restored);
+    st = points_ops_restore(&lg, req->reference, restore, req->reason, &restored);
     if (status_is_ok(&st)) {
         st = claw_back(&lg, &o, req->reference, claw, req->reason, resp);
     }
     if (status_is_ok(&st)) {
-        st = points_ledger_growth(&lg, LOYALTY__V1__POINTS_GROWTH_KIND__POINTS_GROWTH_KIND_REVERSE,
-                                  -growth, LOYALTY__V1__POINTS_SOURCE__POINTS_SOURCE_ORDER,
-                                  req->reference, req->reason);
+        st = points_ops_growth(&lg, LOYALTY__V1__POINTS_GROWTH_KIND__POINTS_GROWTH_KIND_REVERSE,
+                               -growth, LOYALTY__V1__POINTS_SOURCE__POINTS_SOURCE_ORDER,
+                               req->reference, req->reason);
     }
     if (status_is_ok(&st)) {
         o.reversed_bps = after;
@@ -1148,7 +1147,7 @@ static status_t rpc_reverse_order(rpc_ctx_t *ctx, const ProtobufCMessage *req_ms
         st = points_store_order_reversed(ctx->db, ctx->merchant_id, req->reference, &o);
     }
     if (status_is_ok(&st)) {
-        st = points_ledger_close(&lg);
+        st = points_ops_close(&lg);
     }
     if (!status_is_ok(&st)) {
         return st;
@@ -1225,19 +1224,19 @@ static status_t import_one(rpc_ctx_t *ctx, const Loyalty__V1__PointsSettings *s,
     }
     points_ledger_t lg;
     if (status_is_ok(&st)) {
-        st = points_ledger_open(&lg, ctx, ctx->db, ctx->arena, ctx->merchant_id, l->member_id,
-                                ctx->now_s, true);
+        st = points_ops_open(&lg, ctx, ctx->db, ctx->arena, ctx->merchant_id, l->member_id,
+                             ctx->now_s, true);
     }
     if (status_is_ok(&st)) {
-        st = points_ledger_credit(&lg, &c, NULL, NULL);
+        st = points_ops_credit(&lg, &c, NULL, NULL);
     }
     if (status_is_ok(&st)) {
-        st = points_ledger_growth(&lg, LOYALTY__V1__POINTS_GROWTH_KIND__POINTS_GROWTH_KIND_IMPORT,
-                                  l->growth, LOYALTY__V1__POINTS_SOURCE__POINTS_SOURCE_IMPORT,
-                                  l->external_reference, batch_id);
+        st = points_ops_growth(&lg, LOYALTY__V1__POINTS_GROWTH_KIND__POINTS_GROWTH_KIND_IMPORT,
+                               l->growth, LOYALTY__V1__POINTS_SOURCE__POINTS_SOURCE_IMPORT,
+                               l->external_reference, batch_id);
     }
     if (status_is_ok(&st)) {
-        st = points_ledger_close(&lg);
+        st = points_ops_close(&lg);
     }
     return st;
 }
@@ -1318,10 +1317,10 @@ static status_t rpc_expire_points(rpc_ctx_t *ctx, const ProtobufCMessage *req_ms
                                             POINTS_EXPIRE_BATCH_MAX, &merchants, &members, &n);
     for (int i = 0; i < n && status_is_ok(&st); i++) {
         points_ledger_t lg;
-        st = points_ledger_open(&lg, ctx, ctx->db, ctx->arena, ctx->merchant_id, members[i], as_of,
-                                false);
+        st = points_ops_open(&lg, ctx, ctx->db, ctx->arena, ctx->merchant_id, members[i], as_of,
+                             false);
         if (status_is_ok(&st) && lg.found) {
-            st = points_ledger_close(&lg);
+            st = points_ops_close(&lg);
             resp->members_settled++;
             resp->lots_expired += lg.stats.lots_expired;
             resp->points_expired += lg.stats.points_expired;

@@ -1,4 +1,4 @@
-/* test_points_ledger.c -- points-svc over real gRPC against real PostgreSQL and Redis: earn,
+/* test_points_ops.c -- points-svc over real gRPC against real PostgreSQL and Redis: earn,
  * two-phase holds (commit, release, TTL expiry lazily and by the job), FIFO by expiry across
  * lots with the history of which lots paid, expiry of lots (once), errors and their reasons.
  * Every test ends with a clean VerifyLedger. */

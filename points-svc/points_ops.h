@@ -1,12 +1,13 @@
-/* points_ledger.h -- every movement of a member's points, under the lock of the member's account
+/* points_ops.h -- the points operations, as database work inside the caller's transaction (the
+ * store does the SQL): every movement of a member's points, under the lock of the member's account
  * row: credits (new lots), FIFO debits, holds and their commit/release, restores of redeemed
  * points, pending cancellations, growth, debt repayment and settling what fell due (expired
  * holds, matured pending lots, expired lots). Each movement updates the in-memory totals and
  * appends one history entry with its deltas and lot shares, so that the totals always equal the
  * sums of the history (VerifyLedger). A ledger lives inside one transaction: open, move, close.
  * Not thread-safe; the account row lock serializes all writers of one member. */
-#ifndef POINTS_LEDGER_H
-#define POINTS_LEDGER_H
+#ifndef POINTS_OPS_H
+#define POINTS_OPS_H
 
 #include "points_store.h"
 #include "rpc.h"
@@ -38,21 +39,21 @@ typedef struct points_ledger {
 
 /** Locks the member's account (creating it when `create`) and settles whatever fell due by
  *  `now`. Without create and without an account, lg->found is false and only reads are valid. */
-status_t points_ledger_open(points_ledger_t *lg, rpc_ctx_t *ctx, db_t *db, arena_t *a,
-                            const char *merchant, const char *member, int64_t now, bool create);
+status_t points_ops_open(points_ledger_t *lg, rpc_ctx_t *ctx, db_t *db, arena_t *a,
+                         const char *merchant, const char *member, int64_t now, bool create);
 
-/** points_ledger_open of an account the caller has just locked and read (`acct`). */
-status_t points_ledger_open_locked(points_ledger_t *lg, rpc_ctx_t *ctx, db_t *db, arena_t *a,
-                                   const char *merchant, const char *member, int64_t now,
-                                   const points_account_t *acct);
+/** points_ops_open of an account the caller has just locked and read (`acct`). */
+status_t points_ops_open_locked(points_ledger_t *lg, rpc_ctx_t *ctx, db_t *db, arena_t *a,
+                                const char *merchant, const char *member, int64_t now,
+                                const points_account_t *acct);
 
 /** Repays debt from spendable lots, saves the totals with the next due instant, settles again
  *  if a movement made something due at once (a restore into an expired lot), and schedules the
  *  cache invalidation. Call once after the movements. */
-status_t points_ledger_close(points_ledger_t *lg);
+status_t points_ops_close(points_ledger_t *lg);
 
 /** Available = spendable lot points minus debt. */
-int64_t points_ledger_available(const points_ledger_t *lg);
+int64_t points_ops_available(const points_ledger_t *lg);
 
 typedef struct points_credit {
     int kind;   /* PointsEntryKind: EARN, IMPORT or ADJUST */
@@ -71,8 +72,8 @@ typedef struct points_credit {
 } points_credit_t;
 
 /** A new lot and its entry. */
-status_t points_ledger_credit(points_ledger_t *lg, const points_credit_t *c,
-                              Loyalty__V1__PointsLot **lot, Loyalty__V1__PointsEntry **entry);
+status_t points_ops_credit(points_ledger_t *lg, const points_credit_t *c,
+                           Loyalty__V1__PointsLot **lot, Loyalty__V1__PointsEntry **entry);
 
 typedef struct points_debit {
     int kind; /* ADJUST or REVERSE_EARN */
@@ -86,36 +87,36 @@ typedef struct points_debit {
 } points_debit_t;
 
 /** Takes points out of lots (FIFO by expiry); *debt_added receives the uncovered part. */
-status_t points_ledger_debit(points_ledger_t *lg, const points_debit_t *d, int64_t *debt_added,
-                             Loyalty__V1__PointsEntry **entry);
+status_t points_ops_debit(points_ledger_t *lg, const points_debit_t *d, int64_t *debt_added,
+                          Loyalty__V1__PointsEntry **entry);
 
 /** Reserves points from the soonest-expiring lots into a new ACTIVE hold; FAILED_PRECONDITION
  *  INSUFFICIENT_POINTS when available is short. *out receives the hold. */
-status_t points_ledger_hold(points_ledger_t *lg, const char *hold_id, const char *reference,
-                            int64_t points, int64_t cash_value_cents, int64_t expires_at,
-                            Loyalty__V1__PointsHold **out);
+status_t points_ops_hold(points_ledger_t *lg, const char *hold_id, const char *reference,
+                         int64_t points, int64_t cash_value_cents, int64_t expires_at,
+                         Loyalty__V1__PointsHold **out);
 
 /** ACTIVE -> RELEASED (or EXPIRED when `expired`): the points go back into their lots. */
-status_t points_ledger_release(points_ledger_t *lg, const Loyalty__V1__PointsHold *h, bool expired);
+status_t points_ops_release(points_ledger_t *lg, const Loyalty__V1__PointsHold *h, bool expired);
 
 /** ACTIVE -> COMMITTED: the held points are spent (and counted as redeemed on the reference). */
-status_t points_ledger_commit(points_ledger_t *lg, const Loyalty__V1__PointsHold *h);
+status_t points_ops_commit(points_ledger_t *lg, const Loyalty__V1__PointsHold *h);
 
 /** Gives back up to `points` redeemed by the committed holds of `reference` into the lots they
  *  came from (latest-expiring first); *restored receives what was given back. */
-status_t points_ledger_restore(points_ledger_t *lg, const char *reference, int64_t points,
-                               const char *reason, int64_t *restored);
+status_t points_ops_restore(points_ledger_t *lg, const char *reference, int64_t points,
+                            const char *reason, int64_t *restored);
 
 /** Cancels `points` of a PENDING lot (a return inside the window). */
-status_t points_ledger_cancel_pending(points_ledger_t *lg, const char *lot_id, int64_t points,
-                                      const char *reference, const char *reason);
+status_t points_ops_cancel_pending(points_ledger_t *lg, const char *lot_id, int64_t points,
+                                   const char *reference, const char *reason);
 
 /** Adds a (signed) growth delta with its history entry. */
-status_t points_ledger_growth(points_ledger_t *lg, int kind, int64_t delta, int source,
-                              const char *reference, const char *reason);
+status_t points_ops_growth(points_ledger_t *lg, int kind, int64_t delta, int source,
+                           const char *reference, const char *reason);
 
 /** Expires, matures and releases whatever fell due by lg->now (called by open and close). */
-status_t points_ledger_settle(points_ledger_t *lg);
+status_t points_ops_settle(points_ledger_t *lg);
 
 /** The balance of an account as of `now` (an unlocked read is fine); *valid_until receives
  *  until when it stays true without any write (the next due instant, or when the 30-day

@@ -1,8 +1,8 @@
-/* points_ledger.c -- movements of a member's points (see points_ledger.h). Invariants kept here:
+/* points_ops.c -- movements of a member's points (see points_ops.h). Invariants kept here:
  *   lots_points = sum of ACTIVE lots' remaining      held = sum of ACTIVE holds
  *   pending     = sum of PENDING lots' remaining     debt > 0 only while lots_points = 0
  *   every lot's remaining = the sum of its entry shares; every total = the sum of its deltas. */
-#include "points_ledger.h"
+#include "points_ops.h"
 
 #include "ids.h"
 #include "jsonw.h"
@@ -15,7 +15,7 @@
 
 #define LEDGER_CLOSE_ROUNDS_MAX 4
 
-int64_t points_ledger_available(const points_ledger_t *lg) {
+int64_t points_ops_available(const points_ledger_t *lg) {
     return lg->acct.lots_points - lg->acct.debt;
 }
 
@@ -34,7 +34,7 @@ static status_t ledger_entry(points_ledger_t *lg, points_new_entry_t *e,
                              Loyalty__V1__PointsEntry **out) {
     ledger_assert_totals(lg);
     e->member_id = lg->member;
-    e->available_after = points_ledger_available(lg);
+    e->available_after = points_ops_available(lg);
     e->now = lg->now;
     return points_store_insert_entry(lg->db, lg->a, lg->merchant, e, out);
 }
@@ -102,13 +102,13 @@ static void ledger_init(points_ledger_t *lg, rpc_ctx_t *ctx, db_t *db, arena_t *
 /* Whatever fell due by now, settled before the operation. */
 static status_t ledger_settle_due(points_ledger_t *lg) {
     if (lg->acct.has_due && lg->acct.next_due_at <= lg->now) {
-        return points_ledger_settle(lg);
+        return points_ops_settle(lg);
     }
     return status_ok();
 }
 
-status_t points_ledger_open(points_ledger_t *lg, rpc_ctx_t *ctx, db_t *db, arena_t *a,
-                            const char *merchant, const char *member, int64_t now, bool create) {
+status_t points_ops_open(points_ledger_t *lg, rpc_ctx_t *ctx, db_t *db, arena_t *a,
+                         const char *merchant, const char *member, int64_t now, bool create) {
     ledger_init(lg, ctx, db, a, merchant, member, now);
     status_t st =
         points_store_account_get(db, merchant, member, true, create, &lg->acct, &lg->found);
@@ -118,9 +118,9 @@ status_t points_ledger_open(points_ledger_t *lg, rpc_ctx_t *ctx, db_t *db, arena
     return ledger_settle_due(lg);
 }
 
-status_t points_ledger_open_locked(points_ledger_t *lg, rpc_ctx_t *ctx, db_t *db, arena_t *a,
-                                   const char *merchant, const char *member, int64_t now,
-                                   const points_account_t *acct) {
+status_t points_ops_open_locked(points_ledger_t *lg, rpc_ctx_t *ctx, db_t *db, arena_t *a,
+                                const char *merchant, const char *member, int64_t now,
+                                const points_account_t *acct) {
     ledger_init(lg, ctx, db, a, merchant, member, now);
     lg->acct = *acct;
     lg->found = true;
@@ -150,7 +150,7 @@ static status_t repay_debt(points_ledger_t *lg) {
     return ledger_entry(lg, &e, NULL);
 }
 
-status_t points_ledger_close(points_ledger_t *lg) {
+status_t points_ops_close(points_ledger_t *lg) {
     assert(lg->found);
     for (int round = 0; round < LEDGER_CLOSE_ROUNDS_MAX; round++) {
         status_t st = repay_debt(lg);
@@ -168,7 +168,7 @@ status_t points_ledger_close(points_ledger_t *lg) {
         if (deferred || !lg->acct.has_due || lg->acct.next_due_at > lg->now) {
             break;
         }
-        st = points_ledger_settle(lg); /* e.g. points restored into an expired lot */
+        st = points_ops_settle(lg); /* e.g. points restored into an expired lot */
         if (!status_is_ok(&st)) {
             return st;
         }
@@ -201,8 +201,8 @@ static status_t ledger_emit_earned(points_ledger_t *lg, const points_credit_t *c
                        payload, NULL);
 }
 
-status_t points_ledger_credit(points_ledger_t *lg, const points_credit_t *c,
-                              Loyalty__V1__PointsLot **lot, Loyalty__V1__PointsEntry **entry) {
+status_t points_ops_credit(points_ledger_t *lg, const points_credit_t *c,
+                           Loyalty__V1__PointsLot **lot, Loyalty__V1__PointsEntry **entry) {
     assert(lg->found && c->points > 0);
     char id[ID_MAX];
     id_generate("lot", id);
@@ -259,14 +259,14 @@ status_t points_ledger_credit(points_ledger_t *lg, const points_credit_t *c,
     return ledger_emit_earned(lg, c, l);
 }
 
-status_t points_ledger_debit(points_ledger_t *lg, const points_debit_t *d, int64_t *debt_added,
-                             Loyalty__V1__PointsEntry **entry) {
+status_t points_ops_debit(points_ledger_t *lg, const points_debit_t *d, int64_t *debt_added,
+                          Loyalty__V1__PointsEntry **entry) {
     assert(lg->found && d->points > 0);
     *debt_added = 0;
-    if (!d->allow_debt && points_ledger_available(lg) < d->points) {
+    if (!d->allow_debt && points_ops_available(lg) < d->points) {
         return status_make(STATUS_FAILED_PRECONDITION, "INSUFFICIENT_POINTS",
                            "%lld points available, %lld needed",
-                           (long long)points_ledger_available(lg), (long long)d->points);
+                           (long long)points_ops_available(lg), (long long)d->points);
     }
     /* First from the named lot (the returned order's own lot), then soonest-expiring first. */
     points_share_t first = {0};
@@ -334,10 +334,10 @@ static Loyalty__V1__PointsLotShare **share_messages(arena_t *a, const points_sha
     return out;
 }
 
-status_t points_ledger_hold(points_ledger_t *lg, const char *hold_id, const char *reference,
-                            int64_t points, int64_t cash_value_cents, int64_t expires_at,
-                            Loyalty__V1__PointsHold **out) {
-    int64_t available = lg->found ? points_ledger_available(lg) : 0;
+status_t points_ops_hold(points_ledger_t *lg, const char *hold_id, const char *reference,
+                         int64_t points, int64_t cash_value_cents, int64_t expires_at,
+                         Loyalty__V1__PointsHold **out) {
+    int64_t available = lg->found ? points_ops_available(lg) : 0;
     if (available < points) {
         return status_make(STATUS_FAILED_PRECONDITION, "INSUFFICIENT_POINTS",
                            "%lld points available, %lld needed", (long long)available,
@@ -388,8 +388,7 @@ status_t points_ledger_hold(points_ledger_t *lg, const char *hold_id, const char
     return status_ok();
 }
 
-status_t points_ledger_release(points_ledger_t *lg, const Loyalty__V1__PointsHold *h,
-                               bool expired) {
+status_t points_ops_release(points_ledger_t *lg, const Loyalty__V1__PointsHold *h, bool expired) {
     assert(h->status == LOYALTY__V1__POINTS_HOLD_STATUS__POINTS_HOLD_STATUS_ACTIVE);
     int n = (int)h->n_lots;
     points_share_t *shares = arena_alloc(lg->a, ((size_t)n + 1) * sizeof *shares);
@@ -421,7 +420,7 @@ status_t points_ledger_release(points_ledger_t *lg, const Loyalty__V1__PointsHol
     return ledger_entry(lg, &e, NULL);
 }
 
-status_t points_ledger_commit(points_ledger_t *lg, const Loyalty__V1__PointsHold *h) {
+status_t points_ops_commit(points_ledger_t *lg, const Loyalty__V1__PointsHold *h) {
     assert(h->status == LOYALTY__V1__POINTS_HOLD_STATUS__POINTS_HOLD_STATUS_ACTIVE);
     status_t st = points_store_finish_hold(
         lg->db, lg->merchant, h->id, LOYALTY__V1__POINTS_HOLD_STATUS__POINTS_HOLD_STATUS_COMMITTED,
@@ -442,8 +441,8 @@ status_t points_ledger_commit(points_ledger_t *lg, const Loyalty__V1__PointsHold
     return ledger_entry(lg, &e, NULL);
 }
 
-status_t points_ledger_restore(points_ledger_t *lg, const char *reference, int64_t points,
-                               const char *reason, int64_t *restored) {
+status_t points_ops_restore(points_ledger_t *lg, const char *reference, int64_t points,
+                            const char *reason, int64_t *restored) {
     *restored = 0;
     if (points <= 0) {
         return status_ok();
@@ -492,8 +491,8 @@ status_t points_ledger_restore(points_ledger_t *lg, const char *reference, int64
     return ledger_entry(lg, &e, NULL);
 }
 
-status_t points_ledger_cancel_pending(points_ledger_t *lg, const char *lot_id, int64_t points,
-                                      const char *reference, const char *reason) {
+status_t points_ops_cancel_pending(points_ledger_t *lg, const char *lot_id, int64_t points,
+                                   const char *reference, const char *reason) {
     Loyalty__V1__PointsLot *l = NULL;
     status_t st = points_store_get_lot(lg->db, lg->a, lg->merchant, lot_id, &l);
     if (!status_is_ok(&st)) {
@@ -522,8 +521,8 @@ status_t points_ledger_cancel_pending(points_ledger_t *lg, const char *lot_id, i
     return ledger_entry(lg, &e, NULL);
 }
 
-status_t points_ledger_growth(points_ledger_t *lg, int kind, int64_t delta, int source,
-                              const char *reference, const char *reason) {
+status_t points_ops_growth(points_ledger_t *lg, int kind, int64_t delta, int source,
+                           const char *reference, const char *reason) {
     if (delta == 0) {
         return status_ok();
     }
@@ -541,7 +540,7 @@ static status_t settle_holds(points_ledger_t *lg) {
         Loyalty__V1__PointsHold *h = NULL;
         st = points_store_get_hold(lg->db, lg->a, lg->merchant, ids[i], NULL, &h);
         if (status_is_ok(&st)) {
-            st = points_ledger_release(lg, h, true);
+            st = points_ops_release(lg, h, true);
             lg->stats.holds_expired++;
         }
     }
@@ -607,7 +606,7 @@ static status_t settle_expiry(points_ledger_t *lg) {
                        payload, NULL);
 }
 
-status_t points_ledger_settle(points_ledger_t *lg) {
+status_t points_ops_settle(points_ledger_t *lg) {
     /* Holds first: their points return to lots that the expiry step may then expire. */
     status_t st = settle_holds(lg);
     if (status_is_ok(&st)) {
