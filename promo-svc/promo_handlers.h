@@ -11,7 +11,7 @@
 #define PROMO_HANDLER(name)                                                                        \
     status_t name(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg, ProtobufCMessage *resp_msg)
 
-/* promo_checkout.c */
+/* promo_rpc_checkout.c */
 PROMO_HANDLER(promo_rpc_quote);
 PROMO_HANDLER(promo_rpc_reserve);
 PROMO_HANDLER(promo_rpc_confirm);

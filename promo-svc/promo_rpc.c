@@ -1,6 +1,6 @@
 /* promo_rpc.c -- PromoService handlers for promotions, promo codes and settings, and the
  * handler table of the whole service (coupons are in promo_rpc_coupons.c, checkout in
- * promo_checkout.c). */
+ * promo_rpc_checkout.c). */
 #include "promo_rpc.h"
 
 #include "audit.h"

@@ -1,4 +1,4 @@
-/* test_promo_checkout.c -- promo-svc's checkout support over real gRPC against real
+/* test_promo_rpc_checkout.c -- promo-svc's checkout support over real gRPC against real
  * PostgreSQL and Redis: the explained quote, Reserve / Confirm / Release / ReleaseUsage, limits
  * and budgets under 200 parallel clients, unique codes, coupons used once, expiry by TTL (job
  * and lazily), idempotency and merchant isolation. */

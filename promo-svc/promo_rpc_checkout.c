@@ -1,11 +1,11 @@
-/* promo_checkout.c -- the checkout RPCs: Quote, Reserve, Confirm, Release, ReleaseUsage and
+/* promo_rpc_checkout.c -- the checkout RPCs: Quote, Reserve, Confirm, Release, ReleaseUsage and
  * GetReservation, and the expiry of reservations whose TTL passed (a background job, and lazily
  * by Reserve). State machine: RESERVED -> CONFIRMED -> REFUNDED, RESERVED -> RELEASED | EXPIRED;
  * every transition runs under the reservation's row lock. */
 #include "promo_handlers.h"
 
 #include "pb.h"
-#include "promo_pricing.h"
+#include "promo_ops.h"
 #include "promo_rules.h"
 #include "promo_store.h"
 #include "validate.h"
@@ -26,7 +26,7 @@ status_t promo_rpc_quote(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
     const Loyalty__V1__PromoQuoteRequest *req = (const void *)req_msg;
     Loyalty__V1__PromoQuoteResponse *resp = (void *)resp_msg;
     promo_pricing_t pc;
-    status_t st = promo_price(ctx, req->cart, false, NULL, &pc);
+    status_t st = promo_ops_price(ctx, req->cart, false, NULL, &pc);
     if (status_is_ok(&st)) {
         resp->quote = pc.quote;
     }
@@ -106,10 +106,10 @@ status_t promo_rpc_reserve(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
     }
     promo_pricing_t pc;
     if (status_is_ok(&st)) {
-        st = promo_price(ctx, req->cart, true, &in->preload, &pc);
+        st = promo_ops_price(ctx, req->cart, true, &in->preload, &pc);
     }
     if (status_is_ok(&st)) {
-        st = promo_pricing_check_requested(&pc);
+        st = promo_ops_check_requested(&pc);
     }
     if (!status_is_ok(&st)) {
         return st; /* the runtime rolls back: nothing is held */
@@ -117,8 +117,7 @@ status_t promo_rpc_reserve(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
     promo_counter_t *deltas = NULL;
     char **codes = NULL, **coupons = NULL;
     size_t n_deltas = 0, n_codes = 0, n_coupons = 0;
-    promo_pricing_takes(ctx->arena, &pc, &deltas, &n_deltas, &codes, &n_codes, &coupons,
-                        &n_coupons);
+    promo_ops_takes(ctx->arena, &pc, &deltas, &n_deltas, &codes, &n_codes, &coupons, &n_coupons);
     Loyalty__V1__PromoReservation *r =
         pb_new(ctx->arena, &loyalty__v1__promo_reservation__descriptor);
     r->checkout_id = req->checkout_id;

@@ -1,10 +1,10 @@
-/* promo_pricing.h -- gathers everything a cart's price depends on (settings and calendar,
- * active promotions, the cart's codes and coupons, the limit counters) and runs the quote
+/* promo_ops.h -- the promo operations: gathers everything a cart's price depends on (settings and
+ * calendar, active promotions, the cart's codes and coupons, the limit counters) and runs the quote
  * engine. Quote reads through the caches without locks; Reserve reads PostgreSQL only and locks
  * the unique codes, coupons and counters it may take, so that the price it computes stays true
  * until its transaction commits. */
-#ifndef PROMO_PRICING_H
-#define PROMO_PRICING_H
+#ifndef PROMO_OPS_H
+#define PROMO_OPS_H
 
 #include "promo_quote.h"
 #include "promo_store.h"
@@ -32,16 +32,16 @@ typedef struct promo_pricing {
 /** Validates `cart` and prices it. for_reserve: at the server's current time, from PostgreSQL,
  *  with locks (must run inside the call's transaction). `pre`: the settings and promotions read
  *  already (promo_store_reserve_reads), or NULL to read them here. */
-status_t promo_price(rpc_ctx_t *ctx, const Loyalty__V1__PromoCart *cart, bool for_reserve,
-                     const promo_preload_t *pre, promo_pricing_t *out);
+status_t promo_ops_price(rpc_ctx_t *ctx, const Loyalty__V1__PromoCart *cart, bool for_reserve,
+                         const promo_preload_t *pre, promo_pricing_t *out);
 
 /** The first code or coupon of the cart that the quote did not apply, as a FAILED_PRECONDITION
  *  whose reason is the PromoReason name; OK when every one applied. */
-status_t promo_pricing_check_requested(const promo_pricing_t *pc);
+status_t promo_ops_check_requested(const promo_pricing_t *pc);
 
 /** The counter deltas of the applied promotions (one use and their discount per distinct
  *  counter) into *out (arena), and the unique codes and coupons to hold. */
-void promo_pricing_takes(arena_t *a, const promo_pricing_t *pc, promo_counter_t **out, size_t *n,
-                         char ***codes, size_t *n_codes, char ***coupons, size_t *n_coupons);
+void promo_ops_takes(arena_t *a, const promo_pricing_t *pc, promo_counter_t **out, size_t *n,
+                     char ***codes, size_t *n_codes, char ***coupons, size_t *n_coupons);
 
 #endif

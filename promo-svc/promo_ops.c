@@ -1,5 +1,5 @@
-/* promo_pricing.c -- gathering the inputs of the quote engine (see promo_pricing.h). */
-#include "promo_pricing.h"
+/* promo_ops.c -- gathering the inputs of the quote engine (see promo_ops.h). */
+#include "promo_ops.h"
 
 #include "promo_cache.h"
 #include "promo_rules.h"
@@ -295,8 +295,8 @@ static status_t load_limits(rpc_ctx_t *ctx, promo_pricing_t *pc, bool lock) {
     return st;
 }
 
-status_t promo_price(rpc_ctx_t *ctx, const Loyalty__V1__PromoCart *cart, bool for_reserve,
-                     const promo_preload_t *pre, promo_pricing_t *pc) {
+status_t promo_ops_price(rpc_ctx_t *ctx, const Loyalty__V1__PromoCart *cart, bool for_reserve,
+                         const promo_preload_t *pre, promo_pricing_t *pc) {
     memset(pc, 0, sizeof *pc);
     status_t st = promo_rules_check_cart(ctx->arena, cart, &pc->cart);
     if (!status_is_ok(&st)) {
@@ -332,7 +332,7 @@ status_t promo_price(rpc_ctx_t *ctx, const Loyalty__V1__PromoCart *cart, bool fo
     return promo_quote(ctx->arena, &in, &pc->quote);
 }
 
-status_t promo_pricing_check_requested(const promo_pricing_t *pc) {
+status_t promo_ops_check_requested(const promo_pricing_t *pc) {
     const Loyalty__V1__PromoQuoteResult *q = pc->quote;
     for (size_t i = 0; i < q->n_considered; i++) {
         const Loyalty__V1__PromoConsidered *c = q->considered[i];
@@ -370,8 +370,8 @@ static const Loyalty__V1__PromoConsidered *applied_entry(const Loyalty__V1__Prom
     return NULL;
 }
 
-void promo_pricing_takes(arena_t *a, const promo_pricing_t *pc, promo_counter_t **out, size_t *n,
-                         char ***codes, size_t *n_codes, char ***coupons, size_t *n_coupons) {
+void promo_ops_takes(arena_t *a, const promo_pricing_t *pc, promo_counter_t **out, size_t *n,
+                     char ***codes, size_t *n_codes, char ***coupons, size_t *n_coupons) {
     promo_counter_t *d = arena_alloc(a, (pc->n_counters + 1) * sizeof *d);
     bool *touched = arena_alloc(a, pc->n_counters + 1);
     *codes = arena_alloc(a, (pc->n_cands + 1) * sizeof **codes);
