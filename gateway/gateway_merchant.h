@@ -15,11 +15,9 @@
 /** Reads MERCHANT_SETTINGS_VERIFY_S (default 300, 0 = never read the copies back); at start. */
 status_t gw_merchant_configure(void);
 
-status_t gw_rpc_get_merchant_settings(rpc_ctx_t *ctx, const ProtobufCMessage *req,
-                                      ProtobufCMessage *resp);
+rpc_handler_t gw_rpc_get_merchant_settings;
 /** RPC_MUTATE: one transaction with the idempotency record and the audit trail. */
-status_t gw_rpc_update_merchant_settings(rpc_ctx_t *ctx, const ProtobufCMessage *req,
-                                         ProtobufCMessage *resp);
+rpc_handler_t gw_rpc_update_merchant_settings;
 
 /** The job (every second): pushes what is due, then verifies the merchants due. */
 status_t gw_job_merchant_settings(rpc_ctx_t *ctx);

@@ -56,41 +56,35 @@ void gw_referral_grants(gw_saga_t *x, const Loyalty__V1__ReferralComputeRewardsR
                         int keep_free, int64_t *held_until);
 
 /* Handlers (gateway_checkout.c). */
-status_t gw_rpc_quote_checkout(rpc_ctx_t *ctx, const ProtobufCMessage *req, ProtobufCMessage *resp);
-status_t gw_rpc_begin_checkout(rpc_ctx_t *ctx, const ProtobufCMessage *req, ProtobufCMessage *resp);
-status_t gw_rpc_complete_checkout(rpc_ctx_t *ctx, const ProtobufCMessage *req,
-                                  ProtobufCMessage *resp);
-status_t gw_rpc_cancel_checkout(rpc_ctx_t *ctx, const ProtobufCMessage *req,
-                                ProtobufCMessage *resp);
-status_t gw_rpc_checkout(rpc_ctx_t *ctx, const ProtobufCMessage *req, ProtobufCMessage *resp);
-status_t gw_rpc_get_checkout(rpc_ctx_t *ctx, const ProtobufCMessage *req, ProtobufCMessage *resp);
+rpc_handler_t gw_rpc_quote_checkout;
+rpc_handler_t gw_rpc_begin_checkout;
+rpc_handler_t gw_rpc_complete_checkout;
+rpc_handler_t gw_rpc_cancel_checkout;
+rpc_handler_t gw_rpc_checkout;
+rpc_handler_t gw_rpc_get_checkout;
 /* gateway_refund.c */
-status_t gw_rpc_refund_order(rpc_ctx_t *ctx, const ProtobufCMessage *req, ProtobufCMessage *resp);
+rpc_handler_t gw_rpc_refund_order;
 /* gateway_member.c */
-status_t gw_rpc_register_member(rpc_ctx_t *ctx, const ProtobufCMessage *req,
-                                ProtobufCMessage *resp);
-status_t gw_rpc_get_member_overview(rpc_ctx_t *ctx, const ProtobufCMessage *req,
-                                    ProtobufCMessage *resp);
-status_t gw_rpc_top_up_wallet(rpc_ctx_t *ctx, const ProtobufCMessage *req, ProtobufCMessage *resp);
-status_t gw_rpc_redeem_reward(rpc_ctx_t *ctx, const ProtobufCMessage *req, ProtobufCMessage *resp);
-status_t gw_rpc_check_in(rpc_ctx_t *ctx, const ProtobufCMessage *req, ProtobufCMessage *resp);
+rpc_handler_t gw_rpc_register_member;
+rpc_handler_t gw_rpc_get_member_overview;
+rpc_handler_t gw_rpc_top_up_wallet;
+rpc_handler_t gw_rpc_redeem_reward;
+rpc_handler_t gw_rpc_check_in;
 /* gateway_rpc.c */
-status_t gw_rpc_get_saga(rpc_ctx_t *ctx, const ProtobufCMessage *req, ProtobufCMessage *resp);
-status_t gw_rpc_list_sagas(rpc_ctx_t *ctx, const ProtobufCMessage *req, ProtobufCMessage *resp);
-status_t gw_rpc_retry_saga(rpc_ctx_t *ctx, const ProtobufCMessage *req, ProtobufCMessage *resp);
-status_t gw_rpc_get_settings(rpc_ctx_t *ctx, const ProtobufCMessage *req, ProtobufCMessage *resp);
-status_t gw_rpc_update_settings(rpc_ctx_t *ctx, const ProtobufCMessage *req,
-                                ProtobufCMessage *resp);
+rpc_handler_t gw_rpc_get_saga;
+rpc_handler_t gw_rpc_list_sagas;
+rpc_handler_t gw_rpc_retry_saga;
+rpc_handler_t gw_rpc_get_settings;
+rpc_handler_t gw_rpc_update_settings;
 /* gateway_audit.c: the audit trail of the six services, merged. */
-status_t gw_rpc_list_audit_log(rpc_ctx_t *ctx, const ProtobufCMessage *req, ProtobufCMessage *resp);
+rpc_handler_t gw_rpc_list_audit_log;
 /* gateway_admin.c */
-status_t gw_rpc_check_health(rpc_ctx_t *ctx, const ProtobufCMessage *req, ProtobufCMessage *resp);
-status_t gw_rpc_verify_ledgers(rpc_ctx_t *ctx, const ProtobufCMessage *req, ProtobufCMessage *resp);
-status_t gw_rpc_get_member_detail(rpc_ctx_t *ctx, const ProtobufCMessage *req,
-                                  ProtobufCMessage *resp);
+rpc_handler_t gw_rpc_check_health;
+rpc_handler_t gw_rpc_verify_ledgers;
+rpc_handler_t gw_rpc_get_member_detail;
 
 /* gateway_relay.c: the participants' configuration RPCs, relayed for admin tools. */
-status_t gw_rpc_relay(rpc_ctx_t *ctx, const ProtobufCMessage *req, ProtobufCMessage *resp);
+rpc_handler_t gw_rpc_relay;
 
 /** The recovery job (rpc_job_t). */
 status_t gw_job_recover(rpc_ctx_t *ctx);

@@ -26,11 +26,11 @@ void health_register_service(const char *full_name);
 #define HEALTH_LIVENESS "liveness"
 
 /** The Check handler; unknown service names fail NOT_FOUND. */
-status_t health_check(rpc_ctx_t *ctx, const ProtobufCMessage *req, ProtobufCMessage *resp);
+rpc_handler_t health_check;
 
 /** The Watch handler (server streaming): the status Check would give at once, then each
  *  change (rpc_stream_watch); SERVICE_UNKNOWN for a name not served, and the call stays open. */
-status_t health_watch(rpc_ctx_t *ctx, const ProtobufCMessage *req, ProtobufCMessage *resp);
+rpc_handler_t health_watch;
 
 extern const rpc_service_t health_service;
 

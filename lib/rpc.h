@@ -58,8 +58,11 @@ typedef struct rpc_ctx {
 
 /** Handlers: decode nothing, the runtime did; validate, call rules and store, fill `resp` (an
  *  initialised message of the method's output type). A non-OK status discards `resp`. */
-typedef status_t (*rpc_handler_fn)(rpc_ctx_t *ctx, const ProtobufCMessage *req,
-                                   ProtobufCMessage *resp);
+typedef status_t rpc_handler_t(rpc_ctx_t *ctx, const ProtobufCMessage *req, ProtobufCMessage *resp);
+typedef rpc_handler_t *rpc_handler_fn;
+
+/* Every service declares its handlers the same way, one per line so a reader finds an RPC's
+ * code by its name: `rpc_handler_t points_rpc_hold;` */
 
 typedef enum rpc_kind {
     RPC_READ,   /* no transaction opened by the runtime */

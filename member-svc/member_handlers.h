@@ -20,16 +20,29 @@
 #define MEMBER_MAINTENANCE_LIMIT_MAX 1000
 #define MEMBER_IMPORT_ITEMS_MAX 500
 
-typedef status_t member_handler_fn(rpc_ctx_t *ctx, const ProtobufCMessage *req,
-                                   ProtobufCMessage *resp);
-
-member_handler_fn member_rpc_get_settings, member_rpc_update_settings, member_rpc_set_tag_rules,
-    member_rpc_list_tag_rules, member_rpc_create_tier, member_rpc_update_tier,
-    member_rpc_list_tiers, member_rpc_create_plan, member_rpc_update_plan, member_rpc_list_plans,
-    member_rpc_get_tier, member_rpc_get_stats, member_rpc_list_history, member_rpc_list_changes,
-    member_rpc_assign_tier, member_rpc_purchase, member_rpc_record_order, member_rpc_record_return,
-    member_rpc_record_points_balance, member_rpc_run_maintenance, member_rpc_list_members,
-    member_rpc_count_members, member_rpc_import_members;
+rpc_handler_t member_rpc_get_settings;
+rpc_handler_t member_rpc_update_settings;
+rpc_handler_t member_rpc_set_tag_rules;
+rpc_handler_t member_rpc_list_tag_rules;
+rpc_handler_t member_rpc_create_tier;
+rpc_handler_t member_rpc_update_tier;
+rpc_handler_t member_rpc_list_tiers;
+rpc_handler_t member_rpc_create_plan;
+rpc_handler_t member_rpc_update_plan;
+rpc_handler_t member_rpc_list_plans;
+rpc_handler_t member_rpc_get_tier;
+rpc_handler_t member_rpc_get_stats;
+rpc_handler_t member_rpc_list_history;
+rpc_handler_t member_rpc_list_changes;
+rpc_handler_t member_rpc_assign_tier;
+rpc_handler_t member_rpc_purchase;
+rpc_handler_t member_rpc_record_order;
+rpc_handler_t member_rpc_record_return;
+rpc_handler_t member_rpc_record_points_balance;
+rpc_handler_t member_rpc_run_maintenance;
+rpc_handler_t member_rpc_list_members;
+rpc_handler_t member_rpc_count_members;
+rpc_handler_t member_rpc_import_members;
 
 /** The timer's tier maintenance, segment re-evaluation and RFM refresh for every merchant. */
 status_t member_job_maintenance(rpc_ctx_t *ctx);

@@ -10,20 +10,14 @@
 
 #include <stdbool.h>
 
-status_t points_rpc_get_settings(rpc_ctx_t *ctx, const ProtobufCMessage *req,
-                                 ProtobufCMessage *resp);
-status_t points_rpc_update_settings(rpc_ctx_t *ctx, const ProtobufCMessage *req,
-                                    ProtobufCMessage *resp);
-status_t points_rpc_create_campaign(rpc_ctx_t *ctx, const ProtobufCMessage *req,
-                                    ProtobufCMessage *resp);
-status_t points_rpc_list_campaigns(rpc_ctx_t *ctx, const ProtobufCMessage *req,
-                                   ProtobufCMessage *resp);
-status_t points_rpc_end_campaign(rpc_ctx_t *ctx, const ProtobufCMessage *req,
-                                 ProtobufCMessage *resp);
-status_t points_rpc_quote_earn(rpc_ctx_t *ctx, const ProtobufCMessage *req, ProtobufCMessage *resp);
+rpc_handler_t points_rpc_get_settings;
+rpc_handler_t points_rpc_update_settings;
+rpc_handler_t points_rpc_create_campaign;
+rpc_handler_t points_rpc_list_campaigns;
+rpc_handler_t points_rpc_end_campaign;
+rpc_handler_t points_rpc_quote_earn;
 /* points_expiring.c */
-status_t points_rpc_list_expiring(rpc_ctx_t *ctx, const ProtobufCMessage *req,
-                                  ProtobufCMessage *resp);
+rpc_handler_t points_rpc_list_expiring;
 
 /** member ids and references: tokens of bounded length; "" only when not required. */
 status_t points_check_member(const char *field, const char *value);

@@ -8,25 +8,22 @@
 
 #include <stdbool.h>
 
-#define PROMO_HANDLER(name)                                                                        \
-    status_t name(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg, ProtobufCMessage *resp_msg)
-
 /* promo_rpc_checkout.c */
-PROMO_HANDLER(promo_rpc_quote);
-PROMO_HANDLER(promo_rpc_reserve);
-PROMO_HANDLER(promo_rpc_confirm);
-PROMO_HANDLER(promo_rpc_release);
-PROMO_HANDLER(promo_rpc_release_usage);
-PROMO_HANDLER(promo_rpc_get_reservation);
+rpc_handler_t promo_rpc_quote;
+rpc_handler_t promo_rpc_reserve;
+rpc_handler_t promo_rpc_confirm;
+rpc_handler_t promo_rpc_release;
+rpc_handler_t promo_rpc_release_usage;
+rpc_handler_t promo_rpc_get_reservation;
 
 /* promo_rpc_coupons.c */
-PROMO_HANDLER(promo_rpc_create_coupon_template);
-PROMO_HANDLER(promo_rpc_get_coupon_template);
-PROMO_HANDLER(promo_rpc_list_coupon_templates);
-PROMO_HANDLER(promo_rpc_set_coupon_template_active);
-PROMO_HANDLER(promo_rpc_issue_coupon);
-PROMO_HANDLER(promo_rpc_get_coupon);
-PROMO_HANDLER(promo_rpc_list_coupons);
+rpc_handler_t promo_rpc_create_coupon_template;
+rpc_handler_t promo_rpc_get_coupon_template;
+rpc_handler_t promo_rpc_list_coupon_templates;
+rpc_handler_t promo_rpc_set_coupon_template_active;
+rpc_handler_t promo_rpc_issue_coupon;
+rpc_handler_t promo_rpc_get_coupon;
+rpc_handler_t promo_rpc_list_coupons;
 
 /** Paging shared by the List RPCs: the page size and the id (or code) to continue after. */
 status_t promo_page_start(const Loyalty__V1__PageRequest *page, arena_t *a, int *limit,
