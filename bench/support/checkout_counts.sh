@@ -168,6 +168,17 @@ report() {
   awk -v n="$n" '{ line = line sprintf("  %s %.2f/%.2f", $1, $2 / n, $3 / n) }
     END { if (line != "") print "rows inserted/updated per checkout, by table:" line }' \
     "$COUNTS_DIR/tables" | fold -s -w 100
+  # Where the backends' time goes: the statements that take the most of it per checkout
+  # (execution only, lock waits included; planning is not tracked, it would cost the run).
+  echo "statements taking the most backend time per checkout (exec ms, calls, mean us, role, query):"
+  psql_ -F ' ' -c "SELECT to_char(s.total_exec_time / $n, 'FM990.000'),
+                          to_char(s.calls::numeric / $n, 'FM990.00'),
+                          to_char(s.mean_exec_time * 1000, 'FM999990'), r.rolname,
+                          left(regexp_replace(s.query, '\s+', ' ', 'g'), 90)
+                     FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid
+                    WHERE s.dbid = (SELECT oid FROM pg_database WHERE datname = 'loyalty')
+                      AND r.rolname <> 'loyalty'
+                    ORDER BY s.total_exec_time DESC LIMIT 15" | sed 's/^/  /'
 }
 
 case "${1:-}" in
