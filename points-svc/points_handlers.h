@@ -1,5 +1,5 @@
 /* points_handlers.h -- what the handler files share: the admin and earning handlers (defined in
- * points_admin.c, registered in the table of points_rpc.c), field checks, paging, and the
+ * points_rpc_admin.c, registered in the table of points_rpc.c), field checks, paging, and the
  * earn computation used by both QuoteEarn and Earn. */
 #ifndef POINTS_HANDLERS_H
 #define POINTS_HANDLERS_H
@@ -16,7 +16,7 @@ rpc_handler_t points_rpc_create_campaign;
 rpc_handler_t points_rpc_list_campaigns;
 rpc_handler_t points_rpc_end_campaign;
 rpc_handler_t points_rpc_quote_earn;
-/* points_expiring.c */
+/* points_rpc_expiring.c */
 rpc_handler_t points_rpc_list_expiring;
 
 /** member ids and references: tokens of bounded length; "" only when not required. */

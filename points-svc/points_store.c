@@ -5,6 +5,7 @@
 
 #include "pb.h"
 #include "pgarray.h"
+#include "sql_time.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -860,6 +861,49 @@ status_t points_store_expiring(db_t *db, arena_t *a, const char *merchant, const
         next_outside ? next_outside - (int64_t)POINTS_EXPIRING_WINDOW_DAYS * 86400 : 0;
     PQclear(r);
     return status_ok();
+}
+
+static status_t expiring_balance_row(void *ctx, arena_t *a, const PGresult *r, int row,
+                                     void *item) {
+    (void)ctx;
+    Loyalty__V1__PointsExpiringBalance *b =
+        pb_new(a, &loyalty__v1__points_expiring_balance__descriptor);
+    b->member_id = db_dup_str(a, r, row, 0);
+    b->points = db_get_int(r, row, 1);
+    b->expiry_date = db_dup_str(a, r, row, 2);
+    b->expires_at = db_get_int(r, row, 3);
+    *(Loyalty__V1__PointsExpiringBalance **)item = b;
+    return status_ok();
+}
+
+status_t points_store_list_expiring(db_t *db, arena_t *a, const char *merchant, int64_t from,
+                                    int64_t to, const char *after_member, int limit,
+                                    Loyalty__V1__PointsExpiringBalance ***out, size_t *n,
+                                    bool *more) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant);
+    db_param_int(&p, from);
+    db_param_int(&p, to);
+    db_param_text(&p, after_member);
+    db_param_int(&p, (int64_t)limit + 1);
+    /* From the lots_expiring index (spendable lots by expiry), grouped by member. */
+    db_rows_t rows = {.item_size = sizeof **out, .limit = limit};
+    status_t st = db_rows(
+        db, a,
+        "SELECT member_id, sum(remaining), to_char(min(expiry_date), 'YYYY-MM-DD'), "
+        " " SQL_EPOCH_S(
+            "min(expires_at)") " "
+                               "FROM lots WHERE merchant_id = $1 AND status = 2 AND remaining > 0 "
+                               " AND expires_at >= to_timestamp($2) AND expires_at < "
+                               "to_timestamp($3) "
+                               " AND member_id > $4 "
+                               "GROUP BY member_id ORDER BY member_id LIMIT $5",
+        &p, expiring_balance_row, NULL, &rows);
+    *out = rows.items;
+    *n = rows.n;
+    *more = rows.more;
+    return st;
 }
 
 /* ---- holds ---- */

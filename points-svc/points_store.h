@@ -160,6 +160,14 @@ typedef struct points_expiring {
 status_t points_store_expiring(db_t *db, arena_t *a, const char *merchant, const char *member,
                                int64_t now, points_expiring_t *out);
 
+/** ListExpiringPoints' page: members after `after_member` (by id) with spendable points expiring
+ *  in [from, to), each with its sum and soonest expiry; at most `limit` members (*more: there
+ *  are others after them). */
+status_t points_store_list_expiring(db_t *db, arena_t *a, const char *merchant, int64_t from,
+                                    int64_t to, const char *after_member, int limit,
+                                    Loyalty__V1__PointsExpiringBalance ***out, size_t *n,
+                                    bool *more);
+
 /* ---- holds ---- */
 
 /* The writes below marked "deferred" are sent with the transaction's next statement

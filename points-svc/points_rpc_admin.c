@@ -1,4 +1,4 @@
-/* points_admin.c -- PointsService rule handlers: settings, campaigns and QuoteEarn, plus the
+/* points_rpc_admin.c -- PointsService rule handlers: settings, campaigns and QuoteEarn, plus the
  * checks and the order-earn computation shared with the member handlers. */
 #include "points_handlers.h"
 
