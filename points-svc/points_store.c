@@ -17,8 +17,8 @@ void points_store_share_params(arena_t *a, db_params_t *p, const points_share_t 
         ids[i] = (char *)s[i].lot_id;
         pts[i] = s[i].points;
     }
-    db_param_text(p, pgarray_encode(a, ids, (size_t)n));
-    db_param_text(p, pgarray_encode_int64(a, pts, n));
+    db_param_text_array(p, a, ids, (size_t)n);
+    db_param_int_array(p, a, pts, n);
 }
 
 /* The refusal of a deferred write that did not touch the rows the ledger says it must. */
@@ -33,11 +33,11 @@ static status_t ledger_mismatch(const char *what) {
     "time_zone, earn_unit_cents, earn_points_per_unit, event_points::text, expiry_policy, "        \
     "expiry_days, expiry_months, pending_days, redeem_points, redeem_value_cents, "                \
     "redeem_min_points, redeem_max_order_share_bps, growth_per_point_bps, growth_per_unit, "       \
-    "version, " EPOCH("updated_at")
+    "version, " SQL_EPOCH_S_FLOOR("updated_at")
 
 static Loyalty__V1__PointsSettings *settings_from_row(arena_t *a, const PGresult *r) {
     Loyalty__V1__PointsSettings *s = pb_new(a, &loyalty__v1__points_settings__descriptor);
-    s->time_zone = cell(a, r, 0, 0);
+    s->time_zone = db_dup_str(a, r, 0, 0);
     s->earn_unit_cents = db_get_int(r, 0, 1);
     s->earn_points_per_unit = db_get_int(r, 0, 2);
     char **items = NULL;
@@ -118,7 +118,7 @@ status_t points_store_put_settings(db_t *db, arena_t *a, const char *merchant,
     db_param_text(&p, s->time_zone);
     db_param_int(&p, s->earn_unit_cents);
     db_param_int(&p, s->earn_points_per_unit);
-    db_param_text(&p, pgarray_encode_int64(a, events, POINTS_EVENT_KIND_MAX));
+    db_param_int_array(&p, a, events, POINTS_EVENT_KIND_MAX);
     db_param_int(&p, s->expiry_policy);
     db_param_int(&p, s->expiry_days);
     db_param_int(&p, s->expiry_months);
@@ -175,15 +175,16 @@ status_t points_store_local_clock(db_t *db, const char *tz, int64_t at_s, int64_
     db_param_text(&p, tz);
     db_param_int(&p, add_days);
     PGresult *r = NULL;
-    status_t st = db_exec(
-        db,
-        "SELECT ((to_timestamp($1::bigint) AT TIME ZONE $2)::date - date '1970-01-01'), "
-        " " EPOCH("((to_timestamp($1::bigint) AT TIME ZONE $2) + make_interval(days => $3::int)) "
-                  "AT TIME ZONE $2") ", "
-                                     " (((to_timestamp($1::bigint) AT TIME ZONE $2) + "
-                                     "make_interval(days => $3::int))::date "
-                                     "  - date '1970-01-01')",
-        &p, &r);
+    status_t st =
+        db_exec(db,
+                "SELECT ((to_timestamp($1::bigint) AT TIME ZONE $2)::date - date '1970-01-01'), "
+                " " SQL_EPOCH_S_FLOOR(
+                    "((to_timestamp($1::bigint) AT TIME ZONE $2) + make_interval(days => $3::int)) "
+                    "AT TIME ZONE $2") ", "
+                                       " (((to_timestamp($1::bigint) AT TIME ZONE $2) + "
+                                       "make_interval(days => $3::int))::date "
+                                       "  - date '1970-01-01')",
+                &p, &r);
     if (status_is_ok(&st)) {
         out->day = db_get_int(r, 0, 0);
         out->later_at_s = db_get_int(r, 0, 1);
@@ -199,13 +200,17 @@ status_t points_store_local_day(db_t *db, const char *tz, int64_t at_s, points_l
     db_param_int(&p, at_s);
     db_param_text(&p, tz);
     PGresult *r = NULL;
-    status_t st =
-        db_exec(db,
-                "SELECT d - date '1970-01-01', " EPOCH("d::timestamp AT TIME ZONE $2") ", " EPOCH(
-                    "(d + 1)::timestamp AT TIME ZONE $2") " "
-                                                          "FROM (SELECT (to_timestamp($1::bigint) "
-                                                          "AT TIME ZONE $2)::date AS d) x",
-                &p, &r);
+    status_t st = db_exec(
+        db,
+        "SELECT d - date '1970-01-01', " SQL_EPOCH_S_FLOOR(
+            "d::timestamp AT TIME ZONE "
+            "$2") ", " SQL_EPOCH_S_FLOOR("(d + 1)::timestamp AT TIME ZONE $2") " "
+                                                                               "FROM (SELECT "
+                                                                               "(to_timestamp($1::"
+                                                                               "bigint) "
+                                                                               "AT TIME ZONE "
+                                                                               "$2)::date AS d) x",
+        &p, &r);
     if (status_is_ok(&st)) {
         out->day = db_get_int(r, 0, 0);
         out->start_at_s = db_get_int(r, 0, 1);
@@ -222,7 +227,8 @@ status_t points_store_day_start(db_t *db, const char *tz, int64_t day, int64_t *
     db_param_int(&p, day);
     PGresult *r = NULL;
     status_t st = db_exec(
-        db, "SELECT " EPOCH("(date '1970-01-01' + $2::int)::timestamp AT TIME ZONE $1"), &p, &r);
+        db, "SELECT " SQL_EPOCH_S_FLOOR("(date '1970-01-01' + $2::int)::timestamp AT TIME ZONE $1"),
+        &p, &r);
     if (status_is_ok(&st)) {
         *at_s = db_get_int(r, 0, 0);
         PQclear(r);
@@ -234,21 +240,25 @@ status_t points_store_day_start(db_t *db, const char *tz, int64_t day, int64_t *
 
 #define CAMPAIGN_COLUMNS                                                                           \
     "id, name, multiplier_bps, to_char(start_date, 'YYYY-MM-DD'), "                                \
-    "to_char(end_date, 'YYYY-MM-DD'), tier_ids::text, active, " EPOCH("created_at")
+    "to_char(end_date, 'YYYY-MM-DD'), tier_ids::text, active, " SQL_EPOCH_S_FLOOR("created_at")
 
 static Loyalty__V1__PointsCampaign *campaign_from_row(arena_t *a, const PGresult *r, int row) {
     Loyalty__V1__PointsCampaign *c = pb_new(a, &loyalty__v1__points_campaign__descriptor);
-    c->id = cell(a, r, row, 0);
-    c->name = cell(a, r, row, 1);
+    c->id = db_dup_str(a, r, row, 0);
+    c->name = db_dup_str(a, r, row, 1);
     c->multiplier_bps = db_get_int(r, row, 2);
-    c->start_date = cell(a, r, row, 3);
-    c->end_date = cell(a, r, row, 4);
-    if (!pgarray_decode(a, db_get_str(r, row, 5), &c->tier_ids, &c->n_tier_ids)) {
-        c->n_tier_ids = 0;
-    }
+    c->start_date = db_dup_str(a, r, row, 3);
+    c->end_date = db_dup_str(a, r, row, 4);
+    c->tier_ids = db_get_text_array(a, r, row, 5, &c->n_tier_ids);
     c->active = db_get_bool(r, row, 6);
     c->created_at = db_get_int(r, row, 7);
     return c;
+}
+
+static status_t campaign_row(void *ctx, arena_t *a, const PGresult *r, int row, void *item) {
+    (void)ctx;
+    *(Loyalty__V1__PointsCampaign **)item = campaign_from_row(a, r, row);
+    return status_ok();
 }
 
 static status_t campaign_one(db_t *db, arena_t *a, const char *sql, const db_params_t *p,
@@ -275,7 +285,7 @@ status_t points_store_insert_campaign(db_t *db, arena_t *a, const char *merchant
     db_param_int(&p, c->multiplier_bps);
     db_param_text(&p, c->start_date);
     db_param_text(&p, c->end_date);
-    db_param_text(&p, pgarray_encode(a, c->tier_ids, c->n_tier_ids));
+    db_param_text_array(&p, a, c->tier_ids, c->n_tier_ids);
     return campaign_one(db, a,
                         "INSERT INTO campaigns (merchant_id, id, name, multiplier_bps, start_date, "
                         " end_date, tier_ids) VALUES ($1, $2, $3, $4, $5::date, $6::date, "
@@ -304,22 +314,26 @@ status_t points_store_list_campaigns(db_t *db, arena_t *a, const char *merchant,
     db_param_text(&p, after_id);
     db_param_bool(&p, include_inactive);
     db_param_int(&p, limit);
-    PGresult *r = NULL;
-    status_t st = db_exec(db,
+    db_rows_t rows = {.item_size = sizeof **out};
+    status_t st = db_rows(db, a,
                           "SELECT " CAMPAIGN_COLUMNS " FROM campaigns WHERE merchant_id = $1 "
                           " AND ($2 = '' OR id < $2) AND ($3 OR active) "
                           "ORDER BY id DESC LIMIT $4",
-                          &p, &r);
-    if (!status_is_ok(&st)) {
-        return st;
-    }
-    int rows = PQntuples(r);
-    *out = arena_alloc(a, ((size_t)rows + 1) * sizeof **out);
-    for (int i = 0; i < rows; i++) {
-        (*out)[i] = campaign_from_row(a, r, i);
-    }
-    *n = (size_t)rows;
-    PQclear(r);
+                          &p, campaign_row, NULL, &rows);
+    *out = rows.items;
+    *n = rows.n;
+    return st;
+}
+
+static status_t campaign_window_row(void *ctx, arena_t *a, const PGresult *r, int row, void *item) {
+    (void)ctx;
+    points_campaign_window_t *c = item;
+    c->id = db_dup_str(a, r, row, 0);
+    c->multiplier_bps = db_get_int(r, row, 1);
+    c->start_day = db_get_int(r, row, 2);
+    c->end_day = db_get_int(r, row, 3);
+    c->tier_ids = db_get_text_array(a, r, row, 4, &c->n_tier_ids);
+    c->active = true;
     return status_ok();
 }
 
@@ -329,43 +343,30 @@ status_t points_store_campaigns_on(db_t *db, arena_t *a, const char *merchant, i
     db_params_init(&p);
     db_param_text(&p, merchant);
     db_param_int(&p, day);
-    PGresult *r = NULL;
-    status_t st = db_exec(db,
-                          "SELECT id, multiplier_bps, start_date - date '1970-01-01', "
-                          " end_date - date '1970-01-01', tier_ids::text FROM campaigns "
-                          "WHERE merchant_id = $1 AND active "
-                          " AND start_date <= date '1970-01-01' + $2::int "
-                          " AND end_date >= date '1970-01-01' + $2::int "
-                          "ORDER BY id LIMIT 1000",
-                          &p, &r);
-    if (!status_is_ok(&st)) {
-        return st;
-    }
-    int rows = PQntuples(r);
-    *out = arena_alloc(a, ((size_t)rows + 1) * sizeof **out);
-    for (int i = 0; i < rows; i++) {
-        points_campaign_window_t *c = &(*out)[i];
-        c->id = cell(a, r, i, 0);
-        c->multiplier_bps = db_get_int(r, i, 1);
-        c->start_day = db_get_int(r, i, 2);
-        c->end_day = db_get_int(r, i, 3);
-        if (!pgarray_decode(a, db_get_str(r, i, 4), &c->tier_ids, &c->n_tier_ids)) {
-            c->n_tier_ids = 0;
-        }
-        c->active = true;
-    }
-    *n = (size_t)rows;
-    PQclear(r);
-    return status_ok();
+    db_rows_t rows = {.item_size = sizeof **out};
+    status_t st =
+        db_rows(db, a,
+                "SELECT id, multiplier_bps, start_date - " SQL_DAY_ZERO ", "
+                " end_date - " SQL_DAY_ZERO ", tier_ids::text FROM campaigns "
+                "WHERE merchant_id = $1 AND active "
+                " AND start_date <= " SQL_DATE_OF_DAY("$2") " "
+                                                            " AND end_date >= " SQL_DATE_OF_DAY(
+                                                                "$2") " "
+                                                                      "ORDER BY id LIMIT 1000",
+                &p, campaign_window_row, NULL, &rows);
+    *out = rows.items;
+    *n = rows.n;
+    return st;
 }
 
 /* ---- accounts ---- */
 
+// clang-format off
 #define ACCOUNT_COLUMNS                                                                            \
     "lots_points, held, pending, debt, lifetime_earned, growth, next_due_at IS NOT NULL, "         \
-    "coalesce(" EPOCH(                                                                             \
-        "next_due_at") ", 0), last_check_in IS NOT NULL, "                                         \
-                       "coalesce(last_check_in - date '1970-01-01', 0), check_in_streak, version"
+    "coalesce(" SQL_EPOCH_S_FLOOR("next_due_at") ", 0), last_check_in IS NOT NULL, "               \
+    "coalesce(last_check_in - " SQL_DAY_ZERO ", 0), check_in_streak, version"
+// clang-format on
 
 /* The account in row `row` of r, its columns from `c0` (ACCOUNT_COLUMNS). */
 static void account_from_row_at(const PGresult *r, int row, int c0, points_account_t *a) {
@@ -427,9 +428,10 @@ status_t points_store_account_get(db_t *db, const char *merchant, const char *me
     return status_ok();
 }
 
+// clang-format off
 #define ACCOUNT_SAVE_SQL                                                                           \
     "UPDATE accounts SET lots_points = $3, held = $4, pending = $5, debt = $6, "                   \
-    " lifetime_earned = $7, growth = $8, last_check_in = date '1970-01-01' + $9::int, "            \
+    " lifetime_earned = $7, growth = $8, last_check_in = " SQL_DATE_OF_DAY("$9") ", "              \
     " check_in_streak = $10, version = version + 1, updated_at = to_timestamp($11::bigint), "      \
     " next_due_at = least("                                                                        \
     "  (SELECT min(expires_at) FROM holds WHERE merchant_id = $1 AND member_id = $2 "              \
@@ -439,7 +441,9 @@ status_t points_store_account_get(db_t *db, const char *merchant, const char *me
     "  (SELECT min(expires_at) FROM lots WHERE merchant_id = $1 AND member_id = $2 "               \
     "    AND status = 2 AND remaining > 0)) "                                                      \
     "WHERE merchant_id = $1 AND member_id = $2 "                                                   \
-    "RETURNING next_due_at IS NOT NULL, coalesce(" EPOCH("next_due_at") ", 0), version"
+    "RETURNING next_due_at IS NOT NULL, "                                                          \
+    "coalesce(" SQL_EPOCH_S_FLOOR("next_due_at") ", 0), version"
+// clang-format on
 
 status_t points_store_account_save(db_t *db, const char *merchant, const char *member, int64_t now,
                                    bool deferred, points_account_t *acct) {
@@ -507,8 +511,8 @@ status_t points_store_due_accounts(db_t *db, arena_t *a, const char *merchant, i
     *merchants = arena_alloc(a, ((size_t)rows + 1) * sizeof **merchants);
     *members = arena_alloc(a, ((size_t)rows + 1) * sizeof **members);
     for (int i = 0; i < rows; i++) {
-        (*merchants)[i] = cell(a, r, i, 0);
-        (*members)[i] = cell(a, r, i, 1);
+        (*merchants)[i] = db_dup_str(a, r, i, 0);
+        (*members)[i] = db_dup_str(a, r, i, 1);
     }
     *n = rows;
     PQclear(r);
@@ -532,24 +536,33 @@ static status_t claim_status(db_t *db, status_t st) {
     return st;
 }
 
+// clang-format off
 #define LOT_COLUMNS                                                                                \
-    "id, member_id, source, reference, points, remaining, status, " EPOCH("earned_at") ", " EPOCH( \
-        "available_at") ", " DAY_TEXT("expiry_date") ", coalesce(" EPOCH("expires_at") ", 0)"
+    "id, member_id, source, reference, points, remaining, status, "                                \
+    SQL_EPOCH_S_FLOOR("earned_at") ", " SQL_EPOCH_S_FLOOR("available_at") ", "                     \
+    DAY_TEXT("expiry_date") ", coalesce(" SQL_EPOCH_S_FLOOR("expires_at") ", 0)"
+// clang-format on
 
 static Loyalty__V1__PointsLot *lot_from_row(arena_t *a, const PGresult *r, int row) {
     Loyalty__V1__PointsLot *l = pb_new(a, &loyalty__v1__points_lot__descriptor);
-    l->id = cell(a, r, row, 0);
-    l->member_id = cell(a, r, row, 1);
+    l->id = db_dup_str(a, r, row, 0);
+    l->member_id = db_dup_str(a, r, row, 1);
     l->source = (Loyalty__V1__PointsSource)db_get_int(r, row, 2);
-    l->reference = cell(a, r, row, 3);
+    l->reference = db_dup_str(a, r, row, 3);
     l->points = db_get_int(r, row, 4);
     l->remaining = db_get_int(r, row, 5);
     l->status = (Loyalty__V1__PointsLotStatus)db_get_int(r, row, 6);
     l->earned_at = db_get_int(r, row, 7);
     l->available_at = db_get_int(r, row, 8);
-    l->expiry_date = cell(a, r, row, 9);
+    l->expiry_date = db_dup_str(a, r, row, 9);
     l->expires_at = db_get_int(r, row, 10);
     return l;
+}
+
+static status_t lot_row(void *ctx, arena_t *a, const PGresult *r, int row, void *item) {
+    (void)ctx;
+    *(Loyalty__V1__PointsLot **)item = lot_from_row(a, r, row);
+    return status_ok();
 }
 
 status_t points_store_insert_lot(db_t *db, arena_t *a, const char *merchant,
@@ -638,9 +651,9 @@ static status_t shares_from_result(arena_t *a, PGresult *r, points_share_t **out
     int rows = PQntuples(r);
     *out = arena_alloc(a, ((size_t)rows + 1) * sizeof **out);
     for (int i = 0; i < rows; i++) {
-        (*out)[i].lot_id = cell(a, r, i, 0);
+        (*out)[i].lot_id = db_dup_str(a, r, i, 0);
         (*out)[i].points = db_get_int(r, i, 1);
-        (*out)[i].expiry_date = cell(a, r, i, 2);
+        (*out)[i].expiry_date = db_dup_str(a, r, i, 2);
     }
     *n = rows;
     PQclear(r);
@@ -650,6 +663,23 @@ static status_t shares_from_result(arena_t *a, PGresult *r, points_share_t **out
 /* Most spends need a few lots: read a first page in spending order (an index range), and the
  * rest only when that page does not cover the need. */
 #define SPENDABLE_FIRST_PAGE 32
+
+// clang-format off
+static const char SQL_SPENDABLE_FIRST_PAGE[] =
+    "SELECT id, remaining, " DAY_TEXT("expiry_date") " FROM lots "
+    "WHERE merchant_id = $1 AND member_id = $2 AND status = 2 "
+    " AND remaining > 0 AND id <> $3 "
+    "ORDER BY expires_at, earned_at, id LIMIT $4";
+
+/* A running total in spending order: the lots up to the one that covers the need ($3). */
+static const char SQL_SPENDABLE_COVERING[] =
+    "SELECT id, remaining, " DAY_TEXT("expiry_date") " FROM ("
+    " SELECT id, remaining, expiry_date, expires_at, earned_at, "
+    "  sum(remaining) OVER (ORDER BY expires_at, earned_at, id) AS running "
+    " FROM lots WHERE merchant_id = $1 AND member_id = $2 AND status = 2 AND remaining > 0 "
+    "  AND id <> $4) s "
+    "WHERE running - remaining < $3::bigint ORDER BY expires_at, earned_at, id";
+// clang-format on
 
 status_t points_store_spendable_lots(db_t *db, arena_t *a, const char *merchant, const char *member,
                                      int64_t need, const char *except_lot, points_share_t **lots,
@@ -661,14 +691,7 @@ status_t points_store_spendable_lots(db_t *db, arena_t *a, const char *merchant,
     db_param_text(&p, except_lot);
     db_param_int(&p, SPENDABLE_FIRST_PAGE);
     PGresult *r = NULL;
-    status_t st =
-        db_exec(db,
-                "SELECT id, remaining, " DAY_TEXT(
-                    "expiry_date") " FROM lots "
-                                   "WHERE merchant_id = $1 AND member_id = $2 AND status = 2 "
-                                   " AND remaining > 0 AND id <> $3 "
-                                   "ORDER BY expires_at, earned_at, id LIMIT $4",
-                &p, &r);
+    status_t st = db_exec(db, SQL_SPENDABLE_FIRST_PAGE, &p, &r);
     if (!status_is_ok(&st)) {
         return st;
     }
@@ -689,19 +712,7 @@ status_t points_store_spendable_lots(db_t *db, arena_t *a, const char *merchant,
     db_param_text(&p, member);
     db_param_int(&p, need);
     db_param_text(&p, except_lot);
-    /* A running total in spending order: keep the lots until the one that covers the need. */
-    st = db_exec(
-        db,
-        "SELECT id, remaining, " DAY_TEXT(
-            "expiry_date") " FROM ("
-                           " SELECT id, remaining, expiry_date, expires_at, earned_at, "
-                           "  sum(remaining) OVER (ORDER BY expires_at, earned_at, id) AS running "
-                           " FROM lots WHERE merchant_id = $1 AND member_id = $2 AND status = 2 "
-                           "AND remaining > 0 "
-                           "  AND id <> $4) s "
-                           "WHERE running - remaining < $3::bigint ORDER BY expires_at, earned_at, "
-                           "id",
-        &p, &r);
+    st = db_exec(db, SQL_SPENDABLE_COVERING, &p, &r);
     if (!status_is_ok(&st)) {
         return st;
     }
@@ -738,23 +749,15 @@ status_t points_store_mature_lots(db_t *db, arena_t *a, const char *merchant, co
     db_param_text(&p, merchant);
     db_param_text(&p, member);
     db_param_int(&p, now);
-    PGresult *r = NULL;
-    status_t st = db_exec(db,
+    db_rows_t rows = {.item_size = sizeof **out};
+    status_t st = db_rows(db, a,
                           "UPDATE lots SET status = 2 WHERE merchant_id = $1 AND member_id = $2 "
                           " AND status = 1 AND available_at <= to_timestamp($3::bigint) "
                           "RETURNING " LOT_COLUMNS,
-                          &p, &r);
-    if (!status_is_ok(&st)) {
-        return st;
-    }
-    int rows = PQntuples(r);
-    *out = arena_alloc(a, ((size_t)rows + 1) * sizeof **out);
-    for (int i = 0; i < rows; i++) {
-        (*out)[i] = lot_from_row(a, r, i);
-    }
-    *n = rows;
-    PQclear(r);
-    return status_ok();
+                          &p, lot_row, NULL, &rows);
+    *out = rows.items;
+    *n = (int)rows.n;
+    return st;
 }
 
 status_t points_store_expire_lots(db_t *db, arena_t *a, const char *merchant, const char *member,
@@ -780,6 +783,19 @@ status_t points_store_expire_lots(db_t *db, arena_t *a, const char *merchant, co
     return shares_from_result(a, r, out, n);
 }
 
+/* A member's lots by (expiry, earning, id) after a cursor; never-expiring lots sort last:
+ * their key is far in the future. */
+// clang-format off
+static const char SQL_LIST_LOTS[] =
+    "SELECT " LOT_COLUMNS ", k1, k2 FROM ("
+    " SELECT *, coalesce(" SQL_EPOCH_S_FLOOR("expires_at") ", 9000000000000000) AS k1, "
+    "  " SQL_EPOCH_S_FLOOR("earned_at") " AS k2 FROM lots "
+    " WHERE merchant_id = $1 AND member_id = $2 "
+    "  AND ($3 OR (status IN (1, 2) AND remaining > 0))) l "
+    "WHERE (k1, k2, id) > ($4::bigint, $5::bigint, $6) "
+    "ORDER BY k1, k2, id LIMIT $7";
+// clang-format on
+
 status_t points_store_list_lots(db_t *db, arena_t *a, const char *merchant, const char *member,
                                 const char *after_key, const char *after_id, int32_t limit,
                                 bool include_closed, Loyalty__V1__PointsLot ***out, size_t *n) {
@@ -796,32 +812,30 @@ status_t points_store_list_lots(db_t *db, arena_t *a, const char *merchant, cons
     db_param_int(&p, k2);
     db_param_text(&p, after_id);
     db_param_int(&p, limit);
-    PGresult *r = NULL;
-    /* Never-expiring lots sort last: their key is far in the future. */
-    status_t st = db_exec(
-        db,
-        "SELECT " LOT_COLUMNS ", k1, k2 FROM ("
-        " SELECT *, coalesce(" EPOCH(
-            "expires_at") ", 9000000000000000) AS k1, "
-                          "  " EPOCH(
-                              "earned_at") " AS k2 FROM lots "
-                                           " WHERE merchant_id = $1 AND member_id = $2 "
-                                           "  AND ($3 OR (status IN (1, 2) AND remaining > 0))) l "
-                                           "WHERE (k1, k2, id) > ($4::bigint, $5::bigint, $6) "
-                                           "ORDER BY k1, k2, id LIMIT $7",
-        &p, &r);
-    if (!status_is_ok(&st)) {
-        return st;
-    }
-    int rows = PQntuples(r);
-    *out = arena_alloc(a, ((size_t)rows + 1) * sizeof **out);
-    for (int i = 0; i < rows; i++) {
-        (*out)[i] = lot_from_row(a, r, i);
-    }
-    *n = (size_t)rows;
-    PQclear(r);
-    return status_ok();
+    db_rows_t rows = {.item_size = sizeof **out};
+    status_t st = db_rows(db, a, SQL_LIST_LOTS, &p, lot_row, NULL, &rows);
+    *out = rows.items;
+    *n = rows.n;
+    return st;
 }
+
+/* Each figure is a range or a first row of the lots_spend index: the cost grows with the lots
+ * expiring inside the window ($3), never with the member's history. */
+// clang-format off
+#define SPENDABLE \
+    "FROM lots WHERE merchant_id = $1 AND member_id = $2 AND status = 2 AND remaining > 0 "
+static const char SQL_EXPIRING_FIGURES[] =
+    "WITH first AS (SELECT expires_at, expiry_date " SPENDABLE
+    "  AND expires_at IS NOT NULL ORDER BY expires_at LIMIT 1) "
+    "SELECT coalesce((SELECT sum(remaining) " SPENDABLE
+    "   AND expires_at <= to_timestamp($3::bigint)), 0)::bigint, "
+    " coalesce((SELECT to_char(expiry_date, 'YYYY-MM-DD') FROM first), ''), "
+    " coalesce((SELECT sum(remaining) " SPENDABLE
+    "   AND expires_at = (SELECT expires_at FROM first)), 0)::bigint, "
+    " coalesce((SELECT " SQL_EPOCH_S_FLOOR("expires_at") " " SPENDABLE
+    "   AND expires_at > to_timestamp($3::bigint) ORDER BY expires_at LIMIT 1), 0)";
+// clang-format on
+#undef SPENDABLE
 
 status_t points_store_expiring(db_t *db, arena_t *a, const char *merchant, const char *member,
                                int64_t now, points_expiring_t *out) {
@@ -831,30 +845,12 @@ status_t points_store_expiring(db_t *db, arena_t *a, const char *merchant, const
     db_param_text(&p, member);
     db_param_int(&p, now + (int64_t)POINTS_EXPIRING_WINDOW_DAYS * 86400);
     PGresult *r = NULL;
-    /* Each figure is a range or a first row of the lots_spend index: the cost grows with the
-     * lots expiring inside the window, never with the member's history. */
-#define SPENDABLE                                                                                  \
-    "FROM lots WHERE merchant_id = $1 AND member_id = $2 AND status = 2 "                          \
-    "AND remaining > 0 "
-    status_t st = db_exec(
-        db,
-        "WITH first AS (SELECT expires_at, expiry_date " SPENDABLE
-        "  AND expires_at IS NOT NULL ORDER BY expires_at LIMIT 1) "
-        "SELECT coalesce((SELECT sum(remaining) " SPENDABLE
-        "   AND expires_at <= to_timestamp($3::bigint)), 0)::bigint, "
-        " coalesce((SELECT to_char(expiry_date, 'YYYY-MM-DD') FROM first), ''), "
-        " coalesce((SELECT sum(remaining) " SPENDABLE
-        "   AND expires_at = (SELECT expires_at FROM first)), 0)::bigint, "
-        " coalesce((SELECT " EPOCH("expires_at") " " SPENDABLE
-                                                 "   AND expires_at > to_timestamp($3::bigint) "
-                                                 "ORDER BY expires_at LIMIT 1), 0)",
-        &p, &r);
-#undef SPENDABLE
+    status_t st = db_exec(db, SQL_EXPIRING_FIGURES, &p, &r);
     if (!status_is_ok(&st)) {
         return st;
     }
     out->within_window = db_get_int(r, 0, 0);
-    out->next_date = cell(a, r, 0, 1);
+    out->next_date = db_dup_str(a, r, 0, 1);
     out->next_points = db_get_int(r, 0, 2);
     int64_t next_outside = db_get_int(r, 0, 3);
     out->window_changes_at =
@@ -948,41 +944,29 @@ status_t points_store_insert_hold(db_t *db, const char *merchant, const char *id
 
 /* The hold's lot shares ride along as three arrays (one round trip), in spending order: its
  * one lot when it names it, else its hold_lots. */
+// clang-format off
 #define HOLD_WITH_LOTS                                                                             \
     "SELECT h.id, h.member_id, h.reference, h.points, h.cash_value_cents, h.status, "              \
-    " " EPOCH("h.created_at") ", " EPOCH("h.expires_at") ", coalesce(" EPOCH(                      \
-        "h.finished_at") ", 0), "                                                                  \
-                         " CASE WHEN h.lot_id IS NOT NULL THEN ARRAY[h.lot_id] "                   \
-                         "  ELSE coalesce(s.ids, '{}') END, "                                      \
-                         " CASE WHEN h.lot_id IS NOT NULL THEN ARRAY[-h.points] "                  \
-                         "  ELSE coalesce(s.pts, '{}') END, "                                      \
-                         " CASE WHEN h.lot_id IS NOT NULL THEN ARRAY[" DAY_TEXT(                   \
-                             "l1.expiry_date") "] ELSE coalesce(s.days, '{}') END "                \
-                                               "FROM holds h LEFT JOIN lots l1 "                   \
-                                               " ON l1.merchant_id = h.merchant_id "               \
-                                               " AND l1.id = h.lot_id "                            \
-                                               "LEFT JOIN LATERAL (SELECT "                        \
-                                               "  array_agg(hl.lot_id ORDER BY l.expires_at, "     \
-                                               "l.earned_at, l.id) AS ids, "                       \
-                                               "  array_agg(-hl.points ORDER BY l.expires_at, "    \
-                                               "l.earned_at, l.id) AS pts, "                       \
-                                               "  array_agg(" DAY_TEXT(                            \
-                                                   "l.expiry_date") " ORDER BY l.expires_at, "     \
-                                                                    "l.earned_at, l.id) AS days "  \
-                                                                    "  FROM hold_lots hl JOIN "    \
-                                                                    "lots l ON l.merchant_id = "   \
-                                                                    "hl.merchant_id AND l.id = "   \
-                                                                    "hl.lot_id WHERE "             \
-                                                                    "hl.merchant_id = "            \
-                                                                    "h.merchant_id AND "           \
-                                                                    "hl.hold_id = h.id) s ON "     \
-                                                                    "true "
+    " " SQL_EPOCH_S_FLOOR("h.created_at") ", " SQL_EPOCH_S_FLOOR("h.expires_at") ", "              \
+    " coalesce(" SQL_EPOCH_S_FLOOR("h.finished_at") ", 0), "                                       \
+    " CASE WHEN h.lot_id IS NOT NULL THEN ARRAY[h.lot_id] ELSE coalesce(s.ids, '{}') END, "        \
+    " CASE WHEN h.lot_id IS NOT NULL THEN ARRAY[-h.points] ELSE coalesce(s.pts, '{}') END, "       \
+    " CASE WHEN h.lot_id IS NOT NULL THEN ARRAY[" DAY_TEXT("l1.expiry_date") "] "                  \
+    "  ELSE coalesce(s.days, '{}') END "                                                           \
+    "FROM holds h LEFT JOIN lots l1 ON l1.merchant_id = h.merchant_id AND l1.id = h.lot_id "       \
+    "LEFT JOIN LATERAL (SELECT "                                                                   \
+    "  array_agg(hl.lot_id ORDER BY l.expires_at, l.earned_at, l.id) AS ids, "                     \
+    "  array_agg(-hl.points ORDER BY l.expires_at, l.earned_at, l.id) AS pts, "                    \
+    "  array_agg(" DAY_TEXT("l.expiry_date") " ORDER BY l.expires_at, l.earned_at, l.id) AS days " \
+    "  FROM hold_lots hl JOIN lots l ON l.merchant_id = hl.merchant_id AND l.id = hl.lot_id "      \
+    "  WHERE hl.merchant_id = h.merchant_id AND hl.hold_id = h.id) s ON true "
+// clang-format on
 
 static status_t hold_from_result(arena_t *a, const PGresult *r, Loyalty__V1__PointsHold **out) {
     Loyalty__V1__PointsHold *h = pb_new(a, &loyalty__v1__points_hold__descriptor);
-    h->id = cell(a, r, 0, 0);
-    h->member_id = cell(a, r, 0, 1);
-    h->reference = cell(a, r, 0, 2);
+    h->id = db_dup_str(a, r, 0, 0);
+    h->member_id = db_dup_str(a, r, 0, 1);
+    h->reference = db_dup_str(a, r, 0, 2);
     h->points = db_get_int(r, 0, 3);
     h->cash_value_cents = db_get_int(r, 0, 4);
     h->status = (Loyalty__V1__PointsHoldStatus)db_get_int(r, 0, 5);
@@ -1040,7 +1024,7 @@ status_t points_store_lock_batch(db_t *db, arena_t *a, const char *merchant,
     db_params_t pl, ph;
     db_params_init(&pl);
     db_param_text(&pl, merchant);
-    db_param_text(&pl, pgarray_encode(a, (char **)members, n_members));
+    db_param_text_array(&pl, a, (char **)members, n_members);
     db_param_text(&pl, hold_id);
     db_params_init(&ph);
     db_param_text(&ph, merchant);
@@ -1064,7 +1048,7 @@ status_t points_store_lock_batch(db_t *db, arena_t *a, const char *merchant,
     out->members = arena_alloc(a, ((size_t)rows + 1) * sizeof *out->members);
     out->accounts = arena_alloc(a, ((size_t)rows + 1) * sizeof *out->accounts);
     for (int i = 0; i < rows; i++) {
-        out->members[i] = cell(a, q[0].out, i, 0);
+        out->members[i] = db_dup_str(a, q[0].out, i, 0);
         account_from_row_at(q[0].out, i, 1, &out->accounts[i]);
     }
     out->n = (size_t)rows;
@@ -1114,12 +1098,29 @@ status_t points_store_expired_holds(db_t *db, arena_t *a, const char *merchant, 
     int rows = PQntuples(r);
     *ids = arena_alloc(a, ((size_t)rows + 1) * sizeof **ids);
     for (int i = 0; i < rows; i++) {
-        (*ids)[i] = cell(a, r, i, 0);
+        (*ids)[i] = db_dup_str(a, r, i, 0);
     }
     *n = rows;
     PQclear(r);
     return status_ok();
 }
+
+/* What a reversal can put back: the shares of holds that took from several lots, and the one
+ * lot of the others, latest-expiring first. */
+// clang-format off
+static const char SQL_RESTORABLE[] =
+    "SELECT x.lot_id, x.left_points, " DAY_TEXT("l.expiry_date") ", x.hold_id FROM ("
+    " SELECT hl.hold_id, hl.lot_id, hl.points - hl.restored AS left_points "
+    " FROM holds h JOIN hold_lots hl ON hl.merchant_id = h.merchant_id AND hl.hold_id = h.id "
+    " WHERE h.merchant_id = $1 AND h.reference = $2 AND h.status = 2 "
+    "  AND h.member_id = $3 AND hl.points > hl.restored "
+    " UNION ALL "
+    " SELECT h.id, h.lot_id, h.points - h.lot_restored FROM holds h "
+    " WHERE h.merchant_id = $1 AND h.reference = $2 AND h.status = 2 "
+    "  AND h.member_id = $3 AND h.lot_id IS NOT NULL AND h.points > h.lot_restored) x "
+    "JOIN lots l ON l.merchant_id = $1 AND l.id = x.lot_id "
+    "ORDER BY l.expires_at DESC NULLS FIRST, l.earned_at DESC, l.id DESC";
+// clang-format on
 
 status_t points_store_restorable(db_t *db, arena_t *a, const char *merchant, const char *member,
                                  const char *reference, points_share_t **shares,
@@ -1130,32 +1131,14 @@ status_t points_store_restorable(db_t *db, arena_t *a, const char *merchant, con
     db_param_text(&p, reference);
     db_param_text(&p, member);
     PGresult *r = NULL;
-    /* The shares of holds that took from several lots, and the one lot of the others. */
-    status_t st = db_exec(
-        db,
-        "SELECT x.lot_id, x.left_points, " DAY_TEXT(
-            "l.expiry_date") ", x.hold_id FROM ("
-                             " SELECT hl.hold_id, hl.lot_id, hl.points - hl.restored AS "
-                             "left_points "
-                             " FROM holds h JOIN hold_lots hl ON hl.merchant_id = h.merchant_id "
-                             "  AND hl.hold_id = h.id "
-                             " WHERE h.merchant_id = $1 AND h.reference = $2 AND h.status = 2 "
-                             "  AND h.member_id = $3 AND hl.points > hl.restored "
-                             " UNION ALL "
-                             " SELECT h.id, h.lot_id, h.points - h.lot_restored FROM holds h "
-                             " WHERE h.merchant_id = $1 AND h.reference = $2 AND h.status = 2 "
-                             "  AND h.member_id = $3 AND h.lot_id IS NOT NULL "
-                             "  AND h.points > h.lot_restored) x "
-                             "JOIN lots l ON l.merchant_id = $1 AND l.id = x.lot_id "
-                             "ORDER BY l.expires_at DESC NULLS FIRST, l.earned_at DESC, l.id DESC",
-        &p, &r);
+    status_t st = db_exec(db, SQL_RESTORABLE, &p, &r);
     if (!status_is_ok(&st)) {
         return st;
     }
     int rows = PQntuples(r);
     *hold_ids = arena_alloc(a, ((size_t)rows + 1) * sizeof **hold_ids);
     for (int i = 0; i < rows; i++) {
-        (*hold_ids)[i] = cell(a, r, i, 3);
+        (*hold_ids)[i] = db_dup_str(a, r, i, 3);
     }
     return shares_from_result(a, r, shares, n);
 }
@@ -1266,10 +1249,10 @@ status_t points_store_order_get(db_t *db, arena_t *a, const char *merchant, cons
     if (!status_is_ok(&st)) {
         return st;
     }
-    out->member_id = cell(a, r, 0, 0);
+    out->member_id = db_dup_str(a, r, 0, 0);
     out->earned_points = db_get_int(r, 0, 1);
     out->earned_growth = db_get_int(r, 0, 2);
-    out->earn_lot_id = cell(a, r, 0, 3);
+    out->earn_lot_id = db_dup_str(a, r, 0, 3);
     out->redeemed_points = db_get_int(r, 0, 4);
     out->reversed_bps = db_get_int(r, 0, 5);
     out->clawed_points = db_get_int(r, 0, 6);

@@ -110,11 +110,13 @@ status_t points_store_insert_growth(db_t *db, const char *merchant, const char *
                             &p, NULL);
 }
 
+// clang-format off
 #define ENTRY_COLUMNS                                                                              \
     "e.seq, e.id, e.member_id, e.kind, e.available_delta, e.held_delta, e.pending_delta, "         \
-    "e.available_after, e.source, e.reference, e.hold_id, e.reason, e.operator, " EPOCH(           \
-        "e.created_at") ", e.lot_id IS NOT NULL, coalesce(e.lot_id, ''), "                         \
-                        "coalesce(e.lot_points, 0), " DAY_TEXT("l.expiry_date")
+    "e.available_after, e.source, e.reference, e.hold_id, e.reason, e.operator, "                  \
+    SQL_EPOCH_S_FLOOR("e.created_at") ", e.lot_id IS NOT NULL, coalesce(e.lot_id, ''), "           \
+    "coalesce(e.lot_points, 0), " DAY_TEXT("l.expiry_date")
+// clang-format on
 
 /* Attaches the lot shares of the listed entries (one query for the page). */
 static status_t attach_shares(db_t *db, arena_t *a, const char *merchant,
@@ -140,7 +142,7 @@ static status_t attach_shares(db_t *db, arena_t *a, const char *merchant,
     db_params_t p;
     db_params_init(&p);
     db_param_text(&p, merchant);
-    db_param_text(&p, pgarray_encode(a, ids, n_ids));
+    db_param_text_array(&p, a, ids, n_ids);
     PGresult *r = NULL;
     status_t st = db_exec(
         db,
@@ -168,9 +170,9 @@ static status_t attach_shares(db_t *db, arena_t *a, const char *merchant,
                 caps[k] *= 2;
             }
             Loyalty__V1__PointsLotShare *s = pb_new(a, &loyalty__v1__points_lot_share__descriptor);
-            s->lot_id = cell(a, r, i, 1);
+            s->lot_id = db_dup_str(a, r, i, 1);
             s->points = db_get_int(r, i, 2);
-            s->expiry_date = cell(a, r, i, 3);
+            s->expiry_date = db_dup_str(a, r, i, 3);
             e->lots[e->n_lots++] = s;
             break;
         }
@@ -192,7 +194,7 @@ status_t points_store_list_entries(db_t *db, arena_t *a, const char *merchant, c
     db_param_text(&p, merchant);
     db_param_text(&p, member);
     db_param_int(&p, before_seq);
-    db_param_text(&p, pgarray_encode_int64(a, k64, (int)n_kinds));
+    db_param_int_array(&p, a, k64, (int)n_kinds);
     db_param_int(&p, limit);
     PGresult *r = NULL;
     /* The lot an entry names itself comes with it; entry_lots' shares follow per page. */
@@ -213,25 +215,25 @@ status_t points_store_list_entries(db_t *db, arena_t *a, const char *merchant, c
     for (int i = 0; i < rows; i++) {
         (*seqs)[i] = db_get_int(r, i, 0);
         Loyalty__V1__PointsEntry *e = pb_new(a, &loyalty__v1__points_entry__descriptor);
-        e->id = cell(a, r, i, 1);
-        e->member_id = cell(a, r, i, 2);
+        e->id = db_dup_str(a, r, i, 1);
+        e->member_id = db_dup_str(a, r, i, 2);
         e->kind = (Loyalty__V1__PointsEntryKind)db_get_int(r, i, 3);
         e->available_delta = db_get_int(r, i, 4);
         e->held_delta = db_get_int(r, i, 5);
         e->pending_delta = db_get_int(r, i, 6);
         e->available_after = db_get_int(r, i, 7);
         e->source = (Loyalty__V1__PointsSource)db_get_int(r, i, 8);
-        e->reference = cell(a, r, i, 9);
-        e->hold_id = cell(a, r, i, 10);
-        e->reason = cell(a, r, i, 11);
-        e->operator_ = cell(a, r, i, 12);
+        e->reference = db_dup_str(a, r, i, 9);
+        e->hold_id = db_dup_str(a, r, i, 10);
+        e->reason = db_dup_str(a, r, i, 11);
+        e->operator_ = db_dup_str(a, r, i, 12);
         e->created_at = db_get_int(r, i, 13);
         if (db_get_bool(r, i, 14)) {
             e->lots = arena_alloc(a, sizeof *e->lots);
             e->lots[0] = pb_new(a, &loyalty__v1__points_lot_share__descriptor);
-            e->lots[0]->lot_id = cell(a, r, i, 15);
+            e->lots[0]->lot_id = db_dup_str(a, r, i, 15);
             e->lots[0]->points = db_get_int(r, i, 16);
-            e->lots[0]->expiry_date = cell(a, r, i, 17);
+            e->lots[0]->expiry_date = db_dup_str(a, r, i, 17);
             e->n_lots = 1;
         }
         (*out)[i] = e;
@@ -255,7 +257,7 @@ status_t points_store_list_growth(db_t *db, arena_t *a, const char *merchant, co
     status_t st = db_exec(
         db,
         "SELECT seq, id, member_id, kind, growth, growth_after, source, "
-        " reference, reason, " EPOCH(
+        " reference, reason, " SQL_EPOCH_S_FLOOR(
             "created_at") " FROM growth_entries "
                           "WHERE merchant_id = $1 AND member_id = $2 "
                           " AND ($3::bigint = 0 OR seq < $3::bigint) ORDER BY seq DESC LIMIT $4",
@@ -270,14 +272,14 @@ status_t points_store_list_growth(db_t *db, arena_t *a, const char *merchant, co
         (*seqs)[i] = db_get_int(r, i, 0);
         Loyalty__V1__PointsGrowthEntry *g =
             pb_new(a, &loyalty__v1__points_growth_entry__descriptor);
-        g->id = cell(a, r, i, 1);
-        g->member_id = cell(a, r, i, 2);
+        g->id = db_dup_str(a, r, i, 1);
+        g->member_id = db_dup_str(a, r, i, 2);
         g->kind = (Loyalty__V1__PointsGrowthKind)db_get_int(r, i, 3);
         g->growth = db_get_int(r, i, 4);
         g->growth_after = db_get_int(r, i, 5);
         g->source = (Loyalty__V1__PointsSource)db_get_int(r, i, 6);
-        g->reference = cell(a, r, i, 7);
-        g->reason = cell(a, r, i, 8);
+        g->reference = db_dup_str(a, r, i, 7);
+        g->reason = db_dup_str(a, r, i, 8);
         g->created_at = db_get_int(r, i, 9);
         (*out)[i] = g;
     }

@@ -126,8 +126,8 @@ status_t points_store_verify(db_t *db, arena_t *a, const char *merchant, const c
             Loyalty__V1__PointsLedgerDifference *d =
                 pb_new(a, &loyalty__v1__points_ledger_difference__descriptor);
             d->check = (char *)verify_checks[c].name;
-            d->member_id = cell(a, r, i, 0);
-            d->subject_id = cell(a, r, i, 1);
+            d->member_id = db_dup_str(a, r, i, 0);
+            d->subject_id = db_dup_str(a, r, i, 1);
             d->expected = db_get_int(r, i, 2);
             d->actual = db_get_int(r, i, 3);
             out->differences[out->n_differences++] = d;
