@@ -683,33 +683,40 @@ status_t gw_store_claim_due(db_t *db, arena_t *a, const char *token, int64_t lea
     " AND ($6::bigint = 0 OR updated_at <= now() - make_interval(secs => $6::bigint)) ORDER BY "   \
     "id DESC LIMIT $5"
 
-/* The sagas of a GW_LIST_COLUMNS result as messages (without steps) in *out. */
-static void list_rows(const PGresult *r, arena_t *a, Loyalty__V1__GatewaySaga ***out, size_t *n) {
-    int rows = PQntuples(r);
-    *out = arena_alloc(a, (size_t)(rows + 1) * sizeof **out);
-    for (int i = 0; i < rows; i++) {
-        Loyalty__V1__GatewaySaga *g = pb_new(a, &loyalty__v1__gateway_saga__descriptor);
-        g->id = arena_strdup(a, db_get_str(r, i, 0));
-        g->merchant_id = arena_strdup(a, db_get_str(r, i, 13));
-        g->kind = (Loyalty__V1__GatewaySagaKind)db_get_int(r, i, 1);
-        g->state = (Loyalty__V1__GatewaySagaState)db_get_int(r, i, 2);
-        g->reason = arena_strdup(a, db_get_str(r, i, 3));
-        if (db_get_int(r, i, 4) != 0) {
-            Loyalty__V1__GatewayError *e = pb_new(a, &loyalty__v1__gateway_error__descriptor);
-            e->code = arena_strdup(a, status_code_name((int)db_get_int(r, i, 4)));
-            e->reason = arena_strdup(a, db_get_str(r, i, 5));
-            e->message = arena_strdup(a, db_get_str(r, i, 6));
-            g->error = e;
-        }
-        g->member_id = arena_strdup(a, db_get_str(r, i, 7));
-        g->order_id = arena_strdup(a, db_get_str(r, i, 8));
-        g->attempts = (int32_t)db_get_int(r, i, 9);
-        g->next_attempt_at = db_get_int(r, i, 10);
-        g->created_at = db_get_int(r, i, 11);
-        g->updated_at = db_get_int(r, i, 12);
-        (*out)[i] = g;
+/* A saga of a GW_LIST_COLUMNS result as a message (without steps). */
+static status_t list_row(void *ctx, arena_t *a, const PGresult *r, int i, void *item) {
+    (void)ctx;
+    Loyalty__V1__GatewaySaga *g = pb_new(a, &loyalty__v1__gateway_saga__descriptor);
+    g->id = db_dup_str(a, r, i, 0);
+    g->merchant_id = db_dup_str(a, r, i, 13);
+    g->kind = (Loyalty__V1__GatewaySagaKind)db_get_int(r, i, 1);
+    g->state = (Loyalty__V1__GatewaySagaState)db_get_int(r, i, 2);
+    g->reason = db_dup_str(a, r, i, 3);
+    if (db_get_int(r, i, 4) != 0) {
+        Loyalty__V1__GatewayError *e = pb_new(a, &loyalty__v1__gateway_error__descriptor);
+        e->code = arena_strdup(a, status_code_name((int)db_get_int(r, i, 4)));
+        e->reason = db_dup_str(a, r, i, 5);
+        e->message = db_dup_str(a, r, i, 6);
+        g->error = e;
     }
-    *n = (size_t)rows;
+    g->member_id = db_dup_str(a, r, i, 7);
+    g->order_id = db_dup_str(a, r, i, 8);
+    g->attempts = (int32_t)db_get_int(r, i, 9);
+    g->next_attempt_at = db_get_int(r, i, 10);
+    g->created_at = db_get_int(r, i, 11);
+    g->updated_at = db_get_int(r, i, 12);
+    *(Loyalty__V1__GatewaySaga **)item = g;
+    return status_ok();
+}
+
+/* Runs a GW_LIST_COLUMNS statement into *out. */
+static status_t list_sagas(db_t *db, arena_t *a, const char *sql, const db_params_t *p,
+                           Loyalty__V1__GatewaySaga ***out, size_t *n) {
+    db_rows_t rows = {.item_size = sizeof **out};
+    status_t st = db_rows(db, a, sql, p, list_row, NULL, &rows);
+    *out = rows.items;
+    *n = rows.n;
+    return st;
 }
 
 status_t gw_store_list(db_t *db, arena_t *a, const char *merchant_id, int state, int kind,
@@ -723,17 +730,10 @@ status_t gw_store_list(db_t *db, arena_t *a, const char *merchant_id, int state,
     db_param_text(&p, after_id);
     db_param_int(&p, limit);
     db_param_int(&p, older_than_s);
-    PGresult *r = NULL;
-    status_t st = db_exec(db,
-                          merchant_id[0] ? GW_LIST_COLUMNS "WHERE merchant_id = $1" GW_LIST_FILTERS
-                                         : GW_LIST_COLUMNS "WHERE $1 = ''" GW_LIST_FILTERS,
-                          &p, &r);
-    if (!status_is_ok(&st)) {
-        return st;
-    }
-    list_rows(r, a, out, n);
-    PQclear(r);
-    return status_ok();
+    return list_sagas(db, a,
+                      merchant_id[0] ? GW_LIST_COLUMNS "WHERE merchant_id = $1" GW_LIST_FILTERS
+                                     : GW_LIST_COLUMNS "WHERE $1 = ''" GW_LIST_FILTERS,
+                      &p, out, n);
 }
 
 status_t gw_store_list_member_orders(db_t *db, arena_t *a, const char *merchant_id,
@@ -744,18 +744,11 @@ status_t gw_store_list_member_orders(db_t *db, arena_t *a, const char *merchant_
     db_param_text(&p, merchant_id);
     db_param_text(&p, member_id);
     db_param_int(&p, limit);
-    PGresult *r = NULL;
     /* kind 2 = CHECKOUT, 3 = REFUND: the partial index sagas_member_orders. */
-    status_t st = db_exec(db,
-                          GW_LIST_COLUMNS "WHERE merchant_id = $1 AND member_id = $2 "
-                                          "AND kind IN (2, 3) ORDER BY id DESC LIMIT $3",
-                          &p, &r);
-    if (!status_is_ok(&st)) {
-        return st;
-    }
-    list_rows(r, a, out, n);
-    PQclear(r);
-    return status_ok();
+    return list_sagas(db, a,
+                      GW_LIST_COLUMNS "WHERE merchant_id = $1 AND member_id = $2 "
+                                      "AND kind IN (2, 3) ORDER BY id DESC LIMIT $3",
+                      &p, out, n);
 }
 
 status_t gw_store_checkout_of_order(db_t *db, arena_t *a, const char *merchant_id,
@@ -894,10 +887,10 @@ status_t gw_store_insert_order(db_t *db, const char *merchant_id, const gw_order
     db_param_int(&p, o->f.external_cents);
     db_param_int(&p, o->f.spend_cents);
     db_param_int(&p, o->f.refundable_cents);
-    db_param_text(&p, pgarray_encode(&a, ids, o->n_lines));
-    db_param_text(&p, pgarray_encode(&a, kinds, o->n_lines));
-    db_param_text(&p, pgarray_encode(&a, qty, o->n_lines));
-    db_param_text(&p, pgarray_encode(&a, fin, o->n_lines));
+    db_param_text_array(&p, &a, ids, o->n_lines);
+    db_param_text_array(&p, &a, kinds, o->n_lines);
+    db_param_text_array(&p, &a, qty, o->n_lines);
+    db_param_text_array(&p, &a, fin, o->n_lines);
     /* Deferred: the order travels with the saga's final COMMIT. */
     status_t st = db_exec_deferred(
         db,
@@ -911,6 +904,18 @@ status_t gw_store_insert_order(db_t *db, const char *merchant_id, const gw_order
         &p, NULL);
     arena_free(&a);
     return st;
+}
+
+static status_t order_line_row(void *ctx, arena_t *a, const PGresult *r, int i, void *item) {
+    (void)ctx;
+    gw_order_line_row_t *l = item;
+    l->line_id = db_dup_str(a, r, i, 0);
+    l->kind = (int)db_get_int(r, i, 1);
+    l->quantity = db_get_int(r, i, 2);
+    l->final_amount_cents = db_get_int(r, i, 3);
+    l->refunded_quantity = db_get_int(r, i, 4);
+    l->refunded_cents = db_get_int(r, i, 5);
+    return status_ok();
 }
 
 status_t gw_store_get_order(db_t *db, arena_t *a, const char *merchant_id, const char *order_id,
@@ -954,7 +959,8 @@ status_t gw_store_get_order(db_t *db, arena_t *a, const char *merchant_id, const
     }
     PQclear(r);
     /* The order's lines array, or the order_lines rows of an order written before it (058). */
-    st = db_exec(db,
+    db_rows_t rows = {.item_size = sizeof *out->lines};
+    st = db_rows(db, a,
                  "SELECT l.line_id, l.kind, l.quantity, l.final_amount_cents, "
                  " l.refunded_quantity, l.refunded_cents, l.ord::int "
                  "FROM orders o CROSS JOIN LATERAL unnest(o.lines) WITH ORDINALITY "
@@ -967,24 +973,10 @@ status_t gw_store_get_order(db_t *db, arena_t *a, const char *merchant_id, const
                  " AND EXISTS (SELECT 1 FROM orders o WHERE o.merchant_id = $1 "
                  "  AND o.order_id = $2 AND o.lines IS NULL) "
                  "ORDER BY 7",
-                 &p, &r);
-    if (!status_is_ok(&st)) {
-        return st;
-    }
-    int n = PQntuples(r);
-    out->lines = arena_alloc(a, (size_t)(n + 1) * sizeof *out->lines);
-    for (int i = 0; i < n; i++) {
-        gw_order_line_row_t *l = &out->lines[i];
-        l->line_id = arena_strdup(a, db_get_str(r, i, 0));
-        l->kind = (int)db_get_int(r, i, 1);
-        l->quantity = db_get_int(r, i, 2);
-        l->final_amount_cents = db_get_int(r, i, 3);
-        l->refunded_quantity = db_get_int(r, i, 4);
-        l->refunded_cents = db_get_int(r, i, 5);
-    }
-    out->n_lines = (size_t)n;
-    PQclear(r);
-    return status_ok();
+                 &p, order_line_row, NULL, &rows);
+    out->lines = rows.items;
+    out->n_lines = rows.n;
+    return st;
 }
 
 status_t gw_store_add_refund(db_t *db, const char *merchant_id, const char *order_id,
@@ -1010,9 +1002,9 @@ status_t gw_store_add_refund(db_t *db, const char *merchant_id, const char *orde
         qty[i] = arena_printf(&a, "%lld", (long long)lines[i].refunded_quantity);
         cents[i] = arena_printf(&a, "%lld", (long long)lines[i].refunded_cents);
     }
-    db_param_text(&p, pgarray_encode(&a, ids, n_lines));
-    db_param_text(&p, pgarray_encode(&a, qty, n_lines));
-    db_param_text(&p, pgarray_encode(&a, cents, n_lines));
+    db_param_text_array(&p, &a, ids, n_lines);
+    db_param_text_array(&p, &a, qty, n_lines);
+    db_param_text_array(&p, &a, cents, n_lines);
     PGresult *r = NULL;
     /* The totals and this refund's quantities and cents per line ($9..$11), in the one row. */
     status_t st = db_exec(
@@ -1060,12 +1052,8 @@ status_t gw_store_add_refund(db_t *db, const char *merchant_id, const char *orde
 static Loyalty__V1__GatewaySettings *settings_from_row(arena_t *a, const PGresult *r) {
     Loyalty__V1__GatewaySettings *s = pb_new(a, &loyalty__v1__gateway_settings__descriptor);
     if (r != NULL && PQntuples(r) == 1) {
-        char **items = NULL;
-        size_t n = 0;
-        if (pgarray_decode(a, db_get_str(r, 0, 0), &items, &n)) {
-            s->welcome_coupon_template_ids = items;
-            s->n_welcome_coupon_template_ids = n;
-        }
+        s->welcome_coupon_template_ids =
+            db_get_text_array(a, r, 0, 0, &s->n_welcome_coupon_template_ids);
         s->updated_at = db_get_int(r, 0, 1);
     }
     return s;
@@ -1096,8 +1084,7 @@ status_t gw_store_put_settings(db_t *db, arena_t *a, const char *merchant_id,
     db_params_t p;
     db_params_init(&p);
     db_param_text(&p, merchant_id);
-    db_param_text(
-        &p, pgarray_encode(a, in->welcome_coupon_template_ids, in->n_welcome_coupon_template_ids));
+    db_param_text_array(&p, a, in->welcome_coupon_template_ids, in->n_welcome_coupon_template_ids);
     PGresult *r = NULL;
     status_t st = db_exec(db,
                           "INSERT INTO settings (merchant_id, welcome_coupon_template_ids) "
