@@ -179,6 +179,13 @@ void *srv_monitor_main(void *arg);
 void *srv_outbox_main(void *arg);
 void srv_jobs_start(void);
 void srv_jobs_join(void);
+/** Sleeps up to ms unless the background threads are told to stop; true when stopping. */
+bool srv_background_sleep(int64_t ms);
+/** Runs fn as a job does: a context of its own (arena, request id, trace; merchant_id as
+ *  given), the cache invalidations it registered and the outbox kick once it returned, a log
+ *  line when it failed. Returns fn's status. */
+status_t srv_background_run(const char *name, db_t *db, cache_t *cache, const char *merchant_id,
+                            status_t (*fn)(rpc_ctx_t *ctx, void *arg), void *arg);
 
 /* rpc_server.c */
 db_t *srv_db_create(void);

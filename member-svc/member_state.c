@@ -596,6 +596,18 @@ void member_row_from_result(arena_t *a, const PGresult *r, int i, int c0, member
         m->n_auto_tags = 0;
     }
     m->points_balance = db_get_int(r, i, c0 + 29);
+    m->points_version = db_get_int(r, i, c0 + 30);
+}
+
+bool member_row_learn_points(member_row_t *row, int64_t balance, int64_t version) {
+    if (version != 0 && version <= row->points_version) {
+        return false; /* a duplicate, or older than what the row has */
+    }
+    row->points_balance = balance;
+    if (version != 0) {
+        row->points_version = version;
+    }
+    return true;
 }
 
 status_t member_row_get(db_t *db, arena_t *a, const char *merchant_id, const char *member_id,
@@ -659,6 +671,7 @@ status_t member_row_save(db_t *db, arena_t *a, const char *merchant_id, const ch
     db_param_text(&p, tz);                      /* 28 */
     db_param_text(&p, auto_tags);               /* 29 */
     db_param_int(&p, m->points_balance);        /* 30 */
+    db_param_int(&p, m->points_version);        /* 31 */
     /* Deferred: the row travels with the transaction's next statement or its COMMIT. */
     return db_exec_deferred(
         db,
@@ -672,7 +685,8 @@ status_t member_row_save(db_t *db, arena_t *a, const char *merchant_id, const ch
         " first_order_at = to_timestamp($21), last_order_at = to_timestamp($22), "
         " months_with_purchases = $23, segment = $24, segment_since = to_timestamp($25), "
         " tier_due_at = (" EPOCH " + $26::int)::timestamp AT TIME ZONE $28, "
-        " segment_due_at = to_timestamp($27), auto_tags = $29::text[], points_balance = $30 "
+        " segment_due_at = to_timestamp($27), auto_tags = $29::text[], points_balance = $30, "
+        " points_version = $31 "
         "WHERE merchant_id = $1 AND id = $2",
         &p, NULL);
 }
