@@ -14,7 +14,7 @@
 
 TestSuite(points_balance_events, .init = it_setup, .fini = it_teardown, .timeout = 300);
 
-#define POLLS_MAX 3000 /* x 100 ms between polls: generous, and a bound on the loop only */
+#define POLLS_MAX 1200 /* x 100 ms between polls: generous, and within the suite's timeout */
 
 static Loyalty__V1__MemberStats *member_stats(const char *m, const char *member) {
     Loyalty__V1__MemberGetStatsRequest r = LOYALTY__V1__MEMBER_GET_STATS_REQUEST__INIT;
@@ -239,4 +239,27 @@ Test(points_balance_events, adjust_expiry_and_maturing_move_the_tag_and_stale_ev
     /* A real change after them still applies. */
     give_points(m, b, -1500);
     cr_assert(!has_tag(wait_balance(m, b, 4500), "points_rich"));
+}
+
+Test(points_balance_events, a_referral_reward_in_a_checkout_moves_the_referrers_tag) {
+    stack_start();
+    shop_t s;
+    open_shop(&s, "pbref"); /* level 1 earns 10% of the paid amount as points */
+    set_balance_rule(s.m, "has_points", 1);
+    const char *b = new_buyer(&s, 0, 0);
+    cr_assert_eq(member_stats(s.m, s.r1)->n_automatic_tags, 0);
+
+    Loyalty__V1__GatewayCheckout *co = NULL;
+    assert_ok(begin_checkout(s.m, NULL, "order-ref-1", b, shirt_cart(), NULL, &co));
+    Loyalty__V1__GatewayCheckout *done = NULL;
+    assert_ok(complete_checkout(s.m, co->checkout_id, "psp-ref-1", &done));
+    cr_assert_eq(done->state, S_COMPLETED);
+    /* The referrers' balances moved in the buyer's checkout; member-svc learns each one from
+     * the reward's points.earned event, with no call of the checkout for it. */
+    const char *up[] = {s.r1, s.r2, s.r3};
+    for (int i = 0; i < 3; i++) {
+        int64_t available = points_balance(s.m, up[i])->available;
+        cr_assert(available > 0, "level %d earned nothing", i + 1);
+        cr_assert(has_tag(wait_balance(s.m, up[i], available), "has_points"), "level %d", i + 1);
+    }
 }
