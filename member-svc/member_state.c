@@ -600,14 +600,7 @@ void member_row_from_result(arena_t *a, const PGresult *r, int i, int c0, member
 }
 
 bool member_row_learn_points(member_row_t *row, int64_t balance, int64_t version) {
-    if (version != 0 && version <= row->points_version) {
-        return false; /* a duplicate, or older than what the row has */
-    }
-    row->points_balance = balance;
-    if (version != 0) {
-        row->points_version = version;
-    }
-    return true;
+    return member_tags_learn_points(&row->points_balance, &row->points_version, balance, version);
 }
 
 status_t member_row_get(db_t *db, arena_t *a, const char *merchant_id, const char *member_id,
