@@ -289,6 +289,46 @@ static bool claim_and_run(const consumer_thread_t *t, db_t *db, cache_t *cache, 
     return true;
 }
 
+/* Drops the group's consumer names left by processes that are gone (CONSUME_PRUNE_IDLE_MS). */
+static void prune_consumers(const consumer_thread_t *t, cache_t *cache) {
+    const char *argv[] = {"XINFO", "CONSUMERS", t->c->stream, t->group};
+    redisReply *r = consume_command(cache, 4, argv);
+    if (r == NULL) {
+        return;
+    }
+    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements && i < CONSUME_PRUNE_MAX;
+         i++) {
+        const redisReply *f = r->element[i];
+        const char *name = NULL;
+        long long pending = -1, idle_ms = -1;
+        for (size_t k = 0; f->type == REDIS_REPLY_ARRAY && k + 1 < f->elements; k += 2) {
+            const redisReply *key = f->element[k], *v = f->element[k + 1];
+            if (key->type != REDIS_REPLY_STRING) {
+                continue;
+            }
+            if (strcmp(key->str, "name") == 0 && v->type == REDIS_REPLY_STRING) {
+                name = v->str;
+            } else if (strcmp(key->str, "pending") == 0 && v->type == REDIS_REPLY_INTEGER) {
+                pending = v->integer;
+            } else if (strcmp(key->str, "idle") == 0 && v->type == REDIS_REPLY_INTEGER) {
+                idle_ms = v->integer;
+            }
+        }
+        if (name == NULL || strcmp(name, t->name) == 0 || pending != 0 ||
+            idle_ms < CONSUME_PRUNE_IDLE_MS) {
+            continue;
+        }
+        const char *del[] = {"XGROUP", "DELCONSUMER", t->c->stream, t->group, name};
+        redisReply *d = consume_command(cache, 5, del);
+        if (d != NULL) {
+            log_msg(LOG_INFO, "consumer %s of %s dropped (idle %lld ms, nothing pending)", name,
+                    t->group, idle_ms);
+            freeReplyObject(d);
+        }
+    }
+    freeReplyObject(r);
+}
+
 /* XREADGROUP of new entries, waiting up to CONSUME_BLOCK_MS for some. */
 static bool read_and_run(const consumer_thread_t *t, db_t *db, cache_t *cache) {
     char block[24], count[24];
@@ -320,6 +360,7 @@ static void *consume_main(void *arg) {
     cache_t *cache = cache_create(g_srv.config.redis_url, g_srv.config.cache_ttl_s);
     bool group_ready = false;
     int64_t next_claim_ms = 0;
+    int64_t next_prune_ms = clock_monotonic_ms() + CONSUME_PRUNE_INTERVAL_MS;
     for (;;) {
         bool idle = !health_is_migrated() || g_srv.config.redis_url[0] == '\0';
         if (!idle && !group_ready) {
@@ -339,6 +380,10 @@ static void *consume_main(void *arg) {
             ok = claim_and_run(t, db, cache, &claimed);
             /* a full batch: more may wait, claim again at once */
             next_claim_ms = claimed == CONSUME_BATCH_MAX ? now_ms : now_ms + CONSUME_RETRY_IDLE_MS;
+        }
+        if (ok && now_ms >= next_prune_ms) {
+            next_prune_ms = now_ms + CONSUME_PRUNE_INTERVAL_MS;
+            prune_consumers(t, cache);
         }
         if (ok) {
             ok = read_and_run(t, db, cache);

@@ -20,6 +20,13 @@
 #define CONSUME_RETRY_IDLE_MS 5000
 #define CONSUME_BLOCK_MS 100  /* a read waits this long for new entries (< the Redis timeout) */
 #define CONSUME_LOOKBACK_S 60 /* a new group starts this long before its first consumer did */
+/* Every consumer name is a process ("<host>:<pid>"), so a group would collect the names of every
+ * replica that ever ran: each reader drops, this often, the names that hold no pending entry and
+ * have been idle this long (a live reader reads every CONSUME_BLOCK_MS; one dropped by mistake
+ * is simply made again by its next read). */
+#define CONSUME_PRUNE_INTERVAL_MS (10 * 60 * 1000)
+#define CONSUME_PRUNE_IDLE_MS (60 * 60 * 1000)
+#define CONSUME_PRUNE_MAX 100 /* names looked at per prune */
 
 /** One stream entry as outbox_publish_batch wrote it; every string borrowed from the reply. */
 typedef struct consume_event {
