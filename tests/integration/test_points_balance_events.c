@@ -16,31 +16,6 @@ TestSuite(points_balance_events, .init = it_setup, .fini = it_teardown, .timeout
 
 #define POLLS_MAX 1200 /* x 100 ms between polls: generous, and within the suite's timeout */
 
-static Loyalty__V1__MemberStats *member_stats(const char *m, const char *member) {
-    Loyalty__V1__MemberGetStatsRequest r = LOYALTY__V1__MEMBER_GET_STATS_REQUEST__INIT;
-    r.merchant_id = (char *)m;
-    r.member_id = (char *)member;
-    Loyalty__V1__MemberGetStatsResponse *resp = NULL;
-    assert_ok(call(SVC_MEMBER, "GetMemberStats", &r, &resp));
-    return resp->stats;
-}
-
-/* `tag` for a balance of `threshold` or more. */
-static void set_balance_rule(const char *m, const char *tag, int64_t threshold) {
-    Loyalty__V1__MemberTagRule rule = LOYALTY__V1__MEMBER_TAG_RULE__INIT;
-    rule.tag = (char *)tag;
-    rule.metric = LOYALTY__V1__MEMBER_TAG_METRIC__MEMBER_TAG_METRIC_POINTS_BALANCE;
-    rule.op = LOYALTY__V1__MEMBER_TAG_OPERATOR__MEMBER_TAG_OPERATOR_GTE;
-    rule.threshold = threshold;
-    Loyalty__V1__MemberTagRule *rules[] = {&rule};
-    Loyalty__V1__MemberSetTagRulesRequest tr = LOYALTY__V1__MEMBER_SET_TAG_RULES_REQUEST__INIT;
-    tr.merchant_id = (char *)m;
-    tr.idempotency_key = (char *)harness_key();
-    tr.rules = rules;
-    tr.n_rules = 1;
-    assert_ok(call(SVC_MEMBER, "SetTagRules", &tr, NULL));
-}
-
 /* Waits until member-svc holds `balance` for the member; answers its stats then. */
 static Loyalty__V1__MemberStats *wait_balance(const char *m, const char *member, int64_t balance) {
     Loyalty__V1__MemberStats *st = NULL;
@@ -194,7 +169,7 @@ Test(points_balance_events, adjust_expiry_and_maturing_move_the_tag_and_stale_ev
     stack_start();
     const char *m = harness_merchant("pbev");
     set_points_rules(m, 0, 0, 0);
-    set_balance_rule(m, "points_rich", 5000);
+    set_balance_tag_rule(m, "points_rich", 5000);
     const char *b = create_member(m, "Saver");
 
     /* An admin adjustment over the threshold gives the tag, one under it takes it away. */
@@ -245,7 +220,7 @@ Test(points_balance_events, a_referral_reward_in_a_checkout_moves_the_referrers_
     stack_start();
     shop_t s;
     open_shop(&s, "pbref"); /* level 1 earns 10% of the paid amount as points */
-    set_balance_rule(s.m, "has_points", 1);
+    set_balance_tag_rule(s.m, "has_points", 1);
     const char *b = new_buyer(&s, 0, 0);
     cr_assert_eq(member_stats(s.m, s.r1)->n_automatic_tags, 0);
 
