@@ -37,7 +37,8 @@
  * names the credential it acts for, so that the service's audit trail records the original
  * caller (and the gateway's credential as the one it came through). Trusted only from the
  * service credential; any other credential that sends it is refused (PERMISSION_DENIED
- * ON_BEHALF_OF_NOT_ALLOWED), and without authentication it is ignored. */
+ * ON_BEHALF_OF_NOT_ALLOWED), and without authentication it is ignored, as it is on a
+ * BatchService/Run (whose calls are the service's own). */
 #define RPC_ON_BEHALF_OF_HEADER "loyalty-on-behalf-of"
 
 typedef struct rpc_stream rpc_stream_t;
