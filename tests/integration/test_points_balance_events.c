@@ -3,8 +3,9 @@
  * balance and the account version, member-svc's consumer group applies each newer one. An
  * admin Adjust, an expiry and pending points maturing move the tag; a referral reward earned in
  * someone else's checkout moves the referrer's; a forged duplicate or stale event changes
- * nothing. Every wait polls observable state (member-svc's stats, the consumer group's
- * position) with a bound on the number of polls, never on elapsed time. */
+ * nothing; a change made while member-svc is down reaches it after its restart. Every wait polls
+ * observable state (member-svc's stats, the consumer group's position) with a bound on the number
+ * of polls, never on elapsed time. */
 #include "gateway_it.h"
 
 #include "cache.h"
@@ -237,4 +238,22 @@ Test(points_balance_events, a_referral_reward_in_a_checkout_moves_the_referrers_
         cr_assert(available > 0, "level %d earned nothing", i + 1);
         cr_assert(has_tag(wait_balance(s.m, up[i], available), "has_points"), "level %d", i + 1);
     }
+}
+
+Test(points_balance_events, changes_made_while_member_svc_is_down_reach_the_tags_after_restart) {
+    /* Goal: the consumer group keeps member-svc's position: a change published while member-svc
+     * is dead (killed, not stopped) is handled by the restarted process. */
+    stack_start();
+    const char *m = harness_merchant("pbrst");
+    set_points_rules(m, 0, 0, 0);
+    set_balance_tag_rule(m, "points_rich", 5000);
+    const char *b = create_member(m, "Sleeper");
+    give_points(m, b, 6000);
+    cr_assert(has_tag(wait_balance(m, b, 6000), "points_rich"));
+
+    harness_kill(&procs[SVC_MEMBER]);
+    give_points(m, b, -2000); /* points-svc alone: its event waits in the stream */
+    cr_assert_eq(points_balance(m, b)->available, 4000);
+    harness_restart(&procs[SVC_MEMBER]);
+    cr_assert(!has_tag(wait_balance(m, b, 4000), "points_rich"));
 }
