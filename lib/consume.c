@@ -6,6 +6,7 @@
 #include "clock.h"
 #include "health.h"
 #include "log.h"
+#include "rpc_client.h"
 #include "rpc_server_internal.h"
 
 #include <hiredis/hiredis.h>
@@ -399,6 +400,7 @@ static void *consume_main(void *arg) {
     }
     cache_destroy(cache);
     db_destroy(db);
+    rpc_client_thread_cleanup(); /* a handler may have called another service */
     return NULL;
 }
 
