@@ -128,6 +128,7 @@ static void campaign_record_balance(campaign_run_t *run, arena_t *a, const offer
         campaign_reward_key(a, run->c->kind, o->period, o->member->id, "points_balance");
     req.member_id = (char *)o->member->id;
     req.points_balance = balance->available;
+    req.points_balance_version = balance->version;
     status_t st = rpc_call(run->member, &loyalty__v1__member_service__descriptor,
                            "RecordPointsBalance", &req.base, a, NULL, NULL);
     if (!status_is_ok(&st)) {

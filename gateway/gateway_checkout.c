@@ -970,6 +970,7 @@ static status_t checkout_complete(gw_saga_t *x) {
         ro->_points_balance_case =
             LOYALTY__V1__MEMBER_RECORD_ORDER_REQUEST___POINTS_BALANCE_POINTS_BALANCE;
         ro->points_balance = earn->balance->available;
+        ro->points_balance_version = earn->balance->version;
     }
     gw_call_t *record_order = gw_group_add(&g2);
     gw_call_init(record_order, x->svc->member, &loyalty__v1__member_service__descriptor,

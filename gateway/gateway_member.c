@@ -37,6 +37,7 @@ static status_t record_points_balance(gw_saga_t *x, const char *member_id,
     r->idempotency_key = gw_step_key(x, "member_points_balance");
     r->member_id = (char *)member_id;
     r->points_balance = balance->available;
+    r->points_balance_version = balance->version;
     gw_call_t c;
     gw_call_init(&c, x->svc->member, &loyalty__v1__member_service__descriptor,
                  "RecordPointsBalance", &r->base, "member_points_balance");
@@ -49,6 +50,7 @@ static status_t record_points_balance(gw_saga_t *x, const char *member_id,
 typedef struct balances {
     const char *member_id[BALANCES_MAX];
     int64_t available[BALANCES_MAX];
+    int64_t version[BALANCES_MAX];
     int n;
 } balances_t;
 
@@ -59,11 +61,13 @@ static void balances_note(balances_t *b, const Loyalty__V1__PointsBalance *balan
     for (int i = 0; i < b->n; i++) {
         if (strcmp(b->member_id[i], balance->member_id) == 0) {
             b->available[i] = balance->available;
+            b->version[i] = balance->version;
             return;
         }
     }
     if (b->n < BALANCES_MAX) {
         b->member_id[b->n] = balance->member_id;
+        b->version[b->n] = balance->version;
         b->available[b->n++] = balance->available;
     }
 }
@@ -98,6 +102,7 @@ static status_t record_balances(gw_saga_t *x, const balances_t *b) {
         r->idempotency_key = gw_step_key(x, name);
         r->member_id = (char *)b->member_id[i];
         r->points_balance = b->available[i];
+        r->points_balance_version = b->version[i];
         gw_call_init(gw_group_add(&g), x->svc->member, &loyalty__v1__member_service__descriptor,
                      "RecordPointsBalance", &r->base, "%s", name);
     }

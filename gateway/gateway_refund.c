@@ -317,6 +317,7 @@ static status_t refund_complete(gw_saga_t *x) {
             m->_points_balance_case =
                 LOYALTY__V1__MEMBER_RECORD_RETURN_REQUEST___POINTS_BALANCE_POINTS_BALANCE;
             m->points_balance = pr->balance->available;
+            m->points_balance_version = pr->balance->version;
         }
         record_return = gw_group_add(&g2);
         gw_call_init(record_return, x->svc->member, &loyalty__v1__member_service__descriptor,

@@ -4,8 +4,10 @@
  * participant's own descriptor (its .proto stays the contract), must name the outer merchant
  * (the one the runtime checked the caller's credential for), and is sent with the gateway's
  * service credential, the caller's request id and deadline (rpc_call takes both from the call
- * being served). The participant's answer or refusal is passed back as it is. Admin only: Relay
- * is not in gateway_storefront_methods. */
+ * being served), and the caller's credential id in RPC_ON_BEHALF_OF_HEADER, so that the
+ * participant's audit trail names the admin who made the change (and the gateway's credential
+ * as the one it came through). The participant's answer or refusal is passed back as it is.
+ * Admin only: Relay is not in gateway_storefront_methods. */
 #include "gateway_rpc.h"
 #include "loyalty/v1/gateway.pb-c.h"
 #include "loyalty/v1/member.pb-c.h"
@@ -94,8 +96,19 @@ status_t gw_rpc_relay(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg, ProtobufC
                            "request.merchant_id must be merchant_id (%s)", ctx->merchant_id);
     }
     rpc_channel_t *ch = *(rpc_channel_t **)((char *)gw_svc(ctx) + target->channel_offset);
+    /* Who the gateway acts for: the caller, or whom the caller itself acted for. Nobody when
+     * calls are not authenticated. */
+    const char *actor = ctx->on_behalf_of != NULL && ctx->on_behalf_of[0] != '\0'
+                            ? ctx->on_behalf_of
+                            : ctx->credential_id;
+    rpc_call_opts_t opts = {0};
+    if (actor != NULL && actor[0] != '\0') {
+        opts.extra_keys[0] = RPC_ON_BEHALF_OF_HEADER;
+        opts.extra_values[0] = actor;
+        opts.extra_count = 1;
+    }
     ProtobufCMessage *out = NULL;
-    status_t st = rpc_call(ch, target->service, req->method, inner, ctx->arena, &out, NULL);
+    status_t st = rpc_call(ch, target->service, req->method, inner, ctx->arena, &out, &opts);
     if (!status_is_ok(&st)) {
         return st;
     }

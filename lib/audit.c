@@ -49,8 +49,9 @@ bool audit_is_audited(const char *path) {
     return false;
 }
 
-status_t audit_begin(db_t *db, const char *merchant_id, const char *credential_id, const char *rpc,
-                     const char *idempotency_key, const char *request_id) {
+status_t audit_begin(db_t *db, const char *merchant_id, const char *credential_id,
+                     const char *via_credential_id, const char *rpc, const char *idempotency_key,
+                     const char *request_id) {
     db_params_t p;
     db_params_init(&p);
     db_param_text(&p, merchant_id);
@@ -58,6 +59,7 @@ status_t audit_begin(db_t *db, const char *merchant_id, const char *credential_i
     db_param_text(&p, rpc);
     db_param_text(&p, idempotency_key ? idempotency_key : "");
     db_param_text(&p, request_id);
+    db_param_text(&p, via_credential_id ? via_credential_id : "");
     /* The CALL row's id is drawn first, so that the row and the setting the triggers copy
      * (loyalty.audit_call) carry the same one. */
     return db_exec(db,
@@ -67,10 +69,11 @@ status_t audit_begin(db_t *db, const char *merchant_id, const char *credential_i
                    " set_config('loyalty.audit_credential', $2, true),"
                    " set_config('loyalty.audit_rpc', $3, true),"
                    " set_config('loyalty.audit_idempotency_key', $4, true),"
-                   " set_config('loyalty.audit_request_id', $5, true))"
+                   " set_config('loyalty.audit_request_id', $5, true),"
+                   " set_config('loyalty.audit_via', $6, true))"
                    " INSERT INTO audit_log (merchant_id, credential_id, rpc, idempotency_key,"
-                   " request_id, op, id, call_id) SELECT $1, $2, $3, $4, $5, 'CALL',"
-                   " call::bigint, call::bigint FROM ctx",
+                   " request_id, op, id, call_id, via_credential_id) SELECT $1, $2, $3, $4, $5,"
+                   " 'CALL', call::bigint, call::bigint, $6 FROM ctx",
                    &p, NULL);
 }
 
@@ -93,12 +96,13 @@ status_t audit_record(db_t *db, const char *merchant_id, const char *table_name,
     }
     return db_exec(db,
                    "INSERT INTO audit_log (merchant_id, credential_id, rpc, idempotency_key,"
-                   " request_id, table_name, op, before, after, call_id)"
+                   " request_id, table_name, op, before, after, call_id, via_credential_id)"
                    " SELECT $1, current_setting('loyalty.audit_credential', true),"
                    " current_setting('loyalty.audit_rpc', true),"
                    " current_setting('loyalty.audit_idempotency_key', true),"
                    " current_setting('loyalty.audit_request_id', true), $2, $3, $4::jsonb,"
-                   " $5::jsonb, nullif(current_setting('loyalty.audit_call', true), '')::bigint"
+                   " $5::jsonb, nullif(current_setting('loyalty.audit_call', true), '')::bigint,"
+                   " coalesce(current_setting('loyalty.audit_via', true), '')"
                    " WHERE audit_active() AND current_setting('loyalty.audit_merchant', true) = $1",
                    &p, NULL);
 }
@@ -108,13 +112,15 @@ status_t audit_record(db_t *db, const char *merchant_id, const char *table_name,
  * matched to its call by the request id, RPC and key it shares with it. */
 // clang-format off
 static const char list_sql[] =
-    "WITH calls AS (SELECT id, at, call_id, credential_id, rpc, idempotency_key, request_id"
+    "WITH calls AS (SELECT id, at, call_id, credential_id, rpc, idempotency_key, request_id,"
+    " via_credential_id"
     " FROM audit_log WHERE merchant_id = $1 AND op = 'CALL' AND at >= to_timestamp($2)"
     " AND (NOT $3 OR (at, id) < (timestamptz 'epoch' + ($4::bigint / 1000000) * interval '1 s'"
     " + ($4::bigint % 1000000) * interval '1 microsecond', $5::bigint))"
     " ORDER BY at DESC, id DESC LIMIT $6)"
     " SELECT c.id, " SQL_EPOCH_US("c.at") ", c.credential_id, c.rpc,"
-    " c.idempotency_key, c.request_id, r.table_name, r.op, r.before::text, r.after::text"
+    " c.idempotency_key, c.request_id, r.table_name, r.op, r.before::text, r.after::text,"
+    " c.via_credential_id"
     " FROM calls c LEFT JOIN LATERAL ("
     "  SELECT w.id, w.table_name, w.op, w.before, w.after FROM audit_log w"
     "  WHERE w.merchant_id = $1 AND w.call_id = c.id AND w.op <> 'CALL'"
@@ -164,6 +170,7 @@ status_t audit_list(db_t *db, arena_t *a, const char *service, const char *merch
         e->rpc = arena_strdup(a, db_get_str(r, first, 3));
         e->idempotency_key = arena_strdup(a, db_get_str(r, first, 4));
         e->request_id = arena_strdup(a, db_get_str(r, first, 5));
+        e->via_credential_id = arena_strdup(a, db_get_str(r, first, 10));
         size_t changes = db_is_null(r, first, 7) ? 0 : (size_t)(i - first);
         e->changes = arena_alloc(a, (changes + 1) * sizeof *e->changes);
         for (size_t k = 0; k < changes; k++) {

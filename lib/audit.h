@@ -24,9 +24,12 @@ extern const char *const audit_methods[];
 
 /** Inside the call's transaction, before its handler: records the CALL row and sets the
  *  transaction-local context (loyalty.audit_*, with the CALL row's id as loyalty.audit_call)
- *  that the configuration tables' triggers copy into the rows of what changed. One statement. */
-status_t audit_begin(db_t *db, const char *merchant_id, const char *credential_id, const char *rpc,
-                     const char *idempotency_key, const char *request_id);
+ *  that the configuration tables' triggers copy into the rows of what changed. One statement.
+ *  `credential_id` is who acted; `via_credential_id` the credential a relayed call came with
+ *  ("" when the actor called itself). */
+status_t audit_begin(db_t *db, const char *merchant_id, const char *credential_id,
+                     const char *via_credential_id, const char *rpc, const char *idempotency_key,
+                     const char *request_id);
 
 /** Inside an audited call's transaction: records a change no row trigger sees (a batch of
  *  generated codes is recorded as one row, not a row per code). `before_json` and

@@ -152,7 +152,7 @@ static const char *parse_merchants(cred_entry_t *e, char *merchants) {
     return NULL;
 }
 
-static bool id_valid(const char *id) {
+bool cred_id_valid(const char *id) {
     size_t n = strlen(id);
     if (n == 0 || n > CRED_ID_MAX) {
         return false;
@@ -192,7 +192,7 @@ static const char *parse_line(cred_set_t *set, char *line) {
     if (set->count == CRED_ENTRIES_MAX) {
         return "too many credentials";
     }
-    if (!id_valid(fields[0])) {
+    if (!cred_id_valid(fields[0])) {
         return "the id must be 1..64 characters of [A-Za-z0-9_.:@-]";
     }
     if (strcmp(fields[0], CRED_SERVICE_ID) == 0) {

@@ -60,6 +60,9 @@ size_t cred_set_count(const cred_set_t *set);
  *  time, so the time taken says nothing about how close a guess came. */
 const cred_entry_t *cred_set_find(const cred_set_t *set, const uint8_t digest[CRED_DIGEST_BYTES]);
 
+/** True when `id` can be a credential id: 1..CRED_ID_MAX of letters, digits and `- _ . : @`. */
+bool cred_id_valid(const char *id);
+
 /** SHA-256 of token[0..len). */
 void cred_digest(const char *token, size_t len, uint8_t digest[CRED_DIGEST_BYTES]);
 

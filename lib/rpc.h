@@ -33,6 +33,14 @@
 #define RPC_DURABLE_WITH_HEADER "loyalty-durable-with"
 #define RPC_DURABLE_WITH_MAX 24 /* a uint64 in decimal */
 
+/* Request metadata by which the gateway, relaying an admin's call to a service (Gateway.Relay),
+ * names the credential it acts for, so that the service's audit trail records the original
+ * caller (and the gateway's credential as the one it came through). Trusted only from the
+ * service credential; any other credential that sends it is refused (PERMISSION_DENIED
+ * ON_BEHALF_OF_NOT_ALLOWED), and without authentication it is ignored, as it is on a
+ * BatchService/Run (whose calls are the service's own). */
+#define RPC_ON_BEHALF_OF_HEADER "loyalty-on-behalf-of"
+
 typedef struct rpc_stream rpc_stream_t;
 
 /** Everything a handler may use while serving one call. All memory from `arena` lives until
@@ -48,8 +56,11 @@ typedef struct rpc_ctx {
     const struct trace_ctx *trace; /* from traceparent/tracestate or a new trace (trace.h) */
     const char *merchant_id;       /* the request's merchant_id, validated; "" when it has none */
     const char *credential_id;     /* the caller's credential id (credentials.h); "" without auth */
-    gpr_timespec deadline;         /* the caller's deadline (monotonic clock) */
-    int64_t now_s;                 /* unix seconds when the call started */
+    /* The credential the caller acts for (RPC_ON_BEHALF_OF_HEADER, from the service credential
+     * only); NULL or "" when it acts for itself. */
+    const char *on_behalf_of;
+    gpr_timespec deadline; /* the caller's deadline (monotonic clock) */
+    int64_t now_s;         /* unix seconds when the call started */
     const char *invalidations[RPC_INVALIDATIONS_MAX];
     int invalidation_count;
     rpc_stream_t *stream; /* the call's outgoing messages (RPC_STREAM only), else NULL */

@@ -78,6 +78,7 @@ static status_t batch_admit(call_t *c, const rpc_ctx_t *outer, const srv_method_
         .trace = &it->trace,
         .merchant_id = "",
         .credential_id = outer->credential_id,
+        .on_behalf_of = outer->on_behalf_of,
         .deadline = outer->deadline,
         .now_s = outer->now_s,
     };

@@ -198,6 +198,8 @@ void srv_call_read_metadata(call_t *c, const char **auth, size_t *auth_len) {
     *auth_len = 0;
     c->request_id[0] = '\0';
     c->durable_with[0] = '\0';
+    c->on_behalf_of[0] = '\0';
+    c->on_behalf_of_invalid = false;
     const char *traceparent = NULL, *tracestate = NULL;
     size_t traceparent_len = 0, tracestate_len = 0;
     for (size_t i = 0; i < c->req_md.count; i++) {
@@ -220,6 +222,13 @@ void srv_call_read_metadata(call_t *c, const char **auth, size_t *auth_len) {
                    vn <= RPC_DURABLE_WITH_MAX) {
             memcpy(c->durable_with, v, vn);
             c->durable_with[vn] = '\0';
+        } else if (grpc_slice_str_cmp(md->key, RPC_ON_BEHALF_OF_HEADER) == 0) {
+            c->on_behalf_of_invalid = vn > CRED_ID_MAX;
+            if (!c->on_behalf_of_invalid) {
+                memcpy(c->on_behalf_of, v, vn);
+                c->on_behalf_of[vn] = '\0';
+                c->on_behalf_of_invalid = !cred_id_valid(c->on_behalf_of);
+            }
         }
     }
     trace_begin(&c->trace, traceparent, traceparent_len, tracestate, tracestate_len);
@@ -244,7 +253,11 @@ static status_t call_run_in_tx(db_t *db, void *arg) {
     t->ctx->invalidation_count = 0;
     t->ctx->outbox_emitted = 0;
     if (t->m->audited) {
-        status_t st = audit_begin(db, t->ctx->merchant_id, t->ctx->credential_id, t->m->path,
+        /* A relayed call is recorded as its original caller's, through the relaying one. */
+        const char *behalf = t->ctx->on_behalf_of;
+        bool relayed = behalf != NULL && behalf[0] != '\0';
+        status_t st = audit_begin(db, t->ctx->merchant_id, relayed ? behalf : t->ctx->credential_id,
+                                  relayed ? t->ctx->credential_id : "", t->m->path,
                                   t->idempotency_key, t->ctx->request_id);
         if (!status_is_ok(&st)) {
             return st;
@@ -373,6 +386,34 @@ status_t srv_call_authorize(call_t *c, const ProtobufCMessage *req, rpc_ctx_t *c
                                  c->credential_id);
 }
 
+/* Whether the call's RPC_ON_BEHALF_OF_HEADER is taken (after authorization, which names the
+ * caller's credential): from the service credential it is, and ctx->on_behalf_of says whom the
+ * call acts for; from any other credential the call is refused, since a credential must not
+ * put its doings on another's account; without authentication (nobody is anybody) it is
+ * ignored. */
+status_t srv_call_check_on_behalf(const call_t *c, rpc_ctx_t *ctx) {
+    ctx->on_behalf_of = "";
+    if (c->on_behalf_of[0] == '\0' && !c->on_behalf_of_invalid) {
+        return status_ok();
+    }
+    bool open = !credentials_enabled() && !g_srv.config.auth_token[0]; /* no auth at all */
+    if (open) {
+        return status_ok();
+    }
+    if (strcmp(c->credential_id, CRED_SERVICE_ID) != 0) {
+        return status_make(STATUS_PERMISSION_DENIED, "ON_BEHALF_OF_NOT_ALLOWED",
+                           "only the service credential may act on behalf of another "
+                           "credential (%s)",
+                           RPC_ON_BEHALF_OF_HEADER);
+    }
+    if (c->on_behalf_of_invalid) {
+        return status_make(STATUS_INVALID_ARGUMENT, "ON_BEHALF_OF_MALFORMED",
+                           "%s must be a credential id", RPC_ON_BEHALF_OF_HEADER);
+    }
+    ctx->on_behalf_of = c->on_behalf_of;
+    return status_ok();
+}
+
 /* Whether this call's change may commit without waiting for the disk: its caller is a service
  * that says its own later commit on this same PostgreSQL cluster makes the change durable before
  * anyone relies on it (RPC_DURABLE_WITH_HEADER; docs/architecture.md "Durability of saga
@@ -409,6 +450,9 @@ static status_t call_dispatch(call_t *c, rpc_ctx_t *ctx, ProtobufCMessage **resp
         return st;
     }
     st = srv_call_authorize(c, req, ctx);
+    if (status_is_ok(&st)) {
+        st = srv_call_check_on_behalf(c, ctx);
+    }
     if (!status_is_ok(&st)) {
         return st;
     }
@@ -450,6 +494,7 @@ void srv_call_serve(worker_t *w, call_t *c) {
         .trace = &c->trace,
         .merchant_id = "",
         .credential_id = c->credential_id,
+        .on_behalf_of = "",
         .deadline = c->deadline,
         .now_s = (int64_t)time(NULL),
     };

@@ -37,8 +37,7 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Sleeps up to ms unless the background threads are told to stop; true when stopping. */
-static bool background_sleep(int64_t ms) {
+bool srv_background_sleep(int64_t ms) {
     struct timespec until = clock_realtime_after_ms(ms);
     pthread_mutex_lock(&g_srv.mu);
     while (!g_srv.stop_background) {
@@ -73,7 +72,7 @@ void *srv_monitor_main(void *arg) {
             health_set_db_reachable(db_ping(db));
             srv_watch_notify();
         }
-    } while (!background_sleep(health_is_migrated() ? MONITOR_PROBE_MS : 1000));
+    } while (!srv_background_sleep(health_is_migrated() ? MONITOR_PROBE_MS : 1000));
     db_destroy(db);
     rpc_client_thread_cleanup();
     return NULL;
@@ -156,7 +155,8 @@ void *srv_outbox_main(void *arg) {
     return NULL;
 }
 
-static void job_run(const rpc_job_t *job, db_t *db, cache_t *cache) {
+status_t srv_background_run(const char *name, db_t *db, cache_t *cache, const char *merchant_id,
+                            status_t (*fn)(rpc_ctx_t *ctx, void *arg), void *arg) {
     arena_t arena;
     arena_init(&arena);
     char request_id[REQUEST_ID_MAX + 1];
@@ -170,19 +170,19 @@ static void job_run(const rpc_job_t *job, db_t *db, cache_t *cache) {
         .cache = cache,
         .config = &g_srv.config,
         .service_state = g_srv.service_state,
-        .method = job->name,
+        .method = name,
         .request_id = request_id,
         .trace = &trace,
-        .merchant_id = "",
+        .merchant_id = merchant_id,
         .credential_id = "",
         .deadline = gpr_inf_future(GPR_CLOCK_MONOTONIC),
         .now_s = (int64_t)time(NULL),
     };
     srv_ctx_set_current(&ctx);
-    log_bind_request(request_id, job->name);
+    log_bind_request(request_id, name);
     log_bind_trace(trace.trace_id, trace.span_id, trace.parent_span_id);
     int64_t start = srv_now_us();
-    status_t st = job->fn(&ctx);
+    status_t st = fn(&ctx, arg);
     for (int i = 0; i < ctx.invalidation_count; i++) {
         cache_del(cache, ctx.invalidations[i]);
     }
@@ -190,13 +190,23 @@ static void job_run(const rpc_job_t *job, db_t *db, cache_t *cache) {
         outbox_kick();
     }
     if (!status_is_ok(&st)) {
-        log_msg(LOG_WARN, "job %s failed after %lld us: %s", job->name,
+        log_msg(LOG_WARN, "job %s failed after %lld us: %s", name,
                 (long long)(srv_now_us() - start), st.message);
     }
     log_bind_request(NULL, NULL);
     log_bind_trace(NULL, NULL, NULL);
     srv_ctx_set_current(NULL);
     arena_free(&arena);
+    return st;
+}
+
+static status_t job_call(rpc_ctx_t *ctx, void *arg) {
+    const rpc_job_t *job = arg;
+    return job->fn(ctx);
+}
+
+static void job_run(const rpc_job_t *job, db_t *db, cache_t *cache) {
+    (void)srv_background_run(job->name, db, cache, "", job_call, (void *)job);
 }
 
 /* A thread running some jobs on their timers: the runtime's own jobs share one, and every job
@@ -233,7 +243,7 @@ static void *job_main(void *arg) {
             next_due[i] = now + every;
             job_run(job, db, cache);
         }
-    } while (!background_sleep(1000));
+    } while (!srv_background_sleep(1000));
     cache_destroy(cache);
     db_destroy(db);
     rpc_client_thread_cleanup();

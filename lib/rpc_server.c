@@ -15,6 +15,7 @@
 #include "audit.h"
 #include "auth.h"
 #include "clock.h"
+#include "consume.h"
 #include "credentials.h"
 #include "health.h"
 #include "idem.h"
@@ -434,6 +435,7 @@ static status_t srv_start(void) {
         abort();
     }
     srv_jobs_start();
+    consume_start(g_srv.opts->consumers);
     g_srv.job_thread_started = true;
     if (pthread_create(&g_srv.outbox_thread, NULL, srv_outbox_main, NULL) != 0) {
         abort();
@@ -517,6 +519,7 @@ static void srv_stop(void) {
     pthread_join(g_srv.monitor_thread, NULL);
     if (g_srv.job_thread_started) {
         srv_jobs_join();
+        consume_join();
         outbox_stop();
         pthread_join(g_srv.outbox_thread, NULL);
     }

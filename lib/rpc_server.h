@@ -18,6 +18,9 @@ typedef struct rpc_server_options {
                                       and AuditService (audit.h) */
     size_t service_count;
     const rpc_job_t *jobs; /* ends with an entry whose name is NULL; may be NULL */
+    /* Consumers of the domain event stream (consume.h), ending with an entry whose group is
+     * NULL; may be NULL. */
+    const struct rpc_consumer *consumers;
     /* With a credential file (README "Credentials"), the methods a storefront credential may
      * call ("/loyalty.v1.Gateway/Checkout"), ending with NULL; may be NULL. Every other method
      * is for admin and service credentials; server reflection for any valid credential. */

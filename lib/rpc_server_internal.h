@@ -105,6 +105,8 @@ typedef struct call {
     trace_ctx_t trace;                           /* read with the metadata */
     uint8_t cred_digest[CRED_DIGEST_BYTES];      /* the bearer token's, with a credential file */
     char credential_id[CRED_ID_MAX + 1];         /* who called: "" without auth */
+    char on_behalf_of[CRED_ID_MAX + 1];          /* RPC_ON_BEHALF_OF_HEADER's value, or "" */
+    bool on_behalf_of_invalid;                   /* the header was there but not an id */
     char durable_with[RPC_DURABLE_WITH_MAX + 1]; /* RPC_DURABLE_WITH_HEADER's value, or "" */
     arena_t arena;
 } call_t;
@@ -150,6 +152,7 @@ void srv_call_read_metadata(call_t *c, const char **auth, size_t *auth_len);
 status_t srv_call_admit(call_t *c, const char *auth, size_t auth_len);
 status_t srv_call_decode(call_t *c, ProtobufCMessage **req);
 status_t srv_call_authorize(call_t *c, const ProtobufCMessage *req, rpc_ctx_t *ctx);
+status_t srv_call_check_on_behalf(const call_t *c, rpc_ctx_t *ctx);
 void srv_call_serve(worker_t *w, call_t *c);
 bool srv_request_id_valid(const char *s, size_t n);
 /** Whether the call's changes may commit without waiting for the disk (RPC_DURABLE_WITH_HEADER). */
@@ -179,6 +182,13 @@ void *srv_monitor_main(void *arg);
 void *srv_outbox_main(void *arg);
 void srv_jobs_start(void);
 void srv_jobs_join(void);
+/** Sleeps up to ms unless the background threads are told to stop; true when stopping. */
+bool srv_background_sleep(int64_t ms);
+/** Runs fn as a job does: a context of its own (arena, request id, trace; merchant_id as
+ *  given), the cache invalidations it registered and the outbox kick once it returned, a log
+ *  line when it failed. Returns fn's status. */
+status_t srv_background_run(const char *name, db_t *db, cache_t *cache, const char *merchant_id,
+                            status_t (*fn)(rpc_ctx_t *ctx, void *arg), void *arg);
 
 /* rpc_server.c */
 db_t *srv_db_create(void);

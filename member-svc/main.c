@@ -1,6 +1,8 @@
-/* main.c -- member-svc: members, cards, tiers, statistics and segments (docs/domain.md#members-and-tiers). */
+/* main.c -- member-svc: members, cards, tiers, statistics and segments
+ * (docs/domain.md#members-and-tiers). */
 #include "member_handlers.h"
 #include "member_rpc.h"
+#include "outbox.h"
 #include "rpc_server.h"
 
 extern const embed_file_t member_svc_migrations[];
@@ -9,6 +11,12 @@ extern const embed_file_t member_svc_migrations[];
 static const rpc_job_t member_jobs[] = {
     {"member-tier-maintenance", member_job_maintenance, 0},
     {NULL, NULL, 0},
+};
+
+/* Every replica reads in one group: each event is handled by one of them (consume.h). */
+static const rpc_consumer_t member_consumers[] = {
+    {"member-svc.points-balance", OUTBOX_EVENTS_STREAM, "points.", member_on_points_event},
+    {NULL, NULL, NULL, NULL},
 };
 
 int main(int argc, char **argv) {
@@ -20,6 +28,7 @@ int main(int argc, char **argv) {
         .services = &member_service,
         .service_count = 1,
         .jobs = member_jobs,
+        .consumers = member_consumers,
     };
     return rpc_server_main(&opts, argc, argv);
 }

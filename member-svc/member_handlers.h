@@ -5,6 +5,7 @@
 #ifndef MEMBER_HANDLERS_H
 #define MEMBER_HANDLERS_H
 
+#include "consume.h"
 #include "member_apply.h"
 #include "rpc.h"
 
@@ -43,6 +44,10 @@ rpc_handler_t member_rpc_run_maintenance;
 rpc_handler_t member_rpc_list_members;
 rpc_handler_t member_rpc_count_members;
 rpc_handler_t member_rpc_import_members;
+
+/** The consumer of points-svc's balance events (member_points_events.c): the event's balance,
+ *  when newer than the member's, with its automatic tags recomputed. */
+status_t member_on_points_event(rpc_ctx_t *ctx, const consume_event_t *ev);
 
 /** The timer's tier maintenance, segment re-evaluation and RFM refresh for every merchant. */
 status_t member_job_maintenance(rpc_ctx_t *ctx);

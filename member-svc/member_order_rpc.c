@@ -121,7 +121,8 @@ status_t member_rpc_record_order(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg
     member_row_t old = row;
     if (req->_points_balance_case ==
         LOYALTY__V1__MEMBER_RECORD_ORDER_REQUEST___POINTS_BALANCE_POINTS_BALANCE) {
-        row.points_balance = req->points_balance; /* for the points_balance tag rules */
+        /* for the points_balance tag rules */
+        (void)member_row_learn_points(&row, req->points_balance, req->points_balance_version);
     }
     member_tier_state_t t = member_row_tier(&s, &row);
     member_tier_event_t ev;
@@ -252,7 +253,7 @@ status_t member_rpc_record_return(rpc_ctx_t *ctx, const ProtobufCMessage *req_ms
     member_row_t old = row;
     if (req->_points_balance_case ==
         LOYALTY__V1__MEMBER_RECORD_RETURN_REQUEST___POINTS_BALANCE_POINTS_BALANCE) {
-        row.points_balance = req->points_balance;
+        (void)member_row_learn_points(&row, req->points_balance, req->points_balance_version);
     }
     st = return_stats(ctx, &row, &o, req->spend_cents, req->growth_delta, now_fully);
     member_tier_state_t t = member_row_tier(&s, &row);

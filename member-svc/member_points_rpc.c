@@ -31,7 +31,10 @@ status_t member_rpc_record_points_balance(rpc_ctx_t *ctx, const ProtobufCMessage
         return st;
     }
     member_row_t old = row;
-    row.points_balance = req->points_balance;
+    if (req->points_balance_version < 0) {
+        return status_invalid_field("points_balance_version", "must not be negative");
+    }
+    (void)member_row_learn_points(&row, req->points_balance, req->points_balance_version);
     member_change_t ch = {.events = NULL, .event_count = 0};
     st = member_apply_save(ctx->db, ctx->arena, &s, &old, &row, &ch);
     if (status_is_ok(&st)) {

@@ -578,6 +578,11 @@ void member_row_from_result(arena_t *a, const PGresult *r, int i, int c0, member
     /* c0 + 27: merchant_id (member_due_lock reads it) */
     m->auto_tags = db_get_text_array(a, r, i, c0 + 28, &m->n_auto_tags);
     m->points_balance = db_get_int(r, i, c0 + 29);
+    m->points_version = db_get_int(r, i, c0 + 30);
+}
+
+bool member_row_learn_points(member_row_t *row, int64_t balance, int64_t version) {
+    return member_tags_learn_points(&row->points_balance, &row->points_version, balance, version);
 }
 
 static status_t member_row_row(void *ctx, arena_t *a, const PGresult *r, int row, void *item) {
@@ -614,7 +619,8 @@ static const char MEMBER_ROW_SAVE_SQL[] =
     " first_order_at = to_timestamp($21), last_order_at = to_timestamp($22), "
     " months_with_purchases = $23, segment = $24, segment_since = to_timestamp($25), "
     " tier_due_at = " SQL_DATE_OF_DAY("$26") "::timestamp AT TIME ZONE $28, "
-    " segment_due_at = to_timestamp($27), auto_tags = $29::text[], points_balance = $30 "
+    " segment_due_at = to_timestamp($27), auto_tags = $29::text[], points_balance = $30, "
+    " points_version = $31 "
     "WHERE merchant_id = $1 AND id = $2";
 // clang-format on
 
@@ -657,6 +663,7 @@ status_t member_row_save(db_t *db, arena_t *a, const char *merchant_id, const ch
     db_param_text(&p, tz);                                    /* 28 */
     db_param_text_array(&p, a, m->auto_tags, m->n_auto_tags); /* 29 */
     db_param_int(&p, m->points_balance);                      /* 30 */
+    db_param_int(&p, m->points_version);                      /* 31 */
     /* Deferred: the row travels with the transaction's next statement or its COMMIT. */
     return db_exec_deferred(db, MEMBER_ROW_SAVE_SQL, &p, NULL);
 }

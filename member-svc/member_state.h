@@ -145,8 +145,15 @@ typedef struct member_row {
     int64_t segment_due_at; /* 0 = none */
     char **auto_tags;       /* sorted (member_tags_compute) */
     size_t n_auto_tags;
-    int64_t points_balance; /* as last passed by RecordOrder/RecordReturn */
+    int64_t points_balance; /* as last learnt (member_row_learn_points) */
+    int64_t points_version; /* PointsBalance.version of points_balance; 0 = unversioned */
 } member_row_t;
+
+/** Takes a points balance for the points_balance tag rules when it is newer than the row's:
+ *  its version (PointsBalance.version, points events) is higher, or it has none (0: a caller
+ *  that vouches for its order). A duplicate or an older balance changes nothing, so that points
+ *  events and the gateway's Record* calls may arrive in any order. True when taken. */
+bool member_row_learn_points(member_row_t *row, int64_t balance, int64_t version);
 
 /** Claims (FOR UPDATE SKIP LOCKED) one merchant whose segments are being re-evaluated;
  *  *merchant_id NULL when none. *after_id: the last member done ("" = none yet). */
@@ -176,9 +183,9 @@ status_t member_rfm_claim(db_t *db, arena_t *a, int64_t every_s, char **merchant
     SQL_EPOCH_S_FLOOR("segment_since") ", "                                                        \
     "coalesce(" SQL_EPOCH_S_FLOOR("tier_due_at") ", 0), "                                          \
     "coalesce(" SQL_EPOCH_S_FLOOR("segment_due_at") ", 0), merchant_id, auto_tags, "               \
-    "points_balance"
+    "points_balance, points_version"
 // clang-format on
-#define MEMBER_ROW_COLUMN_COUNT 30
+#define MEMBER_ROW_COLUMN_COUNT 31
 
 /** Parses a member row from row `i` of a result, its columns starting at `c0`. */
 void member_row_from_result(arena_t *a, const PGresult *r, int i, int c0, member_row_t *out);

@@ -150,6 +150,18 @@ size_t member_tags_compute(const member_tag_rules_t *rules, const member_tag_fig
     return n;
 }
 
+bool member_tags_learn_points(int64_t *balance, int64_t *version, int64_t new_balance,
+                              int64_t new_version) {
+    if (new_version != 0 && new_version <= *version) {
+        return false; /* a duplicate, or older than what is kept */
+    }
+    *balance = new_balance;
+    if (new_version != 0) {
+        *version = new_version;
+    }
+    return true;
+}
+
 bool member_tags_equal(char *const *a, size_t na, char *const *b, size_t nb) {
     if (na != nb) {
         return false;

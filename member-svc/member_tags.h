@@ -47,6 +47,13 @@ bool member_tags_decode(const char *text, member_tag_rule_t *out);
 size_t member_tags_compute(const member_tag_rules_t *rules, const member_tag_figures_t *f,
                            const char **out, size_t cap);
 
+/** The points balance a member's tags look at, as member-svc keeps it: *balance and its
+ *  *version (PointsBalance.version). Takes `new_balance` when `new_version` is higher than
+ *  *version, or 0 (unversioned: taken, *version left as it is); a duplicate or an older one
+ *  changes nothing, whatever order events and calls arrive in. True when taken. */
+bool member_tags_learn_points(int64_t *balance, int64_t *version, int64_t new_balance,
+                              int64_t new_version);
+
 /** True when two sorted tag lists are equal. */
 bool member_tags_equal(char *const *a, size_t na, char *const *b, size_t nb);
 

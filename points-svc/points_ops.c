@@ -115,6 +115,7 @@ status_t points_ops_open(points_ledger_t *lg, rpc_ctx_t *ctx, db_t *db, arena_t 
     if (!status_is_ok(&st) || !lg->found) {
         return st;
     }
+    lg->available_opened = points_ops_available(lg);
     return ledger_settle_due(lg);
 }
 
@@ -124,6 +125,7 @@ status_t points_ops_open_locked(points_ledger_t *lg, rpc_ctx_t *ctx, db_t *db, a
     ledger_init(lg, ctx, db, a, merchant, member, now);
     lg->acct = *acct;
     lg->found = true;
+    lg->available_opened = points_ops_available(lg);
     return ledger_settle_due(lg);
 }
 
@@ -150,6 +152,8 @@ static status_t repay_debt(points_ledger_t *lg) {
     return ledger_entry(lg, &e, NULL);
 }
 
+static status_t ledger_announce(points_ledger_t *lg);
+
 status_t points_ops_close(points_ledger_t *lg) {
     assert(lg->found);
     for (int round = 0; round < LEDGER_CLOSE_ROUNDS_MAX; round++) {
@@ -173,16 +177,21 @@ status_t points_ops_close(points_ledger_t *lg) {
             return st;
         }
     }
-    if (lg->ctx != NULL) {
-        points_cache_invalidate(lg->ctx, lg->merchant, lg->member);
+    if (lg->ctx == NULL) {
+        return status_ok();
     }
-    return status_ok();
+    points_cache_invalidate(lg->ctx, lg->merchant, lg->member);
+    return ledger_announce(lg);
 }
 
 /* points.earned for integrations, in the transaction that creates the lot (so it is
- * published exactly when the points exist). */
-static status_t ledger_emit_earned(points_ledger_t *lg, const points_credit_t *c,
-                                   const Loyalty__V1__PointsLot *l) {
+ * published exactly when the points exist). With `balance`, it also carries the member's
+ * available balance and the account version the close saved, so that member-svc's
+ * points_balance tag rules learn a referrer's or a buyer's new balance from the event the earn
+ * writes anyway (no event of its own on the checkout's path). */
+static status_t ledger_emit_earned(points_ledger_t *lg, bool balance) {
+    const points_credit_t *c = &lg->earned;
+    const Loyalty__V1__PointsLot *l = lg->earned_lot;
     const ProtobufCEnumValue *source =
         protobuf_c_enum_descriptor_get_value(&loyalty__v1__points_source__descriptor, c->source);
     char payload[1024];
@@ -196,8 +205,35 @@ static status_t ledger_emit_earned(points_ledger_t *lg, const points_credit_t *c
     jsonw_bool(&w, "pending", c->pending);
     jsonw_int(&w, "available_at", c->available_at);
     jsonw_str(&w, "expiry_date", l->expiry_date);
+    if (balance) {
+        jsonw_int(&w, "available", points_ops_available(lg));
+        jsonw_int(&w, "version", lg->acct.version);
+    }
     jsonw_end(&w);
+    lg->earned_waiting = false;
     return outbox_emit(lg->ctx, lg->merchant, OUTBOX_EVENTS_STREAM, "points.earned", lg->member,
+                       payload, NULL);
+}
+
+/* The balance events of a closed ledger (see points_ledger_t.available_opened): the waiting
+ * points.earned with the balance, or else points.balance when the balance moved and no other
+ * report of it is on its way. lg->acct.version is the version the close just saved. */
+static status_t ledger_announce(points_ledger_t *lg) {
+    if (lg->earned_waiting) {
+        return ledger_emit_earned(lg, true);
+    }
+    int64_t available = points_ops_available(lg);
+    if (available == lg->available_opened || (lg->balance_quiet && !lg->settled_moved)) {
+        return status_ok();
+    }
+    char payload[256];
+    jsonw_t w;
+    jsonw_begin(&w, payload, sizeof payload);
+    jsonw_str(&w, "member_id", lg->member);
+    jsonw_int(&w, "available", available);
+    jsonw_int(&w, "version", lg->acct.version);
+    jsonw_end(&w);
+    return outbox_emit(lg->ctx, lg->merchant, OUTBOX_EVENTS_STREAM, "points.balance", lg->member,
                        payload, NULL);
 }
 
@@ -256,7 +292,15 @@ status_t points_ops_credit(points_ledger_t *lg, const points_credit_t *c,
         lg->ctx == NULL) {
         return st;
     }
-    return ledger_emit_earned(lg, c, l);
+    /* A second earn in one ledger: the first one's event goes now, without the balance, which
+     * the last one's carries at close. */
+    if (lg->earned_waiting) {
+        st = ledger_emit_earned(lg, false);
+    }
+    lg->earned = *c;
+    lg->earned_lot = l;
+    lg->earned_waiting = true;
+    return st;
 }
 
 status_t points_ops_debit(points_ledger_t *lg, const points_debit_t *d, int64_t *debt_added,
@@ -607,6 +651,7 @@ static status_t settle_expiry(points_ledger_t *lg) {
 }
 
 status_t points_ops_settle(points_ledger_t *lg) {
+    int64_t before = points_ops_available(lg);
     /* Holds first: their points return to lots that the expiry step may then expire. */
     status_t st = settle_holds(lg);
     if (status_is_ok(&st)) {
@@ -615,6 +660,7 @@ status_t points_ops_settle(points_ledger_t *lg) {
     if (status_is_ok(&st)) {
         st = settle_expiry(lg);
     }
+    lg->settled_moved |= points_ops_available(lg) != before;
     return st;
 }
 
@@ -632,6 +678,7 @@ status_t points_balance_build(db_t *db, arena_t *a, const char *merchant, const 
     b->expiring_within_days = POINTS_EXPIRING_WINDOW_DAYS;
     b->next_expiry_date = "";
     b->as_of_at = now;
+    b->version = acct->version;
     *valid_until = acct->has_due ? acct->next_due_at : 0;
     if (with_expiring && acct->lots_points > 0) {
         points_expiring_t x;

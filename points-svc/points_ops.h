@@ -19,6 +19,22 @@ typedef struct points_settle_stats {
     int64_t lots_matured;
 } points_settle_stats_t;
 
+typedef struct points_credit {
+    int kind;   /* PointsEntryKind: EARN, IMPORT or ADJUST */
+    int source; /* PointsSource */
+    const char *reference;
+    int64_t points;
+    bool pending; /* PENDING until available_at */
+    int64_t earned_at, available_at;
+    bool has_expiry;
+    int64_t expiry_day;
+    const char *time_zone;
+    bool lifetime; /* counts in lifetime_earned */
+    const char *reason, *operator_name;
+    bool claim;           /* an earn's lot: it claims (source, reference) */
+    int64_t claim_growth; /* with claim: the growth the earn added */
+} points_credit_t;
+
 typedef struct points_ledger {
     rpc_ctx_t *ctx; /* for cache invalidation; NULL in batch settles (see points_jobs.c) */
     db_t *db;
@@ -35,6 +51,19 @@ typedef struct points_ledger {
      * next_due_at. Points put back into lots (which may have expired) turn it off. */
     bool save_deferred;
     bool lots_refilled;
+    /* Balance events (points.earned, points.balance: docs/domain.md#automatic-tags), sent at
+     * close with the balance and the account version the close saved. available_opened is the
+     * balance before the ledger's first movement; balance_quiet is set by a handler whose own
+     * change is reported to member-svc otherwise (a checkout's hold: the gateway passes the
+     * balance after the earn), so that the checkout's hot path writes no event of its own;
+     * settled_moved says settling (expiry, maturing, an expired hold) moved the balance, which
+     * is announced even then. */
+    int64_t available_opened;
+    bool balance_quiet;
+    bool settled_moved;
+    bool earned_waiting; /* an EARN credit whose points.earned close sends */
+    points_credit_t earned;
+    const Loyalty__V1__PointsLot *earned_lot;
 } points_ledger_t;
 
 /** Locks the member's account (creating it when `create`) and settles whatever fell due by
@@ -48,28 +77,13 @@ status_t points_ops_open_locked(points_ledger_t *lg, rpc_ctx_t *ctx, db_t *db, a
                                 const points_account_t *acct);
 
 /** Repays debt from spendable lots, saves the totals with the next due instant, settles again
- *  if a movement made something due at once (a restore into an expired lot), and schedules the
- *  cache invalidation. Call once after the movements. */
+ *  if a movement made something due at once (a restore into an expired lot), schedules the
+ *  cache invalidation and records the balance events (see available_opened). Call once after
+ *  the movements. */
 status_t points_ops_close(points_ledger_t *lg);
 
 /** Available = spendable lot points minus debt. */
 int64_t points_ops_available(const points_ledger_t *lg);
-
-typedef struct points_credit {
-    int kind;   /* PointsEntryKind: EARN, IMPORT or ADJUST */
-    int source; /* PointsSource */
-    const char *reference;
-    int64_t points;
-    bool pending; /* PENDING until available_at */
-    int64_t earned_at, available_at;
-    bool has_expiry;
-    int64_t expiry_day;
-    const char *time_zone;
-    bool lifetime; /* counts in lifetime_earned */
-    const char *reason, *operator_name;
-    bool claim;           /* an earn's lot: it claims (source, reference) */
-    int64_t claim_growth; /* with claim: the growth the earn added */
-} points_credit_t;
 
 /** A new lot and its entry. */
 status_t points_ops_credit(points_ledger_t *lg, const points_credit_t *c,

@@ -649,6 +649,10 @@ static status_t rpc_hold(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
         return st;
     }
     lg.save_deferred = true; /* a new hold falls due at its TTL, after now */
+    /* No points.balance for the hold itself: the checkout's path stays free of events of its
+     * own, and the gateway passes the balance after the earn (RecordOrder) or the commit
+     * (RecordPointsBalance); a release or an expiry announces the points coming back. */
+    lg.balance_quiet = true;
     if (points > 0) {
         char id[ID_MAX];
         id_generate("hld", id);

@@ -466,7 +466,9 @@ status_t points_store_account_save(db_t *db, const char *merchant, const char *m
     db_param_int(&p, now);
     if (deferred) {
         /* The row is locked since the ledger opened: it cannot vanish, no count to check (so
-         * the write may go in the COMMIT's round trip). */
+         * the write may go in the COMMIT's round trip), and nobody else can move its version,
+         * which the statement raises by one. */
+        acct->version += 1;
         return db_exec_deferred(db, ACCOUNT_SAVE_SQL, &p, NULL);
     }
     PGresult *r = NULL;

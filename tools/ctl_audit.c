@@ -36,10 +36,15 @@ static bool parse_since(const char *text, int64_t *since_at) {
     return true;
 }
 
+#define CTL_WHO_MAX 160 /* two credential ids (64 each) and " via " */
+
 static void print_entry(const Loyalty__V1__AuditEntry *e) {
     char tb[24];
-    printf("%-20s %-12s %-46s %-16s %s\n", ctl_time(e->recorded_at, tb), e->service, e->rpc,
-           e->credential_id[0] ? e->credential_id : "-",
+    /* A relayed call: its actor, and the credential it came through. */
+    char who[CTL_WHO_MAX];
+    snprintf(who, sizeof who, "%s%s%s", e->credential_id[0] ? e->credential_id : "-",
+             e->via_credential_id[0] ? " via " : "", e->via_credential_id);
+    printf("%-20s %-12s %-46s %-16s %s\n", ctl_time(e->recorded_at, tb), e->service, e->rpc, who,
            e->idempotency_key[0] ? e->idempotency_key : "-");
     for (size_t i = 0; i < e->n_changes; i++) {
         const Loyalty__V1__AuditChange *ch = e->changes[i];

@@ -9,6 +9,8 @@ REASONS = {
     'UNAUTHENTICATED': ('UNAUTHENTICATED', 'No bearer token, or one that matches no credential'),
     'ROLE_NOT_ALLOWED': ('PERMISSION_DENIED', "The credential's role may not call this method"),
     'MERCHANT_NOT_ALLOWED': ('PERMISSION_DENIED', 'The credential may not act for this merchant, or read across merchants'),
+    'ON_BEHALF_OF_NOT_ALLOWED': ('PERMISSION_DENIED', "The call says it acts on behalf of another credential (metadata loyalty-on-behalf-of), which only the service credential (the gateway relaying an admin's call) may say"),
+    'ON_BEHALF_OF_MALFORMED': ('INVALID_ARGUMENT', 'The metadata loyalty-on-behalf-of is not a credential id'),
     'MALFORMED_REQUEST': ('INVALID_ARGUMENT', 'The request message is missing or cannot be decoded'),
     'UNKNOWN_METHOD': ('UNIMPLEMENTED', 'The service has no such method'),
     'BATCH_NOT_SUPPORTED': ('INVALID_ARGUMENT', 'BatchService/Run was asked to batch a method that is not a mutating method of that service; make the calls one by one'),
@@ -203,6 +205,8 @@ REASON_FAMILIES = {
 UNAUTHENTICATED = 'UNAUTHENTICATED'
 ROLE_NOT_ALLOWED = 'ROLE_NOT_ALLOWED'
 MERCHANT_NOT_ALLOWED = 'MERCHANT_NOT_ALLOWED'
+ON_BEHALF_OF_NOT_ALLOWED = 'ON_BEHALF_OF_NOT_ALLOWED'
+ON_BEHALF_OF_MALFORMED = 'ON_BEHALF_OF_MALFORMED'
 MALFORMED_REQUEST = 'MALFORMED_REQUEST'
 UNKNOWN_METHOD = 'UNKNOWN_METHOD'
 BATCH_NOT_SUPPORTED = 'BATCH_NOT_SUPPORTED'

@@ -208,6 +208,32 @@ static inline const char *create_member(const char *m, const char *name) {
     return resp->member->id;
 }
 
+/* member-svc's statistics of a member (its automatic tags and points balance among them). */
+static inline Loyalty__V1__MemberStats *member_stats(const char *m, const char *member) {
+    Loyalty__V1__MemberGetStatsRequest r = LOYALTY__V1__MEMBER_GET_STATS_REQUEST__INIT;
+    r.merchant_id = (char *)m;
+    r.member_id = (char *)member;
+    Loyalty__V1__MemberGetStatsResponse *resp = NULL;
+    assert_ok(call(SVC_MEMBER, "GetMemberStats", &r, &resp));
+    return resp->stats;
+}
+
+/* The merchant's one tag rule: `tag` for a points balance of `threshold` or more. */
+static inline void set_balance_tag_rule(const char *m, const char *tag, int64_t threshold) {
+    Loyalty__V1__MemberTagRule rule = LOYALTY__V1__MEMBER_TAG_RULE__INIT;
+    rule.tag = (char *)tag;
+    rule.metric = LOYALTY__V1__MEMBER_TAG_METRIC__MEMBER_TAG_METRIC_POINTS_BALANCE;
+    rule.op = LOYALTY__V1__MEMBER_TAG_OPERATOR__MEMBER_TAG_OPERATOR_GTE;
+    rule.threshold = threshold;
+    Loyalty__V1__MemberTagRule *rules[] = {&rule};
+    Loyalty__V1__MemberSetTagRulesRequest tr = LOYALTY__V1__MEMBER_SET_TAG_RULES_REQUEST__INIT;
+    tr.merchant_id = (char *)m;
+    tr.idempotency_key = (char *)harness_key();
+    tr.rules = rules;
+    tr.n_rules = 1;
+    assert_ok(call(SVC_MEMBER, "SetTagRules", &tr, NULL));
+}
+
 /* Gives a member points directly (an adjustment). */
 static inline void give_points(const char *m, const char *member, int64_t points) {
     Loyalty__V1__PointsAdjustRequest r = LOYALTY__V1__POINTS_ADJUST_REQUEST__INIT;

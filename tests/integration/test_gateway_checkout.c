@@ -170,34 +170,13 @@ Test(gateway_checkout, full_checkout_then_refund_half_and_the_rest) {
     assert_ledgers_clean(s.m);
 }
 
-/* After a refused Begin: nothing held, the coupon free, the checkout CANCELLED with reason. */
-static Loyalty__V1__MemberStats *member_stats(const char *m, const char *member) {
-    Loyalty__V1__MemberGetStatsRequest r = LOYALTY__V1__MEMBER_GET_STATS_REQUEST__INIT;
-    r.merchant_id = (char *)m;
-    r.member_id = (char *)member;
-    Loyalty__V1__MemberGetStatsResponse *resp = NULL;
-    assert_ok(call(SVC_MEMBER, "GetMemberStats", &r, &resp));
-    return resp->stats;
-}
-
 Test(gateway_checkout, member_svc_learns_the_points_balance_from_checkout_and_refund) {
     /* Goal: the points_balance tag rule follows the buyer's balance as the checkout's earn and
      * the refund's reversal leave it (the gateway passes it with RecordOrder/RecordReturn). */
     stack_start();
     shop_t s;
     open_shop(&s, "pbal");
-    Loyalty__V1__MemberTagRule rule = LOYALTY__V1__MEMBER_TAG_RULE__INIT;
-    rule.tag = "points_rich";
-    rule.metric = LOYALTY__V1__MEMBER_TAG_METRIC__MEMBER_TAG_METRIC_POINTS_BALANCE;
-    rule.op = LOYALTY__V1__MEMBER_TAG_OPERATOR__MEMBER_TAG_OPERATOR_GTE;
-    rule.threshold = 4000;
-    Loyalty__V1__MemberTagRule *rules[] = {&rule};
-    Loyalty__V1__MemberSetTagRulesRequest tr = LOYALTY__V1__MEMBER_SET_TAG_RULES_REQUEST__INIT;
-    tr.merchant_id = (char *)s.m;
-    tr.idempotency_key = (char *)harness_key();
-    tr.rules = rules;
-    tr.n_rules = 1;
-    assert_ok(call(SVC_MEMBER, "SetTagRules", &tr, NULL));
+    set_balance_tag_rule(s.m, "points_rich", 4000);
     const char *b = new_buyer(&s, 5000, 3000);
     Loyalty__V1__GatewayCheckout *co = NULL;
     assert_ok(begin_checkout(s.m, harness_key(), "pbal-1", b, shirt_cart(), pay(2000, 3000), &co));
@@ -222,6 +201,7 @@ Test(gateway_checkout, member_svc_learns_the_points_balance_from_checkout_and_re
     cr_assert_str_eq(st->automatic_tags[0], "points_rich");
 }
 
+/* After a refused Begin: nothing held, the coupon free, the checkout CANCELLED with reason. */
 static void assert_nothing_held(shop_t *s, const char *b, int64_t points, int64_t wallet) {
     Loyalty__V1__PointsBalance *pb = points_balance(s->m, b);
     cr_assert_eq(pb->available, points);

@@ -7,31 +7,6 @@
 
 TestSuite(gateway_points_tags, .init = it_setup, .fini = it_teardown, .timeout = 300);
 
-static Loyalty__V1__MemberStats *member_stats(const char *m, const char *member) {
-    Loyalty__V1__MemberGetStatsRequest r = LOYALTY__V1__MEMBER_GET_STATS_REQUEST__INIT;
-    r.merchant_id = (char *)m;
-    r.member_id = (char *)member;
-    Loyalty__V1__MemberGetStatsResponse *resp = NULL;
-    assert_ok(call(SVC_MEMBER, "GetMemberStats", &r, &resp));
-    return resp->stats;
-}
-
-/* "points_rich" for a balance of 5000 or more. */
-static void set_points_rich_rule(const char *m) {
-    Loyalty__V1__MemberTagRule rule = LOYALTY__V1__MEMBER_TAG_RULE__INIT;
-    rule.tag = "points_rich";
-    rule.metric = LOYALTY__V1__MEMBER_TAG_METRIC__MEMBER_TAG_METRIC_POINTS_BALANCE;
-    rule.op = LOYALTY__V1__MEMBER_TAG_OPERATOR__MEMBER_TAG_OPERATOR_GTE;
-    rule.threshold = 5000;
-    Loyalty__V1__MemberTagRule *rules[] = {&rule};
-    Loyalty__V1__MemberSetTagRulesRequest tr = LOYALTY__V1__MEMBER_SET_TAG_RULES_REQUEST__INIT;
-    tr.merchant_id = (char *)m;
-    tr.idempotency_key = (char *)harness_key();
-    tr.rules = rules;
-    tr.n_rules = 1;
-    assert_ok(call(SVC_MEMBER, "SetTagRules", &tr, NULL));
-}
-
 static bool has_step(const char *m, const char *saga_id, const char *name) {
     Loyalty__V1__GatewayGetSagaRequest r = LOYALTY__V1__GATEWAY_GET_SAGA_REQUEST__INIT;
     r.merchant_id = (char *)m;
@@ -47,7 +22,7 @@ Test(gateway_points_tags, check_in_and_points_mall_move_the_points_balance_tags)
     stack_start();
     const char *m = harness_merchant("ptags");
     set_points_rules(m, 0, 3000, 0); /* 3000 points per check-in */
-    set_points_rich_rule(m);
+    set_balance_tag_rule(m, "points_rich", 5000);
     const char *b = create_member(m, "Checker");
     give_points(m, b, 2500); /* directly at points-svc: member-svc does not learn of it */
     cr_assert_eq(member_stats(m, b)->n_automatic_tags, 0);
@@ -101,7 +76,7 @@ Test(gateway_points_tags, registration_points_and_referral_grants_reach_the_tags
     stack_start();
     const char *m = harness_merchant("ptags");
     set_points_rules(m, 6000, 0, 0); /* 6000 points for registering */
-    set_points_rich_rule(m);
+    set_balance_tag_rule(m, "points_rich", 5000);
     int64_t reg[1] = {5000};
     int32_t bps[1] = {0};
     set_referral_program(m, 1, reg, bps, 0, 0); /* the referrer gets 5000 per registration */
@@ -133,7 +108,7 @@ Test(gateway_points_tags, registration_points_and_referral_grants_reach_the_tags
 Test(gateway_points_tags, record_points_balance_validates_and_replays) {
     stack_start();
     const char *m = harness_merchant("ptags");
-    set_points_rich_rule(m);
+    set_balance_tag_rule(m, "points_rich", 5000);
     const char *b = create_member(m, "Direct");
     Loyalty__V1__MemberRecordPointsBalanceRequest r =
         LOYALTY__V1__MEMBER_RECORD_POINTS_BALANCE_REQUEST__INIT;

@@ -1,5 +1,6 @@
 /* test_member_tags.c -- unit tests of automatic tag rules: validation (each field, duplicates,
- * the limit), the stored text round trip, and evaluation at, below and above each threshold. */
+ * the limit), the stored text round trip, evaluation at, below and above each threshold, and
+ * which points balance is kept. */
 #include "member_tags.h"
 
 #include <criterion/criterion.h>
@@ -122,4 +123,26 @@ Test(member_tags, compute_at_below_and_above_each_threshold) {
         .orders_count = 6, .total_spend_cents = 200000, .points_balance = 2000000};
     cr_assert_eq(member_tags_compute(&rules, &f, out, MEMBER_TAG_RULES_MAX), 3);
     cr_assert_str_eq(out[0], "big");
+}
+
+Test(member_tags, learn_points_keeps_only_a_newer_balance) {
+    /* Goal: a balance is taken when its version is higher than the kept one, never when it is
+     * the same (a duplicate) or lower (stale), and an unversioned one (0) is taken without
+     * moving the version. */
+    int64_t balance = 0, version = 0;
+    cr_assert(member_tags_learn_points(&balance, &version, 600, 3));
+    cr_assert_eq(balance, 600);
+    cr_assert_eq(version, 3);
+    cr_assert_not(member_tags_learn_points(&balance, &version, 999, 3), "a duplicate");
+    cr_assert_not(member_tags_learn_points(&balance, &version, 50, 2), "stale");
+    cr_assert_eq(balance, 600);
+    cr_assert_eq(version, 3);
+    cr_assert(member_tags_learn_points(&balance, &version, 450, 4));
+    cr_assert_eq(balance, 450);
+    cr_assert(member_tags_learn_points(&balance, &version, -20, 0), "unversioned");
+    cr_assert_eq(balance, -20);
+    cr_assert_eq(version, 4);
+    cr_assert_not(member_tags_learn_points(&balance, &version, 7, 4));
+    cr_assert(member_tags_learn_points(&balance, &version, 7, 5));
+    cr_assert_eq(balance, 7);
 }

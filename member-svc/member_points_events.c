@@ -1,0 +1,47 @@
+/* member_points_events.c -- member-svc's consumer of points-svc's balance events
+ * (points.earned, points.balance, docs/domain.md#automatic-tags): every change of a member's
+ * points, wherever it was made (an admin adjustment, an expiry, pending points maturing, a
+ * referral reward earned in someone else's checkout), reaches the points_balance tag rules
+ * without a call on the checkout's path. Events carry the balance and the account's version;
+ * member_row_learn_points keeps only a newer one, so duplicates and stale events change
+ * nothing. */
+#include "member_handlers.h"
+
+#include "log.h"
+
+#include <string.h>
+
+status_t member_on_points_event(rpc_ctx_t *ctx, const consume_event_t *ev) {
+    int64_t available = 0, version = 0;
+    if (!consume_payload_int(ev->payload, "available", &available) ||
+        !consume_payload_int(ev->payload, "version", &version) || version <= 0) {
+        return status_ok(); /* an event that carries no balance (points.expired, old entries) */
+    }
+    member_row_t row;
+    status_t st = member_row_get(ctx->db, ctx->arena, ctx->merchant_id, ev->subject_id, true, &row);
+    if (strcmp(st.reason, "MEMBER_NOT_FOUND") == 0) {
+        /* points of an id member-svc does not know (points-svc takes any member id) */
+        log_msg(LOG_DEBUG, "points event %s: member %s unknown here", ev->event_id, ev->subject_id);
+        return status_ok();
+    }
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    member_row_t old = row;
+    if (!member_row_learn_points(&row, available, version)) {
+        return status_ok(); /* a duplicate, or older than what the row has */
+    }
+    member_scope_t s;
+    st = member_scope_load(ctx, ctx->db, ctx->arena, ctx->merchant_id, ctx->now_s, 0, &s, NULL);
+    member_change_t ch = {.events = NULL, .event_count = 0};
+    if (status_is_ok(&st)) {
+        st = member_apply_save(ctx->db, ctx->arena, &s, &old, &row, &ch);
+    }
+    if (status_is_ok(&st)) {
+        st = member_scope_finish(ctx->db, &s);
+    }
+    if (status_is_ok(&st)) {
+        member_rpc_invalidate_touched(ctx, &s);
+    }
+    return st;
+}
