@@ -747,6 +747,11 @@ status_t gw_group_run(gw_saga_t *x, gw_group_t *g) {
     return st;
 }
 
+status_t gw_group_read(gw_saga_t *x, gw_group_t *g) {
+    assert(g->n <= GW_GROUP_MAX);
+    return gw_reads(x, g->calls, g->n);
+}
+
 const ProtobufCMessage *gw_answer(const gw_call_t *c) {
     return c != NULL && status_is_ok(&c->status) ? c->response : NULL;
 }
