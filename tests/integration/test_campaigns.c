@@ -8,6 +8,7 @@
 #include "loyalty/v1/member.pb-c.h"
 #include "loyalty/v1/points.pb-c.h"
 #include "loyalty/v1/promo.pb-c.h"
+#include "member_client.h"
 
 #include <criterion/criterion.h>
 #include <hiredis/hiredis.h>
@@ -100,23 +101,6 @@ static char *birthday_on(const char *date) {
     return arena_printf(&arena, "1990-%.5s", date + 5);
 }
 
-static const char *create_member(const char *m, const char *name, const char *phone,
-                                 const char *email, const char *birthday) {
-    Loyalty__V1__MemberProfile p = LOYALTY__V1__MEMBER_PROFILE__INIT;
-    p.name = (char *)name;
-    p.phone = (char *)phone;
-    p.email = (char *)email;
-    p.birthday = (char *)birthday;
-    Loyalty__V1__CreateMemberRequest req = LOYALTY__V1__CREATE_MEMBER_REQUEST__INIT;
-    req.merchant_id = (char *)m;
-    req.idempotency_key = (char *)harness_key();
-    req.profile = &p;
-    ProtobufCMessage *resp = NULL;
-    OK(rpc_call(rpc_channel_get(member.addr), &loyalty__v1__member_service__descriptor,
-                "CreateMember", &req.base, &arena, &resp, NULL));
-    return ((Loyalty__V1__CreateMemberResponse *)resp)->member->id;
-}
-
 static const char *create_template(const char *m) {
     Loyalty__V1__PromoCouponTemplate t = LOYALTY__V1__PROMO_COUPON_TEMPLATE__INIT;
     t.name = "Birthday 10 off";
@@ -178,17 +162,6 @@ static int64_t balance(const char *m, const char *member_id) {
     OK(rpc_call(rpc_channel_get(points.addr), &loyalty__v1__points_service__descriptor,
                 "GetBalance", &req.base, &arena, &resp, NULL));
     return ((Loyalty__V1__PointsGetBalanceResponse *)resp)->balance->available;
-}
-
-/* The points balance member-svc last learnt for the member (its points_balance tag rules). */
-static int64_t member_points_balance(const char *m, const char *member_id) {
-    Loyalty__V1__MemberGetStatsRequest req = LOYALTY__V1__MEMBER_GET_STATS_REQUEST__INIT;
-    req.merchant_id = (char *)m;
-    req.member_id = (char *)member_id;
-    ProtobufCMessage *resp = NULL;
-    OK(rpc_call(rpc_channel_get(member.addr), &loyalty__v1__member_service__descriptor,
-                "GetMemberStats", &req.base, &arena, &resp, NULL));
-    return ((Loyalty__V1__MemberGetStatsResponse *)resp)->stats->points_balance;
 }
 
 static size_t coupons_of(const char *m, const char *member_id) {
@@ -296,9 +269,15 @@ Test(campaigns, birthday_rewards_and_messages_once_per_year) {
     int64_t at = utc_day_at((int64_t)time(NULL), 8), again_at = utc_day_at(at, 16);
     const char *today = today_utc(at);
     const char *tomorrow = today_utc(at + 86400);
-    const char *ana = create_member(m, "Ana", "+6590000101", "", birthday_on(today));
-    const char *bo = create_member(m, "Bo", "", "bo@example.com", birthday_on(today));
-    const char *cy = create_member(m, "Cy", "+6590000103", "", birthday_on(tomorrow));
+    const char *ana = member_create_id(
+        member.addr, &arena, m,
+        &(member_spec_t){.name = "Ana", .phone = "+6590000101", .birthday = birthday_on(today)});
+    const char *bo = member_create_id(
+        member.addr, &arena, m,
+        &(member_spec_t){.name = "Bo", .email = "bo@example.com", .birthday = birthday_on(today)});
+    const char *cy = member_create_id(
+        member.addr, &arena, m,
+        &(member_spec_t){.name = "Cy", .phone = "+6590000103", .birthday = birthday_on(tomorrow)});
     Loyalty__V1__CampaignReward reward = LOYALTY__V1__CAMPAIGN_REWARD__INIT;
     reward.points = 100;
     reward.coupon_template_id = (char *)create_template(m);
@@ -326,8 +305,9 @@ Test(campaigns, birthday_rewards_and_messages_once_per_year) {
     cr_assert_eq(balance(m, ana), 100);
     cr_assert_eq(balance(m, bo), 100);
     cr_assert_eq(balance(m, cy), 0);
-    cr_assert_eq(member_points_balance(m, ana), 100, "member-svc learns the balance too");
-    cr_assert_eq(member_points_balance(m, cy), 0);
+    cr_assert_eq(member_stats_at(member.addr, &arena, m, ana)->points_balance, 100,
+                 "member-svc learns the balance too");
+    cr_assert_eq(member_stats_at(member.addr, &arena, m, cy)->points_balance, 0);
     cr_assert_eq(coupons_of(m, ana), 1);
     cr_assert_eq(coupons_of(m, cy), 0);
     assert_campaign_deltas(counts, 1, 2, 1, 0); /* Bo's delivery is done without a message */
@@ -383,8 +363,10 @@ Test(campaigns, concurrent_runners_reward_each_member_once) {
         char name[16], phone[16];
         snprintf(name, sizeof name, "Guest %d", i);
         snprintf(phone, sizeof phone, "+659100%04d", i);
-        ids[i] = create_member(m, arena_strdup(&arena, name), arena_strdup(&arena, phone), "",
-                               birthday_on(today_utc(now)));
+        ids[i] = member_create_id(member.addr, &arena, m,
+                                  &(member_spec_t){.name = arena_strdup(&arena, name),
+                                                   .phone = arena_strdup(&arena, phone),
+                                                   .birthday = birthday_on(today_utc(now))});
     }
     Loyalty__V1__CampaignReward reward = LOYALTY__V1__CAMPAIGN_REWARD__INIT;
     reward.points = 50;
@@ -426,8 +408,10 @@ Test(campaigns, redis_down_during_a_run_loses_and_doubles_nothing) {
     for (int i = 0; i < 5; i++) {
         char phone[16];
         snprintf(phone, sizeof phone, "+659200%04d", i);
-        ids[i] =
-            create_member(m, "Dora", arena_strdup(&arena, phone), "", birthday_on(today_utc(now)));
+        ids[i] = member_create_id(member.addr, &arena, m,
+                                  &(member_spec_t){.name = "Dora",
+                                                   .phone = arena_strdup(&arena, phone),
+                                                   .birthday = birthday_on(today_utc(now))});
     }
     Loyalty__V1__CampaignReward reward = LOYALTY__V1__CAMPAIGN_REWARD__INIT;
     reward.points = 70;
@@ -469,9 +453,12 @@ Test(campaigns, win_back_and_welcome_target_the_right_members) {
      * joined N days ago and never ordered. `at` in the future stands for the passing days. */
     const char *m = harness_merchant("winback");
     int64_t now = (int64_t)time(NULL);
-    const char *lapsed = create_member(m, "Lapsed", "+6593000001", "", "");
-    const char *loyal = create_member(m, "Loyal", "+6593000002", "", "");
-    const char *fresh = create_member(m, "Fresh", "+6593000003", "", "");
+    const char *lapsed = member_create_id(
+        member.addr, &arena, m, &(member_spec_t){.name = "Lapsed", .phone = "+6593000001"});
+    const char *loyal = member_create_id(member.addr, &arena, m,
+                                         &(member_spec_t){.name = "Loyal", .phone = "+6593000002"});
+    const char *fresh = member_create_id(member.addr, &arena, m,
+                                         &(member_spec_t){.name = "Fresh", .phone = "+6593000003"});
     record_order(m, lapsed, now - 100 * 86400);
     record_order(m, loyal, now - 5 * 86400);
 
@@ -523,8 +510,12 @@ Test(campaigns, a_tag_narrows_the_targets_to_members_carrying_it) {
     const char *m = harness_merchant("tagged");
     int64_t now = (int64_t)time(NULL);
     const char *today = birthday_on(today_utc(now));
-    const char *buyer = create_member(m, "Buyer", "+6590000301", "", today);
-    create_member(m, "Browser", "+6590000302", "", today);
+    const char *buyer = member_create_id(
+        member.addr, &arena, m,
+        &(member_spec_t){.name = "Buyer", .phone = "+6590000301", .birthday = today});
+    member_create_id(
+        member.addr, &arena, m,
+        &(member_spec_t){.name = "Browser", .phone = "+6590000302", .birthday = today});
     Loyalty__V1__MemberTagRule rule = LOYALTY__V1__MEMBER_TAG_RULE__INIT;
     rule.tag = "buyer";
     rule.metric = LOYALTY__V1__MEMBER_TAG_METRIC__MEMBER_TAG_METRIC_ORDERS_COUNT;
@@ -575,7 +566,10 @@ Test(campaigns, a_disabled_campaign_is_refused_but_can_be_dry_run) {
      * nothing; a dry run of it still counts (a preview before enabling); once enabled it runs. */
     const char *m = harness_merchant("off");
     int64_t now = (int64_t)time(NULL);
-    const char *ana = create_member(m, "Ana", "+6590000201", "", birthday_on(today_utc(now)));
+    const char *ana = member_create_id(member.addr, &arena, m,
+                                       &(member_spec_t){.name = "Ana",
+                                                        .phone = "+6590000201",
+                                                        .birthday = birthday_on(today_utc(now))});
     Loyalty__V1__CampaignReward reward = LOYALTY__V1__CAMPAIGN_REWARD__INIT;
     reward.points = 40;
     Loyalty__V1__Campaign c = birthday_campaign(m, &reward);
@@ -668,8 +662,10 @@ Test(campaigns, expiry_reminders_once_per_expiry_date) {
      * with the points and the date in the message; points further out are not mentioned. */
     const char *m = harness_merchant("expiry");
     int64_t at = utc_day_at((int64_t)time(NULL), 8), again_at = utc_day_at(at, 16);
-    const char *soon = create_member(m, "Soon", "", "soon@example.com", "");
-    const char *later = create_member(m, "Later", "", "later@example.com", "");
+    const char *soon = member_create_id(
+        member.addr, &arena, m, &(member_spec_t){.name = "Soon", .email = "soon@example.com"});
+    const char *later = member_create_id(
+        member.addr, &arena, m, &(member_spec_t){.name = "Later", .email = "later@example.com"});
     const char *soon_date = today_utc(at + 10 * 86400);
     earn(m, soon, 120, soon_date);
     earn(m, soon, 30, today_utc(at + 20 * 86400));
@@ -706,12 +702,7 @@ static void create_tier(const char *m, const char *name, int rank, int64_t thres
     t.upgrade_threshold = threshold;
     t.retain_threshold = threshold;
     t.earn_multiplier_bps = 10000;
-    Loyalty__V1__MemberCreateTierRequest req = LOYALTY__V1__MEMBER_CREATE_TIER_REQUEST__INIT;
-    req.merchant_id = (char *)m;
-    req.idempotency_key = (char *)harness_key();
-    req.tier = &t;
-    OK(rpc_call(rpc_channel_get(member.addr), &loyalty__v1__member_service__descriptor,
-                "CreateTier", &req.base, &arena, NULL, NULL));
+    (void)member_create_tier_id(member.addr, &arena, m, &t);
 }
 
 Test(campaigns, tier_promotion_congratulates_each_upgrade_once) {
@@ -720,8 +711,10 @@ Test(campaigns, tier_promotion_congratulates_each_upgrade_once) {
     const char *m = harness_merchant("tierup");
     create_tier(m, "Silver", 1, 0);
     create_tier(m, "Gold", 2, 1000);
-    const char *up = create_member(m, "Uma", "+6595000001", "", "");
-    const char *flat = create_member(m, "Flo", "+6595000002", "", "");
+    const char *up = member_create_id(member.addr, &arena, m,
+                                      &(member_spec_t){.name = "Uma", .phone = "+6595000001"});
+    const char *flat = member_create_id(member.addr, &arena, m,
+                                        &(member_spec_t){.name = "Flo", .phone = "+6595000002"});
     Loyalty__V1__MemberRecordOrderRequest o = LOYALTY__V1__MEMBER_RECORD_ORDER_REQUEST__INIT;
     o.merchant_id = (char *)m;
     o.idempotency_key = (char *)harness_key();
@@ -756,7 +749,8 @@ Test(campaign_scheduler, runs_enabled_campaigns_by_itself) {
     /* Goal: an enabled campaign is run by the gateway's scheduler without any RunCampaign call,
      * and a disabled one is not. RE_ENGAGE by segment, once per calendar month. */
     const char *m = harness_merchant("sched");
-    const char *quiet = create_member(m, "Quiet", "+6594000001", "", "");
+    const char *quiet = member_create_id(member.addr, &arena, m,
+                                         &(member_spec_t){.name = "Quiet", .phone = "+6594000001"});
     Loyalty__V1__CampaignReward reward = LOYALTY__V1__CAMPAIGN_REWARD__INIT;
     reward.points = 25;
     Loyalty__V1__MemberSegment segments[] = {

@@ -171,15 +171,6 @@ Test(gateway_checkout, full_checkout_then_refund_half_and_the_rest) {
 }
 
 /* After a refused Begin: nothing held, the coupon free, the checkout CANCELLED with reason. */
-static Loyalty__V1__MemberStats *member_stats(const char *m, const char *member) {
-    Loyalty__V1__MemberGetStatsRequest r = LOYALTY__V1__MEMBER_GET_STATS_REQUEST__INIT;
-    r.merchant_id = (char *)m;
-    r.member_id = (char *)member;
-    Loyalty__V1__MemberGetStatsResponse *resp = NULL;
-    assert_ok(call(SVC_MEMBER, "GetMemberStats", &r, &resp));
-    return resp->stats;
-}
-
 Test(gateway_checkout, member_svc_learns_the_points_balance_from_checkout_and_refund) {
     /* Goal: the points_balance tag rule follows the buyer's balance as the checkout's earn and
      * the refund's reversal leave it (the gateway passes it with RecordOrder/RecordReturn). */

@@ -7,15 +7,6 @@
 
 TestSuite(gateway_points_tags, .init = it_setup, .fini = it_teardown, .timeout = 300);
 
-static Loyalty__V1__MemberStats *member_stats(const char *m, const char *member) {
-    Loyalty__V1__MemberGetStatsRequest r = LOYALTY__V1__MEMBER_GET_STATS_REQUEST__INIT;
-    r.merchant_id = (char *)m;
-    r.member_id = (char *)member;
-    Loyalty__V1__MemberGetStatsResponse *resp = NULL;
-    assert_ok(call(SVC_MEMBER, "GetMemberStats", &r, &resp));
-    return resp->stats;
-}
-
 /* "points_rich" for a balance of 5000 or more. */
 static void set_points_rich_rule(const char *m) {
     Loyalty__V1__MemberTagRule rule = LOYALTY__V1__MEMBER_TAG_RULE__INIT;
