@@ -759,6 +759,9 @@ static status_t checkout_complete(gw_saga_t *x) {
         x, gw_group_add(&g2), req->member_id, req->order_id, co->breakdown->earn_base_cents,
         earn->growth_delta, earn->balance);
     int64_t held_until = 0;
+    /* Group 2: RecordOrder, the grants while more than the product calls' room is left, then
+     * a call per MEMBERSHIP / WALLET_TOPUP line. */
+    _Static_assert(1 + 2 * GW_PRODUCT_LINES_MAX < GW_GROUP_MAX, "room for a grant call too");
     gw_referral_grants(x, cr, &res->referral_rewards, &res->n_referral_rewards, &g2,
                        2 * GW_PRODUCT_LINES_MAX, &held_until);
     product_calls(x, req, &g2);

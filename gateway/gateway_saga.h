@@ -45,6 +45,9 @@
 #define GW_STEPS_MAX 64 /* steps of one saga (a checkout has at most ~30) */
 #define GW_GROUP_MAX 16 /* calls of one parallel group (rpc_call_many's batch) */
 #define GW_STEP_NAME_MAX 96
+_Static_assert(GW_GROUP_MAX <= GW_STEPS_MAX, "a group's steps fit in one saga");
+_Static_assert(sizeof(((gw_failpoint_t *)0)->step) == GW_STEP_NAME_MAX,
+               "a failpoint names any step");
 
 /* A status that is not an error: a flow run in resolve mode reached a step that was never
  * started (so nothing after it was either). */
