@@ -229,15 +229,23 @@ gw_call_t *gw_call_create_member(gw_saga_t *x, gw_call_t *c, Loyalty__V1__Member
 
 /* ---- points-svc ---- */
 
-gw_call_t *gw_call_points_quote(gw_saga_t *x, gw_call_t *c, const char *member_id,
-                                int64_t order_total_cents, int64_t points, bool use_max_points) {
+Loyalty__V1__PointsQuoteRedeemRequest *
+gw_points_quote_request(arena_t *a, const char *merchant_id, const char *member_id,
+                        int64_t order_total_cents, int64_t points, bool use_max_points) {
     Loyalty__V1__PointsQuoteRedeemRequest *q =
-        pb_new(x->a, &loyalty__v1__points_quote_redeem_request__descriptor);
-    q->merchant_id = x->merchant_id;
+        pb_new(a, &loyalty__v1__points_quote_redeem_request__descriptor);
+    q->merchant_id = (char *)merchant_id;
     q->member_id = (char *)member_id;
     q->order_total_cents = order_total_cents;
     q->points = points;
     q->use_max_points = use_max_points;
+    return q;
+}
+
+gw_call_t *gw_call_points_quote(gw_saga_t *x, gw_call_t *c, const char *member_id,
+                                int64_t order_total_cents, int64_t points, bool use_max_points) {
+    Loyalty__V1__PointsQuoteRedeemRequest *q = gw_points_quote_request(
+        x->a, x->merchant_id, member_id, order_total_cents, points, use_max_points);
     return gw_call_step(x, c, &gw_step_points_quote, NULL, &q->base);
 }
 
@@ -390,11 +398,18 @@ gw_call_t *gw_call_points_reverse(gw_saga_t *x, gw_call_t *c, const gw_step_def_
 
 /* ---- wallet-svc ---- */
 
+Loyalty__V1__WalletGetBalanceRequest *gw_wallet_balance_request(arena_t *a, const char *merchant_id,
+                                                                const char *member_id) {
+    Loyalty__V1__WalletGetBalanceRequest *g =
+        pb_new(a, &loyalty__v1__wallet_get_balance_request__descriptor);
+    g->merchant_id = (char *)merchant_id;
+    g->member_id = (char *)member_id;
+    return g;
+}
+
 gw_call_t *gw_call_wallet_balance(gw_saga_t *x, gw_call_t *c, const char *member_id) {
     Loyalty__V1__WalletGetBalanceRequest *g =
-        pb_new(x->a, &loyalty__v1__wallet_get_balance_request__descriptor);
-    g->merchant_id = x->merchant_id;
-    g->member_id = (char *)member_id;
+        gw_wallet_balance_request(x->a, x->merchant_id, member_id);
     return gw_call_step(x, c, &gw_step_wallet_balance, NULL, &g->base);
 }
 

@@ -94,6 +94,12 @@ gw_call_t *gw_call_create_member(gw_saga_t *x, gw_call_t *c, Loyalty__V1__Member
 
 /* ---- points-svc ---- */
 
+/** QuoteRedeem: points-svc's choice and cash value of the points on an order (a = where the
+ *  request lives; also for QuoteCheckout, which has no saga). */
+Loyalty__V1__PointsQuoteRedeemRequest *gw_points_quote_request(arena_t *a, const char *merchant_id,
+                                                               const char *member_id,
+                                                               int64_t order_total_cents,
+                                                               int64_t points, bool use_max_points);
 gw_call_t *gw_call_points_quote(gw_saga_t *x, gw_call_t *c, const char *member_id,
                                 int64_t order_total_cents, int64_t points, bool use_max_points);
 /** The points hold of a checkout: a cash redemption on an order of order_total_cents, undone by
@@ -136,6 +142,9 @@ gw_call_t *gw_call_points_reverse(gw_saga_t *x, gw_call_t *c, const gw_step_def_
 
 /* ---- wallet-svc ---- */
 
+/** GetBalance of the member's wallet (also for QuoteCheckout, which has no saga). */
+Loyalty__V1__WalletGetBalanceRequest *gw_wallet_balance_request(arena_t *a, const char *merchant_id,
+                                                                const char *member_id);
 gw_call_t *gw_call_wallet_balance(gw_saga_t *x, gw_call_t *c, const char *member_id);
 /** The top-up plan of a WALLET_TOPUP line (cart index `line`). */
 gw_call_t *gw_call_wallet_top_up_plan(gw_saga_t *x, gw_call_t *c, size_t line, const char *plan_id);

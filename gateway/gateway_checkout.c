@@ -333,10 +333,9 @@ static status_t begin_payment_held(gw_saga_t *x, const Loyalty__V1__GatewayCheck
     return status_ok();
 }
 
-/* What the checkout's payment asks of an order of total_cents. */
-static gw_payment_ask_t payment_ask(const Loyalty__V1__GatewayCheckoutRequest *req,
+/* What the payment choice asks of an order of total_cents. */
+static gw_payment_ask_t payment_ask(const Loyalty__V1__GatewayPaymentChoice *pay,
                                     int64_t total_cents) {
-    const Loyalty__V1__GatewayPaymentChoice *pay = payment_of(req);
     return (gw_payment_ask_t){.total_cents = total_cents,
                               .redeem_points = pay->redeem_points,
                               .use_max_points = pay->use_max_points,
@@ -433,7 +432,7 @@ static status_t payment_holds(gw_saga_t *x, const Loyalty__V1__GatewayCheckoutRe
 static status_t begin_payment(gw_saga_t *x, const Loyalty__V1__GatewayCheckoutRequest *req,
                               Loyalty__V1__GatewayCheckout *co) {
     Loyalty__V1__GatewayCheckoutBreakdown *b = co->breakdown;
-    gw_payment_ask_t ask = payment_ask(req, b->total_cents);
+    gw_payment_ask_t ask = payment_ask(payment_of(req), b->total_cents);
     gw_payment_quote_t quote;
     status_t st = payment_reads(x, req, &ask, &quote, &b->points_note);
     if (!status_is_ok(&st)) {
@@ -1204,52 +1203,48 @@ status_t gw_rpc_get_checkout(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
     return status_ok();
 }
 
-/* QuoteCheckout: the Begin pricing with reads only (no saga). */
+/* QuoteCheckout: the Begin pricing with reads only (no saga): the same requests and the same
+ * choice (gw_choose_payment), the wallet's balance always read for the answer. */
 static status_t quote_payment(rpc_ctx_t *ctx, const Loyalty__V1__GatewayQuoteCheckoutRequest *req,
                               Loyalty__V1__GatewayCheckoutBreakdown *b) {
     gw_svc_t *svc = gw_svc(ctx);
     const Loyalty__V1__GatewayPaymentChoice none = LOYALTY__V1__GATEWAY_PAYMENT_CHOICE__INIT;
-    const Loyalty__V1__GatewayPaymentChoice *pay = req->payment ? req->payment : &none;
-    Loyalty__V1__PointsQuoteRedeemRequest qr = LOYALTY__V1__POINTS_QUOTE_REDEEM_REQUEST__INIT;
-    qr.merchant_id = (char *)ctx->merchant_id;
-    qr.member_id = req->member_id;
-    qr.order_total_cents = b->total_cents;
-    qr.points = pay->use_max_points ? 0 : pay->redeem_points;
-    qr.use_max_points = pay->use_max_points;
-    Loyalty__V1__WalletGetBalanceRequest wb = LOYALTY__V1__WALLET_GET_BALANCE_REQUEST__INIT;
-    wb.merchant_id = (char *)ctx->merchant_id;
-    wb.member_id = req->member_id;
-    rpc_call_spec_t calls[2] = {
-        {.channel = svc->points,
-         .service = &loyalty__v1__points_service__descriptor,
-         .method = "QuoteRedeem",
-         .request = &qr.base},
-        {.channel = svc->wallet,
-         .service = &loyalty__v1__wallet_service__descriptor,
-         .method = "GetBalance",
-         .request = &wb.base},
+    gw_payment_ask_t ask = payment_ask(req->payment ? req->payment : &none, b->total_cents);
+    Loyalty__V1__PointsQuoteRedeemRequest *qr =
+        gw_points_quote_request(ctx->arena, ctx->merchant_id, req->member_id, ask.total_cents,
+                                ask.use_max_points ? 0 : ask.redeem_points, ask.use_max_points);
+    Loyalty__V1__WalletGetBalanceRequest *wb =
+        gw_wallet_balance_request(ctx->arena, ctx->merchant_id, req->member_id);
+    enum { QUOTE_POINTS, QUOTE_WALLET, QUOTE_CALLS };
+    rpc_call_spec_t calls[QUOTE_CALLS] = {
+        [QUOTE_POINTS] = {.channel = svc->points,
+                          .service = &loyalty__v1__points_service__descriptor,
+                          .method = "QuoteRedeem",
+                          .request = &qr->base},
+        [QUOTE_WALLET] = {.channel = svc->wallet,
+                          .service = &loyalty__v1__wallet_service__descriptor,
+                          .method = "GetBalance",
+                          .request = &wb->base},
     };
-    rpc_call_many(calls, 2, ctx->arena, NULL);
-    for (int i = 0; i < 2; i++) {
+    rpc_call_many(calls, QUOTE_CALLS, ctx->arena, NULL);
+    for (int i = 0; i < QUOTE_CALLS; i++) {
         if (!status_is_ok(&calls[i].status)) {
             return calls[i].status;
         }
     }
-    const Loyalty__V1__PointsQuoteRedeemResponse *q = (void *)calls[0].response;
+    const Loyalty__V1__PointsQuoteRedeemResponse *q = (void *)calls[QUOTE_POINTS].response;
     const Loyalty__V1__WalletBalance *bal =
-        ((Loyalty__V1__WalletGetBalanceResponse *)calls[1].response)->balance;
+        ((Loyalty__V1__WalletGetBalanceResponse *)calls[QUOTE_WALLET].response)->balance;
     b->points_available = q->available;
     b->wallet_available_cents = bal ? bal->available_cents : 0;
-    int64_t points = 0, cash = 0;
-    if ((pay->redeem_points > 0 || pay->use_max_points) && b->total_cents > 0) {
-        /* points-svc chose them and valued them, as its Hold will */
-        points = q->chosen_points;
-        cash = q->chosen_cash_cents;
-        b->points_note = q->note;
+    if (gw_payment_wants_points(&ask)) {
+        b->points_note = q->note; /* points-svc chose them and valued them, as its Hold will */
     }
-    int64_t wallet = gw_choose_wallet(pay->wallet_cents, pay->use_max_wallet,
-                                      b->wallet_available_cents, b->total_cents - cash);
-    fill_payment(b, req->cart, points, cash, wallet);
+    gw_payment_quote_t quote = {.points = q->chosen_points,
+                                .points_cash_cents = q->chosen_cash_cents,
+                                .wallet_available_cents = b->wallet_available_cents};
+    gw_payment_split_t pay = gw_choose_payment(&ask, &quote);
+    fill_payment(b, req->cart, pay.points, pay.points_cash_cents, pay.wallet_cents);
     return status_ok();
 }
 
