@@ -9,6 +9,7 @@
 #include "loyalty/v1/points.pb-c.h"
 #include "loyalty/v1/promo.pb-c.h"
 #include "member_client.h"
+#include "points_client.h"
 
 #include <criterion/criterion.h>
 #include <hiredis/hiredis.h>
@@ -154,16 +155,6 @@ static int64_t skipped(const Loyalty__V1__CampaignRunResult *r, const char *reas
     return 0;
 }
 
-static int64_t balance(const char *m, const char *member_id) {
-    Loyalty__V1__PointsGetBalanceRequest req = LOYALTY__V1__POINTS_GET_BALANCE_REQUEST__INIT;
-    req.merchant_id = (char *)m;
-    req.member_id = (char *)member_id;
-    ProtobufCMessage *resp = NULL;
-    OK(rpc_call(rpc_channel_get(points.addr), &loyalty__v1__points_service__descriptor,
-                "GetBalance", &req.base, &arena, &resp, NULL));
-    return ((Loyalty__V1__PointsGetBalanceResponse *)resp)->balance->available;
-}
-
 static size_t coupons_of(const char *m, const char *member_id) {
     Loyalty__V1__PromoListCouponsRequest req = LOYALTY__V1__PROMO_LIST_COUPONS_REQUEST__INIT;
     req.merchant_id = (char *)m;
@@ -291,7 +282,8 @@ Test(campaigns, birthday_rewards_and_messages_once_per_year) {
     cr_assert_eq(r->targeted, 2, "dry run targets 2, got %lld", (long long)r->targeted);
     cr_assert_eq(r->rewarded, 2);
     cr_assert_eq(r->messaged, 1);
-    cr_assert_eq(balance(m, ana), 0, "a dry run gives nothing");
+    cr_assert_eq(points_balance_at(points.addr, &arena, m, ana)->available, 0,
+                 "a dry run gives nothing");
     assert_campaign_deltas(counts, 0, 0, 0, 0); /* and counts nowhere */
 
     OK(run_campaign(m, c.kind, at, false, &r, &arena));
@@ -302,9 +294,9 @@ Test(campaigns, birthday_rewards_and_messages_once_per_year) {
     cr_assert_eq(skipped(r, "NO_ADDRESS"), 1);
     cr_assert_eq(r->points_given, 200);
     cr_assert_eq(r->coupons_issued, 2);
-    cr_assert_eq(balance(m, ana), 100);
-    cr_assert_eq(balance(m, bo), 100);
-    cr_assert_eq(balance(m, cy), 0);
+    cr_assert_eq(points_balance_at(points.addr, &arena, m, ana)->available, 100);
+    cr_assert_eq(points_balance_at(points.addr, &arena, m, bo)->available, 100);
+    cr_assert_eq(points_balance_at(points.addr, &arena, m, cy)->available, 0);
     cr_assert_eq(member_stats_at(member.addr, &arena, m, ana)->points_balance, 100,
                  "member-svc learns the balance too");
     cr_assert_eq(member_stats_at(member.addr, &arena, m, cy)->points_balance, 0);
@@ -317,7 +309,7 @@ Test(campaigns, birthday_rewards_and_messages_once_per_year) {
     cr_assert_eq(r->rewarded, 0, "the second run of the year gives nothing");
     cr_assert_eq(skipped(r, "ALREADY_DONE"), 2);
     assert_campaign_deltas(counts, 2, 2, 1, 2);
-    cr_assert_eq(balance(m, ana), 100);
+    cr_assert_eq(points_balance_at(points.addr, &arena, m, ana)->available, 100);
     cr_assert_eq(coupons_of(m, ana), 1);
 
     char members[8][48], texts[8][256];
@@ -385,7 +377,8 @@ Test(campaigns, concurrent_runners_reward_each_member_once) {
     cr_assert_eq(runners[0].rewarded + runners[1].rewarded, CROWD, "rewarded %lld + %lld",
                  (long long)runners[0].rewarded, (long long)runners[1].rewarded);
     for (int i = 0; i < CROWD; i++) {
-        cr_assert_eq(balance(m, ids[i]), 50, "member %d", i);
+        cr_assert_eq(points_balance_at(points.addr, &arena, m, ids[i])->available, 50, "member %d",
+                     i);
     }
     static char members[64][48], texts[64][256];
     int n = notifications(m, CROWD, members, texts, 64);
@@ -424,7 +417,7 @@ Test(campaigns, redis_down_during_a_run_loses_and_doubles_nothing) {
     cr_assert_eq(r->rewarded, 5);
     cr_assert_eq(r->messaged, 5);
     for (int i = 0; i < 5; i++) {
-        cr_assert_eq(balance(m, ids[i]), 70);
+        cr_assert_eq(points_balance_at(points.addr, &arena, m, ids[i])->available, 70);
     }
     harness_redis_restart(&redis);
     char members[16][48], texts[16][256];
@@ -477,8 +470,8 @@ Test(campaigns, win_back_and_welcome_target_the_right_members) {
     Loyalty__V1__CampaignRunResult *r = NULL;
     OK(run_campaign(m, wb.kind, now, false, &r, &arena));
     cr_assert_eq(r->targeted, 1);
-    cr_assert_eq(balance(m, lapsed), 300);
-    cr_assert_eq(balance(m, loyal), 0);
+    cr_assert_eq(points_balance_at(points.addr, &arena, m, lapsed)->available, 300);
+    cr_assert_eq(points_balance_at(points.addr, &arena, m, loyal)->available, 0);
     OK(run_campaign(m, wb.kind, now + 86400, false, &r, &arena));
     cr_assert_eq(r->rewarded, 0, "same episode");
 
@@ -540,7 +533,7 @@ Test(campaigns, a_tag_narrows_the_targets_to_members_carrying_it) {
     OK(run_campaign(m, c.kind, now, false, &r, &arena));
     cr_assert_eq(r->targeted, 1, "only the member tagged by the rule, got %lld",
                  (long long)r->targeted);
-    cr_assert_eq(balance(m, buyer), 25);
+    cr_assert_eq(points_balance_at(points.addr, &arena, m, buyer)->available, 25);
 
     Loyalty__V1__Campaign tp = birthday_campaign(m, NULL);
     tp.kind = LOYALTY__V1__CAMPAIGN_KIND__CAMPAIGN_KIND_TIER_PROMOTION;
@@ -581,16 +574,17 @@ Test(campaigns, a_disabled_campaign_is_refused_but_can_be_dry_run) {
     cr_assert_eq(st.code, STATUS_FAILED_PRECONDITION, "got %s %s", status_code_name(st.code),
                  st.reason);
     cr_assert_str_eq(st.reason, "CAMPAIGN_DISABLED");
-    cr_assert_eq(balance(m, ana), 0, "a refused run gives nothing");
+    cr_assert_eq(points_balance_at(points.addr, &arena, m, ana)->available, 0,
+                 "a refused run gives nothing");
     OK(run_campaign(m, c.kind, now, true, &r, &arena));
     cr_assert_eq(r->targeted, 1, "a dry run of a disabled campaign counts");
-    cr_assert_eq(balance(m, ana), 0);
+    cr_assert_eq(points_balance_at(points.addr, &arena, m, ana)->available, 0);
     assert_campaign_deltas(counts, 0, 0, 0, 0);
     c.enabled = true;
     set_campaign(&c);
     OK(run_campaign(m, c.kind, now, false, &r, &arena));
     cr_assert_eq(r->rewarded, 1);
-    cr_assert_eq(balance(m, ana), 40);
+    cr_assert_eq(points_balance_at(points.addr, &arena, m, ana)->available, 40);
 }
 
 Test(campaigns, configuration_is_validated) {
@@ -644,17 +638,9 @@ Test(campaigns, configuration_is_validated) {
 }
 
 static void earn(const char *m, const char *member_id, int64_t amount, const char *expiry_date) {
-    Loyalty__V1__PointsEarnRequest req = LOYALTY__V1__POINTS_EARN_REQUEST__INIT;
-    req.merchant_id = (char *)m;
-    req.idempotency_key = (char *)harness_key();
-    req.member_id = (char *)member_id;
-    req.source = LOYALTY__V1__POINTS_SOURCE__POINTS_SOURCE_PROMOTION;
-    req.reference = (char *)harness_key();
-    req.amount_case = LOYALTY__V1__POINTS_EARN_REQUEST__AMOUNT_POINTS;
-    req.points = amount;
-    req.expiry_date = (char *)expiry_date;
-    OK(rpc_call(rpc_channel_get(points.addr), &loyalty__v1__points_service__descriptor, "Earn",
-                &req.base, &arena, NULL, NULL));
+    Loyalty__V1__PointsEarnRequest *req = points_promotion_earn(&arena, m, member_id, amount);
+    req->expiry_date = (char *)expiry_date;
+    OK(points_call_at(points.addr, &arena, "Earn", req, NULL));
 }
 
 Test(campaigns, expiry_reminders_once_per_expiry_date) {
@@ -771,7 +757,8 @@ Test(campaign_scheduler, runs_enabled_campaigns_by_itself) {
     cr_assert_eq(n, 1, "the scheduler ran the campaign: %d messages", n);
     cr_assert_str_eq(members[0], quiet);
     cr_assert_str_eq(texts[0], "Quiet, 25 points to come back");
-    cr_assert_eq(balance(m, quiet), 25, "one reward, whatever segment matched");
+    cr_assert_eq(points_balance_at(points.addr, &arena, m, quiet)->available, 25,
+                 "one reward, whatever segment matched");
     Loyalty__V1__CampaignGetRequest get = LOYALTY__V1__CAMPAIGN_GET_REQUEST__INIT;
     get.merchant_id = (char *)m;
     get.kind = c.kind;

@@ -9,6 +9,7 @@
 #include "loyalty/v1/referral.pb-c.h"
 #include "loyalty/v1/wallet.pb-c.h"
 #include "member_client.h"
+#include "points_client.h"
 
 #include <criterion/criterion.h>
 #include <hiredis/hiredis.h>
@@ -146,16 +147,8 @@ Test(domain_events, points_earned_and_referral_attached) {
      * event id. */
     const char *m = harness_merchant("evp");
     for (int i = 0; i < 2; i++) {
-        Loyalty__V1__PointsEarnRequest req = LOYALTY__V1__POINTS_EARN_REQUEST__INIT;
-        req.merchant_id = (char *)m;
-        req.idempotency_key = (char *)harness_key();
-        req.member_id = "mbr_p";
-        req.source = LOYALTY__V1__POINTS_SOURCE__POINTS_SOURCE_PROMOTION;
-        req.reference = (char *)harness_key();
-        req.amount_case = LOYALTY__V1__POINTS_EARN_REQUEST__AMOUNT_POINTS;
-        req.points = 10 * (i + 1);
-        OK(rpc_call(rpc_channel_get(points.addr), &loyalty__v1__points_service__descriptor, "Earn",
-                    &req.base, &arena, NULL, NULL));
+        OK(points_call_at(points.addr, &arena, "Earn",
+                          points_promotion_earn(&arena, m, "mbr_p", 10 * (i + 1)), NULL));
     }
     event_t e[4];
     cr_assert_eq(settled_events(m, "points.earned", 2, e, 4), 2);
