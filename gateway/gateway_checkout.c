@@ -3,6 +3,7 @@
  */
 #include "gateway_rpc.h"
 
+#include "gateway_calls.h"
 #include "gateway_store.h"
 #include "jsonw.h"
 #include "log.h"
@@ -172,52 +173,6 @@ static status_t check_checkout(const Loyalty__V1__GatewayCheckoutRequest *r, boo
 
 /* ---- pricing helpers ---- */
 
-static const char *segment_name(int segment) {
-    const ProtobufCEnumValue *v =
-        protobuf_c_enum_descriptor_get_value(&loyalty__v1__member_segment__descriptor, segment);
-    static const char prefix[] = "MEMBER_SEGMENT_";
-    if (v == NULL || segment == 0) {
-        return "";
-    }
-    return strncmp(v->name, prefix, sizeof prefix - 1) == 0 ? v->name + sizeof prefix - 1 : v->name;
-}
-
-static Loyalty__V1__PromoCart *promo_cart(arena_t *a, const char *member_id,
-                                          const Loyalty__V1__GatewayCart *cart,
-                                          const Loyalty__V1__MemberTierStatus *tier) {
-    Loyalty__V1__PromoCart *pc = pb_new(a, &loyalty__v1__promo_cart__descriptor);
-    pc->member_id = (char *)member_id;
-    if (tier != NULL) {
-        if (tier->tier != NULL) {
-            pc->tier_id = tier->tier->id;
-            pc->tier_rank = tier->tier->rank;
-        }
-        pc->tier_discount_bps = tier->discount_bps;
-        pc->segment = (char *)segment_name(tier->segment);
-    }
-    pc->store_id = cart->store_id;
-    pc->shipping_cents = cart->shipping_cents;
-    pc->codes = cart->codes;
-    pc->n_codes = cart->n_codes;
-    pc->coupon_ids = cart->coupon_ids;
-    pc->n_coupon_ids = cart->n_coupon_ids;
-    pc->coupon_codes = cart->coupon_codes;
-    pc->n_coupon_codes = cart->n_coupon_codes;
-    pc->lines = arena_alloc(a, (cart->n_lines + 1) * sizeof *pc->lines);
-    pc->n_lines = cart->n_lines;
-    for (size_t i = 0; i < cart->n_lines; i++) {
-        const Loyalty__V1__GatewayCartLine *g = cart->lines[i];
-        Loyalty__V1__PromoCartLine *l = pb_new(a, &loyalty__v1__promo_cart_line__descriptor);
-        l->line_id = g->line_id;
-        l->sku = g->sku;
-        l->category = g->category;
-        l->quantity = g->quantity;
-        l->unit_price_cents = g->unit_price_cents;
-        pc->lines[i] = l;
-    }
-    return pc;
-}
-
 /* Final amount of the quote's line `line_id` (0 when absent). */
 static int64_t line_final(const Loyalty__V1__PromoQuoteResult *q, const char *line_id) {
     for (size_t i = 0; q != NULL && i < q->n_lines; i++) {
@@ -280,8 +235,7 @@ static Loyalty__V1__GatewayCheckout *checkout_ctx(gw_saga_t *x) {
     }
     if (co->breakdown->quote == NULL) {
         /* Not written with the context (gateway_store.c): the log has it. */
-        Loyalty__V1__PromoReserveResponse *r = (void *)gw_step_response(
-            x, "promo_reserve", &loyalty__v1__promo_reserve_response__descriptor);
+        Loyalty__V1__PromoReserveResponse *r = (void *)gw_logged_answer(x, &gw_step_promo_reserve);
         if (r != NULL && r->reservation != NULL) {
             co->breakdown->quote = r->reservation->quote;
         }
@@ -297,43 +251,6 @@ payment_of(const Loyalty__V1__GatewayCheckoutRequest *r) {
 
 /* ---- Begin ---- */
 
-/* The points hold for the order (the caller sets what to hold): a cash redemption on an order
- * of total_cents, undone by the order id after a crash. */
-static Loyalty__V1__PointsHoldRequest *
-points_hold_call(gw_saga_t *x, const Loyalty__V1__GatewayCheckoutRequest *req, int64_t total_cents,
-                 gw_call_t *c) {
-    Loyalty__V1__PointsHoldRequest *h = pb_new(x->a, &loyalty__v1__points_hold_request__descriptor);
-    h->omit_expiring = x->context->points_omit_expiring;
-    h->merchant_id = x->merchant_id;
-    h->idempotency_key = gw_step_key(x, "points_hold");
-    h->member_id = req->member_id;
-    h->reference = req->order_id;
-    h->ttl_s = x->context->hold_ttl_s;
-    h->_order_total_cents_case =
-        LOYALTY__V1__POINTS_HOLD_REQUEST___ORDER_TOTAL_CENTS_ORDER_TOTAL_CENTS;
-    h->order_total_cents = total_cents;
-    gw_call_init(c, x->svc->points, &loyalty__v1__points_service__descriptor, "Hold", &h->base,
-                 "points_hold");
-    c->undone_by_reference = true; /* see checkout_compensate */
-    return h;
-}
-
-/* The wallet hold of `amount_cents` for the order: undone by the order id after a crash. */
-static void wallet_hold_call(gw_saga_t *x, const Loyalty__V1__GatewayCheckoutRequest *req,
-                             int64_t amount_cents, gw_call_t *c) {
-    Loyalty__V1__WalletHoldRequest *h = pb_new(x->a, &loyalty__v1__wallet_hold_request__descriptor);
-    h->merchant_id = x->merchant_id;
-    h->idempotency_key = gw_step_key(x, "wallet_hold");
-    h->member_id = req->member_id;
-    h->amount_cents = amount_cents;
-    h->reference = req->order_id;
-    h->ttl_s = (int32_t)x->context->hold_ttl_s;
-    h->omit_expiring = x->context->wallet_omit_expiring;
-    gw_call_init(c, x->svc->wallet, &loyalty__v1__wallet_service__descriptor, "Hold", &h->base,
-                 "wallet_hold");
-    c->undone_by_reference = true; /* see checkout_compensate */
-}
-
 /* The wallet's part once the points' cash value is known: the balance first with use_max,
  * then the hold. */
 static status_t begin_wallet(gw_saga_t *x, const Loyalty__V1__GatewayCheckoutRequest *req,
@@ -345,19 +262,13 @@ static status_t begin_wallet(gw_saga_t *x, const Loyalty__V1__GatewayCheckoutReq
     }
     int64_t available = 0;
     if (pay->use_max_wallet) {
-        Loyalty__V1__WalletGetBalanceRequest *g =
-            pb_new(x->a, &loyalty__v1__wallet_get_balance_request__descriptor);
-        g->merchant_id = x->merchant_id;
-        g->member_id = req->member_id;
         gw_call_t read;
-        gw_call_init(&read, x->svc->wallet, &loyalty__v1__wallet_service__descriptor, "GetBalance",
-                     &g->base, "wallet_balance");
-        status_t st = gw_read(x, &read);
+        status_t st = gw_read(x, gw_call_wallet_balance(x, &read, req->member_id));
         if (!status_is_ok(&st)) {
             return st;
         }
         const Loyalty__V1__WalletBalance *bal =
-            ((Loyalty__V1__WalletGetBalanceResponse *)read.response)->balance;
+            ((const Loyalty__V1__WalletGetBalanceResponse *)gw_answer(&read))->balance;
         available = bal ? bal->available_cents : 0;
     }
     *wallet = gw_choose_wallet(pay->wallet_cents, pay->use_max_wallet, available, due);
@@ -365,12 +276,12 @@ static status_t begin_wallet(gw_saga_t *x, const Loyalty__V1__GatewayCheckoutReq
         return status_ok();
     }
     gw_call_t hold;
-    wallet_hold_call(x, req, *wallet, &hold);
-    status_t st = gw_step(x, &hold);
+    status_t st = gw_step(x, gw_call_wallet_hold(x, &hold, req->member_id, req->order_id, *wallet));
     if (!status_is_ok(&st)) {
         return st;
     }
-    const Loyalty__V1__WalletHold *h = ((Loyalty__V1__WalletHoldResponse *)hold.response)->hold;
+    const Loyalty__V1__WalletHold *h =
+        ((const Loyalty__V1__WalletHoldResponse *)gw_answer(&hold))->hold;
     co->wallet_hold_id = h->id;
     if (h->amount_cents != *wallet) {
         x->failed_step = true; /* a refusal: compensate */
@@ -391,7 +302,8 @@ static status_t begin_payment_held(gw_saga_t *x, const Loyalty__V1__GatewayCheck
     int64_t points = 0, cash = 0;
     if (want_points) {
         gw_call_t c;
-        Loyalty__V1__PointsHoldRequest *h = points_hold_call(x, req, b->total_cents, &c);
+        Loyalty__V1__PointsHoldRequest *h =
+            gw_call_points_hold_order(x, &c, req->member_id, req->order_id, b->total_cents);
         h->choose_points = true;
         h->use_max_points = pay->use_max_points;
         h->points = pay->use_max_points ? 0 : pay->redeem_points;
@@ -399,7 +311,7 @@ static status_t begin_payment_held(gw_saga_t *x, const Loyalty__V1__GatewayCheck
         if (!status_is_ok(&st)) {
             return st;
         }
-        const Loyalty__V1__PointsHoldResponse *r = (void *)c.response;
+        const Loyalty__V1__PointsHoldResponse *r = (const void *)gw_answer(&c);
         b->points_note = r->note;
         if (r->hold != NULL) {
             co->points_hold_id = r->hold->id;
@@ -421,90 +333,85 @@ static status_t begin_payment_held(gw_saga_t *x, const Loyalty__V1__GatewayCheck
     return status_ok();
 }
 
-/* Points and wallet (sagas begun before points_hold_chooses): the reads they depend on in
- * parallel, then both holds in parallel. The points' choice and cash value come with the quote
- * (points-svc's, as its Hold computes them), so the wallet amount does not wait for the points
- * hold; a hold whose cash value differs (the rate changed in between) refuses the checkout
- * (REDEMPTION_RATE_CHANGED). */
-static status_t begin_payment(gw_saga_t *x, const Loyalty__V1__GatewayCheckoutRequest *req,
-                              Loyalty__V1__GatewayCheckout *co) {
-    const Loyalty__V1__GatewayPaymentChoice *pay = payment_of(req);
-    Loyalty__V1__GatewayCheckoutBreakdown *b = co->breakdown;
-    bool want_points = (pay->redeem_points > 0 || pay->use_max_points) && b->total_cents > 0;
-    bool want_wallet = pay->wallet_cents > 0 || pay->use_max_wallet;
-    gw_call_t reads[2];
-    int nr = 0, iq = -1, iw = -1;
-    if (want_points) {
-        Loyalty__V1__PointsQuoteRedeemRequest *q =
-            pb_new(x->a, &loyalty__v1__points_quote_redeem_request__descriptor);
-        q->merchant_id = x->merchant_id;
-        q->member_id = req->member_id;
-        q->order_total_cents = b->total_cents;
-        q->points = pay->use_max_points ? 0 : pay->redeem_points;
-        q->use_max_points = pay->use_max_points;
-        gw_call_init(&reads[iq = nr++], x->svc->points, &loyalty__v1__points_service__descriptor,
-                     "QuoteRedeem", &q->base, "points_quote");
+/* What the payment choice asks of an order of total_cents. */
+static gw_payment_ask_t payment_ask(const Loyalty__V1__GatewayPaymentChoice *pay,
+                                    int64_t total_cents) {
+    return (gw_payment_ask_t){.total_cents = total_cents,
+                              .redeem_points = pay->redeem_points,
+                              .use_max_points = pay->use_max_points,
+                              .wallet_cents = pay->wallet_cents,
+                              .use_max_wallet = pay->use_max_wallet};
+}
+
+/* The reads the payment depends on, in parallel: points-svc's choice and cash value of the
+ * points (its QuoteRedeem, as its Hold computes them), and the wallet's balance for use_max. */
+static status_t payment_reads(gw_saga_t *x, const Loyalty__V1__GatewayCheckoutRequest *req,
+                              const gw_payment_ask_t *ask, gw_payment_quote_t *quote,
+                              char **points_note) {
+    gw_group_t g = {.n = 0};
+    gw_call_t *points = NULL, *wallet = NULL;
+    if (gw_payment_wants_points(ask)) {
+        points =
+            gw_call_points_quote(x, gw_group_add(&g), req->member_id, ask->total_cents,
+                                 ask->use_max_points ? 0 : ask->redeem_points, ask->use_max_points);
     }
-    if (want_wallet && pay->use_max_wallet) {
-        Loyalty__V1__WalletGetBalanceRequest *g =
-            pb_new(x->a, &loyalty__v1__wallet_get_balance_request__descriptor);
-        g->merchant_id = x->merchant_id;
-        g->member_id = req->member_id;
-        gw_call_init(&reads[iw = nr++], x->svc->wallet, &loyalty__v1__wallet_service__descriptor,
-                     "GetBalance", &g->base, "wallet_balance");
+    if (gw_payment_wants_wallet(ask) && ask->use_max_wallet) {
+        wallet = gw_call_wallet_balance(x, gw_group_add(&g), req->member_id);
     }
-    status_t st = gw_reads(x, reads, nr);
+    status_t st = gw_group_read(x, &g);
     if (!status_is_ok(&st)) {
         return st;
     }
-    int64_t points = 0, cash = 0;
-    if (iq >= 0) {
-        const Loyalty__V1__PointsQuoteRedeemResponse *qr = (void *)reads[iq].response;
-        b->points_note = qr->note;
-        points = qr->chosen_points;
-        cash = qr->chosen_cash_cents;
-        if (cash > b->total_cents) {
-            cash = b->total_cents; /* cannot happen under the cap; never pay more than due */
-        }
+    *quote = (gw_payment_quote_t){0};
+    const Loyalty__V1__PointsQuoteRedeemResponse *qr = (const void *)gw_answer(points);
+    if (qr != NULL) {
+        *points_note = qr->note;
+        quote->points = qr->chosen_points;
+        quote->points_cash_cents = qr->chosen_cash_cents;
     }
-    int64_t available = 0;
-    if (iw >= 0) {
-        const Loyalty__V1__WalletBalance *bal =
-            ((Loyalty__V1__WalletGetBalanceResponse *)reads[iw].response)->balance;
-        available = bal ? bal->available_cents : 0;
+    const Loyalty__V1__WalletGetBalanceResponse *wr = (const void *)gw_answer(wallet);
+    if (wr != NULL && wr->balance != NULL) {
+        quote->wallet_available_cents = wr->balance->available_cents;
     }
-    int64_t due = b->total_cents - cash;
-    int64_t wallet =
-        want_wallet ? gw_choose_wallet(pay->wallet_cents, pay->use_max_wallet, available, due) : 0;
-    gw_call_t holds[2];
-    int n = 0, ip = -1, iwh = -1;
-    if (points > 0) {
+    return status_ok();
+}
+
+/* Both holds of the chosen payment in parallel. Every hold taken is recorded, also when the
+ * other was refused (compensation releases it); a hold that is not what was chosen refuses the
+ * checkout: REDEMPTION_RATE_CHANGED when points-svc values the points differently now. */
+static status_t payment_holds(gw_saga_t *x, const Loyalty__V1__GatewayCheckoutRequest *req,
+                              Loyalty__V1__GatewayCheckout *co, int64_t total_cents,
+                              const gw_payment_split_t *pay) {
+    gw_group_t g = {.n = 0};
+    gw_call_t *points = NULL, *wallet = NULL;
+    if (pay->points > 0) {
+        points = gw_group_add(&g);
         Loyalty__V1__PointsHoldRequest *h =
-            points_hold_call(x, req, b->total_cents, &holds[ip = n++]);
-        h->points = points;
+            gw_call_points_hold_order(x, points, req->member_id, req->order_id, total_cents);
+        h->points = pay->points;
     }
-    if (wallet > 0) {
-        wallet_hold_call(x, req, wallet, &holds[iwh = n++]);
+    if (pay->wallet_cents > 0) {
+        wallet = gw_call_wallet_hold(x, gw_group_add(&g), req->member_id, req->order_id,
+                                     pay->wallet_cents);
     }
-    st = gw_steps(x, holds, n);
-    /* Record every hold taken, also when the other was refused: compensation releases them. */
+    status_t st = gw_group_run(x, &g);
     status_t mismatch = status_ok();
-    if (ip >= 0 && status_is_ok(&holds[ip].status)) {
-        const Loyalty__V1__PointsHold *hold =
-            ((Loyalty__V1__PointsHoldResponse *)holds[ip].response)->hold;
-        co->points_hold_id = hold->id;
-        if (hold->points != points || hold->cash_value_cents != cash) {
-            mismatch = status_make(STATUS_FAILED_PRECONDITION, "REDEMPTION_RATE_CHANGED",
-                                   "points-svc valued %lld points at %lld, not %lld: retry",
-                                   (long long)hold->points, (long long)hold->cash_value_cents,
-                                   (long long)cash);
+    const Loyalty__V1__PointsHoldResponse *ph = (const void *)gw_answer(points);
+    if (ph != NULL) {
+        co->points_hold_id = ph->hold->id;
+        if (ph->hold->points != pay->points ||
+            ph->hold->cash_value_cents != pay->points_cash_cents) {
+            mismatch =
+                status_make(STATUS_FAILED_PRECONDITION, "REDEMPTION_RATE_CHANGED",
+                            "points-svc valued %lld points at %lld, not %lld: retry",
+                            (long long)ph->hold->points, (long long)ph->hold->cash_value_cents,
+                            (long long)pay->points_cash_cents);
         }
     }
-    if (iwh >= 0 && status_is_ok(&holds[iwh].status)) {
-        const Loyalty__V1__WalletHold *hold =
-            ((Loyalty__V1__WalletHoldResponse *)holds[iwh].response)->hold;
-        co->wallet_hold_id = hold->id;
-        if (hold->amount_cents != wallet) {
+    const Loyalty__V1__WalletHoldResponse *wh = (const void *)gw_answer(wallet);
+    if (wh != NULL) {
+        co->wallet_hold_id = wh->hold->id;
+        if (wh->hold->amount_cents != pay->wallet_cents) {
             mismatch = status_make(STATUS_INTERNAL, "WALLET_HOLD_INCONSISTENT",
                                    "wallet-svc held another amount than asked");
         }
@@ -516,7 +423,27 @@ static status_t begin_payment(gw_saga_t *x, const Loyalty__V1__GatewayCheckoutRe
         x->failed_step = true; /* a refusal: compensate */
         return mismatch;
     }
-    fill_payment(b, req->cart, points, cash, wallet);
+    return status_ok();
+}
+
+/* Points and wallet (sagas begun before points_hold_chooses): the reads they depend on, the
+ * choice (gw_choose_payment), then both holds in parallel. The points' choice and cash value
+ * come with the quote, so the wallet amount does not wait for the points hold. */
+static status_t begin_payment(gw_saga_t *x, const Loyalty__V1__GatewayCheckoutRequest *req,
+                              Loyalty__V1__GatewayCheckout *co) {
+    Loyalty__V1__GatewayCheckoutBreakdown *b = co->breakdown;
+    gw_payment_ask_t ask = payment_ask(payment_of(req), b->total_cents);
+    gw_payment_quote_t quote;
+    status_t st = payment_reads(x, req, &ask, &quote, &b->points_note);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    gw_payment_split_t pay = gw_choose_payment(&ask, &quote);
+    st = payment_holds(x, req, co, b->total_cents, &pay);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    fill_payment(b, req->cart, pay.points, pay.points_cash_cents, pay.wallet_cents);
     return status_ok();
 }
 
@@ -525,38 +452,28 @@ static status_t begin_payment(gw_saga_t *x, const Loyalty__V1__GatewayCheckoutRe
  * top-up plan whose price is not the line's). A plan changed between Begin and Complete still
  * stops the Complete (NEEDS_ATTENTION; RetrySaga once it is fixed). */
 static status_t check_products(gw_saga_t *x, const Loyalty__V1__GatewayCheckoutRequest *req) {
-    gw_call_t reads[1 + GW_PRODUCT_LINES_MAX];
-    size_t line_of[1 + GW_PRODUCT_LINES_MAX]; /* the cart line a top-up plan read is for */
-    int n = 0, im = -1;
+    _Static_assert(1 + GW_PRODUCT_LINES_MAX <= GW_GROUP_MAX, "the product reads are one batch");
+    gw_group_t g = {.n = 0, .max = 1 + GW_PRODUCT_LINES_MAX};
+    gw_call_t *plans_read = NULL;
     for (size_t i = 0; i < req->cart->n_lines; i++) {
         const Loyalty__V1__GatewayCartLine *l = req->cart->lines[i];
-        if ((int)l->kind == MEMBERSHIP && im < 0) {
-            Loyalty__V1__MemberListPlansRequest *r =
-                pb_new(x->a, &loyalty__v1__member_list_plans_request__descriptor);
-            r->merchant_id = x->merchant_id;
-            r->include_inactive = true;
-            gw_call_init(&reads[im = n++], x->svc->member, &loyalty__v1__member_service__descriptor,
-                         "ListMembershipPlans", &r->base, "membership_plans");
-        } else if ((int)l->kind == TOPUP && l->top_up_plan_id[0] && n < 1 + GW_PRODUCT_LINES_MAX) {
-            Loyalty__V1__WalletGetTopUpPlanRequest *r =
-                pb_new(x->a, &loyalty__v1__wallet_get_top_up_plan_request__descriptor);
-            r->merchant_id = x->merchant_id;
-            r->plan_id = l->top_up_plan_id;
-            line_of[n] = i;
-            gw_call_init(&reads[n++], x->svc->wallet, &loyalty__v1__wallet_service__descriptor,
-                         "GetTopUpPlan", &r->base, "top_up_plan:%zu", i);
+        if ((int)l->kind == MEMBERSHIP && plans_read == NULL) {
+            plans_read = gw_call_membership_plans(x, gw_group_add(&g));
+        } else if ((int)l->kind == TOPUP && l->top_up_plan_id[0] && gw_group_room(&g) > 0) {
+            gw_call_t *c = gw_call_wallet_top_up_plan(x, gw_group_add(&g), i, l->top_up_plan_id);
+            c->tag = (int32_t)i + 1; /* the cart line the plan is for */
         }
     }
-    status_t st = gw_reads(x, reads, n);
+    status_t st = gw_group_read(x, &g);
     if (!status_is_ok(&st)) {
         return st;
     }
-    for (size_t i = 0; im >= 0 && i < req->cart->n_lines; i++) {
+    const Loyalty__V1__MemberListPlansResponse *plans = (const void *)gw_answer(plans_read);
+    for (size_t i = 0; plans != NULL && i < req->cart->n_lines; i++) {
         const Loyalty__V1__GatewayCartLine *l = req->cart->lines[i];
         if ((int)l->kind != MEMBERSHIP) {
             continue;
         }
-        const Loyalty__V1__MemberListPlansResponse *plans = (void *)reads[im].response;
         const Loyalty__V1__MemberPlan *plan = NULL;
         for (size_t k = 0; k < plans->n_plans; k++) {
             if (strcmp(plans->plans[k]->id, l->membership_plan_id) == 0) {
@@ -572,13 +489,14 @@ static status_t check_products(gw_saga_t *x, const Loyalty__V1__GatewayCheckoutR
                                "line %s: membership plan %s is inactive", l->line_id, plan->id);
         }
     }
-    for (int k = 0; k < n; k++) {
-        if (k == im) {
-            continue;
+    for (int k = 0; k < g.n; k++) {
+        const gw_call_t *c = &g.calls[k];
+        if (c->tag <= 0) {
+            continue; /* the membership plans */
         }
-        const Loyalty__V1__GatewayCartLine *l = req->cart->lines[line_of[k]];
+        const Loyalty__V1__GatewayCartLine *l = req->cart->lines[c->tag - 1];
         const Loyalty__V1__WalletTopUpPlan *plan =
-            ((Loyalty__V1__WalletGetTopUpPlanResponse *)reads[k].response)->plan;
+            ((const Loyalty__V1__WalletGetTopUpPlanResponse *)gw_answer(c))->plan;
         int64_t now = x->ctx->now_s;
         if (plan == NULL || !plan->enabled || now < plan->active_from_at ||
             (plan->active_until_at != 0 && now >= plan->active_until_at)) {
@@ -611,22 +529,14 @@ static status_t checkout_begin(gw_saga_t *x) {
     if (!status_is_ok(&st)) {
         return st;
     }
-    Loyalty__V1__PromoReserveRequest *r =
-        pb_new(x->a, &loyalty__v1__promo_reserve_request__descriptor);
-    r->merchant_id = x->merchant_id;
-    r->idempotency_key = gw_step_key(x, "promo_reserve");
-    r->checkout_id = x->id;
-    r->cart = promo_cart(x->a, req->member_id, req->cart, tier);
-    r->ttl_s = x->context->hold_ttl_s;
     gw_call_t c;
-    gw_call_init(&c, x->svc->promo, &loyalty__v1__promo_service__descriptor, "Reserve", &r->base,
-                 "promo_reserve");
-    st = gw_step(x, &c);
+    st = gw_step(
+        x, gw_call_promo_reserve(x, &c, gw_promo_cart(x->a, req->member_id, req->cart, tier)));
     if (!status_is_ok(&st)) {
         return st;
     }
     const Loyalty__V1__PromoReservation *res =
-        ((Loyalty__V1__PromoReserveResponse *)c.response)->reservation;
+        ((const Loyalty__V1__PromoReserveResponse *)gw_answer(&c))->reservation;
     if (res == NULL || res->quote == NULL) {
         return status_make(STATUS_INTERNAL, "PROMO_RESERVE_INCONSISTENT",
                            "promo-svc reserved without a quote");
@@ -655,13 +565,9 @@ static status_t checkout_begin(gw_saga_t *x) {
 /* ---- Complete ---- */
 
 static Loyalty__V1__MemberTierStatus *logged_tier(gw_saga_t *x) {
-    Loyalty__V1__MemberGetTierResponse *r = (void *)gw_step_response(
-        x, "member_tier", &loyalty__v1__member_get_tier_response__descriptor);
+    Loyalty__V1__MemberGetTierResponse *r = (void *)gw_logged_answer(x, &gw_step_member_tier);
     return r ? r->status : NULL;
 }
-
-static Loyalty__V1__PointsEarnBatchRequest *earn_batch(gw_saga_t *x, const char *step,
-                                                       size_t max_earns);
 
 /* The calls of Complete's first group, as its builder added them (NULL when not made). */
 typedef struct settle_calls {
@@ -673,131 +579,37 @@ typedef struct settle_calls {
 static void complete_group1(gw_saga_t *x, const Loyalty__V1__GatewayCheckoutRequest *req,
                             Loyalty__V1__GatewayCheckout *co, gw_group_t *g, settle_calls_t *c) {
     const Loyalty__V1__GatewayCheckoutBreakdown *b = co->breakdown;
-    const Loyalty__V1__MemberTierStatus *tier = logged_tier(x);
-    gw_svc_t *svc = x->svc;
     *c = (settle_calls_t){0};
     if (co->wallet_hold_id[0]) {
-        Loyalty__V1__WalletCaptureHoldRequest *r =
-            pb_new(x->a, &loyalty__v1__wallet_capture_hold_request__descriptor);
-        r->merchant_id = x->merchant_id;
-        r->idempotency_key = gw_step_key(x, "wallet_capture");
-        r->hold_id = co->wallet_hold_id;
-        r->amount_cents = b->wallet_cents;
-        r->omit_expiring = x->context->wallet_omit_expiring;
-        c->capture = gw_group_add(g);
-        gw_call_init(c->capture, svc->wallet, &loyalty__v1__wallet_service__descriptor,
-                     "CaptureHold", &r->base, "wallet_capture");
+        c->capture =
+            gw_call_wallet_capture(x, gw_group_add(g), co->wallet_hold_id, b->wallet_cents);
     }
-    Loyalty__V1__PromoConfirmRequest *pc =
-        pb_new(x->a, &loyalty__v1__promo_confirm_request__descriptor);
-    pc->merchant_id = x->merchant_id;
-    pc->idempotency_key = gw_step_key(x, "promo_confirm");
-    pc->checkout_id = x->id;
-    pc->order_id = req->order_id;
-    c->confirm = gw_group_add(g);
-    gw_call_init(c->confirm, svc->promo, &loyalty__v1__promo_service__descriptor, "Confirm",
-                 &pc->base, "promo_confirm");
-    Loyalty__V1__PointsOrderAmounts *amounts =
-        pb_new(x->a, &loyalty__v1__points_order_amounts__descriptor);
-    amounts->paid_cents = b->earn_base_cents;
-    if (tier != NULL) {
-        amounts->tier_id = tier->tier ? tier->tier->id : "";
-        amounts->tier_multiplier_bps = tier->earn_multiplier_bps;
-    }
-    amounts->ordered_at = x->created_at;
-    Loyalty__V1__PointsEarnRequest *e = pb_new(x->a, &loyalty__v1__points_earn_request__descriptor);
-    e->omit_expiring = x->context->points_omit_expiring;
-    e->member_id = req->member_id;
-    e->source = LOYALTY__V1__POINTS_SOURCE__POINTS_SOURCE_ORDER;
-    e->reference = req->order_id;
-    e->amount_case = LOYALTY__V1__POINTS_EARN_REQUEST__AMOUNT_ORDER;
-    e->order = amounts;
+    c->confirm = gw_call_promo_confirm(x, gw_group_add(g), req->order_id);
+    Loyalty__V1__PointsEarnRequest *e =
+        gw_points_order_earn(x, req->member_id, req->order_id, b->earn_base_cents, logged_tier(x));
     if (x->context->points_batched) {
         /* the hold's commit and the buyer's earn: one points call, one transaction */
-        Loyalty__V1__PointsEarnBatchRequest *r = earn_batch(x, "points_settle", 1);
+        Loyalty__V1__PointsEarnBatchRequest *r = gw_points_earn_batch(x, 1);
         r->commit_hold_id = co->points_hold_id;
         r->earns[r->n_earns++] = e;
-        c->settle = gw_group_add(g);
-        gw_call_init(c->settle, svc->points, &loyalty__v1__points_service__descriptor, "EarnBatch",
-                     &r->base, "points_settle");
+        c->settle = gw_call_points_earn_batch(x, gw_group_add(g), &gw_step_points_settle, r);
     } else {
         if (co->points_hold_id[0]) {
-            Loyalty__V1__PointsCommitHoldRequest *r =
-                pb_new(x->a, &loyalty__v1__points_commit_hold_request__descriptor);
-            r->omit_expiring = x->context->points_omit_expiring;
-            r->merchant_id = x->merchant_id;
-            r->idempotency_key = gw_step_key(x, "points_commit");
-            r->target_case = LOYALTY__V1__POINTS_COMMIT_HOLD_REQUEST__TARGET_HOLD_ID;
-            r->hold_id = co->points_hold_id;
-            c->commit = gw_group_add(g);
-            gw_call_init(c->commit, svc->points, &loyalty__v1__points_service__descriptor,
-                         "CommitHold", &r->base, "points_commit");
+            c->commit = gw_call_points_commit(x, gw_group_add(g), co->points_hold_id,
+                                              x->context->points_omit_expiring);
         }
-        e->merchant_id = x->merchant_id;
-        e->idempotency_key = gw_step_key(x, "points_earn");
-        c->earn = gw_group_add(g);
-        gw_call_init(c->earn, svc->points, &loyalty__v1__points_service__descriptor, "Earn",
-                     &e->base, "points_earn");
+        c->earn = gw_call_points_earn(x, gw_group_add(g), &gw_step_points_earn, NULL, e);
     }
-    Loyalty__V1__ReferralComputeRewardsRequest *rc =
-        pb_new(x->a, &loyalty__v1__referral_compute_rewards_request__descriptor);
-    rc->merchant_id = x->merchant_id;
-    rc->idempotency_key = gw_step_key(x, "referral_compute");
-    rc->event = LOYALTY__V1__REFERRAL_EVENT__REFERRAL_EVENT_PURCHASE;
-    rc->member_id = req->member_id;
-    rc->paid_cents = b->earn_base_cents;
-    rc->reference = req->order_id;
-    c->compute = gw_group_add(g);
-    gw_call_init(c->compute, svc->referral, &loyalty__v1__referral_service__descriptor,
-                 "ComputeRewards", &rc->base, "referral_compute");
-}
-
-/* The earn that grants a referral reward to its beneficiary (reference "rr:<reward id>"). */
-static Loyalty__V1__PointsEarnRequest *grant_earn(gw_saga_t *x,
-                                                  const Loyalty__V1__ReferralReward *rw) {
-    Loyalty__V1__PointsEarnRequest *e = pb_new(x->a, &loyalty__v1__points_earn_request__descriptor);
-    e->omit_expiring = x->context->points_omit_expiring;
-    e->member_id = rw->beneficiary_member_id;
-    /* Source ORDER, not REFERRAL: PointsService.ReverseOrder only claws back references earned
-     * as orders, and a returned purchase must be able to take the reward back (with debt when it
-     * was spent). The reference "rr:<reward id>" tells the lot apart; no pending period. */
-    e->source = LOYALTY__V1__POINTS_SOURCE__POINTS_SOURCE_ORDER;
-    e->reference = arena_printf(x->a, "rr:%s", rw->id);
-    e->_pending_days_case = LOYALTY__V1__POINTS_EARN_REQUEST___PENDING_DAYS_PENDING_DAYS;
-    e->pending_days = 0;
-    e->amount_case = LOYALTY__V1__POINTS_EARN_REQUEST__AMOUNT_POINTS;
-    e->points = rw->granted_points > 0 ? rw->granted_points : rw->points;
-    e->note = "referral reward";
-    return e;
-}
-
-/* One call per grant: sagas begun before points_batched. */
-static void grant_call(gw_saga_t *x, gw_call_t *c, const Loyalty__V1__ReferralReward *rw) {
-    char *name = arena_printf(x->a, "referral_grant:%s", rw->id);
-    Loyalty__V1__PointsEarnRequest *e = grant_earn(x, rw);
-    e->merchant_id = x->merchant_id;
-    e->idempotency_key = gw_step_key(x, name);
-    gw_call_init(c, x->svc->points, &loyalty__v1__points_service__descriptor, "Earn", &e->base,
-                 "%s", name);
-}
-
-/* A points EarnBatch step: the batch's key from the step's name, the items without keys. */
-static Loyalty__V1__PointsEarnBatchRequest *earn_batch(gw_saga_t *x, const char *step,
-                                                       size_t max_earns) {
-    Loyalty__V1__PointsEarnBatchRequest *r =
-        pb_new(x->a, &loyalty__v1__points_earn_batch_request__descriptor);
-    r->merchant_id = x->merchant_id;
-    r->idempotency_key = gw_step_key(x, step);
-    r->omit_expiring = x->context->points_omit_expiring;
-    r->earns = arena_alloc(x->a, (max_earns + 1) * sizeof *r->earns);
-    return r;
+    c->compute = gw_call_referral_compute(x, gw_group_add(g),
+                                          LOYALTY__V1__REFERRAL_EVENT__REFERRAL_EVENT_PURCHASE,
+                                          req->member_id, b->earn_base_cents, req->order_id);
 }
 
 void gw_referral_grants(gw_saga_t *x, const Loyalty__V1__ReferralComputeRewardsResponse *cr,
                         Loyalty__V1__GatewayReferralGrant ***out, size_t *n_out, gw_group_t *g,
                         int keep_free, int64_t *held_until) {
     Loyalty__V1__PointsEarnBatchRequest *batch =
-        x->context->points_batched ? earn_batch(x, "referral_grants", cr->n_rewards) : NULL;
+        x->context->points_batched ? gw_points_earn_batch(x, cr->n_rewards) : NULL;
     *out = arena_alloc(x->a, (cr->n_rewards + 1) * sizeof **out);
     *n_out = 0;
     for (size_t i = 0; i < cr->n_rewards; i++) {
@@ -821,14 +633,15 @@ void gw_referral_grants(gw_saga_t *x, const Loyalty__V1__ReferralComputeRewardsR
             continue;
         }
         if (batch != NULL) {
-            batch->earns[batch->n_earns++] = grant_earn(x, rw);
+            batch->earns[batch->n_earns++] = gw_points_grant_earn(x, rw);
         } else if (gw_group_room(g) > keep_free) {
-            grant_call(x, gw_group_add(g), rw);
+            /* one call per grant: sagas begun before points_batched */
+            gw_call_points_earn(x, gw_group_add(g), &gw_step_referral_grant, rw->id,
+                                gw_points_grant_earn(x, rw));
         }
     }
     if (batch != NULL && batch->n_earns > 0 && gw_group_room(g) > keep_free) {
-        gw_call_init(gw_group_add(g), x->svc->points, &loyalty__v1__points_service__descriptor,
-                     "EarnBatch", &batch->base, "referral_grants");
+        gw_call_points_earn_batch(x, gw_group_add(g), &gw_step_referral_grants, batch);
     }
 }
 
@@ -838,33 +651,17 @@ static void product_calls(gw_saga_t *x, const Loyalty__V1__GatewayCheckoutReques
                           gw_group_t *g) {
     for (size_t i = 0; i < req->cart->n_lines && gw_group_room(g) > 0; i++) {
         const Loyalty__V1__GatewayCartLine *l = req->cart->lines[i];
+        gw_call_t *c = NULL;
         if ((int)l->kind == MEMBERSHIP) {
-            char *name = arena_printf(x->a, "membership:%zu", i);
-            Loyalty__V1__MemberPurchaseRequest *r =
-                pb_new(x->a, &loyalty__v1__member_purchase_request__descriptor);
-            r->merchant_id = x->merchant_id;
-            r->idempotency_key = gw_step_key(x, name);
-            r->member_id = req->member_id;
-            r->plan_id = l->membership_plan_id;
-            r->quantity = (int32_t)l->quantity;
-            r->order_id = arena_printf(x->a, "%s:m%zu", req->order_id, i);
-            gw_call_t *c = gw_group_add(g);
-            gw_call_init(c, x->svc->member, &loyalty__v1__member_service__descriptor,
-                         "PurchaseMembership", &r->base, "%s", name);
-            c->tag = (int32_t)i + 1;
+            c = gw_call_membership(x, gw_group_add(g), i, req->member_id, req->order_id,
+                                   l->membership_plan_id, (int32_t)l->quantity);
         } else if ((int)l->kind == TOPUP) {
-            char *name = arena_printf(x->a, "top_up:%zu", i);
-            Loyalty__V1__WalletTopUpRequest *r =
-                pb_new(x->a, &loyalty__v1__wallet_top_up_request__descriptor);
-            r->merchant_id = x->merchant_id;
-            r->idempotency_key = gw_step_key(x, name);
-            r->member_id = req->member_id;
-            r->paid_cents = l->unit_price_cents;
-            r->plan_id = l->top_up_plan_id;
-            r->payment_ref = arena_printf(x->a, "%s:t%zu", req->order_id, i);
-            gw_call_t *c = gw_group_add(g);
-            gw_call_init(c, x->svc->wallet, &loyalty__v1__wallet_service__descriptor, "TopUp",
-                         &r->base, "%s", name);
+            c = gw_call_wallet_top_up(x, gw_group_add(g), &gw_step_top_up,
+                                      arena_printf(x->a, "%zu", i), req->member_id,
+                                      l->unit_price_cents, l->top_up_plan_id,
+                                      arena_printf(x->a, "%s:t%zu", req->order_id, i));
+        }
+        if (c != NULL) {
             c->tag = (int32_t)i + 1;
         }
     }
@@ -957,25 +754,13 @@ static status_t checkout_complete(gw_saga_t *x) {
     const Loyalty__V1__ReferralComputeRewardsResponse *cr = (const void *)gw_answer(c1.compute);
     assert(earn != NULL && cr != NULL); /* the group succeeded: every call answered */
     gw_group_t g2 = {.n = 0};
-    Loyalty__V1__MemberRecordOrderRequest *ro =
-        pb_new(x->a, &loyalty__v1__member_record_order_request__descriptor);
-    ro->merchant_id = x->merchant_id;
-    ro->idempotency_key = gw_step_key(x, "member_record_order");
-    ro->member_id = req->member_id;
-    ro->order_id = req->order_id;
-    ro->spend_cents = co->breakdown->earn_base_cents;
-    ro->growth_delta = earn->growth_delta;
-    ro->at = x->created_at;
-    if (earn->balance != NULL) { /* member-svc's points_balance tag rules (no call of its own) */
-        ro->_points_balance_case =
-            LOYALTY__V1__MEMBER_RECORD_ORDER_REQUEST___POINTS_BALANCE_POINTS_BALANCE;
-        ro->points_balance = earn->balance->available;
-        ro->points_balance_version = earn->balance->version;
-    }
-    gw_call_t *record_order = gw_group_add(&g2);
-    gw_call_init(record_order, x->svc->member, &loyalty__v1__member_service__descriptor,
-                 "RecordOrder", &ro->base, "member_record_order");
+    gw_call_t *record_order = gw_call_member_record_order(
+        x, gw_group_add(&g2), req->member_id, req->order_id, co->breakdown->earn_base_cents,
+        earn->growth_delta, earn->balance);
     int64_t held_until = 0;
+    /* Group 2: RecordOrder, the grants while more than the product calls' room is left, then
+     * a call per MEMBERSHIP / WALLET_TOPUP line. */
+    _Static_assert(1 + 2 * GW_PRODUCT_LINES_MAX < GW_GROUP_MAX, "room for a grant call too");
     gw_referral_grants(x, cr, &res->referral_rewards, &res->n_referral_rewards, &g2,
                        2 * GW_PRODUCT_LINES_MAX, &held_until);
     product_calls(x, req, &g2);
@@ -996,110 +781,69 @@ static status_t checkout_complete(gw_saga_t *x) {
 
 /* ---- compensation ---- */
 
-static status_t undo(gw_saga_t *x, const char *step, rpc_channel_t *ch,
-                     const ProtobufCServiceDescriptor *svc, const char *method,
-                     ProtobufCMessage *req) {
-    gw_step_t *s = gw_find_step(x, step);
+/* Runs the compensation c of step `def` when that step was applied (logged DONE). */
+static status_t undo(gw_saga_t *x, const gw_step_def_t *def, gw_call_t *c) {
+    assert(def->undo != NULL && c->def == def->undo);
+    gw_step_t *s = gw_logged_step(x, def);
     if (s == NULL || s->state != GW_DONE) {
         return status_ok(); /* never applied */
     }
-    gw_call_t c;
-    gw_call_init(&c, ch, svc, method, req, "%s:undo", step);
-    c.direction = GW_COMPENSATE;
-    return gw_step(x, &c);
+    return gw_step(x, c);
 }
 
-/* Whether a Begin hold (step `step`) may have been taken although the saga knows no id for it.
+/* Whether a Begin hold (step `def`) may have been taken although the saga knows no id for it.
  * The holds are not written ahead (undone_by_reference): a Begin interrupted between asking
  * for them and its next write leaves no record, so a saga not created by this request cannot
  * tell "never asked" from "asked". One with a STARTED record was asked without an answer. */
-static bool hold_maybe_taken(gw_saga_t *x, const char *step, bool wanted) {
-    const gw_step_t *s = gw_find_step(x, step);
+static bool hold_maybe_taken(gw_saga_t *x, const gw_step_def_t *def, bool wanted) {
+    const gw_step_t *s = gw_logged_step(x, def);
     if (s != NULL) {
         return s->state == GW_STARTED;
     }
     return wanted && !x->created_here;
 }
 
-/* Undoes a hold the saga has no id for, by the order id it was taken with. An order has at most
- * one checkout that is not CANCELLED (sagas_checkout_order), and this one is not yet, so a hold
- * found by the reference is this checkout's; none found means none was taken. */
-static status_t undo_by_reference(gw_saga_t *x, const char *step, rpc_channel_t *ch,
-                                  const ProtobufCServiceDescriptor *svc, const char *method,
-                                  ProtobufCMessage *req) {
-    gw_call_t c;
-    gw_call_init(&c, ch, svc, method, req, "%s:undo", step);
-    c.direction = GW_COMPENSATE;
-    c.tolerate_refusal = true; /* HOLD_NOT_FOUND: never taken */
-    status_t st = gw_step(x, &c);
-    if (!status_is_ok(&st) || status_is_ok(&c.status) || c.status.code == STATUS_NOT_FOUND) {
+/* Undoes a hold the saga has no id for, by the order id it was taken with (c: the compensation
+ * by reference). An order has at most one checkout that is not CANCELLED
+ * (sagas_checkout_order), and this one is not yet, so a hold found by the reference is this
+ * checkout's; none found means none was taken. */
+static status_t undo_by_reference(gw_saga_t *x, gw_call_t *c) {
+    c->tolerate_refusal = true; /* HOLD_NOT_FOUND: never taken */
+    status_t st = gw_step(x, c);
+    if (!status_is_ok(&st) || status_is_ok(&c->status) || c->status.code == STATUS_NOT_FOUND) {
         return st;
     }
-    return c.status; /* any other refusal is not "never taken": an operator looks */
+    return c->status; /* any other refusal is not "never taken": an operator looks */
 }
 
 static status_t checkout_compensate(gw_saga_t *x) {
     const Loyalty__V1__GatewayCheckoutRequest *req = (void *)gw_saga_request(x);
     const Loyalty__V1__GatewayPaymentChoice *pay = payment_of(req);
     Loyalty__V1__GatewayCheckout *co = checkout_ctx(x);
+    gw_call_t c;
+    status_t st = status_ok();
     if (co->wallet_hold_id[0]) {
-        Loyalty__V1__WalletVoidHoldRequest *r =
-            pb_new(x->a, &loyalty__v1__wallet_void_hold_request__descriptor);
-        r->merchant_id = x->merchant_id;
-        r->idempotency_key = gw_step_key(x, "wallet_hold:undo");
-        r->hold_id = co->wallet_hold_id;
-        status_t st = undo(x, "wallet_hold", x->svc->wallet,
-                           &loyalty__v1__wallet_service__descriptor, "VoidHold", &r->base);
-        if (!status_is_ok(&st)) {
-            return st;
-        }
-    } else if (hold_maybe_taken(x, "wallet_hold", pay->wallet_cents > 0 || pay->use_max_wallet)) {
-        Loyalty__V1__WalletVoidHoldRequest *r =
-            pb_new(x->a, &loyalty__v1__wallet_void_hold_request__descriptor);
-        r->merchant_id = x->merchant_id;
-        r->idempotency_key = gw_step_key(x, "wallet_hold:undo");
-        r->member_id = req->member_id;
-        r->reference = req->order_id;
-        status_t st =
-            undo_by_reference(x, "wallet_hold", x->svc->wallet,
-                              &loyalty__v1__wallet_service__descriptor, "VoidHold", &r->base);
-        if (!status_is_ok(&st)) {
-            return st;
-        }
+        st = undo(x, &gw_step_wallet_hold,
+                  gw_call_wallet_void(x, &c, co->wallet_hold_id, NULL, NULL));
+    } else if (hold_maybe_taken(x, &gw_step_wallet_hold,
+                                pay->wallet_cents > 0 || pay->use_max_wallet)) {
+        st = undo_by_reference(x, gw_call_wallet_void(x, &c, NULL, req->member_id, req->order_id));
     }
-    bool by_reference =
-        !co->points_hold_id[0] &&
-        hold_maybe_taken(x, "points_hold", pay->redeem_points > 0 || pay->use_max_points);
-    if (co->points_hold_id[0] || by_reference) {
-        Loyalty__V1__PointsReleaseHoldRequest *r =
-            pb_new(x->a, &loyalty__v1__points_release_hold_request__descriptor);
-        r->omit_expiring = x->context->points_omit_expiring;
-        r->merchant_id = x->merchant_id;
-        r->idempotency_key = gw_step_key(x, "points_hold:undo");
-        if (by_reference) {
-            r->target_case = LOYALTY__V1__POINTS_RELEASE_HOLD_REQUEST__TARGET_REFERENCE;
-            r->reference = req->order_id;
-        } else {
-            r->target_case = LOYALTY__V1__POINTS_RELEASE_HOLD_REQUEST__TARGET_HOLD_ID;
-            r->hold_id = co->points_hold_id;
-        }
-        status_t st = by_reference
-                          ? undo_by_reference(x, "points_hold", x->svc->points,
-                                              &loyalty__v1__points_service__descriptor,
-                                              "ReleaseHold", &r->base)
-                          : undo(x, "points_hold", x->svc->points,
-                                 &loyalty__v1__points_service__descriptor, "ReleaseHold", &r->base);
-        if (!status_is_ok(&st)) {
-            return st;
-        }
+    if (!status_is_ok(&st)) {
+        return st;
     }
-    Loyalty__V1__PromoReleaseRequest *r =
-        pb_new(x->a, &loyalty__v1__promo_release_request__descriptor);
-    r->merchant_id = x->merchant_id;
-    r->idempotency_key = gw_step_key(x, "promo_reserve:undo");
-    r->checkout_id = x->id;
-    return undo(x, "promo_reserve", x->svc->promo, &loyalty__v1__promo_service__descriptor,
-                "Release", &r->base);
+    bool omit = x->context->points_omit_expiring;
+    if (co->points_hold_id[0]) {
+        st = undo(x, &gw_step_points_hold,
+                  gw_call_points_release(x, &c, co->points_hold_id, NULL, omit));
+    } else if (hold_maybe_taken(x, &gw_step_points_hold,
+                                pay->redeem_points > 0 || pay->use_max_points)) {
+        st = undo_by_reference(x, gw_call_points_release(x, &c, NULL, req->order_id, omit));
+    }
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    return undo(x, &gw_step_promo_reserve, gw_call_promo_release(x, &c));
 }
 
 /* ---- completion: the order refunds count against, the event ---- */
@@ -1137,8 +881,8 @@ static status_t checkout_on_final(gw_saga_t *x, db_t *db) {
         }
     }
     if (held_until > 0) {
-        Loyalty__V1__ReferralComputeRewardsResponse *cr = (void *)gw_step_response(
-            x, "referral_compute", &loyalty__v1__referral_compute_rewards_response__descriptor);
+        Loyalty__V1__ReferralComputeRewardsResponse *cr =
+            (void *)gw_logged_answer(x, &gw_step_referral_compute);
         for (size_t i = 0; cr != NULL && i < cr->n_rewards; i++) {
             if (!cr->rewards[i]->grant_now && cr->rewards[i]->held_until_at > held_until) {
                 held_until = cr->rewards[i]->held_until_at;
@@ -1166,7 +910,7 @@ static status_t checkout_on_final(gw_saga_t *x, db_t *db) {
 }
 
 /* What a finished checkout's views read from its log: the quote of the breakdown (checkout_ctx). */
-static const char *const checkout_final_responses[] = {"promo_reserve", NULL};
+static const gw_step_def_t *const checkout_final_responses[] = {&gw_step_promo_reserve, NULL};
 
 const gw_flows_t gw_checkout_flows = {
     .begin = checkout_begin,
@@ -1459,52 +1203,48 @@ status_t gw_rpc_get_checkout(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
     return status_ok();
 }
 
-/* QuoteCheckout: the Begin pricing with reads only (no saga). */
+/* QuoteCheckout: the Begin pricing with reads only (no saga): the same requests and the same
+ * choice (gw_choose_payment), the wallet's balance always read for the answer. */
 static status_t quote_payment(rpc_ctx_t *ctx, const Loyalty__V1__GatewayQuoteCheckoutRequest *req,
                               Loyalty__V1__GatewayCheckoutBreakdown *b) {
     gw_svc_t *svc = gw_svc(ctx);
     const Loyalty__V1__GatewayPaymentChoice none = LOYALTY__V1__GATEWAY_PAYMENT_CHOICE__INIT;
-    const Loyalty__V1__GatewayPaymentChoice *pay = req->payment ? req->payment : &none;
-    Loyalty__V1__PointsQuoteRedeemRequest qr = LOYALTY__V1__POINTS_QUOTE_REDEEM_REQUEST__INIT;
-    qr.merchant_id = (char *)ctx->merchant_id;
-    qr.member_id = req->member_id;
-    qr.order_total_cents = b->total_cents;
-    qr.points = pay->use_max_points ? 0 : pay->redeem_points;
-    qr.use_max_points = pay->use_max_points;
-    Loyalty__V1__WalletGetBalanceRequest wb = LOYALTY__V1__WALLET_GET_BALANCE_REQUEST__INIT;
-    wb.merchant_id = (char *)ctx->merchant_id;
-    wb.member_id = req->member_id;
-    rpc_call_spec_t calls[2] = {
-        {.channel = svc->points,
-         .service = &loyalty__v1__points_service__descriptor,
-         .method = "QuoteRedeem",
-         .request = &qr.base},
-        {.channel = svc->wallet,
-         .service = &loyalty__v1__wallet_service__descriptor,
-         .method = "GetBalance",
-         .request = &wb.base},
+    gw_payment_ask_t ask = payment_ask(req->payment ? req->payment : &none, b->total_cents);
+    Loyalty__V1__PointsQuoteRedeemRequest *qr =
+        gw_points_quote_request(ctx->arena, ctx->merchant_id, req->member_id, ask.total_cents,
+                                ask.use_max_points ? 0 : ask.redeem_points, ask.use_max_points);
+    Loyalty__V1__WalletGetBalanceRequest *wb =
+        gw_wallet_balance_request(ctx->arena, ctx->merchant_id, req->member_id);
+    enum { QUOTE_POINTS, QUOTE_WALLET, QUOTE_CALLS };
+    rpc_call_spec_t calls[QUOTE_CALLS] = {
+        [QUOTE_POINTS] = {.channel = svc->points,
+                          .service = &loyalty__v1__points_service__descriptor,
+                          .method = "QuoteRedeem",
+                          .request = &qr->base},
+        [QUOTE_WALLET] = {.channel = svc->wallet,
+                          .service = &loyalty__v1__wallet_service__descriptor,
+                          .method = "GetBalance",
+                          .request = &wb->base},
     };
-    rpc_call_many(calls, 2, ctx->arena, NULL);
-    for (int i = 0; i < 2; i++) {
+    rpc_call_many(calls, QUOTE_CALLS, ctx->arena, NULL);
+    for (int i = 0; i < QUOTE_CALLS; i++) {
         if (!status_is_ok(&calls[i].status)) {
             return calls[i].status;
         }
     }
-    const Loyalty__V1__PointsQuoteRedeemResponse *q = (void *)calls[0].response;
+    const Loyalty__V1__PointsQuoteRedeemResponse *q = (void *)calls[QUOTE_POINTS].response;
     const Loyalty__V1__WalletBalance *bal =
-        ((Loyalty__V1__WalletGetBalanceResponse *)calls[1].response)->balance;
+        ((Loyalty__V1__WalletGetBalanceResponse *)calls[QUOTE_WALLET].response)->balance;
     b->points_available = q->available;
     b->wallet_available_cents = bal ? bal->available_cents : 0;
-    int64_t points = 0, cash = 0;
-    if ((pay->redeem_points > 0 || pay->use_max_points) && b->total_cents > 0) {
-        /* points-svc chose them and valued them, as its Hold will */
-        points = q->chosen_points;
-        cash = q->chosen_cash_cents;
-        b->points_note = q->note;
+    if (gw_payment_wants_points(&ask)) {
+        b->points_note = q->note; /* points-svc chose them and valued them, as its Hold will */
     }
-    int64_t wallet = gw_choose_wallet(pay->wallet_cents, pay->use_max_wallet,
-                                      b->wallet_available_cents, b->total_cents - cash);
-    fill_payment(b, req->cart, points, cash, wallet);
+    gw_payment_quote_t quote = {.points = q->chosen_points,
+                                .points_cash_cents = q->chosen_cash_cents,
+                                .wallet_available_cents = b->wallet_available_cents};
+    gw_payment_split_t pay = gw_choose_payment(&ask, &quote);
+    fill_payment(b, req->cart, pay.points, pay.points_cash_cents, pay.wallet_cents);
     return status_ok();
 }
 
@@ -1531,7 +1271,7 @@ status_t gw_rpc_quote_checkout(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
     ProtobufCMessage *out = NULL;
     Loyalty__V1__PromoQuoteRequest pq = LOYALTY__V1__PROMO_QUOTE_REQUEST__INIT;
     pq.merchant_id = (char *)ctx->merchant_id;
-    pq.cart = promo_cart(ctx->arena, req->member_id, req->cart, tier);
+    pq.cart = gw_promo_cart(ctx->arena, req->member_id, req->cart, tier);
     st = rpc_call(svc->promo, &loyalty__v1__promo_service__descriptor, "Quote", &pq.base,
                   ctx->arena, &out, NULL);
     if (!status_is_ok(&st)) {

@@ -3,6 +3,7 @@
  * redemption, daily check-in, and the release of held referral rewards. */
 #include "gateway_rpc.h"
 
+#include "gateway_calls.h"
 #include "gateway_store.h"
 #include "jsonw.h"
 #include "log.h"
@@ -31,17 +32,9 @@ static status_t record_points_balance(gw_saga_t *x, const char *member_id,
     if (balance == NULL) {
         return status_ok();
     }
-    Loyalty__V1__MemberRecordPointsBalanceRequest *r =
-        pb_new(x->a, &loyalty__v1__member_record_points_balance_request__descriptor);
-    r->merchant_id = x->merchant_id;
-    r->idempotency_key = gw_step_key(x, "member_points_balance");
-    r->member_id = (char *)member_id;
-    r->points_balance = balance->available;
-    r->points_balance_version = balance->version;
     gw_call_t c;
-    gw_call_init(&c, x->svc->member, &loyalty__v1__member_service__descriptor,
-                 "RecordPointsBalance", &r->base, "member_points_balance");
-    return gw_step(x, &c);
+    return gw_step(x, gw_call_member_points_balance(x, &c, NULL, member_id, balance->available,
+                                                    balance->version));
 }
 
 /* The balances a saga's points calls answered, by member, the last answer of each member last
@@ -95,16 +88,8 @@ static void balances_of_grants(balances_t *b, const gw_group_t *g) {
 static status_t record_balances(gw_saga_t *x, const balances_t *b) {
     gw_group_t g = {.n = 0, .max = GW_GROUP_CALLS_MAX};
     for (int i = 0; i < b->n && gw_group_room(&g) > 0; i++) {
-        char *name = arena_printf(x->a, "member_points_balance:%s", b->member_id[i]);
-        Loyalty__V1__MemberRecordPointsBalanceRequest *r =
-            pb_new(x->a, &loyalty__v1__member_record_points_balance_request__descriptor);
-        r->merchant_id = x->merchant_id;
-        r->idempotency_key = gw_step_key(x, name);
-        r->member_id = (char *)b->member_id[i];
-        r->points_balance = b->available[i];
-        r->points_balance_version = b->version[i];
-        gw_call_init(gw_group_add(&g), x->svc->member, &loyalty__v1__member_service__descriptor,
-                     "RecordPointsBalance", &r->base, "%s", name);
+        gw_call_member_points_balance(x, gw_group_add(&g), b->member_id[i], b->member_id[i],
+                                      b->available[i], b->version[i]);
     }
     return g.n > 0 ? gw_group_run(x, &g) : status_ok();
 }
@@ -122,13 +107,7 @@ static status_t registration_begin(gw_saga_t *x) {
     const Loyalty__V1__GatewayRegisterMemberRequest *req = (void *)gw_saga_request(x);
     gw_call_t c;
     if (req->referral_code[0]) {
-        Loyalty__V1__ReferralResolveCodeRequest *r =
-            pb_new(x->a, &loyalty__v1__referral_resolve_code_request__descriptor);
-        r->merchant_id = x->merchant_id;
-        r->code = req->referral_code;
-        gw_call_init(&c, x->svc->referral, &loyalty__v1__referral_service__descriptor,
-                     "ResolveReferralCode", &r->base, "referral_resolve");
-        status_t st = gw_read(x, &c);
+        status_t st = gw_read(x, gw_call_referral_resolve(x, &c, req->referral_code));
         if (strcmp(st.reason, "CODE_NOT_FOUND") == 0) {
             return status_make(STATUS_NOT_FOUND, "REFERRAL_CODE_NOT_FOUND",
                                "no member has the referral code %s", req->referral_code);
@@ -137,17 +116,9 @@ static status_t registration_begin(gw_saga_t *x) {
             return st;
         }
     }
-    Loyalty__V1__CreateMemberRequest *m =
-        pb_new(x->a, &loyalty__v1__create_member_request__descriptor);
-    m->merchant_id = x->merchant_id;
-    m->idempotency_key = gw_step_key(x, "create_member");
-    m->profile = req->profile;
-    m->external_id = req->external_id;
-    gw_call_init(&c, x->svc->member, &loyalty__v1__member_service__descriptor, "CreateMember",
-                 &m->base, "create_member");
-    status_t st = gw_step(x, &c);
+    status_t st = gw_step(x, gw_call_create_member(x, &c, req->profile, req->external_id));
     if (status_is_ok(&st)) {
-        reg_ctx(x)->member = ((Loyalty__V1__CreateMemberResponse *)c.response)->member;
+        reg_ctx(x)->member = ((const Loyalty__V1__CreateMemberResponse *)gw_answer(&c))->member;
     }
     return st;
 }
@@ -173,43 +144,17 @@ static void registration_group1(gw_saga_t *x, const Loyalty__V1__GatewayRegister
                                 const char *member_id, gw_group_t *g, reg_calls_t *c) {
     *c = (reg_calls_t){0};
     if (req->referral_code[0]) {
-        Loyalty__V1__ReferralAttachRequest *a =
-            pb_new(x->a, &loyalty__v1__referral_attach_request__descriptor);
-        a->merchant_id = x->merchant_id;
-        a->idempotency_key = gw_step_key(x, "referral_attach");
-        a->referee_member_id = (char *)member_id;
-        a->code = req->referral_code;
-        c->attach = gw_group_add(g);
-        gw_call_init(c->attach, x->svc->referral, &loyalty__v1__referral_service__descriptor,
-                     "AttachReferral", &a->base, "referral_attach");
+        c->attach = gw_call_referral_attach(x, gw_group_add(g), member_id, req->referral_code);
         c->attach->tolerate_refusal = true;
     }
-    Loyalty__V1__PointsEarnRequest *e = pb_new(x->a, &loyalty__v1__points_earn_request__descriptor);
-    e->omit_expiring = x->context->points_omit_expiring;
-    e->merchant_id = x->merchant_id;
-    e->idempotency_key = gw_step_key(x, "registration_points");
-    e->member_id = (char *)member_id;
-    e->source = LOYALTY__V1__POINTS_SOURCE__POINTS_SOURCE_EVENT;
-    e->reference = arena_printf(x->a, "reg:%s", member_id);
-    e->amount_case = LOYALTY__V1__POINTS_EARN_REQUEST__AMOUNT_EVENT;
-    e->event = LOYALTY__V1__POINTS_EVENT_KIND__POINTS_EVENT_KIND_REGISTRATION;
-    c->points = gw_group_add(g);
-    gw_call_init(c->points, x->svc->points, &loyalty__v1__points_service__descriptor, "Earn",
-                 &e->base, "registration_points");
+    c->points = gw_call_points_earn(x, gw_group_add(g), &gw_step_registration_points, NULL,
+                                    gw_points_registration_earn(x, member_id));
     c->points->tolerate_refusal = true;
     for (size_t i = 0; i < x->context->n_welcome_template_ids && gw_group_room(g) > 0; i++) {
         const char *tid = x->context->welcome_template_ids[i];
-        char *name = arena_printf(x->a, "welcome_coupon:%s", tid);
-        Loyalty__V1__PromoIssueCouponRequest *ic =
-            pb_new(x->a, &loyalty__v1__promo_issue_coupon_request__descriptor);
-        ic->merchant_id = x->merchant_id;
-        ic->idempotency_key = gw_step_key(x, name);
-        ic->member_id = (char *)member_id;
-        ic->template_id = (char *)tid;
-        ic->source = LOYALTY__V1__PROMO_COUPON_SOURCE__PROMO_COUPON_SOURCE_WELCOME;
-        gw_call_t *coupon = gw_group_add(g);
-        gw_call_init(coupon, x->svc->promo, &loyalty__v1__promo_service__descriptor, "IssueCoupon",
-                     &ic->base, "%s", name);
+        gw_call_t *coupon = gw_call_promo_issue_coupon(
+            x, gw_group_add(g), &gw_step_welcome_coupon, tid, member_id, tid,
+            LOYALTY__V1__PROMO_COUPON_SOURCE__PROMO_COUPON_SOURCE_WELCOME);
         coupon->tolerate_refusal = true;
         coupon->tag = (int32_t)i + 1;
     }
@@ -272,16 +217,10 @@ static status_t group_outcome(const gw_group_t *g, status_t st) {
  * to be completed later, like the steps before it. */
 static status_t registration_read_code(gw_saga_t *x, Loyalty__V1__GatewayRegistration *r,
                                        const char *member_id) {
-    Loyalty__V1__ReferralGetCodeRequest *q =
-        pb_new(x->a, &loyalty__v1__referral_get_code_request__descriptor);
-    q->merchant_id = x->merchant_id;
-    q->member_id = (char *)member_id;
     gw_call_t c;
-    gw_call_init(&c, x->svc->referral, &loyalty__v1__referral_service__descriptor,
-                 "GetReferralCode", &q->base, "referral_code");
-    status_t st = gw_read(x, &c);
+    status_t st = gw_read(x, gw_call_referral_code(x, &c, member_id));
     if (status_is_ok(&st)) {
-        Loyalty__V1__ReferralGetCodeResponse *code = (void *)c.response;
+        const Loyalty__V1__ReferralGetCodeResponse *code = (const void *)gw_answer(&c);
         r->referral_code = code->code;
         r->referral_links = code->links;
         return st;
@@ -297,8 +236,7 @@ static status_t registration_read_code(gw_saga_t *x, Loyalty__V1__GatewayRegistr
 static status_t registration_complete(gw_saga_t *x) {
     const Loyalty__V1__GatewayRegisterMemberRequest *req = (void *)gw_saga_request(x);
     Loyalty__V1__GatewayRegistration *r = reg_ctx(x);
-    Loyalty__V1__CreateMemberResponse *cm = (void *)gw_step_response(
-        x, "create_member", &loyalty__v1__create_member_response__descriptor);
+    Loyalty__V1__CreateMemberResponse *cm = (void *)gw_logged_answer(x, &gw_step_create_member);
     if (cm == NULL || cm->member == NULL) {
         return status_make(STATUS_DATA_LOSS, "CORRUPT_SAGA", "registration without a member");
     }
@@ -324,23 +262,16 @@ static status_t registration_complete(gw_saga_t *x) {
     if (r->referrer_member_id == NULL || r->referrer_member_id[0] == '\0') {
         return record_balances(x, &balances);
     }
-    Loyalty__V1__ReferralComputeRewardsRequest *rc =
-        pb_new(x->a, &loyalty__v1__referral_compute_rewards_request__descriptor);
-    rc->merchant_id = x->merchant_id;
-    rc->idempotency_key = gw_step_key(x, "referral_compute");
-    rc->event = LOYALTY__V1__REFERRAL_EVENT__REFERRAL_EVENT_REGISTRATION;
-    rc->member_id = (char *)member_id;
-    rc->reference = x->id;
     gw_call_t c;
-    gw_call_init(&c, x->svc->referral, &loyalty__v1__referral_service__descriptor, "ComputeRewards",
-                 &rc->base, "referral_compute");
-    st = gw_step(x, &c);
+    st = gw_step(
+        x, gw_call_referral_compute(x, &c, LOYALTY__V1__REFERRAL_EVENT__REFERRAL_EVENT_REGISTRATION,
+                                    member_id, 0, x->id));
     if (!status_is_ok(&st)) {
         return st;
     }
     gw_group_t grants = {.n = 0};
-    gw_referral_grants(x, (void *)c.response, &r->referral_rewards, &r->n_referral_rewards, &grants,
-                       0, NULL);
+    gw_referral_grants(x, (const void *)gw_answer(&c), &r->referral_rewards, &r->n_referral_rewards,
+                       &grants, 0, NULL);
     st = gw_group_run(x, &grants);
     if (status_is_ok(&st)) {
         balances_of_grants(&balances, &grants);
@@ -568,16 +499,11 @@ status_t gw_quote_member_tier(rpc_ctx_t *ctx, const char *member_id,
 
 status_t gw_read_member_tier(gw_saga_t *x, const char *member_id,
                              Loyalty__V1__MemberTierStatus **out) {
-    Loyalty__V1__MemberGetTierRequest *r =
-        pb_new(x->a, &loyalty__v1__member_get_tier_request__descriptor);
-    r->merchant_id = x->merchant_id;
-    r->member_id = (char *)member_id;
     gw_call_t c;
-    gw_call_init(&c, x->svc->member, &loyalty__v1__member_service__descriptor, "GetMemberTier",
-                 &r->base, "member_tier");
-    status_t st = gw_read_near(x, &c, tier_copy_key(x->a, x->merchant_id, member_id));
+    status_t st = gw_read_near(x, gw_call_member_tier(x, &c, member_id),
+                               tier_copy_key(x->a, x->merchant_id, member_id));
     if (status_is_ok(&st) && out != NULL) {
-        *out = ((Loyalty__V1__MemberGetTierResponse *)c.response)->status;
+        *out = ((const Loyalty__V1__MemberGetTierResponse *)gw_answer(&c))->status;
     }
     return st;
 }
@@ -590,20 +516,11 @@ static status_t top_up_begin(gw_saga_t *x) {
     if (!status_is_ok(&st)) {
         return st;
     }
-    Loyalty__V1__WalletTopUpRequest *t =
-        pb_new(x->a, &loyalty__v1__wallet_top_up_request__descriptor);
-    t->merchant_id = x->merchant_id;
-    t->idempotency_key = gw_step_key(x, "wallet_top_up");
-    t->member_id = req->member_id;
-    t->paid_cents = req->paid_cents;
-    t->plan_id = req->plan_id;
-    t->payment_ref = req->payment_ref;
     gw_call_t c;
-    gw_call_init(&c, x->svc->wallet, &loyalty__v1__wallet_service__descriptor, "TopUp", &t->base,
-                 "wallet_top_up");
-    st = gw_step(x, &c);
+    st = gw_step(x, gw_call_wallet_top_up(x, &c, &gw_step_wallet_top_up, NULL, req->member_id,
+                                          req->paid_cents, req->plan_id, req->payment_ref));
     if (status_is_ok(&st)) {
-        Loyalty__V1__WalletTopUpResponse *r = (void *)c.response;
+        const Loyalty__V1__WalletTopUpResponse *r = (const void *)gw_answer(&c);
         Loyalty__V1__GatewayTopUpWalletResponse *v =
             pb_new(x->a, &loyalty__v1__gateway_top_up_wallet_response__descriptor);
         v->top_up = r->top_up;
@@ -679,17 +596,10 @@ static status_t check_in_begin(gw_saga_t *x) {
     if (!status_is_ok(&st)) {
         return st;
     }
-    Loyalty__V1__PointsCheckInRequest *r =
-        pb_new(x->a, &loyalty__v1__points_check_in_request__descriptor);
-    r->merchant_id = x->merchant_id;
-    r->idempotency_key = gw_step_key(x, "points_check_in");
-    r->member_id = req->member_id;
     gw_call_t c;
-    gw_call_init(&c, x->svc->points, &loyalty__v1__points_service__descriptor, "CheckIn", &r->base,
-                 "points_check_in");
-    st = gw_step(x, &c);
+    st = gw_step(x, gw_call_points_check_in(x, &c, req->member_id));
     if (status_is_ok(&st)) {
-        Loyalty__V1__PointsCheckInResponse *p = (void *)c.response;
+        const Loyalty__V1__PointsCheckInResponse *p = (const void *)gw_answer(&c);
         Loyalty__V1__GatewayCheckInResponse *v =
             pb_new(x->a, &loyalty__v1__gateway_check_in_response__descriptor);
         v->date = p->date;
@@ -757,54 +667,32 @@ static status_t redeem_begin(gw_saga_t *x) {
     if (!status_is_ok(&st)) {
         return st;
     }
-    Loyalty__V1__PointsHoldRequest *h = pb_new(x->a, &loyalty__v1__points_hold_request__descriptor);
-    h->merchant_id = x->merchant_id;
-    h->idempotency_key = gw_step_key(x, "points_hold");
-    h->member_id = req->member_id;
-    h->points = req->reward->points;
-    h->reference = x->id;
-    h->ttl_s = x->context->hold_ttl_s;
     gw_call_t c;
-    gw_call_init(&c, x->svc->points, &loyalty__v1__points_service__descriptor, "Hold", &h->base,
-                 "points_hold");
-    st = gw_step(x, &c);
+    st = gw_step(x, gw_call_points_hold_reward(x, &c, req->member_id, req->reward->points));
     if (!status_is_ok(&st)) {
         return st;
     }
-    d->points_hold_id = ((Loyalty__V1__PointsHoldResponse *)c.response)->hold->id;
+    d->points_hold_id = ((const Loyalty__V1__PointsHoldResponse *)gw_answer(&c))->hold->id;
     if (req->reward->item_case != LOYALTY__V1__GATEWAY_REWARD__ITEM_COUPON_TEMPLATE_ID) {
         return status_ok();
     }
-    Loyalty__V1__PromoIssueCouponRequest *ic =
-        pb_new(x->a, &loyalty__v1__promo_issue_coupon_request__descriptor);
-    ic->merchant_id = x->merchant_id;
-    ic->idempotency_key = gw_step_key(x, "promo_issue_coupon");
-    ic->member_id = req->member_id;
-    ic->template_id = req->reward->coupon_template_id;
-    ic->source = LOYALTY__V1__PROMO_COUPON_SOURCE__PROMO_COUPON_SOURCE_POINTS_MALL;
-    gw_call_init(&c, x->svc->promo, &loyalty__v1__promo_service__descriptor, "IssueCoupon",
-                 &ic->base, "promo_issue_coupon");
-    st = gw_step(x, &c);
+    st = gw_step(x, gw_call_promo_issue_coupon(
+                        x, &c, &gw_step_promo_issue_coupon, NULL, req->member_id,
+                        req->reward->coupon_template_id,
+                        LOYALTY__V1__PROMO_COUPON_SOURCE__PROMO_COUPON_SOURCE_POINTS_MALL));
     if (status_is_ok(&st)) {
-        d->coupon = ((Loyalty__V1__PromoIssueCouponResponse *)c.response)->coupon;
+        d->coupon = ((const Loyalty__V1__PromoIssueCouponResponse *)gw_answer(&c))->coupon;
     }
     return st;
 }
 
 static status_t redeem_complete(gw_saga_t *x) {
     Loyalty__V1__GatewayRedemption *d = redemption_ctx(x);
-    Loyalty__V1__PointsCommitHoldRequest *r =
-        pb_new(x->a, &loyalty__v1__points_commit_hold_request__descriptor);
-    r->merchant_id = x->merchant_id;
-    r->idempotency_key = gw_step_key(x, "points_commit");
-    r->target_case = LOYALTY__V1__POINTS_COMMIT_HOLD_REQUEST__TARGET_HOLD_ID;
-    r->hold_id = d->points_hold_id;
     gw_call_t c;
-    gw_call_init(&c, x->svc->points, &loyalty__v1__points_service__descriptor, "CommitHold",
-                 &r->base, "points_commit");
-    status_t st = gw_step(x, &c);
+    /* the balance after it is the redemption's answer: with the expiring points */
+    status_t st = gw_step(x, gw_call_points_commit(x, &c, d->points_hold_id, false));
     if (status_is_ok(&st)) {
-        Loyalty__V1__PointsCommitHoldResponse *p = (void *)c.response;
+        const Loyalty__V1__PointsCommitHoldResponse *p = (const void *)gw_answer(&c);
         d->points_spent = p->hold ? p->hold->points : 0;
         d->balance = p->balance;
     }
@@ -817,22 +705,13 @@ static status_t redeem_complete(gw_saga_t *x) {
 
 static status_t redeem_compensate(gw_saga_t *x) {
     Loyalty__V1__GatewayRedemption *d = redemption_ctx(x);
-    gw_step_t *s = gw_find_step(x, "points_hold");
+    gw_step_t *s = gw_logged_step(x, &gw_step_points_hold);
     if (s == NULL || s->state != GW_DONE || d->points_hold_id == NULL ||
         d->points_hold_id[0] == '\0') {
         return status_ok();
     }
-    Loyalty__V1__PointsReleaseHoldRequest *r =
-        pb_new(x->a, &loyalty__v1__points_release_hold_request__descriptor);
-    r->merchant_id = x->merchant_id;
-    r->idempotency_key = gw_step_key(x, "points_hold:undo");
-    r->target_case = LOYALTY__V1__POINTS_RELEASE_HOLD_REQUEST__TARGET_HOLD_ID;
-    r->hold_id = d->points_hold_id;
     gw_call_t c;
-    gw_call_init(&c, x->svc->points, &loyalty__v1__points_service__descriptor, "ReleaseHold",
-                 &r->base, "points_hold:undo");
-    c.direction = GW_COMPENSATE;
-    return gw_step(x, &c);
+    return gw_step(x, gw_call_points_release(x, &c, d->points_hold_id, NULL, false));
 }
 
 const gw_flows_t gw_redeem_flows = {
@@ -911,19 +790,12 @@ status_t gw_rpc_redeem_reward(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
 /* ---- held referral rewards (REFERRAL_RELEASE, created by the recovery job) ---- */
 
 static status_t release_complete(gw_saga_t *x) {
-    Loyalty__V1__ReferralReleaseHeldRewardsRequest *r =
-        pb_new(x->a, &loyalty__v1__referral_release_held_rewards_request__descriptor);
-    r->merchant_id = x->merchant_id;
-    r->idempotency_key = gw_step_key(x, "referral_release");
-    r->limit = RELEASE_BATCH_MAX;
     gw_call_t c;
-    gw_call_init(&c, x->svc->referral, &loyalty__v1__referral_service__descriptor,
-                 "ReleaseHeldRewards", &r->base, "referral_release");
-    status_t st = gw_step(x, &c);
+    status_t st = gw_step(x, gw_call_referral_release(x, &c, RELEASE_BATCH_MAX));
     if (!status_is_ok(&st)) {
         return st;
     }
-    const Loyalty__V1__ReferralReleaseHeldRewardsResponse *rel = (void *)c.response;
+    const Loyalty__V1__ReferralReleaseHeldRewardsResponse *rel = (const void *)gw_answer(&c);
     Loyalty__V1__ReferralComputeRewardsResponse as =
         LOYALTY__V1__REFERRAL_COMPUTE_REWARDS_RESPONSE__INIT;
     as.rewards = rel->rewards;
@@ -946,8 +818,8 @@ static status_t release_complete(gw_saga_t *x) {
 }
 
 static status_t release_on_final(gw_saga_t *x, db_t *db) {
-    Loyalty__V1__ReferralReleaseHeldRewardsResponse *rel = (void *)gw_step_response(
-        x, "referral_release", &loyalty__v1__referral_release_held_rewards_response__descriptor);
+    Loyalty__V1__ReferralReleaseHeldRewardsResponse *rel =
+        (void *)gw_logged_answer(x, &gw_step_referral_release);
     if (rel != NULL && rel->more) {
         return gw_store_referral_due(db, x->merchant_id, x->ctx->now_s);
     }

@@ -5,6 +5,7 @@
  * released on a full refund. */
 #include "gateway_rpc.h"
 
+#include "gateway_calls.h"
 #include "gateway_store.h"
 #include "jsonw.h"
 #include "loyalty/v1/member.pb-c.h"
@@ -188,52 +189,19 @@ typedef struct reverse_calls {
 
 static void refund_group1(gw_saga_t *x, const Loyalty__V1__GatewayRefundOrderRequest *req,
                           const Loyalty__V1__GatewayRefund *r, gw_group_t *g, reverse_calls_t *c) {
-    gw_svc_t *svc = x->svc;
     *c = (reverse_calls_t){0};
     if (r->wallet_cents > 0) {
-        Loyalty__V1__WalletRefundRequest *w =
-            pb_new(x->a, &loyalty__v1__wallet_refund_request__descriptor);
-        w->merchant_id = x->merchant_id;
-        w->idempotency_key = gw_step_key(x, "wallet_refund");
-        w->reference = r->order_id;
-        w->amount_cents = r->wallet_cents;
-        gw_call_init(gw_group_add(g), svc->wallet, &loyalty__v1__wallet_service__descriptor,
-                     "Refund", &w->base, "wallet_refund");
+        gw_call_wallet_refund(x, gw_group_add(g), r->order_id, r->wallet_cents);
     }
     if (r->share_bps > 0) {
-        Loyalty__V1__PointsReverseOrderRequest *p =
-            pb_new(x->a, &loyalty__v1__points_reverse_order_request__descriptor);
-        p->omit_expiring = x->context->points_omit_expiring;
-        p->merchant_id = x->merchant_id;
-        p->idempotency_key = gw_step_key(x, "points_reverse");
-        p->reference = r->order_id;
-        p->share_bps = r->share_bps;
-        p->reason = req->reason;
-        c->points = gw_group_add(g);
-        gw_call_init(c->points, svc->points, &loyalty__v1__points_service__descriptor,
-                     "ReverseOrder", &p->base, "points_reverse");
+        c->points = gw_call_points_reverse(x, gw_group_add(g), &gw_step_points_reverse, NULL,
+                                           r->order_id, r->share_bps, req->reason);
         c->points->tolerate_refusal = true;
-        Loyalty__V1__ReferralReverseRewardsRequest *rr =
-            pb_new(x->a, &loyalty__v1__referral_reverse_rewards_request__descriptor);
-        rr->merchant_id = x->merchant_id;
-        rr->idempotency_key = gw_step_key(x, "referral_reverse");
-        rr->event = LOYALTY__V1__REFERRAL_EVENT__REFERRAL_EVENT_PURCHASE;
-        rr->reference = r->order_id;
-        rr->share_bps = (int32_t)r->share_bps;
-        c->referral = gw_group_add(g);
-        gw_call_init(c->referral, svc->referral, &loyalty__v1__referral_service__descriptor,
-                     "ReverseRewards", &rr->base, "referral_reverse");
+        c->referral = gw_call_referral_reverse(x, gw_group_add(g), r->order_id, r->share_bps);
         c->referral->tolerate_refusal = true;
     }
     if (r->full_refund) {
-        Loyalty__V1__PromoReleaseUsageRequest *u =
-            pb_new(x->a, &loyalty__v1__promo_release_usage_request__descriptor);
-        u->merchant_id = x->merchant_id;
-        u->idempotency_key = gw_step_key(x, "promo_release_usage");
-        u->order_case = LOYALTY__V1__PROMO_RELEASE_USAGE_REQUEST__ORDER_CHECKOUT_ID;
-        u->checkout_id = r->checkout_id;
-        gw_call_init(gw_group_add(g), svc->promo, &loyalty__v1__promo_service__descriptor,
-                     "ReleaseUsage", &u->base, "promo_release_usage");
+        gw_call_promo_release_usage(x, gw_group_add(g), r->checkout_id);
     }
 }
 
@@ -263,17 +231,9 @@ static void clawback_calls(gw_saga_t *x, const Loyalty__V1__ReferralReverseRewar
         if (after - before <= 0) {
             continue;
         }
-        char *name = arena_printf(x->a, "referral_clawback:%s", v->id);
-        Loyalty__V1__PointsReverseOrderRequest *p =
-            pb_new(x->a, &loyalty__v1__points_reverse_order_request__descriptor);
-        p->omit_expiring = x->context->points_omit_expiring;
-        p->merchant_id = x->merchant_id;
-        p->idempotency_key = gw_step_key(x, name);
-        p->reference = arena_printf(x->a, "rr:%s", v->reward_id);
-        p->share_bps = after - before;
-        p->reason = "referral reward reversed";
-        gw_call_init(gw_group_add(g), x->svc->points, &loyalty__v1__points_service__descriptor,
-                     "ReverseOrder", &p->base, "%s", name);
+        gw_call_points_reverse(x, gw_group_add(g), &gw_step_referral_clawback, v->id,
+                               arena_printf(x->a, "rr:%s", v->reward_id), after - before,
+                               "referral reward reversed");
     }
 }
 
@@ -306,22 +266,9 @@ static status_t refund_complete(gw_saga_t *x) {
     gw_group_t g2 = {.n = 0};
     gw_call_t *record_return = NULL;
     if (r->spend_returned_cents > 0 || r->growth_removed > 0) {
-        Loyalty__V1__MemberRecordReturnRequest *m =
-            pb_new(x->a, &loyalty__v1__member_record_return_request__descriptor);
-        m->merchant_id = x->merchant_id;
-        m->idempotency_key = gw_step_key(x, "member_record_return");
-        m->order_id = r->order_id;
-        m->spend_cents = r->spend_returned_cents;
-        m->growth_delta = r->growth_removed;
-        if (pr != NULL && pr->balance != NULL) { /* for member-svc's points_balance tag rules */
-            m->_points_balance_case =
-                LOYALTY__V1__MEMBER_RECORD_RETURN_REQUEST___POINTS_BALANCE_POINTS_BALANCE;
-            m->points_balance = pr->balance->available;
-            m->points_balance_version = pr->balance->version;
-        }
-        record_return = gw_group_add(&g2);
-        gw_call_init(record_return, x->svc->member, &loyalty__v1__member_service__descriptor,
-                     "RecordReturn", &m->base, "member_record_return");
+        record_return =
+            gw_call_member_record_return(x, gw_group_add(&g2), r->order_id, r->spend_returned_cents,
+                                         r->growth_removed, pr != NULL ? pr->balance : NULL);
     }
     clawback_calls(x, rv, &g2);
     st = gw_group_run(x, &g2);
@@ -332,9 +279,9 @@ static status_t refund_complete(gw_saga_t *x) {
     for (int i = 0; i < g2.n; i++) {
         const gw_call_t *c = &g2.calls[i];
         if (c == record_return) {
-            r->new_tier = ((const Loyalty__V1__MemberRecordReturnResponse *)c->response)->new_tier;
+            r->new_tier = ((const Loyalty__V1__MemberRecordReturnResponse *)gw_answer(c))->new_tier;
         } else {
-            const Loyalty__V1__PointsReverseOrderResponse *cb = (const void *)c->response;
+            const Loyalty__V1__PointsReverseOrderResponse *cb = (const void *)gw_answer(c);
             r->referral_points_clawed_back += cb->points_clawed_back + cb->pending_cancelled;
         }
     }

@@ -15,6 +15,31 @@ int64_t gw_choose_wallet(int64_t requested, bool use_max, int64_t available_cent
     return want > 0 ? want : 0;
 }
 
+bool gw_payment_wants_points(const gw_payment_ask_t *ask) {
+    return (ask->redeem_points > 0 || ask->use_max_points) && ask->total_cents > 0;
+}
+
+bool gw_payment_wants_wallet(const gw_payment_ask_t *ask) {
+    return ask->wallet_cents > 0 || ask->use_max_wallet;
+}
+
+gw_payment_split_t gw_choose_payment(const gw_payment_ask_t *ask, const gw_payment_quote_t *quote) {
+    gw_payment_split_t out = {0};
+    if (gw_payment_wants_points(ask)) {
+        out.points = quote->points;
+        /* points-svc caps the cash at the total; never pay more than is due whatever it says */
+        out.points_cash_cents = quote->points_cash_cents < ask->total_cents
+                                    ? quote->points_cash_cents
+                                    : ask->total_cents;
+    }
+    if (gw_payment_wants_wallet(ask)) {
+        out.wallet_cents =
+            gw_choose_wallet(ask->wallet_cents, ask->use_max_wallet, quote->wallet_available_cents,
+                             ask->total_cents - out.points_cash_cents);
+    }
+    return out;
+}
+
 int64_t gw_earn_base(int64_t wallet_cents, int64_t external_cents, int64_t topup_lines_cents) {
     int64_t base = wallet_cents + external_cents - topup_lines_cents;
     return base > 0 ? base : 0;

@@ -39,6 +39,39 @@
 int64_t gw_choose_wallet(int64_t requested, bool use_max, int64_t available_cents,
                          int64_t due_cents);
 
+/** What a checkout's payment asks of an order of total_cents (its GatewayPaymentChoice). */
+typedef struct gw_payment_ask {
+    int64_t total_cents;
+    int64_t redeem_points;
+    bool use_max_points;
+    int64_t wallet_cents;
+    bool use_max_wallet;
+} gw_payment_ask_t;
+
+/** What the payment's reads answered: points-svc's choice of points and their cash value (0
+ *  when points were not asked for), the wallet's available balance (0 when not read). */
+typedef struct gw_payment_quote {
+    int64_t points, points_cash_cents;
+    int64_t wallet_available_cents;
+} gw_payment_quote_t;
+
+/** How the order is paid: the points held and their cash value, the wallet amount held. */
+typedef struct gw_payment_split {
+    int64_t points, points_cash_cents;
+    int64_t wallet_cents;
+} gw_payment_split_t;
+
+/** Points are redeemed when some are asked for (or use_max) and the order has a total to pay. */
+bool gw_payment_wants_points(const gw_payment_ask_t *ask);
+
+/** The wallet pays when an amount is asked for or use_max_wallet. */
+bool gw_payment_wants_wallet(const gw_payment_ask_t *ask);
+
+/** The payment of a checkout: the quoted points with their cash value (never more than the
+ *  total), then the wallet for what they leave due (gw_choose_wallet); nothing that was not
+ *  asked for. */
+gw_payment_split_t gw_choose_payment(const gw_payment_ask_t *ask, const gw_payment_quote_t *quote);
+
 /** Money that earns points and counts as spend: wallet + external minus the final amount of
  *  WALLET_TOPUP lines (buying stored value earns nothing; spending it does), at least 0. */
 int64_t gw_earn_base(int64_t wallet_cents, int64_t external_cents, int64_t topup_lines_cents);

@@ -44,6 +44,7 @@ static metrics_family_t sagas_oldest_age =
                   "Age (seconds) of the oldest unfinished saga by type; 0 when none.", "saga_type");
 
 /* Label values of the proto's kinds and unfinished states (GW_KIND_*, GW_BEGINNING...). */
+_Static_assert(GW_KIND_REFERRAL_RELEASE == GW_KIND_MAX, "GW_KIND_MAX is the last kind");
 static const char *const saga_type_names[GW_KIND_MAX + 1] = {
     "unspecified", "registration",  "checkout", "refund",
     "top_up",      "redeem_reward", "check_in", "referral_release"};
@@ -87,6 +88,7 @@ void gw_report_sagas(rpc_ctx_t *ctx) {
         return; /* the gauges keep their last values; loyalty_db_up says why */
     }
     static const int open_states[] = {GW_BEGINNING, GW_RESERVED, GW_COMPLETING, GW_CANCELLING};
+    _Static_assert(sizeof open_states / sizeof *open_states == 4, "a count per open state");
     double counts[GW_KIND_MAX + 1][4] = {{0}};
     double oldest[GW_KIND_MAX + 1] = {0};
     double attention = 0;
@@ -162,6 +164,10 @@ static const char *id_prefix(int kind) {
         return "rel";
     }
 }
+
+/* A lease token is "<instance>-<sequence number>": room for the instance and any uint64. */
+_Static_assert(sizeof(((gw_svc_t *)0)->instance) + 1 + 20 <= sizeof(((gw_saga_t *)0)->lease_token),
+               "a lease token holds its instance and sequence number");
 
 static void new_lease_token(gw_saga_t *x) {
     uint64_t n = atomic_fetch_add(&x->svc->lease_seq, 1);
@@ -353,6 +359,7 @@ static gw_step_t *add_step(gw_saga_t *x, const char *name, int direction) {
     s->state = GW_STARTED;
     s->error = status_ok();
     x->n_steps++;
+    assert(s->seq > 0 && x->n_steps <= GW_STEPS_MAX);
     return s;
 }
 
@@ -363,6 +370,7 @@ static void failpoint(gw_saga_t *x, gw_fail_when_t when, const char *step) {
         return;
     }
     static const char *const names[] = {"", "before", "sent", "after"};
+    _Static_assert(GW_FAIL_AFTER == 3, "a name per failpoint moment");
     log_msg(LOG_WARN, "GATEWAY_FAILPOINT %s:%s reached in saga %s: killing the process",
             names[when], step, x->id);
     kill(getpid(), SIGKILL);
@@ -466,6 +474,9 @@ void gw_saga_set_state(gw_saga_t *x, int state) {
 }
 
 void gw_set_failure(gw_saga_t *x, int state, const status_t *error) {
+    /* A failure is recorded with why, and only into a state that answers with it. */
+    assert(error->code != STATUS_OK);
+    assert(state == GW_CANCELLING || state == GW_CANCELLED || state == GW_NEEDS_ATTENTION);
     gw_saga_set_state(x, state);
     x->error = *error;
     snprintf(x->reason, sizeof x->reason, "%s",
@@ -598,6 +609,9 @@ static void step_call_opts(gw_saga_t *x, rpc_call_opts_t *opts) {
 
 status_t gw_steps(gw_saga_t *x, gw_call_t *calls, int n) {
     assert(n >= 0 && n <= GW_GROUP_MAX);
+    for (int i = 0; i < n; i++) { /* steps change something: reads go through gw_read */
+        assert(calls[i].direction == GW_FORWARD || calls[i].direction == GW_COMPENSATE);
+    }
     gw_step_t *rec[GW_GROUP_MAX];
     bool run[GW_GROUP_MAX];
     int to_run = 0;
@@ -745,6 +759,11 @@ status_t gw_group_run(gw_saga_t *x, gw_group_t *g) {
         }
     }
     return st;
+}
+
+status_t gw_group_read(gw_saga_t *x, gw_group_t *g) {
+    assert(g->n <= GW_GROUP_MAX);
+    return gw_reads(x, g->calls, g->n);
 }
 
 const ProtobufCMessage *gw_answer(const gw_call_t *c) {
@@ -910,6 +929,7 @@ static void defer(gw_saga_t *x) {
 }
 
 static status_t drive_beginning(gw_saga_t *x, const gw_flows_t *f, bool *again) {
+    assert(x->state == GW_BEGINNING);
     *again = false;
     if (!x->in_request && !f->recover_forward) {
         /* An interrupted Begin: resolve what was started, then compensate. */
@@ -951,6 +971,8 @@ static status_t drive_beginning(gw_saga_t *x, const gw_flows_t *f, bool *again) 
 }
 
 static status_t drive_forward(gw_saga_t *x, status_t (*flow)(gw_saga_t *), int done_state) {
+    assert((x->state == GW_COMPLETING && done_state == GW_COMPLETED) ||
+           (x->state == GW_CANCELLING && done_state == GW_CANCELLED));
     x->failed_step = false;
     status_t st = flow ? flow(x) : status_ok();
     if (status_is_ok(&st)) {
@@ -976,6 +998,7 @@ static status_t drive_forward(gw_saga_t *x, status_t (*flow)(gw_saga_t *), int d
 }
 
 static status_t drive_cancelling(gw_saga_t *x, const gw_flows_t *f) {
+    assert(x->state == GW_CANCELLING);
     if (f->begin != NULL) {
         /* Resolve the steps of begin that were started but not logged as finished. */
         x->resolve = true;
@@ -1044,6 +1067,9 @@ static status_t drive(gw_saga_t *x) {
             break;
         }
     }
+    /* A saga this run finished answers as it ended: COMPLETED without an error (a failure is
+     * recorded with its error by gw_set_failure). */
+    assert(x->state == state_before || x->state != GW_COMPLETED || x->error.code == STATUS_OK);
     if (lease_lost(&st) || !x->persisted) {
         return st;
     }

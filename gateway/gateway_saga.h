@@ -45,6 +45,9 @@
 #define GW_STEPS_MAX 64 /* steps of one saga (a checkout has at most ~30) */
 #define GW_GROUP_MAX 16 /* calls of one parallel group (rpc_call_many's batch) */
 #define GW_STEP_NAME_MAX 96
+_Static_assert(GW_GROUP_MAX <= GW_STEPS_MAX, "a group's steps fit in one saga");
+_Static_assert(sizeof(((gw_failpoint_t *)0)->step) == GW_STEP_NAME_MAX,
+               "a failpoint names any step");
 
 /* A status that is not an error: a flow run in resolve mode reached a step that was never
  * started (so nothing after it was either). */
@@ -131,7 +134,8 @@ typedef struct gw_saga {
 /** A participant call to run as a logged step. */
 typedef struct gw_call {
     char name[GW_STEP_NAME_MAX];
-    int direction; /* GW_FORWARD or GW_COMPENSATE (reads use gw_read) */
+    const struct gw_step_def *def; /* its declaration (gateway_calls.h) */
+    int direction;                 /* GW_FORWARD or GW_COMPENSATE (reads use gw_read) */
     rpc_channel_t *ch;
     const ProtobufCServiceDescriptor *service;
     const char *method;
@@ -224,6 +228,9 @@ int gw_group_room(const gw_group_t *g);
  *  batch that does not succeed. */
 status_t gw_group_run(gw_saga_t *x, gw_group_t *g);
 
+/** Runs the group's calls as reads in parallel (gw_reads); at most GW_GROUP_MAX of them. */
+status_t gw_group_read(gw_saga_t *x, gw_group_t *g);
+
 /** The response of a call that ran: NULL when c is NULL or its status is not OK. */
 const ProtobufCMessage *gw_answer(const gw_call_t *c);
 
@@ -294,7 +301,7 @@ typedef struct gw_flows {
     /* The steps whose responses the log keeps once the saga is COMPLETED or CANCELLED (what its
      * views still read), NULL-terminated; the others' are dropped by that write, since no flow
      * runs again. NULL: every step's is kept. */
-    const char *const *final_responses;
+    const struct gw_step_def *const *final_responses;
 } gw_flows_t;
 
 const gw_flows_t *gw_flows_of(int kind);

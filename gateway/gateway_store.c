@@ -3,6 +3,8 @@
  * the log is one round trip and one commit. */
 #include "gateway_store.h"
 
+#include "gateway_calls.h"
+
 #include "cursor.h"
 #include "pb.h"
 #include "pgarray.h"
@@ -39,8 +41,8 @@ static bool response_kept(const gw_saga_t *x, const gw_step_t *s) {
         (x->state != GW_COMPLETED && x->state != GW_CANCELLED)) {
         return true;
     }
-    for (const char *const *n = f->final_responses; *n != NULL; n++) {
-        if (strcmp(*n, s->name) == 0) {
+    for (const gw_step_def_t *const *d = f->final_responses; *d != NULL; d++) {
+        if (strcmp((*d)->name, s->name) == 0) {
             return true;
         }
     }

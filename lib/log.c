@@ -25,6 +25,7 @@ static __thread const char *t_span_id;
 static __thread const char *t_parent_span_id;
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
+_Static_assert(sizeof level_names / sizeof *level_names == LOG_ERROR + 1, "a name per level");
 
 void log_init(const char *service, log_level_t min_level) {
     g_service = service;
@@ -32,7 +33,7 @@ void log_init(const char *service, log_level_t min_level) {
 }
 
 bool log_level_parse(const char *text, log_level_t *out) {
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i <= LOG_ERROR; i++) {
         if (strcasecmp(text, level_names[i]) == 0) {
             *out = (log_level_t)i;
             return true;

@@ -621,6 +621,8 @@ char *metrics_render(size_t *len) {
         collectors[i](); /* without the mutex: they create series */
     }
     static const char *const type_names[] = {"counter", "gauge", "histogram"};
+    _Static_assert(sizeof type_names / sizeof *type_names == METRICS_TYPE_HISTOGRAM + 1,
+                   "a name per metric type");
     buf_t b = {0};
     buf_reserve(&b, 0);
     if (!b.failed) {

@@ -85,6 +85,9 @@ const char *status_code_name(int code) {
     }
 }
 
+/* Every number from 0 to STATUS_CODE_MAX is a code (gRPC's are contiguous). */
+_Static_assert(STATUS_UNAUTHENTICATED == STATUS_CODE_MAX, "STATUS_CODE_MAX is the last code");
+
 status_code_t status_code_from_int(int code) {
     if (code < 0 || code > STATUS_CODE_MAX) {
         return STATUS_UNKNOWN;

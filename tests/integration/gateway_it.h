@@ -13,6 +13,7 @@
 #include "loyalty/v1/promo.pb-c.h"
 #include "loyalty/v1/referral.pb-c.h"
 #include "loyalty/v1/wallet.pb-c.h"
+#include "member_client.h"
 #include "pb.h"
 
 #include <criterion/criterion.h>
@@ -196,15 +197,11 @@ static inline void set_points_rules(const char *m, int64_t registration_points,
     assert_ok(call(SVC_POINTS, "UpdateSettings", &r, NULL));
 }
 
+/* A member of m named `name` (member_client.h's request), created through the suite's call. */
 static inline const char *create_member(const char *m, const char *name) {
-    Loyalty__V1__MemberProfile p = LOYALTY__V1__MEMBER_PROFILE__INIT;
-    p.name = (char *)name;
-    Loyalty__V1__CreateMemberRequest r = LOYALTY__V1__CREATE_MEMBER_REQUEST__INIT;
-    r.merchant_id = (char *)m;
-    r.idempotency_key = (char *)harness_key();
-    r.profile = &p;
     Loyalty__V1__CreateMemberResponse *resp = NULL;
-    assert_ok(call(SVC_MEMBER, "CreateMember", &r, &resp));
+    assert_ok(call(SVC_MEMBER, "CreateMember",
+                   member_create_request(&arena, m, &(member_spec_t){.name = name}), &resp));
     return resp->member->id;
 }
 

@@ -1,45 +1,23 @@
-/* member_client.h -- the member-svc integration tests' client: the service under test (svc, and
- * svc2 when a test starts a second replica), the suite's set-up and tear-down, calls, and one
- * way to create a member from whichever profile fields a test cares about. Static functions:
- * each test file includes it once. */
+/* member_client.h -- the test client kit's member-svc part: the calls any integration test
+ * makes to member-svc (whichever suite it belongs to), with no suite state of its own: each
+ * takes the address and the arena. One way to build a CreateMember request from whichever
+ * profile fields a test cares about, and to create a member or a tier. Header-only (static
+ * inline) so each test file takes what it uses. The member-svc suites' own set-up is in
+ * member_it.h. */
 #ifndef MEMBER_CLIENT_H
 #define MEMBER_CLIENT_H
 
 #include "harness.h"
 #include "loyalty/v1/member.pb-c.h"
+#include "pb.h"
 
 #include <criterion/criterion.h>
 
-#include <stdio.h>
-
-static svc_proc_t svc, svc2;
-static arena_t arena;
-
-static inline void member_it_setup(void) {
-    harness_init();
-    arena_init(&arena);
-}
-
-static inline void member_it_teardown(void) {
-    svc_proc_t *procs[] = {&svc, &svc2};
-    for (int i = 0; i < 2; i++) {
-        if (procs[i]->pid > 0) {
-            cr_expect_eq(harness_stop(procs[i]), 0, "member-svc did not exit cleanly; see %s",
-                         procs[i]->log_path);
-        }
-    }
-    arena_free(&arena);
-    harness_fini();
-}
-
-static inline status_t call_at(const char *addr, const char *method, const void *req,
-                               void *resp_out, arena_t *a) {
+/* One MemberService call to addr; the response lives in a. */
+static inline status_t member_call_at(const char *addr, arena_t *a, const char *method,
+                                      const void *req, void *resp_out) {
     return rpc_call(rpc_channel_get(addr), &loyalty__v1__member_service__descriptor, method, req, a,
                     (ProtobufCMessage **)resp_out, NULL);
-}
-
-static inline status_t call(const char *method, const void *req, void *resp_out) {
-    return call_at(svc.addr, method, req, resp_out, &arena);
 }
 
 /* The profile fields a test sets (NULL: not set); key NULL: a fresh idempotency key. */
@@ -47,33 +25,74 @@ typedef struct member_spec {
     const char *name, *phone, *email, *birthday, *tag, *key;
 } member_spec_t;
 
+/* The CreateMember request of spec s for merchant m (arena memory). */
+static inline Loyalty__V1__CreateMemberRequest *member_create_request(arena_t *a, const char *m,
+                                                                      const member_spec_t *s) {
+    Loyalty__V1__MemberProfile *p = pb_new(a, &loyalty__v1__member_profile__descriptor);
+    p->name = (char *)s->name;
+    p->phone = (char *)s->phone;
+    p->email = (char *)s->email;
+    p->birthday = (char *)s->birthday;
+    if (s->tag != NULL) {
+        p->tags = arena_alloc(a, sizeof *p->tags);
+        p->tags[0] = (char *)s->tag;
+        p->n_tags = 1;
+    }
+    Loyalty__V1__CreateMemberRequest *req =
+        pb_new(a, &loyalty__v1__create_member_request__descriptor);
+    req->merchant_id = (char *)m;
+    req->idempotency_key = (char *)(s->key ? s->key : harness_key());
+    req->profile = p;
+    return req;
+}
+
+/* CreateMember on addr; *out (may be NULL) gets the member, NULL when it failed. */
 static inline status_t member_create_at(const char *addr, arena_t *a, const char *m,
                                         const member_spec_t *s, Loyalty__V1__Member **out) {
-    Loyalty__V1__MemberProfile p = LOYALTY__V1__MEMBER_PROFILE__INIT;
-    p.name = (char *)s->name;
-    p.phone = (char *)s->phone;
-    p.email = (char *)s->email;
-    p.birthday = (char *)s->birthday;
-    char *tags[] = {(char *)s->tag};
-    p.tags = tags;
-    p.n_tags = s->tag ? 1 : 0;
-    Loyalty__V1__CreateMemberRequest req = LOYALTY__V1__CREATE_MEMBER_REQUEST__INIT;
-    req.merchant_id = (char *)m;
-    req.idempotency_key = (char *)(s->key ? s->key : harness_key());
-    req.profile = &p;
     Loyalty__V1__CreateMemberResponse *resp = NULL;
-    status_t st = call_at(addr, "CreateMember", &req, &resp, a);
+    status_t st = member_call_at(addr, a, "CreateMember", member_create_request(a, m, s), &resp);
     if (out) {
         *out = status_is_ok(&st) ? resp->member : NULL;
     }
     return st;
 }
 
-/* A new member of `m` on svc; the test fails unless it is created. Returns its id. */
-static inline const char *member_create(const char *m, const member_spec_t *s) {
+/* A new member of m on addr; the test fails unless it is created. Returns its id. */
+static inline const char *member_create_id(const char *addr, arena_t *a, const char *m,
+                                           const member_spec_t *s) {
     Loyalty__V1__Member *mem = NULL;
-    assert_ok(member_create_at(svc.addr, &arena, m, s, &mem));
+    status_t st = member_create_at(addr, a, m, s, &mem);
+    cr_assert(status_is_ok(&st), "CreateMember %s: %s %s %s", s->name ? s->name : "",
+              status_code_name(st.code), st.reason, st.message);
     return mem->id;
+}
+
+/* CreateTier of t for merchant m on addr (a fresh key); the test fails unless it is created.
+ * Returns the tier's id. */
+static inline const char *member_create_tier_id(const char *addr, arena_t *a, const char *m,
+                                                Loyalty__V1__MemberTier *t) {
+    Loyalty__V1__MemberCreateTierRequest req = LOYALTY__V1__MEMBER_CREATE_TIER_REQUEST__INIT;
+    req.merchant_id = (char *)m;
+    req.idempotency_key = (char *)harness_key();
+    req.tier = t;
+    Loyalty__V1__MemberCreateTierResponse *resp = NULL;
+    status_t st = member_call_at(addr, a, "CreateTier", &req, &resp);
+    cr_assert(status_is_ok(&st), "CreateTier %s: %s %s %s", t->name, status_code_name(st.code),
+              st.reason, st.message);
+    return resp->tier->id;
+}
+
+/* The member's statistics on addr; the test fails unless they are read. */
+static inline Loyalty__V1__MemberStats *member_stats_at(const char *addr, arena_t *a, const char *m,
+                                                        const char *member_id) {
+    Loyalty__V1__MemberGetStatsRequest req = LOYALTY__V1__MEMBER_GET_STATS_REQUEST__INIT;
+    req.merchant_id = (char *)m;
+    req.member_id = (char *)member_id;
+    Loyalty__V1__MemberGetStatsResponse *resp = NULL;
+    status_t st = member_call_at(addr, a, "GetMemberStats", &req, &resp);
+    cr_assert(status_is_ok(&st), "GetMemberStats: %s %s %s", status_code_name(st.code), st.reason,
+              st.message);
+    return resp->stats;
 }
 
 #endif

@@ -8,6 +8,7 @@
 #include "cache.h"
 #include "harness.h"
 #include "loyalty/v1/points.pb-c.h"
+#include "points_client.h"
 
 #include <criterion/criterion.h>
 #include <libpq-fe.h>
@@ -120,12 +121,7 @@ static inline status_t pt_earn_order(const char *m, const char *member, const ch
 }
 
 static inline Loyalty__V1__PointsBalance *pt_balance(const char *m, const char *member) {
-    Loyalty__V1__PointsGetBalanceRequest req = LOYALTY__V1__POINTS_GET_BALANCE_REQUEST__INIT;
-    req.merchant_id = (char *)m;
-    req.member_id = (char *)member;
-    Loyalty__V1__PointsGetBalanceResponse *r = NULL;
-    assert_ok(pcall("GetBalance", &req, &r));
-    return r->balance;
+    return points_balance_at(svc.addr, &arena, m, member);
 }
 
 #define assert_balance(m, member, want_available, want_held, want_pending)                         \

@@ -8,6 +8,8 @@
 #include "loyalty/v1/member.pb-c.h"
 #include "loyalty/v1/points.pb-c.h"
 #include "loyalty/v1/promo.pb-c.h"
+#include "member_client.h"
+#include "points_client.h"
 
 #include <criterion/criterion.h>
 #include <hiredis/hiredis.h>
@@ -100,23 +102,6 @@ static char *birthday_on(const char *date) {
     return arena_printf(&arena, "1990-%.5s", date + 5);
 }
 
-static const char *create_member(const char *m, const char *name, const char *phone,
-                                 const char *email, const char *birthday) {
-    Loyalty__V1__MemberProfile p = LOYALTY__V1__MEMBER_PROFILE__INIT;
-    p.name = (char *)name;
-    p.phone = (char *)phone;
-    p.email = (char *)email;
-    p.birthday = (char *)birthday;
-    Loyalty__V1__CreateMemberRequest req = LOYALTY__V1__CREATE_MEMBER_REQUEST__INIT;
-    req.merchant_id = (char *)m;
-    req.idempotency_key = (char *)harness_key();
-    req.profile = &p;
-    ProtobufCMessage *resp = NULL;
-    OK(rpc_call(rpc_channel_get(member.addr), &loyalty__v1__member_service__descriptor,
-                "CreateMember", &req.base, &arena, &resp, NULL));
-    return ((Loyalty__V1__CreateMemberResponse *)resp)->member->id;
-}
-
 static const char *create_template(const char *m) {
     Loyalty__V1__PromoCouponTemplate t = LOYALTY__V1__PROMO_COUPON_TEMPLATE__INIT;
     t.name = "Birthday 10 off";
@@ -168,27 +153,6 @@ static int64_t skipped(const Loyalty__V1__CampaignRunResult *r, const char *reas
         }
     }
     return 0;
-}
-
-static int64_t balance(const char *m, const char *member_id) {
-    Loyalty__V1__PointsGetBalanceRequest req = LOYALTY__V1__POINTS_GET_BALANCE_REQUEST__INIT;
-    req.merchant_id = (char *)m;
-    req.member_id = (char *)member_id;
-    ProtobufCMessage *resp = NULL;
-    OK(rpc_call(rpc_channel_get(points.addr), &loyalty__v1__points_service__descriptor,
-                "GetBalance", &req.base, &arena, &resp, NULL));
-    return ((Loyalty__V1__PointsGetBalanceResponse *)resp)->balance->available;
-}
-
-/* The points balance member-svc last learnt for the member (its points_balance tag rules). */
-static int64_t member_points_balance(const char *m, const char *member_id) {
-    Loyalty__V1__MemberGetStatsRequest req = LOYALTY__V1__MEMBER_GET_STATS_REQUEST__INIT;
-    req.merchant_id = (char *)m;
-    req.member_id = (char *)member_id;
-    ProtobufCMessage *resp = NULL;
-    OK(rpc_call(rpc_channel_get(member.addr), &loyalty__v1__member_service__descriptor,
-                "GetMemberStats", &req.base, &arena, &resp, NULL));
-    return ((Loyalty__V1__MemberGetStatsResponse *)resp)->stats->points_balance;
 }
 
 static size_t coupons_of(const char *m, const char *member_id) {
@@ -296,9 +260,15 @@ Test(campaigns, birthday_rewards_and_messages_once_per_year) {
     int64_t at = utc_day_at((int64_t)time(NULL), 8), again_at = utc_day_at(at, 16);
     const char *today = today_utc(at);
     const char *tomorrow = today_utc(at + 86400);
-    const char *ana = create_member(m, "Ana", "+6590000101", "", birthday_on(today));
-    const char *bo = create_member(m, "Bo", "", "bo@example.com", birthday_on(today));
-    const char *cy = create_member(m, "Cy", "+6590000103", "", birthday_on(tomorrow));
+    const char *ana = member_create_id(
+        member.addr, &arena, m,
+        &(member_spec_t){.name = "Ana", .phone = "+6590000101", .birthday = birthday_on(today)});
+    const char *bo = member_create_id(
+        member.addr, &arena, m,
+        &(member_spec_t){.name = "Bo", .email = "bo@example.com", .birthday = birthday_on(today)});
+    const char *cy = member_create_id(
+        member.addr, &arena, m,
+        &(member_spec_t){.name = "Cy", .phone = "+6590000103", .birthday = birthday_on(tomorrow)});
     Loyalty__V1__CampaignReward reward = LOYALTY__V1__CAMPAIGN_REWARD__INIT;
     reward.points = 100;
     reward.coupon_template_id = (char *)create_template(m);
@@ -312,7 +282,8 @@ Test(campaigns, birthday_rewards_and_messages_once_per_year) {
     cr_assert_eq(r->targeted, 2, "dry run targets 2, got %lld", (long long)r->targeted);
     cr_assert_eq(r->rewarded, 2);
     cr_assert_eq(r->messaged, 1);
-    cr_assert_eq(balance(m, ana), 0, "a dry run gives nothing");
+    cr_assert_eq(points_balance_at(points.addr, &arena, m, ana)->available, 0,
+                 "a dry run gives nothing");
     assert_campaign_deltas(counts, 0, 0, 0, 0); /* and counts nowhere */
 
     OK(run_campaign(m, c.kind, at, false, &r, &arena));
@@ -323,11 +294,12 @@ Test(campaigns, birthday_rewards_and_messages_once_per_year) {
     cr_assert_eq(skipped(r, "NO_ADDRESS"), 1);
     cr_assert_eq(r->points_given, 200);
     cr_assert_eq(r->coupons_issued, 2);
-    cr_assert_eq(balance(m, ana), 100);
-    cr_assert_eq(balance(m, bo), 100);
-    cr_assert_eq(balance(m, cy), 0);
-    cr_assert_eq(member_points_balance(m, ana), 100, "member-svc learns the balance too");
-    cr_assert_eq(member_points_balance(m, cy), 0);
+    cr_assert_eq(points_balance_at(points.addr, &arena, m, ana)->available, 100);
+    cr_assert_eq(points_balance_at(points.addr, &arena, m, bo)->available, 100);
+    cr_assert_eq(points_balance_at(points.addr, &arena, m, cy)->available, 0);
+    cr_assert_eq(member_stats_at(member.addr, &arena, m, ana)->points_balance, 100,
+                 "member-svc learns the balance too");
+    cr_assert_eq(member_stats_at(member.addr, &arena, m, cy)->points_balance, 0);
     cr_assert_eq(coupons_of(m, ana), 1);
     cr_assert_eq(coupons_of(m, cy), 0);
     assert_campaign_deltas(counts, 1, 2, 1, 0); /* Bo's delivery is done without a message */
@@ -337,7 +309,7 @@ Test(campaigns, birthday_rewards_and_messages_once_per_year) {
     cr_assert_eq(r->rewarded, 0, "the second run of the year gives nothing");
     cr_assert_eq(skipped(r, "ALREADY_DONE"), 2);
     assert_campaign_deltas(counts, 2, 2, 1, 2);
-    cr_assert_eq(balance(m, ana), 100);
+    cr_assert_eq(points_balance_at(points.addr, &arena, m, ana)->available, 100);
     cr_assert_eq(coupons_of(m, ana), 1);
 
     char members[8][48], texts[8][256];
@@ -383,8 +355,10 @@ Test(campaigns, concurrent_runners_reward_each_member_once) {
         char name[16], phone[16];
         snprintf(name, sizeof name, "Guest %d", i);
         snprintf(phone, sizeof phone, "+659100%04d", i);
-        ids[i] = create_member(m, arena_strdup(&arena, name), arena_strdup(&arena, phone), "",
-                               birthday_on(today_utc(now)));
+        ids[i] = member_create_id(member.addr, &arena, m,
+                                  &(member_spec_t){.name = arena_strdup(&arena, name),
+                                                   .phone = arena_strdup(&arena, phone),
+                                                   .birthday = birthday_on(today_utc(now))});
     }
     Loyalty__V1__CampaignReward reward = LOYALTY__V1__CAMPAIGN_REWARD__INIT;
     reward.points = 50;
@@ -403,7 +377,8 @@ Test(campaigns, concurrent_runners_reward_each_member_once) {
     cr_assert_eq(runners[0].rewarded + runners[1].rewarded, CROWD, "rewarded %lld + %lld",
                  (long long)runners[0].rewarded, (long long)runners[1].rewarded);
     for (int i = 0; i < CROWD; i++) {
-        cr_assert_eq(balance(m, ids[i]), 50, "member %d", i);
+        cr_assert_eq(points_balance_at(points.addr, &arena, m, ids[i])->available, 50, "member %d",
+                     i);
     }
     static char members[64][48], texts[64][256];
     int n = notifications(m, CROWD, members, texts, 64);
@@ -426,8 +401,10 @@ Test(campaigns, redis_down_during_a_run_loses_and_doubles_nothing) {
     for (int i = 0; i < 5; i++) {
         char phone[16];
         snprintf(phone, sizeof phone, "+659200%04d", i);
-        ids[i] =
-            create_member(m, "Dora", arena_strdup(&arena, phone), "", birthday_on(today_utc(now)));
+        ids[i] = member_create_id(member.addr, &arena, m,
+                                  &(member_spec_t){.name = "Dora",
+                                                   .phone = arena_strdup(&arena, phone),
+                                                   .birthday = birthday_on(today_utc(now))});
     }
     Loyalty__V1__CampaignReward reward = LOYALTY__V1__CAMPAIGN_REWARD__INIT;
     reward.points = 70;
@@ -440,7 +417,7 @@ Test(campaigns, redis_down_during_a_run_loses_and_doubles_nothing) {
     cr_assert_eq(r->rewarded, 5);
     cr_assert_eq(r->messaged, 5);
     for (int i = 0; i < 5; i++) {
-        cr_assert_eq(balance(m, ids[i]), 70);
+        cr_assert_eq(points_balance_at(points.addr, &arena, m, ids[i])->available, 70);
     }
     harness_redis_restart(&redis);
     char members[16][48], texts[16][256];
@@ -469,9 +446,12 @@ Test(campaigns, win_back_and_welcome_target_the_right_members) {
      * joined N days ago and never ordered. `at` in the future stands for the passing days. */
     const char *m = harness_merchant("winback");
     int64_t now = (int64_t)time(NULL);
-    const char *lapsed = create_member(m, "Lapsed", "+6593000001", "", "");
-    const char *loyal = create_member(m, "Loyal", "+6593000002", "", "");
-    const char *fresh = create_member(m, "Fresh", "+6593000003", "", "");
+    const char *lapsed = member_create_id(
+        member.addr, &arena, m, &(member_spec_t){.name = "Lapsed", .phone = "+6593000001"});
+    const char *loyal = member_create_id(member.addr, &arena, m,
+                                         &(member_spec_t){.name = "Loyal", .phone = "+6593000002"});
+    const char *fresh = member_create_id(member.addr, &arena, m,
+                                         &(member_spec_t){.name = "Fresh", .phone = "+6593000003"});
     record_order(m, lapsed, now - 100 * 86400);
     record_order(m, loyal, now - 5 * 86400);
 
@@ -490,8 +470,8 @@ Test(campaigns, win_back_and_welcome_target_the_right_members) {
     Loyalty__V1__CampaignRunResult *r = NULL;
     OK(run_campaign(m, wb.kind, now, false, &r, &arena));
     cr_assert_eq(r->targeted, 1);
-    cr_assert_eq(balance(m, lapsed), 300);
-    cr_assert_eq(balance(m, loyal), 0);
+    cr_assert_eq(points_balance_at(points.addr, &arena, m, lapsed)->available, 300);
+    cr_assert_eq(points_balance_at(points.addr, &arena, m, loyal)->available, 0);
     OK(run_campaign(m, wb.kind, now + 86400, false, &r, &arena));
     cr_assert_eq(r->rewarded, 0, "same episode");
 
@@ -523,8 +503,12 @@ Test(campaigns, a_tag_narrows_the_targets_to_members_carrying_it) {
     const char *m = harness_merchant("tagged");
     int64_t now = (int64_t)time(NULL);
     const char *today = birthday_on(today_utc(now));
-    const char *buyer = create_member(m, "Buyer", "+6590000301", "", today);
-    create_member(m, "Browser", "+6590000302", "", today);
+    const char *buyer = member_create_id(
+        member.addr, &arena, m,
+        &(member_spec_t){.name = "Buyer", .phone = "+6590000301", .birthday = today});
+    member_create_id(
+        member.addr, &arena, m,
+        &(member_spec_t){.name = "Browser", .phone = "+6590000302", .birthday = today});
     Loyalty__V1__MemberTagRule rule = LOYALTY__V1__MEMBER_TAG_RULE__INIT;
     rule.tag = "buyer";
     rule.metric = LOYALTY__V1__MEMBER_TAG_METRIC__MEMBER_TAG_METRIC_ORDERS_COUNT;
@@ -549,7 +533,7 @@ Test(campaigns, a_tag_narrows_the_targets_to_members_carrying_it) {
     OK(run_campaign(m, c.kind, now, false, &r, &arena));
     cr_assert_eq(r->targeted, 1, "only the member tagged by the rule, got %lld",
                  (long long)r->targeted);
-    cr_assert_eq(balance(m, buyer), 25);
+    cr_assert_eq(points_balance_at(points.addr, &arena, m, buyer)->available, 25);
 
     Loyalty__V1__Campaign tp = birthday_campaign(m, NULL);
     tp.kind = LOYALTY__V1__CAMPAIGN_KIND__CAMPAIGN_KIND_TIER_PROMOTION;
@@ -575,7 +559,10 @@ Test(campaigns, a_disabled_campaign_is_refused_but_can_be_dry_run) {
      * nothing; a dry run of it still counts (a preview before enabling); once enabled it runs. */
     const char *m = harness_merchant("off");
     int64_t now = (int64_t)time(NULL);
-    const char *ana = create_member(m, "Ana", "+6590000201", "", birthday_on(today_utc(now)));
+    const char *ana = member_create_id(member.addr, &arena, m,
+                                       &(member_spec_t){.name = "Ana",
+                                                        .phone = "+6590000201",
+                                                        .birthday = birthday_on(today_utc(now))});
     Loyalty__V1__CampaignReward reward = LOYALTY__V1__CAMPAIGN_REWARD__INIT;
     reward.points = 40;
     Loyalty__V1__Campaign c = birthday_campaign(m, &reward);
@@ -587,16 +574,17 @@ Test(campaigns, a_disabled_campaign_is_refused_but_can_be_dry_run) {
     cr_assert_eq(st.code, STATUS_FAILED_PRECONDITION, "got %s %s", status_code_name(st.code),
                  st.reason);
     cr_assert_str_eq(st.reason, "CAMPAIGN_DISABLED");
-    cr_assert_eq(balance(m, ana), 0, "a refused run gives nothing");
+    cr_assert_eq(points_balance_at(points.addr, &arena, m, ana)->available, 0,
+                 "a refused run gives nothing");
     OK(run_campaign(m, c.kind, now, true, &r, &arena));
     cr_assert_eq(r->targeted, 1, "a dry run of a disabled campaign counts");
-    cr_assert_eq(balance(m, ana), 0);
+    cr_assert_eq(points_balance_at(points.addr, &arena, m, ana)->available, 0);
     assert_campaign_deltas(counts, 0, 0, 0, 0);
     c.enabled = true;
     set_campaign(&c);
     OK(run_campaign(m, c.kind, now, false, &r, &arena));
     cr_assert_eq(r->rewarded, 1);
-    cr_assert_eq(balance(m, ana), 40);
+    cr_assert_eq(points_balance_at(points.addr, &arena, m, ana)->available, 40);
 }
 
 Test(campaigns, configuration_is_validated) {
@@ -650,17 +638,9 @@ Test(campaigns, configuration_is_validated) {
 }
 
 static void earn(const char *m, const char *member_id, int64_t amount, const char *expiry_date) {
-    Loyalty__V1__PointsEarnRequest req = LOYALTY__V1__POINTS_EARN_REQUEST__INIT;
-    req.merchant_id = (char *)m;
-    req.idempotency_key = (char *)harness_key();
-    req.member_id = (char *)member_id;
-    req.source = LOYALTY__V1__POINTS_SOURCE__POINTS_SOURCE_PROMOTION;
-    req.reference = (char *)harness_key();
-    req.amount_case = LOYALTY__V1__POINTS_EARN_REQUEST__AMOUNT_POINTS;
-    req.points = amount;
-    req.expiry_date = (char *)expiry_date;
-    OK(rpc_call(rpc_channel_get(points.addr), &loyalty__v1__points_service__descriptor, "Earn",
-                &req.base, &arena, NULL, NULL));
+    Loyalty__V1__PointsEarnRequest *req = points_promotion_earn(&arena, m, member_id, amount);
+    req->expiry_date = (char *)expiry_date;
+    OK(points_call_at(points.addr, &arena, "Earn", req, NULL));
 }
 
 Test(campaigns, expiry_reminders_once_per_expiry_date) {
@@ -668,8 +648,10 @@ Test(campaigns, expiry_reminders_once_per_expiry_date) {
      * with the points and the date in the message; points further out are not mentioned. */
     const char *m = harness_merchant("expiry");
     int64_t at = utc_day_at((int64_t)time(NULL), 8), again_at = utc_day_at(at, 16);
-    const char *soon = create_member(m, "Soon", "", "soon@example.com", "");
-    const char *later = create_member(m, "Later", "", "later@example.com", "");
+    const char *soon = member_create_id(
+        member.addr, &arena, m, &(member_spec_t){.name = "Soon", .email = "soon@example.com"});
+    const char *later = member_create_id(
+        member.addr, &arena, m, &(member_spec_t){.name = "Later", .email = "later@example.com"});
     const char *soon_date = today_utc(at + 10 * 86400);
     earn(m, soon, 120, soon_date);
     earn(m, soon, 30, today_utc(at + 20 * 86400));
@@ -706,12 +688,7 @@ static void create_tier(const char *m, const char *name, int rank, int64_t thres
     t.upgrade_threshold = threshold;
     t.retain_threshold = threshold;
     t.earn_multiplier_bps = 10000;
-    Loyalty__V1__MemberCreateTierRequest req = LOYALTY__V1__MEMBER_CREATE_TIER_REQUEST__INIT;
-    req.merchant_id = (char *)m;
-    req.idempotency_key = (char *)harness_key();
-    req.tier = &t;
-    OK(rpc_call(rpc_channel_get(member.addr), &loyalty__v1__member_service__descriptor,
-                "CreateTier", &req.base, &arena, NULL, NULL));
+    (void)member_create_tier_id(member.addr, &arena, m, &t);
 }
 
 Test(campaigns, tier_promotion_congratulates_each_upgrade_once) {
@@ -720,8 +697,10 @@ Test(campaigns, tier_promotion_congratulates_each_upgrade_once) {
     const char *m = harness_merchant("tierup");
     create_tier(m, "Silver", 1, 0);
     create_tier(m, "Gold", 2, 1000);
-    const char *up = create_member(m, "Uma", "+6595000001", "", "");
-    const char *flat = create_member(m, "Flo", "+6595000002", "", "");
+    const char *up = member_create_id(member.addr, &arena, m,
+                                      &(member_spec_t){.name = "Uma", .phone = "+6595000001"});
+    const char *flat = member_create_id(member.addr, &arena, m,
+                                        &(member_spec_t){.name = "Flo", .phone = "+6595000002"});
     Loyalty__V1__MemberRecordOrderRequest o = LOYALTY__V1__MEMBER_RECORD_ORDER_REQUEST__INIT;
     o.merchant_id = (char *)m;
     o.idempotency_key = (char *)harness_key();
@@ -756,7 +735,8 @@ Test(campaign_scheduler, runs_enabled_campaigns_by_itself) {
     /* Goal: an enabled campaign is run by the gateway's scheduler without any RunCampaign call,
      * and a disabled one is not. RE_ENGAGE by segment, once per calendar month. */
     const char *m = harness_merchant("sched");
-    const char *quiet = create_member(m, "Quiet", "+6594000001", "", "");
+    const char *quiet = member_create_id(member.addr, &arena, m,
+                                         &(member_spec_t){.name = "Quiet", .phone = "+6594000001"});
     Loyalty__V1__CampaignReward reward = LOYALTY__V1__CAMPAIGN_REWARD__INIT;
     reward.points = 25;
     Loyalty__V1__MemberSegment segments[] = {
@@ -777,7 +757,8 @@ Test(campaign_scheduler, runs_enabled_campaigns_by_itself) {
     cr_assert_eq(n, 1, "the scheduler ran the campaign: %d messages", n);
     cr_assert_str_eq(members[0], quiet);
     cr_assert_str_eq(texts[0], "Quiet, 25 points to come back");
-    cr_assert_eq(balance(m, quiet), 25, "one reward, whatever segment matched");
+    cr_assert_eq(points_balance_at(points.addr, &arena, m, quiet)->available, 25,
+                 "one reward, whatever segment matched");
     Loyalty__V1__CampaignGetRequest get = LOYALTY__V1__CAMPAIGN_GET_REQUEST__INIT;
     get.merchant_id = (char *)m;
     get.kind = c.kind;

@@ -3,6 +3,7 @@
  * (DB_MIGRATE_ON_START=0), and that role unable to read wallet.* or to change any schema. */
 #include "harness.h"
 #include "loyalty/v1/member.pb-c.h"
+#include "member_client.h"
 
 #include <criterion/criterion.h>
 #include <libpq-fe.h>
@@ -95,16 +96,7 @@ Test(db_roles, member_svc_role_cannot_read_wallet) {
 
     /* It works as its own role: a member is created (tables, idempotency keys, outbox). */
     const char *m = harness_merchant("roles");
-    Loyalty__V1__MemberProfile p = LOYALTY__V1__MEMBER_PROFILE__INIT;
-    p.name = "Role Test";
-    Loyalty__V1__CreateMemberRequest req = LOYALTY__V1__CREATE_MEMBER_REQUEST__INIT;
-    req.merchant_id = (char *)m;
-    req.idempotency_key = (char *)harness_key();
-    req.profile = &p;
-    Loyalty__V1__CreateMemberResponse *resp = NULL;
-    status_t st = rpc_call(rpc_channel_get(member.addr), &loyalty__v1__member_service__descriptor,
-                           "CreateMember", &req.base, &arena, (ProtobufCMessage **)&resp, NULL);
-    cr_assert_eq(st.code, STATUS_OK, "%s: %s", st.reason, st.message);
+    (void)member_create_id(member.addr, &arena, m, &(member_spec_t){.name = "Role Test"});
 
     const char *as_member = dsn_as("loyalty_member");
     exec_as(as_member, "SELECT count(*) FROM member.members", PGRES_TUPLES_OK, NULL);

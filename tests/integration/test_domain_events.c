@@ -8,6 +8,8 @@
 #include "loyalty/v1/promo.pb-c.h"
 #include "loyalty/v1/referral.pb-c.h"
 #include "loyalty/v1/wallet.pb-c.h"
+#include "member_client.h"
+#include "points_client.h"
 
 #include <criterion/criterion.h>
 #include <hiredis/hiredis.h>
@@ -145,16 +147,8 @@ Test(domain_events, points_earned_and_referral_attached) {
      * event id. */
     const char *m = harness_merchant("evp");
     for (int i = 0; i < 2; i++) {
-        Loyalty__V1__PointsEarnRequest req = LOYALTY__V1__POINTS_EARN_REQUEST__INIT;
-        req.merchant_id = (char *)m;
-        req.idempotency_key = (char *)harness_key();
-        req.member_id = "mbr_p";
-        req.source = LOYALTY__V1__POINTS_SOURCE__POINTS_SOURCE_PROMOTION;
-        req.reference = (char *)harness_key();
-        req.amount_case = LOYALTY__V1__POINTS_EARN_REQUEST__AMOUNT_POINTS;
-        req.points = 10 * (i + 1);
-        OK(rpc_call(rpc_channel_get(points.addr), &loyalty__v1__points_service__descriptor, "Earn",
-                    &req.base, &arena, NULL, NULL));
+        OK(points_call_at(points.addr, &arena, "Earn",
+                          points_promotion_earn(&arena, m, "mbr_p", 10 * (i + 1)), NULL));
     }
     event_t e[4];
     cr_assert_eq(settled_events(m, "points.earned", 2, e, 4), 2);
@@ -249,23 +243,10 @@ Test(domain_events, member_updated_and_tier_changed) {
     t.upgrade_threshold = 100;
     t.retain_threshold = 100;
     t.earn_multiplier_bps = 10000;
-    Loyalty__V1__MemberCreateTierRequest ct = LOYALTY__V1__MEMBER_CREATE_TIER_REQUEST__INIT;
-    ct.merchant_id = (char *)m;
-    ct.idempotency_key = (char *)harness_key();
-    ct.tier = &t;
-    OK(rpc_call(rpc_channel_get(member.addr), &loyalty__v1__member_service__descriptor,
-                "CreateTier", &ct.base, &arena, NULL, NULL));
-    Loyalty__V1__MemberProfile p = LOYALTY__V1__MEMBER_PROFILE__INIT;
-    p.name = "Mia";
-    Loyalty__V1__CreateMemberRequest cm = LOYALTY__V1__CREATE_MEMBER_REQUEST__INIT;
-    cm.merchant_id = (char *)m;
-    cm.idempotency_key = (char *)harness_key();
-    cm.profile = &p;
-    ProtobufCMessage *resp = NULL;
-    OK(rpc_call(rpc_channel_get(member.addr), &loyalty__v1__member_service__descriptor,
-                "CreateMember", &cm.base, &arena, &resp, NULL));
-    char *id = ((Loyalty__V1__CreateMemberResponse *)resp)->member->id;
+    (void)member_create_tier_id(member.addr, &arena, m, &t);
+    char *id = (char *)member_create_id(member.addr, &arena, m, &(member_spec_t){.name = "Mia"});
     char *mask[] = {"name"};
+    Loyalty__V1__MemberProfile p = LOYALTY__V1__MEMBER_PROFILE__INIT;
     p.name = "Mia Wong";
     Loyalty__V1__UpdateMemberRequest um = LOYALTY__V1__UPDATE_MEMBER_REQUEST__INIT;
     um.merchant_id = (char *)m;

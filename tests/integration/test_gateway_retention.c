@@ -4,6 +4,7 @@
 #include "harness.h"
 #include "loyalty/v1/gateway.pb-c.h"
 #include "loyalty/v1/member.pb-c.h"
+#include "member_client.h"
 
 #include <criterion/criterion.h>
 #include <libpq-fe.h>
@@ -57,21 +58,6 @@ static const char *check_in(const char *m, const char *member_id) {
     return ((Loyalty__V1__GatewayCheckInResponse *)resp)->saga_id;
 }
 
-/* A member of the merchant (the gateway refuses check-ins of unknown ones). */
-static const char *new_member(const char *m) {
-    Loyalty__V1__MemberProfile profile = LOYALTY__V1__MEMBER_PROFILE__INIT;
-    profile.name = "Ret";
-    Loyalty__V1__CreateMemberRequest req = LOYALTY__V1__CREATE_MEMBER_REQUEST__INIT;
-    req.merchant_id = (char *)m;
-    req.idempotency_key = (char *)harness_key();
-    req.profile = &profile;
-    ProtobufCMessage *resp = NULL;
-    status_t st = rpc_call(rpc_channel_get(member.addr), &loyalty__v1__member_service__descriptor,
-                           "CreateMember", &req.base, &arena, &resp, NULL);
-    cr_assert(status_is_ok(&st), "CreateMember: %s %s", st.reason, st.message);
-    return ((Loyalty__V1__CreateMemberResponse *)resp)->member->id;
-}
-
 static Loyalty__V1__GatewaySaga *get_saga(const char *m, const char *id) {
     Loyalty__V1__GatewayGetSagaRequest req = LOYALTY__V1__GATEWAY_GET_SAGA_REQUEST__INIT;
     req.merchant_id = (char *)m;
@@ -87,8 +73,10 @@ Test(gateway_retention, old_finished_sagas_lose_their_step_logs_only) {
     /* Goal: after the job runs, a saga finished 100 days ago has no steps but still answers its
      * state; one finished today keeps its steps. */
     const char *m = harness_merchant("ret");
-    const char *old_id = check_in(m, new_member(m));
-    const char *new_id = check_in(m, new_member(m));
+    const char *old_id =
+        check_in(m, member_create_id(member.addr, &arena, m, &(member_spec_t){.name = "Ret"}));
+    const char *new_id =
+        check_in(m, member_create_id(member.addr, &arena, m, &(member_spec_t){.name = "Ret"}));
     cr_assert_gt(get_saga(m, old_id)->n_steps, 0);
     PGconn *pg = PQconnectdb(pg_dsn);
     cr_assert_eq(PQstatus(pg), CONNECTION_OK);

@@ -2,7 +2,7 @@
  * real PostgreSQL and Redis: ListMembers filters and cursor paging (every member exactly once
  * while members are added), CountMembers counters, lifecycle segments and RFM from orders and
  * time, ImportMembers batches, and the maintenance timer running on two replicas at once. */
-#include "member_client.h"
+#include "member_it.h"
 
 #include <criterion/criterion.h>
 
@@ -27,31 +27,17 @@ static const char *create_tier(const char *m, const char *name, int rank, int64_
     t.retain_threshold = retain;
     t.period_months = 12;
     t.earn_multiplier_bps = 10000;
-    Loyalty__V1__MemberCreateTierRequest req = LOYALTY__V1__MEMBER_CREATE_TIER_REQUEST__INIT;
-    req.merchant_id = (char *)m;
-    req.idempotency_key = (char *)harness_key();
-    req.tier = &t;
-    Loyalty__V1__MemberCreateTierResponse *resp = NULL;
-    assert_status(call("CreateTier", &req, &resp), STATUS_OK, "");
-    return resp->tier->id;
+    return member_create_tier_id(svc.addr, &arena, m, &t);
 }
 
-/* Keyed by name and merchant, so that replicas creating the same member meet on one key. */
-static const char *create_member_at(const char *addr, arena_t *a, const char *m, const char *name,
-                                    const char *birthday, const char *tag) {
-    char key[48];
-    snprintf(key, sizeof key, "create-%s-%s", name, m);
-    Loyalty__V1__Member *mem = NULL;
-    member_spec_t spec = {.name = name, .birthday = birthday, .tag = tag, .key = key};
-    status_t st = member_create_at(addr, a, m, &spec, &mem);
-    return status_is_ok(&st) ? mem->id : NULL;
-}
-
-static const char *create_member(const char *m, const char *name, const char *birthday,
-                                 const char *tag) {
-    const char *id = create_member_at(svc.addr, &arena, m, name, birthday, tag);
-    cr_assert_not_null(id, "CreateMember %s", name);
-    return id;
+/* A member's idempotency key by name and merchant, so that replicas creating the same member
+ * meet on one key. */
+static const char *key_by_name(arena_t *a, const char *m, const char *name) {
+    char *key = arena_printf(a, "create-%s-%s", name, m);
+    if (strlen(key) > 47) {
+        key[47] = '\0'; /* the keys these tests have always used */
+    }
+    return key;
 }
 
 static void order(const char *m, const char *member, const char *order_id, int64_t spend,
@@ -143,15 +129,6 @@ static void set_lifecycle(const char *m, int new_days) {
     assert_status(call("UpdateMemberSettings", &req, NULL), STATUS_OK, "");
 }
 
-static Loyalty__V1__MemberStats *stats(const char *m, const char *member) {
-    Loyalty__V1__MemberGetStatsRequest req = LOYALTY__V1__MEMBER_GET_STATS_REQUEST__INIT;
-    req.merchant_id = (char *)m;
-    req.member_id = (char *)member;
-    Loyalty__V1__MemberGetStatsResponse *resp = NULL;
-    assert_status(call("GetMemberStats", &req, &resp), STATUS_OK, "");
-    return resp->stats;
-}
-
 static void maintain(const char *m) {
     Loyalty__V1__MemberRunTierMaintenanceRequest req =
         LOYALTY__V1__MEMBER_RUN_TIER_MAINTENANCE_REQUEST__INIT;
@@ -167,10 +144,20 @@ Test(member_lists, filters_select_exactly_the_matching_members) {
     harness_start(&svc, "member-svc", NULL);
     const char *m = harness_merchant("filters");
     const char *silver = create_tier(m, "Silver", 1, 1000, 800);
-    const char *ann = create_member(m, "ann", "1992-02-29", "VIP");
-    const char *ben = create_member(m, "ben", "1985-02-14", "vip");
-    const char *cat = create_member(m, "cat", "1979-07-01", "newsletter");
-    const char *dan = create_member(m, "dan", "", NULL);
+    const char *ann = member_create(m, &(member_spec_t){.name = "ann",
+                                                        .birthday = "1992-02-29",
+                                                        .tag = "VIP",
+                                                        .key = key_by_name(&arena, m, "ann")});
+    const char *ben = member_create(m, &(member_spec_t){.name = "ben",
+                                                        .birthday = "1985-02-14",
+                                                        .tag = "vip",
+                                                        .key = key_by_name(&arena, m, "ben")});
+    const char *cat = member_create(m, &(member_spec_t){.name = "cat",
+                                                        .birthday = "1979-07-01",
+                                                        .tag = "newsletter",
+                                                        .key = key_by_name(&arena, m, "cat")});
+    const char *dan =
+        member_create(m, &(member_spec_t){.name = "dan", .key = key_by_name(&arena, m, "dan")});
     int64_t now = (int64_t)time(NULL);
     order(m, ann, "o-ann", 5000, 1000, now - 10 * DAY);
     order(m, cat, "o-cat", 100, 1, now - 200 * DAY);
@@ -268,7 +255,9 @@ static void *add_members(void *p) {
     for (int i = 0; i < ADDED_MEMBERS; i++) {
         char name[32];
         snprintf(name, sizeof name, "late-%02d", i);
-        if (create_member_at(svc.addr, &local, a->m, name, "", NULL) != NULL) {
+        member_spec_t spec = {.name = name, .key = key_by_name(&local, a->m, name)};
+        status_t st = member_create_at(svc.addr, &local, a->m, &spec, NULL);
+        if (status_is_ok(&st)) {
             a->created++;
         }
     }
@@ -311,7 +300,10 @@ Test(member_lists, paging_lists_every_member_exactly_once_while_members_are_adde
         const char *m = harness_merchant(pass ? "paging-desc" : "paging-asc");
         const char *initial[INITIAL_MEMBERS];
         for (int i = 0; i < INITIAL_MEMBERS; i++) {
-            initial[i] = create_member(m, arena_printf(&arena, "m-%02d", i), "", NULL);
+            initial[i] = member_create(
+                m,
+                &(member_spec_t){.name = arena_printf(&arena, "m-%02d", i),
+                                 .key = key_by_name(&arena, m, arena_printf(&arena, "m-%02d", i))});
         }
         adder_t a = {.m = m};
         pthread_t t;
@@ -333,37 +325,44 @@ Test(member_lists, segments_and_rfm_follow_orders_returns_and_time) {
     const char *env[] = {"JOB_INTERVAL_S=1", NULL};
     harness_start(&svc, "member-svc", env);
     const char *m = harness_merchant("seg");
-    const char *nop = create_member(m, "nop", "", NULL);
-    cr_assert_eq(stats(m, nop)->segment, SEG(NEW));
+    const char *nop =
+        member_create(m, &(member_spec_t){.name = "nop", .key = key_by_name(&arena, m, "nop")});
+    cr_assert_eq(member_stats(m, nop)->segment, SEG(NEW));
     set_lifecycle(m, 0);
     /* The timer re-evaluates every member after a threshold change. */
-    for (int i = 0; i < 100 && stats(m, nop)->segment != SEG(NO_PURCHASE); i++) {
+    for (int i = 0; i < 100 && member_stats(m, nop)->segment != SEG(NO_PURCHASE); i++) {
         usleep(100000);
     }
-    cr_assert_eq(stats(m, nop)->segment, SEG(NO_PURCHASE));
+    cr_assert_eq(member_stats(m, nop)->segment, SEG(NO_PURCHASE));
     int64_t now = (int64_t)time(NULL);
-    const char *lost = create_member(m, "lost", "", NULL);
+    const char *lost =
+        member_create(m, &(member_spec_t){.name = "lost", .key = key_by_name(&arena, m, "lost")});
     order(m, lost, "lost-1", 1000, 10, now - 100 * DAY);
-    const char *sleeping = create_member(m, "sleeping", "", NULL);
+    const char *sleeping = member_create(
+        m, &(member_spec_t){.name = "sleeping", .key = key_by_name(&arena, m, "sleeping")});
     order(m, sleeping, "sl-1", 2000, 10, now - 120 * DAY);
     order(m, sleeping, "sl-2", 2000, 10, now - 100 * DAY);
-    const char *risk = create_member(m, "risk", "", NULL);
+    const char *risk =
+        member_create(m, &(member_spec_t){.name = "risk", .key = key_by_name(&arena, m, "risk")});
     for (int i = 0; i < 5; i++) {
         order(m, risk, arena_printf(&arena, "risk-%d", i), 3000, 10, now - (100 + i) * DAY);
     }
-    const char *active = create_member(m, "active", "", NULL);
+    const char *active = member_create(
+        m, &(member_spec_t){.name = "active", .key = key_by_name(&arena, m, "active")});
     order(m, active, "ac-1", 50000, 10, now - 85 * DAY);
     order(m, active, "ac-2", 50000, 10, now - 45 * DAY);
     order(m, active, "ac-3", 50000, 10, now - 5 * DAY);
-    const char *occ = create_member(m, "occ", "", NULL);
+    const char *occ =
+        member_create(m, &(member_spec_t){.name = "occ", .key = key_by_name(&arena, m, "occ")});
     order(m, occ, "occ-1", 700, 10, now - DAY);
-    cr_assert_eq(stats(m, lost)->segment, SEG(LOST), "lost is %d", stats(m, lost)->segment);
-    cr_assert_eq(stats(m, sleeping)->segment, SEG(SLEEPING));
-    cr_assert_eq(stats(m, risk)->segment, SEG(AT_RISK));
-    Loyalty__V1__MemberStats *s = stats(m, active);
+    cr_assert_eq(member_stats(m, lost)->segment, SEG(LOST), "lost is %d",
+                 member_stats(m, lost)->segment);
+    cr_assert_eq(member_stats(m, sleeping)->segment, SEG(SLEEPING));
+    cr_assert_eq(member_stats(m, risk)->segment, SEG(AT_RISK));
+    Loyalty__V1__MemberStats *s = member_stats(m, active);
     cr_assert_eq(s->segment, SEG(ACTIVE));
     cr_assert_eq(s->months_with_purchases, 3);
-    cr_assert_eq(stats(m, occ)->segment, SEG(OCCASIONAL));
+    cr_assert_eq(member_stats(m, occ)->segment, SEG(OCCASIONAL));
     Loyalty__V1__MemberCountResponse *c = counts(m);
     cr_assert_eq(c->total, 6);
     cr_assert_eq(segment_count(c, SEG(NEW)), 0);
@@ -380,18 +379,18 @@ Test(member_lists, segments_and_rfm_follow_orders_returns_and_time) {
     /* RFM over the 5 buyers: occ bought last, active next and spent most; risk bought most
      * often; the three who last bought ~100 days ago share the lowest recency. */
     maintain(m);
-    cr_assert_eq(stats(m, occ)->rfm->recency, 5);
-    s = stats(m, active);
+    cr_assert_eq(member_stats(m, occ)->rfm->recency, 5);
+    s = member_stats(m, active);
     cr_assert_eq(s->rfm->recency, 4, "r=%d", s->rfm->recency);
     cr_assert_eq(s->rfm->monetary, 5, "m=%d", s->rfm->monetary);
-    cr_assert_eq(stats(m, sleeping)->rfm->recency, 1);
-    s = stats(m, risk);
+    cr_assert_eq(member_stats(m, sleeping)->rfm->recency, 1);
+    s = member_stats(m, risk);
     cr_assert_eq(s->rfm->frequency, 5, "f=%d", s->rfm->frequency);
-    s = stats(m, lost);
+    s = member_stats(m, lost);
     cr_assert_eq(s->rfm->frequency, 1);
     cr_assert_eq(s->rfm->monetary, 2, "only occ (700) spent less than lost (1000)");
-    cr_assert_eq(stats(m, occ)->rfm->monetary, 1);
-    cr_assert_eq(stats(m, nop)->rfm->recency, 0, "no orders: no score");
+    cr_assert_eq(member_stats(m, occ)->rfm->monetary, 1);
+    cr_assert_eq(member_stats(m, nop)->rfm->recency, 0, "no orders: no score");
 
     /* Returning occ's only order: no purchase left. */
     Loyalty__V1__MemberRecordReturnRequest rr = LOYALTY__V1__MEMBER_RECORD_RETURN_REQUEST__INIT;
@@ -401,7 +400,7 @@ Test(member_lists, segments_and_rfm_follow_orders_returns_and_time) {
     rr.spend_cents = 700;
     rr.growth_delta = 10;
     assert_status(call("RecordReturn", &rr, NULL), STATUS_OK, "");
-    cr_assert_eq(stats(m, occ)->segment, SEG(NO_PURCHASE));
+    cr_assert_eq(member_stats(m, occ)->segment, SEG(NO_PURCHASE));
     c = counts(m);
     cr_assert_eq(segment_count(c, SEG(OCCASIONAL)), 0);
     cr_assert_eq(segment_count(c, SEG(NO_PURCHASE)), 2);
@@ -485,7 +484,7 @@ Test(member_lists, import_batches_carry_profiles_tiers_statistics_and_cards) {
     cr_assert_str_eq(tr->status->tier->id, gold);
     cr_assert_str_eq(tr->status->period_end, "2099-12-31");
     cr_assert_eq(tr->status->period_value, 4500);
-    Loyalty__V1__MemberStats *s = stats(m, one);
+    Loyalty__V1__MemberStats *s = member_stats(m, one);
     cr_assert_eq(s->order_count, 7);
     cr_assert_eq(s->total_spend_cents, 123456);
     cr_assert_eq(s->months_with_purchases, 5);

@@ -3,7 +3,7 @@
  * concurrency, and the runtime's behaviour as seen from outside (health, auth, deadlines,
  * message limits, unknown methods, graceful shutdown, Redis outage). */
 #include "grpc/health/v1/health.pb-c.h"
-#include "member_client.h"
+#include "member_it.h"
 
 #include <criterion/criterion.h>
 #include <libpq-fe.h>
@@ -15,13 +15,6 @@
 #include <unistd.h>
 
 TestSuite(member_profile, .init = member_it_setup, .fini = member_it_teardown, .timeout = 120);
-
-static status_t create_member(const char *addr, const char *merchant, const char *key,
-                              const char *name, const char *phone, const char *email,
-                              Loyalty__V1__Member **out) {
-    member_spec_t spec = {.name = name, .phone = phone, .email = email, .key = key};
-    return member_create_at(addr, &arena, merchant, &spec, out);
-}
 
 static status_t get_member_by_id(const char *addr, const char *merchant, const char *id,
                                  Loyalty__V1__Member **out) {
@@ -167,28 +160,30 @@ Test(member_profile, errors_name_the_field_and_reason) {
     status_t st = get_member_by_id(svc.addr, m, "mbr_01HZZZZZZZZZZZZZZZZZZZZZZZ", NULL);
     assert_status(st, STATUS_NOT_FOUND, "MEMBER_NOT_FOUND");
 
-    st = create_member(svc.addr, m, harness_key(), "Bad Mail", "", "not-an-email", NULL);
+    st = member_create_at(svc.addr, &arena, m,
+                          &(member_spec_t){.name = "Bad Mail", .email = "not-an-email"}, NULL);
     assert_status(st, STATUS_INVALID_ARGUMENT, "INVALID_PROFILE_EMAIL");
     cr_assert(strncmp(st.message, "profile.email:", 14) == 0, "message: %s", st.message);
 
-    st = create_member(svc.addr, m, harness_key(), "Bad Phone", "12345", "", NULL);
+    st = member_create_at(svc.addr, &arena, m,
+                          &(member_spec_t){.name = "Bad Phone", .phone = "12345"}, NULL);
     assert_status(st, STATUS_INVALID_ARGUMENT, "INVALID_PROFILE_PHONE");
 
-    st = create_member(svc.addr, m, harness_key(), "", "", "", NULL);
+    st = member_create_at(svc.addr, &arena, m, &(member_spec_t){.name = ""}, NULL);
     assert_status(st, STATUS_INVALID_ARGUMENT, "INVALID_PROFILE_NAME");
 
     char long_name[102];
     memset(long_name, 'x', 101);
     long_name[101] = '\0';
-    st = create_member(svc.addr, m, harness_key(), long_name, "", "", NULL);
+    st = member_create_at(svc.addr, &arena, m, &(member_spec_t){.name = long_name}, NULL);
     assert_status(st, STATUS_INVALID_ARGUMENT, "INVALID_PROFILE_NAME");
     long_name[100] = '\0'; /* exactly the maximum is fine */
-    st = create_member(svc.addr, m, harness_key(), long_name, "", "", NULL);
+    st = member_create_at(svc.addr, &arena, m, &(member_spec_t){.name = long_name}, NULL);
     assert_status(st, STATUS_OK, "");
 
-    st = create_member(svc.addr, "", harness_key(), "No Merchant", "", "", NULL);
+    st = member_create_at(svc.addr, &arena, "", &(member_spec_t){.name = "No Merchant"}, NULL);
     assert_status(st, STATUS_INVALID_ARGUMENT, "INVALID_MERCHANT_ID");
-    st = create_member(svc.addr, m, "", "No Key", "", "", NULL);
+    st = member_create_at(svc.addr, &arena, m, &(member_spec_t){.name = "No Key", .key = ""}, NULL);
     assert_status(st, STATUS_INVALID_ARGUMENT, "INVALID_IDEMPOTENCY_KEY");
 
     Loyalty__V1__GetMemberRequest none = LOYALTY__V1__GET_MEMBER_REQUEST__INIT;
@@ -198,7 +193,8 @@ Test(member_profile, errors_name_the_field_and_reason) {
     assert_status(st, STATUS_INVALID_ARGUMENT, "INVALID_LOOKUP");
 
     Loyalty__V1__Member *mem = NULL;
-    assert_status(create_member(svc.addr, m, harness_key(), "Ok", "", "", &mem), STATUS_OK, "");
+    assert_status(member_create_at(svc.addr, &arena, m, &(member_spec_t){.name = "Ok"}, &mem),
+                  STATUS_OK, "");
     Loyalty__V1__UpdateMemberRequest up = LOYALTY__V1__UPDATE_MEMBER_REQUEST__INIT;
     up.merchant_id = (char *)m;
     up.idempotency_key = (char *)harness_key();
@@ -223,11 +219,17 @@ Test(member_profile, duplicate_phone_and_email_are_refused) {
     /* Goal: phone and e-mail are unique within a merchant, whatever their formatting. */
     harness_start(&svc, "member-svc", NULL);
     const char *m = harness_merchant("dup");
-    assert_status(create_member(svc.addr, m, harness_key(), "First", "+6581112222", "a@b.co", NULL),
+    assert_status(member_create_at(
+                      svc.addr, &arena, m,
+                      &(member_spec_t){.name = "First", .phone = "+6581112222", .email = "a@b.co"},
+                      NULL),
                   STATUS_OK, "");
-    assert_status(create_member(svc.addr, m, harness_key(), "Second", "+65 8111 2222", "", NULL),
+    assert_status(member_create_at(svc.addr, &arena, m,
+                                   &(member_spec_t){.name = "Second", .phone = "+65 8111 2222"},
+                                   NULL),
                   STATUS_ALREADY_EXISTS, "PHONE_TAKEN");
-    assert_status(create_member(svc.addr, m, harness_key(), "Third", "", "A@B.CO", NULL),
+    assert_status(member_create_at(svc.addr, &arena, m,
+                                   &(member_spec_t){.name = "Third", .email = "A@B.CO"}, NULL),
                   STATUS_ALREADY_EXISTS, "EMAIL_TAKEN");
 }
 
@@ -238,11 +240,19 @@ Test(member_profile, idempotent_retry_creates_once) {
     const char *m = harness_merchant("idem");
     const char *key = harness_key();
     Loyalty__V1__Member *a = NULL, *b = NULL;
-    assert_status(create_member(svc.addr, m, key, "Once", "+6590000001", "", &a), STATUS_OK, "");
-    assert_status(create_member(svc.addr, m, key, "Once", "+6590000001", "", &b), STATUS_OK, "");
+    assert_status(
+        member_create_at(svc.addr, &arena, m,
+                         &(member_spec_t){.name = "Once", .phone = "+6590000001", .key = key}, &a),
+        STATUS_OK, "");
+    assert_status(
+        member_create_at(svc.addr, &arena, m,
+                         &(member_spec_t){.name = "Once", .phone = "+6590000001", .key = key}, &b),
+        STATUS_OK, "");
     cr_assert_str_eq(a->id, b->id);
     cr_assert_eq(a->created_at, b->created_at);
-    assert_status(create_member(svc.addr, m, key, "Other", "+6590000002", "", NULL),
+    assert_status(member_create_at(
+                      svc.addr, &arena, m,
+                      &(member_spec_t){.name = "Other", .phone = "+6590000002", .key = key}, NULL),
                   STATUS_ALREADY_EXISTS, "IDEMPOTENCY_KEY_REUSED");
     /* Exactly one member holds the phone, and the second phone was never written. */
     PGconn *pg = PQconnectdb(harness_pg_dsn());
@@ -261,7 +271,10 @@ Test(member_profile, merchants_are_isolated) {
     const char *m1 = harness_merchant("iso1");
     const char *m2 = harness_merchant("iso2");
     Loyalty__V1__Member *a = NULL;
-    assert_status(create_member(svc.addr, m1, harness_key(), "Mine", "+6591110000", "x@y.co", &a),
+    assert_status(member_create_at(
+                      svc.addr, &arena, m1,
+                      &(member_spec_t){.name = "Mine", .phone = "+6591110000", .email = "x@y.co"},
+                      &a),
                   STATUS_OK, "");
     assert_status(get_member_by_id(svc.addr, m1, a->id, NULL), STATUS_OK, "");
     assert_status(get_member_by_id(svc.addr, m2, a->id, NULL), STATUS_NOT_FOUND,
@@ -269,9 +282,11 @@ Test(member_profile, merchants_are_isolated) {
     assert_status(update_name(svc.addr, m2, a->id, "Stolen", NULL, NULL), STATUS_NOT_FOUND,
                   "MEMBER_NOT_FOUND");
     /* The same phone and e-mail are free in another merchant. */
-    assert_status(
-        create_member(svc.addr, m2, harness_key(), "Theirs", "+6591110000", "x@y.co", NULL),
-        STATUS_OK, "");
+    assert_status(member_create_at(
+                      svc.addr, &arena, m2,
+                      &(member_spec_t){.name = "Theirs", .phone = "+6591110000", .email = "x@y.co"},
+                      NULL),
+                  STATUS_OK, "");
     Loyalty__V1__Member *still = NULL;
     assert_status(get_member_by_id(svc.addr, m1, a->id, &still), STATUS_OK, "");
     cr_assert_str_eq(still->profile->name, "Mine");
@@ -390,7 +405,8 @@ Test(member_profile, health_and_protocol_errors) {
     char big[8192];
     memset(big, 'a', sizeof big - 1);
     big[sizeof big - 1] = '\0';
-    st = create_member(svc.addr, harness_merchant("big"), harness_key(), big, "", "", NULL);
+    st = member_create_at(svc.addr, &arena, harness_merchant("big"), &(member_spec_t){.name = big},
+                          NULL);
     cr_assert_eq(st.code, STATUS_RESOURCE_EXHAUSTED, "got %s", status_code_name(st.code));
 
     rpc_call_opts_t opts = {.request_id = "req-trace-4711"};
@@ -478,7 +494,8 @@ Test(member_profile, sigterm_lets_in_flight_call_finish) {
     harness_start(&svc, "member-svc", NULL);
     const char *m = harness_merchant("term");
     Loyalty__V1__Member *mem = NULL;
-    assert_status(create_member(svc.addr, m, harness_key(), "Before", "", "", &mem), STATUS_OK, "");
+    assert_status(member_create_at(svc.addr, &arena, m, &(member_spec_t){.name = "Before"}, &mem),
+                  STATUS_OK, "");
     PGconn *lock = lock_member(m, mem->id);
     slow_update_t u = {.addr = svc.addr, .merchant = m, .id = mem->id, .timeout_ms = 20000};
     pthread_t t;
@@ -513,7 +530,8 @@ Test(member_profile, deadline_ends_a_blocked_call) {
     harness_start(&svc, "member-svc", NULL);
     const char *m = harness_merchant("dl");
     Loyalty__V1__Member *mem = NULL;
-    assert_status(create_member(svc.addr, m, harness_key(), "Locked", "", "", &mem), STATUS_OK, "");
+    assert_status(member_create_at(svc.addr, &arena, m, &(member_spec_t){.name = "Locked"}, &mem),
+                  STATUS_OK, "");
     PGconn *lock = lock_member(m, mem->id);
     slow_update_t u = {.addr = svc.addr, .merchant = m, .id = mem->id, .timeout_ms = 300};
     slow_update_main(&u);
@@ -533,7 +551,8 @@ Test(member_profile, redis_outage_degrades_to_postgresql) {
     harness_start(&svc, "member-svc", env);
     const char *m = harness_merchant("redis");
     Loyalty__V1__Member *mem = NULL, *got = NULL;
-    assert_status(create_member(svc.addr, m, harness_key(), "Cached", "", "", &mem), STATUS_OK, "");
+    assert_status(member_create_at(svc.addr, &arena, m, &(member_spec_t){.name = "Cached"}, &mem),
+                  STATUS_OK, "");
     assert_status(get_member_by_id(svc.addr, m, mem->id, &got), STATUS_OK, ""); /* fills cache */
     harness_redis_stop(&redis);
     for (int i = 0; i < 3; i++) {
@@ -543,8 +562,9 @@ Test(member_profile, redis_outage_degrades_to_postgresql) {
                   "");
     assert_status(get_member_by_id(svc.addr, m, mem->id, &got), STATUS_OK, "");
     cr_assert_str_eq(got->profile->name, "Changed During Outage");
-    assert_status(create_member(svc.addr, m, harness_key(), "New During Outage", "", "", NULL),
-                  STATUS_OK, "");
+    assert_status(
+        member_create_at(svc.addr, &arena, m, &(member_spec_t){.name = "New During Outage"}, NULL),
+        STATUS_OK, "");
     cr_assert(harness_is_serving(svc.addr));
     harness_redis_restart(&redis);
     usleep(1200 * 1000); /* past the reconnect back-off */

@@ -4,7 +4,7 @@
  * takes it away, the points_balance rule follows the balance passed with orders and returns,
  * manual tags stay untouched, ListMembers' tag filter matches automatic and manual tags, and
  * members who existed before the rules are re-tagged by the timer. */
-#include "member_client.h"
+#include "member_it.h"
 
 #include <criterion/criterion.h>
 
@@ -98,15 +98,6 @@ static const char *tags_of(const Loyalty__V1__MemberStats *s) {
     return out;
 }
 
-static Loyalty__V1__MemberStats *stats(const char *m, const char *member) {
-    Loyalty__V1__MemberGetStatsRequest req = LOYALTY__V1__MEMBER_GET_STATS_REQUEST__INIT;
-    req.merchant_id = (char *)m;
-    req.member_id = (char *)member;
-    Loyalty__V1__MemberGetStatsResponse *resp = NULL;
-    assert_status(call("GetMemberStats", &req, &resp), STATUS_OK, "");
-    return resp->stats;
-}
-
 /* The names ListMembers gives for a tag, joined with ',' in registration order. */
 static const char *names_tagged(const char *m, const char *tag) {
     Loyalty__V1__MemberListFilter f = LOYALTY__V1__MEMBER_LIST_FILTER__INIT;
@@ -144,7 +135,7 @@ Test(member_tags, orders_returns_and_points_move_the_tags_in_their_transaction) 
     }
     Loyalty__V1__MemberStats *s = order(m, ann, "ann-5", 1000, -1);
     cr_assert_str_eq(tags_of(s), "regular");
-    cr_assert_str_eq(tags_of(stats(m, ann)), "regular");
+    cr_assert_str_eq(tags_of(member_stats(m, ann)), "regular");
     /* Spend: one big order of bob's. */
     s = order(m, bob, "bob-1", 100000, -1);
     cr_assert_str_eq(tags_of(s), "big_spender");
@@ -223,10 +214,10 @@ Test(member_tags, rules_are_validated_listed_idempotent_and_re_tag_existing_memb
     Loyalty__V1__MemberSetTagRulesResponse *resp = NULL;
     assert_status(set_rules(m, rules, 2, &resp), STATUS_OK, "");
     cr_assert(resp->retag_pending);
-    for (int i = 0; i < 200 && strcmp(tags_of(stats(m, dan)), "small,two_plus") != 0; i++) {
+    for (int i = 0; i < 200 && strcmp(tags_of(member_stats(m, dan)), "small,two_plus") != 0; i++) {
         usleep(100000);
     }
-    cr_assert_str_eq(tags_of(stats(m, dan)), "small,two_plus");
+    cr_assert_str_eq(tags_of(member_stats(m, dan)), "small,two_plus");
     cr_assert_str_eq(names_tagged(m, "two_plus"), "dan");
     cr_assert_str_eq(names_tagged(m, "t0"), "", "the replaced rules' tags are gone");
     Loyalty__V1__MemberListTagRulesResponse *listed = NULL;
@@ -256,8 +247,8 @@ Test(member_tags, rules_are_validated_listed_idempotent_and_re_tag_existing_memb
 
     /* No rules: every automatic tag goes (with the walk). */
     assert_status(set_rules(m, NULL, 0, &resp), STATUS_OK, "");
-    for (int i = 0; i < 200 && strcmp(tags_of(stats(m, dan)), "") != 0; i++) {
+    for (int i = 0; i < 200 && strcmp(tags_of(member_stats(m, dan)), "") != 0; i++) {
         usleep(100000);
     }
-    cr_assert_str_eq(tags_of(stats(m, dan)), "");
+    cr_assert_str_eq(tags_of(member_stats(m, dan)), "");
 }

@@ -3,7 +3,7 @@
  * cross a threshold back, idempotent orders under retries, parallel orders of one member, PAID
  * and INTERNAL cards with expiry, ladder validation, the cached tier read and its invalidation,
  * tier history, merchant isolation, tier.changed and member.updated events. */
-#include "member_client.h"
+#include "member_it.h"
 #include "validate.h"
 
 #include <criterion/criterion.h>
@@ -31,13 +31,7 @@ static const char *create_tier(const char *m, const char *name, int rank, int64_
     t.discount_bps = discount_bps;
     t.earn_multiplier_bps = 10000 + rank * 5000;
     t.birthday_bonus_points = 100 * rank;
-    Loyalty__V1__MemberCreateTierRequest req = LOYALTY__V1__MEMBER_CREATE_TIER_REQUEST__INIT;
-    req.merchant_id = (char *)m;
-    req.idempotency_key = (char *)harness_key();
-    req.tier = &t;
-    Loyalty__V1__MemberCreateTierResponse *resp = NULL;
-    assert_status(call("CreateTier", &req, &resp), STATUS_OK, "");
-    return resp->tier->id;
+    return member_create_tier_id(svc.addr, &arena, m, &t);
 }
 
 /* Silver 1000/800, Gold 5000/4000 (express 300000 cents), 12-month periods. */
@@ -88,15 +82,6 @@ static Loyalty__V1__MemberTierStatus *get_tier(const char *m, const char *member
     Loyalty__V1__MemberGetTierResponse *resp = NULL;
     assert_status(call("GetMemberTier", &req, &resp), STATUS_OK, "");
     return resp->status;
-}
-
-static Loyalty__V1__MemberStats *get_stats(const char *m, const char *member) {
-    Loyalty__V1__MemberGetStatsRequest req = LOYALTY__V1__MEMBER_GET_STATS_REQUEST__INIT;
-    req.merchant_id = (char *)m;
-    req.member_id = (char *)member;
-    Loyalty__V1__MemberGetStatsResponse *resp = NULL;
-    assert_status(call("GetMemberStats", &req, &resp), STATUS_OK, "");
-    return resp->stats;
 }
 
 static Loyalty__V1__MemberRunTierMaintenanceResponse *maintain(const char *m, int64_t as_of) {
@@ -402,10 +387,10 @@ Test(member_tiers, record_order_is_idempotent_under_retries) {
                   "ORDER_ALREADY_RECORDED");
     assert_status(record_order(m, ed, "i-2", 1, 1, 0, key, NULL), STATUS_ALREADY_EXISTS,
                   "IDEMPOTENCY_KEY_REUSED");
-    Loyalty__V1__MemberStats *s = get_stats(m, ed);
+    Loyalty__V1__MemberStats *s = member_stats(m, ed);
     cr_assert_eq(s->order_count, 1);
     cr_assert_eq(s->total_spend_cents, 120000);
-    cr_assert_eq(get_stats(m, other)->order_count, 0);
+    cr_assert_eq(member_stats(m, other)->order_count, 0);
     /* Validation of the figures. */
     assert_status(record_order(m, ed, "i-3", -1, 0, 0, NULL, NULL), STATUS_INVALID_ARGUMENT,
                   "INVALID_SPEND_CENTS");
@@ -473,7 +458,7 @@ Test(member_tiers, parallel_orders_of_one_member_add_up_exactly) {
         assert_status(args[i].st, STATUS_OK, "");
         spend += 1000 + i;
     }
-    Loyalty__V1__MemberStats *s = get_stats(m, fa);
+    Loyalty__V1__MemberStats *s = member_stats(m, fa);
     cr_assert_eq(s->order_count, PARALLEL_ORDERS);
     cr_assert_eq(s->total_spend_cents, spend);
     cr_assert_eq(s->total_growth, 60 * PARALLEL_ORDERS);
@@ -796,7 +781,7 @@ Test(member_tiers, merchants_are_isolated) {
     cr_assert_eq(cb->total, 1);
     cr_assert_eq(cb->n_by_tier, 1, "B has no tiers: only 'no tier'");
     cr_assert_eq(count_members(a)->total, 1);
-    cr_assert_eq(get_stats(a, ka)->total_spend_cents, 100);
+    cr_assert_eq(member_stats(a, ka)->total_spend_cents, 100);
     cr_assert_eq(history(a, ka, 0, "")->n_changes, 1);
     Loyalty__V1__MemberListTierHistoryRequest hr =
         LOYALTY__V1__MEMBER_LIST_TIER_HISTORY_REQUEST__INIT;

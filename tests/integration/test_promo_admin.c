@@ -3,7 +3,7 @@
  * cache invalidation, per-store and per-member limits, coupon templates and issuing (stock,
  * per-member allowance, idempotency, paging), settings and the merchant's calendar, and the
  * Redis outage path. */
-#include "promo_test_util.h"
+#include "promo_client.h"
 
 #include <pthread.h>
 #include <unistd.h>

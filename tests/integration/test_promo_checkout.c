@@ -2,7 +2,7 @@
  * PostgreSQL and Redis: the explained quote, Reserve / Confirm / Release / ReleaseUsage, limits
  * and budgets under 200 parallel clients, unique codes, coupons used once, expiry by TTL (job
  * and lazily), idempotency and merchant isolation. */
-#include "promo_test_util.h"
+#include "promo_client.h"
 
 #include <ctype.h>
 #include <pthread.h>

@@ -4,6 +4,7 @@
 #include "cache.h"
 #include "harness.h"
 #include "loyalty/v1/member.pb-c.h"
+#include "member_client.h"
 #include "near_cache.h"
 
 #include <criterion/criterion.h>
@@ -191,17 +192,7 @@ Test(runtime_cache, replicas_stay_coherent) {
     harness_start(&b, "member-svc", env);
     const char *m = harness_merchant("coh");
 
-    Loyalty__V1__MemberProfile profile = LOYALTY__V1__MEMBER_PROFILE__INIT;
-    profile.name = "Version One";
-    Loyalty__V1__CreateMemberRequest create = LOYALTY__V1__CREATE_MEMBER_REQUEST__INIT;
-    create.merchant_id = (char *)m;
-    create.idempotency_key = (char *)harness_key();
-    create.profile = &profile;
-    ProtobufCMessage *resp = NULL;
-    status_t st = rpc_call(rpc_channel_get(a.addr), &loyalty__v1__member_service__descriptor,
-                           "CreateMember", &create.base, &arena, &resp, NULL);
-    cr_assert(status_is_ok(&st), "%s", st.message);
-    const char *id = ((Loyalty__V1__CreateMemberResponse *)resp)->member->id;
+    const char *id = member_create_id(a.addr, &arena, m, &(member_spec_t){.name = "Version One"});
 
     for (int round = 2; round <= 6; round++) {
         char *name = NULL;
@@ -219,8 +210,8 @@ Test(runtime_cache, replicas_stay_coherent) {
         up.member_id = (char *)id;
         up.profile = &p;
         up.update_mask = HARNESS_MASK_OF(mask, 1);
-        st = rpc_call(rpc_channel_get(a.addr), &loyalty__v1__member_service__descriptor,
-                      "UpdateMember", &up.base, &arena, NULL, NULL);
+        status_t st = rpc_call(rpc_channel_get(a.addr), &loyalty__v1__member_service__descriptor,
+                               "UpdateMember", &up.base, &arena, NULL, NULL);
         cr_assert(status_is_ok(&st), "%s", st.message);
         bool fresh = false;
         for (int i = 0; i < 200 && !fresh; i++) {

@@ -5,6 +5,7 @@
  * being off when METRICS_ADDR is empty. */
 #include "harness.h"
 #include "loyalty/v1/member.pb-c.h"
+#include "member_client.h"
 #include "pgproxy.h"
 
 #include <criterion/criterion.h>
@@ -69,21 +70,6 @@ static status_t get_by_id(const char *addr, const char *merchant, const char *me
                     &req.base, &arena, NULL, NULL);
 }
 
-static const char *create_member(const char *addr, const char *merchant, const char *phone) {
-    Loyalty__V1__MemberProfile profile = LOYALTY__V1__MEMBER_PROFILE__INIT;
-    profile.name = "Metric";
-    profile.phone = (char *)phone;
-    Loyalty__V1__CreateMemberRequest req = LOYALTY__V1__CREATE_MEMBER_REQUEST__INIT;
-    req.merchant_id = (char *)merchant;
-    req.idempotency_key = (char *)harness_key();
-    req.profile = &profile;
-    Loyalty__V1__CreateMemberResponse *resp = NULL;
-    status_t st = rpc_call(rpc_channel_get(addr), &loyalty__v1__member_service__descriptor,
-                           "CreateMember", &req.base, &arena, (ProtobufCMessage **)&resp, NULL);
-    cr_assert(status_is_ok(&st), "CreateMember: %s", st.message);
-    return resp->member->id;
-}
-
 Test(runtime_metrics, counters_move_by_exactly_the_calls_made) {
     /* Goal: after known calls the server counters move by exactly one per call under the
      * method and code each was answered with (INVALID_ARGUMENT as InvalidArgument, OK as OK),
@@ -95,7 +81,8 @@ Test(runtime_metrics, counters_move_by_exactly_the_calls_made) {
     char *before = scrape(&svc);
     status_t bad = get_by_phone(svc.addr, "", "+6591230001"); /* no merchant */
     cr_assert_eq(bad.code, STATUS_INVALID_ARGUMENT, "got %s", status_code_name(bad.code));
-    const char *id = create_member(svc.addr, m, "+6591230002");
+    const char *id = member_create_id(svc.addr, &arena, m,
+                                      &(member_spec_t){.name = "Metric", .phone = "+6591230002"});
     status_t ok = get_by_id(svc.addr, m, id);
     cr_assert(status_is_ok(&ok), "%s", ok.message);
     char *after = scrape(&svc);
@@ -205,7 +192,8 @@ Test(runtime_metrics, redis_outage_moves_the_error_counter) {
     static svc_proc_t svc; /* static: harness_fini reaps it after the test's frame is gone */
     harness_start(&svc, "member-svc", env);
     const char *m = harness_merchant("redis");
-    const char *id = create_member(svc.addr, m, "+6591230003");
+    const char *id = member_create_id(svc.addr, &arena, m,
+                                      &(member_spec_t){.name = "Metric", .phone = "+6591230003"});
     char *before = scrape(&svc);
     for (int i = 0; i < 3; i++) {
         cr_assert(status_is_ok(&(status_t){get_by_id(svc.addr, m, id).code}));

@@ -4,6 +4,7 @@
  * refusal of strings with NUL bytes or invalid UTF-8. */
 #include "harness.h"
 #include "loyalty/v1/member.pb-c.h"
+#include "member_client.h"
 
 #include <criterion/criterion.h>
 #include <libpq-fe.h>
@@ -144,12 +145,6 @@ static ProtobufCMessageUnknownField raw_string(unsigned field, uint8_t *data, co
                                           .data = data};
 }
 
-static status_t create_member(const char *addr, Loyalty__V1__CreateMemberRequest *req,
-                              Loyalty__V1__CreateMemberResponse **resp) {
-    return rpc_call(rpc_channel_get(addr), &loyalty__v1__member_service__descriptor, "CreateMember",
-                    &req->base, &arena, (ProtobufCMessage **)resp, NULL);
-}
-
 Test(runtime_server, strings_with_nul_or_invalid_utf8_are_refused) {
     /* Goal: a string is never cut at an embedded NUL: "<m>\0x" is not merchant <m>, a name
      * "Bo\0b" is not stored as "Bo", keys "K\0a" and "K\0b" do not collide; invalid UTF-8 is
@@ -165,7 +160,7 @@ Test(runtime_server, strings_with_nul_or_invalid_utf8_are_refused) {
     create.idempotency_key = (char *)harness_key();
     create.profile = &profile;
     Loyalty__V1__CreateMemberResponse *created = NULL;
-    status_t st = create_member(svc.addr, &create, &created);
+    status_t st = member_call_at(svc.addr, &arena, "CreateMember", &create, &created);
     cr_assert(status_is_ok(&st), "%s", st.message);
 
     /* GetMember{merchant_id: "<m>\0x", member_id: <m's member>} */
@@ -193,7 +188,7 @@ Test(runtime_server, strings_with_nul_or_invalid_utf8_are_refused) {
     nul_profile.base.unknown_fields = &name;
     create.profile = &nul_profile;
     create.idempotency_key = (char *)harness_key();
-    st = create_member(svc.addr, &create, NULL);
+    st = member_call_at(svc.addr, &arena, "CreateMember", &create, NULL);
     cr_assert_eq(st.code, STATUS_INVALID_ARGUMENT, "got %s", status_code_name(st.code));
     cr_assert_str_eq(st.reason, "INVALID_PROFILE_NAME");
     st = get_by_phone(svc.addr, m, "+6597780002");
@@ -206,7 +201,7 @@ Test(runtime_server, strings_with_nul_or_invalid_utf8_are_refused) {
     ProtobufCMessageUnknownField key = raw_string(2, buf[2], "K\0a", 3);
     create.base.n_unknown_fields = 1;
     create.base.unknown_fields = &key;
-    st = create_member(svc.addr, &create, NULL);
+    st = member_call_at(svc.addr, &arena, "CreateMember", &create, NULL);
     cr_assert_str_eq(st.reason, "INVALID_IDEMPOTENCY_KEY");
     create.base.n_unknown_fields = 0;
     create.base.unknown_fields = NULL;

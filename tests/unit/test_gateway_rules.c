@@ -1,5 +1,5 @@
-/* test_gateway_rules.c -- unit tests of the gateway's pure rules: the wallet amount, the earn
- * base, the refund split (pro rata, cumulative shares, exact
+/* test_gateway_rules.c -- unit tests of the gateway's pure rules: the wallet amount, the
+ * checkout's payment choice, the earn base, the refund split (pro rata, cumulative shares, exact
  * totals), line refunds, referral claw-back shares, error classes, backoff and failpoints. */
 #include "gateway_rules.h"
 
@@ -17,6 +17,45 @@ Test(gateway_rules, wallet_choice) {
     cr_assert_eq(gw_choose_wallet(0, true, 7000, 5000), 5000);
     cr_assert_eq(gw_choose_wallet(100, false, 0, 0), 0, "nothing due");
     cr_assert_eq(gw_choose_wallet(100, false, 0, -5), 0);
+}
+
+Test(gateway_rules, payment_choice) {
+    /* Goal: the quoted points with their cash value capped at the total, the wallet for what they
+     * leave due, and nothing that was not asked for. */
+    gw_payment_ask_t ask = {.total_cents = 5000, .redeem_points = 300, .wallet_cents = 1000};
+    gw_payment_quote_t quote = {.points = 300, .points_cash_cents = 3000};
+    gw_payment_split_t pay = gw_choose_payment(&ask, &quote);
+    cr_assert_eq(pay.points, 300);
+    cr_assert_eq(pay.points_cash_cents, 3000);
+    cr_assert_eq(pay.wallet_cents, 1000);
+
+    ask.wallet_cents = 2001; /* one above what the points leave due */
+    pay = gw_choose_payment(&ask, &quote);
+    cr_assert_eq(pay.wallet_cents, 2000, "the wallet pays at most what is due");
+
+    quote.points_cash_cents = 5001; /* a quote above the total is never paid */
+    pay = gw_choose_payment(&ask, &quote);
+    cr_assert_eq(pay.points_cash_cents, 5000);
+    cr_assert_eq(pay.wallet_cents, 0, "nothing left due");
+
+    ask = (gw_payment_ask_t){.total_cents = 5000, .use_max_wallet = true};
+    quote = (gw_payment_quote_t){
+        .points = 999, .points_cash_cents = 999, .wallet_available_cents = 700};
+    pay = gw_choose_payment(&ask, &quote);
+    cr_assert_eq(pay.points, 0, "points not asked for are not used");
+    cr_assert_eq(pay.points_cash_cents, 0);
+    cr_assert_eq(pay.wallet_cents, 700, "use_max takes the available balance");
+
+    ask = (gw_payment_ask_t){.total_cents = 0, .use_max_points = true, .wallet_cents = 10};
+    cr_assert(!gw_payment_wants_points(&ask), "nothing to pay: no points");
+    cr_assert(gw_payment_wants_wallet(&ask));
+    pay = gw_choose_payment(&ask, &quote);
+    cr_assert_eq(pay.points, 0);
+    cr_assert_eq(pay.wallet_cents, 0, "nothing due");
+
+    ask = (gw_payment_ask_t){.total_cents = 100};
+    cr_assert(!gw_payment_wants_points(&ask));
+    cr_assert(!gw_payment_wants_wallet(&ask));
 }
 
 Test(gateway_rules, earn_base_excludes_top_up_lines) {

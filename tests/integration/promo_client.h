@@ -1,7 +1,8 @@
-/* promo_test_util.h -- builders and calls shared by promo-svc's integration tests: promotions,
- * carts and coupons built in an arena, and one-line wrappers of the PromoService RPCs. */
-#ifndef PROMO_TEST_UTIL_H
-#define PROMO_TEST_UTIL_H
+/* promo_client.h -- the test client kit's promo-svc part (no suite state: each call takes the
+ * address and the arena): promotions, carts and coupons built in an arena, and one-line
+ * wrappers of the PromoService RPCs. */
+#ifndef PROMO_CLIENT_H
+#define PROMO_CLIENT_H
 
 #include "harness.h"
 #include "loyalty/v1/promo.pb-c.h"
