@@ -274,7 +274,7 @@ static void measure(const merchant_t *small, const merchant_t *big, int samples,
 }
 
 /* The plans of the list queries at this size, as member_list_sql (member-svc/
- * member_list_store.c) writes them: the index used and the rows touched. */
+ * member_store_list.c) writes them: the index used and the rows touched. */
 static void explain(const merchant_t *m) {
     const char *cols = "SELECT id FROM member.members WHERE merchant_id = $1";
     const char *const shapes[][2] = {

@@ -1,12 +1,12 @@
 /* member_handlers.h -- the MemberService handlers beyond profiles, by concern (member_rpc.c
- * holds the table): settings, tiers, plans and a member's tier (member_tier_rpc.c); tag rules
- * (member_tag_rpc.c); orders, returns and maintenance (member_order_rpc.c); the points balance
- * (member_points_rpc.c); lists, counts and import (member_list_rpc.c); and helpers they share. */
+ * holds the table): settings, tiers, plans and a member's tier (member_rpc_tiers.c); tag rules
+ * (member_rpc_tags.c); orders, returns and maintenance (member_rpc_order.c); the points balance
+ * (member_rpc_points.c); lists, counts and import (member_rpc_list.c); and helpers they share. */
 #ifndef MEMBER_HANDLERS_H
 #define MEMBER_HANDLERS_H
 
 #include "consume.h"
-#include "member_apply.h"
+#include "member_ops.h"
 #include "rpc.h"
 
 #define MEMBER_ORDER_ID_MAX 128

@@ -35,7 +35,7 @@ status_t member_on_points_event(rpc_ctx_t *ctx, const consume_event_t *ev) {
     st = member_scope_load(ctx, ctx->db, ctx->arena, ctx->merchant_id, ctx->now_s, 0, &s, NULL);
     member_change_t ch = {.events = NULL, .event_count = 0};
     if (status_is_ok(&st)) {
-        st = member_apply_save(ctx->db, ctx->arena, &s, &old, &row, &ch);
+        st = member_ops_save(ctx->db, ctx->arena, &s, &old, &row, &ch);
     }
     if (status_is_ok(&st)) {
         st = member_scope_finish(ctx->db, &s);

@@ -1,5 +1,5 @@
 /* member_rpc.c -- MemberService: the profile handlers and the table of every handler (the
- * others live in member_tier_rpc.c, member_order_rpc.c and member_list_rpc.c). */
+ * others live in member_rpc_tiers.c, member_rpc_order.c and member_rpc_list.c). */
 #include "member_rpc.h"
 
 #include "ids.h"

@@ -5,7 +5,7 @@
 #ifndef MEMBER_VIEW_H
 #define MEMBER_VIEW_H
 
-#include "member_state.h"
+#include "member_store_state.h"
 
 /** "YYYY-MM-DD" of a day number; "" for MEMBER_DAY_NONE. */
 char *member_view_date(arena_t *a, int64_t day);

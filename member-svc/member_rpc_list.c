@@ -1,8 +1,8 @@
-/* member_list_rpc.c -- ListMembers (filters, keyset cursor), CountMembers (counters) and
+/* member_rpc_list.c -- ListMembers (filters, keyset cursor), CountMembers (counters) and
  * ImportMembers (validated batches, idempotent per batch id). */
 #include "member_handlers.h"
-#include "member_list_store.h"
 #include "member_rules.h"
+#include "member_store_list.h"
 #include "member_view.h"
 
 #include "cursor.h"
@@ -410,7 +410,7 @@ static status_t import_state(rpc_ctx_t *ctx, member_scope_t *s, const import_ite
         row.card_reason = it->in->card->reason;
     }
     member_change_t ch = {.card_reason = MEMBER_REASON(IMPORT), .note = "imported"};
-    return member_apply_save(ctx->db, ctx->arena, s, NULL, &row, &ch);
+    return member_ops_save(ctx->db, ctx->arena, s, NULL, &row, &ch);
 }
 
 static status_t import_one(rpc_ctx_t *ctx, member_scope_t *s, const import_item_t *it, size_t i,

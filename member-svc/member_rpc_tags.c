@@ -1,5 +1,5 @@
-/* member_tag_rpc.c -- the merchant's automatic tag rules (SetTagRules, ListTagRules). The rules
- * are kept in the settings row (migration 006) and evaluated by member_apply_save in every
+/* member_rpc_tags.c -- the merchant's automatic tag rules (SetTagRules, ListTagRules). The rules
+ * are kept in the settings row (migration 006) and evaluated by member_ops_save in every
  * change of a member; a change of the rules starts the re-evaluation walk of the timer. */
 #include "member_handlers.h"
 

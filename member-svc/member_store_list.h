@@ -1,9 +1,9 @@
-/* member_list_store.h -- SQL of member lists (keyset pages over registration time, one index
+/* member_store_list.h -- SQL of member lists (keyset pages over registration time, one index
  * per main filter), member imports and import batches. */
-#ifndef MEMBER_LIST_STORE_H
-#define MEMBER_LIST_STORE_H
+#ifndef MEMBER_STORE_LIST_H
+#define MEMBER_STORE_LIST_H
 
-#include "member_state.h"
+#include "member_store_state.h"
 
 /** A validated list filter (MemberListFilter): NULL / 0 fields do not filter. */
 typedef struct member_list_query {

@@ -1,5 +1,5 @@
-/* member_state.c -- settings, tiers, plans, member state rows, orders, history, counters. */
-#include "member_state.h"
+/* member_store_state.c -- settings, tiers, plans, member state rows, orders, history, counters. */
+#include "member_store_state.h"
 
 #include "ids.h"
 #include "pb.h"

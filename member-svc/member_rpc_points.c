@@ -1,6 +1,6 @@
-/* member_points_rpc.c -- RecordPointsBalance: the points balance points-svc answered after a
+/* member_rpc_points.c -- RecordPointsBalance: the points balance points-svc answered after a
  * change outside orders and returns (check-in, points mall), kept for the points_balance tag
- * rules (docs/domain.md#automatic-tags), which member_apply_save recomputes in this transaction. */
+ * rules (docs/domain.md#automatic-tags), which member_ops_save recomputes in this transaction. */
 #include "member_handlers.h"
 #include "member_view.h"
 
@@ -36,7 +36,7 @@ status_t member_rpc_record_points_balance(rpc_ctx_t *ctx, const ProtobufCMessage
     }
     (void)member_row_learn_points(&row, req->points_balance, req->points_balance_version);
     member_change_t ch = {.events = NULL, .event_count = 0};
-    st = member_apply_save(ctx->db, ctx->arena, &s, &old, &row, &ch);
+    st = member_ops_save(ctx->db, ctx->arena, &s, &old, &row, &ch);
     if (status_is_ok(&st)) {
         st = member_scope_finish(ctx->db, &s);
     }

@@ -1,4 +1,4 @@
-/* member_order_rpc.c -- orders and returns (statistics and the tier engine), the tier
+/* member_rpc_order.c -- orders and returns (statistics and the tier engine), the tier
  * maintenance RPC and the timer that runs it for every merchant. */
 #include "member_cache.h"
 #include "member_handlers.h"
@@ -144,7 +144,7 @@ status_t member_rpc_record_order(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg
     st = order_stats(ctx, &row, &o);
     member_change_t ch = {.events = &ev, .event_count = changed ? 1 : 0, .order_id = req->order_id};
     if (status_is_ok(&st)) {
-        st = member_apply_save(ctx->db, ctx->arena, &s, &old, &row, &ch);
+        st = member_ops_save(ctx->db, ctx->arena, &s, &old, &row, &ch);
     }
     if (status_is_ok(&st)) {
         o.new_tier_id = row.effective_tier_id;
@@ -271,7 +271,7 @@ status_t member_rpc_record_return(rpc_ctx_t *ctx, const ProtobufCMessage *req_ms
                                          express_spend, s.today, &ev);
     member_row_set_tier(&s, &row, &t);
     member_change_t ch = {.events = &ev, .event_count = changed ? 1 : 0, .order_id = req->order_id};
-    st = member_apply_save(ctx->db, ctx->arena, &s, &old, &row, &ch);
+    st = member_ops_save(ctx->db, ctx->arena, &s, &old, &row, &ch);
     if (status_is_ok(&st)) {
         st = member_scope_finish(ctx->db, &s);
     }
@@ -450,7 +450,7 @@ static status_t job_reseg_tx(db_t *db, void *arg) {
     for (int i = 0; i < n && status_is_ok(&st); i++) {
         member_row_t old = rows[i];
         member_change_t ch = {0};
-        st = member_apply_save(db, j->arena, &j->scope, &old, &rows[i], &ch);
+        st = member_ops_save(db, j->arena, &j->scope, &old, &rows[i], &ch);
     }
     if (status_is_ok(&st)) {
         st = member_scope_finish(db, &j->scope);

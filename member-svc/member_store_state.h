@@ -1,10 +1,10 @@
-/* member_state.h -- SQL for what member-svc keeps besides profiles: per-merchant settings,
+/* member_store_state.h -- SQL for what member-svc keeps besides profiles: per-merchant settings,
  * tiers and plans, a member's tier/card/statistics/segment row, orders and months with
  * purchases, card purchases, tier history, the counters behind CountMembers, RFM boundaries and
  * the selection of members due for maintenance. Every function takes the merchant and touches
  * only its rows; results live in the arena. Days are day numbers on the merchant's calendar. */
-#ifndef MEMBER_STATE_H
-#define MEMBER_STATE_H
+#ifndef MEMBER_STORE_STATE_H
+#define MEMBER_STORE_STATE_H
 
 #include "arena.h"
 #include "db.h"

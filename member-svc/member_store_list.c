@@ -1,5 +1,5 @@
-/* member_list_store.c -- member lists, imports and import batches. */
-#include "member_list_store.h"
+/* member_store_list.c -- member lists, imports and import batches. */
+#include "member_store_list.h"
 
 #include "member_store.h"
 #include "sql_time.h"

@@ -1,4 +1,4 @@
-/* member_tier_rpc.c -- handlers for settings, tiers, plans, a member's tier (the cached
+/* member_rpc_tiers.c -- handlers for settings, tiers, plans, a member's tier (the cached
  * checkout read), statistics, tier history, INTERNAL cards and PAID cards. */
 #include "member_cache.h"
 #include "member_handlers.h"
@@ -40,7 +40,7 @@ status_t member_rpc_init_state(rpc_ctx_t *ctx, const char *member_id) {
     bool changed = member_tier_join(&s.tiers.ladder, s.today, &t, &ev);
     member_row_set_tier(&s, &row, &t);
     member_change_t ch = {.events = &ev, .event_count = changed ? 1 : 0};
-    st = member_apply_save(ctx->db, ctx->arena, &s, NULL, &row, &ch);
+    st = member_ops_save(ctx->db, ctx->arena, &s, NULL, &row, &ch);
     if (status_is_ok(&st)) {
         st = member_scope_finish(ctx->db, &s);
     }
@@ -594,7 +594,7 @@ static void card_clear(member_row_t *row) {
 static status_t card_finish(rpc_ctx_t *ctx, member_scope_t *s, const member_row_t *old,
                             member_row_t *row, const member_change_t *ch,
                             Loyalty__V1__MemberTierStatus **out) {
-    status_t st = member_apply_save(ctx->db, ctx->arena, s, old, row, ch);
+    status_t st = member_ops_save(ctx->db, ctx->arena, s, old, row, ch);
     if (status_is_ok(&st)) {
         st = member_scope_finish(ctx->db, s);
     }

@@ -1,5 +1,5 @@
-/* member_apply.c -- the common end of every change of a member's tier, card or statistics. */
-#include "member_apply.h"
+/* member_ops.c -- the common end of every change of a member's tier, card or statistics. */
+#include "member_ops.h"
 
 #include "jsonw.h"
 #include "outbox.h"
@@ -253,8 +253,8 @@ static void set_auto_tags(arena_t *a, const member_scope_t *s, member_row_t *row
     row->n_auto_tags = n;
 }
 
-status_t member_apply_save(db_t *db, arena_t *a, member_scope_t *s, const member_row_t *old,
-                           member_row_t *row, const member_change_t *ch) {
+status_t member_ops_save(db_t *db, arena_t *a, member_scope_t *s, const member_row_t *old,
+                         member_row_t *row, const member_change_t *ch) {
     member_card_t card = member_row_card(s, row);
     int earned = member_tierset_level(&s->tiers, row->tier_id);
     member_effective_t eff = member_tier_effective(earned, &card, s->today);
@@ -324,7 +324,7 @@ status_t member_maintain_row(db_t *db, arena_t *a, member_scope_t *s, member_row
         row->card_reason = "";
         counts->cards_expired++;
     }
-    status_t st = member_apply_save(db, a, s, &old, row, &ch);
+    status_t st = member_ops_save(db, a, s, &old, row, &ch);
     if (status_is_ok(&st)) {
         counts->processed++;
         counts->segments_changed += row->segment != old.segment;

@@ -1,13 +1,13 @@
-/* member_apply.h -- applies the tier and segment rules to members inside a transaction: turns
+/* member_ops.h -- applies the tier and segment rules to members inside a transaction: turns
  * a stored row into the engine's state (tier ids <-> levels), and finishes every change the
  * same way: the tier the member gets now, the segment and when it next changes, the due date of
  * the maintenance, tier history rows that explain each change, the counters and the list of
  * members whose cached tier must be dropped after commit. Used by orders, returns, cards,
  * maintenance, creation and import. */
-#ifndef MEMBER_APPLY_H
-#define MEMBER_APPLY_H
+#ifndef MEMBER_OPS_H
+#define MEMBER_OPS_H
 
-#include "member_state.h"
+#include "member_store_state.h"
 #include "rpc.h"
 
 /** What one transaction knows about the merchant it changes. */
@@ -52,8 +52,8 @@ typedef struct member_change {
  *  the member gets and the segment as of the scope's time, writes history (and a `tier.changed`
  *  event through the outbox for every change of the tier the member gets), the row and counter
  *  deltas (flushed by member_scope_finish), and records the member as touched. */
-status_t member_apply_save(db_t *db, arena_t *a, member_scope_t *s, const member_row_t *old,
-                           member_row_t *row, const member_change_t *ch);
+status_t member_ops_save(db_t *db, arena_t *a, member_scope_t *s, const member_row_t *old,
+                         member_row_t *row, const member_change_t *ch);
 
 /** Applies the counter deltas collected in the scope. Call once, last, in the transaction. */
 status_t member_scope_finish(db_t *db, member_scope_t *s);
