@@ -378,16 +378,16 @@ static const rpc_method_t gateway_methods[] = {
     {"RetrySaga", gw_rpc_retry_saga, RPC_MUTATE},
     {"GetGatewaySettings", gw_rpc_get_settings, RPC_READ},
     {"UpdateGatewaySettings", gw_rpc_update_settings, RPC_MUTATE},
-    /* The merchant settings record (gateway_merchant.c); admin only. */
+    /* The merchant settings record (gateway_rpc_merchant.c); admin only. */
     {"GetMerchantSettings", gw_rpc_get_merchant_settings, RPC_READ},
     {"UpdateMerchantSettings", gw_rpc_update_merchant_settings, RPC_MUTATE},
     {"ListAuditLog", gw_rpc_list_audit_log, RPC_READ},
-    /* Operators' views for loyaltyctl (gateway_admin.c); admin only, as they are not in
+    /* Operators' views for loyaltyctl (gateway_rpc_admin.c); admin only, as they are not in
      * gateway_storefront_methods. CheckHealth names no merchant for the operators' view. */
     {"CheckHealth", gw_rpc_check_health, RPC_READ_ANY_MERCHANT},
     {"VerifyLedgers", gw_rpc_verify_ledgers, RPC_READ},
     {"GetMemberDetail", gw_rpc_get_member_detail, RPC_READ},
-    /* The participants' configuration RPCs for admin tools (gateway_relay.c); RPC_READ: the
+    /* The participants' configuration RPCs for admin tools (gateway_rpc_relay.c); RPC_READ: the
      * participant runs the inner request's own transaction and idempotency key. */
     {"Relay", gw_rpc_relay, RPC_READ},
     {NULL, NULL, RPC_READ},

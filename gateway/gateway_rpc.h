@@ -55,16 +55,16 @@ void gw_referral_grants(gw_saga_t *x, const Loyalty__V1__ReferralComputeRewardsR
                         Loyalty__V1__GatewayReferralGrant ***out, size_t *n_out, gw_group_t *g,
                         int keep_free, int64_t *held_until);
 
-/* Handlers (gateway_checkout.c). */
+/* Handlers (gateway_rpc_checkout.c). */
 rpc_handler_t gw_rpc_quote_checkout;
 rpc_handler_t gw_rpc_begin_checkout;
 rpc_handler_t gw_rpc_complete_checkout;
 rpc_handler_t gw_rpc_cancel_checkout;
 rpc_handler_t gw_rpc_checkout;
 rpc_handler_t gw_rpc_get_checkout;
-/* gateway_refund.c */
+/* gateway_rpc_refund.c */
 rpc_handler_t gw_rpc_refund_order;
-/* gateway_member.c */
+/* gateway_rpc_member.c */
 rpc_handler_t gw_rpc_register_member;
 rpc_handler_t gw_rpc_get_member_overview;
 rpc_handler_t gw_rpc_top_up_wallet;
@@ -76,14 +76,14 @@ rpc_handler_t gw_rpc_list_sagas;
 rpc_handler_t gw_rpc_retry_saga;
 rpc_handler_t gw_rpc_get_settings;
 rpc_handler_t gw_rpc_update_settings;
-/* gateway_audit.c: the audit trail of the six services, merged. */
+/* gateway_rpc_audit.c: the audit trail of the six services, merged. */
 rpc_handler_t gw_rpc_list_audit_log;
-/* gateway_admin.c */
+/* gateway_rpc_admin.c */
 rpc_handler_t gw_rpc_check_health;
 rpc_handler_t gw_rpc_verify_ledgers;
 rpc_handler_t gw_rpc_get_member_detail;
 
-/* gateway_relay.c: the participants' configuration RPCs, relayed for admin tools. */
+/* gateway_rpc_relay.c: the participants' configuration RPCs, relayed for admin tools. */
 rpc_handler_t gw_rpc_relay;
 
 /** The recovery job (rpc_job_t). */

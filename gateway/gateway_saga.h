@@ -325,7 +325,7 @@ status_t gw_recover_some(rpc_ctx_t *ctx, gw_svc_t *svc, int limit, int *driven);
  *  off. The recovery job calls it after every pass. */
 void gw_report_sagas(rpc_ctx_t *ctx);
 
-/* ---- flows (gateway_checkout.c, gateway_refund.c, gateway_member.c) ---- */
+/* ---- flows (gateway_rpc_checkout.c, gateway_rpc_refund.c, gateway_rpc_member.c) ---- */
 extern const gw_flows_t gw_checkout_flows, gw_refund_flows, gw_registration_flows, gw_top_up_flows,
     gw_redeem_flows, gw_check_in_flows, gw_referral_release_flows;
 

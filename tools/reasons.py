@@ -43,7 +43,7 @@ PASS_THROUGH = {
                                                # db_row_get's own argument
     "reason[0] ? reason : NULL",               # rpc_client.c, rpc_batch_call.c, gateway_store.c:
                                                # received, stored
-    "calls[i].status.reason",                  # gateway_audit.c: a participant's
+    "calls[i].status.reason",                  # gateway_rpc_audit.c: a participant's
     "x->reason[0] ? x->reason : \"SAGA_FAILED\"",  # gateway_saga.c: the saga's stored reason
     "st.reason",                               # points_rpc.c: one item's status, passed on
     "promo_reason_name(c->reason)",            # promo_pricing.c: PromoReason names

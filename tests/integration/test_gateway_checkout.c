@@ -1,4 +1,4 @@
-/* test_gateway_checkout.c -- the checkout and refund sagas with every real service: a checkout
+/* test_gateway_rpc_checkout.c -- the checkout and refund sagas with every real service: a checkout
  * paid with tier discount + promo code + coupon + points + wallet + an external remainder, every
  * figure checked by hand; the tier upgrade it causes; purchase rewards for three referral
  * levels; a refund of half then the rest; every failure path of Begin leaving no reservation

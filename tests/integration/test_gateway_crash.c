@@ -49,7 +49,7 @@ static void gateway_died(void) {
                  st, procs[SVC_GATEWAY].log_path);
 }
 
-/* The figures of the shop's checkout (test_gateway_checkout.c works them out): 2000 points
+/* The figures of the shop's checkout (test_gateway_rpc_checkout.c works them out): 2000 points
  * and 30.00 wallet used, 84 points earned, rewards 840/420/168, Gold. */
 static void assert_completed_figures(shop_t *s, const char *b, const char *coupon_id) {
     Loyalty__V1__PointsBalance *pb = points_balance(s->m, b);

@@ -78,7 +78,7 @@ static const char *checkout_of_order(const char *m, const char *order) {
     return gr->checkout->checkout_id;
 }
 
-/* The shop's checkout figures (test_gateway_checkout.c works them out). */
+/* The shop's checkout figures (test_gateway_rpc_checkout.c works them out). */
 static void assert_completed_figures(shop_t *s, const char *b, const char *coupon_id,
                                      const char *what) {
     Loyalty__V1__PointsBalance *pb = points_balance(s->m, b);

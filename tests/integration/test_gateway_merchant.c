@@ -1,4 +1,4 @@
-/* test_gateway_merchant.c -- the merchant settings record through the gateway, with every real
+/* test_gateway_rpc_merchant.c -- the merchant settings record through the gateway, with every real
  * service (docs/architecture.md#merchant-settings): one update reaches the four services that
  * keep a copy of the time zone (read back from each), an update made while one of them is down
  * reaches it once it is back (and a newer update made meanwhile wins), masks and values are

@@ -1,4 +1,4 @@
-/* gateway_refund.c -- RefundOrder (gateway.proto REFUND): the refund is planned against the
+/* gateway_rpc_refund.c -- RefundOrder (gateway.proto REFUND): the refund is planned against the
  * order's running totals in the transaction that creates its saga (so concurrent refunds can
  * never give back more than the order), then driven forward: wallet refund, points reversal,
  * referral reversal and claw-backs, spend and growth given back to member-svc, promo usage

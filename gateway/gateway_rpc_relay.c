@@ -1,4 +1,4 @@
-/* gateway_relay.c -- Gateway.Relay: the participants' configuration RPCs forwarded for admin
+/* gateway_rpc_relay.c -- Gateway.Relay: the participants' configuration RPCs forwarded for admin
  * tools (loyaltyctl programme), so that they reach every service through the gateway alone.
  * A fixed allow-list of settings-type methods; the inner request is decoded with the
  * participant's own descriptor (its .proto stays the contract), must name the outer merchant

@@ -1,4 +1,4 @@
-/* gateway_member.c -- the member-facing sagas and reads: registration (member, referral,
+/* gateway_rpc_member.c -- the member-facing sagas and reads: registration (member, referral,
  * welcome rewards), the member overview (parallel reads), wallet top-up, points-mall
  * redemption, daily check-in, and the release of held referral rewards. */
 #include "gateway_rpc.h"

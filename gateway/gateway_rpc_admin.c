@@ -1,4 +1,4 @@
-/* gateway_admin.c -- the operators' view of the suite through the gateway (loyaltyctl):
+/* gateway_rpc_admin.c -- the operators' view of the suite through the gateway (loyaltyctl):
  * CheckHealth (every service's readiness and the gateway's own PostgreSQL and Redis),
  * VerifyLedgers (points and wallet VerifyLedger for a merchant) and GetMemberDetail (a member
  * found by id, phone or external id, with the overview, stats, tier history and recent orders).

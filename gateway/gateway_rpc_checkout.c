@@ -1,4 +1,4 @@
-/* gateway_checkout.c -- the checkout saga (gateway.proto CHECKOUT): cart validation, the Begin,
+/* gateway_rpc_checkout.c -- the checkout saga (gateway.proto CHECKOUT): cart validation, the Begin,
  * Complete and compensation flows, the orders row written on completion, and the checkout RPCs.
  */
 #include "gateway_rpc.h"

@@ -1,4 +1,4 @@
-/* gateway_merchant.c -- the merchant settings record (docs/architecture.md#merchant-settings):
+/* gateway_rpc_merchant.c -- the merchant settings record (docs/architecture.md#merchant-settings):
  * time zone, currency and locale, set once through Gateway/UpdateMerchantSettings and kept in
  * the gateway's schema; the job that pushes the time zone to the four services that keep a copy
  * (member-svc, points-svc, wallet-svc, promo-svc: each one's own settings RPC with an update_mask

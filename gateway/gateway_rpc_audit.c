@@ -1,4 +1,4 @@
-/* gateway_audit.c -- Gateway.ListAuditLog: the audit trail of all six services in one listing.
+/* gateway_rpc_audit.c -- Gateway.ListAuditLog: the audit trail of all six services in one listing.
  * Each service keeps its own trail in its own schema, which only its database role may read,
  * so the gateway reads its own and asks every participant's AuditService for theirs (at once),
  * then merges newest first and pages. The cursor is the last entry listed (instant, service,
