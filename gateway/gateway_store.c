@@ -1136,3 +1136,36 @@ status_t gw_store_take_referral_due(db_t *db, arena_t *a, char **merchant_id, bo
     PQclear(r);
     return status_ok();
 }
+
+/* ---- retention ---- */
+
+status_t gw_store_drop_old_steps(db_t *db, int64_t days, int64_t batch, int64_t *dropped) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_int(&p, days);
+    db_param_int(&p, batch);
+    PGresult *r = NULL;
+    /* Oldest first by creation (a saga finishes after it is created, so every saga finished
+     * before the cutoff was created before it); each saga is done once (steps_dropped), so a
+     * batch never meets the same sagas again. */
+    status_t st = db_exec(db,
+                          "WITH old AS (UPDATE sagas s SET steps_dropped = true, "
+                          " steps = CASE WHEN s.steps IS NOT NULL THEN '{}'::saga_step[] END FROM ("
+                          "  SELECT merchant_id, id FROM sagas "
+                          "  WHERE state IN (4, 6) AND NOT steps_dropped "
+                          "  AND created_at < now() - make_interval(days => $1::int) "
+                          "  AND updated_at < now() - make_interval(days => $1::int) "
+                          "  ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED) o "
+                          " WHERE s.merchant_id = o.merchant_id AND s.id = o.id "
+                          " RETURNING s.merchant_id, s.id), "
+                          "gone AS (DELETE FROM saga_steps st USING old "
+                          " WHERE st.merchant_id = old.merchant_id AND st.saga_id = old.id) "
+                          "SELECT count(*) FROM old",
+                          &p, &r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    *dropped = db_get_int(r, 0, 0);
+    PQclear(r);
+    return status_ok();
+}

@@ -131,4 +131,8 @@ status_t gw_store_referral_due(db_t *db, const char *merchant_id, int64_t due_at
  *  false when none. Must run inside a transaction with the saga insert that handles it. */
 status_t gw_store_take_referral_due(db_t *db, arena_t *a, char **merchant_id, bool *found);
 
+/** Drops the step logs (steps array, saga_steps rows) of up to `batch` sagas finished
+ *  (COMPLETED or CANCELLED) more than `days` ago, oldest first; *dropped: how many. */
+status_t gw_store_drop_old_steps(db_t *db, int64_t days, int64_t batch, int64_t *dropped);
+
 #endif
