@@ -33,7 +33,7 @@ int64_t wallet_member_available(const wallet_member_t *m) {
 }
 
 int64_t wallet_lot_available(const wallet_lot_t *l) {
-    return l->credited - l->debited - l->held;
+    return l->credited_cents - l->debited_cents - l->held_cents;
 }
 
 wallet_lot_key_t wallet_lot_key(const wallet_lot_t *l) {
@@ -124,9 +124,9 @@ wallet_xfer_t *wallet_xfer_begin(wallet_tx_t *tx, int kind, wallet_member_t *mem
 }
 
 static void add_line(wallet_tx_t *tx, const char *member_id, int code, int shard,
-                     const char *lot_id, bool debit, bool pending, int64_t amount) {
+                     const char *lot_id, bool debit, bool pending, int64_t amount_cents) {
     assert(tx->open_xfer >= 0);
-    assert(amount > 0);
+    assert(amount_cents > 0);
     tx->lines = grow(tx->arena, tx->lines, &tx->cap_lines, tx->n_lines + 1, sizeof *tx->lines);
     tx->lines[tx->n_lines++] = (wallet_line_t){
         .xfer = tx->open_xfer,
@@ -135,43 +135,43 @@ static void add_line(wallet_tx_t *tx, const char *member_id, int code, int shard
         .shard = shard,
         .lot_id = lot_id,
         .pending = pending,
-        .debit = debit ? amount : 0,
-        .credit = debit ? 0 : amount,
+        .debit_cents = debit ? amount_cents : 0,
+        .credit_cents = debit ? 0 : amount_cents,
     };
     tx->xfers[tx->open_xfer].n_lines++;
 }
 
 /* Applies one side of a line to a four-column balance. */
-static void apply(wallet_account_t *a, bool debit, bool pending, int64_t amount) {
+static void apply(wallet_account_t *a, bool debit, bool pending, int64_t amount_cents) {
     if (debit && pending) {
-        a->debits_pending += amount;
+        a->debits_pending += amount_cents;
     } else if (debit) {
-        a->debits_posted += amount;
+        a->debits_posted += amount_cents;
     } else if (pending) {
-        a->credits_pending += amount;
+        a->credits_pending += amount_cents;
     } else {
-        a->credits_posted += amount;
+        a->credits_posted += amount_cents;
     }
 }
 
 void wallet_post_member(wallet_tx_t *tx, wallet_member_t *m, int code, wallet_lot_t *lot,
-                        bool debit, bool pending, int64_t amount) {
+                        bool debit, bool pending, int64_t amount_cents) {
     assert(!pending || debit); /* members are only ever debited pending (holds) */
-    add_line(tx, m->member_id, code, 0, lot ? lot->id : NULL, debit, pending, amount);
+    add_line(tx, m->member_id, code, 0, lot ? lot->id : NULL, debit, pending, amount_cents);
     wallet_account_t *a = wallet_member_account(m, code);
-    apply(a, debit, pending, amount);
+    apply(a, debit, pending, amount_cents);
     assert(wallet_account_available(a) >= 0); /* callers check funds before posting */
     if (lot != NULL) {
         assert(lot->code == code && strcmp(lot->member_id, m->member_id) == 0);
         if (pending) {
-            lot->held += amount;
+            lot->held_cents += amount_cents;
         } else if (debit) {
-            lot->debited += amount;
+            lot->debited_cents += amount_cents;
             if (tx->xfers[tx->open_xfer].kind == WALLET_XFER_DEPOSIT_EXPIRY) {
-                lot->expired += amount;
+                lot->expired_cents += amount_cents;
             }
         } else {
-            lot->credited += amount;
+            lot->credited_cents += amount_cents;
             wallet_member_due(m, lot->expires_at); /* money available until it lapses */
         }
         assert(wallet_lot_available(lot) >= 0);
@@ -179,29 +179,29 @@ void wallet_post_member(wallet_tx_t *tx, wallet_member_t *m, int code, wallet_lo
 }
 
 void wallet_post_merchant(wallet_tx_t *tx, wallet_member_t *m, int code, bool debit, bool pending,
-                          int64_t amount) {
+                          int64_t amount_cents) {
     assert(code >= WALLET_ACC_TOP_UP_FUNDING && code <= WALLET_ACC_BREAKAGE_BONUS);
-    add_line(tx, "", code, m->shard, NULL, debit, pending, amount);
+    add_line(tx, "", code, m->shard, NULL, debit, pending, amount_cents);
     int c = code - WALLET_ACC_TOP_UP_FUNDING;
-    apply(&tx->merchant[c][m->shard], debit, pending, amount);
+    apply(&tx->merchant[c][m->shard], debit, pending, amount_cents);
     tx->merchant_touched[c][m->shard] = true;
 }
 
 void wallet_release_pending(wallet_tx_t *tx, wallet_member_t *m, int code, wallet_lot_t *lot,
-                            int merchant_code, int64_t amount) {
-    assert(amount > 0);
+                            int merchant_code, int64_t amount_cents) {
+    assert(amount_cents > 0);
     wallet_account_t *a = wallet_member_account(m, code);
-    assert(a->debits_pending >= amount);
-    a->debits_pending -= amount;
+    assert(a->debits_pending >= amount_cents);
+    a->debits_pending -= amount_cents;
     if (lot != NULL) {
-        assert(lot->held >= amount);
-        lot->held -= amount;
+        assert(lot->held_cents >= amount_cents);
+        lot->held_cents -= amount_cents;
         wallet_member_due(m, lot->expires_at); /* released money may lapse */
     }
     int c = merchant_code - WALLET_ACC_TOP_UP_FUNDING;
     assert(c >= 0 && c < WALLET_MERCHANT_CODES);
     /* May go negative in memory: the pending credit was made by an earlier transaction. */
-    tx->merchant[c][m->shard].credits_pending -= amount;
+    tx->merchant[c][m->shard].credits_pending -= amount_cents;
     tx->merchant_touched[c][m->shard] = true;
 }
 
@@ -211,8 +211,8 @@ static void xfer_sums(const wallet_tx_t *tx, const wallet_xfer_t *x, int64_t sum
     memset(sums, 0, 4 * sizeof sums[0]);
     for (int i = x->first_line; i < x->first_line + x->n_lines; i++) {
         const wallet_line_t *l = &tx->lines[i];
-        sums[l->pending ? 2 : 0] += l->debit;
-        sums[l->pending ? 3 : 1] += l->credit;
+        sums[l->pending ? 2 : 0] += l->debit_cents;
+        sums[l->pending ? 3 : 1] += l->credit_cents;
     }
 }
 
@@ -222,10 +222,10 @@ void wallet_xfer_end(wallet_tx_t *tx, int64_t held_delta) {
     int64_t sums[4];
     xfer_sums(tx, x, sums);
     assert(sums[0] == sums[1] && sums[2] == sums[3]); /* every transfer balances */
-    x->amount = sums[0] + sums[2];
-    x->held_delta = held_delta;
-    x->balance_after = wallet_member_balance(x->member);
-    x->held_after = wallet_member_held(x->member);
+    x->amount_cents = sums[0] + sums[2];
+    x->held_delta_cents = held_delta;
+    x->balance_after_cents = wallet_member_balance(x->member);
+    x->held_after_cents = wallet_member_held(x->member);
     tx->open_xfer = -1;
 }
 

@@ -58,10 +58,10 @@ typedef struct wallet_lot {
     int code;
     int origin;
     char *top_up_id; /* "" when none */
-    int64_t credited;
-    int64_t debited;
-    int64_t held;
-    int64_t expired;
+    int64_t credited_cents;
+    int64_t debited_cents;
+    int64_t held_cents;
+    int64_t expired_cents;
     int64_t expires_at; /* 0 = never */
     int64_t created_at;
     int64_t loaded[4]; /* credited, debited, held, expired as last written */
@@ -80,10 +80,10 @@ typedef struct wallet_xfer {
     const char *top_up_id;
     const char *reference;
     const char *payment_ref;
-    int64_t amount;     /* sum of its debits, posted and pending */
-    int64_t held_delta; /* change of the member's held amount */
-    int64_t balance_after;
-    int64_t held_after;
+    int64_t amount_cents;     /* sum of its debits, posted and pending */
+    int64_t held_delta_cents; /* change of the member's held amount */
+    int64_t balance_after_cents;
+    int64_t held_after_cents;
     int64_t created_at;
     int first_line;
     int n_lines;
@@ -97,8 +97,8 @@ typedef struct wallet_line {
     int shard;
     const char *lot_id; /* NULL when none */
     bool pending;
-    int64_t debit;
-    int64_t credit;
+    int64_t debit_cents;
+    int64_t credit_cents;
 } wallet_line_t;
 
 /** Change of one merchant account row, applied at the end of the transaction. */
@@ -150,16 +150,16 @@ wallet_xfer_t *wallet_xfer_begin(wallet_tx_t *tx, int kind, wallet_member_t *mem
 /** Debits (or credits) a member account, through a lot when `lot` is not NULL. Pending debits
  *  reserve money (the hold side of a two-phase transfer). */
 void wallet_post_member(wallet_tx_t *tx, wallet_member_t *m, int code, wallet_lot_t *lot,
-                        bool debit, bool pending, int64_t amount);
+                        bool debit, bool pending, int64_t amount_cents);
 
 /** Debits or credits a merchant account in the member's shard. */
 void wallet_post_merchant(wallet_tx_t *tx, wallet_member_t *m, int code, bool debit, bool pending,
-                          int64_t amount);
+                          int64_t amount_cents);
 
 /** Releases `amount` of a pending debit on a member account and lot, and of its pending credit
  *  on the merchant account `merchant_code` (post or void of a two-phase transfer). */
 void wallet_release_pending(wallet_tx_t *tx, wallet_member_t *m, int code, wallet_lot_t *lot,
-                            int merchant_code, int64_t amount);
+                            int merchant_code, int64_t amount_cents);
 
 /** Closes the open transfer: asserts that its debits equal its credits (posted and pending
  *  separately) and records the member's balance after it. `held_delta` is the change of the

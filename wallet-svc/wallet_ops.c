@@ -23,12 +23,12 @@ static Loyalty__V1__WalletMoneyKind money_kind(int code) {
 }
 
 static Loyalty__V1__WalletAllocation *allocation(arena_t *a, const wallet_lot_t *lot,
-                                                 int64_t amount) {
+                                                 int64_t amount_cents) {
     Loyalty__V1__WalletAllocation *al = arena_alloc(a, sizeof *al);
     loyalty__v1__wallet_allocation__init(al);
     al->lot_id = lot->id;
     al->kind = money_kind(lot->code);
-    al->amount_cents = amount;
+    al->amount_cents = amount_cents;
     al->expires_at = lot->expires_at;
     return al;
 }
@@ -50,9 +50,9 @@ static status_t release_hold(const wallet_env_t *e, wallet_tx_t *tx, wallet_memb
     x->reference = h->reference;
     for (int i = 0; i < n; i++) {
         wallet_release_pending(tx, m, parts[i].lot->code, parts[i].lot,
-                               wallet_redeemed_code(parts[i].lot->code), parts[i].amount);
+                               wallet_redeemed_code(parts[i].lot->code), parts[i].amount_cents);
     }
-    wallet_xfer_end(tx, -h->amount);
+    wallet_xfer_end(tx, -h->amount_cents);
     h->state = final_state;
     h->updated_at = e->now;
     return wallet_store_hold_update(e->db, e->merchant_id, h);
@@ -422,20 +422,20 @@ status_t wallet_op_get_top_up(const wallet_env_t *e, const char *payment_ref,
 /* Refusals of RefundTopUp, checked against the top-up's lots. */
 static status_t check_top_up_refund(const wallet_env_t *e, const wallet_top_up_row_t *t,
                                     const wallet_lot_t *p_lot, const wallet_lot_t *b_lot,
-                                    int64_t amount, int64_t *forfeit) {
-    if (amount > t->paid - t->refunded) {
+                                    int64_t amount_cents, int64_t *forfeit) {
+    if (amount_cents > t->paid - t->refunded) {
         return status_make(STATUS_FAILED_PRECONDITION, "REFUND_EXCEEDS_TOP_UP",
                            "only %lld of the %lld cents paid are left to refund",
                            (long long)(t->paid - t->refunded), (long long)t->paid);
     }
     int64_t p_avail = lot_lapsed(p_lot, e->now) ? 0 : wallet_lot_available(p_lot);
-    if (amount > p_avail) {
+    if (amount_cents > p_avail) {
         return status_make(STATUS_FAILED_PRECONDITION, "TOP_UP_FUNDS_SPENT",
                            "only %lld cents of this top-up are unspent, not held and not "
                            "expired",
                            (long long)p_avail);
     }
-    if (!wallet_forfeit_cents(t->paid, t->bonus, t->refunded, amount, forfeit)) {
+    if (!wallet_forfeit_cents(t->paid, t->bonus, t->refunded, amount_cents, forfeit)) {
         return status_make(STATUS_INTERNAL, "LEDGER_INVARIANT", "inconsistent top-up figures");
     }
     int64_t b_avail = 0;
@@ -447,7 +447,7 @@ static status_t check_top_up_refund(const wallet_env_t *e, const wallet_top_up_r
             STATUS_FAILED_PRECONDITION, "TOP_UP_BONUS_SPENT",
             "refunding %lld cents forfeits %lld cents of bonus but only %lld are "
             "left; at most %lld cents can be refunded",
-            (long long)amount, (long long)*forfeit, (long long)b_avail,
+            (long long)amount_cents, (long long)*forfeit, (long long)b_avail,
             (long long)wallet_top_up_refundable(t->paid, t->bonus, t->refunded, p_avail, b_avail));
     }
     return status_ok();
@@ -518,7 +518,7 @@ static Loyalty__V1__WalletHold *hold_message(arena_t *a, const wallet_hold_row_t
     m->id = h->id;
     m->member_id = h->member_id;
     m->reference = h->reference;
-    m->amount_cents = h->amount;
+    m->amount_cents = h->amount_cents;
     m->captured_cents = h->captured;
     m->state =
         (Loyalty__V1__WalletHoldState)wallet_hold_effective_state(h->state, h->expires_at, now);
@@ -528,22 +528,23 @@ static Loyalty__V1__WalletHold *hold_message(arena_t *a, const wallet_hold_row_t
     return m;
 }
 
-static status_t insufficient(const wallet_member_t *m, int64_t amount) {
+static status_t insufficient(const wallet_member_t *m, int64_t amount_cents) {
     return status_make(STATUS_FAILED_PRECONDITION, "INSUFFICIENT_FUNDS",
                        "the wallet has %lld cents available, %lld asked",
-                       (long long)wallet_member_available(m), (long long)amount);
+                       (long long)wallet_member_available(m), (long long)amount_cents);
 }
 
 /* Reserves `amount` from the member's lots in spending order: pending debits of the member,
  * pending credits of REDEEMED_* (one line per kind). */
-static status_t reserve(const wallet_env_t *e, wallet_tx_t *tx, wallet_member_t *m, int64_t amount,
-                        wallet_lot_t **lots, int n, Loyalty__V1__WalletHold *hold) {
+static status_t reserve(const wallet_env_t *e, wallet_tx_t *tx, wallet_member_t *m,
+                        int64_t amount_cents, wallet_lot_t **lots, int n,
+                        Loyalty__V1__WalletHold *hold) {
     int64_t *avail = arena_alloc(tx->arena, (size_t)(n + 1) * sizeof *avail);
     int64_t *parts = arena_alloc(tx->arena, (size_t)(n + 1) * sizeof *parts);
     for (int i = 0; i < n; i++) {
         avail[i] = wallet_lot_available(lots[i]);
     }
-    if (!wallet_take_in_order(avail, n, amount, parts)) {
+    if (!wallet_take_in_order(avail, n, amount_cents, parts)) {
         /* The accounts said enough, so either the per-operation lot limit cut the list short,
          * or part of the balance has lapsed and the wallet did not know yet (VerifyLedger
          * reports that as NEXT_DUE): lapsed money is never spent. */
@@ -551,7 +552,7 @@ static status_t reserve(const wallet_env_t *e, wallet_tx_t *tx, wallet_member_t 
             return status_make(STATUS_RESOURCE_EXHAUSTED, "HOLD_TOO_FRAGMENTED",
                                "the amount spans more than %d deposits", WALLET_LOTS_PER_OP_MAX);
         }
-        return insufficient(m, amount);
+        return insufficient(m, amount_cents);
     }
     int64_t by_kind[2] = {0, 0};
     hold->allocations = arena_alloc(tx->arena, (size_t)(n + 1) * sizeof *hold->allocations);
@@ -616,7 +617,7 @@ status_t wallet_op_hold(const wallet_env_t *e, const Loyalty__V1__WalletHoldRequ
         .id = arena_strdup(e->arena, id),
         .member_id = (char *)m->member_id,
         .reference = req->reference,
-        .amount = req->amount_cents,
+        .amount_cents = req->amount_cents,
         .state = WALLET_HOLD_PENDING,
         .expires_at = e->now + ttl_s,
         .created_at = e->now,
@@ -650,7 +651,7 @@ static Loyalty__V1__WalletHold *hold_with_parts(arena_t *a, const wallet_hold_ro
     Loyalty__V1__WalletHold *m = hold_message(a, h, now);
     m->allocations = arena_alloc(a, (size_t)(n + 1) * sizeof *m->allocations);
     for (int i = 0; i < n; i++) {
-        m->allocations[m->n_allocations++] = allocation(a, parts[i].lot, parts[i].amount);
+        m->allocations[m->n_allocations++] = allocation(a, parts[i].lot, parts[i].amount_cents);
     }
     return m;
 }
@@ -688,13 +689,13 @@ static status_t open_hold(const wallet_env_t *e, wallet_tx_t *tx, const char *ho
  * reserved (spending order), and releases the whole reservation. */
 static status_t post_capture(const wallet_env_t *e, wallet_tx_t *tx, wallet_member_t *m,
                              const wallet_hold_row_t *h, const wallet_hold_part_t *parts, int n,
-                             int64_t amount, Loyalty__V1__WalletCaptureHoldResponse *resp) {
+                             int64_t amount_cents, Loyalty__V1__WalletCaptureHoldResponse *resp) {
     int64_t *reserved = arena_alloc(tx->arena, (size_t)(n + 1) * sizeof *reserved);
     int64_t *taken = arena_alloc(tx->arena, (size_t)(n + 1) * sizeof *taken);
     for (int i = 0; i < n; i++) {
-        reserved[i] = parts[i].amount;
+        reserved[i] = parts[i].amount_cents;
     }
-    if (!wallet_take_in_order(reserved, n, amount, taken)) {
+    if (!wallet_take_in_order(reserved, n, amount_cents, taken)) {
         return status_make(STATUS_INTERNAL, "LEDGER_INVARIANT", "hold parts below its amount");
     }
     wallet_xfer_t *x = wallet_xfer_begin(tx, WALLET_XFER_CAPTURE, m);
@@ -709,7 +710,7 @@ static status_t post_capture(const wallet_env_t *e, wallet_tx_t *tx, wallet_memb
     for (int i = 0; i < n; i++) {
         wallet_lot_t *lot = parts[i].lot;
         wallet_release_pending(tx, m, lot->code, lot, wallet_redeemed_code(lot->code),
-                               parts[i].amount);
+                               parts[i].amount_cents);
         if (taken[i] == 0) {
             continue;
         }
@@ -725,11 +726,11 @@ static status_t post_capture(const wallet_env_t *e, wallet_tx_t *tx, wallet_memb
             wallet_post_merchant(tx, m, wallet_redeemed_code(code), false, false, by_kind[k]);
         }
     }
-    wallet_xfer_end(tx, -h->amount);
+    wallet_xfer_end(tx, -h->amount_cents);
     resp->transfer_id = arena_strdup(e->arena, x->id);
     resp->captured_principal_cents = by_kind[0];
     resp->captured_bonus_cents = by_kind[1];
-    resp->released_cents = h->amount - amount;
+    resp->released_cents = h->amount_cents - amount_cents;
     return wallet_store_spend_add(e->db, e->merchant_id, h->reference, spend, captured, zero,
                                   n_spend);
 }
@@ -744,7 +745,7 @@ status_t wallet_op_capture(const wallet_env_t *e, const Loyalty__V1__WalletCaptu
     wallet_member_t *m = NULL;
     status_t st = open_hold(e, &tx, req->hold_id, &h, &parts, &n, &m);
     if (status_is_ok(&st)) {
-        st = wallet_check_capture(h.state, h.expires_at, e->now, h.amount, req->amount_cents);
+        st = wallet_check_capture(h.state, h.expires_at, e->now, h.amount_cents, req->amount_cents);
     }
     if (status_is_ok(&st)) {
         st = post_capture(e, &tx, m, &h, parts, n, req->amount_cents, resp);
@@ -784,7 +785,7 @@ status_t wallet_op_void(const wallet_env_t *e, const Loyalty__V1__WalletVoidHold
     if (h.state == WALLET_HOLD_PENDING) {
         /* settle() released it already if its TTL had passed. */
         st = release_hold(e, &tx, m, &h, parts, n, WALLET_XFER_VOID, WALLET_HOLD_VOIDED);
-        resp->released_cents = h.amount;
+        resp->released_cents = h.amount_cents;
     }
     if (status_is_ok(&st)) {
         st = finish(e, &tx, m, &resp->balance);
@@ -814,7 +815,7 @@ static wallet_lot_t *refund_target(const wallet_env_t *e, wallet_tx_t *tx, walle
 }
 
 static status_t post_refund(const wallet_env_t *e, wallet_tx_t *tx, wallet_member_t *m,
-                            const char *reference, int64_t amount, int64_t grace_s,
+                            const char *reference, int64_t amount_cents, int64_t grace_s,
                             Loyalty__V1__WalletRefundResponse *resp) {
     wallet_spend_part_t *parts = NULL;
     int n = 0;
@@ -828,7 +829,7 @@ static status_t post_refund(const wallet_env_t *e, wallet_tx_t *tx, wallet_membe
     for (int i = 0; i < n; i++) {
         remaining[i] = parts[i].captured - parts[i].refunded;
     }
-    if (!wallet_split_pro_rata(remaining, n, amount, share)) {
+    if (!wallet_split_pro_rata(remaining, n, amount_cents, share)) {
         return status_make(STATUS_INTERNAL, "LEDGER_INVARIANT",
                            "captures of the reference do not cover the refund");
     }

@@ -48,8 +48,8 @@ int wallet_lot_order_cmp(const wallet_lot_key_t *a, const wallet_lot_key_t *b) {
     return strcmp(a->id, b->id);
 }
 
-bool wallet_take_in_order(const int64_t *avail, int n, int64_t amount, int64_t *parts) {
-    if (amount < 0 || n < 0) {
+bool wallet_take_in_order(const int64_t *avail, int n, int64_t amount_cents, int64_t *parts) {
+    if (amount_cents < 0 || n < 0) {
         return false;
     }
     int64_t total = 0;
@@ -58,10 +58,10 @@ bool wallet_take_in_order(const int64_t *avail, int n, int64_t amount, int64_t *
             return false;
         }
     }
-    if (total < amount) {
+    if (total < amount_cents) {
         return false;
     }
-    int64_t left = amount;
+    int64_t left = amount_cents;
     for (int i = 0; i < n; i++) {
         parts[i] = avail[i] < left ? avail[i] : left;
         left -= parts[i];
@@ -70,8 +70,8 @@ bool wallet_take_in_order(const int64_t *avail, int n, int64_t amount, int64_t *
     return true;
 }
 
-bool wallet_split_pro_rata(const int64_t *remaining, int n, int64_t amount, int64_t *parts) {
-    if (n <= 0 || amount <= 0) {
+bool wallet_split_pro_rata(const int64_t *remaining, int n, int64_t amount_cents, int64_t *parts) {
+    if (n <= 0 || amount_cents <= 0) {
         return false;
     }
     int64_t total = 0;
@@ -80,7 +80,7 @@ bool wallet_split_pro_rata(const int64_t *remaining, int n, int64_t amount, int6
             return false;
         }
     }
-    if (amount > total || !money_allocate(amount, remaining, n, parts)) {
+    if (amount_cents > total || !money_allocate(amount_cents, remaining, n, parts)) {
         return false;
     }
     for (int i = 0; i < n; i++) {
@@ -156,7 +156,7 @@ int wallet_hold_effective_state(int state, int64_t expires_at, int64_t now) {
 }
 
 status_t wallet_check_capture(int state, int64_t expires_at, int64_t now, int64_t held,
-                              int64_t amount) {
+                              int64_t amount_cents) {
     switch (wallet_hold_effective_state(state, expires_at, now)) {
     case WALLET_HOLD_PENDING:
         break;
@@ -172,19 +172,19 @@ status_t wallet_check_capture(int state, int64_t expires_at, int64_t now, int64_
     default:
         return status_make(STATUS_INTERNAL, "BAD_HOLD_STATE", "hold in unknown state %d", state);
     }
-    if (amount > held) {
+    if (amount_cents > held) {
         return status_make(STATUS_FAILED_PRECONDITION, "CAPTURE_EXCEEDS_HOLD",
-                           "capture of %lld cents exceeds the %lld cents held", (long long)amount,
-                           (long long)held);
+                           "capture of %lld cents exceeds the %lld cents held",
+                           (long long)amount_cents, (long long)held);
     }
     return status_ok();
 }
 
-status_t wallet_check_amount(const char *field, int64_t amount) {
-    if (amount <= 0) {
+status_t wallet_check_amount(const char *field, int64_t amount_cents) {
+    if (amount_cents <= 0) {
         return status_invalid_field(field, "must be positive");
     }
-    if (amount > WALLET_AMOUNT_MAX) {
+    if (amount_cents > WALLET_AMOUNT_MAX) {
         return status_invalid_field(field, "at most %lld", (long long)WALLET_AMOUNT_MAX);
     }
     return status_ok();

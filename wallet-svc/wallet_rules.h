@@ -91,13 +91,13 @@ int wallet_lot_order_cmp(const wallet_lot_key_t *a, const wallet_lot_key_t *b);
 /** Takes `amount` from avail[0..n) in index order (the caller sorted them in spending order):
  *  parts[i] = what comes from lot i. False, with parts untouched, when the sum of avail is
  *  below amount or amount/avail are negative. */
-bool wallet_take_in_order(const int64_t *avail, int n, int64_t amount, int64_t *parts);
+bool wallet_take_in_order(const int64_t *avail, int n, int64_t amount_cents, int64_t *parts);
 
 /** Splits `amount` over lots in proportion to remaining[0..n) (what each may still take) with
  *  money_allocate (floor, then the leftover cents to the largest remainders, the earliest on
  *  ties), so that parts sum to amount exactly and parts[i] <= remaining[i]. False when amount
  *  is not in 1..sum(remaining). */
-bool wallet_split_pro_rata(const int64_t *remaining, int n, int64_t amount, int64_t *parts);
+bool wallet_split_pro_rata(const int64_t *remaining, int n, int64_t amount_cents, int64_t *parts);
 
 /** The bonus a top-up refund forfeits. The top-up paid `paid` with bonus `bonus`;
  *  `refunded_before` was refunded already, `refund_now` is refunded now. The forfeit is
@@ -124,10 +124,10 @@ int wallet_hold_effective_state(int state, int64_t expires_at, int64_t now);
  *  captured for `amount` at `now`: FAILED_PRECONDITION HOLD_EXPIRED / HOLD_VOIDED /
  *  HOLD_ALREADY_CAPTURED / CAPTURE_EXCEEDS_HOLD otherwise. */
 status_t wallet_check_capture(int state, int64_t expires_at, int64_t now, int64_t held,
-                              int64_t amount);
+                              int64_t amount_cents);
 
 /** An amount field: 1..WALLET_AMOUNT_MAX, INVALID_ARGUMENT naming `field` otherwise. */
-status_t wallet_check_amount(const char *field, int64_t amount);
+status_t wallet_check_amount(const char *field, int64_t amount_cents);
 
 /** A member id: a token of at most WALLET_MEMBER_ID_MAX characters. */
 status_t wallet_check_member_id(const char *member_id);

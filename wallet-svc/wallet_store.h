@@ -92,13 +92,13 @@ status_t wallet_store_expiring(db_t *db, const char *merchant_id, const char *me
  *  wallet_store_spend_get whose it is), and the lots that cover `amount` in spending order, read
  *  under the lock (as wallet_store_lots_spendable; stale once settling the wallet moved them). */
 status_t wallet_store_hold_reads(db_t *db, wallet_tx_t *tx, const char *merchant_id,
-                                 wallet_member_t *m, const char *reference, int64_t amount,
+                                 wallet_member_t *m, const char *reference, int64_t amount_cents,
                                  char **owner, wallet_lot_t ***lots, int *n);
 
 /** Loads, in spending order, the member's unexpired lots with money available, just enough of
  *  them to cover `amount` (at most WALLET_LOTS_PER_OP_MAX). */
 status_t wallet_store_lots_spendable(db_t *db, wallet_tx_t *tx, const char *merchant_id,
-                                     wallet_member_t *m, int64_t amount, wallet_lot_t ***out,
+                                     wallet_member_t *m, int64_t amount_cents, wallet_lot_t ***out,
                                      int *n);
 
 /** Loads the member's lots with money available that lapsed at or before `now`. */
@@ -120,7 +120,7 @@ typedef struct wallet_hold_row {
     char *id;
     char *member_id;
     char *reference;
-    int64_t amount;
+    int64_t amount_cents;
     int64_t captured;
     int state;
     int64_t expires_at;
@@ -132,7 +132,7 @@ typedef struct wallet_hold_row {
 /** One reserved part of a hold: a pending debit line of its HOLD transfer. */
 typedef struct wallet_hold_part {
     wallet_lot_t *lot;
-    int64_t amount;
+    int64_t amount_cents;
 } wallet_hold_part_t;
 
 /* Both deferred (db_exec_deferred): sent with the ledger's flush. */

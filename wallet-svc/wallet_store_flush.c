@@ -16,7 +16,7 @@ static void flush_transfer_params(arena_t *a, const wallet_tx_t *tx, db_params_t
     int n = tx->n_xfers - tx->flushed_xfers;
     char **id = strs(a, n), **member = strs(a, n), **hold = strs(a, n), **top_up = strs(a, n);
     char **ref = strs(a, n), **pay = strs(a, n);
-    int64_t *kind = ints(a, n), *amount = ints(a, n), *held = ints(a, n), *bal = ints(a, n);
+    int64_t *kind = ints(a, n), *amount_cents = ints(a, n), *held = ints(a, n), *bal = ints(a, n);
     int64_t *held_after = ints(a, n), *at = ints(a, n);
     for (int i = 0; i < n; i++) {
         const wallet_xfer_t *x = &tx->xfers[tx->flushed_xfers + i];
@@ -27,10 +27,10 @@ static void flush_transfer_params(arena_t *a, const wallet_tx_t *tx, db_params_t
         ref[i] = (char *)x->reference;
         pay[i] = (char *)x->payment_ref;
         kind[i] = x->kind;
-        amount[i] = x->amount;
-        held[i] = x->held_delta;
-        bal[i] = x->balance_after;
-        held_after[i] = x->held_after;
+        amount_cents[i] = x->amount_cents;
+        held[i] = x->held_delta_cents;
+        bal[i] = x->balance_after_cents;
+        held_after[i] = x->held_after_cents;
         at[i] = x->created_at;
     }
     db_param_text(p, pgarray_encode(a, id, (size_t)n));
@@ -40,7 +40,7 @@ static void flush_transfer_params(arena_t *a, const wallet_tx_t *tx, db_params_t
     db_param_text(p, pgarray_encode(a, top_up, (size_t)n));
     db_param_text(p, pgarray_encode(a, ref, (size_t)n));
     db_param_text(p, pgarray_encode(a, pay, (size_t)n));
-    db_param_text(p, pgarray_encode_int64(a, amount, n));
+    db_param_text(p, pgarray_encode_int64(a, amount_cents, n));
     db_param_text(p, pgarray_encode_int64(a, held, n));
     db_param_text(p, pgarray_encode_int64(a, bal, n));
     db_param_text(p, pgarray_encode_int64(a, held_after, n));
@@ -64,8 +64,8 @@ static void flush_line_params(arena_t *a, const wallet_tx_t *tx, db_params_t *p)
         shard[i] = l->shard;
         lot[i] = (char *)(l->lot_id ? l->lot_id : "");
         pending[i] = l->pending;
-        debit[i] = l->debit;
-        credit[i] = l->credit;
+        debit[i] = l->debit_cents;
+        credit[i] = l->credit_cents;
     }
     db_param_text(p, pgarray_encode(a, xfer, (size_t)n));
     db_param_text(p, pgarray_encode_int64(a, line, n));
@@ -79,8 +79,8 @@ static void flush_line_params(arena_t *a, const wallet_tx_t *tx, db_params_t *p)
 }
 
 static bool lot_changed(const wallet_lot_t *l) {
-    return l->credited != l->loaded[0] || l->debited != l->loaded[1] || l->held != l->loaded[2] ||
-           l->expired != l->loaded[3];
+    return l->credited_cents != l->loaded[0] || l->debited_cents != l->loaded[1] ||
+           l->held_cents != l->loaded[2] || l->expired_cents != l->loaded[3];
 }
 
 /* New lots as $23..$33 and changes of loaded lots as $34..$38; *n_new / *n_changed. */
@@ -101,19 +101,19 @@ static void flush_lot_params(arena_t *a, const wallet_tx_t *tx, db_params_t *p, 
             ntop[nn] = l->top_up_id;
             ncode[nn] = l->code;
             norigin[nn] = l->origin;
-            nc[nn] = l->credited;
-            nd[nn] = l->debited;
-            nh[nn] = l->held;
-            ne[nn] = l->expired;
+            nc[nn] = l->credited_cents;
+            nd[nn] = l->debited_cents;
+            nh[nn] = l->held_cents;
+            ne[nn] = l->expired_cents;
             nexp[nn] = l->expires_at;
             nat[nn] = l->created_at;
             nn++;
         } else if (lot_changed(l)) {
             cid[nch] = l->id;
-            dc[nch] = l->credited - l->loaded[0];
-            dd[nch] = l->debited - l->loaded[1];
-            dh[nch] = l->held - l->loaded[2];
-            de[nch] = l->expired - l->loaded[3];
+            dc[nch] = l->credited_cents - l->loaded[0];
+            dd[nch] = l->debited_cents - l->loaded[1];
+            dh[nch] = l->held_cents - l->loaded[2];
+            de[nch] = l->expired_cents - l->loaded[3];
             nch++;
         }
     }
@@ -186,10 +186,10 @@ static void flush_done(wallet_tx_t *tx) {
     for (int i = 0; i < tx->n_lots; i++) {
         wallet_lot_t *l = tx->lots[i];
         l->is_new = false;
-        l->loaded[0] = l->credited;
-        l->loaded[1] = l->debited;
-        l->loaded[2] = l->held;
-        l->loaded[3] = l->expired;
+        l->loaded[0] = l->credited_cents;
+        l->loaded[1] = l->debited_cents;
+        l->loaded[2] = l->held_cents;
+        l->loaded[3] = l->expired_cents;
     }
     for (int i = 0; i < tx->n_members; i++) {
         memcpy(tx->members[i]->loaded, tx->members[i]->acc, sizeof tx->members[i]->acc);

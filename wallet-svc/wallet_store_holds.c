@@ -47,7 +47,7 @@ static void hold_from_row(arena_t *a, const PGresult *r, int row, wallet_hold_ro
     h->id = db_dup_str(a, r, row, 0);
     h->member_id = db_dup_str(a, r, row, 1);
     h->reference = db_dup_str(a, r, row, 2);
-    h->amount = db_get_int(r, row, 3);
+    h->amount_cents = db_get_int(r, row, 3);
     h->captured = db_get_int(r, row, 4);
     h->state = (int)db_get_int(r, row, 5);
     h->expires_at = db_get_int(r, row, 6);
@@ -63,7 +63,7 @@ status_t wallet_store_hold_insert(db_t *db, const char *merchant_id, const walle
     db_param_text(&p, h->id);
     db_param_text(&p, h->member_id);
     db_param_text(&p, h->reference);
-    db_param_int(&p, h->amount);
+    db_param_int(&p, h->amount_cents);
     db_param_int(&p, h->state);
     db_param_int(&p, h->expires_at);
     db_param_text(&p, h->transfer_id);
@@ -151,7 +151,7 @@ static status_t hold_from_result(wallet_tx_t *tx, const PGresult *r, wallet_hold
     hold_from_row(tx->arena, r, 0, h);
     *parts = arena_alloc(tx->arena, (size_t)rows * sizeof **parts);
     for (int i = 0; i < rows; i++) {
-        (*parts)[i].amount = db_get_int(r, i, 10);
+        (*parts)[i].amount_cents = db_get_int(r, i, 10);
         (*parts)[i].lot = wallet_store_lot_from_row_at(tx, r, i, 11);
     }
     *n = rows;

@@ -29,10 +29,10 @@ wallet_lot_t *wallet_store_lot_from_row_at(wallet_tx_t *tx, const PGresult *r, i
     l->code = (int)db_get_int(r, row, c + 2);
     l->origin = (int)db_get_int(r, row, c + 3);
     l->top_up_id = db_dup_str(a, r, row, c + 4);
-    l->credited = l->loaded[0] = db_get_int(r, row, c + 5);
-    l->debited = l->loaded[1] = db_get_int(r, row, c + 6);
-    l->held = l->loaded[2] = db_get_int(r, row, c + 7);
-    l->expired = l->loaded[3] = db_get_int(r, row, c + 8);
+    l->credited_cents = l->loaded[0] = db_get_int(r, row, c + 5);
+    l->debited_cents = l->loaded[1] = db_get_int(r, row, c + 6);
+    l->held_cents = l->loaded[2] = db_get_int(r, row, c + 7);
+    l->expired_cents = l->loaded[3] = db_get_int(r, row, c + 8);
     l->expires_at = db_get_int(r, row, c + 9);
     l->created_at = db_get_int(r, row, c + 10);
     wallet_tx_add_lot(tx, l);
@@ -70,12 +70,12 @@ static status_t lots_query(db_t *db, wallet_tx_t *tx, const char *sql, const db_
     "ORDER BY expires_at NULLS LAST, code, id LIMIT $5"
 
 static void spendable_params(db_params_t *p, const wallet_tx_t *tx, const char *merchant_id,
-                             const wallet_member_t *m, int64_t amount) {
+                             const wallet_member_t *m, int64_t amount_cents) {
     db_params_init(p);
     db_param_text(p, merchant_id);
     db_param_text(p, m->member_id);
     db_param_int(p, tx->now);
-    db_param_int(p, amount);
+    db_param_int(p, amount_cents);
     db_param_int(p, WALLET_LOTS_PER_OP_MAX);
 }
 
@@ -88,15 +88,15 @@ static void lots_from_result(wallet_tx_t *tx, const PGresult *r, wallet_lot_t **
 }
 
 status_t wallet_store_lots_spendable(db_t *db, wallet_tx_t *tx, const char *merchant_id,
-                                     wallet_member_t *m, int64_t amount, wallet_lot_t ***out,
+                                     wallet_member_t *m, int64_t amount_cents, wallet_lot_t ***out,
                                      int *n) {
     db_params_t p;
-    spendable_params(&p, tx, merchant_id, m, amount);
+    spendable_params(&p, tx, merchant_id, m, amount_cents);
     return lots_query(db, tx, SPENDABLE_SQL, &p, out, n);
 }
 
 status_t wallet_store_hold_reads(db_t *db, wallet_tx_t *tx, const char *merchant_id,
-                                 wallet_member_t *m, const char *reference, int64_t amount,
+                                 wallet_member_t *m, const char *reference, int64_t amount_cents,
                                  char **owner, wallet_lot_t ***lots, int *n) {
     db_params_t pa, pc, pl;
     db_params_init(&pa);
@@ -106,7 +106,7 @@ status_t wallet_store_hold_reads(db_t *db, wallet_tx_t *tx, const char *merchant
     db_param_text(&pc, merchant_id);
     db_param_text(&pc, reference);
     db_param_text(&pc, m->member_id);
-    spendable_params(&pl, tx, merchant_id, m, amount);
+    spendable_params(&pl, tx, merchant_id, m, amount_cents);
     /* In this order on the server: the lots are read under the wallet's lock. */
     db_exec_item_t q[3] = {
         {.sql = MEMBER_ACCOUNTS_SQL " FOR UPDATE", .params = &pa},

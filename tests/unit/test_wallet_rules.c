@@ -269,8 +269,8 @@ Test(wallet_ledger_memory, top_up_hold_capture_keeps_balances) {
     wallet_post_merchant(&tx, m, WALLET_ACC_BONUS_EXPENSE, true, false, 100);
     wallet_post_member(&tx, m, WALLET_ACC_BONUS, b, false, false, 100);
     wallet_xfer_end(&tx, 0);
-    cr_assert_eq(tx.xfers[0].amount, 1100);
-    cr_assert_eq(tx.xfers[0].balance_after, 1100);
+    cr_assert_eq(tx.xfers[0].amount_cents, 1100);
+    cr_assert_eq(tx.xfers[0].balance_after_cents, 1100);
     cr_assert_eq(wallet_member_available(m), 1100);
 
     wallet_xfer_t *hold = wallet_xfer_begin(&tx, WALLET_XFER_HOLD, m);
@@ -281,7 +281,7 @@ Test(wallet_ledger_memory, top_up_hold_capture_keeps_balances) {
     cr_assert_eq(wallet_member_available(m), 500);
     cr_assert_eq(wallet_member_held(m), 600);
     cr_assert_eq(wallet_member_balance(m), 1100, "held money is still the member's");
-    cr_assert_eq(p->held, 600);
+    cr_assert_eq(p->held_cents, 600);
     cr_assert_eq(wallet_lot_available(p), 400);
 
     wallet_xfer_begin(&tx, WALLET_XFER_CAPTURE, m);
@@ -291,9 +291,9 @@ Test(wallet_ledger_memory, top_up_hold_capture_keeps_balances) {
     wallet_xfer_end(&tx, -600);
     cr_assert_eq(wallet_member_available(m), 650);
     cr_assert_eq(wallet_member_held(m), 0);
-    cr_assert_eq(p->debited, 450);
-    cr_assert_eq(p->held, 0);
-    cr_assert_eq(tx.xfers[2].balance_after, 650);
+    cr_assert_eq(p->debited_cents, 450);
+    cr_assert_eq(p->held_cents, 0);
+    cr_assert_eq(tx.xfers[2].balance_after_cents, 650);
     cr_assert(wallet_tx_balanced(&tx));
 
     wallet_merchant_delta_t d[WALLET_MERCHANT_CODES * WALLET_SHARDS];
