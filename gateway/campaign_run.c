@@ -7,7 +7,7 @@
 
 #include "campaign_store.h"
 #include "cursor.h"
-#include "gateway_merchant.h"
+#include "gateway_store.h"
 #include "jsonw.h"
 #include "log.h"
 #include "loyalty/v1/member.pb-c.h"
@@ -643,8 +643,8 @@ status_t campaign_run(rpc_ctx_t *ctx, const Loyalty__V1__Campaign *c, int64_t at
     /* The merchant settings record's time zone wins over the campaign's own once it is set
      * (docs/architecture.md#merchant-settings). */
     const char *tz = NULL;
-    status_t st = gw_merchant_time_zone(ctx->db, ctx->arena, c->merchant_id,
-                                        c->time_zone[0] ? c->time_zone : "UTC", &tz);
+    status_t st = gw_store_merchant_time_zone(ctx->db, ctx->arena, c->merchant_id,
+                                              c->time_zone[0] ? c->time_zone : "UTC", &tz);
     if (status_is_ok(&st)) {
         st = campaign_store_local_date(ctx->db, at, tz, run.local_date);
     }

@@ -1,7 +1,7 @@
 /* gateway_merchant.h -- the merchant settings record (docs/architecture.md#merchant-settings):
  * GetMerchantSettings and UpdateMerchantSettings, the job that pushes the record's time zone to
- * every service that keeps a copy and reads the copies back, and the time zone the gateway's own
- * campaigns use. */
+ * every service that keeps a copy and reads the copies back. The record's SQL, and the time
+ * zone the gateway's own campaigns read from it, are in gateway_store_merchant.c. */
 #ifndef GATEWAY_MERCHANT_H
 #define GATEWAY_MERCHANT_H
 
@@ -21,10 +21,5 @@ rpc_handler_t gw_rpc_update_merchant_settings;
 
 /** The job (every second): pushes what is due, then verifies the merchants due. */
 status_t gw_job_merchant_settings(rpc_ctx_t *ctx);
-
-/** The merchant's time zone from its record, or `fallback` when it never set one (arena
- *  memory, or fallback itself). */
-status_t gw_merchant_time_zone(db_t *db, arena_t *a, const char *merchant_id, const char *fallback,
-                               const char **out);
 
 #endif

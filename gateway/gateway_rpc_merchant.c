@@ -14,6 +14,7 @@
 #include "config.h"
 #include "fieldmask.h"
 #include "gateway_saga.h"
+#include "gateway_store.h"
 #include "log.h"
 #include "loyalty/v1/gateway.pb-c.h"
 #include "loyalty/v1/member.pb-c.h"
@@ -22,7 +23,6 @@
 #include "loyalty/v1/wallet.pb-c.h"
 #include "merchant_rules.h"
 #include "pb.h"
-#include "pgarray.h"
 
 #include <assert.h>
 #include <stdlib.h>
@@ -163,150 +163,24 @@ static const char *p_time_zone(const ProtobufCMessage *resp) {
     return s ? pb_get_string_field(s, "time_zone") : NULL;
 }
 
-/* ---- the store ---- */
-
-static Loyalty__V1__GatewayMerchantSettings *record_defaults(arena_t *a) {
-    Loyalty__V1__GatewayMerchantSettings *s =
-        pb_new(a, &loyalty__v1__gateway_merchant_settings__descriptor);
-    s->time_zone = "UTC";
-    return s;
-}
-
-static Loyalty__V1__GatewayMerchantSettings *record_from_row(arena_t *a, const PGresult *r) {
-    Loyalty__V1__GatewayMerchantSettings *s = record_defaults(a);
-    if (PQntuples(r) == 1) {
-        s->time_zone = db_dup_str(a, r, 0, 0);
-        s->currency = db_dup_str(a, r, 0, 1);
-        s->locale = db_dup_str(a, r, 0, 2);
-        s->version = db_get_int(r, 0, 3);
-        s->updated_at = db_get_int(r, 0, 4);
-    }
-    return s;
-}
-
-/* The record, or the defaults (version 0) when the merchant never set it. */
-static status_t record_read(db_t *db, arena_t *a, const char *merchant_id,
-                            Loyalty__V1__GatewayMerchantSettings **out) {
-    db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    PGresult *r = NULL;
-    status_t st = db_exec(db,
-                          "SELECT time_zone, currency, locale, version, "
-                          " extract(epoch FROM updated_at)::bigint "
-                          "FROM merchant_settings WHERE merchant_id = $1",
-                          &p, &r);
-    if (!status_is_ok(&st)) {
-        return st;
-    }
-    *out = record_from_row(a, r);
-    PQclear(r);
-    return status_ok();
-}
-
-/* Writes the record as version + 1; when the time zone is new to the services (it changed, or
- * this is the first version), every service's push targets this version. */
-static status_t record_write(db_t *db, arena_t *a, const char *merchant_id,
-                             const Loyalty__V1__GatewayMerchantSettings *s, bool push,
-                             Loyalty__V1__GatewayMerchantSettings **out) {
-    db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, s->time_zone);
-    db_param_text(&p, s->currency);
-    db_param_text(&p, s->locale);
-    PGresult *r = NULL;
-    status_t st = db_exec(
-        db,
-        "INSERT INTO merchant_settings AS s (merchant_id, time_zone, currency, locale, version) "
-        "VALUES ($1, $2, $3, $4, 1) ON CONFLICT (merchant_id) DO UPDATE SET "
-        " time_zone = excluded.time_zone, currency = excluded.currency, "
-        " locale = excluded.locale, version = s.version + 1, updated_at = now() "
-        "RETURNING time_zone, currency, locale, version, extract(epoch FROM updated_at)::bigint",
-        &p, &r);
-    if (!status_is_ok(&st)) {
-        return st;
-    }
-    *out = record_from_row(a, r);
-    PQclear(r);
-    if (!push && (*out)->version > 1) {
-        return status_ok();
-    }
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, pgarray_encode(a, (char **)p_names, P_N));
-    db_param_int(&p, (*out)->version);
-    return db_exec(db,
-                   "INSERT INTO merchant_settings_pushes (merchant_id, service, target_version) "
-                   "SELECT $1, unnest($2::text[]), $3 "
-                   "ON CONFLICT (merchant_id, service) DO UPDATE SET "
-                   " target_version = excluded.target_version, attempts = 0, "
-                   " next_attempt_at = now()",
-                   &p, NULL);
-}
-
-static status_t pushes_read(db_t *db, arena_t *a, const char *merchant_id,
-                            Loyalty__V1__GatewayMerchantSettingsPush ***out, size_t *n_out) {
-    db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    PGresult *r = NULL;
-    status_t st =
-        db_exec(db,
-                "SELECT service, applied_version, "
-                " applied_version >= target_version AND NOT resync_pending, attempts, last_error, "
-                " CASE WHEN next_attempt_at = 'infinity' THEN 0 "
-                "  ELSE extract(epoch FROM next_attempt_at)::bigint END, "
-                " coalesce(extract(epoch FROM applied_at)::bigint, 0) "
-                "FROM merchant_settings_pushes WHERE merchant_id = $1",
-                &p, &r);
-    if (!status_is_ok(&st)) {
-        return st;
-    }
-    Loyalty__V1__GatewayMerchantSettingsPush **v = arena_alloc(a, P_N * sizeof *v);
-    memset(v, 0, P_N * sizeof *v);
-    for (int row = 0; row < PQntuples(r); row++) {
-        int i = p_index(db_get_str(r, row, 0));
-        if (i < 0) {
-            continue; /* a service this gateway no longer pushes to */
+/* The push rows of the services this gateway pushes to, in p_names order (the store answers
+ * them in any order, with the service's name). */
+static void pushes_in_order(Loyalty__V1__GatewayMerchantSettingsPush **v, size_t *n) {
+    Loyalty__V1__GatewayMerchantSettingsPush *by_service[P_N] = {0};
+    for (size_t k = 0; k < *n; k++) {
+        int i = p_index(v[k]->service);
+        if (i >= 0) { /* else a service this gateway no longer pushes to */
+            v[k]->service = (char *)p_names[i];
+            by_service[i] = v[k];
         }
-        Loyalty__V1__GatewayMerchantSettingsPush *x =
-            pb_new(a, &loyalty__v1__gateway_merchant_settings_push__descriptor);
-        x->service = (char *)p_names[i];
-        x->applied_version = db_get_int(r, row, 1);
-        x->in_sync = db_get_bool(r, row, 2);
-        x->attempts = (int32_t)db_get_int(r, row, 3);
-        x->last_error = db_dup_str(a, r, row, 4);
-        x->next_attempt_at = db_get_int(r, row, 5);
-        x->applied_at = db_get_int(r, row, 6);
-        v[i] = x;
     }
-    PQclear(r);
-    size_t n = 0;
+    size_t out = 0;
     for (int i = 0; i < P_N; i++) {
-        if (v[i] != NULL) {
-            v[n++] = v[i];
+        if (by_service[i] != NULL) {
+            v[out++] = by_service[i];
         }
     }
-    *out = v;
-    *n_out = n;
-    return status_ok();
-}
-
-status_t gw_merchant_time_zone(db_t *db, arena_t *a, const char *merchant_id, const char *fallback,
-                               const char **out) {
-    db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    PGresult *r = NULL;
-    status_t st =
-        db_exec(db, "SELECT time_zone FROM merchant_settings WHERE merchant_id = $1", &p, &r);
-    if (!status_is_ok(&st)) {
-        return st;
-    }
-    *out = PQntuples(r) == 1 ? db_dup_str(a, r, 0, 0) : fallback;
-    PQclear(r);
-    return status_ok();
+    *n = out;
 }
 
 /* ---- RPCs ---- */
@@ -315,9 +189,13 @@ status_t gw_rpc_get_merchant_settings(rpc_ctx_t *ctx, const ProtobufCMessage *re
                                       ProtobufCMessage *resp_msg) {
     (void)req_msg; /* merchant_id only, validated by the runtime */
     Loyalty__V1__GatewayGetMerchantSettingsResponse *resp = (void *)resp_msg;
-    status_t st = record_read(ctx->db, ctx->arena, ctx->merchant_id, &resp->settings);
+    status_t st = gw_store_merchant_read(ctx->db, ctx->arena, ctx->merchant_id, &resp->settings);
     if (status_is_ok(&st)) {
-        st = pushes_read(ctx->db, ctx->arena, ctx->merchant_id, &resp->pushes, &resp->n_pushes);
+        st = gw_store_merchant_pushes(ctx->db, ctx->arena, ctx->merchant_id, &resp->pushes,
+                                      &resp->n_pushes);
+    }
+    if (status_is_ok(&st)) {
+        pushes_in_order(resp->pushes, &resp->n_pushes);
     }
     return st;
 }
@@ -366,7 +244,7 @@ status_t gw_rpc_update_merchant_settings(rpc_ctx_t *ctx, const ProtobufCMessage 
         st = db_lock_named(ctx->db, "gateway.merchant_settings", ctx->merchant_id);
     }
     if (status_is_ok(&st)) {
-        st = record_read(ctx->db, ctx->arena, ctx->merchant_id, &s);
+        st = gw_store_merchant_read(ctx->db, ctx->arena, ctx->merchant_id, &s);
     }
     if (!status_is_ok(&st)) {
         return st;
@@ -379,98 +257,46 @@ status_t gw_rpc_update_merchant_settings(rpc_ctx_t *ctx, const ProtobufCMessage 
     }
     bool push = set_time_zone && strcmp(s->time_zone, in.time_zone) != 0;
     fieldmask_apply(&mask, &s->base, &in.base);
-    return record_write(ctx->db, ctx->arena, ctx->merchant_id, s, push, &resp->settings);
+    return gw_store_merchant_write(ctx->db, ctx->arena, ctx->merchant_id, s, push, p_names, P_N,
+                                   &resp->settings);
 }
 
 /* ---- the job ---- */
 
-typedef struct push {
-    char *merchant_id;
-    int service;
-    int64_t version;
-    int64_t resync;
-    int32_t attempts;
-    char *time_zone;
-} push_t;
-
-/* Takes up to PUSH_BATCH due pushes under a lease of GATEWAY_LEASE_S (longer than any call). */
-static status_t pushes_claim(rpc_ctx_t *ctx, int64_t lease_s, push_t *out, int *n_out) {
-    db_params_t p;
-    db_params_init(&p);
-    db_param_int(&p, PUSH_BATCH);
-    db_param_int(&p, lease_s);
-    PGresult *r = NULL;
-    status_t st = db_exec(
-        ctx->db,
-        "WITH due AS (SELECT merchant_id, service FROM merchant_settings_pushes "
-        " WHERE next_attempt_at <= now() AND lease_until <= now() "
-        " ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED) "
-        "UPDATE merchant_settings_pushes x SET lease_until = now() + make_interval(secs => $2) "
-        "FROM due JOIN merchant_settings s ON s.merchant_id = due.merchant_id "
-        "WHERE (x.merchant_id, x.service) = (due.merchant_id, due.service) "
-        "RETURNING x.merchant_id, x.service, s.version, x.resync, x.attempts, s.time_zone",
-        &p, &r);
-    if (!status_is_ok(&st)) {
-        return st;
-    }
+/* Takes up to PUSH_BATCH due pushes under a lease of GATEWAY_LEASE_S (longer than any call);
+ * rows of services this gateway no longer pushes to are left to their lease. */
+static status_t pushes_claim(rpc_ctx_t *ctx, int64_t lease_s, gw_merchant_push_t *out, int *n_out,
+                             int *service) {
     int n = 0;
-    for (int row = 0; row < PQntuples(r) && n < PUSH_BATCH; row++) {
-        int i = p_index(db_get_str(r, row, 1));
-        if (i < 0) {
-            continue;
+    status_t st = gw_store_merchant_pushes_claim(ctx->db, ctx->arena, PUSH_BATCH, lease_s, out, &n);
+    int kept = 0;
+    for (int k = 0; status_is_ok(&st) && k < n; k++) {
+        int i = p_index(out[k].service);
+        if (i >= 0) {
+            out[kept] = out[k];
+            service[kept++] = i;
         }
-        out[n++] = (push_t){.merchant_id = db_dup_str(ctx->arena, r, row, 0),
-                            .service = i,
-                            .version = db_get_int(r, row, 2),
-                            .resync = db_get_int(r, row, 3),
-                            .attempts = (int32_t)db_get_int(r, row, 4),
-                            .time_zone = db_dup_str(ctx->arena, r, row, 5)};
     }
-    PQclear(r);
-    *n_out = n;
-    return status_ok();
+    *n_out = kept;
+    return st;
 }
 
-/* Records a push's outcome and gives its lease back. A success in sync with the record parks
- * the row (next_attempt_at 'infinity'); a newer target or a resync asked for meanwhile makes it
- * due again at once. A failure waits the backoff, unless a newer version is waiting. */
-static status_t push_finish(rpc_ctx_t *ctx, const push_t *x, const status_t *outcome) {
-    db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, x->merchant_id);
-    db_param_text(&p, p_names[x->service]);
-    db_param_int(&p, x->version);
+/* Records a push's outcome and gives its lease back (gw_store_merchant_push_done / _failed). */
+static status_t push_finish(rpc_ctx_t *ctx, const gw_merchant_push_t *x, const status_t *outcome) {
     if (status_is_ok(outcome)) {
-        db_param_int(&p, x->resync);
-        return db_exec(
-            ctx->db,
-            "UPDATE merchant_settings_pushes SET "
-            " applied_version = greatest(applied_version, $3), "
-            " resync_pending = resync_pending AND resync <> $4, attempts = 0, last_error = '', "
-            " lease_until = '-infinity', applied_at = now(), "
-            " next_attempt_at = CASE WHEN greatest(applied_version, $3) >= target_version "
-            "  AND NOT (resync_pending AND resync <> $4) THEN 'infinity'::timestamptz "
-            "  ELSE now() END "
-            "WHERE merchant_id = $1 AND service = $2",
-            &p, NULL);
+        return gw_store_merchant_push_done(ctx->db, x);
     }
     char *error =
         arena_printf(ctx->arena, "%s: %s", status_code_name(outcome->code), outcome->message);
-    db_param_text(&p, error);
-    db_param_int(&p, merchant_push_backoff_s(x->attempts + 1));
-    return db_exec(ctx->db,
-                   "UPDATE merchant_settings_pushes SET attempts = attempts + 1, "
-                   " last_error = $4, lease_until = '-infinity', "
-                   " next_attempt_at = CASE WHEN target_version > $3 THEN now() "
-                   "  ELSE now() + make_interval(secs => $5) END "
-                   "WHERE merchant_id = $1 AND service = $2",
-                   &p, NULL);
+    return gw_store_merchant_push_failed(ctx->db, x, error,
+                                         merchant_push_backoff_s(x->attempts + 1));
 }
 
 static status_t push_due(rpc_ctx_t *ctx, gw_svc_t *svc, int *pushed) {
-    push_t due[PUSH_BATCH];
+    gw_merchant_push_t due[PUSH_BATCH];
+    int service[PUSH_BATCH];
     int n = 0;
-    status_t st = pushes_claim(ctx, svc->lease_s, due, &n);
+    status_t st = pushes_claim(ctx, svc->lease_s, due, &n, service);
     if (!status_is_ok(&st) || n == 0) {
         return st;
     }
@@ -478,17 +304,17 @@ static status_t push_due(rpc_ctx_t *ctx, gw_svc_t *svc, int *pushed) {
     for (int i = 0; i < n; i++) {
         char *key = arena_printf(ctx->arena, "merchant-settings:v%lld:r%lld",
                                  (long long)due[i].version, (long long)due[i].resync);
-        p_update_call(ctx->arena, svc, due[i].service, due[i].merchant_id, key, due[i].time_zone,
+        p_update_call(ctx->arena, svc, service[i], due[i].merchant_id, key, due[i].time_zone,
                       &calls[i]);
     }
     rpc_call_many(calls, (size_t)n, ctx->arena, NULL);
     for (int i = 0; i < n; i++) {
-        const push_t *x = &due[i];
+        const gw_merchant_push_t *x = &due[i];
         if (!status_is_ok(&calls[i].status)) {
             /* The first failure of a push is worth a warning; the retries are not. */
             log_msg(x->attempts == 0 ? LOG_WARN : LOG_DEBUG,
                     "merchant %s: pushing time zone %s (version %lld) to %s failed: %s",
-                    x->merchant_id, x->time_zone, (long long)x->version, p_names[x->service],
+                    x->merchant_id, x->time_zone, (long long)x->version, x->service,
                     calls[i].status.message);
         }
         status_t fst = push_finish(ctx, x, &calls[i].status);
@@ -500,42 +326,18 @@ static status_t push_due(rpc_ctx_t *ctx, gw_svc_t *svc, int *pushed) {
     return st;
 }
 
-/* Asks for a push under a new key to a service whose copy differs from the record, when its
- * push is otherwise in sync and idle (a push in flight or due will settle it anyway). */
-static status_t push_resync(rpc_ctx_t *ctx, const char *merchant_id, int service, int64_t version) {
-    db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, p_names[service]);
-    db_param_int(&p, version);
-    return db_exec(ctx->db,
-                   "UPDATE merchant_settings_pushes SET resync = resync + 1, "
-                   " resync_pending = true, next_attempt_at = now() "
-                   "WHERE merchant_id = $1 AND service = $2 AND applied_version >= $3 "
-                   " AND target_version <= $3 AND NOT resync_pending AND lease_until <= now()",
-                   &p, NULL);
-}
-
 /* Reads every service's copy of the merchants not verified for MERCHANT_SETTINGS_VERIFY_S. */
 static status_t verify_due(rpc_ctx_t *ctx, gw_svc_t *svc) {
-    db_params_t p;
-    db_params_init(&p);
-    db_param_int(&p, g_verify_s);
-    db_param_int(&p, VERIFY_BATCH);
-    PGresult *r = NULL;
-    status_t st = db_exec(ctx->db,
-                          "UPDATE merchant_settings SET verified_at = now() WHERE merchant_id IN ("
-                          " SELECT merchant_id FROM merchant_settings "
-                          " WHERE verified_at <= now() - make_interval(secs => $1) "
-                          " ORDER BY verified_at LIMIT $2 FOR UPDATE SKIP LOCKED) "
-                          "RETURNING merchant_id, time_zone, version",
-                          &p, &r);
+    gw_merchant_record_t *due = NULL;
+    size_t n = 0;
+    status_t st =
+        gw_store_merchant_verify_claim(ctx->db, ctx->arena, g_verify_s, VERIFY_BATCH, &due, &n);
     if (!status_is_ok(&st)) {
         return st;
     }
-    for (int row = 0; row < PQntuples(r) && status_is_ok(&st); row++) {
-        const char *merchant_id = db_get_str(r, row, 0), *tz = db_get_str(r, row, 1);
-        int64_t version = db_get_int(r, row, 2);
+    for (size_t k = 0; k < n && status_is_ok(&st); k++) {
+        const char *merchant_id = due[k].merchant_id, *tz = due[k].time_zone;
+        int64_t version = due[k].version;
         rpc_call_spec_t calls[P_N];
         for (int i = 0; i < P_N; i++) {
             p_get_call(ctx->arena, svc, i, merchant_id, &calls[i]);
@@ -550,10 +352,10 @@ static status_t verify_due(rpc_ctx_t *ctx, gw_svc_t *svc) {
             log_msg(LOG_INFO,
                     "merchant %s: %s has time zone %s, the merchant settings %s; pushing again",
                     merchant_id, p_names[i], copy, tz);
-            st = push_resync(ctx, merchant_id, i, version);
+            /* a push under a new key, unless one is in flight or due (it settles it anyway) */
+            st = gw_store_merchant_push_resync(ctx->db, merchant_id, p_names[i], version);
         }
     }
-    PQclear(r);
     return st;
 }
 

@@ -1,5 +1,6 @@
 /* gateway_store.h -- SQL of the saga log (sagas with their steps; saga_steps of older sagas), the
- * orders refunds are counted against, and the per-merchant settings. */
+ * orders refunds are counted against, the per-merchant settings, and the merchant settings
+ * record with its pushes (gateway_store_merchant.c). */
 #ifndef GATEWAY_STORE_H
 #define GATEWAY_STORE_H
 
@@ -134,5 +135,61 @@ status_t gw_store_take_referral_due(db_t *db, arena_t *a, char **merchant_id, bo
 /** Drops the step logs (steps array, saga_steps rows) of up to `batch` sagas finished
  *  (COMPLETED or CANCELLED) more than `days` ago, oldest first; *dropped: how many. */
 status_t gw_store_drop_old_steps(db_t *db, int64_t days, int64_t batch, int64_t *dropped);
+
+/* ---- the merchant settings record (gateway_store_merchant.c) ---- */
+
+/** The record, or the defaults (time zone UTC, version 0) when the merchant never set it. */
+status_t gw_store_merchant_read(db_t *db, arena_t *a, const char *merchant_id,
+                                Loyalty__V1__GatewayMerchantSettings **out);
+
+/** Writes the record as version + 1; when `push` (its time zone is new to the services) or on
+ *  the first version, every one of `services` gets a push targeting this version. */
+status_t gw_store_merchant_write(db_t *db, arena_t *a, const char *merchant_id,
+                                 const Loyalty__V1__GatewayMerchantSettings *s, bool push,
+                                 const char *const *services, size_t n_services,
+                                 Loyalty__V1__GatewayMerchantSettings **out);
+
+/** The merchant's time zone from its record, or `fallback` when it never set one (arena
+ *  memory, or fallback itself). */
+status_t gw_store_merchant_time_zone(db_t *db, arena_t *a, const char *merchant_id,
+                                     const char *fallback, const char **out);
+
+/** The merchant's push rows, one per service name, in no order. */
+status_t gw_store_merchant_pushes(db_t *db, arena_t *a, const char *merchant_id,
+                                  Loyalty__V1__GatewayMerchantSettingsPush ***out, size_t *n);
+
+/** A push taken by the job, under its lease. */
+typedef struct gw_merchant_push {
+    char *merchant_id;
+    char *service;
+    int64_t version; /* the record's, to push */
+    int64_t resync;
+    int32_t attempts;
+    char *time_zone;
+} gw_merchant_push_t;
+
+/** Takes up to `limit` due pushes under a lease of lease_s into out[0..*n). */
+status_t gw_store_merchant_pushes_claim(db_t *db, arena_t *a, int limit, int64_t lease_s,
+                                        gw_merchant_push_t *out, int *n);
+/** A push applied: the row parks until a newer version or a resync makes it due. */
+status_t gw_store_merchant_push_done(db_t *db, const gw_merchant_push_t *x);
+/** A push refused or not answered: due again after backoff_s (at once for a newer version). */
+status_t gw_store_merchant_push_failed(db_t *db, const gw_merchant_push_t *x, const char *error,
+                                       int64_t backoff_s);
+/** Asks for a push under a new key to a service whose copy differs from the record, when its
+ *  push is otherwise in sync and idle (a push in flight or due will settle it anyway). */
+status_t gw_store_merchant_push_resync(db_t *db, const char *merchant_id, const char *service,
+                                       int64_t version);
+
+/** A record the verify pass reads the copies of. */
+typedef struct gw_merchant_record {
+    char *merchant_id;
+    char *time_zone;
+    int64_t version;
+} gw_merchant_record_t;
+
+/** Takes up to `limit` records not verified for every_s seconds, marking them verified now. */
+status_t gw_store_merchant_verify_claim(db_t *db, arena_t *a, int64_t every_s, int limit,
+                                        gw_merchant_record_t **out, size_t *n);
 
 #endif
