@@ -4,9 +4,7 @@
  * through; only the service credential may say whom it acts for (metadata
  * loyalty-on-behalf-of): an admin that sends it is refused and nothing is recorded, and a
  * malformed value is refused too. */
-#include "config.h"
-#include "credentials.h"
-#include "gateway_it.h"
+#include "credentials_it.h"
 #include "loyalty/v1/audit.pb-c.h"
 
 #include <libpq-fe.h>
@@ -14,48 +12,14 @@
 #define SERVICE_TOKEN "audit-relay-svc-token-3b9e"
 #define ADMIN_TOKEN "audit-relay-admin-token-c1d7"
 
-static char cred_path[128];
-static char cred_env[192];
-
-static const char *client_env(const char *name, void *arg) {
-    (void)arg;
-    return strcmp(name, "LOYALTY_AUTH_TOKEN") == 0 ? SERVICE_TOKEN : NULL;
-}
-
 static void relay_setup(void) {
-    it_setup();
-    /* The helpers of gateway_it.h call with the default token: the service credential. */
-    config_t cfg;
-    status_t st = config_load(&cfg, "test", 1, client_env, NULL);
-    cr_assert(status_is_ok(&st), "%s", st.message);
-    rpc_client_init(&cfg);
+    it_cred_setup(SERVICE_TOKEN);
 }
 
-static void relay_teardown(void) {
-    it_teardown();
-    gw_extra_env[0] = NULL;
-    if (cred_path[0]) {
-        unlink(cred_path);
-    }
-}
+TestSuite(audit_relay, .init = relay_setup, .fini = it_cred_teardown, .timeout = 600);
 
-TestSuite(audit_relay, .init = relay_setup, .fini = relay_teardown, .timeout = 600);
-
-/* The six services with a credential file holding one admin of `m`, "shop-admin". */
 static void start_with_admin(const char *m) {
-    snprintf(cred_path, sizeof cred_path, "/tmp/loyalty-audit-relay-creds-%d", (int)getpid());
-    FILE *f = fopen(cred_path, "w");
-    cr_assert_not_null(f);
-    uint8_t d[CRED_DIGEST_BYTES];
-    cred_digest(ADMIN_TOKEN, strlen(ADMIN_TOKEN), d);
-    fprintf(f, "shop-admin admin %s ", m);
-    for (int i = 0; i < CRED_DIGEST_BYTES; i++) {
-        fprintf(f, "%02x", d[i]);
-    }
-    fprintf(f, "\n");
-    cr_assert_eq(fclose(f), 0);
-    snprintf(cred_env, sizeof cred_env, "LOYALTY_CREDENTIALS_FILE=%s", cred_path);
-    stack_start_with((const char *[]){"LOYALTY_AUTH_TOKEN=" SERVICE_TOKEN, cred_env, NULL});
+    it_cred_start_with_admin("audit-relay", m, ADMIN_TOKEN);
 }
 
 /* A call with `token`, and `behalf` in loyalty-on-behalf-of when not NULL. */

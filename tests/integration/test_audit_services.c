@@ -3,54 +3,19 @@
  * template, a referral programme, a manual points adjustment, top-up plans, gateway settings)
  * leaves exactly its configuration calls and the rows they changed in each service's audit_log,
  * with the credential that made them; business calls (a member, a top-up) leave nothing. */
-#include "config.h"
-#include "credentials.h"
-#include "gateway_it.h"
+#include "credentials_it.h"
 
 #define SERVICE_TOKEN "audit-svc-token-77aa"
 #define ADMIN_TOKEN "audit-shop-admin-token-1c0d"
 
-static char cred_path[128];
-static char cred_env[192];
-
-static const char *client_env(const char *name, void *arg) {
-    (void)arg;
-    return strcmp(name, "LOYALTY_AUTH_TOKEN") == 0 ? SERVICE_TOKEN : NULL;
-}
-
 static void audit_setup(void) {
-    it_setup();
-    /* The helpers of gateway_it.h call with the default token: the service credential. */
-    config_t cfg;
-    status_t st = config_load(&cfg, "test", 1, client_env, NULL);
-    cr_assert(status_is_ok(&st), "%s", st.message);
-    rpc_client_init(&cfg);
+    it_cred_setup(SERVICE_TOKEN);
 }
 
-static void audit_teardown(void) {
-    it_teardown();
-    gw_extra_env[0] = NULL;
-    if (cred_path[0]) {
-        unlink(cred_path);
-    }
-}
-
-TestSuite(audit_services, .init = audit_setup, .fini = audit_teardown, .timeout = 600);
+TestSuite(audit_services, .init = audit_setup, .fini = it_cred_teardown, .timeout = 600);
 
 static void start_with_credentials(const char *m) {
-    snprintf(cred_path, sizeof cred_path, "/tmp/loyalty-audit-svc-creds-%d", (int)getpid());
-    FILE *f = fopen(cred_path, "w");
-    cr_assert_not_null(f);
-    uint8_t d[CRED_DIGEST_BYTES];
-    cred_digest(ADMIN_TOKEN, strlen(ADMIN_TOKEN), d);
-    fprintf(f, "shop-admin admin %s ", m);
-    for (int i = 0; i < CRED_DIGEST_BYTES; i++) {
-        fprintf(f, "%02x", d[i]);
-    }
-    fprintf(f, "\n");
-    cr_assert_eq(fclose(f), 0);
-    snprintf(cred_env, sizeof cred_env, "LOYALTY_CREDENTIALS_FILE=%s", cred_path);
-    stack_start_with((const char *[]){"LOYALTY_AUTH_TOKEN=" SERVICE_TOKEN, cred_env, NULL});
+    it_cred_start_with_admin("audit-svc", m, ADMIN_TOKEN);
 }
 
 /* One SQL value (the first column of the first row) as text, "" for none or NULL. */
