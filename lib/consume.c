@@ -1,6 +1,7 @@
 /* consume.c -- the event stream's consumer threads (see consume.h): XGROUP CREATE once,
  * XREADGROUP for new entries, XAUTOCLAIM for entries another consumer (a dead replica, or a
- * handler that failed) left unacknowledged, the handler in a transaction, XACK after commit. */
+ * handler that failed) left unacknowledged, the handlers of one merchant's consecutive events in
+ * one transaction (a part each), XACK after commit. */
 #include "consume.h"
 
 #include "clock.h"
@@ -133,44 +134,68 @@ static bool entry_event(const redisReply *e, consume_event_t *ev) {
     return ev->event_id && ev->type && ev->merchant_id && ev->subject_id && ev->payload;
 }
 
+/* Consecutive events of one merchant, run in one transaction with a part each (db_tx_part):
+ * a batch pays one BEGIN and one COMMIT (one wait for the disk) instead of one per event, and an
+ * event whose handler fails is rolled back alone and left unacknowledged. */
+typedef struct consume_batch {
+    const rpc_consumer_t *c;
+    const consume_event_t *evs;
+    bool *handled; /* out, per event */
+    int n;
+    rpc_ctx_t *ctx;
+    int invalidations_before; /* a retried attempt drops the keys of the attempt it replaces */
+} consume_batch_t;
+
 typedef struct consume_call {
     const rpc_consumer_t *c;
     const consume_event_t *ev;
     rpc_ctx_t *ctx;
-    int invalidations_before; /* a retried attempt drops the keys of the attempt it replaces */
 } consume_call_t;
 
-static status_t consume_tx(db_t *db, void *arg) {
-    consume_call_t *x = arg;
+static status_t consume_part(db_t *db, void *arg) {
     (void)db;
-    x->ctx->invalidation_count = x->invalidations_before;
+    consume_call_t *x = arg;
     return x->c->fn(x->ctx, x->ev);
 }
 
-static status_t consume_run(rpc_ctx_t *ctx, void *arg) {
-    consume_call_t *x = arg;
-    x->ctx = ctx;
-    x->invalidations_before = ctx->invalidation_count;
-    return db_tx(ctx->db, consume_tx, x);
+static status_t consume_batch_tx(db_t *db, void *arg) {
+    consume_batch_t *b = arg;
+    b->ctx->invalidation_count = b->invalidations_before;
+    for (int i = 0; i < b->n; i++) {
+        consume_call_t x = {.c = b->c, .ev = &b->evs[i], .ctx = b->ctx};
+        status_t st = db_tx_part(db, consume_part, &x);
+        b->handled[i] = status_is_ok(&st);
+        if (st.code == STATUS_UNAVAILABLE) {
+            return st; /* the transaction is gone with its connection: db_tx runs it again */
+        }
+        if (!b->handled[i]) {
+            log_msg(LOG_WARN, "event %s (%s) not handled by %s; retried later: %s",
+                    b->evs[i].event_id, b->evs[i].type, b->c->group, st.message);
+        }
+    }
+    return status_ok();
 }
 
-/* Handles one entry; true when it may be acknowledged (handled, or not for this consumer). */
-static bool entry_handle(const consumer_thread_t *t, db_t *db, cache_t *cache,
-                         const redisReply *e) {
-    consume_event_t ev;
-    if (!entry_event(e, &ev)) {
-        return true; /* nothing a handler could use: acknowledged, not retried forever */
-    }
-    if (strncmp(ev.type, t->c->type_prefix, strlen(t->c->type_prefix)) != 0) {
-        return true;
-    }
-    consume_call_t x = {.c = t->c, .ev = &ev};
-    status_t st = srv_background_run(t->c->group, db, cache, ev.merchant_id, consume_run, &x);
+static status_t consume_run(rpc_ctx_t *ctx, void *arg) {
+    consume_batch_t *b = arg;
+    b->ctx = ctx;
+    b->invalidations_before = ctx->invalidation_count;
+    return db_tx(ctx->db, consume_batch_tx, b);
+}
+
+/* Runs evs[0..n) (one merchant's) in one transaction; handled[i] says which may be acknowledged.
+ */
+static void events_run(const consumer_thread_t *t, db_t *db, cache_t *cache,
+                       const consume_event_t *evs, bool *handled, int n) {
+    consume_batch_t b = {.c = t->c, .evs = evs, .handled = handled, .n = n};
+    status_t st = srv_background_run(t->c->group, db, cache, evs[0].merchant_id, consume_run, &b);
     if (!status_is_ok(&st)) {
-        log_msg(LOG_WARN, "event %s (%s) not handled by %s; retried later: %s", ev.event_id,
-                ev.type, t->c->group, st.message);
+        log_msg(LOG_WARN, "%d events not handled by %s; retried later: %s", n, t->c->group,
+                st.message);
+        for (int i = 0; i < n; i++) {
+            handled[i] = false; /* nothing of the transaction committed */
+        }
     }
-    return status_is_ok(&st);
 }
 
 /* ---- the group ---- */
@@ -243,27 +268,49 @@ static void entries_ack(const consumer_thread_t *t, cache_t *cache, const char *
     }
 }
 
-/* Handles a list of entries and acknowledges those handled; *failed counts the others. */
+/* Handles a list of entries and acknowledges those handled; *failed counts the others. Entries
+ * that carry no usable event, or an event not for this consumer, are acknowledged as they are;
+ * the others run in one transaction per run of consecutive events of one merchant. */
 static void entries_run(const consumer_thread_t *t, db_t *db, cache_t *cache,
                         const redisReply *list, int *failed) {
     if (list == NULL || list->type != REDIS_REPLY_ARRAY) {
         return;
     }
     const char *ids[CONSUME_BATCH_MAX];
-    int n = 0;
-    for (size_t i = 0; i < list->elements && n < CONSUME_BATCH_MAX; i++) {
+    int n_ids = 0;
+    consume_event_t evs[CONSUME_BATCH_MAX];
+    bool handled[CONSUME_BATCH_MAX];
+    int n_evs = 0;
+    for (size_t i = 0; i < list->elements && n_ids + n_evs < CONSUME_BATCH_MAX; i++) {
         const redisReply *e = list->element[i];
         if (e->type != REDIS_REPLY_ARRAY || e->elements < 1 ||
             e->element[0]->type != REDIS_REPLY_STRING) {
             continue;
         }
-        if (entry_handle(t, db, cache, e)) {
-            ids[n++] = e->element[0]->str;
-        } else {
-            (*failed)++;
+        consume_event_t ev;
+        if (!entry_event(e, &ev) ||
+            strncmp(ev.type, t->c->type_prefix, strlen(t->c->type_prefix)) != 0) {
+            ids[n_ids++] = e->element[0]->str; /* nothing for a handler: not retried forever */
+            continue;
         }
+        evs[n_evs++] = ev;
     }
-    entries_ack(t, cache, ids, n);
+    for (int start = 0; start < n_evs;) {
+        int end = start + 1;
+        while (end < n_evs && strcmp(evs[end].merchant_id, evs[start].merchant_id) == 0) {
+            end++;
+        }
+        events_run(t, db, cache, &evs[start], &handled[start], end - start);
+        for (int k = start; k < end; k++) {
+            if (handled[k]) {
+                ids[n_ids++] = evs[k].entry_id;
+            } else {
+                (*failed)++;
+            }
+        }
+        start = end;
+    }
+    entries_ack(t, cache, ids, n_ids);
 }
 
 /* XAUTOCLAIM: entries idle for CONSUME_RETRY_IDLE_MS, from any consumer of the group; the

@@ -1,7 +1,8 @@
 /* consume.h -- consumers of the domain event stream (outbox.h publishes it): a service names
  * the events it follows in rpc_server_options.consumers, and the shared server runs one thread
- * per consumer that reads the stream through a Redis consumer group, runs the handler of each
- * event in a database transaction and acknowledges the event after its commit. Consequences: a
+ * per consumer that reads the stream through a Redis consumer group, runs the handlers of the
+ * events one read delivers in a database transaction per merchant (a part per event) and
+ * acknowledges the events after its commit. Consequences: a
  * restart (or another replica) goes on where the group stopped, since the group keeps the
  * stream position and every unacknowledged entry; an event is handled at least once, so a
  * handler must be idempotent (the same event twice, or an older one after a newer one, changes
@@ -40,8 +41,9 @@ typedef struct consume_event {
     int64_t occurred_at;
 } consume_event_t;
 
-/** Handles one event inside the consumer's transaction; ctx->merchant_id is the event's
- *  merchant. A non-OK status rolls the transaction back and leaves the event unacknowledged,
+/** Handles one event inside a part (db_tx_part) of the consumer's transaction, which runs the
+ *  consecutive events of one merchant that one read delivered; ctx->merchant_id is the event's
+ *  merchant. A non-OK status rolls the event's part back and leaves it unacknowledged,
  *  to be delivered again after CONSUME_RETRY_IDLE_MS: return OK for an event that can never
  *  apply (an unknown member), with a log line. */
 typedef status_t (*consume_fn)(rpc_ctx_t *ctx, const consume_event_t *ev);
