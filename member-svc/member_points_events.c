@@ -17,8 +17,15 @@ status_t member_on_points_event(rpc_ctx_t *ctx, const consume_event_t *ev) {
         !consume_payload_int(ev->payload, "version", &version) || version <= 0) {
         return status_ok(); /* an event that carries no balance (points.expired, old entries) */
     }
+    /* Most merchants have no points_balance rule: the balance is only kept, in one statement. */
+    bool ruled = false;
+    status_t st = member_row_learn_points_unruled(ctx->db, ctx->merchant_id, ev->subject_id,
+                                                  available, version, &ruled);
+    if (!status_is_ok(&st) || !ruled) {
+        return st;
+    }
     member_row_t row;
-    status_t st = member_row_get(ctx->db, ctx->arena, ctx->merchant_id, ev->subject_id, true, &row);
+    st = member_row_get(ctx->db, ctx->arena, ctx->merchant_id, ev->subject_id, true, &row);
     if (strcmp(st.reason, "MEMBER_NOT_FOUND") == 0) {
         /* points of an id member-svc does not know (points-svc takes any member id) */
         log_msg(LOG_DEBUG, "points event %s: member %s unknown here", ev->event_id, ev->subject_id);

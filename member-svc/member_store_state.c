@@ -581,6 +581,33 @@ void member_row_from_result(arena_t *a, const PGresult *r, int i, int c0, member
     m->points_version = db_get_int(r, i, c0 + 30);
 }
 
+status_t member_row_learn_points_unruled(db_t *db, const char *merchant_id, const char *member_id,
+                                         int64_t balance, int64_t version, bool *ruled) {
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_text(&p, member_id);
+    db_param_int(&p, balance);
+    db_param_int(&p, version);
+    PGresult *r = NULL;
+    /* A rule is stored as "points_balance >= 5000 points rich" (member_tags.c). */
+    status_t st =
+        db_exec_row(db,
+                    "WITH s AS (SELECT EXISTS (SELECT FROM settings, unnest(tag_rules) AS t(rule) "
+                    " WHERE merchant_id = $1 AND rule LIKE 'points\\_balance %') AS ruled), "
+                    "u AS (UPDATE members SET points_balance = $3, points_version = $4 "
+                    " WHERE merchant_id = $1 AND id = $2 AND points_version < $4 "
+                    " AND NOT (SELECT ruled FROM s) RETURNING 1) "
+                    "SELECT ruled, (SELECT count(*) FROM u) FROM s",
+                    &p, &r, STATUS_INTERNAL, "DATABASE_ERROR", "no answer");
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    *ruled = db_get_bool(r, 0, 0);
+    PQclear(r);
+    return status_ok();
+}
+
 bool member_row_learn_points(member_row_t *row, int64_t balance, int64_t version) {
     return member_tags_learn_points(&row->points_balance, &row->points_version, balance, version);
 }

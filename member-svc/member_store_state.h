@@ -149,6 +149,13 @@ typedef struct member_row {
     int64_t points_version; /* PointsBalance.version of points_balance; 0 = unversioned */
 } member_row_t;
 
+/** A points event's balance, stored in one statement when the merchant has no points_balance
+ *  tag rule (so no tag can change): the member's balance and version, if `version` is newer
+ *  than the row's. *ruled: the merchant has such a rule, and nothing was written (the caller
+ *  then re-tags the member under its lock). An unknown member is no error. */
+status_t member_row_learn_points_unruled(db_t *db, const char *merchant_id, const char *member_id,
+                                         int64_t balance, int64_t version, bool *ruled);
+
 /** Takes a points balance for the points_balance tag rules when it is newer than the row's:
  *  its version (PointsBalance.version, points events) is higher, or it has none (0: a caller
  *  that vouches for its order). A duplicate or an older balance changes nothing, so that points

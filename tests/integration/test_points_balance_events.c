@@ -257,3 +257,29 @@ Test(points_balance_events, changes_made_while_member_svc_is_down_reach_the_tags
     harness_restart(&procs[SVC_MEMBER]);
     cr_assert(!has_tag(wait_balance(m, b, 4000), "points_rich"));
 }
+
+Test(points_balance_events, without_a_balance_rule_the_balance_is_kept_for_a_rule_set_later) {
+    /* Goal: a merchant with no points_balance rule has the referrers' balances kept all the same
+     * (the consumer's one-statement path), so that a rule set later tags them from the kept
+     * balance through the re-evaluation walk. */
+    stack_start();
+    shop_t s;
+    open_shop(&s, "pbkeep");
+    const char *b = new_buyer(&s, 0, 0);
+    Loyalty__V1__GatewayCheckout *co = NULL;
+    assert_ok(begin_checkout(s.m, NULL, "order-keep-1", b, shirt_cart(), NULL, &co));
+    Loyalty__V1__GatewayCheckout *done = NULL;
+    assert_ok(complete_checkout(s.m, co->checkout_id, "psp-keep-1", &done));
+    cr_assert_eq(done->state, S_COMPLETED);
+    int64_t available = points_balance(s.m, s.r1)->available;
+    cr_assert(available > 0);
+    cr_assert_eq(wait_balance(s.m, s.r1, available)->n_automatic_tags, 0);
+    set_balance_tag_rule(s.m, "has_points", 1);
+    for (int i = 0;; i++) {
+        if (has_tag(member_stats(s.m, s.r1), "has_points")) {
+            break;
+        }
+        cr_assert(i < POLLS_MAX, "the rule never tagged the referrer from its kept balance");
+        sleep_ms(100);
+    }
+}
