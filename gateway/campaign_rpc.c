@@ -121,4 +121,4 @@ static const rpc_method_t campaign_methods[] = {
 };
 
 const rpc_service_t campaign_service = {&loyalty__v1__campaign_service__descriptor,
-                                        campaign_methods};
+                                        campaign_methods, NULL};

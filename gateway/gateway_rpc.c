@@ -393,7 +393,7 @@ static const rpc_method_t gateway_methods[] = {
     {NULL, NULL, RPC_READ},
 };
 
-const rpc_service_t gateway_service = {&loyalty__v1__gateway__descriptor, gateway_methods};
+const rpc_service_t gateway_service = {&loyalty__v1__gateway__descriptor, gateway_methods, NULL};
 
 /* A storefront credential (README "Credentials") may register, show, quote, check out, refund,
  * top up, redeem and check in for its merchants; sagas, settings, campaigns and the operators'

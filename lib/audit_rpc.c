@@ -77,4 +77,5 @@ static const rpc_method_t audit_methods_served[] = {
     {NULL, NULL, RPC_READ},
 };
 
-const rpc_service_t audit_service = {&loyalty__v1__audit_service__descriptor, audit_methods_served};
+const rpc_service_t audit_service = {&loyalty__v1__audit_service__descriptor, audit_methods_served,
+                                     NULL};

@@ -105,4 +105,4 @@ static const rpc_method_t health_methods[] = {
     {NULL, NULL, RPC_READ},
 };
 
-const rpc_service_t health_service = {&grpc__health__v1__health__descriptor, health_methods};
+const rpc_service_t health_service = {&grpc__health__v1__health__descriptor, health_methods, NULL};

@@ -21,6 +21,43 @@ status_t idem_record_on_commit(db_t *db, arena_t *a, const char *merchant_id, co
                            p);
 }
 
+/* Bytes as the hex text decode(..., 'hex') reads, in arena memory. */
+static char *hex_of(arena_t *a, const unsigned char *b, size_t n) {
+    static const char digits[] = "0123456789abcdef";
+    char *out = arena_alloc(a, 2 * n + 1);
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[b[i] >> 4];
+        out[2 * i + 1] = digits[b[i] & 15];
+    }
+    out[2 * n] = '\0';
+    return out;
+}
+
+status_t idem_record_many_on_commit(db_t *db, arena_t *a, const char *merchant_id,
+                                    const char *method, const idem_record_t *records, size_t n) {
+    char **keys = arena_alloc(a, (n + 1) * sizeof *keys);
+    char **requests = arena_alloc(a, (n + 1) * sizeof *requests);
+    char **responses = arena_alloc(a, (n + 1) * sizeof *responses);
+    for (size_t i = 0; i < n; i++) {
+        keys[i] = (char *)records[i].key;
+        requests[i] = hex_of(a, records[i].request, records[i].request_len);
+        responses[i] = hex_of(a, records[i].response, records[i].response_len);
+    }
+    db_params_t *p = arena_alloc(a, sizeof *p);
+    db_params_init(p);
+    db_param_text(p, merchant_id);
+    db_param_text(p, method);
+    db_param_text_array(p, a, keys, n);
+    db_param_text_array(p, a, requests, n);
+    db_param_text_array(p, a, responses, n);
+    return db_tx_on_commit(
+        db,
+        "INSERT INTO idempotency_keys (merchant_id, key, method, request_hash, "
+        " response) SELECT $1, k, $2, sha256(decode(q, 'hex')), decode(r, 'hex') "
+        "FROM unnest($3::text[], $4::text[], $5::text[]) AS x(k, q, r)",
+        p);
+}
+
 bool idem_key_taken(db_t *db, const status_t *st) {
     return st->code == STATUS_ALREADY_EXISTS &&
            strcmp(db_last_constraint(db), "idempotency_keys_pkey") == 0;

@@ -14,12 +14,27 @@
  *  transaction that made the change, sent together with its COMMIT (db_tx_on_commit): no
  *  round trip of its own. When the key was used before, or by a concurrent call that committed
  *  first (the insert waits for it), the insert fails, the change rolls back and db_tx returns
- *  an error that idem_key_taken recognises; the caller then answers with idem_lookup. Parameters are copied
- *  into `a`; request and response must live as long as the transaction. */
+ *  an error that idem_key_taken recognises; the caller then answers with idem_lookup. Parameters
+ * are copied into `a`; request and response must live as long as the transaction. */
 status_t idem_record_on_commit(db_t *db, arena_t *a, const char *merchant_id, const char *key,
-                               const char *method, const unsigned char *request,
-                               size_t request_len, const unsigned char *response,
-                               size_t response_len);
+                               const char *method, const unsigned char *request, size_t request_len,
+                               const unsigned char *response, size_t response_len);
+
+/** One call's key, request and response, for idem_record_many_on_commit. */
+typedef struct idem_record {
+    const char *key;
+    const unsigned char *request;
+    size_t request_len;
+    const unsigned char *response;
+    size_t response_len;
+} idem_record_t;
+
+/** idem_record_on_commit for the calls of one merchant and method merged into one run
+ *  (rpc_merger_t): one statement for all of them, sent with the COMMIT or the part's end. A key
+ *  taken before, or twice among them, fails it as one taken key fails idem_record_on_commit.
+ *  The values are encoded into `a` now; `records` may go. */
+status_t idem_record_many_on_commit(db_t *db, arena_t *a, const char *merchant_id,
+                                    const char *method, const idem_record_t *records, size_t n);
 
 /** True when db_tx failed because idem_record_on_commit found its key taken. */
 bool idem_key_taken(db_t *db, const status_t *st);

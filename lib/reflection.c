@@ -585,6 +585,6 @@ static const rpc_method_t reflection_methods[] = {
 };
 
 const rpc_service_t reflection_v1_service = {&grpc__reflection__v1__server_reflection__descriptor,
-                                             reflection_methods};
+                                             reflection_methods, NULL};
 const rpc_service_t reflection_v1alpha_service = {
-    &grpc__reflection__v1alpha__server_reflection__descriptor, reflection_methods};
+    &grpc__reflection__v1alpha__server_reflection__descriptor, reflection_methods, NULL};

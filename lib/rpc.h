@@ -92,15 +92,45 @@ typedef enum rpc_kind {
     RPC_READ_ANY_MERCHANT,
 } rpc_kind_t;
 
+/** One call of a BatchService/Run batch, as a merger (below) sees it. */
+typedef struct rpc_merge_call {
+    rpc_ctx_t *ctx;              /* the call's own: its request id, merchant, invalidations */
+    const ProtobufCMessage *req; /* decoded and checked as for a lone call */
+    ProtobufCMessage *resp;      /* an initialised message of the method's output type */
+    /* Set by the merger for a call it leaves out: the call then runs by itself after the merged
+     * ones (a refusal is found and answered there, with the idempotency check a lone call has).
+     * A call left out must have written nothing. */
+    bool alone;
+} rpc_merge_call_t;
+
+/** A method's handler for several of its calls at once (docs/architecture.md "Batched saga
+ *  steps"): the calls of one batch for one merchant (at least two, ordered by lock key), run
+ *  as one operation with statements shared between them inside the batch's transaction. It
+ *  fills the response of every call it does not leave out, each exactly what the call would
+ *  have answered alone, and must leave out a call that would interact with another of the
+ *  batch (the same member) unless it applies them in order. Returning an error abandons the
+ *  merged run: everything it wrote is rolled back and every call runs by itself. The runtime
+ *  records the merged calls' idempotency keys in one statement. */
+typedef status_t rpc_merger_t(rpc_ctx_t *ctx, rpc_merge_call_t *calls, size_t n);
+
 typedef struct rpc_method {
     const char *name; /* as in the .proto: "GetMember" */
     rpc_handler_fn handler;
     rpc_kind_t kind;
 } rpc_method_t;
 
+/** A method's merger (RPC_MUTATE methods only). */
+typedef struct rpc_method_merger {
+    const char *name; /* "EarnBatch" */
+    rpc_merger_t *merge;
+} rpc_method_merger_t;
+
 typedef struct rpc_service {
     const ProtobufCServiceDescriptor *descriptor;
     const rpc_method_t *methods; /* ends with an entry whose name is NULL */
+    /* The methods whose batches run merged (rpc_merger_t), ending with an entry whose name is
+     * NULL; may be NULL. */
+    const rpc_method_merger_t *mergers;
 } rpc_service_t;
 
 /** Background work run on a timer by a thread of its own, with its own connections; `ctx`

@@ -1,11 +1,15 @@
 /* rpc_batch_serve.c -- BatchService/Run (batch.proto), served by the runtime of every service:
  * the calls of one mutating method in one transaction, each in a part of its own (db_tx_part)
  * with its own idempotency record, answer, metrics and access-log line. What a batch saves is
- * what every call pays once: the RPC, the transaction's BEGIN and COMMIT, a thread's turn. */
+ * what every call pays once: the RPC, the transaction's BEGIN and COMMIT, a thread's turn. A
+ * method with a merger (rpc_merger_t) runs the calls of each merchant together first, in one
+ * part, sharing its statements between them; the calls it leaves out, or all of them when the
+ * merged run fails, then run one by one as above. */
 #include "rpc_server_internal.h"
 
 #include "cache.h"
 #include "credentials.h"
+#include "idem.h"
 #include "log.h"
 #include "loyalty/v1/batch.pb-c.h"
 #include "outbox.h"
@@ -29,6 +33,7 @@ typedef struct batch_item {
     ProtobufCMessage *resp;
     const char *idempotency_key;
     status_t status;
+    bool merged; /* answered by the method's merger: not run by itself */
 } batch_item_t;
 
 typedef struct batch_run {
@@ -47,9 +52,14 @@ static const srv_method_t *batch_method(const char *path) {
     return NULL;
 }
 
+/* By merchant, so that each merchant's calls are next to each other for the merger, then by
+ * lock key. */
 static int batch_order_cmp(const void *a, const void *b) {
     const batch_item_t *x = *(batch_item_t *const *)a, *y = *(batch_item_t *const *)b;
-    int c = strcmp(x->lock_key, y->lock_key);
+    int c = strcmp(x->ctx->merchant_id, y->ctx->merchant_id);
+    if (c == 0) {
+        c = strcmp(x->lock_key, y->lock_key);
+    }
     if (c != 0) {
         return c;
     }
@@ -112,19 +122,112 @@ static void batch_item_run(const srv_method_t *m, batch_item_t *it, bool as_part
     it->status = srv_call_mutate(it->ctx, m, it->req, &it->resp, it->idempotency_key, as_part);
 }
 
-/* The batch's transaction: every admitted call in lock_key order, each a part of its own. Only
- * a failure of the transaction itself (a lost connection) fails it; db_tx then runs it again
- * from the start, so every call starts afresh here. */
+/* The calls of one merchant, [from, to) of the batch's order, given to the method's merger. */
+typedef struct batch_group {
+    batch_run_t *b;
+    size_t from, to;
+    rpc_merge_call_t *calls;
+} batch_group_t;
+
+static bool batch_lost_db(const status_t *st) {
+    return st->code == STATUS_UNAVAILABLE && strcmp(st->reason, "DATABASE_UNAVAILABLE") == 0;
+}
+
+/* The merged run, as one part: the merger, then one statement recording the keys of the calls
+ * it answered (sent with the part's end; a key taken already fails the part). */
+static status_t batch_merge_part(db_t *db, void *arg) {
+    batch_group_t *g = arg;
+    const srv_method_t *m = g->b->m;
+    size_t n = g->to - g->from;
+    for (size_t i = 0; i < n; i++) { /* a retried part starts afresh */
+        batch_item_t *it = g->b->order[g->from + i];
+        it->ctx->invalidation_count = 0;
+        it->ctx->outbox_emitted = 0;
+        it->resp = pb_new(it->ctx->arena, m->md->output);
+        g->calls[i] = (rpc_merge_call_t){.ctx = it->ctx, .req = it->req, .resp = it->resp};
+    }
+    rpc_ctx_t *ctx = g->calls[0].ctx;
+    srv_ctx_set_current(ctx);
+    status_t st = m->merge(ctx, g->calls, n);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    idem_record_t *records = arena_alloc(ctx->arena, n * sizeof *records);
+    size_t n_records = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (g->calls[i].alone) {
+            continue;
+        }
+        batch_item_t *it = g->b->order[g->from + i];
+        idem_record_t *r = &records[n_records++];
+        r->key = it->idempotency_key;
+        r->request = pb_pack_arena(ctx->arena, it->req, &r->request_len);
+        r->response = pb_pack_arena(ctx->arena, g->calls[i].resp, &r->response_len);
+    }
+    if (n_records == 0) {
+        return status_ok();
+    }
+    return idem_record_many_on_commit(db, ctx->arena, ctx->merchant_id, m->path, records,
+                                      n_records);
+}
+
+/* Runs one merchant's calls through the merger; marks those it answered. A failed merged run
+ * (a refusal it could not leave out, a key used before) leaves every call to run by itself. */
+static status_t batch_merge(batch_run_t *b, size_t from, size_t to) {
+    batch_group_t g = {.b = b, .from = from, .to = to};
+    g.calls = arena_alloc(b->order[from]->ctx->arena, (to - from) * sizeof *g.calls);
+    status_t st = db_tx_part(b->order[from]->ctx->db, batch_merge_part, &g);
+    if (batch_lost_db(&st)) {
+        return st;
+    }
+    for (size_t i = from; i < to && status_is_ok(&st); i++) {
+        if (!g.calls[i - from].alone) {
+            b->order[i]->merged = true;
+            b->order[i]->resp = g.calls[i - from].resp;
+            b->order[i]->status = status_ok();
+        }
+    }
+    if (!status_is_ok(&st)) {
+        log_msg(LOG_DEBUG, "merged run of %zu calls not kept (%s): each runs by itself", to - from,
+                st.reason);
+    }
+    return status_ok();
+}
+
+/* The batch's transaction: each merchant's calls, merged first when the method can (and is not
+ * audited: the audit trail records calls one by one), then those left in lock_key order, each a
+ * part of its own. Only a failure of the transaction itself (a lost connection) fails it; db_tx
+ * then runs it again from the start, so every call starts afresh here. */
 static status_t batch_run_in_tx(db_t *db, void *arg) {
     (void)db;
     batch_run_t *b = arg;
-    for (size_t k = 0; k < b->n_order; k++) {
-        batch_item_t *it = b->order[k];
-        batch_item_run(b->m, it, true);
-        if (it->status.code == STATUS_UNAVAILABLE &&
-            strcmp(it->status.reason, "DATABASE_UNAVAILABLE") == 0) {
-            return it->status; /* the transaction is gone with its connection */
+    bool merge = b->m->merge != NULL && !b->m->audited;
+    for (size_t from = 0; from < b->n_order;) {
+        size_t to = from + 1;
+        while (to < b->n_order &&
+               strcmp(b->order[to]->ctx->merchant_id, b->order[from]->ctx->merchant_id) == 0) {
+            to++;
         }
+        for (size_t k = from; k < to; k++) {
+            b->order[k]->merged = false;
+        }
+        if (merge && to - from >= 2) {
+            status_t st = batch_merge(b, from, to);
+            if (!status_is_ok(&st)) {
+                return st; /* the transaction is gone with its connection */
+            }
+        }
+        for (size_t k = from; k < to; k++) {
+            batch_item_t *it = b->order[k];
+            if (it->merged) {
+                continue;
+            }
+            batch_item_run(b->m, it, true);
+            if (batch_lost_db(&it->status)) {
+                return it->status;
+            }
+        }
+        from = to;
     }
     return status_ok();
 }
@@ -186,8 +289,12 @@ status_t srv_batch_serve(call_t *c, rpc_ctx_t *ctx, ProtobufCMessage **resp_out)
         }
         srv_ctx_set_current(ctx);
         srv_call_bind_log(c);
-        for (size_t k = 0; k < b.n_order && !status_is_ok(&st); k++) {
-            b.order[k]->status = st; /* nothing of the batch committed */
+        for (size_t k = 0; k < b.n_order; k++) {
+            rpc_metrics_batch_call(m->path, b.order[k]->merged);
+            if (!status_is_ok(&st)) {
+                b.order[k]->status = st; /* nothing of the batch committed */
+                b.order[k]->merged = false;
+            }
         }
     }
     Loyalty__V1__BatchRunResponse *resp = pb_new(a, &loyalty__v1__batch_run_response__descriptor);
@@ -231,4 +338,5 @@ static const rpc_method_t batch_methods_served[] = {
     {NULL, NULL, RPC_READ},
 };
 
-const rpc_service_t batch_service = {&loyalty__v1__batch_service__descriptor, batch_methods_served};
+const rpc_service_t batch_service = {&loyalty__v1__batch_service__descriptor, batch_methods_served,
+                                     NULL};

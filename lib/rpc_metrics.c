@@ -73,6 +73,11 @@ static metrics_family_t redis_errors = METRICS_COUNTER(
 static metrics_family_t cache_requests = METRICS_COUNTER(
     "loyalty_cache_requests_total", "Cache lookups by cache (near: in-process, redis) and result.",
     "cache", "result");
+static metrics_family_t batch_calls = METRICS_COUNTER(
+    "loyalty_batch_calls_total",
+    "Calls served inside BatchService/Run batches, by method and how they ran: merged (by the "
+    "method's merger, sharing statements) or alone (a part of the batch's transaction each).",
+    "method", "run");
 static metrics_family_t outbox_pending = METRICS_GAUGE(
     "loyalty_outbox_pending_rows", "Outbox entries not yet published to the event streams.");
 static metrics_family_t outbox_oldest_age =
@@ -94,7 +99,7 @@ static metrics_family_t *const runtime_families[] = {
     &error_reasons,     &db_round_trips, &db_transactions,   &db_statement_seconds,
     &db_open_gauge,     &db_in_use,      &db_retries,        &db_pool_wait_seconds,
     &db_pool_exhausted, &db_up,          &redis_calls,       &redis_errors,
-    &cache_requests,    &outbox_pending, &outbox_oldest_age, &ready,
+    &cache_requests,    &batch_calls,    &outbox_pending,    &outbox_oldest_age, &ready,
     &process_rss,       &process_cpu,    &process_fds,       &process_start,
 };
 
@@ -240,6 +245,10 @@ void rpc_metrics_redis_call(bool ok) {
 
 void rpc_metrics_cache_request(const char *cache, bool hit) {
     metrics_inc(&cache_requests, (const char *[]){cache, hit ? "hit" : "miss"});
+}
+
+void rpc_metrics_batch_call(const char *method, bool merged) {
+    metrics_inc(&batch_calls, (const char *[]){method, merged ? "merged" : "alone"});
 }
 
 void rpc_metrics_outbox(int64_t pending_rows, double oldest_pending_age_s) {

@@ -36,6 +36,8 @@ void rpc_metrics_db_round_trip(double seconds);
 void rpc_metrics_db_transaction(void);
 /** PostgreSQL: a transaction is retried after a serialization failure or deadlock. */
 void rpc_metrics_db_serialization_retry(void);
+/** A call of a BatchService/Run batch, run merged by its method's merger or alone. */
+void rpc_metrics_batch_call(const char *method, bool merged);
 /** PostgreSQL: connections opened (+1) or closed (-1). */
 void rpc_metrics_db_connections_open(int64_t delta);
 /** PostgreSQL: a connection starts (+1) or stops (-1) running a transaction or statement. */

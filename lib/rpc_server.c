@@ -229,6 +229,15 @@ static status_t srv_add_service(const rpc_service_t *svc, bool is_health, bool i
                                "%s is RPC_MUTATE without merchant_id and idempotency_key",
                                sm->path);
         }
+        for (const rpc_method_merger_t *mg = svc->mergers; mg && mg->name; mg++) {
+            if (strcmp(mg->name, m->name) == 0) {
+                sm->merge = mg->merge;
+            }
+        }
+        if (sm->merge != NULL && m->kind != RPC_MUTATE) {
+            return status_make(STATUS_INTERNAL, "BAD_SERVICE_TABLE",
+                               "%s has a merger but is not RPC_MUTATE", sm->path);
+        }
         /* protobuf-c does not say which methods stream; the embedded descriptors do. */
         sm->streaming = m->kind == RPC_STREAM;
         int streams = reflection_method_streaming(sm->path);

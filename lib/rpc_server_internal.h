@@ -40,6 +40,7 @@ typedef struct srv_method {
     bool streaming;       /* RPC_STREAM: registered without payload, read with RECV_MESSAGE */
     cred_access_t access; /* who may call it with a credential file */
     bool audited;         /* a configuration change: recorded in audit_log (audit.h) */
+    rpc_merger_t *merge;  /* the service's merger for its batches, or NULL */
 } srv_method_t;
 
 typedef struct srv_cq {

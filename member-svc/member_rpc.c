@@ -181,4 +181,5 @@ static const rpc_method_t member_methods[] = {
     {NULL, NULL, RPC_READ},
 };
 
-const rpc_service_t member_service = {&loyalty__v1__member_service__descriptor, member_methods};
+const rpc_service_t member_service = {&loyalty__v1__member_service__descriptor, member_methods,
+                                      NULL};

@@ -873,10 +873,21 @@ static status_t batch_member(rpc_ctx_t *ctx, const Loyalty__V1__PointsSettings *
     return st;
 }
 
-static status_t rpc_earn_batch(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
-                               ProtobufCMessage *resp_msg) {
-    const Loyalty__V1__PointsEarnBatchRequest *req = (const void *)req_msg;
-    Loyalty__V1__PointsEarnBatchResponse *resp = (void *)resp_msg;
+/* One EarnBatch call, checked and priced before any lock, and its hold once read under its
+ * member's lock. */
+typedef struct earn_batch_call {
+    rpc_ctx_t *ctx;
+    const Loyalty__V1__PointsEarnBatchRequest *req;
+    Loyalty__V1__PointsEarnBatchResponse *resp;
+    earn_plan_t *plans;
+    Loyalty__V1__PointsHold *hold; /* the one to commit; NULL until read, or without one */
+} earn_batch_call_t;
+
+/* Checks a call and prices its earns; *s is the merchant's settings, loaded when still NULL. */
+static status_t earn_batch_prepare(rpc_ctx_t *ctx, const Loyalty__V1__PointsEarnBatchRequest *req,
+                                   Loyalty__V1__PointsEarnBatchResponse *resp,
+                                   Loyalty__V1__PointsSettings **s, earn_batch_call_t *c) {
+    *c = (earn_batch_call_t){.ctx = ctx, .req = req, .resp = resp};
     if (req->n_earns > POINTS_EARN_BATCH_MAX) {
         return status_invalid_field("earns", "at most %d earns", POINTS_EARN_BATCH_MAX);
     }
@@ -892,39 +903,164 @@ static status_t rpc_earn_batch(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
             st = batch_item_status(i, st);
         }
     }
-    Loyalty__V1__PointsSettings *s = NULL;
-    if (status_is_ok(&st)) {
-        st = points_load_settings(ctx, &s);
+    if (status_is_ok(&st) && *s == NULL) {
+        st = points_load_settings(ctx, s);
     }
-    earn_plan_t *plans = arena_alloc(ctx->arena, (req->n_earns + 1) * sizeof *plans);
+    c->plans = arena_alloc(ctx->arena, (req->n_earns + 1) * sizeof *c->plans);
     resp->earns = arena_alloc(ctx->arena, (req->n_earns + 1) * sizeof *resp->earns);
     resp->n_earns = req->n_earns;
     for (size_t i = 0; status_is_ok(&st) && i < req->n_earns; i++) {
         resp->earns[i] = pb_new(ctx->arena, &loyalty__v1__points_earn_response__descriptor);
-        st = earn_prepare(ctx, s, req->earns[i], &plans[i]);
+        st = earn_prepare(ctx, *s, req->earns[i], &c->plans[i]);
         if (!status_is_ok(&st)) {
             st = batch_item_status(i, st);
         }
     }
+    return st;
+}
+
+/* Every account the calls move locked, and their holds read under the locks: one round trip.
+ * Calls with `skip[i]` set are left out (skip may be NULL). */
+static status_t earn_batch_lock(rpc_ctx_t *ctx, earn_batch_call_t *calls, size_t n,
+                                const bool *skip, points_batch_locks_t *locks) {
+    size_t n_earners = 0, n_holds = 0;
+    for (size_t i = 0; i < n; i++) {
+        n_earners += skip && skip[i] ? 0 : calls[i].req->n_earns;
+    }
+    const char **earners = arena_alloc(ctx->arena, (n_earners + 1) * sizeof *earners);
+    const char **hold_ids = arena_alloc(ctx->arena, (n + 1) * sizeof *hold_ids);
+    n_earners = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (skip && skip[i]) {
+            continue;
+        }
+        for (size_t k = 0; k < calls[i].req->n_earns; k++) {
+            earners[n_earners++] = calls[i].plans[k].req->member_id;
+        }
+        if (calls[i].req->commit_hold_id[0]) {
+            hold_ids[n_holds++] = calls[i].req->commit_hold_id;
+        }
+    }
+    status_t st = points_store_lock_batch(ctx->db, ctx->arena, ctx->merchant_id, earners, n_earners,
+                                          hold_ids, n_holds, locks);
+    for (size_t i = 0; status_is_ok(&st) && i < n; i++) {
+        for (size_t k = 0; k < locks->n_holds && calls[i].req->commit_hold_id[0]; k++) {
+            if (strcmp(locks->holds[k]->id, calls[i].req->commit_hold_id) == 0) {
+                calls[i].hold = locks->holds[k];
+            }
+        }
+    }
+    return st;
+}
+
+/* Applies a call whose accounts are locked: member by member, in member-id order. */
+static status_t earn_batch_apply(const Loyalty__V1__PointsSettings *s, earn_batch_call_t *c,
+                                 const points_batch_locks_t *locks) {
+    const char **members = NULL;
+    size_t n_members = batch_members(c->ctx, c->plans, c->req->n_earns, c->hold, &members);
+    status_t st = status_ok();
+    for (size_t k = 0; status_is_ok(&st) && k < n_members; k++) {
+        st = batch_member(c->ctx, s, c->req, c->plans, members[k], locks, &c->hold, c->resp);
+    }
+    return st;
+}
+
+static status_t rpc_earn_batch(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
+                               ProtobufCMessage *resp_msg) {
+    Loyalty__V1__PointsSettings *s = NULL;
+    earn_batch_call_t c;
+    status_t st = earn_batch_prepare(ctx, (const void *)req_msg, (void *)resp_msg, &s, &c);
+    points_batch_locks_t locks;
+    if (status_is_ok(&st)) {
+        st = earn_batch_lock(ctx, &c, 1, NULL, &locks);
+    }
+    if (status_is_ok(&st) && c.req->commit_hold_id[0] && c.hold == NULL) {
+        st = status_make(STATUS_NOT_FOUND, "HOLD_NOT_FOUND", "hold not found");
+    }
     if (!status_is_ok(&st)) {
         return st;
     }
-    /* Every account of the batch locked, and the hold read under its lock: one round trip. */
-    const char **earners = arena_alloc(ctx->arena, (req->n_earns + 1) * sizeof *earners);
-    for (size_t i = 0; i < req->n_earns; i++) {
-        earners[i] = plans[i].req->member_id;
+    return earn_batch_apply(s, &c, &locks);
+}
+
+/* A member of a merged call, for finding members that two calls share. */
+typedef struct merge_member {
+    const char *member_id;
+    size_t call;
+} merge_member_t;
+
+static int cmp_merge_member(const void *a, const void *b) {
+    const merge_member_t *x = a, *y = b;
+    int c = strcmp(x->member_id, y->member_id);
+    return c != 0 ? c : (x->call > y->call) - (x->call < y->call);
+}
+
+/* Leaves out every call that shares a member with an earlier call kept in: the calls kept
+ * move disjoint sets of accounts, so applying them together is applying them in any order. */
+static void merge_keep_disjoint(arena_t *a, earn_batch_call_t *calls, size_t n, bool *alone) {
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        total += calls[i].req->n_earns + 1;
+    }
+    merge_member_t *m = arena_alloc(a, (total + 1) * sizeof *m);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (alone[i]) {
+            continue;
+        }
+        for (size_t e = 0; e < calls[i].req->n_earns; e++) {
+            m[k++] = (merge_member_t){calls[i].plans[e].req->member_id, i};
+        }
+        if (calls[i].hold != NULL) {
+            m[k++] = (merge_member_t){calls[i].hold->member_id, i};
+        }
+    }
+    qsort(m, k, sizeof *m, cmp_merge_member);
+    for (size_t from = 0; from < k;) {
+        size_t to = from + 1;
+        while (to < k && strcmp(m[to].member_id, m[from].member_id) == 0) {
+            to++;
+        }
+        size_t keeper = n; /* the first call of this member still kept in */
+        for (size_t x = from; x < to; x++) {
+            if (alone[m[x].call] || m[x].call == keeper) {
+                continue;
+            }
+            if (keeper == n) {
+                keeper = m[x].call;
+            } else {
+                alone[m[x].call] = true;
+            }
+        }
+        from = to;
+    }
+}
+
+/* EarnBatch's merger (rpc_merger_t): one lock statement for all the calls of a batch, then each
+ * call's movements as it would make them alone. A call that is refused before the locks, whose
+ * hold is gone, or that shares a member with an earlier call runs by itself afterwards. */
+static status_t merge_earn_batch(rpc_ctx_t *ctx, rpc_merge_call_t *calls, size_t n) {
+    Loyalty__V1__PointsSettings *s = NULL;
+    earn_batch_call_t *eb = arena_alloc(ctx->arena, n * sizeof *eb);
+    bool *alone = arena_alloc(ctx->arena, n * sizeof *alone);
+    for (size_t i = 0; i < n; i++) {
+        status_t st = earn_batch_prepare(calls[i].ctx, (const void *)calls[i].req,
+                                         (void *)calls[i].resp, &s, &eb[i]);
+        alone[i] = !status_is_ok(&st);
     }
     points_batch_locks_t locks;
-    st = points_store_lock_batch(ctx->db, ctx->arena, ctx->merchant_id, earners, req->n_earns,
-                                 req->commit_hold_id[0] ? req->commit_hold_id : NULL, &locks);
-    if (!status_is_ok(&st)) {
-        return st;
+    status_t st = earn_batch_lock(ctx, eb, n, alone, &locks);
+    for (size_t i = 0; status_is_ok(&st) && i < n; i++) {
+        alone[i] = alone[i] || (eb[i].req->commit_hold_id[0] && eb[i].hold == NULL);
     }
-    Loyalty__V1__PointsHold *h = locks.hold;
-    const char **members = NULL;
-    size_t n_members = batch_members(ctx, plans, req->n_earns, h, &members);
-    for (size_t k = 0; status_is_ok(&st) && k < n_members; k++) {
-        st = batch_member(ctx, s, req, plans, members[k], &locks, &h, resp);
+    if (status_is_ok(&st)) {
+        merge_keep_disjoint(ctx->arena, eb, n, alone);
+    }
+    for (size_t i = 0; status_is_ok(&st) && i < n; i++) {
+        calls[i].alone = alone[i];
+        if (!alone[i]) {
+            st = earn_batch_apply(s, &eb[i], &locks);
+        }
     }
     return st;
 }
@@ -1377,4 +1513,11 @@ static const rpc_method_t points_methods[] = {
     {NULL, NULL, RPC_READ},
 };
 
-const rpc_service_t points_service = {&loyalty__v1__points_service__descriptor, points_methods};
+/* Batches of these run merged (docs/architecture.md "Batched saga steps"). */
+static const rpc_method_merger_t points_mergers[] = {
+    {"EarnBatch", merge_earn_batch},
+    {NULL, NULL},
+};
+
+const rpc_service_t points_service = {&loyalty__v1__points_service__descriptor, points_methods,
+                                      points_mergers};

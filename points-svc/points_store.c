@@ -964,22 +964,23 @@ status_t points_store_insert_hold(db_t *db, const char *merchant, const char *id
     "  WHERE hl.merchant_id = h.merchant_id AND hl.hold_id = h.id) s ON true "
 // clang-format on
 
-static status_t hold_from_result(arena_t *a, const PGresult *r, Loyalty__V1__PointsHold **out) {
+static status_t hold_from_row(arena_t *a, const PGresult *r, int row,
+                              Loyalty__V1__PointsHold **out) {
     Loyalty__V1__PointsHold *h = pb_new(a, &loyalty__v1__points_hold__descriptor);
-    h->id = db_dup_str(a, r, 0, 0);
-    h->member_id = db_dup_str(a, r, 0, 1);
-    h->reference = db_dup_str(a, r, 0, 2);
-    h->points = db_get_int(r, 0, 3);
-    h->cash_value_cents = db_get_int(r, 0, 4);
-    h->status = (Loyalty__V1__PointsHoldStatus)db_get_int(r, 0, 5);
-    h->created_at = db_get_int(r, 0, 6);
-    h->expires_at = db_get_int(r, 0, 7);
-    h->finished_at = db_get_int(r, 0, 8);
+    h->id = db_dup_str(a, r, row, 0);
+    h->member_id = db_dup_str(a, r, row, 1);
+    h->reference = db_dup_str(a, r, row, 2);
+    h->points = db_get_int(r, row, 3);
+    h->cash_value_cents = db_get_int(r, row, 4);
+    h->status = (Loyalty__V1__PointsHoldStatus)db_get_int(r, row, 5);
+    h->created_at = db_get_int(r, row, 6);
+    h->expires_at = db_get_int(r, row, 7);
+    h->finished_at = db_get_int(r, row, 8);
     char **ids = NULL, **pts = NULL, **days = NULL;
     size_t n_ids = 0, n_pts = 0, n_days = 0;
-    bool decoded = pgarray_decode(a, db_get_str(r, 0, 9), &ids, &n_ids) &&
-                   pgarray_decode(a, db_get_str(r, 0, 10), &pts, &n_pts) &&
-                   pgarray_decode(a, db_get_str(r, 0, 11), &days, &n_days);
+    bool decoded = pgarray_decode(a, db_get_str(r, row, 9), &ids, &n_ids) &&
+                   pgarray_decode(a, db_get_str(r, row, 10), &pts, &n_pts) &&
+                   pgarray_decode(a, db_get_str(r, row, 11), &days, &n_days);
     if (!decoded || n_pts != n_ids || n_days != n_ids) {
         return status_make(STATUS_INTERNAL, "LEDGER_MISMATCH", "hold %s has unreadable lots",
                            h->id);
@@ -995,6 +996,10 @@ static status_t hold_from_result(arena_t *a, const PGresult *r, Loyalty__V1__Poi
     h->n_lots = n_ids;
     *out = h;
     return status_ok();
+}
+
+static status_t hold_from_result(arena_t *a, const PGresult *r, Loyalty__V1__PointsHold **out) {
+    return hold_from_row(a, r, 0, out);
 }
 
 status_t points_store_get_hold(db_t *db, arena_t *a, const char *merchant, const char *hold_id,
@@ -1020,29 +1025,31 @@ status_t points_store_get_hold(db_t *db, arena_t *a, const char *merchant, const
 }
 
 status_t points_store_lock_batch(db_t *db, arena_t *a, const char *merchant,
-                                 const char *const *members, size_t n_members, const char *hold_id,
+                                 const char *const *members, size_t n_members,
+                                 const char *const *hold_ids, size_t n_holds,
                                  points_batch_locks_t *out) {
     memset(out, 0, sizeof *out);
     db_params_t pl, ph;
     db_params_init(&pl);
     db_param_text(&pl, merchant);
     db_param_text_array(&pl, a, (char **)members, n_members);
-    db_param_text(&pl, hold_id);
+    db_param_text_array(&pl, a, (char **)hold_ids, n_holds);
     db_params_init(&ph);
     db_param_text(&ph, merchant);
-    db_param_text(&ph, hold_id);
+    db_param_text_array(&ph, a, (char **)hold_ids, n_holds);
     /* In member-id order as strcmp sorts (COLLATE "C"), the order every batch locks in; the
-     * hold is read once its member's account is locked. */
+     * holds are read once their members' accounts are locked. */
     db_exec_item_t q[2] = {
         {.sql = "SELECT member_id, " ACCOUNT_COLUMNS " FROM accounts "
                 "WHERE merchant_id = $1 AND member_id IN ("
                 " SELECT unnest($2::text[]) UNION ALL "
-                " SELECT member_id FROM holds WHERE merchant_id = $1 AND id = $3) "
+                " SELECT member_id FROM holds WHERE merchant_id = $1 AND id = ANY($3::text[])) "
                 "ORDER BY member_id COLLATE \"C\" FOR UPDATE",
          .params = &pl},
-        {.sql = HOLD_WITH_LOTS "WHERE h.merchant_id = $1 AND h.id = $2", .params = &ph},
+        {.sql = HOLD_WITH_LOTS "WHERE h.merchant_id = $1 AND h.id = ANY($2::text[])",
+         .params = &ph},
     };
-    status_t st = db_exec_all(db, q, hold_id != NULL ? 2 : 1);
+    status_t st = db_exec_all(db, q, n_holds > 0 ? 2 : 1);
     if (!status_is_ok(&st)) {
         return st;
     }
@@ -1054,11 +1061,12 @@ status_t points_store_lock_batch(db_t *db, arena_t *a, const char *merchant,
         account_from_row_at(q[0].out, i, 1, &out->accounts[i]);
     }
     out->n = (size_t)rows;
-    if (hold_id != NULL && PQntuples(q[1].out) == 1) {
-        st = hold_from_result(a, q[1].out, &out->hold);
-    } else if (hold_id != NULL) {
-        st = status_make(STATUS_NOT_FOUND, "HOLD_NOT_FOUND", "hold not found");
+    int hold_rows = n_holds > 0 ? PQntuples(q[1].out) : 0;
+    out->holds = arena_alloc(a, ((size_t)hold_rows + 1) * sizeof *out->holds);
+    for (int i = 0; i < hold_rows && status_is_ok(&st); i++) {
+        st = hold_from_row(a, q[1].out, i, &out->holds[i]);
     }
+    out->n_holds = status_is_ok(&st) ? (size_t)hold_rows : 0;
     PQclear(q[0].out);
     PQclear(q[1].out);
     return st;

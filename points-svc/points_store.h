@@ -184,17 +184,19 @@ status_t points_store_insert_hold(db_t *db, const char *merchant, const char *id
 status_t points_store_get_hold(db_t *db, arena_t *a, const char *merchant, const char *hold_id,
                                const char *reference, Loyalty__V1__PointsHold **out);
 
-/** EarnBatch's locks in one round trip: the accounts of `members` and of the hold's member
- *  (hold_id may be NULL), locked FOR UPDATE in member-id order, and then the hold with its lots
- *  (NOT_FOUND HOLD_NOT_FOUND). A member without an account is not among them. */
+/** EarnBatch's locks in one round trip: the accounts of `members` and of the holds' members,
+ *  locked FOR UPDATE in member-id order, and then the holds with their lots (a hold that does
+ *  not exist is not among them). A member without an account is not among them. */
 typedef struct points_batch_locks {
     char **members; /* sorted, with accounts[i] theirs */
     points_account_t *accounts;
     size_t n;
-    Loyalty__V1__PointsHold *hold; /* when hold_id was given */
+    Loyalty__V1__PointsHold **holds; /* those of hold_ids that exist, in no order */
+    size_t n_holds;
 } points_batch_locks_t;
 status_t points_store_lock_batch(db_t *db, arena_t *a, const char *merchant,
-                                 const char *const *members, size_t n_members, const char *hold_id,
+                                 const char *const *members, size_t n_members,
+                                 const char *const *hold_ids, size_t n_holds,
                                  points_batch_locks_t *out);
 
 /** Deferred. INTERNAL LEDGER_MISMATCH unless the hold was ACTIVE. */

@@ -379,4 +379,4 @@ static const rpc_method_t promo_methods[] = {
     {NULL, NULL, RPC_READ},
 };
 
-const rpc_service_t promo_service = {&loyalty__v1__promo_service__descriptor, promo_methods};
+const rpc_service_t promo_service = {&loyalty__v1__promo_service__descriptor, promo_methods, NULL};

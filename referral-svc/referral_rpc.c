@@ -535,4 +535,4 @@ static const rpc_method_t referral_methods[] = {
 };
 
 const rpc_service_t referral_service = {&loyalty__v1__referral_service__descriptor,
-                                        referral_methods};
+                                        referral_methods, NULL};

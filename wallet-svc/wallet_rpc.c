@@ -417,4 +417,5 @@ static const rpc_method_t wallet_methods[] = {
     {NULL, NULL, RPC_READ},
 };
 
-const rpc_service_t wallet_service = {&loyalty__v1__wallet_service__descriptor, wallet_methods};
+const rpc_service_t wallet_service = {&loyalty__v1__wallet_service__descriptor, wallet_methods,
+                                      NULL};
