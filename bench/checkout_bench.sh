@@ -11,8 +11,8 @@
 # one checkout costs, per service (bench/support/checkout_counts.sh). Stops what it started.
 # Usage, from the repository root: bench/checkout_bench.sh [seconds] [clients]
 # BENCH_COUNT=0 leaves the per-service counts out (and with them pg_stat_statements, the one
-# part of them that costs anything while the saga runs); BENCH_FSYNC_OFF=1 runs PostgreSQL
-# without fsync.
+# part of them that costs anything while the saga runs); BENCH_TOP=n lists the n statements
+# that take the most backend time (15); BENCH_FSYNC_OFF=1 runs PostgreSQL without fsync.
 set -euo pipefail
 . "$(dirname "$0")/../scripts/lib.sh"
 cd "$LOYALTY_ROOT"

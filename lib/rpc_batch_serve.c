@@ -1,10 +1,11 @@
 /* rpc_batch_serve.c -- BatchService/Run (batch.proto), served by the runtime of every service:
  * the calls of one mutating method in one transaction, each in a part of its own (db_tx_part)
  * with its own idempotency record, answer, metrics and access-log line. What a batch saves is
- * what every call pays once: the RPC, the transaction's BEGIN and COMMIT, a thread's turn. A
- * method with a merger (rpc_merger_t) runs the calls of each merchant together first, in one
- * part, sharing its statements between them; the calls it leaves out, or all of them when the
- * merged run fails, then run one by one as above. */
+ * what every call pays once: the RPC, the transaction's BEGIN and COMMIT, a thread's turn.
+ * First, though, the calls of each merchant run merged, in one part: by the method's merger
+ * (rpc_merger_t), which shares statements between them, or one after another without a part
+ * each; their keys are recorded in one statement. The calls a merger leaves out, or all of them
+ * when the merged run fails (a refusal, a key used before), then run one by one as above. */
 #include "rpc_server_internal.h"
 
 #include "cache.h"
@@ -133,6 +134,22 @@ static bool batch_lost_db(const status_t *st) {
     return st->code == STATUS_UNAVAILABLE && strcmp(st->reason, "DATABASE_UNAVAILABLE") == 0;
 }
 
+/* The merger of a method without one of its own: the calls' handlers one after another, as
+ * they would run alone but without a part each, so that each sees the ones before it. The
+ * first refusal abandons the merged run (every call then runs by itself, where the refusal is
+ * answered with the idempotency check a lone call has). */
+static status_t batch_merge_in_sequence(const srv_method_t *m, rpc_merge_call_t *calls, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        srv_ctx_set_current(calls[i].ctx);
+        log_bind_request(calls[i].ctx->request_id, m->path);
+        status_t st = m->m->handler(calls[i].ctx, calls[i].req, calls[i].resp);
+        if (!status_is_ok(&st)) {
+            return st;
+        }
+    }
+    return status_ok();
+}
+
 /* The merged run, as one part: the merger, then one statement recording the keys of the calls
  * it answered (sent with the part's end; a key taken already fails the part). */
 static status_t batch_merge_part(db_t *db, void *arg) {
@@ -148,7 +165,7 @@ static status_t batch_merge_part(db_t *db, void *arg) {
     }
     rpc_ctx_t *ctx = g->calls[0].ctx;
     srv_ctx_set_current(ctx);
-    status_t st = m->merge(ctx, g->calls, n);
+    status_t st = m->merge ? m->merge(ctx, g->calls, n) : batch_merge_in_sequence(m, g->calls, n);
     if (!status_is_ok(&st)) {
         return st;
     }
@@ -194,14 +211,15 @@ static status_t batch_merge(batch_run_t *b, size_t from, size_t to) {
     return status_ok();
 }
 
-/* The batch's transaction: each merchant's calls, merged first when the method can (and is not
- * audited: the audit trail records calls one by one), then those left in lock_key order, each a
- * part of its own. Only a failure of the transaction itself (a lost connection) fails it; db_tx
- * then runs it again from the start, so every call starts afresh here. */
+/* The batch's transaction: each merchant's calls, merged first (by the method's merger, or in
+ * sequence; not when audited: the audit trail records calls one by one), then those left in
+ * lock_key order, each a part of its own. Only a failure of the transaction itself (a lost
+ * connection) fails it; db_tx then runs it again from the start, so every call starts afresh
+ * here. */
 static status_t batch_run_in_tx(db_t *db, void *arg) {
     (void)db;
     batch_run_t *b = arg;
-    bool merge = b->m->merge != NULL && !b->m->audited;
+    bool merge = !b->m->audited;
     for (size_t from = 0; from < b->n_order;) {
         size_t to = from + 1;
         while (to < b->n_order &&

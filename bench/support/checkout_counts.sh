@@ -178,7 +178,7 @@ report() {
                      FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid
                     WHERE s.dbid = (SELECT oid FROM pg_database WHERE datname = 'loyalty')
                       AND r.rolname <> 'loyalty'
-                    ORDER BY s.total_exec_time DESC LIMIT 15" | sed 's/^/  /'
+                    ORDER BY s.total_exec_time DESC LIMIT ${BENCH_TOP:-15}" | sed 's/^/  /'
 }
 
 case "${1:-}" in

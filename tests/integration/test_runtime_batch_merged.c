@@ -321,3 +321,72 @@ Test(runtime_batch_merged, random_calls_end_as_one_by_one) {
     pt_assert_ledger_clean(batched);
     pt_assert_ledger_clean(alone);
 }
+
+Test(runtime_batch_merged, a_method_without_a_merger_merges_in_sequence) {
+    /* Goal: Hold has no merger of its own: its calls run one after another in one part, two
+     * holds of one member included (the second sees the first's points held); a batch with a
+     * refused call gives way to the calls one by one, so only that call fails. */
+    harness_start(&svc, "points-svc", NULL);
+    const char *m = harness_merchant("merged");
+    pt_configure(m);
+    pt_earn_points(m, "ann", 1000, NULL);
+    pt_earn_points(m, "bob", 100, NULL);
+    const char *series_merged =
+        "loyalty_batch_calls_total{method=\"/loyalty.v1.PointsService/Hold\",run=\"merged\"}";
+    const char *series_alone =
+        "loyalty_batch_calls_total{method=\"/loyalty.v1.PointsService/Hold\",run=\"alone\"}";
+    const char *members[] = {"ann", "ann", "bob", "bob"};
+    int64_t points[] = {600, 400, 50, 80};
+    Loyalty__V1__BatchRunRequest req = LOYALTY__V1__BATCH_RUN_REQUEST__INIT;
+    req.method = "/loyalty.v1.PointsService/Hold";
+    req.calls = arena_alloc(&arena, 4 * sizeof *req.calls);
+    for (size_t i = 0; i < 4; i++) {
+        Loyalty__V1__PointsHoldRequest h = LOYALTY__V1__POINTS_HOLD_REQUEST__INIT;
+        h.merchant_id = (char *)m;
+        h.idempotency_key = arena_printf(&arena, "hold-%zu", i);
+        h.member_id = (char *)members[i];
+        h.points = points[i];
+        h.reference = arena_printf(&arena, "order-%zu", i);
+        h.ttl_s = 600;
+        Loyalty__V1__BatchCall *c = pb_new(&arena, &loyalty__v1__batch_call__descriptor);
+        c->request.data = pb_pack_arena(&arena, &h.base, &c->request.len);
+        c->lock_key = (char *)members[i];
+        req.calls[i] = c;
+    }
+    for (int round = 0; round < 2; round++) {
+        /* Round 0: ann's two holds alone (all fit). Round 1: the same keys again with bob's two
+         * holds, the second more than bob has left. */
+        req.n_calls = round == 0 ? 2 : 4;
+        char *body = NULL;
+        cr_assert_eq(harness_http_get(svc.metrics_port, "/metrics", &body), 200);
+        double merged0 = harness_metric(body, series_merged);
+        double alone0 = harness_metric(body, series_alone);
+        free(body);
+        Loyalty__V1__BatchRunResponse *r = NULL;
+        assert_ok(rpc_call(rpc_channel_get(svc.addr), &loyalty__v1__batch_service__descriptor,
+                           "Run", &req.base, &arena, (ProtobufCMessage **)&r, NULL));
+        cr_assert_eq(harness_http_get(svc.metrics_port, "/metrics", &body), 200);
+        double merged = harness_metric(body, series_merged) - merged0;
+        double alone = harness_metric(body, series_alone) - alone0;
+        free(body);
+        for (size_t i = 0; i < 2; i++) {
+            cr_assert_eq(r->results[i]->code, 0, "hold %zu: %s", i, r->results[i]->reason);
+            Loyalty__V1__PointsHoldResponse *h =
+                (void *)pb_unpack_arena(&arena, &loyalty__v1__points_hold_response__descriptor,
+                                        r->results[i]->response.data, r->results[i]->response.len);
+            cr_assert_eq(h->balance->available, i == 0 ? 400 : 0, "the second sees the first");
+        }
+        if (round == 0) {
+            cr_assert_eq(merged, 2);
+            cr_assert_eq(alone, 0);
+        } else {
+            cr_assert_eq(merged, 0);
+            cr_assert_eq(alone, 4);
+            cr_assert_eq(r->results[2]->code, 0);
+            assert_refused(r, 3, STATUS_FAILED_PRECONDITION, "INSUFFICIENT_POINTS");
+        }
+    }
+    assert_balance(m, "ann", 0, 1000, 0);
+    assert_balance(m, "bob", 50, 50, 0);
+    pt_assert_ledger_clean(m);
+}
