@@ -25,6 +25,8 @@
 
 /* ---- CheckHealth ---- */
 
+/* The participants asked, by name: every per-participant array below is indexed by these (in
+ * designated initialisers), so adding one cannot shift which answer is read as whose. */
 enum { HC_MEMBER, HC_POINTS, HC_WALLET, HC_REFERRAL, HC_PROMO, HC_N };
 
 /* Redis as the gateway sees it: "off" without a URL, else a PING on this worker's connection. */
@@ -60,13 +62,21 @@ status_t gw_rpc_check_health(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
         ctx->merchant_id = req->merchant_id;
     }
     gw_svc_t *svc = gw_svc(ctx);
-    static const char *const names[HC_N] = {"member-svc", "points-svc", "wallet-svc",
-                                            "referral-svc", "promo-svc"};
-    const char *addrs[HC_N] = {svc->cfg->member_svc_addr, svc->cfg->points_svc_addr,
-                               svc->cfg->wallet_svc_addr, svc->cfg->referral_svc_addr,
-                               svc->cfg->promo_svc_addr};
-    rpc_channel_t *channels[HC_N] = {svc->member, svc->points, svc->wallet, svc->referral,
-                                     svc->promo};
+    static const char *const names[HC_N] = {[HC_MEMBER] = "member-svc",
+                                            [HC_POINTS] = "points-svc",
+                                            [HC_WALLET] = "wallet-svc",
+                                            [HC_REFERRAL] = "referral-svc",
+                                            [HC_PROMO] = "promo-svc"};
+    const char *addrs[HC_N] = {[HC_MEMBER] = svc->cfg->member_svc_addr,
+                               [HC_POINTS] = svc->cfg->points_svc_addr,
+                               [HC_WALLET] = svc->cfg->wallet_svc_addr,
+                               [HC_REFERRAL] = svc->cfg->referral_svc_addr,
+                               [HC_PROMO] = svc->cfg->promo_svc_addr};
+    rpc_channel_t *channels[HC_N] = {[HC_MEMBER] = svc->member,
+                                     [HC_POINTS] = svc->points,
+                                     [HC_WALLET] = svc->wallet,
+                                     [HC_REFERRAL] = svc->referral,
+                                     [HC_PROMO] = svc->promo};
     Grpc__Health__V1__HealthCheckRequest check = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
     check.service = ""; /* readiness */
     rpc_call_spec_t c[HC_N];
@@ -125,27 +135,29 @@ status_t gw_rpc_verify_ledgers(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
     pv.merchant_id = (char *)ctx->merchant_id;
     Loyalty__V1__WalletVerifyLedgerRequest wv = LOYALTY__V1__WALLET_VERIFY_LEDGER_REQUEST__INIT;
     wv.merchant_id = (char *)ctx->merchant_id;
-    rpc_call_spec_t c[2] = {
-        {.channel = svc->points,
-         .service = &loyalty__v1__points_service__descriptor,
-         .method = "VerifyLedger",
-         .request = &pv.base},
-        {.channel = svc->wallet,
-         .service = &loyalty__v1__wallet_service__descriptor,
-         .method = "VerifyLedger",
-         .request = &wv.base},
+    /* The calls by name: each answer is read through the index its call was built at. */
+    enum { VL_POINTS, VL_WALLET, VL_N };
+    rpc_call_spec_t c[VL_N] = {
+        [VL_POINTS] = {.channel = svc->points,
+                       .service = &loyalty__v1__points_service__descriptor,
+                       .method = "VerifyLedger",
+                       .request = &pv.base},
+        [VL_WALLET] = {.channel = svc->wallet,
+                       .service = &loyalty__v1__wallet_service__descriptor,
+                       .method = "VerifyLedger",
+                       .request = &wv.base},
     };
     /* The default client deadline is for quick calls; a whole merchant's ledger takes longer.
      * Never past the caller's own deadline (rpc_call_many caps it there). */
     rpc_call_opts_t opts = {.timeout_ms = GW_VERIFY_TIMEOUT_MS};
-    rpc_call_many(c, 2, ctx->arena, &opts);
-    for (int i = 0; i < 2; i++) {
+    rpc_call_many(c, VL_N, ctx->arena, &opts);
+    for (int i = 0; i < VL_N; i++) {
         if (!status_is_ok(&c[i].status)) {
             return c[i].status;
         }
     }
-    resp->points = (Loyalty__V1__PointsVerifyLedgerResponse *)c[0].response;
-    resp->wallet = (Loyalty__V1__WalletVerifyLedgerResponse *)c[1].response;
+    resp->points = (Loyalty__V1__PointsVerifyLedgerResponse *)c[VL_POINTS].response;
+    resp->wallet = (Loyalty__V1__WalletVerifyLedgerResponse *)c[VL_WALLET].response;
     resp->ok = resp->points->ok && resp->wallet->ok;
     return status_ok();
 }
@@ -237,28 +249,31 @@ status_t gw_rpc_get_member_detail(rpc_ctx_t *ctx, const ProtobufCMessage *req_ms
     th.merchant_id = (char *)ctx->merchant_id;
     th.member_id = member_id;
     th.page = &page;
-    rpc_call_spec_t c[2] = {
-        {.channel = svc->member,
-         .service = &loyalty__v1__member_service__descriptor,
-         .method = "GetMemberStats",
-         .request = &gs.base},
-        {.channel = svc->member,
-         .service = &loyalty__v1__member_service__descriptor,
-         .method = "ListTierHistory",
-         .request = &th.base},
+    /* The calls by name: each answer is read through the index its call was built at. */
+    enum { MD_STATS, MD_TIER_HISTORY, MD_N };
+    rpc_call_spec_t c[MD_N] = {
+        [MD_STATS] = {.channel = svc->member,
+                      .service = &loyalty__v1__member_service__descriptor,
+                      .method = "GetMemberStats",
+                      .request = &gs.base},
+        [MD_TIER_HISTORY] = {.channel = svc->member,
+                             .service = &loyalty__v1__member_service__descriptor,
+                             .method = "ListTierHistory",
+                             .request = &th.base},
     };
-    rpc_call_many(c, 2, ctx->arena, NULL);
-    if (status_is_ok(&c[0].status)) {
-        resp->stats = ((Loyalty__V1__MemberGetStatsResponse *)c[0].response)->stats;
+    rpc_call_many(c, MD_N, ctx->arena, NULL);
+    const rpc_call_spec_t *stats = &c[MD_STATS], *tiers = &c[MD_TIER_HISTORY];
+    if (status_is_ok(&stats->status)) {
+        resp->stats = ((Loyalty__V1__MemberGetStatsResponse *)stats->response)->stats;
     } else {
-        detail_unavailable(ctx, ov, "stats", &c[0].status);
+        detail_unavailable(ctx, ov, "stats", &stats->status);
     }
-    if (status_is_ok(&c[1].status)) {
-        Loyalty__V1__MemberListTierHistoryResponse *r = (void *)c[1].response;
+    if (status_is_ok(&tiers->status)) {
+        Loyalty__V1__MemberListTierHistoryResponse *r = (void *)tiers->response;
         resp->tier_history = r->changes;
         resp->n_tier_history = r->n_changes;
     } else {
-        detail_unavailable(ctx, ov, "tier_history", &c[1].status);
+        detail_unavailable(ctx, ov, "tier_history", &tiers->status);
     }
     return gw_store_list_member_orders(ctx->db, ctx->arena, ctx->merchant_id, member_id,
                                        GW_RECENT_ORDERS_MAX, &resp->recent_orders,
