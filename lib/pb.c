@@ -81,6 +81,44 @@ const ProtobufCMessage *pb_get_message_field(const ProtobufCMessage *m, const ch
     return v;
 }
 
+/* Field `name` of m when it is a singular field of type t; NULL otherwise. */
+static const ProtobufCFieldDescriptor *singular_field(const ProtobufCMessage *m, const char *name,
+                                                      ProtobufCType t) {
+    const ProtobufCFieldDescriptor *f =
+        protobuf_c_message_descriptor_get_field_by_name(m->descriptor, name);
+    if (f == NULL || f->type != t || f->label == PROTOBUF_C_LABEL_REPEATED) {
+        return NULL;
+    }
+    return f;
+}
+
+/* Stores the pointer `value` in field f of m, and marks f the oneof's case when it is in one. */
+static void set_pointer(ProtobufCMessage *m, const ProtobufCFieldDescriptor *f, void *value) {
+    if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
+        uint32_t which = f->id;
+        memcpy((char *)m + f->quantifier_offset, &which, sizeof which);
+    }
+    memcpy((char *)m + f->offset, &value, sizeof value);
+}
+
+bool pb_set_string_field(ProtobufCMessage *m, const char *name, char *value) {
+    const ProtobufCFieldDescriptor *f = singular_field(m, name, PROTOBUF_C_TYPE_STRING);
+    if (f == NULL) {
+        return false;
+    }
+    set_pointer(m, f, value);
+    return true;
+}
+
+bool pb_set_message_field(ProtobufCMessage *m, const char *name, ProtobufCMessage *value) {
+    const ProtobufCFieldDescriptor *f = singular_field(m, name, PROTOBUF_C_TYPE_MESSAGE);
+    if (f == NULL || (value != NULL && value->descriptor != f->descriptor)) {
+        return false;
+    }
+    set_pointer(m, f, value);
+    return true;
+}
+
 size_t pb_value_size(ProtobufCType t) {
     switch (t) {
     case PROTOBUF_C_TYPE_INT64:

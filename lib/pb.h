@@ -7,6 +7,7 @@
 
 #include <grpc/byte_buffer.h>
 #include <protobuf-c/protobuf-c.h>
+#include <stdbool.h>
 
 /** Decodes a byte buffer into a message allocated in `a`; NULL when the bytes are not a valid
  *  encoding of `desc`. The buffer stays the caller's. */
@@ -37,5 +38,14 @@ const char *pb_get_string_field(const ProtobufCMessage *m, const char *name);
 /** The value of a top-level singular message field by name; NULL when unset or when the message
  *  has no such message field. */
 const ProtobufCMessage *pb_get_message_field(const ProtobufCMessage *m, const char *name);
+
+/** Sets a top-level singular `string` field by name to `value` (kept, not copied; a oneof
+ *  member becomes the one set). False when the message has no such string field. */
+bool pb_set_string_field(ProtobufCMessage *m, const char *name, char *value);
+
+/** Sets a top-level singular message field by name to `value` (kept, not copied; a oneof member
+ *  becomes the one set). False when the message has no such message field or `value` is not
+ *  of that field's type. */
+bool pb_set_message_field(ProtobufCMessage *m, const char *name, ProtobufCMessage *value);
 
 #endif
