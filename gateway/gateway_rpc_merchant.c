@@ -25,6 +25,7 @@
 #include "pb.h"
 
 #include <assert.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -41,119 +42,109 @@ static int64_t g_verify_s = VERIFY_DEFAULT_S;
 
 enum { P_MEMBER, P_POINTS, P_WALLET, P_PROMO, P_N };
 
-static const char *const p_names[P_N] = {"member-svc", "points-svc", "wallet-svc", "promo-svc"};
+/* One service that keeps a copy of the time zone, and the two calls the job makes to it. Every
+ * update request is { merchant_id, idempotency_key, settings, update_mask } and every read
+ * request { merchant_id }, by those field names; the update's settings carry time_zone, and
+ * merchant_id too where the settings message has one (`settings_merchant_id`). */
+typedef struct p_service {
+    const char *name;
+    size_t channel; /* offsetof the service's channel in gw_svc_t */
+    const ProtobufCServiceDescriptor *service;
+    const char *update_method;
+    const ProtobufCMessageDescriptor *update_request;
+    bool settings_merchant_id;
+    const char *get_method;
+    const ProtobufCMessageDescriptor *get_request;
+} p_service_t;
+
+static const p_service_t p_services[P_N] = {
+    [P_MEMBER] = {.name = "member-svc",
+                  .channel = offsetof(gw_svc_t, member),
+                  .service = &loyalty__v1__member_service__descriptor,
+                  .update_method = "UpdateMemberSettings",
+                  .update_request = &loyalty__v1__member_update_settings_request__descriptor,
+                  .settings_merchant_id = false,
+                  .get_method = "GetMemberSettings",
+                  .get_request = &loyalty__v1__member_get_settings_request__descriptor},
+    [P_POINTS] = {.name = "points-svc",
+                  .channel = offsetof(gw_svc_t, points),
+                  .service = &loyalty__v1__points_service__descriptor,
+                  .update_method = "UpdateSettings",
+                  .update_request = &loyalty__v1__points_update_settings_request__descriptor,
+                  .settings_merchant_id = false,
+                  .get_method = "GetSettings",
+                  .get_request = &loyalty__v1__points_get_settings_request__descriptor},
+    [P_WALLET] = {.name = "wallet-svc",
+                  .channel = offsetof(gw_svc_t, wallet),
+                  .service = &loyalty__v1__wallet_service__descriptor,
+                  .update_method = "UpdateSettings",
+                  .update_request = &loyalty__v1__wallet_update_settings_request__descriptor,
+                  .settings_merchant_id = true,
+                  .get_method = "GetSettings",
+                  .get_request = &loyalty__v1__wallet_get_settings_request__descriptor},
+    [P_PROMO] = {.name = "promo-svc",
+                 .channel = offsetof(gw_svc_t, promo),
+                 .service = &loyalty__v1__promo_service__descriptor,
+                 .update_method = "UpdatePromoSettings",
+                 .update_request = &loyalty__v1__promo_update_settings_request__descriptor,
+                 .settings_merchant_id = false,
+                 .get_method = "GetPromoSettings",
+                 .get_request = &loyalty__v1__promo_get_settings_request__descriptor},
+};
 
 static int p_index(const char *name) {
     for (int i = 0; i < P_N; i++) {
-        if (strcmp(p_names[i], name) == 0) {
+        if (strcmp(p_services[i].name, name) == 0) {
             return i;
         }
     }
     return -1;
 }
 
-static rpc_channel_t *p_channel(const gw_svc_t *svc, int i) {
-    rpc_channel_t *const channels[P_N] = {svc->member, svc->points, svc->wallet, svc->promo};
-    return channels[i];
-}
-
-static const ProtobufCServiceDescriptor *p_service(int i) {
-    static const ProtobufCServiceDescriptor *const services[P_N] = {
-        &loyalty__v1__member_service__descriptor, &loyalty__v1__points_service__descriptor,
-        &loyalty__v1__wallet_service__descriptor, &loyalty__v1__promo_service__descriptor};
-    return services[i];
+/* A call of service i's method with `request`. */
+static void p_call(const gw_svc_t *svc, int i, const char *method, ProtobufCMessage *request,
+                   rpc_call_spec_t *c) {
+    memset(c, 0, sizeof *c);
+    memcpy(&c->channel, (const char *)svc + p_services[i].channel, sizeof c->channel);
+    c->service = p_services[i].service;
+    c->method = method;
+    c->request = request;
 }
 
 /* The update of service i's time zone alone, with its idempotency key. */
 static void p_update_call(arena_t *a, const gw_svc_t *svc, int i, const char *merchant_id,
                           const char *key, const char *time_zone, rpc_call_spec_t *c) {
+    const p_service_t *p = &p_services[i];
     Google__Protobuf__FieldMask *mask = pb_new(a, &google__protobuf__field_mask__descriptor);
     mask->paths = arena_alloc(a, sizeof *mask->paths);
     mask->paths[0] = "time_zone";
     mask->n_paths = 1;
-    char *merchant = arena_strdup(a, merchant_id), *k = arena_strdup(a, key),
-         *tz = arena_strdup(a, time_zone);
-    memset(c, 0, sizeof *c);
-    c->channel = p_channel(svc, i);
-    c->service = p_service(i);
-    switch (i) {
-    case P_MEMBER: {
-        Loyalty__V1__MemberSettings *s = pb_new(a, &loyalty__v1__member_settings__descriptor);
-        s->time_zone = tz;
-        Loyalty__V1__MemberUpdateSettingsRequest *r =
-            pb_new(a, &loyalty__v1__member_update_settings_request__descriptor);
-        r->merchant_id = merchant;
-        r->idempotency_key = k;
-        r->settings = s;
-        r->update_mask = mask;
-        c->method = "UpdateMemberSettings";
-        c->request = &r->base;
-        break;
-    }
-    case P_POINTS: {
-        Loyalty__V1__PointsSettings *s = pb_new(a, &loyalty__v1__points_settings__descriptor);
-        s->time_zone = tz;
-        Loyalty__V1__PointsUpdateSettingsRequest *r =
-            pb_new(a, &loyalty__v1__points_update_settings_request__descriptor);
-        r->merchant_id = merchant;
-        r->idempotency_key = k;
-        r->settings = s;
-        r->update_mask = mask;
-        c->method = "UpdateSettings";
-        c->request = &r->base;
-        break;
-    }
-    case P_WALLET: {
-        Loyalty__V1__WalletSettings *s = pb_new(a, &loyalty__v1__wallet_settings__descriptor);
-        s->merchant_id = merchant;
-        s->time_zone = tz;
-        Loyalty__V1__WalletUpdateSettingsRequest *r =
-            pb_new(a, &loyalty__v1__wallet_update_settings_request__descriptor);
-        r->merchant_id = merchant;
-        r->idempotency_key = k;
-        r->settings = s;
-        r->update_mask = mask;
-        c->method = "UpdateSettings";
-        c->request = &r->base;
-        break;
-    }
-    default: {
-        Loyalty__V1__PromoSettings *s = pb_new(a, &loyalty__v1__promo_settings__descriptor);
-        s->time_zone = tz;
-        Loyalty__V1__PromoUpdateSettingsRequest *r =
-            pb_new(a, &loyalty__v1__promo_update_settings_request__descriptor);
-        r->merchant_id = merchant;
-        r->idempotency_key = k;
-        r->settings = s;
-        r->update_mask = mask;
-        c->method = "UpdatePromoSettings";
-        c->request = &r->base;
-        break;
-    }
-    }
+    char *merchant = arena_strdup(a, merchant_id);
+    ProtobufCMessage *r = pb_new(a, p->update_request);
+    const ProtobufCFieldDescriptor *sf =
+        protobuf_c_message_descriptor_get_field_by_name(p->update_request, "settings");
+    assert(sf != NULL && sf->type == PROTOBUF_C_TYPE_MESSAGE);
+    ProtobufCMessage *s = pb_new(a, sf->descriptor);
+    bool set = pb_set_string_field(s, "time_zone", arena_strdup(a, time_zone)) &&
+               (!p->settings_merchant_id || pb_set_string_field(s, "merchant_id", merchant)) &&
+               pb_set_string_field(r, "merchant_id", merchant) &&
+               pb_set_string_field(r, "idempotency_key", arena_strdup(a, key)) &&
+               pb_set_message_field(r, "settings", s) &&
+               pb_set_message_field(r, "update_mask", &mask->base);
+    assert(set); /* the messages are this file's table: a mismatch is a build's mistake */
+    (void)set;
+    p_call(svc, i, p->update_method, r, c);
 }
 
 /* The read of service i's settings. */
 static void p_get_call(arena_t *a, const gw_svc_t *svc, int i, const char *merchant_id,
                        rpc_call_spec_t *c) {
-    static const char *const methods[P_N] = {"GetMemberSettings", "GetSettings", "GetSettings",
-                                             "GetPromoSettings"};
-    static const ProtobufCMessageDescriptor *const requests[P_N] = {
-        &loyalty__v1__member_get_settings_request__descriptor,
-        &loyalty__v1__points_get_settings_request__descriptor,
-        &loyalty__v1__wallet_get_settings_request__descriptor,
-        &loyalty__v1__promo_get_settings_request__descriptor};
-    ProtobufCMessage *r = pb_new(a, requests[i]);
-    /* Each of the four requests is { string merchant_id = 1; }. */
-    const ProtobufCFieldDescriptor *f =
-        protobuf_c_message_descriptor_get_field_by_name(requests[i], "merchant_id");
-    assert(f != NULL && f->type == PROTOBUF_C_TYPE_STRING);
-    *(char **)((char *)r + f->offset) = arena_strdup(a, merchant_id);
-    memset(c, 0, sizeof *c);
-    c->channel = p_channel(svc, i);
-    c->service = p_service(i);
-    c->method = methods[i];
-    c->request = r;
+    const p_service_t *p = &p_services[i];
+    ProtobufCMessage *r = pb_new(a, p->get_request);
+    bool set = pb_set_string_field(r, "merchant_id", arena_strdup(a, merchant_id));
+    assert(set);
+    (void)set;
+    p_call(svc, i, p->get_method, r, c);
 }
 
 /* The time zone in service i's settings answer (every answer is { settings = 1 } whose
@@ -163,14 +154,14 @@ static const char *p_time_zone(const ProtobufCMessage *resp) {
     return s ? pb_get_string_field(s, "time_zone") : NULL;
 }
 
-/* The push rows of the services this gateway pushes to, in p_names order (the store answers
+/* The push rows of the services this gateway pushes to, in p_services order (the store answers
  * them in any order, with the service's name). */
 static void pushes_in_order(Loyalty__V1__GatewayMerchantSettingsPush **v, size_t *n) {
     Loyalty__V1__GatewayMerchantSettingsPush *by_service[P_N] = {0};
     for (size_t k = 0; k < *n; k++) {
         int i = p_index(v[k]->service);
         if (i >= 0) { /* else a service this gateway no longer pushes to */
-            v[k]->service = (char *)p_names[i];
+            v[k]->service = (char *)p_services[i].name;
             by_service[i] = v[k];
         }
     }
@@ -257,7 +248,11 @@ status_t gw_rpc_update_merchant_settings(rpc_ctx_t *ctx, const ProtobufCMessage 
     }
     bool push = set_time_zone && strcmp(s->time_zone, in.time_zone) != 0;
     fieldmask_apply(&mask, &s->base, &in.base);
-    return gw_store_merchant_write(ctx->db, ctx->arena, ctx->merchant_id, s, push, p_names, P_N,
+    const char *names[P_N];
+    for (int i = 0; i < P_N; i++) {
+        names[i] = p_services[i].name;
+    }
+    return gw_store_merchant_write(ctx->db, ctx->arena, ctx->merchant_id, s, push, names, P_N,
                                    &resp->settings);
 }
 
@@ -351,9 +346,9 @@ static status_t verify_due(rpc_ctx_t *ctx, gw_svc_t *svc) {
             }
             log_msg(LOG_INFO,
                     "merchant %s: %s has time zone %s, the merchant settings %s; pushing again",
-                    merchant_id, p_names[i], copy, tz);
+                    merchant_id, p_services[i].name, copy, tz);
             /* a push under a new key, unless one is in flight or due (it settles it anyway) */
-            st = gw_store_merchant_push_resync(ctx->db, merchant_id, p_names[i], version);
+            st = gw_store_merchant_push_resync(ctx->db, merchant_id, p_services[i].name, version);
         }
     }
     return st;
