@@ -279,8 +279,8 @@ static bool one_checkout(client_t *c, arena_t *a, int64_t n, unsigned *seed) {
         return false;
     }
     if (cr->checkout->state != LOYALTY__V1__GATEWAY_SAGA_STATE__GATEWAY_SAGA_STATE_COMPLETED) {
-        status_t not_done = status_make(STATUS_OK, "NOT_COMPLETED_IN_REQUEST", "state %d",
-                                        (int)cr->checkout->state);
+        status_t not_done = status_make_relayed(STATUS_OK, "NOT_COMPLETED_IN_REQUEST", "state %d",
+                                                (int)cr->checkout->state);
         count_reason(c, &not_done);
         return false;
     }

@@ -75,7 +75,7 @@ static status_t rpc_run_campaign(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg
     /* A disabled campaign is one the merchant turned off: running it by hand would reward and
      * message members all the same. A dry run writes nothing, so it stays a preview. */
     if (!c->enabled && !req->dry_run) {
-        return status_make(STATUS_FAILED_PRECONDITION, "CAMPAIGN_DISABLED",
+        return status_make(STATUS_FAILED_PRECONDITION, REASON_CAMPAIGN_DISABLED,
                            "the campaign is disabled: enable it first (a dry run is allowed)");
     }
     resp->result = pb_new(ctx->arena, &loyalty__v1__campaign_run_result__descriptor);

@@ -29,7 +29,7 @@ static Loyalty__V1__Campaign *campaign_from_row(arena_t *a, const PGresult *r, i
 static status_t campaign_row(void *ctx, arena_t *a, const PGresult *r, int row, void *item) {
     Loyalty__V1__Campaign *c = campaign_from_row(a, r, row);
     if (c == NULL) {
-        return status_make(STATUS_INTERNAL, "DATABASE_ERROR", "cannot decode a campaign");
+        return status_make(STATUS_INTERNAL, REASON_DATABASE_ERROR, "cannot decode a campaign");
     }
     *(Loyalty__V1__Campaign **)item = c;
     return status_ok();
@@ -82,7 +82,7 @@ status_t campaign_store_get(db_t *db, arena_t *a, const char *merchant_id,
         db, a, "SELECT " CAMPAIGN_COLUMNS " FROM campaigns WHERE merchant_id = $1 AND kind = $2",
         &p, &rows, &n);
     if (status_is_ok(&st) && n == 0) {
-        return status_make(STATUS_NOT_FOUND, "CAMPAIGN_NOT_FOUND", "campaign not configured");
+        return status_make(STATUS_NOT_FOUND, REASON_CAMPAIGN_NOT_FOUND, "campaign not configured");
     }
     if (status_is_ok(&st)) {
         *out = rows[0];
@@ -209,7 +209,7 @@ status_t campaign_store_finish(db_t *db, const char *merchant_id, Loyalty__V1__C
         return st;
     }
     return done ? st
-                : status_make(STATUS_NOT_FOUND, "DELIVERY_NOT_CLAIMED",
+                : status_make(STATUS_NOT_FOUND, REASON_DELIVERY_NOT_CLAIMED,
                               "the delivery was finished by another runner");
 }
 

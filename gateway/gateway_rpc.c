@@ -60,7 +60,7 @@ status_t gw_resume_by_key(gw_saga_t *x) {
         return st;
     }
     if (!same) {
-        return status_make(STATUS_ALREADY_EXISTS, "IDEMPOTENCY_KEY_REUSED",
+        return status_make(STATUS_ALREADY_EXISTS, REASON_IDEMPOTENCY_KEY_REUSED,
                            "idempotency key already used for a different request");
     }
     bool auto_complete = x->auto_complete;

@@ -127,8 +127,8 @@ status_t gw_rpc_list_audit_log(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
     size_t total = n_own;
     for (int i = 0; i < GW_AUDIT_PARTICIPANTS; i++) {
         if (!status_is_ok(&calls[i].status)) {
-            return status_make(calls[i].status.code, calls[i].status.reason, "%s: %s", names[i],
-                               calls[i].status.message);
+            return status_make_relayed(calls[i].status.code, calls[i].status.reason, "%s: %s",
+                                       names[i], calls[i].status.message);
         }
         const Loyalty__V1__AuditListAuditLogResponse *r = (const void *)calls[i].response;
         total += r->n_entries;

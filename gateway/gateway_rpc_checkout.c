@@ -285,7 +285,7 @@ static status_t begin_wallet(gw_saga_t *x, const Loyalty__V1__GatewayCheckoutReq
     co->wallet_hold_id = h->id;
     if (h->amount_cents != *wallet) {
         x->failed_step = true; /* a refusal: compensate */
-        return status_make(STATUS_INTERNAL, "WALLET_HOLD_INCONSISTENT",
+        return status_make(STATUS_INTERNAL, REASON_WALLET_HOLD_INCONSISTENT,
                            "wallet-svc held another amount than asked");
     }
     return status_ok();
@@ -320,7 +320,7 @@ static status_t begin_payment_held(gw_saga_t *x, const Loyalty__V1__GatewayCheck
         }
         if (cash > b->total_cents) {
             x->failed_step = true;
-            return status_make(STATUS_INTERNAL, "POINTS_HOLD_INCONSISTENT",
+            return status_make(STATUS_INTERNAL, REASON_POINTS_HOLD_INCONSISTENT,
                                "points-svc valued the points above the order's total");
         }
     }
@@ -402,7 +402,7 @@ static status_t payment_holds(gw_saga_t *x, const Loyalty__V1__GatewayCheckoutRe
         if (ph->hold->points != pay->points ||
             ph->hold->cash_value_cents != pay->points_cash_cents) {
             mismatch =
-                status_make(STATUS_FAILED_PRECONDITION, "REDEMPTION_RATE_CHANGED",
+                status_make(STATUS_FAILED_PRECONDITION, REASON_REDEMPTION_RATE_CHANGED,
                             "points-svc valued %lld points at %lld, not %lld: retry",
                             (long long)ph->hold->points, (long long)ph->hold->cash_value_cents,
                             (long long)pay->points_cash_cents);
@@ -412,7 +412,7 @@ static status_t payment_holds(gw_saga_t *x, const Loyalty__V1__GatewayCheckoutRe
     if (wh != NULL) {
         co->wallet_hold_id = wh->hold->id;
         if (wh->hold->amount_cents != pay->wallet_cents) {
-            mismatch = status_make(STATUS_INTERNAL, "WALLET_HOLD_INCONSISTENT",
+            mismatch = status_make(STATUS_INTERNAL, REASON_WALLET_HOLD_INCONSISTENT,
                                    "wallet-svc held another amount than asked");
         }
     }
@@ -481,11 +481,11 @@ static status_t check_products(gw_saga_t *x, const Loyalty__V1__GatewayCheckoutR
             }
         }
         if (plan == NULL) {
-            return status_make(STATUS_NOT_FOUND, "PLAN_NOT_FOUND", "line %s: no membership plan %s",
-                               l->line_id, l->membership_plan_id);
+            return status_make(STATUS_NOT_FOUND, REASON_PLAN_NOT_FOUND,
+                               "line %s: no membership plan %s", l->line_id, l->membership_plan_id);
         }
         if (!plan->active) {
-            return status_make(STATUS_FAILED_PRECONDITION, "PLAN_INACTIVE",
+            return status_make(STATUS_FAILED_PRECONDITION, REASON_PLAN_INACTIVE,
                                "line %s: membership plan %s is inactive", l->line_id, plan->id);
         }
     }
@@ -500,12 +500,12 @@ static status_t check_products(gw_saga_t *x, const Loyalty__V1__GatewayCheckoutR
         int64_t now = x->ctx->now_s;
         if (plan == NULL || !plan->enabled || now < plan->active_from_at ||
             (plan->active_until_at != 0 && now >= plan->active_until_at)) {
-            return status_make(STATUS_FAILED_PRECONDITION, "PLAN_NOT_ACTIVE",
+            return status_make(STATUS_FAILED_PRECONDITION, REASON_PLAN_NOT_ACTIVE,
                                "line %s: top-up plan %s is not active", l->line_id,
                                l->top_up_plan_id);
         }
         if (plan->pay_cents != l->unit_price_cents) {
-            return status_make(STATUS_FAILED_PRECONDITION, "PLAN_AMOUNT_MISMATCH",
+            return status_make(STATUS_FAILED_PRECONDITION, REASON_PLAN_AMOUNT_MISMATCH,
                                "line %s: top-up plan %s is sold at %lld", l->line_id, plan->id,
                                (long long)plan->pay_cents);
         }
@@ -538,7 +538,7 @@ static status_t checkout_begin(gw_saga_t *x) {
     const Loyalty__V1__PromoReservation *res =
         ((const Loyalty__V1__PromoReserveResponse *)gw_answer(&c))->reservation;
     if (res == NULL || res->quote == NULL) {
-        return status_make(STATUS_INTERNAL, "PROMO_RESERVE_INCONSISTENT",
+        return status_make(STATUS_INTERNAL, REASON_PROMO_RESERVE_INCONSISTENT,
                            "promo-svc reserved without a quote");
     }
     fill_from_quote(b, res->quote, tier);
@@ -550,7 +550,7 @@ static status_t checkout_begin(gw_saga_t *x) {
     if (x->auto_complete && !x->resolve) {
         co->payment_ref = req->payment_ref;
         if (b->amount_due_cents > 0 && req->payment_ref[0] == '\0') {
-            return status_make(STATUS_FAILED_PRECONDITION, "PAYMENT_REF_REQUIRED",
+            return status_make(STATUS_FAILED_PRECONDITION, REASON_PAYMENT_REF_REQUIRED,
                                "%lld is still due: Checkout needs the payment_ref of its payment",
                                (long long)b->amount_due_cents);
         }
@@ -996,7 +996,7 @@ static status_t run_checkout(rpc_ctx_t *ctx, Loyalty__V1__GatewayCheckoutRequest
     case GW_BEGINNING: /* left for a retry after transient errors */
         return x->error.code != STATUS_OK
                    ? x->error
-                   : status_make(STATUS_ABORTED, "SAGA_IN_PROGRESS", "checkout in progress");
+                   : status_make(STATUS_ABORTED, REASON_SAGA_IN_PROGRESS, "checkout in progress");
     case GW_NEEDS_ATTENTION:
         if (checkout_ctx(x)->result == NULL) {
             return gw_saga_error(x);
@@ -1034,10 +1034,10 @@ static status_t open_checkout(rpc_ctx_t *ctx, const char *checkout_id, gw_saga_t
                : gw_saga_open(x, ctx, gw_svc(ctx), ctx->merchant_id, checkout_id);
     if (status_is_ok(&st) && x->kind != GW_KIND_CHECKOUT) {
         (void)gw_saga_unclaim(x); /* someone else's saga: give back the lease we may have taken */
-        st = status_make(STATUS_NOT_FOUND, "SAGA_NOT_FOUND", "not a checkout");
+        st = status_make(STATUS_NOT_FOUND, REASON_SAGA_NOT_FOUND, "not a checkout");
     }
     if (st.code == STATUS_NOT_FOUND) {
-        return status_make(STATUS_NOT_FOUND, "CHECKOUT_NOT_FOUND", "checkout %s not found",
+        return status_make(STATUS_NOT_FOUND, REASON_CHECKOUT_NOT_FOUND, "checkout %s not found",
                            checkout_id);
     }
     return st;
@@ -1051,14 +1051,14 @@ static bool complete_accepted(gw_saga_t *x) {
 static status_t complete_reserved(gw_saga_t *x, const char *payment_ref) {
     Loyalty__V1__GatewayCheckout *co = checkout_ctx(x);
     if (x->ctx->now_s >= co->reserved_until_at) {
-        status_t why = status_make(STATUS_FAILED_PRECONDITION, "EXPIRED",
+        status_t why = status_make(STATUS_FAILED_PRECONDITION, REASON_EXPIRED,
                                    "the checkout was not completed in time");
         gw_set_failure(x, GW_CANCELLING, &why);
         status_t st = gw_drive(x);
         if (!status_is_ok(&st)) {
             return st;
         }
-        return status_make(STATUS_FAILED_PRECONDITION, "CHECKOUT_EXPIRED",
+        return status_make(STATUS_FAILED_PRECONDITION, REASON_CHECKOUT_EXPIRED,
                            "the checkout expired before it was completed; it is cancelled");
     }
     co->payment_ref = arena_strdup(x->a, payment_ref);
@@ -1073,7 +1073,7 @@ static status_t complete_decide(gw_saga_t *x,
     Loyalty__V1__GatewayCheckout *co = checkout_ctx(x);
     if (complete_accepted(x)) {
         if (req->payment_ref[0] && strcmp(req->payment_ref, co->payment_ref) != 0) {
-            return status_make(STATUS_ALREADY_EXISTS, "PAYMENT_REF_MISMATCH",
+            return status_make(STATUS_ALREADY_EXISTS, REASON_PAYMENT_REF_MISMATCH,
                                "the checkout was completed with another payment_ref");
         }
         /* Accepted before: drive it on if nobody is, else answer what we know. */
@@ -1082,18 +1082,18 @@ static status_t complete_decide(gw_saga_t *x,
     if (x->state != GW_RESERVED) {
         const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(
             &loyalty__v1__gateway_saga_state__descriptor, x->state);
-        return status_make(STATUS_FAILED_PRECONDITION, "CHECKOUT_NOT_RESERVED",
+        return status_make(STATUS_FAILED_PRECONDITION, REASON_CHECKOUT_NOT_RESERVED,
                            "the checkout is %s%s%s, not reserved",
                            v ? v->name + strlen("GATEWAY_SAGA_STATE_") : "?",
                            x->reason[0] ? ": " : "", x->reason);
     }
     if (co->breakdown->amount_due_cents > 0 && req->payment_ref[0] == '\0') {
-        return status_make(STATUS_FAILED_PRECONDITION, "PAYMENT_REF_REQUIRED",
+        return status_make(STATUS_FAILED_PRECONDITION, REASON_PAYMENT_REF_REQUIRED,
                            "%lld is due: completing needs the payment_ref of its payment",
                            (long long)co->breakdown->amount_due_cents);
     }
     if (!x->leased) {
-        return status_make(STATUS_ABORTED, "SAGA_IN_PROGRESS",
+        return status_make(STATUS_ABORTED, REASON_SAGA_IN_PROGRESS,
                            "the checkout is being changed by another request; retry");
     }
     return complete_reserved(x, req->payment_ref);
@@ -1135,18 +1135,18 @@ status_t gw_rpc_complete_checkout(rpc_ctx_t *ctx, const ProtobufCMessage *req_ms
 
 static status_t cancel_decide(gw_saga_t *x) {
     if (complete_accepted(x)) {
-        return status_make(STATUS_FAILED_PRECONDITION, "CHECKOUT_ALREADY_COMPLETED",
+        return status_make(STATUS_FAILED_PRECONDITION, REASON_CHECKOUT_ALREADY_COMPLETED,
                            "the checkout's completion was accepted: refund the order instead");
     }
     if (x->state == GW_CANCELLED || x->state == GW_NEEDS_ATTENTION) {
         return status_ok();
     }
     if (!x->leased) {
-        return status_make(STATUS_ABORTED, "SAGA_IN_PROGRESS",
+        return status_make(STATUS_ABORTED, REASON_SAGA_IN_PROGRESS,
                            "the checkout is being changed by another request; retry");
     }
     if (x->state == GW_RESERVED || x->state == GW_BEGINNING) {
-        status_t why = status_make(STATUS_FAILED_PRECONDITION, "CHECKOUT_CANCELLED",
+        status_t why = status_make(STATUS_FAILED_PRECONDITION, REASON_CHECKOUT_CANCELLED,
                                    "the checkout was cancelled by the storefront");
         gw_set_failure(x, GW_CANCELLING, &why);
     }
@@ -1281,7 +1281,8 @@ status_t gw_rpc_quote_checkout(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
         pb_new(ctx->arena, &loyalty__v1__gateway_checkout_breakdown__descriptor);
     Loyalty__V1__PromoQuoteResult *q = ((Loyalty__V1__PromoQuoteResponse *)out)->quote;
     if (q == NULL) {
-        return status_make(STATUS_INTERNAL, "PROMO_QUOTE_INCONSISTENT", "promo-svc sent no quote");
+        return status_make(STATUS_INTERNAL, REASON_PROMO_QUOTE_INCONSISTENT,
+                           "promo-svc sent no quote");
     }
     fill_from_quote(b, q, tier);
     st = quote_payment(ctx, req, b);

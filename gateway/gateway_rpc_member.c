@@ -109,7 +109,7 @@ static status_t registration_begin(gw_saga_t *x) {
     if (req->referral_code[0]) {
         status_t st = gw_read(x, gw_call_referral_resolve(x, &c, req->referral_code));
         if (strcmp(st.reason, "CODE_NOT_FOUND") == 0) {
-            return status_make(STATUS_NOT_FOUND, "REFERRAL_CODE_NOT_FOUND",
+            return status_make(STATUS_NOT_FOUND, REASON_REFERRAL_CODE_NOT_FOUND,
                                "no member has the referral code %s", req->referral_code);
         }
         if (!status_is_ok(&st)) {
@@ -238,7 +238,7 @@ static status_t registration_complete(gw_saga_t *x) {
     Loyalty__V1__GatewayRegistration *r = reg_ctx(x);
     Loyalty__V1__CreateMemberResponse *cm = (void *)gw_logged_answer(x, &gw_step_create_member);
     if (cm == NULL || cm->member == NULL) {
-        return status_make(STATUS_DATA_LOSS, "CORRUPT_SAGA", "registration without a member");
+        return status_make(STATUS_DATA_LOSS, REASON_CORRUPT_SAGA, "registration without a member");
     }
     r->member = cm->member;
     const char *member_id = cm->member->id;
@@ -342,9 +342,9 @@ status_t gw_rpc_register_member(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
         return gw_saga_error(x);
     }
     if (x->state == GW_BEGINNING) {
-        return x->error.code != STATUS_OK
-                   ? x->error
-                   : status_make(STATUS_ABORTED, "SAGA_IN_PROGRESS", "registration in progress");
+        return x->error.code != STATUS_OK ? x->error
+                                          : status_make(STATUS_ABORTED, REASON_SAGA_IN_PROGRESS,
+                                                        "registration in progress");
     }
     Loyalty__V1__GatewayRegistration *r = reg_ctx(x);
     r->saga_id = x->id;
@@ -549,7 +549,7 @@ static status_t run_short(gw_saga_t *x) {
     if (x->state == GW_BEGINNING || x->state == GW_CANCELLING) {
         return x->error.code != STATUS_OK
                    ? x->error
-                   : status_make(STATUS_ABORTED, "SAGA_IN_PROGRESS", "in progress; retry");
+                   : status_make(STATUS_ABORTED, REASON_SAGA_IN_PROGRESS, "in progress; retry");
     }
     return status_ok();
 }

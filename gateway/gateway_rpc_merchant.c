@@ -243,7 +243,7 @@ status_t gw_rpc_update_merchant_settings(rpc_ctx_t *ctx, const ProtobufCMessage 
     /* The record starts with a time zone of the merchant's choosing: pushed to the services, a
      * default would overwrite the zones a merchant set in each of them before the record. */
     if (s->version == 0 && !set_time_zone) {
-        return status_make(STATUS_FAILED_PRECONDITION, "TIME_ZONE_REQUIRED",
+        return status_make(STATUS_FAILED_PRECONDITION, REASON_TIME_ZONE_REQUIRED,
                            "the merchant's first settings must name time_zone in update_mask");
     }
     bool push = set_time_zone && strcmp(s->time_zone, in.time_zone) != 0;
@@ -368,7 +368,7 @@ status_t gw_merchant_configure(void) {
     const char *v = getenv("MERCHANT_SETTINGS_VERIFY_S");
     g_verify_s = VERIFY_DEFAULT_S;
     if (v != NULL && v[0] != '\0' && !config_parse_int(v, 0, VERIFY_MAX_S, &g_verify_s)) {
-        return status_make(STATUS_INVALID_ARGUMENT, "INVALID_CONFIG",
+        return status_make(STATUS_INVALID_ARGUMENT, REASON_INVALID_CONFIG,
                            "MERCHANT_SETTINGS_VERIFY_S must be 0..%d", VERIFY_MAX_S);
     }
     return status_ok();

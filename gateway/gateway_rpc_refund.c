@@ -51,16 +51,16 @@ static status_t plan_lines(arena_t *a, const gw_order_row_t *o,
             }
         }
         if (l == NULL) {
-            return status_make(STATUS_NOT_FOUND, "LINE_NOT_FOUND", "order has no line %s",
+            return status_make(STATUS_NOT_FOUND, REASON_LINE_NOT_FOUND, "order has no line %s",
                                rl->line_id);
         }
         if (l->kind == LOYALTY__V1__GATEWAY_LINE_KIND__GATEWAY_LINE_KIND_MEMBERSHIP ||
             l->kind == LOYALTY__V1__GATEWAY_LINE_KIND__GATEWAY_LINE_KIND_WALLET_TOPUP) {
-            return status_make(STATUS_FAILED_PRECONDITION, "LINE_NOT_REFUNDABLE",
+            return status_make(STATUS_FAILED_PRECONDITION, REASON_LINE_NOT_REFUNDABLE,
                                "line %s is a membership or wallet top-up", rl->line_id);
         }
         if (rl->quantity < 1 || rl->quantity > l->quantity - l->refunded_quantity) {
-            return status_make(STATUS_FAILED_PRECONDITION, "REFUND_EXCEEDS_LINE",
+            return status_make(STATUS_FAILED_PRECONDITION, REASON_REFUND_EXCEEDS_LINE,
                                "line %s has %lld units left to refund", rl->line_id,
                                (long long)(l->quantity - l->refunded_quantity));
         }
@@ -241,7 +241,7 @@ static status_t refund_complete(gw_saga_t *x) {
     const Loyalty__V1__GatewayRefundOrderRequest *req = (void *)gw_saga_request(x);
     Loyalty__V1__GatewayRefund *r = refund_ctx(x);
     if (r == NULL) {
-        return status_make(STATUS_DATA_LOSS, "CORRUPT_SAGA", "refund saga without a plan");
+        return status_make(STATUS_DATA_LOSS, REASON_CORRUPT_SAGA, "refund saga without a plan");
     }
     gw_group_t g1 = {.n = 0};
     reverse_calls_t c1;
@@ -363,7 +363,7 @@ static status_t order_not_completed(rpc_ctx_t *ctx, const char *order_id, status
     status_t found =
         gw_store_checkout_of_order(ctx->db, ctx->arena, ctx->merchant_id, order_id, &checkout_id);
     if (status_is_ok(&found)) {
-        return status_make(STATUS_FAILED_PRECONDITION, "ORDER_NOT_COMPLETED",
+        return status_make(STATUS_FAILED_PRECONDITION, REASON_ORDER_NOT_COMPLETED,
                            "order %s has no completed checkout (checkout %s)", order_id,
                            checkout_id);
     }

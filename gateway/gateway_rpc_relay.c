@@ -81,7 +81,7 @@ status_t gw_rpc_relay(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg, ProtobufC
     const relay_target_t *target = NULL;
     const ProtobufCMethodDescriptor *m = relay_find(req->service, req->method, &target);
     if (m == NULL) {
-        return status_make(STATUS_INVALID_ARGUMENT, "RELAY_METHOD_NOT_ALLOWED",
+        return status_make(STATUS_INVALID_ARGUMENT, REASON_RELAY_METHOD_NOT_ALLOWED,
                            "%.100s/%.100s is not relayed (configuration methods only)",
                            req->service, req->method);
     }
@@ -92,7 +92,7 @@ status_t gw_rpc_relay(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg, ProtobufC
     }
     const char *inner_merchant = pb_get_string_field(inner, "merchant_id");
     if (inner_merchant == NULL || strcmp(inner_merchant, ctx->merchant_id) != 0) {
-        return status_make(STATUS_INVALID_ARGUMENT, "RELAY_MERCHANT_MISMATCH",
+        return status_make(STATUS_INVALID_ARGUMENT, REASON_RELAY_MERCHANT_MISMATCH,
                            "request.merchant_id must be merchant_id (%s)", ctx->merchant_id);
     }
     rpc_channel_t *ch = *(rpc_channel_t **)((char *)gw_svc(ctx) + target->channel_offset);

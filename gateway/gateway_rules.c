@@ -59,11 +59,11 @@ status_t gw_refund_split(const gw_order_figures_t *o, int64_t amount_cents,
     memset(out, 0, sizeof *out);
     int64_t left = o->refundable_cents - o->refunded_cents;
     if (amount_cents <= 0) {
-        return status_make(STATUS_FAILED_PRECONDITION, "NOTHING_TO_REFUND",
+        return status_make(STATUS_FAILED_PRECONDITION, REASON_NOTHING_TO_REFUND,
                            "the refund amounts to nothing");
     }
     if (amount_cents > left) {
-        return status_make(STATUS_FAILED_PRECONDITION, "REFUND_EXCEEDS_ORDER",
+        return status_make(STATUS_FAILED_PRECONDITION, REASON_REFUND_EXCEEDS_ORDER,
                            "refund of %lld exceeds the %lld still refundable",
                            (long long)amount_cents, (long long)(left > 0 ? left : 0));
     }
@@ -72,7 +72,7 @@ status_t gw_refund_split(const gw_order_figures_t *o, int64_t amount_cents,
                           o->external_cents - o->refunded_external_cents};
     int64_t parts[3] = {0, 0, 0};
     if (!money_allocate(amount_cents, weights, 3, parts)) {
-        return status_make(STATUS_INTERNAL, "REFUND_SPLIT_FAILED",
+        return status_make(STATUS_INTERNAL, REASON_REFUND_SPLIT_FAILED,
                            "the order's payment figures are inconsistent");
     }
     out->points_cash_cents = parts[0];

@@ -248,7 +248,8 @@ status_t gw_saga_open(gw_saga_t *x, rpc_ctx_t *ctx, gw_svc_t *svc, const char *m
     saga_reset(x, ctx, svc, merchant_id, id);
     status_t st = gw_store_load(ctx->db, x);
     if (status_is_ok(&st) && gw_saga_request(x) == NULL) {
-        st = status_make(STATUS_DATA_LOSS, "CORRUPT_SAGA", "saga %s has an unreadable request", id);
+        st = status_make(STATUS_DATA_LOSS, REASON_CORRUPT_SAGA, "saga %s has an unreadable request",
+                         id);
     }
     return st;
 }
@@ -259,7 +260,7 @@ static status_t claim_and_load(gw_saga_t *x) {
     bool claimed = false;
     status_t st = gw_store_claim_load(x->ctx->db, x, x->lease_token, x->svc->lease_s, &claimed);
     if (status_is_ok(&st) && gw_saga_request(x) == NULL) {
-        st = status_make(STATUS_DATA_LOSS, "CORRUPT_SAGA", "saga %s has an unreadable request",
+        st = status_make(STATUS_DATA_LOSS, REASON_CORRUPT_SAGA, "saga %s has an unreadable request",
                          x->id);
     }
     x->leased = claimed && status_is_ok(&st);
@@ -273,7 +274,8 @@ status_t gw_saga_open_claimed(gw_saga_t *x, rpc_ctx_t *ctx, gw_svc_t *svc, const
     bool lease_free = false;
     status_t st = gw_store_load_claimable(ctx->db, x, &lease_free);
     if (status_is_ok(&st) && gw_saga_request(x) == NULL) {
-        st = status_make(STATUS_DATA_LOSS, "CORRUPT_SAGA", "saga %s has an unreadable request", id);
+        st = status_make(STATUS_DATA_LOSS, REASON_CORRUPT_SAGA, "saga %s has an unreadable request",
+                         id);
     }
     x->leased = x->claim_pending = lease_free && status_is_ok(&st);
     return st;
@@ -288,7 +290,7 @@ status_t gw_saga_claim(gw_saga_t *x) {
     new_lease_token(x);
     status_t st = claim_and_load(x);
     if (status_is_ok(&st) && !x->leased) {
-        return status_make(STATUS_ABORTED, "SAGA_IN_PROGRESS",
+        return status_make(STATUS_ABORTED, REASON_SAGA_IN_PROGRESS,
                            "saga %s is being driven by another request; retry later", x->id);
     }
     return st;
@@ -312,7 +314,8 @@ void gw_call_init(gw_call_t *c, rpc_channel_t *ch, const ProtobufCServiceDescrip
     c->request = request;
     /* Not OK until a call or the log answers: a flow that stops before running the call (the log
      * could not be written) must never read a response that is not there. */
-    c->status = status_make(STATUS_UNAVAILABLE, GW_REASON_NOT_RUN, "step %s was not run", c->name);
+    c->status =
+        status_make(STATUS_UNAVAILABLE, REASON_STEP_NOT_RUN, "step %s was not run", c->name);
 }
 
 gw_step_t *gw_find_step(gw_saga_t *x, const char *name) {
@@ -398,7 +401,7 @@ status_t gw_flush(gw_saga_t *x) {
         return written(x, gw_store_insert(x->ctx->db, x, x->hash_input, x->hash_len, wait), wait);
     }
     if (!x->leased) {
-        return status_make(STATUS_ABORTED, "SAGA_IN_PROGRESS", "the saga's lease was lost");
+        return status_make(STATUS_ABORTED, REASON_SAGA_IN_PROGRESS, "the saga's lease was lost");
     }
     return written(x, gw_store_update(x->ctx->db, x, true, wait), wait);
 }
@@ -487,8 +490,9 @@ status_t gw_saga_error(const gw_saga_t *x) {
     if (x->error.code != STATUS_OK) {
         return x->error;
     }
-    return status_make(STATUS_INTERNAL, x->reason[0] ? x->reason : "SAGA_FAILED",
-                       "the saga ended without a recorded error");
+    return status_make_relayed(STATUS_INTERNAL,
+                               x->reason[0] ? x->reason : reason_name(REASON_SAGA_FAILED),
+                               "the saga ended without a recorded error");
 }
 
 /* ---- steps ---- */
@@ -516,7 +520,7 @@ static int severity(const status_t *st) {
 }
 
 static status_t not_started(const char *name) {
-    return status_make(STATUS_FAILED_PRECONDITION, GW_REASON_NOT_STARTED,
+    return status_make(STATUS_FAILED_PRECONDITION, REASON_STEP_NOT_STARTED,
                        "step %s was never started", name);
 }
 
@@ -525,7 +529,7 @@ static bool answer_from_log(gw_saga_t *x, gw_call_t *c, gw_step_t *rec) {
     if (rec != NULL && rec->state == GW_DONE) {
         c->response = pb_unpack_arena(x->a, output_of(c), rec->response, rec->response_len);
         c->status = c->response ? status_ok()
-                                : status_make(STATUS_DATA_LOSS, "CORRUPT_STEP",
+                                : status_make(STATUS_DATA_LOSS, REASON_CORRUPT_STEP,
                                               "step %s has an unreadable response", c->name);
         return true;
     }
@@ -627,7 +631,7 @@ status_t gw_steps(gw_saga_t *x, gw_call_t *calls, int n) {
              * twice, so a step this old is left to an operator. */
             rec[i]->state = GW_FAILED;
             rec[i]->error = calls[i].status =
-                status_make(STATUS_FAILED_PRECONDITION, "STEP_TOO_OLD",
+                status_make(STATUS_FAILED_PRECONDITION, REASON_STEP_TOO_OLD,
                             "step %s started too long ago to be called again", calls[i].name);
             run[i] = false;
         }
@@ -640,7 +644,7 @@ status_t gw_steps(gw_saga_t *x, gw_call_t *calls, int n) {
                     rec[i] = add_step(x, calls[i].name, calls[i].direction);
                     if (rec[i] == NULL) {
                         return stop_pending(calls, run, n,
-                                            status_make(STATUS_INTERNAL, "TOO_MANY_STEPS",
+                                            status_make(STATUS_INTERNAL, REASON_TOO_MANY_STEPS,
                                                         "the saga has too many steps"));
                     }
                 }
@@ -817,7 +821,7 @@ status_t gw_reads(gw_saga_t *x, gw_call_t *calls, int n) {
         if (status_is_ok(&c->status)) {
             gw_step_t *s = add_step(x, c->name, GW_READ);
             if (s == NULL) {
-                return status_make(STATUS_INTERNAL, "TOO_MANY_STEPS",
+                return status_make(STATUS_INTERNAL, REASON_TOO_MANY_STEPS,
                                    "the saga has too many steps");
             }
             s->state = GW_DONE;
@@ -835,7 +839,7 @@ static status_t log_read(gw_saga_t *x, const gw_call_t *c, int attempts, unsigne
                          size_t packed_len) {
     gw_step_t *s = add_step(x, c->name, GW_READ);
     if (s == NULL) {
-        return status_make(STATUS_INTERNAL, "TOO_MANY_STEPS", "the saga has too many steps");
+        return status_make(STATUS_INTERNAL, REASON_TOO_MANY_STEPS, "the saga has too many steps");
     }
     s->state = GW_DONE;
     s->attempts = attempts;
@@ -933,7 +937,7 @@ static status_t drive_beginning(gw_saga_t *x, const gw_flows_t *f, bool *again) 
     *again = false;
     if (!x->in_request && !f->recover_forward) {
         /* An interrupted Begin: resolve what was started, then compensate. */
-        status_t why = status_make(STATUS_FAILED_PRECONDITION, "INTERRUPTED",
+        status_t why = status_make(STATUS_FAILED_PRECONDITION, REASON_INTERRUPTED,
                                    "the checkout was interrupted before it was reserved");
         gw_set_failure(x, f->compensate ? GW_CANCELLING : GW_CANCELLED, &why);
         *again = true;
@@ -1129,7 +1133,7 @@ static status_t recover_one(rpc_ctx_t *job_ctx, gw_svc_t *svc, const char *merch
     x->leased = true;
     x->in_request = false;
     if (x->state == GW_RESERVED) {
-        status_t why = status_make(STATUS_FAILED_PRECONDITION, "EXPIRED",
+        status_t why = status_make(STATUS_FAILED_PRECONDITION, REASON_EXPIRED,
                                    "the checkout was not completed in time");
         gw_set_failure(x, GW_CANCELLING, &why);
     }

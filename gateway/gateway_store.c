@@ -237,14 +237,14 @@ static status_t insert_refused(db_t *db, gw_saga_t *x, status_t st, bool order_t
     status_t look = gw_store_find_by_key(db, x->a, x->merchant_id, x->idempotency_key,
                                          x->hash_input, x->hash_len, &id, &same);
     if (status_is_ok(&look)) {
-        return status_make(STATUS_ALREADY_EXISTS, "SAGA_EXISTS",
+        return status_make(STATUS_ALREADY_EXISTS, REASON_SAGA_EXISTS,
                            "a saga with this idempotency key exists");
     }
     if (look.code != STATUS_NOT_FOUND) {
         return look;
     }
     if (order_taken) {
-        return status_make(STATUS_ALREADY_EXISTS, "ORDER_ALREADY_CHECKED_OUT",
+        return status_make(STATUS_ALREADY_EXISTS, REASON_ORDER_ALREADY_CHECKED_OUT,
                            "order %s already has a checkout that is not cancelled", x->order_id);
     }
     return st;
@@ -297,7 +297,7 @@ status_t gw_store_insert(db_t *db, gw_saga_t *x, const unsigned char *hash_input
     }
     PQclear(r);
     if (!inserted) {
-        return status_make(STATUS_ALREADY_EXISTS, "SAGA_EXISTS",
+        return status_make(STATUS_ALREADY_EXISTS, REASON_SAGA_EXISTS,
                            "a saga with this idempotency key exists");
     }
     x->persisted = true;
@@ -338,7 +338,7 @@ status_t gw_store_update_at_commit(db_t *db, gw_saga_t *x, PGresult **out) {
 status_t gw_store_update_committed(gw_saga_t *x, status_t st, PGresult *r) {
     if (st.code == STATUS_FAILED_PRECONDITION && strcmp(st.reason, "SAGA_LEASE_LOST") == 0) {
         x->leased = x->claim_pending = false;
-        return status_make(STATUS_ABORTED, "SAGA_IN_PROGRESS",
+        return status_make(STATUS_ABORTED, REASON_SAGA_IN_PROGRESS,
                            "another executor took over the saga; retry later");
     }
     if (!status_is_ok(&st)) {
@@ -367,7 +367,7 @@ status_t gw_store_update(db_t *db, gw_saga_t *x, bool keep_lease, bool wait_for_
     x->claim_pending = false;
     if (!updated) {
         x->leased = false;
-        return status_make(STATUS_ABORTED, "SAGA_IN_PROGRESS",
+        return status_make(STATUS_ABORTED, REASON_SAGA_IN_PROGRESS,
                            "another executor took over the saga; retry later");
     }
     if (!keep_lease) {
@@ -385,10 +385,11 @@ status_t gw_store_find_by_key(db_t *db, arena_t *a, const char *merchant_id, con
     db_param_text(&p, key);
     db_param_bytes(&p, hash_input, hash_len);
     PGresult *r = NULL;
-    status_t st = db_exec_row(db,
-                              "SELECT id, request_hash = sha256($3) FROM sagas "
-                              "WHERE merchant_id = $1 AND idempotency_key = $2",
-                              &p, &r, STATUS_NOT_FOUND, "SAGA_NOT_FOUND", "no saga has this key");
+    status_t st =
+        db_exec_row(db,
+                    "SELECT id, request_hash = sha256($3) FROM sagas "
+                    "WHERE merchant_id = $1 AND idempotency_key = $2",
+                    &p, &r, STATUS_NOT_FOUND, REASON_SAGA_NOT_FOUND, "no saga has this key");
     if (!status_is_ok(&st)) {
         return st;
     }
@@ -425,8 +426,9 @@ static unsigned char *unescape(arena_t *a, const char *hex, size_t *len) {
 }
 
 static void status_from_row(status_t *s, int code, const char *reason, const char *message) {
-    *s = code == 0 ? status_ok()
-                   : status_make((status_code_t)code, reason[0] ? reason : NULL, "%s", message);
+    *s = code == 0
+             ? status_ok()
+             : status_make_relayed((status_code_t)code, reason[0] ? reason : NULL, "%s", message);
 }
 
 /* The steps of a saga: its steps array, or for a saga last written before the array existed
@@ -509,8 +511,8 @@ static status_t saga_fields_from_row(gw_saga_t *x, const PGresult *r) {
     x->context = (Loyalty__V1__GatewaySagaContext *)pb_unpack_arena(
         a, &loyalty__v1__gateway_saga_context__descriptor, ctx_bytes, ctx_len);
     if (x->context == NULL) {
-        return status_make(STATUS_DATA_LOSS, "CORRUPT_SAGA", "saga %s has an unreadable context",
-                           x->id);
+        return status_make(STATUS_DATA_LOSS, REASON_CORRUPT_SAGA,
+                           "saga %s has an unreadable context", x->id);
     }
     context_ids_restore(x);
     x->persisted = true;
@@ -531,10 +533,10 @@ status_t gw_store_load(db_t *db, gw_saga_t *x) {
     PGresult *r = NULL;
     status_t st =
         db_exec_row(db, "SELECT " SAGA_COLUMNS "FROM sagas WHERE merchant_id = $1 AND id = $2", &p,
-                    &r, STATUS_NOT_FOUND, "SAGA_NOT_FOUND", "no such saga");
+                    &r, STATUS_NOT_FOUND, REASON_SAGA_NOT_FOUND, "no such saga");
     if (!status_is_ok(&st)) {
         if (strcmp(st.reason, "SAGA_NOT_FOUND") == 0) {
-            st = status_make(STATUS_NOT_FOUND, "SAGA_NOT_FOUND", "saga %s not found", x->id);
+            st = status_make(STATUS_NOT_FOUND, REASON_SAGA_NOT_FOUND, "saga %s not found", x->id);
         }
         return st;
     }
@@ -567,7 +569,7 @@ status_t gw_store_load_claimable(db_t *db, gw_saga_t *x, bool *lease_free) {
         return st;
     }
     if (PQntuples(q[0].out) != 1) {
-        st = status_make(STATUS_NOT_FOUND, "SAGA_NOT_FOUND", "saga %s not found", x->id);
+        st = status_make(STATUS_NOT_FOUND, REASON_SAGA_NOT_FOUND, "saga %s not found", x->id);
     } else {
         st = saga_fields_from_row(x, q[0].out);
     }
@@ -770,7 +772,7 @@ status_t gw_store_checkout_of_order(db_t *db, arena_t *a, const char *merchant_i
     }
     if (PQntuples(r) != 1) {
         PQclear(r);
-        return status_make(STATUS_NOT_FOUND, "CHECKOUT_NOT_FOUND", "no checkout for order %s",
+        return status_make(STATUS_NOT_FOUND, REASON_CHECKOUT_NOT_FOUND, "no checkout for order %s",
                            order_id);
     }
     *checkout_id = arena_strdup(a, db_get_str(r, 0, 0));
@@ -813,7 +815,7 @@ status_t gw_store_retry(db_t *db, const char *merchant_id, const char *id, int s
     snprintf(reason, sizeof reason, "%s", done ? db_get_str(r, 0, 1) : "");
     PQclear(r);
     if (!done) {
-        return status_make(STATUS_FAILED_PRECONDITION, "SAGA_NOT_RETRYABLE",
+        return status_make(STATUS_FAILED_PRECONDITION, REASON_SAGA_NOT_RETRYABLE,
                            "saga %s does not need attention", id);
     }
     db_params_t q;
@@ -945,7 +947,8 @@ status_t gw_store_get_order(db_t *db, arena_t *a, const char *merchant_id, const
     }
     if (PQntuples(r) != 1) {
         PQclear(r);
-        return status_make(STATUS_NOT_FOUND, "ORDER_NOT_FOUND", "order %s not found", order_id);
+        return status_make(STATUS_NOT_FOUND, REASON_ORDER_NOT_FOUND, "order %s not found",
+                           order_id);
     }
     out->order_id = arena_strdup(a, order_id);
     out->checkout_id = arena_strdup(a, db_get_str(r, 0, 0));

@@ -25,8 +25,8 @@ static status_t env_int(const char *name, int64_t def, int64_t min, int64_t max,
         return status_ok();
     }
     if (!config_parse_int(v, min, max, out)) {
-        return status_make(STATUS_INVALID_ARGUMENT, "INVALID_CONFIG", "%s must be %lld..%lld", name,
-                           (long long)min, (long long)max);
+        return status_make(STATUS_INVALID_ARGUMENT, REASON_INVALID_CONFIG, "%s must be %lld..%lld",
+                           name, (long long)min, (long long)max);
     }
     return status_ok();
 }
@@ -60,15 +60,15 @@ static status_t gateway_start(const config_t *cfg, void **state) {
     }
     /* A lease must outlive the longest participant call, and holds the checkout's TTL. */
     if (s->lease_s * 1000 <= cfg->client_timeout_ms) {
-        return status_make(STATUS_INVALID_ARGUMENT, "INVALID_CONFIG",
+        return status_make(STATUS_INVALID_ARGUMENT, REASON_INVALID_CONFIG,
                            "GATEWAY_LEASE_S must exceed RPC_CLIENT_TIMEOUT_MS");
     }
     if (s->hold_ttl_s <= s->checkout_ttl_s) {
-        return status_make(STATUS_INVALID_ARGUMENT, "INVALID_CONFIG",
+        return status_make(STATUS_INVALID_ARGUMENT, REASON_INVALID_CONFIG,
                            "PARTICIPANT_HOLD_TTL_S must exceed CHECKOUT_TTL_S");
     }
     if (!gw_failpoint_parse(getenv("GATEWAY_FAILPOINT"), &s->failpoint)) {
-        return status_make(STATUS_INVALID_ARGUMENT, "INVALID_CONFIG",
+        return status_make(STATUS_INVALID_ARGUMENT, REASON_INVALID_CONFIG,
                            "GATEWAY_FAILPOINT must be before:|sent:|after:<step>");
     }
     if (s->failpoint.when != GW_FAIL_NONE) {

@@ -85,7 +85,7 @@ static status_t cfg_apply(config_t *cfg, const cfg_entry_t *e, const char *value
     if (e->type == CFG_STR) {
         size_t n = strlen(value);
         if (n >= e->size) {
-            return status_make(STATUS_INVALID_ARGUMENT, "INVALID_CONFIG",
+            return status_make(STATUS_INVALID_ARGUMENT, REASON_INVALID_CONFIG,
                                "%s: longer than %zu characters", e->env, e->size - 1);
         }
         memcpy(field, value, n + 1);
@@ -93,7 +93,7 @@ static status_t cfg_apply(config_t *cfg, const cfg_entry_t *e, const char *value
     }
     int64_t v;
     if (!config_parse_int(value, e->min, e->max, &v)) {
-        return status_make(STATUS_INVALID_ARGUMENT, "INVALID_CONFIG",
+        return status_make(STATUS_INVALID_ARGUMENT, REASON_INVALID_CONFIG,
                            "%s: expected an integer in [%lld, %lld]", e->env, (long long)e->min,
                            (long long)e->max);
     }
@@ -147,20 +147,20 @@ status_t config_load(config_t *cfg, const char *service, int default_port, confi
     }
     log_level_t level;
     if (!log_level_parse(cfg->log_level, &level)) {
-        return status_make(STATUS_INVALID_ARGUMENT, "INVALID_CONFIG",
+        return status_make(STATUS_INVALID_ARGUMENT, REASON_INVALID_CONFIG,
                            "LOG_LEVEL: expected debug, info, warn or error");
     }
     if (!cfg_metrics_valid(cfg->metrics_addr)) {
-        return status_make(STATUS_INVALID_ARGUMENT, "INVALID_CONFIG",
+        return status_make(STATUS_INVALID_ARGUMENT, REASON_INVALID_CONFIG,
                            "METRICS_ADDR: expected host:port, or empty to disable");
     }
     if (cfg->pg_pooler[0] != '\0' && strcmp(cfg->pg_pooler, "transaction") != 0) {
-        return status_make(STATUS_INVALID_ARGUMENT, "INVALID_CONFIG",
+        return status_make(STATUS_INVALID_ARGUMENT, REASON_INVALID_CONFIG,
                            "LOYALTY_PG_POOLER: expected transaction, or empty for a direct "
                            "connection");
     }
     if ((cfg->tls_cert_path[0] == '\0') != (cfg->tls_key_path[0] == '\0')) {
-        return status_make(STATUS_INVALID_ARGUMENT, "INVALID_CONFIG",
+        return status_make(STATUS_INVALID_ARGUMENT, REASON_INVALID_CONFIG,
                            "LOYALTY_TLS_CERT and LOYALTY_TLS_KEY must be set together");
     }
     return status_ok();

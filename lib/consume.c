@@ -220,7 +220,7 @@ static redisReply *consume_command(cache_t *cache, int argc, const char **argv) 
 static bool group_name(consumer_thread_t *t, db_t *db) {
     PGresult *r = NULL;
     status_t st = db_exec_row(db, "SELECT current_database()", NULL, &r, STATUS_INTERNAL,
-                              "DATABASE_ERROR", "no current database");
+                              REASON_DATABASE_ERROR, "no current database");
     if (!status_is_ok(&st)) {
         return false;
     }

@@ -242,7 +242,7 @@ status_t cred_set_parse(const char *text, cred_set_t **out) {
         const char *why = parse_line(set, line);
         if (why) {
             cred_set_free(set);
-            return status_make(STATUS_INVALID_ARGUMENT, "INVALID_CREDENTIALS", "line %d: %s",
+            return status_make(STATUS_INVALID_ARGUMENT, REASON_INVALID_CREDENTIALS, "line %d: %s",
                                line_no, why);
         }
         line = nl ? nl + 1 : NULL;
@@ -259,7 +259,7 @@ status_t cred_set_add_service(cred_set_t *set, const char *token) {
     cred_digest(token, strlen(token), digest);
     for (size_t i = 0; i < set->count; i++) {
         if (memcmp(set->entries[i].digest, digest, sizeof digest) == 0) {
-            return status_make(STATUS_INVALID_ARGUMENT, "INVALID_CREDENTIALS",
+            return status_make(STATUS_INVALID_ARGUMENT, REASON_INVALID_CREDENTIALS,
                                "credential %s has the token of LOYALTY_AUTH_TOKEN",
                                set->entries[i].id);
         }
@@ -296,30 +296,30 @@ static bool entry_has_merchant(const cred_entry_t *e, const char *merchant_id) {
 
 status_t cred_authorize(const cred_entry_t *who, cred_access_t access, const char *merchant_id) {
     if (who == NULL) {
-        return status_make(STATUS_UNAUTHENTICATED, "UNAUTHENTICATED",
+        return status_make(STATUS_UNAUTHENTICATED, REASON_UNAUTHENTICATED,
                            "missing or invalid bearer token");
     }
     if (access == CRED_ACCESS_ANY) {
         return status_ok();
     }
     if (access == CRED_ACCESS_ADMIN && who->role == CRED_ROLE_STOREFRONT) {
-        return status_make(STATUS_PERMISSION_DENIED, "ROLE_NOT_ALLOWED",
+        return status_make(STATUS_PERMISSION_DENIED, REASON_ROLE_NOT_ALLOWED,
                            "credential %s (storefront) may not call this method", who->id);
     }
     if (merchant_id[0] == '\0') {
         /* A view across merchants: an operator's, so an admin of every merchant only. */
         if (who->role != CRED_ROLE_ADMIN) {
-            return status_make(STATUS_PERMISSION_DENIED, "ROLE_NOT_ALLOWED",
+            return status_make(STATUS_PERMISSION_DENIED, REASON_ROLE_NOT_ALLOWED,
                                "credential %s may not read across merchants", who->id);
         }
         if (!who->every_merchant) {
-            return status_make(STATUS_PERMISSION_DENIED, "MERCHANT_NOT_ALLOWED",
+            return status_make(STATUS_PERMISSION_DENIED, REASON_MERCHANT_NOT_ALLOWED,
                                "credential %s may not read across merchants", who->id);
         }
         return status_ok();
     }
     if (!entry_has_merchant(who, merchant_id)) {
-        return status_make(STATUS_PERMISSION_DENIED, "MERCHANT_NOT_ALLOWED",
+        return status_make(STATUS_PERMISSION_DENIED, REASON_MERCHANT_NOT_ALLOWED,
                            "credential %s may not act for this merchant", who->id);
     }
     return status_ok();
@@ -373,8 +373,8 @@ static status_t read_text(const char *path, char **out) {
     *out = NULL;
     FILE *f = fopen(path, "rb");
     if (f == NULL) {
-        return status_make(STATUS_INVALID_ARGUMENT, "INVALID_CREDENTIALS", "cannot open %s: %s",
-                           path, strerror(errno));
+        return status_make(STATUS_INVALID_ARGUMENT, REASON_INVALID_CREDENTIALS,
+                           "cannot open %s: %s", path, strerror(errno));
     }
     char *buf = malloc(CRED_FILE_MAX_BYTES + 1);
     if (buf == NULL) {
@@ -385,14 +385,14 @@ static status_t read_text(const char *path, char **out) {
     fclose(f);
     if (failed || len > CRED_FILE_MAX_BYTES) {
         free(buf);
-        return status_make(STATUS_INVALID_ARGUMENT, "INVALID_CREDENTIALS",
+        return status_make(STATUS_INVALID_ARGUMENT, REASON_INVALID_CREDENTIALS,
                            failed ? "cannot read %s" : "%s is larger than 4 MiB", path);
     }
     buf[len] = '\0';
     if (memchr(buf, '\0', len) != NULL) {
         free(buf);
-        return status_make(STATUS_INVALID_ARGUMENT, "INVALID_CREDENTIALS", "%s holds a NUL byte",
-                           path);
+        return status_make(STATUS_INVALID_ARGUMENT, REASON_INVALID_CREDENTIALS,
+                           "%s holds a NUL byte", path);
     }
     *out = buf;
     return status_ok();
@@ -476,7 +476,7 @@ status_t credentials_start(const char *path, const char *service_token) {
     }
     if (strlen(path) >= sizeof g_cred.path ||
         strlen(service_token) >= sizeof g_cred.service_token) {
-        return status_make(STATUS_INVALID_ARGUMENT, "INVALID_CONFIG",
+        return status_make(STATUS_INVALID_ARGUMENT, REASON_INVALID_CONFIG,
                            "LOYALTY_CREDENTIALS_FILE or LOYALTY_AUTH_TOKEN too long");
     }
     snprintf(g_cred.path, sizeof g_cred.path, "%s", path);
@@ -533,7 +533,7 @@ status_t credentials_authenticate(const char *header, size_t header_len,
         pthread_rwlock_unlock(&g_cred.lock);
     }
     if (who == NULL) {
-        return status_make(STATUS_UNAUTHENTICATED, "UNAUTHENTICATED",
+        return status_make(STATUS_UNAUTHENTICATED, REASON_UNAUTHENTICATED,
                            "missing or invalid bearer token");
     }
     return status_ok();

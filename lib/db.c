@@ -270,7 +270,7 @@ static status_t db_acquire(db_t *db) {
     pthread_mutex_unlock(&pool->mu);
     rpc_metrics_db_pool_wait(db_now_s() - start_s, db->c != NULL);
     if (db->c == NULL) {
-        return status_make(STATUS_UNAVAILABLE, DB_POOL_EXHAUSTED,
+        return status_make(STATUS_UNAVAILABLE, REASON_DB_POOL_EXHAUSTED,
                            "no database connection came free within %" PRId64 " ms", pool->wait_ms);
     }
     return status_ok();
@@ -473,42 +473,44 @@ static status_t db_map_error(db_t *db, const PGresult *r) {
         /* Refused by libpq itself (e.g. a parameter count that does not match the statement):
          * a bug in the caller, not an outage. */
         log_msg(LOG_ERROR, "postgresql client error: %s", PQerrorMessage(db_pg(db)));
-        return status_make(STATUS_INTERNAL, "DATABASE_ERROR", "database error");
+        return status_make(STATUS_INTERNAL, REASON_DATABASE_ERROR, "database error");
     }
     if (!db_up(db) || state == NULL || strncmp(state, "08", 2) == 0 ||
         strncmp(state, "57P", 3) == 0) {
         log_msg(LOG_WARN, "postgresql connection lost: %s",
                 db_pg(db) ? PQerrorMessage(db_pg(db)) : "no connection");
         db_disconnect(db);
-        return status_make(STATUS_UNAVAILABLE, "DATABASE_UNAVAILABLE", "database unavailable");
+        return status_make(STATUS_UNAVAILABLE, REASON_DATABASE_UNAVAILABLE, "database unavailable");
     }
     if (strcmp(state, "23505") == 0) {
-        return status_make(STATUS_ALREADY_EXISTS, "DUPLICATE", "already exists");
+        return status_make(STATUS_ALREADY_EXISTS, REASON_DUPLICATE, "already exists");
     }
     if (strcmp(state, DB_REFUSE_SQLSTATE) == 0) { /* refuse(reason) in the statement */
         const char *reason = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
-        return status_make(STATUS_FAILED_PRECONDITION, reason ? reason : "REFUSED",
-                           "the statement refused the change");
+        return status_make_relayed(STATUS_FAILED_PRECONDITION,
+                                   reason ? reason : reason_name(REASON_REFUSED),
+                                   "the statement refused the change");
     }
     if (strcmp(state, "23514") == 0 || strcmp(state, "23503") == 0 || strcmp(state, "23502") == 0) {
-        return status_make(STATUS_FAILED_PRECONDITION, "CONSTRAINT_VIOLATION",
+        return status_make(STATUS_FAILED_PRECONDITION, REASON_CONSTRAINT_VIOLATION,
                            "the change would break a rule of the data (%s)",
                            constraint ? constraint : state);
     }
     if (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0 || strcmp(state, "55P03") == 0) {
-        return status_make(STATUS_ABORTED, "CONCURRENCY_CONFLICT",
+        return status_make(STATUS_ABORTED, REASON_CONCURRENCY_CONFLICT,
                            "concurrent update, safe to retry");
     }
     if (strcmp(state, "57014") == 0) {
-        return status_make(STATUS_DEADLINE_EXCEEDED, "STATEMENT_TIMEOUT",
+        return status_make(STATUS_DEADLINE_EXCEEDED, REASON_STATEMENT_TIMEOUT,
                            "database statement timed out");
     }
     if (strncmp(state, "22", 2) == 0) {
         log_msg(LOG_WARN, "postgresql data exception %s: %s", state, PQresultErrorMessage(r));
-        return status_make(STATUS_INVALID_ARGUMENT, "INVALID_VALUE", "a value is out of range");
+        return status_make(STATUS_INVALID_ARGUMENT, REASON_INVALID_VALUE,
+                           "a value is out of range");
     }
     log_msg(LOG_ERROR, "postgresql error %s: %s", state, PQresultErrorMessage(r));
-    return status_make(STATUS_INTERNAL, "DATABASE_ERROR", "database error");
+    return status_make(STATUS_INTERNAL, REASON_DATABASE_ERROR, "database error");
 }
 
 /* Statements over parameter arrays (unnest) are where PostgreSQL's plan cache goes wrong on the
@@ -765,10 +767,12 @@ static status_t db_round_trip_all(db_t *db, const char *const *names, db_exec_it
 static status_t db_ready(db_t *db) {
     if (!db_up(db)) {
         if (db->tx_depth > 0) { /* the transaction died with the old connection */
-            return status_make(STATUS_UNAVAILABLE, "DATABASE_UNAVAILABLE", "database unavailable");
+            return status_make(STATUS_UNAVAILABLE, REASON_DATABASE_UNAVAILABLE,
+                               "database unavailable");
         }
         if (!db_connect(db)) {
-            return status_make(STATUS_UNAVAILABLE, "DATABASE_UNAVAILABLE", "database unavailable");
+            return status_make(STATUS_UNAVAILABLE, REASON_DATABASE_UNAVAILABLE,
+                               "database unavailable");
         }
     }
     if (db->tx_depth == 0) {
@@ -924,7 +928,7 @@ status_t db_time_zone_known(db_t *db, const char *tz, bool *known) {
 }
 
 status_t db_exec_row(db_t *db, const char *sql, const db_params_t *params, PGresult **out,
-                     status_code_t missing_code, const char *missing_reason,
+                     status_code_t missing_code, reason_id_t missing_reason,
                      const char *missing_message) {
     status_t st = db_exec(db, sql, params, out);
     if (status_is_ok(&st) && PQntuples(*out) != 1) {
@@ -943,7 +947,7 @@ status_t db_exec_script(db_t *db, const char *sql) {
         return st;
     }
     if (!db_connect(db)) {
-        st = status_make(STATUS_UNAVAILABLE, "DATABASE_UNAVAILABLE", "database unavailable");
+        st = status_make(STATUS_UNAVAILABLE, REASON_DATABASE_UNAVAILABLE, "database unavailable");
     } else {
         PGresult *r = PQexec(db_pg(db), sql);
         ExecStatusType rs = PQresultStatus(r);
@@ -1044,7 +1048,7 @@ status_t db_wait_flushed(db_t *db, const char *lsn, int64_t wait_ms_max) {
             return status_ok();
         }
         if (waited_ms >= wait_ms_max) {
-            return status_make(STATUS_UNAVAILABLE, "WAL_NOT_FLUSHED",
+            return status_make(STATUS_UNAVAILABLE, REASON_WAL_NOT_FLUSHED,
                                "the WAL up to %s is not on disk yet", lsn);
         }
         struct timespec ts = {0, DB_FLUSH_POLL_MS * 1000000L};
@@ -1163,7 +1167,7 @@ status_t db_exec_deferred(db_t *db, const char *sql, const db_params_t *params,
                           const db_expect_t *expect) {
     assert(db->tx_depth > 0); /* writes run in db_tx */
     if (!db_up(db)) {
-        return status_make(STATUS_UNAVAILABLE, "DATABASE_UNAVAILABLE", "database unavailable");
+        return status_make(STATUS_UNAVAILABLE, REASON_DATABASE_UNAVAILABLE, "database unavailable");
     }
     status_t st = status_ok();
     const char *name = db_stmt_for_tx(db, sql, params ? params->n : 0, &st);
@@ -1186,7 +1190,7 @@ static status_t db_commit(db_t *db) {
         return db_exec(db, db->in_part ? DB_PART_END : "COMMIT", NULL, NULL);
     }
     if (!db_up(db)) {
-        return status_make(STATUS_UNAVAILABLE, "DATABASE_UNAVAILABLE", "database unavailable");
+        return status_make(STATUS_UNAVAILABLE, REASON_DATABASE_UNAVAILABLE, "database unavailable");
     }
     db->last_constraint[0] = '\0';
     status_t st = status_ok();
@@ -1222,9 +1226,9 @@ status_t db_tx(db_t *db, db_tx_fn fn, void *arg) {
             return st;
         }
         /* BEGIN is sent with the transaction's first statement (db_round_trip). */
-        st = db_connect(db)
-                 ? status_ok()
-                 : status_make(STATUS_UNAVAILABLE, "DATABASE_UNAVAILABLE", "database unavailable");
+        st = db_connect(db) ? status_ok()
+                            : status_make(STATUS_UNAVAILABLE, REASON_DATABASE_UNAVAILABLE,
+                                          "database unavailable");
         if (status_is_ok(&st)) {
             db_session_commit_mode(db);
             db->tx_depth = 1;
@@ -1417,7 +1421,7 @@ status_t db_migrate(db_t *db, const embed_file_t *runtime_migrations,
     }
     if (!db_connect(db)) {
         db_release(db);
-        return status_make(STATUS_UNAVAILABLE, "DATABASE_UNAVAILABLE", "database unavailable");
+        return status_make(STATUS_UNAVAILABLE, REASON_DATABASE_UNAVAILABLE, "database unavailable");
     }
     /* Every statement below runs inside a migration's transaction: none is retried alone, nor
      * sent with a lone statement's settings. */

@@ -103,7 +103,7 @@ status_t db_exec_custom_plan(db_t *db, const char *sql, const db_params_t *param
  *  on OK *out holds that row and the caller PQclears it; with no row (or several) the result
  *  is cleared and the status is (missing_code, missing_reason, missing_message). */
 status_t db_exec_row(db_t *db, const char *sql, const db_params_t *params, PGresult **out,
-                     status_code_t missing_code, const char *missing_reason,
+                     status_code_t missing_code, reason_id_t missing_reason,
                      const char *missing_message);
 
 /** One statement of db_exec_all: its text and parameters in, its result out. */
@@ -196,7 +196,7 @@ status_t db_rows(db_t *db, arena_t *a, const char *sql, const db_params_t *param
  *  status is (missing_code, missing_reason, missing_message), as db_exec_row's. The result is
  *  cleared here. */
 status_t db_row_get(db_t *db, arena_t *a, const char *sql, const db_params_t *params, db_row_fn fn,
-                    void *ctx, status_code_t missing_code, const char *missing_reason,
+                    void *ctx, status_code_t missing_code, reason_id_t missing_reason,
                     const char *missing_message);
 
 /** db_rows over a result already at hand (one of db_exec_all's); `r` is not cleared. */

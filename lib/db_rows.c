@@ -130,7 +130,7 @@ status_t db_row_find(db_t *db, arena_t *a, const char *sql, const db_params_t *p
 }
 
 status_t db_row_get(db_t *db, arena_t *a, const char *sql, const db_params_t *params, db_row_fn fn,
-                    void *ctx, status_code_t missing_code, const char *missing_reason,
+                    void *ctx, status_code_t missing_code, reason_id_t missing_reason,
                     const char *missing_message) {
     PGresult *r = NULL;
     status_t st = db_exec_row(db, sql, params, &r, missing_code, missing_reason, missing_message);

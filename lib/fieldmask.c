@@ -25,7 +25,7 @@ status_t fieldmask_parse(const Google__Protobuf__FieldMask *mask,
     assert(desc->n_fields <= FIELDMASK_FIELDS_MAX);
     *out = (fieldmask_t){.desc = desc, .fields = 0};
     if (mask == NULL || mask->n_paths == 0) {
-        return status_make(STATUS_INVALID_ARGUMENT, "UPDATE_MASK_REQUIRED",
+        return status_make(STATUS_INVALID_ARGUMENT, REASON_UPDATE_MASK_REQUIRED,
                            "update_mask: name the fields of %s to change", desc->short_name);
     }
     for (size_t i = 0; i < mask->n_paths; i++) {
@@ -33,12 +33,12 @@ status_t fieldmask_parse(const Google__Protobuf__FieldMask *mask,
         const ProtobufCFieldDescriptor *f =
             protobuf_c_message_descriptor_get_field_by_name(desc, path);
         if (f == NULL) {
-            return status_make(STATUS_INVALID_ARGUMENT, "UPDATE_MASK_UNKNOWN_FIELD",
+            return status_make(STATUS_INVALID_ARGUMENT, REASON_UPDATE_MASK_UNKNOWN_FIELD,
                                "update_mask: '%.*s' is no field of %s", PATH_QUOTE_MAX, path,
                                desc->short_name);
         }
         if (updatable && !name_in(updatable, f->name)) {
-            return status_make(STATUS_INVALID_ARGUMENT, "UPDATE_MASK_IMMUTABLE_FIELD",
+            return status_make(STATUS_INVALID_ARGUMENT, REASON_UPDATE_MASK_IMMUTABLE_FIELD,
                                "update_mask: %s.%s cannot be changed by an update",
                                desc->short_name, f->name);
         }

@@ -55,7 +55,7 @@ status_t health_check(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg, ProtobufC
         known = strcmp(req->service, g_services[i]) == 0;
     }
     if (!known) {
-        return status_make(STATUS_NOT_FOUND, "UNKNOWN_SERVICE", "unknown service");
+        return status_make(STATUS_NOT_FOUND, REASON_UNKNOWN_SERVICE, "unknown service");
     }
     resp->status = health_is_serving()
                        ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING

@@ -90,7 +90,8 @@ status_t idem_lookup(db_t *db, arena_t *a, const char *merchant_id, const char *
         *response = db_get_bytea(a, r, 0, 1, response_len);
         if (*response == NULL) {
             PQclear(r);
-            return status_make(STATUS_INTERNAL, "DATABASE_ERROR", "cannot read a stored response");
+            return status_make(STATUS_INTERNAL, REASON_DATABASE_ERROR,
+                               "cannot read a stored response");
         }
     }
     PQclear(r);

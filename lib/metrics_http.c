@@ -90,7 +90,7 @@ static status_t http_resolve(const char *addr, struct sockaddr_storage *out, soc
     char host[256];
     const char *colon = strrchr(addr, ':');
     if (colon == NULL || (size_t)(colon - addr) >= sizeof host) {
-        return status_make(STATUS_INVALID_ARGUMENT, "INVALID_CONFIG",
+        return status_make(STATUS_INVALID_ARGUMENT, REASON_INVALID_CONFIG,
                            "METRICS_ADDR: expected host:port");
     }
     memcpy(host, addr, (size_t)(colon - addr));
@@ -106,7 +106,7 @@ static status_t http_resolve(const char *addr, struct sockaddr_storage *out, soc
     struct addrinfo *res = NULL;
     int err = getaddrinfo(h[0] ? h : NULL, colon + 1, &hints, &res);
     if (err != 0 || res == NULL) {
-        return status_make(STATUS_INVALID_ARGUMENT, "INVALID_CONFIG",
+        return status_make(STATUS_INVALID_ARGUMENT, REASON_INVALID_CONFIG,
                            "METRICS_ADDR: cannot resolve %s: %s", addr, gai_strerror(err));
     }
     memcpy(out, res->ai_addr, res->ai_addrlen);
@@ -117,7 +117,7 @@ static status_t http_resolve(const char *addr, struct sockaddr_storage *out, soc
 
 status_t metrics_http_start(const char *addr) {
     if (g_daemon != NULL) {
-        return status_make(STATUS_INTERNAL, "ALREADY_STARTED", "metrics http already serving");
+        return status_make(STATUS_INTERNAL, REASON_ALREADY_STARTED, "metrics http already serving");
     }
     struct sockaddr_storage sa;
     socklen_t sa_len = 0;
@@ -135,8 +135,8 @@ status_t metrics_http_start(const char *addr) {
                                 MHD_OPTION_CONNECTION_TIMEOUT,
                                 (unsigned int)HTTP_CONNECTION_TIMEOUT_S, MHD_OPTION_END);
     if (g_daemon == NULL) {
-        return status_make(STATUS_UNAVAILABLE, "LISTEN_FAILED", "cannot listen on METRICS_ADDR %s",
-                           addr);
+        return status_make(STATUS_UNAVAILABLE, REASON_LISTEN_FAILED,
+                           "cannot listen on METRICS_ADDR %s", addr);
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(g_daemon, MHD_DAEMON_INFO_BIND_PORT);
     g_port = info ? info->port : 0;

@@ -29,12 +29,12 @@ status_t outbox_emit(rpc_ctx_t *ctx, const char *merchant_id, const char *stream
     assert(strlen(type) > 0 && strlen(type) < OUTBOX_TYPE_MAX);
     size_t payload_len = strlen(payload_json);
     if (payload_len > OUTBOX_PAYLOAD_MAX) {
-        return status_make(STATUS_INTERNAL, "EVENT_TOO_LARGE", "event payload too large");
+        return status_make(STATUS_INTERNAL, REASON_EVENT_TOO_LARGE, "event payload too large");
     }
     /* jsonw leaves "" when the object did not fit its buffer: an event must never carry a cut
      * object, and refusing it rolls back the change with it. */
     if (payload_len < 2 || payload_json[0] != '{' || payload_json[payload_len - 1] != '}') {
-        return status_make(STATUS_INTERNAL, "EVENT_TOO_LARGE",
+        return status_make(STATUS_INTERNAL, REASON_EVENT_TOO_LARGE,
                            "event payload is not a whole JSON object (too large for its buffer)");
     }
     char id[ID_MAX];
@@ -159,7 +159,8 @@ static status_t outbox_publish_tx(db_t *db, void *arg) {
     }
     if (!outbox_xadd_all(a->cache, r, a->service, a->stream_maxlen)) {
         PQclear(r);
-        return status_make(STATUS_UNAVAILABLE, "REDIS_UNAVAILABLE", "events stream unavailable");
+        return status_make(STATUS_UNAVAILABLE, REASON_REDIS_UNAVAILABLE,
+                           "events stream unavailable");
     }
     arena_t arena;
     arena_init(&arena);

@@ -14,7 +14,8 @@ typedef struct pbcheck_walk {
 } pbcheck_walk_t;
 
 static status_t pbcheck_malformed(void) {
-    return status_make(STATUS_INVALID_ARGUMENT, "MALFORMED_REQUEST", "malformed request message");
+    return status_make(STATUS_INVALID_ARGUMENT, REASON_MALFORMED_REQUEST,
+                       "malformed request message");
 }
 
 /* Reads a varint at *pos; false when it runs past len or over 10 bytes. */
@@ -73,7 +74,7 @@ static status_t pbcheck_field(pbcheck_walk_t *w, const ProtobufCFieldDescriptor 
 static status_t pbcheck_message(pbcheck_walk_t *w, const ProtobufCMessageDescriptor *desc,
                                 const uint8_t *data, size_t len, int depth) {
     if (depth > PBCHECK_DEPTH_MAX) {
-        return status_make(STATUS_INVALID_ARGUMENT, "MALFORMED_REQUEST",
+        return status_make(STATUS_INVALID_ARGUMENT, REASON_MALFORMED_REQUEST,
                            "request nested deeper than %d messages", PBCHECK_DEPTH_MAX);
     }
     size_t pos = 0;
@@ -86,7 +87,7 @@ static status_t pbcheck_message(pbcheck_walk_t *w, const ProtobufCMessageDescrip
          * as an unknown field when its tag is written in two bytes (80 00), then re-encodes
          * it as 00, which it refuses: found by fuzz/fuzz_request. */
         if ((tag >> 3) == 0) {
-            return status_make(STATUS_INVALID_ARGUMENT, "MALFORMED_REQUEST",
+            return status_make(STATUS_INVALID_ARGUMENT, REASON_MALFORMED_REQUEST,
                                "request has a field number 0");
         }
         uint64_t skip = 0;

@@ -21,12 +21,19 @@ static const char *const family_prefixes[] = {
 };
 
 const reason_info_t *reason_info(reason_id_t id) {
-    assert((unsigned)id < REASON_COUNT);
+    assert(id > REASON_NONE && (unsigned)id < REASON_COUNT);
     return &reasons[id];
 }
 
+const char *reason_name(reason_id_t id) {
+    if (id <= REASON_NONE || (unsigned)id >= REASON_COUNT) {
+        return ""; /* no reason; an id outside the enum is a bug the compiler mostly prevents */
+    }
+    return reasons[id].name;
+}
+
 const reason_info_t *reason_find(const char *name) {
-    for (size_t i = 0; i < REASON_COUNT; i++) {
+    for (size_t i = REASON_NONE + 1; i < REASON_COUNT; i++) {
         if (strcmp(reasons[i].name, name) == 0) {
             return &reasons[i];
         }

@@ -1,5 +1,5 @@
-/* reasons.h -- the catalogue of machine-readable error reasons (lib/reasons.def) as C: one id
- * per reason, its name, usual gRPC code and meaning, and a lookup by name. */
+/* reasons.h -- the catalogue of machine-readable error reasons (lib/reasons.def) as C: for each
+ * id (reason_id_t, status.h) its name, usual gRPC code and meaning, and a lookup by name. */
 #ifndef LOYALTY_REASONS_H
 #define LOYALTY_REASONS_H
 
@@ -8,15 +8,6 @@
 
 #include "status.h"
 
-typedef enum reason_id {
-#define REASON(name, code, meaning) REASON_##name,
-#define REASON_FAMILY(prefix, code, meaning)
-#include "reasons.def"
-#undef REASON_FAMILY
-#undef REASON
-    REASON_COUNT
-} reason_id_t;
-
 /** One catalogued reason: `name` as sent in `loyalty-error-reason`. */
 typedef struct reason_info {
     const char *name;
@@ -24,7 +15,7 @@ typedef struct reason_info {
     const char *meaning;
 } reason_info_t;
 
-/** The reason with this id; id must be below REASON_COUNT. */
+/** The reason with this id; id must be a reason (not REASON_NONE) below REASON_COUNT. */
 const reason_info_t *reason_info(reason_id_t id);
 
 /** The catalogued reason with this exact name, or NULL. Linear: for checks, not hot paths. */

@@ -364,7 +364,7 @@ status_t reflection_init(const unsigned char *set, size_t len) {
     }
     if (!ok || r != 0) {
         reflection_dispose();
-        return status_make(STATUS_INTERNAL, "BAD_DESCRIPTOR_SET",
+        return status_make(STATUS_INTERNAL, REASON_BAD_DESCRIPTOR_SET,
                            "the embedded descriptor set is malformed or over the limits");
     }
     if (g_refl.symbol_count > 0) {

@@ -10,7 +10,7 @@ status_t request_decode(arena_t *a, const ProtobufCMessageDescriptor *desc, cons
     *out = NULL;
     ProtobufCMessage *m = protobuf_c_message_unpack(desc, arena_pb_allocator(a), len, data);
     if (m == NULL) {
-        return status_make(STATUS_INVALID_ARGUMENT, "MALFORMED_REQUEST",
+        return status_make(STATUS_INVALID_ARGUMENT, REASON_MALFORMED_REQUEST,
                            "request is not a valid %s", desc->name);
     }
     /* After the unpack, which is the authority on well-formed bytes: the walk then only has to

@@ -159,7 +159,7 @@ static void batch_answer(rpc_batcher_t *b, rpc_batch_item_t **items, size_t n, s
         log_msg(LOG_WARN, "the peer does not take %s in batches: its calls go alone", b->path);
     }
     if (status_is_ok(&st) && (resp == NULL || resp->n_results != n)) {
-        st = status_make(STATUS_INTERNAL, "MALFORMED_RESPONSE",
+        st = status_make(STATUS_INTERNAL, REASON_MALFORMED_RESPONSE,
                          "BatchService/Run answered %zu results for %zu calls",
                          resp ? resp->n_results : 0, n);
     }
@@ -174,7 +174,7 @@ static void batch_answer(rpc_batcher_t *b, rpc_batch_item_t **items, size_t n, s
         status_code_t code = status_code_from_int(r->code);
         const char *reason = r->reason;
         if (code != STATUS_OK) {
-            it->status = status_make(code, reason[0] ? reason : NULL, "%s", r->message);
+            it->status = status_make_relayed(code, reason[0] ? reason : NULL, "%s", r->message);
             continue;
         }
         it->status = status_ok();

@@ -270,7 +270,7 @@ status_t srv_batch_serve(call_t *c, rpc_ctx_t *ctx, ProtobufCMessage **resp_out)
     const Loyalty__V1__BatchRunRequest *req = (const void *)msg;
     const srv_method_t *m = batch_method(req->method);
     if (m == NULL || m->m->kind != RPC_MUTATE || m->streaming || m->is_batch) {
-        return status_make(STATUS_INVALID_ARGUMENT, "BATCH_NOT_SUPPORTED",
+        return status_make(STATUS_INVALID_ARGUMENT, REASON_BATCH_NOT_SUPPORTED,
                            "%s cannot be batched: only a mutating method of this service can",
                            req->method);
     }
@@ -348,7 +348,8 @@ static status_t batch_run_handler(rpc_ctx_t *ctx, const ProtobufCMessage *req,
     (void)req;
     (void)resp;
     assert(!"BatchService/Run is served by srv_batch_serve");
-    return status_make(STATUS_INTERNAL, "BAD_SERVICE_TABLE", "BatchService/Run not dispatched");
+    return status_make(STATUS_INTERNAL, REASON_BAD_SERVICE_TABLE,
+                       "BatchService/Run not dispatched");
 }
 
 static const rpc_method_t batch_methods_served[] = {

@@ -299,19 +299,19 @@ static status_t call_mutate(rpc_ctx_t *ctx, tx_call_t *t, bool as_part) {
         return look;
     }
     if (found == IDEM_DIFFERENT) {
-        return status_make(STATUS_ALREADY_EXISTS, "IDEMPOTENCY_KEY_REUSED",
+        return status_make(STATUS_ALREADY_EXISTS, REASON_IDEMPOTENCY_KEY_REUSED,
                            "idempotency key already used for a different request");
     }
     if (found == IDEM_SAME) {
         ctx->outbox_emitted = 0; /* nothing of the rolled-back run was kept */
         t->resp = pb_unpack_arena(ctx->arena, t->m->md->output, prev, prev_len);
         return t->resp ? status_ok()
-                       : status_make(STATUS_INTERNAL, "DATABASE_ERROR",
+                       : status_make(STATUS_INTERNAL, REASON_DATABASE_ERROR,
                                      "cannot decode a stored response");
     }
     if (key_taken) {
         /* Taken, then purged in between: rare; the caller may simply retry. */
-        return status_make(STATUS_ABORTED, "CONCURRENCY_CONFLICT",
+        return status_make(STATUS_ABORTED, REASON_CONCURRENCY_CONFLICT,
                            "concurrent use of the idempotency key, safe to retry");
     }
     return st; /* a new key: the call's own answer */
@@ -340,17 +340,17 @@ status_t srv_call_admit(call_t *c, const char *auth, size_t auth_len) {
         }
     } else if (!m->is_health && g_srv.config.auth_token[0]) {
         if (!auth_bearer_matches(g_srv.config.auth_token, auth, auth_len)) {
-            return status_make(STATUS_UNAUTHENTICATED, "UNAUTHENTICATED",
+            return status_make(STATUS_UNAUTHENTICATED, REASON_UNAUTHENTICATED,
                                "missing or invalid bearer token");
         }
         snprintf(c->credential_id, sizeof c->credential_id, "%s", CRED_SERVICE_ID);
     }
     if (gpr_time_cmp(c->deadline, gpr_now(c->deadline.clock_type)) < 0) {
-        return status_make(STATUS_DEADLINE_EXCEEDED, "DEADLINE_EXCEEDED",
+        return status_make(STATUS_DEADLINE_EXCEEDED, REASON_DEADLINE_EXCEEDED,
                            "deadline passed before the call was served");
     }
     if (!m->is_health && !health_is_migrated()) {
-        return status_make(STATUS_UNAVAILABLE, "STARTING", "service is starting");
+        return status_make(STATUS_UNAVAILABLE, REASON_STARTING, "service is starting");
     }
     return status_ok();
 }
@@ -360,7 +360,7 @@ status_t srv_call_admit(call_t *c, const char *auth, size_t auth_len) {
 status_t srv_call_decode(call_t *c, ProtobufCMessage **req) {
     grpc_byte_buffer_reader reader;
     if (!grpc_byte_buffer_reader_init(&reader, c->req_bb)) {
-        return status_make(STATUS_INVALID_ARGUMENT, "MALFORMED_REQUEST", "unreadable request");
+        return status_make(STATUS_INVALID_ARGUMENT, REASON_MALFORMED_REQUEST, "unreadable request");
     }
     grpc_slice s = grpc_byte_buffer_reader_readall(&reader);
     grpc_byte_buffer_reader_destroy(&reader);
@@ -401,13 +401,13 @@ status_t srv_call_check_on_behalf(const call_t *c, rpc_ctx_t *ctx) {
         return status_ok();
     }
     if (strcmp(c->credential_id, CRED_SERVICE_ID) != 0) {
-        return status_make(STATUS_PERMISSION_DENIED, "ON_BEHALF_OF_NOT_ALLOWED",
+        return status_make(STATUS_PERMISSION_DENIED, REASON_ON_BEHALF_OF_NOT_ALLOWED,
                            "only the service credential may act on behalf of another "
                            "credential (%s)",
                            RPC_ON_BEHALF_OF_HEADER);
     }
     if (c->on_behalf_of_invalid) {
-        return status_make(STATUS_INVALID_ARGUMENT, "ON_BEHALF_OF_MALFORMED",
+        return status_make(STATUS_INVALID_ARGUMENT, REASON_ON_BEHALF_OF_MALFORMED,
                            "%s must be a credential id", RPC_ON_BEHALF_OF_HEADER);
     }
     ctx->on_behalf_of = c->on_behalf_of;
@@ -433,7 +433,8 @@ bool srv_call_commit_async(const call_t *c, db_t *db) {
 static status_t call_dispatch(call_t *c, rpc_ctx_t *ctx, ProtobufCMessage **resp_out) {
     const srv_method_t *m = c->method;
     if (c->req_bb == NULL) {
-        return status_make(STATUS_INVALID_ARGUMENT, "MALFORMED_REQUEST", "missing request message");
+        return status_make(STATUS_INVALID_ARGUMENT, REASON_MALFORMED_REQUEST,
+                           "missing request message");
     }
     if (m->is_batch) {
         return srv_batch_serve(c, ctx, resp_out);
@@ -528,7 +529,7 @@ void srv_call_serve(worker_t *w, call_t *c) {
 void srv_call_serve_unknown(call_t *c) {
     char *method = grpc_slice_to_c_string(c->details.method);
     snprintf(c->request_id, sizeof c->request_id, "%s", "");
-    status_t st = status_make(STATUS_UNIMPLEMENTED, "UNKNOWN_METHOD", "unknown method");
+    status_t st = status_make(STATUS_UNIMPLEMENTED, REASON_UNKNOWN_METHOD, "unknown method");
     log_rpc(method, "", "", "", st.code, st.reason, st.message, 0);
     gpr_free(method);
     srv_call_finish(c, &st);

@@ -318,7 +318,8 @@ static void call_start(pending_t *p, grpc_completion_queue *cq, gpr_timespec dea
     grpc_call_error err = grpc_call_start_batch(p->call, ops, 6, p, NULL);
     p->started = err == GRPC_CALL_OK;
     if (!p->started) {
-        s->status = status_make(STATUS_INTERNAL, "CLIENT_ERROR", "cannot start call: %d", (int)err);
+        s->status =
+            status_make(STATUS_INTERNAL, REASON_CLIENT_ERROR, "cannot start call: %d", (int)err);
     }
 }
 
@@ -340,11 +341,11 @@ static void call_complete(pending_t *p, arena_t *arena) {
     if (code == STATUS_OK) {
         s->response = p->recv_bb ? pb_from_byte_buffer(arena, p->md->output, p->recv_bb) : NULL;
         s->status = s->response ? status_ok()
-                                : status_make(STATUS_INTERNAL, "MALFORMED_RESPONSE",
+                                : status_make(STATUS_INTERNAL, REASON_MALFORMED_RESPONSE,
                                               "%s returned no valid response", s->method);
     } else {
         char *details = grpc_slice_to_c_string(p->details);
-        s->status = status_make(code, reason[0] ? reason : NULL, "%s", details);
+        s->status = status_make_relayed(code, reason[0] ? reason : NULL, "%s", details);
         gpr_free(details);
     }
 }
@@ -404,7 +405,7 @@ static void batch_item_take(rpc_batch_item_t *it, rpc_call_spec_t *s, arena_t *a
     if (status_is_ok(&it->status)) {
         s->response = pb_unpack_arena(arena, md->output, it->response, it->response_len);
         if (s->response == NULL) {
-            s->status = status_make(STATUS_INTERNAL, "MALFORMED_RESPONSE",
+            s->status = status_make(STATUS_INTERNAL, REASON_MALFORMED_RESPONSE,
                                     "%s returned no valid response", s->method);
         }
     }

@@ -155,7 +155,7 @@ status_t srv_check_migrated(db_t *db) {
     bool exists = db_get_bool(r, 0, 0);
     PQclear(r);
     if (!exists) {
-        return status_make(STATUS_UNAVAILABLE, "NOT_MIGRATED",
+        return status_make(STATUS_UNAVAILABLE, REASON_NOT_MIGRATED,
                            "no migration is applied (run --migrate as the owner)");
     }
     const embed_file_t *tables[2] = {runtime_migrations, g_srv.opts->migrations};
@@ -174,7 +174,7 @@ status_t srv_check_migrated(db_t *db) {
             bool applied = PQntuples(r) > 0;
             PQclear(r);
             if (!applied) {
-                return status_make(STATUS_UNAVAILABLE, "NOT_MIGRATED",
+                return status_make(STATUS_UNAVAILABLE, REASON_NOT_MIGRATED,
                                    "migration %s is not applied (run --migrate as the owner)", id);
             }
         }
@@ -201,11 +201,11 @@ static status_t srv_add_service(const rpc_service_t *svc, bool is_health, bool i
         const ProtobufCMethodDescriptor *md =
             protobuf_c_service_descriptor_get_method_by_name(sd, m->name);
         if (md == NULL) {
-            return status_make(STATUS_INTERNAL, "BAD_SERVICE_TABLE", "%s has no method %s",
+            return status_make(STATUS_INTERNAL, REASON_BAD_SERVICE_TABLE, "%s has no method %s",
                                sd->name, m->name);
         }
         if (g_srv.method_count == SRV_METHODS_MAX) {
-            return status_make(STATUS_INTERNAL, "BAD_SERVICE_TABLE", "too many methods");
+            return status_make(STATUS_INTERNAL, REASON_BAD_SERVICE_TABLE, "too many methods");
         }
         srv_method_t *sm = &g_srv.methods[g_srv.method_count++];
         sm->m = m;
@@ -225,7 +225,7 @@ static status_t srv_add_service(const rpc_service_t *svc, bool is_health, bool i
         if (m->kind == RPC_MUTATE &&
             (!sm->has_merchant || protobuf_c_message_descriptor_get_field_by_name(
                                       md->input, "idempotency_key") == NULL)) {
-            return status_make(STATUS_INTERNAL, "BAD_SERVICE_TABLE",
+            return status_make(STATUS_INTERNAL, REASON_BAD_SERVICE_TABLE,
                                "%s is RPC_MUTATE without merchant_id and idempotency_key",
                                sm->path);
         }
@@ -235,21 +235,21 @@ static status_t srv_add_service(const rpc_service_t *svc, bool is_health, bool i
             }
         }
         if (sm->merge != NULL && m->kind != RPC_MUTATE) {
-            return status_make(STATUS_INTERNAL, "BAD_SERVICE_TABLE",
+            return status_make(STATUS_INTERNAL, REASON_BAD_SERVICE_TABLE,
                                "%s has a merger but is not RPC_MUTATE", sm->path);
         }
         /* protobuf-c does not say which methods stream; the embedded descriptors do. */
         sm->streaming = m->kind == RPC_STREAM;
         int streams = reflection_method_streaming(sm->path);
         if (streams >= 0 && streams != sm->streaming) {
-            return status_make(STATUS_INTERNAL, "BAD_SERVICE_TABLE", "%s is %s in the .proto",
+            return status_make(STATUS_INTERNAL, REASON_BAD_SERVICE_TABLE, "%s is %s in the .proto",
                                sm->path, streams ? "streaming" : "unary");
         }
         sm->handle = grpc_server_register_method(
             g_srv.server, sm->path, NULL,
             sm->streaming ? GRPC_SRM_PAYLOAD_NONE : GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
         if (sm->handle == NULL) {
-            return status_make(STATUS_INTERNAL, "BAD_SERVICE_TABLE", "cannot register %s",
+            return status_make(STATUS_INTERNAL, REASON_BAD_SERVICE_TABLE, "cannot register %s",
                                sm->path);
         }
     }
@@ -305,7 +305,7 @@ static grpc_server_credentials *srv_credentials(status_t *st) {
     if (cert == NULL || key == NULL) {
         free(cert);
         free(key);
-        *st = status_make(STATUS_INVALID_ARGUMENT, "INVALID_CONFIG",
+        *st = status_make(STATUS_INVALID_ARGUMENT, REASON_INVALID_CONFIG,
                           "cannot read LOYALTY_TLS_CERT or LOYALTY_TLS_KEY");
         return NULL;
     }
@@ -383,7 +383,7 @@ static status_t srv_start(void) {
             known = strcmp(g_srv.methods[i].path, *p) == 0;
         }
         if (!known) {
-            st = status_make(STATUS_INTERNAL, "BAD_SERVICE_TABLE",
+            st = status_make(STATUS_INTERNAL, REASON_BAD_SERVICE_TABLE,
                              "storefront method %s is not served", *p);
         }
     }
@@ -397,7 +397,7 @@ static status_t srv_start(void) {
     int port = grpc_server_add_http2_port(g_srv.server, cfg->listen_addr, creds);
     grpc_server_credentials_release(creds);
     if (port == 0) {
-        return status_make(STATUS_UNAVAILABLE, "LISTEN_FAILED", "cannot listen on %s",
+        return status_make(STATUS_UNAVAILABLE, REASON_LISTEN_FAILED, "cannot listen on %s",
                            cfg->listen_addr);
     }
     grpc_server_start(g_srv.server);
@@ -406,7 +406,8 @@ static status_t srv_start(void) {
     for (const char *const *f = g_srv.opts->follow_invalidations; f != NULL && *f != NULL; f++) {
         snprintf(channel, sizeof channel, "loyalty:invalidate:%s", *f);
         if (!near_cache_follow(channel)) {
-            return status_make(STATUS_INTERNAL, "CONFIG_INVALID", "too many followed services");
+            return status_make(STATUS_INTERNAL, REASON_CONFIG_INVALID,
+                               "too many followed services");
         }
     }
     snprintf(channel, sizeof channel, "loyalty:invalidate:%s", g_srv.opts->service_name);

@@ -58,11 +58,12 @@ void srv_watch_release(void) {
 status_t rpc_stream_send(rpc_ctx_t *ctx, const ProtobufCMessage *msg) {
     rpc_stream_t *s = ctx->stream;
     if (s == NULL) {
-        return status_make(STATUS_INTERNAL, "NOT_A_STREAM", "rpc_stream_send outside a stream");
+        return status_make(STATUS_INTERNAL, REASON_NOT_A_STREAM,
+                           "rpc_stream_send outside a stream");
     }
     assert(msg->descriptor == s->output);
     if (s->out_count == RPC_STREAM_SENDS_MAX) {
-        return status_make(STATUS_RESOURCE_EXHAUSTED, "STREAM_BACKLOG",
+        return status_make(STATUS_RESOURCE_EXHAUSTED, REASON_STREAM_BACKLOG,
                            "more than %d responses to one message", RPC_STREAM_SENDS_MAX);
     }
     s->out[s->out_count++] = pb_to_byte_buffer(msg);
@@ -158,7 +159,7 @@ static void watch_park(call_t *c) {
     if (g_watch.closed) {
         pthread_mutex_unlock(&g_watch.mu);
         s->ending = true;
-        s->end = status_make(STATUS_UNAVAILABLE, "SHUTTING_DOWN", "server shutting down");
+        s->end = status_make(STATUS_UNAVAILABLE, REASON_SHUTTING_DOWN, "server shutting down");
         call_stream_pump(c);
         return;
     }
@@ -209,7 +210,7 @@ void srv_watch_close_all(void) {
     for (int i = 0; i < n; i++) {
         rpc_stream_t *s = parked[i]->stream;
         s->ending = true;
-        s->end = status_make(STATUS_UNAVAILABLE, "SHUTTING_DOWN", "server shutting down");
+        s->end = status_make(STATUS_UNAVAILABLE, REASON_SHUTTING_DOWN, "server shutting down");
         call_stream_pump(parked[i]);
     }
 }
@@ -218,10 +219,11 @@ status_t rpc_stream_watch(rpc_ctx_t *ctx, const char *key, int sent_state, rpc_w
                           rpc_watch_fill_fn fill) {
     rpc_stream_t *s = ctx->stream;
     if (s == NULL) {
-        return status_make(STATUS_INTERNAL, "NOT_A_STREAM", "rpc_stream_watch outside a stream");
+        return status_make(STATUS_INTERNAL, REASON_NOT_A_STREAM,
+                           "rpc_stream_watch outside a stream");
     }
     if (strlen(key) > RPC_WATCH_KEY_MAX) {
-        return status_make(STATUS_INVALID_ARGUMENT, "WATCH_KEY_TOO_LONG", "at most %d bytes",
+        return status_make(STATUS_INVALID_ARGUMENT, REASON_WATCH_KEY_TOO_LONG, "at most %d bytes",
                            RPC_WATCH_KEY_MAX);
     }
     if (!s->watching) {
@@ -230,7 +232,7 @@ status_t rpc_stream_watch(rpc_ctx_t *ctx, const char *key, int sent_state, rpc_w
         g_watch.open_count += room;
         pthread_mutex_unlock(&g_watch.mu);
         if (!room) {
-            return status_make(STATUS_RESOURCE_EXHAUSTED, "TOO_MANY_WATCHES",
+            return status_make(STATUS_RESOURCE_EXHAUSTED, REASON_TOO_MANY_WATCHES,
                                "more than %d watches open", RPC_WATCHES_MAX);
         }
         s->watching = true;
@@ -302,13 +304,13 @@ void srv_call_stream_received(worker_t *w, call_t *c, bool success) {
     }
     if (!success || c->req_bb == NULL) {
         s->ending = true;
-        s->end =
-            success ? status_ok() : status_make(STATUS_CANCELLED, "CANCELLED", "stream cancelled");
+        s->end = success ? status_ok()
+                         : status_make(STATUS_CANCELLED, REASON_CANCELLED, "stream cancelled");
         call_stream_pump(c);
         return;
     }
     status_t st = ++s->messages > RPC_STREAM_MESSAGES_MAX
-                      ? status_make(STATUS_RESOURCE_EXHAUSTED, "STREAM_TOO_LONG",
+                      ? status_make(STATUS_RESOURCE_EXHAUSTED, REASON_STREAM_TOO_LONG,
                                     "more than %d messages on one stream", RPC_STREAM_MESSAGES_MAX)
                       : call_stream_handle(w, c);
     grpc_byte_buffer_destroy(c->req_bb);
@@ -332,7 +334,7 @@ void srv_call_stream_sent(call_t *c, bool success) {
         }
         s->out_next = s->out_count;
         s->ending = true;
-        s->end = status_make(STATUS_CANCELLED, "CANCELLED", "stream cancelled");
+        s->end = status_make(STATUS_CANCELLED, REASON_CANCELLED, "stream cancelled");
     }
     call_stream_pump(c);
 }

@@ -1,12 +1,9 @@
-/* status.c -- construction and naming of status_t values, and the debug check of reasons
- * against the catalogue (reasons.h). */
+/* status.c -- construction and naming of status_t values. */
 #include "status.h"
-#include "reasons.h"
 
 #include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 status_t status_ok(void) {
@@ -32,22 +29,15 @@ static status_t status_vmake(status_code_t code, const char *reason, const char 
     return s;
 }
 
-/* Parenthesised: debug builds define status_make as a macro (status.h). */
-status_t(status_make)(status_code_t code, const char *reason, const char *fmt, ...) {
+status_t status_make(status_code_t code, reason_id_t reason, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    status_t s = status_vmake(code, reason, fmt, ap);
+    status_t s = status_vmake(code, reason_name(reason), fmt, ap);
     va_end(ap);
     return s;
 }
 
-status_t status_make_checked(bool reason_is_literal, status_code_t code, const char *reason,
-                             const char *fmt, ...) {
-    if (reason_is_literal && reason != NULL && reason_find(reason) == NULL) {
-        /* A programming error, found in a debug build: say which reason before stopping. */
-        fprintf(stderr, "status_make: reason %s is not in lib/reasons.def\n", reason);
-        abort();
-    }
+status_t status_make_relayed(status_code_t code, const char *reason, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     status_t s = status_vmake(code, reason, fmt, ap);

@@ -44,27 +44,37 @@ typedef struct status {
     char message[STATUS_MESSAGE_MAX];
 } status_t;
 
+/* The reason catalogue as a type: one id per reason of lib/reasons.def (X-macro), so a reason
+ * named in the code is checked by the compiler. REASON_NONE is no reason. Name, code and meaning
+ * of each: reasons.h. */
+typedef enum reason_id {
+    REASON_NONE = 0,
+#define REASON(name, code, meaning) REASON_##name,
+#define REASON_FAMILY(prefix, code, meaning)
+#include "reasons.def"
+#undef REASON_FAMILY
+#undef REASON
+    REASON_COUNT
+} reason_id_t;
+
+/** The token reason `id` is sent as ("INSUFFICIENT_POINTS" for REASON_INSUFFICIENT_POINTS);
+ *  "" for REASON_NONE. */
+const char *reason_name(reason_id_t id);
+
 /** The OK status. */
 status_t status_ok(void);
 
-/** A status with a code, a reason (may be NULL) and a printf-style message. Over-long text is
- *  truncated, never overflowed. */
-status_t status_make(status_code_t code, const char *reason, const char *fmt, ...)
+/** A status with a code, a catalogued reason (REASON_NONE for none) and a printf-style
+ *  message. Over-long text is truncated, never overflowed. */
+status_t status_make(status_code_t code, reason_id_t reason, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/** status_make, for the debug check below: when `reason_is_literal`, a reason that is not
- *  NULL must be in the catalogue (lib/reasons.def), or the process aborts naming it. */
-status_t status_make_checked(bool reason_is_literal, status_code_t code, const char *reason,
-                             const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-
-/* Debug builds of lib/ and the services (LOYALTY_REASON_CHECK, set in CMakeLists.txt) check
- * every status_make(code, "REASON", ...) whose reason is a literal against the catalogue the
- * moment it runs; a reason passed on from elsewhere (a participant's, a stored one) is not. The
- * source scan (tools/reasons.py) is the check that covers every call. */
-#ifdef LOYALTY_REASON_CHECK
-#define status_make(code, reason, ...)                                                             \
-    status_make_checked(__builtin_constant_p(reason), (code), (reason), __VA_ARGS__)
-#endif
+/** status_make for a reason passed on as a string from elsewhere: a called service's reason
+ *  the caller relays, a stored one, a statement's refuse('REASON'). NULL or "" is no reason.
+ *  A reason of one's own is named with status_make, where a misspelling does not compile
+ *  (tools/reasons.py lists every argument this is given). */
+status_t status_make_relayed(status_code_t code, const char *reason, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /** INVALID_ARGUMENT for one named request field: message "<field>: <what>", reason
  *  "INVALID_<FIELD>" (field upper-cased, dots to underscores). */

@@ -133,7 +133,7 @@ static status_t rpc_update_member(rpc_ctx_t *ctx, const ProtobufCMessage *req_ms
     if (req->_expected_version_case ==
             LOYALTY__V1__UPDATE_MEMBER_REQUEST___EXPECTED_VERSION_EXPECTED_VERSION &&
         req->expected_version != current->version) {
-        return status_make(STATUS_ABORTED, "VERSION_MISMATCH",
+        return status_make(STATUS_ABORTED, REASON_VERSION_MISMATCH,
                            "member changed since version %lld (now %lld); re-read and retry",
                            (long long)req->expected_version, (long long)current->version);
     }

@@ -483,7 +483,8 @@ status_t member_rpc_import_members(rpc_ctx_t *ctx, const ProtobufCMessage *req_m
         Loyalty__V1__MemberImportResponse *prev = (void *)pb_unpack_arena(
             ctx->arena, &loyalty__v1__member_import_response__descriptor, replay, replay_len);
         if (prev == NULL) {
-            return status_make(STATUS_INTERNAL, "DATABASE_ERROR", "cannot decode a stored batch");
+            return status_make(STATUS_INTERNAL, REASON_DATABASE_ERROR,
+                               "cannot decode a stored batch");
         }
         *resp = *prev;
         return status_ok();

@@ -63,7 +63,7 @@ static status_t order_replay(rpc_ctx_t *ctx, const member_scope_t *s, const memb
                              Loyalty__V1__MemberRecordOrderResponse *resp) {
     if (strcmp(o->member_id, req->member_id) != 0 || o->spend_cents != req->spend_cents ||
         o->growth_delta != req->growth_delta) {
-        return status_make(STATUS_ALREADY_EXISTS, "ORDER_ALREADY_RECORDED",
+        return status_make(STATUS_ALREADY_EXISTS, REASON_ORDER_ALREADY_RECORDED,
                            "order already recorded with other figures");
     }
     resp->old_tier = member_view_ref(ctx->arena, &s->tiers, o->old_tier_id);
@@ -218,7 +218,7 @@ static status_t return_lock(rpc_ctx_t *ctx, const Loyalty__V1__MemberRecordRetur
     }
     if (req->spend_cents > o->spend_cents - o->returned_spend_cents ||
         req->growth_delta > o->growth_delta - o->returned_growth) {
-        return status_make(STATUS_FAILED_PRECONDITION, "RETURN_EXCEEDS_ORDER",
+        return status_make(STATUS_FAILED_PRECONDITION, REASON_RETURN_EXCEEDS_ORDER,
                            "the order holds %lld cents and %lld growth; cannot return more",
                            (long long)(o->spend_cents - o->returned_spend_cents),
                            (long long)(o->growth_delta - o->returned_growth));

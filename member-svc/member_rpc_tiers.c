@@ -134,7 +134,7 @@ static status_t settings_apply(rpc_ctx_t *ctx, unsigned mask, const Loyalty__V1_
             member_tierset_t ts;
             st = member_tiers_load(ctx->db, ctx->arena, ctx->merchant_id, false, &ts);
             if (status_is_ok(&st) && ts.n > 0) {
-                st = status_make(STATUS_FAILED_PRECONDITION, "TIERS_EXIST",
+                st = status_make(STATUS_FAILED_PRECONDITION, REASON_TIERS_EXIST,
                                  "the basis cannot change once tiers are configured");
             }
             if (!status_is_ok(&st)) {
@@ -212,7 +212,7 @@ static status_t tier_reply(rpc_ctx_t *ctx, const char *id, Loyalty__V1__MemberTi
     }
     int level = member_tierset_level(&ts, id);
     if (level == 0) {
-        return status_make(STATUS_INTERNAL, "DATABASE_ERROR", "tier vanished");
+        return status_make(STATUS_INTERNAL, REASON_DATABASE_ERROR, "tier vanished");
     }
     *out = member_view_tier(ctx->arena, &ts.defs[level - 1]);
     member_cache_invalidate_tiers(ctx);
@@ -238,7 +238,7 @@ status_t member_rpc_create_tier(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
         return st;
     }
     if (ts.n == MEMBER_TIERS_MAX) {
-        return status_make(STATUS_FAILED_PRECONDITION, "TIER_LIMIT_REACHED",
+        return status_make(STATUS_FAILED_PRECONDITION, REASON_TIER_LIMIT_REACHED,
                            "the merchant already has %d tiers", MEMBER_TIERS_MAX);
     }
     char id[ID_MAX];
@@ -295,7 +295,7 @@ status_t member_rpc_update_tier(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
     }
     int level = member_tierset_level(&ts, req->tier_id);
     if (level == 0) {
-        return status_make(STATUS_NOT_FOUND, "TIER_NOT_FOUND", "tier not found");
+        return status_make(STATUS_NOT_FOUND, REASON_TIER_NOT_FOUND, "tier not found");
     }
     /* The tier as it is, with the named fields changed, checked whole. */
     Loyalty__V1__MemberTier *tier = member_view_tier(ctx->arena, &ts.defs[level - 1]);
@@ -312,7 +312,7 @@ status_t member_rpc_update_tier(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
         st = member_tier_update(ctx->db, ctx->merchant_id, &ts.defs[level - 1]);
     }
     if (st.code == STATUS_ALREADY_EXISTS) { /* (merchant, rank): the ladder check saw it first */
-        st = status_make(STATUS_INVALID_ARGUMENT, "INVALID_LADDER", "two tiers have rank %d",
+        st = status_make(STATUS_INVALID_ARGUMENT, REASON_INVALID_LADDER, "two tiers have rank %d",
                          tier->rank);
     }
     if (status_is_ok(&st)) {
@@ -640,7 +640,7 @@ status_t member_rpc_assign_tier(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
         card_clear(&row);
     } else {
         if (member_tierset_level(&s.tiers, req->tier_id) == 0) {
-            return status_make(STATUS_NOT_FOUND, "TIER_NOT_FOUND", "tier not found");
+            return status_make(STATUS_NOT_FOUND, REASON_TIER_NOT_FOUND, "tier not found");
         }
         if (valid_to != MEMBER_DAY_NONE && valid_to < s.today) {
             return status_invalid_field("valid_to",
@@ -703,7 +703,7 @@ static status_t purchase_replay(rpc_ctx_t *ctx, const member_scope_t *s, const m
     }
     if (strcmp(prev.member_id, req->member_id) != 0 || strcmp(prev.plan_id, req->plan_id) != 0 ||
         prev.quantity != quantity) {
-        return status_make(STATUS_ALREADY_EXISTS, "ORDER_ALREADY_RECORDED",
+        return status_make(STATUS_ALREADY_EXISTS, REASON_ORDER_ALREADY_RECORDED,
                            "order already recorded for another purchase");
     }
     resp->already_recorded = true;
@@ -763,7 +763,7 @@ status_t member_rpc_purchase(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
     Loyalty__V1__MemberPlan *plan = NULL;
     st = member_plan_get(ctx->db, ctx->arena, ctx->merchant_id, req->plan_id, &plan);
     if (status_is_ok(&st) && !plan->active) {
-        st = status_make(STATUS_FAILED_PRECONDITION, "PLAN_INACTIVE", "plan is not on sale");
+        st = status_make(STATUS_FAILED_PRECONDITION, REASON_PLAN_INACTIVE, "plan is not on sale");
     }
     member_row_t old = row;
     member_card_t card;

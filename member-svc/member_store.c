@@ -94,15 +94,15 @@ static status_t member_duplicate(const db_t *db, status_t st) {
     }
     const char *c = db_last_constraint(db);
     if (strcmp(c, "members_phone_key") == 0) {
-        return status_make(STATUS_ALREADY_EXISTS, "PHONE_TAKEN",
+        return status_make(STATUS_ALREADY_EXISTS, REASON_PHONE_TAKEN,
                            "another member already has this phone number");
     }
     if (strcmp(c, "members_email_key") == 0) {
-        return status_make(STATUS_ALREADY_EXISTS, "EMAIL_TAKEN",
+        return status_make(STATUS_ALREADY_EXISTS, REASON_EMAIL_TAKEN,
                            "another member already has this e-mail address");
     }
     if (strcmp(c, "members_external_id_key") == 0) {
-        return status_make(STATUS_ALREADY_EXISTS, "EXTERNAL_ID_TAKEN",
+        return status_make(STATUS_ALREADY_EXISTS, REASON_EXTERNAL_ID_TAKEN,
                            "another member already has this external id");
     }
     return st;
@@ -116,7 +116,7 @@ static status_t member_row(void *ctx, arena_t *a, const PGresult *r, int row, vo
 static status_t member_one_row(db_t *db, arena_t *a, const char *sql, const db_params_t *p,
                                Loyalty__V1__Member **out) {
     return member_duplicate(db, db_row_get(db, a, sql, p, member_row, out, STATUS_NOT_FOUND,
-                                           "MEMBER_NOT_FOUND", "member not found"));
+                                           REASON_MEMBER_NOT_FOUND, "member not found"));
 }
 
 /* The profile columns of the INSERTs and their values $4..$20, as profile_params appends them. */

@@ -198,13 +198,13 @@ status_t member_import_claim(db_t *db, arena_t *a, const char *merchant_id, cons
     bool same = PQntuples(r) == 1 && db_get_bool(r, 0, 0) && !db_is_null(r, 0, 1);
     if (!same) {
         PQclear(r);
-        return status_make(STATUS_ALREADY_EXISTS, "BATCH_ID_REUSED",
+        return status_make(STATUS_ALREADY_EXISTS, REASON_BATCH_ID_REUSED,
                            "batch id already used for other items");
     }
     *replay = db_get_bytea(a, r, 0, 1, replay_len);
     PQclear(r);
     if (*replay == NULL) {
-        return status_make(STATUS_INTERNAL, "DATABASE_ERROR", "cannot read a stored response");
+        return status_make(STATUS_INTERNAL, REASON_DATABASE_ERROR, "cannot read a stored response");
     }
     return status_ok();
 }

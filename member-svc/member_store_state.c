@@ -442,7 +442,8 @@ status_t member_tier_update(db_t *db, const char *merchant_id, const member_tier
     }
     bool found = strcmp(PQcmdTuples(r), "1") == 0;
     PQclear(r);
-    return found ? status_ok() : status_make(STATUS_NOT_FOUND, "TIER_NOT_FOUND", "tier not found");
+    return found ? status_ok()
+                 : status_make(STATUS_NOT_FOUND, REASON_TIER_NOT_FOUND, "tier not found");
 }
 
 /* ---- plans ---- */
@@ -473,10 +474,10 @@ static status_t plan_row(void *ctx, arena_t *a, const PGresult *r, int row, void
 
 static status_t plan_one(db_t *db, arena_t *a, const char *sql, const db_params_t *p,
                          Loyalty__V1__MemberPlan **out) {
-    status_t st = db_row_get(db, a, sql, p, plan_row, out, STATUS_NOT_FOUND, "PLAN_NOT_FOUND",
+    status_t st = db_row_get(db, a, sql, p, plan_row, out, STATUS_NOT_FOUND, REASON_PLAN_NOT_FOUND,
                              "plan not found");
     if (st.code == STATUS_FAILED_PRECONDITION) { /* the tier foreign key */
-        return status_make(STATUS_NOT_FOUND, "TIER_NOT_FOUND", "tier not found");
+        return status_make(STATUS_NOT_FOUND, REASON_TIER_NOT_FOUND, "tier not found");
     }
     return st;
 }
@@ -599,7 +600,7 @@ status_t member_row_learn_points_unruled(db_t *db, const char *merchant_id, cons
                     " WHERE merchant_id = $1 AND id = $2 AND points_version < $4 "
                     " AND NOT (SELECT ruled FROM s) RETURNING 1) "
                     "SELECT ruled, (SELECT count(*) FROM u) FROM s",
-                    &p, &r, STATUS_INTERNAL, "DATABASE_ERROR", "no answer");
+                    &p, &r, STATUS_INTERNAL, REASON_DATABASE_ERROR, "no answer");
     if (!status_is_ok(&st)) {
         return st;
     }
@@ -628,7 +629,7 @@ status_t member_row_get(db_t *db, arena_t *a, const char *merchant_id, const cha
                                    "WHERE merchant_id = $1 AND id = $2 FOR UPDATE"
                                  : "SELECT " ROW_COLUMNS " FROM members "
                                    "WHERE merchant_id = $1 AND id = $2",
-                      &p, member_row_row, out, STATUS_NOT_FOUND, "MEMBER_NOT_FOUND",
+                      &p, member_row_row, out, STATUS_NOT_FOUND, REASON_MEMBER_NOT_FOUND,
                       "member not found");
 }
 
@@ -785,7 +786,7 @@ status_t member_order_get(db_t *db, arena_t *a, const char *merchant_id, const c
     db_param_text(&p, order_id);
     PGresult *r = NULL;
     status_t st = db_exec_row(db, for_update ? ORDER_SQL " FOR UPDATE" : ORDER_SQL, &p, &r,
-                              STATUS_NOT_FOUND, "ORDER_NOT_FOUND", "order not recorded");
+                              STATUS_NOT_FOUND, REASON_ORDER_NOT_FOUND, "order not recorded");
     if (!status_is_ok(&st)) {
         return st;
     }
@@ -819,7 +820,7 @@ status_t member_order_reads(db_t *db, arena_t *a, const char *merchant_id, const
     settings_from_result(q[0].out, &out->settings, &out->today, &out->at_day);
     tiers_from_result(a, q[1].out, &out->tiers);
     if (PQntuples(q[2].out) != 1) {
-        st = status_make(STATUS_NOT_FOUND, "MEMBER_NOT_FOUND", "member not found");
+        st = status_make(STATUS_NOT_FOUND, REASON_MEMBER_NOT_FOUND, "member not found");
     } else {
         member_row_from_result(a, q[2].out, 0, 0, &out->row);
     }
@@ -849,8 +850,9 @@ status_t member_order_insert(db_t *db, const char *merchant_id, const member_ord
     db_param_int(&p, o->reason);
     db_expect_t new_order = {.rows = -1,
                              .constraint = "orders_pkey",
-                             .refusal = status_make(STATUS_ALREADY_EXISTS, "ORDER_ALREADY_RECORDED",
-                                                    "order already recorded with other figures")};
+                             .refusal =
+                                 status_make(STATUS_ALREADY_EXISTS, REASON_ORDER_ALREADY_RECORDED,
+                                             "order already recorded with other figures")};
     // clang-format off
     return db_exec_deferred(db,
                             "INSERT INTO orders (merchant_id, order_id, member_id, spend_cents, "
@@ -982,7 +984,7 @@ status_t member_purchase_get(db_t *db, arena_t *a, const char *merchant_id, cons
                     "SELECT order_id, member_id, plan_id, quantity, valid_from - " SQL_DAY_ZERO
                     ", valid_to - " SQL_DAY_ZERO " FROM card_purchases "
                     "WHERE merchant_id = $1 AND order_id = $2",
-                    &p, &r, STATUS_NOT_FOUND, "ORDER_NOT_FOUND", "no purchase for this order");
+                    &p, &r, STATUS_NOT_FOUND, REASON_ORDER_NOT_FOUND, "no purchase for this order");
     if (!status_is_ok(&st)) {
         return st;
     }
@@ -1015,7 +1017,7 @@ status_t member_purchase_insert(db_t *db, const char *merchant_id, const member_
                           &p, NULL);
     // clang-format on
     if (st.code == STATUS_ALREADY_EXISTS) {
-        return status_make(STATUS_ALREADY_EXISTS, "ORDER_ALREADY_RECORDED",
+        return status_make(STATUS_ALREADY_EXISTS, REASON_ORDER_ALREADY_RECORDED,
                            "order already recorded for another purchase");
     }
     return st;

@@ -69,19 +69,19 @@ void member_ladder_sort(member_ladder_t *l) {
 
 status_t member_ladder_check(const member_ladder_t *l) {
     if (l->n < 0 || l->n > MEMBER_TIERS_MAX) {
-        return status_make(STATUS_INVALID_ARGUMENT, "INVALID_LADDER", "at most %d tiers",
+        return status_make(STATUS_INVALID_ARGUMENT, REASON_INVALID_LADDER, "at most %d tiers",
                            MEMBER_TIERS_MAX);
     }
     int64_t last_express = 0;
     for (int i = 0; i < l->n; i++) {
         const member_tier_rule_t *t = &l->tiers[i];
         if (t->retain_threshold > t->upgrade_threshold) {
-            return status_make(STATUS_INVALID_ARGUMENT, "INVALID_LADDER",
+            return status_make(STATUS_INVALID_ARGUMENT, REASON_INVALID_LADDER,
                                "rank %d: retain threshold above its upgrade threshold", t->rank);
         }
         if (t->express_spend_cents > 0) {
             if (t->express_spend_cents <= last_express) {
-                return status_make(STATUS_INVALID_ARGUMENT, "INVALID_LADDER",
+                return status_make(STATUS_INVALID_ARGUMENT, REASON_INVALID_LADDER,
                                    "rank %d: express amount must be above the lower tiers'",
                                    t->rank);
             }
@@ -92,16 +92,16 @@ status_t member_ladder_check(const member_ladder_t *l) {
         }
         const member_tier_rule_t *below = &l->tiers[i - 1];
         if (t->rank == below->rank) {
-            return status_make(STATUS_INVALID_ARGUMENT, "INVALID_LADDER", "two tiers have rank %d",
-                               t->rank);
+            return status_make(STATUS_INVALID_ARGUMENT, REASON_INVALID_LADDER,
+                               "two tiers have rank %d", t->rank);
         }
         if (t->upgrade_threshold <= below->upgrade_threshold) {
-            return status_make(STATUS_INVALID_ARGUMENT, "INVALID_LADDER",
+            return status_make(STATUS_INVALID_ARGUMENT, REASON_INVALID_LADDER,
                                "rank %d: upgrade threshold must be above rank %d's", t->rank,
                                below->rank);
         }
         if (t->retain_threshold < below->retain_threshold) {
-            return status_make(STATUS_INVALID_ARGUMENT, "INVALID_LADDER",
+            return status_make(STATUS_INVALID_ARGUMENT, REASON_INVALID_LADDER,
                                "rank %d: retain threshold below rank %d's", t->rank, below->rank);
         }
     }

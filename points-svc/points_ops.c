@@ -308,7 +308,7 @@ status_t points_ops_debit(points_ledger_t *lg, const points_debit_t *d, int64_t 
     assert(lg->found && d->points > 0);
     *debt_added = 0;
     if (!d->allow_debt && points_ops_available(lg) < d->points) {
-        return status_make(STATUS_FAILED_PRECONDITION, "INSUFFICIENT_POINTS",
+        return status_make(STATUS_FAILED_PRECONDITION, REASON_INSUFFICIENT_POINTS,
                            "%lld points available, %lld needed",
                            (long long)points_ops_available(lg), (long long)d->points);
     }
@@ -383,7 +383,7 @@ status_t points_ops_hold(points_ledger_t *lg, const char *hold_id, const char *r
                          Loyalty__V1__PointsHold **out) {
     int64_t available = lg->found ? points_ops_available(lg) : 0;
     if (available < points) {
-        return status_make(STATUS_FAILED_PRECONDITION, "INSUFFICIENT_POINTS",
+        return status_make(STATUS_FAILED_PRECONDITION, REASON_INSUFFICIENT_POINTS,
                            "%lld points available, %lld needed", (long long)available,
                            (long long)points);
     }
@@ -395,7 +395,7 @@ status_t points_ops_hold(points_ledger_t *lg, const char *hold_id, const char *r
         return st;
     }
     if (taken != points) {
-        return status_make(STATUS_INTERNAL, "LEDGER_MISMATCH",
+        return status_make(STATUS_INTERNAL, REASON_LEDGER_MISMATCH,
                            "lots hold %lld points, the account says %lld", (long long)taken,
                            (long long)points);
     }
@@ -544,8 +544,8 @@ status_t points_ops_cancel_pending(points_ledger_t *lg, const char *lot_id, int6
     }
     if (l == NULL || l->status != LOYALTY__V1__POINTS_LOT_STATUS__POINTS_LOT_STATUS_PENDING ||
         l->remaining < points) {
-        return status_make(STATUS_INTERNAL, "LEDGER_MISMATCH", "pending lot %s cannot give %lld",
-                           lot_id, (long long)points);
+        return status_make(STATUS_INTERNAL, REASON_LEDGER_MISMATCH,
+                           "pending lot %s cannot give %lld", lot_id, (long long)points);
     }
     points_share_t share = {l->id, -points, l->expiry_date};
     st = lots_add(lg, &share, 1);

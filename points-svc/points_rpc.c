@@ -353,7 +353,7 @@ static status_t rpc_check_in(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
     char today[11];
     points_rules_format_day(clock.day, today);
     if (req->date[0] != '\0' && asked != clock.day) {
-        return status_make(STATUS_FAILED_PRECONDITION, "CHECK_IN_DATE_NOT_TODAY",
+        return status_make(STATUS_FAILED_PRECONDITION, REASON_CHECK_IN_DATE_NOT_TODAY,
                            "today is %s in the merchant's time zone", today);
     }
     Loyalty__V1__PointsEarnBreakdown b = LOYALTY__V1__POINTS_EARN_BREAKDOWN__INIT;
@@ -723,10 +723,10 @@ static status_t hold_commit(points_ledger_t *lg, const Loyalty__V1__PointsHold *
     case LOYALTY__V1__POINTS_HOLD_STATUS__POINTS_HOLD_STATUS_COMMITTED:
         return status_ok(); /* committing twice answers the committed hold */
     case LOYALTY__V1__POINTS_HOLD_STATUS__POINTS_HOLD_STATUS_EXPIRED:
-        return status_make(STATUS_FAILED_PRECONDITION, "HOLD_EXPIRED",
+        return status_make(STATUS_FAILED_PRECONDITION, REASON_HOLD_EXPIRED,
                            "the hold expired (its TTL passed) and its points were released");
     default:
-        return status_make(STATUS_FAILED_PRECONDITION, "HOLD_RELEASED",
+        return status_make(STATUS_FAILED_PRECONDITION, REASON_HOLD_RELEASED,
                            "the hold was released; hold the points again");
     }
 }
@@ -975,7 +975,7 @@ static status_t rpc_earn_batch(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
         st = earn_batch_lock(ctx, &c, 1, NULL, &locks);
     }
     if (status_is_ok(&st) && c.req->commit_hold_id[0] && c.hold == NULL) {
-        st = status_make(STATUS_NOT_FOUND, "HOLD_NOT_FOUND", "hold not found");
+        st = status_make(STATUS_NOT_FOUND, REASON_HOLD_NOT_FOUND, "hold not found");
     }
     if (!status_is_ok(&st)) {
         return st;
@@ -1081,7 +1081,7 @@ static status_t rpc_release_hold(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg
         return st;
     }
     if (h->status == LOYALTY__V1__POINTS_HOLD_STATUS__POINTS_HOLD_STATUS_COMMITTED) {
-        return status_make(STATUS_FAILED_PRECONDITION, "HOLD_COMMITTED",
+        return status_make(STATUS_FAILED_PRECONDITION, REASON_HOLD_COMMITTED,
                            "the hold was committed; reverse the order to give points back");
     }
     int finished = 0;
@@ -1161,7 +1161,7 @@ static status_t rpc_adjust(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
         return st;
     }
     if (lg.acct.growth + req->growth < 0) {
-        return status_make(STATUS_FAILED_PRECONDITION, "INSUFFICIENT_GROWTH",
+        return status_make(STATUS_FAILED_PRECONDITION, REASON_INSUFFICIENT_GROWTH,
                            "growth would fall below 0 (it is %lld)", (long long)lg.acct.growth);
     }
     const int kind = LOYALTY__V1__POINTS_ENTRY_KIND__POINTS_ENTRY_KIND_ADJUST;
@@ -1329,7 +1329,7 @@ static status_t check_import_lot(const Loyalty__V1__PointsImportLot *l, int64_t 
     }
     if (!status_is_ok(&st) && strstr(st.message, "item ") == NULL) {
         /* Say which item: keep the reason, prefix the message. */
-        return status_make(st.code, st.reason, "item %zu: %.200s", i, st.message);
+        return status_make_relayed(st.code, st.reason, "item %zu: %.200s", i, st.message);
     }
     return st;
 }
@@ -1419,7 +1419,7 @@ static status_t rpc_import_lots(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
     }
     if (found) {
         if (!same) {
-            return status_make(STATUS_ALREADY_EXISTS, "BATCH_REUSED",
+            return status_make(STATUS_ALREADY_EXISTS, REASON_BATCH_REUSED,
                                "this batch id was imported with other lots");
         }
         resp->replayed = true;

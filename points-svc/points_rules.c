@@ -276,7 +276,7 @@ status_t points_rules_check_order(const char *field_prefix,
 }
 
 static status_t overflow(void) {
-    return status_make(STATUS_OUT_OF_RANGE, "AMOUNT_OVERFLOW",
+    return status_make(STATUS_OUT_OF_RANGE, REASON_AMOUNT_OVERFLOW,
                        "the order would earn more than %lld points", (long long)POINTS_MAX);
 }
 
@@ -492,16 +492,16 @@ points_redemption_choice_t points_rules_choose_redemption(const Loyalty__V1__Poi
 status_t points_rules_check_redemption(const Loyalty__V1__PointsSettings *s, int64_t points,
                                        int64_t order_total_cents) {
     if (!redemption_on(s)) {
-        return status_make(STATUS_FAILED_PRECONDITION, "REDEMPTION_DISABLED",
+        return status_make(STATUS_FAILED_PRECONDITION, REASON_REDEMPTION_DISABLED,
                            "redeeming points as cash is not enabled for this merchant");
     }
     if (points < s->redeem_min_points) {
-        return status_make(STATUS_FAILED_PRECONDITION, "BELOW_MINIMUM_REDEMPTION",
+        return status_make(STATUS_FAILED_PRECONDITION, REASON_BELOW_MINIMUM_REDEMPTION,
                            "at least %lld points per redemption", (long long)s->redeem_min_points);
     }
     int64_t cap = order_cap_cents(s, order_total_cents);
     if (points_rules_cash_value(s, points) > cap) {
-        return status_make(STATUS_FAILED_PRECONDITION, "EXCEEDS_ORDER_SHARE",
+        return status_make(STATUS_FAILED_PRECONDITION, REASON_EXCEEDS_ORDER_SHARE,
                            "points worth more than %lld cents of this order", (long long)cap);
     }
     return status_ok();
@@ -526,7 +526,7 @@ status_t points_rules_reversal_bps(int64_t reversed_bps_before, int64_t share_bp
         return st;
     }
     if (reversed_bps_before + share_bps > BPS_ONE) {
-        return status_make(STATUS_FAILED_PRECONDITION, "REVERSAL_EXCEEDS_ORDER",
+        return status_make(STATUS_FAILED_PRECONDITION, REASON_REVERSAL_EXCEEDS_ORDER,
                            "%lld bps of this order were already reversed; %lld more would pass "
                            "100%%",
                            (long long)reversed_bps_before, (long long)share_bps);

@@ -23,8 +23,8 @@ void points_store_share_params(arena_t *a, db_params_t *p, const points_share_t 
 
 /* The refusal of a deferred write that did not touch the rows the ledger says it must. */
 static status_t ledger_mismatch(const char *what) {
-    return status_make(STATUS_INTERNAL, "LEDGER_MISMATCH", "%s did not touch the expected rows",
-                       what);
+    return status_make(STATUS_INTERNAL, REASON_LEDGER_MISMATCH,
+                       "%s did not touch the expected rows", what);
 }
 
 /* ---- settings ---- */
@@ -107,7 +107,7 @@ status_t points_store_put_settings(db_t *db, arena_t *a, const char *merchant,
     int64_t current = PQntuples(r) == 1 ? db_get_int(r, 0, 0) : 0;
     PQclear(r);
     if (has_expected && current != expected) {
-        return status_make(STATUS_ABORTED, "SETTINGS_VERSION_MISMATCH",
+        return status_make(STATUS_ABORTED, REASON_SETTINGS_VERSION_MISMATCH,
                            "settings are at version %lld, not %lld; re-read and retry",
                            (long long)current, (long long)expected);
     }
@@ -153,7 +153,7 @@ status_t points_store_put_settings(db_t *db, arena_t *a, const char *merchant,
         " updated_at = now() "
         "WHERE settings.version = $16 "
         "RETURNING " SETTINGS_COLUMNS,
-        &p, &r, STATUS_ABORTED, "CONCURRENCY_CONFLICT",
+        &p, &r, STATUS_ABORTED, REASON_CONCURRENCY_CONFLICT,
         "settings changed concurrently, safe to retry");
     if (!status_is_ok(&st)) {
         return st;
@@ -264,8 +264,8 @@ static status_t campaign_row(void *ctx, arena_t *a, const PGresult *r, int row, 
 static status_t campaign_one(db_t *db, arena_t *a, const char *sql, const db_params_t *p,
                              Loyalty__V1__PointsCampaign **out) {
     PGresult *r = NULL;
-    status_t st =
-        db_exec_row(db, sql, p, &r, STATUS_NOT_FOUND, "CAMPAIGN_NOT_FOUND", "campaign not found");
+    status_t st = db_exec_row(db, sql, p, &r, STATUS_NOT_FOUND, REASON_CAMPAIGN_NOT_FOUND,
+                              "campaign not found");
     if (!status_is_ok(&st)) {
         return st;
     }
@@ -472,7 +472,7 @@ status_t points_store_account_save(db_t *db, const char *merchant, const char *m
         return db_exec_deferred(db, ACCOUNT_SAVE_SQL, &p, NULL);
     }
     PGresult *r = NULL;
-    status_t st = db_exec_row(db, ACCOUNT_SAVE_SQL, &p, &r, STATUS_INTERNAL, "LEDGER_MISMATCH",
+    status_t st = db_exec_row(db, ACCOUNT_SAVE_SQL, &p, &r, STATUS_INTERNAL, REASON_LEDGER_MISMATCH,
                               "account row vanished");
     if (!status_is_ok(&st)) {
         return st;
@@ -532,7 +532,7 @@ static status_t claim_status(db_t *db, status_t st) {
         (st.code == STATUS_ALREADY_EXISTS &&
          strcmp(db_last_constraint(db), "lots_earn_claim") == 0);
     if (earned) {
-        return status_make(STATUS_ALREADY_EXISTS, "ALREADY_EARNED",
+        return status_make(STATUS_ALREADY_EXISTS, REASON_ALREADY_EARNED,
                            "points were already earned for this source and reference");
     }
     return st;
@@ -929,7 +929,7 @@ status_t points_store_insert_hold(db_t *db, const char *merchant, const char *id
     db_expect_t live_reference = {
         .rows = -1,
         .constraint = "holds_live_reference",
-        .refusal = status_make(STATUS_ALREADY_EXISTS, "HOLD_EXISTS",
+        .refusal = status_make(STATUS_ALREADY_EXISTS, REASON_HOLD_EXISTS,
                                "an active or committed hold already uses this reference")};
     /* Deferred: the hold is written with the account, in one round trip (values copied). */
     status_t st = db_exec_deferred(
@@ -982,7 +982,7 @@ static status_t hold_from_row(arena_t *a, const PGresult *r, int row,
                    pgarray_decode(a, db_get_str(r, row, 10), &pts, &n_pts) &&
                    pgarray_decode(a, db_get_str(r, row, 11), &days, &n_days);
     if (!decoded || n_pts != n_ids || n_days != n_ids) {
-        return status_make(STATUS_INTERNAL, "LEDGER_MISMATCH", "hold %s has unreadable lots",
+        return status_make(STATUS_INTERNAL, REASON_LEDGER_MISMATCH, "hold %s has unreadable lots",
                            h->id);
     }
     h->lots = arena_alloc(a, (n_ids + 1) * sizeof *h->lots);
@@ -1015,7 +1015,7 @@ status_t points_store_get_hold(db_t *db, arena_t *a, const char *merchant, const
                 : HOLD_WITH_LOTS "WHERE h.merchant_id = $1 AND h.reference = $2 "
                                  "ORDER BY (h.status IN (1, 2)) DESC, h.created_at DESC, h.id DESC "
                                  "LIMIT 1",
-        &p, &r, STATUS_NOT_FOUND, "HOLD_NOT_FOUND", "hold not found");
+        &p, &r, STATUS_NOT_FOUND, REASON_HOLD_NOT_FOUND, "hold not found");
     if (!status_is_ok(&st)) {
         return st;
     }
@@ -1213,7 +1213,7 @@ status_t points_store_check_redeemer(db_t *db, const char *merchant, const char 
     db_param_text(&p, member);
     db_expect_t own_reference = {
         .rows = -1,
-        .refusal = status_make(STATUS_FAILED_PRECONDITION, "REFERENCE_MEMBER_MISMATCH",
+        .refusal = status_make(STATUS_FAILED_PRECONDITION, REASON_REFERENCE_MEMBER_MISMATCH,
                                "this reference belongs to another member")};
     /* The committed hold itself is the redemption's record: nothing is written here. As with
      * earn claims (points_store_claim_earn), two members' commit and earn of one reference at
@@ -1254,7 +1254,7 @@ status_t points_store_order_get(db_t *db, arena_t *a, const char *merchant, cons
         " coalesce(o.clawed_growth, 0), coalesce(o.restored_points, 0) "
         "FROM (SELECT) x LEFT JOIN e ON true LEFT JOIN h ON true LEFT JOIN o ON true "
         "WHERE e.member_id IS NOT NULL OR h.member_id IS NOT NULL OR o.member_id IS NOT NULL",
-        &p, &r, STATUS_NOT_FOUND, "ORDER_NOT_FOUND",
+        &p, &r, STATUS_NOT_FOUND, REASON_ORDER_NOT_FOUND,
         "nothing was earned or redeemed with this reference");
     if (!status_is_ok(&st)) {
         return st;
@@ -1316,7 +1316,7 @@ status_t points_store_insert_check_in(db_t *db, const char *merchant, const char
     bool ok = PQntuples(r) == 1;
     PQclear(r);
     if (!ok) {
-        return status_make(STATUS_ALREADY_EXISTS, "ALREADY_CHECKED_IN",
+        return status_make(STATUS_ALREADY_EXISTS, REASON_ALREADY_CHECKED_IN,
                            "the member already checked in on this day");
     }
     return status_ok();
@@ -1371,7 +1371,7 @@ status_t points_store_insert_batch(db_t *db, const char *merchant, const char *b
     if (st.code == STATUS_ALREADY_EXISTS) {
         /* A concurrent import of the same batch committed first: let the caller retry, and
          * the retry replays or refuses it. */
-        return status_make(STATUS_ABORTED, "CONCURRENCY_CONFLICT",
+        return status_make(STATUS_ABORTED, REASON_CONCURRENCY_CONFLICT,
                            "the batch was imported concurrently, safe to retry");
     }
     return st;

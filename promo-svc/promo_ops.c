@@ -340,19 +340,19 @@ status_t promo_ops_check_requested(const promo_pricing_t *pc) {
             continue;
         }
         if (c->kind == SRC(COUPON) && c->code[0] != '\0') {
-            return status_make(STATUS_FAILED_PRECONDITION, promo_reason_name(c->reason),
-                               "coupon code %s cannot be applied: %s", c->code,
-                               promo_reason_name(c->reason));
+            return status_make_relayed(STATUS_FAILED_PRECONDITION, promo_reason_name(c->reason),
+                                       "coupon code %s cannot be applied: %s", c->code,
+                                       promo_reason_name(c->reason));
         }
         if (c->kind == SRC(COUPON)) {
-            return status_make(STATUS_FAILED_PRECONDITION, promo_reason_name(c->reason),
-                               "coupon %s cannot be applied: %s", c->coupon_id,
-                               promo_reason_name(c->reason));
+            return status_make_relayed(STATUS_FAILED_PRECONDITION, promo_reason_name(c->reason),
+                                       "coupon %s cannot be applied: %s", c->coupon_id,
+                                       promo_reason_name(c->reason));
         }
         if (c->code[0] != '\0') {
-            return status_make(STATUS_FAILED_PRECONDITION, promo_reason_name(c->reason),
-                               "code %s cannot be applied: %s", c->code,
-                               promo_reason_name(c->reason));
+            return status_make_relayed(STATUS_FAILED_PRECONDITION, promo_reason_name(c->reason),
+                                       "code %s cannot be applied: %s", c->code,
+                                       promo_reason_name(c->reason));
         }
     }
     return status_ok();

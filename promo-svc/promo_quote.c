@@ -862,7 +862,7 @@ status_t promo_quote(arena_t *a, const promo_quote_input_t *in,
     promotion_step(&q);
     coupon_step(&q);
     if (q.overflow) {
-        return status_make(STATUS_INTERNAL, "AMOUNT_OVERFLOW", "an amount is out of range");
+        return status_make(STATUS_INTERNAL, REASON_AMOUNT_OVERFLOW, "an amount is out of range");
     }
     *out = result_build(&q);
     return status_ok();

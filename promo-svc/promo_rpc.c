@@ -143,13 +143,13 @@ static status_t rpc_update_promotion(rpc_ctx_t *ctx, const ProtobufCMessage *req
     if (req->_expected_version_case ==
             LOYALTY__V1__PROMO_UPDATE_PROMOTION_REQUEST___EXPECTED_VERSION_EXPECTED_VERSION &&
         req->expected_version != cur->version) {
-        return status_make(STATUS_ABORTED, "VERSION_MISMATCH",
+        return status_make(STATUS_ABORTED, REASON_VERSION_MISMATCH,
                            "promotion changed since version %lld (now %lld); re-read and retry",
                            (long long)req->expected_version, (long long)cur->version);
     }
     if (cur->code_kind == CODE_UNIQUE &&
         (p->trigger != cur->trigger || p->code_kind != cur->code_kind)) {
-        return status_make(STATUS_FAILED_PRECONDITION, "UNIQUE_CODES_EXIST",
+        return status_make(STATUS_FAILED_PRECONDITION, REASON_UNIQUE_CODES_EXIST,
                            "a promotion with unique codes keeps its trigger and code kind");
     }
     p->id = cur->id;
@@ -247,11 +247,11 @@ static status_t rpc_generate_codes(rpc_ctx_t *ctx, const ProtobufCMessage *req_m
         return st;
     }
     if (p->trigger != LOYALTY__V1__PROMO_TRIGGER__PROMO_TRIGGER_CODE) {
-        return status_make(STATUS_FAILED_PRECONDITION, "NOT_CODE_PROMOTION",
+        return status_make(STATUS_FAILED_PRECONDITION, REASON_NOT_CODE_PROMOTION,
                            "codes are only for promotions with trigger CODE");
     }
     if (p->code_kind != CODE_UNIQUE) {
-        return status_make(STATUS_FAILED_PRECONDITION, "NOT_UNIQUE_CODES",
+        return status_make(STATUS_FAILED_PRECONDITION, REASON_NOT_UNIQUE_CODES,
                            "the promotion uses one shared code");
     }
     char batch[ID_MAX];

@@ -95,7 +95,7 @@ status_t promo_rpc_reserve(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
     /* A checkout that already has a reservation, or was released before it reserved, is
      * refused whatever its cart (the insert below catches a concurrent Reserve of it). */
     if (status_is_ok(&st) && in->existing_found) {
-        return status_make(STATUS_ALREADY_EXISTS, "RESERVATION_EXISTS",
+        return status_make(STATUS_ALREADY_EXISTS, REASON_RESERVATION_EXISTS,
                            "checkout %s already has a reservation (%s)", req->checkout_id,
                            in->existing->status == RES(RELEASED) ? "released" : "taken");
     }
@@ -142,7 +142,7 @@ static status_t reservation_locked(rpc_ctx_t *ctx, const char *checkout_id, cons
     status_t st = promo_store_reservation_get(ctx->db, ctx->arena, ctx->merchant_id, checkout_id,
                                               order_id, true, out, &found);
     if (status_is_ok(&st) && !found) {
-        return status_make(STATUS_NOT_FOUND, "RESERVATION_NOT_FOUND", "no reservation found");
+        return status_make(STATUS_NOT_FOUND, REASON_RESERVATION_NOT_FOUND, "no reservation found");
     }
     return st;
 }
@@ -168,14 +168,14 @@ status_t promo_rpc_confirm(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
         resp->reservation = r; /* confirming again answers the same */
         return status_ok();
     case RES(RELEASED):
-        return status_make(STATUS_FAILED_PRECONDITION, "RESERVATION_RELEASED",
+        return status_make(STATUS_FAILED_PRECONDITION, REASON_RESERVATION_RELEASED,
                            "the reservation was released");
     default:
         break;
     }
     /* Past its TTL it is expired, even if the job has not returned what it held yet. */
     if (r->status != RES(RESERVED) || ctx->now_s >= r->expires_at) {
-        return status_make(STATUS_FAILED_PRECONDITION, "RESERVATION_EXPIRED",
+        return status_make(STATUS_FAILED_PRECONDITION, REASON_RESERVATION_EXPIRED,
                            "the reservation expired before it was confirmed");
     }
     bool has_coupons = false, has_codes = false;
@@ -226,7 +226,7 @@ status_t promo_rpc_release(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
         return st;
     }
     if (r->status == RES(CONFIRMED) || r->status == RES(REFUNDED)) {
-        return status_make(STATUS_FAILED_PRECONDITION, "RESERVATION_CONFIRMED",
+        return status_make(STATUS_FAILED_PRECONDITION, REASON_RESERVATION_CONFIRMED,
                            "the reservation was confirmed; use ReleaseUsage after a refund");
     }
     if (r->status == RES(RESERVED)) {
@@ -271,7 +271,7 @@ status_t promo_rpc_release_usage(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg
         return st;
     }
     if (r->status != RES(CONFIRMED)) {
-        return status_make(STATUS_FAILED_PRECONDITION, "RESERVATION_NOT_CONFIRMED",
+        return status_make(STATUS_FAILED_PRECONDITION, REASON_RESERVATION_NOT_CONFIRMED,
                            "only a confirmed reservation can give its usage back");
     }
     Loyalty__V1__PromoSettings *settings = NULL;
@@ -305,7 +305,7 @@ status_t promo_rpc_get_reservation(rpc_ctx_t *ctx, const ProtobufCMessage *req_m
                                          NULL, false, &resp->reservation, &found);
     }
     if (status_is_ok(&st) && !found) {
-        return status_make(STATUS_NOT_FOUND, "RESERVATION_NOT_FOUND", "no reservation found");
+        return status_make(STATUS_NOT_FOUND, REASON_RESERVATION_NOT_FOUND, "no reservation found");
     }
     if (status_is_ok(&st) && resp->reservation->status == RES(RESERVED) &&
         ctx->now_s >= resp->reservation->expires_at) {

@@ -140,12 +140,12 @@ status_t promo_rpc_issue_coupon(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
         return st;
     }
     if (!t->active) {
-        return status_make(STATUS_FAILED_PRECONDITION, "TEMPLATE_PAUSED",
+        return status_make(STATUS_FAILED_PRECONDITION, REASON_TEMPLATE_PAUSED,
                            "the coupon template is paused");
     }
     Loyalty__V1__PromoCoupon *c = coupon_new(ctx, t, req);
     if (ctx->now_s >= c->valid_until_at) {
-        return status_make(STATUS_FAILED_PRECONDITION, "TEMPLATE_EXPIRED",
+        return status_make(STATUS_FAILED_PRECONDITION, REASON_TEMPLATE_EXPIRED,
                            "coupons of this template are no longer valid");
     }
     st = promo_store_template_take(ctx->db, ctx->merchant_id, t, req->member_id);

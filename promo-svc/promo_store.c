@@ -30,7 +30,7 @@ static Loyalty__V1__Promotion *promotion_from_row(arena_t *a, const PGresult *r,
 static status_t promotion_row(void *ctx, arena_t *a, const PGresult *r, int row, void *item) {
     Loyalty__V1__Promotion *p = promotion_from_row(a, r, row);
     if (p == NULL) {
-        return status_make(STATUS_INTERNAL, "DATABASE_ERROR", "cannot decode a promotion");
+        return status_make(STATUS_INTERNAL, REASON_DATABASE_ERROR, "cannot decode a promotion");
     }
     *(Loyalty__V1__Promotion **)item = p;
     return status_ok();
@@ -68,7 +68,7 @@ static status_t active_room(db_t *db, const char *merchant_id) {
     int64_t active = db_get_int(r, 0, 0);
     PQclear(r);
     if (active >= PROMO_ACTIVE_MAX) {
-        return status_make(STATUS_RESOURCE_EXHAUSTED, "TOO_MANY_PROMOTIONS",
+        return status_make(STATUS_RESOURCE_EXHAUSTED, REASON_TOO_MANY_PROMOTIONS,
                            "at most %d active promotions per merchant; pause one first",
                            PROMO_ACTIVE_MAX);
     }
@@ -88,7 +88,7 @@ static status_t shared_code_insert(db_t *db, const char *merchant_id, const char
                           "VALUES ($1, $2, $3, 1, $4)",
                           &p, NULL);
     if (st.code == STATUS_ALREADY_EXISTS) {
-        return status_make(STATUS_ALREADY_EXISTS, "CODE_TAKEN",
+        return status_make(STATUS_ALREADY_EXISTS, REASON_CODE_TAKEN,
                            "the code %s is already used by another promotion", code);
     }
     return st;
@@ -139,7 +139,7 @@ status_t promo_store_promotion_get(db_t *db, arena_t *a, const char *merchant_id
                                    "WHERE merchant_id = $1 AND id = $2 FOR UPDATE"
                                  : "SELECT " PROMOTION_COLUMNS " FROM promotions "
                                    "WHERE merchant_id = $1 AND id = $2",
-                      &p, promotion_row, out, STATUS_NOT_FOUND, "PROMOTION_NOT_FOUND",
+                      &p, promotion_row, out, STATUS_NOT_FOUND, REASON_PROMOTION_NOT_FOUND,
                       "promotion not found");
 }
 
@@ -314,7 +314,7 @@ static status_t codes_room(db_t *db, const char *merchant_id, const char *promot
         return st;
     }
     if (!ok) {
-        return status_make(STATUS_RESOURCE_EXHAUSTED, "TOO_MANY_CODES",
+        return status_make(STATUS_RESOURCE_EXHAUSTED, REASON_TOO_MANY_CODES,
                            "at most %d unique codes per promotion", PROMO_UNIQUE_CODES_MAX);
     }
     return status_ok();
@@ -332,7 +332,7 @@ status_t promo_store_codes_generate(db_t *db, arena_t *a, const char *merchant_i
      * CONFLICT and that many new codes are drawn again. */
     for (int attempt = 0; status_is_ok(&st) && count > 0; attempt++) {
         if (attempt == CODES_INSERT_ATTEMPTS_MAX) {
-            return status_make(STATUS_INTERNAL, "CODE_GENERATION_FAILED",
+            return status_make(STATUS_INTERNAL, REASON_CODE_GENERATION_FAILED,
                                "could not generate unique codes");
         }
         for (int i = 0; i < count; i++) {
@@ -480,8 +480,8 @@ status_t promo_store_settings_put(db_t *db, const char *merchant_id,
         return st;
     }
     if (!known) {
-        return status_make(STATUS_FAILED_PRECONDITION, "INVALID_TIME_ZONE", "unknown time zone %s",
-                           s->time_zone);
+        return status_make(STATUS_FAILED_PRECONDITION, REASON_INVALID_TIME_ZONE,
+                           "unknown time zone %s", s->time_zone);
     }
     db_params_t p;
     db_params_init(&p);

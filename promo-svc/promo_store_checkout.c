@@ -97,7 +97,7 @@ status_t promo_store_reserve(db_t *db, arena_t *a, const char *merchant_id,
     /* One round trip for every row a reservation writes. */
     status_t st = db_exec(db, RESERVE_SQL, &p, NULL);
     if (st.code == STATUS_ALREADY_EXISTS) {
-        return status_make(STATUS_ALREADY_EXISTS, "RESERVATION_EXISTS",
+        return status_make(STATUS_ALREADY_EXISTS, REASON_RESERVATION_EXISTS,
                            "checkout %s already has a reservation", r->checkout_id);
     }
     return st;
@@ -214,7 +214,7 @@ status_t promo_store_reservation_update(db_t *db, const char *merchant_id,
     db_param_int(&p, v->updated_at);
     db_expect_t order_free = {.rows = -1,
                               .constraint = "reservations_order_key",
-                              .refusal = status_make(STATUS_ALREADY_EXISTS, "ORDER_ID_TAKEN",
+                              .refusal = status_make(STATUS_ALREADY_EXISTS, REASON_ORDER_ID_TAKEN,
                                                      "another checkout already has order id %s",
                                                      v->order_id)};
     /* Deferred: travels with the transaction's next statement or its COMMIT. */

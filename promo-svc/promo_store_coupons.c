@@ -66,7 +66,7 @@ static status_t template_row(void *ctx, arena_t *a, const PGresult *r, int row, 
 
 static status_t template_one(db_t *db, arena_t *a, const char *sql, const db_params_t *p,
                              Loyalty__V1__PromoCouponTemplate **out) {
-    return db_row_get(db, a, sql, p, template_row, out, STATUS_NOT_FOUND, "TEMPLATE_NOT_FOUND",
+    return db_row_get(db, a, sql, p, template_row, out, STATUS_NOT_FOUND, REASON_TEMPLATE_NOT_FOUND,
                       "coupon template not found");
 }
 
@@ -135,7 +135,7 @@ status_t promo_store_template_take(db_t *db, const char *merchant_id,
         return st;
     }
     if (!taken) {
-        return status_make(STATUS_FAILED_PRECONDITION, "TEMPLATE_OUT_OF_STOCK",
+        return status_make(STATUS_FAILED_PRECONDITION, REASON_TEMPLATE_OUT_OF_STOCK,
                            "every coupon of this template has been issued");
     }
     if (t->per_member_max == 0) {
@@ -153,7 +153,7 @@ status_t promo_store_template_take(db_t *db, const char *merchant_id,
         return st;
     }
     if (!taken) {
-        return status_make(STATUS_FAILED_PRECONDITION, "COUPON_LIMIT_REACHED",
+        return status_make(STATUS_FAILED_PRECONDITION, REASON_COUPON_LIMIT_REACHED,
                            "the member already holds %d coupons of this template",
                            t->per_member_max);
     }
@@ -243,7 +243,7 @@ status_t promo_store_coupon_insert(db_t *db, arena_t *a, const char *merchant_id
             return st;
         }
     }
-    return status_make(STATUS_ABORTED, "CODE_COLLISION",
+    return status_make(STATUS_ABORTED, REASON_CODE_COLLISION,
                        "could not draw a unique coupon code; safe to retry");
 }
 
@@ -260,7 +260,7 @@ status_t promo_store_coupon_get(db_t *db, arena_t *a, const char *merchant_id, c
                               "SELECT " COUPON_COLUMNS ", " COUPON_HELD_LIVE("$3") " "
                               "FROM coupons c " COUPON_JOIN_RESERVATION
                               "WHERE c.merchant_id = $1 AND c.id = $2",
-                              &p, &r, STATUS_NOT_FOUND, "COUPON_NOT_FOUND", "coupon not found");
+                              &p, &r, STATUS_NOT_FOUND, REASON_COUPON_NOT_FOUND, "coupon not found");
     // clang-format on
     if (!status_is_ok(&st)) {
         return st;

@@ -19,7 +19,7 @@ static status_t check_member_id(const char *field, const char *value) {
 }
 
 static status_t code_not_found(void) {
-    return status_make(STATUS_NOT_FOUND, "CODE_NOT_FOUND", "no such referral code");
+    return status_make(STATUS_NOT_FOUND, REASON_CODE_NOT_FOUND, "no such referral code");
 }
 
 /* ---- programme ---- */
@@ -131,7 +131,7 @@ static status_t rpc_attach(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
         return st;
     }
     if (!prog->enabled) {
-        return status_make(STATUS_FAILED_PRECONDITION, "PROGRAM_DISABLED",
+        return status_make(STATUS_FAILED_PRECONDITION, REASON_PROGRAM_DISABLED,
                            "the referral programme is not enabled");
     }
     referral_member_row_t referrer, referee;
@@ -299,7 +299,7 @@ static status_t record_event(rpc_ctx_t *ctx, const Loyalty__V1__ReferralComputeR
     bool attached = found && row.referrer_id[0] != '\0';
     bool purchase = req->event == REFERRAL_EVENT_PURCHASE;
     if (attached && !purchase && row.registration_ref[0] != '\0') {
-        return status_make(STATUS_FAILED_PRECONDITION, "REGISTRATION_ALREADY_REWARDED",
+        return status_make(STATUS_FAILED_PRECONDITION, REASON_REGISTRATION_ALREADY_REWARDED,
                            "the member's registration rewards were computed under another "
                            "reference");
     }
@@ -367,11 +367,11 @@ static status_t rpc_compute_rewards(rpc_ctx_t *ctx, const ProtobufCMessage *req_
         return st;
     }
     if (!found) {
-        return status_make(STATUS_ABORTED, "CONCURRENCY_CONFLICT",
+        return status_make(STATUS_ABORTED, REASON_CONCURRENCY_CONFLICT,
                            "the event vanished while it was recorded; safe to retry");
     }
     if (strcmp(ev.member_id, req->member_id) != 0 || ev.paid_cents != req->paid_cents) {
-        return status_make(STATUS_ALREADY_EXISTS, "EVENT_REFERENCE_REUSED",
+        return status_make(STATUS_ALREADY_EXISTS, REASON_EVENT_REFERENCE_REUSED,
                            "this event reference was recorded for another member or amount");
     }
     resp->purchase_number = ev.purchase_number;
@@ -416,7 +416,7 @@ static status_t rpc_reverse_rewards(rpc_ctx_t *ctx, const ProtobufCMessage *req_
         return st;
     }
     if (!found) {
-        return status_make(STATUS_NOT_FOUND, "EVENT_NOT_FOUND",
+        return status_make(STATUS_NOT_FOUND, REASON_EVENT_NOT_FOUND,
                            "no rewards were computed for this event reference");
     }
     int32_t share = referral_rules_add_share(ev.reversed_share_bps, req->share_bps);

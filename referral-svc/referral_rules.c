@@ -159,11 +159,11 @@ status_t referral_rules_attach(const referral_node_t *referee, bool referee_has_
                                const referral_node_t *referrer, referral_attach_plan_t *plan) {
     memset(plan, 0, sizeof *plan);
     if (strcmp(referee->member_id, referrer->member_id) == 0) {
-        return status_make(STATUS_FAILED_PRECONDITION, "SELF_REFERRAL",
+        return status_make(STATUS_FAILED_PRECONDITION, REASON_SELF_REFERRAL,
                            "a member cannot use its own referral code");
     }
     if (referee->referrer_id[0] != '\0') {
-        return status_make(STATUS_ALREADY_EXISTS, "ALREADY_REFERRED",
+        return status_make(STATUS_ALREADY_EXISTS, REASON_ALREADY_REFERRED,
                            "the member already has a referrer");
     }
     /* The referee has no referrer, so it is the root of its own tree: the referrer is in its
@@ -175,11 +175,11 @@ status_t referral_rules_attach(const referral_node_t *referee, bool referee_has_
         cycle = cycle || strcmp(up[i], referee->member_id) == 0;
     }
     if (cycle) {
-        return status_make(STATUS_FAILED_PRECONDITION, "REFERRAL_CYCLE",
+        return status_make(STATUS_FAILED_PRECONDITION, REASON_REFERRAL_CYCLE,
                            "the referrer is in the member's own downline");
     }
     if (referee_has_downline) {
-        return status_make(STATUS_FAILED_PRECONDITION, "REFEREE_HAS_DOWNLINE",
+        return status_make(STATUS_FAILED_PRECONDITION, REASON_REFEREE_HAS_DOWNLINE,
                            "a member who has referred others cannot be attached to a referrer");
     }
     plan->ancestors[0] = referrer->member_id;

@@ -94,7 +94,7 @@ static status_t program_bump(db_t *db, const char *merchant_id,
     int64_t current = PQntuples(r) == 1 ? db_get_int(r, 0, 0) : 0;
     PQclear(r);
     if (has_expected && expected_version != current) {
-        return status_make(STATUS_ABORTED, "VERSION_MISMATCH",
+        return status_make(STATUS_ABORTED, REASON_VERSION_MISMATCH,
                            "programme changed since version %lld (now %lld); re-read and retry",
                            (long long)expected_version, (long long)current);
     }
@@ -239,7 +239,7 @@ status_t referral_store_member_ensure(db_t *db, arena_t *a, const char *merchant
             return st;
         }
     }
-    return status_make(STATUS_ABORTED, "CODE_COLLISION",
+    return status_make(STATUS_ABORTED, REASON_CODE_COLLISION,
                        "could not draw a unique referral code; safe to retry");
 }
 
@@ -285,7 +285,7 @@ status_t referral_store_lock_pair(db_t *db, arena_t *a, const char *merchant_id,
     }
     PQclear(r);
     if (got != 3) {
-        return status_make(STATUS_ABORTED, "CONCURRENCY_CONFLICT",
+        return status_make(STATUS_ABORTED, REASON_CONCURRENCY_CONFLICT,
                            "a referral row vanished; safe to retry");
     }
     return status_ok();
@@ -339,7 +339,8 @@ status_t referral_store_attach(db_t *db, const char *merchant_id, const char *re
     bool updated = strcmp(PQcmdTuples(r), "1") == 0;
     PQclear(r);
     if (!updated) { /* the row is locked by the caller, so this is a bug, not a race */
-        return status_make(STATUS_INTERNAL, "ATTACH_LOST", "the referee's row changed under lock");
+        return status_make(STATUS_INTERNAL, REASON_ATTACH_LOST,
+                           "the referee's row changed under lock");
     }
     /* Counters in level order: every transaction that touches several counters takes them in
      * this order, so they never deadlock on each other. */

@@ -235,7 +235,7 @@ status_t wallet_op_get_balance(const wallet_env_t *e, const char *member_id,
 
 static status_t check_balance_limit(const wallet_member_t *m, int64_t credit) {
     if (wallet_member_balance(m) > WALLET_BALANCE_MAX - credit) {
-        return status_make(STATUS_FAILED_PRECONDITION, "BALANCE_LIMIT_EXCEEDED",
+        return status_make(STATUS_FAILED_PRECONDITION, REASON_BALANCE_LIMIT_EXCEEDED,
                            "the wallet would hold more than %lld cents",
                            (long long)WALLET_BALANCE_MAX);
     }
@@ -313,11 +313,11 @@ static status_t top_up_terms(const wallet_env_t *e, const Loyalty__V1__WalletTop
         return st;
     }
     if (!wallet_plan_active(plan->enabled, plan->active_from_at, plan->active_until_at, e->now)) {
-        return status_make(STATUS_FAILED_PRECONDITION, "PLAN_NOT_ACTIVE",
+        return status_make(STATUS_FAILED_PRECONDITION, REASON_PLAN_NOT_ACTIVE,
                            "top-up plan is disabled or outside its active window");
     }
     if (plan->pay_cents != req->paid_cents) {
-        return status_make(STATUS_FAILED_PRECONDITION, "PLAN_AMOUNT_MISMATCH",
+        return status_make(STATUS_FAILED_PRECONDITION, REASON_PLAN_AMOUNT_MISMATCH,
                            "the plan takes exactly %lld cents, not %lld",
                            (long long)plan->pay_cents, (long long)req->paid_cents);
     }
@@ -424,19 +424,19 @@ static status_t check_top_up_refund(const wallet_env_t *e, const wallet_top_up_r
                                     const wallet_lot_t *p_lot, const wallet_lot_t *b_lot,
                                     int64_t amount_cents, int64_t *forfeit) {
     if (amount_cents > t->paid - t->refunded) {
-        return status_make(STATUS_FAILED_PRECONDITION, "REFUND_EXCEEDS_TOP_UP",
+        return status_make(STATUS_FAILED_PRECONDITION, REASON_REFUND_EXCEEDS_TOP_UP,
                            "only %lld of the %lld cents paid are left to refund",
                            (long long)(t->paid - t->refunded), (long long)t->paid);
     }
     int64_t p_avail = lot_lapsed(p_lot, e->now) ? 0 : wallet_lot_available(p_lot);
     if (amount_cents > p_avail) {
-        return status_make(STATUS_FAILED_PRECONDITION, "TOP_UP_FUNDS_SPENT",
+        return status_make(STATUS_FAILED_PRECONDITION, REASON_TOP_UP_FUNDS_SPENT,
                            "only %lld cents of this top-up are unspent, not held and not "
                            "expired",
                            (long long)p_avail);
     }
     if (!wallet_forfeit_cents(t->paid, t->bonus, t->refunded, amount_cents, forfeit)) {
-        return status_make(STATUS_INTERNAL, "LEDGER_INVARIANT", "inconsistent top-up figures");
+        return status_make(STATUS_INTERNAL, REASON_LEDGER_INVARIANT, "inconsistent top-up figures");
     }
     int64_t b_avail = 0;
     if (b_lot != NULL && !lot_lapsed(b_lot, e->now)) {
@@ -444,7 +444,7 @@ static status_t check_top_up_refund(const wallet_env_t *e, const wallet_top_up_r
     }
     if (*forfeit > b_avail) {
         return status_make(
-            STATUS_FAILED_PRECONDITION, "TOP_UP_BONUS_SPENT",
+            STATUS_FAILED_PRECONDITION, REASON_TOP_UP_BONUS_SPENT,
             "refunding %lld cents forfeits %lld cents of bonus but only %lld are "
             "left; at most %lld cents can be refunded",
             (long long)amount_cents, (long long)*forfeit, (long long)b_avail,
@@ -529,7 +529,7 @@ static Loyalty__V1__WalletHold *hold_message(arena_t *a, const wallet_hold_row_t
 }
 
 static status_t insufficient(const wallet_member_t *m, int64_t amount_cents) {
-    return status_make(STATUS_FAILED_PRECONDITION, "INSUFFICIENT_FUNDS",
+    return status_make(STATUS_FAILED_PRECONDITION, REASON_INSUFFICIENT_FUNDS,
                        "the wallet has %lld cents available, %lld asked",
                        (long long)wallet_member_available(m), (long long)amount_cents);
 }
@@ -549,7 +549,7 @@ static status_t reserve(const wallet_env_t *e, wallet_tx_t *tx, wallet_member_t 
          * or part of the balance has lapsed and the wallet did not know yet (VerifyLedger
          * reports that as NEXT_DUE): lapsed money is never spent. */
         if (n == WALLET_LOTS_PER_OP_MAX) {
-            return status_make(STATUS_RESOURCE_EXHAUSTED, "HOLD_TOO_FRAGMENTED",
+            return status_make(STATUS_RESOURCE_EXHAUSTED, REASON_HOLD_TOO_FRAGMENTED,
                                "the amount spans more than %d deposits", WALLET_LOTS_PER_OP_MAX);
         }
         return insufficient(m, amount_cents);
@@ -608,7 +608,7 @@ status_t wallet_op_hold(const wallet_env_t *e, const Loyalty__V1__WalletHoldRequ
         }
     }
     if (strcmp(owner, m->member_id) != 0) {
-        return status_make(STATUS_FAILED_PRECONDITION, "REFERENCE_MEMBER_MISMATCH",
+        return status_make(STATUS_FAILED_PRECONDITION, REASON_REFERENCE_MEMBER_MISMATCH,
                            "reference already used for another member's wallet");
     }
     char id[ID_MAX];
@@ -696,7 +696,7 @@ static status_t post_capture(const wallet_env_t *e, wallet_tx_t *tx, wallet_memb
         reserved[i] = parts[i].amount_cents;
     }
     if (!wallet_take_in_order(reserved, n, amount_cents, taken)) {
-        return status_make(STATUS_INTERNAL, "LEDGER_INVARIANT", "hold parts below its amount");
+        return status_make(STATUS_INTERNAL, REASON_LEDGER_INVARIANT, "hold parts below its amount");
     }
     wallet_xfer_t *x = wallet_xfer_begin(tx, WALLET_XFER_CAPTURE, m);
     x->hold_id = h->id;
@@ -779,7 +779,7 @@ status_t wallet_op_void(const wallet_env_t *e, const Loyalty__V1__WalletVoidHold
         return st;
     }
     if (h.state == WALLET_HOLD_CAPTURED) {
-        return status_make(STATUS_FAILED_PRECONDITION, "HOLD_ALREADY_CAPTURED",
+        return status_make(STATUS_FAILED_PRECONDITION, REASON_HOLD_ALREADY_CAPTURED,
                            "the hold was captured; refund it instead");
     }
     if (h.state == WALLET_HOLD_PENDING) {
@@ -830,7 +830,7 @@ static status_t post_refund(const wallet_env_t *e, wallet_tx_t *tx, wallet_membe
         remaining[i] = parts[i].captured - parts[i].refunded;
     }
     if (!wallet_split_pro_rata(remaining, n, amount_cents, share)) {
-        return status_make(STATUS_INTERNAL, "LEDGER_INVARIANT",
+        return status_make(STATUS_INTERNAL, REASON_LEDGER_INVARIANT,
                            "captures of the reference do not cover the refund");
     }
     wallet_xfer_t *x = wallet_xfer_begin(tx, WALLET_XFER_REFUND, m);
@@ -883,7 +883,7 @@ status_t wallet_op_refund(const wallet_env_t *e, const Loyalty__V1__WalletRefund
     }
     if (status_is_ok(&st) && req->amount_cents > captured - refunded) {
         st =
-            status_make(STATUS_FAILED_PRECONDITION, "REFUND_EXCEEDS_CAPTURED",
+            status_make(STATUS_FAILED_PRECONDITION, REASON_REFUND_EXCEEDS_CAPTURED,
                         "%lld cents were captured for the reference and %lld refunded; "
                         "at most %lld more can be refunded",
                         (long long)captured, (long long)refunded, (long long)(captured - refunded));

@@ -161,19 +161,20 @@ status_t wallet_check_capture(int state, int64_t expires_at, int64_t now, int64_
     case WALLET_HOLD_PENDING:
         break;
     case WALLET_HOLD_EXPIRED:
-        return status_make(STATUS_FAILED_PRECONDITION, "HOLD_EXPIRED",
+        return status_make(STATUS_FAILED_PRECONDITION, REASON_HOLD_EXPIRED,
                            "the hold expired before it was captured; nothing was charged");
     case WALLET_HOLD_VOIDED:
-        return status_make(STATUS_FAILED_PRECONDITION, "HOLD_VOIDED",
+        return status_make(STATUS_FAILED_PRECONDITION, REASON_HOLD_VOIDED,
                            "the hold was voided; nothing was charged");
     case WALLET_HOLD_CAPTURED:
-        return status_make(STATUS_FAILED_PRECONDITION, "HOLD_ALREADY_CAPTURED",
+        return status_make(STATUS_FAILED_PRECONDITION, REASON_HOLD_ALREADY_CAPTURED,
                            "the hold was already captured");
     default:
-        return status_make(STATUS_INTERNAL, "BAD_HOLD_STATE", "hold in unknown state %d", state);
+        return status_make(STATUS_INTERNAL, REASON_BAD_HOLD_STATE, "hold in unknown state %d",
+                           state);
     }
     if (amount_cents > held) {
-        return status_make(STATUS_FAILED_PRECONDITION, "CAPTURE_EXCEEDS_HOLD",
+        return status_make(STATUS_FAILED_PRECONDITION, REASON_CAPTURE_EXCEEDS_HOLD,
                            "capture of %lld cents exceeds the %lld cents held",
                            (long long)amount_cents, (long long)held);
     }

@@ -154,7 +154,8 @@ static bool plan_has_expiry(const Loyalty__V1__WalletTopUpPlan *pl) {
 static status_t plan_one(db_t *db, arena_t *a, const char *merchant_id, const char *sql,
                          const db_params_t *p, Loyalty__V1__WalletTopUpPlan **out) {
     PGresult *r = NULL;
-    status_t st = db_exec_row(db, sql, p, &r, STATUS_NOT_FOUND, "PLAN_NOT_FOUND", "plan not found");
+    status_t st =
+        db_exec_row(db, sql, p, &r, STATUS_NOT_FOUND, REASON_PLAN_NOT_FOUND, "plan not found");
     if (!status_is_ok(&st)) {
         return st;
     }
@@ -448,7 +449,7 @@ status_t wallet_store_top_up_insert(db_t *db, const char *merchant_id,
         &p, NULL);
     if (st.code == STATUS_ALREADY_EXISTS &&
         strcmp(db_last_constraint(db), "top_ups_payment_ref_key") == 0) {
-        return status_make(STATUS_ALREADY_EXISTS, "PAYMENT_REF_TAKEN",
+        return status_make(STATUS_ALREADY_EXISTS, REASON_PAYMENT_REF_TAKEN,
                            "payment_ref was already credited by another top-up");
     }
     return st;
@@ -461,10 +462,11 @@ status_t wallet_store_top_up_get(db_t *db, arena_t *a, const char *merchant_id,
     db_param_text(&p, merchant_id);
     db_param_text(&p, payment_ref);
     PGresult *r = NULL;
-    status_t st = db_exec_row(db,
-                              "SELECT " TOP_UP_COLUMNS " FROM top_ups "
-                              "WHERE merchant_id = $1 AND payment_ref = $2",
-                              &p, &r, STATUS_NOT_FOUND, "TOP_UP_NOT_FOUND", "top-up not found");
+    status_t st =
+        db_exec_row(db,
+                    "SELECT " TOP_UP_COLUMNS " FROM top_ups "
+                    "WHERE merchant_id = $1 AND payment_ref = $2",
+                    &p, &r, STATUS_NOT_FOUND, REASON_TOP_UP_NOT_FOUND, "top-up not found");
     if (!status_is_ok(&st)) {
         return st;
     }

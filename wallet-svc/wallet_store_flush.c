@@ -257,8 +257,8 @@ static const char FLUSH_SQL[] =
 static status_t ledger_error(db_t *db, status_t st) {
     if (st.code == STATUS_FAILED_PRECONDITION) {
         log_msg(LOG_ERROR, "ledger constraint %s violated: %s", db_last_constraint(db), st.message);
-        return status_make(STATUS_INTERNAL, "LEDGER_INVARIANT", "ledger invariant violated (%.60s)",
-                           db_last_constraint(db));
+        return status_make(STATUS_INTERNAL, REASON_LEDGER_INVARIANT,
+                           "ledger invariant violated (%.60s)", db_last_constraint(db));
     }
     return st;
 }
@@ -290,7 +290,7 @@ status_t wallet_store_flush(db_t *db, const char *merchant_id, wallet_tx_t *tx) 
                              db_get_int(r, 0, 4) == n_accounts;
             PQclear(r);
             if (!counts_ok) {
-                st = status_make(STATUS_INTERNAL, "LEDGER_INVARIANT",
+                st = status_make(STATUS_INTERNAL, REASON_LEDGER_INVARIANT,
                                  "ledger flush wrote other rows than expected");
             }
         }

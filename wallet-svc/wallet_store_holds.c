@@ -24,7 +24,7 @@ status_t wallet_store_pending_hold_id(db_t *db, arena_t *a, const char *merchant
                               "SELECT id FROM holds WHERE merchant_id = $1 AND member_id = $2 "
                               " AND state = 1 AND reference = $3 "
                               "ORDER BY created_at DESC, id DESC LIMIT 1",
-                              &p, &r, STATUS_NOT_FOUND, "HOLD_NOT_FOUND",
+                              &p, &r, STATUS_NOT_FOUND, REASON_HOLD_NOT_FOUND,
                               "the member has no pending hold with this reference");
     if (!status_is_ok(&st)) {
         return st;
@@ -86,7 +86,7 @@ status_t wallet_store_hold_update(db_t *db, const char *merchant_id, const walle
     db_param_int(&p, h->captured);
     db_param_int(&p, h->updated_at);
     db_expect_t the_hold = {.rows = -1,
-                            .refusal = status_make(STATUS_INTERNAL, "LEDGER_INVARIANT",
+                            .refusal = status_make(STATUS_INTERNAL, REASON_LEDGER_INVARIANT,
                                                    "the hold row to update is missing")};
     return db_exec_deferred(db,
                             "WITH u AS (UPDATE holds SET state = $3, captured_cents = $4, "
@@ -146,7 +146,7 @@ static status_t hold_from_result(wallet_tx_t *tx, const PGresult *r, wallet_hold
                                  wallet_hold_part_t **parts, int *n) {
     int rows = PQntuples(r);
     if (rows == 0) {
-        return status_make(STATUS_NOT_FOUND, "HOLD_NOT_FOUND", "hold not found");
+        return status_make(STATUS_NOT_FOUND, REASON_HOLD_NOT_FOUND, "hold not found");
     }
     hold_from_row(tx->arena, r, 0, h);
     *parts = arena_alloc(tx->arena, (size_t)rows * sizeof **parts);
@@ -190,7 +190,7 @@ status_t wallet_store_hold_open(db_t *db, wallet_tx_t *tx, const char *merchant_
         return st;
     }
     if (PQntuples(q[0].out) == 0) {
-        st = status_make(STATUS_NOT_FOUND, "HOLD_NOT_FOUND", "hold not found");
+        st = status_make(STATUS_NOT_FOUND, REASON_HOLD_NOT_FOUND, "hold not found");
     } else {
         *m = wallet_tx_member(tx, db_get_str(q[0].out, 0, 6));
         wallet_store_member_from_rows(*m, q[0].out);

@@ -160,7 +160,7 @@ status_t wallet_store_lot(db_t *db, wallet_tx_t *tx, const char *merchant_id, co
         return st;
     }
     if (n != 1) {
-        return status_make(STATUS_INTERNAL, "LEDGER_INVARIANT", "lot %.40s is missing", id);
+        return status_make(STATUS_INTERNAL, REASON_LEDGER_INVARIANT, "lot %.40s is missing", id);
     }
     *out = lots[0];
     return status_ok();
@@ -256,7 +256,7 @@ status_t wallet_store_spend_get(db_t *db, arena_t *a, const char *merchant_id,
         db_exec_row(db,
                     "SELECT member_id, captured_cents, refunded_cents FROM spends "
                     "WHERE merchant_id = $1 AND reference = $2",
-                    &p, &r, STATUS_NOT_FOUND, "REFERENCE_NOT_FOUND", "reference not found");
+                    &p, &r, STATUS_NOT_FOUND, REASON_REFERENCE_NOT_FOUND, "reference not found");
     if (!status_is_ok(&st)) {
         return st;
     }

@@ -163,10 +163,11 @@ Test(runtime_db, a_failing_deferred_write_fails_the_statement_that_carries_it_an
 }
 
 Test(runtime_db, a_named_constraint_answers_the_refusal) {
-    fail_arg_t a = {.second_value = 100,
-                    .expect = {.rows = -1,
-                               .constraint = "t_v_unique",
-                               .refusal = status_make(STATUS_ALREADY_EXISTS, "VALUE_TAKEN", "x")}};
+    fail_arg_t a = {
+        .second_value = 100,
+        .expect = {.rows = -1,
+                   .constraint = "t_v_unique",
+                   .refusal = status_make_relayed(STATUS_ALREADY_EXISTS, "VALUE_TAKEN", "x")}};
     for (int last_is_commit = 0; last_is_commit <= 1; last_is_commit++) {
         a.last_is_commit = last_is_commit;
         status_t st = db_tx(db, fail_tx, &a);
@@ -180,7 +181,8 @@ Test(runtime_db, a_refused_row_count_rolls_back_even_when_only_the_commit_follow
      * round trip would commit regardless. */
     fail_arg_t a = {
         .update_instead = true,
-        .expect = {.rows = 1, .refusal = status_make(STATUS_FAILED_PRECONDITION, "NOBODY", "x")}};
+        .expect = {.rows = 1,
+                   .refusal = status_make_relayed(STATUS_FAILED_PRECONDITION, "NOBODY", "x")}};
     for (int last_is_commit = 0; last_is_commit <= 1; last_is_commit++) {
         a.last_is_commit = last_is_commit;
         status_t st = db_tx(db, fail_tx, &a);
@@ -239,7 +241,8 @@ static status_t refuse_tx(db_t *d, void *arg) {
         return db_exec(d, bump_sql, &p, NULL);
     }
     db_expect_t expect = {.rows = -1,
-                          .refusal = status_make(STATUS_FAILED_PRECONDITION, "BUMP_REFUSED", "x")};
+                          .refusal =
+                              status_make_relayed(STATUS_FAILED_PRECONDITION, "BUMP_REFUSED", "x")};
     return db_exec_deferred(d, bump_sql, &p, &expect); /* the COMMIT follows in its round trip */
 }
 
@@ -435,12 +438,12 @@ Test(runtime_db, db_rows_reads_a_query_into_an_array_and_db_row_find_one_row) {
     db_params_init(&p);
     db_param_text(&p, "c");
     st = db_row_get(db, &a, "SELECT k, v FROM t WHERE k = $1", &p, kv_from_row, &one,
-                    STATUS_NOT_FOUND, "KV_NOT_FOUND", "no such key");
+                    STATUS_NOT_FOUND, REASON_MEMBER_NOT_FOUND, "no such key");
     cr_assert(status_is_ok(&st) && one.v == 3);
     st = db_row_get(db, &a, "SELECT k, v FROM t WHERE v > 1", NULL, kv_from_row, &one,
-                    STATUS_NOT_FOUND, "KV_NOT_FOUND", "no such key");
+                    STATUS_NOT_FOUND, REASON_MEMBER_NOT_FOUND, "no such key");
     cr_assert_eq(st.code, STATUS_NOT_FOUND, "two rows are not one");
-    cr_assert_str_eq(st.reason, "KV_NOT_FOUND");
+    cr_assert_str_eq(st.reason, "MEMBER_NOT_FOUND");
     cr_assert_str_eq(st.message, "no such key");
 
     st = db_rows(db, &a, "SELECT k, v FROM no_such_table", NULL, kv_from_row, NULL, NULL);

@@ -73,7 +73,8 @@ static status_t emit_tx(db_t *d, void *p) {
             return st;
         }
     }
-    return a->fail ? status_make(STATUS_FAILED_PRECONDITION, "NO", "roll back") : status_ok();
+    return a->fail ? status_make_relayed(STATUS_FAILED_PRECONDITION, "NO", "roll back")
+                   : status_ok();
 }
 
 static void emit(const char *merchant, int count, bool fail, emit_arg_t *a) {

@@ -1,6 +1,6 @@
-/* test_runtime_tls.c -- TLS between callers and services (docs/architecture.md#conventions): with a certificate and
- * key configured the service speaks only TLS; a client trusting the issuing CA gets through,
- * a plaintext client does not. Certificates are made for the test with the openssl CLI. */
+/* test_runtime_tls.c -- TLS between callers and services (docs/architecture.md#conventions): with a
+ * certificate and key configured the service speaks only TLS; a client trusting the issuing CA gets
+ * through, a plaintext client does not. Certificates are made for the test with the openssl CLI. */
 #include "config.h"
 #include "harness.h"
 #include "loyalty/v1/member.pb-c.h"
@@ -100,7 +100,7 @@ Test(runtime_tls, service_serves_tls_to_clients_that_trust_its_ca) {
     harness_track(&svc);
     arena_t arena;
     arena_init(&arena);
-    status_t st = status_make(STATUS_UNAVAILABLE, NULL, "not tried");
+    status_t st = status_make(STATUS_UNAVAILABLE, REASON_NONE, "not tried");
     for (int i = 0; i < 100 && st.code != STATUS_NOT_FOUND; i++) {
         st = get_member(svc.addr, &arena, true); /* waits while the service starts */
         if (st.code != STATUS_NOT_FOUND) {

@@ -108,7 +108,7 @@ static status_t stop_at_second(void *ctx, arena_t *a, const PGresult *r, int row
     int *calls = ctx;
     (*calls)++;
     if (row == 1) {
-        return status_make(STATUS_INTERNAL, "BAD_ROW", "row %d", row);
+        return status_make_relayed(STATUS_INTERNAL, "BAD_ROW", "row %d", row);
     }
     return status_ok();
 }

@@ -201,19 +201,19 @@ Test(gateway_rules, clawback_share) {
 }
 
 Test(gateway_rules, error_classes_and_backoff) {
-    status_t st = status_make(STATUS_UNAVAILABLE, NULL, "down");
+    status_t st = status_make(STATUS_UNAVAILABLE, REASON_NONE, "down");
     cr_assert_eq(gw_classify(&st), GW_ERR_TRANSIENT);
-    st = status_make(STATUS_DEADLINE_EXCEEDED, NULL, "slow");
+    st = status_make(STATUS_DEADLINE_EXCEEDED, REASON_NONE, "slow");
     cr_assert_eq(gw_classify(&st), GW_ERR_TRANSIENT);
-    st = status_make(STATUS_ABORTED, "CONCURRENCY_CONFLICT", "retry");
+    st = status_make(STATUS_ABORTED, REASON_CONCURRENCY_CONFLICT, "retry");
     cr_assert_eq(gw_classify(&st), GW_ERR_TRANSIENT);
-    st = status_make(STATUS_INTERNAL, NULL, "bug");
+    st = status_make(STATUS_INTERNAL, REASON_NONE, "bug");
     cr_assert_eq(gw_classify(&st), GW_ERR_LIMITED);
-    st = status_make(STATUS_FAILED_PRECONDITION, "HOLD_EXPIRED", "late");
+    st = status_make(STATUS_FAILED_PRECONDITION, REASON_HOLD_EXPIRED, "late");
     cr_assert_eq(gw_classify(&st), GW_ERR_PERMANENT);
-    st = status_make(STATUS_ALREADY_EXISTS, "IDEMPOTENCY_KEY_REUSED", "bug");
+    st = status_make(STATUS_ALREADY_EXISTS, REASON_IDEMPOTENCY_KEY_REUSED, "bug");
     cr_assert_eq(gw_classify(&st), GW_ERR_PERMANENT);
-    st = status_make(STATUS_UNIMPLEMENTED, NULL, "missing");
+    st = status_make(STATUS_UNIMPLEMENTED, REASON_NONE, "missing");
     cr_assert_eq(gw_classify(&st), GW_ERR_PERMANENT);
     cr_assert_eq(gw_backoff_s(0), 1);
     cr_assert_eq(gw_backoff_s(1), 1);

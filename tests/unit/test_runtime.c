@@ -32,17 +32,18 @@ Test(status, codes_map_one_to_one_to_grpc) {
 }
 
 Test(status, make_formats_and_truncates) {
-    status_t s = status_make(STATUS_FAILED_PRECONDITION, "INSUFFICIENT_POINTS", "need %d more", 5);
+    status_t s =
+        status_make(STATUS_FAILED_PRECONDITION, REASON_INSUFFICIENT_POINTS, "need %d more", 5);
     cr_assert_eq(s.code, STATUS_FAILED_PRECONDITION);
     cr_assert_str_eq(s.reason, "INSUFFICIENT_POINTS");
     cr_assert_str_eq(s.message, "need 5 more");
     char long_text[1000];
     memset(long_text, 'x', sizeof long_text - 1);
     long_text[sizeof long_text - 1] = '\0';
-    s = status_make(STATUS_INTERNAL, long_text, "%s", long_text);
+    s = status_make_relayed(STATUS_INTERNAL, long_text, "%s", long_text);
     cr_assert_eq(strlen(s.message), STATUS_MESSAGE_MAX - 1);
     cr_assert_eq(strlen(s.reason), STATUS_REASON_MAX - 1);
-    s = status_make(STATUS_NOT_FOUND, NULL, "gone");
+    s = status_make(STATUS_NOT_FOUND, REASON_NONE, "gone");
     cr_assert_str_eq(s.reason, "");
     cr_assert(status_is_ok(&(status_t){.code = STATUS_OK}));
 }
@@ -57,7 +58,7 @@ Test(status, invalid_field_names_the_field) {
 }
 
 Test(status, transient_is_only_unavailable_and_deadline) {
-    status_t s = status_make(STATUS_UNAVAILABLE, NULL, "x");
+    status_t s = status_make(STATUS_UNAVAILABLE, REASON_NONE, "x");
     cr_assert(status_is_transient(&s));
     s.code = STATUS_DEADLINE_EXCEEDED;
     cr_assert(status_is_transient(&s));
