@@ -49,12 +49,6 @@ _Static_assert(GW_GROUP_MAX <= GW_STEPS_MAX, "a group's steps fit in one saga");
 _Static_assert(sizeof(((gw_failpoint_t *)0)->step) == GW_STEP_NAME_MAX,
                "a failpoint names any step");
 
-/* A status that is not an error: a flow run in resolve mode reached a step that was never
- * started (so nothing after it was either). */
-#define GW_REASON_NOT_STARTED "STEP_NOT_STARTED"
-/* The status of a prepared call that was never run (the group stopped first). */
-#define GW_REASON_NOT_RUN "STEP_NOT_RUN"
-
 /** Configuration and clients shared by every call (the runtime's service_state). */
 typedef struct gw_svc {
     const config_t *cfg;
