@@ -3,18 +3,23 @@
 code that produces them, and the pages and client constants written from the catalogue.
 
 A reason is the token a failed call carries in the trailing metadata `loyalty-error-reason`.
-The sources produce one where they name it:
-  - the second argument of status_make(code, "REASON", ...), a literal or a #define of one;
-  - the missing_reason argument of db_exec_row(..., code, "REASON", message) and of
-    db_row_get(..., code, "REASON", message);
+In C a catalogued reason is an id, REASON_<NAME> of reason_id_t (lib/status.h, made from
+lib/reasons.def), so the compiler refuses one that is not catalogued. The sources produce one
+where they name it:
+  - the reason argument of status_make(code, REASON_X, ...), and the missing_reason argument of
+    db_exec_row(..., code, REASON_X, message) and of db_row_get(..., code, REASON_X, message);
+  - a REASON_X inside the reason argument of status_make_relayed (the string constructor), as in
+    `stored[0] ? stored : reason_name(REASON_X)`;
   - refuse('REASON') in SQL, in C strings and in migrations (lib/db.c turns it into
     FAILED_PRECONDITION with that reason);
-  - promo_reason_name(...) as a status_make reason: every PromoReason of
+  - promo_reason_name(...) as a status_make_relayed reason: every PromoReason of
     proto/loyalty/v1/promo.proto except UNSPECIFIED and APPLIED.
 status_invalid_field(field, ...) makes the family INVALID_<FIELD>, catalogued once as a family.
-A reason passed on from elsewhere (a called service's, a stored one) produces nothing new; each
-such argument is listed in PASS_THROUGH, and any other non-literal reason fails the check, so
-that no helper hides its callers' literals from the scan.
+A reason passed on from elsewhere (a called service's, a stored one) produces nothing new: it
+goes through status_make_relayed, and each such argument is listed in PASS_THROUGH; any other
+argument of status_make_relayed fails the check, so that no string reason of one's own slips
+past the compiler's check. The reasons the compiler checks must also be produced: every
+catalogued reason is named at some producer, or the check fails.
 
     /usr/bin/python3 tools/reasons.py check            # exit 1 when sources and catalogue differ
     /usr/bin/python3 tools/reasons.py write            # rewrite docs/reasons.md and the clients'
@@ -30,23 +35,28 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SOURCE_DIRS = ["lib", "gateway", "member-svc", "points-svc", "wallet-svc", "referral-svc",
                "promo-svc"]
-# Producer -> index of the reason among its arguments.
+# Producer -> index of its reason argument, a reason_id_t.
 PRODUCERS = {"status_make": 1, "db_exec_row": 5, "db_row_get": 7}
+# The string constructor -> index of its reason argument.
+RELAYS = {"status_make_relayed": 1}
 NAME_RE = re.compile(r"^[A-Z][A-Z0-9_]*$")
-# Reason arguments that are no literal: each passes on a reason made elsewhere (a called
-# service's, a stored saga's, refuse()'s, the caller's of db_exec_row). A new one fails the
-# check, since a helper that takes a reason hides its callers' literals from this scan: name
-# the reason at the status_make, or add the helper to PRODUCERS.
+# A reason id in an argument; REASON_NONE is no reason, REASON_COUNT no reason either.
+ID_RE = re.compile(r"\bREASON_([A-Z0-9_]+)\b")
+NOT_REASONS = {"NONE", "COUNT"}
+# Ids passed on: a parameter of type reason_id_t given to the producer (lib/db.c, db_rows.c).
+ID_PASS_THROUGH = {"missing_reason"}
+# The arguments of status_make_relayed: each passes on a reason made elsewhere (a called
+# service's, a stored saga's, refuse()'s). A new one fails the check, since a string reason is
+# not checked by the compiler: name a reason of one's own with status_make and its REASON_ id.
 PASS_THROUGH = {
-    "reason ? reason : \"REFUSED\"",           # lib/db.c: refuse('REASON') in a statement
-    "missing_reason",                          # lib/db.c, lib/db_rows.c: db_exec_row's and
-                                               # db_row_get's own argument
+    "reason ? reason : reason_name(REASON_REFUSED)",  # lib/db.c: refuse('REASON') in a statement
     "reason[0] ? reason : NULL",               # rpc_client.c, rpc_batch_call.c, gateway_store.c:
                                                # received, stored
     "calls[i].status.reason",                  # gateway_rpc_audit.c: a participant's
-    "x->reason[0] ? x->reason : \"SAGA_FAILED\"",  # gateway_saga.c: the saga's stored reason
+    "x->reason[0] ? x->reason : reason_name(REASON_SAGA_FAILED)",  # gateway_saga.c: the saga's
+                                               # stored reason
     "st.reason",                               # points_rpc.c: one item's status, passed on
-    "promo_reason_name(c->reason)",            # promo_pricing.c: PromoReason names
+    "promo_reason_name(c->reason)",            # promo_ops.c: PromoReason names
 }
 CODES = ["OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
          "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
@@ -123,20 +133,16 @@ def source_files():
 
 
 def scan():
-    """{reason: [(where, code or None)]} for every reason the sources produce."""
+    """({reason: [(where, code or None)]} for every reason the sources produce, [problems])."""
     texts = {}
-    defines = {}
     for path in source_files():
         with open(path) as f:
             text = f.read()
         if not path.endswith(".sql"):
             text = strip_comments(text)
-            for name, value in re.findall(r'^\s*#\s*define\s+(\w+)\s+"([A-Z0-9_]+)"\s*$', text,
-                                          re.M):
-                defines[name] = value
         texts[os.path.relpath(path, ROOT)] = text
     produced = {}
-    unknown_pass_through = []
+    problems = []
 
     def add(reason, where, code):
         produced.setdefault(reason, []).append((where, code))
@@ -149,28 +155,30 @@ def scan():
             add(m.group(1), line_of(m.start()), "FAILED_PRECONDITION")
         if rel.endswith(".sql"):
             continue
-        for fn, index in PRODUCERS.items():
+        for fn, index in list(PRODUCERS.items()) + list(RELAYS.items()):
             for m in re.finditer(r"\b%s\s*\(" % fn, text):
                 args = call_args(text, m.end() - 1)
                 before = text[text.rfind("\n", 0, m.start()) + 1:m.start()]
                 if len(args) <= index or re.search(r"(\bstatus_t\s*\(?|#\s*define)\s*$", before):
-                    continue  # the declaration, the definition, status.h's debug macro
+                    continue  # the declaration, the definition
                 arg, code = args[index], args[index - 1]
                 code = code[len("STATUS_"):] if re.match(r"^STATUS_[A-Z_]+$", code) else None
                 where = line_of(m.start())
-                found = re.findall(r'"([^"\\]*)"', arg)
-                for word in re.findall(r"\b[A-Z][A-Z0-9_]*\b", re.sub(r'"[^"]*"', "", arg)):
-                    if word in defines:
-                        found.append(defines[word])
-                if "promo_reason_name(" in arg:
-                    found += promo_reasons()
                 plain = re.sub(r"\s+", " ", arg)
-                if plain not in ("NULL",) and not re.match(r'^"[^"]*"$', plain) and \
-                        plain not in defines and plain not in PASS_THROUGH:
-                    unknown_pass_through.append(f"{where}: {fn} reason {plain}")
+                found = [r for r in ID_RE.findall(arg) if r not in NOT_REASONS]
+                if fn in RELAYS:
+                    if "promo_reason_name(" in arg:
+                        found += promo_reasons()
+                    if plain not in PASS_THROUGH and plain != "NULL":
+                        problems.append(f"{where}: {fn} reason {plain}: not a reason passed "
+                                        f"on; name one's own with status_make(code, REASON_X, "
+                                        f"...), or see PASS_THROUGH in tools/reasons.py")
+                elif not re.match(r"^REASON_[A-Z0-9_]+$", plain) and \
+                        plain not in ID_PASS_THROUGH:
+                    problems.append(f"{where}: {fn} reason {plain}: not a REASON_ id")
                 for reason in found:
                     add(reason, where, code)
-    return produced, unknown_pass_through
+    return produced, problems
 
 
 def catalogue(kind="REASON"):
@@ -188,11 +196,9 @@ def catalogue(kind="REASON"):
 
 
 def check():
-    produced, unknown_pass_through = scan()
+    produced, problems = scan()
     entries = catalogue()
     names = [e[0] for e in entries]
-    problems = [f"{u}: not a literal; name the reason there, or see PASS_THROUGH in "
-                f"tools/reasons.py" for u in unknown_pass_through]
     for name in sorted({n for n in names if names.count(n) > 1}):
         problems.append(f"{name}: catalogued twice in lib/reasons.def")
     for name, code, _ in entries + catalogue("REASON_FAMILY"):
