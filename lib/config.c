@@ -41,7 +41,7 @@ static const cfg_entry_t cfg_table[] = {
     INT("RPC_COMPLETION_QUEUES", completion_queues, "0", 0, 64),
     INT("RPC_MAX_MESSAGE_BYTES", max_message_bytes, "4194304", 1024, 67108864),
     INT("RPC_CLIENT_TIMEOUT_MS", client_timeout_ms, "5000", 1, 600000),
-    INT("RPC_CLIENT_BATCH_IN_FLIGHT", client_batch_in_flight, "0", 0, 16),
+    INT("RPC_CLIENT_BATCH_IN_FLIGHT", client_batch_in_flight, "1", 0, 16),
     INT("SHUTDOWN_GRACE_MS", shutdown_grace_ms, "10000", 0, 600000),
     INT("SHUTDOWN_DRAIN_MS", shutdown_drain_ms, "0", 0, 600000),
     INT("CACHE_TTL_S", cache_ttl_s, "300", 1, 86400),

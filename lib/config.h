@@ -29,8 +29,8 @@ typedef struct config {
     int64_t client_timeout_ms;          /* RPC_CLIENT_TIMEOUT_MS: default deadline of calls out */
     int64_t client_batch_in_flight;     /* RPC_CLIENT_BATCH_IN_FLIGHT: batchable calls in flight per
                                            channel and method before the next ones wait and go
-                                           together as one BatchService/Run; 0 (the
-                                           default) = never batch */
+                                           together as one BatchService/Run (1 by
+                                           default); 0 = never batch */
     int64_t shutdown_grace_ms;          /* SHUTDOWN_GRACE_MS: in-flight calls may finish */
     int64_t shutdown_drain_ms;          /* SHUTDOWN_DRAIN_MS: NOT_SERVING before listeners close */
     int64_t cache_ttl_s;                /* CACHE_TTL_S: upper bound on a cache entry's age */
