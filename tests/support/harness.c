@@ -13,6 +13,8 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <spawn.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -192,23 +194,60 @@ bool harness_is_serving(const char *addr) {
     return serving;
 }
 
+/* The name part of "KEY=VALUE" is the same in both. */
+static bool env_same_name(const char *a, const char *b) {
+    size_t n = strcspn(a, "=");
+    return strncmp(a, b, n) == 0 && b[n] == '=';
+}
+
+/* Starts path with the test's environment plus env (a later "KEY=VALUE" replaces an earlier
+ * one of the same name), its output appended to log_path. posix_spawn, not fork: the test may
+ * have threads calling gRPC at that moment (a restart under load), and a forked child of a
+ * threaded process that runs anything but async-signal-safe code before exec (putenv, malloc)
+ * can hang on a lock another thread held. */
 static pid_t spawn(const char *path, char *const argv[], const char *const *env,
                    const char *log_path) {
-    pid_t pid = fork();
-    cr_assert(pid >= 0, "fork: %s", strerror(errno));
-    if (pid == 0) {
-        int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        if (fd >= 0) {
-            dup2(fd, STDOUT_FILENO);
-            dup2(fd, STDERR_FILENO);
-            close(fd);
-        }
-        for (int i = 0; env && env[i]; i++) {
-            putenv((char *)env[i]);
-        }
-        execv(path, argv);
-        _exit(127);
+    extern char **environ;
+    size_t n_base = 0, n_extra = 0;
+    while (environ[n_base] != NULL) {
+        n_base++;
     }
+    while (env != NULL && env[n_extra] != NULL) {
+        n_extra++;
+    }
+    char **envp = calloc(n_base + n_extra + 1, sizeof *envp);
+    cr_assert_not_null(envp);
+    size_t n = 0;
+    for (size_t i = 0; i < n_base; i++) {
+        bool replaced = false;
+        for (size_t k = 0; k < n_extra && !replaced; k++) {
+            replaced = env_same_name(env[k], environ[i]);
+        }
+        if (!replaced) {
+            envp[n++] = environ[i];
+        }
+    }
+    for (size_t k = 0; k < n_extra; k++) {
+        bool later = false;
+        for (size_t j = k + 1; j < n_extra && !later; j++) {
+            later = env_same_name(env[j], env[k]);
+        }
+        if (!later) {
+            envp[n++] = (char *)env[k];
+        }
+    }
+    envp[n] = NULL;
+    posix_spawn_file_actions_t fa;
+    cr_assert_eq(posix_spawn_file_actions_init(&fa), 0);
+    cr_assert_eq(posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, log_path,
+                                                  O_WRONLY | O_CREAT | O_APPEND, 0644),
+                 0);
+    cr_assert_eq(posix_spawn_file_actions_adddup2(&fa, STDOUT_FILENO, STDERR_FILENO), 0);
+    pid_t pid = 0;
+    int err = posix_spawn(&pid, path, &fa, NULL, argv, envp);
+    posix_spawn_file_actions_destroy(&fa);
+    free(envp);
+    cr_assert_eq(err, 0, "posix_spawn %s: %s", path, strerror(err));
     return pid;
 }
 
@@ -258,7 +297,10 @@ static bool env_sets_metrics_addr(const svc_proc_t *p) {
  * harness_free_port and the service's bind, returns false with p->pid 0, for the caller to try
  * other ports. The gRPC port: the service exits saying it cannot listen. The metrics port: it
  * logs so and serves on without /metrics, which the harness stops, since tests scrape it. */
-static bool harness_launch(svc_proc_t *p, bool may_fail_to_listen) {
+/* Starts p and waits until it serves. may_fail_to_listen: false (not an assertion) when another
+ * process took its port. *died (may be NULL) allows the process to die during start (a test's
+ * failpoint reached by its recovery): false with *died the wait status, p->pid 0. */
+static bool harness_launch_or_die(svc_proc_t *p, bool may_fail_to_listen, int *died) {
     char bin[512];
     snprintf(bin, sizeof bin, "%s/%s/%s", LOYALTY_BUILD_DIR, p->name, p->name);
     static char listen[HARNESS_ENV_MAX][80];
@@ -290,6 +332,10 @@ static bool harness_launch(svc_proc_t *p, bool may_fail_to_listen) {
             if (may_fail_to_listen && log_has(p->log_path, log_from, "cannot listen on")) {
                 return false;
             }
+            if (died != NULL) {
+                *died = status;
+                return false;
+            }
             cr_assert_fail("%s exited during start (status %d); see %s", p->name, status,
                            p->log_path);
         }
@@ -303,6 +349,10 @@ static bool harness_launch(svc_proc_t *p, bool may_fail_to_listen) {
         return false;
     }
     return true;
+}
+
+static bool harness_launch(svc_proc_t *p, bool may_fail_to_listen) {
+    return harness_launch_or_die(p, may_fail_to_listen, NULL);
 }
 
 void harness_start(svc_proc_t *p, const char *name, const char *const *env) {
@@ -337,6 +387,11 @@ void harness_start(svc_proc_t *p, const char *name, const char *const *env) {
 void harness_restart(svc_proc_t *p) {
     /* The same port: the test's channels point at it. */
     harness_launch(p, false);
+}
+
+bool harness_restart_may_die(svc_proc_t *p, int *status) {
+    *status = 0;
+    return harness_launch_or_die(p, false, status);
 }
 
 int harness_wait(svc_proc_t *p) {

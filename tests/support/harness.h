@@ -65,6 +65,9 @@ void harness_start(svc_proc_t *p, const char *name, const char *const *env);
 void harness_track(svc_proc_t *p);
 /** Starts again with the same port and environment (after a stop or kill). */
 void harness_restart(svc_proc_t *p);
+/** harness_restart of a process that may die while starting (a failpoint its recovery reaches):
+ *  false when it did, with *status its wait status and p->pid 0. */
+bool harness_restart_may_die(svc_proc_t *p, int *status);
 /** SIGTERM and wait; returns the exit status (0 after a graceful shutdown), or -signal. */
 int harness_stop(svc_proc_t *p);
 /** SIGKILL and wait. */
