@@ -1,6 +1,8 @@
 /* idem.c -- claim, replay and record idempotency keys. */
 #include "idem.h"
 
+#include "pgarray.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,18 +23,6 @@ status_t idem_record_on_commit(db_t *db, arena_t *a, const char *merchant_id, co
                            p);
 }
 
-/* Bytes as the hex text decode(..., 'hex') reads, in arena memory. */
-static char *hex_of(arena_t *a, const unsigned char *b, size_t n) {
-    static const char digits[] = "0123456789abcdef";
-    char *out = arena_alloc(a, 2 * n + 1);
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[b[i] >> 4];
-        out[2 * i + 1] = digits[b[i] & 15];
-    }
-    out[2 * n] = '\0';
-    return out;
-}
-
 status_t idem_record_many_on_commit(db_t *db, arena_t *a, const char *merchant_id,
                                     const char *method, const idem_record_t *records, size_t n) {
     char **keys = arena_alloc(a, (n + 1) * sizeof *keys);
@@ -40,8 +30,8 @@ status_t idem_record_many_on_commit(db_t *db, arena_t *a, const char *merchant_i
     char **responses = arena_alloc(a, (n + 1) * sizeof *responses);
     for (size_t i = 0; i < n; i++) {
         keys[i] = (char *)records[i].key;
-        requests[i] = hex_of(a, records[i].request, records[i].request_len);
-        responses[i] = hex_of(a, records[i].response, records[i].response_len);
+        requests[i] = pgarray_hex(a, records[i].request, records[i].request_len);
+        responses[i] = pgarray_hex(a, records[i].response, records[i].response_len);
     }
     db_params_t *p = arena_alloc(a, sizeof *p);
     db_params_init(p);

@@ -160,3 +160,14 @@ bool pgarray_decode_int64(arena_t *a, const char *literal, int64_t **v, size_t *
     *n = count;
     return true;
 }
+
+char *pgarray_hex(arena_t *a, const unsigned char *bytes, size_t n) {
+    static const char digits[] = "0123456789abcdef";
+    char *out = arena_alloc(a, 2 * n + 1);
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[bytes[i] >> 4];
+        out[2 * i + 1] = digits[bytes[i] & 15];
+    }
+    out[2 * n] = '\0';
+    return out;
+}

@@ -19,6 +19,10 @@ char *pgarray_encode_int64(arena_t *a, const int64_t *v, size_t n);
 /** The literal {t,f} of v[0..n) for a boolean[] parameter, in arena memory. */
 char *pgarray_encode_bool(arena_t *a, const bool *v, size_t n);
 
+/** Bytes as hex text (two lowercase digits a byte), which decode(x, 'hex') turns back into
+ *  bytea: how bytea values travel inside a text[] parameter. In arena memory. */
+char *pgarray_hex(arena_t *a, const unsigned char *bytes, size_t n);
+
 /** Parses a one-dimensional text[] literal into arena strings. Returns false on malformed
  *  input and on an array with a NULL element, which a list of strings cannot tell from ""
  *  (use pgarray_decode_nullable where NULL elements can occur). */

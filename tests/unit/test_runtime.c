@@ -252,6 +252,16 @@ Test(pgarray, integers_and_booleans) {
     arena_free(&a);
 }
 
+Test(pgarray, bytes_as_hex_for_decode) {
+    /* Goal: every byte value as two lowercase hex digits, in order; no bytes is "". */
+    arena_t a;
+    arena_init(&a);
+    const unsigned char b[] = {0x00, 0x0f, 0x10, 0xab, 0xff};
+    cr_assert_str_eq(pgarray_hex(&a, b, sizeof b), "000f10abff");
+    cr_assert_str_eq(pgarray_hex(&a, b, 0), "");
+    arena_free(&a);
+}
+
 Test(pgarray, null_elements_are_not_empty_strings) {
     /* Goal: a NULL element of a text[] is never read as "": the nullable decoder gives a NULL
      * pointer (unquoted NULL in any case, as PostgreSQL reads it), a quoted "NULL" stays text,
