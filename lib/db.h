@@ -83,6 +83,15 @@ void db_param_bool(db_params_t *p, bool v);
 /** Appends a binary (bytea) parameter; the bytes are borrowed. */
 void db_param_bytes(db_params_t *p, const void *data, size_t len);
 void db_param_null(db_params_t *p);
+/** db_params_init, then the two text parameters most statements begin with: $1 the merchant,
+ *  $2 the row's id (or whatever second key the statement takes). */
+void db_params_key(db_params_t *p, const char *merchant_id, const char *id);
+/** Appends n text parameters (NULL items are SQL NULL). */
+void db_param_texts(db_params_t *p, const char *const *values, size_t n);
+/** Appends each argument (const char *) as a text parameter: DB_PARAM_TEXTS(&p, a, b, c). */
+#define DB_PARAM_TEXTS(p, ...)                                                                     \
+    db_param_texts((p), (const char *const[]){__VA_ARGS__},                                        \
+                   sizeof((const char *const[]){__VA_ARGS__}) / sizeof(const char *))
 
 /** Runs one parameterized statement (params may be NULL). On success and when `out` is not
  *  NULL, *out receives the result, which the caller PQclears. Statements are prepared once per
@@ -209,6 +218,108 @@ status_t db_result_rows(arena_t *a, const PGresult *r, db_row_fn fn, void *ctx, 
  *  The result is cleared here. Errors: db_exec's, or fn's. */
 status_t db_row_find(db_t *db, arena_t *a, const char *sql, const db_params_t *params, db_row_fn fn,
                      void *ctx, bool *found);
+
+/* ---- rows read by a table of columns (lib/db_cols.c) ---- */
+
+/** What a column holds and how it lands in its destination. NULL cells read as noted. */
+typedef enum db_col_kind {
+    DB_COL_SKIP,         /* a column read elsewhere (or not at all) */
+    DB_COL_TEXT,         /* char *, an arena copy; NULL: "" */
+    DB_COL_TEXT_OR_NULL, /* char *, an arena copy; NULL: NULL */
+    DB_COL_INT,          /* an integer or enum of 1, 2, 4 or 8 bytes; NULL: 0 */
+    DB_COL_INT_OR,       /* the same; NULL: the column's `none` */
+    DB_COL_BOOL,         /* bool, or protobuf_c_boolean; NULL: false */
+    DB_COL_BYTEA,        /* ProtobufCBinaryData in arena memory; NULL: none */
+    DB_COL_TEXT_ARRAY,   /* text[]: char ** and its size_t count; NULL: none */
+    DB_COL_INT_ARRAY,    /* bigint[]: int64_t * and its size_t count; NULL: none */
+    DB_COL_MESSAGE,      /* bytea: a packed message of type `message`, unpacked (arena) */
+} db_col_kind_t;
+
+/** One column of a row: what it holds and where it goes. Written with the DB_COL_* macros
+ *  below, one per column in the order of the statement's column list, next to that list. */
+typedef struct db_col {
+    db_col_kind_t kind;
+    const char *field;   /* the item is a message (db_cols_t.message): its field of that name */
+    size_t offset;       /* or: the destination's offset in the item ... */
+    size_t size;         /* ... and its size (checked against the kind when read) */
+    size_t count_offset; /* arrays with an offset: where their size_t count goes */
+    int64_t none;        /* DB_COL_INT_OR: the value of a NULL cell */
+    const ProtobufCMessageDescriptor *message; /* DB_COL_MESSAGE with an offset: its type */
+} db_col_t;
+
+/** A row type: its columns, in order, from the result's column `first` (a row read in parts, a
+ *  table of another table's columns after a few of its own). With `message`, an item is a
+ *  pointer that receives a new message of that type, and columns may name its fields. */
+typedef struct db_cols {
+    const db_col_t *cols;
+    int n;
+    int first;
+    const ProtobufCMessageDescriptor *message;
+} db_cols_t;
+
+#define DB_COLS_N(table) ((int)(sizeof(table) / sizeof((table)[0])))
+/** A db_cols_t of a struct's columns (table: a db_col_t array). */
+#define DB_COLS(table)                                                                             \
+    { .cols = (table), .n = DB_COLS_N(table) }
+/** A db_cols_t of new messages of type `desc` (items: pointers to them). */
+#define DB_COLS_MESSAGE(table, desc)                                                               \
+    { .cols = (table), .n = DB_COLS_N(table), .message = (desc) }
+
+#define DB_COL_SIZE_OF(type, member) sizeof(((type *)0)->member)
+/** A column into member `member` of struct `type` (TEXT, TEXT_OR_NULL, INT, BOOL, BYTEA). */
+#define DB_COL(kind_, type, member)                                                                \
+    { .kind = (kind_), .offset = offsetof(type, member), .size = DB_COL_SIZE_OF(type, member) }
+/** An integer column that reads as `none_` when NULL. */
+#define DB_COL_OR(type, member, none_)                                                             \
+    {                                                                                              \
+        .kind = DB_COL_INT_OR, .offset = offsetof(type, member),                                   \
+        .size = DB_COL_SIZE_OF(type, member), .none = (none_)                                      \
+    }
+/** An array column (TEXT_ARRAY, INT_ARRAY) into `member`, its count into `count`. */
+#define DB_COL_ARRAY(kind_, type, member, count)                                                   \
+    {                                                                                              \
+        .kind = (kind_), .offset = offsetof(type, member), .size = DB_COL_SIZE_OF(type, member),   \
+        .count_offset = offsetof(type, count)                                                      \
+    }
+/** A packed message column into `member` (a pointer to a message of type `desc`). */
+#define DB_COL_MSG(type, member, desc)                                                             \
+    {                                                                                              \
+        .kind = DB_COL_MESSAGE, .offset = offsetof(type, member),                                  \
+        .size = DB_COL_SIZE_OF(type, member), .message = (desc)                                    \
+    }
+/** A column into the message field named `name` (db_cols_t.message): its type in the
+ *  descriptor says its width; a repeated field gets an array column, a message field a packed
+ *  message of the field's type; proto3 `optional` scalars are marked present unless NULL. */
+#define DB_FIELD(kind_, name)                                                                      \
+    { .kind = (kind_), .field = (name) }
+#define DB_FIELD_OR(name, none_)                                                                   \
+    { .kind = DB_COL_INT_OR, .field = (name), .none = (none_) }
+/** A column read elsewhere. */
+#define DB_COL_SKIPPED                                                                             \
+    { .kind = DB_COL_SKIP }
+
+/** Reads row `row` of `r` by the table `cols` into `item` (a struct; with cols->message, a
+ *  pointer that receives a new message). INTERNAL DATABASE_ERROR for a cell that is not what its
+ *  column says (a malformed array or packed message), a result with fewer columns than the
+ *  table, or a table that does not fit its destination (a size or field that does not match). */
+status_t db_cols_read(arena_t *a, const db_cols_t *cols, const PGresult *r, int row, void *item);
+
+/** db_cols_read as a db_row_fn for db_rows and db_result_rows: ctx is the const db_cols_t. */
+status_t db_row_read(void *ctx, arena_t *a, const PGresult *r, int row, void *item);
+
+/** db_rows reading every row by `cols` (rows->item_size: the struct's size, or a pointer's
+ *  for messages). */
+status_t db_rows_cols(db_t *db, arena_t *a, const char *sql, const db_params_t *params,
+                      const db_cols_t *cols, db_rows_t *rows);
+
+/** db_row_get reading its row by `cols` into `item`. */
+status_t db_row_get_cols(db_t *db, arena_t *a, const char *sql, const db_params_t *params,
+                         const db_cols_t *cols, void *item, status_code_t missing_code,
+                         reason_id_t missing_reason, const char *missing_message);
+
+/** db_row_find reading its row (when found) by `cols` into `item`. */
+status_t db_row_find_cols(db_t *db, arena_t *a, const char *sql, const db_params_t *params,
+                          const db_cols_t *cols, void *item, bool *found);
 
 typedef status_t (*db_tx_fn)(db_t *db, void *arg);
 

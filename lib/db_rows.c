@@ -61,6 +61,18 @@ ProtobufCMessage *db_get_message(arena_t *a, const ProtobufCMessageDescriptor *d
     return m;
 }
 
+void db_params_key(db_params_t *p, const char *merchant_id, const char *id) {
+    db_params_init(p);
+    db_param_text(p, merchant_id);
+    db_param_text(p, id);
+}
+
+void db_param_texts(db_params_t *p, const char *const *values, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        db_param_text(p, values[i]);
+    }
+}
+
 void db_param_text_array(db_params_t *p, arena_t *a, char *const *items, size_t n) {
     db_param_text(p, pgarray_encode(a, items, n));
 }

@@ -7,7 +7,8 @@ In C a catalogued reason is an id, REASON_<NAME> of reason_id_t (lib/status.h, m
 lib/reasons.def), so the compiler refuses one that is not catalogued. The sources produce one
 where they name it:
   - the reason argument of status_make(code, REASON_X, ...), and the missing_reason argument of
-    db_exec_row(..., code, REASON_X, message) and of db_row_get(..., code, REASON_X, message);
+    db_exec_row(..., code, REASON_X, message), of db_row_get(..., code, REASON_X, message) and of
+    db_row_get_cols(..., code, REASON_X, message);
   - a REASON_X inside the reason argument of status_make_relayed (the string constructor), as in
     `stored[0] ? stored : reason_name(REASON_X)`;
   - refuse('REASON') in SQL, in C strings and in migrations (lib/db.c turns it into
@@ -36,14 +37,15 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SOURCE_DIRS = ["lib", "gateway", "member-svc", "points-svc", "wallet-svc", "referral-svc",
                "promo-svc"]
 # Producer -> index of its reason argument, a reason_id_t.
-PRODUCERS = {"status_make": 1, "db_exec_row": 5, "db_row_get": 7}
+PRODUCERS = {"status_make": 1, "db_exec_row": 5, "db_row_get": 7, "db_row_get_cols": 7}
 # The string constructor -> index of its reason argument.
 RELAYS = {"status_make_relayed": 1}
 NAME_RE = re.compile(r"^[A-Z][A-Z0-9_]*$")
 # A reason id in an argument; REASON_NONE is no reason, REASON_COUNT no reason either.
 ID_RE = re.compile(r"\bREASON_([A-Z0-9_]+)\b")
 NOT_REASONS = {"NONE", "COUNT"}
-# Ids passed on: a parameter of type reason_id_t given to the producer (lib/db.c, db_rows.c).
+# Ids passed on: a parameter of type reason_id_t given to the producer (lib/db.c, db_rows.c,
+# db_cols.c).
 ID_PASS_THROUGH = {"missing_reason"}
 # The arguments of status_make_relayed: each passes on a reason made elsewhere (a called
 # service's, a stored saga's, refuse()'s). A new one fails the check, since a string reason is
