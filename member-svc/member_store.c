@@ -8,36 +8,42 @@
 
 #define MEMBER_COLUMNS MEMBER_PROFILE_COLUMNS
 
-/* Cells of the row `row` of the function below. */
-#define col(a, r, c) db_dup_str(a, r, row, c)
-#define col_array(a, r, c, n) db_get_text_array(a, r, row, c, n)
+/* MEMBER_PROFILE_COLUMNS (member_store.h) in three tables over the one row: the member's own
+ * columns, its profile's, and the address's (read only when has_address, column 7). The two
+ * custom attribute arrays (16, 17) are paired by member_store_from_result. */
+static const db_col_t MEMBER_COL_TABLE[MEMBER_PROFILE_COLUMN_COUNT] = {
+    [0] = DB_FIELD(DB_COL_TEXT, "id"),         [1] = DB_FIELD(DB_COL_TEXT, "external_id"),
+    [19] = DB_FIELD(DB_COL_INT, "version"),    [20] = DB_FIELD(DB_COL_INT, "created_at"),
+    [21] = DB_FIELD(DB_COL_INT, "updated_at"), [22] = DB_FIELD(DB_COL_TEXT, "merchant_id"),
+};
+static const db_col_t PROFILE_COL_TABLE[] = {
+    [2] = DB_FIELD(DB_COL_TEXT, "name"),
+    [3] = DB_FIELD(DB_COL_TEXT, "phone"),
+    [4] = DB_FIELD(DB_COL_TEXT, "email"),
+    [5] = DB_FIELD(DB_COL_TEXT, "birthday"),
+    [6] = DB_FIELD(DB_COL_INT, "gender"),
+    [14] = DB_FIELD(DB_COL_TEXT, "occupation"),
+    [15] = DB_FIELD(DB_COL_TEXT_ARRAY, "interests"),
+    [18] = DB_FIELD(DB_COL_TEXT_ARRAY, "tags"),
+};
+static const db_col_t ADDRESS_COL_TABLE[] = {
+    [8] = DB_FIELD(DB_COL_TEXT, "line1"),        [9] = DB_FIELD(DB_COL_TEXT, "line2"),
+    [10] = DB_FIELD(DB_COL_TEXT, "city"),        [11] = DB_FIELD(DB_COL_TEXT, "region"),
+    [12] = DB_FIELD(DB_COL_TEXT, "postal_code"), [13] = DB_FIELD(DB_COL_TEXT, "country_code"),
+};
+static const db_cols_t MEMBER_COLS =
+    DB_COLS_MESSAGE(MEMBER_COL_TABLE, &loyalty__v1__member__descriptor);
+static const db_cols_t PROFILE_COLS =
+    DB_COLS_MESSAGE(PROFILE_COL_TABLE, &loyalty__v1__member_profile__descriptor);
+static const db_cols_t ADDRESS_COLS =
+    DB_COLS_MESSAGE(ADDRESS_COL_TABLE, &loyalty__v1__address__descriptor);
 
-Loyalty__V1__Member *member_store_from_result(arena_t *a, const PGresult *r, int row) {
-    Loyalty__V1__Member *m = pb_new(a, &loyalty__v1__member__descriptor);
-    Loyalty__V1__MemberProfile *p = pb_new(a, &loyalty__v1__member_profile__descriptor);
-    m->profile = p;
-    m->id = col(a, r, 0);
-    m->external_id = col(a, r, 1);
-    p->name = col(a, r, 2);
-    p->phone = col(a, r, 3);
-    p->email = col(a, r, 4);
-    p->birthday = col(a, r, 5);
-    p->gender = (Loyalty__V1__Gender)db_get_int(r, row, 6);
-    if (db_get_bool(r, row, 7)) {
-        Loyalty__V1__Address *addr = pb_new(a, &loyalty__v1__address__descriptor);
-        addr->line1 = col(a, r, 8);
-        addr->line2 = col(a, r, 9);
-        addr->city = col(a, r, 10);
-        addr->region = col(a, r, 11);
-        addr->postal_code = col(a, r, 12);
-        addr->country_code = col(a, r, 13);
-        p->address = addr;
-    }
-    p->occupation = col(a, r, 14);
-    p->interests = col_array(a, r, 15, &p->n_interests);
+/* The custom attributes from the keys and values arrays, paired in key order. */
+static status_t custom_attributes_read(arena_t *a, const PGresult *r, int row,
+                                       Loyalty__V1__MemberProfile *p) {
     size_t nk = 0, nv = 0;
-    char **keys = col_array(a, r, 16, &nk);
-    char **vals = col_array(a, r, 17, &nv);
+    char **keys = db_get_text_array(a, r, row, 16, &nk);
+    char **vals = db_get_text_array(a, r, row, 17, &nv);
     size_t n = nk < nv ? nk : nv;
     p->custom_attributes = arena_alloc(a, (n ? n : 1) * sizeof *p->custom_attributes);
     for (size_t i = 0; i < n; i++) {
@@ -48,16 +54,29 @@ Loyalty__V1__Member *member_store_from_result(arena_t *a, const PGresult *r, int
         p->custom_attributes[i] = e;
     }
     p->n_custom_attributes = n;
-    p->tags = col_array(a, r, 18, &p->n_tags);
-    m->version = db_get_int(r, row, 19);
-    m->created_at = db_get_int(r, row, 20);
-    m->updated_at = db_get_int(r, row, 21);
-    m->merchant_id = col(a, r, 22);
-    return m;
+    return status_ok();
 }
 
-#undef col
-#undef col_array
+status_t member_store_from_result(arena_t *a, const PGresult *r, int row,
+                                  Loyalty__V1__Member **out) {
+    Loyalty__V1__Member *m = NULL;
+    Loyalty__V1__MemberProfile *p = NULL;
+    status_t st = db_cols_read(a, &MEMBER_COLS, r, row, &m);
+    if (status_is_ok(&st)) {
+        st = db_cols_read(a, &PROFILE_COLS, r, row, &p);
+    }
+    if (status_is_ok(&st) && db_get_bool(r, row, 7)) {
+        st = db_cols_read(a, &ADDRESS_COLS, r, row, &p->address);
+    }
+    if (status_is_ok(&st)) {
+        st = custom_attributes_read(a, r, row, p);
+    }
+    if (status_is_ok(&st)) {
+        m->profile = p;
+        *out = m;
+    }
+    return st;
+}
 
 /* Appends the profile columns as parameters $k.. in the order of the INSERT/UPDATE below. */
 static void profile_params(arena_t *a, db_params_t *p, const Loyalty__V1__MemberProfile *pr) {
@@ -109,8 +128,7 @@ static status_t member_duplicate(const db_t *db, status_t st) {
 }
 
 static status_t member_row(void *ctx, arena_t *a, const PGresult *r, int row, void *item) {
-    *(Loyalty__V1__Member **)item = member_store_from_result(a, r, row);
-    return status_ok();
+    return member_store_from_result(a, r, row, item);
 }
 
 static status_t member_one_row(db_t *db, arena_t *a, const char *sql, const db_params_t *p,
@@ -132,9 +150,7 @@ status_t member_store_insert(db_t *db, arena_t *a, const char *merchant_id, cons
                              const char *external_id, const Loyalty__V1__MemberProfile *profile,
                              Loyalty__V1__Member **out) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, id);
+    db_params_key(&p, merchant_id, id);
     db_param_text(&p, external_id[0] ? external_id : NULL);
     profile_params(a, &p, profile);
     return member_one_row(
@@ -148,9 +164,7 @@ status_t member_store_insert_at(db_t *db, arena_t *a, const char *merchant_id, c
                                 const char *external_id, const Loyalty__V1__MemberProfile *profile,
                                 int64_t created_at, bool *inserted) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, id);
+    db_params_key(&p, merchant_id, id);
     db_param_text(&p, external_id[0] ? external_id : NULL);
     profile_params(a, &p, profile);
     db_param_int(&p, created_at);
@@ -176,9 +190,7 @@ status_t member_store_get(db_t *db, arena_t *a, const char *merchant_id, member_
          " FROM members WHERE merchant_id = $1 AND external_id = $2 FOR UPDATE"},
     };
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, value);
+    db_params_key(&p, merchant_id, value);
     return member_one_row(db, a, sql[by][for_update ? 1 : 0], &p, out);
 }
 
@@ -186,9 +198,7 @@ status_t member_store_update_profile(db_t *db, arena_t *a, const char *merchant_
                                      const Loyalty__V1__MemberProfile *profile,
                                      Loyalty__V1__Member **out) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, id);
+    db_params_key(&p, merchant_id, id);
     profile_params(a, &p, profile);
     return member_one_row(
         db, a,

@@ -24,7 +24,8 @@
 #define MEMBER_PROFILE_COLUMN_COUNT 23
 
 /** The member in row `row` of a result whose first columns are MEMBER_PROFILE_COLUMNS. */
-Loyalty__V1__Member *member_store_from_result(arena_t *a, const PGresult *r, int row);
+status_t member_store_from_result(arena_t *a, const PGresult *r, int row,
+                                  Loyalty__V1__Member **out);
 
 typedef enum member_lookup {
     MEMBER_BY_ID,

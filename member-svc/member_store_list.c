@@ -115,14 +115,16 @@ status_t member_list(db_t *db, arena_t *a, const char *merchant_id, const member
     out->members = arena_alloc(a, (size_t)(n ? n : 1) * sizeof *out->members);
     out->rows = arena_alloc(a, (size_t)(n ? n : 1) * sizeof *out->rows);
     out->created_us = arena_alloc(a, (size_t)(n ? n : 1) * sizeof *out->created_us);
-    for (int i = 0; i < n; i++) {
-        out->members[i] = member_store_from_result(a, r, i);
-        member_row_from_result(a, r, i, MEMBER_PROFILE_COLUMN_COUNT, &out->rows[i]);
+    for (int i = 0; i < n && status_is_ok(&st); i++) {
+        st = member_store_from_result(a, r, i, &out->members[i]);
+        if (status_is_ok(&st)) {
+            st = member_row_from_result(a, r, i, MEMBER_PROFILE_COLUMN_COUNT, &out->rows[i]);
+        }
         out->created_us[i] =
             db_get_int(r, i, MEMBER_PROFILE_COLUMN_COUNT + MEMBER_ROW_COLUMN_COUNT);
     }
     PQclear(r);
-    return status_ok();
+    return st;
 }
 
 /* Which unique value of the member is taken: the external id (with its holder), or else the
@@ -131,9 +133,7 @@ static status_t import_conflict(db_t *db, arena_t *a, const char *merchant_id,
                                 const char *external_id, const Loyalty__V1__MemberProfile *profile,
                                 char **existing_id, const char **reason) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, external_id);
+    db_params_key(&p, merchant_id, external_id);
     db_param_text(&p, profile->phone[0] ? profile->phone : NULL);
     PGresult *r = NULL;
     status_t st = db_exec(db,
@@ -172,9 +172,7 @@ status_t member_import_claim(db_t *db, arena_t *a, const char *merchant_id, cons
     *replay = NULL;
     *replay_len = 0;
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, batch_id);
+    db_params_key(&p, merchant_id, batch_id);
     db_param_bytes(&p, request, len);
     bool claimed = false;
     status_t st = db_row_find(db, NULL,
@@ -212,9 +210,7 @@ status_t member_import_claim(db_t *db, arena_t *a, const char *merchant_id, cons
 status_t member_import_store(db_t *db, const char *merchant_id, const char *batch_id,
                              const unsigned char *response, size_t len) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, batch_id);
+    db_params_key(&p, merchant_id, batch_id);
     db_param_bytes(&p, response, len);
     return db_exec(db,
                    "UPDATE import_batches SET response = $3 WHERE merchant_id = $1 "

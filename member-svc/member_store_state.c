@@ -171,9 +171,7 @@ static const char SETTINGS_SAVE_SQL[] =
 status_t member_settings_save(db_t *db, const char *merchant_id, const member_settings_t *s,
                               bool resegment) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, s->time_zone);
+    db_params_key(&p, merchant_id, s->time_zone);
     db_param_int(&p, s->basis);
     db_param_int(&p, s->lifecycle.new_days);
     db_param_int(&p, s->lifecycle.active_months_min);
@@ -297,9 +295,7 @@ status_t member_rfm_claim(db_t *db, arena_t *a, int64_t every_s, char **merchant
 
 status_t member_reseg_advance(db_t *db, const char *merchant_id, const char *last_id) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, last_id);
+    db_params_key(&p, merchant_id, last_id);
     return db_exec(db, "UPDATE settings SET resegment_after = $2 WHERE merchant_id = $1", &p, NULL);
 }
 
@@ -311,6 +307,21 @@ status_t member_reseg_advance(db_t *db, const char *merchant_id, const char *las
     "discount_bps, earn_multiplier_bps, birthday_bonus_points, "                                   \
     SQL_EPOCH_S("created_at") ", " SQL_EPOCH_S("updated_at")
 // clang-format on
+static const db_col_t TIER_COL_TABLE[] = {
+    DB_COL(DB_COL_TEXT, member_tier_def_t, id),
+    DB_COL(DB_COL_TEXT, member_tier_def_t, name),
+    DB_COL(DB_COL_INT, member_tier_def_t, rank),
+    DB_COL(DB_COL_INT, member_tier_def_t, upgrade_threshold),
+    DB_COL(DB_COL_INT, member_tier_def_t, retain_threshold),
+    DB_COL(DB_COL_INT, member_tier_def_t, period_months),
+    DB_COL(DB_COL_INT, member_tier_def_t, express_spend_cents),
+    DB_COL(DB_COL_INT, member_tier_def_t, discount_bps),
+    DB_COL(DB_COL_INT, member_tier_def_t, earn_multiplier_bps),
+    DB_COL(DB_COL_INT, member_tier_def_t, birthday_bonus_points),
+    DB_COL(DB_COL_INT, member_tier_def_t, created_at),
+    DB_COL(DB_COL_INT, member_tier_def_t, updated_at),
+};
+static const db_cols_t TIER_COLS = DB_COLS(TIER_COL_TABLE);
 
 void member_tierset_index(member_tierset_t *ts) {
     /* Sort the defs by rank (insertion sort: n <= 10), then mirror them in the ladder. */
@@ -340,27 +351,19 @@ void member_tierset_index(member_tierset_t *ts) {
 static const char TIERS_SQL[] = "SELECT " TIER_COLUMNS " FROM tiers WHERE merchant_id = $1 "
                                 "ORDER BY rank";
 
-static void tiers_from_result(arena_t *a, const PGresult *r, member_tierset_t *out) {
+static status_t tiers_from_result(arena_t *a, const PGresult *r, member_tierset_t *out) {
     memset(out, 0, sizeof *out);
     int n = PQntuples(r);
     assert(n <= MEMBER_TIERS_MAX); /* the ladder check keeps it so */
     for (int i = 0; i < n && i < MEMBER_TIERS_MAX; i++) {
-        member_tier_def_t *d = &out->defs[i];
-        d->id = db_dup_str(a, r, i, 0);
-        d->name = db_dup_str(a, r, i, 1);
-        d->rank = (int32_t)db_get_int(r, i, 2);
-        d->upgrade_threshold = db_get_int(r, i, 3);
-        d->retain_threshold = db_get_int(r, i, 4);
-        d->period_months = (int32_t)db_get_int(r, i, 5);
-        d->express_spend_cents = db_get_int(r, i, 6);
-        d->discount_bps = (int32_t)db_get_int(r, i, 7);
-        d->earn_multiplier_bps = (int32_t)db_get_int(r, i, 8);
-        d->birthday_bonus_points = db_get_int(r, i, 9);
-        d->created_at = db_get_int(r, i, 10);
-        d->updated_at = db_get_int(r, i, 11);
+        status_t st = db_cols_read(a, &TIER_COLS, r, i, &out->defs[i]);
+        if (!status_is_ok(&st)) {
+            return st;
+        }
         out->n++;
     }
     member_tierset_index(out);
+    return status_ok();
 }
 
 status_t member_tiers_load(db_t *db, arena_t *a, const char *merchant_id, bool for_update,
@@ -378,9 +381,9 @@ status_t member_tiers_load(db_t *db, arena_t *a, const char *merchant_id, bool f
     if (!status_is_ok(&st)) {
         return st;
     }
-    tiers_from_result(a, r, out);
+    st = tiers_from_result(a, r, out);
     PQclear(r);
-    return status_ok();
+    return st;
 }
 
 int member_tierset_level(const member_tierset_t *ts, const char *tier_id) {
@@ -453,29 +456,19 @@ status_t member_tier_update(db_t *db, const char *merchant_id, const member_tier
     "id, name, tier_id, period, price_cents, active, " SQL_EPOCH_S("created_at") ", "     \
     SQL_EPOCH_S("updated_at")
 // clang-format on
-
-static Loyalty__V1__MemberPlan *plan_from_row(arena_t *a, const PGresult *r, int i) {
-    Loyalty__V1__MemberPlan *p = pb_new(a, &loyalty__v1__member_plan__descriptor);
-    p->id = db_dup_str(a, r, i, 0);
-    p->name = db_dup_str(a, r, i, 1);
-    p->tier_id = db_dup_str(a, r, i, 2);
-    p->period = (Loyalty__V1__MemberPlanPeriod)db_get_int(r, i, 3);
-    p->price_cents = db_get_int(r, i, 4);
-    p->active = db_get_bool(r, i, 5);
-    p->created_at = db_get_int(r, i, 6);
-    p->updated_at = db_get_int(r, i, 7);
-    return p;
-}
-
-static status_t plan_row(void *ctx, arena_t *a, const PGresult *r, int row, void *item) {
-    *(Loyalty__V1__MemberPlan **)item = plan_from_row(a, r, row);
-    return status_ok();
-}
+static const db_col_t PLAN_COL_TABLE[] = {
+    DB_FIELD(DB_COL_TEXT, "id"),         DB_FIELD(DB_COL_TEXT, "name"),
+    DB_FIELD(DB_COL_TEXT, "tier_id"),    DB_FIELD(DB_COL_INT, "period"),
+    DB_FIELD(DB_COL_INT, "price_cents"), DB_FIELD(DB_COL_BOOL, "active"),
+    DB_FIELD(DB_COL_INT, "created_at"),  DB_FIELD(DB_COL_INT, "updated_at"),
+};
+static const db_cols_t PLAN_COLS =
+    DB_COLS_MESSAGE(PLAN_COL_TABLE, &loyalty__v1__member_plan__descriptor);
 
 static status_t plan_one(db_t *db, arena_t *a, const char *sql, const db_params_t *p,
                          Loyalty__V1__MemberPlan **out) {
-    status_t st = db_row_get(db, a, sql, p, plan_row, out, STATUS_NOT_FOUND, REASON_PLAN_NOT_FOUND,
-                             "plan not found");
+    status_t st = db_row_get_cols(db, a, sql, p, &PLAN_COLS, out, STATUS_NOT_FOUND,
+                                  REASON_PLAN_NOT_FOUND, "plan not found");
     if (st.code == STATUS_FAILED_PRECONDITION) { /* the tier foreign key */
         return status_make(STATUS_NOT_FOUND, REASON_TIER_NOT_FOUND, "tier not found");
     }
@@ -519,9 +512,7 @@ status_t member_plan_update(db_t *db, arena_t *a, const char *merchant_id,
 status_t member_plan_get(db_t *db, arena_t *a, const char *merchant_id, const char *plan_id,
                          Loyalty__V1__MemberPlan **out) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, plan_id);
+    db_params_key(&p, merchant_id, plan_id);
     return plan_one(db, a, "SELECT " PLAN_COLUMNS " FROM plans WHERE merchant_id = $1 AND id = $2",
                     &p, out);
 }
@@ -533,10 +524,10 @@ status_t member_plan_list(db_t *db, arena_t *a, const char *merchant_id, bool in
     db_param_text(&p, merchant_id);
     db_param_bool(&p, include_inactive);
     db_rows_t rows = {.item_size = sizeof **out};
-    status_t st = db_rows(db, a,
-                          "SELECT " PLAN_COLUMNS " FROM plans WHERE merchant_id = $1 "
-                          " AND (active OR $2) ORDER BY created_at, id LIMIT 1000",
-                          &p, plan_row, NULL, &rows);
+    status_t st = db_rows_cols(db, a,
+                               "SELECT " PLAN_COLUMNS " FROM plans WHERE merchant_id = $1 "
+                               " AND (active OR $2) ORDER BY created_at, id LIMIT 1000",
+                               &p, &PLAN_COLS, &rows);
     *out = rows.items;
     *n = rows.n;
     return st;
@@ -548,46 +539,52 @@ status_t member_plan_list(db_t *db, arena_t *a, const char *merchant_id, bool in
 
 #define ROW_MERCHANT_COLUMN 27
 
-void member_row_from_result(arena_t *a, const PGresult *r, int i, int c0, member_row_t *m) {
-    m->id = db_dup_str(a, r, i, c0 + 0);
-    m->created_at = db_get_int(r, i, c0 + 1);
-    m->tier_id = db_dup_str(a, r, i, c0 + 2);
-    m->base_tier_id = db_dup_str(a, r, i, c0 + 3);
-    m->express_tier_id = db_dup_str(a, r, i, c0 + 4);
-    m->period_value = db_get_int(r, i, c0 + 5);
-    m->period_seq = (int32_t)db_get_int(r, i, c0 + 6);
-    m->period_start = db_get_int_or(r, i, c0 + 7, 0);
-    m->period_end = db_get_int_or(r, i, c0 + 8, MEMBER_DAY_NONE);
-    m->card_kind = (Loyalty__V1__MemberCardKind)db_get_int(r, i, c0 + 9);
-    m->card_tier_id = db_dup_str(a, r, i, c0 + 10);
-    m->card_plan_id = db_dup_str(a, r, i, c0 + 11);
-    m->card_valid_from = db_get_int_or(r, i, c0 + 12, 0);
-    m->card_valid_to = db_get_int_or(r, i, c0 + 13, MEMBER_DAY_NONE);
-    m->card_reason = db_dup_str(a, r, i, c0 + 14);
-    m->effective_tier_id = db_dup_str(a, r, i, c0 + 15);
-    m->effective_kind = (Loyalty__V1__MemberCardKind)db_get_int(r, i, c0 + 16);
-    m->order_count = db_get_int(r, i, c0 + 17);
-    m->total_spend_cents = db_get_int(r, i, c0 + 18);
-    m->total_growth = db_get_int(r, i, c0 + 19);
-    m->first_order_at = db_get_int(r, i, c0 + 20);
-    m->last_order_at = db_get_int(r, i, c0 + 21);
-    m->months_with_purchases = (int32_t)db_get_int(r, i, c0 + 22);
-    m->segment = (Loyalty__V1__MemberSegment)db_get_int(r, i, c0 + 23);
-    m->segment_since = db_get_int(r, i, c0 + 24);
-    m->tier_due_at = db_get_int(r, i, c0 + 25);
-    m->segment_due_at = db_get_int(r, i, c0 + 26);
-    /* c0 + 27: merchant_id (member_due_lock reads it) */
-    m->auto_tags = db_get_text_array(a, r, i, c0 + 28, &m->n_auto_tags);
-    m->points_balance = db_get_int(r, i, c0 + 29);
-    m->points_version = db_get_int(r, i, c0 + 30);
+/* MEMBER_ROW_COLUMNS (member_store_state.h), one entry per column in its order. */
+static const db_col_t MEMBER_ROW_COL_TABLE[MEMBER_ROW_COLUMN_COUNT] = {
+    DB_COL(DB_COL_TEXT, member_row_t, id),
+    DB_COL(DB_COL_INT, member_row_t, created_at),
+    DB_COL(DB_COL_TEXT, member_row_t, tier_id),
+    DB_COL(DB_COL_TEXT, member_row_t, base_tier_id),
+    DB_COL(DB_COL_TEXT, member_row_t, express_tier_id),
+    DB_COL(DB_COL_INT, member_row_t, period_value),
+    DB_COL(DB_COL_INT, member_row_t, period_seq),
+    DB_COL_OR(member_row_t, period_start, 0),
+    DB_COL_OR(member_row_t, period_end, MEMBER_DAY_NONE),
+    DB_COL(DB_COL_INT, member_row_t, card_kind),
+    DB_COL(DB_COL_TEXT, member_row_t, card_tier_id),
+    DB_COL(DB_COL_TEXT, member_row_t, card_plan_id),
+    DB_COL_OR(member_row_t, card_valid_from, 0),
+    DB_COL_OR(member_row_t, card_valid_to, MEMBER_DAY_NONE),
+    DB_COL(DB_COL_TEXT, member_row_t, card_reason),
+    DB_COL(DB_COL_TEXT, member_row_t, effective_tier_id),
+    DB_COL(DB_COL_INT, member_row_t, effective_kind),
+    DB_COL(DB_COL_INT, member_row_t, order_count),
+    DB_COL(DB_COL_INT, member_row_t, total_spend_cents),
+    DB_COL(DB_COL_INT, member_row_t, total_growth),
+    DB_COL(DB_COL_INT, member_row_t, first_order_at),
+    DB_COL(DB_COL_INT, member_row_t, last_order_at),
+    DB_COL(DB_COL_INT, member_row_t, months_with_purchases),
+    DB_COL(DB_COL_INT, member_row_t, segment),
+    DB_COL(DB_COL_INT, member_row_t, segment_since),
+    DB_COL(DB_COL_INT, member_row_t, tier_due_at),
+    DB_COL(DB_COL_INT, member_row_t, segment_due_at),
+    DB_COL_SKIPPED, /* merchant_id (member_due_lock reads it) */
+    DB_COL_ARRAY(DB_COL_TEXT_ARRAY, member_row_t, auto_tags, n_auto_tags),
+    DB_COL(DB_COL_INT, member_row_t, points_balance),
+    DB_COL(DB_COL_INT, member_row_t, points_version),
+};
+const db_cols_t MEMBER_ROW_COLS = DB_COLS(MEMBER_ROW_COL_TABLE);
+
+status_t member_row_from_result(arena_t *a, const PGresult *r, int i, int c0, member_row_t *m) {
+    db_cols_t cols = MEMBER_ROW_COLS;
+    cols.first = c0;
+    return db_cols_read(a, &cols, r, i, m);
 }
 
 status_t member_row_learn_points_unruled(db_t *db, const char *merchant_id, const char *member_id,
                                          int64_t balance, int64_t version, bool *ruled) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, member_id);
+    db_params_key(&p, merchant_id, member_id);
     db_param_int(&p, balance);
     db_param_int(&p, version);
     PGresult *r = NULL;
@@ -613,24 +610,17 @@ bool member_row_learn_points(member_row_t *row, int64_t balance, int64_t version
     return member_tags_learn_points(&row->points_balance, &row->points_version, balance, version);
 }
 
-static status_t member_row_row(void *ctx, arena_t *a, const PGresult *r, int row, void *item) {
-    member_row_from_result(a, r, row, 0, item);
-    return status_ok();
-}
-
 status_t member_row_get(db_t *db, arena_t *a, const char *merchant_id, const char *member_id,
                         bool for_update, member_row_t *out) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, member_id);
-    return db_row_get(db, a,
-                      for_update ? "SELECT " ROW_COLUMNS " FROM members "
-                                   "WHERE merchant_id = $1 AND id = $2 FOR UPDATE"
-                                 : "SELECT " ROW_COLUMNS " FROM members "
-                                   "WHERE merchant_id = $1 AND id = $2",
-                      &p, member_row_row, out, STATUS_NOT_FOUND, REASON_MEMBER_NOT_FOUND,
-                      "member not found");
+    db_params_key(&p, merchant_id, member_id);
+    return db_row_get_cols(db, a,
+                           for_update ? "SELECT " ROW_COLUMNS " FROM members "
+                                        "WHERE merchant_id = $1 AND id = $2 FOR UPDATE"
+                                      : "SELECT " ROW_COLUMNS " FROM members "
+                                        "WHERE merchant_id = $1 AND id = $2",
+                           &p, &MEMBER_ROW_COLS, out, STATUS_NOT_FOUND, REASON_MEMBER_NOT_FOUND,
+                           "member not found");
 }
 
 /* The whole state row: $1 merchant, $2 member, $3..$30 as member_row_save appends them. */
@@ -724,26 +714,25 @@ status_t member_due_lock(db_t *db, arena_t *a, const char *merchant_id, int64_t 
     *n = PQntuples(r);
     *rows = arena_alloc(a, (size_t)(*n ? *n : 1) * sizeof **rows);
     *merchants = arena_alloc(a, (size_t)(*n ? *n : 1) * sizeof **merchants);
-    for (int i = 0; i < *n; i++) {
-        member_row_from_result(a, r, i, 0, &(*rows)[i]);
+    for (int i = 0; i < *n && status_is_ok(&st); i++) {
+        st = db_cols_read(a, &MEMBER_ROW_COLS, r, i, &(*rows)[i]);
         (*merchants)[i] = db_dup_str(a, r, i, ROW_MERCHANT_COLUMN);
     }
     PQclear(r);
-    return status_ok();
+    return st;
 }
 
 status_t member_reseg_rows(db_t *db, arena_t *a, const char *merchant_id, const char *after_id,
                            int limit, member_row_t **rows, int *n) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, after_id);
+    db_params_key(&p, merchant_id, after_id);
     db_param_int(&p, limit);
     db_rows_t read = {.item_size = sizeof **rows};
-    status_t st = db_rows(db, a,
-                          "SELECT " ROW_COLUMNS " FROM members WHERE merchant_id = $1 AND id > $2 "
-                          "ORDER BY id LIMIT $3 FOR UPDATE",
-                          &p, member_row_row, NULL, &read);
+    status_t st =
+        db_rows_cols(db, a,
+                     "SELECT " ROW_COLUMNS " FROM members WHERE merchant_id = $1 AND id > $2 "
+                     "ORDER BY id LIMIT $3 FOR UPDATE",
+                     &p, &MEMBER_ROW_COLS, &read);
     *rows = read.items;
     *n = (int)read.n;
     return st;
@@ -758,21 +747,22 @@ status_t member_reseg_rows(db_t *db, arena_t *a, const char *merchant_id, const 
     "local_month - " SQL_DAY_ZERO ", coalesce(old_tier_id, ''), coalesce(new_tier_id, ''), reason"
 // clang-format on
 
-static void order_from_result(arena_t *a, const PGresult *r, member_order_t *out) {
-    out->order_id = db_dup_str(a, r, 0, 0);
-    out->member_id = db_dup_str(a, r, 0, 1);
-    out->spend_cents = db_get_int(r, 0, 2);
-    out->growth_delta = db_get_int(r, 0, 3);
-    out->returned_spend_cents = db_get_int(r, 0, 4);
-    out->returned_growth = db_get_int(r, 0, 5);
-    out->fully_returned = db_get_bool(r, 0, 6);
-    out->period_seq = (int32_t)db_get_int(r, 0, 7);
-    out->ordered_at = db_get_int(r, 0, 8);
-    out->local_month = db_get_int(r, 0, 9);
-    out->old_tier_id = db_dup_str(a, r, 0, 10);
-    out->new_tier_id = db_dup_str(a, r, 0, 11);
-    out->reason = (Loyalty__V1__MemberTierChangeReason)db_get_int(r, 0, 12);
-}
+static const db_col_t ORDER_COL_TABLE[] = {
+    DB_COL(DB_COL_TEXT, member_order_t, order_id),
+    DB_COL(DB_COL_TEXT, member_order_t, member_id),
+    DB_COL(DB_COL_INT, member_order_t, spend_cents),
+    DB_COL(DB_COL_INT, member_order_t, growth_delta),
+    DB_COL(DB_COL_INT, member_order_t, returned_spend_cents),
+    DB_COL(DB_COL_INT, member_order_t, returned_growth),
+    DB_COL(DB_COL_BOOL, member_order_t, fully_returned),
+    DB_COL(DB_COL_INT, member_order_t, period_seq),
+    DB_COL(DB_COL_INT, member_order_t, ordered_at),
+    DB_COL(DB_COL_INT, member_order_t, local_month),
+    DB_COL(DB_COL_TEXT, member_order_t, old_tier_id),
+    DB_COL(DB_COL_TEXT, member_order_t, new_tier_id),
+    DB_COL(DB_COL_INT, member_order_t, reason),
+};
+static const db_cols_t ORDER_COLS = DB_COLS(ORDER_COL_TABLE);
 
 #define ORDER_SQL "SELECT " ORDER_COLUMNS " FROM orders WHERE merchant_id = $1 AND order_id = $2"
 #define ROW_LOCK_SQL                                                                               \
@@ -781,18 +771,9 @@ static void order_from_result(arena_t *a, const PGresult *r, member_order_t *out
 status_t member_order_get(db_t *db, arena_t *a, const char *merchant_id, const char *order_id,
                           bool for_update, member_order_t *out) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, order_id);
-    PGresult *r = NULL;
-    status_t st = db_exec_row(db, for_update ? ORDER_SQL " FOR UPDATE" : ORDER_SQL, &p, &r,
-                              STATUS_NOT_FOUND, REASON_ORDER_NOT_FOUND, "order not recorded");
-    if (!status_is_ok(&st)) {
-        return st;
-    }
-    order_from_result(a, r, out);
-    PQclear(r);
-    return status_ok();
+    db_params_key(&p, merchant_id, order_id);
+    return db_row_get_cols(db, a, for_update ? ORDER_SQL " FOR UPDATE" : ORDER_SQL, &p, &ORDER_COLS,
+                           out, STATUS_NOT_FOUND, REASON_ORDER_NOT_FOUND, "order not recorded");
 }
 
 status_t member_order_reads(db_t *db, arena_t *a, const char *merchant_id, const char *member_id,
@@ -802,12 +783,8 @@ status_t member_order_reads(db_t *db, arena_t *a, const char *merchant_id, const
     settings_params(&ps, merchant_id, now_s, at_s);
     db_params_init(&pt);
     db_param_text(&pt, merchant_id);
-    db_params_init(&pr);
-    db_param_text(&pr, merchant_id);
-    db_param_text(&pr, member_id);
-    db_params_init(&po);
-    db_param_text(&po, merchant_id);
-    db_param_text(&po, order_id);
+    db_params_key(&pr, merchant_id, member_id);
+    db_params_key(&po, merchant_id, order_id);
     /* In this order on the server: the order is read once the member's lock is held. */
     db_exec_item_t q[4] = {{.sql = SETTINGS_SQL, .params = &ps},
                            {.sql = TIERS_SQL, .params = &pt},
@@ -818,15 +795,15 @@ status_t member_order_reads(db_t *db, arena_t *a, const char *merchant_id, const
         return st;
     }
     settings_from_result(q[0].out, &out->settings, &out->today, &out->at_day);
-    tiers_from_result(a, q[1].out, &out->tiers);
-    if (PQntuples(q[2].out) != 1) {
+    st = tiers_from_result(a, q[1].out, &out->tiers);
+    if (status_is_ok(&st) && PQntuples(q[2].out) != 1) {
         st = status_make(STATUS_NOT_FOUND, REASON_MEMBER_NOT_FOUND, "member not found");
-    } else {
-        member_row_from_result(a, q[2].out, 0, 0, &out->row);
+    } else if (status_is_ok(&st)) {
+        st = db_cols_read(a, &MEMBER_ROW_COLS, q[2].out, 0, &out->row);
     }
     out->order_found = PQntuples(q[3].out) == 1;
-    if (out->order_found) {
-        order_from_result(a, q[3].out, &out->order);
+    if (out->order_found && status_is_ok(&st)) {
+        st = db_cols_read(a, &ORDER_COLS, q[3].out, 0, &out->order);
     }
     for (int i = 0; i < 4; i++) {
         PQclear(q[i].out);
@@ -836,9 +813,7 @@ status_t member_order_reads(db_t *db, arena_t *a, const char *merchant_id, const
 
 status_t member_order_insert(db_t *db, const char *merchant_id, const member_order_t *o) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, o->order_id);
+    db_params_key(&p, merchant_id, o->order_id);
     db_param_text(&p, o->member_id);
     db_param_int(&p, o->spend_cents);
     db_param_int(&p, o->growth_delta);
@@ -866,9 +841,7 @@ status_t member_order_insert(db_t *db, const char *merchant_id, const member_ord
 
 status_t member_order_set_returned(db_t *db, const char *merchant_id, const member_order_t *o) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, o->order_id);
+    db_params_key(&p, merchant_id, o->order_id);
     db_param_int(&p, o->returned_spend_cents);
     db_param_int(&p, o->returned_growth);
     db_param_bool(&p, o->fully_returned);
@@ -881,9 +854,7 @@ status_t member_order_set_returned(db_t *db, const char *merchant_id, const memb
 status_t member_order_max_spend(db_t *db, const char *merchant_id, const char *member_id,
                                 int32_t seq, int64_t *out) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, member_id);
+    db_params_key(&p, merchant_id, member_id);
     db_param_int(&p, seq);
     PGresult *r = NULL;
     status_t st = db_exec(db,
@@ -901,9 +872,7 @@ status_t member_order_max_spend(db_t *db, const char *merchant_id, const char *m
 status_t member_order_first_last(db_t *db, const char *merchant_id, const char *member_id,
                                  int64_t *first_at, int64_t *last_at) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, member_id);
+    db_params_key(&p, merchant_id, member_id);
     PGresult *r = NULL;
     // clang-format off
     status_t st = db_exec(db,
@@ -925,9 +894,7 @@ status_t member_month_add(db_t *db, const char *merchant_id, const char *member_
                           int64_t month_day, int delta, int *months_delta) {
     assert(delta == 1 || delta == -1);
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, member_id);
+    db_params_key(&p, merchant_id, member_id);
     db_param_int(&p, month_day);
     PGresult *r = NULL;
     status_t st;
@@ -975,34 +942,27 @@ status_t member_month_add(db_t *db, const char *merchant_id, const char *member_
 status_t member_purchase_get(db_t *db, arena_t *a, const char *merchant_id, const char *order_id,
                              member_purchase_t *out) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, order_id);
-    PGresult *r = NULL;
-    status_t st =
-        db_exec_row(db,
-                    "SELECT order_id, member_id, plan_id, quantity, valid_from - " SQL_DAY_ZERO
-                    ", valid_to - " SQL_DAY_ZERO " FROM card_purchases "
-                    "WHERE merchant_id = $1 AND order_id = $2",
-                    &p, &r, STATUS_NOT_FOUND, REASON_ORDER_NOT_FOUND, "no purchase for this order");
-    if (!status_is_ok(&st)) {
-        return st;
-    }
-    out->order_id = db_dup_str(a, r, 0, 0);
-    out->member_id = db_dup_str(a, r, 0, 1);
-    out->plan_id = db_dup_str(a, r, 0, 2);
-    out->quantity = (int32_t)db_get_int(r, 0, 3);
-    out->valid_from = db_get_int(r, 0, 4);
-    out->valid_to = db_get_int(r, 0, 5);
-    PQclear(r);
-    return status_ok();
+    db_params_key(&p, merchant_id, order_id);
+    static const db_col_t cols[] = {
+        DB_COL(DB_COL_TEXT, member_purchase_t, order_id),
+        DB_COL(DB_COL_TEXT, member_purchase_t, member_id),
+        DB_COL(DB_COL_TEXT, member_purchase_t, plan_id),
+        DB_COL(DB_COL_INT, member_purchase_t, quantity),
+        DB_COL(DB_COL_INT, member_purchase_t, valid_from),
+        DB_COL(DB_COL_INT, member_purchase_t, valid_to),
+    };
+    static const db_cols_t purchase = DB_COLS(cols);
+    return db_row_get_cols(
+        db, a,
+        "SELECT order_id, member_id, plan_id, quantity, valid_from - " SQL_DAY_ZERO
+        ", valid_to - " SQL_DAY_ZERO " FROM card_purchases "
+        "WHERE merchant_id = $1 AND order_id = $2",
+        &p, &purchase, out, STATUS_NOT_FOUND, REASON_ORDER_NOT_FOUND, "no purchase for this order");
 }
 
 status_t member_purchase_insert(db_t *db, const char *merchant_id, const member_purchase_t *pu) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, pu->order_id);
+    db_params_key(&p, merchant_id, pu->order_id);
     db_param_text(&p, pu->member_id);
     db_param_text(&p, pu->plan_id);
     db_param_int(&p, pu->quantity);
@@ -1029,9 +989,7 @@ status_t member_history_insert(db_t *db, const char *merchant_id, const member_h
     char id[ID_MAX];
     id_generate("tch", id);
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, h->member_id);
+    db_params_key(&p, merchant_id, h->member_id);
     db_param_text(&p, id);
     db_param_text(&p, h->from_tier_id);
     db_param_text(&p, h->to_tier_id);
@@ -1052,31 +1010,49 @@ status_t member_history_insert(db_t *db, const char *merchant_id, const member_h
 /* One MemberTierChange from columns id, from, to, earned, reason, card_kind, note, order_id,
  * period_value, at, starting at column `c`; tier refs carry only the id (the caller names
  * them). */
-static Loyalty__V1__MemberTierChange *history_from_row(arena_t *a, const PGresult *r, int i, int c,
-                                                       const char *member_id) {
-    Loyalty__V1__MemberTierChange *h = pb_new(a, &loyalty__v1__member_tier_change__descriptor);
-    h->id = db_dup_str(a, r, i, c + 0);
-    h->member_id = arena_strdup(a, member_id);
-    h->from_tier = pb_new(a, &loyalty__v1__member_tier_ref__descriptor);
-    h->from_tier->id = db_dup_str(a, r, i, c + 1);
-    h->to_tier = pb_new(a, &loyalty__v1__member_tier_ref__descriptor);
-    h->to_tier->id = db_dup_str(a, r, i, c + 2);
-    h->earned_tier = pb_new(a, &loyalty__v1__member_tier_ref__descriptor);
-    h->earned_tier->id = db_dup_str(a, r, i, c + 3);
-    h->reason = (Loyalty__V1__MemberTierChangeReason)db_get_int(r, i, c + 4);
-    h->card_kind = (Loyalty__V1__MemberCardKind)db_get_int(r, i, c + 5);
-    h->note = db_dup_str(a, r, i, c + 6);
-    h->order_id = db_dup_str(a, r, i, c + 7);
-    h->period_value = db_get_int(r, i, c + 8);
-    h->at = db_get_int(r, i, c + 9);
-    return h;
-}
-
 // clang-format off
 #define HISTORY_COLUMNS                                                                            \
     "id, coalesce(from_tier_id, ''), coalesce(to_tier_id, ''), coalesce(earned_tier_id, ''), "     \
     "reason, card_kind, note, order_id, period_value, " SQL_EPOCH_S("created_at")
 // clang-format on
+/* The three tier refs (columns 1..3) are messages of their own, made by history_from_row. */
+static const db_col_t HISTORY_COL_TABLE[] = {
+    DB_FIELD(DB_COL_TEXT, "id"),
+    DB_COL_SKIPPED,
+    DB_COL_SKIPPED,
+    DB_COL_SKIPPED,
+    DB_FIELD(DB_COL_INT, "reason"),
+    DB_FIELD(DB_COL_INT, "card_kind"),
+    DB_FIELD(DB_COL_TEXT, "note"),
+    DB_FIELD(DB_COL_TEXT, "order_id"),
+    DB_FIELD(DB_COL_INT, "period_value"),
+    DB_FIELD(DB_COL_INT, "at"),
+};
+
+/* A tier ref carrying only its id (the caller names it). */
+static Loyalty__V1__MemberTierRef *tier_ref(arena_t *a, const PGresult *r, int i, int c) {
+    Loyalty__V1__MemberTierRef *t = pb_new(a, &loyalty__v1__member_tier_ref__descriptor);
+    t->id = db_dup_str(a, r, i, c);
+    return t;
+}
+
+/* One MemberTierChange from HISTORY_COLUMNS starting at column `c`. */
+static status_t history_from_row(arena_t *a, const PGresult *r, int i, int c, const char *member_id,
+                                 Loyalty__V1__MemberTierChange **out) {
+    db_cols_t cols =
+        DB_COLS_MESSAGE(HISTORY_COL_TABLE, &loyalty__v1__member_tier_change__descriptor);
+    cols.first = c;
+    status_t st = db_cols_read(a, &cols, r, i, out);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    Loyalty__V1__MemberTierChange *h = *out;
+    h->member_id = arena_strdup(a, member_id);
+    h->from_tier = tier_ref(a, r, i, c + 1);
+    h->to_tier = tier_ref(a, r, i, c + 2);
+    h->earned_tier = tier_ref(a, r, i, c + 3);
+    return status_ok();
+}
 
 /* A page of history rows and the cursor its last row leaves (MEMBER_SEQ_MAX bytes). */
 typedef struct history_page {
@@ -1087,17 +1063,15 @@ typedef struct history_page {
 /* member_id, created_at in microseconds (the cursor), HISTORY_COLUMNS. */
 static status_t history_window_row(void *ctx, arena_t *a, const PGresult *r, int row, void *item) {
     history_page_t *page = ctx;
-    *(Loyalty__V1__MemberTierChange **)item = history_from_row(a, r, row, 2, db_get_str(r, row, 0));
     snprintf(page->cursor, MEMBER_SEQ_MAX, "%s", db_get_str(r, row, 1));
-    return status_ok();
+    return history_from_row(a, r, row, 2, db_get_str(r, row, 0), item);
 }
 
 /* HISTORY_COLUMNS, seq (the cursor). */
 static status_t history_list_row(void *ctx, arena_t *a, const PGresult *r, int row, void *item) {
     history_page_t *page = ctx;
-    *(Loyalty__V1__MemberTierChange **)item = history_from_row(a, r, row, 0, page->member_id);
     snprintf(page->cursor, MEMBER_SEQ_MAX, "%s", db_get_str(r, row, 10));
-    return status_ok();
+    return history_from_row(a, r, row, 0, page->member_id, item);
 }
 
 status_t member_history_window(db_t *db, arena_t *a, const char *merchant_id, int64_t from_at,
@@ -1139,9 +1113,7 @@ status_t member_history_list(db_t *db, arena_t *a, const char *merchant_id, cons
                              Loyalty__V1__MemberTierChange ***out, size_t *n,
                              char last_seq[MEMBER_SEQ_MAX]) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, member_id);
+    db_params_key(&p, merchant_id, member_id);
     db_param_text(&p, after_seq);
     db_param_int(&p, limit);
     history_page_t page = {.member_id = member_id, .cursor = last_seq};

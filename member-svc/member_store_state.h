@@ -194,8 +194,11 @@ status_t member_rfm_claim(db_t *db, arena_t *a, int64_t every_s, char **merchant
 // clang-format on
 #define MEMBER_ROW_COLUMN_COUNT 31
 
-/** Parses a member row from row `i` of a result, its columns starting at `c0`. */
-void member_row_from_result(arena_t *a, const PGresult *r, int i, int c0, member_row_t *out);
+/** The column table of MEMBER_ROW_COLUMNS (member_store_state.c). */
+extern const db_cols_t MEMBER_ROW_COLS;
+
+/** Reads a member row from row `i` of a result, its columns starting at `c0`. */
+status_t member_row_from_result(arena_t *a, const PGresult *r, int i, int c0, member_row_t *out);
 
 /** Reads a member's row, locked until the end of the transaction when for_update. NOT_FOUND
  *  MEMBER_NOT_FOUND when absent. */
