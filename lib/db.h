@@ -232,7 +232,7 @@ typedef enum db_col_kind {
     DB_COL_BYTEA,        /* ProtobufCBinaryData in arena memory; NULL: none */
     DB_COL_TEXT_ARRAY,   /* text[]: char ** and its size_t count; NULL: none */
     DB_COL_INT_ARRAY,    /* bigint[]: int64_t * and its size_t count; NULL: none */
-    DB_COL_MESSAGE,      /* bytea: a packed message of type `message`, unpacked (arena) */
+    DB_COL_MESSAGE, /* bytea: a packed message of type `message`, unpacked (arena); NULL: NULL */
 } db_col_kind_t;
 
 /** One column of a row: what it holds and where it goes. Written with the DB_COL_* macros
@@ -289,7 +289,8 @@ typedef struct db_cols {
     }
 /** A column into the message field named `name` (db_cols_t.message): its type in the
  *  descriptor says its width; a repeated field gets an array column, a message field a packed
- *  message of the field's type; proto3 `optional` scalars are marked present unless NULL. */
+ *  message of the field's type; a oneof member (proto3 `optional` too) becomes the one set
+ *  unless the cell is NULL (then it is left alone). */
 #define DB_FIELD(kind_, name)                                                                      \
     { .kind = (kind_), .field = (name) }
 #define DB_FIELD_OR(name, none_)                                                                   \

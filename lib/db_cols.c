@@ -13,8 +13,10 @@
 typedef struct col_dest {
     char *value;
     size_t size;
-    size_t *count;                             /* arrays */
-    protobuf_c_boolean *has;                   /* proto2 / proto3 `optional` scalars */
+    size_t *count;           /* arrays */
+    protobuf_c_boolean *has; /* proto2 `optional` scalars: present unless NULL */
+    uint32_t *oneof_case;    /* a oneof member (proto3 `optional` too): the one set unless NULL */
+    uint32_t field_id;
     bool is_pb_bool;                           /* a protobuf_c_boolean rather than a C bool */
     const ProtobufCMessageDescriptor *message; /* DB_COL_MESSAGE */
 } col_dest_t;
@@ -82,6 +84,9 @@ static status_t col_resolve(const db_cols_t *cols, int c, void *item, col_dest_t
     if (f->label == PROTOBUF_C_LABEL_REPEATED) {
         d->count = (size_t *)(void *)((char *)item + f->quantifier_offset);
         d->size = sizeof(void *);
+    } else if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
+        d->oneof_case = (uint32_t *)(void *)((char *)item + f->quantifier_offset);
+        d->field_id = f->id;
     } else if (f->label == PROTOBUF_C_LABEL_OPTIONAL && f->type != PROTOBUF_C_TYPE_STRING &&
                f->type != PROTOBUF_C_TYPE_MESSAGE) {
         d->has = (protobuf_c_boolean *)(void *)((char *)item + f->quantifier_offset);
@@ -131,6 +136,12 @@ static status_t col_read(arena_t *a, const db_cols_t *cols, int c, const PGresul
     bool null = db_is_null(r, row, cell);
     if (d.has != NULL) {
         *d.has = !null;
+    }
+    if (d.oneof_case != NULL) {
+        if (null) {
+            return status_ok(); /* another member, or none, stays the one set */
+        }
+        *d.oneof_case = d.field_id;
     }
     switch (col->kind) {
     case DB_COL_TEXT:
@@ -201,8 +212,8 @@ static status_t col_read(arena_t *a, const db_cols_t *cols, int c, const PGresul
         if (d.size != sizeof(void *) || d.message == NULL) {
             break;
         }
-        ProtobufCMessage *m = db_get_message(a, d.message, r, row, cell);
-        if (m == NULL) {
+        ProtobufCMessage *m = null ? NULL : db_get_message(a, d.message, r, row, cell);
+        if (m == NULL && !null) {
             return col_error(cols, c, "not a packed message of its type");
         }
         memcpy(d.value, &m, sizeof m);

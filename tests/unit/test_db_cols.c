@@ -7,6 +7,7 @@
 #include "loyalty/v1/batch.pb-c.h"
 #include "loyalty/v1/common.pb-c.h"
 #include "loyalty/v1/member.pb-c.h"
+#include "loyalty/v1/wallet.pb-c.h"
 #include "pb.h"
 
 #include <criterion/criterion.h>
@@ -136,7 +137,7 @@ Test(db_cols, every_kind_of_column_into_a_struct) {
 
 Test(db_cols, null_cells_read_as_each_kind_says) {
     /* Goal: NULL is "" for text, NULL for text-or-null, 0 / `none` for integers, false, and no
-     * bytes or items for bytea and arrays (not an error), and an empty message. */
+     * bytes or items for bytea and arrays (not an error), and no message. */
     arena_t a;
     arena_init(&a);
     const char *cells[13] = {0};
@@ -158,8 +159,7 @@ Test(db_cols, null_cells_read_as_each_kind_says) {
     cr_assert_null(e.tags);
     cr_assert_eq(e.n_bounds, 0);
     cr_assert_null(e.bounds);
-    cr_assert_not_null(e.page);
-    cr_assert_eq(e.page->page_size, 0);
+    cr_assert_null(e.page);
     arena_free(&a);
     PQclear(r);
 }
@@ -309,4 +309,28 @@ Test(db_params, key_and_texts) {
     cr_assert_str_eq(p.values[2], "x");
     cr_assert_null(p.values[3]);
     cr_assert_str_eq(p.values[4], "z");
+}
+
+Test(db_cols, a_oneof_member_is_set_only_when_not_null) {
+    /* Goal: a oneof member (the `_expiry_months` of a plan) becomes the one set when its cell
+     * has a value, 0 included, and stays unset for NULL, so "absent" survives the read. */
+    static const db_col_t plan_cols[] = {DB_FIELD(DB_COL_TEXT, "id"),
+                                         DB_FIELD(DB_COL_INT, "expiry_months")};
+    const db_cols_t cols = DB_COLS_MESSAGE(plan_cols, &loyalty__v1__wallet_top_up_plan__descriptor);
+    arena_t a;
+    arena_init(&a);
+    const char *cells[] = {"p1", "0", "p2", NULL};
+    PGresult *r = result_of(2, 2, cells);
+    Loyalty__V1__WalletTopUpPlan *p = NULL;
+    status_t st = db_cols_read(&a, &cols, r, 0, &p);
+    cr_assert(status_is_ok(&st), "%s", st.message);
+    cr_assert_eq(p->_expiry_months_case,
+                 LOYALTY__V1__WALLET_TOP_UP_PLAN___EXPIRY_MONTHS_EXPIRY_MONTHS);
+    cr_assert_eq(p->expiry_months, 0);
+    st = db_cols_read(&a, &cols, r, 1, &p);
+    cr_assert(status_is_ok(&st), "%s", st.message);
+    cr_assert_str_eq(p->id, "p2");
+    cr_assert_eq(p->_expiry_months_case, LOYALTY__V1__WALLET_TOP_UP_PLAN___EXPIRY_MONTHS__NOT_SET);
+    arena_free(&a);
+    PQclear(r);
 }
