@@ -100,9 +100,7 @@ status_t wallet_store_local_midnight(db_t *db, const char *time_zone, int64_t da
 
 status_t wallet_store_date_start(db_t *db, const char *time_zone, const char *date, int64_t *at) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, time_zone);
-    db_param_text(&p, date);
+    db_params_key(&p, time_zone, date);
     PGresult *r = NULL;
     // clang-format off
     status_t st = db_exec(
@@ -125,26 +123,21 @@ status_t wallet_store_date_start(db_t *db, const char *time_zone, const char *da
     SQL_EPOCH_S("updated_at")
 // clang-format on
 
-static Loyalty__V1__WalletTopUpPlan *plan_from_row(arena_t *a, const char *merchant_id,
-                                                   const PGresult *r, int row) {
-    Loyalty__V1__WalletTopUpPlan *pl = arena_alloc(a, sizeof *pl);
-    loyalty__v1__wallet_top_up_plan__init(pl);
-    pl->id = db_dup_str(a, r, row, 0);
-    pl->merchant_id = arena_strdup(a, merchant_id);
-    pl->name = db_dup_str(a, r, row, 1);
-    pl->pay_cents = db_get_int(r, row, 2);
-    pl->bonus_cents = db_get_int(r, row, 3);
-    if (!db_is_null(r, row, 4)) {
-        pl->_expiry_months_case = LOYALTY__V1__WALLET_TOP_UP_PLAN___EXPIRY_MONTHS_EXPIRY_MONTHS;
-        pl->expiry_months = (int32_t)db_get_int(r, row, 4);
-    }
-    pl->active_from_at = db_get_int(r, row, 5);
-    pl->active_until_at = db_get_int(r, row, 6);
-    pl->enabled = db_get_bool(r, row, 7);
-    pl->created_at = db_get_int(r, row, 8);
-    pl->updated_at = db_get_int(r, row, 9);
-    return pl;
-}
+/* expiry_months is set only when not NULL (absent: the merchant's default). */
+static const db_col_t PLAN_COL_TABLE[] = {
+    DB_FIELD(DB_COL_TEXT, "id"),
+    DB_FIELD(DB_COL_TEXT, "name"),
+    DB_FIELD(DB_COL_INT, "pay_cents"),
+    DB_FIELD(DB_COL_INT, "bonus_cents"),
+    DB_FIELD(DB_COL_INT, "expiry_months"),
+    DB_FIELD(DB_COL_INT, "active_from_at"),
+    DB_FIELD(DB_COL_INT, "active_until_at"),
+    DB_FIELD(DB_COL_BOOL, "enabled"),
+    DB_FIELD(DB_COL_INT, "created_at"),
+    DB_FIELD(DB_COL_INT, "updated_at"),
+};
+static const db_cols_t PLAN_COLS =
+    DB_COLS_MESSAGE(PLAN_COL_TABLE, &loyalty__v1__wallet_top_up_plan__descriptor);
 
 static bool plan_has_expiry(const Loyalty__V1__WalletTopUpPlan *pl) {
     return pl->_expiry_months_case == LOYALTY__V1__WALLET_TOP_UP_PLAN___EXPIRY_MONTHS_EXPIRY_MONTHS;
@@ -153,24 +146,19 @@ static bool plan_has_expiry(const Loyalty__V1__WalletTopUpPlan *pl) {
 /* One plan row (a get, an INSERT or UPDATE ... RETURNING); PLAN_NOT_FOUND without one. */
 static status_t plan_one(db_t *db, arena_t *a, const char *merchant_id, const char *sql,
                          const db_params_t *p, Loyalty__V1__WalletTopUpPlan **out) {
-    PGresult *r = NULL;
-    status_t st =
-        db_exec_row(db, sql, p, &r, STATUS_NOT_FOUND, REASON_PLAN_NOT_FOUND, "plan not found");
-    if (!status_is_ok(&st)) {
-        return st;
+    status_t st = db_row_get_cols(db, a, sql, p, &PLAN_COLS, out, STATUS_NOT_FOUND,
+                                  REASON_PLAN_NOT_FOUND, "plan not found");
+    if (status_is_ok(&st)) {
+        (*out)->merchant_id = arena_strdup(a, merchant_id);
     }
-    *out = plan_from_row(a, merchant_id, r, 0);
-    PQclear(r);
-    return status_ok();
+    return st;
 }
 
 status_t wallet_store_plan_insert(db_t *db, arena_t *a, const char *merchant_id,
                                   const Loyalty__V1__WalletTopUpPlan *pl,
                                   Loyalty__V1__WalletTopUpPlan **out) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, pl->id);
+    db_params_key(&p, merchant_id, pl->id);
     db_param_text(&p, pl->name);
     db_param_int(&p, pl->pay_cents);
     db_param_int(&p, pl->bonus_cents);
@@ -194,9 +182,7 @@ status_t wallet_store_plan_insert(db_t *db, arena_t *a, const char *merchant_id,
 status_t wallet_store_plan_get(db_t *db, arena_t *a, const char *merchant_id, const char *id,
                                bool for_update, Loyalty__V1__WalletTopUpPlan **out) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, id);
+    db_params_key(&p, merchant_id, id);
     return plan_one(db, a, merchant_id,
                     for_update ? "SELECT " PLAN_COLUMNS
                                  " FROM plans WHERE merchant_id = $1 AND id = $2 FOR UPDATE"
@@ -209,9 +195,7 @@ status_t wallet_store_plan_update(db_t *db, arena_t *a, const char *merchant_id,
                                   const Loyalty__V1__WalletTopUpPlan *pl,
                                   Loyalty__V1__WalletTopUpPlan **out) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, pl->id);
+    db_params_key(&p, merchant_id, pl->id);
     db_param_text(&p, pl->name);
     db_param_bool(&p, pl->enabled);
     db_param_int(&p, pl->active_from_at);
@@ -226,17 +210,18 @@ status_t wallet_store_plan_update(db_t *db, arena_t *a, const char *merchant_id,
 
 /* A plan of the merchant *ctx (a const char *) into its slot. */
 static status_t plan_row(void *ctx, arena_t *a, const PGresult *r, int row, void *item) {
-    *(Loyalty__V1__WalletTopUpPlan **)item = plan_from_row(a, ctx, r, row);
-    return status_ok();
+    status_t st = db_cols_read(a, &PLAN_COLS, r, row, item);
+    if (status_is_ok(&st)) {
+        (*(Loyalty__V1__WalletTopUpPlan **)item)->merchant_id = arena_strdup(a, ctx);
+    }
+    return st;
 }
 
 status_t wallet_store_plan_list(db_t *db, arena_t *a, const char *merchant_id, const char *after_id,
                                 int32_t limit, bool active_only, int64_t now,
                                 Loyalty__V1__WalletTopUpPlan ***out, size_t *n) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, after_id);
+    db_params_key(&p, merchant_id, after_id);
     db_param_int(&p, limit);
     db_param_bool(&p, active_only);
     db_param_int(&p, now);
@@ -257,9 +242,7 @@ status_t wallet_store_plan_list(db_t *db, arena_t *a, const char *merchant_id, c
 
 status_t wallet_store_member_ensure(db_t *db, const char *merchant_id, const char *member_id) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, member_id);
+    db_params_key(&p, merchant_id, member_id);
     db_param_int(&p, WALLET_DUE_NEVER); /* a new wallet has nothing to settle */
     return db_exec(db,
                    "INSERT INTO accounts (merchant_id, member_id, code, shard, next_due_at) "
@@ -290,9 +273,7 @@ void wallet_store_member_from_rows(wallet_member_t *m, const PGresult *r) {
 status_t wallet_store_member_lock(db_t *db, const char *merchant_id, wallet_member_t *m,
                                   bool skip_locked, bool *locked) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, m->member_id);
+    db_params_key(&p, merchant_id, m->member_id);
     PGresult *r = NULL;
     status_t st = db_exec(db,
                           skip_locked ? MEMBER_ACCOUNTS_SQL " FOR UPDATE SKIP LOCKED"
@@ -311,9 +292,7 @@ status_t wallet_store_member_lock(db_t *db, const char *merchant_id, wallet_memb
 
 status_t wallet_store_member_read(db_t *db, const char *merchant_id, wallet_member_t *m) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, m->member_id);
+    db_params_key(&p, merchant_id, m->member_id);
     PGresult *r = NULL;
     status_t st = db_exec(db, MEMBER_ACCOUNTS_SQL, &p, &r);
     if (!status_is_ok(&st)) {
@@ -342,9 +321,7 @@ status_t wallet_store_balance_snapshot(db_t *db, const char *merchant_id, wallet
                                        int64_t now, int64_t until, int64_t *soon_cents,
                                        int64_t *next_at, bool *due) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, m->member_id);
+    db_params_key(&p, merchant_id, m->member_id);
     db_param_int(&p, until);
     PGresult *r = NULL;
     status_t st = db_exec(db, BALANCE_SNAPSHOT_SQL, &p, &r);
@@ -363,9 +340,7 @@ status_t wallet_store_balance_snapshot(db_t *db, const char *merchant_id, wallet
 status_t wallet_store_next_due(db_t *db, const char *merchant_id, const char *member_id,
                                int64_t *at) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, member_id);
+    db_params_key(&p, merchant_id, member_id);
     db_param_int(&p, WALLET_DUE_NEVER);
     PGresult *r = NULL;
     // clang-format off
@@ -390,9 +365,7 @@ status_t wallet_store_next_due(db_t *db, const char *merchant_id, const char *me
 status_t wallet_store_expiring(db_t *db, const char *merchant_id, const char *member_id,
                                int64_t until, int64_t *cents, int64_t *next_at) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, member_id);
+    db_params_key(&p, merchant_id, member_id);
     db_param_int(&p, until);
     PGresult *r = NULL;
     // clang-format off
@@ -422,13 +395,27 @@ status_t wallet_store_expiring(db_t *db, const char *merchant_id, const char *me
     "principal_lot_id, coalesce(bonus_lot_id, ''), " SQL_EPOCH_S_OR_0("expires_at") ", "   \
     "refunded_cents, bonus_forfeited_cents, transfer_id, " SQL_EPOCH_S("created_at")
 // clang-format on
+static const db_col_t TOP_UP_COL_TABLE[] = {
+    DB_COL(DB_COL_TEXT, wallet_top_up_row_t, id),
+    DB_COL(DB_COL_TEXT, wallet_top_up_row_t, member_id),
+    DB_COL(DB_COL_TEXT, wallet_top_up_row_t, payment_ref),
+    DB_COL(DB_COL_TEXT, wallet_top_up_row_t, plan_id),
+    DB_COL(DB_COL_INT, wallet_top_up_row_t, paid),
+    DB_COL(DB_COL_INT, wallet_top_up_row_t, bonus),
+    DB_COL(DB_COL_TEXT, wallet_top_up_row_t, principal_lot_id),
+    DB_COL(DB_COL_TEXT, wallet_top_up_row_t, bonus_lot_id),
+    DB_COL(DB_COL_INT, wallet_top_up_row_t, expires_at),
+    DB_COL(DB_COL_INT, wallet_top_up_row_t, refunded),
+    DB_COL(DB_COL_INT, wallet_top_up_row_t, forfeited),
+    DB_COL(DB_COL_TEXT, wallet_top_up_row_t, transfer_id),
+    DB_COL(DB_COL_INT, wallet_top_up_row_t, created_at),
+};
+static const db_cols_t TOP_UP_COLS = DB_COLS(TOP_UP_COL_TABLE);
 
 status_t wallet_store_top_up_insert(db_t *db, const char *merchant_id,
                                     const wallet_top_up_row_t *t) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, t->id);
+    db_params_key(&p, merchant_id, t->id);
     db_param_text(&p, t->member_id);
     db_param_text(&p, t->payment_ref);
     db_param_text(&p, t->plan_id);
@@ -458,43 +445,19 @@ status_t wallet_store_top_up_insert(db_t *db, const char *merchant_id,
 status_t wallet_store_top_up_get(db_t *db, arena_t *a, const char *merchant_id,
                                  const char *payment_ref, wallet_top_up_row_t *out) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, payment_ref);
-    PGresult *r = NULL;
-    status_t st =
-        db_exec_row(db,
-                    "SELECT " TOP_UP_COLUMNS " FROM top_ups "
-                    "WHERE merchant_id = $1 AND payment_ref = $2",
-                    &p, &r, STATUS_NOT_FOUND, REASON_TOP_UP_NOT_FOUND, "top-up not found");
-    if (!status_is_ok(&st)) {
-        return st;
-    }
-    *out = (wallet_top_up_row_t){
-        .id = db_dup_str(a, r, 0, 0),
-        .member_id = db_dup_str(a, r, 0, 1),
-        .payment_ref = db_dup_str(a, r, 0, 2),
-        .plan_id = db_dup_str(a, r, 0, 3),
-        .paid = db_get_int(r, 0, 4),
-        .bonus = db_get_int(r, 0, 5),
-        .principal_lot_id = db_dup_str(a, r, 0, 6),
-        .bonus_lot_id = db_dup_str(a, r, 0, 7),
-        .expires_at = db_get_int(r, 0, 8),
-        .refunded = db_get_int(r, 0, 9),
-        .forfeited = db_get_int(r, 0, 10),
-        .transfer_id = db_dup_str(a, r, 0, 11),
-        .created_at = db_get_int(r, 0, 12),
-    };
-    PQclear(r);
-    return status_ok();
+    db_params_key(&p, merchant_id, payment_ref);
+    *out = (wallet_top_up_row_t){0};
+    return db_row_get_cols(db, a,
+                           "SELECT " TOP_UP_COLUMNS " FROM top_ups "
+                           "WHERE merchant_id = $1 AND payment_ref = $2",
+                           &p, &TOP_UP_COLS, out, STATUS_NOT_FOUND, REASON_TOP_UP_NOT_FOUND,
+                           "top-up not found");
 }
 
 status_t wallet_store_top_up_update(db_t *db, const char *merchant_id,
                                     const wallet_top_up_row_t *t) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, t->id);
+    db_params_key(&p, merchant_id, t->id);
     db_param_int(&p, t->refunded);
     db_param_int(&p, t->forfeited);
     return db_exec(db,

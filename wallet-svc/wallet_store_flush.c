@@ -348,9 +348,7 @@ status_t wallet_store_finish(db_t *db, const char *merchant_id, wallet_tx_t *tx,
         cpo[i] = deltas[i].delta.credits_posted;
     }
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, pgarray_encode_int64(&a, code, n));
+    db_params_key(&p, merchant_id, pgarray_encode_int64(&a, code, n));
     db_param_text(&p, pgarray_encode_int64(&a, shard, n));
     db_param_text(&p, pgarray_encode_int64(&a, dp, n));
     db_param_text(&p, pgarray_encode_int64(&a, dpo, n));

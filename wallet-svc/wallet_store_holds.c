@@ -14,9 +14,7 @@
 status_t wallet_store_pending_hold_id(db_t *db, arena_t *a, const char *merchant_id,
                                       const char *member_id, const char *reference, char **id) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, member_id);
+    db_params_key(&p, merchant_id, member_id);
     db_param_text(&p, reference);
     PGresult *r = NULL;
     /* holds_pending_member finds the member's pending holds; few, so the reference is a filter. */
@@ -43,24 +41,23 @@ status_t wallet_store_pending_hold_id(db_t *db, arena_t *a, const char *merchant
     "transfer_id, " SQL_EPOCH_S("created_at") ", " SQL_EPOCH_S("updated_at")
 // clang-format on
 
-static void hold_from_row(arena_t *a, const PGresult *r, int row, wallet_hold_row_t *h) {
-    h->id = db_dup_str(a, r, row, 0);
-    h->member_id = db_dup_str(a, r, row, 1);
-    h->reference = db_dup_str(a, r, row, 2);
-    h->amount_cents = db_get_int(r, row, 3);
-    h->captured = db_get_int(r, row, 4);
-    h->state = (int)db_get_int(r, row, 5);
-    h->expires_at = db_get_int(r, row, 6);
-    h->transfer_id = db_dup_str(a, r, row, 7);
-    h->created_at = db_get_int(r, row, 8);
-    h->updated_at = db_get_int(r, row, 9);
-}
+static const db_col_t HOLD_COL_TABLE[] = {
+    DB_COL(DB_COL_TEXT, wallet_hold_row_t, id),
+    DB_COL(DB_COL_TEXT, wallet_hold_row_t, member_id),
+    DB_COL(DB_COL_TEXT, wallet_hold_row_t, reference),
+    DB_COL(DB_COL_INT, wallet_hold_row_t, amount_cents),
+    DB_COL(DB_COL_INT, wallet_hold_row_t, captured),
+    DB_COL(DB_COL_INT, wallet_hold_row_t, state),
+    DB_COL(DB_COL_INT, wallet_hold_row_t, expires_at),
+    DB_COL(DB_COL_TEXT, wallet_hold_row_t, transfer_id),
+    DB_COL(DB_COL_INT, wallet_hold_row_t, created_at),
+    DB_COL(DB_COL_INT, wallet_hold_row_t, updated_at),
+};
+static const db_cols_t HOLD_COLS = DB_COLS(HOLD_COL_TABLE);
 
 status_t wallet_store_hold_insert(db_t *db, const char *merchant_id, const wallet_hold_row_t *h) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, h->id);
+    db_params_key(&p, merchant_id, h->id);
     db_param_text(&p, h->member_id);
     db_param_text(&p, h->reference);
     db_param_int(&p, h->amount_cents);
@@ -79,9 +76,7 @@ status_t wallet_store_hold_insert(db_t *db, const char *merchant_id, const walle
 
 status_t wallet_store_hold_update(db_t *db, const char *merchant_id, const wallet_hold_row_t *h) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, h->id);
+    db_params_key(&p, merchant_id, h->id);
     db_param_int(&p, h->state);
     db_param_int(&p, h->captured);
     db_param_int(&p, h->updated_at);
@@ -96,26 +91,20 @@ status_t wallet_store_hold_update(db_t *db, const char *merchant_id, const walle
                             &p, &the_hold);
 }
 
-static status_t hold_row(void *ctx, arena_t *a, const PGresult *r, int row, void *item) {
-    hold_from_row(a, r, row, item);
-    return status_ok();
-}
-
 status_t wallet_store_holds_due(db_t *db, arena_t *a, const char *merchant_id,
                                 const char *member_id, int64_t now, wallet_hold_row_t **out,
                                 int *n) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, member_id);
+    db_params_key(&p, merchant_id, member_id);
     db_param_int(&p, now);
     db_param_int(&p, WALLET_LOTS_PER_OP_MAX);
     db_rows_t rows = {.item_size = sizeof **out};
-    status_t st = db_rows(db, a,
-                          "SELECT " HOLD_COLUMNS " FROM holds WHERE merchant_id = $1 "
-                          " AND member_id = $2 AND state = 1 AND expires_at <= to_timestamp($3) "
-                          "ORDER BY expires_at, id LIMIT $4",
-                          &p, hold_row, NULL, &rows);
+    status_t st = db_rows_cols(db, a,
+                               "SELECT " HOLD_COLUMNS " FROM holds WHERE merchant_id = $1 "
+                               " AND member_id = $2 AND state = 1 "
+                               " AND expires_at <= to_timestamp($3) "
+                               "ORDER BY expires_at, id LIMIT $4",
+                               &p, &HOLD_COLS, &rows);
     *out = rows.items;
     *n = (int)rows.n;
     return st;
@@ -148,11 +137,14 @@ static status_t hold_from_result(wallet_tx_t *tx, const PGresult *r, wallet_hold
     if (rows == 0) {
         return status_make(STATUS_NOT_FOUND, REASON_HOLD_NOT_FOUND, "hold not found");
     }
-    hold_from_row(tx->arena, r, 0, h);
+    status_t st = db_cols_read(tx->arena, &HOLD_COLS, r, 0, h);
     *parts = arena_alloc(tx->arena, (size_t)rows * sizeof **parts);
-    for (int i = 0; i < rows; i++) {
+    for (int i = 0; i < rows && status_is_ok(&st); i++) {
         (*parts)[i].amount_cents = db_get_int(r, i, 10);
-        (*parts)[i].lot = wallet_store_lot_from_row_at(tx, r, i, 11);
+        st = wallet_store_lot_from_row_at(tx, r, i, 11, &(*parts)[i].lot);
+    }
+    if (!status_is_ok(&st)) {
+        return st;
     }
     *n = rows;
     return status_ok();
@@ -162,9 +154,7 @@ status_t wallet_store_hold_load(db_t *db, wallet_tx_t *tx, const char *merchant_
                                 const char *hold_id, wallet_hold_row_t *h,
                                 wallet_hold_part_t **parts, int *n) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, hold_id);
+    db_params_key(&p, merchant_id, hold_id);
     PGresult *r = NULL;
     status_t st = db_exec(db, HOLD_LOAD_SQL, &p, &r);
     if (!status_is_ok(&st)) {
@@ -179,9 +169,7 @@ status_t wallet_store_hold_open(db_t *db, wallet_tx_t *tx, const char *merchant_
                                 const char *hold_id, wallet_member_t **m, wallet_hold_row_t *h,
                                 wallet_hold_part_t **parts, int *n) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, hold_id);
+    db_params_key(&p, merchant_id, hold_id);
     /* The hold is read once its wallet is locked: in this order on the server. */
     db_exec_item_t q[2] = {{.sql = LOCK_BY_HOLD_SQL, .params = &p},
                            {.sql = HOLD_LOAD_SQL, .params = &p}};

@@ -38,6 +38,7 @@ void wallet_store_member_from_rows(wallet_member_t *m, const PGresult *r);
 
 /* The lot of row `row` (LOT_COLUMNS from column c): the transaction's copy when it has one (it
  * is the current state), else a new registered copy. */
-wallet_lot_t *wallet_store_lot_from_row_at(wallet_tx_t *tx, const PGresult *r, int row, int c);
+status_t wallet_store_lot_from_row_at(wallet_tx_t *tx, const PGresult *r, int row, int c,
+                                      wallet_lot_t **out);
 
 #endif

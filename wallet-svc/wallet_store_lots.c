@@ -15,35 +15,45 @@
     "held_cents, expired_cents, " SQL_EPOCH_S_OR_0("expires_at") ", " SQL_EPOCH_S("created_at")
 // clang-format on
 
+static const db_col_t LOT_COL_TABLE[] = {
+    DB_COL(DB_COL_TEXT, wallet_lot_t, id),
+    DB_COL(DB_COL_TEXT, wallet_lot_t, member_id),
+    DB_COL(DB_COL_INT, wallet_lot_t, code),
+    DB_COL(DB_COL_INT, wallet_lot_t, origin),
+    DB_COL(DB_COL_TEXT, wallet_lot_t, top_up_id),
+    DB_COL(DB_COL_INT, wallet_lot_t, credited_cents),
+    DB_COL(DB_COL_INT, wallet_lot_t, debited_cents),
+    DB_COL(DB_COL_INT, wallet_lot_t, held_cents),
+    DB_COL(DB_COL_INT, wallet_lot_t, expired_cents),
+    DB_COL(DB_COL_INT, wallet_lot_t, expires_at),
+    DB_COL(DB_COL_INT, wallet_lot_t, created_at),
+};
+
 /* The lot of row `row`: the transaction's copy when it has one (it is the current state),
  * else a new registered copy. */
-wallet_lot_t *wallet_store_lot_from_row_at(wallet_tx_t *tx, const PGresult *r, int row, int c) {
-    wallet_lot_t *known = wallet_tx_find_lot(tx, db_get_str(r, row, c));
-    if (known != NULL) {
-        return known;
+status_t wallet_store_lot_from_row_at(wallet_tx_t *tx, const PGresult *r, int row, int c,
+                                      wallet_lot_t **out) {
+    *out = wallet_tx_find_lot(tx, db_get_str(r, row, c));
+    if (*out != NULL) {
+        return status_ok();
     }
-    arena_t *a = tx->arena;
-    wallet_lot_t *l = arena_alloc(a, sizeof *l);
-    l->id = db_dup_str(a, r, row, c);
-    l->member_id = db_dup_str(a, r, row, c + 1);
-    l->code = (int)db_get_int(r, row, c + 2);
-    l->origin = (int)db_get_int(r, row, c + 3);
-    l->top_up_id = db_dup_str(a, r, row, c + 4);
-    l->credited_cents = l->loaded[0] = db_get_int(r, row, c + 5);
-    l->debited_cents = l->loaded[1] = db_get_int(r, row, c + 6);
-    l->held_cents = l->loaded[2] = db_get_int(r, row, c + 7);
-    l->expired_cents = l->loaded[3] = db_get_int(r, row, c + 8);
-    l->expires_at = db_get_int(r, row, c + 9);
-    l->created_at = db_get_int(r, row, c + 10);
+    wallet_lot_t *l = arena_alloc(tx->arena, sizeof *l);
+    db_cols_t cols = DB_COLS(LOT_COL_TABLE);
+    cols.first = c;
+    status_t st = db_cols_read(tx->arena, &cols, r, row, l);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    l->loaded[0] = l->credited_cents;
+    l->loaded[1] = l->debited_cents;
+    l->loaded[2] = l->held_cents;
+    l->loaded[3] = l->expired_cents;
     wallet_tx_add_lot(tx, l);
-    return l;
+    *out = l;
+    return status_ok();
 }
 
-static wallet_lot_t *lot_from_row(wallet_tx_t *tx, const PGresult *r, int row) {
-    return wallet_store_lot_from_row_at(tx, r, row, 0);
-}
-
-static void lots_from_result(wallet_tx_t *tx, const PGresult *r, wallet_lot_t ***out, int *n);
+static status_t lots_from_result(wallet_tx_t *tx, const PGresult *r, wallet_lot_t ***out, int *n);
 
 static status_t lots_query(db_t *db, wallet_tx_t *tx, const char *sql, const db_params_t *p,
                            wallet_lot_t ***out, int *n) {
@@ -52,9 +62,9 @@ static status_t lots_query(db_t *db, wallet_tx_t *tx, const char *sql, const db_
     if (!status_is_ok(&st)) {
         return st;
     }
-    lots_from_result(tx, r, out, n);
+    st = lots_from_result(tx, r, out, n);
     PQclear(r);
-    return status_ok();
+    return st;
 }
 
 /* The running total in spending order stops at the first lot that completes the amount ($4);
@@ -71,20 +81,22 @@ static status_t lots_query(db_t *db, wallet_tx_t *tx, const char *sql, const db_
 
 static void spendable_params(db_params_t *p, const wallet_tx_t *tx, const char *merchant_id,
                              const wallet_member_t *m, int64_t amount_cents) {
-    db_params_init(p);
-    db_param_text(p, merchant_id);
-    db_param_text(p, m->member_id);
+    db_params_key(p, merchant_id, m->member_id);
     db_param_int(p, tx->now);
     db_param_int(p, amount_cents);
     db_param_int(p, WALLET_LOTS_PER_OP_MAX);
 }
 
-static void lots_from_result(wallet_tx_t *tx, const PGresult *r, wallet_lot_t ***out, int *n) {
+static status_t lots_from_result(wallet_tx_t *tx, const PGresult *r, wallet_lot_t ***out, int *n) {
     *n = PQntuples(r);
     *out = arena_alloc(tx->arena, (size_t)(*n + 1) * sizeof **out);
     for (int i = 0; i < *n; i++) {
-        (*out)[i] = lot_from_row(tx, r, i);
+        status_t st = wallet_store_lot_from_row_at(tx, r, i, 0, &(*out)[i]);
+        if (!status_is_ok(&st)) {
+            return st;
+        }
     }
+    return status_ok();
 }
 
 status_t wallet_store_lots_spendable(db_t *db, wallet_tx_t *tx, const char *merchant_id,
@@ -99,12 +111,8 @@ status_t wallet_store_hold_reads(db_t *db, wallet_tx_t *tx, const char *merchant
                                  wallet_member_t *m, const char *reference, int64_t amount_cents,
                                  char **owner, wallet_lot_t ***lots, int *n) {
     db_params_t pa, pc, pl;
-    db_params_init(&pa);
-    db_param_text(&pa, merchant_id);
-    db_param_text(&pa, m->member_id);
-    db_params_init(&pc);
-    db_param_text(&pc, merchant_id);
-    db_param_text(&pc, reference);
+    db_params_key(&pa, merchant_id, m->member_id);
+    db_params_key(&pc, merchant_id, reference);
     db_param_text(&pc, m->member_id);
     spendable_params(&pl, tx, merchant_id, m, amount_cents);
     /* In this order on the server: the lots are read under the wallet's lock. */
@@ -119,7 +127,7 @@ status_t wallet_store_hold_reads(db_t *db, wallet_tx_t *tx, const char *merchant
     }
     wallet_store_member_from_rows(m, q[0].out);
     *owner = PQntuples(q[1].out) == 1 ? db_dup_str(tx->arena, q[1].out, 0, 0) : NULL;
-    lots_from_result(tx, q[2].out, lots, n);
+    st = lots_from_result(tx, q[2].out, lots, n);
     for (int i = 0; i < 3; i++) {
         PQclear(q[i].out);
     }
@@ -129,9 +137,7 @@ status_t wallet_store_hold_reads(db_t *db, wallet_tx_t *tx, const char *merchant
 status_t wallet_store_lots_lapsed(db_t *db, wallet_tx_t *tx, const char *merchant_id,
                                   wallet_member_t *m, int64_t now, wallet_lot_t ***out, int *n) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, m->member_id);
+    db_params_key(&p, merchant_id, m->member_id);
     db_param_int(&p, now);
     db_param_int(&p, WALLET_LOTS_PER_OP_MAX);
     return lots_query(db, tx,
@@ -148,9 +154,7 @@ status_t wallet_store_lot(db_t *db, wallet_tx_t *tx, const char *merchant_id, co
         return status_ok();
     }
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, id);
+    db_params_key(&p, merchant_id, id);
     wallet_lot_t **lots = NULL;
     int n = 0;
     status_t st =
@@ -176,21 +180,29 @@ status_t wallet_store_lot(db_t *db, wallet_tx_t *tx, const char *merchant_id, co
 
 /* A lot as the API shows it: LOT_COLUMNS, then its order key, which *ctx (a char **) keeps, so
  * that the page's last is the next page's cursor. */
+static const db_col_t LOT_VIEW_COL_TABLE[] = {
+    DB_FIELD(DB_COL_TEXT, "id"),
+    DB_FIELD(DB_COL_TEXT, "member_id"),
+    DB_FIELD(DB_COL_INT, "kind"),
+    DB_FIELD(DB_COL_INT, "origin"),
+    DB_FIELD(DB_COL_TEXT, "top_up_id"),
+    DB_FIELD(DB_COL_INT, "credited_cents"),
+    DB_FIELD(DB_COL_INT, "debited_cents"),
+    DB_FIELD(DB_COL_INT, "held_cents"),
+    DB_COL_SKIPPED, /* expired_cents: the view shows what is available instead */
+    DB_FIELD(DB_COL_INT, "expires_at"),
+    DB_FIELD(DB_COL_INT, "created_at"),
+};
+static const db_cols_t LOT_VIEW_COLS =
+    DB_COLS_MESSAGE(LOT_VIEW_COL_TABLE, &loyalty__v1__wallet_lot__descriptor);
+
 static status_t lot_view_row(void *ctx, arena_t *a, const PGresult *r, int row, void *item) {
-    Loyalty__V1__WalletLot *l = arena_alloc(a, sizeof *l);
-    loyalty__v1__wallet_lot__init(l);
-    l->id = db_dup_str(a, r, row, 0);
-    l->member_id = db_dup_str(a, r, row, 1);
-    l->kind = (Loyalty__V1__WalletMoneyKind)db_get_int(r, row, 2);
-    l->origin = (Loyalty__V1__WalletLotOrigin)db_get_int(r, row, 3);
-    l->top_up_id = db_dup_str(a, r, row, 4);
-    l->credited_cents = db_get_int(r, row, 5);
-    l->debited_cents = db_get_int(r, row, 6);
-    l->held_cents = db_get_int(r, row, 7);
+    status_t st = db_cols_read(a, &LOT_VIEW_COLS, r, row, item);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    Loyalty__V1__WalletLot *l = *(Loyalty__V1__WalletLot **)item;
     l->available_cents = l->credited_cents - l->debited_cents - l->held_cents;
-    l->expires_at = db_get_int(r, row, 9);
-    l->created_at = db_get_int(r, row, 10);
-    *(Loyalty__V1__WalletLot **)item = l;
     *(char **)ctx = db_dup_str(a, r, row, 11);
     return status_ok();
 }
@@ -199,9 +211,7 @@ status_t wallet_store_lot_list(db_t *db, arena_t *a, const char *merchant_id, co
                                bool include_closed, const char *after_key, int32_t limit,
                                Loyalty__V1__WalletLot ***out, size_t *n, char **last_key) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, member_id);
+    db_params_key(&p, merchant_id, member_id);
     db_param_bool(&p, include_closed);
     db_param_text(&p, after_key);
     db_param_int(&p, limit);
@@ -224,9 +234,7 @@ status_t wallet_store_lot_list(db_t *db, arena_t *a, const char *merchant_id, co
 status_t wallet_store_spend_claim(db_t *db, arena_t *a, const char *merchant_id,
                                   const char *reference, const char *member_id, char **owner) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, reference);
+    db_params_key(&p, merchant_id, reference);
     db_param_text(&p, member_id);
     PGresult *r = NULL;
     status_t st = db_exec(db, SPEND_CLAIM_SQL, &p, &r);
@@ -248,9 +256,7 @@ status_t wallet_store_spend_get(db_t *db, arena_t *a, const char *merchant_id,
                                 const char *reference, char **member_id, int64_t *captured,
                                 int64_t *refunded) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, reference);
+    db_params_key(&p, merchant_id, reference);
     PGresult *r = NULL;
     status_t st =
         db_exec_row(db,
@@ -283,9 +289,7 @@ status_t wallet_store_spend_add(db_t *db, const char *merchant_id, const char *r
         total_refunded += refunded[i];
     }
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, reference);
+    db_params_key(&p, merchant_id, reference);
     db_param_text(&p, pgarray_encode(&a, lot_ids, (size_t)n));
     db_param_text(&p, pgarray_encode_int64(&a, codes, n));
     db_param_text(&p, pgarray_encode_int64(&a, captured, n));
@@ -326,9 +330,7 @@ status_t wallet_store_spend_add(db_t *db, const char *merchant_id, const char *r
 status_t wallet_store_spend_parts(db_t *db, wallet_tx_t *tx, const char *merchant_id,
                                   const char *reference, wallet_spend_part_t **out, int *n) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, reference);
+    db_params_key(&p, merchant_id, reference);
     db_param_int(&p, WALLET_LOTS_PER_OP_MAX);
     PGresult *r = NULL;
     status_t st = db_exec(db,

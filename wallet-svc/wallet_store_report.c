@@ -22,35 +22,31 @@ static const char STATEMENT_SQL[] =
     " AND ($3 = '' OR t.id < $3) ORDER BY t.id DESC LIMIT $4";
 // clang-format on
 
-static status_t statement_row(void *ctx, arena_t *a, const PGresult *r, int row, void *item) {
-    Loyalty__V1__WalletStatementEntry *e = arena_alloc(a, sizeof *e);
-    loyalty__v1__wallet_statement_entry__init(e);
-    e->transfer_id = db_dup_str(a, r, row, 0);
-    e->kind = (Loyalty__V1__WalletTransferKind)db_get_int(r, row, 1);
-    e->created_at = db_get_int(r, row, 2);
-    e->principal_delta_cents = db_get_int(r, row, 3);
-    e->bonus_delta_cents = db_get_int(r, row, 4);
-    e->held_delta_cents = db_get_int(r, row, 5);
-    e->balance_after_cents = db_get_int(r, row, 6);
-    e->held_after_cents = db_get_int(r, row, 7);
-    e->reference = db_dup_str(a, r, row, 8);
-    e->payment_ref = db_dup_str(a, r, row, 9);
-    e->hold_id = db_dup_str(a, r, row, 10);
-    *(Loyalty__V1__WalletStatementEntry **)item = e;
-    return status_ok();
-}
+static const db_col_t STATEMENT_COL_TABLE[] = {
+    DB_FIELD(DB_COL_TEXT, "transfer_id"),
+    DB_FIELD(DB_COL_INT, "kind"),
+    DB_FIELD(DB_COL_INT, "created_at"),
+    DB_FIELD(DB_COL_INT, "principal_delta_cents"),
+    DB_FIELD(DB_COL_INT, "bonus_delta_cents"),
+    DB_FIELD(DB_COL_INT, "held_delta_cents"),
+    DB_FIELD(DB_COL_INT, "balance_after_cents"),
+    DB_FIELD(DB_COL_INT, "held_after_cents"),
+    DB_FIELD(DB_COL_TEXT, "reference"),
+    DB_FIELD(DB_COL_TEXT, "payment_ref"),
+    DB_FIELD(DB_COL_TEXT, "hold_id"),
+};
+static const db_cols_t STATEMENT_COLS =
+    DB_COLS_MESSAGE(STATEMENT_COL_TABLE, &loyalty__v1__wallet_statement_entry__descriptor);
 
 status_t wallet_store_statement(db_t *db, arena_t *a, const char *merchant_id,
                                 const char *member_id, const char *before_id, int32_t limit,
                                 Loyalty__V1__WalletStatementEntry ***out, size_t *n) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, member_id);
+    db_params_key(&p, merchant_id, member_id);
     db_param_text(&p, before_id);
     db_param_int(&p, limit);
     db_rows_t rows = {.item_size = sizeof **out};
-    status_t st = db_rows(db, a, STATEMENT_SQL, &p, statement_row, NULL, &rows);
+    status_t st = db_rows_cols(db, a, STATEMENT_SQL, &p, &STATEMENT_COLS, &rows);
     *out = rows.items;
     *n = rows.n;
     return st;
