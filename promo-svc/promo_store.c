@@ -14,26 +14,24 @@
 
 #define PROMOTION_COLUMNS "definition, status, version, created_at, updated_at"
 
-static Loyalty__V1__Promotion *promotion_from_row(arena_t *a, const PGresult *r, int row) {
-    Loyalty__V1__Promotion *p =
-        (Loyalty__V1__Promotion *)db_get_message(a, &loyalty__v1__promotion__descriptor, r, row, 0);
-    if (p == NULL) {
-        return NULL;
-    }
-    p->status = (Loyalty__V1__PromoStatus)db_get_int(r, row, 1);
-    p->version = db_get_int(r, row, 2);
-    p->created_at = db_get_int(r, row, 3);
-    p->updated_at = db_get_int(r, row, 4);
-    return p;
-}
+/* The stored definition (column 0) is the promotion; the columns after it override its fields. */
+static const db_col_t PROMOTION_COL_TABLE[] = {
+    DB_COL(DB_COL_INT, Loyalty__V1__Promotion, status),
+    DB_COL(DB_COL_INT, Loyalty__V1__Promotion, version),
+    DB_COL(DB_COL_INT, Loyalty__V1__Promotion, created_at),
+    DB_COL(DB_COL_INT, Loyalty__V1__Promotion, updated_at),
+};
+static const db_cols_t PROMOTION_COLS = {
+    .cols = PROMOTION_COL_TABLE, .n = DB_COLS_N(PROMOTION_COL_TABLE), .first = 1};
 
 static status_t promotion_row(void *ctx, arena_t *a, const PGresult *r, int row, void *item) {
-    Loyalty__V1__Promotion *p = promotion_from_row(a, r, row);
+    Loyalty__V1__Promotion *p =
+        (Loyalty__V1__Promotion *)db_get_message(a, &loyalty__v1__promotion__descriptor, r, row, 0);
     if (p == NULL) {
         return status_make(STATUS_INTERNAL, REASON_DATABASE_ERROR, "cannot decode a promotion");
     }
     *(Loyalty__V1__Promotion **)item = p;
-    return status_ok();
+    return db_cols_read(a, &PROMOTION_COLS, r, row, p);
 }
 
 /* The promotions of `r`, `limit` at the most (0: all); *more when there were more. */
@@ -78,9 +76,7 @@ static status_t active_room(db_t *db, const char *merchant_id) {
 static status_t shared_code_insert(db_t *db, const char *merchant_id, const char *code,
                                    const char *promotion_id, int64_t now) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, code);
+    db_params_key(&p, merchant_id, code);
     db_param_text(&p, promotion_id);
     db_param_int(&p, now);
     status_t st = db_exec(db,
@@ -103,9 +99,7 @@ status_t promo_store_promotion_insert(db_t *db, const char *merchant_id,
         size_t len = 0;
         unsigned char *def = pb_pack_arena(&a, &pr->base, &len);
         db_params_t p;
-        db_params_init(&p);
-        db_param_text(&p, merchant_id);
-        db_param_text(&p, pr->id);
+        db_params_key(&p, merchant_id, pr->id);
         db_param_int(&p, pr->status);
         db_param_int(&p, pr->trigger);
         db_param_int(&p, pr->code_kind);
@@ -131,9 +125,7 @@ status_t promo_store_promotion_insert(db_t *db, const char *merchant_id,
 status_t promo_store_promotion_get(db_t *db, arena_t *a, const char *merchant_id, const char *id,
                                    bool for_update, Loyalty__V1__Promotion **out) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, id);
+    db_params_key(&p, merchant_id, id);
     return db_row_get(db, a,
                       for_update ? "SELECT " PROMOTION_COLUMNS " FROM promotions "
                                    "WHERE merchant_id = $1 AND id = $2 FOR UPDATE"
@@ -150,9 +142,7 @@ status_t promo_store_promotion_update(db_t *db, const char *merchant_id,
     size_t len = 0;
     unsigned char *def = pb_pack_arena(&a, &pr->base, &len);
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, pr->id);
+    db_params_key(&p, merchant_id, pr->id);
     db_param_int(&p, pr->trigger);
     db_param_int(&p, pr->code_kind);
     db_param_text(&p, pr->code[0] ? pr->code : NULL);
@@ -172,9 +162,7 @@ status_t promo_store_promotion_update(db_t *db, const char *merchant_id,
         return st;
     }
     if (old_code[0]) {
-        db_params_init(&p);
-        db_param_text(&p, merchant_id);
-        db_param_text(&p, old_code);
+        db_params_key(&p, merchant_id, old_code);
         st = db_exec(db, "DELETE FROM codes WHERE merchant_id = $1 AND code = $2 AND kind = 1", &p,
                      NULL);
     }
@@ -191,9 +179,7 @@ status_t promo_store_promotion_set_status(db_t *db, const char *merchant_id, con
         return st;
     }
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, id);
+    db_params_key(&p, merchant_id, id);
     db_param_int(&p, status);
     db_param_int(&p, now);
     return db_exec(db,
@@ -264,25 +250,22 @@ status_t promo_store_promotions_active(db_t *db, arena_t *a, const char *merchan
 
 /* ---- codes ---- */
 
-static status_t code_row(void *ctx, arena_t *a, const PGresult *r, int row, void *item) {
-    promo_code_row_t *out = ctx;
-    out->code = db_dup_str(a, r, row, 0);
-    out->promotion_id = db_dup_str(a, r, row, 1);
-    out->batch_id = db_dup_str(a, r, row, 2);
-    out->kind = (Loyalty__V1__PromoCodeKind)db_get_int(r, row, 3);
-    out->status = (Loyalty__V1__PromoCodeStatus)db_get_int(r, row, 4);
-    out->checkout_id = db_dup_str(a, r, row, 5);
-    out->created_at = db_get_int(r, row, 6);
-    out->held_live = db_get_bool(r, row, 7);
-    return status_ok();
-}
+static const db_col_t CODE_COL_TABLE[] = {
+    DB_COL(DB_COL_TEXT, promo_code_row_t, code),
+    DB_COL(DB_COL_TEXT, promo_code_row_t, promotion_id),
+    DB_COL(DB_COL_TEXT, promo_code_row_t, batch_id),
+    DB_COL(DB_COL_INT, promo_code_row_t, kind),
+    DB_COL(DB_COL_INT, promo_code_row_t, status),
+    DB_COL(DB_COL_TEXT, promo_code_row_t, checkout_id),
+    DB_COL(DB_COL_INT, promo_code_row_t, created_at),
+    DB_COL(DB_COL_BOOL, promo_code_row_t, held_live),
+};
+static const db_cols_t CODE_COLS = DB_COLS(CODE_COL_TABLE);
 
 status_t promo_store_code_get(db_t *db, arena_t *a, const char *merchant_id, const char *code,
                               int64_t now, bool for_update, promo_code_row_t *out, bool *found) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, code);
+    db_params_key(&p, merchant_id, code);
     db_param_int(&p, now);
 #define CODE_SELECT                                                                                \
     "SELECT c.code, c.promotion_id, coalesce(c.batch_id, ''), c.kind, c.status, "                  \
@@ -291,17 +274,15 @@ status_t promo_store_code_get(db_t *db, arena_t *a, const char *merchant_id, con
     "FROM codes c LEFT JOIN reservations r "                                                       \
     " ON r.merchant_id = c.merchant_id AND r.checkout_id = c.checkout_id "                         \
     "WHERE c.merchant_id = $1 AND c.code = $2"
-    return db_row_find(db, a, for_update ? CODE_SELECT " FOR UPDATE OF c" : CODE_SELECT, &p,
-                       code_row, out, found);
+    return db_row_find_cols(db, a, for_update ? CODE_SELECT " FOR UPDATE OF c" : CODE_SELECT, &p,
+                            &CODE_COLS, out, found);
 #undef CODE_SELECT
 }
 
 /* Reserves room for `count` more codes on the promotion (PROMO_UNIQUE_CODES_MAX in all). */
 static status_t codes_room(db_t *db, const char *merchant_id, const char *promotion_id, int count) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, promotion_id);
+    db_params_key(&p, merchant_id, promotion_id);
     db_param_int(&p, count);
     db_param_int(&p, PROMO_UNIQUE_CODES_MAX);
     bool ok = false;
@@ -341,9 +322,7 @@ status_t promo_store_codes_generate(db_t *db, arena_t *a, const char *merchant_i
             id_random_token(PROMO_CODE_ALPHABET, PROMO_CODE_RANDOM_LEN, codes[i] + prefix_len);
         }
         db_params_t p;
-        db_params_init(&p);
-        db_param_text(&p, merchant_id);
-        db_param_text(&p, promotion_id);
+        db_params_key(&p, merchant_id, promotion_id);
         db_param_text(&p, batch_id);
         db_param_int(&p, now);
         db_param_text_array(&p, a, codes, (size_t)count);
@@ -361,17 +340,13 @@ status_t promo_store_codes_generate(db_t *db, arena_t *a, const char *merchant_i
     return st;
 }
 
-static status_t promo_code_row(void *ctx, arena_t *a, const PGresult *r, int row, void *item) {
-    Loyalty__V1__PromoCode *c = pb_new(a, &loyalty__v1__promo_code__descriptor);
-    c->code = db_dup_str(a, r, row, 0);
-    c->promotion_id = db_dup_str(a, r, row, 1);
-    c->batch_id = db_dup_str(a, r, row, 2);
-    c->status = (Loyalty__V1__PromoCodeStatus)db_get_int(r, row, 3);
-    c->checkout_id = db_dup_str(a, r, row, 4);
-    c->created_at = db_get_int(r, row, 5);
-    *(Loyalty__V1__PromoCode **)item = c;
-    return status_ok();
-}
+static const db_col_t PROMO_CODE_COL_TABLE[] = {
+    DB_FIELD(DB_COL_TEXT, "code"),        DB_FIELD(DB_COL_TEXT, "promotion_id"),
+    DB_FIELD(DB_COL_TEXT, "batch_id"),    DB_FIELD(DB_COL_INT, "status"),
+    DB_FIELD(DB_COL_TEXT, "checkout_id"), DB_FIELD(DB_COL_INT, "created_at"),
+};
+static const db_cols_t PROMO_CODE_COLS =
+    DB_COLS_MESSAGE(PROMO_CODE_COL_TABLE, &loyalty__v1__promo_code__descriptor);
 
 status_t promo_store_codes_list(db_t *db, arena_t *a, const char *merchant_id,
                                 const char *promotion_id, const char *batch_id,
@@ -379,9 +354,7 @@ status_t promo_store_codes_list(db_t *db, arena_t *a, const char *merchant_id,
                                 int limit, int64_t now, Loyalty__V1__PromoCode ***out, size_t *n,
                                 bool *more) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, promotion_id);
+    db_params_key(&p, merchant_id, promotion_id);
     db_param_text(&p, batch_id);
     db_param_int(&p, status);
     db_param_text(&p, after_code);
@@ -402,7 +375,7 @@ status_t promo_store_codes_list(db_t *db, arena_t *a, const char *merchant_id,
         "  AND ($3::text = '' OR c.batch_id = $3::text) AND c.code > $5) v "
         "WHERE ($4::int = 0 OR status = $4::int) ORDER BY code LIMIT $6";
     db_rows_t rows = {.item_size = sizeof **out, .limit = limit};
-    status_t st = db_rows(db, a, list_sql, &p, promo_code_row, NULL, &rows);
+    status_t st = db_rows_cols(db, a, list_sql, &p, &PROMO_CODE_COLS, &rows);
     *out = rows.items;
     *n = rows.n;
     *more = rows.more;
@@ -413,9 +386,7 @@ status_t promo_store_codes_set_by_checkout(db_t *db, const char *merchant_id,
                                            const char *checkout_id,
                                            Loyalty__V1__PromoCodeStatus status) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, checkout_id);
+    db_params_key(&p, merchant_id, checkout_id);
     db_param_int(&p, status);
     return db_exec(db,
                    "UPDATE codes SET status = $3::int, "
@@ -484,9 +455,7 @@ status_t promo_store_settings_put(db_t *db, const char *merchant_id,
                            "unknown time zone %s", s->time_zone);
     }
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, s->time_zone);
+    db_params_key(&p, merchant_id, s->time_zone);
     db_param_bool(&p, s->refund_restores_usage);
     db_param_bool(&p, s->refund_restores_coupons);
     db_param_int(&p, now);

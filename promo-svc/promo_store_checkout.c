@@ -12,30 +12,16 @@
     "checkout_id, merchant_id, member_id, status, expires_at, coalesce(order_id, ''), quote, "     \
     "usage_restored, coupons_restored, created_at, updated_at"
 
-static Loyalty__V1__PromoReservation *reservation_from_row(arena_t *a, const PGresult *r) {
-    Loyalty__V1__PromoReservation *v = pb_new(a, &loyalty__v1__promo_reservation__descriptor);
-    v->checkout_id = db_dup_str(a, r, 0, 0);
-    v->merchant_id = db_dup_str(a, r, 0, 1);
-    v->member_id = db_dup_str(a, r, 0, 2);
-    v->status = (Loyalty__V1__PromoReservationStatus)db_get_int(r, 0, 3);
-    v->expires_at = db_get_int(r, 0, 4);
-    v->order_id = db_dup_str(a, r, 0, 5);
-    if (!db_is_null(r, 0, 6)) {
-        v->quote = (Loyalty__V1__PromoQuoteResult *)db_get_message(
-            a, &loyalty__v1__promo_quote_result__descriptor, r, 0, 6);
-    }
-    v->usage_restored = db_get_bool(r, 0, 7);
-    v->coupons_restored = db_get_bool(r, 0, 8);
-    v->created_at = db_get_int(r, 0, 9);
-    v->updated_at = db_get_int(r, 0, 10);
-    return v;
-}
-
-/* db_row_find's reader: the reservation into *ctx (a Loyalty__V1__PromoReservation **). */
-static status_t reservation_row(void *ctx, arena_t *a, const PGresult *r, int row, void *item) {
-    *(Loyalty__V1__PromoReservation **)ctx = reservation_from_row(a, r);
-    return status_ok();
-}
+static const db_col_t RESERVATION_COL_TABLE[] = {
+    DB_FIELD(DB_COL_TEXT, "checkout_id"),    DB_FIELD(DB_COL_TEXT, "merchant_id"),
+    DB_FIELD(DB_COL_TEXT, "member_id"),      DB_FIELD(DB_COL_INT, "status"),
+    DB_FIELD(DB_COL_INT, "expires_at"),      DB_FIELD(DB_COL_TEXT, "order_id"),
+    DB_FIELD(DB_COL_MESSAGE, "quote"), /* NULL: none */
+    DB_FIELD(DB_COL_BOOL, "usage_restored"), DB_FIELD(DB_COL_BOOL, "coupons_restored"),
+    DB_FIELD(DB_COL_INT, "created_at"),      DB_FIELD(DB_COL_INT, "updated_at"),
+};
+static const db_cols_t RESERVATION_COLS =
+    DB_COLS_MESSAGE(RESERVATION_COL_TABLE, &loyalty__v1__promo_reservation__descriptor);
 
 /* The counters' keys and deltas as five array parameters. */
 static void delta_params(arena_t *a, db_params_t *p, const promo_counter_t *c, size_t n) {
@@ -84,9 +70,7 @@ status_t promo_store_reserve(db_t *db, arena_t *a, const char *merchant_id,
     size_t len = 0;
     unsigned char *quote = pb_pack_arena(a, &r->quote->base, &len);
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, r->checkout_id);
+    db_params_key(&p, merchant_id, r->checkout_id);
     db_param_text(&p, r->member_id);
     db_param_int(&p, r->expires_at);
     db_param_bytes(&p, quote, len);
@@ -120,9 +104,7 @@ static const char GIVE_BACK_SQL[] =
 status_t promo_store_give_back(db_t *db, const char *merchant_id, const char *checkout_id,
                                bool usage, bool coupons) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, checkout_id);
+    db_params_key(&p, merchant_id, checkout_id);
     PGresult *r = NULL;
     status_t st = status_ok();
     if (usage) { /* the counters in key order, as Reserve locks them */
@@ -149,9 +131,7 @@ status_t promo_store_give_back(db_t *db, const char *merchant_id, const char *ch
 status_t promo_store_reservation_tombstone(db_t *db, const char *merchant_id,
                                            const char *checkout_id, int64_t now, bool *inserted) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, checkout_id);
+    db_params_key(&p, merchant_id, checkout_id);
     db_param_int(&p, now);
     status_t st =
         db_row_find(db, NULL,
@@ -180,33 +160,27 @@ status_t promo_store_reservation_get(db_t *db, arena_t *a, const char *merchant_
     };
     bool by_order = checkout_id == NULL;
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, by_order ? order_id : checkout_id);
-    return db_row_find(db, a, sql[by_order][for_update], &p, reservation_row, out, found);
+    db_params_key(&p, merchant_id, by_order ? order_id : checkout_id);
+    return db_row_find_cols(db, a, sql[by_order][for_update], &p, &RESERVATION_COLS, out, found);
 }
 
 status_t promo_store_reservation_claim_expired(db_t *db, arena_t *a, const char *merchant_id,
                                                const char *checkout_id, int64_t now,
                                                Loyalty__V1__PromoReservation **out, bool *found) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, checkout_id);
+    db_params_key(&p, merchant_id, checkout_id);
     db_param_int(&p, now);
-    return db_row_find(db, a,
-                       "SELECT " RESERVATION_COLUMNS " FROM reservations "
-                       "WHERE merchant_id = $1 AND checkout_id = $2 AND status = 1 "
-                       " AND expires_at <= $3 FOR UPDATE SKIP LOCKED",
-                       &p, reservation_row, out, found);
+    return db_row_find_cols(db, a,
+                            "SELECT " RESERVATION_COLUMNS " FROM reservations "
+                            "WHERE merchant_id = $1 AND checkout_id = $2 AND status = 1 "
+                            " AND expires_at <= $3 FOR UPDATE SKIP LOCKED",
+                            &p, &RESERVATION_COLS, out, found);
 }
 
 status_t promo_store_reservation_update(db_t *db, const char *merchant_id,
                                         const Loyalty__V1__PromoReservation *v) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, v->checkout_id);
+    db_params_key(&p, merchant_id, v->checkout_id);
     db_param_int(&p, v->status);
     db_param_text(&p, v->order_id[0] ? v->order_id : NULL);
     db_param_bool(&p, v->usage_restored);
@@ -275,9 +249,7 @@ status_t promo_store_reserve_reads(db_t *db, arena_t *a, const char *merchant_id
                                    promo_reserve_reads_t *out) {
     memset(out, 0, sizeof *out);
     db_params_t pr, pe, ps, pa;
-    db_params_init(&pr);
-    db_param_text(&pr, merchant_id);
-    db_param_text(&pr, checkout_id);
+    db_params_key(&pr, merchant_id, checkout_id);
     db_params_init(&pe);
     db_param_int(&pe, now);
     db_param_int(&pe, expired_max);
@@ -296,11 +268,13 @@ status_t promo_store_reserve_reads(db_t *db, arena_t *a, const char *merchant_id
     }
     out->existing_found = PQntuples(q[0].out) == 1;
     if (out->existing_found) {
-        out->existing = reservation_from_row(a, q[0].out);
+        st = db_cols_read(a, &RESERVATION_COLS, q[0].out, 0, &out->existing);
     }
     expired_from_result(a, q[1].out, &out->expired, &out->n_expired);
     promo_store_settings_parse(a, q[2].out, &out->preload.settings, &out->preload.periods);
-    st = promo_store_active_parse(a, q[3].out, &out->preload.active, &out->preload.n_active);
+    if (status_is_ok(&st)) {
+        st = promo_store_active_parse(a, q[3].out, &out->preload.active, &out->preload.n_active);
+    }
     for (int i = 0; i < 4; i++) {
         PQclear(q[i].out);
     }

@@ -11,34 +11,31 @@
     "min_spend_cents, valid_days, valid_from_at, valid_until_at, per_member_max, total_max, "      \
     "issued_count, active, created_at"
 
-static Loyalty__V1__PromoCouponTemplate *template_from_row(arena_t *a, const PGresult *r, int i) {
-    Loyalty__V1__PromoCouponTemplate *t =
-        pb_new(a, &loyalty__v1__promo_coupon_template__descriptor);
-    t->id = db_dup_str(a, r, i, 0);
-    t->merchant_id = db_dup_str(a, r, i, 1);
-    t->name = db_dup_str(a, r, i, 2);
-    t->kind = (Loyalty__V1__PromoCouponKind)db_get_int(r, i, 3);
-    t->amount_off_cents = db_get_int(r, i, 4);
-    t->percent_off_bps = db_get_int(r, i, 5);
-    t->max_discount_cents = db_get_int(r, i, 6);
-    t->min_spend_cents = db_get_int(r, i, 7);
-    t->valid_days = (int32_t)db_get_int(r, i, 8);
-    t->valid_from_at = db_get_int(r, i, 9);
-    t->valid_until_at = db_get_int(r, i, 10);
-    t->per_member_max = (int32_t)db_get_int(r, i, 11);
-    t->total_max = db_get_int(r, i, 12);
-    t->issued_count = db_get_int(r, i, 13);
-    t->active = db_get_bool(r, i, 14);
-    t->created_at = db_get_int(r, i, 15);
-    return t;
-}
+static const db_col_t TEMPLATE_COL_TABLE[] = {
+    DB_FIELD(DB_COL_TEXT, "id"),
+    DB_FIELD(DB_COL_TEXT, "merchant_id"),
+    DB_FIELD(DB_COL_TEXT, "name"),
+    DB_FIELD(DB_COL_INT, "kind"),
+    DB_FIELD(DB_COL_INT, "amount_off_cents"),
+    DB_FIELD(DB_COL_INT, "percent_off_bps"),
+    DB_FIELD(DB_COL_INT, "max_discount_cents"),
+    DB_FIELD(DB_COL_INT, "min_spend_cents"),
+    DB_FIELD(DB_COL_INT, "valid_days"),
+    DB_FIELD(DB_COL_INT, "valid_from_at"),
+    DB_FIELD(DB_COL_INT, "valid_until_at"),
+    DB_FIELD(DB_COL_INT, "per_member_max"),
+    DB_FIELD(DB_COL_INT, "total_max"),
+    DB_FIELD(DB_COL_INT, "issued_count"),
+    DB_FIELD(DB_COL_BOOL, "active"),
+    DB_FIELD(DB_COL_INT, "created_at"),
+};
+static const db_cols_t TEMPLATE_COLS =
+    DB_COLS_MESSAGE(TEMPLATE_COL_TABLE, &loyalty__v1__promo_coupon_template__descriptor);
 
 status_t promo_store_template_insert(db_t *db, const char *merchant_id,
                                      const Loyalty__V1__PromoCouponTemplate *t) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, t->id);
+    db_params_key(&p, merchant_id, t->id);
     db_param_text(&p, t->name);
     db_param_int(&p, t->kind);
     db_param_int(&p, t->amount_off_cents);
@@ -59,23 +56,16 @@ status_t promo_store_template_insert(db_t *db, const char *merchant_id,
                    &p, NULL);
 }
 
-static status_t template_row(void *ctx, arena_t *a, const PGresult *r, int row, void *item) {
-    *(Loyalty__V1__PromoCouponTemplate **)item = template_from_row(a, r, row);
-    return status_ok();
-}
-
 static status_t template_one(db_t *db, arena_t *a, const char *sql, const db_params_t *p,
                              Loyalty__V1__PromoCouponTemplate **out) {
-    return db_row_get(db, a, sql, p, template_row, out, STATUS_NOT_FOUND, REASON_TEMPLATE_NOT_FOUND,
-                      "coupon template not found");
+    return db_row_get_cols(db, a, sql, p, &TEMPLATE_COLS, out, STATUS_NOT_FOUND,
+                           REASON_TEMPLATE_NOT_FOUND, "coupon template not found");
 }
 
 status_t promo_store_template_get(db_t *db, arena_t *a, const char *merchant_id, const char *id,
                                   Loyalty__V1__PromoCouponTemplate **out) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, id);
+    db_params_key(&p, merchant_id, id);
     return template_one(db, a,
                         "SELECT " TEMPLATE_COLUMNS " FROM coupon_templates "
                         "WHERE merchant_id = $1 AND id = $2",
@@ -87,16 +77,14 @@ status_t promo_store_templates_list(db_t *db, arena_t *a, const char *merchant_i
                                     Loyalty__V1__PromoCouponTemplate ***out, size_t *n,
                                     bool *more) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, after_id);
+    db_params_key(&p, merchant_id, after_id);
     db_param_int(&p, limit + 1);
     db_rows_t rows = {.item_size = sizeof **out, .limit = limit};
-    status_t st = db_rows(db, a,
-                          "SELECT " TEMPLATE_COLUMNS " FROM coupon_templates "
-                          "WHERE merchant_id = $1 AND ($2 = '' OR id < $2) "
-                          "ORDER BY id DESC LIMIT $3",
-                          &p, template_row, NULL, &rows);
+    status_t st = db_rows_cols(db, a,
+                               "SELECT " TEMPLATE_COLUMNS " FROM coupon_templates "
+                               "WHERE merchant_id = $1 AND ($2 = '' OR id < $2) "
+                               "ORDER BY id DESC LIMIT $3",
+                               &p, &TEMPLATE_COLS, &rows);
     *out = rows.items;
     *n = rows.n;
     *more = rows.more;
@@ -107,9 +95,7 @@ status_t promo_store_template_set_active(db_t *db, arena_t *a, const char *merch
                                          const char *id, bool active,
                                          Loyalty__V1__PromoCouponTemplate **out) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, id);
+    db_params_key(&p, merchant_id, id);
     db_param_bool(&p, active);
     return template_one(db, a,
                         "UPDATE coupon_templates SET active = $3 "
@@ -121,9 +107,7 @@ status_t promo_store_template_take(db_t *db, const char *merchant_id,
                                    const Loyalty__V1__PromoCouponTemplate *t,
                                    const char *member_id) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, t->id);
+    db_params_key(&p, merchant_id, t->id);
     bool taken = false;
     /* One conditional update: concurrent issues queue on the row and re-check the stock. */
     status_t st = db_row_find(db, NULL,
@@ -174,27 +158,39 @@ status_t promo_store_template_take(db_t *db, const char *merchant_id,
 #define COUPON_JOIN_RESERVATION                                                                    \
     "LEFT JOIN reservations r ON r.merchant_id = c.merchant_id AND r.checkout_id = c.checkout_id "
 
-static Loyalty__V1__PromoCoupon *coupon_from_row(arena_t *a, const PGresult *r, int i) {
-    Loyalty__V1__PromoCoupon *c = pb_new(a, &loyalty__v1__promo_coupon__descriptor);
-    c->id = db_dup_str(a, r, i, 0);
-    c->merchant_id = db_dup_str(a, r, i, 1);
-    c->member_id = db_dup_str(a, r, i, 2);
-    c->template_id = db_dup_str(a, r, i, 3);
-    c->name = db_dup_str(a, r, i, 4);
-    c->kind = (Loyalty__V1__PromoCouponKind)db_get_int(r, i, 5);
-    c->amount_off_cents = db_get_int(r, i, 6);
-    c->percent_off_bps = db_get_int(r, i, 7);
-    c->max_discount_cents = db_get_int(r, i, 8);
-    c->min_spend_cents = db_get_int(r, i, 9);
-    c->source = (Loyalty__V1__PromoCouponSource)db_get_int(r, i, 10);
-    c->status = (Loyalty__V1__PromoCouponStatus)db_get_int(r, i, 11);
-    c->valid_from_at = db_get_int(r, i, 12);
-    c->valid_until_at = db_get_int(r, i, 13);
-    c->issued_at = db_get_int(r, i, 14);
-    c->used_at = db_get_int(r, i, 15);
-    c->checkout_id = db_dup_str(a, r, i, 16);
-    c->code = db_dup_str(a, r, i, 17);
-    return c;
+static const db_col_t COUPON_COL_TABLE[] = {
+    DB_FIELD(DB_COL_TEXT, "id"),
+    DB_FIELD(DB_COL_TEXT, "merchant_id"),
+    DB_FIELD(DB_COL_TEXT, "member_id"),
+    DB_FIELD(DB_COL_TEXT, "template_id"),
+    DB_FIELD(DB_COL_TEXT, "name"),
+    DB_FIELD(DB_COL_INT, "kind"),
+    DB_FIELD(DB_COL_INT, "amount_off_cents"),
+    DB_FIELD(DB_COL_INT, "percent_off_bps"),
+    DB_FIELD(DB_COL_INT, "max_discount_cents"),
+    DB_FIELD(DB_COL_INT, "min_spend_cents"),
+    DB_FIELD(DB_COL_INT, "source"),
+    DB_FIELD(DB_COL_INT, "status"),
+    DB_FIELD(DB_COL_INT, "valid_from_at"),
+    DB_FIELD(DB_COL_INT, "valid_until_at"),
+    DB_FIELD(DB_COL_INT, "issued_at"),
+    DB_FIELD(DB_COL_INT, "used_at"),
+    DB_FIELD(DB_COL_TEXT, "checkout_id"),
+    DB_FIELD(DB_COL_TEXT, "code"),
+};
+static const db_cols_t COUPON_COLS =
+    DB_COLS_MESSAGE(COUPON_COL_TABLE, &loyalty__v1__promo_coupon__descriptor);
+
+/* A coupon with the status its member sees at `now`: COUPON_COLUMNS, then COUPON_HELD_LIVE. */
+static status_t coupon_seen(arena_t *a, const PGresult *r, int row, int64_t now,
+                            Loyalty__V1__PromoCoupon **out) {
+    status_t st = db_cols_read(a, &COUPON_COLS, r, row, out);
+    if (status_is_ok(&st)) {
+        Loyalty__V1__PromoCoupon *c = *out;
+        c->status =
+            promo_rules_coupon_status(c->status, db_get_bool(r, row, 18), c->valid_until_at, now);
+    }
+    return st;
 }
 
 /* One insert under `code`; *inserted false when the code is taken (the id is fresh). */
@@ -202,9 +198,7 @@ static status_t coupon_insert_once(db_t *db, const char *merchant_id,
                                    const Loyalty__V1__PromoCoupon *c, const char *code,
                                    bool *inserted) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, c->id);
+    db_params_key(&p, merchant_id, c->id);
     db_param_text(&p, c->member_id);
     db_param_text(&p, c->template_id);
     db_param_text(&p, c->name);
@@ -250,9 +244,7 @@ status_t promo_store_coupon_insert(db_t *db, arena_t *a, const char *merchant_id
 status_t promo_store_coupon_get(db_t *db, arena_t *a, const char *merchant_id, const char *id,
                                 int64_t now, Loyalty__V1__PromoCoupon **out) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, id);
+    db_params_key(&p, merchant_id, id);
     db_param_int(&p, now);
     PGresult *r = NULL;
     // clang-format off
@@ -265,22 +257,14 @@ status_t promo_store_coupon_get(db_t *db, arena_t *a, const char *merchant_id, c
     if (!status_is_ok(&st)) {
         return st;
     }
-    *out = coupon_from_row(a, r, 0);
-    (*out)->status = promo_rules_coupon_status((*out)->status, db_get_bool(r, 0, 18),
-                                               (*out)->valid_until_at, now);
+    st = coupon_seen(a, r, 0, now, out);
     PQclear(r);
-    return status_ok();
+    return st;
 }
 
-/* A coupon with the status its member sees at *ctx (int64_t now): COUPON_COLUMNS, then
- * COUPON_HELD_LIVE. */
+/* coupon_seen at *ctx (an int64_t). */
 static status_t coupon_seen_row(void *ctx, arena_t *a, const PGresult *r, int row, void *item) {
-    const int64_t *now = ctx;
-    Loyalty__V1__PromoCoupon *c = coupon_from_row(a, r, row);
-    c->status =
-        promo_rules_coupon_status(c->status, db_get_bool(r, row, 18), c->valid_until_at, *now);
-    *(Loyalty__V1__PromoCoupon **)item = c;
-    return status_ok();
+    return coupon_seen(a, r, row, *(const int64_t *)ctx, item);
 }
 
 status_t promo_store_coupons_list(db_t *db, arena_t *a, const char *merchant_id,
@@ -288,9 +272,7 @@ status_t promo_store_coupons_list(db_t *db, arena_t *a, const char *merchant_id,
                                   int64_t now, const char *after_id, int limit,
                                   Loyalty__V1__PromoCoupon ***out, size_t *n, bool *more) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, member_id);
+    db_params_key(&p, merchant_id, member_id);
     db_param_int(&p, status);
     db_param_int(&p, now);
     db_param_text(&p, after_id);
@@ -350,22 +332,20 @@ status_t promo_store_coupons_for_cart(db_t *db, arena_t *a, const char *merchant
     if (!status_is_ok(&st)) {
         return st;
     }
-    for (int i = 0; i < PQntuples(r) && (size_t)i < n + n_codes; i++) {
-        (*out)[i] = coupon_from_row(a, r, i);
+    for (int i = 0; i < PQntuples(r) && (size_t)i < n + n_codes && status_is_ok(&st); i++) {
+        st = db_cols_read(a, &COUPON_COLS, r, i, &(*out)[i]);
         (*held_live)[i] = db_get_bool(r, i, 18);
         (*n_out)++;
     }
     PQclear(r);
-    return status_ok();
+    return st;
 }
 
 status_t promo_store_coupons_set_by_checkout(db_t *db, const char *merchant_id,
                                              const char *checkout_id,
                                              Loyalty__V1__PromoCouponStatus status, int64_t now) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, checkout_id);
+    db_params_key(&p, merchant_id, checkout_id);
     db_param_int(&p, status);
     db_param_int(&p, now);
     return db_exec(db,
