@@ -27,40 +27,58 @@ static const char PROGRAM_SQL[] =
     "WHERE p.merchant_id = $1 ORDER BY l.level";
 // clang-format on
 
-static Loyalty__V1__ReferralLevelRule *level_from_row(arena_t *a, const PGresult *r, int row) {
-    Loyalty__V1__ReferralLevelRule *l = pb_new(a, &loyalty__v1__referral_level_rule__descriptor);
-    l->level = (int32_t)db_get_int(r, row, 8);
-    l->enabled = db_get_bool(r, row, 9);
-    l->registration_points = db_get_int(r, row, 10);
-    l->purchase_reward_kind = (Loyalty__V1__ReferralPurchaseRewardKind)db_get_int(r, row, 11);
-    l->purchase_fixed_points = db_get_int(r, row, 12);
-    l->purchase_bps = (int32_t)db_get_int(r, row, 13);
-    l->purchase_cap_points = db_get_int(r, row, 14);
-    l->purchase_first_n = (int32_t)db_get_int(r, row, 15);
-    l->purchase_within_days = (int32_t)db_get_int(r, row, 16);
-    return l;
-}
+/* PROGRAM_SQL's row: the program (columns 0..7, the same on every row), then one level rule
+ * (8..16; NULL level when the program has none). */
+static const db_col_t PROGRAM_COL_TABLE[] = {
+    DB_FIELD(DB_COL_BOOL, "enabled"),
+    DB_FIELD(DB_COL_INT, "levels"),
+    DB_FIELD(DB_COL_INT, "welcome_points"),
+    DB_FIELD(DB_COL_INT, "purchase_hold_days"),
+    DB_FIELD(DB_COL_TEXT, "share_url_template"),
+    DB_FIELD(DB_COL_TEXT, "share_message_template"),
+    DB_FIELD(DB_COL_INT, "version"),
+    DB_FIELD(DB_COL_INT, "updated_at"),
+};
+static const db_cols_t PROGRAM_COLS =
+    DB_COLS_MESSAGE(PROGRAM_COL_TABLE, &loyalty__v1__referral_program__descriptor);
+static const db_col_t LEVEL_COL_TABLE[] = {
+    DB_FIELD(DB_COL_INT, "level"),
+    DB_FIELD(DB_COL_BOOL, "enabled"),
+    DB_FIELD(DB_COL_INT, "registration_points"),
+    DB_FIELD(DB_COL_INT, "purchase_reward_kind"),
+    DB_FIELD(DB_COL_INT, "purchase_fixed_points"),
+    DB_FIELD(DB_COL_INT, "purchase_bps"),
+    DB_FIELD(DB_COL_INT, "purchase_cap_points"),
+    DB_FIELD(DB_COL_INT, "purchase_first_n"),
+    DB_FIELD(DB_COL_INT, "purchase_within_days"),
+};
+static const db_cols_t LEVEL_COLS = {.cols = LEVEL_COL_TABLE,
+                                     .n = DB_COLS_N(LEVEL_COL_TABLE),
+                                     .first = 8,
+                                     .message = &loyalty__v1__referral_level_rule__descriptor};
 
-static Loyalty__V1__ReferralProgram *program_from_result(arena_t *a, const PGresult *r) {
-    Loyalty__V1__ReferralProgram *prog = pb_new(a, &loyalty__v1__referral_program__descriptor);
+static status_t program_from_result(arena_t *a, const PGresult *r,
+                                    Loyalty__V1__ReferralProgram **out) {
     int rows = PQntuples(r);
-    if (rows > 0) {
-        prog->enabled = db_get_bool(r, 0, 0);
-        prog->levels = (int32_t)db_get_int(r, 0, 1);
-        prog->welcome_points = db_get_int(r, 0, 2);
-        prog->purchase_hold_days = (int32_t)db_get_int(r, 0, 3);
-        prog->share_url_template = db_dup_str(a, r, 0, 4);
-        prog->share_message_template = db_dup_str(a, r, 0, 5);
-        prog->version = db_get_int(r, 0, 6);
-        prog->updated_at = db_get_int(r, 0, 7);
-        prog->level_rules = arena_alloc(a, REFERRAL_LEVELS_MAX * sizeof *prog->level_rules);
-        for (int i = 0; i < rows && i < REFERRAL_LEVELS_MAX; i++) {
-            if (!db_is_null(r, i, 8)) {
-                prog->level_rules[prog->n_level_rules++] = level_from_row(a, r, i);
+    if (rows == 0) {
+        *out = pb_new(a, &loyalty__v1__referral_program__descriptor);
+        return status_ok();
+    }
+    status_t st = db_cols_read(a, &PROGRAM_COLS, r, 0, out);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    Loyalty__V1__ReferralProgram *prog = *out;
+    prog->level_rules = arena_alloc(a, REFERRAL_LEVELS_MAX * sizeof *prog->level_rules);
+    for (int i = 0; i < rows && i < REFERRAL_LEVELS_MAX; i++) {
+        if (!db_is_null(r, i, 8)) {
+            st = db_cols_read(a, &LEVEL_COLS, r, i, &prog->level_rules[prog->n_level_rules++]);
+            if (!status_is_ok(&st)) {
+                return st;
             }
         }
     }
-    return prog;
+    return status_ok();
 }
 
 status_t referral_store_program_get(db_t *db, arena_t *a, const char *merchant_id,
@@ -73,9 +91,9 @@ status_t referral_store_program_get(db_t *db, arena_t *a, const char *merchant_i
     if (!status_is_ok(&st)) {
         return st;
     }
-    *out = program_from_result(a, r);
+    st = program_from_result(a, r, out);
     PQclear(r);
-    return status_ok();
+    return st;
 }
 
 /* Claims the next version of the programme row, honouring expected_version. */
@@ -164,18 +182,19 @@ status_t referral_store_program_put(db_t *db, arena_t *a, const char *merchant_i
     SQL_EPOCH_S_OR_0("attached_at") ", purchase_count"
 // clang-format on
 
-static void member_from_row(arena_t *a, const PGresult *r, int row, referral_member_row_t *m) {
-    m->member_id = db_dup_str(a, r, row, 0);
-    m->code = db_dup_str(a, r, row, 1);
-    m->referrer_id = db_dup_str(a, r, row, 2);
-    m->ancestor_2 = db_dup_str(a, r, row, 3);
-    m->ancestor_3 = db_dup_str(a, r, row, 4);
-    m->root_id = db_dup_str(a, r, row, 5);
-    m->attach_id = db_dup_str(a, r, row, 6);
-    m->registration_ref = db_dup_str(a, r, row, 7);
-    m->attached_at = db_get_int(r, row, 8);
-    m->purchase_count = db_get_int(r, row, 9);
-}
+static const db_col_t MEMBER_COL_TABLE[] = {
+    DB_COL(DB_COL_TEXT, referral_member_row_t, member_id),
+    DB_COL(DB_COL_TEXT, referral_member_row_t, code),
+    DB_COL(DB_COL_TEXT, referral_member_row_t, referrer_id),
+    DB_COL(DB_COL_TEXT, referral_member_row_t, ancestor_2),
+    DB_COL(DB_COL_TEXT, referral_member_row_t, ancestor_3),
+    DB_COL(DB_COL_TEXT, referral_member_row_t, root_id),
+    DB_COL(DB_COL_TEXT, referral_member_row_t, attach_id),
+    DB_COL(DB_COL_TEXT, referral_member_row_t, registration_ref),
+    DB_COL(DB_COL_INT, referral_member_row_t, attached_at),
+    DB_COL(DB_COL_INT, referral_member_row_t, purchase_count),
+};
+static const db_cols_t MEMBER_COLS = DB_COLS(MEMBER_COL_TABLE);
 
 referral_node_t referral_store_node(const referral_member_row_t *row) {
     referral_node_t n = {.member_id = row->member_id,
@@ -186,24 +205,17 @@ referral_node_t referral_store_node(const referral_member_row_t *row) {
     return n;
 }
 
-static status_t member_row(void *out, arena_t *a, const PGresult *r, int row, void *item) {
-    member_from_row(a, r, row, out);
-    return status_ok();
-}
-
 /* Runs a query returning at most one member row. */
 static status_t member_one(db_t *db, arena_t *a, const char *sql, const db_params_t *p,
                            referral_member_row_t *out, bool *found) {
-    return db_row_find(db, a, sql, p, member_row, out, found);
+    return db_row_find_cols(db, a, sql, p, &MEMBER_COLS, out, found);
 }
 
 status_t referral_store_member_get(db_t *db, arena_t *a, const char *merchant_id,
                                    const char *member_id, bool for_update,
                                    referral_member_row_t *out, bool *found) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, member_id);
+    db_params_key(&p, merchant_id, member_id);
     const char *sql = for_update ? "SELECT " MEMBER_COLUMNS " FROM referral_members "
                                    "WHERE merchant_id = $1 AND member_id = $2 FOR UPDATE"
                                  : "SELECT " MEMBER_COLUMNS " FROM referral_members "
@@ -223,9 +235,7 @@ status_t referral_store_member_ensure(db_t *db, arena_t *a, const char *merchant
         char code[REFERRAL_CODE_LEN + 1];
         referral_code_generate(code);
         db_params_t p;
-        db_params_init(&p);
-        db_param_text(&p, merchant_id);
-        db_param_text(&p, member_id);
+        db_params_key(&p, merchant_id, member_id);
         db_param_text(&p, code);
         db_param_int(&p, now_s);
         /* ON CONFLICT without a target covers both the member (a concurrent creator, whose
@@ -246,9 +256,7 @@ status_t referral_store_member_ensure(db_t *db, arena_t *a, const char *merchant
 status_t referral_store_member_by_code(db_t *db, arena_t *a, const char *merchant_id,
                                        const char *code, referral_member_row_t *out, bool *found) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, code);
+    db_params_key(&p, merchant_id, code);
     return member_one(db, a,
                       "SELECT " MEMBER_COLUMNS " FROM referral_members "
                       "WHERE merchant_id = $1 AND code = $2",
@@ -259,9 +267,7 @@ status_t referral_store_lock_pair(db_t *db, arena_t *a, const char *merchant_id,
                                   const char *id_b, referral_member_row_t *out_a,
                                   referral_member_row_t *out_b) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, id_a);
+    db_params_key(&p, merchant_id, id_a);
     db_param_text(&p, id_b);
     PGresult *r = NULL;
     status_t st = db_exec(db,
@@ -273,17 +279,20 @@ status_t referral_store_lock_pair(db_t *db, arena_t *a, const char *merchant_id,
         return st;
     }
     int got = 0;
-    for (int i = 0; i < PQntuples(r); i++) {
+    for (int i = 0; i < PQntuples(r) && status_is_ok(&st); i++) {
         const char *id = db_get_str(r, i, 0);
         if (strcmp(id, id_a) == 0) {
-            member_from_row(a, r, i, out_a);
+            st = db_cols_read(a, &MEMBER_COLS, r, i, out_a);
             got |= 1;
         } else if (strcmp(id, id_b) == 0) {
-            member_from_row(a, r, i, out_b);
+            st = db_cols_read(a, &MEMBER_COLS, r, i, out_b);
             got |= 2;
         }
     }
     PQclear(r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
     if (got != 3) {
         return status_make(STATUS_ABORTED, REASON_CONCURRENCY_CONFLICT,
                            "a referral row vanished; safe to retry");
@@ -294,9 +303,7 @@ status_t referral_store_lock_pair(db_t *db, arena_t *a, const char *merchant_id,
 status_t referral_store_has_downline(db_t *db, const char *merchant_id, const char *member_id,
                                      bool *out) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, member_id);
+    db_params_key(&p, merchant_id, member_id);
     PGresult *r = NULL;
     /* The level-1 counter, not an EXISTS over referral_members: a generic plan of that query
      * cannot know that most referrer ids have no rows and may scan the merchant's members. The
@@ -317,9 +324,7 @@ status_t referral_store_attach(db_t *db, const char *merchant_id, const char *re
                                const referral_attach_plan_t *plan, const char *attach_id,
                                int64_t now_s) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, referee_id);
+    db_params_key(&p, merchant_id, referee_id);
     param_opt_text(&p, plan->ancestors[0]);
     param_opt_text(&p, plan->ancestors[1]);
     param_opt_text(&p, plan->ancestors[2]);
@@ -345,9 +350,7 @@ status_t referral_store_attach(db_t *db, const char *merchant_id, const char *re
     /* Counters in level order: every transaction that touches several counters takes them in
      * this order, so they never deadlock on each other. */
     for (int level = 1; status_is_ok(&st) && level <= plan->n_ancestors; level++) {
-        db_params_init(&p);
-        db_param_text(&p, merchant_id);
-        db_param_text(&p, plan->ancestors[level - 1]);
+        db_params_key(&p, merchant_id, plan->ancestors[level - 1]);
         db_param_int(&p, level);
         st = db_exec(db,
                      "INSERT INTO downline_stats (merchant_id, member_id, level, members) "
@@ -375,9 +378,7 @@ status_t referral_store_level_counts(db_t *db, arena_t *a, const char *merchant_
                                      const char *member_id,
                                      Loyalty__V1__ReferralLevelCount ***out) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, member_id);
+    db_params_key(&p, merchant_id, member_id);
     Loyalty__V1__ReferralLevelCount **counts = arena_alloc(a, REFERRAL_LEVELS_MAX * sizeof *counts);
     for (int i = 0; i < REFERRAL_LEVELS_MAX; i++) {
         counts[i] = pb_new(a, &loyalty__v1__referral_level_count__descriptor);
@@ -438,9 +439,7 @@ static status_t downline_rewards(db_t *db, arena_t *a, const char *merchant_id,
         ids[i] = rows[i]->member_id;
     }
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, member_id);
+    db_params_key(&p, merchant_id, member_id);
     db_param_text_array(&p, a, ids, n);
     downline_list_t list = {rows, n};
     return db_rows(db, a,
@@ -476,9 +475,7 @@ status_t referral_store_downline_page(db_t *db, arena_t *a, const char *merchant
                                       int32_t limit, Loyalty__V1__ReferralDownlineMember ***out,
                                       size_t *n, const char **next) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, member_id);
+    db_params_key(&p, merchant_id, member_id);
     db_param_int(&p, (int64_t)limit + 1);
     if (after[0]) {
         db_param_text(&p, after);
@@ -499,9 +496,7 @@ status_t referral_store_downline_page(db_t *db, arena_t *a, const char *merchant
 status_t referral_store_member_set_purchases(db_t *db, const char *merchant_id,
                                              const char *member_id, int64_t count) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, member_id);
+    db_params_key(&p, merchant_id, member_id);
     db_param_int(&p, count);
     return db_exec_deferred(db,
                             "UPDATE referral_members SET purchase_count = $3 "
@@ -512,9 +507,7 @@ status_t referral_store_member_set_purchases(db_t *db, const char *merchant_id,
 status_t referral_store_member_set_registration(db_t *db, const char *merchant_id,
                                                 const char *member_id, const char *reference) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, member_id);
+    db_params_key(&p, merchant_id, member_id);
     db_param_text(&p, reference);
     return db_exec(db,
                    "UPDATE referral_members SET registration_ref = $3 "
@@ -572,9 +565,7 @@ status_t referral_store_event_reads(db_t *db, arena_t *a, const char *merchant_i
     event_params(&pe, merchant_id, event, reference);
     db_params_init(&pp);
     db_param_text(&pp, merchant_id);
-    db_params_init(&pm);
-    db_param_text(&pm, merchant_id);
-    db_param_text(&pm, member_id);
+    db_params_key(&pm, merchant_id, member_id);
     db_exec_item_t q[3] = {
         {.sql = EVENT_SQL, .params = &pe},
         {.sql = PROGRAM_SQL, .params = &pp},
@@ -587,15 +578,15 @@ status_t referral_store_event_reads(db_t *db, arena_t *a, const char *merchant_i
         return st;
     }
     event_from_result(a, q[0].out, event, reference, &out->event, &out->event_found);
-    out->program = program_from_result(a, q[1].out);
+    st = program_from_result(a, q[1].out, &out->program);
     out->member_found = PQntuples(q[2].out) == 1;
-    if (out->member_found) {
-        member_from_row(a, q[2].out, 0, &out->member);
+    if (out->member_found && status_is_ok(&st)) {
+        st = db_cols_read(a, &MEMBER_COLS, q[2].out, 0, &out->member);
     }
     for (int i = 0; i < 3; i++) {
         PQclear(q[i].out);
     }
-    return status_ok();
+    return st;
 }
 
 status_t referral_store_event_insert(db_t *db, const char *merchant_id,
@@ -643,40 +634,35 @@ status_t referral_store_event_set_share(db_t *db, const char *merchant_id, int e
     SQL_EPOCH_S_OR_0("granted_at")
 // clang-format on
 
-static Loyalty__V1__ReferralReward *reward_from_row(arena_t *a, const PGresult *r, int row) {
-    Loyalty__V1__ReferralReward *w = pb_new(a, &loyalty__v1__referral_reward__descriptor);
-    w->id = db_dup_str(a, r, row, 0);
-    w->event = (Loyalty__V1__ReferralEvent)db_get_int(r, row, 1);
-    w->reference = db_dup_str(a, r, row, 2);
-    w->source_member_id = db_dup_str(a, r, row, 3);
-    w->beneficiary_member_id = db_dup_str(a, r, row, 4);
-    w->level = (int32_t)db_get_int(r, row, 5);
-    w->rule = (Loyalty__V1__ReferralRewardRule)db_get_int(r, row, 6);
-    w->points = db_get_int(r, row, 7);
-    w->base_cents = db_get_int(r, row, 8);
-    w->rule_bps = (int32_t)db_get_int(r, row, 9);
-    w->capped = db_get_bool(r, row, 10);
-    w->grant_now = db_get_bool(r, row, 11);
-    w->state = (Loyalty__V1__ReferralRewardState)db_get_int(r, row, 12);
-    w->held_until_at = db_get_int(r, row, 13);
-    w->granted_points = db_get_int(r, row, 14);
-    w->reversed_points = db_get_int(r, row, 15);
-    w->clawed_back_points = db_get_int(r, row, 16);
-    w->created_at = db_get_int(r, row, 17);
-    w->granted_at = db_get_int(r, row, 18);
-    return w;
-}
-
-static status_t reward_row(void *ctx, arena_t *a, const PGresult *r, int row, void *item) {
-    *(Loyalty__V1__ReferralReward **)item = reward_from_row(a, r, row);
-    return status_ok();
-}
+static const db_col_t REWARD_COL_TABLE[] = {
+    DB_FIELD(DB_COL_TEXT, "id"),
+    DB_FIELD(DB_COL_INT, "event"),
+    DB_FIELD(DB_COL_TEXT, "reference"),
+    DB_FIELD(DB_COL_TEXT, "source_member_id"),
+    DB_FIELD(DB_COL_TEXT, "beneficiary_member_id"),
+    DB_FIELD(DB_COL_INT, "level"),
+    DB_FIELD(DB_COL_INT, "rule"),
+    DB_FIELD(DB_COL_INT, "points"),
+    DB_FIELD(DB_COL_INT, "base_cents"),
+    DB_FIELD(DB_COL_INT, "rule_bps"),
+    DB_FIELD(DB_COL_BOOL, "capped"),
+    DB_FIELD(DB_COL_BOOL, "grant_now"),
+    DB_FIELD(DB_COL_INT, "state"),
+    DB_FIELD(DB_COL_INT, "held_until_at"),
+    DB_FIELD(DB_COL_INT, "granted_points"),
+    DB_FIELD(DB_COL_INT, "reversed_points"),
+    DB_FIELD(DB_COL_INT, "clawed_back_points"),
+    DB_FIELD(DB_COL_INT, "created_at"),
+    DB_FIELD(DB_COL_INT, "granted_at"),
+};
+static const db_cols_t REWARD_COLS =
+    DB_COLS_MESSAGE(REWARD_COL_TABLE, &loyalty__v1__referral_reward__descriptor);
 
 /* Runs a query of reward rows into an arena array (of at least one slot). */
 static status_t reward_rows(db_t *db, arena_t *a, const char *sql, const db_params_t *p,
                             Loyalty__V1__ReferralReward ***out, size_t *n) {
     db_rows_t rows = {.item_size = sizeof **out};
-    status_t st = db_rows(db, a, sql, p, reward_row, NULL, &rows);
+    status_t st = db_rows_cols(db, a, sql, p, &REWARD_COLS, &rows);
     *out = rows.items;
     *n = rows.n;
     return st;
@@ -689,9 +675,7 @@ static status_t stats_add_reversed(db_t *db, const char *merchant_id, const char
         return status_ok();
     }
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, member_id);
+    db_params_key(&p, merchant_id, member_id);
     db_param_int(&p, level);
     db_param_int(&p, points);
     return db_exec(db,
@@ -790,9 +774,7 @@ status_t referral_store_reward_reverse(db_t *db, const char *merchant_id,
                                        const Loyalty__V1__ReferralReward *w, int64_t reversed_delta,
                                        int64_t clawback, const char *reversal_id, int64_t now_s) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, w->id);
+    db_params_key(&p, merchant_id, w->id);
     db_param_int(&p, w->state);
     db_param_int(&p, w->reversed_points);
     db_param_int(&p, w->clawed_back_points);
@@ -803,9 +785,7 @@ status_t referral_store_reward_reverse(db_t *db, const char *merchant_id,
     if (!status_is_ok(&st)) {
         return st;
     }
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, reversal_id);
+    db_params_key(&p, merchant_id, reversal_id);
     db_param_text(&p, w->id);
     db_param_int(&p, reversed_delta);
     db_param_int(&p, clawback);
@@ -876,9 +856,7 @@ status_t referral_store_rewards_page(db_t *db, arena_t *a, const char *merchant_
                                      Loyalty__V1__ReferralReward ***out, size_t *n,
                                      const char **next) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, beneficiary_id);
+    db_params_key(&p, merchant_id, beneficiary_id);
     db_param_int(&p, (int64_t)limit + 1);
     if (after[0]) {
         db_param_text(&p, after);
