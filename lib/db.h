@@ -226,6 +226,7 @@ typedef enum db_col_kind {
     DB_COL_SKIP,         /* a column read elsewhere (or not at all) */
     DB_COL_TEXT,         /* char *, an arena copy; NULL: "" */
     DB_COL_TEXT_OR_NULL, /* char *, an arena copy; NULL: NULL */
+    DB_COL_TEXT_IN,      /* a char array member, cut to fit (as snprintf); NULL: "" */
     DB_COL_INT,          /* an integer or enum of 1, 2, 4 or 8 bytes; NULL: 0 */
     DB_COL_INT_OR,       /* the same; NULL: the column's `none` */
     DB_COL_BOOL,         /* bool, or protobuf_c_boolean; NULL: false */
@@ -249,12 +250,15 @@ typedef struct db_col {
 
 /** A row type: its columns, in order, from the result's column `first` (a row read in parts, a
  *  table of another table's columns after a few of its own). With `message`, an item is a
- *  pointer that receives a new message of that type, and columns may name its fields. */
+ *  pointer that receives a new message of that type, and columns may name its fields; with
+ *  `packed` too, the message is the one packed in column `first` (a stored definition), and the
+ *  table's columns, from the next one on, override its fields. */
 typedef struct db_cols {
     const db_col_t *cols;
     int n;
     int first;
     const ProtobufCMessageDescriptor *message;
+    bool packed;
 } db_cols_t;
 
 #define DB_COLS_N(table) ((int)(sizeof(table) / sizeof((table)[0])))
@@ -264,6 +268,9 @@ typedef struct db_cols {
 /** A db_cols_t of new messages of type `desc` (items: pointers to them). */
 #define DB_COLS_MESSAGE(table, desc)                                                               \
     { .cols = (table), .n = DB_COLS_N(table), .message = (desc) }
+/** A db_cols_t of messages of type `desc` packed in column 0, `table` the columns after it. */
+#define DB_COLS_PACKED(table, desc)                                                                \
+    { .cols = (table), .n = DB_COLS_N(table), .message = (desc), .packed = true }
 
 #define DB_COL_SIZE_OF(type, member) sizeof(((type *)0)->member)
 /** A column into member `member` of struct `type` (TEXT, TEXT_OR_NULL, INT, BOOL, BYTEA). */

@@ -6,6 +6,7 @@
 #include "pb.h"
 #include "pgarray.h"
 
+#include <stdio.h>
 #include <string.h>
 
 /* Where one column's value goes: resolved from the table (offset and size) or from the
@@ -36,6 +37,8 @@ static bool field_fits(db_col_kind_t k, const ProtobufCFieldDescriptor *f, size_
     case DB_COL_TEXT:
     case DB_COL_TEXT_OR_NULL:
         return !repeated && f->type == PROTOBUF_C_TYPE_STRING;
+    case DB_COL_TEXT_IN:
+        return false; /* message strings are pointers */
     case DB_COL_INT:
     case DB_COL_INT_OR:
         return !repeated && f->type != PROTOBUF_C_TYPE_STRING && f->type != PROTOBUF_C_TYPE_BYTES &&
@@ -154,6 +157,13 @@ static status_t col_read(arena_t *a, const db_cols_t *cols, int c, const PGresul
         memcpy(d.value, &s, sizeof s);
         return status_ok();
     }
+    case DB_COL_TEXT_IN: {
+        if (d.size == 0 || col->field != NULL) {
+            break;
+        }
+        snprintf(d.value, d.size, "%s", db_get_str(r, row, cell));
+        return status_ok();
+    }
     case DB_COL_INT:
     case DB_COL_INT_OR: {
         int64_t x = null && col->kind == DB_COL_INT_OR ? col->none : db_get_int(r, row, cell);
@@ -226,17 +236,29 @@ static status_t col_read(arena_t *a, const db_cols_t *cols, int c, const PGresul
 }
 
 status_t db_cols_read(arena_t *a, const db_cols_t *cols, const PGresult *r, int row, void *item) {
-    if (PQnfields(r) < cols->first + cols->n) {
-        return status_make(STATUS_INTERNAL, REASON_DATABASE_ERROR,
-                           "a row of %d columns read as %d from column %d", PQnfields(r), cols->n,
-                           cols->first);
-    }
+    db_cols_t after = *cols;
     void *dest = item;
-    if (cols->message != NULL) {
+    if (cols->message != NULL && cols->packed) {
+        /* The stored message first; the table's columns follow it. */
+        after.first = cols->first + 1;
+        dest = db_is_null(r, row, cols->first)
+                   ? NULL
+                   : db_get_message(a, cols->message, r, row, cols->first);
+        if (dest == NULL) {
+            return status_make(STATUS_INTERNAL, REASON_DATABASE_ERROR,
+                               "column %d of a row: not a packed %s", cols->first,
+                               cols->message->name);
+        }
+    } else if (cols->message != NULL) {
         dest = pb_new(a, cols->message);
     }
-    for (int c = 0; c < cols->n; c++) {
-        status_t st = col_read(a, cols, c, r, row, dest);
+    if (PQnfields(r) < after.first + after.n) {
+        return status_make(STATUS_INTERNAL, REASON_DATABASE_ERROR,
+                           "a row of %d columns read as %d from column %d", PQnfields(r), after.n,
+                           after.first);
+    }
+    for (int c = 0; c < after.n; c++) {
+        status_t st = col_read(a, &after, c, r, row, dest);
         if (!status_is_ok(&st)) {
             return st;
         }

@@ -16,29 +16,19 @@
 
 /* The stored definition (column 0) is the promotion; the columns after it override its fields. */
 static const db_col_t PROMOTION_COL_TABLE[] = {
-    DB_COL(DB_COL_INT, Loyalty__V1__Promotion, status),
-    DB_COL(DB_COL_INT, Loyalty__V1__Promotion, version),
-    DB_COL(DB_COL_INT, Loyalty__V1__Promotion, created_at),
-    DB_COL(DB_COL_INT, Loyalty__V1__Promotion, updated_at),
+    DB_FIELD(DB_COL_INT, "status"),
+    DB_FIELD(DB_COL_INT, "version"),
+    DB_FIELD(DB_COL_INT, "created_at"),
+    DB_FIELD(DB_COL_INT, "updated_at"),
 };
-static const db_cols_t PROMOTION_COLS = {
-    .cols = PROMOTION_COL_TABLE, .n = DB_COLS_N(PROMOTION_COL_TABLE), .first = 1};
-
-static status_t promotion_row(void *ctx, arena_t *a, const PGresult *r, int row, void *item) {
-    Loyalty__V1__Promotion *p =
-        (Loyalty__V1__Promotion *)db_get_message(a, &loyalty__v1__promotion__descriptor, r, row, 0);
-    if (p == NULL) {
-        return status_make(STATUS_INTERNAL, REASON_DATABASE_ERROR, "cannot decode a promotion");
-    }
-    *(Loyalty__V1__Promotion **)item = p;
-    return db_cols_read(a, &PROMOTION_COLS, r, row, p);
-}
+static const db_cols_t PROMOTION_COLS =
+    DB_COLS_PACKED(PROMOTION_COL_TABLE, &loyalty__v1__promotion__descriptor);
 
 /* The promotions of `r`, `limit` at the most (0: all); *more when there were more. */
 static status_t promotions_from_result(arena_t *a, const PGresult *r, int limit,
                                        Loyalty__V1__Promotion ***out, size_t *n, bool *more) {
     db_rows_t rows = {.item_size = sizeof **out, .limit = limit};
-    status_t st = db_result_rows(a, r, promotion_row, NULL, &rows);
+    status_t st = db_result_rows(a, r, db_row_read, (void *)&PROMOTION_COLS, &rows);
     *out = rows.items;
     *n = rows.n;
     if (more != NULL) {
@@ -126,13 +116,13 @@ status_t promo_store_promotion_get(db_t *db, arena_t *a, const char *merchant_id
                                    bool for_update, Loyalty__V1__Promotion **out) {
     db_params_t p;
     db_params_key(&p, merchant_id, id);
-    return db_row_get(db, a,
-                      for_update ? "SELECT " PROMOTION_COLUMNS " FROM promotions "
-                                   "WHERE merchant_id = $1 AND id = $2 FOR UPDATE"
-                                 : "SELECT " PROMOTION_COLUMNS " FROM promotions "
-                                   "WHERE merchant_id = $1 AND id = $2",
-                      &p, promotion_row, out, STATUS_NOT_FOUND, REASON_PROMOTION_NOT_FOUND,
-                      "promotion not found");
+    return db_row_get_cols(db, a,
+                           for_update ? "SELECT " PROMOTION_COLUMNS " FROM promotions "
+                                        "WHERE merchant_id = $1 AND id = $2 FOR UPDATE"
+                                      : "SELECT " PROMOTION_COLUMNS " FROM promotions "
+                                        "WHERE merchant_id = $1 AND id = $2",
+                           &p, &PROMOTION_COLS, out, STATUS_NOT_FOUND, REASON_PROMOTION_NOT_FOUND,
+                           "promotion not found");
 }
 
 status_t promo_store_promotion_update(db_t *db, const char *merchant_id,

@@ -67,6 +67,7 @@ typedef struct every_kind {
     int64_t *bounds;
     size_t n_bounds;
     Loyalty__V1__PageRequest *page;
+    char code[4];
 } every_kind_t;
 
 static const db_col_t EVERY_KIND_COLS[] = {
@@ -83,6 +84,7 @@ static const db_col_t EVERY_KIND_COLS[] = {
     DB_COL_ARRAY(DB_COL_TEXT_ARRAY, every_kind_t, tags, n_tags),
     DB_COL_ARRAY(DB_COL_INT_ARRAY, every_kind_t, bounds, n_bounds),
     DB_COL_MSG(every_kind_t, page, &loyalty__v1__page_request__descriptor),
+    DB_COL(DB_COL_TEXT_IN, every_kind_t, code),
 };
 static const db_cols_t EVERY_KIND = DB_COLS(EVERY_KIND_COLS);
 
@@ -107,8 +109,9 @@ Test(db_cols, every_kind_of_column_into_a_struct) {
                            "\\x00ff41",
                            "{a,\"b c\"}",
                            "{1,-2,3}",
-                           packed_hex(&a, &req.base)};
-    PGresult *r = result_of(1, 13, cells);
+                           packed_hex(&a, &req.base),
+                           "abcdef"};
+    PGresult *r = result_of(1, 14, cells);
     every_kind_t e;
     memset(&e, 0x5a, sizeof e);
     status_t st = db_cols_read(&a, &EVERY_KIND, r, 0, &e);
@@ -131,6 +134,7 @@ Test(db_cols, every_kind_of_column_into_a_struct) {
     cr_assert_not_null(e.page);
     cr_assert_eq(e.page->page_size, 25);
     cr_assert_str_eq(e.page->cursor, "tok");
+    cr_assert_str_eq(e.code, "abc"); /* cut to fit its array */
     arena_free(&a);
     PQclear(r);
 }
@@ -140,8 +144,8 @@ Test(db_cols, null_cells_read_as_each_kind_says) {
      * bytes or items for bytea and arrays (not an error), and no message. */
     arena_t a;
     arena_init(&a);
-    const char *cells[13] = {0};
-    PGresult *r = result_of(1, 13, cells);
+    const char *cells[14] = {0};
+    PGresult *r = result_of(1, 14, cells);
     every_kind_t e;
     memset(&e, 0x5a, sizeof e);
     status_t st = db_cols_read(&a, &EVERY_KIND, r, 0, &e);
@@ -160,6 +164,7 @@ Test(db_cols, null_cells_read_as_each_kind_says) {
     cr_assert_eq(e.n_bounds, 0);
     cr_assert_null(e.bounds);
     cr_assert_null(e.page);
+    cr_assert_str_eq(e.code, "");
     arena_free(&a);
     PQclear(r);
 }
@@ -331,6 +336,32 @@ Test(db_cols, a_oneof_member_is_set_only_when_not_null) {
     cr_assert(status_is_ok(&st), "%s", st.message);
     cr_assert_str_eq(p->id, "p2");
     cr_assert_eq(p->_expiry_months_case, LOYALTY__V1__WALLET_TOP_UP_PLAN___EXPIRY_MONTHS__NOT_SET);
+    arena_free(&a);
+    PQclear(r);
+}
+
+Test(db_cols, a_packed_message_with_overriding_columns) {
+    /* Goal: with `packed`, the item is the message stored in the first column, and the table's
+     * columns after it override its fields; a NULL or undecodable first cell is an INTERNAL
+     * status, not an empty message taken for the stored one. */
+    static const db_col_t after[] = {DB_FIELD(DB_COL_TEXT, "cursor")};
+    const db_cols_t cols = DB_COLS_PACKED(after, &loyalty__v1__page_request__descriptor);
+    arena_t a;
+    arena_init(&a);
+    Loyalty__V1__PageRequest req = LOYALTY__V1__PAGE_REQUEST__INIT;
+    req.page_size = 7;
+    req.cursor = "stored";
+    const char *cells[] = {packed_hex(&a, &req.base), "fresh", NULL, "x", "\\xffff", "y"};
+    PGresult *r = result_of(3, 2, cells);
+    Loyalty__V1__PageRequest *got = NULL;
+    status_t st = db_cols_read(&a, &cols, r, 0, &got);
+    cr_assert(status_is_ok(&st), "%s", st.message);
+    cr_assert_eq(got->page_size, 7);
+    cr_assert_str_eq(got->cursor, "fresh");
+    st = db_cols_read(&a, &cols, r, 1, &got);
+    cr_assert_eq(st.code, STATUS_INTERNAL);
+    st = db_cols_read(&a, &cols, r, 2, &got);
+    cr_assert_eq(st.code, STATUS_INTERNAL);
     arena_free(&a);
     PQclear(r);
 }
