@@ -7,39 +7,26 @@
 #include <stdio.h>
 #include <string.h>
 
-static Loyalty__V1__Campaign *campaign_from_row(arena_t *a, const PGresult *r, int row) {
-    Loyalty__V1__Campaign *c =
-        (Loyalty__V1__Campaign *)db_get_message(a, &loyalty__v1__campaign__descriptor, r, row, 0);
-    if (c == NULL) {
-        return NULL;
-    }
-    c->merchant_id = db_dup_str(a, r, row, 1);
-    c->updated_at = db_get_int(r, row, 2);
-    c->last_run_at = db_get_int(r, row, 3);
-    c->next_run_at = db_get_int(r, row, 4);
-    return c;
-}
-
 // clang-format off
 #define CAMPAIGN_COLUMNS                                                                           \
     "config, merchant_id, " SQL_EPOCH_S("updated_at") ", " SQL_EPOCH_S_OR_0("last_run_at") ", "    \
     SQL_EPOCH_S("next_run_at")
 // clang-format on
-
-static status_t campaign_row(void *ctx, arena_t *a, const PGresult *r, int row, void *item) {
-    Loyalty__V1__Campaign *c = campaign_from_row(a, r, row);
-    if (c == NULL) {
-        return status_make(STATUS_INTERNAL, REASON_DATABASE_ERROR, "cannot decode a campaign");
-    }
-    *(Loyalty__V1__Campaign **)item = c;
-    return status_ok();
-}
+/* The stored config (column 0) is the campaign; the columns after it override its fields. */
+static const db_col_t CAMPAIGN_COL_TABLE[] = {
+    DB_FIELD(DB_COL_TEXT, "merchant_id"),
+    DB_FIELD(DB_COL_INT, "updated_at"),
+    DB_FIELD(DB_COL_INT, "last_run_at"),
+    DB_FIELD(DB_COL_INT, "next_run_at"),
+};
+static const db_cols_t CAMPAIGN_COLS =
+    DB_COLS_PACKED(CAMPAIGN_COL_TABLE, &loyalty__v1__campaign__descriptor);
 
 /* Runs a query of CAMPAIGN_COLUMNS rows into an arena array. */
 static status_t campaign_rows(db_t *db, arena_t *a, const char *sql, const db_params_t *p,
                               Loyalty__V1__Campaign ***out, size_t *n) {
     db_rows_t rows = {.item_size = sizeof **out};
-    status_t st = db_rows(db, a, sql, p, campaign_row, NULL, &rows);
+    status_t st = db_rows_cols(db, a, sql, p, &CAMPAIGN_COLS, &rows);
     *out = rows.items;
     *n = rows.n;
     return st;

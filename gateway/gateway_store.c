@@ -258,9 +258,7 @@ status_t gw_store_insert(db_t *db, gw_saga_t *x, const unsigned char *hash_input
     step_arrays_t sa;
     step_arrays(x, &sa);
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, x->merchant_id);
-    db_param_text(&p, x->id);
+    db_params_key(&p, x->merchant_id, x->id);
     db_param_int(&p, x->kind);
     db_param_int(&p, x->state);
     db_param_text(&p, x->idempotency_key);
@@ -309,9 +307,7 @@ static void update_params(gw_saga_t *x, bool keep_lease, bool wait_for_disk, db_
     unsigned char *ctx_bytes = pack_context(x, &ctx_len);
     step_arrays_t sa;
     step_arrays(x, &sa);
-    db_params_init(p);
-    db_param_text(p, x->merchant_id);
-    db_param_text(p, x->id);
+    db_params_key(p, x->merchant_id, x->id);
     db_param_int(p, x->state);
     db_param_bytes(p, ctx_bytes, ctx_len);
     db_param_text(p, x->reason);
@@ -380,9 +376,7 @@ status_t gw_store_find_by_key(db_t *db, arena_t *a, const char *merchant_id, con
                               const unsigned char *hash_input, size_t hash_len, char **id,
                               bool *same_request) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, key);
+    db_params_key(&p, merchant_id, key);
     db_param_bytes(&p, hash_input, hash_len);
     PGresult *r = NULL;
     status_t st =
@@ -401,9 +395,7 @@ status_t gw_store_find_by_key(db_t *db, arena_t *a, const char *merchant_id, con
 
 status_t gw_store_unclaim(db_t *db, const char *merchant_id, const char *id, const char *token) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, id);
+    db_params_key(&p, merchant_id, id);
     db_param_text(&p, token);
     return db_exec(db,
                    "UPDATE sagas SET lease_owner = NULL, lease_until = NULL "
@@ -448,40 +440,52 @@ static void status_from_row(status_t *s, int code, const char *reason, const cha
     "  AND s.steps IS NULL) "                                                                      \
     "ORDER BY 2"
 
-static void steps_from_result(gw_saga_t *x, const PGresult *r) {
+/* STEPS_SQL's columns; the response (5) and the error (6..8) are read by steps_from_result. */
+static const db_col_t STEP_COL_TABLE[] = {
+    DB_COL(DB_COL_TEXT_IN, gw_step_t, name),
+    DB_COL(DB_COL_INT, gw_step_t, seq),
+    DB_COL(DB_COL_INT, gw_step_t, direction),
+    DB_COL(DB_COL_INT, gw_step_t, state),
+    DB_COL(DB_COL_INT, gw_step_t, attempts),
+    DB_COL_SKIPPED,
+    DB_COL_SKIPPED,
+    DB_COL_SKIPPED,
+    DB_COL_SKIPPED,
+    DB_COL(DB_COL_INT, gw_step_t, started_at),
+    DB_COL(DB_COL_INT, gw_step_t, finished_at),
+};
+static const db_cols_t STEP_COLS = DB_COLS(STEP_COL_TABLE);
+
+static status_t steps_from_result(gw_saga_t *x, const PGresult *r) {
     int n = PQntuples(r);
     x->n_steps = 0;
     for (int i = 0; i < n && i < GW_STEPS_MAX; i++) {
         gw_step_t *s = &x->steps[x->n_steps++];
         memset(s, 0, sizeof *s);
-        snprintf(s->name, sizeof s->name, "%s", db_get_str(r, i, 0));
-        s->seq = (int32_t)db_get_int(r, i, 1);
-        s->direction = (int)db_get_int(r, i, 2);
-        s->state = (int)db_get_int(r, i, 3);
-        s->attempts = (int32_t)db_get_int(r, i, 4);
+        status_t st = db_cols_read(x->a, &STEP_COLS, r, i, s);
+        if (!status_is_ok(&st)) {
+            return st;
+        }
         if (!db_is_null(r, i, 5)) {
             s->response = unescape(x->a, db_get_str(r, i, 5), &s->response_len);
         }
         status_from_row(&s->error, (int)db_get_int(r, i, 6), db_get_str(r, i, 7),
                         db_get_str(r, i, 8));
-        s->started_at = db_get_int(r, i, 9);
-        s->finished_at = db_get_int(r, i, 10);
     }
+    return status_ok();
 }
 
 static status_t load_steps(db_t *db, gw_saga_t *x) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, x->merchant_id);
-    db_param_text(&p, x->id);
+    db_params_key(&p, x->merchant_id, x->id);
     PGresult *r = NULL;
     status_t st = db_exec(db, STEPS_SQL, &p, &r);
     if (!status_is_ok(&st)) {
         return st;
     }
-    steps_from_result(x, r);
+    st = steps_from_result(x, r);
     PQclear(r);
-    return status_ok();
+    return st;
 }
 
 /* The saga row's columns as saga_from_row reads them. */
@@ -491,23 +495,38 @@ static status_t load_steps(db_t *db, gw_saga_t *x) {
     " extract(epoch FROM created_at)::bigint, extract(epoch FROM updated_at)::bigint, "            \
     " extract(epoch FROM next_attempt_at)::bigint "
 
+/* SAGA_COLUMNS; the request and context bytes (3, 4) and the error (6..8) are read by
+ * saga_fields_from_row. */
+static const db_col_t SAGA_COL_TABLE[] = {
+    DB_COL(DB_COL_INT, gw_saga_t, kind),
+    DB_COL(DB_COL_INT, gw_saga_t, state),
+    DB_COL(DB_COL_TEXT, gw_saga_t, idempotency_key),
+    DB_COL_SKIPPED,
+    DB_COL_SKIPPED,
+    DB_COL(DB_COL_TEXT_IN, gw_saga_t, reason),
+    DB_COL_SKIPPED,
+    DB_COL_SKIPPED,
+    DB_COL_SKIPPED,
+    DB_COL(DB_COL_TEXT, gw_saga_t, order_id),
+    DB_COL(DB_COL_TEXT, gw_saga_t, member_id),
+    DB_COL(DB_COL_INT, gw_saga_t, attempts),
+    DB_COL(DB_COL_INT, gw_saga_t, created_at),
+    DB_COL(DB_COL_INT, gw_saga_t, updated_at),
+    DB_COL(DB_COL_INT, gw_saga_t, next_attempt_at),
+};
+static const db_cols_t SAGA_COLS = DB_COLS(SAGA_COL_TABLE);
+
 /* Reads row 0 of r (SAGA_COLUMNS) into x, without its steps. */
 static status_t saga_fields_from_row(gw_saga_t *x, const PGresult *r) {
     arena_t *a = x->a;
-    x->kind = (int)db_get_int(r, 0, 0);
-    x->state = (int)db_get_int(r, 0, 1);
-    x->idempotency_key = arena_strdup(a, db_get_str(r, 0, 2));
+    status_t st = db_cols_read(a, &SAGA_COLS, r, 0, x);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
     x->request_bytes = unescape(a, db_get_str(r, 0, 3), &x->request_len);
     size_t ctx_len = 0;
     unsigned char *ctx_bytes = unescape(a, db_get_str(r, 0, 4), &ctx_len);
-    snprintf(x->reason, sizeof x->reason, "%s", db_get_str(r, 0, 5));
     status_from_row(&x->error, (int)db_get_int(r, 0, 6), db_get_str(r, 0, 7), db_get_str(r, 0, 8));
-    x->order_id = arena_strdup(a, db_get_str(r, 0, 9));
-    x->member_id = arena_strdup(a, db_get_str(r, 0, 10));
-    x->attempts = (int32_t)db_get_int(r, 0, 11);
-    x->created_at = db_get_int(r, 0, 12);
-    x->updated_at = db_get_int(r, 0, 13);
-    x->next_attempt_at = db_get_int(r, 0, 14);
     x->context = (Loyalty__V1__GatewaySagaContext *)pb_unpack_arena(
         a, &loyalty__v1__gateway_saga_context__descriptor, ctx_bytes, ctx_len);
     if (x->context == NULL) {
@@ -527,9 +546,7 @@ static status_t saga_from_row(db_t *db, gw_saga_t *x, const PGresult *r) {
 
 status_t gw_store_load(db_t *db, gw_saga_t *x) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, x->merchant_id);
-    db_param_text(&p, x->id);
+    db_params_key(&p, x->merchant_id, x->id);
     PGresult *r = NULL;
     status_t st =
         db_exec_row(db, "SELECT " SAGA_COLUMNS "FROM sagas WHERE merchant_id = $1 AND id = $2", &p,
@@ -547,13 +564,9 @@ status_t gw_store_load(db_t *db, gw_saga_t *x) {
 
 status_t gw_store_load_claimable(db_t *db, gw_saga_t *x, bool *lease_free) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, x->merchant_id);
-    db_param_text(&p, x->id);
+    db_params_key(&p, x->merchant_id, x->id);
     db_params_t ps;
-    db_params_init(&ps);
-    db_param_text(&ps, x->merchant_id);
-    db_param_text(&ps, x->id);
+    db_params_key(&ps, x->merchant_id, x->id);
     /* The steps by a statement of their own in the same round trip: should a writer come in
      * between, the steps may be newer than the row read, but then so is the row's xmin, and the
      * first write (conditioned on the xmin read here) refuses. */
@@ -576,7 +589,7 @@ status_t gw_store_load_claimable(db_t *db, gw_saga_t *x, bool *lease_free) {
     if (status_is_ok(&st)) {
         snprintf(x->claim_xmin, sizeof x->claim_xmin, "%s", db_get_str(q[0].out, 0, 15));
         *lease_free = db_get_bool(q[0].out, 0, 16);
-        steps_from_result(x, q[1].out);
+        st = steps_from_result(x, q[1].out);
     }
     PQclear(q[0].out);
     PQclear(q[1].out);
@@ -587,15 +600,11 @@ status_t gw_store_claim_load(db_t *db, gw_saga_t *x, const char *token, int64_t 
                              bool *claimed) {
     assert(!db_in_tx(db)); /* the setting below must end with this statement */
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, x->merchant_id);
-    db_param_text(&p, x->id);
+    db_params_key(&p, x->merchant_id, x->id);
     db_param_text(&p, token);
     db_param_int(&p, lease_s);
     db_params_t ps;
-    db_params_init(&ps);
-    db_param_text(&ps, x->merchant_id);
-    db_param_text(&ps, x->id);
+    db_params_key(&ps, x->merchant_id, x->id);
     /* RETURNING reads the row version the lease was taken on (after waiting for a writer that
      * held it), so the state cannot be older than the lease; the steps are read afterwards, by
      * a statement of their own (its own snapshot, in the same round trip), for the same reason.
@@ -625,7 +634,7 @@ status_t gw_store_claim_load(db_t *db, gw_saga_t *x, const char *token, int64_t 
     }
     st = saga_fields_from_row(x, q[0].out);
     if (status_is_ok(&st)) {
-        steps_from_result(x, q[1].out);
+        st = steps_from_result(x, q[1].out);
     }
     PQclear(q[0].out);
     PQclear(q[1].out);
@@ -687,15 +696,34 @@ status_t gw_store_claim_due(db_t *db, arena_t *a, const char *token, int64_t lea
     " AND ($6::bigint = 0 OR updated_at <= now() - make_interval(secs => $6::bigint)) ORDER BY "   \
     "id DESC LIMIT $5"
 
+/* GW_LIST_COLUMNS; the error (4..6) is a message of its own, made by list_row. */
+static const db_col_t LIST_COL_TABLE[] = {
+    DB_FIELD(DB_COL_TEXT, "id"),
+    DB_FIELD(DB_COL_INT, "kind"),
+    DB_FIELD(DB_COL_INT, "state"),
+    DB_FIELD(DB_COL_TEXT, "reason"),
+    DB_COL_SKIPPED,
+    DB_COL_SKIPPED,
+    DB_COL_SKIPPED,
+    DB_FIELD(DB_COL_TEXT, "member_id"),
+    DB_FIELD(DB_COL_TEXT, "order_id"),
+    DB_FIELD(DB_COL_INT, "attempts"),
+    DB_FIELD(DB_COL_INT, "next_attempt_at"),
+    DB_FIELD(DB_COL_INT, "created_at"),
+    DB_FIELD(DB_COL_INT, "updated_at"),
+    DB_FIELD(DB_COL_TEXT, "merchant_id"),
+};
+static const db_cols_t LIST_COLS =
+    DB_COLS_MESSAGE(LIST_COL_TABLE, &loyalty__v1__gateway_saga__descriptor);
+
 /* A saga of a GW_LIST_COLUMNS result as a message (without steps). */
 static status_t list_row(void *ctx, arena_t *a, const PGresult *r, int i, void *item) {
     (void)ctx;
-    Loyalty__V1__GatewaySaga *g = pb_new(a, &loyalty__v1__gateway_saga__descriptor);
-    g->id = db_dup_str(a, r, i, 0);
-    g->merchant_id = db_dup_str(a, r, i, 13);
-    g->kind = (Loyalty__V1__GatewaySagaKind)db_get_int(r, i, 1);
-    g->state = (Loyalty__V1__GatewaySagaState)db_get_int(r, i, 2);
-    g->reason = db_dup_str(a, r, i, 3);
+    status_t st = db_cols_read(a, &LIST_COLS, r, i, item);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    Loyalty__V1__GatewaySaga *g = *(Loyalty__V1__GatewaySaga **)item;
     if (db_get_int(r, i, 4) != 0) {
         Loyalty__V1__GatewayError *e = pb_new(a, &loyalty__v1__gateway_error__descriptor);
         e->code = arena_strdup(a, status_code_name((int)db_get_int(r, i, 4)));
@@ -703,13 +731,6 @@ static status_t list_row(void *ctx, arena_t *a, const PGresult *r, int i, void *
         e->message = db_dup_str(a, r, i, 6);
         g->error = e;
     }
-    g->member_id = db_dup_str(a, r, i, 7);
-    g->order_id = db_dup_str(a, r, i, 8);
-    g->attempts = (int32_t)db_get_int(r, i, 9);
-    g->next_attempt_at = db_get_int(r, i, 10);
-    g->created_at = db_get_int(r, i, 11);
-    g->updated_at = db_get_int(r, i, 12);
-    *(Loyalty__V1__GatewaySaga **)item = g;
     return status_ok();
 }
 
@@ -744,9 +765,7 @@ status_t gw_store_list_member_orders(db_t *db, arena_t *a, const char *merchant_
                                      const char *member_id, int32_t limit,
                                      Loyalty__V1__GatewaySaga ***out, size_t *n) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, member_id);
+    db_params_key(&p, merchant_id, member_id);
     db_param_int(&p, limit);
     /* kind 2 = CHECKOUT, 3 = REFUND: the partial index sagas_member_orders. */
     return list_sagas(db, a,
@@ -758,9 +777,7 @@ status_t gw_store_list_member_orders(db_t *db, arena_t *a, const char *merchant_
 status_t gw_store_checkout_of_order(db_t *db, arena_t *a, const char *merchant_id,
                                     const char *order_id, char **checkout_id) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, order_id);
+    db_params_key(&p, merchant_id, order_id);
     PGresult *r = NULL;
     status_t st = db_exec(db,
                           "SELECT id FROM sagas WHERE merchant_id = $1 AND order_id = $2 "
@@ -789,9 +806,7 @@ status_t gw_store_retry(db_t *db, const char *merchant_id, const char *id, int s
                         int64_t *steps_retried) {
     *steps_retried = 0;
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, id);
+    db_params_key(&p, merchant_id, id);
     db_param_int(&p, state);
     PGresult *r = NULL;
     /* Two statements (the caller's transaction): the saga first, locked and still waiting for
@@ -819,9 +834,7 @@ status_t gw_store_retry(db_t *db, const char *merchant_id, const char *id, int s
                            "saga %s does not need attention", id);
     }
     db_params_t q;
-    db_params_init(&q);
-    db_param_text(&q, merchant_id);
-    db_param_text(&q, id);
+    db_params_key(&q, merchant_id, id);
     db_param_int(&q, direction);
     db_param_int(&q, code);
     db_param_text(&q, reason);
@@ -880,9 +893,7 @@ status_t gw_store_insert_order(db_t *db, const char *merchant_id, const gw_order
         fin[i] = arena_printf(&a, "%lld", (long long)o->lines[i].final_amount_cents);
     }
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, o->order_id);
+    db_params_key(&p, merchant_id, o->order_id);
     db_param_text(&p, o->checkout_id);
     db_param_text(&p, o->member_id);
     db_param_int(&p, o->f.total_cents);
@@ -910,25 +921,40 @@ status_t gw_store_insert_order(db_t *db, const char *merchant_id, const gw_order
     return st;
 }
 
-static status_t order_line_row(void *ctx, arena_t *a, const PGresult *r, int i, void *item) {
-    (void)ctx;
-    gw_order_line_row_t *l = item;
-    l->line_id = db_dup_str(a, r, i, 0);
-    l->kind = (int)db_get_int(r, i, 1);
-    l->quantity = db_get_int(r, i, 2);
-    l->final_amount_cents = db_get_int(r, i, 3);
-    l->refunded_quantity = db_get_int(r, i, 4);
-    l->refunded_cents = db_get_int(r, i, 5);
-    return status_ok();
-}
+static const db_col_t ORDER_LINE_COL_TABLE[] = {
+    DB_COL(DB_COL_TEXT, gw_order_line_row_t, line_id),
+    DB_COL(DB_COL_INT, gw_order_line_row_t, kind),
+    DB_COL(DB_COL_INT, gw_order_line_row_t, quantity),
+    DB_COL(DB_COL_INT, gw_order_line_row_t, final_amount_cents),
+    DB_COL(DB_COL_INT, gw_order_line_row_t, refunded_quantity),
+    DB_COL(DB_COL_INT, gw_order_line_row_t, refunded_cents),
+};
+static const db_cols_t ORDER_LINE_COLS = DB_COLS(ORDER_LINE_COL_TABLE);
+
+/* The order's columns after its id: its checkout, member and figures. */
+static const db_col_t ORDER_COL_TABLE[] = {
+    DB_COL(DB_COL_TEXT, gw_order_row_t, checkout_id),
+    DB_COL(DB_COL_TEXT, gw_order_row_t, member_id),
+    DB_COL(DB_COL_INT, gw_order_row_t, f.total_cents),
+    DB_COL(DB_COL_INT, gw_order_row_t, f.points_cash_cents),
+    DB_COL(DB_COL_INT, gw_order_row_t, f.wallet_cents),
+    DB_COL(DB_COL_INT, gw_order_row_t, f.external_cents),
+    DB_COL(DB_COL_INT, gw_order_row_t, f.spend_cents),
+    DB_COL(DB_COL_INT, gw_order_row_t, f.refundable_cents),
+    DB_COL(DB_COL_INT, gw_order_row_t, f.refunded_cents),
+    DB_COL(DB_COL_INT, gw_order_row_t, f.refunded_points_cash_cents),
+    DB_COL(DB_COL_INT, gw_order_row_t, f.refunded_wallet_cents),
+    DB_COL(DB_COL_INT, gw_order_row_t, f.refunded_external_cents),
+    DB_COL(DB_COL_INT, gw_order_row_t, f.refunded_share_bps),
+    DB_COL(DB_COL_INT, gw_order_row_t, f.refunded_spend_cents),
+};
+static const db_cols_t ORDER_COLS = DB_COLS(ORDER_COL_TABLE);
 
 status_t gw_store_get_order(db_t *db, arena_t *a, const char *merchant_id, const char *order_id,
                             bool for_update, gw_order_row_t *out) {
     memset(out, 0, sizeof *out);
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, order_id);
+    db_params_key(&p, merchant_id, order_id);
     PGresult *r = NULL;
     static const char *const sql[2] = {
         "SELECT checkout_id, member_id, total_cents, points_cash_cents, wallet_cents, "
@@ -951,34 +977,28 @@ status_t gw_store_get_order(db_t *db, arena_t *a, const char *merchant_id, const
                            order_id);
     }
     out->order_id = arena_strdup(a, order_id);
-    out->checkout_id = arena_strdup(a, db_get_str(r, 0, 0));
-    out->member_id = arena_strdup(a, db_get_str(r, 0, 1));
-    int64_t *f[] = {&out->f.total_cents,           &out->f.points_cash_cents,
-                    &out->f.wallet_cents,          &out->f.external_cents,
-                    &out->f.spend_cents,           &out->f.refundable_cents,
-                    &out->f.refunded_cents,        &out->f.refunded_points_cash_cents,
-                    &out->f.refunded_wallet_cents, &out->f.refunded_external_cents,
-                    &out->f.refunded_share_bps,    &out->f.refunded_spend_cents};
-    for (int i = 0; i < 12; i++) {
-        *f[i] = db_get_int(r, 0, i + 2);
-    }
+    st = db_cols_read(a, &ORDER_COLS, r, 0, out);
     PQclear(r);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
     /* The order's lines array, or the order_lines rows of an order written before it (058). */
     db_rows_t rows = {.item_size = sizeof *out->lines};
-    st = db_rows(db, a,
-                 "SELECT l.line_id, l.kind, l.quantity, l.final_amount_cents, "
-                 " l.refunded_quantity, l.refunded_cents, l.ord::int "
-                 "FROM orders o CROSS JOIN LATERAL unnest(o.lines) WITH ORDINALITY "
-                 " AS l(line_id, kind, quantity, final_amount_cents, refunded_quantity, "
-                 "  refunded_cents, ord) "
-                 "WHERE o.merchant_id = $1 AND o.order_id = $2 "
-                 "UNION ALL "
-                 "SELECT line_id, kind, quantity, final_amount_cents, refunded_quantity, "
-                 " refunded_cents, idx FROM order_lines WHERE merchant_id = $1 AND order_id = $2 "
-                 " AND EXISTS (SELECT 1 FROM orders o WHERE o.merchant_id = $1 "
-                 "  AND o.order_id = $2 AND o.lines IS NULL) "
-                 "ORDER BY 7",
-                 &p, order_line_row, NULL, &rows);
+    st = db_rows_cols(
+        db, a,
+        "SELECT l.line_id, l.kind, l.quantity, l.final_amount_cents, "
+        " l.refunded_quantity, l.refunded_cents, l.ord::int "
+        "FROM orders o CROSS JOIN LATERAL unnest(o.lines) WITH ORDINALITY "
+        " AS l(line_id, kind, quantity, final_amount_cents, refunded_quantity, "
+        "  refunded_cents, ord) "
+        "WHERE o.merchant_id = $1 AND o.order_id = $2 "
+        "UNION ALL "
+        "SELECT line_id, kind, quantity, final_amount_cents, refunded_quantity, "
+        " refunded_cents, idx FROM order_lines WHERE merchant_id = $1 AND order_id = $2 "
+        " AND EXISTS (SELECT 1 FROM orders o WHERE o.merchant_id = $1 "
+        "  AND o.order_id = $2 AND o.lines IS NULL) "
+        "ORDER BY 7",
+        &p, &ORDER_LINE_COLS, &rows);
     out->lines = rows.items;
     out->n_lines = rows.n;
     return st;
@@ -988,9 +1008,7 @@ status_t gw_store_add_refund(db_t *db, const char *merchant_id, const char *orde
                              int64_t amount_cents, const gw_refund_split_t *s,
                              const gw_order_line_row_t *lines, size_t n_lines) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, order_id);
+    db_params_key(&p, merchant_id, order_id);
     db_param_int(&p, amount_cents);
     db_param_int(&p, s->points_cash_cents);
     db_param_int(&p, s->wallet_cents);
@@ -1037,9 +1055,7 @@ status_t gw_store_add_refund(db_t *db, const char *merchant_id, const char *orde
     /* An order written before its lines array (058): its order_lines rows. */
     for (size_t i = 0; legacy && status_is_ok(&st) && i < n_lines; i++) {
         db_params_t q;
-        db_params_init(&q);
-        db_param_text(&q, merchant_id);
-        db_param_text(&q, order_id);
+        db_params_key(&q, merchant_id, order_id);
         db_param_text(&q, lines[i].line_id);
         db_param_int(&q, lines[i].refunded_quantity); /* this refund's quantity */
         db_param_int(&q, lines[i].refunded_cents);    /* and cents */
@@ -1054,14 +1070,21 @@ status_t gw_store_add_refund(db_t *db, const char *merchant_id, const char *orde
 
 /* ---- settings ---- */
 
-static Loyalty__V1__GatewaySettings *settings_from_row(arena_t *a, const PGresult *r) {
-    Loyalty__V1__GatewaySettings *s = pb_new(a, &loyalty__v1__gateway_settings__descriptor);
-    if (r != NULL && PQntuples(r) == 1) {
-        s->welcome_coupon_template_ids =
-            db_get_text_array(a, r, 0, 0, &s->n_welcome_coupon_template_ids);
-        s->updated_at = db_get_int(r, 0, 1);
+static const db_col_t SETTINGS_COL_TABLE[] = {
+    DB_FIELD(DB_COL_TEXT_ARRAY, "welcome_coupon_template_ids"),
+    DB_FIELD(DB_COL_INT, "updated_at"),
+};
+static const db_cols_t SETTINGS_COLS =
+    DB_COLS_MESSAGE(SETTINGS_COL_TABLE, &loyalty__v1__gateway_settings__descriptor);
+
+/* The settings row, or the defaults without one. */
+static status_t settings_from_row(arena_t *a, const PGresult *r,
+                                  Loyalty__V1__GatewaySettings **out) {
+    if (PQntuples(r) != 1) {
+        *out = pb_new(a, &loyalty__v1__gateway_settings__descriptor);
+        return status_ok();
     }
-    return s;
+    return db_cols_read(a, &SETTINGS_COLS, r, 0, out);
 }
 
 status_t gw_store_get_settings(db_t *db, arena_t *a, const char *merchant_id,
@@ -1078,9 +1101,9 @@ status_t gw_store_get_settings(db_t *db, arena_t *a, const char *merchant_id,
     if (!status_is_ok(&st)) {
         return st;
     }
-    *out = settings_from_row(a, r);
+    st = settings_from_row(a, r, out);
     PQclear(r);
-    return status_ok();
+    return st;
 }
 
 status_t gw_store_put_settings(db_t *db, arena_t *a, const char *merchant_id,
@@ -1102,9 +1125,9 @@ status_t gw_store_put_settings(db_t *db, arena_t *a, const char *merchant_id,
     if (!status_is_ok(&st)) {
         return st;
     }
-    *out = settings_from_row(a, r);
+    st = settings_from_row(a, r, out);
     PQclear(r);
-    return status_ok();
+    return st;
 }
 
 /* ---- held referral rewards ---- */

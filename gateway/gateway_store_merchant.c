@@ -51,9 +51,7 @@ status_t gw_store_merchant_write(db_t *db, arena_t *a, const char *merchant_id,
                                  const char *const *services, size_t n_services,
                                  Loyalty__V1__GatewayMerchantSettings **out) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, s->time_zone);
+    db_params_key(&p, merchant_id, s->time_zone);
     db_param_text(&p, s->currency);
     db_param_text(&p, s->locale);
     PGresult *r = NULL;
@@ -86,20 +84,15 @@ status_t gw_store_merchant_write(db_t *db, arena_t *a, const char *merchant_id,
                    &p, NULL);
 }
 
-static status_t push_row(void *ctx, arena_t *a, const PGresult *r, int row, void *item) {
-    (void)ctx;
-    Loyalty__V1__GatewayMerchantSettingsPush *x =
-        pb_new(a, &loyalty__v1__gateway_merchant_settings_push__descriptor);
-    x->service = db_dup_str(a, r, row, 0);
-    x->applied_version = db_get_int(r, row, 1);
-    x->in_sync = db_get_bool(r, row, 2);
-    x->attempts = (int32_t)db_get_int(r, row, 3);
-    x->last_error = db_dup_str(a, r, row, 4);
-    x->next_attempt_at = db_get_int(r, row, 5);
-    x->applied_at = db_get_int(r, row, 6);
-    *(Loyalty__V1__GatewayMerchantSettingsPush **)item = x;
-    return status_ok();
-}
+/* The columns of gw_store_merchant_pushes's statement. */
+static const db_col_t PUSH_COL_TABLE[] = {
+    DB_FIELD(DB_COL_TEXT, "service"),    DB_FIELD(DB_COL_INT, "applied_version"),
+    DB_FIELD(DB_COL_BOOL, "in_sync"),    DB_FIELD(DB_COL_INT, "attempts"),
+    DB_FIELD(DB_COL_TEXT, "last_error"), DB_FIELD(DB_COL_INT, "next_attempt_at"),
+    DB_FIELD(DB_COL_INT, "applied_at"),
+};
+static const db_cols_t PUSH_COLS =
+    DB_COLS_MESSAGE(PUSH_COL_TABLE, &loyalty__v1__gateway_merchant_settings_push__descriptor);
 
 status_t gw_store_merchant_pushes(db_t *db, arena_t *a, const char *merchant_id,
                                   Loyalty__V1__GatewayMerchantSettingsPush ***out, size_t *n) {
@@ -107,7 +100,7 @@ status_t gw_store_merchant_pushes(db_t *db, arena_t *a, const char *merchant_id,
     db_params_init(&p);
     db_param_text(&p, merchant_id);
     db_rows_t rows = {.item_size = sizeof **out};
-    status_t st = db_rows(
+    status_t st = db_rows_cols(
         db, a,
         "SELECT service, applied_version, "
         " applied_version >= target_version AND NOT resync_pending, attempts, "
@@ -117,7 +110,7 @@ status_t gw_store_merchant_pushes(db_t *db, arena_t *a, const char *merchant_id,
                                                      "applied_at") " "
                                                                    "FROM merchant_settings_pushes "
                                                                    "WHERE merchant_id = $1",
-        &p, push_row, NULL, &rows);
+        &p, &PUSH_COLS, &rows);
     *out = rows.items;
     *n = rows.n;
     return st;
@@ -141,18 +134,16 @@ status_t gw_store_merchant_time_zone(db_t *db, arena_t *a, const char *merchant_
 
 /* ---- the job's claims ---- */
 
-static status_t claimed_push_row(void *ctx, arena_t *a, const PGresult *r, int row, void *item) {
-    (void)ctx;
-    *(gw_merchant_push_t *)item = (gw_merchant_push_t){
-        .merchant_id = db_dup_str(a, r, row, 0),
-        .service = db_dup_str(a, r, row, 1),
-        .version = db_get_int(r, row, 2),
-        .resync = db_get_int(r, row, 3),
-        .attempts = (int32_t)db_get_int(r, row, 4),
-        .time_zone = db_dup_str(a, r, row, 5),
-    };
-    return status_ok();
-}
+/* The RETURNING columns of gw_store_merchant_pushes_claim. */
+static const db_col_t CLAIMED_PUSH_COL_TABLE[] = {
+    DB_COL(DB_COL_TEXT, gw_merchant_push_t, merchant_id),
+    DB_COL(DB_COL_TEXT, gw_merchant_push_t, service),
+    DB_COL(DB_COL_INT, gw_merchant_push_t, version),
+    DB_COL(DB_COL_INT, gw_merchant_push_t, resync),
+    DB_COL(DB_COL_INT, gw_merchant_push_t, attempts),
+    DB_COL(DB_COL_TEXT, gw_merchant_push_t, time_zone),
+};
+static const db_cols_t CLAIMED_PUSH_COLS = DB_COLS(CLAIMED_PUSH_COL_TABLE);
 
 status_t gw_store_merchant_pushes_claim(db_t *db, arena_t *a, int limit, int64_t lease_s,
                                         gw_merchant_push_t *out, int *n) {
@@ -161,7 +152,7 @@ status_t gw_store_merchant_pushes_claim(db_t *db, arena_t *a, int limit, int64_t
     db_param_int(&p, limit);
     db_param_int(&p, lease_s);
     db_rows_t rows = {.item_size = sizeof *out, .limit = limit};
-    status_t st = db_rows(
+    status_t st = db_rows_cols(
         db, a,
         "WITH due AS (SELECT merchant_id, service FROM merchant_settings_pushes "
         " WHERE next_attempt_at <= now() AND lease_until <= now() "
@@ -170,7 +161,7 @@ status_t gw_store_merchant_pushes_claim(db_t *db, arena_t *a, int limit, int64_t
         "FROM due JOIN merchant_settings s ON s.merchant_id = due.merchant_id "
         "WHERE (x.merchant_id, x.service) = (due.merchant_id, due.service) "
         "RETURNING x.merchant_id, x.service, s.version, x.resync, x.attempts, s.time_zone",
-        &p, claimed_push_row, NULL, &rows);
+        &p, &CLAIMED_PUSH_COLS, &rows);
     *n = 0;
     if (status_is_ok(&st)) {
         memcpy(out, rows.items, rows.n * sizeof *out);
@@ -181,9 +172,7 @@ status_t gw_store_merchant_pushes_claim(db_t *db, arena_t *a, int limit, int64_t
 
 status_t gw_store_merchant_push_done(db_t *db, const gw_merchant_push_t *x) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, x->merchant_id);
-    db_param_text(&p, x->service);
+    db_params_key(&p, x->merchant_id, x->service);
     db_param_int(&p, x->version);
     db_param_int(&p, x->resync);
     /* In sync with the record: the row is parked (next_attempt_at 'infinity'); a newer target or
@@ -203,9 +192,7 @@ status_t gw_store_merchant_push_done(db_t *db, const gw_merchant_push_t *x) {
 status_t gw_store_merchant_push_failed(db_t *db, const gw_merchant_push_t *x, const char *error,
                                        int64_t backoff_s) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, x->merchant_id);
-    db_param_text(&p, x->service);
+    db_params_key(&p, x->merchant_id, x->service);
     db_param_int(&p, x->version);
     db_param_text(&p, error);
     db_param_int(&p, backoff_s);
@@ -222,9 +209,7 @@ status_t gw_store_merchant_push_failed(db_t *db, const gw_merchant_push_t *x, co
 status_t gw_store_merchant_push_resync(db_t *db, const char *merchant_id, const char *service,
                                        int64_t version) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, service);
+    db_params_key(&p, merchant_id, service);
     db_param_int(&p, version);
     return db_exec(db,
                    "UPDATE merchant_settings_pushes SET resync = resync + 1, "
@@ -234,15 +219,13 @@ status_t gw_store_merchant_push_resync(db_t *db, const char *merchant_id, const 
                    &p, NULL);
 }
 
-static status_t record_due_row(void *ctx, arena_t *a, const PGresult *r, int row, void *item) {
-    (void)ctx;
-    *(gw_merchant_record_t *)item = (gw_merchant_record_t){
-        .merchant_id = db_dup_str(a, r, row, 0),
-        .time_zone = db_dup_str(a, r, row, 1),
-        .version = db_get_int(r, row, 2),
-    };
-    return status_ok();
-}
+/* The RETURNING columns of gw_store_merchant_verify_claim. */
+static const db_col_t RECORD_DUE_COL_TABLE[] = {
+    DB_COL(DB_COL_TEXT, gw_merchant_record_t, merchant_id),
+    DB_COL(DB_COL_TEXT, gw_merchant_record_t, time_zone),
+    DB_COL(DB_COL_INT, gw_merchant_record_t, version),
+};
+static const db_cols_t RECORD_DUE_COLS = DB_COLS(RECORD_DUE_COL_TABLE);
 
 status_t gw_store_merchant_verify_claim(db_t *db, arena_t *a, int64_t every_s, int limit,
                                         gw_merchant_record_t **out, size_t *n) {
@@ -251,13 +234,14 @@ status_t gw_store_merchant_verify_claim(db_t *db, arena_t *a, int64_t every_s, i
     db_param_int(&p, every_s);
     db_param_int(&p, limit);
     db_rows_t rows = {.item_size = sizeof **out};
-    status_t st = db_rows(db, a,
-                          "UPDATE merchant_settings SET verified_at = now() WHERE merchant_id IN ("
-                          " SELECT merchant_id FROM merchant_settings "
-                          " WHERE verified_at <= now() - make_interval(secs => $1) "
-                          " ORDER BY verified_at LIMIT $2 FOR UPDATE SKIP LOCKED) "
-                          "RETURNING merchant_id, time_zone, version",
-                          &p, record_due_row, NULL, &rows);
+    status_t st =
+        db_rows_cols(db, a,
+                     "UPDATE merchant_settings SET verified_at = now() WHERE merchant_id IN ("
+                     " SELECT merchant_id FROM merchant_settings "
+                     " WHERE verified_at <= now() - make_interval(secs => $1) "
+                     " ORDER BY verified_at LIMIT $2 FOR UPDATE SKIP LOCKED) "
+                     "RETURNING merchant_id, time_zone, version",
+                     &p, &RECORD_DUE_COLS, &rows);
     *out = rows.items;
     *n = rows.n;
     return st;
