@@ -242,45 +242,30 @@ status_t points_store_day_start(db_t *db, const char *tz, int64_t day, int64_t *
     "id, name, multiplier_bps, to_char(start_date, 'YYYY-MM-DD'), "                                \
     "to_char(end_date, 'YYYY-MM-DD'), tier_ids::text, active, " SQL_EPOCH_S_FLOOR("created_at")
 
-static Loyalty__V1__PointsCampaign *campaign_from_row(arena_t *a, const PGresult *r, int row) {
-    Loyalty__V1__PointsCampaign *c = pb_new(a, &loyalty__v1__points_campaign__descriptor);
-    c->id = db_dup_str(a, r, row, 0);
-    c->name = db_dup_str(a, r, row, 1);
-    c->multiplier_bps = db_get_int(r, row, 2);
-    c->start_date = db_dup_str(a, r, row, 3);
-    c->end_date = db_dup_str(a, r, row, 4);
-    c->tier_ids = db_get_text_array(a, r, row, 5, &c->n_tier_ids);
-    c->active = db_get_bool(r, row, 6);
-    c->created_at = db_get_int(r, row, 7);
-    return c;
-}
-
-static status_t campaign_row(void *ctx, arena_t *a, const PGresult *r, int row, void *item) {
-    (void)ctx;
-    *(Loyalty__V1__PointsCampaign **)item = campaign_from_row(a, r, row);
-    return status_ok();
-}
+static const db_col_t CAMPAIGN_COL_TABLE[] = {
+    DB_FIELD(DB_COL_TEXT, "id"),
+    DB_FIELD(DB_COL_TEXT, "name"),
+    DB_FIELD(DB_COL_INT, "multiplier_bps"),
+    DB_FIELD(DB_COL_TEXT, "start_date"),
+    DB_FIELD(DB_COL_TEXT, "end_date"),
+    DB_FIELD(DB_COL_TEXT_ARRAY, "tier_ids"),
+    DB_FIELD(DB_COL_BOOL, "active"),
+    DB_FIELD(DB_COL_INT, "created_at"),
+};
+static const db_cols_t CAMPAIGN_COLS =
+    DB_COLS_MESSAGE(CAMPAIGN_COL_TABLE, &loyalty__v1__points_campaign__descriptor);
 
 static status_t campaign_one(db_t *db, arena_t *a, const char *sql, const db_params_t *p,
                              Loyalty__V1__PointsCampaign **out) {
-    PGresult *r = NULL;
-    status_t st = db_exec_row(db, sql, p, &r, STATUS_NOT_FOUND, REASON_CAMPAIGN_NOT_FOUND,
-                              "campaign not found");
-    if (!status_is_ok(&st)) {
-        return st;
-    }
-    *out = campaign_from_row(a, r, 0);
-    PQclear(r);
-    return status_ok();
+    return db_row_get_cols(db, a, sql, p, &CAMPAIGN_COLS, out, STATUS_NOT_FOUND,
+                           REASON_CAMPAIGN_NOT_FOUND, "campaign not found");
 }
 
 status_t points_store_insert_campaign(db_t *db, arena_t *a, const char *merchant, const char *id,
                                       const Loyalty__V1__PointsCampaign *c,
                                       Loyalty__V1__PointsCampaign **out) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant);
-    db_param_text(&p, id);
+    db_params_key(&p, merchant, id);
     db_param_text(&p, c->name);
     db_param_int(&p, c->multiplier_bps);
     db_param_text(&p, c->start_date);
@@ -296,9 +281,7 @@ status_t points_store_insert_campaign(db_t *db, arena_t *a, const char *merchant
 status_t points_store_end_campaign(db_t *db, arena_t *a, const char *merchant, const char *id,
                                    Loyalty__V1__PointsCampaign **out) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant);
-    db_param_text(&p, id);
+    db_params_key(&p, merchant, id);
     return campaign_one(db, a,
                         "UPDATE campaigns SET active = false WHERE merchant_id = $1 AND id = $2 "
                         "RETURNING " CAMPAIGN_COLUMNS,
@@ -309,32 +292,34 @@ status_t points_store_list_campaigns(db_t *db, arena_t *a, const char *merchant,
                                      const char *after_id, int32_t limit, bool include_inactive,
                                      Loyalty__V1__PointsCampaign ***out, size_t *n) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant);
-    db_param_text(&p, after_id);
+    db_params_key(&p, merchant, after_id);
     db_param_bool(&p, include_inactive);
     db_param_int(&p, limit);
     db_rows_t rows = {.item_size = sizeof **out};
-    status_t st = db_rows(db, a,
-                          "SELECT " CAMPAIGN_COLUMNS " FROM campaigns WHERE merchant_id = $1 "
-                          " AND ($2 = '' OR id < $2) AND ($3 OR active) "
-                          "ORDER BY id DESC LIMIT $4",
-                          &p, campaign_row, NULL, &rows);
+    status_t st = db_rows_cols(db, a,
+                               "SELECT " CAMPAIGN_COLUMNS " FROM campaigns WHERE merchant_id = $1 "
+                               " AND ($2 = '' OR id < $2) AND ($3 OR active) "
+                               "ORDER BY id DESC LIMIT $4",
+                               &p, &CAMPAIGN_COLS, &rows);
     *out = rows.items;
     *n = rows.n;
     return st;
 }
 
+static const db_col_t CAMPAIGN_WINDOW_COL_TABLE[] = {
+    DB_COL(DB_COL_TEXT, points_campaign_window_t, id),
+    DB_COL(DB_COL_INT, points_campaign_window_t, multiplier_bps),
+    DB_COL(DB_COL_INT, points_campaign_window_t, start_day),
+    DB_COL(DB_COL_INT, points_campaign_window_t, end_day),
+    DB_COL_ARRAY(DB_COL_TEXT_ARRAY, points_campaign_window_t, tier_ids, n_tier_ids),
+};
+static const db_cols_t CAMPAIGN_WINDOW_COLS = DB_COLS(CAMPAIGN_WINDOW_COL_TABLE);
+
+/* A campaign on the day asked (active: the statement keeps only those), by *ctx's table. */
 static status_t campaign_window_row(void *ctx, arena_t *a, const PGresult *r, int row, void *item) {
-    (void)ctx;
     points_campaign_window_t *c = item;
-    c->id = db_dup_str(a, r, row, 0);
-    c->multiplier_bps = db_get_int(r, row, 1);
-    c->start_day = db_get_int(r, row, 2);
-    c->end_day = db_get_int(r, row, 3);
-    c->tier_ids = db_get_text_array(a, r, row, 4, &c->n_tier_ids);
     c->active = true;
-    return status_ok();
+    return db_cols_read(a, ctx, r, row, c);
 }
 
 status_t points_store_campaigns_on(db_t *db, arena_t *a, const char *merchant, int64_t day,
@@ -353,7 +338,7 @@ status_t points_store_campaigns_on(db_t *db, arena_t *a, const char *merchant, i
                                                             " AND end_date >= " SQL_DATE_OF_DAY(
                                                                 "$2") " "
                                                                       "ORDER BY id LIMIT 1000",
-                &p, campaign_window_row, NULL, &rows);
+                &p, campaign_window_row, (void *)&CAMPAIGN_WINDOW_COLS, &rows);
     *out = rows.items;
     *n = rows.n;
     return st;
@@ -368,24 +353,26 @@ status_t points_store_campaigns_on(db_t *db, arena_t *a, const char *merchant, i
     "coalesce(last_check_in - " SQL_DAY_ZERO ", 0), check_in_streak, version"
 // clang-format on
 
-/* The account in row `row` of r, its columns from `c0` (ACCOUNT_COLUMNS). */
-static void account_from_row_at(const PGresult *r, int row, int c0, points_account_t *a) {
-    a->lots_points = db_get_int(r, row, c0 + 0);
-    a->held = db_get_int(r, row, c0 + 1);
-    a->pending = db_get_int(r, row, c0 + 2);
-    a->debt = db_get_int(r, row, c0 + 3);
-    a->lifetime_earned = db_get_int(r, row, c0 + 4);
-    a->growth = db_get_int(r, row, c0 + 5);
-    a->has_due = db_get_bool(r, row, c0 + 6);
-    a->next_due_at = db_get_int(r, row, c0 + 7);
-    a->has_check_in = db_get_bool(r, row, c0 + 8);
-    a->last_check_in_day = db_get_int(r, row, c0 + 9);
-    a->check_in_streak = (int32_t)db_get_int(r, row, c0 + 10);
-    a->version = db_get_int(r, row, c0 + 11);
-}
+static const db_col_t ACCOUNT_COL_TABLE[] = {
+    DB_COL(DB_COL_INT, points_account_t, lots_points),
+    DB_COL(DB_COL_INT, points_account_t, held),
+    DB_COL(DB_COL_INT, points_account_t, pending),
+    DB_COL(DB_COL_INT, points_account_t, debt),
+    DB_COL(DB_COL_INT, points_account_t, lifetime_earned),
+    DB_COL(DB_COL_INT, points_account_t, growth),
+    DB_COL(DB_COL_BOOL, points_account_t, has_due),
+    DB_COL(DB_COL_INT, points_account_t, next_due_at),
+    DB_COL(DB_COL_BOOL, points_account_t, has_check_in),
+    DB_COL(DB_COL_INT, points_account_t, last_check_in_day),
+    DB_COL(DB_COL_INT, points_account_t, check_in_streak),
+    DB_COL(DB_COL_INT, points_account_t, version),
+};
 
-static void account_from_row(const PGresult *r, points_account_t *a) {
-    account_from_row_at(r, 0, 0, a);
+/* The account in row `row` of r, its columns from `c0`. Numbers only: no arena is needed. */
+static status_t account_from_row_at(const PGresult *r, int row, int c0, points_account_t *a) {
+    db_cols_t cols = DB_COLS(ACCOUNT_COL_TABLE);
+    cols.first = c0;
+    return db_cols_read(NULL, &cols, r, row, a);
 }
 
 status_t points_store_account_get(db_t *db, const char *merchant, const char *member, bool lock,
@@ -393,9 +380,7 @@ status_t points_store_account_get(db_t *db, const char *merchant, const char *me
     memset(out, 0, sizeof *out);
     *found = false;
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant);
-    db_param_text(&p, member);
+    db_params_key(&p, merchant, member);
     const char *sql = lock ? "SELECT " ACCOUNT_COLUMNS " FROM accounts WHERE merchant_id = $1 "
                              " AND member_id = $2 FOR UPDATE"
                            : "SELECT " ACCOUNT_COLUMNS " FROM accounts WHERE merchant_id = $1 "
@@ -409,11 +394,11 @@ status_t points_store_account_get(db_t *db, const char *merchant, const char *me
             return st;
         }
         if (PQntuples(r) == 1) {
-            account_from_row(r, out);
-            *found = true;
+            st = account_from_row_at(r, 0, 0, out);
+            *found = status_is_ok(&st);
         }
         PQclear(r);
-        if (*found || !create || attempt == 1) {
+        if (*found || !create || attempt == 1 || !status_is_ok(&st)) {
             return st;
         }
         /* A concurrent first call may insert it too: DO NOTHING, then read what is there. */
@@ -448,9 +433,7 @@ status_t points_store_account_get(db_t *db, const char *merchant, const char *me
 status_t points_store_account_save(db_t *db, const char *merchant, const char *member, int64_t now,
                                    bool deferred, points_account_t *acct) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant);
-    db_param_text(&p, member);
+    db_params_key(&p, merchant, member);
     db_param_int(&p, acct->lots_points);
     db_param_int(&p, acct->held);
     db_param_int(&p, acct->pending);
@@ -545,34 +528,21 @@ static status_t claim_status(db_t *db, status_t st) {
     DAY_TEXT("expiry_date") ", coalesce(" SQL_EPOCH_S_FLOOR("expires_at") ", 0)"
 // clang-format on
 
-static Loyalty__V1__PointsLot *lot_from_row(arena_t *a, const PGresult *r, int row) {
-    Loyalty__V1__PointsLot *l = pb_new(a, &loyalty__v1__points_lot__descriptor);
-    l->id = db_dup_str(a, r, row, 0);
-    l->member_id = db_dup_str(a, r, row, 1);
-    l->source = (Loyalty__V1__PointsSource)db_get_int(r, row, 2);
-    l->reference = db_dup_str(a, r, row, 3);
-    l->points = db_get_int(r, row, 4);
-    l->remaining = db_get_int(r, row, 5);
-    l->status = (Loyalty__V1__PointsLotStatus)db_get_int(r, row, 6);
-    l->earned_at = db_get_int(r, row, 7);
-    l->available_at = db_get_int(r, row, 8);
-    l->expiry_date = db_dup_str(a, r, row, 9);
-    l->expires_at = db_get_int(r, row, 10);
-    return l;
-}
-
-static status_t lot_row(void *ctx, arena_t *a, const PGresult *r, int row, void *item) {
-    (void)ctx;
-    *(Loyalty__V1__PointsLot **)item = lot_from_row(a, r, row);
-    return status_ok();
-}
+static const db_col_t LOT_COL_TABLE[] = {
+    DB_FIELD(DB_COL_TEXT, "id"),          DB_FIELD(DB_COL_TEXT, "member_id"),
+    DB_FIELD(DB_COL_INT, "source"),       DB_FIELD(DB_COL_TEXT, "reference"),
+    DB_FIELD(DB_COL_INT, "points"),       DB_FIELD(DB_COL_INT, "remaining"),
+    DB_FIELD(DB_COL_INT, "status"),       DB_FIELD(DB_COL_INT, "earned_at"),
+    DB_FIELD(DB_COL_INT, "available_at"), DB_FIELD(DB_COL_TEXT, "expiry_date"),
+    DB_FIELD(DB_COL_INT, "expires_at"),
+};
+static const db_cols_t LOT_COLS =
+    DB_COLS_MESSAGE(LOT_COL_TABLE, &loyalty__v1__points_lot__descriptor);
 
 status_t points_store_insert_lot(db_t *db, arena_t *a, const char *merchant,
                                  const points_new_lot_t *lot, Loyalty__V1__PointsLot **out) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant);
-    db_param_text(&p, lot->id);
+    db_params_key(&p, merchant, lot->id);
     db_param_text(&p, lot->member_id);
     db_param_int(&p, lot->source);
     db_param_text(&p, lot->reference);
@@ -627,26 +597,27 @@ status_t points_store_insert_lot(db_t *db, arena_t *a, const char *merchant,
     if (!status_is_ok(&st)) {
         return st;
     }
-    *out = lot_from_row(a, r, 0);
+    st = db_cols_read(a, &LOT_COLS, r, 0, out);
     PQclear(r);
-    return status_ok();
+    return st;
 }
 
 status_t points_store_get_lot(db_t *db, arena_t *a, const char *merchant, const char *lot_id,
                               Loyalty__V1__PointsLot **out) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant);
-    db_param_text(&p, lot_id);
+    db_params_key(&p, merchant, lot_id);
     PGresult *r = NULL;
     status_t st =
         db_exec(db, "SELECT " LOT_COLUMNS " FROM lots WHERE merchant_id = $1 AND id = $2", &p, &r);
     if (!status_is_ok(&st)) {
         return st;
     }
-    *out = PQntuples(r) == 1 ? lot_from_row(a, r, 0) : NULL;
+    *out = NULL;
+    if (PQntuples(r) == 1) {
+        st = db_cols_read(a, &LOT_COLS, r, 0, out);
+    }
     PQclear(r);
-    return status_ok();
+    return st;
 }
 
 static status_t shares_from_result(arena_t *a, PGresult *r, points_share_t **out, int *n) {
@@ -687,9 +658,7 @@ status_t points_store_spendable_lots(db_t *db, arena_t *a, const char *merchant,
                                      int64_t need, const char *except_lot, points_share_t **lots,
                                      int *n) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant);
-    db_param_text(&p, member);
+    db_params_key(&p, merchant, member);
     db_param_text(&p, except_lot);
     db_param_int(&p, SPENDABLE_FIRST_PAGE);
     PGresult *r = NULL;
@@ -709,9 +678,7 @@ status_t points_store_spendable_lots(db_t *db, arena_t *a, const char *merchant,
         return st;
     }
     PQclear(r);
-    db_params_init(&p);
-    db_param_text(&p, merchant);
-    db_param_text(&p, member);
+    db_params_key(&p, merchant, member);
     db_param_int(&p, need);
     db_param_text(&p, except_lot);
     st = db_exec(db, SQL_SPENDABLE_COVERING, &p, &r);
@@ -747,16 +714,14 @@ status_t points_store_add_to_lots(db_t *db, arena_t *a, const char *merchant,
 status_t points_store_mature_lots(db_t *db, arena_t *a, const char *merchant, const char *member,
                                   int64_t now, Loyalty__V1__PointsLot ***out, int *n) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant);
-    db_param_text(&p, member);
+    db_params_key(&p, merchant, member);
     db_param_int(&p, now);
     db_rows_t rows = {.item_size = sizeof **out};
     status_t st = db_rows(db, a,
                           "UPDATE lots SET status = 2 WHERE merchant_id = $1 AND member_id = $2 "
                           " AND status = 1 AND available_at <= to_timestamp($3::bigint) "
                           "RETURNING " LOT_COLUMNS,
-                          &p, lot_row, NULL, &rows);
+                          &p, db_row_read, (void *)&LOT_COLS, &rows);
     *out = rows.items;
     *n = (int)rows.n;
     return st;
@@ -765,9 +730,7 @@ status_t points_store_mature_lots(db_t *db, arena_t *a, const char *merchant, co
 status_t points_store_expire_lots(db_t *db, arena_t *a, const char *merchant, const char *member,
                                   int64_t now, points_share_t **out, int *n) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant);
-    db_param_text(&p, member);
+    db_params_key(&p, merchant, member);
     db_param_int(&p, now);
     PGresult *r = NULL;
     status_t st = db_exec(
@@ -806,16 +769,14 @@ status_t points_store_list_lots(db_t *db, arena_t *a, const char *merchant, cons
         return status_invalid_field("page.cursor", "malformed cursor");
     }
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant);
-    db_param_text(&p, member);
+    db_params_key(&p, merchant, member);
     db_param_bool(&p, include_closed);
     db_param_int(&p, k1);
     db_param_int(&p, k2);
     db_param_text(&p, after_id);
     db_param_int(&p, limit);
     db_rows_t rows = {.item_size = sizeof **out};
-    status_t st = db_rows(db, a, SQL_LIST_LOTS, &p, lot_row, NULL, &rows);
+    status_t st = db_rows_cols(db, a, SQL_LIST_LOTS, &p, &LOT_COLS, &rows);
     *out = rows.items;
     *n = rows.n;
     return st;
@@ -842,9 +803,7 @@ static const char SQL_EXPIRING_FIGURES[] =
 status_t points_store_expiring(db_t *db, arena_t *a, const char *merchant, const char *member,
                                int64_t now, points_expiring_t *out) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant);
-    db_param_text(&p, member);
+    db_params_key(&p, merchant, member);
     db_param_int(&p, now + (int64_t)POINTS_EXPIRING_WINDOW_DAYS * 86400);
     PGresult *r = NULL;
     status_t st = db_exec(db, SQL_EXPIRING_FIGURES, &p, &r);
@@ -861,18 +820,14 @@ status_t points_store_expiring(db_t *db, arena_t *a, const char *merchant, const
     return status_ok();
 }
 
-static status_t expiring_balance_row(void *ctx, arena_t *a, const PGresult *r, int row,
-                                     void *item) {
-    (void)ctx;
-    Loyalty__V1__PointsExpiringBalance *b =
-        pb_new(a, &loyalty__v1__points_expiring_balance__descriptor);
-    b->member_id = db_dup_str(a, r, row, 0);
-    b->points = db_get_int(r, row, 1);
-    b->expiry_date = db_dup_str(a, r, row, 2);
-    b->expires_at = db_get_int(r, row, 3);
-    *(Loyalty__V1__PointsExpiringBalance **)item = b;
-    return status_ok();
-}
+static const db_col_t EXPIRING_BALANCE_COL_TABLE[] = {
+    DB_FIELD(DB_COL_TEXT, "member_id"),
+    DB_FIELD(DB_COL_INT, "points"),
+    DB_FIELD(DB_COL_TEXT, "expiry_date"),
+    DB_FIELD(DB_COL_INT, "expires_at"),
+};
+static const db_cols_t EXPIRING_BALANCE_COLS =
+    DB_COLS_MESSAGE(EXPIRING_BALANCE_COL_TABLE, &loyalty__v1__points_expiring_balance__descriptor);
 
 status_t points_store_list_expiring(db_t *db, arena_t *a, const char *merchant, int64_t from,
                                     int64_t to, const char *after_member, int limit,
@@ -897,7 +852,7 @@ status_t points_store_list_expiring(db_t *db, arena_t *a, const char *merchant, 
                                "to_timestamp($3) "
                                " AND member_id > $4 "
                                "GROUP BY member_id ORDER BY member_id LIMIT $5",
-        &p, expiring_balance_row, NULL, &rows);
+        &p, db_row_read, (void *)&EXPIRING_BALANCE_COLS, &rows);
     *out = rows.items;
     *n = rows.n;
     *more = rows.more;
@@ -913,9 +868,7 @@ status_t points_store_insert_hold(db_t *db, const char *merchant, const char *id
     arena_t scratch;
     arena_init(&scratch);
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant);
-    db_param_text(&p, id);
+    db_params_key(&p, merchant, id);
     db_param_text(&p, member);
     db_param_text(&p, reference);
     db_param_int(&p, points);
@@ -964,18 +917,28 @@ status_t points_store_insert_hold(db_t *db, const char *merchant, const char *id
     "  WHERE hl.merchant_id = h.merchant_id AND hl.hold_id = h.id) s ON true "
 // clang-format on
 
+static const db_col_t HOLD_COL_TABLE[] = {
+    DB_FIELD(DB_COL_TEXT, "id"),
+    DB_FIELD(DB_COL_TEXT, "member_id"),
+    DB_FIELD(DB_COL_TEXT, "reference"),
+    DB_FIELD(DB_COL_INT, "points"),
+    DB_FIELD(DB_COL_INT, "cash_value_cents"),
+    DB_FIELD(DB_COL_INT, "status"),
+    DB_FIELD(DB_COL_INT, "created_at"),
+    DB_FIELD(DB_COL_INT, "expires_at"),
+    DB_FIELD(DB_COL_INT, "finished_at"),
+};
+static const db_cols_t HOLD_COLS =
+    DB_COLS_MESSAGE(HOLD_COL_TABLE, &loyalty__v1__points_hold__descriptor);
+
+/* A hold and its lot shares: three parallel arrays after its own columns (9..11). */
 static status_t hold_from_row(arena_t *a, const PGresult *r, int row,
                               Loyalty__V1__PointsHold **out) {
-    Loyalty__V1__PointsHold *h = pb_new(a, &loyalty__v1__points_hold__descriptor);
-    h->id = db_dup_str(a, r, row, 0);
-    h->member_id = db_dup_str(a, r, row, 1);
-    h->reference = db_dup_str(a, r, row, 2);
-    h->points = db_get_int(r, row, 3);
-    h->cash_value_cents = db_get_int(r, row, 4);
-    h->status = (Loyalty__V1__PointsHoldStatus)db_get_int(r, row, 5);
-    h->created_at = db_get_int(r, row, 6);
-    h->expires_at = db_get_int(r, row, 7);
-    h->finished_at = db_get_int(r, row, 8);
+    Loyalty__V1__PointsHold *h = NULL;
+    status_t st = db_cols_read(a, &HOLD_COLS, r, row, &h);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
     char **ids = NULL, **pts = NULL, **days = NULL;
     size_t n_ids = 0, n_pts = 0, n_days = 0;
     bool decoded = pgarray_decode(a, db_get_str(r, row, 9), &ids, &n_ids) &&
@@ -1005,9 +968,7 @@ static status_t hold_from_result(arena_t *a, const PGresult *r, Loyalty__V1__Poi
 status_t points_store_get_hold(db_t *db, arena_t *a, const char *merchant, const char *hold_id,
                                const char *reference, Loyalty__V1__PointsHold **out) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant);
-    db_param_text(&p, hold_id ? hold_id : reference);
+    db_params_key(&p, merchant, hold_id ? hold_id : reference);
     PGresult *r = NULL;
     status_t st = db_exec_row(
         db,
@@ -1056,9 +1017,9 @@ status_t points_store_lock_batch(db_t *db, arena_t *a, const char *merchant,
     int rows = PQntuples(q[0].out);
     out->members = arena_alloc(a, ((size_t)rows + 1) * sizeof *out->members);
     out->accounts = arena_alloc(a, ((size_t)rows + 1) * sizeof *out->accounts);
-    for (int i = 0; i < rows; i++) {
+    for (int i = 0; i < rows && status_is_ok(&st); i++) {
         out->members[i] = db_dup_str(a, q[0].out, i, 0);
-        account_from_row_at(q[0].out, i, 1, &out->accounts[i]);
+        st = account_from_row_at(q[0].out, i, 1, &out->accounts[i]);
     }
     out->n = (size_t)rows;
     int hold_rows = n_holds > 0 ? PQntuples(q[1].out) : 0;
@@ -1075,9 +1036,7 @@ status_t points_store_lock_batch(db_t *db, arena_t *a, const char *merchant,
 status_t points_store_finish_hold(db_t *db, const char *merchant, const char *hold_id, int status,
                                   int64_t now) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant);
-    db_param_text(&p, hold_id);
+    db_params_key(&p, merchant, hold_id);
     db_param_int(&p, status);
     db_param_int(&p, now);
     db_expect_t the_hold = {.rows = -1, .refusal = ledger_mismatch("hold update")};
@@ -1092,9 +1051,7 @@ status_t points_store_finish_hold(db_t *db, const char *merchant, const char *ho
 status_t points_store_expired_holds(db_t *db, arena_t *a, const char *merchant, const char *member,
                                     int64_t now, char ***ids, int *n) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant);
-    db_param_text(&p, member);
+    db_params_key(&p, merchant, member);
     db_param_int(&p, now);
     PGresult *r = NULL;
     status_t st = db_exec(db,
@@ -1136,9 +1093,7 @@ status_t points_store_restorable(db_t *db, arena_t *a, const char *merchant, con
                                  const char *reference, points_share_t **shares,
                                  const char ***hold_ids, int *n) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant);
-    db_param_text(&p, reference);
+    db_params_key(&p, merchant, reference);
     db_param_text(&p, member);
     PGresult *r = NULL;
     status_t st = db_exec(db, SQL_RESTORABLE, &p, &r);
@@ -1156,9 +1111,7 @@ status_t points_store_restorable(db_t *db, arena_t *a, const char *merchant, con
 status_t points_store_mark_restored(db_t *db, const char *merchant, const char *hold_id,
                                     const char *lot_id, int64_t points) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant);
-    db_param_text(&p, hold_id);
+    db_params_key(&p, merchant, hold_id);
     db_param_text(&p, lot_id);
     db_param_int(&p, points);
     /* On the hold when it names the lot, else on its hold_lots share. */
@@ -1207,9 +1160,7 @@ status_t points_store_claim_earn(db_t *db, const char *merchant, int source, con
 status_t points_store_check_redeemer(db_t *db, const char *merchant, const char *reference,
                                      const char *member) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant);
-    db_param_text(&p, reference);
+    db_params_key(&p, merchant, reference);
     db_param_text(&p, member);
     db_expect_t own_reference = {
         .rows = -1,
@@ -1231,9 +1182,7 @@ status_t points_store_check_redeemer(db_t *db, const char *merchant, const char 
 status_t points_store_order_get(db_t *db, arena_t *a, const char *merchant, const char *reference,
                                 points_order_t *out) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant);
-    db_param_text(&p, reference);
+    db_params_key(&p, merchant, reference);
     PGresult *r = NULL;
     /* The earn's claim (its lot, or earn_refs when it made none), the reversals' row and the
      * COMMITTED hold, of the one member who owns the reference. */
@@ -1275,9 +1224,7 @@ status_t points_store_order_get(db_t *db, arena_t *a, const char *merchant, cons
 status_t points_store_order_reversed(db_t *db, const char *merchant, const char *reference,
                                      const points_order_t *o) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant);
-    db_param_text(&p, reference);
+    db_params_key(&p, merchant, reference);
     db_param_text(&p, o->member_id);
     db_param_int(&p, o->reversed_bps);
     db_param_int(&p, o->clawed_points);
@@ -1298,9 +1245,7 @@ status_t points_store_order_reversed(db_t *db, const char *merchant, const char 
 status_t points_store_insert_check_in(db_t *db, const char *merchant, const char *member,
                                       int64_t day, int64_t points, int64_t now) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant);
-    db_param_text(&p, member);
+    db_params_key(&p, merchant, member);
     db_param_int(&p, day);
     db_param_int(&p, points);
     db_param_int(&p, now);
@@ -1326,9 +1271,7 @@ status_t points_store_get_batch(db_t *db, const char *merchant, const char *batc
                                 const unsigned char *request, size_t request_len, bool *found,
                                 bool *same, Loyalty__V1__PointsImportLotsResponse *out) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant);
-    db_param_text(&p, batch_id);
+    db_params_key(&p, merchant, batch_id);
     db_param_bytes(&p, request, request_len);
     PGresult *r = NULL;
     /* Locked so that two concurrent imports of one batch serialize here. */
@@ -1355,9 +1298,7 @@ status_t points_store_insert_batch(db_t *db, const char *merchant, const char *b
                                    const unsigned char *request, size_t request_len,
                                    const Loyalty__V1__PointsImportLotsResponse *res, int64_t now) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant);
-    db_param_text(&p, batch_id);
+    db_params_key(&p, merchant, batch_id);
     db_param_bytes(&p, request, request_len);
     db_param_int(&p, res->lots_imported);
     db_param_int(&p, res->points_imported);

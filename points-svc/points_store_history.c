@@ -27,9 +27,7 @@ status_t points_store_insert_entry(db_t *db, arena_t *a, const char *merchant,
     char id[ID_MAX];
     id_generate("pen", id);
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant);
-    db_param_text(&p, id);
+    db_params_key(&p, merchant, id);
     db_param_text(&p, e->member_id);
     db_param_int(&p, e->kind);
     db_param_int(&p, e->available_delta);
@@ -92,9 +90,7 @@ status_t points_store_insert_growth(db_t *db, const char *merchant, const char *
     char id[ID_MAX];
     id_generate("grw", id);
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant);
-    db_param_text(&p, id);
+    db_params_key(&p, merchant, id);
     db_param_text(&p, member);
     db_param_int(&p, kind);
     db_param_int(&p, growth);
@@ -117,6 +113,35 @@ status_t points_store_insert_growth(db_t *db, const char *merchant, const char *
     SQL_EPOCH_S_FLOOR("e.created_at") ", e.lot_id IS NOT NULL, coalesce(e.lot_id, ''), "           \
     "coalesce(e.lot_points, 0), " DAY_TEXT("l.expiry_date")
 // clang-format on
+/* ENTRY_COLUMNS after the seq (the page's cursor); the lot share (15..17) only when 14 says so. */
+static const db_col_t ENTRY_COL_TABLE[] = {
+    DB_FIELD(DB_COL_TEXT, "id"),
+    DB_FIELD(DB_COL_TEXT, "member_id"),
+    DB_FIELD(DB_COL_INT, "kind"),
+    DB_FIELD(DB_COL_INT, "available_delta"),
+    DB_FIELD(DB_COL_INT, "held_delta"),
+    DB_FIELD(DB_COL_INT, "pending_delta"),
+    DB_FIELD(DB_COL_INT, "available_after"),
+    DB_FIELD(DB_COL_INT, "source"),
+    DB_FIELD(DB_COL_TEXT, "reference"),
+    DB_FIELD(DB_COL_TEXT, "hold_id"),
+    DB_FIELD(DB_COL_TEXT, "reason"),
+    DB_FIELD(DB_COL_TEXT, "operator"),
+    DB_FIELD(DB_COL_INT, "created_at"),
+};
+static const db_cols_t ENTRY_COLS = {.cols = ENTRY_COL_TABLE,
+                                     .n = DB_COLS_N(ENTRY_COL_TABLE),
+                                     .first = 1,
+                                     .message = &loyalty__v1__points_entry__descriptor};
+static const db_col_t ENTRY_LOT_COL_TABLE[] = {
+    DB_FIELD(DB_COL_TEXT, "lot_id"),
+    DB_FIELD(DB_COL_INT, "points"),
+    DB_FIELD(DB_COL_TEXT, "expiry_date"),
+};
+static const db_cols_t ENTRY_LOT_COLS = {.cols = ENTRY_LOT_COL_TABLE,
+                                         .n = DB_COLS_N(ENTRY_LOT_COL_TABLE),
+                                         .first = 15,
+                                         .message = &loyalty__v1__points_lot_share__descriptor};
 
 /* Attaches the lot shares of the listed entries (one query for the page). */
 static status_t attach_shares(db_t *db, arena_t *a, const char *merchant,
@@ -190,9 +215,7 @@ status_t points_store_list_entries(db_t *db, arena_t *a, const char *merchant, c
         k64[i] = kinds[i];
     }
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant);
-    db_param_text(&p, member);
+    db_params_key(&p, merchant, member);
     db_param_int(&p, before_seq);
     db_param_int_array(&p, a, k64, (int)n_kinds);
     db_param_int(&p, limit);
@@ -212,45 +235,40 @@ status_t points_store_list_entries(db_t *db, arena_t *a, const char *merchant, c
     int rows = PQntuples(r);
     *out = arena_alloc(a, ((size_t)rows + 1) * sizeof **out);
     *seqs = arena_alloc(a, ((size_t)rows + 1) * sizeof **seqs);
-    for (int i = 0; i < rows; i++) {
+    for (int i = 0; i < rows && status_is_ok(&st); i++) {
         (*seqs)[i] = db_get_int(r, i, 0);
-        Loyalty__V1__PointsEntry *e = pb_new(a, &loyalty__v1__points_entry__descriptor);
-        e->id = db_dup_str(a, r, i, 1);
-        e->member_id = db_dup_str(a, r, i, 2);
-        e->kind = (Loyalty__V1__PointsEntryKind)db_get_int(r, i, 3);
-        e->available_delta = db_get_int(r, i, 4);
-        e->held_delta = db_get_int(r, i, 5);
-        e->pending_delta = db_get_int(r, i, 6);
-        e->available_after = db_get_int(r, i, 7);
-        e->source = (Loyalty__V1__PointsSource)db_get_int(r, i, 8);
-        e->reference = db_dup_str(a, r, i, 9);
-        e->hold_id = db_dup_str(a, r, i, 10);
-        e->reason = db_dup_str(a, r, i, 11);
-        e->operator_ = db_dup_str(a, r, i, 12);
-        e->created_at = db_get_int(r, i, 13);
-        if (db_get_bool(r, i, 14)) {
+        st = db_cols_read(a, &ENTRY_COLS, r, i, &(*out)[i]);
+        Loyalty__V1__PointsEntry *e = (*out)[i];
+        if (status_is_ok(&st) && db_get_bool(r, i, 14)) {
             e->lots = arena_alloc(a, sizeof *e->lots);
-            e->lots[0] = pb_new(a, &loyalty__v1__points_lot_share__descriptor);
-            e->lots[0]->lot_id = db_dup_str(a, r, i, 15);
-            e->lots[0]->points = db_get_int(r, i, 16);
-            e->lots[0]->expiry_date = db_dup_str(a, r, i, 17);
             e->n_lots = 1;
+            st = db_cols_read(a, &ENTRY_LOT_COLS, r, i, &e->lots[0]);
         }
-        (*out)[i] = e;
     }
     *n = (size_t)rows;
     PQclear(r);
-    return attach_shares(db, a, merchant, *out, *n);
+    return status_is_ok(&st) ? attach_shares(db, a, merchant, *out, *n) : st;
 }
+
+/* The growth statement's columns after the seq (the page's cursor). */
+static const db_col_t GROWTH_COL_TABLE[] = {
+    DB_FIELD(DB_COL_TEXT, "id"),          DB_FIELD(DB_COL_TEXT, "member_id"),
+    DB_FIELD(DB_COL_INT, "kind"),         DB_FIELD(DB_COL_INT, "growth"),
+    DB_FIELD(DB_COL_INT, "growth_after"), DB_FIELD(DB_COL_INT, "source"),
+    DB_FIELD(DB_COL_TEXT, "reference"),   DB_FIELD(DB_COL_TEXT, "reason"),
+    DB_FIELD(DB_COL_INT, "created_at"),
+};
+static const db_cols_t GROWTH_COLS = {.cols = GROWTH_COL_TABLE,
+                                      .n = DB_COLS_N(GROWTH_COL_TABLE),
+                                      .first = 1,
+                                      .message = &loyalty__v1__points_growth_entry__descriptor};
 
 status_t points_store_list_growth(db_t *db, arena_t *a, const char *merchant, const char *member,
                                   int64_t before_seq, int32_t limit,
                                   Loyalty__V1__PointsGrowthEntry ***out, size_t *n,
                                   int64_t **seqs) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant);
-    db_param_text(&p, member);
+    db_params_key(&p, merchant, member);
     db_param_int(&p, before_seq);
     db_param_int(&p, limit);
     PGresult *r = NULL;
@@ -268,22 +286,11 @@ status_t points_store_list_growth(db_t *db, arena_t *a, const char *merchant, co
     int rows = PQntuples(r);
     *out = arena_alloc(a, ((size_t)rows + 1) * sizeof **out);
     *seqs = arena_alloc(a, ((size_t)rows + 1) * sizeof **seqs);
-    for (int i = 0; i < rows; i++) {
+    for (int i = 0; i < rows && status_is_ok(&st); i++) {
         (*seqs)[i] = db_get_int(r, i, 0);
-        Loyalty__V1__PointsGrowthEntry *g =
-            pb_new(a, &loyalty__v1__points_growth_entry__descriptor);
-        g->id = db_dup_str(a, r, i, 1);
-        g->member_id = db_dup_str(a, r, i, 2);
-        g->kind = (Loyalty__V1__PointsGrowthKind)db_get_int(r, i, 3);
-        g->growth = db_get_int(r, i, 4);
-        g->growth_after = db_get_int(r, i, 5);
-        g->source = (Loyalty__V1__PointsSource)db_get_int(r, i, 6);
-        g->reference = db_dup_str(a, r, i, 7);
-        g->reason = db_dup_str(a, r, i, 8);
-        g->created_at = db_get_int(r, i, 9);
-        (*out)[i] = g;
+        st = db_cols_read(a, &GROWTH_COLS, r, i, &(*out)[i]);
     }
     *n = (size_t)rows;
     PQclear(r);
-    return status_ok();
+    return st;
 }

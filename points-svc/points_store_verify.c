@@ -97,9 +97,7 @@ static const verify_check_t verify_checks[] = {
 status_t points_store_verify(db_t *db, arena_t *a, const char *merchant, const char *member,
                              size_t max, Loyalty__V1__PointsVerifyLedgerResponse *out) {
     db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant);
-    db_param_text(&p, member);
+    db_params_key(&p, merchant, member);
     PGresult *r = NULL;
     status_t st = db_exec(db,
                           "SELECT (SELECT count(*) FROM accounts WHERE merchant_id = $1 "
