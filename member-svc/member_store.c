@@ -81,10 +81,8 @@ status_t member_store_from_result(arena_t *a, const PGresult *r, int row,
 /* Appends the profile columns as parameters $k.. in the order of the INSERT/UPDATE below. */
 static void profile_params(arena_t *a, db_params_t *p, const Loyalty__V1__MemberProfile *pr) {
     const Loyalty__V1__Address *addr = pr->address;
-    db_param_text(p, pr->name);
-    db_param_text(p, pr->phone[0] ? pr->phone : NULL);
-    db_param_text(p, pr->email[0] ? pr->email : NULL);
-    db_param_text(p, pr->birthday[0] ? pr->birthday : NULL);
+    DB_PARAM_TEXTS(p, pr->name, pr->phone[0] ? pr->phone : NULL, pr->email[0] ? pr->email : NULL,
+                   pr->birthday[0] ? pr->birthday : NULL);
     db_param_int(p, pr->gender);
     db_param_bool(p, addr != NULL);
     db_param_text(p, addr ? addr->line1 : "");

@@ -97,21 +97,35 @@ static void settings_params(db_params_t *p, const char *merchant_id, int64_t now
     db_param_int(p, at_s);
 }
 
-static void settings_from_result(const PGresult *r, member_settings_t *out, int64_t *now_day,
-                                 int64_t *at_day) {
+/* SETTINGS_SQL's stored columns; the RFM bounds (7..9) and the tag rules (14) are read by
+ * settings_from_result, the days (12, 13) are the caller's. */
+static const db_col_t SETTINGS_COL_TABLE[] = {
+    DB_COL(DB_COL_TEXT_IN, member_settings_t, time_zone),
+    DB_COL(DB_COL_INT, member_settings_t, basis),
+    DB_COL(DB_COL_INT, member_settings_t, lifecycle.new_days),
+    DB_COL(DB_COL_INT, member_settings_t, lifecycle.active_months_min),
+    DB_COL(DB_COL_INT, member_settings_t, lifecycle.sleeping_after_days),
+    DB_COL(DB_COL_INT, member_settings_t, lifecycle.lost_after_days),
+    DB_COL(DB_COL_INT, member_settings_t, lifecycle.sleeping_orders_max),
+    DB_COL_SKIPPED,
+    DB_COL_SKIPPED,
+    DB_COL_SKIPPED,
+    DB_COL(DB_COL_INT, member_settings_t, rfm_computed_at),
+    DB_COL(DB_COL_INT, member_settings_t, updated_at),
+};
+static const db_cols_t SETTINGS_COLS = DB_COLS(SETTINGS_COL_TABLE);
+
+static status_t settings_from_result(const PGresult *r, member_settings_t *out, int64_t *now_day,
+                                     int64_t *at_day) {
     settings_default(out);
     if (!db_is_null(r, 0, 0)) {
-        snprintf(out->time_zone, sizeof out->time_zone, "%s", db_get_str(r, 0, 0));
-        out->basis = (Loyalty__V1__MemberTierBasis)db_get_int(r, 0, 1);
-        out->lifecycle.new_days = (int32_t)db_get_int(r, 0, 2);
-        out->lifecycle.active_months_min = (int32_t)db_get_int(r, 0, 3);
-        out->lifecycle.sleeping_after_days = (int32_t)db_get_int(r, 0, 4);
-        out->lifecycle.lost_after_days = (int32_t)db_get_int(r, 0, 5);
-        out->lifecycle.sleeping_orders_max = (int32_t)db_get_int(r, 0, 6);
+        /* Numbers and a fixed buffer only: no arena is needed. */
+        status_t st = db_cols_read(NULL, &SETTINGS_COLS, r, 0, out);
+        if (!status_is_ok(&st)) {
+            return st;
+        }
         out->have_rfm = bounds_col(r, 7, out->rfm_recency) &&
                         bounds_col(r, 8, out->rfm_frequency) && bounds_col(r, 9, out->rfm_monetary);
-        out->rfm_computed_at = db_get_int(r, 0, 10);
-        out->updated_at = db_get_int(r, 0, 11);
         tag_rules_col(r, 14, &out->tag_rules);
     }
     if (now_day) {
@@ -120,6 +134,7 @@ static void settings_from_result(const PGresult *r, member_settings_t *out, int6
     if (at_day) {
         *at_day = db_get_int(r, 0, 13);
     }
+    return status_ok();
 }
 
 status_t member_settings_load(db_t *db, const char *merchant_id, int64_t now_s, int64_t at_s,
@@ -132,9 +147,9 @@ status_t member_settings_load(db_t *db, const char *merchant_id, int64_t now_s, 
         settings_default(out);
         return st;
     }
-    settings_from_result(r, out, now_day, at_day);
+    st = settings_from_result(r, out, now_day, at_day);
     PQclear(r);
-    return status_ok();
+    return st;
 }
 
 status_t member_settings_ensure(db_t *db, const char *merchant_id) {
@@ -403,9 +418,7 @@ const char *member_tierset_id(const member_tierset_t *ts, int level) {
 }
 
 static void tier_params(db_params_t *p, const char *merchant_id, const member_tier_def_t *t) {
-    db_param_text(p, merchant_id);
-    db_param_text(p, t->id);
-    db_param_text(p, t->name);
+    DB_PARAM_TEXTS(p, merchant_id, t->id, t->name);
     db_param_int(p, t->rank);
     db_param_int(p, t->upgrade_threshold);
     db_param_int(p, t->retain_threshold);
@@ -477,10 +490,7 @@ static status_t plan_one(db_t *db, arena_t *a, const char *sql, const db_params_
 
 static void plan_params(db_params_t *p, const char *merchant_id,
                         const Loyalty__V1__MemberPlan *plan) {
-    db_param_text(p, merchant_id);
-    db_param_text(p, plan->id);
-    db_param_text(p, plan->name);
-    db_param_text(p, plan->tier_id);
+    DB_PARAM_TEXTS(p, merchant_id, plan->id, plan->name, plan->tier_id);
     db_param_int(p, plan->period);
     db_param_int(p, plan->price_cents);
     db_param_bool(p, plan->active);
@@ -794,8 +804,10 @@ status_t member_order_reads(db_t *db, arena_t *a, const char *merchant_id, const
     if (!status_is_ok(&st)) {
         return st;
     }
-    settings_from_result(q[0].out, &out->settings, &out->today, &out->at_day);
-    st = tiers_from_result(a, q[1].out, &out->tiers);
+    st = settings_from_result(q[0].out, &out->settings, &out->today, &out->at_day);
+    if (status_is_ok(&st)) {
+        st = tiers_from_result(a, q[1].out, &out->tiers);
+    }
     if (status_is_ok(&st) && PQntuples(q[2].out) != 1) {
         st = status_make(STATUS_NOT_FOUND, REASON_MEMBER_NOT_FOUND, "member not found");
     } else if (status_is_ok(&st)) {
@@ -990,10 +1002,7 @@ status_t member_history_insert(db_t *db, const char *merchant_id, const member_h
     id_generate("tch", id);
     db_params_t p;
     db_params_key(&p, merchant_id, h->member_id);
-    db_param_text(&p, id);
-    db_param_text(&p, h->from_tier_id);
-    db_param_text(&p, h->to_tier_id);
-    db_param_text(&p, h->earned_tier_id);
+    DB_PARAM_TEXTS(&p, id, h->from_tier_id, h->to_tier_id, h->earned_tier_id);
     db_param_int(&p, h->reason);
     db_param_int(&p, h->card_kind);
     db_param_text(&p, h->note ? h->note : "");
