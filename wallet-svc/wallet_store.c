@@ -37,16 +37,18 @@ status_t wallet_store_settings_get(db_t *db, arena_t *a, const char *merchant_id
             .local_day = now >= 0 ? now / 86400 : (now - 86399) / 86400,
         };
     } else {
-        *out = (wallet_settings_t){
-            .deposit_expiry_months = (int32_t)db_get_int(r, 0, 0),
-            .time_zone = db_dup_str(a, r, 0, 1),
-            .refund_grace_days = (int32_t)db_get_int(r, 0, 2),
-            .updated_at = db_get_int(r, 0, 3),
-            .local_day = db_get_int(r, 0, 4),
+        static const db_col_t cols[] = {
+            DB_COL(DB_COL_INT, wallet_settings_t, deposit_expiry_months),
+            DB_COL(DB_COL_TEXT, wallet_settings_t, time_zone),
+            DB_COL(DB_COL_INT, wallet_settings_t, refund_grace_days),
+            DB_COL(DB_COL_INT, wallet_settings_t, updated_at),
+            DB_COL(DB_COL_INT, wallet_settings_t, local_day),
         };
+        static const db_cols_t settings = DB_COLS(cols);
+        st = db_cols_read(a, &settings, r, 0, out);
     }
     PQclear(r);
-    return status_ok();
+    return st;
 }
 
 status_t wallet_store_settings_put(db_t *db, const char *merchant_id, const wallet_settings_t *s) {
@@ -416,9 +418,7 @@ status_t wallet_store_top_up_insert(db_t *db, const char *merchant_id,
                                     const wallet_top_up_row_t *t) {
     db_params_t p;
     db_params_key(&p, merchant_id, t->id);
-    db_param_text(&p, t->member_id);
-    db_param_text(&p, t->payment_ref);
-    db_param_text(&p, t->plan_id);
+    DB_PARAM_TEXTS(&p, t->member_id, t->payment_ref, t->plan_id);
     db_param_int(&p, t->paid);
     db_param_int(&p, t->bonus);
     db_param_text(&p, t->principal_lot_id);

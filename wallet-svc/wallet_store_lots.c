@@ -290,10 +290,8 @@ status_t wallet_store_spend_add(db_t *db, const char *merchant_id, const char *r
     }
     db_params_t p;
     db_params_key(&p, merchant_id, reference);
-    db_param_text(&p, pgarray_encode(&a, lot_ids, (size_t)n));
-    db_param_text(&p, pgarray_encode_int64(&a, codes, n));
-    db_param_text(&p, pgarray_encode_int64(&a, captured, n));
-    db_param_text(&p, pgarray_encode_int64(&a, refunded, n));
+    DB_PARAM_TEXTS(&p, pgarray_encode(&a, lot_ids, (size_t)n), pgarray_encode_int64(&a, codes, n),
+                   pgarray_encode_int64(&a, captured, n), pgarray_encode_int64(&a, refunded, n));
     db_param_int(&p, total_captured);
     db_param_int(&p, total_refunded);
     /* A capture adds rows (or to them); a refund only ever adds to rows its captures made. Two
