@@ -35,11 +35,36 @@ static status_t ledger_mismatch(const char *what) {
     "redeem_min_points, redeem_max_order_share_bps, growth_per_point_bps, growth_per_unit, "       \
     "version, " SQL_EPOCH_S_FLOOR("updated_at")
 
-static Loyalty__V1__PointsSettings *settings_from_row(arena_t *a, const PGresult *r) {
-    Loyalty__V1__PointsSettings *s = pb_new(a, &loyalty__v1__points_settings__descriptor);
-    s->time_zone = db_dup_str(a, r, 0, 0);
-    s->earn_unit_cents = db_get_int(r, 0, 1);
-    s->earn_points_per_unit = db_get_int(r, 0, 2);
+/* SETTINGS_COLUMNS; the event rules (3: points per event kind, in kind order) are unfolded by
+ * settings_from_row. */
+static const db_col_t SETTINGS_COL_TABLE[] = {
+    DB_FIELD(DB_COL_TEXT, "time_zone"),
+    DB_FIELD(DB_COL_INT, "earn_unit_cents"),
+    DB_FIELD(DB_COL_INT, "earn_points_per_unit"),
+    DB_COL_SKIPPED,
+    DB_FIELD(DB_COL_INT, "expiry_policy"),
+    DB_FIELD(DB_COL_INT, "expiry_days"),
+    DB_FIELD(DB_COL_INT, "expiry_months"),
+    DB_FIELD(DB_COL_INT, "pending_days"),
+    DB_FIELD(DB_COL_INT, "redeem_points"),
+    DB_FIELD(DB_COL_INT, "redeem_value_cents"),
+    DB_FIELD(DB_COL_INT, "redeem_min_points"),
+    DB_FIELD(DB_COL_INT, "redeem_max_order_share_bps"),
+    DB_FIELD(DB_COL_INT, "growth_per_point_bps"),
+    DB_FIELD(DB_COL_INT, "growth_per_unit"),
+    DB_FIELD(DB_COL_INT, "version"),
+    DB_FIELD(DB_COL_INT, "updated_at"),
+};
+static const db_cols_t SETTINGS_COLS =
+    DB_COLS_MESSAGE(SETTINGS_COL_TABLE, &loyalty__v1__points_settings__descriptor);
+
+static status_t settings_from_row(arena_t *a, const PGresult *r,
+                                  Loyalty__V1__PointsSettings **out) {
+    status_t st = db_cols_read(a, &SETTINGS_COLS, r, 0, out);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    Loyalty__V1__PointsSettings *s = *out;
     char **items = NULL;
     size_t n = 0;
     if (!pgarray_decode(a, db_get_str(r, 0, 3), &items, &n)) {
@@ -56,19 +81,7 @@ static Loyalty__V1__PointsSettings *settings_from_row(arena_t *a, const PGresult
         rule->points = points;
         s->event_rules[s->n_event_rules++] = rule;
     }
-    s->expiry_policy = (Loyalty__V1__PointsExpiryPolicy)db_get_int(r, 0, 4);
-    s->expiry_days = (int32_t)db_get_int(r, 0, 5);
-    s->expiry_months = (int32_t)db_get_int(r, 0, 6);
-    s->pending_days = (int32_t)db_get_int(r, 0, 7);
-    s->redeem_points = db_get_int(r, 0, 8);
-    s->redeem_value_cents = db_get_int(r, 0, 9);
-    s->redeem_min_points = db_get_int(r, 0, 10);
-    s->redeem_max_order_share_bps = db_get_int(r, 0, 11);
-    s->growth_per_point_bps = db_get_int(r, 0, 12);
-    s->growth_per_unit = db_get_int(r, 0, 13);
-    s->version = db_get_int(r, 0, 14);
-    s->updated_at = db_get_int(r, 0, 15);
-    return s;
+    return status_ok();
 }
 
 status_t points_store_get_settings(db_t *db, arena_t *a, const char *merchant,
@@ -83,13 +96,13 @@ status_t points_store_get_settings(db_t *db, arena_t *a, const char *merchant,
         return st;
     }
     if (PQntuples(r) == 1) {
-        *out = settings_from_row(a, r);
+        st = settings_from_row(a, r, out);
     } else {
         *out = pb_new(a, &loyalty__v1__points_settings__descriptor);
         points_rules_default_settings(*out);
     }
     PQclear(r);
-    return status_ok();
+    return st;
 }
 
 status_t points_store_put_settings(db_t *db, arena_t *a, const char *merchant,
@@ -158,9 +171,9 @@ status_t points_store_put_settings(db_t *db, arena_t *a, const char *merchant,
     if (!status_is_ok(&st)) {
         return st;
     }
-    *out = settings_from_row(a, r);
+    st = settings_from_row(a, r, out);
     PQclear(r);
-    return status_ok();
+    return st;
 }
 
 status_t points_store_time_zone_exists(db_t *db, const char *tz, bool *exists) {

@@ -35,10 +35,8 @@ status_t points_store_insert_entry(db_t *db, arena_t *a, const char *merchant,
     db_param_int(&p, e->pending_delta);
     db_param_int(&p, e->available_after);
     db_param_int(&p, e->source);
-    db_param_text(&p, e->reference ? e->reference : "");
-    db_param_text(&p, e->hold_id ? e->hold_id : "");
-    db_param_text(&p, e->reason ? e->reason : "");
-    db_param_text(&p, e->operator_name ? e->operator_name : "");
+    DB_PARAM_TEXTS(&p, e->reference ? e->reference : "", e->hold_id ? e->hold_id : "",
+                   e->reason ? e->reason : "", e->operator_name ? e->operator_name : "");
     db_param_int(&p, e->now);
     /* An entry of one lot names it itself; only entries of several lots write entry_lots. */
     bool one_lot = e->n_shares == 1;
