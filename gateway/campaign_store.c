@@ -181,9 +181,7 @@ status_t campaign_store_finish(db_t *db, const char *merchant_id, Loyalty__V1__C
     db_params_t p;
     delivery_params(&p, merchant_id, kind, period, member_id);
     db_param_int(&p, points);
-    db_param_text(&p, coupon_id);
-    db_param_text(&p, message_event_id);
-    db_param_text(&p, skip_reason);
+    DB_PARAM_TEXTS(&p, coupon_id, message_event_id, skip_reason);
     bool done = false;
     status_t st =
         db_row_find(db, NULL,

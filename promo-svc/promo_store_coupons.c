@@ -199,9 +199,7 @@ static status_t coupon_insert_once(db_t *db, const char *merchant_id,
                                    bool *inserted) {
     db_params_t p;
     db_params_key(&p, merchant_id, c->id);
-    db_param_text(&p, c->member_id);
-    db_param_text(&p, c->template_id);
-    db_param_text(&p, c->name);
+    DB_PARAM_TEXTS(&p, c->member_id, c->template_id, c->name);
     db_param_int(&p, c->kind);
     db_param_int(&p, c->amount_off_cents);
     db_param_int(&p, c->percent_off_bps);
