@@ -21,17 +21,6 @@ typedef struct step_arrays {
     char *name, *seq, *dir, *state, *attempts, *resp, *ecode, *ereason, *emsg, *started, *finished;
 } step_arrays_t;
 
-static char *hex_of(arena_t *a, const unsigned char *b, size_t n) {
-    static const char digits[] = "0123456789abcdef";
-    char *out = arena_alloc(a, 2 * n + 1);
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[b[i] >> 4];
-        out[2 * i + 1] = digits[b[i] & 15];
-    }
-    out[2 * n] = '\0';
-    return out;
-}
-
 /* Whether the response of step `s` is written: always while the saga may still run a flow (a
  * resumed flow answers from it); once the saga is COMPLETED or CANCELLED only for the steps its
  * kind's views still read (gw_flows_t.final_responses). */
@@ -72,7 +61,7 @@ static void step_arrays(gw_saga_t *x, step_arrays_t *o) {
         cols[3][n] = arena_printf(a, "%d", s->state);
         cols[4][n] = arena_printf(a, "%d", (int)s->attempts);
         cols[5][n] = s->state == GW_DONE && response_kept(x, s)
-                         ? hex_of(a, s->response, s->response_len)
+                         ? pgarray_hex(a, s->response, s->response_len)
                          : "";
         cols[6][n] = arena_printf(a, "%d", (int)s->error.code);
         cols[7][n] = s->error.reason;
