@@ -9,36 +9,12 @@
 #include "loyalty/v1/member.pb-c.h"
 #include "loyalty/v1/wallet.pb-c.h"
 #include "pb.h"
+#include "pg_result_it.h"
 
 #include <criterion/criterion.h>
 
 #include <stdio.h>
 #include <string.h>
-
-#define COLS_MAX 16
-
-/* A result of `cols` text columns and `rows` rows; cells[row * cols + col], NULL for SQL NULL. */
-static PGresult *result_of(int rows, int cols, const char *const *cells) {
-    PGresult *r = PQmakeEmptyPGresult(NULL, PGRES_TUPLES_OK);
-    cr_assert_not_null(r);
-    PGresAttDesc attrs[COLS_MAX];
-    cr_assert(cols <= COLS_MAX);
-    memset(attrs, 0, sizeof attrs);
-    for (int c = 0; c < cols; c++) {
-        attrs[c].name = (char *)"c";
-        attrs[c].typid = 25; /* text */
-        attrs[c].typlen = -1;
-        attrs[c].atttypmod = -1;
-    }
-    cr_assert(PQsetResultAttrs(r, cols, attrs));
-    for (int i = 0; i < rows; i++) {
-        for (int c = 0; c < cols; c++) {
-            const char *v = cells[i * cols + c];
-            cr_assert(PQsetvalue(r, i, c, (char *)v, v ? (int)strlen(v) : -1));
-        }
-    }
-    return r;
-}
 
 /* The hex text of a bytea cell holding `m` packed. */
 static char *packed_hex(arena_t *a, const ProtobufCMessage *m) {

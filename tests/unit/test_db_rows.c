@@ -5,35 +5,13 @@
 #include "db.h"
 #include "loyalty/v1/common.pb-c.h"
 #include "pb.h"
+#include "pg_result_it.h"
 #include "pgarray.h"
 
 #include <criterion/criterion.h>
 
 #include <stdio.h>
 #include <string.h>
-
-/* A result of `cols` text columns and `rows` rows; cells[row * cols + col], NULL for SQL NULL. */
-static PGresult *result_of(int rows, int cols, const char *const *cells) {
-    PGresult *r = PQmakeEmptyPGresult(NULL, PGRES_TUPLES_OK);
-    cr_assert_not_null(r);
-    PGresAttDesc attrs[8];
-    cr_assert(cols <= 8);
-    memset(attrs, 0, sizeof attrs);
-    for (int c = 0; c < cols; c++) {
-        attrs[c].name = (char *)"c";
-        attrs[c].typid = 25; /* text */
-        attrs[c].typlen = -1;
-        attrs[c].atttypmod = -1;
-    }
-    cr_assert(PQsetResultAttrs(r, cols, attrs));
-    for (int i = 0; i < rows; i++) {
-        for (int c = 0; c < cols; c++) {
-            const char *v = cells[i * cols + c];
-            cr_assert(PQsetvalue(r, i, c, (char *)v, v ? (int)strlen(v) : -1));
-        }
-    }
-    return r;
-}
 
 typedef struct pair {
     char *name;
