@@ -279,30 +279,29 @@ status_t db_rows_cols(db_t *db, arena_t *a, const char *sql, const db_params_t *
     return db_rows(db, a, sql, params, db_row_read, (void *)cols, rows);
 }
 
+/* db_row_get and db_row_find hand the row to fn with ctx as the item too: the table and the
+ * item travel together. */
+typedef struct cols_item {
+    const db_cols_t *cols;
+    void *item;
+} cols_item_t;
+
+static status_t cols_item_read(void *ctx, arena_t *a, const PGresult *r, int row, void *unused) {
+    (void)unused;
+    const cols_item_t *x = ctx;
+    return db_cols_read(a, x->cols, r, row, x->item);
+}
+
 status_t db_row_get_cols(db_t *db, arena_t *a, const char *sql, const db_params_t *params,
                          const db_cols_t *cols, void *item, status_code_t missing_code,
                          reason_id_t missing_reason, const char *missing_message) {
-    PGresult *r = NULL;
-    status_t st = db_exec_row(db, sql, params, &r, missing_code, missing_reason, missing_message);
-    if (!status_is_ok(&st)) {
-        return st;
-    }
-    st = db_cols_read(a, cols, r, 0, item);
-    PQclear(r);
-    return st;
+    cols_item_t x = {cols, item};
+    return db_row_get(db, a, sql, params, cols_item_read, &x, missing_code, missing_reason,
+                      missing_message);
 }
 
 status_t db_row_find_cols(db_t *db, arena_t *a, const char *sql, const db_params_t *params,
                           const db_cols_t *cols, void *item, bool *found) {
-    PGresult *r = NULL;
-    status_t st = db_exec(db, sql, params, &r);
-    if (!status_is_ok(&st)) {
-        return st;
-    }
-    *found = PQntuples(r) == 1;
-    if (*found) {
-        st = db_cols_read(a, cols, r, 0, item);
-    }
-    PQclear(r);
-    return st;
+    cols_item_t x = {cols, item};
+    return db_row_find(db, a, sql, params, cols_item_read, &x, found);
 }
