@@ -520,6 +520,21 @@ static bool all_digits(const char *s) {
     return true;
 }
 
+/* A page request of the history lists: its size, and its cursor's two parts, of which `number`
+ * (one of them) must be the digits this service wrote there. */
+static status_t read_page(arena_t *a, const Loyalty__V1__PageRequest *page, int32_t *size,
+                          char **first, char **second, char **number) {
+    status_t st =
+        cursor_page_size("page.page_size", page ? page->page_size : 0, PAGE_SIZE_MAX, size);
+    if (status_is_ok(&st)) {
+        st = cursor_decode(a, "page.cursor", page ? page->cursor : "", first, second);
+    }
+    if (status_is_ok(&st) && (strlen(*number) >= MEMBER_SEQ_MAX || !all_digits(*number))) {
+        st = status_invalid_field("page.cursor", "not a cursor returned by this service");
+    }
+    return st;
+}
+
 status_t member_rpc_list_history(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
                                  ProtobufCMessage *resp_msg) {
     const Loyalty__V1__MemberListTierHistoryRequest *req = (const void *)req_msg;
@@ -528,15 +543,7 @@ status_t member_rpc_list_history(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg
     int32_t size = 0;
     char *key = "", *seq = "";
     if (status_is_ok(&st)) {
-        st = cursor_page_size("page.page_size", req->page ? req->page->page_size : 0, PAGE_SIZE_MAX,
-                              &size);
-    }
-    if (status_is_ok(&st)) {
-        st = cursor_decode(ctx->arena, "page.cursor", req->page ? req->page->cursor : "", &key,
-                           &seq);
-    }
-    if (status_is_ok(&st) && (strlen(seq) >= MEMBER_SEQ_MAX || !all_digits(seq))) {
-        st = status_invalid_field("page.cursor", "not a cursor returned by this service");
+        st = read_page(ctx->arena, req->page, &size, &key, &seq, &seq);
     }
     member_row_t row;
     if (status_is_ok(&st)) { /* NOT_FOUND for a member of another merchant */
@@ -798,15 +805,7 @@ status_t member_rpc_list_changes(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg
     int32_t size = 0;
     char *at_us = "", *after_id = "";
     if (status_is_ok(&st)) {
-        st = cursor_page_size("page.page_size", req->page ? req->page->page_size : 0, PAGE_SIZE_MAX,
-                              &size);
-    }
-    if (status_is_ok(&st)) {
-        st = cursor_decode(ctx->arena, "page.cursor", req->page ? req->page->cursor : "", &at_us,
-                           &after_id);
-    }
-    if (status_is_ok(&st) && (strlen(at_us) >= MEMBER_SEQ_MAX || !all_digits(at_us))) {
-        st = status_invalid_field("page.cursor", "not a cursor returned by this service");
+        st = read_page(ctx->arena, req->page, &size, &at_us, &after_id, &at_us);
     }
     member_tierset_t ts;
     Loyalty__V1__MemberTierBasis basis;
