@@ -48,12 +48,21 @@ typedef struct consume_event {
  *  apply (an unknown member), with a log line. */
 typedef status_t (*consume_fn)(rpc_ctx_t *ctx, const consume_event_t *ev);
 
+/** Optional, beside consume_fn: applies together, in one part of the consumer's transaction, the
+ *  events of evs[0..n) (one merchant's, in stream order) it can apply as a set, and sets
+ *  taken[i] for each of them; the events it leaves then run through consume_fn one by one,
+ *  after it. A non-OK status rolls its part back and every event runs through consume_fn. It
+ *  must therefore only take events whose effect does not depend on the order they are applied
+ *  in relative to the ones it leaves (a handler that keeps the newer of two versions). */
+typedef status_t (*consume_many_fn)(rpc_ctx_t *ctx, const consume_event_t *evs, int n, bool *taken);
+
 typedef struct rpc_consumer {
     const char *group;       /* the consumer group, e.g. "member-svc.points-balance"; the database's
                                 name is appended (one group per database the handlers write) */
     const char *stream;      /* OUTBOX_EVENTS_STREAM */
     const char *type_prefix; /* events whose type starts so are handled; others acknowledged */
     consume_fn fn;
+    consume_many_fn many; /* NULL: every event through fn */
 } rpc_consumer_t;
 
 /** Reads the integer member `key` at the top level of a JSON object (as jsonw writes them);

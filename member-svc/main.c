@@ -15,8 +15,9 @@ static const rpc_job_t member_jobs[] = {
 
 /* Every replica reads in one group: each event is handled by one of them (consume.h). */
 static const rpc_consumer_t member_consumers[] = {
-    {"member-svc.points-balance", OUTBOX_EVENTS_STREAM, "points.", member_on_points_event},
-    {NULL, NULL, NULL, NULL},
+    {"member-svc.points-balance", OUTBOX_EVENTS_STREAM, "points.", member_on_points_event,
+     member_on_points_events},
+    {NULL, NULL, NULL, NULL, NULL},
 };
 
 int main(int argc, char **argv) {

@@ -48,6 +48,8 @@ rpc_handler_t member_rpc_import_members;
 /** The consumer of points-svc's balance events (member_points_events.c): the event's balance,
  *  when newer than the member's, with its automatic tags recomputed. */
 status_t member_on_points_event(rpc_ctx_t *ctx, const consume_event_t *ev);
+/* The events of one read at once: every balance in one statement, when no rule looks at it. */
+status_t member_on_points_events(rpc_ctx_t *ctx, const consume_event_t *evs, int n, bool *taken);
 
 /** The timer's tier maintenance, segment re-evaluation and RFM refresh for every merchant. */
 status_t member_job_maintenance(rpc_ctx_t *ctx);

@@ -4,7 +4,7 @@
  * referral reward earned in someone else's checkout), reaches the points_balance tag rules
  * without a call on the checkout's path. Events carry the balance and the account's version;
  * member_row_learn_points keeps only a newer one, so duplicates and stale events change
- * nothing. */
+ * nothing, and a read's events may be applied as a set (member_on_points_events) in any order. */
 #include "member_handlers.h"
 
 #include "log.h"
@@ -19,8 +19,8 @@ status_t member_on_points_event(rpc_ctx_t *ctx, const consume_event_t *ev) {
     }
     /* Most merchants have no points_balance rule: the balance is only kept, in one statement. */
     bool ruled = false;
-    status_t st = member_row_learn_points_unruled(ctx->db, ctx->merchant_id, ev->subject_id,
-                                                  available, version, &ruled);
+    status_t st = member_row_learn_points_unruled(ctx->db, ctx->arena, ctx->merchant_id,
+                                                  ev->subject_id, available, version, &ruled);
     if (!status_is_ok(&st) || !ruled) {
         return st;
     }
@@ -51,4 +51,37 @@ status_t member_on_points_event(rpc_ctx_t *ctx, const consume_event_t *ev) {
         member_rpc_invalidate_touched(ctx, &s);
     }
     return st;
+}
+
+status_t member_on_points_events(rpc_ctx_t *ctx, const consume_event_t *evs, int n, bool *taken) {
+    char **ids = arena_alloc(ctx->arena, (size_t)n * sizeof *ids);
+    int64_t *balances = arena_alloc(ctx->arena, (size_t)n * sizeof *balances);
+    int64_t *versions = arena_alloc(ctx->arena, (size_t)n * sizeof *versions);
+    bool *with_balance = arena_alloc(ctx->arena, (size_t)n * sizeof *with_balance);
+    size_t k = 0;
+    for (int i = 0; i < n; i++) {
+        int64_t available = 0, version = 0;
+        with_balance[i] = consume_payload_int(evs[i].payload, "available", &available) &&
+                          consume_payload_int(evs[i].payload, "version", &version) && version > 0;
+        if (with_balance[i]) {
+            ids[k] = (char *)evs[i].subject_id;
+            balances[k] = available;
+            versions[k] = version;
+            k++;
+        }
+    }
+    bool ruled = false;
+    if (k > 0) {
+        status_t st = member_rows_learn_points_unruled(ctx->db, ctx->arena, ctx->merchant_id, ids,
+                                                       balances, versions, k, &ruled);
+        if (!status_is_ok(&st)) {
+            return st;
+        }
+    }
+    /* An event without a balance changes nothing; under a rule, each member is re-tagged under
+     * its lock, one by one (member_on_points_event). */
+    for (int i = 0; i < n; i++) {
+        taken[i] = !with_balance[i] || !ruled;
+    }
+    return status_ok();
 }

@@ -591,29 +591,47 @@ status_t member_row_from_result(arena_t *a, const PGresult *r, int i, int c0, me
     return db_cols_read(a, &cols, r, i, m);
 }
 
-status_t member_row_learn_points_unruled(db_t *db, const char *merchant_id, const char *member_id,
-                                         int64_t balance, int64_t version, bool *ruled) {
+status_t member_rows_learn_points_unruled(db_t *db, arena_t *a, const char *merchant_id,
+                                          char *const *member_ids, const int64_t *balances,
+                                          const int64_t *versions, size_t n, bool *ruled) {
     db_params_t p;
-    db_params_key(&p, merchant_id, member_id);
-    db_param_int(&p, balance);
-    db_param_int(&p, version);
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_text(&p, pgarray_encode(a, member_ids, n));
+    db_param_text(&p, pgarray_encode_int64(a, balances, n));
+    db_param_text(&p, pgarray_encode_int64(a, versions, n));
     PGresult *r = NULL;
-    /* A rule is stored as "points_balance >= 5000 points rich" (member_tags.c). */
-    status_t st =
-        db_exec_row(db,
-                    "WITH s AS (SELECT EXISTS (SELECT FROM settings, unnest(tag_rules) AS t(rule) "
-                    " WHERE merchant_id = $1 AND rule LIKE 'points\\_balance %') AS ruled), "
-                    "u AS (UPDATE members SET points_balance = $3, points_version = $4 "
-                    " WHERE merchant_id = $1 AND id = $2 AND points_version < $4 "
-                    " AND NOT (SELECT ruled FROM s) RETURNING 1) "
-                    "SELECT ruled, (SELECT count(*) FROM u) FROM s",
-                    &p, &r, STATUS_INTERNAL, REASON_DATABASE_ERROR, "no answer");
+    /* A rule is stored as "points_balance >= 5000 points rich" (member_tags.c). The newest
+     * balance of each member is taken; the rows are locked in id order, as every batch of the
+     * consumer's replicas locks them, so that two replicas' batches cannot deadlock. */
+    // clang-format off
+    status_t st = db_exec_row(db,
+        "WITH s AS (SELECT EXISTS (SELECT FROM settings, unnest(tag_rules) AS t(rule) "
+        " WHERE merchant_id = $1 AND rule LIKE 'points\\_balance %') AS ruled), "
+        "v AS (SELECT DISTINCT ON (id) id, balance, version "
+        " FROM unnest($2::text[], $3::bigint[], $4::bigint[]) AS v(id, balance, version) "
+        " ORDER BY id, version DESC), "
+        "l AS (SELECT m.id, v.balance, v.version FROM members m JOIN v ON m.id = v.id "
+        " WHERE m.merchant_id = $1 AND m.points_version < v.version AND NOT (SELECT ruled FROM s) "
+        " ORDER BY m.id FOR UPDATE OF m), "
+        "u AS (UPDATE members m SET points_balance = l.balance, points_version = l.version "
+        " FROM l WHERE m.merchant_id = $1 AND m.id = l.id RETURNING 1) "
+        "SELECT ruled, (SELECT count(*) FROM u) FROM s",
+        &p, &r, STATUS_INTERNAL, REASON_DATABASE_ERROR, "no answer");
+    // clang-format on
     if (!status_is_ok(&st)) {
         return st;
     }
     *ruled = db_get_bool(r, 0, 0);
     PQclear(r);
     return status_ok();
+}
+
+status_t member_row_learn_points_unruled(db_t *db, arena_t *a, const char *merchant_id,
+                                         const char *member_id, int64_t balance, int64_t version,
+                                         bool *ruled) {
+    char *ids[] = {(char *)member_id};
+    return member_rows_learn_points_unruled(db, a, merchant_id, ids, &balance, &version, 1, ruled);
 }
 
 bool member_row_learn_points(member_row_t *row, int64_t balance, int64_t version) {

@@ -153,8 +153,14 @@ typedef struct member_row {
  *  tag rule (so no tag can change): the member's balance and version, if `version` is newer
  *  than the row's. *ruled: the merchant has such a rule, and nothing was written (the caller
  *  then re-tags the member under its lock). An unknown member is no error. */
-status_t member_row_learn_points_unruled(db_t *db, const char *merchant_id, const char *member_id,
-                                         int64_t balance, int64_t version, bool *ruled);
+status_t member_row_learn_points_unruled(db_t *db, arena_t *a, const char *merchant_id,
+                                         const char *member_id, int64_t balance, int64_t version,
+                                         bool *ruled);
+/** The same for n balances at once, in one statement (several of one member: the newest is
+ *  taken); nothing is written when *ruled. */
+status_t member_rows_learn_points_unruled(db_t *db, arena_t *a, const char *merchant_id,
+                                          char *const *member_ids, const int64_t *balances,
+                                          const int64_t *versions, size_t n, bool *ruled);
 
 /** Takes a points balance for the points_balance tag rules when it is newer than the row's:
  *  its version (PointsBalance.version, points events) is higher, or it has none (0: a caller

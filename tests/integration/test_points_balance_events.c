@@ -283,3 +283,67 @@ Test(points_balance_events, without_a_balance_rule_the_balance_is_kept_for_a_rul
         sleep_ms(100);
     }
 }
+
+Test(points_balance_events, the_events_of_one_read_are_kept_as_a_set_the_newest_of_each_member) {
+    /* Goal: without a balance rule, member-svc applies the events one read delivers in one
+     * statement (member_on_points_events); a member's newest version wins whatever the order of
+     * its events in the read, an older one or an unknown member changes nothing, and a rule set
+     * afterwards sends the events one by one again (member_on_points_event), with its tags. The
+     * events go into the stream in one MULTI/EXEC, so that one read takes them all. */
+    stack_start();
+    const char *m = harness_merchant("pbset");
+    set_points_rules(m, 0, 0, 0);
+    const char *a = create_member(m, "Ada");
+    const char *b = create_member(m, "Bo");
+    redisContext *c = NULL;
+    cache_t *cache = redis(&c);
+    const char *group = member_group();
+
+    redisReply *r = redisCommand(c, "MULTI");
+    cr_assert(r != NULL && r->type == REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    struct {
+        const char *member;
+        int64_t available, version;
+    } evs[] = {{a, 500, 5}, {b, 300, 3}, {a, 400, 4}, {"no-such-member", 9, 9},
+               {b, 700, 7}, {a, 200, 2}, {b, 650, 6}};
+    for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++) {
+        char payload[160];
+        snprintf(payload, sizeof payload,
+                 "{\"member_id\":\"%s\",\"available\":%lld,\"version\":%lld}", evs[i].member,
+                 (long long)evs[i].available, (long long)evs[i].version);
+        r = redisCommand(c,
+                         "XADD loyalty:events * event_id %s type points.balance merchant_id %s "
+                         "subject_id %s occurred_at 0 service points-svc payload %s",
+                         harness_key(), m, evs[i].member, payload);
+        cr_assert(r != NULL && r->type == REDIS_REPLY_STATUS); /* QUEUED */
+        freeReplyObject(r);
+    }
+    r = redisCommand(c, "EXEC");
+    cr_assert(r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 7);
+    const char *last = arena_strdup(&arena, r->element[6]->str);
+    freeReplyObject(r);
+    for (int polls = 0; !group_done_with(c, group, last); polls++) {
+        cr_assert(polls < POLLS_MAX, "member-svc's group never handled the events");
+        sleep_ms(100);
+    }
+    cr_assert_eq(member_stats(m, a)->points_balance, 500);
+    cr_assert_eq(member_stats(m, b)->points_balance, 700);
+
+    /* With a rule, the same kind of read goes one by one and tags. */
+    set_balance_tag_rule(m, "points_rich", 5000);
+    last = forge_balance_event(c, m, a, 6000, 8);
+    forge_balance_event(c, m, a, 100, 6); /* older: nothing */
+    last = forge_balance_event(c, m, b, 5000, 9);
+    for (int polls = 0; !group_done_with(c, group, last); polls++) {
+        cr_assert(polls < POLLS_MAX, "member-svc's group never handled the events");
+        sleep_ms(100);
+    }
+    cache_destroy(cache);
+    Loyalty__V1__MemberStats *st = member_stats(m, a);
+    cr_assert_eq(st->points_balance, 6000);
+    cr_assert(has_tag(st, "points_rich"));
+    st = member_stats(m, b);
+    cr_assert_eq(st->points_balance, 5000);
+    cr_assert(has_tag(st, "points_rich"));
+}
