@@ -113,6 +113,12 @@ typedef struct rpc_merge_call {
  *  records the merged calls' idempotency keys in one statement. */
 typedef status_t rpc_merger_t(rpc_ctx_t *ctx, rpc_merge_call_t *calls, size_t n);
 
+/** What a method without a merger of its own does merged: the calls' handlers one after
+ *  another, each with its own context, so that each sees the ones before it; the first refusal
+ *  ends it. For a merger that only needs to share something around that (its own state set up
+ *  before, written after). */
+status_t rpc_merge_in_sequence(rpc_merge_call_t *calls, size_t n, rpc_handler_fn handler);
+
 typedef struct rpc_method {
     const char *name; /* as in the .proto: "GetMember" */
     rpc_handler_fn handler;

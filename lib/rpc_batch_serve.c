@@ -138,11 +138,11 @@ static bool batch_lost_db(const status_t *st) {
  * they would run alone but without a part each, so that each sees the ones before it. The
  * first refusal abandons the merged run (every call then runs by itself, where the refusal is
  * answered with the idempotency check a lone call has). */
-static status_t batch_merge_in_sequence(const srv_method_t *m, rpc_merge_call_t *calls, size_t n) {
+status_t rpc_merge_in_sequence(rpc_merge_call_t *calls, size_t n, rpc_handler_fn handler) {
     for (size_t i = 0; i < n; i++) {
         srv_ctx_set_current(calls[i].ctx);
-        log_bind_request(calls[i].ctx->request_id, m->path);
-        status_t st = m->m->handler(calls[i].ctx, calls[i].req, calls[i].resp);
+        log_bind_request(calls[i].ctx->request_id, calls[i].ctx->method);
+        status_t st = handler(calls[i].ctx, calls[i].req, calls[i].resp);
         if (!status_is_ok(&st)) {
             return st;
         }
@@ -165,7 +165,8 @@ static status_t batch_merge_part(db_t *db, void *arg) {
     }
     rpc_ctx_t *ctx = g->calls[0].ctx;
     srv_ctx_set_current(ctx);
-    status_t st = m->merge ? m->merge(ctx, g->calls, n) : batch_merge_in_sequence(m, g->calls, n);
+    status_t st =
+        m->merge ? m->merge(ctx, g->calls, n) : rpc_merge_in_sequence(g->calls, n, m->m->handler);
     if (!status_is_ok(&st)) {
         return st;
     }

@@ -255,3 +255,20 @@ int wallet_tx_merchant_deltas(const wallet_tx_t *tx, wallet_merchant_delta_t *ou
     }
     return n;
 }
+
+void wallet_tx_add_merchant(wallet_tx_t *to, const wallet_tx_t *from) {
+    for (int c = 0; c < WALLET_MERCHANT_CODES; c++) {
+        for (int s = 0; s < WALLET_SHARDS; s++) {
+            if (!from->merchant_touched[c][s]) {
+                continue;
+            }
+            wallet_account_t *t = &to->merchant[c][s];
+            const wallet_account_t *f = &from->merchant[c][s];
+            t->debits_pending += f->debits_pending;
+            t->debits_posted += f->debits_posted;
+            t->credits_pending += f->credits_pending;
+            t->credits_posted += f->credits_posted;
+            to->merchant_touched[c][s] = true;
+        }
+    }
+}

@@ -173,4 +173,8 @@ bool wallet_tx_balanced(const wallet_tx_t *tx);
  *  WALLET_MERCHANT_CODES * WALLET_SHARDS) and returns the count. */
 int wallet_tx_merchant_deltas(const wallet_tx_t *tx, wallet_merchant_delta_t *out);
 
+/** Adds the merchant-account changes of `from` to those of `to` (the totals of several
+ *  transactions written as one: a merged batch, wallet_store_merchant_sum_begin). */
+void wallet_tx_add_merchant(wallet_tx_t *to, const wallet_tx_t *from);
+
 #endif

@@ -227,6 +227,15 @@ typedef struct wallet_expiring {
 status_t wallet_store_finish(db_t *db, const char *merchant_id, wallet_tx_t *tx,
                              wallet_expiring_t *expiring);
 
+/** Sums, from now on and on this thread, the merchant-account totals of every transaction
+ *  wallet_store_finish ends into `sums` instead of writing them, until
+ *  wallet_store_merchant_sum_end writes the sum (when `write`; a merged run that failed drops
+ *  it) in (code, shard) order. A merged batch runs its calls so (wallet_rpc_merge.c): its calls
+ *  are ordered by member, and members' shards differ, so calls writing their own totals would
+ *  lock the merchant rows in an order of the batch's own, and two batches could deadlock. */
+void wallet_store_merchant_sum_begin(wallet_tx_t *sums);
+status_t wallet_store_merchant_sum_end(db_t *db, const char *merchant_id, bool write);
+
 /* ---- reads ---- */
 
 /** A page of the member's statement, newest first, before transfer id `before_id` (""). */

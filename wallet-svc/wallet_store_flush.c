@@ -321,12 +321,45 @@ status_t wallet_store_flush(db_t *db, const char *merchant_id, wallet_tx_t *tx) 
     "SELECT apply_merchant_deltas($1, $2::smallint[], $3::smallint[], $4::bigint[], "              \
     " $5::bigint[], $6::bigint[], $7::bigint[])"
 
+/* The merchant totals being summed on this thread (wallet_store_merchant_sum_begin), or NULL. */
+static _Thread_local wallet_tx_t *g_merchant_sums;
+
+void wallet_store_merchant_sum_begin(wallet_tx_t *sums) {
+    assert(g_merchant_sums == NULL);
+    wallet_tx_init(sums, NULL, 0);
+    g_merchant_sums = sums;
+}
+
+static status_t write_merchant(db_t *db, const char *merchant_id, wallet_tx_t *tx,
+                               wallet_expiring_t *expiring);
+
+status_t wallet_store_merchant_sum_end(db_t *db, const char *merchant_id, bool write) {
+    wallet_tx_t *sums = g_merchant_sums;
+    assert(sums != NULL);
+    g_merchant_sums = NULL;
+    return write ? write_merchant(db, merchant_id, sums, NULL) : status_ok();
+}
+
 status_t wallet_store_finish(db_t *db, const char *merchant_id, wallet_tx_t *tx,
                              wallet_expiring_t *expiring) {
     status_t st = wallet_store_flush(db, merchant_id, tx);
     if (!status_is_ok(&st)) {
         return st;
     }
+    if (g_merchant_sums != NULL) {
+        /* Written with the other calls' when the merged run ends, in (code, shard) order: tx
+         * is left with no totals of its own (only the expiring figures, if asked, are read). */
+        wallet_tx_add_merchant(g_merchant_sums, tx);
+        memset(tx->merchant, 0, sizeof tx->merchant);
+        memset(tx->merchant_touched, 0, sizeof tx->merchant_touched);
+    }
+    return write_merchant(db, merchant_id, tx, expiring);
+}
+
+/* Applies tx's merchant totals, with the expiring figures asked (if any) in the same round
+ * trip, and clears them. */
+static status_t write_merchant(db_t *db, const char *merchant_id, wallet_tx_t *tx,
+                               wallet_expiring_t *expiring) {
     wallet_merchant_delta_t deltas[WALLET_MERCHANT_CODES * WALLET_SHARDS];
     int n = wallet_tx_merchant_deltas(tx, deltas);
     if (n == 0) {
@@ -355,6 +388,7 @@ status_t wallet_store_finish(db_t *db, const char *merchant_id, wallet_tx_t *tx,
     db_param_text(&p, pgarray_encode_int64(&a, cp, n));
     db_param_text(&p, pgarray_encode_int64(&a, cpo, n));
     PGresult *r = NULL;
+    status_t st;
     if (expiring == NULL) {
         /* Nothing to read back: inside a transaction it travels with the next statement or the
          * COMMIT (the idempotency record), a round trip fewer. */

@@ -312,6 +312,39 @@ Test(wallet_ledger_memory, top_up_hold_capture_keeps_balances) {
     cr_assert_eq(liability, m->acc[0].credits_posted - m->acc[0].debits_posted);
 }
 
+Test(wallet_ledger_memory, merchant_totals_of_several_transactions_add_up) {
+    /* Goal: a merged batch's sum (wallet_tx_add_merchant) has, per (code, shard), the sum of
+     * each transaction's four columns, and only the rows some transaction touched. */
+    wallet_tx_t t1, t2, sum;
+    wallet_tx_init(&t1, &a, 1000);
+    wallet_tx_init(&t2, &a, 1000);
+    wallet_tx_init(&sum, NULL, 0);
+    const char *ids[] = {"m1", "m2"};
+    wallet_tx_t *txs[] = {&t1, &t2};
+    for (int i = 0; i < 2; i++) {
+        wallet_member_t *m = wallet_tx_member(txs[i], ids[i]);
+        wallet_lot_t *p =
+            wallet_tx_new_lot(txs[i], m, WALLET_ACC_PRINCIPAL, WALLET_ORIGIN_TOP_UP, "", 0);
+        wallet_xfer_begin(txs[i], WALLET_XFER_TOP_UP, m);
+        wallet_post_merchant(txs[i], m, WALLET_ACC_TOP_UP_FUNDING, true, false, 100 * (i + 1));
+        wallet_post_member(txs[i], m, WALLET_ACC_PRINCIPAL, p, false, false, 100 * (i + 1));
+        wallet_xfer_end(txs[i], 0);
+        wallet_tx_add_merchant(&sum, txs[i]);
+    }
+    wallet_tx_add_merchant(&sum, &t1); /* t1 twice: its figures count twice */
+    wallet_merchant_delta_t d[WALLET_MERCHANT_CODES * WALLET_SHARDS];
+    int n = wallet_tx_merchant_deltas(&sum, d);
+    int64_t total = 0;
+    for (int i = 0; i < n; i++) {
+        cr_assert_eq(d[i].code, WALLET_ACC_TOP_UP_FUNDING);
+        total += d[i].delta.debits_posted;
+        cr_assert_eq(
+            d[i].delta.credits_posted + d[i].delta.debits_pending + d[i].delta.credits_pending, 0);
+    }
+    cr_assert_eq(total, 100 + 200 + 100);
+    cr_assert_eq(n, wallet_shard("m1") == wallet_shard("m2") ? 1 : 2);
+}
+
 Test(wallet_ledger_memory, merchant_deltas_sorted_across_shards) {
     /* Goal: merchant-account changes of several members come out sorted by code, then shard,
      * the order every transaction locks them in. */
