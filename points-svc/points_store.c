@@ -1012,12 +1012,14 @@ status_t points_store_lock_batch(db_t *db, arena_t *a, const char *merchant,
     db_param_text(&ph, merchant);
     db_param_text_array(&ph, a, (char **)hold_ids, n_holds);
     /* In member-id order as strcmp sorts (COLLATE "C"), the order every batch locks in; the
-     * holds are read once their members' accounts are locked. */
+     * holds are read once their members' accounts are locked. The members are one array
+     * (= ANY of an ARRAY), so that the accounts are found through their key: as an IN (subquery),
+     * the generic plan joined a scan of every account of the merchant. */
     db_exec_item_t q[2] = {
         {.sql = "SELECT member_id, " ACCOUNT_COLUMNS " FROM accounts "
-                "WHERE merchant_id = $1 AND member_id IN ("
+                "WHERE merchant_id = $1 AND member_id = ANY (ARRAY("
                 " SELECT unnest($2::text[]) UNION ALL "
-                " SELECT member_id FROM holds WHERE merchant_id = $1 AND id = ANY($3::text[])) "
+                " SELECT member_id FROM holds WHERE merchant_id = $1 AND id = ANY($3::text[]))) "
                 "ORDER BY member_id COLLATE \"C\" FOR UPDATE",
          .params = &pl},
         {.sql = HOLD_WITH_LOTS "WHERE h.merchant_id = $1 AND h.id = ANY($2::text[])",
