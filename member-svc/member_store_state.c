@@ -602,8 +602,9 @@ status_t member_rows_learn_points_unruled(db_t *db, arena_t *a, const char *merc
     db_param_text(&p, pgarray_encode_int64(a, versions, n));
     PGresult *r = NULL;
     /* A rule is stored as "points_balance >= 5000 points rich" (member_tags.c). The newest
-     * balance of each member is taken; the rows are locked in id order, as every batch of the
-     * consumer's replicas locks them, so that two replicas' batches cannot deadlock. */
+     * balance of each member is taken; the rows are locked in id order as strcmp sorts (COLLATE
+     * "C"), the order the consumer's replicas and the merged batches of RecordOrder lock them
+     * in, so that none of them can deadlock another. */
     // clang-format off
     status_t st = db_exec_row(db,
         "WITH s AS (SELECT EXISTS (SELECT FROM settings, unnest(tag_rules) AS t(rule) "
@@ -613,7 +614,7 @@ status_t member_rows_learn_points_unruled(db_t *db, arena_t *a, const char *merc
         " ORDER BY id, version DESC), "
         "l AS (SELECT m.id, v.balance, v.version FROM members m JOIN v ON m.id = v.id "
         " WHERE m.merchant_id = $1 AND m.points_version < v.version AND NOT (SELECT ruled FROM s) "
-        " ORDER BY m.id FOR UPDATE OF m), "
+        " ORDER BY m.id COLLATE \"C\" FOR UPDATE OF m), "
         "u AS (UPDATE members m SET points_balance = l.balance, points_version = l.version "
         " FROM l WHERE m.merchant_id = $1 AND m.id = l.id RETURNING 1) "
         "SELECT ruled, (SELECT count(*) FROM u) FROM s",
