@@ -97,6 +97,7 @@ typedef struct rpc_merge_call {
     rpc_ctx_t *ctx;              /* the call's own: its request id, merchant, invalidations */
     const ProtobufCMessage *req; /* decoded and checked as for a lone call */
     ProtobufCMessage *resp;      /* an initialised message of the method's output type */
+    rpc_handler_fn handler;      /* the method's handler, as a lone call would run */
     /* Set by the merger for a call it leaves out: the call then runs by itself after the merged
      * ones (a refusal is found and answered there, with the idempotency check a lone call has).
      * A call left out must have written nothing. */
@@ -117,7 +118,7 @@ typedef status_t rpc_merger_t(rpc_ctx_t *ctx, rpc_merge_call_t *calls, size_t n)
  *  another, each with its own context, so that each sees the ones before it; the first refusal
  *  ends it. For a merger that only needs to share something around that (its own state set up
  *  before, written after). */
-status_t rpc_merge_in_sequence(rpc_merge_call_t *calls, size_t n, rpc_handler_fn handler);
+status_t rpc_merge_in_sequence(rpc_merge_call_t *calls, size_t n);
 
 typedef struct rpc_method {
     const char *name; /* as in the .proto: "GetMember" */

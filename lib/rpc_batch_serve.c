@@ -138,11 +138,11 @@ static bool batch_lost_db(const status_t *st) {
  * they would run alone but without a part each, so that each sees the ones before it. The
  * first refusal abandons the merged run (every call then runs by itself, where the refusal is
  * answered with the idempotency check a lone call has). */
-status_t rpc_merge_in_sequence(rpc_merge_call_t *calls, size_t n, rpc_handler_fn handler) {
+status_t rpc_merge_in_sequence(rpc_merge_call_t *calls, size_t n) {
     for (size_t i = 0; i < n; i++) {
         srv_ctx_set_current(calls[i].ctx);
         log_bind_request(calls[i].ctx->request_id, calls[i].ctx->method);
-        status_t st = handler(calls[i].ctx, calls[i].req, calls[i].resp);
+        status_t st = calls[i].handler(calls[i].ctx, calls[i].req, calls[i].resp);
         if (!status_is_ok(&st)) {
             return st;
         }
@@ -161,12 +161,12 @@ static status_t batch_merge_part(db_t *db, void *arg) {
         it->ctx->invalidation_count = 0;
         it->ctx->outbox_emitted = 0;
         it->resp = pb_new(it->ctx->arena, m->md->output);
-        g->calls[i] = (rpc_merge_call_t){.ctx = it->ctx, .req = it->req, .resp = it->resp};
+        g->calls[i] = (rpc_merge_call_t){
+            .ctx = it->ctx, .req = it->req, .resp = it->resp, .handler = m->m->handler};
     }
     rpc_ctx_t *ctx = g->calls[0].ctx;
     srv_ctx_set_current(ctx);
-    status_t st =
-        m->merge ? m->merge(ctx, g->calls, n) : rpc_merge_in_sequence(g->calls, n, m->m->handler);
+    status_t st = m->merge ? m->merge(ctx, g->calls, n) : rpc_merge_in_sequence(g->calls, n);
     if (!status_is_ok(&st)) {
         return st;
     }

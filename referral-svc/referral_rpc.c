@@ -170,8 +170,8 @@ static status_t rpc_attach(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
     }
     char attach_id[ID_MAX];
     id_generate("att", attach_id);
-    st = referral_store_attach(ctx->db, ctx->merchant_id, referee.member_id, &plan, attach_id,
-                               ctx->now_s);
+    st = referral_store_attach(ctx->db, ctx->arena, ctx->merchant_id, referee.member_id, &plan,
+                               attach_id, ctx->now_s);
     if (!status_is_ok(&st)) {
         return st;
     }
@@ -426,6 +426,10 @@ static status_t rpc_reverse_rewards(rpc_ctx_t *ctx, const ProtobufCMessage *req_
         return st;
     }
     resp->reversals = arena_alloc(ctx->arena, (resp->n_rewards + 1) * sizeof *resp->reversals);
+    /* The counters after the rewards, all in one statement (or with the merged batch's). */
+    referral_stats_sum_t own = {0};
+    referral_stats_sum_t *stats = referral_store_stats_gathering();
+    stats = stats ? stats : &own;
     for (size_t i = 0; status_is_ok(&st) && i < resp->n_rewards; i++) {
         Loyalty__V1__ReferralReward *w = resp->rewards[i];
         referral_reward_money_t m = money_of(w);
@@ -448,6 +452,14 @@ static status_t rpc_reverse_rewards(rpc_ctx_t *ctx, const ProtobufCMessage *req_
         resp->reversals[resp->n_reversals++] = rv;
         st = referral_store_reward_reverse(ctx->db, ctx->merchant_id, w, delta, clawback, rv->id,
                                            ctx->now_s);
+        if (w->level > 0) {
+            referral_stats_delta_t d = {
+                .member_id = w->beneficiary_member_id, .level = w->level, .reversed_points = delta};
+            referral_rules_stats_add(stats, ctx->arena, &d);
+        }
+    }
+    if (status_is_ok(&st) && stats == &own) {
+        st = referral_store_stats_write(ctx->db, ctx->arena, ctx->merchant_id, &own);
     }
     if (status_is_ok(&st)) {
         st = referral_store_event_set_share(ctx->db, ctx->merchant_id, req->event, req->reference,
@@ -534,5 +546,26 @@ static const rpc_method_t referral_methods[] = {
     {NULL, NULL, RPC_READ},
 };
 
+/* A merged batch of AttachReferral, ComputeRewards or ReverseRewards (docs/architecture.md "Batched
+ * saga steps"): the calls' handlers in sequence, with the downline counters of them all written
+ * once, at the end, in (member, level) order, the order every writer of the counters uses; calls
+ * writing their own would lock the rows of their beneficiaries in an order of their batch's, and
+ * two batches whose buyers share referrers could deadlock. */
+static status_t merge_with_counters(rpc_ctx_t *ctx, rpc_merge_call_t *calls, size_t n) {
+    referral_stats_sum_t stats;
+    referral_store_stats_gather_begin(&stats);
+    status_t st = rpc_merge_in_sequence(calls, n);
+    status_t written =
+        referral_store_stats_gather_end(ctx->db, ctx->arena, ctx->merchant_id, status_is_ok(&st));
+    return status_is_ok(&st) ? written : st;
+}
+
+static const rpc_method_merger_t referral_mergers[] = {
+    {"AttachReferral", merge_with_counters},
+    {"ComputeRewards", merge_with_counters},
+    {"ReverseRewards", merge_with_counters},
+    {NULL, NULL},
+};
+
 const rpc_service_t referral_service = {&loyalty__v1__referral_service__descriptor,
-                                        referral_methods, NULL};
+                                        referral_methods, referral_mergers};

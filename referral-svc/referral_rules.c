@@ -6,6 +6,7 @@
 
 #include <assert.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ---- programme ---- */
@@ -360,4 +361,39 @@ bool referral_rules_release(referral_reward_money_t *m) {
     m->granted_points = m->points - m->reversed_points;
     m->state = m->granted_points > 0 ? REFERRAL_STATE_GRANTED : REFERRAL_STATE_CANCELLED;
     return m->granted_points > 0;
+}
+
+void referral_rules_stats_add(referral_stats_sum_t *s, arena_t *a,
+                              const referral_stats_delta_t *change) {
+    for (size_t i = 0; i < s->n; i++) {
+        referral_stats_delta_t *d = &s->deltas[i];
+        if (d->level == change->level && strcmp(d->member_id, change->member_id) == 0) {
+            d->members += change->members;
+            d->reward_points += change->reward_points;
+            d->reversed_points += change->reversed_points;
+            return;
+        }
+    }
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? 2 * s->cap : 8;
+        referral_stats_delta_t *grown = arena_alloc(a, cap * sizeof *grown);
+        if (s->n > 0) {
+            memcpy(grown, s->deltas, s->n * sizeof *grown);
+        }
+        s->deltas = grown;
+        s->cap = cap;
+    }
+    s->deltas[s->n++] = *change;
+}
+
+static int stats_delta_cmp(const void *x, const void *y) {
+    const referral_stats_delta_t *a = x, *b = y;
+    int c = strcmp(a->member_id, b->member_id);
+    return c != 0 ? c : (a->level > b->level) - (a->level < b->level);
+}
+
+void referral_rules_stats_sort(referral_stats_sum_t *s) {
+    if (s->n > 1) {
+        qsort(s->deltas, s->n, sizeof *s->deltas, stats_delta_cmp);
+    }
 }

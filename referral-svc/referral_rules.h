@@ -179,4 +179,29 @@ void referral_rules_reverse(referral_reward_money_t *m, int32_t cumulative_share
  *  CANCELLED when nothing is left. Returns true when there is something to grant. */
 bool referral_rules_release(referral_reward_money_t *m);
 
+/** A change of one downline counter row (downline_stats: a member's figures at a level). */
+typedef struct referral_stats_delta {
+    const char *member_id;
+    int level;
+    int64_t members; /* referees attached at that level */
+    int64_t reward_points;
+    int64_t reversed_points;
+} referral_stats_delta_t;
+
+/** The counter changes of a call, or of a merged batch of calls, written together in (member,
+ *  level) order: the order every writer of the counters locks their rows in, so that two
+ *  transactions writing some of the same rows cannot deadlock (a batch's calls each write
+ *  their own beneficiaries' rows, whose order across calls is nobody's). */
+typedef struct referral_stats_sum {
+    referral_stats_delta_t *deltas;
+    size_t n, cap;
+} referral_stats_sum_t;
+
+/** Adds a change to the sum, into the member and level's earlier one if any; memory from `a`. */
+void referral_rules_stats_add(referral_stats_sum_t *s, arena_t *a,
+                              const referral_stats_delta_t *change);
+
+/** Sorts the sum's changes by member id in byte order (COLLATE "C"), then level. */
+void referral_rules_stats_sort(referral_stats_sum_t *s);
+
 #endif

@@ -5,9 +5,13 @@
 #include "pb.h"
 #include "sql_time.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* The counter changes being gathered on this thread (a merged batch), or NULL. */
+static _Thread_local referral_stats_sum_t *g_stats_gathered;
 
 static void param_opt_text(db_params_t *p, const char *s) {
     db_param_text(p, s[0] ? s : NULL);
@@ -320,9 +324,9 @@ status_t referral_store_has_downline(db_t *db, const char *merchant_id, const ch
     return st;
 }
 
-status_t referral_store_attach(db_t *db, const char *merchant_id, const char *referee_id,
-                               const referral_attach_plan_t *plan, const char *attach_id,
-                               int64_t now_s) {
+status_t referral_store_attach(db_t *db, arena_t *a, const char *merchant_id,
+                               const char *referee_id, const referral_attach_plan_t *plan,
+                               const char *attach_id, int64_t now_s) {
     db_params_t p;
     db_params_key(&p, merchant_id, referee_id);
     param_opt_text(&p, plan->ancestors[0]);
@@ -347,18 +351,16 @@ status_t referral_store_attach(db_t *db, const char *merchant_id, const char *re
         return status_make(STATUS_INTERNAL, REASON_ATTACH_LOST,
                            "the referee's row changed under lock");
     }
-    /* Counters in level order: every transaction that touches several counters takes them in
-     * this order, so they never deadlock on each other. */
-    for (int level = 1; status_is_ok(&st) && level <= plan->n_ancestors; level++) {
-        db_params_key(&p, merchant_id, plan->ancestors[level - 1]);
-        db_param_int(&p, level);
-        st = db_exec(db,
-                     "INSERT INTO downline_stats (merchant_id, member_id, level, members) "
-                     "VALUES ($1, $2, $3, 1) ON CONFLICT (merchant_id, member_id, level) "
-                     "DO UPDATE SET members = downline_stats.members + 1",
-                     &p, NULL);
+    /* The ancestors' counters, in (member, level) order like every writer's, in one statement
+     * (or with the merged batch's). */
+    referral_stats_sum_t own = {0};
+    referral_stats_sum_t *stats = g_stats_gathered ? g_stats_gathered : &own;
+    for (int level = 1; level <= plan->n_ancestors; level++) {
+        referral_stats_delta_t d = {
+            .member_id = plan->ancestors[level - 1], .level = level, .members = 1};
+        referral_rules_stats_add(stats, a, &d);
     }
-    return st;
+    return stats == &own ? referral_store_stats_write(db, a, merchant_id, &own) : status_ok();
 }
 
 /* A downline_stats row into its level's count (ctx: the REFERRAL_LEVELS_MAX counts). */
@@ -668,44 +670,105 @@ static status_t reward_rows(db_t *db, arena_t *a, const char *sql, const db_para
     return st;
 }
 
-/* Adds reversed points to the counter the reward's points went to (so the row exists). */
-static status_t stats_add_reversed(db_t *db, const char *merchant_id, const char *member_id,
-                                   int level, int64_t points) {
-    if (level < 1) {
-        return status_ok();
-    }
-    db_params_t p;
-    db_params_key(&p, merchant_id, member_id);
-    db_param_int(&p, level);
-    db_param_int(&p, points);
-    return db_exec(db,
-                   "UPDATE downline_stats SET reversed_points = reversed_points + $4 "
-                   "WHERE merchant_id = $1 AND member_id = $2 AND level = $3",
-                   &p, NULL);
-}
-
 /* One statement for all of an event's rewards: the reward rows and, for levels 1..3, the
- * beneficiaries' counters (rows taken in level order, the order every counter update uses;
- * a beneficiary appears once per event, so no counter row is hit twice). */
+ * beneficiaries' counters, in (member, level) order (referral_stats_sum_t; a beneficiary
+ * appears once per event, so no counter row is hit twice). While a merged batch gathers the
+ * counters (referral_store_stats_gather_begin), the rewards alone. */
 // clang-format off
+#define REWARDS_INSERT_WITH                                                                        \
+    "WITH u AS (SELECT * FROM unnest($8::text[], $9::text[], $10::bigint[], $11::bigint[], "       \
+    "  $12::bigint[], $13::bigint[], $14::bigint[], $15::boolean[]) "                              \
+    "  AS u(id, beneficiary, level, rule, points, base_cents, rule_bps, capped)), "                \
+    "ins AS (INSERT INTO rewards (merchant_id, id, event, reference, source_member_id, "           \
+    "  beneficiary_id, level, rule, points, base_cents, rule_bps, capped, grant_now, state, "      \
+    "  held_until, granted_points, created_at, granted_at) "                                       \
+    " SELECT $1, u.id, $2, $3, $4, u.beneficiary, u.level, u.rule, u.points, u.base_cents, "       \
+    "  u.rule_bps, u.capped, $5, CASE WHEN $5 THEN 2 ELSE 1 END, to_timestamp($6), "               \
+    "  CASE WHEN $5 THEN u.points ELSE 0 END, to_timestamp($7), "                                  \
+    "  CASE WHEN $5 THEN to_timestamp($7) END FROM u "                                             \
+    " RETURNING " REWARD_COLUMNS ") "
 static const char REWARDS_INSERT_SQL[] =
-    "WITH u AS (SELECT * FROM unnest($8::text[], $9::text[], $10::bigint[], $11::bigint[], "
-    "  $12::bigint[], $13::bigint[], $14::bigint[], $15::boolean[]) "
-    "  AS u(id, beneficiary, level, rule, points, base_cents, rule_bps, capped)), "
-    "ins AS (INSERT INTO rewards (merchant_id, id, event, reference, source_member_id, "
-    "  beneficiary_id, level, rule, points, base_cents, rule_bps, capped, grant_now, state, "
-    "  held_until, granted_points, created_at, granted_at) "
-    " SELECT $1, u.id, $2, $3, $4, u.beneficiary, u.level, u.rule, u.points, u.base_cents, "
-    "  u.rule_bps, u.capped, $5, CASE WHEN $5 THEN 2 ELSE 1 END, to_timestamp($6), "
-    "  CASE WHEN $5 THEN u.points ELSE 0 END, to_timestamp($7), "
-    "  CASE WHEN $5 THEN to_timestamp($7) END FROM u "
-    " RETURNING " REWARD_COLUMNS "), "
-    "stats AS (INSERT INTO downline_stats (merchant_id, member_id, level, reward_points) "
-    " SELECT $1, u.beneficiary, u.level, u.points FROM u WHERE u.level > 0 ORDER BY u.level "
+    REWARDS_INSERT_WITH
+    ", stats AS (INSERT INTO downline_stats (merchant_id, member_id, level, reward_points) "
+    " SELECT $1, u.beneficiary, u.level, u.points FROM u WHERE u.level > 0 "
+    " ORDER BY u.beneficiary COLLATE \"C\", u.level "
     " ON CONFLICT (merchant_id, member_id, level) DO UPDATE "
     " SET reward_points = downline_stats.reward_points + excluded.reward_points) "
     "SELECT * FROM ins ORDER BY level";
+static const char REWARDS_ONLY_INSERT_SQL[] = REWARDS_INSERT_WITH "SELECT * FROM ins ORDER BY level";
 // clang-format on
+
+void referral_store_stats_gather_begin(referral_stats_sum_t *s) {
+    assert(g_stats_gathered == NULL);
+    *s = (referral_stats_sum_t){0};
+    g_stats_gathered = s;
+}
+
+referral_stats_sum_t *referral_store_stats_gathering(void) {
+    return g_stats_gathered;
+}
+
+status_t referral_store_stats_gather_end(db_t *db, arena_t *a, const char *merchant_id,
+                                         bool write) {
+    referral_stats_sum_t *s = g_stats_gathered;
+    assert(s != NULL);
+    g_stats_gathered = NULL;
+    return write ? referral_store_stats_write(db, a, merchant_id, s) : status_ok();
+}
+
+status_t referral_store_stats_write(db_t *db, arena_t *a, const char *merchant_id,
+                                    referral_stats_sum_t *s) {
+    if (s->n == 0) {
+        return status_ok();
+    }
+    referral_rules_stats_sort(s);
+    /* Counts added (attaches, rewards) or reversals, never both: a sum is one method's. */
+    bool reversals = s->deltas[0].reversed_points != 0;
+    char **members = arena_alloc(a, s->n * sizeof *members);
+    int64_t *levels = arena_alloc(a, s->n * sizeof *levels);
+    int64_t *attached = arena_alloc(a, s->n * sizeof *attached);
+    int64_t *rewarded = arena_alloc(a, s->n * sizeof *rewarded);
+    int64_t *reversed = arena_alloc(a, s->n * sizeof *reversed);
+    for (size_t i = 0; i < s->n; i++) {
+        const referral_stats_delta_t *d = &s->deltas[i];
+        assert(reversals ? d->members == 0 && d->reward_points == 0 : d->reversed_points == 0);
+        members[i] = (char *)d->member_id;
+        levels[i] = d->level;
+        attached[i] = d->members;
+        rewarded[i] = d->reward_points;
+        reversed[i] = d->reversed_points;
+    }
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_text_array(&p, a, members, s->n);
+    db_param_int_array(&p, a, levels, s->n);
+    /* The rows in the order of the arrays (sorted above), the order every writer locks them in:
+     * an insert's conflicts are locked as its rows come, a reversal's rows (which exist: their
+     * rewards made them) by the sorted FOR UPDATE before the update. Nothing to read back: it
+     * travels with the next statement or the COMMIT. */
+    const char *sql = NULL;
+    if (reversals) {
+        db_param_int_array(&p, a, reversed, s->n);
+        sql = "WITH v AS (SELECT * FROM unnest($2::text[], $3::bigint[], $4::bigint[]) "
+              " WITH ORDINALITY AS v(m, l, rv, n)), "
+              "k AS (SELECT d.member_id, d.level, v.rv FROM downline_stats d JOIN v "
+              " ON d.member_id = v.m AND d.level = v.l WHERE d.merchant_id = $1 "
+              " ORDER BY v.n FOR UPDATE OF d) "
+              "UPDATE downline_stats d SET reversed_points = d.reversed_points + k.rv FROM k "
+              "WHERE d.merchant_id = $1 AND d.member_id = k.member_id AND d.level = k.level";
+    } else {
+        db_param_int_array(&p, a, attached, s->n);
+        db_param_int_array(&p, a, rewarded, s->n);
+        sql = "INSERT INTO downline_stats (merchant_id, member_id, level, members, reward_points) "
+              "SELECT $1, v.m, v.l, v.ms, v.rw FROM unnest($2::text[], $3::bigint[], "
+              " $4::bigint[], $5::bigint[]) WITH ORDINALITY AS v(m, l, ms, rw, n) ORDER BY v.n "
+              "ON CONFLICT (merchant_id, member_id, level) DO UPDATE "
+              "SET members = downline_stats.members + excluded.members, "
+              " reward_points = downline_stats.reward_points + excluded.reward_points";
+    }
+    return db_in_tx(db) ? db_exec_deferred(db, sql, &p, NULL) : db_exec(db, sql, &p, NULL);
+}
 
 status_t referral_store_rewards_insert(db_t *db, arena_t *a, const char *merchant_id,
                                        const referral_event_row_t *ev,
@@ -752,7 +815,17 @@ status_t referral_store_rewards_insert(db_t *db, arena_t *a, const char *merchan
     db_param_int_array(&p, a, base, (size_t)n);
     db_param_int_array(&p, a, bps, (size_t)n);
     db_param_text_array(&p, a, capped, (size_t)n);
-    return reward_rows(db, a, REWARDS_INSERT_SQL, &p, out, n_out);
+    referral_stats_sum_t *gathered = g_stats_gathered;
+    for (int i = 0; gathered != NULL && i < n; i++) {
+        if (specs[i].level > 0) {
+            referral_stats_delta_t d = {.member_id = specs[i].beneficiary_id,
+                                        .level = specs[i].level,
+                                        .reward_points = specs[i].points};
+            referral_rules_stats_add(gathered, a, &d);
+        }
+    }
+    return reward_rows(db, a, gathered ? REWARDS_ONLY_INSERT_SQL : REWARDS_INSERT_SQL, &p, out,
+                       n_out);
 }
 
 status_t referral_store_event_rewards(db_t *db, arena_t *a, const char *merchant_id, int event,
@@ -794,10 +867,7 @@ status_t referral_store_reward_reverse(db_t *db, const char *merchant_id,
                  "INSERT INTO reward_reversals (merchant_id, id, reward_id, reversed_points, "
                  " clawback_points, created_at) VALUES ($1, $2, $3, $4, $5, to_timestamp($6))",
                  &p, NULL);
-    if (!status_is_ok(&st)) {
-        return st;
-    }
-    return stats_add_reversed(db, merchant_id, w->beneficiary_member_id, w->level, reversed_delta);
+    return st;
 }
 
 status_t referral_store_due_rewards(db_t *db, arena_t *a, const char *merchant_id, int64_t now_s,

@@ -77,10 +77,11 @@ status_t referral_store_has_downline(db_t *db, const char *merchant_id, const ch
                                      bool *out);
 
 /** Writes an accepted attach on the referee's row and counts the referee in each ancestor's
- *  downline counters, level 1 first. */
-status_t referral_store_attach(db_t *db, const char *merchant_id, const char *referee_id,
-                               const referral_attach_plan_t *plan, const char *attach_id,
-                               int64_t now_s);
+ *  downline counters (in one statement, in (member, level) order; or with the merged batch's,
+ *  referral_store_stats_gather_begin). */
+status_t referral_store_attach(db_t *db, arena_t *a, const char *merchant_id,
+                               const char *referee_id, const referral_attach_plan_t *plan,
+                               const char *attach_id, int64_t now_s);
 
 /** The member's three downline counters (levels 1..3, zeros when absent). */
 status_t referral_store_level_counts(db_t *db, arena_t *a, const char *merchant_id,
@@ -156,11 +157,26 @@ status_t referral_store_event_rewards(db_t *db, arena_t *a, const char *merchant
                                       const char *reference, bool for_update,
                                       Loyalty__V1__ReferralReward ***out, size_t *n);
 
-/** Writes a reversal of `r` (whose money fields already hold the new state): the reward row,
- *  a reversal row with id `reversal_id`, and the beneficiary's reversed counter. */
+/** Writes a reversal of `r` (whose money fields already hold the new state): the reward row
+ *  and a reversal row with id `reversal_id`. The beneficiary's reversed counter is the
+ *  caller's to write, with the call's other counters (referral_store_stats_write). */
 status_t referral_store_reward_reverse(db_t *db, const char *merchant_id,
                                        const Loyalty__V1__ReferralReward *r, int64_t reversed_delta,
                                        int64_t clawback, const char *reversal_id, int64_t now_s);
+
+/** Writes a sum of counter changes in one statement, in (member, level) order (sorting it);
+ *  inside a transaction it travels with the next statement. */
+status_t referral_store_stats_write(db_t *db, arena_t *a, const char *merchant_id,
+                                    referral_stats_sum_t *s);
+
+/** From now on and on this thread, the counter changes of rewards inserted
+ *  (referral_store_rewards_insert) and of reversals (the caller's, through
+ *  referral_store_stats_gathering) are added to `s` instead of written, until
+ *  referral_store_stats_gather_end writes them all (when `write`; a merged run that failed
+ *  drops them). A merged batch of ComputeRewards or ReverseRewards runs so (referral_rpc.c). */
+void referral_store_stats_gather_begin(referral_stats_sum_t *s);
+referral_stats_sum_t *referral_store_stats_gathering(void);
+status_t referral_store_stats_gather_end(db_t *db, arena_t *a, const char *merchant_id, bool write);
 
 /** Locks (SKIP LOCKED) up to limit + 1 held rewards whose hold ended at now_s, oldest hold
  *  first; *more says whether there was one beyond `limit` (only the first `limit` come back). */

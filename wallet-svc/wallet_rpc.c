@@ -13,7 +13,6 @@
 #include "wallet_rules.h"
 #include "wallet_store.h"
 
-#include <assert.h>
 #include <string.h>
 
 #define RETURN_IF_ERROR(expr)                                                                      \
@@ -425,16 +424,9 @@ static const rpc_method_t wallet_methods[] = {
  * totals of them all written once, at the end, in (code, shard) order, so that batches lock
  * the merchant rows in the one order every transaction of the wallet uses. */
 static status_t merge_ledger_calls(rpc_ctx_t *ctx, rpc_merge_call_t *calls, size_t n) {
-    const char *name = strrchr(ctx->method, '/');
-    name = name ? name + 1 : ctx->method;
-    rpc_handler_fn handler = NULL;
-    for (const rpc_method_t *m = wallet_methods; m->name != NULL && handler == NULL; m++) {
-        handler = strcmp(m->name, name) == 0 ? m->handler : NULL;
-    }
-    assert(handler != NULL); /* registered below for methods of this table only */
     wallet_tx_t sums;
     wallet_store_merchant_sum_begin(&sums);
-    status_t st = rpc_merge_in_sequence(calls, n, handler);
+    status_t st = rpc_merge_in_sequence(calls, n);
     status_t written = wallet_store_merchant_sum_end(ctx->db, ctx->merchant_id, status_is_ok(&st));
     return status_is_ok(&st) ? written : st;
 }

@@ -618,3 +618,42 @@ Test(referral_rules, attach_refusals_in_order) {
     cr_assert_str_eq(st.reason, "REFEREE_HAS_DOWNLINE");
     cr_assert_eq(referral_rules_attach(&a1, false, &g, &plan).code, STATUS_OK);
 }
+
+Test(referral_rules, counter_changes_merge_by_member_and_level_and_sort_in_byte_order) {
+    /* Goal: the counter changes of a batch (referral_stats_sum_t) keep one entry per (member,
+     * level), with the figures summed, and sort by member id in byte order (COLLATE "C", where
+     * "Zed" < "amy"), then level: the order every writer of downline_stats locks rows in. */
+    referral_stats_sum_t s = {0};
+    const referral_stats_delta_t changes[] = {
+        {.member_id = "amy", .level = 2, .reward_points = 20},
+        {.member_id = "Zed", .level = 1, .members = 1},
+        {.member_id = "amy", .level = 1, .reward_points = 5},
+        {.member_id = "amy", .level = 2, .reward_points = 7, .members = 1},
+        {.member_id = "bob", .level = 3, .reward_points = 1},
+    };
+    for (size_t i = 0; i < 5; i++) {
+        referral_rules_stats_add(&s, &a, &changes[i]);
+    }
+    for (int i = 0; i < 20; i++) { /* past the first capacity: the array grows */
+        referral_stats_delta_t d = {.member_id = "bob", .level = 3, .reward_points = 1};
+        referral_rules_stats_add(&s, &a, &d);
+        d.member_id = arena_printf(&a, "m%02d", i);
+        referral_rules_stats_add(&s, &a, &d);
+    }
+    cr_assert_eq(s.n, 4 + 20);
+    referral_rules_stats_sort(&s);
+    cr_assert_str_eq(s.deltas[0].member_id, "Zed");
+    cr_assert_eq(s.deltas[0].members, 1);
+    cr_assert_str_eq(s.deltas[1].member_id, "amy");
+    cr_assert_eq(s.deltas[1].level, 1);
+    cr_assert_eq(s.deltas[1].reward_points, 5);
+    cr_assert_eq(s.deltas[2].level, 2);
+    cr_assert_eq(s.deltas[2].reward_points, 27);
+    cr_assert_eq(s.deltas[2].members, 1);
+    cr_assert_str_eq(s.deltas[3].member_id, "bob");
+    cr_assert_eq(s.deltas[3].reward_points, 21);
+    for (size_t i = 1; i < s.n; i++) {
+        int c = strcmp(s.deltas[i - 1].member_id, s.deltas[i].member_id);
+        cr_assert(c < 0 || (c == 0 && s.deltas[i - 1].level < s.deltas[i].level));
+    }
+}
