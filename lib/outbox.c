@@ -131,7 +131,7 @@ static status_t outbox_publish_tx(db_t *db, void *arg) {
     status_t st = db_exec(db,
                           "SELECT merchant_id, id, stream, type, subject_id, payload, "
                           " " SQL_EPOCH_S("created_at") ", commit_async, "
-                          " pg_current_wal_insert_lsn()::text "
+                          " pg_current_wal_insert_lsn()::text, ctid::text "
                           "FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1 "
                           "FOR UPDATE SKIP LOCKED",
                           &p, &r);
@@ -164,33 +164,30 @@ static status_t outbox_publish_tx(db_t *db, void *arg) {
     }
     arena_t arena;
     arena_init(&arena);
-    char **merchants = arena_alloc(&arena, (size_t)rows * sizeof *merchants);
-    char **ids = arena_alloc(&arena, (size_t)rows * sizeof *ids);
+    char **tids = arena_alloc(&arena, (size_t)rows * sizeof *tids);
     for (int i = 0; i < rows; i++) {
-        merchants[i] = arena_strdup(&arena, db_get_str(r, i, 0));
-        ids[i] = arena_strdup(&arena, db_get_str(r, i, 1));
+        tids[i] = arena_strdup(&arena, db_get_str(r, i, 9));
     }
     PQclear(r);
     db_params_init(&p);
-    db_param_text(&p, pgarray_encode(&arena, merchants, (size_t)rows));
-    db_param_text(&p, pgarray_encode(&arena, ids, (size_t)rows));
+    db_param_text(&p, pgarray_encode(&arena, tids, (size_t)rows));
     /* Sent with the COMMIT (nothing to read back), and the commit does not wait for the disk:
      * a mark or delete lost in a crash only publishes its entries again, which consumers
      * already expect (every entry carries its event_id), so waiting would buy nothing. Without
      * retention the rows go now: a delete writes no new version of the row (its payload) and
-     * leaves nothing for the purge. */
+     * leaves nothing for the purge. The rows are named by their ctid, which cannot change while
+     * this transaction holds their locks: a TID scan reaches each one directly, where a join
+     * with the ids' array was planned as a scan of the whole table and its dead rows. */
     st = db_exec_deferred(db,
                           a->keep_published
                               ? "UPDATE outbox SET published_at = now() "
                                 "FROM (SELECT set_config('synchronous_commit', 'off', true)) "
                                 " AS nosync "
-                                "WHERE (merchant_id, id) IN "
-                                " (SELECT * FROM unnest($1::text[], $2::text[]))"
+                                "WHERE ctid = ANY ($1::tid[])"
                               : "DELETE FROM outbox "
                                 "USING (SELECT set_config('synchronous_commit', 'off', true)) "
                                 " AS nosync "
-                                "WHERE (merchant_id, id) IN "
-                                " (SELECT * FROM unnest($1::text[], $2::text[]))",
+                                "WHERE ctid = ANY ($1::tid[])",
                           &p, NULL);
     arena_free(&arena);
     if (status_is_ok(&st)) {
