@@ -165,29 +165,34 @@ static status_t outbox_publish_tx(db_t *db, void *arg) {
     arena_t arena;
     arena_init(&arena);
     char **tids = arena_alloc(&arena, (size_t)rows * sizeof *tids);
+    char **merchants = arena_alloc(&arena, (size_t)rows * sizeof *merchants);
     for (int i = 0; i < rows; i++) {
         tids[i] = arena_strdup(&arena, db_get_str(r, i, 9));
+        merchants[i] = arena_strdup(&arena, db_get_str(r, i, 0));
     }
     PQclear(r);
     db_params_init(&p);
     db_param_text(&p, pgarray_encode(&arena, tids, (size_t)rows));
+    db_param_text(&p, pgarray_encode(&arena, merchants, (size_t)rows));
     /* Sent with the COMMIT (nothing to read back), and the commit does not wait for the disk:
      * a mark or delete lost in a crash only publishes its entries again, which consumers
      * already expect (every entry carries its event_id), so waiting would buy nothing. Without
      * retention the rows go now: a delete writes no new version of the row (its payload) and
      * leaves nothing for the purge. The rows are named by their ctid, which cannot change while
      * this transaction holds their locks: a TID scan reaches each one directly, where a join
-     * with the ids' array was planned as a scan of the whole table and its dead rows. */
+     * with the ids' array was planned as a scan of the whole table and its dead rows. Their
+     * merchants go with them, as in every statement (docs/architecture.md, "Distributing by
+     * merchant"). */
     st = db_exec_deferred(db,
                           a->keep_published
                               ? "UPDATE outbox SET published_at = now() "
                                 "FROM (SELECT set_config('synchronous_commit', 'off', true)) "
                                 " AS nosync "
-                                "WHERE ctid = ANY ($1::tid[])"
+                                "WHERE ctid = ANY ($1::tid[]) AND merchant_id = ANY ($2::text[])"
                               : "DELETE FROM outbox "
                                 "USING (SELECT set_config('synchronous_commit', 'off', true)) "
                                 " AS nosync "
-                                "WHERE ctid = ANY ($1::tid[])",
+                                "WHERE ctid = ANY ($1::tid[]) AND merchant_id = ANY ($2::text[])",
                           &p, NULL);
     arena_free(&arena);
     if (status_is_ok(&st)) {
