@@ -2,6 +2,7 @@
  * error mapping, transactions, migrations; the session-free mode for a transaction pooler. */
 #include "db.h"
 
+#include "db_rowset.h"
 #include "log.h"
 #include "rpc_metrics.h"
 
@@ -103,7 +104,12 @@ struct db {
     bool in_part;      /* db_tx_part runs: "committing" releases its savepoint */
     long round_trips;  /* db_round_trip_all's, so that db_tx_part knows what it sent */
     char last_constraint[64];
+    db_rowsets_t rowsets; /* rows collected for one statement each (db_rowset_append) */
 };
+
+db_rowsets_t *db_rowsets_of(db_t *db) {
+    return &db->rowsets;
+}
 
 /* Whether this process ever committed without waiting for the disk (db_async_commits_seen). */
 static atomic_bool g_async_commits_seen;
@@ -309,6 +315,7 @@ static void db_disconnect(db_t *db) {
     db->n_deferred = 0;
     db->deferred_rows_checked = false;
     db->defer_len = 0;
+    db_rowsets_drop(&db->rowsets);
 }
 
 void db_destroy(db_t *db) {
@@ -322,6 +329,7 @@ void db_destroy(db_t *db) {
         db_pool_destroy(db->pool);
     }
     free(db->defer_buf);
+    db_rowsets_free(&db->rowsets);
     free(db);
 }
 
@@ -1182,6 +1190,10 @@ status_t db_exec_deferred(db_t *db, const char *sql, const db_params_t *params,
  * deferred write whose row count is checked goes in a round trip of its own first: that check is
  * made here, not by PostgreSQL, so a COMMIT behind it would commit whatever it says. */
 static status_t db_commit(db_t *db) {
+    status_t queued = db_rowsets_queue_all(db, &db->rowsets);
+    if (!status_is_ok(&queued)) {
+        return queued;
+    }
     if (db->commit_sql == NULL && db->n_deferred == 0) {
         if (db->begin_pending) {
             db->begin_pending = false;
@@ -1256,6 +1268,7 @@ status_t db_tx(db_t *db, db_tx_fn fn, void *arg) {
             db->commit_sql = NULL;
             db->commit_out = NULL;
             db_deferred_clear(db);
+            db_rowsets_drop(&db->rowsets);
             if (!status_is_ok(&st) && begun && db_pg(db) != NULL &&
                 PQtransactionStatus(db_pg(db)) != PQTRANS_IDLE) {
                 /* Still "in" the transaction: the ROLLBACK goes alone, never retried, and
@@ -1291,6 +1304,7 @@ static status_t db_part_undo(db_t *db, bool sent) {
     db->commit_sql = NULL;
     db->commit_out = NULL;
     db_deferred_clear(db);
+    db_rowsets_drop(&db->rowsets);
     if (!sent) {
         return status_ok();
     }
@@ -1306,8 +1320,12 @@ static status_t db_part_undo(db_t *db, bool sent) {
 
 status_t db_tx_part(db_t *db, db_tx_fn fn, void *arg) {
     assert(db->tx_depth > 0 && !db->in_part && db->commit_sql == NULL);
-    status_t st = status_ok();
-    if (db->n_deferred > 0) { /* writes of the transaction's own, not the part's */
+    /* Writes of the transaction's own, not the part's: sent before the part begins. */
+    status_t st = db_rowsets_queue_all(db, &db->rowsets);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    if (db->n_deferred > 0) {
         st = db_round_trip(db, NULL, NULL, NULL, false, NULL);
         if (!status_is_ok(&st)) {
             return st;
@@ -1320,6 +1338,9 @@ status_t db_tx_part(db_t *db, db_tx_fn fn, void *arg) {
         st = db_exec_deferred(db, DB_PART_BEGIN, NULL, NULL); /* prepared once per connection */
         if (status_is_ok(&st)) {
             st = fn(db, arg);
+        }
+        if (status_is_ok(&st)) {
+            st = db_rowsets_queue_all(db, &db->rowsets); /* the part's rows count as sent */
         }
         if (status_is_ok(&st) && db->round_trips == trips && db->n_deferred == 1 &&
             db->commit_sql == NULL) {

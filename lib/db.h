@@ -416,6 +416,35 @@ typedef struct db_expect {
 status_t db_exec_deferred(db_t *db, const char *sql, const db_params_t *params,
                           const db_expect_t *expect);
 
+/** Rows a transaction writes to one table without reading them back (history entries, outbox
+ *  events, the saves of rows it holds locked): collected as they come (db_rowset_append) and
+ *  written by one statement, `sql`, when the transaction commits, when its db_tx_part ends, or
+ *  when db_rowset_flush asks. `sql` takes one parameter per column, $1..$n_cols, each the text
+ *  literal of an array of that column's values in row order (the statement casts and unnests
+ *  them: `INSERT INTO t (merchant_id, a, b) SELECT * FROM unnest($1::text[], $2::text[],
+ *  $3::bigint[])`). A definition is a static of its store: the rows of one transaction are told
+ *  apart by its address. */
+typedef struct db_rowset_def {
+    const char *sql;
+    int n_cols;
+} db_rowset_def_t;
+
+#define DB_ROWSET_COLS_MAX 20
+#define DB_ROWSETS_MAX 8
+
+/** Inside db_tx: adds a row (def->n_cols text parameters, NULL for SQL NULL; db_param_int for
+ *  numbers) to the transaction's rows of `def`. The row is written later, before whatever the
+ *  transaction sends after db_rowset_flush, and at the latest with the COMMIT (sets in the order
+ *  of their first row in the transaction, so a set whose rows refer to another's comes after it
+ *  when its first row does); a failure then fails that later call and the transaction. A store
+ *  that reads the table in a transaction that may have written it flushes first. Rolled back
+ *  with the transaction or db_tx_part. Errors now: only from sending earlier writes. */
+status_t db_rowset_append(db_t *db, const db_rowset_def_t *def, const db_params_t *row);
+
+/** The rows of `def` (NULL: of every set) waiting so far go with the transaction's next
+ *  statement, before it. Nothing is sent now; outside a transaction nothing is waiting. */
+status_t db_rowset_flush(db_t *db, const db_rowset_def_t *def);
+
 /** Inside db_tx: waits for and holds, until the transaction ends, a lock named `what` and
  *  `merchant_id` (pg_advisory_xact_lock on their hash; it works through a transaction pooler).
  *  For read-modify-write of a row that may not exist yet, such as a masked settings update:

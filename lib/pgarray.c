@@ -9,10 +9,23 @@
 #include <string.h>
 #include <strings.h>
 
+size_t pgarray_quote(char *out, const char *s) {
+    size_t o = 0;
+    out[o++] = '"';
+    for (const char *p = s; *p; p++) {
+        if (*p == '"' || *p == '\\') {
+            out[o++] = '\\';
+        }
+        out[o++] = *p;
+    }
+    out[o++] = '"';
+    return o;
+}
+
 char *pgarray_encode(arena_t *a, char *const *items, size_t n) {
     size_t cap = 3;
     for (size_t i = 0; i < n; i++) {
-        cap += 2 * strlen(items[i]) + 3;
+        cap += PGARRAY_QUOTED_MAX(strlen(items[i])) + 1;
     }
     char *out = arena_alloc(a, cap);
     size_t o = 0;
@@ -21,14 +34,7 @@ char *pgarray_encode(arena_t *a, char *const *items, size_t n) {
         if (i > 0) {
             out[o++] = ',';
         }
-        out[o++] = '"';
-        for (const char *p = items[i]; *p; p++) {
-            if (*p == '"' || *p == '\\') {
-                out[o++] = '\\';
-            }
-            out[o++] = *p;
-        }
-        out[o++] = '"';
+        o += pgarray_quote(out + o, items[i]);
     }
     out[o++] = '}';
     out[o] = '\0';

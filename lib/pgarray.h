@@ -10,6 +10,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/** The most bytes pgarray_quote writes for a string of `len` bytes. */
+#define PGARRAY_QUOTED_MAX(len) (2 * (len) + 2)
+
+/** Writes s as one quoted element of an array literal ("b\"c"; no NUL) and returns its length,
+ *  at most PGARRAY_QUOTED_MAX(strlen(s)). */
+size_t pgarray_quote(char *out, const char *s);
+
 /** The literal {"a","b\"c"} for items[0..n) in arena memory; every element is quoted. */
 char *pgarray_encode(arena_t *a, char *const *items, size_t n);
 
