@@ -23,6 +23,15 @@
  * writer flushes them within 3 x wal_writer_delay. Past it the pass ends and the next retries. */
 #define OUTBOX_FLUSH_WAIT_MS 2000
 
+/* The events of a transaction (outbox_emit). Nothing reads them before it commits: the
+ * publisher runs in transactions of its own. */
+static const db_rowset_def_t OUTBOX_ROWS = {
+    .sql = "INSERT INTO outbox (merchant_id, id, stream, type, subject_id, payload) "
+           "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], "
+           " $6::text[])",
+    .n_cols = 6,
+};
+
 status_t outbox_emit(rpc_ctx_t *ctx, const char *merchant_id, const char *stream, const char *type,
                      const char *subject_id, const char *payload_json, char *event_id_out) {
     assert(db_in_tx(ctx->db)); /* an event must commit or roll back with its change */
@@ -47,11 +56,8 @@ status_t outbox_emit(rpc_ctx_t *ctx, const char *merchant_id, const char *stream
     db_param_text(&p, type);
     db_param_text(&p, subject_id ? subject_id : "");
     db_param_text(&p, payload_json);
-    /* Deferred: the event travels with the change's next statement or its COMMIT. */
-    status_t st = db_exec_deferred(ctx->db,
-                                   "INSERT INTO outbox (merchant_id, id, stream, type, subject_id, "
-                                   " payload) VALUES ($1, $2, $3, $4, $5, $6)",
-                                   &p, NULL);
+    /* A row set: the transaction's events travel with its COMMIT, in one statement. */
+    status_t st = db_rowset_append(ctx->db, &OUTBOX_ROWS, &p);
     if (status_is_ok(&st)) {
         ctx->outbox_emitted++;
         if (event_id_out) {
