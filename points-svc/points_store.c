@@ -381,6 +381,35 @@ static const db_col_t ACCOUNT_COL_TABLE[] = {
     DB_COL(DB_COL_INT, points_account_t, version),
 };
 
+/* Deferred account saves (points_store_account_save), one statement for a transaction's
+ * members. Every statement on accounts flushes them first, so a member has at most one row
+ * waiting; the count check refuses anything else (UPDATE ... FROM would apply one of two rows
+ * for a member and drop the other). next_due_at is computed when the rows are written, from the
+ * holds and lots as the transaction left them by then. */
+// clang-format off
+static const db_rowset_def_t ACCOUNT_SAVES = {
+    .sql = "WITH v AS (SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], "
+           "  $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[], $9::int[], $10::int[], "
+           "  $11::bigint[]) AS v(merchant_id, member_id, lots_points, held, pending, debt, "
+           "  lifetime_earned, growth, check_in_day, check_in_streak, now_s)), "
+           "u AS (UPDATE accounts a SET lots_points = v.lots_points, held = v.held, "
+           "  pending = v.pending, debt = v.debt, lifetime_earned = v.lifetime_earned, "
+           "  growth = v.growth, last_check_in = " SQL_DATE_OF_DAY("v.check_in_day") ", "
+           "  check_in_streak = v.check_in_streak, version = a.version + 1, "
+           "  updated_at = to_timestamp(v.now_s), "
+           "  next_due_at = least("
+           "   (SELECT min(expires_at) FROM holds h WHERE h.merchant_id = a.merchant_id "
+           "     AND h.member_id = a.member_id AND h.status = 1), "
+           "   (SELECT min(available_at) FROM lots l WHERE l.merchant_id = a.merchant_id "
+           "     AND l.member_id = a.member_id AND l.status = 1), "
+           "   (SELECT min(expires_at) FROM lots l WHERE l.merchant_id = a.merchant_id "
+           "     AND l.member_id = a.member_id AND l.status = 2 AND l.remaining > 0)) "
+           " FROM v WHERE a.merchant_id = v.merchant_id AND a.member_id = v.member_id RETURNING 1) "
+           "SELECT refuse('LEDGER_MISMATCH') WHERE (SELECT count(*) FROM u) <> (SELECT count(*) FROM v)",
+    .n_cols = 11,
+};
+// clang-format on
+
 /* The account in row `row` of r, its columns from `c0`. Numbers only: no arena is needed. */
 static status_t account_from_row_at(const PGresult *r, int row, int c0, points_account_t *a) {
     db_cols_t cols = DB_COLS(ACCOUNT_COL_TABLE);
@@ -392,6 +421,10 @@ status_t points_store_account_get(db_t *db, const char *merchant, const char *me
                                   bool create, points_account_t *out, bool *found) {
     memset(out, 0, sizeof *out);
     *found = false;
+    status_t flushed = db_rowset_flush(db, &ACCOUNT_SAVES); /* an account saved before */
+    if (!status_is_ok(&flushed)) {
+        return flushed;
+    }
     db_params_t p;
     db_params_key(&p, merchant, member);
     const char *sql = lock ? "SELECT " ACCOUNT_COLUMNS " FROM accounts WHERE merchant_id = $1 "
@@ -445,6 +478,10 @@ status_t points_store_account_get(db_t *db, const char *merchant, const char *me
 
 status_t points_store_account_save(db_t *db, const char *merchant, const char *member, int64_t now,
                                    bool deferred, points_account_t *acct) {
+    status_t st = deferred ? status_ok() : db_rowset_flush(db, &ACCOUNT_SAVES);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
     db_params_t p;
     db_params_key(&p, merchant, member);
     db_param_int(&p, acct->lots_points);
@@ -465,11 +502,11 @@ status_t points_store_account_save(db_t *db, const char *merchant, const char *m
          * the write may go in the COMMIT's round trip), and nobody else can move its version,
          * which the statement raises by one. */
         acct->version += 1;
-        return db_exec_deferred(db, ACCOUNT_SAVE_SQL, &p, NULL);
+        return db_rowset_append(db, &ACCOUNT_SAVES, &p);
     }
     PGresult *r = NULL;
-    status_t st = db_exec_row(db, ACCOUNT_SAVE_SQL, &p, &r, STATUS_INTERNAL, REASON_LEDGER_MISMATCH,
-                              "account row vanished");
+    st = db_exec_row(db, ACCOUNT_SAVE_SQL, &p, &r, STATUS_INTERNAL, REASON_LEDGER_MISMATCH,
+                     "account row vanished");
     if (!status_is_ok(&st)) {
         return st;
     }
@@ -1003,6 +1040,10 @@ status_t points_store_lock_batch(db_t *db, arena_t *a, const char *merchant,
                                  const char *const *hold_ids, size_t n_holds,
                                  points_batch_locks_t *out) {
     memset(out, 0, sizeof *out);
+    status_t flushed = db_rowset_flush(db, &ACCOUNT_SAVES); /* accounts saved before */
+    if (!status_is_ok(&flushed)) {
+        return flushed;
+    }
     db_params_t pl, ph;
     db_params_init(&pl);
     db_param_text(&pl, merchant);

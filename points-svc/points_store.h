@@ -235,10 +235,15 @@ typedef struct points_new_entry {
     int n_shares;
 } points_new_entry_t;
 
-/** Appends an entry and its lot shares (deferred); *out (may be NULL) receives it as a
- *  message. */
+/** Appends an entry and its lot shares: written with the transaction's COMMIT, in one statement
+ *  per table with the transaction's other entries (db_rowset_append). *out (may be NULL)
+ *  receives it as a message. */
 status_t points_store_insert_entry(db_t *db, arena_t *a, const char *merchant,
                                    const points_new_entry_t *e, Loyalty__V1__PointsEntry **out);
+
+/** The entries appended so far in this transaction go with its next statement: for a reader of
+ *  the history inside a transaction that may have written some. */
+status_t points_store_flush_history(db_t *db);
 
 /** Deferred. */
 status_t points_store_insert_growth(db_t *db, const char *merchant, const char *member, int kind,

@@ -22,6 +22,39 @@ static Loyalty__V1__PointsLotShare **share_messages(arena_t *a, const points_sha
     return out;
 }
 
+/* A transaction's history entries and their lot shares, one statement each (row sets), written
+ * with its COMMIT: nothing on a write path reads them back (the history readers flush first).
+ * The entries keep the order they were made in: seq, which orders a member's history, follows it.
+ */
+// clang-format off
+static const db_rowset_def_t ENTRY_ROWS = {
+    .sql = "INSERT INTO entries (merchant_id, id, member_id, kind, available_delta, held_delta, "
+           " pending_delta, available_after, source, reference, hold_id, reason, operator, "
+           " created_at, lot_id, lot_points) "
+           "SELECT merchant_id, id, member_id, kind, available_delta, held_delta, pending_delta, "
+           " available_after, source, reference, hold_id, reason, operator, "
+           " to_timestamp(created_at), lot_id, lot_points "
+           "FROM unnest($1::text[], $2::text[], $3::text[], $4::smallint[], $5::bigint[], "
+           " $6::bigint[], $7::bigint[], $8::bigint[], $9::smallint[], $10::text[], $11::text[], "
+           " $12::text[], $13::text[], $14::bigint[], $15::text[], $16::bigint[]) WITH ORDINALITY "
+           " AS v(merchant_id, id, member_id, kind, available_delta, held_delta, pending_delta, "
+           "  available_after, source, reference, hold_id, reason, operator, created_at, lot_id, "
+           "  lot_points, ord) "
+           "ORDER BY ord",
+    .n_cols = 16,
+};
+static const db_rowset_def_t ENTRY_LOT_ROWS = {
+    .sql = "INSERT INTO entry_lots (merchant_id, entry_id, lot_id, points) "
+           "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[])",
+    .n_cols = 4,
+};
+// clang-format on
+
+status_t points_store_flush_history(db_t *db) {
+    status_t st = db_rowset_flush(db, &ENTRY_ROWS);
+    return status_is_ok(&st) ? db_rowset_flush(db, &ENTRY_LOT_ROWS) : st;
+}
+
 status_t points_store_insert_entry(db_t *db, arena_t *a, const char *merchant,
                                    const points_new_entry_t *e, Loyalty__V1__PointsEntry **out) {
     char id[ID_MAX];
@@ -47,18 +80,13 @@ status_t points_store_insert_entry(db_t *db, arena_t *a, const char *merchant,
         db_param_null(&p);
         db_param_null(&p);
     }
-    points_store_share_params(a, &p, e->shares, one_lot ? 0 : e->n_shares);
-    /* The entry and its lot shares in one statement (a data-modifying CTE always runs),
-     * deferred: it travels with the account's update. */
-    status_t st = db_exec_deferred(
-        db,
-        "WITH e AS (INSERT INTO entries (merchant_id, id, member_id, kind, available_delta, "
-        "  held_delta, pending_delta, available_after, source, reference, hold_id, reason, "
-        "  operator, created_at, lot_id, lot_points) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, "
-        "  $10, $11, $12, $13, to_timestamp($14::bigint), $15, $16::bigint) RETURNING id) "
-        "INSERT INTO entry_lots (merchant_id, entry_id, lot_id, points) "
-        "SELECT $1, e.id, v.lot, v.pts FROM e, unnest($17::text[], $18::bigint[]) AS v(lot, pts)",
-        &p, NULL);
+    status_t st = db_rowset_append(db, &ENTRY_ROWS, &p);
+    for (int i = 0; !one_lot && i < e->n_shares && status_is_ok(&st); i++) {
+        db_params_key(&p, merchant, id);
+        db_param_text(&p, e->shares[i].lot_id);
+        db_param_int(&p, e->shares[i].points);
+        st = db_rowset_append(db, &ENTRY_LOT_ROWS, &p);
+    }
     if (!status_is_ok(&st) || out == NULL) {
         return st;
     }
@@ -208,6 +236,10 @@ status_t points_store_list_entries(db_t *db, arena_t *a, const char *merchant, c
                                    int64_t before_seq, int32_t limit, const int *kinds,
                                    size_t n_kinds, Loyalty__V1__PointsEntry ***out, size_t *n,
                                    int64_t **seqs) {
+    status_t flushed = points_store_flush_history(db);
+    if (!status_is_ok(&flushed)) {
+        return flushed;
+    }
     int64_t k64[POINTS_HISTORY_KINDS_MAX];
     for (size_t i = 0; i < n_kinds && i < POINTS_HISTORY_KINDS_MAX; i++) {
         k64[i] = kinds[i];

@@ -96,15 +96,19 @@ static const verify_check_t verify_checks[] = {
 
 status_t points_store_verify(db_t *db, arena_t *a, const char *merchant, const char *member,
                              size_t max, Loyalty__V1__PointsVerifyLedgerResponse *out) {
+    status_t st = db_rowset_flush(db, NULL); /* what this transaction wrote, if anything */
+    if (!status_is_ok(&st)) {
+        return st;
+    }
     db_params_t p;
     db_params_key(&p, merchant, member);
     PGresult *r = NULL;
-    status_t st = db_exec(db,
-                          "SELECT (SELECT count(*) FROM accounts WHERE merchant_id = $1 "
-                          "  AND ($2 = '' OR member_id = $2)), "
-                          " (SELECT count(*) FROM lots WHERE merchant_id = $1 "
-                          "  AND ($2 = '' OR member_id = $2))",
-                          &p, &r);
+    st = db_exec(db,
+                 "SELECT (SELECT count(*) FROM accounts WHERE merchant_id = $1 "
+                 "  AND ($2 = '' OR member_id = $2)), "
+                 " (SELECT count(*) FROM lots WHERE merchant_id = $1 "
+                 "  AND ($2 = '' OR member_id = $2))",
+                 &p, &r);
     if (!status_is_ok(&st)) {
         return st;
     }
