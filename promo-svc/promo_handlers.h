@@ -15,6 +15,11 @@ rpc_handler_t promo_rpc_confirm;
 rpc_handler_t promo_rpc_release;
 rpc_handler_t promo_rpc_release_usage;
 rpc_handler_t promo_rpc_get_reservation;
+/* Mergers of the methods that lock usage counters: every counter the batch's calls may lock,
+ * in key order in one statement, then the calls in sequence. */
+rpc_merger_t promo_merge_reserve;
+rpc_merger_t promo_merge_release;
+rpc_merger_t promo_merge_release_usage;
 
 /* promo_rpc_coupons.c */
 rpc_handler_t promo_rpc_create_coupon_template;

@@ -196,16 +196,8 @@ typedef struct keyed {
 
 /* Byte order, the COLLATE "C" order the lock queries use, so that every transaction takes the
  * counter rows in the same order. */
-static int counter_cmp(const promo_counter_t *a, const promo_counter_t *b) {
-    int c = strcmp(a->promotion_id, b->promotion_id);
-    if (c == 0) {
-        c = strcmp(a->scope_key, b->scope_key);
-    }
-    return c != 0 ? c : strcmp(a->period_key, b->period_key);
-}
-
 static int keyed_cmp(const void *x, const void *y) {
-    return counter_cmp(&((const keyed_t *)x)->key, &((const keyed_t *)y)->key);
+    return promo_rules_counter_cmp(&((const keyed_t *)x)->key, &((const keyed_t *)y)->key);
 }
 
 /* Sorts the keys and merges duplicates; temp_to_unique maps each original index. */
@@ -216,7 +208,7 @@ static void counters_unique(arena_t *a, keyed_t *keys, size_t m, promo_pricing_t
     pc->n_counters = 0;
     for (size_t i = 0; i < m; i++) {
         if (pc->n_counters == 0 ||
-            counter_cmp(&pc->counters[pc->n_counters - 1], &keys[i].key) != 0) {
+            promo_rules_counter_cmp(&pc->counters[pc->n_counters - 1], &keys[i].key) != 0) {
             pc->counters[pc->n_counters++] = keys[i].key;
         }
         temp_to_unique[keys[i].temp] = pc->n_counters - 1;
@@ -417,4 +409,69 @@ void promo_ops_takes(arena_t *a, const promo_pricing_t *pc, promo_counter_t **ou
             (*coupons)[(*n_coupons)++] = c->coupon_id;
         }
     }
+}
+
+/* ---- merged batches ---- */
+
+void promo_ops_batch_carts(arena_t *a, const Loyalty__V1__PromoCart *const *in, size_t n,
+                           Loyalty__V1__PromoCart **carts, size_t *n_carts, char ***codes,
+                           size_t *n_codes) {
+    *carts = arena_alloc(a, (n + 1) * sizeof **carts);
+    *codes = arena_alloc(a, (n * PROMO_CART_CODES_MAX + 1) * sizeof **codes);
+    *n_carts = *n_codes = 0;
+    for (size_t i = 0; i < n; i++) {
+        Loyalty__V1__PromoCart *c = &(*carts)[*n_carts];
+        status_t st = promo_rules_check_cart(a, in[i], c);
+        if (!status_is_ok(&st)) {
+            continue;
+        }
+        assert(c->n_codes <= PROMO_CART_CODES_MAX);
+        for (size_t j = 0; j < c->n_codes; j++) {
+            (*codes)[(*n_codes)++] = c->codes[j];
+        }
+        (*n_carts)++;
+    }
+}
+
+/* Whether promotion `p` is a candidate of `cart`: automatic, or brought in by one of its codes. */
+static bool batch_candidate(const promotion_t *p, const Loyalty__V1__PromoCart *cart,
+                            char *const *codes, char *const *code_promotions, size_t n_codes) {
+    if (p->trigger == TRIGGER_AUTOMATIC) {
+        return true;
+    }
+    for (size_t i = 0; i < n_codes; i++) {
+        if (code_promotions[i] == NULL || strcmp(code_promotions[i], p->id) != 0) {
+            continue;
+        }
+        for (size_t j = 0; j < cart->n_codes; j++) {
+            if (strcmp(cart->codes[j], codes[i]) == 0) {
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+void promo_ops_batch_counters(arena_t *a, const Loyalty__V1__PromoCart *carts, size_t n_carts,
+                              const promo_preload_t *pre, int64_t at, char *const *codes,
+                              char *const *code_promotions, size_t n_codes, promo_counter_t **out,
+                              size_t *n) {
+    size_t cap = 0;
+    for (size_t k = 0; k < pre->n_active; k++) {
+        cap += pre->active[k]->n_limits;
+    }
+    cap *= n_carts;
+    promo_counter_t *c = arena_alloc(a, (cap + 1) * sizeof *c);
+    size_t m = 0;
+    for (size_t i = 0; i < n_carts; i++) {
+        for (size_t k = 0; k < pre->n_active; k++) {
+            const promotion_t *p = pre->active[k];
+            if (batch_candidate(p, &carts[i], codes, code_promotions, n_codes)) {
+                m += promo_rules_reserve_counters(a, p, &carts[i], &pre->periods, at, &c[m]);
+            }
+        }
+    }
+    assert(m <= cap);
+    *out = c;
+    *n = promo_rules_counters_sort_unique(c, m);
 }

@@ -44,4 +44,20 @@ status_t promo_ops_check_requested(const promo_pricing_t *pc);
 void promo_ops_takes(arena_t *a, const promo_pricing_t *pc, promo_counter_t **out, size_t *n,
                      char ***codes, size_t *n_codes, char ***coupons, size_t *n_coupons);
 
+/** The carts of a merged batch of Reserve calls, validated as promo_ops_price validates them
+ *  (a cart that is not valid is left out: its call is refused before it locks anything), into
+ *  *carts, and their codes, upper-cased, into *codes (all in `a`). */
+void promo_ops_batch_carts(arena_t *a, const Loyalty__V1__PromoCart *const *in, size_t n,
+                           Loyalty__V1__PromoCart **carts, size_t *n_carts, char ***codes,
+                           size_t *n_codes);
+
+/** The counters the Reserve calls of `carts` may lock at `at`, sorted and unique: for each
+ *  cart, those of every promotion of pre->active that may apply to it, automatic or brought in
+ *  by one of its codes (code_promotions[i]: the promotion of codes[i], or NULL). Every counter a
+ *  call's pricing locks is among them (promo_rules_reserve_counters). */
+void promo_ops_batch_counters(arena_t *a, const Loyalty__V1__PromoCart *carts, size_t n_carts,
+                              const promo_preload_t *pre, int64_t at, char *const *codes,
+                              char *const *code_promotions, size_t n_codes, promo_counter_t **out,
+                              size_t *n);
+
 #endif

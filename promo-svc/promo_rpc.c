@@ -379,4 +379,12 @@ static const rpc_method_t promo_methods[] = {
     {NULL, NULL, RPC_READ},
 };
 
-const rpc_service_t promo_service = {&loyalty__v1__promo_service__descriptor, promo_methods, NULL};
+static const rpc_method_merger_t promo_mergers[] = {
+    {"Reserve", promo_merge_reserve},
+    {"Release", promo_merge_release},
+    {"ReleaseUsage", promo_merge_release_usage},
+    {NULL, NULL},
+};
+
+const rpc_service_t promo_service = {&loyalty__v1__promo_service__descriptor, promo_methods,
+                                     promo_mergers};

@@ -337,3 +337,73 @@ status_t promo_job_expire_reservations(rpc_ctx_t *ctx) {
     }
     return st;
 }
+
+/* ---- merged batches ---- */
+
+/* The calls in sequence, as rpc_merge_in_sequence runs them, once the batch holds every counter
+ * they may lock (promo_store_counters_lock: keys[0..n_keys) and the usages of the reservations
+ * of checkout_ids / order_ids). A call locking its own counters as it goes would take them
+ * after the counters of the calls before it, which come in member order: two batches whose
+ * calls share a counter in opposite orders (the members of two stores with a per-store limit)
+ * would wait on each other (docs/architecture.md "Batched saga steps"). */
+static status_t merge_locked(rpc_ctx_t *ctx, rpc_merge_call_t *calls, size_t n,
+                             const promo_counter_t *keys, size_t n_keys, char *const *checkout_ids,
+                             size_t n_checkouts, char *const *order_ids, size_t n_orders) {
+    status_t st = promo_store_counters_lock(ctx->db, ctx->arena, ctx->merchant_id, keys, n_keys,
+                                            checkout_ids, n_checkouts, order_ids, n_orders);
+    return status_is_ok(&st) ? rpc_merge_in_sequence(calls, n) : st;
+}
+
+/* Reserve: the counters of every promotion that may apply to any of the carts, and those of the
+ * expired reservations its first call gives back; two round trips (the reads that name them, the
+ * locks), whatever the number of calls. */
+status_t promo_merge_reserve(rpc_ctx_t *ctx, rpc_merge_call_t *calls, size_t n) {
+    const Loyalty__V1__PromoCart **in = arena_alloc(ctx->arena, (n + 1) * sizeof *in);
+    for (size_t i = 0; i < n; i++) {
+        in[i] = ((const Loyalty__V1__PromoReserveRequest *)calls[i].req)->cart;
+    }
+    Loyalty__V1__PromoCart *carts = NULL;
+    char **codes = NULL;
+    size_t n_carts = 0, n_codes = 0;
+    promo_ops_batch_carts(ctx->arena, in, n, &carts, &n_carts, &codes, &n_codes);
+    promo_batch_reads_t reads;
+    status_t st = promo_store_batch_reads(ctx->db, ctx->arena, ctx->merchant_id, ctx->now_s,
+                                          LAZY_EXPIRE_BATCH, codes, n_codes, &reads);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    promo_counter_t *keys = NULL;
+    size_t n_keys = 0;
+    promo_ops_batch_counters(ctx->arena, carts, n_carts, &reads.preload, ctx->now_s, codes,
+                             reads.code_promotions, n_codes, &keys, &n_keys);
+    char **expired = arena_alloc(ctx->arena, (reads.n_expired + 1) * sizeof *expired);
+    for (size_t i = 0; i < reads.n_expired; i++) {
+        expired[i] = reads.expired[i].checkout_id;
+    }
+    return merge_locked(ctx, calls, n, keys, n_keys, expired, reads.n_expired, NULL, 0);
+}
+
+/* Release: the counters of the calls' reservations, in one statement. */
+status_t promo_merge_release(rpc_ctx_t *ctx, rpc_merge_call_t *calls, size_t n) {
+    char **checkout_ids = arena_alloc(ctx->arena, (n + 1) * sizeof *checkout_ids);
+    for (size_t i = 0; i < n; i++) {
+        checkout_ids[i] = ((const Loyalty__V1__PromoReleaseRequest *)calls[i].req)->checkout_id;
+    }
+    return merge_locked(ctx, calls, n, NULL, 0, checkout_ids, n, NULL, 0);
+}
+
+/* ReleaseUsage: the same, its reservations named by checkout or by order. */
+status_t promo_merge_release_usage(rpc_ctx_t *ctx, rpc_merge_call_t *calls, size_t n) {
+    char **checkout_ids = arena_alloc(ctx->arena, (n + 1) * sizeof *checkout_ids);
+    char **order_ids = arena_alloc(ctx->arena, (n + 1) * sizeof *order_ids);
+    size_t n_checkouts = 0, n_orders = 0;
+    for (size_t i = 0; i < n; i++) {
+        const Loyalty__V1__PromoReleaseUsageRequest *r = (const void *)calls[i].req;
+        if (r->order_case == LOYALTY__V1__PROMO_RELEASE_USAGE_REQUEST__ORDER_CHECKOUT_ID) {
+            checkout_ids[n_checkouts++] = r->checkout_id;
+        } else if (r->order_case == LOYALTY__V1__PROMO_RELEASE_USAGE_REQUEST__ORDER_ORDER_ID) {
+            order_ids[n_orders++] = r->order_id;
+        }
+    }
+    return merge_locked(ctx, calls, n, NULL, 0, checkout_ids, n_checkouts, order_ids, n_orders);
+}

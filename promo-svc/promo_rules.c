@@ -5,6 +5,7 @@
 #include "validate.h"
 
 #include <ctype.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define RULE(x) LOYALTY__V1__PROMOTION__RULE_##x
@@ -480,4 +481,50 @@ promo_limit_state_t promo_rules_limit_state(const Loyalty__V1__Promotion *p,
         }
     }
     return s;
+}
+
+int promo_rules_counter_cmp(const promo_counter_t *a, const promo_counter_t *b) {
+    int c = strcmp(a->promotion_id, b->promotion_id);
+    if (c == 0) {
+        c = strcmp(a->scope_key, b->scope_key);
+    }
+    return c != 0 ? c : strcmp(a->period_key, b->period_key);
+}
+
+static int counter_qsort_cmp(const void *x, const void *y) {
+    return promo_rules_counter_cmp(x, y);
+}
+
+size_t promo_rules_counters_sort_unique(promo_counter_t *c, size_t n) {
+    if (n == 0) {
+        return 0;
+    }
+    qsort(c, n, sizeof *c, counter_qsort_cmp);
+    size_t kept = 1;
+    for (size_t i = 1; i < n; i++) {
+        if (promo_rules_counter_cmp(&c[kept - 1], &c[i]) != 0) {
+            c[kept++] = c[i];
+        }
+    }
+    return kept;
+}
+
+size_t promo_rules_reserve_counters(arena_t *a, const Loyalty__V1__Promotion *p,
+                                    const Loyalty__V1__PromoCart *cart,
+                                    const promo_periods_t *periods, int64_t at,
+                                    promo_counter_t *out) {
+    if (p->n_limits == 0 || promo_quote_static_check(p, cart, at) != PROMO_REASON(APPLIED)) {
+        return 0;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < p->n_limits; i++) {
+        char *scope = NULL;
+        const char *period = NULL;
+        if (promo_rules_limit_key(a, p, i, cart, periods, &scope, &period) ==
+            PROMO_REASON(UNSPECIFIED)) {
+            out[n++] =
+                (promo_counter_t){.promotion_id = p->id, .scope_key = scope, .period_key = period};
+        }
+    }
+    return n;
 }

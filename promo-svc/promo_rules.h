@@ -107,4 +107,30 @@ promo_limit_state_t promo_rules_limit_state(const Loyalty__V1__Promotion *p,
                                             const promo_reason_t *key_reasons, const int64_t *uses,
                                             const int64_t *discount_cents);
 
+/** One usage counter: its key (promotion, scope 'T' / 'M:<member>' / 'S:<store>', period) and,
+ *  as read or as a delta, its uses and discount. Strings are borrowed. */
+typedef struct promo_counter {
+    const char *promotion_id;
+    const char *scope_key;
+    const char *period_key;
+    int64_t uses, discount_cents;
+} promo_counter_t;
+
+/** The order of counter keys: (promotion, scope, period) in byte order, the COLLATE "C" order in
+ *  which every transaction locks counter rows, so that no two wait on each other. */
+int promo_rules_counter_cmp(const promo_counter_t *a, const promo_counter_t *b);
+
+/** Sorts c[0..n) in promo_rules_counter_cmp order and drops repeated keys (keeping the first
+ *  of each); returns how many are left. */
+size_t promo_rules_counters_sort_unique(promo_counter_t *c, size_t n);
+
+/** The counters a Reserve of `cart` (validated) at `at` may lock for promotion `p` when p is a
+ *  candidate of the cart (automatic, or named by one of its codes): those of its limits whose
+ *  key the cart has, if p passes promo_quote_static_check; none otherwise. Writes at most
+ *  p->n_limits keys (strings in `a`, uses 0) to `out` and returns how many. */
+size_t promo_rules_reserve_counters(arena_t *a, const Loyalty__V1__Promotion *p,
+                                    const Loyalty__V1__PromoCart *cart,
+                                    const promo_periods_t *periods, int64_t at,
+                                    promo_counter_t *out);
+
 #endif

@@ -476,6 +476,41 @@ static void counter_key_params(arena_t *a, db_params_t *p, const char *merchant_
     db_param_text_array(p, a, periods, n);
 }
 
+/* Creates the missing counters and locks them all, one row after the other in key order, in one
+ * statement: an insert of a key that another transaction is inserting waits for it and then
+ * locks the row, and ON CONFLICT DO UPDATE locks the rows that exist (WHERE false: without
+ * writing them). A transaction taking its counters this way waits only for keys after the ones
+ * it holds, whether the rows exist or not; creating missing rows first and locking the rest
+ * after (two passes) would let it hold a new row of a later key while it waits for an earlier
+ * one. $5: reservations whose recorded usages are locked too; $6: the same, by order id. */
+// clang-format off
+static const char COUNTERS_LOCK_SQL[] =
+    "INSERT INTO usage_counters AS c (merchant_id, promotion_id, scope_key, period_key) "
+    "SELECT $1, k.p, k.s, k.t FROM ("
+    " SELECT p, s, t FROM unnest($2::text[], $3::text[], $4::text[]) AS k(p, s, t) "
+    " UNION SELECT u.promotion_id, u.scope_key, u.period_key FROM reservation_usages u "
+    "  WHERE u.merchant_id = $1 AND (u.checkout_id = ANY($5::text[]) OR u.checkout_id IN ("
+    "   SELECT r.checkout_id FROM reservations r "
+    "   WHERE r.merchant_id = $1 AND r.order_id = ANY($6::text[])))) k "
+    "ORDER BY k.p COLLATE \"C\", k.s COLLATE \"C\", k.t COLLATE \"C\" "
+    "ON CONFLICT (merchant_id, promotion_id, scope_key, period_key) "
+    " DO UPDATE SET uses = c.uses WHERE false";
+// clang-format on
+
+status_t promo_store_counters_lock(db_t *db, arena_t *a, const char *merchant_id,
+                                   const promo_counter_t *counters, size_t n,
+                                   char *const *checkout_ids, size_t n_checkouts,
+                                   char *const *order_ids, size_t n_orders) {
+    if (n + n_checkouts + n_orders == 0) {
+        return status_ok();
+    }
+    db_params_t p;
+    counter_key_params(a, &p, merchant_id, counters, n);
+    db_param_text_array(&p, a, checkout_ids, n_checkouts);
+    db_param_text_array(&p, a, order_ids, n_orders);
+    return db_exec(db, COUNTERS_LOCK_SQL, &p, NULL);
+}
+
 typedef struct counter_list {
     promo_counter_t *counters;
     size_t n;
@@ -502,13 +537,8 @@ status_t promo_store_counters_read(db_t *db, arena_t *a, const char *merchant_id
     status_t st = status_ok();
     PGresult *r = NULL;
     if (lock) {
-        st = db_exec(db,
-                     "INSERT INTO usage_counters (merchant_id, promotion_id, scope_key, "
-                     " period_key) SELECT $1, k.p, k.s, k.t FROM unnest($2::text[], $3::text[], "
-                     " $4::text[]) WITH ORDINALITY AS k(p, s, t, o) ORDER BY k.o "
-                     "ON CONFLICT DO NOTHING",
-                     &p, NULL);
-        if (status_is_ok(&st)) {
+        st = promo_store_counters_lock(db, a, merchant_id, counters, n, NULL, 0, NULL, 0);
+        if (status_is_ok(&st)) { /* the rows are ours already: this reads them */
             st = db_exec(db,
                          "SELECT k.o, c.uses, c.discount_cents FROM usage_counters c "
                          "JOIN unnest($2::text[], $3::text[], $4::text[]) WITH ORDINALITY "

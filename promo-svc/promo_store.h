@@ -105,18 +105,23 @@ status_t promo_store_settings_put(db_t *db, const char *merchant_id,
 
 /* ---- limit counters ---- */
 
-typedef struct promo_counter {
-    const char *promotion_id;
-    const char *scope_key;
-    const char *period_key;
-    int64_t uses, discount_cents;
-} promo_counter_t;
+/* promo_counter_t: promo_rules.h */
 
 /** Fills uses/discount_cents of counters[0..n) (0 for rows that do not exist yet). With `lock`,
  *  creates the missing rows and locks all of them in key order (the caller sorts and dedupes
  *  the keys first), so that the values stay true until the transaction ends. */
 status_t promo_store_counters_read(db_t *db, arena_t *a, const char *merchant_id,
                                    promo_counter_t *counters, size_t n, bool lock);
+
+/** Locks, in key order and in one statement, the counters[0..n) (keys only; created when
+ *  missing) together with the counters recorded against the reservations of `checkout_ids` or
+ *  `order_ids` (existing rows): what promo_store_counters_read with `lock` and
+ *  promo_store_give_back lock, for the calls of a merged batch at once, so that no call of it
+ *  takes a counter after another call took a later one. Nothing is sent when all are empty. */
+status_t promo_store_counters_lock(db_t *db, arena_t *a, const char *merchant_id,
+                                   const promo_counter_t *counters, size_t n,
+                                   char *const *checkout_ids, size_t n_checkouts,
+                                   char *const *order_ids, size_t n_orders);
 
 /* ---- coupon templates and coupons (promo_store_coupons.c) ---- */
 
@@ -244,5 +249,19 @@ typedef struct promo_reserve_reads {
 status_t promo_store_reserve_reads(db_t *db, arena_t *a, const char *merchant_id,
                                    const char *checkout_id, int64_t now, int expired_max,
                                    promo_reserve_reads_t *out);
+
+/** What a merged batch of Reserve calls reads, in one round trip and without locks, to know the
+ *  counters its calls may lock: the pricing's settings and promotions at `now`, the merchant's
+ *  reservations whose TTL ended (as promo_store_reserve_reads) and, for each of codes[0..n),
+ *  the promotion it brings in (NULL when no such code). */
+typedef struct promo_batch_reads {
+    promo_preload_t preload;
+    promo_reservation_ref_t *expired;
+    size_t n_expired;
+    char **code_promotions; /* [n_codes] */
+} promo_batch_reads_t;
+status_t promo_store_batch_reads(db_t *db, arena_t *a, const char *merchant_id, int64_t now,
+                                 int expired_max, char *const *codes, size_t n_codes,
+                                 promo_batch_reads_t *out);
 
 #endif

@@ -280,3 +280,43 @@ status_t promo_store_reserve_reads(db_t *db, arena_t *a, const char *merchant_id
     }
     return st;
 }
+
+status_t promo_store_batch_reads(db_t *db, arena_t *a, const char *merchant_id, int64_t now,
+                                 int expired_max, char *const *codes, size_t n_codes,
+                                 promo_batch_reads_t *out) {
+    memset(out, 0, sizeof *out);
+    db_params_t pe, ps, pa, pc;
+    db_params_init(&pe);
+    db_param_int(&pe, now);
+    db_param_int(&pe, expired_max);
+    db_param_text(&pe, merchant_id);
+    db_params_init(&pc);
+    db_param_text(&pc, merchant_id);
+    db_param_text_array(&pc, a, codes, n_codes);
+    db_exec_item_t q[4] = {
+        {.sql = EXPIRED_OF_MERCHANT_SQL, .params = &pe},
+        {.sql = "SELECT k.o, c.promotion_id FROM unnest($2::text[]) WITH ORDINALITY AS k(code, o) "
+                "JOIN codes c ON c.merchant_id = $1 AND c.code = k.code",
+         .params = &pc},
+    };
+    promo_store_settings_query(&q[2], &ps, merchant_id, now);
+    promo_store_active_query(&q[3], &pa, merchant_id, now);
+    status_t st = db_exec_all(db, q, 4);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    expired_from_result(a, q[0].out, &out->expired, &out->n_expired);
+    out->code_promotions = arena_alloc(a, (n_codes + 1) * sizeof *out->code_promotions);
+    for (int row = 0; row < PQntuples(q[1].out); row++) {
+        int64_t o = db_get_int(q[1].out, row, 0);
+        if (o >= 1 && (size_t)o <= n_codes) {
+            out->code_promotions[o - 1] = db_dup_str(a, q[1].out, row, 1);
+        }
+    }
+    promo_store_settings_parse(a, q[2].out, &out->preload.settings, &out->preload.periods);
+    st = promo_store_active_parse(a, q[3].out, &out->preload.active, &out->preload.n_active);
+    for (int i = 0; i < 4; i++) {
+        PQclear(q[i].out);
+    }
+    return st;
+}

@@ -481,3 +481,77 @@ Test(promo_rules, limit_keys_and_states) {
     cr_assert_eq(s.blocked, R(UNSPECIFIED));
     cr_assert_eq(s.budget_left_cents, INT64_MAX);
 }
+
+Test(promo_rules, counters_sort_in_byte_order_without_repeats) {
+    /* Goal: counter keys sort by (promotion, scope, period) in byte order, the COLLATE "C" order
+     * of the lock statements ("S:10" before "S:2", upper case before lower), and a key given
+     * twice is kept once; nothing to sort is nothing. */
+    promo_counter_t c[] = {
+        {"p2", "T", "L", 0, 0},
+        {"p1", "S:2", "L", 0, 0},
+        {"p1", "S:10", "L", 0, 0},
+        {"p1", "M:b", "L", 0, 0},
+        {"p1", "S:2", "L", 0, 0},
+        {"p1", "M:B", "L", 0, 0},
+        {"p1", "S:2", "D2025-11-24", 0, 0},
+    };
+    size_t n = promo_rules_counters_sort_unique(c, sizeof c / sizeof c[0]);
+    const char *want[][3] = {{"p1", "M:B", "L"},           {"p1", "M:b", "L"}, {"p1", "S:10", "L"},
+                             {"p1", "S:2", "D2025-11-24"}, {"p1", "S:2", "L"}, {"p2", "T", "L"}};
+    cr_assert_eq(n, 6);
+    for (size_t i = 0; i < n; i++) {
+        cr_assert_str_eq(c[i].promotion_id, want[i][0], "%zu", i);
+        cr_assert_str_eq(c[i].scope_key, want[i][1], "%zu", i);
+        cr_assert_str_eq(c[i].period_key, want[i][2], "%zu", i);
+    }
+    cr_assert_eq(promo_rules_counters_sort_unique(c, 0), 0);
+    cr_assert_lt(promo_rules_counter_cmp(&c[0], &c[1]), 0);
+    cr_assert_eq(promo_rules_counter_cmp(&c[2], &c[2]), 0);
+}
+
+Test(promo_rules, reserve_counters_of_a_cart) {
+    /* Goal: the counters a Reserve may lock for a promotion are those of its limits whose key
+     * the cart has (a store limit without a store names none), and none when the promotion
+     * cannot apply to the cart (paused, not for its store) or has no limits. */
+    Loyalty__V1__PromoLimit member = LOYALTY__V1__PROMO_LIMIT__INIT;
+    member.scope = LOYALTY__V1__PROMO_LIMIT_SCOPE__PROMO_LIMIT_SCOPE_MEMBER;
+    member.max_uses = 1;
+    Loyalty__V1__PromoLimit store = LOYALTY__V1__PROMO_LIMIT__INIT;
+    store.scope = LOYALTY__V1__PROMO_LIMIT_SCOPE__PROMO_LIMIT_SCOPE_STORE;
+    store.period = LOYALTY__V1__PROMO_LIMIT_PERIOD__PROMO_LIMIT_PERIOD_DAY;
+    store.max_uses = 10;
+    Loyalty__V1__PromoLimit *limits[] = {&member, &store};
+    Loyalty__V1__Promotion p = base_promotion();
+    p.id = "prm_1";
+    p.status = LOYALTY__V1__PROMO_STATUS__PROMO_STATUS_ACTIVE;
+    p.limits = limits;
+    p.n_limits = 2;
+    Loyalty__V1__PromoCart cart = LOYALTY__V1__PROMO_CART__INIT;
+    cart.member_id = "mbr_1";
+    cart.store_id = "s1";
+    promo_periods_t periods = {"D2025-11-24", "W2025-W48", "M2025-11"};
+    promo_counter_t out[2];
+    cr_assert_eq(promo_rules_reserve_counters(&a, &p, &cart, &periods, 1000, out), 2);
+    cr_assert_str_eq(out[0].promotion_id, "prm_1");
+    cr_assert_str_eq(out[0].scope_key, "M:mbr_1");
+    cr_assert_str_eq(out[0].period_key, "L");
+    cr_assert_str_eq(out[1].scope_key, "S:s1");
+    cr_assert_str_eq(out[1].period_key, "D2025-11-24");
+    cr_assert_eq(out[1].uses, 0);
+    cart.store_id = "";
+    cr_assert_eq(promo_rules_reserve_counters(&a, &p, &cart, &periods, 1000, out), 1);
+    cr_assert_str_eq(out[0].scope_key, "M:mbr_1");
+    Loyalty__V1__PromoConditions cond = LOYALTY__V1__PROMO_CONDITIONS__INIT;
+    char *stores[] = {"s2"};
+    cond.store_ids = stores;
+    cond.n_store_ids = 1;
+    p.conditions = &cond;
+    cart.store_id = "s1";
+    cr_assert_eq(promo_rules_reserve_counters(&a, &p, &cart, &periods, 1000, out), 0);
+    p.conditions = NULL;
+    p.status = LOYALTY__V1__PROMO_STATUS__PROMO_STATUS_PAUSED;
+    cr_assert_eq(promo_rules_reserve_counters(&a, &p, &cart, &periods, 1000, out), 0);
+    p.status = LOYALTY__V1__PROMO_STATUS__PROMO_STATUS_ACTIVE;
+    p.n_limits = 0;
+    cr_assert_eq(promo_rules_reserve_counters(&a, &p, &cart, &periods, 1000, out), 0);
+}
