@@ -1,15 +1,18 @@
 /* test_batch_lock_order.c -- merged batches (BatchService/Run) whose calls write rows shared with
  * other batches, against real PostgreSQL: wallet-svc's CaptureHold (the merchant accounts' shard
- * rows) and referral-svc's ComputeRewards (the referrers' downline counters). Each call of a
- * batch writes such rows of its own member (a member's shard, a buyer's referrer), so calls
+ * rows), referral-svc's ComputeRewards (the referrers' downline counters) and promo-svc's Reserve
+ * (the usage counters of a per-store limit). Each call of a batch writes such rows of its own
+ * member (a member's shard, a buyer's referrer, the store it buys in), so calls
  * writing them as they go would lock them in the order of their batch's members, and two
  * batches whose members' rows come in opposite orders would deadlock; the services write them
- * once, at the end of the merged run, in one order. The tests make the interleaving that would
- * deadlock without relying on timing: a session of the test's own holds the lock of batch Y's
- * second member, so that Y stops between its two calls; batch X is sent and the test waits
- * until X has finished or waits for a lock itself; only then is Y let go on. No transaction may
- * have been retried (PostgreSQL ends one of two deadlocked transactions, and the runtime runs it
- * again), and every call must have run merged and answered. */
+ * once, at the end of the merged run, in one order (promo-svc, which checks a counter against its
+ * limit under its lock, locks every counter of the batch first, in one order). The tests make the
+ * interleaving that would deadlock without relying on timing: a session of the test's own holds the
+ * lock of batch Y's second member, so that Y stops between its two calls; batch X is sent and the
+ * test waits until X has finished or waits for a lock itself; only then is Y let go on. No
+ * transaction may have been retried (PostgreSQL ends one of two deadlocked transactions, and the
+ * runtime runs it again), and every call must have run merged and answered. */
+#include "promo_client.h"
 #include "referral_client.h"
 #include "wallet_client.h"
 #include "wallet_rules.h"
@@ -284,4 +287,115 @@ Test(batch_lock_order, referral_computes_with_referrers_in_opposite_orders_do_no
                                 rc.merchant, referrers[i]),
                      rewarded, "%s", referrers[i]);
     }
+}
+
+/* ---- promo: the usage counters of a per-store limit ---- */
+
+static const ProtobufCMessage *reserve_request(const char *merchant, const char *member,
+                                               const char *store) {
+    Loyalty__V1__PromoCart *cart = pt_cart(&arena, member);
+    cart->store_id = (char *)store;
+    pt_line(&arena, cart, "sku-1", 1, 5000);
+    Loyalty__V1__PromoReserveRequest *r =
+        pb_new(&arena, &loyalty__v1__promo_reserve_request__descriptor);
+    r->merchant_id = (char *)merchant;
+    r->idempotency_key = arena_printf(&arena, "reserve-%s", member);
+    r->checkout_id = arena_printf(&arena, "co-%s", member);
+    r->cart = cart;
+    return &r->base;
+}
+
+/* A promotion of 100 off with a per-member and a per-store limit on a new merchant. */
+static const char *promo_with_store_limit(void) {
+    harness_start(&svc, "promo-svc", NULL);
+    const char *merchant = harness_merchant("pbat");
+    Loyalty__V1__Promotion *p = pt_promotion(&arena, "store cap", 1);
+    pt_amount_off(&arena, p, 100);
+    pt_limit(&arena, p, SCOPE_MEMBER, PERIOD_LIFETIME, 5, 0);
+    pt_limit(&arena, p, SCOPE_STORE, PERIOD_LIFETIME, 10, 0);
+    assert_status(pt_create(svc.addr, merchant, &arena, p, NULL), STATUS_OK, "");
+    return merchant;
+}
+
+/* The uses of the counters of scopes S:1, S:2, M:a .. M:d. */
+static void assert_promo_uses(const char *merchant, int64_t per_store, int64_t per_member) {
+    const char *scopes[] = {"S:1", "S:2", "M:a", "M:b", "M:c", "M:d"};
+    for (int i = 0; i < 6; i++) {
+        cr_assert_eq(pt_sql_int("SELECT uses FROM promo.usage_counters WHERE merchant_id = $1 "
+                                "AND scope_key = $2",
+                                merchant, scopes[i]),
+                     i < 2 ? per_store : per_member, "%s", scopes[i]);
+    }
+}
+
+Test(batch_lock_order, promo_reserves_with_stores_in_opposite_orders_do_not_deadlock) {
+    const char *merchant = promo_with_store_limit();
+    /* X = {a at store 1, b at store 2}, Y = {c at store 2, d at store 1} in lock-key order: a
+     * call locking its counters as it goes, X takes S:1 then S:2, Y S:2 then S:1. The test
+     * holds d's member counter (a row it inserts and does not commit), which d's call creates
+     * first: Y waits there, after c's call took S:2. */
+    const char *method = "/loyalty.v1.PromoService/Reserve";
+    two_calls_t y = {
+        .method = method,
+        .reqs = {reserve_request(merchant, "c", "2"), reserve_request(merchant, "d", "1")},
+        .lock_keys = {"c", "d"}};
+    two_calls_t x = {
+        .method = method,
+        .reqs = {reserve_request(merchant, "a", "1"), reserve_request(merchant, "b", "2")},
+        .lock_keys = {"a", "b"}};
+    interleave(
+        &y, &x,
+        "INSERT INTO promo.usage_counters (merchant_id, promotion_id, scope_key, period_key) "
+        "SELECT $1, id, 'M:' || $2, 'L' FROM promo.promotions WHERE merchant_id = $1",
+        merchant, "d");
+    assert_promo_uses(merchant, 2, 1);
+    cr_assert_eq(pt_sql_int("SELECT count(*) FROM promo.reservations WHERE merchant_id = $1 "
+                            "AND status = 1 AND member_id = ANY(string_to_array($2, ','))",
+                            merchant, "a,b,c,d"),
+                 4);
+    cr_assert_eq(pt_sql_int("SELECT sum(discount_cents) FROM promo.reservation_usages WHERE "
+                            "merchant_id = $1 AND scope_key LIKE $2",
+                            merchant, "S:%"),
+                 400);
+}
+
+static const ProtobufCMessage *release_request(const char *merchant, const char *member) {
+    Loyalty__V1__PromoReleaseRequest *r =
+        pb_new(&arena, &loyalty__v1__promo_release_request__descriptor);
+    r->merchant_id = (char *)merchant;
+    r->idempotency_key = arena_printf(&arena, "release-%s", member);
+    r->checkout_id = arena_printf(&arena, "co-%s", member);
+    return &r->base;
+}
+
+Test(batch_lock_order, promo_releases_merged_give_every_use_back) {
+    const char *merchant = promo_with_store_limit();
+    const char *members[] = {"a", "b", "c", "d"}, *stores[] = {"1", "2", "2", "1"};
+    for (int i = 0; i < 4; i++) {
+        const Loyalty__V1__PromoReserveRequest *r =
+            (const void *)reserve_request(merchant, members[i], stores[i]);
+        assert_status(pt_reserve(svc.addr, merchant, &arena, r->checkout_id, r->idempotency_key,
+                                 r->cart, 0, NULL),
+                      STATUS_OK, "");
+    }
+    assert_promo_uses(merchant, 2, 1);
+    /* The same interleaving for Release, merged: every use is given back and nothing retried.
+     * Unlike the reserves, it has not been seen to deadlock with Release's merger removed: it
+     * checks the merged releases, not (yet) the hazard. */
+    const char *method = "/loyalty.v1.PromoService/Release";
+    two_calls_t y = {.method = method,
+                     .reqs = {release_request(merchant, "c"), release_request(merchant, "d")},
+                     .lock_keys = {"c", "d"}};
+    two_calls_t x = {.method = method,
+                     .reqs = {release_request(merchant, "a"), release_request(merchant, "b")},
+                     .lock_keys = {"a", "b"}};
+    interleave(&y, &x,
+               "SELECT FROM promo.usage_counters WHERE merchant_id = $1 AND scope_key = 'M:' || $2 "
+               "FOR UPDATE",
+               merchant, "d");
+    assert_promo_uses(merchant, 0, 0);
+    cr_assert_eq(pt_sql_int("SELECT count(*) FROM promo.reservations WHERE merchant_id = $1 "
+                            "AND status = 3",
+                            merchant, NULL),
+                 4);
 }
