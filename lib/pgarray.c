@@ -41,6 +41,30 @@ char *pgarray_encode(arena_t *a, char *const *items, size_t n) {
     return out;
 }
 
+char *pgarray_encode_nullable(arena_t *a, char *const *items, size_t n) {
+    size_t cap = 3;
+    for (size_t i = 0; i < n; i++) {
+        cap += (items[i] ? PGARRAY_QUOTED_MAX(strlen(items[i])) : 4) + 1;
+    }
+    char *out = arena_alloc(a, cap);
+    size_t o = 0;
+    out[o++] = '{';
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0) {
+            out[o++] = ',';
+        }
+        if (items[i] == NULL) {
+            memcpy(out + o, "NULL", 4);
+            o += 4;
+        } else {
+            o += pgarray_quote(out + o, items[i]);
+        }
+    }
+    out[o++] = '}';
+    out[o] = '\0';
+    return out;
+}
+
 bool pgarray_decode_nullable(arena_t *a, const char *literal, char ***items, size_t *n) {
     *items = NULL;
     *n = 0;

@@ -20,6 +20,9 @@ size_t pgarray_quote(char *out, const char *s);
 /** The literal {"a","b\"c"} for items[0..n) in arena memory; every element is quoted. */
 char *pgarray_encode(arena_t *a, char *const *items, size_t n);
 
+/** As pgarray_encode, with a NULL item as the array's NULL element. */
+char *pgarray_encode_nullable(arena_t *a, char *const *items, size_t n);
+
 /** The literal {1,-2,3} of v[0..n) for a bigint[] parameter, in arena memory. */
 char *pgarray_encode_int64(arena_t *a, const int64_t *v, size_t n);
 

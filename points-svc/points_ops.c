@@ -237,14 +237,11 @@ static status_t ledger_announce(points_ledger_t *lg) {
                        payload, NULL);
 }
 
-status_t points_ops_credit(points_ledger_t *lg, const points_credit_t *c,
-                           Loyalty__V1__PointsLot **lot, Loyalty__V1__PointsEntry **entry) {
-    assert(lg->found && c->points > 0);
-    char id[ID_MAX];
-    id_generate("lot", id);
-    points_new_lot_t nl = {
+void points_ops_new_lot(const points_credit_t *c, const char *member, const char *id,
+                        points_new_lot_t *out) {
+    *out = (points_new_lot_t){
         .id = id,
-        .member_id = lg->member,
+        .member_id = member,
         .source = c->source,
         .reference = c->reference ? c->reference : "",
         .points = c->points,
@@ -257,14 +254,28 @@ status_t points_ops_credit(points_ledger_t *lg, const points_credit_t *c,
         .claim = c->claim,
         .claim_growth = c->claim_growth,
     };
-    Loyalty__V1__PointsLot *l = NULL;
-    status_t st = points_store_insert_lot(lg->db, lg->a, lg->merchant, &nl, &l);
-    if (!status_is_ok(&st)) {
-        return st;
+}
+
+status_t points_ops_credit(points_ledger_t *lg, const points_credit_t *c,
+                           Loyalty__V1__PointsLot **lot, Loyalty__V1__PointsEntry **entry) {
+    assert(lg->found && c->points > 0);
+    Loyalty__V1__PointsLot *l = (Loyalty__V1__PointsLot *)c->made;
+    status_t st = status_ok();
+    if (l == NULL) {
+        char id[ID_MAX];
+        id_generate("lot", id);
+        points_new_lot_t nl;
+        points_ops_new_lot(c, lg->member, id, &nl);
+        st = points_store_insert_lot(lg->db, lg->a, lg->merchant, &nl, &l);
+        if (!status_is_ok(&st)) {
+            return st;
+        }
     }
+    /* a lot made beforehand is this credit's own */
+    assert(strcmp(l->member_id, lg->member) == 0 && l->points == c->points);
     points_new_entry_t e = {.kind = c->kind,
                             .source = c->source,
-                            .reference = nl.reference,
+                            .reference = c->reference ? c->reference : "",
                             .reason = c->reason,
                             .operator_name = c->operator_name};
     if (c->pending) {

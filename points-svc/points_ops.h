@@ -33,7 +33,14 @@ typedef struct points_credit {
     const char *reason, *operator_name;
     bool claim;           /* an earn's lot: it claims (source, reference) */
     int64_t claim_growth; /* with claim: the growth the earn added */
+    /* The credit's lot when it was inserted already (points_store_insert_lots, for the earns of
+     * a batch at once), else NULL: points_ops_credit inserts it. */
+    const Loyalty__V1__PointsLot *made;
 } points_credit_t;
+
+/** The lot row a credit makes for `member`, named `id`. */
+void points_ops_new_lot(const points_credit_t *c, const char *member, const char *id,
+                        points_new_lot_t *out);
 
 typedef struct points_ledger {
     rpc_ctx_t *ctx; /* for cache invalidation; NULL in batch settles (see points_jobs.c) */

@@ -200,6 +200,35 @@ static status_t earn_breakdown(rpc_ctx_t *ctx, const Loyalty__V1__PointsSettings
 
 /* Credits `points` (if any) as a lot starting now, pending for pending_days. With claim, the
  * lot claims (source, reference) for an earn that added claim_growth. */
+/* The credit of `points` at `now` on the merchant's settings: when they become available, when
+ * they expire. */
+static status_t credit_make(db_t *db, const Loyalty__V1__PointsSettings *s, int64_t now, int kind,
+                            int source, const char *reference, int64_t points, int32_t pending_days,
+                            const char *expiry_date, bool lifetime, const char *reason,
+                            const char *operator_name, bool claim, int64_t claim_growth,
+                            points_credit_t *c) {
+    points_local_clock_t clock;
+    status_t st = points_clock_get(db, s->time_zone, now, pending_days, &clock);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    *c = (points_credit_t){.kind = kind,
+                           .source = source,
+                           .reference = reference,
+                           .points = points,
+                           .pending = pending_days > 0,
+                           .earned_at = now,
+                           .available_at = pending_days > 0 ? clock.later_at_s : now,
+                           .time_zone = s->time_zone,
+                           .lifetime = lifetime,
+                           .reason = reason,
+                           .operator_name = operator_name,
+                           .claim = claim,
+                           .claim_growth = claim_growth};
+    return lot_expiry(s, "expiry_date", expiry_date, clock.later_day, &c->has_expiry,
+                      &c->expiry_day);
+}
+
 static status_t credit_now(points_ledger_t *lg, const Loyalty__V1__PointsSettings *s, int kind,
                            int source, const char *reference, int64_t points, int32_t pending_days,
                            const char *expiry_date, bool lifetime, const char *reason,
@@ -209,25 +238,10 @@ static status_t credit_now(points_ledger_t *lg, const Loyalty__V1__PointsSetting
     if (points <= 0) {
         return status_ok();
     }
-    points_local_clock_t clock;
-    status_t st = points_clock_get(lg->db, s->time_zone, lg->now, pending_days, &clock);
-    if (!status_is_ok(&st)) {
-        return st;
-    }
-    points_credit_t c = {.kind = kind,
-                         .source = source,
-                         .reference = reference,
-                         .points = points,
-                         .pending = pending_days > 0,
-                         .earned_at = lg->now,
-                         .available_at = pending_days > 0 ? clock.later_at_s : lg->now,
-                         .time_zone = s->time_zone,
-                         .lifetime = lifetime,
-                         .reason = reason,
-                         .operator_name = operator_name,
-                         .claim = claim,
-                         .claim_growth = claim_growth};
-    st = lot_expiry(s, "expiry_date", expiry_date, clock.later_day, &c.has_expiry, &c.expiry_day);
+    points_credit_t c;
+    status_t st =
+        credit_make(lg->db, s, lg->now, kind, source, reference, points, pending_days, expiry_date,
+                    lifetime, reason, operator_name, claim, claim_growth, &c);
     if (!status_is_ok(&st)) {
         return st;
     }
@@ -239,11 +253,13 @@ typedef struct earn_plan {
     const Loyalty__V1__PointsEarnRequest *req;
     int source;
     Loyalty__V1__PointsEarnBreakdown *b; /* b->pending_days resolved */
+    Loyalty__V1__PointsLot *made;        /* its lot, made with its batch's (earn_batch_lots) */
 } earn_plan_t;
 
 static status_t earn_prepare(rpc_ctx_t *ctx, const Loyalty__V1__PointsSettings *s,
                              const Loyalty__V1__PointsEarnRequest *req, earn_plan_t *p) {
     p->req = req;
+    p->made = NULL;
     status_t st = check_earn(req, &p->source);
     if (!status_is_ok(&st)) {
         return st;
@@ -267,6 +283,16 @@ static bool earn_keeps_save_deferred(const earn_plan_t *p) {
     return p->req->expiry_date[0] == '\0';
 }
 
+/* The credit a prepared earn with points makes (credit_make of its request). */
+static status_t earn_credit(db_t *db, const Loyalty__V1__PointsSettings *s, int64_t now,
+                            const earn_plan_t *p, points_credit_t *c) {
+    const Loyalty__V1__PointsEarnRequest *req = p->req;
+    return credit_make(db, s, now, LOYALTY__V1__POINTS_ENTRY_KIND__POINTS_ENTRY_KIND_EARN,
+                       p->source, req->reference, p->b->points, p->b->pending_days,
+                       req->expiry_date, true, req->note, "", req->reference[0] != '\0',
+                       p->b->growth, c);
+}
+
 /* Applies a prepared earn in its member's open ledger: the lot, which claims the reference
  * (what an order earned is read from it: no order row), and growth. An earn that makes no lot
  * claims the reference in earn_refs. Fills resp except its balance. */
@@ -275,10 +301,13 @@ static status_t earn_apply(points_ledger_t *lg, const Loyalty__V1__PointsSetting
     const Loyalty__V1__PointsEarnRequest *req = p->req;
     const Loyalty__V1__PointsEarnBreakdown *b = p->b;
     bool claim = req->reference[0] != '\0';
-    status_t st =
-        credit_now(lg, s, LOYALTY__V1__POINTS_ENTRY_KIND__POINTS_ENTRY_KIND_EARN, p->source,
-                   req->reference, b->points, b->pending_days, req->expiry_date, true, req->note,
-                   "", claim, b->growth, &resp->lot, NULL);
+    resp->lot = NULL;
+    points_credit_t c;
+    status_t st = b->points > 0 ? earn_credit(lg->db, s, lg->now, p, &c) : status_ok();
+    if (status_is_ok(&st) && b->points > 0) {
+        c.made = p->made;
+        st = points_ops_credit(lg, &c, &resp->lot, NULL);
+    }
     if (status_is_ok(&st) && claim && resp->lot == NULL) {
         st = points_store_claim_earn(lg->db, lg->merchant, p->source, req->reference,
                                      req->member_id, b->growth, lg->now);
@@ -953,6 +982,57 @@ static status_t earn_batch_lock(rpc_ctx_t *ctx, earn_batch_call_t *calls, size_t
     return st;
 }
 
+/* Makes the lots of the calls' earns in one statement, before the members' ledgers open, where
+ * each earn would insert its own: for the earns with points whose lot expires on the settings'
+ * schedule (after now: nothing can settle it before its credit counts it) and whose member's
+ * account is locked and has nothing due (opening it settles nothing that could meet the lot).
+ * The others make their lots as they go. Calls with `skip[i]` set are left out (skip may be
+ * NULL). Worth it from two lots on. */
+static status_t earn_batch_lots(rpc_ctx_t *ctx, const Loyalty__V1__PointsSettings *s,
+                                earn_batch_call_t *calls, size_t n, const bool *skip,
+                                const points_batch_locks_t *locks) {
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        total += skip && skip[i] ? 0 : calls[i].req->n_earns;
+    }
+    points_new_lot_t *lots = arena_alloc(ctx->arena, (total + 1) * sizeof *lots);
+    earn_plan_t **plans = arena_alloc(ctx->arena, (total + 1) * sizeof *plans);
+    size_t k = 0;
+    status_t st = status_ok();
+    for (size_t i = 0; i < n && status_is_ok(&st); i++) {
+        for (size_t e = 0; !(skip && skip[i]) && e < calls[i].req->n_earns; e++) {
+            earn_plan_t *p = &calls[i].plans[e];
+            const points_account_t *acct = NULL;
+            for (size_t m = 0; m < locks->n && acct == NULL; m++) {
+                acct =
+                    strcmp(locks->members[m], p->req->member_id) == 0 ? &locks->accounts[m] : NULL;
+            }
+            if (p->b->points <= 0 || !earn_keeps_save_deferred(p) || acct == NULL ||
+                (acct->has_due && acct->next_due_at <= ctx->now_s)) {
+                continue;
+            }
+            points_credit_t c;
+            st = earn_credit(ctx->db, s, ctx->now_s, p, &c);
+            if (!status_is_ok(&st)) {
+                break;
+            }
+            char *id = arena_alloc(ctx->arena, ID_MAX);
+            id_generate("lot", id);
+            points_ops_new_lot(&c, p->req->member_id, id, &lots[k]);
+            plans[k++] = p;
+        }
+    }
+    if (!status_is_ok(&st) || k < 2) {
+        return st;
+    }
+    Loyalty__V1__PointsLot **made = arena_alloc(ctx->arena, k * sizeof *made);
+    st = points_store_insert_lots(ctx->db, ctx->arena, ctx->merchant_id, lots, k, made);
+    for (size_t i = 0; status_is_ok(&st) && i < k; i++) {
+        plans[i]->made = made[i];
+    }
+    return st;
+}
+
 /* Applies a call whose accounts are locked: member by member, in member-id order. */
 static status_t earn_batch_apply(const Loyalty__V1__PointsSettings *s, earn_batch_call_t *c,
                                  const points_batch_locks_t *locks) {
@@ -976,6 +1056,9 @@ static status_t rpc_earn_batch(rpc_ctx_t *ctx, const ProtobufCMessage *req_msg,
     }
     if (status_is_ok(&st) && c.req->commit_hold_id[0] && c.hold == NULL) {
         st = status_make(STATUS_NOT_FOUND, REASON_HOLD_NOT_FOUND, "hold not found");
+    }
+    if (status_is_ok(&st)) {
+        st = earn_batch_lots(ctx, s, &c, 1, NULL, &locks);
     }
     if (!status_is_ok(&st)) {
         return st;
@@ -1055,6 +1138,7 @@ static status_t merge_earn_batch(rpc_ctx_t *ctx, rpc_merge_call_t *calls, size_t
     }
     if (status_is_ok(&st)) {
         merge_keep_disjoint(ctx->arena, eb, n, alone);
+        st = earn_batch_lots(ctx, s, eb, n, alone, &locks);
     }
     for (size_t i = 0; status_is_ok(&st) && i < n; i++) {
         calls[i].alone = alone[i];

@@ -652,6 +652,104 @@ status_t points_store_insert_lot(db_t *db, arena_t *a, const char *merchant,
     return st;
 }
 
+/* The lots of several credits in one statement, with the claims of points_store_insert_lot
+ * checked row by row (the first refusal fails the statement); a claim taken twice in the rows
+ * themselves meets at lots_earn_claim. */
+// clang-format off
+static const char SQL_INSERT_LOTS[] =
+    "WITH v AS (SELECT * FROM unnest($2::text[], $3::text[], $4::smallint[], $5::text[], "
+    "  $6::bigint[], $7::smallint[], $8::bigint[], $9::bigint[], $10::int[], $11::text[], "
+    "  $12::bigint[]) WITH ORDINALITY AS v(id, member_id, source, reference, points, status, "
+    "  earned_at, available_at, expiry_day, time_zone, claim_growth, ord)), "
+    "c AS (SELECT v.*, CASE WHEN v.claim_growth IS NULL THEN 0 "
+    " WHEN EXISTS (SELECT FROM lots l WHERE l.merchant_id = $1 AND l.source = v.source "
+    "  AND l.reference = v.reference AND l.earn_growth IS NOT NULL) "
+    "  OR EXISTS (SELECT FROM earn_refs r WHERE r.merchant_id = $1 AND r.source = v.source "
+    "  AND r.reference = v.reference) THEN refuse('ALREADY_EARNED') "
+    " WHEN v.source = 1 AND (EXISTS (SELECT FROM holds h WHERE h.merchant_id = $1 "
+    "  AND h.reference = v.reference AND h.status = 2 AND h.member_id <> v.member_id) "
+    "  OR EXISTS (SELECT FROM orders o WHERE o.merchant_id = $1 AND o.reference = v.reference "
+    "  AND o.member_id <> v.member_id)) THEN refuse('REFERENCE_MEMBER_MISMATCH') "
+    " ELSE 0 END AS ok FROM v) "
+    "INSERT INTO lots (merchant_id, id, member_id, source, reference, points, remaining, status, "
+    " earned_at, available_at, expiry_date, expires_at, earn_growth) "
+    "SELECT $1, id, member_id, source, reference, points, points, status, to_timestamp(earned_at), "
+    " to_timestamp(available_at), date '1970-01-01' + expiry_day, "
+    " (date '1970-01-01' + (expiry_day + 1))::timestamp AT TIME ZONE time_zone, claim_growth "
+    "FROM c WHERE ok = 0 ORDER BY ord "
+    "RETURNING " LOT_COLUMNS;
+// clang-format on
+
+status_t points_store_insert_lots(db_t *db, arena_t *a, const char *merchant,
+                                  const points_new_lot_t *lots, size_t n,
+                                  Loyalty__V1__PointsLot **out) {
+    char **text[5];
+    int64_t *num[5];
+    for (int k = 0; k < 5; k++) {
+        text[k] = arena_alloc(a, (n + 1) * sizeof *text[k]);
+    }
+    for (int k = 0; k < 5; k++) {
+        num[k] = arena_alloc(a, (n + 1) * sizeof *num[k]);
+    }
+    for (size_t i = 0; i < n; i++) {
+        const points_new_lot_t *l = &lots[i];
+        text[0][i] = (char *)l->id;
+        text[1][i] = (char *)l->member_id;
+        text[2][i] = (char *)l->reference;
+        text[3][i] = l->has_expiry ? arena_printf(a, "%lld", (long long)l->expiry_day) : NULL;
+        text[4][i] = l->claim ? arena_printf(a, "%lld", (long long)l->claim_growth) : NULL;
+        num[0][i] = l->source;
+        num[1][i] = l->points;
+        num[2][i] = l->pending ? LOYALTY__V1__POINTS_LOT_STATUS__POINTS_LOT_STATUS_PENDING
+                               : LOYALTY__V1__POINTS_LOT_STATUS__POINTS_LOT_STATUS_ACTIVE;
+        num[3][i] = l->earned_at;
+        num[4][i] = l->available_at;
+    }
+    char **zones = arena_alloc(a, (n + 1) * sizeof *zones);
+    for (size_t i = 0; i < n; i++) {
+        zones[i] = (char *)lots[i].time_zone;
+    }
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant);
+    db_param_text_array(&p, a, text[0], n);
+    db_param_text_array(&p, a, text[1], n);
+    db_param_int_array(&p, a, num[0], n);
+    db_param_text_array(&p, a, text[2], n);
+    db_param_int_array(&p, a, num[1], n);
+    db_param_int_array(&p, a, num[2], n);
+    db_param_int_array(&p, a, num[3], n);
+    db_param_int_array(&p, a, num[4], n);
+    db_param_text(&p, pgarray_encode_nullable(a, text[3], n));
+    db_param_text_array(&p, a, zones, n);
+    db_param_text(&p, pgarray_encode_nullable(a, text[4], n));
+    PGresult *r = NULL;
+    status_t st = claim_status(db, db_exec(db, SQL_INSERT_LOTS, &p, &r));
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    int rows = PQntuples(r);
+    for (size_t i = 0; i < n; i++) {
+        out[i] = NULL;
+    }
+    for (int row = 0; row < rows && status_is_ok(&st); row++) {
+        const char *id = PQgetvalue(r, row, 0);
+        for (size_t i = 0; i < n; i++) {
+            if (out[i] == NULL && strcmp(lots[i].id, id) == 0) {
+                st = db_cols_read(a, &LOT_COLS, r, row, &out[i]);
+                break;
+            }
+        }
+    }
+    PQclear(r);
+    for (size_t i = 0; i < n && status_is_ok(&st); i++) {
+        if (out[i] == NULL) { /* every row is inserted or the statement refused */
+            st = status_make(STATUS_INTERNAL, REASON_LEDGER_MISMATCH, "a lot was not inserted");
+        }
+    }
+    return st;
+}
+
 status_t points_store_get_lot(db_t *db, arena_t *a, const char *merchant, const char *lot_id,
                               Loyalty__V1__PointsLot **out) {
     db_params_t p;

@@ -118,6 +118,12 @@ typedef struct points_new_lot {
 status_t points_store_insert_lot(db_t *db, arena_t *a, const char *merchant,
                                  const points_new_lot_t *lot, Loyalty__V1__PointsLot **out);
 
+/** The lots[0..n) in one statement, each as points_store_insert_lot would insert it (claims and
+ *  their refusals included: the first refusal fails them all); out[i] receives lots[i]'s lot. */
+status_t points_store_insert_lots(db_t *db, arena_t *a, const char *merchant,
+                                  const points_new_lot_t *lots, size_t n,
+                                  Loyalty__V1__PointsLot **out);
+
 status_t points_store_get_lot(db_t *db, arena_t *a, const char *merchant, const char *lot_id,
                               Loyalty__V1__PointsLot **out);
 

@@ -406,3 +406,76 @@ Test(points_batch, the_lock_finds_the_accounts_by_key_whatever_the_merchants_siz
     assert_balance(m, "filler-778", 6, 0, 0);
     pt_assert_ledger_clean(m);
 }
+
+Test(points_batch, the_lots_of_members_with_accounts_are_made_together_and_count_once) {
+    /* Goal: the earns of a batch whose members have accounts make their lots in one statement
+     * before the ledgers open, and each lot still counts exactly once: the balances, the
+     * history and the ledger check are those of the earns made one by one. A pending earn, two
+     * earns of one member, and an earn of a member without an account yet (whose lot is made
+     * as it goes) are among them. A reference earned before, or twice in one batch, refuses
+     * the whole batch and leaves nothing. */
+    pt_start_alone(&svc);
+    const char *m = harness_merchant("lotsmade");
+    pt_configure(m);
+    pt_earn_points(m, "ref-a", 5, NULL);
+    pt_earn_points(m, "ref-b", 7, NULL);
+    pt_earn_points(m, "buyer", 100, NULL);
+    Loyalty__V1__PointsHold *h = NULL;
+    assert_ok(pt_hold(m, "buyer", 40, "order-l1", 600, &h));
+    Loyalty__V1__PointsEarnRequest *pending = points_item(&arena, "ref-b", 9, "rr:l-3");
+    pending->pending_days = 3;
+    Loyalty__V1__PointsEarnRequest *earns[] = {
+        order_item(&arena, "buyer", "order-l1", 2000), points_item(&arena, "ref-a", 50, "rr:l-1"),
+        points_item(&arena, "ref-a", 6, "rr:l-2"),     pending,
+        points_item(&arena, "newcomer", 11, "rr:l-4"),
+    };
+    Loyalty__V1__PointsEarnBatchResponse *r = NULL;
+    assert_ok(earn_batch(m, harness_key(), h->id, earns, 5, &r));
+    /* Rows one statement inserted share its command id (cmin) within the transaction. */
+    cr_assert_eq(pt_sql("SELECT DISTINCT cmin FROM points.lots WHERE merchant_id = $1 "
+                        " AND reference IN ('order-l1', 'rr:l-1', 'rr:l-2', 'rr:l-3')",
+                        m, NULL, NULL),
+                 1, "the lots of members with accounts were not made in one statement");
+    cr_assert_eq(pt_sql("SELECT DISTINCT cmin FROM points.lots WHERE merchant_id = $1 "
+                        " AND reference IN ('order-l1', 'rr:l-4')",
+                        m, NULL, NULL),
+                 2, "the newcomer's lot was made with the others");
+    cr_assert_eq(r->n_earns, 5);
+    for (size_t i = 0; i < r->n_earns; i++) {
+        cr_assert_not_null(r->earns[i]->lot, "earn %zu has no lot", i);
+        cr_assert_str_eq(r->earns[i]->lot->member_id, earns[i]->member_id);
+        cr_assert_str_eq(r->earns[i]->lot->reference, earns[i]->reference);
+    }
+    cr_assert_eq(r->earns[3]->lot->status,
+                 LOYALTY__V1__POINTS_LOT_STATUS__POINTS_LOT_STATUS_PENDING);
+    assert_balance(m, "buyer", 100 - 40 + 20, 0, 0);
+    assert_balance(m, "ref-a", 5 + 50 + 6, 0, 0);
+    assert_balance(m, "ref-b", 7, 0, 9);
+    assert_balance(m, "newcomer", 11, 0, 0);
+    cr_assert_eq(pt_sql("SELECT 1 FROM points.lots WHERE merchant_id = $1 AND reference LIKE $2", m,
+                        "rr:l-%", NULL),
+                 4, "one lot per earn");
+    cr_assert_eq(pt_sql("SELECT 1 FROM points.entries WHERE merchant_id = $1 AND reference LIKE $2",
+                        m, "rr:l-%", NULL),
+                 4, "one entry per earn");
+    /* Refusals: a reference earned before, and one reference twice in one batch. */
+    long long lots_before =
+        pt_sql("SELECT 1 FROM points.lots WHERE merchant_id = $1", m, NULL, NULL);
+    Loyalty__V1__PointsEarnRequest *again[] = {
+        points_item(&arena, "ref-b", 3, "rr:l-5"),
+        points_item(&arena, "ref-a", 4, "rr:l-1"),
+    };
+    assert_status(earn_batch(m, harness_key(), NULL, again, 2, NULL), STATUS_ALREADY_EXISTS,
+                  "ALREADY_EARNED");
+    Loyalty__V1__PointsEarnRequest *twice[] = {
+        points_item(&arena, "ref-a", 3, "rr:l-6"),
+        points_item(&arena, "ref-b", 4, "rr:l-6"),
+    };
+    assert_status(earn_batch(m, harness_key(), NULL, twice, 2, NULL), STATUS_ALREADY_EXISTS,
+                  "ALREADY_EARNED");
+    cr_assert_eq(pt_sql("SELECT 1 FROM points.lots WHERE merchant_id = $1", m, NULL, NULL),
+                 lots_before, "a refused batch left a lot");
+    assert_balance(m, "ref-a", 61, 0, 0);
+    assert_balance(m, "ref-b", 7, 0, 9);
+    pt_assert_ledger_clean(m);
+}
