@@ -247,11 +247,11 @@ typedef struct points_new_entry {
 status_t points_store_insert_entry(db_t *db, arena_t *a, const char *merchant,
                                    const points_new_entry_t *e, Loyalty__V1__PointsEntry **out);
 
-/** The entries appended so far in this transaction go with its next statement: for a reader of
- *  the history inside a transaction that may have written some. */
+/** The entries and growth rows appended so far in this transaction go with its next statement:
+ *  for a reader of the history inside a transaction that may have written some. */
 status_t points_store_flush_history(db_t *db);
 
-/** Deferred. */
+/** A row set, as points_store_insert_entry. */
 status_t points_store_insert_growth(db_t *db, const char *merchant, const char *member, int kind,
                                     int64_t growth, int64_t growth_after, int source,
                                     const char *reference, const char *reason, int64_t now);

@@ -50,11 +50,6 @@ static const db_rowset_def_t ENTRY_LOT_ROWS = {
 };
 // clang-format on
 
-status_t points_store_flush_history(db_t *db) {
-    status_t st = db_rowset_flush(db, &ENTRY_ROWS);
-    return status_is_ok(&st) ? db_rowset_flush(db, &ENTRY_LOT_ROWS) : st;
-}
-
 status_t points_store_insert_entry(db_t *db, arena_t *a, const char *merchant,
                                    const points_new_entry_t *e, Loyalty__V1__PointsEntry **out) {
     char id[ID_MAX];
@@ -110,6 +105,28 @@ status_t points_store_insert_entry(db_t *db, arena_t *a, const char *merchant,
     return status_ok();
 }
 
+/* A transaction's tier-growth rows, as its entries (ENTRY_ROWS): one statement, in order. */
+// clang-format off
+static const db_rowset_def_t GROWTH_ROWS = {
+    .sql = "INSERT INTO growth_entries (merchant_id, id, member_id, kind, growth, growth_after, "
+           " source, reference, reason, created_at) "
+           "SELECT merchant_id, id, member_id, kind, growth, growth_after, source, reference, "
+           " reason, to_timestamp(created_at) "
+           "FROM unnest($1::text[], $2::text[], $3::text[], $4::smallint[], $5::bigint[], "
+           " $6::bigint[], $7::smallint[], $8::text[], $9::text[], $10::bigint[]) WITH ORDINALITY "
+           " AS v(merchant_id, id, member_id, kind, growth, growth_after, source, reference, "
+           "  reason, created_at, ord) "
+           "ORDER BY ord",
+    .n_cols = 10,
+};
+// clang-format on
+
+status_t points_store_flush_history(db_t *db) {
+    status_t st = db_rowset_flush(db, &ENTRY_ROWS);
+    st = status_is_ok(&st) ? db_rowset_flush(db, &ENTRY_LOT_ROWS) : st;
+    return status_is_ok(&st) ? db_rowset_flush(db, &GROWTH_ROWS) : st;
+}
+
 status_t points_store_insert_growth(db_t *db, const char *merchant, const char *member, int kind,
                                     int64_t growth, int64_t growth_after, int source,
                                     const char *reference, const char *reason, int64_t now) {
@@ -125,11 +142,7 @@ status_t points_store_insert_growth(db_t *db, const char *merchant, const char *
     db_param_text(&p, reference ? reference : "");
     db_param_text(&p, reason ? reason : "");
     db_param_int(&p, now);
-    return db_exec_deferred(db,
-                            "INSERT INTO growth_entries (merchant_id, id, member_id, kind, growth, "
-                            " growth_after, source, reference, reason, created_at) VALUES ($1, $2, "
-                            " $3, $4, $5, $6, $7, $8, $9, to_timestamp($10::bigint))",
-                            &p, NULL);
+    return db_rowset_append(db, &GROWTH_ROWS, &p);
 }
 
 // clang-format off
@@ -297,6 +310,10 @@ status_t points_store_list_growth(db_t *db, arena_t *a, const char *merchant, co
                                   int64_t before_seq, int32_t limit,
                                   Loyalty__V1__PointsGrowthEntry ***out, size_t *n,
                                   int64_t **seqs) {
+    status_t flushed = points_store_flush_history(db);
+    if (!status_is_ok(&flushed)) {
+        return flushed;
+    }
     db_params_t p;
     db_params_key(&p, merchant, member);
     db_param_int(&p, before_seq);
