@@ -22,25 +22,6 @@ size_t pgarray_quote(char *out, const char *s) {
     return o;
 }
 
-char *pgarray_encode(arena_t *a, char *const *items, size_t n) {
-    size_t cap = 3;
-    for (size_t i = 0; i < n; i++) {
-        cap += PGARRAY_QUOTED_MAX(strlen(items[i])) + 1;
-    }
-    char *out = arena_alloc(a, cap);
-    size_t o = 0;
-    out[o++] = '{';
-    for (size_t i = 0; i < n; i++) {
-        if (i > 0) {
-            out[o++] = ',';
-        }
-        o += pgarray_quote(out + o, items[i]);
-    }
-    out[o++] = '}';
-    out[o] = '\0';
-    return out;
-}
-
 char *pgarray_encode_nullable(arena_t *a, char *const *items, size_t n) {
     size_t cap = 3;
     for (size_t i = 0; i < n; i++) {
@@ -63,6 +44,10 @@ char *pgarray_encode_nullable(arena_t *a, char *const *items, size_t n) {
     out[o++] = '}';
     out[o] = '\0';
     return out;
+}
+
+char *pgarray_encode(arena_t *a, char *const *items, size_t n) {
+    return pgarray_encode_nullable(a, items, n); /* no item is NULL */
 }
 
 bool pgarray_decode_nullable(arena_t *a, const char *literal, char ***items, size_t *n) {

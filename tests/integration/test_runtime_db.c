@@ -21,9 +21,7 @@ static char schema[32];
 
 static void setup(void) {
     harness_init();
-    char suffix[9];
-    id_random_token("abcdefghijklmnopqrstuvwxyz", 8, suffix);
-    snprintf(schema, sizeof schema, "db_test_%s", suffix);
+    harness_schema_name("db_test", schema);
     db = harness_db_create(schema, "db-test");
     char ddl[256];
     snprintf(ddl, sizeof ddl,
@@ -34,14 +32,11 @@ static void setup(void) {
     cr_assert(status_is_ok(&st), "%s", st.message);
     st = db_migrate(db, runtime_migrations, NULL); /* refuse() */
     cr_assert(status_is_ok(&st), "%s", st.message);
-    observer = PQconnectdb(harness_pg_dsn());
-    cr_assert(PQstatus(observer) == CONNECTION_OK);
+    observer = harness_observer();
 }
 
 static void teardown(void) {
-    char drop[96];
-    snprintf(drop, sizeof drop, "DROP SCHEMA %s CASCADE", schema);
-    (void)db_exec_script(db, drop);
+    harness_schema_drop(db, schema);
     db_destroy(db);
     PQfinish(observer);
     harness_fini();

@@ -25,10 +25,8 @@ static char app[48]; /* the application_name of this test's connections */
 
 static void setup(void) {
     harness_init();
-    char suffix[9];
-    id_random_token("abcdefghijklmnopqrstuvwxyz", 8, suffix);
-    snprintf(schema, sizeof schema, "pool_test_%s", suffix);
-    snprintf(app, sizeof app, "pool-test-%s", suffix);
+    harness_schema_name("pool_test", schema);
+    snprintf(app, sizeof app, "pool-test-%s", schema + strlen("pool_test_"));
     admin = harness_db_create(schema, "pool-test-admin");
     char ddl[256];
     snprintf(ddl, sizeof ddl,
@@ -37,14 +35,11 @@ static void setup(void) {
              schema, schema, schema);
     status_t st = db_exec_script(admin, ddl);
     cr_assert(status_is_ok(&st), "%s", st.message);
-    observer = PQconnectdb(harness_pg_dsn());
-    cr_assert(PQstatus(observer) == CONNECTION_OK);
+    observer = harness_observer();
 }
 
 static void teardown(void) {
-    char drop[96];
-    snprintf(drop, sizeof drop, "DROP SCHEMA %s CASCADE", schema);
-    (void)db_exec_script(admin, drop);
+    harness_schema_drop(admin, schema);
     db_destroy(admin);
     PQfinish(observer);
     harness_fini();

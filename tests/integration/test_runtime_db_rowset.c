@@ -22,9 +22,7 @@ static char schema[32];
 
 static void setup(void) {
     harness_init();
-    char suffix[9];
-    id_random_token("abcdefghijklmnopqrstuvwxyz", 8, suffix);
-    snprintf(schema, sizeof schema, "rowset_test_%s", suffix);
+    harness_schema_name("rowset_test", schema);
     db = harness_db_create(schema, "rowset-test");
     char ddl[320];
     snprintf(ddl, sizeof ddl,
@@ -33,14 +31,11 @@ static void setup(void) {
              schema, schema);
     status_t st = db_exec_script(db, ddl);
     cr_assert(status_is_ok(&st), "%s", st.message);
-    observer = PQconnectdb(harness_pg_dsn());
-    cr_assert(PQstatus(observer) == CONNECTION_OK);
+    observer = harness_observer();
 }
 
 static void teardown(void) {
-    char drop[96];
-    snprintf(drop, sizeof drop, "DROP SCHEMA %s CASCADE", schema);
-    (void)db_exec_script(db, drop);
+    harness_schema_drop(db, schema);
     db_destroy(db);
     PQfinish(observer);
     harness_fini();

@@ -32,9 +32,7 @@ static void setup(void) {
     harness_init();
     arena_init(&arena);
     harness_redis_start(&redis);
-    char suffix[9];
-    id_random_token("abcdefghijklmnopqrstuvwxyz", 8, suffix);
-    snprintf(schema, sizeof schema, "outbox_test_%s", suffix);
+    harness_schema_name("outbox_test", schema);
     db = harness_db_create(schema, "outbox-test");
     status_t st = db_migrate(db, runtime_migrations, NULL);
     cr_assert(status_is_ok(&st), "%s", st.message);
@@ -42,9 +40,7 @@ static void setup(void) {
 }
 
 static void teardown(void) {
-    char drop[96];
-    snprintf(drop, sizeof drop, "DROP SCHEMA %s CASCADE", schema);
-    (void)db_exec_script(db, drop);
+    harness_schema_drop(db, schema);
     cache_destroy(cache);
     db_destroy(db);
     harness_redis_stop(&redis);

@@ -174,6 +174,25 @@ db_t *harness_db_create_timeout(const char *schema, const char *application_name
     return db_create_with(&opts);
 }
 
+void harness_schema_name(const char *prefix, char out[32]) {
+    char suffix[9];
+    id_random_token("abcdefghijklmnopqrstuvwxyz", 8, suffix);
+    int n = snprintf(out, 32, "%s_%s", prefix, suffix);
+    cr_assert(n > 0 && n < 32, "schema prefix too long: %s", prefix);
+}
+
+void harness_schema_drop(db_t *db, const char *schema) {
+    char drop[96];
+    snprintf(drop, sizeof drop, "DROP SCHEMA %s CASCADE", schema);
+    (void)db_exec_script(db, drop); /* a teardown: what is left goes with the test database */
+}
+
+PGconn *harness_observer(void) {
+    PGconn *c = PQconnectdb(harness_pg_dsn());
+    cr_assert(PQstatus(c) == CONNECTION_OK, "%s", PQerrorMessage(c));
+    return c;
+}
+
 static void sleep_ms(long ms) {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
     nanosleep(&ts, NULL);

@@ -120,6 +120,14 @@ db_t *harness_db_create(const char *schema, const char *application_name);
 db_t *harness_db_create_timeout(const char *schema, const char *application_name,
                                 int64_t statement_timeout_ms);
 
+/** A schema name no other test uses: "<prefix>_<8 random letters>" into out (32 bytes). */
+void harness_schema_name(const char *prefix, char out[32]);
+/** Drops `schema` and everything in it through `db`: a test's teardown. */
+void harness_schema_drop(db_t *db, const char *schema);
+/** A libpq session of its own on harness_pg_dsn(), asserted connected: a test's observer of
+ *  committed rows and locks. */
+PGconn *harness_observer(void);
+
 /** Creates an empty database for this test alone and returns its DSN (dropped again by
  *  harness_fini). For tests whose services must not share tables with other tests running in
  *  parallel, e.g. an outbox that another test's service would publish to another Redis. */
