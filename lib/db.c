@@ -348,7 +348,13 @@ static bool db_connect(db_t *db) {
     db_disconnect(db);
     const db_pool_t *pool = db->pool;
     char options[256];
-    snprintf(options, sizeof options, "-c search_path=%s -c statement_timeout=%" PRId64,
+    /* random_page_cost: the services reach their rows through keys, in tables PostgreSQL keeps in
+     * memory, where a random read costs about what a sequential one does (PostgreSQL's own advice
+     * for such storage is 1.1). With the default of 4, the generic plan of a statement whose keys
+     * come in an array (`= ANY ($2)`, a join to unnest()) costs a table of a few thousand rows
+     * cheaper to scan whole than to probe, and keeps scanning it as it grows. */
+    snprintf(options, sizeof options,
+             "-c search_path=%s -c statement_timeout=%" PRId64 " -c random_page_cost=1.1",
              pool->schema, pool->statement_timeout_ms);
     /* expand_dbname: the DSN is expanded first; the keywords after it override its values.
      * Through a pooler no `options`: PgBouncer refuses the startup parameter, and a setting made

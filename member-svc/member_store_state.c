@@ -604,7 +604,9 @@ status_t member_rows_learn_points_unruled(db_t *db, arena_t *a, const char *merc
     /* A rule is stored as "points_balance >= 5000 points rich" (member_tags.c). The newest
      * balance of each member is taken; the rows are locked in id order as strcmp sorts (COLLATE
      * "C"), the order the consumer's replicas and the merged batches of RecordOrder lock them
-     * in, so that none of them can deadlock another. */
+     * in, so that none of them can deadlock another. "m.id = ANY ($2)" gives the planner the
+     * members' key: joined to unnest() alone, the generic plan hashed a scan of every member of
+     * the merchant. */
     // clang-format off
     status_t st = db_exec_row(db,
         "WITH s AS (SELECT EXISTS (SELECT FROM settings, unnest(tag_rules) AS t(rule) "
@@ -613,10 +615,11 @@ status_t member_rows_learn_points_unruled(db_t *db, arena_t *a, const char *merc
         " FROM unnest($2::text[], $3::bigint[], $4::bigint[]) AS v(id, balance, version) "
         " ORDER BY id, version DESC), "
         "l AS (SELECT m.id, v.balance, v.version FROM members m JOIN v ON m.id = v.id "
-        " WHERE m.merchant_id = $1 AND m.points_version < v.version AND NOT (SELECT ruled FROM s) "
-        " ORDER BY m.id COLLATE \"C\" FOR UPDATE OF m), "
+        " WHERE m.merchant_id = $1 AND m.id = ANY ($2::text[]) AND m.points_version < v.version "
+        " AND NOT (SELECT ruled FROM s) ORDER BY m.id COLLATE \"C\" FOR UPDATE OF m), "
         "u AS (UPDATE members m SET points_balance = l.balance, points_version = l.version "
-        " FROM l WHERE m.merchant_id = $1 AND m.id = l.id RETURNING 1) "
+        " FROM l WHERE m.merchant_id = $1 AND m.id = ANY ($2::text[]) AND m.id = l.id "
+        " RETURNING 1) "
         "SELECT ruled, (SELECT count(*) FROM u) FROM s",
         &p, &r, STATUS_INTERNAL, REASON_DATABASE_ERROR, "no answer");
     // clang-format on

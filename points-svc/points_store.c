@@ -382,7 +382,9 @@ static const db_col_t ACCOUNT_COL_TABLE[] = {
 };
 
 /* Deferred account saves (points_store_account_save), one statement for a transaction's
- * members. Every statement on accounts flushes them first, so a member has at most one row
+ * members. The "= ANY (array)" conditions give the planner the accounts' key: joined to
+ * unnest() alone (which it expects to yield 100 rows), the generic plan hashes a scan of every
+ * account. Every statement on accounts flushes them first, so a member has at most one row
  * waiting; the count check refuses anything else (UPDATE ... FROM would apply one of two rows
  * for a member and drop the other). next_due_at is computed when the rows are written, from the
  * holds and lots as the transaction left them by then. */
@@ -404,7 +406,8 @@ static const db_rowset_def_t ACCOUNT_SAVES = {
            "     AND l.member_id = a.member_id AND l.status = 1), "
            "   (SELECT min(expires_at) FROM lots l WHERE l.merchant_id = a.merchant_id "
            "     AND l.member_id = a.member_id AND l.status = 2 AND l.remaining > 0)) "
-           " FROM v WHERE a.merchant_id = v.merchant_id AND a.member_id = v.member_id RETURNING 1) "
+           " FROM v WHERE a.merchant_id = ANY ($1::text[]) AND a.member_id = ANY ($2::text[]) "
+           "  AND a.merchant_id = v.merchant_id AND a.member_id = v.member_id RETURNING 1) "
            "SELECT refuse('LEDGER_MISMATCH') WHERE (SELECT count(*) FROM u) <> (SELECT count(*) FROM v)",
     .n_cols = 11,
 };
@@ -654,7 +657,8 @@ status_t points_store_insert_lot(db_t *db, arena_t *a, const char *merchant,
 
 /* The lots of several credits in one statement, with the claims of points_store_insert_lot
  * checked row by row (the first refusal fails the statement); a claim taken twice in the rows
- * themselves meets at lots_earn_claim. */
+ * themselves meets at lots_earn_claim. The checks are scalar subqueries, not EXISTS: the planner
+ * may run an EXISTS over unnest()'s rows as one hashed scan of the whole table. */
 // clang-format off
 static const char SQL_INSERT_LOTS[] =
     "WITH v AS (SELECT * FROM unnest($2::text[], $3::text[], $4::smallint[], $5::text[], "
@@ -662,14 +666,14 @@ static const char SQL_INSERT_LOTS[] =
     "  $12::bigint[]) WITH ORDINALITY AS v(id, member_id, source, reference, points, status, "
     "  earned_at, available_at, expiry_day, time_zone, claim_growth, ord)), "
     "c AS (SELECT v.*, CASE WHEN v.claim_growth IS NULL THEN 0 "
-    " WHEN EXISTS (SELECT FROM lots l WHERE l.merchant_id = $1 AND l.source = v.source "
-    "  AND l.reference = v.reference AND l.earn_growth IS NOT NULL) "
-    "  OR EXISTS (SELECT FROM earn_refs r WHERE r.merchant_id = $1 AND r.source = v.source "
-    "  AND r.reference = v.reference) THEN refuse('ALREADY_EARNED') "
-    " WHEN v.source = 1 AND (EXISTS (SELECT FROM holds h WHERE h.merchant_id = $1 "
-    "  AND h.reference = v.reference AND h.status = 2 AND h.member_id <> v.member_id) "
-    "  OR EXISTS (SELECT FROM orders o WHERE o.merchant_id = $1 AND o.reference = v.reference "
-    "  AND o.member_id <> v.member_id)) THEN refuse('REFERENCE_MEMBER_MISMATCH') "
+    " WHEN (SELECT true FROM lots l WHERE l.merchant_id = $1 AND l.source = v.source "
+    "  AND l.reference = v.reference AND l.earn_growth IS NOT NULL LIMIT 1) "
+    "  OR (SELECT true FROM earn_refs r WHERE r.merchant_id = $1 AND r.source = v.source "
+    "  AND r.reference = v.reference LIMIT 1) THEN refuse('ALREADY_EARNED') "
+    " WHEN v.source = 1 AND ((SELECT true FROM holds h WHERE h.merchant_id = $1 "
+    "  AND h.reference = v.reference AND h.status = 2 AND h.member_id <> v.member_id LIMIT 1) "
+    "  OR (SELECT true FROM orders o WHERE o.merchant_id = $1 AND o.reference = v.reference "
+    "  AND o.member_id <> v.member_id LIMIT 1)) THEN refuse('REFERENCE_MEMBER_MISMATCH') "
     " ELSE 0 END AS ok FROM v) "
     "INSERT INTO lots (merchant_id, id, member_id, source, reference, points, remaining, status, "
     " earned_at, available_at, expiry_date, expires_at, earn_growth) "
