@@ -425,7 +425,9 @@ int main(int argc, char **argv) {
     for (int i = 0; i < 8; i++) {
         pthread_join(th[i], NULL);
     }
-    /* Warm-up: a second of load that is not measured. */
+    /* Warm-up: load that is not measured (CHECKOUT_BENCH_WARMUP_S seconds, 1 by default). */
+    const char *warm_env = getenv("CHECKOUT_BENCH_WARMUP_S");
+    int warm_s = warm_env && warm_env[0] ? atoi(warm_env) : 1;
     atomic_store(&g_stop, false);
     double rate = g_rate;
     int clients = g_clients;
@@ -438,7 +440,7 @@ int main(int argc, char **argv) {
         warm[i].lat_us = malloc(sizeof(int64_t) * (SAMPLES_MAX / CLIENTS_MAX));
         pthread_create(&warm[i].thread, NULL, client_main, &warm[i]);
     }
-    sleep(1);
+    sleep(warm_s > 0 ? (unsigned)warm_s : 1);
     atomic_store(&g_stop, true);
     for (int i = 0; i < g_clients; i++) {
         pthread_join(warm[i].thread, NULL);
