@@ -12,7 +12,8 @@
 # Usage, from the repository root: bench/checkout_bench.sh [seconds] [clients]
 # BENCH_COUNT=0 leaves the per-service counts out (and with them pg_stat_statements, the one
 # part of them that costs anything while the saga runs); BENCH_TOP=n lists the n statements
-# that take the most backend time (15); BENCH_FSYNC_OFF=1 runs PostgreSQL without fsync.
+# that take the most backend time (15); BENCH_FSYNC_OFF=1 runs PostgreSQL without fsync;
+# CHECKOUT_BENCH_WARMUP_S sets the unmeasured load before the ANALYZE and the runs (1 s).
 set -euo pipefail
 . "$(dirname "$0")/../scripts/lib.sh"
 cd "$LOYALTY_ROOT"
