@@ -35,6 +35,9 @@ BEGIN
             END;
         END IF;
         EXECUTE format('GRANT CONNECT ON DATABASE %I TO %I', current_database(), r);
+        -- The services' planner costs (docs/operations.md "Planner costs"), also for sessions
+        -- through a transaction pooler, where the services cannot set them themselves.
+        EXECUTE format('ALTER ROLE %I SET random_page_cost = 1.1', r);
         EXECUTE format('CREATE SCHEMA IF NOT EXISTS %I AUTHORIZATION %I', s, owner);
         EXECUTE format('REVOKE ALL ON SCHEMA %I FROM PUBLIC', s);
         EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', s, r);

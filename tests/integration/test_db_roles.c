@@ -100,6 +100,10 @@ Test(db_roles, member_svc_role_cannot_read_wallet) {
 
     const char *as_member = dsn_as("loyalty_member");
     exec_as(as_member, "SELECT count(*) FROM member.members", PGRES_TUPLES_OK, NULL);
+    /* The role's planner costs, for sessions that cannot set them (through PgBouncer): any other
+     * value divides by zero. */
+    exec_as(as_member, "SELECT 1 / (current_setting('random_page_cost') = '1.1')::int",
+            PGRES_TUPLES_OK, NULL);
     /* 42501: insufficient_privilege. */
     exec_as(as_member, "SELECT * FROM wallet.accounts LIMIT 1", PGRES_FATAL_ERROR, "42501");
     exec_as(as_member, "SELECT * FROM wallet.schema_migrations LIMIT 1", PGRES_FATAL_ERROR,
