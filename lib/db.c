@@ -304,12 +304,14 @@ static void db_release(db_t *db) {
     pthread_mutex_unlock(&pool->mu);
 }
 
-/* Drops the held connection (lost, or in an unknown state) and the transaction's state. */
+/* Drops the held connection (lost, or in an unknown state) and what the transaction had queued.
+ * A transaction stays open (tx_depth) until its db_tx ends it: whatever its function sends
+ * afterwards, a part or a statement, fails as the transaction did (db_ready), and never reaches
+ * PostgreSQL on a new connection, where it would run and commit alone. */
 static void db_disconnect(db_t *db) {
     if (db->c != NULL) {
         db_conn_close(db->c);
     }
-    db->tx_depth = 0;
     db->begin_pending = false;
     db->commit_sql = NULL;
     db->n_deferred = 0;
@@ -1074,6 +1076,10 @@ bool db_in_tx(const db_t *db) {
     return db->tx_depth > 0;
 }
 
+bool db_tx_lost(const db_t *db) {
+    return db->tx_depth > 0 && !db_up(db);
+}
+
 static void db_backoff(int attempt) {
     /* 1..4 ms times the attempt: enough to let the winner of a row lock commit. */
     unsigned int seed = (unsigned int)(uintptr_t)&attempt ^ (unsigned int)time(NULL);
@@ -1267,6 +1273,11 @@ status_t db_tx(db_t *db, db_tx_fn fn, void *arg) {
                     db_release(db);
                     return st;
                 }
+            }
+            if (db_tx_lost(db) && st.code != STATUS_UNAVAILABLE) {
+                /* Its connection died, whatever fn made of that: run it again, as any loss. */
+                st = status_make(STATUS_UNAVAILABLE, REASON_DATABASE_UNAVAILABLE,
+                                 "database unavailable");
             }
             db_session_settle(db, false);    /* a SET sent in it is rolled back with it */
             bool begun = !db->begin_pending; /* else nothing was sent: nothing to end */

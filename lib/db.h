@@ -340,6 +340,9 @@ typedef status_t (*db_tx_fn)(db_t *db, void *arg);
 status_t db_tx(db_t *db, db_tx_fn fn, void *arg);
 
 bool db_in_tx(const db_t *db);
+/* Inside a transaction whose connection was lost: everything it sends fails with
+ * DATABASE_UNAVAILABLE until db_tx ends it (and runs it again). */
+bool db_tx_lost(const db_t *db);
 
 /** Inside db_tx: runs fn as a part of the transaction that may fail alone (a savepoint, queued
  *  into fn's first round trip and released with its last, so it costs no round trip of its

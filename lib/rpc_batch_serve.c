@@ -130,8 +130,11 @@ typedef struct batch_group {
     rpc_merge_call_t *calls;
 } batch_group_t;
 
-static bool batch_lost_db(const status_t *st) {
-    return st->code == STATUS_UNAVAILABLE && strcmp(st->reason, "DATABASE_UNAVAILABLE") == 0;
+/* The batch's transaction is gone: its connection was lost. The state of the handle decides,
+ * not only the status, which a handler or merger may have answered as something else. */
+static bool batch_lost_db(const db_t *db, const status_t *st) {
+    return db_tx_lost(db) ||
+           (st->code == STATUS_UNAVAILABLE && strcmp(st->reason, "DATABASE_UNAVAILABLE") == 0);
 }
 
 /* The merger of a method without one of its own: the calls' handlers one after another, as
@@ -195,8 +198,8 @@ static status_t batch_merge(batch_run_t *b, size_t from, size_t to) {
     batch_group_t g = {.b = b, .from = from, .to = to};
     g.calls = arena_alloc(b->order[from]->ctx->arena, (to - from) * sizeof *g.calls);
     status_t st = db_tx_part(b->order[from]->ctx->db, batch_merge_part, &g);
-    if (batch_lost_db(&st)) {
-        return st;
+    if (batch_lost_db(b->order[from]->ctx->db, &st)) {
+        return status_make(STATUS_UNAVAILABLE, REASON_DATABASE_UNAVAILABLE, "database unavailable");
     }
     for (size_t i = from; i < to && status_is_ok(&st); i++) {
         if (!g.calls[i - from].alone) {
@@ -218,7 +221,6 @@ static status_t batch_merge(batch_run_t *b, size_t from, size_t to) {
  * connection) fails it; db_tx then runs it again from the start, so every call starts afresh
  * here. */
 static status_t batch_run_in_tx(db_t *db, void *arg) {
-    (void)db;
     batch_run_t *b = arg;
     bool merge = !b->m->audited;
     for (size_t from = 0; from < b->n_order;) {
@@ -242,8 +244,9 @@ static status_t batch_run_in_tx(db_t *db, void *arg) {
                 continue;
             }
             batch_item_run(b->m, it, true);
-            if (batch_lost_db(&it->status)) {
-                return it->status;
+            if (batch_lost_db(db, &it->status)) {
+                return status_make(STATUS_UNAVAILABLE, REASON_DATABASE_UNAVAILABLE,
+                                   "database unavailable"); /* db_tx runs it all again */
             }
         }
         from = to;

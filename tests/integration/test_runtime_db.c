@@ -346,6 +346,75 @@ Test(runtime_db, the_statement_sent_with_the_commit_answers_or_refuses_the_whole
     cr_assert_eq(committed_rows(), 1, "nothing of a refused transaction commits");
 }
 
+/* A transaction whose connection dies inside a part, the first time only. What the caller does
+ * next is what a batch or a handler that took the failure for a refusal would do: another part,
+ * another statement. Each must fail as the transaction did, never reach PostgreSQL on a new
+ * connection of its own (where it would commit alone); db_tx then runs it all again, also when
+ * fn answered the loss as something else. */
+typedef struct lost_arg {
+    int attempts;
+    status_t in_part, next_part, next_statement;
+} lost_arg_t;
+
+static status_t part_kills_its_connection(db_t *d, void *arg) {
+    lost_arg_t *a = arg;
+    status_t st = defer_insert(d, "in-part", 2, NULL);
+    if (status_is_ok(&st) && a->attempts == 1) {
+        st = db_exec(d, "SELECT pg_terminate_backend(pg_backend_pid())", NULL, NULL);
+    }
+    return st;
+}
+
+static status_t part_after_the_loss(db_t *d, void *arg) {
+    (void)arg;
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, "after-loss-in-part");
+    db_param_int(&p, 3);
+    return db_exec(d, insert_sql, &p, NULL);
+}
+
+static status_t lost_tx(db_t *d, void *arg) {
+    lost_arg_t *a = arg;
+    a->attempts++;
+    status_t st = defer_insert(d, "before", 1, NULL);
+    if (!status_is_ok(&st)) {
+        return st;
+    }
+    st = db_tx_part(d, part_kills_its_connection, a);
+    if (a->attempts > 1) {
+        return st;
+    }
+    a->in_part = st;
+    a->next_part = db_tx_part(d, part_after_the_loss, NULL);
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, "after-loss");
+    db_param_int(&p, 4);
+    a->next_statement = db_exec(d, insert_sql, &p, NULL);
+    /* Taken for some other failure: the transaction is still run again. */
+    return status_make(STATUS_INTERNAL, REASON_DATABASE_ERROR, "not a loss, says the caller");
+}
+
+static void assert_lost(const status_t *st, const char *what) {
+    cr_assert_eq(st->code, STATUS_UNAVAILABLE, "%s: %s", what, st->message);
+    cr_assert_str_eq(st->reason, "DATABASE_UNAVAILABLE", "%s", what);
+}
+
+Test(runtime_db, a_transaction_lost_in_a_part_fails_whatever_follows_and_runs_again) {
+    lost_arg_t a = {0};
+    status_t st = db_tx(db, lost_tx, &a);
+    assert_lost(&a.in_part, "the part whose connection died");
+    assert_lost(&a.next_part, "a part after the loss");
+    assert_lost(&a.next_statement, "a statement after the loss");
+    cr_assert(status_is_ok(&st), "run again on a new connection: %s", st.message);
+    cr_assert_eq(a.attempts, 2);
+    cr_assert_eq(committed_rows(), 2, "the second attempt's two rows, nothing else");
+    char sql[128];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM %s.t WHERE k LIKE 'after-loss%%'", schema);
+    cr_assert_eq(observe_int(sql), 0, "no statement after the loss ran on a connection of its own");
+}
+
 Test(runtime_db, a_migration_runs_longer_than_the_statement_timeout) {
     /* Goal: converting a large table takes longer than any call's statement may; a migration is
      * not cut off by the statement timeout (here 100 ms against a 300 ms statement), which
