@@ -355,14 +355,15 @@ static inline int pt_count_events(const char *m, const char *type, int want) {
 }
 
 /* Moves a member's lots' expiry into the past and marks the account due, as if that much time
- * had passed: the next read or settle expires them. */
+ * had passed: the next read or settle expires them. A minute back: the service's clock counts
+ * whole seconds and may lag PostgreSQL's now(), so one second back is not always past for it. */
 static inline void pt_age_lots_expiry(const char *m, const char *member) {
     pt_forget_cached_balance(m, member);
-    pt_sql("UPDATE points.lots SET expires_at = now() - interval '1 second', "
+    pt_sql("UPDATE points.lots SET expires_at = now() - interval '1 minute', "
            " expiry_date = current_date - 1 "
            "WHERE merchant_id = $1 AND member_id = $2 AND expires_at IS NOT NULL",
            m, member, NULL);
-    pt_sql("UPDATE points.accounts SET next_due_at = now() - interval '1 second' "
+    pt_sql("UPDATE points.accounts SET next_due_at = now() - interval '1 minute' "
            "WHERE merchant_id = $1 AND member_id = $2",
            m, member, NULL);
 }
@@ -370,10 +371,10 @@ static inline void pt_age_lots_expiry(const char *m, const char *member) {
 /* Ends the pending window of a member's pending lots. */
 static inline void pt_age_pending(const char *m, const char *member) {
     pt_forget_cached_balance(m, member);
-    pt_sql("UPDATE points.lots SET available_at = now() - interval '1 second' "
+    pt_sql("UPDATE points.lots SET available_at = now() - interval '1 minute' "
            "WHERE merchant_id = $1 AND member_id = $2 AND status = 1",
            m, member, NULL);
-    pt_sql("UPDATE points.accounts SET next_due_at = now() - interval '1 second' "
+    pt_sql("UPDATE points.accounts SET next_due_at = now() - interval '1 minute' "
            "WHERE merchant_id = $1 AND member_id = $2",
            m, member, NULL);
 }

@@ -165,7 +165,7 @@ Test(gateway_ops, held_purchase_rewards_are_released_by_the_job) {
         cr_assert_not(done->result->referral_rewards[i]->granted);
     }
     cr_assert_eq(points_balance(s.m, s.r1)->available, 0);
-    sql("UPDATE referral.rewards SET held_until = now() - interval '1 second' "
+    sql("UPDATE referral.rewards SET held_until = now() - interval '1 minute' "
         "WHERE merchant_id = $1 AND state = 1",
         s.m);
     sql("UPDATE gateway.referral_release_due SET due_at = now() WHERE merchant_id = $1", s.m);

@@ -73,15 +73,15 @@ static void sql(const char *text, const char *p1, const char *p2) {
 /* As if time had passed: the member's lots with an expiry expired, pending lots out of their
  * window, and the account due; then the settle RPC (the job's work) settles it. */
 static void age_and_settle(const char *m, const char *member) {
-    sql("UPDATE points.lots SET expires_at = now() - interval '1 second', "
+    sql("UPDATE points.lots SET expires_at = now() - interval '1 minute', "
         " expiry_date = current_date - 1 "
         "WHERE merchant_id = $1 AND member_id = $2 AND expires_at IS NOT NULL "
         " AND status = 2 AND remaining > 0",
         m, member);
-    sql("UPDATE points.lots SET available_at = now() - interval '1 second' "
+    sql("UPDATE points.lots SET available_at = now() - interval '1 minute' "
         "WHERE merchant_id = $1 AND member_id = $2 AND status = 1",
         m, member);
-    sql("UPDATE points.accounts SET next_due_at = now() - interval '1 second' "
+    sql("UPDATE points.accounts SET next_due_at = now() - interval '1 minute' "
         "WHERE merchant_id = $1 AND member_id = $2",
         m, member);
     Loyalty__V1__PointsExpirePointsRequest r = LOYALTY__V1__POINTS_EXPIRE_POINTS_REQUEST__INIT;

@@ -400,8 +400,11 @@ Test(referral_rewards, held_rewards_are_released_once_after_the_hold) {
         cr_assert_eq(v->reversals[i]->clawback_points, 0);
     }
 
-    /* The hour passes: every hold but the 14-day one is moved into the past. */
-    rc_sql_exec("UPDATE referral.rewards SET held_until = now() - interval '1 second' "
+    /* The hour passes: every hold but the 14-day one is moved into the past. A minute into it,
+     * not a second: the service reads the time in whole seconds (time(), which may also lag
+     * PostgreSQL's now() by a clock tick), so a hold ended 1 s before now() in the first
+     * milliseconds of a second is not due yet by the service's clock. */
+    rc_sql_exec("UPDATE referral.rewards SET held_until = now() - interval '1 minute' "
                 "WHERE merchant_id = $1 AND state = 1 AND held_until < now() + interval '1 day'",
                 C.merchant, NULL);
     const char *key = harness_key();
@@ -485,7 +488,7 @@ Test(referral_rewards, parallel_release_hands_each_reward_out_once) {
                             "AND state = 1",
                             C.merchant, NULL),
                  60);
-    rc_sql_exec("UPDATE referral.rewards SET held_until = now() - interval '1 second' "
+    rc_sql_exec("UPDATE referral.rewards SET held_until = now() - interval '1 minute' "
                 "WHERE merchant_id = $1",
                 C.merchant, NULL);
     enum { T = 8 };

@@ -458,7 +458,7 @@ Test(wallet_ledger, a_hold_may_take_money_that_an_expired_hold_gives_back) {
     assert_status(wc_hold(&wc, harness_key(), "m1", 100, "order-1", 1, &h), STATUS_OK, "");
     assert_balance(h->balance, 100, 0, 100);
     /* Its TTL passes (the wallet falls due then): moved in the rows rather than waited for. */
-    sql("UPDATE wallet.holds SET expires_at = now() - interval '1 second' WHERE id = $1",
+    sql("UPDATE wallet.holds SET expires_at = now() - interval '1 minute' WHERE id = $1",
         h->hold->id);
     sql("UPDATE wallet.accounts SET next_due_at = extract(epoch FROM now())::bigint - 1 "
         "WHERE merchant_id = $1",
@@ -478,7 +478,7 @@ Test(wallet_ledger, capturing_a_hold_whose_ttl_passed_finds_it_expired) {
     start("ttlcap", env);
     top_up("m1", 500, NULL);
     Loyalty__V1__WalletHoldResponse *h = hold("m1", 200, "order-1");
-    sql("UPDATE wallet.holds SET expires_at = now() - interval '1 second' WHERE id = $1",
+    sql("UPDATE wallet.holds SET expires_at = now() - interval '1 minute' WHERE id = $1",
         h->hold->id);
     sql("UPDATE wallet.accounts SET next_due_at = extract(epoch FROM now())::bigint - 1 "
         "WHERE merchant_id = $1",
