@@ -12,7 +12,7 @@
 # - CPU: utime + stime from /proc/<pid>/stat of every service process and of every PostgreSQL
 #   process (backends grouped by their role; processes that exited during the run through the
 #   postmaster's cutime + cstime) and of Redis.
-# Environment: LOYALTY_PG_PORT, COUNTS_DIR (a folder for the snapshots), COUNTS_PIDS
+# Environment: LOYALTY_PG_PORT, LOYALTY_REDIS_PORT, COUNTS_DIR (a folder for the snapshots), COUNTS_PIDS
 # ("gateway=<pid>,member-svc=<pid>,..."), COUNTS_REDIS_PID_FILE, COUNTS_POSTMASTER_PID.
 set -euo pipefail
 bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
@@ -80,6 +80,7 @@ settle() { sleep 10.5; }
 snapshot() {
   settle
   psql_ -c "SELECT pg_stat_statements_reset(), pg_stat_reset()" >/dev/null
+  redis-cli -p "$LOYALTY_REDIS_PORT" CONFIG RESETSTAT >/dev/null
   psql_ -c "SELECT pg_current_wal_lsn()" >"$COUNTS_DIR/before.lsn"
   rpc_snapshot "$COUNTS_DIR/before.rpc"
   cpu_snapshot "$COUNTS_DIR/before.cpu"
@@ -168,6 +169,10 @@ report() {
   awk -v n="$n" '{ line = line sprintf("  %s %.2f/%.2f", $1, $2 / n, $3 / n) }
     END { if (line != "") print "rows inserted/updated per checkout, by table:" line }' \
     "$COUNTS_DIR/tables" | fold -s -w 100
+  # What the services ask of Redis per checkout (caches, invalidations, event streams).
+  redis-cli -p "$LOYALTY_REDIS_PORT" INFO commandstats | tr -d '\r' | awk -F'[:=,]' -v n="$n" '
+    /^cmdstat_/ { sub(/^cmdstat_/, "", $1); line = line sprintf("  %s %.2f", $1, $3 / n); t += $3 }
+    END { printf "redis commands per checkout: %.1f:%s\n", t / n, line }' | fold -s -w 100
   # Where the backends' time goes: the statements that take the most of it per checkout
   # (execution only, lock waits included; planning is not tracked, it would cost the run).
   echo "statements taking the most backend time per checkout (exec ms, calls, mean us, role, query):"
