@@ -459,6 +459,21 @@ static char *sql_value(const char *stmt, const char *merchant) {
     return out;
 }
 
+/* The SQLSTATE of SQL run on the test's database with the merchant as $1 ("" when it succeeds),
+ * from a session whose search_path does not name the gateway's schema. */
+static char *sql_state(const char *stmt, const char *merchant) {
+    static char out[8];
+    PGconn *c = PQconnectdb(test_dsn());
+    cr_assert_eq(PQstatus(c), CONNECTION_OK, "%s", PQerrorMessage(c));
+    const char *params[1] = {merchant};
+    PGresult *r = PQexecParams(c, stmt, 1, NULL, params, NULL, NULL, 0);
+    const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    snprintf(out, sizeof out, "%s", state ? state : "");
+    PQclear(r);
+    PQfinish(c);
+    return out;
+}
+
 static status_t refund_line(const char *m, const char *line_id, int64_t quantity) {
     Loyalty__V1__GatewayRefundLine l = LOYALTY__V1__GATEWAY_REFUND_LINE__INIT;
     l.line_id = (char *)line_id;
@@ -518,6 +533,19 @@ Test(gateway_checkout, order_lines_in_the_order_row_and_in_rows_of_old_orders) {
         assert_status(refund_line(s.m, "A", 2), STATUS_FAILED_PRECONDITION, "REFUND_EXCEEDS_LINE");
         assert_ok(refund_line(s.m, "A", 1));
         assert_ok(refund_line(s.m, "B", 1));
+        if (!old) { /* the database refuses a line refunded beyond its quantity, or below 0 */
+            const char *lines_set =
+                "UPDATE gateway.orders SET lines = ARRAY(SELECT ROW(l.line_id, l.kind, l.quantity, "
+                " l.final_amount_cents, %s, l.refunded_cents)::gateway.order_line "
+                " FROM unnest(lines) l) WHERE merchant_id = $1";
+            char sql[512];
+            snprintf(sql, sizeof sql, lines_set, "l.quantity + 1");
+            cr_assert_str_eq(sql_state(sql, s.m), "23514", "beyond the quantity: check_violation");
+            snprintf(sql, sizeof sql, lines_set, "-1");
+            cr_assert_str_eq(sql_state(sql, s.m), "23514", "below 0: check_violation");
+            snprintf(sql, sizeof sql, lines_set, "l.quantity");
+            cr_assert_str_eq(sql_state(sql, s.m), "", "within it: accepted");
+        }
         cr_assert_eq(get_checkout(s.m, co->checkout_id)->refundable_cents, 0, "old %d", old);
         cr_assert_eq(points_balance(s.m, b)->available, 5000, "old %d", old);
         assert_ledgers_clean(s.m);
