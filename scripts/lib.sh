@@ -133,7 +133,10 @@ stack_start() {
   mkdir -p "$dir/redis"
   local home; home=$(pg_home_prepare "$dir")
   if [ ! -f "$home/data/PG_VERSION" ]; then
-    pg_run "$bin/initdb" -D "$home/data" -U loyalty --auth=trust -E UTF8 --locale=C.UTF-8 >"$dir/pg/initdb.log" 2>&1 \
+    # Byte-order collation for the ids and keys every index compares (docs/operations.md,
+    # "Collation"); character classes stay UTF-8 aware.
+    pg_run "$bin/initdb" -D "$home/data" -U loyalty --auth=trust -E UTF8 --locale=C.UTF-8 \
+      --lc-collate=C >"$dir/pg/initdb.log" 2>&1 \
       || { cat "$dir/pg/initdb.log" >&2; die "initdb failed"; }
   fi
   local opts="-c listen_addresses=127.0.0.1 -p $pg_port -k $home -c max_connections=400"
