@@ -415,6 +415,45 @@ Test(runtime_db, a_transaction_lost_in_a_part_fails_whatever_follows_and_runs_ag
     cr_assert_eq(observe_int(sql), 0, "no statement after the loss ran on a connection of its own");
 }
 
+static status_t generic_tx(db_t *d, void *arg) {
+    (void)arg;
+    status_t st = defer_insert(d, "g", 1, NULL);
+    if (status_is_ok(&st)) { /* an array statement: runs under the generic-plan SET */
+        db_params_t p;
+        db_params_init(&p);
+        db_param_text(&p, "{a,b}");
+        st = db_exec(d, "SELECT count(*) FROM unnest($1::text[])", &p, NULL);
+    }
+    return st;
+}
+
+Test(runtime_db, begin_commit_and_the_generic_plan_set_are_prepared_once_per_connection) {
+    /* Goal: the statements the runtime sends in most transactions are parsed once per
+     * connection, not in every transaction: they are among the session's prepared ones, each
+     * once, after two transactions. */
+    for (int i = 0; i < 2; i++) {
+        status_t st = db_tx(db, generic_tx, NULL);
+        cr_assert(status_is_ok(&st), "%s", st.message);
+        st = db_exec(db, "DELETE FROM t", NULL, NULL);
+        cr_assert(status_is_ok(&st), "%s", st.message);
+    }
+    PGresult *r = NULL;
+    status_t st = db_exec(db,
+                          "SELECT string_agg(statement, ' | ' ORDER BY statement) "
+                          "FROM pg_prepared_statements WHERE statement IN ('BEGIN', 'COMMIT', "
+                          " 'SET LOCAL plan_cache_mode = force_generic_plan')",
+                          NULL, &r);
+    cr_assert(status_is_ok(&st), "%s", st.message);
+    /* Through a transaction pooler (pooler.core runs this suite through PgBouncer) nothing is
+     * prepared: the next transaction may run on another server connection. */
+    const char *pooler = getenv("LOYALTY_PG_POOLER");
+    bool pooled = pooler != NULL && strcmp(pooler, "transaction") == 0;
+    cr_assert_str_eq(db_get_str(r, 0, 0),
+                     pooled ? ""
+                            : "BEGIN | COMMIT | SET LOCAL plan_cache_mode = force_generic_plan");
+    PQclear(r);
+}
+
 Test(runtime_db, a_migration_runs_longer_than_the_statement_timeout) {
     /* Goal: converting a large table takes longer than any call's statement may; a migration is
      * not cut off by the statement timeout (here 100 ms against a 300 ms statement), which
