@@ -116,6 +116,13 @@ export CHECKOUT_BENCH_AFTER_SETUP=${CHECKOUT_BENCH_AFTER_SETUP:-"psql '$LOYALTY_
 if [ -n "$count" ]; then
   # Counting starts after the set-up: statements (pg_stat_statements) and transactions of the
   # loyalty database by the services (their RPCs, jobs and outbox publishers), CPU, rows, WAL.
+  # Each service's metrics endpoint (LISTEN_ADDR's port + 1000, the default): its own counts of
+  # transactions and round trips.
+  metrics_list=
+  for svc in $services; do
+    metrics_list="${metrics_list:+$metrics_list,}$svc=127.0.0.1:$((${addr[$svc]##*:} + 1000))"
+  done
+  export COUNTS_METRICS=$metrics_list
   export COUNTS_DIR=$LOYALTY_ROOT/$stack COUNTS_PIDS=$pid_list \
     COUNTS_REDIS_PID_FILE=$LOYALTY_ROOT/$stack/redis/redis.pid \
     COUNTS_POSTMASTER_PID=$(head -n 1 "$(pg_home "$LOYALTY_ROOT/$stack")/data/postmaster.pid")

@@ -5,15 +5,20 @@
 # the cost of one checkout, per service". Sources, all read before and after the run:
 # - RPCs served and calls made: the services run with bench/support/rpc_count.c preloaded, which
 #   keeps both counts in $COUNTS_DIR/<service>.rpc;
-# - SQL statements, BEGIN/COMMIT/ROLLBACK and WAL bytes per statement: pg_stat_statements, one
-#   database role per service (reset by `snapshot`);
+# - SQL statements and WAL bytes per statement: pg_stat_statements, one database role per service
+#   (reset by `snapshot`). The services prepare BEGIN, COMMIT, RELEASE and their SET LOCAL once
+#   per connection, and pg_stat_statements counts a prepared utility statement only the first
+#   time it runs, so the statements counted are the others;
+# - transactions and round trips: each service's own counters (loyalty_db_transactions_total,
+#   loyalty_db_round_trips_total on its metrics endpoint, background threads included);
 # - rows inserted / updated: pg_stat_user_tables, one schema per service (reset by `snapshot`);
 # - WAL in total: pg_current_wal_lsn() before and after;
 # - CPU: utime + stime from /proc/<pid>/stat of every service process and of every PostgreSQL
 #   process (backends grouped by their role; processes that exited during the run through the
 #   postmaster's cutime + cstime) and of Redis.
 # Environment: LOYALTY_PG_PORT, LOYALTY_REDIS_PORT, COUNTS_DIR (a folder for the snapshots), COUNTS_PIDS
-# ("gateway=<pid>,member-svc=<pid>,..."), COUNTS_REDIS_PID_FILE, COUNTS_POSTMASTER_PID.
+# ("gateway=<pid>,member-svc=<pid>,..."), COUNTS_METRICS ("gateway=<host:port>,..."),
+# COUNTS_REDIS_PID_FILE, COUNTS_POSTMASTER_PID.
 set -euo pipefail
 bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
 psql_() { "$bin/psql" -h 127.0.0.1 -p "$LOYALTY_PG_PORT" -U loyalty -d loyalty -qAt -F ' ' "$@"; }
@@ -58,16 +63,24 @@ cpu_snapshot() {
   echo "pg:other pg:postmaster $(( $(ticks "$COUNTS_POSTMASTER_PID") + $(ticks "$COUNTS_POSTMASTER_PID" children) ))" >>"$out"
 }
 
+# The sum of one counter family on a service's metrics endpoint (0 when it cannot be read).
+metric_sum() {
+  python3 -c 'import sys, urllib.request
+sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())' \
+    "http://$1/metrics" 2>/dev/null |
+    awk -v m="$2" '$1 == m || index($1, m "{") == 1 { s += $NF } END { printf "%.0f\n", s }'
+}
+
+# rpc_snapshot FILE: "<service> <served> <made> <transactions> <round trips>" per service.
 rpc_snapshot() {
-  local out=$1
+  local out=$1 metrics
   : >"$out"
   for svc in $services; do
-    local f="$COUNTS_DIR/$svc.rpc"
-    if [ -f "$f" ]; then
-      echo "$svc $(od -An -t u8 -w16 "$f")" >>"$out"
-    else
-      echo "$svc 0 0" >>"$out"
-    fi
+    local f="$COUNTS_DIR/$svc.rpc" counts="0 0"
+    [ -f "$f" ] && counts=$(od -An -t u8 -w16 "$f")
+    metrics=$(tr ',' '\n' <<<"${COUNTS_METRICS:-}" | awk -F= -v s="$svc" '$1 == s {print $2}')
+    echo "$svc $counts $(metric_sum "$metrics" loyalty_db_transactions_total)" \
+      "$(metric_sum "$metrics" loyalty_db_round_trips_total)" >>"$out"
   done
 }
 
@@ -96,13 +109,12 @@ report() {
   wal_total=$(psql_ -c "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '$(cat "$COUNTS_DIR/before.lsn")')")
   # The totals of the whole database, as printed before there was a table (BENCH_COUNT=1).
   psql_ -F '|' -c "SELECT 'per checkout: ' || round(s.work::numeric / $n, 1) ||
-    ' SQL statements (and ' || round(s.tx::numeric / $n, 1) || ' BEGIN/COMMIT/ROLLBACK), ' ||
+    ' SQL statements (besides BEGIN, COMMIT, RELEASE and SET), ' ||
     round((d.xact_commit + d.xact_rollback)::numeric / $n, 1) ||
     ' transactions (an autocommit statement is one), ' ||
     round(d.tup_inserted::numeric / $n, 1) || ' rows inserted, ' ||
     round(d.tup_updated::numeric / $n, 1) || ' updated'
-    FROM (SELECT sum(calls) FILTER (WHERE query NOT IN ('BEGIN', 'COMMIT', 'ROLLBACK')) AS work,
-                 coalesce(sum(calls) FILTER (WHERE query IN ('BEGIN', 'COMMIT', 'ROLLBACK')), 0) AS tx
+    FROM (SELECT sum(calls) FILTER (WHERE query NOT IN ('BEGIN', 'COMMIT', 'ROLLBACK')) AS work
           FROM pg_stat_statements
           WHERE dbid = (SELECT oid FROM pg_database WHERE datname = 'loyalty')) s,
          pg_stat_database d WHERE d.datname = 'loyalty'"
@@ -126,15 +138,18 @@ report() {
 
   awk -v n="$n" -v hz="$hz" -v wal_total="$wal_total" -v services="$services" \
       -v xacts="$(cat "$COUNTS_DIR/xacts")" '
-    FILENAME ~ /before.rpc$/ { rpc_s0[$1] = $2; rpc_m0[$1] = $3; next }
-    FILENAME ~ /after.rpc$/ { served[$1] = $2 - rpc_s0[$1]; made[$1] = $3 - rpc_m0[$1]; next }
+    FILENAME ~ /before.rpc$/ { rpc_s0[$1] = $2; rpc_m0[$1] = $3; tx0[$1] = $4; rt0[$1] = $5; next }
+    FILENAME ~ /after.rpc$/ {
+      served[$1] = $2 - rpc_s0[$1]; made[$1] = $3 - rpc_m0[$1]
+      begins[$1] = $4 - tx0[$1]; trips[$1] = $5 - rt0[$1]; next
+    }
     FILENAME ~ /before.cpu$/ { cpu0[$2] = $3; next }
     FILENAME ~ /after.cpu$/ {
       g = $1; sub(/^pg:/, "", g)
       if ($1 ~ /^pg:/) pg_cpu[g] += $3 - cpu0[$2]; else proc_cpu[g] += $3 - cpu0[$2]
       next
     }
-    FILENAME ~ /statements$/ { st[$1] += $2; tc[$1] += $3; begins[$1] += $4; wal[$1] += $5; next }
+    FILENAME ~ /statements$/ { st[$1] += $2; wal[$1] += $5; next }
     FILENAME ~ /tables$/ {
       split($1, p, "."); svc = p[1]
       if (svc == "member" || svc == "points" || svc == "wallet" || svc == "referral" || svc == "promo") svc = svc "-svc"
@@ -145,22 +160,22 @@ report() {
       ms = 1000 / hz
       printf "per checkout, by service (%d checkouts of the maximum-rate run):\n", n
       printf "%-13s %8s %6s %9s %7s %6s %9s %9s %6s %6s %8s\n", "service", "RPCs in", "out",
-        "SQL stmts", "BEG/COM", "tx", "pg CPU ms", "proc CPU", "ins", "upd", "WAL kB"
+        "SQL stmts", "trips", "tx", "pg CPU ms", "proc CPU", "ins", "upd", "WAL kB"
       k = split(services " redis other", names, " ")
       for (i = 1; i <= k; i++) {
         s = names[i]
         if (s == "other") wal[s] += wal_total - wal_sum
         printf "%-13s %8.2f %6.2f %9.1f %7.1f %6.1f %9.2f %9.2f %6.1f %6.1f %8.1f\n", s,
-          served[s] / n, made[s] / n, st[s] / n, tc[s] / n, begins[s] / n, pg_cpu[s] * ms / n,
+          served[s] / n, made[s] / n, st[s] / n, trips[s] / n, begins[s] / n, pg_cpu[s] * ms / n,
           proc_cpu[s] * ms / n, ins[s] / n, upd[s] / n, wal[s] / 1024 / n
-        t_served += served[s]; t_made += made[s]; t_st += st[s]; t_tc += tc[s]
+        t_served += served[s]; t_made += made[s]; t_st += st[s]; t_tc += trips[s]
         t_begins += begins[s]; t_pg += pg_cpu[s]; t_proc += proc_cpu[s]; t_ins += ins[s]
         t_upd += upd[s]; wal_sum += (s == "other" ? 0 : wal[s])
       }
       printf "%-13s %8.2f %6.2f %9.1f %7.1f %6.1f %9.2f %9.2f %6.1f %6.1f %8.1f\n", "total",
         t_served / n, t_made / n, t_st / n, t_tc / n, t_begins / n, t_pg * ms / n,
         t_proc * ms / n, t_ins / n, t_upd / n, wal_total / 1024 / n
-      printf "transactions: %.1f per checkout in all, %.1f explicit (tx, BEGIN ... COMMIT), " \
+      printf "transactions: %.1f per checkout in all, %.1f explicit (tx, counted by each service), " \
         "%.1f autocommit statements (not attributable to a service)\n",
         xacts / n, t_begins / n, (xacts - t_begins) / n
     }' "$COUNTS_DIR/before.rpc" "$COUNTS_DIR/after.rpc" "$COUNTS_DIR/before.cpu" \
