@@ -443,34 +443,36 @@ Test(gateway_checkout, one_call_checkout_with_membership_and_top_up_products) {
     assert_ledgers_clean(s.m);
 }
 
+/* SQL run on the test's database with the merchant as $1, in a session of its own (whose
+ * search_path does not name the gateway's schema); the caller clears the result. */
+static PGresult *sql_run(const char *stmt, const char *merchant) {
+    PGconn *c = PQconnectdb(test_dsn());
+    cr_assert_eq(PQstatus(c), CONNECTION_OK, "%s", PQerrorMessage(c));
+    const char *params[1] = {merchant};
+    PGresult *r = PQexecParams(c, stmt, 1, NULL, params, NULL, NULL, 0);
+    PQfinish(c);
+    return r;
+}
+
 /* One value of SQL run on the test's database with the merchant as $1 ("" when no row). */
 static char *sql_value(const char *stmt, const char *merchant) {
     static char out[256];
-    PGconn *c = PQconnectdb(test_dsn());
-    cr_assert_eq(PQstatus(c), CONNECTION_OK, "%s", PQerrorMessage(c));
-    const char *params[1] = {merchant};
-    PGresult *r = PQexecParams(c, stmt, 1, NULL, params, NULL, NULL, 0);
+    PGresult *r = sql_run(stmt, merchant);
     cr_assert(PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK,
-              "%s: %s", stmt, PQerrorMessage(c));
+              "%s: %s", stmt, PQresultErrorMessage(r));
     snprintf(out, sizeof out, "%s",
              PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0 ? PQgetvalue(r, 0, 0) : "");
     PQclear(r);
-    PQfinish(c);
     return out;
 }
 
-/* The SQLSTATE of SQL run on the test's database with the merchant as $1 ("" when it succeeds),
- * from a session whose search_path does not name the gateway's schema. */
+/* The SQLSTATE of SQL run as sql_value does ("" when it succeeds). */
 static char *sql_state(const char *stmt, const char *merchant) {
     static char out[8];
-    PGconn *c = PQconnectdb(test_dsn());
-    cr_assert_eq(PQstatus(c), CONNECTION_OK, "%s", PQerrorMessage(c));
-    const char *params[1] = {merchant};
-    PGresult *r = PQexecParams(c, stmt, 1, NULL, params, NULL, NULL, 0);
+    PGresult *r = sql_run(stmt, merchant);
     const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
     snprintf(out, sizeof out, "%s", state ? state : "");
     PQclear(r);
-    PQfinish(c);
     return out;
 }
 
