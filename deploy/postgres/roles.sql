@@ -37,7 +37,23 @@ BEGIN
         EXECUTE format('GRANT CONNECT ON DATABASE %I TO %I', current_database(), r);
         -- The services' planner costs (docs/operations.md "Planner costs"), also for sessions
         -- through a transaction pooler, where the services cannot set them themselves.
-        EXECUTE format('ALTER ROLE %I SET random_page_cost = 1.1', r);
+        -- Set only when missing. A run of this script in another database of the cluster may set
+        -- it at the same moment ("tuple concurrently updated", or a duplicate key in
+        -- pg_db_role_setting when neither run found it): as good as setting it here.
+        IF NOT EXISTS (SELECT FROM pg_db_role_setting rs JOIN pg_roles ro ON ro.oid = rs.setrole
+                       WHERE ro.rolname = r AND rs.setdatabase = 0
+                         AND 'random_page_cost=1.1' = ANY (rs.setconfig)) THEN
+            BEGIN
+                EXECUTE format('ALTER ROLE %I SET random_page_cost = 1.1', r);
+            EXCEPTION WHEN internal_error OR unique_violation THEN
+                IF NOT EXISTS (SELECT FROM pg_db_role_setting rs
+                               JOIN pg_roles ro ON ro.oid = rs.setrole
+                               WHERE ro.rolname = r AND rs.setdatabase = 0
+                                 AND 'random_page_cost=1.1' = ANY (rs.setconfig)) THEN
+                    RAISE;
+                END IF;
+            END;
+        END IF;
         EXECUTE format('CREATE SCHEMA IF NOT EXISTS %I AUTHORIZATION %I', s, owner);
         EXECUTE format('REVOKE ALL ON SCHEMA %I FROM PUBLIC', s);
         EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', s, r);
