@@ -118,13 +118,11 @@ report() {
           FROM pg_stat_statements
           WHERE dbid = (SELECT oid FROM pg_database WHERE datname = 'loyalty')) s,
          pg_stat_database d WHERE d.datname = 'loyalty'"
-  # Per service: "<service> <statements> <begin/commit/rollback> <begins> <wal bytes>".
+  # Per service: "<service> <statements> <wal bytes>" (transactions come from the services).
   psql_ -c "SELECT CASE WHEN r.rolname IN ('gateway', 'member_svc', 'points_svc', 'wallet_svc',
                                          'referral_svc', 'promo_svc')
                       THEN replace(r.rolname, '_', '-') ELSE 'other' END,
                  coalesce(sum(s.calls) FILTER (WHERE s.query NOT IN ('BEGIN', 'COMMIT', 'ROLLBACK')), 0),
-                 coalesce(sum(s.calls) FILTER (WHERE s.query IN ('BEGIN', 'COMMIT', 'ROLLBACK')), 0),
-                 coalesce(sum(s.calls) FILTER (WHERE s.query = 'BEGIN'), 0),
                  coalesce(sum(s.wal_bytes), 0)
             FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid
            WHERE s.dbid = (SELECT oid FROM pg_database WHERE datname = 'loyalty')
@@ -149,7 +147,7 @@ report() {
       if ($1 ~ /^pg:/) pg_cpu[g] += $3 - cpu0[$2]; else proc_cpu[g] += $3 - cpu0[$2]
       next
     }
-    FILENAME ~ /statements$/ { st[$1] += $2; wal[$1] += $5; next }
+    FILENAME ~ /statements$/ { st[$1] += $2; wal[$1] += $3; next }
     FILENAME ~ /tables$/ {
       split($1, p, "."); svc = p[1]
       if (svc == "member" || svc == "points" || svc == "wallet" || svc == "referral" || svc == "promo") svc = svc "-svc"
